@@ -1,0 +1,46 @@
+# The README's commands. Everything real lives in CMake and scripts/; this file only strings
+# them together so that one command works on a fresh Debian 12 machine.
+#
+#   make test    install what is missing, build, run every test (plain, then ASan+UBSan build)
+#   make bench   build optimised and print every benchmark's name=value figures
+.PHONY: all deps build test test-plain test-asan bench clean
+
+BUILD       ?= build
+ASAN_BUILD  ?= build-asan
+BENCH_BUILD ?= build-bench
+JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
+WERROR      ?= ON
+CMAKE_COMMON = -DOUTPOST_WERROR=$(WERROR) -DOUTPOST_DEPS_PREFIX=$$(cat $(BUILD_DEPS_STAMP))
+BUILD_DEPS_STAMP = .deps-prefix
+
+all: build
+
+# scripts/deps.sh installs missing Debian packages and builds mbedTLS + lws into a cache outside
+# the tree (a no-op when both are there); its last line is the prefix.
+deps:
+	@scripts/deps.sh > $(BUILD_DEPS_STAMP).tmp && tail -n1 $(BUILD_DEPS_STAMP).tmp > $(BUILD_DEPS_STAMP) && rm -f $(BUILD_DEPS_STAMP).tmp
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_COMMON) >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+
+test-plain: build
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+test-asan: deps
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DOUTPOST_SANITIZE=ON $(CMAKE_COMMON) >/dev/null
+	cmake --build $(ASAN_BUILD) -j $(JOBS)
+	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+
+test: test-plain test-asan
+
+bench: deps
+	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_COMMON) >/dev/null
+	cmake --build $(BENCH_BUILD) -j $(JOBS)
+	@for b in $$(cat $(BENCH_BUILD)/benchmarks.txt); do \
+	    echo "# $$b"; (cd $(BENCH_BUILD) && OUTPOST_SOURCE_DIR=$(CURDIR) ./bench/$$b) || exit 1; \
+	done
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD) $(BENCH_BUILD) $(BUILD_DEPS_STAMP)
