@@ -1,0 +1,167 @@
+/* The fault proxy is itself test equipment: these cases show it forwards, cuts at the byte it
+ * was told to, and trickles, against a plain echo server on loopback. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include "integration/faultproxy.h"
+
+typedef struct echo_server {
+    int fd;
+    uint16_t port;
+    pthread_t thread;
+} echo_server;
+
+static void *echo_main(void *arg)
+{
+    echo_server *e = arg;
+    for (;;) {
+        int c = accept(e->fd, NULL, NULL);
+        if (c < 0)
+            return NULL;
+        char buf[4096];
+        ssize_t n;
+        while ((n = read(c, buf, sizeof buf)) > 0)
+            if (write(c, buf, (size_t)n) != n)
+                break;
+        close(c);
+    }
+}
+
+static int echo_setup(void **state)
+{
+    static echo_server e;
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sa;
+    e.fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(bind(e.fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    assert_int_equal(listen(e.fd, 16), 0);
+    assert_int_equal(getsockname(e.fd, (struct sockaddr *)&sa, &len), 0);
+    e.port = ntohs(sa.sin_port);
+    assert_int_equal(pthread_create(&e.thread, NULL, echo_main, &e), 0);
+    *state = &e;
+    return 0;
+}
+
+static int echo_teardown(void **state)
+{
+    echo_server *e = *state;
+    shutdown(e->fd, SHUT_RDWR);
+    close(e->fd);
+    pthread_join(e->thread, NULL);
+    return 0;
+}
+
+static int dial(uint16_t port)
+{
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    return fd;
+}
+
+/* Sends n bytes and reads back until the echo is complete or the connection ends. */
+static size_t round_trip(int fd, size_t n)
+{
+    uint8_t out[8192], in[8192];
+    for (size_t i = 0; i < n; i++)
+        out[i] = (uint8_t)i;
+    if (write(fd, out, n) != (ssize_t)n)
+        return 0;
+    size_t got = 0;
+    while (got < n) {
+        ssize_t r = read(fd, in + got, n - got);
+        if (r <= 0)
+            break;
+        got += (size_t)r;
+    }
+    assert_memory_equal(in, out, got);
+    return got;
+}
+
+static void test_proxy_passes_bytes_through(void **state)
+{
+    echo_server *e = *state;
+    faultproxy *p;
+    uint16_t port;
+    assert_int_equal(faultproxy_start(e->port, &p, &port), 0);
+    int fd = dial(port);
+    assert_int_equal(round_trip(fd, 5000), 5000);
+    close(fd);
+    assert_int_equal(faultproxy_cuts(p), 0);
+    faultproxy_stop(p);
+}
+
+static void test_proxy_cuts_at_the_given_byte(void **state)
+{
+    echo_server *e = *state;
+    faultproxy *p;
+    uint16_t port;
+    assert_int_equal(faultproxy_start(e->port, &p, &port), 0);
+    /* 100 bytes out and their echo cross the proxy: a cut after 150 lets 50 bytes of echo back */
+    faultproxy_cut_after(p, 150);
+    int fd = dial(port);
+    assert_int_equal(round_trip(fd, 100), 50);
+    close(fd);
+    assert_int_equal(faultproxy_cuts(p), 1);
+    faultproxy_pass(p);
+    fd = dial(port);
+    assert_int_equal(round_trip(fd, 100), 100);
+    close(fd);
+    faultproxy_stop(p);
+}
+
+static void test_proxy_trickles_but_delivers_everything(void **state)
+{
+    echo_server *e = *state;
+    faultproxy *p;
+    uint16_t port;
+    assert_int_equal(faultproxy_start(e->port, &p, &port), 0);
+    faultproxy_trickle(p, 64, 2);
+    int fd = dial(port);
+    assert_int_equal(round_trip(fd, 1000), 1000);
+    close(fd);
+    faultproxy_stop(p);
+}
+
+static void test_proxy_cut_all_closes_open_connections(void **state)
+{
+    echo_server *e = *state;
+    faultproxy *p;
+    uint16_t port;
+    assert_int_equal(faultproxy_start(e->port, &p, &port), 0);
+    int fd = dial(port);
+    assert_int_equal(round_trip(fd, 10), 10);
+    faultproxy_cut_all(p);
+    char c;
+    assert_true(read(fd, &c, 1) <= 0);
+    close(fd);
+    assert_int_equal(faultproxy_accepted(p), 1);
+    assert_int_equal(faultproxy_cuts(p), 1);
+    faultproxy_stop(p);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_proxy_passes_bytes_through),
+        cmocka_unit_test(test_proxy_cuts_at_the_given_byte),
+        cmocka_unit_test(test_proxy_trickles_but_delivers_everything),
+        cmocka_unit_test(test_proxy_cut_all_closes_open_connections),
+    };
+    return cmocka_run_group_tests(tests, echo_setup, echo_teardown);
+}
