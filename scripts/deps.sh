@@ -22,6 +22,8 @@ prefix=$cache_root/mbedtls-$MBEDTLS_VERSION-lws-$LWS_VERSION-p$PATCH_LEVEL
 jobs=$(nproc 2>/dev/null || echo 2)
 
 log() { printf 'deps: %s\n' "$*" >&2; }
+# Runs a build step quietly; shows its output only when it fails.
+quiet() { "$@" > "$work/step.log" 2>&1 || { cat "$work/step.log" >&2; return 1; }; }
 
 # --- Debian packages --------------------------------------------------------------------------
 packages=(build-essential cmake pkg-config git ca-certificates dpkg-dev bzip2 xz-utils
@@ -60,15 +62,18 @@ apt_private=(-o "Dir::Etc::SourceList=$work/sources.list" -o Dir::Etc::SourcePar
              -o "Dir::State::Lists=$work/lists" -o Debug::NoLocking=1
              -o APT::Sandbox::User=root)
 log "fetching mbedtls $MBEDTLS_VERSION and libwebsockets $LWS_VERSION sources (trixie)"
-apt-get "${apt_private[@]}" update -qq >&2
+quiet apt-get "${apt_private[@]}" update
 # The Debian diff of libwebsockets has answered 404 while its .orig tarball arrived: only the
 # .orig tarballs matter, so a failed download of anything else is not fatal.
 (cd "$work/dl" && apt-get "${apt_private[@]}" source --download-only \
-    "mbedtls/trixie" "libwebsockets/trixie" >&2 2>&1) || true
+    "mbedtls/trixie" "libwebsockets/trixie" > "$work/fetch.log" 2>&1) || true
 mbedtls_tar=$(ls "$work"/dl/mbedtls_"$MBEDTLS_VERSION".orig.tar.* 2>/dev/null | head -n1)
 lws_tar=$(ls "$work"/dl/libwebsockets_"$LWS_VERSION".orig.tar.* 2>/dev/null | head -n1)
-[ -n "$mbedtls_tar" ] || { log "mbedtls $MBEDTLS_VERSION source did not arrive"; exit 1; }
-[ -n "$lws_tar" ] || { log "libwebsockets $LWS_VERSION source did not arrive"; exit 1; }
+if [ -z "$mbedtls_tar" ] || [ -z "$lws_tar" ]; then
+    cat "$work/fetch.log" >&2
+    log "the mbedtls $MBEDTLS_VERSION or libwebsockets $LWS_VERSION source tarball did not arrive"
+    exit 1
+fi
 tar -C "$work/src" -xf "$mbedtls_tar"
 tar -C "$work/src" -xf "$lws_tar"
 mbedtls_src=$work/src/mbedtls-$MBEDTLS_VERSION
@@ -85,18 +90,18 @@ sed -i -e 's|^//#define MBEDTLS_THREADING_C$|#define MBEDTLS_THREADING_C|' \
        -e 's|^//#define MBEDTLS_THREADING_PTHREAD$|#define MBEDTLS_THREADING_PTHREAD|' "$cfg"
 grep -q '^#define MBEDTLS_THREADING_PTHREAD' "$cfg" || { log "could not enable threading"; exit 1; }
 log "building mbedtls $MBEDTLS_VERSION"
-cmake -S "$mbedtls_src" -B "$work/build-mbedtls" -DCMAKE_BUILD_TYPE=Release \
+quiet cmake -S "$mbedtls_src" -B "$work/build-mbedtls" -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_INSTALL_PREFIX="$staging" -DCMAKE_POSITION_INDEPENDENT_CODE=ON \
     -DENABLE_PROGRAMS=OFF -DENABLE_TESTING=OFF -DUSE_SHARED_MBEDTLS_LIBRARY=OFF \
-    -DUSE_STATIC_MBEDTLS_LIBRARY=ON -DMBEDTLS_FATAL_WARNINGS=OFF >/dev/null
-cmake --build "$work/build-mbedtls" -j "$jobs" >/dev/null
-cmake --install "$work/build-mbedtls" >/dev/null
+    -DUSE_STATIC_MBEDTLS_LIBRARY=ON -DMBEDTLS_FATAL_WARNINGS=OFF
+quiet cmake --build "$work/build-mbedtls" -j "$jobs"
+quiet cmake --install "$work/build-mbedtls"
 
 # --- libwebsockets ----------------------------------------------------------------------------
 # lws 4.3.5's mbedTLS wrapper caps the protocol at TLS 1.2; the patch lets it reach TLS 1.3.
 log "building libwebsockets $LWS_VERSION"
 patch -d "$lws_src" -p1 --quiet < "$here/cmake/patches/lws-$LWS_VERSION-tls13.patch"
-cmake -S "$lws_src" -B "$work/build-lws" -DCMAKE_BUILD_TYPE=Release \
+quiet cmake -S "$lws_src" -B "$work/build-lws" -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_INSTALL_PREFIX="$staging" -DCMAKE_POSITION_INDEPENDENT_CODE=ON \
     -DLWS_WITH_MBEDTLS=ON -DLWS_WITH_SHARED=OFF -DLWS_WITH_STATIC=ON \
     -DLWS_WITHOUT_TESTAPPS=ON -DLWS_WITH_MINIMAL_EXAMPLES=OFF -DLWS_WITH_SYS_SMD=OFF \
@@ -105,9 +110,9 @@ cmake -S "$lws_src" -B "$work/build-lws" -DCMAKE_BUILD_TYPE=Release \
     -DLWS_MBEDTLS_INCLUDE_DIRS="$staging/include" -DMBEDTLS_INCLUDE_DIRS="$staging/include" \
     -DMBEDTLS_LIBRARY="$staging/lib/libmbedtls.a" \
     -DMBEDX509_LIBRARY="$staging/lib/libmbedx509.a" \
-    -DMBEDCRYPTO_LIBRARY="$staging/lib/libmbedcrypto.a" >/dev/null
-cmake --build "$work/build-lws" -j "$jobs" >/dev/null
-cmake --install "$work/build-lws" >/dev/null
+    -DMBEDCRYPTO_LIBRARY="$staging/lib/libmbedcrypto.a"
+quiet cmake --build "$work/build-lws" -j "$jobs"
+quiet cmake --install "$work/build-lws"
 
 touch "$staging/.complete"
 rm -rf "$prefix"
