@@ -56,7 +56,8 @@ const char *proto_strerror(int rc);
  */
 typedef struct proto_limits {
     size_t max_message_bytes; /* whole encoded message; default 1 MiB */
-    uint32_t max_depth;       /* nesting of arrays and maps; default 8 */
+    uint32_t max_depth;       /* nesting of arrays and maps, the top-level map being 1;
+                                 default 8; values above 32 act as 32 (msgpack-c's own stack) */
     uint32_t max_items;       /* elements of any one array or map; default 65536 */
     size_t max_bytes_value;   /* one string or blob; default 1 MiB */
 } proto_limits;
@@ -377,8 +378,15 @@ void proto_buf_free(proto_buf *buf);
  * owns out and frees it with proto_buf_free(). */
 int proto_encode(const proto_msg *msg, proto_buf *out);
 
-/* Bytes the encoding of one change takes; used to cut large transactions into chunks. */
+/* Bytes the encoding of one change takes; used to cut large transactions into chunks.
+ * 0 when the change cannot be encoded (the checks of proto_encode() that need no table). */
 size_t proto_change_encoded_size(const proto_change *change);
+
+/* Exact bytes proto_encode() would append for msg, or 0 when it would fail with PROTO_EINVAL.
+ * With proto_change_encoded_size() this sizes PUSH chunks: a PUSH's size is the size of the
+ * same PUSH with no changes plus each change's size plus, per table, at most 4 bytes of array
+ * header growth (docs/protocol.md, "Chunking"). */
+size_t proto_encoded_size(const proto_msg *msg);
 
 /* ---------------------------------------------------------------------------------------------
  * Decoding.
@@ -393,7 +401,11 @@ size_t proto_change_encoded_size(const proto_change *change);
 int proto_decode(const uint8_t *data, size_t n_bytes, const proto_limits *limits,
                  proto_msg **out_msg, char *err, size_t err_size);
 
-/* The bounded structural check proto_decode() runs first, exposed for tests and fuzzing. */
+/* The bounded structural check proto_decode() runs first, exposed for tests and fuzzing.
+ * Reads only MessagePack headers and allocates nothing. Checks, in this order for each value:
+ * str/bin/ext length and array/map count against the limits (PROTO_ETOOBIG), then against the
+ * bytes left (PROTO_ETRUNCATED), nesting (PROTO_EDEPTH), reserved byte 0xc1
+ * (PROTO_EMALFORMED), and finally that nothing follows the one value (PROTO_ETRAILING). */
 int proto_check(const uint8_t *data, size_t n_bytes, const proto_limits *limits, char *err,
                 size_t err_size);
 
