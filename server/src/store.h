@@ -51,7 +51,8 @@ const char *store_errmsg(const store *st);
 int store_init_schema(store *st, const char *schema_sql, const char *policy_text);
 
 /* Applies an additive upgrade (new tables, new nullable or defaulted columns) and bumps the
- * schema version. Anything else is STORE_ESCHEMA with the reason. */
+ * schema version. Anything else is STORE_ESCHEMA with the reason. (An upgrade identical to the
+ * current schema changes nothing and keeps the version.) */
 int store_upgrade_schema(store *st, const char *schema_sql, const char *policy_text);
 
 /* Current schema encoded as a SCHEMA message, and its version. */
@@ -86,6 +87,47 @@ int store_device_enroll(store *st, const char *code, const char *device_name,
 /* Records that a device synced (time, cursor) for `outpost-admin devices` and the dashboard. */
 int store_device_seen(store *st, const char *device_id, uint64_t cursor);
 
+/* ---- Administration (outpost-admin, later the dashboard) ------------------------------------ */
+
+/* Team and worker ids: 1 to 63 characters from A-Z a-z 0-9 . _ - (STORE_EINVAL else). */
+
+/* Creates a team; name is an optional label. STORE_EEXISTS when the id is taken. */
+int store_team_add(store *st, const char *team_id, const char *name);
+
+/* Creates a worker in one or more existing teams (STORE_ENOTFOUND names a missing team). */
+int store_worker_add(store *st, const char *worker_id, const char *const *team_ids,
+                     uint32_t n_teams);
+
+/* Longest enrollment code text, with its NUL: "XXXXX-XXXXX-XXXXX-XXXXX" (100 random bits,
+ * Crockford base32; the check ignores case and dashes). */
+#define STORE_CODE_SIZE 24
+
+/* Issues a one-time enrollment code for a worker, valid ttl_ms after now_ms. Only a hash of the
+ * code is kept. */
+int store_enroll_code_create(store *st, const char *worker_id, uint64_t now_ms, uint64_t ttl_ms,
+                             char out_code[STORE_CODE_SIZE]);
+
+typedef struct store_device_row {
+    char device_id[40];
+    char worker_id[64];
+    char name[64];          /* label the device gave at enrollment, may be empty */
+    uint64_t enrolled_ms;
+    uint64_t last_seen_ms;  /* 0 = never synced */
+    uint64_t cursor;
+    uint64_t acked_seq;
+    bool revoked;
+    bool wipe;
+} store_device_row;
+
+/* Calls cb for each device, oldest enrollment first; a non-zero return from cb stops the walk
+ * and is returned. */
+typedef int (*store_device_list_cb)(const store_device_row *row, void *user_data);
+int store_device_list(store *st, store_device_list_cb cb, void *user_data);
+
+/* Revokes a device; with wipe it is also told to erase its replica at its next contact.
+ * Revoking twice keeps the first time and adds a wipe order if asked. */
+int store_device_revoke(store *st, const char *device_id, bool wipe);
+
 /* ---- Sync ----------------------------------------------------------------------------------- */
 
 typedef struct store_push_info {
@@ -105,6 +147,15 @@ typedef struct store_push_info {
  * STORE_EBUSY, STORE_EIO) applies nothing and writes no reply. */
 int store_push(store *st, store_device *dev, const proto_push *push, uint64_t now_ms,
                proto_buf *reply, store_push_info *out_info);
+/* Details of the above (SQLite store):
+ *  - A REJECTed entry is not recorded as applied: acked_seq stays, and the same entry sent
+ *    again is checked again. A reject row whose key could not be read (unknown table, missing
+ *    primary key) carries the key [nil].
+ *  - A revoked device gets STORE_EREVOKED and no reply.
+ *  - teams_touched is NULL when n_teams_touched is 0; free it with free(). */
+
+/* The newest server sequence (the change log's head), for WELCOME's server_seq. */
+int store_server_seq(store *st, uint64_t *out_seq);
 
 typedef struct store_pull_info {
     uint32_t n_rows;
@@ -119,5 +170,10 @@ typedef struct store_pull_info {
  * limit rows and at most max_bytes encoded. */
 int store_pull(store *st, const store_device *dev, uint64_t cursor, uint32_t limit,
                size_t max_bytes, proto_buf *reply, store_pull_info *out_info);
+/* Details of the above (SQLite store): limit 0 means 1000, and at most 10000 rows go in a page;
+ * a page always carries at least one row, even one larger than max_bytes; a first pull
+ * (cursor 0) carries no tombstones or removals; next_cursor is the newest server sequence when
+ * more is false; a cursor beyond the newest server sequence (the store was restored from a
+ * backup) is read as 0. A revoked device gets STORE_EREVOKED and no reply. */
 
 #endif /* OUTPOST_STORE_H */

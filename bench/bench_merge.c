@@ -1,0 +1,253 @@
+/*
+ * bench_merge: one 100,000-row device transaction merged through store_push, beside the
+ * ceiling measured in the same run: the same rows inserted into SQLite in one transaction
+ * (same table, WAL, synchronous=FULL). Prints name=value lines.
+ *
+ * The push is built in memory first and not timed: the figure is the store's own work
+ * (validation, scope, merge state, change log, exactly-once record, commit). Both are run
+ * ROUNDS times, alternating, into fresh files; the medians are printed, since one fsync-bound
+ * run on a shared disk varies by tens of percent.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "store.h"
+
+enum { N_ROWS = 100000, N_COLS = 10, ROUNDS = 3 };
+
+static const char schema_sql[] =
+    "CREATE TABLE contacts (id TEXT PRIMARY KEY NOT NULL, team_id TEXT NOT NULL,"
+    " name TEXT NOT NULL, age INTEGER, location TEXT, notes TEXT,"
+    " risk_level INTEGER NOT NULL DEFAULT 0, updated_at INTEGER, language TEXT,"
+    " consent INTEGER NOT NULL DEFAULT 0);";
+static const char policy_text[] = "contacts scope=team_id policy=hlc\n";
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void die(const char *what, const char *detail)
+{
+    fprintf(stderr, "bench_merge: %s: %s\n", what, detail);
+    exit(1);
+}
+
+typedef struct row_text {
+    char id[40];
+    char name[32];
+    char location[32];
+    char notes[128];
+} row_text;
+
+static proto_value text(const char *s)
+{
+    proto_value v = {.type = PROTO_TEXT};
+    v.u.b.p = (const uint8_t *)s;
+    v.u.b.n = (uint32_t)strlen(s);
+    return v;
+}
+
+static proto_value integer(int64_t i)
+{
+    proto_value v = {.type = PROTO_INT};
+    v.u.i = i;
+    return v;
+}
+
+/* Row i's ten values, the same for the raw insert and the push. */
+static void row_values(const row_text *t, uint32_t i, proto_value out[N_COLS])
+{
+    out[0] = text(t->id);
+    out[1] = text("north");
+    out[2] = text(t->name);
+    out[3] = integer((int64_t)(i % 18));
+    out[4] = text(t->location);
+    out[5] = text(t->notes);
+    out[6] = integer((int64_t)(i % 4));
+    out[7] = integer(1767225600000 + (int64_t)i);
+    out[8] = text("en");
+    out[9] = integer(1);
+}
+
+static void make_texts(row_text *rows)
+{
+    for (uint32_t i = 0; i < N_ROWS; i++) {
+        /* UUIDv7-like: time-ordered prefix, as devices make them */
+        snprintf(rows[i].id, sizeof rows[i].id, "0190f%03x-%04x-7%03x-8%03x-%012x", i >> 16,
+                 i & 0xffffu, (i * 7u) & 0xfffu, (i * 13u) & 0xfffu, i * 2654435761u);
+        snprintf(rows[i].name, sizeof rows[i].name, "Contact %u", i);
+        snprintf(rows[i].location, sizeof rows[i].location, "Market stall %u", i % 97);
+        snprintf(rows[i].notes, sizeof rows[i].notes,
+                 "Met near the bus station; follow up on school enrolment (%u).", i);
+    }
+}
+
+static double raw_insert(const char *path, const row_text *texts)
+{
+    sqlite3 *db = NULL;
+    if (sqlite3_open(path, &db) != SQLITE_OK)
+        die("open raw", sqlite3_errmsg(db));
+    char *err = NULL;
+    if (sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, &err) !=
+            SQLITE_OK ||
+        sqlite3_exec(db, schema_sql, NULL, NULL, &err) != SQLITE_OK)
+        die("raw schema", err);
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(db, "INSERT INTO contacts VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)", -1,
+                           &s, NULL) != SQLITE_OK)
+        die("raw prepare", sqlite3_errmsg(db));
+    double t0 = now_s();
+    sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+    proto_value vals[N_COLS];
+    for (uint32_t i = 0; i < N_ROWS; i++) {
+        row_values(&texts[i], i, vals);
+        for (int c = 0; c < N_COLS; c++) {
+            if (vals[c].type == PROTO_TEXT)
+                sqlite3_bind_text(s, c + 1, (const char *)vals[c].u.b.p, (int)vals[c].u.b.n,
+                                  SQLITE_STATIC);
+            else
+                sqlite3_bind_int64(s, c + 1, vals[c].u.i);
+        }
+        if (sqlite3_step(s) != SQLITE_DONE)
+            die("raw insert", sqlite3_errmsg(db));
+        sqlite3_reset(s);
+    }
+    if (sqlite3_exec(db, "COMMIT", NULL, NULL, &err) != SQLITE_OK)
+        die("raw commit", err);
+    double t1 = now_s();
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return t1 - t0;
+}
+
+static double store_merge(const char *path, const row_text *texts)
+{
+    char err[256];
+    store *st = NULL;
+    if (store_open(path, true, &st, err, sizeof err) != STORE_OK)
+        die("store open", err);
+    const char *teams[] = {"north"};
+    char code[STORE_CODE_SIZE], device_id[40];
+    uint8_t secret[32];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t now_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    store_device dev;
+    memset(&dev, 0, sizeof dev);
+    if (store_init_schema(st, schema_sql, policy_text) != STORE_OK ||
+        store_team_add(st, "north", NULL) != STORE_OK ||
+        store_worker_add(st, "ana", teams, 1) != STORE_OK ||
+        store_enroll_code_create(st, "ana", now_ms, 3600000, code) != STORE_OK ||
+        store_device_enroll(st, code, "bench", device_id, secret) != STORE_OK ||
+        store_device_auth(st, device_id, secret, &dev) != STORE_OK)
+        die("store setup", store_errmsg(st));
+
+    proto_change *changes = calloc(N_ROWS, sizeof *changes);
+    proto_col *cols = calloc((size_t)N_ROWS * N_COLS, sizeof *cols);
+    if (changes == NULL || cols == NULL)
+        die("push", "out of memory");
+    for (uint32_t i = 0; i < N_ROWS; i++) {
+        proto_value vals[N_COLS];
+        row_values(&texts[i], i, vals);
+        changes[i].op = PROTO_OP_INSERT;
+        changes[i].n_cols = N_COLS;
+        changes[i].cols = &cols[(size_t)i * N_COLS];
+        for (uint32_t c = 0; c < N_COLS; c++) {
+            changes[i].cols[c].idx = c;
+            changes[i].cols[c].old_val.type = PROTO_UNDEF;
+            changes[i].cols[c].new_val = vals[c];
+        }
+    }
+    proto_table_changes table = {
+        .table = "contacts", .n_columns = N_COLS, .n_changes = N_ROWS, .changes = changes};
+    proto_push push;
+    memset(&push, 0, sizeof push);
+    push.seq = 1;
+    push.hlc = PROTO_HLC_MAKE(now_ms, 0);
+    push.schema_version = 1;
+    push.n_tables = 1;
+    push.tables = &table;
+    proto_buf reply = {0};
+    store_push_info info;
+    double t0 = now_s();
+    int rc = store_push(st, &dev, &push, now_ms, &reply, &info);
+    double t1 = now_s();
+    if (rc != STORE_OK)
+        die("store_push", store_errmsg(st));
+    if (info.n_rows != N_ROWS || info.rejected)
+        die("store_push", "not every row was applied");
+    free(info.teams_touched);
+    proto_buf_free(&reply);
+    free(changes);
+    free(cols);
+    store_device_clear(&dev);
+    store_close(st);
+    return t1 - t0;
+}
+
+static double median(double v[ROUNDS])
+{
+    for (int i = 1; i < ROUNDS; i++)
+        for (int k = i; k > 0 && v[k - 1] > v[k]; k--) {
+            double x = v[k];
+            v[k] = v[k - 1];
+            v[k - 1] = x;
+        }
+    return v[ROUNDS / 2];
+}
+
+static void remove_db(const char *path)
+{
+    char p[600];
+    const char *suffix[] = {"", "-wal", "-shm"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s%s", path, suffix[i]);
+        unlink(p);
+    }
+}
+
+int main(void)
+{
+    char dir[256];
+    snprintf(dir, sizeof dir, "%s/outpost-bench-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    if (mkdtemp(dir) == NULL)
+        die("mkdtemp", dir);
+    char raw_path[300], store_path[300];
+    snprintf(raw_path, sizeof raw_path, "%s/raw.db", dir);
+    snprintf(store_path, sizeof store_path, "%s/central.db", dir);
+    row_text *texts = calloc(N_ROWS, sizeof *texts);
+    if (texts == NULL)
+        die("texts", "out of memory");
+    make_texts(texts);
+
+    double raw_s[ROUNDS], merge_s[ROUNDS];
+    for (int r = 0; r < ROUNDS; r++) {
+        raw_s[r] = raw_insert(raw_path, texts);
+        merge_s[r] = store_merge(store_path, texts);
+        remove_db(raw_path);
+        remove_db(store_path);
+    }
+    double raw_rate = N_ROWS / median(raw_s), merge_rate = N_ROWS / median(merge_s);
+    printf("merge_rows=%d\n", N_ROWS);
+    printf("merge_columns=%d\n", N_COLS);
+    printf("merge_rounds=%d\n", ROUNDS);
+    printf("raw_sqlite_insert_rows_per_s=%.0f\n", raw_rate);
+    printf("store_push_merge_rows_per_s=%.0f\n", merge_rate);
+    printf("merge_vs_raw_ratio=%.2f\n", merge_rate / raw_rate);
+    printf("merge_vs_raw_target=0.50\n");
+
+    remove_db(raw_path);
+    remove_db(store_path);
+    rmdir(dir);
+    free(texts);
+    return 0;
+}

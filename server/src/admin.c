@@ -1,0 +1,516 @@
+/*
+ * outpost-admin: the office's command line over the central store.
+ *
+ *   outpost-admin --store PATH COMMAND [ARGS]     (each COMMAND takes --help)
+ *
+ * Exit codes: 0 done; 1 the store refused (unknown worker, exists already, bad schema, ...);
+ * 2 usage error; 3 the store could not be opened or failed (I/O, disk full, locked).
+ */
+#include <errno.h>
+#include <qrencode.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "store.h"
+
+enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_STORE = 3 };
+enum { MAX_FILE_BYTES = 4 * 1024 * 1024, MAX_TEAMS = 64, MAX_EXPIRES_HOURS = 720 };
+
+static const char usage_main[] =
+    "usage: outpost-admin --store PATH COMMAND [ARGS]\n"
+    "\n"
+    "commands:\n"
+    "  init --schema FILE.sql --policy FILE     create the store and its synced tables\n"
+    "  upgrade --schema FILE.sql --policy FILE  apply an additive schema change\n"
+    "  team add ID [--name NAME]                create a team\n"
+    "  worker add ID --team T [--team T2 ...]   create a worker in one or more teams\n"
+    "  enroll WORKER [--expires HOURS] [--server HOST:PORT]\n"
+    "                                           issue a one-time enrollment code (text + QR)\n"
+    "  devices                                  list devices with their last sync\n"
+    "  revoke DEVICE [--wipe]                   revoke a device (and order a wipe)\n"
+    "\n"
+    "Run 'outpost-admin COMMAND --help' for a command's details.\n"
+    "Exit codes: 0 done, 1 refused by the store, 2 usage error, 3 store failure.\n";
+
+static const char usage_init[] =
+    "usage: outpost-admin --store PATH init --schema FILE.sql --policy FILE\n"
+    "Creates the store at PATH (if missing) and its synced tables from FILE.sql (CREATE TABLE and\n"
+    "CREATE INDEX statements only). The policy file has one line per table:\n"
+    "  TABLE scope=COLUMN [policy=hlc|server-wins|device-wins]\n"
+    "Every table needs an explicit non-integer PRIMARY KEY (a TEXT UUID).\n";
+static const char usage_upgrade[] =
+    "usage: outpost-admin --store PATH upgrade --schema FILE.sql --policy FILE\n"
+    "Applies an additive change: new tables, new nullable or defaulted columns appended at the\n"
+    "end of a table, new indexes. Removing, renaming or retyping anything is refused.\n";
+static const char usage_team[] =
+    "usage: outpost-admin --store PATH team add ID [--name NAME]\n"
+    "Creates a team. Team ids are the values of the synced tables' scope columns.\n";
+static const char usage_worker[] =
+    "usage: outpost-admin --store PATH worker add ID --team T [--team T2 ...]\n"
+    "Creates a worker in one or more existing teams.\n";
+static const char usage_enroll[] =
+    "usage: outpost-admin --store PATH enroll WORKER [--expires HOURS] [--server HOST:PORT]\n"
+    "Issues a one-time enrollment code for WORKER, valid HOURS hours (default 24, at most 720),\n"
+    "printed as text and as a QR code. With --server the QR code holds\n"
+    "outpost://HOST:PORT/enroll?code=CODE, otherwise just the code.\n";
+static const char usage_devices[] =
+    "usage: outpost-admin --store PATH devices\n"
+    "Lists every device: id, worker, name, last sync (UTC), state.\n";
+static const char usage_revoke[] =
+    "usage: outpost-admin --store PATH revoke DEVICE [--wipe]\n"
+    "Revokes DEVICE: it can no longer sync. With --wipe it is also told to erase its replica\n"
+    "the next time it connects.\n";
+
+/* Prints "outpost-admin: MESSAGE" (with 'ARG' when given) and the command's usage. */
+static int usage_error(const char *usage, const char *message, const char *arg)
+{
+    if (arg != NULL)
+        fprintf(stderr, "outpost-admin: %s '%s'\n\n%s", message, arg, usage);
+    else
+        fprintf(stderr, "outpost-admin: %s\n\n%s", message, usage);
+    return EXIT_USAGE;
+}
+
+/* Options that take a value; given last on the line, they are a usage error of their own. */
+static bool missing_value(int i, int argc, char **argv)
+{
+    static const char *const with_value[] = {"--store", "--schema",  "--policy", "--name",
+                                             "--team",  "--expires", "--server"};
+    if (i + 1 < argc)
+        return false;
+    for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
+        if (strcmp(argv[i], with_value[k]) == 0)
+            return true;
+    return false;
+}
+
+static bool is_help(const char *arg)
+{
+    return strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0;
+}
+
+static int exit_for(int store_rc)
+{
+    switch (store_rc) {
+    case STORE_OK:
+        return EXIT_OK;
+    case STORE_EIO:
+    case STORE_EFULL:
+    case STORE_EBUSY:
+    case STORE_ENOMEM:
+        return EXIT_STORE;
+    default:
+        return EXIT_REFUSED;
+    }
+}
+
+static int store_error(store *st, int rc)
+{
+    fprintf(stderr, "outpost-admin: %s\n", store_errmsg(st));
+    return exit_for(rc);
+}
+
+/* Reads a whole text file (at most MAX_FILE_BYTES); NULL with a message on failure. */
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "outpost-admin: cannot read %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    char *buf = malloc(MAX_FILE_BYTES + 1);
+    size_t n = buf ? fread(buf, 1, MAX_FILE_BYTES + 1, f) : 0;
+    bool failed = buf == NULL || ferror(f);
+    fclose(f);
+    if (failed || n > MAX_FILE_BYTES) {
+        fprintf(stderr, "outpost-admin: cannot read %s: %s\n", path,
+                failed ? "read error or out of memory" : "file larger than 4 MiB");
+        free(buf);
+        return NULL;
+    }
+    buf[n] = 0;
+    if (memchr(buf, 0, n) != NULL) {
+        fprintf(stderr, "outpost-admin: %s is not a text file\n", path);
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+static int open_store(const char *path, bool create, store **out_st)
+{
+    char err[512];
+    int rc = store_open(path, create, out_st, err, sizeof err);
+    if (rc == STORE_OK)
+        return EXIT_OK;
+    if (rc == STORE_ENOTFOUND)
+        fprintf(stderr,
+                "outpost-admin: no store at %s (create it with: outpost-admin --store %s "
+                "init --schema FILE.sql --policy FILE)\n",
+                path, path);
+    else
+        fprintf(stderr, "outpost-admin: %s\n", err);
+    return rc == STORE_EINVAL ? EXIT_REFUSED : EXIT_STORE;
+}
+
+/* init and upgrade share their arguments. */
+static int cmd_schema(const char *path, int argc, char **argv, bool init)
+{
+    const char *usage = init ? usage_init : usage_upgrade;
+    const char *schema_path = NULL, *policy_path = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (missing_value(i, argc, argv))
+            return usage_error(usage, "missing value after", argv[i]);
+        if (is_help(argv[i])) {
+            fputs(usage, stdout);
+            return EXIT_OK;
+        } else if (strcmp(argv[i], "--schema") == 0 && i + 1 < argc) {
+            schema_path = argv[++i];
+        } else if (strcmp(argv[i], "--policy") == 0 && i + 1 < argc) {
+            policy_path = argv[++i];
+        } else {
+            return usage_error(usage, "unexpected argument", argv[i]);
+        }
+    }
+    if (schema_path == NULL || policy_path == NULL)
+        return usage_error(usage, "both --schema FILE.sql and --policy FILE are required", NULL);
+    char *schema = read_file(schema_path);
+    char *policy = schema ? read_file(policy_path) : NULL;
+    store *st = NULL;
+    int code = schema && policy ? open_store(path, init, &st) : EXIT_USAGE;
+    uint32_t before = 0;
+    if (code == EXIT_OK && !init) {
+        proto_buf buf = {0};
+        int rc = store_schema_encode(st, &buf, &before);
+        proto_buf_free(&buf);
+        if (rc != STORE_OK)
+            code = store_error(st, rc);
+    }
+    if (code == EXIT_OK) {
+        int rc =
+            init ? store_init_schema(st, schema, policy) : store_upgrade_schema(st, schema, policy);
+        if (rc != STORE_OK) {
+            code = store_error(st, rc);
+        } else {
+            proto_buf buf = {0};
+            uint32_t version = 0;
+            rc = store_schema_encode(st, &buf, &version);
+            proto_buf_free(&buf);
+            if (rc != STORE_OK)
+                code = store_error(st, rc);
+            else if (!init && version == before)
+                printf("schema unchanged (version %u)\n", version);
+            else
+                printf("schema version %u %s\n", version, init ? "initialised" : "applied");
+        }
+    }
+    store_close(st);
+    free(schema);
+    free(policy);
+    return code;
+}
+
+static int cmd_team(const char *path, int argc, char **argv)
+{
+    if (argc >= 1 && is_help(argv[0])) {
+        fputs(usage_team, stdout);
+        return EXIT_OK;
+    }
+    if (argc < 2 || strcmp(argv[0], "add") != 0)
+        return usage_error(usage_team, "expected: team add ID", NULL);
+    const char *id = argv[1], *name = NULL;
+    for (int i = 2; i < argc; i++) {
+        if (missing_value(i, argc, argv))
+            return usage_error(usage_team, "missing value after", argv[i]);
+        if (is_help(argv[i])) {
+            fputs(usage_team, stdout);
+            return EXIT_OK;
+        } else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc) {
+            name = argv[++i];
+        } else {
+            return usage_error(usage_team, "unexpected argument", argv[i]);
+        }
+    }
+    store *st = NULL;
+    int code = open_store(path, false, &st);
+    if (code == EXIT_OK) {
+        int rc = store_team_add(st, id, name);
+        if (rc != STORE_OK)
+            code = store_error(st, rc);
+        else
+            printf("team %s added\n", id);
+    }
+    store_close(st);
+    return code;
+}
+
+static int cmd_worker(const char *path, int argc, char **argv)
+{
+    if (argc >= 1 && is_help(argv[0])) {
+        fputs(usage_worker, stdout);
+        return EXIT_OK;
+    }
+    if (argc < 2 || strcmp(argv[0], "add") != 0)
+        return usage_error(usage_worker, "expected: worker add ID --team T", NULL);
+    const char *id = argv[1];
+    const char *teams[MAX_TEAMS];
+    uint32_t n_teams = 0;
+    for (int i = 2; i < argc; i++) {
+        if (missing_value(i, argc, argv))
+            return usage_error(usage_worker, "missing value after", argv[i]);
+        if (is_help(argv[i])) {
+            fputs(usage_worker, stdout);
+            return EXIT_OK;
+        } else if (strcmp(argv[i], "--team") == 0 && i + 1 < argc) {
+            if (n_teams == MAX_TEAMS)
+                return usage_error(usage_worker, "at most 64 teams per worker", NULL);
+            teams[n_teams++] = argv[++i];
+        } else {
+            return usage_error(usage_worker, "unexpected argument", argv[i]);
+        }
+    }
+    if (n_teams == 0)
+        return usage_error(usage_worker, "a worker needs at least one --team", NULL);
+    store *st = NULL;
+    int code = open_store(path, false, &st);
+    if (code == EXIT_OK) {
+        int rc = store_worker_add(st, id, teams, n_teams);
+        if (rc != STORE_OK)
+            code = store_error(st, rc);
+        else
+            printf("worker %s added\n", id);
+    }
+    store_close(st);
+    return code;
+}
+
+/* Prints a QR code with two modules per character row (Unicode half blocks), light modules
+ * drawn, so it shows as dark-on-light on the usual dark terminal. */
+static int print_qr(const char *text)
+{
+    QRcode *qr = QRcode_encodeString(text, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
+    if (qr == NULL) {
+        fprintf(stderr, "outpost-admin: cannot make the QR code: %s\n", strerror(errno));
+        return EXIT_STORE;
+    }
+    const int quiet = 2;
+    int size = qr->width + 2 * quiet;
+    for (int y = 0; y < size; y += 2) {
+        for (int x = 0; x < size; x++) {
+            int mx = x - quiet, my = y - quiet;
+            bool top_dark = mx >= 0 && my >= 0 && mx < qr->width && my < qr->width &&
+                            (qr->data[my * qr->width + mx] & 1);
+            bool bottom_dark = mx >= 0 && my + 1 >= 0 && mx < qr->width && my + 1 < qr->width &&
+                               (qr->data[(my + 1) * qr->width + mx] & 1);
+            const char *cell = !top_dark && !bottom_dark ? "\xe2\x96\x88" /* full block */
+                               : !top_dark               ? "\xe2\x96\x80" /* upper half */
+                               : !bottom_dark            ? "\xe2\x96\x84" /* lower half */
+                                                         : " ";
+            fputs(cell, stdout);
+        }
+        fputc('\n', stdout);
+    }
+    QRcode_free(qr);
+    return EXIT_OK;
+}
+
+/* HOST:PORT, a DNS name or address without spaces, slashes or query characters. */
+static bool server_valid(const char *server)
+{
+    size_t n = strlen(server);
+    if (n == 0 || n > 200 || strchr(server, ':') == NULL)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = server[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '-' || c == ':' || c == '[' || c == ']';
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+static int cmd_enroll(const char *path, int argc, char **argv)
+{
+    if (argc >= 1 && is_help(argv[0])) {
+        fputs(usage_enroll, stdout);
+        return EXIT_OK;
+    }
+    if (argc < 1 || argv[0][0] == '-')
+        return usage_error(usage_enroll, "expected: enroll WORKER", NULL);
+    const char *worker = argv[0], *server = NULL;
+    long hours = 24;
+    for (int i = 1; i < argc; i++) {
+        if (missing_value(i, argc, argv))
+            return usage_error(usage_enroll, "missing value after", argv[i]);
+        if (is_help(argv[i])) {
+            fputs(usage_enroll, stdout);
+            return EXIT_OK;
+        } else if (strcmp(argv[i], "--expires") == 0 && i + 1 < argc) {
+            char *end = NULL;
+            errno = 0;
+            hours = strtol(argv[++i], &end, 10);
+            if (errno != 0 || end == argv[i] || *end != 0 || hours < 1 || hours > MAX_EXPIRES_HOURS)
+                return usage_error(usage_enroll,
+                                   "--expires takes a whole number of hours from 1 to 720, "
+                                   "not",
+                                   argv[i]);
+        } else if (strcmp(argv[i], "--server") == 0 && i + 1 < argc) {
+            server = argv[++i];
+            for (const char *scheme = strstr(server, "://"); scheme != NULL; scheme = NULL)
+                server = scheme + 3;
+            if (!server_valid(server))
+                return usage_error(usage_enroll, "--server takes HOST:PORT, not", argv[i]);
+        } else {
+            return usage_error(usage_enroll, "unexpected argument", argv[i]);
+        }
+    }
+    store *st = NULL;
+    int code = open_store(path, false, &st);
+    if (code != EXIT_OK)
+        return code;
+    char enroll_code[STORE_CODE_SIZE];
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t now_ms = (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
+    int rc =
+        store_enroll_code_create(st, worker, now_ms, (uint64_t)hours * 3600u * 1000u, enroll_code);
+    if (rc != STORE_OK) {
+        code = store_error(st, rc);
+        store_close(st);
+        return code;
+    }
+    store_close(st);
+    time_t expires = (time_t)(now.tv_sec + hours * 3600);
+    struct tm tm_utc;
+    char when[32];
+    gmtime_r(&expires, &tm_utc);
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", &tm_utc);
+    printf("enrollment code for worker %s (single use, expires %s):\n\n    %s\n\n", worker, when,
+           enroll_code);
+    char qr_text[300];
+    if (server != NULL)
+        snprintf(qr_text, sizeof qr_text, "outpost://%s/enroll?code=%s", server, enroll_code);
+    else
+        snprintf(qr_text, sizeof qr_text, "%s", enroll_code);
+    return print_qr(qr_text);
+}
+
+static void format_time(uint64_t ms, char *out, size_t out_size)
+{
+    if (ms == 0) {
+        snprintf(out, out_size, "never");
+        return;
+    }
+    time_t t = (time_t)(ms / 1000u);
+    struct tm tm_utc;
+    gmtime_r(&t, &tm_utc);
+    strftime(out, out_size, "%Y-%m-%d %H:%M:%S", &tm_utc);
+}
+
+static int print_device(const store_device_row *row, void *user_data)
+{
+    (void)user_data;
+    char seen[32];
+    format_time(row->last_seen_ms, seen, sizeof seen);
+    printf("%-36s  %-16s  %-16s  %-19s  %s\n", row->device_id, row->worker_id,
+           row->name[0] ? row->name : "-", seen,
+           row->revoked ? (row->wipe ? "revoked+wipe" : "revoked") : "active");
+    return 0;
+}
+
+static int cmd_devices(const char *path, int argc, char **argv)
+{
+    if (argc >= 1 && is_help(argv[0])) {
+        fputs(usage_devices, stdout);
+        return EXIT_OK;
+    }
+    if (argc > 0)
+        return usage_error(usage_devices, "unexpected argument", argv[0]);
+    store *st = NULL;
+    int code = open_store(path, false, &st);
+    if (code != EXIT_OK)
+        return code;
+    printf("%-36s  %-16s  %-16s  %-19s  %s\n", "DEVICE", "WORKER", "NAME", "LAST SYNC (UTC)",
+           "STATE");
+    int rc = store_device_list(st, print_device, NULL);
+    if (rc != STORE_OK)
+        code = store_error(st, rc);
+    store_close(st);
+    return code;
+}
+
+static int cmd_revoke(const char *path, int argc, char **argv)
+{
+    if (argc >= 1 && is_help(argv[0])) {
+        fputs(usage_revoke, stdout);
+        return EXIT_OK;
+    }
+    if (argc < 1 || argv[0][0] == '-')
+        return usage_error(usage_revoke, "expected: revoke DEVICE", NULL);
+    bool wipe = false;
+    for (int i = 1; i < argc; i++) {
+        if (is_help(argv[i])) {
+            fputs(usage_revoke, stdout);
+            return EXIT_OK;
+        } else if (strcmp(argv[i], "--wipe") == 0) {
+            wipe = true;
+        } else {
+            return usage_error(usage_revoke, "unexpected argument", argv[i]);
+        }
+    }
+    store *st = NULL;
+    int code = open_store(path, false, &st);
+    if (code != EXIT_OK)
+        return code;
+    int rc = store_device_revoke(st, argv[0], wipe);
+    if (rc != STORE_OK)
+        code = store_error(st, rc);
+    else
+        printf("device %s revoked%s\n", argv[0], wipe ? "; it will be told to wipe" : "");
+    store_close(st);
+    return code;
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = NULL;
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (missing_value(i, argc, argv))
+            return usage_error(usage_main, "missing value after", argv[i]);
+        if (is_help(argv[i])) {
+            fputs(usage_main, stdout);
+            return EXIT_OK;
+        } else if (strcmp(argv[i], "--store") == 0 && i + 1 < argc) {
+            path = argv[++i];
+        } else {
+            return usage_error(usage_main, "unknown option", argv[i]);
+        }
+    }
+    if (i >= argc)
+        return usage_error(usage_main, "no command given", NULL);
+    const char *cmd = argv[i++];
+    int sub_argc = argc - i;
+    char **sub_argv = argv + i;
+    bool wants_help = sub_argc > 0 && is_help(sub_argv[0]);
+    if (path == NULL && !wants_help)
+        return usage_error(usage_main, "--store PATH is required", NULL);
+    if (strcmp(cmd, "init") == 0)
+        return cmd_schema(path, sub_argc, sub_argv, true);
+    if (strcmp(cmd, "upgrade") == 0)
+        return cmd_schema(path, sub_argc, sub_argv, false);
+    if (strcmp(cmd, "team") == 0)
+        return cmd_team(path, sub_argc, sub_argv);
+    if (strcmp(cmd, "worker") == 0)
+        return cmd_worker(path, sub_argc, sub_argv);
+    if (strcmp(cmd, "enroll") == 0)
+        return cmd_enroll(path, sub_argc, sub_argv);
+    if (strcmp(cmd, "devices") == 0)
+        return cmd_devices(path, sub_argc, sub_argv);
+    if (strcmp(cmd, "revoke") == 0)
+        return cmd_revoke(path, sub_argc, sub_argv);
+    return usage_error(usage_main, "unknown command", cmd);
+}

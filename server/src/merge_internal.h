@@ -1,0 +1,86 @@
+/*
+ * What the merge engine's modules share (merge.c: the rules; merge_log.c: the conflict and
+ * change logs; merge_apply.c: writes to the data tables; push.c: store_push itself, exactly-once
+ * and the replies). Not API.
+ */
+#ifndef OUTPOST_MERGE_INTERNAL_H
+#define OUTPOST_MERGE_INTERNAL_H
+
+#include "store_rows.h"
+
+/* Why a push is refused: which row, for what. */
+typedef struct push_reject {
+    store_table *t; /* NULL when the table is unknown */
+    const char *table;
+    uint32_t n_pk;
+    proto_value *pk; /* NULL when the key could not be read */
+    uint32_t code;
+    const char *message;
+    const proto_change *change;
+} push_reject;
+
+typedef struct push_ctx {
+    store *st;
+    const store_device *dev;
+    store_device_rec rec;
+    const proto_push *push;
+    uint64_t now_ms;
+    uint64_t hlc;
+    bool clamped;
+    int64_t server_seq;
+    store_arena arena;
+    uint32_t n_rows;
+    push_reject *rejects;
+    uint32_t n_rejects;
+    proto_conflict *conflicts;
+    uint32_t n_conflicts;
+    char (*teams)[64];
+    uint32_t n_teams;
+    store_bytes key_buf; /* the current change's encoded key, reused change after change */
+} push_ctx;
+
+/* One side of a decision: which device wrote, with which clock. */
+typedef struct conflict_side {
+    int64_t device;
+    uint64_t hlc;
+} conflict_side;
+
+extern const proto_value merge_undef_value; /* a value not carried */
+extern const proto_value merge_null_value;
+
+/* The pushing device as a side of a decision. */
+conflict_side merge_pusher(const push_ctx *c);
+
+/* Records why a change is refused; from then on the push is only checked, not applied. */
+int merge_reject(push_ctx *c, store_table *t, const char *table, const proto_value *pk,
+                 uint32_t code, const char *message, const proto_change *change);
+
+/* Writes one decision to the conflict log. against_pusher: the pushing device lost, so the
+ * decision also goes into its ACK. */
+int merge_log_conflict(push_ctx *c, const store_table *t, const store_bytes *pk_blob,
+                       const proto_value *pk, int32_t col, proto_conflict_kind kind,
+                       const proto_value *losing, const proto_value *winning, conflict_side loser,
+                       conflict_side winner, bool against_pusher);
+
+/* Appends one change-log entry (and a scope exit when the row left a scope value). */
+int merge_log_change_entry(push_ctx *c, const store_table *t, const store_bytes *pk_blob,
+                           proto_op op, bool altered, const proto_value *scope_old,
+                           const proto_value *scope_new);
+
+/* Appends one change-log entry and updates the row's merge state to it. */
+int merge_log_change(push_ctx *c, const store_table *t, const store_bytes *pk_blob, row_meta *meta,
+                     proto_op op, bool altered, const proto_value *scope_old,
+                     const proto_value *scope_new);
+
+/* Writes to the data table. A constraint failure becomes a refusal (merge_reject) and returns
+ * 0; anything else fails the push. */
+int merge_apply_insert(push_ctx *c, store_table *t, const proto_value *vals, uint32_t n,
+                       const proto_value *pk, const proto_change *ch);
+int merge_apply_update(push_ctx *c, const store_table *t, const bool *set, const proto_value *vals,
+                       const proto_value *pk, const proto_change *ch);
+int merge_apply_delete(push_ctx *c, store_table *t, const proto_value *pk, const proto_change *ch);
+
+/* Validates, scope-checks and merges one change (merge.c). */
+int merge_change(push_ctx *c, store_table *t, uint32_t n_columns, const proto_change *ch);
+
+#endif /* OUTPOST_MERGE_INTERNAL_H */

@@ -1,0 +1,206 @@
+/*
+ * The merge engine's records: refusals, the conflict log and the change log (with the row's
+ * merge state and echo suppression).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "merge_internal.h"
+#include "schema_parse.h"
+
+const proto_value merge_undef_value = {.type = PROTO_UNDEF};
+const proto_value merge_null_value = {.type = PROTO_NULL};
+
+conflict_side merge_pusher(const push_ctx *c)
+{
+    conflict_side s = {c->rec.no, c->hlc};
+    return s;
+}
+
+int merge_reject(push_ctx *c, store_table *t, const char *table, const proto_value *pk,
+                 uint32_t code, const char *message, const proto_change *change)
+{
+    push_reject *r = realloc(c->rejects, (c->n_rejects + 1) * sizeof *r);
+    if (r == NULL)
+        return store_fail(c->st, STORE_ENOMEM, "out of memory");
+    c->rejects = r;
+    r = &c->rejects[c->n_rejects++];
+    r->t = t;
+    r->table = table;
+    r->n_pk = pk && t ? t->n_pk : 0;
+    r->pk = NULL;
+    if (r->n_pk > 0) {
+        r->pk = store_arena_dup(&c->arena, pk, r->n_pk * sizeof *pk);
+        if (r->pk == NULL)
+            return store_fail(c->st, STORE_ENOMEM, "out of memory");
+    }
+    r->code = code;
+    r->message = store_arena_strdup(&c->arena, message);
+    r->change = change;
+    return r->message ? 0 : store_fail(c->st, STORE_ENOMEM, "out of memory");
+}
+
+static int touch_team(push_ctx *c, const proto_value *scope)
+{
+    if (scope->type != PROTO_TEXT || scope->u.b.n == 0 || scope->u.b.n > 63)
+        return 0;
+    for (uint32_t i = 0; i < c->n_teams; i++)
+        if (store_value_is_text(scope, c->teams[i]))
+            return 0;
+    char(*teams)[64] = realloc(c->teams, (c->n_teams + 1) * sizeof *teams);
+    if (teams == NULL)
+        return store_fail(c->st, STORE_ENOMEM, "out of memory");
+    c->teams = teams;
+    memcpy(teams[c->n_teams], scope->u.b.p, scope->u.b.n);
+    teams[c->n_teams][scope->u.b.n] = 0;
+    c->n_teams++;
+    return 0;
+}
+
+/* Writes one decision to the conflict log. against_pusher: the pushing device lost, so the
+ * decision also goes into its ACK. */
+int merge_log_conflict(push_ctx *c, const store_table *t, const store_bytes *pk_blob,
+                       const proto_value *pk, int32_t col, proto_conflict_kind kind,
+                       const proto_value *losing, const proto_value *winning, conflict_side loser,
+                       conflict_side winner, bool against_pusher)
+{
+    char loser_id[40], loser_worker[64], winner_id[40], winner_worker[64];
+    int out = store_device_names(c->st, loser.device, loser_id, loser_worker);
+    if (out == 0)
+        out = store_device_names(c->st, winner.device, winner_id, winner_worker);
+    if (out != 0)
+        return out;
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(c->st->db,
+                                "INSERT INTO _outpost_conflicts(table_id, pk, col, kind,"
+                                " losing_value, winning_value, loser_device, loser_worker,"
+                                " loser_hlc, winner_device, winner_hlc, time_ms, decided_by,"
+                                " reversible, push_device, push_seq, server_seq, against_push)"
+                                " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
+                                " 1, ?14, ?15, ?16, ?17)",
+                                -1, &s, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(s, 1, t->id);
+        sqlite3_bind_blob(s, 2, pk_blob->data, (int)pk_blob->len, SQLITE_STATIC);
+        sqlite3_bind_int(s, 3, col);
+        sqlite3_bind_int(s, 4, (int)kind);
+        store_value_bind(s, 5, losing);
+        store_value_bind(s, 6, winning);
+        sqlite3_bind_text(s, 7, loser_id, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 8, loser_worker, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 9, (int64_t)loser.hlc);
+        sqlite3_bind_text(s, 10, winner_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 11, (int64_t)winner.hlc);
+        sqlite3_bind_int64(s, 12, (int64_t)c->now_ms);
+        sqlite3_bind_text(s, 13, schema_policy_name(t->policy), -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 14, c->dev->device_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 15, (int64_t)c->push->seq);
+        sqlite3_bind_int64(s, 16, c->server_seq + 1);
+        sqlite3_bind_int(s, 17, against_pusher ? 1 : 0);
+        rc = sqlite3_step(s);
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        return store_fail_sqlite(c->st, rc, "write conflict log");
+    if (!against_pusher)
+        return 0;
+    proto_conflict *cs = realloc(c->conflicts, (c->n_conflicts + 1) * sizeof *cs);
+    if (cs == NULL)
+        return store_fail(c->st, STORE_ENOMEM, "out of memory");
+    c->conflicts = cs;
+    proto_conflict *pc = &cs[c->n_conflicts++];
+    memset(pc, 0, sizeof *pc);
+    pc->table = t->name;
+    pc->n_pk = t->n_pk;
+    pc->pk = (proto_value *)pk;
+    pc->col = col;
+    pc->kind = kind;
+    /* Row-level decisions carry no values; the wire says so with UNDEF. */
+    pc->mine.type = PROTO_UNDEF;
+    pc->winner.type = PROTO_UNDEF;
+    if (col >= 0) {
+        pc->mine = *losing;
+        pc->winner = *winning;
+    }
+    return 0;
+}
+
+/* Appends one change-log entry (and a scope exit when the row left a scope value). */
+int merge_log_change_entry(push_ctx *c, const store_table *t, const store_bytes *pk_blob,
+                           proto_op op, bool altered, const proto_value *scope_old,
+                           const proto_value *scope_new)
+{
+    int64_t seq = ++c->server_seq;
+    if (c->st->change_put == NULL) {
+        int prc = sqlite3_prepare_v3(c->st->db,
+                                     "INSERT INTO _outpost_changes(seq, table_id, pk, op, device,"
+                                     " altered, hlc, scope_old, scope_new, time_ms)"
+                                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                     -1, SQLITE_PREPARE_PERSISTENT, &c->st->change_put, NULL);
+        if (prc != SQLITE_OK)
+            return store_fail_sqlite(c->st, prc, "prepare change log");
+    }
+    sqlite3_stmt *s = c->st->change_put;
+    sqlite3_bind_int64(s, 1, seq);
+    sqlite3_bind_int64(s, 2, t->id);
+    sqlite3_bind_blob(s, 3, pk_blob->data, (int)pk_blob->len, SQLITE_STATIC);
+    sqlite3_bind_int(s, 4, (int)op);
+    sqlite3_bind_int64(s, 5, c->rec.no);
+    sqlite3_bind_int(s, 6, altered ? 1 : 0);
+    sqlite3_bind_int64(s, 7, (int64_t)c->hlc);
+    store_value_bind(s, 8, scope_old);
+    store_value_bind(s, 9, scope_new);
+    sqlite3_bind_int64(s, 10, (int64_t)c->now_ms);
+    int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    if (rc != SQLITE_DONE)
+        return store_fail_sqlite(c->st, rc, "write change log");
+
+    /* A row that left a scope value: devices of that team must be told to drop it. */
+    if (scope_old->type != PROTO_UNDEF && scope_new->type != PROTO_UNDEF &&
+        !store_value_equal(scope_old, scope_new)) {
+        sqlite3_stmt *x = NULL;
+        rc = sqlite3_prepare_v2(
+            c->st->db, "INSERT INTO _outpost_scope_exits VALUES(?1, ?2, ?3, ?4)", -1, &x, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_int64(x, 1, t->id);
+            sqlite3_bind_blob(x, 2, pk_blob->data, (int)pk_blob->len, SQLITE_STATIC);
+            sqlite3_bind_int64(x, 3, seq);
+            store_value_bind(x, 4, scope_old);
+            rc = sqlite3_step(x);
+        }
+        sqlite3_finalize(x);
+        if (rc != SQLITE_DONE)
+            return store_fail_sqlite(c->st, rc, "write scope exit");
+    }
+    int out = touch_team(c, scope_old);
+    if (out == 0)
+        out = touch_team(c, scope_new);
+    if (out == 0)
+        c->n_rows++;
+    return out;
+}
+
+/* Appends one change-log entry and updates the row's merge state to it. */
+int merge_log_change(push_ctx *c, const store_table *t, const store_bytes *pk_blob, row_meta *meta,
+                     proto_op op, bool altered, const proto_value *scope_old,
+                     const proto_value *scope_new)
+{
+    int out = merge_log_change_entry(c, t, pk_blob, op, altered, scope_old, scope_new);
+    if (out != 0)
+        return out;
+    int64_t seq = c->server_seq;
+
+    /* Echo suppression: while every change since echo_since is this device's own unaltered
+     * write, the device already has the row as it is and pull skips it for that device. */
+    if (altered) {
+        meta->echo_device = 0;
+        meta->echo_since = (uint64_t)seq;
+    } else if (!(meta->exists && meta->echo_device == c->rec.no)) {
+        meta->echo_since = meta->exists ? meta->seq : 0;
+        meta->echo_device = c->rec.no;
+    }
+    meta->seq = (uint64_t)seq;
+    return row_meta_put(c->st, t->id, pk_blob, meta);
+}

@@ -1,0 +1,257 @@
+/*
+ * Pull: one ROWS page of what changed in a device's scope since its cursor.
+ *
+ * The change log holds one entry per row change; the page walks it in server-sequence order
+ * and keeps only entries that are the row's latest change (joined on _outpost_rows.seq), so each
+ * row is sent once, at its newest version. For each row:
+ *   - in the device's scope and live: the row, unless the changes since the device last saw it
+ *     are all its own unaltered writes (no echo);
+ *   - in scope and deleted: a tombstone (not for a first pull, which has nothing to delete);
+ *   - out of scope: "removed" when, since the cursor, it left one of the device's teams.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_rows.h"
+
+enum {
+    PULL_DEFAULT_LIMIT = 1000,
+    PULL_MAX_LIMIT = 10000,
+    /* Change-log entries examined per page beyond the rows sent: bounds a page's read when
+     * most entries are skipped (other teams, superseded versions). */
+    PULL_SCAN_EXTRA = 4096,
+    PULL_MESSAGE_OVERHEAD = 64
+};
+
+static int left_scope_since(store *st, const store_device *dev, int64_t table_id, const void *pk,
+                            int pk_len, uint64_t cursor, bool *out_left)
+{
+    *out_left = false;
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(st->db,
+                                "SELECT scope_old FROM _outpost_scope_exits WHERE table_id = ?1"
+                                " AND pk = ?2 AND seq > ?3",
+                                -1, &s, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(s, 1, table_id);
+        sqlite3_bind_blob(s, 2, pk, pk_len, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 3, (int64_t)cursor);
+    }
+    while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        rc = SQLITE_OK;
+        if (sqlite3_column_type(s, 0) != SQLITE_TEXT)
+            continue;
+        proto_value v = {.type = PROTO_TEXT};
+        v.u.b.p = sqlite3_column_text(s, 0);
+        v.u.b.n = (uint32_t)sqlite3_column_bytes(s, 0);
+        if (row_scope_allowed(dev, &v))
+            *out_left = true;
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        return store_fail_sqlite(st, rc, "read scope exits");
+    return 0;
+}
+
+static const store_table *table_by_id(store *st, int64_t id)
+{
+    for (uint32_t i = 0; i < st->n_tables; i++)
+        if (st->tables[i].id == id)
+            return &st->tables[i];
+    return NULL;
+}
+
+typedef struct pull_page {
+    store *st;
+    const store_device *dev;
+    int64_t dev_no;
+    uint64_t cursor;
+    uint32_t limit;
+    size_t max_bytes;
+    store_arena arena;
+    rowset rs;
+    uint32_t n_items;
+    uint64_t last_seq;
+    bool full;
+    store_pull_info *info;
+} pull_page;
+
+/* Considers one row whose latest change is `seq`. Sets p->full instead of adding when the
+ * page has no room left. */
+static int pull_one(pull_page *p, sqlite3_stmt *s)
+{
+    uint64_t seq = (uint64_t)sqlite3_column_int64(s, 0);
+    const store_table *t = table_by_id(p->st, sqlite3_column_int64(s, 1));
+    const void *pk_blob = sqlite3_column_blob(s, 2);
+    int pk_len = sqlite3_column_bytes(s, 2);
+    bool deleted = sqlite3_column_int(s, 3) != 0;
+    int64_t echo_device = sqlite3_column_int64(s, 5);
+    uint64_t echo_since = (uint64_t)sqlite3_column_int64(s, 6);
+    if (t == NULL || (echo_device == p->dev_no && echo_since <= p->cursor))
+        goto skip;
+    proto_value scope;
+    int out = store_value_column(&p->arena, s, 4, &scope);
+    if (out != 0)
+        return store_fail(p->st, out, "out of memory");
+    bool in_scope = row_scope_allowed(p->dev, &scope);
+    enum { SEND_ROW, SEND_DELETED, SEND_REMOVED } what;
+    if (in_scope && !deleted) {
+        what = SEND_ROW;
+    } else if (in_scope) {
+        if (p->cursor == 0)
+            goto skip;
+        what = SEND_DELETED;
+    } else {
+        bool left = false;
+        if (p->cursor == 0)
+            goto skip;
+        out = left_scope_since(p->st, p->dev, t->id, pk_blob, pk_len, p->cursor, &left);
+        if (out != 0)
+            return out;
+        if (!left)
+            goto skip;
+        what = SEND_REMOVED;
+    }
+    proto_value *pk = store_arena_alloc(&p->arena, t->n_pk * sizeof *pk);
+    proto_value *vals = store_arena_alloc(&p->arena, t->n_cols * sizeof *vals);
+    if (pk == NULL || vals == NULL)
+        return store_fail(p->st, STORE_ENOMEM, "out of memory");
+    uint32_t n_pk = 0;
+    out = store_values_decode(&p->arena, pk_blob, (size_t)pk_len, pk, t->n_pk, &n_pk);
+    if (out != 0 || n_pk != t->n_pk)
+        return store_fail(p->st, out == STORE_ENOMEM ? STORE_ENOMEM : STORE_EIO,
+                          "table %s: damaged row key", t->name);
+    if (what == SEND_ROW) {
+        bool found = false;
+        out = row_read(p->st, (store_table *)t, pk, &p->arena, vals, &found);
+        if (out != 0)
+            return out;
+        if (!found)
+            return store_fail(p->st, STORE_EIO, "table %s: row state without a row", t->name);
+    }
+    size_t cost =
+        what == SEND_ROW ? rowset_row_cost(t, vals, t->n_cols) : rowset_row_cost(t, pk, t->n_pk);
+    cost += 64 + strlen(t->name); /* in case this is the page's first row of the table */
+    /* A page always carries at least one row, so that a row larger than max_bytes still
+     * moves (the daemon's message limit is the real bound). */
+    if (p->n_items > 0 && PULL_MESSAGE_OVERHEAD + p->rs.encoded_max + cost > p->max_bytes) {
+        p->full = true;
+        return 0;
+    }
+    if (what == SEND_ROW) {
+        out = rowset_add_row(&p->rs, t, vals);
+        p->info->n_rows++;
+    } else if (what == SEND_DELETED) {
+        out = rowset_add_key(&p->rs, t, ROWSET_DELETED, pk);
+        p->info->n_deleted++;
+    } else {
+        out = rowset_add_key(&p->rs, t, ROWSET_REMOVED, pk);
+        p->info->n_removed++;
+    }
+    if (out != 0)
+        return store_fail(p->st, out, "out of memory");
+    p->n_items++;
+    if (p->n_items >= p->limit)
+        p->full = true;
+skip:
+    p->last_seq = seq;
+    return 0;
+}
+
+int store_pull(store *st, const store_device *dev, uint64_t cursor, uint32_t limit,
+               size_t max_bytes, proto_buf *reply, store_pull_info *out_info)
+{
+    memset(out_info, 0, sizeof *out_info);
+    pull_page p;
+    memset(&p, 0, sizeof p);
+    p.st = st;
+    p.dev = dev;
+    p.cursor = cursor;
+    p.limit = limit == 0 ? PULL_DEFAULT_LIMIT : (limit > PULL_MAX_LIMIT ? PULL_MAX_LIMIT : limit);
+    p.max_bytes = max_bytes;
+    p.last_seq = cursor;
+    p.info = out_info;
+    sqlite3_stmt *s = NULL;
+    store_device_rec rec;
+    int64_t server_seq = 0;
+    int out = store_begin(st, false);
+    if (out != 0)
+        goto done;
+    out = store_device_lookup(st, dev->device_id, &rec);
+    if (out == 0 && rec.revoked)
+        out = store_fail(st, STORE_EREVOKED, "device is revoked");
+    if (out == 0)
+        out = store_tables_load(st);
+    if (out == 0)
+        out = store_meta_get(st, "server_seq", &server_seq);
+    if (out != 0)
+        goto done;
+    p.dev_no = rec.no;
+    /* A cursor ahead of the store means the store went back in time (restored from a backup):
+     * everything after the backup would be skipped, so the device starts over from 0. */
+    if (cursor > (uint64_t)server_seq) {
+        cursor = 0;
+        p.cursor = 0;
+        p.last_seq = 0;
+    }
+    int scan_cap = (int)p.limit + PULL_SCAN_EXTRA;
+    int rc = sqlite3_prepare_v2(st->db,
+                                "SELECT c.seq, c.table_id, c.pk, r.deleted, r.scope,"
+                                " r.echo_device, r.echo_since"
+                                " FROM _outpost_changes c JOIN _outpost_rows r"
+                                " ON r.table_id = c.table_id AND r.pk = c.pk AND r.seq = c.seq"
+                                " WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?2",
+                                -1, &s, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(s, 1, (int64_t)cursor);
+        sqlite3_bind_int(s, 2, scan_cap);
+    }
+    int scanned = 0;
+    while (rc == SQLITE_OK && !p.full && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        rc = SQLITE_OK;
+        scanned++;
+        out = pull_one(&p, s);
+        if (out != 0)
+            goto done;
+    }
+    if (rc != SQLITE_OK && rc != SQLITE_DONE) {
+        out = store_fail_sqlite(st, rc, "read change log");
+        goto done;
+    }
+    /* Everything up to server_seq was examined unless the page filled or the scan hit its cap. */
+    bool exhausted = !p.full && scanned < scan_cap;
+    out_info->more = !exhausted && p.last_seq < (uint64_t)server_seq;
+    out_info->next_cursor = exhausted ? (uint64_t)server_seq : p.last_seq;
+    if (rowset_export(&p.rs) != 0) {
+        out = store_fail(st, STORE_ENOMEM, "out of memory");
+        goto done;
+    }
+    proto_msg msg;
+    memset(&msg, 0, sizeof msg);
+    msg.type = PROTO_MSG_ROWS;
+    msg.u.rows.cursor = out_info->next_cursor;
+    msg.u.rows.more = out_info->more;
+    msg.u.rows.n_tables = p.rs.n_tables;
+    msg.u.rows.tables = p.rs.out;
+    int prc = proto_encode(&msg, reply);
+    if (prc != PROTO_OK)
+        out = store_fail(st, prc == PROTO_ENOMEM ? STORE_ENOMEM : STORE_EIO, "encode rows: %s",
+                         proto_strerror(prc));
+done:
+    sqlite3_finalize(s);
+    store_rollback(st); /* ends the read transaction */
+    rowset_free(&p.rs);
+    store_arena_free(&p.arena);
+    if (out != 0) {
+        memset(out_info, 0, sizeof *out_info);
+    }
+    return out;
+}
+
+int store_server_seq(store *st, uint64_t *out_seq)
+{
+    int64_t seq = 0;
+    int out = store_meta_get(st, "server_seq", &seq);
+    *out_seq = out == 0 ? (uint64_t)seq : 0;
+    return out;
+}

@@ -1,0 +1,403 @@
+/*
+ * store_push: one device transaction into the store, exactly once, atomically. Opens the write
+ * transaction, answers a repeated sequence with its earlier ACK, hands every change to the merge
+ * engine (merge.c), and then either commits with the exactly-once record and an ACK, or rolls
+ * back and answers REJECT with the server's current rows.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "merge_internal.h"
+
+/* ---- replies ------------------------------------------------------------------------------- */
+
+static int encode_reply(push_ctx *c, const proto_msg *msg, proto_buf *reply)
+{
+    int rc = proto_encode(msg, reply);
+    if (rc == PROTO_OK)
+        return 0;
+    return store_fail(c->st, rc == PROTO_ENOMEM ? STORE_ENOMEM : STORE_EIO, "encode reply: %s",
+                      proto_strerror(rc));
+}
+
+/* Whether the entry's clock was clamped when it was applied (the repeated ACK says the same). */
+static int load_clamped(push_ctx *c)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(c->st->db,
+                                "SELECT clamped FROM _outpost_applied WHERE device_no = ?1"
+                                " AND seq = ?2",
+                                -1, &s, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(s, 1, c->rec.no);
+        sqlite3_bind_int64(s, 2, (int64_t)c->push->seq);
+        rc = sqlite3_step(s);
+    }
+    c->clamped = rc == SQLITE_ROW && sqlite3_column_int(s, 0) != 0;
+    sqlite3_finalize(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return store_fail_sqlite(c->st, rc, "read applied entries");
+    return 0;
+}
+
+/* The decisions against this device in an entry applied before, for a repeated ACK. */
+static int load_conflicts(push_ctx *c)
+{
+    int out = load_clamped(c);
+    if (out == 0)
+        out = store_tables_load(c->st);
+    if (out != 0)
+        return out;
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(c->st->db,
+                                "SELECT table_id, pk, col, kind, losing_value, winning_value"
+                                " FROM _outpost_conflicts WHERE push_device = ?1"
+                                " AND push_seq = ?2 AND against_push = 1 ORDER BY id",
+                                -1, &s, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(s, 1, c->dev->device_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, (int64_t)c->push->seq);
+    }
+    while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        rc = SQLITE_OK;
+        const store_table *t = NULL;
+        for (uint32_t i = 0; i < c->st->n_tables; i++)
+            if (c->st->tables[i].id == sqlite3_column_int64(s, 0))
+                t = &c->st->tables[i];
+        if (t == NULL)
+            continue;
+        proto_conflict *cs = realloc(c->conflicts, (c->n_conflicts + 1) * sizeof *cs);
+        proto_value *pk = store_arena_alloc(&c->arena, t->n_pk * sizeof *pk);
+        if (cs == NULL || pk == NULL) {
+            if (cs != NULL)
+                c->conflicts = cs;
+            out = store_fail(c->st, STORE_ENOMEM, "out of memory");
+            break;
+        }
+        c->conflicts = cs;
+        proto_conflict *pc = &cs[c->n_conflicts];
+        memset(pc, 0, sizeof *pc);
+        uint32_t n_pk = 0;
+        out = store_values_decode(&c->arena, sqlite3_column_blob(s, 1),
+                                  (size_t)sqlite3_column_bytes(s, 1), pk, t->n_pk, &n_pk);
+        if (out == 0 && n_pk == t->n_pk) {
+            pc->table = t->name;
+            pc->n_pk = t->n_pk;
+            pc->pk = pk;
+            pc->col = sqlite3_column_int(s, 2);
+            pc->kind = (proto_conflict_kind)sqlite3_column_int(s, 3);
+            pc->mine.type = PROTO_UNDEF;
+            pc->winner.type = PROTO_UNDEF;
+            if (pc->col >= 0) {
+                out = store_value_column(&c->arena, s, 4, &pc->mine);
+                if (out == 0)
+                    out = store_value_column(&c->arena, s, 5, &pc->winner);
+            }
+            if (out == 0)
+                c->n_conflicts++;
+        }
+        if (out != 0) {
+            store_fail(c->st, out, "read conflict log");
+            break;
+        }
+    }
+    if (out == 0 && rc != SQLITE_DONE)
+        out = store_fail_sqlite(c->st, rc, "read conflict log");
+    sqlite3_finalize(s);
+    return out;
+}
+
+static int encode_ack(push_ctx *c, uint64_t server_seq, proto_buf *reply)
+{
+    proto_msg msg;
+    memset(&msg, 0, sizeof msg);
+    msg.type = PROTO_MSG_ACK;
+    msg.u.ack.seq = c->push->seq;
+    msg.u.ack.server_seq = server_seq;
+    msg.u.ack.hlc_clamped = c->clamped;
+    msg.u.ack.n_conflicts = c->n_conflicts;
+    msg.u.ack.conflicts = c->conflicts;
+    return encode_reply(c, &msg, reply);
+}
+
+/* REJECT with each refused row's reason and the server's current version of those rows:
+ * the row when the device may see it, a tombstone when the server has no live row, a removal
+ * when the row belongs to another team. Runs after the rollback, in its own read. */
+static int encode_reject(push_ctx *c, proto_buf *reply)
+{
+    rowset rs;
+    memset(&rs, 0, sizeof rs);
+    proto_reject_row *rows = calloc(c->n_rejects, sizeof *rows);
+    int out = rows ? 0 : store_fail(c->st, STORE_ENOMEM, "out of memory");
+    if (out == 0)
+        out = store_begin(c->st, false);
+    for (uint32_t i = 0; out == 0 && i < c->n_rejects; i++) {
+        const push_reject *r = &c->rejects[i];
+        /* The wire needs a key: [nil] stands for "the change's key could not be read" (unknown
+         * table, no primary key in the change). */
+        static const proto_value unknown_key[1] = {{.type = PROTO_NULL}};
+        rows[i].table = r->table;
+        rows[i].n_pk = r->pk ? r->n_pk : 1;
+        rows[i].pk = r->pk ? r->pk : (proto_value *)unknown_key;
+        rows[i].code = r->code;
+        rows[i].message = r->message;
+        if (r->t == NULL || r->pk == NULL)
+            continue;
+        bool seen = false;
+        for (uint32_t k = 0; k < i && !seen; k++) {
+            const push_reject *o = &c->rejects[k];
+            seen = o->t == r->t && o->pk != NULL;
+            for (uint32_t j = 0; seen && j < r->n_pk; j++)
+                seen = store_value_equal(&o->pk[j], &r->pk[j]);
+        }
+        if (seen)
+            continue;
+        proto_value *vals = store_arena_alloc(&c->arena, r->t->n_cols * sizeof *vals);
+        if (vals == NULL) {
+            out = store_fail(c->st, STORE_ENOMEM, "out of memory");
+            break;
+        }
+        bool found = false;
+        out = row_read(c->st, r->t, r->pk, &c->arena, vals, &found);
+        if (out != 0)
+            break;
+        if (!found)
+            out = rowset_add_key(&rs, r->t, ROWSET_DELETED, r->pk);
+        else if (row_scope_allowed(c->dev, &vals[r->t->scope_idx]))
+            out = rowset_add_row(&rs, r->t, vals);
+        else
+            out = rowset_add_key(&rs, r->t, ROWSET_REMOVED, r->pk);
+        if (out != 0)
+            store_fail(c->st, out, "out of memory");
+    }
+    store_rollback(c->st); /* ends the read */
+    if (out == 0)
+        out = rowset_export(&rs) == 0 ? 0 : store_fail(c->st, STORE_ENOMEM, "out of memory");
+    if (out == 0) {
+        proto_msg msg;
+        memset(&msg, 0, sizeof msg);
+        msg.type = PROTO_MSG_REJECT;
+        msg.u.reject.seq = c->push->seq;
+        msg.u.reject.n_rows = c->n_rejects;
+        msg.u.reject.rows = rows;
+        msg.u.reject.n_tables = rs.n_tables;
+        msg.u.reject.tables = rs.out;
+        out = encode_reply(c, &msg, reply);
+    }
+    free(rows);
+    rowset_free(&rs);
+    return out;
+}
+
+/* ---- store_push ---------------------------------------------------------------------------- */
+
+/* A push the store refused for a constraint is not applied, but its values are not dropped
+ * either: they go to the conflict log (kind CONSTRAINT) in a transaction of their own, once per
+ * (device, seq), so that a supervisor can see and re-enter them. */
+static int log_refused_values(push_ctx *c)
+{
+    bool any = false;
+    for (uint32_t i = 0; i < c->n_rejects; i++)
+        any = any || (c->rejects[i].code == PROTO_ERR_CONSTRAINT && c->rejects[i].t != NULL &&
+                      c->rejects[i].pk != NULL);
+    if (!any)
+        return 0;
+    int out = store_begin(c->st, true);
+    if (out != 0)
+        return out;
+    out = store_meta_get(c->st, "server_seq", &c->server_seq);
+    if (out != 0)
+        goto fail;
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(c->st->db,
+                                "SELECT 1 FROM _outpost_conflicts WHERE push_device = ?1"
+                                " AND push_seq = ?2 AND kind = ?3",
+                                -1, &s, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(s, 1, c->dev->device_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, (int64_t)c->push->seq);
+        sqlite3_bind_int(s, 3, (int)PROTO_CONFLICT_CONSTRAINT);
+        rc = sqlite3_step(s);
+    }
+    sqlite3_finalize(s);
+    if (rc == SQLITE_ROW) { /* logged when this entry was first refused */
+        store_rollback(c->st);
+        return 0;
+    }
+    if (rc != SQLITE_DONE) {
+        out = store_fail_sqlite(c->st, rc, "read conflict log");
+        goto fail;
+    }
+    conflict_side none = {0, 0};
+    for (uint32_t i = 0; out == 0 && i < c->n_rejects; i++) {
+        const push_reject *r = &c->rejects[i];
+        if (r->code != PROTO_ERR_CONSTRAINT || r->t == NULL || r->pk == NULL)
+            continue;
+        store_bytes blob = {0};
+        if (store_values_encode(r->pk, r->t->n_pk, &blob) != 0) {
+            out = store_fail(c->st, STORE_ENOMEM, "out of memory");
+            break;
+        }
+        bool logged = false;
+        for (uint32_t k = 0; out == 0 && k < r->change->n_cols; k++) {
+            const proto_col *pc = &r->change->cols[k];
+            if (pc->new_val.type == PROTO_UNDEF)
+                continue;
+            out = merge_log_conflict(c, r->t, &blob, r->pk, (int32_t)pc->idx,
+                                     PROTO_CONFLICT_CONSTRAINT, &pc->new_val, &merge_null_value,
+                                     merge_pusher(c), none, false);
+            logged = true;
+        }
+        if (out == 0 && !logged)
+            out = merge_log_conflict(c, r->t, &blob, r->pk, -1, PROTO_CONFLICT_CONSTRAINT,
+                                     &merge_undef_value, &merge_undef_value, merge_pusher(c), none,
+                                     false);
+        store_bytes_free(&blob);
+    }
+    if (out == 0)
+        return store_commit(c->st);
+fail:
+    store_rollback(c->st);
+    return out;
+}
+
+static int record_applied(push_ctx *c)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(c->st->db,
+                                "INSERT INTO _outpost_applied VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7,"
+                                " ?8)",
+                                -1, &s, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(s, 1, c->rec.no);
+        sqlite3_bind_int64(s, 2, (int64_t)c->push->seq);
+        sqlite3_bind_int64(s, 3, c->server_seq);
+        sqlite3_bind_int64(s, 4, (int64_t)c->push->hlc);
+        sqlite3_bind_int64(s, 5, (int64_t)c->hlc);
+        sqlite3_bind_int(s, 6, c->clamped ? 1 : 0);
+        sqlite3_bind_int64(s, 7, c->n_rows);
+        sqlite3_bind_int64(s, 8, (int64_t)c->now_ms);
+        rc = sqlite3_step(s);
+    }
+    sqlite3_finalize(s);
+    s = NULL;
+    if (rc == SQLITE_DONE)
+        rc = sqlite3_prepare_v2(
+            c->st->db, "UPDATE _outpost_devices SET acked_seq = ?2 WHERE no = ?1", -1, &s, NULL);
+    else if (rc == SQLITE_OK)
+        rc = SQLITE_ERROR;
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(s, 1, c->rec.no);
+        sqlite3_bind_int64(s, 2, (int64_t)c->push->seq);
+        rc = sqlite3_step(s);
+    }
+    sqlite3_finalize(s);
+    if (rc != SQLITE_DONE)
+        return store_fail_sqlite(c->st, rc, "record applied entry");
+    return store_meta_set(c->st, "server_seq", c->server_seq);
+}
+
+static int merge_all(push_ctx *c)
+{
+    for (uint32_t i = 0; i < c->push->n_tables; i++) {
+        const proto_table_changes *tc = &c->push->tables[i];
+        store_table *t = tc->table ? store_table_find(c->st, tc->table) : NULL;
+        for (uint32_t k = 0; k < tc->n_changes; k++) {
+            int out = t == NULL
+                          ? merge_reject(c, NULL, tc->table ? tc->table : "", NULL,
+                                         PROTO_ERR_UNKNOWN_TABLE,
+                                         "the table is not in the server's schema", &tc->changes[k])
+                          : merge_change(c, t, tc->n_columns, &tc->changes[k]);
+            if (out != 0)
+                return out;
+        }
+    }
+    return 0;
+}
+
+int store_push(store *st, store_device *dev, const proto_push *push, uint64_t now_ms,
+               proto_buf *reply, store_push_info *out_info)
+{
+    memset(out_info, 0, sizeof *out_info);
+    push_ctx c;
+    memset(&c, 0, sizeof c);
+    c.st = st;
+    c.dev = dev;
+    c.push = push;
+    c.now_ms = now_ms;
+    c.hlc = push->hlc;
+    /* A device clock far ahead would win every conflict until real time caught up. */
+    if (PROTO_HLC_MS(push->hlc) > now_ms + STORE_HLC_TOLERANCE_MS) {
+        c.hlc = PROTO_HLC_MAKE(now_ms, PROTO_HLC_COUNTER(push->hlc));
+        c.clamped = true;
+    }
+    size_t reply_len = reply->len;
+    int out = store_begin(st, true);
+    if (out != 0)
+        goto done;
+    out = store_device_lookup(st, dev->device_id, &c.rec);
+    if (out == 0 && c.rec.revoked)
+        out = store_fail(st, STORE_EREVOKED, "device is revoked");
+    if (out == 0)
+        out = store_tables_load(st);
+    if (out != 0)
+        goto fail;
+    if (push->seq <= c.rec.acked_seq) {
+        /* Already applied: answer the same ACK again, change nothing. */
+        store_rollback(st);
+        out = load_conflicts(&c);
+        if (out == 0)
+            out = encode_ack(&c, 0, reply);
+        if (out == 0) {
+            dev->acked_seq = c.rec.acked_seq;
+            out_info->duplicate = true;
+            out_info->hlc_clamped = c.clamped;
+            out_info->n_conflicts = c.n_conflicts;
+        }
+        goto done;
+    }
+    out = store_meta_get(st, "server_seq", &c.server_seq);
+    if (out == 0)
+        out = merge_all(&c);
+    if (out != 0)
+        goto fail;
+    if (c.n_rejects > 0) {
+        store_rollback(st);
+        out = log_refused_values(&c);
+        if (out == 0)
+            out = encode_reject(&c, reply);
+        if (out == 0) {
+            out_info->rejected = true;
+            out_info->hlc_clamped = c.clamped;
+        }
+        goto done;
+    }
+    out = record_applied(&c);
+    if (out == 0)
+        out = encode_ack(&c, (uint64_t)c.server_seq, reply);
+    if (out == 0)
+        out = store_commit(st);
+    if (out != 0) {
+        reply->len = reply_len;
+        goto fail;
+    }
+    dev->acked_seq = push->seq;
+    out_info->hlc_clamped = c.clamped;
+    out_info->server_seq = (uint64_t)c.server_seq;
+    out_info->n_rows = c.n_rows;
+    out_info->n_conflicts = c.n_conflicts;
+    out_info->n_teams_touched = c.n_teams;
+    out_info->teams_touched = c.teams;
+    c.teams = NULL;
+    goto done;
+fail:
+    store_rollback(st);
+done:
+    free(c.rejects);
+    free(c.conflicts);
+    free(c.teams);
+    store_bytes_free(&c.key_buf);
+    store_arena_free(&c.arena);
+    return out;
+}

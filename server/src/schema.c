@@ -1,0 +1,537 @@
+/*
+ * The store's schema: initialising it from the admin's files, additive upgrades, the SCHEMA
+ * message, and the cached table descriptions the merge engine and pull work from.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "schema_parse.h"
+#include "store_internal.h"
+
+/* Longest SQL statement the store builds for one table (quoted names of every column). */
+enum { SQL_MAX = 16384 };
+
+static int record_table(store *st, const schema_table *t, int64_t table_id, uint32_t first_col,
+                        uint32_t version)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = sqlite3_prepare_v2(st->db,
+                                "INSERT INTO _outpost_tables(id, name, create_sql, scope_col,"
+                                " policy, since_version) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"
+                                " ON CONFLICT(id) DO UPDATE SET create_sql = ?3, policy = ?5",
+                                -1, &stmt, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(stmt, 1, table_id);
+        sqlite3_bind_text(stmt, 2, t->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 3, t->create_sql, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 4, t->scope_idx);
+        sqlite3_bind_int(stmt, 5, (int)t->policy);
+        sqlite3_bind_int64(stmt, 6, version);
+        rc = sqlite3_step(stmt);
+    }
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    if (rc != SQLITE_DONE)
+        return store_fail_sqlite(st, rc, "record table");
+    rc = sqlite3_prepare_v2(st->db,
+                            "INSERT INTO _outpost_columns(table_id, idx, name, pk_pos,"
+                            " since_version) VALUES(?1, ?2, ?3, ?4, ?5)",
+                            -1, &stmt, NULL);
+    for (uint32_t c = first_col; rc == SQLITE_OK && c < t->n_cols; c++) {
+        sqlite3_bind_int64(stmt, 1, table_id);
+        sqlite3_bind_int64(stmt, 2, c);
+        sqlite3_bind_text(stmt, 3, t->cols[c].name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 4, t->cols[c].pk_pos);
+        sqlite3_bind_int64(stmt, 5, version);
+        rc = sqlite3_step(stmt);
+        if (rc == SQLITE_DONE)
+            rc = sqlite3_reset(stmt);
+    }
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_OK)
+        return store_fail_sqlite(st, rc, "record columns");
+    return 0;
+}
+
+static int record_version(store *st, uint32_t version, const char *schema_sql,
+                          const char *policy_text)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = sqlite3_prepare_v2(
+        st->db, "INSERT INTO _outpost_schema_versions VALUES(?1, ?2, ?3, ?4)", -1, &stmt, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(stmt, 1, version);
+        sqlite3_bind_text(stmt, 2, schema_sql, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 3, policy_text, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 4, (int64_t)store_now_ms());
+        rc = sqlite3_step(stmt);
+    }
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE)
+        return store_fail_sqlite(st, rc, "record schema version");
+    return store_meta_set(st, "schema_version", version);
+}
+
+/* Creates the schema's indexes the store does not have yet; *out_created counts them. */
+static int create_indexes(store *st, const schema_def *def, uint32_t *out_created)
+{
+    *out_created = 0;
+    for (uint32_t i = 0; i < def->n_indexes; i++) {
+        sqlite3_stmt *stmt = NULL;
+        int rc = sqlite3_prepare_v2(st->db,
+                                    "SELECT 1 FROM sqlite_master WHERE type = 'index'"
+                                    " AND name = ?1",
+                                    -1, &stmt, NULL);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_text(stmt, 1, def->index_names[i], -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_step(stmt);
+        sqlite3_finalize(stmt);
+        if (rc == SQLITE_ROW)
+            continue;
+        if (rc != SQLITE_DONE)
+            return store_fail_sqlite(st, rc, "look up index");
+        int out = store_exec(st, def->index_sql[i], "create index");
+        if (out != 0)
+            return out;
+        (*out_created)++;
+    }
+    return 0;
+}
+
+int store_init_schema(store *st, const char *schema_sql, const char *policy_text)
+{
+    schema_def def;
+    char err[256];
+    int out = schema_parse(schema_sql, policy_text, &def, err, sizeof err);
+    if (out != 0) {
+        store_fail(st, out, "%s", err);
+        goto done;
+    }
+    out = store_begin(st, true);
+    if (out != 0)
+        goto done;
+    int64_t version = 0;
+    out = store_meta_get(st, "schema_version", &version);
+    if (out == 0 && version != 0)
+        out = store_fail(st, STORE_EEXISTS,
+                         "the store already has a schema (version %lld); use upgrade",
+                         (long long)version);
+    for (uint32_t i = 0; out == 0 && i < def.n_tables; i++) {
+        out = store_exec(st, def.tables[i].create_sql, "create table");
+        if (out == 0)
+            out = record_table(st, &def.tables[i], (int64_t)i + 1, 0, 1);
+    }
+    uint32_t n_indexes = 0;
+    if (out == 0)
+        out = create_indexes(st, &def, &n_indexes);
+    if (out == 0)
+        out = record_version(st, 1, schema_sql, policy_text);
+    if (out == 0)
+        out = store_commit(st);
+    else
+        store_rollback(st);
+done:
+    schema_def_free(&def);
+    return out;
+}
+
+static const schema_table *find_def_table(const schema_def *def, const char *name)
+{
+    for (uint32_t k = 0; k < def->n_tables; k++)
+        if (strcasecmp(def->tables[k].name, name) == 0)
+            return &def->tables[k];
+    return NULL;
+}
+
+/* The old table's columns must be a prefix of the new one's, unchanged; what follows must be
+ * addable with ALTER TABLE ADD COLUMN (not part of the key, nullable or defaulted). */
+static int check_additive(store *st, const store_table *old, const schema_table *t)
+{
+    if (t->n_cols < old->n_cols)
+        return store_fail(st, STORE_ESCHEMA,
+                          "table %s: columns were removed (upgrades may only "
+                          "add tables and columns)",
+                          old->name);
+    for (uint32_t c = 0; c < old->n_cols; c++) {
+        if (strcasecmp(old->cols[c], t->cols[c].name) != 0)
+            return store_fail(st, STORE_ESCHEMA,
+                              "table %s: column %u is %s, was %s (columns may only be appended)",
+                              old->name, c, t->cols[c].name, old->cols[c]);
+        uint32_t was_pk = 0;
+        for (uint32_t k = 0; k < old->n_pk; k++)
+            if (old->pk[k] == c)
+                was_pk = k + 1;
+        if (was_pk != t->cols[c].pk_pos)
+            return store_fail(st, STORE_ESCHEMA, "table %s: the primary key changed", old->name);
+    }
+    if (t->scope_idx != old->scope_idx)
+        return store_fail(st, STORE_ESCHEMA, "table %s: the scope column changed", old->name);
+    for (uint32_t c = old->n_cols; c < t->n_cols; c++) {
+        const schema_col *col = &t->cols[c];
+        if (col->pk_pos != 0)
+            return store_fail(st, STORE_ESCHEMA, "table %s: new column %s is in the primary key",
+                              old->name, col->name);
+        if (col->notnull && col->dflt == NULL)
+            return store_fail(st, STORE_ESCHEMA,
+                              "table %s: new column %s is NOT NULL without a DEFAULT", old->name,
+                              col->name);
+    }
+    return 0;
+}
+
+/* The central table's column types and defaults must stay what they were: compare against
+ * what SQLite reports for the live table. */
+static int check_same_columns(store *st, const store_table *old, const schema_table *t)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = sqlite3_prepare_v2(st->db,
+                                "SELECT type, \"notnull\", dflt_value FROM pragma_table_info(?1)"
+                                " ORDER BY cid",
+                                -1, &stmt, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(stmt, 1, old->name, -1, SQLITE_STATIC);
+    int out = 0;
+    for (uint32_t c = 0; rc == SQLITE_OK && c < old->n_cols; c++) {
+        rc = sqlite3_step(stmt);
+        if (rc != SQLITE_ROW)
+            break;
+        rc = SQLITE_OK;
+        const char *type = (const char *)sqlite3_column_text(stmt, 0);
+        const char *dflt = (const char *)sqlite3_column_text(stmt, 2);
+        const schema_col *col = &t->cols[c];
+        bool same_dflt = (dflt == NULL && col->dflt == NULL) ||
+                         (dflt != NULL && col->dflt != NULL && strcmp(dflt, col->dflt) == 0);
+        if (strcasecmp(type ? type : "", col->type) != 0 ||
+            (sqlite3_column_int(stmt, 1) != 0) != col->notnull || !same_dflt) {
+            out = store_fail(st, STORE_ESCHEMA,
+                             "table %s: column %s changed its type, NOT NULL or DEFAULT "
+                             "(upgrades may only add)",
+                             old->name, col->name);
+            break;
+        }
+    }
+    sqlite3_finalize(stmt);
+    if (out == 0 && rc != SQLITE_OK && rc != SQLITE_ROW)
+        out = store_fail_sqlite(st, rc, "read table columns");
+    return out;
+}
+
+static int add_columns(store *st, const store_table *old, const schema_table *t)
+{
+    char sql[SQL_MAX], table_q[512], col_q[512];
+    if (store_quote_ident(table_q, sizeof table_q, old->name) != 0)
+        return store_fail(st, STORE_ESCHEMA, "table name too long");
+    for (uint32_t c = old->n_cols; c < t->n_cols; c++) {
+        const schema_col *col = &t->cols[c];
+        if (store_quote_ident(col_q, sizeof col_q, col->name) != 0)
+            return store_fail(st, STORE_ESCHEMA, "column name too long");
+        int n = snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s %s%s%s%s", table_q, col_q,
+                         col->type, col->notnull ? " NOT NULL" : "", col->dflt ? " DEFAULT " : "",
+                         col->dflt ? col->dflt : "");
+        if (n < 0 || (size_t)n >= sizeof sql)
+            return store_fail(st, STORE_ESCHEMA, "table %s: column definition too long", old->name);
+        int out = store_exec(st, sql, "add column");
+        if (out != 0)
+            return out;
+    }
+    return 0;
+}
+
+int store_upgrade_schema(store *st, const char *schema_sql, const char *policy_text)
+{
+    schema_def def;
+    char err[256];
+    int out = schema_parse(schema_sql, policy_text, &def, err, sizeof err);
+    if (out != 0) {
+        store_fail(st, out, "%s", err);
+        goto done;
+    }
+    out = store_begin(st, true);
+    if (out != 0)
+        goto done;
+    st->schema_version = 0; /* force a reload inside this transaction */
+    out = store_tables_load(st);
+    if (out == 0 && st->n_tables == 0)
+        out = store_fail(st, STORE_ESCHEMA, "the store has no schema yet; use init");
+    int64_t version = st->schema_version;
+    bool changed = false; /* an identical schema is not a new version */
+    for (uint32_t i = 0; out == 0 && i < st->n_tables; i++) {
+        const store_table *old = &st->tables[i];
+        const schema_table *t = find_def_table(&def, old->name);
+        if (t == NULL) {
+            out = store_fail(st, STORE_ESCHEMA, "table %s was removed (upgrades may only add)",
+                             old->name);
+            break;
+        }
+        out = check_additive(st, old, t);
+        if (out == 0)
+            out = check_same_columns(st, old, t);
+        if (out == 0)
+            out = add_columns(st, old, t);
+        if (out == 0)
+            out = record_table(st, t, old->id, old->n_cols, (uint32_t)version + 1);
+        changed = changed || t->n_cols > old->n_cols || t->policy != old->policy;
+    }
+    int64_t next_id = 1;
+    for (uint32_t i = 0; i < st->n_tables; i++)
+        if (st->tables[i].id >= next_id)
+            next_id = st->tables[i].id + 1;
+    for (uint32_t k = 0; out == 0 && k < def.n_tables; k++) {
+        bool known = false;
+        for (uint32_t i = 0; i < st->n_tables; i++)
+            known = known || strcasecmp(st->tables[i].name, def.tables[k].name) == 0;
+        if (known)
+            continue;
+        out = store_exec(st, def.tables[k].create_sql, "create table");
+        if (out == 0)
+            out = record_table(st, &def.tables[k], next_id++, 0, (uint32_t)version + 1);
+        changed = true;
+    }
+    uint32_t n_indexes = 0;
+    if (out == 0)
+        out = create_indexes(st, &def, &n_indexes);
+    changed = changed || n_indexes > 0;
+    if (out == 0 && changed)
+        out = record_version(st, (uint32_t)version + 1, schema_sql, policy_text);
+    if (out == 0 && changed)
+        out = store_commit(st);
+    else
+        store_rollback(st);
+    store_tables_free(st); /* reload from what was committed (or not) on next use */
+done:
+    schema_def_free(&def);
+    return out;
+}
+
+static void table_free(store_table *t)
+{
+    free(t->name);
+    free(t->create_sql);
+    for (uint32_t c = 0; c < t->n_cols; c++)
+        free(t->cols[c]);
+    free(t->cols);
+    free(t->pk);
+    sqlite3_finalize(t->sel_row);
+    sqlite3_finalize(t->ins_row);
+    sqlite3_finalize(t->del_row);
+    memset(t, 0, sizeof *t);
+}
+
+void store_tables_free(store *st)
+{
+    for (uint32_t i = 0; i < st->n_tables; i++)
+        table_free(&st->tables[i]);
+    free(st->tables);
+    st->tables = NULL;
+    st->n_tables = 0;
+    st->schema_version = 0;
+}
+
+store_table *store_table_find(store *st, const char *name)
+{
+    for (uint32_t i = 0; i < st->n_tables; i++)
+        if (strcmp(st->tables[i].name, name) == 0)
+            return &st->tables[i];
+    return NULL;
+}
+
+static int load_columns(store *st, store_table *t)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = sqlite3_prepare_v2(st->db,
+                                "SELECT name, pk_pos FROM _outpost_columns WHERE table_id = ?1"
+                                " ORDER BY idx",
+                                -1, &stmt, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(stmt, 1, t->id);
+    uint32_t pk_pos[64] = {0};
+    int out = 0;
+    while (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        rc = SQLITE_OK;
+        char **cols = realloc(t->cols, (t->n_cols + 1) * sizeof *cols);
+        if (cols == NULL)
+            goto nomem;
+        t->cols = cols;
+        t->cols[t->n_cols] = strdup((const char *)sqlite3_column_text(stmt, 0));
+        if (t->cols[t->n_cols] == NULL)
+            goto nomem;
+        uint32_t pos = (uint32_t)sqlite3_column_int(stmt, 1);
+        if (pos > 0 && pos <= 64) {
+            pk_pos[pos - 1] = t->n_cols;
+            if (pos > t->n_pk)
+                t->n_pk = pos;
+        }
+        t->n_cols++;
+    }
+    if (rc != SQLITE_DONE) {
+        out = store_fail_sqlite(st, rc, "load columns");
+        goto done;
+    }
+    t->pk = malloc((t->n_pk ? t->n_pk : 1) * sizeof *t->pk);
+    if (t->pk == NULL)
+        goto nomem;
+    memcpy(t->pk, pk_pos, t->n_pk * sizeof *t->pk);
+    if (t->n_pk == 0 || t->scope_idx >= t->n_cols)
+        out = store_fail(st, STORE_EIO, "table %s: stored schema is damaged", t->name);
+    goto done;
+nomem:
+    out = store_fail(st, STORE_ENOMEM, "out of memory");
+done:
+    sqlite3_finalize(stmt);
+    return out;
+}
+
+int store_tables_load(store *st)
+{
+    int64_t version = 0;
+    int out = store_meta_get(st, "schema_version", &version);
+    if (out != 0)
+        return out;
+    if (st->schema_version == (uint32_t)version && st->tables != NULL)
+        return 0;
+    store_tables_free(st);
+    sqlite3_stmt *stmt = NULL;
+    int rc = sqlite3_prepare_v2(st->db,
+                                "SELECT id, name, create_sql, scope_col, policy"
+                                " FROM _outpost_tables ORDER BY id",
+                                -1, &stmt, NULL);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        rc = SQLITE_OK;
+        store_table *ts = realloc(st->tables, (st->n_tables + 1) * sizeof *ts);
+        if (ts == NULL) {
+            out = store_fail(st, STORE_ENOMEM, "out of memory");
+            goto done;
+        }
+        st->tables = ts;
+        store_table *t = &st->tables[st->n_tables++];
+        memset(t, 0, sizeof *t);
+        t->id = sqlite3_column_int64(stmt, 0);
+        t->name = strdup((const char *)sqlite3_column_text(stmt, 1));
+        t->create_sql = strdup((const char *)sqlite3_column_text(stmt, 2));
+        t->scope_idx = (uint32_t)sqlite3_column_int(stmt, 3);
+        t->policy = (proto_policy)sqlite3_column_int(stmt, 4);
+        if (t->name == NULL || t->create_sql == NULL) {
+            out = store_fail(st, STORE_ENOMEM, "out of memory");
+            goto done;
+        }
+        out = load_columns(st, t);
+        if (out != 0)
+            goto done;
+    }
+    if (rc != SQLITE_DONE) {
+        out = store_fail_sqlite(st, rc, "load tables");
+        goto done;
+    }
+    st->schema_version = (uint32_t)version;
+done:
+    sqlite3_finalize(stmt);
+    if (out != 0)
+        store_tables_free(st);
+    return out;
+}
+
+/* Appends text to sql at *at; false when it does not fit. */
+static bool sql_add(char *sql, size_t *at, const char *text)
+{
+    size_t n = strlen(text);
+    if (*at + n + 1 > SQL_MAX)
+        return false;
+    memcpy(sql + *at, text, n + 1);
+    *at += n;
+    return true;
+}
+
+static bool sql_add_pk_where(char *sql, size_t *at, const store_table *t, int first_param)
+{
+    char q[512], part[600];
+    bool ok = sql_add(sql, at, " WHERE ");
+    for (uint32_t k = 0; ok && k < t->n_pk; k++) {
+        ok = store_quote_ident(q, sizeof q, t->cols[t->pk[k]]) == 0;
+        snprintf(part, sizeof part, "%s%s IS ?%d", k ? " AND " : "", q, first_param + (int)k);
+        ok = ok && sql_add(sql, at, part);
+    }
+    return ok;
+}
+
+int store_table_prepare(store *st, store_table *t)
+{
+    if (t->sel_row != NULL)
+        return 0;
+    char sql[SQL_MAX], q[512], tq[512], part[600];
+    size_t at = 0;
+    bool ok = store_quote_ident(tq, sizeof tq, t->name) == 0 && sql_add(sql, &at, "SELECT ");
+    for (uint32_t c = 0; ok && c < t->n_cols; c++) {
+        ok = store_quote_ident(q, sizeof q, t->cols[c]) == 0;
+        snprintf(part, sizeof part, "%s%s", c ? ", " : "", q);
+        ok = ok && sql_add(sql, &at, part);
+    }
+    ok = ok && sql_add(sql, &at, " FROM ") && sql_add(sql, &at, tq) &&
+         sql_add_pk_where(sql, &at, t, 1);
+    int rc = ok ? sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &t->sel_row, NULL)
+                : SQLITE_TOOBIG;
+
+    at = 0;
+    ok =
+        sql_add(sql, &at, "INSERT INTO ") && sql_add(sql, &at, tq) && sql_add(sql, &at, " VALUES(");
+    for (uint32_t c = 0; ok && c < t->n_cols; c++) {
+        snprintf(part, sizeof part, "%s?%u", c ? ", " : "", c + 1);
+        ok = sql_add(sql, &at, part);
+    }
+    ok = ok && sql_add(sql, &at, ")");
+    if (rc == SQLITE_OK)
+        rc = ok ? sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &t->ins_row, NULL)
+                : SQLITE_TOOBIG;
+
+    at = 0;
+    ok = sql_add(sql, &at, "DELETE FROM ") && sql_add(sql, &at, tq) &&
+         sql_add_pk_where(sql, &at, t, 1);
+    if (rc == SQLITE_OK)
+        rc = ok ? sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &t->del_row, NULL)
+                : SQLITE_TOOBIG;
+    if (rc != SQLITE_OK) {
+        sqlite3_finalize(t->sel_row);
+        sqlite3_finalize(t->ins_row);
+        sqlite3_finalize(t->del_row);
+        t->sel_row = t->ins_row = t->del_row = NULL;
+        return store_fail_sqlite(st, rc, "prepare table statements");
+    }
+    return 0;
+}
+
+int store_schema_encode(store *st, proto_buf *out, uint32_t *out_version)
+{
+    int rc = store_tables_load(st);
+    if (rc != 0)
+        return rc;
+    proto_msg msg;
+    memset(&msg, 0, sizeof msg);
+    msg.type = PROTO_MSG_SCHEMA;
+    proto_schema_table *tables = calloc(st->n_tables ? st->n_tables : 1, sizeof *tables);
+    if (tables == NULL)
+        return store_fail(st, STORE_ENOMEM, "out of memory");
+    for (uint32_t i = 0; i < st->n_tables; i++) {
+        const store_table *t = &st->tables[i];
+        tables[i].name = t->name;
+        tables[i].create_sql = t->create_sql;
+        tables[i].scope_col = t->cols[t->scope_idx];
+        tables[i].policy = t->policy;
+        tables[i].n_columns = t->n_cols;
+        tables[i].columns = (const char **)t->cols;
+        tables[i].n_pk = t->n_pk;
+        tables[i].pk = t->pk;
+    }
+    msg.u.schema.version = st->schema_version;
+    msg.u.schema.n_tables = st->n_tables;
+    msg.u.schema.tables = tables;
+    int prc = proto_encode(&msg, out);
+    free(tables);
+    if (prc != PROTO_OK)
+        return store_fail(st, prc == PROTO_ENOMEM ? STORE_ENOMEM : STORE_EIO, "encode schema: %s",
+                          proto_strerror(prc));
+    if (out_version != NULL)
+        *out_version = st->schema_version;
+    return 0;
+}

@@ -1,0 +1,53 @@
+/*
+ * Reading an admin's schema: the SQL file (CREATE TABLE and CREATE INDEX statements only) and
+ * the policy text. The SQL runs in a private in-memory database under an authorizer that allows
+ * nothing but creating tables and indexes, and SQLite itself then says what the tables are.
+ *
+ * Policy text, one line per synced table, '#' starts a comment:
+ *     TABLE scope=COLUMN [policy=hlc|server-wins|device-wins]
+ */
+#ifndef OUTPOST_SCHEMA_PARSE_H
+#define OUTPOST_SCHEMA_PARSE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "outpost/proto.h"
+#include "store_arena.h"
+
+typedef struct schema_col {
+    const char *name;
+    const char *type; /* declared type, "" when none */
+    bool notnull;
+    const char *dflt; /* default expression text, NULL when none */
+    uint32_t pk_pos;  /* 1-based position in the primary key, 0 when not part of it */
+} schema_col;
+
+typedef struct schema_table {
+    const char *name;
+    const char *create_sql;
+    uint32_t n_cols;
+    schema_col *cols;
+    uint32_t scope_idx;
+    proto_policy policy;
+} schema_table;
+
+typedef struct schema_def {
+    store_arena arena; /* owns everything below */
+    uint32_t n_tables;
+    schema_table *tables;
+    uint32_t n_indexes;
+    const char **index_names;
+    const char **index_sql;
+} schema_def;
+
+/* Parses and validates. On failure returns STORE_ESCHEMA, STORE_EINVAL or STORE_ENOMEM and
+ * writes a message naming the table, column or policy line into err. Free with
+ * schema_def_free() in every case. */
+int schema_parse(const char *schema_sql, const char *policy_text, schema_def *out_def, char *err,
+                 size_t err_size);
+void schema_def_free(schema_def *def);
+
+const char *schema_policy_name(proto_policy policy);
+
+#endif /* OUTPOST_SCHEMA_PARSE_H */

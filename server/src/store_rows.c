@@ -1,0 +1,302 @@
+#include "store_rows.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char rows_get_sql[] =
+    "SELECT seq, deleted, scope, versions, del_hlc, del_device, tomb, echo_device, echo_since,"
+    " base_hlc, base_device FROM _outpost_rows WHERE table_id = ?1 AND pk = ?2";
+static const char rows_put_sql[] =
+    "INSERT OR REPLACE INTO _outpost_rows(table_id, pk, seq, deleted, scope, versions, del_hlc,"
+    " del_device, tomb, echo_device, echo_since, base_hlc, base_device)"
+    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+static const char rows_add_sql[] =
+    "INSERT INTO _outpost_rows(table_id, pk, seq, deleted, scope, versions, del_hlc,"
+    " del_device, tomb, echo_device, echo_since, base_hlc, base_device)"
+    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+    " ON CONFLICT(table_id, pk) DO NOTHING";
+
+int row_meta_get(store *st, int64_t table_id, const store_bytes *pk, store_arena *arena,
+                 row_meta *out)
+{
+    memset(out, 0, sizeof *out);
+    out->scope.type = PROTO_NULL;
+    int rc = SQLITE_OK;
+    if (st->rows_get == NULL)
+        rc = sqlite3_prepare_v3(st->db, rows_get_sql, -1, SQLITE_PREPARE_PERSISTENT, &st->rows_get,
+                                NULL);
+    if (rc != SQLITE_OK)
+        return store_fail_sqlite(st, rc, "prepare row state");
+    sqlite3_stmt *s = st->rows_get;
+    sqlite3_bind_int64(s, 1, table_id);
+    sqlite3_bind_blob(s, 2, pk->data, (int)pk->len, SQLITE_STATIC);
+    rc = sqlite3_step(s);
+    int out_rc = 0;
+    if (rc == SQLITE_ROW) {
+        out->exists = true;
+        out->seq = (uint64_t)sqlite3_column_int64(s, 0);
+        out->deleted = sqlite3_column_int(s, 1) != 0;
+        out_rc = store_value_column(arena, s, 2, &out->scope);
+        int nv = sqlite3_column_bytes(s, 3);
+        out->n_cols = (uint32_t)nv / ROW_VERSION_BYTES;
+        out->versions = store_arena_dup(arena, sqlite3_column_blob(s, 3), (size_t)nv);
+        out->del_hlc = (uint64_t)sqlite3_column_int64(s, 4);
+        out->del_device = sqlite3_column_int64(s, 5);
+        int nt = sqlite3_column_bytes(s, 6);
+        if (nt > 0) {
+            out->tomb = store_arena_dup(arena, sqlite3_column_blob(s, 6), (size_t)nt);
+            out->tomb_len = (size_t)nt;
+            if (out->tomb == NULL)
+                out_rc = STORE_ENOMEM;
+        }
+        out->echo_device = sqlite3_column_int64(s, 7);
+        out->echo_since = (uint64_t)sqlite3_column_int64(s, 8);
+        out->base_hlc = (uint64_t)sqlite3_column_int64(s, 9);
+        out->base_device = sqlite3_column_int64(s, 10);
+        if (out->versions == NULL && nv > 0)
+            out_rc = STORE_ENOMEM;
+        if (out_rc != 0)
+            store_fail(st, out_rc, "out of memory");
+    } else if (rc != SQLITE_DONE) {
+        out_rc = store_fail_sqlite(st, rc, "read row state");
+    }
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return out_rc;
+}
+
+static int meta_write(store *st, sqlite3_stmt **stmt, const char *sql, int64_t table_id,
+                      const store_bytes *pk, const row_meta *meta)
+{
+    int rc = SQLITE_OK;
+    if (*stmt == NULL)
+        rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, stmt, NULL);
+    if (rc != SQLITE_OK)
+        return store_fail_sqlite(st, rc, "prepare row state");
+    sqlite3_stmt *s = *stmt;
+    sqlite3_bind_int64(s, 1, table_id);
+    sqlite3_bind_blob(s, 2, pk->data, (int)pk->len, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, (int64_t)meta->seq);
+    sqlite3_bind_int(s, 4, meta->deleted ? 1 : 0);
+    store_value_bind(s, 5, &meta->scope);
+    if (meta->versions != NULL && meta->n_cols > 0)
+        sqlite3_bind_blob(s, 6, meta->versions, (int)(meta->n_cols * ROW_VERSION_BYTES),
+                          SQLITE_STATIC);
+    if (meta->deleted) {
+        sqlite3_bind_int64(s, 7, (int64_t)meta->del_hlc);
+        sqlite3_bind_int64(s, 8, meta->del_device);
+        if (meta->tomb != NULL)
+            sqlite3_bind_blob(s, 9, meta->tomb, (int)meta->tomb_len, SQLITE_STATIC);
+    }
+    if (meta->echo_device != 0)
+        sqlite3_bind_int64(s, 10, meta->echo_device);
+    sqlite3_bind_int64(s, 11, (int64_t)meta->echo_since);
+    sqlite3_bind_int64(s, 12, (int64_t)meta->base_hlc);
+    sqlite3_bind_int64(s, 13, meta->base_device);
+    rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    if (rc != SQLITE_DONE)
+        return store_fail_sqlite(st, rc, "write row state");
+    return 0;
+}
+
+int row_meta_put(store *st, int64_t table_id, const store_bytes *pk, const row_meta *meta)
+{
+    return meta_write(st, &st->rows_put, rows_put_sql, table_id, pk, meta);
+}
+
+int row_meta_add(store *st, int64_t table_id, const store_bytes *pk, const row_meta *meta,
+                 bool *out_added)
+{
+    *out_added = false;
+    int out = meta_write(st, &st->rows_add, rows_add_sql, table_id, pk, meta);
+    if (out == 0)
+        *out_added = sqlite3_changes(st->db) > 0;
+    return out;
+}
+
+int row_versions_resize(store_arena *arena, row_meta *meta, uint32_t n_cols)
+{
+    if (meta->n_cols >= n_cols && meta->versions != NULL)
+        return 0;
+    uint8_t *v = store_arena_alloc(arena, (size_t)n_cols * ROW_VERSION_BYTES);
+    if (v == NULL)
+        return STORE_ENOMEM;
+    uint32_t have = meta->versions != NULL ? meta->n_cols : 0;
+    if (have > 0)
+        memcpy(v, meta->versions, (size_t)have * ROW_VERSION_BYTES);
+    meta->versions = v;
+    meta->n_cols = n_cols;
+    for (uint32_t c = have; c < n_cols; c++)
+        row_version_set(meta, c, meta->base_hlc, meta->base_device);
+    return 0;
+}
+
+void row_version_get(const row_meta *meta, uint32_t col, uint64_t *out_hlc, int64_t *out_device)
+{
+    *out_hlc = meta->base_hlc;
+    *out_device = meta->base_device;
+    if (col >= meta->n_cols || meta->versions == NULL)
+        return;
+    const uint8_t *p = meta->versions + (size_t)col * ROW_VERSION_BYTES;
+    uint64_t h = 0;
+    uint32_t d = 0;
+    for (int i = 0; i < 8; i++)
+        h = (h << 8) | p[i];
+    for (int i = 8; i < 12; i++)
+        d = (d << 8) | p[i];
+    *out_hlc = h;
+    *out_device = (int64_t)d;
+}
+
+void row_version_set(row_meta *meta, uint32_t col, uint64_t hlc, int64_t device)
+{
+    if (col >= meta->n_cols)
+        return;
+    uint8_t *p = meta->versions + (size_t)col * ROW_VERSION_BYTES;
+    for (int i = 7; i >= 0; i--) {
+        p[i] = (uint8_t)(hlc & 0xffu);
+        hlc >>= 8;
+    }
+    uint32_t d = (uint32_t)device;
+    for (int i = 11; i >= 8; i--) {
+        p[i] = (uint8_t)(d & 0xffu);
+        d >>= 8;
+    }
+}
+
+int row_read(store *st, store_table *t, const proto_value *pk, store_arena *arena, proto_value *out,
+             bool *out_found)
+{
+    *out_found = false;
+    int out_rc = store_table_prepare(st, t);
+    if (out_rc != 0)
+        return out_rc;
+    sqlite3_stmt *s = t->sel_row;
+    for (uint32_t k = 0; k < t->n_pk; k++)
+        store_value_bind(s, (int)k + 1, &pk[k]);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        *out_found = true;
+        for (uint32_t c = 0; c < t->n_cols && out_rc == 0; c++)
+            out_rc = store_value_column(arena, s, (int)c, &out[c]);
+        if (out_rc != 0)
+            store_fail(st, out_rc, "out of memory");
+    } else if (rc != SQLITE_DONE) {
+        out_rc = store_fail_sqlite(st, rc, "read row");
+    }
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    return out_rc;
+}
+
+bool row_scope_allowed(const store_device *dev, const proto_value *scope)
+{
+    if (scope->type != PROTO_TEXT)
+        return false;
+    for (uint32_t i = 0; i < dev->n_teams; i++)
+        if (store_value_is_text(scope, dev->teams[i]))
+            return true;
+    return false;
+}
+
+static rowset_table *rowset_table_for(rowset *rs, const store_table *t)
+{
+    for (uint32_t i = 0; i < rs->n_tables; i++)
+        if (rs->tables[i].t == t)
+            return &rs->tables[i];
+    rowset_table *ts = realloc(rs->tables, (rs->n_tables + 1) * sizeof *ts);
+    if (ts == NULL)
+        return NULL;
+    rs->tables = ts;
+    rowset_table *rt = &ts[rs->n_tables++];
+    memset(rt, 0, sizeof *rt);
+    rt->t = t;
+    /* table name, keys and array headers */
+    rs->encoded_max += 64 + strlen(t->name);
+    return rt;
+}
+
+static int append_values(proto_value **arr, uint32_t *n, uint32_t *cap, const proto_value *vals,
+                         uint32_t width)
+{
+    if (*n == *cap) {
+        uint32_t ncap = *cap ? *cap * 2 : 16;
+        proto_value *a = realloc(*arr, (size_t)ncap * width * sizeof *a);
+        if (a == NULL)
+            return STORE_ENOMEM;
+        *arr = a;
+        *cap = ncap;
+    }
+    memcpy(*arr + (size_t)*n * width, vals, width * sizeof *vals);
+    (*n)++;
+    return 0;
+}
+
+size_t rowset_row_cost(const store_table *t, const proto_value *vals, uint32_t n)
+{
+    size_t cost = 8 + strlen(t->name) / 8; /* per-row framing, generously */
+    for (uint32_t i = 0; i < n; i++)
+        cost += store_value_encoded_max(&vals[i]);
+    return cost;
+}
+
+int rowset_add_row(rowset *rs, const store_table *t, const proto_value *vals)
+{
+    rowset_table *rt = rowset_table_for(rs, t);
+    if (rt == NULL || append_values(&rt->rows, &rt->n_rows, &rt->cap_rows, vals, t->n_cols) != 0)
+        return STORE_ENOMEM;
+    rs->encoded_max += rowset_row_cost(t, vals, t->n_cols);
+    return 0;
+}
+
+int rowset_add_key(rowset *rs, const store_table *t, enum rowset_kind kind, const proto_value *pk)
+{
+    rowset_table *rt = rowset_table_for(rs, t);
+    if (rt == NULL)
+        return STORE_ENOMEM;
+    int rc = kind == ROWSET_DELETED
+                 ? append_values(&rt->deleted, &rt->n_deleted, &rt->cap_deleted, pk, t->n_pk)
+                 : append_values(&rt->removed, &rt->n_removed, &rt->cap_removed, pk, t->n_pk);
+    if (rc != 0)
+        return rc;
+    rs->encoded_max += rowset_row_cost(t, pk, t->n_pk);
+    return 0;
+}
+
+int rowset_export(rowset *rs)
+{
+    free(rs->out);
+    rs->out = calloc(rs->n_tables ? rs->n_tables : 1, sizeof *rs->out);
+    if (rs->out == NULL)
+        return STORE_ENOMEM;
+    for (uint32_t i = 0; i < rs->n_tables; i++) {
+        const rowset_table *rt = &rs->tables[i];
+        proto_table_rows *o = &rs->out[i];
+        o->table = rt->t->name;
+        o->n_columns = rt->t->n_cols;
+        o->n_rows = rt->n_rows;
+        o->rows = rt->rows;
+        o->n_pk = rt->t->n_pk;
+        o->n_deleted = rt->n_deleted;
+        o->deleted = rt->deleted;
+        o->n_removed = rt->n_removed;
+        o->removed = rt->removed;
+    }
+    return 0;
+}
+
+void rowset_free(rowset *rs)
+{
+    if (rs == NULL)
+        return;
+    for (uint32_t i = 0; i < rs->n_tables; i++) {
+        free(rs->tables[i].rows);
+        free(rs->tables[i].deleted);
+        free(rs->tables[i].removed);
+    }
+    free(rs->tables);
+    free(rs->out);
+    memset(rs, 0, sizeof *rs);
+}

@@ -1,0 +1,399 @@
+/*
+ * The SQLite store: opening the file, the store's own metadata tables, and the helpers every
+ * store module uses (errors, transactions, metadata keys).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "store_internal.h"
+
+/* Busy timeout: long enough to wait out another writer's transaction (pushes are bounded),
+ * short enough that a stuck writer surfaces as STORE_EBUSY rather than a hung session. */
+enum { STORE_BUSY_TIMEOUT_MS = 5000 };
+
+/* The store's own tables. Everything Outpost keeps besides the synced data lives under the
+ * _outpost_ prefix, which schema.c refuses for synced tables. */
+static const char store_meta_ddl[] =
+    "CREATE TABLE IF NOT EXISTS _outpost_meta("
+    "  key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
+    "INSERT OR IGNORE INTO _outpost_meta VALUES('format', 1), ('schema_version', 0),"
+    "  ('server_seq', 0);"
+    /* Every schema the store has had, as the admin gave it. */
+    "CREATE TABLE IF NOT EXISTS _outpost_schema_versions("
+    "  version INTEGER PRIMARY KEY, schema_sql TEXT NOT NULL, policy_text TEXT NOT NULL,"
+    "  applied_ms INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS _outpost_tables("
+    "  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, create_sql TEXT NOT NULL,"
+    "  scope_col INTEGER NOT NULL, policy INTEGER NOT NULL, since_version INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS _outpost_columns("
+    "  table_id INTEGER NOT NULL, idx INTEGER NOT NULL, name TEXT NOT NULL,"
+    "  pk_pos INTEGER NOT NULL, since_version INTEGER NOT NULL,"
+    "  PRIMARY KEY(table_id, idx)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS _outpost_teams("
+    "  id TEXT PRIMARY KEY, name TEXT, created_ms INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS _outpost_workers("
+    "  id TEXT PRIMARY KEY, created_ms INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS _outpost_worker_teams("
+    "  worker_id TEXT NOT NULL, team_id TEXT NOT NULL,"
+    "  PRIMARY KEY(worker_id, team_id)) WITHOUT ROWID;"
+    /* no: a small integer that stands for the device in per-column versions. */
+    "CREATE TABLE IF NOT EXISTS _outpost_devices("
+    "  no INTEGER PRIMARY KEY, id TEXT NOT NULL UNIQUE, worker_id TEXT NOT NULL, name TEXT,"
+    "  secret_hash BLOB NOT NULL, enrolled_ms INTEGER NOT NULL, last_seen_ms INTEGER,"
+    "  cursor INTEGER NOT NULL DEFAULT 0, acked_seq INTEGER NOT NULL DEFAULT 0,"
+    "  revoked INTEGER NOT NULL DEFAULT 0, wipe INTEGER NOT NULL DEFAULT 0,"
+    "  revoked_ms INTEGER);"
+    "CREATE TABLE IF NOT EXISTS _outpost_enroll_codes("
+    "  code_hash BLOB PRIMARY KEY, worker_id TEXT NOT NULL, created_ms INTEGER NOT NULL,"
+    "  expires_ms INTEGER NOT NULL, used_ms INTEGER, device_id TEXT);"
+    /* Merge state of every row the store has seen, live or deleted:
+     *   seq          server sequence of the row's latest change
+     *   scope        current scope value (for a deleted row: its scope when deleted)
+     *   base_hlc/base_device  version (HLC, device no) of every column without its own entry
+     *   versions     per column: 8-byte HLC and 4-byte device no of the last writer; NULL
+     *                or shorter than the row when columns still have the base version
+     *   del_hlc/del_device  who deleted it (tombstone), tomb: the values it had
+     *   echo_device/echo_since  the latest changes since echo_since are all this device's own
+     *                unaltered writes: pull skips the row for that device */
+    "CREATE TABLE IF NOT EXISTS _outpost_rows("
+    "  table_id INTEGER NOT NULL, pk BLOB NOT NULL, seq INTEGER NOT NULL,"
+    "  deleted INTEGER NOT NULL, scope, base_hlc INTEGER NOT NULL,"
+    "  base_device INTEGER NOT NULL, versions BLOB, del_hlc INTEGER,"
+    "  del_device INTEGER, tomb BLOB, echo_device INTEGER, echo_since INTEGER NOT NULL,"
+    "  PRIMARY KEY(table_id, pk)) WITHOUT ROWID;"
+    /* The change log: one entry per row change, global server sequence. */
+    "CREATE TABLE IF NOT EXISTS _outpost_changes("
+    "  seq INTEGER PRIMARY KEY, table_id INTEGER NOT NULL, pk BLOB NOT NULL,"
+    "  op INTEGER NOT NULL, device INTEGER, altered INTEGER NOT NULL, hlc INTEGER NOT NULL,"
+    "  scope_old, scope_new, time_ms INTEGER NOT NULL);"
+    /* Changes that took a row out of a scope value (moves and deletes), for scope removals. */
+    "CREATE TABLE IF NOT EXISTS _outpost_scope_exits("
+    "  table_id INTEGER NOT NULL, pk BLOB NOT NULL, seq INTEGER NOT NULL, scope_old,"
+    "  PRIMARY KEY(table_id, pk, seq)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS _outpost_conflicts("
+    "  id INTEGER PRIMARY KEY, table_id INTEGER NOT NULL, pk BLOB NOT NULL,"
+    "  col INTEGER NOT NULL, kind INTEGER NOT NULL, losing_value, winning_value,"
+    "  loser_device TEXT, loser_worker TEXT, loser_hlc INTEGER, winner_device TEXT,"
+    "  winner_hlc INTEGER, time_ms INTEGER NOT NULL, decided_by TEXT NOT NULL,"
+    "  reversible INTEGER NOT NULL, push_device TEXT NOT NULL, push_seq INTEGER NOT NULL,"
+    "  server_seq INTEGER NOT NULL, against_push INTEGER NOT NULL);"
+    "CREATE INDEX IF NOT EXISTS _outpost_conflicts_push"
+    "  ON _outpost_conflicts(push_device, push_seq);"
+    /* Exactly once: (device, seq) applied, written in the same transaction as the apply. */
+    "CREATE TABLE IF NOT EXISTS _outpost_applied("
+    "  device_no INTEGER NOT NULL, seq INTEGER NOT NULL, server_seq INTEGER NOT NULL,"
+    "  hlc INTEGER NOT NULL, hlc_used INTEGER NOT NULL, clamped INTEGER NOT NULL,"
+    "  n_rows INTEGER NOT NULL, time_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY(device_no, seq)) WITHOUT ROWID;";
+
+int store_fail(store *st, int rc, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(st->errmsg, sizeof st->errmsg, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int store_rc_from_sqlite(int sqlite_rc)
+{
+    switch (sqlite_rc & 0xff) {
+    case SQLITE_OK:
+    case SQLITE_DONE:
+    case SQLITE_ROW:
+        return STORE_OK;
+    case SQLITE_NOMEM:
+        return STORE_ENOMEM;
+    case SQLITE_FULL:
+        return STORE_EFULL;
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return STORE_EBUSY;
+    default:
+        return STORE_EIO;
+    }
+}
+
+int store_fail_sqlite(store *st, int sqlite_rc, const char *what)
+{
+    int rc = store_rc_from_sqlite(sqlite_rc);
+    if (rc == STORE_OK)
+        rc = STORE_EIO;
+    if (rc == STORE_EFULL)
+        return store_fail(st, rc,
+                          "%s: the disk or the store's size limit is full; "
+                          "nothing was written",
+                          what);
+    if (rc == STORE_EBUSY)
+        return store_fail(st, rc, "%s: the store is locked by another writer; retry", what);
+    return store_fail(st, rc, "%s: %s", what, sqlite3_errstr(sqlite_rc));
+}
+
+int store_exec(store *st, const char *sql, const char *what)
+{
+    int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return store_fail_sqlite(st, rc, what);
+    return 0;
+}
+
+int store_begin(store *st, bool write)
+{
+    return store_exec(st, write ? "BEGIN IMMEDIATE" : "BEGIN", "begin transaction");
+}
+
+int store_commit(store *st)
+{
+    int rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        int out = store_fail_sqlite(st, rc, "commit");
+        store_rollback(st);
+        return out;
+    }
+    return 0;
+}
+
+void store_rollback(store *st)
+{
+    if (!sqlite3_get_autocommit(st->db))
+        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+int store_meta_get(store *st, const char *key, int64_t *out_value)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = sqlite3_prepare_v2(st->db, "SELECT value FROM _outpost_meta WHERE key = ?1", -1, &stmt,
+                                NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(stmt);
+    int out = 0;
+    if (rc == SQLITE_ROW)
+        *out_value = sqlite3_column_int64(stmt, 0);
+    else if (rc == SQLITE_DONE)
+        out = store_fail(st, STORE_EIO, "store metadata key %s is missing", key);
+    else
+        out = store_fail_sqlite(st, rc, "read store metadata");
+    sqlite3_finalize(stmt);
+    return out;
+}
+
+int store_meta_set(store *st, const char *key, int64_t value)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = sqlite3_prepare_v2(st->db, "UPDATE _outpost_meta SET value = ?2 WHERE key = ?1", -1,
+                                &stmt, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(stmt, 2, value);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE)
+        return store_fail_sqlite(st, rc, "write store metadata");
+    return 0;
+}
+
+uint64_t store_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int store_quote_ident(char *out, size_t out_size, const char *name)
+{
+    size_t at = 0;
+    if (out_size < 3)
+        return STORE_EINVAL;
+    out[at++] = '"';
+    for (const char *p = name; *p; p++) {
+        size_t need = *p == '"' ? 2 : 1;
+        if (at + need + 2 > out_size)
+            return STORE_EINVAL;
+        out[at++] = *p;
+        if (*p == '"')
+            out[at++] = '"';
+    }
+    out[at++] = '"';
+    out[at] = 0;
+    return 0;
+}
+
+static int open_fail(char *err, size_t err_size, sqlite3 *db, const char *path, const char *what)
+{
+    if (err != NULL && err_size > 0)
+        snprintf(err, err_size, "%s %s: %s", what, path, db ? sqlite3_errmsg(db) : "out of memory");
+    return STORE_EIO;
+}
+
+int store_open(const char *path, bool create, store **out_store, char *err, size_t err_size)
+{
+    *out_store = NULL;
+    if (err != NULL && err_size > 0)
+        err[0] = 0;
+    if (path == NULL || path[0] == 0) {
+        if (err != NULL && err_size > 0)
+            snprintf(err, err_size, "no store path given");
+        return STORE_EINVAL;
+    }
+    store *st = calloc(1, sizeof *st);
+    if (st == NULL) {
+        if (err != NULL && err_size > 0)
+            snprintf(err, err_size, "out of memory");
+        return STORE_ENOMEM;
+    }
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (create ? SQLITE_OPEN_CREATE : 0);
+    int rc = sqlite3_open_v2(path, &st->db, flags, NULL);
+    int out = 0;
+    if (rc != SQLITE_OK) {
+        out = (rc & 0xff) == SQLITE_CANTOPEN ? STORE_ENOTFOUND : store_rc_from_sqlite(rc);
+        open_fail(err, err_size, st->db, path,
+                  create ? "cannot create store" : "cannot open store");
+        goto fail;
+    }
+    sqlite3_extended_result_codes(st->db, 1);
+    sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+    /* Connection settings first: the file itself is not touched until it is known to be an
+     * Outpost store (or new and empty). */
+    rc = sqlite3_exec(st->db,
+                      "PRAGMA foreign_keys=ON; PRAGMA trusted_schema=OFF;"
+                      "PRAGMA cache_size=-16384;",
+                      NULL, NULL, NULL);
+    int64_t format = 0;
+    bool ours = false, empty = false;
+    if (rc == SQLITE_OK) {
+        sqlite3_stmt *stmt = NULL;
+        rc = sqlite3_prepare_v2(st->db,
+                                "SELECT count(*), count(*) FILTER (WHERE name = '_outpost_meta')"
+                                " FROM sqlite_master",
+                                -1, &stmt, NULL);
+        if (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+            empty = sqlite3_column_int(stmt, 0) == 0;
+            ours = sqlite3_column_int(stmt, 1) == 1;
+            rc = SQLITE_OK;
+        }
+        sqlite3_finalize(stmt);
+    }
+    if (rc != SQLITE_OK) {
+        out = store_rc_from_sqlite(rc);
+        open_fail(err, err_size, st->db, path, "cannot read store");
+        goto fail;
+    }
+    if (!ours && !(create && empty)) {
+        out = STORE_EINVAL;
+        if (err != NULL && err_size > 0)
+            snprintf(err, err_size, "%s is not an Outpost store%s", path,
+                     create ? " (and not empty: refusing to add to it)"
+                            : " (create one with outpost-admin init)");
+        goto fail;
+    }
+    /* WAL: readers (pulls) never block the writer. synchronous=FULL: a commit that returned is
+     * on disk, which is what an ACK promises. */
+    rc =
+        sqlite3_exec(st->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, NULL);
+    if (rc == SQLITE_OK && !ours)
+        rc = sqlite3_exec(st->db, store_meta_ddl, NULL, NULL, NULL);
+    if (rc != SQLITE_OK) {
+        out = store_rc_from_sqlite(rc);
+        open_fail(err, err_size, st->db, path, "cannot prepare store");
+        goto fail;
+    }
+    out = store_meta_get(st, "format", &format);
+    if (out == 0 && format != 1)
+        out = store_fail(st, STORE_EINVAL, "format %lld, this build reads format 1",
+                         (long long)format);
+    if (out != 0) {
+        if (err != NULL && err_size > 0)
+            snprintf(err, err_size, "%s: unsupported store format (%s)", path, st->errmsg);
+        goto fail;
+    }
+    *out_store = st;
+    return 0;
+
+fail:
+    sqlite3_close(st->db);
+    free(st);
+    return out;
+}
+
+void store_close(store *st)
+{
+    if (st == NULL)
+        return;
+    store_tables_free(st);
+    sqlite3_finalize(st->rows_get);
+    sqlite3_finalize(st->rows_put);
+    sqlite3_finalize(st->rows_add);
+    sqlite3_finalize(st->change_put);
+    sqlite3_close(st->db);
+    free(st);
+}
+
+const char *store_errmsg(const store *st)
+{
+    if (st == NULL)
+        return "no store";
+    return st->errmsg;
+}
+
+sqlite3 *store_sqlite_db(store *st)
+{
+    return st->db;
+}
+
+int store_device_lookup(store *st, const char *device_id, store_device_rec *out_rec)
+{
+    memset(out_rec, 0, sizeof *out_rec);
+    sqlite3_stmt *stmt = NULL;
+    int rc = sqlite3_prepare_v2(st->db,
+                                "SELECT no, worker_id, revoked, wipe, acked_seq"
+                                " FROM _outpost_devices WHERE id = ?1",
+                                -1, &stmt, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(stmt, 1, device_id, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(stmt);
+    int out = 0;
+    if (rc == SQLITE_ROW) {
+        out_rec->no = sqlite3_column_int64(stmt, 0);
+        snprintf(out_rec->worker_id, sizeof out_rec->worker_id, "%s",
+                 (const char *)sqlite3_column_text(stmt, 1));
+        out_rec->revoked = sqlite3_column_int(stmt, 2) != 0;
+        out_rec->wipe = sqlite3_column_int(stmt, 3) != 0;
+        out_rec->acked_seq = (uint64_t)sqlite3_column_int64(stmt, 4);
+    } else if (rc == SQLITE_DONE) {
+        out = store_fail(st, STORE_ENOTFOUND, "no such device");
+    } else {
+        out = store_fail_sqlite(st, rc, "look up device");
+    }
+    sqlite3_finalize(stmt);
+    return out;
+}
+
+int store_device_names(store *st, int64_t device_no, char out_id[40], char out_worker[64])
+{
+    out_id[0] = 0;
+    out_worker[0] = 0;
+    sqlite3_stmt *stmt = NULL;
+    int rc = sqlite3_prepare_v2(st->db, "SELECT id, worker_id FROM _outpost_devices WHERE no = ?1",
+                                -1, &stmt, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(stmt, 1, device_no);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(stmt);
+    int out = 0;
+    if (rc == SQLITE_ROW) {
+        snprintf(out_id, 40, "%s", (const char *)sqlite3_column_text(stmt, 0));
+        snprintf(out_worker, 64, "%s", (const char *)sqlite3_column_text(stmt, 1));
+    } else if (rc != SQLITE_DONE) {
+        out = store_fail_sqlite(st, rc, "look up device");
+    }
+    sqlite3_finalize(stmt);
+    return out;
+}

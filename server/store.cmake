@@ -1,0 +1,23 @@
+# The central store (SQLite implementation of server/src/store.h), the merge engine, and the
+# outpost-admin command line tool over it.
+add_library(outpost_store STATIC
+    src/store_sqlite.c      # open, metadata tables, errors, transactions
+    src/store_arena.c       # bump allocator for one push or pull
+    src/store_values.c      # proto_value <-> SQLite, the row-key codec
+    src/store_rows.c        # row merge state, current rows, ROWS/REJECT row lists
+    src/schema_parse.c      # reading the admin's schema SQL and policy text
+    src/schema.c            # init, additive upgrade, SCHEMA message, cached tables
+    src/store_people.c      # teams and workers
+    src/store_devices.c     # enrollment codes, enrollment, authentication, revocation
+    src/merge.c             # the merge rules, one change at a time
+    src/merge_log.c         # refusals, conflict log, change log
+    src/merge_apply.c       # writes to the synced data tables
+    src/push.c              # store_push: exactly-once, transaction, ACK / REJECT
+    src/pull.c)             # store_pull
+target_include_directories(outpost_store PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/src)
+target_link_libraries(outpost_store
+    PUBLIC outpost_proto PkgConfig::SQLITE3
+    PRIVATE outpost_mbedtls outpost_warnings)
+
+add_executable(outpost-admin src/admin.c)
+target_link_libraries(outpost-admin PRIVATE outpost_store PkgConfig::QRENCODE outpost_warnings)

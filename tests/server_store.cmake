@@ -1,0 +1,17 @@
+# Central store, merge engine and outpost-admin tests (server/store.cmake).
+if(TARGET outpost_store)
+    add_library(outpost_store_fixture STATIC unit/store_fixture.c)
+    target_link_libraries(outpost_store_fixture PUBLIC outpost_store PkgConfig::CMOCKA
+                          PRIVATE outpost_warnings)
+    outpost_add_test(test_merge SOURCES unit/test_merge.c LIBS outpost_store_fixture
+                     LABELS store)
+    outpost_add_test(test_store SOURCES unit/test_store.c LIBS outpost_store_fixture
+                     LABELS store)
+    if(TARGET outpost-admin)
+        outpost_add_test(test_admin SOURCES unit/test_admin.c LIBS outpost_store_fixture
+                         LABELS store)
+        target_compile_definitions(test_admin PRIVATE
+                                   OUTPOST_ADMIN_PATH="$<TARGET_FILE:outpost-admin>")
+        add_dependencies(test_admin outpost-admin)
+    endif()
+endif()

@@ -1,0 +1,81 @@
+/*
+ * Shared by the store, merge and admin tests: a fresh store in a temporary directory with the
+ * example schema (tests/data/contacts.sql), teams north and south, workers ana (north),
+ * ben (south) and cai (north and south); a push builder; reply decoding; a store dump.
+ */
+#ifndef OUTPOST_TEST_STORE_FIXTURE_H
+#define OUTPOST_TEST_STORE_FIXTURE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "outpost/proto.h"
+#include "store.h"
+
+/* contacts columns */
+enum { C_ID, C_TEAM, C_NAME, C_AGE, C_LOCATION, C_NOTES, C_RISK, C_UPDATED, C_NCOLS };
+
+typedef struct fixture {
+    char dir[256];
+    char path[300];
+    store *st;
+} fixture;
+
+/* Reads tests/data/NAME (via OUTPOST_SOURCE_DIR); malloc'd text, fails the test if missing. */
+char *fx_data(const char *name);
+
+/* Makes the store (schema, teams, workers). fx_close removes everything. */
+void fx_open(fixture *fx);
+void fx_open_empty(fixture *fx); /* store file without schema, teams or workers */
+void fx_close(fixture *fx);
+
+/* Enrolls a device for worker and authenticates it into dev. */
+void fx_device(fixture *fx, const char *worker, store_device *dev);
+
+/* One value of each kind. */
+proto_value T(const char *text);
+proto_value I(int64_t i);
+proto_value N(void);
+proto_value U(void);
+
+/* A push under construction; every pointer lives inside it. */
+typedef struct tpush tpush;
+tpush *tp_new(uint64_t seq, uint64_t hlc);
+void tp_free(tpush *tp);
+const proto_push *tp_push(tpush *tp);
+proto_change *tp_change(tpush *tp, const char *table, uint32_t n_columns, proto_op op);
+void tp_col(proto_change *ch, uint32_t idx, proto_value old_val, proto_value new_val);
+
+/* contacts helpers */
+void tp_insert_contact(tpush *tp, const char *id, const char *team, const char *name);
+void tp_update_contact(tpush *tp, const char *id, uint32_t col, proto_value old_val,
+                       proto_value new_val);
+/* DELETE with the old values the central store holds now (read from the store). */
+void tp_delete_contact(tpush *tp, fixture *fx, const char *id);
+
+/* Pushes and decodes the reply (caller frees with proto_msg_free). Asserts store_push == 0. */
+proto_msg *fx_push(fixture *fx, store_device *dev, tpush *tp, uint64_t now_ms,
+                   store_push_info *out_info);
+/* Pulls and decodes. */
+proto_msg *fx_pull(fixture *fx, store_device *dev, uint64_t cursor, uint32_t limit,
+                   size_t max_bytes, store_pull_info *out_info);
+
+/* The text of one column of contacts row id, malloc'd; NULL when no row or NULL value. */
+char *fx_contact(fixture *fx, const char *id, const char *column);
+/* Integer result of a SQL query with no parameters (first column of the first row). */
+int64_t fx_int(fixture *fx, const char *sql);
+
+/* Every table of the store, every row, in a fixed order: for "identical store" checks.
+ * Wall-clock columns are left out. malloc'd. */
+char *fx_dump(fixture *fx);
+
+/* Finds the ROWS table entry for name, or NULL. */
+const proto_table_rows *fx_rows_table(const proto_msg *msg, const char *name);
+bool fx_value_is(const proto_value *v, const char *text);
+
+#define HLC(ms) PROTO_HLC_MAKE((ms), 0)
+/* A fixed "now" for pushes: 2026-01-01T00:00:00Z. */
+#define NOW_MS UINT64_C(1767225600000)
+
+#endif

@@ -1,0 +1,237 @@
+/*
+ * outpost-admin as an operator runs it: a subprocess, its exit code, its stdout and stderr.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "store_fixture.h"
+
+#ifndef OUTPOST_ADMIN_PATH
+#error "OUTPOST_ADMIN_PATH must name the outpost-admin binary"
+#endif
+
+typedef struct run {
+    int status;
+    char out[16384];
+    char err[16384];
+} run;
+
+typedef struct ctx {
+    char dir[256];
+    char store[320];
+    run r;
+} ctx;
+
+static void slurp(const char *path, char *buf, size_t size)
+{
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(buf, 1, size - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = 0;
+}
+
+/* Runs outpost-admin with args (a shell fragment; every path in it is ours). */
+static run *admin(ctx *c, const char *args)
+{
+    char cmd[2048], out_path[400], err_path[400];
+    snprintf(out_path, sizeof out_path, "%s/out.txt", c->dir);
+    snprintf(err_path, sizeof err_path, "%s/err.txt", c->dir);
+    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s'", OUTPOST_ADMIN_PATH, args, out_path, err_path);
+    int status = system(cmd);
+    assert_true(WIFEXITED(status));
+    c->r.status = WEXITSTATUS(status);
+    slurp(out_path, c->r.out, sizeof c->r.out);
+    slurp(err_path, c->r.err, sizeof c->r.err);
+    return &c->r;
+}
+
+static void expect(ctx *c, const char *args, int status, const char *out_part, const char *err_part)
+{
+    run *r = admin(c, args);
+    if (r->status != status)
+        fail_msg("'%s': exit %d, expected %d; stderr: %s", args, r->status, status, r->err);
+    if (out_part != NULL && strstr(r->out, out_part) == NULL)
+        fail_msg("'%s': stdout lacks '%s': %s", args, out_part, r->out);
+    if (err_part != NULL && strstr(r->err, err_part) == NULL)
+        fail_msg("'%s': stderr lacks '%s': %s", args, err_part, r->err);
+}
+
+static int setup(void **state)
+{
+    ctx *c = calloc(1, sizeof *c);
+    snprintf(c->dir, sizeof c->dir, "%s/outpost-admin-XXXXXX",
+             getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+    assert_non_null(mkdtemp(c->dir));
+    snprintf(c->store, sizeof c->store, "%s/central.db", c->dir);
+    *state = c;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    ctx *c = *state;
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", c->dir);
+    assert_int_equal(system(cmd), 0);
+    free(c);
+    return 0;
+}
+
+static void init_store(ctx *c)
+{
+    const char *src = getenv("OUTPOST_SOURCE_DIR");
+    char args[1024];
+    snprintf(args, sizeof args,
+             "--store '%s' init --schema '%s/tests/data/contacts.sql'"
+             " --policy '%s/tests/data/contacts.policy'",
+             c->store, src, src);
+    expect(c, args, 0, "schema version 1 initialised", NULL);
+}
+
+static void test_usage_errors_exit_2_with_message(void **state)
+{
+    ctx *c = *state;
+    expect(c, "", 2, NULL, "no command given");
+    expect(c, "devices", 2, NULL, "--store PATH is required");
+    expect(c, "--store", 2, NULL, "missing value after '--store'");
+    expect(c, "--bogus", 2, NULL, "unknown option '--bogus'");
+    char args[512];
+    snprintf(args, sizeof args, "--store '%s' frobnicate", c->store);
+    expect(c, args, 2, NULL, "unknown command 'frobnicate'");
+    snprintf(args, sizeof args, "--store '%s' init --schema x.sql", c->store);
+    expect(c, args, 2, NULL, "both --schema FILE.sql and --policy FILE are required");
+    snprintf(args, sizeof args, "--store '%s' worker add dee", c->store);
+    expect(c, args, 2, NULL, "a worker needs at least one --team");
+    snprintf(args, sizeof args, "--store '%s' enroll ana --expires 0", c->store);
+    expect(c, args, 2, NULL, "--expires takes a whole number of hours from 1 to 720");
+    snprintf(args, sizeof args, "--store '%s' enroll ana --server 'a b'", c->store);
+    expect(c, args, 2, NULL, "--server takes HOST:PORT");
+    snprintf(args, sizeof args, "--store '%s' revoke", c->store);
+    expect(c, args, 2, NULL, "expected: revoke DEVICE");
+}
+
+static void test_help_on_every_command(void **state)
+{
+    ctx *c = *state;
+    expect(c, "--help", 0, "usage: outpost-admin --store PATH COMMAND", NULL);
+    const char *cmds[] = {"init", "upgrade", "team", "worker", "enroll", "devices", "revoke"};
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
+        char args[64], want[64];
+        snprintf(args, sizeof args, "%s --help", cmds[i]);
+        snprintf(want, sizeof want, "usage: outpost-admin --store PATH %s", cmds[i]);
+        expect(c, args, 0, want, NULL);
+    }
+}
+
+static void test_missing_store_and_bad_files(void **state)
+{
+    ctx *c = *state;
+    char args[1200];
+    snprintf(args, sizeof args, "--store '%s' devices", c->store);
+    expect(c, args, 3, NULL, "no store at");
+    snprintf(args, sizeof args, "--store '%s' init --schema /nonexistent.sql --policy /x",
+             c->store);
+    expect(c, args, 2, NULL, "cannot read /nonexistent.sql");
+    /* an integer primary key is refused with the table named */
+    char sql_path[300], pol_path[300];
+    snprintf(sql_path, sizeof sql_path, "%s/bad.sql", c->dir);
+    snprintf(pol_path, sizeof pol_path, "%s/bad.policy", c->dir);
+    FILE *f = fopen(sql_path, "w");
+    fputs("CREATE TABLE cases(id INTEGER PRIMARY KEY, team_id TEXT);\n", f);
+    fclose(f);
+    f = fopen(pol_path, "w");
+    fputs("cases scope=team_id\n", f);
+    fclose(f);
+    snprintf(args, sizeof args, "--store '%s' init --schema '%s' --policy '%s'", c->store, sql_path,
+             pol_path);
+    expect(c, args, 1, NULL, "table cases: primary key column id is an integer");
+}
+
+static void test_full_workflow(void **state)
+{
+    ctx *c = *state;
+    init_store(c);
+    char args[1024];
+    snprintf(args, sizeof args, "--store '%s' team add north --name 'North district'", c->store);
+    expect(c, args, 0, "team north added", NULL);
+    expect(c, args, 1, NULL, "team north exists already");
+    snprintf(args, sizeof args, "--store '%s' worker add ana --team north --team east", c->store);
+    expect(c, args, 1, NULL, "no team east");
+    snprintf(args, sizeof args, "--store '%s' worker add ana --team north", c->store);
+    expect(c, args, 0, "worker ana added", NULL);
+    snprintf(args, sizeof args, "--store '%s' enroll nobody", c->store);
+    expect(c, args, 1, NULL, "no worker nobody");
+    snprintf(args, sizeof args,
+             "--store '%s' enroll ana --expires 2 --server wss://sync.example.org:8443", c->store);
+    expect(c, args, 0, "enrollment code for worker ana (single use, expires", NULL);
+    /* the printed code enrolls a device exactly once */
+    const char *p = strstr(c->r.out, ":\n\n    ");
+    assert_non_null(p);
+    char code[STORE_CODE_SIZE];
+    memcpy(code, p + 7, 23);
+    code[23] = 0;
+    assert_non_null(strstr(c->r.out, "\xe2\x96")); /* a QR code drawn with block characters */
+    store *st = NULL;
+    char err[256], id[40], id2[40];
+    uint8_t secret[32];
+    assert_int_equal(store_open(c->store, false, &st, err, sizeof err), 0);
+    assert_int_equal(store_device_enroll(st, code, "phone-1", id, secret), 0);
+    assert_int_equal(store_device_enroll(st, code, "phone-2", id2, secret), STORE_ECODE);
+    store_close(st);
+
+    snprintf(args, sizeof args, "--store '%s' devices", c->store);
+    expect(c, args, 0, id, NULL);
+    assert_non_null(strstr(c->r.out, "never"));
+    assert_non_null(strstr(c->r.out, "active"));
+    snprintf(args, sizeof args, "--store '%s' revoke %s --wipe", c->store, id);
+    expect(c, args, 0, "revoked; it will be told to wipe", NULL);
+    snprintf(args, sizeof args, "--store '%s' devices", c->store);
+    expect(c, args, 0, "revoked+wipe", NULL);
+    snprintf(args, sizeof args, "--store '%s' revoke 00000000-0000-4000-8000-000000000000",
+             c->store);
+    expect(c, args, 1, NULL, "no device 00000000-0000-4000-8000-000000000000");
+}
+
+static void test_upgrade_additive_and_refused(void **state)
+{
+    ctx *c = *state;
+    init_store(c);
+    const char *src = getenv("OUTPOST_SOURCE_DIR");
+    char args[1024];
+    snprintf(args, sizeof args,
+             "--store '%s' upgrade --schema '%s/tests/data/contacts.sql'"
+             " --policy '%s/tests/data/contacts_v2.policy'",
+             c->store, src, src);
+    expect(c, args, 1, NULL, "policy line 4: table follow_ups is not in the schema file");
+    snprintf(args, sizeof args,
+             "--store '%s' upgrade --schema '%s/tests/data/contacts.sql'"
+             " --policy '%s/tests/data/contacts.policy'",
+             c->store, src, src);
+    expect(c, args, 0, "schema unchanged (version 1)", NULL);
+    snprintf(args, sizeof args,
+             "--store '%s' upgrade --schema '%s/tests/data/contacts_v2.sql'"
+             " --policy '%s/tests/data/contacts_v2.policy'",
+             c->store, src, src);
+    expect(c, args, 0, "schema version 2 applied", NULL);
+}
+
+#define T_(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T_(test_usage_errors_exit_2_with_message), T_(test_help_on_every_command),
+        T_(test_missing_store_and_bad_files),      T_(test_full_workflow),
+        T_(test_upgrade_additive_and_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,925 @@
+/*
+ * The merge engine (store_push): one test per rule of DESIGN.md's Merge section, exactly-once
+ * replay, REJECT with nothing applied, and a full disk.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "store_fixture.h"
+#include "store_internal.h"
+
+typedef struct world {
+    fixture fx;
+    store_device ana;  /* north */
+    store_device ben;  /* south */
+    store_device cai;  /* north and south */
+    store_device ana2; /* a second device of ana's, north */
+} world;
+
+static int setup(void **state)
+{
+    world *w = calloc(1, sizeof *w);
+    fx_open(&w->fx);
+    fx_device(&w->fx, "ana", &w->ana);
+    fx_device(&w->fx, "ben", &w->ben);
+    fx_device(&w->fx, "cai", &w->cai);
+    fx_device(&w->fx, "ana", &w->ana2);
+    *state = w;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    world *w = *state;
+    store_device_clear(&w->ana);
+    store_device_clear(&w->ben);
+    store_device_clear(&w->cai);
+    store_device_clear(&w->ana2);
+    fx_close(&w->fx);
+    free(w);
+    return 0;
+}
+
+static void assert_contact(world *w, const char *id, const char *column, const char *expected)
+{
+    char *v = fx_contact(&w->fx, id, column);
+    if (expected == NULL) {
+        assert_null(v);
+    } else {
+        assert_non_null(v);
+        assert_string_equal(v, expected);
+    }
+    free(v);
+}
+
+/* Pushes one contact insert from dev and asserts an ACK. */
+static void seed_contact(world *w, store_device *dev, uint64_t seq, const char *id,
+                         const char *team, const char *name)
+{
+    tpush *tp = tp_new(seq, HLC(NOW_MS - 100000));
+    tp_insert_contact(tp, id, team, name);
+    proto_msg *m = fx_push(&w->fx, dev, tp, NOW_MS, NULL);
+    assert_int_equal(m->type, PROTO_MSG_ACK);
+    proto_msg_free(m);
+    tp_free(tp);
+}
+
+/* A single-column update of contacts from dev, returning the decoded reply. */
+static proto_msg *push_update(world *w, store_device *dev, uint64_t seq, uint64_t hlc,
+                              const char *id, uint32_t col, proto_value old_val,
+                              proto_value new_val, store_push_info *info)
+{
+    tpush *tp = tp_new(seq, hlc);
+    tp_update_contact(tp, id, col, old_val, new_val);
+    proto_msg *m = fx_push(&w->fx, dev, tp, NOW_MS, info);
+    tp_free(tp);
+    return m;
+}
+
+static int64_t conflicts_where(world *w, const char *where)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM _outpost_conflicts WHERE %s", where);
+    return fx_int(&w->fx, sql);
+}
+
+/* ---- rules -------------------------------------------------------------------------------- */
+
+static void test_insert_new_row_applied(void **state)
+{
+    world *w = *state;
+    tpush *tp = tp_new(1, HLC(NOW_MS));
+    tp_insert_contact(tp, "c-1", "north", "Amina");
+    store_push_info info;
+    proto_msg *m = fx_push(&w->fx, &w->ana, tp, NOW_MS, &info);
+    assert_int_equal(m->type, PROTO_MSG_ACK);
+    assert_int_equal(m->u.ack.seq, 1);
+    assert_true(m->u.ack.server_seq > 0);
+    assert_int_equal(m->u.ack.n_conflicts, 0);
+    assert_int_equal(info.n_rows, 1);
+    assert_false(info.duplicate);
+    assert_false(info.rejected);
+    assert_int_equal(w->ana.acked_seq, 1);
+    assert_int_equal(info.n_teams_touched, 1);
+    assert_string_equal(info.teams_touched[0], "north");
+    assert_contact(w, "c-1", "name", "Amina");
+    assert_contact(w, "c-1", "team_id", "north");
+    free(info.teams_touched);
+    proto_msg_free(m);
+    tp_free(tp);
+}
+
+static void test_update_different_columns_merge_without_conflict(void **state)
+{
+    world *w = *state;
+    seed_contact(w, &w->ana, 1, "c-1", "north", "Amina");
+    proto_msg *a = push_update(w, &w->ana, 2, HLC(NOW_MS - 50), "c-1", C_NAME, T("Amina"),
+                               T("Amina K."), NULL);
+    proto_msg *b = push_update(w, &w->ana2, 1, HLC(NOW_MS - 60), "c-1", C_LOCATION, T("market"),
+                               T("bus station"), NULL);
+    assert_int_equal(a->type, PROTO_MSG_ACK);
+    assert_int_equal(b->type, PROTO_MSG_ACK);
+    assert_int_equal(a->u.ack.n_conflicts, 0);
+    assert_int_equal(b->u.ack.n_conflicts, 0);
+    assert_contact(w, "c-1", "name", "Amina K.");
+    assert_contact(w, "c-1", "location", "bus station");
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_conflicts"), 0);
+    proto_msg_free(a);
+    proto_msg_free(b);
+}
+
+static void test_update_same_column_later_hlc_wins_loser_logged(void **state)
+{
+    world *w = *state;
+    seed_contact(w, &w->ana, 1, "c-1", "north", "Amina");
+    /* ana2 writes later (HLC) but arrives first; ana's earlier write arrives second and loses. */
+    proto_msg *first =
+        push_update(w, &w->ana2, 1, HLC(NOW_MS - 10), "c-1", C_NAME, T("Amina"), T("Later"), NULL);
+    store_push_info info;
+    proto_msg *second = push_update(w, &w->ana, 2, HLC(NOW_MS - 20), "c-1", C_NAME, T("Amina"),
+                                    T("Earlier"), &info);
+    assert_int_equal(first->u.ack.n_conflicts, 0);
+    assert_int_equal(second->type, PROTO_MSG_ACK);
+    assert_int_equal(second->u.ack.n_conflicts, 1);
+    const proto_conflict *c = &second->u.ack.conflicts[0];
+    assert_string_equal(c->table, "contacts");
+    assert_int_equal(c->col, C_NAME);
+    assert_int_equal(c->kind, PROTO_CONFLICT_DATA);
+    assert_true(fx_value_is(&c->mine, "Earlier"));
+    assert_true(fx_value_is(&c->winner, "Later"));
+    assert_true(fx_value_is(&c->pk[0], "c-1"));
+    assert_int_equal(info.n_conflicts, 1);
+    free(info.teams_touched);
+    assert_contact(w, "c-1", "name", "Later");
+    /* the conflict log keeps both values, the losing device and its worker */
+    char where[512];
+    snprintf(where, sizeof where,
+             "losing_value = 'Earlier' AND winning_value = 'Later' AND kind = %d AND"
+             " loser_device = '%s' AND loser_worker = 'ana' AND winner_device = '%s'"
+             " AND decided_by = 'hlc' AND reversible = 1 AND time_ms = %lld",
+             PROTO_CONFLICT_DATA, w->ana.device_id, w->ana2.device_id, (long long)NOW_MS);
+    assert_int_equal(conflicts_where(w, where), 1);
+    proto_msg_free(first);
+    proto_msg_free(second);
+}
+
+static void test_update_same_column_later_arrival_with_later_hlc_wins(void **state)
+{
+    world *w = *state;
+    seed_contact(w, &w->ana, 1, "c-1", "north", "Amina");
+    proto_msg *first =
+        push_update(w, &w->ana, 2, HLC(NOW_MS - 20), "c-1", C_NAME, T("Amina"), T("Earlier"), NULL);
+    proto_msg *second =
+        push_update(w, &w->ana2, 1, HLC(NOW_MS - 10), "c-1", C_NAME, T("Amina"), T("Later"), NULL);
+    assert_int_equal(second->u.ack.n_conflicts, 0); /* ana2 won: nothing against it */
+    assert_contact(w, "c-1", "name", "Later");
+    char where[512];
+    snprintf(where, sizeof where,
+             "losing_value = 'Earlier' AND winning_value = 'Later' AND"
+             " loser_device = '%s' AND against_push = 0",
+             w->ana.device_id);
+    assert_int_equal(conflicts_where(w, where), 1);
+    proto_msg_free(first);
+    proto_msg_free(second);
+}
+
+static void test_update_tie_broken_by_device_id(void **state)
+{
+    world *w = *state;
+    seed_contact(w, &w->ana, 1, "c-1", "north", "Amina");
+    store_device *hi = strcmp(w->ana.device_id, w->ana2.device_id) > 0 ? &w->ana : &w->ana2;
+    store_device *lo = hi == &w->ana ? &w->ana2 : &w->ana;
+    uint64_t same = HLC(NOW_MS - 5);
+    proto_msg *a = push_update(w, hi, hi->acked_seq + 1, same, "c-1", C_NAME, T("Amina"),
+                               T("from-higher-id"), NULL);
+    proto_msg *b = push_update(w, lo, lo->acked_seq + 1, same, "c-1", C_NAME, T("Amina"),
+                               T("from-lower-id"), NULL);
+    assert_int_equal(b->u.ack.n_conflicts, 1);
+    assert_contact(w, "c-1", "name", "from-higher-id");
+    proto_msg_free(a);
+    proto_msg_free(b);
+}
+
+static void test_same_value_written_twice_is_not_a_conflict(void **state)
+{
+    world *w = *state;
+    seed_contact(w, &w->ana, 1, "c-1", "north", "Amina");
+    proto_msg *a = push_update(w, &w->ana, 2, HLC(NOW_MS - 20), "c-1", C_RISK, I(1), I(3), NULL);
+    proto_msg *b = push_update(w, &w->ana2, 1, HLC(NOW_MS - 30), "c-1", C_RISK, I(1), I(3), NULL);
+    assert_int_equal(b->u.ack.n_conflicts, 0);
+    assert_int_equal(fx_int(&w->fx, "SELECT risk_level FROM contacts"), 3);
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_conflicts"), 0);
+    proto_msg_free(a);
+    proto_msg_free(b);
+}
+
+static void test_insert_of_existing_key_merges_by_column(void **state)
+{
+    world *w = *state;
+    seed_contact(w, &w->ana, 1, "c-1", "north", "Amina");
+    tpush *tp = tp_new(1, HLC(NOW_MS - 200000)); /* older than the seed */
+    tp_insert_contact(tp, "c-1", "north", "Other");
+    proto_msg *m = fx_push(&w->fx, &w->ana2, tp, NOW_MS, NULL);
+    assert_int_equal(m->type, PROTO_MSG_ACK);
+    assert_int_equal(m->u.ack.n_conflicts, 1);
+    assert_int_equal(m->u.ack.conflicts[0].kind, PROTO_CONFLICT_CONFLICT);
+    assert_int_equal(m->u.ack.conflicts[0].col, C_NAME);
+    assert_contact(w, "c-1", "name", "Amina");
+    proto_msg_free(m);
+    tp_free(tp);
+}
+
+static void test_update_of_deleted_row_later_update_restores_it(void **state)
+{
+    world *w = *state;
+    seed_contact(w, &w->ana, 1, "c-1", "north", "Amina");
+    tpush *del = tp_new(2, HLC(NOW_MS - 50));
+    tp_delete_contact(del, &w->fx, "c-1");
+    proto_msg *d = fx_push(&w->fx, &w->ana, del, NOW_MS, NULL);
+    assert_int_equal(d->type, PROTO_MSG_ACK);
+    assert_contact(w, "c-1", "name", NULL);
+    proto_msg *u =
+        push_update(w, &w->ana2, 1, HLC(NOW_MS - 10), "c-1", C_NOTES, N(), T("seen again"), NULL);
+    assert_int_equal(u->type, PROTO_MSG_ACK);
+    assert_int_equal(u->u.ack.n_conflicts, 0);
+    /* restored from its values at deletion, with the update on top */
+    assert_contact(w, "c-1", "name", "Amina");
+    assert_contact(w, "c-1", "notes", "seen again");
+    char where[512];
+    snprintf(where, sizeof where, "kind = %d AND col = -1 AND loser_device = '%s'",
+             PROTO_CONFLICT_NOTFOUND, w->ana.device_id);
+    assert_int_equal(conflicts_where(w, where), 1);
+    proto_msg_free(d);
+    proto_msg_free(u);
+    tp_free(del);
+}
+
+static void test_update_of_deleted_row_earlier_update_loses(void **state)
+{
+    world *w = *state;
+    seed_contact(w, &w->ana, 1, "c-1", "north", "Amina");
+    tpush *del = tp_new(2, HLC(NOW_MS - 10));
+    tp_delete_contact(del, &w->fx, "c-1");
+    proto_msg *d = fx_push(&w->fx, &w->ana, del, NOW_MS, NULL);
+    proto_msg *u =
+        push_update(w, &w->ana2, 1, HLC(NOW_MS - 50), "c-1", C_NOTES, N(), T("too late"), NULL);
+    assert_int_equal(u->type, PROTO_MSG_ACK);
+    assert_int_equal(u->u.ack.n_conflicts, 1);
+    assert_int_equal(u->u.ack.conflicts[0].kind, PROTO_CONFLICT_NOTFOUND);
+    assert_true(fx_value_is(&u->u.ack.conflicts[0].mine, "too late"));
+    assert_contact(w, "c-1", "name", NULL);
+    assert_int_equal(conflicts_where(w, "losing_value = 'too late' AND kind = 2"), 1);
+    proto_msg_free(d);
+    proto_msg_free(u);
+    tp_free(del);
+}
+
+static void test_update_of_unknown_row_loses_and_is_tombstoned(void **state)
+{
+    world *w = *state;
+    seed_contact(w, &w->ana, 1, "c-0", "north", "Amina"); /* server sequence 1 */
+    /* carrying its scope, the update can be checked: it loses (nothing to update) and the
+     * device is sent a tombstone so that its replica converges */
+    tpush *tp = tp_new(2, HLC(NOW_MS));
+    proto_change *ch = tp_change(tp, "contacts", C_NCOLS, PROTO_OP_UPDATE);
+    tp_col(ch, C_ID, T("ghost"), U());
+    tp_col(ch, C_TEAM, T("north"), T("north"));
+    tp_col(ch, C_NAME, T("a"), T("b"));
+    proto_msg *m = fx_push(&w->fx, &w->ana, tp, NOW_MS, NULL);
+    assert_int_equal(m->type, PROTO_MSG_ACK);
+    assert_true(m->u.ack.n_conflicts >= 1);
+    assert_int_equal(m->u.ack.conflicts[0].kind, PROTO_CONFLICT_NOTFOUND);
+    proto_msg_free(m);
+    tp_free(tp);
+    store_pull_info info;
+    m = fx_pull(&w->fx, &w->ana, 1, 100, 1 << 20, &info);
+    assert_int_equal(info.n_deleted, 1);
+    proto_msg_free(m);
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM contacts WHERE id = 'ghost'"), 0);
+
+    /* without its scope it cannot be checked at all: refused */
+    tp = tp_new(3, HLC(NOW_MS));
+    tp_update_contact(tp, "ghost-2", C_NAME, T("a"), T("b"));
+    m = fx_push(&w->fx, &w->ana, tp, NOW_MS, NULL);
+    assert_int_equal(m->type, PROTO_MSG_REJECT);
+    assert_int_equal(m->u.reject.rows[0].code, PROTO_ERR_OUT_OF_SCOPE);
+    proto_msg_free(m);
+    tp_free(tp);
+}
+
+static void test_delete_of_deleted_row_is_quiet(void **state)
+{
+    world *w = *state;
+    seed_contact(w, &w->ana, 1, "c-1", "north", "Amina");
+    tpush *a = tp_new(2, HLC(NOW_MS - 20));
+    tp_delete_contact(a, &w->fx, "c-1");
+    tpush *b = tp_new(1, HLC(NOW_MS - 10));
+    tp_delete_contact(b, &w->fx, "c-1");
+    proto_msg *m = fx_push(&w->fx, &w->ana, a, NOW_MS, NULL);
+    proto_msg_free(m);
+    store_push_info info;
+    m = fx_push(&w->fx, &w->ana2, b, NOW_MS, &info);
+    assert_int_equal(m->type, PROTO_MSG_ACK);
+    assert_int_equal(m->u.ack.n_conflicts, 0);
+    assert_int_equal(info.n_rows, 0);
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_conflicts"), 0);
+    proto_msg_free(m);
+    tp_free(a);
+    tp_free(b);
+}
+
+static void test_delete_of_changed_row_earlier_delete_loses(void **state)
+{
+    world *w = *state;
+    seed_contact(w, &w->ana, 1, "c-1", "north", "Amina");
+    /* ana2 deletes what it saw at the seed, but ana changed the name later than the delete */
+    tpush *del = tp_new(1, HLC(NOW_MS - 50));
+    tp_delete_contact(del, &w->fx, "c-1");
+    proto_msg *u = push_update(w, &w->ana, 2, HLC(NOW_MS - 10), "c-1", C_NAME, T("Amina"),
+                               T("Amina K."), NULL);
+    proto_msg *d = fx_push(&w->fx, &w->ana2, del, NOW_MS, NULL);
+    assert_int_equal(d->type, PROTO_MSG_ACK);
+    assert_int_equal(d->u.ack.n_conflicts, 1);
+    assert_int_equal(d->u.ack.conflicts[0].kind, PROTO_CONFLICT_CONFLICT);
+    assert_int_equal(d->u.ack.conflicts[0].col, -1);
+    assert_int_equal(d->u.ack.conflicts[0].mine.type, PROTO_UNDEF);
+    assert_contact(w, "c-1", "name", "Amina K.");
+    char where[512];
+    snprintf(where, sizeof where,
+             "col = -1 AND kind = 3 AND loser_device = '%s' AND winner_device = '%s'",
+             w->ana2.device_id, w->ana.device_id);
+    assert_int_equal(conflicts_where(w, where), 1);
+    proto_msg_free(u);
+    proto_msg_free(d);
+    tp_free(del);
+}
+
+static void test_delete_of_changed_row_later_delete_wins(void **state)
+{
+    world *w = *state;
+    seed_contact(w, &w->ana, 1, "c-1", "north", "Amina");
+    tpush *del = tp_new(1, HLC(NOW_MS - 10));
+    tp_delete_contact(del, &w->fx, "c-1");
+    proto_msg *u = push_update(w, &w->ana, 2, HLC(NOW_MS - 50), "c-1", C_NAME, T("Amina"),
+                               T("Amina K."), NULL);
+    proto_msg *d = fx_push(&w->fx, &w->ana2, del, NOW_MS, NULL);
+    assert_int_equal(d->u.ack.n_conflicts, 0);
+    assert_contact(w, "c-1", "name", NULL);
+    /* the change the delete overrode is kept */
+    char where[512];
+    snprintf(where, sizeof where, "losing_value = 'Amina K.' AND loser_device = '%s' AND kind = %d",
+             w->ana.device_id, PROTO_CONFLICT_CONFLICT);
+    assert_int_equal(conflicts_where(w, where), 1);
+    proto_msg_free(u);
+    proto_msg_free(d);
+    tp_free(del);
+}
+
+static void seed_table_row(world *w, const char *table, const char *id, const char *value)
+{
+    tpush *tp = tp_new(w->ana.acked_seq + 1, HLC(NOW_MS - 100000));
+    proto_change *ch = tp_change(tp, table, 4, PROTO_OP_INSERT);
+    tp_col(ch, 0, U(), T(id));
+    tp_col(ch, 1, U(), T("north"));
+    tp_col(ch, 2, U(), T(value));
+    tp_col(ch, 3, U(), N());
+    proto_msg *m = fx_push(&w->fx, &w->ana, tp, NOW_MS, NULL);
+    assert_int_equal(m->type, PROTO_MSG_ACK);
+    proto_msg_free(m);
+    tp_free(tp);
+}
+
+static proto_msg *update_table_row(world *w, store_device *dev, uint64_t hlc, const char *table,
+                                   const char *id, const char *old_v, const char *new_v)
+{
+    tpush *tp = tp_new(dev->acked_seq + 1, hlc);
+    proto_change *ch = tp_change(tp, table, 4, PROTO_OP_UPDATE);
+    tp_col(ch, 0, T(id), U());
+    tp_col(ch, 2, T(old_v), T(new_v));
+    proto_msg *m = fx_push(&w->fx, dev, tp, NOW_MS, NULL);
+    tp_free(tp);
+    return m;
+}
+
+static void test_policy_server_wins_keeps_central_value(void **state)
+{
+    world *w = *state;
+    seed_table_row(w, "visits", "v-1", "c-1");
+    proto_msg *a = update_table_row(w, &w->ana, HLC(NOW_MS - 50), "visits", "v-1", "c-1", "c-2");
+    /* later HLC, stale old value: under server-wins it still loses */
+    proto_msg *b = update_table_row(w, &w->ana2, HLC(NOW_MS - 10), "visits", "v-1", "c-1", "c-3");
+    assert_int_equal(b->u.ack.n_conflicts, 1);
+    assert_int_equal(fx_int(&w->fx, "SELECT contact_id = 'c-2' FROM visits"), 1);
+    assert_int_equal(conflicts_where(w, "decided_by = 'server-wins' AND losing_value = 'c-3'"), 1);
+    proto_msg_free(a);
+    proto_msg_free(b);
+}
+
+static void test_policy_device_wins_takes_pushed_value(void **state)
+{
+    world *w = *state;
+    seed_table_row(w, "referrals", "r-1", "clinic");
+    proto_msg *a =
+        update_table_row(w, &w->ana, HLC(NOW_MS - 10), "referrals", "r-1", "clinic", "shelter");
+    /* earlier HLC, stale old value: under device-wins the push still wins */
+    proto_msg *b =
+        update_table_row(w, &w->ana2, HLC(NOW_MS - 50), "referrals", "r-1", "clinic", "police");
+    assert_int_equal(b->u.ack.n_conflicts, 0);
+    assert_int_equal(fx_int(&w->fx, "SELECT agency = 'police' FROM referrals"), 1);
+    assert_int_equal(conflicts_where(w, "decided_by = 'device-wins' AND losing_value = 'shelter'"),
+                     1);
+    proto_msg_free(a);
+    proto_msg_free(b);
+}
+
+static void test_clock_far_ahead_is_clamped_and_cannot_win(void **state)
+{
+    world *w = *state;
+    seed_contact(w, &w->ana, 1, "c-1", "north", "Amina");
+    uint64_t next_year = HLC(NOW_MS + UINT64_C(365) * 24 * 3600 * 1000);
+    store_push_info info;
+    proto_msg *a = push_update(w, &w->ana, 2, next_year, "c-1", C_NAME, T("Amina"),
+                               T("from the future"), &info);
+    assert_true(info.hlc_clamped);
+    free(info.teams_touched);
+    assert_true(a->u.ack.hlc_clamped);
+    /* the repeated ACK of that entry says the same, whatever clock the resend carries */
+    proto_msg *again = push_update(w, &w->ana, 2, HLC(NOW_MS), "c-1", C_NAME, T("Amina"),
+                                   T("from the future"), &info);
+    assert_true(info.duplicate);
+    assert_true(again->u.ack.hlc_clamped);
+    proto_msg_free(again);
+    assert_int_equal(fx_int(&w->fx, "SELECT clamped FROM _outpost_applied WHERE seq = 2"), 1);
+    /* a write a minute later (within tolerance, not clamped) beats the clamped one */
+    proto_msg *b = push_update(w, &w->ana2, 1, HLC(NOW_MS + 60000), "c-1", C_NAME, T("Amina"),
+                               T("real time"), &info);
+    assert_false(info.hlc_clamped);
+    free(info.teams_touched);
+    assert_int_equal(b->u.ack.n_conflicts, 0);
+    assert_contact(w, "c-1", "name", "real time");
+    proto_msg_free(a);
+    proto_msg_free(b);
+}
+
+static void test_scope_moved_row_touches_old_and_new_team(void **state)
+{
+    world *w = *state;
+    seed_contact(w, &w->cai, 1, "c-1", "north", "Amina");
+    store_push_info info;
+    proto_msg *m =
+        push_update(w, &w->cai, 2, HLC(NOW_MS), "c-1", C_TEAM, T("north"), T("south"), &info);
+    assert_int_equal(m->type, PROTO_MSG_ACK);
+    assert_int_equal(info.n_teams_touched, 2);
+    bool north = false, south = false;
+    for (uint32_t i = 0; i < info.n_teams_touched; i++) {
+        north = north || strcmp(info.teams_touched[i], "north") == 0;
+        south = south || strcmp(info.teams_touched[i], "south") == 0;
+    }
+    assert_true(north && south);
+    free(info.teams_touched);
+    proto_msg_free(m);
+}
+
+/* ---- REJECT: nothing applied -------------------------------------------------------------- */
+
+static void assert_rejected_nothing_applied(world *w, proto_msg *m, uint32_t code,
+                                            const char *before_dump)
+{
+    assert_int_equal(m->type, PROTO_MSG_REJECT);
+    assert_true(m->u.reject.n_rows >= 1);
+    assert_int_equal(m->u.reject.rows[0].code, code);
+    assert_non_null(m->u.reject.rows[0].message);
+    char *after = fx_dump(&w->fx);
+    assert_string_equal(before_dump, after);
+    free(after);
+}
+
+static void test_reject_new_scope_value_out_of_scope(void **state)
+{
+    world *w = *state;
+    char *before = fx_dump(&w->fx);
+    tpush *tp = tp_new(1, HLC(NOW_MS));
+    tp_insert_contact(tp, "c-ok", "north", "fine");
+    tp_insert_contact(tp, "c-bad", "south", "not mine");
+    store_push_info info;
+    proto_msg *m = fx_push(&w->fx, &w->ana, tp, NOW_MS, &info);
+    assert_true(info.rejected);
+    assert_int_equal(m->u.reject.seq, 1);
+    assert_int_equal(m->u.reject.n_rows, 1);
+    assert_true(fx_value_is(&m->u.reject.rows[0].pk[0], "c-bad"));
+    /* server's truth for the refused row: it has none, so a tombstone */
+    const proto_table_rows *t = fx_rows_table(m, "contacts");
+    assert_non_null(t);
+    assert_int_equal(t->n_deleted, 1);
+    assert_rejected_nothing_applied(w, m, PROTO_ERR_OUT_OF_SCOPE, before);
+    assert_int_equal(w->ana.acked_seq, 0);
+    proto_msg_free(m);
+    tp_free(tp);
+    free(before);
+}
+
+static void test_reject_old_scope_value_out_of_scope(void **state)
+{
+    world *w = *state;
+    seed_contact(w, &w->ben, 1, "c-s", "south", "Bo");
+    char *before = fx_dump(&w->fx);
+    /* ana (north only) tries to pull a south row into north */
+    proto_msg *m =
+        push_update(w, &w->ana, 1, HLC(NOW_MS), "c-s", C_TEAM, T("south"), T("north"), NULL);
+    assert_rejected_nothing_applied(w, m, PROTO_ERR_OUT_OF_SCOPE, before);
+    /* the row exists but is not ana's to see: it is named as removed, its values not sent */
+    const proto_table_rows *t = fx_rows_table(m, "contacts");
+    assert_non_null(t);
+    assert_int_equal(t->n_rows, 0);
+    assert_int_equal(t->n_removed, 1);
+    proto_msg_free(m);
+    /* an update that does not carry the scope is checked against the central row's scope */
+    m = push_update(w, &w->ana, 1, HLC(NOW_MS), "c-s", C_NAME, T("Bo"), T("hijack"), NULL);
+    assert_rejected_nothing_applied(w, m, PROTO_ERR_OUT_OF_SCOPE, before);
+    proto_msg_free(m);
+    free(before);
+}
+
+static void test_reject_unknown_table_column_count_pk_constraint(void **state)
+{
+    world *w = *state;
+    seed_contact(w, &w->ana, 1, "c-1", "north", "Amina");
+    char *before = fx_dump(&w->fx);
+
+    tpush *tp = tp_new(2, HLC(NOW_MS));
+    tp_insert_contact(tp, "c-2", "north", "valid but in a bad transaction");
+    proto_change *ch = tp_change(tp, "no_such_table", 2, PROTO_OP_INSERT);
+    tp_col(ch, 0, U(), T("x"));
+    tp_col(ch, 1, U(), T("north"));
+    proto_msg *m = fx_push(&w->fx, &w->ana, tp, NOW_MS, NULL);
+    assert_rejected_nothing_applied(w, m, PROTO_ERR_UNKNOWN_TABLE, before);
+    proto_msg_free(m);
+    tp_free(tp);
+
+    tp = tp_new(2, HLC(NOW_MS));
+    tp_update_contact(tp, "c-1", 12, T("a"), T("b")); /* column 12 does not exist */
+    m = fx_push(&w->fx, &w->ana, tp, NOW_MS, NULL);
+    assert_rejected_nothing_applied(w, m, PROTO_ERR_UNKNOWN_COLUMN, before);
+    /* the server's current row comes back so the device can converge */
+    const proto_table_rows *t = fx_rows_table(m, "contacts");
+    assert_non_null(t);
+    assert_int_equal(t->n_rows, 1);
+    assert_true(fx_value_is(&t->rows[C_NAME], "Amina"));
+    proto_msg_free(m);
+    tp_free(tp);
+
+    tp = tp_new(2, HLC(NOW_MS));
+    ch = tp_change(tp, "contacts", C_NCOLS, PROTO_OP_INSERT);
+    tp_col(ch, C_ID, U(), T("c-3")); /* two values for eight columns */
+    tp_col(ch, C_TEAM, U(), T("north"));
+    m = fx_push(&w->fx, &w->ana, tp, NOW_MS, NULL);
+    assert_rejected_nothing_applied(w, m, PROTO_ERR_INVALID_CHANGE, before);
+    proto_msg_free(m);
+    tp_free(tp);
+
+    tp = tp_new(2, HLC(NOW_MS));
+    ch = tp_change(tp, "contacts", C_NCOLS, PROTO_OP_UPDATE);
+    tp_col(ch, C_NAME, T("Amina"), T("no key")); /* no primary key */
+    m = fx_push(&w->fx, &w->ana, tp, NOW_MS, NULL);
+    assert_rejected_nothing_applied(w, m, PROTO_ERR_INVALID_CHANGE, before);
+    assert_int_equal(m->u.reject.rows[0].n_pk, 1); /* [nil]: the key could not be read */
+    assert_int_equal(m->u.reject.rows[0].pk[0].type, PROTO_NULL);
+    proto_msg_free(m);
+    tp_free(tp);
+
+    tp = tp_new(2, HLC(NOW_MS));
+    tp_insert_contact(tp, "c-4", "north", "fine");
+    tp_update_contact(tp, "c-1", C_AGE, I(12), I(99)); /* CHECK (age BETWEEN 0 AND 25) */
+    for (int round = 0; round < 2; round++) {          /* a resent entry is refused the same way */
+        m = fx_push(&w->fx, &w->ana, tp, NOW_MS, NULL);
+        assert_int_equal(m->type, PROTO_MSG_REJECT);
+        assert_int_equal(m->u.reject.n_rows, 1);
+        assert_int_equal(m->u.reject.rows[0].code, PROTO_ERR_CONSTRAINT);
+        assert_non_null(strstr(m->u.reject.rows[0].message, "CHECK"));
+        proto_msg_free(m);
+    }
+    tp_free(tp);
+    /* nothing applied; the refused value is kept once in the conflict log */
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM contacts"), 1);
+    assert_int_equal(fx_int(&w->fx, "SELECT age FROM contacts"), 12);
+    assert_int_equal(conflicts_where(w, "kind = 4 AND col = 3 AND losing_value = 99"), 1);
+    assert_int_equal(conflicts_where(w, "kind = 4"), 1); /* only age was written */
+
+    assert_int_equal(w->ana.acked_seq, 1);
+    free(before);
+}
+
+/* ---- exactly once ----------------------------------------------------------------------- */
+
+static void test_duplicate_seq_answers_same_ack_without_applying(void **state)
+{
+    world *w = *state;
+    seed_contact(w, &w->ana, 1, "c-1", "north", "Amina");
+    proto_msg *first =
+        push_update(w, &w->ana2, 1, HLC(NOW_MS - 10), "c-1", C_NAME, T("Amina"), T("Later"), NULL);
+    proto_msg *lost =
+        push_update(w, &w->ana, 2, HLC(NOW_MS - 20), "c-1", C_NAME, T("Amina"), T("Earlier"), NULL);
+    char *before = fx_dump(&w->fx);
+    store_push_info info;
+    proto_msg *again = push_update(w, &w->ana, 2, HLC(NOW_MS - 20), "c-1", C_NAME, T("Amina"),
+                                   T("Earlier"), &info);
+    assert_true(info.duplicate);
+    assert_int_equal(again->type, PROTO_MSG_ACK);
+    assert_int_equal(again->u.ack.seq, 2);
+    assert_int_equal(again->u.ack.server_seq, 0);
+    assert_int_equal(again->u.ack.n_conflicts, lost->u.ack.n_conflicts);
+    assert_true(fx_value_is(&again->u.ack.conflicts[0].mine, "Earlier"));
+    char *after = fx_dump(&w->fx);
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+    proto_msg_free(first);
+    proto_msg_free(lost);
+    proto_msg_free(again);
+}
+
+/* The same pushes applied 1, 2 and 10 times leave identical stores. */
+static char *replayed_store(int times)
+{
+    world w;
+    memset(&w, 0, sizeof w);
+    fx_open(&w.fx);
+    fx_device(&w.fx, "ana", &w.ana);
+    fx_device(&w.fx, "ana", &w.ana2);
+    /* Device ids are random: give both devices fixed ids so that dumps compare. */
+    sqlite3 *db = store_sqlite_db(w.fx.st);
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "UPDATE _outpost_devices SET id = 'dev-a' WHERE id = '%s';"
+             "UPDATE _outpost_devices SET id = 'dev-b' WHERE id = '%s';"
+             "UPDATE _outpost_devices SET secret_hash = x'00'",
+             w.ana.device_id, w.ana2.device_id);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "UPDATE _outpost_enroll_codes SET code_hash = rowid,"
+                                  " device_id = NULL",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    snprintf(w.ana.device_id, sizeof w.ana.device_id, "dev-a");
+    snprintf(w.ana2.device_id, sizeof w.ana2.device_id, "dev-b");
+    for (int round = 0; round < times; round++) {
+        tpush *a = tp_new(1, HLC(NOW_MS - 100));
+        tp_insert_contact(a, "c-1", "north", "Amina");
+        tp_insert_contact(a, "c-2", "north", "Bilal");
+        proto_msg *m = fx_push(&w.fx, &w.ana, a, NOW_MS, NULL);
+        assert_int_equal(m->type, PROTO_MSG_ACK);
+        proto_msg_free(m);
+        tp_free(a);
+        m = push_update(&w, &w.ana2, 1, HLC(NOW_MS - 50), "c-1", C_NAME, T("Amina"), T("B"), NULL);
+        assert_int_equal(m->type, PROTO_MSG_ACK);
+        proto_msg_free(m);
+        m = push_update(&w, &w.ana, 2, HLC(NOW_MS - 60), "c-1", C_NAME, T("Amina"), T("A"), NULL);
+        assert_int_equal(m->type, PROTO_MSG_ACK);
+        assert_int_equal(m->u.ack.n_conflicts, 1);
+        proto_msg_free(m);
+        tpush *d = tp_new(3, HLC(NOW_MS - 40));
+        if (round == 0)
+            tp_delete_contact(d, &w.fx, "c-2");
+        else
+            tp_update_contact(d, "c-2", C_NOTES, N(), T("not applied: duplicate seq"));
+        m = fx_push(&w.fx, &w.ana, d, NOW_MS, NULL);
+        assert_int_equal(m->type, PROTO_MSG_ACK);
+        proto_msg_free(m);
+        tp_free(d);
+    }
+    char *dump = fx_dump(&w.fx);
+    store_device_clear(&w.ana);
+    store_device_clear(&w.ana2);
+    fx_close(&w.fx);
+    return dump;
+}
+
+static void test_replay_1_2_10_times_identical_store(void **state)
+{
+    (void)state;
+    char *once = replayed_store(1);
+    char *twice = replayed_store(2);
+    char *ten = replayed_store(10);
+    assert_non_null(strstr(once, "'B'")); /* the merge happened */
+    assert_string_equal(once, twice);
+    assert_string_equal(once, ten);
+    free(once);
+    free(twice);
+    free(ten);
+}
+
+/* ---- full disk ---------------------------------------------------------------------------- */
+
+static void test_full_disk_is_efull_and_nothing_applied(void **state)
+{
+    world *w = *state;
+    seed_contact(w, &w->ana, 1, "c-0", "north", "first");
+    sqlite3 *db = store_sqlite_db(w->fx.st);
+    int64_t pages = fx_int(&w->fx, "PRAGMA page_count");
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA max_page_count = %lld", (long long)pages + 2);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    char *before = fx_dump(&w->fx);
+    tpush *tp = tp_new(2, HLC(NOW_MS));
+    char ids[200][16];
+    for (int i = 0; i < 200; i++) {
+        snprintf(ids[i], sizeof ids[i], "c-%d", i + 1);
+        tp_insert_contact(tp, ids[i], "north", "a name long enough to need some pages");
+    }
+    proto_buf reply = {0};
+    store_push_info info;
+    int rc = store_push(w->fx.st, &w->ana, tp_push(tp), NOW_MS, &reply, &info);
+    assert_int_equal(rc, STORE_EFULL);
+    assert_non_null(strstr(store_errmsg(w->fx.st), "full"));
+    assert_int_equal(reply.len, 0);
+    assert_int_equal(w->ana.acked_seq, 1);
+    char *after = fx_dump(&w->fx);
+    assert_string_equal(before, after);
+    /* with room again, the same entry applies */
+    assert_int_equal(sqlite3_exec(db, "PRAGMA max_page_count = 1073741823", NULL, NULL, NULL),
+                     SQLITE_OK);
+    proto_msg *m = fx_push(&w->fx, &w->ana, tp, NOW_MS, NULL);
+    assert_int_equal(m->type, PROTO_MSG_ACK);
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM contacts"), 201);
+    proto_msg_free(m);
+    proto_buf_free(&reply);
+    free(before);
+    free(after);
+    tp_free(tp);
+}
+
+static void test_revoked_device_push_refused(void **state)
+{
+    world *w = *state;
+    assert_int_equal(store_device_revoke(w->fx.st, w->ana.device_id, false), 0);
+    tpush *tp = tp_new(1, HLC(NOW_MS));
+    tp_insert_contact(tp, "c-1", "north", "x");
+    proto_buf reply = {0};
+    store_push_info info;
+    assert_int_equal(store_push(w->fx.st, &w->ana, tp_push(tp), NOW_MS, &reply, &info),
+                     STORE_EREVOKED);
+    assert_int_equal(reply.len, 0);
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM contacts"), 0);
+    tp_free(tp);
+}
+
+/* ---- hostile input ------------------------------------------------------------------------ */
+
+static uint32_t rnd_next(uint32_t *state)
+{
+    *state = *state * 1664525u + 1013904223u;
+    return *state >> 8;
+}
+
+static proto_value rnd_value(uint32_t *r, char texts[][8], uint32_t slot)
+{
+    static const char *const teams[] = {"north", "south", "east", ""};
+    switch (rnd_next(r) % 7) {
+    case 0:
+        return U();
+    case 1:
+        return N();
+    case 2:
+        return I((int64_t)rnd_next(r) - 100000);
+    case 3:
+        return T(teams[rnd_next(r) % 4]);
+    case 4: {
+        proto_value v = {.type = PROTO_REAL};
+        v.u.r = (double)rnd_next(r) / 7.0;
+        return v;
+    }
+    case 5: {
+        proto_value v = {.type = PROTO_BLOB};
+        v.u.b.p = (const uint8_t *)"\x00\x01\x02";
+        v.u.b.n = rnd_next(r) % 4;
+        return v;
+    }
+    default:
+        snprintf(texts[slot], 8, "k%u", rnd_next(r) % 6);
+        return T(texts[slot]);
+    }
+}
+
+/* Random, mostly malformed pushes: each is answered ACK or REJECT, none crashes, the store
+ * stays consistent, and an ACKed push really was the device's next entry. */
+static void test_hostile_pushes_never_break_the_store(void **state)
+{
+    world *w = *state;
+    static const char *const tables[] = {"contacts", "visits", "referrals", "nope", ""};
+    uint32_t r = 12345;
+    int n_ack = 0, n_reject = 0;
+    for (int round = 0; round < 400; round++) {
+        tpush *tp = tp_new(w->cai.acked_seq + 1, HLC(NOW_MS - (rnd_next(&r) % 1000)));
+        static char texts[256][8];
+        uint32_t slot = 0;
+        uint32_t n_changes = 1 + rnd_next(&r) % 4;
+        /* odd rounds: well-formed contacts changes with random keys and values, which reach
+         * every merge path (new rows, conflicts, deleted rows, constraints) */
+        for (uint32_t k = 0; round % 2 == 1 && k < n_changes; k++) {
+            static const char *const keys[] = {"k0", "k1", "k2", "k3", "k4", "k5"};
+            static const char *const teams[] = {"north", "south"};
+            const char *key = keys[rnd_next(&r) % 6];
+            proto_op op = (proto_op)(1 + rnd_next(&r) % 3);
+            proto_change *ch = tp_change(tp, "contacts", C_NCOLS, op);
+            if (op == PROTO_OP_UPDATE) {
+                tp_col(ch, C_ID, T(key), U());
+                for (uint32_t c = C_NAME; c < C_NCOLS; c++)
+                    if (rnd_next(&r) % 2)
+                        tp_col(ch, c, rnd_value(&r, texts, slot++), I(rnd_next(&r) % 30));
+                continue;
+            }
+            for (uint32_t c = 0; c < C_NCOLS; c++) {
+                proto_value v = c == C_ID     ? T(key)
+                                : c == C_TEAM ? T(teams[rnd_next(&r) % 2])
+                                : c == C_NAME ? T("n")
+                                              : I(rnd_next(&r) % 30);
+                tp_col(ch, c, op == PROTO_OP_DELETE ? v : U(), op == PROTO_OP_INSERT ? v : U());
+            }
+        }
+        for (uint32_t k = 0; round % 2 == 0 && k < n_changes; k++) {
+            const char *table = tables[rnd_next(&r) % 5];
+            uint32_t n_columns = rnd_next(&r) % 10;
+            proto_change *ch = tp_change(tp, table, n_columns, (proto_op)(1 + rnd_next(&r) % 3));
+            uint32_t n_cols = rnd_next(&r) % 10;
+            uint32_t idx = rnd_next(&r) % 2;
+            for (uint32_t c = 0; c < n_cols && slot + 2 < 256; c++) {
+                proto_value old_v = rnd_value(&r, texts, slot++);
+                proto_value new_v = rnd_value(&r, texts, slot++);
+                if (old_v.type == PROTO_UNDEF && new_v.type == PROTO_UNDEF)
+                    new_v = N(); /* the wire cannot carry a column with neither value */
+                tp_col(ch, idx, old_v, new_v);
+                idx += rnd_next(&r) % 8 == 0 ? 2u : 1u; /* sometimes skip a column */
+            }
+        }
+        uint64_t before = w->cai.acked_seq;
+        store_push_info info;
+        proto_msg *m = fx_push(&w->fx, &w->cai, tp, NOW_MS, &info);
+        assert_true(m->type == PROTO_MSG_ACK || m->type == PROTO_MSG_REJECT);
+        if (m->type == PROTO_MSG_ACK) {
+            assert_int_equal(w->cai.acked_seq, before + 1);
+            n_ack++;
+        } else {
+            assert_int_equal(w->cai.acked_seq, before);
+            n_reject++;
+        }
+        free(info.teams_touched);
+        proto_msg_free(m);
+        tp_free(tp);
+    }
+    assert_true(n_ack > 10 && n_reject > 10); /* both paths were exercised */
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(
+        sqlite3_prepare_v2(store_sqlite_db(w->fx.st), "PRAGMA integrity_check", -1, &s, NULL),
+        SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(s, 0), "ok");
+    sqlite3_finalize(s);
+    /* every live row has its merge state, every merge state of a live row has its row */
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM contacts"),
+                     fx_int(&w->fx, "SELECT count(*) FROM _outpost_rows WHERE table_id = 1"
+                                    " AND deleted = 0"));
+    /* nobody wrote outside cai's teams */
+    assert_int_equal(
+        fx_int(&w->fx, "SELECT count(*) FROM contacts WHERE team_id NOT IN ('north', 'south')"), 0);
+}
+
+#define T_(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        T_(test_insert_new_row_applied),
+        T_(test_update_different_columns_merge_without_conflict),
+        T_(test_update_same_column_later_hlc_wins_loser_logged),
+        T_(test_update_same_column_later_arrival_with_later_hlc_wins),
+        T_(test_update_tie_broken_by_device_id),
+        T_(test_same_value_written_twice_is_not_a_conflict),
+        T_(test_insert_of_existing_key_merges_by_column),
+        T_(test_update_of_deleted_row_later_update_restores_it),
+        T_(test_update_of_deleted_row_earlier_update_loses),
+        T_(test_update_of_unknown_row_loses_and_is_tombstoned),
+        T_(test_delete_of_deleted_row_is_quiet),
+        T_(test_delete_of_changed_row_earlier_delete_loses),
+        T_(test_delete_of_changed_row_later_delete_wins),
+        T_(test_policy_server_wins_keeps_central_value),
+        T_(test_policy_device_wins_takes_pushed_value),
+        T_(test_clock_far_ahead_is_clamped_and_cannot_win),
+        T_(test_scope_moved_row_touches_old_and_new_team),
+        T_(test_reject_new_scope_value_out_of_scope),
+        T_(test_reject_old_scope_value_out_of_scope),
+        T_(test_reject_unknown_table_column_count_pk_constraint),
+        T_(test_duplicate_seq_answers_same_ack_without_applying),
+        cmocka_unit_test(test_replay_1_2_10_times_identical_store),
+        T_(test_full_disk_is_efull_and_nothing_applied),
+        T_(test_revoked_device_push_refused),
+        T_(test_hostile_pushes_never_break_the_store),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

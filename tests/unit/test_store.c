@@ -1,0 +1,688 @@
+/*
+ * The store around the merge: opening, schema init and upgrade, teams and workers,
+ * enrollment, authentication, revocation, and pull (paging, tombstones, scope removal, echo).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "store_fixture.h"
+#include "store_internal.h"
+
+static const char contacts_policy[] = "contacts scope=team_id\n";
+
+static int setup(void **state)
+{
+    fixture *fx = calloc(1, sizeof *fx);
+    fx_open(fx);
+    *state = fx;
+    return 0;
+}
+
+static int setup_empty(void **state)
+{
+    fixture *fx = calloc(1, sizeof *fx);
+    fx_open_empty(fx);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *fx = *state;
+    fx_close(fx);
+    free(fx);
+    return 0;
+}
+
+/* ---- open --------------------------------------------------------------------------------- */
+
+static void test_open_missing_without_create_is_enotfound(void **state)
+{
+    (void)state;
+    store *st = NULL;
+    char err[256];
+    assert_int_equal(store_open("/nonexistent-dir/x.db", false, &st, err, sizeof err),
+                     STORE_ENOTFOUND);
+    assert_null(st);
+    assert_non_null(strstr(err, "/nonexistent-dir/x.db"));
+    store_close(NULL); /* harmless */
+}
+
+static void test_open_sets_wal_and_full_sync(void **state)
+{
+    fixture *fx = *state;
+    sqlite3_stmt *s = NULL;
+    sqlite3 *db = store_sqlite_db(fx->st);
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(s, 0), "wal");
+    sqlite3_finalize(s);
+    assert_int_equal(fx_int(fx, "PRAGMA synchronous"), 2); /* FULL */
+}
+
+static void test_open_foreign_file_is_refused(void **state)
+{
+    fixture *fx = *state;
+    char path[400];
+    snprintf(path, sizeof path, "%s/other.db", fx->dir);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "CREATE TABLE t(x)", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    store *st = NULL;
+    char err[256];
+    assert_int_equal(store_open(path, false, &st, err, sizeof err), STORE_EINVAL);
+    assert_non_null(strstr(err, "not an Outpost store"));
+    assert_int_equal(store_open(path, true, &st, err, sizeof err), STORE_EINVAL);
+    assert_non_null(strstr(err, "refusing to add to it"));
+    assert_null(st);
+    /* the foreign file was left as it was */
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(s, 0), "delete");
+    sqlite3_finalize(s);
+    assert_int_equal(sqlite3_exec(db,
+                                  "SELECT count(*) FROM sqlite_master WHERE name LIKE"
+                                  " '_outpost%'",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    unlink(path);
+}
+
+/* ---- schema ------------------------------------------------------------------------------- */
+
+static void expect_schema_error(fixture *fx, const char *sql, const char *policy,
+                                const char *message_part)
+{
+    int rc = store_init_schema(fx->st, sql, policy);
+    assert_int_equal(rc, STORE_ESCHEMA);
+    if (strstr(store_errmsg(fx->st), message_part) == NULL)
+        fail_msg("error '%s' lacks '%s'", store_errmsg(fx->st), message_part);
+    assert_int_equal(fx_int(fx, "SELECT value FROM _outpost_meta WHERE key = 'schema_version'"), 0);
+}
+
+static void test_schema_init_refuses_integer_or_missing_pk(void **state)
+{
+    fixture *fx = *state;
+    expect_schema_error(fx, "CREATE TABLE contacts(id INTEGER PRIMARY KEY, team_id TEXT);",
+                        contacts_policy, "integer");
+    expect_schema_error(fx, "CREATE TABLE contacts(id BIGINT PRIMARY KEY, team_id TEXT);",
+                        contacts_policy, "integer");
+    expect_schema_error(fx, "CREATE TABLE contacts(id TEXT, team_id TEXT);", contacts_policy,
+                        "no explicit PRIMARY KEY");
+    /* nothing was created */
+    assert_int_equal(fx_int(fx, "SELECT count(*) FROM sqlite_master WHERE name = 'contacts'"), 0);
+}
+
+static void test_schema_init_refuses_bad_policy_and_statements(void **state)
+{
+    fixture *fx = *state;
+    const char *ok_sql = "CREATE TABLE contacts(id TEXT PRIMARY KEY, team_id TEXT);";
+    expect_schema_error(fx, ok_sql, "", "no policy line");
+    expect_schema_error(fx, ok_sql, "contacts scope=nope\n", "no scope column");
+    expect_schema_error(fx, ok_sql, "contacts\n", "needs scope=COLUMN");
+    expect_schema_error(fx, ok_sql, "contacts scope=team_id policy=random\n", "unknown setting");
+    expect_schema_error(fx, ok_sql, "contacts scope=team_id\nvisits scope=team_id\n",
+                        "not in the schema");
+    expect_schema_error(fx,
+                        "CREATE TABLE contacts(id TEXT PRIMARY KEY, team_id TEXT);"
+                        "CREATE TRIGGER t AFTER INSERT ON contacts BEGIN SELECT 1; END;",
+                        contacts_policy, "only CREATE TABLE");
+    expect_schema_error(fx, "ATTACH DATABASE '/tmp/x.db' AS x;", contacts_policy,
+                        "only CREATE TABLE");
+    expect_schema_error(fx, "CREATE TABLE _outpost_x(id TEXT PRIMARY KEY, team_id TEXT);",
+                        "_outpost_x scope=team_id\n", "reserved");
+}
+
+static void test_schema_init_twice_is_eexists(void **state)
+{
+    fixture *fx = *state;
+    char *sql = fx_data("contacts.sql");
+    char *policy = fx_data("contacts.policy");
+    assert_int_equal(store_init_schema(fx->st, sql, policy), STORE_EEXISTS);
+    assert_non_null(strstr(store_errmsg(fx->st), "upgrade"));
+    free(sql);
+    free(policy);
+}
+
+static void test_schema_encode_describes_tables(void **state)
+{
+    fixture *fx = *state;
+    proto_buf buf = {0};
+    uint32_t version = 0;
+    assert_int_equal(store_schema_encode(fx->st, &buf, &version), 0);
+    assert_int_equal(version, 1);
+    proto_msg *m = NULL;
+    char err[256];
+    assert_int_equal(proto_decode(buf.data, buf.len, NULL, &m, err, sizeof err), 0);
+    assert_int_equal(m->type, PROTO_MSG_SCHEMA);
+    assert_int_equal(m->u.schema.n_tables, 3);
+    const proto_schema_table *t = &m->u.schema.tables[0];
+    assert_string_equal(t->name, "contacts");
+    assert_string_equal(t->scope_col, "team_id");
+    assert_int_equal(t->n_columns, C_NCOLS);
+    assert_string_equal(t->columns[C_RISK], "risk_level");
+    assert_int_equal(t->n_pk, 1);
+    assert_int_equal(t->pk[0], 0);
+    assert_non_null(strstr(t->create_sql, "CREATE TABLE contacts"));
+    assert_int_equal(m->u.schema.tables[1].policy, PROTO_POLICY_SERVER_WINS);
+    assert_int_equal(m->u.schema.tables[2].policy, PROTO_POLICY_DEVICE_WINS);
+    proto_msg_free(m);
+    proto_buf_free(&buf);
+}
+
+static void test_schema_upgrade_additive_accepted(void **state)
+{
+    fixture *fx = *state;
+    /* the same schema again is not a new version */
+    char *same_sql = fx_data("contacts.sql");
+    char *same_policy = fx_data("contacts.policy");
+    assert_int_equal(store_upgrade_schema(fx->st, same_sql, same_policy), 0);
+    assert_int_equal(fx_int(fx, "SELECT value FROM _outpost_meta WHERE key = 'schema_version'"), 1);
+    free(same_sql);
+    free(same_policy);
+    char *sql = fx_data("contacts_v2.sql");
+    char *policy = fx_data("contacts_v2.policy");
+    int rc = store_upgrade_schema(fx->st, sql, policy);
+    if (rc != 0)
+        fail_msg("upgrade: %s", store_errmsg(fx->st));
+    assert_int_equal(fx_int(fx, "SELECT value FROM _outpost_meta WHERE key = 'schema_version'"), 2);
+    assert_int_equal(fx_int(fx, "SELECT count(*) FROM pragma_table_info('contacts')"), 10);
+    assert_int_equal(fx_int(fx, "SELECT count(*) FROM sqlite_master WHERE name = 'follow_ups'"), 1);
+    assert_int_equal(fx_int(fx, "SELECT count(*) FROM sqlite_master WHERE name = 'contacts_name'"),
+                     1);
+    /* a device on schema 1 can still push: its insert carries 8 of the 10 columns */
+    store_device dev;
+    fx_device(fx, "ana", &dev);
+    tpush *tp = tp_new(1, HLC(NOW_MS));
+    tp_insert_contact(tp, "c-1", "north", "Old schema");
+    proto_msg *m = fx_push(fx, &dev, tp, NOW_MS, NULL);
+    assert_int_equal(m->type, PROTO_MSG_ACK);
+    assert_int_equal(fx_int(fx, "SELECT consent FROM contacts WHERE id = 'c-1'"), 0);
+    proto_msg_free(m);
+    tp_free(tp);
+    store_device_clear(&dev);
+    free(sql);
+    free(policy);
+}
+
+static void expect_upgrade_refused(fixture *fx, const char *sql, const char *policy,
+                                   const char *message_part)
+{
+    char *before = fx_dump(fx);
+    int rc = store_upgrade_schema(fx->st, sql, policy);
+    assert_int_equal(rc, STORE_ESCHEMA);
+    if (strstr(store_errmsg(fx->st), message_part) == NULL)
+        fail_msg("error '%s' lacks '%s'", store_errmsg(fx->st), message_part);
+    char *after = fx_dump(fx);
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+}
+
+static void test_schema_upgrade_non_additive_refused(void **state)
+{
+    fixture *fx = *state;
+    const char *two = "visits scope=team_id\nreferrals scope=team_id\n";
+    char policy[512];
+    snprintf(policy, sizeof policy, "contacts scope=team_id\n%s", two);
+    const char *rest = "CREATE TABLE visits(id TEXT PRIMARY KEY NOT NULL, team_id TEXT NOT NULL,"
+                       " contact_id TEXT NOT NULL, summary TEXT);"
+                       "CREATE TABLE referrals(id TEXT PRIMARY KEY NOT NULL, team_id TEXT NOT"
+                       " NULL, agency TEXT, status TEXT);";
+    char sql[2048];
+    /* a column dropped */
+    snprintf(sql, sizeof sql,
+             "CREATE TABLE contacts(id TEXT PRIMARY KEY NOT NULL, team_id TEXT"
+             " NOT NULL, name TEXT NOT NULL);%s",
+             rest);
+    expect_upgrade_refused(fx, sql, policy, "removed");
+    /* a column retyped */
+    snprintf(sql, sizeof sql,
+             "CREATE TABLE contacts(id TEXT PRIMARY KEY NOT NULL, team_id TEXT NOT NULL,"
+             " name BLOB NOT NULL, age INTEGER CHECK (age IS NULL OR (age BETWEEN 0 AND 25)),"
+             " location TEXT, notes TEXT, risk_level INTEGER NOT NULL DEFAULT 0,"
+             " updated_at INTEGER);%s",
+             rest);
+    expect_upgrade_refused(fx, sql, policy, "changed its type");
+    /* a new NOT NULL column without default */
+    snprintf(sql, sizeof sql,
+             "CREATE TABLE contacts(id TEXT PRIMARY KEY NOT NULL, team_id TEXT NOT NULL,"
+             " name TEXT NOT NULL, age INTEGER CHECK (age IS NULL OR (age BETWEEN 0 AND 25)),"
+             " location TEXT, notes TEXT, risk_level INTEGER NOT NULL DEFAULT 0,"
+             " updated_at INTEGER, must TEXT NOT NULL);%s",
+             rest);
+    expect_upgrade_refused(fx, sql, policy, "NOT NULL without a DEFAULT");
+    /* a table dropped */
+    expect_upgrade_refused(fx, rest, two, "removed");
+}
+
+/* ---- teams, workers, enrollment, auth ------------------------------------------------------ */
+
+static void test_team_and_worker_errors(void **state)
+{
+    fixture *fx = *state;
+    assert_int_equal(store_team_add(fx->st, "north", NULL), STORE_EEXISTS);
+    assert_int_equal(store_team_add(fx->st, "bad id", NULL), STORE_EINVAL);
+    const char *missing[] = {"east"};
+    assert_int_equal(store_worker_add(fx->st, "dee", missing, 1), STORE_ENOTFOUND);
+    assert_non_null(strstr(store_errmsg(fx->st), "no team east"));
+    const char *north[] = {"north"};
+    assert_int_equal(store_worker_add(fx->st, "ana", north, 1), STORE_EEXISTS);
+    assert_int_equal(store_worker_add(fx->st, "dee", north, 0), STORE_EINVAL);
+    assert_int_equal(fx_int(fx, "SELECT count(*) FROM _outpost_workers WHERE id = 'dee'"), 0);
+}
+
+static void test_enroll_code_is_single_use(void **state)
+{
+    fixture *fx = *state;
+    char code[STORE_CODE_SIZE], id[40], id2[40];
+    uint8_t secret[32];
+    assert_int_equal(store_enroll_code_create(fx->st, "ana", store_now_ms(), 3600000, code), 0);
+    assert_int_equal(strlen(code), 23);
+    /* case and dashes do not matter to the person typing it */
+    char typed[STORE_CODE_SIZE];
+    size_t n = 0;
+    for (const char *p = code; *p; p++)
+        if (*p != '-')
+            typed[n++] = (char)(*p >= 'A' && *p <= 'Z' ? *p - 'A' + 'a' : *p);
+    typed[n] = 0;
+    assert_int_equal(store_device_enroll(fx->st, typed, "phone", id, secret), 0);
+    assert_int_equal(strlen(id), 36);
+    assert_int_equal(store_device_enroll(fx->st, code, "phone", id2, secret), STORE_ECODE);
+    assert_int_equal(store_device_enroll(fx->st, "AAAAA-AAAAA-AAAAA-AAAAA", NULL, id2, secret),
+                     STORE_ECODE);
+    assert_int_equal(store_device_enroll(fx->st, "short", NULL, id2, secret), STORE_ECODE);
+    assert_int_equal(fx_int(fx, "SELECT count(*) FROM _outpost_devices"), 1);
+    /* only a hash of the code and of the secret are stored */
+    assert_int_equal(fx_int(fx, "SELECT length(code_hash) FROM _outpost_enroll_codes"), 32);
+    assert_int_equal(fx_int(fx, "SELECT length(secret_hash) FROM _outpost_devices"), 32);
+}
+
+static void test_enroll_code_expires(void **state)
+{
+    fixture *fx = *state;
+    char code[STORE_CODE_SIZE], id[40];
+    uint8_t secret[32];
+    uint64_t day = UINT64_C(24) * 3600 * 1000;
+    assert_int_equal(
+        store_enroll_code_create(fx->st, "ana", store_now_ms() - day - 60000, day, code), 0);
+    assert_int_equal(store_device_enroll(fx->st, code, NULL, id, secret), STORE_ECODE);
+    assert_int_equal(store_enroll_code_create(fx->st, "nobody", store_now_ms(), day, code),
+                     STORE_ENOTFOUND);
+}
+
+static void test_auth_right_wrong_unknown_revoked(void **state)
+{
+    fixture *fx = *state;
+    char code[STORE_CODE_SIZE], id[40];
+    uint8_t secret[32];
+    assert_int_equal(store_enroll_code_create(fx->st, "cai", store_now_ms(), 3600000, code), 0);
+    assert_int_equal(store_device_enroll(fx->st, code, "laptop", id, secret), 0);
+    store_device dev;
+    memset(&dev, 0, sizeof dev);
+    assert_int_equal(store_device_auth(fx->st, id, secret, &dev), 0);
+    assert_string_equal(dev.device_id, id);
+    assert_string_equal(dev.worker_id, "cai");
+    assert_int_equal(dev.n_teams, 2);
+    assert_string_equal(dev.teams[0], "north");
+    assert_string_equal(dev.teams[1], "south");
+    assert_false(dev.revoked);
+
+    uint8_t wrong[32];
+    memcpy(wrong, secret, sizeof wrong);
+    wrong[31] ^= 1;
+    assert_int_equal(store_device_auth(fx->st, id, wrong, &dev), STORE_EAUTH);
+    assert_int_equal(dev.n_teams, 0);
+    assert_int_equal(
+        store_device_auth(fx->st, "00000000-0000-4000-8000-000000000000", secret, &dev),
+        STORE_ENOTFOUND);
+    assert_string_equal(store_errmsg(fx->st),
+                        "authentication failed: unknown device or wrong secret");
+
+    assert_int_equal(store_device_revoke(fx->st, id, true), 0);
+    assert_int_equal(store_device_auth(fx->st, id, secret, &dev), STORE_EREVOKED);
+    assert_true(dev.revoked);
+    assert_true(dev.wipe);
+    /* a revoked device with the wrong secret learns nothing */
+    assert_int_equal(store_device_auth(fx->st, id, wrong, &dev), STORE_EAUTH);
+    assert_int_equal(store_device_revoke(fx->st, "no-such-device", false), STORE_ENOTFOUND);
+    store_device_clear(&dev);
+    store_device_clear(&dev); /* twice is harmless */
+}
+
+static int count_devices(const store_device_row *row, void *user_data)
+{
+    int *n = user_data;
+    if (row->last_seen_ms > 0 && row->cursor == 7)
+        (*n)++;
+    return 0;
+}
+
+static void test_device_seen_recorded_for_listing(void **state)
+{
+    fixture *fx = *state;
+    store_device dev;
+    fx_device(fx, "ana", &dev);
+    assert_int_equal(store_device_seen(fx->st, dev.device_id, 7), 0);
+    int n = 0;
+    assert_int_equal(store_device_list(fx->st, count_devices, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(store_device_seen(fx->st, "no-such-device", 1), STORE_ENOTFOUND);
+    store_device_clear(&dev);
+}
+
+/* ---- pull ---------------------------------------------------------------------------------- */
+
+static void push_contacts(fixture *fx, store_device *dev, int first, int count, const char *team)
+{
+    tpush *tp = tp_new(dev->acked_seq + 1, HLC(NOW_MS));
+    static char ids[256][16];
+    for (int i = 0; i < count; i++) {
+        snprintf(ids[i], sizeof ids[i], "c-%03d", first + i);
+        tp_insert_contact(tp, ids[i], team, "Name");
+    }
+    proto_msg *m = fx_push(fx, dev, tp, NOW_MS, NULL);
+    assert_int_equal(m->type, PROTO_MSG_ACK);
+    proto_msg_free(m);
+    tp_free(tp);
+}
+
+static void test_pull_pages_by_limit_and_bytes(void **state)
+{
+    fixture *fx = *state;
+    store_device ana, ben;
+    fx_device(fx, "ana", &ana);
+    fx_device(fx, "ben", &ben);
+    push_contacts(fx, &ana, 0, 25, "north");
+    push_contacts(fx, &ben, 100, 5, "south");
+    uint64_t cursor = 0;
+    uint32_t total = 0, pages = 0;
+    store_pull_info info;
+    do {
+        proto_msg *m = fx_pull(fx, &ben, cursor, 10, 1 << 20, &info);
+        assert_true(info.n_rows <= 10);
+        total += info.n_rows;
+        pages++;
+        assert_int_equal(m->u.rows.cursor, info.next_cursor);
+        assert_int_equal(m->u.rows.more, info.more);
+        assert_true(info.next_cursor >= cursor);
+        cursor = info.next_cursor;
+        /* ben never sees a north row */
+        const proto_table_rows *t = fx_rows_table(m, "contacts");
+        for (uint32_t r = 0; t != NULL && r < t->n_rows; r++)
+            assert_true(fx_value_is(&t->rows[r * t->n_columns + C_TEAM], "south"));
+        proto_msg_free(m);
+    } while (info.more && pages < 100);
+    /* ben's own rows are not echoed back to ben */
+    assert_int_equal(total, 0);
+
+    /* cai sees all 30 of north and south, in pages of at most 10 rows */
+    store_device cai;
+    fx_device(fx, "cai", &cai);
+    cursor = 0;
+    total = 0;
+    pages = 0;
+    do {
+        proto_msg *m = fx_pull(fx, &cai, cursor, 10, 1 << 20, &info);
+        total += info.n_rows;
+        pages++;
+        cursor = info.next_cursor;
+        proto_msg_free(m);
+    } while (info.more && pages < 100);
+    assert_int_equal(total, 30);
+    assert_int_equal(pages, 3);
+    uint64_t head = 0;
+    assert_int_equal(store_server_seq(fx->st, &head), 0);
+    assert_int_equal(cursor, head);
+    assert_true(head >= 30);
+    /* byte limit: pages of about 500 bytes hold fewer rows, and each stays near the limit */
+    cursor = 0;
+    total = 0;
+    pages = 0;
+    do {
+        proto_buf reply = {0};
+        assert_int_equal(store_pull(fx->st, &cai, cursor, 1000, 500, &reply, &info), 0);
+        assert_true(reply.len <= 500);
+        total += info.n_rows;
+        pages++;
+        cursor = info.next_cursor;
+        proto_buf_free(&reply);
+    } while (info.more && pages < 100);
+    assert_int_equal(total, 30);
+    assert_true(pages > 3);
+    store_device_clear(&ana);
+    store_device_clear(&ben);
+    store_device_clear(&cai);
+}
+
+static void test_pull_tombstones_and_no_echo(void **state)
+{
+    fixture *fx = *state;
+    store_device ana, ana2;
+    fx_device(fx, "ana", &ana);
+    fx_device(fx, "ana", &ana2);
+    push_contacts(fx, &ana, 0, 2, "north");
+    store_pull_info info;
+    proto_msg *m = fx_pull(fx, &ana, 0, 100, 1 << 20, &info);
+    assert_int_equal(info.n_rows, 0); /* no echo of ana's own inserts */
+    uint64_t ana_cursor = info.next_cursor;
+    proto_msg_free(m);
+    m = fx_pull(fx, &ana2, 0, 100, 1 << 20, &info);
+    assert_int_equal(info.n_rows, 2);
+    uint64_t ana2_cursor = info.next_cursor;
+    proto_msg_free(m);
+
+    tpush *del = tp_new(ana.acked_seq + 1, HLC(NOW_MS + 1));
+    tp_delete_contact(del, fx, "c-000");
+    m = fx_push(fx, &ana, del, NOW_MS, NULL);
+    proto_msg_free(m);
+    tp_free(del);
+
+    m = fx_pull(fx, &ana2, ana2_cursor, 100, 1 << 20, &info);
+    assert_int_equal(info.n_rows, 0);
+    assert_int_equal(info.n_deleted, 1);
+    const proto_table_rows *t = fx_rows_table(m, "contacts");
+    assert_non_null(t);
+    assert_int_equal(t->n_pk, 1);
+    assert_true(fx_value_is(&t->deleted[0], "c-000"));
+    proto_msg_free(m);
+    m = fx_pull(fx, &ana, ana_cursor, 100, 1 << 20, &info);
+    assert_int_equal(info.n_deleted, 0); /* ana deleted it herself */
+    proto_msg_free(m);
+    store_device_clear(&ana);
+    store_device_clear(&ana2);
+}
+
+static void test_pull_returns_row_when_merge_altered_it(void **state)
+{
+    fixture *fx = *state;
+    store_device ana, ana2;
+    fx_device(fx, "ana", &ana);
+    fx_device(fx, "ana", &ana2);
+    push_contacts(fx, &ana, 0, 1, "north");
+    store_pull_info info;
+    proto_msg *m = fx_pull(fx, &ana, 0, 100, 1 << 20, &info);
+    uint64_t cursor = info.next_cursor;
+    proto_msg_free(m);
+    tpush *tp = tp_new(1, HLC(NOW_MS + 100));
+    tp_update_contact(tp, "c-000", C_NAME, T("Name"), T("Winner"));
+    proto_msg_free(fx_push(fx, &ana2, tp, NOW_MS, NULL));
+    tp_free(tp);
+    /* ana pushes before pulling, with an older clock: she loses and must get "Winner" back */
+    uint64_t after_winner = (uint64_t)fx_int(fx, "SELECT value FROM _outpost_meta WHERE key ="
+                                                 " 'server_seq'");
+    tp = tp_new(2, HLC(NOW_MS + 50));
+    tp_update_contact(tp, "c-000", C_NAME, T("Name"), T("Loser"));
+    m = fx_push(fx, &ana, tp, NOW_MS, NULL);
+    assert_int_equal(m->u.ack.n_conflicts, 1);
+    proto_msg_free(m);
+    tp_free(tp);
+    m = fx_pull(fx, &ana, after_winner, 100, 1 << 20, &info);
+    assert_int_equal(info.n_rows, 1);
+    const proto_table_rows *t = fx_rows_table(m, "contacts");
+    assert_true(fx_value_is(&t->rows[C_NAME], "Winner"));
+    proto_msg_free(m);
+    (void)cursor;
+    store_device_clear(&ana);
+    store_device_clear(&ana2);
+}
+
+static void test_pull_scope_removal(void **state)
+{
+    fixture *fx = *state;
+    store_device ana, ben, cai;
+    fx_device(fx, "ana", &ana);
+    fx_device(fx, "ben", &ben);
+    fx_device(fx, "cai", &cai);
+    push_contacts(fx, &cai, 0, 1, "north");
+    store_pull_info info;
+    proto_msg *m = fx_pull(fx, &ana, 0, 100, 1 << 20, &info);
+    assert_int_equal(info.n_rows, 1);
+    uint64_t ana_cursor = info.next_cursor;
+    proto_msg_free(m);
+    m = fx_pull(fx, &ben, 0, 100, 1 << 20, &info);
+    assert_int_equal(info.n_rows, 0);
+    uint64_t ben_cursor = info.next_cursor;
+    proto_msg_free(m);
+
+    tpush *tp = tp_new(2, HLC(NOW_MS + 10));
+    tp_update_contact(tp, "c-000", C_TEAM, T("north"), T("south"));
+    proto_msg_free(fx_push(fx, &cai, tp, NOW_MS, NULL));
+    tp_free(tp);
+
+    m = fx_pull(fx, &ana, ana_cursor, 100, 1 << 20, &info);
+    assert_int_equal(info.n_rows, 0);
+    assert_int_equal(info.n_removed, 1);
+    const proto_table_rows *t = fx_rows_table(m, "contacts");
+    assert_true(fx_value_is(&t->removed[0], "c-000"));
+    proto_msg_free(m);
+    m = fx_pull(fx, &ben, ben_cursor, 100, 1 << 20, &info);
+    assert_int_equal(info.n_rows, 1);
+    assert_int_equal(info.n_removed, 0);
+    proto_msg_free(m);
+    /* a first pull of a north device does not hear about rows that were never its to have */
+    store_device ana2;
+    fx_device(fx, "ana", &ana2);
+    m = fx_pull(fx, &ana2, 0, 100, 1 << 20, &info);
+    assert_int_equal(info.n_rows + info.n_removed + info.n_deleted, 0);
+    proto_msg_free(m);
+    store_device_clear(&ana);
+    store_device_clear(&ana2);
+    store_device_clear(&ben);
+    store_device_clear(&cai);
+}
+
+static void test_pull_cursor_from_the_future_restarts(void **state)
+{
+    fixture *fx = *state;
+    store_device ana, cai;
+    fx_device(fx, "ana", &ana);
+    fx_device(fx, "cai", &cai);
+    push_contacts(fx, &ana, 0, 2, "north");
+    uint64_t head = 0;
+    assert_int_equal(store_server_seq(fx->st, &head), 0);
+    /* the device pulled up to 1000 from a store that was since restored from a backup */
+    store_pull_info info;
+    proto_msg *m = fx_pull(fx, &cai, 1000, 100, 1 << 20, &info);
+    assert_int_equal(info.n_rows, 2);
+    assert_int_equal(info.next_cursor, head);
+    assert_false(info.more);
+    proto_msg_free(m);
+    store_device_clear(&ana);
+    store_device_clear(&cai);
+}
+
+static void test_pull_revoked_device_refused(void **state)
+{
+    fixture *fx = *state;
+    store_device ana;
+    fx_device(fx, "ana", &ana);
+    assert_int_equal(store_device_revoke(fx->st, ana.device_id, false), 0);
+    proto_buf reply = {0};
+    store_pull_info info;
+    assert_int_equal(store_pull(fx->st, &ana, 0, 10, 1 << 20, &reply, &info), STORE_EREVOKED);
+    assert_int_equal(reply.len, 0);
+    store_device_clear(&ana);
+}
+
+static void test_two_handles_and_a_busy_writer(void **state)
+{
+    fixture *fx = *state;
+    store_device ana, cai;
+    fx_device(fx, "ana", &ana);
+    fx_device(fx, "cai", &cai);
+    store *other = NULL;
+    char err[256];
+    assert_int_equal(store_open(fx->path, false, &other, err, sizeof err), 0);
+    /* what one handle commits, another handle on the same file pulls */
+    push_contacts(fx, &ana, 0, 3, "north");
+    proto_buf reply = {0};
+    store_pull_info info;
+    assert_int_equal(store_pull(other, &cai, 0, 100, 1 << 20, &reply, &info), 0);
+    assert_int_equal(info.n_rows, 3);
+    proto_buf_free(&reply);
+
+    /* while another writer holds the store past the busy timeout: EBUSY, nothing applied */
+    assert_int_equal(sqlite3_exec(store_sqlite_db(other), "BEGIN IMMEDIATE", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_busy_timeout(store_sqlite_db(fx->st), 50);
+    tpush *tp = tp_new(ana.acked_seq + 1, HLC(NOW_MS));
+    tp_insert_contact(tp, "c-busy", "north", "Name");
+    store_push_info pinfo;
+    assert_int_equal(store_push(fx->st, &ana, tp_push(tp), NOW_MS, &reply, &pinfo), STORE_EBUSY);
+    assert_non_null(strstr(store_errmsg(fx->st), "locked by another writer"));
+    assert_int_equal(reply.len, 0);
+    assert_int_equal(sqlite3_exec(store_sqlite_db(other), "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    /* once the other writer is gone, the same entry applies */
+    proto_msg *m = fx_push(fx, &ana, tp, NOW_MS, NULL);
+    assert_int_equal(m->type, PROTO_MSG_ACK);
+    assert_int_equal(fx_int(fx, "SELECT count(*) FROM contacts"), 4);
+    proto_msg_free(m);
+    tp_free(tp);
+    store_close(other);
+    store_device_clear(&ana);
+    store_device_clear(&cai);
+}
+
+#define T_(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+#define E_(f) cmocka_unit_test_setup_teardown(f, setup_empty, teardown)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_open_missing_without_create_is_enotfound),
+        T_(test_open_sets_wal_and_full_sync),
+        T_(test_open_foreign_file_is_refused),
+        E_(test_schema_init_refuses_integer_or_missing_pk),
+        E_(test_schema_init_refuses_bad_policy_and_statements),
+        T_(test_schema_init_twice_is_eexists),
+        T_(test_schema_encode_describes_tables),
+        T_(test_schema_upgrade_additive_accepted),
+        T_(test_schema_upgrade_non_additive_refused),
+        T_(test_team_and_worker_errors),
+        T_(test_enroll_code_is_single_use),
+        T_(test_enroll_code_expires),
+        T_(test_auth_right_wrong_unknown_revoked),
+        T_(test_device_seen_recorded_for_listing),
+        T_(test_pull_pages_by_limit_and_bytes),
+        T_(test_pull_tombstones_and_no_echo),
+        T_(test_pull_returns_row_when_merge_altered_it),
+        T_(test_pull_scope_removal),
+        T_(test_pull_cursor_from_the_future_restarts),
+        T_(test_pull_revoked_device_refused),
+        T_(test_two_handles_and_a_busy_writer),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
