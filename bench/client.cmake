@@ -1,0 +1,6 @@
+# liboutpost write path: contacts inserted through the library's write API beside plain SQLite.
+if(TARGET outpost)
+    outpost_add_bench(bench_client
+        SOURCES ${CMAKE_CURRENT_LIST_DIR}/bench_client.c
+        LIBS outpost)
+endif()

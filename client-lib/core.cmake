@@ -1,0 +1,18 @@
+# liboutpost core: the replica, change capture, outbox, pull-apply. Public API in include/outpost.h;
+# everything else has hidden visibility (CMAKE_C_VISIBILITY_PRESET) and is not API.
+find_package(Threads REQUIRED)
+add_library(outpost STATIC
+    ${CMAKE_CURRENT_LIST_DIR}/src/error.c
+    ${CMAKE_CURRENT_LIST_DIR}/src/outbox.c
+    ${CMAKE_CURRENT_LIST_DIR}/src/pull.c
+    ${CMAKE_CURRENT_LIST_DIR}/src/replica.c
+    ${CMAKE_CURRENT_LIST_DIR}/src/schema.c
+    ${CMAKE_CURRENT_LIST_DIR}/src/tx.c
+    ${CMAKE_CURRENT_LIST_DIR}/src/uuid.c
+    ${CMAKE_CURRENT_LIST_DIR}/src/value.c)
+target_include_directories(outpost
+    PUBLIC ${CMAKE_CURRENT_LIST_DIR}/include
+    PRIVATE ${CMAKE_CURRENT_LIST_DIR}/src)
+target_link_libraries(outpost
+    PUBLIC outpost_proto PkgConfig::SQLITE3 Threads::Threads
+    PRIVATE outpost_warnings)

@@ -1,0 +1,334 @@
+/*
+ * liboutpost: the device side of Outpost. An offline SQLite replica that never loses a
+ * committed record.
+ *
+ * The app writes synced tables through this library, in transactions. At commit the
+ * transaction's changes are captured with SQLite's session extension and written to an outbox
+ * in the same SQLite transaction, so a write that committed is always in the outbox, across
+ * crashes and power loss. Reads are plain SQLite on the handle outpost_replica_db() returns.
+ *
+ * The sync engine (a later part of this library) reads outbox entries as protocol PUSH
+ * messages, hands server ACK and REJECT messages to outpost_outbox_ack() and
+ * outpost_outbox_reject(), and ROWS pages to outpost_rows_apply(). Every type that crosses that
+ * seam is a protocol type from <outpost/proto.h>, so no conversion layer sits in between.
+ *
+ * Errors: every function that can fail returns an int, 0 on success and a negative OUTPOST_E*
+ * code on failure. outpost_strerror() gives a static text for a code; outpost_errmsg() gives a
+ * message describing the last failure on a handle. A failed call changes nothing: any
+ * transaction the call opened is rolled back, and nothing already committed is lost.
+ *
+ * Threads: a replica handle may be used from any thread, but by one thread at a time. Different
+ * handles (on different files) are independent. Open at most one handle per database file; the
+ * sync engine's own connection to the same file is coordinated with it by the library.
+ * Callbacks run on the thread that made the call that triggered them, after the call's
+ * transaction has committed; they must not block and must not call back into the same handle.
+ *
+ * Memory: the library allocates through sqlite3_malloc64(), so an allocator installed with
+ * sqlite3_config(SQLITE_CONFIG_MALLOC) sees every allocation the library makes.
+ */
+#ifndef OUTPOST_H
+#define OUTPOST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <sqlite3.h>
+
+#include <outpost/proto.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Marks the public API; everything else in the library has hidden visibility. */
+#if defined(__GNUC__) || defined(__clang__)
+#define OUTPOST_API __attribute__((visibility("default")))
+#else
+#define OUTPOST_API
+#endif
+
+/* ---------------------------------------------------------------------------------------------
+ * Results. 0 is success; failures are negative and are only ever appended.
+ */
+enum {
+    OUTPOST_OK = 0,
+    OUTPOST_ENOMEM = -1,    /* an allocation failed (transient) */
+    OUTPOST_EINVAL = -2,    /* an argument is invalid (NULL handle, empty path, bad value) */
+    OUTPOST_EMISUSE = -3,   /* call out of order: a transaction is (or is not) open */
+    OUTPOST_EIO = -4,       /* the storage failed: I/O error, cannot open, read-only */
+    OUTPOST_EBUSY = -5,     /* the database is locked by another connection (transient) */
+    OUTPOST_ESCHEMA = -6,   /* schema refused, not installed, or not matching the data */
+    OUTPOST_ESQL = -7,      /* the app's SQL failed: syntax, constraint, type */
+    OUTPOST_EDENIED = -8,   /* a write to a synced or library table bypassed the write API */
+    OUTPOST_EPROTO = -9,    /* a protocol message does not fit this replica */
+    OUTPOST_ECORRUPT = -10, /* the database file is damaged or is not an Outpost replica */
+    OUTPOST_EFULL = -11,    /* the disk is full (transient) */
+    /* Raised by the sync engine (outpost_sync.h) */
+    OUTPOST_EOFFLINE = -12,     /* the server cannot be reached (transient) */
+    OUTPOST_ETIMEOUT = -13,     /* the server did not answer in time (transient) */
+    OUTPOST_ESERVER = -14,      /* the server failed or is overloaded (transient) */
+    OUTPOST_ECERT = -15,        /* the server's certificate is not the one pinned */
+    OUTPOST_EAUTH = -16,        /* the server does not know this device or its secret */
+    OUTPOST_EREVOKED = -17,     /* this device was revoked */
+    OUTPOST_EENROLL = -18,      /* enrollment code unknown, used or expired */
+    OUTPOST_EEXISTS = -19,      /* this replica is already enrolled */
+    OUTPOST_ENOTENROLLED = -20, /* this replica is not enrolled yet */
+    OUTPOST_EWIPED = -21,       /* the replica was wiped (remote wipe): close the handle */
+    OUTPOST_ETOOBIG = -22       /* a transaction is too big to send */
+};
+
+/* A static English text for an OUTPOST_* code ("out of memory", ...). Never NULL; unknown codes
+ * give "unknown error". Any thread. */
+OUTPOST_API const char *outpost_strerror(int code);
+
+/* Whether retrying the failed operation later can succeed without any change by the app or the
+ * user: true for OUTPOST_ENOMEM, OUTPOST_EBUSY, OUTPOST_EFULL, OUTPOST_EOFFLINE,
+ * OUTPOST_ETIMEOUT and OUTPOST_ESERVER, false otherwise. Any thread. */
+OUTPOST_API int outpost_error_is_transient(int code);
+
+/* ---------------------------------------------------------------------------------------------
+ * Replica.
+ */
+typedef struct outpost_replica outpost_replica;
+
+/* What outpost_conflict_cb receives: one decision the server took against this device's write
+ * (a merge conflict from an ACK) or one refused row (from a REJECT). Every pointer is valid only
+ * during the callback. */
+typedef struct outpost_conflict_info {
+    uint64_t seq;               /* outbox entry (device sequence) the write belonged to */
+    const char *table;
+    uint32_t n_pk;
+    const proto_value *pk;      /* primary key values, in primary key order */
+    int32_t col;                /* column index, or -1 when the whole row was decided */
+    const char *column;         /* column name, or NULL when col is -1 or unknown locally */
+    const proto_value *mine;    /* the value this device wrote; PROTO_UNDEF when not known */
+    const proto_value *winner;  /* the value the server kept; PROTO_UNDEF when not known */
+    const char *kind;           /* "DATA", "NOTFOUND", "CONFLICT", "CONSTRAINT" or "REJECTED" */
+    uint32_t code;              /* for "REJECTED": the proto_error_code; 0 otherwise */
+    const char *reason;         /* human text: the server's message or the kind's meaning */
+} outpost_conflict_info;
+
+/* Called once per recorded conflict or rejection, after it is committed to the
+ * _outpost_conflicts table. Runs on the calling thread; must not block or use the handle. */
+typedef void (*outpost_conflict_cb)(void *user_data, const outpost_conflict_info *info);
+
+/* Wall clock in milliseconds since the Unix epoch. Lets tests and apps with a trusted time
+ * source replace the system clock. Must not block. */
+typedef int64_t (*outpost_clock_cb)(void *user_data);
+
+/* Zero-initialise, then fill in. Only path is required. The library copies what it needs; the
+ * struct may be freed after outpost_replica_open() returns. */
+typedef struct outpost_config {
+    const char *path;               /* database file; created when absent */
+    outpost_conflict_cb on_conflict; /* optional */
+    outpost_clock_cb clock;         /* optional; NULL uses the system clock */
+    void *user_data;                /* passed to every callback */
+} outpost_config;
+
+/* Opens (creating when absent) the replica at config->path and sets it up: WAL journal,
+ * synchronous=FULL (a commit that returned survives power loss), the library's tables (named
+ * with the reserved prefix "_outpost_"), change capture on the installed schema's tables, and
+ * the guard that refuses writes to synced tables that bypass outpost_exec().
+ *
+ * On success *out_replica is a new handle the caller closes with outpost_replica_close(). On
+ * failure *out_replica is NULL and the code says why; OUTPOST_ECORRUPT when the file is not a
+ * SQLite database or belongs to another application. There is no handle to ask for a message
+ * on failure; when err is not NULL it receives a NUL-terminated message (at most err_size
+ * bytes). */
+OUTPOST_API int outpost_replica_open(const outpost_config *config, outpost_replica **out_replica,
+                                     char *err, size_t err_size);
+
+/* Closes the replica. A transaction still open is rolled back (its writes were never
+ * committed). NULL is a no-op. */
+OUTPOST_API void outpost_replica_close(outpost_replica *replica);
+
+/* The SQLite connection under the replica, for reads (SELECT, prepared statements, PRAGMAs that
+ * only read). The handle owns it: do not close it, and do not use it after closing the replica;
+ * the thread rule of the handle applies to it. Through it, writes to a synced table or to a
+ * library table, triggers on them, dropping or altering them, and setting journal_mode,
+ * synchronous, locking_mode, writable_schema, application_id or schema_version are refused with
+ * SQLITE_AUTH at prepare time; as a second line, a commit holding an uncaptured change to a
+ * synced table is turned into a rollback (SQLITE_CONSTRAINT_COMMITHOOK). So nothing is ever
+ * committed without being captured. The app's own unsynced tables stay writable.
+ * The guard lives in this connection: do not open other connections that write to the file. */
+OUTPOST_API sqlite3 *outpost_replica_db(outpost_replica *replica);
+
+/* A message describing the last failure on this handle ("" when none). Owned by the handle,
+ * valid until the next call on it. NULL gives a static message. */
+OUTPOST_API const char *outpost_errmsg(const outpost_replica *replica);
+
+/* Closes the replica and deletes its database file and every file that belongs to it (-wal,
+ * -shm, -journal). The handle is freed whatever the result. Returns OUTPOST_EIO when a file
+ * exists but cannot be removed; files already gone are not an error. Used for remote wipe. */
+OUTPOST_API int outpost_replica_wipe(outpost_replica *replica);
+
+/* Deletes the replica files at path without opening them (for a replica that cannot be opened,
+ * for example after losing its key). The replica must not be open. Same results as
+ * outpost_replica_wipe(); err as in outpost_replica_open(). */
+OUTPOST_API int outpost_files_wipe(const char *path, char *err, size_t err_size);
+
+/* ---------------------------------------------------------------------------------------------
+ * Schema. The server owns it and sends it as a SCHEMA message.
+ */
+
+/* Installs schema, or upgrades the installed one in place, in one transaction.
+ *
+ * New tables are created from their create_sql. Tables already present may gain columns at the
+ * end (the upgrade keeps each new column's declared type, NOT NULL and DEFAULT; a new NOT NULL
+ * column needs a default). Dropping or renaming tables or columns, reordering columns or
+ * changing a primary key is not additive and is refused with OUTPOST_ESCHEMA.
+ *
+ * Each table must be exactly one CREATE TABLE statement for the table it names, its columns
+ * and primary key must match the table's columns and pk lists, and its primary key must not be
+ * a rowid or any single integer column (devices create rows offline; ids are UUIDv7 text, see
+ * outpost_uuid_make()). Names starting with "_outpost_" or "sqlite_" are reserved.
+ *
+ * Installing the version already installed is a no-op; an older version is refused. No
+ * transaction may be open (OUTPOST_EMISUSE). On failure nothing changes. */
+OUTPOST_API int outpost_schema_install(outpost_replica *replica, const proto_schema *schema);
+
+/* ---------------------------------------------------------------------------------------------
+ * Ids.
+ */
+#define OUTPOST_UUID_TEXT_SIZE 37 /* 36 characters and the NUL */
+
+/* Writes a new UUIDv7 (RFC 9562: 48-bit millisecond time, then random bits) as lowercase
+ * hyphenated text to out_text. Ids made later in one process sort after earlier ones. Returns
+ * OUTPOST_EIO when the system's random source fails. Any thread. */
+OUTPOST_API int outpost_uuid_make(char out_text[OUTPOST_UUID_TEXT_SIZE]);
+
+/* ---------------------------------------------------------------------------------------------
+ * Writes. The only way to change a synced table.
+ */
+
+/* Opens a write transaction (BEGIN IMMEDIATE: the write lock is taken now, so the commit
+ * cannot fail for a lock taken by another connection later). OUTPOST_EMISUSE when one is
+ * already open; OUTPOST_EBUSY when another connection holds the lock past the busy timeout. */
+OUTPOST_API int outpost_tx_begin(outpost_replica *replica);
+
+/* Runs one SQL statement with params bound to ?1..?n (PROTO_UNDEF binds NULL). Any rows it
+ * returns are discarded. Inside a transaction the statement joins it; outside one it runs in a
+ * transaction of its own that is committed (and captured) before this returns.
+ *
+ * The statement may read and write synced tables and the app's own tables. It may not control
+ * transactions (BEGIN, COMMIT, SAVEPOINT...), ATTACH, write the library's tables, or drop or
+ * alter a synced table (schema changes come from the server): those are refused with
+ * OUTPOST_EDENIED. sql must hold exactly one statement (OUTPOST_EINVAL otherwise).
+ *
+ * A statement that fails (OUTPOST_ESQL for a constraint or syntax error) is undone, and the
+ * open transaction stays open for the app to go on or roll back. When SQLite had to roll the
+ * whole transaction back (disk full, I/O error), the transaction is closed, the result says so
+ * and outpost_errmsg() mentions it. Statements are cached by their text: reuse the same text
+ * with different params rather than formatting values into the SQL. */
+OUTPOST_API int outpost_exec(outpost_replica *replica, const char *sql, const proto_value *params,
+                             uint32_t n_params);
+
+/* Commits the open transaction. When it changed synced tables, its changeset is written to the
+ * outbox with the next device sequence number and a hybrid logical clock, in the same SQLite
+ * transaction: when this returns 0 the write and its outbox entry are both durable; when it
+ * fails neither is there and the transaction is closed (rolled back).
+ * out_seq (may be NULL) receives the entry's device sequence, or 0 when the transaction changed
+ * no synced table and so made no entry. */
+OUTPOST_API int outpost_tx_commit(outpost_replica *replica, uint64_t *out_seq);
+
+/* Rolls back the open transaction. Without one, OUTPOST_EMISUSE. */
+OUTPOST_API int outpost_tx_rollback(outpost_replica *replica);
+
+/* ---------------------------------------------------------------------------------------------
+ * Outbox: committed transactions waiting for the server, oldest first.
+ */
+
+/* One outbox entry read as the PUSH message that carries it. push.chunk is 0 and push.more is
+ * false: cutting big entries into chunks is the sender's business. Each table's changes come
+ * from the entry's session changeset: INSERT carries every new value, DELETE every old value,
+ * UPDATE the primary key's old values and the changed columns' old and new values only. */
+typedef struct outpost_outbox_entry {
+    proto_push push;
+    int64_t created_ms;        /* wall clock at commit */
+    size_t changeset_bytes;    /* size of the captured changeset */
+    struct outpost_arena *arena_; /* private: owns every pointer inside push */
+} outpost_outbox_entry;
+
+/* Reads the first entry whose device sequence is greater than after_seq (0 for the oldest), so
+ * a sender can walk the outbox in commit order without removing anything. On success
+ * *out_entry is a new entry the caller frees with outpost_outbox_entry_free(), or NULL when no
+ * entry follows after_seq. Entries stay until acknowledged or rejected. */
+OUTPOST_API int outpost_outbox_read(outpost_replica *replica, uint64_t after_seq,
+                                    outpost_outbox_entry **out_entry);
+
+/* Frees an entry. NULL is a no-op. */
+OUTPOST_API void outpost_outbox_entry_free(outpost_outbox_entry *entry);
+
+/* The server applied entry ack->seq: removes it from the outbox and records ack->conflicts (the
+ * merge decisions taken against this device's writes) in _outpost_conflicts, in one
+ * transaction, then reports each through on_conflict. The rows stay as this device wrote them
+ * until the next pull brings the merged version. An ACK for an entry already removed is a
+ * harmless no-op; one for a sequence never issued is OUTPOST_EPROTO. */
+OUTPOST_API int outpost_outbox_ack(outpost_replica *replica, const proto_ack *ack);
+
+/* The server refused entry reject->seq (none of it was applied). In one transaction: removes
+ * the entry; restores the server's version of the affected rows from reject->tables (rows,
+ * tombstones and scope removals, as outpost_rows_apply() does); undoes the entry's other
+ * changes that the server did not mention (a refused insert is deleted, a refused delete or
+ * update is put back); records each reject->rows item in _outpost_conflicts with kind
+ * "REJECTED". Rows that later outbox entries change are left alone. Then reports each rejected
+ * row through on_conflict. A REJECT for an entry already removed is a no-op. */
+OUTPOST_API int outpost_outbox_reject(outpost_replica *replica, const proto_reject *reject);
+
+/* ---------------------------------------------------------------------------------------------
+ * Pull.
+ */
+
+/* Applies one ROWS page and stores its cursor, in one local transaction with change capture
+ * off, so pulled rows never enter the outbox. Rows are inserted or updated in place (columns the
+ * page does not carry keep their values); tombstones and scope removals delete. A row with
+ * pending outbox changes is not touched: its merged version comes back after the push. Applying
+ * the same page again is harmless; a page whose cursor is older than the stored cursor is
+ * ignored. When page->more is false the pull is complete and the last successful sync time is
+ * set. OUTPOST_EPROTO for a table not in the installed schema, more columns than the replica
+ * has, or an undefined value; nothing is applied then. No transaction may be open. */
+OUTPOST_API int outpost_rows_apply(outpost_replica *replica, const proto_rows *page);
+
+/* ---------------------------------------------------------------------------------------------
+ * Status and conflicts.
+ */
+typedef struct outpost_status {
+    uint64_t pending;          /* outbox entries waiting for the server */
+    int64_t oldest_pending_ms; /* commit time of the oldest of them; 0 when none */
+    int64_t last_sync_ms;      /* when a pull last completed; 0 when never */
+    uint64_t cursor;           /* server sequence up to which this replica has pulled */
+    uint32_t schema_version;   /* installed schema; 0 when none */
+    uint64_t last_seq;         /* last device sequence given to an outbox entry */
+    uint64_t conflicts;        /* rows in _outpost_conflicts */
+} outpost_status;
+
+/* Fills *out_status from the replica. */
+OUTPOST_API int outpost_status_get(outpost_replica *replica, outpost_status *out_status);
+
+/*
+ * _outpost_conflicts holds every conflict and rejection until the app clears it; the app reads
+ * it with plain SQL. Columns:
+ *   id INTEGER      increasing
+ *   at_ms INTEGER   when it was recorded
+ *   seq INTEGER     outbox entry (device sequence)
+ *   tbl TEXT        table
+ *   pk TEXT         primary key values as a JSON array (blobs as "x'hex'")
+ *   col INTEGER     column index, NULL for a whole-row decision
+ *   col_name TEXT   column name, NULL when col is NULL
+ *   kind TEXT       "DATA", "NOTFOUND", "CONFLICT", "CONSTRAINT", "REJECTED"
+ *   code INTEGER    proto_error_code for "REJECTED", 0 otherwise
+ *   reason TEXT     human text
+ *   mine, winner    this device's value and the server's, as SQLite values (NULL when unknown)
+ */
+
+/* Deletes recorded conflicts with id <= up_to_id (the app has shown them to a person). */
+OUTPOST_API int outpost_conflicts_clear(outpost_replica *replica, int64_t up_to_id);
+
+#ifdef __cplusplus
+}
+#endif
+
+/* Enrollment and the sync engine. */
+#include "outpost_sync.h"
+
+#endif /* OUTPOST_H */

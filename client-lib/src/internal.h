@@ -1,0 +1,164 @@
+/* liboutpost internals shared between its modules. Not API. */
+#ifndef OUTPOST_INTERNAL_H
+#define OUTPOST_INTERNAL_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "outpost.h"
+
+/* The SQLite VFS every replica is opened with. The one place to name it: the encrypting VFS
+ * (outpost_cryptvfs) plugs in here. NULL is SQLite's default VFS. */
+#define OUTPOST_REPLICA_VFS NULL
+
+/* Tables of the library itself carry this prefix and live in the replica's own database, so
+ * they commit atomically with the app's data. */
+#define OUTPOST_RESERVED_PREFIX "_outpost_"
+
+#define OUTPOST_ERRMSG_SIZE 256
+#define OUTPOST_STMT_CACHE 16
+
+/* Who is running SQL on the connection right now; the authorizer decides by it. */
+enum replica_mode {
+    MODE_APP = 0,      /* the app, straight on the connection: no writes to synced tables */
+    MODE_APP_EXEC = 1, /* the app's statement inside outpost_exec(): synced writes allowed */
+    MODE_LIBRARY = 2   /* the library's own statements: everything allowed */
+};
+
+/* A synced table as the replica has it (from PRAGMA table_info, not from the schema message). */
+typedef struct synced_table {
+    char *name;
+    uint32_t n_cols;
+    char **cols;
+    uint32_t n_pk;
+    uint32_t *pk; /* column indexes in primary key order */
+} synced_table;
+
+/* What the handles on one replica file share: the first handle and its siblings (the sync
+ * engine's connection, opened with replica_open_sibling()) run on different threads, so
+ * everything here is under lock. */
+typedef struct replica_shared {
+    pthread_mutex_t lock;
+    unsigned refs;
+    uint64_t schema_gen;     /* bumped after any sibling installs a schema */
+    char *synced_names;      /* the synced tables then: names one after another, each with its
+                              * NUL, and an empty name at the end */
+    void (*commit_listener)(void *ctx);
+    void *commit_ctx;
+} replica_shared;
+
+typedef struct stmt_slot {
+    char *sql;
+    sqlite3_stmt *stmt;
+} stmt_slot;
+
+struct outpost_replica {
+    sqlite3 *db;
+    char *path;
+    outpost_conflict_cb on_conflict;
+    outpost_clock_cb clock;
+    void *user_data;
+
+    sqlite3_session *session; /* attached to every synced table; recreated per transaction */
+    bool session_stale;       /* a rollback happened: the session holds dead entries */
+    enum replica_mode mode;
+    bool in_tx;               /* outpost_tx_begin() opened a transaction */
+    bool committing;          /* the commit hook lets this commit through */
+
+    synced_table *tables;
+    uint32_t n_tables;
+
+    stmt_slot stmts[OUTPOST_STMT_CACHE]; /* the app's statements, by SQL text */
+    uint32_t next_evict;
+    sqlite3_stmt *st_next_seq;      /* the library's per-commit statements */
+    sqlite3_stmt *st_outbox_insert;
+    sqlite3_stmt *st_pending;       /* lookup in temp._outpost_pending */
+
+    /* The outbox the temp pending-row set was built from, as (entries, last seq). Read from the
+     * database, not counted here, because another connection (the sync engine's) changes the
+     * outbox too. Sequences only grow and entries only leave, so the pair changes whenever the
+     * outbox does. pending_valid is false when a rollback may have undone the build. */
+    int64_t pending_count;
+    int64_t pending_max;
+    bool pending_valid;
+    int schema_cookie;        /* PRAGMA schema_version the table list was read at */
+    bool schema_loaded;       /* the table list has been read once */
+
+    replica_shared *shared;
+    uint64_t shared_gen_seen; /* shared->schema_gen this handle's table list is at */
+    atomic_bool wiped;        /* the replica's files were deleted under this handle */
+
+    char errmsg[OUTPOST_ERRMSG_SIZE];
+};
+
+/* A bump allocator owning the values of a decoded outbox entry. */
+struct outpost_arena;
+void *arena_alloc(struct outpost_arena **arena, size_t n_bytes);
+void arena_free(struct outpost_arena *arena);
+
+/* error.c */
+int replica_fail(outpost_replica *r, int code, const char *fmt, ...)
+#if defined(__GNUC__) || defined(__clang__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+int replica_fail_sqlite(outpost_replica *r, int sqlite_rc, const char *what);
+int sqlite_to_outpost(int sqlite_rc);
+void replica_clear_error(outpost_replica *r);
+
+/* replica.c */
+int replica_exec(outpost_replica *r, const char *sql);
+int replica_begin(outpost_replica *r);
+int replica_schema_cookie(outpost_replica *r, int *out_cookie);
+int replica_commit(outpost_replica *r);
+void replica_rollback(outpost_replica *r);
+int replica_session_reset(outpost_replica *r);
+int replica_load_tables(outpost_replica *r);
+int replica_read_tables(outpost_replica *r, synced_table **out_tables, uint32_t *out_n);
+void replica_set_tables(outpost_replica *r, synced_table *tables, uint32_t n);
+void replica_free_tables(synced_table *tables, uint32_t n);
+int synced_table_describe(outpost_replica *r, sqlite3 *db, const char *name, synced_table *t);
+void synced_table_clear(synced_table *t);
+const synced_table *replica_table(const outpost_replica *r, const char *name);
+int64_t replica_now_ms(const outpost_replica *r);
+int replica_prepare(outpost_replica *r, const char *sql, sqlite3_stmt **out_stmt);
+void replica_stmt_cache_clear(outpost_replica *r);
+
+/* replica.c: handles on one file */
+int replica_open_sibling(outpost_replica *replica, outpost_replica **out_sibling, char *err,
+                         size_t err_size);
+void replica_set_commit_listener(outpost_replica *replica, void (*listener)(void *ctx), void *ctx);
+void replica_notify_commit(outpost_replica *r);
+void replica_mark_wiped(outpost_replica *replica);
+int replica_check_usable(outpost_replica *r);
+char *replica_names_blob(const synced_table *tables, uint32_t n);
+void replica_publish_schema(outpost_replica *r, char *names);
+
+/* value.c */
+int value_bind(sqlite3_stmt *stmt, int idx, const proto_value *v);
+int value_from_sqlite(sqlite3_value *sv, proto_value *out, struct outpost_arena **arena);
+void value_from_sqlite_view(sqlite3_value *sv, proto_value *out);
+bool value_same(const proto_value *a, const proto_value *b);
+int value_key_append(sqlite3_str *key, const proto_value *v);
+void value_json_append(sqlite3_str *out, const proto_value *v);
+
+/* outbox.c */
+int outbox_decode(const void *changeset, int n_bytes, struct outpost_arena **arena,
+                  proto_push *push);
+int outbox_pending_refresh(outpost_replica *r);
+int outbox_row_pending(outpost_replica *r, const char *table, const proto_value *pk,
+                       uint32_t n_pk, uint64_t after_seq, bool *out_pending);
+
+/* pull.c */
+int rows_apply_table(outpost_replica *r, const proto_table_rows *tr);
+int rows_delete(outpost_replica *r, const synced_table *t, const proto_value *pk);
+int rows_upsert(outpost_replica *r, const synced_table *t, const proto_value *vals,
+                uint32_t n_vals);
+int rows_update_cols(outpost_replica *r, const synced_table *t, const proto_change *change,
+                     bool use_old);
+
+#endif /* OUTPOST_INTERNAL_H */

@@ -1,0 +1,764 @@
+/* The outbox: reading entries as PUSH messages, the set of rows with pending changes, and the
+ * server's answers (ACK, REJECT) with the conflict log they feed. */
+#include <string.h>
+
+#include "internal.h"
+
+/* ---- decoding a captured changeset -------------------------------------------------------- */
+
+/* One change as protocol columns: INSERT every new value, DELETE every old value, UPDATE the
+ * primary key's old values and the changed columns' old and new values. */
+static int change_decode(sqlite3_changeset_iter *it, int op, int n_col, struct outpost_arena **arena,
+                         proto_change *out)
+{
+    unsigned char *pk_flags = NULL;
+    int pk_n = 0;
+    uint32_t n = 0;
+
+    sqlite3changeset_pk(it, &pk_flags, &pk_n);
+    out->op = op == SQLITE_INSERT ? PROTO_OP_INSERT
+            : op == SQLITE_DELETE ? PROTO_OP_DELETE : PROTO_OP_UPDATE;
+    out->cols = arena_alloc(arena, (size_t)n_col * sizeof *out->cols);
+    if (out->cols == NULL)
+        return OUTPOST_ENOMEM;
+    for (int c = 0; c < n_col; c++) {
+        sqlite3_value *old_v = NULL, *new_v = NULL;
+        proto_col *col = &out->cols[n];
+
+        if (op != SQLITE_INSERT && sqlite3changeset_old(it, c, &old_v) != SQLITE_OK)
+            return OUTPOST_ECORRUPT;
+        if (op != SQLITE_DELETE && sqlite3changeset_new(it, c, &new_v) != SQLITE_OK)
+            return OUTPOST_ECORRUPT;
+        if (old_v == NULL && new_v == NULL)
+            continue; /* an UPDATE's unchanged column */
+        col->idx = (uint32_t)c;
+        if (value_from_sqlite(old_v, &col->old_val, arena) != OUTPOST_OK ||
+            value_from_sqlite(new_v, &col->new_val, arena) != OUTPOST_OK)
+            return OUTPOST_ENOMEM;
+        n++;
+    }
+    (void)pk_n;
+    (void)pk_flags;
+    out->n_cols = n;
+    return OUTPOST_OK;
+}
+
+/* Grows a table's change array by one. */
+static proto_change *change_push(proto_table_changes *t, uint32_t *cap, struct outpost_arena **arena)
+{
+    if (t->n_changes == *cap) {
+        uint32_t ncap = *cap ? *cap * 2 : 16;
+        proto_change *grown = arena_alloc(arena, ncap * sizeof *grown);
+
+        if (grown == NULL)
+            return NULL;
+        if (t->n_changes)
+            memcpy(grown, t->changes, t->n_changes * sizeof *grown);
+        t->changes = grown;
+        *cap = ncap;
+    }
+    return &t->changes[t->n_changes++];
+}
+
+/* Decodes a changeset into push->tables, allocating from *arena. A session changeset holds each
+ * table's changes together, so a new table name starts a new proto_table_changes. */
+int outbox_decode(const void *changeset, int n_bytes, struct outpost_arena **arena, proto_push *push)
+{
+    sqlite3_changeset_iter *it = NULL;
+    proto_table_changes *cur = NULL;
+    uint32_t tables_cap = 0, changes_cap = 0;
+    int rc;
+
+    push->n_tables = 0;
+    push->tables = NULL;
+    rc = sqlite3changeset_start(&it, n_bytes, (void *)changeset);
+    if (rc != SQLITE_OK)
+        return rc == SQLITE_NOMEM ? OUTPOST_ENOMEM : OUTPOST_ECORRUPT;
+    while ((rc = sqlite3changeset_next(it)) == SQLITE_ROW) {
+        const char *name = NULL;
+        int n_col = 0, op = 0, indirect = 0;
+        proto_change *change;
+
+        if (sqlite3changeset_op(it, &name, &n_col, &op, &indirect) != SQLITE_OK) {
+            rc = OUTPOST_ECORRUPT;
+            goto done;
+        }
+        if (cur == NULL || strcmp(cur->table, name) != 0) {
+            if (push->n_tables == tables_cap) {
+                uint32_t ncap = tables_cap ? tables_cap * 2 : 4;
+                proto_table_changes *grown = arena_alloc(arena, ncap * sizeof *grown);
+
+                if (grown == NULL) {
+                    rc = OUTPOST_ENOMEM;
+                    goto done;
+                }
+                if (push->n_tables)
+                    memcpy(grown, push->tables, push->n_tables * sizeof *grown);
+                push->tables = grown;
+                tables_cap = ncap;
+            }
+            cur = &push->tables[push->n_tables++];
+            memset(cur, 0, sizeof *cur);
+            size_t len = strlen(name) + 1;
+            char *copy = arena_alloc(arena, len);
+            if (copy == NULL) {
+                rc = OUTPOST_ENOMEM;
+                goto done;
+            }
+            memcpy(copy, name, len);
+            cur->table = copy;
+            cur->n_columns = (uint32_t)n_col;
+            changes_cap = 0;
+        }
+        change = change_push(cur, &changes_cap, arena);
+        if (change == NULL) {
+            rc = OUTPOST_ENOMEM;
+            goto done;
+        }
+        rc = change_decode(it, op, n_col, arena, change);
+        if (rc != OUTPOST_OK)
+            goto done;
+    }
+    rc = rc == SQLITE_DONE ? OUTPOST_OK : rc == SQLITE_NOMEM ? OUTPOST_ENOMEM : OUTPOST_ECORRUPT;
+done:
+    sqlite3changeset_finalize(it);
+    return rc;
+}
+
+/* ---- reading entries ---------------------------------------------------------------------- */
+
+int outpost_outbox_read(outpost_replica *replica, uint64_t after_seq, outpost_outbox_entry **out_entry)
+{
+    sqlite3_stmt *stmt = NULL;
+    outpost_outbox_entry *entry = NULL;
+    int rc;
+
+    if (out_entry)
+        *out_entry = NULL;
+    if (replica == NULL || out_entry == NULL)
+        return replica ? replica_fail(replica, OUTPOST_EINVAL, "out_entry is required") : OUTPOST_EINVAL;
+    rc = replica_check_usable(replica);
+    if (rc != OUTPOST_OK)
+        return rc;
+    rc = replica_prepare(replica,
+                         "SELECT seq, hlc, created_ms, schema_version, changeset FROM _outpost_outbox"
+                         " WHERE seq > ?1 ORDER BY seq LIMIT 1", &stmt);
+    if (rc != OUTPOST_OK)
+        return rc;
+    sqlite3_bind_int64(stmt, 1, after_seq > INT64_MAX ? INT64_MAX : (int64_t)after_seq);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_DONE) {
+        rc = OUTPOST_OK;
+        goto done;
+    }
+    if (rc != SQLITE_ROW) {
+        rc = replica_fail_sqlite(replica, rc, "reading the outbox");
+        goto done;
+    }
+    entry = sqlite3_malloc64(sizeof *entry);
+    if (entry == NULL) {
+        rc = replica_fail(replica, OUTPOST_ENOMEM, "out of memory reading the outbox");
+        goto done;
+    }
+    memset(entry, 0, sizeof *entry);
+    entry->push.seq = (uint64_t)sqlite3_column_int64(stmt, 0);
+    entry->push.hlc = (uint64_t)sqlite3_column_int64(stmt, 1);
+    entry->created_ms = sqlite3_column_int64(stmt, 2);
+    entry->push.schema_version = (uint32_t)sqlite3_column_int64(stmt, 3);
+    entry->changeset_bytes = (size_t)sqlite3_column_bytes(stmt, 4);
+    rc = outbox_decode(sqlite3_column_blob(stmt, 4), sqlite3_column_bytes(stmt, 4), &entry->arena_,
+                       &entry->push);
+    if (rc != OUTPOST_OK) {
+        rc = replica_fail(replica, rc, "outbox entry %llu: %s",
+                          (unsigned long long)entry->push.seq,
+                          rc == OUTPOST_ENOMEM ? "out of memory decoding it" : "changeset is damaged");
+        outpost_outbox_entry_free(entry);
+        goto done;
+    }
+    *out_entry = entry;
+done:
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+void outpost_outbox_entry_free(outpost_outbox_entry *entry)
+{
+    if (entry == NULL)
+        return;
+    arena_free(entry->arena_);
+    sqlite3_free(entry);
+}
+
+/* ---- rows with pending changes ------------------------------------------------------------ */
+
+static int pending_key(sqlite3_str *key, const proto_value *pk, uint32_t n_pk)
+{
+    sqlite3_str_reset(key);
+    for (uint32_t i = 0; i < n_pk; i++) {
+        if (value_key_append(key, &pk[i]) != OUTPOST_OK)
+            return OUTPOST_ENOMEM;
+    }
+    return OUTPOST_OK;
+}
+
+/* Adds every row one changeset touches to temp._outpost_pending, with the latest entry that
+ * touches it. */
+static int pending_add_changeset(outpost_replica *r, sqlite3_stmt *ins, sqlite3_str *key,
+                                 int64_t seq, const void *changeset, int n_bytes)
+{
+    sqlite3_changeset_iter *it = NULL;
+    proto_value pk[64];
+    int rc = sqlite3changeset_start(&it, n_bytes, (void *)changeset);
+
+    if (rc != SQLITE_OK)
+        return replica_fail(r, rc == SQLITE_NOMEM ? OUTPOST_ENOMEM : OUTPOST_ECORRUPT,
+                            "reading the outbox: %s", sqlite3_errstr(rc));
+    while ((rc = sqlite3changeset_next(it)) == SQLITE_ROW) {
+        const char *table;
+        int n_col, op, indirect, n_flags;
+        unsigned char *flags;
+        uint32_t n_pk = 0;
+
+        sqlite3changeset_op(it, &table, &n_col, &op, &indirect);
+        sqlite3changeset_pk(it, &flags, &n_flags);
+        for (int c = 0; c < n_flags && n_pk < 64; c++) {
+            sqlite3_value *v = NULL;
+
+            if (!flags[c])
+                continue;
+            if (op == SQLITE_INSERT)
+                sqlite3changeset_new(it, c, &v);
+            else
+                sqlite3changeset_old(it, c, &v);
+            value_from_sqlite_view(v, &pk[n_pk++]);
+        }
+        if (pending_key(key, pk, n_pk) != OUTPOST_OK) {
+            rc = SQLITE_NOMEM;
+            break;
+        }
+        sqlite3_bind_text(ins, 1, table, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(ins, 2, sqlite3_str_value(key), sqlite3_str_length(key), SQLITE_STATIC);
+        sqlite3_bind_int64(ins, 3, seq);
+        rc = sqlite3_step(ins);
+        sqlite3_reset(ins);
+        if (rc != SQLITE_DONE)
+            break;
+    }
+    sqlite3changeset_finalize(it);
+    if (rc != SQLITE_DONE)
+        return replica_fail_sqlite(r, rc, "indexing pending rows");
+    return OUTPOST_OK;
+}
+
+/* Rebuilds temp._outpost_pending from the outbox when the outbox changed since the last build.
+ * Runs inside the caller's (write) transaction, so the outbox cannot change under it. */
+int outbox_pending_refresh(outpost_replica *r)
+{
+    sqlite3_stmt *sel = NULL, *ins = NULL;
+    sqlite3_str *key = NULL;
+    int rc;
+
+    int64_t count = 0, max_seq = 0;
+
+    rc = replica_prepare(r, "SELECT count(*), coalesce(max(seq), 0) FROM _outpost_outbox", &sel);
+    if (rc != OUTPOST_OK)
+        return rc;
+    rc = sqlite3_step(sel);
+    if (rc == SQLITE_ROW) {
+        count = sqlite3_column_int64(sel, 0);
+        max_seq = sqlite3_column_int64(sel, 1);
+        rc = OUTPOST_OK;
+    } else {
+        rc = replica_fail_sqlite(r, rc, "reading the outbox");
+    }
+    sqlite3_finalize(sel);
+    sel = NULL;
+    if (rc != OUTPOST_OK)
+        return rc;
+    if (r->pending_valid && r->pending_count == count && r->pending_max == max_seq)
+        return OUTPOST_OK;
+    r->pending_valid = false;
+    rc = replica_exec(r, "DELETE FROM temp._outpost_pending");
+    if (rc == OUTPOST_OK)
+        rc = replica_prepare(r, "SELECT seq, changeset FROM _outpost_outbox ORDER BY seq", &sel);
+    if (rc == OUTPOST_OK)
+        rc = replica_prepare(r, "INSERT INTO temp._outpost_pending(tbl, pk, seq) VALUES(?1, ?2, ?3)"
+                                " ON CONFLICT(tbl, pk) DO UPDATE SET seq = max(seq, excluded.seq)",
+                             &ins);
+    if (rc != OUTPOST_OK)
+        goto done;
+    key = sqlite3_str_new(r->db);
+    r->mode = MODE_LIBRARY;
+    while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+        rc = pending_add_changeset(r, ins, key, sqlite3_column_int64(sel, 0),
+                                   sqlite3_column_blob(sel, 1), sqlite3_column_bytes(sel, 1));
+        if (rc != OUTPOST_OK)
+            break;
+    }
+    r->mode = MODE_APP;
+    if (rc == SQLITE_DONE) {
+        rc = OUTPOST_OK;
+        r->pending_valid = true;
+        r->pending_count = count;
+        r->pending_max = max_seq;
+    } else if (rc > 0) {
+        rc = replica_fail_sqlite(r, rc, "reading the outbox");
+    }
+done:
+    sqlite3_free(sqlite3_str_finish(key));
+    sqlite3_finalize(sel);
+    sqlite3_finalize(ins);
+    return rc;
+}
+
+/* Whether an outbox entry later than after_seq (0: any entry) changes the row. */
+int outbox_row_pending(outpost_replica *r, const char *table, const proto_value *pk, uint32_t n_pk,
+                       uint64_t after_seq, bool *out_pending)
+{
+    sqlite3_str *key = sqlite3_str_new(r->db);
+    int rc = pending_key(key, pk, n_pk);
+
+    if (rc == OUTPOST_OK) {
+        if (r->st_pending == NULL)
+            rc = replica_prepare(r, "SELECT 1 FROM temp._outpost_pending WHERE tbl = ?1 AND pk = ?2"
+                                    " AND seq > ?3",
+                                 &r->st_pending);
+    }
+    if (rc == OUTPOST_OK) {
+        sqlite3_bind_text(r->st_pending, 1, table, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(r->st_pending, 2, sqlite3_str_value(key), sqlite3_str_length(key),
+                          SQLITE_STATIC);
+        sqlite3_bind_int64(r->st_pending, 3, after_seq > INT64_MAX ? INT64_MAX : (int64_t)after_seq);
+        r->mode = MODE_LIBRARY;
+        rc = sqlite3_step(r->st_pending);
+        r->mode = MODE_APP;
+        *out_pending = rc == SQLITE_ROW;
+        rc = (rc == SQLITE_ROW || rc == SQLITE_DONE) ? OUTPOST_OK
+                                                     : replica_fail_sqlite(r, rc, "checking pending rows");
+        sqlite3_reset(r->st_pending);
+    } else {
+        replica_fail(r, rc, "out of memory checking pending rows");
+    }
+    sqlite3_free(sqlite3_str_finish(key));
+    return rc;
+}
+
+/* ---- the conflict log --------------------------------------------------------------------- */
+
+static const char *conflict_kind_name(proto_conflict_kind kind)
+{
+    switch (kind) {
+    case PROTO_CONFLICT_DATA: return "DATA";
+    case PROTO_CONFLICT_NOTFOUND: return "NOTFOUND";
+    case PROTO_CONFLICT_CONFLICT: return "CONFLICT";
+    case PROTO_CONFLICT_CONSTRAINT: return "CONSTRAINT";
+    default: return "UNKNOWN";
+    }
+}
+
+static const char *conflict_kind_reason(proto_conflict_kind kind)
+{
+    switch (kind) {
+    case PROTO_CONFLICT_DATA: return "the server's value changed since this device read it; the other write won";
+    case PROTO_CONFLICT_NOTFOUND: return "the row was deleted on the server";
+    case PROTO_CONFLICT_CONFLICT: return "the row was inserted or changed on the server at the same time";
+    case PROTO_CONFLICT_CONSTRAINT: return "the server's constraints refused the value";
+    default: return "conflict";
+    }
+}
+
+static const char *reject_reason(uint32_t code)
+{
+    switch (code) {
+    case PROTO_ERR_OUT_OF_SCOPE: return "row is outside this device's teams";
+    case PROTO_ERR_UNKNOWN_TABLE: return "table unknown to the server";
+    case PROTO_ERR_UNKNOWN_COLUMN: return "column unknown to the server";
+    case PROTO_ERR_CONSTRAINT: return "the server's constraints refused the row";
+    case PROTO_ERR_INVALID_CHANGE: return "the change was inconsistent";
+    default: return "refused by the server";
+    }
+}
+
+/* Fills the callback's view of one log row. */
+static void conflict_info_fill(const outpost_replica *r, outpost_conflict_info *info, uint64_t seq,
+                               const char *table, const proto_value *pk, uint32_t n_pk, int32_t col)
+{
+    const synced_table *t = replica_table(r, table);
+
+    memset(info, 0, sizeof *info);
+    info->seq = seq;
+    info->table = table;
+    info->pk = pk;
+    info->n_pk = n_pk;
+    info->col = col;
+    info->column = (t && col >= 0 && (uint32_t)col < t->n_cols) ? t->cols[col] : NULL;
+}
+
+static int conflict_record(outpost_replica *r, sqlite3_stmt *ins, const outpost_conflict_info *info)
+{
+    sqlite3_str *pk_json = sqlite3_str_new(r->db);
+    static const proto_value undef;
+    char *json;
+    int rc;
+
+    sqlite3_str_appendchar(pk_json, 1, '[');
+    for (uint32_t i = 0; i < info->n_pk; i++) {
+        if (i)
+            sqlite3_str_appendchar(pk_json, 1, ',');
+        value_json_append(pk_json, &info->pk[i]);
+    }
+    sqlite3_str_appendchar(pk_json, 1, ']');
+    json = sqlite3_str_finish(pk_json);
+    if (json == NULL)
+        return replica_fail(r, OUTPOST_ENOMEM, "out of memory recording a conflict");
+    sqlite3_bind_int64(ins, 1, replica_now_ms(r));
+    sqlite3_bind_int64(ins, 2, (int64_t)info->seq);
+    sqlite3_bind_text(ins, 3, info->table, -1, SQLITE_STATIC);
+    sqlite3_bind_text(ins, 4, json, -1, sqlite3_free);
+    if (info->col >= 0)
+        sqlite3_bind_int64(ins, 5, info->col);
+    else
+        sqlite3_bind_null(ins, 5);
+    if (info->column)
+        sqlite3_bind_text(ins, 6, info->column, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(ins, 6);
+    sqlite3_bind_text(ins, 7, info->kind, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(ins, 8, info->code);
+    sqlite3_bind_text(ins, 9, info->reason, -1, SQLITE_STATIC);
+    value_bind(ins, 10, info->mine ? info->mine : &undef);
+    value_bind(ins, 11, info->winner ? info->winner : &undef);
+    r->mode = MODE_LIBRARY;
+    rc = sqlite3_step(ins);
+    r->mode = MODE_APP;
+    sqlite3_reset(ins);
+    sqlite3_clear_bindings(ins);
+    return rc == SQLITE_DONE ? OUTPOST_OK : replica_fail_sqlite(r, rc, "recording a conflict");
+}
+
+static int conflict_insert_stmt(outpost_replica *r, sqlite3_stmt **out_stmt)
+{
+    return replica_prepare(r, "INSERT INTO _outpost_conflicts(at_ms, seq, tbl, pk, col, col_name,"
+                              " kind, code, reason, mine, winner)"
+                              " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)", out_stmt);
+}
+
+static void ack_conflict_info(const outpost_replica *r, const proto_ack *ack, uint32_t i,
+                              outpost_conflict_info *info)
+{
+    const proto_conflict *c = &ack->conflicts[i];
+
+    conflict_info_fill(r, info, ack->seq, c->table, c->pk, c->n_pk, c->col);
+    info->mine = &c->mine;
+    info->winner = &c->winner;
+    info->kind = conflict_kind_name(c->kind);
+    info->reason = conflict_kind_reason(c->kind);
+}
+
+static void reject_row_info(const outpost_replica *r, const proto_reject *rej, uint32_t i,
+                            outpost_conflict_info *info)
+{
+    const proto_reject_row *row = &rej->rows[i];
+
+    conflict_info_fill(r, info, rej->seq, row->table, row->pk, row->n_pk, -1);
+    info->kind = "REJECTED";
+    info->code = row->code;
+    info->reason = row->message && row->message[0] ? row->message : reject_reason(row->code);
+}
+
+/* ---- ACK and REJECT ----------------------------------------------------------------------- */
+
+/* Removes entry seq inside the open transaction. *out_known is false when it is not there: an
+ * answer for an entry already removed, or (beyond the last sequence issued) never made. */
+static int outbox_remove(outpost_replica *r, uint64_t seq, bool *out_known, void **out_changeset,
+                         int *out_bytes)
+{
+    sqlite3_stmt *stmt = NULL;
+    int64_t last_seq = 0;
+    int rc;
+
+    *out_known = false;
+    rc = replica_prepare(r, "DELETE FROM _outpost_outbox WHERE seq = ?1 RETURNING changeset", &stmt);
+    if (rc != OUTPOST_OK)
+        return rc;
+    sqlite3_bind_int64(stmt, 1, seq > INT64_MAX ? INT64_MAX : (int64_t)seq);
+    r->mode = MODE_LIBRARY;
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        *out_known = true;
+        if (out_changeset) {
+            int n = sqlite3_column_bytes(stmt, 0);
+
+            *out_changeset = sqlite3_malloc(n > 0 ? n : 1);
+            if (*out_changeset == NULL) {
+                r->mode = MODE_APP;
+                sqlite3_finalize(stmt);
+                return replica_fail(r, OUTPOST_ENOMEM, "out of memory reading the outbox");
+            }
+            if (n)
+                memcpy(*out_changeset, sqlite3_column_blob(stmt, 0), (size_t)n);
+            *out_bytes = n;
+        }
+        rc = sqlite3_step(stmt);
+    }
+    r->mode = MODE_APP;
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE)
+        return replica_fail_sqlite(r, rc, "removing the outbox entry");
+    if (*out_known)
+        return OUTPOST_OK;
+    rc = replica_prepare(r, "SELECT device_seq FROM _outpost_state WHERE id = 1", &stmt);
+    if (rc != OUTPOST_OK)
+        return rc;
+    if (sqlite3_step(stmt) == SQLITE_ROW)
+        last_seq = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    if (seq == 0 || seq > (uint64_t)last_seq)
+        return replica_fail(r, OUTPOST_EPROTO, "the server answered for entry %llu, which this "
+                            "device never made (last is %lld)", (unsigned long long)seq,
+                            (long long)last_seq);
+    return OUTPOST_OK;
+}
+
+static int ack_apply(outpost_replica *r, const proto_ack *ack, bool *out_known)
+{
+    sqlite3_stmt *ins = NULL;
+    int rc = outbox_remove(r, ack->seq, out_known, NULL, NULL);
+
+    if (rc != OUTPOST_OK || !*out_known || ack->n_conflicts == 0)
+        return rc;
+    rc = conflict_insert_stmt(r, &ins);
+    for (uint32_t i = 0; rc == OUTPOST_OK && i < ack->n_conflicts; i++) {
+        outpost_conflict_info info;
+
+        ack_conflict_info(r, ack, i, &info);
+        rc = conflict_record(r, ins, &info);
+    }
+    sqlite3_finalize(ins);
+    return rc;
+}
+
+static int answer_check(outpost_replica *r, const void *msg, uint32_t n_items, const void *items)
+{
+    int rc = replica_check_usable(r);
+
+    if (rc != OUTPOST_OK)
+        return rc;
+    if (msg == NULL)
+        return replica_fail(r, OUTPOST_EINVAL, "message is required");
+    if (r->in_tx)
+        return replica_fail(r, OUTPOST_EMISUSE, "a transaction is open");
+    if (n_items > 0 && items == NULL)
+        return replica_fail(r, OUTPOST_EPROTO, "message lists %u items but carries none",
+                            (unsigned)n_items);
+    return OUTPOST_OK;
+}
+
+int outpost_outbox_ack(outpost_replica *replica, const proto_ack *ack)
+{
+    bool known = false;
+    int rc;
+
+    if (replica == NULL)
+        return OUTPOST_EINVAL;
+    rc = answer_check(replica, ack, ack ? ack->n_conflicts : 0, ack ? ack->conflicts : NULL);
+    for (uint32_t i = 0; rc == OUTPOST_OK && i < ack->n_conflicts; i++) {
+        const proto_conflict *c = &ack->conflicts[i];
+
+        if (c->table == NULL || (c->n_pk > 0 && c->pk == NULL))
+            rc = replica_fail(replica, OUTPOST_EPROTO, "ACK conflict %u names no table or key",
+                              (unsigned)i);
+    }
+    if (rc != OUTPOST_OK)
+        return rc;
+    rc = replica_begin(replica);
+    if (rc != OUTPOST_OK)
+        return rc;
+    rc = ack_apply(replica, ack, &known);
+    if (rc == OUTPOST_OK)
+        rc = replica_commit(replica);
+    else
+        replica_rollback(replica);
+    if (rc != OUTPOST_OK)
+        return rc;
+    replica_clear_error(replica);
+    for (uint32_t i = 0; known && replica->on_conflict && i < ack->n_conflicts; i++) {
+        outpost_conflict_info info;
+
+        ack_conflict_info(replica, ack, i, &info);
+        replica->on_conflict(replica->user_data, &info);
+    }
+    return OUTPOST_OK;
+}
+
+/* Whether a table's rows in the REJECT's server version mention the row with this key. */
+static bool server_mentions(const proto_reject *rej, const synced_table *t, const proto_value *pk)
+{
+    for (uint32_t i = 0; i < rej->n_tables; i++) {
+        const proto_table_rows *tr = &rej->tables[i];
+
+        if (strcmp(tr->table, t->name) != 0)
+            continue;
+        for (uint32_t row = 0; row < tr->n_rows; row++) {
+            const proto_value *vals = &tr->rows[(size_t)row * tr->n_columns];
+            bool same = true;
+
+            for (uint32_t k = 0; k < t->n_pk && same; k++)
+                same = t->pk[k] < tr->n_columns && value_same(&vals[t->pk[k]], &pk[k]);
+            if (same)
+                return true;
+        }
+        for (uint32_t pass = 0; pass < 2; pass++) {
+            const proto_value *keys = pass ? tr->removed : tr->deleted;
+            uint32_t n = pass ? tr->n_removed : tr->n_deleted;
+
+            for (uint32_t row = 0; row < n && tr->n_pk == t->n_pk; row++) {
+                bool same = true;
+
+                for (uint32_t k = 0; k < t->n_pk && same; k++)
+                    same = value_same(&keys[(size_t)row * tr->n_pk + k], &pk[k]);
+                if (same)
+                    return true;
+            }
+        }
+    }
+    return false;
+}
+
+/* The key of a change, from its old values (new for an INSERT). */
+static bool change_pk(const synced_table *t, const proto_change *ch, proto_value *pk)
+{
+    for (uint32_t k = 0; k < t->n_pk; k++) {
+        bool found = false;
+
+        for (uint32_t c = 0; c < ch->n_cols && !found; c++) {
+            if (ch->cols[c].idx == t->pk[k]) {
+                pk[k] = ch->op == PROTO_OP_INSERT ? ch->cols[c].new_val : ch->cols[c].old_val;
+                found = true;
+            }
+        }
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+/* Undoes one refused change the server said nothing about, unless a later entry changes the row
+ * again (its change was made on top of this one and stands or falls on its own). */
+static int reject_undo_change(outpost_replica *r, const proto_reject *rej, const synced_table *t,
+                              const proto_change *ch)
+{
+    proto_value pk[64];
+    bool pending = false;
+    int rc;
+
+    if (t->n_pk > 64 || !change_pk(t, ch, pk))
+        return replica_fail(r, OUTPOST_ECORRUPT, "outbox entry %llu: a change to %s has no key",
+                            (unsigned long long)rej->seq, t->name);
+    if (server_mentions(rej, t, pk))
+        return OUTPOST_OK;
+    rc = outbox_row_pending(r, t->name, pk, t->n_pk, rej->seq, &pending);
+    if (rc != OUTPOST_OK || pending)
+        return rc;
+    switch (ch->op) {
+    case PROTO_OP_INSERT: return rows_delete(r, t, pk);
+    case PROTO_OP_DELETE: {
+        proto_value vals[256];
+
+        if (ch->n_cols > 256 || ch->n_cols != t->n_cols)
+            return rows_update_cols(r, t, ch, true);
+        for (uint32_t c = 0; c < ch->n_cols; c++)
+            vals[c] = ch->cols[c].old_val;
+        return rows_upsert(r, t, vals, ch->n_cols);
+    }
+    default: return rows_update_cols(r, t, ch, true);
+    }
+}
+
+static int reject_apply(outpost_replica *r, const proto_reject *rej, bool *out_known)
+{
+    struct outpost_arena *arena = NULL;
+    void *changeset = NULL;
+    sqlite3_stmt *ins = NULL;
+    proto_push push;
+    int n_bytes = 0;
+    int rc;
+
+    rc = outbox_remove(r, rej->seq, out_known, &changeset, &n_bytes);
+    if (rc != OUTPOST_OK || !*out_known)
+        goto done;
+    rc = outbox_pending_refresh(r);
+    for (uint32_t i = 0; rc == OUTPOST_OK && i < rej->n_tables; i++)
+        rc = rows_apply_table(r, &rej->tables[i]);
+    if (rc != OUTPOST_OK)
+        goto done;
+    rc = outbox_decode(changeset, n_bytes, &arena, &push);
+    if (rc != OUTPOST_OK) {
+        rc = replica_fail(r, rc, "outbox entry %llu cannot be read back", (unsigned long long)rej->seq);
+        goto done;
+    }
+    for (uint32_t i = 0; rc == OUTPOST_OK && i < push.n_tables; i++) {
+        const synced_table *t = replica_table(r, push.tables[i].table);
+
+        for (uint32_t j = 0; t && rc == OUTPOST_OK && j < push.tables[i].n_changes; j++)
+            rc = reject_undo_change(r, rej, t, &push.tables[i].changes[j]);
+    }
+    if (rc == OUTPOST_OK && rej->n_rows)
+        rc = conflict_insert_stmt(r, &ins);
+    for (uint32_t i = 0; rc == OUTPOST_OK && i < rej->n_rows; i++) {
+        outpost_conflict_info info;
+
+        reject_row_info(r, rej, i, &info);
+        rc = conflict_record(r, ins, &info);
+    }
+done:
+    sqlite3_finalize(ins);
+    arena_free(arena);
+    sqlite3_free(changeset);
+    return rc;
+}
+
+int outpost_outbox_reject(outpost_replica *replica, const proto_reject *reject)
+{
+    bool known = false;
+    int rc;
+
+    if (replica == NULL)
+        return OUTPOST_EINVAL;
+    rc = answer_check(replica, reject, reject ? reject->n_rows : 0, reject ? reject->rows : NULL);
+    if (rc == OUTPOST_OK && reject->n_tables > 0 && reject->tables == NULL)
+        rc = replica_fail(replica, OUTPOST_EPROTO, "REJECT lists tables but carries none");
+    for (uint32_t i = 0; rc == OUTPOST_OK && i < reject->n_rows; i++) {
+        if (reject->rows[i].table == NULL || (reject->rows[i].n_pk > 0 && reject->rows[i].pk == NULL))
+            rc = replica_fail(replica, OUTPOST_EPROTO, "REJECT row %u names no table or key",
+                              (unsigned)i);
+    }
+    if (rc != OUTPOST_OK)
+        return rc;
+    rc = replica_begin(replica);
+    if (rc != OUTPOST_OK)
+        return rc;
+    /* The server's rows must not be captured as this device's writes. */
+    if (replica->session)
+        sqlite3session_enable(replica->session, 0);
+    rc = reject_apply(replica, reject, &known);
+    if (rc == OUTPOST_OK)
+        rc = replica_commit(replica);
+    else
+        replica_rollback(replica);
+    if (replica->session)
+        sqlite3session_enable(replica->session, 1);
+    if (rc != OUTPOST_OK) {
+        /* The pending-row set may have been rebuilt inside the rolled-back transaction. */
+        replica->pending_valid = false;
+        return rc;
+    }
+    replica_clear_error(replica);
+    for (uint32_t i = 0; known && replica->on_conflict && i < reject->n_rows; i++) {
+        outpost_conflict_info info;
+
+        reject_row_info(replica, reject, i, &info);
+        replica->on_conflict(replica->user_data, &info);
+    }
+    return OUTPOST_OK;
+}

@@ -1,0 +1,365 @@
+/* Pull-apply: the server's rows written into the replica with capture off. */
+#include <string.h>
+
+#include "internal.h"
+
+/* Bounds the key copies kept on the stack; far above any real primary key. */
+#define MAX_PK_COLS 64
+
+static bool is_pk_col(const synced_table *t, uint32_t col)
+{
+    for (uint32_t k = 0; k < t->n_pk; k++) {
+        if (t->pk[k] == col)
+            return true;
+    }
+    return false;
+}
+
+/* INSERT of the first n_vals columns that updates the row in place when its key exists.
+ * (Not INSERT OR REPLACE: that deletes and reinserts, firing delete triggers and cascades.) */
+static char *upsert_sql(const synced_table *t, uint32_t n_vals)
+{
+    sqlite3_str *s = sqlite3_str_new(NULL);
+    uint32_t n_set = 0;
+
+    sqlite3_str_appendf(s, "INSERT INTO main.\"%w\"(", t->name);
+    for (uint32_t c = 0; c < n_vals; c++)
+        sqlite3_str_appendf(s, "%s\"%w\"", c ? "," : "", t->cols[c]);
+    sqlite3_str_appendall(s, ") VALUES(");
+    for (uint32_t c = 0; c < n_vals; c++)
+        sqlite3_str_appendf(s, "%s?%u", c ? "," : "", (unsigned)c + 1);
+    sqlite3_str_appendall(s, ") ON CONFLICT(");
+    for (uint32_t k = 0; k < t->n_pk; k++)
+        sqlite3_str_appendf(s, "%s\"%w\"", k ? "," : "", t->cols[t->pk[k]]);
+    sqlite3_str_appendall(s, ") DO ");
+    for (uint32_t c = 0; c < n_vals; c++) {
+        if (is_pk_col(t, c))
+            continue;
+        sqlite3_str_appendf(s, "%s\"%w\"=excluded.\"%w\"", n_set ? "," : "UPDATE SET ",
+                            t->cols[c], t->cols[c]);
+        n_set++;
+    }
+    if (n_set == 0)
+        sqlite3_str_appendall(s, "NOTHING"); /* every carried column is in the key */
+    return sqlite3_str_finish(s);
+}
+
+static void where_pk(sqlite3_str *s, const synced_table *t, uint32_t first_param)
+{
+    sqlite3_str_appendall(s, " WHERE ");
+    for (uint32_t k = 0; k < t->n_pk; k++)
+        sqlite3_str_appendf(s, "%s\"%w\" IS ?%u", k ? " AND " : "", t->cols[t->pk[k]],
+                            (unsigned)(first_param + k));
+}
+
+static char *delete_sql(const synced_table *t)
+{
+    sqlite3_str *s = sqlite3_str_new(NULL);
+
+    sqlite3_str_appendf(s, "DELETE FROM main.\"%w\"", t->name);
+    where_pk(s, t, 1);
+    return sqlite3_str_finish(s);
+}
+
+static int prepare_owned(outpost_replica *r, char *sql, sqlite3_stmt **out_stmt)
+{
+    int rc;
+
+    if (sql == NULL)
+        return replica_fail(r, OUTPOST_ENOMEM, "out of memory building a statement");
+    rc = replica_prepare(r, sql, out_stmt);
+    sqlite3_free(sql);
+    return rc;
+}
+
+static int step_library(outpost_replica *r, sqlite3_stmt *stmt, const char *what)
+{
+    int rc;
+
+    r->mode = MODE_LIBRARY;
+    rc = sqlite3_step(stmt);
+    r->mode = MODE_APP;
+    sqlite3_reset(stmt);
+    if (rc != SQLITE_DONE)
+        return replica_fail_sqlite(r, rc, what);
+    return OUTPOST_OK;
+}
+
+static int run_upsert(outpost_replica *r, sqlite3_stmt *stmt, const proto_value *vals, uint32_t n)
+{
+    for (uint32_t c = 0; c < n; c++)
+        value_bind(stmt, (int)c + 1, &vals[c]);
+    return step_library(r, stmt, "applying a row");
+}
+
+static int run_delete(outpost_replica *r, sqlite3_stmt *stmt, const proto_value *pk, uint32_t n_pk)
+{
+    for (uint32_t k = 0; k < n_pk; k++)
+        value_bind(stmt, (int)k + 1, &pk[k]);
+    return step_library(r, stmt, "deleting a row");
+}
+
+int rows_upsert(outpost_replica *r, const synced_table *t, const proto_value *vals, uint32_t n_vals)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = prepare_owned(r, upsert_sql(t, n_vals), &stmt);
+
+    if (rc == OUTPOST_OK)
+        rc = run_upsert(r, stmt, vals, n_vals);
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+int rows_delete(outpost_replica *r, const synced_table *t, const proto_value *pk)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = prepare_owned(r, delete_sql(t), &stmt);
+
+    if (rc == OUTPOST_OK)
+        rc = run_delete(r, stmt, pk, t->n_pk);
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+/* Sets the columns a change carries to their old values (use_old) or new ones, by key. */
+int rows_update_cols(outpost_replica *r, const synced_table *t, const proto_change *change, bool use_old)
+{
+    sqlite3_str *s = sqlite3_str_new(NULL);
+    sqlite3_stmt *stmt = NULL;
+    proto_value pk[MAX_PK_COLS];
+    uint32_t n_set = 0, param = 1;
+    int rc;
+
+    if (t->n_pk > MAX_PK_COLS) {
+        sqlite3_free(sqlite3_str_finish(s));
+        return replica_fail(r, OUTPOST_ESCHEMA, "table %s: primary key too wide", t->name);
+    }
+    sqlite3_str_appendf(s, "UPDATE main.\"%w\" SET ", t->name);
+    for (uint32_t c = 0; c < change->n_cols; c++) {
+        const proto_col *col = &change->cols[c];
+        const proto_value *v = use_old ? &col->old_val : &col->new_val;
+
+        for (uint32_t k = 0; k < t->n_pk; k++) {
+            if (t->pk[k] == col->idx)
+                pk[k] = col->old_val;
+        }
+        if (v->type == PROTO_UNDEF || col->idx >= t->n_cols)
+            continue;
+        sqlite3_str_appendf(s, "%s\"%w\"=?%u", n_set ? "," : "", t->cols[col->idx], (unsigned)param++);
+        n_set++;
+    }
+    if (n_set == 0) {
+        sqlite3_free(sqlite3_str_finish(s));
+        return OUTPOST_OK;
+    }
+    where_pk(s, t, param);
+    rc = prepare_owned(r, sqlite3_str_finish(s), &stmt);
+    if (rc != OUTPOST_OK)
+        return rc;
+    param = 1;
+    for (uint32_t c = 0; c < change->n_cols; c++) {
+        const proto_col *col = &change->cols[c];
+        const proto_value *v = use_old ? &col->old_val : &col->new_val;
+
+        if (v->type != PROTO_UNDEF && col->idx < t->n_cols)
+            value_bind(stmt, (int)param++, v);
+    }
+    for (uint32_t k = 0; k < t->n_pk; k++)
+        value_bind(stmt, (int)(param + k), &pk[k]);
+    rc = step_library(r, stmt, "restoring a row");
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+/* The page's view of one table must fit the replica before anything of it is applied. */
+static int table_rows_check(outpost_replica *r, const proto_table_rows *tr, const synced_table **out_t)
+{
+    const synced_table *t;
+
+    if (tr->table == NULL)
+        return replica_fail(r, OUTPOST_EPROTO, "ROWS names no table");
+    t = replica_table(r, tr->table);
+    if (t == NULL)
+        return replica_fail(r, OUTPOST_EPROTO, "ROWS for table %s, which the installed schema does "
+                            "not have (install the newer schema first)", tr->table);
+    if (t->n_pk > MAX_PK_COLS)
+        return replica_fail(r, OUTPOST_ESCHEMA, "table %s: primary key too wide", t->name);
+    if (tr->n_rows > 0) {
+        if (tr->rows == NULL || tr->n_columns == 0)
+            return replica_fail(r, OUTPOST_EPROTO, "ROWS for %s lists rows but carries none", t->name);
+        if (tr->n_columns > t->n_cols)
+            return replica_fail(r, OUTPOST_EPROTO, "ROWS for %s has %u columns, this replica %u "
+                                "(install the newer schema first)", t->name,
+                                (unsigned)tr->n_columns, (unsigned)t->n_cols);
+        for (uint32_t k = 0; k < t->n_pk; k++) {
+            if (t->pk[k] >= tr->n_columns)
+                return replica_fail(r, OUTPOST_EPROTO, "ROWS for %s lacks primary key column %s",
+                                    t->name, t->cols[t->pk[k]]);
+        }
+    }
+    if (tr->n_deleted + (uint64_t)tr->n_removed > 0) {
+        if (tr->n_pk != t->n_pk)
+            return replica_fail(r, OUTPOST_EPROTO, "ROWS deletions for %s carry %u key columns, the "
+                                "key has %u", t->name, (unsigned)tr->n_pk, (unsigned)t->n_pk);
+        if ((tr->n_deleted && tr->deleted == NULL) || (tr->n_removed && tr->removed == NULL))
+            return replica_fail(r, OUTPOST_EPROTO, "ROWS for %s lists deletions but carries none",
+                                t->name);
+    }
+    *out_t = t;
+    return OUTPOST_OK;
+}
+
+static int apply_upserts(outpost_replica *r, const synced_table *t, const proto_table_rows *tr)
+{
+    sqlite3_stmt *stmt = NULL;
+    proto_value pk[MAX_PK_COLS];
+    int rc = OUTPOST_OK;
+
+    if (tr->n_rows == 0)
+        return OUTPOST_OK;
+    rc = prepare_owned(r, upsert_sql(t, tr->n_columns), &stmt);
+    for (uint32_t row = 0; rc == OUTPOST_OK && row < tr->n_rows; row++) {
+        const proto_value *vals = &tr->rows[(size_t)row * tr->n_columns];
+        bool pending = false;
+
+        for (uint32_t c = 0; c < tr->n_columns && rc == OUTPOST_OK; c++) {
+            if (vals[c].type == PROTO_UNDEF || vals[c].type > PROTO_BLOB)
+                rc = replica_fail(r, OUTPOST_EPROTO, "ROWS for %s: row %u column %u has no value",
+                                  t->name, (unsigned)row, (unsigned)c);
+        }
+        for (uint32_t k = 0; k < t->n_pk; k++)
+            pk[k] = vals[t->pk[k]];
+        if (rc == OUTPOST_OK)
+            rc = outbox_row_pending(r, t->name, pk, t->n_pk, 0, &pending);
+        if (rc == OUTPOST_OK && !pending)
+            rc = run_upsert(r, stmt, vals, tr->n_columns);
+    }
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+static int apply_deletes(outpost_replica *r, const synced_table *t, const proto_value *keys, uint32_t n)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc;
+
+    if (n == 0)
+        return OUTPOST_OK;
+    rc = prepare_owned(r, delete_sql(t), &stmt);
+    for (uint32_t row = 0; rc == OUTPOST_OK && row < n; row++) {
+        const proto_value *pk = &keys[(size_t)row * t->n_pk];
+        bool pending = false;
+
+        rc = outbox_row_pending(r, t->name, pk, t->n_pk, 0, &pending);
+        if (rc == OUTPOST_OK && !pending)
+            rc = run_delete(r, stmt, pk, t->n_pk);
+    }
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+/* Applies one table of a ROWS page (or of a REJECT) inside the caller's transaction, with
+ * capture off, skipping rows that have pending outbox changes. */
+int rows_apply_table(outpost_replica *r, const proto_table_rows *tr)
+{
+    const synced_table *t = NULL;
+    int rc = table_rows_check(r, tr, &t);
+
+    if (rc == OUTPOST_OK)
+        rc = apply_upserts(r, t, tr);
+    if (rc == OUTPOST_OK)
+        rc = apply_deletes(r, t, tr->deleted, tr->n_deleted);
+    if (rc == OUTPOST_OK)
+        rc = apply_deletes(r, t, tr->removed, tr->n_removed);
+    return rc;
+}
+
+static int state_cursor(outpost_replica *r, uint64_t *out_cursor)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = replica_prepare(r, "SELECT cursor FROM _outpost_state WHERE id = 1", &stmt);
+
+    if (rc != OUTPOST_OK)
+        return rc;
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        *out_cursor = (uint64_t)sqlite3_column_int64(stmt, 0);
+        rc = OUTPOST_OK;
+    } else {
+        rc = replica_fail_sqlite(r, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "reading the cursor");
+    }
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+static int state_store_cursor(outpost_replica *r, const proto_rows *page)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = replica_prepare(r, "UPDATE _outpost_state SET cursor = ?1,"
+                                " last_sync_ms = CASE WHEN ?2 THEN last_sync_ms ELSE ?3 END"
+                                " WHERE id = 1", &stmt);
+
+    if (rc != OUTPOST_OK)
+        return rc;
+    sqlite3_bind_int64(stmt, 1, page->cursor > INT64_MAX ? INT64_MAX : (int64_t)page->cursor);
+    sqlite3_bind_int(stmt, 2, page->more ? 1 : 0);
+    sqlite3_bind_int64(stmt, 3, replica_now_ms(r));
+    rc = step_library(r, stmt, "storing the cursor");
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+static int page_apply(outpost_replica *r, const proto_rows *page)
+{
+    uint64_t cursor = 0;
+    int rc = state_cursor(r, &cursor);
+
+    if (rc != OUTPOST_OK)
+        return rc;
+    /* An older page was superseded by one already applied; applying it would move rows back. */
+    if (page->cursor < cursor)
+        return OUTPOST_OK;
+    rc = outbox_pending_refresh(r);
+    for (uint32_t i = 0; rc == OUTPOST_OK && i < page->n_tables; i++)
+        rc = rows_apply_table(r, &page->tables[i]);
+    if (rc == OUTPOST_OK)
+        rc = state_store_cursor(r, page);
+    return rc;
+}
+
+int outpost_rows_apply(outpost_replica *replica, const proto_rows *page)
+{
+    int rc;
+
+    if (replica == NULL)
+        return OUTPOST_EINVAL;
+    rc = replica_check_usable(replica);
+    if (rc != OUTPOST_OK)
+        return rc;
+    if (page == NULL)
+        return replica_fail(replica, OUTPOST_EINVAL, "page is required");
+    if (page->n_tables > 0 && page->tables == NULL)
+        return replica_fail(replica, OUTPOST_EPROTO, "ROWS lists tables but carries none");
+    if (replica->in_tx)
+        return replica_fail(replica, OUTPOST_EMISUSE, "a transaction is open");
+    rc = replica_begin(replica);
+    if (rc != OUTPOST_OK)
+        return rc;
+    /* Pulled rows are the server's, not this device's writes: never capture them. */
+    if (replica->session)
+        sqlite3session_enable(replica->session, 0);
+    rc = page_apply(replica, page);
+    if (rc == OUTPOST_OK)
+        rc = replica_commit(replica);
+    else
+        replica_rollback(replica);
+    if (replica->session)
+        sqlite3session_enable(replica->session, 1);
+    if (rc != OUTPOST_OK) {
+        /* The pending-row set is a temp table: a rollback may have undone its rebuild. */
+        replica->pending_valid = false;
+        return rc;
+    }
+    replica_clear_error(replica);
+    return OUTPOST_OK;
+}

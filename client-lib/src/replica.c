@@ -1,0 +1,901 @@
+/* The replica handle: open, close, the write guard, the capture session, status, wipe. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* "OutP" in PRAGMA application_id marks a file as an Outpost replica. */
+#define OUTPOST_APPLICATION_ID 0x4f757450
+#define OUTPOST_FORMAT 1
+#define BUSY_TIMEOUT_MS 5000
+
+static void shared_mark_seen(outpost_replica *r);
+
+static const char meta_sql[] =
+    "CREATE TABLE IF NOT EXISTS _outpost_state("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " format INTEGER NOT NULL,"
+    " device_seq INTEGER NOT NULL," /* last sequence given to an outbox entry */
+    " hlc INTEGER NOT NULL,"        /* last hybrid logical clock issued */
+    " cursor INTEGER NOT NULL,"
+    " schema_version INTEGER NOT NULL,"
+    " last_sync_ms INTEGER NOT NULL);"
+    "INSERT OR IGNORE INTO _outpost_state VALUES(1, 1, 0, 0, 0, 0, 0);"
+    "CREATE TABLE IF NOT EXISTS _outpost_outbox("
+    " seq INTEGER PRIMARY KEY,"
+    " hlc INTEGER NOT NULL,"
+    " created_ms INTEGER NOT NULL,"
+    " schema_version INTEGER NOT NULL,"
+    " changeset BLOB NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS _outpost_tables("
+    " name TEXT PRIMARY KEY,"
+    " pos INTEGER NOT NULL,"
+    " create_sql TEXT NOT NULL,"
+    " scope_col TEXT,"
+    " policy INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS _outpost_conflicts("
+    " id INTEGER PRIMARY KEY,"
+    " at_ms INTEGER NOT NULL,"
+    " seq INTEGER NOT NULL,"
+    " tbl TEXT NOT NULL,"
+    " pk TEXT NOT NULL,"
+    " col INTEGER,"
+    " col_name TEXT,"
+    " kind TEXT NOT NULL,"
+    " code INTEGER NOT NULL,"
+    " reason TEXT NOT NULL,"
+    " mine,"
+    " winner);";
+
+/* ---- small SQL helpers -------------------------------------------------------------------- */
+
+int replica_exec(outpost_replica *r, const char *sql)
+{
+    enum replica_mode saved = r->mode;
+    int rc;
+
+    r->mode = MODE_LIBRARY;
+    rc = sqlite3_exec(r->db, sql, NULL, NULL, NULL);
+    r->mode = saved;
+    if (rc != SQLITE_OK)
+        return replica_fail_sqlite(r, rc, "replica");
+    return OUTPOST_OK;
+}
+
+int replica_schema_cookie(outpost_replica *r, int *out_cookie)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = replica_prepare(r, "PRAGMA schema_version", &stmt);
+
+    if (rc != OUTPOST_OK)
+        return rc;
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        *out_cookie = sqlite3_column_int(stmt, 0);
+        rc = OUTPOST_OK;
+    } else {
+        rc = replica_fail_sqlite(r, rc, "reading the schema version");
+    }
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
+/* Another connection to the file (the sync engine's) may have installed a schema upgrade: the
+ * table list and the capture session must follow it before anything is written. Runs inside a
+ * write transaction, so the schema cannot change again until it ends. */
+static int replica_follow_schema(outpost_replica *r)
+{
+    int cookie = 0;
+    int rc = replica_schema_cookie(r, &cookie);
+
+    if (rc != OUTPOST_OK || cookie == r->schema_cookie)
+        return rc;
+    rc = replica_load_tables(r);
+    if (rc == OUTPOST_OK)
+        rc = replica_session_reset(r);
+    if (rc == OUTPOST_OK) {
+        r->schema_cookie = cookie;
+        shared_mark_seen(r);
+    }
+    return rc;
+}
+
+/* Opens a write transaction with the replica's view of the schema current. */
+int replica_begin(outpost_replica *r)
+{
+    int rc = replica_exec(r, "BEGIN IMMEDIATE");
+
+    if (rc == OUTPOST_OK && r->schema_loaded) {
+        rc = replica_follow_schema(r);
+        if (rc != OUTPOST_OK)
+            replica_rollback(r);
+    }
+    return rc;
+}
+
+int replica_commit(outpost_replica *r)
+{
+    int rc;
+
+    r->committing = true;
+    rc = replica_exec(r, "COMMIT");
+    r->committing = false;
+    if (rc != OUTPOST_OK && !sqlite3_get_autocommit(r->db))
+        replica_rollback(r);
+    return rc;
+}
+
+/* Rolls back whatever transaction is open, keeping the message of the failure that led here. */
+void replica_rollback(outpost_replica *r)
+{
+    enum replica_mode saved = r->mode;
+
+    if (!sqlite3_get_autocommit(r->db)) {
+        r->mode = MODE_LIBRARY;
+        sqlite3_exec(r->db, "ROLLBACK", NULL, NULL, NULL);
+        r->mode = saved;
+    }
+    r->in_tx = false;
+    r->session_stale = true;
+}
+
+int64_t replica_now_ms(const outpost_replica *r)
+{
+    struct timespec ts;
+
+    if (r->clock)
+        return r->clock(r->user_data);
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Prepares a library statement (never cached: library statements run once per call). */
+int replica_prepare(outpost_replica *r, const char *sql, sqlite3_stmt **out_stmt)
+{
+    enum replica_mode saved = r->mode;
+    int rc;
+
+    r->mode = MODE_LIBRARY;
+    rc = sqlite3_prepare_v2(r->db, sql, -1, out_stmt, NULL);
+    r->mode = saved;
+    if (rc != SQLITE_OK) {
+        *out_stmt = NULL;
+        return replica_fail_sqlite(r, rc, "prepare");
+    }
+    return OUTPOST_OK;
+}
+
+void replica_stmt_cache_clear(outpost_replica *r)
+{
+    for (uint32_t i = 0; i < OUTPOST_STMT_CACHE; i++) {
+        sqlite3_finalize(r->stmts[i].stmt);
+        sqlite3_free(r->stmts[i].sql);
+        r->stmts[i].stmt = NULL;
+        r->stmts[i].sql = NULL;
+    }
+    sqlite3_finalize(r->st_next_seq);
+    sqlite3_finalize(r->st_outbox_insert);
+    sqlite3_finalize(r->st_pending);
+    r->st_pending = NULL;
+    r->st_next_seq = NULL;
+    r->st_outbox_insert = NULL;
+}
+
+/* ---- synced tables ------------------------------------------------------------------------ */
+
+void synced_table_clear(synced_table *t)
+{
+    for (uint32_t i = 0; i < t->n_cols; i++)
+        sqlite3_free(t->cols[i]);
+    sqlite3_free(t->cols);
+    sqlite3_free(t->pk);
+    sqlite3_free(t->name);
+    memset(t, 0, sizeof *t);
+}
+
+void replica_free_tables(synced_table *tables, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++)
+        synced_table_clear(&tables[i]);
+    sqlite3_free(tables);
+}
+
+/* Reads one table's columns and primary key as the database has them. t->pk first holds each
+ * column's 1-based position in the key (0: not in it), then is turned into the key's columns. */
+int synced_table_describe(outpost_replica *r, sqlite3 *db, const char *name, synced_table *t)
+{
+    sqlite3_stmt *stmt = NULL;
+    uint32_t *pk = NULL;
+    uint32_t cap = 0;
+    int rc;
+
+    memset(t, 0, sizeof *t);
+    t->name = sqlite3_mprintf("%s", name);
+    if (t->name == NULL)
+        goto nomem;
+    r->mode = MODE_LIBRARY;
+    rc = sqlite3_prepare_v2(db, "SELECT name, pk FROM pragma_table_info(?1) ORDER BY cid", -1,
+                            &stmt, NULL);
+    r->mode = MODE_APP;
+    if (rc != SQLITE_OK) {
+        rc = replica_fail(r, sqlite_to_outpost(rc), "describing table %s: %s", name,
+                          sqlite3_errmsg(db));
+        goto fail;
+    }
+    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (t->n_cols == cap) {
+            uint32_t ncap = cap ? cap * 2 : 16;
+            char **cols = sqlite3_realloc64(t->cols, ncap * sizeof *cols);
+            uint32_t *pos;
+
+            if (cols == NULL)
+                goto nomem;
+            t->cols = cols;
+            pos = sqlite3_realloc64(t->pk, ncap * sizeof *pos);
+            if (pos == NULL)
+                goto nomem;
+            t->pk = pos;
+            cap = ncap;
+        }
+        t->cols[t->n_cols] = sqlite3_mprintf("%s", (const char *)sqlite3_column_text(stmt, 0));
+        if (t->cols[t->n_cols] == NULL)
+            goto nomem;
+        t->pk[t->n_cols] = (uint32_t)sqlite3_column_int(stmt, 1);
+        if (t->pk[t->n_cols] > 0)
+            t->n_pk++;
+        t->n_cols++;
+    }
+    if (rc != SQLITE_DONE) {
+        rc = replica_fail(r, sqlite_to_outpost(rc), "describing table %s: %s", name,
+                          sqlite3_errmsg(db));
+        goto fail;
+    }
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    if (t->n_cols == 0) {
+        rc = replica_fail(r, OUTPOST_ESCHEMA, "synced table %s is missing from the database", name);
+        goto fail;
+    }
+    pk = sqlite3_malloc64((t->n_pk ? t->n_pk : 1) * sizeof *pk);
+    if (pk == NULL)
+        goto nomem;
+    for (uint32_t i = 0; i < t->n_cols; i++) {
+        if (t->pk[i] > 0 && t->pk[i] <= t->n_pk)
+            pk[t->pk[i] - 1] = i;
+    }
+    sqlite3_free(t->pk);
+    t->pk = pk;
+    return OUTPOST_OK;
+nomem:
+    rc = replica_fail(r, OUTPOST_ENOMEM, "out of memory describing table %s", name);
+fail:
+    sqlite3_finalize(stmt);
+    synced_table_clear(t);
+    return rc;
+}
+
+/* Reads the synced tables from _outpost_tables and the database's own description of each.
+ * On success the caller owns *out_tables (see replica_set_tables()). */
+int replica_read_tables(outpost_replica *r, synced_table **out_tables, uint32_t *out_n)
+{
+    sqlite3_stmt *stmt = NULL;
+    synced_table *tables = NULL;
+    uint32_t n = 0, cap = 0;
+    int rc;
+
+    rc = replica_prepare(r, "SELECT name FROM _outpost_tables ORDER BY pos", &stmt);
+    if (rc != OUTPOST_OK)
+        return rc;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (n == cap) {
+            uint32_t ncap = cap ? cap * 2 : 8;
+            synced_table *grown = sqlite3_realloc64(tables, ncap * sizeof *grown);
+
+            if (grown == NULL) {
+                rc = replica_fail(r, OUTPOST_ENOMEM, "out of memory loading the schema");
+                goto fail;
+            }
+            tables = grown;
+            cap = ncap;
+        }
+        rc = synced_table_describe(r, r->db, (const char *)sqlite3_column_text(stmt, 0), &tables[n]);
+        if (rc != OUTPOST_OK)
+            goto fail;
+        n++;
+    }
+    if (rc != SQLITE_DONE) {
+        rc = replica_fail_sqlite(r, rc, "loading the schema");
+        goto fail;
+    }
+    sqlite3_finalize(stmt);
+    *out_tables = tables;
+    *out_n = n;
+    return OUTPOST_OK;
+fail:
+    sqlite3_finalize(stmt);
+    replica_free_tables(tables, n);
+    return rc;
+}
+
+/* Takes ownership of tables; allocates nothing, so it cannot fail after a commit. */
+void replica_set_tables(outpost_replica *r, synced_table *tables, uint32_t n)
+{
+    replica_free_tables(r->tables, r->n_tables);
+    r->tables = tables;
+    r->n_tables = n;
+}
+
+int replica_load_tables(outpost_replica *r)
+{
+    synced_table *tables = NULL;
+    uint32_t n = 0;
+    int rc = replica_read_tables(r, &tables, &n);
+
+    if (rc == OUTPOST_OK)
+        replica_set_tables(r, tables, n);
+    return rc;
+}
+
+const synced_table *replica_table(const outpost_replica *r, const char *name)
+{
+    for (uint32_t i = 0; i < r->n_tables; i++) {
+        if (strcmp(r->tables[i].name, name) == 0)
+            return &r->tables[i];
+    }
+    return NULL;
+}
+
+static bool is_reserved_name(const char *name)
+{
+    return sqlite3_strnicmp(name, OUTPOST_RESERVED_PREFIX, sizeof OUTPOST_RESERVED_PREFIX - 1) == 0;
+}
+
+/* ---- handles on one file ------------------------------------------------------------------ */
+
+static replica_shared *shared_new(void)
+{
+    replica_shared *sh = sqlite3_malloc64(sizeof *sh);
+
+    if (sh == NULL)
+        return NULL;
+    memset(sh, 0, sizeof *sh);
+    if (pthread_mutex_init(&sh->lock, NULL) != 0) {
+        sqlite3_free(sh);
+        return NULL;
+    }
+    sh->refs = 1;
+    return sh;
+}
+
+static void shared_release(replica_shared *sh)
+{
+    unsigned refs;
+
+    if (sh == NULL)
+        return;
+    pthread_mutex_lock(&sh->lock);
+    refs = --sh->refs;
+    pthread_mutex_unlock(&sh->lock);
+    if (refs > 0)
+        return;
+    pthread_mutex_destroy(&sh->lock);
+    sqlite3_free(sh->synced_names);
+    sqlite3_free(sh);
+}
+
+static bool names_have(const char *names, const char *name)
+{
+    for (const char *p = names; p && *p; p += strlen(p) + 1) {
+        if (sqlite3_stricmp(p, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Whether a sibling installed a schema, not yet loaded by this handle, that syncs table name.
+ * Until this handle's next transaction loads it, the guard still refuses writes to it. */
+static bool synced_by_sibling(outpost_replica *r, const char *name)
+{
+    bool found = false;
+
+    pthread_mutex_lock(&r->shared->lock);
+    if (r->shared->schema_gen != r->shared_gen_seen)
+        found = names_have(r->shared->synced_names, name);
+    pthread_mutex_unlock(&r->shared->lock);
+    return found;
+}
+
+static void shared_mark_seen(outpost_replica *r)
+{
+    pthread_mutex_lock(&r->shared->lock);
+    r->shared_gen_seen = r->shared->schema_gen;
+    pthread_mutex_unlock(&r->shared->lock);
+}
+
+/* The names of the synced tables in the form replica_shared keeps them; NULL when out of
+ * memory. */
+char *replica_names_blob(const synced_table *tables, uint32_t n)
+{
+    size_t len = 1;
+    char *blob, *p;
+
+    for (uint32_t i = 0; i < n; i++)
+        len += strlen(tables[i].name) + 1;
+    blob = sqlite3_malloc64(len);
+    if (blob == NULL)
+        return NULL;
+    p = blob;
+    for (uint32_t i = 0; i < n; i++) {
+        size_t k = strlen(tables[i].name) + 1;
+
+        memcpy(p, tables[i].name, k);
+        p += k;
+    }
+    *p = '\0';
+    return blob;
+}
+
+/* Tells the siblings a new schema is committed (takes names, from replica_names_blob()). */
+void replica_publish_schema(outpost_replica *r, char *names)
+{
+    pthread_mutex_lock(&r->shared->lock);
+    sqlite3_free(r->shared->synced_names);
+    r->shared->synced_names = names;
+    r->shared->schema_gen++;
+    r->shared_gen_seen = r->shared->schema_gen;
+    pthread_mutex_unlock(&r->shared->lock);
+}
+
+/* Opens a second handle on replica's file for another thread (the sync engine's), sharing the
+ * write guard's knowledge of schema changes with it. Close it with outpost_replica_close(),
+ * before replica. */
+int replica_open_sibling(outpost_replica *replica, outpost_replica **out_sibling, char *err,
+                         size_t err_size)
+{
+    outpost_config cfg;
+    outpost_replica *sib = NULL;
+    int rc;
+
+    memset(&cfg, 0, sizeof cfg);
+    cfg.path = replica->path;
+    cfg.on_conflict = replica->on_conflict;
+    cfg.clock = replica->clock;
+    cfg.user_data = replica->user_data;
+    rc = outpost_replica_open(&cfg, &sib, err, err_size);
+    if (rc != OUTPOST_OK)
+        return rc;
+    pthread_mutex_lock(&replica->shared->lock);
+    replica->shared->refs++;
+    pthread_mutex_unlock(&replica->shared->lock);
+    shared_release(sib->shared);
+    sib->shared = replica->shared;
+    shared_mark_seen(sib);
+    *out_sibling = sib;
+    return OUTPOST_OK;
+}
+
+/* listener runs after every commit on replica that made an outbox entry, on the committing
+ * thread, under the shared lock: it must be quick and must not use any handle. Setting NULL
+ * returns only when no call is in progress. */
+void replica_set_commit_listener(outpost_replica *replica, void (*listener)(void *ctx), void *ctx)
+{
+    pthread_mutex_lock(&replica->shared->lock);
+    replica->shared->commit_listener = listener;
+    replica->shared->commit_ctx = ctx;
+    pthread_mutex_unlock(&replica->shared->lock);
+}
+
+void replica_notify_commit(outpost_replica *r)
+{
+    pthread_mutex_lock(&r->shared->lock);
+    if (r->shared->commit_listener)
+        r->shared->commit_listener(r->shared->commit_ctx);
+    pthread_mutex_unlock(&r->shared->lock);
+}
+
+/* The replica's files were deleted (remote wipe) by another thread: from now on every call on
+ * this handle fails with OUTPOST_EWIPED. */
+void replica_mark_wiped(outpost_replica *replica)
+{
+    atomic_store(&replica->wiped, true);
+}
+
+int replica_check_usable(outpost_replica *r)
+{
+    if (atomic_load(&r->wiped))
+        return replica_fail(r, OUTPOST_EWIPED, "this replica was wiped; close the handle");
+    return OUTPOST_OK;
+}
+
+static bool is_synced_name(outpost_replica *r, const char *name)
+{
+    for (uint32_t i = 0; i < r->n_tables; i++) {
+        if (sqlite3_stricmp(r->tables[i].name, name) == 0)
+            return true;
+    }
+    return synced_by_sibling(r, name);
+}
+
+/* Pragmas whose setting would break durability or the file's identity. */
+static bool pragma_guarded(const char *name)
+{
+    static const char *const guarded[] = {"journal_mode", "synchronous", "writable_schema",
+                                          "application_id", "schema_version", "locking_mode"};
+
+    for (size_t i = 0; i < sizeof guarded / sizeof *guarded; i++) {
+        if (sqlite3_stricmp(name, guarded[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* ---- capture session ---------------------------------------------------------------------- */
+
+/* A session keeps entries for changes that were rolled back, and cannot be emptied: it is
+ * recreated after every commit and rollback so that "non-empty" means "changed in this
+ * transaction". */
+int replica_session_reset(outpost_replica *r)
+{
+    sqlite3_session *session = NULL;
+    int rc;
+
+    if (r->session) {
+        sqlite3session_delete(r->session);
+        r->session = NULL;
+    }
+    r->session_stale = false;
+    if (r->n_tables == 0)
+        return OUTPOST_OK;
+    rc = sqlite3session_create(r->db, "main", &session);
+    if (rc != SQLITE_OK)
+        goto fail;
+    /* The library never asks for the changeset's size up front; keeping it costs every write. */
+    int size_off = 0;
+    sqlite3session_object_config(session, SQLITE_SESSION_OBJCONFIG_SIZE, &size_off);
+    for (uint32_t i = 0; i < r->n_tables; i++) {
+        rc = sqlite3session_attach(session, r->tables[i].name);
+        if (rc != SQLITE_OK)
+            goto fail;
+    }
+    r->session = session;
+    return OUTPOST_OK;
+fail:
+    if (session)
+        sqlite3session_delete(session);
+    r->session_stale = true;
+    return replica_fail(r, sqlite_to_outpost(rc), "cannot start change capture: %s",
+                        sqlite3_errstr(rc));
+}
+
+/* ---- the write guard ---------------------------------------------------------------------- */
+
+/* Refuses, at prepare time, every statement that would change a synced table or a library
+ * table without the library capturing it. Statements SQLite re-prepares later (after a schema
+ * change) are checked again under the mode in force then. */
+static int authorize(void *ctx, int action, const char *a1, const char *a2, const char *db_name,
+                     const char *trigger)
+{
+    outpost_replica *r = ctx;
+    const char *table = NULL;
+
+    (void)trigger;
+    if (r->mode == MODE_LIBRARY)
+        return SQLITE_OK;
+    switch (action) {
+    case SQLITE_INSERT:
+    case SQLITE_UPDATE:
+    case SQLITE_DELETE:
+        if (db_name && strcmp(db_name, "main") != 0)
+            return SQLITE_OK;
+        table = a1;
+        if (is_reserved_name(table))
+            return SQLITE_DENY;
+        return (r->mode == MODE_APP && is_synced_name(r, table)) ? SQLITE_DENY : SQLITE_OK;
+    case SQLITE_DROP_TABLE:
+    case SQLITE_ALTER_TABLE:
+        table = action == SQLITE_ALTER_TABLE ? a2 : a1;
+        if (action == SQLITE_DROP_TABLE && db_name && strcmp(db_name, "main") != 0)
+            return SQLITE_OK;
+        return (is_reserved_name(table) || is_synced_name(r, table)) ? SQLITE_DENY : SQLITE_OK;
+    case SQLITE_CREATE_TRIGGER:
+    case SQLITE_CREATE_TEMP_TRIGGER:
+        /* A trigger on a synced table would also fire when pulled rows are applied, with the
+         * library's rights and capture off. */
+        return (is_reserved_name(a2) || is_synced_name(r, a2)) ? SQLITE_DENY : SQLITE_OK;
+    case SQLITE_PRAGMA:
+        /* Reading any pragma is fine; changing how commits reach the disk is not. */
+        return (a2 != NULL && pragma_guarded(a1)) ? SQLITE_DENY : SQLITE_OK;
+    case SQLITE_TRANSACTION:
+    case SQLITE_SAVEPOINT:
+    case SQLITE_ATTACH:
+    case SQLITE_DETACH:
+        /* The library owns the transaction while one of its own is open or it runs app SQL. */
+        return (r->mode == MODE_APP_EXEC || r->in_tx) ? SQLITE_DENY : SQLITE_OK;
+    default: return SQLITE_OK;
+    }
+}
+
+/* Second line behind the authorizer: a commit the library did not start, holding a captured
+ * change, becomes a rollback (the app sees SQLITE_CONSTRAINT_COMMITHOOK). */
+static int on_commit(void *ctx)
+{
+    outpost_replica *r = ctx;
+
+    if (r->committing)
+        return 0;
+    if (r->in_tx)
+        return 1;
+    return (r->session && !sqlite3session_isempty(r->session)) ? 1 : 0;
+}
+
+static void on_rollback(void *ctx)
+{
+    outpost_replica *r = ctx;
+
+    r->session_stale = true;
+}
+
+/* ---- open and close ----------------------------------------------------------------------- */
+
+static void err_copy(char *err, size_t err_size, const char *msg)
+{
+    if (err && err_size)
+        snprintf(err, err_size, "%s", msg);
+}
+
+/* Refuses files of other applications, sets the pragmas that make a returned commit durable,
+ * and creates the library's tables. */
+static int replica_setup(outpost_replica *r)
+{
+    sqlite3_stmt *stmt = NULL;
+    int app_id = 0;
+    int rc;
+
+    rc = replica_prepare(r, "PRAGMA application_id", &stmt);
+    if (rc != OUTPOST_OK)
+        return rc;
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW)
+        app_id = sqlite3_column_int(stmt, 0);
+    else
+        rc = replica_fail_sqlite(r, rc, "reading the database header");
+    sqlite3_finalize(stmt);
+    if (rc < 0)
+        return rc;
+    if (app_id != 0 && app_id != OUTPOST_APPLICATION_ID)
+        return replica_fail(r, OUTPOST_ECORRUPT,
+                            "%s belongs to another application (application_id %d)", r->path,
+                            app_id);
+    rc = replica_exec(r, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL");
+    if (rc != OUTPOST_OK)
+        return rc;
+    rc = replica_begin(r);
+    if (rc != OUTPOST_OK)
+        return rc;
+    rc = replica_exec(r, meta_sql);
+    if (rc == OUTPOST_OK && app_id == 0) {
+        char sql[64];
+
+        snprintf(sql, sizeof sql, "PRAGMA application_id=%d", OUTPOST_APPLICATION_ID);
+        rc = replica_exec(r, sql);
+    }
+    if (rc == OUTPOST_OK)
+        rc = replica_commit(r);
+    if (rc != OUTPOST_OK)
+        replica_rollback(r);
+    return rc;
+}
+
+int outpost_replica_open(const outpost_config *config, outpost_replica **out_replica, char *err,
+                         size_t err_size)
+{
+    outpost_replica *r = NULL;
+    int rc;
+
+    if (out_replica)
+        *out_replica = NULL;
+    if (config == NULL || out_replica == NULL || config->path == NULL || config->path[0] == '\0') {
+        err_copy(err, err_size, "outpost_replica_open: config, config->path and out_replica are required");
+        return OUTPOST_EINVAL;
+    }
+    r = sqlite3_malloc64(sizeof *r);
+    if (r == NULL) {
+        err_copy(err, err_size, "out of memory");
+        return OUTPOST_ENOMEM;
+    }
+    memset(r, 0, sizeof *r);
+    r->on_conflict = config->on_conflict;
+    r->clock = config->clock;
+    r->user_data = config->user_data;
+    atomic_init(&r->wiped, false);
+    r->shared = shared_new();
+    r->path = sqlite3_mprintf("%s", config->path);
+    if (r->path == NULL || r->shared == NULL) {
+        rc = replica_fail(r, OUTPOST_ENOMEM, "out of memory");
+        goto fail;
+    }
+    /* NOMUTEX: a handle is used by one thread at a time (see outpost.h), so SQLite's per-call
+     * connection mutex only costs time on every statement. */
+    rc = sqlite3_open_v2(r->path, &r->db,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_EXRESCODE |
+                             SQLITE_OPEN_NOMUTEX,
+                         OUTPOST_REPLICA_VFS);
+    if (rc != SQLITE_OK) {
+        rc = replica_fail(r, sqlite_to_outpost(rc), "cannot open %s: %s", r->path,
+                          r->db ? sqlite3_errmsg(r->db) : sqlite3_errstr(rc));
+        goto fail;
+    }
+    sqlite3_busy_timeout(r->db, BUSY_TIMEOUT_MS);
+    sqlite3_set_authorizer(r->db, authorize, r);
+    sqlite3_commit_hook(r->db, on_commit, r);
+    sqlite3_rollback_hook(r->db, on_rollback, r);
+    rc = replica_setup(r);
+    if (rc != OUTPOST_OK)
+        goto fail;
+    rc = replica_schema_cookie(r, &r->schema_cookie);
+    if (rc == OUTPOST_OK)
+        rc = replica_load_tables(r);
+    if (rc == OUTPOST_OK)
+        rc = replica_session_reset(r);
+    if (rc != OUTPOST_OK)
+        goto fail;
+    r->schema_loaded = true;
+    /* Rows with pending outbox changes, rebuilt from the outbox when it changed; temp, so it
+     * never reaches the file. */
+    rc = replica_exec(r, "CREATE TEMP TABLE _outpost_pending(tbl TEXT NOT NULL, pk BLOB NOT NULL,"
+                         " seq INTEGER NOT NULL, PRIMARY KEY (tbl, pk)) WITHOUT ROWID");
+    if (rc != OUTPOST_OK)
+        goto fail;
+    *out_replica = r;
+    return OUTPOST_OK;
+fail:
+    err_copy(err, err_size, r->errmsg);
+    outpost_replica_close(r);
+    return rc;
+}
+
+void outpost_replica_close(outpost_replica *replica)
+{
+    if (replica == NULL)
+        return;
+    if (replica->db && !sqlite3_get_autocommit(replica->db))
+        replica_rollback(replica);
+    replica_stmt_cache_clear(replica);
+    if (replica->session) /* sqlite3session_delete() does not take NULL */
+        sqlite3session_delete(replica->session);
+    /* sqlite3_close_v2 would defer on unfinalized statements; every one is finalized here. */
+    sqlite3_close(replica->db);
+    replica_free_tables(replica->tables, replica->n_tables);
+    shared_release(replica->shared);
+    sqlite3_free(replica->path);
+    sqlite3_free(replica);
+}
+
+sqlite3 *outpost_replica_db(outpost_replica *replica)
+{
+    return replica ? replica->db : NULL;
+}
+
+/* ---- wipe --------------------------------------------------------------------------------- */
+
+static const char *const replica_file_suffixes[] = {"-wal", "-shm", "-journal", ""};
+
+static int files_remove(const char *path, char *msg, size_t msg_size)
+{
+    int rc = OUTPOST_OK;
+
+    /* The database goes last: while it exists, the journal beside it is still meaningful. */
+    for (size_t i = 0; i < sizeof replica_file_suffixes / sizeof *replica_file_suffixes; i++) {
+        char *name = sqlite3_mprintf("%s%s", path, replica_file_suffixes[i]);
+
+        if (name == NULL) {
+            snprintf(msg, msg_size, "out of memory");
+            return OUTPOST_ENOMEM;
+        }
+        if (unlink(name) != 0 && errno != ENOENT) {
+            snprintf(msg, msg_size, "cannot remove %s: %s", name, strerror(errno));
+            rc = OUTPOST_EIO;
+        }
+        sqlite3_free(name);
+    }
+    return rc;
+}
+
+int outpost_files_wipe(const char *path, char *err, size_t err_size)
+{
+    char msg[OUTPOST_ERRMSG_SIZE] = "";
+    int rc;
+
+    if (path == NULL || path[0] == '\0') {
+        err_copy(err, err_size, "outpost_files_wipe: path is required");
+        return OUTPOST_EINVAL;
+    }
+    rc = files_remove(path, msg, sizeof msg);
+    err_copy(err, err_size, msg);
+    return rc;
+}
+
+int outpost_replica_wipe(outpost_replica *replica)
+{
+    char msg[OUTPOST_ERRMSG_SIZE] = "";
+    char *path;
+    int rc;
+
+    if (replica == NULL)
+        return OUTPOST_EINVAL;
+    path = replica->path;
+    replica->path = NULL;
+    outpost_replica_close(replica);
+    rc = files_remove(path, msg, sizeof msg);
+    sqlite3_free(path);
+    return rc;
+}
+
+/* ---- status ------------------------------------------------------------------------------- */
+
+int outpost_status_get(outpost_replica *replica, outpost_status *out_status)
+{
+    static const char sql[] =
+        "SELECT (SELECT count(*) FROM _outpost_outbox),"
+        " (SELECT coalesce(min(created_ms), 0) FROM _outpost_outbox),"
+        " last_sync_ms, cursor, schema_version, device_seq,"
+        " (SELECT count(*) FROM _outpost_conflicts)"
+        " FROM _outpost_state WHERE id = 1";
+    sqlite3_stmt *stmt = NULL;
+    int rc;
+
+    if (replica == NULL || out_status == NULL)
+        return replica ? replica_fail(replica, OUTPOST_EINVAL, "out_status is required")
+                       : OUTPOST_EINVAL;
+    memset(out_status, 0, sizeof *out_status);
+    rc = replica_check_usable(replica);
+    if (rc != OUTPOST_OK)
+        return rc;
+    rc = replica_prepare(replica, sql, &stmt);
+    if (rc != OUTPOST_OK)
+        return rc;
+    rc = sqlite3_step(stmt);
+    if (rc != SQLITE_ROW) {
+        rc = replica_fail_sqlite(replica, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "reading status");
+        sqlite3_finalize(stmt);
+        return rc;
+    }
+    out_status->pending = (uint64_t)sqlite3_column_int64(stmt, 0);
+    out_status->oldest_pending_ms = sqlite3_column_int64(stmt, 1);
+    out_status->last_sync_ms = sqlite3_column_int64(stmt, 2);
+    out_status->cursor = (uint64_t)sqlite3_column_int64(stmt, 3);
+    out_status->schema_version = (uint32_t)sqlite3_column_int64(stmt, 4);
+    out_status->last_seq = (uint64_t)sqlite3_column_int64(stmt, 5);
+    out_status->conflicts = (uint64_t)sqlite3_column_int64(stmt, 6);
+    sqlite3_finalize(stmt);
+    return OUTPOST_OK;
+}
+
+int outpost_conflicts_clear(outpost_replica *replica, int64_t up_to_id)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc;
+
+    if (replica == NULL)
+        return OUTPOST_EINVAL;
+    rc = replica_check_usable(replica);
+    if (rc != OUTPOST_OK)
+        return rc;
+    if (replica->in_tx)
+        return replica_fail(replica, OUTPOST_EMISUSE, "a transaction is open");
+    rc = replica_prepare(replica, "DELETE FROM _outpost_conflicts WHERE id <= ?1", &stmt);
+    if (rc != OUTPOST_OK)
+        return rc;
+    sqlite3_bind_int64(stmt, 1, up_to_id);
+    replica->mode = MODE_LIBRARY;
+    rc = sqlite3_step(stmt);
+    replica->mode = MODE_APP;
+    /* Autocommit statement: its own commit passes the hook because no synced change is held. */
+    rc = rc == SQLITE_DONE ? OUTPOST_OK : replica_fail_sqlite(replica, rc, "clearing conflicts");
+    sqlite3_finalize(stmt);
+    return rc;
+}

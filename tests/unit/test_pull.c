@@ -1,0 +1,207 @@
+/* Pull-apply: ROWS pages land in the replica with their cursor, never in the outbox, and never
+ * over rows with pending local changes. */
+#include "unit/client_fixture.h"
+
+typedef struct page_fixture {
+    proto_value vals[4 * 5];
+    proto_value deleted[2];
+    proto_value removed[2];
+    proto_table_rows table;
+    proto_rows page;
+} page_fixture;
+
+/* A page of contacts c1..cN named name, at cursor. */
+static void page_make(page_fixture *p, uint32_t n, const char *name, uint64_t cursor)
+{
+    static const char *ids[] = {"c1", "c2", "c3", "c4"};
+
+    memset(p, 0, sizeof *p);
+    for (uint32_t i = 0; i < n; i++) {
+        proto_value *row = &p->vals[i * 5];
+
+        row[0] = pv_text(ids[i]);
+        row[1] = pv_text("team-a");
+        row[2] = pv_text(name);
+        row[3] = pv_int(20 + (int64_t)i);
+        row[4] = pv_null();
+    }
+    p->table = (proto_table_rows){.table = "contacts", .n_columns = 5, .n_rows = n, .rows = p->vals,
+                                  .n_pk = 1};
+    p->page = (proto_rows){.cursor = cursor, .more = false, .n_tables = 1, .tables = &p->table};
+}
+
+static void test_pull_applies_rows_and_cursor_without_capture(void **state)
+{
+    fixture *f = *state;
+    page_fixture p;
+    outpost_status st;
+
+    page_make(&p, 3, "Srv", 42);
+    p.page.more = true;
+    f->now_ms = 1700000005000;
+    assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_OK);
+    assert_int_equal(fx_query_int(f, "SELECT count(*) FROM contacts WHERE name = 'Srv'"), 3);
+    assert_int_equal(outpost_status_get(f->r, &st), OUTPOST_OK);
+    assert_int_equal(st.cursor, 42);
+    assert_int_equal(st.pending, 0);
+    assert_int_equal(st.last_sync_ms, 0); /* more pages follow: the pull is not complete */
+    p.page.more = false;
+    p.page.cursor = 43;
+    assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_OK);
+    assert_int_equal(outpost_status_get(f->r, &st), OUTPOST_OK);
+    assert_int_equal(st.last_sync_ms, 1700000005000);
+    /* Writes after the pull are still captured. */
+    assert_int_equal(outpost_exec(f->r, "UPDATE contacts SET age = 1 WHERE id = 'c1'", NULL, 0), OUTPOST_OK);
+    assert_int_equal(fx_pending(f), 1);
+}
+
+static void test_pull_reapplying_a_page_is_harmless(void **state)
+{
+    fixture *f = *state;
+    page_fixture p;
+    char buf[128];
+
+    page_make(&p, 3, "Srv", 42);
+    assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_OK);
+    assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_OK);
+    assert_string_equal(fx_query_text(f, "SELECT group_concat(id || name || age) FROM contacts", buf,
+                                      sizeof buf), "c1Srv20,c2Srv21,c3Srv22");
+    assert_int_equal(fx_pending(f), 0);
+}
+
+static void test_pull_skips_rows_with_pending_changes(void **state)
+{
+    fixture *f = *state;
+    page_fixture p;
+    proto_ack ack = {.seq = 1};
+    char buf[128];
+
+    page_make(&p, 2, "Srv", 10);
+    assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_OK);
+    assert_int_equal(outpost_exec(f->r, "UPDATE contacts SET name = 'Mine' WHERE id = 'c1'", NULL, 0),
+                     OUTPOST_OK);
+    page_make(&p, 2, "Srv2", 11);
+    assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_OK);
+    assert_string_equal(fx_query_text(f, "SELECT group_concat(id || name) FROM contacts", buf,
+                                      sizeof buf), "c1Mine,c2Srv2");
+    /* Once acknowledged, the merged version from the server is applied. */
+    assert_int_equal(outpost_outbox_ack(f->r, &ack), OUTPOST_OK);
+    page_make(&p, 2, "Merged", 12);
+    assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_OK);
+    assert_string_equal(fx_query_text(f, "SELECT group_concat(id || name) FROM contacts", buf,
+                                      sizeof buf), "c1Merged,c2Merged");
+}
+
+static void test_pull_tombstones_and_scope_removals_delete(void **state)
+{
+    fixture *f = *state;
+    page_fixture p;
+    char buf[64];
+
+    page_make(&p, 4, "Srv", 10);
+    assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_OK);
+    page_make(&p, 0, "", 11);
+    p.deleted[0] = pv_text("c1");
+    p.removed[0] = pv_text("c2");
+    p.removed[1] = pv_text("nope"); /* never here: harmless */
+    p.table.deleted = p.deleted;
+    p.table.n_deleted = 1;
+    p.table.removed = p.removed;
+    p.table.n_removed = 2;
+    assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_OK);
+    assert_string_equal(fx_query_text(f, "SELECT group_concat(id) FROM contacts", buf, sizeof buf),
+                        "c3,c4");
+    assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_OK);
+    assert_int_equal(fx_query_int(f, "SELECT count(*) FROM contacts"), 2);
+    assert_int_equal(fx_pending(f), 0);
+}
+
+static void test_pull_older_page_is_ignored(void **state)
+{
+    fixture *f = *state;
+    page_fixture p;
+    outpost_status st;
+
+    page_make(&p, 1, "New", 20);
+    assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_OK);
+    page_make(&p, 1, "Old", 19);
+    assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_OK);
+    assert_int_equal(fx_query_int(f, "SELECT count(*) FROM contacts WHERE name = 'New'"), 1);
+    assert_int_equal(outpost_status_get(f->r, &st), OUTPOST_OK);
+    assert_int_equal(st.cursor, 20);
+}
+
+static void test_pull_bad_page_applies_nothing(void **state)
+{
+    fixture *f = *state;
+    page_fixture p;
+    proto_table_rows two[2];
+    proto_value bad[5] = {pv_text("c9"), pv_text("t"), pv_text("x"), pv_int(1), {.type = PROTO_UNDEF}};
+    outpost_status st;
+
+    page_make(&p, 2, "Srv", 10);
+    two[0] = p.table;
+    two[1] = (proto_table_rows){.table = "unknown", .n_columns = 1, .n_rows = 1, .rows = p.vals};
+    p.page.tables = two;
+    p.page.n_tables = 2;
+    assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_EPROTO);
+    assert_non_null(strstr(outpost_errmsg(f->r), "unknown"));
+    assert_int_equal(fx_query_int(f, "SELECT count(*) FROM contacts"), 0);
+    assert_int_equal(outpost_status_get(f->r, &st), OUTPOST_OK);
+    assert_int_equal(st.cursor, 0);
+
+    two[1] = (proto_table_rows){.table = "contacts", .n_columns = 5, .n_rows = 1, .rows = bad};
+    assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_EPROTO);
+    two[1] = (proto_table_rows){.table = "contacts", .n_columns = 9, .n_rows = 1, .rows = p.vals};
+    assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_EPROTO);
+    two[1] = (proto_table_rows){.table = "contacts", .n_pk = 2, .n_deleted = 1, .deleted = p.vals};
+    assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_EPROTO);
+    assert_int_equal(fx_query_int(f, "SELECT count(*) FROM contacts"), 0);
+
+    assert_int_equal(outpost_rows_apply(f->r, NULL), OUTPOST_EINVAL);
+    assert_int_equal(outpost_tx_begin(f->r), OUTPOST_OK);
+    assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_EMISUSE);
+    assert_int_equal(outpost_tx_rollback(f->r), OUTPOST_OK);
+}
+
+static void test_pull_composite_key_and_partial_columns(void **state)
+{
+    fixture *f = *state;
+    proto_value v[3] = {pv_text("c1"), pv_text("1"), pv_text("station")};
+    proto_value narrow[2] = {pv_text("c1"), pv_text("1")};
+    proto_table_rows t = {.table = "visits", .n_columns = 3, .n_rows = 1, .rows = v, .n_pk = 2};
+    proto_rows page = {.cursor = 3, .n_tables = 1, .tables = &t};
+    char buf[64];
+
+    assert_int_equal(outpost_rows_apply(f->r, &page), OUTPOST_OK);
+    /* A page from an older schema carries fewer columns: the others keep their values. */
+    t.n_columns = 2;
+    t.rows = narrow;
+    page.cursor = 4;
+    assert_int_equal(outpost_rows_apply(f->r, &page), OUTPOST_OK);
+    assert_string_equal(fx_query_text(f, "SELECT contact_id || n || place FROM visits", buf, sizeof buf),
+                        "c11station");
+    t.n_rows = 0;
+    t.n_deleted = 1;
+    t.deleted = narrow;
+    assert_int_equal(outpost_rows_apply(f->r, &page), OUTPOST_OK);
+    assert_int_equal(fx_query_int(f, "SELECT count(*) FROM visits"), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_pull_applies_rows_and_cursor_without_capture, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_pull_reapplying_a_page_is_harmless, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_pull_skips_rows_with_pending_changes, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_pull_tombstones_and_scope_removals_delete, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_pull_older_page_is_ignored, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_pull_bad_page_applies_nothing, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_pull_composite_key_and_partial_columns, fx_setup,
+                                        fx_teardown),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
