@@ -1,0 +1,6 @@
+# outpostd benchmark: a 100,000-row push over TLS beside raw SQLite inserts, and server memory
+# per idle connection with 1,000 held. Uses the integration tests' fixture and test client.
+if(TARGET outpostd AND TARGET outpost_testclient)
+    outpost_add_bench(bench_daemon SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/daemon_bench.c
+                      LIBS outpost_testclient PkgConfig::SQLITE3)
+endif()

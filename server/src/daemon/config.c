@@ -1,0 +1,246 @@
+#include "config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+void config_defaults(daemon_config *out_config)
+{
+    memset(out_config, 0, sizeof *out_config);
+    snprintf(out_config->listen_addr, sizeof out_config->listen_addr, "127.0.0.1");
+    out_config->port = 8443;
+    out_config->log_level = LOG_INFO;
+    out_config->limits = (daemon_limits){
+        .max_message_bytes = 1024u * 1024u,
+        .max_transaction_bytes = 64u * 1024u * 1024u,
+        .handshake_timeout_s = 10,
+        .message_timeout_s = 30,
+        .idle_timeout_s = 600,
+        .max_connections = 1024,
+        .lockout_failures = 5,
+        .lockout_window_s = 300,
+        .lockout_duration_s = 900,
+        .queue_depth = 64,
+        .pull_page_rows = 1000,
+    };
+}
+
+typedef struct config_parse {
+    daemon_config *config;
+    char dir[CONFIG_PATH_MAX]; /* directory of the config file, for relative paths */
+    char *err;
+    size_t err_size;
+    int failed;
+} config_parse;
+
+static int parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *out)
+{
+    char *end = NULL;
+    unsigned long long v;
+
+    if (text[0] == '\0' || text[0] == '-')
+        return -1;
+    errno = 0;
+    v = strtoull(text, &end, 10);
+    if (errno != 0 || *end != '\0' || v < min || v > max)
+        return -1;
+    *out = (uint64_t)v;
+    return 0;
+}
+
+static int set_path(config_parse *p, char *dst, const char *value)
+{
+    int n;
+
+    if (value[0] == '\0')
+        return -1;
+    if (value[0] == '/' || p->dir[0] == '\0')
+        n = snprintf(dst, CONFIG_PATH_MAX, "%s", value);
+    else
+        n = snprintf(dst, CONFIG_PATH_MAX, "%s/%s", p->dir, value);
+    return (n < 0 || n >= CONFIG_PATH_MAX) ? -1 : 0;
+}
+
+typedef struct limit_key {
+    const char *name;
+    uint64_t min, max;
+    size_t offset;
+    size_t width; /* sizeof the field: size_t or uint32_t */
+} limit_key;
+
+#define LIMIT(field, lo, hi) \
+    { #field, lo, hi, offsetof(daemon_limits, field), sizeof(((daemon_limits *)0)->field) }
+
+static const limit_key limit_keys[] = {
+    LIMIT(max_message_bytes, 1024, 64u * 1024u * 1024u),
+    LIMIT(max_transaction_bytes, 1024, 4096ull * 1024u * 1024u),
+    LIMIT(handshake_timeout_s, 1, 3600),
+    LIMIT(message_timeout_s, 1, 3600),
+    LIMIT(idle_timeout_s, 0, 86400),
+    LIMIT(max_connections, 1, 100000),
+    LIMIT(lockout_failures, 1, 1000),
+    LIMIT(lockout_window_s, 1, 86400),
+    LIMIT(lockout_duration_s, 1, 86400 * 7),
+    LIMIT(queue_depth, 1, 100000),
+    LIMIT(pull_page_rows, 1, 10000),
+};
+
+static int set_limit(daemon_limits *limits, const char *name, const char *value, int *known)
+{
+    for (size_t i = 0; i < sizeof limit_keys / sizeof limit_keys[0]; i++) {
+        const limit_key *k = &limit_keys[i];
+        uint64_t v;
+
+        if (strcmp(k->name, name) != 0)
+            continue;
+        *known = 1;
+        if (parse_u64(value, k->min, k->max, &v) != 0)
+            return -1;
+        if (k->width == sizeof(uint32_t)) {
+            uint32_t v32 = (uint32_t)v;
+            memcpy((char *)limits + k->offset, &v32, sizeof v32);
+        } else {
+            size_t vz = (size_t)v;
+            memcpy((char *)limits + k->offset, &vz, sizeof vz);
+        }
+        return 0;
+    }
+    *known = 0;
+    return -1;
+}
+
+static int fail_key(config_parse *p, const char *section, const char *name, const char *why)
+{
+    snprintf(p->err, p->err_size, "[%s] %s: %s", section, name, why);
+    p->failed = 1;
+    return 0; /* inih: stop and report this line */
+}
+
+static int on_ini_value(void *user, const char *section, const char *name, const char *value)
+{
+    config_parse *p = user;
+    daemon_config *c = p->config;
+
+    if (p->failed)
+        return 0;
+    if (strcmp(section, "server") == 0) {
+        if (strcmp(name, "listen") == 0) {
+            if (value[0] == '\0' || strlen(value) >= sizeof c->listen_addr)
+                return fail_key(p, section, name, "expected an interface address");
+            snprintf(c->listen_addr, sizeof c->listen_addr, "%s", value);
+            return 1;
+        }
+        if (strcmp(name, "port") == 0) {
+            uint64_t v;
+            if (parse_u64(value, 0, 65535, &v) != 0)
+                return fail_key(p, section, name, "expected a port number 0..65535");
+            c->port = (uint16_t)v;
+            return 1;
+        }
+        if (strcmp(name, "cert") == 0)
+            return set_path(p, c->cert_path, value) == 0 ? 1
+                                                         : fail_key(p, section, name, "bad path");
+        if (strcmp(name, "key") == 0)
+            return set_path(p, c->key_path, value) == 0 ? 1
+                                                         : fail_key(p, section, name, "bad path");
+        if (strcmp(name, "ca") == 0)
+            return set_path(p, c->ca_path, value) == 0 ? 1 : fail_key(p, section, name, "bad path");
+        return fail_key(p, section, name, "unknown key");
+    }
+    if (strcmp(section, "store") == 0) {
+        if (strcmp(name, "path") == 0)
+            return set_path(p, c->store_path, value) == 0 ? 1
+                                                         : fail_key(p, section, name, "bad path");
+        return fail_key(p, section, name, "unknown key");
+    }
+    if (strcmp(section, "limits") == 0) {
+        int known = 0;
+        if (set_limit(&c->limits, name, value, &known) == 0)
+            return 1;
+        return fail_key(p, section, name, known ? "value out of range" : "unknown key");
+    }
+    if (strcmp(section, "log") == 0) {
+        static const char *const names[] = {"error", "warn", "info", "debug"};
+        if (strcmp(name, "level") != 0)
+            return fail_key(p, section, name, "unknown key");
+        for (int i = 0; i < 4; i++) {
+            if (strcmp(value, names[i]) == 0) {
+                c->log_level = (log_level)i;
+                return 1;
+            }
+        }
+        return fail_key(p, section, name, "expected error, warn, info or debug");
+    }
+    return fail_key(p, section, name, "unknown section");
+}
+
+static int require_file(const char *path, const char *what, char *err, size_t err_size)
+{
+    FILE *f;
+
+    if (path[0] == '\0') {
+        snprintf(err, err_size, "%s is not set", what);
+        return -1;
+    }
+    f = fopen(path, "rb");
+    if (!f) {
+        snprintf(err, err_size, "%s %s: %s", what, path, strerror(errno));
+        return -1;
+    }
+    fclose(f);
+    return 0;
+}
+
+int config_load(const char *path, daemon_config *out_config, char *err, size_t err_size)
+{
+    config_parse p;
+    const char *slash;
+    char detail[CONFIG_PATH_MAX + 128] = "";
+    int rc;
+
+    config_defaults(out_config);
+    memset(&p, 0, sizeof p);
+    p.config = out_config;
+    p.err = detail;
+    p.err_size = sizeof detail;
+    slash = strrchr(path, '/');
+    if (slash && (size_t)(slash - path) < sizeof p.dir)
+        memcpy(p.dir, path, (size_t)(slash - path));
+
+    rc = ini_parse(path, on_ini_value, &p);
+    if (rc == -1) {
+        snprintf(err, err_size, "config %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (rc == -2) {
+        snprintf(err, err_size, "config %s: out of memory", path);
+        return -1;
+    }
+    if (rc > 0) {
+        snprintf(err, err_size, "config %s line %d: %s", path, rc,
+                 p.failed ? detail : "not a section, key = value or comment");
+        return -1;
+    }
+
+    if (require_file(out_config->cert_path, "[server] cert", detail, sizeof detail) != 0 ||
+        require_file(out_config->key_path, "[server] key", detail, sizeof detail) != 0 ||
+        require_file(out_config->ca_path, "[server] ca", detail, sizeof detail) != 0) {
+        snprintf(err, err_size, "config %s: %s", path, detail);
+        return -1;
+    }
+    if (out_config->store_path[0] == '\0') {
+        snprintf(err, err_size, "config %s: [store] path is not set", path);
+        return -1;
+    }
+    if (out_config->limits.max_transaction_bytes < out_config->limits.max_message_bytes) {
+        snprintf(err, err_size,
+                 "config %s: [limits] max_transaction_bytes must be at least max_message_bytes",
+                 path);
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,55 @@
+/*
+ * outpostd's configuration: an INI file read with Debian's libinih.
+ *
+ *   [server]  listen = 127.0.0.1   port = 8443   cert = FILE   key = FILE   ca = FILE
+ *   [store]   path = FILE
+ *   [limits]  max_message_bytes, max_transaction_bytes, handshake_timeout_s,
+ *             message_timeout_s, idle_timeout_s, max_connections, lockout_failures,
+ *             lockout_window_s, lockout_duration_s, queue_depth, pull_page_rows
+ *   [log]     level = error|warn|info|debug
+ *
+ * Relative paths are taken relative to the directory of the config file, so a config and its
+ * certificates can move together. Every limit has a safe default (config_defaults).
+ */
+#ifndef OUTPOSTD_CONFIG_H
+#define OUTPOSTD_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log.h"
+
+#define CONFIG_PATH_MAX 1024
+
+typedef struct daemon_limits {
+    size_t max_message_bytes;     /* one reassembled WebSocket message */
+    size_t max_transaction_bytes; /* all PUSH chunks of one device transaction together */
+    uint32_t handshake_timeout_s; /* for TLS + WebSocket upgrade, then again until HELLO is done */
+    uint32_t message_timeout_s;   /* first to last fragment of one message */
+    uint32_t idle_timeout_s;      /* authenticated session without a message; 0 = never */
+    uint32_t max_connections;     /* WebSocket sessions held at once */
+    uint32_t lockout_failures;    /* failed authentications from one address ... */
+    uint32_t lockout_window_s;    /* ... within this window lock it out ... */
+    uint32_t lockout_duration_s;  /* ... for this long */
+    uint32_t queue_depth;         /* store jobs waiting for the worker */
+    uint32_t pull_page_rows;      /* upper bound on rows per ROWS page */
+} daemon_limits;
+
+typedef struct daemon_config {
+    char listen_addr[64]; /* interface address; "*" listens on every address */
+    uint16_t port;        /* 0 asks the kernel for a free port (the log names it) */
+    char cert_path[CONFIG_PATH_MAX];
+    char key_path[CONFIG_PATH_MAX];
+    char ca_path[CONFIG_PATH_MAX]; /* the CA devices pin; sent in ENROLLED */
+    char store_path[CONFIG_PATH_MAX];
+    log_level log_level;
+    daemon_limits limits;
+} daemon_config;
+
+void config_defaults(daemon_config *out_config);
+
+/* Reads and checks path into out_config (defaults first). On failure returns -1 and writes a
+ * message naming the file, line, key or missing file into err. */
+int config_load(const char *path, daemon_config *out_config, char *err, size_t err_size);
+
+#endif /* OUTPOSTD_CONFIG_H */

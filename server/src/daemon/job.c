@@ -1,0 +1,297 @@
+#include "job.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+job *job_new(job_kind kind, uint32_t slot, uint64_t session_id)
+{
+    job *j = calloc(1, sizeof *j);
+
+    if (!j)
+        return NULL;
+    j->kind = kind;
+    j->slot = slot;
+    j->session_id = session_id;
+    return j;
+}
+
+static void free_joined_push(proto_push *push)
+{
+    for (uint32_t t = 0; t < push->n_tables; t++)
+        free(push->tables[t].changes);
+    free(push->tables);
+    memset(push, 0, sizeof *push);
+}
+
+void job_free(job *j)
+{
+    if (!j)
+        return;
+    proto_msg_free(j->request);
+    free_joined_push(&j->push);
+    for (uint32_t i = 0; i < j->n_chunks; i++)
+        proto_msg_free(j->chunks[i]);
+    free(j->chunks);
+    /* AUTH's device came from the store; the others are the daemon's copies. */
+    if (j->kind == JOB_AUTH)
+        store_device_clear(&j->device);
+    else
+        device_release(&j->device);
+    free(j->push_info.teams_touched);
+    proto_buf_free(&j->reply);
+    free(j);
+}
+
+int device_copy(const store_device *src, store_device *dst)
+{
+    *dst = *src;
+    dst->teams = NULL;
+    if (src->n_teams > 0) {
+        dst->teams = malloc((size_t)src->n_teams * sizeof *dst->teams);
+        if (!dst->teams) {
+            dst->n_teams = 0;
+            return -1;
+        }
+        memcpy(dst->teams, src->teams, (size_t)src->n_teams * sizeof *dst->teams);
+    }
+    return 0;
+}
+
+void device_release(store_device *dev)
+{
+    free(dev->teams);
+    dev->teams = NULL;
+    dev->n_teams = 0;
+}
+
+/* Finds the joined entry for table, or NULL. Pushes touch few tables: a linear scan is enough. */
+static proto_table_changes *find_table(proto_push *joined, const char *table)
+{
+    for (uint32_t t = 0; t < joined->n_tables; t++)
+        if (strcmp(joined->tables[t].table, table) == 0)
+            return &joined->tables[t];
+    return NULL;
+}
+
+int job_join_chunks(job *j)
+{
+    proto_push *joined = &j->push;
+    const proto_push *first = &j->chunks[0]->u.push;
+    size_t max_tables = 0;
+    int rc = -1;
+
+    memset(joined, 0, sizeof *joined);
+    joined->seq = first->seq;
+    joined->hlc = first->hlc;
+    joined->schema_version = first->schema_version;
+    joined->chunk = 0;
+    joined->more = false;
+    for (uint32_t c = 0; c < j->n_chunks; c++)
+        max_tables += j->chunks[c]->u.push.n_tables;
+    if (max_tables == 0)
+        return 0;
+    joined->tables = calloc(max_tables, sizeof *joined->tables);
+    if (!joined->tables)
+        return -1;
+
+    /* Pass 1: one entry per table name, counting its changes across chunks. */
+    for (uint32_t c = 0; c < j->n_chunks; c++) {
+        const proto_push *p = &j->chunks[c]->u.push;
+        for (uint32_t t = 0; t < p->n_tables; t++) {
+            proto_table_changes *e = find_table(joined, p->tables[t].table);
+            if (!e) {
+                e = &joined->tables[joined->n_tables++];
+                e->table = p->tables[t].table;
+                e->n_columns = p->tables[t].n_columns;
+            } else if (e->n_columns != p->tables[t].n_columns) {
+                rc = -2; /* one table, two column counts: the transaction contradicts itself */
+                goto fail;
+            }
+            e->n_changes += p->tables[t].n_changes;
+        }
+    }
+    /* Pass 2: copy the change structs (they still point into the chunks' memory). */
+    for (uint32_t t = 0; t < joined->n_tables; t++) {
+        proto_table_changes *e = &joined->tables[t];
+        uint32_t filled = 0;
+        if (e->n_changes == 0)
+            continue;
+        e->changes = malloc((size_t)e->n_changes * sizeof *e->changes);
+        if (!e->changes)
+            goto fail;
+        for (uint32_t c = 0; c < j->n_chunks; c++) {
+            const proto_push *p = &j->chunks[c]->u.push;
+            for (uint32_t s = 0; s < p->n_tables; s++) {
+                if (strcmp(p->tables[s].table, e->table) != 0)
+                    continue;
+                memcpy(e->changes + filled, p->tables[s].changes,
+                       (size_t)p->tables[s].n_changes * sizeof *e->changes);
+                filled += p->tables[s].n_changes;
+            }
+        }
+    }
+    return 0;
+
+fail:
+    free_joined_push(joined);
+    return rc;
+}
+
+static void note_store_error(job *j, store *st)
+{
+    snprintf(j->errmsg, sizeof j->errmsg, "%s", store_errmsg(st));
+}
+
+/* The current schema as a decoded message (the caller frees it); on failure j->errmsg says
+ * why. */
+static int load_schema(job *j, store *st, proto_msg **out_schema, uint32_t *out_version)
+{
+    proto_buf buf = {0};
+    proto_limits limits;
+    int rc = store_schema_encode(st, &buf, out_version);
+
+    *out_schema = NULL;
+    if (rc != STORE_OK) {
+        note_store_error(j, st);
+        return rc;
+    }
+    proto_limits_default(&limits);
+    limits.max_message_bytes = buf.len; /* the store's own output: trust its size */
+    if (limits.max_bytes_value < buf.len)
+        limits.max_bytes_value = buf.len;
+    rc = proto_decode(buf.data, buf.len, &limits, out_schema, NULL, 0);
+    proto_buf_free(&buf);
+    if (rc != PROTO_OK || (*out_schema)->type != PROTO_MSG_SCHEMA) {
+        snprintf(j->errmsg, sizeof j->errmsg, "the store's SCHEMA message does not decode: %s",
+                 proto_strerror(rc));
+        proto_msg_free(*out_schema);
+        *out_schema = NULL;
+        return STORE_EIO;
+    }
+    return STORE_OK;
+}
+
+static int encode_reply(job *j, const proto_msg *msg)
+{
+    int rc = proto_encode(msg, &j->reply);
+
+    if (rc == PROTO_OK)
+        return STORE_OK;
+    snprintf(j->errmsg, sizeof j->errmsg, "encoding %s: %s", proto_msg_type_name(msg->type),
+             proto_strerror(rc));
+    return rc == PROTO_ENOMEM ? STORE_ENOMEM : STORE_EIO;
+}
+
+static void run_enroll(job *j, store *st, const job_env *env)
+{
+    const proto_enroll *req = &j->request->u.enroll;
+    proto_msg reply;
+    proto_msg *schema = NULL;
+    uint32_t version = 0;
+    uint8_t secret[32];
+
+    j->rc = store_device_enroll(st, req->code, req->device_name ? req->device_name : "",
+                                j->enrolled_id, secret);
+    if (j->rc != STORE_OK) {
+        note_store_error(j, st);
+        return;
+    }
+    j->rc = load_schema(j, st, &schema, &version);
+    if (j->rc != STORE_OK)
+        goto done;
+    memset(&reply, 0, sizeof reply);
+    reply.type = PROTO_MSG_ENROLLED;
+    reply.u.enrolled.device_id = j->enrolled_id;
+    memcpy(reply.u.enrolled.secret, secret, sizeof secret);
+    reply.u.enrolled.ca_pem = env->ca_pem;
+    reply.u.enrolled.schema = schema->u.schema;
+    j->rc = encode_reply(j, &reply);
+    memset(&reply.u.enrolled.secret, 0, sizeof reply.u.enrolled.secret);
+
+done:
+    memset(secret, 0, sizeof secret);
+    proto_msg_free(schema);
+}
+
+static void run_auth(job *j, store *st)
+{
+    const proto_hello *hello = &j->request->u.hello;
+    proto_msg reply;
+    proto_msg *schema = NULL;
+    uint32_t version = 0;
+    uint64_t server_seq = 0;
+
+    j->rc = store_device_auth(st, hello->device_id, hello->secret, &j->device);
+    if (j->rc == STORE_EREVOKED && j->device.wipe) {
+        memset(&reply, 0, sizeof reply);
+        reply.type = PROTO_MSG_WIPE;
+        reply.u.wipe.reason = "this device was revoked by an administrator";
+        if (encode_reply(j, &reply) != STORE_OK)
+            proto_buf_free(&j->reply); /* the session then sends ERROR REVOKED instead */
+        return;
+    }
+    if (j->rc != STORE_OK) {
+        note_store_error(j, st);
+        return;
+    }
+    j->rc = load_schema(j, st, &schema, &version);
+    if (j->rc != STORE_OK)
+        return;
+    j->rc = store_server_seq(st, &server_seq);
+    if (j->rc != STORE_OK) {
+        note_store_error(j, st);
+        proto_msg_free(schema);
+        return;
+    }
+    /* Informational ("last sync" for admins): a failure here must not refuse the device. */
+    (void)store_device_seen(st, hello->device_id, hello->cursor);
+
+    memset(&reply, 0, sizeof reply);
+    reply.type = PROTO_MSG_WELCOME;
+    reply.u.welcome.version = PROTO_VERSION;
+    reply.u.welcome.schema_version = version;
+    reply.u.welcome.acked_seq = j->device.acked_seq;
+    reply.u.welcome.server_seq = server_seq;
+    reply.u.welcome.server_time_ms = j->now_ms;
+    if (hello->schema_version < version) {
+        reply.u.welcome.has_schema = true;
+        reply.u.welcome.schema = schema->u.schema;
+    }
+    j->rc = encode_reply(j, &reply);
+    proto_msg_free(schema);
+}
+
+static void run_push(job *j, store *st)
+{
+    j->rc = store_push(st, &j->device, &j->push, j->now_ms, &j->reply, &j->push_info);
+    if (j->rc != STORE_OK)
+        note_store_error(j, st);
+}
+
+static void run_pull(job *j, store *st, const job_env *env)
+{
+    const proto_pull *req = &j->request->u.pull;
+    uint32_t limit = env->pull_page_rows;
+
+    if (req->limit > 0 && req->limit < limit)
+        limit = req->limit;
+    j->rc = store_pull(st, &j->device, req->cursor, limit, env->max_reply_bytes, &j->reply,
+                       &j->pull_info);
+    if (j->rc != STORE_OK) {
+        note_store_error(j, st);
+        return;
+    }
+    /* Informational ("last sync" for admins): a failure here must not fail the pull. */
+    (void)store_device_seen(st, j->device.device_id, req->cursor);
+}
+
+void job_run(job *j, store *st, const job_env *env)
+{
+    switch (j->kind) {
+    case JOB_ENROLL: run_enroll(j, st, env); break;
+    case JOB_AUTH: run_auth(j, st); break;
+    case JOB_PUSH: run_push(j, st); break;
+    case JOB_PULL: run_pull(j, st, env); break;
+    }
+}

@@ -1,0 +1,70 @@
+/*
+ * Store jobs: the slow work a session hands to the worker thread. A job owns everything it
+ * reads (the decoded request messages, a copy of the device) so that it stays valid when the
+ * connection that asked for it closes while the worker is busy; the service thread then simply
+ * frees the finished job.
+ *
+ * job_run() runs on the worker thread with the worker's store handle; everything else runs on
+ * the service thread.
+ */
+#ifndef OUTPOSTD_JOB_H
+#define OUTPOSTD_JOB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "outpost/proto.h"
+#include "store.h"
+
+typedef enum job_kind { JOB_ENROLL, JOB_AUTH, JOB_PUSH, JOB_PULL } job_kind;
+
+/* What job_run needs besides the job itself; read-only, shared by every job. */
+typedef struct job_env {
+    const char *ca_pem;       /* sent in ENROLLED */
+    size_t max_reply_bytes;   /* cap on an encoded ROWS page */
+    uint32_t pull_page_rows;  /* cap on rows per ROWS page */
+} job_env;
+
+typedef struct job {
+    struct job *next; /* queue link, owned by the worker */
+    job_kind kind;
+    uint32_t slot;       /* the session that asked, checked again on completion */
+    uint64_t session_id;
+
+    /* Request. */
+    proto_msg *request;   /* ENROLL, HELLO, PULL: owned */
+    proto_msg **chunks;   /* PUSH: every chunk message, owned; push points into them */
+    uint32_t n_chunks;
+    proto_push push;      /* PUSH: the chunks joined into one transaction */
+    store_device device;  /* PUSH, PULL: the daemon's copy (device_copy); AUTH: the result */
+    uint64_t now_ms;
+
+    /* Result. */
+    int rc;               /* STORE_OK or a negative STORE_* code */
+    proto_buf reply;      /* the encoded reply when rc is STORE_OK, or WIPE for a revoked device */
+    store_push_info push_info;
+    store_pull_info pull_info;
+    char enrolled_id[40];
+    char errmsg[200];     /* the store's message on failure, for the log */
+    uint64_t run_us;      /* time job_run took on the worker, for the log */
+} job;
+
+job *job_new(job_kind kind, uint32_t slot, uint64_t session_id);
+
+/* Frees the job and everything it owns. NULL is a no-op. */
+void job_free(job *j);
+
+/* Joins the chunk messages into j->push: the tables of every chunk in order, changes to the same
+ * table merged into one entry. Returns 0 or -1 (out of memory). */
+int job_join_chunks(job *j);
+
+/* Runs the job against st: fills rc, reply and the info fields. */
+void job_run(job *j, store *st, const job_env *env);
+
+/* Deep copy of a device, owned by the daemon and released with device_release (not with
+ * store_device_clear: the teams array is the daemon's allocation). Returns 0 or -1. */
+int device_copy(const store_device *src, store_device *dst);
+void device_release(store_device *dev);
+
+#endif /* OUTPOSTD_JOB_H */

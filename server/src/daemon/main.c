@@ -1,0 +1,57 @@
+/*
+ * outpostd: the Outpost sync server. `outpostd --config FILE`.
+ *
+ * One TLS port serves wss://HOST:PORT/sync (subprotocol outpost.1) for devices and HTTPS for
+ * people. See server/outpostd.example.ini for every setting.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include <psa/crypto.h>
+
+#include "config.h"
+#include "log.h"
+#include "server.h"
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: outpostd --config FILE\n"
+                 "  Runs the Outpost sync server described by FILE (an INI file; see\n"
+                 "  server/outpostd.example.ini). Stops cleanly on SIGINT or SIGTERM.\n");
+}
+
+int main(int argc, char **argv)
+{
+    const char *config_path = NULL;
+    daemon_config config;
+    char err[4096];
+
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
+            config_path = argv[++i];
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            usage(stdout);
+            return 0;
+        } else {
+            fprintf(stderr, "outpostd: unknown argument '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (!config_path) {
+        usage(stderr);
+        return 2;
+    }
+    if (config_load(config_path, &config, err, sizeof err) != 0) {
+        fprintf(stderr, "outpostd: %s\n", err);
+        return 1;
+    }
+    log_set_level(config.log_level);
+    log_route_lws();
+    /* mbedTLS 3.6 needs PSA crypto initialised for TLS 1.3 and for key checks. */
+    if (psa_crypto_init() != PSA_SUCCESS) {
+        fprintf(stderr, "outpostd: psa_crypto_init failed\n");
+        return 1;
+    }
+    return server_run(&config);
+}

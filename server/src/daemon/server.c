@@ -1,0 +1,275 @@
+#include "server.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include <libwebsockets.h>
+
+#include "http.h"
+#include "log.h"
+#include "session.h"
+#include "sync_handler.h"
+#include "tls.h"
+
+/* Failed-authentication records kept at once (see lockout.h). */
+#define LOCKOUT_CAPACITY 4096u
+/* How often the service loop wakes to notice a stop request that raced with poll(). */
+#define STOP_POLL_US (250 * 1000)
+/* Largest CA file accepted for ENROLLED. */
+#define CA_PEM_MAX (64u * 1024u)
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop_signal(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+uint64_t server_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int server_slot_acquire(server *srv, session *s, uint32_t *out_slot)
+{
+    if (srv->n_free == 0)
+        return -1;
+    *out_slot = srv->free_slots[--srv->n_free];
+    srv->slots[*out_slot] = s;
+    return 0;
+}
+
+void server_slot_release(server *srv, uint32_t slot)
+{
+    srv->slots[slot] = NULL;
+    srv->free_slots[srv->n_free++] = slot;
+}
+
+uint32_t server_sessions(const server *srv)
+{
+    return srv->config.limits.max_connections - srv->n_free;
+}
+
+/* NOTIFY every other authenticated session whose teams the push touched. */
+static void notify_teams(server *srv, uint64_t origin_id, const store_push_info *info)
+{
+    uint32_t n_notified = 0;
+
+    if (info->duplicate || info->rejected || info->n_teams_touched == 0)
+        return;
+    for (uint32_t i = 0; i < srv->config.limits.max_connections; i++) {
+        session *s = srv->slots[i];
+        if (!s || s->id == origin_id || s->state != SESSION_READY)
+            continue;
+        if (session_in_teams(s, (const char(*)[64])info->teams_touched, info->n_teams_touched)) {
+            session_notify(s, info->server_seq);
+            n_notified++;
+        }
+    }
+    if (n_notified > 0)
+        log_msg(LOG_DEBUG, "notify server_seq=%" PRIu64 " sessions=%" PRIu32, info->server_seq,
+                n_notified);
+}
+
+void server_dispatch_completions(server *srv)
+{
+    job *list = worker_take_done(srv->worker);
+
+    while (list) {
+        job *j = list;
+        session *s;
+        list = j->next;
+        j->next = NULL;
+        /* A committed push notifies others even when its own connection is gone. */
+        if (j->kind == JOB_PUSH && j->rc == STORE_OK)
+            notify_teams(srv, j->session_id, &j->push_info);
+        s = srv->slots[j->slot];
+        if (s && s->id == j->session_id) {
+            session_job_done(s, j);
+        } else {
+            log_msg(LOG_DEBUG, "conn=%" PRIu64 " closed before its reply was ready",
+                    j->session_id);
+            job_free(j);
+        }
+    }
+}
+
+static void wake_service(void *arg)
+{
+    server *srv = arg;
+
+    lws_cancel_service(srv->context);
+}
+
+static int read_ca(const char *path, char **out_pem, char *err, size_t err_size)
+{
+    FILE *f = fopen(path, "rb");
+    char *pem = NULL;
+    size_t n;
+
+    if (!f) {
+        snprintf(err, err_size, "CA certificate %s: %s", path, strerror(errno));
+        return -1;
+    }
+    pem = malloc(CA_PEM_MAX + 1);
+    if (!pem) {
+        fclose(f);
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    n = fread(pem, 1, CA_PEM_MAX + 1, f);
+    fclose(f);
+    if (n == 0 || n > CA_PEM_MAX) {
+        free(pem);
+        snprintf(err, err_size, "CA certificate %s: empty or larger than %u bytes", path,
+                 CA_PEM_MAX);
+        return -1;
+    }
+    pem[n] = '\0';
+    *out_pem = pem;
+    return 0;
+}
+
+/* Lets max_connections sockets be open (plus lws's own and the HTTP side's). */
+static void raise_fd_limit(uint32_t max_connections)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)max_connections + 256;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
+        log_msg(LOG_WARN, "open-file limit %llu is below max_connections + 256",
+                (unsigned long long)rl.rlim_cur);
+}
+
+static void stop_poll_tick(lws_sorted_usec_list_t *sul);
+
+static lws_sorted_usec_list_t stop_poll;
+static struct lws_context *stop_poll_context;
+
+static void stop_poll_tick(lws_sorted_usec_list_t *sul)
+{
+    lws_sul_schedule(stop_poll_context, 0, sul, stop_poll_tick, STOP_POLL_US);
+}
+
+int server_run(const daemon_config *config)
+{
+    static const struct lws_protocols protocols_template[] = {
+        {"http", http_callback, sizeof(http_request), 0, 0, NULL, 0},
+        {SYNC_PROTOCOL_NAME, sync_callback, sizeof(session), 0, 0, NULL, 0},
+        LWS_PROTOCOL_LIST_TERM,
+    };
+    struct lws_context_creation_info info;
+    struct sigaction sa;
+    struct lws_vhost *vhost;
+    job_env env;
+    server srv;
+    char err[4096];
+    int exit_code = 1;
+
+    memset(&srv, 0, sizeof srv);
+    srv.config = *config;
+    srv.next_session_id = 1;
+    proto_limits_default(&srv.proto_limits);
+    srv.proto_limits.max_message_bytes = config->limits.max_message_bytes;
+    if (srv.proto_limits.max_bytes_value > config->limits.max_message_bytes)
+        srv.proto_limits.max_bytes_value = config->limits.max_message_bytes;
+
+    if (tls_check_files(config, err, sizeof err) != 0 ||
+        read_ca(config->ca_path, &srv.ca_pem, err, sizeof err) != 0) {
+        log_msg(LOG_ERROR, "%s", err);
+        goto done;
+    }
+    srv.slots = calloc(config->limits.max_connections, sizeof *srv.slots);
+    srv.free_slots = calloc(config->limits.max_connections, sizeof *srv.free_slots);
+    if (!srv.slots || !srv.free_slots ||
+        lockout_create(config->limits.lockout_failures,
+                       (uint64_t)config->limits.lockout_window_s * 1000u,
+                       (uint64_t)config->limits.lockout_duration_s * 1000u, LOCKOUT_CAPACITY,
+                       &srv.lockout) != 0) {
+        log_msg(LOG_ERROR, "out of memory");
+        goto done;
+    }
+    for (uint32_t i = 0; i < config->limits.max_connections; i++)
+        srv.free_slots[srv.n_free++] = config->limits.max_connections - 1 - i;
+
+    memset(&env, 0, sizeof env);
+    env.ca_pem = srv.ca_pem;
+    env.max_reply_bytes = config->limits.max_message_bytes;
+    env.pull_page_rows = config->limits.pull_page_rows;
+    if (worker_start(config->store_path, config->limits.queue_depth, &env, wake_service, &srv,
+                     &srv.worker, err, sizeof err) != 0) {
+        log_msg(LOG_ERROR, "store %s: %s", config->store_path, err);
+        goto done;
+    }
+
+    raise_fd_limit(config->limits.max_connections);
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    memset(&info, 0, sizeof info);
+    info.port = config->port;
+    info.iface = strcmp(config->listen_addr, "*") == 0 ? NULL : config->listen_addr;
+    if (info.iface && !strchr(info.iface, ':'))
+        info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.protocols = protocols_template;
+    info.vhost_name = "outpostd";
+    info.user = &srv;
+    /* TLS accept and HTTP upgrade share the handshake budget; the session enforces the rest. */
+    info.timeout_secs = config->limits.handshake_timeout_s;
+    info.options |= LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+    tls_fill_creation_info(&info, config);
+
+    srv.context = lws_create_context(&info);
+    if (!srv.context) {
+        log_msg(LOG_ERROR, "cannot listen on %s port %u with certificate %s",
+                config->listen_addr, (unsigned)config->port, config->cert_path);
+        goto done;
+    }
+    vhost = lws_get_vhost_by_name(srv.context, "outpostd");
+    if (vhost)
+        srv.config.port = (uint16_t)lws_get_vhost_listen_port(vhost);
+    log_msg(LOG_INFO, "outpostd listening addr=%s port=%u path=%s protocol=%s store=%s",
+            config->listen_addr, (unsigned)srv.config.port, SYNC_PATH, SYNC_PROTOCOL_NAME,
+            config->store_path);
+
+    stop_poll_context = srv.context;
+    lws_sul_schedule(srv.context, 0, &stop_poll, stop_poll_tick, STOP_POLL_US);
+    while (!stop_requested)
+        if (lws_service(srv.context, 0) < 0)
+            break;
+    log_msg(LOG_INFO, "outpostd stopping: %s", stop_requested ? "signal" : "service error");
+    lws_sul_cancel(&stop_poll);
+    exit_code = stop_requested ? 0 : 1;
+
+done:
+    /* The running store job finishes (its transaction commits or not as a whole); queued ones
+     * are dropped, and their devices resend. Then lws closes every connection. */
+    worker_stop(srv.worker);
+    srv.worker = NULL;
+    if (srv.context)
+        lws_context_destroy(srv.context);
+    lockout_destroy(srv.lockout);
+    free(srv.slots);
+    free(srv.free_slots);
+    free(srv.ca_pem);
+    if (exit_code == 0)
+        log_msg(LOG_INFO, "outpostd stopped");
+    return exit_code;
+}

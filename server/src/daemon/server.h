@@ -1,0 +1,49 @@
+/*
+ * The server: everything one outpostd process shares between its connections. Lives on the
+ * service thread; the worker thread only ever sees jobs.
+ */
+#ifndef OUTPOSTD_SERVER_H
+#define OUTPOSTD_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "lockout.h"
+#include "outpost/proto.h"
+#include "store.h"
+#include "worker.h"
+
+struct lws_context;
+struct session;
+
+typedef struct server {
+    daemon_config config;
+    char *ca_pem;                /* the CA devices pin, read once at start */
+    proto_limits proto_limits;   /* decode limits for every received message */
+    struct lws_context *context;
+    worker *worker;
+    lockout *lockout;
+
+    /* Sessions holding a connection slot (max_connections of them). A job names its session
+     * by (slot, id), so a reply for a connection that closed meanwhile finds nobody. */
+    struct session **slots;
+    uint32_t *free_slots; /* stack of free slot indexes */
+    uint32_t n_free;
+    uint64_t next_session_id;
+} server;
+
+/* Runs outpostd with a loaded config until SIGINT or SIGTERM. Returns the process exit code. */
+int server_run(const daemon_config *config);
+
+int server_slot_acquire(server *srv, struct session *s, uint32_t *out_slot);
+void server_slot_release(server *srv, uint32_t slot);
+uint32_t server_sessions(const server *srv);
+
+/* Collects finished jobs from the worker and hands each to its session (service thread). */
+void server_dispatch_completions(server *srv);
+
+/* Wall clock in milliseconds since the Unix epoch. */
+uint64_t server_now_ms(void);
+
+#endif /* OUTPOSTD_SERVER_H */

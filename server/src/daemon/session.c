@@ -1,0 +1,728 @@
+#include "session.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "log.h"
+
+/* Bytes per WebSocket frame written: a partial send leaves at most this much inside lws. */
+#define TX_FRAGMENT_BYTES (32u * 1024u)
+/* After a final error is queued, how long the peer has to read it before lws drops it. */
+#define CLOSING_GRACE_S 5
+
+static uint64_t monotonic_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void secure_free(void *p, size_t n)
+{
+    volatile uint8_t *v = p;
+
+    if (!p)
+        return;
+    for (size_t i = 0; i < n; i++)
+        v[i] = 0;
+    free(p);
+}
+
+/* A device id as sent by the peer, made safe for a log line: unauthenticated input must not
+ * forge log lines, so only UUID characters pass and the length is bounded. */
+static const char *loggable_id(const char *in, char out[41])
+{
+    size_t n = 0;
+
+    for (; in && in[n] != '\0' && n < 40; n++) {
+        char c = in[n];
+        bool ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+                  c == '-';
+        out[n] = ok ? c : '?';
+    }
+    out[n] = '\0';
+    return n ? out : "-";
+}
+
+static void drop_chunks(session *s)
+{
+    for (uint32_t i = 0; i < s->n_chunks; i++)
+        proto_msg_free(s->chunks[i]);
+    s->n_chunks = 0;
+    s->txn_bytes = 0;
+}
+
+static void drop_reply(session *s)
+{
+    if (s->reply_sensitive && s->reply.data)
+        memset(s->reply.data, 0, s->reply.len);
+    proto_buf_free(&s->reply);
+    s->reply_closes = s->reply_sensitive = false;
+}
+
+/* ---- Flow control and timers ---------------------------------------------------------------- */
+
+static void on_timer(lws_sorted_usec_list_t *sul);
+
+/* Reading pauses while a job runs or a reply waits: one message in flight per connection. In
+ * CLOSING the peer's remaining bytes are read and discarded, so that closing does not reset a
+ * connection whose last error the peer has not read yet. */
+static void update_flow(session *s)
+{
+    bool busy = s->job_pending || s->reply.len > 0 || s->tx != NULL;
+
+    lws_rx_flow_control(s->wsi, s->state == SESSION_CLOSING || !busy);
+}
+
+/* Arms the deadline that applies now: a message must complete within message_timeout_s, an
+ * unauthenticated session must finish its handshake by its deadline whatever it sends, and an
+ * authenticated one must not stay silent longer than idle_timeout_s. */
+static void update_timer(session *s)
+{
+    const daemon_limits *lim = &s->srv->config.limits;
+    uint64_t now = monotonic_us();
+    uint64_t deadline = 0; /* 0: none */
+
+    if (s->state == SESSION_CLOSING || s->job_pending) {
+        lws_sul_cancel(&s->timer);
+        return;
+    }
+    if (s->rx_in_message)
+        deadline = now + (uint64_t)lim->message_timeout_s * 1000000u;
+    else if (s->authenticated && lim->idle_timeout_s > 0)
+        deadline = now + (uint64_t)lim->idle_timeout_s * 1000000u;
+    if (!s->authenticated && (deadline == 0 || s->handshake_deadline_us < deadline))
+        deadline = s->handshake_deadline_us;
+    if (deadline == 0) {
+        lws_sul_cancel(&s->timer);
+        return;
+    }
+    lws_sul_schedule(lws_get_context(s->wsi), 0, &s->timer, on_timer,
+                     (lws_usec_t)(deadline > now ? deadline - now : 1));
+}
+
+/* ---- Sending -------------------------------------------------------------------------------- */
+
+static void queue_reply(session *s, proto_buf *buf, bool closes, bool sensitive)
+{
+    drop_reply(s);
+    s->reply = *buf;
+    memset(buf, 0, sizeof *buf);
+    s->reply_closes = closes;
+    s->reply_sensitive = sensitive;
+    lws_callback_on_writable(s->wsi);
+}
+
+/* Queues ERROR and, when closes, ends the session once it is written. */
+static void send_error(session *s, proto_error_code code, bool retryable, bool closes,
+                       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static void send_error(session *s, proto_error_code code, bool retryable, bool closes,
+                       const char *fmt, ...)
+{
+    char text[256];
+    proto_msg msg;
+    proto_buf buf = {0};
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    log_msg(closes ? LOG_WARN : LOG_INFO, "conn=%" PRIu64 " peer=%s error %s: %s", s->id,
+            s->peer, proto_error_code_name(code), text);
+
+    memset(&msg, 0, sizeof msg);
+    msg.type = PROTO_MSG_ERROR;
+    msg.u.error.code = (uint32_t)code;
+    msg.u.error.message = text;
+    msg.u.error.retryable = retryable;
+    if (closes) {
+        s->state = SESSION_CLOSING;
+        drop_chunks(s);
+        lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, CLOSING_GRACE_S);
+    }
+    if (proto_encode(&msg, &buf) != PROTO_OK) {
+        /* Out of memory while saying goodbye: just close. */
+        lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return;
+    }
+    queue_reply(s, &buf, closes, false);
+    update_flow(s);
+    update_timer(s);
+}
+
+int session_writeable(session *s)
+{
+    size_t n;
+    bool first, last;
+    int flags;
+
+    if (!s->tx) {
+        proto_buf notify = {0};
+        const proto_buf *src = NULL;
+
+        if (s->reply.len > 0) {
+            src = &s->reply;
+        } else if (s->notify_pending && s->state == SESSION_READY) {
+            proto_msg msg;
+            memset(&msg, 0, sizeof msg);
+            msg.type = PROTO_MSG_NOTIFY;
+            msg.u.notify.server_seq = s->notify_seq;
+            s->notify_pending = false;
+            if (proto_encode(&msg, &notify) != PROTO_OK)
+                return 0; /* out of memory: the device pulls at its next sync anyway */
+            src = &notify;
+        } else {
+            return 0;
+        }
+        s->tx = malloc(LWS_PRE + src->len);
+        if (!s->tx) {
+            proto_buf_free(&notify);
+            return -1;
+        }
+        memcpy(s->tx + LWS_PRE, src->data, src->len);
+        s->tx_len = src->len;
+        s->tx_off = 0;
+        if (src == &s->reply) {
+            s->tx_closes = s->reply_closes;
+            s->tx_sensitive = s->reply_sensitive;
+            drop_reply(s);
+        } else {
+            s->tx_closes = s->tx_sensitive = false;
+            proto_buf_free(&notify);
+        }
+    }
+
+    n = s->tx_len - s->tx_off;
+    if (n > TX_FRAGMENT_BYTES)
+        n = TX_FRAGMENT_BYTES;
+    first = s->tx_off == 0;
+    last = s->tx_off + n == s->tx_len;
+    flags = first ? LWS_WRITE_BINARY : LWS_WRITE_CONTINUATION;
+    if (!last)
+        flags |= LWS_WRITE_NO_FIN;
+    /* For a later fragment, lws writes the frame header into the LWS_PRE bytes before it: those
+     * belong to the fragment already sent, so overwriting them is harmless. */
+    if (lws_write(s->wsi, s->tx + LWS_PRE + s->tx_off, n, (enum lws_write_protocol)flags) < (int)n)
+        return -1;
+    s->tx_off += n;
+    if (!last) {
+        lws_callback_on_writable(s->wsi);
+        return 0;
+    }
+
+    if (s->tx_sensitive)
+        secure_free(s->tx, LWS_PRE + s->tx_len);
+    else
+        free(s->tx);
+    s->tx = NULL;
+    if (s->tx_closes) {
+        lws_close_reason(s->wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
+        return -1;
+    }
+    if (s->reply.len > 0 || (s->notify_pending && s->state == SESSION_READY))
+        lws_callback_on_writable(s->wsi);
+    update_flow(s);
+    update_timer(s);
+    return 0;
+}
+
+void session_notify(session *s, uint64_t server_seq)
+{
+    if (s->state != SESSION_READY)
+        return;
+    if (!s->notify_pending || server_seq > s->notify_seq)
+        s->notify_seq = server_seq;
+    s->notify_pending = true;
+    lws_callback_on_writable(s->wsi);
+}
+
+bool session_in_teams(const session *s, const char (*teams)[64], uint32_t n)
+{
+    for (uint32_t i = 0; i < s->device.n_teams; i++)
+        for (uint32_t k = 0; k < n; k++)
+            if (strncmp(s->device.teams[i], teams[k], 64) == 0)
+                return true;
+    return false;
+}
+
+/* ---- Timers ---------------------------------------------------------------------------------- */
+
+static void on_timer(lws_sorted_usec_list_t *sul)
+{
+    session *s = lws_container_of(sul, session, timer);
+    const daemon_limits *lim = &s->srv->config.limits;
+
+    if (s->state == SESSION_CLOSING)
+        return;
+    if (!s->authenticated && monotonic_us() >= s->handshake_deadline_us)
+        send_error(s, PROTO_ERR_TIMEOUT, true, true, "no successful HELLO within %" PRIu32 " s",
+                   lim->handshake_timeout_s);
+    else if (s->rx_in_message)
+        send_error(s, PROTO_ERR_TIMEOUT, true, true, "message not completed within %" PRIu32 " s",
+                   lim->message_timeout_s);
+    else
+        send_error(s, PROTO_ERR_TIMEOUT, true, true, "idle for %" PRIu32 " s",
+                   lim->idle_timeout_s);
+}
+
+/* ---- Jobs ------------------------------------------------------------------------------------ */
+
+static void submit(session *s, job *j)
+{
+    if (worker_submit(s->srv->worker, j) != 0) {
+        job_free(j);
+        send_error(s, PROTO_ERR_BUSY, true, true, "server busy, try again later");
+        return;
+    }
+    s->job_pending = true;
+    update_flow(s);
+    update_timer(s);
+}
+
+static void on_enroll(session *s, proto_msg *msg)
+{
+    job *j;
+
+    if (msg->u.enroll.version != PROTO_VERSION) {
+        send_error(s, PROTO_ERR_VERSION, false, true, "protocol version %" PRIu32
+                   " not supported (server speaks %u)", msg->u.enroll.version, PROTO_VERSION);
+        proto_msg_free(msg);
+        return;
+    }
+    j = job_new(JOB_ENROLL, s->slot, s->id);
+    if (!j) {
+        proto_msg_free(msg);
+        send_error(s, PROTO_ERR_INTERNAL, true, true, "out of memory");
+        return;
+    }
+    j->request = msg;
+    submit(s, j);
+}
+
+static void on_hello(session *s, proto_msg *msg)
+{
+    job *j;
+
+    if (msg->u.hello.version != PROTO_VERSION) {
+        send_error(s, PROTO_ERR_VERSION, false, true, "protocol version %" PRIu32
+                   " not supported (server speaks %u)", msg->u.hello.version, PROTO_VERSION);
+        proto_msg_free(msg);
+        return;
+    }
+    j = job_new(JOB_AUTH, s->slot, s->id);
+    if (!j) {
+        proto_msg_free(msg);
+        send_error(s, PROTO_ERR_INTERNAL, true, true, "out of memory");
+        return;
+    }
+    j->request = msg;
+    submit(s, j);
+}
+
+static job *device_job(session *s, job_kind kind)
+{
+    job *j = job_new(kind, s->slot, s->id);
+
+    if (j && device_copy(&s->device, &j->device) != 0) {
+        job_free(j);
+        j = NULL;
+    }
+    if (!j)
+        send_error(s, PROTO_ERR_INTERNAL, true, true, "out of memory");
+    return j;
+}
+
+static void on_push(session *s, proto_msg *msg, size_t n_bytes)
+{
+    const proto_push *p = &msg->u.push;
+    const daemon_limits *lim = &s->srv->config.limits;
+    job *j;
+    int rc;
+
+    if (s->n_chunks == 0 && p->chunk != 0) {
+        send_error(s, PROTO_ERR_BAD_MESSAGE, false, true,
+                   "PUSH seq %" PRIu64 " starts at chunk %" PRIu32 ", expected chunk 0", p->seq,
+                   p->chunk);
+        proto_msg_free(msg);
+        return;
+    }
+    if (s->n_chunks > 0) {
+        const proto_push *first = &s->chunks[0]->u.push;
+        if (p->seq != first->seq || p->hlc != first->hlc || p->chunk != s->n_chunks) {
+            send_error(s, PROTO_ERR_BAD_MESSAGE, false, true,
+                       "PUSH seq %" PRIu64 " chunk %" PRIu32 " does not continue seq %" PRIu64
+                       " (expected chunk %" PRIu32 ")", p->seq, p->chunk, first->seq,
+                       s->n_chunks);
+            proto_msg_free(msg);
+            return;
+        }
+    }
+    if (s->txn_bytes + n_bytes > lim->max_transaction_bytes) {
+        send_error(s, PROTO_ERR_TOO_LARGE, false, true,
+                   "transaction seq %" PRIu64 " exceeds %zu bytes", p->seq,
+                   lim->max_transaction_bytes);
+        proto_msg_free(msg);
+        return;
+    }
+    if (s->n_chunks == s->cap_chunks) {
+        uint32_t cap = s->cap_chunks ? s->cap_chunks * 2 : 4;
+        proto_msg **grown = realloc(s->chunks, (size_t)cap * sizeof *grown);
+        if (!grown) {
+            proto_msg_free(msg);
+            send_error(s, PROTO_ERR_INTERNAL, true, true, "out of memory");
+            return;
+        }
+        s->chunks = grown;
+        s->cap_chunks = cap;
+    }
+    s->chunks[s->n_chunks++] = msg;
+    s->txn_bytes += n_bytes;
+    if (p->more)
+        return; /* chunks are not answered: keep reading */
+
+    j = device_job(s, JOB_PUSH);
+    if (!j)
+        return;
+    /* The job takes the chunks; the session starts the next transaction empty. */
+    j->chunks = s->chunks;
+    j->n_chunks = s->n_chunks;
+    s->chunks = NULL;
+    s->n_chunks = s->cap_chunks = 0;
+    s->txn_bytes = 0;
+    rc = job_join_chunks(j);
+    if (rc != 0) {
+        uint64_t seq = j->chunks[0]->u.push.seq;
+        job_free(j);
+        if (rc == -2)
+            send_error(s, PROTO_ERR_BAD_MESSAGE, false, true,
+                       "PUSH seq %" PRIu64 " gives one table two column counts", seq);
+        else
+            send_error(s, PROTO_ERR_INTERNAL, true, true, "out of memory");
+        return;
+    }
+    submit(s, j);
+}
+
+static void on_pull(session *s, proto_msg *msg)
+{
+    job *j;
+
+    if (s->n_chunks > 0) {
+        send_error(s, PROTO_ERR_BAD_MESSAGE, false, true,
+                   "PULL inside the unfinished PUSH seq %" PRIu64, s->chunks[0]->u.push.seq);
+        proto_msg_free(msg);
+        return;
+    }
+    j = device_job(s, JOB_PULL);
+    if (!j) {
+        proto_msg_free(msg);
+        return;
+    }
+    j->request = msg;
+    submit(s, j);
+}
+
+/* A store failure after authentication: transient ones keep the session. */
+static void store_failure(session *s, const job *j, const char *what)
+{
+    log_msg(j->rc == STORE_EREVOKED ? LOG_WARN : LOG_ERROR, "conn=%" PRIu64 " %s failed: %s", s->id, what,
+            j->errmsg[0] ? j->errmsg : "store error");
+    switch (j->rc) {
+    case STORE_EREVOKED: /* revoked while connected; its next HELLO learns about a wipe */
+        send_error(s, PROTO_ERR_REVOKED, false, true, "this device was revoked");
+        break;
+    case STORE_EFULL:
+        send_error(s, PROTO_ERR_STORE_FULL, true, false, "server storage full, try again later");
+        break;
+    case STORE_EBUSY:
+        send_error(s, PROTO_ERR_BUSY, true, false, "store busy, try again");
+        break;
+    default:
+        send_error(s, PROTO_ERR_INTERNAL, true, true, "server error during %s", what);
+        break;
+    }
+}
+
+static void count_auth_failure(session *s)
+{
+    if (lockout_record_failure(s->srv->lockout, s->peer, server_now_ms()))
+        log_msg(LOG_WARN, "peer=%s locked out for %" PRIu32 " s after %" PRIu32
+                " failed authentications", s->peer, s->srv->config.limits.lockout_duration_s,
+                s->srv->config.limits.lockout_failures);
+}
+
+static void enroll_done(session *s, job *j)
+{
+    if (j->rc == STORE_OK) {
+        log_msg(LOG_INFO, "conn=%" PRIu64 " peer=%s enrolled device=%s", s->id, s->peer,
+                j->enrolled_id);
+        queue_reply(s, &j->reply, false, true);
+        return;
+    }
+    if (j->rc == STORE_ECODE || j->rc == STORE_ENOTFOUND) {
+        log_msg(LOG_WARN, "conn=%" PRIu64 " peer=%s enroll refused: code unknown, used or expired",
+                s->id, s->peer);
+        count_auth_failure(s);
+        send_error(s, PROTO_ERR_ENROLL_CODE, false, true,
+                   "enrollment code unknown, already used or expired");
+        return;
+    }
+    store_failure(s, j, "enroll");
+}
+
+static void auth_done(session *s, job *j)
+{
+    char id_buf[41];
+    const char *device_id = loggable_id(j->request->u.hello.device_id, id_buf);
+
+    switch (j->rc) {
+    case STORE_OK:
+        if (device_copy(&j->device, &s->device) != 0) {
+            send_error(s, PROTO_ERR_INTERNAL, true, true, "out of memory");
+            return;
+        }
+        s->authenticated = true;
+        s->state = SESSION_READY;
+        log_msg(LOG_INFO, "conn=%" PRIu64 " peer=%s auth ok device=%s worker=%s teams=%" PRIu32
+                " acked_seq=%" PRIu64, s->id, s->peer, s->device.device_id, s->device.worker_id,
+                s->device.n_teams, s->device.acked_seq);
+        queue_reply(s, &j->reply, false, false);
+        return;
+    case STORE_EAUTH:
+    case STORE_ENOTFOUND:
+        log_msg(LOG_WARN, "conn=%" PRIu64 " peer=%s auth failed device=%s", s->id, s->peer,
+                device_id);
+        count_auth_failure(s);
+        send_error(s, PROTO_ERR_AUTH, false, true, "unknown device or wrong secret");
+        return;
+    case STORE_EREVOKED:
+        log_msg(LOG_WARN, "conn=%" PRIu64 " peer=%s auth refused device=%s: revoked%s", s->id,
+                s->peer, device_id, j->reply.len ? ", wipe ordered" : "");
+        if (j->reply.len > 0) {
+            s->state = SESSION_CLOSING;
+            lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, CLOSING_GRACE_S);
+            queue_reply(s, &j->reply, true, false);
+        } else {
+            send_error(s, PROTO_ERR_REVOKED, false, true, "this device was revoked");
+        }
+        return;
+    default:
+        store_failure(s, j, "authentication");
+        return;
+    }
+}
+
+static void push_done(session *s, job *j)
+{
+    const store_push_info *info = &j->push_info;
+
+    if (j->rc != STORE_OK) {
+        store_failure(s, j, "push");
+        return;
+    }
+    s->device.acked_seq = j->device.acked_seq;
+    s->n_pushes++;
+    log_msg(LOG_INFO, "conn=%" PRIu64 " device=%s push seq=%" PRIu64 " chunks=%" PRIu32
+            " result=%s rows=%" PRIu32 " conflicts=%" PRIu32 " server_seq=%" PRIu64
+            " store_ms=%" PRIu64 "%s", s->id, s->device.device_id, j->push.seq, j->n_chunks,
+            info->rejected ? "REJECT" : info->duplicate ? "ACK(duplicate)" : "ACK",
+            info->n_rows, info->n_conflicts, info->server_seq, j->run_us / 1000u,
+            info->hlc_clamped ? " hlc_clamped" : "");
+    queue_reply(s, &j->reply, false, false);
+}
+
+static void pull_done(session *s, job *j)
+{
+    const store_pull_info *info = &j->pull_info;
+
+    if (j->rc != STORE_OK) {
+        store_failure(s, j, "pull");
+        return;
+    }
+    s->n_pulls++;
+    log_msg(LOG_INFO, "conn=%" PRIu64 " device=%s pull cursor=%" PRIu64 " rows=%" PRIu32
+            " deleted=%" PRIu32 " removed=%" PRIu32 " next_cursor=%" PRIu64 " more=%d"
+            " store_ms=%" PRIu64, s->id, s->device.device_id, j->request->u.pull.cursor,
+            info->n_rows, info->n_deleted, info->n_removed, info->next_cursor,
+            info->more ? 1 : 0, j->run_us / 1000u);
+    queue_reply(s, &j->reply, false, false);
+}
+
+void session_job_done(session *s, job *j)
+{
+    s->job_pending = false;
+    if (s->state != SESSION_CLOSING) {
+        switch (j->kind) {
+        case JOB_ENROLL: enroll_done(s, j); break;
+        case JOB_AUTH: auth_done(s, j); break;
+        case JOB_PUSH: push_done(s, j); break;
+        case JOB_PULL: pull_done(s, j); break;
+        }
+    }
+    job_free(j);
+    update_flow(s);
+    update_timer(s);
+}
+
+/* ---- Receiving ------------------------------------------------------------------------------- */
+
+static void handle_message(session *s)
+{
+    proto_msg *msg = NULL;
+    char err[200];
+    int rc;
+
+    if (s->rx_text) {
+        send_error(s, PROTO_ERR_BAD_MESSAGE, false, true,
+                   "outpost.1 messages are binary frames, got a text frame");
+        return;
+    }
+    rc = proto_decode(s->rx, s->rx_len, &s->srv->proto_limits, &msg, err, sizeof err);
+    if (rc != PROTO_OK) {
+        send_error(s, rc == PROTO_ETOOBIG ? PROTO_ERR_TOO_LARGE : PROTO_ERR_BAD_MESSAGE, false,
+                   true, "cannot decode message (%s): %s", proto_strerror(rc), err);
+        return;
+    }
+
+    if (s->state == SESSION_GREETING) {
+        if (lockout_is_locked(s->srv->lockout, s->peer, server_now_ms()) &&
+            (msg->type == PROTO_MSG_HELLO || msg->type == PROTO_MSG_ENROLL)) {
+            send_error(s, PROTO_ERR_LOCKED_OUT, true, true,
+                       "too many failed attempts from this address, try again later");
+            proto_msg_free(msg);
+            return;
+        }
+        if (msg->type == PROTO_MSG_HELLO) {
+            on_hello(s, msg);
+            return;
+        }
+        if (msg->type == PROTO_MSG_ENROLL) {
+            on_enroll(s, msg);
+            return;
+        }
+        send_error(s, PROTO_ERR_BAD_MESSAGE, false, true,
+                   "the first message must be HELLO or ENROLL, got %s",
+                   proto_msg_type_name((uint32_t)msg->type));
+        proto_msg_free(msg);
+        return;
+    }
+    if (msg->type == PROTO_MSG_PUSH) {
+        on_push(s, msg, s->rx_len);
+        return;
+    }
+    if (msg->type == PROTO_MSG_PULL) {
+        on_pull(s, msg);
+        return;
+    }
+    send_error(s, PROTO_ERR_BAD_MESSAGE, false, true, "%s is not expected in a sync session",
+               proto_msg_type_name((uint32_t)msg->type));
+    proto_msg_free(msg);
+}
+
+int session_receive(session *s, const void *in, size_t len)
+{
+    size_t limit = s->srv->config.limits.max_message_bytes;
+
+    if (s->state == SESSION_CLOSING)
+        return 0; /* discard until the close handshake */
+    if (!s->rx_in_message) {
+        s->rx_in_message = true;
+        s->rx_len = 0;
+        s->rx_text = !lws_frame_is_binary(s->wsi);
+        update_timer(s);
+    }
+    if (len > limit - s->rx_len) {
+        send_error(s, PROTO_ERR_TOO_LARGE, false, true, "message exceeds %zu bytes", limit);
+        free(s->rx);
+        s->rx = NULL;
+        s->rx_len = s->rx_cap = 0;
+        s->rx_in_message = false;
+        return 0;
+    }
+    if (s->rx_len + len > s->rx_cap) {
+        size_t cap = s->rx_cap ? s->rx_cap : 4096;
+        uint8_t *grown;
+        while (cap < s->rx_len + len)
+            cap *= 2;
+        if (cap > limit)
+            cap = limit;
+        grown = realloc(s->rx, cap);
+        if (!grown) {
+            send_error(s, PROTO_ERR_INTERNAL, true, true, "out of memory");
+            return 0;
+        }
+        s->rx = grown;
+        s->rx_cap = cap;
+    }
+    if (len > 0)
+        memcpy(s->rx + s->rx_len, in, len);
+    s->rx_len += len;
+    if (!lws_is_final_fragment(s->wsi))
+        return 0;
+
+    s->rx_in_message = false;
+    handle_message(s);
+    /* Idle sessions keep no receive buffer: memory per idle connection stays small. */
+    free(s->rx);
+    s->rx = NULL;
+    s->rx_len = s->rx_cap = 0;
+    update_flow(s);
+    update_timer(s);
+    return 0;
+}
+
+/* ---- Lifetime -------------------------------------------------------------------------------- */
+
+int session_open(session *s, server *srv, struct lws *wsi)
+{
+    s->wsi = wsi;
+    s->srv = srv;
+    s->id = srv->next_session_id++;
+    s->state = SESSION_GREETING;
+    if (!lws_get_peer_simple(wsi, s->peer, sizeof s->peer))
+        snprintf(s->peer, sizeof s->peer, "unknown");
+    s->handshake_deadline_us =
+        monotonic_us() + (uint64_t)srv->config.limits.handshake_timeout_s * 1000000u;
+    if (server_slot_acquire(srv, s, &s->slot) != 0) {
+        log_msg(LOG_WARN, "conn=%" PRIu64 " peer=%s refused: %" PRIu32 " connections already",
+                s->id, s->peer, srv->config.limits.max_connections);
+        send_error(s, PROTO_ERR_BUSY, true, true, "server at its connection limit, try later");
+        return 0;
+    }
+    s->has_slot = true;
+    log_msg(LOG_INFO, "conn=%" PRIu64 " peer=%s open", s->id, s->peer);
+    update_timer(s);
+    return 0;
+}
+
+void session_close(session *s)
+{
+    if (!s->srv)
+        return; /* never opened */
+    lws_sul_cancel(&s->timer);
+    if (s->has_slot) {
+        server_slot_release(s->srv, s->slot);
+        s->has_slot = false;
+        log_msg(LOG_INFO, "conn=%" PRIu64 " peer=%s closed device=%s pushes=%" PRIu32
+                " pulls=%" PRIu32, s->id, s->peer,
+                s->authenticated ? s->device.device_id : "-", s->n_pushes, s->n_pulls);
+    }
+    drop_chunks(s);
+    free(s->chunks);
+    s->chunks = NULL;
+    free(s->rx);
+    s->rx = NULL;
+    drop_reply(s);
+    if (s->tx_sensitive)
+        secure_free(s->tx, LWS_PRE + s->tx_len);
+    else
+        free(s->tx);
+    s->tx = NULL;
+    device_release(&s->device);
+}

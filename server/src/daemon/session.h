@@ -1,0 +1,87 @@
+/*
+ * One device's sync session: the state machine behind a wss://HOST:PORT/sync connection.
+ *
+ *   GREETING --HELLO ok--> READY --(PUSH chunks, PULL)*--> ...
+ *      |  \--ENROLL ok--> GREETING (the device may HELLO on the same connection)
+ *      \--anything else, bad auth, lockout, timeout--> CLOSING
+ *
+ * At most one message is handled at a time: while a store job runs or a reply waits to be
+ * written, the connection is rx-flow-controlled, so a fast client is slowed down by TCP instead
+ * of making the server buffer. Replies go out only from the WRITEABLE callback, in fragments,
+ * with LWS_PRE headroom.
+ *
+ * The struct is lws's per-session data for the outpost.1 protocol (lws allocates and zeroes
+ * it). Service thread only.
+ */
+#ifndef OUTPOSTD_SESSION_H
+#define OUTPOSTD_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libwebsockets.h>
+
+#include "job.h"
+#include "server.h"
+
+typedef enum session_state {
+    SESSION_GREETING = 0, /* waiting for HELLO or ENROLL */
+    SESSION_READY,        /* authenticated: PUSH and PULL */
+    SESSION_CLOSING       /* a final message is queued; what arrives is discarded */
+} session_state;
+
+typedef struct session {
+    struct lws *wsi;
+    server *srv;
+    uint64_t id;
+    uint32_t slot;
+    bool has_slot;
+    char peer[64];
+    session_state state;
+    bool job_pending;
+    bool authenticated;
+    store_device device; /* the daemon's copy (device_copy) once authenticated */
+
+    /* Reassembly of one message from its fragments. */
+    uint8_t *rx;
+    size_t rx_len, rx_cap;
+    bool rx_in_message;
+    bool rx_text;
+
+    /* The PUSH chunks of one transaction so far. */
+    proto_msg **chunks;
+    uint32_t n_chunks, cap_chunks;
+    size_t txn_bytes;
+
+    /* Sending: the queued reply, then the message being written. */
+    proto_buf reply;
+    bool reply_closes, reply_sensitive;
+    uint8_t *tx; /* LWS_PRE + tx_len bytes */
+    size_t tx_len, tx_off;
+    bool tx_closes, tx_sensitive;
+    bool notify_pending;
+    uint64_t notify_seq;
+
+    /* The one deadline that applies now: handshake, message or idle. */
+    lws_sorted_usec_list_t timer;
+    uint64_t handshake_deadline_us;
+
+    uint32_t n_pushes, n_pulls;
+} session;
+
+int session_open(session *s, server *srv, struct lws *wsi);
+int session_receive(session *s, const void *in, size_t len);
+int session_writeable(session *s);
+void session_close(session *s);
+
+/* Takes ownership of a finished job this session submitted. */
+void session_job_done(session *s, job *j);
+
+/* Tells the session's device that rows in its scope changed (coalesced). */
+void session_notify(session *s, uint64_t server_seq);
+
+/* Whether any of the session's teams is in teams[0..n). */
+bool session_in_teams(const session *s, const char (*teams)[64], uint32_t n);
+
+#endif /* OUTPOSTD_SESSION_H */

@@ -1,0 +1,176 @@
+#include "worker.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+
+struct worker {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wakeup;
+    bool stopping;
+    job *queue_head, *queue_tail;
+    job *done_head, *done_tail;
+    uint32_t in_flight; /* submitted and not yet collected */
+    uint32_t queue_depth;
+    store *st;
+    job_env env;
+    void (*wake)(void *);
+    void *wake_arg;
+};
+
+static uint64_t monotonic_us(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static void free_list(job *j)
+{
+    while (j) {
+        job *next = j->next;
+        job_free(j);
+        j = next;
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    worker *w = arg;
+
+    pthread_mutex_lock(&w->lock);
+    for (;;) {
+        job *j;
+        while (!w->stopping && !w->queue_head)
+            pthread_cond_wait(&w->wakeup, &w->lock);
+        if (w->stopping)
+            break;
+        j = w->queue_head;
+        w->queue_head = j->next;
+        if (!w->queue_head)
+            w->queue_tail = NULL;
+        j->next = NULL;
+        pthread_mutex_unlock(&w->lock);
+
+        {
+            uint64_t t0 = monotonic_us();
+            job_run(j, w->st, &w->env);
+            j->run_us = monotonic_us() - t0;
+        }
+
+        pthread_mutex_lock(&w->lock);
+        if (w->done_tail)
+            w->done_tail->next = j;
+        else
+            w->done_head = j;
+        w->done_tail = j;
+        pthread_mutex_unlock(&w->lock);
+        w->wake(w->wake_arg);
+        pthread_mutex_lock(&w->lock);
+    }
+    pthread_mutex_unlock(&w->lock);
+    return NULL;
+}
+
+int worker_start(const char *store_path, uint32_t queue_depth, const job_env *env,
+                 void (*wake)(void *wake_arg), void *wake_arg, worker **out_worker, char *err,
+                 size_t err_size)
+{
+    worker *w = calloc(1, sizeof *w);
+    sigset_t blocked, previous;
+    int rc;
+
+    if (!w) {
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    if (store_open(store_path, false, &w->st, err, err_size) != STORE_OK) {
+        free(w);
+        return -1;
+    }
+    w->queue_depth = queue_depth;
+    w->env = *env;
+    w->wake = wake;
+    w->wake_arg = wake_arg;
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->wakeup, NULL);
+
+    /* The new thread inherits this mask: signals then go to the service thread, whose poll()
+     * they interrupt. */
+    sigemptyset(&blocked);
+    sigaddset(&blocked, SIGINT);
+    sigaddset(&blocked, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &blocked, &previous);
+    rc = pthread_create(&w->thread, NULL, worker_main, w);
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    if (rc != 0) {
+        snprintf(err, err_size, "cannot start the worker thread");
+        store_close(w->st);
+        pthread_cond_destroy(&w->wakeup);
+        pthread_mutex_destroy(&w->lock);
+        free(w);
+        return -1;
+    }
+    *out_worker = w;
+    return 0;
+}
+
+int worker_submit(worker *w, job *j)
+{
+    int rc = -1;
+
+    pthread_mutex_lock(&w->lock);
+    if (!w->stopping && w->in_flight < w->queue_depth) {
+        struct timespec now;
+        clock_gettime(CLOCK_REALTIME, &now);
+        j->now_ms = (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
+        j->next = NULL;
+        if (w->queue_tail)
+            w->queue_tail->next = j;
+        else
+            w->queue_head = j;
+        w->queue_tail = j;
+        w->in_flight++;
+        pthread_cond_signal(&w->wakeup);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&w->lock);
+    return rc;
+}
+
+job *worker_take_done(worker *w)
+{
+    job *list, *j;
+
+    pthread_mutex_lock(&w->lock);
+    list = w->done_head;
+    w->done_head = w->done_tail = NULL;
+    for (j = list; j; j = j->next)
+        w->in_flight--;
+    pthread_mutex_unlock(&w->lock);
+    return list;
+}
+
+void worker_stop(worker *w)
+{
+    if (!w)
+        return;
+    pthread_mutex_lock(&w->lock);
+    w->stopping = true;
+    pthread_cond_signal(&w->wakeup);
+    pthread_mutex_unlock(&w->lock);
+    pthread_join(w->thread, NULL);
+
+    free_list(w->queue_head);
+    free_list(w->done_head);
+    store_close(w->st);
+    pthread_cond_destroy(&w->wakeup);
+    pthread_mutex_destroy(&w->lock);
+    free(w);
+}

@@ -1,0 +1,86 @@
+/*
+ * A real outpostd for integration tests: a temporary directory with development certificates
+ * (certs-example/make-dev-certs.sh), a central store prepared through the store API (schema,
+ * teams t1 and t2, workers w1 in t1, w2 in t2, w12 in both), a config, and the daemon itself on
+ * a free 127.0.0.1 port (port 0, read back from its log).
+ */
+#ifndef OUTPOST_DAEMON_FIXTURE_H
+#define OUTPOST_DAEMON_FIXTURE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "outpost/proto.h"
+
+typedef struct daemon_fixture {
+    char dir[256];
+    char ca_path[320];
+    char store_path[320];
+    char config_path[320];
+    char log_path[320];
+    pid_t pid;
+    uint16_t port;
+} daemon_fixture;
+
+/* Column layout of the test table: CREATE TABLE contacts (id TEXT PRIMARY KEY, team_id TEXT
+ * NOT NULL, name TEXT, note TEXT), scope team_id. */
+#define FIXTURE_TABLE "contacts"
+#define FIXTURE_N_COLUMNS 4u
+
+/* Makes the directory, certificates, store and config; extra_limits is appended to the
+ * [limits] section ("key = value" lines, may be NULL). Returns 0 or -1. */
+int fixture_create(daemon_fixture *fx, const char *extra_limits);
+
+/* Starts outpostd and waits until it listens; fills fx->port. Returns 0 or -1. */
+int fixture_start(daemon_fixture *fx);
+
+/* SIGTERM and wait; returns the exit status (-1 when it did not exit normally in time). */
+int fixture_stop(daemon_fixture *fx);
+
+/* SIGKILL and reap. */
+void fixture_kill(daemon_fixture *fx);
+
+/* Stops the daemon if running and removes the directory. */
+void fixture_destroy(daemon_fixture *fx);
+
+/* A fresh enrollment code for worker_id (24 h). Returns 0 or -1. */
+int fixture_enroll_code(const daemon_fixture *fx, const char *worker_id, char out_code[32]);
+
+/* Revokes a device, with or without a wipe order. Returns 0 or -1. */
+int fixture_revoke(const daemon_fixture *fx, const char *device_id, bool wipe);
+
+/* Whether the daemon's log contains text. */
+bool fixture_log_contains(const daemon_fixture *fx, const char *text);
+
+/* Makes development certificates in dir (ca.pem, server.pem, server.key). Returns 0 or -1. */
+int fixture_make_certs(const char *dir);
+
+/* Runs outpostd with config_path and returns its exit status; its stderr goes to out (up to
+ * out_size bytes, NUL-terminated). Used for config errors. */
+int fixture_run_outpostd(const char *config_path, char *out, size_t out_size);
+
+/* A device as the tests hold it. */
+typedef struct test_device {
+    char id[40];
+    uint8_t secret[32];
+} test_device;
+
+struct testclient;
+
+/* Enrolls a new device for worker_id over the wire. Returns 0 or -1. */
+int fixture_enroll_device(const daemon_fixture *fx, const char *worker_id, test_device *out_dev);
+
+/* Connects and authenticates; returns the connected client (WELCOME consumed) or NULL.
+ * out_welcome_acked may be NULL. */
+struct testclient *fixture_hello(const daemon_fixture *fx, const test_device *dev,
+                                 uint64_t *out_welcome_acked);
+
+/* Builds a PUSH of INSERTs of rows (id, team_id, name, note) — n_rows of them — as one chunk.
+ * The strings must outlive the message. Free with fixture_push_free. */
+proto_msg *fixture_insert_push(uint64_t seq, uint32_t n_rows, const char *const *ids,
+                               const char *team_id, const char *name);
+void fixture_push_free(proto_msg *msg);
+
+#endif /* OUTPOST_DAEMON_FIXTURE_H */

@@ -1,0 +1,915 @@
+/*
+ * outpostd end to end over real TLS on 127.0.0.1: enrollment, authentication, push, ACK, pull,
+ * NOTIFY, scope, revocation, bad input, limits and lockout. Each group starts its own daemon
+ * (fresh certificates, store and port) because limits such as lockout are per address and every
+ * test client comes from 127.0.0.1.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "daemon_fixture.h"
+#include "testclient.h"
+
+#define T_MS 10000
+
+static daemon_fixture main_fx; /* default limits except a small message size */
+static daemon_fixture limits_fx; /* tight limits: lockout, connections, timeouts */
+
+static int setup_main(void **state)
+{
+    (void)state;
+    if (fixture_create(&main_fx,
+                       "max_message_bytes = 65536\nmax_transaction_bytes = 200000\n") != 0)
+        return -1;
+    return fixture_start(&main_fx);
+}
+
+static int teardown_main(void **state)
+{
+    int status;
+
+    (void)state;
+    if (main_fx.pid <= 0) { /* setup failed: it has reported why */
+        fixture_destroy(&main_fx);
+        return 0;
+    }
+    status = fixture_stop(&main_fx);
+    /* SIGTERM is a clean stop: exit status 0 and a final log line. */
+    if (status != 0 || !fixture_log_contains(&main_fx, "outpostd stopped")) {
+        fprintf(stderr, "outpostd did not stop cleanly (status %d); log in %s\n", status,
+                main_fx.log_path);
+        return -1;
+    }
+    fixture_destroy(&main_fx);
+    return 0;
+}
+
+static int setup_limits(void **state)
+{
+    (void)state;
+    if (fixture_create(&limits_fx, "lockout_failures = 3\nlockout_window_s = 60\n"
+                                   "lockout_duration_s = 60\nmax_connections = 3\n"
+                                   "handshake_timeout_s = 2\nmessage_timeout_s = 1\n"
+                                   "idle_timeout_s = 2\nqueue_depth = 1\n") != 0)
+        return -1;
+    return fixture_start(&limits_fx);
+}
+
+static int teardown_limits(void **state)
+{
+    int status;
+
+    (void)state;
+    if (limits_fx.pid <= 0) {
+        fixture_destroy(&limits_fx);
+        return 0;
+    }
+    status = fixture_stop(&limits_fx);
+    if (status != 0) {
+        fprintf(stderr, "outpostd did not stop cleanly (status %d); log in %s\n", status,
+                limits_fx.log_path);
+        return -1;
+    }
+    fixture_destroy(&limits_fx);
+    return 0;
+}
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+/* A HELLO for dev at schema version 0; wrong devices are made by changing dev first. */
+static proto_msg hello_for(const test_device *dev)
+{
+    proto_msg m;
+
+    memset(&m, 0, sizeof m);
+    m.type = PROTO_MSG_HELLO;
+    m.u.hello.version = PROTO_VERSION;
+    m.u.hello.device_id = dev->id;
+    memcpy(m.u.hello.secret, dev->secret, sizeof dev->secret);
+    return m;
+}
+
+static void expect_error(testclient *tc, proto_error_code code, bool closes)
+{
+    proto_msg *m = NULL;
+
+    assert_int_equal(testclient_recv_type(tc, PROTO_MSG_ERROR, T_MS, &m), 0);
+    assert_int_equal(m->type, PROTO_MSG_ERROR);
+    assert_int_equal(m->u.error.code, code);
+    assert_non_null(m->u.error.message);
+    assert_true(strlen(m->u.error.message) > 0);
+    proto_msg_free(m);
+    if (closes)
+        assert_true(testclient_wait_closed(tc, T_MS));
+}
+
+static void push_and_expect_ack(testclient *tc, uint64_t seq, const char *id, const char *team,
+                                const char *name, uint64_t *out_server_seq)
+{
+    const char *ids[1] = {id};
+    proto_msg *push = fixture_insert_push(seq, 1, ids, team, name);
+    proto_msg *reply = NULL;
+
+    assert_non_null(push);
+    assert_int_equal(testclient_send(tc, push, T_MS), 0);
+    fixture_push_free(push);
+    assert_int_equal(testclient_recv_type(tc, PROTO_MSG_ACK, T_MS, &reply), 0);
+    assert_int_equal(reply->type, PROTO_MSG_ACK);
+    assert_int_equal(reply->u.ack.seq, seq);
+    if (out_server_seq)
+        *out_server_seq = reply->u.ack.server_seq;
+    proto_msg_free(reply);
+}
+
+/* Pulls everything from cursor 0; returns how many contacts rows have the given id (0 or 1) and
+ * the value of their name column in name_out. */
+static int pull_find(testclient *tc, const char *id, char *name_out, size_t name_size)
+{
+    uint64_t cursor = 0;
+    int found = 0;
+    bool more = true;
+
+    while (more) {
+        proto_msg req, *rows = NULL;
+        memset(&req, 0, sizeof req);
+        req.type = PROTO_MSG_PULL;
+        req.u.pull.cursor = cursor;
+        req.u.pull.limit = 500;
+        assert_int_equal(testclient_send(tc, &req, T_MS), 0);
+        assert_int_equal(testclient_recv_type(tc, PROTO_MSG_ROWS, T_MS, &rows), 0);
+        assert_int_equal(rows->type, PROTO_MSG_ROWS);
+        for (uint32_t t = 0; t < rows->u.rows.n_tables; t++) {
+            const proto_table_rows *tr = &rows->u.rows.tables[t];
+            if (strcmp(tr->table, FIXTURE_TABLE) != 0)
+                continue;
+            for (uint32_t r = 0; r < tr->n_rows; r++) {
+                const proto_value *v = tr->rows + (size_t)r * tr->n_columns;
+                if (v[0].type == PROTO_TEXT && v[0].u.b.n == strlen(id) &&
+                    memcmp(v[0].u.b.p, id, v[0].u.b.n) == 0) {
+                    found++;
+                    if (name_out && v[2].type == PROTO_TEXT && v[2].u.b.n < name_size) {
+                        memcpy(name_out, v[2].u.b.p, v[2].u.b.n);
+                        name_out[v[2].u.b.n] = '\0';
+                    }
+                }
+            }
+        }
+        more = rows->u.rows.more;
+        cursor = rows->u.rows.cursor;
+        proto_msg_free(rows);
+    }
+    return found;
+}
+
+static testclient *connect_or_fail(const daemon_fixture *fx)
+{
+    testclient *tc = NULL;
+    char err[256];
+
+    if (testclient_connect(fx->port, fx->ca_path, T_MS, &tc, err, sizeof err) != 0)
+        fail_msg("connect: %s", err);
+    return tc;
+}
+
+/* ---- main group --------------------------------------------------------------------------- */
+
+static void test_sync_enroll_push_pull_notify(void **state)
+{
+    test_device a, b;
+    testclient *ca, *cb;
+    proto_msg *notify = NULL;
+    uint64_t acked = 99, server_seq = 0;
+    char name[64] = "";
+    const char *secret_name = "Zanele-Record-Content-7731";
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&main_fx, "w1", &a), 0);
+    assert_int_equal(fixture_enroll_device(&main_fx, "w1", &b), 0);
+    assert_string_not_equal(a.id, b.id);
+
+    ca = fixture_hello(&main_fx, &a, &acked);
+    assert_non_null(ca);
+    assert_int_equal(acked, 0);
+    cb = fixture_hello(&main_fx, &b, NULL);
+    assert_non_null(cb);
+
+    push_and_expect_ack(ca, 1, "c-0001", "t1", secret_name, &server_seq);
+    assert_true(server_seq > 0);
+
+    /* B is in the same team: it is told, and its pull brings the row. */
+    assert_int_equal(testclient_recv(cb, T_MS, &notify), 0);
+    assert_int_equal(notify->type, PROTO_MSG_NOTIFY);
+    assert_true(notify->u.notify.server_seq >= server_seq);
+    proto_msg_free(notify);
+    assert_int_equal(pull_find(cb, "c-0001", name, sizeof name), 1);
+    assert_string_equal(name, secret_name);
+
+    /* The same entry again (a resend after a cut) is acknowledged and not applied twice. */
+    push_and_expect_ack(ca, 1, "c-0001", "t1", secret_name, NULL);
+    assert_int_equal(pull_find(cb, "c-0001", NULL, 0), 1);
+
+    testclient_close(ca);
+    testclient_close(cb);
+
+    /* A reconnecting device learns what the server already has, and how far the log goes. */
+    ca = connect_or_fail(&main_fx);
+    {
+        proto_msg hello, *welcome = NULL;
+        hello = hello_for(&a);
+        assert_int_equal(testclient_send(ca, &hello, T_MS), 0);
+        assert_int_equal(testclient_recv(ca, T_MS, &welcome), 0);
+        assert_int_equal(welcome->type, PROTO_MSG_WELCOME);
+        assert_int_equal(welcome->u.welcome.acked_seq, 1);
+        assert_true(welcome->u.welcome.server_seq >= server_seq);
+        proto_msg_free(welcome);
+    }
+    testclient_close(ca);
+
+    /* Counts and ids reach the log; record contents never do. */
+    assert_true(fixture_log_contains(&main_fx, "push seq=1"));
+    assert_true(fixture_log_contains(&main_fx, "auth ok device="));
+    assert_false(fixture_log_contains(&main_fx, secret_name));
+}
+
+static char *read_text_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char *text = calloc(1, 65536);
+    size_t n;
+
+    assert_non_null(f);
+    assert_non_null(text);
+    n = fread(text, 1, 65535, f);
+    fclose(f);
+    text[n] = '\0';
+    return text;
+}
+
+static void test_sync_enrolled_and_welcome_carry_pin_and_schema(void **state)
+{
+    testclient *tc = connect_or_fail(&main_fx);
+    proto_msg msg, *reply = NULL;
+    char code[32], *ca_pem = read_text_file(main_fx.ca_path);
+    test_device dev;
+
+    (void)state;
+    assert_int_equal(fixture_enroll_code(&main_fx, "w1", code), 0);
+    memset(&msg, 0, sizeof msg);
+    msg.type = PROTO_MSG_ENROLL;
+    msg.u.enroll.version = PROTO_VERSION;
+    msg.u.enroll.code = code;
+    assert_int_equal(testclient_send(tc, &msg, T_MS), 0);
+    assert_int_equal(testclient_recv(tc, T_MS, &reply), 0);
+    assert_int_equal(reply->type, PROTO_MSG_ENROLLED);
+    /* The CA the device pins is exactly the configured one; the schema names the table. */
+    assert_string_equal(reply->u.enrolled.ca_pem, ca_pem);
+    assert_int_equal(reply->u.enrolled.schema.n_tables, 1);
+    assert_string_equal(reply->u.enrolled.schema.tables[0].name, FIXTURE_TABLE);
+    assert_int_equal(reply->u.enrolled.schema.tables[0].n_columns, FIXTURE_N_COLUMNS);
+    snprintf(dev.id, sizeof dev.id, "%s", reply->u.enrolled.device_id);
+    memcpy(dev.secret, reply->u.enrolled.secret, 32);
+    proto_msg_free(reply);
+
+    /* The code is single use. */
+    assert_int_equal(testclient_send(tc, &msg, T_MS), 0);
+    expect_error(tc, PROTO_ERR_ENROLL_CODE, true);
+    testclient_close(tc);
+
+    /* A device on schema version 0 gets the schema in WELCOME; one that is current does not. */
+    msg = hello_for(&dev);
+    for (int round = 0; round < 2; round++) {
+        uint32_t version;
+        tc = connect_or_fail(&main_fx);
+        assert_int_equal(testclient_send(tc, &msg, T_MS), 0);
+        assert_int_equal(testclient_recv(tc, T_MS, &reply), 0);
+        assert_int_equal(reply->type, PROTO_MSG_WELCOME);
+        version = reply->u.welcome.schema_version;
+        assert_true(version >= 1);
+        if (round == 0) {
+            assert_true(reply->u.welcome.has_schema);
+            assert_string_equal(reply->u.welcome.schema.tables[0].name, FIXTURE_TABLE);
+        } else {
+            assert_false(reply->u.welcome.has_schema);
+        }
+        msg.u.hello.schema_version = version;
+        proto_msg_free(reply);
+        testclient_close(tc);
+    }
+    free(ca_pem);
+}
+
+/* Runs `openssl s_client` against the daemon; returns the negotiated "Protocol, Cipher" line
+ * or "" when the handshake failed. */
+static void s_client(const char *args, char *out, size_t out_size)
+{
+    char cmd[1024], line[512];
+    FILE *p;
+
+    snprintf(cmd, sizeof cmd,
+             "echo | openssl s_client -connect 127.0.0.1:%u -CAfile %s %s 2>/dev/null",
+             (unsigned)main_fx.port, main_fx.ca_path, args);
+    out[0] = '\0';
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    while (fgets(line, sizeof line, p)) {
+        const char *c = strstr(line, ", Cipher is ");
+        if (c && strstr(line, "(NONE)") == NULL) {
+            snprintf(out, out_size, "%s", line);
+            out[strcspn(out, "\n")] = '\0';
+        }
+    }
+    pclose(p);
+}
+
+static void test_tls_policy_versions_and_suites(void **state)
+{
+    char got[512];
+
+    (void)state;
+    if (system("command -v openssl >/dev/null 2>&1") != 0)
+        skip();
+    s_client("-tls1_3", got, sizeof got);
+    assert_non_null(strstr(got, "TLSv1.3"));
+    s_client("-tls1_2", got, sizeof got);
+    assert_non_null(strstr(got, "TLSv1.2, Cipher is ECDHE-ECDSA-"));
+    assert_true(strstr(got, "GCM") != NULL || strstr(got, "CHACHA20") != NULL);
+    /* Nothing older than 1.2, no CBC, no key exchange without ECDHE. */
+    s_client("-tls1_1", got, sizeof got);
+    assert_string_equal(got, "");
+    s_client("-tls1_2 -cipher ECDHE-ECDSA-AES128-SHA256", got, sizeof got);
+    assert_string_equal(got, "");
+    s_client("-tls1_2 -cipher ECDHE-ECDSA-AES256-SHA", got, sizeof got);
+    assert_string_equal(got, "");
+    s_client("-tls1_2 -cipher AES128-GCM-SHA256", got, sizeof got);
+    assert_string_equal(got, "");
+    s_client("-tls1_3 -groups ffdhe2048", got, sizeof got);
+    assert_string_equal(got, "");
+}
+
+static void test_sync_chunked_push_is_one_transaction(void **state)
+{
+    test_device d;
+    testclient *tc;
+    const char *ids[3] = {"chunk-a", "chunk-b", "chunk-c"};
+    proto_msg *reply = NULL;
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&main_fx, "w1", &d), 0);
+    tc = fixture_hello(&main_fx, &d, NULL);
+    assert_non_null(tc);
+    for (uint32_t c = 0; c < 3; c++) {
+        proto_msg *push = fixture_insert_push(1, 1, &ids[c], "t1", "chunked");
+        push->u.push.chunk = c;
+        push->u.push.more = c < 2;
+        push->u.push.hlc = PROTO_HLC_MAKE(1700000000000ull, 1);
+        assert_int_equal(testclient_send(tc, push, T_MS), 0);
+        fixture_push_free(push);
+    }
+    assert_int_equal(testclient_recv_type(tc, PROTO_MSG_ACK, T_MS, &reply), 0);
+    assert_int_equal(reply->type, PROTO_MSG_ACK);
+    assert_int_equal(reply->u.ack.seq, 1);
+    proto_msg_free(reply);
+    testclient_close(tc);
+    /* Another device of the team sees all three rows (a pull never echoes one's own). */
+    assert_int_equal(fixture_enroll_device(&main_fx, "w1", &d), 0);
+    tc = fixture_hello(&main_fx, &d, NULL);
+    assert_non_null(tc);
+    for (uint32_t c = 0; c < 3; c++)
+        assert_int_equal(pull_find(tc, ids[c], NULL, 0), 1);
+    testclient_close(tc);
+}
+
+static void test_sync_wrong_secret_is_refused(void **state)
+{
+    test_device d;
+    testclient *tc;
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&main_fx, "w1", &d), 0);
+    d.secret[0] ^= 0x5a;
+    assert_null(fixture_hello(&main_fx, &d, NULL));
+
+    /* The same, looking at the reply. */
+    tc = connect_or_fail(&main_fx);
+    {
+        proto_msg hello;
+        hello = hello_for(&d);
+        assert_int_equal(testclient_send(tc, &hello, T_MS), 0);
+    }
+    expect_error(tc, PROTO_ERR_AUTH, true);
+    testclient_close(tc);
+    assert_true(fixture_log_contains(&main_fx, "auth failed device="));
+}
+
+static void test_sync_bad_enroll_code_is_refused(void **state)
+{
+    testclient *tc = connect_or_fail(&main_fx);
+    proto_msg msg;
+
+    (void)state;
+    memset(&msg, 0, sizeof msg);
+    msg.type = PROTO_MSG_ENROLL;
+    msg.u.enroll.version = PROTO_VERSION;
+    msg.u.enroll.code = "AAAAA-BBBBB-CCCCC-DDDDD";
+    assert_int_equal(testclient_send(tc, &msg, T_MS), 0);
+    expect_error(tc, PROTO_ERR_ENROLL_CODE, true);
+    testclient_close(tc);
+}
+
+static void test_sync_bad_input_answered_while_good_client_syncs(void **state)
+{
+    static const uint8_t not_msgpack[] = {0xc1, 0xc1, 0xc1};
+    static const uint8_t hostile_length[] = {0xdd, 0xff, 0xff, 0xff, 0xff};
+    test_device good;
+    testclient *gc, *bad;
+    proto_msg hello;
+    proto_buf enc = {0};
+    uint8_t *big;
+    uint64_t seq = 1;
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&main_fx, "w1", &good), 0);
+    gc = fixture_hello(&main_fx, &good, NULL);
+    assert_non_null(gc);
+
+    /* Oversize: 100 KiB against a 64 KiB limit, in fragments. */
+    big = calloc(1, 100 * 1024);
+    assert_non_null(big);
+    bad = connect_or_fail(&main_fx);
+    /* The server may cut the connection before the last fragments leave: the send result does
+     * not matter, the ERROR that precedes the close does. */
+    (void)testclient_send_raw(bad, big, 100 * 1024, 8192, true, false, T_MS);
+    expect_error(bad, PROTO_ERR_TOO_LARGE, true);
+    testclient_close(bad);
+    free(big);
+    push_and_expect_ack(gc, seq++, "good-1", "t1", "n", NULL);
+
+    /* Truncated: a HELLO missing its last bytes. */
+    hello = hello_for(&good);
+    assert_int_equal(proto_encode(&hello, &enc), PROTO_OK);
+    bad = connect_or_fail(&main_fx);
+    assert_int_equal(testclient_send_raw(bad, enc.data, enc.len - 5, 0, true, false, T_MS), 0);
+    expect_error(bad, PROTO_ERR_BAD_MESSAGE, true);
+    testclient_close(bad);
+    push_and_expect_ack(gc, seq++, "good-2", "t1", "n", NULL);
+
+    /* Not MessagePack at all, and a declared length far beyond the bytes sent. */
+    bad = connect_or_fail(&main_fx);
+    assert_int_equal(
+        testclient_send_raw(bad, not_msgpack, sizeof not_msgpack, 0, true, false, T_MS), 0);
+    expect_error(bad, PROTO_ERR_BAD_MESSAGE, true);
+    testclient_close(bad);
+    bad = connect_or_fail(&main_fx);
+    assert_int_equal(
+        testclient_send_raw(bad, hostile_length, sizeof hostile_length, 0, true, false, T_MS),
+        0);
+    {
+        proto_msg *m = NULL;
+        assert_int_equal(testclient_recv(bad, T_MS, &m), 0);
+        assert_int_equal(m->type, PROTO_MSG_ERROR);
+        assert_true(m->u.error.code == PROTO_ERR_BAD_MESSAGE ||
+                    m->u.error.code == PROTO_ERR_TOO_LARGE);
+        proto_msg_free(m);
+    }
+    testclient_close(bad);
+    push_and_expect_ack(gc, seq++, "good-3", "t1", "n", NULL);
+
+    /* A text frame, and a valid message out of order (PULL before HELLO). */
+    bad = connect_or_fail(&main_fx);
+    assert_int_equal(testclient_send_raw(bad, (const uint8_t *)"hello", 5, 0, true, true, T_MS), 0);
+    expect_error(bad, PROTO_ERR_BAD_MESSAGE, true);
+    testclient_close(bad);
+    bad = connect_or_fail(&main_fx);
+    {
+        proto_msg pull;
+        memset(&pull, 0, sizeof pull);
+        pull.type = PROTO_MSG_PULL;
+        assert_int_equal(testclient_send(bad, &pull, T_MS), 0);
+    }
+    expect_error(bad, PROTO_ERR_BAD_MESSAGE, true);
+    testclient_close(bad);
+
+    /* A good message cut into 7-byte fragments is reassembled. */
+    {
+        test_device d2;
+        proto_msg *reply = NULL;
+        assert_int_equal(fixture_enroll_device(&main_fx, "w1", &d2), 0);
+        hello = hello_for(&d2);
+        proto_buf_free(&enc);
+        assert_int_equal(proto_encode(&hello, &enc), PROTO_OK);
+        bad = connect_or_fail(&main_fx);
+        assert_int_equal(testclient_send_raw(bad, enc.data, enc.len, 7, true, false, T_MS), 0);
+        assert_int_equal(testclient_recv(bad, T_MS, &reply), 0);
+        assert_int_equal(reply->type, PROTO_MSG_WELCOME);
+        proto_msg_free(reply);
+        testclient_close(bad);
+    }
+    proto_buf_free(&enc);
+
+    push_and_expect_ack(gc, seq++, "good-4", "t1", "n", NULL);
+    testclient_close(gc);
+    {
+        test_device checker;
+        testclient *cc;
+        assert_int_equal(fixture_enroll_device(&main_fx, "w1", &checker), 0);
+        cc = fixture_hello(&main_fx, &checker, NULL);
+        assert_non_null(cc);
+        for (int i = 1; i <= 4; i++) {
+            char id[16];
+            snprintf(id, sizeof id, "good-%d", i);
+            assert_int_equal(pull_find(cc, id, NULL, 0), 1);
+        }
+        testclient_close(cc);
+    }
+}
+
+static void test_sync_transaction_over_limit_is_too_large(void **state)
+{
+    test_device d;
+    testclient *tc;
+    const char *ids[1] = {"big-chunk"};
+    char *name = malloc(60000);
+    uint32_t c;
+
+    (void)state;
+    assert_non_null(name);
+    memset(name, 'x', 59999);
+    name[59999] = '\0';
+    assert_int_equal(fixture_enroll_device(&main_fx, "w1", &d), 0);
+    tc = fixture_hello(&main_fx, &d, NULL);
+    assert_non_null(tc);
+    /* 60 KB chunks against max_transaction_bytes = 200000: the fourth crosses it. */
+    for (c = 0; c < 4; c++) {
+        proto_msg *push = fixture_insert_push(1, 1, ids, "t1", name);
+        int sent;
+        push->u.push.chunk = c;
+        push->u.push.more = true;
+        push->u.push.hlc = PROTO_HLC_MAKE(1700000000000ull, 2);
+        sent = testclient_send(tc, push, T_MS);
+        if (c < 3) /* the fourth may meet the server's close */
+            assert_int_equal(sent, 0);
+        fixture_push_free(push);
+    }
+    expect_error(tc, PROTO_ERR_TOO_LARGE, true);
+    testclient_close(tc);
+    free(name);
+}
+
+static void test_sync_scope_isolation(void **state)
+{
+    test_device one, two, two_b, both;
+    testclient *c1, *c2, *c2b, *c12;
+    proto_msg *reply = NULL;
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&main_fx, "w1", &one), 0);
+    assert_int_equal(fixture_enroll_device(&main_fx, "w2", &two), 0);
+    assert_int_equal(fixture_enroll_device(&main_fx, "w2", &two_b), 0);
+    assert_int_equal(fixture_enroll_device(&main_fx, "w12", &both), 0);
+    c1 = fixture_hello(&main_fx, &one, NULL);
+    c2 = fixture_hello(&main_fx, &two, NULL);
+    c2b = fixture_hello(&main_fx, &two_b, NULL);
+    c12 = fixture_hello(&main_fx, &both, NULL);
+    assert_non_null(c1);
+    assert_non_null(c2);
+    assert_non_null(c2b);
+    assert_non_null(c12);
+    push_and_expect_ack(c1, 1, "scope-t1", "t1", "team one only", NULL);
+    /* NOTIFY follows scope too: team two's devices hear nothing of team one's write... */
+    assert_int_equal(testclient_recv(c2b, 300, &reply), -1);
+    push_and_expect_ack(c2, 1, "scope-t2", "t2", "team two only", NULL);
+    /* ... and are told about their own team's. */
+    assert_int_equal(testclient_recv(c2b, T_MS, &reply), 0);
+    assert_int_equal(reply->type, PROTO_MSG_NOTIFY);
+    proto_msg_free(reply);
+    reply = NULL;
+
+    /* A team-two device sees team two's row and none of team one's, and the other way round; a
+     * worker in both teams sees both. */
+    assert_int_equal(pull_find(c2b, "scope-t1", NULL, 0), 0);
+    assert_int_equal(pull_find(c2b, "scope-t2", NULL, 0), 1);
+    assert_int_equal(pull_find(c1, "scope-t2", NULL, 0), 0);
+    assert_int_equal(pull_find(c12, "scope-t1", NULL, 0), 1);
+    assert_int_equal(pull_find(c12, "scope-t2", NULL, 0), 1);
+
+    /* A write into another team's scope is refused as a whole. */
+    {
+        const char *ids[1] = {"scope-intrusion"};
+        proto_msg *push = fixture_insert_push(2, 1, ids, "t1", "not yours");
+        assert_int_equal(testclient_send(c2, push, T_MS), 0);
+        fixture_push_free(push);
+    }
+    assert_int_equal(testclient_recv_type(c2, PROTO_MSG_REJECT, T_MS, &reply), 0);
+    assert_int_equal(reply->type, PROTO_MSG_REJECT);
+    assert_int_equal(reply->u.reject.seq, 2);
+    assert_true(reply->u.reject.n_rows >= 1);
+    assert_int_equal(reply->u.reject.rows[0].code, PROTO_ERR_OUT_OF_SCOPE);
+    proto_msg_free(reply);
+    assert_int_equal(pull_find(c1, "scope-intrusion", NULL, 0), 0);
+    assert_int_equal(pull_find(c12, "scope-intrusion", NULL, 0), 0);
+    testclient_close(c1);
+    testclient_close(c2);
+    testclient_close(c2b);
+    testclient_close(c12);
+}
+
+static void test_sync_revoked_device_refused_or_wiped(void **state)
+{
+    test_device plain, wiped;
+    testclient *tc, *live;
+    proto_msg hello, *reply = NULL;
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&main_fx, "w1", &plain), 0);
+    assert_int_equal(fixture_enroll_device(&main_fx, "w1", &wiped), 0);
+    live = fixture_hello(&main_fx, &plain, NULL);
+    assert_non_null(live);
+    assert_int_equal(fixture_revoke(&main_fx, plain.id, false), 0);
+
+    /* Revoked while connected: its next push is refused and the session ends. */
+    {
+        const char *ids[1] = {"revoked-write"};
+        proto_msg *push = fixture_insert_push(1, 1, ids, "t1", "x");
+        assert_int_equal(testclient_send(live, push, T_MS), 0);
+        fixture_push_free(push);
+    }
+    expect_error(live, PROTO_ERR_REVOKED, true);
+    testclient_close(live);
+
+    assert_int_equal(fixture_revoke(&main_fx, wiped.id, true), 0);
+
+    hello = hello_for(&plain);
+    tc = connect_or_fail(&main_fx);
+    assert_int_equal(testclient_send(tc, &hello, T_MS), 0);
+    expect_error(tc, PROTO_ERR_REVOKED, true);
+    testclient_close(tc);
+
+    hello = hello_for(&wiped);
+    tc = connect_or_fail(&main_fx);
+    assert_int_equal(testclient_send(tc, &hello, T_MS), 0);
+    assert_int_equal(testclient_recv(tc, T_MS, &reply), 0);
+    assert_int_equal(reply->type, PROTO_MSG_WIPE);
+    proto_msg_free(reply);
+    assert_true(testclient_wait_closed(tc, T_MS));
+    testclient_close(tc);
+}
+
+static void test_http_status_and_not_found(void **state)
+{
+    char cmd[1024], out[512] = "";
+    FILE *p;
+
+    (void)state;
+    if (system("command -v curl >/dev/null 2>&1") != 0)
+        skip();
+    snprintf(cmd, sizeof cmd,
+             "curl -s -o /dev/null -w '%%{http_code} ' --cacert %s https://localhost:%u/ "
+             "--resolve localhost:%u:127.0.0.1; "
+             "curl -s -o /dev/null -w '%%{http_code}' --cacert %s https://localhost:%u/nothing "
+             "--resolve localhost:%u:127.0.0.1",
+             main_fx.ca_path, (unsigned)main_fx.port, (unsigned)main_fx.port, main_fx.ca_path,
+             (unsigned)main_fx.port, (unsigned)main_fx.port);
+    p = popen(cmd, "r");
+    assert_non_null(p);
+    assert_non_null(fgets(out, sizeof out, p));
+    pclose(p);
+    assert_string_equal(out, "200 404");
+}
+
+/* ---- limits group ------------------------------------------------------------------------- */
+
+static void test_limits_handshake_and_message_timeouts(void **state)
+{
+    testclient *tc;
+    static const uint8_t partial[] = {0x82, 0xa1, 't'};
+
+    (void)state;
+    tc = connect_or_fail(&limits_fx);
+    expect_error(tc, PROTO_ERR_TIMEOUT, true); /* no HELLO within 2 s */
+    testclient_close(tc);
+
+    tc = connect_or_fail(&limits_fx);
+    assert_int_equal(testclient_send_raw(tc, partial, sizeof partial, 0, false, false, T_MS), 0);
+    expect_error(tc, PROTO_ERR_TIMEOUT, true); /* message not finished within 1 s */
+    testclient_close(tc);
+
+    /* An authenticated session that says nothing for idle_timeout_s is closed. */
+    {
+        test_device d;
+        assert_int_equal(fixture_enroll_device(&limits_fx, "w1", &d), 0);
+        tc = fixture_hello(&limits_fx, &d, NULL);
+        assert_non_null(tc);
+        expect_error(tc, PROTO_ERR_TIMEOUT, true);
+        testclient_close(tc);
+        assert_true(fixture_log_contains(&limits_fx, "idle for 2 s"));
+    }
+}
+
+static void test_limits_max_connections(void **state)
+{
+    testclient *held[3];
+    testclient *extra;
+
+    (void)state;
+    for (int i = 0; i < 3; i++)
+        held[i] = connect_or_fail(&limits_fx);
+    extra = connect_or_fail(&limits_fx);
+    expect_error(extra, PROTO_ERR_BUSY, true);
+    testclient_close(extra);
+    for (int i = 0; i < 3; i++)
+        testclient_close(held[i]);
+    /* Slots come back once the held connections are gone. */
+    usleep(300 * 1000);
+    extra = connect_or_fail(&limits_fx);
+    {
+        test_device d;
+        testclient_close(extra);
+        assert_int_equal(fixture_enroll_device(&limits_fx, "w1", &d), 0);
+    }
+}
+
+/* With room for one store job, a HELLO that arrives while a long push is being merged is told
+ * BUSY (retryable) instead of being queued without bound; the push itself completes. */
+static void test_limits_store_queue_full_is_busy(void **state)
+{
+    enum { ROWS = 30000, PER_CHUNK = 10000 };
+    test_device pusher, other;
+    testclient *tp, *to;
+    char **ids = calloc(ROWS, sizeof *ids);
+    proto_msg hello, *reply = NULL;
+
+    (void)state;
+    assert_non_null(ids);
+    for (int i = 0; i < ROWS; i++) {
+        ids[i] = malloc(32);
+        assert_non_null(ids[i]);
+        snprintf(ids[i], 32, "busy-%06d", i);
+    }
+    assert_int_equal(fixture_enroll_device(&limits_fx, "w1", &pusher), 0);
+    assert_int_equal(fixture_enroll_device(&limits_fx, "w1", &other), 0);
+    tp = fixture_hello(&limits_fx, &pusher, NULL);
+    assert_non_null(tp);
+    to = connect_or_fail(&limits_fx);
+
+    for (int c = 0; c < ROWS / PER_CHUNK; c++) {
+        proto_msg *push =
+            fixture_insert_push(1, PER_CHUNK, (const char *const *)ids + c * PER_CHUNK, "t1", "b");
+        push->u.push.chunk = (uint32_t)c;
+        push->u.push.more = c + 1 < ROWS / PER_CHUNK;
+        push->u.push.hlc = PROTO_HLC_MAKE(1700000000000ull, 3);
+        assert_int_equal(testclient_send(tp, push, T_MS), 0);
+        fixture_push_free(push);
+    }
+    /* The chunks are with the kernel; 120 ms later the server has decoded them and the merge
+     * of 30,000 rows (some 300 ms here, longer under sanitizers) is running. */
+    usleep(120 * 1000);
+    hello = hello_for(&other);
+    assert_int_equal(testclient_send(to, &hello, T_MS), 0);
+    assert_int_equal(testclient_recv(to, T_MS, &reply), 0);
+    assert_int_equal(reply->type, PROTO_MSG_ERROR);
+    assert_int_equal(reply->u.error.code, PROTO_ERR_BUSY);
+    assert_true(reply->u.error.retryable);
+    proto_msg_free(reply);
+    testclient_close(to);
+
+    assert_int_equal(testclient_recv_type(tp, PROTO_MSG_ACK, T_MS, &reply), 0);
+    assert_int_equal(reply->type, PROTO_MSG_ACK);
+    proto_msg_free(reply);
+    testclient_close(tp);
+    for (int i = 0; i < ROWS; i++)
+        free(ids[i]);
+    free(ids);
+}
+
+static void test_limits_lockout_after_failures(void **state)
+{
+    test_device d, wrong;
+    testclient *tc;
+    proto_msg hello;
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&limits_fx, "w1", &d), 0);
+    wrong = d;
+    wrong.secret[5] ^= 1;
+    for (int i = 0; i < 3; i++) {
+        tc = connect_or_fail(&limits_fx);
+        hello = hello_for(&wrong);
+        assert_int_equal(testclient_send(tc, &hello, T_MS), 0);
+        expect_error(tc, PROTO_ERR_AUTH, true);
+        testclient_close(tc);
+    }
+    /* Locked out now, even with the right secret. */
+    tc = connect_or_fail(&limits_fx);
+    hello = hello_for(&d);
+    assert_int_equal(testclient_send(tc, &hello, T_MS), 0);
+    expect_error(tc, PROTO_ERR_LOCKED_OUT, true);
+    testclient_close(tc);
+    assert_true(fixture_log_contains(&limits_fx, "locked out"));
+}
+
+/* ---- config errors ------------------------------------------------------------------------ */
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_config_errors_exit_nonzero_naming_the_problem(void **state)
+{
+    char dir[] = "/tmp/outpostd-config-XXXXXX";
+    char path[128], out[2048];
+
+    (void)state;
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/bad.ini", dir);
+
+    write_file(path, "[server]\ncert = missing.pem\nkey = k\nca = c\n[store]\npath = s.db\n");
+    assert_int_not_equal(fixture_run_outpostd(path, out, sizeof out), 0);
+    assert_non_null(strstr(out, "missing.pem"));
+
+    write_file(path, "[server]\nport = 99999\n");
+    assert_int_not_equal(fixture_run_outpostd(path, out, sizeof out), 0);
+    assert_non_null(strstr(out, "port"));
+
+    write_file(path, "[limits]\nmax_mesage_bytes = 5\n");
+    assert_int_not_equal(fixture_run_outpostd(path, out, sizeof out), 0);
+    assert_non_null(strstr(out, "max_mesage_bytes"));
+
+    snprintf(path, sizeof path, "%s/absent.ini", dir);
+    assert_int_not_equal(fixture_run_outpostd(path, out, sizeof out), 0);
+    assert_non_null(strstr(out, "absent.ini"));
+
+    /* Files that exist but are not a certificate or key are named too. */
+    {
+        char file[160];
+        snprintf(file, sizeof file, "%s/garbage.pem", dir);
+        write_file(file, "this is not a certificate\n");
+        snprintf(path, sizeof path, "%s/bad.ini", dir);
+        write_file(path, "[server]\ncert = garbage.pem\nkey = garbage.pem\nca = garbage.pem\n"
+                         "[store]\npath = s.db\n");
+        assert_int_not_equal(fixture_run_outpostd(path, out, sizeof out), 0);
+        assert_non_null(strstr(out, "certificate"));
+        assert_non_null(strstr(out, "garbage.pem"));
+        unlink(file);
+    }
+
+    /* Good certificates, but no store at the path. */
+    {
+        char certs[160], cmd[256];
+        snprintf(certs, sizeof certs, "%s/certs", dir);
+        assert_int_equal(fixture_make_certs(certs), 0);
+        write_file(path, "[server]\nport = 0\ncert = certs/server.pem\nkey = certs/server.key\n"
+                         "ca = certs/ca.pem\n[store]\npath = no-such-store.db\n");
+        assert_int_not_equal(fixture_run_outpostd(path, out, sizeof out), 0);
+        assert_non_null(strstr(out, "no-such-store.db"));
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", certs);
+        assert_int_equal(system(cmd), 0);
+    }
+
+    unlink(path);
+    rmdir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest main_tests[] = {
+        cmocka_unit_test(test_sync_enroll_push_pull_notify),
+        cmocka_unit_test(test_sync_enrolled_and_welcome_carry_pin_and_schema),
+        cmocka_unit_test(test_tls_policy_versions_and_suites),
+        cmocka_unit_test(test_sync_chunked_push_is_one_transaction),
+        cmocka_unit_test(test_sync_wrong_secret_is_refused),
+        cmocka_unit_test(test_sync_bad_enroll_code_is_refused),
+        cmocka_unit_test(test_sync_bad_input_answered_while_good_client_syncs),
+        cmocka_unit_test(test_sync_transaction_over_limit_is_too_large),
+        cmocka_unit_test(test_sync_scope_isolation),
+        cmocka_unit_test(test_sync_revoked_device_refused_or_wiped),
+        cmocka_unit_test(test_http_status_and_not_found),
+    };
+    const struct CMUnitTest limit_tests[] = {
+        cmocka_unit_test(test_limits_handshake_and_message_timeouts),
+        cmocka_unit_test(test_limits_max_connections),
+        cmocka_unit_test(test_limits_store_queue_full_is_busy),
+        cmocka_unit_test(test_limits_lockout_after_failures),
+    };
+    const struct CMUnitTest config_tests[] = {
+        cmocka_unit_test(test_config_errors_exit_nonzero_naming_the_problem),
+    };
+    int failed = 0;
+
+    failed += cmocka_run_group_tests_name("daemon_sync", main_tests, setup_main, teardown_main);
+    failed += cmocka_run_group_tests_name("daemon_limits", limit_tests, setup_limits,
+                                          teardown_limits);
+    failed += cmocka_run_group_tests_name("daemon_config", config_tests, NULL, NULL);
+    return failed;
+}

@@ -1,0 +1,222 @@
+/*
+ * Crash test: outpostd is killed with SIGKILL at random points while a device pushes, and
+ * restarted. After every restart and at the end:
+ *   - every push the device saw ACKed is in the store (WELCOME's acked_seq covers it, and
+ *     another device of the team pulls both of its rows);
+ *   - no push is half applied: each push inserts two rows, and for every seq either both are
+ *     there or neither is, and nothing past acked_seq is there;
+ *   - nothing is applied twice: every ACK, including those of resent entries, reports no
+ *     conflict (a second apply of an INSERT would collide with the first).
+ * OUTPOST_CRASH_KILLS sets the number of kills (default 100); OUTPOST_CRASH_SEED the seed.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "daemon_fixture.h"
+#include "testclient.h"
+
+#define T_MS 20000
+#define MAX_SEQ 2000u
+
+static void row_ids(uint64_t seq, char a[32], char b[32])
+{
+    snprintf(a, 32, "crash-%06llu-a", (unsigned long long)seq);
+    snprintf(b, 32, "crash-%06llu-b", (unsigned long long)seq);
+}
+
+static int send_push(testclient *tc, uint64_t seq)
+{
+    char a[32], b[32];
+    const char *ids[2] = {a, b};
+    proto_msg *push;
+    int rc;
+
+    row_ids(seq, a, b);
+    push = fixture_insert_push(seq, 2, ids, "t1", "crash");
+    if (!push)
+        return -1;
+    rc = testclient_send(tc, push, T_MS);
+    fixture_push_free(push);
+    return rc;
+}
+
+/* Reads every contacts row the checker can see; marks present[seq] with a bit per row. */
+static void pull_all(const daemon_fixture *fx, const test_device *checker, uint8_t *present)
+{
+    testclient *tc = fixture_hello(fx, checker, NULL);
+    uint64_t cursor = 0;
+    bool more = true;
+
+    assert_non_null(tc);
+    memset(present, 0, MAX_SEQ + 1);
+    while (more) {
+        proto_msg req, *rows = NULL;
+        memset(&req, 0, sizeof req);
+        req.type = PROTO_MSG_PULL;
+        req.u.pull.cursor = cursor;
+        req.u.pull.limit = 1000;
+        assert_int_equal(testclient_send(tc, &req, T_MS), 0);
+        assert_int_equal(testclient_recv_type(tc, PROTO_MSG_ROWS, T_MS, &rows), 0);
+        assert_int_equal(rows->type, PROTO_MSG_ROWS);
+        for (uint32_t t = 0; t < rows->u.rows.n_tables; t++) {
+            const proto_table_rows *tr = &rows->u.rows.tables[t];
+            for (uint32_t r = 0; r < tr->n_rows; r++) {
+                const proto_value *v = tr->rows + (size_t)r * tr->n_columns;
+                char id[32] = "";
+                unsigned long long seq;
+                char which;
+                if (v[0].type != PROTO_TEXT || v[0].u.b.n >= sizeof id)
+                    continue;
+                memcpy(id, v[0].u.b.p, v[0].u.b.n);
+                if (sscanf(id, "crash-%6llu-%c", &seq, &which) != 2 || seq > MAX_SEQ)
+                    continue;
+                /* A row seen twice would mean a duplicate apply. */
+                assert_false(present[seq] & (which == 'a' ? 1 : 2));
+                present[seq] |= (uint8_t)(which == 'a' ? 1 : 2);
+            }
+        }
+        more = rows->u.rows.more;
+        cursor = rows->u.rows.cursor;
+        proto_msg_free(rows);
+    }
+    testclient_close(tc);
+}
+
+static void check_store(const daemon_fixture *fx, const test_device *checker, uint64_t acked)
+{
+    uint8_t present[MAX_SEQ + 1];
+
+    pull_all(fx, checker, present);
+    for (uint64_t seq = 1; seq <= MAX_SEQ; seq++) {
+        if (seq <= acked && present[seq] != 3)
+            fail_msg("push %llu is acknowledged but rows present=%u",
+                     (unsigned long long)seq, present[seq]);
+        if (seq > acked && present[seq] != 0)
+            fail_msg("push %llu is not acknowledged but rows present=%u",
+                     (unsigned long long)seq, present[seq]);
+    }
+}
+
+/* Where a kill fell, as seen from the next WELCOME. */
+static void classify(uint64_t in_flight, uint64_t acked_max, uint64_t server_acked,
+                     unsigned *lost_before_commit, unsigned *committed_unacked,
+                     unsigned *acked_before_kill)
+{
+    if (in_flight <= acked_max)
+        (*acked_before_kill)++;
+    else if (in_flight <= server_acked)
+        (*committed_unacked)++;
+    else
+        (*lost_before_commit)++;
+}
+
+static void test_crash_sigkill_during_pushes(void **state)
+{
+    daemon_fixture fx;
+    test_device device, checker;
+    const char *env_kills = getenv("OUTPOST_CRASH_KILLS");
+    const char *env_seed = getenv("OUTPOST_CRASH_SEED");
+    unsigned kills = env_kills ? (unsigned)strtoul(env_kills, NULL, 10) : 100u;
+    unsigned seed = env_seed ? (unsigned)strtoul(env_seed, NULL, 10) : (unsigned)time(NULL);
+    uint64_t acked_max = 0; /* highest seq this test saw ACKed */
+    uint64_t server_acked = 0;
+    unsigned kills_while_pushing = 0;
+    unsigned lost_before_commit = 0, committed_unacked = 0, acked_before_kill = 0;
+    uint64_t in_flight = 0; /* the seq that was being pushed at the last kill */
+
+    (void)state;
+    srand(seed);
+    fprintf(stderr, "crash test: %u kills, seed %u\n", kills, seed);
+    assert_int_equal(fixture_create(&fx, NULL), 0);
+    assert_int_equal(fixture_start(&fx), 0);
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &device), 0);
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &checker), 0);
+
+    for (unsigned k = 0; k < kills; k++) {
+        testclient *tc = fixture_hello(&fx, &device, &server_acked);
+        uint64_t next;
+        unsigned before = (unsigned)rand() % 3;
+        proto_msg *reply = NULL;
+
+        assert_non_null(tc);
+        /* Durable: the server has every push it ever acknowledged. */
+        assert_true(server_acked >= acked_max);
+        if (in_flight > 0)
+            classify(in_flight, acked_max, server_acked, &lost_before_commit,
+                     &committed_unacked, &acked_before_kill);
+        next = server_acked + 1;
+        assert_true(next + 4 < MAX_SEQ);
+
+        for (unsigned i = 0; i < before; i++, next++) {
+            assert_int_equal(send_push(tc, next), 0);
+            assert_int_equal(testclient_recv_type(tc, PROTO_MSG_ACK, T_MS, &reply), 0);
+            assert_int_equal(reply->type, PROTO_MSG_ACK);
+            assert_int_equal(reply->u.ack.seq, next);
+            assert_int_equal(reply->u.ack.n_conflicts, 0);
+            proto_msg_free(reply);
+            acked_max = next;
+        }
+
+        /* The kill: 0..2 ms after the push leaves (half of them within 0.4 ms), which falls
+         * before, during and after the store transaction and the ACK. */
+        assert_int_equal(send_push(tc, next), 0);
+        in_flight = next;
+        usleep((useconds_t)(rand() % 2 ? rand() % 400 : rand() % 2000));
+        fixture_kill(&fx);
+        kills_while_pushing++;
+        if (testclient_recv(tc, 200, &reply) == 0) {
+            if (reply->type == PROTO_MSG_ACK) {
+                assert_int_equal(reply->u.ack.seq, next);
+                assert_int_equal(reply->u.ack.n_conflicts, 0);
+                acked_max = next;
+            }
+            proto_msg_free(reply);
+        }
+        testclient_close(tc);
+        assert_int_equal(fixture_start(&fx), 0);
+
+        /* Every tenth restart, look inside: all-or-nothing per push. */
+        if (k % 10 == 9) {
+            testclient *probe = fixture_hello(&fx, &device, &server_acked);
+            assert_non_null(probe);
+            testclient_close(probe);
+            assert_true(server_acked >= acked_max);
+            check_store(&fx, &checker, server_acked);
+        }
+    }
+
+    {
+        testclient *tc = fixture_hello(&fx, &device, &server_acked);
+        assert_non_null(tc);
+        testclient_close(tc);
+    }
+    assert_true(server_acked >= acked_max);
+    if (in_flight > 0)
+        classify(in_flight, acked_max, server_acked, &lost_before_commit, &committed_unacked,
+                 &acked_before_kill);
+    check_store(&fx, &checker, server_acked);
+    fprintf(stderr,
+            "crash test: %u kills while pushing: %u before the commit, %u after the commit "
+            "before the ACK arrived, %u after the ACK; %llu pushes applied, all checked\n",
+            kills_while_pushing, lost_before_commit, committed_unacked, acked_before_kill,
+            (unsigned long long)server_acked);
+    assert_int_equal(fixture_stop(&fx), 0);
+    fixture_destroy(&fx);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_crash_sigkill_during_pushes),
+    };
+    return cmocka_run_group_tests_name("daemon_crash", tests, NULL, NULL);
+}

@@ -1,0 +1,35 @@
+# outpostd's integration tests: a real daemon on a free 127.0.0.1 port with certificates made
+# for the run, driven by a test client built from the protocol library and lws.
+if(TARGET outpostd AND TARGET outpost_store AND TARGET outpost_proto)
+    add_library(outpost_testclient STATIC ${CMAKE_CURRENT_SOURCE_DIR}/integration/testclient.c
+                                          ${CMAKE_CURRENT_SOURCE_DIR}/integration/daemon_fixture.c)
+    target_include_directories(outpost_testclient PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/integration
+                                                         ${PROJECT_SOURCE_DIR}/server/src)
+    target_link_libraries(outpost_testclient PUBLIC outpost_proto outpost_store outpost_lws
+                                              PRIVATE outpost_warnings)
+    target_compile_definitions(outpost_testclient PRIVATE
+        OUTPOSTD_PATH="$<TARGET_FILE:outpostd>"
+        OUTPOST_CERTS_SCRIPT="${PROJECT_SOURCE_DIR}/certs-example/make-dev-certs.sh")
+    add_dependencies(outpost_testclient outpostd)
+
+    outpost_add_test(test_daemon SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_daemon.c
+                     LIBS outpost_testclient LABELS integration TIMEOUT 300)
+    # SIGKILL at random points while a device pushes (100 kills by default).
+    outpost_add_test(test_daemon_crash
+                     SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_daemon_crash.c
+                     LIBS outpost_testclient LABELS integration TIMEOUT 600)
+endif()
+
+# Unit tests of the daemon's self-contained modules.
+if(TARGET outpostd)
+    set(daemon_src ${PROJECT_SOURCE_DIR}/server/src/daemon)
+    outpost_add_test(test_daemon_lockout
+                     SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_daemon_lockout.c
+                             ${daemon_src}/lockout.c)
+    target_include_directories(test_daemon_lockout PRIVATE ${daemon_src})
+    outpost_add_test(test_daemon_config
+                     SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_daemon_config.c
+                             ${daemon_src}/config.c
+                     LIBS PkgConfig::INIH)
+    target_include_directories(test_daemon_config PRIVATE ${daemon_src})
+endif()

@@ -1,0 +1,131 @@
+/* outpostd's INI config (server/src/daemon/config.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+
+static char dir[] = "/tmp/outpostd-config-unit-XXXXXX";
+
+static void write_file(const char *name, const char *text)
+{
+    char path[256];
+    FILE *f;
+
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    if (!mkdtemp(dir))
+        return -1;
+    write_file("server.pem", "cert");
+    write_file("server.key", "key");
+    write_file("ca.pem", "ca");
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    const char *names[] = {"server.pem", "server.key", "ca.pem", "c.ini"};
+    char path[256];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+    return 0;
+}
+
+static int load(const char *text, daemon_config *cfg, char *err, size_t err_size)
+{
+    char path[256];
+
+    write_file("c.ini", text);
+    snprintf(path, sizeof path, "%s/c.ini", dir);
+    return config_load(path, cfg, err, err_size);
+}
+
+static void test_config_full_file_sets_every_field(void **state)
+{
+    daemon_config cfg;
+    char err[512] = "", expect[300];
+
+    (void)state;
+    assert_int_equal(load("[server]\nlisten = 0.0.0.0\nport = 9443\ncert = server.pem\n"
+                          "key = server.key\nca = ca.pem\n[store]\npath = /var/lib/c.db\n"
+                          "[limits]\nmax_message_bytes = 2048\nmax_transaction_bytes = 4096\n"
+                          "max_connections = 7\nlockout_failures = 2\nidle_timeout_s = 0\n"
+                          "[log]\nlevel = warn\n",
+                          &cfg, err, sizeof err),
+                     0);
+    assert_string_equal(cfg.listen_addr, "0.0.0.0");
+    assert_int_equal(cfg.port, 9443);
+    snprintf(expect, sizeof expect, "%s/server.pem", dir); /* relative to the config file */
+    assert_string_equal(cfg.cert_path, expect);
+    assert_string_equal(cfg.store_path, "/var/lib/c.db");
+    assert_int_equal(cfg.limits.max_message_bytes, 2048);
+    assert_int_equal(cfg.limits.max_transaction_bytes, 4096);
+    assert_int_equal(cfg.limits.max_connections, 7);
+    assert_int_equal(cfg.limits.lockout_failures, 2);
+    assert_int_equal(cfg.limits.idle_timeout_s, 0);
+    assert_int_equal(cfg.limits.handshake_timeout_s, 10); /* untouched keys keep defaults */
+    assert_int_equal(cfg.log_level, LOG_WARN);
+}
+
+static void test_config_errors_name_the_problem(void **state)
+{
+    static const struct {
+        const char *text;
+        const char *needle;
+    } cases[] = {
+        {"[server]\nport = 70000\n", "port"},
+        {"[server]\nport = -1\n", "port"},
+        {"[server]\nfoo = 1\n", "foo"},
+        {"[nonsense]\nx = 1\n", "nonsense"},
+        {"[limits]\nmax_connections = 0\n", "max_connections"},
+        {"[limits]\nmax_message_bytes = 12abc\n", "max_message_bytes"},
+        {"[log]\nlevel = loud\n", "level"},
+        {"not an ini line\n", "line 1"},
+        {"[server]\ncert = server.pem\nkey = server.key\nca = ca.pem\n", "[store] path"},
+        {"[server]\ncert = nope.pem\nkey = server.key\nca = ca.pem\n[store]\npath = s\n",
+         "nope.pem"},
+        {"[server]\ncert = server.pem\nkey = server.key\n[store]\npath = s\n", "[server] ca"},
+        {"[server]\ncert = server.pem\nkey = server.key\nca = ca.pem\n[store]\npath = s\n"
+         "[limits]\nmax_message_bytes = 4096\nmax_transaction_bytes = 2048\n",
+         "max_transaction_bytes"},
+    };
+    daemon_config cfg;
+    char err[512];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        err[0] = '\0';
+        assert_int_equal(load(cases[i].text, &cfg, err, sizeof err), -1);
+        if (!strstr(err, cases[i].needle))
+            fail_msg("case %zu: '%s' does not name '%s'", i, err, cases[i].needle);
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config_full_file_sets_every_field),
+        cmocka_unit_test(test_config_errors_name_the_problem),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
