@@ -1,0 +1,533 @@
+/*
+ * outpost: the device command line, built only on liboutpost's public API. For field laptops,
+ * demos and tests.
+ *
+ * Exit codes:
+ *   0  success
+ *   1  usage error (unknown command or option, missing argument)
+ *   2  local error (the replica cannot be opened, bad SQL, disk full)
+ *   3  offline: the server could not be reached; try again later
+ *   4  refused for good: certificate mismatch, unknown or revoked device, bad enrollment code,
+ *      schema problem, or the device was wiped
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <outpost.h>
+
+enum { EXIT_OK = 0, EXIT_USAGE = 1, EXIT_LOCAL = 2, EXIT_OFFLINE = 3, EXIT_REFUSED = 4 };
+
+typedef struct options {
+    const char *db;
+    uint32_t timeout_s;
+} options;
+
+static const char usage_text[] =
+    "usage: outpost [--db PATH] [key option] COMMAND [ARGS]\n"
+    "\n"
+    "commands:\n"
+    "  enroll URL CODE (--pin HEX | --ca FILE) [--name LABEL]   enroll this device\n"
+    "  enroll 'outpost://HOST:PORT/enroll?code=...&pin=...'      enroll from a QR code's text\n"
+    "  exec SQL...       run statements in one transaction through the library (captured)\n"
+    "  query SQL         print the rows of one read-only statement, tab-separated\n"
+    "  sync              sync once now, with progress on a terminal\n"
+    "  watch             stay connected and sync automatically until interrupted\n"
+    "  status            outbox, cursor, last sync, schema version, device id\n"
+    "  conflicts         decisions the server took against this device's writes\n"
+    "\n"
+    "options:\n"
+    "  --db PATH         the replica (default: outpost.db)\n"
+    "  --timeout SECONDS for enroll and sync (default: 60)\n"
+    "\n"
+    "exit codes: 0 ok, 1 usage, 2 local error, 3 offline (retry later),\n"
+    "            4 refused for good (certificate, revoked, bad code, wiped)\n"
+    "Run 'outpost COMMAND --help' for a command's own help.\n";
+
+/* Prints "outpost: MESSAGE ARG" and where to find the usage. */
+static int usage_error(const char *message, const char *arg)
+{
+    fprintf(stderr, "outpost: %s%s\nRun 'outpost --help' for usage.\n", message, arg);
+    return EXIT_USAGE;
+}
+
+/* Maps a library result to the CLI's exit code. */
+static int exit_for(int code)
+{
+    switch (code) {
+    case OUTPOST_OK: return EXIT_OK;
+    case OUTPOST_EOFFLINE:
+    case OUTPOST_ETIMEOUT:
+    case OUTPOST_ESERVER: return EXIT_OFFLINE;
+    case OUTPOST_ECERT:
+    case OUTPOST_EAUTH:
+    case OUTPOST_EREVOKED:
+    case OUTPOST_EENROLL:
+    case OUTPOST_ESCHEMA:
+    case OUTPOST_EWIPED: return EXIT_REFUSED;
+    default: return EXIT_LOCAL;
+    }
+}
+
+static int report(outpost_replica *r, int code, const char *what)
+{
+    fprintf(stderr, "outpost: %s: %s (%s)\n", what, r ? outpost_errmsg(r) : "",
+            outpost_strerror(code));
+    return exit_for(code);
+}
+
+static int open_replica(const options *o, outpost_replica **out)
+{
+    char err[256];
+    outpost_config cfg = {.path = o->db};
+    int rc = outpost_replica_open(&cfg, out, err, sizeof err);
+    if (rc != OUTPOST_OK) {
+        fprintf(stderr, "outpost: cannot open %s: %s (%s)\n", o->db, err, outpost_strerror(rc));
+        return exit_for(rc);
+    }
+    return EXIT_OK;
+}
+
+static char *read_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len + 4096 + 1 > cap) {
+            cap = cap ? cap * 2 : 8192;
+            char *grown = realloc(buf, cap);
+            if (!grown) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = grown;
+        }
+        size_t n = fread(buf + len, 1, 4096, f);
+        len += n;
+        if (n == 0)
+            break;
+    }
+    fclose(f);
+    buf[len] = '\0';
+    return buf;
+}
+
+static bool wants_help(int argc, char **argv)
+{
+    for (int i = 0; i < argc; i++)
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return true;
+    return false;
+}
+
+/* ---- enroll ----------------------------------------------------------------------------- */
+
+static int cmd_enroll(const options *o, int argc, char **argv)
+{
+    static const char help[] =
+        "usage: outpost enroll URL CODE (--pin HEX | --ca FILE) [--name LABEL]\n"
+        "       outpost enroll 'outpost://HOST:PORT/enroll?code=CODE&pin=HEX' [--name LABEL]\n"
+        "Trades a one-time code from the office for this device's credentials. The server is\n"
+        "verified by the pin (the SHA-256 fingerprint of its certificate, from the QR code) or\n"
+        "by the office's CA certificate; there is no way to skip the check.\n";
+    if (wants_help(argc, argv)) {
+        fputs(help, stdout);
+        return EXIT_OK;
+    }
+    outpost_enroll_options eo = {0};
+    char uri_buf[1024];
+    const char *positional[2] = {0};
+    int n_pos = 0;
+    char *ca = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--pin") == 0 && i + 1 < argc)
+            eo.pin = argv[++i];
+        else if (strcmp(argv[i], "--ca") == 0 && i + 1 < argc) {
+            ca = read_file(argv[++i]);
+            if (!ca) {
+                free(ca);
+                fprintf(stderr, "outpost: cannot read the CA file %s: %s\n", argv[i],
+                        strerror(errno));
+                return EXIT_LOCAL;
+            }
+            eo.ca_pem = ca;
+        } else if (strcmp(argv[i], "--name") == 0 && i + 1 < argc)
+            eo.device_name = argv[++i];
+        else if (argv[i][0] == '-') {
+            free(ca);
+            return usage_error("enroll: unknown option or missing value: ", argv[i]);
+        } else if (n_pos < 2)
+            positional[n_pos++] = argv[i];
+        else {
+            free(ca);
+            return usage_error("enroll: unexpected argument: ", argv[i]);
+        }
+    }
+    if (n_pos == 1) {
+        const char *name = eo.device_name, *pin = eo.pin, *ca_pem = eo.ca_pem;
+        if (outpost_enroll_parse_uri(positional[0], uri_buf, sizeof uri_buf, &eo) != OUTPOST_OK) {
+            free(ca);
+            return usage_error("enroll: not an enrollment code URI: ", positional[0]);
+        }
+        eo.device_name = name;
+        if (pin)
+            eo.pin = pin;
+        if (ca_pem) {
+            eo.ca_pem = ca_pem;
+            eo.pin = NULL;
+        }
+    } else if (n_pos == 2) {
+        eo.url = positional[0];
+        eo.code = positional[1];
+    } else {
+        free(ca);
+        return usage_error("enroll: needs a URL and a code, or a QR code URI", "");
+    }
+    eo.timeout_ms = o->timeout_s * 1000u;
+
+    outpost_replica *r = NULL;
+    int ex = open_replica(o, &r);
+    if (ex == EXIT_OK) {
+        int rc = outpost_enroll(r, &eo);
+        if (rc != OUTPOST_OK) {
+            ex = report(r, rc, "enroll");
+        } else {
+            char id[40];
+            outpost_device_id(r, id);
+            printf("enrolled as device %s\n", id);
+        }
+    }
+    outpost_replica_close(r);
+    free(ca);
+    return ex;
+}
+
+/* ---- exec and query --------------------------------------------------------------------- */
+
+static int cmd_exec(const options *o, int argc, char **argv)
+{
+    if (wants_help(argc, argv) || argc == 0) {
+        fputs("usage: outpost exec SQL...\n"
+              "Runs the statements in one transaction through the library: the change is\n"
+              "captured in the outbox and syncs. Prints the outbox entry's sequence.\n",
+              argc ? stdout : stderr);
+        return argc ? EXIT_OK : EXIT_USAGE;
+    }
+    outpost_replica *r = NULL;
+    int ex = open_replica(o, &r);
+    if (ex != EXIT_OK)
+        return ex;
+    int rc = outpost_tx_begin(r);
+    for (int i = 0; rc == OUTPOST_OK && i < argc; i++)
+        rc = outpost_exec(r, argv[i], NULL, 0);
+    uint64_t seq = 0;
+    if (rc == OUTPOST_OK)
+        rc = outpost_tx_commit(r, &seq);
+    else
+        outpost_tx_rollback(r);
+    if (rc != OUTPOST_OK)
+        ex = report(r, rc, "exec");
+    else if (seq)
+        printf("committed as outbox entry %llu\n", (unsigned long long)seq);
+    else
+        printf("committed (no synced table changed)\n");
+    outpost_replica_close(r);
+    return ex;
+}
+
+static void print_value(sqlite3_stmt *st, int col)
+{
+    switch (sqlite3_column_type(st, col)) {
+    case SQLITE_NULL: fputs("NULL", stdout); break;
+    case SQLITE_BLOB: printf("<%d-byte blob>", sqlite3_column_bytes(st, col)); break;
+    default: fputs((const char *)sqlite3_column_text(st, col), stdout); break;
+    }
+}
+
+static int cmd_query(const options *o, int argc, char **argv)
+{
+    if (wants_help(argc, argv) || argc != 1) {
+        fputs("usage: outpost query SQL\n"
+              "Prints the rows of one statement, a header line then one line per row, columns\n"
+              "separated by tabs. Reads only.\n",
+              argc == 1 ? stdout : stderr);
+        return argc == 1 ? EXIT_OK : EXIT_USAGE;
+    }
+    outpost_replica *r = NULL;
+    int ex = open_replica(o, &r);
+    if (ex != EXIT_OK)
+        return ex;
+    sqlite3 *db = outpost_replica_db(r);
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, argv[0], -1, &st, NULL);
+    if (rc == SQLITE_OK && !sqlite3_stmt_readonly(st)) {
+        fprintf(stderr, "outpost: query only reads; use 'outpost exec' to write\n");
+        ex = EXIT_USAGE;
+    } else if (rc == SQLITE_OK) {
+        int n = sqlite3_column_count(st);
+        for (int c = 0; c < n; c++)
+            printf("%s%s", c ? "\t" : "", sqlite3_column_name(st, c));
+        putchar('\n');
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            for (int c = 0; c < n; c++) {
+                if (c)
+                    putchar('\t');
+                print_value(st, c);
+            }
+            putchar('\n');
+        }
+    }
+    if (ex == EXIT_OK && rc != SQLITE_DONE) {
+        fprintf(stderr, "outpost: query: %s\n", sqlite3_errmsg(db));
+        ex = EXIT_LOCAL;
+    }
+    sqlite3_finalize(st);
+    outpost_replica_close(r);
+    return ex;
+}
+
+/* ---- sync and watch --------------------------------------------------------------------- */
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+static void draw_progress(void *user_data, const outpost_sync_status *st)
+{
+    (void)user_data;
+    if (!isatty(STDERR_FILENO))
+        return;
+    char bar[31];
+    uint64_t total = st->push_total ? st->push_total : 1;
+    size_t filled = (size_t)(st->activity == OUTPOST_ACTIVITY_PUSHING
+                                 ? 30 * st->push_done / total
+                                 : (st->activity >= OUTPOST_ACTIVITY_PULLING ? 30 : 0));
+    memset(bar, '#', filled);
+    memset(bar + filled, '.', 30 - filled);
+    bar[30] = '\0';
+    fprintf(stderr, "\r%-10s [%s] pushed %llu/%llu  pulled %llu rows  %llu KiB ",
+            outpost_activity_name(st->activity), bar, (unsigned long long)st->push_done,
+            (unsigned long long)st->push_total, (unsigned long long)st->rows_pulled,
+            (unsigned long long)((st->bytes_sent + st->bytes_received) / 1024));
+}
+
+static void print_watch_line(void *user_data, const outpost_sync_status *st)
+{
+    static outpost_activity last = OUTPOST_ACTIVITY_STOPPED;
+    (void)user_data;
+    if (st->activity == last && st->activity != OUTPOST_ACTIVITY_IDLE)
+        return;
+    last = st->activity;
+    time_t now = time(NULL);
+    char when[32];
+    strftime(when, sizeof when, "%H:%M:%S", localtime(&now));
+    printf("%s %-10s pending=%llu pushed=%llu pulled=%llu", when,
+           outpost_activity_name(st->activity), (unsigned long long)st->pending,
+           (unsigned long long)st->push_done, (unsigned long long)st->rows_pulled);
+    if (st->last_error)
+        printf(" error=\"%s\"", st->last_error_msg);
+    if (st->activity == OUTPOST_ACTIVITY_OFFLINE)
+        printf(" retry_in=%ums", st->retry_in_ms);
+    putchar('\n');
+    fflush(stdout);
+}
+
+static int run_sync(const options *o, bool watch)
+{
+    outpost_replica *r = NULL;
+    int ex = open_replica(o, &r);
+    if (ex != EXIT_OK)
+        return ex;
+    outpost_sync_config cfg = {
+        .on_status = watch ? print_watch_line : draw_progress,
+        .stay_connected = watch,
+    };
+    outpost_sync *s = NULL;
+    int rc = outpost_sync_start(r, &cfg, &s);
+    if (rc != OUTPOST_OK) {
+        ex = report(r, rc, watch ? "watch" : "sync");
+        outpost_replica_close(r);
+        return ex;
+    }
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    outpost_sync_status st;
+    if (watch) {
+        while (!interrupted) {
+            outpost_sync_get_status(s, &st);
+            if (st.activity == OUTPOST_ACTIVITY_STOPPED)
+                break;
+            usleep(100 * 1000);
+        }
+        outpost_sync_get_status(s, &st);
+        rc = st.activity == OUTPOST_ACTIVITY_STOPPED ? st.last_error : OUTPOST_OK;
+    } else {
+        /* One sync: wait for a completed cycle, or give up at the timeout. */
+        rc = OUTPOST_ETIMEOUT;
+        for (uint32_t waited = 0; waited < o->timeout_s * 10u && !interrupted; waited++) {
+            rc = outpost_sync_wait(s, 0, 100);
+            if (rc != OUTPOST_ETIMEOUT)
+                break;
+            outpost_sync_get_status(s, &st);
+            /* Offline with nothing to show for it: say so rather than wait the full time. */
+            if (st.activity == OUTPOST_ACTIVITY_OFFLINE && waited >= 50) {
+                rc = st.last_error ? st.last_error : OUTPOST_EOFFLINE;
+                break;
+            }
+        }
+        outpost_sync_get_status(s, &st);
+        if (isatty(STDERR_FILENO))
+            fputc('\n', stderr);
+    }
+    outpost_sync_stop(s);
+    if (rc == OUTPOST_OK && !watch)
+        printf("synced: pushed %llu entries (%llu rows), pulled %llu rows\n",
+               (unsigned long long)st.push_done, (unsigned long long)st.rows_pushed,
+               (unsigned long long)st.rows_pulled);
+    else if (rc != OUTPOST_OK) {
+        fprintf(stderr, "outpost: %s: %s (%s)\n", watch ? "watch" : "sync",
+                st.last_error_msg[0] ? st.last_error_msg : outpost_strerror(rc),
+                outpost_strerror(rc));
+        ex = exit_for(rc);
+    }
+    if (rc == OUTPOST_EWIPED)
+        fprintf(stderr, "outpost: the office ordered this device wiped; its replica is gone\n");
+    outpost_replica_close(r);
+    return ex;
+}
+
+static int cmd_sync(const options *o, int argc, char **argv, bool watch)
+{
+    if (wants_help(argc, argv)) {
+        fputs(watch ? "usage: outpost watch\nStays connected and syncs automatically: after "
+                      "local writes, on the server's\nnotices, and with backoff while the "
+                      "server is away. One line per change of state.\nStops on Ctrl-C.\n"
+                    : "usage: outpost sync\nPushes the outbox and pulls until up to date, "
+                      "once. Shows progress on a\nterminal. Exits 3 when the server cannot be "
+                      "reached.\n",
+              stdout);
+        return EXIT_OK;
+    }
+    if (argc)
+        return usage_error("unexpected argument: ", argv[0]);
+    return run_sync(o, watch);
+}
+
+/* ---- status and conflicts --------------------------------------------------------------- */
+
+static void print_time(const char *label, int64_t ms)
+{
+    if (!ms) {
+        printf("%s never\n", label);
+        return;
+    }
+    time_t t = (time_t)(ms / 1000);
+    char when[64];
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S %Z", localtime(&t));
+    printf("%s %s\n", label, when);
+}
+
+static int cmd_status(const options *o, int argc, char **argv)
+{
+    if (wants_help(argc, argv)) {
+        fputs("usage: outpost status\nShows the device id, pending outbox entries, the pull "
+              "cursor, the last sync\nand the schema version.\n",
+              stdout);
+        return EXIT_OK;
+    }
+    outpost_replica *r = NULL;
+    int ex = open_replica(o, &r);
+    if (ex != EXIT_OK)
+        return ex;
+    outpost_status st;
+    char id[40];
+    int rc = outpost_status_get(r, &st);
+    if (rc != OUTPOST_OK) {
+        ex = report(r, rc, "status");
+    } else {
+        printf("device:          %s\n",
+               outpost_device_id(r, id) == OUTPOST_OK ? id : "(not enrolled)");
+        printf("pending entries: %llu\n", (unsigned long long)st.pending);
+        print_time("oldest pending: ", st.oldest_pending_ms);
+        print_time("last sync:      ", st.last_sync_ms);
+        printf("cursor:          %llu\n", (unsigned long long)st.cursor);
+        printf("schema version:  %u\n", st.schema_version);
+        printf("conflicts:       %llu\n", (unsigned long long)st.conflicts);
+    }
+    outpost_replica_close(r);
+    return ex;
+}
+
+static int cmd_conflicts(const options *o, int argc, char **argv)
+{
+    if (wants_help(argc, argv)) {
+        fputs("usage: outpost conflicts\nLists the decisions the server took against this "
+              "device's writes, and\nrejected writes: when, table, key, column, kind, this "
+              "device's value,\nthe value kept, and why.\n",
+              stdout);
+        return EXIT_OK;
+    }
+    char *query_argv[] = {
+        "SELECT datetime(at_ms / 1000, 'unixepoch') AS at, tbl, pk, col_name, kind, mine, "
+        "winner, reason FROM _outpost_conflicts ORDER BY id"};
+    return cmd_query(o, 1, query_argv);
+}
+
+/* ---- main ------------------------------------------------------------------------------- */
+
+int main(int argc, char **argv)
+{
+    options o = {.db = "outpost.db", .timeout_s = 60};
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(usage_text, stdout);
+            return EXIT_OK;
+        } else if (strcmp(argv[i], "--db") == 0 && i + 1 < argc) {
+            o.db = argv[++i];
+        } else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
+            char *end;
+            unsigned long v = strtoul(argv[++i], &end, 10);
+            if (*end || v == 0 || v > 86400)
+                return usage_error("--timeout takes 1 to 86400 seconds, not: ", argv[i]);
+            o.timeout_s = (uint32_t)v;
+        } else {
+            return usage_error("unknown option or missing value: ", argv[i]);
+        }
+    }
+    if (i >= argc) {
+        fputs(usage_text, stderr);
+        return EXIT_USAGE;
+    }
+    const char *cmd = argv[i++];
+    int n = argc - i;
+    char **rest = argv + i;
+    if (strcmp(cmd, "enroll") == 0)
+        return cmd_enroll(&o, n, rest);
+    if (strcmp(cmd, "exec") == 0)
+        return cmd_exec(&o, n, rest);
+    if (strcmp(cmd, "query") == 0)
+        return cmd_query(&o, n, rest);
+    if (strcmp(cmd, "sync") == 0)
+        return cmd_sync(&o, n, rest, false);
+    if (strcmp(cmd, "watch") == 0)
+        return cmd_sync(&o, n, rest, true);
+    if (strcmp(cmd, "status") == 0)
+        return cmd_status(&o, n, rest);
+    if (strcmp(cmd, "conflicts") == 0)
+        return cmd_conflicts(&o, n, rest);
+    return usage_error("unknown command: ", cmd);
+}

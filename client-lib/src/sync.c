@@ -1,0 +1,870 @@
+/*
+ * The sync engine: one thread, one transport, one replica connection of its own.
+ *
+ * Session phases on one connection:
+ *   HELLO   -> WELCOME: install a newer schema; drop outbox entries the server has applied
+ *                       (their ACK was lost in a cut)
+ *   PUSH    oldest outbox entry, in chunks when big; wait for its ACK or REJECT; next entry
+ *   PULL    pages until "more" is false
+ *   IDLE    connected; a local write (debounced) starts PUSH again, NOTIFY starts PULL
+ * Any close goes back to DISCONNECTED and schedules a retry with backoff and jitter; a
+ * permanent failure (certificate, authentication, revocation, schema) stops the engine.
+ *
+ * Exactly once: an entry leaves the outbox only inside outpost_outbox_ack()/_reject(), in the
+ * same local transaction that records its outcome; the server dedups by (device, seq), so an
+ * entry resent after a cut is acknowledged again without being applied twice.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backoff.h"
+#include "device.h"
+#include "internal.h"
+#include "transport.h"
+
+enum {
+    DEFAULT_DEBOUNCE_MS = 1000,
+    DEFAULT_RETRY_BASE_MS = 1000,
+    DEFAULT_RETRY_CAP_MS = 300000,
+    DEFAULT_PAGE_ROWS = 1000,
+    /* Chunks are cut well under the message limit: the size estimate leaves headroom. */
+    CHUNK_TARGET_BYTES = 512 * 1024,
+    IDLE_WAKE_MS = 1000
+};
+
+typedef enum phase {
+    PHASE_DISCONNECTED,
+    PHASE_HELLO,
+    PHASE_PUSH,
+    PHASE_PULL,
+    PHASE_IDLE
+} phase;
+
+struct outpost_sync {
+    outpost_replica *app; /* the app's handle: only its wiped flag is touched from here */
+    outpost_replica *r;   /* the engine's own connection to the same file */
+    outpost_sync_config cfg;
+    device_credentials creds;
+    transport *t;
+    proto_limits limits;
+    pthread_t thread;
+
+    /* Shared with app threads, under lock. */
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    bool stopping, want_sync, net_changed, wrote;
+    int64_t last_write_mono;
+    outpost_sync_status status;
+    bool stopped; /* permanently, or the thread ended */
+
+    /* Sync thread only. */
+    phase phase;
+    bool permanent;       /* stopped for good; only stop() ends the thread */
+    bool attempt_failed;  /* the last connection ended before a completed sync */
+    int64_t retry_at;     /* monotonic ms; 0 = no retry scheduled */
+    int64_t debounce_at;  /* monotonic ms; 0 = no local write waiting */
+    bool pull_again;      /* NOTIFY came while busy */
+    backoff_policy policy;
+    backoff_state backoff;
+    uint64_t rng_state;
+    int64_t data_version;        /* PRAGMA data_version at the last look */
+    outpost_outbox_entry *entry; /* being pushed */
+    proto_buf *chunks;           /* its encoded chunks */
+    uint32_t n_chunks, next_chunk;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *outpost_activity_name(outpost_activity activity)
+{
+    switch (activity) {
+    case OUTPOST_ACTIVITY_STOPPED: return "stopped";
+    case OUTPOST_ACTIVITY_OFFLINE: return "offline";
+    case OUTPOST_ACTIVITY_CONNECTING: return "connecting";
+    case OUTPOST_ACTIVITY_PUSHING: return "pushing";
+    case OUTPOST_ACTIVITY_PULLING: return "pulling";
+    case OUTPOST_ACTIVITY_IDLE: return "idle";
+    }
+    return "unknown";
+}
+
+/* ---- Status ------------------------------------------------------------------------------ */
+
+/* Copies the status out under the lock and reports it outside it. */
+static void publish(outpost_sync *s)
+{
+    outpost_sync_status copy;
+    outpost_status st;
+    if (outpost_status_get(s->r, &st) == OUTPOST_OK) {
+        pthread_mutex_lock(&s->lock);
+        s->status.pending = st.pending;
+        s->status.last_sync_ms = st.last_sync_ms;
+        pthread_mutex_unlock(&s->lock);
+    }
+    pthread_mutex_lock(&s->lock);
+    copy = s->status;
+    pthread_cond_broadcast(&s->changed);
+    pthread_mutex_unlock(&s->lock);
+    if (s->cfg.on_status)
+        s->cfg.on_status(s->cfg.user_data, &copy);
+}
+
+static void set_activity(outpost_sync *s, outpost_activity activity)
+{
+    pthread_mutex_lock(&s->lock);
+    s->status.activity = activity;
+    pthread_mutex_unlock(&s->lock);
+    publish(s);
+}
+
+static void set_error(outpost_sync *s, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_error(outpost_sync *s, int code, const char *fmt, ...)
+{
+    va_list ap;
+    pthread_mutex_lock(&s->lock);
+    s->status.last_error = code;
+    va_start(ap, fmt);
+    vsnprintf(s->status.last_error_msg, sizeof s->status.last_error_msg, fmt, ap);
+    va_end(ap);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void count_bytes(outpost_sync *s, uint64_t *counter, size_t n)
+{
+    pthread_mutex_lock(&s->lock);
+    *counter += n;
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- Connection outcomes ---------------------------------------------------------------- */
+
+static void drop_entry(outpost_sync *s)
+{
+    for (uint32_t i = 0; i < s->n_chunks; i++)
+        proto_buf_free(&s->chunks[i]);
+    free(s->chunks);
+    s->chunks = NULL;
+    s->n_chunks = s->next_chunk = 0;
+    outpost_outbox_entry_free(s->entry);
+    s->entry = NULL;
+}
+
+/* Stops the engine for good: retrying cannot help until a person acts. */
+static void stop_permanently(outpost_sync *s, int code, const char *why)
+{
+    set_error(s, code, "%s", why);
+    s->permanent = true;
+    s->retry_at = 0;
+    drop_entry(s);
+    transport_disconnect(s->t);
+    pthread_mutex_lock(&s->lock);
+    s->stopped = true;
+    pthread_mutex_unlock(&s->lock);
+    set_activity(s, OUTPOST_ACTIVITY_STOPPED);
+}
+
+/* Hangs up and schedules the next attempt on the backoff schedule. */
+static void fail_transient(outpost_sync *s, int code, const char *why)
+{
+    set_error(s, code, "%s", why);
+    s->attempt_failed = true;
+    transport_disconnect(s->t);
+}
+
+static int send_msg(outpost_sync *s, const proto_msg *msg)
+{
+    proto_buf buf = {0};
+    int rc = proto_encode(msg, &buf);
+    if (rc != PROTO_OK) {
+        fail_transient(s, OUTPOST_EPROTO, proto_strerror(rc));
+        return OUTPOST_EPROTO;
+    }
+    rc = transport_send(s->t, buf.data, buf.len);
+    if (rc == 0)
+        count_bytes(s, &s->status.bytes_sent, buf.len);
+    proto_buf_free(&buf);
+    if (rc != 0) {
+        fail_transient(s, OUTPOST_EOFFLINE, "could not queue a message for the server");
+        return OUTPOST_EOFFLINE;
+    }
+    return OUTPOST_OK;
+}
+
+/* ---- Push ------------------------------------------------------------------------------- */
+
+static int add_chunk(outpost_sync *s, const proto_push *base, proto_table_changes *tables,
+                     uint32_t n_tables, bool more)
+{
+    proto_buf *grown = realloc(s->chunks, (s->n_chunks + 1) * sizeof *grown);
+    if (!grown)
+        return OUTPOST_ENOMEM;
+    s->chunks = grown;
+    proto_msg msg = {.type = PROTO_MSG_PUSH};
+    msg.u.push = *base;
+    msg.u.push.chunk = s->n_chunks;
+    msg.u.push.more = more;
+    msg.u.push.tables = tables;
+    msg.u.push.n_tables = n_tables;
+    proto_buf *buf = &s->chunks[s->n_chunks];
+    memset(buf, 0, sizeof *buf);
+    int rc = proto_encode(&msg, buf);
+    if (rc != PROTO_OK)
+        return rc == PROTO_ENOMEM ? OUTPOST_ENOMEM : OUTPOST_EPROTO;
+    if (buf->len > s->limits.max_message_bytes) {
+        proto_buf_free(buf);
+        return OUTPOST_ETOOBIG;
+    }
+    s->n_chunks++;
+    return OUTPOST_OK;
+}
+
+static proto_table_changes table_slice(const proto_table_changes *tc, uint32_t from, uint32_t to)
+{
+    return (proto_table_changes){.table = tc->table, .n_columns = tc->n_columns,
+                                 .n_changes = to - from, .changes = tc->changes + from};
+}
+
+/* Cuts the entry's PUSH into messages of about CHUNK_TARGET_BYTES. Each chunk's tables are
+ * slices of the entry's own change arrays, so nothing is copied but the encoding. A change
+ * bigger than the target travels alone; one bigger than a message is OUTPOST_ETOOBIG. */
+static int encode_chunks(outpost_sync *s)
+{
+    const proto_push *push = &s->entry->push;
+    proto_table_changes *slices = calloc(push->n_tables ? push->n_tables : 1, sizeof *slices);
+    if (!slices)
+        return OUTPOST_ENOMEM;
+    proto_msg header = {.type = PROTO_MSG_PUSH};
+    header.u.push = *push;
+    header.u.push.n_tables = 0;
+    const size_t base = proto_encoded_size(&header);
+    size_t size = base;
+    uint32_t n_slices = 0;
+    int rc = OUTPOST_OK;
+
+    for (uint32_t ti = 0; ti < push->n_tables && rc == OUTPOST_OK; ti++) {
+        const proto_table_changes *tc = &push->tables[ti];
+        const size_t table_header = strlen(tc->table) + 32;
+        uint32_t start = 0;
+        for (uint32_t ci = 0; ci < tc->n_changes && rc == OUTPOST_OK; ci++) {
+            size_t grow = proto_change_encoded_size(&tc->changes[ci]) +
+                          (ci == start ? table_header : 0);
+            if (size + grow > CHUNK_TARGET_BYTES && (n_slices > 0 || ci > start)) {
+                if (ci > start)
+                    slices[n_slices++] = table_slice(tc, start, ci);
+                rc = add_chunk(s, push, slices, n_slices, true);
+                n_slices = 0;
+                size = base;
+                start = ci;
+                grow = proto_change_encoded_size(&tc->changes[ci]) + table_header;
+            }
+            size += grow;
+        }
+        if (tc->n_changes > start)
+            slices[n_slices++] = table_slice(tc, start, tc->n_changes);
+    }
+    if (rc == OUTPOST_OK)
+        rc = add_chunk(s, push, slices, n_slices, false);
+    free(slices);
+    return rc;
+}
+
+/* Sends the chunks the transport will take now; the rest go from on_sent. */
+static void send_chunks(outpost_sync *s)
+{
+    while (s->entry && s->next_chunk < s->n_chunks) {
+        proto_buf *b = &s->chunks[s->next_chunk];
+        int rc = transport_send(s->t, b->data, b->len);
+        if (rc == -EAGAIN)
+            return;
+        if (rc != 0) {
+            fail_transient(s, OUTPOST_EOFFLINE, "could not queue a push for the server");
+            return;
+        }
+        count_bytes(s, &s->status.bytes_sent, b->len);
+        proto_buf_free(b);
+        s->next_chunk++;
+    }
+}
+
+static void start_pull(outpost_sync *s);
+
+/* Pushes the oldest outbox entry, or moves on to pulling when the outbox is empty. */
+static void push_next(outpost_sync *s)
+{
+    drop_entry(s);
+    int rc = outpost_outbox_read(s->r, 0, &s->entry);
+    if (rc != OUTPOST_OK) {
+        fail_transient(s, rc, outpost_errmsg(s->r));
+        return;
+    }
+    if (!s->entry) {
+        start_pull(s);
+        return;
+    }
+    s->phase = PHASE_PUSH;
+    rc = encode_chunks(s);
+    if (rc != OUTPOST_OK) {
+        /* A single change larger than a message cannot be sent: keep it, say so, stop. */
+        stop_permanently(s, rc,
+                         rc == OUTPOST_ETOOBIG
+                             ? "an outbox entry holds a value larger than a protocol message"
+                             : "could not encode an outbox entry");
+        return;
+    }
+    set_activity(s, OUTPOST_ACTIVITY_PUSHING);
+    send_chunks(s);
+}
+
+static void on_ack(outpost_sync *s, const proto_ack *ack)
+{
+    if (s->phase != PHASE_PUSH || !s->entry || ack->seq != s->entry->push.seq) {
+        fail_transient(s, OUTPOST_EPROTO, "the server acknowledged an entry not in flight");
+        return;
+    }
+    uint64_t rows = 0;
+    for (uint32_t i = 0; i < s->entry->push.n_tables; i++)
+        rows += s->entry->push.tables[i].n_changes;
+    int rc = outpost_outbox_ack(s->r, ack);
+    if (rc != OUTPOST_OK) {
+        fail_transient(s, rc, outpost_errmsg(s->r));
+        return;
+    }
+    pthread_mutex_lock(&s->lock);
+    s->status.push_done++;
+    s->status.rows_pushed += rows;
+    pthread_mutex_unlock(&s->lock);
+    push_next(s);
+}
+
+static void on_reject(outpost_sync *s, const proto_reject *reject)
+{
+    if (s->phase != PHASE_PUSH || !s->entry || reject->seq != s->entry->push.seq) {
+        fail_transient(s, OUTPOST_EPROTO, "the server rejected an entry not in flight");
+        return;
+    }
+    int rc = outpost_outbox_reject(s->r, reject);
+    if (rc != OUTPOST_OK) {
+        fail_transient(s, rc, outpost_errmsg(s->r));
+        return;
+    }
+    pthread_mutex_lock(&s->lock);
+    s->status.push_done++;
+    pthread_mutex_unlock(&s->lock);
+    push_next(s);
+}
+
+/* ---- Pull ------------------------------------------------------------------------------- */
+
+static void send_pull(outpost_sync *s)
+{
+    outpost_status st;
+    int rc = outpost_status_get(s->r, &st);
+    if (rc != OUTPOST_OK) {
+        fail_transient(s, rc, outpost_errmsg(s->r));
+        return;
+    }
+    proto_msg msg = {.type = PROTO_MSG_PULL};
+    msg.u.pull.cursor = st.cursor;
+    msg.u.pull.limit = s->cfg.pull_page_rows;
+    send_msg(s, &msg);
+}
+
+static void start_pull(outpost_sync *s)
+{
+    s->phase = PHASE_PULL;
+    s->pull_again = false;
+    set_activity(s, OUTPOST_ACTIVITY_PULLING);
+    send_pull(s);
+}
+
+static void sync_completed(outpost_sync *s)
+{
+    s->phase = PHASE_IDLE;
+    s->attempt_failed = false;
+    pthread_mutex_lock(&s->lock);
+    s->status.syncs_completed++;
+    s->status.last_error = OUTPOST_OK;
+    s->status.last_error_msg[0] = '\0';
+    pthread_mutex_unlock(&s->lock);
+    set_activity(s, OUTPOST_ACTIVITY_IDLE);
+    if (!s->cfg.stay_connected)
+        transport_disconnect(s->t);
+}
+
+static void on_rows(outpost_sync *s, const proto_rows *rows)
+{
+    if (s->phase != PHASE_PULL) {
+        fail_transient(s, OUTPOST_EPROTO, "the server sent rows that were not asked for");
+        return;
+    }
+    int rc = outpost_rows_apply(s->r, rows);
+    if (rc != OUTPOST_OK) {
+        fail_transient(s, rc, outpost_errmsg(s->r));
+        return;
+    }
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < rows->n_tables; i++)
+        n += rows->tables[i].n_rows + rows->tables[i].n_deleted + rows->tables[i].n_removed;
+    pthread_mutex_lock(&s->lock);
+    s->status.rows_pulled += n;
+    pthread_mutex_unlock(&s->lock);
+    if (rows->more || s->pull_again) {
+        s->pull_again = false;
+        send_pull(s);
+        return;
+    }
+    sync_completed(s);
+}
+
+/* ---- Session ---------------------------------------------------------------------------- */
+
+/* Starts a sync on an open, authenticated connection: pending writes first. */
+static void begin_cycle(outpost_sync *s)
+{
+    outpost_status st;
+    s->debounce_at = 0;
+    if (outpost_status_get(s->r, &st) == OUTPOST_OK) {
+        pthread_mutex_lock(&s->lock);
+        s->status.push_done = 0;
+        s->status.push_total = st.pending;
+        s->status.rows_pushed = 0;
+        s->status.rows_pulled = 0;
+        pthread_mutex_unlock(&s->lock);
+    }
+    push_next(s);
+}
+
+static void on_welcome(outpost_sync *s, const proto_welcome *w)
+{
+    if (s->phase != PHASE_HELLO) {
+        fail_transient(s, OUTPOST_EPROTO, "unexpected WELCOME");
+        return;
+    }
+    if (w->has_schema) {
+        int rc = outpost_schema_install(s->r, &w->schema);
+        if (rc != OUTPOST_OK) {
+            stop_permanently(s, OUTPOST_ESCHEMA, outpost_errmsg(s->r));
+            return;
+        }
+    }
+    /* Entries the server applied whose ACK never arrived (the connection was cut). */
+    for (;;) {
+        outpost_outbox_entry *e = NULL;
+        int rc = outpost_outbox_read(s->r, 0, &e);
+        if (rc != OUTPOST_OK) {
+            fail_transient(s, rc, outpost_errmsg(s->r));
+            return;
+        }
+        if (!e || e->push.seq > w->acked_seq) {
+            outpost_outbox_entry_free(e);
+            break;
+        }
+        proto_ack ack = {.seq = e->push.seq};
+        outpost_outbox_entry_free(e);
+        rc = outpost_outbox_ack(s->r, &ack);
+        if (rc != OUTPOST_OK) {
+            fail_transient(s, rc, outpost_errmsg(s->r));
+            return;
+        }
+    }
+    backoff_reset(&s->backoff);
+    begin_cycle(s);
+}
+
+/* Maps a server ERROR to what the app can act on. */
+static void on_error(outpost_sync *s, const proto_error *e)
+{
+    int code;
+    switch (e->code) {
+    case PROTO_ERR_AUTH: code = OUTPOST_EAUTH; break;
+    case PROTO_ERR_REVOKED: code = OUTPOST_EREVOKED; break;
+    case PROTO_ERR_SCHEMA_TOO_OLD: code = OUTPOST_ESCHEMA; break;
+    case PROTO_ERR_VERSION:
+    case PROTO_ERR_BAD_MESSAGE:
+    case PROTO_ERR_TOO_LARGE: code = OUTPOST_EPROTO; break;
+    default: code = OUTPOST_ESERVER; break;
+    }
+    char why[300];
+    snprintf(why, sizeof why, "server: %s (%s)", e->message, proto_error_code_name(e->code));
+    if (e->retryable)
+        fail_transient(s, code == OUTPOST_EPROTO ? OUTPOST_ESERVER : code, why);
+    else
+        stop_permanently(s, code, why);
+}
+
+static void on_wipe(outpost_sync *s, const proto_wipe *w)
+{
+    transport_disconnect(s->t);
+    drop_entry(s);
+    replica_mark_wiped(s->app);
+    int rc = outpost_replica_wipe(s->r);
+    s->r = NULL;
+    stop_permanently(s, OUTPOST_EWIPED,
+                     rc == OUTPOST_OK ? "the office ordered this device wiped; it was"
+                                      : "the office ordered a wipe; some files could not be removed");
+    if (s->cfg.on_wiped)
+        s->cfg.on_wiped(s->cfg.user_data, w->reason);
+}
+
+static void handle_message(outpost_sync *s, const proto_msg *m)
+{
+    switch (m->type) {
+    case PROTO_MSG_WELCOME: on_welcome(s, &m->u.welcome); break;
+    case PROTO_MSG_ACK: on_ack(s, &m->u.ack); break;
+    case PROTO_MSG_REJECT: on_reject(s, &m->u.reject); break;
+    case PROTO_MSG_ROWS: on_rows(s, &m->u.rows); break;
+    case PROTO_MSG_NOTIFY:
+        if (s->phase == PHASE_IDLE)
+            begin_cycle(s);
+        else
+            s->pull_again = true;
+        break;
+    case PROTO_MSG_ERROR: on_error(s, &m->u.error); break;
+    case PROTO_MSG_WIPE: on_wipe(s, &m->u.wipe); break;
+    default:
+        fail_transient(s, OUTPOST_EPROTO, "the server sent a message a device does not expect");
+        break;
+    }
+}
+
+/* ---- Transport callbacks ---------------------------------------------------------------- */
+
+static void cb_connected(void *user_data)
+{
+    outpost_sync *s = user_data;
+    outpost_status st;
+    int rc = outpost_status_get(s->r, &st);
+    if (rc != OUTPOST_OK) {
+        fail_transient(s, rc, outpost_errmsg(s->r));
+        return;
+    }
+    proto_msg msg = {.type = PROTO_MSG_HELLO};
+    msg.u.hello.version = PROTO_VERSION;
+    msg.u.hello.device_id = s->creds.device_id;
+    memcpy(msg.u.hello.secret, s->creds.secret, sizeof msg.u.hello.secret);
+    msg.u.hello.schema_version = st.schema_version;
+    msg.u.hello.cursor = st.cursor;
+    msg.u.hello.outbox_count = st.pending;
+    s->phase = PHASE_HELLO;
+    send_msg(s, &msg);
+    memset(msg.u.hello.secret, 0, sizeof msg.u.hello.secret);
+}
+
+static void cb_message(void *user_data, const uint8_t *data, size_t n_bytes)
+{
+    outpost_sync *s = user_data;
+    proto_msg *m = NULL;
+    char err[160];
+    count_bytes(s, &s->status.bytes_received, n_bytes);
+    if (s->permanent)
+        return;
+    int rc = proto_decode(data, n_bytes, &s->limits, &m, err, sizeof err);
+    if (rc != PROTO_OK) {
+        char why[200];
+        snprintf(why, sizeof why, "malformed message from the server: %s", err);
+        fail_transient(s, OUTPOST_EPROTO, why);
+        return;
+    }
+    handle_message(s, m);
+    proto_msg_free(m);
+}
+
+static void cb_sent(void *user_data, size_t queued_bytes)
+{
+    (void)queued_bytes;
+    send_chunks(user_data);
+}
+
+static void cb_closed(void *user_data, transport_close_reason reason, uint16_t peer_close_code,
+                      const char *detail)
+{
+    outpost_sync *s = user_data;
+    (void)peer_close_code;
+    bool was_idle = s->phase == PHASE_IDLE;
+    s->phase = PHASE_DISCONNECTED;
+    drop_entry(s);
+    if (s->permanent)
+        return;
+    if (transport_close_is_certificate(reason)) {
+        char why[300];
+        snprintf(why, sizeof why, "the server's certificate was rejected (%s): %s",
+                 transport_close_reason_name(reason), detail);
+        stop_permanently(s, OUTPOST_ECERT, why);
+        return;
+    }
+    if (reason == TRANSPORT_CLOSE_LOCAL && !s->attempt_failed)
+        return; /* we hung up after a completed sync */
+    if (!s->attempt_failed || was_idle) {
+        char why[300];
+        snprintf(why, sizeof why, "server unreachable (%s): %s",
+                 transport_close_reason_name(reason), detail);
+        set_error(s, OUTPOST_EOFFLINE, "%s", why);
+    }
+    s->attempt_failed = false;
+    uint32_t delay = backoff_next_delay_ms(&s->policy, &s->backoff, backoff_splitmix64,
+                                           &s->rng_state);
+    s->retry_at = mono_ms() + delay;
+    pthread_mutex_lock(&s->lock);
+    s->status.retry_in_ms = delay;
+    pthread_mutex_unlock(&s->lock);
+    set_activity(s, OUTPOST_ACTIVITY_OFFLINE);
+}
+
+/* ---- The thread ------------------------------------------------------------------------- */
+
+static void connect_now(outpost_sync *s)
+{
+    s->retry_at = 0;
+    s->debounce_at = 0;
+    s->attempt_failed = false;
+    if (transport_connect(s->t) == 0)
+        set_activity(s, OUTPOST_ACTIVITY_CONNECTING);
+}
+
+/* Acts on what the app asked for and on the timers. */
+static void drive(outpost_sync *s, bool want_sync, bool net_changed, int64_t wrote_at)
+{
+    int64_t now = mono_ms();
+    if (s->permanent)
+        return;
+    /* The hint's immediate attempt is the connect below; the schedule after it starts over. */
+    if (net_changed)
+        backoff_reset(&s->backoff);
+    if (wrote_at)
+        s->debounce_at = wrote_at + s->cfg.debounce_ms;
+
+    transport_state ts = transport_get_state(s->t);
+    if (ts == TRANSPORT_IDLE) {
+        bool retry_due = s->retry_at && now >= s->retry_at;
+        bool write_due = s->debounce_at && now >= s->debounce_at && !s->retry_at;
+        if (want_sync || net_changed || retry_due || write_due)
+            connect_now(s);
+        return;
+    }
+    if (ts == TRANSPORT_OPEN && s->phase == PHASE_IDLE &&
+        (want_sync || (s->debounce_at && now >= s->debounce_at)))
+        begin_cycle(s);
+}
+
+static int next_wait_ms(const outpost_sync *s)
+{
+    int64_t now = mono_ms(), wait = IDLE_WAKE_MS;
+    if (s->retry_at && s->retry_at - now < wait)
+        wait = s->retry_at - now;
+    if (s->debounce_at && s->debounce_at - now < wait)
+        wait = s->debounce_at - now;
+    return wait < 0 ? 0 : (int)wait;
+}
+
+/* Whether another connection (another process, or the app's handle when no commit listener
+ * fired) committed since the last look: PRAGMA data_version changes exactly then. */
+static bool others_committed(outpost_sync *s)
+{
+    sqlite3_stmt *st = NULL;
+    bool changed = false;
+    if (!s->r || sqlite3_prepare_v2(outpost_replica_db(s->r), "PRAGMA data_version", -1, &st,
+                                    NULL) != SQLITE_OK)
+        return false;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        int64_t v = sqlite3_column_int64(st, 0);
+        changed = s->data_version && v != s->data_version;
+        s->data_version = v;
+    }
+    sqlite3_finalize(st);
+    return changed;
+}
+
+static void *sync_main(void *arg)
+{
+    outpost_sync *s = arg;
+    int64_t next_look = 0;
+    connect_now(s);
+    for (;;) {
+        transport_service(s->t, next_wait_ms(s));
+        pthread_mutex_lock(&s->lock);
+        bool stopping = s->stopping, want = s->want_sync, net = s->net_changed;
+        int64_t wrote = s->wrote ? s->last_write_mono : 0;
+        s->want_sync = s->net_changed = s->wrote = false;
+        pthread_mutex_unlock(&s->lock);
+        if (stopping)
+            break;
+        int64_t now = mono_ms();
+        if (now >= next_look) {
+            next_look = now + IDLE_WAKE_MS;
+            if (others_committed(s) && !wrote)
+                wrote = now;
+        }
+        drive(s, want, net, wrote);
+    }
+    drop_entry(s);
+    return NULL;
+}
+
+/* Called by the app's replica after each commit that made an outbox entry (its thread). */
+static void on_local_commit(void *ctx)
+{
+    outpost_sync *s = ctx;
+    pthread_mutex_lock(&s->lock);
+    s->wrote = true;
+    s->last_write_mono = mono_ms();
+    pthread_mutex_unlock(&s->lock);
+    transport_wake(s->t);
+}
+
+/* ---- Public API ------------------------------------------------------------------------- */
+
+int outpost_sync_start(outpost_replica *replica, const outpost_sync_config *config,
+                       outpost_sync **out_sync)
+{
+    char err[256];
+    if (!replica || !out_sync)
+        return OUTPOST_EINVAL;
+    *out_sync = NULL;
+    outpost_sync *s = calloc(1, sizeof *s);
+    if (!s)
+        return replica_fail(replica, OUTPOST_ENOMEM, "out of memory starting sync");
+    if (config)
+        s->cfg = *config;
+    if (!s->cfg.debounce_ms)
+        s->cfg.debounce_ms = DEFAULT_DEBOUNCE_MS;
+    if (!s->cfg.pull_page_rows)
+        s->cfg.pull_page_rows = DEFAULT_PAGE_ROWS;
+    s->policy.base_ms = s->cfg.retry_base_ms ? s->cfg.retry_base_ms : DEFAULT_RETRY_BASE_MS;
+    s->policy.cap_ms = s->cfg.retry_cap_ms ? s->cfg.retry_cap_ms : DEFAULT_RETRY_CAP_MS;
+    if (s->policy.cap_ms < s->policy.base_ms)
+        s->policy.cap_ms = s->policy.base_ms;
+    s->policy.jitter = BACKOFF_JITTER_FULL;
+    s->rng_state = (uint64_t)mono_ms() ^ (uint64_t)(uintptr_t)s;
+    proto_limits_default(&s->limits);
+    s->app = replica;
+
+    int rc = device_credentials_load(replica, &s->creds);
+    if (rc != OUTPOST_OK)
+        goto fail_free;
+    rc = replica_open_sibling(replica, &s->r, err, sizeof err);
+    if (rc != OUTPOST_OK) {
+        replica_fail(replica, rc, "%s", err);
+        goto fail_free;
+    }
+    transport_config tc = {
+        .url = s->creds.url,
+        .ca_pem = s->creds.ca_pem,
+        .max_message_size = s->limits.max_message_bytes,
+        .on_connected = cb_connected,
+        .on_message = cb_message,
+        .on_sent = cb_sent,
+        .on_closed = cb_closed,
+        .user_data = s,
+    };
+    if (transport_create(&tc, &s->t, err, sizeof err) != 0) {
+        rc = replica_fail(replica, OUTPOST_EINVAL, "cannot set up the connection: %s", err);
+        goto fail_close;
+    }
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->changed, NULL);
+    s->status.activity = OUTPOST_ACTIVITY_CONNECTING;
+    replica_set_commit_listener(replica, on_local_commit, s);
+    if (pthread_create(&s->thread, NULL, sync_main, s) != 0) {
+        replica_set_commit_listener(replica, NULL, NULL);
+        pthread_cond_destroy(&s->changed);
+        pthread_mutex_destroy(&s->lock);
+        rc = replica_fail(replica, OUTPOST_ENOMEM, "cannot start the sync thread");
+        goto fail_transport;
+    }
+    *out_sync = s;
+    return OUTPOST_OK;
+
+fail_transport:
+    transport_destroy(s->t);
+fail_close:
+    outpost_replica_close(s->r);
+fail_free:
+    device_credentials_clear(&s->creds);
+    free(s);
+    return rc;
+}
+
+void outpost_sync_stop(outpost_sync *sync)
+{
+    if (!sync)
+        return;
+    replica_set_commit_listener(sync->app, NULL, NULL);
+    pthread_mutex_lock(&sync->lock);
+    sync->stopping = true;
+    pthread_mutex_unlock(&sync->lock);
+    transport_wake(sync->t);
+    pthread_join(sync->thread, NULL);
+    transport_destroy(sync->t);
+    outpost_replica_close(sync->r);
+    device_credentials_clear(&sync->creds);
+    pthread_cond_destroy(&sync->changed);
+    pthread_mutex_destroy(&sync->lock);
+    free(sync);
+}
+
+static void poke(outpost_sync *s, bool *flag)
+{
+    pthread_mutex_lock(&s->lock);
+    *flag = true;
+    pthread_mutex_unlock(&s->lock);
+    transport_wake(s->t);
+}
+
+void outpost_sync_now(outpost_sync *sync)
+{
+    if (sync)
+        poke(sync, &sync->want_sync);
+}
+
+void outpost_sync_network_changed(outpost_sync *sync)
+{
+    if (sync)
+        poke(sync, &sync->net_changed);
+}
+
+void outpost_sync_get_status(outpost_sync *sync, outpost_sync_status *out_status)
+{
+    pthread_mutex_lock(&sync->lock);
+    *out_status = sync->status;
+    pthread_mutex_unlock(&sync->lock);
+}
+
+int outpost_sync_wait(outpost_sync *sync, uint64_t after_count, uint32_t timeout_ms)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    int rc = OUTPOST_ETIMEOUT;
+    pthread_mutex_lock(&sync->lock);
+    for (;;) {
+        if (sync->status.syncs_completed > after_count) {
+            rc = OUTPOST_OK;
+            break;
+        }
+        if (sync->stopped) {
+            rc = sync->status.last_error ? sync->status.last_error : OUTPOST_ESERVER;
+            break;
+        }
+        if (pthread_cond_timedwait(&sync->changed, &sync->lock, &deadline) == ETIMEDOUT)
+            break;
+    }
+    pthread_mutex_unlock(&sync->lock);
+    return rc;
+}

@@ -1,0 +1,411 @@
+/*
+ * End to end through liboutpost: real outpostd over real TLS on 127.0.0.1, devices enrolled with
+ * one-time codes, the sync engine on its own thread. What an outreach worker would notice is
+ * what is asserted: records written offline arrive by themselves, reach the team's other device
+ * and nobody else, survive server restarts and cut connections without loss or duplicates, and
+ * a revoked device is wiped.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <outpost.h>
+#include <sqlite3.h>
+
+#include "daemon_fixture.h"
+#include "faultproxy.h"
+
+#define WAIT_MS 20000u
+
+typedef struct device {
+    char path[400];
+    outpost_replica *r;
+    outpost_sync *sync;
+    int wiped;
+} device;
+
+static daemon_fixture fx;
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    static char buf[16384];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* Restarts must come back on the same port: devices keep the URL they enrolled with. */
+static void pin_port(void)
+{
+    char *text = slurp(fx.config_path);
+    char port_line[32];
+    snprintf(port_line, sizeof port_line, "port = %u", fx.port);
+    char *at = strstr(text, "port = 0");
+    if (!at)
+        return;
+    char out[16384];
+    snprintf(out, sizeof out, "%.*s%s%s", (int)(at - text), text, port_line, at + 8);
+    FILE *f = fopen(fx.config_path, "w");
+    assert_non_null(f);
+    fputs(out, f);
+    fclose(f);
+}
+
+static void url_for(uint16_t port, char *out, size_t out_size)
+{
+    snprintf(out, out_size, "wss://127.0.0.1:%u/sync", port);
+}
+
+static void on_wiped(void *user_data, const char *reason)
+{
+    (void)reason;
+    ((device *)user_data)->wiped = 1;
+}
+
+static void device_open(device *d, const char *name)
+{
+    char err[256];
+    snprintf(d->path, sizeof d->path, "%s/%s.db", fx.dir, name);
+    outpost_config cfg = {.path = d->path};
+    assert_int_equal(outpost_replica_open(&cfg, &d->r, err, sizeof err), OUTPOST_OK);
+}
+
+static void device_enroll(device *d, const char *name, const char *worker, uint16_t port)
+{
+    char code[32], url[64];
+    device_open(d, name);
+    assert_int_equal(fixture_enroll_code(&fx, worker, code), 0);
+    url_for(port, url, sizeof url);
+    outpost_enroll_options eo = {.url = url, .code = code, .ca_pem = slurp(fx.ca_path)};
+    int rc = outpost_enroll(d->r, &eo);
+    if (rc != OUTPOST_OK)
+        fail_msg("enroll: %s", outpost_errmsg(d->r));
+}
+
+static void device_start(device *d, uint32_t retry_base_ms)
+{
+    outpost_sync_config cfg = {.stay_connected = 1, .debounce_ms = 50,
+                               .retry_base_ms = retry_base_ms, .retry_cap_ms = 2000,
+                               .on_wiped = on_wiped, .user_data = d};
+    assert_int_equal(outpost_sync_start(d->r, &cfg, &d->sync), OUTPOST_OK);
+}
+
+static void device_close(device *d)
+{
+    outpost_sync_stop(d->sync);
+    d->sync = NULL;
+    outpost_replica_close(d->r);
+    d->r = NULL;
+}
+
+static void write_contact(device *d, const char *team, const char *name)
+{
+    char id[OUTPOST_UUID_TEXT_SIZE];
+    assert_int_equal(outpost_uuid_make(id), OUTPOST_OK);
+    proto_value params[3] = {
+        {.type = PROTO_TEXT, .u.b = {(const uint8_t *)id, (uint32_t)strlen(id)}},
+        {.type = PROTO_TEXT, .u.b = {(const uint8_t *)team, (uint32_t)strlen(team)}},
+        {.type = PROTO_TEXT, .u.b = {(const uint8_t *)name, (uint32_t)strlen(name)}},
+    };
+    int rc = outpost_exec(d->r, "INSERT INTO contacts (id, team_id, name) VALUES (?1, ?2, ?3)",
+                          params, 3);
+    if (rc != OUTPOST_OK)
+        fail_msg("write: %s", outpost_errmsg(d->r));
+}
+
+static int64_t count_rows(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t n = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+static int64_t device_count(device *d, const char *sql)
+{
+    return count_rows(outpost_replica_db(d->r), sql);
+}
+
+static int64_t central_count(const char *sql)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(fx.store_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    int64_t n = count_rows(db, sql);
+    sqlite3_close(db);
+    return n;
+}
+
+/* Polls until the device's count reaches want; returns the last count seen. */
+static int64_t wait_device_count(device *d, const char *sql, int64_t want)
+{
+    int64_t n = -1;
+    for (uint32_t waited = 0; waited < WAIT_MS; waited += 50) {
+        n = device_count(d, sql);
+        if (n == want)
+            break;
+        sleep_ms(50);
+    }
+    return n;
+}
+
+static uint64_t pending(device *d)
+{
+    outpost_status st;
+    assert_int_equal(outpost_status_get(d->r, &st), OUTPOST_OK);
+    return st.pending;
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    if (fixture_create(&fx, NULL) != 0 || fixture_start(&fx) != 0)
+        return -1;
+    pin_port();
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    fixture_destroy(&fx);
+    return 0;
+}
+
+/* ---- Cases ------------------------------------------------------------------------------ */
+
+static void test_offline_writes_arrive_by_themselves_and_only_in_scope(void **state)
+{
+    (void)state;
+    device a, b, c;
+    memset(&a, 0, sizeof a), memset(&b, 0, sizeof b), memset(&c, 0, sizeof c);
+    device_enroll(&a, "a1", "w1", fx.port);
+    device_enroll(&b, "b1", "w1", fx.port);
+    device_enroll(&c, "c1", "w2", fx.port);
+
+    /* The office is out of reach: the worker records three contacts. */
+    assert_int_equal(fixture_stop(&fx), 0);
+    for (int i = 0; i < 3; i++)
+        write_contact(&a, "t1", "offline contact");
+    assert_int_equal(pending(&a), 3);
+    device_start(&a, 100);
+    device_start(&b, 100);
+    device_start(&c, 100);
+    sleep_ms(300);
+
+    /* Back in reach: nobody presses anything. */
+    assert_int_equal(fixture_start(&fx), 0);
+    outpost_sync_network_changed(a.sync);
+    assert_int_equal(
+        wait_device_count(&b, "SELECT count(*) FROM contacts WHERE name = 'offline contact'", 3),
+        3);
+    assert_int_equal(pending(&a), 0);
+    assert_int_equal(central_count("SELECT count(*) FROM contacts WHERE name = 'offline contact'"),
+                     3);
+    /* Team two's device synced too, and holds none of team one's records. */
+    outpost_sync_status st;
+    assert_int_equal(outpost_sync_wait(c.sync, 0, WAIT_MS), OUTPOST_OK);
+    outpost_sync_get_status(c.sync, &st);
+    assert_int_equal(device_count(&c, "SELECT count(*) FROM contacts"), 0);
+
+    /* A write while connected reaches the other device within the debounce and a NOTIFY. */
+    write_contact(&a, "t1", "online contact");
+    assert_int_equal(
+        wait_device_count(&b, "SELECT count(*) FROM contacts WHERE name = 'online contact'", 1),
+        1);
+    device_close(&a);
+    device_close(&b);
+    device_close(&c);
+}
+
+static void test_out_of_scope_write_is_rejected_and_undone(void **state)
+{
+    (void)state;
+    device a;
+    memset(&a, 0, sizeof a);
+    device_enroll(&a, "a2", "w1", fx.port);
+    write_contact(&a, "t2", "not my team");
+    device_start(&a, 100);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    assert_int_equal(pending(&a), 0);
+    assert_int_equal(device_count(&a, "SELECT count(*) FROM contacts WHERE team_id = 't2'"), 0);
+    assert_true(device_count(&a, "SELECT count(*) FROM _outpost_conflicts WHERE kind = 'REJECTED'") >= 1);
+    assert_int_equal(central_count("SELECT count(*) FROM contacts WHERE name = 'not my team'"), 0);
+    device_close(&a);
+}
+
+static void test_cuts_at_random_offsets_lose_and_duplicate_nothing(void **state)
+{
+    (void)state;
+    faultproxy *proxy;
+    uint16_t proxy_port;
+    assert_int_equal(faultproxy_start(fx.port, &proxy, &proxy_port), 0);
+    device a;
+    memset(&a, 0, sizeof a);
+    device_enroll(&a, "a3", "w1", proxy_port);
+    srand(7);
+    int64_t before = central_count("SELECT count(*) FROM contacts WHERE name = 'cut test'");
+    int written = 0;
+    for (int round = 0; round < 12; round++) {
+        for (int i = 0; i < 5; i++, written++)
+            write_contact(&a, "t1", "cut test");
+        /* The TLS handshake alone is a few KiB: cut anywhere in the first 40 KiB. */
+        faultproxy_cut_after(proxy, (uint64_t)(rand() % 40000));
+        device_start(&a, 50);
+        sleep_ms(300);
+        outpost_sync_stop(a.sync);
+        a.sync = NULL;
+    }
+    faultproxy_pass(proxy);
+    device_start(&a, 50);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    assert_int_equal(pending(&a), 0);
+    assert_int_equal(central_count("SELECT count(*) FROM contacts WHERE name = 'cut test'"),
+                     before + written);
+    assert_int_equal(central_count("SELECT count(DISTINCT id) FROM contacts WHERE name = 'cut test'"),
+                     before + written);
+    assert_true(faultproxy_cuts(proxy) >= 1);
+    device_close(&a);
+    faultproxy_stop(proxy);
+}
+
+static void test_server_restart_mid_sync_loses_nothing(void **state)
+{
+    (void)state;
+    device a, b;
+    memset(&a, 0, sizeof a), memset(&b, 0, sizeof b);
+    device_enroll(&a, "a4", "w1", fx.port);
+    device_enroll(&b, "b4", "w1", fx.port);
+    const int entries = 40;
+    for (int i = 0; i < entries; i++) {
+        assert_int_equal(outpost_tx_begin(a.r), OUTPOST_OK);
+        for (int j = 0; j < 50; j++)
+            write_contact(&a, "t1", "restart test");
+        assert_int_equal(outpost_tx_commit(a.r, NULL), OUTPOST_OK);
+    }
+    device_start(&a, 50);
+    sleep_ms(150);
+    fixture_kill(&fx); /* SIGKILL mid-push */
+    sleep_ms(200);
+    assert_int_equal(fixture_start(&fx), 0);
+    outpost_sync_network_changed(a.sync);
+    device_start(&b, 50);
+    assert_int_equal(
+        wait_device_count(&b, "SELECT count(*) FROM contacts WHERE name = 'restart test'",
+                          entries * 50),
+        entries * 50);
+    assert_int_equal(pending(&a), 0);
+    assert_int_equal(central_count("SELECT count(*) FROM contacts WHERE name = 'restart test'"),
+                     entries * 50);
+    device_close(&a);
+    device_close(&b);
+}
+
+static void test_automatic_retry_finds_the_server_when_it_returns(void **state)
+{
+    (void)state;
+    device a;
+    memset(&a, 0, sizeof a);
+    device_enroll(&a, "a5", "w1", fx.port);
+    assert_int_equal(fixture_stop(&fx), 0);
+    write_contact(&a, "t1", "retry test");
+    device_start(&a, 100);
+    sleep_ms(500);
+    outpost_sync_status st;
+    outpost_sync_get_status(a.sync, &st);
+    assert_int_equal(st.activity, OUTPOST_ACTIVITY_OFFLINE);
+    assert_int_equal(st.last_error, OUTPOST_EOFFLINE);
+    assert_int_equal(fixture_start(&fx), 0);
+    /* No hint from the app: the backoff schedule alone (capped at 2 s here) finds it. */
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    assert_int_equal(pending(&a), 0);
+    device_close(&a);
+}
+
+static void test_wrong_server_certificate_is_refused(void **state)
+{
+    (void)state;
+    device a;
+    memset(&a, 0, sizeof a);
+    device_enroll(&a, "a6", "w1", fx.port);
+    /* The server now presents a certificate from another CA. */
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd,
+             "sh %s/make-dev-certs.sh %s/othercerts >/dev/null 2>&1 && "
+             "cp %s/othercerts/server.pem %s/othercerts/server.key %s/certs/",
+             OUTPOST_CERTS_DIR, fx.dir, fx.dir, fx.dir, fx.dir);
+    assert_int_equal(fixture_stop(&fx), 0);
+    char saved[1200];
+    snprintf(saved, sizeof saved, "cp %s/certs/server.pem %s/certs/server.key %s/",
+             fx.dir, fx.dir, fx.dir);
+    assert_int_equal(system(saved), 0);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(fixture_start(&fx), 0);
+    write_contact(&a, "t1", "must not leave");
+    device_start(&a, 100);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_ECERT);
+    assert_int_equal(pending(&a), 1);
+    device_close(&a);
+    /* Put the real certificate back for the cases after this one. */
+    assert_int_equal(fixture_stop(&fx), 0);
+    snprintf(saved, sizeof saved, "cp %s/server.pem %s/server.key %s/certs/", fx.dir, fx.dir,
+             fx.dir);
+    assert_int_equal(system(saved), 0);
+    assert_int_equal(fixture_start(&fx), 0);
+}
+
+static void test_revoked_device_is_wiped(void **state)
+{
+    (void)state;
+    device a;
+    memset(&a, 0, sizeof a);
+    device_enroll(&a, "a7", "w1", fx.port);
+    write_contact(&a, "t1", "lost phone");
+    char id[40];
+    assert_int_equal(outpost_device_id(a.r, id), OUTPOST_OK);
+    assert_int_equal(fixture_revoke(&fx, id, true), 0);
+    device_start(&a, 100);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_EWIPED);
+    assert_true(a.wiped);
+    struct stat sb;
+    assert_int_not_equal(stat(a.path, &sb), 0);
+    char wal[420];
+    snprintf(wal, sizeof wal, "%s-wal", a.path);
+    assert_int_not_equal(stat(wal, &sb), 0);
+    assert_int_equal(outpost_exec(a.r, "SELECT 1", NULL, 0), OUTPOST_EWIPED);
+    device_close(&a);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_offline_writes_arrive_by_themselves_and_only_in_scope),
+        cmocka_unit_test(test_out_of_scope_write_is_rejected_and_undone),
+        cmocka_unit_test(test_cuts_at_random_offsets_lose_and_duplicate_nothing),
+        cmocka_unit_test(test_server_restart_mid_sync_loses_nothing),
+        cmocka_unit_test(test_automatic_retry_finds_the_server_when_it_returns),
+        cmocka_unit_test(test_wrong_server_certificate_is_refused),
+        cmocka_unit_test(test_revoked_device_is_wiped),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
