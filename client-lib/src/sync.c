@@ -504,6 +504,8 @@ static void on_error(outpost_sync *s, const proto_error *e)
         stop_permanently(s, code, why);
 }
 
+/* The office ordered a wipe: the files go first, then the app hears it, then the engine stops
+ * (so whoever waits on the engine sees the wipe already done and reported). */
 static void on_wipe(outpost_sync *s, const proto_wipe *w)
 {
     transport_disconnect(s->t);
@@ -511,11 +513,11 @@ static void on_wipe(outpost_sync *s, const proto_wipe *w)
     replica_mark_wiped(s->app);
     int rc = outpost_replica_wipe(s->r);
     s->r = NULL;
+    if (s->cfg.on_wiped)
+        s->cfg.on_wiped(s->cfg.user_data, w->reason);
     stop_permanently(s, OUTPOST_EWIPED,
                      rc == OUTPOST_OK ? "the office ordered this device wiped; it was"
                                       : "the office ordered a wipe; some files could not be removed");
-    if (s->cfg.on_wiped)
-        s->cfg.on_wiped(s->cfg.user_data, w->reason);
 }
 
 static void handle_message(outpost_sync *s, const proto_msg *m)
