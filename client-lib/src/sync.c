@@ -610,8 +610,7 @@ static void cb_closed(void *user_data, transport_close_reason reason, uint16_t p
         return; /* we hung up after a completed sync */
     if (!s->attempt_failed || was_idle) {
         char why[300];
-        snprintf(why, sizeof why, "server unreachable (%s): %s",
-                 transport_close_reason_name(reason), detail);
+        snprintf(why, sizeof why, "%s: %s", transport_close_reason_name(reason), detail);
         set_error(s, OUTPOST_EOFFLINE, "%s", why);
     }
     s->attempt_failed = false;
