@@ -6,7 +6,23 @@ if(NOT TARGET outpost_store OR NOT TARGET outpost_proto)
 endif()
 
 file(GLOB outpostd_sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/src/daemon/*.c)
-add_executable(outpostd ${outpostd_sources})
+
+# The dashboard's files (server/web/) are compiled into outpostd: it serves every asset itself.
+set(outpost_web_files index.html app.js app.css)
+set(outpost_web_deps "")
+foreach(f IN LISTS outpost_web_files)
+    list(APPEND outpost_web_deps ${CMAKE_CURRENT_SOURCE_DIR}/web/${f})
+endforeach()
+add_custom_command(
+    OUTPUT ${CMAKE_CURRENT_BINARY_DIR}/web_assets.c
+    COMMAND ${CMAKE_COMMAND} -DWEB_DIR=${CMAKE_CURRENT_SOURCE_DIR}/web
+            "-DFILES=${outpost_web_files}" -DOUT=${CMAKE_CURRENT_BINARY_DIR}/web_assets.c
+            -P ${PROJECT_SOURCE_DIR}/cmake/embed_web.cmake
+    DEPENDS ${outpost_web_deps} ${PROJECT_SOURCE_DIR}/cmake/embed_web.cmake
+    COMMENT "Embedding the dashboard's web files"
+    VERBATIM)
+
+add_executable(outpostd ${outpostd_sources} ${CMAKE_CURRENT_BINARY_DIR}/web_assets.c)
 target_include_directories(outpostd PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src
                                             ${CMAKE_CURRENT_SOURCE_DIR}/src/daemon)
 target_link_libraries(outpostd PRIVATE outpost_store outpost_proto outpost_lws PkgConfig::INIH

@@ -13,11 +13,15 @@ add_library(outpost_store STATIC
     src/merge_log.c         # refusals, conflict log, change log
     src/merge_apply.c       # writes to the synced data tables
     src/push.c              # store_push: exactly-once, transaction, ACK / REJECT
-    src/pull.c)             # store_pull
+    src/pull.c              # store_pull
+    src/store_users.c       # dashboard accounts: Argon2id hashes, lockout
+    src/store_audit.c       # the append-only, hash-chained audit log
+    src/store_dashboard.c   # the dashboard's queries, limited to a supervisor's teams
+    src/reverse.c)          # keeping or reversing a logged conflict decision
 target_include_directories(outpost_store PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/src)
 target_link_libraries(outpost_store
     PUBLIC outpost_proto PkgConfig::SQLITE3
-    PRIVATE outpost_mbedtls outpost_warnings)
+    PRIVATE outpost_mbedtls PkgConfig::ARGON2 outpost_warnings)
 
 add_executable(outpost-admin src/admin.c)
 target_link_libraries(outpost-admin PRIVATE outpost_store PkgConfig::QRENCODE outpost_warnings)

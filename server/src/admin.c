@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "store.h"
 
@@ -30,6 +32,11 @@ static const char usage_main[] =
     "                                           issue a one-time enrollment code (text + QR)\n"
     "  devices                                  list devices with their last sync\n"
     "  revoke DEVICE [--wipe]                   revoke a device (and order a wipe)\n"
+    "  user add NAME --role supervisor|admin [--team T ...] [--password-fd N]\n"
+    "                                           create a dashboard account\n"
+    "  user unlock NAME                         lift a lock after failed logins\n"
+    "  audit verify                             check the audit log's hash chain\n"
+    "  audit list [--limit N]                   print the newest audit entries\n"
     "\n"
     "Run 'outpost-admin COMMAND --help' for a command's details.\n"
     "Exit codes: 0 done, 1 refused by the store, 2 usage error, 3 store failure.\n";
@@ -63,6 +70,21 @@ static const char usage_revoke[] =
     "Revokes DEVICE: it can no longer sync. With --wipe it is also told to erase its replica\n"
     "the next time it connects.\n";
 
+static const char usage_user[] =
+    "usage: outpost-admin --store PATH user add NAME --role supervisor|admin [--team T ...]\n"
+    "                                            [--password-fd N]\n"
+    "       outpost-admin --store PATH user unlock NAME\n"
+    "Creates a dashboard account. A supervisor sees only its teams (at least one --team); an\n"
+    "admin sees every team and the audit log. The password (12 to 1024 characters) is read\n"
+    "from the terminal, asked twice, or with --password-fd N as the first line read from file\n"
+    "descriptor N (for scripts: --password-fd 3 3<file, or 3< <(printf %%s \"$PW\")). It is\n"
+    "never taken from the command line, and is kept only as an Argon2id hash.\n";
+static const char usage_audit[] =
+    "usage: outpost-admin --store PATH audit verify\n"
+    "       outpost-admin --store PATH audit list [--limit N]\n"
+    "verify recomputes the hash chain and exits 0 when every row verifies, 1 naming the first\n"
+    "row that does not (changed, inserted or removed). list prints the newest entries.\n";
+
 /* Prints "outpost-admin: MESSAGE" (with 'ARG' when given) and the command's usage. */
 static int usage_error(const char *usage, const char *message, const char *arg)
 {
@@ -76,8 +98,10 @@ static int usage_error(const char *usage, const char *message, const char *arg)
 /* Options that take a value; given last on the line, they are a usage error of their own. */
 static bool missing_value(int i, int argc, char **argv)
 {
-    static const char *const with_value[] = {"--store", "--schema",  "--policy", "--name",
-                                             "--team",  "--expires", "--server"};
+    static const char *const with_value[] = {"--store",   "--schema", "--policy",
+                                             "--name",    "--team",   "--expires",
+                                             "--server",  "--role",   "--password-fd",
+                                             "--limit"};
     if (i + 1 < argc)
         return false;
     for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
@@ -474,6 +498,225 @@ static int cmd_revoke(const char *path, int argc, char **argv)
     return code;
 }
 
+/* Reads one line (without its newline) of at most size - 1 bytes from fd. -1 when longer or
+ * unreadable. */
+static int read_line_fd(int fd, char *buf, size_t size)
+{
+    size_t n = 0;
+    for (;;) {
+        char c;
+        ssize_t r = read(fd, &c, 1);
+        if (r < 0)
+            return -1;
+        if (r == 0 || c == '\n')
+            break;
+        if (n + 1 >= size)
+            return -1;
+        buf[n++] = c;
+    }
+    buf[n] = 0;
+    if (n > 0 && buf[n - 1] == '\r')
+        buf[n - 1] = 0;
+    return 0;
+}
+
+/* Asks on the terminal with echo off. */
+static int prompt_password(const char *prompt, char *buf, size_t size)
+{
+    struct termios old, quiet;
+    int fd = STDIN_FILENO;
+    bool restore = false;
+    int rc;
+
+    fputs(prompt, stderr);
+    fflush(stderr);
+    if (isatty(fd) && tcgetattr(fd, &old) == 0) {
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        restore = tcsetattr(fd, TCSAFLUSH, &quiet) == 0;
+    }
+    rc = read_line_fd(fd, buf, size);
+    if (restore) {
+        tcsetattr(fd, TCSAFLUSH, &old);
+        fputc('\n', stderr);
+    }
+    return rc;
+}
+
+static int cmd_user_add(const char *path, int argc, char **argv)
+{
+    const char *name = argv[1];
+    const char *teams[MAX_TEAMS];
+    uint32_t n_teams = 0;
+    int role = 0;
+    int fd = -1;
+    char pw[STORE_PASSWORD_MAX + 2], again[STORE_PASSWORD_MAX + 2];
+    int code;
+
+    for (int i = 2; i < argc; i++) {
+        if (missing_value(i, argc, argv))
+            return usage_error(usage_user, "missing value after", argv[i]);
+        if (is_help(argv[i])) {
+            fputs(usage_user, stdout);
+            return EXIT_OK;
+        } else if (strcmp(argv[i], "--team") == 0 && i + 1 < argc) {
+            if (n_teams == MAX_TEAMS)
+                return usage_error(usage_user, "at most 64 teams per account", NULL);
+            teams[n_teams++] = argv[++i];
+        } else if (strcmp(argv[i], "--role") == 0 && i + 1 < argc) {
+            i++;
+            if (strcmp(argv[i], "supervisor") == 0)
+                role = STORE_ROLE_SUPERVISOR;
+            else if (strcmp(argv[i], "admin") == 0)
+                role = STORE_ROLE_ADMIN;
+            else
+                return usage_error(usage_user, "role must be supervisor or admin", argv[i]);
+        } else if (strcmp(argv[i], "--password-fd") == 0 && i + 1 < argc) {
+            char *end = NULL;
+            long v = strtol(argv[++i], &end, 10);
+            if (!end || *end || v < 0 || v > 1024)
+                return usage_error(usage_user, "bad file descriptor", argv[i]);
+            fd = (int)v;
+        } else {
+            return usage_error(usage_user, "unexpected argument", argv[i]);
+        }
+    }
+    if (role == 0)
+        return usage_error(usage_user, "--role supervisor|admin is required", NULL);
+    if (fd >= 0) {
+        if (read_line_fd(fd, pw, sizeof pw) != 0) {
+            fprintf(stderr, "outpost-admin: cannot read a password of at most %u characters "
+                            "from file descriptor %d\n", STORE_PASSWORD_MAX, fd);
+            return EXIT_USAGE;
+        }
+    } else {
+        if (prompt_password("password: ", pw, sizeof pw) != 0 ||
+            prompt_password("again: ", again, sizeof again) != 0) {
+            fprintf(stderr, "outpost-admin: cannot read the password\n");
+            return EXIT_USAGE;
+        }
+        if (strcmp(pw, again) != 0) {
+            fprintf(stderr, "outpost-admin: the passwords differ\n");
+            explicit_bzero(pw, sizeof pw);
+            explicit_bzero(again, sizeof again);
+            return EXIT_USAGE;
+        }
+        explicit_bzero(again, sizeof again);
+    }
+    store *st = NULL;
+    code = open_store(path, false, &st);
+    if (code == EXIT_OK) {
+        int rc = store_user_add(st, name, (store_role)role, teams, n_teams, pw);
+        if (rc != STORE_OK)
+            code = store_error(st, rc);
+        else
+            printf("%s %s added\n", role == STORE_ROLE_ADMIN ? "admin" : "supervisor", name);
+    }
+    explicit_bzero(pw, sizeof pw);
+    store_close(st);
+    return code;
+}
+
+static int cmd_user(const char *path, int argc, char **argv)
+{
+    if (argc >= 1 && is_help(argv[0])) {
+        fputs(usage_user, stdout);
+        return EXIT_OK;
+    }
+    if (argc >= 2 && strcmp(argv[0], "add") == 0 && argv[1][0] != '-')
+        return cmd_user_add(path, argc, argv);
+    if (argc == 2 && strcmp(argv[0], "unlock") == 0) {
+        store *st = NULL;
+        int code = open_store(path, false, &st);
+        if (code == EXIT_OK) {
+            int rc = store_user_unlock(st, argv[1]);
+            if (rc != STORE_OK)
+                code = store_error(st, rc);
+            else
+                printf("account %s unlocked\n", argv[1]);
+        }
+        store_close(st);
+        return code;
+    }
+    return usage_error(usage_user, "expected: user add NAME --role ROLE, or user unlock NAME",
+                       NULL);
+}
+
+/* Audit text came from the network: control characters are shown as '?' so that nothing in
+ * it can drive the terminal. */
+static void print_field(const char *s)
+{
+    for (; *s; s++)
+        putchar((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s);
+}
+
+static int print_audit_row(const store_audit_row *row, void *user_data)
+{
+    char when[32];
+    (void)user_data;
+    format_time(row->time_ms, when, sizeof when);
+    printf("%lld\t%s\t", (long long)row->id, when);
+    print_field(row->address);
+    putchar('\t');
+    print_field(row->actor);
+    putchar('\t');
+    print_field(row->action);
+    putchar('\t');
+    print_field(row->target);
+    putchar('\n');
+    return 0;
+}
+
+static int cmd_audit(const char *path, int argc, char **argv)
+{
+    uint32_t limit = 50;
+    if (argc >= 1 && is_help(argv[0])) {
+        fputs(usage_audit, stdout);
+        return EXIT_OK;
+    }
+    if (argc < 1 || (strcmp(argv[0], "verify") != 0 && strcmp(argv[0], "list") != 0))
+        return usage_error(usage_audit, "expected: audit verify, or audit list", NULL);
+    bool verify = strcmp(argv[0], "verify") == 0;
+    for (int i = 1; i < argc; i++) {
+        if (missing_value(i, argc, argv))
+            return usage_error(usage_audit, "missing value after", argv[i]);
+        if (!verify && strcmp(argv[i], "--limit") == 0 && i + 1 < argc) {
+            char *end = NULL;
+            long v = strtol(argv[++i], &end, 10);
+            if (!end || *end || v < 1 || v > 100000)
+                return usage_error(usage_audit, "--limit takes 1 to 100000", argv[i]);
+            limit = (uint32_t)v;
+        } else {
+            return usage_error(usage_audit, "unexpected argument", argv[i]);
+        }
+    }
+    store *st = NULL;
+    int code = open_store(path, false, &st);
+    if (code != EXIT_OK)
+        return code;
+    if (verify) {
+        uint64_t n_rows = 0;
+        int64_t bad = 0;
+        int rc = store_audit_verify(st, &n_rows, &bad);
+        if (rc == STORE_OK) {
+            printf("audit log verified: %llu rows, hash chain intact\n",
+                   (unsigned long long)n_rows);
+        } else if (rc == STORE_ETAMPERED) {
+            fprintf(stderr, "outpost-admin: TAMPERED: first bad row %lld: %s\n", (long long)bad,
+                    store_errmsg(st));
+            code = EXIT_REFUSED;
+        } else {
+            code = store_error(st, rc);
+        }
+    } else {
+        int rc = store_audit_list(st, 0, limit, print_audit_row, NULL);
+        if (rc != STORE_OK)
+            code = store_error(st, rc);
+    }
+    store_close(st);
+    return code;
+}
+
 int main(int argc, char **argv)
 {
     const char *path = NULL;
@@ -512,5 +755,9 @@ int main(int argc, char **argv)
         return cmd_devices(path, sub_argc, sub_argv);
     if (strcmp(cmd, "revoke") == 0)
         return cmd_revoke(path, sub_argc, sub_argv);
+    if (strcmp(cmd, "user") == 0)
+        return cmd_user(path, sub_argc, sub_argv);
+    if (strcmp(cmd, "audit") == 0)
+        return cmd_audit(path, sub_argc, sub_argv);
     return usage_error(usage_main, "unknown command", cmd);
 }

@@ -32,7 +32,9 @@ enum {
     STORE_ECODE = -8,      /* enrollment code unknown, used or expired */
     STORE_EINVAL = -9,     /* bad argument (bad schema file, bad name, ...) */
     STORE_ESCHEMA = -10,   /* schema problem: not additive, no primary key, bad policy */
-    STORE_EEXISTS = -11    /* already exists */
+    STORE_EEXISTS = -11,   /* already exists */
+    STORE_ELOCKED = -12,   /* dashboard account locked after too many failed logins */
+    STORE_ETAMPERED = -13  /* the audit log's hash chain does not verify */
 };
 
 typedef struct store store;
@@ -175,5 +177,163 @@ int store_pull(store *st, const store_device *dev, uint64_t cursor, uint32_t lim
  * (cursor 0) carries no tombstones or removals; next_cursor is the newest server sequence when
  * more is false; a cursor beyond the newest server sequence (the store was restored from a
  * backup) is read as 0. A revoked device gets STORE_EREVOKED and no reply. */
+
+/* ---- Dashboard accounts (store_users.c) ------------------------------------------------------ */
+
+/* Consecutive failed logins that lock an account, and how long the lock lasts. */
+#define STORE_LOGIN_MAX_FAILURES 5u
+#define STORE_LOGIN_LOCK_MS (15u * 60u * 1000u)
+/* Password length accepted by store_user_add: 12 to 1024 bytes. */
+#define STORE_PASSWORD_MIN 12u
+#define STORE_PASSWORD_MAX 1024u
+
+typedef enum store_role { STORE_ROLE_SUPERVISOR = 1, STORE_ROLE_ADMIN = 2 } store_role;
+
+typedef struct store_user {
+    char name[64];
+    store_role role;
+    uint32_t n_teams;
+    char (*teams)[64]; /* teams the user may see, sorted; NULL when none */
+} store_user;
+
+void store_user_clear(store_user *user); /* frees teams; NULL is a no-op */
+
+/* Creates a dashboard account. The name follows the id rule above; every team must exist
+ * (STORE_ENOTFOUND names the missing one); a supervisor needs at least one team. The password
+ * (STORE_PASSWORD_MIN..MAX bytes) is kept only as an Argon2id hash (t=2, m=19 MiB, p=1, random
+ * 16-byte salt). STORE_EEXISTS when the name is taken. */
+int store_user_add(store *st, const char *name, store_role role, const char *const *team_ids,
+                   uint32_t n_teams, const char *password);
+
+/* Checks a password. On success fills out_user and resets the failure count. A wrong password
+ * (or an unknown name, which costs the same Argon2id time) is STORE_EAUTH; the
+ * STORE_LOGIN_MAX_FAILURES-th consecutive failure locks the account for STORE_LOGIN_LOCK_MS,
+ * during which every attempt, right or wrong, is STORE_ELOCKED. */
+int store_user_login(store *st, const char *name, const char *password, uint64_t now_ms,
+                     store_user *out_user);
+
+/* Loads an account's role and teams (for a dashboard session). STORE_ENOTFOUND when gone. */
+int store_user_get(store *st, const char *name, store_user *out_user);
+
+/* Lifts a lock and clears the failure count. */
+int store_user_unlock(store *st, const char *name);
+
+/* ---- Audit log (store_audit.c) --------------------------------------------------------------- */
+
+/* The audit log is append-only (the store refuses UPDATE and DELETE on it) and hash-chained:
+ * row n's hash is SHA-256(hash of row n-1 || row n's content), the first row chaining from 32
+ * zero bytes. Row content: id and time as 8-byte big-endian integers, then actor, action,
+ * target and address, each as a 4-byte big-endian length and its bytes. */
+typedef struct store_audit_row {
+    int64_t id;           /* 1, 2, 3, ... */
+    uint64_t time_ms;
+    char actor[64];       /* the account, or the name tried at a failed login */
+    char action[32];      /* login.ok, login.fail, login.locked, record.view, export, ... */
+    char target[256];     /* what was acted on: a record key, a view and its filters */
+    char address[64];     /* the client's address */
+    uint8_t hash[32];
+} store_audit_row;
+
+/* Appends one row (strings longer than the fields above are refused with STORE_EINVAL). */
+int store_audit_append(store *st, uint64_t time_ms, const char *actor, const char *action,
+                       const char *target, const char *address);
+
+/* Newest first, rows with id < before_id (0: from the newest), at most limit (0: 100). A
+ * non-zero return from cb stops the walk and is returned. */
+typedef int (*store_audit_cb)(const store_audit_row *row, void *user_data);
+int store_audit_list(store *st, int64_t before_id, uint32_t limit, store_audit_cb cb,
+                     void *user_data);
+
+/* Recomputes the chain. STORE_OK with the row count, or STORE_ETAMPERED with the id of the
+ * first row that does not verify in *out_bad_id (a changed, removed or inserted row; a removed
+ * tail shows as the row after the last one left) and the reason in store_errmsg. */
+int store_audit_verify(store *st, uint64_t *out_n_rows, int64_t *out_bad_id);
+
+/* ---- Dashboard queries (store_dashboard.c) ---------------------------------------------------- */
+
+/* Every query below sees only rows whose scope value (or whose worker's team) is one of teams;
+ * n_teams 0 sees nothing. Text is returned as stored: the caller escapes it for its output. */
+
+typedef struct store_dash_device {
+    char device_id[40];
+    char worker_id[64];
+    char name[64];
+    char teams[256];        /* the worker's teams, comma separated */
+    uint64_t enrolled_ms;
+    uint64_t last_seen_ms;  /* 0 = never synced */
+    bool revoked;
+} store_dash_device;
+
+typedef int (*store_dash_device_cb)(const store_dash_device *row, void *user_data);
+/* Workers' devices in teams, most recently seen first. */
+int store_dash_devices(store *st, const char (*teams)[64], uint32_t n_teams,
+                       store_dash_device_cb cb, void *user_data);
+
+/* A search over one synced table. worker_col and date_col name columns of the table (NULL when
+ * the table has none); date_from/date_to compare the date column's text (ISO 8601 sorts). */
+typedef struct store_dash_query {
+    const char *table;
+    const char *worker_col;
+    const char *date_col;
+    const char *worker;     /* exact worker id, or NULL */
+    const char *team;       /* exact scope value (must be one of teams), or NULL */
+    const char *date_from;  /* inclusive, or NULL */
+    const char *date_to;    /* inclusive prefix ("2026-11-28" covers the whole day), or NULL */
+    const char *text;       /* substring of any column, or NULL */
+    const char *id;         /* exact primary key text (one record), or NULL */
+    uint32_t limit;         /* 0: 200; at most 1000 */
+} store_dash_query;
+
+/* One row: n_cols column names and their values as text (NULL for SQL NULL). */
+typedef struct store_dash_record {
+    uint32_t n_cols;
+    const char *const *cols;
+    const char *const *values;
+} store_dash_record;
+
+typedef int (*store_dash_record_cb)(const store_dash_record *rec, void *user_data);
+/* Rows matching q, newest date first (rowid order without a date column). STORE_ENOTFOUND
+ * when the table is not synced; STORE_EINVAL when a named column does not exist. */
+int store_dash_records(store *st, const char (*teams)[64], uint32_t n_teams,
+                       const store_dash_query *q, store_dash_record_cb cb, void *user_data);
+
+/* Records per day per worker: calls cb once per (day, worker) with its count, days ascending,
+ * for days >= date_from (the first 10 characters of date_col). */
+typedef int (*store_dash_count_cb)(const char *day, const char *worker, uint64_t count,
+                                   void *user_data);
+int store_dash_per_day(store *st, const char (*teams)[64], uint32_t n_teams, const char *table,
+                       const char *worker_col, const char *date_col, const char *date_from,
+                       store_dash_count_cb cb, void *user_data);
+
+typedef struct store_dash_conflict {
+    int64_t id;
+    char table[64];
+    char column[64];
+    char row_key[128];       /* the primary key as text (first key column) */
+    char scope[64];
+    const char *losing;      /* value text, NULL for SQL NULL */
+    const char *winning;
+    char loser_device[40];
+    char loser_worker[64];
+    char winner_device[40];
+    uint64_t time_ms;
+    bool reversible;
+    char decision[16];       /* "", "kept" or "reversed" */
+    char decided_by[64];
+} store_dash_conflict;
+
+typedef int (*store_dash_conflict_cb)(const store_dash_conflict *c, void *user_data);
+/* Conflicts on rows in teams, newest first; only undecided ones unless all. */
+int store_dash_conflicts(store *st, const char (*teams)[64], uint32_t n_teams, bool all,
+                         uint32_t limit, store_dash_conflict_cb cb, void *user_data);
+
+/* Records a supervisor's decision on a conflict in teams: keep (nothing changes) or reverse
+ * (the losing value is written back as a new change with a server HLC, so it syncs to every
+ * device in scope). STORE_ENOTFOUND for a conflict outside teams; STORE_EEXISTS when already
+ * decided; STORE_EINVAL when reversing a conflict that is not reversible. out_info (may be
+ * NULL) names the teams to NOTIFY, as store_push does. */
+int store_dash_decide(store *st, const char (*teams)[64], uint32_t n_teams, int64_t conflict_id,
+                      bool reverse, const char *user, uint64_t now_ms,
+                      store_push_info *out_info);
 
 #endif /* OUTPOST_STORE_H */

@@ -14,6 +14,9 @@ void config_defaults(daemon_config *out_config)
     snprintf(out_config->listen_addr, sizeof out_config->listen_addr, "127.0.0.1");
     out_config->port = 8443;
     out_config->log_level = LOG_INFO;
+    snprintf(out_config->dash_table, sizeof out_config->dash_table, "contacts");
+    snprintf(out_config->dash_worker_col, sizeof out_config->dash_worker_col, "worker_id");
+    snprintf(out_config->dash_date_col, sizeof out_config->dash_date_col, "contacted_at");
     out_config->limits = (daemon_limits){
         .max_message_bytes = 1024u * 1024u,
         .max_transaction_bytes = 64u * 1024u * 1024u,
@@ -127,6 +130,19 @@ static int on_ini_value(void *user, const char *section, const char *name, const
 
     if (p->failed)
         return 0;
+    if (strcmp(section, "dashboard") == 0) {
+        char *dst = strcmp(name, "table") == 0           ? c->dash_table
+                    : strcmp(name, "worker_column") == 0 ? c->dash_worker_col
+                    : strcmp(name, "date_column") == 0   ? c->dash_date_col
+                                                         : NULL;
+        if (!dst)
+            return fail_key(p, section, name, "unknown key");
+        /* An empty column name says the table has no such column. */
+        if ((dst == c->dash_table && value[0] == '\0') || strlen(value) >= sizeof c->dash_table)
+            return fail_key(p, section, name, "expected a name of 1 to 63 characters");
+        snprintf(dst, sizeof c->dash_table, "%s", value);
+        return 1;
+    }
     if (strcmp(section, "server") == 0) {
         if (strcmp(name, "listen") == 0) {
             if (value[0] == '\0' || strlen(value) >= sizeof c->listen_addr)

@@ -7,6 +7,10 @@
  *             message_timeout_s, idle_timeout_s, max_connections, lockout_failures,
  *             lockout_window_s, lockout_duration_s, queue_depth, pull_page_rows
  *   [log]     level = error|warn|info|debug
+ *   [dashboard] table = contacts   worker_column = worker_id   date_column = contacted_at
+ *             (the synced table the dashboard's record views, search and chart show; an
+ *             empty column name means the table has none: no worker filter, no date filter
+ *             or chart)
  *
  * Relative paths are taken relative to the directory of the config file, so a config and its
  * certificates can move together. Every limit has a safe default (config_defaults).
@@ -44,6 +48,9 @@ typedef struct daemon_config {
     char store_path[CONFIG_PATH_MAX];
     log_level log_level;
     daemon_limits limits;
+    char dash_table[64];
+    char dash_worker_col[64];
+    char dash_date_col[64];
 } daemon_config;
 
 void config_defaults(daemon_config *out_config);

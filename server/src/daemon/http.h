@@ -1,22 +1,54 @@
 /*
- * The HTTPS side of outpostd's port: a small route table. Today it serves a status page at /
- * and answers 404 elsewhere; the dashboard adds its routes here.
+ * The HTTPS side of outpostd's port: the status page (/ and /status), the dashboard's assets
+ * (/dashboard/...) embedded in the binary, and the dashboard's API (/api/..., dashboard.c).
+ * Every response carries HSTS, no-store and lws's security headers (a Content-Security-Policy
+ * without inline script among them).
  */
 #ifndef OUTPOSTD_HTTP_H
 #define OUTPOSTD_HTTP_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <libwebsockets.h>
 
+#include "dash_buf.h"
+
+/* Largest request body (a login or decision form). */
+#define HTTP_BODY_MAX 4096u
+
 /* Per-request state lws allocates for the "http" protocol. */
 typedef struct http_request {
-    int route; /* index into the route table, -1 when none */
-    size_t body_len;
-    char body[512]; /* made once per request so Content-Length and body agree */
+    struct lws *wsi;
+    bool is_post;
+    bool body_too_big;
+    char path[64];
+    size_t body_in_len;
+    char body_in[HTTP_BODY_MAX + 1];
+    uint64_t pending_id; /* non-zero while a store call for this request is out */
+
+    /* The response, written from HTTP_WRITEABLE: headers first, then the body in pieces. */
+    bool responding;
+    bool headers_sent;
+    int status;
+    const char *content_type;
+    char set_cookie[192];
+    char disposition[96];
+    const uint8_t *out; /* a static asset, or owned.data */
+    size_t out_len;
+    size_t out_sent;
+    dash_buf owned;
 } http_request;
 
 int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                   size_t len);
+
+/* Queues a response; data is copied unless is_static. Returns 0 or -1. */
+int http_respond(http_request *req, int status, const char *content_type, const void *data,
+                 size_t n_bytes, bool is_static);
+
+/* Queues a response whose body is taken from body (left empty). */
+void http_respond_buf(http_request *req, int status, const char *content_type, dash_buf *body);
 
 #endif /* OUTPOSTD_HTTP_H */

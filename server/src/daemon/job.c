@@ -29,6 +29,7 @@ void job_free(job *j)
     if (!j)
         return;
     proto_msg_free(j->request);
+    dash_call_free(j->dash);
     free_joined_push(&j->push);
     for (uint32_t i = 0; i < j->n_chunks; i++)
         proto_msg_free(j->chunks[i]);
@@ -293,5 +294,6 @@ void job_run(job *j, store *st, const job_env *env)
     case JOB_AUTH: run_auth(j, st); break;
     case JOB_PUSH: run_push(j, st); break;
     case JOB_PULL: run_pull(j, st, env); break;
+    case JOB_DASH: dash_run(j->dash, st); break;
     }
 }

@@ -14,10 +14,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dash_api.h"
 #include "outpost/proto.h"
 #include "store.h"
 
-typedef enum job_kind { JOB_ENROLL, JOB_AUTH, JOB_PUSH, JOB_PULL } job_kind;
+typedef enum job_kind { JOB_ENROLL, JOB_AUTH, JOB_PUSH, JOB_PULL, JOB_DASH } job_kind;
 
 /* What job_run needs besides the job itself; read-only, shared by every job. */
 typedef struct job_env {
@@ -39,6 +40,7 @@ typedef struct job {
     proto_push push;      /* PUSH: the chunks joined into one transaction */
     store_device device;  /* PUSH, PULL: the daemon's copy (device_copy); AUTH: the result */
     uint64_t now_ms;
+    dash_call *dash;      /* DASH: the dashboard call, request and result in one; owned */
 
     /* Result. */
     int rc;               /* STORE_OK or a negative STORE_* code */

@@ -11,7 +11,9 @@
 
 #include <libwebsockets.h>
 
+#include "dashboard.h"
 #include "http.h"
+#include "live.h"
 #include "log.h"
 #include "session.h"
 #include "sync_handler.h"
@@ -60,8 +62,7 @@ uint32_t server_sessions(const server *srv)
     return srv->config.limits.max_connections - srv->n_free;
 }
 
-/* NOTIFY every other authenticated session whose teams the push touched. */
-static void notify_teams(server *srv, uint64_t origin_id, const store_push_info *info)
+void server_notify_teams(server *srv, uint64_t origin_id, const store_push_info *info)
 {
     uint32_t n_notified = 0;
 
@@ -90,9 +91,24 @@ void server_dispatch_completions(server *srv)
         session *s;
         list = j->next;
         j->next = NULL;
+        if (j->kind == JOB_DASH) {
+            dashboard_job_done(srv->dash, j);
+            continue;
+        }
         /* A committed push notifies others even when its own connection is gone. */
-        if (j->kind == JOB_PUSH && j->rc == STORE_OK)
-            notify_teams(srv, j->session_id, &j->push_info);
+        if (j->kind == JOB_PUSH && j->rc == STORE_OK) {
+            server_notify_teams(srv, j->session_id, &j->push_info);
+            if (!j->push_info.duplicate && !j->push_info.rejected)
+                dashboard_event(srv->dash,
+                                DASH_EVENT_RECORDS | DASH_EVENT_SYNC |
+                                    (j->push_info.n_conflicts ? DASH_EVENT_CONFLICTS : 0u),
+                                (const char(*)[64])j->push_info.teams_touched,
+                                j->push_info.n_teams_touched);
+        }
+        /* A device that authenticated or pulled has a new "last sync". */
+        if ((j->kind == JOB_AUTH || j->kind == JOB_PULL) && j->rc == STORE_OK)
+            dashboard_event(srv->dash, DASH_EVENT_SYNC, (const char(*)[64])j->device.teams,
+                            j->device.n_teams);
         s = srv->slots[j->slot];
         if (s && s->id == j->session_id) {
             session_job_done(s, j);
@@ -169,6 +185,7 @@ int server_run(const daemon_config *config)
     static const struct lws_protocols protocols_template[] = {
         {"http", http_callback, sizeof(http_request), 0, 0, NULL, 0},
         {SYNC_PROTOCOL_NAME, sync_callback, sizeof(session), 0, 0, NULL, 0},
+        {LIVE_PROTOCOL_NAME, live_callback, sizeof(live_conn), 0, 0, NULL, 0},
         LWS_PROTOCOL_LIST_TERM,
     };
     struct lws_context_creation_info info;
@@ -198,7 +215,8 @@ int server_run(const daemon_config *config)
         lockout_create(config->limits.lockout_failures,
                        (uint64_t)config->limits.lockout_window_s * 1000u,
                        (uint64_t)config->limits.lockout_duration_s * 1000u, LOCKOUT_CAPACITY,
-                       &srv.lockout) != 0) {
+                       &srv.lockout) != 0 ||
+        dashboard_create(&srv, &srv.dash) != 0) {
         log_msg(LOG_ERROR, "out of memory");
         goto done;
     }
@@ -266,6 +284,7 @@ done:
     if (srv.context)
         lws_context_destroy(srv.context);
     lockout_destroy(srv.lockout);
+    dashboard_destroy(srv.dash);
     free(srv.slots);
     free(srv.free_slots);
     free(srv.ca_pem);

@@ -14,6 +14,7 @@
 #include "store.h"
 #include "worker.h"
 
+struct dashboard;
 struct lws_context;
 struct session;
 
@@ -24,6 +25,7 @@ typedef struct server {
     struct lws_context *context;
     worker *worker;
     lockout *lockout;
+    struct dashboard *dash; /* the supervisor dashboard's sessions and live connections */
 
     /* Sessions holding a connection slot (max_connections of them). A job names its session
      * by (slot, id), so a reply for a connection that closed meanwhile finds nobody. */
@@ -39,6 +41,9 @@ int server_run(const daemon_config *config);
 int server_slot_acquire(server *srv, struct session *s, uint32_t *out_slot);
 void server_slot_release(server *srv, uint32_t slot);
 uint32_t server_sessions(const server *srv);
+
+/* NOTIFY every authenticated session (but origin_id's) whose teams the change touched. */
+void server_notify_teams(server *srv, uint64_t origin_id, const store_push_info *info);
 
 /* Collects finished jobs from the worker and hands each to its session (service thread). */
 void server_dispatch_completions(server *srv);

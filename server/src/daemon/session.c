@@ -563,6 +563,7 @@ void session_job_done(session *s, job *j)
         case JOB_AUTH: auth_done(s, j); break;
         case JOB_PUSH: push_done(s, j); break;
         case JOB_PULL: pull_done(s, j); break;
+        case JOB_DASH: break; /* dashboard jobs go to dashboard_job_done, never here */
         }
     }
     job_free(j);

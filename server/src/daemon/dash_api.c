@@ -1,0 +1,543 @@
+#include "dash_api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mbedtls/platform_util.h>
+
+dash_call *dash_call_new(dash_op op)
+{
+    dash_call *c = calloc(1, sizeof *c);
+
+    if (c)
+        c->op = op;
+    return c;
+}
+
+void dash_call_free(dash_call *c)
+{
+    if (!c)
+        return;
+    mbedtls_platform_zeroize(c->password, sizeof c->password);
+    free(c->teams);
+    dash_buf_free(&c->body);
+    store_user_clear(&c->login_user);
+    free(c->push_info.teams_touched);
+    free(c);
+}
+
+static void reply_error(dash_call *c, int status, const char *message)
+{
+    dash_buf_free(&c->body);
+    c->http_status = status;
+    c->content_type = "application/json";
+    dash_buf_puts(&c->body, "{\"error\":");
+    dash_buf_json_str(&c->body, message);
+    dash_buf_puts(&c->body, "}");
+}
+
+static void reply_store_error(dash_call *c, store *st, int rc)
+{
+    switch (rc) {
+    case STORE_ENOTFOUND: reply_error(c, 404, store_errmsg(st)); break;
+    case STORE_EEXISTS: reply_error(c, 409, store_errmsg(st)); break;
+    case STORE_EINVAL: reply_error(c, 400, store_errmsg(st)); break;
+    case STORE_EBUSY: reply_error(c, 503, "the store is busy: try again"); break;
+    default: reply_error(c, 500, "the store failed: see the server log"); break;
+    }
+}
+
+static int audit(dash_call *c, store *st, const char *actor, const char *action,
+                 const char *target)
+{
+    return store_audit_append(st, c->now_ms, actor, action, target, c->address);
+}
+
+static void start_ok(dash_call *c)
+{
+    c->http_status = 200;
+    c->content_type = c->csv ? "text/csv; charset=utf-8" : "application/json";
+}
+
+/* "view=NAME team=T worker=W from=F to=T text=N chars" for the audit row of an export. */
+static void describe_filters(const dash_call *c, const char *view, char *out, size_t size)
+{
+    snprintf(out, size, "view=%s%s%s%s%s%s%s%s%s text=%zu chars", view,
+             c->f_team[0] ? " team=" : "", c->f_team, c->f_worker[0] ? " worker=" : "",
+             c->f_worker, c->f_from[0] ? " from=" : "", c->f_from, c->f_to[0] ? " to=" : "",
+             c->f_to, strlen(c->f_text));
+}
+
+static bool name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n > 63)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z') ||
+              (name[i] >= '0' && name[i] <= '9') || name[i] == '.' || name[i] == '_' ||
+              name[i] == '-'))
+            return false;
+    return true;
+}
+
+static void run_login(dash_call *c, store *st)
+{
+    char actor[64];
+    int rc = store_user_login(st, c->name, c->password, c->now_ms, &c->login_user);
+
+    mbedtls_platform_zeroize(c->password, sizeof c->password);
+    /* The name tried goes to the audit log only when it could be an account name. */
+    snprintf(actor, sizeof actor, "%s", name_ok(c->name) ? c->name : "(not an account name)");
+    if (rc == STORE_OK) {
+        if (audit(c, st, actor, "login.ok", "") != STORE_OK) {
+            store_user_clear(&c->login_user);
+            reply_error(c, 500, "the audit log cannot be written: login refused");
+            return;
+        }
+        c->http_status = 200;
+        return;
+    }
+    if (rc == STORE_EAUTH || rc == STORE_ELOCKED) {
+        /* The failure is recorded even when the audit write fails; the answer stays the same. */
+        (void)audit(c, st, actor, rc == STORE_ELOCKED ? "login.locked" : "login.fail", "");
+        reply_error(c, rc == STORE_ELOCKED ? 423 : 401,
+                    rc == STORE_ELOCKED
+                        ? "this account is locked after five failed logins: wait 15 minutes or "
+                          "ask an administrator"
+                        : "wrong name or password");
+        return;
+    }
+    reply_store_error(c, st, rc);
+}
+
+/* A comma before every array element but the first. */
+static void json_sep(dash_buf *b)
+{
+    if (b->len > 0 && b->data[b->len - 1] != '[')
+        dash_buf_puts(b, ",");
+}
+
+static void format_ms(dash_buf *b, uint64_t ms)
+{
+    dash_buf_printf(b, "%llu", (unsigned long long)ms);
+}
+
+static int device_row(const store_dash_device *d, void *user_data)
+{
+    dash_call *c = user_data;
+    dash_buf *b = &c->body;
+
+    if (c->csv) {
+        dash_buf_csv_field(b, d->worker_id);
+        dash_buf_puts(b, ",");
+        dash_buf_csv_field(b, d->teams);
+        dash_buf_puts(b, ",");
+        dash_buf_csv_field(b, d->device_id);
+        dash_buf_puts(b, ",");
+        dash_buf_csv_field(b, d->name);
+        dash_buf_printf(b, ",%llu,%llu,%s\r\n", (unsigned long long)d->enrolled_ms,
+                        (unsigned long long)d->last_seen_ms, d->revoked ? "yes" : "no");
+        return 0;
+    }
+    json_sep(b);
+    dash_buf_puts(b, "{\"device_id\":");
+    dash_buf_json_str(b, d->device_id);
+    dash_buf_puts(b, ",\"worker\":");
+    dash_buf_json_str(b, d->worker_id);
+    dash_buf_puts(b, ",\"name\":");
+    dash_buf_json_str(b, d->name);
+    dash_buf_puts(b, ",\"teams\":");
+    dash_buf_json_str(b, d->teams);
+    dash_buf_puts(b, ",\"enrolled_ms\":");
+    format_ms(b, d->enrolled_ms);
+    dash_buf_puts(b, ",\"last_seen_ms\":");
+    format_ms(b, d->last_seen_ms);
+    dash_buf_printf(b, ",\"revoked\":%s}", d->revoked ? "true" : "false");
+    return 0;
+}
+
+static void run_devices(dash_call *c, store *st)
+{
+    int rc;
+
+    start_ok(c);
+    if (c->csv)
+        dash_buf_puts(&c->body, "worker,teams,device,name,enrolled_ms,last_sync_ms,revoked\r\n");
+    else
+        dash_buf_printf(&c->body, "{\"now_ms\":%llu,\"devices\":[",
+                        (unsigned long long)c->now_ms);
+    rc = store_dash_devices(st, (const char(*)[64])c->teams, c->n_teams, device_row, c);
+    if (rc != STORE_OK) {
+        reply_store_error(c, st, rc);
+        return;
+    }
+    if (!c->csv)
+        dash_buf_puts(&c->body, "]}");
+}
+
+typedef struct records_ctx {
+    dash_call *call;
+    uint32_t n_rows;
+} records_ctx;
+
+static int record_row(const store_dash_record *rec, void *user_data)
+{
+    records_ctx *rc = user_data;
+    dash_call *c = rc->call;
+    dash_buf *b = &c->body;
+
+    if (rc->n_rows == 0) {
+        if (c->csv) {
+            for (uint32_t i = 0; i < rec->n_cols; i++) {
+                if (i)
+                    dash_buf_puts(b, ",");
+                dash_buf_csv_field(b, rec->cols[i]);
+            }
+            dash_buf_puts(b, "\r\n");
+        } else {
+            dash_buf_puts(b, "\"columns\":[");
+            for (uint32_t i = 0; i < rec->n_cols; i++) {
+                if (i)
+                    dash_buf_puts(b, ",");
+                dash_buf_json_str(b, rec->cols[i]);
+            }
+            dash_buf_puts(b, c->op == DASH_RECORD ? "],\"values\":" : "],\"rows\":[");
+        }
+    } else if (!c->csv) {
+        dash_buf_puts(b, ",");
+    }
+    if (c->csv) {
+        for (uint32_t i = 0; i < rec->n_cols; i++) {
+            if (i)
+                dash_buf_puts(b, ",");
+            dash_buf_csv_field(b, rec->values[i]);
+        }
+        dash_buf_puts(b, "\r\n");
+    } else {
+        dash_buf_puts(b, "[");
+        for (uint32_t i = 0; i < rec->n_cols; i++) {
+            if (i)
+                dash_buf_puts(b, ",");
+            dash_buf_json_str(b, rec->values[i]);
+        }
+        dash_buf_puts(b, "]");
+    }
+    rc->n_rows++;
+    return 0;
+}
+
+static void fill_query(const dash_call *c, store_dash_query *q)
+{
+    memset(q, 0, sizeof *q);
+    q->table = c->table;
+    q->worker_col = c->worker_col[0] ? c->worker_col : NULL;
+    q->date_col = c->date_col[0] ? c->date_col : NULL;
+    q->worker = c->f_worker;
+    q->team = c->f_team;
+    q->date_from = c->f_from;
+    q->date_to = c->f_to;
+    q->text = c->f_text;
+}
+
+static void run_records(dash_call *c, store *st)
+{
+    store_dash_query q;
+    records_ctx ctx = {c, 0};
+    int rc;
+
+    fill_query(c, &q);
+    if (c->op == DASH_RECORD) {
+        char target[256];
+        if (!c->f_id[0]) {
+            reply_error(c, 400, "which record? (id)");
+            return;
+        }
+        memset(&q, 0, sizeof q);
+        q.table = c->table;
+        q.id = c->f_id;
+        q.limit = 1;
+        snprintf(target, sizeof target, "%s/%s", c->table, c->f_id);
+        if (audit(c, st, c->user, "record.view", target) != STORE_OK) {
+            reply_error(c, 500, "the audit log cannot be written: nothing shown");
+            return;
+        }
+    } else if (c->csv) {
+        char target[256];
+        describe_filters(c, "records", target, sizeof target);
+        if (audit(c, st, c->user, "export", target) != STORE_OK) {
+            reply_error(c, 500, "the audit log cannot be written: nothing exported");
+            return;
+        }
+    }
+    start_ok(c);
+    if (!c->csv)
+        dash_buf_puts(&c->body, "{");
+    rc = store_dash_records(st, (const char(*)[64])c->teams, c->n_teams, &q, record_row, &ctx);
+    if (rc != STORE_OK) {
+        reply_store_error(c, st, rc);
+        return;
+    }
+    if (c->op == DASH_RECORD && ctx.n_rows == 0) {
+        reply_error(c, 404, "no such record in your teams");
+        return;
+    }
+    if (!c->csv) {
+        if (ctx.n_rows == 0)
+            dash_buf_puts(&c->body, "\"columns\":[],\"rows\":[");
+        dash_buf_puts(&c->body, c->op == DASH_RECORD ? "}" : "]}");
+    }
+}
+
+static int perday_row(const char *day, const char *worker, uint64_t count, void *user_data)
+{
+    dash_call *c = user_data;
+    dash_buf *b = &c->body;
+
+    if (c->csv) {
+        dash_buf_csv_field(b, day);
+        dash_buf_puts(b, ",");
+        dash_buf_csv_field(b, worker);
+        dash_buf_printf(b, ",%llu\r\n", (unsigned long long)count);
+        return 0;
+    }
+    json_sep(b);
+    dash_buf_puts(b, "{\"day\":");
+    dash_buf_json_str(b, day);
+    dash_buf_puts(b, ",\"worker\":");
+    dash_buf_json_str(b, worker);
+    dash_buf_printf(b, ",\"count\":%llu}", (unsigned long long)count);
+    return 0;
+}
+
+static void run_perday(dash_call *c, store *st)
+{
+    int rc;
+
+    start_ok(c);
+    if (c->csv)
+        dash_buf_puts(&c->body, "day,worker,count\r\n");
+    else
+        dash_buf_puts(&c->body, "{\"days\":[");
+    /* A team filter narrows the chart to that team, when it is one of the caller's. */
+    uint32_t first = 0, n = c->n_teams;
+    for (uint32_t i = 0; c->f_team[0] && i < c->n_teams; i++)
+        if (strcmp(c->teams[i], c->f_team) == 0) {
+            first = i;
+            n = 1;
+        }
+    if (c->f_team[0] && n != 1)
+        n = 0;
+    rc = store_dash_per_day(st, (const char(*)[64])(c->teams + first), n, c->table,
+                            c->worker_col, c->date_col, c->f_from, perday_row, c);
+    if (rc != STORE_OK) {
+        reply_store_error(c, st, rc);
+        return;
+    }
+    if (!c->csv)
+        dash_buf_puts(&c->body, "]}");
+}
+
+static int conflict_row(const store_dash_conflict *k, void *user_data)
+{
+    dash_call *c = user_data;
+    dash_buf *b = &c->body;
+
+    if (c->csv) {
+        dash_buf_printf(b, "%lld,", (long long)k->id);
+        dash_buf_csv_field(b, k->table);
+        dash_buf_puts(b, ",");
+        dash_buf_csv_field(b, k->row_key);
+        dash_buf_puts(b, ",");
+        dash_buf_csv_field(b, k->column);
+        dash_buf_puts(b, ",");
+        dash_buf_csv_field(b, k->scope);
+        dash_buf_puts(b, ",");
+        dash_buf_csv_field(b, k->winning);
+        dash_buf_puts(b, ",");
+        dash_buf_csv_field(b, k->losing);
+        dash_buf_puts(b, ",");
+        dash_buf_csv_field(b, k->loser_worker);
+        dash_buf_printf(b, ",%llu,", (unsigned long long)k->time_ms);
+        dash_buf_csv_field(b, k->decision);
+        dash_buf_puts(b, "\r\n");
+        return 0;
+    }
+    json_sep(b);
+    dash_buf_printf(b, "{\"id\":%lld,\"table\":", (long long)k->id);
+    dash_buf_json_str(b, k->table);
+    dash_buf_puts(b, ",\"column\":");
+    dash_buf_json_str(b, k->column);
+    dash_buf_puts(b, ",\"row\":");
+    dash_buf_json_str(b, k->row_key);
+    dash_buf_puts(b, ",\"team\":");
+    dash_buf_json_str(b, k->scope);
+    dash_buf_puts(b, ",\"winning\":");
+    dash_buf_json_str(b, k->winning);
+    dash_buf_puts(b, ",\"losing\":");
+    dash_buf_json_str(b, k->losing);
+    dash_buf_puts(b, ",\"loser_device\":");
+    dash_buf_json_str(b, k->loser_device);
+    dash_buf_puts(b, ",\"loser_worker\":");
+    dash_buf_json_str(b, k->loser_worker);
+    dash_buf_puts(b, ",\"winner_device\":");
+    dash_buf_json_str(b, k->winner_device);
+    dash_buf_puts(b, ",\"time_ms\":");
+    format_ms(b, k->time_ms);
+    dash_buf_printf(b, ",\"reversible\":%s,\"decision\":", k->reversible ? "true" : "false");
+    dash_buf_json_str(b, k->decision);
+    dash_buf_puts(b, ",\"decided_by\":");
+    dash_buf_json_str(b, k->decided_by);
+    dash_buf_puts(b, "}");
+    return 0;
+}
+
+static void run_conflicts(dash_call *c, store *st)
+{
+    int rc;
+
+    if (c->csv) {
+        char target[256];
+        describe_filters(c, "conflicts", target, sizeof target);
+        if (audit(c, st, c->user, "export", target) != STORE_OK) {
+            reply_error(c, 500, "the audit log cannot be written: nothing exported");
+            return;
+        }
+    }
+    start_ok(c);
+    if (c->csv)
+        dash_buf_puts(&c->body, "id,table,row,column,team,kept_value,losing_value,losing_worker,"
+                                "time_ms,decision\r\n");
+    else
+        dash_buf_puts(&c->body, "{\"conflicts\":[");
+    rc = store_dash_conflicts(st, (const char(*)[64])c->teams, c->n_teams, c->f_all, 200,
+                              conflict_row, c);
+    if (rc != STORE_OK) {
+        reply_store_error(c, st, rc);
+        return;
+    }
+    if (!c->csv)
+        dash_buf_puts(&c->body, "]}");
+}
+
+static void run_decide(dash_call *c, store *st)
+{
+    char target[64];
+    int rc;
+
+    snprintf(target, sizeof target, "conflict/%lld", (long long)c->conflict_id);
+    rc = store_dash_decide(st, (const char(*)[64])c->teams, c->n_teams, c->conflict_id,
+                           c->reverse, c->user, c->now_ms, &c->push_info);
+    if (rc != STORE_OK) {
+        reply_store_error(c, st, rc);
+        return;
+    }
+    /* The decision is made: a failed audit write is reported, and the decision stands. */
+    if (audit(c, st, c->user, c->reverse ? "conflict.reverse" : "conflict.keep", target) !=
+        STORE_OK) {
+        reply_error(c, 500, "decision recorded, but the audit log cannot be written");
+        return;
+    }
+    start_ok(c);
+    dash_buf_printf(&c->body, "{\"id\":%lld,\"decision\":\"%s\"}", (long long)c->conflict_id,
+                    c->reverse ? "reversed" : "kept");
+}
+
+static int audit_row(const store_audit_row *row, void *user_data)
+{
+    dash_call *c = user_data;
+    dash_buf *b = &c->body;
+
+    if (c->csv) {
+        dash_buf_printf(b, "%lld,%llu,", (long long)row->id, (unsigned long long)row->time_ms);
+        dash_buf_csv_field(b, row->actor);
+        dash_buf_puts(b, ",");
+        dash_buf_csv_field(b, row->action);
+        dash_buf_puts(b, ",");
+        dash_buf_csv_field(b, row->target);
+        dash_buf_puts(b, ",");
+        dash_buf_csv_field(b, row->address);
+        dash_buf_puts(b, "\r\n");
+        return 0;
+    }
+    json_sep(b);
+    dash_buf_printf(b, "{\"id\":%lld,\"time_ms\":%llu,\"actor\":", (long long)row->id,
+                    (unsigned long long)row->time_ms);
+    dash_buf_json_str(b, row->actor);
+    dash_buf_puts(b, ",\"action\":");
+    dash_buf_json_str(b, row->action);
+    dash_buf_puts(b, ",\"target\":");
+    dash_buf_json_str(b, row->target);
+    dash_buf_puts(b, ",\"address\":");
+    dash_buf_json_str(b, row->address);
+    dash_buf_puts(b, "}");
+    return 0;
+}
+
+static void run_audit(dash_call *c, store *st)
+{
+    int rc;
+
+    if (c->role != STORE_ROLE_ADMIN) {
+        reply_error(c, 403, "the audit log is for administrators");
+        return;
+    }
+    if (c->csv && audit(c, st, c->user, "export", "view=audit") != STORE_OK) {
+        reply_error(c, 500, "the audit log cannot be written: nothing exported");
+        return;
+    }
+    start_ok(c);
+    if (c->csv)
+        dash_buf_puts(&c->body, "id,time_ms,actor,action,target,address\r\n");
+    else
+        dash_buf_puts(&c->body, "{\"audit\":[");
+    rc = store_audit_list(st, 0, 500, audit_row, c);
+    if (rc != STORE_OK) {
+        reply_store_error(c, st, rc);
+        return;
+    }
+    if (!c->csv)
+        dash_buf_puts(&c->body, "]}");
+}
+
+void dash_run(dash_call *c, store *st)
+{
+    switch (c->op) {
+    case DASH_LOGIN: run_login(c, st); break;
+    case DASH_LOGOUT:
+        (void)audit(c, st, c->user, "logout", "");
+        start_ok(c);
+        dash_buf_puts(&c->body, "{}");
+        break;
+    case DASH_DEVICES:
+        if (c->csv) {
+            char target[256];
+            describe_filters(c, "devices", target, sizeof target);
+            if (audit(c, st, c->user, "export", target) != STORE_OK) {
+                reply_error(c, 500, "the audit log cannot be written: nothing exported");
+                break;
+            }
+        }
+        run_devices(c, st);
+        break;
+    case DASH_RECORDS:
+    case DASH_RECORD: run_records(c, st); break;
+    case DASH_PERDAY:
+        if (c->csv) {
+            char target[256];
+            describe_filters(c, "per-day", target, sizeof target);
+            if (audit(c, st, c->user, "export", target) != STORE_OK) {
+                reply_error(c, 500, "the audit log cannot be written: nothing exported");
+                break;
+            }
+        }
+        run_perday(c, st);
+        break;
+    case DASH_CONFLICTS: run_conflicts(c, st); break;
+    case DASH_DECIDE: run_decide(c, st); break;
+    case DASH_AUDIT: run_audit(c, st); break;
+    }
+    if (c->body.failed)
+        reply_error(c, 500, "reply too large or out of memory: narrow the filters");
+}

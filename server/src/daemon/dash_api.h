@@ -1,0 +1,73 @@
+/*
+ * The dashboard's store work, run on the worker thread as JOB_DASH jobs: a dash_call carries
+ * everything the call needs (who asks, with which teams, from which address, the filters) and
+ * receives the reply body. Every call that shows a record, exports or decides writes its audit
+ * row first; when the audit row cannot be written nothing is shown.
+ */
+#ifndef OUTPOSTD_DASH_API_H
+#define OUTPOSTD_DASH_API_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dash_buf.h"
+#include "store.h"
+
+typedef enum dash_op {
+    DASH_LOGIN,     /* name + password -> user (audit login.ok / login.fail / login.locked) */
+    DASH_LOGOUT,    /* audit logout */
+    DASH_DEVICES,   /* workers' devices with last sync */
+    DASH_RECORDS,   /* records of the dashboard table, filtered */
+    DASH_RECORD,    /* one record in full (audit record.view) */
+    DASH_PERDAY,    /* records per day per worker */
+    DASH_CONFLICTS, /* the conflict queue */
+    DASH_DECIDE,    /* keep or reverse a conflict (audit conflict.keep / conflict.reverse) */
+    DASH_AUDIT      /* the audit log, admins only */
+} dash_op;
+
+typedef struct dash_call {
+    dash_op op;
+    uint64_t request_id; /* the HTTP request waiting for this call */
+    bool csv;            /* reply as CSV (an export: audit export) */
+    uint64_t now_ms;
+
+    /* Who asks (empty for LOGIN). */
+    char user[64];
+    store_role role;
+    uint32_t n_teams;
+    char (*teams)[64]; /* owned */
+    char address[64];
+
+    /* The synced table the record views show, from the config. */
+    char table[64];
+    char worker_col[64];
+    char date_col[64];
+
+    /* Parameters. */
+    char name[64];
+    char password[STORE_PASSWORD_MAX + 1];
+    char f_worker[64];
+    char f_team[64];
+    char f_from[32];
+    char f_to[32];
+    char f_text[128];
+    char f_id[128];
+    bool f_all;
+    int64_t conflict_id;
+    bool reverse;
+
+    /* Result. */
+    int http_status;
+    const char *content_type;
+    dash_buf body;
+    store_user login_user;     /* LOGIN: the account, when http_status is 200 */
+    store_push_info push_info; /* DECIDE with reverse: teams to NOTIFY */
+} dash_call;
+
+dash_call *dash_call_new(dash_op op);
+void dash_call_free(dash_call *c); /* wipes the password; NULL is a no-op */
+
+/* Runs the call against the worker's store. */
+void dash_run(dash_call *c, store *st);
+
+#endif /* OUTPOSTD_DASH_API_H */

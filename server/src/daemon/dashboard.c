@@ -1,0 +1,470 @@
+#include "dashboard.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mbedtls/platform_util.h>
+
+#include "live.h"
+#include "log.h"
+#include "server.h"
+
+/* Dashboard sessions held at once (the least recently used ends when a new one needs room). */
+#define DASH_SESSIONS 256u
+/* Failed logins from one address, across accounts, within the window that lock it out. */
+#define DASH_ADDR_FAILURES 20u
+#define DASH_ADDR_WINDOW_MS (15u * 60u * 1000u)
+#define DASH_ADDR_LOCK_MS (15u * 60u * 1000u)
+
+static const char json_type[] = "application/json";
+
+int dashboard_create(struct server *srv, dashboard **out_dash)
+{
+    dashboard *dash = calloc(1, sizeof *dash);
+
+    *out_dash = NULL;
+    if (!dash)
+        return -1;
+    dash->srv = srv;
+    dash->next_id = 1;
+    dash->n_pending_max = srv->config.limits.queue_depth;
+    dash->pending = calloc(dash->n_pending_max, sizeof *dash->pending);
+    if (!dash->pending || dash_sessions_init(&dash->sessions, DASH_SESSIONS) != 0 ||
+        lockout_create(DASH_ADDR_FAILURES, DASH_ADDR_WINDOW_MS, DASH_ADDR_LOCK_MS, 4096,
+                       &dash->login_lockout) != 0) {
+        dashboard_destroy(dash);
+        return -1;
+    }
+    *out_dash = dash;
+    return 0;
+}
+
+void dashboard_destroy(dashboard *dash)
+{
+    if (!dash)
+        return;
+    dash_sessions_free(&dash->sessions);
+    lockout_destroy(dash->login_lockout);
+    free(dash->pending);
+    free(dash);
+}
+
+static int respond_error(http_request *req, int status, const char *message)
+{
+    dash_buf b = {0};
+
+    dash_buf_puts(&b, "{\"error\":");
+    dash_buf_json_str(&b, message);
+    dash_buf_puts(&b, "}");
+    if (b.failed) {
+        dash_buf_free(&b);
+        return -1;
+    }
+    http_respond_buf(req, status, json_type, &b);
+    return 0;
+}
+
+static void peer_address(http_request *req, char *out, size_t size)
+{
+    if (!lws_get_peer_simple(req->wsi, out, size))
+        snprintf(out, size, "unknown");
+}
+
+static dash_session *request_session(dashboard *dash, http_request *req)
+{
+    char token[DASH_TOKEN_HEX + 1];
+    size_t n = sizeof token;
+
+    if (lws_http_cookie_get(req->wsi, DASH_COOKIE, token, &n) != 0)
+        return NULL;
+    return dash_session_find(&dash->sessions, token, server_now_ms());
+}
+
+static bool csrf_ok(http_request *req, const dash_session *s)
+{
+    char token[DASH_TOKEN_HEX + 1];
+    int n = lws_hdr_custom_copy(req->wsi, token, (int)sizeof token, "x-csrf-token:", 13);
+
+    return n == DASH_TOKEN_HEX - 1 && dash_token_equal(token, s->csrf);
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Copies the url-decoded value of name from an application/x-www-form-urlencoded body. Returns
+ * 0, or -1 when absent, too long, or holding a NUL or a bad escape. */
+static int form_get(const char *body, const char *name, char *out, size_t size)
+{
+    size_t name_len = strlen(name);
+    const char *p = body;
+
+    while (p && *p) {
+        const char *end = strchr(p, '&');
+        size_t field_len = end ? (size_t)(end - p) : strlen(p);
+        if (field_len > name_len && strncmp(p, name, name_len) == 0 && p[name_len] == '=') {
+            size_t n = 0;
+            for (size_t i = name_len + 1; i < field_len; i++) {
+                char c = p[i];
+                if (c == '+') {
+                    c = ' ';
+                } else if (c == '%') {
+                    int hi, lo;
+                    if (i + 2 >= field_len)
+                        return -1;
+                    hi = hex_value(p[i + 1]);
+                    lo = hex_value(p[i + 2]);
+                    if (hi < 0 || lo < 0)
+                        return -1;
+                    c = (char)(hi * 16 + lo);
+                    i += 2;
+                }
+                if (c == 0 || n + 1 >= size)
+                    return -1;
+                out[n++] = c;
+            }
+            out[n] = 0;
+            return 0;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return -1;
+}
+
+/* A URL query argument into out ("" when absent); -1 when too long or holding a NUL. */
+static int query_get(http_request *req, const char *name, char *out, size_t size)
+{
+    char key[32], buf[512];
+    int n;
+
+    snprintf(key, sizeof key, "%s=", name);
+    n = lws_get_urlarg_by_name_safe(req->wsi, key, buf, (int)sizeof buf);
+    out[0] = 0;
+    if (n < 0)
+        return 0;
+    if ((size_t)n >= size || strlen(buf) != (size_t)n)
+        return -1;
+    memcpy(out, buf, (size_t)n + 1);
+    return 0;
+}
+
+static dash_call *call_for(dashboard *dash, http_request *req, const dash_session *s, dash_op op)
+{
+    const daemon_config *cfg = &dash->srv->config;
+    dash_call *c = dash_call_new(op);
+
+    if (!c)
+        return NULL;
+    c->now_ms = server_now_ms();
+    peer_address(req, c->address, sizeof c->address);
+    snprintf(c->table, sizeof c->table, "%s", cfg->dash_table);
+    snprintf(c->worker_col, sizeof c->worker_col, "%s", cfg->dash_worker_col);
+    snprintf(c->date_col, sizeof c->date_col, "%s", cfg->dash_date_col);
+    if (s) {
+        snprintf(c->user, sizeof c->user, "%s", s->user);
+        c->role = s->role;
+        if (s->n_teams > 0) {
+            c->teams = malloc((size_t)s->n_teams * sizeof *c->teams);
+            if (!c->teams) {
+                dash_call_free(c);
+                return NULL;
+            }
+            memcpy(c->teams, s->teams, (size_t)s->n_teams * sizeof *c->teams);
+            c->n_teams = s->n_teams;
+        }
+    }
+    return c;
+}
+
+/* Hands the call to the worker; the request is answered in dashboard_job_done. */
+static int submit(dashboard *dash, http_request *req, dash_call *c)
+{
+    dash_pending *slot = NULL;
+    job *j;
+
+    for (uint32_t i = 0; i < dash->n_pending_max; i++)
+        if (dash->pending[i].id == 0) {
+            slot = &dash->pending[i];
+            break;
+        }
+    j = slot ? job_new(JOB_DASH, 0, 0) : NULL;
+    if (!j) {
+        dash_call_free(c);
+        return respond_error(req, 503, "the server is busy: try again");
+    }
+    c->request_id = dash->next_id++;
+    j->dash = c;
+    if (worker_submit(dash->srv->worker, j) != 0) {
+        job_free(j);
+        return respond_error(req, 503, "the server is busy: try again");
+    }
+    slot->id = c->request_id;
+    slot->req = req;
+    req->pending_id = c->request_id;
+    return 0;
+}
+
+void dashboard_forget(dashboard *dash, http_request *req)
+{
+    for (uint32_t i = 0; i < dash->n_pending_max; i++)
+        if (dash->pending[i].id == req->pending_id && dash->pending[i].req == req)
+            memset(&dash->pending[i], 0, sizeof dash->pending[i]);
+    req->pending_id = 0;
+}
+
+static void write_teams(dash_buf *b, const char (*teams)[64], uint32_t n_teams)
+{
+    dash_buf_puts(b, "[");
+    for (uint32_t i = 0; i < n_teams; i++) {
+        if (i)
+            dash_buf_puts(b, ",");
+        dash_buf_json_str(b, teams[i]);
+    }
+    dash_buf_puts(b, "]");
+}
+
+static void session_json(dash_buf *b, const dash_session *s, const daemon_config *cfg)
+{
+    dash_buf_puts(b, "{\"user\":");
+    dash_buf_json_str(b, s->user);
+    dash_buf_printf(b, ",\"role\":\"%s\",\"teams\":",
+                    s->role == STORE_ROLE_ADMIN ? "admin" : "supervisor");
+    write_teams(b, (const char(*)[64])s->teams, s->n_teams);
+    dash_buf_puts(b, ",\"csrf\":");
+    dash_buf_json_str(b, s->csrf);
+    dash_buf_puts(b, ",\"table\":");
+    dash_buf_json_str(b, cfg->dash_table);
+    dash_buf_printf(b, ",\"idle_ms\":%u}", (unsigned)DASH_IDLE_MS);
+}
+
+static void set_session_cookie(http_request *req, const char *token)
+{
+    if (token)
+        snprintf(req->set_cookie, sizeof req->set_cookie,
+                 "%s=%s; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=%u", DASH_COOKIE,
+                 token, (unsigned)(DASH_MAX_AGE_MS / 1000u));
+    else
+        snprintf(req->set_cookie, sizeof req->set_cookie,
+                 "%s=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0", DASH_COOKIE);
+}
+
+static void finish_login(dashboard *dash, http_request *req, dash_call *c)
+{
+    dash_session *s;
+    dash_buf b = {0};
+
+    if (c->http_status != 200) {
+        if (c->http_status == 401 || c->http_status == 423)
+            lockout_record_failure(dash->login_lockout, c->address, server_now_ms());
+        log_msg(LOG_INFO, "dashboard login refused addr=%s status=%d", c->address,
+                c->http_status);
+        http_respond_buf(req, c->http_status, json_type, &c->body);
+        return;
+    }
+    s = dash_session_create(&dash->sessions, &c->login_user, server_now_ms());
+    if (!s) {
+        respond_error(req, 500, "cannot start a session");
+        return;
+    }
+    log_msg(LOG_INFO, "dashboard login user=%s addr=%s", s->user, c->address);
+    set_session_cookie(req, s->token);
+    session_json(&b, s, &dash->srv->config);
+    http_respond_buf(req, 200, json_type, &b);
+}
+
+void dashboard_job_done(dashboard *dash, job *j)
+{
+    dash_call *c = j->dash;
+    http_request *req = NULL;
+
+    for (uint32_t i = 0; i < dash->n_pending_max; i++)
+        if (dash->pending[i].id == c->request_id) {
+            req = dash->pending[i].req;
+            memset(&dash->pending[i], 0, sizeof dash->pending[i]);
+            break;
+        }
+    /* A reversal is a change like any other: devices in scope are told to pull. */
+    if (c->op == DASH_DECIDE && c->http_status == 200) {
+        if (c->push_info.n_teams_touched > 0) {
+            server_notify_teams(dash->srv, 0, &c->push_info);
+            dashboard_event(dash, DASH_EVENT_RECORDS, (const char(*)[64])c->push_info.teams_touched,
+                            c->push_info.n_teams_touched);
+        }
+        dashboard_event(dash, DASH_EVENT_CONFLICTS, (const char(*)[64])c->teams, c->n_teams);
+    }
+    if (req) {
+        req->pending_id = 0;
+        if (c->op == DASH_LOGIN) {
+            finish_login(dash, req, c);
+        } else {
+            if (c->csv && c->http_status == 200)
+                snprintf(req->disposition, sizeof req->disposition,
+                         "attachment; filename=\"outpost-export.csv\"");
+            http_respond_buf(req, c->http_status, c->content_type ? c->content_type : json_type,
+                             &c->body);
+        }
+    }
+    job_free(j);
+}
+
+static int start_login(dashboard *dash, http_request *req)
+{
+    char marker[16];
+    char addr[64];
+    dash_call *c;
+    int rc;
+
+    /* A custom header: a cross-site form cannot send one, and fetch() from another origin
+     * would need a CORS preflight, which outpostd never grants. */
+    if (lws_hdr_custom_copy(req->wsi, marker, (int)sizeof marker, "x-requested-with:", 17) < 0 ||
+        strcmp(marker, "outpost") != 0)
+        return respond_error(req, 403, "missing X-Requested-With: outpost");
+    peer_address(req, addr, sizeof addr);
+    if (lockout_is_locked(dash->login_lockout, addr, server_now_ms()))
+        return respond_error(req, 429, "too many failed logins from this address: wait 15 "
+                                       "minutes");
+    c = call_for(dash, req, NULL, DASH_LOGIN);
+    if (!c)
+        return respond_error(req, 500, "out of memory");
+    rc = form_get(req->body_in, "name", c->name, sizeof c->name) != 0 ||
+         form_get(req->body_in, "password", c->password, sizeof c->password) != 0;
+    /* The password lives on only in the call, which wipes it after the check. */
+    mbedtls_platform_zeroize(req->body_in, sizeof req->body_in);
+    req->body_in_len = 0;
+    if (rc) {
+        dash_call_free(c);
+        return respond_error(req, 400, "name and password are required");
+    }
+    return submit(dash, req, c);
+}
+
+typedef struct api_route {
+    const char *path;
+    bool post;
+    dash_op op; /* ignored for me/logout */
+} api_route;
+
+static const api_route api_routes[] = {
+    {"/api/logout", true, DASH_LOGOUT},     {"/api/me", false, DASH_DEVICES},
+    {"/api/devices", false, DASH_DEVICES},  {"/api/records", false, DASH_RECORDS},
+    {"/api/record", false, DASH_RECORD},    {"/api/perday", false, DASH_PERDAY},
+    {"/api/conflicts", false, DASH_CONFLICTS}, {"/api/decide", true, DASH_DECIDE},
+    {"/api/audit", false, DASH_AUDIT},      {"/api/export", false, DASH_RECORDS},
+};
+
+/* The view an export names. */
+static int export_op(const char *view, dash_op *out_op)
+{
+    static const struct {
+        const char *name;
+        dash_op op;
+    } views[] = {{"devices", DASH_DEVICES},     {"records", DASH_RECORDS},
+                 {"perday", DASH_PERDAY},       {"conflicts", DASH_CONFLICTS},
+                 {"audit", DASH_AUDIT}};
+    for (size_t i = 0; i < sizeof views / sizeof views[0]; i++)
+        if (strcmp(views[i].name, view) == 0) {
+            *out_op = views[i].op;
+            return 0;
+        }
+    return -1;
+}
+
+static int read_filters(http_request *req, dash_call *c)
+{
+    char all[8];
+
+    if (query_get(req, "worker", c->f_worker, sizeof c->f_worker) != 0 ||
+        query_get(req, "team", c->f_team, sizeof c->f_team) != 0 ||
+        query_get(req, "from", c->f_from, sizeof c->f_from) != 0 ||
+        query_get(req, "to", c->f_to, sizeof c->f_to) != 0 ||
+        query_get(req, "q", c->f_text, sizeof c->f_text) != 0 ||
+        query_get(req, "id", c->f_id, sizeof c->f_id) != 0 ||
+        query_get(req, "all", all, sizeof all) != 0)
+        return -1;
+    c->f_all = strcmp(all, "1") == 0;
+    return 0;
+}
+
+int dashboard_request(dashboard *dash, http_request *req, const char *path)
+{
+    const api_route *route = NULL;
+    dash_session *s;
+    dash_call *c;
+
+    if (strcmp(path, "/api/login") == 0)
+        return req->is_post ? start_login(dash, req)
+                            : respond_error(req, 405, "log in with POST");
+    for (size_t i = 0; i < sizeof api_routes / sizeof api_routes[0]; i++)
+        if (strcmp(api_routes[i].path, path) == 0)
+            route = &api_routes[i];
+    if (!route)
+        return respond_error(req, 404, "no such API");
+    if (route->post != req->is_post)
+        return respond_error(req, 405, route->post ? "use POST" : "use GET");
+    s = request_session(dash, req);
+    if (!s) {
+        set_session_cookie(req, NULL);
+        return respond_error(req, 401, "not logged in, or logged out after 30 idle minutes");
+    }
+    if ((route->post || strcmp(path, "/api/export") == 0) && !csrf_ok(req, s))
+        return respond_error(req, 403, "missing or wrong CSRF token");
+    if (strcmp(path, "/api/me") == 0) {
+        dash_buf b = {0};
+        session_json(&b, s, &dash->srv->config);
+        http_respond_buf(req, 200, json_type, &b);
+        return 0;
+    }
+    c = call_for(dash, req, s, route->op);
+    if (!c)
+        return respond_error(req, 500, "out of memory");
+    if (route->op == DASH_LOGOUT) {
+        /* The session ends now; the audit row follows on the worker. */
+        set_session_cookie(req, NULL);
+        dash_session_end(s);
+        return submit(dash, req, c);
+    }
+    if (read_filters(req, c) != 0) {
+        dash_call_free(c);
+        return respond_error(req, 400, "a filter is too long");
+    }
+    if (strcmp(path, "/api/export") == 0) {
+        char view[16];
+        if (query_get(req, "view", view, sizeof view) != 0 || export_op(view, &c->op) != 0) {
+            dash_call_free(c);
+            return respond_error(req, 400, "export which view? (view=devices|records|perday|"
+                                           "conflicts|audit)");
+        }
+        c->csv = true;
+    }
+    if (route->op == DASH_DECIDE) {
+        char id[24], action[16];
+        char *end = NULL;
+        if (form_get(req->body_in, "id", id, sizeof id) != 0 ||
+            form_get(req->body_in, "action", action, sizeof action) != 0 ||
+            (strcmp(action, "keep") != 0 && strcmp(action, "reverse") != 0)) {
+            dash_call_free(c);
+            return respond_error(req, 400, "id and action=keep|reverse are required");
+        }
+        c->conflict_id = strtoll(id, &end, 10);
+        if (!end || *end || c->conflict_id <= 0) {
+            dash_call_free(c);
+            return respond_error(req, 400, "bad conflict id");
+        }
+        c->reverse = strcmp(action, "reverse") == 0;
+    }
+    return submit(dash, req, c);
+}
+
+void dashboard_event(dashboard *dash, unsigned events, const char (*teams)[64], uint32_t n_teams)
+{
+    live_broadcast(dash, events, teams, n_teams);
+}

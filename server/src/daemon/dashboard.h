@@ -1,0 +1,58 @@
+/*
+ * The supervisor dashboard's server side, on the service thread: login sessions, the /api/
+ * routes (each checked against the session and, when it changes anything, its CSRF token),
+ * store calls handed to the worker as JOB_DASH jobs, and live-update events for the /live
+ * WebSocket (live.c).
+ */
+#ifndef OUTPOSTD_DASHBOARD_H
+#define OUTPOSTD_DASHBOARD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dash_session.h"
+#include "http.h"
+#include "job.h"
+#include "lockout.h"
+
+struct server;
+struct live_conn;
+
+/* Live-update events (a bit mask): what changed, never the data itself. */
+enum {
+    DASH_EVENT_RECORDS = 1u << 0,
+    DASH_EVENT_SYNC = 1u << 1,
+    DASH_EVENT_CONFLICTS = 1u << 2
+};
+
+typedef struct dash_pending {
+    uint64_t id;
+    http_request *req;
+} dash_pending;
+
+typedef struct dashboard {
+    struct server *srv;
+    dash_sessions sessions;
+    lockout *login_lockout;  /* failed logins per address, across accounts */
+    dash_pending *pending;   /* HTTP requests waiting for a store call */
+    uint32_t n_pending_max;
+    uint64_t next_id;
+    struct live_conn *live;  /* open /live connections */
+} dashboard;
+
+int dashboard_create(struct server *srv, dashboard **out_dash);
+void dashboard_destroy(dashboard *dash); /* NULL is a no-op */
+
+/* Answers an /api/ request (POST bodies are in req). Returns 0, or -1 to drop the connection. */
+int dashboard_request(dashboard *dash, http_request *req, const char *path);
+
+/* The request's connection closed: its store call's answer will find nobody. */
+void dashboard_forget(dashboard *dash, http_request *req);
+
+/* A JOB_DASH job finished on the worker: answer its request (takes the job). */
+void dashboard_job_done(dashboard *dash, job *j);
+
+/* Tells every live connection that may see one of teams that something changed. */
+void dashboard_event(dashboard *dash, unsigned events, const char (*teams)[64], uint32_t n_teams);
+
+#endif /* OUTPOSTD_DASHBOARD_H */

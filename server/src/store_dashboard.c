@@ -1,0 +1,431 @@
+/*
+ * The supervisor dashboard's read queries: devices, records of one synced table, records per
+ * day per worker, the conflict queue. Every query is limited to the caller's teams in SQL, so a
+ * row outside them never leaves the store.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_arena.h"
+#include "store_internal.h"
+#include "store_dashboard.h"
+#include "store_values.h"
+
+enum { RECORDS_DEFAULT = 200, RECORDS_MAX = 1000, SQL_MAX = 8192 };
+
+/* Appends "?N, ?N+1, ..." for n_teams parameters starting at first. */
+static int append_team_params(char *sql, size_t size, size_t *len, int first, uint32_t n_teams)
+{
+    for (uint32_t i = 0; i < n_teams; i++) {
+        int n = snprintf(sql + *len, size - *len, "%s?%d", i ? ", " : "", first + (int)i);
+        if (n < 0 || (size_t)n >= size - *len)
+            return -1;
+        *len += (size_t)n;
+    }
+    return 0;
+}
+
+static int appendf(char *sql, size_t size, size_t *len, const char *text)
+{
+    size_t n = strlen(text);
+    if (n >= size - *len)
+        return -1;
+    memcpy(sql + *len, text, n + 1);
+    *len += n;
+    return 0;
+}
+
+static void bind_teams(sqlite3_stmt *stmt, int first, const char (*teams)[64], uint32_t n_teams)
+{
+    for (uint32_t i = 0; i < n_teams; i++)
+        sqlite3_bind_text(stmt, first + (int)i, teams[i], -1, SQLITE_STATIC);
+}
+
+static void copy_text(char *dst, size_t size, const unsigned char *src)
+{
+    snprintf(dst, size, "%s", src ? (const char *)src : "");
+}
+
+int store_dash_devices(store *st, const char (*teams)[64], uint32_t n_teams,
+                       store_dash_device_cb cb, void *user_data)
+{
+    char sql[SQL_MAX];
+    size_t len = 0;
+    sqlite3_stmt *stmt = NULL;
+    int out = STORE_OK, rc;
+
+    if (n_teams == 0)
+        return STORE_OK;
+    if (appendf(sql, sizeof sql, &len,
+                "SELECT d.id, d.worker_id, IFNULL(d.name, ''), d.enrolled_ms,"
+                " IFNULL(d.last_seen_ms, 0), d.revoked,"
+                " (SELECT group_concat(team_id, ',') FROM (SELECT team_id FROM"
+                "  _outpost_worker_teams wt WHERE wt.worker_id = d.worker_id ORDER BY team_id))"
+                " FROM _outpost_devices d WHERE d.worker_id IN (SELECT worker_id FROM"
+                " _outpost_worker_teams WHERE team_id IN (") != 0 ||
+        append_team_params(sql, sizeof sql, &len, 1, n_teams) != 0 ||
+        appendf(sql, sizeof sql, &len,
+                ")) ORDER BY IFNULL(d.last_seen_ms, 0) DESC, d.worker_id, d.id") != 0)
+        return store_fail(st, STORE_EINVAL, "too many teams");
+    rc = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL);
+    if (rc == SQLITE_OK)
+        bind_teams(stmt, 1, teams, n_teams);
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        store_dash_device row;
+        rc = sqlite3_step(stmt);
+        if (rc != SQLITE_ROW)
+            break;
+        memset(&row, 0, sizeof row);
+        copy_text(row.device_id, sizeof row.device_id, sqlite3_column_text(stmt, 0));
+        copy_text(row.worker_id, sizeof row.worker_id, sqlite3_column_text(stmt, 1));
+        copy_text(row.name, sizeof row.name, sqlite3_column_text(stmt, 2));
+        row.enrolled_ms = (uint64_t)sqlite3_column_int64(stmt, 3);
+        row.last_seen_ms = (uint64_t)sqlite3_column_int64(stmt, 4);
+        row.revoked = sqlite3_column_int(stmt, 5) != 0;
+        copy_text(row.teams, sizeof row.teams, sqlite3_column_text(stmt, 6));
+        out = cb(&row, user_data);
+        if (out != 0)
+            break;
+    }
+    sqlite3_finalize(stmt);
+    if (out == STORE_OK && rc != SQLITE_DONE)
+        out = store_fail_sqlite(st, rc, "list devices");
+    return out;
+}
+
+/* Index of column name in t, or -1. */
+static int column_index(const store_table *t, const char *name)
+{
+    for (uint32_t i = 0; name && i < t->n_cols; i++)
+        if (strcmp(t->cols[i], name) == 0)
+            return (int)i;
+    return -1;
+}
+
+static bool team_allowed(const char (*teams)[64], uint32_t n_teams, const char *team)
+{
+    for (uint32_t i = 0; i < n_teams; i++)
+        if (strcmp(teams[i], team) == 0)
+            return true;
+    return false;
+}
+
+/* Looks up the table and its named columns; quoted identifiers go to the out buffers. */
+static int resolve_table(store *st, const char *table, const char *worker_col,
+                         const char *date_col, store_table **out_t, int *out_worker,
+                         int *out_date)
+{
+    int out = store_tables_load(st);
+    if (out != STORE_OK)
+        return out;
+    *out_t = table ? store_table_find(st, table) : NULL;
+    if (!*out_t)
+        return store_fail(st, STORE_ENOTFOUND, "no synced table %s",
+                          table && store_id_valid(table) ? table : "of that name");
+    *out_worker = column_index(*out_t, worker_col);
+    *out_date = column_index(*out_t, date_col);
+    if ((worker_col && *out_worker < 0) || (date_col && *out_date < 0))
+        return store_fail(st, STORE_EINVAL, "table %s has no column %s", (*out_t)->name,
+                          worker_col && *out_worker < 0 ? worker_col : date_col);
+    return STORE_OK;
+}
+
+static int build_records_sql(const store_table *t, int worker_idx,
+                             int date_idx, uint32_t n_teams, char *sql, size_t size)
+{
+    char ident[200];
+    size_t len = 0;
+    int param = 1;
+
+    if (appendf(sql, size, &len, "SELECT ") != 0)
+        return -1;
+    for (uint32_t i = 0; i < t->n_cols; i++) {
+        if (store_quote_ident(ident, sizeof ident, t->cols[i]) != 0 ||
+            (i && appendf(sql, size, &len, ", ") != 0) || appendf(sql, size, &len, ident) != 0)
+            return -1;
+    }
+    if (store_quote_ident(ident, sizeof ident, t->name) != 0 ||
+        appendf(sql, size, &len, " FROM ") != 0 || appendf(sql, size, &len, ident) != 0 ||
+        store_quote_ident(ident, sizeof ident, t->cols[t->scope_idx]) != 0 ||
+        appendf(sql, size, &len, " WHERE ") != 0 || appendf(sql, size, &len, ident) != 0 ||
+        appendf(sql, size, &len, " IN (") != 0 ||
+        append_team_params(sql, size, &len, param, n_teams) != 0 ||
+        appendf(sql, size, &len, ")") != 0)
+        return -1;
+    param += (int)n_teams;
+    /* Fixed parameter numbers after the teams: team, worker, from, to, text, id. */
+    char cond[1024];
+    snprintf(cond, sizeof cond, " AND (?%d IS NULL OR %s = ?%d)", param, ident, param);
+    if (appendf(sql, size, &len, cond) != 0)
+        return -1;
+    if (worker_idx >= 0) {
+        if (store_quote_ident(ident, sizeof ident, t->cols[worker_idx]) != 0)
+            return -1;
+        snprintf(cond, sizeof cond, " AND (?%d IS NULL OR %s = ?%d)", param + 1, ident,
+                 param + 1);
+        if (appendf(sql, size, &len, cond) != 0)
+            return -1;
+    }
+    if (date_idx >= 0) {
+        if (store_quote_ident(ident, sizeof ident, t->cols[date_idx]) != 0)
+            return -1;
+        snprintf(cond, sizeof cond,
+                 " AND (?%d IS NULL OR %s >= ?%d) AND (?%d IS NULL OR substr(%s, 1, length(?%d))"
+                 " <= ?%d)",
+                 param + 2, ident, param + 2, param + 3, ident, param + 3, param + 3);
+        if (appendf(sql, size, &len, cond) != 0)
+            return -1;
+    }
+    snprintf(cond, sizeof cond, " AND (?%d IS NULL OR instr(lower(", param + 4);
+    if (appendf(sql, size, &len, cond) != 0)
+        return -1;
+    for (uint32_t i = 0; i < t->n_cols; i++) {
+        if (store_quote_ident(ident, sizeof ident, t->cols[i]) != 0 ||
+            (i && appendf(sql, size, &len, " || ' ' || ") != 0) ||
+            appendf(sql, size, &len, "IFNULL(") != 0 || appendf(sql, size, &len, ident) != 0 ||
+            appendf(sql, size, &len, ", '')") != 0)
+            return -1;
+    }
+    if (store_quote_ident(ident, sizeof ident, t->cols[t->pk[0]]) != 0)
+        return -1;
+    snprintf(cond, sizeof cond, "), lower(?%d)) > 0) AND (?%d IS NULL OR %s = ?%d)", param + 4,
+             param + 5, ident, param + 5);
+    if (appendf(sql, size, &len, cond) != 0)
+        return -1;
+    if (date_idx >= 0) {
+        if (store_quote_ident(ident, sizeof ident, t->cols[date_idx]) != 0 ||
+            appendf(sql, size, &len, " ORDER BY ") != 0 || appendf(sql, size, &len, ident) != 0 ||
+            appendf(sql, size, &len, " DESC, rowid DESC") != 0)
+            return -1;
+    } else if (appendf(sql, size, &len, " ORDER BY rowid DESC") != 0) {
+        return -1;
+    }
+    snprintf(cond, sizeof cond, " LIMIT ?%d", param + 6);
+    return appendf(sql, size, &len, cond);
+}
+
+static void bind_opt(sqlite3_stmt *stmt, int idx, const char *text)
+{
+    if (text && *text)
+        sqlite3_bind_text(stmt, idx, text, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(stmt, idx);
+}
+
+int store_dash_records(store *st, const char (*teams)[64], uint32_t n_teams,
+                       const store_dash_query *q, store_dash_record_cb cb, void *user_data)
+{
+    store_table *t = NULL;
+    sqlite3_stmt *stmt = NULL;
+    const char **values = NULL;
+    char *sql = NULL;
+    int worker_idx = -1, date_idx = -1, param, rc = SQLITE_OK;
+    uint32_t limit = q->limit == 0 ? RECORDS_DEFAULT : q->limit;
+    int out = resolve_table(st, q->table, q->worker_col, q->date_col, &t, &worker_idx,
+                            &date_idx);
+
+    if (out != STORE_OK)
+        return out;
+    if (n_teams == 0 || (q->team && *q->team && !team_allowed(teams, n_teams, q->team)))
+        return STORE_OK;
+    if (limit > RECORDS_MAX)
+        limit = RECORDS_MAX;
+    sql = malloc(SQL_MAX * 4);
+    values = calloc(t->n_cols, sizeof *values);
+    if (!sql || !values) {
+        out = store_fail(st, STORE_ENOMEM, "out of memory");
+        goto done;
+    }
+    if (build_records_sql(t, worker_idx, date_idx, n_teams, sql, SQL_MAX * 4) != 0) {
+        out = store_fail(st, STORE_EINVAL, "query too long for table %s", t->name);
+        goto done;
+    }
+    rc = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL);
+    if (rc != SQLITE_OK) {
+        out = store_fail_sqlite(st, rc, "prepare record query");
+        goto done;
+    }
+    bind_teams(stmt, 1, teams, n_teams);
+    param = 1 + (int)n_teams;
+    bind_opt(stmt, param, q->team);
+    if (worker_idx >= 0)
+        bind_opt(stmt, param + 1, q->worker);
+    if (date_idx >= 0) {
+        bind_opt(stmt, param + 2, q->date_from);
+        bind_opt(stmt, param + 3, q->date_to);
+    }
+    bind_opt(stmt, param + 4, q->text);
+    bind_opt(stmt, param + 5, q->id);
+    sqlite3_bind_int64(stmt, param + 6, limit);
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        store_dash_record rec;
+        for (uint32_t i = 0; i < t->n_cols; i++)
+            values[i] = (const char *)sqlite3_column_text(stmt, (int)i);
+        rec.n_cols = t->n_cols;
+        rec.cols = (const char *const *)t->cols;
+        rec.values = values;
+        out = cb(&rec, user_data);
+        if (out != 0)
+            break;
+    }
+    if (out == STORE_OK && rc != SQLITE_DONE)
+        out = store_fail_sqlite(st, rc, "read records");
+done:
+    sqlite3_finalize(stmt);
+    free(values);
+    free(sql);
+    return out;
+}
+
+int store_dash_per_day(store *st, const char (*teams)[64], uint32_t n_teams, const char *table,
+                       const char *worker_col, const char *date_col, const char *date_from,
+                       store_dash_count_cb cb, void *user_data)
+{
+    store_table *t = NULL;
+    sqlite3_stmt *stmt = NULL;
+    char sql[SQL_MAX], scope[200], worker[200], date[200];
+    size_t len = 0;
+    int worker_idx = -1, date_idx = -1, rc;
+    int out = resolve_table(st, table, worker_col, date_col, &t, &worker_idx, &date_idx);
+
+    if (out != STORE_OK)
+        return out;
+    if (worker_idx < 0 || date_idx < 0)
+        return store_fail(st, STORE_EINVAL, "records per day need a worker and a date column");
+    if (n_teams == 0)
+        return STORE_OK;
+    if (store_quote_ident(scope, sizeof scope, t->cols[t->scope_idx]) != 0 ||
+        store_quote_ident(worker, sizeof worker, t->cols[worker_idx]) != 0 ||
+        store_quote_ident(date, sizeof date, t->cols[date_idx]) != 0 ||
+        appendf(sql, sizeof sql, &len, "SELECT substr(") != 0 ||
+        appendf(sql, sizeof sql, &len, date) != 0 ||
+        appendf(sql, sizeof sql, &len, ", 1, 10) AS day, ") != 0 ||
+        appendf(sql, sizeof sql, &len, worker) != 0 ||
+        appendf(sql, sizeof sql, &len, ", count(*) FROM ") != 0 ||
+        store_quote_ident(date, sizeof date, t->name) != 0 ||
+        appendf(sql, sizeof sql, &len, date) != 0 ||
+        appendf(sql, sizeof sql, &len, " WHERE ") != 0 ||
+        appendf(sql, sizeof sql, &len, scope) != 0 ||
+        appendf(sql, sizeof sql, &len, " IN (") != 0 ||
+        append_team_params(sql, sizeof sql, &len, 2, n_teams) != 0 ||
+        appendf(sql, sizeof sql, &len, ") AND (?1 IS NULL OR day >= ?1) GROUP BY day, ") != 0 ||
+        appendf(sql, sizeof sql, &len, worker) != 0 ||
+        appendf(sql, sizeof sql, &len, " ORDER BY day, 2") != 0)
+        return store_fail(st, STORE_EINVAL, "query too long");
+    rc = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL);
+    if (rc == SQLITE_OK) {
+        bind_opt(stmt, 1, date_from);
+        bind_teams(stmt, 2, teams, n_teams);
+    }
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        rc = sqlite3_step(stmt);
+        if (rc != SQLITE_ROW)
+            break;
+        const char *day = (const char *)sqlite3_column_text(stmt, 0);
+        const char *who = (const char *)sqlite3_column_text(stmt, 1);
+        out = cb(day ? day : "", who ? who : "", (uint64_t)sqlite3_column_int64(stmt, 2),
+                 user_data);
+        if (out != 0)
+            break;
+    }
+    sqlite3_finalize(stmt);
+    if (out == STORE_OK && rc != SQLITE_DONE)
+        out = store_fail_sqlite(st, rc, "count records");
+    return out;
+}
+
+/* Decisions on conflicts live beside the merge engine's log, which stays as merge wrote it. */
+static const char decisions_ddl[] =
+    "CREATE TABLE IF NOT EXISTS _outpost_conflict_decisions("
+    "  conflict_id INTEGER PRIMARY KEY, decision TEXT NOT NULL, decided_by TEXT NOT NULL,"
+    "  time_ms INTEGER NOT NULL, server_seq INTEGER);";
+
+int store_dash_decisions_ensure(store *st)
+{
+    return store_exec(st, decisions_ddl, "create the decisions table");
+}
+
+/* The first key value of an encoded primary key, as text. */
+static void key_text(const void *blob, int n_bytes, char *out, size_t size)
+{
+    store_arena arena = {0};
+    proto_value vals[8];
+    uint32_t n = 0;
+
+    out[0] = 0;
+    if (blob && n_bytes > 0 &&
+        store_values_decode(&arena, blob, (size_t)n_bytes, vals, 8, &n) == 0 && n > 0) {
+        if (vals[0].type == PROTO_TEXT)
+            snprintf(out, size, "%.*s", (int)vals[0].u.b.n, (const char *)vals[0].u.b.p);
+        else if (vals[0].type == PROTO_INT)
+            snprintf(out, size, "%lld", (long long)vals[0].u.i);
+    }
+    store_arena_free(&arena);
+}
+
+int store_dash_conflicts(store *st, const char (*teams)[64], uint32_t n_teams, bool all,
+                         uint32_t limit, store_dash_conflict_cb cb, void *user_data)
+{
+    char sql[SQL_MAX];
+    size_t len = 0;
+    sqlite3_stmt *stmt = NULL;
+    int out, rc;
+
+    if (n_teams == 0)
+        return STORE_OK;
+    out = store_dash_decisions_ensure(st);
+    if (out == STORE_OK)
+        out = store_tables_load(st);
+    if (out != STORE_OK)
+        return out;
+    if (appendf(sql, sizeof sql, &len,
+                "SELECT c.id, t.name, IFNULL(col.name, ''), c.pk, r.scope, c.losing_value,"
+                " c.winning_value, IFNULL(c.loser_device, ''), IFNULL(c.loser_worker, ''),"
+                " IFNULL(c.winner_device, ''), c.time_ms, c.reversible,"
+                " IFNULL(d.decision, ''), IFNULL(d.decided_by, ''), c.table_id, c.col"
+                " FROM _outpost_conflicts c JOIN _outpost_tables t ON t.id = c.table_id"
+                " JOIN _outpost_rows r ON r.table_id = c.table_id AND r.pk = c.pk"
+                " LEFT JOIN _outpost_columns col ON col.table_id = c.table_id AND col.idx = c.col"
+                " LEFT JOIN _outpost_conflict_decisions d ON d.conflict_id = c.id"
+                " WHERE r.scope IN (") != 0 ||
+        append_team_params(sql, sizeof sql, &len, 3, n_teams) != 0 ||
+        appendf(sql, sizeof sql, &len,
+                ") AND (?1 OR d.conflict_id IS NULL) ORDER BY c.id DESC LIMIT ?2") != 0)
+        return store_fail(st, STORE_EINVAL, "too many teams");
+    rc = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int(stmt, 1, all ? 1 : 0);
+        sqlite3_bind_int64(stmt, 2, limit == 0 ? 100 : limit);
+        bind_teams(stmt, 3, teams, n_teams);
+    }
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        store_dash_conflict c;
+        rc = sqlite3_step(stmt);
+        if (rc != SQLITE_ROW)
+            break;
+        memset(&c, 0, sizeof c);
+        c.id = sqlite3_column_int64(stmt, 0);
+        copy_text(c.table, sizeof c.table, sqlite3_column_text(stmt, 1));
+        copy_text(c.column, sizeof c.column, sqlite3_column_text(stmt, 2));
+        key_text(sqlite3_column_blob(stmt, 3), sqlite3_column_bytes(stmt, 3), c.row_key,
+                 sizeof c.row_key);
+        copy_text(c.scope, sizeof c.scope, sqlite3_column_text(stmt, 4));
+        c.losing = (const char *)sqlite3_column_text(stmt, 5);
+        c.winning = (const char *)sqlite3_column_text(stmt, 6);
+        copy_text(c.loser_device, sizeof c.loser_device, sqlite3_column_text(stmt, 7));
+        copy_text(c.loser_worker, sizeof c.loser_worker, sqlite3_column_text(stmt, 8));
+        copy_text(c.winner_device, sizeof c.winner_device, sqlite3_column_text(stmt, 9));
+        c.time_ms = (uint64_t)sqlite3_column_int64(stmt, 10);
+        c.reversible = sqlite3_column_int(stmt, 11) != 0 && sqlite3_column_int(stmt, 15) >= 0;
+        copy_text(c.decision, sizeof c.decision, sqlite3_column_text(stmt, 12));
+        copy_text(c.decided_by, sizeof c.decided_by, sqlite3_column_text(stmt, 13));
+        out = cb(&c, user_data);
+        if (out != 0)
+            break;
+    }
+    sqlite3_finalize(stmt);
+    if (out == STORE_OK && rc != SQLITE_DONE)
+        out = store_fail_sqlite(st, rc, "list conflicts");
+    return out;
+}

@@ -1,0 +1,334 @@
+/*
+ * Dashboard accounts: supervisors and admins, their teams, Argon2id password hashes and the
+ * per-account lock after too many failed logins.
+ */
+#include <argon2.h>
+#include <psa/crypto.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_internal.h"
+
+/* OWASP's Argon2id minimum: 19 MiB, two passes, one lane. About 50 ms on the office server. */
+#define HASH_T_COST 2u
+#define HASH_M_COST_KIB (19u * 1024u)
+#define HASH_PARALLELISM 1u
+#define HASH_SALT_BYTES 16u
+#define HASH_BYTES 32u
+#define HASH_ENCODED_MAX 128u
+
+static const char users_ddl[] =
+    "CREATE TABLE IF NOT EXISTS _outpost_users("
+    "  name TEXT PRIMARY KEY, role INTEGER NOT NULL, pw_hash TEXT NOT NULL,"
+    "  failures INTEGER NOT NULL DEFAULT 0, locked_until_ms INTEGER NOT NULL DEFAULT 0,"
+    "  created_ms INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS _outpost_user_teams("
+    "  name TEXT NOT NULL, team_id TEXT NOT NULL, PRIMARY KEY(name, team_id)) WITHOUT ROWID;";
+
+static int ensure_tables(store *st)
+{
+    return store_exec(st, users_ddl, "create the account tables");
+}
+
+void store_user_clear(store_user *user)
+{
+    if (!user)
+        return;
+    free(user->teams);
+    user->teams = NULL;
+    user->n_teams = 0;
+}
+
+static int hash_password(store *st, const char *password, char out[HASH_ENCODED_MAX])
+{
+    uint8_t salt[HASH_SALT_BYTES];
+
+    if (psa_crypto_init() != PSA_SUCCESS || psa_generate_random(salt, sizeof salt) != PSA_SUCCESS)
+        return store_fail(st, STORE_EIO, "no random salt for the password hash");
+    if (argon2id_hash_encoded(HASH_T_COST, HASH_M_COST_KIB, HASH_PARALLELISM, password,
+                              strlen(password), salt, sizeof salt, HASH_BYTES, out,
+                              HASH_ENCODED_MAX) != ARGON2_OK)
+        return store_fail(st, STORE_ENOMEM, "password hashing failed");
+    return STORE_OK;
+}
+
+static int team_exists(store *st, const char *team_id, bool *out_found)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = sqlite3_prepare_v2(st->db, "SELECT 1 FROM _outpost_teams WHERE id = ?1", -1, &stmt,
+                                NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(stmt, 1, team_id, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return store_fail_sqlite(st, rc, "look up team");
+    *out_found = rc == SQLITE_ROW;
+    return STORE_OK;
+}
+
+static int insert_user(store *st, const char *name, store_role role, const char *const *team_ids,
+                       uint32_t n_teams, const char *encoded)
+{
+    sqlite3_stmt *stmt = NULL;
+    bool found = false;
+    int out = STORE_OK;
+    int rc = sqlite3_prepare_v2(st->db, "SELECT 1 FROM _outpost_users WHERE name = ?1", -1,
+                                &stmt, NULL);
+
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    if (rc == SQLITE_ROW)
+        return store_fail(st, STORE_EEXISTS, "account %s exists already", name);
+    if (rc != SQLITE_DONE)
+        return store_fail_sqlite(st, rc, "look up account");
+    for (uint32_t i = 0; i < n_teams; i++) {
+        out = team_exists(st, team_ids[i], &found);
+        if (out != STORE_OK)
+            return out;
+        if (!found)
+            return store_fail(st, STORE_ENOTFOUND, "no team %s (add it with: team add %s)",
+                              store_id_valid(team_ids[i]) ? team_ids[i] : "?",
+                              store_id_valid(team_ids[i]) ? team_ids[i] : "ID");
+    }
+    rc = sqlite3_prepare_v2(st->db,
+                            "INSERT INTO _outpost_users(name, role, pw_hash, created_ms)"
+                            " VALUES(?1, ?2, ?3, ?4)",
+                            -1, &stmt, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+        sqlite3_bind_int(stmt, 2, (int)role);
+        sqlite3_bind_text(stmt, 3, encoded, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 4, (int64_t)store_now_ms());
+        rc = sqlite3_step(stmt);
+    }
+    sqlite3_finalize(stmt);
+    stmt = NULL;
+    if (rc != SQLITE_DONE)
+        return store_fail_sqlite(st, rc, "add account");
+    rc = sqlite3_prepare_v2(st->db, "INSERT OR IGNORE INTO _outpost_user_teams VALUES(?1, ?2)",
+                            -1, &stmt, NULL);
+    for (uint32_t i = 0; rc == SQLITE_OK && i < n_teams; i++) {
+        sqlite3_reset(stmt);
+        sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 2, team_ids[i], -1, SQLITE_STATIC);
+        rc = sqlite3_step(stmt);
+        if (rc == SQLITE_DONE)
+            rc = SQLITE_OK;
+    }
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_OK)
+        return store_fail_sqlite(st, rc, "add account teams");
+    return STORE_OK;
+}
+
+int store_user_add(store *st, const char *name, store_role role, const char *const *team_ids,
+                   uint32_t n_teams, const char *password)
+{
+    char encoded[HASH_ENCODED_MAX];
+    size_t pw_len = password ? strlen(password) : 0;
+    int out;
+
+    if (!store_id_valid(name))
+        return store_fail(st, STORE_EINVAL,
+                          "invalid account name (1 to 63 characters from A-Z a-z 0-9 . _ -)");
+    if (role != STORE_ROLE_SUPERVISOR && role != STORE_ROLE_ADMIN)
+        return store_fail(st, STORE_EINVAL, "role must be supervisor or admin");
+    if (role == STORE_ROLE_SUPERVISOR && n_teams == 0)
+        return store_fail(st, STORE_EINVAL, "a supervisor needs at least one team");
+    if (pw_len < STORE_PASSWORD_MIN || pw_len > STORE_PASSWORD_MAX)
+        return store_fail(st, STORE_EINVAL, "a password has %u to %u characters",
+                          STORE_PASSWORD_MIN, STORE_PASSWORD_MAX);
+    out = hash_password(st, password, encoded);
+    if (out != STORE_OK)
+        return out;
+    out = ensure_tables(st);
+    if (out == STORE_OK)
+        out = store_begin(st, true);
+    if (out != STORE_OK)
+        return out;
+    out = insert_user(st, name, role, team_ids, n_teams, encoded);
+    if (out == STORE_OK)
+        return store_commit(st);
+    store_rollback(st);
+    return out;
+}
+
+static int load_teams(store *st, store_user *user)
+{
+    sqlite3_stmt *stmt = NULL;
+    const char *sql = user->role == STORE_ROLE_ADMIN
+                          ? "SELECT id FROM _outpost_teams ORDER BY id"
+                          : "SELECT team_id FROM _outpost_user_teams WHERE name = ?1"
+                            " ORDER BY team_id";
+    int rc = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL);
+    int out = STORE_OK;
+
+    if (rc == SQLITE_OK && user->role != STORE_ROLE_ADMIN)
+        rc = sqlite3_bind_text(stmt, 1, user->name, -1, SQLITE_STATIC);
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        rc = sqlite3_step(stmt);
+        if (rc != SQLITE_ROW)
+            break;
+        char(*grown)[64] = realloc(user->teams, (user->n_teams + 1) * sizeof *user->teams);
+        if (!grown) {
+            out = store_fail(st, STORE_ENOMEM, "out of memory");
+            break;
+        }
+        user->teams = grown;
+        snprintf(user->teams[user->n_teams++], 64, "%s",
+                 (const char *)sqlite3_column_text(stmt, 0));
+    }
+    sqlite3_finalize(stmt);
+    if (out == STORE_OK && rc != SQLITE_DONE)
+        out = store_fail_sqlite(st, rc, "read account teams");
+    return out;
+}
+
+/* Reads (role, hash, failures, locked_until) into the out-parameters; found false if none. */
+static int read_user(store *st, const char *name, store_user *user, char hash[HASH_ENCODED_MAX],
+                     int64_t *out_failures, int64_t *out_locked_until, bool *out_found)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = sqlite3_prepare_v2(st->db,
+                                "SELECT role, pw_hash, failures, locked_until_ms"
+                                " FROM _outpost_users WHERE name = ?1",
+                                -1, &stmt, NULL);
+
+    *out_found = false;
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        *out_found = true;
+        snprintf(user->name, sizeof user->name, "%s", name);
+        user->role = sqlite3_column_int(stmt, 0) == STORE_ROLE_ADMIN ? STORE_ROLE_ADMIN
+                                                                     : STORE_ROLE_SUPERVISOR;
+        if (hash)
+            snprintf(hash, HASH_ENCODED_MAX, "%s", (const char *)sqlite3_column_text(stmt, 1));
+        *out_failures = sqlite3_column_int64(stmt, 2);
+        *out_locked_until = sqlite3_column_int64(stmt, 3);
+        rc = SQLITE_DONE;
+    }
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE)
+        return store_fail_sqlite(st, rc, "read account");
+    return STORE_OK;
+}
+
+static int set_failures(store *st, const char *name, int64_t failures, int64_t locked_until)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = sqlite3_prepare_v2(st->db,
+                                "UPDATE _outpost_users SET failures = ?2, locked_until_ms = ?3"
+                                " WHERE name = ?1",
+                                -1, &stmt, NULL);
+
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 2, failures);
+        sqlite3_bind_int64(stmt, 3, locked_until);
+        rc = sqlite3_step(stmt);
+    }
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE)
+        return store_fail_sqlite(st, rc, "update account");
+    return STORE_OK;
+}
+
+/* A hash of a password nobody has, so that an unknown name costs what a known one does. */
+static const char dummy_hash[] =
+    "$argon2id$v=19$m=19456,t=2,p=1$b3V0cG9zdC1kdW1teS1zYQ$"
+    "vyMWPJGKqZnxMks9UTGDBeYx7Q0L7lJk70WH4NnyvOU";
+
+int store_user_login(store *st, const char *name, const char *password, uint64_t now_ms,
+                     store_user *out_user)
+{
+    char hash[HASH_ENCODED_MAX];
+    int64_t failures = 0, locked_until = 0;
+    bool found = false;
+    bool ok;
+    int out;
+
+    memset(out_user, 0, sizeof *out_user);
+    if (!password || strlen(password) > STORE_PASSWORD_MAX)
+        password = "";
+    out = ensure_tables(st);
+    if (out == STORE_OK && store_id_valid(name))
+        out = read_user(st, name, out_user, hash, &failures, &locked_until, &found);
+    if (out != STORE_OK)
+        return out;
+    if (found && (uint64_t)locked_until > now_ms) {
+        memset(out_user, 0, sizeof *out_user);
+        return store_fail(st, STORE_ELOCKED, "account locked after %u failed logins",
+                          STORE_LOGIN_MAX_FAILURES);
+    }
+    ok = argon2id_verify(found ? hash : dummy_hash, password, strlen(password)) == ARGON2_OK;
+    if (!found) {
+        memset(out_user, 0, sizeof *out_user);
+        return store_fail(st, STORE_EAUTH, "wrong name or password");
+    }
+    if (ok) {
+        out = failures != 0 ? set_failures(st, name, 0, 0) : STORE_OK;
+        if (out == STORE_OK)
+            out = load_teams(st, out_user);
+        if (out != STORE_OK)
+            store_user_clear(out_user);
+        return out;
+    }
+    /* A lock that ran out starts a new count. */
+    if (locked_until != 0)
+        failures = 0;
+    failures++;
+    out = set_failures(st, name,
+                       failures >= STORE_LOGIN_MAX_FAILURES ? 0 : failures,
+                       failures >= STORE_LOGIN_MAX_FAILURES
+                           ? (int64_t)(now_ms + STORE_LOGIN_LOCK_MS)
+                           : 0);
+    memset(out_user, 0, sizeof *out_user);
+    if (out != STORE_OK)
+        return out;
+    if (failures >= STORE_LOGIN_MAX_FAILURES)
+        return store_fail(st, STORE_ELOCKED, "account locked after %u failed logins",
+                          STORE_LOGIN_MAX_FAILURES);
+    return store_fail(st, STORE_EAUTH, "wrong name or password");
+}
+
+int store_user_get(store *st, const char *name, store_user *out_user)
+{
+    int64_t failures = 0, locked_until = 0;
+    bool found = false;
+    int out;
+
+    memset(out_user, 0, sizeof *out_user);
+    if (!store_id_valid(name))
+        return store_fail(st, STORE_ENOTFOUND, "no such account");
+    out = ensure_tables(st);
+    if (out == STORE_OK)
+        out = read_user(st, name, out_user, NULL, &failures, &locked_until, &found);
+    if (out == STORE_OK && !found)
+        out = store_fail(st, STORE_ENOTFOUND, "no account %s", name);
+    if (out == STORE_OK)
+        out = load_teams(st, out_user);
+    if (out != STORE_OK)
+        store_user_clear(out_user);
+    return out;
+}
+
+int store_user_unlock(store *st, const char *name)
+{
+    store_user user;
+    int out = store_user_get(st, name, &user);
+
+    store_user_clear(&user);
+    if (out == STORE_OK)
+        out = set_failures(st, name, 0, 0);
+    return out;
+}

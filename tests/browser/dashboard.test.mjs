@@ -1,0 +1,307 @@
+// The supervisor dashboard in a real browser: Debian's headless Chromium driven by
+// playwright-core, against a real outpostd on a free port, with devices that are the `outpost`
+// CLI on encrypted replicas (as in `make demo`). Run by run.sh; exits non-zero on the first
+// failed check. Screenshots of each view go to OUTPOST_ARTIFACTS.
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const src = process.env.OUTPOST_SOURCE_DIR;
+const build = process.env.OUTPOST_BUILD_DIR;
+const artifacts = process.env.OUTPOST_ARTIFACTS;
+const admin = path.join(build, 'server/outpost-admin');
+const outpostd = path.join(build, 'server/outpostd');
+const outpost = path.join(build, 'client-lib/outpost');
+const PW = 'correct horse battery';
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-browser-'));
+const store = path.join(dir, 'central.db');
+let server = null;
+let browser = null;
+let profile = null;
+const started = Date.now();
+
+function step(text) {
+  console.log(`[${((Date.now() - started) / 1000).toFixed(1)} s] ${text}`);
+}
+
+function run(file, args, input) {
+  return execFileSync(file, args, { input: input ?? '', encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+function adm(...args) {
+  return run(admin, ['--store', store, ...args]);
+}
+
+function dev(who, ...args) {
+  return run(outpost, ['--db', path.join(dir, `${who}.db`), '--key-file', path.join(dir, `${who}.key`), ...args]);
+}
+
+function query(who, sql) {
+  return dev(who, 'query', sql).trim().split('\n').pop();
+}
+
+function addContact(who, team, alias, day) {
+  const id = randomUUID();
+  dev(who, 'exec', `INSERT INTO contacts (id, team_id, worker_id, contacted_at, location, alias,
+      age_estimate, risk_level) VALUES ('${id}', '${team}', '${who}', '${day}T10:00:00+00:00',
+      'bus station', '${alias}', 15, 'medium')`);
+  return id;
+}
+
+async function startServer() {
+  fs.writeFileSync(path.join(dir, 'outpostd.ini'), `[server]
+listen = 127.0.0.1
+port = 0
+cert = certs/server.pem
+key = certs/server.key
+ca = certs/ca.pem
+[store]
+path = central.db
+[log]
+level = info
+`);
+  const log = fs.openSync(path.join(dir, 'outpostd.log'), 'a');
+  server = spawn(outpostd, ['--config', path.join(dir, 'outpostd.ini')], { stdio: ['ignore', log, log] });
+  for (let i = 0; i < 100; i++) {
+    const m = fs.readFileSync(path.join(dir, 'outpostd.log'), 'utf8').match(/outpostd listening .*port=(\d+)/);
+    if (m) return Number(m[1]);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error('outpostd did not start');
+}
+
+async function shot(page, name) {
+  await page.screenshot({ path: path.join(artifacts, `dashboard-${name}.png`), fullPage: true });
+}
+
+async function login(page, name, password) {
+  await page.fill('#login-name', name);
+  await page.fill('#login-password', password);
+  await page.click('#login-form button[type=submit]');
+}
+
+function addUser(name, role, team) {
+  const args = ['--store', store, 'user', 'add', name, '--role', role, '--password-fd', '0'];
+  if (team) args.push('--team', team);
+  run(admin, args, PW + '\n');
+}
+
+async function test() {
+  step('setting up a central store, three devices and dashboard accounts');
+  execFileSync('sh', [path.join(src, 'certs-example/make-dev-certs.sh'), path.join(dir, 'certs')], { stdio: 'ignore' });
+  adm('init', '--schema', path.join(src, 'examples/outreach/schema.sql'), '--policy', path.join(src, 'examples/outreach/policy'));
+  adm('team', 'add', 'team-a');
+  adm('team', 'add', 'team-b');
+  for (const [w, t] of [['alice', 'team-a'], ['bob', 'team-a'], ['carol', 'team-b']]) adm('worker', 'add', w, '--team', t);
+  addUser('sara', 'supervisor', 'team-a');
+  addUser('lena', 'supervisor', 'team-a');
+  addUser('root', 'admin', null);
+
+  const port = await startServer();
+  const url = `wss://127.0.0.1:${port}/sync`;
+  for (const who of ['alice', 'bob', 'carol']) {
+    fs.writeFileSync(path.join(dir, `${who}.key`), randomBytes(32), { mode: 0o600 });
+    const code = adm('enroll', who).match(/^ {4}([0-9A-Z-]+)$/m)[1];
+    dev(who, 'enroll', url, code, '--ca', path.join(dir, 'certs/ca.pem'), '--name', `${who}'s phone`);
+  }
+  const today = new Date().toISOString().slice(0, 10);
+  const yesterday = new Date(Date.now() - 86400000).toISOString().slice(0, 10);
+  addContact('alice', 'team-a', 'A-first', yesterday);
+  addContact('alice', 'team-a', 'A-second', today);
+  addContact('bob', 'team-a', 'B-first', today);
+  const carolId = addContact('carol', 'team-b', 'C-secret', today);
+  for (const who of ['alice', 'bob', 'carol']) dev(who, 'sync');
+
+  // A new, empty profile directory for this run (launchPersistentContext is how playwright
+  // takes --user-data-dir).
+  profile = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-chromium-'));
+  browser = await chromium.launchPersistentContext(profile, {
+    executablePath: '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+           '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    ignoreHTTPSErrors: true,
+    acceptDownloads: true,
+    viewport: { width: 1280, height: 800 },
+  });
+  const context = browser;
+  const page = await context.newPage();
+  const cspViolations = [];
+  page.on('console', (m) => { if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text()); });
+  const base = `https://127.0.0.1:${port}`;
+
+  step('log in');
+  await page.goto(`${base}/dashboard/`);
+  await page.waitForSelector('#login-view:not([hidden])');
+  await shot(page, 'login');
+  await login(page, 'sara', PW);
+  await page.waitForSelector('#app-view:not([hidden])');
+  assert.match(await page.textContent('#who'), /sara \(supervisor: team-a\)/);
+  assert.equal(await page.isHidden('#nav-audit'), true, 'a supervisor has no audit view');
+  const cookies = await context.cookies();
+  const session = cookies.find((c) => c.name === 'outpost_session');
+  assert.ok(session && session.httpOnly && session.secure && session.sameSite === 'Strict', 'strict session cookie');
+
+  step('workers and devices with their last sync');
+  await page.waitForSelector('#content table');
+  const devicesText = await page.textContent('#content');
+  assert.match(devicesText, /alice/);
+  assert.match(devicesText, /bob/);
+  assert.doesNotMatch(devicesText, /carol/, "another team's devices are not shown");
+  assert.match(devicesText, /s ago|min ago/);
+  await shot(page, 'devices');
+
+  step('a record synced by a device appears without a reload');
+  await page.click('nav button[data-view=records]');
+  await page.waitForSelector('#content tr[data-id]');
+  assert.doesNotMatch(await page.textContent('#content'), /C-secret/);
+  await page.waitForSelector('#live.on');
+  await page.evaluate(() => { window.__sameDocument = true; });
+  const liveId = addContact('alice', 'team-a', 'A-live', today);
+  dev('alice', 'sync');
+  await page.waitForSelector(`#content tr[data-id="${liveId}"]`, { timeout: 15000 });
+  assert.equal(await page.evaluate(() => window.__sameDocument), true, 'no reload happened');
+  assert.match(await page.textContent(`#content tr[data-id="${liveId}"]`), /A-live/);
+  await shot(page, 'records-live');
+
+  step('a record opens in full');
+  await page.click(`#content tr[data-id="${liveId}"]`);
+  await page.waitForSelector('#record-panel:not([hidden])');
+  const recordText = await page.textContent('#record-table');
+  assert.match(recordText, /alias\s*A-live/);
+  assert.match(recordText, /location\s*bus station/);
+  await shot(page, 'record');
+  await page.click('#record-close');
+
+  step('search and filter');
+  await page.fill('#f-q', 'second');
+  await page.click('#filters button[type=submit]');
+  await page.waitForFunction(() => document.querySelectorAll('#content tr[data-id]').length === 1);
+  assert.match(await page.textContent('#content'), /A-second/);
+  await page.fill('#f-q', '');
+  await page.fill('#f-worker', 'bob');
+  await page.click('#filters button[type=submit]');
+  await page.waitForFunction(() => document.querySelectorAll('#content tr[data-id]').length === 1);
+  assert.match(await page.textContent('#content'), /B-first/);
+
+  step('export the current view as CSV');
+  const [download] = await Promise.all([page.waitForEvent('download'), page.click('#export')]);
+  const csv = fs.readFileSync(await download.path(), 'utf8');
+  fs.copyFileSync(await download.path(), path.join(artifacts, 'dashboard-export.csv'));
+  assert.match(csv.split('\r\n')[0], /^id,team_id,worker_id,contacted_at,/);
+  assert.match(csv, /B-first/);
+  assert.doesNotMatch(csv, /A-second|C-secret/, 'the export is the filtered view, own teams only');
+  await page.fill('#f-worker', '');
+  await page.click('#filters button[type=submit]');
+
+  step("another team's data is refused");
+  const refused = await page.evaluate(async (id) => {
+    const one = await fetch(`/api/record?id=${id}`);
+    const list = await (await fetch('/api/records?team=team-b')).json();
+    const audit = await fetch('/api/audit');
+    return { one: one.status, rows: list.rows.length, audit: audit.status };
+  }, carolId);
+  assert.deepEqual(refused, { one: 404, rows: 0, audit: 403 });
+
+  step('contacts per day per worker');
+  await page.click('nav button[data-view=perday]');
+  await page.waitForSelector('svg.chart rect');
+  const bars = await page.$$eval('svg.chart rect', (rs) => rs.map((r) => `${r.dataset.day} ${r.dataset.worker} ${r.dataset.count}`));
+  assert.ok(bars.includes(`${today} alice 2`), `alice's bar today: ${bars}`);
+  assert.ok(bars.includes(`${yesterday} alice 1`));
+  assert.ok(bars.includes(`${today} bob 1`));
+  assert.ok(!bars.some((b) => b.includes('carol')));
+  await shot(page, 'chart');
+
+  step('a conflict appears live and is reversed; the device receives the reversal');
+  await page.click('nav button[data-view=conflicts]');
+  await page.waitForSelector('#content p');
+  const target = query('alice', "SELECT id FROM contacts WHERE alias = 'A-first'");
+  dev('bob', 'sync');
+  dev('alice', 'exec', `UPDATE contacts SET risk_level = 'high' WHERE id = '${target}'`);
+  await new Promise((r) => setTimeout(r, 50));
+  dev('bob', 'exec', `UPDATE contacts SET risk_level = 'low' WHERE id = '${target}'`);
+  dev('alice', 'sync');
+  dev('bob', 'sync');
+  dev('alice', 'sync');
+  assert.equal(query('bob', `SELECT risk_level FROM contacts WHERE id = '${target}'`), 'low');
+  await page.waitForSelector('#content tr[data-conflict]', { timeout: 15000 });
+  const conflictRow = await page.textContent('#content tr[data-conflict]');
+  assert.match(conflictRow, /risk_level/);
+  assert.equal(await page.textContent('#content tr[data-conflict] td.winning'), 'low');
+  assert.equal(await page.textContent('#content tr[data-conflict] td.losing'), 'high');
+  await shot(page, 'conflicts');
+  await page.click('#content tr[data-conflict] button[data-action=reverse]');
+  await page.waitForSelector('#content tr[data-conflict]', { state: 'detached' });
+  dev('bob', 'sync');
+  assert.equal(query('bob', `SELECT risk_level FROM contacts WHERE id = '${target}'`), 'high', "bob's device received the reversal");
+  dev('alice', 'sync');
+  assert.equal(query('alice', `SELECT risk_level FROM contacts WHERE id = '${target}'`), 'high');
+
+  step('log out; an admin reads the audit log');
+  await page.click('#logout');
+  await page.waitForSelector('#login-view:not([hidden])');
+  await login(page, 'root', PW);
+  await page.waitForSelector('#nav-audit:not([hidden])');
+  await page.click('nav button[data-view=audit]');
+  await page.waitForSelector('#content table');
+  const audit = await page.textContent('#content');
+  for (const entry of ['login.ok', 'record.view', 'export', 'conflict.reverse', 'logout', '127.0.0.1'])
+    assert.ok(audit.includes(entry), `audit shows ${entry}`);
+  assert.ok(!audit.includes('A-live'), 'no record contents in the audit log');
+  await shot(page, 'audit');
+  assert.match(run(admin, ['--store', store, 'audit', 'verify']), /hash chain intact/);
+  await page.click('#logout');
+  await page.waitForSelector('#login-view:not([hidden])');
+
+  step('five failed logins lock the account');
+  for (let i = 1; i <= 5; i++) {
+    await login(page, 'lena', 'not the password');
+    await page.waitForFunction((n) => document.querySelector('#login-error').dataset.n !== String(n) &&
+                                   document.querySelector('#login-error').textContent !== '', i);
+    await page.evaluate((n) => { document.querySelector('#login-error').dataset.n = String(n); }, i);
+    const msg = await page.textContent('#login-error');
+    if (i < 5) assert.match(msg, /wrong name or password/);
+    else assert.match(msg, /locked/);
+    await page.evaluate(() => { document.querySelector('#login-error').textContent = ''; });
+  }
+  await login(page, 'lena', PW);
+  await page.waitForFunction(() => document.querySelector('#login-error').textContent !== '');
+  assert.match(await page.textContent('#login-error'), /locked/);
+  assert.equal(await page.isHidden('#app-view'), true);
+  await shot(page, 'lockout');
+
+  assert.deepEqual(cspViolations, [], 'no Content-Security-Policy violations');
+  step('all browser checks passed');
+}
+
+async function cleanup() {
+  if (browser) await browser.close().catch(() => {});
+  if (server) {
+    server.kill('SIGTERM');
+    await new Promise((r) => (server.exitCode !== null ? r() : server.once('exit', r)));
+    // A clean stop: under ASan a leak or error at exit makes this non-zero.
+    if (server.exitCode !== 0) {
+      console.error(`outpostd exited with ${server.exitCode} (signal ${server.signalCode})`);
+      console.error(fs.readFileSync(path.join(dir, 'outpostd.log'), 'utf8').split('\n').filter((l) => !/ info /.test(l)).slice(-40).join('\n'));
+      failed = true;
+    }
+  }
+  fs.rmSync(dir, { recursive: true, force: true });
+  if (profile) fs.rmSync(profile, { recursive: true, force: true });
+}
+
+let failed = false;
+try {
+  await test();
+} catch (e) {
+  failed = true;
+  console.error(e);
+  try { console.error(fs.readFileSync(path.join(dir, 'outpostd.log'), 'utf8').split('\n').slice(-20).join('\n')); } catch (_) { /* none */ }
+} finally {
+  await cleanup();
+}
+process.exit(failed ? 1 : 0);

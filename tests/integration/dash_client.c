@@ -1,0 +1,174 @@
+#include "dash_client.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/net_sockets.h>
+#include <mbedtls/ssl.h>
+#include <psa/crypto.h>
+
+void dash_reply_free(dash_reply *r)
+{
+    if (!r)
+        return;
+    free(r->headers);
+    free(r->body);
+    memset(r, 0, sizeof *r);
+}
+
+static int parse_reply(char *raw, size_t n, dash_reply *out)
+{
+    char *end = strstr(raw, "\r\n\r\n");
+    if (!end || sscanf(raw, "HTTP/1.1 %d", &out->status) != 1)
+        return -1;
+    size_t head_len = (size_t)(end - raw);
+    out->headers = malloc(head_len + 1);
+    out->body_len = n - head_len - 4;
+    out->body = malloc(out->body_len + 1);
+    if (!out->headers || !out->body)
+        return -1;
+    for (size_t i = 0; i < head_len; i++)
+        out->headers[i] = raw[i];
+    out->headers[head_len] = 0;
+    /* lower-case the names */
+    for (char *line = out->headers; line; line = strstr(line, "\r\n") ? strstr(line, "\r\n") + 2
+                                                                        : NULL)
+        for (char *p = line; *p && *p != ':' && *p != '\r'; p++)
+            *p = (char)tolower((unsigned char)*p);
+    memcpy(out->body, end + 4, out->body_len);
+    out->body[out->body_len] = 0;
+    return 0;
+}
+
+int dash_request(uint16_t port, const char *ca_path, const char *method, const char *path,
+                 const char *cookie, const char *csrf, const char *extra_header,
+                 const char *form_body, dash_reply *out)
+{
+    mbedtls_net_context net;
+    mbedtls_ssl_context ssl;
+    mbedtls_ssl_config conf;
+    mbedtls_x509_crt ca;
+    mbedtls_entropy_context entropy;
+    mbedtls_ctr_drbg_context drbg;
+    char port_text[8], *req = NULL, *raw = NULL;
+    size_t raw_len = 0, raw_cap = 65536;
+    int rc = -1, n;
+
+    memset(out, 0, sizeof *out);
+    psa_crypto_init();
+    mbedtls_net_init(&net);
+    mbedtls_ssl_init(&ssl);
+    mbedtls_ssl_config_init(&conf);
+    mbedtls_x509_crt_init(&ca);
+    mbedtls_entropy_init(&entropy);
+    mbedtls_ctr_drbg_init(&drbg);
+    snprintf(port_text, sizeof port_text, "%u", (unsigned)port);
+    req = malloc(8192);
+    raw = malloc(raw_cap);
+    if (!req || !raw)
+        goto done;
+    n = snprintf(req, 8192,
+                 "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nConnection: close\r\n%s%s%s%s%s%s%s"
+                 "%s%zu\r\n\r\n%s",
+                 method, path, (unsigned)port, cookie ? "Cookie: outpost_session=" : "",
+                 cookie ? cookie : "", cookie ? "\r\n" : "", csrf ? "X-CSRF-Token: " : "",
+                 csrf ? csrf : "", csrf ? "\r\n" : "",
+                 extra_header ? extra_header : "",
+                 extra_header ? "\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                                "Content-Length: "
+                              : "Content-Type: application/x-www-form-urlencoded\r\n"
+                                "Content-Length: ",
+                 form_body ? strlen(form_body) : 0, form_body ? form_body : "");
+    if (n < 0 || n >= 8192)
+        goto done;
+    if (mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &entropy, NULL, 0) != 0 ||
+        mbedtls_x509_crt_parse_file(&ca, ca_path) != 0 ||
+        mbedtls_net_connect(&net, "127.0.0.1", port_text, MBEDTLS_NET_PROTO_TCP) != 0 ||
+        mbedtls_ssl_config_defaults(&conf, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
+                                    MBEDTLS_SSL_PRESET_DEFAULT) != 0)
+        goto done;
+    mbedtls_ssl_conf_authmode(&conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+    mbedtls_ssl_conf_ca_chain(&conf, &ca, NULL);
+    mbedtls_ssl_conf_rng(&conf, mbedtls_ctr_drbg_random, &drbg);
+    if (mbedtls_ssl_setup(&ssl, &conf) != 0 || mbedtls_ssl_set_hostname(&ssl, "localhost") != 0)
+        goto done;
+    mbedtls_ssl_set_bio(&ssl, &net, mbedtls_net_send, mbedtls_net_recv, NULL);
+    for (size_t sent = 0; sent < (size_t)n;) {
+        int w = mbedtls_ssl_write(&ssl, (const unsigned char *)req + sent, (size_t)n - sent);
+        if (w == MBEDTLS_ERR_SSL_WANT_READ || w == MBEDTLS_ERR_SSL_WANT_WRITE)
+            continue;
+        if (w <= 0)
+            goto done;
+        sent += (size_t)w;
+    }
+    for (;;) {
+        if (raw_len + 4096 > raw_cap) {
+            char *grown = realloc(raw, raw_cap * 2);
+            if (!grown)
+                goto done;
+            raw = grown;
+            raw_cap *= 2;
+        }
+        int r = mbedtls_ssl_read(&ssl, (unsigned char *)raw + raw_len, 4096);
+        if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE ||
+            r == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+            continue;
+        if (r <= 0)
+            break;
+        raw_len += (size_t)r;
+    }
+    raw[raw_len] = 0;
+    rc = parse_reply(raw, raw_len, out);
+done:
+    if (rc != 0)
+        dash_reply_free(out);
+    mbedtls_ssl_close_notify(&ssl);
+    mbedtls_net_free(&net);
+    mbedtls_ssl_free(&ssl);
+    mbedtls_ssl_config_free(&conf);
+    mbedtls_x509_crt_free(&ca);
+    mbedtls_ctr_drbg_free(&drbg);
+    mbedtls_entropy_free(&entropy);
+    free(req);
+    free(raw);
+    return rc;
+}
+
+int dash_reply_header(const dash_reply *r, const char *name, char *out, size_t size)
+{
+    char key[128];
+    snprintf(key, sizeof key, "\r\n%s:", name);
+    const char *p = r->headers ? strstr(r->headers, key) : NULL;
+    if (!p)
+        return -1;
+    p += strlen(key);
+    while (*p == ' ')
+        p++;
+    const char *e = strstr(p, "\r\n");
+    size_t n = e ? (size_t)(e - p) : strlen(p);
+    if (n >= size)
+        return -1;
+    memcpy(out, p, n);
+    out[n] = 0;
+    return 0;
+}
+
+int dash_json_string(const char *body, const char *key, char *out, size_t size)
+{
+    char pat[128];
+    snprintf(pat, sizeof pat, "\"%s\":\"", key);
+    const char *p = body ? strstr(body, pat) : NULL;
+    if (!p)
+        return -1;
+    p += strlen(pat);
+    const char *e = strchr(p, '"');
+    if (!e || (size_t)(e - p) >= size)
+        return -1;
+    memcpy(out, p, (size_t)(e - p));
+    out[e - p] = 0;
+    return 0;
+}

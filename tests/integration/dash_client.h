@@ -1,0 +1,31 @@
+/*
+ * A small HTTPS/1.1 client for the dashboard API tests: one request per connection (Connection:
+ * close), mbedTLS verifying outpostd against the test CA, the reply's status, headers and body.
+ */
+#ifndef OUTPOST_DASH_CLIENT_H
+#define OUTPOST_DASH_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct dash_reply {
+    int status;
+    char *headers; /* the header block, lower-cased names, NUL-terminated */
+    char *body;    /* NUL-terminated */
+    size_t body_len;
+} dash_reply;
+
+/* Sends method path with the optional session cookie value, CSRF token, one extra header line
+ * ("Name: value") and form body. Returns 0 (the reply is in out) or -1. */
+int dash_request(uint16_t port, const char *ca_path, const char *method, const char *path,
+                 const char *cookie, const char *csrf, const char *extra_header,
+                 const char *form_body, dash_reply *out);
+void dash_reply_free(dash_reply *r);
+
+/* The value of header name (lower case, without colon) into out; -1 when absent. */
+int dash_reply_header(const dash_reply *r, const char *name, char *out, size_t size);
+
+/* The string value of "key":"..." in a JSON body (no escapes expected); -1 when absent. */
+int dash_json_string(const char *body, const char *key, char *out, size_t size);
+
+#endif /* OUTPOST_DASH_CLIENT_H */
