@@ -3,4 +3,8 @@ if(TARGET outpost)
     outpost_add_bench(bench_client
         SOURCES ${CMAKE_CURRENT_LIST_DIR}/bench_client.c
         LIBS outpost)
+    # liboutpost with encryption at rest beside without: write path, pull-apply, Argon2id open.
+    outpost_add_bench(bench_replica_crypt
+        SOURCES ${CMAKE_CURRENT_LIST_DIR}/bench_replica_crypt.c
+        LIBS outpost)
 endif()

@@ -1,4 +1,4 @@
-# liboutpost core: the replica, change capture, outbox, pull-apply. Public API in include/outpost.h;
+# liboutpost core: the replica (encrypted at rest through outpost_cryptvfs), change capture, outbox, pull-apply. Public API in include/outpost.h;
 # everything else has hidden visibility (CMAKE_C_VISIBILITY_PRESET) and is not API.
 find_package(Threads REQUIRED)
 add_library(outpost STATIC
@@ -15,4 +15,4 @@ target_include_directories(outpost
     PRIVATE ${CMAKE_CURRENT_LIST_DIR}/src)
 target_link_libraries(outpost
     PUBLIC outpost_proto PkgConfig::SQLITE3 Threads::Threads
-    PRIVATE outpost_warnings)
+    PRIVATE outpost_cryptvfs outpost_warnings)

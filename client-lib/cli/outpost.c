@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -23,10 +24,24 @@
 
 enum { EXIT_OK = 0, EXIT_USAGE = 1, EXIT_LOCAL = 2, EXIT_OFFLINE = 3, EXIT_REFUSED = 4 };
 
+/* Where the replica's key comes from. Never the command line: other users can read it in ps. */
 typedef struct options {
     const char *db;
     uint32_t timeout_s;
+    const char *key_file;  /* --key-file */
+    int key_fd;            /* --key-fd, or -1 */
+    int passphrase_fd;     /* --passphrase-fd, or -1 */
 } options;
+
+#define PASSPHRASE_MAX 1024
+
+/* The secret read for one open, wiped as soon as the library has it. */
+typedef struct cli_secret {
+    uint8_t key[OUTPOST_KEY_BYTES];
+    char passphrase[PASSPHRASE_MAX + 2];
+    size_t passphrase_len;
+    bool is_key;
+} cli_secret;
 
 static const char usage_text[] =
     "usage: outpost [--db PATH] [key option] COMMAND [ARGS]\n"
@@ -44,6 +59,13 @@ static const char usage_text[] =
     "options:\n"
     "  --db PATH         the replica (default: outpost.db)\n"
     "  --timeout SECONDS for enroll and sync (default: 60)\n"
+    "\n"
+    "key options (the replica is encrypted; its key never goes on the command line):\n"
+    "  --key-file FILE      the 256-bit key: 32 raw bytes or 64 hex characters (mode 0600)\n"
+    "  --key-fd N           the same, read from open file descriptor N\n"
+    "  --passphrase-fd N    a passphrase, read from descriptor N up to a newline or EOF\n"
+    "  (none)               prompt for a passphrase on the terminal, without echo; needs\n"
+    "                       stdin to be a terminal (a new replica asks twice)\n"
     "\n"
     "exit codes: 0 ok, 1 usage, 2 local error, 3 offline (retry later),\n"
     "            4 refused for good (certificate, revoked, bad code, wiped)\n"
@@ -81,13 +103,241 @@ static int report(outpost_replica *r, int code, const char *what)
     return exit_for(code);
 }
 
+/* Overwrites secret bytes in a way the compiler may not drop as a dead store. */
+static void wipe(void *p, size_t n)
+{
+    volatile unsigned char *v = p;
+
+    while (n--)
+        *v++ = 0;
+}
+
+/* Reads up to cap bytes from fd until EOF; returns the count, or -1 with errno set. */
+static ssize_t read_all(int fd, void *buf, size_t cap)
+{
+    size_t len = 0;
+
+    while (len < cap) {
+        ssize_t n = read(fd, (char *)buf + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    return (ssize_t)len;
+}
+
+static int hex_digit(int c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* A key is exactly 32 raw bytes, or 64 hex characters with optional trailing whitespace. */
+static bool parse_key(const uint8_t *buf, size_t len, uint8_t out[OUTPOST_KEY_BYTES])
+{
+    if (len == OUTPOST_KEY_BYTES) {
+        memcpy(out, buf, OUTPOST_KEY_BYTES);
+        return true;
+    }
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' '))
+        len--;
+    if (len != 2 * OUTPOST_KEY_BYTES)
+        return false;
+    for (size_t i = 0; i < OUTPOST_KEY_BYTES; i++) {
+        int hi = hex_digit(buf[2 * i]), lo = hex_digit(buf[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return false;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return true;
+}
+
+/* Reads a key from fd into s; what names the source in messages. */
+static int key_from_fd(int fd, const char *what, cli_secret *s)
+{
+    uint8_t buf[2 * OUTPOST_KEY_BYTES + 8]; /* hex, a line end and room to see a longer file */
+    ssize_t n = read_all(fd, buf, sizeof buf);
+    int ex = EXIT_OK;
+
+    if (n < 0) {
+        fprintf(stderr, "outpost: cannot read the key from %s: %s\n", what, strerror(errno));
+        ex = EXIT_LOCAL;
+    } else if ((size_t)n == sizeof buf || !parse_key(buf, (size_t)n, s->key)) {
+        fprintf(stderr, "outpost: the key in %s must be 32 raw bytes or 64 hex characters\n", what);
+        ex = EXIT_LOCAL;
+    } else {
+        s->is_key = true;
+    }
+    wipe(buf, sizeof buf);
+    return ex;
+}
+
+/* A passphrase from fd: everything up to the first newline or EOF. */
+static int passphrase_from_fd(int fd, cli_secret *s)
+{
+    size_t len = 0;
+
+    while (len < PASSPHRASE_MAX + 1) {
+        char c;
+        ssize_t n = read(fd, &c, 1);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            fprintf(stderr, "outpost: cannot read the passphrase from descriptor %d: %s\n", fd,
+                    strerror(errno));
+            return EXIT_LOCAL;
+        }
+        if (n == 0 || c == '\n')
+            break;
+        s->passphrase[len++] = c;
+    }
+    if (len > 0 && s->passphrase[len - 1] == '\r')
+        len--;
+    if (len == 0 || len > PASSPHRASE_MAX) {
+        fprintf(stderr, "outpost: the passphrase must be 1 to %d bytes\n", PASSPHRASE_MAX);
+        return EXIT_LOCAL;
+    }
+    s->passphrase_len = len;
+    return EXIT_OK;
+}
+
+/* The terminal whose echo is off while a passphrase is typed, for the signal handler. */
+static volatile sig_atomic_t prompt_tty = -1;
+static struct termios prompt_saved;
+
+/* Ctrl-C (or a kill) at the prompt: give the terminal its echo back, then die of the signal. */
+static void on_prompt_signal(int sig)
+{
+    if (prompt_tty >= 0)
+        tcsetattr(prompt_tty, TCSAFLUSH, &prompt_saved);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+/* Prompts on the terminal with echo off and reads one line into s. */
+static int passphrase_prompt(int tty, const char *prompt, cli_secret *s)
+{
+    static const int signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGTSTP};
+    void (*previous[sizeof signals / sizeof *signals])(int);
+    struct termios quiet;
+    int ex;
+
+    if (tcgetattr(tty, &prompt_saved) != 0) {
+        fprintf(stderr, "outpost: cannot set up the terminal: %s\n", strerror(errno));
+        return EXIT_LOCAL;
+    }
+    quiet = prompt_saved;
+    quiet.c_lflag &= (tcflag_t)~(ECHO | ECHOE | ECHOK | ECHONL);
+    quiet.c_lflag |= ICANON;
+    prompt_tty = tty;
+    for (size_t i = 0; i < sizeof signals / sizeof *signals; i++)
+        previous[i] = signal(signals[i], on_prompt_signal);
+    if (write(tty, prompt, strlen(prompt)) < 0 || tcsetattr(tty, TCSAFLUSH, &quiet) != 0) {
+        fprintf(stderr, "outpost: cannot set up the terminal: %s\n", strerror(errno));
+        ex = EXIT_LOCAL;
+    } else {
+        ex = passphrase_from_fd(tty, s);
+    }
+    tcsetattr(tty, TCSAFLUSH, &prompt_saved);
+    for (size_t i = 0; i < sizeof signals / sizeof *signals; i++)
+        signal(signals[i], previous[i]);
+    prompt_tty = -1;
+    if (write(tty, "\n", 1) < 0)
+        ex = EXIT_LOCAL;
+    return ex;
+}
+
+/* Asks for the passphrase on /dev/tty; twice when the replica is about to be created. */
+static int passphrase_from_terminal(const options *o, cli_secret *s)
+{
+    bool creating = access(o->db, F_OK) != 0;
+    cli_secret again;
+    char prompt[512];
+    int tty, ex;
+
+    if (!isatty(STDIN_FILENO)) {
+        fprintf(stderr, "outpost: no key for %s: give --key-file, --key-fd or --passphrase-fd "
+                        "(a passphrase prompt needs a terminal)\n", o->db);
+        return EXIT_USAGE;
+    }
+    tty = open("/dev/tty", O_RDWR | O_CLOEXEC);
+    if (tty < 0) {
+        fprintf(stderr, "outpost: cannot open /dev/tty for the passphrase: %s\n", strerror(errno));
+        return EXIT_LOCAL;
+    }
+    snprintf(prompt, sizeof prompt, "%sassphrase for %s: ", creating ? "New p" : "P", o->db);
+    ex = passphrase_prompt(tty, prompt, s);
+    if (ex == EXIT_OK && creating) {
+        memset(&again, 0, sizeof again);
+        ex = passphrase_prompt(tty, "Repeat the passphrase: ", &again);
+        if (ex == EXIT_OK && (again.passphrase_len != s->passphrase_len ||
+                              memcmp(again.passphrase, s->passphrase, s->passphrase_len) != 0)) {
+            fprintf(stderr, "outpost: the passphrases do not match\n");
+            ex = EXIT_USAGE;
+        }
+        wipe(&again, sizeof again);
+    }
+    close(tty);
+    return ex;
+}
+
+/* Gets the replica's secret from the one source the options name. */
+static int secret_read(const options *o, cli_secret *s)
+{
+    memset(s, 0, sizeof *s);
+    if (o->key_fd >= 0) {
+        char what[32];
+
+        snprintf(what, sizeof what, "descriptor %d", o->key_fd);
+        return key_from_fd(o->key_fd, what, s);
+    }
+    if (o->key_file) {
+        int fd = open(o->key_file, O_RDONLY | O_CLOEXEC);
+        int ex;
+
+        if (fd < 0) {
+            fprintf(stderr, "outpost: cannot open the key file %s: %s\n", o->key_file,
+                    strerror(errno));
+            return EXIT_LOCAL;
+        }
+        ex = key_from_fd(fd, o->key_file, s);
+        close(fd);
+        return ex;
+    }
+    if (o->passphrase_fd >= 0)
+        return passphrase_from_fd(o->passphrase_fd, s);
+    return passphrase_from_terminal(o, s);
+}
+
 static int open_replica(const options *o, outpost_replica **out)
 {
     char err[256];
+    cli_secret secret;
+    int ex = secret_read(o, &secret);
+    if (ex != EXIT_OK) {
+        wipe(&secret, sizeof secret);
+        return ex;
+    }
     outpost_config cfg = {.path = o->db};
+    if (secret.is_key) {
+        cfg.secret.key = secret.key;
+    } else {
+        cfg.secret.passphrase = secret.passphrase;
+        cfg.secret.passphrase_len = secret.passphrase_len;
+    }
     int rc = outpost_replica_open(&cfg, out, err, sizeof err);
+    wipe(&secret, sizeof secret);
     if (rc != OUTPOST_OK) {
-        fprintf(stderr, "outpost: cannot open %s: %s (%s)\n", o->db, err, outpost_strerror(rc));
+        fprintf(stderr, "outpost: %s (%s)\n", err, outpost_strerror(rc));
         return exit_for(rc);
     }
     return EXIT_OK;
@@ -490,7 +740,8 @@ static int cmd_conflicts(const options *o, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    options o = {.db = "outpost.db", .timeout_s = 60};
+    options o = {.db = "outpost.db", .timeout_s = 60, .key_fd = -1, .passphrase_fd = -1};
+    int key_sources = 0;
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -504,10 +755,31 @@ int main(int argc, char **argv)
             if (*end || v == 0 || v > 86400)
                 return usage_error("--timeout takes 1 to 86400 seconds, not: ", argv[i]);
             o.timeout_s = (uint32_t)v;
+        } else if (strcmp(argv[i], "--key-file") == 0 && i + 1 < argc) {
+            o.key_file = argv[++i];
+            key_sources++;
+        } else if ((strcmp(argv[i], "--key-fd") == 0 || strcmp(argv[i], "--passphrase-fd") == 0) &&
+                   i + 1 < argc) {
+            bool is_key = strcmp(argv[i], "--key-fd") == 0;
+            char *end;
+            long fd = strtol(argv[++i], &end, 10);
+            if (*end || end == argv[i] || fd < 0 || fd > 65535)
+                return usage_error("a descriptor number is needed, not: ", argv[i]);
+            if (is_key)
+                o.key_fd = (int)fd;
+            else
+                o.passphrase_fd = (int)fd;
+            key_sources++;
+        } else if (strcmp(argv[i], "--key") == 0 || strcmp(argv[i], "--passphrase") == 0) {
+            return usage_error("a key is never taken on the command line (ps shows it to every "
+                               "user): use --key-file, --key-fd or --passphrase-fd instead of ",
+                               argv[i]);
         } else {
             return usage_error("unknown option or missing value: ", argv[i]);
         }
     }
+    if (key_sources > 1)
+        return usage_error("give at most one of --key-file, --key-fd and --passphrase-fd", "");
     if (i >= argc) {
         fputs(usage_text, stderr);
         return EXIT_USAGE;

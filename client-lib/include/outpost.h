@@ -61,7 +61,8 @@ enum {
     OUTPOST_ESQL = -7,      /* the app's SQL failed: syntax, constraint, type */
     OUTPOST_EDENIED = -8,   /* a write to a synced or library table bypassed the write API */
     OUTPOST_EPROTO = -9,    /* a protocol message does not fit this replica */
-    OUTPOST_ECORRUPT = -10, /* the database file is damaged or is not an Outpost replica */
+    OUTPOST_ECORRUPT = -10, /* a page failed its integrity check, the file is damaged, or it is
+                             * not an Outpost replica */
     OUTPOST_EFULL = -11,    /* the disk is full (transient) */
     /* Raised by the sync engine (outpost_sync.h) */
     OUTPOST_EOFFLINE = -12,     /* the server cannot be reached (transient) */
@@ -74,7 +75,10 @@ enum {
     OUTPOST_EEXISTS = -19,      /* this replica is already enrolled */
     OUTPOST_ENOTENROLLED = -20, /* this replica is not enrolled yet */
     OUTPOST_EWIPED = -21,       /* the replica was wiped (remote wipe): close the handle */
-    OUTPOST_ETOOBIG = -22       /* a transaction is too big to send */
+    OUTPOST_ETOOBIG = -22,      /* a transaction is too big to send */
+    /* Encryption at rest (docs/encryption.md) */
+    OUTPOST_EKEY = -23,         /* wrong key or passphrase, or no key for an encrypted replica */
+    OUTPOST_ENOTENCRYPTED = -24 /* the replica is not encrypted and a key was given */
 };
 
 /* A static English text for an OUTPOST_* code ("out of memory", ...). Never NULL; unknown codes
@@ -116,13 +120,38 @@ typedef void (*outpost_conflict_cb)(void *user_data, const outpost_conflict_info
  * source replace the system clock. Must not block. */
 typedef int64_t (*outpost_clock_cb)(void *user_data);
 
-/* Zero-initialise, then fill in. Only path is required. The library copies what it needs; the
- * struct may be freed after outpost_replica_open() returns. */
+#define OUTPOST_KEY_BYTES 32 /* a raw replica key: 256 bits */
+
+/* The secret that opens an encrypted replica: exactly one of
+ *   key             OUTPOST_KEY_BYTES raw bytes, for example unwrapped from the platform
+ *                   keystore (Android Keystore, iOS Keychain: see docs/encryption.md);
+ *   passphrase      passphrase_len bytes (any encoding; need not be NUL-terminated),
+ *                   stretched with Argon2id (64 MiB, 3 passes) over the replica's random salt.
+ *                   Deriving takes a few hundred milliseconds by design: open off the UI thread.
+ * The library reads the secret during the call that takes it and keeps only the keys derived
+ * from it; the caller keeps ownership and should wipe its own copy when done. */
+typedef struct outpost_secret {
+    const uint8_t *key;
+    const char *passphrase;
+    size_t passphrase_len;
+} outpost_secret;
+
+/* Zero-initialise, then fill in. path and the key material are required. The library copies
+ * what it needs; the struct (and the secret it points to) may be freed or wiped after
+ * outpost_replica_open() returns.
+ *
+ * Encryption: every file the library writes for the replica (database, write-ahead log,
+ * journal) is encrypted with AES-256-GCM, page by page, from the first write; temporary files
+ * stay in memory. Set secret (a key or a passphrase), or set no_encryption to open a plain,
+ * unencrypted SQLite replica. no_encryption is meant for tests and tools that inspect files:
+ * a real app never sets it. Neither, or both, is OUTPOST_EINVAL. */
 typedef struct outpost_config {
     const char *path;               /* database file; created when absent */
     outpost_conflict_cb on_conflict; /* optional */
     outpost_clock_cb clock;         /* optional; NULL uses the system clock */
     void *user_data;                /* passed to every callback */
+    outpost_secret secret;          /* the replica's key or passphrase */
+    int no_encryption;              /* non-zero: plain SQLite, no secret (tests only) */
 } outpost_config;
 
 /* Opens (creating when absent) the replica at config->path and sets it up: WAL journal,
@@ -130,16 +159,30 @@ typedef struct outpost_config {
  * with the reserved prefix "_outpost_"), change capture on the installed schema's tables, and
  * the guard that refuses writes to synced tables that bypass outpost_exec().
  *
+ * A new replica is encrypted under config->secret (or created plain with no_encryption). An
+ * existing one must be opened the way it was created:
+ *   OUTPOST_EKEY            the key or passphrase does not open it, or it is encrypted and
+ *                           no_encryption was set;
+ *   OUTPOST_ENOTENCRYPTED   it is a plain SQLite file and a secret was given (open it with
+ *                           no_encryption, or copy its data into a new encrypted replica);
+ *   OUTPOST_ECORRUPT        a page failed its integrity check (changed on disk, truncated),
+ *                           the file is not a SQLite database, or it belongs to another
+ *                           application.
+ * A wrong key never yields rows. With a passphrase, the call runs Argon2id first (slow by
+ * design). The derived keys live in memory only while a handle on the file is open (the sync
+ * engine's own connection shares them) and are wiped with mbedtls_platform_zeroize() when the
+ * last one closes; no key is ever written to disk.
+ *
  * On success *out_replica is a new handle the caller closes with outpost_replica_close(). On
- * failure *out_replica is NULL and the code says why; OUTPOST_ECORRUPT when the file is not a
- * SQLite database or belongs to another application. There is no handle to ask for a message
+ * failure *out_replica is NULL and the code says why. There is no handle to ask for a message
  * on failure; when err is not NULL it receives a NUL-terminated message (at most err_size
  * bytes). */
 OUTPOST_API int outpost_replica_open(const outpost_config *config, outpost_replica **out_replica,
                                      char *err, size_t err_size);
 
 /* Closes the replica. A transaction still open is rolled back (its writes were never
- * committed). NULL is a no-op. */
+ * committed). When no other handle on the file is left (the sync engine's connection closes
+ * with outpost_sync_stop()), the replica's keys are wiped from memory. NULL is a no-op. */
 OUTPOST_API void outpost_replica_close(outpost_replica *replica);
 
 /* The SQLite connection under the replica, for reads (SELECT, prepared statements, PRAGMAs that
@@ -158,14 +201,33 @@ OUTPOST_API sqlite3 *outpost_replica_db(outpost_replica *replica);
 OUTPOST_API const char *outpost_errmsg(const outpost_replica *replica);
 
 /* Closes the replica and deletes its database file and every file that belongs to it (-wal,
- * -shm, -journal). The handle is freed whatever the result. Returns OUTPOST_EIO when a file
- * exists but cannot be removed; files already gone are not an error. Used for remote wipe. */
+ * -shm, -journal, and a "-rekey" copy with its own -journal, -wal and -shm left by an
+ * interrupted outpost_replica_rekey()). The handle is freed whatever the result. Returns
+ * OUTPOST_EIO when a file exists but cannot be removed; files already gone are not an error.
+ * Used for remote wipe. */
 OUTPOST_API int outpost_replica_wipe(outpost_replica *replica);
 
 /* Deletes the replica files at path without opening them (for a replica that cannot be opened,
  * for example after losing its key). The replica must not be open. Same results as
  * outpost_replica_wipe(); err as in outpost_replica_open(). */
 OUTPOST_API int outpost_files_wipe(const char *path, char *err, size_t err_size);
+
+/* Re-encrypts the closed replica at path from old_secret to new_secret (either may be a key or
+ * a passphrase; the replica also gets a fresh salt). Crash-safe: the library writes an
+ * encrypted copy beside the file (path + "-rekey"), syncs it and renames it over the replica,
+ * so after a crash at any moment the replica opens with the old secret or the new one, never
+ * neither. Keep both secrets until this returns 0; after a crash, try opening with the new one,
+ * then the old one, and call this again.
+ *
+ * The replica must be closed in every process, its WAL checkpointed (closing the last handle
+ * does that): OUTPOST_EMISUSE otherwise. OUTPOST_EKEY when old_secret does not open it,
+ * OUTPOST_ENOTENCRYPTED for a plain replica, OUTPOST_EINVAL for a missing path or a secret
+ * that is not exactly one key or one non-empty passphrase. On failure the replica is unchanged
+ * and opens with old_secret. err as in outpost_replica_open(). With passphrases this runs
+ * Argon2id twice: call it off the UI thread. Any thread. */
+OUTPOST_API int outpost_replica_rekey(const char *path, const outpost_secret *old_secret,
+                                      const outpost_secret *new_secret, char *err,
+                                      size_t err_size);
 
 /* ---------------------------------------------------------------------------------------------
  * Schema. The server owns it and sends it as a SCHEMA message.

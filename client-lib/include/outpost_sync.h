@@ -4,7 +4,7 @@
  * Threading model: the sync engine runs on a thread the library owns, started by
  * outpost_sync_start() and joined by outpost_sync_stop(). That thread uses a second SQLite
  * connection to the same replica file (WAL lets it read and write while the app's handle does
- * the same), so the app keeps using its own outpost_replica from its own threads exactly as
+ * the same), opened on the app handle's encryption keys (they are not asked for again), so the app keeps using its own outpost_replica from its own threads exactly as
  * before; the two never share a connection. Every outpost_sync_* function may be called from any
  * thread. Callbacks in outpost_sync_config run on the sync thread: they must return quickly and
  * must not call outpost_sync_stop().

@@ -9,11 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cryptvfs.h"
 #include "outpost.h"
-
-/* The SQLite VFS every replica is opened with. The one place to name it: the encrypting VFS
- * (outpost_cryptvfs) plugs in here. NULL is SQLite's default VFS. */
-#define OUTPOST_REPLICA_VFS NULL
 
 /* Tables of the library itself carry this prefix and live in the replica's own database, so
  * they commit atomically with the app's data. */
@@ -40,10 +37,15 @@ typedef struct synced_table {
 
 /* What the handles on one replica file share: the first handle and its siblings (the sync
  * engine's connection, opened with replica_open_sibling()) run on different threads, so
- * everything here is under lock. */
+ * everything here is under lock, except vfs, which is set before any sibling exists.
+ *
+ * vfs is the encrypting VFS every connection to the file is opened through (NULL for a replica
+ * opened with no_encryption: SQLite's default VFS). It holds the file's keys, is shared by all
+ * the handles and is closed (its keys wiped) by the last one, after its connection. */
 typedef struct replica_shared {
     pthread_mutex_t lock;
     unsigned refs;
+    cryptvfs *vfs;
     uint64_t schema_gen;     /* bumped after any sibling installs a schema */
     char *synced_names;      /* the synced tables then: names one after another, each with its
                               * NUL, and an empty name at the end */
@@ -107,6 +109,9 @@ int replica_fail(outpost_replica *r, int code, const char *fmt, ...)
 #endif
     ;
 int replica_fail_sqlite(outpost_replica *r, int sqlite_rc, const char *what);
+int replica_fail_crypt(outpost_replica *r, int crypt_rc, const char *what);
+int crypt_error_describe(int crypt_rc, const char *detail, const char *what, char *msg,
+                         size_t msg_size);
 int sqlite_to_outpost(int sqlite_rc);
 void replica_clear_error(outpost_replica *r);
 

@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -13,6 +14,9 @@
 #define BUSY_TIMEOUT_MS 5000
 
 static void shared_mark_seen(outpost_replica *r);
+static int replica_open_shared(const char *path, outpost_conflict_cb on_conflict,
+                               outpost_clock_cb clock, void *user_data, replica_shared *shared,
+                               outpost_replica **out_replica, char *err, size_t err_size);
 
 static const char meta_sql[] =
     "CREATE TABLE IF NOT EXISTS _outpost_state("
@@ -383,6 +387,7 @@ static void shared_release(replica_shared *sh)
     if (refs > 0)
         return;
     pthread_mutex_destroy(&sh->lock);
+    cryptvfs_close(sh->vfs);
     sqlite3_free(sh->synced_names);
     sqlite3_free(sh);
 }
@@ -450,32 +455,24 @@ void replica_publish_schema(outpost_replica *r, char *names)
     pthread_mutex_unlock(&r->shared->lock);
 }
 
-/* Opens a second handle on replica's file for another thread (the sync engine's), sharing the
+/* Opens a second handle on replica's file for another thread (the sync engine's), on the same
+ * encrypting VFS instance (so the same keys, never asked for or derived again) and sharing the
  * write guard's knowledge of schema changes with it. Close it with outpost_replica_close(),
- * before replica. */
+ * before or after replica: the VFS instance and its keys stay until the last handle on the
+ * file is closed, after that handle's connection. */
 int replica_open_sibling(outpost_replica *replica, outpost_replica **out_sibling, char *err,
                          size_t err_size)
 {
-    outpost_config cfg;
-    outpost_replica *sib = NULL;
     int rc;
 
-    memset(&cfg, 0, sizeof cfg);
-    cfg.path = replica->path;
-    cfg.on_conflict = replica->on_conflict;
-    cfg.clock = replica->clock;
-    cfg.user_data = replica->user_data;
-    rc = outpost_replica_open(&cfg, &sib, err, err_size);
-    if (rc != OUTPOST_OK)
-        return rc;
     pthread_mutex_lock(&replica->shared->lock);
     replica->shared->refs++;
     pthread_mutex_unlock(&replica->shared->lock);
-    shared_release(sib->shared);
-    sib->shared = replica->shared;
-    shared_mark_seen(sib);
-    *out_sibling = sib;
-    return OUTPOST_OK;
+    rc = replica_open_shared(replica->path, replica->on_conflict, replica->clock,
+                             replica->user_data, replica->shared, out_sibling, err, err_size);
+    if (rc == OUTPOST_OK)
+        shared_mark_seen(*out_sibling);
+    return rc;
 }
 
 /* listener runs after every commit on replica that made an outbox entry, on the committing
@@ -690,45 +687,59 @@ static int replica_setup(outpost_replica *r)
     return rc;
 }
 
-int outpost_replica_open(const outpost_config *config, outpost_replica **out_replica, char *err,
-                         size_t err_size)
+/* Opens the connection for r on the file's VFS: the encrypting one, which checks the key on
+ * page 1 before anything else runs, or SQLite's default for a no_encryption replica. */
+static int replica_connect(outpost_replica *r)
 {
-    outpost_replica *r = NULL;
+    /* NOMUTEX: a handle is used by one thread at a time (see outpost.h), so SQLite's per-call
+     * connection mutex only costs time on every statement. */
+    const int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_EXRESCODE |
+                      SQLITE_OPEN_NOMUTEX;
+    cryptvfs *vfs = r->shared->vfs;
+    char what[OUTPOST_ERRMSG_SIZE];
     int rc;
 
-    if (out_replica)
-        *out_replica = NULL;
-    if (config == NULL || out_replica == NULL || config->path == NULL || config->path[0] == '\0') {
-        err_copy(err, err_size, "outpost_replica_open: config, config->path and out_replica are required");
-        return OUTPOST_EINVAL;
-    }
-    r = sqlite3_malloc64(sizeof *r);
+    snprintf(what, sizeof what, "cannot open %s", r->path);
+    rc = sqlite3_open_v2(r->path, &r->db, flags, vfs ? cryptvfs_name(vfs) : NULL);
+    if (rc != SQLITE_OK)
+        return replica_fail_sqlite(r, rc, what);
+    if (vfs == NULL)
+        return OUTPOST_OK;
+    rc = cryptvfs_prepare(vfs, r->db);
+    if (rc != CRYPTVFS_OK)
+        return replica_fail_crypt(r, rc, what);
+    return OUTPOST_OK;
+}
+
+/* Opens a handle on path whose file-wide state (the VFS and its keys, schema notices) is
+ * shared. Takes one reference to shared: on failure it is released with the handle. */
+static int replica_open_shared(const char *path, outpost_conflict_cb on_conflict,
+                               outpost_clock_cb clock, void *user_data, replica_shared *shared,
+                               outpost_replica **out_replica, char *err, size_t err_size)
+{
+    outpost_replica *r = sqlite3_malloc64(sizeof *r);
+    int rc;
+
+    *out_replica = NULL;
     if (r == NULL) {
+        shared_release(shared);
         err_copy(err, err_size, "out of memory");
         return OUTPOST_ENOMEM;
     }
     memset(r, 0, sizeof *r);
-    r->on_conflict = config->on_conflict;
-    r->clock = config->clock;
-    r->user_data = config->user_data;
+    r->on_conflict = on_conflict;
+    r->clock = clock;
+    r->user_data = user_data;
     atomic_init(&r->wiped, false);
-    r->shared = shared_new();
-    r->path = sqlite3_mprintf("%s", config->path);
-    if (r->path == NULL || r->shared == NULL) {
+    r->shared = shared;
+    r->path = sqlite3_mprintf("%s", path);
+    if (r->path == NULL) {
         rc = replica_fail(r, OUTPOST_ENOMEM, "out of memory");
         goto fail;
     }
-    /* NOMUTEX: a handle is used by one thread at a time (see outpost.h), so SQLite's per-call
-     * connection mutex only costs time on every statement. */
-    rc = sqlite3_open_v2(r->path, &r->db,
-                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_EXRESCODE |
-                             SQLITE_OPEN_NOMUTEX,
-                         OUTPOST_REPLICA_VFS);
-    if (rc != SQLITE_OK) {
-        rc = replica_fail(r, sqlite_to_outpost(rc), "cannot open %s: %s", r->path,
-                          r->db ? sqlite3_errmsg(r->db) : sqlite3_errstr(rc));
+    rc = replica_connect(r);
+    if (rc != OUTPOST_OK)
         goto fail;
-    }
     sqlite3_busy_timeout(r->db, BUSY_TIMEOUT_MS);
     sqlite3_set_authorizer(r->db, authorize, r);
     sqlite3_commit_hook(r->db, on_commit, r);
@@ -745,7 +756,7 @@ int outpost_replica_open(const outpost_config *config, outpost_replica **out_rep
         goto fail;
     r->schema_loaded = true;
     /* Rows with pending outbox changes, rebuilt from the outbox when it changed; temp, so it
-     * never reaches the file. */
+     * never reaches the file (the encrypting VFS keeps temporary storage in memory). */
     rc = replica_exec(r, "CREATE TEMP TABLE _outpost_pending(tbl TEXT NOT NULL, pk BLOB NOT NULL,"
                          " seq INTEGER NOT NULL, PRIMARY KEY (tbl, pk)) WITHOUT ROWID");
     if (rc != OUTPOST_OK)
@@ -755,6 +766,117 @@ int outpost_replica_open(const outpost_config *config, outpost_replica **out_rep
 fail:
     err_copy(err, err_size, r->errmsg);
     outpost_replica_close(r);
+    return rc;
+}
+
+/* Exactly one of a key or a non-empty passphrase. */
+static bool secret_is_one(const outpost_secret *secret)
+{
+    bool has_passphrase = secret->passphrase != NULL && secret->passphrase_len > 0;
+
+    return (secret->key != NULL) != has_passphrase;
+}
+
+static bool secret_is_empty(const outpost_secret *secret)
+{
+    return secret->key == NULL && secret->passphrase == NULL && secret->passphrase_len == 0;
+}
+
+/* Checks the key material in config; on failure writes why to msg. */
+static int config_check_secret(const outpost_config *config, char *msg, size_t msg_size)
+{
+    bool empty = secret_is_empty(&config->secret);
+
+    if (config->no_encryption && !empty) {
+        snprintf(msg, msg_size, "outpost_replica_open: set either secret or no_encryption, not both");
+        return OUTPOST_EINVAL;
+    }
+    if (!config->no_encryption && empty) {
+        snprintf(msg, msg_size, "outpost_replica_open: no key: set secret.key (%d bytes) or "
+                                "secret.passphrase (no_encryption is for tests only)",
+                 OUTPOST_KEY_BYTES);
+        return OUTPOST_EINVAL;
+    }
+    if (!config->no_encryption && !secret_is_one(&config->secret)) {
+        snprintf(msg, msg_size, "outpost_replica_open: secret must be one key or one non-empty "
+                                "passphrase");
+        return OUTPOST_EINVAL;
+    }
+    return OUTPOST_OK;
+}
+
+/* Whether the file at path starts like an encrypted replica: a plain SQLite header's fixed
+ * fields at bytes 16..23 (which the encrypting VFS keeps in clear, with 32 reserved bytes per
+ * page) behind a random salt where SQLite's magic string would be. */
+static bool file_looks_encrypted(const char *path)
+{
+    static const char sqlite_magic[16] = "SQLite format 3";
+    unsigned char h[24];
+    unsigned page_size;
+    FILE *fp = fopen(path, "rb");
+    bool encrypted = false;
+
+    if (fp == NULL)
+        return false;
+    if (fread(h, 1, sizeof h, fp) == sizeof h && memcmp(h, sqlite_magic, sizeof sqlite_magic) != 0) {
+        page_size = ((unsigned)h[16] << 8) | h[17];
+        if (page_size == 1)
+            page_size = 65536;
+        encrypted = page_size >= 512 && (page_size & (page_size - 1)) == 0 &&
+                    h[20] == CRYPTVFS_RESERVE_BYTES && h[21] == 64 && h[22] == 32 && h[23] == 32;
+    }
+    fclose(fp);
+    return encrypted;
+}
+
+int outpost_replica_open(const outpost_config *config, outpost_replica **out_replica, char *err,
+                         size_t err_size)
+{
+    char msg[OUTPOST_ERRMSG_SIZE] = "";
+    replica_shared *shared = NULL;
+    int rc;
+
+    if (out_replica)
+        *out_replica = NULL;
+    if (config == NULL || out_replica == NULL || config->path == NULL || config->path[0] == '\0') {
+        err_copy(err, err_size, "outpost_replica_open: config, config->path and out_replica are required");
+        return OUTPOST_EINVAL;
+    }
+    rc = config_check_secret(config, msg, sizeof msg);
+    if (rc != OUTPOST_OK)
+        goto fail;
+    shared = shared_new();
+    if (shared == NULL) {
+        rc = OUTPOST_ENOMEM;
+        snprintf(msg, sizeof msg, "out of memory");
+        goto fail;
+    }
+    if (config->no_encryption) {
+        if (file_looks_encrypted(config->path)) {
+            rc = OUTPOST_EKEY;
+            snprintf(msg, sizeof msg, "cannot open %s: it is encrypted; open it with its key or "
+                                      "passphrase, not no_encryption", config->path);
+            goto fail;
+        }
+    } else {
+        cryptvfs_secret secret = {.key = config->secret.key,
+                                  .passphrase = config->secret.passphrase,
+                                  .passphrase_len = config->secret.passphrase_len};
+
+        rc = cryptvfs_open(config->path, &secret, &shared->vfs);
+        if (rc != CRYPTVFS_OK) {
+            char what[OUTPOST_ERRMSG_SIZE];
+
+            snprintf(what, sizeof what, "cannot open %s", config->path);
+            rc = crypt_error_describe(rc, NULL, what, msg, sizeof msg);
+            goto fail;
+        }
+    }
+    return replica_open_shared(config->path, config->on_conflict, config->clock,
+                               config->user_data, shared, out_replica, err, err_size);
+fail:
+    shared_release(shared);
+    err_copy(err, err_size, msg);
     return rc;
 }
 
@@ -782,7 +904,10 @@ sqlite3 *outpost_replica_db(outpost_replica *replica)
 
 /* ---- wipe --------------------------------------------------------------------------------- */
 
-static const char *const replica_file_suffixes[] = {"-wal", "-shm", "-journal", ""};
+/* Every file SQLite and the encrypting VFS make for a replica: its journals, the copy an
+ * interrupted rekey leaves (with that copy's own journals), and the database itself. */
+static const char *const replica_file_suffixes[] = {
+    "-wal", "-shm", "-journal", "-rekey-wal", "-rekey-shm", "-rekey-journal", "-rekey", ""};
 
 static int files_remove(const char *path, char *msg, size_t msg_size)
 {
@@ -832,6 +957,51 @@ int outpost_replica_wipe(outpost_replica *replica)
     outpost_replica_close(replica);
     rc = files_remove(path, msg, sizeof msg);
     sqlite3_free(path);
+    return rc;
+}
+
+/* ---- rekey -------------------------------------------------------------------------------- */
+
+int outpost_replica_rekey(const char *path, const outpost_secret *old_secret,
+                          const outpost_secret *new_secret, char *err, size_t err_size)
+{
+    char detail[CRYPTVFS_ERRMSG_SIZE] = "";
+    char msg[OUTPOST_ERRMSG_SIZE + CRYPTVFS_ERRMSG_SIZE] = "";
+    cryptvfs_secret old_cs, new_cs;
+    struct stat st;
+    int rc;
+
+    if (path == NULL || path[0] == '\0' || old_secret == NULL || new_secret == NULL ||
+        !secret_is_one(old_secret) || !secret_is_one(new_secret)) {
+        err_copy(err, err_size, "outpost_replica_rekey: path and two secrets, each one key or one "
+                                "non-empty passphrase, are required");
+        return OUTPOST_EINVAL;
+    }
+    if (stat(path, &st) != 0) {
+        snprintf(msg, sizeof msg, "outpost_replica_rekey: no replica at %s: %s", path,
+                 strerror(errno));
+        err_copy(err, err_size, msg);
+        return errno == ENOENT ? OUTPOST_EINVAL : OUTPOST_EIO;
+    }
+    old_cs = (cryptvfs_secret){.key = old_secret->key, .passphrase = old_secret->passphrase,
+                               .passphrase_len = old_secret->passphrase_len};
+    new_cs = (cryptvfs_secret){.key = new_secret->key, .passphrase = new_secret->passphrase,
+                               .passphrase_len = new_secret->passphrase_len};
+    rc = cryptvfs_rekey(path, &old_cs, &new_cs, detail, sizeof detail);
+    if (rc == CRYPTVFS_OK)
+        return OUTPOST_OK;
+    if (rc == CRYPTVFS_EINVAL) {
+        /* The arguments were checked above: what is left is a replica still open elsewhere. */
+        snprintf(msg, sizeof msg, "cannot rekey %s: close every handle on it first (%s)", path,
+                 detail);
+        rc = OUTPOST_EMISUSE;
+    } else {
+        char what[OUTPOST_ERRMSG_SIZE];
+
+        snprintf(what, sizeof what, "cannot rekey %s", path);
+        rc = crypt_error_describe(rc, detail, what, msg, sizeof msg);
+    }
+    err_copy(err, err_size, msg);
     return rc;
 }
 

@@ -5,7 +5,12 @@
  * must be in commit order; and PRAGMA integrity_check must say ok.
  *
  * Each transaction inserts 1..8 contacts whose age is the transaction's number and whose name
- * says how many rows it has, so a half-applied transaction is visible in the data itself. */
+ * says how many rows it has, so a half-applied transaction is visible in the data itself.
+ *
+ * Usage: crash_replica [--encrypted]. Without an argument the replica is a plain SQLite file
+ * (no_encryption), as in the offline-core issue; --encrypted runs the same 200 kills on a
+ * replica encrypted at rest, so every page, WAL frame and journal goes through the encrypting
+ * VFS when the process dies. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -37,6 +42,12 @@ typedef struct report {
 
 static unsigned long long rng_state;
 
+/* The replica's key when run with --encrypted; NULL for a plain replica. */
+static const uint8_t crash_key[OUTPOST_KEY_BYTES] = {
+    0x63, 0x72, 0x61, 0x73, 0x68, 0x2d, 0x72, 0x65, 0x70, 0x6c, 0x69, 0x63, 0x61, 0x2d, 0x6b, 0x65,
+    0x79, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f};
+static const uint8_t *replica_key;
+
 static uint32_t rng(void)
 {
     /* xorshift64*: reproducible from the printed seed */
@@ -58,7 +69,7 @@ static uint32_t rng(void)
 
 static outpost_replica *open_replica(const char *path)
 {
-    outpost_config cfg = {.path = path};
+    outpost_config cfg = {.path = path, .secret.key = replica_key, .no_encryption = !replica_key};
     outpost_replica *r = NULL;
     char err[256] = "";
     int rc = outpost_replica_open(&cfg, &r, err, sizeof err);
@@ -223,7 +234,7 @@ static size_t read_reports(int fd, report **reps, size_t *cap)
     return n;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const char *tmp = getenv("TMPDIR");
     char dir[256], path[300];
@@ -241,6 +252,13 @@ int main(void)
     outpost_replica *r;
     struct timespec t0, t1;
 
+    if (argc == 2 && strcmp(argv[1], "--encrypted") == 0) {
+        replica_key = crash_key;
+    } else if (argc != 1) {
+        fprintf(stderr, "usage: crash_replica [--encrypted]\n");
+        return 2;
+    }
+    printf("encrypted=%d\n", replica_key != NULL);
     if (getenv("OUTPOST_CRASH_SEED"))
         seed = strtoull(getenv("OUTPOST_CRASH_SEED"), NULL, 10);
     rng_state = seed | 1u;

@@ -21,6 +21,11 @@ static const char *cols[N_COLS] = {"id", "team_id", "name", "age", "gender", "pl
                                    "met_at", "risk", "notes", "worker"};
 static uint32_t pk[] = {0};
 
+/* The replica is encrypted, as on a device: the bound holds with the VFS's cipher state too. */
+static const uint8_t replica_key[OUTPOST_KEY_BYTES] = {
+    0x70, 0x75, 0x6c, 0x6c, 0x2d, 0x68, 0x65, 0x61, 0x70, 0x2d, 0x62, 0x6f, 0x75, 0x6e, 0x64, 0x2d,
+    0x10, 0x32, 0x54, 0x76, 0x98, 0xba, 0xdc, 0xfe, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef};
+
 #define CHECK(cond, ...)                                                                            \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
@@ -84,7 +89,7 @@ static void page_fill(page_buf *pb, uint32_t first, uint32_t n)
  * over the first tenth of the pull and over all of it. */
 static void pull_all(const char *path, uint32_t page_rows, int64_t *out_peak_tenth, int64_t *out_peak)
 {
-    outpost_config cfg = {.path = path};
+    outpost_config cfg = {.path = path, .secret.key = replica_key};
     outpost_replica *r = NULL;
     char err[256] = "";
     proto_schema_table t = {.name = "contacts", .scope_col = "team_id", .n_columns = N_COLS,

@@ -80,11 +80,17 @@ static void on_wiped(void *user_data, const char *reason)
     ((device *)user_data)->wiped = 1;
 }
 
+/* Every device's replica is encrypted at rest, so the sync engine's own connection (opened
+ * beside the app's) runs through the same encrypting VFS instance. */
+static const uint8_t device_key[OUTPOST_KEY_BYTES] = {
+    0x64, 0x65, 0x76, 0x69, 0x63, 0x65, 0x2d, 0x6b, 0x65, 0x79, 0x2d, 0x66, 0x6f, 0x72, 0x2d, 0x73,
+    0x79, 0x6e, 0x63, 0x2d, 0x74, 0x65, 0x73, 0x74, 0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7};
+
 static void device_open(device *d, const char *name)
 {
     char err[256];
     snprintf(d->path, sizeof d->path, "%s/%s.db", fx.dir, name);
-    outpost_config cfg = {.path = d->path};
+    outpost_config cfg = {.path = d->path, .secret.key = device_key};
     assert_int_equal(outpost_replica_open(&cfg, &d->r, err, sizeof err), OUTPOST_OK);
 }
 

@@ -24,6 +24,12 @@
     "CREATE TABLE visits(contact_id TEXT NOT NULL, n TEXT NOT NULL, place TEXT,"                  \
     " PRIMARY KEY (contact_id, n)) WITHOUT ROWID"
 
+/* The fixed key every test replica is encrypted with (tests run with encryption on, as apps
+ * do); only tests about plain files open with no_encryption. */
+static const uint8_t fx_test_key[OUTPOST_KEY_BYTES] = {
+    0x6f, 0x75, 0x74, 0x70, 0x6f, 0x73, 0x74, 0x2d, 0x74, 0x65, 0x73, 0x74, 0x2d, 0x6b, 0x65, 0x79,
+    0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff};
+
 static const char *fx_contacts_cols[] = {"id", "team_id", "name", "age", "notes"};
 static uint32_t fx_contacts_pk[] = {0};
 static const char *fx_visits_cols[] = {"contact_id", "n", "place"};
@@ -97,17 +103,26 @@ static inline void fx_schema_v1(fixture *f)
     f->schema = (proto_schema){.version = 1, .n_tables = 2, .tables = f->tables};
 }
 
-static inline int fx_open(fixture *f)
+/* A config for the fixture's replica, encrypted under fx_test_key. */
+static inline outpost_config fx_config(fixture *f)
 {
     outpost_config cfg;
-    char err[256];
-    int rc;
 
     memset(&cfg, 0, sizeof cfg);
     cfg.path = f->path;
     cfg.clock = fx_clock;
     cfg.on_conflict = fx_on_conflict;
     cfg.user_data = f;
+    cfg.secret.key = fx_test_key;
+    return cfg;
+}
+
+static inline int fx_open(fixture *f)
+{
+    outpost_config cfg = fx_config(f);
+    char err[256];
+    int rc;
+
     rc = outpost_replica_open(&cfg, &f->r, err, sizeof err);
     if (rc != OUTPOST_OK)
         fprintf(stderr, "open: %s\n", err);

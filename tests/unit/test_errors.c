@@ -91,6 +91,7 @@ static void test_errors_open_refuses_bad_config(void **state)
     assert_null(r);
     assert_non_null(strstr(err, "path"));
     assert_int_equal(outpost_replica_open(NULL, &r, NULL, 0), OUTPOST_EINVAL);
+    cfg.secret.key = fx_test_key;
     cfg.path = "/nonexistent-dir/x/replica.db";
     assert_int_equal(outpost_replica_open(&cfg, &r, err, sizeof err), OUTPOST_EIO);
     assert_non_null(strstr(err, "cannot open"));
@@ -108,6 +109,7 @@ static void test_errors_open_refuses_foreign_files(void **state)
 
     memset(&cfg, 0, sizeof cfg);
     cfg.path = path;
+    cfg.secret.key = fx_test_key;
     /* Not a database at all. */
     snprintf(path, sizeof path, "%s/garbage.db", f->dir);
     fd = open(path, O_CREAT | O_WRONLY, 0600);
@@ -124,6 +126,11 @@ static void test_errors_open_refuses_foreign_files(void **state)
     assert_int_equal(sqlite3_exec(db, "PRAGMA application_id = 42; CREATE TABLE t(x)", NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
+    /* A plain file is refused with a key before anything reads it, and without one it is
+     * recognised as another application's. */
+    assert_int_equal(outpost_replica_open(&cfg, &r, err, sizeof err), OUTPOST_ENOTENCRYPTED);
+    cfg.secret.key = NULL;
+    cfg.no_encryption = 1;
     assert_int_equal(outpost_replica_open(&cfg, &r, err, sizeof err), OUTPOST_ECORRUPT);
     assert_non_null(strstr(err, "another application"));
     assert_int_equal(outpost_files_wipe(path, NULL, 0), OUTPOST_OK);
@@ -157,7 +164,7 @@ static run_result run_session(fixture *f)
     outpost_outbox_entry *e = NULL;
     outpost_status st;
     char err[256];
-    outpost_config cfg = {.path = f->path};
+    outpost_config cfg = fx_config(f);
     outpost_replica *r = NULL;
     int rc;
 

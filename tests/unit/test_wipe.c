@@ -68,6 +68,29 @@ static void test_wipe_refuses_bad_arguments(void **state)
     assert_int_equal(fx_pending(f), 0);
 }
 
+/* An interrupted rekey leaves an encrypted copy with journals of its own: a wipe takes them
+ * too, and a wiped directory holds no file of the replica at all. */
+static void test_wipe_removes_rekey_leftovers(void **state)
+{
+    static const char *const leftovers[] = {"-rekey", "-rekey-journal", "-rekey-wal", "-rekey-shm"};
+    fixture *f = *state;
+    char name[340];
+
+    assert_int_equal(fx_insert_contact(f, "c1", "Ana", 15), OUTPOST_OK);
+    for (size_t i = 0; i < sizeof leftovers / sizeof *leftovers; i++) {
+        FILE *fp;
+
+        snprintf(name, sizeof name, "%s%s", f->path, leftovers[i]);
+        fp = fopen(name, "wb");
+        assert_non_null(fp);
+        fputs("encrypted pages", fp);
+        fclose(fp);
+    }
+    assert_int_equal(outpost_replica_wipe(f->r), OUTPOST_OK);
+    f->r = NULL;
+    assert_int_equal(files_in(f->dir), 0);
+}
+
 static void test_wipe_reports_file_it_cannot_remove(void **state)
 {
     fixture *f = *state;
@@ -92,6 +115,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wipe_by_path_when_replica_cannot_open, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_wipe_refuses_bad_arguments, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_wipe_removes_rekey_leftovers, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_wipe_reports_file_it_cannot_remove, fx_setup, fx_teardown),
     };
 
