@@ -3,7 +3,7 @@
 #
 #   make test    install what is missing, build, run every test (plain, then ASan+UBSan build)
 #   make bench   build optimised and print every benchmark's name=value figures
-.PHONY: all deps build test test-plain test-asan bench clean
+.PHONY: all deps build demo test test-plain test-asan bench clean
 
 BUILD       ?= build
 ASAN_BUILD  ?= build-asan
@@ -23,6 +23,9 @@ deps:
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_COMMON) >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
+
+demo: build
+	scripts/demo.sh $(BUILD)
 
 test-plain: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
