@@ -519,7 +519,8 @@ static int cmd_query(const options *o, int argc, char **argv)
     sqlite3 *db = outpost_replica_db(r);
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db, argv[0], -1, &st, NULL);
-    if (rc == SQLITE_OK && !sqlite3_stmt_readonly(st)) {
+    /* A write to a synced table is already refused at prepare time (SQLITE_AUTH). */
+    if (rc == SQLITE_AUTH || (rc == SQLITE_OK && !sqlite3_stmt_readonly(st))) {
         fprintf(stderr, "outpost: query only reads; use 'outpost exec' to write\n");
         ex = EXIT_USAGE;
     } else if (rc == SQLITE_OK) {

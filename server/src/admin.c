@@ -15,6 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <mbedtls/sha256.h>
+#include <mbedtls/x509_crt.h>
+
 #include "store.h"
 
 enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_STORE = 3 };
@@ -58,10 +61,13 @@ static const char usage_worker[] =
     "usage: outpost-admin --store PATH worker add ID --team T [--team T2 ...]\n"
     "Creates a worker in one or more existing teams.\n";
 static const char usage_enroll[] =
-    "usage: outpost-admin --store PATH enroll WORKER [--expires HOURS] [--server HOST:PORT]\n"
+    "usage: outpost-admin --store PATH enroll WORKER [--expires HOURS]\n"
+    "                     [--server HOST:PORT [--cert SERVER.pem]]\n"
     "Issues a one-time enrollment code for WORKER, valid HOURS hours (default 24, at most 720),\n"
     "printed as text and as a QR code. With --server the QR code holds\n"
-    "outpost://HOST:PORT/enroll?code=CODE, otherwise just the code.\n";
+    "outpost://HOST:PORT/enroll?code=CODE, otherwise just the code. With --cert (the server\n"
+    "certificate outpostd presents) it also holds &pin=SHA256, so a phone that scans it can\n"
+    "verify the server before it has the office's CA.\n";
 static const char usage_devices[] =
     "usage: outpost-admin --store PATH devices\n"
     "Lists every device: id, worker, name, last sync (UTC), state.\n";
@@ -100,7 +106,7 @@ static bool missing_value(int i, int argc, char **argv)
 {
     static const char *const with_value[] = {"--store",   "--schema", "--policy",
                                              "--name",    "--team",   "--expires",
-                                             "--server",  "--role",   "--password-fd",
+                                             "--server",  "--cert",   "--role",   "--password-fd",
                                              "--limit"};
     if (i + 1 < argc)
         return false;
@@ -356,6 +362,27 @@ static bool server_valid(const char *server)
     return true;
 }
 
+/* The SHA-256 of the first certificate in a PEM file, as 64 lowercase hex digits: the pin a
+ * device checks the server against during enrollment (the same bytes it sees in TLS). */
+static int certificate_pin(const char *pem_path, char out_hex[2 * 32 + 1])
+{
+    mbedtls_x509_crt crt;
+    unsigned char digest[32];
+    mbedtls_x509_crt_init(&crt);
+    int rc = mbedtls_x509_crt_parse_file(&crt, pem_path);
+    if (rc == 0)
+        rc = mbedtls_sha256(crt.raw.p, crt.raw.len, digest, 0);
+    mbedtls_x509_crt_free(&crt);
+    if (rc != 0) {
+        fprintf(stderr, "outpost-admin: cannot read a certificate from %s (mbedTLS -0x%04x)\n",
+                pem_path, (unsigned)-rc);
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof digest; i++)
+        snprintf(out_hex + 2 * i, 3, "%02x", digest[i]);
+    return 0;
+}
+
 static int cmd_enroll(const char *path, int argc, char **argv)
 {
     if (argc >= 1 && is_help(argv[0])) {
@@ -364,7 +391,7 @@ static int cmd_enroll(const char *path, int argc, char **argv)
     }
     if (argc < 1 || argv[0][0] == '-')
         return usage_error(usage_enroll, "expected: enroll WORKER", NULL);
-    const char *worker = argv[0], *server = NULL;
+    const char *worker = argv[0], *server = NULL, *cert = NULL;
     long hours = 24;
     for (int i = 1; i < argc; i++) {
         if (missing_value(i, argc, argv))
@@ -387,10 +414,17 @@ static int cmd_enroll(const char *path, int argc, char **argv)
                 server = scheme + 3;
             if (!server_valid(server))
                 return usage_error(usage_enroll, "--server takes HOST:PORT, not", argv[i]);
+        } else if (strcmp(argv[i], "--cert") == 0 && i + 1 < argc) {
+            cert = argv[++i];
         } else {
             return usage_error(usage_enroll, "unexpected argument", argv[i]);
         }
     }
+    if (cert && !server)
+        return usage_error(usage_enroll, "--cert goes with --server HOST:PORT", NULL);
+    char pin[2 * 32 + 1] = "";
+    if (cert && certificate_pin(cert, pin) != 0)
+        return EXIT_USAGE;
     store *st = NULL;
     int code = open_store(path, false, &st);
     if (code != EXIT_OK)
@@ -414,10 +448,15 @@ static int cmd_enroll(const char *path, int argc, char **argv)
     strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", &tm_utc);
     printf("enrollment code for worker %s (single use, expires %s):\n\n    %s\n\n", worker, when,
            enroll_code);
-    char qr_text[300];
-    if (server != NULL)
-        snprintf(qr_text, sizeof qr_text, "outpost://%s/enroll?code=%s", server, enroll_code);
-    else
+    char qr_text[400];
+    if (pin[0])
+        printf("server certificate pin (SHA-256): %s\n\n", pin);
+    if (server != NULL) {
+        /* Also as text: a field laptop pastes it into `outpost enroll URI`. */
+        snprintf(qr_text, sizeof qr_text, "outpost://%s/enroll?code=%s%s%s", server, enroll_code,
+                 pin[0] ? "&pin=" : "", pin);
+        printf("enrollment URI: %s\n\n", qr_text);
+    } else
         snprintf(qr_text, sizeof qr_text, "%s", enroll_code);
     return print_qr(qr_text);
 }

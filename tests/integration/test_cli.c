@@ -1,0 +1,193 @@
+/*
+ * The `outpost` command line as a field laptop user meets it: enroll from the enrollment URI
+ * outpost-admin prints (pin included), record, sync, look, and the exit codes and messages
+ * when something is wrong. Runs the real binaries against a real outpostd.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "daemon_fixture.h"
+
+#ifndef OUTPOST_CLI_PATH
+#error "OUTPOST_CLI_PATH must name the outpost binary"
+#endif
+#ifndef OUTPOST_ADMIN_PATH
+#error "OUTPOST_ADMIN_PATH must name the outpost-admin binary"
+#endif
+
+static daemon_fixture fx;
+static char db[400], key[400];
+static char out[65536];
+
+/* Runs argv with stdin from /dev/null; stdout and stderr together go to `out`. Returns the exit
+ * status, or -1 when the program did not exit normally. */
+static int run(const char *const argv[])
+{
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDONLY);
+        dup2(devnull, 0);
+        dup2(fds[1], 1);
+        dup2(fds[1], 2);
+        close(fds[0]);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    size_t n = 0;
+    ssize_t r;
+    while ((r = read(fds[0], out + n, sizeof out - 1 - n)) > 0)
+        n += (size_t)r;
+    out[n] = '\0';
+    close(fds[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* outpost --db DB --key-file KEY ARGS... */
+static int outpost(const char *a1, const char *a2, const char *a3)
+{
+    const char *argv[] = {OUTPOST_CLI_PATH, "--db", db, "--key-file", key, a1, a2, a3, NULL};
+    return run(argv);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    if (fixture_create(&fx, NULL) != 0 || fixture_start(&fx) != 0)
+        return -1;
+    snprintf(db, sizeof db, "%s/laptop.db", fx.dir);
+    snprintf(key, sizeof key, "%s/laptop.key", fx.dir);
+    FILE *f = fopen(key, "w");
+    if (!f)
+        return -1;
+    fputs("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n", f);
+    fclose(f);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    fixture_destroy(&fx);
+    return 0;
+}
+
+static void test_usage_errors_exit_1_with_a_message(void **state)
+{
+    (void)state;
+    const char *help[] = {OUTPOST_CLI_PATH, "--help", NULL};
+    assert_int_equal(run(help), 0);
+    assert_non_null(strstr(out, "exit codes"));
+    const char *bogus[] = {OUTPOST_CLI_PATH, "frobnicate", NULL};
+    assert_int_equal(run(bogus), 1);
+    assert_non_null(strstr(out, "unknown command"));
+    /* A key on the command line would end up in shell history and ps: refused. */
+    const char *argv_key[] = {OUTPOST_CLI_PATH, "--db", db, "--key", "secret", "status", NULL};
+    assert_int_equal(run(argv_key), 1);
+    /* No key at all, and no terminal to ask on. */
+    const char *no_key[] = {OUTPOST_CLI_PATH, "--db", db, "status", NULL};
+    assert_int_not_equal(run(no_key), 0);
+    assert_non_null(strstr(out, "key"));
+}
+
+static void test_enroll_from_uri_then_record_and_sync(void **state)
+{
+    (void)state;
+    char server[64], cert[400];
+    snprintf(server, sizeof server, "127.0.0.1:%u", fx.port);
+    snprintf(cert, sizeof cert, "%s/certs/server.pem", fx.dir);
+    const char *admin[] = {OUTPOST_ADMIN_PATH, "--store", fx.store_path, "enroll", "w1",
+                           "--server", server, "--cert", cert, NULL};
+    assert_int_equal(run(admin), 0);
+    char *uri = strstr(out, "outpost://");
+    assert_non_null(uri);
+    uri[strcspn(uri, "\n")] = '\0';
+    char uri_copy[512];
+    snprintf(uri_copy, sizeof uri_copy, "%s", uri);
+
+    assert_int_equal(outpost("enroll", uri_copy, NULL), 0);
+    assert_non_null(strstr(out, "enrolled as device"));
+    assert_int_equal(outpost("status", NULL, NULL), 0);
+    assert_null(strstr(out, "not enrolled"));
+
+    assert_int_equal(outpost("exec",
+                             "INSERT INTO contacts (id, team_id, name) "
+                             "VALUES ('0190c7a0-0000-7000-8000-000000000001', 't1', 'from cli')",
+                             NULL),
+                     0);
+    assert_non_null(strstr(out, "committed as outbox entry 1"));
+    assert_int_equal(outpost("status", NULL, NULL), 0);
+    assert_non_null(strstr(out, "pending entries: 1"));
+
+    assert_int_equal(outpost("sync", NULL, NULL), 0);
+    assert_non_null(strstr(out, "synced: pushed 1 entries"));
+    assert_int_equal(outpost("status", NULL, NULL), 0);
+    assert_non_null(strstr(out, "pending entries: 0"));
+    assert_int_equal(outpost("query", "SELECT name FROM contacts", NULL), 0);
+    assert_non_null(strstr(out, "from cli"));
+    assert_int_equal(outpost("conflicts", NULL, NULL), 0);
+    assert_non_null(strstr(out, "kind"));
+    /* query only reads */
+    assert_int_equal(outpost("query", "DELETE FROM contacts", NULL), 1);
+}
+
+static void test_used_code_is_refused_for_good(void **state)
+{
+    (void)state;
+    char code[32], url[64];
+    assert_int_equal(fixture_enroll_code(&fx, "w2", code), 0);
+    snprintf(url, sizeof url, "wss://127.0.0.1:%u/sync", fx.port);
+    char db2[420];
+    snprintf(db2, sizeof db2, "%s/second.db", fx.dir);
+    const char *first[] = {OUTPOST_CLI_PATH, "--db", db2, "--key-file", key, "enroll", url, code,
+                           "--ca", fx.ca_path, NULL};
+    assert_int_equal(run(first), 0);
+    snprintf(db2, sizeof db2, "%s/third.db", fx.dir);
+    const char *again[] = {OUTPOST_CLI_PATH, "--db", db2, "--key-file", key, "enroll", url, code,
+                           "--ca", fx.ca_path, NULL};
+    assert_int_equal(run(again), 4);
+    assert_non_null(strstr(out, "refused"));
+}
+
+static void test_sync_with_the_server_away_exits_3(void **state)
+{
+    (void)state;
+    assert_int_equal(fixture_stop(&fx), 0);
+    assert_int_equal(outpost("exec",
+                             "INSERT INTO contacts (id, team_id, name) "
+                             "VALUES ('0190c7a0-0000-7000-8000-000000000002', 't1', 'later')",
+                             NULL),
+                     0);
+    const char *argv[] = {OUTPOST_CLI_PATH, "--db", db, "--key-file", key, "--timeout", "3",
+                          "sync", NULL};
+    assert_int_equal(run(argv), 3);
+    assert_non_null(strstr(out, "unreachable"));
+    assert_int_equal(outpost("status", NULL, NULL), 0);
+    assert_non_null(strstr(out, "pending entries: 1"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_usage_errors_exit_1_with_a_message),
+        cmocka_unit_test(test_enroll_from_uri_then_record_and_sync),
+        cmocka_unit_test(test_used_code_is_refused_for_good),
+        cmocka_unit_test(test_sync_with_the_server_away_exits_3),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
