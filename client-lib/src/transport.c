@@ -406,7 +406,7 @@ static void explain_untrusted(transport *t, const uint8_t *der, size_t der_len)
                            "the server's certificate is not from the configured CA (%s)", why);
     else if (flags & MBEDTLS_X509_BADCERT_CN_MISMATCH)
         force_close_reason(t, TRANSPORT_CLOSE_CERT_HOSTNAME,
-                           "the server's certificate is not for host %s (%s)", t->url.host,
+                           "the server's certificate is not for host %.100s (%s)", t->url.host,
                            why);
     else if (flags & (MBEDTLS_X509_BADCERT_EXPIRED | MBEDTLS_X509_BADCERT_FUTURE))
         force_close_reason(t, TRANSPORT_CLOSE_CERT_EXPIRED,
@@ -497,10 +497,10 @@ static void describe_connect_error(const transport *t, transport_close_reason wh
     if (t->forced)
         snprintf(out, out_size, "%s", t->forced_detail);
     else if (why == TRANSPORT_CLOSE_UNREACHABLE && sscanf(text, "conn fail: %d", &err) == 1)
-        snprintf(out, out_size, "could not connect to %s:%u: %s", t->url.host,
+        snprintf(out, out_size, "could not connect to %.100s:%u: %s", t->url.host,
                  (unsigned)t->url.port, strerror(err));
     else if (why == TRANSPORT_CLOSE_CERT_HOSTNAME)
-        snprintf(out, out_size, "the server's certificate is not for host %s (%s)", t->url.host,
+        snprintf(out, out_size, "the server's certificate is not for host %.100s (%s)", t->url.host,
                  text);
     else
         snprintf(out, out_size, "%s: %s", transport_close_reason_name(why), text);
