@@ -86,7 +86,7 @@ static proto_msg *push_update(world *w, store_device *dev, uint64_t seq, uint64_
 static int64_t conflicts_where(world *w, const char *where)
 {
     char sql[512];
-    snprintf(sql, sizeof sql, "SELECT count(*) FROM _outpost_conflicts WHERE %s", where);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM _outpost_conflicts WHERE %.400s", where);
     return fx_int(&w->fx, sql);
 }
 
