@@ -300,6 +300,27 @@ static void send_chunks(outpost_sync *s)
 
 static void start_pull(outpost_sync *s);
 
+/* Encodes s->entry and starts sending it. */
+static int push_send(outpost_sync *s)
+{
+    s->phase = PHASE_PUSH;
+    int rc = encode_chunks(s);
+    if (rc != OUTPOST_OK)
+        return rc;
+    set_activity(s, OUTPOST_ACTIVITY_PUSHING);
+    send_chunks(s);
+    return OUTPOST_OK;
+}
+
+/* A single change larger than a message cannot be sent: keep it, say so, stop. */
+static void push_unsendable(outpost_sync *s, int rc)
+{
+    stop_permanently(s, rc,
+                     rc == OUTPOST_ETOOBIG
+                         ? "an outbox entry holds a value larger than a protocol message"
+                         : "could not encode an outbox entry");
+}
+
 /* Pushes the oldest outbox entry, or moves on to pulling when the outbox is empty. */
 static void push_next(outpost_sync *s)
 {
@@ -313,18 +334,9 @@ static void push_next(outpost_sync *s)
         start_pull(s);
         return;
     }
-    s->phase = PHASE_PUSH;
-    rc = encode_chunks(s);
-    if (rc != OUTPOST_OK) {
-        /* A single change larger than a message cannot be sent: keep it, say so, stop. */
-        stop_permanently(s, rc,
-                         rc == OUTPOST_ETOOBIG
-                             ? "an outbox entry holds a value larger than a protocol message"
-                             : "could not encode an outbox entry");
-        return;
-    }
-    set_activity(s, OUTPOST_ACTIVITY_PUSHING);
-    send_chunks(s);
+    rc = push_send(s);
+    if (rc != OUTPOST_OK)
+        push_unsendable(s, rc);
 }
 
 static void on_ack(outpost_sync *s, const proto_ack *ack)
@@ -336,6 +348,14 @@ static void on_ack(outpost_sync *s, const proto_ack *ack)
     uint64_t rows = 0;
     for (uint32_t i = 0; i < s->entry->push.n_tables; i++)
         rows += s->entry->push.tables[i].n_changes;
+    /* The next entry goes out before this ACK is recorded here, so that the server merges it
+     * while this side commits. Only an ACK lets the next entry go (after a REJECT the rows are
+     * restored first), and a crash or cut before the record only means this entry is sent
+     * again, which the server answers with the same ACK (exactly once). */
+    uint64_t acked = s->entry->push.seq;
+    drop_entry(s);
+    int read_rc = outpost_outbox_read(s->r, acked, &s->entry);
+    int send_rc = read_rc == OUTPOST_OK && s->entry ? push_send(s) : OUTPOST_OK;
     int rc = outpost_outbox_ack(s->r, ack);
     if (rc != OUTPOST_OK) {
         fail_transient(s, rc, outpost_errmsg(s->r));
@@ -345,7 +365,12 @@ static void on_ack(outpost_sync *s, const proto_ack *ack)
     s->status.push_done++;
     s->status.rows_pushed += rows;
     pthread_mutex_unlock(&s->lock);
-    push_next(s);
+    if (read_rc != OUTPOST_OK)
+        fail_transient(s, read_rc, outpost_errmsg(s->r));
+    else if (send_rc != OUTPOST_OK)
+        push_unsendable(s, send_rc);
+    else if (!s->entry)
+        start_pull(s);
 }
 
 static void on_reject(outpost_sync *s, const proto_reject *reject)
@@ -409,6 +434,19 @@ static void on_rows(outpost_sync *s, const proto_rows *rows)
         fail_transient(s, OUTPOST_EPROTO, "the server sent rows that were not asked for");
         return;
     }
+    /* More pages: ask for the next one (from this page's cursor, which applying it stores)
+     * before applying this one, so that the server reads and sends it while this page is
+     * written here. Pages arrive and are applied in order; a failed apply hangs up, and the
+     * next sync starts again from the stored cursor, so nothing is skipped. */
+    bool prefetched = false;
+    if (rows->more && !s->pull_again) {
+        proto_msg msg = {.type = PROTO_MSG_PULL};
+        msg.u.pull.cursor = rows->cursor;
+        msg.u.pull.limit = s->cfg.pull_page_rows;
+        if (send_msg(s, &msg) != OUTPOST_OK)
+            return;
+        prefetched = true;
+    }
     int rc = outpost_rows_apply(s->r, rows);
     if (rc != OUTPOST_OK) {
         fail_transient(s, rc, outpost_errmsg(s->r));
@@ -420,6 +458,8 @@ static void on_rows(outpost_sync *s, const proto_rows *rows)
     pthread_mutex_lock(&s->lock);
     s->status.rows_pulled += n;
     pthread_mutex_unlock(&s->lock);
+    if (prefetched)
+        return;
     if (rows->more || s->pull_again) {
         s->pull_again = false;
         send_pull(s);

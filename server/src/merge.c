@@ -453,9 +453,9 @@ static int insert_new_row(push_ctx *c, change_ref *r, bool *out_done)
     if (out != 0 || !added)
         return out;
     *out_done = true;
-    proto_value *vals = store_arena_alloc(&c->arena, r->n_columns * sizeof *vals);
-    if (vals == NULL)
-        return store_fail(c->st, STORE_ENOMEM, "out of memory");
+    /* The values are only bound, never kept: the context's scratch holds them (after the
+     * key), so that a push of many rows does not grow the arena row by row. */
+    proto_value *vals = r->pk + t->n_pk;
     for (uint32_t i = 0; i < r->n_columns; i++)
         vals[i] = r->ch->cols[i].new_val;
     out = merge_apply_insert(c, r->t, vals, r->n_columns, r->pk, r->ch);
@@ -463,6 +463,19 @@ static int insert_new_row(push_ctx *c, change_ref *r, bool *out_done)
         return out;
     return merge_log_change_entry(c, t, &r->pk_blob, PROTO_OP_INSERT, false, &merge_undef_value,
                                   scope_new);
+}
+
+/* Room for a change's key and its values (t->n_pk + n_columns), reused change after change. */
+static proto_value *scratch_for(push_ctx *c, uint32_t n)
+{
+    if (n > c->n_scratch) {
+        proto_value *grown = realloc(c->scratch, n * sizeof *grown);
+        if (grown == NULL)
+            return NULL;
+        c->scratch = grown;
+        c->n_scratch = n;
+    }
+    return c->scratch;
 }
 
 int merge_change(push_ctx *c, store_table *t, uint32_t n_columns, const proto_change *ch)
@@ -473,7 +486,9 @@ int merge_change(push_ctx *c, store_table *t, uint32_t n_columns, const proto_ch
     r.ch = ch;
     r.n_columns = n_columns;
     r.scope_cur = merge_undef_value;
-    r.pk = store_arena_alloc(&c->arena, t->n_pk * sizeof *r.pk);
+    /* The key lives in the scratch while the fast insert path may finish the change; the full
+     * merge keeps it (conflicts and their ACK point at it), so it moves to the arena first. */
+    r.pk = scratch_for(c, t->n_pk + (n_columns > t->n_cols ? n_columns : t->n_cols));
     if (r.pk == NULL)
         return store_fail(c->st, STORE_ENOMEM, "out of memory");
     bool have_pk = false;
@@ -495,6 +510,9 @@ int merge_change(push_ctx *c, store_table *t, uint32_t n_columns, const proto_ch
         if (out != 0 || done_fast || c->n_rejects > 0)
             goto done;
     }
+    r.pk = store_arena_dup(&c->arena, r.pk, t->n_pk * sizeof *r.pk);
+    if (r.pk == NULL)
+        return store_fail(c->st, STORE_ENOMEM, "out of memory");
     out = row_meta_get(c->st, t->id, &r.pk_blob, &c->arena, &r.meta);
     if (out != 0)
         goto done;

@@ -60,8 +60,7 @@ int merge_apply_insert(push_ctx *c, store_table *t, const proto_value *vals, uin
     if (dynamic) {
         sqlite3_finalize(s);
     } else {
-        sqlite3_reset(s);
-        sqlite3_clear_bindings(s);
+        sqlite3_reset(s); /* every parameter is bound again before the next step */
     }
     return step_result(c, rc, t, pk, ch, "insert row");
 }

@@ -37,6 +37,8 @@ typedef struct push_ctx {
     char (*teams)[64];
     uint32_t n_teams;
     store_bytes key_buf; /* the current change's encoded key, reused change after change */
+    proto_value *scratch; /* the current change's key and values on the fast insert path */
+    uint32_t n_scratch;
 } push_ctx;
 
 /* One side of a decision: which device wrote, with which clock. */

@@ -398,6 +398,7 @@ done:
     free(c.conflicts);
     free(c.teams);
     store_bytes_free(&c.key_buf);
+    free(c.scratch);
     store_arena_free(&c.arena);
     return out;
 }

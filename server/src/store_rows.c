@@ -79,23 +79,32 @@ static int meta_write(store *st, sqlite3_stmt **stmt, const char *sql, int64_t t
     sqlite3_bind_int64(s, 3, (int64_t)meta->seq);
     sqlite3_bind_int(s, 4, meta->deleted ? 1 : 0);
     store_value_bind(s, 5, &meta->scope);
+    /* Every parameter is bound on every call (NULL where absent): no clear_bindings needed. */
     if (meta->versions != NULL && meta->n_cols > 0)
         sqlite3_bind_blob(s, 6, meta->versions, (int)(meta->n_cols * ROW_VERSION_BYTES),
                           SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, 6);
     if (meta->deleted) {
         sqlite3_bind_int64(s, 7, (int64_t)meta->del_hlc);
         sqlite3_bind_int64(s, 8, meta->del_device);
-        if (meta->tomb != NULL)
-            sqlite3_bind_blob(s, 9, meta->tomb, (int)meta->tomb_len, SQLITE_STATIC);
+    } else {
+        sqlite3_bind_null(s, 7);
+        sqlite3_bind_null(s, 8);
     }
+    if (meta->deleted && meta->tomb != NULL)
+        sqlite3_bind_blob(s, 9, meta->tomb, (int)meta->tomb_len, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(s, 9);
     if (meta->echo_device != 0)
         sqlite3_bind_int64(s, 10, meta->echo_device);
+    else
+        sqlite3_bind_null(s, 10);
     sqlite3_bind_int64(s, 11, (int64_t)meta->echo_since);
     sqlite3_bind_int64(s, 12, (int64_t)meta->base_hlc);
     sqlite3_bind_int64(s, 13, meta->base_device);
     rc = sqlite3_step(s);
     sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
     if (rc != SQLITE_DONE)
         return store_fail_sqlite(st, rc, "write row state");
     return 0;

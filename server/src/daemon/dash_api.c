@@ -63,10 +63,13 @@ static void start_ok(dash_call *c)
 /* "view=NAME team=T worker=W from=F to=T text=N chars" for the audit row of an export. */
 static void describe_filters(const dash_call *c, const char *view, char *out, size_t size)
 {
-    snprintf(out, size, "view=%s%s%s%s%s%s%s%s%s text=%zu chars", view,
-             c->f_team[0] ? " team=" : "", c->f_team, c->f_worker[0] ? " worker=" : "",
-             c->f_worker, c->f_from[0] ? " from=" : "", c->f_from, c->f_to[0] ? " to=" : "",
-             c->f_to, strlen(c->f_text));
+    int n = snprintf(out, size, "view=%s%s%s%s%s%s%s%s%s text=%zu chars", view,
+                     c->f_team[0] ? " team=" : "", c->f_team, c->f_worker[0] ? " worker=" : "",
+                     c->f_worker, c->f_from[0] ? " from=" : "", c->f_from,
+                     c->f_to[0] ? " to=" : "", c->f_to, strlen(c->f_text));
+    /* A description cut short at size is still a fine audit note: mark it. */
+    if (n >= 0 && (size_t)n >= size && size > 4)
+        memcpy(out + size - 4, "...", 4);
 }
 
 static bool name_ok(const char *name)

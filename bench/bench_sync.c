@@ -1,0 +1,335 @@
+/*
+ * bench_sync: end to end through liboutpost over TLS on loopback (never a timed test). Prints
+ * name=value lines, each figure beside its ceiling measured in the same run.
+ *
+ *   push  100,000 contacts written on one device in transactions of 1,000 (outpost_exec,
+ *         outpost_tx_*), then one sync (stay_connected=0) into a real outpostd: rows/s from
+ *         outpost_sync_start() to the completed sync.
+ *   pull  the initial pull of those 100,000 rows into a fresh device of the same team.
+ *   raw   the ceiling: the same rows inserted into plain SQLite in one transaction (WAL,
+ *         synchronous=FULL), as every other benchmark's ceiling.
+ *   wire  WebSocket payload bytes per row each way (outpost_sync_status) beside the same rows'
+ *         SQLite session changeset size (the outbox's own blobs).
+ *   mem   the pulling process's peak during the pull: SQLite's heap high-water mark and the
+ *         peak resident set growth (VmHWM, reset through /proc/self/clear_refs first).
+ *
+ * The daemon is the integration tests' fixture (tests/integration/daemon_fixture.h): dev
+ * certificates, a free port, its four-column contacts table (id, team_id, name, note).
+ */
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sqlite3.h>
+
+#include "daemon_fixture.h"
+#include "outpost.h"
+
+#define N_ROWS 100000u
+#define BATCH 1000u
+#define WAIT_MS 600000u
+
+static const char insert_sql[] = "INSERT INTO contacts (id, team_id, name, note) VALUES (?1, ?2, ?3, ?4)";
+
+#define DIE(...)                                                                                    \
+    do {                                                                                           \
+        fprintf(stderr, "bench_sync: " __VA_ARGS__);                                               \
+        fputc('\n', stderr);                                                                       \
+        exit(1);                                                                                   \
+    } while (0)
+
+typedef struct row {
+    char id[OUTPOST_UUID_TEXT_SIZE];
+    char name[24];
+    char note[80];
+    proto_value v[4];
+} row;
+
+static double now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static proto_value text(const char *s)
+{
+    proto_value v;
+
+    memset(&v, 0, sizeof v);
+    v.type = PROTO_TEXT;
+    v.u.b.p = (const uint8_t *)s;
+    v.u.b.n = (uint32_t)strlen(s);
+    return v;
+}
+
+static row *rows_make(void)
+{
+    row *rows = calloc(N_ROWS, sizeof *rows);
+
+    if (rows == NULL)
+        DIE("out of memory");
+    for (uint32_t i = 0; i < N_ROWS; i++) {
+        row *r = &rows[i];
+
+        if (outpost_uuid_make(r->id) != OUTPOST_OK)
+            DIE("uuid");
+        snprintf(r->name, sizeof r->name, "Contact %u", i);
+        snprintf(r->note, sizeof r->note, "Met near the bus station; follow up on school (%u).", i);
+        r->v[0] = text(r->id);
+        r->v[1] = text("t1");
+        r->v[2] = text(r->name);
+        r->v[3] = text(r->note);
+    }
+    return rows;
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf;
+    long n;
+
+    if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
+        DIE("read %s", path);
+    buf = malloc((size_t)n + 1);
+    if (buf == NULL || fread(buf, 1, (size_t)n, f) != (size_t)n)
+        DIE("read %s", path);
+    buf[n] = 0;
+    fclose(f);
+    return buf;
+}
+
+/* The ceiling: the same rows into plain SQLite, one transaction. */
+static double raw_rows_per_s(const char *dir, const row *rows)
+{
+    char path[400];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *ins = NULL;
+    double t0, t1;
+
+    snprintf(path, sizeof path, "%s/raw.db", dir);
+    outpost_files_wipe(path, NULL, 0);
+    if (sqlite3_open(path, &db) != SQLITE_OK ||
+        sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                         "CREATE TABLE contacts (id TEXT PRIMARY KEY NOT NULL, team_id TEXT NOT"
+                         " NULL, name TEXT, note TEXT);",
+                     NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, insert_sql, -1, &ins, NULL) != SQLITE_OK)
+        DIE("raw: %s", sqlite3_errmsg(db));
+    t0 = now_s();
+    sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
+    for (uint32_t i = 0; i < N_ROWS; i++) {
+        for (int c = 0; c < 4; c++)
+            sqlite3_bind_text(ins, c + 1, (const char *)rows[i].v[c].u.b.p, (int)rows[i].v[c].u.b.n,
+                              SQLITE_STATIC);
+        if (sqlite3_step(ins) != SQLITE_DONE)
+            DIE("raw insert: %s", sqlite3_errmsg(db));
+        sqlite3_reset(ins);
+    }
+    if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        DIE("raw commit: %s", sqlite3_errmsg(db));
+    t1 = now_s();
+    sqlite3_finalize(ins);
+    sqlite3_close(db);
+    outpost_files_wipe(path, NULL, 0);
+    return N_ROWS / (t1 - t0);
+}
+
+/* A raw key as an app would unwrap from the platform keystore; fixed, this is a benchmark. */
+static const uint8_t bench_key[OUTPOST_KEY_BYTES] = {
+    0x42, 0x17, 0x99, 0x03, 0x5a, 0xc1, 0x7e, 0x22, 0x08, 0xf0, 0x61, 0x3d, 0xb4, 0x55, 0x0e, 0x91,
+    0x2c, 0x6b, 0xd7, 0x48, 0x13, 0xa9, 0x70, 0xee, 0x35, 0x8f, 0x04, 0xc2, 0x5d, 0x1a, 0x66, 0xb3};
+
+static outpost_replica *device_enroll(const daemon_fixture *fx, const char *name, bool encrypted)
+{
+    char path[400], err[256], code[32], url[64];
+    outpost_replica *r = NULL;
+    char *ca = slurp(fx->ca_path);
+
+    snprintf(path, sizeof path, "%s/%s.db", fx->dir, name);
+    outpost_config cfg = {.path = path};
+    if (encrypted)
+        cfg.secret.key = bench_key;
+    else
+        cfg.no_encryption = 1;
+    if (outpost_replica_open(&cfg, &r, err, sizeof err) != OUTPOST_OK)
+        DIE("open %s: %s", name, err);
+    if (fixture_enroll_code(fx, "w1", code) != 0)
+        DIE("enroll code");
+    snprintf(url, sizeof url, "wss://127.0.0.1:%u/sync", (unsigned)fx->port);
+    outpost_enroll_options eo = {.url = url, .code = code, .ca_pem = ca};
+    if (outpost_enroll(r, &eo) != OUTPOST_OK)
+        DIE("enroll %s: %s", name, outpost_errmsg(r));
+    free(ca);
+    return r;
+}
+
+/* One sync (stay_connected=0), timed from start to completion. */
+static double sync_once(outpost_replica *r, outpost_sync_status *out_status)
+{
+    outpost_sync_config cfg = {.stay_connected = 0};
+    outpost_sync *sync = NULL;
+    double t0 = now_s(), t1;
+    int rc;
+
+    if (outpost_sync_start(r, &cfg, &sync) != OUTPOST_OK)
+        DIE("sync start: %s", outpost_errmsg(r));
+    rc = outpost_sync_wait(sync, 0, WAIT_MS);
+    t1 = now_s();
+    if (rc != OUTPOST_OK)
+        DIE("sync: %s", outpost_strerror(rc));
+    outpost_sync_get_status(sync, out_status);
+    outpost_sync_stop(sync);
+    return t1 - t0;
+}
+
+static int64_t query_int(outpost_replica *r, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t v = -1;
+
+    if (sqlite3_prepare_v2(outpost_replica_db(r), sql, -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+static long status_kib(const char *key)
+{
+    char line[256];
+    long kib = -1;
+    size_t n = strlen(key);
+    FILE *f = fopen("/proc/self/status", "r");
+
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (strncmp(line, key, n) == 0 && sscanf(line + n, ": %ld kB", &kib) == 1)
+            break;
+    fclose(f);
+    return kib;
+}
+
+/* Resets VmHWM to the current resident set (Linux 4.0+); 0 when it worked. */
+static int hwm_reset(void)
+{
+    FILE *f = fopen("/proc/self/clear_refs", "w");
+
+    if (f == NULL)
+        return -1;
+    int ok = fputs("5", f) >= 0;
+    return fclose(f) == 0 && ok ? 0 : -1;
+}
+
+typedef struct figures {
+    double raw, raw_before, raw_after, write_s, push_s, pull_s, changeset_row;
+    outpost_sync_status push, pull;
+    long long sqlite_peak_kib;
+    long rss_peak_growth_kib;
+} figures;
+
+/* One push and one pull through a fresh daemon and store. */
+static void run(const row *rows, bool encrypted, figures *f)
+{
+    daemon_fixture fx;
+
+    memset(f, 0, sizeof *f);
+    if (fixture_create(&fx, NULL) != 0 || fixture_start(&fx) != 0)
+        DIE("outpostd fixture");
+    f->raw_before = raw_rows_per_s(fx.dir, rows);
+
+    /* Push: the device writes 100 transactions of 1,000 offline, then syncs once. */
+    outpost_replica *a = device_enroll(&fx, "pusher", encrypted);
+    double tw0 = now_s();
+    for (uint32_t i = 0; i < N_ROWS; i++) {
+        if (i % BATCH == 0 && outpost_tx_begin(a) != OUTPOST_OK)
+            DIE("begin: %s", outpost_errmsg(a));
+        if (outpost_exec(a, insert_sql, rows[i].v, 4) != OUTPOST_OK)
+            DIE("exec: %s", outpost_errmsg(a));
+        if ((i + 1) % BATCH == 0 && outpost_tx_commit(a, NULL) != OUTPOST_OK)
+            DIE("commit: %s", outpost_errmsg(a));
+    }
+    f->write_s = now_s() - tw0;
+    f->changeset_row =
+        (double)query_int(a, "SELECT sum(length(changeset)) FROM _outpost_outbox") / N_ROWS;
+    f->push_s = sync_once(a, &f->push);
+    int64_t left = query_int(a, "SELECT count(*) FROM _outpost_outbox");
+    outpost_replica_close(a);
+    if (left != 0)
+        DIE("push left %lld outbox entries", (long long)left);
+
+    /* Pull: a fresh device of the same team. */
+    outpost_replica *b = device_enroll(&fx, "puller", encrypted);
+    long rss0 = status_kib("VmRSS");
+    int hwm_ok = hwm_reset() == 0;
+    sqlite3_int64 sqlite_mem0 = sqlite3_memory_used();
+    sqlite3_memory_highwater(1);
+    f->pull_s = sync_once(b, &f->pull);
+    f->sqlite_peak_kib = (long long)(sqlite3_memory_highwater(0) - sqlite_mem0) / 1024;
+    long hwm = status_kib("VmHWM");
+    f->rss_peak_growth_kib = hwm_ok && hwm >= 0 && rss0 >= 0 ? hwm - rss0 : -1;
+    int64_t pulled = query_int(b, "SELECT count(*) FROM contacts");
+    outpost_replica_close(b);
+    if (pulled != (int64_t)N_ROWS)
+        DIE("pull: %lld rows, expected %u", (long long)pulled, N_ROWS);
+
+    f->raw_after = raw_rows_per_s(fx.dir, rows);
+    f->raw = (f->raw_before + f->raw_after) / 2;
+    fixture_destroy(&fx);
+}
+
+static void report(const char *mode, const figures *f)
+{
+    double push_rate = N_ROWS / f->push_s, pull_rate = N_ROWS / f->pull_s;
+    double push_wire = (double)f->push.bytes_sent / N_ROWS;
+    double pull_wire = (double)f->pull.bytes_received / N_ROWS;
+
+    printf("sync_%s_raw_sqlite_insert_rows_per_s=%.0f\n", mode, f->raw);
+    printf("sync_%s_raw_sqlite_insert_before_after=%.0f/%.0f\n", mode, f->raw_before,
+           f->raw_after);
+    printf("sync_%s_device_write_rows_per_s=%.0f\n", mode, N_ROWS / f->write_s);
+    printf("sync_%s_push_rows_per_s=%.0f\n", mode, push_rate);
+    printf("sync_%s_push_vs_raw_ratio=%.2f\n", mode, push_rate / f->raw);
+    printf("sync_%s_pull_rows_per_s=%.0f\n", mode, pull_rate);
+    printf("sync_%s_pull_vs_raw_ratio=%.2f\n", mode, pull_rate / f->raw);
+    printf("sync_%s_changeset_bytes_per_row=%.1f\n", mode, f->changeset_row);
+    printf("sync_%s_push_wire_bytes_per_row=%.1f\n", mode, push_wire);
+    printf("sync_%s_push_wire_vs_changeset=%.2f\n", mode, push_wire / f->changeset_row);
+    printf("sync_%s_pull_wire_bytes_per_row=%.1f\n", mode, pull_wire);
+    printf("sync_%s_pull_wire_vs_changeset=%.2f\n", mode, pull_wire / f->changeset_row);
+    printf("sync_%s_pull_sqlite_heap_peak_kib=%lld\n", mode, f->sqlite_peak_kib);
+    if (f->rss_peak_growth_kib >= 0)
+        printf("sync_%s_pull_rss_peak_growth_kib=%ld\n", mode, f->rss_peak_growth_kib);
+}
+
+int main(int argc, char **argv)
+{
+    /* "plain", "encrypted", or both when no argument is given. */
+    const char *only = argc > 1 ? argv[1] : NULL;
+    row *rows = rows_make();
+    figures f;
+
+    printf("sync_rows=%u\n", N_ROWS);
+    printf("sync_columns=4\n");
+    printf("sync_write_tx_rows=%u\n", BATCH);
+    printf("sync_vs_raw_target=0.50\n");
+    printf("sync_wire_vs_changeset_target=1.10\n");
+    fflush(stdout);
+    if (only == NULL || strcmp(only, "plain") == 0) {
+        run(rows, false, &f);
+        report("plain", &f);
+        fflush(stdout);
+    }
+    if (only == NULL || strcmp(only, "encrypted") == 0) {
+        run(rows, true, &f);
+        report("encrypted", &f);
+    }
+    free(rows);
+    return 0;
+}

@@ -1,0 +1,7 @@
+# End to end through liboutpost over TLS on loopback: a 100,000-row push from one device and the
+# initial pull into a fresh one, beside raw SQLite inserts of the same rows; wire bytes per row
+# beside the changeset size; the pulling client's peak memory. Uses the integration fixture.
+if(TARGET outpost AND TARGET outpost_testclient)
+    outpost_add_bench(bench_sync SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/bench_sync.c
+                      LIBS outpost outpost_testclient)
+endif()
