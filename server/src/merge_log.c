@@ -152,8 +152,7 @@ int merge_log_change_entry(push_ctx *c, const store_table *t, const store_bytes 
     store_value_bind(s, 9, scope_new);
     sqlite3_bind_int64(s, 10, (int64_t)c->now_ms);
     int rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
+    sqlite3_reset(s); /* every parameter is bound again before the next step */
     if (rc != SQLITE_DONE)
         return store_fail_sqlite(c->st, rc, "write change log");
 
@@ -193,12 +192,15 @@ int merge_log_change(push_ctx *c, const store_table *t, const store_bytes *pk_bl
     int64_t seq = c->server_seq;
 
     /* Echo suppression: while every change since echo_since is this device's own unaltered
-     * write, the device already has the row as it is and pull skips it for that device. */
+     * write, the device already has the row as it is and pull skips it for that device.
+     * When the row's previous change came from elsewhere, the device may not hold it even if
+     * its cursor is past it (a pull leaves rows with pending local changes alone), so this
+     * write is echoed once: echo_since is this entry, which the device has not pulled yet. */
     if (altered) {
         meta->echo_device = 0;
         meta->echo_since = (uint64_t)seq;
     } else if (!(meta->exists && meta->echo_device == c->rec.no)) {
-        meta->echo_since = meta->exists ? meta->seq : 0;
+        meta->echo_since = meta->exists ? (uint64_t)seq : 0;
         meta->echo_device = c->rec.no;
     }
     meta->seq = (uint64_t)seq;

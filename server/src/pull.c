@@ -72,6 +72,10 @@ typedef struct pull_page {
     rowset rs;
     uint32_t n_items;
     uint64_t last_seq;
+    /* A first pull (cursor 0) by a device that has never had a push applied: it holds no rows,
+     * so tombstones and scope removals would tell it nothing. A device that pushed before its
+     * first pull holds its own rows, and must hear when others deleted or moved them. */
+    bool holds_nothing;
     bool full;
     store_pull_info *info;
 } pull_page;
@@ -98,12 +102,12 @@ static int pull_one(pull_page *p, sqlite3_stmt *s)
     if (in_scope && !deleted) {
         what = SEND_ROW;
     } else if (in_scope) {
-        if (p->cursor == 0)
+        if (p->holds_nothing)
             goto skip;
         what = SEND_DELETED;
     } else {
         bool left = false;
-        if (p->cursor == 0)
+        if (p->holds_nothing)
             goto skip;
         out = left_scope_since(p->st, p->dev, t->id, pk_blob, pk_len, p->cursor, &left);
         if (out != 0)
@@ -187,6 +191,7 @@ int store_pull(store *st, const store_device *dev, uint64_t cursor, uint32_t lim
     if (out != 0)
         goto done;
     p.dev_no = rec.no;
+    p.holds_nothing = cursor == 0 && rec.acked_seq == 0;
     /* A cursor ahead of the store means the store went back in time (restored from a backup):
      * everything after the backup would be skipped, so the device starts over from 0. */
     if (cursor > (uint64_t)server_seq) {
