@@ -38,6 +38,7 @@ struct faultproxy {
     pthread_mutex_t lock;
     int listen_fd, wake[2];
     uint16_t target_port;
+    uint32_t source_addr; /* host order; 0: let the kernel choose */
     bool stopping, cut_all;
     mode mode;
     uint64_t cut_after;
@@ -69,13 +70,21 @@ static void conn_close(faultproxy *p, conn *c, bool cut)
         p->cuts++;
 }
 
-static int connect_target(uint16_t port)
+static int connect_target(uint16_t port, uint32_t source_addr)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return -1;
+    if (source_addr != 0) {
+        struct sockaddr_in src = {.sin_family = AF_INET};
+        src.sin_addr.s_addr = htonl(source_addr);
+        if (bind(fd, (struct sockaddr *)&src, sizeof src) != 0) {
+            close(fd);
+            return -1;
+        }
+    }
     if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
         close(fd);
         return -1;
@@ -95,8 +104,9 @@ static void accept_conn(faultproxy *p)
     for (int i = 0; i < MAX_CONNS && !c; i++)
         if (!p->conns[i].open)
             c = &p->conns[i];
-    int target = c && !(p->mode == MODE_CUT && p->cut_after == 0) ? connect_target(p->target_port)
-                                                                   : -1;
+    int target = c && !(p->mode == MODE_CUT && p->cut_after == 0)
+                     ? connect_target(p->target_port, p->source_addr)
+                     : -1;
     if (target < 0) {
         if (p->mode == MODE_CUT)
             p->cuts++;
@@ -267,6 +277,13 @@ static void set_mode(faultproxy *p, mode m, uint64_t cut_after, uint32_t bytes, 
     p->trickle_ms = ms;
     pthread_mutex_unlock(&p->lock);
     wake(p);
+}
+
+void faultproxy_set_source(faultproxy *proxy, uint32_t source_addr)
+{
+    pthread_mutex_lock(&proxy->lock);
+    proxy->source_addr = source_addr;
+    pthread_mutex_unlock(&proxy->lock);
 }
 
 void faultproxy_pass(faultproxy *proxy) { set_mode(proxy, MODE_PASS, 0, 0, 0); }

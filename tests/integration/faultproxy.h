@@ -21,6 +21,11 @@ int faultproxy_start(uint16_t target_port, faultproxy **out_proxy, uint16_t *out
 /* Stops the thread, closes every connection, frees the proxy. NULL is a no-op. */
 void faultproxy_stop(faultproxy *proxy);
 
+/* Connections to the target leave from source_addr (an IPv4 address in host byte order, for
+ * example 0x7f000002 for 127.0.0.2), so the target sees another peer address than the test's
+ * own connections to it; 0 lets the kernel choose (127.0.0.1). Applies to new connections. */
+void faultproxy_set_source(faultproxy *proxy, uint32_t source_addr);
+
 /* Forward everything (the default). */
 void faultproxy_pass(faultproxy *proxy);
 

@@ -1,0 +1,92 @@
+# Proof under fire (issue 6): the invariants of DESIGN.md as tests. Named zz_ so that it is
+# included after every other fragment and all the targets it uses exist.
+if(TARGET outpost AND TARGET outpost_testclient AND TARGET outpost_faultproxy)
+    # Model-based convergence: 200 seeds in CI (OUTPOST_SEEDS / OUTPOST_SEED to choose).
+    outpost_add_test(test_convergence
+                     SOURCES ${CMAKE_CURRENT_LIST_DIR}/integration/test_convergence.c
+                     LIBS outpost outpost_testclient outpost_faultproxy
+                     LABELS "integration;proof" TIMEOUT 900)
+    if(OUTPOST_SANITIZE)
+        # The sanitized build runs the same test on fewer seeds; the plain build runs all 200.
+        set_property(TEST test_convergence APPEND PROPERTY ENVIRONMENT "OUTPOST_SEEDS=40")
+    endif()
+endif()
+
+if(TARGET outpost AND TARGET outpost_testclient AND TARGET outpost_faultproxy)
+    # Hostile input against a running server while a good device syncs.
+    outpost_add_test(test_hostile
+                     SOURCES ${CMAKE_CURRENT_LIST_DIR}/integration/test_hostile.c
+                     LIBS outpost outpost_testclient outpost_faultproxy outpost_lws
+                     LABELS "integration;proof" TIMEOUT 600)
+endif()
+
+if(TARGET outpost AND TARGET outpost_testclient)
+    # Device SIGKILLed mid-push and mid-pull-apply; the server's disk filling up.
+    outpost_add_test(test_device_crash
+                     SOURCES ${CMAKE_CURRENT_LIST_DIR}/integration/test_device_crash.c
+                     LIBS outpost outpost_testclient
+                     LABELS "integration;proof;fault" TIMEOUT 600)
+endif()
+
+if(TARGET outpost AND TARGET outpost_testclient AND TARGET outpost_faultproxy)
+    # Stalled and trickled links (cuts are test_sync's): sync completes, at most one resend.
+    outpost_add_test(test_network
+                     SOURCES ${CMAKE_CURRENT_LIST_DIR}/integration/test_network.c
+                     LIBS outpost outpost_testclient outpost_faultproxy
+                     LABELS "integration;proof;network" TIMEOUT 600)
+endif()
+
+if(TARGET outpost_testclient)
+    # testssl.sh against a running outpostd (about 90 s; installs testssl.sh when missing).
+    outpost_add_test(test_tls_scan
+                     SOURCES ${CMAKE_CURRENT_LIST_DIR}/integration/test_tls_scan.c
+                     LIBS outpost_testclient
+                     LABELS "integration;proof;tls" TIMEOUT 600)
+endif()
+
+# Fuzz targets for the server's message handling (store_push / store_pull behind the decoder)
+# and the device's pull-apply. Each replays its seed corpus in ctest; fuzz_seeds regenerates
+# the corpora (fuzz_seeds tests/fuzz/corpus); scripts/fuzz.sh runs the libFuzzer builds.
+if(TARGET outpost_store AND TARGET outpost_proto)
+    add_executable(fuzz_seeds ${CMAKE_CURRENT_LIST_DIR}/fuzz/fuzz_seeds.c)
+    target_link_libraries(fuzz_seeds PRIVATE outpost_proto outpost_warnings)
+    outpost_add_test(fuzz_server_replay
+                     SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz/fuzz_server.c
+                             ${CMAKE_CURRENT_LIST_DIR}/fuzz/fuzz_replay.c
+                     LIBS outpost_store outpost_proto
+                     LABELS "fuzz;proof")
+    target_include_directories(fuzz_server_replay PRIVATE ${PROJECT_SOURCE_DIR}/server/src)
+    target_compile_definitions(fuzz_server_replay PRIVATE FUZZ_NAME="fuzz_server"
+                                                          FUZZ_CORPUS="server")
+endif()
+if(TARGET outpost)
+    outpost_add_test(fuzz_pull_apply_replay
+                     SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz/fuzz_pull_apply.c
+                             ${CMAKE_CURRENT_LIST_DIR}/fuzz/fuzz_replay.c
+                     LIBS outpost
+                     LABELS "fuzz;proof")
+    target_compile_definitions(fuzz_pull_apply_replay PRIVATE FUZZ_NAME="fuzz_pull_apply"
+                                                              FUZZ_CORPUS="pull_apply")
+endif()
+if(OUTPOST_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
+    # The libraries under test carry the fuzzer's coverage and the sanitizers in this build.
+    set(fuzz_flags -fsanitize=fuzzer-no-link,address,undefined -g)
+    if(TARGET outpost_store)
+        target_compile_options(outpost_store PRIVATE ${fuzz_flags})
+        add_executable(fuzz_server ${CMAKE_CURRENT_LIST_DIR}/fuzz/fuzz_server.c)
+        target_include_directories(fuzz_server PRIVATE ${PROJECT_SOURCE_DIR}/server/src)
+        target_link_libraries(fuzz_server PRIVATE outpost_store outpost_proto outpost_warnings)
+    endif()
+    if(TARGET outpost)
+        target_compile_options(outpost PRIVATE ${fuzz_flags})
+        add_executable(fuzz_pull_apply ${CMAKE_CURRENT_LIST_DIR}/fuzz/fuzz_pull_apply.c)
+        target_link_libraries(fuzz_pull_apply PRIVATE outpost outpost_warnings)
+    endif()
+    foreach(t fuzz_server fuzz_pull_apply)
+        if(TARGET ${t})
+            target_compile_definitions(${t} PRIVATE OUTPOST_LIBFUZZER)
+            target_compile_options(${t} PRIVATE -fsanitize=fuzzer,address,undefined -g)
+            target_link_options(${t} PRIVATE -fsanitize=fuzzer,address,undefined)
+        endif()
+    endforeach()
+endif()
