@@ -10,25 +10,16 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "bench_rows.h"
+#include "bench_time.h"
 #include "outpost.h"
 
 #define ROWS 100000u
-#define N_COLS 10
+#define N_COLS BENCH_CONTACT_COLS
 
-static const char *cols[N_COLS] = {"id", "team_id", "name", "age", "gender", "place",
-                                   "met_at", "risk", "notes", "worker"};
-static uint32_t pk[] = {0};
-
-static const char create_sql[] =
-    "CREATE TABLE contacts(id TEXT PRIMARY KEY, team_id TEXT NOT NULL, name TEXT, age INTEGER,"
-    " gender TEXT, place TEXT, met_at INTEGER, risk INTEGER, notes TEXT, worker TEXT)";
-static const char insert_sql[] =
-    "INSERT INTO contacts(id, team_id, name, age, gender, place, met_at, risk, notes, worker)"
-    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+typedef bench_contact_row row;
 
 #define DIE(...)                                                                                    \
     do {                                                                                           \
@@ -36,67 +27,6 @@ static const char insert_sql[] =
         fputc('\n', stderr);                                                                       \
         exit(1);                                                                                   \
     } while (0)
-
-typedef struct row {
-    char id[40];
-    char name[24];
-    proto_value v[N_COLS];
-} row;
-
-static proto_value text(const char *s)
-{
-    proto_value v;
-
-    memset(&v, 0, sizeof v);
-    v.type = PROTO_TEXT;
-    v.u.b.p = (const uint8_t *)s;
-    v.u.b.n = (uint32_t)strlen(s);
-    return v;
-}
-
-static proto_value integer(int64_t i)
-{
-    proto_value v;
-
-    memset(&v, 0, sizeof v);
-    v.type = PROTO_INT;
-    v.u.i = i;
-    return v;
-}
-
-/* The same rows for every run, built before any clock starts. */
-static row *rows_make(void)
-{
-    row *rows = calloc(ROWS, sizeof *rows);
-
-    if (rows == NULL)
-        DIE("out of memory");
-    for (uint32_t i = 0; i < ROWS; i++) {
-        row *r = &rows[i];
-
-        snprintf(r->id, sizeof r->id, "0190a000-0000-7000-8000-%012u", i);
-        snprintf(r->name, sizeof r->name, "Contact %u", i);
-        r->v[0] = text(r->id);
-        r->v[1] = text(i % 3 ? "team-north" : "team-south");
-        r->v[2] = text(r->name);
-        r->v[3] = integer(10 + i % 8);
-        r->v[4] = text(i % 2 ? "f" : "m");
-        r->v[5] = text("central station, east exit");
-        r->v[6] = integer(1700000000000 + i);
-        r->v[7] = integer(i % 4);
-        r->v[8] = text("met at night; referred to shelter; follow up next week");
-        r->v[9] = text("worker-7");
-    }
-    return rows;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void wipe(const char *path)
 {
@@ -107,18 +37,6 @@ static void sql_ok(sqlite3 *db, const char *sql)
 {
     if (sqlite3_exec(db, sql, NULL, NULL, NULL) != SQLITE_OK)
         DIE("%s: %s", sql, sqlite3_errmsg(db));
-}
-
-static void bind_row(sqlite3_stmt *stmt, const row *r)
-{
-    for (int c = 0; c < N_COLS; c++) {
-        const proto_value *v = &r->v[c];
-
-        if (v->type == PROTO_INT)
-            sqlite3_bind_int64(stmt, c + 1, v->u.i);
-        else
-            sqlite3_bind_text(stmt, c + 1, (const char *)v->u.b.p, (int)v->u.b.n, SQLITE_STATIC);
-    }
 }
 
 /* A session configured as the library configures its own (no size accounting). */
@@ -166,18 +84,18 @@ static double run_plain(const char *path, const row *rows, uint32_t batch, bool 
     if (sqlite3_open(path, &db) != SQLITE_OK)
         DIE("open %s", path);
     sql_ok(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL");
-    sql_ok(db, create_sql);
+    sql_ok(db, bench_contact_create_sql);
     sql_ok(db, "CREATE TABLE outbox(seq INTEGER PRIMARY KEY, changeset BLOB NOT NULL)");
-    if (sqlite3_prepare_v2(db, insert_sql, -1, &stmt, NULL) != SQLITE_OK ||
+    if (sqlite3_prepare_v2(db, bench_contact_insert_sql, -1, &stmt, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db, "INSERT INTO outbox(changeset) VALUES(?1)", -1, &ins, NULL) != SQLITE_OK)
         DIE("prepare: %s", sqlite3_errmsg(db));
     if (with_session && session_start(db, &session) != SQLITE_OK)
         DIE("session");
-    t0 = now_s();
+    t0 = bench_now_s();
     for (uint32_t i = 0; i < ROWS; i++) {
         if (i % batch == 0)
             sql_ok(db, "BEGIN");
-        bind_row(stmt, &rows[i]);
+        bench_bind_values(stmt, rows[i].v, N_COLS);
         if (sqlite3_step(stmt) != SQLITE_DONE)
             DIE("insert: %s", sqlite3_errmsg(db));
         sqlite3_reset(stmt);
@@ -187,7 +105,7 @@ static double run_plain(const char *path, const row *rows, uint32_t batch, bool 
             sql_ok(db, "COMMIT");
         }
     }
-    t1 = now_s();
+    t1 = bench_now_s();
     if (session)
         sqlite3session_delete(session);
     sqlite3_finalize(stmt);
@@ -200,9 +118,8 @@ static double run_plain(const char *path, const row *rows, uint32_t batch, bool 
 /* liboutpost: outpost_exec() per row, outpost_tx_commit() per batch (capture + outbox). */
 static double run_outpost(const char *path, const row *rows, uint32_t batch, double *out_outbox_bytes)
 {
-    proto_schema_table t = {.name = "contacts", .create_sql = create_sql, .scope_col = "team_id",
-                            .n_columns = N_COLS, .columns = cols, .n_pk = 1, .pk = pk};
-    proto_schema schema = {.version = 1, .n_tables = 1, .tables = &t};
+    proto_schema_table t;
+    proto_schema schema;
     /* Plain beside plain: encryption's own cost is bench_replica_crypt's figure. */
     outpost_config cfg = {.path = path, .no_encryption = 1};
     outpost_replica *r = NULL;
@@ -210,21 +127,22 @@ static double run_outpost(const char *path, const row *rows, uint32_t batch, dou
     char err[256];
     double t0, t1;
 
+    bench_contact_schema(&t, &schema);
     wipe(path);
     if (outpost_replica_open(&cfg, &r, err, sizeof err) != OUTPOST_OK)
         DIE("open: %s", err);
     if (outpost_schema_install(r, &schema) != OUTPOST_OK)
         DIE("schema: %s", outpost_errmsg(r));
-    t0 = now_s();
+    t0 = bench_now_s();
     for (uint32_t i = 0; i < ROWS; i++) {
         if (i % batch == 0 && outpost_tx_begin(r) != OUTPOST_OK)
             DIE("begin: %s", outpost_errmsg(r));
-        if (outpost_exec(r, insert_sql, rows[i].v, N_COLS) != OUTPOST_OK)
+        if (outpost_exec(r, bench_contact_insert_sql, rows[i].v, N_COLS) != OUTPOST_OK)
             DIE("exec: %s", outpost_errmsg(r));
         if (((i + 1) % batch == 0 || i + 1 == ROWS) && outpost_tx_commit(r, NULL) != OUTPOST_OK)
             DIE("commit: %s", outpost_errmsg(r));
     }
-    t1 = now_s();
+    t1 = bench_now_s();
     if (sqlite3_prepare_v2(outpost_replica_db(r), "SELECT sum(length(changeset)) FROM _outpost_outbox",
                            -1, &stmt, NULL) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW)
         *out_outbox_bytes = (double)sqlite3_column_int64(stmt, 0) / ROWS;
@@ -232,11 +150,6 @@ static double run_outpost(const char *path, const row *rows, uint32_t batch, dou
     outpost_replica_close(r);
     wipe(path);
     return ROWS / (t1 - t0);
-}
-
-static double max2(double a, double b)
-{
-    return a > b ? a : b;
 }
 
 typedef struct figures {
@@ -251,9 +164,9 @@ static figures measure(const char *path, const row *rows, uint32_t batch, double
     figures best = {0, 0, 0};
 
     for (int i = 0; i < RUNS; i++) {
-        best.plain = max2(best.plain, run_plain(path, rows, batch, false));
-        best.session = max2(best.session, run_plain(path, rows, batch, true));
-        best.outpost = max2(best.outpost, run_outpost(path, rows, batch, out_bytes));
+        best.plain = bench_max(best.plain, run_plain(path, rows, batch, false));
+        best.session = bench_max(best.session, run_plain(path, rows, batch, true));
+        best.outpost = bench_max(best.outpost, run_outpost(path, rows, batch, out_bytes));
     }
     return best;
 }
@@ -271,7 +184,7 @@ int main(void)
 {
     const char *tmp = getenv("TMPDIR");
     char dir[256], path[300];
-    row *rows = rows_make();
+    row *rows = bench_contact_rows_make("bench_client", ROWS);
     double bytes = 0;
     figures tx1000, one_tx;
 

@@ -8,21 +8,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "bench_time.h"
 #include "cryptvfs.h"
 
 #define ROWS 100000
 #define TXN_ROWS 1000
 #define ROUNDS 3
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int exec(sqlite3 *db, const char *sql)
 {
@@ -49,7 +42,7 @@ static double insert_rows(sqlite3 *db, int txn_rows)
     if (sqlite3_prepare_v2(db, "INSERT INTO contacts VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                            -1, &stmt, NULL) != SQLITE_OK)
         return -1;
-    double start = now_s();
+    double start = bench_now_s();
     int rc = 0;
     for (int i = 0; i < ROWS && rc == 0; i++) {
         char id[40], name[32], place[48];
@@ -81,7 +74,7 @@ static double insert_rows(sqlite3 *db, int txn_rows)
     /* The checkpoint is part of the write cost: it re-reads the WAL and writes the database. */
     if (rc == 0)
         rc = exec(db, "PRAGMA wal_checkpoint(TRUNCATE)");
-    double elapsed = now_s() - start;
+    double elapsed = bench_now_s() - start;
     return rc == 0 ? ROWS / elapsed : -1;
 }
 
@@ -162,9 +155,9 @@ int main(void)
     const char pass[] = "correct horse battery staple";
     uint8_t salt[CRYPTVFS_SALT_BYTES] = { 0 };
     uint8_t derived[CRYPTVFS_KEY_BYTES];
-    double start = now_s();
+    double start = bench_now_s();
     int kdf_rc = cryptvfs_derive_key(pass, strlen(pass), salt, derived);
-    double kdf_ms = (now_s() - start) * 1000.0;
+    double kdf_ms = (bench_now_s() - start) * 1000.0;
     rmdir(dir);
     if (plain_txn <= 0 || enc_txn <= 0 || plain_bulk <= 0 || enc_bulk <= 0 || kdf_rc != 0)
         return 1;

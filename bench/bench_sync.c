@@ -20,11 +20,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <sqlite3.h>
 
+#include "bench_rows.h"
+#include "bench_time.h"
 #include "daemon_fixture.h"
 #include "outpost.h"
 
@@ -48,25 +49,6 @@ typedef struct row {
     proto_value v[4];
 } row;
 
-static double now_s(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static proto_value text(const char *s)
-{
-    proto_value v;
-
-    memset(&v, 0, sizeof v);
-    v.type = PROTO_TEXT;
-    v.u.b.p = (const uint8_t *)s;
-    v.u.b.n = (uint32_t)strlen(s);
-    return v;
-}
-
 static row *rows_make(void)
 {
     row *rows = calloc(N_ROWS, sizeof *rows);
@@ -80,10 +62,10 @@ static row *rows_make(void)
             DIE("uuid");
         snprintf(r->name, sizeof r->name, "Contact %u", i);
         snprintf(r->note, sizeof r->note, "Met near the bus station; follow up on school (%u).", i);
-        r->v[0] = text(r->id);
-        r->v[1] = text("t1");
-        r->v[2] = text(r->name);
-        r->v[3] = text(r->note);
+        r->v[0] = bench_text(r->id);
+        r->v[1] = bench_text("t1");
+        r->v[2] = bench_text(r->name);
+        r->v[3] = bench_text(r->note);
     }
     return rows;
 }
@@ -121,19 +103,17 @@ static double raw_rows_per_s(const char *dir, const row *rows)
                      NULL, NULL, NULL) != SQLITE_OK ||
         sqlite3_prepare_v2(db, insert_sql, -1, &ins, NULL) != SQLITE_OK)
         DIE("raw: %s", sqlite3_errmsg(db));
-    t0 = now_s();
+    t0 = bench_now_s();
     sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
     for (uint32_t i = 0; i < N_ROWS; i++) {
-        for (int c = 0; c < 4; c++)
-            sqlite3_bind_text(ins, c + 1, (const char *)rows[i].v[c].u.b.p, (int)rows[i].v[c].u.b.n,
-                              SQLITE_STATIC);
+        bench_bind_values(ins, rows[i].v, 4);
         if (sqlite3_step(ins) != SQLITE_DONE)
             DIE("raw insert: %s", sqlite3_errmsg(db));
         sqlite3_reset(ins);
     }
     if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         DIE("raw commit: %s", sqlite3_errmsg(db));
-    t1 = now_s();
+    t1 = bench_now_s();
     sqlite3_finalize(ins);
     sqlite3_close(db);
     outpost_files_wipe(path, NULL, 0);
@@ -174,13 +154,13 @@ static double sync_once(outpost_replica *r, outpost_sync_status *out_status)
 {
     outpost_sync_config cfg = {.stay_connected = 0};
     outpost_sync *sync = NULL;
-    double t0 = now_s(), t1;
+    double t0 = bench_now_s(), t1;
     int rc;
 
     if (outpost_sync_start(r, &cfg, &sync) != OUTPOST_OK)
         DIE("sync start: %s", outpost_errmsg(r));
     rc = outpost_sync_wait(sync, 0, WAIT_MS);
-    t1 = now_s();
+    t1 = bench_now_s();
     if (rc != OUTPOST_OK)
         DIE("sync: %s", outpost_strerror(rc));
     outpost_sync_get_status(sync, out_status);
@@ -246,7 +226,7 @@ static void run(const row *rows, bool encrypted, figures *f)
 
     /* Push: the device writes 100 transactions of 1,000 offline, then syncs once. */
     outpost_replica *a = device_enroll(&fx, "pusher", encrypted);
-    double tw0 = now_s();
+    double tw0 = bench_now_s();
     for (uint32_t i = 0; i < N_ROWS; i++) {
         if (i % BATCH == 0 && outpost_tx_begin(a) != OUTPOST_OK)
             DIE("begin: %s", outpost_errmsg(a));
@@ -255,7 +235,7 @@ static void run(const row *rows, bool encrypted, figures *f)
         if ((i + 1) % BATCH == 0 && outpost_tx_commit(a, NULL) != OUTPOST_OK)
             DIE("commit: %s", outpost_errmsg(a));
     }
-    f->write_s = now_s() - tw0;
+    f->write_s = bench_now_s() - tw0;
     f->changeset_row =
         (double)query_int(a, "SELECT sum(length(changeset)) FROM _outpost_outbox") / N_ROWS;
     f->push_s = sync_once(a, &f->push);

@@ -7,8 +7,9 @@ if(TARGET outpost_proto)
 
     # Replays tests/fuzz/corpus/proto/ (or the directories given) through the fuzz entry point.
     outpost_add_test(fuzz_proto_replay
-        SOURCES fuzz/fuzz_proto.c
+        SOURCES fuzz/fuzz_proto.c fuzz/fuzz_replay.c
         LIBS outpost_proto)
+    target_compile_definitions(fuzz_proto_replay PRIVATE FUZZ_NAME="fuzz_proto" FUZZ_CORPUS="proto")
 
     # proto_corpus write DIR | markdown: regenerates the seeds and the docs' hex dumps.
     outpost_add_test(proto_corpus
