@@ -119,8 +119,11 @@ void replica_clear_error(outpost_replica *r);
 int replica_exec(outpost_replica *r, const char *sql);
 int replica_begin(outpost_replica *r);
 int replica_schema_cookie(outpost_replica *r, int *out_cookie);
+int replica_query_int64(outpost_replica *r, const char *sql, const char *what, int64_t *out_value);
 int replica_commit(outpost_replica *r);
 void replica_rollback(outpost_replica *r);
+int replica_apply_uncaptured(outpost_replica *r, int (*apply)(outpost_replica *r, void *ctx),
+                             void *ctx);
 int replica_session_reset(outpost_replica *r);
 int replica_load_tables(outpost_replica *r);
 int replica_read_tables(outpost_replica *r, synced_table **out_tables, uint32_t *out_n);

@@ -675,6 +675,12 @@ static int reject_undo_change(outpost_replica *r, const proto_reject *rej, const
     }
 }
 
+/* A REJECT to apply, and whether its entry was still in the outbox. */
+struct reject_run {
+    const proto_reject *reject;
+    bool known;
+};
+
 static int reject_apply(outpost_replica *r, const proto_reject *rej, bool *out_known)
 {
     struct outpost_arena *arena = NULL;
@@ -718,9 +724,17 @@ done:
     return rc;
 }
 
+/* Applies a struct reject_run inside replica_apply_uncaptured(). */
+static int reject_run_apply(outpost_replica *r, void *ctx)
+{
+    struct reject_run *run = ctx;
+
+    return reject_apply(r, run->reject, &run->known);
+}
+
 int outpost_outbox_reject(outpost_replica *replica, const proto_reject *reject)
 {
-    bool known = false;
+    struct reject_run run = {.reject = reject, .known = false};
     int rc;
 
     if (replica == NULL)
@@ -735,26 +749,12 @@ int outpost_outbox_reject(outpost_replica *replica, const proto_reject *reject)
     }
     if (rc != OUTPOST_OK)
         return rc;
-    rc = replica_begin(replica);
+    /* The server's rows must not be captured as this device's writes. */
+    rc = replica_apply_uncaptured(replica, reject_run_apply, &run);
     if (rc != OUTPOST_OK)
         return rc;
-    /* The server's rows must not be captured as this device's writes. */
-    if (replica->session)
-        sqlite3session_enable(replica->session, 0);
-    rc = reject_apply(replica, reject, &known);
-    if (rc == OUTPOST_OK)
-        rc = replica_commit(replica);
-    else
-        replica_rollback(replica);
-    if (replica->session)
-        sqlite3session_enable(replica->session, 1);
-    if (rc != OUTPOST_OK) {
-        /* The pending-row set may have been rebuilt inside the rolled-back transaction. */
-        replica->pending_valid = false;
-        return rc;
-    }
     replica_clear_error(replica);
-    for (uint32_t i = 0; known && replica->on_conflict && i < reject->n_rows; i++) {
+    for (uint32_t i = 0; run.known && replica->on_conflict && i < reject->n_rows; i++) {
         outpost_conflict_info info;
 
         reject_row_info(replica, reject, i, &info);

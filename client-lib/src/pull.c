@@ -276,19 +276,12 @@ int rows_apply_table(outpost_replica *r, const proto_table_rows *tr)
 
 static int state_cursor(outpost_replica *r, uint64_t *out_cursor)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc = replica_prepare(r, "SELECT cursor FROM _outpost_state WHERE id = 1", &stmt);
+    int64_t cursor = 0;
+    int rc = replica_query_int64(r, "SELECT cursor FROM _outpost_state WHERE id = 1",
+                                 "reading the cursor", &cursor);
 
-    if (rc != OUTPOST_OK)
-        return rc;
-    rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW) {
-        *out_cursor = (uint64_t)sqlite3_column_int64(stmt, 0);
-        rc = OUTPOST_OK;
-    } else {
-        rc = replica_fail_sqlite(r, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "reading the cursor");
-    }
-    sqlite3_finalize(stmt);
+    if (rc == OUTPOST_OK)
+        *out_cursor = (uint64_t)cursor;
     return rc;
 }
 
@@ -309,8 +302,10 @@ static int state_store_cursor(outpost_replica *r, const proto_rows *page)
     return rc;
 }
 
-static int page_apply(outpost_replica *r, const proto_rows *page)
+/* Applies page (a const proto_rows) inside replica_apply_uncaptured(). */
+static int page_apply(outpost_replica *r, void *ctx)
 {
+    const proto_rows *page = ctx;
     uint64_t cursor = 0;
     int rc = state_cursor(r, &cursor);
 
@@ -342,24 +337,10 @@ int outpost_rows_apply(outpost_replica *replica, const proto_rows *page)
         return replica_fail(replica, OUTPOST_EPROTO, "ROWS lists tables but carries none");
     if (replica->in_tx)
         return replica_fail(replica, OUTPOST_EMISUSE, "a transaction is open");
-    rc = replica_begin(replica);
+    /* Pulled rows are the server's, not this device's writes: never capture them. */
+    rc = replica_apply_uncaptured(replica, page_apply, (void *)page);
     if (rc != OUTPOST_OK)
         return rc;
-    /* Pulled rows are the server's, not this device's writes: never capture them. */
-    if (replica->session)
-        sqlite3session_enable(replica->session, 0);
-    rc = page_apply(replica, page);
-    if (rc == OUTPOST_OK)
-        rc = replica_commit(replica);
-    else
-        replica_rollback(replica);
-    if (replica->session)
-        sqlite3session_enable(replica->session, 1);
-    if (rc != OUTPOST_OK) {
-        /* The pending-row set is a temp table: a rollback may have undone its rebuild. */
-        replica->pending_valid = false;
-        return rc;
-    }
     replica_clear_error(replica);
     return OUTPOST_OK;
 }

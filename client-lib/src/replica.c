@@ -69,21 +69,32 @@ int replica_exec(outpost_replica *r, const char *sql)
     return OUTPOST_OK;
 }
 
-int replica_schema_cookie(outpost_replica *r, int *out_cookie)
+/* Runs sql, a query of one row, and reads its first column. No row at all is corruption. */
+int replica_query_int64(outpost_replica *r, const char *sql, const char *what, int64_t *out_value)
 {
     sqlite3_stmt *stmt = NULL;
-    int rc = replica_prepare(r, "PRAGMA schema_version", &stmt);
+    int rc = replica_prepare(r, sql, &stmt);
 
     if (rc != OUTPOST_OK)
         return rc;
     rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW) {
-        *out_cookie = sqlite3_column_int(stmt, 0);
+        *out_value = sqlite3_column_int64(stmt, 0);
         rc = OUTPOST_OK;
     } else {
-        rc = replica_fail_sqlite(r, rc, "reading the schema version");
+        rc = replica_fail_sqlite(r, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, what);
     }
     sqlite3_finalize(stmt);
+    return rc;
+}
+
+int replica_schema_cookie(outpost_replica *r, int *out_cookie)
+{
+    int64_t cookie = 0;
+    int rc = replica_query_int64(r, "PRAGMA schema_version", "reading the schema version", &cookie);
+
+    if (rc == OUTPOST_OK)
+        *out_cookie = (int)cookie;
     return rc;
 }
 
@@ -144,6 +155,31 @@ void replica_rollback(outpost_replica *r)
     }
     r->in_tx = false;
     r->session_stale = true;
+}
+
+/* Runs apply(r, ctx) in a transaction of its own with capture off: what it writes is the
+ * server's (pulled rows, a rejected write undone), never this device's writes. On failure the
+ * transaction is rolled back, and the pending-row set, a temp table whose rebuild the rollback
+ * may have undone, is marked stale. */
+int replica_apply_uncaptured(outpost_replica *r, int (*apply)(outpost_replica *r, void *ctx),
+                             void *ctx)
+{
+    int rc = replica_begin(r);
+
+    if (rc != OUTPOST_OK)
+        return rc;
+    if (r->session)
+        sqlite3session_enable(r->session, 0);
+    rc = apply(r, ctx);
+    if (rc == OUTPOST_OK)
+        rc = replica_commit(r);
+    else
+        replica_rollback(r);
+    if (r->session)
+        sqlite3session_enable(r->session, 1);
+    if (rc != OUTPOST_OK)
+        r->pending_valid = false;
+    return rc;
 }
 
 int64_t replica_now_ms(const outpost_replica *r)
@@ -648,21 +684,15 @@ static void err_copy(char *err, size_t err_size, const char *msg)
  * and creates the library's tables. */
 static int replica_setup(outpost_replica *r)
 {
-    sqlite3_stmt *stmt = NULL;
-    int app_id = 0;
+    int64_t header_app_id = 0;
+    int app_id;
     int rc;
 
-    rc = replica_prepare(r, "PRAGMA application_id", &stmt);
+    rc = replica_query_int64(r, "PRAGMA application_id", "reading the database header",
+                             &header_app_id);
     if (rc != OUTPOST_OK)
         return rc;
-    rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW)
-        app_id = sqlite3_column_int(stmt, 0);
-    else
-        rc = replica_fail_sqlite(r, rc, "reading the database header");
-    sqlite3_finalize(stmt);
-    if (rc < 0)
-        return rc;
+    app_id = (int)header_app_id;
     if (app_id != 0 && app_id != OUTPOST_APPLICATION_ID)
         return replica_fail(r, OUTPOST_ECORRUPT,
                             "%s belongs to another application (application_id %d)", r->path,

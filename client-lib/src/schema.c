@@ -228,19 +228,12 @@ static int table_upgrade(outpost_replica *r, sqlite3 *scratch, const proto_schem
 
 static int state_schema_version(outpost_replica *r, uint32_t *out_version)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc = replica_prepare(r, "SELECT schema_version FROM _outpost_state WHERE id = 1", &stmt);
+    int64_t version = 0;
+    int rc = replica_query_int64(r, "SELECT schema_version FROM _outpost_state WHERE id = 1",
+                                 "reading the schema version", &version);
 
-    if (rc != OUTPOST_OK)
-        return rc;
-    rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW) {
-        *out_version = (uint32_t)sqlite3_column_int64(stmt, 0);
-        rc = OUTPOST_OK;
-    } else {
-        rc = replica_fail_sqlite(r, rc == SQLITE_DONE ? SQLITE_CORRUPT : rc, "reading the schema version");
-    }
-    sqlite3_finalize(stmt);
+    if (rc == OUTPOST_OK)
+        *out_version = (uint32_t)version;
     return rc;
 }
 
