@@ -219,6 +219,21 @@ static int finish_columns(push_ctx *c, change_ref *r, const bool *set, const pro
                             &scope_new);
 }
 
+/* Column col of the row holds a central value other than the pushed one: the newer write wins
+ * (*out_win says whether that is the push) and the losing value goes into the conflict log. */
+static int resolve_column(push_ctx *c, change_ref *r, uint32_t col, proto_conflict_kind kind,
+                          const proto_value *incoming, bool *out_win)
+{
+    conflict_side other;
+    row_version_get(&r->meta, col, &other.hlc, &other.device);
+    bool win = incoming_wins(c, r->t, other.hlc, other.device);
+    *out_win = win;
+    return win ? merge_log_conflict(c, r->t, &r->pk_blob, r->pk, (int32_t)col, kind, &r->cur[col],
+                                    incoming, other, merge_pusher(c), false)
+               : merge_log_conflict(c, r->t, &r->pk_blob, r->pk, (int32_t)col, kind, incoming,
+                                    &r->cur[col], merge_pusher(c), other, true);
+}
+
 static int merge_insert_live(push_ctx *c, change_ref *r)
 {
     const store_table *t = r->t;
@@ -232,14 +247,8 @@ static int merge_insert_live(push_ctx *c, change_ref *r)
         vals[i] = r->ch->cols[i].new_val;
         if (store_value_equal(&r->cur[i], &vals[i]))
             continue;
-        conflict_side other;
-        row_version_get(&r->meta, i, &other.hlc, &other.device);
-        bool win = incoming_wins(c, t, other.hlc, other.device);
-        int out =
-            win ? merge_log_conflict(c, t, &r->pk_blob, r->pk, (int32_t)i, PROTO_CONFLICT_CONFLICT,
-                                     &r->cur[i], &vals[i], other, merge_pusher(c), false)
-                : merge_log_conflict(c, t, &r->pk_blob, r->pk, (int32_t)i, PROTO_CONFLICT_CONFLICT,
-                                     &vals[i], &r->cur[i], merge_pusher(c), other, true);
+        bool win;
+        int out = resolve_column(c, r, i, PROTO_CONFLICT_CONFLICT, &vals[i], &win);
         if (out != 0)
             return out;
         if (win) {
@@ -324,15 +333,7 @@ static int merge_update_live(push_ctx *c, change_ref *r)
         vals[col] = pc->new_val;
         bool win = true;
         if (!store_value_equal(&r->cur[col], &pc->old_val)) {
-            conflict_side other;
-            row_version_get(&r->meta, col, &other.hlc, &other.device);
-            win = incoming_wins(c, t, other.hlc, other.device);
-            int out = win ? merge_log_conflict(c, t, &r->pk_blob, r->pk, (int32_t)col,
-                                               PROTO_CONFLICT_DATA, &r->cur[col], &pc->new_val,
-                                               other, merge_pusher(c), false)
-                          : merge_log_conflict(c, t, &r->pk_blob, r->pk, (int32_t)col,
-                                               PROTO_CONFLICT_DATA, &pc->new_val, &r->cur[col],
-                                               merge_pusher(c), other, true);
+            int out = resolve_column(c, r, col, PROTO_CONFLICT_DATA, &pc->new_val, &win);
             if (out != 0)
                 return out;
         }

@@ -101,16 +101,31 @@ static int create_indexes(store *st, const schema_def *def, uint32_t *out_create
     return 0;
 }
 
+/* Creates a table new in schema version `version` and records it, every column with it. */
+static int create_table(store *st, const schema_table *t, int64_t table_id, uint32_t version)
+{
+    int out = store_exec(st, t->create_sql, "create table");
+    if (out == 0)
+        out = record_table(st, t, table_id, 0, version);
+    return out;
+}
+
+/* Parses a schema and policy into def (which the caller frees, whatever this returns) and
+ * opens the write transaction that installs them. */
+static int parse_and_begin(store *st, const char *schema_sql, const char *policy_text,
+                           schema_def *def)
+{
+    char err[256];
+    int out = schema_parse(schema_sql, policy_text, def, err, sizeof err);
+    if (out != 0)
+        return store_fail(st, out, "%s", err);
+    return store_begin(st, true);
+}
+
 int store_init_schema(store *st, const char *schema_sql, const char *policy_text)
 {
     schema_def def;
-    char err[256];
-    int out = schema_parse(schema_sql, policy_text, &def, err, sizeof err);
-    if (out != 0) {
-        store_fail(st, out, "%s", err);
-        goto done;
-    }
-    out = store_begin(st, true);
+    int out = parse_and_begin(st, schema_sql, policy_text, &def);
     if (out != 0)
         goto done;
     int64_t version = 0;
@@ -119,11 +134,8 @@ int store_init_schema(store *st, const char *schema_sql, const char *policy_text
         out = store_fail(st, STORE_EEXISTS,
                          "the store already has a schema (version %lld); use upgrade",
                          (long long)version);
-    for (uint32_t i = 0; out == 0 && i < def.n_tables; i++) {
-        out = store_exec(st, def.tables[i].create_sql, "create table");
-        if (out == 0)
-            out = record_table(st, &def.tables[i], (int64_t)i + 1, 0, 1);
-    }
+    for (uint32_t i = 0; out == 0 && i < def.n_tables; i++)
+        out = create_table(st, &def.tables[i], (int64_t)i + 1, 1);
     uint32_t n_indexes = 0;
     if (out == 0)
         out = create_indexes(st, &def, &n_indexes);
@@ -243,13 +255,7 @@ static int add_columns(store *st, const store_table *old, const schema_table *t)
 int store_upgrade_schema(store *st, const char *schema_sql, const char *policy_text)
 {
     schema_def def;
-    char err[256];
-    int out = schema_parse(schema_sql, policy_text, &def, err, sizeof err);
-    if (out != 0) {
-        store_fail(st, out, "%s", err);
-        goto done;
-    }
-    out = store_begin(st, true);
+    int out = parse_and_begin(st, schema_sql, policy_text, &def);
     if (out != 0)
         goto done;
     st->schema_version = 0; /* force a reload inside this transaction */
@@ -285,9 +291,7 @@ int store_upgrade_schema(store *st, const char *schema_sql, const char *policy_t
             known = known || strcasecmp(st->tables[i].name, def.tables[k].name) == 0;
         if (known)
             continue;
-        out = store_exec(st, def.tables[k].create_sql, "create table");
-        if (out == 0)
-            out = record_table(st, &def.tables[k], next_id++, 0, (uint32_t)version + 1);
+        out = create_table(st, &def.tables[k], next_id++, (uint32_t)version + 1);
         changed = true;
     }
     uint32_t n_indexes = 0;

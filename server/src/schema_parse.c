@@ -75,6 +75,17 @@ static char *trim(char *s)
     return s;
 }
 
+/* Moves an arena-held array of n items into a new block with room for cap items (the old
+ * block stays in the arena until it is freed). NULL when out of memory. */
+static void *arena_array_grow(store_arena *arena, const void *items, uint32_t n, uint32_t cap,
+                              size_t item_size)
+{
+    void *grown = store_arena_alloc(arena, cap * item_size);
+    if (grown != NULL && n > 0)
+        memcpy(grown, items, n * item_size);
+    return grown;
+}
+
 static int load_columns(sqlite3 *db, schema_def *def, schema_table *t, char *err, size_t err_size)
 {
     sqlite3_stmt *stmt = NULL;
@@ -96,11 +107,10 @@ static int load_columns(sqlite3 *db, schema_def *def, schema_table *t, char *err
         }
         if (t->n_cols == cap) {
             uint32_t ncap = cap ? cap * 2 : 16;
-            schema_col *cols = store_arena_alloc(&def->arena, ncap * sizeof *cols);
+            schema_col *cols =
+                arena_array_grow(&def->arena, t->cols, t->n_cols, ncap, sizeof *cols);
             if (cols == NULL)
                 goto nomem;
-            if (t->n_cols > 0)
-                memcpy(cols, t->cols, t->n_cols * sizeof *cols);
             t->cols = cols;
             cap = ncap;
         }
@@ -174,11 +184,10 @@ static int read_tables(sqlite3 *db, schema_def *def, char *err, size_t err_size)
         if (strcmp(type, "table") == 0) {
             if (def->n_tables == cap_t) {
                 uint32_t ncap = cap_t ? cap_t * 2 : 8;
-                schema_table *ts = store_arena_alloc(&def->arena, ncap * sizeof *ts);
+                schema_table *ts =
+                    arena_array_grow(&def->arena, def->tables, def->n_tables, ncap, sizeof *ts);
                 if (ts == NULL)
                     goto nomem;
-                if (def->n_tables > 0)
-                    memcpy(ts, def->tables, def->n_tables * sizeof *ts);
                 def->tables = ts;
                 cap_t = ncap;
             }
@@ -191,14 +200,12 @@ static int read_tables(sqlite3 *db, schema_def *def, char *err, size_t err_size)
         } else if (strcmp(type, "index") == 0) {
             if (def->n_indexes == cap_i) {
                 uint32_t ncap = cap_i ? cap_i * 2 : 8;
-                const char **names = store_arena_alloc(&def->arena, ncap * sizeof *names);
-                const char **sqls = store_arena_alloc(&def->arena, ncap * sizeof *sqls);
+                const char **names = arena_array_grow(&def->arena, def->index_names,
+                                                      def->n_indexes, ncap, sizeof *names);
+                const char **sqls = arena_array_grow(&def->arena, def->index_sql, def->n_indexes,
+                                                     ncap, sizeof *sqls);
                 if (names == NULL || sqls == NULL)
                     goto nomem;
-                if (def->n_indexes > 0) {
-                    memcpy(names, def->index_names, def->n_indexes * sizeof *names);
-                    memcpy(sqls, def->index_sql, def->n_indexes * sizeof *sqls);
-                }
                 def->index_names = names;
                 def->index_sql = sqls;
                 cap_i = ncap;

@@ -285,37 +285,19 @@ static void submit(session *s, job *j)
     update_timer(s);
 }
 
-static void on_enroll(session *s, proto_msg *msg)
+/* ENROLL and HELLO open a session: both check the protocol version, then queue one job that
+ * takes the message. */
+static void submit_opening(session *s, proto_msg *msg, uint32_t version, job_kind kind)
 {
     job *j;
 
-    if (msg->u.enroll.version != PROTO_VERSION) {
+    if (version != PROTO_VERSION) {
         send_error(s, PROTO_ERR_VERSION, false, true, "protocol version %" PRIu32
-                   " not supported (server speaks %u)", msg->u.enroll.version, PROTO_VERSION);
+                   " not supported (server speaks %u)", version, PROTO_VERSION);
         proto_msg_free(msg);
         return;
     }
-    j = job_new(JOB_ENROLL, s->slot, s->id);
-    if (!j) {
-        proto_msg_free(msg);
-        send_error(s, PROTO_ERR_INTERNAL, true, true, "out of memory");
-        return;
-    }
-    j->request = msg;
-    submit(s, j);
-}
-
-static void on_hello(session *s, proto_msg *msg)
-{
-    job *j;
-
-    if (msg->u.hello.version != PROTO_VERSION) {
-        send_error(s, PROTO_ERR_VERSION, false, true, "protocol version %" PRIu32
-                   " not supported (server speaks %u)", msg->u.hello.version, PROTO_VERSION);
-        proto_msg_free(msg);
-        return;
-    }
-    j = job_new(JOB_AUTH, s->slot, s->id);
+    j = job_new(kind, s->slot, s->id);
     if (!j) {
         proto_msg_free(msg);
         send_error(s, PROTO_ERR_INTERNAL, true, true, "out of memory");
@@ -600,11 +582,11 @@ static void handle_message(session *s)
             return;
         }
         if (msg->type == PROTO_MSG_HELLO) {
-            on_hello(s, msg);
+            submit_opening(s, msg, msg->u.hello.version, JOB_AUTH);
             return;
         }
         if (msg->type == PROTO_MSG_ENROLL) {
-            on_enroll(s, msg);
+            submit_opening(s, msg, msg->u.enroll.version, JOB_ENROLL);
             return;
         }
         send_error(s, PROTO_ERR_BAD_MESSAGE, false, true,
