@@ -17,6 +17,7 @@ if(TARGET outpost)
     # Markers written through every library path, SIGKILL mid-transaction, no marker on disk.
     outpost_add_test(canary_replica
         SOURCES ${CMAKE_CURRENT_LIST_DIR}/integration/canary_replica.c
+                ${CMAKE_CURRENT_LIST_DIR}/integration/canary_text.c
         LIBS outpost
         LABELS "client;crypto;fault"
         TIMEOUT 300)

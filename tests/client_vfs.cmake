@@ -7,6 +7,7 @@ if(TARGET outpost_cryptvfs)
         LABELS "client;crypto")
     outpost_add_test(canary_cryptvfs
         SOURCES ${CMAKE_CURRENT_LIST_DIR}/integration/canary_cryptvfs.c
+                ${CMAKE_CURRENT_LIST_DIR}/integration/canary_text.c
         LIBS outpost_cryptvfs
         LABELS "client;crypto;fault"
         TIMEOUT 300)

@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "integration/canary_text.h"
 #include "unit/cryptvfs_fixture.h"
 
 #define COMMITTED_TXNS 5
@@ -45,30 +46,6 @@ static void marker(char out[MARKER_MAX], size_t scenario_index, const char *phas
              scenario_index, phase, row);
 }
 
-/* UTF-8 (BMP only, as the markers are) to UTF-16 in the given byte order; returns byte count. */
-static size_t to_utf16(const char *utf8, uint8_t *out, int big_endian)
-{
-    const uint8_t *s = (const uint8_t *)utf8;
-    size_t n = 0;
-    while (*s) {
-        uint32_t cp;
-        if (s[0] < 0x80) {
-            cp = s[0];
-            s += 1;
-        } else if ((s[0] & 0xe0) == 0xc0) {
-            cp = (uint32_t)(s[0] & 0x1f) << 6 | (s[1] & 0x3f);
-            s += 2;
-        } else {
-            cp = (uint32_t)(s[0] & 0x0f) << 12 | (uint32_t)(s[1] & 0x3f) << 6 | (s[2] & 0x3f);
-            s += 3;
-        }
-        out[n + (big_endian ? 0 : 1)] = (uint8_t)(cp >> 8);
-        out[n + (big_endian ? 1 : 0)] = (uint8_t)cp;
-        n += 2;
-    }
-    return n;
-}
-
 static int exec(sqlite3 *db, const char *sql)
 {
     return sqlite3_exec(db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : -1;
@@ -81,8 +58,8 @@ static int insert_marker_row(sqlite3_stmt *contact, sqlite3_stmt *outbox, size_t
     char m[MARKER_MAX], id[32];
     uint8_t le[2 * MARKER_MAX], be[2 * MARKER_MAX];
     marker(m, si, phase, row);
-    size_t n_le = to_utf16(m, le, 0);
-    size_t n_be = to_utf16(m, be, 1);
+    size_t n_le = canary_utf16(m, le, false);
+    size_t n_be = canary_utf16(m, be, true);
     snprintf(id, sizeof id, "%s-%d", phase, row);
     sqlite3_bind_text(contact, 1, id, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(contact, 2, m, -1, SQLITE_TRANSIENT);
@@ -139,25 +116,6 @@ static int write_markers(sqlite3 *db, size_t si, int ready_fd)
     return rc;
 }
 
-/* Finds needle in haystack; the anchor is the needle's first nonzero byte, so UTF-16BE needles
- * do not stop at every zero byte of the file. */
-static int contains(const uint8_t *hay, size_t hay_len, const uint8_t *needle, size_t len)
-{
-    size_t k = 0;
-    while (k < len && needle[k] == 0)
-        k++;
-    if (len == 0 || k == len || hay_len < len)
-        return 0;
-    const uint8_t *p = hay + k;
-    const uint8_t *end = hay + (hay_len - len) + k + 1;
-    while (p < end && (p = memchr(p, needle[k], (size_t)(end - p))) != NULL) {
-        if (memcmp(p - k, needle, len) == 0)
-            return 1;
-        p++;
-    }
-    return 0;
-}
-
 typedef struct hits {
     int utf8, utf16le, utf16be;
     char first[PATH_MAX + MARKER_MAX + 16];
@@ -188,17 +146,17 @@ static void scan_file(const char *path, size_t si, int pending_rows, hits *h)
         uint8_t u16[2 * MARKER_MAX];
         needle(m, si, i);
         int found = 0;
-        if (contains(data, size, (const uint8_t *)m, strlen(m))) {
+        if (canary_contains(data, size, (const uint8_t *)m, strlen(m))) {
             h->utf8++;
             found = 1;
         }
-        size_t n = to_utf16(m, u16, 0);
-        if (contains(data, size, u16, n)) {
+        size_t n = canary_utf16(m, u16, false);
+        if (canary_contains(data, size, u16, n)) {
             h->utf16le++;
             found = 1;
         }
-        n = to_utf16(m, u16, 1);
-        if (contains(data, size, u16, n)) {
+        n = canary_utf16(m, u16, true);
+        if (canary_contains(data, size, u16, n)) {
             h->utf16be++;
             found = 1;
         }

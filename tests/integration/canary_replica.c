@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "integration/canary_text.h"
 #include "unit/client_fixture.h"
 
 #define N_MARKED 10          /* records per committed path */
@@ -35,32 +36,6 @@ static void marker(char out[MARKER_MAX], enum path p, int i)
 {
     snprintf(out, MARKER_MAX, "CANARY-%s-%05d-Zo\xc3\xab-\xc5\x81\xc3\xb3\x64\xc5\xba-\xe5\x85\x92",
              path_names[p], i);
-}
-
-/* UTF-8 (BMP only, as the markers are) to UTF-16 in the given byte order; returns byte count. */
-static size_t to_utf16(const char *utf8, uint8_t *out, bool big_endian)
-{
-    const uint8_t *s = (const uint8_t *)utf8;
-    size_t n = 0;
-
-    while (*s) {
-        uint32_t cp;
-
-        if (s[0] < 0x80) {
-            cp = s[0];
-            s += 1;
-        } else if ((s[0] & 0xe0) == 0xc0) {
-            cp = (uint32_t)(s[0] & 0x1f) << 6 | (s[1] & 0x3f);
-            s += 2;
-        } else {
-            cp = (uint32_t)(s[0] & 0x0f) << 12 | (uint32_t)(s[1] & 0x3f) << 6 | (s[2] & 0x3f);
-            s += 3;
-        }
-        out[n + (big_endian ? 0 : 1)] = (uint8_t)(cp >> 8);
-        out[n + (big_endian ? 1 : 0)] = (uint8_t)cp;
-        n += 2;
-    }
-    return n;
 }
 
 static proto_value pv_blob(const uint8_t *p, size_t n)
@@ -89,8 +64,8 @@ static int write_committed(outpost_replica *r)
         marker(m8, PATH_WRITE, i);
         marker(mle, PATH_UTF16LE, i);
         marker(mbe, PATH_UTF16BE, i);
-        n_le = to_utf16(mle, le, false);
-        n_be = to_utf16(mbe, be, true);
+        n_le = canary_utf16(mle, le, false);
+        n_be = canary_utf16(mbe, be, true);
         proto_value p[4] = {pv_text(id), pv_blob(le, n_le), pv_text(m8), pv_blob(be, n_be)};
         if (outpost_exec(r, INSERT, p, 4) != OUTPOST_OK)
             return -1;
@@ -249,21 +224,6 @@ static size_t dir_size_of(const dir_bytes *db, const char *name)
     return 0;
 }
 
-static bool bytes_contain(const uint8_t *hay, size_t n_hay, const uint8_t *needle, size_t n_needle)
-{
-    const uint8_t *p = hay, *end = hay + n_hay;
-
-    while (n_needle > 0 && (size_t)(end - p) >= n_needle) {
-        p = memchr(p, needle[0], (size_t)(end - p) - n_needle + 1);
-        if (p == NULL)
-            return false;
-        if (memcmp(p, needle, n_needle) == 0)
-            return true;
-        p++;
-    }
-    return false;
-}
-
 /* How many of the markers of path p (records 0..n-1) occur in some file of db in the given
  * encoding (0 UTF-8, 1 UTF-16LE, 2 UTF-16BE). */
 static int markers_found(const dir_bytes *db, enum path p, int n, int encoding)
@@ -280,10 +240,10 @@ static int markers_found(const dir_bytes *db, enum path p, int n, int encoding)
             n_needle = strlen(m);
             memcpy(needle, m, n_needle);
         } else {
-            n_needle = to_utf16(m, needle, encoding == 2);
+            n_needle = canary_utf16(m, needle, encoding == 2);
         }
         for (int f = 0; f < db->n; f++) {
-            if (bytes_contain(db->data[f], db->size[f], needle, n_needle)) {
+            if (canary_contains(db->data[f], db->size[f], needle, n_needle)) {
                 found++;
                 break;
             }
