@@ -855,6 +855,59 @@ static int dec_hello(dec *d, const msgpack_object *o, proto_hello *m)
     return rc;
 }
 
+/* Optional "teams": an array of names; absent leaves *out_present false. */
+static int get_teams(dec *d, const msgpack_object *map, proto_teams *out, bool *out_present)
+{
+    const msgpack_object *o;
+    int rc = find(d, map, KEY_TEAMS, false, &o);
+    if (rc != PROTO_OK || o == NULL)
+        return rc;
+    void *names = NULL;
+    rc = get_list(d, map, KEY_TEAMS, sizeof(const char *), conv_str_any, &names, &out->n);
+    out->names = names;
+    *out_present = rc == PROTO_OK;
+    return rc;
+}
+
+/* Optional "store" and "ep", present together or not at all. */
+static int get_store(dec *d, const msgpack_object *map, proto_store_identity *out,
+                     bool *out_present)
+{
+    int rc = get_str(d, map, KEY_STORE, false, &out->id);
+    if (rc != PROTO_OK || out->id == NULL)
+        return rc;
+    rc = get_u64(d, map, KEY_EPOCH, &out->epoch);
+    *out_present = rc == PROTO_OK;
+    return rc;
+}
+
+/* Optional "lims": a map of the session's limits, every key required inside it. */
+static int get_limits(dec *d, const msgpack_object *map, proto_session_limits *out,
+                      bool *out_present)
+{
+    const msgpack_object *o;
+    int rc = find(d, map, KEY_LIMITS, false, &o);
+    if (rc != PROTO_OK || o == NULL)
+        return rc;
+    size_t mark = path_key(d, KEY_LIMITS);
+    rc = expect_map(d, o);
+    if (rc == PROTO_OK)
+        rc = get_u64(d, o, KEY_LIM_MESSAGE, &out->max_message_bytes);
+    if (rc == PROTO_OK)
+        rc = get_u64(d, o, KEY_LIM_TRANSACTION, &out->max_transaction_bytes);
+    if (rc == PROTO_OK)
+        rc = get_u32(d, o, KEY_LIM_MESSAGE_TIMEOUT, &out->message_timeout_ms);
+    if (rc == PROTO_OK)
+        rc = get_u32(d, o, KEY_LIM_IDLE, &out->idle_timeout_ms);
+    if (rc == PROTO_OK)
+        rc = get_u32(d, o, KEY_LIM_PAGE, &out->max_page_rows);
+    if (rc != PROTO_OK)
+        return rc;
+    path_leave(d, mark);
+    *out_present = true;
+    return PROTO_OK;
+}
+
 static int dec_welcome(dec *d, const msgpack_object *o, proto_welcome *m)
 {
     int rc = get_u32(d, o, KEY_VERSION, &m->version);
@@ -868,6 +921,12 @@ static int dec_welcome(dec *d, const msgpack_object *o, proto_welcome *m)
         rc = get_u64(d, o, KEY_NOW, &m->server_time_ms);
     if (rc == PROTO_OK)
         rc = get_schema_field(d, o, false, &m->schema, &m->has_schema);
+    if (rc == PROTO_OK)
+        rc = get_teams(d, o, &m->teams, &m->has_teams);
+    if (rc == PROTO_OK)
+        rc = get_store(d, o, &m->store, &m->has_store);
+    if (rc == PROTO_OK)
+        rc = get_limits(d, o, &m->limits, &m->has_limits);
     return rc;
 }
 
@@ -890,6 +949,10 @@ static int dec_enrolled(dec *d, const msgpack_object *o, proto_enrolled *m)
         rc = get_str(d, o, KEY_CA, true, &m->ca_pem);
     if (rc == PROTO_OK)
         rc = get_schema_field(d, o, true, &m->schema, NULL);
+    if (rc == PROTO_OK)
+        rc = get_teams(d, o, &m->teams, &m->has_teams);
+    if (rc == PROTO_OK)
+        rc = get_store(d, o, &m->store, &m->has_store);
     return rc;
 }
 

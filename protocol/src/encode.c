@@ -429,15 +429,56 @@ static int put_hello(enc *e, const proto_hello *m)
     return PROTO_OK;
 }
 
+static int put_teams(enc *e, const proto_teams *t)
+{
+    if (t->n > 0 && t->names == NULL)
+        return PROTO_EINVAL;
+    put_key(e, KEY_TEAMS);
+    msgpack_pack_array(&e->pk, t->n);
+    for (uint32_t i = 0; i < t->n; i++) {
+        if (t->names[i] == NULL)
+            return PROTO_EINVAL;
+        put_str(e, t->names[i], strlen(t->names[i]));
+    }
+    return PROTO_OK;
+}
+
+static int put_store(enc *e, const proto_store_identity *s)
+{
+    int rc = put_text(e, KEY_STORE, s->id);
+    if (rc == PROTO_OK)
+        put_uint(e, KEY_EPOCH, s->epoch);
+    return rc;
+}
+
+static void put_limits(enc *e, const proto_session_limits *l)
+{
+    put_key(e, KEY_LIMITS);
+    msgpack_pack_map(&e->pk, 5);
+    put_uint(e, KEY_LIM_MESSAGE, l->max_message_bytes);
+    put_uint(e, KEY_LIM_TRANSACTION, l->max_transaction_bytes);
+    put_uint(e, KEY_LIM_MESSAGE_TIMEOUT, l->message_timeout_ms);
+    put_uint(e, KEY_LIM_IDLE, l->idle_timeout_ms);
+    put_uint(e, KEY_LIM_PAGE, l->max_page_rows);
+}
+
 static int put_welcome(enc *e, const proto_welcome *m)
 {
-    put_header(e, PROTO_MSG_WELCOME, m->has_schema ? 6u : 5u);
+    put_header(e, PROTO_MSG_WELCOME,
+               5u + m->has_schema + m->has_teams + 2u * m->has_store + m->has_limits);
     put_uint(e, KEY_VERSION, m->version);
     put_uint(e, KEY_SCHEMA_VERSION, m->schema_version);
     put_uint(e, KEY_ACKED, m->acked_seq);
     put_uint(e, KEY_SERVER_SEQ, m->server_seq);
     put_uint(e, KEY_NOW, m->server_time_ms);
-    return m->has_schema ? put_schema_field(e, &m->schema) : PROTO_OK;
+    int rc = m->has_schema ? put_schema_field(e, &m->schema) : PROTO_OK;
+    if (rc == PROTO_OK && m->has_teams)
+        rc = put_teams(e, &m->teams);
+    if (rc == PROTO_OK && m->has_store)
+        rc = put_store(e, &m->store);
+    if (rc == PROTO_OK && m->has_limits)
+        put_limits(e, &m->limits);
+    return rc;
 }
 
 static int put_enroll(enc *e, const proto_enroll *m)
@@ -452,15 +493,19 @@ static int put_enroll(enc *e, const proto_enroll *m)
 
 static int put_enrolled(enc *e, const proto_enrolled *m)
 {
-    put_header(e, PROTO_MSG_ENROLLED, 4);
+    put_header(e, PROTO_MSG_ENROLLED, 4u + m->has_teams + 2u * m->has_store);
     int rc = put_text(e, KEY_DEVICE, m->device_id);
     if (rc != PROTO_OK)
         return rc;
     put_secret(e, m->secret);
     rc = put_text(e, KEY_CA, m->ca_pem);
-    if (rc != PROTO_OK)
-        return rc;
-    return put_schema_field(e, &m->schema);
+    if (rc == PROTO_OK)
+        rc = put_schema_field(e, &m->schema);
+    if (rc == PROTO_OK && m->has_teams)
+        rc = put_teams(e, &m->teams);
+    if (rc == PROTO_OK && m->has_store)
+        rc = put_store(e, &m->store);
+    return rc;
 }
 
 static int put_schema_msg(enc *e, const proto_schema *m)

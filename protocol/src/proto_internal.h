@@ -65,6 +65,15 @@
 #define KEY_KIND "kind"
 #define KEY_MINE "mine"
 #define KEY_WINNER "win"
+#define KEY_TEAMS "teams"
+#define KEY_STORE "store"
+#define KEY_EPOCH "ep"
+#define KEY_LIMITS "lims"
+#define KEY_LIM_MESSAGE "msg"
+#define KEY_LIM_TRANSACTION "tx"
+#define KEY_LIM_MESSAGE_TIMEOUT "mto"
+#define KEY_LIM_IDLE "idle"
+#define KEY_LIM_PAGE "page"
 
 #define PROTO_SECRET_BYTES 32u
 

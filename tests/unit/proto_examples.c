@@ -153,6 +153,8 @@ typedef struct example {
     proto_msg msg;
 } example;
 
+static const char *example_teams[] = {"team-north", "team-south"};
+
 static const example examples[] = {
     {"hello", {.type = PROTO_MSG_HELLO, .u.hello = {
         .version = PROTO_VERSION, .device_id = "dev-01J9Z3K2", .secret = SECRET_BYTES,
@@ -166,7 +168,10 @@ static const example examples[] = {
         .device_id = "dev-01J9Z3K2", .secret = SECRET_BYTES,
         .ca_pem = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n"
                   "-----END CERTIFICATE-----\n",
-        .schema = {.version = 3, .n_tables = COUNT(schema_tables), .tables = schema_tables}}}},
+        .schema = {.version = 3, .n_tables = COUNT(schema_tables), .tables = schema_tables},
+        .has_teams = true, .teams = {.n = COUNT(example_teams), .names = example_teams},
+        .has_store = true,
+        .store = {.id = "0193a7c2-5e1f-7b3a-9c4d-2f6e8a1b3c5d", .epoch = 1}}}},
     {"schema", {.type = PROTO_MSG_SCHEMA, .u.schema = {
         .version = 3, .n_tables = COUNT(schema_tables), .tables = schema_tables}}},
     {"push", {.type = PROTO_MSG_PUSH, .u.push = {
@@ -191,6 +196,16 @@ static const example examples[] = {
         .version = PROTO_VERSION, .schema_version = 2, .acked_seq = 0, .server_seq = 0,
         .server_time_ms = 1764340000000u, .has_schema = true,
         .schema = {.version = 3, .n_tables = COUNT(schema_tables), .tables = schema_tables}}}},
+    {"welcome-session", {.type = PROTO_MSG_WELCOME, .u.welcome = {
+        .version = PROTO_VERSION, .schema_version = 3, .acked_seq = 17, .server_seq = 1050,
+        .server_time_ms = 1764340000000u,
+        .has_teams = true, .teams = {.n = COUNT(example_teams), .names = example_teams},
+        .has_store = true,
+        .store = {.id = "0193a7c2-5e1f-7b3a-9c4d-2f6e8a1b3c5d", .epoch = 2},
+        .has_limits = true,
+        .limits = {.max_message_bytes = 1048576, .max_transaction_bytes = 67108864,
+                   .message_timeout_ms = 30000, .idle_timeout_ms = 300000,
+                   .max_page_rows = 1000}}}},
     {"enroll-unnamed", {.type = PROTO_MSG_ENROLL, .u.enroll = {
         .version = PROTO_VERSION, .code = "K7QX-42PM", .device_name = NULL}}},
     {"push-edge", {.type = PROTO_MSG_PUSH, .u.push = {

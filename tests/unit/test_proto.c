@@ -431,6 +431,32 @@ static void test_roundtrip_schema_and_optional_fields(void **state)
 
     msg = roundtrip("welcome");
     assert_false(msg->u.welcome.has_schema);
+    assert_false(msg->u.welcome.has_teams);
+    assert_false(msg->u.welcome.has_store);
+    assert_false(msg->u.welcome.has_limits);
+    proto_msg_free(msg);
+
+    msg = roundtrip("welcome-session");
+    w = &msg->u.welcome;
+    assert_true(w->has_teams);
+    assert_int_equal(w->teams.n, 2);
+    assert_string_equal(w->teams.names[1], "team-south");
+    assert_true(w->has_store);
+    assert_string_equal(w->store.id, "0193a7c2-5e1f-7b3a-9c4d-2f6e8a1b3c5d");
+    assert_int_equal(w->store.epoch, 2);
+    assert_true(w->has_limits);
+    assert_int_equal(w->limits.max_message_bytes, 1048576);
+    assert_int_equal(w->limits.max_transaction_bytes, 67108864);
+    assert_int_equal(w->limits.message_timeout_ms, 30000);
+    assert_int_equal(w->limits.idle_timeout_ms, 300000);
+    assert_int_equal(w->limits.max_page_rows, 1000);
+    proto_msg_free(msg);
+
+    msg = roundtrip("enrolled");
+    assert_true(msg->u.enrolled.has_teams);
+    assert_string_equal(msg->u.enrolled.teams.names[0], "team-north");
+    assert_true(msg->u.enrolled.has_store);
+    assert_int_equal(msg->u.enrolled.store.epoch, 1);
     proto_msg_free(msg);
 
     msg = roundtrip("enroll-unnamed");

@@ -262,6 +262,31 @@ typedef struct proto_hello {
     uint64_t outbox_count; /* entries waiting to be pushed (informational) */
 } proto_hello;
 
+/* The teams whose rows a device may see and write: its worker's teams. */
+typedef struct proto_teams {
+    uint32_t n;
+    const char **names; /* NUL-terminated */
+} proto_teams;
+
+/* Which central store a device talks to, and which life of it. A store keeps its id for ever;
+ * its epoch grows when it is restored from a backup, so everything a device was told before
+ * (acknowledged seqs, the pull cursor) may no longer hold. */
+typedef struct proto_store_identity {
+    const char *id; /* NUL-terminated, opaque (a UUID today) */
+    uint64_t epoch; /* first epoch is 1 */
+} proto_store_identity;
+
+/* What the server enforces on this session, advertised so a client need not assume it.
+ * 0 in a timeout means "never". */
+typedef struct proto_session_limits {
+    uint64_t max_message_bytes;     /* one WebSocket message */
+    uint64_t max_transaction_bytes; /* all PUSH chunks of one outbox entry together */
+    uint32_t message_timeout_ms;    /* first to last fragment of one message, and between the
+                                       chunks of one PUSH */
+    uint32_t idle_timeout_ms;       /* session with no message from the device */
+    uint32_t max_page_rows;         /* the server's own cap on rows in one ROWS */
+} proto_session_limits;
+
 typedef struct proto_welcome {
     uint32_t version;
     uint32_t schema_version;
@@ -270,6 +295,12 @@ typedef struct proto_welcome {
     uint64_t server_time_ms;
     bool has_schema;      /* schema below is present: the device's version is older */
     proto_schema schema;
+    bool has_teams;       /* optional fields below are present (encode: send them) */
+    proto_teams teams;
+    bool has_store;
+    proto_store_identity store;
+    bool has_limits;
+    proto_session_limits limits;
 } proto_welcome;
 
 typedef struct proto_enroll {
@@ -283,6 +314,10 @@ typedef struct proto_enrolled {
     uint8_t secret[32];
     const char *ca_pem; /* certificate the device pins for every later connection */
     proto_schema schema;
+    bool has_teams;
+    proto_teams teams;
+    bool has_store;
+    proto_store_identity store;
 } proto_enrolled;
 
 /* One PUSH carries one chunk of one outbox entry. A transaction that does not fit one message
