@@ -71,6 +71,8 @@ const char *proto_error_code_name(uint32_t code)
     case PROTO_ERR_ENROLL_CODE: return "enrollment code invalid";
     case PROTO_ERR_STORE_FULL: return "server storage full";
     case PROTO_ERR_TIMEOUT: return "timeout";
+    case PROTO_ERR_SEQ_REWOUND: return "sequence rewound";
+    case PROTO_ERR_CURSOR_AHEAD: return "cursor ahead";
     case PROTO_ERR_OUT_OF_SCOPE: return "out of scope";
     case PROTO_ERR_UNKNOWN_TABLE: return "unknown table";
     case PROTO_ERR_UNKNOWN_COLUMN: return "unknown column";

@@ -193,6 +193,11 @@ typedef enum proto_error_code {
     PROTO_ERR_ENROLL_CODE = 10,      /* enrollment code unknown, used or expired */
     PROTO_ERR_STORE_FULL = 11,       /* server storage full; retry later */
     PROTO_ERR_TIMEOUT = 12,          /* handshake or message too slow */
+    PROTO_ERR_SEQ_REWOUND = 13,      /* PUSH seq below the highest this server recorded for the
+                                        device, and never received: the device's counter went
+                                        back (docs/protocol.md, sequence rules) */
+    PROTO_ERR_CURSOR_AHEAD = 14,     /* PULL cursor beyond the server's newest sequence: the
+                                        store went back in time; pull again from 0 */
     /* Per-row REJECT reasons */
     PROTO_ERR_OUT_OF_SCOPE = 20,     /* row's scope value not one of the device's teams */
     PROTO_ERR_UNKNOWN_TABLE = 21,
