@@ -911,7 +911,8 @@ static void test_names_and_strerror(void **state)
     assert_string_equal(proto_msg_type_name(0), "unknown");
     assert_string_equal(proto_msg_type_name(14), "unknown");
     assert_string_equal(proto_error_code_name(PROTO_ERR_OUT_OF_SCOPE), "out of scope");
-    assert_string_equal(proto_error_code_name(13), "unknown");
+    assert_string_equal(proto_error_code_name(PROTO_ERR_SEQ_REWOUND), "sequence rewound");
+    assert_string_equal(proto_error_code_name(15), "unknown");
     proto_buf_free(NULL);
     proto_msg_free(NULL);
 }
