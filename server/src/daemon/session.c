@@ -92,7 +92,7 @@ static void update_timer(session *s)
         lws_sul_cancel(&s->timer);
         return;
     }
-    if (s->rx_in_message)
+    if (s->rx_in_message || s->n_chunks > 0) /* a message, or the chunks of one PUSH */
         deadline = now + (uint64_t)lim->message_timeout_s * 1000000u;
     else if (s->authenticated && lim->idle_timeout_s > 0)
         deadline = now + (uint64_t)lim->idle_timeout_s * 1000000u;
@@ -266,6 +266,10 @@ static void on_timer(lws_sorted_usec_list_t *sul)
     else if (s->rx_in_message)
         send_error(s, PROTO_ERR_TIMEOUT, true, true, "message not completed within %" PRIu32 " s",
                    lim->message_timeout_s);
+    else if (s->n_chunks > 0)
+        send_error(s, PROTO_ERR_TIMEOUT, true, true,
+                   "PUSH seq %" PRIu64 " chunk %" PRIu32 " not followed within %" PRIu32 " s",
+                   s->chunks[0]->u.push.seq, s->n_chunks, lim->message_timeout_s);
     else
         send_error(s, PROTO_ERR_TIMEOUT, true, true, "idle for %" PRIu32 " s",
                    lim->idle_timeout_s);
@@ -493,6 +497,9 @@ static void auth_done(session *s, job *j)
         } else {
             send_error(s, PROTO_ERR_REVOKED, false, true, "this device was revoked");
         }
+        return;
+    case STORE_ESCHEMA:
+        send_error(s, PROTO_ERR_SCHEMA_TOO_OLD, false, true, "%s", j->errmsg);
         return;
     default:
         store_failure(s, j, "authentication");
