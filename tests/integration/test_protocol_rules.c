@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "daemon_fixture.h"
 #include "testclient.h"
@@ -113,7 +114,8 @@ static proto_msg *expect_type(testclient *tc, proto_msg_type type)
     return m;
 }
 
-/* The next message is ERROR code, its text contains text, and the server then closes. */
+/* The next message is ERROR code, its text contains text, and the server then closes without
+ * sending anything more. */
 static void expect_error_and_close(testclient *tc, proto_error_code code, bool retry,
                                    const char *text)
 {
@@ -125,6 +127,10 @@ static void expect_error_and_close(testclient *tc, proto_error_code code, bool r
         fail_msg("ERROR text '%s' lacks '%s'", m->u.error.message, text);
     proto_msg_free(m);
     assert_true(testclient_wait_closed(tc, T_MS));
+    /* Nothing came between the ERROR and the close (such as a later idle timeout's ERROR). */
+    m = NULL;
+    if (testclient_recv(tc, 0, &m) == 0)
+        fail_msg("after ERROR %u the server still sent %s", code, proto_msg_type_name(m->type));
 }
 
 /* Connects, says HELLO at the server's schema version and returns the client with WELCOME. */
@@ -706,6 +712,33 @@ static void test_pings_are_answered_but_do_not_keep_a_session(void **state)
     testclient_close(tc);
 }
 
+/* A store held by another writer past the busy timeout: the PUSH is answered ERROR 8 BUSY
+ * (retryable), the session ends like after every ERROR, and nothing of the entry was applied. */
+static void test_store_busy_is_an_error_that_ends_the_session(void **state)
+{
+    test_device d, reader;
+    testclient *tc;
+    const char *ids[1] = {"while-busy"};
+    proto_value row[FIXTURE_N_COLUMNS];
+    sqlite3 *db = NULL;
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &d), 0);
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &reader), 0);
+    tc = session_for(&d, NULL);
+    assert_int_equal(sqlite3_open(fx.store_path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+    send_push(tc, fixture_insert_push(1, 1, ids, "t1", "rules"));
+    expect_error_and_close(tc, PROTO_ERR_BUSY, true, "busy");
+    testclient_close(tc);
+    assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    tc = session_for(&reader, NULL);
+    assert_false(find_row(tc, "while-busy", row));
+    testclient_close(tc);
+}
+
 /* Last: the daemon is still up and answering, and stops cleanly. */
 static void test_daemon_stops_cleanly(void **state)
 {
@@ -729,6 +762,7 @@ int main(void)
         cmocka_unit_test(test_wipe_ordered_during_a_session_reaches_the_next_hello),
         cmocka_unit_test(test_push_chunks_must_follow_within_the_message_timeout),
         cmocka_unit_test(test_pings_are_answered_but_do_not_keep_a_session),
+        cmocka_unit_test(test_store_busy_is_an_error_that_ends_the_session),
         cmocka_unit_test(test_daemon_stops_cleanly),
     };
 

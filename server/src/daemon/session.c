@@ -414,7 +414,9 @@ static void on_pull(session *s, proto_msg *msg)
     submit(s, j);
 }
 
-/* A store failure after authentication: transient ones keep the session. */
+/* A store failure after authentication. Like every ERROR it ends the session (one rule for
+ * clients: after ERROR, reconnect later if `retry` says so); the refused message changed
+ * nothing. */
 static void store_failure(session *s, const job *j, const char *what)
 {
     log_msg(j->rc == STORE_EREVOKED ? LOG_WARN : LOG_ERROR, "conn=%" PRIu64 " %s failed: %s", s->id, what,
@@ -424,10 +426,10 @@ static void store_failure(session *s, const job *j, const char *what)
         send_error(s, PROTO_ERR_REVOKED, false, true, "this device was revoked");
         break;
     case STORE_EFULL:
-        send_error(s, PROTO_ERR_STORE_FULL, true, false, "server storage full, try again later");
+        send_error(s, PROTO_ERR_STORE_FULL, true, true, "server storage full, try again later");
         break;
     case STORE_EBUSY:
-        send_error(s, PROTO_ERR_BUSY, true, false, "store busy, try again");
+        send_error(s, PROTO_ERR_BUSY, true, true, "store busy, try again later");
         break;
     default:
         send_error(s, PROTO_ERR_INTERNAL, true, true, "server error during %s", what);
