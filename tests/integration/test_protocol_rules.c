@@ -300,6 +300,85 @@ static void test_hello_with_a_newer_schema_is_refused(void **state)
     testclient_close(tc);
 }
 
+/* ---- decode failures ---------------------------------------------------------------------- */
+
+/* ERROR 1 for what does not decode, except sizes: a declared length or count over a limit,
+ * and a message over max_message_bytes however it is fragmented, are ERROR 7. */
+static void test_decode_failures_are_error_1_except_sizes_error_7(void **state)
+{
+    static const uint8_t arr_over[] = {0x82, 0xa1, 't', 0x01, 0xa1, 'x', 0xdd, 0xff, 0xff, 0xff,
+                                       0xff};
+    static const uint8_t str_over[] = {0x82, 0xa1, 't', 0x01, 0xa1, 'x', 0xdb, 0x00, 0x10, 0x00,
+                                       0x01, 'a'};
+    static const uint8_t arr_short[] = {0x82, 0xa1, 't', 0x01, 0xa1, 'x', 0xdc, 0x00, 0x10};
+    static const uint8_t deep[] = {0x81, 0xa1, 'x', 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91,
+                                   0x91, 0xc0};
+    static const uint8_t not_msgpack[] = {0xc1};
+    static const struct {
+        const char *what;
+        const uint8_t *bytes;
+        size_t len;
+        bool text;
+        proto_error_code code;
+    } cases[] = {
+        {"array count over the item limit", arr_over, sizeof arr_over, false,
+         PROTO_ERR_TOO_LARGE},
+        {"string length over the value limit", str_over, sizeof str_over, false,
+         PROTO_ERR_TOO_LARGE},
+        {"array count beyond the bytes sent", arr_short, sizeof arr_short, false,
+         PROTO_ERR_BAD_MESSAGE},
+        {"nesting over the depth limit", deep, sizeof deep, false, PROTO_ERR_BAD_MESSAGE},
+        {"reserved byte", not_msgpack, sizeof not_msgpack, false, PROTO_ERR_BAD_MESSAGE},
+        {"text frame", (const uint8_t *)"{}", 2, true, PROTO_ERR_BAD_MESSAGE},
+    };
+    uint8_t *big;
+    testclient *tc;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        proto_msg *m = NULL;
+        tc = connect_or_fail();
+        assert_int_equal(testclient_send_raw(tc, cases[i].bytes, cases[i].len, 0, true,
+                                             cases[i].text, T_MS), 0);
+        assert_int_equal(testclient_recv(tc, T_MS, &m), 0);
+        if (m->type != PROTO_MSG_ERROR || m->u.error.code != cases[i].code)
+            fail_msg("%s: got %s code %u, expected ERROR %u", cases[i].what,
+                     proto_msg_type_name(m->type), m->type == PROTO_MSG_ERROR ? m->u.error.code : 0,
+                     cases[i].code);
+        proto_msg_free(m);
+        assert_true(testclient_wait_closed(tc, T_MS));
+        testclient_close(tc);
+    }
+
+    /* One byte over max_message_bytes, in 4 KiB fragments: refused before it is complete. */
+    big = calloc(1, MAX_MESSAGE + 1);
+    assert_non_null(big);
+    tc = connect_or_fail();
+    (void)testclient_send_raw(tc, big, MAX_MESSAGE + 1, 4096, true, false, T_MS);
+    expect_error_and_close(tc, PROTO_ERR_TOO_LARGE, false, "exceeds");
+    testclient_close(tc);
+    free(big);
+}
+
+/* A device ends a session by closing; an ERROR it sends is out of place and answered ERROR 1. */
+static void test_error_from_a_device_is_answered_error_1(void **state)
+{
+    test_device d;
+    testclient *tc;
+    proto_msg err;
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &d), 0);
+    tc = session_for(&d, NULL);
+    memset(&err, 0, sizeof err);
+    err.type = PROTO_MSG_ERROR;
+    err.u.error.code = PROTO_ERR_INTERNAL;
+    err.u.error.message = "device fault";
+    assert_int_equal(testclient_send(tc, &err, T_MS), 0);
+    expect_error_and_close(tc, PROTO_ERR_BAD_MESSAGE, false, "not expected");
+    testclient_close(tc);
+}
+
 /* ---- enrollment --------------------------------------------------------------------------- */
 
 static bool is_uuid_v4(const char *id)
@@ -753,6 +832,8 @@ int main(void)
         cmocka_unit_test(test_welcome_advertises_the_session_limits),
         cmocka_unit_test(test_hello_with_a_newer_schema_is_refused),
         cmocka_unit_test(test_pull_deletions_count_toward_lim), /* first to write rows */
+        cmocka_unit_test(test_decode_failures_are_error_1_except_sizes_error_7),
+        cmocka_unit_test(test_error_from_a_device_is_answered_error_1),
         cmocka_unit_test(test_session_continues_on_the_enrollment_connection),
         cmocka_unit_test(test_enrollment_codes_are_normalised),
         cmocka_unit_test(test_pull_lim_zero_means_the_server_page_cap),
