@@ -31,6 +31,7 @@
 #define MESSAGE_TIMEOUT_S 1u
 #define IDLE_TIMEOUT_S 3u
 #define PAGE_ROWS 5u
+#define HANDSHAKE_TIMEOUT_S 2u
 
 static daemon_fixture fx;
 
@@ -41,8 +42,9 @@ static int setup(void **state)
     (void)state;
     snprintf(limits, sizeof limits,
              "max_message_bytes = %u\nmax_transaction_bytes = %u\nmessage_timeout_s = %u\n"
-             "idle_timeout_s = %u\npull_page_rows = %u\n",
-             MAX_MESSAGE, MAX_TRANSACTION, MESSAGE_TIMEOUT_S, IDLE_TIMEOUT_S, PAGE_ROWS);
+             "idle_timeout_s = %u\npull_page_rows = %u\nhandshake_timeout_s = %u\n",
+             MAX_MESSAGE, MAX_TRANSACTION, MESSAGE_TIMEOUT_S, IDLE_TIMEOUT_S, PAGE_ROWS,
+             HANDSHAKE_TIMEOUT_S);
     if (fixture_create(&fx, limits) != 0)
         return -1;
     return fixture_start(&fx);
@@ -298,6 +300,25 @@ static void test_hello_with_a_newer_schema_is_refused(void **state)
     assert_int_equal(testclient_send(tc, &hello, T_MS), 0);
     expect_error_and_close(tc, PROTO_ERR_SCHEMA_TOO_OLD, false, "newer than the server's");
     testclient_close(tc);
+
+    /* A protocol version other than 1 is ERROR 2, in HELLO as in ENROLL. */
+    hello = hello_for(&d, server_sv);
+    hello.u.hello.version = PROTO_VERSION + 1;
+    tc = connect_or_fail();
+    assert_int_equal(testclient_send(tc, &hello, T_MS), 0);
+    expect_error_and_close(tc, PROTO_ERR_VERSION, false, "not supported");
+    testclient_close(tc);
+    {
+        char code[32];
+        proto_msg enroll;
+        assert_int_equal(fixture_enroll_code(&fx, "w1", code), 0);
+        enroll = enroll_msg(code);
+        enroll.u.enroll.version = PROTO_VERSION + 1;
+        tc = connect_or_fail();
+        assert_int_equal(testclient_send(tc, &enroll, T_MS), 0);
+        expect_error_and_close(tc, PROTO_ERR_VERSION, false, "not supported");
+        testclient_close(tc);
+    }
 }
 
 /* ---- decode failures ---------------------------------------------------------------------- */
@@ -432,6 +453,21 @@ static void test_session_continues_on_the_enrollment_connection(void **state)
     }
     expect_error_and_close(tc, PROTO_ERR_BAD_MESSAGE, false, "HELLO or ENROLL");
     testclient_close(tc);
+
+    /* ENROLL does not restart the HELLO deadline: it counts from the connection's opening. */
+    {
+        uint64_t start = mono_ms();
+        tc = connect_or_fail();
+        assert_int_equal(fixture_enroll_code(&fx, "w1", code), 0);
+        msg = enroll_msg(code);
+        usleep(HANDSHAKE_TIMEOUT_S * 1000u * 1000u / 2u);
+        assert_int_equal(testclient_send(tc, &msg, T_MS), 0);
+        reply = expect_type(tc, PROTO_MSG_ENROLLED);
+        proto_msg_free(reply);
+        expect_error_and_close(tc, PROTO_ERR_TIMEOUT, true, "no successful HELLO");
+        assert_true(mono_ms() - start < HANDSHAKE_TIMEOUT_S * 1000u + 900u);
+        testclient_close(tc);
+    }
 }
 
 static void test_enrollment_codes_are_normalised(void **state)
