@@ -158,7 +158,7 @@ static const char *example_teams[] = {"team-north", "team-south"};
 /* As outpostd issues them: a random (version 4) UUID, and an enrollment code of 20 Crockford
  * base32 characters in groups of five. */
 #define EXAMPLE_DEVICE_ID "4f1c9a2e-7b3d-4e8a-9c21-5d6e0f3a8b47"
-#define EXAMPLE_ENROLL_CODE "7K2QX-M4RTP-9HC3W-ZB8N1-6FJDV"
+#define EXAMPLE_ENROLL_CODE "7K2QX-M4RTP-9HC3W-ZB8N1"
 
 static const example examples[] = {
     {"hello", {.type = PROTO_MSG_HELLO, .u.hello = {
