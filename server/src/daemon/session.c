@@ -425,6 +425,9 @@ static void store_failure(session *s, const job *j, const char *what)
     case STORE_EBUSY:
         send_error(s, PROTO_ERR_BUSY, true, false, "store busy, try again");
         break;
+    case STORE_EAHEAD:
+        send_error(s, PROTO_ERR_CURSOR_AHEAD, true, false, "%s", j->errmsg);
+        break;
     default:
         send_error(s, PROTO_ERR_INTERNAL, true, true, "server error during %s", what);
         break;
