@@ -78,7 +78,10 @@ enum {
     OUTPOST_ETOOBIG = -22,      /* a transaction is too big to send */
     /* Encryption at rest (docs/encryption.md) */
     OUTPOST_EKEY = -23,         /* wrong key or passphrase, or no key for an encrypted replica */
-    OUTPOST_ENOTENCRYPTED = -24 /* the replica is not encrypted and a key was given */
+    OUTPOST_ENOTENCRYPTED = -24, /* the replica is not encrypted and a key was given */
+    /* Sync with a central store (docs/operations.md, "Backup and restore") */
+    OUTPOST_EOTHERSTORE = -25   /* the server is another central store than the one this
+                                   replica synced with: nothing was sent or merged */
 };
 
 /* A static English text for an OUTPOST_* code ("out of memory", ...). Never NULL; unknown codes
@@ -152,7 +155,16 @@ typedef struct outpost_config {
     void *user_data;                /* passed to every callback */
     outpost_secret secret;          /* the replica's key or passphrase */
     int no_encryption;              /* non-zero: plain SQLite, no secret (tests only) */
+    /* Days an acknowledged outbox entry is kept after its ACK (0: the default,
+     * OUTPOST_SENT_RETENTION_DAYS_DEFAULT). If the central store is restored from a backup,
+     * the device re-sends every kept entry the restored store lacks; an entry pruned before
+     * the restore exists only in the rows it wrote. Kept entries cost their changeset plus
+     * about 50 bytes each (docs/operations.md has measured figures). */
+    uint32_t sent_retention_days;
 } outpost_config;
+
+/* Default of outpost_config.sent_retention_days. */
+#define OUTPOST_SENT_RETENTION_DAYS_DEFAULT 30u
 
 /* Opens (creating when absent) the replica at config->path and sets it up: WAL journal,
  * synchronous=FULL (a commit that returned survives power loss), the library's tables (named
