@@ -24,6 +24,7 @@
 #include <sqlite3.h>
 
 #include "daemon_fixture.h"
+#include "testclient.h"
 
 #ifndef OUTPOST_ADMIN_PATH
 #error "OUTPOST_ADMIN_PATH must name the outpost-admin binary"
@@ -423,10 +424,67 @@ static void test_outpostd_killed_mid_pull_device_ends_with_central_rows(void **s
     device_close(&c);
 }
 
+/* On the wire: WELCOME names the store and its life; a PULL from beyond the store's newest
+ * sequence is ERROR 14, retryable, and the session goes on (a pull from 0 works on it). */
+static void test_wire_store_identity_and_cursor_ahead(void **state)
+{
+    (void)state;
+    test_device dev;
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &dev), 0);
+    testclient *tc = NULL;
+    assert_int_equal(testclient_connect(fx.port, fx.ca_path, 10000, &tc, NULL, 0), 0);
+    proto_msg msg, *reply = NULL;
+    memset(&msg, 0, sizeof msg);
+    msg.type = PROTO_MSG_HELLO;
+    msg.u.hello.version = PROTO_VERSION;
+    msg.u.hello.device_id = dev.id;
+    memcpy(msg.u.hello.secret, dev.secret, sizeof dev.secret);
+    assert_int_equal(testclient_send(tc, &msg, 10000), 0);
+    assert_int_equal(testclient_recv(tc, 10000, &reply), 0);
+    assert_int_equal(reply->type, PROTO_MSG_WELCOME);
+    assert_true(reply->u.welcome.has_store);
+    assert_int_equal(strlen(reply->u.welcome.store.id), 36);
+    sqlite3 *db = central_open();
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT store_id, epoch FROM _outpost_store", -1,
+                                        &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal(reply->u.welcome.store.id, (const char *)sqlite3_column_text(st, 0));
+    assert_int_equal(reply->u.welcome.store.epoch, (uint64_t)sqlite3_column_int64(st, 1));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    uint64_t head = reply->u.welcome.server_seq;
+    proto_msg_free(reply);
+
+    memset(&msg, 0, sizeof msg);
+    msg.type = PROTO_MSG_PULL;
+    msg.u.pull.cursor = head + 1000;
+    assert_int_equal(testclient_send(tc, &msg, 10000), 0);
+    assert_int_equal(testclient_recv(tc, 10000, &reply), 0);
+    assert_int_equal(reply->type, PROTO_MSG_ERROR);
+    assert_int_equal(reply->u.error.code, PROTO_ERR_CURSOR_AHEAD);
+    assert_true(reply->u.error.retryable);
+    char expect[300];
+    snprintf(expect, sizeof expect,
+             "cursor %llu is beyond this store's newest sequence %llu: the store went back in "
+             "time (restored from a backup); pull again from 0",
+             (unsigned long long)(head + 1000), (unsigned long long)head);
+    assert_string_equal(reply->u.error.message, expect);
+    proto_msg_free(reply);
+    msg.u.pull.cursor = 0;
+    assert_int_equal(testclient_send(tc, &msg, 10000), 0);
+    assert_int_equal(testclient_recv_type(tc, PROTO_MSG_ROWS, 10000, &reply), 0);
+    assert_int_equal(reply->u.rows.cursor, head);
+    proto_msg_free(reply);
+    testclient_close(tc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_second_outpostd_on_a_store_refuses_to_start),
+        cmocka_unit_test(test_wire_store_identity_and_cursor_ahead),
         cmocka_unit_test(test_restored_store_is_noticed_and_healed),
         cmocka_unit_test(test_outpostd_killed_mid_pull_device_ends_with_central_rows),
     };
