@@ -165,7 +165,8 @@ int heal_on_welcome(outpost_replica *r, const proto_welcome *w, heal_result *out
                  (unsigned long long)w->server_seq, (unsigned long long)cursor);
     if (out_result->why[0])
         rc = rewind_in_tx(r, w->acked_seq, out_result);
-    if (rc == OUTPOST_OK && w->has_store) {
+    bool same = w->has_store && strcmp(known_id, w->store.id) == 0 && known_epoch == w->store.epoch;
+    if (rc == OUTPOST_OK && w->has_store && !same) {
         rc = replica_prepare(r, "UPDATE _outpost_server SET store_id = ?1, epoch = ?2 WHERE id = 1",
                              &stmt);
         if (rc == OUTPOST_OK) {

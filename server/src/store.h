@@ -210,8 +210,10 @@ typedef struct store_restore_info {
  *   - refused (STORE_EBUSY) while an outpostd serves store_path (it holds the store lock);
  *   - refused (STORE_EINVAL) when the backup is not an Outpost store, or is a backup of another
  *     store (a different identity);
- *   - the new epoch is one past the highest of the backup's and the replaced store's, so every
- *     device notices, re-sends what the store lacks and pulls again from 0;
+ *   - the new epoch is one past the highest of the backup's and the replaced store's (with no
+ *     store to replace, at least the current Unix time in seconds, so that restoring one backup
+ *     twice onto a lost store still gives a new epoch), so every device notices, re-sends what
+ *     the store lacks and pulls again from 0;
  *   - the newest server sequence moves up to the replaced store's, so that even a device that
  *     never heard of epochs is not given a sequence number it has already passed;
  *   - the replaced store (if any) is kept beside it as STORE.replaced-epoch-N.

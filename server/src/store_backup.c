@@ -376,6 +376,10 @@ int store_restore(const char *store_path, const char *backup_path, store_restore
 
     store_identity next = bf.identity;
     next.epoch = (bf.identity.epoch > cf.identity.epoch ? bf.identity.epoch : cf.identity.epoch) + 1;
+    /* With no store to replace (a dead disk), earlier restores of this backup may have used
+     * backup + 1 already: the clock in seconds is past any epoch counted up from 1. */
+    if (!have_cur && next.epoch < store_now_ms() / 1000u)
+        next.epoch = store_now_ms() / 1000u;
     int64_t next_seq = bf.server_seq > cf.server_seq ? bf.server_seq : cf.server_seq;
     out = store_begin(bk, true);
     if (out == 0)

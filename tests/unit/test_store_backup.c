@@ -203,6 +203,34 @@ static void test_restore_starts_a_new_epoch_past_every_sequence(void **state)
     store_device_clear(&ben);
 }
 
+static void test_restore_onto_a_lost_store_still_starts_a_new_epoch(void **state)
+{
+    fixture *fx = *state;
+    char bak[400], replaced[400];
+    path_with(fx, ".bak", bak);
+    path_with(fx, ".replaced-epoch-1", replaced);
+    assert_int_equal(store_backup(fx->st, bak), 0);
+    store_close(fx->st);
+    fx->st = NULL;
+    /* first restore: epoch 2, and the replaced store kept beside it */
+    store_restore_info info;
+    char err[1024];
+    assert_int_equal(store_restore(fx->path, bak, &info, err, sizeof err), 0);
+    assert_int_equal(info.identity.epoch, 2);
+    /* the disk holding the store dies (the kept copy goes with it); the same backup again */
+    assert_int_equal(unlink(fx->path), 0);
+    assert_int_equal(unlink(replaced), 0);
+    uint64_t now_s = store_now_ms() / 1000u;
+    assert_int_equal(store_restore(fx->path, bak, &info, err, sizeof err), 0);
+    assert_int_equal(info.replaced_epoch, 0);
+    assert_string_equal(info.replaced_path, "");
+    assert_true(info.identity.epoch >= now_s); /* not 2 again */
+    reopen(fx);
+    store_identity id;
+    assert_int_equal(store_identity_get(fx->st, &id), 0);
+    assert_int_equal(id.epoch, info.identity.epoch);
+}
+
 static void test_restore_refused_while_a_daemon_serves(void **state)
 {
     fixture *fx = *state;
@@ -276,6 +304,7 @@ int main(void)
         T_(test_identity_added_to_a_store_made_before_identities),
         T_(test_backup_is_private_consistent_and_never_overwrites),
         T_(test_restore_starts_a_new_epoch_past_every_sequence),
+        T_(test_restore_onto_a_lost_store_still_starts_a_new_epoch),
         T_(test_restore_refused_while_a_daemon_serves),
         T_(test_restore_refuses_another_stores_backup),
     };
