@@ -296,23 +296,35 @@ static void test_second_outpostd_on_a_store_refuses_to_start(void **state)
     outpost_replica_close(d.r);
 }
 
-static void test_restored_store_is_noticed_and_healed(void **state)
+/* Writes n contacts named "PHASE-TAG" on d. */
+static void write_named(device *d, int n, const char *phase, const char *tag)
 {
-    (void)state;
-    char backup[400];
-    snprintf(backup, sizeof backup, "%s/central-backup.db", fx.dir);
+    char name[64];
+    snprintf(name, sizeof name, "%s-%s", phase, tag);
+    write_contacts(d, n, name);
+}
+
+/* Backup, more records from two devices, restore, more records; then the server and both
+ * devices hold every record. lose_store: the store file is gone before the restore (a dead
+ * disk), so nothing moves the server sequence forward and only the epoch tells the devices. */
+static void restore_scenario(bool lose_store, const char *ta, const char *tb)
+{
+    char backup[400], own[16];
+    snprintf(backup, sizeof backup, "%s/central-backup-%s.db", fx.dir, ta);
     device a, b;
-    device_enroll(&a, "a", "w1");
-    device_enroll(&b, "b", "w12");
+    device_enroll(&a, ta, "w1");
+    device_enroll(&b, tb, "w12");
     device_start(&a, 0);
     device_start(&b, 0);
+    int64_t base = central_int("SELECT count(*) FROM contacts");
 
     /* Before the backup: two records from each device, everywhere. */
-    write_contacts(&a, 2, "before-a");
-    write_contacts(&b, 2, "before-b");
-    assert_true(wait_central(4));
-    assert_true(wait_settled(&a, 4));
-    assert_true(wait_settled(&b, 4));
+    write_named(&a, 2, "before", ta);
+    write_named(&b, 2, "before", tb);
+    assert_true(wait_central(base + 4));
+    assert_true(wait_settled(&a, base + 4));
+    assert_true(wait_settled(&b, base + 4));
+    uint64_t epoch_before = (uint64_t)central_int("SELECT epoch FROM _outpost_store");
 
     /* The operator takes a backup while outpostd serves. */
     assert_int_equal(admin("backup", backup), 0);
@@ -321,61 +333,100 @@ static void test_restored_store_is_noticed_and_healed(void **state)
     assert_int_equal(sb.st_mode & 0777, 0600);
 
     /* After the backup: three more from each, in one entry and in several. */
-    write_contacts(&a, 3, "after-a");
+    write_named(&a, 3, "after", ta);
     for (int i = 0; i < 3; i++)
-        write_contacts(&b, 1, "after-b");
-    assert_true(wait_central(10));
-    assert_true(wait_settled(&a, 10));
-    assert_true(wait_settled(&b, 10));
+        write_named(&b, 1, "after", tb);
+    assert_true(wait_central(base + 10));
+    assert_true(wait_settled(&a, base + 10));
+    assert_true(wait_settled(&b, base + 10));
 
     /* Restore is refused while outpostd serves the store. */
     assert_int_equal(admin("restore", backup), 3);
     if (!strstr(admin_out, "only one may; stop outpostd before restoring"))
         fail_msg("restore while served said: %s", admin_out);
-    assert_int_equal(central_int("SELECT count(*) FROM contacts"), 10);
+    assert_int_equal(central_int("SELECT count(*) FROM contacts"), base + 10);
 
-    /* The disk dies; the office restores last night's backup. */
+    /* The office restores the backup. */
     device_stop(&a);
     device_stop(&b);
     assert_int_equal(fixture_stop(&fx), 0);
+    if (lose_store) {
+        static const char *const sfx[] = {"", "-wal", "-shm"};
+        for (int i = 0; i < 3; i++) {
+            char p[400];
+            snprintf(p, sizeof p, "%s%s", fx.store_path, sfx[i]);
+            unlink(p);
+        }
+    }
     assert_int_equal(admin("restore", backup), 0);
-    if (!strstr(admin_out, ": epoch 2 (backup taken in epoch 1)"))
+    char said[64];
+    snprintf(said, sizeof said, "(backup taken in epoch %llu)", (unsigned long long)epoch_before);
+    if (!strstr(admin_out, said))
         fail_msg("restore said: %s", admin_out);
-    assert_int_equal(central_int("SELECT count(*) FROM contacts"), 4);
+    uint64_t epoch_after = (uint64_t)central_int("SELECT epoch FROM _outpost_store");
+    assert_true(epoch_after > epoch_before);
+    if (!lose_store)
+        assert_int_equal(epoch_after, epoch_before + 1);
+    assert_int_equal(central_int("SELECT count(*) FROM contacts"), base + 4);
     assert_int_equal(fixture_start(&fx), 0);
 
     /* Workers keep writing, offline and online. */
-    write_contacts(&a, 1, "restored-a");
-    write_contacts(&b, 1, "restored-b");
+    write_named(&a, 1, "restored", ta);
+    write_named(&b, 1, "restored", tb);
+    /* a comes back first: its new record gets a server sequence that b had already passed
+     * before the restore (when the store was lost, nothing moved the sequence forward) */
     device_start(&a, 0);
-    device_start(&b, 0);
-    /* A device that says it synced has every record it holds on the server. */
+    /* A device that says it synced has every record it wrote on the server (records of b that
+     * a pulled before the restore come back when b re-sends them). */
     assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
     assert_int_equal(pending(&a), 0);
     char *central = central_rows();
     char *mine = dump_rows(outpost_replica_db(a.r));
-    for (char *line = strtok(mine, "\n"); line; line = strtok(NULL, "\n"))
+    snprintf(own, sizeof own, "-%s|", ta);
+    int n_own = 0;
+    for (char *line = strtok(mine, "\n"); line; line = strtok(NULL, "\n")) {
+        if (!strstr(line, own))
+            continue;
+        n_own++;
         if (!strstr(central, line))
-            fail_msg("device a reported synced, but the server lacks: %s", line);
+            fail_msg("device %s reported synced, but the server lacks: %s", ta, line);
+    }
+    assert_int_equal(n_own, 2 + 3 + 1);
     sqlite3_free(mine);
     sqlite3_free(central);
+    device_start(&b, 0);
 
-    write_contacts(&b, 1, "restored-b-online");
-    assert_true(wait_central(13));
-    assert_true(wait_settled(&a, 13));
-    assert_true(wait_settled(&b, 13));
+    write_named(&b, 1, "online", tb);
+    assert_true(wait_central(base + 13));
+    assert_true(wait_settled(&a, base + 13));
+    assert_true(wait_settled(&b, base + 13));
     central = central_rows();
     assert_same_rows(&a, central);
     assert_same_rows(&b, central);
     /* every record written anywhere, once */
-    assert_int_equal(central_int("SELECT count(DISTINCT id) FROM contacts"), 13);
-    assert_int_equal(central_int("SELECT count(*) FROM contacts WHERE name LIKE 'after-%'"), 6);
+    assert_int_equal(central_int("SELECT count(DISTINCT id) FROM contacts"), base + 13);
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM contacts WHERE name IN ('after-%s', 'after-%s')", ta, tb);
+    assert_int_equal(central_int(sql), 6);
     sqlite3_free(central);
     /* both devices now know the store's new life */
-    assert_int_equal(device_int(&a, "SELECT epoch FROM _outpost_server"), 2);
-    assert_int_equal(device_int(&b, "SELECT epoch FROM _outpost_server"), 2);
+    assert_int_equal((uint64_t)device_int(&a, "SELECT epoch FROM _outpost_server"), epoch_after);
+    assert_int_equal((uint64_t)device_int(&b, "SELECT epoch FROM _outpost_server"), epoch_after);
     device_close(&a);
     device_close(&b);
+}
+
+static void test_restored_store_is_noticed_and_healed(void **state)
+{
+    (void)state;
+    restore_scenario(false, "a1", "b1");
+}
+
+static void test_store_lost_and_restored_is_noticed_and_healed(void **state)
+{
+    (void)state;
+    restore_scenario(true, "a2", "b2");
 }
 
 static void test_outpostd_killed_mid_pull_device_ends_with_central_rows(void **state)
@@ -486,6 +537,7 @@ int main(void)
         cmocka_unit_test(test_second_outpostd_on_a_store_refuses_to_start),
         cmocka_unit_test(test_wire_store_identity_and_cursor_ahead),
         cmocka_unit_test(test_restored_store_is_noticed_and_healed),
+        cmocka_unit_test(test_store_lost_and_restored_is_noticed_and_healed),
         cmocka_unit_test(test_outpostd_killed_mid_pull_device_ends_with_central_rows),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
