@@ -413,7 +413,8 @@ static void on_pull(session *s, proto_msg *msg)
 /* A store failure after authentication: transient ones keep the session. */
 static void store_failure(session *s, const job *j, const char *what)
 {
-    log_msg(j->rc == STORE_EREVOKED ? LOG_WARN : LOG_ERROR, "conn=%" PRIu64 " %s failed: %s", s->id, what,
+    log_msg(j->rc == STORE_EREVOKED || j->rc == STORE_EAHEAD ? LOG_WARN : LOG_ERROR,
+            "conn=%" PRIu64 " %s failed: %s", s->id, what,
             j->errmsg[0] ? j->errmsg : "store error");
     switch (j->rc) {
     case STORE_EREVOKED: /* revoked while connected; its next HELLO learns about a wipe */
