@@ -14,6 +14,10 @@ if(TARGET outpostd AND TARGET outpost_store AND TARGET outpost_proto)
 
     outpost_add_test(test_daemon SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_daemon.c
                      LIBS outpost_testclient LABELS integration TIMEOUT 300)
+    # The session rules docs/protocol.md states, one by one.
+    outpost_add_test(test_protocol_rules
+                     SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_protocol_rules.c
+                     LIBS outpost_testclient LABELS integration TIMEOUT 120)
     # SIGKILL at random points while a device pushes (100 kills by default).
     outpost_add_test(test_daemon_crash
                      SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_daemon_crash.c

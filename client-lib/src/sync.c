@@ -541,16 +541,15 @@ static void on_welcome(outpost_sync *s, const proto_welcome *w)
 static void on_error(outpost_sync *s, const proto_error *e)
 {
     int code;
-    /* The store is behind this device's cursor (restored from a backup): re-send what it may
-     * lack and pull again from 0, on the same connection. */
-    if (e->code == PROTO_ERR_CURSOR_AHEAD && s->phase == PHASE_PULL) {
+    /* The store is behind this device's cursor (restored from a backup): what it may lack goes
+     * back in the outbox and the cursor to 0, so the next session re-sends and pulls in full. */
+    if (e->code == PROTO_ERR_CURSOR_AHEAD) {
         heal_result heal;
         int rc = heal_rewind(s->r, s->welcome_acked, &heal);
-        if (rc != OUTPOST_OK)
+        if (rc != OUTPOST_OK) {
             fail_transient(s, rc, outpost_errmsg(s->r));
-        else
-            begin_cycle(s);
-        return;
+            return;
+        }
     }
     switch (e->code) {
     case PROTO_ERR_AUTH: code = OUTPOST_EAUTH; break;

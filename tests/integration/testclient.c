@@ -24,6 +24,7 @@ struct testclient {
     struct lws_context *context;
     struct lws *wsi;
     bool established, closed, failed;
+    unsigned pongs;
     char failure[256];
     tc_frame *tx_head, *tx_tail;
     uint8_t *rx;
@@ -100,6 +101,9 @@ static int on_event(struct lws *wsi, enum lws_callback_reasons reason, void *use
             lws_callback_on_writable(wsi);
         break;
     }
+    case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
+        tc->pongs++;
+        break;
     case LWS_CALLBACK_CLIENT_CLOSED:
         tc->closed = true;
         tc->wsi = NULL;
@@ -238,6 +242,20 @@ int testclient_send(testclient *tc, const proto_msg *msg, int timeout_ms)
     rc = testclient_send_raw(tc, buf.data, buf.len, 0, true, false, timeout_ms);
     proto_buf_free(&buf);
     return rc;
+}
+
+int testclient_ping(testclient *tc, int timeout_ms)
+{
+    static const uint8_t payload[] = {'o', 'p'};
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    unsigned before = tc->pongs;
+
+    if (tc->closed || !tc->wsi || queue_frame(tc, payload, sizeof payload, LWS_WRITE_PING) != 0)
+        return -1;
+    lws_callback_on_writable(tc->wsi);
+    while (tc->pongs == before && !tc->closed && now_ms() < deadline)
+        service_for(tc, 10);
+    return tc->pongs > before ? 0 : -1;
 }
 
 int testclient_recv(testclient *tc, int timeout_ms, proto_msg **out_msg)

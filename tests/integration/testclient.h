@@ -30,6 +30,10 @@ int testclient_send(testclient *tc, const proto_msg *msg, int timeout_ms);
 int testclient_send_raw(testclient *tc, const uint8_t *data, size_t n_bytes,
                         size_t fragment_bytes, bool finish, bool text, int timeout_ms);
 
+/* Sends a WebSocket ping and waits up to timeout_ms for its pong. Returns 0 once the pong
+ * arrived, -1 on timeout or close. Messages that arrive meanwhile stay queued for recv. */
+int testclient_ping(testclient *tc, int timeout_ms);
+
 /* Waits up to timeout_ms for the next whole message and decodes it (caller frees with
  * proto_msg_free). Returns 0, or -1 on timeout, close or undecodable bytes. */
 int testclient_recv(testclient *tc, int timeout_ms, proto_msg **out_msg);

@@ -155,17 +155,22 @@ typedef struct example {
 
 static const char *example_teams[] = {"team-north", "team-south"};
 
+/* As outpostd issues them: a random (version 4) UUID, and an enrollment code of 20 Crockford
+ * base32 characters in groups of five. */
+#define EXAMPLE_DEVICE_ID "4f1c9a2e-7b3d-4e8a-9c21-5d6e0f3a8b47"
+#define EXAMPLE_ENROLL_CODE "7K2QX-M4RTP-9HC3W-ZB8N1-6FJDV"
+
 static const example examples[] = {
     {"hello", {.type = PROTO_MSG_HELLO, .u.hello = {
-        .version = PROTO_VERSION, .device_id = "dev-01J9Z3K2", .secret = SECRET_BYTES,
+        .version = PROTO_VERSION, .device_id = EXAMPLE_DEVICE_ID, .secret = SECRET_BYTES,
         .schema_version = 3, .cursor = 1042, .outbox_count = 2}}},
     {"welcome", {.type = PROTO_MSG_WELCOME, .u.welcome = {
         .version = PROTO_VERSION, .schema_version = 3, .acked_seq = 17, .server_seq = 1050,
         .server_time_ms = 1764340000000u}}},
     {"enroll", {.type = PROTO_MSG_ENROLL, .u.enroll = {
-        .version = PROTO_VERSION, .code = "K7QX-42PM", .device_name = "field-phone-07"}}},
+        .version = PROTO_VERSION, .code = EXAMPLE_ENROLL_CODE, .device_name = "field-phone-07"}}},
     {"enrolled", {.type = PROTO_MSG_ENROLLED, .u.enrolled = {
-        .device_id = "dev-01J9Z3K2", .secret = SECRET_BYTES,
+        .device_id = EXAMPLE_DEVICE_ID, .secret = SECRET_BYTES,
         .ca_pem = "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIU\n"
                   "-----END CERTIFICATE-----\n",
         .schema = {.version = 3, .n_tables = COUNT(schema_tables), .tables = schema_tables},
@@ -207,7 +212,7 @@ static const example examples[] = {
                    .message_timeout_ms = 30000, .idle_timeout_ms = 300000,
                    .max_page_rows = 1000}}}},
     {"enroll-unnamed", {.type = PROTO_MSG_ENROLL, .u.enroll = {
-        .version = PROTO_VERSION, .code = "K7QX-42PM", .device_name = NULL}}},
+        .version = PROTO_VERSION, .code = EXAMPLE_ENROLL_CODE, .device_name = NULL}}},
     {"push-edge", {.type = PROTO_MSG_PUSH, .u.push = {
         .seq = UINT64_MAX, .hlc = UINT64_MAX, .schema_version = UINT32_MAX, .chunk = 2,
         .more = true, .n_tables = COUNT(edge_tables), .tables = edge_tables}}},

@@ -121,11 +121,48 @@ static void test_config_errors_name_the_problem(void **state)
     }
 }
 
+/* The lockout settings' valid ranges as docs/operations.md gives them: both ends accepted, one
+ * past either end refused naming the key. */
+static void test_config_lockout_ranges(void **state)
+{
+    static const struct {
+        const char *key;
+        unsigned long long lo, hi;
+    } keys[] = {
+        {"lockout_failures", 1, 1000},
+        {"lockout_window_s", 1, 86400},
+        {"lockout_duration_s", 1, 604800},
+    };
+    static const char base[] = "[server]\ncert = server.pem\nkey = server.key\nca = ca.pem\n"
+                               "[store]\npath = s\n[limits]\n";
+    daemon_config cfg;
+    char text[512], err[512];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        const unsigned long long values[4] = {keys[i].lo, keys[i].hi, keys[i].lo - 1,
+                                              keys[i].hi + 1};
+        for (int v = 0; v < 4; v++) {
+            snprintf(text, sizeof text, "%s%s = %llu\n", base, keys[i].key, values[v]);
+            err[0] = '\0';
+            if (v < 2) {
+                if (load(text, &cfg, err, sizeof err) != 0)
+                    fail_msg("%s = %llu refused: %s", keys[i].key, values[v], err);
+            } else {
+                assert_int_equal(load(text, &cfg, err, sizeof err), -1);
+                if (!strstr(err, keys[i].key))
+                    fail_msg("%s = %llu: '%s' does not name the key", keys[i].key, values[v], err);
+            }
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config_full_file_sets_every_field),
         cmocka_unit_test(test_config_errors_name_the_problem),
+        cmocka_unit_test(test_config_lockout_ranges),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

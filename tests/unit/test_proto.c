@@ -461,7 +461,7 @@ static void test_roundtrip_schema_and_optional_fields(void **state)
 
     msg = roundtrip("enroll-unnamed");
     assert_null(msg->u.enroll.device_name);
-    assert_string_equal(msg->u.enroll.code, "K7QX-42PM");
+    assert_string_equal(msg->u.enroll.code, "7K2QX-M4RTP-9HC3W-ZB8N1-6FJDV");
     proto_msg_free(msg);
 
     msg = roundtrip("ack");
@@ -477,7 +477,7 @@ static void test_roundtrip_hello_secret_and_rows(void **state)
     (void)state;
     proto_msg *msg = roundtrip("hello");
     assert_memory_equal(msg->u.hello.secret, example_named("hello")->u.hello.secret, 32);
-    assert_string_equal(msg->u.hello.device_id, "dev-01J9Z3K2");
+    assert_string_equal(msg->u.hello.device_id, "4f1c9a2e-7b3d-4e8a-9c21-5d6e0f3a8b47");
     assert_int_equal(msg->u.hello.cursor, 1042);
     proto_msg_free(msg);
 

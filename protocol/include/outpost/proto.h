@@ -186,7 +186,8 @@ typedef enum proto_error_code {
     PROTO_ERR_AUTH = 3,              /* unknown device or wrong secret */
     PROTO_ERR_REVOKED = 4,           /* device revoked (a WIPE may follow) */
     PROTO_ERR_LOCKED_OUT = 5,        /* too many failed attempts from this address */
-    PROTO_ERR_SCHEMA_TOO_OLD = 6,    /* device schema cannot be upgraded automatically */
+    PROTO_ERR_SCHEMA_TOO_OLD = 6,    /* device schema cannot be brought to the server's (outpostd:
+                                        HELLO sv newer than its own) */
     PROTO_ERR_TOO_LARGE = 7,         /* message or transaction over the server's limit */
     PROTO_ERR_BUSY = 8,              /* server overloaded; retry later */
     PROTO_ERR_INTERNAL = 9,          /* server fault; retry later */

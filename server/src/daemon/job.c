@@ -1,5 +1,6 @@
 #include "job.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -221,7 +222,7 @@ done:
     proto_msg_free(schema);
 }
 
-static void run_auth(job *j, store *st)
+static void run_auth(job *j, store *st, const job_env *env)
 {
     const proto_hello *hello = &j->request->u.hello;
     proto_msg reply;
@@ -245,6 +246,16 @@ static void run_auth(job *j, store *st)
     j->rc = load_schema(j, st, &schema, &version);
     if (j->rc != STORE_OK)
         return;
+    /* Schema versions only grow: a device ahead of the server holds columns the server cannot
+     * take (the store was restored from before an upgrade, or this is another server). */
+    if (hello->schema_version > version) {
+        j->rc = STORE_ESCHEMA;
+        snprintf(j->errmsg, sizeof j->errmsg,
+                 "device schema version %" PRIu32 " is newer than the server's %" PRIu32,
+                 hello->schema_version, version);
+        proto_msg_free(schema);
+        return;
+    }
     store_identity identity;
     j->rc = store_server_seq(st, &server_seq);
     if (j->rc == STORE_OK)
@@ -271,6 +282,8 @@ static void run_auth(job *j, store *st)
         reply.u.welcome.has_schema = true;
         reply.u.welcome.schema = schema->u.schema;
     }
+    reply.u.welcome.has_limits = true;
+    reply.u.welcome.limits = env->session_limits;
     j->rc = encode_reply(j, &reply);
     proto_msg_free(schema);
 }
@@ -303,7 +316,7 @@ void job_run(job *j, store *st, const job_env *env)
 {
     switch (j->kind) {
     case JOB_ENROLL: run_enroll(j, st, env); break;
-    case JOB_AUTH: run_auth(j, st); break;
+    case JOB_AUTH: run_auth(j, st, env); break;
     case JOB_PUSH: run_push(j, st); break;
     case JOB_PULL: run_pull(j, st, env); break;
     case JOB_DASH: dash_run(j->dash, st); break;

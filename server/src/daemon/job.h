@@ -25,6 +25,7 @@ typedef struct job_env {
     const char *ca_pem;       /* sent in ENROLLED */
     size_t max_reply_bytes;   /* cap on an encoded ROWS page */
     uint32_t pull_page_rows;  /* cap on rows per ROWS page */
+    proto_session_limits session_limits; /* advertised in WELCOME (`lims`) */
 } job_env;
 
 typedef struct job {

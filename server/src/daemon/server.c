@@ -34,6 +34,20 @@ static void on_stop_signal(int sig)
     stop_requested = 1;
 }
 
+/* The limits a sync session runs under, as WELCOME advertises them (`lims`). */
+static proto_session_limits session_limits_of(const daemon_limits *limits)
+{
+    proto_session_limits out;
+
+    memset(&out, 0, sizeof out);
+    out.max_message_bytes = limits->max_message_bytes;
+    out.max_transaction_bytes = limits->max_transaction_bytes;
+    out.message_timeout_ms = limits->message_timeout_s * 1000u;
+    out.idle_timeout_ms = limits->idle_timeout_s * 1000u;
+    out.max_page_rows = limits->pull_page_rows;
+    return out;
+}
+
 uint64_t server_now_ms(void)
 {
     struct timespec ts;
@@ -227,6 +241,7 @@ int server_run(const daemon_config *config)
     env.ca_pem = srv.ca_pem;
     env.max_reply_bytes = config->limits.max_message_bytes;
     env.pull_page_rows = config->limits.pull_page_rows;
+    env.session_limits = session_limits_of(&config->limits);
     if (worker_start(config->store_path, config->limits.queue_depth, &env, wake_service, &srv,
                      &srv.worker, err, sizeof err) != 0) {
         log_msg(LOG_ERROR, "store %s: %s", config->store_path, err);

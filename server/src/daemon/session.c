@@ -92,7 +92,7 @@ static void update_timer(session *s)
         lws_sul_cancel(&s->timer);
         return;
     }
-    if (s->rx_in_message)
+    if (s->rx_in_message || s->n_chunks > 0) /* a message, or the chunks of one PUSH */
         deadline = now + (uint64_t)lim->message_timeout_s * 1000000u;
     else if (s->authenticated && lim->idle_timeout_s > 0)
         deadline = now + (uint64_t)lim->idle_timeout_s * 1000000u;
@@ -266,6 +266,10 @@ static void on_timer(lws_sorted_usec_list_t *sul)
     else if (s->rx_in_message)
         send_error(s, PROTO_ERR_TIMEOUT, true, true, "message not completed within %" PRIu32 " s",
                    lim->message_timeout_s);
+    else if (s->n_chunks > 0)
+        send_error(s, PROTO_ERR_TIMEOUT, true, true,
+                   "PUSH seq %" PRIu64 " chunk %" PRIu32 " not followed within %" PRIu32 " s",
+                   s->chunks[0]->u.push.seq, s->n_chunks, lim->message_timeout_s);
     else
         send_error(s, PROTO_ERR_TIMEOUT, true, true, "idle for %" PRIu32 " s",
                    lim->idle_timeout_s);
@@ -410,7 +414,9 @@ static void on_pull(session *s, proto_msg *msg)
     submit(s, j);
 }
 
-/* A store failure after authentication: transient ones keep the session. */
+/* A store failure after authentication. Like every ERROR it ends the session (one rule for
+ * clients: after ERROR, reconnect later if `retry` says so); the refused message changed
+ * nothing. */
 static void store_failure(session *s, const job *j, const char *what)
 {
     log_msg(j->rc == STORE_EREVOKED || j->rc == STORE_EAHEAD ? LOG_WARN : LOG_ERROR,
@@ -421,13 +427,13 @@ static void store_failure(session *s, const job *j, const char *what)
         send_error(s, PROTO_ERR_REVOKED, false, true, "this device was revoked");
         break;
     case STORE_EFULL:
-        send_error(s, PROTO_ERR_STORE_FULL, true, false, "server storage full, try again later");
+        send_error(s, PROTO_ERR_STORE_FULL, true, true, "server storage full, try again later");
         break;
     case STORE_EBUSY:
-        send_error(s, PROTO_ERR_BUSY, true, false, "store busy, try again");
+        send_error(s, PROTO_ERR_BUSY, true, true, "store busy, try again later");
         break;
     case STORE_EAHEAD:
-        send_error(s, PROTO_ERR_CURSOR_AHEAD, true, false, "%s", j->errmsg);
+        send_error(s, PROTO_ERR_CURSOR_AHEAD, true, true, "%s", j->errmsg);
         break;
     default:
         send_error(s, PROTO_ERR_INTERNAL, true, true, "server error during %s", what);
@@ -497,6 +503,9 @@ static void auth_done(session *s, job *j)
         } else {
             send_error(s, PROTO_ERR_REVOKED, false, true, "this device was revoked");
         }
+        return;
+    case STORE_ESCHEMA:
+        send_error(s, PROTO_ERR_SCHEMA_TOO_OLD, false, true, "%s", j->errmsg);
         return;
     default:
         store_failure(s, j, "authentication");

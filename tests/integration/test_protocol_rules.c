@@ -1,0 +1,887 @@
+/*
+ * The session rules of docs/protocol.md, each checked against a real outpostd over real TLS:
+ * what WELCOME advertises, what HELLO may carry, what the enrollment connection allows, how
+ * enrollment codes are read, how PULL pages are cut, what PUSH `sv` and `ncol` mean, how REJECT
+ * names a key it could not read, who hears NOTIFY, how a wipe reaches a device revoked in a
+ * session, and which silences end a session. docs/protocol.md names the test that pins each
+ * statement.
+ */
+#include <ctype.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "daemon_fixture.h"
+#include "testclient.h"
+
+#define T_MS 10000
+
+/* Limits chosen so that each is told apart in WELCOME, and short enough to be waited out. */
+#define MAX_MESSAGE 65536u
+#define MAX_TRANSACTION 200000u
+#define MESSAGE_TIMEOUT_S 1u
+#define IDLE_TIMEOUT_S 3u
+#define PAGE_ROWS 5u
+#define HANDSHAKE_TIMEOUT_S 2u
+
+static daemon_fixture fx;
+
+static int setup(void **state)
+{
+    char limits[256];
+
+    (void)state;
+    snprintf(limits, sizeof limits,
+             "max_message_bytes = %u\nmax_transaction_bytes = %u\nmessage_timeout_s = %u\n"
+             "idle_timeout_s = %u\npull_page_rows = %u\nhandshake_timeout_s = %u\n",
+             MAX_MESSAGE, MAX_TRANSACTION, MESSAGE_TIMEOUT_S, IDLE_TIMEOUT_S, PAGE_ROWS,
+             HANDSHAKE_TIMEOUT_S);
+    if (fixture_create(&fx, limits) != 0)
+        return -1;
+    return fixture_start(&fx);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    fixture_destroy(&fx);
+    return 0;
+}
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+
+static testclient *connect_or_fail(void)
+{
+    testclient *tc = NULL;
+    char err[256];
+
+    if (testclient_connect(fx.port, fx.ca_path, T_MS, &tc, err, sizeof err) != 0)
+        fail_msg("connect: %s", err);
+    return tc;
+}
+
+static proto_msg hello_for(const test_device *dev, uint32_t schema_version)
+{
+    proto_msg m;
+
+    memset(&m, 0, sizeof m);
+    m.type = PROTO_MSG_HELLO;
+    m.u.hello.version = PROTO_VERSION;
+    m.u.hello.device_id = dev->id;
+    memcpy(m.u.hello.secret, dev->secret, sizeof dev->secret);
+    m.u.hello.schema_version = schema_version;
+    return m;
+}
+
+static proto_msg enroll_msg(const char *code)
+{
+    proto_msg m;
+
+    memset(&m, 0, sizeof m);
+    m.type = PROTO_MSG_ENROLL;
+    m.u.enroll.version = PROTO_VERSION;
+    m.u.enroll.code = code;
+    return m;
+}
+
+/* Receives the next message (NOTIFY skipped unless asked for) and checks its type. */
+static proto_msg *expect_type(testclient *tc, proto_msg_type type)
+{
+    proto_msg *m = NULL;
+
+    assert_int_equal(testclient_recv_type(tc, type, T_MS, &m), 0);
+    if (m->type != type)
+        fail_msg("expected %s, got %s (code %u: %s)", proto_msg_type_name(type),
+                 proto_msg_type_name(m->type),
+                 m->type == PROTO_MSG_ERROR ? m->u.error.code : 0,
+                 m->type == PROTO_MSG_ERROR ? m->u.error.message : "");
+    return m;
+}
+
+/* The next message is ERROR code, its text contains text, and the server then closes without
+ * sending anything more. */
+static void expect_error_and_close(testclient *tc, proto_error_code code, bool retry,
+                                   const char *text)
+{
+    proto_msg *m = expect_type(tc, PROTO_MSG_ERROR);
+
+    assert_int_equal(m->u.error.code, code);
+    assert_int_equal(m->u.error.retryable, retry);
+    if (text && !strstr(m->u.error.message, text))
+        fail_msg("ERROR text '%s' lacks '%s'", m->u.error.message, text);
+    proto_msg_free(m);
+    assert_true(testclient_wait_closed(tc, T_MS));
+    /* Nothing came between the ERROR and the close (such as a later idle timeout's ERROR). */
+    m = NULL;
+    if (testclient_recv(tc, 0, &m) == 0)
+        fail_msg("after ERROR %u the server still sent %s", code, proto_msg_type_name(m->type));
+}
+
+/* Connects, says HELLO at the server's schema version and returns the client with WELCOME. */
+static testclient *session_for(const test_device *dev, proto_msg **out_welcome)
+{
+    testclient *tc = connect_or_fail();
+    proto_msg hello = hello_for(dev, 0);
+    proto_msg *w;
+
+    assert_int_equal(testclient_send(tc, &hello, T_MS), 0);
+    w = expect_type(tc, PROTO_MSG_WELCOME);
+    if (out_welcome)
+        *out_welcome = w;
+    else
+        proto_msg_free(w);
+    return tc;
+}
+
+static void send_push(testclient *tc, proto_msg *push)
+{
+    assert_non_null(push);
+    assert_int_equal(testclient_send(tc, push, T_MS), 0);
+    fixture_push_free(push);
+}
+
+static void push_rows(testclient *tc, uint64_t seq, uint32_t n, const char *prefix,
+                      const char *team)
+{
+    char (*ids)[32] = calloc(n, sizeof *ids);
+    const char **ptrs = calloc(n, sizeof *ptrs);
+    proto_msg *ack;
+
+    assert_non_null(ids);
+    assert_non_null(ptrs);
+    for (uint32_t i = 0; i < n; i++) {
+        snprintf(ids[i], sizeof ids[i], "%s-%02u", prefix, i);
+        ptrs[i] = ids[i];
+    }
+    send_push(tc, fixture_insert_push(seq, n, ptrs, team, "rules"));
+    ack = expect_type(tc, PROTO_MSG_ACK);
+    assert_int_equal(ack->u.ack.seq, seq);
+    proto_msg_free(ack);
+    free(ptrs);
+    free(ids);
+}
+
+static proto_msg *pull(testclient *tc, uint64_t cursor, uint32_t limit)
+{
+    proto_msg req;
+
+    memset(&req, 0, sizeof req);
+    req.type = PROTO_MSG_PULL;
+    req.u.pull.cursor = cursor;
+    req.u.pull.limit = limit;
+    assert_int_equal(testclient_send(tc, &req, T_MS), 0);
+    return expect_type(tc, PROTO_MSG_ROWS);
+}
+
+typedef struct page_count {
+    uint32_t rows, deleted, removed;
+} page_count;
+
+static page_count count_page(const proto_msg *rows)
+{
+    page_count c = {0, 0, 0};
+
+    for (uint32_t t = 0; t < rows->u.rows.n_tables; t++) {
+        c.rows += rows->u.rows.tables[t].n_rows;
+        c.deleted += rows->u.rows.tables[t].n_deleted;
+        c.removed += rows->u.rows.tables[t].n_removed;
+    }
+    return c;
+}
+
+/* Pulls from cursor until more is false; returns the final cursor. */
+static uint64_t pull_to_end(testclient *tc, uint64_t cursor)
+{
+    for (;;) {
+        proto_msg *rows = pull(tc, cursor, 0);
+        bool more = rows->u.rows.more;
+        cursor = rows->u.rows.cursor;
+        proto_msg_free(rows);
+        if (!more)
+            return cursor;
+    }
+}
+
+/* The row of FIXTURE_TABLE with this id in a pull from 0, copied into out (false if absent). */
+static bool find_row(testclient *tc, const char *id, proto_value out[FIXTURE_N_COLUMNS])
+{
+    uint64_t cursor = 0;
+    bool found = false, more = true;
+
+    while (more) {
+        proto_msg *rows = pull(tc, cursor, 0);
+        for (uint32_t t = 0; t < rows->u.rows.n_tables; t++) {
+            const proto_table_rows *tr = &rows->u.rows.tables[t];
+            for (uint32_t r = 0; r < tr->n_rows; r++) {
+                const proto_value *v = tr->rows + (size_t)r * tr->n_columns;
+                if (v[0].type == PROTO_TEXT && v[0].u.b.n == strlen(id) &&
+                    memcmp(v[0].u.b.p, id, v[0].u.b.n) == 0) {
+                    found = true;
+                    /* Only types and lengths are compared after the message is freed. */
+                    for (uint32_t k = 0; k < FIXTURE_N_COLUMNS && k < tr->n_columns; k++) {
+                        out[k] = v[k];
+                        out[k].u.b.p = NULL;
+                    }
+                }
+            }
+        }
+        more = rows->u.rows.more;
+        cursor = rows->u.rows.cursor;
+        proto_msg_free(rows);
+    }
+    return found;
+}
+
+/* ---- WELCOME and HELLO -------------------------------------------------------------------- */
+
+static void test_welcome_advertises_the_session_limits(void **state)
+{
+    test_device d;
+    proto_msg *w = NULL;
+    testclient *tc;
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &d), 0);
+    tc = session_for(&d, &w);
+    assert_true(w->u.welcome.has_limits);
+    assert_int_equal(w->u.welcome.limits.max_message_bytes, MAX_MESSAGE);
+    assert_int_equal(w->u.welcome.limits.max_transaction_bytes, MAX_TRANSACTION);
+    assert_int_equal(w->u.welcome.limits.message_timeout_ms, MESSAGE_TIMEOUT_S * 1000u);
+    assert_int_equal(w->u.welcome.limits.idle_timeout_ms, IDLE_TIMEOUT_S * 1000u);
+    assert_int_equal(w->u.welcome.limits.max_page_rows, PAGE_ROWS);
+    proto_msg_free(w);
+    testclient_close(tc);
+}
+
+static void test_hello_with_a_newer_schema_is_refused(void **state)
+{
+    test_device d;
+    proto_msg *w = NULL, hello;
+    testclient *tc;
+    uint32_t server_sv;
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &d), 0);
+    tc = session_for(&d, &w);
+    server_sv = w->u.welcome.schema_version;
+    proto_msg_free(w);
+    testclient_close(tc);
+
+    /* The server's own version is welcomed without a schema... */
+    hello = hello_for(&d, server_sv);
+    tc = connect_or_fail();
+    assert_int_equal(testclient_send(tc, &hello, T_MS), 0);
+    w = expect_type(tc, PROTO_MSG_WELCOME);
+    assert_false(w->u.welcome.has_schema);
+    proto_msg_free(w);
+    testclient_close(tc);
+
+    /* ... one above it is ERROR 6, not retryable, and the session ends. */
+    hello = hello_for(&d, server_sv + 1);
+    tc = connect_or_fail();
+    assert_int_equal(testclient_send(tc, &hello, T_MS), 0);
+    expect_error_and_close(tc, PROTO_ERR_SCHEMA_TOO_OLD, false, "newer than the server's");
+    testclient_close(tc);
+
+    /* A protocol version other than 1 is ERROR 2, in HELLO as in ENROLL. */
+    hello = hello_for(&d, server_sv);
+    hello.u.hello.version = PROTO_VERSION + 1;
+    tc = connect_or_fail();
+    assert_int_equal(testclient_send(tc, &hello, T_MS), 0);
+    expect_error_and_close(tc, PROTO_ERR_VERSION, false, "not supported");
+    testclient_close(tc);
+    {
+        char code[32];
+        proto_msg enroll;
+        assert_int_equal(fixture_enroll_code(&fx, "w1", code), 0);
+        enroll = enroll_msg(code);
+        enroll.u.enroll.version = PROTO_VERSION + 1;
+        tc = connect_or_fail();
+        assert_int_equal(testclient_send(tc, &enroll, T_MS), 0);
+        expect_error_and_close(tc, PROTO_ERR_VERSION, false, "not supported");
+        testclient_close(tc);
+    }
+}
+
+/* ---- decode failures ---------------------------------------------------------------------- */
+
+/* ERROR 1 for what does not decode, except sizes: a declared length or count over a limit,
+ * and a message over max_message_bytes however it is fragmented, are ERROR 7. */
+static void test_decode_failures_are_error_1_except_sizes_error_7(void **state)
+{
+    static const uint8_t arr_over[] = {0x82, 0xa1, 't', 0x01, 0xa1, 'x', 0xdd, 0xff, 0xff, 0xff,
+                                       0xff};
+    static const uint8_t str_over[] = {0x82, 0xa1, 't', 0x01, 0xa1, 'x', 0xdb, 0x00, 0x10, 0x00,
+                                       0x01, 'a'};
+    static const uint8_t arr_short[] = {0x82, 0xa1, 't', 0x01, 0xa1, 'x', 0xdc, 0x00, 0x10};
+    static const uint8_t deep[] = {0x81, 0xa1, 'x', 0x91, 0x91, 0x91, 0x91, 0x91, 0x91, 0x91,
+                                   0x91, 0xc0};
+    static const uint8_t not_msgpack[] = {0xc1};
+    static const struct {
+        const char *what;
+        const uint8_t *bytes;
+        size_t len;
+        bool text;
+        proto_error_code code;
+    } cases[] = {
+        {"array count over the item limit", arr_over, sizeof arr_over, false,
+         PROTO_ERR_TOO_LARGE},
+        {"string length over the value limit", str_over, sizeof str_over, false,
+         PROTO_ERR_TOO_LARGE},
+        {"array count beyond the bytes sent", arr_short, sizeof arr_short, false,
+         PROTO_ERR_BAD_MESSAGE},
+        {"nesting over the depth limit", deep, sizeof deep, false, PROTO_ERR_BAD_MESSAGE},
+        {"reserved byte", not_msgpack, sizeof not_msgpack, false, PROTO_ERR_BAD_MESSAGE},
+        {"text frame", (const uint8_t *)"{}", 2, true, PROTO_ERR_BAD_MESSAGE},
+    };
+    uint8_t *big;
+    testclient *tc;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        proto_msg *m = NULL;
+        tc = connect_or_fail();
+        assert_int_equal(testclient_send_raw(tc, cases[i].bytes, cases[i].len, 0, true,
+                                             cases[i].text, T_MS), 0);
+        assert_int_equal(testclient_recv(tc, T_MS, &m), 0);
+        if (m->type != PROTO_MSG_ERROR || m->u.error.code != cases[i].code)
+            fail_msg("%s: got %s code %u, expected ERROR %u", cases[i].what,
+                     proto_msg_type_name(m->type), m->type == PROTO_MSG_ERROR ? m->u.error.code : 0,
+                     cases[i].code);
+        proto_msg_free(m);
+        assert_true(testclient_wait_closed(tc, T_MS));
+        testclient_close(tc);
+    }
+
+    /* One byte over max_message_bytes, in 4 KiB fragments: refused before it is complete. */
+    big = calloc(1, MAX_MESSAGE + 1);
+    assert_non_null(big);
+    tc = connect_or_fail();
+    (void)testclient_send_raw(tc, big, MAX_MESSAGE + 1, 4096, true, false, T_MS);
+    expect_error_and_close(tc, PROTO_ERR_TOO_LARGE, false, "exceeds");
+    testclient_close(tc);
+    free(big);
+}
+
+/* A device ends a session by closing; an ERROR it sends is out of place and answered ERROR 1. */
+static void test_error_from_a_device_is_answered_error_1(void **state)
+{
+    test_device d;
+    testclient *tc;
+    proto_msg err;
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &d), 0);
+    tc = session_for(&d, NULL);
+    memset(&err, 0, sizeof err);
+    err.type = PROTO_MSG_ERROR;
+    err.u.error.code = PROTO_ERR_INTERNAL;
+    err.u.error.message = "device fault";
+    assert_int_equal(testclient_send(tc, &err, T_MS), 0);
+    expect_error_and_close(tc, PROTO_ERR_BAD_MESSAGE, false, "not expected");
+    testclient_close(tc);
+}
+
+/* ---- enrollment --------------------------------------------------------------------------- */
+
+static bool is_uuid_v4(const char *id)
+{
+    if (strlen(id) != 36)
+        return false;
+    for (int i = 0; i < 36; i++) {
+        bool dash = i == 8 || i == 13 || i == 18 || i == 23;
+        if (dash != (id[i] == '-'))
+            return false;
+        if (!dash && !(isdigit((unsigned char)id[i]) || (id[i] >= 'a' && id[i] <= 'f')))
+            return false;
+    }
+    return id[14] == '4' && strchr("89ab", id[19]) != NULL;
+}
+
+static void test_session_continues_on_the_enrollment_connection(void **state)
+{
+    char code[32];
+    proto_msg msg, *reply;
+    test_device d;
+    testclient *tc = connect_or_fail();
+
+    (void)state;
+    assert_int_equal(fixture_enroll_code(&fx, "w1", code), 0);
+    msg = enroll_msg(code);
+    assert_int_equal(testclient_send(tc, &msg, T_MS), 0);
+    reply = expect_type(tc, PROTO_MSG_ENROLLED);
+    snprintf(d.id, sizeof d.id, "%s", reply->u.enrolled.device_id);
+    memcpy(d.secret, reply->u.enrolled.secret, sizeof d.secret);
+    proto_msg_free(reply);
+
+    /* HELLO on the same connection opens the session; PUSH works in it. */
+    msg = hello_for(&d, 0);
+    assert_int_equal(testclient_send(tc, &msg, T_MS), 0);
+    reply = expect_type(tc, PROTO_MSG_WELCOME);
+    proto_msg_free(reply);
+    push_rows(tc, 1, 1, "enroll-conn", "t1");
+    testclient_close(tc);
+
+    /* Without that HELLO, a PUSH after ENROLLED is out of order. */
+    tc = connect_or_fail();
+    assert_int_equal(fixture_enroll_code(&fx, "w1", code), 0);
+    msg = enroll_msg(code);
+    assert_int_equal(testclient_send(tc, &msg, T_MS), 0);
+    reply = expect_type(tc, PROTO_MSG_ENROLLED);
+    proto_msg_free(reply);
+    {
+        const char *ids[1] = {"enroll-no-hello"};
+        send_push(tc, fixture_insert_push(1, 1, ids, "t1", "rules"));
+    }
+    expect_error_and_close(tc, PROTO_ERR_BAD_MESSAGE, false, "HELLO or ENROLL");
+    testclient_close(tc);
+
+    /* ENROLL does not restart the HELLO deadline: it counts from the connection's opening. */
+    {
+        uint64_t start = mono_ms();
+        tc = connect_or_fail();
+        assert_int_equal(fixture_enroll_code(&fx, "w1", code), 0);
+        msg = enroll_msg(code);
+        usleep(HANDSHAKE_TIMEOUT_S * 1000u * 1000u / 2u);
+        assert_int_equal(testclient_send(tc, &msg, T_MS), 0);
+        reply = expect_type(tc, PROTO_MSG_ENROLLED);
+        proto_msg_free(reply);
+        expect_error_and_close(tc, PROTO_ERR_TIMEOUT, true, "no successful HELLO");
+        assert_true(mono_ms() - start < HANDSHAKE_TIMEOUT_S * 1000u + 900u);
+        testclient_close(tc);
+    }
+}
+
+static void test_enrollment_codes_are_normalised(void **state)
+{
+    char code[32], typed[64];
+    size_t n = 0;
+    proto_msg msg, *reply;
+    testclient *tc;
+
+    (void)state;
+    assert_int_equal(fixture_enroll_code(&fx, "w1", code), 0);
+    /* Issued as four groups of five Crockford base32 characters. */
+    assert_int_equal(strlen(code), 23);
+    assert_true(code[5] == '-' && code[11] == '-' && code[17] == '-');
+    /* Typed back in lower case, with spaces instead of dashes, O for 0 and l for 1. */
+    for (const char *p = code; *p; p++) {
+        char c = *p == '-' ? ' ' : (char)tolower((unsigned char)*p);
+        typed[n++] = c == '0' ? 'o' : c == '1' ? 'l' : c;
+    }
+    typed[n] = '\0';
+    tc = connect_or_fail();
+    msg = enroll_msg(typed);
+    assert_int_equal(testclient_send(tc, &msg, T_MS), 0);
+    reply = expect_type(tc, PROTO_MSG_ENROLLED);
+    if (!is_uuid_v4(reply->u.enrolled.device_id))
+        fail_msg("device id '%s' is not a lower-case version 4 UUID", reply->u.enrolled.device_id);
+    proto_msg_free(reply);
+    testclient_close(tc);
+
+    /* Used up, whatever its spelling. */
+    tc = connect_or_fail();
+    msg = enroll_msg(code);
+    assert_int_equal(testclient_send(tc, &msg, T_MS), 0);
+    expect_error_and_close(tc, PROTO_ERR_ENROLL_CODE, false, NULL);
+    testclient_close(tc);
+}
+
+/* ---- PULL --------------------------------------------------------------------------------- */
+
+static void test_pull_lim_zero_means_the_server_page_cap(void **state)
+{
+    test_device writer, reader;
+    testclient *tw, *tr;
+    proto_msg *rows;
+    page_count c;
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&fx, "w2", &writer), 0);
+    assert_int_equal(fixture_enroll_device(&fx, "w2", &reader), 0);
+    tw = session_for(&writer, NULL);
+    push_rows(tw, 1, 3 * PAGE_ROWS, "page", "t2");
+    tr = session_for(&reader, NULL);
+
+    rows = pull(tr, 0, 0); /* 0: the server's cap */
+    c = count_page(rows);
+    assert_int_equal(c.rows, PAGE_ROWS);
+    assert_true(rows->u.rows.more);
+    proto_msg_free(rows);
+    rows = pull(tr, 0, 2); /* below the cap: the device's */
+    assert_int_equal(count_page(rows).rows, 2);
+    assert_true(rows->u.rows.more);
+    proto_msg_free(rows);
+    rows = pull(tr, 0, 1000); /* above the cap: the server's */
+    assert_int_equal(count_page(rows).rows, PAGE_ROWS);
+    proto_msg_free(rows);
+    testclient_close(tr);
+    testclient_close(tw);
+}
+
+/* Tombstones count toward `lim` like rows, and a device's first pull leaves them out. */
+static void test_pull_deletions_count_toward_lim(void **state)
+{
+    test_device writer, holder, newcomer;
+    testclient *tw, *th, *tn;
+    proto_msg *push, *rows, *ack;
+    uint64_t cursor;
+    page_count c;
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&fx, "w12", &writer), 0);
+    assert_int_equal(fixture_enroll_device(&fx, "w12", &holder), 0);
+    assert_int_equal(fixture_enroll_device(&fx, "w12", &newcomer), 0);
+    tw = session_for(&writer, NULL);
+    th = session_for(&holder, NULL);
+    push_rows(tw, 1, 4, "tomb", "t1");
+    push_rows(th, 1, 1, "holder-own", "t1"); /* the holder has pushed: not a first pull */
+    cursor = pull_to_end(th, 0);
+
+    /* The writer deletes its four rows in one transaction. */
+    {
+        const char *ids[4] = {"tomb-00", "tomb-01", "tomb-02", "tomb-03"};
+        push = fixture_insert_push(2, 4, ids, "t1", "rules");
+        assert_non_null(push);
+        for (uint32_t i = 0; i < 4; i++) {
+            proto_change *ch = &push->u.push.tables[0].changes[i];
+            ch->op = PROTO_OP_DELETE;
+            for (uint32_t k = 0; k < ch->n_cols; k++) {
+                ch->cols[k].old_val = ch->cols[k].new_val;
+                ch->cols[k].new_val.type = PROTO_UNDEF;
+            }
+        }
+        send_push(tw, push);
+        ack = expect_type(tw, PROTO_MSG_ACK);
+        proto_msg_free(ack);
+    }
+
+    rows = pull(th, cursor, 3);
+    c = count_page(rows);
+    assert_int_equal(c.rows + c.deleted + c.removed, 3);
+    assert_int_equal(c.deleted, 3);
+    assert_true(rows->u.rows.more);
+    cursor = rows->u.rows.cursor;
+    proto_msg_free(rows);
+    rows = pull(th, cursor, 3);
+    c = count_page(rows);
+    assert_int_equal(c.deleted, 1);
+    assert_false(rows->u.rows.more);
+    proto_msg_free(rows);
+
+    /* A device that never pushed pulls from 0 and gets the live row alone: the four
+     * tombstones are left out of its first pull (one page here, as this test writes the only
+     * rows of the store). */
+    tn = session_for(&newcomer, NULL);
+    rows = pull(tn, 0, 0);
+    c = count_page(rows);
+    assert_int_equal(c.rows, 1);
+    assert_int_equal(c.deleted, 0);
+    assert_false(rows->u.rows.more);
+    proto_msg_free(rows);
+    testclient_close(tn);
+    testclient_close(th);
+    testclient_close(tw);
+}
+
+/* ---- PUSH: sv, ncol, REJECT keys ---------------------------------------------------------- */
+
+static void test_push_sv_is_not_checked_and_a_shorter_ncol_takes_defaults(void **state)
+{
+    test_device d, reader;
+    testclient *tc, *tr;
+    const char *ids[1] = {"short-ncol"};
+    proto_value row[FIXTURE_N_COLUMNS];
+    proto_msg *push, *ack;
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &d), 0);
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &reader), 0);
+    tc = session_for(&d, NULL);
+    /* Three of the table's four columns, under a schema version the server never had. */
+    push = fixture_insert_push(1, 1, ids, "t1", "three columns");
+    push->u.push.schema_version = 4000;
+    push->u.push.tables[0].n_columns = 3;
+    push->u.push.tables[0].changes[0].n_cols = 3;
+    send_push(tc, push);
+    ack = expect_type(tc, PROTO_MSG_ACK);
+    assert_true(ack->u.ack.server_seq > 0);
+    proto_msg_free(ack);
+    testclient_close(tc);
+
+    tr = session_for(&reader, NULL);
+    assert_true(find_row(tr, "short-ncol", row));
+    assert_int_equal(row[2].type, PROTO_TEXT);
+    assert_int_equal(row[3].type, PROTO_NULL); /* the column's default */
+    testclient_close(tr);
+}
+
+/* An unknown table, a column beyond the server's (ncol above its count) and a change without
+ * its key are refused with the key [nil]; nothing of the entry is applied. */
+static void test_reject_names_an_unreadable_key_as_nil(void **state)
+{
+    static const struct {
+        const char *what;
+        uint32_t code;
+    } cases[] = {{"unknown table", PROTO_ERR_UNKNOWN_TABLE},
+                 {"column beyond", PROTO_ERR_UNKNOWN_COLUMN},
+                 {"no key", PROTO_ERR_INVALID_CHANGE}};
+    test_device d, reader;
+    testclient *tc, *tr;
+    proto_value row[FIXTURE_N_COLUMNS];
+    proto_col cols[FIXTURE_N_COLUMNS + 1];
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &d), 0);
+    tc = session_for(&d, NULL);
+    for (uint32_t i = 0; i < 3; i++) {
+        const char *ids[2] = {"nil-key-a", "nil-key-b"};
+        proto_msg *push = fixture_insert_push(i + 1, 2, ids, "t1", "refused");
+        proto_table_changes *tbl = &push->u.push.tables[0];
+        proto_msg *rej;
+        if (i == 0) {
+            tbl->table = "no_such_table";
+        } else if (i == 1) {
+            /* One change that carries a fifth column (ncol 5 against the server's 4). */
+            memcpy(cols, tbl->changes[1].cols, FIXTURE_N_COLUMNS * sizeof *cols);
+            cols[FIXTURE_N_COLUMNS].idx = FIXTURE_N_COLUMNS;
+            cols[FIXTURE_N_COLUMNS].old_val.type = PROTO_UNDEF;
+            cols[FIXTURE_N_COLUMNS].new_val.type = PROTO_NULL;
+            tbl->n_columns = FIXTURE_N_COLUMNS + 1;
+            tbl->n_changes = 1;
+            tbl->changes = &tbl->changes[1];
+            tbl->changes[0].cols = cols;
+            tbl->changes[0].n_cols = FIXTURE_N_COLUMNS + 1;
+        } else {
+            /* An UPDATE of the name whose old map lacks the primary key column. */
+            proto_change *ch = &tbl->changes[1];
+            ch->op = PROTO_OP_UPDATE;
+            ch->cols = cols;
+            ch->n_cols = 1;
+            cols[0].idx = 2;
+            cols[0].old_val = tbl->changes[0].cols[2].new_val;
+            cols[0].new_val = tbl->changes[0].cols[3].new_val;
+        }
+        send_push(tc, push);
+        rej = expect_type(tc, PROTO_MSG_REJECT);
+        assert_int_equal(rej->u.reject.seq, i + 1);
+        /* Every change of an unknown table is refused; otherwise only the bad one. */
+        assert_int_equal(rej->u.reject.n_rows, i == 0 ? 2 : 1);
+        for (uint32_t r = 0; r < rej->u.reject.n_rows; r++) {
+            const proto_reject_row *row_r = &rej->u.reject.rows[r];
+            if (row_r->code != cases[i].code)
+                fail_msg("%s: reject code %u, expected %u", cases[i].what, row_r->code,
+                         cases[i].code);
+            assert_int_equal(row_r->n_pk, 1);
+            assert_int_equal(row_r->pk[0].type, PROTO_NULL);
+        }
+        proto_msg_free(rej);
+    }
+    testclient_close(tc);
+
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &reader), 0);
+    tr = session_for(&reader, NULL);
+    assert_false(find_row(tr, "nil-key-a", row));
+    assert_false(find_row(tr, "nil-key-b", row));
+    testclient_close(tr);
+}
+
+/* ---- NOTIFY ------------------------------------------------------------------------------- */
+
+static void test_notify_is_not_sent_to_the_pushing_device(void **state)
+{
+    test_device pusher, peer;
+    testclient *tp, *tq;
+    proto_msg *m = NULL, req;
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &pusher), 0);
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &peer), 0);
+    tp = session_for(&pusher, NULL);
+    tq = session_for(&peer, NULL);
+    push_rows(tp, 1, 1, "notify-self", "t1");
+    m = expect_type(tq, PROTO_MSG_NOTIFY); /* the other device of the team hears it... */
+    proto_msg_free(m);
+    /* ... the pusher does not: a NOTIFY for it would be written right after the ACK, so the
+     * next message it gets is the answer to its PULL. */
+    memset(&req, 0, sizeof req);
+    req.type = PROTO_MSG_PULL;
+    assert_int_equal(testclient_send(tp, &req, T_MS), 0);
+    assert_int_equal(testclient_recv(tp, T_MS, &m), 0);
+    if (m->type != PROTO_MSG_ROWS)
+        fail_msg("the pusher got %s before ROWS", proto_msg_type_name(m->type));
+    proto_msg_free(m);
+    testclient_close(tq);
+    testclient_close(tp);
+}
+
+/* ---- revocation --------------------------------------------------------------------------- */
+
+static void test_wipe_ordered_during_a_session_reaches_the_next_hello(void **state)
+{
+    test_device d;
+    testclient *tc;
+    proto_msg hello, *m;
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &d), 0);
+    tc = session_for(&d, NULL);
+    assert_int_equal(fixture_revoke(&fx, d.id, true), 0);
+    {
+        proto_msg req;
+        memset(&req, 0, sizeof req);
+        req.type = PROTO_MSG_PULL;
+        assert_int_equal(testclient_send(tc, &req, T_MS), 0);
+    }
+    expect_error_and_close(tc, PROTO_ERR_REVOKED, false, "revoked");
+    testclient_close(tc);
+
+    /* The next HELLO gets WIPE and nothing else, and the server closes. */
+    tc = connect_or_fail();
+    hello = hello_for(&d, 0);
+    assert_int_equal(testclient_send(tc, &hello, T_MS), 0);
+    assert_int_equal(testclient_recv(tc, T_MS, &m), 0);
+    assert_int_equal(m->type, PROTO_MSG_WIPE);
+    proto_msg_free(m);
+    assert_true(testclient_wait_closed(tc, T_MS));
+    assert_int_equal(testclient_recv(tc, 0, &m), -1);
+    testclient_close(tc);
+}
+
+/* ---- silences ----------------------------------------------------------------------------- */
+
+/* The chunks of one PUSH follow each other within the message timeout; the half entry is not
+ * applied. */
+static void test_push_chunks_must_follow_within_the_message_timeout(void **state)
+{
+    test_device d, reader;
+    testclient *tc;
+    const char *ids[1] = {"slow-chunks"};
+    proto_msg *push;
+    proto_value row[FIXTURE_N_COLUMNS];
+    uint64_t start;
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &d), 0);
+    tc = session_for(&d, NULL);
+    push = fixture_insert_push(1, 1, ids, "t1", "rules");
+    push->u.push.more = true;
+    start = mono_ms();
+    send_push(tc, push);
+    expect_error_and_close(tc, PROTO_ERR_TIMEOUT, true, "not followed within 1 s");
+    /* Well before the idle timeout: the message timeout applied. */
+    assert_true(mono_ms() - start < (IDLE_TIMEOUT_S * 1000u) - 500u);
+    testclient_close(tc);
+
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &reader), 0);
+    tc = session_for(&reader, NULL);
+    assert_false(find_row(tc, "slow-chunks", row));
+    testclient_close(tc);
+}
+
+/* WebSocket pings are answered but are not activity: a session that only pings is closed when
+ * the idle timeout runs out. */
+static void test_pings_are_answered_but_do_not_keep_a_session(void **state)
+{
+    test_device d;
+    testclient *tc;
+    proto_msg *m = NULL;
+    uint64_t start, deadline;
+    unsigned pongs = 0;
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &d), 0);
+    tc = session_for(&d, NULL);
+    start = mono_ms();
+    deadline = start + IDLE_TIMEOUT_S * 1000u + 3000u;
+    while (mono_ms() < deadline && testclient_ping(tc, 400) == 0) {
+        pongs++;
+        usleep(300 * 1000);
+    }
+    assert_true(pongs >= 2);
+    assert_int_equal(testclient_recv(tc, T_MS, &m), 0);
+    assert_int_equal(m->type, PROTO_MSG_ERROR);
+    assert_int_equal(m->u.error.code, PROTO_ERR_TIMEOUT);
+    assert_non_null(strstr(m->u.error.message, "idle for"));
+    proto_msg_free(m);
+    assert_true(testclient_wait_closed(tc, T_MS));
+    assert_true(mono_ms() - start >= IDLE_TIMEOUT_S * 1000u - 200u);
+    testclient_close(tc);
+}
+
+/* A store held by another writer past the busy timeout: the PUSH is answered ERROR 8 BUSY
+ * (retryable), the session ends like after every ERROR, and nothing of the entry was applied. */
+static void test_store_busy_is_an_error_that_ends_the_session(void **state)
+{
+    test_device d, reader;
+    testclient *tc;
+    const char *ids[1] = {"while-busy"};
+    proto_value row[FIXTURE_N_COLUMNS];
+    sqlite3 *db = NULL;
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &d), 0);
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &reader), 0);
+    tc = session_for(&d, NULL);
+    assert_int_equal(sqlite3_open(fx.store_path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+    send_push(tc, fixture_insert_push(1, 1, ids, "t1", "rules"));
+    expect_error_and_close(tc, PROTO_ERR_BUSY, true, "busy");
+    testclient_close(tc);
+    assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+
+    tc = session_for(&reader, NULL);
+    assert_false(find_row(tc, "while-busy", row));
+    testclient_close(tc);
+}
+
+/* Last: the daemon is still up and answering, and stops cleanly. */
+static void test_daemon_stops_cleanly(void **state)
+{
+    (void)state;
+    assert_int_equal(fixture_stop(&fx), 0);
+    assert_true(fixture_log_contains(&fx, "outpostd stopped"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_welcome_advertises_the_session_limits),
+        cmocka_unit_test(test_hello_with_a_newer_schema_is_refused),
+        cmocka_unit_test(test_pull_deletions_count_toward_lim), /* first to write rows */
+        cmocka_unit_test(test_decode_failures_are_error_1_except_sizes_error_7),
+        cmocka_unit_test(test_error_from_a_device_is_answered_error_1),
+        cmocka_unit_test(test_session_continues_on_the_enrollment_connection),
+        cmocka_unit_test(test_enrollment_codes_are_normalised),
+        cmocka_unit_test(test_pull_lim_zero_means_the_server_page_cap),
+        cmocka_unit_test(test_push_sv_is_not_checked_and_a_shorter_ncol_takes_defaults),
+        cmocka_unit_test(test_reject_names_an_unreadable_key_as_nil),
+        cmocka_unit_test(test_notify_is_not_sent_to_the_pushing_device),
+        cmocka_unit_test(test_wipe_ordered_during_a_session_reaches_the_next_hello),
+        cmocka_unit_test(test_push_chunks_must_follow_within_the_message_timeout),
+        cmocka_unit_test(test_pings_are_answered_but_do_not_keep_a_session),
+        cmocka_unit_test(test_store_busy_is_an_error_that_ends_the_session),
+        cmocka_unit_test(test_daemon_stops_cleanly),
+    };
+
+    return cmocka_run_group_tests_name("protocol_rules", tests, setup, teardown);
+}
