@@ -4,7 +4,6 @@ if(TARGET outpost AND TARGET outpost_testclient AND TARGET outpost-admin)
     outpost_add_test(test_restore SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_restore.c
                      LIBS outpost outpost_testclient LABELS integration TIMEOUT 300)
     target_compile_definitions(test_restore PRIVATE
-                               OUTPOST_CERTS_DIR="${PROJECT_SOURCE_DIR}/certs-example"
                                OUTPOST_ADMIN_PATH="$<TARGET_FILE:outpost-admin>")
     add_dependencies(test_restore outpost-admin)
 endif()

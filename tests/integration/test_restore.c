@@ -58,23 +58,6 @@ static char *slurp(const char *path)
     return buf;
 }
 
-/* Restarts must come back on the same port: devices keep the URL they enrolled with. */
-static void pin_port(void)
-{
-    char *text = slurp(fx.config_path);
-    char port_line[32];
-    snprintf(port_line, sizeof port_line, "port = %u", fx.port);
-    char *at = strstr(text, "port = 0");
-    if (!at)
-        return;
-    char out[16384];
-    snprintf(out, sizeof out, "%.*s%s%s", (int)(at - text), text, port_line, at + 8);
-    FILE *f = fopen(fx.config_path, "w");
-    assert_non_null(f);
-    fputs(out, f);
-    fclose(f);
-}
-
 /* outpost-admin --store STORE ARGS...: exit status, output in admin_out. */
 static int admin(const char *cmd, const char *arg)
 {
@@ -267,9 +250,8 @@ static void assert_same_rows(device *d, const char *central)
 static int setup(void **state)
 {
     (void)state;
-    if (fixture_create(&fx, NULL) != 0 || fixture_start(&fx) != 0)
+    if (fixture_create(&fx, NULL) != 0 || fixture_start(&fx) != 0 || fixture_pin_port(&fx) != 0)
         return -1;
-    pin_port();
     return 0;
 }
 
