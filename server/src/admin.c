@@ -813,6 +813,9 @@ static int cmd_restore(const char *path, int argc, char **argv)
            info.identity.id, argv[0], (unsigned long long)info.identity.epoch,
            (unsigned long long)info.backup_epoch, (unsigned long long)info.server_seq,
            (unsigned long long)info.backup_server_seq);
+    if (info.n_schema_upgrades > 0)
+        printf("schema upgrades made after the backup were applied again: %u\n",
+               (unsigned)info.n_schema_upgrades);
     if (info.replaced_path[0])
         printf("the replaced store (epoch %llu) was kept as %s\n",
                (unsigned long long)info.replaced_epoch, info.replaced_path);

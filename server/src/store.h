@@ -204,6 +204,7 @@ typedef struct store_restore_info {
     uint64_t backup_server_seq; /* the backup's newest server sequence */
     uint64_t server_seq;        /* the restored store's: never below the replaced store's */
     char replaced_path[600];    /* where the replaced store was moved; empty when none */
+    uint32_t n_schema_upgrades; /* schema versions replayed from the replaced store */
 } store_restore_info;
 
 /* Puts the backup at backup_path in place as the store at store_path:
@@ -216,6 +217,8 @@ typedef struct store_restore_info {
  *     the store lacks and pulls again from 0;
  *   - the newest server sequence moves up to the replaced store's, so that even a device that
  *     never heard of epochs is not given a sequence number it has already passed;
+ *   - schema versions the replaced store was given after the backup are replayed, in order,
+ *     so that devices already on them are not refused;
  *   - the replaced store (if any) is kept beside it as STORE.replaced-epoch-N.
  * The backup file itself is only read. err receives a message on failure. */
 int store_restore(const char *store_path, const char *backup_path, store_restore_info *out_info,

@@ -268,6 +268,7 @@ typedef struct store_facts {
     store_identity identity;
     bool identity_created; /* it had none: made just now */
     int64_t server_seq;
+    int64_t schema_version;
 } store_facts;
 
 static int read_facts(store *st, store_facts *out)
@@ -275,7 +276,94 @@ static int read_facts(store *st, store_facts *out)
     int rc = store_identity_get(st, &out->identity);
     if (rc == 0)
         rc = store_meta_get(st, "server_seq", &out->server_seq);
+    if (rc == 0)
+        rc = store_meta_get(st, "schema_version", &out->schema_version);
     return rc;
+}
+
+/* Schemas the replaced store was given after the backup was taken, oldest first. */
+typedef struct schema_steps {
+    uint32_t n;
+    int64_t *version;
+    char **sql, **policy;
+} schema_steps;
+
+static void schema_steps_free(schema_steps *steps)
+{
+    for (uint32_t i = 0; i < steps->n; i++) {
+        free(steps->sql[i]);
+        free(steps->policy[i]);
+    }
+    free(steps->version);
+    free(steps->sql);
+    free(steps->policy);
+    memset(steps, 0, sizeof *steps);
+}
+
+static int schema_steps_read(store *st, int64_t after, schema_steps *out)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(st->db,
+                                "SELECT version, schema_sql, policy_text"
+                                " FROM _outpost_schema_versions WHERE version > ?1 ORDER BY version",
+                                -1, &s, NULL);
+    if (rc == SQLITE_OK)
+        sqlite3_bind_int64(s, 1, after);
+    int out_rc = 0;
+    while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        rc = SQLITE_OK;
+        uint32_t n = out->n + 1;
+        int64_t *v = realloc(out->version, n * sizeof *v);
+        if (v != NULL)
+            out->version = v;
+        char **q = realloc(out->sql, n * sizeof *q);
+        if (q != NULL)
+            out->sql = q;
+        char **p = realloc(out->policy, n * sizeof *p);
+        if (p != NULL)
+            out->policy = p;
+        if (v == NULL || q == NULL || p == NULL) {
+            out_rc = store_fail(st, STORE_ENOMEM, "out of memory");
+            break;
+        }
+        out->version[out->n] = sqlite3_column_int64(s, 0);
+        out->sql[out->n] = strdup((const char *)sqlite3_column_text(s, 1));
+        out->policy[out->n] = strdup((const char *)sqlite3_column_text(s, 2));
+        out->n = n;
+        if (out->sql[n - 1] == NULL || out->policy[n - 1] == NULL) {
+            out_rc = store_fail(st, STORE_ENOMEM, "out of memory");
+            break;
+        }
+    }
+    sqlite3_finalize(s);
+    if (out_rc == 0 && rc != SQLITE_DONE)
+        out_rc = store_fail_sqlite(st, rc, "read the schema history");
+    if (out_rc != 0)
+        schema_steps_free(out);
+    return out_rc;
+}
+
+/* Gives the restored store the schemas the replaced one was upgraded to after the backup, in
+ * order and with the same version numbers: devices already on them would be refused otherwise. */
+static int schema_steps_apply(store *st, const schema_steps *steps)
+{
+    for (uint32_t i = 0; i < steps->n; i++) {
+        int64_t have = 0;
+        int out = store_meta_get(st, "schema_version", &have);
+        if (out == 0)
+            out = have == 0 ? store_init_schema(st, steps->sql[i], steps->policy[i])
+                            : store_upgrade_schema(st, steps->sql[i], steps->policy[i]);
+        if (out == 0)
+            out = store_meta_get(st, "schema_version", &have);
+        if (out == 0 && have != steps->version[i])
+            out = store_fail(st, STORE_ESCHEMA,
+                             "replaying schema version %lld gave version %lld",
+                             (long long)steps->version[i], (long long)have);
+        if (out != 0)
+            return out;
+    }
+    return 0;
 }
 
 /* Moves path (and any -wal / -shm beside it) to path.replaced-epoch-N. */
@@ -320,6 +408,7 @@ int store_restore(const char *store_path, const char *backup_path, store_restore
     /* The backup is only read: it is copied first, and the copy is what gets opened. */
     store *bk = NULL, *cur = NULL;
     store_facts bf, cf;
+    schema_steps steps = {0};
     memset(&bf, 0, sizeof bf);
     memset(&cf, 0, sizeof cf);
     out = copy_file(backup_path, tmp_path, err, err_size);
@@ -348,6 +437,8 @@ int store_restore(const char *store_path, const char *backup_path, store_restore
         if (out == 0) {
             cf.identity_created = cur->identity_created;
             out = read_facts(cur, &cf);
+            if (out == 0)
+                out = schema_steps_read(cur, bf.schema_version, &steps);
             if (out != 0)
                 err_set(err, err_size, "store %s: %s", store_path, store_errmsg(cur));
             store_close(cur); /* the last connection: checkpoints and removes its WAL */
@@ -374,6 +465,12 @@ int store_restore(const char *store_path, const char *backup_path, store_restore
         }
     }
 
+    out = schema_steps_apply(bk, &steps);
+    if (out != 0) {
+        err_set(err, err_size, "giving the restored store the replaced store's schema: %s",
+                store_errmsg(bk));
+        goto fail;
+    }
     store_identity next = bf.identity;
     next.epoch = (bf.identity.epoch > cf.identity.epoch ? bf.identity.epoch : cf.identity.epoch) + 1;
     /* With no store to replace (a dead disk), earlier restores of this backup may have used
@@ -421,12 +518,15 @@ int store_restore(const char *store_path, const char *backup_path, store_restore
     out_info->replaced_epoch = cf.identity.epoch;
     out_info->backup_server_seq = (uint64_t)bf.server_seq;
     out_info->server_seq = (uint64_t)next_seq;
+    out_info->n_schema_upgrades = steps.n;
+    schema_steps_free(&steps);
     if (err != NULL && err_size > 0)
         err[0] = 0;
     store_lock_release(lock_fd);
     return 0;
 
 fail:
+    schema_steps_free(&steps);
     store_close(bk);
     store_close(cur);
     unlink(tmp_path);

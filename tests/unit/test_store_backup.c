@@ -203,6 +203,36 @@ static void test_restore_starts_a_new_epoch_past_every_sequence(void **state)
     store_device_clear(&ben);
 }
 
+static void test_restore_replays_schema_upgrades_made_after_the_backup(void **state)
+{
+    fixture *fx = *state;
+    char bak[400];
+    path_with(fx, ".bak", bak);
+    assert_int_equal(store_backup(fx->st, bak), 0);
+    char *sql = fx_data("contacts_v2.sql"), *policy = fx_data("contacts_v2.policy");
+    int rc = store_upgrade_schema(fx->st, sql, policy);
+    if (rc != 0)
+        fail_msg("upgrade: %s", store_errmsg(fx->st));
+    char *upgraded = fx_dump(fx);
+    store_close(fx->st);
+    fx->st = NULL;
+    store_restore_info info;
+    char err[1024];
+    rc = store_restore(fx->path, bak, &info, err, sizeof err);
+    if (rc != 0)
+        fail_msg("restore: %s", err);
+    assert_int_equal(info.n_schema_upgrades, 1);
+    reopen(fx);
+    assert_int_equal(fx_int(fx, "SELECT value FROM _outpost_meta WHERE key = 'schema_version'"), 2);
+    /* the same tables, columns, policies and schema history as the upgraded store */
+    char *restored = fx_dump(fx);
+    assert_string_equal(restored, upgraded);
+    free(restored);
+    free(upgraded);
+    free(sql);
+    free(policy);
+}
+
 static void test_restore_onto_a_lost_store_still_starts_a_new_epoch(void **state)
 {
     fixture *fx = *state;
@@ -304,6 +334,7 @@ int main(void)
         T_(test_identity_added_to_a_store_made_before_identities),
         T_(test_backup_is_private_consistent_and_never_overwrites),
         T_(test_restore_starts_a_new_epoch_past_every_sequence),
+        T_(test_restore_replays_schema_upgrades_made_after_the_backup),
         T_(test_restore_onto_a_lost_store_still_starts_a_new_epoch),
         T_(test_restore_refused_while_a_daemon_serves),
         T_(test_restore_refuses_another_stores_backup),
