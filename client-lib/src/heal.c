@@ -131,12 +131,19 @@ int heal_on_welcome(outpost_replica *r, const proto_welcome *w, heal_result *out
         replica_rollback(r);
         return rc;
     }
-    char known_id[64] = "";
+    /* The id is opaque and of any length: compared while the row is at hand, kept for the
+     * message (shortened) only. */
+    char known_id[80] = "";
+    bool known = false, same_id = false;
     uint64_t known_epoch = 0, acked_max = 0, cursor = 0;
     int step = sqlite3_step(stmt);
     if (step == SQLITE_ROW) {
-        if (sqlite3_column_type(stmt, 0) == SQLITE_TEXT)
-            snprintf(known_id, sizeof known_id, "%s", (const char *)sqlite3_column_text(stmt, 0));
+        const char *id = (const char *)sqlite3_column_text(stmt, 0);
+        known = sqlite3_column_type(stmt, 0) == SQLITE_TEXT && id != NULL && id[0] != '\0';
+        if (known) {
+            snprintf(known_id, sizeof known_id, "%s", id);
+            same_id = w->has_store && strcmp(id, w->store.id) == 0;
+        }
         known_epoch = (uint64_t)sqlite3_column_int64(stmt, 1);
         acked_max = (uint64_t)sqlite3_column_int64(stmt, 2);
         cursor = (uint64_t)sqlite3_column_int64(stmt, 3);
@@ -146,7 +153,7 @@ int heal_on_welcome(outpost_replica *r, const proto_welcome *w, heal_result *out
         return finish(r, replica_fail_sqlite(r, step == SQLITE_DONE ? SQLITE_CORRUPT : step,
                                              "reading what this device knows of the server"));
 
-    if (w->has_store && known_id[0] && strcmp(known_id, w->store.id) != 0)
+    if (w->has_store && known && !same_id)
         return finish(r, replica_fail(r, OUTPOST_EOTHERSTORE,
                                       "the server is central store %s, but this replica syncs "
                                       "with store %s: refusing to merge two stores",
@@ -165,8 +172,7 @@ int heal_on_welcome(outpost_replica *r, const proto_welcome *w, heal_result *out
                  (unsigned long long)w->server_seq, (unsigned long long)cursor);
     if (out_result->why[0])
         rc = rewind_in_tx(r, w->acked_seq, out_result);
-    bool same = w->has_store && strcmp(known_id, w->store.id) == 0 && known_epoch == w->store.epoch;
-    if (rc == OUTPOST_OK && w->has_store && !same) {
+    if (rc == OUTPOST_OK && w->has_store && !(same_id && known_epoch == w->store.epoch)) {
         rc = replica_prepare(r, "UPDATE _outpost_server SET store_id = ?1, epoch = ?2 WHERE id = 1",
                              &stmt);
         if (rc == OUTPOST_OK) {
