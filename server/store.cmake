@@ -9,6 +9,7 @@ add_library(outpost_store STATIC
     src/schema.c            # init, additive upgrade, SCHEMA message, cached tables
     src/store_people.c      # teams and workers
     src/store_devices.c     # enrollment codes, enrollment, authentication, revocation
+    src/store_backup.c      # identity and epoch, backup, restore, one daemon per store
     src/merge.c             # the merge rules, one change at a time
     src/merge_log.c         # refusals, conflict log, change log
     src/merge_apply.c       # writes to the synced data tables

@@ -1,6 +1,6 @@
 # liboutpost tests: one cmocka program per module, plus the crash and bounded-heap tests.
 if(TARGET outpost)
-    foreach(module schema capture outbox pull status replica wipe uuid errors encryption)
+    foreach(module schema capture outbox heal pull status replica wipe uuid errors encryption)
         outpost_add_test(test_client_${module}
             SOURCES ${CMAKE_CURRENT_LIST_DIR}/unit/test_${module}.c
             LIBS outpost

@@ -78,7 +78,10 @@ enum {
     OUTPOST_ETOOBIG = -22,      /* a transaction is too big to send */
     /* Encryption at rest (docs/encryption.md) */
     OUTPOST_EKEY = -23,         /* wrong key or passphrase, or no key for an encrypted replica */
-    OUTPOST_ENOTENCRYPTED = -24 /* the replica is not encrypted and a key was given */
+    OUTPOST_ENOTENCRYPTED = -24, /* the replica is not encrypted and a key was given */
+    /* Sync with a central store (docs/operations.md, "Backup and restore") */
+    OUTPOST_EOTHERSTORE = -25   /* the server is another central store than the one this
+                                   replica synced with: nothing was sent or merged */
 };
 
 /* A static English text for an OUTPOST_* code ("out of memory", ...). Never NULL; unknown codes
@@ -152,7 +155,17 @@ typedef struct outpost_config {
     void *user_data;                /* passed to every callback */
     outpost_secret secret;          /* the replica's key or passphrase */
     int no_encryption;              /* non-zero: plain SQLite, no secret (tests only) */
+    /* Days an acknowledged outbox entry is kept after its ACK (0: the default,
+     * OUTPOST_SENT_RETENTION_DAYS_DEFAULT). If the central store is restored from a backup,
+     * the device re-sends every kept entry the restored store lacks; an entry pruned before
+     * the restore exists only on devices that pulled it. A kept entry costs its changeset
+     * plus about 40 bytes (docs/operations.md, "Backup and restore", has the measurement).
+     * Entries are pruned when an ACK is recorded. */
+    uint32_t sent_retention_days;
 } outpost_config;
+
+/* Default of outpost_config.sent_retention_days. */
+#define OUTPOST_SENT_RETENTION_DAYS_DEFAULT 30u
 
 /* Opens (creating when absent) the replica at config->path and sets it up: WAL journal,
  * synchronous=FULL (a commit that returned survives power loss), the library's tables (named
@@ -323,7 +336,9 @@ OUTPOST_API void outpost_outbox_entry_free(outpost_outbox_entry *entry);
 
 /* The server applied entry ack->seq: removes it from the outbox and records ack->conflicts (the
  * merge decisions taken against this device's writes) in _outpost_conflicts, in one
- * transaction, then reports each through on_conflict. The rows stay as this device wrote them
+ * transaction, then reports each through on_conflict. The entry is kept (no longer pending) for
+ * the retention window (outpost_config.sent_retention_days), so that a central store restored
+ * from a backup can be given it again; older kept entries are pruned in the same transaction. The rows stay as this device wrote them
  * until the next pull brings the merged version. An ACK for an entry already removed is a
  * harmless no-op; one for a sequence never issued is OUTPOST_EPROTO. */
 OUTPOST_API int outpost_outbox_ack(outpost_replica *replica, const proto_ack *ack);

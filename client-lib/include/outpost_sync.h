@@ -21,11 +21,18 @@
  * byte loses nothing: an entry whose ACK was lost is recognised at the next HELLO (the server
  * tells which sequence it has applied) and is not applied twice.
  *
+ * A central store restored from a backup is noticed at HELLO: its epoch changed, or it
+ * acknowledges less than it did, or its newest sequence is behind this device's cursor. The
+ * engine then puts every acknowledged entry it still keeps (outpost_config.sent_retention_days)
+ * above what the store has back in the outbox, pushes them, and pulls again from cursor 0; the
+ * outbox count (pending) is non-zero until they are acknowledged again.
+ *
  * Errors the app can act on come through the status callback as last_error:
  *   OUTPOST_EOFFLINE (transient, retried), OUTPOST_ECERT (the server's certificate is not the
  *   one pinned at enrollment: the engine stops), OUTPOST_EAUTH and OUTPOST_EREVOKED (stops),
- *   OUTPOST_ESCHEMA (the server's schema cannot be installed: stops), OUTPOST_ESERVER
- *   (transient). When the server orders a wipe, the replica's files are deleted, on_wiped runs
+ *   OUTPOST_ESCHEMA (the server's schema cannot be installed: stops), OUTPOST_EOTHERSTORE (the
+ *   server is another central store than the one this replica synced with: stops, nothing
+ *   sent), OUTPOST_ESERVER (transient). When the server orders a wipe, the replica's files are deleted, on_wiped runs
  *   and the engine stops; the app must then close its replica handle, whose every call
  *   returns OUTPOST_EWIPED.
  */

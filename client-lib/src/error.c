@@ -32,6 +32,7 @@ const char *outpost_strerror(int code)
     case OUTPOST_ETOOBIG: return "transaction too big to send";
     case OUTPOST_EKEY: return "wrong key or passphrase";
     case OUTPOST_ENOTENCRYPTED: return "replica is not encrypted";
+    case OUTPOST_EOTHERSTORE: return "the server is another central store";
     default: return "unknown error";
     }
 }

@@ -51,6 +51,7 @@ typedef struct replica_shared {
                               * NUL, and an empty name at the end */
     void (*commit_listener)(void *ctx);
     void *commit_ctx;
+    int64_t sent_retention_ms; /* how long acknowledged entries are kept (heal.c) */
 } replica_shared;
 
 typedef struct stmt_slot {
@@ -160,6 +161,16 @@ int outbox_decode(const void *changeset, int n_bytes, struct outpost_arena **are
 int outbox_pending_refresh(outpost_replica *r);
 int outbox_row_pending(outpost_replica *r, const char *table, const proto_value *pk,
                        uint32_t n_pk, uint64_t after_seq, bool *out_pending);
+
+/* heal.c: a server that went back in time (restored from a backup) */
+int sent_keep(outpost_replica *r, uint64_t seq);
+typedef struct heal_result {
+    bool rewound;      /* the server is behind this device: entries re-queued, cursor reset */
+    uint64_t n_resent; /* acknowledged entries put back in the outbox */
+    char why[160];     /* what showed it, for the sync status */
+} heal_result;
+int heal_on_welcome(outpost_replica *r, const proto_welcome *w, heal_result *out_result);
+int heal_rewind(outpost_replica *r, uint64_t server_acked, heal_result *out_result);
 
 /* pull.c */
 int rows_apply_table(outpost_replica *r, const proto_table_rows *tr);

@@ -523,7 +523,10 @@ static int outbox_remove(outpost_replica *r, uint64_t seq, bool *out_known, void
 static int ack_apply(outpost_replica *r, const proto_ack *ack, bool *out_known)
 {
     sqlite3_stmt *ins = NULL;
-    int rc = outbox_remove(r, ack->seq, out_known, NULL, NULL);
+    /* Kept for the retention window: a store restored from a backup gets it again (heal.c). */
+    int rc = sent_keep(r, ack->seq);
+    if (rc == OUTPOST_OK)
+        rc = outbox_remove(r, ack->seq, out_known, NULL, NULL);
 
     if (rc != OUTPOST_OK || !*out_known || ack->n_conflicts == 0)
         return rc;

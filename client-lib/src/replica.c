@@ -52,7 +52,24 @@ static const char meta_sql[] =
     " code INTEGER NOT NULL,"
     " reason TEXT NOT NULL,"
     " mine,"
-    " winner);";
+    " winner);"
+    /* Which central store this replica syncs with and which life of it (epoch), and the
+     * highest entry it acknowledged: a server behind these went back in time (heal.c). */
+    "CREATE TABLE IF NOT EXISTS _outpost_server("
+    " id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " store_id TEXT,"
+    " epoch INTEGER NOT NULL,"
+    " acked_max INTEGER NOT NULL);"
+    "INSERT OR IGNORE INTO _outpost_server VALUES(1, NULL, 0, 0);"
+    /* Acknowledged outbox entries, kept for the retention window so that they can be sent
+     * again to a store restored from a backup. */
+    "CREATE TABLE IF NOT EXISTS _outpost_sent("
+    " seq INTEGER PRIMARY KEY,"
+    " hlc INTEGER NOT NULL,"
+    " created_ms INTEGER NOT NULL,"
+    " schema_version INTEGER NOT NULL,"
+    " changeset BLOB NOT NULL,"
+    " acked_ms INTEGER NOT NULL);";
 
 /* ---- small SQL helpers -------------------------------------------------------------------- */
 
@@ -881,6 +898,10 @@ int outpost_replica_open(const outpost_config *config, outpost_replica **out_rep
         snprintf(msg, sizeof msg, "out of memory");
         goto fail;
     }
+    shared->sent_retention_ms =
+        (int64_t)(config->sent_retention_days ? config->sent_retention_days
+                                              : OUTPOST_SENT_RETENTION_DAYS_DEFAULT) *
+        86400000;
     if (config->no_encryption) {
         if (file_looks_encrypted(config->path)) {
             rc = OUTPOST_EKEY;

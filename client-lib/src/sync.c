@@ -73,6 +73,7 @@ struct outpost_sync {
     backoff_state backoff;
     uint64_t rng_state;
     int64_t data_version;        /* PRAGMA data_version at the last look */
+    uint64_t welcome_acked;      /* the server's `ack` in this session's WELCOME */
     outpost_outbox_entry *entry; /* being pushed */
     proto_buf *chunks;           /* its encoded chunks */
     uint32_t n_chunks, next_chunk;
@@ -499,6 +500,19 @@ static void on_welcome(outpost_sync *s, const proto_welcome *w)
             return;
         }
     }
+    /* A store that went back in time: what it lost goes back in the outbox, and the next pull
+     * starts from 0 (heal.c). Another store altogether is refused before anything is sent. */
+    heal_result heal;
+    int heal_rc = heal_on_welcome(s->r, w, &heal);
+    if (heal_rc == OUTPOST_EOTHERSTORE) {
+        stop_permanently(s, heal_rc, outpost_errmsg(s->r));
+        return;
+    }
+    if (heal_rc != OUTPOST_OK) {
+        fail_transient(s, heal_rc, outpost_errmsg(s->r));
+        return;
+    }
+    s->welcome_acked = w->acked_seq;
     /* Entries the server applied whose ACK never arrived (the connection was cut). */
     for (;;) {
         outpost_outbox_entry *e = NULL;
@@ -527,6 +541,16 @@ static void on_welcome(outpost_sync *s, const proto_welcome *w)
 static void on_error(outpost_sync *s, const proto_error *e)
 {
     int code;
+    /* The store is behind this device's cursor (restored from a backup): what it may lack goes
+     * back in the outbox and the cursor to 0, so the next session re-sends and pulls in full. */
+    if (e->code == PROTO_ERR_CURSOR_AHEAD) {
+        heal_result heal;
+        int rc = heal_rewind(s->r, s->welcome_acked, &heal);
+        if (rc != OUTPOST_OK) {
+            fail_transient(s, rc, outpost_errmsg(s->r));
+            return;
+        }
+    }
     switch (e->code) {
     case PROTO_ERR_AUTH: code = OUTPOST_EAUTH; break;
     case PROTO_ERR_REVOKED: code = OUTPOST_EREVOKED; break;

@@ -192,12 +192,15 @@ int store_pull(store *st, const store_device *dev, uint64_t cursor, uint32_t lim
         goto done;
     p.dev_no = rec.no;
     p.holds_nothing = cursor == 0 && rec.acked_seq == 0;
-    /* A cursor ahead of the store means the store went back in time (restored from a backup):
-     * everything after the backup would be skipped, so the device starts over from 0. */
+    /* A cursor ahead of the store means the store went back in time (restored from a backup).
+     * Restarting from 0 here would hide that from the device, which then would not re-send what
+     * the store lost: say so, and the device pulls again from 0 itself. */
     if (cursor > (uint64_t)server_seq) {
-        cursor = 0;
-        p.cursor = 0;
-        p.last_seq = 0;
+        out = store_fail(st, STORE_EAHEAD,
+                         "cursor %llu is beyond this store's newest sequence %lld: the store went "
+                         "back in time (restored from a backup); pull again from 0",
+                         (unsigned long long)cursor, (long long)server_seq);
+        goto done;
     }
     int scan_cap = (int)p.limit + PULL_SCAN_EXTRA;
     int rc = sqlite3_prepare_v2(st->db,

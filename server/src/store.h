@@ -34,7 +34,8 @@ enum {
     STORE_ESCHEMA = -10,   /* schema problem: not additive, no primary key, bad policy */
     STORE_EEXISTS = -11,   /* already exists */
     STORE_ELOCKED = -12,   /* dashboard account locked after too many failed logins */
-    STORE_ETAMPERED = -13  /* the audit log's hash chain does not verify */
+    STORE_ETAMPERED = -13, /* the audit log's hash chain does not verify */
+    STORE_EAHEAD = -14     /* a pull cursor beyond the store's newest sequence */
 };
 
 typedef struct store store;
@@ -176,7 +177,60 @@ int store_pull(store *st, const store_device *dev, uint64_t cursor, uint32_t lim
  * a page always carries at least one row, even one larger than max_bytes; a first pull
  * (cursor 0) carries no tombstones or removals; next_cursor is the newest server sequence when
  * more is false; a cursor beyond the newest server sequence (the store was restored from a
- * backup) is read as 0. A revoked device gets STORE_EREVOKED and no reply. */
+ * backup) is STORE_EAHEAD with no reply: the device must pull again from 0. A revoked device gets
+ * STORE_EREVOKED and no reply. */
+
+/* ---- Identity, backup, restore, one daemon per store (store_backup.c) ---------------------- */
+
+/* Which store this is, for ever (a random UUID made when the store was created, or when a store
+ * made before identities existed is first opened), and which life of it (the epoch: 1, grown by
+ * every restore). Devices remember both: a new epoch tells them the store went back in time. */
+typedef struct store_identity {
+    char id[40];
+    uint64_t epoch;
+} store_identity;
+
+int store_identity_get(store *st, store_identity *out_identity);
+
+/* Writes a consistent copy of the store to path while others keep using it (VACUUM INTO, one
+ * read transaction). The file is created 0600 and must not exist (STORE_EEXISTS). A failure
+ * removes the partial file. */
+int store_backup(store *st, const char *path);
+
+typedef struct store_restore_info {
+    store_identity identity;    /* the restored store's, with its new epoch */
+    uint64_t backup_epoch;      /* the epoch the backup was taken in */
+    uint64_t replaced_epoch;    /* the replaced store's epoch; 0 when there was none */
+    uint64_t backup_server_seq; /* the backup's newest server sequence */
+    uint64_t server_seq;        /* the restored store's: never below the replaced store's */
+    char replaced_path[600];    /* where the replaced store was moved; empty when none */
+    uint32_t n_schema_upgrades; /* schema versions replayed from the replaced store */
+} store_restore_info;
+
+/* Puts the backup at backup_path in place as the store at store_path:
+ *   - refused (STORE_EBUSY) while an outpostd serves store_path (it holds the store lock);
+ *   - refused (STORE_EINVAL) when the backup is not an Outpost store, or is a backup of another
+ *     store (a different identity);
+ *   - the new epoch is one past the highest of the backup's and the replaced store's (with no
+ *     store to replace, at least the current Unix time in seconds, so that restoring one backup
+ *     twice onto a lost store still gives a new epoch), so every device notices, re-sends what
+ *     the store lacks and pulls again from 0;
+ *   - the newest server sequence moves up to the replaced store's, so that even a device that
+ *     never heard of epochs is not given a sequence number it has already passed;
+ *   - schema versions the replaced store was given after the backup are replayed, in order,
+ *     so that devices already on them are not refused;
+ *   - the replaced store (if any) is kept beside it as STORE.replaced-epoch-N.
+ * The backup file itself is only read. err receives a message on failure. */
+int store_restore(const char *store_path, const char *backup_path, store_restore_info *out_info,
+                  char *err, size_t err_size);
+
+/* Only one outpostd may serve a store: an exclusive lock (flock) on STORE.lock, held while the
+ * process lives and released by the kernel when it ends, even by SIGKILL. STORE_EBUSY with a
+ * message naming the holder's pid when another process holds it. *out_fd is the lock; give it
+ * to store_lock_release. Commands meant to run online (outpost-admin enroll, backup, ...) do
+ * not take it; restore does. */
+int store_lock_acquire(const char *store_path, int *out_fd, char *err, size_t err_size);
+void store_lock_release(int fd); /* -1 is a no-op */
 
 /* ---- Dashboard accounts (store_users.c) ------------------------------------------------------ */
 

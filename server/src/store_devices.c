@@ -144,6 +144,18 @@ static void format_uuid(const uint8_t b[16], char out[40])
     out[at] = 0;
 }
 
+int store_random_uuid(store *st, char out[40])
+{
+    uint8_t b[16];
+    int out_rc = random_bytes(st, b, sizeof b);
+    if (out_rc != 0)
+        return out_rc;
+    b[6] = (uint8_t)((b[6] & 0x0fu) | 0x40u);
+    b[8] = (uint8_t)((b[8] & 0x3fu) | 0x80u);
+    format_uuid(b, out);
+    return 0;
+}
+
 int store_device_enroll(store *st, const char *code, const char *device_name,
                         char out_device_id[40], uint8_t out_secret[32])
 {
@@ -151,21 +163,18 @@ int store_device_enroll(store *st, const char *code, const char *device_name,
     char plain[CODE_CHARS + 1];
     if (code == NULL || !code_normalize(code, plain))
         return store_fail(st, STORE_ECODE, "enrollment code unknown, used or expired");
-    uint8_t code_hash[32], secret[32], secret_hash[32], id_bytes[16];
+    uint8_t code_hash[32], secret[32], secret_hash[32];
+    /* A random (version 4) UUID: device ids reveal nothing about when or where. */
+    char device_id[40];
     int out = sha256(st, plain, CODE_CHARS, code_hash);
     if (out == 0)
         out = random_bytes(st, secret, sizeof secret);
     if (out == 0)
-        out = random_bytes(st, id_bytes, sizeof id_bytes);
+        out = store_random_uuid(st, device_id);
     if (out == 0)
         out = sha256(st, secret, sizeof secret, secret_hash);
     if (out != 0)
         goto wipe;
-    /* A random (version 4) UUID: device ids reveal nothing about when or where. */
-    id_bytes[6] = (uint8_t)((id_bytes[6] & 0x0fu) | 0x40u);
-    id_bytes[8] = (uint8_t)((id_bytes[8] & 0x3fu) | 0x80u);
-    char device_id[40];
-    format_uuid(id_bytes, device_id);
 
     out = store_begin(st, true);
     if (out != 0)

@@ -39,6 +39,7 @@ struct store {
     sqlite3_stmt *rows_put;   /* INSERT OR REPLACE into _outpost_rows */
     sqlite3_stmt *rows_add;   /* INSERT into _outpost_rows unless known */
     sqlite3_stmt *change_put; /* INSERT into _outpost_changes */
+    bool identity_created;    /* store_open gave the store its identity (it had none) */
 };
 
 /* Writes a message into st->errmsg and returns rc. */
@@ -99,6 +100,13 @@ bool store_id_valid(const char *id);
 
 /* The worker's teams, sorted; *out_teams is malloc'd (free it), NULL when there are none. */
 int store_worker_teams(store *st, const char *worker_id, uint32_t *out_n, char (**out_teams)[64]);
+
+/* A random (version 4) UUID as text, from mbedTLS's PSA generator. */
+int store_random_uuid(store *st, char out[40]);
+
+/* Gives a store that has no identity yet (new, or made before identities existed) one: a random
+ * id and epoch 1. Called by store_open; *out_created says whether it did. */
+int store_identity_ensure(store *st, bool *out_created);
 
 /* Writes `"name"` with embedded quotes doubled into out (for identifiers from the schema). */
 int store_quote_ident(char *out, size_t out_size, const char *name);

@@ -313,6 +313,12 @@ int store_open(const char *path, bool create, store **out_store, char *err, size
             snprintf(err, err_size, "%s: unsupported store format (%s)", path, st->errmsg);
         goto fail;
     }
+    out = store_identity_ensure(st, &st->identity_created);
+    if (out != 0) {
+        if (err != NULL && err_size > 0)
+            snprintf(err, err_size, "%s: %s", path, st->errmsg);
+        goto fail;
+    }
     *out_store = st;
     return 0;
 

@@ -191,6 +191,27 @@ int fixture_start(daemon_fixture *fx)
     return -1;
 }
 
+int fixture_pin_port(const daemon_fixture *fx)
+{
+    char text[16384], out[16400];
+    FILE *f = fopen(fx->config_path, "rb");
+    if (!f)
+        return -1;
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = '\0';
+    char *at = strstr(text, "\nport = 0\n");
+    if (!at)
+        return strstr(text, "\nport = ") ? 0 : -1; /* pinned already */
+    snprintf(out, sizeof out, "%.*s\nport = %u\n%s", (int)(at - text), text, (unsigned)fx->port,
+             at + strlen("\nport = 0\n"));
+    f = fopen(fx->config_path, "wb");
+    if (!f)
+        return -1;
+    int rc = fputs(out, f) < 0 ? -1 : 0;
+    return fclose(f) != 0 ? -1 : rc;
+}
+
 int fixture_stop(daemon_fixture *fx)
 {
     uint64_t deadline = wall_ms() + 20000;

@@ -36,6 +36,10 @@ int fixture_create(daemon_fixture *fx, const char *extra_limits);
 /* Starts outpostd and waits until it listens; fills fx->port. Returns 0 or -1. */
 int fixture_start(daemon_fixture *fx);
 
+/* Writes the port the daemon listens on now into the config, so that a restart comes back on
+ * it (devices keep the URL they enrolled with). Returns 0 or -1. */
+int fixture_pin_port(const daemon_fixture *fx);
+
 /* SIGTERM and wait; returns the exit status (-1 when it did not exit normally in time). */
 int fixture_stop(daemon_fixture *fx);
 

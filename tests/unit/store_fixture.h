@@ -67,7 +67,7 @@ char *fx_contact(fixture *fx, const char *id, const char *column);
 int64_t fx_int(fixture *fx, const char *sql);
 
 /* Every table of the store, every row, in a fixed order: for "identical store" checks.
- * Wall-clock columns are left out. malloc'd. */
+ * Wall-clock columns and the store's identity are left out. malloc'd. */
 char *fx_dump(fixture *fx);
 
 /* Finds the ROWS table entry for name, or NULL. */

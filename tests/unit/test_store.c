@@ -584,7 +584,7 @@ static void test_pull_scope_removal(void **state)
     store_device_clear(&cai);
 }
 
-static void test_pull_cursor_from_the_future_restarts(void **state)
+static void test_pull_cursor_from_the_future_is_refused(void **state)
 {
     fixture *fx = *state;
     store_device ana, cai;
@@ -593,12 +593,22 @@ static void test_pull_cursor_from_the_future_restarts(void **state)
     push_contacts(fx, &ana, 0, 2, "north");
     uint64_t head = 0;
     assert_int_equal(store_server_seq(fx->st, &head), 0);
-    /* the device pulled up to 1000 from a store that was since restored from a backup */
+    /* the device pulled up to 1000 from a store that was since restored from a backup: the
+     * store says so instead of quietly starting over, so the device can re-send and re-pull */
+    proto_buf reply = {0};
     store_pull_info info;
-    proto_msg *m = fx_pull(fx, &cai, 1000, 100, 1 << 20, &info);
-    assert_int_equal(info.n_rows, 2);
+    assert_int_equal(store_pull(fx->st, &cai, 1000, 100, 1 << 20, &reply, &info), STORE_EAHEAD);
+    assert_int_equal(reply.len, 0);
+    char expect[200];
+    snprintf(expect, sizeof expect,
+             "cursor 1000 is beyond this store's newest sequence %llu: the store went back in "
+             "time (restored from a backup); pull again from 0",
+             (unsigned long long)head);
+    assert_string_equal(store_errmsg(fx->st), expect);
+    /* at the head itself it is an ordinary, empty pull */
+    proto_msg *m = fx_pull(fx, &cai, head, 100, 1 << 20, &info);
+    assert_int_equal(info.n_rows, 0);
     assert_int_equal(info.next_cursor, head);
-    assert_false(info.more);
     proto_msg_free(m);
     store_device_clear(&ana);
     store_device_clear(&cai);
@@ -680,7 +690,7 @@ int main(void)
         T_(test_pull_tombstones_and_no_echo),
         T_(test_pull_returns_row_when_merge_altered_it),
         T_(test_pull_scope_removal),
-        T_(test_pull_cursor_from_the_future_restarts),
+        T_(test_pull_cursor_from_the_future_is_refused),
         T_(test_pull_revoked_device_refused),
         T_(test_two_handles_and_a_busy_writer),
     };

@@ -208,6 +208,12 @@ static void run_enroll(job *j, store *st, const job_env *env)
     memcpy(reply.u.enrolled.secret, secret, sizeof secret);
     reply.u.enrolled.ca_pem = env->ca_pem;
     reply.u.enrolled.schema = schema->u.schema;
+    store_identity identity;
+    if (store_identity_get(st, &identity) == STORE_OK) {
+        reply.u.enrolled.has_store = true;
+        reply.u.enrolled.store.id = identity.id;
+        reply.u.enrolled.store.epoch = identity.epoch;
+    }
     j->rc = encode_reply(j, &reply);
     memset(&reply.u.enrolled.secret, 0, sizeof reply.u.enrolled.secret);
 
@@ -250,7 +256,10 @@ static void run_auth(job *j, store *st, const job_env *env)
         proto_msg_free(schema);
         return;
     }
+    store_identity identity;
     j->rc = store_server_seq(st, &server_seq);
+    if (j->rc == STORE_OK)
+        j->rc = store_identity_get(st, &identity);
     if (j->rc != STORE_OK) {
         note_store_error(j, st);
         proto_msg_free(schema);
@@ -266,6 +275,9 @@ static void run_auth(job *j, store *st, const job_env *env)
     reply.u.welcome.acked_seq = j->device.acked_seq;
     reply.u.welcome.server_seq = server_seq;
     reply.u.welcome.server_time_ms = j->now_ms;
+    reply.u.welcome.has_store = true;
+    reply.u.welcome.store.id = identity.id;
+    reply.u.welcome.store.epoch = identity.epoch;
     if (hello->schema_version < version) {
         reply.u.welcome.has_schema = true;
         reply.u.welcome.schema = schema->u.schema;

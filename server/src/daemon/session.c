@@ -419,7 +419,8 @@ static void on_pull(session *s, proto_msg *msg)
  * nothing. */
 static void store_failure(session *s, const job *j, const char *what)
 {
-    log_msg(j->rc == STORE_EREVOKED ? LOG_WARN : LOG_ERROR, "conn=%" PRIu64 " %s failed: %s", s->id, what,
+    log_msg(j->rc == STORE_EREVOKED || j->rc == STORE_EAHEAD ? LOG_WARN : LOG_ERROR,
+            "conn=%" PRIu64 " %s failed: %s", s->id, what,
             j->errmsg[0] ? j->errmsg : "store error");
     switch (j->rc) {
     case STORE_EREVOKED: /* revoked while connected; its next HELLO learns about a wipe */
@@ -430,6 +431,9 @@ static void store_failure(session *s, const job *j, const char *what)
         break;
     case STORE_EBUSY:
         send_error(s, PROTO_ERR_BUSY, true, true, "store busy, try again later");
+        break;
+    case STORE_EAHEAD:
+        send_error(s, PROTO_ERR_CURSOR_AHEAD, true, true, "%s", j->errmsg);
         break;
     default:
         send_error(s, PROTO_ERR_INTERNAL, true, true, "server error during %s", what);

@@ -13,6 +13,7 @@ struct worker {
     pthread_mutex_t lock;
     pthread_cond_t wakeup;
     bool stopping;
+    int lock_fd;          /* the store lock (store_lock_acquire), held while running */
     job *queue_head, *queue_tail;
     job *done_head, *done_tail;
     uint32_t in_flight; /* submitted and not yet collected */
@@ -90,7 +91,13 @@ int worker_start(const char *store_path, uint32_t queue_depth, const job_env *en
         snprintf(err, err_size, "out of memory");
         return -1;
     }
+    /* Two daemons on one store would each believe they own its sequences and its sessions. */
+    if (store_lock_acquire(store_path, &w->lock_fd, err, err_size) != STORE_OK) {
+        free(w);
+        return -1;
+    }
     if (store_open(store_path, false, &w->st, err, err_size) != STORE_OK) {
+        store_lock_release(w->lock_fd);
         free(w);
         return -1;
     }
@@ -112,6 +119,7 @@ int worker_start(const char *store_path, uint32_t queue_depth, const job_env *en
     if (rc != 0) {
         snprintf(err, err_size, "cannot start the worker thread");
         store_close(w->st);
+        store_lock_release(w->lock_fd);
         pthread_cond_destroy(&w->wakeup);
         pthread_mutex_destroy(&w->lock);
         free(w);
@@ -170,6 +178,7 @@ void worker_stop(worker *w)
     free_list(w->queue_head);
     free_list(w->done_head);
     store_close(w->st);
+    store_lock_release(w->lock_fd);
     pthread_cond_destroy(&w->wakeup);
     pthread_mutex_destroy(&w->lock);
     free(w);

@@ -1,0 +1,540 @@
+/*
+ * A store's life: its identity and epoch, online backup, restore (which starts a new epoch), and
+ * the lock that lets only one outpostd serve a store.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "store_internal.h"
+
+static const char identity_ddl[] =
+    "CREATE TABLE IF NOT EXISTS _outpost_store("
+    "  one INTEGER PRIMARY KEY CHECK (one = 1), store_id TEXT NOT NULL,"
+    "  epoch INTEGER NOT NULL CHECK (epoch >= 1))";
+
+static void err_set(char *err, size_t err_size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void err_set(char *err, size_t err_size, const char *fmt, ...)
+{
+    if (err == NULL || err_size == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_size, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- identity ------------------------------------------------------------------------------ */
+
+static int identity_read(store *st, store_identity *out, bool *out_found)
+{
+    memset(out, 0, sizeof *out);
+    *out_found = false;
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(st->db, "SELECT store_id, epoch FROM _outpost_store WHERE one = 1",
+                                -1, &s, NULL);
+    if (rc != SQLITE_OK) {
+        /* No such table: a store made before identities existed. */
+        sqlite3_finalize(s);
+        return 0;
+    }
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        snprintf(out->id, sizeof out->id, "%s", (const char *)sqlite3_column_text(s, 0));
+        out->epoch = (uint64_t)sqlite3_column_int64(s, 1);
+        *out_found = true;
+        rc = SQLITE_DONE;
+    }
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? 0 : store_fail_sqlite(st, rc, "read the store's identity");
+}
+
+static int identity_write(store *st, const store_identity *identity)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO _outpost_store VALUES(1, ?1, ?2)",
+                                -1, &s, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(s, 1, identity->id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 2, (int64_t)identity->epoch);
+        rc = sqlite3_step(s);
+    }
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? 0 : store_fail_sqlite(st, rc, "write the store's identity");
+}
+
+int store_identity_ensure(store *st, bool *out_created)
+{
+    store_identity identity;
+    bool found = false;
+    *out_created = false;
+    int out = identity_read(st, &identity, &found);
+    if (out != 0 || found)
+        return out;
+    out = store_begin(st, true);
+    if (out == 0)
+        out = store_exec(st, identity_ddl, "create the store's identity");
+    if (out == 0)
+        out = identity_read(st, &identity, &found); /* another process may have been first */
+    if (out == 0 && !found) {
+        identity.epoch = 1;
+        out = store_random_uuid(st, identity.id);
+        if (out == 0)
+            out = identity_write(st, &identity);
+        *out_created = out == 0;
+    }
+    if (out == 0)
+        return store_commit(st);
+    store_rollback(st);
+    *out_created = false;
+    return out;
+}
+
+int store_identity_get(store *st, store_identity *out_identity)
+{
+    bool found = false;
+    int out = identity_read(st, out_identity, &found);
+    if (out == 0 && !found)
+        out = store_fail(st, STORE_EIO, "the store has no identity");
+    return out;
+}
+
+/* ---- backup -------------------------------------------------------------------------------- */
+
+static int fsync_path(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* The directory holding path, so that a rename in it is durable. */
+static void fsync_dir_of(const char *path)
+{
+    char dir[512];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = 0;
+    else
+        *slash = 0;
+    (void)fsync_path(dir);
+}
+
+int store_backup(store *st, const char *path)
+{
+    if (path == NULL || path[0] == 0)
+        return store_fail(st, STORE_EINVAL, "no backup file given");
+    /* Created here, empty and 0600, so that the copy is never readable by others; VACUUM INTO
+     * accepts an empty file. */
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return store_fail(st, errno == EEXIST ? STORE_EEXISTS : STORE_EIO,
+                          "cannot create %s: %s%s", path, strerror(errno),
+                          errno == EEXIST ? " (a backup never overwrites a file)" : "");
+    close(fd);
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(st->db, "VACUUM INTO ?1", -1, &s, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(s, 1, path, -1, SQLITE_STATIC);
+        rc = sqlite3_step(s);
+    }
+    sqlite3_finalize(s);
+    int out = 0;
+    if (rc != SQLITE_DONE)
+        out = store_fail_sqlite(st, rc, "backup");
+    else if (fsync_path(path) != 0)
+        out = store_fail(st, STORE_EIO, "backup: cannot flush %s: %s", path, strerror(errno));
+    if (out != 0) {
+        unlink(path);
+        return out;
+    }
+    fsync_dir_of(path);
+    return 0;
+}
+
+/* ---- the one-daemon lock ------------------------------------------------------------------- */
+
+int store_lock_acquire(const char *store_path, int *out_fd, char *err, size_t err_size)
+{
+    char lock_path[512];
+    *out_fd = -1;
+    if (snprintf(lock_path, sizeof lock_path, "%s.lock", store_path) >= (int)sizeof lock_path) {
+        err_set(err, err_size, "store path too long");
+        return STORE_EINVAL;
+    }
+    int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        err_set(err, err_size, "cannot open the store lock %s: %s", lock_path, strerror(errno));
+        return STORE_EIO;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        char holder[32] = "";
+        ssize_t n = pread(fd, holder, sizeof holder - 1, 0);
+        holder[n > 0 ? n : 0] = 0;
+        holder[strcspn(holder, "\n")] = 0;
+        close(fd);
+        if (e == EWOULDBLOCK) {
+            err_set(err, err_size,
+                    "another process (pid %s) holds the store lock %s: an outpostd already "
+                    "serves this store, and only one may",
+                    holder[0] ? holder : "unknown", lock_path);
+            return STORE_EBUSY;
+        }
+        err_set(err, err_size, "cannot lock %s: %s", lock_path, strerror(e));
+        return STORE_EIO;
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
+        /* The pid is only for the message above; the lock itself holds. */
+    }
+    *out_fd = fd;
+    return 0;
+}
+
+void store_lock_release(int fd)
+{
+    if (fd >= 0)
+        close(fd); /* releases the flock; the file stays, empty of meaning */
+}
+
+/* ---- restore ------------------------------------------------------------------------------- */
+
+static int copy_file(const char *from, const char *to, char *err, size_t err_size)
+{
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    if (in < 0) {
+        err_set(err, err_size, "cannot read the backup %s: %s", from, strerror(errno));
+        return errno == ENOENT ? STORE_ENOTFOUND : STORE_EIO;
+    }
+    int outfd = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (outfd < 0) {
+        err_set(err, err_size, "cannot create %s: %s", to, strerror(errno));
+        close(in);
+        return STORE_EIO;
+    }
+    char buf[65536];
+    int out = 0;
+    for (;;) {
+        ssize_t n = read(in, buf, sizeof buf);
+        if (n == 0)
+            break;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            err_set(err, err_size, "cannot read the backup %s: %s", from, strerror(errno));
+            out = STORE_EIO;
+            break;
+        }
+        for (ssize_t at = 0; at < n;) {
+            ssize_t w = write(outfd, buf + at, (size_t)(n - at));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0) {
+                err_set(err, err_size, "cannot write %s: %s", to, strerror(errno));
+                out = errno == ENOSPC ? STORE_EFULL : STORE_EIO;
+                break;
+            }
+            at += w;
+        }
+        if (out != 0)
+            break;
+    }
+    if (out == 0 && fsync(outfd) != 0) {
+        err_set(err, err_size, "cannot flush %s: %s", to, strerror(errno));
+        out = STORE_EIO;
+    }
+    close(in);
+    close(outfd);
+    return out;
+}
+
+typedef struct store_facts {
+    store_identity identity;
+    bool identity_created; /* it had none: made just now */
+    int64_t server_seq;
+    int64_t schema_version;
+} store_facts;
+
+static int read_facts(store *st, store_facts *out)
+{
+    int rc = store_identity_get(st, &out->identity);
+    if (rc == 0)
+        rc = store_meta_get(st, "server_seq", &out->server_seq);
+    if (rc == 0)
+        rc = store_meta_get(st, "schema_version", &out->schema_version);
+    return rc;
+}
+
+/* Schemas the replaced store was given after the backup was taken, oldest first. */
+typedef struct schema_steps {
+    uint32_t n;
+    int64_t *version;
+    char **sql, **policy;
+} schema_steps;
+
+static void schema_steps_free(schema_steps *steps)
+{
+    for (uint32_t i = 0; i < steps->n; i++) {
+        free(steps->sql[i]);
+        free(steps->policy[i]);
+    }
+    free(steps->version);
+    free(steps->sql);
+    free(steps->policy);
+    memset(steps, 0, sizeof *steps);
+}
+
+static int schema_steps_read(store *st, int64_t after, schema_steps *out)
+{
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(st->db,
+                                "SELECT version, schema_sql, policy_text"
+                                " FROM _outpost_schema_versions WHERE version > ?1 ORDER BY version",
+                                -1, &s, NULL);
+    if (rc == SQLITE_OK)
+        sqlite3_bind_int64(s, 1, after);
+    int out_rc = 0;
+    while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+        rc = SQLITE_OK;
+        uint32_t n = out->n + 1;
+        int64_t *v = realloc(out->version, n * sizeof *v);
+        if (v != NULL)
+            out->version = v;
+        char **q = realloc(out->sql, n * sizeof *q);
+        if (q != NULL)
+            out->sql = q;
+        char **p = realloc(out->policy, n * sizeof *p);
+        if (p != NULL)
+            out->policy = p;
+        if (v == NULL || q == NULL || p == NULL) {
+            out_rc = store_fail(st, STORE_ENOMEM, "out of memory");
+            break;
+        }
+        out->version[out->n] = sqlite3_column_int64(s, 0);
+        out->sql[out->n] = strdup((const char *)sqlite3_column_text(s, 1));
+        out->policy[out->n] = strdup((const char *)sqlite3_column_text(s, 2));
+        out->n = n;
+        if (out->sql[n - 1] == NULL || out->policy[n - 1] == NULL) {
+            out_rc = store_fail(st, STORE_ENOMEM, "out of memory");
+            break;
+        }
+    }
+    sqlite3_finalize(s);
+    if (out_rc == 0 && rc != SQLITE_DONE)
+        out_rc = store_fail_sqlite(st, rc, "read the schema history");
+    if (out_rc != 0)
+        schema_steps_free(out);
+    return out_rc;
+}
+
+/* Gives the restored store the schemas the replaced one was upgraded to after the backup, in
+ * order and with the same version numbers: devices already on them would be refused otherwise. */
+static int schema_steps_apply(store *st, const schema_steps *steps)
+{
+    for (uint32_t i = 0; i < steps->n; i++) {
+        int64_t have = 0;
+        int out = store_meta_get(st, "schema_version", &have);
+        if (out == 0)
+            out = have == 0 ? store_init_schema(st, steps->sql[i], steps->policy[i])
+                            : store_upgrade_schema(st, steps->sql[i], steps->policy[i]);
+        if (out == 0)
+            out = store_meta_get(st, "schema_version", &have);
+        if (out == 0 && have != steps->version[i])
+            out = store_fail(st, STORE_ESCHEMA,
+                             "replaying schema version %lld gave version %lld",
+                             (long long)steps->version[i], (long long)have);
+        if (out != 0)
+            return out;
+    }
+    return 0;
+}
+
+/* Moves path (and any -wal / -shm beside it) to path.replaced-epoch-N. */
+static int move_aside(const char *path, uint64_t epoch, char *out_path, size_t out_size,
+                      char *err, size_t err_size)
+{
+    static const char *const suffixes[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        char from[600], to[600];
+        snprintf(from, sizeof from, "%s%s", path, suffixes[i]);
+        snprintf(to, sizeof to, "%s.replaced-epoch-%llu%s", path, (unsigned long long)epoch,
+                 suffixes[i]);
+        if (i == 0)
+            snprintf(out_path, out_size, "%s", to);
+        if (rename(from, to) != 0 && errno != ENOENT) {
+            err_set(err, err_size, "cannot move %s aside: %s", from, strerror(errno));
+            return STORE_EIO;
+        }
+    }
+    return 0;
+}
+
+int store_restore(const char *store_path, const char *backup_path, store_restore_info *out_info,
+                  char *err, size_t err_size)
+{
+    memset(out_info, 0, sizeof *out_info);
+    err_set(err, err_size, "restore failed");
+    char tmp_path[512];
+    if (snprintf(tmp_path, sizeof tmp_path, "%s.restoring", store_path) >= (int)sizeof tmp_path) {
+        err_set(err, err_size, "store path too long");
+        return STORE_EINVAL;
+    }
+    int lock_fd = -1;
+    int out = store_lock_acquire(store_path, &lock_fd, err, err_size);
+    if (out == STORE_EBUSY) {
+        size_t len = strlen(err);
+        snprintf(err + len, err_size - len, "; stop outpostd before restoring");
+    }
+    if (out != 0)
+        return out;
+
+    /* The backup is only read: it is copied first, and the copy is what gets opened. */
+    store *bk = NULL, *cur = NULL;
+    store_facts bf, cf;
+    schema_steps steps = {0};
+    memset(&bf, 0, sizeof bf);
+    memset(&cf, 0, sizeof cf);
+    out = copy_file(backup_path, tmp_path, err, err_size);
+    if (out != 0)
+        goto fail;
+    char open_err[512];
+    out = store_open(tmp_path, false, &bk, open_err, sizeof open_err);
+    if (out != 0) {
+        err_set(err, err_size, "%s is not a usable Outpost store backup: %s", backup_path,
+                open_err);
+        out = STORE_EINVAL;
+        goto fail;
+    }
+    bf.identity_created = bk->identity_created;
+    out = read_facts(bk, &bf);
+    if (out != 0) {
+        err_set(err, err_size, "backup %s: %s", backup_path, store_errmsg(bk));
+        goto fail;
+    }
+
+    /* The store being replaced, when there is one and it still opens: its epoch and its newest
+     * server sequence are what the restored store must go past. */
+    bool have_cur = access(store_path, F_OK) == 0;
+    if (have_cur) {
+        out = store_open(store_path, false, &cur, open_err, sizeof open_err);
+        if (out == 0) {
+            cf.identity_created = cur->identity_created;
+            out = read_facts(cur, &cf);
+            if (out == 0)
+                out = schema_steps_read(cur, bf.schema_version, &steps);
+            if (out != 0)
+                err_set(err, err_size, "store %s: %s", store_path, store_errmsg(cur));
+            store_close(cur); /* the last connection: checkpoints and removes its WAL */
+            cur = NULL;
+        } else {
+            err_set(err, err_size,
+                    "the store %s does not open (%s); move it away first if it is damaged "
+                    "beyond use, then restore again",
+                    store_path, open_err);
+        }
+        if (out != 0)
+            goto fail;
+        if (strcmp(cf.identity.id, bf.identity.id) != 0) {
+            if (!bf.identity_created) {
+                err_set(err, err_size,
+                        "%s is a backup of another store (%s), not of %s (%s): refusing to "
+                        "replace one store with another",
+                        backup_path, bf.identity.id, store_path, cf.identity.id);
+                out = STORE_EINVAL;
+                goto fail;
+            }
+            /* A backup made before identities existed belongs to the store it is restored to. */
+            snprintf(bf.identity.id, sizeof bf.identity.id, "%s", cf.identity.id);
+        }
+    }
+
+    out = schema_steps_apply(bk, &steps);
+    if (out != 0) {
+        err_set(err, err_size, "giving the restored store the replaced store's schema: %s",
+                store_errmsg(bk));
+        goto fail;
+    }
+    store_identity next = bf.identity;
+    next.epoch = (bf.identity.epoch > cf.identity.epoch ? bf.identity.epoch : cf.identity.epoch) + 1;
+    /* With no store to replace (a dead disk), earlier restores of this backup may have used
+     * backup + 1 already: the clock in seconds is past any epoch counted up from 1. */
+    if (!have_cur && next.epoch < store_now_ms() / 1000u)
+        next.epoch = store_now_ms() / 1000u;
+    int64_t next_seq = bf.server_seq > cf.server_seq ? bf.server_seq : cf.server_seq;
+    out = store_begin(bk, true);
+    if (out == 0)
+        out = identity_write(bk, &next);
+    if (out == 0)
+        out = store_meta_set(bk, "server_seq", next_seq);
+    if (out == 0)
+        out = store_commit(bk);
+    else
+        store_rollback(bk);
+    /* One self-contained file (no WAL beside it) is what gets renamed into place. */
+    if (out == 0)
+        out = store_exec(bk, "PRAGMA journal_mode=DELETE", "leave WAL mode");
+    if (out != 0) {
+        err_set(err, err_size, "preparing the restored store: %s", store_errmsg(bk));
+        goto fail;
+    }
+    store_close(bk);
+    bk = NULL;
+    if (fsync_path(tmp_path) != 0) {
+        err_set(err, err_size, "cannot flush %s: %s", tmp_path, strerror(errno));
+        out = STORE_EIO;
+        goto fail;
+    }
+    if (have_cur) {
+        out = move_aside(store_path, cf.identity.epoch, out_info->replaced_path,
+                         sizeof out_info->replaced_path, err, err_size);
+        if (out != 0)
+            goto fail;
+    }
+    if (rename(tmp_path, store_path) != 0) {
+        err_set(err, err_size, "cannot put the restored store in place: %s", strerror(errno));
+        out = STORE_EIO;
+        goto fail;
+    }
+    fsync_dir_of(store_path);
+    out_info->identity = next;
+    out_info->backup_epoch = bf.identity.epoch;
+    out_info->replaced_epoch = cf.identity.epoch;
+    out_info->backup_server_seq = (uint64_t)bf.server_seq;
+    out_info->server_seq = (uint64_t)next_seq;
+    out_info->n_schema_upgrades = steps.n;
+    schema_steps_free(&steps);
+    if (err != NULL && err_size > 0)
+        err[0] = 0;
+    store_lock_release(lock_fd);
+    return 0;
+
+fail:
+    schema_steps_free(&steps);
+    store_close(bk);
+    store_close(cur);
+    unlink(tmp_path);
+    char side[600];
+    snprintf(side, sizeof side, "%s-wal", tmp_path);
+    unlink(side);
+    snprintf(side, sizeof side, "%s-shm", tmp_path);
+    unlink(side);
+    store_lock_release(lock_fd);
+    return out;
+}

@@ -1,0 +1,523 @@
+/*
+ * The central store goes back in time, end to end: a real outpostd over real TLS, devices
+ * through liboutpost, the operator's own outpost-admin backup and restore. What is asserted is
+ * what an office would check afterwards: the server and every device hold every record, row by
+ * row, and no device said "synced" while the server lacked its records. Also: one outpostd per
+ * store, and an outpostd killed (SIGKILL) in the middle of a device's multi-page pull.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <outpost.h>
+#include <sqlite3.h>
+
+#include "daemon_fixture.h"
+#include "testclient.h"
+
+#ifndef OUTPOST_ADMIN_PATH
+#error "OUTPOST_ADMIN_PATH must name the outpost-admin binary"
+#endif
+
+#define WAIT_MS 20000u
+
+typedef struct device {
+    char path[400];
+    outpost_replica *r;
+    outpost_sync *sync;
+} device;
+
+static daemon_fixture fx;
+static char admin_out[8192];
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    static char buf[16384];
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+/* outpost-admin --store STORE ARGS...: exit status, output in admin_out. */
+static int admin(const char *cmd, const char *arg)
+{
+    const char *argv[] = {OUTPOST_ADMIN_PATH, "--store", fx.store_path, cmd, arg, NULL};
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_RDONLY);
+        dup2(devnull, 0);
+        dup2(fds[1], 1);
+        dup2(fds[1], 2);
+        close(fds[0]);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    close(fds[1]);
+    size_t n = 0;
+    ssize_t r;
+    while ((r = read(fds[0], admin_out + n, sizeof admin_out - 1 - n)) > 0)
+        n += (size_t)r;
+    admin_out[n] = '\0';
+    close(fds[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static const uint8_t device_key[OUTPOST_KEY_BYTES] = {
+    0x72, 0x65, 0x73, 0x74, 0x6f, 0x72, 0x65, 0x2d, 0x74, 0x65, 0x73, 0x74, 0x2d, 0x6b, 0x65, 0x79,
+    0x10, 0x21, 0x32, 0x43, 0x54, 0x65, 0x76, 0x87, 0x98, 0xa9, 0xba, 0xcb, 0xdc, 0xed, 0xfe, 0x0f};
+
+static void device_enroll(device *d, const char *name, const char *worker)
+{
+    char err[256], code[32], url[64];
+    memset(d, 0, sizeof *d);
+    snprintf(d->path, sizeof d->path, "%s/%s.db", fx.dir, name);
+    outpost_config cfg = {.path = d->path, .secret.key = device_key};
+    assert_int_equal(outpost_replica_open(&cfg, &d->r, err, sizeof err), OUTPOST_OK);
+    assert_int_equal(fixture_enroll_code(&fx, worker, code), 0);
+    snprintf(url, sizeof url, "wss://127.0.0.1:%u/sync", fx.port);
+    outpost_enroll_options eo = {.url = url, .code = code, .ca_pem = slurp(fx.ca_path)};
+    int rc = outpost_enroll(d->r, &eo);
+    if (rc != OUTPOST_OK)
+        fail_msg("enroll: %s", outpost_errmsg(d->r));
+}
+
+static void device_start(device *d, uint32_t page_rows)
+{
+    outpost_sync_config cfg = {.stay_connected = 1, .debounce_ms = 50, .retry_base_ms = 100,
+                               .retry_cap_ms = 500, .pull_page_rows = page_rows};
+    assert_int_equal(outpost_sync_start(d->r, &cfg, &d->sync), OUTPOST_OK);
+}
+
+static void device_stop(device *d)
+{
+    outpost_sync_stop(d->sync);
+    d->sync = NULL;
+}
+
+static void device_close(device *d)
+{
+    device_stop(d);
+    outpost_replica_close(d->r);
+    d->r = NULL;
+}
+
+static void write_contacts(device *d, int n, const char *name)
+{
+    assert_int_equal(outpost_tx_begin(d->r), OUTPOST_OK);
+    for (int i = 0; i < n; i++) {
+        char id[OUTPOST_UUID_TEXT_SIZE], note[64];
+        assert_int_equal(outpost_uuid_make(id), OUTPOST_OK);
+        snprintf(note, sizeof note, "%s #%d", name, i);
+        proto_value params[3] = {
+            {.type = PROTO_TEXT, .u.b = {(const uint8_t *)id, (uint32_t)strlen(id)}},
+            {.type = PROTO_TEXT, .u.b = {(const uint8_t *)name, (uint32_t)strlen(name)}},
+            {.type = PROTO_TEXT, .u.b = {(const uint8_t *)note, (uint32_t)strlen(note)}},
+        };
+        int rc = outpost_exec(d->r,
+                              "INSERT INTO contacts (id, team_id, name, note) VALUES (?1, 't1',"
+                              " ?2, ?3)",
+                              params, 3);
+        if (rc != OUTPOST_OK)
+            fail_msg("write: %s", outpost_errmsg(d->r));
+    }
+    assert_int_equal(outpost_tx_commit(d->r, NULL), OUTPOST_OK);
+}
+
+/* Every contact, one line per row in key order: what "holds every record" is checked on. */
+static char *dump_rows(sqlite3 *db)
+{
+    sqlite3_stmt *st = NULL;
+    sqlite3_str *out = sqlite3_str_new(NULL);
+    if (sqlite3_prepare_v2(db,
+                           "SELECT id, team_id, coalesce(name, '-'), coalesce(note, '-')"
+                           " FROM contacts ORDER BY id",
+                           -1, &st, NULL) == SQLITE_OK)
+        while (sqlite3_step(st) == SQLITE_ROW)
+            sqlite3_str_appendf(out, "%s|%s|%s|%s\n", sqlite3_column_text(st, 0),
+                                sqlite3_column_text(st, 1), sqlite3_column_text(st, 2),
+                                sqlite3_column_text(st, 3));
+    sqlite3_finalize(st);
+    return sqlite3_str_finish(out);
+}
+
+static sqlite3 *central_open(void)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(fx.store_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    return db;
+}
+
+static char *central_rows(void)
+{
+    sqlite3 *db = central_open();
+    char *rows = dump_rows(db);
+    sqlite3_close(db);
+    return rows;
+}
+
+static int64_t query_int(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t n = -1;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+static int64_t central_int(const char *sql)
+{
+    sqlite3 *db = central_open();
+    int64_t n = query_int(db, sql);
+    sqlite3_close(db);
+    return n;
+}
+
+static int64_t device_int(device *d, const char *sql)
+{
+    return query_int(outpost_replica_db(d->r), sql);
+}
+
+static uint64_t pending(device *d)
+{
+    outpost_status st;
+    assert_int_equal(outpost_status_get(d->r, &st), OUTPOST_OK);
+    return st.pending;
+}
+
+static uint64_t cursor_of(device *d)
+{
+    outpost_status st;
+    assert_int_equal(outpost_status_get(d->r, &st), OUTPOST_OK);
+    return st.cursor;
+}
+
+/* Waits until the device holds n contacts and has nothing pending; returns whether it did. */
+static bool wait_settled(device *d, int64_t n)
+{
+    for (uint32_t waited = 0; waited < WAIT_MS; waited += 50) {
+        if (device_int(d, "SELECT count(*) FROM contacts") == n && pending(d) == 0)
+            return true;
+        sleep_ms(50);
+    }
+    return false;
+}
+
+static bool wait_central(int64_t n)
+{
+    for (uint32_t waited = 0; waited < WAIT_MS; waited += 50) {
+        if (central_int("SELECT count(*) FROM contacts") == n)
+            return true;
+        sleep_ms(50);
+    }
+    return false;
+}
+
+/* The device holds exactly the central rows, row by row. */
+static void assert_same_rows(device *d, const char *central)
+{
+    char *mine = dump_rows(outpost_replica_db(d->r));
+    assert_string_equal(mine, central);
+    sqlite3_free(mine);
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    if (fixture_create(&fx, NULL) != 0 || fixture_start(&fx) != 0 || fixture_pin_port(&fx) != 0)
+        return -1;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    fixture_destroy(&fx);
+    return 0;
+}
+
+/* ---- Cases ------------------------------------------------------------------------------ */
+
+static void test_second_outpostd_on_a_store_refuses_to_start(void **state)
+{
+    (void)state;
+    char out[4096];
+    int status = fixture_run_outpostd(fx.config_path, out, sizeof out);
+    assert_int_not_equal(status, 0);
+    if (!strstr(out, "an outpostd already serves this store, and only one may"))
+        fail_msg("second outpostd said: %s", out);
+    /* the first one still serves, and online admin commands still work beside it */
+    device d;
+    device_enroll(&d, "lonely", "w1");
+    outpost_replica_close(d.r);
+}
+
+/* Writes n contacts named "PHASE-TAG" on d. */
+static void write_named(device *d, int n, const char *phase, const char *tag)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%s-%s", phase, tag);
+    write_contacts(d, n, name);
+}
+
+/* Backup, more records from two devices, restore, more records; then the server and both
+ * devices hold every record. lose_store: the store file is gone before the restore (a dead
+ * disk), so nothing moves the server sequence forward and only the epoch tells the devices. */
+static void restore_scenario(bool lose_store, const char *ta, const char *tb)
+{
+    char backup[400], own[16];
+    snprintf(backup, sizeof backup, "%s/central-backup-%s.db", fx.dir, ta);
+    device a, b;
+    device_enroll(&a, ta, "w1");
+    device_enroll(&b, tb, "w12");
+    device_start(&a, 0);
+    device_start(&b, 0);
+    int64_t base = central_int("SELECT count(*) FROM contacts");
+
+    /* Before the backup: two records from each device, everywhere. */
+    write_named(&a, 2, "before", ta);
+    write_named(&b, 2, "before", tb);
+    assert_true(wait_central(base + 4));
+    assert_true(wait_settled(&a, base + 4));
+    assert_true(wait_settled(&b, base + 4));
+    uint64_t epoch_before = (uint64_t)central_int("SELECT epoch FROM _outpost_store");
+
+    /* The operator takes a backup while outpostd serves. */
+    assert_int_equal(admin("backup", backup), 0);
+    struct stat sb;
+    assert_int_equal(stat(backup, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+
+    /* After the backup: three more from each, in one entry and in several. */
+    write_named(&a, 3, "after", ta);
+    for (int i = 0; i < 3; i++)
+        write_named(&b, 1, "after", tb);
+    assert_true(wait_central(base + 10));
+    assert_true(wait_settled(&a, base + 10));
+    assert_true(wait_settled(&b, base + 10));
+
+    /* Restore is refused while outpostd serves the store. */
+    assert_int_equal(admin("restore", backup), 3);
+    if (!strstr(admin_out, "only one may; stop outpostd before restoring"))
+        fail_msg("restore while served said: %s", admin_out);
+    assert_int_equal(central_int("SELECT count(*) FROM contacts"), base + 10);
+
+    /* The office restores the backup. */
+    device_stop(&a);
+    device_stop(&b);
+    assert_int_equal(fixture_stop(&fx), 0);
+    if (lose_store) {
+        static const char *const sfx[] = {"", "-wal", "-shm"};
+        for (int i = 0; i < 3; i++) {
+            char p[400];
+            snprintf(p, sizeof p, "%s%s", fx.store_path, sfx[i]);
+            unlink(p);
+        }
+    }
+    assert_int_equal(admin("restore", backup), 0);
+    char said[64];
+    snprintf(said, sizeof said, "(backup taken in epoch %llu)", (unsigned long long)epoch_before);
+    if (!strstr(admin_out, said))
+        fail_msg("restore said: %s", admin_out);
+    uint64_t epoch_after = (uint64_t)central_int("SELECT epoch FROM _outpost_store");
+    assert_true(epoch_after > epoch_before);
+    if (!lose_store)
+        assert_int_equal(epoch_after, epoch_before + 1);
+    assert_int_equal(central_int("SELECT count(*) FROM contacts"), base + 4);
+    assert_int_equal(fixture_start(&fx), 0);
+
+    /* Workers keep writing, offline and online. */
+    write_named(&a, 1, "restored", ta);
+    write_named(&b, 1, "restored", tb);
+    /* a comes back first: its new record gets a server sequence that b had already passed
+     * before the restore (when the store was lost, nothing moved the sequence forward) */
+    device_start(&a, 0);
+    /* A device that says it synced has every record it wrote on the server (records of b that
+     * a pulled before the restore come back when b re-sends them). */
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    assert_int_equal(pending(&a), 0);
+    char *central = central_rows();
+    char *mine = dump_rows(outpost_replica_db(a.r));
+    snprintf(own, sizeof own, "-%s|", ta);
+    int n_own = 0;
+    for (char *line = strtok(mine, "\n"); line; line = strtok(NULL, "\n")) {
+        if (!strstr(line, own))
+            continue;
+        n_own++;
+        if (!strstr(central, line))
+            fail_msg("device %s reported synced, but the server lacks: %s", ta, line);
+    }
+    assert_int_equal(n_own, 2 + 3 + 1);
+    sqlite3_free(mine);
+    sqlite3_free(central);
+    device_start(&b, 0);
+
+    write_named(&b, 1, "online", tb);
+    assert_true(wait_central(base + 13));
+    assert_true(wait_settled(&a, base + 13));
+    assert_true(wait_settled(&b, base + 13));
+    central = central_rows();
+    assert_same_rows(&a, central);
+    assert_same_rows(&b, central);
+    /* every record written anywhere, once */
+    assert_int_equal(central_int("SELECT count(DISTINCT id) FROM contacts"), base + 13);
+    char sql[160];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM contacts WHERE name IN ('after-%s', 'after-%s')", ta, tb);
+    assert_int_equal(central_int(sql), 6);
+    sqlite3_free(central);
+    /* both devices now know the store's new life */
+    assert_int_equal((uint64_t)device_int(&a, "SELECT epoch FROM _outpost_server"), epoch_after);
+    assert_int_equal((uint64_t)device_int(&b, "SELECT epoch FROM _outpost_server"), epoch_after);
+    device_close(&a);
+    device_close(&b);
+}
+
+static void test_restored_store_is_noticed_and_healed(void **state)
+{
+    (void)state;
+    restore_scenario(false, "a1", "b1");
+}
+
+static void test_store_lost_and_restored_is_noticed_and_healed(void **state)
+{
+    (void)state;
+    restore_scenario(true, "a2", "b2");
+}
+
+static void test_outpostd_killed_mid_pull_device_ends_with_central_rows(void **state)
+{
+    (void)state;
+    device a, c;
+    device_enroll(&a, "kill-a", "w1");
+    device_start(&a, 0);
+    int64_t total = central_int("SELECT count(*) FROM contacts") + 600;
+    write_contacts(&a, 600, "bulk");
+    assert_true(wait_central(total));
+    assert_true(wait_settled(&a, total));
+    device_stop(&a);
+    uint64_t head = (uint64_t)central_int("SELECT value FROM _outpost_meta WHERE key = 'server_seq'");
+    assert_true(total >= 600);
+
+    /* A new device pulls everything in small pages; outpostd dies half way. */
+    device_enroll(&c, "kill-c", "w1");
+    device_start(&c, 5);
+    uint64_t at_kill = 0;
+    for (uint32_t waited = 0; waited < WAIT_MS * 10; waited++) {
+        uint64_t cur = cursor_of(&c);
+        if (cur > head / 3 && cur < head) {
+            fixture_kill(&fx);
+            at_kill = cursor_of(&c);
+            break;
+        }
+        usleep(100);
+    }
+    /* the kill landed mid-pull: some pages applied, not all */
+    assert_true(at_kill > 0);
+    assert_true(at_kill < head);
+    int64_t held = device_int(&c, "SELECT count(*) FROM contacts");
+    assert_true(held > 0 && held < total);
+
+    assert_int_equal(fixture_start(&fx), 0);
+    outpost_sync_network_changed(c.sync);
+    assert_true(wait_settled(&c, total));
+    assert_int_equal(outpost_sync_wait(c.sync, 0, WAIT_MS), OUTPOST_OK);
+    char *central = central_rows();
+    assert_same_rows(&c, central);
+    sqlite3_free(central);
+    assert_int_equal(cursor_of(&c),
+                     (uint64_t)central_int("SELECT value FROM _outpost_meta WHERE key = 'server_seq'"));
+    outpost_replica_close(a.r);
+    device_close(&c);
+}
+
+/* On the wire: WELCOME names the store and its life; a PULL from beyond the store's newest
+ * sequence is ERROR 14, retryable, and ends the session. */
+static void test_wire_store_identity_and_cursor_ahead(void **state)
+{
+    (void)state;
+    test_device dev;
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &dev), 0);
+    testclient *tc = NULL;
+    assert_int_equal(testclient_connect(fx.port, fx.ca_path, 10000, &tc, NULL, 0), 0);
+    proto_msg msg, *reply = NULL;
+    memset(&msg, 0, sizeof msg);
+    msg.type = PROTO_MSG_HELLO;
+    msg.u.hello.version = PROTO_VERSION;
+    msg.u.hello.device_id = dev.id;
+    memcpy(msg.u.hello.secret, dev.secret, sizeof dev.secret);
+    assert_int_equal(testclient_send(tc, &msg, 10000), 0);
+    assert_int_equal(testclient_recv(tc, 10000, &reply), 0);
+    assert_int_equal(reply->type, PROTO_MSG_WELCOME);
+    assert_true(reply->u.welcome.has_store);
+    assert_int_equal(strlen(reply->u.welcome.store.id), 36);
+    sqlite3 *db = central_open();
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT store_id, epoch FROM _outpost_store", -1,
+                                        &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_string_equal(reply->u.welcome.store.id, (const char *)sqlite3_column_text(st, 0));
+    assert_int_equal(reply->u.welcome.store.epoch, (uint64_t)sqlite3_column_int64(st, 1));
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    uint64_t head = reply->u.welcome.server_seq;
+    proto_msg_free(reply);
+
+    memset(&msg, 0, sizeof msg);
+    msg.type = PROTO_MSG_PULL;
+    msg.u.pull.cursor = head + 1000;
+    assert_int_equal(testclient_send(tc, &msg, 10000), 0);
+    assert_int_equal(testclient_recv(tc, 10000, &reply), 0);
+    assert_int_equal(reply->type, PROTO_MSG_ERROR);
+    assert_int_equal(reply->u.error.code, PROTO_ERR_CURSOR_AHEAD);
+    assert_true(reply->u.error.retryable);
+    char expect[300];
+    snprintf(expect, sizeof expect,
+             "cursor %llu is beyond this store's newest sequence %llu: the store went back in "
+             "time (restored from a backup); pull again from 0",
+             (unsigned long long)(head + 1000), (unsigned long long)head);
+    assert_string_equal(reply->u.error.message, expect);
+    proto_msg_free(reply);
+    /* like every ERROR, the session's last message */
+    assert_true(testclient_wait_closed(tc, 10000));
+    testclient_close(tc);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_second_outpostd_on_a_store_refuses_to_start),
+        cmocka_unit_test(test_wire_store_identity_and_cursor_ahead),
+        cmocka_unit_test(test_restored_store_is_noticed_and_healed),
+        cmocka_unit_test(test_store_lost_and_restored_is_noticed_and_healed),
+        cmocka_unit_test(test_outpostd_killed_mid_pull_device_ends_with_central_rows),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,210 @@
+/* heal.c: acknowledged entries kept for the retention window, and what WELCOME from a store that
+ * went back in time does to the outbox and the cursor. */
+#include "unit/client_fixture.h"
+
+#include <sqlite3.h>
+
+#include "../client-lib/src/internal.h"
+
+#define DAY_MS INT64_C(86400000)
+
+static int64_t q(fixture *f, const char *sql)
+{
+    return fx_query_int(f, sql);
+}
+
+/* Commits one contact (one outbox entry) and acknowledges it. */
+static void write_and_ack(fixture *f, const char *id)
+{
+    assert_int_equal(fx_insert_contact(f, id, "name", 1), OUTPOST_OK);
+    outpost_status st;
+    assert_int_equal(outpost_status_get(f->r, &st), OUTPOST_OK);
+    proto_ack ack = {.seq = st.last_seq, .server_seq = 1};
+    assert_int_equal(outpost_outbox_ack(f->r, &ack), OUTPOST_OK);
+}
+
+static void set_cursor(fixture *f, uint64_t cursor)
+{
+    proto_rows page = {.cursor = cursor, .more = false};
+    assert_int_equal(outpost_rows_apply(f->r, &page), OUTPOST_OK);
+}
+
+static proto_welcome welcome(const char *store_id, uint64_t epoch, uint64_t ack, uint64_t sseq)
+{
+    proto_welcome w;
+    memset(&w, 0, sizeof w);
+    w.version = PROTO_VERSION;
+    w.acked_seq = ack;
+    w.server_seq = sseq;
+    if (store_id) {
+        w.has_store = true;
+        w.store.id = store_id;
+        w.store.epoch = epoch;
+    }
+    return w;
+}
+
+static void test_ack_keeps_the_entry_for_the_retention_window(void **state)
+{
+    fixture *f = *state;
+    write_and_ack(f, "c1");
+    assert_int_equal(fx_pending(f), 0);
+    assert_int_equal(q(f, "SELECT count(*) FROM _outpost_sent WHERE seq = 1"), 1);
+    assert_int_equal(q(f, "SELECT acked_max FROM _outpost_server"), 1);
+    /* 29 days on: still kept */
+    f->now_ms += 29 * DAY_MS;
+    write_and_ack(f, "c2");
+    assert_int_equal(q(f, "SELECT count(*) FROM _outpost_sent"), 2);
+    /* past 30 days since the first ACK: pruned at the next ACK */
+    f->now_ms += 2 * DAY_MS;
+    write_and_ack(f, "c3");
+    char buf[64];
+    assert_string_equal(fx_query_text(f, "SELECT group_concat(seq, ',') FROM"
+                                         " (SELECT seq FROM _outpost_sent ORDER BY seq)",
+                                      buf, sizeof buf),
+                        "2,3");
+    assert_int_equal(q(f, "SELECT acked_max FROM _outpost_server"), 3);
+}
+
+static void test_retention_is_configurable(void **state)
+{
+    fixture *f = *state;
+    outpost_replica_close(f->r);
+    outpost_config cfg = fx_config(f);
+    cfg.sent_retention_days = 1;
+    char err[256];
+    assert_int_equal(outpost_replica_open(&cfg, &f->r, err, sizeof err), OUTPOST_OK);
+    write_and_ack(f, "c1");
+    f->now_ms += 2 * DAY_MS;
+    write_and_ack(f, "c2");
+    assert_int_equal(q(f, "SELECT min(seq) FROM _outpost_sent"), 2);
+    assert_int_equal(q(f, "SELECT count(*) FROM _outpost_sent"), 1);
+}
+
+static void test_same_store_same_life_changes_nothing(void **state)
+{
+    fixture *f = *state;
+    write_and_ack(f, "c1");
+    write_and_ack(f, "c2");
+    set_cursor(f, 40);
+    proto_welcome w = welcome("store-a", 1, 2, 40);
+    heal_result h;
+    assert_int_equal(heal_on_welcome(f->r, &w, &h), OUTPOST_OK);
+    assert_false(h.rewound);
+    assert_int_equal(fx_pending(f), 0);
+    assert_int_equal(q(f, "SELECT cursor FROM _outpost_state"), 40);
+    char buf[64];
+    assert_string_equal(fx_query_text(f, "SELECT store_id || '/' || epoch FROM _outpost_server",
+                                      buf, sizeof buf),
+                        "store-a/1");
+    assert_int_equal(heal_on_welcome(f->r, &w, &h), OUTPOST_OK);
+    assert_false(h.rewound);
+}
+
+static void test_new_epoch_requeues_what_the_store_lacks_and_pulls_from_zero(void **state)
+{
+    fixture *f = *state;
+    proto_welcome w = welcome("store-a", 1, 0, 0);
+    heal_result h;
+    assert_int_equal(heal_on_welcome(f->r, &w, &h), OUTPOST_OK);
+    write_and_ack(f, "c1");
+    write_and_ack(f, "c2");
+    write_and_ack(f, "c3");
+    assert_int_equal(fx_insert_contact(f, "c4", "pending", 1), OUTPOST_OK);
+    set_cursor(f, 50);
+    /* restored from a backup that had entry 1 only, its sequence moved forward to 50 */
+    w = welcome("store-a", 2, 1, 50);
+    assert_int_equal(heal_on_welcome(f->r, &w, &h), OUTPOST_OK);
+    assert_true(h.rewound);
+    assert_int_equal(h.n_resent, 2);
+    assert_string_equal(h.why, "the central store was restored (epoch 2, was 1)");
+    assert_int_equal(fx_pending(f), 3); /* 2 and 3 again, and 4 never sent */
+    assert_int_equal(q(f, "SELECT count(*) FROM _outpost_outbox WHERE seq IN (2, 3, 4)"), 3);
+    assert_int_equal(q(f, "SELECT count(*) FROM _outpost_sent"), 1);
+    assert_int_equal(q(f, "SELECT cursor FROM _outpost_state"), 0);
+    assert_int_equal(q(f, "SELECT epoch FROM _outpost_server"), 2);
+    /* the re-sent entry reads back as the same PUSH */
+    outpost_outbox_entry *e = NULL;
+    assert_int_equal(outpost_outbox_read(f->r, 1, &e), OUTPOST_OK);
+    assert_non_null(e);
+    assert_int_equal(e->push.seq, 2);
+    assert_int_equal(e->push.n_tables, 1);
+    assert_string_equal(e->push.tables[0].table, "contacts");
+    outpost_outbox_entry_free(e);
+    /* the next WELCOME of the same life is calm */
+    w = welcome("store-a", 2, 1, 50);
+    assert_int_equal(heal_on_welcome(f->r, &w, &h), OUTPOST_OK);
+    assert_false(h.rewound);
+}
+
+static void test_ack_below_what_was_acknowledged_is_a_rewind(void **state)
+{
+    fixture *f = *state;
+    write_and_ack(f, "c1");
+    write_and_ack(f, "c2");
+    write_and_ack(f, "c3");
+    /* a server that sends no identity (older outpostd) but lost entry 3 */
+    proto_welcome w = welcome(NULL, 0, 2, 100);
+    heal_result h;
+    assert_int_equal(heal_on_welcome(f->r, &w, &h), OUTPOST_OK);
+    assert_true(h.rewound);
+    assert_int_equal(h.n_resent, 1);
+    assert_string_equal(h.why, "the server acknowledges entries up to 2, but had acknowledged 3");
+    assert_int_equal(q(f, "SELECT seq FROM _outpost_outbox"), 3);
+}
+
+static void test_server_behind_the_cursor_is_a_rewind(void **state)
+{
+    fixture *f = *state;
+    write_and_ack(f, "c1");
+    set_cursor(f, 70);
+    proto_welcome w = welcome(NULL, 0, 1, 60);
+    heal_result h;
+    assert_int_equal(heal_on_welcome(f->r, &w, &h), OUTPOST_OK);
+    assert_true(h.rewound);
+    assert_int_equal(h.n_resent, 0);
+    assert_string_equal(h.why, "the server's newest sequence 60 is behind this device's cursor 70");
+    assert_int_equal(q(f, "SELECT cursor FROM _outpost_state"), 0);
+    /* and the explicit rewind (ERROR 14) does the same */
+    set_cursor(f, 70);
+    assert_int_equal(heal_rewind(f->r, 1, &h), OUTPOST_OK);
+    assert_true(h.rewound);
+    assert_int_equal(q(f, "SELECT cursor FROM _outpost_state"), 0);
+}
+
+static void test_another_store_is_refused_and_nothing_changes(void **state)
+{
+    fixture *f = *state;
+    proto_welcome w = welcome("store-a", 1, 0, 0);
+    heal_result h;
+    assert_int_equal(heal_on_welcome(f->r, &w, &h), OUTPOST_OK);
+    write_and_ack(f, "c1");
+    set_cursor(f, 9);
+    w = welcome("store-b", 1, 0, 0);
+    assert_int_equal(heal_on_welcome(f->r, &w, &h), OUTPOST_EOTHERSTORE);
+    assert_string_equal(outpost_errmsg(f->r),
+                        "the server is central store store-b, but this replica syncs with "
+                        "store store-a: refusing to merge two stores");
+    assert_false(h.rewound);
+    assert_int_equal(fx_pending(f), 0);
+    assert_int_equal(q(f, "SELECT cursor FROM _outpost_state"), 9);
+    char buf[64];
+    assert_string_equal(fx_query_text(f, "SELECT store_id FROM _outpost_server", buf, sizeof buf),
+                        "store-a");
+    assert_string_equal(outpost_strerror(OUTPOST_EOTHERSTORE), "the server is another central store");
+}
+
+int main(void)
+{
+#define T_(f) cmocka_unit_test_setup_teardown(f, fx_setup, fx_teardown)
+    const struct CMUnitTest tests[] = {
+        T_(test_ack_keeps_the_entry_for_the_retention_window),
+        T_(test_retention_is_configurable),
+        T_(test_same_store_same_life_changes_nothing),
+        T_(test_new_epoch_requeues_what_the_store_lacks_and_pulls_from_zero),
+        T_(test_ack_below_what_was_acknowledged_is_a_rewind),
+        T_(test_server_behind_the_cursor_is_a_rewind),
+        T_(test_another_store_is_refused_and_nothing_changes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
