@@ -46,6 +46,7 @@
 
 #include "daemon_fixture.h"
 #include "faultproxy.h"
+#include "strf.h"
 #include "testclient.h"
 
 #define T_MS 15000
@@ -258,9 +259,8 @@ typedef struct blob {
 /* Every corpus file, plus each cut at a third, at half and one byte short. */
 static blob *load_corpus(size_t *out_n)
 {
-    char dir[600];
     const char *src = getenv("OUTPOST_SOURCE_DIR");
-    snprintf(dir, sizeof dir, "%s/tests/fuzz/corpus/proto", src ? src : ".");
+    char *dir = strf("%s/tests/fuzz/corpus/proto", src ? src : ".");
     DIR *d = opendir(dir);
     assert_non_null(d);
     blob *out = NULL;
@@ -269,10 +269,10 @@ static blob *load_corpus(size_t *out_n)
     while ((e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.')
             continue;
-        char path[1000];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        char *path = strf("%s/%s", dir, e->d_name);
         size_t len = 0;
         char *bytes = slurp(path, &len);
+        free(path);
         assert_non_null(bytes);
         size_t cuts[4] = {len, len / 3, len / 2, len > 0 ? len - 1 : 0};
         for (int k = 0; k < 4; k++) {
@@ -293,6 +293,7 @@ static blob *load_corpus(size_t *out_n)
         free(bytes);
     }
     closedir(d);
+    free(dir);
     assert_true(n >= 20);
     *out_n = n;
     return out;

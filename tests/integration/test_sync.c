@@ -23,6 +23,7 @@
 
 #include "daemon_fixture.h"
 #include "faultproxy.h"
+#include "strf.h"
 
 #define WAIT_MS 20000u
 
@@ -355,17 +356,15 @@ static void test_wrong_server_certificate_is_refused(void **state)
     memset(&a, 0, sizeof a);
     device_enroll(&a, "a6", "w1", fx.port);
     /* The server now presents a certificate from another CA. */
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd,
-             "sh %s/make-dev-certs.sh %s/othercerts >/dev/null 2>&1 && "
-             "cp %s/othercerts/server.pem %s/othercerts/server.key %s/certs/",
-             OUTPOST_CERTS_DIR, fx.dir, fx.dir, fx.dir, fx.dir);
+    char *other = strf("%s/othercerts", fx.dir);
+    assert_int_equal(fixture_make_certs(other), 0);
     assert_int_equal(fixture_stop(&fx), 0);
-    char saved[1200];
-    snprintf(saved, sizeof saved, "cp %s/certs/server.pem %s/certs/server.key %s/",
-             fx.dir, fx.dir, fx.dir);
-    assert_int_equal(system(saved), 0);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(systemf("cp %s/certs/server.pem %s/certs/server.key %s/", fx.dir, fx.dir,
+                             fx.dir),
+                     0);
+    assert_int_equal(systemf("cp %s/server.pem %s/server.key %s/certs/", other, other, fx.dir),
+                     0);
+    free(other);
     assert_int_equal(fixture_start(&fx), 0);
     write_contact(&a, "t1", "must not leave");
     device_start(&a, 100);
@@ -374,9 +373,8 @@ static void test_wrong_server_certificate_is_refused(void **state)
     device_close(&a);
     /* Put the real certificate back for the cases after this one. */
     assert_int_equal(fixture_stop(&fx), 0);
-    snprintf(saved, sizeof saved, "cp %s/server.pem %s/server.key %s/certs/", fx.dir, fx.dir,
-             fx.dir);
-    assert_int_equal(system(saved), 0);
+    assert_int_equal(systemf("cp %s/server.pem %s/server.key %s/certs/", fx.dir, fx.dir, fx.dir),
+                     0);
     assert_int_equal(fixture_start(&fx), 0);
 }
 
