@@ -7,3 +7,18 @@ if(NOT OUTPOST_SANITIZE)
                      ${PROJECT_BINARY_DIR}/longpath ${OUTPOST_DEPS_PREFIX})
     set_tests_properties(build_long_path PROPERTIES TIMEOUT 900 LABELS build)
 endif()
+
+# `--version` on every binary prints its name and the project's version, and nothing else.
+foreach(pair "outpostd;outpostd" "outpost-admin;outpost-admin" "outpost_cli;outpost")
+    list(GET pair 0 target)
+    list(GET pair 1 shown)
+    if(TARGET ${target})
+        add_test(NAME version_${shown} COMMAND ${target} --version)
+        set(want "^${shown} ${PROJECT_VERSION}\n$")
+        if(shown STREQUAL "outpost")
+            set(want "^outpost ${PROJECT_VERSION} \\(liboutpost ${PROJECT_VERSION}\\)\n$")
+        endif()
+        set_tests_properties(version_${shown} PROPERTIES PASS_REGULAR_EXPRESSION "${want}"
+                             LABELS build)
+    endif()
+endforeach()

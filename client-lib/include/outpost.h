@@ -36,6 +36,8 @@
 
 #include <outpost/proto.h>
 
+#include "outpost_version.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -385,6 +387,13 @@ OUTPOST_API int outpost_status_get(outpost_replica *replica, outpost_status *out
 
 /* Deletes recorded conflicts with id <= up_to_id (the app has shown them to a person). */
 OUTPOST_API int outpost_conflicts_clear(outpost_replica *replica, int64_t up_to_id);
+
+/* ---------------------------------------------------------------------------------------------
+ * Version. OUTPOST_VERSION_MAJOR/MINOR/PATCH and OUTPOST_VERSION_STRING (outpost_version.h) are
+ * the version an app was compiled against; outpost_version() is the one it runs with (a static
+ * string, "MAJOR.MINOR.PATCH"; any thread).
+ */
+OUTPOST_API const char *outpost_version(void);
 
 #ifdef __cplusplus
 }

@@ -349,6 +349,26 @@ static void test_automatic_retry_finds_the_server_when_it_returns(void **state)
     device_close(&a);
 }
 
+/* Stops outpostd, makes it present server.pem, server.key and ca.pem from dir, and starts it
+ * again; dir NULL puts back the fixture's own certificates, saved by the first swap. */
+static void serve_certs_from(const char *dir)
+{
+    assert_int_equal(fixture_stop(&fx), 0);
+    char *saved = strf("%s/saved-certs", fx.dir);
+    struct stat sb;
+    if (stat(saved, &sb) != 0)
+        assert_int_equal(systemf("mkdir %s && cp %s/certs/server.pem %s/certs/server.key "
+                                 "%s/certs/ca.pem %s/",
+                                 saved, fx.dir, fx.dir, fx.dir, saved),
+                         0);
+    const char *from = dir != NULL ? dir : saved;
+    assert_int_equal(systemf("cp %s/server.pem %s/server.key %s/ca.pem %s/certs/", from, from,
+                             from, fx.dir),
+                     0);
+    free(saved);
+    assert_int_equal(fixture_start(&fx), 0);
+}
+
 static void test_wrong_server_certificate_is_refused(void **state)
 {
     (void)state;
@@ -358,24 +378,43 @@ static void test_wrong_server_certificate_is_refused(void **state)
     /* The server now presents a certificate from another CA. */
     char *other = strf("%s/othercerts", fx.dir);
     assert_int_equal(fixture_make_certs(other), 0);
-    assert_int_equal(fixture_stop(&fx), 0);
-    assert_int_equal(systemf("cp %s/certs/server.pem %s/certs/server.key %s/", fx.dir, fx.dir,
-                             fx.dir),
-                     0);
-    assert_int_equal(systemf("cp %s/server.pem %s/server.key %s/certs/", other, other, fx.dir),
-                     0);
+    serve_certs_from(other);
     free(other);
-    assert_int_equal(fixture_start(&fx), 0);
     write_contact(&a, "t1", "must not leave");
     device_start(&a, 100);
     assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_ECERT);
     assert_int_equal(pending(&a), 1);
     device_close(&a);
     /* Put the real certificate back for the cases after this one. */
-    assert_int_equal(fixture_stop(&fx), 0);
-    assert_int_equal(systemf("cp %s/server.pem %s/server.key %s/certs/", fx.dir, fx.dir, fx.dir),
-                     0);
-    assert_int_equal(fixture_start(&fx), 0);
+    serve_certs_from(NULL);
+}
+
+/* The usual CA layout: a root signs an intermediate that signs the server certificate, and the
+ * cert file holds the server certificate then the intermediate. A device pins the root (what
+ * ENROLLED hands out); it can only verify the server if outpostd serves the whole chain. */
+static void test_intermediate_ca_chain_is_served(void **state)
+{
+    (void)state;
+    char *chain = strf("%s/chaincerts", fx.dir);
+    assert_int_equal(fixture_make_chain_certs(chain), 0);
+    serve_certs_from(chain);
+    free(chain);
+    device a;
+    memset(&a, 0, sizeof a);
+    device_enroll(&a, "a9", "w1", fx.port);
+    write_contact(&a, "t1", "through an intermediate");
+    device_start(&a, 100);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    assert_int_equal(pending(&a), 0);
+    /* A second connection after the first sync verifies the chain again. */
+    device_close(&a);
+    device_open(&a, "a9");
+    write_contact(&a, "t1", "second session");
+    device_start(&a, 100);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    assert_int_equal(pending(&a), 0);
+    device_close(&a);
+    serve_certs_from(NULL);
 }
 
 static void test_revoked_device_is_wiped(void **state)
@@ -409,6 +448,7 @@ int main(void)
         cmocka_unit_test(test_server_restart_mid_sync_loses_nothing),
         cmocka_unit_test(test_automatic_retry_finds_the_server_when_it_returns),
         cmocka_unit_test(test_wrong_server_certificate_is_refused),
+        cmocka_unit_test(test_intermediate_ca_chain_is_served),
         cmocka_unit_test(test_revoked_device_is_wiped),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -219,6 +220,30 @@ static void test_upgrade_additive_and_refused(void **state)
                   "schema version 2 applied", NULL);
 }
 
+static unsigned file_mode(const char *path)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        fail_msg("%s: missing", path);
+    return (unsigned)(sb.st_mode & 0777);
+}
+
+/* What outpost-admin creates is its user's alone, whatever umask the operator's shell has; a
+ * store an older release left readable by everyone is tightened on the next command. */
+static void test_store_is_created_owner_only(void **state)
+{
+    ctx *c = *state;
+    mode_t old_umask = umask(022);
+    init_store(c);
+    assert_int_equal(file_mode(c->store), 0600);
+    assert_int_equal(chmod(c->store, 0644), 0);
+    char *args = strf("--store '%s' team add north", c->store);
+    expect(c, args, 0, "team north added", NULL);
+    free(args);
+    umask(old_umask);
+    assert_int_equal(file_mode(c->store), 0600);
+}
+
 #define T_(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -226,7 +251,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T_(test_usage_errors_exit_2_with_message), T_(test_help_on_every_command),
         T_(test_missing_store_and_bad_files),      T_(test_full_workflow),
-        T_(test_upgrade_additive_and_refused),
+        T_(test_upgrade_additive_and_refused),     T_(test_store_is_created_owner_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

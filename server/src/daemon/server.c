@@ -204,7 +204,7 @@ int server_run(const daemon_config *config)
     if (srv.proto_limits.max_bytes_value > config->limits.max_message_bytes)
         srv.proto_limits.max_bytes_value = config->limits.max_message_bytes;
 
-    if (tls_check_files(config, err, sizeof err) != 0 ||
+    if (tls_load_identity(config, err, sizeof err) != 0 ||
         read_ca(config->ca_path, &srv.ca_pem, err, sizeof err) != 0) {
         log_msg(LOG_ERROR, "%s", err);
         goto done;
@@ -283,6 +283,7 @@ done:
     srv.worker = NULL;
     if (srv.context)
         lws_context_destroy(srv.context);
+    tls_free_identities();
     lockout_destroy(srv.lockout);
     dashboard_destroy(srv.dash);
     free(srv.slots);
