@@ -22,3 +22,11 @@ foreach(pair "outpostd;outpostd" "outpost-admin;outpost-admin" "outpost_cli;outp
                              LABELS build)
     endif()
 endforeach()
+
+# make demo: one build line per part (log file named), nothing left running afterwards.
+if(NOT OUTPOST_SANITIZE AND TARGET outpostd AND TARGET outpost-admin AND TARGET outpost_cli)
+    add_test(NAME demo_check
+             COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/demo_check.sh ${PROJECT_SOURCE_DIR}
+                     ${PROJECT_BINARY_DIR})
+    set_tests_properties(demo_check PROPERTIES TIMEOUT 120 LABELS build)
+endif()
