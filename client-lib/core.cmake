@@ -17,3 +17,9 @@ target_include_directories(outpost
 target_link_libraries(outpost
     PUBLIC outpost_proto outpost_version PkgConfig::SQLITE3 Threads::Threads
     PRIVATE outpost_cryptvfs outpost_warnings)
+# The library's own tests and benchmarks also drive the sync engine's seams (outpost_engine.h:
+# schema install, outbox entries, ACK/REJECT, rows-apply, in protocol types): they link this,
+# apps and the CLI link `outpost` and see only include/.
+add_library(outpost_internal INTERFACE)
+target_include_directories(outpost_internal INTERFACE ${CMAKE_CURRENT_LIST_DIR}/src)
+target_link_libraries(outpost_internal INTERFACE outpost)

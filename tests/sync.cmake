@@ -1,7 +1,7 @@
 # liboutpost's sync engine end to end against a real outpostd (tests/integration/daemon_fixture).
 if(TARGET outpost AND TARGET outpost_testclient AND TARGET outpost_faultproxy)
     outpost_add_test(test_sync SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_sync.c
-                     LIBS outpost outpost_testclient outpost_faultproxy
+                     LIBS outpost_internal outpost_testclient outpost_faultproxy
                      LABELS integration TIMEOUT 600)
 endif()
 

@@ -48,6 +48,7 @@
 #include "faultproxy.h"
 #include "strf.h"
 #include "testclient.h"
+#include "ovalue.h"
 
 #define T_MS 15000
 #define WAIT_MS 60000u
@@ -88,14 +89,6 @@ static char *slurp(const char *path, size_t *out_len)
     if (out_len)
         *out_len = n;
     return buf;
-}
-
-static proto_value text_value(const char *s)
-{
-    proto_value v = {.type = PROTO_TEXT};
-    v.u.b.p = (const uint8_t *)s;
-    v.u.b.n = (uint32_t)strlen(s);
-    return v;
 }
 
 /* ---- the good devices ----------------------------------------------------------------------- */
@@ -157,7 +150,7 @@ static void good_roundtrip(const char *phase)
     char id[OUTPOST_UUID_TEXT_SIZE], name[96];
     snprintf(name, sizeof name, "good %d %s", ++roundtrips, phase);
     assert_int_equal(outpost_uuid_make(id), OUTPOST_OK);
-    proto_value p[3] = {text_value(id), text_value("t1"), text_value(name)};
+    outpost_value p[3] = {ov_text(id), ov_text("t1"), ov_text(name)};
     if (outpost_exec(writer.r, "INSERT INTO contacts (id, team_id, name) VALUES (?1, ?2, ?3)", p,
                      3) != OUTPOST_OK)
         fail_msg("write: %s", outpost_errmsg(writer.r));
@@ -847,8 +840,12 @@ static void push_update(testclient *tc, uint64_t seq, const char *const *ids, ui
     ch->cols[0].old_val = ch->cols[0].new_val;
     ch->cols[0].new_val.type = PROTO_UNDEF;
     ch->cols[1].idx = col;
-    ch->cols[1].old_val = text_value(old_val);
-    ch->cols[1].new_val = text_value(new_val);
+    ch->cols[1].old_val = (proto_value){.type = PROTO_TEXT,
+                                        .u.b = {(const uint8_t *)old_val,
+                                                (uint32_t)strlen(old_val)}};
+    ch->cols[1].new_val = (proto_value){.type = PROTO_TEXT,
+                                        .u.b = {(const uint8_t *)new_val,
+                                                (uint32_t)strlen(new_val)}};
     assert_int_equal(testclient_send(tc, push, T_MS), 0);
     fixture_push_free(push);
     proto_msg *reply = NULL;

@@ -23,6 +23,7 @@
 
 #include "daemon_fixture.h"
 #include "faultproxy.h"
+#include "ovalue.h"
 #include "strf.h"
 
 #define WAIT_MS 20000u
@@ -127,11 +128,7 @@ static void write_contact(device *d, const char *team, const char *name)
 {
     char id[OUTPOST_UUID_TEXT_SIZE];
     assert_int_equal(outpost_uuid_make(id), OUTPOST_OK);
-    proto_value params[3] = {
-        {.type = PROTO_TEXT, .u.b = {(const uint8_t *)id, (uint32_t)strlen(id)}},
-        {.type = PROTO_TEXT, .u.b = {(const uint8_t *)team, (uint32_t)strlen(team)}},
-        {.type = PROTO_TEXT, .u.b = {(const uint8_t *)name, (uint32_t)strlen(name)}},
-    };
+    outpost_value params[3] = {ov_text(id), ov_text(team), ov_text(name)};
     int rc = outpost_exec(d->r, "INSERT INTO contacts (id, team_id, name) VALUES (?1, ?2, ?3)",
                           params, 3);
     if (rc != OUTPOST_OK)
