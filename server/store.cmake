@@ -26,3 +26,5 @@ target_link_libraries(outpost_store
 add_executable(outpost-admin src/admin.c)
 target_link_libraries(outpost-admin PRIVATE outpost_store outpost_mbedtls outpost_version PkgConfig::QRENCODE
                                             outpost_warnings)
+
+install(TARGETS outpost-admin RUNTIME DESTINATION ${CMAKE_INSTALL_SBINDIR} COMPONENT server)

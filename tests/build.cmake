@@ -30,3 +30,12 @@ if(NOT OUTPOST_SANITIZE AND TARGET outpostd AND TARGET outpost-admin AND TARGET 
                      ${PROJECT_BINARY_DIR})
     set_tests_properties(demo_check PROPERTIES TIMEOUT 120 LABELS build)
 endif()
+
+# liboutpost installed into a temporary prefix; examples/app built against it with pkg-config
+# and find_package(Outpost), shared and static, and run (tests/install_check.sh).
+if(NOT OUTPOST_SANITIZE AND TARGET outpost_shared)
+    add_test(NAME install_check
+             COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/install_check.sh ${PROJECT_SOURCE_DIR}
+                     ${PROJECT_BINARY_DIR})
+    set_tests_properties(install_check PROPERTIES TIMEOUT 300 LABELS build)
+endif()
