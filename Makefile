@@ -8,7 +8,7 @@
 # .ci/run) turns them on; `make build` and `make demo` leave them off, so a newer compiler's new
 # warning never stops someone who only wants to run Outpost (WERROR=ON to choose otherwise).
 #   make bench   build optimised and print every benchmark's name=value figures
-.PHONY: all deps build demo test test-plain test-asan bench clean
+.PHONY: all deps build demo install test test-plain test-asan bench clean
 
 BUILD       ?= build
 ASAN_BUILD  ?= build-asan
@@ -33,6 +33,12 @@ build: deps
 demo: deps
 	@scripts/build-quiet.sh $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_COMMON)
 	@scripts/demo.sh $(BUILD)
+
+# liboutpost (headers, shared and static library, outpost.pc, OutpostConfig.cmake) and the
+# binaries, into PREFIX (DESTDIR works as usual): docs/library.md, docs/operations.md.
+PREFIX ?= /usr/local
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 test-plain: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

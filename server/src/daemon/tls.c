@@ -11,6 +11,7 @@
 #include <mbedtls/x509_crt.h>
 
 #include "log.h"
+#include "ops.h"
 
 /*
  * lws 4.3.5's mbedTLS backend ignores ssl_cipher_list and tls1_3_plus_cipher_list (they only
@@ -64,6 +65,23 @@ int __wrap_mbedtls_ssl_config_defaults(mbedtls_ssl_config *conf, int endpoint, i
     mbedtls_ssl_conf_renegotiation(conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
 #endif
     return 0;
+}
+
+/* Every handshake step of every connection passes here (--wrap=mbedtls_ssl_handshake_step):
+ * a step that fails for good is a failed handshake, for /metrics. */
+int __real_mbedtls_ssl_handshake_step(mbedtls_ssl_context *ssl);
+int __wrap_mbedtls_ssl_handshake_step(mbedtls_ssl_context *ssl);
+
+int __wrap_mbedtls_ssl_handshake_step(mbedtls_ssl_context *ssl)
+{
+    int rc = __real_mbedtls_ssl_handshake_step(ssl);
+
+    if (rc != 0 && rc != MBEDTLS_ERR_SSL_WANT_READ && rc != MBEDTLS_ERR_SSL_WANT_WRITE &&
+        rc != MBEDTLS_ERR_SSL_ASYNC_IN_PROGRESS && rc != MBEDTLS_ERR_SSL_CRYPTO_IN_PROGRESS &&
+        rc != MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET &&
+        rc != MBEDTLS_ERR_SSL_RECEIVED_EARLY_DATA)
+        ops_tls_handshake_failed();
+    return rc;
 }
 
 static void describe(int mbedtls_rc, char *out, size_t out_size)
