@@ -8,7 +8,7 @@
 # .ci/run) turns them on; `make build` and `make demo` leave them off, so a newer compiler's new
 # warning never stops someone who only wants to run Outpost (WERROR=ON to choose otherwise).
 #   make bench   build optimised and print every benchmark's name=value figures
-.PHONY: all deps build demo install test test-plain test-asan bench clean
+.PHONY: all deps build demo install package test test-plain test-asan bench clean
 
 BUILD       ?= build
 ASAN_BUILD  ?= build-asan
@@ -39,6 +39,10 @@ demo: deps
 PREFIX ?= /usr/local
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
+
+# Debian packages (liboutpost0, liboutpost-dev, outpost, outpostd) into $(BUILD)/packages.
+package: build
+	scripts/package.sh $(BUILD) $(BUILD)/packages
 
 test-plain: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)

@@ -39,3 +39,12 @@ if(NOT OUTPOST_SANITIZE AND TARGET outpost_shared)
                      ${PROJECT_BINARY_DIR})
     set_tests_properties(install_check PROPERTIES TIMEOUT 300 LABELS build)
 endif()
+
+# make package: lintian, systemd-analyze verify, and outpostd from the extracted packages
+# answering /healthz (tests/package_check.sh).
+if(NOT OUTPOST_SANITIZE AND TARGET outpostd AND TARGET outpost_shared)
+    add_test(NAME package_check
+             COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/package_check.sh ${PROJECT_SOURCE_DIR}
+                     ${PROJECT_BINARY_DIR})
+    set_tests_properties(package_check PROPERTIES TIMEOUT 300 LABELS build)
+endif()
