@@ -48,3 +48,12 @@ if(NOT OUTPOST_SANITIZE AND TARGET outpostd AND TARGET outpost_shared)
                      ${PROJECT_BINARY_DIR})
     set_tests_properties(package_check PROPERTIES TIMEOUT 300 LABELS build)
 endif()
+
+# docs/operations.md's install, upgrade and rollback blocks run as written on this build's
+# packages in a throwaway root (tests/ops_docs_check.sh).
+if(NOT OUTPOST_SANITIZE AND TARGET outpostd AND TARGET outpost_shared)
+    add_test(NAME ops_docs_check
+             COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/ops_docs_check.sh ${PROJECT_SOURCE_DIR}
+                     ${PROJECT_BINARY_DIR})
+    set_tests_properties(ops_docs_check PROPERTIES TIMEOUT 300 LABELS build)
+endif()
