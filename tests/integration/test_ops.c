@@ -258,7 +258,9 @@ static void test_sighup_reloads_certificate_keeping_sessions(void **state)
     assert_non_null(tc);
     push_one(tc, 1, "0190a000-0000-7000-8000-0000000000b1");
     char *old_served = served_fingerprint();
-    assert_string_equal(old_served, file_fingerprint());
+    char *old_file = file_fingerprint();
+    assert_string_equal(old_served, old_file);
+    free(old_file);
 
     assert_int_equal(systemf("sh %s %s/certs >/dev/null", OUTPOST_RENEW_SCRIPT, fx.dir), 0);
     char *renewed = file_fingerprint();
