@@ -15,6 +15,7 @@
 #include "bench_rows.h"
 #include "bench_time.h"
 #include "outpost.h"
+#include "outpost_engine.h"
 
 #define ROWS 100000u
 #define N_COLS BENCH_CONTACT_COLS
@@ -137,7 +138,7 @@ static double run_outpost(const char *path, const row *rows, uint32_t batch, dou
     for (uint32_t i = 0; i < ROWS; i++) {
         if (i % batch == 0 && outpost_tx_begin(r) != OUTPOST_OK)
             DIE("begin: %s", outpost_errmsg(r));
-        if (outpost_exec(r, bench_contact_insert_sql, rows[i].v, N_COLS) != OUTPOST_OK)
+        if (outpost_exec(r, bench_contact_insert_sql, rows[i].ov, N_COLS) != OUTPOST_OK)
             DIE("exec: %s", outpost_errmsg(r));
         if (((i + 1) % batch == 0 || i + 1 == ROWS) && outpost_tx_commit(r, NULL) != OUTPOST_OK)
             DIE("commit: %s", outpost_errmsg(r));

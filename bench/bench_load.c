@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include <outpost.h>
+#include "outpost_engine.h"
 #include <sqlite3.h>
 
 #include "daemon_fixture.h"
@@ -261,10 +262,11 @@ int main(void)
             device *d = &devs[i];
             char id[OUTPOST_UUID_TEXT_SIZE];
             outpost_uuid_make(id);
-            proto_value p[3] = {
-                {.type = PROTO_TEXT, .u.b = {(const uint8_t *)id, (uint32_t)strlen(id)}},
-                {.type = PROTO_TEXT, .u.b = {(const uint8_t *)d->team, (uint32_t)strlen(d->team)}},
-                {.type = PROTO_TEXT, .u.b = {(const uint8_t *)"load test contact", 17}},
+            outpost_value p[3] = {
+                {.type = OUTPOST_VALUE_TEXT, .u.b = {(const uint8_t *)id, (uint32_t)strlen(id)}},
+                {.type = OUTPOST_VALUE_TEXT,
+                 .u.b = {(const uint8_t *)d->team, (uint32_t)strlen(d->team)}},
+                {.type = OUTPOST_VALUE_TEXT, .u.b = {(const uint8_t *)"load test contact", 17}},
             };
             t0[i] = now_us();
             if (outpost_exec(d->r, "INSERT INTO contacts (id, team_id, name) VALUES (?1, ?2, ?3)",

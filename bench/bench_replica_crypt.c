@@ -17,6 +17,7 @@
 #include "bench_rows.h"
 #include "bench_time.h"
 #include "outpost.h"
+#include "outpost_engine.h"
 
 #define ROWS 100000u
 #define BATCH 1000u
@@ -70,7 +71,7 @@ static double run_write(const char *path, const row *rows, bool encrypted)
     for (uint32_t i = 0; i < ROWS; i++) {
         if (i % BATCH == 0 && outpost_tx_begin(r) != OUTPOST_OK)
             DIE("begin: %s", outpost_errmsg(r));
-        if (outpost_exec(r, bench_contact_insert_sql, rows[i].v, N_COLS) != OUTPOST_OK)
+        if (outpost_exec(r, bench_contact_insert_sql, rows[i].ov, N_COLS) != OUTPOST_OK)
             DIE("exec: %s", outpost_errmsg(r));
         if ((i + 1) % BATCH == 0 && outpost_tx_commit(r, NULL) != OUTPOST_OK)
             DIE("commit: %s", outpost_errmsg(r));

@@ -59,6 +59,8 @@ bench_contact_row *bench_contact_rows_make(const char *prog, uint32_t n)
         r->v[7] = bench_integer(i % 4);
         r->v[8] = bench_text("met at night; referred to shelter; follow up next week");
         r->v[9] = bench_text("worker-7");
+        for (int c = 0; c < BENCH_CONTACT_COLS; c++)
+            value_to_public(&r->v[c], &r->ov[c]);
     }
     return rows;
 }

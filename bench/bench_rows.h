@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "outpost.h"
+#include "outpost_engine.h"
 
 #define BENCH_CONTACT_COLS 10
 
@@ -17,7 +18,8 @@ extern const char bench_contact_insert_sql[];
 typedef struct bench_contact_row {
     char id[40];
     char name[24];
-    proto_value v[BENCH_CONTACT_COLS];
+    proto_value v[BENCH_CONTACT_COLS];   /* for rows pages and plain SQLite */
+    outpost_value ov[BENCH_CONTACT_COLS]; /* the same values, for outpost_exec() */
 } bench_contact_row;
 
 /* n contact rows, the same every time. Out of memory, prints "prog: out of memory" and exits 1.

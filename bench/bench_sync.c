@@ -28,6 +28,7 @@
 #include "bench_time.h"
 #include "daemon_fixture.h"
 #include "outpost.h"
+#include "outpost_engine.h"
 
 #define N_ROWS 100000u
 #define BATCH 1000u
@@ -46,7 +47,8 @@ typedef struct row {
     char id[OUTPOST_UUID_TEXT_SIZE];
     char name[24];
     char note[80];
-    proto_value v[4];
+    proto_value v[4];   /* for plain SQLite */
+    outpost_value ov[4]; /* the same, for outpost_exec() */
 } row;
 
 static row *rows_make(void)
@@ -66,6 +68,8 @@ static row *rows_make(void)
         r->v[1] = bench_text("t1");
         r->v[2] = bench_text(r->name);
         r->v[3] = bench_text(r->note);
+        for (int c = 0; c < 4; c++)
+            value_to_public(&r->v[c], &r->ov[c]);
     }
     return rows;
 }
@@ -230,7 +234,7 @@ static void run(const row *rows, bool encrypted, figures *f)
     for (uint32_t i = 0; i < N_ROWS; i++) {
         if (i % BATCH == 0 && outpost_tx_begin(a) != OUTPOST_OK)
             DIE("begin: %s", outpost_errmsg(a));
-        if (outpost_exec(a, insert_sql, rows[i].v, 4) != OUTPOST_OK)
+        if (outpost_exec(a, insert_sql, rows[i].ov, 4) != OUTPOST_OK)
             DIE("exec: %s", outpost_errmsg(a));
         if ((i + 1) % BATCH == 0 && outpost_tx_commit(a, NULL) != OUTPOST_OK)
             DIE("commit: %s", outpost_errmsg(a));

@@ -4,10 +4,10 @@ if(TARGET outpost)
     outpost_add_bench(bench_client
         SOURCES ${CMAKE_CURRENT_LIST_DIR}/bench_client.c ${CMAKE_CURRENT_LIST_DIR}/bench_rows.c
                 ${CMAKE_CURRENT_LIST_DIR}/bench_time.c
-        LIBS outpost)
+        LIBS outpost_internal)
     # liboutpost with encryption at rest beside without: write path, pull-apply, Argon2id open.
     outpost_add_bench(bench_replica_crypt
         SOURCES ${CMAKE_CURRENT_LIST_DIR}/bench_replica_crypt.c
                 ${CMAKE_CURRENT_LIST_DIR}/bench_rows.c ${CMAKE_CURRENT_LIST_DIR}/bench_time.c
-        LIBS outpost)
+        LIBS outpost_internal)
 endif()

@@ -5,5 +5,5 @@ if(TARGET outpost AND TARGET outpost_testclient)
     outpost_add_bench(bench_sync SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/bench_sync.c
                                          ${CMAKE_CURRENT_SOURCE_DIR}/bench_rows.c
                                          ${CMAKE_CURRENT_SOURCE_DIR}/bench_time.c
-                      LIBS outpost outpost_testclient)
+                      LIBS outpost_internal outpost_testclient)
 endif()

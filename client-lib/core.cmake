@@ -10,10 +10,17 @@ add_library(outpost STATIC
     ${CMAKE_CURRENT_LIST_DIR}/src/schema.c
     ${CMAKE_CURRENT_LIST_DIR}/src/tx.c
     ${CMAKE_CURRENT_LIST_DIR}/src/uuid.c
-    ${CMAKE_CURRENT_LIST_DIR}/src/value.c)
+    ${CMAKE_CURRENT_LIST_DIR}/src/value.c
+    ${CMAKE_CURRENT_LIST_DIR}/src/version.c)
 target_include_directories(outpost
     PUBLIC ${CMAKE_CURRENT_LIST_DIR}/include
     PRIVATE ${CMAKE_CURRENT_LIST_DIR}/src)
 target_link_libraries(outpost
-    PUBLIC outpost_proto PkgConfig::SQLITE3 Threads::Threads
+    PUBLIC outpost_proto outpost_version PkgConfig::SQLITE3 Threads::Threads
     PRIVATE outpost_cryptvfs outpost_warnings)
+# The library's own tests and benchmarks also drive the sync engine's seams (outpost_engine.h:
+# schema install, outbox entries, ACK/REJECT, rows-apply, in protocol types): they link this,
+# apps and the CLI link `outpost` and see only include/.
+add_library(outpost_internal INTERFACE)
+target_include_directories(outpost_internal INTERFACE ${CMAKE_CURRENT_LIST_DIR}/src)
+target_link_libraries(outpost_internal INTERFACE outpost)

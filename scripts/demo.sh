@@ -8,15 +8,19 @@
 # log for a supervisor. Everything runs in demo-run/ and nothing is left running.
 #
 #   scripts/demo.sh BUILD_DIR
+#   OUTPOST_DEMO_RUN=DIR    where it runs (default: demo-run/ in the checkout)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
 build=$(cd "${1:-$here/build}" && pwd)
-run=$here/demo-run
+run=${OUTPOST_DEMO_RUN:-$here/demo-run}
+shown_run=${run#"$here"/}
 admin=$build/server/outpost-admin
 outpostd=$build/server/outpostd
 outpost=$build/client-lib/outpost
 
+# Every background process is the program itself (never a shell around it), so these pids are
+# the ones to stop: nothing is left running, whichever way the demo ends.
 pids=()
 server_pid=
 cleanup() {
@@ -46,7 +50,7 @@ mkdir -p "$run"
 
 say "The office sets up its server"
 sh "$here/certs-example/make-dev-certs.sh" "$run/certs" >/dev/null 2>&1
-note "development CA and server certificate made in demo-run/certs (never for the field)"
+note "development CA and server certificate made in $shown_run/certs (never for the field)"
 "$admin" --store "$run/central.db" init --schema "$here/examples/outreach/schema.sql" \
     --policy "$here/examples/outreach/policy" >/dev/null
 "$admin" --store "$run/central.db" team add team-a --name "Team A (north)" >/dev/null
@@ -119,7 +123,7 @@ note "alice's phone holds $(count alice) contacts; $(pending alice) wait in its 
 
 say "Every phone runs the sync engine; the server is still away"
 for who in alice bob carol; do
-    dev "$who" watch > "$run/$who.watch.log" 2>&1 &
+    "$outpost" --db "$run/$who.db" --key-file "$run/$who.key" watch > "$run/$who.watch.log" 2>&1 &
     pids+=($!)
 done
 sleep 1
@@ -164,8 +168,8 @@ printf '%s\n' "$password" | "$admin" --store "$run/central.db" user add sara --r
 printf '%s\n' "$password" > "$run/sara.password"
 
 say "Done: nothing lost, nothing shown to the wrong team, nothing silently overwritten"
-note "everything is in demo-run/ (central.db, outpostd.log, each phone's encrypted replica)"
+note "everything is in $shown_run/ (central.db, outpostd.log, each phone's encrypted replica)"
 note "to look at it as team A's supervisor, start the server again on the demo's store:"
-note "    ${outpostd#"$here"/} --config demo-run/outpostd.ini"
+note "    ${outpostd#"$here"/} --config $shown_run/outpostd.ini"
 note "then open https://127.0.0.1:$port/dashboard/ and log in as sara, password $password"
-note "(the browser warns about the development CA; the password is also in demo-run/sara.password)"
+note "(the browser warns about the development CA; the password is also in $shown_run/sara.password)"

@@ -26,7 +26,15 @@ add_executable(outpostd ${outpostd_sources} ${CMAKE_CURRENT_BINARY_DIR}/web_asse
 target_include_directories(outpostd PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src
                                             ${CMAKE_CURRENT_SOURCE_DIR}/src/daemon)
 target_link_libraries(outpostd PRIVATE outpost_store outpost_proto outpost_lws PkgConfig::INIH
-                                       Threads::Threads outpost_warnings)
+                                       Threads::Threads outpost_version outpost_warnings)
 # lws 4.3.5's mbedTLS backend never applies a cipher list; tls.c enforces outpostd's TLS policy
 # on every mbedtls_ssl_config lws makes by wrapping mbedtls_ssl_config_defaults (see tls.c).
 target_link_options(outpostd PRIVATE "LINKER:--wrap=mbedtls_ssl_config_defaults")
+# The same backend loads only the first certificate of the cert file, so devices that pin a root
+# CA never see the intermediates: tls.c hands mbedTLS the whole chain instead (see tls.c).
+target_link_options(outpostd PRIVATE "LINKER:--wrap=mbedtls_ssl_conf_own_cert"
+                                     "LINKER:--wrap=mbedtls_ssl_set_hs_own_cert")
+# Failed TLS handshakes are counted for /metrics where mbedTLS reports them (tls.c).
+target_link_options(outpostd PRIVATE "LINKER:--wrap=mbedtls_ssl_handshake_step")
+
+install(TARGETS outpostd RUNTIME DESTINATION ${CMAKE_INSTALL_SBINDIR} COMPONENT server)

@@ -25,5 +25,7 @@ target_link_libraries(outpost_store
     PRIVATE outpost_mbedtls PkgConfig::ARGON2 outpost_warnings)
 
 add_executable(outpost-admin src/admin.c)
-target_link_libraries(outpost-admin PRIVATE outpost_store outpost_mbedtls PkgConfig::QRENCODE
+target_link_libraries(outpost-admin PRIVATE outpost_store outpost_mbedtls outpost_version PkgConfig::QRENCODE
                                             outpost_warnings)
+
+install(TARGETS outpost-admin RUNTIME DESTINATION ${CMAKE_INSTALL_SBINDIR} COMPONENT server)

@@ -3,12 +3,12 @@ if(TARGET outpost)
     foreach(module schema capture outbox heal pull status replica wipe uuid errors encryption)
         outpost_add_test(test_client_${module}
             SOURCES ${CMAKE_CURRENT_LIST_DIR}/unit/test_${module}.c
-            LIBS outpost
+            LIBS outpost_internal
             LABELS client)
     endforeach()
     outpost_add_test(crash_replica
         SOURCES ${CMAKE_CURRENT_LIST_DIR}/integration/crash_replica.c
-        LIBS outpost
+        LIBS outpost_internal
         LABELS "client;fault"
         TIMEOUT 300)
     # The same 200 kills with the replica encrypted at rest.
@@ -18,12 +18,12 @@ if(TARGET outpost)
     outpost_add_test(canary_replica
         SOURCES ${CMAKE_CURRENT_LIST_DIR}/integration/canary_replica.c
                 ${CMAKE_CURRENT_LIST_DIR}/integration/canary_text.c
-        LIBS outpost
+        LIBS outpost_internal
         LABELS "client;crypto;fault"
         TIMEOUT 300)
     outpost_add_test(pull_heap_bound
         SOURCES ${CMAKE_CURRENT_LIST_DIR}/integration/pull_heap_bound.c
-        LIBS outpost
+        LIBS outpost_internal
         LABELS client
         TIMEOUT 300)
 endif()

@@ -18,6 +18,11 @@ if(TARGET outpostd AND TARGET outpost_store AND TARGET outpost_proto)
     outpost_add_test(test_protocol_rules
                      SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_protocol_rules.c
                      LIBS outpost_testclient LABELS integration TIMEOUT 120)
+    # /healthz, /metrics and its allow list, SIGHUP reloads, over real HTTPS (curl, openssl).
+    outpost_add_test(test_ops SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_ops.c
+                     LIBS outpost_testclient LABELS integration TIMEOUT 120)
+    target_compile_definitions(test_ops PRIVATE
+        OUTPOST_RENEW_SCRIPT="${PROJECT_SOURCE_DIR}/certs-example/renew-dev-cert.sh")
     # SIGKILL at random points while a device pushes (100 kills by default).
     outpost_add_test(test_daemon_crash
                      SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_daemon_crash.c

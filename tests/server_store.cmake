@@ -3,6 +3,7 @@ if(TARGET outpost_store)
     add_library(outpost_store_fixture STATIC unit/store_fixture.c)
     target_link_libraries(outpost_store_fixture PUBLIC outpost_store PkgConfig::CMOCKA
                           PRIVATE outpost_warnings)
+    target_include_directories(outpost_store_fixture PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
     outpost_add_test(test_merge SOURCES unit/test_merge.c LIBS outpost_store_fixture
                      LABELS store)
     outpost_add_test(test_store SOURCES unit/test_store.c LIBS outpost_store_fixture

@@ -4,7 +4,7 @@ if(TARGET outpost AND TARGET outpost_testclient AND TARGET outpost_faultproxy)
     # Model-based convergence: 200 seeds in CI (OUTPOST_SEEDS / OUTPOST_SEED to choose).
     outpost_add_test(test_convergence
                      SOURCES ${CMAKE_CURRENT_LIST_DIR}/integration/test_convergence.c
-                     LIBS outpost outpost_testclient outpost_faultproxy
+                     LIBS outpost_internal outpost_testclient outpost_faultproxy
                      LABELS "integration;proof" TIMEOUT 900)
     if(OUTPOST_SANITIZE)
         # The sanitized build runs the same test on fewer seeds; the plain build runs all 200.
@@ -16,7 +16,7 @@ if(TARGET outpost AND TARGET outpost_testclient AND TARGET outpost_faultproxy)
     # Hostile input against a running server while a good device syncs.
     outpost_add_test(test_hostile
                      SOURCES ${CMAKE_CURRENT_LIST_DIR}/integration/test_hostile.c
-                     LIBS outpost outpost_testclient outpost_faultproxy outpost_lws
+                     LIBS outpost_internal outpost_testclient outpost_faultproxy outpost_lws
                      LABELS "integration;proof" TIMEOUT 600)
 endif()
 
@@ -24,7 +24,7 @@ if(TARGET outpost AND TARGET outpost_testclient)
     # Device SIGKILLed mid-push and mid-pull-apply; the server's disk filling up.
     outpost_add_test(test_device_crash
                      SOURCES ${CMAKE_CURRENT_LIST_DIR}/integration/test_device_crash.c
-                     LIBS outpost outpost_testclient
+                     LIBS outpost_internal outpost_testclient
                      LABELS "integration;proof;fault" TIMEOUT 600)
 endif()
 
@@ -32,7 +32,7 @@ if(TARGET outpost AND TARGET outpost_testclient AND TARGET outpost_faultproxy)
     # Stalled and trickled links (cuts are test_sync's): sync completes, at most one resend.
     outpost_add_test(test_network
                      SOURCES ${CMAKE_CURRENT_LIST_DIR}/integration/test_network.c
-                     LIBS outpost outpost_testclient outpost_faultproxy
+                     LIBS outpost_internal outpost_testclient outpost_faultproxy
                      LABELS "integration;proof;network" TIMEOUT 600)
 endif()
 
@@ -63,7 +63,7 @@ if(TARGET outpost)
     outpost_add_test(fuzz_pull_apply_replay
                      SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz/fuzz_pull_apply.c
                              ${CMAKE_CURRENT_LIST_DIR}/fuzz/fuzz_replay.c
-                     LIBS outpost
+                     LIBS outpost_internal
                      LABELS "fuzz;proof")
     target_compile_definitions(fuzz_pull_apply_replay PRIVATE FUZZ_NAME="fuzz_pull_apply"
                                                               FUZZ_CORPUS="pull_apply")
@@ -80,7 +80,7 @@ if(OUTPOST_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
     if(TARGET outpost)
         target_compile_options(outpost PRIVATE ${fuzz_flags})
         add_executable(fuzz_pull_apply ${CMAKE_CURRENT_LIST_DIR}/fuzz/fuzz_pull_apply.c)
-        target_link_libraries(fuzz_pull_apply PRIVATE outpost outpost_warnings)
+        target_link_libraries(fuzz_pull_apply PRIVATE outpost_internal outpost_warnings)
     endif()
     foreach(t fuzz_server fuzz_pull_apply)
         if(TARGET ${t})

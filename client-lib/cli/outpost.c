@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,6 +60,7 @@ static const char usage_text[] =
     "options:\n"
     "  --db PATH         the replica (default: outpost.db)\n"
     "  --timeout SECONDS for enroll and sync (default: 60)\n"
+    "  --version         print the version of outpost and of liboutpost\n"
     "\n"
     "key options (the replica is encrypted; its key never goes on the command line):\n"
     "  --key-file FILE      the 256-bit key: 32 raw bytes or 64 hex characters (mode 0600)\n"
@@ -747,6 +749,9 @@ int main(int argc, char **argv)
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             fputs(usage_text, stdout);
+            return EXIT_OK;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("outpost %s (liboutpost %s)\n", OUTPOST_VERSION_STRING, outpost_version());
             return EXIT_OK;
         } else if (strcmp(argv[i], "--db") == 0 && i + 1 < argc) {
             o.db = argv[++i];

@@ -7,10 +7,9 @@
  * in the same SQLite transaction, so a write that committed is always in the outbox, across
  * crashes and power loss. Reads are plain SQLite on the handle outpost_replica_db() returns.
  *
- * The sync engine (a later part of this library) reads outbox entries as protocol PUSH
- * messages, hands server ACK and REJECT messages to outpost_outbox_ack() and
- * outpost_outbox_reject(), and ROWS pages to outpost_rows_apply(). Every type that crosses that
- * seam is a protocol type from <outpost/proto.h>, so no conversion layer sits in between.
+ * The sync engine (outpost_sync.h) sends the outbox to the server and applies what it pulls;
+ * the app starts it and watches its status. Values cross this API as outpost_value, the
+ * library's own type; nothing of the wire protocol is part of it.
  *
  * Errors: every function that can fail returns an int, 0 on success and a negative OUTPOST_E*
  * code on failure. outpost_strerror() gives a static text for a code; outpost_errmsg() gives a
@@ -34,7 +33,7 @@
 
 #include <sqlite3.h>
 
-#include <outpost/proto.h>
+#include "outpost_version.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -94,6 +93,32 @@ OUTPOST_API const char *outpost_strerror(int code);
 OUTPOST_API int outpost_error_is_transient(int code);
 
 /* ---------------------------------------------------------------------------------------------
+ * Values: what outpost_exec() binds and what a conflict reports, in SQLite's types. Text and
+ * blob are (pointer, length) views the caller owns; text is UTF-8 and needs no NUL terminator.
+ * OUTPOST_VALUE_UNDEF is "no value": a value the library does not know, or (as a parameter) NULL.
+ */
+typedef enum outpost_value_type {
+    OUTPOST_VALUE_UNDEF = 0,
+    OUTPOST_VALUE_NULL = 1,
+    OUTPOST_VALUE_INT = 2,  /* u.i */
+    OUTPOST_VALUE_REAL = 3, /* u.r */
+    OUTPOST_VALUE_TEXT = 4, /* u.b: n bytes of UTF-8 at p */
+    OUTPOST_VALUE_BLOB = 5  /* u.b: n bytes at p */
+} outpost_value_type;
+
+typedef struct outpost_value {
+    outpost_value_type type;
+    union {
+        int64_t i;
+        double r;
+        struct {
+            const uint8_t *p;
+            uint32_t n;
+        } b;
+    } u;
+} outpost_value;
+
+/* ---------------------------------------------------------------------------------------------
  * Replica.
  */
 typedef struct outpost_replica outpost_replica;
@@ -105,13 +130,16 @@ typedef struct outpost_conflict_info {
     uint64_t seq;               /* outbox entry (device sequence) the write belonged to */
     const char *table;
     uint32_t n_pk;
-    const proto_value *pk;      /* primary key values, in primary key order */
+    const outpost_value *pk;    /* primary key values, in primary key order */
     int32_t col;                /* column index, or -1 when the whole row was decided */
     const char *column;         /* column name, or NULL when col is -1 or unknown locally */
-    const proto_value *mine;    /* the value this device wrote; PROTO_UNDEF when not known */
-    const proto_value *winner;  /* the value the server kept; PROTO_UNDEF when not known */
+    const outpost_value *mine;  /* the value this device wrote; OUTPOST_VALUE_UNDEF when not
+                                 * known */
+    const outpost_value *winner; /* the value the server kept; OUTPOST_VALUE_UNDEF when not
+                                  * known */
     const char *kind;           /* "DATA", "NOTFOUND", "CONFLICT", "CONSTRAINT" or "REJECTED" */
-    uint32_t code;              /* for "REJECTED": the proto_error_code; 0 otherwise */
+    uint32_t code;              /* for "REJECTED": the protocol's error code (docs/protocol.md);
+                                 * 0 otherwise */
     const char *reason;         /* human text: the server's message or the kind's meaning */
 } outpost_conflict_info;
 
@@ -243,26 +271,6 @@ OUTPOST_API int outpost_replica_rekey(const char *path, const outpost_secret *ol
                                       size_t err_size);
 
 /* ---------------------------------------------------------------------------------------------
- * Schema. The server owns it and sends it as a SCHEMA message.
- */
-
-/* Installs schema, or upgrades the installed one in place, in one transaction.
- *
- * New tables are created from their create_sql. Tables already present may gain columns at the
- * end (the upgrade keeps each new column's declared type, NOT NULL and DEFAULT; a new NOT NULL
- * column needs a default). Dropping or renaming tables or columns, reordering columns or
- * changing a primary key is not additive and is refused with OUTPOST_ESCHEMA.
- *
- * Each table must be exactly one CREATE TABLE statement for the table it names, its columns
- * and primary key must match the table's columns and pk lists, and its primary key must not be
- * a rowid or any single integer column (devices create rows offline; ids are UUIDv7 text, see
- * outpost_uuid_make()). Names starting with "_outpost_" or "sqlite_" are reserved.
- *
- * Installing the version already installed is a no-op; an older version is refused. No
- * transaction may be open (OUTPOST_EMISUSE). On failure nothing changes. */
-OUTPOST_API int outpost_schema_install(outpost_replica *replica, const proto_schema *schema);
-
-/* ---------------------------------------------------------------------------------------------
  * Ids.
  */
 #define OUTPOST_UUID_TEXT_SIZE 37 /* 36 characters and the NUL */
@@ -281,7 +289,7 @@ OUTPOST_API int outpost_uuid_make(char out_text[OUTPOST_UUID_TEXT_SIZE]);
  * already open; OUTPOST_EBUSY when another connection holds the lock past the busy timeout. */
 OUTPOST_API int outpost_tx_begin(outpost_replica *replica);
 
-/* Runs one SQL statement with params bound to ?1..?n (PROTO_UNDEF binds NULL). Any rows it
+/* Runs one SQL statement with params bound to ?1..?n (OUTPOST_VALUE_UNDEF binds NULL). Any rows it
  * returns are discarded. Inside a transaction the statement joins it; outside one it runs in a
  * transaction of its own that is committed (and captured) before this returns.
  *
@@ -295,8 +303,8 @@ OUTPOST_API int outpost_tx_begin(outpost_replica *replica);
  * whole transaction back (disk full, I/O error), the transaction is closed, the result says so
  * and outpost_errmsg() mentions it. Statements are cached by their text: reuse the same text
  * with different params rather than formatting values into the SQL. */
-OUTPOST_API int outpost_exec(outpost_replica *replica, const char *sql, const proto_value *params,
-                             uint32_t n_params);
+OUTPOST_API int outpost_exec(outpost_replica *replica, const char *sql,
+                             const outpost_value *params, uint32_t n_params);
 
 /* Commits the open transaction. When it changed synced tables, its changeset is written to the
  * outbox with the next device sequence number and a hybrid logical clock, in the same SQLite
@@ -308,63 +316,6 @@ OUTPOST_API int outpost_tx_commit(outpost_replica *replica, uint64_t *out_seq);
 
 /* Rolls back the open transaction. Without one, OUTPOST_EMISUSE. */
 OUTPOST_API int outpost_tx_rollback(outpost_replica *replica);
-
-/* ---------------------------------------------------------------------------------------------
- * Outbox: committed transactions waiting for the server, oldest first.
- */
-
-/* One outbox entry read as the PUSH message that carries it. push.chunk is 0 and push.more is
- * false: cutting big entries into chunks is the sender's business. Each table's changes come
- * from the entry's session changeset: INSERT carries every new value, DELETE every old value,
- * UPDATE the primary key's old values and the changed columns' old and new values only. */
-typedef struct outpost_outbox_entry {
-    proto_push push;
-    int64_t created_ms;        /* wall clock at commit */
-    size_t changeset_bytes;    /* size of the captured changeset */
-    struct outpost_arena *arena_; /* private: owns every pointer inside push */
-} outpost_outbox_entry;
-
-/* Reads the first entry whose device sequence is greater than after_seq (0 for the oldest), so
- * a sender can walk the outbox in commit order without removing anything. On success
- * *out_entry is a new entry the caller frees with outpost_outbox_entry_free(), or NULL when no
- * entry follows after_seq. Entries stay until acknowledged or rejected. */
-OUTPOST_API int outpost_outbox_read(outpost_replica *replica, uint64_t after_seq,
-                                    outpost_outbox_entry **out_entry);
-
-/* Frees an entry. NULL is a no-op. */
-OUTPOST_API void outpost_outbox_entry_free(outpost_outbox_entry *entry);
-
-/* The server applied entry ack->seq: removes it from the outbox and records ack->conflicts (the
- * merge decisions taken against this device's writes) in _outpost_conflicts, in one
- * transaction, then reports each through on_conflict. The entry is kept (no longer pending) for
- * the retention window (outpost_config.sent_retention_days), so that a central store restored
- * from a backup can be given it again; older kept entries are pruned in the same transaction. The rows stay as this device wrote them
- * until the next pull brings the merged version. An ACK for an entry already removed is a
- * harmless no-op; one for a sequence never issued is OUTPOST_EPROTO. */
-OUTPOST_API int outpost_outbox_ack(outpost_replica *replica, const proto_ack *ack);
-
-/* The server refused entry reject->seq (none of it was applied). In one transaction: removes
- * the entry; restores the server's version of the affected rows from reject->tables (rows,
- * tombstones and scope removals, as outpost_rows_apply() does); undoes the entry's other
- * changes that the server did not mention (a refused insert is deleted, a refused delete or
- * update is put back); records each reject->rows item in _outpost_conflicts with kind
- * "REJECTED". Rows that later outbox entries change are left alone. Then reports each rejected
- * row through on_conflict. A REJECT for an entry already removed is a no-op. */
-OUTPOST_API int outpost_outbox_reject(outpost_replica *replica, const proto_reject *reject);
-
-/* ---------------------------------------------------------------------------------------------
- * Pull.
- */
-
-/* Applies one ROWS page and stores its cursor, in one local transaction with change capture
- * off, so pulled rows never enter the outbox. Rows are inserted or updated in place (columns the
- * page does not carry keep their values); tombstones and scope removals delete. A row with
- * pending outbox changes is not touched: its merged version comes back after the push. Applying
- * the same page again is harmless; a page whose cursor is older than the stored cursor is
- * ignored. When page->more is false the pull is complete and the last successful sync time is
- * set. OUTPOST_EPROTO for a table not in the installed schema, more columns than the replica
- * has, or an undefined value; nothing is applied then. No transaction may be open. */
-OUTPOST_API int outpost_rows_apply(outpost_replica *replica, const proto_rows *page);
 
 /* ---------------------------------------------------------------------------------------------
  * Status and conflicts.
@@ -393,13 +344,20 @@ OUTPOST_API int outpost_status_get(outpost_replica *replica, outpost_status *out
  *   col INTEGER     column index, NULL for a whole-row decision
  *   col_name TEXT   column name, NULL when col is NULL
  *   kind TEXT       "DATA", "NOTFOUND", "CONFLICT", "CONSTRAINT", "REJECTED"
- *   code INTEGER    proto_error_code for "REJECTED", 0 otherwise
+ *   code INTEGER    the protocol's error code for "REJECTED", 0 otherwise
  *   reason TEXT     human text
  *   mine, winner    this device's value and the server's, as SQLite values (NULL when unknown)
  */
 
 /* Deletes recorded conflicts with id <= up_to_id (the app has shown them to a person). */
 OUTPOST_API int outpost_conflicts_clear(outpost_replica *replica, int64_t up_to_id);
+
+/* ---------------------------------------------------------------------------------------------
+ * Version. OUTPOST_VERSION_MAJOR/MINOR/PATCH and OUTPOST_VERSION_STRING (outpost_version.h) are
+ * the version an app was compiled against; outpost_version() is the one it runs with (a static
+ * string, "MAJOR.MINOR.PATCH"; any thread).
+ */
+OUTPOST_API const char *outpost_version(void);
 
 #ifdef __cplusplus
 }

@@ -11,6 +11,7 @@
 
 #include "cryptvfs.h"
 #include "outpost.h"
+#include "outpost_engine.h"
 
 /* Tables of the library itself carry this prefix and live in the replica's own database, so
  * they commit atomically with the app's data. */

@@ -379,8 +379,51 @@ static const char *reject_reason(uint32_t code)
     }
 }
 
-/* Fills the callback's view of one log row. */
-static void conflict_info_fill(const outpost_replica *r, outpost_conflict_info *info, uint64_t seq,
+/* One conflict or rejection as the library records it, in the protocol's values; the app sees
+ * it as an outpost_conflict_info (conflict_report). */
+typedef struct conflict_row {
+    uint64_t seq;
+    const char *table;
+    uint32_t n_pk;
+    const proto_value *pk;
+    int32_t col;
+    const char *column;
+    const proto_value *mine;
+    const proto_value *winner;
+    const char *kind;
+    uint32_t code;
+    const char *reason;
+} conflict_row;
+
+/* Hands one recorded row to the app's on_conflict, in the library's own value type. */
+static void conflict_report(const outpost_replica *r, const conflict_row *row)
+{
+    enum { PK_ON_STACK = 16 };
+    outpost_value pk_small[PK_ON_STACK], mine, winner;
+    outpost_value *pk = pk_small;
+    static const proto_value undef;
+
+    if (row->n_pk > PK_ON_STACK) {
+        pk = sqlite3_malloc64((uint64_t)row->n_pk * sizeof *pk);
+        if (pk == NULL)
+            return;
+    }
+    for (uint32_t i = 0; i < row->n_pk; i++)
+        value_to_public(&row->pk[i], &pk[i]);
+    value_to_public(row->mine ? row->mine : &undef, &mine);
+    value_to_public(row->winner ? row->winner : &undef, &winner);
+    outpost_conflict_info info = {
+        .seq = row->seq,       .table = row->table,   .n_pk = row->n_pk, .pk = pk,
+        .col = row->col,       .column = row->column, .mine = &mine,     .winner = &winner,
+        .kind = row->kind,     .code = row->code,     .reason = row->reason,
+    };
+    r->on_conflict(r->user_data, &info);
+    if (pk != pk_small)
+        sqlite3_free(pk);
+}
+
+/* Fills the record of one log row. */
+static void conflict_info_fill(const outpost_replica *r, conflict_row *info, uint64_t seq,
                                const char *table, const proto_value *pk, uint32_t n_pk, int32_t col)
 {
     const synced_table *t = replica_table(r, table);
@@ -394,7 +437,7 @@ static void conflict_info_fill(const outpost_replica *r, outpost_conflict_info *
     info->column = (t && col >= 0 && (uint32_t)col < t->n_cols) ? t->cols[col] : NULL;
 }
 
-static int conflict_record(outpost_replica *r, sqlite3_stmt *ins, const outpost_conflict_info *info)
+static int conflict_record(outpost_replica *r, sqlite3_stmt *ins, const conflict_row *info)
 {
     sqlite3_str *pk_json = sqlite3_str_new(r->db);
     static const proto_value undef;
@@ -444,7 +487,7 @@ static int conflict_insert_stmt(outpost_replica *r, sqlite3_stmt **out_stmt)
 }
 
 static void ack_conflict_info(const outpost_replica *r, const proto_ack *ack, uint32_t i,
-                              outpost_conflict_info *info)
+                              conflict_row *info)
 {
     const proto_conflict *c = &ack->conflicts[i];
 
@@ -456,7 +499,7 @@ static void ack_conflict_info(const outpost_replica *r, const proto_ack *ack, ui
 }
 
 static void reject_row_info(const outpost_replica *r, const proto_reject *rej, uint32_t i,
-                            outpost_conflict_info *info)
+                            conflict_row *info)
 {
     const proto_reject_row *row = &rej->rows[i];
 
@@ -532,7 +575,7 @@ static int ack_apply(outpost_replica *r, const proto_ack *ack, bool *out_known)
         return rc;
     rc = conflict_insert_stmt(r, &ins);
     for (uint32_t i = 0; rc == OUTPOST_OK && i < ack->n_conflicts; i++) {
-        outpost_conflict_info info;
+        conflict_row info;
 
         ack_conflict_info(r, ack, i, &info);
         rc = conflict_record(r, ins, &info);
@@ -586,10 +629,10 @@ int outpost_outbox_ack(outpost_replica *replica, const proto_ack *ack)
         return rc;
     replica_clear_error(replica);
     for (uint32_t i = 0; known && replica->on_conflict && i < ack->n_conflicts; i++) {
-        outpost_conflict_info info;
+        conflict_row info;
 
         ack_conflict_info(replica, ack, i, &info);
-        replica->on_conflict(replica->user_data, &info);
+        conflict_report(replica, &info);
     }
     return OUTPOST_OK;
 }
@@ -715,7 +758,7 @@ static int reject_apply(outpost_replica *r, const proto_reject *rej, bool *out_k
     if (rc == OUTPOST_OK && rej->n_rows)
         rc = conflict_insert_stmt(r, &ins);
     for (uint32_t i = 0; rc == OUTPOST_OK && i < rej->n_rows; i++) {
-        outpost_conflict_info info;
+        conflict_row info;
 
         reject_row_info(r, rej, i, &info);
         rc = conflict_record(r, ins, &info);
@@ -758,10 +801,10 @@ int outpost_outbox_reject(outpost_replica *replica, const proto_reject *reject)
         return rc;
     replica_clear_error(replica);
     for (uint32_t i = 0; run.known && replica->on_conflict && i < reject->n_rows; i++) {
-        outpost_conflict_info info;
+        conflict_row info;
 
         reject_row_info(replica, reject, i, &info);
-        replica->on_conflict(replica->user_data, &info);
+        conflict_report(replica, &info);
     }
     return OUTPOST_OK;
 }

@@ -105,7 +105,7 @@ static int exec_prepare(outpost_replica *r, const char *sql, sqlite3_stmt **out_
     return OUTPOST_OK;
 }
 
-static int exec_run(outpost_replica *r, const char *sql, const proto_value *params,
+static int exec_run(outpost_replica *r, const char *sql, const outpost_value *params,
                     uint32_t n_params)
 {
     sqlite3_stmt *stmt = NULL;
@@ -119,7 +119,9 @@ static int exec_run(outpost_replica *r, const char *sql, const proto_value *para
                             (unsigned)n_params, sqlite3_bind_parameter_count(stmt));
     sqlite3_clear_bindings(stmt);
     for (uint32_t i = 0; i < n_params; i++) {
-        rc = value_bind(stmt, (int)i + 1, &params[i]);
+        proto_value v;
+        value_from_public(&params[i], &v);
+        rc = value_bind(stmt, (int)i + 1, &v);
         if (rc != SQLITE_OK)
             return replica_fail_sqlite(r, rc, "binding a parameter");
     }
@@ -139,7 +141,7 @@ static int exec_run(outpost_replica *r, const char *sql, const proto_value *para
     return OUTPOST_OK;
 }
 
-int outpost_exec(outpost_replica *replica, const char *sql, const proto_value *params,
+int outpost_exec(outpost_replica *replica, const char *sql, const outpost_value *params,
                  uint32_t n_params)
 {
     bool own_tx;

@@ -52,6 +52,42 @@ void arena_free(struct outpost_arena *arena)
 
 /* ---- binding and conversion --------------------------------------------------------------- */
 
+void value_to_public(const proto_value *in, outpost_value *out)
+{
+    memset(out, 0, sizeof *out);
+    switch (in->type) {
+    case PROTO_NULL: out->type = OUTPOST_VALUE_NULL; break;
+    case PROTO_INT: out->type = OUTPOST_VALUE_INT; out->u.i = in->u.i; break;
+    case PROTO_REAL: out->type = OUTPOST_VALUE_REAL; out->u.r = in->u.r; break;
+    case PROTO_TEXT:
+    case PROTO_BLOB:
+        out->type = in->type == PROTO_TEXT ? OUTPOST_VALUE_TEXT : OUTPOST_VALUE_BLOB;
+        out->u.b.p = in->u.b.p;
+        out->u.b.n = in->u.b.n;
+        break;
+    case PROTO_UNDEF:
+    default: out->type = OUTPOST_VALUE_UNDEF; break;
+    }
+}
+
+void value_from_public(const outpost_value *in, proto_value *out)
+{
+    memset(out, 0, sizeof *out);
+    switch (in->type) {
+    case OUTPOST_VALUE_NULL: out->type = PROTO_NULL; break;
+    case OUTPOST_VALUE_INT: out->type = PROTO_INT; out->u.i = in->u.i; break;
+    case OUTPOST_VALUE_REAL: out->type = PROTO_REAL; out->u.r = in->u.r; break;
+    case OUTPOST_VALUE_TEXT:
+    case OUTPOST_VALUE_BLOB:
+        out->type = in->type == OUTPOST_VALUE_TEXT ? PROTO_TEXT : PROTO_BLOB;
+        out->u.b.p = in->u.b.p;
+        out->u.b.n = in->u.b.n;
+        break;
+    case OUTPOST_VALUE_UNDEF:
+    default: out->type = PROTO_UNDEF; break;
+    }
+}
+
 int value_bind(sqlite3_stmt *stmt, int idx, const proto_value *v)
 {
     switch (v->type) {

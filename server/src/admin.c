@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,6 +19,7 @@
 #include <mbedtls/sha256.h>
 #include <mbedtls/x509_crt.h>
 
+#include "outpost_version.h"
 #include "store.h"
 
 enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_STORE = 3 };
@@ -25,6 +27,7 @@ enum { MAX_FILE_BYTES = 4 * 1024 * 1024, MAX_TEAMS = 64, MAX_EXPIRES_HOURS = 720
 
 static const char usage_main[] =
     "usage: outpost-admin --store PATH COMMAND [ARGS]\n"
+    "       outpost-admin --version\n"
     "\n"
     "commands:\n"
     "  init --schema FILE.sql --policy FILE     create the store and its synced tables\n"
@@ -826,6 +829,12 @@ int main(int argc, char **argv)
 {
     const char *path = NULL;
     int i = 1;
+    /* Stores and everything made beside them are this user's alone (docs/operations.md). */
+    umask(077);
+    if (argc == 2 && strcmp(argv[1], "--version") == 0) {
+        printf("outpost-admin %s\n", OUTPOST_VERSION_STRING);
+        return EXIT_OK;
+    }
     for (; i < argc && argv[i][0] == '-'; i++) {
         if (missing_value(i, argc, argv))
             return usage_error(usage_main, "missing value after", argv[i]);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include "store_internal.h"
@@ -232,6 +233,31 @@ static int open_fail(char *err, size_t err_size, sqlite3 *db, const char *path, 
     return STORE_EIO;
 }
 
+/*
+ * The store holds every team's records and the supervisors' password hashes: it and its -wal
+ * and -shm are readable by their owner only. SQLite creates a new database with the caller's
+ * umask and gives -wal and -shm the database's own mode, so taking group and other bits off the
+ * database (and any -wal/-shm a wider mode left behind) right after opening it covers a new
+ * store, a store made by an older release, and every file SQLite makes beside it.
+ */
+static void keep_owner_only(const char *path)
+{
+    static const char *const suffixes[] = {"", "-wal", "-shm"};
+    size_t len = strlen(path);
+    char *name = malloc(len + 5);
+
+    if (name == NULL)
+        return;
+    for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+        struct stat sb;
+        memcpy(name, path, len);
+        strcpy(name + len, suffixes[i]);
+        if (stat(name, &sb) == 0 && S_ISREG(sb.st_mode) && (sb.st_mode & 077) != 0)
+            chmod(name, sb.st_mode & 0700);
+    }
+    free(name);
+}
+
 int store_open(const char *path, bool create, store **out_store, char *err, size_t err_size)
 {
     *out_store = NULL;
@@ -257,6 +283,7 @@ int store_open(const char *path, bool create, store **out_store, char *err, size
                   create ? "cannot create store" : "cannot open store");
         goto fail;
     }
+    keep_owner_only(path);
     sqlite3_extended_result_codes(st->db, 1);
     sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
     /* Connection settings first: the file itself is not touched until it is known to be an

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include <outpost.h>
+#include "outpost_engine.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

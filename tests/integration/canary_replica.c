@@ -38,17 +38,6 @@ static void marker(char out[MARKER_MAX], enum path p, int i)
              path_names[p], i);
 }
 
-static proto_value pv_blob(const uint8_t *p, size_t n)
-{
-    proto_value v;
-
-    memset(&v, 0, sizeof v);
-    v.type = PROTO_BLOB;
-    v.u.b.p = p;
-    v.u.b.n = (uint32_t)n;
-    return v;
-}
-
 #define INSERT "INSERT INTO contacts(id, team_id, name, notes, raw) VALUES(?1, 'team-a', ?2, ?3, ?4)"
 
 /* One committed transaction per record: the notes hold a UTF-8 marker, name a UTF-16LE one as a
@@ -66,7 +55,7 @@ static int write_committed(outpost_replica *r)
         marker(mbe, PATH_UTF16BE, i);
         n_le = canary_utf16(mle, le, false);
         n_be = canary_utf16(mbe, be, true);
-        proto_value p[4] = {pv_text(id), pv_blob(le, n_le), pv_text(m8), pv_blob(be, n_be)};
+        outpost_value p[4] = {ov_text(id), ov_blob(le, (uint32_t)n_le), ov_text(m8), ov_blob(be, (uint32_t)n_be)};
         if (outpost_exec(r, INSERT, p, 4) != OUTPOST_OK)
             return -1;
     }
@@ -139,7 +128,7 @@ static int child_run(const char *path, const uint8_t *key, int ready_fd)
         snprintf(id, sizeof id, "m-%d", i);
         marker(m, PATH_MIDTX, i);
         snprintf(notes, sizeof notes, "%s %s %s", m, m, m);
-        proto_value p[4] = {pv_text(id), pv_text("midtx"), pv_text(notes), pv_null()};
+        outpost_value p[4] = {ov_text(id), ov_text("midtx"), ov_text(notes), ov_null()};
         if (outpost_exec(r, INSERT, p, 4) != OUTPOST_OK)
             return 1;
         if (i == MIDTX_SIGNAL_AT && write(ready_fd, "!", 1) != 1)

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "outpost.h"
+#include "outpost_engine.h"
 
 #define ROUNDS 200
 #define TX_PER_ROUND_MAX 1000000 /* transaction numbers: round * this + k */
@@ -104,14 +105,14 @@ static void child_run(const char *path, int fd, int round, uint32_t seed)
             _exit(2);
         snprintf(name, sizeof name, "n=%u", (unsigned)rep.n_rows);
         for (uint32_t j = 0; j < rep.n_rows; j++) {
-            proto_value p[4];
+            outpost_value p[4];
 
             snprintf(id, sizeof id, "tx%lld-%u", (long long)rep.tx, (unsigned)j);
             memset(p, 0, sizeof p);
-            p[0] = (proto_value){.type = PROTO_TEXT, .u.b = {(const uint8_t *)id, (uint32_t)strlen(id)}};
-            p[1] = (proto_value){.type = PROTO_TEXT, .u.b = {(const uint8_t *)"team-a", 6}};
-            p[2] = (proto_value){.type = PROTO_TEXT, .u.b = {(const uint8_t *)name, (uint32_t)strlen(name)}};
-            p[3] = (proto_value){.type = PROTO_INT, .u.i = rep.tx};
+            p[0] = (outpost_value){.type = OUTPOST_VALUE_TEXT, .u.b = {(const uint8_t *)id, (uint32_t)strlen(id)}};
+            p[1] = (outpost_value){.type = OUTPOST_VALUE_TEXT, .u.b = {(const uint8_t *)"team-a", 6}};
+            p[2] = (outpost_value){.type = OUTPOST_VALUE_TEXT, .u.b = {(const uint8_t *)name, (uint32_t)strlen(name)}};
+            p[3] = (outpost_value){.type = OUTPOST_VALUE_INT, .u.i = rep.tx};
             if (outpost_exec(r, "INSERT INTO contacts(id, team_id, name, age) VALUES(?1, ?2, ?3, ?4)",
                              p, 4) != OUTPOST_OK)
                 _exit(2);

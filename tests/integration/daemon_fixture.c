@@ -98,6 +98,13 @@ int fixture_make_certs(const char *dir)
     return run_quiet(argv) == 0 ? 0 : -1;
 }
 
+int fixture_make_chain_certs(const char *dir)
+{
+    const char *const argv[] = {"/bin/sh", OUTPOST_CERTS_SCRIPT, "--intermediate", dir, NULL};
+
+    return run_quiet(argv) == 0 ? 0 : -1;
+}
+
 int fixture_create(daemon_fixture *fx, const char *extra_limits)
 {
     char certs[300];

@@ -61,6 +61,10 @@ bool fixture_log_contains(const daemon_fixture *fx, const char *text);
 /* Makes development certificates in dir (ca.pem, server.pem, server.key). Returns 0 or -1. */
 int fixture_make_certs(const char *dir);
 
+/* The same with a root CA (ca.pem) that signs an intermediate that signs the server
+ * certificate; server.pem holds the server certificate then the intermediate. */
+int fixture_make_chain_certs(const char *dir);
+
 /* Runs outpostd with config_path and returns its exit status; its stderr goes to out (up to
  * out_size bytes, NUL-terminated). Used for config errors. */
 int fixture_run_outpostd(const char *config_path, char *out, size_t out_size);

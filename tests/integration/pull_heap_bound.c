@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "outpost.h"
+#include "outpost_engine.h"
 
 #define TOTAL_ROWS 100000u
 #define N_COLS 10u

@@ -28,6 +28,7 @@
 
 #include "daemon_fixture.h"
 #include "faultproxy.h"
+#include "ovalue.h"
 
 #define SEEDS_PER_SERVER 25u
 #define MAX_DEVICES 10u
@@ -111,14 +112,6 @@ static int fail(run *R, const char *fmt, ...)
     vsnprintf(R->failure, sizeof R->failure, fmt, ap);
     va_end(ap);
     return -1;
-}
-
-static proto_value text_value(const char *s)
-{
-    proto_value v = {.type = PROTO_TEXT};
-    v.u.b.p = (const uint8_t *)s;
-    v.u.b.n = (uint32_t)strlen(s);
-    return v;
 }
 
 static char *slurp(const char *path)
@@ -266,7 +259,7 @@ static bool pick_row(run *R, device *d, char id[OUTPOST_UUID_TEXT_SIZE], char na
     return found;
 }
 
-static int exec(run *R, device *d, const char *sql, const proto_value *params, uint32_t n)
+static int exec(run *R, device *d, const char *sql, const outpost_value *params, uint32_t n)
 {
     int rc = outpost_exec(d->r, sql, params, n);
     if (rc != OUTPOST_OK)
@@ -283,7 +276,7 @@ static int op_insert(run *R, uint32_t i)
     new_value(R, i, name);
     new_value(R, i, note);
     const char *team = team_for(R, d);
-    proto_value p[4] = {text_value(id), text_value(team), text_value(name), text_value(note)};
+    outpost_value p[4] = {ov_text(id), ov_text(team), ov_text(name), ov_text(note)};
     if (exec(R, d, "INSERT INTO contacts (id, team_id, name, note) VALUES (?1, ?2, ?3, ?4)", p,
              4) != 0)
         return -1;
@@ -304,20 +297,20 @@ static int op_update(run *R, uint32_t i)
     new_value(R, i, v1);
     new_value(R, i, v2);
     if (which == 0) {
-        proto_value p[2] = {text_value(id), text_value(v1)};
+        outpost_value p[2] = {ov_text(id), ov_text(v1)};
         if (exec(R, d, "UPDATE contacts SET name = ?2 WHERE id = ?1", p, 2) != 0)
             return -1;
         mark_replaced(R, has_name ? name : NULL);
         return remember(R, v1, id, 2);
     }
     if (which == 1) {
-        proto_value p[2] = {text_value(id), text_value(v2)};
+        outpost_value p[2] = {ov_text(id), ov_text(v2)};
         if (exec(R, d, "UPDATE contacts SET note = ?2 WHERE id = ?1", p, 2) != 0)
             return -1;
         mark_replaced(R, has_note ? note : NULL);
         return remember(R, v2, id, 3);
     }
-    proto_value p[3] = {text_value(id), text_value(v1), text_value(v2)};
+    outpost_value p[3] = {ov_text(id), ov_text(v1), ov_text(v2)};
     if (exec(R, d, "UPDATE contacts SET name = ?2, note = ?3 WHERE id = ?1", p, 3) != 0)
         return -1;
     mark_replaced(R, has_name ? name : NULL);
@@ -334,7 +327,7 @@ static int op_delete(run *R, uint32_t i)
     bool has_name, has_note;
     if (!pick_row(R, d, id, name, note, &has_name, &has_note))
         return op_insert(R, i);
-    proto_value p[1] = {text_value(id)};
+    outpost_value p[1] = {ov_text(id)};
     if (exec(R, d, "DELETE FROM contacts WHERE id = ?1", p, 1) != 0)
         return -1;
     mark_replaced(R, has_name ? name : NULL);

@@ -11,11 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "daemon_fixture.h"
+#include "strf.h"
 #include "testclient.h"
 
 #define T_MS 10000
@@ -684,6 +686,30 @@ static void test_http_status_and_not_found(void **state)
     assert_string_equal(out, "200 404");
 }
 
+/* The store and its -wal and -shm are the daemon user's alone, also when an older release left
+ * the store readable by everyone (outpostd runs with umask 077 and tightens the store). */
+static void test_store_files_are_owner_only(void **state)
+{
+    test_device dev;
+
+    (void)state;
+    assert_int_equal(fixture_stop(&main_fx), 0);
+    assert_int_equal(chmod(main_fx.store_path, 0644), 0);
+    assert_int_equal(fixture_start(&main_fx), 0);
+    /* A write through outpostd; its worker keeps the store open, so -wal and -shm exist. */
+    assert_int_equal(fixture_enroll_device(&main_fx, "w1", &dev), 0);
+    static const char *const suffixes[] = {"", "-wal", "-shm"};
+    for (size_t i = 0; i < 3; i++) {
+        char *name = strf("%s%s", main_fx.store_path, suffixes[i]);
+        struct stat sb;
+        if (stat(name, &sb) != 0)
+            fail_msg("%s: missing while outpostd runs", name);
+        if ((sb.st_mode & 0777) != 0600)
+            fail_msg("%s: mode %03o, want 600", name, (unsigned)(sb.st_mode & 0777));
+        free(name);
+    }
+}
+
 /* ---- limits group ------------------------------------------------------------------------- */
 
 static void test_limits_handshake_and_message_timeouts(void **state)
@@ -864,6 +890,23 @@ static void test_config_errors_exit_nonzero_naming_the_problem(void **state)
         unlink(file);
     }
 
+    /* A server certificate from an intermediate CA, but the cert file lacks the intermediate:
+     * devices pinning the root would refuse the server, so outpostd does not start. */
+    {
+        char *certs = strf("%s/chain", dir);
+        assert_int_equal(fixture_make_chain_certs(certs), 0);
+        assert_int_equal(systemf("sed '/-----END CERTIFICATE-----/q' %s/server.pem > %s/leaf.pem",
+                                 certs, certs),
+                         0);
+        write_file(path, "[server]\nport = 0\ncert = chain/leaf.pem\nkey = chain/server.key\n"
+                         "ca = chain/ca.pem\n[store]\npath = s.db\n");
+        assert_int_not_equal(fixture_run_outpostd(path, out, sizeof out), 0);
+        assert_non_null(strstr(out, "leaf.pem does not chain to the CA in"));
+        assert_non_null(strstr(out, "put any intermediate certificates after the server"));
+        assert_int_equal(systemf("rm -rf '%s'", certs), 0);
+        free(certs);
+    }
+
     /* Good certificates, but no store at the path. */
     {
         char certs[160], cmd[256];
@@ -895,6 +938,7 @@ int main(void)
         cmocka_unit_test(test_sync_scope_isolation),
         cmocka_unit_test(test_sync_revoked_device_refused_or_wiped),
         cmocka_unit_test(test_http_status_and_not_found),
+        cmocka_unit_test(test_store_files_are_owner_only),
     };
     const struct CMUnitTest limit_tests[] = {
         cmocka_unit_test(test_limits_handshake_and_message_timeouts),

@@ -19,6 +19,7 @@
 #include "daemon_fixture.h"
 #include "dash_client.h"
 #include "testclient.h"
+#include "strf.h"
 
 #define T_MS 10000
 static const char pw[] = "correct horse battery";
@@ -31,10 +32,8 @@ typedef struct login {
 
 static int run_admin(const char *args)
 {
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "printf '%%s\\n' '%s' | %s --store %s %s --password-fd 0 >/dev/null",
-             pw, OUTPOST_ADMIN_PATH, fx.store_path, args);
-    return system(cmd);
+    return systemf("printf '%%s\\n' '%s' | '%s' --store %s %s --password-fd 0 >/dev/null", pw,
+                   OUTPOST_ADMIN_PATH, fx.store_path, args);
 }
 
 static int group_setup(void **state)
@@ -422,7 +421,6 @@ static void test_audit_is_for_admins_and_verifies(void **state)
 {
     login s1, adm;
     dash_reply r;
-    char cmd[1024];
     (void)state;
 
     log_in("sup1", &s1);
@@ -447,9 +445,8 @@ static void test_audit_is_for_admins_and_verifies(void **state)
     assert_false(fixture_log_contains(&fx, "Alpha"));
     assert_false(fixture_log_contains(&fx, "Older"));
 
-    snprintf(cmd, sizeof cmd, "%s --store %s audit verify >/dev/null", OUTPOST_ADMIN_PATH,
-             fx.store_path);
-    int status = system(cmd);
+    int status = systemf("'%s' --store %s audit verify >/dev/null", OUTPOST_ADMIN_PATH,
+                         fx.store_path);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
 
@@ -462,12 +459,11 @@ static void test_audit_is_for_admins_and_verifies(void **state)
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
-    snprintf(cmd, sizeof cmd, "%s --store %s audit verify 2>&1 | grep -q 'first bad row 2:'",
-             OUTPOST_ADMIN_PATH, fx.store_path);
-    assert_int_equal(system(cmd), 0);
-    snprintf(cmd, sizeof cmd, "%s --store %s audit verify >/dev/null 2>&1", OUTPOST_ADMIN_PATH,
-             fx.store_path);
-    status = system(cmd);
+    assert_int_equal(systemf("'%s' --store %s audit verify 2>&1 | grep -q 'first bad row 2:'",
+                             OUTPOST_ADMIN_PATH, fx.store_path),
+                     0);
+    status = systemf("'%s' --store %s audit verify >/dev/null 2>&1", OUTPOST_ADMIN_PATH,
+                     fx.store_path);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 1);
 }

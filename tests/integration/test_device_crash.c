@@ -34,6 +34,7 @@
 #include <sqlite3.h>
 
 #include "daemon_fixture.h"
+#include "ovalue.h"
 
 #define WAIT_MS 60000u
 #define KILLS 4
@@ -58,14 +59,6 @@ static char *slurp(const char *path)
     if (buf)
         buf[n] = '\0';
     return buf;
-}
-
-static proto_value text_value(const char *s)
-{
-    proto_value v = {.type = PROTO_TEXT};
-    v.u.b.p = (const uint8_t *)s;
-    v.u.b.n = (uint32_t)strlen(s);
-    return v;
 }
 
 static outpost_replica *replica_open(const char *path)
@@ -99,7 +92,7 @@ static void write_offline(const char *path, const char *name, int n_tx, int rows
         for (int i = 0; i < rows_per_tx; i++) {
             char id[OUTPOST_UUID_TEXT_SIZE];
             assert_int_equal(outpost_uuid_make(id), OUTPOST_OK);
-            proto_value p[3] = {text_value(id), text_value("t1"), text_value(name)};
+            outpost_value p[3] = {ov_text(id), ov_text("t1"), ov_text(name)};
             assert_int_equal(outpost_exec(r, "INSERT INTO contacts (id, team_id, name)"
                                              " VALUES (?1, ?2, ?3)",
                                           p, 3),
@@ -435,8 +428,8 @@ static void test_server_disk_full_is_reported_and_recovers(void **state)
         for (int i = 0; i < 100; i++) {
             char id[OUTPOST_UUID_TEXT_SIZE];
             assert_int_equal(outpost_uuid_make(id), OUTPOST_OK);
-            proto_value p[3] = {text_value(id), text_value("t1"),
-                                text_value("written while the server disk was full")};
+            outpost_value p[3] = {ov_text(id), ov_text("t1"),
+                                ov_text("written while the server disk was full")};
             assert_int_equal(outpost_exec(r, "INSERT INTO contacts (id, team_id, name)"
                                              " VALUES (?1, ?2, ?3)",
                                           p, 3),

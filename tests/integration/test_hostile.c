@@ -46,7 +46,9 @@
 
 #include "daemon_fixture.h"
 #include "faultproxy.h"
+#include "strf.h"
 #include "testclient.h"
+#include "ovalue.h"
 
 #define T_MS 15000
 #define WAIT_MS 60000u
@@ -87,14 +89,6 @@ static char *slurp(const char *path, size_t *out_len)
     if (out_len)
         *out_len = n;
     return buf;
-}
-
-static proto_value text_value(const char *s)
-{
-    proto_value v = {.type = PROTO_TEXT};
-    v.u.b.p = (const uint8_t *)s;
-    v.u.b.n = (uint32_t)strlen(s);
-    return v;
 }
 
 /* ---- the good devices ----------------------------------------------------------------------- */
@@ -156,7 +150,7 @@ static void good_roundtrip(const char *phase)
     char id[OUTPOST_UUID_TEXT_SIZE], name[96];
     snprintf(name, sizeof name, "good %d %s", ++roundtrips, phase);
     assert_int_equal(outpost_uuid_make(id), OUTPOST_OK);
-    proto_value p[3] = {text_value(id), text_value("t1"), text_value(name)};
+    outpost_value p[3] = {ov_text(id), ov_text("t1"), ov_text(name)};
     if (outpost_exec(writer.r, "INSERT INTO contacts (id, team_id, name) VALUES (?1, ?2, ?3)", p,
                      3) != OUTPOST_OK)
         fail_msg("write: %s", outpost_errmsg(writer.r));
@@ -258,9 +252,8 @@ typedef struct blob {
 /* Every corpus file, plus each cut at a third, at half and one byte short. */
 static blob *load_corpus(size_t *out_n)
 {
-    char dir[600];
     const char *src = getenv("OUTPOST_SOURCE_DIR");
-    snprintf(dir, sizeof dir, "%s/tests/fuzz/corpus/proto", src ? src : ".");
+    char *dir = strf("%s/tests/fuzz/corpus/proto", src ? src : ".");
     DIR *d = opendir(dir);
     assert_non_null(d);
     blob *out = NULL;
@@ -269,10 +262,10 @@ static blob *load_corpus(size_t *out_n)
     while ((e = readdir(d)) != NULL) {
         if (e->d_name[0] == '.')
             continue;
-        char path[1000];
-        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        char *path = strf("%s/%s", dir, e->d_name);
         size_t len = 0;
         char *bytes = slurp(path, &len);
+        free(path);
         assert_non_null(bytes);
         size_t cuts[4] = {len, len / 3, len / 2, len > 0 ? len - 1 : 0};
         for (int k = 0; k < 4; k++) {
@@ -293,6 +286,7 @@ static blob *load_corpus(size_t *out_n)
         free(bytes);
     }
     closedir(d);
+    free(dir);
     assert_true(n >= 20);
     *out_n = n;
     return out;
@@ -846,8 +840,12 @@ static void push_update(testclient *tc, uint64_t seq, const char *const *ids, ui
     ch->cols[0].old_val = ch->cols[0].new_val;
     ch->cols[0].new_val.type = PROTO_UNDEF;
     ch->cols[1].idx = col;
-    ch->cols[1].old_val = text_value(old_val);
-    ch->cols[1].new_val = text_value(new_val);
+    ch->cols[1].old_val = (proto_value){.type = PROTO_TEXT,
+                                        .u.b = {(const uint8_t *)old_val,
+                                                (uint32_t)strlen(old_val)}};
+    ch->cols[1].new_val = (proto_value){.type = PROTO_TEXT,
+                                        .u.b = {(const uint8_t *)new_val,
+                                                (uint32_t)strlen(new_val)}};
     assert_int_equal(testclient_send(tc, push, T_MS), 0);
     fixture_push_free(push);
     proto_msg *reply = NULL;

@@ -21,6 +21,7 @@
 
 #include "daemon_fixture.h"
 #include "faultproxy.h"
+#include "ovalue.h"
 
 #define WAIT_MS 90000u
 
@@ -46,14 +47,6 @@ static char *slurp(const char *path)
     if (buf)
         buf[n] = '\0';
     return buf;
-}
-
-static proto_value text_value(const char *s)
-{
-    proto_value v = {.type = PROTO_TEXT};
-    v.u.b.p = (const uint8_t *)s;
-    v.u.b.n = (uint32_t)strlen(s);
-    return v;
 }
 
 static int64_t central(const char *sql, const char *arg)
@@ -123,7 +116,7 @@ static void device_prepare(device *d, const char *file, const char *name, int en
         for (int i = 0; i < rows; i++) {
             char id[OUTPOST_UUID_TEXT_SIZE];
             assert_int_equal(outpost_uuid_make(id), OUTPOST_OK);
-            proto_value p[3] = {text_value(id), text_value("t1"), text_value(name)};
+            outpost_value p[3] = {ov_text(id), ov_text("t1"), ov_text(name)};
             assert_int_equal(outpost_exec(d->r, "INSERT INTO contacts (id, team_id, name)"
                                                 " VALUES (?1, ?2, ?3)",
                                           p, 3),

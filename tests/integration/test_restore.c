@@ -24,6 +24,7 @@
 #include <sqlite3.h>
 
 #include "daemon_fixture.h"
+#include "ovalue.h"
 #include "testclient.h"
 
 #ifndef OUTPOST_ADMIN_PATH
@@ -133,11 +134,7 @@ static void write_contacts(device *d, int n, const char *name)
         char id[OUTPOST_UUID_TEXT_SIZE], note[64];
         assert_int_equal(outpost_uuid_make(id), OUTPOST_OK);
         snprintf(note, sizeof note, "%s #%d", name, i);
-        proto_value params[3] = {
-            {.type = PROTO_TEXT, .u.b = {(const uint8_t *)id, (uint32_t)strlen(id)}},
-            {.type = PROTO_TEXT, .u.b = {(const uint8_t *)name, (uint32_t)strlen(name)}},
-            {.type = PROTO_TEXT, .u.b = {(const uint8_t *)note, (uint32_t)strlen(note)}},
-        };
+        outpost_value params[3] = {ov_text(id), ov_text(name), ov_text(note)};
         int rc = outpost_exec(d->r,
                               "INSERT INTO contacts (id, team_id, name, note) VALUES (?1, 't1',"
                               " ?2, ?3)",

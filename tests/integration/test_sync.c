@@ -23,6 +23,8 @@
 
 #include "daemon_fixture.h"
 #include "faultproxy.h"
+#include "ovalue.h"
+#include "strf.h"
 
 #define WAIT_MS 20000u
 
@@ -126,11 +128,7 @@ static void write_contact(device *d, const char *team, const char *name)
 {
     char id[OUTPOST_UUID_TEXT_SIZE];
     assert_int_equal(outpost_uuid_make(id), OUTPOST_OK);
-    proto_value params[3] = {
-        {.type = PROTO_TEXT, .u.b = {(const uint8_t *)id, (uint32_t)strlen(id)}},
-        {.type = PROTO_TEXT, .u.b = {(const uint8_t *)team, (uint32_t)strlen(team)}},
-        {.type = PROTO_TEXT, .u.b = {(const uint8_t *)name, (uint32_t)strlen(name)}},
-    };
+    outpost_value params[3] = {ov_text(id), ov_text(team), ov_text(name)};
     int rc = outpost_exec(d->r, "INSERT INTO contacts (id, team_id, name) VALUES (?1, ?2, ?3)",
                           params, 3);
     if (rc != OUTPOST_OK)
@@ -348,6 +346,26 @@ static void test_automatic_retry_finds_the_server_when_it_returns(void **state)
     device_close(&a);
 }
 
+/* Stops outpostd, makes it present server.pem, server.key and ca.pem from dir, and starts it
+ * again; dir NULL puts back the fixture's own certificates, saved by the first swap. */
+static void serve_certs_from(const char *dir)
+{
+    assert_int_equal(fixture_stop(&fx), 0);
+    char *saved = strf("%s/saved-certs", fx.dir);
+    struct stat sb;
+    if (stat(saved, &sb) != 0)
+        assert_int_equal(systemf("mkdir %s && cp %s/certs/server.pem %s/certs/server.key "
+                                 "%s/certs/ca.pem %s/",
+                                 saved, fx.dir, fx.dir, fx.dir, saved),
+                         0);
+    const char *from = dir != NULL ? dir : saved;
+    assert_int_equal(systemf("cp %s/server.pem %s/server.key %s/ca.pem %s/certs/", from, from,
+                             from, fx.dir),
+                     0);
+    free(saved);
+    assert_int_equal(fixture_start(&fx), 0);
+}
+
 static void test_wrong_server_certificate_is_refused(void **state)
 {
     (void)state;
@@ -355,29 +373,45 @@ static void test_wrong_server_certificate_is_refused(void **state)
     memset(&a, 0, sizeof a);
     device_enroll(&a, "a6", "w1", fx.port);
     /* The server now presents a certificate from another CA. */
-    char cmd[1200];
-    snprintf(cmd, sizeof cmd,
-             "sh %s/make-dev-certs.sh %s/othercerts >/dev/null 2>&1 && "
-             "cp %s/othercerts/server.pem %s/othercerts/server.key %s/certs/",
-             OUTPOST_CERTS_DIR, fx.dir, fx.dir, fx.dir, fx.dir);
-    assert_int_equal(fixture_stop(&fx), 0);
-    char saved[1200];
-    snprintf(saved, sizeof saved, "cp %s/certs/server.pem %s/certs/server.key %s/",
-             fx.dir, fx.dir, fx.dir);
-    assert_int_equal(system(saved), 0);
-    assert_int_equal(system(cmd), 0);
-    assert_int_equal(fixture_start(&fx), 0);
+    char *other = strf("%s/othercerts", fx.dir);
+    assert_int_equal(fixture_make_certs(other), 0);
+    serve_certs_from(other);
+    free(other);
     write_contact(&a, "t1", "must not leave");
     device_start(&a, 100);
     assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_ECERT);
     assert_int_equal(pending(&a), 1);
     device_close(&a);
     /* Put the real certificate back for the cases after this one. */
-    assert_int_equal(fixture_stop(&fx), 0);
-    snprintf(saved, sizeof saved, "cp %s/server.pem %s/server.key %s/certs/", fx.dir, fx.dir,
-             fx.dir);
-    assert_int_equal(system(saved), 0);
-    assert_int_equal(fixture_start(&fx), 0);
+    serve_certs_from(NULL);
+}
+
+/* The usual CA layout: a root signs an intermediate that signs the server certificate, and the
+ * cert file holds the server certificate then the intermediate. A device pins the root (what
+ * ENROLLED hands out); it can only verify the server if outpostd serves the whole chain. */
+static void test_intermediate_ca_chain_is_served(void **state)
+{
+    (void)state;
+    char *chain = strf("%s/chaincerts", fx.dir);
+    assert_int_equal(fixture_make_chain_certs(chain), 0);
+    serve_certs_from(chain);
+    free(chain);
+    device a;
+    memset(&a, 0, sizeof a);
+    device_enroll(&a, "a9", "w1", fx.port);
+    write_contact(&a, "t1", "through an intermediate");
+    device_start(&a, 100);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    assert_int_equal(pending(&a), 0);
+    /* A second connection after the first sync verifies the chain again. */
+    device_close(&a);
+    device_open(&a, "a9");
+    write_contact(&a, "t1", "second session");
+    device_start(&a, 100);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    assert_int_equal(pending(&a), 0);
+    device_close(&a);
+    serve_certs_from(NULL);
 }
 
 static void test_revoked_device_is_wiped(void **state)
@@ -411,6 +445,7 @@ int main(void)
         cmocka_unit_test(test_server_restart_mid_sync_loses_nothing),
         cmocka_unit_test(test_automatic_retry_finds_the_server_when_it_returns),
         cmocka_unit_test(test_wrong_server_certificate_is_refused),
+        cmocka_unit_test(test_intermediate_ca_chain_is_served),
         cmocka_unit_test(test_revoked_device_is_wiped),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -16,6 +16,8 @@
 #include <cmocka.h>
 
 #include "outpost.h"
+#include "outpost_engine.h"
+#include "ovalue.h"
 
 #define CONTACTS_SQL                                                                               \
     "CREATE TABLE contacts(id TEXT PRIMARY KEY, team_id TEXT NOT NULL, name TEXT, age INTEGER,"  \
@@ -198,7 +200,7 @@ static inline const char *fx_query_text(fixture *f, const char *sql, char *buf, 
 /* Inserts a contact through the write API, in the open transaction or its own. */
 static inline int fx_insert_contact(fixture *f, const char *id, const char *name, int64_t age)
 {
-    proto_value p[5] = {pv_text(id), pv_text("team-a"), pv_text(name), pv_int(age), pv_null()};
+    outpost_value p[5] = {ov_text(id), ov_text("team-a"), ov_text(name), ov_int(age), ov_null()};
 
     return outpost_exec(f->r, INSERT_CONTACT, p, 5);
 }

@@ -11,15 +11,16 @@
 #include <sqlite3.h>
 
 #include "store_internal.h"
+#include "strf.h"
 
 char *fx_data(const char *name)
 {
     const char *src = getenv("OUTPOST_SOURCE_DIR");
-    char path[512];
-    snprintf(path, sizeof path, "%s/tests/data/%s", src ? src : ".", name);
+    char *path = strf("%s/tests/data/%s", src ? src : ".", name);
     FILE *f = fopen(path, "rb");
     if (f == NULL)
         fail_msg("cannot open %s (is OUTPOST_SOURCE_DIR set?)", path);
+    free(path);
     char *buf = malloc(1 << 20);
     assert_non_null(buf);
     size_t n = fread(buf, 1, (1 << 20) - 1, f);

@@ -7,12 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include "store_fixture.h"
+#include "strf.h"
 
 #ifndef OUTPOST_ADMIN_PATH
 #error "OUTPOST_ADMIN_PATH must name the outpost-admin binary"
@@ -42,11 +44,10 @@ static void slurp(const char *path, char *buf, size_t size)
 /* Runs outpost-admin with args (a shell fragment; every path in it is ours). */
 static run *admin(ctx *c, const char *args)
 {
-    char cmd[2048], out_path[400], err_path[400];
+    char out_path[400], err_path[400];
     snprintf(out_path, sizeof out_path, "%s/out.txt", c->dir);
     snprintf(err_path, sizeof err_path, "%s/err.txt", c->dir);
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>'%s'", OUTPOST_ADMIN_PATH, args, out_path, err_path);
-    int status = system(cmd);
+    int status = systemf("'%s' %s >'%s' 2>'%s'", OUTPOST_ADMIN_PATH, args, out_path, err_path);
     assert_true(WIFEXITED(status));
     c->r.status = WEXITSTATUS(status);
     slurp(out_path, c->r.out, sizeof c->r.out);
@@ -86,15 +87,21 @@ static int teardown(void **state)
     return 0;
 }
 
-static void init_store(ctx *c)
+/* Runs `outpost-admin --store STORE VERB --schema tests/data/SQL --policy tests/data/POLICY`. */
+static void expect_schema(ctx *c, const char *verb, const char *sql, const char *policy,
+                          int status, const char *out_part, const char *err_part)
 {
     const char *src = getenv("OUTPOST_SOURCE_DIR");
-    char args[1024];
-    snprintf(args, sizeof args,
-             "--store '%s' init --schema '%s/tests/data/contacts.sql'"
-             " --policy '%s/tests/data/contacts.policy'",
-             c->store, src, src);
-    expect(c, args, 0, "schema version 1 initialised", NULL);
+    char *args = strf("--store '%s' %s --schema '%s/tests/data/%s' --policy '%s/tests/data/%s'",
+                      c->store, verb, src, sql, src, policy);
+    expect(c, args, status, out_part, err_part);
+    free(args);
+}
+
+static void init_store(ctx *c)
+{
+    expect_schema(c, "init", "contacts.sql", "contacts.policy", 0,
+                  "schema version 1 initialised", NULL);
 }
 
 static void test_usage_errors_exit_2_with_message(void **state)
@@ -205,23 +212,36 @@ static void test_upgrade_additive_and_refused(void **state)
 {
     ctx *c = *state;
     init_store(c);
-    const char *src = getenv("OUTPOST_SOURCE_DIR");
-    char args[1024];
-    snprintf(args, sizeof args,
-             "--store '%s' upgrade --schema '%s/tests/data/contacts.sql'"
-             " --policy '%s/tests/data/contacts_v2.policy'",
-             c->store, src, src);
-    expect(c, args, 1, NULL, "policy line 4: table follow_ups is not in the schema file");
-    snprintf(args, sizeof args,
-             "--store '%s' upgrade --schema '%s/tests/data/contacts.sql'"
-             " --policy '%s/tests/data/contacts.policy'",
-             c->store, src, src);
-    expect(c, args, 0, "schema unchanged (version 1)", NULL);
-    snprintf(args, sizeof args,
-             "--store '%s' upgrade --schema '%s/tests/data/contacts_v2.sql'"
-             " --policy '%s/tests/data/contacts_v2.policy'",
-             c->store, src, src);
-    expect(c, args, 0, "schema version 2 applied", NULL);
+    expect_schema(c, "upgrade", "contacts.sql", "contacts_v2.policy", 1, NULL,
+                  "policy line 4: table follow_ups is not in the schema file");
+    expect_schema(c, "upgrade", "contacts.sql", "contacts.policy", 0,
+                  "schema unchanged (version 1)", NULL);
+    expect_schema(c, "upgrade", "contacts_v2.sql", "contacts_v2.policy", 0,
+                  "schema version 2 applied", NULL);
+}
+
+static unsigned file_mode(const char *path)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0)
+        fail_msg("%s: missing", path);
+    return (unsigned)(sb.st_mode & 0777);
+}
+
+/* What outpost-admin creates is its user's alone, whatever umask the operator's shell has; a
+ * store an older release left readable by everyone is tightened on the next command. */
+static void test_store_is_created_owner_only(void **state)
+{
+    ctx *c = *state;
+    mode_t old_umask = umask(022);
+    init_store(c);
+    assert_int_equal(file_mode(c->store), 0600);
+    assert_int_equal(chmod(c->store, 0644), 0);
+    char *args = strf("--store '%s' team add north", c->store);
+    expect(c, args, 0, "team north added", NULL);
+    free(args);
+    umask(old_umask);
+    assert_int_equal(file_mode(c->store), 0600);
 }
 
 #define T_(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -231,7 +251,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T_(test_usage_errors_exit_2_with_message), T_(test_help_on_every_command),
         T_(test_missing_store_and_bad_files),      T_(test_full_workflow),
-        T_(test_upgrade_additive_and_refused),
+        T_(test_upgrade_additive_and_refused),     T_(test_store_is_created_owner_only),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -100,7 +100,7 @@ static void test_capture_exec_refuses_transaction_control(void **state)
 static void test_capture_exec_outside_tx_commits_alone(void **state)
 {
     fixture *f = *state;
-    proto_value p[2] = {pv_text("Zoe"), pv_text("c1")};
+    outpost_value p[2] = {ov_text("Zoe"), ov_text("c1")};
 
     assert_int_equal(fx_insert_contact(f, "c1", "Ana", 15), OUTPOST_OK);
     assert_int_equal(outpost_exec(f->r, "UPDATE contacts SET name = ?1 WHERE id = ?2", p, 2), OUTPOST_OK);

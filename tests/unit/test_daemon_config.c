@@ -87,6 +87,37 @@ static void test_config_full_file_sets_every_field(void **state)
     assert_int_equal(cfg.log_level, LOG_WARN);
 }
 
+/* [metrics] allow: loopback by default, a list replaces it, empty allows nobody. */
+static void test_config_metrics_allow_list(void **state)
+{
+    static const char base[] = "[server]\ncert = server.pem\nkey = server.key\nca = ca.pem\n"
+                               "[store]\npath = s.db\n";
+    daemon_config cfg;
+    char err[512] = "", text[512];
+
+    (void)state;
+    assert_int_equal(load(base, &cfg, err, sizeof err), 0);
+    assert_int_equal(cfg.n_metrics_allow, 2);
+    assert_string_equal(cfg.metrics_allow[0], "127.0.0.1");
+    assert_string_equal(cfg.metrics_allow[1], "::1");
+    snprintf(text, sizeof text, "%s[metrics]\nallow = 10.0.0.5, ::1,192.0.2.1\n", base);
+    assert_int_equal(load(text, &cfg, err, sizeof err), 0);
+    assert_int_equal(cfg.n_metrics_allow, 3);
+    assert_string_equal(cfg.metrics_allow[0], "10.0.0.5");
+    assert_string_equal(cfg.metrics_allow[1], "::1");
+    assert_string_equal(cfg.metrics_allow[2], "192.0.2.1");
+    snprintf(text, sizeof text, "%s[metrics]\nallow =\n", base);
+    assert_int_equal(load(text, &cfg, err, sizeof err), 0);
+    assert_int_equal(cfg.n_metrics_allow, 0);
+    snprintf(text, sizeof text, "%s[metrics]\nallowed = 1.2.3.4\n", base);
+    assert_int_equal(load(text, &cfg, err, sizeof err), -1);
+    assert_non_null(strstr(err, "[metrics] allowed: unknown key"));
+    snprintf(text, sizeof text,
+             "%s[metrics]\nallow = 1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17\n", base);
+    assert_int_equal(load(text, &cfg, err, sizeof err), -1);
+    assert_non_null(strstr(err, "expected up to 16 addresses"));
+}
+
 static void test_config_errors_name_the_problem(void **state)
 {
     static const struct {
@@ -163,6 +194,7 @@ int main(void)
         cmocka_unit_test(test_config_full_file_sets_every_field),
         cmocka_unit_test(test_config_errors_name_the_problem),
         cmocka_unit_test(test_config_lockout_ranges),
+        cmocka_unit_test(test_config_metrics_allow_list),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -178,8 +178,8 @@ static run_result run_session(fixture *f)
     rc = outpost_tx_begin(r);
     assert_clear_failure(r, rc);
     if (rc == OUTPOST_OK) {
-        proto_value a[5] = {pv_text("c1"), pv_text("team-a"), pv_text("One"), pv_int(1), pv_null()};
-        proto_value b[5] = {pv_text("c2"), pv_text("team-a"), pv_text("Two"), pv_int(2), pv_null()};
+        outpost_value a[5] = {ov_text("c1"), ov_text("team-a"), ov_text("One"), ov_int(1), ov_null()};
+        outpost_value b[5] = {ov_text("c2"), ov_text("team-a"), ov_text("Two"), ov_int(2), ov_null()};
 
         rc = outpost_exec(r, INSERT_CONTACT, a, 5);
         assert_clear_failure(r, rc);

@@ -73,7 +73,7 @@ static void test_outbox_insert_carries_every_new_value(void **state)
 static void test_outbox_update_carries_key_and_changed_columns_only(void **state)
 {
     fixture *f = *state;
-    proto_value p[2] = {pv_text("Anna"), pv_text("c1")};
+    outpost_value p[2] = {ov_text("Anna"), ov_text("c1")};
     outpost_outbox_entry *e;
     const proto_change *ch;
 

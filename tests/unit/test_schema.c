@@ -41,7 +41,7 @@ static void test_schema_upgrade_adds_columns_and_tables_in_place(void **state)
     proto_schema_table tables[3];
     proto_schema v2;
     outpost_outbox_entry *e = NULL;
-    proto_value p[2] = {pv_text("555"), pv_text("c1")};
+    outpost_value p[2] = {ov_text("555"), ov_text("c1")};
     char buf[64];
 
     assert_int_equal(fx_insert_contact(f, "c1", "Ana", 15), OUTPOST_OK);

@@ -30,6 +30,32 @@ void config_defaults(daemon_config *out_config)
         .queue_depth = 64,
         .pull_page_rows = 1000,
     };
+    snprintf(out_config->metrics_allow[0], sizeof out_config->metrics_allow[0], "127.0.0.1");
+    snprintf(out_config->metrics_allow[1], sizeof out_config->metrics_allow[1], "::1");
+    out_config->n_metrics_allow = 2;
+}
+
+/* "a, b, c" into the allow list (replacing the default); an empty value allows nobody. */
+static int set_metrics_allow(daemon_config *c, const char *value)
+{
+    const char *p = value;
+
+    c->n_metrics_allow = 0;
+    while (*p) {
+        size_t n;
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        n = strcspn(p, ", \t");
+        if (n == 0)
+            break;
+        if (n >= sizeof c->metrics_allow[0] || c->n_metrics_allow == CONFIG_METRICS_ALLOW_MAX)
+            return -1;
+        memcpy(c->metrics_allow[c->n_metrics_allow], p, n);
+        c->metrics_allow[c->n_metrics_allow][n] = '\0';
+        c->n_metrics_allow++;
+        p += n;
+    }
+    return 0;
 }
 
 typedef struct config_parse {
@@ -179,6 +205,13 @@ static int on_ini_value(void *user, const char *section, const char *name, const
             return 1;
         return fail_key(p, section, name, known ? "value out of range" : "unknown key");
     }
+    if (strcmp(section, "metrics") == 0) {
+        if (strcmp(name, "allow") != 0)
+            return fail_key(p, section, name, "unknown key");
+        if (set_metrics_allow(c, value) != 0)
+            return fail_key(p, section, name, "expected up to 16 addresses, separated by commas");
+        return 1;
+    }
     if (strcmp(section, "log") == 0) {
         static const char *const names[] = {"error", "warn", "info", "debug"};
         if (strcmp(name, "level") != 0)
@@ -219,6 +252,7 @@ int config_load(const char *path, daemon_config *out_config, char *err, size_t e
     int rc;
 
     config_defaults(out_config);
+    snprintf(out_config->path, sizeof out_config->path, "%s", path);
     memset(&p, 0, sizeof p);
     p.config = out_config;
     p.err = detail;

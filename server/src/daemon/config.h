@@ -7,6 +7,7 @@
  *             message_timeout_s, idle_timeout_s, max_connections, lockout_failures,
  *             lockout_window_s, lockout_duration_s, queue_depth, pull_page_rows
  *   [log]     level = error|warn|info|debug
+ *   [metrics] allow = 127.0.0.1, ::1   (addresses that may read /metrics; the default)
  *   [dashboard] table = contacts   worker_column = worker_id   date_column = contacted_at
  *             (the synced table the dashboard's record views, search and chart show; an
  *             empty column name means the table has none: no worker filter, no date filter
@@ -24,6 +25,7 @@
 #include "log.h"
 
 #define CONFIG_PATH_MAX 1024
+#define CONFIG_METRICS_ALLOW_MAX 16
 
 typedef struct daemon_limits {
     size_t max_message_bytes;     /* one reassembled WebSocket message */
@@ -51,6 +53,10 @@ typedef struct daemon_config {
     char dash_table[64];
     char dash_worker_col[64];
     char dash_date_col[64];
+    /* Peer addresses that may read /metrics (IPv4-mapped IPv6 peers compare as IPv4). */
+    char metrics_allow[CONFIG_METRICS_ALLOW_MAX][64];
+    uint32_t n_metrics_allow;
+    char path[CONFIG_PATH_MAX]; /* the file this was loaded from (SIGHUP reloads it) */
 } daemon_config;
 
 void config_defaults(daemon_config *out_config);

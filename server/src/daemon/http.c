@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "dashboard.h"
+#include "ops.h"
 #include "server.h"
 #include "web_assets.h"
 
@@ -128,7 +129,10 @@ static int serve(http_request *req, server *srv, const char *path)
 {
     const web_asset *asset;
     char text[512];
+    int rc;
 
+    if (ops_serve(srv, req, path, &rc))
+        return rc;
     if (strcmp(path, "/") == 0 || strcmp(path, "/status") == 0) {
         size_t n = status_body(srv, text, sizeof text);
         return http_respond(req, 200, "text/plain; charset=utf-8", text, n, false);

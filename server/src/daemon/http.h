@@ -1,5 +1,6 @@
 /*
- * The HTTPS side of outpostd's port: the status page (/ and /status), the dashboard's assets
+ * The HTTPS side of outpostd's port: the status page (/ and /status), the health check and
+ * metrics (/healthz, /metrics: ops.c), the dashboard's assets
  * (/dashboard/...) embedded in the binary, and the dashboard's API (/api/..., dashboard.c).
  * Every response carries HSTS, no-store and lws's security headers (a Content-Security-Policy
  * without inline script among them).

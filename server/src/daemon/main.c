@@ -6,16 +6,19 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <psa/crypto.h>
 
 #include "config.h"
 #include "log.h"
+#include "outpost_version.h"
 #include "server.h"
 
 static void usage(FILE *out)
 {
     fprintf(out, "usage: outpostd --config FILE\n"
+                 "       outpostd --version\n"
                  "  Runs the Outpost sync server described by FILE (an INI file; see\n"
                  "  server/outpostd.example.ini). Stops cleanly on SIGINT or SIGTERM.\n");
 }
@@ -26,11 +29,17 @@ int main(int argc, char **argv)
     daemon_config config;
     char err[4096];
 
+    /* The store, its -wal and -shm, and anything else outpostd makes hold every team's records
+     * and the supervisors' password hashes: readable by this user only. */
+    umask(077);
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
             config_path = argv[++i];
         } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
+            return 0;
+        } else if (strcmp(argv[i], "--version") == 0) {
+            printf("outpostd %s\n", OUTPOST_VERSION_STRING);
             return 0;
         } else {
             fprintf(stderr, "outpostd: unknown argument '%s'\n", argv[i]);

@@ -15,6 +15,7 @@
 #include "http.h"
 #include "live.h"
 #include "log.h"
+#include "ops.h"
 #include "session.h"
 #include "sync_handler.h"
 #include "tls.h"
@@ -27,6 +28,7 @@
 #define CA_PEM_MAX (64u * 1024u)
 
 static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t reload_requested;
 
 static void on_stop_signal(int sig)
 {
@@ -46,6 +48,12 @@ static proto_session_limits session_limits_of(const daemon_limits *limits)
     out.idle_timeout_ms = limits->idle_timeout_s * 1000u;
     out.max_page_rows = limits->pull_page_rows;
     return out;
+}
+
+static void on_reload_signal(int sig)
+{
+    (void)sig;
+    reload_requested = 1;
 }
 
 uint64_t server_now_ms(void)
@@ -105,6 +113,7 @@ void server_dispatch_completions(server *srv)
         session *s;
         list = j->next;
         j->next = NULL;
+        ops_job_done(j);
         if (j->kind == JOB_DASH) {
             dashboard_job_done(srv->dash, j);
             continue;
@@ -218,7 +227,7 @@ int server_run(const daemon_config *config)
     if (srv.proto_limits.max_bytes_value > config->limits.max_message_bytes)
         srv.proto_limits.max_bytes_value = config->limits.max_message_bytes;
 
-    if (tls_check_files(config, err, sizeof err) != 0 ||
+    if (tls_load_identity(config, err, sizeof err) != 0 ||
         read_ca(config->ca_path, &srv.ca_pem, err, sizeof err) != 0) {
         log_msg(LOG_ERROR, "%s", err);
         goto done;
@@ -254,6 +263,8 @@ int server_run(const daemon_config *config)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = on_reload_signal;
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
 
     memset(&info, 0, sizeof info);
@@ -284,9 +295,14 @@ int server_run(const daemon_config *config)
 
     stop_poll_context = srv.context;
     lws_sul_schedule(srv.context, 0, &stop_poll, stop_poll_tick, STOP_POLL_US);
-    while (!stop_requested)
+    while (!stop_requested) {
+        if (reload_requested) {
+            reload_requested = 0;
+            ops_reload(&srv);
+        }
         if (lws_service(srv.context, 0) < 0)
             break;
+    }
     log_msg(LOG_INFO, "outpostd stopping: %s", stop_requested ? "signal" : "service error");
     lws_sul_cancel(&stop_poll);
     exit_code = stop_requested ? 0 : 1;
@@ -298,6 +314,7 @@ done:
     srv.worker = NULL;
     if (srv.context)
         lws_context_destroy(srv.context);
+    tls_free_identities();
     lockout_destroy(srv.lockout);
     dashboard_destroy(srv.dash);
     free(srv.slots);

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "ops.h"
 
 /* Bytes per WebSocket frame written: a partial send leaves at most this much inside lws. */
 #define TX_FRAGMENT_BYTES (32u * 1024u)
@@ -443,10 +444,12 @@ static void store_failure(session *s, const job *j, const char *what)
 
 static void count_auth_failure(session *s)
 {
-    if (lockout_record_failure(s->srv->lockout, s->peer, server_now_ms()))
+    if (lockout_record_failure(s->srv->lockout, s->peer, server_now_ms())) {
+        ops_lockout();
         log_msg(LOG_WARN, "peer=%s locked out for %" PRIu32 " s after %" PRIu32
                 " failed authentications", s->peer, s->srv->config.limits.lockout_duration_s,
                 s->srv->config.limits.lockout_failures);
+    }
 }
 
 static void enroll_done(session *s, job *j)

@@ -1,12 +1,17 @@
 #include "tls.h"
 
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include <mbedtls/error.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/psa_util.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/x509_crt.h>
+
+#include "log.h"
+#include "ops.h"
 
 /*
  * lws 4.3.5's mbedTLS backend ignores ssl_cipher_list and tls1_3_plus_cipher_list (they only
@@ -62,54 +67,173 @@ int __wrap_mbedtls_ssl_config_defaults(mbedtls_ssl_config *conf, int endpoint, i
     return 0;
 }
 
+/* Every handshake step of every connection passes here (--wrap=mbedtls_ssl_handshake_step):
+ * a step that fails for good is a failed handshake, for /metrics. */
+int __real_mbedtls_ssl_handshake_step(mbedtls_ssl_context *ssl);
+int __wrap_mbedtls_ssl_handshake_step(mbedtls_ssl_context *ssl);
+
+int __wrap_mbedtls_ssl_handshake_step(mbedtls_ssl_context *ssl)
+{
+    int rc = __real_mbedtls_ssl_handshake_step(ssl);
+
+    if (rc != 0 && rc != MBEDTLS_ERR_SSL_WANT_READ && rc != MBEDTLS_ERR_SSL_WANT_WRITE &&
+        rc != MBEDTLS_ERR_SSL_ASYNC_IN_PROGRESS && rc != MBEDTLS_ERR_SSL_CRYPTO_IN_PROGRESS &&
+        rc != MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET &&
+        rc != MBEDTLS_ERR_SSL_RECEIVED_EARLY_DATA)
+        ops_tls_handshake_failed();
+    return rc;
+}
+
 static void describe(int mbedtls_rc, char *out, size_t out_size)
 {
     mbedtls_strerror(mbedtls_rc, out, out_size);
 }
 
-int tls_check_files(const daemon_config *config, char *err, size_t err_size)
-{
-    mbedtls_x509_crt cert;
+/*
+ * What every new TLS handshake presents: the server certificate followed by the intermediates
+ * of the cert file, and the key. lws 4.3.5's mbedTLS backend loads only the first certificate of
+ * the file, so a device that pins the root CA would get a leaf it cannot chain; it also sets the
+ * certificate on each connection's mbedtls_ssl_config through mbedtls_ssl_conf_own_cert, at
+ * every handshake step (and through mbedtls_ssl_set_hs_own_cert after SNI). outpostd links with
+ * --wrap for both (server/daemon.cmake) and hands mbedTLS this chain and key there instead.
+ *
+ * tls_load_identity makes a new one (at start, and on SIGHUP); older ones stay allocated until
+ * tls_free_identities at exit, because connections still in their handshake point into them.
+ * Only the service thread loads identities and runs handshakes, so no lock is needed.
+ */
+typedef struct tls_identity {
+    mbedtls_x509_crt chain;
     mbedtls_pk_context key;
-    char why[160];
+    struct tls_identity *older;
+} tls_identity;
+
+static tls_identity *current_identity;
+
+int __real_mbedtls_ssl_conf_own_cert(mbedtls_ssl_config *conf, mbedtls_x509_crt *own_cert,
+                                     mbedtls_pk_context *pk_key);
+int __wrap_mbedtls_ssl_conf_own_cert(mbedtls_ssl_config *conf, mbedtls_x509_crt *own_cert,
+                                     mbedtls_pk_context *pk_key);
+
+int __wrap_mbedtls_ssl_conf_own_cert(mbedtls_ssl_config *conf, mbedtls_x509_crt *own_cert,
+                                     mbedtls_pk_context *pk_key)
+{
+    if (current_identity && own_cert && pk_key)
+        return __real_mbedtls_ssl_conf_own_cert(conf, &current_identity->chain,
+                                                &current_identity->key);
+    return __real_mbedtls_ssl_conf_own_cert(conf, own_cert, pk_key);
+}
+
+/* The SNI path (lws_mbedtls_sni_cb switching a connection to its vhost) sets the certificate
+ * per handshake through this one: the same substitution. */
+int __real_mbedtls_ssl_set_hs_own_cert(mbedtls_ssl_context *ssl, mbedtls_x509_crt *own_cert,
+                                       mbedtls_pk_context *pk_key);
+int __wrap_mbedtls_ssl_set_hs_own_cert(mbedtls_ssl_context *ssl, mbedtls_x509_crt *own_cert,
+                                       mbedtls_pk_context *pk_key);
+
+int __wrap_mbedtls_ssl_set_hs_own_cert(mbedtls_ssl_context *ssl, mbedtls_x509_crt *own_cert,
+                                       mbedtls_pk_context *pk_key)
+{
+    if (current_identity && own_cert && pk_key)
+        return __real_mbedtls_ssl_set_hs_own_cert(ssl, &current_identity->chain,
+                                                  &current_identity->key);
+    return __real_mbedtls_ssl_set_hs_own_cert(ssl, own_cert, pk_key);
+}
+
+static void identity_free(tls_identity *id)
+{
+    mbedtls_x509_crt_free(&id->chain);
+    mbedtls_pk_free(&id->key);
+    free(id);
+}
+
+/* Checks that chain (leaf first, then intermediates) leads to a certificate of ca_path, the CA
+ * devices pin. Expiry is only warned about: refusing to start would not renew anything. */
+static int check_chain(const daemon_config *config, mbedtls_x509_crt *chain, char *err,
+                       size_t err_size)
+{
+    mbedtls_x509_crt ca;
+    uint32_t flags = 0;
+    char why[512];
     int rc = -1;
     int mrc;
 
-    mbedtls_x509_crt_init(&cert);
-    mbedtls_pk_init(&key);
-    mrc = mbedtls_x509_crt_parse_file(&cert, config->cert_path);
-    if (mrc != 0) {
-        describe(mrc, why, sizeof why);
-        snprintf(err, err_size, "certificate %s: %s", config->cert_path, why);
-        goto done;
-    }
-    mrc = mbedtls_pk_parse_keyfile(&key, config->key_path, NULL, mbedtls_psa_get_random,
-                                   MBEDTLS_PSA_RANDOM_STATE);
-    if (mrc != 0) {
-        describe(mrc, why, sizeof why);
-        snprintf(err, err_size, "private key %s: %s", config->key_path, why);
-        goto done;
-    }
-    mrc = mbedtls_pk_check_pair(&cert.pk, &key, mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE);
-    if (mrc != 0) {
-        snprintf(err, err_size, "private key %s does not match certificate %s", config->key_path,
-                 config->cert_path);
-        goto done;
-    }
-    mbedtls_x509_crt_free(&cert);
-    mbedtls_x509_crt_init(&cert);
-    mrc = mbedtls_x509_crt_parse_file(&cert, config->ca_path);
+    mbedtls_x509_crt_init(&ca);
+    mrc = mbedtls_x509_crt_parse_file(&ca, config->ca_path);
     if (mrc != 0) {
         describe(mrc, why, sizeof why);
         snprintf(err, err_size, "CA certificate %s: %s", config->ca_path, why);
         goto done;
     }
+    mbedtls_x509_crt_verify(chain, &ca, NULL, NULL, &flags, NULL, NULL);
+    if (flags & ~(uint32_t)(MBEDTLS_X509_BADCERT_EXPIRED | MBEDTLS_X509_BADCERT_FUTURE)) {
+        mbedtls_x509_crt_verify_info(why, sizeof why, "", flags);
+        why[strcspn(why, "\n")] = '\0';
+        snprintf(err, err_size,
+                 "certificate %s does not chain to the CA in %s (%s): devices that pin that "
+                 "CA would refuse this server; put any intermediate certificates after the "
+                 "server certificate in %s",
+                 config->cert_path, config->ca_path, why, config->cert_path);
+        goto done;
+    }
+    if (flags != 0)
+        log_msg(LOG_WARN, "certificate %s is %s: devices will refuse it", config->cert_path,
+                (flags & MBEDTLS_X509_BADCERT_EXPIRED) ? "expired" : "not valid yet");
     rc = 0;
-
 done:
-    mbedtls_pk_free(&key);
-    mbedtls_x509_crt_free(&cert);
+    mbedtls_x509_crt_free(&ca);
     return rc;
+}
+
+int tls_load_identity(const daemon_config *config, char *err, size_t err_size)
+{
+    tls_identity *id = calloc(1, sizeof *id);
+    char why[160];
+    int mrc;
+
+    if (!id) {
+        snprintf(err, err_size, "out of memory");
+        return -1;
+    }
+    mbedtls_x509_crt_init(&id->chain);
+    mbedtls_pk_init(&id->key);
+    mrc = mbedtls_x509_crt_parse_file(&id->chain, config->cert_path);
+    if (mrc != 0) {
+        describe(mrc, why, sizeof why);
+        snprintf(err, err_size, "certificate %s: %s", config->cert_path, why);
+        goto fail;
+    }
+    mrc = mbedtls_pk_parse_keyfile(&id->key, config->key_path, NULL, mbedtls_psa_get_random,
+                                   MBEDTLS_PSA_RANDOM_STATE);
+    if (mrc != 0) {
+        describe(mrc, why, sizeof why);
+        snprintf(err, err_size, "private key %s: %s", config->key_path, why);
+        goto fail;
+    }
+    mrc = mbedtls_pk_check_pair(&id->chain.pk, &id->key, mbedtls_psa_get_random,
+                                MBEDTLS_PSA_RANDOM_STATE);
+    if (mrc != 0) {
+        snprintf(err, err_size, "private key %s does not match certificate %s", config->key_path,
+                 config->cert_path);
+        goto fail;
+    }
+    if (check_chain(config, &id->chain, err, err_size) != 0)
+        goto fail;
+    id->older = current_identity;
+    current_identity = id;
+    return 0;
+
+fail:
+    identity_free(id);
+    return -1;
+}
+
+void tls_free_identities(void)
+{
+    while (current_identity) {
+        tls_identity *older = current_identity->older;
+        identity_free(current_identity);
+        current_identity = older;
+    }
 }
 
 void tls_fill_creation_info(struct lws_context_creation_info *info, const daemon_config *config)

@@ -18,6 +18,7 @@ struct worker {
     job *done_head, *done_tail;
     uint32_t in_flight; /* submitted and not yet collected */
     uint32_t queue_depth;
+    uint64_t running_since_us; /* start of the job now running; 0 when idle */
     store *st;
     job_env env;
     void (*wake)(void *);
@@ -61,11 +62,15 @@ static void *worker_main(void *arg)
 
         {
             uint64_t t0 = monotonic_us();
+            pthread_mutex_lock(&w->lock);
+            w->running_since_us = t0;
+            pthread_mutex_unlock(&w->lock);
             job_run(j, w->st, &w->env);
             j->run_us = monotonic_us() - t0;
         }
 
         pthread_mutex_lock(&w->lock);
+        w->running_since_us = 0;
         if (w->done_tail)
             w->done_tail->next = j;
         else
@@ -182,4 +187,24 @@ void worker_stop(worker *w)
     pthread_cond_destroy(&w->wakeup);
     pthread_mutex_destroy(&w->lock);
     free(w);
+}
+
+uint32_t worker_in_flight(worker *w)
+{
+    uint32_t n;
+
+    pthread_mutex_lock(&w->lock);
+    n = w->in_flight;
+    pthread_mutex_unlock(&w->lock);
+    return n;
+}
+
+uint64_t worker_busy_ms(worker *w)
+{
+    uint64_t since;
+
+    pthread_mutex_lock(&w->lock);
+    since = w->running_since_us;
+    pthread_mutex_unlock(&w->lock);
+    return since ? (monotonic_us() - since) / 1000u : 0;
 }

@@ -31,6 +31,13 @@ int worker_submit(worker *w, job *j);
 /* Takes every finished job, oldest first, as a list linked by job->next (NULL when none). */
 job *worker_take_done(worker *w);
 
+/* Jobs submitted and not yet collected (what counts against queue_depth). Any thread. */
+uint32_t worker_in_flight(worker *w);
+
+/* How long the job now running has run, in milliseconds; 0 when the worker is idle. A worker
+ * that stays busy on one job for long is stuck (the health check says so). Any thread. */
+uint64_t worker_busy_ms(worker *w);
+
 /* Lets the running job finish, drops queued and finished jobs, joins the thread, closes the
  * store and frees the worker. NULL is a no-op. */
 void worker_stop(worker *w);

@@ -1,0 +1,6 @@
+#include "outpost.h"
+
+const char *outpost_version(void)
+{
+    return OUTPOST_VERSION_STRING;
+}
