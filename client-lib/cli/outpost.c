@@ -9,6 +9,7 @@
  *   3  offline: the server could not be reached; try again later
  *   4  refused for good: certificate mismatch, unknown or revoked device, bad enrollment code,
  *      schema problem, or the device was wiped
+ *   5  sync ran, but changes the server refused are waiting in quarantine ('outpost rejected')
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,7 +23,14 @@
 
 #include <outpost.h>
 
-enum { EXIT_OK = 0, EXIT_USAGE = 1, EXIT_LOCAL = 2, EXIT_OFFLINE = 3, EXIT_REFUSED = 4 };
+enum {
+    EXIT_OK = 0,
+    EXIT_USAGE = 1,
+    EXIT_LOCAL = 2,
+    EXIT_OFFLINE = 3,
+    EXIT_REFUSED = 4,
+    EXIT_QUARANTINE = 5
+};
 
 /* Where the replica's key comes from. Never the command line: other users can read it in ps. */
 typedef struct options {
@@ -55,6 +63,8 @@ static const char usage_text[] =
     "  watch             stay connected and sync automatically until interrupted\n"
     "  status            outbox, cursor, last sync, schema version, device id\n"
     "  conflicts         decisions the server took against this device's writes\n"
+    "  rejected [show ID | resubmit ID [COL=VALUE...] | discard ID]\n"
+    "                    changes the server refused, kept with the values typed\n"
     "\n"
     "options:\n"
     "  --db PATH         the replica (default: outpost.db)\n"
@@ -68,7 +78,8 @@ static const char usage_text[] =
     "                       stdin to be a terminal (a new replica asks twice)\n"
     "\n"
     "exit codes: 0 ok, 1 usage, 2 local error, 3 offline (retry later),\n"
-    "            4 refused for good (certificate, revoked, bad code, wiped)\n"
+    "            4 refused for good (certificate, revoked, bad code, wiped),\n"
+    "            5 synced, but refused changes wait in quarantine ('outpost rejected')\n"
     "Run 'outpost COMMAND --help' for a command's own help.\n";
 
 /* Prints "outpost: MESSAGE ARG" and where to find the usage. */
@@ -644,7 +655,19 @@ static int run_sync(const options *o, bool watch)
             fputc('\n', stderr);
     }
     outpost_sync_stop(s);
-    if (rc == OUTPOST_OK && !watch)
+    outpost_status local;
+    if (rc == OUTPOST_OK && !watch && outpost_status_get(r, &local) == OUTPOST_OK &&
+        local.rejected > 0) {
+        /* Never "synced" while the server has refused something the worker wrote. */
+        printf("pushed %llu entries (%llu rows), pulled %llu rows\n",
+               (unsigned long long)st.push_done, (unsigned long long)st.rows_pushed,
+               (unsigned long long)st.rows_pulled);
+        fprintf(stderr, "outpost: sync: %llu change%s refused by the server %s waiting in "
+                        "quarantine, with the values typed: see 'outpost rejected'\n",
+                (unsigned long long)local.rejected, local.rejected == 1 ? "" : "s",
+                local.rejected == 1 ? "is" : "are");
+        ex = EXIT_QUARANTINE;
+    } else if (rc == OUTPOST_OK && !watch)
         printf("synced: pushed %llu entries (%llu rows), pulled %llu rows\n",
                (unsigned long long)st.push_done, (unsigned long long)st.rows_pushed,
                (unsigned long long)st.rows_pulled);
@@ -668,7 +691,8 @@ static int cmd_sync(const options *o, int argc, char **argv, bool watch)
                       "server is away. One line per change of state.\nStops on Ctrl-C.\n"
                     : "usage: outpost sync\nPushes the outbox and pulls until up to date, "
                       "once. Shows progress on a\nterminal. Exits 3 when the server cannot be "
-                      "reached.\n",
+                      "reached, 5 when changes the\nserver refused wait in quarantine "
+                      "('outpost rejected').\n",
               stdout);
         return EXIT_OK;
     }
@@ -717,6 +741,8 @@ static int cmd_status(const options *o, int argc, char **argv)
         printf("cursor:          %llu\n", (unsigned long long)st.cursor);
         printf("schema version:  %u\n", st.schema_version);
         printf("conflicts:       %llu\n", (unsigned long long)st.conflicts);
+        printf("refused changes: %llu%s\n", (unsigned long long)st.rejected,
+               st.rejected ? " (in quarantine: see 'outpost rejected')" : "");
     }
     outpost_replica_close(r);
     return ex;
@@ -735,6 +761,170 @@ static int cmd_conflicts(const options *o, int argc, char **argv)
         "SELECT datetime(at_ms / 1000, 'unixepoch') AS at, tbl, pk, col_name, kind, mine, "
         "winner, reason FROM _outpost_conflicts ORDER BY id"};
     return cmd_query(o, 1, query_argv);
+}
+
+/* ---- rejected --------------------------------------------------------------------------- */
+
+static void print_proto_value(const proto_value *v)
+{
+    switch (v->type) {
+    case PROTO_INT: printf("%lld", (long long)v->u.i); break;
+    case PROTO_REAL: printf("%.17g", v->u.r); break;
+    case PROTO_TEXT: printf("'%.*s'", (int)v->u.b.n, (const char *)v->u.b.p); break;
+    case PROTO_BLOB: printf("<%u-byte blob>", (unsigned)v->u.b.n); break;
+    default: fputs("NULL", stdout); break;
+    }
+}
+
+static void print_rejected_line(const outpost_rejected *q)
+{
+    time_t t = (time_t)(q->at_ms / 1000);
+    char when[32];
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime(&t));
+    printf("%lld\t%s\t%s\t%s\t%s\t%u %s\t%s\n", (long long)q->id, when, q->table, q->op, q->pk,
+           (unsigned)q->code, proto_error_code_name(q->code), q->message);
+}
+
+/* Parses an id argument; 0 when it is not one. */
+static int64_t parse_id(const char *arg)
+{
+    char *end;
+    long long v = strtoll(arg, &end, 10);
+    return (*end || end == arg || v <= 0) ? 0 : (int64_t)v;
+}
+
+static int rejected_list(outpost_replica *r)
+{
+    size_t n = 0;
+    int rc = outpost_rejected_list(r, NULL, 0, &n);
+    int64_t *ids = rc == OUTPOST_OK && n ? calloc(n, sizeof *ids) : NULL;
+    if (rc == OUTPOST_OK && n && !ids)
+        rc = OUTPOST_ENOMEM;
+    if (rc == OUTPOST_OK && n)
+        rc = outpost_rejected_list(r, ids, n, &n);
+    if (rc != OUTPOST_OK) {
+        free(ids);
+        return report(r, rc, "rejected");
+    }
+    printf("id\tat\ttable\top\tkey\tcode\tmessage\n");
+    for (size_t i = 0; i < n && rc == OUTPOST_OK; i++) {
+        outpost_rejected *q = NULL;
+        rc = outpost_rejected_read(r, ids[i], &q);
+        if (rc == OUTPOST_OK)
+            print_rejected_line(q);
+        outpost_rejected_free(q);
+    }
+    free(ids);
+    if (rc != OUTPOST_OK)
+        return report(r, rc, "rejected");
+    if (n == 0)
+        printf("(nothing refused)\n");
+    return EXIT_OK;
+}
+
+static int rejected_show(outpost_replica *r, int64_t id)
+{
+    outpost_rejected *q = NULL;
+    int rc = outpost_rejected_read(r, id, &q);
+    if (rc != OUTPOST_OK)
+        return report(r, rc, "rejected show");
+    printf("id:      %lld\nentry:   %llu\n", (long long)q->id, (unsigned long long)q->seq);
+    print_time("refused:", q->at_ms);
+    printf("table:   %s\nop:      %s\nkey:     %s\ncode:    %u %s\nmessage: %s\nvalues:\n",
+           q->table, q->op, q->pk, (unsigned)q->code, proto_error_code_name(q->code), q->message);
+    for (uint32_t i = 0; i < q->n_values; i++) {
+        printf("  %s = ", q->columns[i]);
+        print_proto_value(&q->values[i]);
+        putchar('\n');
+    }
+    outpost_rejected_free(q);
+    return EXIT_OK;
+}
+
+/* COL=VALUE arguments as text values (the column's type affinity applies when written). */
+static int rejected_resubmit(outpost_replica *r, int64_t id, int argc, char **argv)
+{
+    const char **cols = calloc((size_t)argc + 1, sizeof *cols);
+    proto_value *vals = calloc((size_t)argc + 1, sizeof *vals);
+    int ex = EXIT_OK;
+    if (!cols || !vals) {
+        free(cols);
+        free(vals);
+        return report(r, OUTPOST_ENOMEM, "rejected resubmit");
+    }
+    for (int i = 0; i < argc && ex == EXIT_OK; i++) {
+        char *eq = strchr(argv[i], '=');
+        if (!eq || eq == argv[i]) {
+            ex = usage_error("rejected resubmit: corrections are COL=VALUE, not: ", argv[i]);
+            break;
+        }
+        *eq = '\0';
+        cols[i] = argv[i];
+        vals[i].type = PROTO_TEXT;
+        vals[i].u.b.p = (const uint8_t *)(eq + 1);
+        vals[i].u.b.n = (uint32_t)strlen(eq + 1);
+    }
+    if (ex == EXIT_OK) {
+        uint64_t seq = 0;
+        int rc = outpost_rejected_resubmit(r, id, cols, vals, (uint32_t)argc, &seq);
+        if (rc != OUTPOST_OK)
+            ex = report(r, rc, "rejected resubmit");
+        else if (seq)
+            printf("resubmitted %lld as outbox entry %llu\n", (long long)id,
+                   (unsigned long long)seq);
+        else
+            printf("resubmitted %lld (the row already held those values)\n", (long long)id);
+    }
+    free(cols);
+    free(vals);
+    return ex;
+}
+
+static int cmd_rejected(const options *o, int argc, char **argv)
+{
+    static const char help[] =
+        "usage: outpost rejected                      list changes the server refused\n"
+        "       outpost rejected show ID              one of them, with every value typed\n"
+        "       outpost rejected resubmit ID [COL=VALUE...]\n"
+        "                                             write it again, corrected (a new outbox\n"
+        "                                             entry; values are text, the column's type\n"
+        "                                             affinity applies)\n"
+        "       outpost rejected discard ID           drop it for good (recorded: when, what,\n"
+        "                                             never the values)\n"
+        "A refused change stays in quarantine, inside the encrypted replica, until resubmitted\n"
+        "or discarded; 'outpost sync' exits 5 while any is there.\n";
+    if (wants_help(argc, argv)) {
+        fputs(help, stdout);
+        return EXIT_OK;
+    }
+    const char *verb = argc ? argv[0] : "list";
+    int64_t id = argc >= 2 ? parse_id(argv[1]) : 0;
+    bool is_list = strcmp(verb, "list") == 0;
+    bool is_resubmit = strcmp(verb, "resubmit") == 0;
+    if (!is_list && strcmp(verb, "show") != 0 && !is_resubmit && strcmp(verb, "discard") != 0)
+        return usage_error("rejected: unknown action: ", verb);
+    if (is_list ? argc > 1 : (id == 0 || (!is_resubmit && argc != 2)))
+        return usage_error("rejected: needs one quarantine id (from 'outpost rejected') after ",
+                           verb);
+    outpost_replica *r = NULL;
+    int ex = open_replica(o, &r);
+    if (ex != EXIT_OK)
+        return ex;
+    if (is_list)
+        ex = rejected_list(r);
+    else if (strcmp(verb, "show") == 0)
+        ex = rejected_show(r, id);
+    else if (is_resubmit)
+        ex = rejected_resubmit(r, id, argc - 2, argv + 2);
+    else {
+        int rc = outpost_rejected_discard(r, id);
+        if (rc != OUTPOST_OK)
+            ex = report(r, rc, "rejected discard");
+        else
+            printf("discarded %lld (recorded in _outpost_rejected_log)\n", (long long)id);
+    }
+    outpost_replica_close(r);
+    return ex;
 }
 
 /* ---- main ------------------------------------------------------------------------------- */
@@ -802,5 +992,7 @@ int main(int argc, char **argv)
         return cmd_status(&o, n, rest);
     if (strcmp(cmd, "conflicts") == 0)
         return cmd_conflicts(&o, n, rest);
+    if (strcmp(cmd, "rejected") == 0)
+        return cmd_rejected(&o, n, rest);
     return usage_error("unknown command: ", cmd);
 }

@@ -407,9 +407,8 @@ OUTPOST_API int outpost_conflicts_clear(outpost_replica *replica, int64_t up_to_
  * team already holds, a constraint), the library restores the server's version of the rows and,
  * in the same local transaction, keeps every change of the entry here with the values the
  * worker wrote, inside the encrypted replica. A change stays until the app or the worker
- * decides: resubmit it (corrected) or discard it. The count is outpost_status.rejected; the
- * sync engine never calls a sync with anything in quarantine clean (the CLI's `outpost sync`
- * exits 5).
+ * decides: resubmit it (corrected) or discard it. The count is outpost_status.rejected: an app
+ * must not tell the worker "synced" while it is not 0 (the CLI's `outpost sync` exits 5).
  *
  * Same rules as the rest of the API: any thread, one at a time per handle; no transaction may
  * be open (OUTPOST_EMISUSE); an id that is not in quarantine is OUTPOST_EINVAL with a message.

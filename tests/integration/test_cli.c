@@ -164,6 +164,69 @@ static void test_used_code_is_refused_for_good(void **state)
     assert_non_null(strstr(out, "refused"));
 }
 
+/* The worker's app writes a team the worker is not in: the server refuses it. The CLI says so
+ * in words and exit code, keeps every value, and the worker corrects and resubmits. */
+static void test_refused_write_is_said_kept_and_resubmitted(void **state)
+{
+    (void)state;
+    assert_int_equal(outpost("exec",
+                             "INSERT INTO contacts (id, team_id, name, note) "
+                             "VALUES ('0190c7a0-0000-7000-8000-0000000000a1', 't2', 'Alias R', "
+                             "'typed in the field')",
+                             NULL),
+                     0);
+    assert_int_equal(outpost("sync", NULL, NULL), 5);
+    assert_null(strstr(out, "synced:"));
+    assert_non_null(strstr(out, "1 change refused by the server is waiting in quarantine"));
+    assert_non_null(strstr(out, "outpost rejected"));
+    assert_int_equal(outpost("status", NULL, NULL), 0);
+    assert_non_null(strstr(out, "refused changes: 1"));
+    assert_int_equal(outpost("rejected", NULL, NULL), 0);
+    assert_non_null(strstr(out, "out of scope"));
+    assert_non_null(strstr(out, "0190c7a0-0000-7000-8000-0000000000a1"));
+    char id[16];
+    assert_int_equal(sscanf(strstr(out, "\n") + 1, "%15s", id), 1);
+    assert_int_equal(outpost("rejected", "show", id), 0);
+    assert_non_null(strstr(out, "name = 'Alias R'"));
+    assert_non_null(strstr(out, "note = 'typed in the field'"));
+    assert_non_null(strstr(out, "team_id = 't2'"));
+    /* A bad correction is refused and loses nothing. */
+    const char *bad[] = {OUTPOST_CLI_PATH, "--db", db, "--key-file", key, "rejected", "resubmit",
+                         id, "no_such_column=1", NULL};
+    assert_int_equal(run(bad), 2);
+    assert_non_null(strstr(out, "no_such_column"));
+    const char *fix[] = {OUTPOST_CLI_PATH, "--db", db, "--key-file", key, "rejected", "resubmit",
+                         id, "team_id=t1", NULL};
+    assert_int_equal(run(fix), 0);
+    assert_non_null(strstr(out, "as outbox entry"));
+    assert_int_equal(outpost("sync", NULL, NULL), 0);
+    assert_non_null(strstr(out, "synced: pushed 1 entries"));
+    assert_int_equal(outpost("status", NULL, NULL), 0);
+    assert_non_null(strstr(out, "refused changes: 0"));
+    assert_int_equal(outpost("query", "SELECT team_id, note FROM contacts WHERE name = 'Alias R'",
+                             NULL),
+                     0);
+    assert_non_null(strstr(out, "t1\ttyped in the field"));
+
+    /* Discarding is explicit and leaves a record. */
+    assert_int_equal(outpost("exec",
+                             "INSERT INTO contacts (id, team_id, name) "
+                             "VALUES ('0190c7a0-0000-7000-8000-0000000000a2', 't2', 'Alias D')",
+                             NULL),
+                     0);
+    assert_int_equal(outpost("sync", NULL, NULL), 5);
+    assert_int_equal(outpost("rejected", NULL, NULL), 0);
+    assert_int_equal(sscanf(strstr(out, "\n") + 1, "%15s", id), 1);
+    assert_int_equal(outpost("rejected", "discard", id), 0);
+    assert_non_null(strstr(out, "discarded"));
+    assert_int_equal(outpost("rejected", NULL, NULL), 0);
+    assert_non_null(strstr(out, "(nothing refused)"));
+    assert_int_equal(outpost("query", "SELECT action, pk FROM _outpost_rejected_log "
+                                      "WHERE action = 'discarded'", NULL), 0);
+    assert_non_null(strstr(out, "0190c7a0-0000-7000-8000-0000000000a2"));
+    assert_int_equal(outpost("sync", NULL, NULL), 0);
+}
+
 static void test_sync_with_the_server_away_exits_3(void **state)
 {
     (void)state;
@@ -187,6 +250,7 @@ int main(void)
         cmocka_unit_test(test_usage_errors_exit_1_with_a_message),
         cmocka_unit_test(test_enroll_from_uri_then_record_and_sync),
         cmocka_unit_test(test_used_code_is_refused_for_good),
+        cmocka_unit_test(test_refused_write_is_said_kept_and_resubmitted),
         cmocka_unit_test(test_sync_with_the_server_away_exits_3),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
