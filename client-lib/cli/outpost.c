@@ -102,6 +102,7 @@ static int exit_for(int code)
     case OUTPOST_EREVOKED:
     case OUTPOST_EENROLL:
     case OUTPOST_ESCHEMA:
+    case OUTPOST_ESEQ:
     case OUTPOST_EWIPED: return EXIT_REFUSED;
     default: return EXIT_LOCAL;
     }

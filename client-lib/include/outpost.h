@@ -78,7 +78,15 @@ enum {
     OUTPOST_ETOOBIG = -22,      /* a transaction is too big to send */
     /* Encryption at rest (docs/encryption.md) */
     OUTPOST_EKEY = -23,         /* wrong key or passphrase, or no key for an encrypted replica */
-    OUTPOST_ENOTENCRYPTED = -24 /* the replica is not encrypted and a key was given */
+    OUTPOST_ENOTENCRYPTED = -24, /* the replica is not encrypted and a key was given */
+    /* Refused changes (issue 11: nothing a worker typed is lost) */
+    OUTPOST_ESEQ = -25,         /* the server has no record of an entry this device numbered
+                                 * below one it has recorded: the device's counter went back
+                                 * (replica restored from a backup); sync stops, nothing is
+                                 * dropped: call the office */
+    OUTPOST_ESCOPE = -26        /* a write to a synced table whose scope value is not one of
+                                 * the worker's teams, or whose primary key has the wrong type:
+                                 * the server would refuse it, so the commit does */
 };
 
 /* A static English text for an OUTPOST_* code ("out of memory", ...). Never NULL; unknown codes
