@@ -39,9 +39,13 @@ typedef struct options {
     const char *key_file;  /* --key-file */
     int key_fd;            /* --key-fd, or -1 */
     int passphrase_fd;     /* --passphrase-fd, or -1 */
+    bool create;           /* --create, or the command is enroll: a missing replica is made */
 } options;
 
 #define PASSPHRASE_MAX 1024
+/* A new passphrase shorter than this is refused: Argon2id slows guessing, it cannot make a
+ * four-letter word safe. */
+#define PASSPHRASE_MIN 8
 
 /* The secret read for one open, wiped as soon as the library has it. */
 typedef struct cli_secret {
@@ -63,11 +67,15 @@ static const char usage_text[] =
     "  watch             stay connected and sync automatically until interrupted\n"
     "  status            outbox, cursor, last sync, schema version, device id\n"
     "  conflicts         decisions the server took against this device's writes\n"
+    "  passwd            change the replica's key or passphrase (--new-key-file FILE,\n"
+    "                    --new-passphrase-fd N, or a prompt)\n"
     "  rejected [show ID | resubmit ID [COL=VALUE...] | discard ID]\n"
     "                    changes the server refused, kept with the values typed\n"
     "\n"
     "options:\n"
-    "  --db PATH         the replica (default: outpost.db)\n"
+    "  --db PATH         the replica (default: outpost.db); only 'enroll' or --create\n"
+    "                    makes a new one\n"
+    "  --create          make the replica when PATH does not exist\n"
     "  --timeout SECONDS for enroll and sync (default: 60)\n"
     "\n"
     "key options (the replica is encrypted; its key never goes on the command line):\n"
@@ -76,6 +84,7 @@ static const char usage_text[] =
     "  --passphrase-fd N    a passphrase, read from descriptor N up to a newline or EOF\n"
     "  (none)               prompt for a passphrase on the terminal, without echo; needs\n"
     "                       stdin to be a terminal (a new replica asks twice)\n"
+    "  A new passphrase (new replica, passwd) must be at least 8 bytes.\n"
     "\n"
     "exit codes: 0 ok, 1 usage, 2 local error, 3 offline (retry later),\n"
     "            4 refused for good (certificate, revoked, bad code, wiped),\n"
@@ -334,7 +343,18 @@ static int open_replica(const options *o, outpost_replica **out)
 {
     char err[256];
     cli_secret secret;
+    bool creating = access(o->db, F_OK) != 0;
+    if (creating && !o->create) {
+        fprintf(stderr, "outpost: no replica at %s: check --db, or make one with 'outpost "
+                        "enroll' (or --create)\n", o->db);
+        return EXIT_LOCAL;
+    }
     int ex = secret_read(o, &secret);
+    if (ex == EXIT_OK && creating && !secret.is_key && secret.passphrase_len < PASSPHRASE_MIN) {
+        fprintf(stderr, "outpost: a new replica's passphrase must be at least %d bytes\n",
+                PASSPHRASE_MIN);
+        ex = EXIT_USAGE;
+    }
     if (ex != EXIT_OK) {
         wipe(&secret, sizeof secret);
         return ex;
@@ -494,10 +514,10 @@ static int cmd_exec(const options *o, int argc, char **argv)
     uint64_t seq = 0;
     if (rc == OUTPOST_OK)
         rc = outpost_tx_commit(r, &seq);
-    else
-        outpost_tx_rollback(r);
     if (rc != OUTPOST_OK)
-        ex = report(r, rc, "exec");
+        ex = report(r, rc, "exec"); /* before the rollback, which clears the message */
+    if (rc != OUTPOST_OK && outpost_tx_rollback(r) == OUTPOST_OK)
+        fprintf(stderr, "outpost: exec: nothing was committed\n");
     else if (seq)
         printf("committed as outbox entry %llu\n", (unsigned long long)seq);
     else
@@ -764,6 +784,79 @@ static int cmd_conflicts(const options *o, int argc, char **argv)
     return cmd_query(o, 1, query_argv);
 }
 
+/* ---- passwd ----------------------------------------------------------------------------- */
+
+static int cmd_passwd(const options *o, int argc, char **argv)
+{
+    static const char help[] =
+        "usage: outpost [key option] passwd (--new-key-file FILE | --new-passphrase-fd N)\n"
+        "Re-encrypts the replica under a new key or passphrase (at least 8 bytes); the old one\n"
+        "comes from the usual key options. Nothing may have the replica open. Crash-safe: after\n"
+        "an interruption the replica opens with the old secret or the new one.\n"
+        "Without a --new option, asks for the new passphrase twice on the terminal.\n";
+    if (wants_help(argc, argv)) {
+        fputs(help, stdout);
+        return EXIT_OK;
+    }
+    options new_o = {.db = o->db, .key_fd = -1, .passphrase_fd = -1, .create = true};
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--new-key-file") == 0 && i + 1 < argc)
+            new_o.key_file = argv[++i];
+        else if (strcmp(argv[i], "--new-passphrase-fd") == 0 && i + 1 < argc) {
+            char *end;
+            long fd = strtol(argv[++i], &end, 10);
+            if (*end || end == argv[i] || fd < 0 || fd > 65535)
+                return usage_error("a descriptor number is needed, not: ", argv[i]);
+            new_o.passphrase_fd = (int)fd;
+        } else
+            return usage_error("passwd: unknown option or missing value: ", argv[i]);
+    }
+    if (access(o->db, F_OK) != 0) {
+        fprintf(stderr, "outpost: no replica at %s\n", o->db);
+        return EXIT_LOCAL;
+    }
+    cli_secret old_s, new_s;
+    int ex = secret_read(o, &old_s);
+    if (ex == EXIT_OK) {
+        /* "creating" for the prompt: the new passphrase is asked twice */
+        char probe[520];
+        snprintf(probe, sizeof probe, "%s.new-passphrase", o->db);
+        new_o.db = probe;
+        ex = secret_read(&new_o, &new_s);
+        new_o.db = o->db;
+    } else {
+        memset(&new_s, 0, sizeof new_s);
+    }
+    if (ex == EXIT_OK && !new_s.is_key && new_s.passphrase_len < PASSPHRASE_MIN) {
+        fprintf(stderr, "outpost: passwd: the new passphrase must be at least %d bytes\n",
+                PASSPHRASE_MIN);
+        ex = EXIT_USAGE;
+    }
+    if (ex == EXIT_OK) {
+        outpost_secret olds = {0}, news = {0};
+        char err[256];
+        if (old_s.is_key)
+            olds.key = old_s.key;
+        else
+            olds.passphrase = old_s.passphrase, olds.passphrase_len = old_s.passphrase_len;
+        if (new_s.is_key)
+            news.key = new_s.key;
+        else
+            news.passphrase = new_s.passphrase, news.passphrase_len = new_s.passphrase_len;
+        int rc = outpost_replica_rekey(o->db, &olds, &news, err, sizeof err);
+        if (rc != OUTPOST_OK) {
+            fprintf(stderr, "outpost: passwd: %s (%s)\n", err, outpost_strerror(rc));
+            ex = exit_for(rc);
+        } else {
+            printf("the replica %s now opens with the new %s\n", o->db,
+                   new_s.is_key ? "key" : "passphrase");
+        }
+    }
+    wipe(&old_s, sizeof old_s);
+    wipe(&new_s, sizeof new_s);
+    return ex;
+}
+
 /* ---- rejected --------------------------------------------------------------------------- */
 
 static void print_proto_value(const proto_value *v)
@@ -941,6 +1034,8 @@ int main(int argc, char **argv)
             return EXIT_OK;
         } else if (strcmp(argv[i], "--db") == 0 && i + 1 < argc) {
             o.db = argv[++i];
+        } else if (strcmp(argv[i], "--create") == 0) {
+            o.create = true;
         } else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
             char *end;
             unsigned long v = strtoul(argv[++i], &end, 10);
@@ -979,8 +1074,12 @@ int main(int argc, char **argv)
     const char *cmd = argv[i++];
     int n = argc - i;
     char **rest = argv + i;
-    if (strcmp(cmd, "enroll") == 0)
+    if (strcmp(cmd, "enroll") == 0) {
+        o.create = true;
         return cmd_enroll(&o, n, rest);
+    }
+    if (strcmp(cmd, "passwd") == 0)
+        return cmd_passwd(&o, n, rest);
     if (strcmp(cmd, "exec") == 0)
         return cmd_exec(&o, n, rest);
     if (strcmp(cmd, "query") == 0)
