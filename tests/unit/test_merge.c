@@ -489,11 +489,13 @@ static void test_scope_moved_row_touches_old_and_new_team(void **state)
 
 /* ---- REJECT: nothing applied -------------------------------------------------------------- */
 
-/* The store without the exactly-once record (which a refusal writes: the refused seq and
- * the device's highest recorded seq). */
+/* The store without what a refusal writes: the exactly-once record (the refused seq, the
+ * device's highest recorded seq) and the supervisors' conflict queue. */
 static char *dump_data(world *w)
 {
-    static const char *const record[] = {"_outpost_refused", "_outpost_devices", NULL};
+    static const char *const record[] = {"_outpost_refused", "_outpost_devices",
+                                         "_outpost_conflicts", "_outpost_conflict_refusals",
+                                         NULL};
     return fx_dump_except(&w->fx, record);
 }
 
@@ -533,6 +535,16 @@ static void test_reject_new_scope_value_out_of_scope(void **state)
     assert_int_equal(t->n_deleted, 1);
     assert_rejected_nothing_applied(w, m, PROTO_ERR_OUT_OF_SCOPE, before);
     assert_int_equal(w->ana.acked_seq, 1); /* a refused seq is used up */
+    /* The refusal is in the supervisors' queue for ana's own team, without the values she
+     * aimed at another team. */
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_conflict_refusals rf"
+                                    " JOIN _outpost_conflicts c ON c.id = rf.conflict_id"
+                                    " WHERE rf.team = 'north' AND rf.code = 20"
+                                    " AND c.losing_value IS NULL AND c.reversible = 0"),
+                     1);
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_conflicts"
+                                    " WHERE losing_value = 'not mine'"),
+                     0);
     proto_msg_free(m);
     tp_free(tp);
     free(before);
