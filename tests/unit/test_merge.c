@@ -641,6 +641,31 @@ static void test_reject_unknown_table_column_count_pk_constraint(void **state)
     free(before);
 }
 
+/* A TEXT key stays TEXT: an integer (or blob) key for a TEXT primary key is refused, not
+ * silently stored as '5' beside a merge state keyed by the integer 5. */
+static void test_reject_primary_key_of_the_wrong_type(void **state)
+{
+    world *w = *state;
+    char *before = dump_data(w);
+    tpush *tp = tp_new(1, HLC(NOW_MS));
+    proto_change *ch = tp_change(tp, "contacts", C_NCOLS, PROTO_OP_INSERT);
+    tp_col(ch, C_ID, U(), I(5));
+    tp_col(ch, C_TEAM, U(), T("north"));
+    tp_col(ch, C_NAME, U(), T("int key"));
+    tp_col(ch, C_AGE, U(), I(12));
+    tp_col(ch, C_LOCATION, U(), T("market"));
+    tp_col(ch, C_NOTES, U(), N());
+    tp_col(ch, C_RISK, U(), I(1));
+    tp_col(ch, C_UPDATED, U(), I(1000));
+    proto_msg *m = fx_push(&w->fx, &w->ana, tp, NOW_MS, NULL);
+    assert_rejected_nothing_applied(w, m, PROTO_ERR_INVALID_CHANGE, before);
+    assert_non_null(strstr(m->u.reject.rows[0].message, "TEXT"));
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM contacts"), 0);
+    proto_msg_free(m);
+    tp_free(tp);
+    free(before);
+}
+
 /* ---- exactly once ----------------------------------------------------------------------- */
 
 static void test_duplicate_seq_answers_same_ack_without_applying(void **state)
@@ -940,6 +965,7 @@ int main(void)
         T_(test_reject_new_scope_value_out_of_scope),
         T_(test_reject_old_scope_value_out_of_scope),
         T_(test_reject_unknown_table_column_count_pk_constraint),
+        T_(test_reject_primary_key_of_the_wrong_type),
         T_(test_duplicate_seq_answers_same_ack_without_applying),
         cmocka_unit_test(test_replay_1_2_10_times_identical_store),
         T_(test_full_disk_is_efull_and_nothing_applied),
