@@ -318,13 +318,14 @@ static int record_refused(push_ctx *c)
     }
     sqlite3_stmt *s = NULL;
     int rc = sqlite3_prepare_v2(c->st->db,
-                                "INSERT OR IGNORE INTO _outpost_refused VALUES(?1, ?2, ?3, ?4)", -1,
-                                &s, NULL);
+                                "INSERT OR IGNORE INTO _outpost_refused VALUES(?1, ?2, ?3, ?4, ?5)",
+                                -1, &s, NULL);
     if (rc == SQLITE_OK) {
         sqlite3_bind_int64(s, 1, c->rec.no);
         sqlite3_bind_int64(s, 2, (int64_t)c->push->seq);
-        sqlite3_bind_blob(s, 3, blob.data, (int)blob.len, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 4, (int64_t)c->now_ms);
+        sqlite3_bind_int64(s, 3, (int64_t)c->push->hlc);
+        sqlite3_bind_blob(s, 4, blob.data, (int)blob.len, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 5, (int64_t)c->now_ms);
         rc = sqlite3_step(s);
     }
     sqlite3_finalize(s);
@@ -355,16 +356,18 @@ static int record_refused(push_ctx *c)
 }
 
 /* What the record says about (device, seq): 1 applied, 2 refused (*out_reject holds its
- * REJECT rows, decoded; the caller frees it), 0 neither. Inside the open transaction. */
+ * REJECT rows, decoded; the caller frees it), 0 neither, 3 recorded for another transaction
+ * (another clock: the device's counter went back and reused the seq). Inside the open
+ * transaction. */
 static int seq_recorded(push_ctx *c, int *out_kind, proto_msg **out_reject)
 {
     *out_kind = 0;
     *out_reject = NULL;
     sqlite3_stmt *s = NULL;
     int rc = sqlite3_prepare_v2(c->st->db,
-                                "SELECT 1, NULL FROM _outpost_applied WHERE device_no = ?1"
-                                " AND seq = ?2 UNION ALL SELECT 2, reject FROM _outpost_refused"
-                                " WHERE device_no = ?1 AND seq = ?2",
+                                "SELECT 1, NULL, hlc FROM _outpost_applied WHERE device_no = ?1"
+                                " AND seq = ?2 UNION ALL SELECT 2, reject, hlc"
+                                " FROM _outpost_refused WHERE device_no = ?1 AND seq = ?2",
                                 -1, &s, NULL);
     if (rc == SQLITE_OK) {
         sqlite3_bind_int64(s, 1, c->rec.no);
@@ -374,6 +377,8 @@ static int seq_recorded(push_ctx *c, int *out_kind, proto_msg **out_reject)
     int out = 0;
     if (rc == SQLITE_ROW) {
         *out_kind = sqlite3_column_int(s, 0);
+        if ((uint64_t)sqlite3_column_int64(s, 2) != c->push->hlc)
+            *out_kind = 3;
         if (*out_kind == 2) {
             char err[160];
             int drc = proto_decode(sqlite3_column_blob(s, 1), (size_t)sqlite3_column_bytes(s, 1),
@@ -508,6 +513,12 @@ int store_push(store *st, store_device *dev, const proto_push *push, uint64_t no
                              " has recorded seq %" PRIu64 " from this device: its counter went"
                              " back (restored from a backup?); nothing was applied",
                              push->seq, c.rec.acked_seq);
+        if (out == 0 && kind == 3)
+            out = store_fail(st, STORE_ESEQ,
+                             "PUSH seq %" PRIu64 " was recorded for another transaction (another"
+                             " clock) from this device: its counter went back (restored from a"
+                             " backup?); nothing was applied",
+                             push->seq);
         if (out == 0) {
             dev->acked_seq = c.rec.acked_seq;
             out_info->duplicate = true;

@@ -484,6 +484,54 @@ static void test_discard_is_explicit_and_recorded(void **state)
     device_close(&a);
 }
 
+static void copy_file(const char *from, const char *to)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "cp '%.420s' '%.420s' && rm -f '%.420s-wal' '%.420s-shm'", from, to,
+             to, to);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* A replica restored from a phone backup numbers its next entry with a seq the server already
+ * recorded for another transaction. The server refuses it (ERROR SEQ_REWOUND) instead of
+ * acknowledging it unapplied; the engine stops with OUTPOST_ESEQ and the entry stays. */
+static void test_rewound_device_counter_is_stopped_not_dropped(void **state)
+{
+    (void)state;
+    device a;
+    char backup[420];
+    memset(&a, 0, sizeof a);
+    device_enroll(&a, "rw", "w1", fx.port);
+    write_contact(&a, "t1", "before the backup");
+    device_start(&a, 100);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    device_close(&a);
+    snprintf(backup, sizeof backup, "%s.backup", a.path);
+    copy_file(a.path, backup);
+
+    device_open(&a, "rw");
+    write_contact(&a, "t1", "after the backup");
+    write_contact(&a, "t1", "after the backup");
+    device_start(&a, 100);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    assert_int_equal(pending(&a), 0);
+    device_close(&a);
+
+    copy_file(backup, a.path); /* the phone is restored from its backup */
+    device_open(&a, "rw");
+    write_contact(&a, "t1", "after the restore");
+    device_start(&a, 100);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_ESEQ);
+    outpost_sync_status st;
+    outpost_sync_get_status(a.sync, &st);
+    assert_int_equal(st.activity, OUTPOST_ACTIVITY_STOPPED);
+    assert_non_null(strstr(st.last_error_msg, "counter went back"));
+    assert_int_equal(pending(&a), 1); /* kept, never taken as acknowledged */
+    assert_int_equal(central_count("SELECT count(*) FROM contacts WHERE name = 'after the restore'"),
+                     0);
+    device_close(&a);
+}
+
 static void test_cuts_at_random_offsets_lose_and_duplicate_nothing(void **state)
 {
     (void)state;
@@ -635,6 +683,7 @@ int main(void)
         cmocka_unit_test(
             test_key_claimed_by_another_team_is_quarantined_and_resubmitted_with_a_new_key),
         cmocka_unit_test(test_discard_is_explicit_and_recorded),
+        cmocka_unit_test(test_rewound_device_counter_is_stopped_not_dropped),
         cmocka_unit_test(test_cuts_at_random_offsets_lose_and_duplicate_nothing),
         cmocka_unit_test(test_server_restart_mid_sync_loses_nothing),
         cmocka_unit_test(test_automatic_retry_finds_the_server_when_it_returns),

@@ -450,12 +450,23 @@ static void test_clock_far_ahead_is_clamped_and_cannot_win(void **state)
     assert_true(info.hlc_clamped);
     free(info.teams_touched);
     assert_true(a->u.ack.hlc_clamped);
-    /* the repeated ACK of that entry says the same, whatever clock the resend carries */
-    proto_msg *again = push_update(w, &w->ana, 2, HLC(NOW_MS), "c-1", C_NAME, T("Amina"),
+    /* the repeated ACK of that entry (a resend carries the clock it was sent with) says the
+     * same */
+    proto_msg *again = push_update(w, &w->ana, 2, next_year, "c-1", C_NAME, T("Amina"),
                                    T("from the future"), &info);
     assert_true(info.duplicate);
     assert_true(again->u.ack.hlc_clamped);
     proto_msg_free(again);
+    /* the same seq with another clock is another transaction: a rewound device counter */
+    tpush *other = tp_new(2, HLC(NOW_MS));
+    tp_update_contact(other, "c-1", C_NAME, T("Amina"), T("after a phone restore"));
+    proto_buf reply = {0};
+    assert_int_equal(store_push(w->fx.st, &w->ana, tp_push(other), NOW_MS, &reply, &info),
+                     STORE_ESEQ);
+    assert_non_null(strstr(store_errmsg(w->fx.st), "counter went back"));
+    assert_int_equal(reply.len, 0);
+    proto_buf_free(&reply);
+    tp_free(other);
     assert_int_equal(fx_int(&w->fx, "SELECT clamped FROM _outpost_applied WHERE seq = 2"), 1);
     /* a write a minute later (within tolerance, not clamped) beats the clamped one */
     proto_msg *b = push_update(w, &w->ana2, 1, HLC(NOW_MS + 60000), "c-1", C_NAME, T("Amina"),
