@@ -18,8 +18,9 @@
  * A sync is: HELLO; push every outbox entry in commit order, one at a time, each removed only
  * when its ACK (or REJECT) arrives, big entries in chunks; then pull pages until there are no
  * more, each page applied with its cursor in one local transaction. A connection cut at any
- * byte loses nothing: an entry whose ACK was lost is recognised at the next HELLO (the server
- * tells which sequence it has applied) and is not applied twice.
+ * byte loses nothing: an entry whose answer was lost is pushed again, and the server answers
+ * it from its record of applied and refused entries (the same ACK or REJECT), never applying
+ * it twice. A refused entry goes to quarantine (outpost.h) with the worker's values.
  *
  * A central store restored from a backup is noticed at HELLO: its epoch changed, or it
  * acknowledges less than it did, or its newest sequence is behind this device's cursor. The
@@ -32,7 +33,9 @@
  *   one pinned at enrollment: the engine stops), OUTPOST_EAUTH and OUTPOST_EREVOKED (stops),
  *   OUTPOST_ESCHEMA (the server's schema cannot be installed: stops), OUTPOST_EOTHERSTORE (the
  *   server is another central store than the one this replica synced with: stops, nothing
- *   sent), OUTPOST_ESERVER (transient). When the server orders a wipe, the replica's files are deleted, on_wiped runs
+ *   sent), OUTPOST_ESEQ (the server refuses an entry numbered below what it recorded from this
+ *   device: the replica's counter went back; stops, the outbox is kept), OUTPOST_ESERVER
+ *   (transient). When the server orders a wipe, the replica's files are deleted, on_wiped runs
  *   and the engine stops; the app must then close its replica handle, whose every call
  *   returns OUTPOST_EWIPED.
  */

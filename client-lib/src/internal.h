@@ -64,6 +64,7 @@ struct outpost_replica {
     sqlite3 *db;
     char *path;
     outpost_conflict_cb on_conflict;
+    outpost_rejected_cb on_rejected;
     outpost_clock_cb clock;
     void *user_data;
 
@@ -172,6 +173,14 @@ typedef struct heal_result {
 } heal_result;
 int heal_on_welcome(outpost_replica *r, const proto_welcome *w, heal_result *out_result);
 int heal_rewind(outpost_replica *r, uint64_t server_acked, heal_result *out_result);
+
+/* quarantine.c */
+int quarantine_change(outpost_replica *r, const proto_reject *rej, const synced_table *t,
+                      const proto_change *ch, int64_t *out_id);
+
+/* scope.c */
+int scope_teams_store(outpost_replica *r, const proto_teams *teams);
+int scope_check(outpost_replica *r, const void *changeset, int n_bytes);
 
 /* pull.c */
 int rows_apply_table(outpost_replica *r, const proto_table_rows *tr);

@@ -74,8 +74,11 @@ int outpost_outbox_ack(outpost_replica *replica, const proto_ack *ack);
  * tombstones and scope removals, as outpost_rows_apply() does); undoes the entry's other
  * changes that the server did not mention (a refused insert is deleted, a refused delete or
  * update is put back); records each reject->rows item in _outpost_conflicts with kind
- * "REJECTED". Rows that later outbox entries change are left alone. Then reports each rejected
- * row through on_conflict. A REJECT for an entry already removed is a no-op. */
+ * "REJECTED". Rows that later outbox entries change are left alone. Before any row is
+ * restored, every change of the entry goes to quarantine with the values the worker wrote
+ * (outpost.h, "Quarantine"), in the same transaction, so nothing the worker typed is lost. Then
+ * reports each rejected row through on_conflict and each quarantined change through
+ * on_rejected. A REJECT for an entry already removed is a no-op. */
 int outpost_outbox_reject(outpost_replica *replica, const proto_reject *reject);
 
 /* ---------------------------------------------------------------------------------------------

@@ -69,7 +69,37 @@ static const char meta_sql[] =
     " created_ms INTEGER NOT NULL,"
     " schema_version INTEGER NOT NULL,"
     " changeset BLOB NOT NULL,"
-    " acked_ms INTEGER NOT NULL);";
+    " acked_ms INTEGER NOT NULL);"
+    /* Quarantine: changes the server refused, with the worker's values, until resubmitted or
+     * discarded; the log keeps who-did-what of both (never the values). */
+    "CREATE TABLE IF NOT EXISTS _outpost_rejected("
+    " id INTEGER PRIMARY KEY,"
+    " at_ms INTEGER NOT NULL,"
+    " seq INTEGER NOT NULL,"
+    " tbl TEXT NOT NULL,"
+    " op TEXT NOT NULL,"
+    " pk TEXT NOT NULL,"
+    " code INTEGER NOT NULL,"
+    " message TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS _outpost_rejected_values("
+    " rejected_id INTEGER NOT NULL,"
+    " pos INTEGER NOT NULL,"
+    " col TEXT NOT NULL,"
+    " value,"
+    " PRIMARY KEY(rejected_id, pos)) WITHOUT ROWID;"
+    /* The worker's teams as the server last said (ENROLLED, WELCOME); empty: not known. */
+    "CREATE TABLE IF NOT EXISTS _outpost_teams(name TEXT PRIMARY KEY);"
+    "CREATE TABLE IF NOT EXISTS _outpost_rejected_log("
+    " id INTEGER PRIMARY KEY,"
+    " at_ms INTEGER NOT NULL,"
+    " action TEXT NOT NULL,"
+    " rejected_id INTEGER NOT NULL,"
+    " seq INTEGER NOT NULL,"
+    " tbl TEXT NOT NULL,"
+    " op TEXT NOT NULL,"
+    " pk TEXT NOT NULL,"
+    " code INTEGER NOT NULL,"
+    " message TEXT NOT NULL);";
 
 /* ---- small SQL helpers -------------------------------------------------------------------- */
 
@@ -523,8 +553,10 @@ int replica_open_sibling(outpost_replica *replica, outpost_replica **out_sibling
     pthread_mutex_unlock(&replica->shared->lock);
     rc = replica_open_shared(replica->path, replica->on_conflict, replica->clock,
                              replica->user_data, replica->shared, out_sibling, err, err_size);
-    if (rc == OUTPOST_OK)
+    if (rc == OUTPOST_OK) {
         shared_mark_seen(*out_sibling);
+        (*out_sibling)->on_rejected = replica->on_rejected;
+    }
     return rc;
 }
 
@@ -923,8 +955,11 @@ int outpost_replica_open(const outpost_config *config, outpost_replica **out_rep
             goto fail;
         }
     }
-    return replica_open_shared(config->path, config->on_conflict, config->clock,
-                               config->user_data, shared, out_replica, err, err_size);
+    rc = replica_open_shared(config->path, config->on_conflict, config->clock,
+                             config->user_data, shared, out_replica, err, err_size);
+    if (rc == OUTPOST_OK)
+        (*out_replica)->on_rejected = config->on_rejected;
+    return rc;
 fail:
     shared_release(shared);
     err_copy(err, err_size, msg);
@@ -1064,7 +1099,8 @@ int outpost_status_get(outpost_replica *replica, outpost_status *out_status)
         "SELECT (SELECT count(*) FROM _outpost_outbox),"
         " (SELECT coalesce(min(created_ms), 0) FROM _outpost_outbox),"
         " last_sync_ms, cursor, schema_version, device_seq,"
-        " (SELECT count(*) FROM _outpost_conflicts)"
+        " (SELECT count(*) FROM _outpost_conflicts),"
+        " (SELECT count(*) FROM _outpost_rejected)"
         " FROM _outpost_state WHERE id = 1";
     sqlite3_stmt *stmt = NULL;
     int rc;
@@ -1092,6 +1128,7 @@ int outpost_status_get(outpost_replica *replica, outpost_status *out_status)
     out_status->schema_version = (uint32_t)sqlite3_column_int64(stmt, 4);
     out_status->last_seq = (uint64_t)sqlite3_column_int64(stmt, 5);
     out_status->conflicts = (uint64_t)sqlite3_column_int64(stmt, 6);
+    out_status->rejected = (uint64_t)sqlite3_column_int64(stmt, 7);
     sqlite3_finalize(stmt);
     return OUTPOST_OK;
 }

@@ -164,8 +164,14 @@ int outpost_exec(outpost_replica *replica, const char *sql, const outpost_value 
     rc = exec_run(replica, sql, params, n_params);
     if (rc != OUTPOST_OK) {
         tx_check_alive(replica, rc);
-        if (own_tx && replica->in_tx)
+        if (own_tx && replica->in_tx) {
+            /* The rollback clears the message; the app needs SQLite's own words. */
+            char msg[OUTPOST_ERRMSG_SIZE];
+
+            memcpy(msg, replica->errmsg, sizeof msg);
             outpost_tx_rollback(replica);
+            memcpy(replica->errmsg, msg, sizeof msg);
+        }
         return rc;
     }
     if (own_tx)
@@ -279,9 +285,12 @@ int outpost_tx_commit(outpost_replica *replica, uint64_t *out_seq)
             goto fail;
         }
     }
-    /* An empty changeset: the transaction changed no synced table (or changed rows back). */
+    /* An empty changeset: the transaction changed no synced table (or changed rows back).
+     * What the server would refuse is refused now, while the worker still sees it. */
     if (n_bytes > 0) {
-        rc = outbox_append(replica, changeset, n_bytes, &seq);
+        rc = scope_check(replica, changeset, n_bytes);
+        if (rc == OUTPOST_OK)
+            rc = outbox_append(replica, changeset, n_bytes, &seq);
         if (rc != OUTPOST_OK)
             goto fail;
     }

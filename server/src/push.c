@@ -2,8 +2,9 @@
  * store_push: one device transaction into the store, exactly once, atomically. Opens the write
  * transaction, answers a repeated sequence with its earlier ACK, hands every change to the merge
  * engine (merge.c), and then either commits with the exactly-once record and an ACK, or rolls
- * back and answers REJECT with the server's current rows.
+ * back, records the refusal, and answers REJECT with the server's current rows.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,6 +122,21 @@ static int encode_ack(push_ctx *c, uint64_t server_seq, proto_buf *reply)
     return encode_reply(c, &msg, reply);
 }
 
+/* The REJECT's rows as the wire has them (a key [nil] when it could not be read); rows is
+ * c->n_rejects long. */
+static void reject_rows_fill(const push_ctx *c, proto_reject_row *rows)
+{
+    static const proto_value unknown_key[1] = {{.type = PROTO_NULL}};
+    for (uint32_t i = 0; i < c->n_rejects; i++) {
+        const push_reject *r = &c->rejects[i];
+        rows[i].table = r->table;
+        rows[i].n_pk = r->pk ? r->n_pk : 1;
+        rows[i].pk = r->pk ? r->pk : (proto_value *)unknown_key;
+        rows[i].code = r->code;
+        rows[i].message = r->message;
+    }
+}
+
 /* REJECT with each refused row's reason and the server's current version of those rows:
  * the row when the device may see it, a tombstone when the server has no live row, a removal
  * when the row belongs to another team. Runs after the rollback, in its own read. */
@@ -132,16 +148,12 @@ static int encode_reject(push_ctx *c, proto_buf *reply)
     int out = rows ? 0 : store_fail(c->st, STORE_ENOMEM, "out of memory");
     if (out == 0)
         out = store_begin(c->st, false);
+    /* The wire needs a key: [nil] stands for "the change's key could not be read" (unknown
+     * table, no primary key in the change). */
+    if (rows != NULL)
+        reject_rows_fill(c, rows);
     for (uint32_t i = 0; out == 0 && i < c->n_rejects; i++) {
         const push_reject *r = &c->rejects[i];
-        /* The wire needs a key: [nil] stands for "the change's key could not be read" (unknown
-         * table, no primary key in the change). */
-        static const proto_value unknown_key[1] = {{.type = PROTO_NULL}};
-        rows[i].table = r->table;
-        rows[i].n_pk = r->pk ? r->n_pk : 1;
-        rows[i].pk = r->pk ? r->pk : (proto_value *)unknown_key;
-        rows[i].code = r->code;
-        rows[i].message = r->message;
         if (r->t == NULL || r->pk == NULL)
             continue;
         bool seen = false;
@@ -192,74 +204,213 @@ static int encode_reject(push_ctx *c, proto_buf *reply)
 
 /* ---- store_push ---------------------------------------------------------------------------- */
 
-/* A push the store refused for a constraint is not applied, but its values are not dropped
- * either: they go to the conflict log (kind CONSTRAINT) in a transaction of their own, once per
- * (device, seq), so that a supervisor can see and re-enter them. */
-static int log_refused_values(push_ctx *c)
+/* The scope value of a refused change when it is one of the worker's teams (NULL otherwise):
+ * only then may the worker's values be shown to that team's supervisors. */
+static const proto_value *refusal_scope(const push_ctx *c, const push_reject *r)
 {
-    bool any = false;
-    for (uint32_t i = 0; i < c->n_rejects; i++)
-        any = any || (c->rejects[i].code == PROTO_ERR_CONSTRAINT && c->rejects[i].t != NULL &&
-                      c->rejects[i].pk != NULL);
-    if (!any)
-        return 0;
-    int out = store_begin(c->st, true);
-    if (out != 0)
-        return out;
-    out = store_meta_get(c->st, "server_seq", &c->server_seq);
-    if (out != 0)
-        goto fail;
+    const proto_value *carried = NULL;
+    for (uint32_t k = 0; r->change && k < r->change->n_cols; k++) {
+        const proto_col *pc = &r->change->cols[k];
+        if (pc->idx == r->t->scope_idx)
+            carried = pc->new_val.type != PROTO_UNDEF ? &pc->new_val : &pc->old_val;
+    }
+    if (carried && carried->type != PROTO_UNDEF && row_scope_allowed(c->dev, carried))
+        return carried;
+    return NULL;
+}
+
+static int refusal_note(push_ctx *c, const char *team, const push_reject *r)
+{
     sqlite3_stmt *s = NULL;
     int rc = sqlite3_prepare_v2(c->st->db,
-                                "SELECT 1 FROM _outpost_conflicts WHERE push_device = ?1"
-                                " AND push_seq = ?2 AND kind = ?3",
-                                -1, &s, NULL);
+                                "INSERT INTO _outpost_conflict_refusals VALUES(?1, ?2, ?3, ?4)", -1,
+                                &s, NULL);
     if (rc == SQLITE_OK) {
-        sqlite3_bind_text(s, 1, c->dev->device_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 2, (int64_t)c->push->seq);
-        sqlite3_bind_int(s, 3, (int)PROTO_CONFLICT_CONSTRAINT);
+        sqlite3_bind_int64(s, 1, sqlite3_last_insert_rowid(c->st->db));
+        sqlite3_bind_text(s, 2, team, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 3, r->code);
+        sqlite3_bind_text(s, 4, r->message, -1, SQLITE_STATIC);
         rc = sqlite3_step(s);
     }
     sqlite3_finalize(s);
-    if (rc == SQLITE_ROW) { /* logged when this entry was first refused */
-        store_rollback(c->st);
-        return 0;
-    }
-    if (rc != SQLITE_DONE) {
-        out = store_fail_sqlite(c->st, rc, "read conflict log");
-        goto fail;
-    }
+    return rc == SQLITE_DONE ? 0 : store_fail_sqlite(c->st, rc, "write conflict log");
+}
+
+/* A refused push is not applied, but it is not hidden either: each refused change goes to the
+ * supervisors' conflict queue (not reversible: nothing of it is in the store), in the
+ * transaction that records the refusal, so once per (device, seq). The worker's values go with
+ * it only when the row is in one of the worker's teams (a constraint refusal passed the scope
+ * check first); a row aimed at another team is shown to the worker's own team, without values,
+ * so nothing leaks into a team the worker is not in. (The device keeps every value in its
+ * quarantine either way.) */
+static int log_refused_values(push_ctx *c)
+{
+    int out = store_meta_get(c->st, "server_seq", &c->server_seq);
+    if (out != 0)
+        return out;
     conflict_side none = {0, 0};
+    c->refusing = true;
     for (uint32_t i = 0; out == 0 && i < c->n_rejects; i++) {
         const push_reject *r = &c->rejects[i];
-        if (r->code != PROTO_ERR_CONSTRAINT || r->t == NULL || r->pk == NULL)
+        if (r->t == NULL || r->pk == NULL)
             continue;
+        const proto_value *scope = refusal_scope(c, r);
+        bool with_values = scope != NULL || r->code == PROTO_ERR_CONSTRAINT;
+        /* "" for a constraint refusal that does not carry the scope: the queue then shows it
+         * to the row's team in the store (the scope check passed, so it is the worker's). */
+        char team[64] = "";
+        if (scope != NULL && scope->type == PROTO_TEXT)
+            snprintf(team, sizeof team, "%.*s", (int)scope->u.b.n, (const char *)scope->u.b.p);
+        else if (!with_values && c->dev->n_teams > 0)
+            snprintf(team, sizeof team, "%s", c->dev->teams[0]);
+        proto_conflict_kind kind =
+            r->code == PROTO_ERR_CONSTRAINT ? PROTO_CONFLICT_CONSTRAINT : PROTO_CONFLICT_CONFLICT;
         store_bytes blob = {0};
         if (store_values_encode(r->pk, r->t->n_pk, &blob) != 0) {
             out = store_fail(c->st, STORE_ENOMEM, "out of memory");
             break;
         }
         bool logged = false;
-        for (uint32_t k = 0; out == 0 && k < r->change->n_cols; k++) {
+        for (uint32_t k = 0; with_values && r->change && out == 0 && k < r->change->n_cols; k++) {
             const proto_col *pc = &r->change->cols[k];
-            if (pc->new_val.type == PROTO_UNDEF)
+            const proto_value *v = r->change->op == PROTO_OP_DELETE ? &pc->old_val : &pc->new_val;
+            if (v->type == PROTO_UNDEF)
                 continue;
-            out = merge_log_conflict(c, r->t, &blob, r->pk, (int32_t)pc->idx,
-                                     PROTO_CONFLICT_CONSTRAINT, &pc->new_val, &merge_null_value,
-                                     merge_pusher(c), none, false);
+            out = merge_log_conflict(c, r->t, &blob, r->pk, (int32_t)pc->idx, kind, v,
+                                     &merge_null_value, merge_pusher(c), none, false);
+            if (out == 0)
+                out = refusal_note(c, team, r);
             logged = true;
         }
         if (out == 0 && !logged)
-            out = merge_log_conflict(c, r->t, &blob, r->pk, -1, PROTO_CONFLICT_CONSTRAINT,
-                                     &merge_undef_value, &merge_undef_value, merge_pusher(c), none,
-                                     false);
+            out = merge_log_conflict(c, r->t, &blob, r->pk, -1, kind, &merge_undef_value,
+                                     &merge_undef_value, merge_pusher(c), none, false);
+        if (out == 0 && !logged)
+            out = refusal_note(c, team, r);
         store_bytes_free(&blob);
     }
-    if (out == 0)
-        return store_commit(c->st);
-fail:
-    store_rollback(c->st);
+    c->refusing = false;
     return out;
+}
+
+/* Records the refusal of (device, seq) with its REJECT rows, raises acked_seq to the highest
+ * seq recorded, and logs refused values, in one write transaction. */
+static int record_refused(push_ctx *c)
+{
+    proto_reject_row *rows = calloc(c->n_rejects, sizeof *rows);
+    proto_buf blob = {0};
+    if (rows == NULL)
+        return store_fail(c->st, STORE_ENOMEM, "out of memory");
+    reject_rows_fill(c, rows);
+    proto_msg msg;
+    memset(&msg, 0, sizeof msg);
+    msg.type = PROTO_MSG_REJECT;
+    msg.u.reject.seq = c->push->seq;
+    msg.u.reject.n_rows = c->n_rejects;
+    msg.u.reject.rows = rows;
+    int out = encode_reply(c, &msg, &blob);
+    free(rows);
+    if (out == 0)
+        out = store_begin(c->st, true);
+    if (out != 0) {
+        proto_buf_free(&blob);
+        return out;
+    }
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(c->st->db,
+                                "INSERT OR IGNORE INTO _outpost_refused VALUES(?1, ?2, ?3, ?4, ?5)",
+                                -1, &s, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(s, 1, c->rec.no);
+        sqlite3_bind_int64(s, 2, (int64_t)c->push->seq);
+        sqlite3_bind_int64(s, 3, (int64_t)c->push->hlc);
+        sqlite3_bind_blob(s, 4, blob.data, (int)blob.len, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 5, (int64_t)c->now_ms);
+        rc = sqlite3_step(s);
+    }
+    sqlite3_finalize(s);
+    s = NULL;
+    bool first = rc == SQLITE_DONE && sqlite3_changes(c->st->db) > 0;
+    if (rc == SQLITE_DONE)
+        rc = sqlite3_prepare_v2(c->st->db,
+                                "UPDATE _outpost_devices SET acked_seq = max(acked_seq, ?2)"
+                                " WHERE no = ?1",
+                                -1, &s, NULL);
+    else if (rc == SQLITE_OK)
+        rc = SQLITE_ERROR;
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(s, 1, c->rec.no);
+        sqlite3_bind_int64(s, 2, (int64_t)c->push->seq);
+        rc = sqlite3_step(s);
+    }
+    sqlite3_finalize(s);
+    proto_buf_free(&blob);
+    out = rc == SQLITE_DONE ? 0 : store_fail_sqlite(c->st, rc, "record refused entry");
+    if (out == 0 && first)
+        out = log_refused_values(c);
+    if (out == 0)
+        out = store_commit(c->st);
+    else
+        store_rollback(c->st);
+    return out;
+}
+
+/* What the record says about (device, seq): 1 applied, 2 refused (*out_reject holds its
+ * REJECT rows, decoded; the caller frees it), 0 neither, 3 recorded for another transaction
+ * (another clock: the device's counter went back and reused the seq). Inside the open
+ * transaction. */
+static int seq_recorded(push_ctx *c, int *out_kind, proto_msg **out_reject)
+{
+    *out_kind = 0;
+    *out_reject = NULL;
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(c->st->db,
+                                "SELECT 1, NULL, hlc FROM _outpost_applied WHERE device_no = ?1"
+                                " AND seq = ?2 UNION ALL SELECT 2, reject, hlc"
+                                " FROM _outpost_refused WHERE device_no = ?1 AND seq = ?2",
+                                -1, &s, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(s, 1, c->rec.no);
+        sqlite3_bind_int64(s, 2, (int64_t)c->push->seq);
+        rc = sqlite3_step(s);
+    }
+    int out = 0;
+    if (rc == SQLITE_ROW) {
+        *out_kind = sqlite3_column_int(s, 0);
+        if ((uint64_t)sqlite3_column_int64(s, 2) != c->push->hlc)
+            *out_kind = 3;
+        if (*out_kind == 2) {
+            char err[160];
+            int drc = proto_decode(sqlite3_column_blob(s, 1), (size_t)sqlite3_column_bytes(s, 1),
+                                   NULL, out_reject, err, sizeof err);
+            if (drc != PROTO_OK || (*out_reject)->type != PROTO_MSG_REJECT)
+                out = store_fail(c->st, drc == PROTO_ENOMEM ? STORE_ENOMEM : STORE_EIO,
+                                 "refused entry %" PRIu64 " cannot be read back: %s",
+                                 c->push->seq, drc == PROTO_OK ? "not a REJECT" : err);
+        }
+    } else if (rc != SQLITE_DONE) {
+        out = store_fail_sqlite(c->st, rc, "read the exactly-once record");
+    }
+    sqlite3_finalize(s);
+    return out;
+}
+
+/* The same REJECT again for a refused entry: its recorded rows, with the rows' current server
+ * version (a replay must not bring back a version older than what the device has pulled). */
+static int replay_reject(push_ctx *c, const proto_msg *recorded, proto_buf *reply)
+{
+    const proto_reject *rej = &recorded->u.reject;
+    for (uint32_t i = 0; i < rej->n_rows; i++) {
+        const proto_reject_row *row = &rej->rows[i];
+        store_table *t = row->table ? store_table_find(c->st, row->table) : NULL;
+        bool key = t != NULL && row->n_pk == t->n_pk && row->pk != NULL &&
+                   !(row->n_pk == 1 && row->pk[0].type == PROTO_NULL);
+        int out = merge_reject(c, t, row->table ? row->table : "", key ? row->pk : NULL,
+                               row->code, row->message ? row->message : "", NULL);
+        if (out != 0)
+            return out;
+    }
+    return encode_reject(c, reply);
 }
 
 static int record_applied(push_ctx *c)
@@ -320,6 +471,7 @@ int store_push(store *st, store_device *dev, const proto_push *push, uint64_t no
                proto_buf *reply, store_push_info *out_info)
 {
     memset(out_info, 0, sizeof *out_info);
+    proto_msg *recorded = NULL;
     push_ctx c;
     memset(&c, 0, sizeof c);
     c.st = st;
@@ -344,14 +496,33 @@ int store_push(store *st, store_device *dev, const proto_push *push, uint64_t no
     if (out != 0)
         goto fail;
     if (push->seq <= c.rec.acked_seq) {
-        /* Already applied: answer the same ACK again, change nothing. */
+        /* Answered from the record, changing nothing: applied -> the same ACK, refused -> the
+         * same REJECT, neither -> the device's counter went back. */
+        int kind = 0;
+        out = seq_recorded(&c, &kind, &recorded);
         store_rollback(st);
-        out = load_conflicts(&c);
-        if (out == 0)
+        if (out == 0 && kind == 1)
+            out = load_conflicts(&c);
+        if (out == 0 && kind == 1)
             out = encode_ack(&c, 0, reply);
+        if (out == 0 && kind == 2)
+            out = replay_reject(&c, recorded, reply);
+        if (out == 0 && kind == 0)
+            out = store_fail(st, STORE_ESEQ,
+                             "PUSH seq %" PRIu64 " was never applied or refused, and this server"
+                             " has recorded seq %" PRIu64 " from this device: its counter went"
+                             " back (restored from a backup?); nothing was applied",
+                             push->seq, c.rec.acked_seq);
+        if (out == 0 && kind == 3)
+            out = store_fail(st, STORE_ESEQ,
+                             "PUSH seq %" PRIu64 " was recorded for another transaction (another"
+                             " clock) from this device: its counter went back (restored from a"
+                             " backup?); nothing was applied",
+                             push->seq);
         if (out == 0) {
             dev->acked_seq = c.rec.acked_seq;
             out_info->duplicate = true;
+            out_info->rejected = kind == 2;
             out_info->hlc_clamped = c.clamped;
             out_info->n_conflicts = c.n_conflicts;
         }
@@ -364,10 +535,12 @@ int store_push(store *st, store_device *dev, const proto_push *push, uint64_t no
         goto fail;
     if (c.n_rejects > 0) {
         store_rollback(st);
-        out = log_refused_values(&c);
+        out = record_refused(&c);
         if (out == 0)
             out = encode_reject(&c, reply);
         if (out == 0) {
+            if (push->seq > dev->acked_seq)
+                dev->acked_seq = push->seq;
             out_info->rejected = true;
             out_info->hlc_clamped = c.clamped;
         }
@@ -394,6 +567,7 @@ int store_push(store *st, store_device *dev, const proto_push *push, uint64_t no
 fail:
     store_rollback(st);
 done:
+    proto_msg_free(recorded);
     free(c.rejects);
     free(c.conflicts);
     free(c.teams);

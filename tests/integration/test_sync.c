@@ -150,6 +150,15 @@ static int64_t device_count(device *d, const char *sql)
     return count_rows(outpost_replica_db(d->r), sql);
 }
 
+static void central_exec(const char *sql)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(fx.store_path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
 static int64_t central_count(const char *sql)
 {
     sqlite3 *db = NULL;
@@ -242,19 +251,276 @@ static void test_offline_writes_arrive_by_themselves_and_only_in_scope(void **st
     device_close(&c);
 }
 
-static void test_out_of_scope_write_is_rejected_and_undone(void **state)
+/* The device knows its worker's teams (ENROLLED, WELCOME) and refuses at commit a write the
+ * server would refuse, naming the column and the value. */
+static void test_out_of_scope_write_is_refused_at_commit(void **state)
 {
     (void)state;
     device a;
+    char id[OUTPOST_UUID_TEXT_SIZE];
     memset(&a, 0, sizeof a);
     device_enroll(&a, "a2", "w1", fx.port);
-    write_contact(&a, "t2", "not my team");
+    assert_int_equal(outpost_uuid_make(id), OUTPOST_OK);
+    outpost_value params[3] = {
+        ov_text(id), ov_text("t2"), ov_text("not my team"),
+    };
+    assert_int_equal(outpost_exec(a.r, "INSERT INTO contacts (id, team_id, name)"
+                                       " VALUES (?1, ?2, ?3)", params, 3),
+                     OUTPOST_ESCOPE);
+    assert_non_null(strstr(outpost_errmsg(a.r), "team_id = 't2'"));
+    assert_non_null(strstr(outpost_errmsg(a.r), "t1"));
+    assert_string_not_equal(outpost_strerror(OUTPOST_ESCOPE), "unknown error");
+    assert_false(outpost_error_is_transient(OUTPOST_ESCOPE));
+    /* A TEXT key stays TEXT. */
+    params[0] = ov_blob("\x01\x02", 2);
+    params[1] = ov_text("t1");
+    assert_int_equal(outpost_exec(a.r, "INSERT INTO contacts (id, team_id, name)"
+                                       " VALUES (?1, ?2, ?3)", params, 3),
+                     OUTPOST_ESCOPE);
+    assert_non_null(strstr(outpost_errmsg(a.r), "contacts.id: the primary key is declared TEXT"));
+    assert_non_null(strstr(outpost_errmsg(a.r), "a blob"));
+    assert_int_equal(pending(&a), 0);
+    assert_int_equal(device_count(&a, "SELECT count(*) FROM contacts"), 0);
+    device_close(&a);
+}
+
+/* ---- Quarantine: what the server refuses stays on the device ----------------------------- */
+
+static void write_contact_full(device *d, const char *id, const char *team, const char *name,
+                               const char *note)
+{
+    outpost_value params[4] = {ov_text(id), ov_text(team), ov_text(name), ov_text(note)};
+    int rc = outpost_exec(d->r, "INSERT INTO contacts (id, team_id, name, note)"
+                                " VALUES (?1, ?2, ?3, ?4)", params, 4);
+    if (rc != OUTPOST_OK)
+        fail_msg("write: %s", outpost_errmsg(d->r));
+}
+
+/* The value of column col in a quarantined change, as text ("" when absent). */
+static const char *rejected_text(const outpost_rejected *q, const char *col)
+{
+    static char buf[256];
+    for (uint32_t i = 0; i < q->n_values; i++) {
+        if (strcmp(q->columns[i], col) == 0 && q->values[i].type == OUTPOST_VALUE_TEXT) {
+            snprintf(buf, sizeof buf, "%.*s", (int)q->values[i].u.b.n,
+                     (const char *)q->values[i].u.b.p);
+            return buf;
+        }
+    }
+    return "";
+}
+
+static int rejected_seen;
+static char claimed_id[OUTPOST_UUID_TEXT_SIZE]; /* a key team two holds centrally */
+
+static void on_rejected(void *user_data, const outpost_rejected *q)
+{
+    (void)user_data;
+    if (q && strcmp(q->table, "contacts") == 0)
+        rejected_seen++;
+}
+
+/* The only quarantined change on d (the test fails when there is not exactly one). */
+static outpost_rejected *only_rejected(device *d)
+{
+    int64_t ids[4];
+    size_t n = 0;
+    outpost_status st;
+    assert_int_equal(outpost_rejected_list(d->r, ids, 4, &n), OUTPOST_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(outpost_status_get(d->r, &st), OUTPOST_OK);
+    assert_int_equal(st.rejected, 1);
+    outpost_rejected *q = NULL;
+    assert_int_equal(outpost_rejected_read(d->r, ids[0], &q), OUTPOST_OK);
+    return q;
+}
+
+static void test_refused_write_is_quarantined_with_every_value_then_resubmitted(void **state)
+{
+    (void)state;
+    device a;
+    char err[256], id[OUTPOST_UUID_TEXT_SIZE];
+    memset(&a, 0, sizeof a);
+    snprintf(a.path, sizeof a.path, "%s/q1.db", fx.dir);
+    rejected_seen = 0;
+    outpost_config cfg = {.path = a.path, .secret.key = device_key, .on_rejected = on_rejected};
+    assert_int_equal(outpost_replica_open(&cfg, &a.r, err, sizeof err), OUTPOST_OK);
+    char code[32], url[64];
+    assert_int_equal(fixture_enroll_code(&fx, "w12", code), 0);
+    url_for(fx.port, url, sizeof url);
+    outpost_enroll_options eo = {.url = url, .code = code, .ca_pem = slurp(fx.ca_path)};
+    assert_int_equal(outpost_enroll(a.r, &eo), OUTPOST_OK);
+
+    /* A worker in teams one and two records a team-two contact offline; meanwhile the office
+     * moves the worker out of team two. The server refuses the write. */
+    assert_int_equal(outpost_uuid_make(id), OUTPOST_OK);
+    write_contact_full(&a, id, "t2", "Alias Quarantined", "met at the station, age 14");
+    central_exec("DELETE FROM _outpost_worker_teams WHERE worker_id = 'w12' AND team_id = 't2'");
     device_start(&a, 100);
     assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
     assert_int_equal(pending(&a), 0);
-    assert_int_equal(device_count(&a, "SELECT count(*) FROM contacts WHERE team_id = 't2'"), 0);
-    assert_true(device_count(&a, "SELECT count(*) FROM _outpost_conflicts WHERE kind = 'REJECTED'") >= 1);
-    assert_int_equal(central_count("SELECT count(*) FROM contacts WHERE name = 'not my team'"), 0);
+    assert_int_equal(central_count("SELECT count(*) FROM contacts WHERE name = 'Alias Quarantined'"), 0);
+
+    /* Nothing the worker typed is gone: every value is in quarantine, with the server's reason. */
+    outpost_rejected *q = only_rejected(&a);
+    assert_string_equal(q->table, "contacts");
+    assert_string_equal(q->op, "INSERT");
+    assert_int_equal(q->code, PROTO_ERR_OUT_OF_SCOPE);
+    assert_true(strlen(q->message) > 0);
+    assert_string_equal(rejected_text(q, "id"), id);
+    assert_string_equal(rejected_text(q, "team_id"), "t2");
+    assert_string_equal(rejected_text(q, "name"), "Alias Quarantined");
+    assert_string_equal(rejected_text(q, "note"), "met at the station, age 14");
+    assert_int_equal(rejected_seen, 1);
+
+    /* The app corrects the team and resubmits: a new outbox entry, and the row arrives. */
+    const char *cols[] = {"team_id"};
+    outpost_value vals[] = {ov_text("t1")};
+    uint64_t seq = 0;
+    int64_t qid = q->id;
+    outpost_rejected_free(q);
+    assert_int_equal(outpost_rejected_resubmit(a.r, qid, cols, vals, 1, &seq), OUTPOST_OK);
+    assert_true(seq > 1);
+    outpost_status st;
+    assert_int_equal(outpost_status_get(a.r, &st), OUTPOST_OK);
+    assert_int_equal(st.rejected, 0);
+    assert_int_equal(device_count(&a, "SELECT count(*) FROM _outpost_rejected_log"
+                                      " WHERE action = 'resubmitted'"), 1);
+    outpost_sync_status ss;
+    outpost_sync_get_status(a.sync, &ss);
+    assert_int_equal(outpost_sync_wait(a.sync, ss.syncs_completed, WAIT_MS), OUTPOST_OK);
+    for (int i = 0; i < 100 && pending(&a) > 0; i++)
+        sleep_ms(50);
+    assert_int_equal(pending(&a), 0);
+    assert_int_equal(central_count("SELECT count(*) FROM contacts WHERE name = 'Alias Quarantined'"
+                                   " AND team_id = 't1' AND note = 'met at the station, age 14'"),
+                     1);
+    assert_int_equal(outpost_status_get(a.r, &st), OUTPOST_OK);
+    assert_int_equal(st.rejected, 0);
+    device_close(&a);
+}
+
+static void test_key_claimed_by_another_team_is_quarantined_and_resubmitted_with_a_new_key(
+    void **state)
+{
+    (void)state;
+    device a, c;
+    char id[OUTPOST_UUID_TEXT_SIZE], id2[OUTPOST_UUID_TEXT_SIZE];
+    memset(&a, 0, sizeof a), memset(&c, 0, sizeof c);
+    device_enroll(&c, "q2c", "w2", fx.port);
+    device_enroll(&a, "q2a", "w1", fx.port);
+    assert_int_equal(outpost_uuid_make(id), OUTPOST_OK);
+    memcpy(claimed_id, id, sizeof claimed_id);
+    write_contact_full(&c, id, "t2", "team two's", "first");
+    device_start(&c, 100);
+    assert_int_equal(outpost_sync_wait(c.sync, 0, WAIT_MS), OUTPOST_OK);
+    assert_int_equal(pending(&c), 0);
+
+    /* Team one's device makes a row with the same key (a copied id, a broken generator). */
+    write_contact_full(&a, id, "t1", "team one's", "typed by w1");
+    device_start(&a, 100);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    outpost_rejected *q = only_rejected(&a);
+    assert_string_equal(rejected_text(q, "name"), "team one's");
+    assert_string_equal(rejected_text(q, "note"), "typed by w1");
+    int64_t qid = q->id;
+    outpost_rejected_free(q);
+    /* The device holds neither the other team's row nor its own refused copy. */
+    assert_int_equal(device_count(&a, "SELECT count(*) FROM contacts WHERE name = 'team one''s'"), 0);
+
+    assert_int_equal(outpost_uuid_make(id2), OUTPOST_OK);
+    const char *cols[] = {"id"};
+    outpost_value vals[] = {ov_text(id2)};
+    assert_int_equal(outpost_rejected_resubmit(a.r, qid, cols, vals, 1, NULL), OUTPOST_OK);
+    for (int i = 0; i < 200 && central_count("SELECT count(*) FROM contacts WHERE name ="
+                                             " 'team one''s'") != 1; i++)
+        sleep_ms(50);
+    char sql[200];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM contacts WHERE id = '%s' AND team_id = 't1'"
+                              " AND note = 'typed by w1'", id2);
+    assert_int_equal(central_count(sql), 1);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM contacts WHERE id = '%s' AND team_id = 't2'"
+                              " AND name = 'team two''s'", id);
+    assert_int_equal(central_count(sql), 1);
+    device_close(&a);
+    device_close(&c);
+}
+
+static void test_discard_is_explicit_and_recorded(void **state)
+{
+    (void)state;
+    device a;
+    char id[OUTPOST_UUID_TEXT_SIZE];
+    memset(&a, 0, sizeof a);
+    device_enroll(&a, "q3", "w1", fx.port);
+    memcpy(id, claimed_id, sizeof id); /* a key team two holds: the server refuses it */
+    write_contact_full(&a, id, "t1", "to be discarded", "");
+    device_start(&a, 100);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    outpost_rejected *q = only_rejected(&a);
+    int64_t qid = q->id;
+    outpost_rejected_free(q);
+    assert_int_equal(outpost_rejected_discard(a.r, qid), OUTPOST_OK);
+    outpost_status st;
+    assert_int_equal(outpost_status_get(a.r, &st), OUTPOST_OK);
+    assert_int_equal(st.rejected, 0);
+    assert_int_equal(outpost_rejected_read(a.r, qid, &q), OUTPOST_EINVAL);
+    assert_null(q);
+    assert_int_equal(outpost_rejected_discard(a.r, qid), OUTPOST_EINVAL);
+    char sql[200];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM _outpost_rejected_log WHERE action ="
+                              " 'discarded' AND rejected_id = %lld AND tbl = 'contacts'"
+                              " AND pk LIKE '%%%s%%' AND at_ms > 0", (long long)qid, id);
+    assert_int_equal(device_count(&a, sql), 1);
+    assert_int_equal(device_count(&a, "SELECT count(*) FROM _outpost_rejected_values"), 0);
+    device_close(&a);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "cp '%.420s' '%.420s' && rm -f '%.420s-wal' '%.420s-shm'", from, to,
+             to, to);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* A replica restored from a phone backup numbers its next entry with a seq the server already
+ * recorded for another transaction. The server refuses it (ERROR SEQ_REWOUND) instead of
+ * acknowledging it unapplied; the engine stops with OUTPOST_ESEQ and the entry stays. */
+static void test_rewound_device_counter_is_stopped_not_dropped(void **state)
+{
+    (void)state;
+    device a;
+    char backup[420];
+    memset(&a, 0, sizeof a);
+    device_enroll(&a, "rw", "w1", fx.port);
+    write_contact(&a, "t1", "before the backup");
+    device_start(&a, 100);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    device_close(&a);
+    snprintf(backup, sizeof backup, "%s.backup", a.path);
+    copy_file(a.path, backup);
+
+    device_open(&a, "rw");
+    write_contact(&a, "t1", "after the backup");
+    write_contact(&a, "t1", "after the backup");
+    device_start(&a, 100);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    assert_int_equal(pending(&a), 0);
+    device_close(&a);
+
+    copy_file(backup, a.path); /* the phone is restored from its backup */
+    device_open(&a, "rw");
+    write_contact(&a, "t1", "after the restore");
+    device_start(&a, 100);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_ESEQ);
+    outpost_sync_status st;
+    outpost_sync_get_status(a.sync, &st);
+    assert_int_equal(st.activity, OUTPOST_ACTIVITY_STOPPED);
+    assert_non_null(strstr(st.last_error_msg, "counter went back"));
+    assert_int_equal(pending(&a), 1); /* kept, never taken as acknowledged */
+    assert_int_equal(central_count("SELECT count(*) FROM contacts WHERE name = 'after the restore'"),
+                     0);
     device_close(&a);
 }
 
@@ -440,7 +706,12 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_offline_writes_arrive_by_themselves_and_only_in_scope),
-        cmocka_unit_test(test_out_of_scope_write_is_rejected_and_undone),
+        cmocka_unit_test(test_out_of_scope_write_is_refused_at_commit),
+        cmocka_unit_test(test_refused_write_is_quarantined_with_every_value_then_resubmitted),
+        cmocka_unit_test(
+            test_key_claimed_by_another_team_is_quarantined_and_resubmitted_with_a_new_key),
+        cmocka_unit_test(test_discard_is_explicit_and_recorded),
+        cmocka_unit_test(test_rewound_device_counter_is_stopped_not_dropped),
         cmocka_unit_test(test_cuts_at_random_offsets_lose_and_duplicate_nothing),
         cmocka_unit_test(test_server_restart_mid_sync_loses_nothing),
         cmocka_unit_test(test_automatic_retry_finds_the_server_when_it_returns),
