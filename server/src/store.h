@@ -220,10 +220,12 @@ int store_user_unlock(store *st, const char *name);
 
 /* ---- Audit log (store_audit.c) --------------------------------------------------------------- */
 
-/* The audit log is append-only (the store refuses UPDATE and DELETE on it) and hash-chained:
- * row n's hash is SHA-256(hash of row n-1 || row n's content), the first row chaining from 32
- * zero bytes. Row content: id and time as 8-byte big-endian integers, then actor, action,
- * target and address, each as a 4-byte big-endian length and its bytes. */
+/* The audit log is append-only (the store refuses UPDATE and DELETE on it) and chained with a
+ * key that is not in the store: row n's hash is HMAC-SHA-256(key, hash of row n-1 || row n's
+ * content), the first row chaining from 32 zero bytes. Row content: id and time as 8-byte
+ * big-endian integers, then actor, action, target and address, each as a 4-byte big-endian
+ * length and its bytes. A seal (HMAC of the row count and the newest hash) kept beside the log
+ * catches a cut-off tail. Appending and verifying need the key (store_audit_key_load). */
 typedef struct store_audit_row {
     int64_t id;           /* 1, 2, 3, ... */
     uint64_t time_ms;
@@ -244,10 +246,44 @@ typedef int (*store_audit_cb)(const store_audit_row *row, void *user_data);
 int store_audit_list(store *st, int64_t before_id, uint32_t limit, store_audit_cb cb,
                      void *user_data);
 
-/* Recomputes the chain. STORE_OK with the row count, or STORE_ETAMPERED with the id of the
- * first row that does not verify in *out_bad_id (a changed, removed or inserted row; a removed
- * tail shows as the row after the last one left) and the reason in store_errmsg. */
+/* Recomputes the keyed chain and checks the seal. STORE_OK with the row count, or
+ * STORE_ETAMPERED with the id of the first row that does not verify in *out_bad_id (a changed,
+ * removed or inserted row, a chain recomputed without the key; a removed tail shows as the row
+ * after the last one left) and the reason in store_errmsg. STORE_EINVAL without a key. */
 int store_audit_verify(store *st, uint64_t *out_n_rows, int64_t *out_bad_id);
+
+/* ---- Audit key and checkpoints (audit_key.c) --------------------------------------------------- */
+
+/* The audit key: 32 random bytes kept outside the store in a file of 64 hex digits and a
+ * newline, readable by its owner only (mode 0600). The default path is the store's path with
+ * ".audit-key" appended. */
+#define STORE_AUDIT_KEY_SUFFIX ".audit-key"
+
+/* Makes a new key file at path (O_EXCL, mode 0600). STORE_EEXISTS when path exists (nothing is
+ * overwritten), STORE_EIO with the reason in err otherwise. No store needed. */
+int store_audit_key_create(const char *path, char *err, size_t err_size);
+
+/* Reads the key file into st. STORE_EINVAL when it is missing, malformed, or readable or
+ * writable by anyone but its owner (group/other mode bits set); the reason in store_errmsg. */
+int store_audit_key_load(store *st, const char *path);
+
+/* A checkpoint is one text line, signed with the audit key, that an operator keeps outside the
+ * store (a log, a file shipped elsewhere, paper):
+ *   outpost-audit-checkpoint v1 rows=N head=HEX64 time_ms=T key=HEX16 mac=HEX64
+ * key is the key's id (the first 8 bytes of SHA-256 over a label and the key); mac is
+ * HMAC-SHA-256(key, everything before " mac="). A later store must still hold row N with the
+ * hash head: a rewritten, deleted or truncated log no longer does. */
+#define STORE_CHECKPOINT_LINE_MAX 256
+
+/* Writes the checkpoint of the log as it is now (NUL-terminated, no newline) into out_line
+ * (at least STORE_CHECKPOINT_LINE_MAX bytes) and its row count into *out_n_rows. */
+int store_audit_checkpoint(store *st, uint64_t now_ms, char *out_line, uint64_t *out_n_rows);
+
+/* Checks one checkpoint line against the key and the log. STORE_OK when the signature verifies
+ * and the log still holds row N with that hash; STORE_ETAMPERED when it does not (the reason,
+ * and the row in *out_bad_id: N when it is gone or differs); STORE_EINVAL for a line that is
+ * not a checkpoint, or one signed with another key. */
+int store_audit_verify_checkpoint(store *st, const char *line, int64_t *out_bad_id);
 
 /* ---- Dashboard queries (store_dashboard.c) ---------------------------------------------------- */
 

@@ -1,9 +1,9 @@
 /*
- * The audit log: append-only, hash-chained. Triggers refuse UPDATE and DELETE through SQLite;
- * the chain catches what bypasses SQLite (an edited file, dropped triggers), and the row count
- * kept in _outpost_meta catches a removed tail.
+ * The audit log: append-only, chained with a key kept outside the store (audit_key.c).
+ * Triggers refuse UPDATE and DELETE through SQLite; the keyed chain catches what bypasses SQLite
+ * (an edited file, dropped triggers, a chain recomputed without the key), and the seal (an HMAC
+ * of the row count and the newest hash) catches a removed tail even when audit_rows is reset.
  */
-#include <mbedtls/sha256.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -18,6 +18,8 @@ static const char audit_ddl[] =
     "  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"
     "CREATE TRIGGER IF NOT EXISTS _outpost_audit_no_delete BEFORE DELETE ON _outpost_audit"
     "  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"
+    "CREATE TABLE IF NOT EXISTS _outpost_audit_seal("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1), rows INTEGER NOT NULL, mac BLOB NOT NULL);"
     "INSERT OR IGNORE INTO _outpost_meta VALUES('audit_rows', 0);";
 
 static int ensure_table(store *st)
@@ -25,42 +27,112 @@ static int ensure_table(store *st)
     return store_exec(st, audit_ddl, "create the audit table");
 }
 
-static void put_u64(mbedtls_sha256_context *ctx, uint64_t v)
+static uint8_t *put_u64(uint8_t *p, uint64_t v)
 {
-    uint8_t b[8];
     for (int i = 0; i < 8; i++)
-        b[i] = (uint8_t)(v >> (56 - 8 * i));
-    mbedtls_sha256_update(ctx, b, sizeof b);
+        *p++ = (uint8_t)(v >> (56 - 8 * i));
+    return p;
 }
 
-static void put_text(mbedtls_sha256_context *ctx, const char *s)
+static uint8_t *put_text(uint8_t *p, const char *s)
 {
     size_t n = strlen(s);
-    uint8_t b[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
-    mbedtls_sha256_update(ctx, b, sizeof b);
-    mbedtls_sha256_update(ctx, (const uint8_t *)s, n);
+    *p++ = (uint8_t)(n >> 24);
+    *p++ = (uint8_t)(n >> 16);
+    *p++ = (uint8_t)(n >> 8);
+    *p++ = (uint8_t)n;
+    memcpy(p, s, n);
+    return p + n;
 }
 
 static int row_hash(store *st, const uint8_t prev[32], const store_audit_row *row,
                     uint8_t out[32])
 {
-    mbedtls_sha256_context ctx;
+    uint8_t buf[32 + 2 * 8 + 4 * 4 + sizeof row->actor + sizeof row->action +
+                sizeof row->target + sizeof row->address];
+    uint8_t *p = buf;
+    const void *parts[] = {buf};
+    size_t n;
+
+    memcpy(p, prev, 32);
+    p = put_u64(p + 32, (uint64_t)row->id);
+    p = put_u64(p, row->time_ms);
+    p = put_text(p, row->actor);
+    p = put_text(p, row->action);
+    p = put_text(p, row->target);
+    p = put_text(p, row->address);
+    n = (size_t)(p - buf);
+    return store_audit_mac(st, parts, &n, 1, out);
+}
+
+/* The seal binds the row count to the newest hash: HMAC(key, "seal" || rows || head). */
+static int seal_mac(store *st, uint64_t n_rows, const uint8_t head[32], uint8_t out[32])
+{
+    uint8_t count[8];
+    const void *parts[] = {"seal", count, head};
+    size_t sizes[] = {4, sizeof count, 32};
+
+    put_u64(count, n_rows);
+    return store_audit_mac(st, parts, sizes, 3, out);
+}
+
+static int write_seal(store *st, uint64_t n_rows, const uint8_t head[32])
+{
+    sqlite3_stmt *stmt = NULL;
+    uint8_t mac[32];
+    int out = seal_mac(st, n_rows, head, mac);
     int rc;
 
-    mbedtls_sha256_init(&ctx);
-    rc = mbedtls_sha256_starts(&ctx, 0);
-    if (rc == 0) {
-        mbedtls_sha256_update(&ctx, prev, 32);
-        put_u64(&ctx, (uint64_t)row->id);
-        put_u64(&ctx, row->time_ms);
-        put_text(&ctx, row->actor);
-        put_text(&ctx, row->action);
-        put_text(&ctx, row->target);
-        put_text(&ctx, row->address);
-        rc = mbedtls_sha256_finish(&ctx, out);
+    if (out != STORE_OK)
+        return out;
+    rc = sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO _outpost_audit_seal VALUES(1, ?1, ?2)",
+                            -1, &stmt, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(stmt, 1, (int64_t)n_rows);
+        sqlite3_bind_blob(stmt, 2, mac, sizeof mac, SQLITE_STATIC);
+        rc = sqlite3_step(stmt);
     }
-    mbedtls_sha256_free(&ctx);
-    return rc == 0 ? STORE_OK : store_fail(st, STORE_EIO, "sha256 failed");
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_DONE ? STORE_OK : store_fail_sqlite(st, rc, "seal the audit log");
+}
+
+/* STORE_OK when the stored seal matches n_rows and head; STORE_ETAMPERED otherwise. */
+static int check_seal(store *st, uint64_t n_rows, const uint8_t head[32])
+{
+    sqlite3_stmt *stmt = NULL;
+    uint8_t want[32];
+    int64_t sealed_rows = -1;
+    bool match = false;
+    int out = seal_mac(st, n_rows, head, want);
+    int rc;
+
+    if (out != STORE_OK)
+        return out;
+    rc = sqlite3_prepare_v2(st->db, "SELECT rows, mac FROM _outpost_audit_seal WHERE id = 1", -1,
+                            &stmt, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        sealed_rows = sqlite3_column_int64(stmt, 0);
+        match = sealed_rows == (int64_t)n_rows && sqlite3_column_bytes(stmt, 1) == 32 &&
+                memcmp(sqlite3_column_blob(stmt, 1), want, 32) == 0;
+        rc = SQLITE_DONE;
+    } else if (rc == SQLITE_DONE && n_rows == 0) {
+        match = true;
+    }
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE)
+        return store_fail_sqlite(st, rc, "read the audit seal");
+    if (match)
+        return STORE_OK;
+    if (sealed_rows < 0)
+        return store_fail(st, STORE_ETAMPERED, "the audit log has %llu rows but no seal: it was "
+                          "removed, or the log was written before the store had an audit key",
+                          (unsigned long long)n_rows);
+    return store_fail(st, STORE_ETAMPERED,
+                      "the audit seal does not match the log's %llu rows and newest hash: rows "
+                      "were removed from the end, or the seal was altered",
+                      (unsigned long long)n_rows);
 }
 
 static bool fits(const char *s, size_t size)
@@ -143,6 +215,8 @@ int store_audit_append(store *st, uint64_t time_ms, const char *actor, const cha
     if (out == STORE_OK)
         out = store_meta_set(st, "audit_rows", n_rows + 1);
     if (out == STORE_OK)
+        out = write_seal(st, (uint64_t)row.id, row.hash);
+    if (out == STORE_OK)
         return store_commit(st);
     store_rollback(st);
     return out;
@@ -211,6 +285,8 @@ int store_audit_verify(store *st, uint64_t *out_n_rows, int64_t *out_bad_id)
 
     *out_n_rows = 0;
     *out_bad_id = 0;
+    if (out == STORE_OK && !st->has_audit_key)
+        out = store_audit_mac(st, NULL, NULL, 0, want); /* the "no key" message */
     if (out == STORE_OK)
         out = store_begin(st, false);
     if (out != STORE_OK)
@@ -253,8 +329,62 @@ int store_audit_verify(store *st, uint64_t *out_n_rows, int64_t *out_bad_id)
                          (long long)(expected_id - 1), (long long)n_meta,
                          (long long)expected_id);
     }
+    if (out == STORE_OK) {
+        out = check_seal(st, (uint64_t)(expected_id - 1), prev);
+        if (out == STORE_ETAMPERED)
+            *out_bad_id = expected_id;
+    }
     store_rollback(st);
     if (out == STORE_OK)
         *out_n_rows = (uint64_t)(expected_id - 1);
+    return out;
+}
+
+int store_audit_chain_at(store *st, int64_t id, uint64_t *out_n_rows, uint8_t out_hash[32])
+{
+    sqlite3_stmt *stmt = NULL;
+    store_audit_row row;
+    int out = ensure_table(st);
+    int rc;
+
+    *out_n_rows = 0;
+    memset(out_hash, 0, 32);
+    if (out != STORE_OK)
+        return out;
+    rc = sqlite3_prepare_v2(st->db,
+                            "SELECT id, time_ms, actor, action, target, address, hash"
+                            " FROM _outpost_audit WHERE id <= ?1 ORDER BY id",
+                            -1, &stmt, NULL);
+    if (rc == SQLITE_OK)
+        sqlite3_bind_int64(stmt, 1, id);
+    while (out == STORE_OK && (rc == SQLITE_OK || rc == SQLITE_ROW)) {
+        rc = sqlite3_step(stmt);
+        if (rc != SQLITE_ROW)
+            break;
+        read_row(stmt, &row);
+        out = row_hash(st, out_hash, &row, out_hash);
+    }
+    sqlite3_finalize(stmt);
+    if (out == STORE_OK && rc != SQLITE_DONE)
+        out = store_fail_sqlite(st, rc, "read the audit log");
+    if (out == STORE_OK) {
+        uint8_t newest[32];
+        int64_t max_id = 0;
+        out = read_head(st, &max_id, newest);
+        *out_n_rows = (uint64_t)max_id;
+    }
+    return out;
+}
+
+int store_audit_head(store *st, uint64_t *out_n_rows, uint8_t out_hash[32])
+{
+    int64_t id = 0;
+    int out = ensure_table(st);
+
+    *out_n_rows = 0;
+    if (out == STORE_OK)
+        out = read_head(st, &id, out_hash);
+    if (out == STORE_OK)
+        *out_n_rows = (uint64_t)id;
     return out;
 }

@@ -39,6 +39,8 @@ struct store {
     sqlite3_stmt *rows_put;   /* INSERT OR REPLACE into _outpost_rows */
     sqlite3_stmt *rows_add;   /* INSERT into _outpost_rows unless known */
     sqlite3_stmt *change_put; /* INSERT into _outpost_changes */
+    bool has_audit_key;       /* audit_key loaded (store_audit_key_load) */
+    uint8_t audit_key[32];
 };
 
 /* Writes a message into st->errmsg and returns rc. */
@@ -66,6 +68,18 @@ int store_exec(store *st, const char *sql, const char *what);
 /* Integer key/value metadata (_outpost_meta): schema_version, server_seq. */
 int store_meta_get(store *st, const char *key, int64_t *out_value);
 int store_meta_set(store *st, const char *key, int64_t value);
+
+/* HMAC-SHA-256 with the loaded audit key over the n_parts buffers in order. STORE_EINVAL
+ * without a key (audit_key.c). */
+int store_audit_mac(store *st, const void *const *parts, const size_t *n_bytes, size_t n_parts,
+                    uint8_t out[32]);
+
+/* The audit log's newest row id and stored hash (0 and zeros when empty) (store_audit.c). */
+int store_audit_head(store *st, uint64_t *out_n_rows, uint8_t out_hash[32]);
+
+/* The chain recomputed with the key over the rows now present with ids up to id, ignoring the
+ * stored hashes, into out_hash; the newest id present into *out_n_rows. */
+int store_audit_chain_at(store *st, int64_t id, uint64_t *out_n_rows, uint8_t out_hash[32]);
 
 /* Milliseconds since the Unix epoch from the wall clock. */
 uint64_t store_now_ms(void);

@@ -332,6 +332,7 @@ void store_close(store *st)
     sqlite3_finalize(st->rows_add);
     sqlite3_finalize(st->change_put);
     sqlite3_close(st->db);
+    explicit_bzero(st->audit_key, sizeof st->audit_key);
     free(st);
 }
 
