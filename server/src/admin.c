@@ -7,6 +7,7 @@
  * 2 usage error; 3 the store could not be opened or failed (I/O, disk full, locked).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <qrencode.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,8 @@ enum { MAX_FILE_BYTES = 4 * 1024 * 1024, MAX_TEAMS = 64, MAX_EXPIRES_HOURS = 720
 
 static const char usage_main[] =
     "usage: outpost-admin --store PATH COMMAND [ARGS]\n"
+    "       (before COMMAND, --audit-key FILE names the audit log's key; default\n"
+    "       PATH.audit-key, made by init)\n"
     "\n"
     "commands:\n"
     "  init --schema FILE.sql --policy FILE     create the store and its synced tables\n"
@@ -38,7 +41,8 @@ static const char usage_main[] =
     "  user add NAME --role supervisor|admin [--team T ...] [--password-fd N]\n"
     "                                           create a dashboard account\n"
     "  user unlock NAME                         lift a lock after failed logins\n"
-    "  audit verify                             check the audit log's hash chain\n"
+    "  audit verify [--checkpoint FILE]         check the audit log's keyed chain and checkpoints\n"
+    "  audit checkpoint [--append FILE]         print (and append) a signed checkpoint\n"
     "  audit list [--limit N]                   print the newest audit entries\n"
     "\n"
     "Run 'outpost-admin COMMAND --help' for a command's details.\n"
@@ -49,7 +53,10 @@ static const char usage_init[] =
     "Creates the store at PATH (if missing) and its synced tables from FILE.sql (CREATE TABLE and\n"
     "CREATE INDEX statements only). The policy file has one line per table:\n"
     "  TABLE scope=COLUMN [policy=hlc|server-wins|device-wins]\n"
-    "Every table needs an explicit non-integer PRIMARY KEY (a TEXT UUID).\n";
+    "Every table needs an explicit non-integer PRIMARY KEY (a TEXT UUID).\n"
+    "init also creates the audit key (--audit-key FILE, default PATH.audit-key, mode 0600)\n"
+    "unless it exists. Keep it readable by outpostd's user only, and back it up apart from the\n"
+    "store: whoever holds both can rewrite the audit log (docs/threat-model.md).\n";
 static const char usage_upgrade[] =
     "usage: outpost-admin --store PATH upgrade --schema FILE.sql --policy FILE\n"
     "Applies an additive change: new tables, new nullable or defaulted columns appended at the\n"
@@ -86,10 +93,16 @@ static const char usage_user[] =
     "descriptor N (for scripts: --password-fd 3 3<file, or 3< <(printf %%s \"$PW\")). It is\n"
     "never taken from the command line, and is kept only as an Argon2id hash.\n";
 static const char usage_audit[] =
-    "usage: outpost-admin --store PATH audit verify\n"
+    "usage: outpost-admin --store PATH audit verify [--checkpoint FILE ...]\n"
+    "       outpost-admin --store PATH audit checkpoint [--append FILE]\n"
     "       outpost-admin --store PATH audit list [--limit N]\n"
-    "verify recomputes the hash chain and exits 0 when every row verifies, 1 naming the first\n"
-    "row that does not (changed, inserted or removed). list prints the newest entries.\n";
+    "verify recomputes the chain with the audit key and checks its seal, then every checkpoint\n"
+    "line found in each FILE (a checkpoint file, or outpostd's log); it exits 0 when all verify,\n"
+    "1 naming the first row that does not (changed, inserted, removed, or a cut-off tail).\n"
+    "checkpoint prints a signed line (rows, newest hash, time) to keep outside the store;\n"
+    "--append also appends it to FILE. list prints the newest entries.\n";
+
+static const char *audit_key_path; /* --audit-key, or NULL for PATH.audit-key */
 
 /* Prints "outpost-admin: MESSAGE" (with 'ARG' when given) and the command's usage. */
 static int usage_error(const char *usage, const char *message, const char *arg)
@@ -107,7 +120,8 @@ static bool missing_value(int i, int argc, char **argv)
     static const char *const with_value[] = {"--store",   "--schema", "--policy",
                                              "--name",    "--team",   "--expires",
                                              "--server",  "--cert",   "--role",   "--password-fd",
-                                             "--limit"};
+                                             "--limit",   "--audit-key", "--checkpoint",
+                                             "--append"};
     if (i + 1 < argc)
         return false;
     for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
@@ -185,6 +199,48 @@ static int open_store(const char *path, bool create, store **out_st)
     return rc == STORE_EINVAL ? EXIT_REFUSED : EXIT_STORE;
 }
 
+/* The audit key's path: --audit-key, or the store's path with ".audit-key". */
+static const char *key_path(const char *store_path, char *buf, size_t size)
+{
+    if (audit_key_path != NULL)
+        return audit_key_path;
+    snprintf(buf, size, "%s%s", store_path, STORE_AUDIT_KEY_SUFFIX);
+    return buf;
+}
+
+/* Opens the store and loads the audit key: what every command that writes or checks the audit
+ * log needs. */
+static int open_store_keyed(const char *path, store **out_st)
+{
+    char buf[4096];
+    int code = open_store(path, false, out_st);
+    if (code != EXIT_OK)
+        return code;
+    int rc = store_audit_key_load(*out_st, key_path(path, buf, sizeof buf));
+    if (rc != STORE_OK) {
+        code = store_error(*out_st, rc);
+        store_close(*out_st);
+        *out_st = NULL;
+    }
+    return code;
+}
+
+/* init makes the audit key unless one is there already (never overwritten). */
+static int ensure_audit_key(const char *path)
+{
+    char buf[4096], err[512];
+    const char *file = key_path(path, buf, sizeof buf);
+    int rc = store_audit_key_create(file, err, sizeof err);
+    if (rc == STORE_OK)
+        printf("audit key created: %s (mode 0600; keep it from anyone who can write the store)\n",
+               file);
+    else if (rc == STORE_EEXISTS)
+        printf("audit key kept: %s\n", file);
+    else
+        fprintf(stderr, "outpost-admin: %s\n", err);
+    return rc == STORE_OK || rc == STORE_EEXISTS ? EXIT_OK : EXIT_STORE;
+}
+
 /* init and upgrade share their arguments. */
 static int cmd_schema(const char *path, int argc, char **argv, bool init)
 {
@@ -210,6 +266,8 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
     char *policy = schema ? read_file(policy_path) : NULL;
     store *st = NULL;
     int code = schema && policy ? open_store(path, init, &st) : EXIT_USAGE;
+    if (code == EXIT_OK && init)
+        code = ensure_audit_key(path);
     uint32_t before = 0;
     if (code == EXIT_OK && !init) {
         proto_buf buf = {0};
@@ -706,51 +764,144 @@ static int print_audit_row(const store_audit_row *row, void *user_data)
     return 0;
 }
 
+static uint64_t now_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
+}
+
+/* Checks every checkpoint line in file (anything before "outpost-audit-checkpoint" on a line,
+ * such as a log's time stamp, is skipped). Returns an exit code; *out_found counts lines. */
+static int verify_checkpoints(store *st, const char *file, unsigned *out_found)
+{
+    static const char marker[] = "outpost-audit-checkpoint ";
+    char *text = read_file(file);
+    int code = EXIT_OK;
+
+    if (text == NULL)
+        return EXIT_USAGE;
+    for (char *line = text, *next; line != NULL && (code == EXIT_OK || code == EXIT_REFUSED);
+         line = next) {
+        next = strchr(line, '\n');
+        if (next != NULL)
+            *next++ = 0;
+        char *cp = strstr(line, marker);
+        if (cp == NULL)
+            continue;
+        size_t n = strlen(cp);
+        while (n > 0 && (cp[n - 1] == '\r' || cp[n - 1] == ' '))
+            cp[--n] = 0;
+        int64_t bad = 0;
+        int rc = store_audit_verify_checkpoint(st, cp, &bad);
+        (*out_found)++;
+        if (rc == STORE_ETAMPERED) {
+            fprintf(stderr, "outpost-admin: TAMPERED: first bad row %lld: %s (%s)\n",
+                    (long long)bad, store_errmsg(st), file);
+            code = EXIT_REFUSED;
+        } else if (rc != STORE_OK) {
+            code = store_error(st, rc);
+        }
+    }
+    free(text);
+    return code;
+}
+
+static int append_line(const char *file, const char *line)
+{
+    int fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    size_t n = strlen(line);
+    bool ok = fd >= 0 && write(fd, line, n) == (ssize_t)n && write(fd, "\n", 1) == 1 &&
+              fsync(fd) == 0;
+    int e = errno;
+    if (fd >= 0 && close(fd) != 0 && ok) {
+        ok = false;
+        e = errno;
+    }
+    if (!ok)
+        fprintf(stderr, "outpost-admin: cannot append to %s: %s\n", file, strerror(e));
+    return ok ? EXIT_OK : EXIT_STORE;
+}
+
 static int cmd_audit(const char *path, int argc, char **argv)
 {
+    enum { MAX_CHECKPOINT_FILES = 16 };
     uint32_t limit = 50;
+    const char *files[MAX_CHECKPOINT_FILES], *append = NULL;
+    unsigned n_files = 0;
     if (argc >= 1 && is_help(argv[0])) {
         fputs(usage_audit, stdout);
         return EXIT_OK;
     }
-    if (argc < 1 || (strcmp(argv[0], "verify") != 0 && strcmp(argv[0], "list") != 0))
-        return usage_error(usage_audit, "expected: audit verify, or audit list", NULL);
-    bool verify = strcmp(argv[0], "verify") == 0;
+    if (argc < 1 || (strcmp(argv[0], "verify") != 0 && strcmp(argv[0], "list") != 0 &&
+                     strcmp(argv[0], "checkpoint") != 0))
+        return usage_error(usage_audit, "expected: audit verify, audit checkpoint or audit list",
+                           NULL);
+    bool verify = strcmp(argv[0], "verify") == 0, list = strcmp(argv[0], "list") == 0;
     for (int i = 1; i < argc; i++) {
         if (missing_value(i, argc, argv))
             return usage_error(usage_audit, "missing value after", argv[i]);
-        if (!verify && strcmp(argv[i], "--limit") == 0 && i + 1 < argc) {
+        if (list && strcmp(argv[i], "--limit") == 0 && i + 1 < argc) {
             char *end = NULL;
             long v = strtol(argv[++i], &end, 10);
             if (!end || *end || v < 1 || v > 100000)
                 return usage_error(usage_audit, "--limit takes 1 to 100000", argv[i]);
             limit = (uint32_t)v;
+        } else if (verify && strcmp(argv[i], "--checkpoint") == 0 && i + 1 < argc) {
+            if (n_files == MAX_CHECKPOINT_FILES)
+                return usage_error(usage_audit, "at most 16 --checkpoint files", NULL);
+            files[n_files++] = argv[++i];
+        } else if (!verify && !list && strcmp(argv[i], "--append") == 0 && i + 1 < argc) {
+            append = argv[++i];
         } else {
             return usage_error(usage_audit, "unexpected argument", argv[i]);
         }
     }
     store *st = NULL;
-    int code = open_store(path, false, &st);
+    int code = list ? open_store(path, false, &st) : open_store_keyed(path, &st);
     if (code != EXIT_OK)
         return code;
     if (verify) {
         uint64_t n_rows = 0;
         int64_t bad = 0;
+        unsigned found = 0;
         int rc = store_audit_verify(st, &n_rows, &bad);
-        if (rc == STORE_OK) {
-            printf("audit log verified: %llu rows, hash chain intact\n",
-                   (unsigned long long)n_rows);
-        } else if (rc == STORE_ETAMPERED) {
+        if (rc == STORE_ETAMPERED) {
             fprintf(stderr, "outpost-admin: TAMPERED: first bad row %lld: %s\n", (long long)bad,
                     store_errmsg(st));
             code = EXIT_REFUSED;
-        } else {
+        } else if (rc != STORE_OK) {
             code = store_error(st, rc);
         }
-    } else {
+        /* Every checkpoint is checked even after a failure: each says what it saw. */
+        for (unsigned f = 0; f < n_files && (code == EXIT_OK || code == EXIT_REFUSED); f++) {
+            unsigned before = found;
+            int file_code = verify_checkpoints(st, files[f], &found);
+            if (file_code == EXIT_OK && found == before) {
+                fprintf(stderr, "outpost-admin: no audit checkpoint line in %s\n", files[f]);
+                file_code = EXIT_USAGE;
+            }
+            if (file_code != EXIT_OK && (code == EXIT_OK || file_code != EXIT_REFUSED))
+                code = file_code;
+        }
+        if (code == EXIT_OK)
+            printf("audit log verified: %llu rows, keyed chain and seal intact, %u checkpoint%s "
+                   "matched\n",
+                   (unsigned long long)n_rows, found, found == 1 ? "" : "s");
+    } else if (list) {
         int rc = store_audit_list(st, 0, limit, print_audit_row, NULL);
         if (rc != STORE_OK)
             code = store_error(st, rc);
+    } else {
+        char line[STORE_CHECKPOINT_LINE_MAX];
+        uint64_t n_rows = 0;
+        int rc = store_audit_checkpoint(st, now_ms(), line, &n_rows);
+        if (rc != STORE_OK)
+            code = store_error(st, rc);
+        else if (append != NULL)
+            code = append_line(append, line);
+        if (code == EXIT_OK)
+            printf("%s\n", line);
     }
     store_close(st);
     return code;
@@ -768,6 +919,8 @@ int main(int argc, char **argv)
             return EXIT_OK;
         } else if (strcmp(argv[i], "--store") == 0 && i + 1 < argc) {
             path = argv[++i];
+        } else if (strcmp(argv[i], "--audit-key") == 0 && i + 1 < argc) {
+            audit_key_path = argv[++i];
         } else {
             return usage_error(usage_main, "unknown option", argv[i]);
         }

@@ -69,9 +69,15 @@ static int prepare_store(const char *path)
     static const char *const t2[] = {"t2"};
     static const char *const both[] = {"t1", "t2"};
     store *st = NULL;
-    char err[256];
+    char err[256], key[400];
     int rc = -1;
 
+    /* The audit key where outpostd and outpost-admin look by default. */
+    snprintf(key, sizeof key, "%s%s", path, STORE_AUDIT_KEY_SUFFIX);
+    if (store_audit_key_create(key, err, sizeof err) != STORE_OK) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
     if (store_open(path, true, &st, err, sizeof err) != STORE_OK) {
         fprintf(stderr, "store_open %s: %s\n", path, err);
         return -1;

@@ -40,8 +40,8 @@ static int run_admin(const char *args)
 static int group_setup(void **state)
 {
     (void)state;
-    if (fixture_create(&fx, "[dashboard]\ntable = contacts\nworker_column =\ndate_column =\n") !=
-            0 ||
+    if (fixture_create(&fx, "[dashboard]\ntable = contacts\nworker_column =\ndate_column =\n"
+                            "[audit]\ncheckpoint_file = checkpoints.txt\n") != 0 ||
         run_admin("user add sup1 --role supervisor --team t1") != 0 ||
         run_admin("user add sup2 --role supervisor --team t2") != 0 ||
         run_admin("user add lock1 --role supervisor --team t1") != 0 ||
@@ -422,7 +422,7 @@ static void test_audit_is_for_admins_and_verifies(void **state)
 {
     login s1, adm;
     dash_reply r;
-    char cmd[1024];
+    char cmd[2048], cp[400];
     (void)state;
 
     log_in("sup1", &s1);
@@ -453,6 +453,17 @@ static void test_audit_is_for_admins_and_verifies(void **state)
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
 
+    /* outpostd signed a checkpoint at start and one at stop, to its log and to the file */
+    assert_int_equal(fixture_stop(&fx), 0);
+    assert_true(fixture_log_contains(&fx, "audit checkpoint (start): outpost-audit-checkpoint v1"));
+    assert_true(fixture_log_contains(&fx, "audit checkpoint (stop): outpost-audit-checkpoint v1"));
+    snprintf(cp, sizeof cp, "%s/checkpoints.txt", fx.dir);
+    snprintf(cmd, sizeof cmd,
+             "%s --store %s audit verify --checkpoint %s --checkpoint %s | grep -q '4 checkpoints "
+             "matched'",
+             OUTPOST_ADMIN_PATH, fx.store_path, cp, fx.log_path);
+    assert_int_equal(system(cmd), 0);
+
     /* someone with the file and the sqlite3 shell edits row 2 around the triggers */
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(fx.store_path, &db), SQLITE_OK);
@@ -470,6 +481,12 @@ static void test_audit_is_for_admins_and_verifies(void **state)
     status = system(cmd);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 1);
+    /* the stop checkpoint, shipped elsewhere, says it as well */
+    snprintf(cmd, sizeof cmd,
+             "%s --store %s audit verify --checkpoint %s 2>&1 | grep -q 'up to row [0-9]* no "
+             "longer chains to the checkpoint'",
+             OUTPOST_ADMIN_PATH, fx.store_path, cp);
+    assert_int_equal(system(cmd), 0);
 }
 
 int main(void)

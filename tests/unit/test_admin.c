@@ -7,10 +7,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "store_fixture.h"
 
@@ -224,6 +226,57 @@ static void test_upgrade_additive_and_refused(void **state)
     expect(c, args, 0, "schema version 2 applied", NULL);
 }
 
+/* An insider with the store file but not the key cuts off the tail and resets the count: the
+ * keyed seal and a checkpoint appended before both say so. */
+static void test_audit_checkpoint_and_verify_catch_a_cut_tail(void **state)
+{
+    ctx *c = *state;
+    char args[1024], key[400], cp[400], err[256];
+    store *st = NULL;
+    sqlite3 *db = NULL;
+
+    init_store(c);
+    snprintf(key, sizeof key, "%s.audit-key", c->store);
+    struct stat sb;
+    assert_int_equal(stat(key, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    assert_int_equal(store_open(c->store, false, &st, err, sizeof err), 0);
+    assert_int_equal(store_audit_key_load(st, key), 0);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(store_audit_append(st, 1000 + (uint64_t)i, "sara", "record.view",
+                                            "contacts/c-1", "10.0.0.5"),
+                         0);
+    store_close(st);
+
+    snprintf(cp, sizeof cp, "%s/checkpoints.txt", c->dir);
+    snprintf(args, sizeof args, "--store '%s' audit checkpoint --append '%s'", c->store, cp);
+    expect(c, args, 0, "outpost-audit-checkpoint v1 rows=5 head=", NULL);
+    snprintf(args, sizeof args, "--store '%s' audit verify --checkpoint '%s'", c->store, cp);
+    expect(c, args, 0, "5 rows, keyed chain and seal intact, 1 checkpoint matched", NULL);
+
+    assert_int_equal(sqlite3_open(c->store, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "DROP TRIGGER _outpost_audit_no_delete;"
+                                  "DELETE FROM _outpost_audit WHERE id > 3;"
+                                  "UPDATE _outpost_meta SET value = 3 WHERE key = 'audit_rows';",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    snprintf(args, sizeof args, "--store '%s' audit verify", c->store);
+    expect(c, args, 1, NULL, "TAMPERED: first bad row 4: the audit seal does not match");
+    /* the checkpoint taken before says it too */
+    snprintf(args, sizeof args, "--store '%s' audit verify --checkpoint '%s'", c->store, cp);
+    expect(c, args, 1, NULL, "finds only 3 rows: rows 4 on were removed");
+    assert_non_null(strstr(c->r.err, "the audit seal does not match"));
+
+    /* without the key there is nothing to verify against */
+    snprintf(args, sizeof args, "--store '%s' --audit-key '%s/none' audit verify", c->store,
+             c->dir);
+    expect(c, args, 1, NULL, "cannot read the audit key");
+    snprintf(args, sizeof args, "--store '%s' audit verify --checkpoint '%s'", c->store, key);
+    expect(c, args, 2, NULL, "no audit checkpoint line in");
+}
+
 #define T_(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -231,7 +284,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T_(test_usage_errors_exit_2_with_message), T_(test_help_on_every_command),
         T_(test_missing_store_and_bad_files),      T_(test_full_workflow),
-        T_(test_upgrade_additive_and_refused),
+        T_(test_upgrade_additive_and_refused),     T_(test_audit_checkpoint_and_verify_catch_a_cut_tail),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
