@@ -760,6 +760,10 @@ static int print_audit_row(const store_audit_row *row, void *user_data)
     print_field(row->action);
     putchar('\t');
     print_field(row->target);
+    if (row->ids[0]) {
+        fputs("\tids=", stdout);
+        print_field(row->ids);
+    }
     putchar('\n');
     return 0;
 }

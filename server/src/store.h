@@ -223,8 +223,8 @@ int store_user_unlock(store *st, const char *name);
 /* The audit log is append-only (the store refuses UPDATE and DELETE on it) and chained with a
  * key that is not in the store: row n's hash is HMAC-SHA-256(key, hash of row n-1 || row n's
  * content), the first row chaining from 32 zero bytes. Row content: id and time as 8-byte
- * big-endian integers, then actor, action, target and address, each as a 4-byte big-endian
- * length and its bytes. A seal (HMAC of the row count and the newest hash) kept beside the log
+ * big-endian integers, then actor, action, target, address and ids, each as a 4-byte
+ * big-endian length and its bytes. A seal (HMAC of the row count and the newest hash) kept beside the log
  * catches a cut-off tail. Appending and verifying need the key (store_audit_key_load). */
 typedef struct store_audit_row {
     int64_t id;           /* 1, 2, 3, ... */
@@ -234,11 +234,19 @@ typedef struct store_audit_row {
     char target[256];     /* what was acted on: a record key, a view and its filters */
     char address[64];     /* the client's address */
     uint8_t hash[32];
+    const char *ids;      /* what a read showed: the records' keys, comma separated ("" for
+                             other acts); valid during the callback only */
 } store_audit_row;
+
+/* The longest ids list one audit row holds (a page of 1000 record keys fits). */
+#define STORE_AUDIT_IDS_MAX (256u * 1024u)
 
 /* Appends one row (strings longer than the fields above are refused with STORE_EINVAL). */
 int store_audit_append(store *st, uint64_t time_ms, const char *actor, const char *action,
                        const char *target, const char *address);
+/* The same with the ids a read showed (at most STORE_AUDIT_IDS_MAX - 1 bytes). */
+int store_audit_append_ids(store *st, uint64_t time_ms, const char *actor, const char *action,
+                           const char *target, const char *address, const char *ids);
 
 /* Newest first, rows with id < before_id (0: from the newest), at most limit (0: 100). A
  * non-zero return from cb stops the walk and is returned. */
@@ -325,6 +333,7 @@ typedef struct store_dash_record {
     uint32_t n_cols;
     const char *const *cols;
     const char *const *values;
+    const char *key; /* the primary key's (first column's) value: what the audit row names */
 } store_dash_record;
 
 typedef int (*store_dash_record_cb)(const store_dash_record *rec, void *user_data);

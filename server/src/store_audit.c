@@ -13,7 +13,7 @@ static const char audit_ddl[] =
     "CREATE TABLE IF NOT EXISTS _outpost_audit("
     "  id INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, actor TEXT NOT NULL,"
     "  action TEXT NOT NULL, target TEXT NOT NULL, address TEXT NOT NULL,"
-    "  hash BLOB NOT NULL);"
+    "  hash BLOB NOT NULL, ids TEXT NOT NULL DEFAULT '');"
     "CREATE TRIGGER IF NOT EXISTS _outpost_audit_no_update BEFORE UPDATE ON _outpost_audit"
     "  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"
     "CREATE TRIGGER IF NOT EXISTS _outpost_audit_no_delete BEFORE DELETE ON _outpost_audit"
@@ -24,7 +24,21 @@ static const char audit_ddl[] =
 
 static int ensure_table(store *st)
 {
-    return store_exec(st, audit_ddl, "create the audit table");
+    sqlite3_stmt *stmt = NULL;
+    int out;
+
+    if (st->audit_ready)
+        return STORE_OK;
+    out = store_exec(st, audit_ddl, "create the audit table");
+    /* Logs made before reads named their ids get the column (empty for the old rows). */
+    if (out == STORE_OK &&
+        sqlite3_prepare_v2(st->db, "SELECT ids FROM _outpost_audit LIMIT 0", -1, &stmt, NULL) !=
+            SQLITE_OK)
+        out = store_exec(st, "ALTER TABLE _outpost_audit ADD COLUMN ids TEXT NOT NULL DEFAULT ''",
+                         "add the audit log's ids column");
+    sqlite3_finalize(stmt);
+    st->audit_ready = out == STORE_OK;
+    return out;
 }
 
 static uint8_t *put_u64(uint8_t *p, uint64_t v)
@@ -51,7 +65,6 @@ static int row_hash(store *st, const uint8_t prev[32], const store_audit_row *ro
     uint8_t buf[32 + 2 * 8 + 4 * 4 + sizeof row->actor + sizeof row->action +
                 sizeof row->target + sizeof row->address];
     uint8_t *p = buf;
-    const void *parts[] = {buf};
     size_t n;
 
     memcpy(p, prev, 32);
@@ -62,7 +75,13 @@ static int row_hash(store *st, const uint8_t prev[32], const store_audit_row *ro
     p = put_text(p, row->target);
     p = put_text(p, row->address);
     n = (size_t)(p - buf);
-    return store_audit_mac(st, parts, &n, 1, out);
+    /* ids: a 4-byte length and the bytes, like the other text fields, without a copy */
+    size_t n_ids = strlen(row->ids ? row->ids : "");
+    uint8_t len[4] = {(uint8_t)(n_ids >> 24), (uint8_t)(n_ids >> 16), (uint8_t)(n_ids >> 8),
+                      (uint8_t)n_ids};
+    const void *all[] = {buf, len, row->ids ? row->ids : ""};
+    size_t sizes[] = {n, sizeof len, n_ids};
+    return store_audit_mac(st, all, sizes, 3, out);
 }
 
 /* The seal binds the row count to the newest hash: HMAC(key, "seal" || rows || head). */
@@ -164,7 +183,9 @@ static int read_head(store *st, int64_t *out_id, uint8_t out_hash[32])
 static int insert_row(store *st, const store_audit_row *row)
 {
     sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v2(st->db, "INSERT INTO _outpost_audit VALUES(?1,?2,?3,?4,?5,?6,?7)",
+    int rc = sqlite3_prepare_v2(st->db,
+                                "INSERT INTO _outpost_audit(id, time_ms, actor, action, target,"
+                                " address, hash, ids) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
                                 -1, &stmt, NULL);
 
     if (rc == SQLITE_OK) {
@@ -175,6 +196,7 @@ static int insert_row(store *st, const store_audit_row *row)
         sqlite3_bind_text(stmt, 5, row->target, -1, SQLITE_STATIC);
         sqlite3_bind_text(stmt, 6, row->address, -1, SQLITE_STATIC);
         sqlite3_bind_blob(stmt, 7, row->hash, 32, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 8, row->ids, -1, SQLITE_STATIC);
         rc = sqlite3_step(stmt);
     }
     sqlite3_finalize(stmt);
@@ -184,6 +206,12 @@ static int insert_row(store *st, const store_audit_row *row)
 int store_audit_append(store *st, uint64_t time_ms, const char *actor, const char *action,
                        const char *target, const char *address)
 {
+    return store_audit_append_ids(st, time_ms, actor, action, target, address, "");
+}
+
+int store_audit_append_ids(store *st, uint64_t time_ms, const char *actor, const char *action,
+                           const char *target, const char *address, const char *ids)
+{
     store_audit_row row;
     uint8_t prev[32];
     int64_t n_rows = 0;
@@ -191,8 +219,10 @@ int store_audit_append(store *st, uint64_t time_ms, const char *actor, const cha
 
     memset(&row, 0, sizeof row);
     if (!fits(actor, sizeof row.actor) || !fits(action, sizeof row.action) ||
-        !fits(target, sizeof row.target) || !fits(address, sizeof row.address))
+        !fits(target, sizeof row.target) || !fits(address, sizeof row.address) ||
+        !fits(ids, STORE_AUDIT_IDS_MAX))
         return store_fail(st, STORE_EINVAL, "audit entry field missing or too long");
+    row.ids = ids;
     row.time_ms = time_ms;
     memcpy(row.actor, actor, strlen(actor));
     memcpy(row.action, action, strlen(action));
@@ -238,6 +268,9 @@ static void read_row(sqlite3_stmt *stmt, store_audit_row *row)
     copy_text(row->address, sizeof row->address, sqlite3_column_text(stmt, 5));
     if (sqlite3_column_bytes(stmt, 6) == 32)
         memcpy(row->hash, sqlite3_column_blob(stmt, 6), 32);
+    row->ids = (const char *)sqlite3_column_text(stmt, 7);
+    if (row->ids == NULL)
+        row->ids = "";
 }
 
 int store_audit_list(store *st, int64_t before_id, uint32_t limit, store_audit_cb cb,
@@ -251,7 +284,7 @@ int store_audit_list(store *st, int64_t before_id, uint32_t limit, store_audit_c
     if (out != STORE_OK)
         return out;
     rc = sqlite3_prepare_v2(st->db,
-                            "SELECT id, time_ms, actor, action, target, address, hash"
+                            "SELECT id, time_ms, actor, action, target, address, hash, ids"
                             " FROM _outpost_audit WHERE ?1 = 0 OR id < ?1 ORDER BY id DESC"
                             " LIMIT ?2",
                             -1, &stmt, NULL);
@@ -292,7 +325,7 @@ int store_audit_verify(store *st, uint64_t *out_n_rows, int64_t *out_bad_id)
     if (out != STORE_OK)
         return out;
     rc = sqlite3_prepare_v2(st->db,
-                            "SELECT id, time_ms, actor, action, target, address, hash"
+                            "SELECT id, time_ms, actor, action, target, address, hash, ids"
                             " FROM _outpost_audit ORDER BY id",
                             -1, &stmt, NULL);
     while (out == STORE_OK && (rc == SQLITE_OK || rc == SQLITE_ROW)) {
@@ -352,7 +385,7 @@ int store_audit_chain_at(store *st, int64_t id, uint64_t *out_n_rows, uint8_t ou
     if (out != STORE_OK)
         return out;
     rc = sqlite3_prepare_v2(st->db,
-                            "SELECT id, time_ms, actor, action, target, address, hash"
+                            "SELECT id, time_ms, actor, action, target, address, hash, ids"
                             " FROM _outpost_audit WHERE id <= ?1 ORDER BY id",
                             -1, &stmt, NULL);
     if (rc == SQLITE_OK)

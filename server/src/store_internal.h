@@ -40,6 +40,7 @@ struct store {
     sqlite3_stmt *rows_add;   /* INSERT into _outpost_rows unless known */
     sqlite3_stmt *change_put; /* INSERT into _outpost_changes */
     bool has_audit_key;       /* audit_key loaded (store_audit_key_load) */
+    bool audit_ready;         /* the audit tables exist on this connection's file */
     uint8_t audit_key[32];
 };
 

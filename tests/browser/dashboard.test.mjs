@@ -257,7 +257,7 @@ async function test() {
     assert.ok(audit.includes(entry), `audit shows ${entry}`);
   assert.ok(!audit.includes('A-live'), 'no record contents in the audit log');
   await shot(page, 'audit');
-  assert.match(run(admin, ['--store', store, 'audit', 'verify']), /hash chain intact/);
+  assert.match(run(admin, ['--store', store, 'audit', 'verify']), /keyed chain and seal intact/);
   await page.click('#logout');
   await page.waitForSelector('#login-view:not([hidden])');
 

@@ -418,6 +418,146 @@ static void test_logout_ends_the_session(void **state)
     dash_reply_free(&r);
 }
 
+/* ---- Every read of record contents leaves one audit row naming what it showed ---------- */
+
+static int64_t audit_newest(void)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+    int64_t id = -1;
+
+    assert_int_equal(sqlite3_open(fx.store_path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT coalesce(max(id), 0) FROM _outpost_audit", -1,
+                                        &stmt, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+    id = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return id;
+}
+
+/* The rows after `after` as "actor|action|target|ids" lines; fails unless there is exactly one. */
+static void expect_one_audit_row(int64_t after, const char *want)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+    char got[8192] = "";
+    int n = 0;
+
+    assert_int_equal(sqlite3_open(fx.store_path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT actor || '|' || action || '|' || target ||"
+                                            " '|' || ids FROM _outpost_audit WHERE id > ?1"
+                                            " ORDER BY id",
+                                        -1, &stmt, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_int64(stmt, 1, after);
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+        size_t len = strlen(got);
+        snprintf(got + len, sizeof got - len, "%s%s", n ? "\n" : "", sqlite3_column_text(stmt, 0));
+        n++;
+    }
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    if (n != 1 || strcmp(got, want) != 0)
+        fail_msg("expected one audit row '%s', got %d: '%s'", want, n, got);
+}
+
+/* The record keys of t1 as the dashboard lists them (newest rowid first), comma separated. */
+static void t1_keys(char *out, size_t size)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+
+    out[0] = 0;
+    assert_int_equal(sqlite3_open(fx.store_path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT id FROM contacts WHERE team_id = 't1'"
+                                            " ORDER BY rowid DESC",
+                                        -1, &stmt, NULL),
+                     SQLITE_OK);
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+        size_t len = strlen(out);
+        snprintf(out + len, size - len, "%s%s", len ? "," : "", sqlite3_column_text(stmt, 0));
+    }
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+}
+
+/* "ID:KEY,..." of the conflicts in a /api/conflicts JSON body, in its order. */
+static void conflict_ids(const char *body, char *out, size_t size)
+{
+    out[0] = 0;
+    for (const char *p = strstr(body, "{\"id\":"); p; p = strstr(p + 1, "{\"id\":")) {
+        char id[24], key[128];
+        const char *row = strstr(p, "\"row\":\"");
+        assert_int_equal(sscanf(p, "{\"id\":%23[0-9]", id), 1);
+        assert_non_null(row);
+        assert_int_equal(sscanf(row, "\"row\":\"%127[^\"]", key), 1);
+        size_t len = strlen(out);
+        snprintf(out + len, size - len, "%s%s:%s", len ? "," : "", id, key);
+    }
+}
+
+static void test_every_read_leaves_one_audit_row_naming_what_it_showed(void **state)
+{
+    login s1;
+    dash_reply r;
+    char keys[2048], want[4096], ids[2048];
+    int64_t before;
+    (void)state;
+
+    log_in("sup1", &s1);
+    t1_keys(keys, sizeof keys);
+    assert_non_null(strstr(keys, "r-t1-a"));
+    assert_non_null(strchr(keys, ',')); /* more than one record shown */
+
+    before = audit_newest();
+    assert_int_equal(request("GET", "/api/records", &s1, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    dash_reply_free(&r);
+    snprintf(want, sizeof want, "sup1|record.list|view=records text=0 chars|%s", keys);
+    expect_one_audit_row(before, want);
+
+    before = audit_newest();
+    assert_int_equal(request("GET", "/api/records?team=t1&q=Alpha", &s1, false, NULL, NULL, &r),
+                     0);
+    assert_int_equal(r.status, 200);
+    dash_reply_free(&r);
+    expect_one_audit_row(before, "sup1|record.list|view=records team=t1 text=5 chars|r-t1-a");
+
+    /* a search that finds nothing is a read too */
+    before = audit_newest();
+    assert_int_equal(request("GET", "/api/records?q=nothing-like-this", &s1, false, NULL, NULL, &r),
+                     0);
+    assert_non_null(strstr(r.body, "\"rows\":[]"));
+    dash_reply_free(&r);
+    expect_one_audit_row(before, "sup1|record.list|view=records text=17 chars|");
+
+    before = audit_newest();
+    assert_int_equal(request("GET", "/api/export?view=records", &s1, true, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    dash_reply_free(&r);
+    snprintf(want, sizeof want, "sup1|export|view=records text=0 chars|%s", keys);
+    expect_one_audit_row(before, want);
+
+    before = audit_newest();
+    assert_int_equal(request("GET", "/api/conflicts?all=1", &s1, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    conflict_ids(r.body, ids, sizeof ids);
+    dash_reply_free(&r);
+    assert_non_null(strstr(ids, ":k-1"));
+    snprintf(want, sizeof want, "sup1|conflict.list|view=conflicts all text=0 chars|%s", ids);
+    expect_one_audit_row(before, want);
+
+    before = audit_newest();
+    assert_int_equal(request("GET", "/api/export?view=conflicts&all=1", &s1, true, NULL, NULL, &r),
+                     0);
+    assert_int_equal(r.status, 200);
+    dash_reply_free(&r);
+    snprintf(want, sizeof want, "sup1|export|view=conflicts all text=0 chars|%s", ids);
+    expect_one_audit_row(before, want);
+}
+
 static void test_audit_is_for_admins_and_verifies(void **state)
 {
     login s1, adm;
@@ -499,6 +639,7 @@ int main(void)
         cmocka_unit_test(test_reversal_reaches_a_connected_device),
         cmocka_unit_test(test_lockout_after_five_failures),
         cmocka_unit_test(test_logout_ends_the_session),
+        cmocka_unit_test(test_every_read_leaves_one_audit_row_naming_what_it_showed),
         cmocka_unit_test(test_audit_is_for_admins_and_verifies),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

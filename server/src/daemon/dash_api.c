@@ -60,16 +60,44 @@ static void start_ok(dash_call *c)
     c->content_type = c->csv ? "text/csv; charset=utf-8" : "application/json";
 }
 
-/* "view=NAME team=T worker=W from=F to=T text=N chars" for the audit row of an export. */
+/* "view=NAME team=T worker=W from=F to=T [all] text=N chars" for the audit row of a read or an
+ * export. The search text is recorded only as its length: it may be a child's name, and the
+ * ids shown name what was seen. */
 static void describe_filters(const dash_call *c, const char *view, char *out, size_t size)
 {
-    int n = snprintf(out, size, "view=%s%s%s%s%s%s%s%s%s text=%zu chars", view,
+    int n = snprintf(out, size, "view=%s%s%s%s%s%s%s%s%s%s text=%zu chars", view,
                      c->f_team[0] ? " team=" : "", c->f_team, c->f_worker[0] ? " worker=" : "",
                      c->f_worker, c->f_from[0] ? " from=" : "", c->f_from,
-                     c->f_to[0] ? " to=" : "", c->f_to, strlen(c->f_text));
+                     c->f_to[0] ? " to=" : "", c->f_to, c->f_all ? " all" : "",
+                     strlen(c->f_text));
     /* A description cut short at size is still a fine audit note: mark it. */
     if (n >= 0 && (size_t)n >= size && size > 4)
         memcpy(out + size - 4, "...", 4);
+}
+
+/* One audit row for a list, search or export that showed record contents: the filters and
+ * the ids shown. Written before the reply leaves; when it cannot be, nothing is shown. */
+static bool audit_read(dash_call *c, store *st, const char *action, const char *view,
+                       dash_buf *ids)
+{
+    char target[256];
+
+    describe_filters(c, view, target, sizeof target);
+    dash_buf_put(ids, "", 1); /* NUL-terminate */
+    if (!ids->failed && store_audit_append_ids(st, c->now_ms, c->user, c->csv ? "export" : action,
+                                               target, c->address, ids->data) == STORE_OK)
+        return true;
+    reply_error(c, 500, c->csv ? "the audit log cannot be written: nothing exported"
+                               : "the audit log cannot be written: nothing shown");
+    return false;
+}
+
+/* Appends one id to a comma-separated list. */
+static void add_id(dash_buf *ids, const char *id)
+{
+    if (ids->len > 0)
+        dash_buf_puts(ids, ",");
+    dash_buf_puts(ids, id);
 }
 
 static bool name_ok(const char *name)
@@ -183,6 +211,7 @@ static void run_devices(dash_call *c, store *st)
 typedef struct records_ctx {
     dash_call *call;
     uint32_t n_rows;
+    dash_buf ids; /* the keys shown, for the audit row */
 } records_ctx;
 
 static int record_row(const store_dash_record *rec, void *user_data)
@@ -227,6 +256,7 @@ static int record_row(const store_dash_record *rec, void *user_data)
         }
         dash_buf_puts(b, "]");
     }
+    add_id(&rc->ids, rec->key);
     rc->n_rows++;
     return 0;
 }
@@ -247,7 +277,7 @@ static void fill_query(const dash_call *c, store_dash_query *q)
 static void run_records(dash_call *c, store *st)
 {
     store_dash_query q;
-    records_ctx ctx = {c, 0};
+    records_ctx ctx = {c, 0, {0}};
     int rc;
 
     fill_query(c, &q);
@@ -266,13 +296,6 @@ static void run_records(dash_call *c, store *st)
             reply_error(c, 500, "the audit log cannot be written: nothing shown");
             return;
         }
-    } else if (c->csv) {
-        char target[256];
-        describe_filters(c, "records", target, sizeof target);
-        if (audit(c, st, c->user, "export", target) != STORE_OK) {
-            reply_error(c, 500, "the audit log cannot be written: nothing exported");
-            return;
-        }
     }
     start_ok(c);
     if (!c->csv)
@@ -280,17 +303,16 @@ static void run_records(dash_call *c, store *st)
     rc = store_dash_records(st, (const char(*)[64])c->teams, c->n_teams, &q, record_row, &ctx);
     if (rc != STORE_OK) {
         reply_store_error(c, st, rc);
-        return;
-    }
-    if (c->op == DASH_RECORD && ctx.n_rows == 0) {
+    } else if (c->op == DASH_RECORD && ctx.n_rows == 0) {
         reply_error(c, 404, "no such record in your teams");
-        return;
+    } else if (c->op == DASH_RECORD || audit_read(c, st, "record.list", "records", &ctx.ids)) {
+        if (!c->csv) {
+            if (ctx.n_rows == 0)
+                dash_buf_puts(&c->body, "\"columns\":[],\"rows\":[");
+            dash_buf_puts(&c->body, c->op == DASH_RECORD ? "}" : "]}");
+        }
     }
-    if (!c->csv) {
-        if (ctx.n_rows == 0)
-            dash_buf_puts(&c->body, "\"columns\":[],\"rows\":[");
-        dash_buf_puts(&c->body, c->op == DASH_RECORD ? "}" : "]}");
-    }
+    dash_buf_free(&ctx.ids);
 }
 
 static int perday_row(const char *day, const char *worker, uint64_t count, void *user_data)
@@ -342,11 +364,20 @@ static void run_perday(dash_call *c, store *st)
         dash_buf_puts(&c->body, "]}");
 }
 
+typedef struct conflicts_ctx {
+    dash_call *call;
+    dash_buf ids; /* "ID:KEY" of each conflict shown, for the audit row */
+} conflicts_ctx;
+
 static int conflict_row(const store_dash_conflict *k, void *user_data)
 {
-    dash_call *c = user_data;
+    conflicts_ctx *ctx = user_data;
+    dash_call *c = ctx->call;
     dash_buf *b = &c->body;
 
+    if (ctx->ids.len > 0)
+        dash_buf_puts(&ctx->ids, ",");
+    dash_buf_printf(&ctx->ids, "%lld:%s", (long long)k->id, k->row_key);
     if (c->csv) {
         dash_buf_printf(b, "%lld,", (long long)k->id);
         dash_buf_csv_field(b, k->table);
@@ -398,16 +429,9 @@ static int conflict_row(const store_dash_conflict *k, void *user_data)
 
 static void run_conflicts(dash_call *c, store *st)
 {
+    conflicts_ctx ctx = {c, {0}};
     int rc;
 
-    if (c->csv) {
-        char target[256];
-        describe_filters(c, "conflicts", target, sizeof target);
-        if (audit(c, st, c->user, "export", target) != STORE_OK) {
-            reply_error(c, 500, "the audit log cannot be written: nothing exported");
-            return;
-        }
-    }
     start_ok(c);
     if (c->csv)
         dash_buf_puts(&c->body, "id,table,row,column,team,kept_value,losing_value,losing_worker,"
@@ -415,13 +439,12 @@ static void run_conflicts(dash_call *c, store *st)
     else
         dash_buf_puts(&c->body, "{\"conflicts\":[");
     rc = store_dash_conflicts(st, (const char(*)[64])c->teams, c->n_teams, c->f_all, 200,
-                              conflict_row, c);
-    if (rc != STORE_OK) {
+                              conflict_row, &ctx);
+    if (rc != STORE_OK)
         reply_store_error(c, st, rc);
-        return;
-    }
-    if (!c->csv)
+    else if (audit_read(c, st, "conflict.list", "conflicts", &ctx.ids) && !c->csv)
         dash_buf_puts(&c->body, "]}");
+    dash_buf_free(&ctx.ids);
 }
 
 static void run_decide(dash_call *c, store *st)
@@ -461,6 +484,8 @@ static int audit_row(const store_audit_row *row, void *user_data)
         dash_buf_csv_field(b, row->target);
         dash_buf_puts(b, ",");
         dash_buf_csv_field(b, row->address);
+        dash_buf_puts(b, ",");
+        dash_buf_csv_field(b, row->ids);
         dash_buf_puts(b, "\r\n");
         return 0;
     }
@@ -474,6 +499,8 @@ static int audit_row(const store_audit_row *row, void *user_data)
     dash_buf_json_str(b, row->target);
     dash_buf_puts(b, ",\"address\":");
     dash_buf_json_str(b, row->address);
+    dash_buf_puts(b, ",\"ids\":");
+    dash_buf_json_str(b, row->ids);
     dash_buf_puts(b, "}");
     return 0;
 }
@@ -492,7 +519,7 @@ static void run_audit(dash_call *c, store *st)
     }
     start_ok(c);
     if (c->csv)
-        dash_buf_puts(&c->body, "id,time_ms,actor,action,target,address\r\n");
+        dash_buf_puts(&c->body, "id,time_ms,actor,action,target,address,ids\r\n");
     else
         dash_buf_puts(&c->body, "{\"audit\":[");
     rc = store_audit_list(st, 0, 500, audit_row, c);
