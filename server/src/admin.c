@@ -8,6 +8,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
+#include <stdarg.h>
 #include <qrencode.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -225,6 +227,60 @@ static int open_store_keyed(const char *path, store **out_st)
     return code;
 }
 
+static uint64_t now_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
+}
+
+/* The audit row of an administrative act done from this command line: the actor is the
+ * operating-system user running it ("os:NAME"), the address "local" (with the sudo caller when
+ * there is one). The act is done already: a failed write is reported, exit 3. */
+static int audit_act(store *st, const char *action, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int audit_act(store *st, const char *action, const char *fmt, ...)
+{
+    char actor[64], address[64], target[256];
+    const struct passwd *pw = getpwuid(geteuid());
+    const char *sudo = getenv("SUDO_USER");
+    va_list ap;
+
+    if (pw != NULL && strlen(pw->pw_name) < sizeof actor - 3)
+        snprintf(actor, sizeof actor, "os:%s", pw->pw_name);
+    else
+        snprintf(actor, sizeof actor, "os:uid=%u", (unsigned)geteuid());
+    if (sudo != NULL && sudo[0] && geteuid() == 0 && strlen(sudo) < 32)
+        snprintf(address, sizeof address, "local sudo=%s", sudo);
+    else
+        snprintf(address, sizeof address, "local");
+    va_start(ap, fmt);
+    int n = vsnprintf(target, sizeof target, fmt, ap);
+    va_end(ap);
+    if (n >= (int)sizeof target)
+        memcpy(target + sizeof target - 4, "...", 4);
+    int rc = store_audit_append(st, now_ms(), actor, action, target, address);
+    if (rc == STORE_OK)
+        return EXIT_OK;
+    fprintf(stderr, "outpost-admin: done, but the audit log cannot be written: %s\n",
+            store_errmsg(st));
+    return EXIT_STORE;
+}
+
+/* "a,b,c" of n names, into out. */
+static const char *join(const char *const *names, uint32_t n, char *out, size_t size)
+{
+    size_t len = 0;
+    out[0] = 0;
+    for (uint32_t i = 0; i < n && len < size; i++) {
+        int w = snprintf(out + len, size - len, "%s%s", i ? "," : "", names[i]);
+        if (w < 0)
+            break;
+        len += (size_t)w;
+    }
+    return out;
+}
+
 /* init makes the audit key unless one is there already (never overwritten). */
 static int ensure_audit_key(const char *path)
 {
@@ -268,6 +324,12 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
     int code = schema && policy ? open_store(path, init, &st) : EXIT_USAGE;
     if (code == EXIT_OK && init)
         code = ensure_audit_key(path);
+    if (code == EXIT_OK) {
+        char buf[4096];
+        int rc = store_audit_key_load(st, key_path(path, buf, sizeof buf));
+        if (rc != STORE_OK)
+            code = store_error(st, rc);
+    }
     uint32_t before = 0;
     if (code == EXIT_OK && !init) {
         proto_buf buf = {0};
@@ -290,7 +352,8 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
                 code = store_error(st, rc);
             else if (!init && version == before)
                 printf("schema unchanged (version %u)\n", version);
-            else
+            else if ((code = audit_act(st, init ? "schema.init" : "schema.upgrade", "version %u",
+                                       version)) == EXIT_OK)
                 printf("schema version %u %s\n", version, init ? "initialised" : "applied");
         }
     }
@@ -322,12 +385,12 @@ static int cmd_team(const char *path, int argc, char **argv)
         }
     }
     store *st = NULL;
-    int code = open_store(path, false, &st);
+    int code = open_store_keyed(path, &st);
     if (code == EXIT_OK) {
         int rc = store_team_add(st, id, name);
         if (rc != STORE_OK)
             code = store_error(st, rc);
-        else
+        else if ((code = audit_act(st, "team.add", "%s", id)) == EXIT_OK)
             printf("team %s added\n", id);
     }
     store_close(st);
@@ -362,12 +425,14 @@ static int cmd_worker(const char *path, int argc, char **argv)
     if (n_teams == 0)
         return usage_error(usage_worker, "a worker needs at least one --team", NULL);
     store *st = NULL;
-    int code = open_store(path, false, &st);
+    int code = open_store_keyed(path, &st);
     if (code == EXIT_OK) {
         int rc = store_worker_add(st, id, teams, n_teams);
+        char list[256];
         if (rc != STORE_OK)
             code = store_error(st, rc);
-        else
+        else if ((code = audit_act(st, "worker.add", "%s teams=%s", id,
+                                   join(teams, n_teams, list, sizeof list))) == EXIT_OK)
             printf("worker %s added\n", id);
     }
     store_close(st);
@@ -484,7 +549,7 @@ static int cmd_enroll(const char *path, int argc, char **argv)
     if (cert && certificate_pin(cert, pin) != 0)
         return EXIT_USAGE;
     store *st = NULL;
-    int code = open_store(path, false, &st);
+    int code = open_store_keyed(path, &st);
     if (code != EXIT_OK)
         return code;
     char enroll_code[STORE_CODE_SIZE];
@@ -493,12 +558,13 @@ static int cmd_enroll(const char *path, int argc, char **argv)
     uint64_t now_ms = (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
     int rc =
         store_enroll_code_create(st, worker, now_ms, (uint64_t)hours * 3600u * 1000u, enroll_code);
-    if (rc != STORE_OK) {
+    if (rc != STORE_OK)
         code = store_error(st, rc);
-        store_close(st);
-        return code;
-    }
+    else
+        code = audit_act(st, "enroll.code", "%s expires_h=%ld", worker, hours);
     store_close(st);
+    if (code != EXIT_OK)
+        return code;
     time_t expires = (time_t)(now.tv_sec + hours * 3600);
     struct tm tm_utc;
     char when[32];
@@ -583,13 +649,14 @@ static int cmd_revoke(const char *path, int argc, char **argv)
         }
     }
     store *st = NULL;
-    int code = open_store(path, false, &st);
+    int code = open_store_keyed(path, &st);
     if (code != EXIT_OK)
         return code;
     int rc = store_device_revoke(st, argv[0], wipe);
     if (rc != STORE_OK)
         code = store_error(st, rc);
-    else
+    else if ((code = audit_act(st, "device.revoke", "%s%s", argv[0], wipe ? " wipe" : "")) ==
+             EXIT_OK)
         printf("device %s revoked%s\n", argv[0], wipe ? "; it will be told to wipe" : "");
     store_close(st);
     return code;
@@ -701,12 +768,15 @@ static int cmd_user_add(const char *path, int argc, char **argv)
         explicit_bzero(again, sizeof again);
     }
     store *st = NULL;
-    code = open_store(path, false, &st);
+    code = open_store_keyed(path, &st);
     if (code == EXIT_OK) {
         int rc = store_user_add(st, name, (store_role)role, teams, n_teams, pw);
+        char list[256];
         if (rc != STORE_OK)
             code = store_error(st, rc);
-        else
+        else if ((code = audit_act(st, "user.add", "%s role=%s teams=%s", name,
+                                   role == STORE_ROLE_ADMIN ? "admin" : "supervisor",
+                                   join(teams, n_teams, list, sizeof list))) == EXIT_OK)
             printf("%s %s added\n", role == STORE_ROLE_ADMIN ? "admin" : "supervisor", name);
     }
     explicit_bzero(pw, sizeof pw);
@@ -724,12 +794,12 @@ static int cmd_user(const char *path, int argc, char **argv)
         return cmd_user_add(path, argc, argv);
     if (argc == 2 && strcmp(argv[0], "unlock") == 0) {
         store *st = NULL;
-        int code = open_store(path, false, &st);
+        int code = open_store_keyed(path, &st);
         if (code == EXIT_OK) {
             int rc = store_user_unlock(st, argv[1]);
             if (rc != STORE_OK)
                 code = store_error(st, rc);
-            else
+            else if ((code = audit_act(st, "user.unlock", "%s", argv[1])) == EXIT_OK)
                 printf("account %s unlocked\n", argv[1]);
         }
         store_close(st);
@@ -766,13 +836,6 @@ static int print_audit_row(const store_audit_row *row, void *user_data)
     }
     putchar('\n');
     return 0;
-}
-
-static uint64_t now_ms(void)
-{
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    return (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
 }
 
 /* Checks every checkpoint line in file (anything before "outpost-audit-checkpoint" on a line,

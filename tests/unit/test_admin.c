@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -250,9 +251,9 @@ static void test_audit_checkpoint_and_verify_catch_a_cut_tail(void **state)
 
     snprintf(cp, sizeof cp, "%s/checkpoints.txt", c->dir);
     snprintf(args, sizeof args, "--store '%s' audit checkpoint --append '%s'", c->store, cp);
-    expect(c, args, 0, "outpost-audit-checkpoint v1 rows=5 head=", NULL);
+    expect(c, args, 0, "outpost-audit-checkpoint v1 rows=6 head=", NULL); /* init + 5 */
     snprintf(args, sizeof args, "--store '%s' audit verify --checkpoint '%s'", c->store, cp);
-    expect(c, args, 0, "5 rows, keyed chain and seal intact, 1 checkpoint matched", NULL);
+    expect(c, args, 0, "6 rows, keyed chain and seal intact, 1 checkpoint matched", NULL);
 
     assert_int_equal(sqlite3_open(c->store, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db,
@@ -277,6 +278,72 @@ static void test_audit_checkpoint_and_verify_catch_a_cut_tail(void **state)
     expect(c, args, 2, NULL, "no audit checkpoint line in");
 }
 
+static int collect_audit(const store_audit_row *row, void *user_data)
+{
+    char *out = user_data;
+    char line[512];
+    snprintf(line, sizeof line, "%s|%s|%s|%s\n", row->actor, row->action, row->target,
+             row->address);
+    /* newest first from the store: prepend, so that the text reads oldest first */
+    size_t n = strlen(out), m = strlen(line);
+    assert_true(n + m < 8192);
+    memmove(out + m, out, n + 1);
+    memcpy(out, line, m);
+    return 0;
+}
+
+/* Every administrative act leaves a row naming the operating-system user who ran it. */
+static void test_admin_acts_are_audited_with_the_os_user(void **state)
+{
+    ctx *c = *state;
+    char args[1024], want[4096], pwfile[400], key[400], err[256], audit[8192] = "";
+    const struct passwd *pw = getpwuid(geteuid());
+    const char *me = pw ? pw->pw_name : "?";
+    store *st = NULL;
+    FILE *f;
+
+    init_store(c);
+    snprintf(args, sizeof args, "--store '%s' team add north", c->store);
+    expect(c, args, 0, "team north added", NULL);
+    snprintf(args, sizeof args, "--store '%s' worker add ana --team north", c->store);
+    expect(c, args, 0, "worker ana added", NULL);
+    snprintf(args, sizeof args, "--store '%s' enroll ana --expires 2", c->store);
+    expect(c, args, 0, "enrollment code for worker ana", NULL);
+    snprintf(pwfile, sizeof pwfile, "%s/pw", c->dir);
+    f = fopen(pwfile, "w");
+    assert_non_null(f);
+    fputs("correct horse battery staple\n", f);
+    fclose(f);
+    snprintf(args, sizeof args,
+             "--store '%s' user add sara --role supervisor --team north --password-fd 3 3<'%s'",
+             c->store, pwfile);
+    expect(c, args, 0, "supervisor sara added", NULL);
+    snprintf(args, sizeof args, "--store '%s' user unlock sara", c->store);
+    expect(c, args, 0, "account sara unlocked", NULL);
+    snprintf(args, sizeof args, "--store '%s' revoke 00000000-0000-4000-8000-000000000000",
+             c->store);
+    expect(c, args, 1, NULL, "no device");
+
+    snprintf(key, sizeof key, "%s.audit-key", c->store);
+    assert_int_equal(store_open(c->store, false, &st, err, sizeof err), 0);
+    assert_int_equal(store_audit_list(st, 0, 100, collect_audit, audit), 0);
+    store_close(st);
+    snprintf(want, sizeof want,
+             "os:%s|schema.init|version 1|local\n"
+             "os:%s|team.add|north|local\n"
+             "os:%s|worker.add|ana teams=north|local\n"
+             "os:%s|enroll.code|ana expires_h=2|local\n"
+             "os:%s|user.add|sara role=supervisor teams=north|local\n"
+             "os:%s|user.unlock|sara|local\n",
+             me, me, me, me, me, me);
+    if (strcmp(audit, want) != 0)
+        fail_msg("audit log:\n%s\nexpected:\n%s", audit, want);
+    /* nothing secret in it: not the enrollment code, not the password */
+    assert_null(strstr(audit, "horse"));
+    snprintf(args, sizeof args, "--store '%s' audit verify", c->store);
+    expect(c, args, 0, "6 rows, keyed chain and seal intact", NULL);
+}
+
 #define T_(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -285,6 +352,7 @@ int main(void)
         T_(test_usage_errors_exit_2_with_message), T_(test_help_on_every_command),
         T_(test_missing_store_and_bad_files),      T_(test_full_workflow),
         T_(test_upgrade_additive_and_refused),     T_(test_audit_checkpoint_and_verify_catch_a_cut_tail),
+        T_(test_admin_acts_are_audited_with_the_os_user),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
