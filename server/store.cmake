@@ -15,6 +15,7 @@ add_library(outpost_store STATIC
     src/push.c              # store_push: exactly-once, transaction, ACK / REJECT
     src/pull.c              # store_pull
     src/store_users.c       # dashboard accounts: Argon2id hashes, lockout
+    src/store_lifecycle.c   # listing, disabling, removing people, changing their teams
     src/store_audit.c       # the append-only, hash-chained audit log
     src/audit_key.c         # the audit key file, its HMAC, signed checkpoints
     src/store_dashboard.c   # the dashboard's queries, limited to a supervisor's teams

@@ -38,11 +38,17 @@ static const char usage_main[] =
     "  worker add ID --team T [--team T2 ...]   create a worker in one or more teams\n"
     "  enroll WORKER [--expires HOURS] [--server HOST:PORT]\n"
     "                                           issue a one-time enrollment code (text + QR)\n"
-    "  devices                                  list devices with their last sync\n"
+    "  devices [--worker ID]                    list devices with their last sync\n"
     "  revoke DEVICE [--wipe]                   revoke a device (and order a wipe)\n"
     "  user add NAME --role supervisor|admin [--team T ...] [--password-fd N]\n"
     "                                           create a dashboard account\n"
     "  user unlock NAME                         lift a lock after failed logins\n"
+    "  team list, worker list, user list        who is there, their teams and state\n"
+    "  worker disable|enable|remove ID          stop, restart, or end a worker's syncing\n"
+    "  worker move ID --team T [--team T2 ...]  replace a worker's teams\n"
+    "  user disable|enable|remove NAME          end or restore a dashboard account\n"
+    "  user teams NAME --team T ...             replace an account's teams\n"
+    "  user reset-password NAME [--password-fd N]  set a new password, lift a lock\n"
     "  audit verify [--checkpoint FILE]         check the audit log's keyed chain and checkpoints\n"
     "  audit checkpoint [--append FILE]         print (and append) a signed checkpoint\n"
     "  audit list [--limit N]                   print the newest audit entries\n"
@@ -68,7 +74,8 @@ static const char usage_team[] =
     "Creates a team. Team ids are the values of the synced tables' scope columns.\n";
 static const char usage_worker[] =
     "usage: outpost-admin --store PATH worker add ID --team T [--team T2 ...]\n"
-    "Creates a worker in one or more existing teams.\n";
+    "Creates a worker in one or more existing teams. See also: worker list|disable|enable|\n"
+    "remove|move (outpost-admin user --help shows them all).\n";
 static const char usage_enroll[] =
     "usage: outpost-admin --store PATH enroll WORKER [--expires HOURS]\n"
     "                     [--server HOST:PORT [--cert SERVER.pem]]\n"
@@ -78,8 +85,8 @@ static const char usage_enroll[] =
     "certificate outpostd presents) it also holds &pin=SHA256, so a phone that scans it can\n"
     "verify the server before it has the office's CA.\n";
 static const char usage_devices[] =
-    "usage: outpost-admin --store PATH devices\n"
-    "Lists every device: id, worker, name, last sync (UTC), state.\n";
+    "usage: outpost-admin --store PATH devices [--worker ID]\n"
+    "Lists every device (or one worker's): id, worker, name, last sync (UTC), state.\n";
 static const char usage_revoke[] =
     "usage: outpost-admin --store PATH revoke DEVICE [--wipe]\n"
     "Revokes DEVICE: it can no longer sync. With --wipe it is also told to erase its replica\n"
@@ -93,7 +100,9 @@ static const char usage_user[] =
     "admin sees every team and the audit log. The password (12 to 1024 characters) is read\n"
     "from the terminal, asked twice, or with --password-fd N as the first line read from file\n"
     "descriptor N (for scripts: --password-fd 3 3<file, or 3< <(printf %%s \"$PW\")). It is\n"
-    "never taken from the command line, and is kept only as an Argon2id hash.\n";
+    "never taken from the command line, and is kept only as an Argon2id hash.\n"
+    "       outpost-admin --store PATH user list|disable|enable|remove|teams|reset-password\n"
+    "(see the lifecycle commands below)\n\n";
 static const char usage_audit[] =
     "usage: outpost-admin --store PATH audit verify [--checkpoint FILE ...]\n"
     "       outpost-admin --store PATH audit checkpoint [--append FILE]\n"
@@ -103,6 +112,22 @@ static const char usage_audit[] =
     "1 naming the first row that does not (changed, inserted, removed, or a cut-off tail).\n"
     "checkpoint prints a signed line (rows, newest hash, time) to keep outside the store;\n"
     "--append also appends it to FILE. list prints the newest entries.\n";
+
+static const char usage_people[] =
+    "usage: outpost-admin --store PATH team list\n"
+    "       outpost-admin --store PATH worker list\n"
+    "       outpost-admin --store PATH worker disable|enable|remove ID\n"
+    "       outpost-admin --store PATH worker move ID --team T [--team T2 ...]\n"
+    "       outpost-admin --store PATH user list\n"
+    "       outpost-admin --store PATH user disable|enable|remove NAME\n"
+    "       outpost-admin --store PATH user teams NAME [--team T ...]\n"
+    "       outpost-admin --store PATH user reset-password NAME [--password-fd N]\n"
+    "       outpost-admin --store PATH devices [--worker ID]\n"
+    "disable stops a worker's devices (at their next request) or an account's dashboard\n"
+    "sessions (at their next request) until enable. remove revokes every device of a worker\n"
+    "with a wipe order and drops its teams for good; it deletes an account. move and teams\n"
+    "replace the teams (devices get the new scope at their next sync). reset-password sets a\n"
+    "new password (read as for user add) and lifts a lock. Every change is audited.\n";
 
 static const char *audit_key_path; /* --audit-key, or NULL for PATH.audit-key */
 
@@ -363,12 +388,18 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
     return code;
 }
 
+static int cmd_list(const char *path, const char *what);
+static int cmd_lifecycle(const char *path, bool worker, int argc, char **argv);
+static bool is_lifecycle_verb(const char *verb, bool worker);
+
 static int cmd_team(const char *path, int argc, char **argv)
 {
     if (argc >= 1 && is_help(argv[0])) {
         fputs(usage_team, stdout);
         return EXIT_OK;
     }
+    if (argc == 1 && strcmp(argv[0], "list") == 0)
+        return cmd_list(path, "team");
     if (argc < 2 || strcmp(argv[0], "add") != 0)
         return usage_error(usage_team, "expected: team add ID", NULL);
     const char *id = argv[1], *name = NULL;
@@ -403,6 +434,8 @@ static int cmd_worker(const char *path, int argc, char **argv)
         fputs(usage_worker, stdout);
         return EXIT_OK;
     }
+    if (argc >= 1 && is_lifecycle_verb(argv[0], true))
+        return cmd_lifecycle(path, true, argc, argv);
     if (argc < 2 || strcmp(argv[0], "add") != 0)
         return usage_error(usage_worker, "expected: worker add ID --team T", NULL);
     const char *id = argv[1];
@@ -599,8 +632,10 @@ static void format_time(uint64_t ms, char *out, size_t out_size)
 
 static int print_device(const store_device_row *row, void *user_data)
 {
-    (void)user_data;
+    const char *only_worker = user_data;
     char seen[32];
+    if (only_worker != NULL && strcmp(row->worker_id, only_worker) != 0)
+        return 0;
     format_time(row->last_seen_ms, seen, sizeof seen);
     printf("%-36s  %-16s  %-16s  %-19s  %s\n", row->device_id, row->worker_id,
            row->name[0] ? row->name : "-", seen,
@@ -614,7 +649,10 @@ static int cmd_devices(const char *path, int argc, char **argv)
         fputs(usage_devices, stdout);
         return EXIT_OK;
     }
-    if (argc > 0)
+    const char *worker = NULL;
+    if (argc == 2 && strcmp(argv[0], "--worker") == 0)
+        worker = argv[1];
+    else if (argc > 0)
         return usage_error(usage_devices, "unexpected argument", argv[0]);
     store *st = NULL;
     int code = open_store(path, false, &st);
@@ -622,7 +660,7 @@ static int cmd_devices(const char *path, int argc, char **argv)
         return code;
     printf("%-36s  %-16s  %-16s  %-19s  %s\n", "DEVICE", "WORKER", "NAME", "LAST SYNC (UTC)",
            "STATE");
-    int rc = store_device_list(st, print_device, NULL);
+    int rc = store_device_list(st, print_device, (void *)worker);
     if (rc != STORE_OK)
         code = store_error(st, rc);
     store_close(st);
@@ -707,6 +745,34 @@ static int prompt_password(const char *prompt, char *buf, size_t size)
     return rc;
 }
 
+/* A new password: the first line from fd, or asked twice on the terminal. */
+static int read_new_password(int fd, char *pw, size_t size)
+{
+    char again[STORE_PASSWORD_MAX + 2];
+
+    if (fd >= 0) {
+        if (read_line_fd(fd, pw, size) != 0) {
+            fprintf(stderr, "outpost-admin: cannot read a password of at most %u characters "
+                            "from file descriptor %d\n", STORE_PASSWORD_MAX, fd);
+            return EXIT_USAGE;
+        }
+        return EXIT_OK;
+    }
+    if (prompt_password("password: ", pw, size) != 0 ||
+        prompt_password("again: ", again, sizeof again) != 0) {
+        fprintf(stderr, "outpost-admin: cannot read the password\n");
+        return EXIT_USAGE;
+    }
+    bool differ = strcmp(pw, again) != 0;
+    explicit_bzero(again, sizeof again);
+    if (differ) {
+        fprintf(stderr, "outpost-admin: the passwords differ\n");
+        explicit_bzero(pw, size);
+        return EXIT_USAGE;
+    }
+    return EXIT_OK;
+}
+
 static int cmd_user_add(const char *path, int argc, char **argv)
 {
     const char *name = argv[1];
@@ -714,7 +780,7 @@ static int cmd_user_add(const char *path, int argc, char **argv)
     uint32_t n_teams = 0;
     int role = 0;
     int fd = -1;
-    char pw[STORE_PASSWORD_MAX + 2], again[STORE_PASSWORD_MAX + 2];
+    char pw[STORE_PASSWORD_MAX + 2];
     int code;
 
     for (int i = 2; i < argc; i++) {
@@ -747,26 +813,9 @@ static int cmd_user_add(const char *path, int argc, char **argv)
     }
     if (role == 0)
         return usage_error(usage_user, "--role supervisor|admin is required", NULL);
-    if (fd >= 0) {
-        if (read_line_fd(fd, pw, sizeof pw) != 0) {
-            fprintf(stderr, "outpost-admin: cannot read a password of at most %u characters "
-                            "from file descriptor %d\n", STORE_PASSWORD_MAX, fd);
-            return EXIT_USAGE;
-        }
-    } else {
-        if (prompt_password("password: ", pw, sizeof pw) != 0 ||
-            prompt_password("again: ", again, sizeof again) != 0) {
-            fprintf(stderr, "outpost-admin: cannot read the password\n");
-            return EXIT_USAGE;
-        }
-        if (strcmp(pw, again) != 0) {
-            fprintf(stderr, "outpost-admin: the passwords differ\n");
-            explicit_bzero(pw, sizeof pw);
-            explicit_bzero(again, sizeof again);
-            return EXIT_USAGE;
-        }
-        explicit_bzero(again, sizeof again);
-    }
+    code = read_new_password(fd, pw, sizeof pw);
+    if (code != EXIT_OK)
+        return code;
     store *st = NULL;
     code = open_store_keyed(path, &st);
     if (code == EXIT_OK) {
@@ -788,10 +837,13 @@ static int cmd_user(const char *path, int argc, char **argv)
 {
     if (argc >= 1 && is_help(argv[0])) {
         fputs(usage_user, stdout);
+        fputs(usage_people, stdout);
         return EXIT_OK;
     }
     if (argc >= 2 && strcmp(argv[0], "add") == 0 && argv[1][0] != '-')
         return cmd_user_add(path, argc, argv);
+    if (argc >= 1 && is_lifecycle_verb(argv[0], false))
+        return cmd_lifecycle(path, false, argc, argv);
     if (argc == 2 && strcmp(argv[0], "unlock") == 0) {
         store *st = NULL;
         int code = open_store_keyed(path, &st);
@@ -807,6 +859,151 @@ static int cmd_user(const char *path, int argc, char **argv)
     }
     return usage_error(usage_user, "expected: user add NAME --role ROLE, or user unlock NAME",
                        NULL);
+}
+
+/* ---- People over their lifetime ------------------------------------------------------------ */
+
+static int print_person(const store_person *p, void *user_data)
+{
+    const char *what = user_data;
+    if (strcmp(what, "team") == 0)
+        printf("%-20s  %-24s  %u  %s\n", p->id, p->name[0] ? p->name : "-", p->n_devices,
+               p->teams[0] ? p->teams : "-");
+    else if (strcmp(what, "worker") == 0)
+        printf("%-20s  %-8s  %-7u  %s\n", p->id, p->disabled ? "disabled" : "active",
+               p->n_devices, p->teams[0] ? p->teams : "-");
+    else
+        printf("%-20s  %-10s  %-8s  %s\n", p->id,
+               p->role == STORE_ROLE_ADMIN ? "admin" : "supervisor",
+               p->disabled ? "disabled" : "active", p->teams[0] ? p->teams : "-");
+    return 0;
+}
+
+static int cmd_list(const char *path, const char *what)
+{
+    store *st = NULL;
+    int code = open_store(path, false, &st);
+    int rc;
+
+    if (code != EXIT_OK)
+        return code;
+    if (strcmp(what, "team") == 0) {
+        printf("%-20s  %-24s  %s  %s\n", "TEAM", "NAME", "WORKERS", "");
+        rc = store_team_list(st, print_person, (void *)what);
+    } else if (strcmp(what, "worker") == 0) {
+        printf("%-20s  %-8s  %-7s  %s\n", "WORKER", "STATE", "DEVICES", "TEAMS");
+        rc = store_worker_list(st, print_person, (void *)what);
+    } else {
+        printf("%-20s  %-10s  %-8s  %s\n", "ACCOUNT", "ROLE", "STATE", "TEAMS");
+        rc = store_user_list(st, print_person, (void *)what);
+    }
+    if (rc != STORE_OK)
+        code = store_error(st, rc);
+    store_close(st);
+    return code;
+}
+
+/* worker|user VERB ID [--team T ...] [--password-fd N] */
+static int cmd_lifecycle(const char *path, bool worker, int argc, char **argv)
+{
+    const char *verb = argv[0], *id = argc >= 2 ? argv[1] : NULL;
+    const char *teams[MAX_TEAMS];
+    uint32_t n_teams = 0;
+    int fd = -1;
+    bool takes_teams = strcmp(verb, "move") == 0 || strcmp(verb, "teams") == 0;
+    bool takes_fd = strcmp(verb, "reset-password") == 0;
+
+    if (strcmp(verb, "list") == 0)
+        return argc == 1 ? cmd_list(path, worker ? "worker" : "user")
+                         : usage_error(usage_people, "unexpected argument", argv[1]);
+    if (id == NULL || id[0] == '-')
+        return usage_error(usage_people, worker ? "expected: worker VERB ID" :
+                                                  "expected: user VERB NAME", NULL);
+    for (int i = 2; i < argc; i++) {
+        if (missing_value(i, argc, argv))
+            return usage_error(usage_people, "missing value after", argv[i]);
+        if (takes_teams && strcmp(argv[i], "--team") == 0) {
+            if (n_teams == MAX_TEAMS)
+                return usage_error(usage_people, "at most 64 teams", NULL);
+            teams[n_teams++] = argv[++i];
+        } else if (takes_fd && strcmp(argv[i], "--password-fd") == 0) {
+            char *end = NULL;
+            long v = strtol(argv[++i], &end, 10);
+            if (!end || *end || v < 0 || v > 1024)
+                return usage_error(usage_people, "bad file descriptor", argv[i]);
+            fd = (int)v;
+        } else {
+            return usage_error(usage_people, "unexpected argument", argv[i]);
+        }
+    }
+    if (strcmp(verb, "move") == 0 && n_teams == 0)
+        return usage_error(usage_people, "move needs at least one --team", NULL);
+
+    char pw[STORE_PASSWORD_MAX + 2] = "";
+    if (takes_fd) {
+        int code = read_new_password(fd, pw, sizeof pw);
+        if (code != EXIT_OK)
+            return code;
+    }
+    store *st = NULL;
+    int code = open_store_keyed(path, &st);
+    if (code != EXIT_OK) {
+        explicit_bzero(pw, sizeof pw);
+        return code;
+    }
+    const char *noun = worker ? "worker" : "user";
+    char action[32], list[256];
+    uint32_t n_revoked = 0;
+    int rc;
+    snprintf(action, sizeof action, "%s.%s", noun, verb);
+    if (strcmp(verb, "disable") == 0 || strcmp(verb, "enable") == 0) {
+        bool off = strcmp(verb, "disable") == 0;
+        rc = worker ? store_worker_set_disabled(st, id, off) : store_user_set_disabled(st, id, off);
+        if (rc == STORE_OK && (code = audit_act(st, action, "%s", id)) == EXIT_OK)
+            printf("%s %s %sd\n", worker ? "worker" : "account", id, verb);
+    } else if (strcmp(verb, "remove") == 0) {
+        rc = worker ? store_worker_remove(st, id, &n_revoked) : store_user_remove(st, id);
+        if (rc == STORE_OK && worker &&
+            (code = audit_act(st, action, "%s devices_revoked=%u", id, n_revoked)) == EXIT_OK)
+            printf("worker %s removed; %u device%s revoked and told to wipe\n", id, n_revoked,
+                   n_revoked == 1 ? "" : "s");
+        else if (rc == STORE_OK && !worker && (code = audit_act(st, action, "%s", id)) == EXIT_OK)
+            printf("account %s removed\n", id);
+    } else if (takes_teams && (strcmp(verb, "move") == 0) == worker) {
+        rc = worker ? store_worker_set_teams(st, id, teams, n_teams)
+                    : store_user_set_teams(st, id, teams, n_teams);
+        join(teams, n_teams, list, sizeof list);
+        if (rc == STORE_OK &&
+            (code = audit_act(st, worker ? "worker.move" : "user.teams", "%s teams=%s", id,
+                              list)) == EXIT_OK)
+            printf("%s %s now in teams %s\n", worker ? "worker" : "account", id,
+                   list[0] ? list : "(none)");
+    } else if (takes_fd && !worker) {
+        rc = store_user_reset_password(st, id, pw);
+        if (rc == STORE_OK && (code = audit_act(st, "user.password_reset", "%s", id)) == EXIT_OK)
+            printf("account %s has a new password\n", id);
+    } else {
+        store_close(st);
+        return usage_error(usage_people, "unknown command", verb);
+    }
+    explicit_bzero(pw, sizeof pw);
+    if (rc != STORE_OK)
+        code = store_error(st, rc);
+    store_close(st);
+    return code;
+}
+
+static bool is_lifecycle_verb(const char *verb, bool worker)
+{
+    static const char *const worker_verbs[] = {"list", "disable", "enable", "remove", "move"};
+    static const char *const user_verbs[] = {"list",   "disable", "enable",
+                                             "remove", "teams",   "reset-password"};
+    const char *const *verbs = worker ? worker_verbs : user_verbs;
+    size_t n = worker ? 5 : 6;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(verb, verbs[i]) == 0)
+            return true;
+    return false;
 }
 
 /* Audit text came from the network: control characters are shown as '?' so that nothing in

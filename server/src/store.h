@@ -218,6 +218,46 @@ int store_user_get(store *st, const char *name, store_user *out_user);
 /* Lifts a lock and clears the failure count. */
 int store_user_unlock(store *st, const char *name);
 
+/* ---- People lifecycle (store_lifecycle.c) ---------------------------------------------------- */
+
+/* A disabled worker's devices are refused at HELLO and at their next PUSH or PULL (as revoked,
+ * without a wipe); a disabled account cannot log in, and a dashboard session of it ends at its
+ * next request. Enabling undoes both. */
+int store_worker_set_disabled(store *st, const char *worker_id, bool disabled);
+int store_user_set_disabled(store *st, const char *name, bool disabled);
+
+/* Removing a worker revokes its devices with a wipe order (*out_n_revoked counts them), drops
+ * its teams and disables it for good; its id stays, as changes and conflicts name it. Removing
+ * an account deletes it (the audit log keeps its name). STORE_ENOTFOUND when unknown. */
+int store_worker_remove(store *st, const char *worker_id, uint32_t *out_n_revoked);
+int store_user_remove(store *st, const char *name);
+
+/* Replaces a worker's teams (at least one; moving between teams) or an account's (a supervisor
+ * needs at least one). Every team must exist. Devices see the new scope at their next sync. */
+int store_worker_set_teams(store *st, const char *worker_id, const char *const *team_ids,
+                           uint32_t n_teams);
+int store_user_set_teams(store *st, const char *name, const char *const *team_ids,
+                         uint32_t n_teams);
+
+/* Sets a new password (STORE_PASSWORD_MIN..MAX bytes) and lifts any lock. */
+int store_user_reset_password(store *st, const char *name, const char *password);
+
+/* One team, worker or account in a list. */
+typedef struct store_person {
+    char id[64];
+    char name[128];      /* teams: the display name */
+    char teams[1024];    /* workers and accounts: their teams; teams: their workers (a,b,c) */
+    bool disabled;
+    uint32_t n_devices;  /* workers: devices not revoked; teams: workers */
+    store_role role;     /* accounts only */
+} store_person;
+
+typedef int (*store_person_cb)(const store_person *person, void *user_data);
+/* Each in id order; a non-zero return from cb stops the walk and is returned. */
+int store_team_list(store *st, store_person_cb cb, void *user_data);
+int store_worker_list(store *st, store_person_cb cb, void *user_data);
+int store_user_list(store *st, store_person_cb cb, void *user_data);
+
 /* ---- Audit log (store_audit.c) --------------------------------------------------------------- */
 
 /* The audit log is append-only (the store refuses UPDATE and DELETE on it) and chained with a

@@ -41,6 +41,7 @@ struct store {
     sqlite3_stmt *change_put; /* INSERT into _outpost_changes */
     bool has_audit_key;       /* audit_key loaded (store_audit_key_load) */
     bool audit_ready;         /* the audit tables exist on this connection's file */
+    bool lifecycle_ready;     /* _outpost_disabled exists */
     uint8_t audit_key[32];
 };
 
@@ -81,6 +82,14 @@ int store_audit_head(store *st, uint64_t *out_n_rows, uint8_t out_hash[32]);
 /* The chain recomputed with the key over the rows now present with ids up to id, ignoring the
  * stored hashes, into out_hash; the newest id present into *out_n_rows. */
 int store_audit_chain_at(store *st, int64_t id, uint64_t *out_n_rows, uint8_t out_hash[32]);
+
+/* _outpost_disabled exists (store_lifecycle.c); is (kind 'worker' or 'user', id) disabled? */
+int store_lifecycle_ensure(store *st);
+int store_person_disabled(store *st, const char *kind, const char *id, bool *out_disabled);
+
+/* The account tables exist (store_users.c); a new password hash for an account, lock lifted. */
+int store_users_ensure(store *st);
+int store_user_set_password(store *st, const char *name, const char *password);
 
 /* Milliseconds since the Unix epoch from the wall clock. */
 uint64_t store_now_ms(void);

@@ -46,6 +46,7 @@ static int group_setup(void **state)
         run_admin("user add sup2 --role supervisor --team t2") != 0 ||
         run_admin("user add lock1 --role supervisor --team t1") != 0 ||
         run_admin("user add out1 --role supervisor --team t1") != 0 ||
+        run_admin("user add dis1 --role supervisor --team t1") != 0 ||
         run_admin("user add admin1 --role admin") != 0 || fixture_start(&fx) != 0)
         return -1;
     return 0;
@@ -558,6 +559,74 @@ static void test_every_read_leaves_one_audit_row_naming_what_it_showed(void **st
     expect_one_audit_row(before, want);
 }
 
+/* ---- Disabling a person ends what they have open, at their next request ------------------ */
+
+static int admin_cmd(const char *args)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s --store %s %s >/dev/null", OUTPOST_ADMIN_PATH, fx.store_path,
+             args);
+    return system(cmd);
+}
+
+static void test_disabling_a_person_ends_their_session_and_sync(void **state)
+{
+    login s, again;
+    dash_reply r;
+    test_device dev;
+    proto_msg req, *reply = NULL;
+    (void)state;
+
+    log_in("dis1", &s);
+    assert_int_equal(request("GET", "/api/records", &s, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    dash_reply_free(&r);
+    /* the running outpostd shares the store with outpost-admin */
+    assert_int_equal(admin_cmd("user disable dis1"), 0);
+    assert_int_equal(request("GET", "/api/records", &s, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 401);
+    assert_non_null(strstr(r.body, "your session has ended"));
+    assert_null(strstr(r.body, "r-t1-a"));
+    dash_reply_free(&r);
+    assert_int_equal(request("GET", "/api/me", &s, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 401);
+    dash_reply_free(&r);
+    assert_int_equal(try_login("dis1", pw, &r), 0);
+    assert_int_equal(r.status, 401);
+    dash_reply_free(&r);
+    /* enabled again: a new login works, the ended session stays ended */
+    assert_int_equal(admin_cmd("user enable dis1"), 0);
+    log_in("dis1", &again);
+    assert_int_equal(request("GET", "/api/me", &s, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 401);
+    dash_reply_free(&r);
+    assert_int_equal(request("GET", "/api/me", &again, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    dash_reply_free(&r);
+
+    /* a worker's connected device is refused at its next request, and at HELLO */
+    assert_int_equal(fixture_enroll_device(&fx, "w12", &dev), 0);
+    testclient *tc = fixture_hello(&fx, &dev, NULL);
+    assert_non_null(tc);
+    assert_int_equal(admin_cmd("worker disable w12"), 0);
+    memset(&req, 0, sizeof req);
+    req.type = PROTO_MSG_PULL;
+    req.u.pull.limit = 10;
+    assert_int_equal(testclient_send(tc, &req, T_MS), 0);
+    assert_int_equal(testclient_recv_type(tc, PROTO_MSG_ERROR, T_MS, &reply), 0);
+    assert_int_equal(reply->u.error.code, PROTO_ERR_REVOKED);
+    proto_msg_free(reply);
+    testclient_close(tc);
+    assert_null(fixture_hello(&fx, &dev, NULL));
+    char line[128];
+    snprintf(line, sizeof line, "auth refused device=%s: revoked", dev.id);
+    assert_true(fixture_log_contains(&fx, line));
+    assert_int_equal(admin_cmd("worker enable w12"), 0);
+    tc = fixture_hello(&fx, &dev, NULL);
+    assert_non_null(tc);
+    testclient_close(tc);
+}
+
 static void test_audit_is_for_admins_and_verifies(void **state)
 {
     login s1, adm;
@@ -640,6 +709,7 @@ int main(void)
         cmocka_unit_test(test_lockout_after_five_failures),
         cmocka_unit_test(test_logout_ends_the_session),
         cmocka_unit_test(test_every_read_leaves_one_audit_row_naming_what_it_showed),
+        cmocka_unit_test(test_disabling_a_person_ends_their_session_and_sync),
         cmocka_unit_test(test_audit_is_for_admins_and_verifies),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

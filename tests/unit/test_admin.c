@@ -10,6 +10,7 @@
 #include <pwd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -344,6 +345,113 @@ static void test_admin_acts_are_audited_with_the_os_user(void **state)
     expect(c, args, 0, "6 rows, keyed chain and seal intact", NULL);
 }
 
+/* An administrator manages people from the command line, and every change is audited. */
+static void test_people_lifecycle_from_the_cli(void **state)
+{
+    ctx *c = *state;
+    char args[2048], pwfile[400], pwfile2[400], err[256], audit[8192] = "";
+    const char *S = c->store;
+    store *st = NULL;
+    store_user u;
+    FILE *f;
+
+    init_store(c);
+    snprintf(pwfile, sizeof pwfile, "%s/pw", c->dir);
+    f = fopen(pwfile, "w");
+    assert_non_null(f);
+    fputs("correct horse battery staple\n", f);
+    fclose(f);
+    snprintf(pwfile2, sizeof pwfile2, "%s/pw2", c->dir);
+    f = fopen(pwfile2, "w");
+    assert_non_null(f);
+    fputs("another long passphrase\n", f);
+    fclose(f);
+#define RUN(status, out, errpart, ...)                                                             \
+    do {                                                                                           \
+        char tail_[700];                                                                           \
+        snprintf(tail_, sizeof tail_, __VA_ARGS__);                                                \
+        snprintf(args, sizeof args, "--store '%s' %s", S, tail_);                                  \
+        expect(c, args, status, out, errpart);                                                     \
+    } while (0)
+    RUN(0, "team north added", NULL, "team add north --name North");
+    RUN(0, "team south added", NULL, "team add south");
+    RUN(0, "worker ana added", NULL, "worker add ana --team north");
+    RUN(0, "supervisor sara added", NULL,
+        "user add sara --role supervisor --team north --password-fd 3 3<'%s'", pwfile);
+    RUN(0, "north                 North", NULL, "team list");
+    assert_non_null(strstr(c->r.out, "ana"));
+    RUN(0, "ana                   active    0        north", NULL, "worker list");
+    RUN(0, "sara                  supervisor  active    north", NULL, "user list");
+
+    /* a device for ana */
+    char code[STORE_CODE_SIZE], id[40];
+    uint8_t secret[32];
+    store_device dev;
+    assert_int_equal(store_open(S, false, &st, err, sizeof err), 0);
+    assert_int_equal(store_enroll_code_create(st, "ana", (uint64_t)time(NULL) * 1000u, 3600000, code), 0);
+    assert_int_equal(store_device_enroll(st, code, "phone", id, secret), 0);
+    store_close(st);
+    RUN(0, id, NULL, "devices --worker ana");
+    RUN(0, NULL, NULL, "devices --worker nobody");
+    assert_null(strstr(c->r.out, id));
+
+    RUN(0, "worker ana now in teams south", NULL, "worker move ana --team south");
+    RUN(1, NULL, "no team east", "worker move ana --team east");
+    RUN(2, NULL, "move needs at least one --team", "worker move ana");
+    RUN(0, "ana                   active    1        south", NULL, "worker list");
+    RUN(0, "worker ana disabled", NULL, "worker disable ana");
+    RUN(0, "ana                   disabled  1        south", NULL, "worker list");
+    assert_int_equal(store_open(S, false, &st, err, sizeof err), 0);
+    assert_int_equal(store_device_auth(st, id, secret, &dev), STORE_EREVOKED);
+    store_device_clear(&dev);
+    store_close(st);
+    RUN(0, "worker ana enabled", NULL, "worker enable ana");
+    assert_int_equal(store_open(S, false, &st, err, sizeof err), 0);
+    assert_int_equal(store_device_auth(st, id, secret, &dev), STORE_OK);
+    assert_string_equal(dev.teams[0], "south");
+    store_device_clear(&dev);
+    store_close(st);
+
+    RUN(0, "account sara now in teams north,south", NULL, "user teams sara --team north --team south");
+    RUN(1, NULL, "a supervisor needs at least one team", "user teams sara");
+    RUN(0, "account sara disabled", NULL, "user disable sara");
+    assert_int_equal(store_open(S, false, &st, err, sizeof err), 0);
+    assert_int_equal(store_user_login(st, "sara", "correct horse battery staple", 1000, &u),
+                     STORE_EAUTH);
+    store_close(st);
+    RUN(0, "sara                  supervisor  disabled  north,south", NULL, "user list");
+    RUN(0, "account sara enabled", NULL, "user enable sara");
+    RUN(0, "account sara has a new password", NULL,
+        "user reset-password sara --password-fd 3 3<'%s'", pwfile2);
+    assert_int_equal(store_open(S, false, &st, err, sizeof err), 0);
+    assert_int_equal(store_user_login(st, "sara", "another long passphrase", 1000, &u), STORE_OK);
+    store_user_clear(&u);
+    store_close(st);
+    RUN(0, "account sara removed", NULL, "user remove sara");
+    RUN(1, NULL, "no account sara", "user disable sara");
+    RUN(0, "worker ana removed; 1 device revoked and told to wipe", NULL, "worker remove ana");
+    RUN(0, "revoked+wipe", NULL, "devices --worker ana");
+    RUN(1, NULL, "no worker nobody", "worker disable nobody");
+#undef RUN
+
+    assert_int_equal(store_open(S, false, &st, err, sizeof err), 0);
+    assert_int_equal(store_audit_list(st, 0, 100, collect_audit, audit), 0);
+    store_close(st);
+    const char *want[] = {"|worker.move|ana teams=south|", "|worker.disable|ana|",
+                          "|worker.enable|ana|", "|user.teams|sara teams=north,south|",
+                          "|user.disable|sara|", "|user.enable|sara|",
+                          "|user.password_reset|sara|", "|user.remove|sara|",
+                          "|worker.remove|ana devices_revoked=1|"};
+    const char *at = audit;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const char *p = strstr(at, want[i]);
+        if (p == NULL)
+            fail_msg("audit log lacks '%s' (in order) in:\n%s", want[i], audit);
+        at = p + 1;
+    }
+    assert_null(strstr(audit, "passphrase"));
+}
+
 #define T_(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -353,6 +461,7 @@ int main(void)
         T_(test_missing_store_and_bad_files),      T_(test_full_workflow),
         T_(test_upgrade_additive_and_refused),     T_(test_audit_checkpoint_and_verify_catch_a_cut_tail),
         T_(test_admin_acts_are_audited_with_the_os_user),
+        T_(test_people_lifecycle_from_the_cli),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

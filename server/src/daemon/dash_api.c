@@ -531,8 +531,34 @@ static void run_audit(dash_call *c, store *st)
         dash_buf_puts(&c->body, "]}");
 }
 
+/* Every call re-reads its account: a disabled or removed one ends here (and the service
+ * thread ends its sessions); a changed role or set of teams applies from this call on. */
+static bool account_still_valid(dash_call *c, store *st)
+{
+    store_user user;
+    int rc = store_user_get(st, c->user, &user);
+
+    if (rc == STORE_ENOTFOUND) {
+        c->session_ended = true;
+        reply_error(c, 401, "your session has ended: this account was disabled or removed");
+        return false;
+    }
+    if (rc != STORE_OK) {
+        reply_store_error(c, st, rc);
+        return false;
+    }
+    free(c->teams);
+    c->teams = user.teams;
+    c->n_teams = user.n_teams;
+    c->role = user.role;
+    user.teams = NULL;
+    return true;
+}
+
 void dash_run(dash_call *c, store *st)
 {
+    if (c->op != DASH_LOGIN && c->op != DASH_LOGOUT && !account_still_valid(c, st))
+        return;
     switch (c->op) {
     case DASH_LOGIN: run_login(c, st); break;
     case DASH_LOGOUT:

@@ -62,6 +62,7 @@ typedef struct dash_call {
     dash_buf body;
     store_user login_user;     /* LOGIN: the account, when http_status is 200 */
     store_push_info push_info; /* DECIDE with reverse: teams to NOTIFY */
+    bool session_ended;        /* the account is disabled or gone: end its sessions */
 } dash_call;
 
 dash_call *dash_call_new(dash_op op);

@@ -301,6 +301,13 @@ void dashboard_job_done(dashboard *dash, job *j)
         }
         dashboard_event(dash, DASH_EVENT_CONFLICTS, (const char(*)[64])c->teams, c->n_teams);
     }
+    if (c->session_ended) {
+        uint32_t n = dash_sessions_end_user(&dash->sessions, c->user);
+        log_msg(LOG_INFO, "dashboard sessions ended user=%s sessions=%u (disabled or removed)",
+                c->user, n);
+        if (req)
+            set_session_cookie(req, NULL);
+    }
     if (req) {
         req->pending_id = 0;
         if (c->op == DASH_LOGIN) {
