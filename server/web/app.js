@@ -28,6 +28,9 @@ function showError(where, message) {
 async function api(path, options) {
   const opts = Object.assign({ credentials: 'same-origin', headers: {} }, options || {});
   if (state.me && state.me.csrf) opts.headers['X-CSRF-Token'] = state.me.csrf;
+  // What the page does by itself (a live refresh, a reconnect check) does not count as
+  // activity: the server then leaves the 30-minute idle clock alone.
+  if (state.background) opts.headers['X-Outpost-Background'] = '1';
   const res = await fetch(path, opts);
   if (res.status === 401 && path !== '/api/login') {
     loggedOut('Your session ended (logged out, or 30 minutes without activity). Log in again.');
@@ -335,6 +338,7 @@ async function show(view, live) {
     previous = new Set([...content.querySelectorAll('tr[data-id]')].map((r) => r.dataset.id));
   }
   const next = el('div');
+  state.background = !!live;
   try {
     await VIEWS[view](next, previous);
     content.replaceChildren(...next.childNodes);
@@ -342,6 +346,8 @@ async function show(view, live) {
     $('updated').textContent = live ? 'updated ' + new Date().toLocaleTimeString() : '';
   } catch (e) {
     if (state.me) showError('app-error', e.message);
+  } finally {
+    state.background = false;
   }
 }
 
@@ -406,7 +412,9 @@ function openLive() {
     const delay = Math.min(30000, 1000 * 2 ** state.retry++) * (0.5 + Math.random() / 2);
     setTimeout(async () => {
       if (!state.me) return;
+      state.background = true;
       try { await apiJson('/api/me'); openLive(); } catch (e) { /* loggedOut() ran */ }
+      state.background = false;
     }, delay);
   };
 }

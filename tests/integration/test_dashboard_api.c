@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <sqlite3.h>
@@ -627,6 +628,51 @@ static void test_disabling_a_person_ends_their_session_and_sync(void **state)
     testclient_close(tc);
 }
 
+/* ---- The idle clock counts what a person does, not the page's own refreshes ------------- */
+
+static uint64_t idle_left_ms(const login *s)
+{
+    dash_reply r;
+    const char *p;
+    unsigned long long left = 0;
+
+    assert_int_equal(request("GET", "/api/me", s, false, "X-Outpost-Background: 1", NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    p = strstr(r.body, "\"idle_left_ms\":");
+    assert_non_null(p);
+    assert_int_equal(sscanf(p, "\"idle_left_ms\":%llu", &left), 1);
+    dash_reply_free(&r);
+    return left;
+}
+
+static void test_background_refreshes_do_not_extend_the_idle_clock(void **state)
+{
+    login s;
+    dash_reply r;
+    uint64_t full, after_refreshes, after_click;
+    (void)state;
+
+    log_in("sup1", &s);
+    full = idle_left_ms(&s);
+    assert_true(full > 29u * 60u * 1000u);
+    usleep(1200 * 1000);
+    /* what a live event makes the page do: reload its view, marked as background */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(request("GET", "/api/records", &s, false, "X-Outpost-Background: 1",
+                                 NULL, &r),
+                         0);
+        assert_int_equal(r.status, 200);
+        dash_reply_free(&r);
+    }
+    after_refreshes = idle_left_ms(&s);
+    assert_true(after_refreshes + 1000 <= full);
+    /* what a person does restarts it */
+    assert_int_equal(request("GET", "/api/records", &s, false, NULL, NULL, &r), 0);
+    dash_reply_free(&r);
+    after_click = idle_left_ms(&s);
+    assert_true(after_click > after_refreshes + 900);
+}
+
 static void test_audit_is_for_admins_and_verifies(void **state)
 {
     login s1, adm;
@@ -710,6 +756,7 @@ int main(void)
         cmocka_unit_test(test_logout_ends_the_session),
         cmocka_unit_test(test_every_read_leaves_one_audit_row_naming_what_it_showed),
         cmocka_unit_test(test_disabling_a_person_ends_their_session_and_sync),
+        cmocka_unit_test(test_background_refreshes_do_not_extend_the_idle_clock),
         cmocka_unit_test(test_audit_is_for_admins_and_verifies),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -72,6 +72,17 @@ static void peer_address(http_request *req, char *out, size_t size)
         snprintf(out, size, "unknown");
 }
 
+/* The page marks the requests it makes by itself (reloading a view after a live event,
+ * checking the session on reconnect) with "X-Outpost-Background: 1": they do not restart the
+ * idle clock, so an open dashboard nobody uses still logs out. */
+static bool is_background(http_request *req)
+{
+    char value[8];
+    int n = lws_hdr_custom_copy(req->wsi, value, (int)sizeof value, "x-outpost-background:", 21);
+
+    return n == 1 && value[0] == '1';
+}
+
 static dash_session *request_session(dashboard *dash, http_request *req)
 {
     char token[DASH_TOKEN_HEX + 1];
@@ -79,6 +90,8 @@ static dash_session *request_session(dashboard *dash, http_request *req)
 
     if (lws_http_cookie_get(req->wsi, DASH_COOKIE, token, &n) != 0)
         return NULL;
+    if (is_background(req))
+        return dash_session_peek(&dash->sessions, token, server_now_ms());
     return dash_session_find(&dash->sessions, token, server_now_ms());
 }
 
@@ -243,7 +256,9 @@ static void session_json(dash_buf *b, const dash_session *s, const daemon_config
     dash_buf_json_str(b, s->csrf);
     dash_buf_puts(b, ",\"table\":");
     dash_buf_json_str(b, cfg->dash_table);
-    dash_buf_printf(b, ",\"idle_ms\":%u}", (unsigned)DASH_IDLE_MS);
+    uint64_t idle = server_now_ms() - s->last_ms;
+    dash_buf_printf(b, ",\"idle_ms\":%u,\"idle_left_ms\":%llu}", (unsigned)DASH_IDLE_MS,
+                    (unsigned long long)(idle < DASH_IDLE_MS ? DASH_IDLE_MS - idle : 0));
 }
 
 static void set_session_cookie(http_request *req, const char *token)
