@@ -294,6 +294,21 @@ typedef int (*store_audit_cb)(const store_audit_row *row, void *user_data);
 int store_audit_list(store *st, int64_t before_id, uint32_t limit, store_audit_cb cb,
                      void *user_data);
 
+/* Newest first, the rows matching every filter set: id < before_id (0: from the newest);
+ * actor equal; action equal or, for a name without a dot such as "login", in its family
+ * ("login.ok", "login.fail", ...); from_ms <= time_ms < to_ms (0: open). At most limit rows
+ * (0: every match). */
+typedef struct store_audit_filter {
+    int64_t before_id;
+    uint32_t limit;
+    const char *actor;  /* NULL or "": any */
+    const char *action; /* NULL or "": any */
+    uint64_t from_ms;
+    uint64_t to_ms;
+} store_audit_filter;
+int store_audit_query(store *st, const store_audit_filter *filter, store_audit_cb cb,
+                      void *user_data);
+
 /* Recomputes the keyed chain and checks the seal. STORE_OK with the row count, or
  * STORE_ETAMPERED with the id of the first row that does not verify in *out_bad_id (a changed,
  * removed or inserted row, a chain recomputed without the key; a removed tail shows as the row

@@ -276,6 +276,25 @@ static void read_row(sqlite3_stmt *stmt, store_audit_row *row)
 int store_audit_list(store *st, int64_t before_id, uint32_t limit, store_audit_cb cb,
                      void *user_data)
 {
+    store_audit_filter f;
+
+    memset(&f, 0, sizeof f);
+    f.before_id = before_id;
+    f.limit = limit == 0 ? 100 : limit;
+    return store_audit_query(st, &f, cb, user_data);
+}
+
+static void bind_opt_text(sqlite3_stmt *stmt, int idx, const char *text)
+{
+    if (text && *text)
+        sqlite3_bind_text(stmt, idx, text, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(stmt, idx);
+}
+
+int store_audit_query(store *st, const store_audit_filter *filter, store_audit_cb cb,
+                      void *user_data)
+{
     sqlite3_stmt *stmt = NULL;
     store_audit_row row;
     int out = ensure_table(st);
@@ -285,12 +304,21 @@ int store_audit_list(store *st, int64_t before_id, uint32_t limit, store_audit_c
         return out;
     rc = sqlite3_prepare_v2(st->db,
                             "SELECT id, time_ms, actor, action, target, address, hash, ids"
-                            " FROM _outpost_audit WHERE ?1 = 0 OR id < ?1 ORDER BY id DESC"
-                            " LIMIT ?2",
+                            " FROM _outpost_audit WHERE (?1 = 0 OR id < ?1)"
+                            " AND (?2 IS NULL OR actor = ?2)"
+                            " AND (?3 IS NULL OR action = ?3"
+                            "      OR (instr(?3, '.') = 0 AND substr(action, 1, length(?3) + 1)"
+                            "          = ?3 || '.'))"
+                            " AND (?4 = 0 OR time_ms >= ?4) AND (?5 = 0 OR time_ms < ?5)"
+                            " ORDER BY id DESC LIMIT ?6",
                             -1, &stmt, NULL);
     if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(stmt, 1, before_id);
-        sqlite3_bind_int64(stmt, 2, limit == 0 ? 100 : limit);
+        sqlite3_bind_int64(stmt, 1, filter->before_id);
+        bind_opt_text(stmt, 2, filter->actor);
+        bind_opt_text(stmt, 3, filter->action);
+        sqlite3_bind_int64(stmt, 4, (int64_t)filter->from_ms);
+        sqlite3_bind_int64(stmt, 5, (int64_t)filter->to_ms);
+        sqlite3_bind_int64(stmt, 6, filter->limit == 0 ? -1 : (int64_t)filter->limit);
     }
     while (rc == SQLITE_OK || rc == SQLITE_ROW) {
         rc = sqlite3_step(stmt);

@@ -315,11 +315,63 @@ async function viewConflicts(content) {
   content.appendChild(t);
 }
 
+// The audit view pages through the whole log (newest first) and filters by person, action (or
+// a family such as "login") and days; the export takes the same filters.
+function auditFilters() {
+  const f = state.auditFilter || {};
+  const out = {};
+  for (const k of ['actor', 'action', 'from', 'to']) if (f[k]) out[k] = f[k];
+  return out;
+}
+
+function auditFilterForm() {
+  const formEl = el('form', null, 'audit-filters');
+  const f = state.auditFilter || {};
+  for (const [k, label, type] of [['actor', 'Person', 'text'], ['action', 'Action', 'text'],
+                                  ['from', 'From', 'date'], ['to', 'To', 'date']]) {
+    const lab = el('label', label + ' ');
+    const input = el('input');
+    input.type = type;
+    input.name = k;
+    input.value = f[k] || '';
+    lab.appendChild(input);
+    formEl.appendChild(lab);
+  }
+  formEl.appendChild(el('button', 'Filter'));
+  formEl.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const next = {};
+    for (const k of ['actor', 'action', 'from', 'to']) next[k] = formEl.elements[k].value.trim();
+    state.auditFilter = next;
+    state.auditBefore = 0;
+    show('audit');
+  });
+  return formEl;
+}
+
 async function viewAudit(content) {
-  const data = await apiJson('/api/audit');
-  const { t, tbody } = table(['#', 'When', 'Who', 'Action', 'What', 'From']);
-  for (const a of data.audit) tbody.appendChild(row([a.id, when(a.time_ms), a.actor, a.action, a.target, a.address]));
-  content.appendChild(t);
+  const params = Object.assign({ limit: 100 }, auditFilters());
+  if (state.auditBefore) params.before = state.auditBefore;
+  const data = await apiJson('/api/audit' + query(params));
+  content.appendChild(auditFilterForm());
+  const { t, tbody } = table(['#', 'When', 'Who', 'Action', 'What', 'Records shown', 'From']);
+  for (const a of data.audit) {
+    tbody.appendChild(row([a.id, when(a.time_ms), a.actor, a.action, a.target, a.ids || '', a.address]));
+  }
+  if (!data.audit.length) content.appendChild(el('p', 'No entries match.'));
+  else content.appendChild(t);
+  const nav = el('p', null, 'pager');
+  if (state.auditBefore) {
+    const newest = el('button', 'Newest');
+    newest.addEventListener('click', () => { state.auditBefore = 0; show('audit'); });
+    nav.appendChild(newest);
+  }
+  if (data.next_before) {
+    const older = el('button', 'Older entries');
+    older.addEventListener('click', () => { state.auditBefore = data.next_before; show('audit'); });
+    nav.appendChild(older);
+  }
+  content.appendChild(nav);
 }
 
 const VIEWS = { devices: viewDevices, records: viewRecords, perday: viewPerDay,
@@ -352,7 +404,9 @@ async function show(view, live) {
 }
 
 async function exportCsv() {
-  const params = Object.assign({ view: state.view }, state.view === 'records' || state.view === 'perday' ? filters() : {});
+  const params = Object.assign({ view: state.view },
+    state.view === 'records' || state.view === 'perday' ? filters() :
+    state.view === 'audit' ? auditFilters() : {});
   try {
     const res = await api('/api/export' + query(params));
     if (!res.ok) {

@@ -257,6 +257,13 @@ async function test() {
     assert.ok(audit.includes(entry), `audit shows ${entry}`);
   assert.ok(!audit.includes('A-live'), 'no record contents in the audit log');
   await shot(page, 'audit');
+  step('the audit view filters by action');
+  await page.fill('form.audit-filters input[name=action]', 'record.view');
+  await page.click('form.audit-filters button');
+  await page.waitForFunction(() => {
+    const cells = [...document.querySelectorAll('#content tbody tr td:nth-child(4)')];
+    return cells.length > 0 && cells.every((td) => td.textContent === 'record.view');
+  });
   assert.match(run(admin, ['--store', store, 'audit', 'verify']), /keyed chain and seal intact/);
   await page.click('#logout');
   await page.waitForSelector('#login-view:not([hidden])');

@@ -19,6 +19,7 @@
 
 #include "daemon_fixture.h"
 #include "dash_client.h"
+#include "store.h"
 #include "testclient.h"
 
 #define T_MS 10000
@@ -673,6 +674,94 @@ static void test_background_refreshes_do_not_extend_the_idle_clock(void **state)
     assert_true(after_click > after_refreshes + 900);
 }
 
+/* ---- The audit view pages and filters; failed logins push nothing out of it ------------ */
+
+static int count_in(const char *body, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(body, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+static void test_audit_view_pages_and_filters(void **state)
+{
+    login adm;
+    dash_reply r;
+    store *st = NULL;
+    char err[256], key[400], path[256];
+    long long before = 0, total = 0;
+    (void)state;
+
+    /* a flood of failed logins, as anyone without an account can cause */
+    snprintf(key, sizeof key, "%s.audit-key", fx.store_path);
+    assert_int_equal(store_open(fx.store_path, false, &st, err, sizeof err), STORE_OK);
+    assert_int_equal(store_audit_key_load(st, key), STORE_OK);
+    for (int i = 0; i < 600; i++)
+        assert_int_equal(store_audit_append(st, (uint64_t)time(NULL) * 1000u, "nobody",
+                                            "login.fail", "", "192.0.2.1"),
+                         STORE_OK);
+    store_close(st);
+
+    log_in("admin1", &adm);
+    /* the record view from before the flood is still found, by action */
+    assert_int_equal(request("GET", "/api/audit?action=record.view", &adm, false, NULL, NULL, &r),
+                     0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"target\":\"contacts/r-t1-a\""));
+    assert_int_equal(count_in(r.body, "login.fail"), 0);
+    dash_reply_free(&r);
+    /* by person, and a family of actions */
+    assert_int_equal(request("GET", "/api/audit?actor=sup1&action=login", &adm, false, NULL, NULL,
+                             &r),
+                     0);
+    assert_true(count_in(r.body, "\"action\":\"login.ok\"") >= 1);
+    assert_true(count_in(r.body, "\"action\":\"login.fail\"") >= 1);
+    assert_int_equal(count_in(r.body, "\"actor\":"), count_in(r.body, "\"actor\":\"sup1\""));
+    dash_reply_free(&r);
+    /* by time: nothing in 2099 */
+    assert_int_equal(request("GET", "/api/audit?from=2099-01-01", &adm, false, NULL, NULL, &r), 0);
+    assert_non_null(strstr(r.body, "\"audit\":[]"));
+    dash_reply_free(&r);
+    /* page by page down to row 1, every row once */
+    do {
+        const char *p;
+        snprintf(path, sizeof path, "/api/audit?limit=250&before=%lld", before);
+        assert_int_equal(request("GET", path, &adm, false, NULL, NULL, &r), 0);
+        assert_int_equal(r.status, 200);
+        total += count_in(r.body, "{\"id\":");
+        p = strstr(r.body, "\"next_before\":");
+        assert_non_null(p);
+        assert_int_equal(sscanf(p, "\"next_before\":%lld", &before), 1);
+        if (before == 0)
+            assert_non_null(strstr(r.body, "{\"id\":1,"));
+        dash_reply_free(&r);
+    } while (before != 0);
+    assert_true(total > 600);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+    assert_int_equal(sqlite3_open(fx.store_path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM _outpost_audit", -1, &stmt, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int64(stmt, 0), total);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    /* the export takes the same filters, and is itself audited with them */
+    assert_int_equal(request("GET", "/api/export?view=audit&action=record.view", &adm, true, NULL,
+                             NULL, &r),
+                     0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "contacts/r-t1-a"));
+    assert_int_equal(count_in(r.body, "login.fail"), 0);
+    dash_reply_free(&r);
+    assert_int_equal(request("GET", "/api/audit?action=export&actor=admin1", &adm, false, NULL,
+                             NULL, &r),
+                     0);
+    assert_non_null(strstr(r.body, "\"target\":\"view=audit action=record.view\""));
+    dash_reply_free(&r);
+}
+
 static void test_audit_is_for_admins_and_verifies(void **state)
 {
     login s1, adm;
@@ -685,7 +774,7 @@ static void test_audit_is_for_admins_and_verifies(void **state)
     assert_int_equal(r.status, 403);
     dash_reply_free(&r);
     log_in("admin1", &adm);
-    assert_int_equal(request("GET", "/api/audit", &adm, false, NULL, NULL, &r), 0);
+    assert_int_equal(request("GET", "/api/audit?limit=1000", &adm, false, NULL, NULL, &r), 0);
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "\"actor\":\"sup1\",\"action\":\"login.ok\""));
     assert_non_null(strstr(r.body, "\"actor\":\"sup1\",\"action\":\"login.fail\""));
@@ -757,6 +846,7 @@ int main(void)
         cmocka_unit_test(test_every_read_leaves_one_audit_row_naming_what_it_showed),
         cmocka_unit_test(test_disabling_a_person_ends_their_session_and_sync),
         cmocka_unit_test(test_background_refreshes_do_not_extend_the_idle_clock),
+        cmocka_unit_test(test_audit_view_pages_and_filters),
         cmocka_unit_test(test_audit_is_for_admins_and_verifies),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

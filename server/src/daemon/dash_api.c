@@ -505,30 +505,92 @@ static int audit_row(const store_audit_row *row, void *user_data)
     return 0;
 }
 
+/* "YYYY-MM-DD" (UTC) as milliseconds at its start, plus days; 0 for "", -1 when malformed. */
+static int64_t day_ms(const char *day, int plus_days)
+{
+    int y, m, d, used = 0;
+
+    if (!day[0])
+        return 0;
+    if (sscanf(day, "%4d-%2d-%2d%n", &y, &m, &d, &used) != 3 || day[used] || y < 1970 ||
+        m < 1 || m > 12 || d < 1 || d > 31)
+        return -1;
+    /* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (Howard Hinnant's
+     * days_from_civil). */
+    y -= m <= 2;
+    int64_t era = y / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    int64_t days = era * 146097 + doe - 719468 + plus_days;
+    return days * 86400000;
+}
+
+typedef struct audit_page {
+    dash_call *call;
+    uint32_t n_rows;
+    int64_t last_id;
+} audit_page;
+
+static int audit_page_row(const store_audit_row *row, void *user_data)
+{
+    audit_page *page = user_data;
+    page->n_rows++;
+    page->last_id = row->id;
+    return audit_row(row, page->call);
+}
+
+/* The audit log, newest first, filtered by person, action (or family) and days; pages of
+ * limit rows (100 by default, 1000 at most) walked with before=next_before; an export takes
+ * every matching row. */
 static void run_audit(dash_call *c, store *st)
 {
+    store_audit_filter f;
+    audit_page page = {c, 0, 0};
+    int64_t from = day_ms(c->f_from, 0), to = day_ms(c->f_to, 1);
     int rc;
 
     if (c->role != STORE_ROLE_ADMIN) {
         reply_error(c, 403, "the audit log is for administrators");
         return;
     }
-    if (c->csv && audit(c, st, c->user, "export", "view=audit") != STORE_OK) {
-        reply_error(c, 500, "the audit log cannot be written: nothing exported");
+    if (from < 0 || to < 0) {
+        reply_error(c, 400, "from and to are days: YYYY-MM-DD");
         return;
+    }
+    memset(&f, 0, sizeof f);
+    f.actor = c->f_actor;
+    f.action = c->f_action;
+    f.from_ms = (uint64_t)from;
+    f.to_ms = (uint64_t)to;
+    f.before_id = c->f_before;
+    f.limit = c->csv ? 0 : c->f_limit == 0 ? 100 : c->f_limit > 1000 ? 1000 : c->f_limit;
+    if (c->csv) {
+        char target[256];
+        int n = snprintf(target, sizeof target, "view=audit%s%s%s%s%s%s%s%s", c->f_actor[0] ?
+                         " actor=" : "", c->f_actor, c->f_action[0] ? " action=" : "",
+                         c->f_action, c->f_from[0] ? " from=" : "", c->f_from,
+                         c->f_to[0] ? " to=" : "", c->f_to);
+        if (n >= (int)sizeof target)
+            memcpy(target + sizeof target - 4, "...", 4);
+        if (audit(c, st, c->user, "export", target) != STORE_OK) {
+            reply_error(c, 500, "the audit log cannot be written: nothing exported");
+            return;
+        }
     }
     start_ok(c);
     if (c->csv)
         dash_buf_puts(&c->body, "id,time_ms,actor,action,target,address,ids\r\n");
     else
         dash_buf_puts(&c->body, "{\"audit\":[");
-    rc = store_audit_list(st, 0, 500, audit_row, c);
+    rc = store_audit_query(st, &f, audit_page_row, &page);
     if (rc != STORE_OK) {
         reply_store_error(c, st, rc);
         return;
     }
     if (!c->csv)
-        dash_buf_puts(&c->body, "]}");
+        dash_buf_printf(&c->body, "],\"next_before\":%lld}",
+                        (long long)(f.limit != 0 && page.n_rows == f.limit ? page.last_id : 0));
 }
 
 /* Every call re-reads its account: a disabled or removed one ends here (and the service

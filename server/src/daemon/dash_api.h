@@ -53,6 +53,10 @@ typedef struct dash_call {
     char f_text[128];
     char f_id[128];
     bool f_all;
+    char f_actor[64];    /* audit view: person */
+    char f_action[32];   /* audit view: action or family ("login") */
+    int64_t f_before;    /* audit view: rows older than this id (0: newest) */
+    uint32_t f_limit;    /* audit view: page size (0: 100) */
     int64_t conflict_id;
     bool reverse;
 

@@ -402,7 +402,7 @@ static int export_op(const char *view, dash_op *out_op)
 
 static int read_filters(http_request *req, dash_call *c)
 {
-    char all[8];
+    char all[8], before[24], limit[12];
 
     if (query_get(req, "worker", c->f_worker, sizeof c->f_worker) != 0 ||
         query_get(req, "team", c->f_team, sizeof c->f_team) != 0 ||
@@ -410,9 +410,17 @@ static int read_filters(http_request *req, dash_call *c)
         query_get(req, "to", c->f_to, sizeof c->f_to) != 0 ||
         query_get(req, "q", c->f_text, sizeof c->f_text) != 0 ||
         query_get(req, "id", c->f_id, sizeof c->f_id) != 0 ||
-        query_get(req, "all", all, sizeof all) != 0)
+        query_get(req, "all", all, sizeof all) != 0 ||
+        query_get(req, "actor", c->f_actor, sizeof c->f_actor) != 0 ||
+        query_get(req, "action", c->f_action, sizeof c->f_action) != 0 ||
+        query_get(req, "before", before, sizeof before) != 0 ||
+        query_get(req, "limit", limit, sizeof limit) != 0)
         return -1;
     c->f_all = strcmp(all, "1") == 0;
+    c->f_before = strtoll(before, NULL, 10);
+    c->f_limit = (uint32_t)strtoul(limit, NULL, 10);
+    if (c->f_before < 0)
+        c->f_before = 0;
     return 0;
 }
 
