@@ -12,6 +12,7 @@ const TITLES = {
   perday: 'Contacts per day per worker',
   conflicts: 'Conflict queue',
   audit: 'Audit log',
+  people: 'People',
 };
 
 function el(tag, text, cls) {
@@ -33,7 +34,7 @@ async function api(path, options) {
   if (state.background) opts.headers['X-Outpost-Background'] = '1';
   const res = await fetch(path, opts);
   if (res.status === 401 && path !== '/api/login') {
-    loggedOut('Your session ended (logged out, or 30 minutes without activity). Log in again.');
+    loggedOut('Your session ended (logged out, account disabled, or 30 minutes without activity). Log in again.');
     throw new Error('not logged in');
   }
   return res;
@@ -68,6 +69,7 @@ function loggedIn(me) {
   $('logout').hidden = false;
   $('who').textContent = me.user + ' (' + me.role + ': ' + me.teams.join(', ') + ')';
   $('nav-audit').hidden = me.role !== 'admin';
+  $('nav-people').hidden = me.role !== 'admin';
   const sel = $('f-team');
   while (sel.options.length > 1) sel.remove(1);
   for (const t of me.teams) {
@@ -374,8 +376,70 @@ async function viewAudit(content) {
   content.appendChild(nav);
 }
 
+// The admin section: accounts and workers with what an administrator does to them (the same
+// acts as outpost-admin, audited under the administrator's account).
+async function peopleAct(kind, id, action, teams) {
+  const body = { kind, id, action, teams: teams || '' };
+  await apiJson('/api/people/act', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: form(body),
+  });
+  show('people');
+}
+
+function actButton(label, kind, id, action, ask) {
+  const b = el('button', label);
+  b.type = 'button';
+  b.dataset.act = action;
+  b.dataset.id = id;
+  b.addEventListener('click', async () => {
+    let teams = '';
+    if (ask) {
+      teams = window.prompt(ask);
+      if (teams === null) return;
+    } else if (action === 'remove' && !window.confirm('Remove ' + kind + ' ' + id + ' for good?')) {
+      return;
+    }
+    try { await peopleAct(kind, id, action, teams); } catch (e) { showError('app-error', e.message); }
+  });
+  return b;
+}
+
+async function viewPeople(content) {
+  const data = await apiJson('/api/people');
+  content.appendChild(el('h3', 'Dashboard accounts'));
+  const users = table(['Account', 'Role', 'Teams', 'State', '']);
+  for (const u of data.users) {
+    const acts = el('span');
+    acts.appendChild(actButton(u.disabled ? 'Enable' : 'Disable', 'user', u.id, u.disabled ? 'enable' : 'disable'));
+    acts.appendChild(actButton('Teams', 'user', u.id, 'teams', 'Teams for ' + u.id + ' (comma separated)'));
+    if (u.id !== state.me.user) acts.appendChild(actButton('Remove', 'user', u.id, 'remove'));
+    const tr = row([u.id, u.role, u.teams, u.disabled ? 'disabled' : 'active', acts]);
+    tr.dataset.user = u.id;
+    users.tbody.appendChild(tr);
+  }
+  content.appendChild(users.t);
+  content.appendChild(el('h3', 'Workers'));
+  const workers = table(['Worker', 'Teams', 'Devices', 'State', '']);
+  for (const w of data.workers) {
+    const acts = el('span');
+    acts.appendChild(actButton(w.disabled ? 'Enable' : 'Disable', 'worker', w.id, w.disabled ? 'enable' : 'disable'));
+    acts.appendChild(actButton('Move', 'worker', w.id, 'teams', 'Teams for ' + w.id + ' (comma separated)'));
+    acts.appendChild(actButton('Remove', 'worker', w.id, 'remove'));
+    const tr = row([w.id, w.teams, String(w.devices), w.disabled ? 'disabled' : 'active', acts]);
+    tr.dataset.worker = w.id;
+    workers.tbody.appendChild(tr);
+  }
+  content.appendChild(workers.t);
+  content.appendChild(el('h3', 'Teams'));
+  const teams = table(['Team', 'Name', 'Workers']);
+  for (const t of data.teams) teams.tbody.appendChild(row([t.id, t.name, t.workers]));
+  content.appendChild(teams.t);
+}
+
 const VIEWS = { devices: viewDevices, records: viewRecords, perday: viewPerDay,
-                conflicts: viewConflicts, audit: viewAudit };
+                conflicts: viewConflicts, audit: viewAudit, people: viewPeople };
 
 async function show(view, live) {
   state.view = view;
@@ -452,7 +516,7 @@ function openLive() {
     const events = (msg && msg.events) || [];
     const relevant = {
       devices: ['sync', 'records'], records: ['records'], perday: ['records'],
-      conflicts: ['conflicts', 'records'], audit: [],
+      conflicts: ['conflicts', 'records'], audit: [], people: [],
     }[state.view];
     if (events.some((e) => relevant.includes(e))) {
       clearTimeout(state.refreshTimer);

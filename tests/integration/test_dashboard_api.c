@@ -762,6 +762,65 @@ static void test_audit_view_pages_and_filters(void **state)
     dash_reply_free(&r);
 }
 
+static void test_people_section_is_for_admins_and_audited(void **state)
+{
+    login sup, adm;
+    dash_reply r;
+    int64_t before;
+    (void)state;
+
+    log_in("sup1", &sup);
+    assert_int_equal(request("GET", "/api/people", &sup, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 403);
+    dash_reply_free(&r);
+    assert_int_equal(request("POST", "/api/people/act", &sup, true, NULL,
+                             "kind=user&id=sup2&action=disable&teams=", &r),
+                     0);
+    assert_int_equal(r.status, 403);
+    dash_reply_free(&r);
+
+    log_in("admin1", &adm);
+    assert_int_equal(request("GET", "/api/people", &adm, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "{\"id\":\"w2\",\"teams\":\"t2\",\"disabled\":false"));
+    assert_non_null(strstr(r.body, "{\"id\":\"sup1\",\"teams\":\"t1\",\"disabled\":false,"
+                                   "\"role\":\"supervisor\"}"));
+    dash_reply_free(&r);
+    before = audit_newest();
+    assert_int_equal(request("POST", "/api/people/act", &adm, true, NULL,
+                             "kind=user&id=sup2&action=teams&teams=t1%2Ct2", &r),
+                     0);
+    assert_int_equal(r.status, 200);
+    dash_reply_free(&r);
+    expect_one_audit_row(before, "admin1|user.teams|sup2 teams=t1,t2|");
+    /* the change applies to sup2's next request */
+    login s2;
+    log_in("sup2", &s2);
+    assert_int_equal(request("GET", "/api/records?team=t1", &s2, false, NULL, NULL, &r), 0);
+    assert_non_null(strstr(r.body, "r-t1-a"));
+    dash_reply_free(&r);
+    assert_int_equal(request("POST", "/api/people/act", &adm, true, NULL,
+                             "kind=user&id=sup2&action=teams&teams=t2", &r),
+                     0);
+    assert_int_equal(r.status, 200);
+    dash_reply_free(&r);
+    assert_int_equal(request("GET", "/api/records?team=t1", &s2, false, NULL, NULL, &r), 0);
+    assert_null(strstr(r.body, "r-t1-a"));
+    dash_reply_free(&r);
+    /* bad requests name the problem */
+    assert_int_equal(request("POST", "/api/people/act", &adm, true, NULL,
+                             "kind=user&id=nobody&action=disable&teams=", &r),
+                     0);
+    assert_int_equal(r.status, 404);
+    assert_non_null(strstr(r.body, "no account nobody"));
+    dash_reply_free(&r);
+    assert_int_equal(request("POST", "/api/people/act", &adm, true, NULL,
+                             "kind=user&id=admin1&action=remove&teams=", &r),
+                     0);
+    assert_int_equal(r.status, 400);
+    dash_reply_free(&r);
+}
+
 static void test_audit_is_for_admins_and_verifies(void **state)
 {
     login s1, adm;
@@ -847,6 +906,7 @@ int main(void)
         cmocka_unit_test(test_disabling_a_person_ends_their_session_and_sync),
         cmocka_unit_test(test_background_refreshes_do_not_extend_the_idle_clock),
         cmocka_unit_test(test_audit_view_pages_and_filters),
+        cmocka_unit_test(test_people_section_is_for_admins_and_audited),
         cmocka_unit_test(test_audit_is_for_admins_and_verifies),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -1,5 +1,7 @@
 #include "dash_api.h"
 
+#include "dash_people.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -655,6 +657,8 @@ void dash_run(dash_call *c, store *st)
     case DASH_CONFLICTS: run_conflicts(c, st); break;
     case DASH_DECIDE: run_decide(c, st); break;
     case DASH_AUDIT: run_audit(c, st); break;
+    case DASH_PEOPLE: dash_people_list(c, st); break;
+    case DASH_PEOPLE_ACT: dash_people_act(c, st); break;
     }
     if (c->body.failed)
         reply_error(c, 500, "reply too large or out of memory: narrow the filters");

@@ -323,6 +323,14 @@ void dashboard_job_done(dashboard *dash, job *j)
         if (req)
             set_session_cookie(req, NULL);
     }
+    /* An admin disabled or removed an account: its sessions end now, and its live sockets
+     * close, so an open page learns at once. */
+    if (c->ended_user[0]) {
+        uint32_t n = dash_sessions_end_user(&dash->sessions, c->ended_user);
+        log_msg(LOG_INFO, "dashboard sessions ended user=%s sessions=%u (by %s)", c->ended_user,
+                n, c->user);
+        live_broadcast(dash, 0, NULL, 0);
+    }
     if (req) {
         req->pending_id = 0;
         if (c->op == DASH_LOGIN) {
@@ -381,6 +389,7 @@ static const api_route api_routes[] = {
     {"/api/record", false, DASH_RECORD},    {"/api/perday", false, DASH_PERDAY},
     {"/api/conflicts", false, DASH_CONFLICTS}, {"/api/decide", true, DASH_DECIDE},
     {"/api/audit", false, DASH_AUDIT},      {"/api/export", false, DASH_RECORDS},
+    {"/api/people", false, DASH_PEOPLE},    {"/api/people/act", true, DASH_PEOPLE_ACT},
 };
 
 /* The view an export names. */
@@ -474,6 +483,14 @@ int dashboard_request(dashboard *dash, http_request *req, const char *path)
                                            "conflicts|audit)");
         }
         c->csv = true;
+    }
+    if (route->op == DASH_PEOPLE_ACT &&
+        (form_get(req->body_in, "kind", c->p_kind, sizeof c->p_kind) != 0 ||
+         form_get(req->body_in, "id", c->p_id, sizeof c->p_id) != 0 ||
+         form_get(req->body_in, "action", c->p_action, sizeof c->p_action) != 0 ||
+         form_get(req->body_in, "teams", c->p_teams, sizeof c->p_teams) != 0)) {
+        dash_call_free(c);
+        return respond_error(req, 400, "kind, id, action (and teams) are required");
     }
     if (route->op == DASH_DECIDE) {
         char id[24], action[16];
