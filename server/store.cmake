@@ -14,6 +14,7 @@ add_library(outpost_store STATIC
     src/merge_apply.c       # writes to the synced data tables
     src/push.c              # store_push: exactly-once, transaction, ACK / REJECT
     src/pull.c              # store_pull
+    src/store_rescope.c     # rows gained and lost when a worker's teams change
     src/store_users.c       # dashboard accounts: Argon2id hashes, lockout
     src/store_lifecycle.c   # listing, disabling, removing people, changing their teams
     src/store_audit.c       # the append-only, hash-chained audit log

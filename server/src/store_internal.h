@@ -91,6 +91,12 @@ int store_person_disabled(store *st, const char *kind, const char *id, bool *out
 int store_users_ensure(store *st);
 int store_user_set_password(store *st, const char *name, const char *password);
 
+/* Records, inside the caller's write transaction, that a worker's teams went from old to new:
+ * each of its devices gets the rows it gained and loses the rows it lost at its next pull
+ * (store_rescope.c). */
+int store_rescope_record(store *st, const char *worker_id, const char (*old_teams)[64],
+                         uint32_t n_old, const char *const *new_teams, uint32_t n_new);
+
 /* Milliseconds since the Unix epoch from the wall clock. */
 uint64_t store_now_ms(void);
 

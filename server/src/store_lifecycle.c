@@ -153,11 +153,20 @@ int store_worker_set_teams(store *st, const char *worker_id, const char *const *
     int out = store_begin(st, true);
     if (out != STORE_OK)
         return out;
+    char(*old_teams)[64] = NULL;
+    uint32_t n_old = 0;
     out = need(st, sql_worker, worker_id, "worker");
+    if (out == STORE_OK)
+        out = store_worker_teams(st, worker_id, &n_old, &old_teams);
     if (out == STORE_OK)
         out = replace_teams(st, "DELETE FROM _outpost_worker_teams WHERE worker_id = ?1",
                             "INSERT OR IGNORE INTO _outpost_worker_teams VALUES(?1, ?2)",
                             worker_id, team_ids, n_teams);
+    /* Its devices drop the rows of teams left and pull those of teams joined. */
+    if (out == STORE_OK)
+        out = store_rescope_record(st, worker_id, (const char(*)[64])old_teams, n_old, team_ids,
+                                   n_teams);
+    free(old_teams);
     return finish(st, out);
 }
 

@@ -821,6 +821,83 @@ static void test_people_section_is_for_admins_and_audited(void **state)
     dash_reply_free(&r);
 }
 
+/* ---- A worker's move reaches its devices at their next pull ------------------------------ */
+
+/* One pull from cursor: "rows:ID,ID removed:ID" (ids sorted as sent) and the next cursor. */
+static void pull_ids(testclient *tc, uint64_t cursor, char *out, size_t size,
+                     uint64_t *out_next)
+{
+    proto_msg req, *rows = NULL;
+    char rows_txt[512] = "", removed_txt[512] = "";
+
+    memset(&req, 0, sizeof req);
+    req.type = PROTO_MSG_PULL;
+    req.u.pull.cursor = cursor;
+    req.u.pull.limit = 500;
+    assert_int_equal(testclient_send(tc, &req, T_MS), 0);
+    assert_int_equal(testclient_recv_type(tc, PROTO_MSG_ROWS, T_MS, &rows), 0);
+    assert_false(rows->u.rows.more);
+    for (uint32_t t = 0; t < rows->u.rows.n_tables; t++) {
+        const proto_table_rows *tr = &rows->u.rows.tables[t];
+        for (uint32_t i = 0; i < tr->n_rows; i++) {
+            const proto_value *v = tr->rows + (size_t)i * tr->n_columns;
+            size_t n = strlen(rows_txt);
+            snprintf(rows_txt + n, sizeof rows_txt - n, "%s%.*s", n ? "," : "", (int)v[0].u.b.n,
+                     (const char *)v[0].u.b.p);
+        }
+        for (uint32_t i = 0; i < tr->n_removed; i++) {
+            const proto_value *v = tr->removed + (size_t)i * tr->n_pk;
+            size_t n = strlen(removed_txt);
+            snprintf(removed_txt + n, sizeof removed_txt - n, "%s%.*s", n ? "," : "",
+                     (int)v[0].u.b.n, (const char *)v[0].u.b.p);
+        }
+    }
+    snprintf(out, size, "rows:%s removed:%s", rows_txt, removed_txt);
+    *out_next = rows->u.rows.cursor;
+    proto_msg_free(rows);
+}
+
+static void test_moving_a_worker_changes_what_its_device_holds(void **state)
+{
+    test_device dev;
+    char got[1200];
+    uint64_t cursor = 0, next = 0, replay = 0;
+    (void)state;
+
+    assert_int_equal(fixture_enroll_device(&fx, "w2", &dev), 0);
+    testclient *tc = fixture_hello(&fx, &dev, NULL);
+    assert_non_null(tc);
+    pull_ids(tc, 0, got, sizeof got, &cursor);
+    assert_string_equal(got, "rows:r-t2-z removed:");
+
+    /* w2 leaves t2 for t1: the device drops t2's rows and receives t1's, on the same
+     * connection, at its next pull */
+    assert_int_equal(admin_cmd("worker move w2 --team t1"), 0);
+    pull_ids(tc, cursor, got, sizeof got, &next);
+    assert_non_null(strstr(got, "r-t1-a"));
+    assert_non_null(strstr(got, "k-1"));
+    assert_non_null(strstr(got, " removed:r-t2-z"));
+    assert_null(strstr(got, "rows:r-t2-z"));
+    assert_true(next > cursor);
+    /* a page lost on the way is pulled again from the same cursor, and says the same */
+    char again[1200];
+    pull_ids(tc, cursor, again, sizeof again, &replay);
+    assert_string_equal(again, got);
+    assert_int_equal(replay, next);
+    /* then it is spent */
+    pull_ids(tc, next, got, sizeof got, &cursor);
+    assert_string_equal(got, "rows: removed:");
+
+    /* and back */
+    assert_int_equal(admin_cmd("worker move w2 --team t2"), 0);
+    pull_ids(tc, cursor, got, sizeof got, &next);
+    assert_non_null(strstr(got, "rows:r-t2-z removed:"));
+    assert_non_null(strstr(got, "r-t1-a"));
+    assert_non_null(strstr(strstr(got, "removed:"), "r-t1-a"));
+    assert_non_null(strstr(strstr(got, "removed:"), "k-1"));
+    testclient_close(tc);
+}
+
 static void test_audit_is_for_admins_and_verifies(void **state)
 {
     login s1, adm;
@@ -907,6 +984,7 @@ int main(void)
         cmocka_unit_test(test_background_refreshes_do_not_extend_the_idle_clock),
         cmocka_unit_test(test_audit_view_pages_and_filters),
         cmocka_unit_test(test_people_section_is_for_admins_and_audited),
+        cmocka_unit_test(test_moving_a_worker_changes_what_its_device_holds),
         cmocka_unit_test(test_audit_is_for_admins_and_verifies),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
