@@ -194,6 +194,7 @@ typedef struct store_user {
     store_role role;
     uint32_t n_teams;
     char (*teams)[64]; /* teams the user may see, sorted; NULL when none */
+    bool must_change;  /* an administrator reset the password: the user must choose one */
 } store_user;
 
 void store_user_clear(store_user *user); /* frees teams; NULL is a no-op */
@@ -239,8 +240,14 @@ int store_worker_set_teams(store *st, const char *worker_id, const char *const *
 int store_user_set_teams(store *st, const char *name, const char *const *team_ids,
                          uint32_t n_teams);
 
-/* Sets a new password (STORE_PASSWORD_MIN..MAX bytes) and lifts any lock. */
+/* Sets a new password (STORE_PASSWORD_MIN..MAX bytes), lifts any lock, and marks the account
+ * must_change: its dashboard does nothing else until the user chose a password of their own. */
 int store_user_reset_password(store *st, const char *name, const char *password);
+
+/* The user changes their own password: current must verify (STORE_EAUTH, counted like a failed
+ * login), new_password must differ from it (STORE_EINVAL). Clears must_change. */
+int store_user_change_password(store *st, const char *name, const char *current,
+                               const char *new_password, uint64_t now_ms);
 
 /* One team, worker or account in a list. */
 typedef struct store_person {

@@ -86,6 +86,7 @@ int store_audit_chain_at(store *st, int64_t id, uint64_t *out_n_rows, uint8_t ou
 /* _outpost_disabled exists (store_lifecycle.c); is (kind 'worker' or 'user', id) disabled? */
 int store_lifecycle_ensure(store *st);
 int store_person_disabled(store *st, const char *kind, const char *id, bool *out_disabled);
+int store_user_must_change(store *st, const char *name, bool *out_must);
 
 /* The account tables exist (store_users.c); a new password hash for an account, lock lifted. */
 int store_users_ensure(store *st);

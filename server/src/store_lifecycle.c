@@ -18,7 +18,9 @@ int store_lifecycle_ensure(store *st)
     int out = store_exec(st,
                          "CREATE TABLE IF NOT EXISTS _outpost_disabled("
                          "  kind TEXT NOT NULL, id TEXT NOT NULL, since_ms INTEGER NOT NULL,"
-                         "  PRIMARY KEY(kind, id)) WITHOUT ROWID;",
+                         "  PRIMARY KEY(kind, id)) WITHOUT ROWID;"
+                         "CREATE TABLE IF NOT EXISTS _outpost_pw_reset(name TEXT PRIMARY KEY)"
+                         "  WITHOUT ROWID;",
                          "create the disabled-people table");
     st->lifecycle_ready = out == STORE_OK;
     return out;
@@ -214,6 +216,9 @@ int store_user_remove(store *st, const char *name)
     if (out == STORE_OK)
         out = run(st, "DELETE FROM _outpost_disabled WHERE kind = 'user' AND id = ?1", name, NULL,
                   NULL, NULL, "remove account");
+    if (out == STORE_OK)
+        out = run(st, "DELETE FROM _outpost_pw_reset WHERE name = ?1", name, NULL, NULL, NULL,
+                  "remove account");
     return finish(st, out);
 }
 
@@ -260,7 +265,57 @@ int store_user_reset_password(store *st, const char *name, const char *password)
         out = STORE_OK;
     if (out != STORE_OK)
         return out;
-    return store_user_set_password(st, name, password);
+    out = store_begin(st, true);
+    if (out != STORE_OK)
+        return out;
+    out = store_user_set_password(st, name, password);
+    if (out == STORE_OK)
+        out = run(st, "INSERT OR IGNORE INTO _outpost_pw_reset VALUES(?1)", name, NULL, NULL,
+                  NULL, "mark the password as reset");
+    return finish(st, out);
+}
+
+int store_user_must_change(store *st, const char *name, bool *out_must)
+{
+    sqlite3_stmt *stmt = NULL;
+    int out = store_lifecycle_ensure(st);
+    int rc;
+
+    *out_must = false;
+    if (out != STORE_OK)
+        return out;
+    rc = sqlite3_prepare_v2(st->db, "SELECT 1 FROM _outpost_pw_reset WHERE name = ?1", -1, &stmt,
+                            NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+        rc = sqlite3_step(stmt);
+    }
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return store_fail_sqlite(st, rc, "read password resets");
+    *out_must = rc == SQLITE_ROW;
+    return STORE_OK;
+}
+
+int store_user_change_password(store *st, const char *name, const char *current,
+                               const char *new_password, uint64_t now_ms)
+{
+    store_user user;
+    int out = store_user_login(st, name, current, now_ms, &user);
+
+    store_user_clear(&user);
+    if (out != STORE_OK)
+        return out;
+    if (strcmp(current, new_password) == 0)
+        return store_fail(st, STORE_EINVAL, "the new password must differ from the current one");
+    out = store_begin(st, true);
+    if (out != STORE_OK)
+        return out;
+    out = store_user_set_password(st, name, new_password);
+    if (out == STORE_OK)
+        out = run(st, "DELETE FROM _outpost_pw_reset WHERE name = ?1", name, NULL, NULL, NULL,
+                  "clear the password reset");
+    return finish(st, out);
 }
 
 /* ---- Lists ---------------------------------------------------------------------------------- */

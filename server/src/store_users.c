@@ -291,6 +291,8 @@ int store_user_login(store *st, const char *name, const char *password, uint64_t
     if (ok) {
         out = failures != 0 ? set_failures(st, name, 0, 0) : STORE_OK;
         if (out == STORE_OK)
+            out = store_user_must_change(st, name, &out_user->must_change);
+        if (out == STORE_OK)
             out = load_teams(st, out_user);
         if (out != STORE_OK)
             store_user_clear(out_user);
@@ -333,6 +335,8 @@ int store_user_get(store *st, const char *name, store_user *out_user)
         out = store_person_disabled(st, "user", name, &disabled);
     if (out == STORE_OK && disabled)
         out = store_fail(st, STORE_ENOTFOUND, "account %s is disabled", name);
+    if (out == STORE_OK)
+        out = store_user_must_change(st, name, &out_user->must_change);
     if (out == STORE_OK)
         out = load_teams(st, out_user);
     if (out != STORE_OK)

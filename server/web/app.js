@@ -33,11 +33,44 @@ async function api(path, options) {
   // activity: the server then leaves the 30-minute idle clock alone.
   if (state.background) opts.headers['X-Outpost-Background'] = '1';
   const res = await fetch(path, opts);
+  if (res.status === 403 && path !== '/api/password' && !state.changingPassword) {
+    let body = null;
+    try { body = await res.clone().json(); } catch (e) { body = null; }
+    if (body && body.must_change) {
+      await changePassword();
+      return api(path, options);
+    }
+  }
   if (res.status === 401 && path !== '/api/login') {
     loggedOut('Your session ended (logged out, account disabled, or 30 minutes without activity). Log in again.');
     throw new Error('not logged in');
   }
   return res;
+}
+
+// An administrator reset this account's password: the user chooses their own before anything
+// else is shown.
+async function changePassword() {
+  state.changingPassword = true;
+  try {
+    for (;;) {
+      const current = window.prompt('Your password was reset by an administrator. Enter the password you were given:');
+      if (current === null) { await logout(); throw new Error('password not changed'); }
+      const next = window.prompt('Choose a new password (12 characters or more):');
+      if (next === null) { await logout(); throw new Error('password not changed'); }
+      const res = await api('/api/password', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+        body: form({ current, password: next }),
+      });
+      if (res.ok) return;
+      let body = null;
+      try { body = await res.json(); } catch (e) { body = null; }
+      window.alert((body && body.error) || ('HTTP ' + res.status));
+    }
+  } finally {
+    state.changingPassword = false;
+  }
 }
 
 async function apiJson(path, options) {

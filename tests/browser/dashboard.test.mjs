@@ -303,6 +303,23 @@ async function test() {
   await page.click('#logout');
   await page.waitForSelector('#login-view:not([hidden])');
 
+  step('a password reset by an administrator is changed at the next login');
+  run(admin, ['--store', store, 'user', 'reset-password', 'sara', '--password-fd', '0'], 'temporary pass 123\n');
+  const answers = ['temporary pass 123', 'sara chose this one'];
+  const onDialog = (d) => d.accept(answers.shift());
+  page.on('dialog', onDialog);
+  await login(page, 'sara', 'temporary pass 123');
+  await page.waitForSelector('#app-view:not([hidden])');
+  await page.waitForSelector('#content table');
+  page.off('dialog', onDialog);
+  assert.equal(answers.length, 0, 'both prompts were answered');
+  await page.click('#logout');
+  await page.waitForSelector('#login-view:not([hidden])');
+  await login(page, 'sara', 'sara chose this one');
+  await page.waitForSelector('#app-view:not([hidden])');
+  await page.click('#logout');
+  await page.waitForSelector('#login-view:not([hidden])');
+
   step('five failed logins lock the account');
   for (let i = 1; i <= 5; i++) {
     await login(page, 'lena', 'not the password');

@@ -898,6 +898,58 @@ static void test_moving_a_worker_changes_what_its_device_holds(void **state)
     testclient_close(tc);
 }
 
+/* ---- A reset password must be changed at the next login ---------------------------------- */
+
+static void test_reset_password_must_be_changed_at_next_login(void **state)
+{
+    login s;
+    dash_reply r;
+    char cmd[1024];
+    int64_t before;
+    (void)state;
+
+    snprintf(cmd, sizeof cmd,
+             "printf '%%s\\n' 'temporary pass 123' | %s --store %s user reset-password sup2 "
+             "--password-fd 0 >/dev/null",
+             OUTPOST_ADMIN_PATH, fx.store_path);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(try_login("sup2", pw, &r), 0);
+    assert_int_equal(r.status, 401);
+    dash_reply_free(&r);
+    assert_int_equal(try_login("sup2", "temporary pass 123", &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(dash_reply_header(&r, "set-cookie", cmd, sizeof cmd), 0);
+    assert_int_equal(sscanf(cmd, "outpost_session=%64[0-9a-f]", s.cookie), 1);
+    assert_int_equal(dash_json_string(r.body, "csrf", s.csrf, sizeof s.csrf), 0);
+    dash_reply_free(&r);
+    /* nothing but a new password */
+    assert_int_equal(request("GET", "/api/records", &s, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 403);
+    assert_non_null(strstr(r.body, "\"must_change\":true"));
+    assert_null(strstr(r.body, "r-t2-z"));
+    dash_reply_free(&r);
+    assert_int_equal(request("POST", "/api/password", &s, true, NULL,
+                             "current=wrong+password+here&password=my+own+new+passphrase", &r),
+                     0);
+    assert_int_equal(r.status, 403);
+    assert_non_null(strstr(r.body, "the current password is wrong"));
+    dash_reply_free(&r);
+    before = audit_newest();
+    assert_int_equal(request("POST", "/api/password", &s, true, NULL,
+                             "current=temporary+pass+123&password=correct+horse+battery", &r),
+                     0);
+    assert_int_equal(r.status, 200);
+    dash_reply_free(&r);
+    expect_one_audit_row(before, "sup2|password.change||");
+    assert_int_equal(request("GET", "/api/records", &s, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "r-t2-z"));
+    dash_reply_free(&r);
+    assert_int_equal(try_login("sup2", "temporary pass 123", &r), 0);
+    assert_int_equal(r.status, 401);
+    dash_reply_free(&r);
+}
+
 static void test_audit_is_for_admins_and_verifies(void **state)
 {
     login s1, adm;
@@ -985,6 +1037,7 @@ int main(void)
         cmocka_unit_test(test_audit_view_pages_and_filters),
         cmocka_unit_test(test_people_section_is_for_admins_and_audited),
         cmocka_unit_test(test_moving_a_worker_changes_what_its_device_holds),
+        cmocka_unit_test(test_reset_password_must_be_changed_at_next_login),
         cmocka_unit_test(test_audit_is_for_admins_and_verifies),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

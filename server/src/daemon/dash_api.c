@@ -22,6 +22,7 @@ void dash_call_free(dash_call *c)
     if (!c)
         return;
     mbedtls_platform_zeroize(c->password, sizeof c->password);
+    mbedtls_platform_zeroize(c->new_password, sizeof c->new_password);
     free(c->teams);
     dash_buf_free(&c->body);
     store_user_clear(&c->login_user);
@@ -595,6 +596,31 @@ static void run_audit(dash_call *c, store *st)
                         (long long)(f.limit != 0 && page.n_rows == f.limit ? page.last_id : 0));
 }
 
+static void run_password(dash_call *c, store *st)
+{
+    int rc = store_user_change_password(st, c->user, c->password, c->new_password, c->now_ms);
+
+    mbedtls_platform_zeroize(c->password, sizeof c->password);
+    mbedtls_platform_zeroize(c->new_password, sizeof c->new_password);
+    if (rc == STORE_EAUTH || rc == STORE_ELOCKED) {
+        (void)audit(c, st, c->user, "password.fail", "");
+        reply_error(c, 403, rc == STORE_ELOCKED ? "this account is locked after five failed "
+                                                  "attempts: ask an administrator"
+                                                : "the current password is wrong");
+        return;
+    }
+    if (rc != STORE_OK) {
+        reply_store_error(c, st, rc);
+        return;
+    }
+    if (audit(c, st, c->user, "password.change", "") != STORE_OK) {
+        reply_error(c, 500, "password changed, but the audit log cannot be written");
+        return;
+    }
+    start_ok(c);
+    dash_buf_puts(&c->body, "{\"changed\":true}");
+}
+
 /* Every call re-reads its account: a disabled or removed one ends here (and the service
  * thread ends its sessions); a changed role or set of teams applies from this call on. */
 static bool account_still_valid(dash_call *c, store *st)
@@ -609,6 +635,16 @@ static bool account_still_valid(dash_call *c, store *st)
     }
     if (rc != STORE_OK) {
         reply_store_error(c, st, rc);
+        return false;
+    }
+    /* After an administrator reset the password, nothing but choosing a new one. */
+    if (user.must_change && c->op != DASH_PASSWORD) {
+        store_user_clear(&user);
+        c->http_status = 403;
+        c->content_type = "application/json";
+        dash_buf_free(&c->body);
+        dash_buf_puts(&c->body, "{\"error\":\"your password was reset by an administrator: "
+                                "choose a new one\",\"must_change\":true}");
         return false;
     }
     free(c->teams);
@@ -659,6 +695,7 @@ void dash_run(dash_call *c, store *st)
     case DASH_AUDIT: run_audit(c, st); break;
     case DASH_PEOPLE: dash_people_list(c, st); break;
     case DASH_PEOPLE_ACT: dash_people_act(c, st); break;
+    case DASH_PASSWORD: run_password(c, st); break;
     }
     if (c->body.failed)
         reply_error(c, 500, "reply too large or out of memory: narrow the filters");

@@ -24,7 +24,8 @@ typedef enum dash_op {
     DASH_DECIDE,    /* keep or reverse a conflict (audit conflict.keep / conflict.reverse) */
     DASH_AUDIT,     /* the audit log, admins only */
     DASH_PEOPLE,    /* teams, workers and accounts, admins only (dash_people.c) */
-    DASH_PEOPLE_ACT /* disable, enable, remove, change teams, revoke a device; audited */
+    DASH_PEOPLE_ACT, /* disable, enable, remove, change teams, revoke a device; audited */
+    DASH_PASSWORD   /* the user's own new password (password = current, new_password) */
 } dash_op;
 
 typedef struct dash_call {
@@ -48,6 +49,7 @@ typedef struct dash_call {
     /* Parameters. */
     char name[64];
     char password[STORE_PASSWORD_MAX + 1];
+    char new_password[STORE_PASSWORD_MAX + 1]; /* PASSWORD */
     char f_worker[64];
     char f_team[64];
     char f_from[32];

@@ -390,6 +390,7 @@ static const api_route api_routes[] = {
     {"/api/conflicts", false, DASH_CONFLICTS}, {"/api/decide", true, DASH_DECIDE},
     {"/api/audit", false, DASH_AUDIT},      {"/api/export", false, DASH_RECORDS},
     {"/api/people", false, DASH_PEOPLE},    {"/api/people/act", true, DASH_PEOPLE_ACT},
+    {"/api/password", true, DASH_PASSWORD},
 };
 
 /* The view an export names. */
@@ -491,6 +492,12 @@ int dashboard_request(dashboard *dash, http_request *req, const char *path)
          form_get(req->body_in, "teams", c->p_teams, sizeof c->p_teams) != 0)) {
         dash_call_free(c);
         return respond_error(req, 400, "kind, id, action (and teams) are required");
+    }
+    if (route->op == DASH_PASSWORD &&
+        (form_get(req->body_in, "current", c->password, sizeof c->password) != 0 ||
+         form_get(req->body_in, "password", c->new_password, sizeof c->new_password) != 0)) {
+        dash_call_free(c);
+        return respond_error(req, 400, "current and password are required");
     }
     if (route->op == DASH_DECIDE) {
         char id[24], action[16];
