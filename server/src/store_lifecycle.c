@@ -19,8 +19,8 @@ int store_lifecycle_ensure(store *st)
                          "CREATE TABLE IF NOT EXISTS _outpost_disabled("
                          "  kind TEXT NOT NULL, id TEXT NOT NULL, since_ms INTEGER NOT NULL,"
                          "  PRIMARY KEY(kind, id)) WITHOUT ROWID;"
-                         "CREATE TABLE IF NOT EXISTS _outpost_pw_reset(name TEXT PRIMARY KEY)"
-                         "  WITHOUT ROWID;",
+                         "CREATE TABLE IF NOT EXISTS _outpost_pw_reset("
+                         "  name TEXT PRIMARY KEY, since_ms INTEGER NOT NULL) WITHOUT ROWID;",
                          "create the disabled-people table");
     st->lifecycle_ready = out == STORE_OK;
     return out;
@@ -265,13 +265,15 @@ int store_user_reset_password(store *st, const char *name, const char *password)
         out = STORE_OK;
     if (out != STORE_OK)
         return out;
+    char since[24];
+    snprintf(since, sizeof since, "%llu", (unsigned long long)store_now_ms());
     out = store_begin(st, true);
     if (out != STORE_OK)
         return out;
     out = store_user_set_password(st, name, password);
     if (out == STORE_OK)
-        out = run(st, "INSERT OR IGNORE INTO _outpost_pw_reset VALUES(?1)", name, NULL, NULL,
-                  NULL, "mark the password as reset");
+        out = run(st, "INSERT OR REPLACE INTO _outpost_pw_reset VALUES(?1, CAST(?2 AS INTEGER))",
+                  name, since, NULL, NULL, "mark the password as reset");
     return finish(st, out);
 }
 
