@@ -439,6 +439,47 @@ function actButton(label, kind, id, action, ask) {
   return b;
 }
 
+// An enrollment code and its QR code, drawn as SVG squares from the server's modules.
+async function enrollWorker(id) {
+  const data = await apiJson('/api/people/act', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: form({ kind: 'worker', id, action: 'enroll', teams: '' }),
+  });
+  const NS = 'http://www.w3.org/2000/svg';
+  const quiet = 4, size = data.qr_width + 2 * quiet;
+  const svg = document.createElementNS(NS, 'svg');
+  svg.setAttribute('viewBox', `0 0 ${size} ${size}`);
+  svg.setAttribute('width', String(size * 6));
+  svg.setAttribute('height', String(size * 6));
+  svg.setAttribute('id', 'enroll-qr');
+  const bg = document.createElementNS(NS, 'rect');
+  bg.setAttribute('width', String(size));
+  bg.setAttribute('height', String(size));
+  bg.setAttribute('fill', '#fff');
+  svg.appendChild(bg);
+  for (let y = 0; y < data.qr_width; y++) {
+    for (let x = 0; x < data.qr_width; x++) {
+      if (data.qr[y * data.qr_width + x] !== '1') continue;
+      const r = document.createElementNS(NS, 'rect');
+      r.setAttribute('x', String(x + quiet));
+      r.setAttribute('y', String(y + quiet));
+      r.setAttribute('width', '1');
+      r.setAttribute('height', '1');
+      r.setAttribute('fill', '#000');
+      svg.appendChild(r);
+    }
+  }
+  const box = $('enroll-box') || el('div');
+  box.id = 'enroll-box';
+  box.replaceChildren(
+    el('p', `Enrollment code for ${id} (single use, expires ${when(data.expires_ms)}):`),
+    el('p', data.code, 'enroll-code'),
+    svg,
+    el('p', data.text));
+  $('content').prepend(box);
+}
+
 async function viewPeople(content) {
   const data = await apiJson('/api/people');
   content.appendChild(el('h3', 'Dashboard accounts'));
@@ -459,6 +500,11 @@ async function viewPeople(content) {
     const acts = el('span');
     acts.appendChild(actButton(w.disabled ? 'Enable' : 'Disable', 'worker', w.id, w.disabled ? 'enable' : 'disable'));
     acts.appendChild(actButton('Move', 'worker', w.id, 'teams', 'Teams for ' + w.id + ' (comma separated)'));
+    const enroll = el('button', 'Enroll a device');
+    enroll.type = 'button';
+    enroll.dataset.act = 'enroll';
+    enroll.addEventListener('click', () => enrollWorker(w.id).catch((e) => showError('app-error', e.message)));
+    acts.appendChild(enroll);
     acts.appendChild(actButton('Remove', 'worker', w.id, 'remove'));
     const tr = row([w.id, w.teams, String(w.devices), w.disabled ? 'disabled' : 'active', acts]);
     tr.dataset.worker = w.id;
@@ -479,6 +525,7 @@ async function show(view, live) {
   for (const b of document.querySelectorAll('nav button')) b.classList.toggle('active', b.dataset.view === view);
   $('view-title').textContent = TITLES[view];
   $('filters').hidden = view !== 'records' && view !== 'perday';
+  $('export').hidden = view === 'people';
   for (const id of ['f-worker', 'f-to', 'f-q']) $(id).parentElement.hidden = view === 'perday';
   showError('app-error', '');
   const content = $('content');

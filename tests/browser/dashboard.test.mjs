@@ -294,6 +294,10 @@ async function test() {
   assert.equal(await sp.isHidden('#app-view'), true);
   await page.click('tr[data-user=sara] button[data-act=enable]');
   await page.waitForSelector('tr[data-user=sara] button[data-act=disable]');
+  await page.click('tr[data-worker=alice] button[data-act=enroll]');
+  await page.waitForSelector('#enroll-qr rect[fill="#000"]');
+  const code = (await page.textContent('.enroll-code')).trim();
+  assert.match(code, /^[0-9A-Z]{5}(-[0-9A-Z]{5}){3}$/);
   await shot(page, 'people');
   await login(sp, 'sara', PW);
   await sp.waitForSelector('#app-view:not([hidden])');

@@ -950,6 +950,50 @@ static void test_reset_password_must_be_changed_at_next_login(void **state)
     dash_reply_free(&r);
 }
 
+static void test_people_section_issues_an_enrollment_code_with_its_qr(void **state)
+{
+    login adm;
+    dash_reply r;
+    char code[32], qr[16];
+    int64_t before;
+    test_device dev;
+    (void)state;
+
+    log_in("admin1", &adm);
+    before = audit_newest();
+    assert_int_equal(request("POST", "/api/people/act", &adm, true, NULL,
+                             "kind=worker&id=w1&action=enroll&teams=", &r),
+                     0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(dash_json_string(r.body, "code", code, sizeof code), 0);
+    assert_int_equal(strlen(code), 23);
+    /* the QR code's modules: width, then width * width of '0' and '1' */
+    const char *p = strstr(r.body, "\"qr_width\":");
+    assert_non_null(p);
+    int width = 0;
+    assert_int_equal(sscanf(p, "\"qr_width\":%d", &width), 1);
+    assert_true(width >= 21);
+    p = strstr(r.body, "\"qr\":\"");
+    assert_non_null(p);
+    p += 6;
+    size_t n = strspn(p, "01");
+    assert_int_equal(n, (size_t)width * (size_t)width);
+    snprintf(qr, sizeof qr, "%.8s", p);
+    dash_reply_free(&r);
+    expect_one_audit_row(before, "admin1|worker.enroll|w1 expires_h=24|");
+    /* the code enrolls a device, once */
+    assert_int_equal(fixture_enroll_with_code(&fx, code, &dev), 0);
+    assert_int_not_equal(fixture_enroll_with_code(&fx, code, &dev), 0);
+    /* supervisors cannot */
+    login sup;
+    log_in("sup1", &sup);
+    assert_int_equal(request("POST", "/api/people/act", &sup, true, NULL,
+                             "kind=worker&id=w1&action=enroll&teams=", &r),
+                     0);
+    assert_int_equal(r.status, 403);
+    dash_reply_free(&r);
+}
+
 static void test_audit_is_for_admins_and_verifies(void **state)
 {
     login s1, adm;
@@ -1038,6 +1082,7 @@ int main(void)
         cmocka_unit_test(test_people_section_is_for_admins_and_audited),
         cmocka_unit_test(test_moving_a_worker_changes_what_its_device_holds),
         cmocka_unit_test(test_reset_password_must_be_changed_at_next_login),
+        cmocka_unit_test(test_people_section_issues_an_enrollment_code_with_its_qr),
         cmocka_unit_test(test_audit_is_for_admins_and_verifies),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -65,6 +65,7 @@ typedef struct dash_call {
     char p_id[64];
     char p_action[16];   /* disable, enable, remove, teams, revoke */
     char p_teams[512];   /* teams: comma separated */
+    char p_server[128];  /* enroll: HOST:PORT the page was served from, for the QR; "" if odd */
     int64_t conflict_id;
     bool reverse;
 

@@ -1,5 +1,6 @@
 #include "dash_people.h"
 
+#include <qrencode.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -106,6 +107,52 @@ static uint32_t split_teams(char *list, const char *out[MAX_TEAMS])
     return n;
 }
 
+enum { ENROLL_HOURS = 24 };
+
+/* A one-time enrollment code for worker p_id, valid ENROLL_HOURS, with its QR code as
+ * qr_width * qr_width modules ('1' dark), holding outpost://HOST:PORT/enroll?code=CODE when the
+ * page's host is known, else the code. Audited as worker.enroll; the code itself is not. */
+static void issue_enrollment(dash_call *c, store *st)
+{
+    char code[STORE_CODE_SIZE], text[256], target[128];
+    int rc = store_enroll_code_create(st, c->p_id, c->now_ms,
+                                      (uint64_t)ENROLL_HOURS * 3600u * 1000u, code);
+    QRcode *qr;
+
+    if (rc != STORE_OK) {
+        reply_store_error(c, st, rc);
+        return;
+    }
+    snprintf(target, sizeof target, "%.63s expires_h=%d", c->p_id, ENROLL_HOURS);
+    if (store_audit_append(st, c->now_ms, c->user, "worker.enroll", target, c->address) !=
+        STORE_OK) {
+        reply_error(c, 500, "the audit log cannot be written: no code shown");
+        return;
+    }
+    if (c->p_server[0])
+        snprintf(text, sizeof text, "outpost://%s/enroll?code=%s", c->p_server, code);
+    else
+        snprintf(text, sizeof text, "%s", code);
+    qr = QRcode_encodeString(text, 0, QR_ECLEVEL_M, QR_MODE_8, 1);
+    if (!qr) {
+        reply_error(c, 500, "cannot make the QR code");
+        return;
+    }
+    c->http_status = 200;
+    c->content_type = "application/json";
+    dash_buf_puts(&c->body, "{\"code\":");
+    dash_buf_json_str(&c->body, code);
+    dash_buf_puts(&c->body, ",\"text\":");
+    dash_buf_json_str(&c->body, text);
+    dash_buf_printf(&c->body, ",\"expires_ms\":%llu,\"qr_width\":%d,\"qr\":\"",
+                    (unsigned long long)(c->now_ms + (uint64_t)ENROLL_HOURS * 3600u * 1000u),
+                    qr->width);
+    for (int i = 0; i < qr->width * qr->width; i++)
+        dash_buf_put(&c->body, qr->data[i] & 1 ? "1" : "0", 1);
+    dash_buf_puts(&c->body, "\"}");
+    QRcode_free(qr);
+}
+
 void dash_people_act(dash_call *c, store *st)
 {
     const char *kind = c->p_kind, *id = c->p_id, *action = c->p_action;
@@ -121,6 +168,10 @@ void dash_people_act(dash_call *c, store *st)
     snprintf(target, sizeof target, "%s", id);
     if (!id[0]) {
         reply_error(c, 400, "which one? (id)");
+        return;
+    }
+    if (worker && strcmp(action, "enroll") == 0) {
+        issue_enrollment(c, st);
         return;
     }
     if ((user || worker) && strcmp(action, "disable") == 0) {
@@ -145,8 +196,8 @@ void dash_people_act(dash_call *c, store *st)
         rc = store_device_revoke(st, id, true);
         snprintf(target, sizeof target, "%s wipe", id);
     } else {
-        reply_error(c, 400, "kind=user|worker with action=disable|enable|remove|teams, or "
-                            "kind=device with action=revoke");
+        reply_error(c, 400, "kind=user|worker with action=disable|enable|remove|teams, "
+                            "kind=worker with action=enroll, or kind=device with action=revoke");
         return;
     }
     if (rc != STORE_OK) {

@@ -493,6 +493,18 @@ int dashboard_request(dashboard *dash, http_request *req, const char *path)
         dash_call_free(c);
         return respond_error(req, 400, "kind, id, action (and teams) are required");
     }
+    if (route->op == DASH_PEOPLE_ACT) {
+        /* Where devices reach this server: the host the page came from, when it is a plain
+         * HOST:PORT (it goes into the enrollment QR, never into HTML). */
+        char host[128];
+        int n = lws_hdr_copy(req->wsi, host, (int)sizeof host, WSI_TOKEN_HOST);
+        bool plain = n > 0 && strchr(host, ':') != NULL;
+        for (int i = 0; plain && i < n; i++)
+            plain = (host[i] >= 'a' && host[i] <= 'z') || (host[i] >= 'A' && host[i] <= 'Z') ||
+                    (host[i] >= '0' && host[i] <= '9') || strchr(".-:[]", host[i]) != NULL;
+        if (plain)
+            snprintf(c->p_server, sizeof c->p_server, "%s", host);
+    }
     if (route->op == DASH_PASSWORD &&
         (form_get(req->body_in, "current", c->password, sizeof c->password) != 0 ||
          form_get(req->body_in, "password", c->new_password, sizeof c->new_password) != 0)) {
