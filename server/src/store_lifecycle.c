@@ -172,19 +172,41 @@ int store_worker_set_teams(store *st, const char *worker_id, const char *const *
     return finish(st, out);
 }
 
+/* The account's role; STORE_ENOTFOUND when there is none (disabled ones included). */
+static int user_role(store *st, const char *name, store_role *out_role)
+{
+    sqlite3_stmt *stmt = NULL;
+    int out = store_users_ensure(st);
+    int rc;
+
+    if (out != STORE_OK)
+        return out;
+    rc = sqlite3_prepare_v2(st->db, "SELECT role FROM _outpost_users WHERE name = ?1", -1, &stmt,
+                            NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+        rc = sqlite3_step(stmt);
+    }
+    if (rc == SQLITE_ROW)
+        *out_role = sqlite3_column_int(stmt, 0) == STORE_ROLE_ADMIN ? STORE_ROLE_ADMIN
+                                                                    : STORE_ROLE_SUPERVISOR;
+    sqlite3_finalize(stmt);
+    if (rc == SQLITE_ROW)
+        return STORE_OK;
+    if (rc == SQLITE_DONE)
+        return store_fail(st, STORE_ENOTFOUND, "no account %s", name);
+    return store_fail_sqlite(st, rc, "look up account");
+}
+
 int store_user_set_teams(store *st, const char *name, const char *const *team_ids,
                          uint32_t n_teams)
 {
-    store_user user;
-    int out = store_user_get(st, name, &user);
-    bool admin = user.role == STORE_ROLE_ADMIN;
+    store_role role = STORE_ROLE_SUPERVISOR;
+    int out = user_role(st, name, &role);
 
-    store_user_clear(&user);
-    if (out == STORE_ENOTFOUND && strstr(store_errmsg(st), "disabled") != NULL)
-        out = STORE_OK; /* a disabled account's teams can still be changed */
     if (out != STORE_OK)
         return out;
-    if (!admin && n_teams == 0)
+    if (role != STORE_ROLE_ADMIN && n_teams == 0)
         return store_fail(st, STORE_EINVAL, "a supervisor needs at least one team");
     out = store_begin(st, true);
     if (out != STORE_OK)
@@ -257,12 +279,9 @@ int store_worker_remove(store *st, const char *worker_id, uint32_t *out_n_revoke
 
 int store_user_reset_password(store *st, const char *name, const char *password)
 {
-    store_user user;
-    int out = store_user_get(st, name, &user);
+    store_role role;
+    int out = user_role(st, name, &role);
 
-    store_user_clear(&user);
-    if (out == STORE_ENOTFOUND && strstr(store_errmsg(st), "disabled") != NULL)
-        out = STORE_OK;
     if (out != STORE_OK)
         return out;
     char since[24];
