@@ -27,6 +27,8 @@ target_include_directories(outpostd PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src
                                             ${CMAKE_CURRENT_SOURCE_DIR}/src/daemon)
 target_link_libraries(outpostd PRIVATE outpost_store outpost_proto outpost_lws PkgConfig::INIH
                                        Threads::Threads outpost_version outpost_warnings)
+# The admin section shows an enrollment code's QR (dash_people.c).
+target_link_libraries(outpostd PRIVATE PkgConfig::QRENCODE)
 # lws 4.3.5's mbedTLS backend never applies a cipher list; tls.c enforces outpostd's TLS policy
 # on every mbedtls_ssl_config lws makes by wrapping mbedtls_ssl_config_defaults (see tls.c).
 target_link_options(outpostd PRIVATE "LINKER:--wrap=mbedtls_ssl_config_defaults")

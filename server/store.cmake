@@ -15,8 +15,11 @@ add_library(outpost_store STATIC
     src/merge_apply.c       # writes to the synced data tables
     src/push.c              # store_push: exactly-once, transaction, ACK / REJECT
     src/pull.c              # store_pull
+    src/store_rescope.c     # rows gained and lost when a worker's teams change
     src/store_users.c       # dashboard accounts: Argon2id hashes, lockout
+    src/store_lifecycle.c   # listing, disabling, removing people, changing their teams
     src/store_audit.c       # the append-only, hash-chained audit log
+    src/audit_key.c         # the audit key file, its HMAC, signed checkpoints
     src/store_dashboard.c   # the dashboard's queries, limited to a supervisor's teams
     src/reverse.c)          # keeping or reversing a logged conflict decision
 target_include_directories(outpost_store PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/src)

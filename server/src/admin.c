@@ -7,6 +7,9 @@
  * 2 usage error; 3 the store could not be opened or failed (I/O, disk full, locked).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <stdarg.h>
 #include <qrencode.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +31,8 @@ enum { MAX_FILE_BYTES = 4 * 1024 * 1024, MAX_TEAMS = 64, MAX_EXPIRES_HOURS = 720
 static const char usage_main[] =
     "usage: outpost-admin --store PATH COMMAND [ARGS]\n"
     "       outpost-admin --version\n"
+    "       (before COMMAND, --audit-key FILE names the audit log's key; default\n"
+    "       PATH.audit-key, made by init)\n"
     "\n"
     "commands:\n"
     "  init --schema FILE.sql --policy FILE     create the store and its synced tables\n"
@@ -36,12 +41,19 @@ static const char usage_main[] =
     "  worker add ID --team T [--team T2 ...]   create a worker in one or more teams\n"
     "  enroll WORKER [--expires HOURS] [--server HOST:PORT]\n"
     "                                           issue a one-time enrollment code (text + QR)\n"
-    "  devices                                  list devices with their last sync\n"
+    "  devices [--worker ID]                    list devices with their last sync\n"
     "  revoke DEVICE [--wipe]                   revoke a device (and order a wipe)\n"
     "  user add NAME --role supervisor|admin [--team T ...] [--password-fd N]\n"
     "                                           create a dashboard account\n"
     "  user unlock NAME                         lift a lock after failed logins\n"
-    "  audit verify                             check the audit log's hash chain\n"
+    "  team list, worker list, user list        who is there, their teams and state\n"
+    "  worker disable|enable|remove ID          stop, restart, or end a worker's syncing\n"
+    "  worker move ID --team T [--team T2 ...]  replace a worker's teams\n"
+    "  user disable|enable|remove NAME          end or restore a dashboard account\n"
+    "  user teams NAME --team T ...             replace an account's teams\n"
+    "  user reset-password NAME [--password-fd N]  set a new password, lift a lock\n"
+    "  audit verify [--checkpoint FILE]         check the audit log's keyed chain and checkpoints\n"
+    "  audit checkpoint [--append FILE]         print (and append) a signed checkpoint\n"
     "  audit list [--limit N]                   print the newest audit entries\n"
     "  backup FILE                              consistent copy of the store, while it serves\n"
     "  restore FILE                             put a backup in place (outpostd stopped)\n"
@@ -54,7 +66,10 @@ static const char usage_init[] =
     "Creates the store at PATH (if missing) and its synced tables from FILE.sql (CREATE TABLE and\n"
     "CREATE INDEX statements only). The policy file has one line per table:\n"
     "  TABLE scope=COLUMN [policy=hlc|server-wins|device-wins]\n"
-    "Every table needs an explicit non-integer PRIMARY KEY (a TEXT UUID).\n";
+    "Every table needs an explicit non-integer PRIMARY KEY (a TEXT UUID).\n"
+    "init also creates the audit key (--audit-key FILE, default PATH.audit-key, mode 0600)\n"
+    "unless it exists. Keep it readable by outpostd's user only, and back it up apart from the\n"
+    "store: whoever holds both can rewrite the audit log (docs/threat-model.md).\n";
 static const char usage_upgrade[] =
     "usage: outpost-admin --store PATH upgrade --schema FILE.sql --policy FILE\n"
     "Applies an additive change: new tables, new nullable or defaulted columns appended at the\n"
@@ -64,7 +79,8 @@ static const char usage_team[] =
     "Creates a team. Team ids are the values of the synced tables' scope columns.\n";
 static const char usage_worker[] =
     "usage: outpost-admin --store PATH worker add ID --team T [--team T2 ...]\n"
-    "Creates a worker in one or more existing teams.\n";
+    "Creates a worker in one or more existing teams. See also: worker list|disable|enable|\n"
+    "remove|move (outpost-admin user --help shows them all).\n";
 static const char usage_enroll[] =
     "usage: outpost-admin --store PATH enroll WORKER [--expires HOURS]\n"
     "                     [--server HOST:PORT [--cert SERVER.pem]]\n"
@@ -74,8 +90,8 @@ static const char usage_enroll[] =
     "certificate outpostd presents) it also holds &pin=SHA256, so a phone that scans it can\n"
     "verify the server before it has the office's CA.\n";
 static const char usage_devices[] =
-    "usage: outpost-admin --store PATH devices\n"
-    "Lists every device: id, worker, name, last sync (UTC), state.\n";
+    "usage: outpost-admin --store PATH devices [--worker ID]\n"
+    "Lists every device (or one worker's): id, worker, name, last sync (UTC), state.\n";
 static const char usage_revoke[] =
     "usage: outpost-admin --store PATH revoke DEVICE [--wipe]\n"
     "Revokes DEVICE: it can no longer sync. With --wipe it is also told to erase its replica\n"
@@ -99,12 +115,36 @@ static const char usage_user[] =
     "admin sees every team and the audit log. The password (12 to 1024 characters) is read\n"
     "from the terminal, asked twice, or with --password-fd N as the first line read from file\n"
     "descriptor N (for scripts: --password-fd 3 3<file, or 3< <(printf %%s \"$PW\")). It is\n"
-    "never taken from the command line, and is kept only as an Argon2id hash.\n";
+    "never taken from the command line, and is kept only as an Argon2id hash.\n"
+    "       outpost-admin --store PATH user list|disable|enable|remove|teams|reset-password\n"
+    "(see the lifecycle commands below)\n\n";
 static const char usage_audit[] =
-    "usage: outpost-admin --store PATH audit verify\n"
+    "usage: outpost-admin --store PATH audit verify [--checkpoint FILE ...]\n"
+    "       outpost-admin --store PATH audit checkpoint [--append FILE]\n"
     "       outpost-admin --store PATH audit list [--limit N]\n"
-    "verify recomputes the hash chain and exits 0 when every row verifies, 1 naming the first\n"
-    "row that does not (changed, inserted or removed). list prints the newest entries.\n";
+    "verify recomputes the chain with the audit key and checks its seal, then every checkpoint\n"
+    "line found in each FILE (a checkpoint file, or outpostd's log); it exits 0 when all verify,\n"
+    "1 naming the first row that does not (changed, inserted, removed, or a cut-off tail).\n"
+    "checkpoint prints a signed line (rows, newest hash, time) to keep outside the store;\n"
+    "--append also appends it to FILE. list prints the newest entries.\n";
+
+static const char usage_people[] =
+    "usage: outpost-admin --store PATH team list\n"
+    "       outpost-admin --store PATH worker list\n"
+    "       outpost-admin --store PATH worker disable|enable|remove ID\n"
+    "       outpost-admin --store PATH worker move ID --team T [--team T2 ...]\n"
+    "       outpost-admin --store PATH user list\n"
+    "       outpost-admin --store PATH user disable|enable|remove NAME\n"
+    "       outpost-admin --store PATH user teams NAME [--team T ...]\n"
+    "       outpost-admin --store PATH user reset-password NAME [--password-fd N]\n"
+    "       outpost-admin --store PATH devices [--worker ID]\n"
+    "disable stops a worker's devices (at their next request) or an account's dashboard\n"
+    "sessions (at their next request) until enable. remove revokes every device of a worker\n"
+    "with a wipe order and drops its teams for good; it deletes an account. move and teams\n"
+    "replace the teams (devices get the new scope at their next sync). reset-password sets a\n"
+    "new password (read as for user add) and lifts a lock. Every change is audited.\n";
+
+static const char *audit_key_path; /* --audit-key, or NULL for PATH.audit-key */
 
 /* Prints "outpost-admin: MESSAGE" (with 'ARG' when given) and the command's usage. */
 static int usage_error(const char *usage, const char *message, const char *arg)
@@ -122,7 +162,8 @@ static bool missing_value(int i, int argc, char **argv)
     static const char *const with_value[] = {"--store",   "--schema", "--policy",
                                              "--name",    "--team",   "--expires",
                                              "--server",  "--cert",   "--role",   "--password-fd",
-                                             "--limit"};
+                                             "--limit",   "--audit-key", "--checkpoint",
+                                             "--append"};
     if (i + 1 < argc)
         return false;
     for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
@@ -200,6 +241,102 @@ static int open_store(const char *path, bool create, store **out_st)
     return rc == STORE_EINVAL ? EXIT_REFUSED : EXIT_STORE;
 }
 
+/* The audit key's path: --audit-key, or the store's path with ".audit-key". */
+static const char *key_path(const char *store_path, char *buf, size_t size)
+{
+    if (audit_key_path != NULL)
+        return audit_key_path;
+    snprintf(buf, size, "%s%s", store_path, STORE_AUDIT_KEY_SUFFIX);
+    return buf;
+}
+
+/* Opens the store and loads the audit key: what every command that writes or checks the audit
+ * log needs. */
+static int open_store_keyed(const char *path, store **out_st)
+{
+    char buf[4096];
+    int code = open_store(path, false, out_st);
+    if (code != EXIT_OK)
+        return code;
+    int rc = store_audit_key_load(*out_st, key_path(path, buf, sizeof buf));
+    if (rc != STORE_OK) {
+        code = store_error(*out_st, rc);
+        store_close(*out_st);
+        *out_st = NULL;
+    }
+    return code;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
+}
+
+/* The audit row of an administrative act done from this command line: the actor is the
+ * operating-system user running it ("os:NAME"), the address "local" (with the sudo caller when
+ * there is one). The act is done already: a failed write is reported, exit 3. */
+static int audit_act(store *st, const char *action, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int audit_act(store *st, const char *action, const char *fmt, ...)
+{
+    char actor[64], address[64], target[256];
+    const struct passwd *pw = getpwuid(geteuid());
+    const char *sudo = getenv("SUDO_USER");
+    va_list ap;
+
+    if (pw != NULL && strlen(pw->pw_name) < sizeof actor - 3)
+        snprintf(actor, sizeof actor, "os:%s", pw->pw_name);
+    else
+        snprintf(actor, sizeof actor, "os:uid=%u", (unsigned)geteuid());
+    if (sudo != NULL && sudo[0] && geteuid() == 0 && strlen(sudo) < 32)
+        snprintf(address, sizeof address, "local sudo=%s", sudo);
+    else
+        snprintf(address, sizeof address, "local");
+    va_start(ap, fmt);
+    int n = vsnprintf(target, sizeof target, fmt, ap);
+    va_end(ap);
+    if (n >= (int)sizeof target)
+        memcpy(target + sizeof target - 4, "...", 4);
+    int rc = store_audit_append(st, now_ms(), actor, action, target, address);
+    if (rc == STORE_OK)
+        return EXIT_OK;
+    fprintf(stderr, "outpost-admin: done, but the audit log cannot be written: %s\n",
+            store_errmsg(st));
+    return EXIT_STORE;
+}
+
+/* "a,b,c" of n names, into out. */
+static const char *join(const char *const *names, uint32_t n, char *out, size_t size)
+{
+    size_t len = 0;
+    out[0] = 0;
+    for (uint32_t i = 0; i < n && len < size; i++) {
+        int w = snprintf(out + len, size - len, "%s%s", i ? "," : "", names[i]);
+        if (w < 0)
+            break;
+        len += (size_t)w;
+    }
+    return out;
+}
+
+/* init makes the audit key unless one is there already (never overwritten). */
+static int ensure_audit_key(const char *path)
+{
+    char buf[4096], err[512];
+    const char *file = key_path(path, buf, sizeof buf);
+    int rc = store_audit_key_create(file, err, sizeof err);
+    if (rc == STORE_OK)
+        printf("audit key created: %s (mode 0600; keep it from anyone who can write the store)\n",
+               file);
+    else if (rc == STORE_EEXISTS)
+        printf("audit key kept: %s\n", file);
+    else
+        fprintf(stderr, "outpost-admin: %s\n", err);
+    return rc == STORE_OK || rc == STORE_EEXISTS ? EXIT_OK : EXIT_STORE;
+}
+
 /* init and upgrade share their arguments. */
 static int cmd_schema(const char *path, int argc, char **argv, bool init)
 {
@@ -225,6 +362,14 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
     char *policy = schema ? read_file(policy_path) : NULL;
     store *st = NULL;
     int code = schema && policy ? open_store(path, init, &st) : EXIT_USAGE;
+    if (code == EXIT_OK && init)
+        code = ensure_audit_key(path);
+    if (code == EXIT_OK) {
+        char buf[4096];
+        int rc = store_audit_key_load(st, key_path(path, buf, sizeof buf));
+        if (rc != STORE_OK)
+            code = store_error(st, rc);
+    }
     uint32_t before = 0;
     if (code == EXIT_OK && !init) {
         proto_buf buf = {0};
@@ -247,7 +392,8 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
                 code = store_error(st, rc);
             else if (!init && version == before)
                 printf("schema unchanged (version %u)\n", version);
-            else
+            else if ((code = audit_act(st, init ? "schema.init" : "schema.upgrade", "version %u",
+                                       version)) == EXIT_OK)
                 printf("schema version %u %s\n", version, init ? "initialised" : "applied");
         }
     }
@@ -257,12 +403,18 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
     return code;
 }
 
+static int cmd_list(const char *path, const char *what);
+static int cmd_lifecycle(const char *path, bool worker, int argc, char **argv);
+static bool is_lifecycle_verb(const char *verb, bool worker);
+
 static int cmd_team(const char *path, int argc, char **argv)
 {
     if (argc >= 1 && is_help(argv[0])) {
         fputs(usage_team, stdout);
         return EXIT_OK;
     }
+    if (argc == 1 && strcmp(argv[0], "list") == 0)
+        return cmd_list(path, "team");
     if (argc < 2 || strcmp(argv[0], "add") != 0)
         return usage_error(usage_team, "expected: team add ID", NULL);
     const char *id = argv[1], *name = NULL;
@@ -279,12 +431,12 @@ static int cmd_team(const char *path, int argc, char **argv)
         }
     }
     store *st = NULL;
-    int code = open_store(path, false, &st);
+    int code = open_store_keyed(path, &st);
     if (code == EXIT_OK) {
         int rc = store_team_add(st, id, name);
         if (rc != STORE_OK)
             code = store_error(st, rc);
-        else
+        else if ((code = audit_act(st, "team.add", "%s", id)) == EXIT_OK)
             printf("team %s added\n", id);
     }
     store_close(st);
@@ -297,6 +449,8 @@ static int cmd_worker(const char *path, int argc, char **argv)
         fputs(usage_worker, stdout);
         return EXIT_OK;
     }
+    if (argc >= 1 && is_lifecycle_verb(argv[0], true))
+        return cmd_lifecycle(path, true, argc, argv);
     if (argc < 2 || strcmp(argv[0], "add") != 0)
         return usage_error(usage_worker, "expected: worker add ID --team T", NULL);
     const char *id = argv[1];
@@ -319,12 +473,14 @@ static int cmd_worker(const char *path, int argc, char **argv)
     if (n_teams == 0)
         return usage_error(usage_worker, "a worker needs at least one --team", NULL);
     store *st = NULL;
-    int code = open_store(path, false, &st);
+    int code = open_store_keyed(path, &st);
     if (code == EXIT_OK) {
         int rc = store_worker_add(st, id, teams, n_teams);
+        char list[256];
         if (rc != STORE_OK)
             code = store_error(st, rc);
-        else
+        else if ((code = audit_act(st, "worker.add", "%s teams=%s", id,
+                                   join(teams, n_teams, list, sizeof list))) == EXIT_OK)
             printf("worker %s added\n", id);
     }
     store_close(st);
@@ -441,7 +597,7 @@ static int cmd_enroll(const char *path, int argc, char **argv)
     if (cert && certificate_pin(cert, pin) != 0)
         return EXIT_USAGE;
     store *st = NULL;
-    int code = open_store(path, false, &st);
+    int code = open_store_keyed(path, &st);
     if (code != EXIT_OK)
         return code;
     char enroll_code[STORE_CODE_SIZE];
@@ -450,12 +606,13 @@ static int cmd_enroll(const char *path, int argc, char **argv)
     uint64_t now_ms = (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
     int rc =
         store_enroll_code_create(st, worker, now_ms, (uint64_t)hours * 3600u * 1000u, enroll_code);
-    if (rc != STORE_OK) {
+    if (rc != STORE_OK)
         code = store_error(st, rc);
-        store_close(st);
-        return code;
-    }
+    else
+        code = audit_act(st, "enroll.code", "%s expires_h=%ld", worker, hours);
     store_close(st);
+    if (code != EXIT_OK)
+        return code;
     time_t expires = (time_t)(now.tv_sec + hours * 3600);
     struct tm tm_utc;
     char when[32];
@@ -490,8 +647,10 @@ static void format_time(uint64_t ms, char *out, size_t out_size)
 
 static int print_device(const store_device_row *row, void *user_data)
 {
-    (void)user_data;
+    const char *only_worker = user_data;
     char seen[32];
+    if (only_worker != NULL && strcmp(row->worker_id, only_worker) != 0)
+        return 0;
     format_time(row->last_seen_ms, seen, sizeof seen);
     printf("%-36s  %-16s  %-16s  %-19s  %s\n", row->device_id, row->worker_id,
            row->name[0] ? row->name : "-", seen,
@@ -505,7 +664,10 @@ static int cmd_devices(const char *path, int argc, char **argv)
         fputs(usage_devices, stdout);
         return EXIT_OK;
     }
-    if (argc > 0)
+    const char *worker = NULL;
+    if (argc == 2 && strcmp(argv[0], "--worker") == 0)
+        worker = argv[1];
+    else if (argc > 0)
         return usage_error(usage_devices, "unexpected argument", argv[0]);
     store *st = NULL;
     int code = open_store(path, false, &st);
@@ -513,7 +675,7 @@ static int cmd_devices(const char *path, int argc, char **argv)
         return code;
     printf("%-36s  %-16s  %-16s  %-19s  %s\n", "DEVICE", "WORKER", "NAME", "LAST SYNC (UTC)",
            "STATE");
-    int rc = store_device_list(st, print_device, NULL);
+    int rc = store_device_list(st, print_device, (void *)worker);
     if (rc != STORE_OK)
         code = store_error(st, rc);
     store_close(st);
@@ -540,13 +702,14 @@ static int cmd_revoke(const char *path, int argc, char **argv)
         }
     }
     store *st = NULL;
-    int code = open_store(path, false, &st);
+    int code = open_store_keyed(path, &st);
     if (code != EXIT_OK)
         return code;
     int rc = store_device_revoke(st, argv[0], wipe);
     if (rc != STORE_OK)
         code = store_error(st, rc);
-    else
+    else if ((code = audit_act(st, "device.revoke", "%s%s", argv[0], wipe ? " wipe" : "")) ==
+             EXIT_OK)
         printf("device %s revoked%s\n", argv[0], wipe ? "; it will be told to wipe" : "");
     store_close(st);
     return code;
@@ -597,6 +760,34 @@ static int prompt_password(const char *prompt, char *buf, size_t size)
     return rc;
 }
 
+/* A new password: the first line from fd, or asked twice on the terminal. */
+static int read_new_password(int fd, char *pw, size_t size)
+{
+    char again[STORE_PASSWORD_MAX + 2];
+
+    if (fd >= 0) {
+        if (read_line_fd(fd, pw, size) != 0) {
+            fprintf(stderr, "outpost-admin: cannot read a password of at most %u characters "
+                            "from file descriptor %d\n", STORE_PASSWORD_MAX, fd);
+            return EXIT_USAGE;
+        }
+        return EXIT_OK;
+    }
+    if (prompt_password("password: ", pw, size) != 0 ||
+        prompt_password("again: ", again, sizeof again) != 0) {
+        fprintf(stderr, "outpost-admin: cannot read the password\n");
+        return EXIT_USAGE;
+    }
+    bool differ = strcmp(pw, again) != 0;
+    explicit_bzero(again, sizeof again);
+    if (differ) {
+        fprintf(stderr, "outpost-admin: the passwords differ\n");
+        explicit_bzero(pw, size);
+        return EXIT_USAGE;
+    }
+    return EXIT_OK;
+}
+
 static int cmd_user_add(const char *path, int argc, char **argv)
 {
     const char *name = argv[1];
@@ -604,7 +795,7 @@ static int cmd_user_add(const char *path, int argc, char **argv)
     uint32_t n_teams = 0;
     int role = 0;
     int fd = -1;
-    char pw[STORE_PASSWORD_MAX + 2], again[STORE_PASSWORD_MAX + 2];
+    char pw[STORE_PASSWORD_MAX + 2];
     int code;
 
     for (int i = 2; i < argc; i++) {
@@ -637,33 +828,19 @@ static int cmd_user_add(const char *path, int argc, char **argv)
     }
     if (role == 0)
         return usage_error(usage_user, "--role supervisor|admin is required", NULL);
-    if (fd >= 0) {
-        if (read_line_fd(fd, pw, sizeof pw) != 0) {
-            fprintf(stderr, "outpost-admin: cannot read a password of at most %u characters "
-                            "from file descriptor %d\n", STORE_PASSWORD_MAX, fd);
-            return EXIT_USAGE;
-        }
-    } else {
-        if (prompt_password("password: ", pw, sizeof pw) != 0 ||
-            prompt_password("again: ", again, sizeof again) != 0) {
-            fprintf(stderr, "outpost-admin: cannot read the password\n");
-            return EXIT_USAGE;
-        }
-        if (strcmp(pw, again) != 0) {
-            fprintf(stderr, "outpost-admin: the passwords differ\n");
-            explicit_bzero(pw, sizeof pw);
-            explicit_bzero(again, sizeof again);
-            return EXIT_USAGE;
-        }
-        explicit_bzero(again, sizeof again);
-    }
+    code = read_new_password(fd, pw, sizeof pw);
+    if (code != EXIT_OK)
+        return code;
     store *st = NULL;
-    code = open_store(path, false, &st);
+    code = open_store_keyed(path, &st);
     if (code == EXIT_OK) {
         int rc = store_user_add(st, name, (store_role)role, teams, n_teams, pw);
+        char list[256];
         if (rc != STORE_OK)
             code = store_error(st, rc);
-        else
+        else if ((code = audit_act(st, "user.add", "%s role=%s teams=%s", name,
+                                   role == STORE_ROLE_ADMIN ? "admin" : "supervisor",
+                                   join(teams, n_teams, list, sizeof list))) == EXIT_OK)
             printf("%s %s added\n", role == STORE_ROLE_ADMIN ? "admin" : "supervisor", name);
     }
     explicit_bzero(pw, sizeof pw);
@@ -675,18 +852,21 @@ static int cmd_user(const char *path, int argc, char **argv)
 {
     if (argc >= 1 && is_help(argv[0])) {
         fputs(usage_user, stdout);
+        fputs(usage_people, stdout);
         return EXIT_OK;
     }
     if (argc >= 2 && strcmp(argv[0], "add") == 0 && argv[1][0] != '-')
         return cmd_user_add(path, argc, argv);
+    if (argc >= 1 && is_lifecycle_verb(argv[0], false))
+        return cmd_lifecycle(path, false, argc, argv);
     if (argc == 2 && strcmp(argv[0], "unlock") == 0) {
         store *st = NULL;
-        int code = open_store(path, false, &st);
+        int code = open_store_keyed(path, &st);
         if (code == EXIT_OK) {
             int rc = store_user_unlock(st, argv[1]);
             if (rc != STORE_OK)
                 code = store_error(st, rc);
-            else
+            else if ((code = audit_act(st, "user.unlock", "%s", argv[1])) == EXIT_OK)
                 printf("account %s unlocked\n", argv[1]);
         }
         store_close(st);
@@ -694,6 +874,151 @@ static int cmd_user(const char *path, int argc, char **argv)
     }
     return usage_error(usage_user, "expected: user add NAME --role ROLE, or user unlock NAME",
                        NULL);
+}
+
+/* ---- People over their lifetime ------------------------------------------------------------ */
+
+static int print_person(const store_person *p, void *user_data)
+{
+    const char *what = user_data;
+    if (strcmp(what, "team") == 0)
+        printf("%-20s  %-24s  %u  %s\n", p->id, p->name[0] ? p->name : "-", p->n_devices,
+               p->teams[0] ? p->teams : "-");
+    else if (strcmp(what, "worker") == 0)
+        printf("%-20s  %-8s  %-7u  %s\n", p->id, p->disabled ? "disabled" : "active",
+               p->n_devices, p->teams[0] ? p->teams : "-");
+    else
+        printf("%-20s  %-10s  %-8s  %s\n", p->id,
+               p->role == STORE_ROLE_ADMIN ? "admin" : "supervisor",
+               p->disabled ? "disabled" : "active", p->teams[0] ? p->teams : "-");
+    return 0;
+}
+
+static int cmd_list(const char *path, const char *what)
+{
+    store *st = NULL;
+    int code = open_store(path, false, &st);
+    int rc;
+
+    if (code != EXIT_OK)
+        return code;
+    if (strcmp(what, "team") == 0) {
+        printf("%-20s  %-24s  %s  %s\n", "TEAM", "NAME", "WORKERS", "");
+        rc = store_team_list(st, print_person, (void *)what);
+    } else if (strcmp(what, "worker") == 0) {
+        printf("%-20s  %-8s  %-7s  %s\n", "WORKER", "STATE", "DEVICES", "TEAMS");
+        rc = store_worker_list(st, print_person, (void *)what);
+    } else {
+        printf("%-20s  %-10s  %-8s  %s\n", "ACCOUNT", "ROLE", "STATE", "TEAMS");
+        rc = store_user_list(st, print_person, (void *)what);
+    }
+    if (rc != STORE_OK)
+        code = store_error(st, rc);
+    store_close(st);
+    return code;
+}
+
+/* worker|user VERB ID [--team T ...] [--password-fd N] */
+static int cmd_lifecycle(const char *path, bool worker, int argc, char **argv)
+{
+    const char *verb = argv[0], *id = argc >= 2 ? argv[1] : NULL;
+    const char *teams[MAX_TEAMS];
+    uint32_t n_teams = 0;
+    int fd = -1;
+    bool takes_teams = strcmp(verb, "move") == 0 || strcmp(verb, "teams") == 0;
+    bool takes_fd = strcmp(verb, "reset-password") == 0;
+
+    if (strcmp(verb, "list") == 0)
+        return argc == 1 ? cmd_list(path, worker ? "worker" : "user")
+                         : usage_error(usage_people, "unexpected argument", argv[1]);
+    if (id == NULL || id[0] == '-')
+        return usage_error(usage_people, worker ? "expected: worker VERB ID" :
+                                                  "expected: user VERB NAME", NULL);
+    for (int i = 2; i < argc; i++) {
+        if (missing_value(i, argc, argv))
+            return usage_error(usage_people, "missing value after", argv[i]);
+        if (takes_teams && strcmp(argv[i], "--team") == 0) {
+            if (n_teams == MAX_TEAMS)
+                return usage_error(usage_people, "at most 64 teams", NULL);
+            teams[n_teams++] = argv[++i];
+        } else if (takes_fd && strcmp(argv[i], "--password-fd") == 0) {
+            char *end = NULL;
+            long v = strtol(argv[++i], &end, 10);
+            if (!end || *end || v < 0 || v > 1024)
+                return usage_error(usage_people, "bad file descriptor", argv[i]);
+            fd = (int)v;
+        } else {
+            return usage_error(usage_people, "unexpected argument", argv[i]);
+        }
+    }
+    if (strcmp(verb, "move") == 0 && n_teams == 0)
+        return usage_error(usage_people, "move needs at least one --team", NULL);
+
+    char pw[STORE_PASSWORD_MAX + 2] = "";
+    if (takes_fd) {
+        int code = read_new_password(fd, pw, sizeof pw);
+        if (code != EXIT_OK)
+            return code;
+    }
+    store *st = NULL;
+    int code = open_store_keyed(path, &st);
+    if (code != EXIT_OK) {
+        explicit_bzero(pw, sizeof pw);
+        return code;
+    }
+    const char *noun = worker ? "worker" : "user";
+    char action[32], list[256];
+    uint32_t n_revoked = 0;
+    int rc;
+    snprintf(action, sizeof action, "%s.%s", noun, verb);
+    if (strcmp(verb, "disable") == 0 || strcmp(verb, "enable") == 0) {
+        bool off = strcmp(verb, "disable") == 0;
+        rc = worker ? store_worker_set_disabled(st, id, off) : store_user_set_disabled(st, id, off);
+        if (rc == STORE_OK && (code = audit_act(st, action, "%s", id)) == EXIT_OK)
+            printf("%s %s %sd\n", worker ? "worker" : "account", id, verb);
+    } else if (strcmp(verb, "remove") == 0) {
+        rc = worker ? store_worker_remove(st, id, &n_revoked) : store_user_remove(st, id);
+        if (rc == STORE_OK && worker &&
+            (code = audit_act(st, action, "%s devices_revoked=%u", id, n_revoked)) == EXIT_OK)
+            printf("worker %s removed; %u device%s revoked and told to wipe\n", id, n_revoked,
+                   n_revoked == 1 ? "" : "s");
+        else if (rc == STORE_OK && !worker && (code = audit_act(st, action, "%s", id)) == EXIT_OK)
+            printf("account %s removed\n", id);
+    } else if (takes_teams && (strcmp(verb, "move") == 0) == worker) {
+        rc = worker ? store_worker_set_teams(st, id, teams, n_teams)
+                    : store_user_set_teams(st, id, teams, n_teams);
+        join(teams, n_teams, list, sizeof list);
+        if (rc == STORE_OK &&
+            (code = audit_act(st, worker ? "worker.move" : "user.teams", "%s teams=%s", id,
+                              list)) == EXIT_OK)
+            printf("%s %s now in teams %s\n", worker ? "worker" : "account", id,
+                   list[0] ? list : "(none)");
+    } else if (takes_fd && !worker) {
+        rc = store_user_reset_password(st, id, pw);
+        if (rc == STORE_OK && (code = audit_act(st, "user.password_reset", "%s", id)) == EXIT_OK)
+            printf("account %s has a new password\n", id);
+    } else {
+        store_close(st);
+        return usage_error(usage_people, "unknown command", verb);
+    }
+    explicit_bzero(pw, sizeof pw);
+    if (rc != STORE_OK)
+        code = store_error(st, rc);
+    store_close(st);
+    return code;
+}
+
+static bool is_lifecycle_verb(const char *verb, bool worker)
+{
+    static const char *const worker_verbs[] = {"list", "disable", "enable", "remove", "move"};
+    static const char *const user_verbs[] = {"list",   "disable", "enable",
+                                             "remove", "teams",   "reset-password"};
+    const char *const *verbs = worker ? worker_verbs : user_verbs;
+    size_t n = worker ? 5 : 6;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(verb, verbs[i]) == 0)
+            return true;
+    return false;
 }
 
 /* Audit text came from the network: control characters are shown as '?' so that nothing in
@@ -717,55 +1042,145 @@ static int print_audit_row(const store_audit_row *row, void *user_data)
     print_field(row->action);
     putchar('\t');
     print_field(row->target);
+    if (row->ids[0]) {
+        fputs("\tids=", stdout);
+        print_field(row->ids);
+    }
     putchar('\n');
     return 0;
 }
 
+/* Checks every checkpoint line in file (anything before "outpost-audit-checkpoint" on a line,
+ * such as a log's time stamp, is skipped). Returns an exit code; *out_found counts lines. */
+static int verify_checkpoints(store *st, const char *file, unsigned *out_found)
+{
+    static const char marker[] = "outpost-audit-checkpoint ";
+    char *text = read_file(file);
+    int code = EXIT_OK;
+
+    if (text == NULL)
+        return EXIT_USAGE;
+    for (char *line = text, *next; line != NULL && (code == EXIT_OK || code == EXIT_REFUSED);
+         line = next) {
+        next = strchr(line, '\n');
+        if (next != NULL)
+            *next++ = 0;
+        char *cp = strstr(line, marker);
+        if (cp == NULL)
+            continue;
+        size_t n = strlen(cp);
+        while (n > 0 && (cp[n - 1] == '\r' || cp[n - 1] == ' '))
+            cp[--n] = 0;
+        int64_t bad = 0;
+        int rc = store_audit_verify_checkpoint(st, cp, &bad);
+        (*out_found)++;
+        if (rc == STORE_ETAMPERED) {
+            fprintf(stderr, "outpost-admin: TAMPERED: first bad row %lld: %s (%s)\n",
+                    (long long)bad, store_errmsg(st), file);
+            code = EXIT_REFUSED;
+        } else if (rc != STORE_OK) {
+            code = store_error(st, rc);
+        }
+    }
+    free(text);
+    return code;
+}
+
+static int append_line(const char *file, const char *line)
+{
+    int fd = open(file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    size_t n = strlen(line);
+    bool ok = fd >= 0 && write(fd, line, n) == (ssize_t)n && write(fd, "\n", 1) == 1 &&
+              fsync(fd) == 0;
+    int e = errno;
+    if (fd >= 0 && close(fd) != 0 && ok) {
+        ok = false;
+        e = errno;
+    }
+    if (!ok)
+        fprintf(stderr, "outpost-admin: cannot append to %s: %s\n", file, strerror(e));
+    return ok ? EXIT_OK : EXIT_STORE;
+}
+
 static int cmd_audit(const char *path, int argc, char **argv)
 {
+    enum { MAX_CHECKPOINT_FILES = 16 };
     uint32_t limit = 50;
+    const char *files[MAX_CHECKPOINT_FILES], *append = NULL;
+    unsigned n_files = 0;
     if (argc >= 1 && is_help(argv[0])) {
         fputs(usage_audit, stdout);
         return EXIT_OK;
     }
-    if (argc < 1 || (strcmp(argv[0], "verify") != 0 && strcmp(argv[0], "list") != 0))
-        return usage_error(usage_audit, "expected: audit verify, or audit list", NULL);
-    bool verify = strcmp(argv[0], "verify") == 0;
+    if (argc < 1 || (strcmp(argv[0], "verify") != 0 && strcmp(argv[0], "list") != 0 &&
+                     strcmp(argv[0], "checkpoint") != 0))
+        return usage_error(usage_audit, "expected: audit verify, audit checkpoint or audit list",
+                           NULL);
+    bool verify = strcmp(argv[0], "verify") == 0, list = strcmp(argv[0], "list") == 0;
     for (int i = 1; i < argc; i++) {
         if (missing_value(i, argc, argv))
             return usage_error(usage_audit, "missing value after", argv[i]);
-        if (!verify && strcmp(argv[i], "--limit") == 0 && i + 1 < argc) {
+        if (list && strcmp(argv[i], "--limit") == 0 && i + 1 < argc) {
             char *end = NULL;
             long v = strtol(argv[++i], &end, 10);
             if (!end || *end || v < 1 || v > 100000)
                 return usage_error(usage_audit, "--limit takes 1 to 100000", argv[i]);
             limit = (uint32_t)v;
+        } else if (verify && strcmp(argv[i], "--checkpoint") == 0 && i + 1 < argc) {
+            if (n_files == MAX_CHECKPOINT_FILES)
+                return usage_error(usage_audit, "at most 16 --checkpoint files", NULL);
+            files[n_files++] = argv[++i];
+        } else if (!verify && !list && strcmp(argv[i], "--append") == 0 && i + 1 < argc) {
+            append = argv[++i];
         } else {
             return usage_error(usage_audit, "unexpected argument", argv[i]);
         }
     }
     store *st = NULL;
-    int code = open_store(path, false, &st);
+    int code = list ? open_store(path, false, &st) : open_store_keyed(path, &st);
     if (code != EXIT_OK)
         return code;
     if (verify) {
         uint64_t n_rows = 0;
         int64_t bad = 0;
+        unsigned found = 0;
         int rc = store_audit_verify(st, &n_rows, &bad);
-        if (rc == STORE_OK) {
-            printf("audit log verified: %llu rows, hash chain intact\n",
-                   (unsigned long long)n_rows);
-        } else if (rc == STORE_ETAMPERED) {
+        if (rc == STORE_ETAMPERED) {
             fprintf(stderr, "outpost-admin: TAMPERED: first bad row %lld: %s\n", (long long)bad,
                     store_errmsg(st));
             code = EXIT_REFUSED;
-        } else {
+        } else if (rc != STORE_OK) {
             code = store_error(st, rc);
         }
-    } else {
+        /* Every checkpoint is checked even after a failure: each says what it saw. */
+        for (unsigned f = 0; f < n_files && (code == EXIT_OK || code == EXIT_REFUSED); f++) {
+            unsigned before = found;
+            int file_code = verify_checkpoints(st, files[f], &found);
+            if (file_code == EXIT_OK && found == before) {
+                fprintf(stderr, "outpost-admin: no audit checkpoint line in %s\n", files[f]);
+                file_code = EXIT_USAGE;
+            }
+            if (file_code != EXIT_OK && (code == EXIT_OK || file_code != EXIT_REFUSED))
+                code = file_code;
+        }
+        if (code == EXIT_OK)
+            printf("audit log verified: %llu rows, keyed chain and seal intact, %u checkpoint%s "
+                   "matched\n",
+                   (unsigned long long)n_rows, found, found == 1 ? "" : "s");
+    } else if (list) {
         int rc = store_audit_list(st, 0, limit, print_audit_row, NULL);
         if (rc != STORE_OK)
             code = store_error(st, rc);
+    } else {
+        char line[STORE_CHECKPOINT_LINE_MAX];
+        uint64_t n_rows = 0;
+        int rc = store_audit_checkpoint(st, now_ms(), line, &n_rows);
+        if (rc != STORE_OK)
+            code = store_error(st, rc);
+        else if (append != NULL)
+            code = append_line(append, line);
+        if (code == EXIT_OK)
+            printf("%s\n", line);
     }
     store_close(st);
     return code;
@@ -843,6 +1258,8 @@ int main(int argc, char **argv)
             return EXIT_OK;
         } else if (strcmp(argv[i], "--store") == 0 && i + 1 < argc) {
             path = argv[++i];
+        } else if (strcmp(argv[i], "--audit-key") == 0 && i + 1 < argc) {
+            audit_key_path = argv[++i];
         } else {
             return usage_error(usage_main, "unknown option", argv[i]);
         }

@@ -177,7 +177,9 @@ int store_pull(store *st, const store_device *dev, uint64_t cursor, uint32_t lim
     p.info = out_info;
     sqlite3_stmt *s = NULL;
     store_device_rec rec;
+    store_device fresh;
     int64_t server_seq = 0;
+    memset(&fresh, 0, sizeof fresh);
     int out = store_begin(st, false);
     if (out != 0)
         goto done;
@@ -192,6 +194,13 @@ int store_pull(store *st, const store_device *dev, uint64_t cursor, uint32_t lim
         goto done;
     p.dev_no = rec.no;
     p.holds_nothing = cursor == 0 && rec.acked_seq == 0;
+    /* The worker's teams as they are now, not as they were at HELLO: a move applies at once. */
+    fresh = *dev;
+    fresh.teams = NULL;
+    out = store_worker_teams(st, rec.worker_id, &fresh.n_teams, &fresh.teams);
+    if (out != 0)
+        goto done;
+    p.dev = &fresh;
     /* A cursor ahead of the store means the store went back in time (restored from a backup).
      * Restarting from 0 here would hide that from the device, which then would not re-send what
      * the store lost: say so, and the device pulls again from 0 itself. */
@@ -230,6 +239,10 @@ int store_pull(store *st, const store_device *dev, uint64_t cursor, uint32_t lim
     bool exhausted = !p.full && scanned < scan_cap;
     out_info->more = !exhausted && p.last_seq < (uint64_t)server_seq;
     out_info->next_cursor = exhausted ? (uint64_t)server_seq : p.last_seq;
+    out = store_rescope_emit(st, &fresh, p.dev_no, cursor, out_info->next_cursor, &p.rs, &p.arena,
+                             out_info);
+    if (out != 0)
+        goto done;
     if (rowset_export(&p.rs) != 0) {
         out = store_fail(st, STORE_ENOMEM, "out of memory");
         goto done;
@@ -250,6 +263,7 @@ done:
     store_rollback(st); /* ends the read transaction */
     rowset_free(&p.rs);
     store_arena_free(&p.arena);
+    free(fresh.teams);
     if (out != 0) {
         memset(out_info, 0, sizeof *out_info);
     }

@@ -255,6 +255,7 @@ typedef struct store_user {
     store_role role;
     uint32_t n_teams;
     char (*teams)[64]; /* teams the user may see, sorted; NULL when none */
+    bool must_change;  /* an administrator reset the password: the user must choose one */
 } store_user;
 
 void store_user_clear(store_user *user); /* frees teams; NULL is a no-op */
@@ -279,12 +280,60 @@ int store_user_get(store *st, const char *name, store_user *out_user);
 /* Lifts a lock and clears the failure count. */
 int store_user_unlock(store *st, const char *name);
 
+/* ---- People lifecycle (store_lifecycle.c) ---------------------------------------------------- */
+
+/* A disabled worker's devices are refused at HELLO and at their next PUSH or PULL (as revoked,
+ * without a wipe); a disabled account cannot log in, and a dashboard session of it ends at its
+ * next request. Enabling undoes both. */
+int store_worker_set_disabled(store *st, const char *worker_id, bool disabled);
+int store_user_set_disabled(store *st, const char *name, bool disabled);
+
+/* Removing a worker revokes its devices with a wipe order (*out_n_revoked counts them), drops
+ * its teams and disables it for good; its id stays, as changes and conflicts name it. Removing
+ * an account deletes it (the audit log keeps its name). STORE_ENOTFOUND when unknown. */
+int store_worker_remove(store *st, const char *worker_id, uint32_t *out_n_revoked);
+int store_user_remove(store *st, const char *name);
+
+/* Replaces a worker's teams (at least one; moving between teams) or an account's (a supervisor
+ * needs at least one). Every team must exist. Devices see the new scope at their next sync. */
+int store_worker_set_teams(store *st, const char *worker_id, const char *const *team_ids,
+                           uint32_t n_teams);
+int store_user_set_teams(store *st, const char *name, const char *const *team_ids,
+                         uint32_t n_teams);
+
+/* Sets a new password (STORE_PASSWORD_MIN..MAX bytes), lifts any lock, and marks the account
+ * must_change: its dashboard does nothing else until the user chose a password of their own. */
+int store_user_reset_password(store *st, const char *name, const char *password);
+
+/* The user changes their own password: current must verify (STORE_EAUTH, counted like a failed
+ * login), new_password must differ from it (STORE_EINVAL). Clears must_change. */
+int store_user_change_password(store *st, const char *name, const char *current,
+                               const char *new_password, uint64_t now_ms);
+
+/* One team, worker or account in a list. */
+typedef struct store_person {
+    char id[64];
+    char name[128];      /* teams: the display name */
+    char teams[1024];    /* workers and accounts: their teams; teams: their workers (a,b,c) */
+    bool disabled;
+    uint32_t n_devices;  /* workers: devices not revoked; teams: workers */
+    store_role role;     /* accounts only */
+} store_person;
+
+typedef int (*store_person_cb)(const store_person *person, void *user_data);
+/* Each in id order; a non-zero return from cb stops the walk and is returned. */
+int store_team_list(store *st, store_person_cb cb, void *user_data);
+int store_worker_list(store *st, store_person_cb cb, void *user_data);
+int store_user_list(store *st, store_person_cb cb, void *user_data);
+
 /* ---- Audit log (store_audit.c) --------------------------------------------------------------- */
 
-/* The audit log is append-only (the store refuses UPDATE and DELETE on it) and hash-chained:
- * row n's hash is SHA-256(hash of row n-1 || row n's content), the first row chaining from 32
- * zero bytes. Row content: id and time as 8-byte big-endian integers, then actor, action,
- * target and address, each as a 4-byte big-endian length and its bytes. */
+/* The audit log is append-only (the store refuses UPDATE and DELETE on it) and chained with a
+ * key that is not in the store: row n's hash is HMAC-SHA-256(key, hash of row n-1 || row n's
+ * content), the first row chaining from 32 zero bytes. Row content: id and time as 8-byte
+ * big-endian integers, then actor, action, target, address and ids, each as a 4-byte
+ * big-endian length and its bytes. A seal (HMAC of the row count and the newest hash) kept beside the log
+ * catches a cut-off tail. Appending and verifying need the key (store_audit_key_load). */
 typedef struct store_audit_row {
     int64_t id;           /* 1, 2, 3, ... */
     uint64_t time_ms;
@@ -293,11 +342,19 @@ typedef struct store_audit_row {
     char target[256];     /* what was acted on: a record key, a view and its filters */
     char address[64];     /* the client's address */
     uint8_t hash[32];
+    const char *ids;      /* what a read showed: the records' keys, comma separated ("" for
+                             other acts); valid during the callback only */
 } store_audit_row;
+
+/* The longest ids list one audit row holds (a page of 1000 record keys fits). */
+#define STORE_AUDIT_IDS_MAX (256u * 1024u)
 
 /* Appends one row (strings longer than the fields above are refused with STORE_EINVAL). */
 int store_audit_append(store *st, uint64_t time_ms, const char *actor, const char *action,
                        const char *target, const char *address);
+/* The same with the ids a read showed (at most STORE_AUDIT_IDS_MAX - 1 bytes). */
+int store_audit_append_ids(store *st, uint64_t time_ms, const char *actor, const char *action,
+                           const char *target, const char *address, const char *ids);
 
 /* Newest first, rows with id < before_id (0: from the newest), at most limit (0: 100). A
  * non-zero return from cb stops the walk and is returned. */
@@ -305,10 +362,59 @@ typedef int (*store_audit_cb)(const store_audit_row *row, void *user_data);
 int store_audit_list(store *st, int64_t before_id, uint32_t limit, store_audit_cb cb,
                      void *user_data);
 
-/* Recomputes the chain. STORE_OK with the row count, or STORE_ETAMPERED with the id of the
- * first row that does not verify in *out_bad_id (a changed, removed or inserted row; a removed
- * tail shows as the row after the last one left) and the reason in store_errmsg. */
+/* Newest first, the rows matching every filter set: id < before_id (0: from the newest);
+ * actor equal; action equal or, for a name without a dot such as "login", in its family
+ * ("login.ok", "login.fail", ...); from_ms <= time_ms < to_ms (0: open). At most limit rows
+ * (0: every match). */
+typedef struct store_audit_filter {
+    int64_t before_id;
+    uint32_t limit;
+    const char *actor;  /* NULL or "": any */
+    const char *action; /* NULL or "": any */
+    uint64_t from_ms;
+    uint64_t to_ms;
+} store_audit_filter;
+int store_audit_query(store *st, const store_audit_filter *filter, store_audit_cb cb,
+                      void *user_data);
+
+/* Recomputes the keyed chain and checks the seal. STORE_OK with the row count, or
+ * STORE_ETAMPERED with the id of the first row that does not verify in *out_bad_id (a changed,
+ * removed or inserted row, a chain recomputed without the key; a removed tail shows as the row
+ * after the last one left) and the reason in store_errmsg. STORE_EINVAL without a key. */
 int store_audit_verify(store *st, uint64_t *out_n_rows, int64_t *out_bad_id);
+
+/* ---- Audit key and checkpoints (audit_key.c) --------------------------------------------------- */
+
+/* The audit key: 32 random bytes kept outside the store in a file of 64 hex digits and a
+ * newline, readable by its owner only (mode 0600). The default path is the store's path with
+ * ".audit-key" appended. */
+#define STORE_AUDIT_KEY_SUFFIX ".audit-key"
+
+/* Makes a new key file at path (O_EXCL, mode 0600). STORE_EEXISTS when path exists (nothing is
+ * overwritten), STORE_EIO with the reason in err otherwise. No store needed. */
+int store_audit_key_create(const char *path, char *err, size_t err_size);
+
+/* Reads the key file into st. STORE_EINVAL when it is missing, malformed, or readable or
+ * writable by anyone but its owner (group/other mode bits set); the reason in store_errmsg. */
+int store_audit_key_load(store *st, const char *path);
+
+/* A checkpoint is one text line, signed with the audit key, that an operator keeps outside the
+ * store (a log, a file shipped elsewhere, paper):
+ *   outpost-audit-checkpoint v1 rows=N head=HEX64 time_ms=T key=HEX16 mac=HEX64
+ * key is the key's id (the first 8 bytes of SHA-256 over a label and the key); mac is
+ * HMAC-SHA-256(key, everything before " mac="). A later store must still hold row N with the
+ * hash head: a rewritten, deleted or truncated log no longer does. */
+#define STORE_CHECKPOINT_LINE_MAX 256
+
+/* Writes the checkpoint of the log as it is now (NUL-terminated, no newline) into out_line
+ * (at least STORE_CHECKPOINT_LINE_MAX bytes) and its row count into *out_n_rows. */
+int store_audit_checkpoint(store *st, uint64_t now_ms, char *out_line, uint64_t *out_n_rows);
+
+/* Checks one checkpoint line against the key and the log. STORE_OK when the signature verifies
+ * and the log still holds row N with that hash; STORE_ETAMPERED when it does not (the reason,
+ * and the row in *out_bad_id: N when it is gone or differs); STORE_EINVAL for a line that is
+ * not a checkpoint, or one signed with another key. */
+int store_audit_verify_checkpoint(store *st, const char *line, int64_t *out_bad_id);
 
 /* ---- Dashboard queries (store_dashboard.c) ---------------------------------------------------- */
 
@@ -350,6 +456,7 @@ typedef struct store_dash_record {
     uint32_t n_cols;
     const char *const *cols;
     const char *const *values;
+    const char *key; /* the primary key's (first column's) value: what the audit row names */
 } store_dash_record;
 
 typedef int (*store_dash_record_cb)(const store_dash_record *rec, void *user_data);

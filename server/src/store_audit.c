@@ -1,9 +1,9 @@
 /*
- * The audit log: append-only, hash-chained. Triggers refuse UPDATE and DELETE through SQLite;
- * the chain catches what bypasses SQLite (an edited file, dropped triggers), and the row count
- * kept in _outpost_meta catches a removed tail.
+ * The audit log: append-only, chained with a key kept outside the store (audit_key.c).
+ * Triggers refuse UPDATE and DELETE through SQLite; the keyed chain catches what bypasses SQLite
+ * (an edited file, dropped triggers, a chain recomputed without the key), and the seal (an HMAC
+ * of the row count and the newest hash) catches a removed tail even when audit_rows is reset.
  */
-#include <mbedtls/sha256.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -13,54 +13,145 @@ static const char audit_ddl[] =
     "CREATE TABLE IF NOT EXISTS _outpost_audit("
     "  id INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, actor TEXT NOT NULL,"
     "  action TEXT NOT NULL, target TEXT NOT NULL, address TEXT NOT NULL,"
-    "  hash BLOB NOT NULL);"
+    "  hash BLOB NOT NULL, ids TEXT NOT NULL DEFAULT '');"
     "CREATE TRIGGER IF NOT EXISTS _outpost_audit_no_update BEFORE UPDATE ON _outpost_audit"
     "  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"
     "CREATE TRIGGER IF NOT EXISTS _outpost_audit_no_delete BEFORE DELETE ON _outpost_audit"
     "  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"
+    "CREATE TABLE IF NOT EXISTS _outpost_audit_seal("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1), rows INTEGER NOT NULL, mac BLOB NOT NULL);"
     "INSERT OR IGNORE INTO _outpost_meta VALUES('audit_rows', 0);";
 
 static int ensure_table(store *st)
 {
-    return store_exec(st, audit_ddl, "create the audit table");
+    sqlite3_stmt *stmt = NULL;
+    int out;
+
+    if (st->audit_ready)
+        return STORE_OK;
+    out = store_exec(st, audit_ddl, "create the audit table");
+    /* Logs made before reads named their ids get the column (empty for the old rows). */
+    if (out == STORE_OK &&
+        sqlite3_prepare_v2(st->db, "SELECT ids FROM _outpost_audit LIMIT 0", -1, &stmt, NULL) !=
+            SQLITE_OK)
+        out = store_exec(st, "ALTER TABLE _outpost_audit ADD COLUMN ids TEXT NOT NULL DEFAULT ''",
+                         "add the audit log's ids column");
+    sqlite3_finalize(stmt);
+    st->audit_ready = out == STORE_OK;
+    return out;
 }
 
-static void put_u64(mbedtls_sha256_context *ctx, uint64_t v)
+static uint8_t *put_u64(uint8_t *p, uint64_t v)
 {
-    uint8_t b[8];
     for (int i = 0; i < 8; i++)
-        b[i] = (uint8_t)(v >> (56 - 8 * i));
-    mbedtls_sha256_update(ctx, b, sizeof b);
+        *p++ = (uint8_t)(v >> (56 - 8 * i));
+    return p;
 }
 
-static void put_text(mbedtls_sha256_context *ctx, const char *s)
+static uint8_t *put_text(uint8_t *p, const char *s)
 {
     size_t n = strlen(s);
-    uint8_t b[4] = {(uint8_t)(n >> 24), (uint8_t)(n >> 16), (uint8_t)(n >> 8), (uint8_t)n};
-    mbedtls_sha256_update(ctx, b, sizeof b);
-    mbedtls_sha256_update(ctx, (const uint8_t *)s, n);
+    *p++ = (uint8_t)(n >> 24);
+    *p++ = (uint8_t)(n >> 16);
+    *p++ = (uint8_t)(n >> 8);
+    *p++ = (uint8_t)n;
+    memcpy(p, s, n);
+    return p + n;
 }
 
 static int row_hash(store *st, const uint8_t prev[32], const store_audit_row *row,
                     uint8_t out[32])
 {
-    mbedtls_sha256_context ctx;
+    uint8_t buf[32 + 2 * 8 + 4 * 4 + sizeof row->actor + sizeof row->action +
+                sizeof row->target + sizeof row->address];
+    uint8_t *p = buf;
+    size_t n;
+
+    memcpy(p, prev, 32);
+    p = put_u64(p + 32, (uint64_t)row->id);
+    p = put_u64(p, row->time_ms);
+    p = put_text(p, row->actor);
+    p = put_text(p, row->action);
+    p = put_text(p, row->target);
+    p = put_text(p, row->address);
+    n = (size_t)(p - buf);
+    /* ids: a 4-byte length and the bytes, like the other text fields, without a copy */
+    size_t n_ids = strlen(row->ids ? row->ids : "");
+    uint8_t len[4] = {(uint8_t)(n_ids >> 24), (uint8_t)(n_ids >> 16), (uint8_t)(n_ids >> 8),
+                      (uint8_t)n_ids};
+    const void *all[] = {buf, len, row->ids ? row->ids : ""};
+    size_t sizes[] = {n, sizeof len, n_ids};
+    return store_audit_mac(st, all, sizes, 3, out);
+}
+
+/* The seal binds the row count to the newest hash: HMAC(key, "seal" || rows || head). */
+static int seal_mac(store *st, uint64_t n_rows, const uint8_t head[32], uint8_t out[32])
+{
+    uint8_t count[8];
+    const void *parts[] = {"seal", count, head};
+    size_t sizes[] = {4, sizeof count, 32};
+
+    put_u64(count, n_rows);
+    return store_audit_mac(st, parts, sizes, 3, out);
+}
+
+static int write_seal(store *st, uint64_t n_rows, const uint8_t head[32])
+{
+    sqlite3_stmt *stmt = NULL;
+    uint8_t mac[32];
+    int out = seal_mac(st, n_rows, head, mac);
     int rc;
 
-    mbedtls_sha256_init(&ctx);
-    rc = mbedtls_sha256_starts(&ctx, 0);
-    if (rc == 0) {
-        mbedtls_sha256_update(&ctx, prev, 32);
-        put_u64(&ctx, (uint64_t)row->id);
-        put_u64(&ctx, row->time_ms);
-        put_text(&ctx, row->actor);
-        put_text(&ctx, row->action);
-        put_text(&ctx, row->target);
-        put_text(&ctx, row->address);
-        rc = mbedtls_sha256_finish(&ctx, out);
+    if (out != STORE_OK)
+        return out;
+    rc = sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO _outpost_audit_seal VALUES(1, ?1, ?2)",
+                            -1, &stmt, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(stmt, 1, (int64_t)n_rows);
+        sqlite3_bind_blob(stmt, 2, mac, sizeof mac, SQLITE_STATIC);
+        rc = sqlite3_step(stmt);
     }
-    mbedtls_sha256_free(&ctx);
-    return rc == 0 ? STORE_OK : store_fail(st, STORE_EIO, "sha256 failed");
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_DONE ? STORE_OK : store_fail_sqlite(st, rc, "seal the audit log");
+}
+
+/* STORE_OK when the stored seal matches n_rows and head; STORE_ETAMPERED otherwise. */
+static int check_seal(store *st, uint64_t n_rows, const uint8_t head[32])
+{
+    sqlite3_stmt *stmt = NULL;
+    uint8_t want[32];
+    int64_t sealed_rows = -1;
+    bool match = false;
+    int out = seal_mac(st, n_rows, head, want);
+    int rc;
+
+    if (out != STORE_OK)
+        return out;
+    rc = sqlite3_prepare_v2(st->db, "SELECT rows, mac FROM _outpost_audit_seal WHERE id = 1", -1,
+                            &stmt, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        sealed_rows = sqlite3_column_int64(stmt, 0);
+        match = sealed_rows == (int64_t)n_rows && sqlite3_column_bytes(stmt, 1) == 32 &&
+                memcmp(sqlite3_column_blob(stmt, 1), want, 32) == 0;
+        rc = SQLITE_DONE;
+    } else if (rc == SQLITE_DONE && n_rows == 0) {
+        match = true;
+    }
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE)
+        return store_fail_sqlite(st, rc, "read the audit seal");
+    if (match)
+        return STORE_OK;
+    if (sealed_rows < 0)
+        return store_fail(st, STORE_ETAMPERED, "the audit log has %llu rows but no seal: it was "
+                          "removed, or the log was written before the store had an audit key",
+                          (unsigned long long)n_rows);
+    return store_fail(st, STORE_ETAMPERED,
+                      "the audit seal does not match the log's %llu rows and newest hash: rows "
+                      "were removed from the end, or the seal was altered",
+                      (unsigned long long)n_rows);
 }
 
 static bool fits(const char *s, size_t size)
@@ -92,7 +183,9 @@ static int read_head(store *st, int64_t *out_id, uint8_t out_hash[32])
 static int insert_row(store *st, const store_audit_row *row)
 {
     sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v2(st->db, "INSERT INTO _outpost_audit VALUES(?1,?2,?3,?4,?5,?6,?7)",
+    int rc = sqlite3_prepare_v2(st->db,
+                                "INSERT INTO _outpost_audit(id, time_ms, actor, action, target,"
+                                " address, hash, ids) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
                                 -1, &stmt, NULL);
 
     if (rc == SQLITE_OK) {
@@ -103,6 +196,7 @@ static int insert_row(store *st, const store_audit_row *row)
         sqlite3_bind_text(stmt, 5, row->target, -1, SQLITE_STATIC);
         sqlite3_bind_text(stmt, 6, row->address, -1, SQLITE_STATIC);
         sqlite3_bind_blob(stmt, 7, row->hash, 32, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 8, row->ids, -1, SQLITE_STATIC);
         rc = sqlite3_step(stmt);
     }
     sqlite3_finalize(stmt);
@@ -112,6 +206,12 @@ static int insert_row(store *st, const store_audit_row *row)
 int store_audit_append(store *st, uint64_t time_ms, const char *actor, const char *action,
                        const char *target, const char *address)
 {
+    return store_audit_append_ids(st, time_ms, actor, action, target, address, "");
+}
+
+int store_audit_append_ids(store *st, uint64_t time_ms, const char *actor, const char *action,
+                           const char *target, const char *address, const char *ids)
+{
     store_audit_row row;
     uint8_t prev[32];
     int64_t n_rows = 0;
@@ -119,8 +219,10 @@ int store_audit_append(store *st, uint64_t time_ms, const char *actor, const cha
 
     memset(&row, 0, sizeof row);
     if (!fits(actor, sizeof row.actor) || !fits(action, sizeof row.action) ||
-        !fits(target, sizeof row.target) || !fits(address, sizeof row.address))
+        !fits(target, sizeof row.target) || !fits(address, sizeof row.address) ||
+        !fits(ids, STORE_AUDIT_IDS_MAX))
         return store_fail(st, STORE_EINVAL, "audit entry field missing or too long");
+    row.ids = ids;
     row.time_ms = time_ms;
     memcpy(row.actor, actor, strlen(actor));
     memcpy(row.action, action, strlen(action));
@@ -143,6 +245,8 @@ int store_audit_append(store *st, uint64_t time_ms, const char *actor, const cha
     if (out == STORE_OK)
         out = store_meta_set(st, "audit_rows", n_rows + 1);
     if (out == STORE_OK)
+        out = write_seal(st, (uint64_t)row.id, row.hash);
+    if (out == STORE_OK)
         return store_commit(st);
     store_rollback(st);
     return out;
@@ -164,10 +268,32 @@ static void read_row(sqlite3_stmt *stmt, store_audit_row *row)
     copy_text(row->address, sizeof row->address, sqlite3_column_text(stmt, 5));
     if (sqlite3_column_bytes(stmt, 6) == 32)
         memcpy(row->hash, sqlite3_column_blob(stmt, 6), 32);
+    row->ids = (const char *)sqlite3_column_text(stmt, 7);
+    if (row->ids == NULL)
+        row->ids = "";
 }
 
 int store_audit_list(store *st, int64_t before_id, uint32_t limit, store_audit_cb cb,
                      void *user_data)
+{
+    store_audit_filter f;
+
+    memset(&f, 0, sizeof f);
+    f.before_id = before_id;
+    f.limit = limit == 0 ? 100 : limit;
+    return store_audit_query(st, &f, cb, user_data);
+}
+
+static void bind_opt_text(sqlite3_stmt *stmt, int idx, const char *text)
+{
+    if (text && *text)
+        sqlite3_bind_text(stmt, idx, text, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(stmt, idx);
+}
+
+int store_audit_query(store *st, const store_audit_filter *filter, store_audit_cb cb,
+                      void *user_data)
 {
     sqlite3_stmt *stmt = NULL;
     store_audit_row row;
@@ -177,13 +303,22 @@ int store_audit_list(store *st, int64_t before_id, uint32_t limit, store_audit_c
     if (out != STORE_OK)
         return out;
     rc = sqlite3_prepare_v2(st->db,
-                            "SELECT id, time_ms, actor, action, target, address, hash"
-                            " FROM _outpost_audit WHERE ?1 = 0 OR id < ?1 ORDER BY id DESC"
-                            " LIMIT ?2",
+                            "SELECT id, time_ms, actor, action, target, address, hash, ids"
+                            " FROM _outpost_audit WHERE (?1 = 0 OR id < ?1)"
+                            " AND (?2 IS NULL OR actor = ?2)"
+                            " AND (?3 IS NULL OR action = ?3"
+                            "      OR (instr(?3, '.') = 0 AND substr(action, 1, length(?3) + 1)"
+                            "          = ?3 || '.'))"
+                            " AND (?4 = 0 OR time_ms >= ?4) AND (?5 = 0 OR time_ms < ?5)"
+                            " ORDER BY id DESC LIMIT ?6",
                             -1, &stmt, NULL);
     if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(stmt, 1, before_id);
-        sqlite3_bind_int64(stmt, 2, limit == 0 ? 100 : limit);
+        sqlite3_bind_int64(stmt, 1, filter->before_id);
+        bind_opt_text(stmt, 2, filter->actor);
+        bind_opt_text(stmt, 3, filter->action);
+        sqlite3_bind_int64(stmt, 4, (int64_t)filter->from_ms);
+        sqlite3_bind_int64(stmt, 5, (int64_t)filter->to_ms);
+        sqlite3_bind_int64(stmt, 6, filter->limit == 0 ? -1 : (int64_t)filter->limit);
     }
     while (rc == SQLITE_OK || rc == SQLITE_ROW) {
         rc = sqlite3_step(stmt);
@@ -211,12 +346,14 @@ int store_audit_verify(store *st, uint64_t *out_n_rows, int64_t *out_bad_id)
 
     *out_n_rows = 0;
     *out_bad_id = 0;
+    if (out == STORE_OK && !st->has_audit_key)
+        out = store_audit_mac(st, NULL, NULL, 0, want); /* the "no key" message */
     if (out == STORE_OK)
         out = store_begin(st, false);
     if (out != STORE_OK)
         return out;
     rc = sqlite3_prepare_v2(st->db,
-                            "SELECT id, time_ms, actor, action, target, address, hash"
+                            "SELECT id, time_ms, actor, action, target, address, hash, ids"
                             " FROM _outpost_audit ORDER BY id",
                             -1, &stmt, NULL);
     while (out == STORE_OK && (rc == SQLITE_OK || rc == SQLITE_ROW)) {
@@ -253,8 +390,62 @@ int store_audit_verify(store *st, uint64_t *out_n_rows, int64_t *out_bad_id)
                          (long long)(expected_id - 1), (long long)n_meta,
                          (long long)expected_id);
     }
+    if (out == STORE_OK) {
+        out = check_seal(st, (uint64_t)(expected_id - 1), prev);
+        if (out == STORE_ETAMPERED)
+            *out_bad_id = expected_id;
+    }
     store_rollback(st);
     if (out == STORE_OK)
         *out_n_rows = (uint64_t)(expected_id - 1);
+    return out;
+}
+
+int store_audit_chain_at(store *st, int64_t id, uint64_t *out_n_rows, uint8_t out_hash[32])
+{
+    sqlite3_stmt *stmt = NULL;
+    store_audit_row row;
+    int out = ensure_table(st);
+    int rc;
+
+    *out_n_rows = 0;
+    memset(out_hash, 0, 32);
+    if (out != STORE_OK)
+        return out;
+    rc = sqlite3_prepare_v2(st->db,
+                            "SELECT id, time_ms, actor, action, target, address, hash, ids"
+                            " FROM _outpost_audit WHERE id <= ?1 ORDER BY id",
+                            -1, &stmt, NULL);
+    if (rc == SQLITE_OK)
+        sqlite3_bind_int64(stmt, 1, id);
+    while (out == STORE_OK && (rc == SQLITE_OK || rc == SQLITE_ROW)) {
+        rc = sqlite3_step(stmt);
+        if (rc != SQLITE_ROW)
+            break;
+        read_row(stmt, &row);
+        out = row_hash(st, out_hash, &row, out_hash);
+    }
+    sqlite3_finalize(stmt);
+    if (out == STORE_OK && rc != SQLITE_DONE)
+        out = store_fail_sqlite(st, rc, "read the audit log");
+    if (out == STORE_OK) {
+        uint8_t newest[32];
+        int64_t max_id = 0;
+        out = read_head(st, &max_id, newest);
+        *out_n_rows = (uint64_t)max_id;
+    }
+    return out;
+}
+
+int store_audit_head(store *st, uint64_t *out_n_rows, uint8_t out_hash[32])
+{
+    int64_t id = 0;
+    int out = ensure_table(st);
+
+    *out_n_rows = 0;
+    if (out == STORE_OK)
+        out = read_head(st, &id, out_hash);
+    if (out == STORE_OK)
+        *out_n_rows = (uint64_t)id;
     return out;
 }

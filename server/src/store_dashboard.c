@@ -265,6 +265,7 @@ int store_dash_records(store *st, const char (*teams)[64], uint32_t n_teams,
         rec.n_cols = t->n_cols;
         rec.cols = (const char *const *)t->cols;
         rec.values = values;
+        rec.key = values[t->pk[0]] ? values[t->pk[0]] : "";
         out = cb(&rec, user_data);
         if (out != 0)
             break;

@@ -302,6 +302,15 @@ int store_device_auth(store *st, const char *device_id, const uint8_t secret[32]
     if (out_dev->revoked)
         return store_fail(st, STORE_EREVOKED, "device is revoked%s",
                           out_dev->wipe ? " and ordered to wipe" : "");
+    bool disabled = false;
+    out = store_person_disabled(st, "worker", out_dev->worker_id, &disabled);
+    if (out == STORE_OK && disabled) {
+        out_dev->revoked = true;
+        out = store_fail(st, STORE_EREVOKED, "the device's worker %s is disabled",
+                         out_dev->worker_id);
+    }
+    if (out != STORE_OK)
+        return out;
     out = store_worker_teams(st, out_dev->worker_id, &out_dev->n_teams, &out_dev->teams);
     if (out != 0)
         store_device_clear(out_dev);

@@ -41,6 +41,10 @@ struct store {
     sqlite3_stmt *rows_add;   /* INSERT into _outpost_rows unless known */
     sqlite3_stmt *change_put; /* INSERT into _outpost_changes */
     bool identity_created;    /* store_open gave the store its identity (it had none) */
+    bool has_audit_key;       /* audit_key loaded (store_audit_key_load) */
+    bool audit_ready;         /* the audit tables exist on this connection's file */
+    bool lifecycle_ready;     /* _outpost_disabled exists */
+    uint8_t audit_key[32];
 };
 
 /* Writes a message into st->errmsg and returns rc. */
@@ -68,6 +72,33 @@ int store_exec(store *st, const char *sql, const char *what);
 /* Integer key/value metadata (_outpost_meta): schema_version, server_seq. */
 int store_meta_get(store *st, const char *key, int64_t *out_value);
 int store_meta_set(store *st, const char *key, int64_t value);
+
+/* HMAC-SHA-256 with the loaded audit key over the n_parts buffers in order. STORE_EINVAL
+ * without a key (audit_key.c). */
+int store_audit_mac(store *st, const void *const *parts, const size_t *n_bytes, size_t n_parts,
+                    uint8_t out[32]);
+
+/* The audit log's newest row id and stored hash (0 and zeros when empty) (store_audit.c). */
+int store_audit_head(store *st, uint64_t *out_n_rows, uint8_t out_hash[32]);
+
+/* The chain recomputed with the key over the rows now present with ids up to id, ignoring the
+ * stored hashes, into out_hash; the newest id present into *out_n_rows. */
+int store_audit_chain_at(store *st, int64_t id, uint64_t *out_n_rows, uint8_t out_hash[32]);
+
+/* _outpost_disabled exists (store_lifecycle.c); is (kind 'worker' or 'user', id) disabled? */
+int store_lifecycle_ensure(store *st);
+int store_person_disabled(store *st, const char *kind, const char *id, bool *out_disabled);
+int store_user_must_change(store *st, const char *name, bool *out_must);
+
+/* The account tables exist (store_users.c); a new password hash for an account, lock lifted. */
+int store_users_ensure(store *st);
+int store_user_set_password(store *st, const char *name, const char *password);
+
+/* Records, inside the caller's write transaction, that a worker's teams went from old to new:
+ * each of its devices gets the rows it gained and loses the rows it lost at its next pull
+ * (store_rescope.c). */
+int store_rescope_record(store *st, const char *worker_id, const char (*old_teams)[64],
+                         uint32_t n_old, const char *const *new_teams, uint32_t n_new);
 
 /* Milliseconds since the Unix epoch from the wall clock. */
 uint64_t store_now_ms(void);

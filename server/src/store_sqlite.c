@@ -359,6 +359,13 @@ int store_open(const char *path, bool create, store **out_store, char *err, size
             snprintf(err, err_size, "%s: %s", path, st->errmsg);
         goto fail;
     }
+    /* Device lookups read who is disabled on every request. */
+    if (store_lifecycle_ensure(st) != STORE_OK) {
+        if (err != NULL && err_size > 0)
+            snprintf(err, err_size, "%s: %s", path, st->errmsg);
+        out = STORE_EIO;
+        goto fail;
+    }
     *out_store = st;
     return 0;
 
@@ -378,6 +385,7 @@ void store_close(store *st)
     sqlite3_finalize(st->rows_add);
     sqlite3_finalize(st->change_put);
     sqlite3_close(st->db);
+    explicit_bzero(st->audit_key, sizeof st->audit_key);
     free(st);
 }
 
@@ -398,8 +406,9 @@ int store_device_lookup(store *st, const char *device_id, store_device_rec *out_
     memset(out_rec, 0, sizeof *out_rec);
     sqlite3_stmt *stmt = NULL;
     int rc = sqlite3_prepare_v2(st->db,
-                                "SELECT no, worker_id, revoked, wipe, acked_seq"
-                                " FROM _outpost_devices WHERE id = ?1",
+                                "SELECT no, worker_id, revoked OR EXISTS(SELECT 1 FROM"
+                                " _outpost_disabled WHERE kind = 'worker' AND id = worker_id),"
+                                " wipe, acked_seq FROM _outpost_devices WHERE id = ?1",
                                 -1, &stmt, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_text(stmt, 1, device_id, -1, SQLITE_STATIC);

@@ -31,6 +31,11 @@ static int ensure_tables(store *st)
     return store_exec(st, users_ddl, "create the account tables");
 }
 
+int store_users_ensure(store *st)
+{
+    return ensure_tables(st);
+}
+
 void store_user_clear(store_user *user)
 {
     if (!user)
@@ -275,8 +280,18 @@ int store_user_login(store *st, const char *name, const char *password, uint64_t
         memset(out_user, 0, sizeof *out_user);
         return store_fail(st, STORE_EAUTH, "wrong name or password");
     }
+    bool disabled = false;
+    if (ok) {
+        out = store_person_disabled(st, "user", name, &disabled);
+        if (out == STORE_OK && disabled) {
+            memset(out_user, 0, sizeof *out_user);
+            return store_fail(st, STORE_EAUTH, "wrong name or password");
+        }
+    }
     if (ok) {
         out = failures != 0 ? set_failures(st, name, 0, 0) : STORE_OK;
+        if (out == STORE_OK)
+            out = store_user_must_change(st, name, &out_user->must_change);
         if (out == STORE_OK)
             out = load_teams(st, out_user);
         if (out != STORE_OK)
@@ -315,6 +330,13 @@ int store_user_get(store *st, const char *name, store_user *out_user)
         out = read_user(st, name, out_user, NULL, &failures, &locked_until, &found);
     if (out == STORE_OK && !found)
         out = store_fail(st, STORE_ENOTFOUND, "no account %s", name);
+    bool disabled = false;
+    if (out == STORE_OK)
+        out = store_person_disabled(st, "user", name, &disabled);
+    if (out == STORE_OK && disabled)
+        out = store_fail(st, STORE_ENOTFOUND, "account %s is disabled", name);
+    if (out == STORE_OK)
+        out = store_user_must_change(st, name, &out_user->must_change);
     if (out == STORE_OK)
         out = load_teams(st, out_user);
     if (out != STORE_OK)
@@ -331,4 +353,34 @@ int store_user_unlock(store *st, const char *name)
     if (out == STORE_OK)
         out = set_failures(st, name, 0, 0);
     return out;
+}
+
+int store_user_set_password(store *st, const char *name, const char *password)
+{
+    char encoded[HASH_ENCODED_MAX];
+    sqlite3_stmt *stmt = NULL;
+    size_t pw_len = password ? strlen(password) : 0;
+    int out, rc;
+
+    if (pw_len < STORE_PASSWORD_MIN || pw_len > STORE_PASSWORD_MAX)
+        return store_fail(st, STORE_EINVAL, "a password has %u to %u characters",
+                          STORE_PASSWORD_MIN, STORE_PASSWORD_MAX);
+    out = hash_password(st, password, encoded);
+    if (out != STORE_OK)
+        return out;
+    rc = sqlite3_prepare_v2(st->db,
+                            "UPDATE _outpost_users SET pw_hash = ?2, failures = 0,"
+                            " locked_until_ms = 0 WHERE name = ?1",
+                            -1, &stmt, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(stmt, 2, encoded, -1, SQLITE_STATIC);
+        rc = sqlite3_step(stmt);
+    }
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE)
+        return store_fail_sqlite(st, rc, "set the password");
+    if (sqlite3_changes(st->db) == 0)
+        return store_fail(st, STORE_ENOTFOUND, "no account %s", name);
+    return STORE_OK;
 }

@@ -12,6 +12,7 @@ const TITLES = {
   perday: 'Contacts per day per worker',
   conflicts: 'Conflict queue',
   audit: 'Audit log',
+  people: 'People',
 };
 
 function el(tag, text, cls) {
@@ -28,12 +29,48 @@ function showError(where, message) {
 async function api(path, options) {
   const opts = Object.assign({ credentials: 'same-origin', headers: {} }, options || {});
   if (state.me && state.me.csrf) opts.headers['X-CSRF-Token'] = state.me.csrf;
+  // What the page does by itself (a live refresh, a reconnect check) does not count as
+  // activity: the server then leaves the 30-minute idle clock alone.
+  if (state.background) opts.headers['X-Outpost-Background'] = '1';
   const res = await fetch(path, opts);
+  if (res.status === 403 && path !== '/api/password' && !state.changingPassword) {
+    let body = null;
+    try { body = await res.clone().json(); } catch (e) { body = null; }
+    if (body && body.must_change) {
+      await changePassword();
+      return api(path, options);
+    }
+  }
   if (res.status === 401 && path !== '/api/login') {
-    loggedOut('Your session ended (logged out, or 30 minutes without activity). Log in again.');
+    loggedOut('Your session ended (logged out, account disabled, or 30 minutes without activity). Log in again.');
     throw new Error('not logged in');
   }
   return res;
+}
+
+// An administrator reset this account's password: the user chooses their own before anything
+// else is shown.
+async function changePassword() {
+  state.changingPassword = true;
+  try {
+    for (;;) {
+      const current = window.prompt('Your password was reset by an administrator. Enter the password you were given:');
+      if (current === null) { await logout(); throw new Error('password not changed'); }
+      const next = window.prompt('Choose a new password (12 characters or more):');
+      if (next === null) { await logout(); throw new Error('password not changed'); }
+      const res = await api('/api/password', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+        body: form({ current, password: next }),
+      });
+      if (res.ok) return;
+      let body = null;
+      try { body = await res.json(); } catch (e) { body = null; }
+      window.alert((body && body.error) || ('HTTP ' + res.status));
+    }
+  } finally {
+    state.changingPassword = false;
+  }
 }
 
 async function apiJson(path, options) {
@@ -65,6 +102,7 @@ function loggedIn(me) {
   $('logout').hidden = false;
   $('who').textContent = me.user + ' (' + me.role + ': ' + me.teams.join(', ') + ')';
   $('nav-audit').hidden = me.role !== 'admin';
+  $('nav-people').hidden = me.role !== 'admin';
   const sel = $('f-team');
   while (sel.options.length > 1) sel.remove(1);
   for (const t of me.teams) {
@@ -320,21 +358,182 @@ async function viewConflicts(content) {
   content.appendChild(t);
 }
 
+// The audit view pages through the whole log (newest first) and filters by person, action (or
+// a family such as "login") and days; the export takes the same filters.
+function auditFilters() {
+  const f = state.auditFilter || {};
+  const out = {};
+  for (const k of ['actor', 'action', 'from', 'to']) if (f[k]) out[k] = f[k];
+  return out;
+}
+
+function auditFilterForm() {
+  const formEl = el('form', null, 'audit-filters');
+  const f = state.auditFilter || {};
+  for (const [k, label, type] of [['actor', 'Person', 'text'], ['action', 'Action', 'text'],
+                                  ['from', 'From', 'date'], ['to', 'To', 'date']]) {
+    const lab = el('label', label + ' ');
+    const input = el('input');
+    input.type = type;
+    input.name = k;
+    input.value = f[k] || '';
+    lab.appendChild(input);
+    formEl.appendChild(lab);
+  }
+  formEl.appendChild(el('button', 'Filter'));
+  formEl.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const next = {};
+    for (const k of ['actor', 'action', 'from', 'to']) next[k] = formEl.elements[k].value.trim();
+    state.auditFilter = next;
+    state.auditBefore = 0;
+    show('audit');
+  });
+  return formEl;
+}
+
 async function viewAudit(content) {
-  const data = await apiJson('/api/audit');
-  const { t, tbody } = table(['#', 'When', 'Who', 'Action', 'What', 'From']);
-  for (const a of data.audit) tbody.appendChild(row([a.id, when(a.time_ms), a.actor, a.action, a.target, a.address]));
-  content.appendChild(t);
+  const params = Object.assign({ limit: 100 }, auditFilters());
+  if (state.auditBefore) params.before = state.auditBefore;
+  const data = await apiJson('/api/audit' + query(params));
+  content.appendChild(auditFilterForm());
+  const { t, tbody } = table(['#', 'When', 'Who', 'Action', 'What', 'Records shown', 'From']);
+  for (const a of data.audit) {
+    tbody.appendChild(row([a.id, when(a.time_ms), a.actor, a.action, a.target, a.ids || '', a.address]));
+  }
+  if (!data.audit.length) content.appendChild(el('p', 'No entries match.'));
+  else content.appendChild(t);
+  const nav = el('p', null, 'pager');
+  if (state.auditBefore) {
+    const newest = el('button', 'Newest');
+    newest.addEventListener('click', () => { state.auditBefore = 0; show('audit'); });
+    nav.appendChild(newest);
+  }
+  if (data.next_before) {
+    const older = el('button', 'Older entries');
+    older.addEventListener('click', () => { state.auditBefore = data.next_before; show('audit'); });
+    nav.appendChild(older);
+  }
+  content.appendChild(nav);
+}
+
+// The admin section: accounts and workers with what an administrator does to them (the same
+// acts as outpost-admin, audited under the administrator's account).
+async function peopleAct(kind, id, action, teams) {
+  const body = { kind, id, action, teams: teams || '' };
+  await apiJson('/api/people/act', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: form(body),
+  });
+  show('people');
+}
+
+function actButton(label, kind, id, action, ask) {
+  const b = el('button', label);
+  b.type = 'button';
+  b.dataset.act = action;
+  b.dataset.id = id;
+  b.addEventListener('click', async () => {
+    let teams = '';
+    if (ask) {
+      teams = window.prompt(ask);
+      if (teams === null) return;
+    } else if (action === 'remove' && !window.confirm('Remove ' + kind + ' ' + id + ' for good?')) {
+      return;
+    }
+    try { await peopleAct(kind, id, action, teams); } catch (e) { showError('app-error', e.message); }
+  });
+  return b;
+}
+
+// An enrollment code and its QR code, drawn as SVG squares from the server's modules.
+async function enrollWorker(id) {
+  const data = await apiJson('/api/people/act', {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: form({ kind: 'worker', id, action: 'enroll', teams: '' }),
+  });
+  const NS = 'http://www.w3.org/2000/svg';
+  const quiet = 4, size = data.qr_width + 2 * quiet;
+  const svg = document.createElementNS(NS, 'svg');
+  svg.setAttribute('viewBox', `0 0 ${size} ${size}`);
+  svg.setAttribute('width', String(size * 6));
+  svg.setAttribute('height', String(size * 6));
+  svg.setAttribute('id', 'enroll-qr');
+  const bg = document.createElementNS(NS, 'rect');
+  bg.setAttribute('width', String(size));
+  bg.setAttribute('height', String(size));
+  bg.setAttribute('fill', '#fff');
+  svg.appendChild(bg);
+  for (let y = 0; y < data.qr_width; y++) {
+    for (let x = 0; x < data.qr_width; x++) {
+      if (data.qr[y * data.qr_width + x] !== '1') continue;
+      const r = document.createElementNS(NS, 'rect');
+      r.setAttribute('x', String(x + quiet));
+      r.setAttribute('y', String(y + quiet));
+      r.setAttribute('width', '1');
+      r.setAttribute('height', '1');
+      r.setAttribute('fill', '#000');
+      svg.appendChild(r);
+    }
+  }
+  const box = $('enroll-box') || el('div');
+  box.id = 'enroll-box';
+  box.replaceChildren(
+    el('p', `Enrollment code for ${id} (single use, expires ${when(data.expires_ms)}):`),
+    el('p', data.code, 'enroll-code'),
+    svg,
+    el('p', data.text));
+  $('content').prepend(box);
+}
+
+async function viewPeople(content) {
+  const data = await apiJson('/api/people');
+  content.appendChild(el('h3', 'Dashboard accounts'));
+  const users = table(['Account', 'Role', 'Teams', 'State', '']);
+  for (const u of data.users) {
+    const acts = el('span');
+    acts.appendChild(actButton(u.disabled ? 'Enable' : 'Disable', 'user', u.id, u.disabled ? 'enable' : 'disable'));
+    acts.appendChild(actButton('Teams', 'user', u.id, 'teams', 'Teams for ' + u.id + ' (comma separated)'));
+    if (u.id !== state.me.user) acts.appendChild(actButton('Remove', 'user', u.id, 'remove'));
+    const tr = row([u.id, u.role, u.teams, u.disabled ? 'disabled' : 'active', acts]);
+    tr.dataset.user = u.id;
+    users.tbody.appendChild(tr);
+  }
+  content.appendChild(users.t);
+  content.appendChild(el('h3', 'Workers'));
+  const workers = table(['Worker', 'Teams', 'Devices', 'State', '']);
+  for (const w of data.workers) {
+    const acts = el('span');
+    acts.appendChild(actButton(w.disabled ? 'Enable' : 'Disable', 'worker', w.id, w.disabled ? 'enable' : 'disable'));
+    acts.appendChild(actButton('Move', 'worker', w.id, 'teams', 'Teams for ' + w.id + ' (comma separated)'));
+    const enroll = el('button', 'Enroll a device');
+    enroll.type = 'button';
+    enroll.dataset.act = 'enroll';
+    enroll.addEventListener('click', () => enrollWorker(w.id).catch((e) => showError('app-error', e.message)));
+    acts.appendChild(enroll);
+    acts.appendChild(actButton('Remove', 'worker', w.id, 'remove'));
+    const tr = row([w.id, w.teams, String(w.devices), w.disabled ? 'disabled' : 'active', acts]);
+    tr.dataset.worker = w.id;
+    workers.tbody.appendChild(tr);
+  }
+  content.appendChild(workers.t);
+  content.appendChild(el('h3', 'Teams'));
+  const teams = table(['Team', 'Name', 'Workers']);
+  for (const t of data.teams) teams.tbody.appendChild(row([t.id, t.name, t.workers]));
+  content.appendChild(teams.t);
 }
 
 const VIEWS = { devices: viewDevices, records: viewRecords, perday: viewPerDay,
-                conflicts: viewConflicts, audit: viewAudit };
+                conflicts: viewConflicts, audit: viewAudit, people: viewPeople };
 
 async function show(view, live) {
   state.view = view;
   for (const b of document.querySelectorAll('nav button')) b.classList.toggle('active', b.dataset.view === view);
   $('view-title').textContent = TITLES[view];
   $('filters').hidden = view !== 'records' && view !== 'perday';
+  $('export').hidden = view === 'people';
   for (const id of ['f-worker', 'f-to', 'f-q']) $(id).parentElement.hidden = view === 'perday';
   showError('app-error', '');
   const content = $('content');
@@ -343,6 +542,7 @@ async function show(view, live) {
     previous = new Set([...content.querySelectorAll('tr[data-id]')].map((r) => r.dataset.id));
   }
   const next = el('div');
+  state.background = !!live;
   try {
     await VIEWS[view](next, previous);
     content.replaceChildren(...next.childNodes);
@@ -350,11 +550,15 @@ async function show(view, live) {
     $('updated').textContent = live ? 'updated ' + new Date().toLocaleTimeString() : '';
   } catch (e) {
     if (state.me) showError('app-error', e.message);
+  } finally {
+    state.background = false;
   }
 }
 
 async function exportCsv() {
-  const params = Object.assign({ view: state.view }, state.view === 'records' || state.view === 'perday' ? filters() : {});
+  const params = Object.assign({ view: state.view },
+    state.view === 'records' || state.view === 'perday' ? filters() :
+    state.view === 'audit' ? auditFilters() : {});
   try {
     const res = await api('/api/export' + query(params));
     if (!res.ok) {
@@ -400,7 +604,7 @@ function openLive() {
     const events = (msg && msg.events) || [];
     const relevant = {
       devices: ['sync', 'records'], records: ['records'], perday: ['records'],
-      conflicts: ['conflicts', 'records'], audit: [],
+      conflicts: ['conflicts', 'records'], audit: [], people: [],
     }[state.view];
     if (events.some((e) => relevant.includes(e))) {
       clearTimeout(state.refreshTimer);
@@ -414,7 +618,9 @@ function openLive() {
     const delay = Math.min(30000, 1000 * 2 ** state.retry++) * (0.5 + Math.random() / 2);
     setTimeout(async () => {
       if (!state.me) return;
+      state.background = true;
       try { await apiJson('/api/me'); openLive(); } catch (e) { /* loggedOut() ran */ }
+      state.background = false;
     }, delay);
   };
 }

@@ -22,6 +22,8 @@ const store = path.join(dir, 'central.db');
 let server = null;
 let browser = null;
 let profile = null;
+let browser2 = null; // a second browser, for a second person at once
+let profile2 = null;
 const started = Date.now();
 
 function step(text) {
@@ -78,6 +80,15 @@ async function shot(page, name) {
   await page.screenshot({ path: path.join(artifacts, `dashboard-${name}.png`), fullPage: true });
 }
 
+const browserOptions = {
+  executablePath: '/usr/bin/chromium',
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+         '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  ignoreHTTPSErrors: true,
+  acceptDownloads: true,
+  viewport: { width: 1280, height: 800 },
+};
+
 async function login(page, name, password) {
   await page.fill('#login-name', name);
   await page.fill('#login-password', password);
@@ -119,14 +130,7 @@ async function test() {
   // A new, empty profile directory for this run (launchPersistentContext is how playwright
   // takes --user-data-dir).
   profile = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-chromium-'));
-  browser = await chromium.launchPersistentContext(profile, {
-    executablePath: '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-           '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    ignoreHTTPSErrors: true,
-    acceptDownloads: true,
-    viewport: { width: 1280, height: 800 },
-  });
+  browser = await chromium.launchPersistentContext(profile, browserOptions);
   const context = browser;
   const page = await context.newPage();
   const cspViolations = [];
@@ -257,7 +261,66 @@ async function test() {
     assert.ok(audit.includes(entry), `audit shows ${entry}`);
   assert.ok(!audit.includes('A-live'), 'no record contents in the audit log');
   await shot(page, 'audit');
-  assert.match(run(admin, ['--store', store, 'audit', 'verify']), /hash chain intact/);
+  step('the audit view filters by action');
+  await page.fill('form.audit-filters input[name=action]', 'record.view');
+  await page.click('form.audit-filters button');
+  await page.waitForFunction(() => {
+    const cells = [...document.querySelectorAll('#content tbody tr td:nth-child(4)')];
+    return cells.length > 0 && cells.every((td) => td.textContent === 'record.view');
+  });
+  assert.match(run(admin, ['--store', store, 'audit', 'verify']), /keyed chain and seal intact/);
+  await page.click('#logout');
+  await page.waitForSelector('#login-view:not([hidden])');
+
+  step('an admin disables a supervisor in the People section; her open page logs out');
+  profile2 = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-chromium-'));
+  browser2 = await chromium.launchPersistentContext(profile2, browserOptions);
+  const sp = await browser2.newPage();
+  await sp.goto(`${base}/dashboard/`);
+  await login(sp, 'sara', PW);
+  await sp.waitForSelector('#app-view:not([hidden])');
+  await sp.waitForSelector('#live.on');
+  await login(page, 'root', PW);
+  await page.waitForSelector('#nav-people:not([hidden])');
+  await page.click('nav button[data-view=people]');
+  await page.click('tr[data-user=sara] button[data-act=disable]');
+  await page.waitForSelector('tr[data-user=sara] button[data-act=enable]');
+  // sara does nothing: her page learns from the server that the session is over
+  await sp.waitForSelector('#login-view:not([hidden])', { timeout: 15000 });
+  assert.match(await sp.textContent('#login-error'), /session ended/);
+  await shot(sp, 'disabled-session-ended');
+  await login(sp, 'sara', PW);
+  await sp.waitForFunction(() => document.querySelector('#login-error').textContent.includes('wrong name'));
+  assert.equal(await sp.isHidden('#app-view'), true);
+  await page.click('tr[data-user=sara] button[data-act=enable]');
+  await page.waitForSelector('tr[data-user=sara] button[data-act=disable]');
+  await page.click('tr[data-worker=alice] button[data-act=enroll]');
+  await page.waitForSelector('#enroll-qr rect[fill="#000"]');
+  const code = (await page.textContent('.enroll-code')).trim();
+  assert.match(code, /^[0-9A-Z]{5}(-[0-9A-Z]{5}){3}$/);
+  await shot(page, 'people');
+  await login(sp, 'sara', PW);
+  await sp.waitForSelector('#app-view:not([hidden])');
+  await browser2.close();
+  browser2 = null;
+  assert.match(run(admin, ['--store', store, 'audit', 'list', '--limit', '20']), /root\tuser\.disable\tsara/);
+  await page.click('#logout');
+  await page.waitForSelector('#login-view:not([hidden])');
+
+  step('a password reset by an administrator is changed at the next login');
+  run(admin, ['--store', store, 'user', 'reset-password', 'sara', '--password-fd', '0'], 'temporary pass 123\n');
+  const answers = ['temporary pass 123', 'sara chose this one'];
+  const onDialog = (d) => d.accept(answers.shift());
+  page.on('dialog', onDialog);
+  await login(page, 'sara', 'temporary pass 123');
+  await page.waitForSelector('#app-view:not([hidden])');
+  await page.waitForSelector('#content table');
+  page.off('dialog', onDialog);
+  assert.equal(answers.length, 0, 'both prompts were answered');
+  await page.click('#logout');
+  await page.waitForSelector('#login-view:not([hidden])');
+  await login(page, 'sara', 'sara chose this one');
+  await page.waitForSelector('#app-view:not([hidden])');
   await page.click('#logout');
   await page.waitForSelector('#login-view:not([hidden])');
 
@@ -284,6 +347,7 @@ async function test() {
 
 async function cleanup() {
   if (browser) await browser.close().catch(() => {});
+  if (browser2) await browser2.close().catch(() => {});
   if (server) {
     server.kill('SIGTERM');
     await new Promise((r) => (server.exitCode !== null ? r() : server.once('exit', r)));
@@ -296,6 +360,7 @@ async function cleanup() {
   }
   fs.rmSync(dir, { recursive: true, force: true });
   if (profile) fs.rmSync(profile, { recursive: true, force: true });
+  if (profile2) fs.rmSync(profile2, { recursive: true, force: true });
 }
 
 let failed = false;

@@ -69,9 +69,15 @@ static int prepare_store(const char *path)
     static const char *const t2[] = {"t2"};
     static const char *const both[] = {"t1", "t2"};
     store *st = NULL;
-    char err[256];
+    char err[256], key[400];
     int rc = -1;
 
+    /* The audit key where outpostd and outpost-admin look by default. */
+    snprintf(key, sizeof key, "%s%s", path, STORE_AUDIT_KEY_SUFFIX);
+    if (store_audit_key_create(key, err, sizeof err) != STORE_OK) {
+        fprintf(stderr, "%s\n", err);
+        return -1;
+    }
     if (store_open(path, true, &st, err, sizeof err) != STORE_OK) {
         fprintf(stderr, "store_open %s: %s\n", path, err);
         return -1;
@@ -344,13 +350,20 @@ int fixture_run_outpostd(const char *config_path, char *out, size_t out_size)
 
 int fixture_enroll_device(const daemon_fixture *fx, const char *worker_id, test_device *out_dev)
 {
+    char code[32];
+
+    if (fixture_enroll_code(fx, worker_id, code) != 0)
+        return -1;
+    return fixture_enroll_with_code(fx, code, out_dev);
+}
+
+int fixture_enroll_with_code(const daemon_fixture *fx, const char *code, test_device *out_dev)
+{
     testclient *tc = NULL;
     proto_msg msg, *reply = NULL;
-    char code[32];
     int rc = -1;
 
-    if (fixture_enroll_code(fx, worker_id, code) != 0 ||
-        testclient_connect(fx->port, fx->ca_path, 10000, &tc, NULL, 0) != 0)
+    if (testclient_connect(fx->port, fx->ca_path, 10000, &tc, NULL, 0) != 0)
         return -1;
     memset(&msg, 0, sizeof msg);
     msg.type = PROTO_MSG_ENROLL;

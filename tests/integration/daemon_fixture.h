@@ -79,6 +79,8 @@ struct testclient;
 
 /* Enrolls a new device for worker_id over the wire. Returns 0 or -1. */
 int fixture_enroll_device(const daemon_fixture *fx, const char *worker_id, test_device *out_dev);
+/* Same with an enrollment code issued elsewhere (-1 also when the server refuses it). */
+int fixture_enroll_with_code(const daemon_fixture *fx, const char *code, test_device *out_dev);
 
 /* Connects and authenticates; returns the connected client (WELCOME consumed) or NULL.
  * out_welcome_acked may be NULL. */

@@ -12,12 +12,14 @@
 #include <string.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 #include <sqlite3.h>
 
 #include "daemon_fixture.h"
 #include "dash_client.h"
+#include "store.h"
 #include "testclient.h"
 #include "strf.h"
 
@@ -39,12 +41,13 @@ static int run_admin(const char *args)
 static int group_setup(void **state)
 {
     (void)state;
-    if (fixture_create(&fx, "[dashboard]\ntable = contacts\nworker_column =\ndate_column =\n") !=
-            0 ||
+    if (fixture_create(&fx, "[dashboard]\ntable = contacts\nworker_column =\ndate_column =\n"
+                            "[audit]\ncheckpoint_file = checkpoints.txt\n") != 0 ||
         run_admin("user add sup1 --role supervisor --team t1") != 0 ||
         run_admin("user add sup2 --role supervisor --team t2") != 0 ||
         run_admin("user add lock1 --role supervisor --team t1") != 0 ||
         run_admin("user add out1 --role supervisor --team t1") != 0 ||
+        run_admin("user add dis1 --role supervisor --team t1") != 0 ||
         run_admin("user add admin1 --role admin") != 0 || fixture_start(&fx) != 0)
         return -1;
     return 0;
@@ -483,10 +486,588 @@ static void test_logout_ends_the_session(void **state)
     dash_reply_free(&r);
 }
 
+/* ---- Every read of record contents leaves one audit row naming what it showed ---------- */
+
+static int64_t audit_newest(void)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+    int64_t id = -1;
+
+    assert_int_equal(sqlite3_open(fx.store_path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT coalesce(max(id), 0) FROM _outpost_audit", -1,
+                                        &stmt, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+    id = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return id;
+}
+
+/* The rows after `after` as "actor|action|target|ids" lines; fails unless there is exactly one. */
+static void expect_one_audit_row(int64_t after, const char *want)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+    char got[8192] = "";
+    int n = 0;
+
+    assert_int_equal(sqlite3_open(fx.store_path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT actor || '|' || action || '|' || target ||"
+                                            " '|' || ids FROM _outpost_audit WHERE id > ?1"
+                                            " ORDER BY id",
+                                        -1, &stmt, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_int64(stmt, 1, after);
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+        size_t len = strlen(got);
+        snprintf(got + len, sizeof got - len, "%s%s", n ? "\n" : "", sqlite3_column_text(stmt, 0));
+        n++;
+    }
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    if (n != 1 || strcmp(got, want) != 0)
+        fail_msg("expected one audit row '%s', got %d: '%s'", want, n, got);
+}
+
+/* The record keys of t1 as the dashboard lists them (newest rowid first), comma separated. */
+static void t1_keys(char *out, size_t size)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+
+    out[0] = 0;
+    assert_int_equal(sqlite3_open(fx.store_path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT id FROM contacts WHERE team_id = 't1'"
+                                            " ORDER BY rowid DESC",
+                                        -1, &stmt, NULL),
+                     SQLITE_OK);
+    while (sqlite3_step(stmt) == SQLITE_ROW) {
+        size_t len = strlen(out);
+        snprintf(out + len, size - len, "%s%s", len ? "," : "", sqlite3_column_text(stmt, 0));
+    }
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+}
+
+/* "ID:KEY,..." of the conflicts in a /api/conflicts JSON body, in its order. */
+static void conflict_ids(const char *body, char *out, size_t size)
+{
+    out[0] = 0;
+    for (const char *p = strstr(body, "{\"id\":"); p; p = strstr(p + 1, "{\"id\":")) {
+        char id[24], key[128];
+        const char *row = strstr(p, "\"row\":\"");
+        assert_int_equal(sscanf(p, "{\"id\":%23[0-9]", id), 1);
+        assert_non_null(row);
+        assert_int_equal(sscanf(row, "\"row\":\"%127[^\"]", key), 1);
+        size_t len = strlen(out);
+        snprintf(out + len, size - len, "%s%s:%s", len ? "," : "", id, key);
+    }
+}
+
+static void test_every_read_leaves_one_audit_row_naming_what_it_showed(void **state)
+{
+    login s1;
+    dash_reply r;
+    char keys[2048], want[4096], ids[2048];
+    int64_t before;
+    (void)state;
+
+    log_in("sup1", &s1);
+    t1_keys(keys, sizeof keys);
+    assert_non_null(strstr(keys, "r-t1-a"));
+    assert_non_null(strchr(keys, ',')); /* more than one record shown */
+
+    before = audit_newest();
+    assert_int_equal(request("GET", "/api/records", &s1, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    dash_reply_free(&r);
+    snprintf(want, sizeof want, "sup1|record.list|view=records text=0 chars|%s", keys);
+    expect_one_audit_row(before, want);
+
+    before = audit_newest();
+    assert_int_equal(request("GET", "/api/records?team=t1&q=Alpha", &s1, false, NULL, NULL, &r),
+                     0);
+    assert_int_equal(r.status, 200);
+    dash_reply_free(&r);
+    expect_one_audit_row(before, "sup1|record.list|view=records team=t1 text=5 chars|r-t1-a");
+
+    /* a search that finds nothing is a read too */
+    before = audit_newest();
+    assert_int_equal(request("GET", "/api/records?q=nothing-like-this", &s1, false, NULL, NULL, &r),
+                     0);
+    assert_non_null(strstr(r.body, "\"rows\":[]"));
+    dash_reply_free(&r);
+    expect_one_audit_row(before, "sup1|record.list|view=records text=17 chars|");
+
+    before = audit_newest();
+    assert_int_equal(request("GET", "/api/export?view=records", &s1, true, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    dash_reply_free(&r);
+    snprintf(want, sizeof want, "sup1|export|view=records text=0 chars|%s", keys);
+    expect_one_audit_row(before, want);
+
+    before = audit_newest();
+    assert_int_equal(request("GET", "/api/conflicts?all=1", &s1, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    conflict_ids(r.body, ids, sizeof ids);
+    dash_reply_free(&r);
+    assert_non_null(strstr(ids, ":k-1"));
+    snprintf(want, sizeof want, "sup1|conflict.list|view=conflicts all text=0 chars|%s", ids);
+    expect_one_audit_row(before, want);
+
+    before = audit_newest();
+    assert_int_equal(request("GET", "/api/export?view=conflicts&all=1", &s1, true, NULL, NULL, &r),
+                     0);
+    assert_int_equal(r.status, 200);
+    dash_reply_free(&r);
+    snprintf(want, sizeof want, "sup1|export|view=conflicts all text=0 chars|%s", ids);
+    expect_one_audit_row(before, want);
+}
+
+/* ---- Disabling a person ends what they have open, at their next request ------------------ */
+
+static int admin_cmd(const char *args)
+{
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s --store %s %s >/dev/null", OUTPOST_ADMIN_PATH, fx.store_path,
+             args);
+    return system(cmd);
+}
+
+static void test_disabling_a_person_ends_their_session_and_sync(void **state)
+{
+    login s, again;
+    dash_reply r;
+    test_device dev;
+    proto_msg req, *reply = NULL;
+    (void)state;
+
+    log_in("dis1", &s);
+    assert_int_equal(request("GET", "/api/records", &s, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    dash_reply_free(&r);
+    /* the running outpostd shares the store with outpost-admin */
+    assert_int_equal(admin_cmd("user disable dis1"), 0);
+    assert_int_equal(request("GET", "/api/records", &s, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 401);
+    assert_non_null(strstr(r.body, "your session has ended"));
+    assert_null(strstr(r.body, "r-t1-a"));
+    dash_reply_free(&r);
+    assert_int_equal(request("GET", "/api/me", &s, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 401);
+    dash_reply_free(&r);
+    assert_int_equal(try_login("dis1", pw, &r), 0);
+    assert_int_equal(r.status, 401);
+    dash_reply_free(&r);
+    /* enabled again: a new login works, the ended session stays ended */
+    assert_int_equal(admin_cmd("user enable dis1"), 0);
+    log_in("dis1", &again);
+    assert_int_equal(request("GET", "/api/me", &s, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 401);
+    dash_reply_free(&r);
+    assert_int_equal(request("GET", "/api/me", &again, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    dash_reply_free(&r);
+
+    /* a worker's connected device is refused at its next request, and at HELLO */
+    assert_int_equal(fixture_enroll_device(&fx, "w12", &dev), 0);
+    testclient *tc = fixture_hello(&fx, &dev, NULL);
+    assert_non_null(tc);
+    assert_int_equal(admin_cmd("worker disable w12"), 0);
+    memset(&req, 0, sizeof req);
+    req.type = PROTO_MSG_PULL;
+    req.u.pull.limit = 10;
+    assert_int_equal(testclient_send(tc, &req, T_MS), 0);
+    assert_int_equal(testclient_recv_type(tc, PROTO_MSG_ERROR, T_MS, &reply), 0);
+    assert_int_equal(reply->u.error.code, PROTO_ERR_REVOKED);
+    proto_msg_free(reply);
+    testclient_close(tc);
+    assert_null(fixture_hello(&fx, &dev, NULL));
+    char line[128];
+    snprintf(line, sizeof line, "auth refused device=%s: revoked", dev.id);
+    assert_true(fixture_log_contains(&fx, line));
+    assert_int_equal(admin_cmd("worker enable w12"), 0);
+    tc = fixture_hello(&fx, &dev, NULL);
+    assert_non_null(tc);
+    testclient_close(tc);
+}
+
+/* ---- The idle clock counts what a person does, not the page's own refreshes ------------- */
+
+static uint64_t idle_left_ms(const login *s)
+{
+    dash_reply r;
+    const char *p;
+    unsigned long long left = 0;
+
+    assert_int_equal(request("GET", "/api/me", s, false, "X-Outpost-Background: 1", NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    p = strstr(r.body, "\"idle_left_ms\":");
+    assert_non_null(p);
+    assert_int_equal(sscanf(p, "\"idle_left_ms\":%llu", &left), 1);
+    dash_reply_free(&r);
+    return left;
+}
+
+static void test_background_refreshes_do_not_extend_the_idle_clock(void **state)
+{
+    login s;
+    dash_reply r;
+    uint64_t full, after_refreshes, after_click;
+    (void)state;
+
+    log_in("sup1", &s);
+    full = idle_left_ms(&s);
+    assert_true(full > 29u * 60u * 1000u);
+    usleep(1200 * 1000);
+    /* what a live event makes the page do: reload its view, marked as background */
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(request("GET", "/api/records", &s, false, "X-Outpost-Background: 1",
+                                 NULL, &r),
+                         0);
+        assert_int_equal(r.status, 200);
+        dash_reply_free(&r);
+    }
+    after_refreshes = idle_left_ms(&s);
+    assert_true(after_refreshes + 1000 <= full);
+    /* what a person does restarts it */
+    assert_int_equal(request("GET", "/api/records", &s, false, NULL, NULL, &r), 0);
+    dash_reply_free(&r);
+    after_click = idle_left_ms(&s);
+    assert_true(after_click > after_refreshes + 900);
+}
+
+/* ---- The audit view pages and filters; failed logins push nothing out of it ------------ */
+
+static int count_in(const char *body, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(body, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+static void test_audit_view_pages_and_filters(void **state)
+{
+    login adm;
+    dash_reply r;
+    store *st = NULL;
+    char err[256], key[400], path[256];
+    long long before = 0, total = 0;
+    (void)state;
+
+    /* a flood of failed logins, as anyone without an account can cause */
+    snprintf(key, sizeof key, "%s.audit-key", fx.store_path);
+    assert_int_equal(store_open(fx.store_path, false, &st, err, sizeof err), STORE_OK);
+    assert_int_equal(store_audit_key_load(st, key), STORE_OK);
+    for (int i = 0; i < 600; i++)
+        assert_int_equal(store_audit_append(st, (uint64_t)time(NULL) * 1000u, "nobody",
+                                            "login.fail", "", "192.0.2.1"),
+                         STORE_OK);
+    store_close(st);
+
+    log_in("admin1", &adm);
+    /* the record view from before the flood is still found, by action */
+    assert_int_equal(request("GET", "/api/audit?action=record.view", &adm, false, NULL, NULL, &r),
+                     0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"target\":\"contacts/r-t1-a\""));
+    assert_int_equal(count_in(r.body, "login.fail"), 0);
+    dash_reply_free(&r);
+    /* by person, and a family of actions */
+    assert_int_equal(request("GET", "/api/audit?actor=sup1&action=login", &adm, false, NULL, NULL,
+                             &r),
+                     0);
+    assert_true(count_in(r.body, "\"action\":\"login.ok\"") >= 1);
+    assert_true(count_in(r.body, "\"action\":\"login.fail\"") >= 1);
+    assert_int_equal(count_in(r.body, "\"actor\":"), count_in(r.body, "\"actor\":\"sup1\""));
+    dash_reply_free(&r);
+    /* by time: nothing in 2099 */
+    assert_int_equal(request("GET", "/api/audit?from=2099-01-01", &adm, false, NULL, NULL, &r), 0);
+    assert_non_null(strstr(r.body, "\"audit\":[]"));
+    dash_reply_free(&r);
+    /* page by page down to row 1, every row once */
+    do {
+        const char *p;
+        snprintf(path, sizeof path, "/api/audit?limit=250&before=%lld", before);
+        assert_int_equal(request("GET", path, &adm, false, NULL, NULL, &r), 0);
+        assert_int_equal(r.status, 200);
+        total += count_in(r.body, "{\"id\":");
+        p = strstr(r.body, "\"next_before\":");
+        assert_non_null(p);
+        assert_int_equal(sscanf(p, "\"next_before\":%lld", &before), 1);
+        if (before == 0)
+            assert_non_null(strstr(r.body, "{\"id\":1,"));
+        dash_reply_free(&r);
+    } while (before != 0);
+    assert_true(total > 600);
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+    assert_int_equal(sqlite3_open(fx.store_path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM _outpost_audit", -1, &stmt, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int64(stmt, 0), total);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    /* the export takes the same filters, and is itself audited with them */
+    assert_int_equal(request("GET", "/api/export?view=audit&action=record.view", &adm, true, NULL,
+                             NULL, &r),
+                     0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "contacts/r-t1-a"));
+    assert_int_equal(count_in(r.body, "login.fail"), 0);
+    dash_reply_free(&r);
+    assert_int_equal(request("GET", "/api/audit?action=export&actor=admin1", &adm, false, NULL,
+                             NULL, &r),
+                     0);
+    assert_non_null(strstr(r.body, "\"target\":\"view=audit action=record.view\""));
+    dash_reply_free(&r);
+}
+
+static void test_people_section_is_for_admins_and_audited(void **state)
+{
+    login sup, adm;
+    dash_reply r;
+    int64_t before;
+    (void)state;
+
+    log_in("sup1", &sup);
+    assert_int_equal(request("GET", "/api/people", &sup, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 403);
+    dash_reply_free(&r);
+    assert_int_equal(request("POST", "/api/people/act", &sup, true, NULL,
+                             "kind=user&id=sup2&action=disable&teams=", &r),
+                     0);
+    assert_int_equal(r.status, 403);
+    dash_reply_free(&r);
+
+    log_in("admin1", &adm);
+    assert_int_equal(request("GET", "/api/people", &adm, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "{\"id\":\"w2\",\"teams\":\"t2\",\"disabled\":false"));
+    assert_non_null(strstr(r.body, "{\"id\":\"sup1\",\"teams\":\"t1\",\"disabled\":false,"
+                                   "\"role\":\"supervisor\"}"));
+    dash_reply_free(&r);
+    before = audit_newest();
+    assert_int_equal(request("POST", "/api/people/act", &adm, true, NULL,
+                             "kind=user&id=sup2&action=teams&teams=t1%2Ct2", &r),
+                     0);
+    assert_int_equal(r.status, 200);
+    dash_reply_free(&r);
+    expect_one_audit_row(before, "admin1|user.teams|sup2 teams=t1,t2|");
+    /* the change applies to sup2's next request */
+    login s2;
+    log_in("sup2", &s2);
+    assert_int_equal(request("GET", "/api/records?team=t1", &s2, false, NULL, NULL, &r), 0);
+    assert_non_null(strstr(r.body, "r-t1-a"));
+    dash_reply_free(&r);
+    assert_int_equal(request("POST", "/api/people/act", &adm, true, NULL,
+                             "kind=user&id=sup2&action=teams&teams=t2", &r),
+                     0);
+    assert_int_equal(r.status, 200);
+    dash_reply_free(&r);
+    assert_int_equal(request("GET", "/api/records?team=t1", &s2, false, NULL, NULL, &r), 0);
+    assert_null(strstr(r.body, "r-t1-a"));
+    dash_reply_free(&r);
+    /* bad requests name the problem */
+    assert_int_equal(request("POST", "/api/people/act", &adm, true, NULL,
+                             "kind=user&id=nobody&action=disable&teams=", &r),
+                     0);
+    assert_int_equal(r.status, 404);
+    assert_non_null(strstr(r.body, "no account nobody"));
+    dash_reply_free(&r);
+    assert_int_equal(request("POST", "/api/people/act", &adm, true, NULL,
+                             "kind=user&id=admin1&action=remove&teams=", &r),
+                     0);
+    assert_int_equal(r.status, 400);
+    dash_reply_free(&r);
+}
+
+/* ---- A worker's move reaches its devices at their next pull ------------------------------ */
+
+/* One pull from cursor: "rows:ID,ID removed:ID" (ids sorted as sent) and the next cursor. */
+static void pull_ids(testclient *tc, uint64_t cursor, char *out, size_t size,
+                     uint64_t *out_next)
+{
+    proto_msg req, *rows = NULL;
+    char rows_txt[512] = "", removed_txt[512] = "";
+
+    memset(&req, 0, sizeof req);
+    req.type = PROTO_MSG_PULL;
+    req.u.pull.cursor = cursor;
+    req.u.pull.limit = 500;
+    assert_int_equal(testclient_send(tc, &req, T_MS), 0);
+    assert_int_equal(testclient_recv_type(tc, PROTO_MSG_ROWS, T_MS, &rows), 0);
+    assert_false(rows->u.rows.more);
+    for (uint32_t t = 0; t < rows->u.rows.n_tables; t++) {
+        const proto_table_rows *tr = &rows->u.rows.tables[t];
+        for (uint32_t i = 0; i < tr->n_rows; i++) {
+            const proto_value *v = tr->rows + (size_t)i * tr->n_columns;
+            size_t n = strlen(rows_txt);
+            snprintf(rows_txt + n, sizeof rows_txt - n, "%s%.*s", n ? "," : "", (int)v[0].u.b.n,
+                     (const char *)v[0].u.b.p);
+        }
+        for (uint32_t i = 0; i < tr->n_removed; i++) {
+            const proto_value *v = tr->removed + (size_t)i * tr->n_pk;
+            size_t n = strlen(removed_txt);
+            snprintf(removed_txt + n, sizeof removed_txt - n, "%s%.*s", n ? "," : "",
+                     (int)v[0].u.b.n, (const char *)v[0].u.b.p);
+        }
+    }
+    snprintf(out, size, "rows:%s removed:%s", rows_txt, removed_txt);
+    *out_next = rows->u.rows.cursor;
+    proto_msg_free(rows);
+}
+
+static void test_moving_a_worker_changes_what_its_device_holds(void **state)
+{
+    test_device dev;
+    char got[1200];
+    uint64_t cursor = 0, next = 0, replay = 0;
+    (void)state;
+
+    assert_int_equal(fixture_enroll_device(&fx, "w2", &dev), 0);
+    testclient *tc = fixture_hello(&fx, &dev, NULL);
+    assert_non_null(tc);
+    pull_ids(tc, 0, got, sizeof got, &cursor);
+    /* t2's rows (the other tests of this program add some), nothing of t1, nothing removed */
+    assert_non_null(strstr(got, "r-t2-z"));
+    assert_null(strstr(got, "r-t1-a"));
+    assert_string_equal(strstr(got, " removed:"), " removed:");
+
+    /* w2 leaves t2 for t1: the device drops t2's rows and receives t1's, on the same
+     * connection, at its next pull */
+    assert_int_equal(admin_cmd("worker move w2 --team t1"), 0);
+    pull_ids(tc, cursor, got, sizeof got, &next);
+    assert_non_null(strstr(got, "r-t1-a"));
+    assert_non_null(strstr(got, "k-1"));
+    assert_non_null(strstr(got, " removed:r-t2-z"));
+    assert_null(strstr(got, "rows:r-t2-z"));
+    assert_true(next > cursor);
+    /* a page lost on the way is pulled again from the same cursor, and says the same */
+    char again[1200];
+    pull_ids(tc, cursor, again, sizeof again, &replay);
+    assert_string_equal(again, got);
+    assert_int_equal(replay, next);
+    /* then it is spent */
+    pull_ids(tc, next, got, sizeof got, &cursor);
+    assert_string_equal(got, "rows: removed:");
+
+    /* and back */
+    assert_int_equal(admin_cmd("worker move w2 --team t2"), 0);
+    pull_ids(tc, cursor, got, sizeof got, &next);
+    char *removed = strstr(got, " removed:");
+    assert_non_null(removed);
+    assert_true(strstr(got, "r-t2-z") < removed);
+    assert_non_null(strstr(strstr(got, "removed:"), "r-t1-a"));
+    assert_non_null(strstr(strstr(got, "removed:"), "k-1"));
+    testclient_close(tc);
+}
+
+/* ---- A reset password must be changed at the next login ---------------------------------- */
+
+static void test_reset_password_must_be_changed_at_next_login(void **state)
+{
+    login s;
+    dash_reply r;
+    char cmd[1024];
+    int64_t before;
+    (void)state;
+
+    snprintf(cmd, sizeof cmd,
+             "printf '%%s\\n' 'temporary pass 123' | %s --store %s user reset-password sup2 "
+             "--password-fd 0 >/dev/null",
+             OUTPOST_ADMIN_PATH, fx.store_path);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(try_login("sup2", pw, &r), 0);
+    assert_int_equal(r.status, 401);
+    dash_reply_free(&r);
+    assert_int_equal(try_login("sup2", "temporary pass 123", &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(dash_reply_header(&r, "set-cookie", cmd, sizeof cmd), 0);
+    assert_int_equal(sscanf(cmd, "outpost_session=%64[0-9a-f]", s.cookie), 1);
+    assert_int_equal(dash_json_string(r.body, "csrf", s.csrf, sizeof s.csrf), 0);
+    dash_reply_free(&r);
+    /* nothing but a new password */
+    assert_int_equal(request("GET", "/api/records", &s, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 403);
+    assert_non_null(strstr(r.body, "\"must_change\":true"));
+    assert_null(strstr(r.body, "r-t2-z"));
+    dash_reply_free(&r);
+    assert_int_equal(request("POST", "/api/password", &s, true, NULL,
+                             "current=wrong+password+here&password=my+own+new+passphrase", &r),
+                     0);
+    assert_int_equal(r.status, 403);
+    assert_non_null(strstr(r.body, "the current password is wrong"));
+    dash_reply_free(&r);
+    before = audit_newest();
+    assert_int_equal(request("POST", "/api/password", &s, true, NULL,
+                             "current=temporary+pass+123&password=correct+horse+battery", &r),
+                     0);
+    assert_int_equal(r.status, 200);
+    dash_reply_free(&r);
+    expect_one_audit_row(before, "sup2|password.change||");
+    assert_int_equal(request("GET", "/api/records", &s, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "r-t2-z"));
+    dash_reply_free(&r);
+    assert_int_equal(try_login("sup2", "temporary pass 123", &r), 0);
+    assert_int_equal(r.status, 401);
+    dash_reply_free(&r);
+}
+
+static void test_people_section_issues_an_enrollment_code_with_its_qr(void **state)
+{
+    login adm;
+    dash_reply r;
+    char code[32], qr[16];
+    int64_t before;
+    test_device dev;
+    (void)state;
+
+    log_in("admin1", &adm);
+    before = audit_newest();
+    assert_int_equal(request("POST", "/api/people/act", &adm, true, NULL,
+                             "kind=worker&id=w1&action=enroll&teams=", &r),
+                     0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(dash_json_string(r.body, "code", code, sizeof code), 0);
+    assert_int_equal(strlen(code), 23);
+    /* the QR code's modules: width, then width * width of '0' and '1' */
+    const char *p = strstr(r.body, "\"qr_width\":");
+    assert_non_null(p);
+    int width = 0;
+    assert_int_equal(sscanf(p, "\"qr_width\":%d", &width), 1);
+    assert_true(width >= 21);
+    p = strstr(r.body, "\"qr\":\"");
+    assert_non_null(p);
+    p += 6;
+    size_t n = strspn(p, "01");
+    assert_int_equal(n, (size_t)width * (size_t)width);
+    snprintf(qr, sizeof qr, "%.8s", p);
+    dash_reply_free(&r);
+    expect_one_audit_row(before, "admin1|worker.enroll|w1 expires_h=24|");
+    /* the code enrolls a device, once */
+    assert_int_equal(fixture_enroll_with_code(&fx, code, &dev), 0);
+    assert_int_not_equal(fixture_enroll_with_code(&fx, code, &dev), 0);
+    /* supervisors cannot */
+    login sup;
+    log_in("sup1", &sup);
+    assert_int_equal(request("POST", "/api/people/act", &sup, true, NULL,
+                             "kind=worker&id=w1&action=enroll&teams=", &r),
+                     0);
+    assert_int_equal(r.status, 403);
+    dash_reply_free(&r);
+}
+
 static void test_audit_is_for_admins_and_verifies(void **state)
 {
     login s1, adm;
     dash_reply r;
+    char cmd[2048], cp[400];
     (void)state;
 
     log_in("sup1", &s1);
@@ -494,7 +1075,7 @@ static void test_audit_is_for_admins_and_verifies(void **state)
     assert_int_equal(r.status, 403);
     dash_reply_free(&r);
     log_in("admin1", &adm);
-    assert_int_equal(request("GET", "/api/audit", &adm, false, NULL, NULL, &r), 0);
+    assert_int_equal(request("GET", "/api/audit?limit=1000", &adm, false, NULL, NULL, &r), 0);
     assert_int_equal(r.status, 200);
     assert_non_null(strstr(r.body, "\"actor\":\"sup1\",\"action\":\"login.ok\""));
     assert_non_null(strstr(r.body, "\"actor\":\"sup1\",\"action\":\"login.fail\""));
@@ -516,6 +1097,17 @@ static void test_audit_is_for_admins_and_verifies(void **state)
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
 
+    /* outpostd signed a checkpoint at start and one at stop, to its log and to the file */
+    assert_int_equal(fixture_stop(&fx), 0);
+    assert_true(fixture_log_contains(&fx, "audit checkpoint (start): outpost-audit-checkpoint v1"));
+    assert_true(fixture_log_contains(&fx, "audit checkpoint (stop): outpost-audit-checkpoint v1"));
+    snprintf(cp, sizeof cp, "%s/checkpoints.txt", fx.dir);
+    snprintf(cmd, sizeof cmd,
+             "%s --store %s audit verify --checkpoint %s --checkpoint %s | grep -q '4 checkpoints "
+             "matched'",
+             OUTPOST_ADMIN_PATH, fx.store_path, cp, fx.log_path);
+    assert_int_equal(system(cmd), 0);
+
     /* someone with the file and the sqlite3 shell edits row 2 around the triggers */
     sqlite3 *db = NULL;
     assert_int_equal(sqlite3_open(fx.store_path, &db), SQLITE_OK);
@@ -532,6 +1124,12 @@ static void test_audit_is_for_admins_and_verifies(void **state)
                      fx.store_path);
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 1);
+    /* the stop checkpoint, shipped elsewhere, says it as well */
+    snprintf(cmd, sizeof cmd,
+             "%s --store %s audit verify --checkpoint %s 2>&1 | grep -q 'up to row [0-9]* no "
+             "longer chains to the checkpoint'",
+             OUTPOST_ADMIN_PATH, fx.store_path, cp);
+    assert_int_equal(system(cmd), 0);
 }
 
 int main(void)
@@ -545,6 +1143,14 @@ int main(void)
         cmocka_unit_test(test_refusals_reach_the_queue_without_leaking),
         cmocka_unit_test(test_lockout_after_five_failures),
         cmocka_unit_test(test_logout_ends_the_session),
+        cmocka_unit_test(test_every_read_leaves_one_audit_row_naming_what_it_showed),
+        cmocka_unit_test(test_disabling_a_person_ends_their_session_and_sync),
+        cmocka_unit_test(test_background_refreshes_do_not_extend_the_idle_clock),
+        cmocka_unit_test(test_audit_view_pages_and_filters),
+        cmocka_unit_test(test_people_section_is_for_admins_and_audited),
+        cmocka_unit_test(test_moving_a_worker_changes_what_its_device_holds),
+        cmocka_unit_test(test_reset_password_must_be_changed_at_next_login),
+        cmocka_unit_test(test_people_section_issues_an_enrollment_code_with_its_qr),
         cmocka_unit_test(test_audit_is_for_admins_and_verifies),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -396,6 +396,9 @@ static void test_server_disk_full_is_reported_and_recovers(void **state)
     snprintf(moved, sizeof moved, "%s/central.db", mnt);
     snprintf(cmd, sizeof cmd, "mv %s %s", small.store_path, moved);
     assert_int_equal(system(cmd), 0);
+    /* its audit key goes along: outpostd looks for it beside the store by default */
+    snprintf(cmd, sizeof cmd, "mv %s.audit-key %s.audit-key", small.store_path, moved);
+    assert_int_equal(system(cmd), 0);
     snprintf(wal, sizeof wal, "%s-wal", small.store_path);
     if (access(wal, F_OK) == 0) {
         snprintf(cmd, sizeof cmd, "mv %s-wal %s-wal", small.store_path, moved);

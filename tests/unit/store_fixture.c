@@ -38,6 +38,11 @@ void fx_open_empty(fixture *fx)
     snprintf(fx->path, sizeof fx->path, "%s/central.db", fx->dir);
     char err[256];
     assert_int_equal(store_open(fx->path, true, &fx->st, err, sizeof err), 0);
+    snprintf(fx->key_path, sizeof fx->key_path, "%s%s", fx->path, STORE_AUDIT_KEY_SUFFIX);
+    if (store_audit_key_create(fx->key_path, err, sizeof err) != STORE_OK)
+        fail_msg("%s", err);
+    if (store_audit_key_load(fx->st, fx->key_path) != STORE_OK)
+        fail_msg("%s", store_errmsg(fx->st));
 }
 
 void fx_open(fixture *fx)
@@ -68,6 +73,7 @@ void fx_close(fixture *fx)
         snprintf(p, sizeof p, "%s%s", fx->path, suffix[i]);
         unlink(p);
     }
+    unlink(fx->key_path);
     rmdir(fx->dir);
 }
 

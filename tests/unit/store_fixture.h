@@ -19,6 +19,7 @@ enum { C_ID, C_TEAM, C_NAME, C_AGE, C_LOCATION, C_NOTES, C_RISK, C_UPDATED, C_NC
 typedef struct fixture {
     char dir[256];
     char path[300];
+    char key_path[320]; /* the audit key, made and loaded by fx_open */
     store *st;
 } fixture;
 

@@ -7,11 +7,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pwd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "store_fixture.h"
 #include "strf.h"
@@ -244,6 +247,230 @@ static void test_store_is_created_owner_only(void **state)
     assert_int_equal(file_mode(c->store), 0600);
 }
 
+/* An insider with the store file but not the key cuts off the tail and resets the count: the
+ * keyed seal and a checkpoint appended before both say so. */
+static void test_audit_checkpoint_and_verify_catch_a_cut_tail(void **state)
+{
+    ctx *c = *state;
+    char args[1024], key[400], cp[400], err[256];
+    store *st = NULL;
+    sqlite3 *db = NULL;
+
+    init_store(c);
+    snprintf(key, sizeof key, "%s.audit-key", c->store);
+    struct stat sb;
+    assert_int_equal(stat(key, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    assert_int_equal(store_open(c->store, false, &st, err, sizeof err), 0);
+    assert_int_equal(store_audit_key_load(st, key), 0);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(store_audit_append(st, 1000 + (uint64_t)i, "sara", "record.view",
+                                            "contacts/c-1", "10.0.0.5"),
+                         0);
+    store_close(st);
+
+    snprintf(cp, sizeof cp, "%s/checkpoints.txt", c->dir);
+    snprintf(args, sizeof args, "--store '%s' audit checkpoint --append '%s'", c->store, cp);
+    expect(c, args, 0, "outpost-audit-checkpoint v1 rows=6 head=", NULL); /* init + 5 */
+    snprintf(args, sizeof args, "--store '%s' audit verify --checkpoint '%s'", c->store, cp);
+    expect(c, args, 0, "6 rows, keyed chain and seal intact, 1 checkpoint matched", NULL);
+
+    assert_int_equal(sqlite3_open(c->store, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "DROP TRIGGER _outpost_audit_no_delete;"
+                                  "DELETE FROM _outpost_audit WHERE id > 3;"
+                                  "UPDATE _outpost_meta SET value = 3 WHERE key = 'audit_rows';",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    snprintf(args, sizeof args, "--store '%s' audit verify", c->store);
+    expect(c, args, 1, NULL, "TAMPERED: first bad row 4: the audit seal does not match");
+    /* the checkpoint taken before says it too */
+    snprintf(args, sizeof args, "--store '%s' audit verify --checkpoint '%s'", c->store, cp);
+    expect(c, args, 1, NULL, "finds only 3 rows: rows 4 on were removed");
+    assert_non_null(strstr(c->r.err, "the audit seal does not match"));
+
+    /* without the key there is nothing to verify against */
+    snprintf(args, sizeof args, "--store '%s' --audit-key '%s/none' audit verify", c->store,
+             c->dir);
+    expect(c, args, 1, NULL, "cannot read the audit key");
+    snprintf(args, sizeof args, "--store '%s' audit verify --checkpoint '%s'", c->store, key);
+    expect(c, args, 2, NULL, "no audit checkpoint line in");
+}
+
+static int collect_audit(const store_audit_row *row, void *user_data)
+{
+    char *out = user_data;
+    char line[512];
+    snprintf(line, sizeof line, "%s|%s|%s|%s\n", row->actor, row->action, row->target,
+             row->address);
+    /* newest first from the store: prepend, so that the text reads oldest first */
+    size_t n = strlen(out), m = strlen(line);
+    assert_true(n + m < 8192);
+    memmove(out + m, out, n + 1);
+    memcpy(out, line, m);
+    return 0;
+}
+
+/* Every administrative act leaves a row naming the operating-system user who ran it. */
+static void test_admin_acts_are_audited_with_the_os_user(void **state)
+{
+    ctx *c = *state;
+    char args[1024], want[4096], pwfile[400], key[400], err[256], audit[8192] = "";
+    const struct passwd *pw = getpwuid(geteuid());
+    const char *me = pw ? pw->pw_name : "?";
+    store *st = NULL;
+    FILE *f;
+
+    init_store(c);
+    snprintf(args, sizeof args, "--store '%s' team add north", c->store);
+    expect(c, args, 0, "team north added", NULL);
+    snprintf(args, sizeof args, "--store '%s' worker add ana --team north", c->store);
+    expect(c, args, 0, "worker ana added", NULL);
+    snprintf(args, sizeof args, "--store '%s' enroll ana --expires 2", c->store);
+    expect(c, args, 0, "enrollment code for worker ana", NULL);
+    snprintf(pwfile, sizeof pwfile, "%s/pw", c->dir);
+    f = fopen(pwfile, "w");
+    assert_non_null(f);
+    fputs("correct horse battery staple\n", f);
+    fclose(f);
+    snprintf(args, sizeof args,
+             "--store '%s' user add sara --role supervisor --team north --password-fd 3 3<'%s'",
+             c->store, pwfile);
+    expect(c, args, 0, "supervisor sara added", NULL);
+    snprintf(args, sizeof args, "--store '%s' user unlock sara", c->store);
+    expect(c, args, 0, "account sara unlocked", NULL);
+    snprintf(args, sizeof args, "--store '%s' revoke 00000000-0000-4000-8000-000000000000",
+             c->store);
+    expect(c, args, 1, NULL, "no device");
+
+    snprintf(key, sizeof key, "%s.audit-key", c->store);
+    assert_int_equal(store_open(c->store, false, &st, err, sizeof err), 0);
+    assert_int_equal(store_audit_list(st, 0, 100, collect_audit, audit), 0);
+    store_close(st);
+    snprintf(want, sizeof want,
+             "os:%s|schema.init|version 1|local\n"
+             "os:%s|team.add|north|local\n"
+             "os:%s|worker.add|ana teams=north|local\n"
+             "os:%s|enroll.code|ana expires_h=2|local\n"
+             "os:%s|user.add|sara role=supervisor teams=north|local\n"
+             "os:%s|user.unlock|sara|local\n",
+             me, me, me, me, me, me);
+    if (strcmp(audit, want) != 0)
+        fail_msg("audit log:\n%s\nexpected:\n%s", audit, want);
+    /* nothing secret in it: not the enrollment code, not the password */
+    assert_null(strstr(audit, "horse"));
+    snprintf(args, sizeof args, "--store '%s' audit verify", c->store);
+    expect(c, args, 0, "6 rows, keyed chain and seal intact", NULL);
+}
+
+/* An administrator manages people from the command line, and every change is audited. */
+static void test_people_lifecycle_from_the_cli(void **state)
+{
+    ctx *c = *state;
+    char args[2048], pwfile[400], pwfile2[400], err[256], audit[8192] = "";
+    const char *S = c->store;
+    store *st = NULL;
+    store_user u;
+    FILE *f;
+
+    init_store(c);
+    snprintf(pwfile, sizeof pwfile, "%s/pw", c->dir);
+    f = fopen(pwfile, "w");
+    assert_non_null(f);
+    fputs("correct horse battery staple\n", f);
+    fclose(f);
+    snprintf(pwfile2, sizeof pwfile2, "%s/pw2", c->dir);
+    f = fopen(pwfile2, "w");
+    assert_non_null(f);
+    fputs("another long passphrase\n", f);
+    fclose(f);
+#define RUN(status, out, errpart, ...)                                                             \
+    do {                                                                                           \
+        char tail_[700];                                                                           \
+        snprintf(tail_, sizeof tail_, __VA_ARGS__);                                                \
+        snprintf(args, sizeof args, "--store '%s' %s", S, tail_);                                  \
+        expect(c, args, status, out, errpart);                                                     \
+    } while (0)
+    RUN(0, "team north added", NULL, "team add north --name North");
+    RUN(0, "team south added", NULL, "team add south");
+    RUN(0, "worker ana added", NULL, "worker add ana --team north");
+    RUN(0, "supervisor sara added", NULL,
+        "user add sara --role supervisor --team north --password-fd 3 3<'%s'", pwfile);
+    RUN(0, "north                 North", NULL, "team list");
+    assert_non_null(strstr(c->r.out, "ana"));
+    RUN(0, "ana                   active    0        north", NULL, "worker list");
+    RUN(0, "sara                  supervisor  active    north", NULL, "user list");
+
+    /* a device for ana */
+    char code[STORE_CODE_SIZE], id[40];
+    uint8_t secret[32];
+    store_device dev;
+    assert_int_equal(store_open(S, false, &st, err, sizeof err), 0);
+    assert_int_equal(store_enroll_code_create(st, "ana", (uint64_t)time(NULL) * 1000u, 3600000, code), 0);
+    assert_int_equal(store_device_enroll(st, code, "phone", id, secret), 0);
+    store_close(st);
+    RUN(0, id, NULL, "devices --worker ana");
+    RUN(0, NULL, NULL, "devices --worker nobody");
+    assert_null(strstr(c->r.out, id));
+
+    RUN(0, "worker ana now in teams south", NULL, "worker move ana --team south");
+    RUN(1, NULL, "no team east", "worker move ana --team east");
+    RUN(2, NULL, "move needs at least one --team", "worker move ana");
+    RUN(0, "ana                   active    1        south", NULL, "worker list");
+    RUN(0, "worker ana disabled", NULL, "worker disable ana");
+    RUN(0, "ana                   disabled  1        south", NULL, "worker list");
+    assert_int_equal(store_open(S, false, &st, err, sizeof err), 0);
+    assert_int_equal(store_device_auth(st, id, secret, &dev), STORE_EREVOKED);
+    store_device_clear(&dev);
+    store_close(st);
+    RUN(0, "worker ana enabled", NULL, "worker enable ana");
+    assert_int_equal(store_open(S, false, &st, err, sizeof err), 0);
+    assert_int_equal(store_device_auth(st, id, secret, &dev), STORE_OK);
+    assert_string_equal(dev.teams[0], "south");
+    store_device_clear(&dev);
+    store_close(st);
+
+    RUN(0, "account sara now in teams north,south", NULL, "user teams sara --team north --team south");
+    RUN(1, NULL, "a supervisor needs at least one team", "user teams sara");
+    RUN(0, "account sara disabled", NULL, "user disable sara");
+    assert_int_equal(store_open(S, false, &st, err, sizeof err), 0);
+    assert_int_equal(store_user_login(st, "sara", "correct horse battery staple", 1000, &u),
+                     STORE_EAUTH);
+    store_close(st);
+    RUN(0, "sara                  supervisor  disabled  north,south", NULL, "user list");
+    RUN(0, "account sara enabled", NULL, "user enable sara");
+    RUN(0, "account sara has a new password", NULL,
+        "user reset-password sara --password-fd 3 3<'%s'", pwfile2);
+    assert_int_equal(store_open(S, false, &st, err, sizeof err), 0);
+    assert_int_equal(store_user_login(st, "sara", "another long passphrase", 1000, &u), STORE_OK);
+    store_user_clear(&u);
+    store_close(st);
+    RUN(0, "account sara removed", NULL, "user remove sara");
+    RUN(1, NULL, "no account sara", "user disable sara");
+    RUN(0, "worker ana removed; 1 device revoked and told to wipe", NULL, "worker remove ana");
+    RUN(0, "revoked+wipe", NULL, "devices --worker ana");
+    RUN(1, NULL, "no worker nobody", "worker disable nobody");
+#undef RUN
+
+    assert_int_equal(store_open(S, false, &st, err, sizeof err), 0);
+    assert_int_equal(store_audit_list(st, 0, 100, collect_audit, audit), 0);
+    store_close(st);
+    const char *want[] = {"|worker.move|ana teams=south|", "|worker.disable|ana|",
+                          "|worker.enable|ana|", "|user.teams|sara teams=north,south|",
+                          "|user.disable|sara|", "|user.enable|sara|",
+                          "|user.password_reset|sara|", "|user.remove|sara|",
+                          "|worker.remove|ana devices_revoked=1|"};
+    const char *at = audit;
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const char *p = strstr(at, want[i]);
+        if (p == NULL)
+            fail_msg("audit log lacks '%s' (in order) in:\n%s", want[i], audit);
+        at = p + 1;
+    }
+    assert_null(strstr(audit, "passphrase"));
+}
+
 #define T_(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -252,6 +479,9 @@ int main(void)
         T_(test_usage_errors_exit_2_with_message), T_(test_help_on_every_command),
         T_(test_missing_store_and_bad_files),      T_(test_full_workflow),
         T_(test_upgrade_additive_and_refused),     T_(test_store_is_created_owner_only),
+        T_(test_audit_checkpoint_and_verify_catch_a_cut_tail),
+        T_(test_admin_acts_are_audited_with_the_os_user),
+        T_(test_people_lifecycle_from_the_cli),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

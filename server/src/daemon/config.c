@@ -14,6 +14,7 @@ void config_defaults(daemon_config *out_config)
     snprintf(out_config->listen_addr, sizeof out_config->listen_addr, "127.0.0.1");
     out_config->port = 8443;
     out_config->log_level = LOG_INFO;
+    out_config->checkpoint_interval_s = 3600;
     snprintf(out_config->dash_table, sizeof out_config->dash_table, "contacts");
     snprintf(out_config->dash_worker_col, sizeof out_config->dash_worker_col, "worker_id");
     snprintf(out_config->dash_date_col, sizeof out_config->dash_date_col, "contacted_at");
@@ -197,7 +198,24 @@ static int on_ini_value(void *user, const char *section, const char *name, const
         if (strcmp(name, "path") == 0)
             return set_path(p, c->store_path, value) == 0 ? 1
                                                          : fail_key(p, section, name, "bad path");
+        if (strcmp(name, "audit_key") == 0)
+            return set_path(p, c->audit_key_path, value) == 0
+                       ? 1
+                       : fail_key(p, section, name, "bad path");
         return fail_key(p, section, name, "unknown key");
+    }
+    if (strcmp(section, "audit") == 0) {
+        uint64_t v;
+        if (strcmp(name, "checkpoint_file") == 0)
+            return set_path(p, c->checkpoint_path, value) == 0
+                       ? 1
+                       : fail_key(p, section, name, "bad path");
+        if (strcmp(name, "checkpoint_interval_s") != 0)
+            return fail_key(p, section, name, "unknown key");
+        if (parse_u64(value, 0, 7 * 24 * 3600, &v) != 0 || (v > 0 && v < 10))
+            return fail_key(p, section, name, "expected 0 or 10..604800 seconds");
+        c->checkpoint_interval_s = (uint32_t)v;
+        return 1;
     }
     if (strcmp(section, "limits") == 0) {
         int known = 0;
@@ -284,6 +302,12 @@ int config_load(const char *path, daemon_config *out_config, char *err, size_t e
     }
     if (out_config->store_path[0] == '\0') {
         snprintf(err, err_size, "config %s: [store] path is not set", path);
+        return -1;
+    }
+    if (out_config->audit_key_path[0] == '\0' &&
+        (size_t)snprintf(out_config->audit_key_path, sizeof out_config->audit_key_path, "%s.audit-key",
+                         out_config->store_path) >= sizeof out_config->audit_key_path) {
+        snprintf(err, err_size, "config %s: [store] path is too long for its audit key", path);
         return -1;
     }
     if (out_config->limits.max_transaction_bytes < out_config->limits.max_message_bytes) {

@@ -2,7 +2,9 @@
  * outpostd's configuration: an INI file read with Debian's libinih.
  *
  *   [server]  listen = 127.0.0.1   port = 8443   cert = FILE   key = FILE   ca = FILE
- *   [store]   path = FILE
+ *   [store]   path = FILE   audit_key = FILE (default: the store's path + ".audit-key")
+ *   [audit]   checkpoint_file = FILE (signed checkpoints appended; default none: log only)
+ *             checkpoint_interval_s = 3600 (also one at start and one at stop; 0 = only those)
  *   [limits]  max_message_bytes, max_transaction_bytes, handshake_timeout_s,
  *             message_timeout_s, idle_timeout_s, max_connections, lockout_failures,
  *             lockout_window_s, lockout_duration_s, queue_depth, pull_page_rows
@@ -48,6 +50,9 @@ typedef struct daemon_config {
     char key_path[CONFIG_PATH_MAX];
     char ca_path[CONFIG_PATH_MAX]; /* the CA devices pin; sent in ENROLLED */
     char store_path[CONFIG_PATH_MAX];
+    char audit_key_path[CONFIG_PATH_MAX];  /* the audit log's key, outside the store */
+    char checkpoint_path[CONFIG_PATH_MAX]; /* "" = checkpoints go to the log only */
+    uint32_t checkpoint_interval_s;
     log_level log_level;
     daemon_limits limits;
     char dash_table[64];

@@ -1,5 +1,7 @@
 #include "dash_api.h"
 
+#include "dash_people.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +22,7 @@ void dash_call_free(dash_call *c)
     if (!c)
         return;
     mbedtls_platform_zeroize(c->password, sizeof c->password);
+    mbedtls_platform_zeroize(c->new_password, sizeof c->new_password);
     free(c->teams);
     dash_buf_free(&c->body);
     store_user_clear(&c->login_user);
@@ -60,16 +63,44 @@ static void start_ok(dash_call *c)
     c->content_type = c->csv ? "text/csv; charset=utf-8" : "application/json";
 }
 
-/* "view=NAME team=T worker=W from=F to=T text=N chars" for the audit row of an export. */
+/* "view=NAME team=T worker=W from=F to=T [all] text=N chars" for the audit row of a read or an
+ * export. The search text is recorded only as its length: it may be a child's name, and the
+ * ids shown name what was seen. */
 static void describe_filters(const dash_call *c, const char *view, char *out, size_t size)
 {
-    int n = snprintf(out, size, "view=%s%s%s%s%s%s%s%s%s text=%zu chars", view,
+    int n = snprintf(out, size, "view=%s%s%s%s%s%s%s%s%s%s text=%zu chars", view,
                      c->f_team[0] ? " team=" : "", c->f_team, c->f_worker[0] ? " worker=" : "",
                      c->f_worker, c->f_from[0] ? " from=" : "", c->f_from,
-                     c->f_to[0] ? " to=" : "", c->f_to, strlen(c->f_text));
+                     c->f_to[0] ? " to=" : "", c->f_to, c->f_all ? " all" : "",
+                     strlen(c->f_text));
     /* A description cut short at size is still a fine audit note: mark it. */
     if (n >= 0 && (size_t)n >= size && size > 4)
         memcpy(out + size - 4, "...", 4);
+}
+
+/* One audit row for a list, search or export that showed record contents: the filters and
+ * the ids shown. Written before the reply leaves; when it cannot be, nothing is shown. */
+static bool audit_read(dash_call *c, store *st, const char *action, const char *view,
+                       dash_buf *ids)
+{
+    char target[256];
+
+    describe_filters(c, view, target, sizeof target);
+    dash_buf_put(ids, "", 1); /* NUL-terminate */
+    if (!ids->failed && store_audit_append_ids(st, c->now_ms, c->user, c->csv ? "export" : action,
+                                               target, c->address, ids->data) == STORE_OK)
+        return true;
+    reply_error(c, 500, c->csv ? "the audit log cannot be written: nothing exported"
+                               : "the audit log cannot be written: nothing shown");
+    return false;
+}
+
+/* Appends one id to a comma-separated list. */
+static void add_id(dash_buf *ids, const char *id)
+{
+    if (ids->len > 0)
+        dash_buf_puts(ids, ",");
+    dash_buf_puts(ids, id);
 }
 
 static bool name_ok(const char *name)
@@ -183,6 +214,7 @@ static void run_devices(dash_call *c, store *st)
 typedef struct records_ctx {
     dash_call *call;
     uint32_t n_rows;
+    dash_buf ids; /* the keys shown, for the audit row */
 } records_ctx;
 
 static int record_row(const store_dash_record *rec, void *user_data)
@@ -227,6 +259,7 @@ static int record_row(const store_dash_record *rec, void *user_data)
         }
         dash_buf_puts(b, "]");
     }
+    add_id(&rc->ids, rec->key);
     rc->n_rows++;
     return 0;
 }
@@ -247,7 +280,7 @@ static void fill_query(const dash_call *c, store_dash_query *q)
 static void run_records(dash_call *c, store *st)
 {
     store_dash_query q;
-    records_ctx ctx = {c, 0};
+    records_ctx ctx = {c, 0, {0}};
     int rc;
 
     fill_query(c, &q);
@@ -266,13 +299,6 @@ static void run_records(dash_call *c, store *st)
             reply_error(c, 500, "the audit log cannot be written: nothing shown");
             return;
         }
-    } else if (c->csv) {
-        char target[256];
-        describe_filters(c, "records", target, sizeof target);
-        if (audit(c, st, c->user, "export", target) != STORE_OK) {
-            reply_error(c, 500, "the audit log cannot be written: nothing exported");
-            return;
-        }
     }
     start_ok(c);
     if (!c->csv)
@@ -280,17 +306,16 @@ static void run_records(dash_call *c, store *st)
     rc = store_dash_records(st, (const char(*)[64])c->teams, c->n_teams, &q, record_row, &ctx);
     if (rc != STORE_OK) {
         reply_store_error(c, st, rc);
-        return;
-    }
-    if (c->op == DASH_RECORD && ctx.n_rows == 0) {
+    } else if (c->op == DASH_RECORD && ctx.n_rows == 0) {
         reply_error(c, 404, "no such record in your teams");
-        return;
+    } else if (c->op == DASH_RECORD || audit_read(c, st, "record.list", "records", &ctx.ids)) {
+        if (!c->csv) {
+            if (ctx.n_rows == 0)
+                dash_buf_puts(&c->body, "\"columns\":[],\"rows\":[");
+            dash_buf_puts(&c->body, c->op == DASH_RECORD ? "}" : "]}");
+        }
     }
-    if (!c->csv) {
-        if (ctx.n_rows == 0)
-            dash_buf_puts(&c->body, "\"columns\":[],\"rows\":[");
-        dash_buf_puts(&c->body, c->op == DASH_RECORD ? "}" : "]}");
-    }
+    dash_buf_free(&ctx.ids);
 }
 
 static int perday_row(const char *day, const char *worker, uint64_t count, void *user_data)
@@ -342,11 +367,20 @@ static void run_perday(dash_call *c, store *st)
         dash_buf_puts(&c->body, "]}");
 }
 
+typedef struct conflicts_ctx {
+    dash_call *call;
+    dash_buf ids; /* "ID:KEY" of each conflict shown, for the audit row */
+} conflicts_ctx;
+
 static int conflict_row(const store_dash_conflict *k, void *user_data)
 {
-    dash_call *c = user_data;
+    conflicts_ctx *ctx = user_data;
+    dash_call *c = ctx->call;
     dash_buf *b = &c->body;
 
+    if (ctx->ids.len > 0)
+        dash_buf_puts(&ctx->ids, ",");
+    dash_buf_printf(&ctx->ids, "%lld:%s", (long long)k->id, k->row_key);
     if (c->csv) {
         dash_buf_printf(b, "%lld,", (long long)k->id);
         dash_buf_csv_field(b, k->table);
@@ -404,16 +438,9 @@ static int conflict_row(const store_dash_conflict *k, void *user_data)
 
 static void run_conflicts(dash_call *c, store *st)
 {
+    conflicts_ctx ctx = {c, {0}};
     int rc;
 
-    if (c->csv) {
-        char target[256];
-        describe_filters(c, "conflicts", target, sizeof target);
-        if (audit(c, st, c->user, "export", target) != STORE_OK) {
-            reply_error(c, 500, "the audit log cannot be written: nothing exported");
-            return;
-        }
-    }
     start_ok(c);
     if (c->csv)
         dash_buf_puts(&c->body, "id,table,row,column,team,kept_value,losing_value,losing_worker,"
@@ -421,13 +448,12 @@ static void run_conflicts(dash_call *c, store *st)
     else
         dash_buf_puts(&c->body, "{\"conflicts\":[");
     rc = store_dash_conflicts(st, (const char(*)[64])c->teams, c->n_teams, c->f_all, 200,
-                              conflict_row, c);
-    if (rc != STORE_OK) {
+                              conflict_row, &ctx);
+    if (rc != STORE_OK)
         reply_store_error(c, st, rc);
-        return;
-    }
-    if (!c->csv)
+    else if (audit_read(c, st, "conflict.list", "conflicts", &ctx.ids) && !c->csv)
         dash_buf_puts(&c->body, "]}");
+    dash_buf_free(&ctx.ids);
 }
 
 static void run_decide(dash_call *c, store *st)
@@ -467,6 +493,8 @@ static int audit_row(const store_audit_row *row, void *user_data)
         dash_buf_csv_field(b, row->target);
         dash_buf_puts(b, ",");
         dash_buf_csv_field(b, row->address);
+        dash_buf_puts(b, ",");
+        dash_buf_csv_field(b, row->ids);
         dash_buf_puts(b, "\r\n");
         return 0;
     }
@@ -480,38 +508,163 @@ static int audit_row(const store_audit_row *row, void *user_data)
     dash_buf_json_str(b, row->target);
     dash_buf_puts(b, ",\"address\":");
     dash_buf_json_str(b, row->address);
+    dash_buf_puts(b, ",\"ids\":");
+    dash_buf_json_str(b, row->ids);
     dash_buf_puts(b, "}");
     return 0;
 }
 
+/* "YYYY-MM-DD" (UTC) as milliseconds at its start, plus days; 0 for "", -1 when malformed. */
+static int64_t day_ms(const char *day, int plus_days)
+{
+    int y, m, d, used = 0;
+
+    if (!day[0])
+        return 0;
+    if (sscanf(day, "%4d-%2d-%2d%n", &y, &m, &d, &used) != 3 || day[used] || y < 1970 ||
+        m < 1 || m > 12 || d < 1 || d > 31)
+        return -1;
+    /* Days from 1970-01-01 to y-m-d in the proleptic Gregorian calendar (Howard Hinnant's
+     * days_from_civil). */
+    y -= m <= 2;
+    int64_t era = y / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    int64_t days = era * 146097 + doe - 719468 + plus_days;
+    return days * 86400000;
+}
+
+typedef struct audit_page {
+    dash_call *call;
+    uint32_t n_rows;
+    int64_t last_id;
+} audit_page;
+
+static int audit_page_row(const store_audit_row *row, void *user_data)
+{
+    audit_page *page = user_data;
+    page->n_rows++;
+    page->last_id = row->id;
+    return audit_row(row, page->call);
+}
+
+/* The audit log, newest first, filtered by person, action (or family) and days; pages of
+ * limit rows (100 by default, 1000 at most) walked with before=next_before; an export takes
+ * every matching row. */
 static void run_audit(dash_call *c, store *st)
 {
+    store_audit_filter f;
+    audit_page page = {c, 0, 0};
+    int64_t from = day_ms(c->f_from, 0), to = day_ms(c->f_to, 1);
     int rc;
 
     if (c->role != STORE_ROLE_ADMIN) {
         reply_error(c, 403, "the audit log is for administrators");
         return;
     }
-    if (c->csv && audit(c, st, c->user, "export", "view=audit") != STORE_OK) {
-        reply_error(c, 500, "the audit log cannot be written: nothing exported");
+    if (from < 0 || to < 0) {
+        reply_error(c, 400, "from and to are days: YYYY-MM-DD");
         return;
+    }
+    memset(&f, 0, sizeof f);
+    f.actor = c->f_actor;
+    f.action = c->f_action;
+    f.from_ms = (uint64_t)from;
+    f.to_ms = (uint64_t)to;
+    f.before_id = c->f_before;
+    f.limit = c->csv ? 0 : c->f_limit == 0 ? 100 : c->f_limit > 1000 ? 1000 : c->f_limit;
+    if (c->csv) {
+        char target[256];
+        int n = snprintf(target, sizeof target, "view=audit%s%s%s%s%s%s%s%s", c->f_actor[0] ?
+                         " actor=" : "", c->f_actor, c->f_action[0] ? " action=" : "",
+                         c->f_action, c->f_from[0] ? " from=" : "", c->f_from,
+                         c->f_to[0] ? " to=" : "", c->f_to);
+        if (n >= (int)sizeof target)
+            memcpy(target + sizeof target - 4, "...", 4);
+        if (audit(c, st, c->user, "export", target) != STORE_OK) {
+            reply_error(c, 500, "the audit log cannot be written: nothing exported");
+            return;
+        }
     }
     start_ok(c);
     if (c->csv)
-        dash_buf_puts(&c->body, "id,time_ms,actor,action,target,address\r\n");
+        dash_buf_puts(&c->body, "id,time_ms,actor,action,target,address,ids\r\n");
     else
         dash_buf_puts(&c->body, "{\"audit\":[");
-    rc = store_audit_list(st, 0, 500, audit_row, c);
+    rc = store_audit_query(st, &f, audit_page_row, &page);
     if (rc != STORE_OK) {
         reply_store_error(c, st, rc);
         return;
     }
     if (!c->csv)
-        dash_buf_puts(&c->body, "]}");
+        dash_buf_printf(&c->body, "],\"next_before\":%lld}",
+                        (long long)(f.limit != 0 && page.n_rows == f.limit ? page.last_id : 0));
+}
+
+static void run_password(dash_call *c, store *st)
+{
+    int rc = store_user_change_password(st, c->user, c->password, c->new_password, c->now_ms);
+
+    mbedtls_platform_zeroize(c->password, sizeof c->password);
+    mbedtls_platform_zeroize(c->new_password, sizeof c->new_password);
+    if (rc == STORE_EAUTH || rc == STORE_ELOCKED) {
+        (void)audit(c, st, c->user, "password.fail", "");
+        reply_error(c, 403, rc == STORE_ELOCKED ? "this account is locked after five failed "
+                                                  "attempts: ask an administrator"
+                                                : "the current password is wrong");
+        return;
+    }
+    if (rc != STORE_OK) {
+        reply_store_error(c, st, rc);
+        return;
+    }
+    if (audit(c, st, c->user, "password.change", "") != STORE_OK) {
+        reply_error(c, 500, "password changed, but the audit log cannot be written");
+        return;
+    }
+    start_ok(c);
+    dash_buf_puts(&c->body, "{\"changed\":true}");
+}
+
+/* Every call re-reads its account: a disabled or removed one ends here (and the service
+ * thread ends its sessions); a changed role or set of teams applies from this call on. */
+static bool account_still_valid(dash_call *c, store *st)
+{
+    store_user user;
+    int rc = store_user_get(st, c->user, &user);
+
+    if (rc == STORE_ENOTFOUND) {
+        c->session_ended = true;
+        reply_error(c, 401, "your session has ended: this account was disabled or removed");
+        return false;
+    }
+    if (rc != STORE_OK) {
+        reply_store_error(c, st, rc);
+        return false;
+    }
+    /* After an administrator reset the password, nothing but choosing a new one. */
+    if (user.must_change && c->op != DASH_PASSWORD) {
+        store_user_clear(&user);
+        c->http_status = 403;
+        c->content_type = "application/json";
+        dash_buf_free(&c->body);
+        dash_buf_puts(&c->body, "{\"error\":\"your password was reset by an administrator: "
+                                "choose a new one\",\"must_change\":true}");
+        return false;
+    }
+    free(c->teams);
+    c->teams = user.teams;
+    c->n_teams = user.n_teams;
+    c->role = user.role;
+    user.teams = NULL;
+    return true;
 }
 
 void dash_run(dash_call *c, store *st)
 {
+    if (c->op != DASH_LOGIN && c->op != DASH_LOGOUT && !account_still_valid(c, st))
+        return;
     switch (c->op) {
     case DASH_LOGIN: run_login(c, st); break;
     case DASH_LOGOUT:
@@ -546,6 +699,9 @@ void dash_run(dash_call *c, store *st)
     case DASH_CONFLICTS: run_conflicts(c, st); break;
     case DASH_DECIDE: run_decide(c, st); break;
     case DASH_AUDIT: run_audit(c, st); break;
+    case DASH_PEOPLE: dash_people_list(c, st); break;
+    case DASH_PEOPLE_ACT: dash_people_act(c, st); break;
+    case DASH_PASSWORD: run_password(c, st); break;
     }
     if (c->body.failed)
         reply_error(c, 500, "reply too large or out of memory: narrow the filters");

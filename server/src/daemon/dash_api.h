@@ -22,7 +22,10 @@ typedef enum dash_op {
     DASH_PERDAY,    /* records per day per worker */
     DASH_CONFLICTS, /* the conflict queue */
     DASH_DECIDE,    /* keep or reverse a conflict (audit conflict.keep / conflict.reverse) */
-    DASH_AUDIT      /* the audit log, admins only */
+    DASH_AUDIT,     /* the audit log, admins only */
+    DASH_PEOPLE,    /* teams, workers and accounts, admins only (dash_people.c) */
+    DASH_PEOPLE_ACT, /* disable, enable, remove, change teams, revoke a device; audited */
+    DASH_PASSWORD   /* the user's own new password (password = current, new_password) */
 } dash_op;
 
 typedef struct dash_call {
@@ -46,6 +49,7 @@ typedef struct dash_call {
     /* Parameters. */
     char name[64];
     char password[STORE_PASSWORD_MAX + 1];
+    char new_password[STORE_PASSWORD_MAX + 1]; /* PASSWORD */
     char f_worker[64];
     char f_team[64];
     char f_from[32];
@@ -53,6 +57,15 @@ typedef struct dash_call {
     char f_text[128];
     char f_id[128];
     bool f_all;
+    char f_actor[64];    /* audit view: person */
+    char f_action[32];   /* audit view: action or family ("login") */
+    int64_t f_before;    /* audit view: rows older than this id (0: newest) */
+    uint32_t f_limit;    /* audit view: page size (0: 100) */
+    char p_kind[16];     /* PEOPLE_ACT: user, worker or device */
+    char p_id[64];
+    char p_action[16];   /* disable, enable, remove, teams, revoke */
+    char p_teams[512];   /* teams: comma separated */
+    char p_server[128];  /* enroll: HOST:PORT the page was served from, for the QR; "" if odd */
     int64_t conflict_id;
     bool reverse;
 
@@ -62,6 +75,8 @@ typedef struct dash_call {
     dash_buf body;
     store_user login_user;     /* LOGIN: the account, when http_status is 200 */
     store_push_info push_info; /* DECIDE with reverse: teams to NOTIFY */
+    bool session_ended;        /* the account is disabled or gone: end its sessions */
+    char ended_user[64];       /* PEOPLE_ACT: an account disabled or removed: end its sessions */
 } dash_call;
 
 dash_call *dash_call_new(dash_op op);

@@ -20,6 +20,18 @@ void dash_session_end(dash_session *s)
     memset(s, 0, sizeof *s);
 }
 
+uint32_t dash_sessions_end_user(dash_sessions *ds, const char *user)
+{
+    uint32_t n = 0;
+
+    for (uint32_t i = 0; i < ds->capacity; i++)
+        if (ds->slots[i].in_use && strcmp(ds->slots[i].user, user) == 0) {
+            dash_session_end(&ds->slots[i]);
+            n++;
+        }
+    return n;
+}
+
 void dash_sessions_free(dash_sessions *ds)
 {
     if (!ds)

@@ -72,6 +72,17 @@ static void peer_address(http_request *req, char *out, size_t size)
         snprintf(out, size, "unknown");
 }
 
+/* The page marks the requests it makes by itself (reloading a view after a live event,
+ * checking the session on reconnect) with "X-Outpost-Background: 1": they do not restart the
+ * idle clock, so an open dashboard nobody uses still logs out. */
+static bool is_background(http_request *req)
+{
+    char value[8];
+    int n = lws_hdr_custom_copy(req->wsi, value, (int)sizeof value, "x-outpost-background:", 21);
+
+    return n == 1 && value[0] == '1';
+}
+
 static dash_session *request_session(dashboard *dash, http_request *req)
 {
     char token[DASH_TOKEN_HEX + 1];
@@ -79,6 +90,8 @@ static dash_session *request_session(dashboard *dash, http_request *req)
 
     if (lws_http_cookie_get(req->wsi, DASH_COOKIE, token, &n) != 0)
         return NULL;
+    if (is_background(req))
+        return dash_session_peek(&dash->sessions, token, server_now_ms());
     return dash_session_find(&dash->sessions, token, server_now_ms());
 }
 
@@ -243,7 +256,9 @@ static void session_json(dash_buf *b, const dash_session *s, const daemon_config
     dash_buf_json_str(b, s->csrf);
     dash_buf_puts(b, ",\"table\":");
     dash_buf_json_str(b, cfg->dash_table);
-    dash_buf_printf(b, ",\"idle_ms\":%u}", (unsigned)DASH_IDLE_MS);
+    uint64_t idle = server_now_ms() - s->last_ms;
+    dash_buf_printf(b, ",\"idle_ms\":%u,\"idle_left_ms\":%llu}", (unsigned)DASH_IDLE_MS,
+                    (unsigned long long)(idle < DASH_IDLE_MS ? DASH_IDLE_MS - idle : 0));
 }
 
 static void set_session_cookie(http_request *req, const char *token)
@@ -300,6 +315,21 @@ void dashboard_job_done(dashboard *dash, job *j)
                             c->push_info.n_teams_touched);
         }
         dashboard_event(dash, DASH_EVENT_CONFLICTS, (const char(*)[64])c->teams, c->n_teams);
+    }
+    if (c->session_ended) {
+        uint32_t n = dash_sessions_end_user(&dash->sessions, c->user);
+        log_msg(LOG_INFO, "dashboard sessions ended user=%s sessions=%u (disabled or removed)",
+                c->user, n);
+        if (req)
+            set_session_cookie(req, NULL);
+    }
+    /* An admin disabled or removed an account: its sessions end now, and its live sockets
+     * close, so an open page learns at once. */
+    if (c->ended_user[0]) {
+        uint32_t n = dash_sessions_end_user(&dash->sessions, c->ended_user);
+        log_msg(LOG_INFO, "dashboard sessions ended user=%s sessions=%u (by %s)", c->ended_user,
+                n, c->user);
+        live_broadcast(dash, 0, NULL, 0);
     }
     if (req) {
         req->pending_id = 0;
@@ -359,6 +389,8 @@ static const api_route api_routes[] = {
     {"/api/record", false, DASH_RECORD},    {"/api/perday", false, DASH_PERDAY},
     {"/api/conflicts", false, DASH_CONFLICTS}, {"/api/decide", true, DASH_DECIDE},
     {"/api/audit", false, DASH_AUDIT},      {"/api/export", false, DASH_RECORDS},
+    {"/api/people", false, DASH_PEOPLE},    {"/api/people/act", true, DASH_PEOPLE_ACT},
+    {"/api/password", true, DASH_PASSWORD},
 };
 
 /* The view an export names. */
@@ -380,7 +412,7 @@ static int export_op(const char *view, dash_op *out_op)
 
 static int read_filters(http_request *req, dash_call *c)
 {
-    char all[8];
+    char all[8], before[24], limit[12];
 
     if (query_get(req, "worker", c->f_worker, sizeof c->f_worker) != 0 ||
         query_get(req, "team", c->f_team, sizeof c->f_team) != 0 ||
@@ -388,9 +420,17 @@ static int read_filters(http_request *req, dash_call *c)
         query_get(req, "to", c->f_to, sizeof c->f_to) != 0 ||
         query_get(req, "q", c->f_text, sizeof c->f_text) != 0 ||
         query_get(req, "id", c->f_id, sizeof c->f_id) != 0 ||
-        query_get(req, "all", all, sizeof all) != 0)
+        query_get(req, "all", all, sizeof all) != 0 ||
+        query_get(req, "actor", c->f_actor, sizeof c->f_actor) != 0 ||
+        query_get(req, "action", c->f_action, sizeof c->f_action) != 0 ||
+        query_get(req, "before", before, sizeof before) != 0 ||
+        query_get(req, "limit", limit, sizeof limit) != 0)
         return -1;
     c->f_all = strcmp(all, "1") == 0;
+    c->f_before = strtoll(before, NULL, 10);
+    c->f_limit = (uint32_t)strtoul(limit, NULL, 10);
+    if (c->f_before < 0)
+        c->f_before = 0;
     return 0;
 }
 
@@ -444,6 +484,32 @@ int dashboard_request(dashboard *dash, http_request *req, const char *path)
                                            "conflicts|audit)");
         }
         c->csv = true;
+    }
+    if (route->op == DASH_PEOPLE_ACT &&
+        (form_get(req->body_in, "kind", c->p_kind, sizeof c->p_kind) != 0 ||
+         form_get(req->body_in, "id", c->p_id, sizeof c->p_id) != 0 ||
+         form_get(req->body_in, "action", c->p_action, sizeof c->p_action) != 0 ||
+         form_get(req->body_in, "teams", c->p_teams, sizeof c->p_teams) != 0)) {
+        dash_call_free(c);
+        return respond_error(req, 400, "kind, id, action (and teams) are required");
+    }
+    if (route->op == DASH_PEOPLE_ACT) {
+        /* Where devices reach this server: the host the page came from, when it is a plain
+         * HOST:PORT (it goes into the enrollment QR, never into HTML). */
+        char host[128];
+        int n = lws_hdr_copy(req->wsi, host, (int)sizeof host, WSI_TOKEN_HOST);
+        bool plain = n > 0 && strchr(host, ':') != NULL;
+        for (int i = 0; plain && i < n; i++)
+            plain = (host[i] >= 'a' && host[i] <= 'z') || (host[i] >= 'A' && host[i] <= 'Z') ||
+                    (host[i] >= '0' && host[i] <= '9') || strchr(".-:[]", host[i]) != NULL;
+        if (plain)
+            snprintf(c->p_server, sizeof c->p_server, "%s", host);
+    }
+    if (route->op == DASH_PASSWORD &&
+        (form_get(req->body_in, "current", c->password, sizeof c->password) != 0 ||
+         form_get(req->body_in, "password", c->new_password, sizeof c->new_password) != 0)) {
+        dash_call_free(c);
+        return respond_error(req, 400, "current and password are required");
     }
     if (route->op == DASH_DECIDE) {
         char id[24], action[16];

@@ -26,6 +26,9 @@ typedef struct job_env {
     size_t max_reply_bytes;   /* cap on an encoded ROWS page */
     uint32_t pull_page_rows;  /* cap on rows per ROWS page */
     proto_session_limits session_limits; /* advertised in WELCOME (`lims`) */
+    const char *audit_key_path;       /* loaded by the worker into its store */
+    const char *checkpoint_path;      /* NULL: audit checkpoints go to the log only */
+    uint32_t checkpoint_interval_s;   /* 0: only at start and stop */
 } job_env;
 
 typedef struct job {

@@ -251,6 +251,9 @@ int server_run(const daemon_config *config)
     env.max_reply_bytes = config->limits.max_message_bytes;
     env.pull_page_rows = config->limits.pull_page_rows;
     env.session_limits = session_limits_of(&config->limits);
+    env.audit_key_path = config->audit_key_path;
+    env.checkpoint_path = config->checkpoint_path[0] ? config->checkpoint_path : NULL;
+    env.checkpoint_interval_s = config->checkpoint_interval_s;
     if (worker_start(config->store_path, config->limits.queue_depth, &env, wake_service, &srv,
                      &srv.worker, err, sizeof err) != 0) {
         log_msg(LOG_ERROR, "store %s: %s", config->store_path, err);

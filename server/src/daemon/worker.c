@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "checkpoint.h"
 
 struct worker {
     pthread_t thread;
@@ -33,6 +34,22 @@ static uint64_t monotonic_us(void)
     return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
+static uint64_t wall_ms(void)
+{
+    struct timespec now;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
+}
+
+/* Emits a checkpoint with the lock released (the store is the worker's alone). */
+static void checkpoint_unlocked(worker *w, const char *why)
+{
+    pthread_mutex_unlock(&w->lock);
+    checkpoint_emit(w->st, w->env.checkpoint_path, wall_ms(), why);
+    pthread_mutex_lock(&w->lock);
+}
+
 static void free_list(job *j)
 {
     while (j) {
@@ -46,13 +63,41 @@ static void *worker_main(void *arg)
 {
     worker *w = arg;
 
+    uint64_t interval_us = (uint64_t)w->env.checkpoint_interval_s * 1000000u;
+    uint64_t due_us = monotonic_us() + interval_us;
+
     pthread_mutex_lock(&w->lock);
+    checkpoint_unlocked(w, "start");
     for (;;) {
         job *j;
-        while (!w->stopping && !w->queue_head)
-            pthread_cond_wait(&w->wakeup, &w->lock);
+        while (!w->stopping && !w->queue_head) {
+            if (interval_us == 0) {
+                pthread_cond_wait(&w->wakeup, &w->lock);
+                continue;
+            }
+            uint64_t now_us = monotonic_us();
+            if (now_us >= due_us) {
+                checkpoint_unlocked(w, "scheduled");
+                due_us = monotonic_us() + interval_us;
+                continue;
+            }
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            uint64_t wait_us = due_us - now_us;
+            until.tv_sec += (time_t)(wait_us / 1000000u);
+            until.tv_nsec += (long)(wait_us % 1000000u) * 1000;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&w->wakeup, &w->lock, &until);
+        }
         if (w->stopping)
             break;
+        if (interval_us != 0 && monotonic_us() >= due_us) {
+            checkpoint_unlocked(w, "scheduled");
+            due_us = monotonic_us() + interval_us;
+        }
         j = w->queue_head;
         w->queue_head = j->next;
         if (!w->queue_head)
@@ -80,6 +125,7 @@ static void *worker_main(void *arg)
         w->wake(w->wake_arg);
         pthread_mutex_lock(&w->lock);
     }
+    checkpoint_unlocked(w, "stop");
     pthread_mutex_unlock(&w->lock);
     return NULL;
 }
@@ -103,6 +149,12 @@ int worker_start(const char *store_path, uint32_t queue_depth, const job_env *en
     }
     if (store_open(store_path, false, &w->st, err, err_size) != STORE_OK) {
         store_lock_release(w->lock_fd);
+        free(w);
+        return -1;
+    }
+    if (store_audit_key_load(w->st, env->audit_key_path) != STORE_OK) {
+        snprintf(err, err_size, "%s", store_errmsg(w->st));
+        store_close(w->st);
         free(w);
         return -1;
     }
