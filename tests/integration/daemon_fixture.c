@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "store.h"
 #include "testclient.h"
 
@@ -209,6 +211,63 @@ int fixture_stop(daemon_fixture *fx)
     }
     fixture_kill(fx);
     return -1;
+}
+
+static bool store_is_sound(const char *path)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    bool ok = false;
+
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        const char *verdict = (const char *)sqlite3_column_text(st, 0);
+        ok = verdict && strcmp(verdict, "ok") == 0;
+        if (!ok)
+            fprintf(stderr, "central store %s failed integrity_check: %s\n", path,
+                    verdict ? verdict : "(null)");
+    } else {
+        fprintf(stderr, "central store %s cannot be checked: %s\n", path,
+                db ? sqlite3_errmsg(db) : "out of memory");
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return ok;
+}
+
+int fixture_stop_clean(daemon_fixture *fx)
+{
+    static const char *const reports[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                                          "runtime error:"};
+    int status;
+    int rc = 0;
+
+    if (fx->pid <= 0) {
+        fprintf(stderr, "outpostd is not running (it exited or was never started); log in %s\n",
+                fx->log_path);
+        return -1;
+    }
+    status = fixture_stop(fx);
+    if (status != 0) {
+        fprintf(stderr, "outpostd did not stop cleanly (exit status %d); log in %s\n", status,
+                fx->log_path);
+        rc = -1;
+    }
+    if (!fixture_log_contains(fx, "outpostd stopped")) {
+        fprintf(stderr, "outpostd did not log its clean stop; log in %s\n", fx->log_path);
+        rc = -1;
+    }
+    for (size_t i = 0; i < sizeof reports / sizeof reports[0]; i++) {
+        if (fixture_log_contains(fx, reports[i])) {
+            fprintf(stderr, "outpostd's log holds a sanitizer report (%s); log in %s\n",
+                    reports[i], fx->log_path);
+            rc = -1;
+        }
+    }
+    if (!store_is_sound(fx->store_path))
+        rc = -1;
+    return rc;
 }
 
 void fixture_kill(daemon_fixture *fx)

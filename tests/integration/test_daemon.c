@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "common/test_skip.h"
 #include "daemon_fixture.h"
 #include "testclient.h"
 
@@ -34,22 +35,16 @@ static int setup_main(void **state)
 
 static int teardown_main(void **state)
 {
-    int status;
-
     (void)state;
-    if (main_fx.pid <= 0) { /* setup failed: it has reported why */
-        fixture_destroy(&main_fx);
-        return 0;
-    }
-    status = fixture_stop(&main_fx);
-    /* SIGTERM is a clean stop: exit status 0 and a final log line. */
-    if (status != 0 || !fixture_log_contains(&main_fx, "outpostd stopped")) {
-        fprintf(stderr, "outpostd did not stop cleanly (status %d); log in %s\n", status,
-                main_fx.log_path);
-        return -1;
-    }
     fixture_destroy(&main_fx);
     return 0;
+}
+
+/* Last case of its group: the checks that a group teardown could not enforce. */
+static void test_sync_daemon_stops_cleanly(void **state)
+{
+    (void)state;
+    assert_int_equal(fixture_stop_clean(&main_fx), 0);
 }
 
 static int setup_limits(void **state)
@@ -65,21 +60,15 @@ static int setup_limits(void **state)
 
 static int teardown_limits(void **state)
 {
-    int status;
-
     (void)state;
-    if (limits_fx.pid <= 0) {
-        fixture_destroy(&limits_fx);
-        return 0;
-    }
-    status = fixture_stop(&limits_fx);
-    if (status != 0) {
-        fprintf(stderr, "outpostd did not stop cleanly (status %d); log in %s\n", status,
-                limits_fx.log_path);
-        return -1;
-    }
     fixture_destroy(&limits_fx);
     return 0;
+}
+
+static void test_limits_daemon_stops_cleanly(void **state)
+{
+    (void)state;
+    assert_int_equal(fixture_stop_clean(&limits_fx), 0);
 }
 
 /* ---- helpers ------------------------------------------------------------------------------ */
@@ -335,7 +324,7 @@ static void test_tls_policy_versions_and_suites(void **state)
 
     (void)state;
     if (system("command -v openssl >/dev/null 2>&1") != 0)
-        skip();
+        TEST_SKIP("no openssl command (Debian package openssl)");
     s_client("-tls1_3", got, sizeof got);
     assert_non_null(strstr(got, "TLSv1.3"));
     s_client("-tls1_2", got, sizeof got);
@@ -669,7 +658,7 @@ static void test_http_status_and_not_found(void **state)
 
     (void)state;
     if (system("command -v curl >/dev/null 2>&1") != 0)
-        skip();
+        TEST_SKIP("no curl command (Debian package curl)");
     snprintf(cmd, sizeof cmd,
              "curl -s -o /dev/null -w '%%{http_code} ' --cacert %s https://localhost:%u/ "
              "--resolve localhost:%u:127.0.0.1; "
@@ -895,12 +884,14 @@ int main(void)
         cmocka_unit_test(test_sync_scope_isolation),
         cmocka_unit_test(test_sync_revoked_device_refused_or_wiped),
         cmocka_unit_test(test_http_status_and_not_found),
+        cmocka_unit_test(test_sync_daemon_stops_cleanly), /* last */
     };
     const struct CMUnitTest limit_tests[] = {
         cmocka_unit_test(test_limits_handshake_and_message_timeouts),
         cmocka_unit_test(test_limits_max_connections),
         cmocka_unit_test(test_limits_store_queue_full_is_busy),
         cmocka_unit_test(test_limits_lockout_after_failures),
+        cmocka_unit_test(test_limits_daemon_stops_cleanly), /* last */
     };
     const struct CMUnitTest config_tests[] = {
         cmocka_unit_test(test_config_errors_exit_nonzero_naming_the_problem),
@@ -911,5 +902,5 @@ int main(void)
     failed += cmocka_run_group_tests_name("daemon_limits", limit_tests, setup_limits,
                                           teardown_limits);
     failed += cmocka_run_group_tests_name("daemon_config", config_tests, NULL, NULL);
-    return failed;
+    return test_exit_status(failed);
 }

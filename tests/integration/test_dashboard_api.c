@@ -472,6 +472,14 @@ static void test_audit_is_for_admins_and_verifies(void **state)
     assert_int_equal(WEXITSTATUS(status), 1);
 }
 
+/* Last case: the daemon this program used stops cleanly (exit 0, under ASan without a leak) and
+ * leaves a store that passes integrity_check. */
+static void test_daemon_stops_cleanly(void **state)
+{
+    (void)state;
+    assert_int_equal(fixture_stop_clean(&fx), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -483,6 +491,7 @@ int main(void)
         cmocka_unit_test(test_lockout_after_five_failures),
         cmocka_unit_test(test_logout_ends_the_session),
         cmocka_unit_test(test_audit_is_for_admins_and_verifies),
+        cmocka_unit_test(test_daemon_stops_cleanly), /* last */
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -497,12 +497,21 @@ static void test_server_disk_full_is_reported_and_recovers(void **state)
     fixture_destroy(&small);
 }
 
+/* Last case: the daemon this program used stops cleanly (exit 0, under ASan without a leak) and
+ * leaves a store that passes integrity_check. */
+static void test_daemon_stops_cleanly(void **state)
+{
+    (void)state;
+    assert_int_equal(fixture_stop_clean(&fx), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_device_killed_while_pushing_loses_and_duplicates_nothing),
         cmocka_unit_test(test_device_killed_while_applying_pulls_converges),
         cmocka_unit_test(test_server_disk_full_is_reported_and_recovers),
+        cmocka_unit_test(test_daemon_stops_cleanly), /* last */
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

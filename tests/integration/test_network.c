@@ -265,12 +265,21 @@ static void test_trickle_then_cut_resends_at_most_one_entry_per_cut(void **state
     device_close(&d);
 }
 
+/* Last case: the daemon this program used stops cleanly (exit 0, under ASan without a leak) and
+ * leaves a store that passes integrity_check. */
+static void test_daemon_stops_cleanly(void **state)
+{
+    (void)state;
+    assert_int_equal(fixture_stop_clean(&fx), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stalled_server_then_sync_completes),
         cmocka_unit_test(test_trickled_link_completes_without_resending),
         cmocka_unit_test(test_trickle_then_cut_resends_at_most_one_entry_per_cut),
+        cmocka_unit_test(test_daemon_stops_cleanly), /* last */
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -210,7 +210,7 @@ static void test_offline_writes_arrive_by_themselves_and_only_in_scope(void **st
     device_enroll(&c, "c1", "w2", fx.port);
 
     /* The office is out of reach: the worker records three contacts. */
-    assert_int_equal(fixture_stop(&fx), 0);
+    assert_int_equal(fixture_stop_clean(&fx), 0);
     for (int i = 0; i < 3; i++)
         write_contact(&a, "t1", "offline contact");
     assert_int_equal(pending(&a), 3);
@@ -333,7 +333,7 @@ static void test_automatic_retry_finds_the_server_when_it_returns(void **state)
     device a;
     memset(&a, 0, sizeof a);
     device_enroll(&a, "a5", "w1", fx.port);
-    assert_int_equal(fixture_stop(&fx), 0);
+    assert_int_equal(fixture_stop_clean(&fx), 0);
     write_contact(&a, "t1", "retry test");
     device_start(&a, 100);
     sleep_ms(500);
@@ -360,7 +360,7 @@ static void test_wrong_server_certificate_is_refused(void **state)
              "sh %s/make-dev-certs.sh %s/othercerts >/dev/null 2>&1 && "
              "cp %s/othercerts/server.pem %s/othercerts/server.key %s/certs/",
              OUTPOST_CERTS_DIR, fx.dir, fx.dir, fx.dir, fx.dir);
-    assert_int_equal(fixture_stop(&fx), 0);
+    assert_int_equal(fixture_stop_clean(&fx), 0);
     char saved[1200];
     snprintf(saved, sizeof saved, "cp %s/certs/server.pem %s/certs/server.key %s/",
              fx.dir, fx.dir, fx.dir);
@@ -373,7 +373,7 @@ static void test_wrong_server_certificate_is_refused(void **state)
     assert_int_equal(pending(&a), 1);
     device_close(&a);
     /* Put the real certificate back for the cases after this one. */
-    assert_int_equal(fixture_stop(&fx), 0);
+    assert_int_equal(fixture_stop_clean(&fx), 0);
     snprintf(saved, sizeof saved, "cp %s/server.pem %s/server.key %s/certs/", fx.dir, fx.dir,
              fx.dir);
     assert_int_equal(system(saved), 0);
@@ -402,6 +402,14 @@ static void test_revoked_device_is_wiped(void **state)
     device_close(&a);
 }
 
+/* Last case: the daemon this program used stops cleanly (exit 0, under ASan without a leak) and
+ * leaves a store that passes integrity_check. */
+static void test_daemon_stops_cleanly(void **state)
+{
+    (void)state;
+    assert_int_equal(fixture_stop_clean(&fx), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -412,6 +420,7 @@ int main(void)
         cmocka_unit_test(test_automatic_retry_finds_the_server_when_it_returns),
         cmocka_unit_test(test_wrong_server_certificate_is_refused),
         cmocka_unit_test(test_revoked_device_is_wiped),
+        cmocka_unit_test(test_daemon_stops_cleanly), /* last */
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
