@@ -26,6 +26,17 @@ if(TARGET outpost AND TARGET outpost_testclient)
                      SOURCES ${CMAKE_CURRENT_LIST_DIR}/integration/test_device_crash.c
                      LIBS outpost outpost_testclient
                      LABELS "integration;proof;fault" TIMEOUT 600)
+    # A full disk without root: preloaded into outpostd, it fails the store's writes on demand.
+    # Built without sanitizers, so that it can be preloaded ahead of an ASan runtime.
+    add_library(outpost_full_disk_shim MODULE
+                ${CMAKE_CURRENT_LIST_DIR}/integration/full_disk_shim.c)
+    set_property(TARGET outpost_full_disk_shim PROPERTY COMPILE_OPTIONS "")
+    set_property(TARGET outpost_full_disk_shim PROPERTY LINK_OPTIONS "")
+    set_property(TARGET outpost_full_disk_shim PROPERTY C_VISIBILITY_PRESET default)
+    target_link_libraries(outpost_full_disk_shim PRIVATE ${CMAKE_DL_LIBS})
+    target_compile_definitions(test_device_crash PRIVATE
+        OUTPOST_FULL_DISK_SHIM="$<TARGET_FILE:outpost_full_disk_shim>")
+    add_dependencies(test_device_crash outpost_full_disk_shim)
 endif()
 
 if(TARGET outpost AND TARGET outpost_testclient AND TARGET outpost_faultproxy)
