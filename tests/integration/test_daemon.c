@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -295,16 +297,16 @@ static void test_sync_enrolled_and_welcome_carry_pin_and_schema(void **state)
     free(ca_pem);
 }
 
-/* Runs `openssl s_client` against the daemon; returns the negotiated "Protocol, Cipher" line
- * or "" when the handshake failed. */
-static void s_client(const char *args, char *out, size_t out_size)
+/* Runs `openssl s_client` against 127.0.0.1:port; returns the negotiated "Protocol, Cipher"
+ * line or "" when the handshake failed. */
+static void s_client_at(uint16_t port, const char *args, char *out, size_t out_size)
 {
     char cmd[1024], line[512];
     FILE *p;
 
     snprintf(cmd, sizeof cmd,
              "echo | openssl s_client -connect 127.0.0.1:%u -CAfile %s %s 2>/dev/null",
-             (unsigned)main_fx.port, main_fx.ca_path, args);
+             (unsigned)port, main_fx.ca_path, args);
     out[0] = '\0';
     p = popen(cmd, "r");
     assert_non_null(p);
@@ -316,6 +318,81 @@ static void s_client(const char *args, char *out, size_t out_size)
         }
     }
     pclose(p);
+}
+
+static void s_client(const char *args, char *out, size_t out_size)
+{
+    s_client_at(main_fx.port, args, out, out_size);
+}
+
+/* A reference TLS server that accepts what outpostd must refuse: `openssl s_server` with the
+ * daemon's own certificate and key and server_args, on a free 127.0.0.1 port. Its output stays
+ * open in *out_output until reference_server_stop (closing it early would SIGPIPE it). */
+static pid_t reference_server_start(const char *server_args, uint16_t *out_port,
+                                    FILE **out_output)
+{
+    char cmd[1024], line[256];
+    int fds[2];
+    pid_t pid;
+    FILE *f;
+    unsigned port = 0;
+
+    snprintf(cmd, sizeof cmd,
+             "exec openssl s_server -www -accept 127.0.0.1:0 -cert %s/certs/server.pem"
+             " -key %s/certs/server.key -naccept 1 %s 2>&1",
+             main_fx.dir, main_fx.dir, server_args);
+    assert_int_equal(pipe(fds), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) { /* -www: it answers without reading its stdin, which may be at EOF */
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    f = fdopen(fds[0], "r");
+    assert_non_null(f);
+    while (port == 0 && fgets(line, sizeof line, f))
+        if (sscanf(line, "ACCEPT 127.0.0.1:%u", &port) != 1)
+            port = 0;
+    *out_output = f;
+    if (port == 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        fail_msg("openssl s_server %s did not start", server_args);
+    }
+    *out_port = (uint16_t)port;
+    return pid;
+}
+
+static void reference_server_stop(pid_t pid, FILE *output)
+{
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    fclose(output);
+}
+
+/* A refusal proves something only if the same client offer succeeds against a server that
+ * allows it (OpenSSL 3 refuses TLS 1.1 by itself at its default security level, and a suite
+ * an ECDSA certificate cannot carry is never negotiated whatever the server allows). */
+static void assert_daemon_refuses(const char *client_args, const char *reference_args,
+                                  const char *expect_from_reference)
+{
+    char got[512];
+    uint16_t port;
+    FILE *ref_output = NULL;
+    pid_t ref = reference_server_start(reference_args, &port, &ref_output);
+
+    s_client_at(port, client_args, got, sizeof got);
+    reference_server_stop(ref, ref_output);
+    if (strstr(got, expect_from_reference) == NULL)
+        fail_msg("client offer '%s' was not accepted by a reference server (%s): '%s'",
+                 client_args, reference_args, got);
+    s_client(client_args, got, sizeof got);
+    if (got[0] != '\0')
+        fail_msg("outpostd accepted '%s': %s", client_args, got);
 }
 
 static void test_tls_policy_versions_and_suites(void **state)
@@ -330,17 +407,25 @@ static void test_tls_policy_versions_and_suites(void **state)
     s_client("-tls1_2", got, sizeof got);
     assert_non_null(strstr(got, "TLSv1.2, Cipher is ECDHE-ECDSA-"));
     assert_true(strstr(got, "GCM") != NULL || strstr(got, "CHACHA20") != NULL);
-    /* Nothing older than 1.2, no CBC, no key exchange without ECDHE. */
-    s_client("-tls1_1", got, sizeof got);
-    assert_string_equal(got, "");
-    s_client("-tls1_2 -cipher ECDHE-ECDSA-AES128-SHA256", got, sizeof got);
-    assert_string_equal(got, "");
-    s_client("-tls1_2 -cipher ECDHE-ECDSA-AES256-SHA", got, sizeof got);
-    assert_string_equal(got, "");
-    s_client("-tls1_2 -cipher AES128-GCM-SHA256", got, sizeof got);
-    assert_string_equal(got, "");
-    s_client("-tls1_3 -groups ffdhe2048", got, sizeof got);
-    assert_string_equal(got, "");
+    /* Nothing older than 1.2 (security level 0 so that the client itself offers TLS 1.1). */
+    assert_daemon_refuses("-tls1_1 -cipher 'DEFAULT:@SECLEVEL=0'",
+                          "-tls1_1 -cipher 'DEFAULT:@SECLEVEL=0'", "Cipher is ECDHE-ECDSA-");
+    /* No CBC. */
+    assert_daemon_refuses("-tls1_2 -cipher ECDHE-ECDSA-AES128-SHA256",
+                          "-tls1_2 -cipher ECDHE-ECDSA-AES128-SHA256",
+                          "Cipher is ECDHE-ECDSA-AES128-SHA256");
+    assert_daemon_refuses("-tls1_2 -cipher ECDHE-ECDSA-AES256-SHA",
+                          "-tls1_2 -cipher ECDHE-ECDSA-AES256-SHA",
+                          "Cipher is ECDHE-ECDSA-AES256-SHA");
+    /* No key exchange without an authenticated ECDHE: an ECDSA certificate rules out RSA key
+     * transport by itself, so the check that can fail is anonymous (EC)DH, which a server
+     * can allow with any certificate (the reference picks ADH-AES256-GCM-SHA384: AEAD, and
+     * no authentication at all). */
+    assert_daemon_refuses("-tls1_2 -cipher 'aNULL:@SECLEVEL=0'",
+                          "-tls1_2 -cipher 'aNULL:@SECLEVEL=0'", "DH-");
+    /* No finite-field groups. */
+    assert_daemon_refuses("-tls1_3 -groups ffdhe2048", "-tls1_3 -groups ffdhe2048",
+                          "TLSv1.3, Cipher is");
 }
 
 static void test_sync_chunked_push_is_one_transaction(void **state)
