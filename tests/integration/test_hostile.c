@@ -206,36 +206,56 @@ static void expect_error(testclient *tc, proto_error_code code)
     proto_msg_free(m);
 }
 
-/* Sends bytes as one message and reads the answer: an ERROR (any code) or a message a server
- * may send, or the connection closing. Never silence with the connection left open. Returns
- * the error code, 0 for a non-error answer, -1 for a close without answer. */
-static int send_and_judge(testclient *tc, const uint8_t *data, size_t n)
+/* What the server did with one message: the type of its answer (0: it closed without one),
+ * the ERROR code when it was an ERROR, and whether the session then ended. */
+typedef struct answer {
+    int type;
+    uint32_t code;
+    bool ended;
+} answer;
+
+/* Sends bytes as one message and reads the answer. Never silence with the connection left
+ * open. A NOTIFY (another device's write) is skipped. */
+static answer send_and_read(testclient *tc, const uint8_t *data, size_t n)
 {
-    (void)testclient_send_raw(tc, data, n, 0, true, false, T_MS);
+    answer a = {0, 0, false};
     proto_msg *m = NULL;
-    if (testclient_recv(tc, T_MS, &m) != 0) {
+
+    (void)testclient_send_raw(tc, data, n, 0, true, false, T_MS);
+    while (testclient_recv(tc, T_MS, &m) == 0 && m->type == PROTO_MSG_NOTIFY) {
+        proto_msg_free(m);
+        m = NULL;
+    }
+    if (m == NULL) {
         if (!testclient_wait_closed(tc, T_MS))
             fail_msg("the server neither answered nor closed (%zu bytes sent)", n);
-        return -1;
+        a.ended = true;
+        return a;
     }
-    int out = 0;
-    switch (m->type) {
-    case PROTO_MSG_ERROR:
+    a.type = (int)m->type;
+    if (m->type == PROTO_MSG_ERROR) {
         assert_non_null(m->u.error.message);
-        out = (int)m->u.error.code;
-        break;
-    case PROTO_MSG_ACK:
-    case PROTO_MSG_REJECT:
-    case PROTO_MSG_ROWS:
-    case PROTO_MSG_NOTIFY:
-    case PROTO_MSG_WELCOME:
-    case PROTO_MSG_ENROLLED:
-        break;
-    default:
-        fail_msg("the server answered with a %s", proto_msg_type_name((uint32_t)m->type));
+        assert_true(strlen(m->u.error.message) > 0);
+        a.code = m->u.error.code;
     }
+    if (m->type == PROTO_MSG_REJECT && m->u.reject.n_rows > 0)
+        a.code = m->u.reject.rows[0].code; /* the first refused row's code */
     proto_msg_free(m);
-    return out;
+    /* An ERROR that ends the session closes at once; anything else leaves it open. */
+    a.ended = testclient_wait_closed(tc, a.type == PROTO_MSG_ERROR ? T_MS : 300);
+    return a;
+}
+
+/* The error code of the answer to bytes that must be refused with an ERROR that ends the
+ * session (fails on any other answer). */
+static int send_and_judge(testclient *tc, const uint8_t *data, size_t n)
+{
+    answer a = send_and_read(tc, data, n);
+    if (a.type != PROTO_MSG_ERROR || !a.ended)
+        fail_msg("expected an ERROR that ends the session, got %s%s",
+                 a.type ? proto_msg_type_name((uint32_t)a.type) : "a close without answer",
+                 a.ended ? "" : " with the session left open");
+    return (int)a.code;
 }
 
 static proto_msg hello_for(const test_device *dev)
@@ -352,6 +372,48 @@ static void test_hostile_daemon_stops_cleanly_with_sound_store(void **state)
 
 /* ---- cases ---------------------------------------------------------------------------------- */
 
+/* The answer docs/protocol.md prescribes for bytes sent as one message, before or after a
+ * successful HELLO, with the corpus's own content against this fixture: what the decoder
+ * refuses is an ERROR that ends the session (TOO_LARGE for a length beyond a limit,
+ * BAD_MESSAGE otherwise); before HELLO a HELLO of an unknown device is AUTH and an ENROLL with
+ * an unknown code ENROLL_CODE; after HELLO a PULL gets ROWS and the corpus's one-chunk PUSH
+ * (six columns for a four-column table) is REJECTed row by row as UNKNOWN_COLUMN, the session
+ * going on; a PUSH that starts at a chunk other than 0, and every other message type in
+ * either phase, is BAD_MESSAGE, ending the session. */
+static answer expected_answer(bool after_hello, const uint8_t *data, size_t n)
+{
+    proto_msg *m = NULL;
+    int rc = proto_decode(data, n, NULL, &m, NULL, 0);
+    answer a = {PROTO_MSG_ERROR, PROTO_ERR_BAD_MESSAGE, true};
+
+    if (rc != 0) {
+        if (rc == PROTO_ETOOBIG)
+            a.code = PROTO_ERR_TOO_LARGE;
+        return a;
+    }
+    if (!after_hello && m->type == PROTO_MSG_HELLO)
+        a.code = PROTO_ERR_AUTH;
+    else if (!after_hello && m->type == PROTO_MSG_ENROLL)
+        a.code = PROTO_ERR_ENROLL_CODE;
+    else if (after_hello && m->type == PROTO_MSG_PULL)
+        a = (answer){PROTO_MSG_ROWS, 0, false};
+    else if (after_hello && m->type == PROTO_MSG_PUSH && m->u.push.chunk == 0 &&
+             !m->u.push.more)
+        a = (answer){PROTO_MSG_REJECT, PROTO_ERR_UNKNOWN_COLUMN, false};
+    proto_msg_free(m);
+    return a;
+}
+
+static void assert_answer(const char *phase, const blob *b, answer got, answer want)
+{
+    if (got.type != want.type || got.code != want.code || got.ended != want.ended)
+        fail_msg("%s %s: expected %s code %u%s, got %s code %u%s", b->name, phase,
+                 proto_msg_type_name((uint32_t)want.type), (unsigned)want.code,
+                 want.ended ? " ending the session" : " keeping the session",
+                 got.type ? proto_msg_type_name((uint32_t)got.type) : "a close without answer",
+                 (unsigned)got.code, got.ended ? " ending the session" : " keeping the session");
+}
+
 static void test_corpus_before_and_after_hello_is_answered(void **state)
 {
     (void)state;
@@ -359,14 +421,15 @@ static void test_corpus_before_and_after_hello_is_answered(void **state)
     blob *corpus = load_corpus(&n);
     test_device attacker;
     assert_int_equal(fixture_enroll_device(&fx, "w1", &attacker), 0);
+    size_t kept_open = 0;
 
     /* Before HELLO, from the other address (a HELLO of an unknown device is a failed login
-     * there; this test does not care about lockout, only about an answer). */
+     * there, away from the good devices' address). */
     for (size_t i = 0; i < n; i++) {
         testclient *tc = connect_via(other_port);
-        int code = send_and_judge(tc, corpus[i].data, corpus[i].len);
-        if (code == 0)
-            fail_msg("%s before HELLO was accepted", corpus[i].name);
+        answer got = send_and_read(tc, corpus[i].data, corpus[i].len);
+        assert_answer("before HELLO", &corpus[i], got,
+                      expected_answer(false, corpus[i].data, corpus[i].len));
         testclient_close(tc);
         if (i % 16 == 15)
             good_roundtrip("corpus before hello");
@@ -375,12 +438,16 @@ static void test_corpus_before_and_after_hello_is_answered(void **state)
     for (size_t i = 0; i < n; i++) {
         testclient *tc = fixture_hello(&fx, &attacker, NULL);
         assert_non_null(tc);
-        int code = send_and_judge(tc, corpus[i].data, corpus[i].len);
-        (void)code;
+        answer want = expected_answer(true, corpus[i].data, corpus[i].len);
+        answer got = send_and_read(tc, corpus[i].data, corpus[i].len);
+        assert_answer("after HELLO", &corpus[i], got, want);
+        kept_open += !want.ended;
         testclient_close(tc);
         if (i % 16 == 15)
             good_roundtrip("corpus after hello");
     }
+    /* The corpus holds a PUSH and a PULL that are answered in a session that goes on. */
+    assert_true(kept_open >= 2);
     free_corpus(corpus, n);
     good_roundtrip("after corpus");
 }
@@ -422,8 +489,8 @@ static void test_deep_nesting_and_hostile_lengths_are_bad_messages(void **state)
     const size_t lens[] = {sizeof map32, sizeof arr32, sizeof str32, sizeof bin32};
     for (int i = 0; i < 4; i++) {
         tc = connect_via(fx.port);
-        int code = send_and_judge(tc, hostile[i], lens[i]);
-        assert_true(code == PROTO_ERR_BAD_MESSAGE || code == PROTO_ERR_TOO_LARGE);
+        /* A declared length beyond the limit is TOO_LARGE, whatever follows it. */
+        assert_int_equal(send_and_judge(tc, hostile[i], lens[i]), PROTO_ERR_TOO_LARGE);
         testclient_close(tc);
     }
     free(buf);
@@ -438,10 +505,16 @@ static void test_hostile_row_values_in_a_push_are_refused(void **state)
     testclient *tc = fixture_hello(&fx, &dev, NULL);
     assert_non_null(tc);
 
-    /* A change to a table that does not exist, one with more columns than the table, one
-     * without its primary key, and one out of scope: each REJECTed (never applied, never a
-     * crash), and the session goes on. */
+    /* A change to a table that does not exist, one with an integer for its scope column's
+     * team, one without its primary key, and one out of scope: each refused with its exact
+     * code (never applied, never a crash), and the session goes on after a REJECT. */
     static const char *const ids[1] = {"hostile-row-1"};
+    const answer want[4] = {
+        {PROTO_MSG_REJECT, PROTO_ERR_UNKNOWN_TABLE, false},
+        {PROTO_MSG_REJECT, PROTO_ERR_OUT_OF_SCOPE, false}, /* 1 is not one of its teams */
+        {PROTO_MSG_REJECT, PROTO_ERR_INVALID_CHANGE, false},
+        {PROTO_MSG_REJECT, PROTO_ERR_OUT_OF_SCOPE, false},
+    };
     uint64_t seq = 1;
     for (int k = 0; k < 4; k++) {
         proto_msg *push = fixture_insert_push(seq, 1, ids, k == 3 ? "t2" : "t1", "hostile");
@@ -461,11 +534,20 @@ static void test_hostile_row_values_in_a_push_are_refused(void **state)
         fixture_push_free(push);
         proto_msg *reply = NULL;
         assert_int_equal(testclient_recv(tc, T_MS, &reply), 0);
-        /* A REJECT, or an ERROR for a push the decoder already refuses; never an ACK. */
-        assert_true(reply->type == PROTO_MSG_REJECT || reply->type == PROTO_MSG_ERROR);
+        uint32_t code = reply->type == PROTO_MSG_ERROR ? reply->u.error.code
+                        : reply->type == PROTO_MSG_REJECT && reply->u.reject.n_rows == 1
+                            ? reply->u.reject.rows[0].code
+                            : 0;
+        if ((int)reply->type != want[k].type || code != want[k].code)
+            fail_msg("hostile push %d: expected %s code %u, got %s code %u", k,
+                     proto_msg_type_name((uint32_t)want[k].type), (unsigned)want[k].code,
+                     proto_msg_type_name((uint32_t)reply->type), (unsigned)code);
+        if (reply->type == PROTO_MSG_REJECT)
+            assert_int_equal(reply->u.reject.seq, seq);
         bool closed = reply->type == PROTO_MSG_ERROR;
         proto_msg_free(reply);
         if (closed) {
+            assert_true(testclient_wait_closed(tc, T_MS));
             testclient_close(tc);
             tc = fixture_hello(&fx, &dev, NULL);
             assert_non_null(tc);
