@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -309,9 +310,28 @@ static void test_server_restart_mid_sync_loses_nothing(void **state)
             write_contact(&a, "t1", "restart test");
         assert_int_equal(outpost_tx_commit(a.r, NULL), OUTPOST_OK);
     }
+    /* SIGKILL mid-push, proven: once the central store holds the first entry's rows and
+     * before it holds the last's. The store cannot change after the kill, so its count then
+     * is where the kill landed. */
+    const char *count_sql = "SELECT count(*) FROM contacts WHERE name = 'restart test'";
+    sqlite3 *watch = NULL;
+    assert_int_equal(sqlite3_open_v2(fx.store_path, &watch, SQLITE_OPEN_READONLY, NULL),
+                     SQLITE_OK);
+    sqlite3_busy_timeout(watch, 5000);
     device_start(&a, 50);
-    sleep_ms(150);
-    fixture_kill(&fx); /* SIGKILL mid-push */
+    int64_t seen = 0;
+    for (uint32_t polls = 0; polls < WAIT_MS * 10 && seen < 50; polls++) {
+        seen = count_rows(watch, count_sql);
+        if (seen < 50)
+            usleep(100);
+    }
+    fixture_kill(&fx);
+    sqlite3_close(watch);
+    int64_t at_kill = central_count(count_sql);
+    printf("restart: SIGKILL landed after %" PRId64 " of %d rows (%" PRId64 " entries)\n",
+           at_kill, entries * 50, at_kill / 50);
+    assert_true(at_kill >= 50);
+    assert_true(at_kill < entries * 50);
     sleep_ms(200);
     assert_int_equal(fixture_start(&fx), 0);
     outpost_sync_network_changed(a.sync);
