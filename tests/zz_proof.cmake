@@ -101,3 +101,14 @@ if(OUTPOST_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
         endif()
     endforeach()
 endif()
+
+# A short real libFuzzer run of every target (5 s each, clang build in the build directory),
+# beside the corpus replays above; a crash fails it and lands in tests/fuzz/corpus/. Only in
+# the plain build: the fuzzing build carries ASan and UBSan itself.
+if(NOT OUTPOST_SANITIZE AND NOT OUTPOST_FUZZ)
+    add_test(NAME fuzz_short
+             COMMAND sh ${PROJECT_SOURCE_DIR}/scripts/fuzz-short.sh ${PROJECT_SOURCE_DIR}
+                        ${PROJECT_BINARY_DIR} 5)
+    set_tests_properties(fuzz_short PROPERTIES TIMEOUT 900 SKIP_RETURN_CODE 77 LABELS "fuzz;proof"
+                         ENVIRONMENT "OUTPOST_DEPS_PREFIX=${OUTPOST_DEPS_PREFIX}")
+endif()
