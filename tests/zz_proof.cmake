@@ -1,4 +1,4 @@
-# Proof under fire (issue 6): the invariants of DESIGN.md as tests. Named zz_ so that it is
+# Proof under fire (issue 6): the invariants of docs/design.md as tests. Named zz_ so that it is
 # included after every other fragment and all the targets it uses exist.
 if(TARGET outpost AND TARGET outpost_testclient AND TARGET outpost_faultproxy)
     # Model-based convergence: 200 seeds in CI (OUTPOST_SEEDS / OUTPOST_SEED to choose).

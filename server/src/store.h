@@ -144,7 +144,7 @@ typedef struct store_push_info {
 } store_push_info;
 
 /* Merges one device transaction (all chunks already joined into one proto_push) into the store
- * as DESIGN.md's Merge section says, exactly once per (device, seq), atomically, and writes the
+ * as docs/design.md's Merge section says, exactly once per (device, seq), atomically, and writes the
  * encoded reply (ACK or REJECT) to reply. dev->acked_seq is updated. A failure (STORE_EFULL,
  * STORE_EBUSY, STORE_EIO) applies nothing and writes no reply. */
 int store_push(store *st, store_device *dev, const proto_push *push, uint64_t now_ms,

@@ -1,5 +1,5 @@
 /*
- * Crashes under the sync engine (DESIGN.md invariants 1, 2 and 3), against a real outpostd:
+ * Crashes under the sync engine (docs/design.md, invariants 1, 2 and 3), against a real outpostd:
  *   - a device process SIGKILLed again and again while its engine pushes: after a restart
  *     every committed row is on the server exactly once (no row lost, no entry applied twice,
  *     no conflict logged against itself), the outbox is empty and the replica is sound;

@@ -1,5 +1,5 @@
 /*
- * Hostile input against a running outpostd (DESIGN.md invariant 7), while a good device keeps
+ * Hostile input against a running outpostd (docs/design.md, invariant 7), while a good device keeps
  * syncing through liboutpost. What test_daemon.c already covers (oversize, one truncated HELLO,
  * non-MessagePack bytes, one hostile length, a text frame, PULL before HELLO, a three-failure
  * lockout) is not repeated; this covers the rest:
@@ -930,7 +930,7 @@ static void push_update(testclient *tc, uint64_t seq, const char *const *ids, ui
     proto_msg_free(reply);
 }
 
-/* Found by test_convergence: a device skips pulled rows it has pending changes on (DESIGN.md,
+/* Found by test_convergence: a device skips pulled rows it has pending changes on (docs/design.md,
  * "Sync session"); when its own later change to such a row merges without alteration, the
  * server must still send it the row, which carries the other device's change it skipped. */
 static void test_unaltered_push_echoes_a_row_changed_by_another_device(void **state)
