@@ -29,6 +29,7 @@
 
 #include "bench_time.h"
 #include "daemon_fixture.h"
+#include "test_util.h"
 #include "store.h"
 
 typedef struct device {
@@ -54,12 +55,6 @@ static int64_t now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static void on_status(void *user_data, const outpost_sync_status *st)
 {
     device *d = user_data;
@@ -67,19 +62,6 @@ static void on_status(void *user_data, const outpost_sync_status *st)
         atomic_store(&d->done_us, now_us());
         atomic_store(&d->completed, st->syncs_completed);
     }
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    char *buf = malloc(65536);
-    size_t n = buf ? fread(buf, 1, 65535, f) : 0;
-    fclose(f);
-    if (buf)
-        buf[n] = '\0';
-    return buf;
 }
 
 /* Server RSS and peak RSS (KiB) and CPU seconds (user + system) from /proc. */
@@ -223,7 +205,7 @@ int main(void)
         fprintf(stderr, "bench_load: outpostd did not start\n");
         return 1;
     }
-    char *ca = slurp(fx.ca_path);
+    char *ca = test_read_file(fx.ca_path, NULL);
     device *devs = calloc((size_t)n, sizeof *devs);
     int64_t *lat = calloc((size_t)(n * rounds), sizeof *lat);
     int64_t *t0 = calloc((size_t)n, sizeof *t0);
@@ -268,7 +250,7 @@ int main(void)
     }
     for (int i = 0; i < n; i++)
         while (atomic_load(&devs[i].completed) == 0)
-            sleep_ms(5);
+            test_sleep_ms(5);
     t_connect = now_s() - t_connect;
     long rss_idle, hwm_idle;
     double cpu_idle;
@@ -299,7 +281,7 @@ int main(void)
         double deadline = now_s() + 300;
         for (int i = 0; i < n; i++) {
             while (atomic_load(&devs[i].completed) <= base[i] && now_s() < deadline)
-                sleep_ms(2);
+                test_sleep_ms(2);
             if (atomic_load(&devs[i].completed) <= base[i]) {
                 failures++;
                 continue;

@@ -29,6 +29,7 @@
 #include "bench_rows.h"
 #include "bench_time.h"
 #include "daemon_fixture.h"
+#include "test_util.h"
 #include "outpost.h"
 
 #define N_ROWS 100000u
@@ -70,22 +71,6 @@ static row *rows_make(void)
         r->v[3] = bench_text(r->note);
     }
     return rows;
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    char *buf;
-    long n;
-
-    if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
-        DIE("read %s", path);
-    buf = malloc((size_t)n + 1);
-    if (buf == NULL || fread(buf, 1, (size_t)n, f) != (size_t)n)
-        DIE("read %s", path);
-    buf[n] = 0;
-    fclose(f);
-    return buf;
 }
 
 /* The ceiling: the same rows into plain SQLite (WAL, synchronous=FULL) in transactions of
@@ -136,7 +121,9 @@ static outpost_replica *device_enroll(const daemon_fixture *fx, const char *name
 {
     char path[400], err[256], code[32], url[64];
     outpost_replica *r = NULL;
-    char *ca = slurp(fx->ca_path);
+    char *ca = test_read_file(fx->ca_path, NULL);
+    if (ca == NULL)
+        DIE("read %s", fx->ca_path);
 
     snprintf(path, sizeof path, "%s/%s.db", fx->dir, name);
     outpost_config cfg = {.path = path};

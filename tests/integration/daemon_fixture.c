@@ -14,6 +14,7 @@
 #include <sqlite3.h>
 
 #include "store.h"
+#include "test_util.h"
 #include "testclient.h"
 
 #ifndef OUTPOSTD_PATH
@@ -36,12 +37,6 @@ static uint64_t wall_ms(void)
 
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 static int run_quiet(const char *const argv[])
@@ -187,7 +182,7 @@ int fixture_start(daemon_fixture *fx)
             fx->pid = 0;
             return -1;
         }
-        sleep_ms(10);
+        test_sleep_ms(10);
     }
     fixture_kill(fx);
     return -1;
@@ -207,7 +202,7 @@ int fixture_stop(daemon_fixture *fx)
             fx->pid = 0;
             return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
         }
-        sleep_ms(10);
+        test_sleep_ms(10);
     }
     fixture_kill(fx);
     return -1;
@@ -433,17 +428,6 @@ typedef struct insert_push {
     proto_col *cols;
 } insert_push;
 
-static proto_value text_value(const char *s)
-{
-    proto_value v;
-
-    memset(&v, 0, sizeof v);
-    v.type = PROTO_TEXT;
-    v.u.b.p = (const uint8_t *)s;
-    v.u.b.n = (uint32_t)strlen(s);
-    return v;
-}
-
 proto_msg *fixture_insert_push(uint64_t seq, uint32_t n_rows, const char *const *ids,
                                const char *team_id, const char *name)
 {
@@ -465,7 +449,7 @@ proto_msg *fixture_insert_push(uint64_t seq, uint32_t n_rows, const char *const 
         for (uint32_t k = 0; k < FIXTURE_N_COLUMNS; k++) {
             c[k].idx = k;
             c[k].old_val.type = PROTO_UNDEF;
-            c[k].new_val = text_value(values[k]);
+            c[k].new_val = test_text_value(values[k]);
         }
         ip->changes[r].op = PROTO_OP_INSERT;
         ip->changes[r].n_cols = FIXTURE_N_COLUMNS;

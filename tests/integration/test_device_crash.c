@@ -33,39 +33,13 @@
 #include <sqlite3.h>
 
 #include "daemon_fixture.h"
+#include "test_util.h"
 
 #define WAIT_MS 60000u
 #define KILLS 4
 
 static daemon_fixture fx;
 static char *ca_pem;
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    char *buf = malloc(65536);
-    size_t n = buf ? fread(buf, 1, 65535, f) : 0;
-    fclose(f);
-    if (buf)
-        buf[n] = '\0';
-    return buf;
-}
-
-static proto_value text_value(const char *s)
-{
-    proto_value v = {.type = PROTO_TEXT};
-    v.u.b.p = (const uint8_t *)s;
-    v.u.b.n = (uint32_t)strlen(s);
-    return v;
-}
 
 static outpost_replica *replica_open(const char *path)
 {
@@ -98,7 +72,7 @@ static void write_offline(const char *path, const char *name, int n_tx, int rows
         for (int i = 0; i < rows_per_tx; i++) {
             char id[OUTPOST_UUID_TEXT_SIZE];
             assert_int_equal(outpost_uuid_make(id), OUTPOST_OK);
-            proto_value p[3] = {text_value(id), text_value("t1"), text_value(name)};
+            proto_value p[3] = {test_text_value(id), test_text_value("t1"), test_text_value(name)};
             assert_int_equal(outpost_exec(r, "INSERT INTO contacts (id, team_id, name)"
                                              " VALUES (?1, ?2, ?3)",
                                           p, 3),
@@ -207,7 +181,7 @@ static bool run_and_kill(const char *path, outpost_activity when, uint32_t page_
     bool hit = poll(&pfd, 1, 20000) == 1;
     unsigned int spread = when == OUTPOST_ACTIVITY_PULLING ? 150u : 40u;
     if (hit)
-        sleep_ms((long)((unsigned int)rand_r(rng) % spread));
+        test_sleep_ms((long)((unsigned int)rand_r(rng) % spread));
     kill(pid, SIGKILL);
     int status = 0;
     assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -237,7 +211,7 @@ static int setup(void **state)
     (void)state;
     if (fixture_create(&fx, NULL) != 0 || fixture_start(&fx) != 0)
         return -1;
-    ca_pem = slurp(fx.ca_path);
+    ca_pem = test_read_file(fx.ca_path, NULL);
     return ca_pem ? 0 : -1;
 }
 
@@ -384,7 +358,7 @@ static void test_server_disk_full_is_reported_and_recovers(void **state)
     daemon_fixture saved = fx;
     char *saved_ca = ca_pem;
     fx = small;
-    ca_pem = slurp(small.ca_path);
+    ca_pem = test_read_file(small.ca_path, NULL);
     assert_non_null(ca_pem);
     char path[400];
     snprintf(path, sizeof path, "%s/full.db", small.dir);
@@ -406,8 +380,8 @@ static void test_server_disk_full_is_reported_and_recovers(void **state)
         for (int i = 0; i < 100; i++) {
             char id[OUTPOST_UUID_TEXT_SIZE];
             assert_int_equal(outpost_uuid_make(id), OUTPOST_OK);
-            proto_value p[3] = {text_value(id), text_value("t1"),
-                                text_value("written while the server disk was full")};
+            proto_value p[3] = {test_text_value(id), test_text_value("t1"),
+                                test_text_value("written while the server disk was full")};
             assert_int_equal(outpost_exec(r, "INSERT INTO contacts (id, team_id, name)"
                                              " VALUES (?1, ?2, ?3)",
                                           p, 3),
@@ -426,7 +400,7 @@ static void test_server_disk_full_is_reported_and_recovers(void **state)
         outpost_sync_get_status(s, &st);
         told = st.last_error != OUTPOST_OK;
         if (!told)
-            sleep_ms(50);
+            test_sleep_ms(50);
     }
     if (st.last_error != OUTPOST_ESERVER || strstr(st.last_error_msg, full_name) == NULL)
         fail_msg("the device was not told the server is full (last error %s: %s)",
@@ -447,7 +421,7 @@ static void test_server_disk_full_is_reported_and_recovers(void **state)
         assert_int_equal(outpost_status_get(r, &ls), OUTPOST_OK);
         done = ls.pending == 0;
         if (!done)
-            sleep_ms(100);
+            test_sleep_ms(100);
     }
     assert_true(done);
     assert_int_equal(central("SELECT count(*) FROM contacts WHERE name = ?1",

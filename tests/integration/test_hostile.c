@@ -45,6 +45,7 @@
 #include <sqlite3.h>
 
 #include "daemon_fixture.h"
+#include "test_util.h"
 #include "faultproxy.h"
 #include "testclient.h"
 
@@ -67,35 +68,6 @@ typedef struct device {
 } device;
 
 static device writer, reader; /* the good devices, both worker w1, from 127.0.0.1 */
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static char *slurp(const char *path, size_t *out_len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    char *buf = malloc(1 << 20);
-    size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
-    fclose(f);
-    if (buf)
-        buf[n] = '\0';
-    if (out_len)
-        *out_len = n;
-    return buf;
-}
-
-static proto_value text_value(const char *s)
-{
-    proto_value v = {.type = PROTO_TEXT};
-    v.u.b.p = (const uint8_t *)s;
-    v.u.b.n = (uint32_t)strlen(s);
-    return v;
-}
 
 /* ---- the good devices ----------------------------------------------------------------------- */
 
@@ -156,7 +128,7 @@ static void good_roundtrip(const char *phase)
     char id[OUTPOST_UUID_TEXT_SIZE], name[96];
     snprintf(name, sizeof name, "good %d %s", ++roundtrips, phase);
     assert_int_equal(outpost_uuid_make(id), OUTPOST_OK);
-    proto_value p[3] = {text_value(id), text_value("t1"), text_value(name)};
+    proto_value p[3] = {test_text_value(id), test_text_value("t1"), test_text_value(name)};
     if (outpost_exec(writer.r, "INSERT INTO contacts (id, team_id, name) VALUES (?1, ?2, ?3)", p,
                      3) != OUTPOST_OK)
         fail_msg("write: %s", outpost_errmsg(writer.r));
@@ -168,7 +140,7 @@ static void good_roundtrip(const char *phase)
             break;
         if (waited % 2000 == 0)
             outpost_sync_now(reader.sync);
-        sleep_ms(50);
+        test_sleep_ms(50);
     }
     if (at_reader != 1) {
         outpost_sync_status st;
@@ -292,7 +264,7 @@ static blob *load_corpus(size_t *out_n)
         char path[1000];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
         size_t len = 0;
-        char *bytes = slurp(path, &len);
+        char *bytes = test_read_file(path, &len);
         assert_non_null(bytes);
         size_t cuts[4] = {len, len / 3, len / 2, len > 0 ? len - 1 : 0};
         for (int k = 0; k < 4; k++) {
@@ -337,7 +309,7 @@ static int setup(void **state)
              LOCKOUT_FAILURES);
     if (fixture_create(&fx, limits) != 0 || fixture_start(&fx) != 0)
         return -1;
-    ca_pem = slurp(fx.ca_path, NULL);
+    ca_pem = test_read_file(fx.ca_path, NULL);
     if (ca_pem == NULL || faultproxy_start(fx.port, &other_addr, &other_port) != 0)
         return -1;
     faultproxy_set_source(other_addr, 0x7f000002u);
@@ -711,7 +683,7 @@ static void test_hundreds_of_slow_handshakes_are_timed_out(void **state)
             }
         }
         if (open_raw > 0)
-            sleep_ms(100);
+            test_sleep_ms(100);
     }
     if (open_raw > 0)
         fail_msg("%d TCP connections that never started TLS are still open after 30 s",
@@ -920,8 +892,8 @@ static void push_update(testclient *tc, uint64_t seq, const char *const *ids, ui
     ch->cols[0].old_val = ch->cols[0].new_val;
     ch->cols[0].new_val.type = PROTO_UNDEF;
     ch->cols[1].idx = col;
-    ch->cols[1].old_val = text_value(old_val);
-    ch->cols[1].new_val = text_value(new_val);
+    ch->cols[1].old_val = test_text_value(old_val);
+    ch->cols[1].new_val = test_text_value(new_val);
     assert_int_equal(testclient_send(tc, push, T_MS), 0);
     fixture_push_free(push);
     proto_msg *reply = NULL;

@@ -20,6 +20,7 @@
 #include <sqlite3.h>
 
 #include "daemon_fixture.h"
+#include "test_util.h"
 #include "faultproxy.h"
 
 #define WAIT_MS 90000u
@@ -28,33 +29,6 @@ static daemon_fixture fx;
 static char *ca_pem;
 static faultproxy *proxy;
 static uint16_t proxy_port;
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    char *buf = malloc(1 << 22);
-    size_t n = buf ? fread(buf, 1, (1 << 22) - 1, f) : 0;
-    fclose(f);
-    if (buf)
-        buf[n] = '\0';
-    return buf;
-}
-
-static proto_value text_value(const char *s)
-{
-    proto_value v = {.type = PROTO_TEXT};
-    v.u.b.p = (const uint8_t *)s;
-    v.u.b.n = (uint32_t)strlen(s);
-    return v;
-}
 
 static int64_t central(const char *sql, const char *arg)
 {
@@ -77,7 +51,7 @@ static int64_t central(const char *sql, const char *arg)
 /* Pushes the server logged for a device: all of them, and the resent ones. */
 static void count_pushes(const char *device_id, int *out_all, int *out_dup)
 {
-    char *log = slurp(fx.log_path);
+    char *log = test_read_file(fx.log_path, NULL);
     assert_non_null(log);
     char needle[80];
     snprintf(needle, sizeof needle, "device=%s push seq=", device_id);
@@ -123,7 +97,7 @@ static void device_prepare(device *d, const char *file, const char *name, int en
         for (int i = 0; i < rows; i++) {
             char id[OUTPOST_UUID_TEXT_SIZE];
             assert_int_equal(outpost_uuid_make(id), OUTPOST_OK);
-            proto_value p[3] = {text_value(id), text_value("t1"), text_value(name)};
+            proto_value p[3] = {test_text_value(id), test_text_value("t1"), test_text_value(name)};
             assert_int_equal(outpost_exec(d->r, "INSERT INTO contacts (id, team_id, name)"
                                                 " VALUES (?1, ?2, ?3)",
                                           p, 3),
@@ -157,7 +131,7 @@ static int setup(void **state)
     (void)state;
     if (fixture_create(&fx, NULL) != 0 || fixture_start(&fx) != 0)
         return -1;
-    ca_pem = slurp(fx.ca_path);
+    ca_pem = test_read_file(fx.ca_path, NULL);
     if (ca_pem == NULL)
         return -1;
     return faultproxy_start(fx.port, &proxy, &proxy_port);
@@ -184,7 +158,7 @@ static void test_stalled_server_then_sync_completes(void **state)
     /* The engine connects into the void, gives up on its own (connect timeout) and retries. */
     for (uint32_t waited = 0; faultproxy_accepted(proxy) < base + 2 && waited < WAIT_MS;
          waited += 100)
-        sleep_ms(100);
+        test_sleep_ms(100);
     assert_true(faultproxy_accepted(proxy) >= base + 2);
     outpost_sync_status st;
     outpost_sync_get_status(d.sync, &st);
@@ -251,17 +225,17 @@ static void test_trickle_then_cut_resends_at_most_one_entry_per_cut(void **state
             faultproxy_cut_all(proxy);
             cuts++;
             for (int w = 0; w < 100 && faultproxy_cuts(proxy) == before; w++)
-                sleep_ms(10);
+                test_sleep_ms(10);
             landed += faultproxy_cuts(proxy) > before;
         }
-        sleep_ms(100);
+        test_sleep_ms(100);
     }
     printf("trickle then cut: %d of %d cuts closed a live connection mid-push\n", landed, cuts);
     assert_true(landed >= 1);
     faultproxy_pass(proxy);
     outpost_sync_network_changed(d.sync);
     for (uint32_t waited = 0; pending(&d) > 0 && waited < WAIT_MS; waited += 100)
-        sleep_ms(100);
+        test_sleep_ms(100);
     assert_int_equal(pending(&d), 0);
     assert_int_equal(central("SELECT count(*) FROM contacts WHERE name = ?1",
                              "trickled then cut"),

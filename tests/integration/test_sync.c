@@ -23,6 +23,7 @@
 #include <sqlite3.h>
 
 #include "daemon_fixture.h"
+#include "test_util.h"
 #include "faultproxy.h"
 
 #define WAIT_MS 20000u
@@ -35,12 +36,6 @@ typedef struct device {
 } device;
 
 static daemon_fixture fx;
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 static char *slurp(const char *path)
 {
@@ -171,7 +166,7 @@ static int64_t wait_device_count(device *d, const char *sql, int64_t want)
         n = device_count(d, sql);
         if (n == want)
             break;
-        sleep_ms(50);
+        test_sleep_ms(50);
     }
     return n;
 }
@@ -218,7 +213,7 @@ static void test_offline_writes_arrive_by_themselves_and_only_in_scope(void **st
     device_start(&a, 100);
     device_start(&b, 100);
     device_start(&c, 100);
-    sleep_ms(300);
+    test_sleep_ms(300);
 
     /* Back in reach: nobody presses anything. */
     assert_int_equal(fixture_start(&fx), 0);
@@ -279,7 +274,7 @@ static void test_cuts_at_random_offsets_lose_and_duplicate_nothing(void **state)
         /* The TLS handshake alone is a few KiB: cut anywhere in the first 40 KiB. */
         faultproxy_cut_after(proxy, (uint64_t)(rand() % 40000));
         device_start(&a, 50);
-        sleep_ms(300);
+        test_sleep_ms(300);
         outpost_sync_stop(a.sync);
         a.sync = NULL;
     }
@@ -332,7 +327,7 @@ static void test_server_restart_mid_sync_loses_nothing(void **state)
            at_kill, entries * 50, at_kill / 50);
     assert_true(at_kill >= 50);
     assert_true(at_kill < entries * 50);
-    sleep_ms(200);
+    test_sleep_ms(200);
     assert_int_equal(fixture_start(&fx), 0);
     outpost_sync_network_changed(a.sync);
     device_start(&b, 50);
@@ -356,7 +351,7 @@ static void test_automatic_retry_finds_the_server_when_it_returns(void **state)
     assert_int_equal(fixture_stop_clean(&fx), 0);
     write_contact(&a, "t1", "retry test");
     device_start(&a, 100);
-    sleep_ms(500);
+    test_sleep_ms(500);
     outpost_sync_status st;
     outpost_sync_get_status(a.sync, &st);
     assert_int_equal(st.activity, OUTPOST_ACTIVITY_OFFLINE);
