@@ -831,7 +831,6 @@ static void test_limits_store_queue_full_is_busy(void **state)
     assert_int_equal(fixture_enroll_device(&limits_fx, "w1", &other), 0);
     tp = fixture_hello(&limits_fx, &pusher, NULL);
     assert_non_null(tp);
-    to = connect_or_fail(&limits_fx);
 
     for (int c = 0; c < ROWS / PER_CHUNK; c++) {
         proto_msg *push =
@@ -842,17 +841,37 @@ static void test_limits_store_queue_full_is_busy(void **state)
         assert_int_equal(testclient_send(tp, push, T_MS), 0);
         fixture_push_free(push);
     }
-    /* The chunks are with the kernel; 120 ms later the server has decoded them and the merge
-     * of 30,000 rows (some 300 ms here, longer under sanitizers) is running. */
-    usleep(120 * 1000);
-    hello = hello_for(&other);
-    assert_int_equal(testclient_send(to, &hello, T_MS), 0);
-    assert_int_equal(testclient_recv(to, T_MS, &reply), 0);
-    assert_int_equal(reply->type, PROTO_MSG_ERROR);
-    assert_int_equal(reply->u.error.code, PROTO_ERR_BUSY);
-    assert_true(reply->u.error.retryable);
-    proto_msg_free(reply);
-    testclient_close(to);
+    /* HELLOs from the other device until one arrives while the merge holds the worker: that one
+     * must be BUSY. A WELCOME means the worker was free at that moment (the merge had not
+     * started yet); the push's ACK before any BUSY means the fault never landed, which fails
+     * rather than passes. */
+    bool busy = false, acked = false;
+    int welcomed = 0;
+    while (!busy && !acked) {
+        to = connect_or_fail(&limits_fx);
+        hello = hello_for(&other);
+        assert_int_equal(testclient_send(to, &hello, T_MS), 0);
+        assert_int_equal(testclient_recv(to, T_MS, &reply), 0);
+        if (reply->type == PROTO_MSG_ERROR) {
+            assert_int_equal(reply->u.error.code, PROTO_ERR_BUSY);
+            assert_true(reply->u.error.retryable);
+            busy = true;
+        } else {
+            assert_int_equal(reply->type, PROTO_MSG_WELCOME);
+            welcomed++;
+        }
+        proto_msg_free(reply);
+        reply = NULL;
+        testclient_close(to);
+        if (!busy && testclient_recv_type(tp, PROTO_MSG_ACK, 5, &reply) == 0) {
+            acked = reply->type == PROTO_MSG_ACK;
+            proto_msg_free(reply);
+            reply = NULL;
+        }
+    }
+    if (!busy)
+        fail_msg("the push was acknowledged before any HELLO found the store queue full "
+                 "(%d HELLOs welcomed first)", welcomed);
 
     assert_int_equal(testclient_recv_type(tp, PROTO_MSG_ACK, T_MS, &reply), 0);
     assert_int_equal(reply->type, PROTO_MSG_ACK);
