@@ -44,14 +44,16 @@ install: build
 package: build
 	scripts/package.sh $(BUILD) $(BUILD)/packages
 
+# scripts/ctest-guarded.sh runs ctest, then fails the run on a failed cmocka group teardown or a
+# skipped test (OUTPOST_ALLOW_SKIPS=1 accepts skips).
 test-plain: build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	scripts/ctest-guarded.sh $(BUILD) --output-on-failure -j $(JOBS)
 
 test-asan: deps
 	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DOUTPOST_SANITIZE=ON $(CMAKE_COMMON) >/dev/null
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
-	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-	    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	    scripts/ctest-guarded.sh $(ASAN_BUILD) --output-on-failure -j $(JOBS)
 
 test: test-plain test-asan
 test test-plain test-asan: WERROR = ON

@@ -154,31 +154,46 @@ static double run_outpost(const char *path, const row *rows, uint32_t batch, dou
 }
 
 typedef struct figures {
-    double plain, session, outpost;
+    bench_stat plain, session, outpost;
 } figures;
 
-/* Best of RUNS, the three kinds interleaved so that all see the same machine (other work on a
- * shared two-core machine only ever slows a run down). */
-#define RUNS 3
+/* The three kinds interleaved so that all see the same machine (other work on a shared two-core
+ * machine only ever slows a run down); BENCH_WARMUP rounds first, then BENCH_RUNS measured. */
 static figures measure(const char *path, const row *rows, uint32_t batch, double *out_bytes)
 {
-    figures best = {0, 0, 0};
+    double plain[BENCH_RUNS], session[BENCH_RUNS], outpost[BENCH_RUNS];
+    figures f;
 
-    for (int i = 0; i < RUNS; i++) {
-        best.plain = bench_max(best.plain, run_plain(path, rows, batch, false));
-        best.session = bench_max(best.session, run_plain(path, rows, batch, true));
-        best.outpost = bench_max(best.outpost, run_outpost(path, rows, batch, out_bytes));
+    for (int i = -BENCH_WARMUP; i < BENCH_RUNS; i++) {
+        double p = run_plain(path, rows, batch, false);
+        double s = run_plain(path, rows, batch, true);
+        double o = run_outpost(path, rows, batch, out_bytes);
+        if (i >= 0)
+            plain[i] = p, session[i] = s, outpost[i] = o;
     }
-    return best;
+    f.plain = bench_stat_of(plain, BENCH_RUNS);
+    f.session = bench_stat_of(session, BENCH_RUNS);
+    f.outpost = bench_stat_of(outpost, BENCH_RUNS);
+    return f;
 }
+
+#define TARGET_RATIO 0.60
 
 static void report(const char *name, const figures *f)
 {
-    printf("client_plain_%s_rows_per_s=%.0f\n", name, f->plain);
-    printf("client_session_floor_%s_rows_per_s=%.0f\n", name, f->session);
-    printf("client_outpost_%s_rows_per_s=%.0f\n", name, f->outpost);
-    printf("client_ratio_%s=%.2f\n", name, f->outpost / f->plain);
-    printf("client_ratio_vs_session_floor_%s=%.2f\n", name, f->outpost / f->session);
+    char key[96];
+
+    snprintf(key, sizeof key, "client_plain_%s_rows_per_s", name);
+    bench_print_stat(key, f->plain, 0);
+    snprintf(key, sizeof key, "client_session_floor_%s_rows_per_s", name);
+    bench_print_stat(key, f->session, 0);
+    snprintf(key, sizeof key, "client_outpost_%s_rows_per_s", name);
+    bench_print_stat(key, f->outpost, 0);
+    printf("client_ratio_%s=%.2f\n", name, f->outpost.median / f->plain.median);
+    printf("client_ratio_vs_session_floor_%s=%.2f\n", name,
+           f->outpost.median / f->session.median);
+    snprintf(key, sizeof key, "client_ratio_%s", name);
+    bench_print_target(key, f->outpost.median / f->plain.median >= TARGET_RATIO);
 }
 
 int main(void)
@@ -200,10 +215,10 @@ int main(void)
 
     printf("client_rows=%u\n", ROWS);
     printf("client_columns=%d\n", N_COLS);
-    printf("client_runs_best_of=%d\n", RUNS);
+    bench_print_method("client");
     report("tx1000", &tx1000);
     report("one_tx", &one_tx);
     printf("client_outbox_bytes_per_row=%.0f\n", bytes);
-    printf("client_target_ratio=0.60\n");
+    printf("client_target_ratio=%.2f\n", TARGET_RATIO);
     return 0;
 }

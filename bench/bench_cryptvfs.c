@@ -1,9 +1,9 @@
 /* cryptvfs benchmark: the same 100,000 contact-like rows (10 columns, about 350 bytes) written
  * through the encrypting VFS and through SQLite's own, in transactions of 1,000 (the app's write
  * path) and in one transaction (a bulk pull-apply, which is also the raw-SQLite ceiling), plus the
- * Argon2id derivation time for a passphrase. Both databases use WAL with synchronous=NORMAL, the
- * replica's settings, so commits do not wait for the disk and the cost of encryption shows.
- * Prints name=value lines. */
+ * Argon2id derivation time for a passphrase. Both databases use WAL with synchronous=FULL, as
+ * the replica does (client-lib opens it so), so each figure includes the same fsyncs the app
+ * pays. Median of BENCH_RUNS after BENCH_WARMUP (bench_time.h). Prints name=value lines. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,7 +15,7 @@
 
 #define ROWS 100000
 #define TXN_ROWS 1000
-#define ROUNDS 3
+#define TARGET_RATIO 0.80 /* bench_replica_crypt's target, one layer down */
 
 static int exec(sqlite3 *db, const char *sql)
 {
@@ -33,7 +33,7 @@ static double insert_rows(sqlite3 *db, int txn_rows)
     static const char notes[] =
         "Met at the bus station near the market; says she is 15 and travelling alone to the "
         "capital for work arranged by an older cousin. Referred to the shelter; follow up.";
-    if (exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+    if (exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
                  "CREATE TABLE contacts(id TEXT PRIMARY KEY, team_id TEXT NOT NULL, "
                  "worker_id TEXT NOT NULL, name TEXT, age INTEGER, place TEXT, lat REAL, "
                  "lon REAL, notes TEXT, updated_at INTEGER)") != 0)
@@ -76,14 +76,6 @@ static double insert_rows(sqlite3 *db, int txn_rows)
         rc = exec(db, "PRAGMA wal_checkpoint(TRUNCATE)");
     double elapsed = bench_now_s() - start;
     return rc == 0 ? ROWS / elapsed : -1;
-}
-
-/* The better of two rates; a failed run (-1) poisons the result. */
-static double best(double so_far, double rate)
-{
-    if (so_far < 0 || rate < 0)
-        return -1;
-    return rate > so_far ? rate : so_far;
 }
 
 static void remove_db(const char *path)
@@ -142,15 +134,21 @@ int main(void)
     for (size_t i = 0; i < sizeof key; i++)
         key[i] = (uint8_t)(i * 37 + 11);
 
-    /* Plain and encrypted alternate so that neither gets a warmer machine, and each figure is
-     * the best of ROUNDS runs so that a busy neighbour on a small machine skews neither. */
-    double plain_txn = 0, enc_txn = 0, plain_bulk = 0, enc_bulk = 0;
-    for (int round = 0; round < ROUNDS; round++) {
-        plain_txn = best(plain_txn, run_plain(plain, TXN_ROWS));
-        enc_txn = best(enc_txn, run_encrypted(encrypted, TXN_ROWS, key));
-        plain_bulk = best(plain_bulk, run_plain(plain, ROWS));
-        enc_bulk = best(enc_bulk, run_encrypted(encrypted, ROWS, key));
+    /* Plain and encrypted alternate so that neither gets a warmer machine; a failed run (-1)
+     * fails the benchmark. */
+    double plain_txn[BENCH_RUNS], enc_txn[BENCH_RUNS], plain_bulk[BENCH_RUNS], enc_bulk[BENCH_RUNS];
+    for (int round = -BENCH_WARMUP; round < BENCH_RUNS; round++) {
+        double r[4] = {run_plain(plain, TXN_ROWS), run_encrypted(encrypted, TXN_ROWS, key),
+                       run_plain(plain, ROWS), run_encrypted(encrypted, ROWS, key)};
+        for (int k = 0; k < 4; k++)
+            if (r[k] <= 0)
+                return 1;
+        if (round >= 0)
+            plain_txn[round] = r[0], enc_txn[round] = r[1], plain_bulk[round] = r[2],
+            enc_bulk[round] = r[3];
     }
+    bench_stat pt = bench_stat_of(plain_txn, BENCH_RUNS), et = bench_stat_of(enc_txn, BENCH_RUNS);
+    bench_stat pb = bench_stat_of(plain_bulk, BENCH_RUNS), eb = bench_stat_of(enc_bulk, BENCH_RUNS);
 
     const char pass[] = "correct horse battery staple";
     uint8_t salt[CRYPTVFS_SALT_BYTES] = { 0 };
@@ -159,20 +157,24 @@ int main(void)
     int kdf_rc = cryptvfs_derive_key(pass, strlen(pass), salt, derived);
     double kdf_ms = (bench_now_s() - start) * 1000.0;
     rmdir(dir);
-    if (plain_txn <= 0 || enc_txn <= 0 || plain_bulk <= 0 || enc_bulk <= 0 || kdf_rc != 0)
+    if (kdf_rc != 0)
         return 1;
 
     printf("cryptvfs_rows=%d\n", ROWS);
     printf("cryptvfs_row_columns=10\n");
     printf("cryptvfs_txn_rows=%d\n", TXN_ROWS);
-    printf("cryptvfs_best_of_runs=%d\n", ROUNDS);
-    printf("cryptvfs_plain_txn_rows_per_s=%.0f\n", plain_txn);
-    printf("cryptvfs_encrypted_txn_rows_per_s=%.0f\n", enc_txn);
-    printf("cryptvfs_txn_ratio=%.2f\n", enc_txn / plain_txn);
-    printf("cryptvfs_plain_bulk_rows_per_s=%.0f\n", plain_bulk);
-    printf("cryptvfs_encrypted_bulk_rows_per_s=%.0f\n", enc_bulk);
-    printf("cryptvfs_bulk_ratio=%.2f\n", enc_bulk / plain_bulk);
-    printf("cryptvfs_ceiling_plain_one_txn_rows_per_s=%.0f\n", plain_bulk);
+    printf("cryptvfs_synchronous=FULL\n");
+    bench_print_method("cryptvfs");
+    bench_print_stat("cryptvfs_plain_txn_rows_per_s", pt, 0);
+    bench_print_stat("cryptvfs_encrypted_txn_rows_per_s", et, 0);
+    printf("cryptvfs_txn_ratio=%.2f\n", et.median / pt.median);
+    bench_print_stat("cryptvfs_plain_bulk_rows_per_s", pb, 0);
+    bench_print_stat("cryptvfs_encrypted_bulk_rows_per_s", eb, 0);
+    printf("cryptvfs_bulk_ratio=%.2f\n", eb.median / pb.median);
+    printf("cryptvfs_ceiling_plain_one_txn_rows_per_s=%.0f\n", pb.median);
+    printf("cryptvfs_target_ratio=%.2f\n", TARGET_RATIO);
+    bench_print_target("cryptvfs_txn_ratio", et.median / pt.median >= TARGET_RATIO);
+    bench_print_target("cryptvfs_bulk_ratio", eb.median / pb.median >= TARGET_RATIO);
     printf("cryptvfs_argon2id_t=%u\n", CRYPTVFS_ARGON2_T_COST);
     printf("cryptvfs_argon2id_m_kib=%u\n", CRYPTVFS_ARGON2_M_COST_KIB);
     printf("cryptvfs_argon2id_p=%u\n", CRYPTVFS_ARGON2_PARALLELISM);

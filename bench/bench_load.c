@@ -28,7 +28,9 @@
 #include "outpost_engine.h"
 #include <sqlite3.h>
 
+#include "bench_time.h"
 #include "daemon_fixture.h"
+#include "test_util.h"
 #include "store.h"
 
 typedef struct device {
@@ -54,12 +56,6 @@ static int64_t now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
 static void on_status(void *user_data, const outpost_sync_status *st)
 {
     device *d = user_data;
@@ -67,19 +63,6 @@ static void on_status(void *user_data, const outpost_sync_status *st)
         atomic_store(&d->done_us, now_us());
         atomic_store(&d->completed, st->syncs_completed);
     }
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    char *buf = malloc(65536);
-    size_t n = buf ? fread(buf, 1, 65535, f) : 0;
-    fclose(f);
-    if (buf)
-        buf[n] = '\0';
-    return buf;
 }
 
 /* Server RSS and peak RSS (KiB) and CPU seconds (user + system) from /proc. */
@@ -122,37 +105,60 @@ static int cmp_i64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* The ceiling: the same rows inserted into SQLite in one transaction. */
-static double sqlite_ceiling(const char *dir, int n_rows)
+/* The ceiling: the same rows inserted into SQLite (WAL, synchronous=FULL) in transactions of
+ * tx_rows: 1 is like for like with the load (every sync applies one one-row transaction), n_rows
+ * the one-transaction figure every benchmark prints. Every SQLite call is checked; a failure
+ * ends the benchmark rather than print a figure for work that was not done. */
+static double sqlite_ceiling(const char *dir, int n_rows, int tx_rows)
 {
     char path[400];
     snprintf(path, sizeof path, "%s/ceiling.db", dir);
+    unlink(path);
     sqlite3 *db = NULL;
-    if (sqlite3_open(path, &db) != SQLITE_OK)
-        return 0;
-    sqlite3_exec(db,
-                 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                 "CREATE TABLE contacts (id TEXT PRIMARY KEY NOT NULL, team_id TEXT NOT NULL,"
-                 " name TEXT, note TEXT);",
-                 NULL, NULL, NULL);
     sqlite3_stmt *st = NULL;
-    sqlite3_prepare_v2(db, "INSERT INTO contacts VALUES (?1, ?2, ?3, NULL)", -1, &st, NULL);
+    if (sqlite3_open(path, &db) != SQLITE_OK ||
+        sqlite3_exec(db,
+                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+                     "CREATE TABLE contacts (id TEXT PRIMARY KEY NOT NULL, team_id TEXT NOT NULL,"
+                     " name TEXT, note TEXT);",
+                     NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "INSERT INTO contacts VALUES (?1, ?2, ?3, NULL)", -1, &st,
+                           NULL) != SQLITE_OK) {
+        fprintf(stderr, "bench_load: ceiling: %s\n", sqlite3_errmsg(db));
+        exit(1);
+    }
     double t0 = now_s();
-    sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
     for (int i = 0; i < n_rows; i++) {
         char id[OUTPOST_UUID_TEXT_SIZE];
-        outpost_uuid_make(id);
-        sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(st, 2, "team0001", -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 3, "load test contact", -1, SQLITE_STATIC);
-        sqlite3_step(st);
-        sqlite3_reset(st);
+        if (outpost_uuid_make(id) != OUTPOST_OK ||
+            (i % tx_rows == 0 && sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) ||
+            sqlite3_bind_text(st, 1, id, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+            sqlite3_bind_text(st, 2, "team0001", -1, SQLITE_STATIC) != SQLITE_OK ||
+            sqlite3_bind_text(st, 3, "load test contact", -1, SQLITE_STATIC) != SQLITE_OK ||
+            sqlite3_step(st) != SQLITE_DONE || sqlite3_reset(st) != SQLITE_OK ||
+            (((i + 1) % tx_rows == 0 || i + 1 == n_rows) &&
+             sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)) {
+            fprintf(stderr, "bench_load: ceiling row %d: %s\n", i, sqlite3_errmsg(db));
+            exit(1);
+        }
     }
-    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
     double dt = now_s() - t0;
     sqlite3_finalize(st);
     sqlite3_close(db);
-    return dt > 0 ? n_rows / dt : 0;
+    unlink(path);
+    return n_rows / dt;
+}
+
+/* Median of BENCH_RUNS after BENCH_WARMUP of one ceiling. */
+static bench_stat ceiling_stat(const char *dir, int n_rows, int tx_rows)
+{
+    double v[BENCH_RUNS];
+    for (int i = -BENCH_WARMUP; i < BENCH_RUNS; i++) {
+        double r = sqlite_ceiling(dir, n_rows, tx_rows);
+        if (i >= 0)
+            v[i] = r;
+    }
+    return bench_stat_of(v, BENCH_RUNS);
 }
 
 int main(void)
@@ -200,7 +206,7 @@ int main(void)
         fprintf(stderr, "bench_load: outpostd did not start\n");
         return 1;
     }
-    char *ca = slurp(fx.ca_path);
+    char *ca = test_read_file(fx.ca_path, NULL);
     device *devs = calloc((size_t)n, sizeof *devs);
     int64_t *lat = calloc((size_t)(n * rounds), sizeof *lat);
     int64_t *t0 = calloc((size_t)n, sizeof *t0);
@@ -245,7 +251,7 @@ int main(void)
     }
     for (int i = 0; i < n; i++)
         while (atomic_load(&devs[i].completed) == 0)
-            sleep_ms(5);
+            test_sleep_ms(5);
     t_connect = now_s() - t_connect;
     long rss_idle, hwm_idle;
     double cpu_idle;
@@ -277,7 +283,7 @@ int main(void)
         double deadline = now_s() + 300;
         for (int i = 0; i < n; i++) {
             while (atomic_load(&devs[i].completed) <= base[i] && now_s() < deadline)
-                sleep_ms(2);
+                test_sleep_ms(2);
             if (atomic_load(&devs[i].completed) <= base[i]) {
                 failures++;
                 continue;
@@ -295,7 +301,8 @@ int main(void)
     int64_t p50 = n_lat ? lat[n_lat / 2] : 0;
     int64_t p99 = n_lat ? lat[(size_t)((double)n_lat * 0.99)] : 0;
     int64_t pmax = n_lat ? lat[n_lat - 1] : 0;
-    double ceiling = sqlite_ceiling(fx.dir, n * rounds);
+    bench_stat ceiling_tx1 = ceiling_stat(fx.dir, n * rounds, 1);
+    bench_stat ceiling_one = ceiling_stat(fx.dir, n * rounds, n * rounds);
 
     printf("devices=%d\n", n);
     printf("rounds=%d\n", rounds);
@@ -313,7 +320,15 @@ int main(void)
     printf("server_rss_per_connection_kb=%.1f\n", (double)(rss_idle - rss_pre) / n);
     printf("server_cpu_s=%.2f\n", cpu1 - cpu0);
     printf("server_cpu_cores_used=%.2f\n", t_rounds > 0 ? (cpu1 - cpu0) / t_rounds : 0.0);
-    printf("ceiling_sqlite_rows_per_s=%.0f\n", ceiling);
+    /* The load's figures are one run: its rounds are the repetitions (latency percentiles over
+     * every sync); the ceilings follow the common statistic. */
+    bench_print_method("load_ceiling");
+    bench_print_stat("ceiling_sqlite_one_row_tx_rows_per_s", ceiling_tx1, 0);
+    bench_print_stat("ceiling_sqlite_one_tx_rows_per_s", ceiling_one, 0);
+    printf("syncs_vs_one_row_tx_ceiling_ratio=%.2f\n",
+           t_rounds > 0 ? n_lat / t_rounds / ceiling_tx1.median : 0.0);
+    printf("load_failed_syncs_target=0\n");
+    bench_print_target("load_failed_syncs", failures == 0);
 
     for (int i = 0; i < n; i++) {
         outpost_sync_stop(devs[i].sync);

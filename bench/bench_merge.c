@@ -5,7 +5,8 @@
  *
  * The push is built in memory first and not timed: the figure is the store's own work
  * (validation, scope, merge state, change log, exactly-once record, commit). Both are run
- * ROUNDS times, alternating, into fresh files; the medians are printed, since one fsync-bound
+ * alternately into fresh files, BENCH_WARMUP then BENCH_RUNS times; the medians are printed with
+ * min and max (bench_time.h), since one fsync-bound
  * run on a shared disk varies by tens of percent.
  */
 #include <stdio.h>
@@ -16,9 +17,10 @@
 
 #include <sqlite3.h>
 
+#include "bench_time.h"
 #include "store.h"
 
-enum { N_ROWS = 100000, N_COLS = 10, ROUNDS = 3 };
+enum { N_ROWS = 100000, N_COLS = 10 };
 
 static const char schema_sql[] =
     "CREATE TABLE contacts (id TEXT PRIMARY KEY NOT NULL, team_id TEXT NOT NULL,"
@@ -193,17 +195,6 @@ static double store_merge(const char *path, const row_text *texts)
     return t1 - t0;
 }
 
-static double median(double v[ROUNDS])
-{
-    for (int i = 1; i < ROUNDS; i++)
-        for (int k = i; k > 0 && v[k - 1] > v[k]; k--) {
-            double x = v[k];
-            v[k] = v[k - 1];
-            v[k - 1] = x;
-        }
-    return v[ROUNDS / 2];
-}
-
 static void remove_db(const char *path)
 {
     char p[600];
@@ -229,21 +220,25 @@ int main(void)
         die("texts", "out of memory");
     make_texts(texts);
 
-    double raw_s[ROUNDS], merge_s[ROUNDS];
-    for (int r = 0; r < ROUNDS; r++) {
-        raw_s[r] = raw_insert(raw_path, texts);
-        merge_s[r] = store_merge(store_path, texts);
+    double raw_rates[BENCH_RUNS], merge_rates[BENCH_RUNS];
+    for (int r = -BENCH_WARMUP; r < BENCH_RUNS; r++) {
+        double raw_s = raw_insert(raw_path, texts);
+        double merge_s = store_merge(store_path, texts);
         remove_db(raw_path);
         remove_db(store_path);
+        if (r >= 0)
+            raw_rates[r] = N_ROWS / raw_s, merge_rates[r] = N_ROWS / merge_s;
     }
-    double raw_rate = N_ROWS / median(raw_s), merge_rate = N_ROWS / median(merge_s);
+    bench_stat raw = bench_stat_of(raw_rates, BENCH_RUNS);
+    bench_stat merge = bench_stat_of(merge_rates, BENCH_RUNS);
     printf("merge_rows=%d\n", N_ROWS);
     printf("merge_columns=%d\n", N_COLS);
-    printf("merge_rounds=%d\n", ROUNDS);
-    printf("raw_sqlite_insert_rows_per_s=%.0f\n", raw_rate);
-    printf("store_push_merge_rows_per_s=%.0f\n", merge_rate);
-    printf("merge_vs_raw_ratio=%.2f\n", merge_rate / raw_rate);
+    bench_print_method("merge");
+    bench_print_stat("raw_sqlite_insert_rows_per_s", raw, 0);
+    bench_print_stat("store_push_merge_rows_per_s", merge, 0);
+    printf("merge_vs_raw_ratio=%.2f\n", merge.median / raw.median);
     printf("merge_vs_raw_target=0.50\n");
+    bench_print_target("merge_vs_raw_ratio", merge.median / raw.median >= 0.50);
 
     remove_db(raw_path);
     remove_db(store_path);

@@ -7,7 +7,8 @@
  * SQLite session changeset, and the ceiling, the rate at which SQLite takes the rows in one
  * transaction (plain, and with a session attached).
  *
- * Prints name=value lines.
+ * Each figure is the median of BENCH_RUNS after BENCH_WARMUP (bench_time.h). Prints name=value
+ * lines.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 
 #include <sqlite3.h>
 
+#include "bench_time.h"
 #include "outpost/proto.h"
 
 enum { N_ROWS = 100000, N_COLS = 10, MESSAGE_LIMIT = 1024 * 1024 };
@@ -31,13 +33,6 @@ typedef struct dataset {
     proto_change *changes;
     size_t field_bytes;  /* field data over all rows: text bytes, plus 8 per integer */
 } dataset;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static uint64_t rng_next(uint64_t *state)
 {
@@ -225,7 +220,7 @@ static double sqlite_insert(const dataset *ds, bool with_session, size_t *out_ch
     if (sqlite3_prepare_v2(db, "INSERT INTO contacts VALUES(?,?,?,?,?,?,?,?,?,?)", -1, &stmt,
                            NULL) != SQLITE_OK)
         goto done;
-    double start = now_s();
+    double start = bench_now_s();
     if (sqlite3_exec(db, "BEGIN", NULL, NULL, NULL) != SQLITE_OK)
         goto done;
     for (uint32_t r = 0; r < N_ROWS; r++) {
@@ -245,7 +240,7 @@ static double sqlite_insert(const dataset *ds, bool with_session, size_t *out_ch
     }
     if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         goto done;
-    seconds = now_s() - start;
+    seconds = bench_now_s() - start;
 done:
     if (seconds < 0)
         fprintf(stderr, "sqlite: %s\n", db != NULL ? sqlite3_errmsg(db) : "cannot open");
@@ -270,33 +265,56 @@ int main(void)
     if (dataset_make(&ds) != 0)
         goto done;
 
-    double t0 = now_s();
-    if (encode_all(&ds, &enc) != 0)
-        goto done;
-    double encode_s = now_s() - t0;
-
-    uint32_t decoded_rows = 0;
-    t0 = now_s();
-    if (decode_all(&enc, &decoded_rows) != 0 || decoded_rows != N_ROWS)
-        goto done;
-    double decode_s = now_s() - t0;
-
+    /* BENCH_WARMUP runs, then BENCH_RUNS measured (bench_time.h). */
+    double encode_r[BENCH_RUNS], decode_r[BENCH_RUNS], plain_r[BENCH_RUNS], session_r[BENCH_RUNS];
     size_t changeset_bytes = 0, unused = 0;
-    double plain_s = sqlite_insert(&ds, false, &unused);
-    double session_s = sqlite_insert(&ds, true, &changeset_bytes);
-    if (plain_s < 0 || session_s < 0)
-        goto done;
+    for (int r = -BENCH_WARMUP; r < BENCH_RUNS; r++) {
+        encoded_free(&enc);
+        memset(&enc, 0, sizeof enc);
+        double t0 = bench_now_s();
+        if (encode_all(&ds, &enc) != 0)
+            goto done;
+        double encode_s = bench_now_s() - t0;
+        uint32_t decoded_rows = 0;
+        t0 = bench_now_s();
+        if (decode_all(&enc, &decoded_rows) != 0 || decoded_rows != N_ROWS)
+            goto done;
+        double decode_s = bench_now_s() - t0;
+        double plain_s = sqlite_insert(&ds, false, &unused);
+        double session_s = sqlite_insert(&ds, true, &changeset_bytes);
+        if (plain_s < 0 || session_s < 0)
+            goto done;
+        if (r >= 0) {
+            encode_r[r] = N_ROWS / encode_s;
+            decode_r[r] = N_ROWS / decode_s;
+            plain_r[r] = N_ROWS / plain_s;
+            session_r[r] = N_ROWS / session_s;
+        }
+    }
+    bench_stat ceiling = bench_stat_of(plain_r, BENCH_RUNS);
+    bench_stat encode = bench_stat_of(encode_r, BENCH_RUNS);
+    bench_stat decode = bench_stat_of(decode_r, BENCH_RUNS);
 
     printf("rows=%d\n", N_ROWS);
     printf("columns=%d\n", N_COLS);
+    bench_print_method("proto");
     printf("field_bytes_per_row=%.1f\n", (double)ds.field_bytes / N_ROWS);
     printf("proto_push_messages=%zu\n", enc.n_messages);
-    printf("proto_encode_rows_per_s=%.0f\n", N_ROWS / encode_s);
-    printf("proto_decode_rows_per_s=%.0f\n", N_ROWS / decode_s);
+    bench_print_stat("proto_encode_rows_per_s", encode, 0);
+    bench_print_stat("proto_decode_rows_per_s", decode, 0);
     printf("proto_bytes_per_row=%.1f\n", (double)enc.total_bytes / N_ROWS);
     printf("sqlite_changeset_bytes_per_row=%.1f\n", (double)changeset_bytes / N_ROWS);
-    printf("ceiling_sqlite_insert_rows_per_s=%.0f\n", N_ROWS / plain_s);
-    printf("ceiling_sqlite_session_insert_rows_per_s=%.0f\n", N_ROWS / session_s);
+    bench_print_stat("ceiling_sqlite_insert_rows_per_s", ceiling, 0);
+    bench_print_stat("ceiling_sqlite_session_insert_rows_per_s",
+                     bench_stat_of(session_r, BENCH_RUNS), 0);
+    /* The wire format must never be the bottleneck: encode and decode at least as fast as
+     * SQLite takes the rows, and at most 1.10 times the session changeset's size (bench_sync's
+     * wire target). */
+    printf("proto_target=encode_and_decode_at_least_ceiling_bytes_at_most_1.10_changeset\n");
+    bench_print_target("proto_encode_rows_per_s", encode.median >= ceiling.median);
+    bench_print_target("proto_decode_rows_per_s", decode.median >= ceiling.median);
+    bench_print_target("proto_bytes_per_row",
+                       (double)enc.total_bytes <= 1.10 * (double)changeset_bytes);
     rc = 0;
 done:
     if (rc != 0)

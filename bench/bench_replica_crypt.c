@@ -5,7 +5,8 @@
  *     encrypted beside unencrypted;
  *   - the time to open a replica with a passphrase (Argon2id, 64 MiB, 3 passes) beside with a
  *     raw key.
- * Best of RUNS, the two kinds interleaved so both see the same machine. Prints name=value lines;
+ * Median of BENCH_RUNS after BENCH_WARMUP (bench_time.h), the two kinds interleaved so both see
+ * the same machine. Prints name=value lines;
  * each ratio is encrypted rows/s over unencrypted rows/s (target at least 0.8). */
 #include <stdbool.h>
 #include <stdint.h>
@@ -22,7 +23,6 @@
 #define ROWS 100000u
 #define BATCH 1000u
 #define N_COLS BENCH_CONTACT_COLS
-#define RUNS 3
 
 /* A fixed benchmark key: what an app would unwrap from the platform keystore. */
 static const uint8_t bench_key[OUTPOST_KEY_BYTES] = {
@@ -130,8 +130,8 @@ int main(void)
     const char *tmp = getenv("TMPDIR");
     char dir[256], path[300], err[256];
     row *rows = bench_contact_rows_make("bench_replica_crypt", ROWS);
-    double write_plain = 0, write_crypt = 0, pull_plain = 0, pull_crypt = 0;
-    double open_key_ms = 1e9, open_passphrase_ms = 1e9;
+    double write_plain[BENCH_RUNS], write_crypt[BENCH_RUNS], pull_plain[BENCH_RUNS],
+        pull_crypt[BENCH_RUNS], open_key_ms[BENCH_RUNS], open_passphrase_ms[BENCH_RUNS];
     outpost_secret key = {.key = bench_key};
     outpost_secret passphrase = {.passphrase = bench_passphrase,
                                  .passphrase_len = sizeof bench_passphrase - 1};
@@ -140,20 +140,26 @@ int main(void)
     if (mkdtemp(dir) == NULL)
         DIE("mkdtemp %s", dir);
     snprintf(path, sizeof path, "%s/bench.db", dir);
-    for (int i = 0; i < RUNS; i++) {
-        write_plain = bench_max(write_plain, run_write(path, rows, false));
-        write_crypt = bench_max(write_crypt, run_write(path, rows, true));
-        pull_plain = bench_max(pull_plain, run_pull(path, rows, false));
-        pull_crypt = bench_max(pull_crypt, run_pull(path, rows, true));
+    for (int i = -BENCH_WARMUP; i < BENCH_RUNS; i++) {
+        double wp = run_write(path, rows, false), wc = run_write(path, rows, true);
+        double pp = run_pull(path, rows, false), pc = run_pull(path, rows, true);
+        if (i >= 0)
+            write_plain[i] = wp, write_crypt[i] = wc, pull_plain[i] = pp, pull_crypt[i] = pc;
     }
     /* Opening: a small replica under a key, then the same under a passphrase. */
     outpost_replica_close(replica_fresh(path, true));
-    for (int i = 0; i < RUNS; i++)
-        open_key_ms = bench_min(open_key_ms, time_open(path, &key));
+    for (int i = -BENCH_WARMUP; i < BENCH_RUNS; i++) {
+        double ms = time_open(path, &key);
+        if (i >= 0)
+            open_key_ms[i] = ms;
+    }
     if (outpost_replica_rekey(path, &key, &passphrase, err, sizeof err) != OUTPOST_OK)
         DIE("rekey: %s", err);
-    for (int i = 0; i < RUNS; i++)
-        open_passphrase_ms = bench_min(open_passphrase_ms, time_open(path, &passphrase));
+    for (int i = -BENCH_WARMUP; i < BENCH_RUNS; i++) {
+        double ms = time_open(path, &passphrase);
+        if (i >= 0)
+            open_passphrase_ms[i] = ms;
+    }
     outpost_files_wipe(path, NULL, 0);
     rmdir(dir);
     free(rows);
@@ -161,15 +167,20 @@ int main(void)
     printf("replica_crypt_rows=%u\n", ROWS);
     printf("replica_crypt_columns=%d\n", N_COLS);
     printf("replica_crypt_batch_rows=%u\n", BATCH);
-    printf("replica_crypt_runs_best_of=%d\n", RUNS);
-    printf("replica_write_tx1000_plain_rows_per_s=%.0f\n", write_plain);
-    printf("replica_write_tx1000_encrypted_rows_per_s=%.0f\n", write_crypt);
-    printf("replica_write_tx1000_ratio=%.2f\n", write_crypt / write_plain);
-    printf("replica_pull_apply_page1000_plain_rows_per_s=%.0f\n", pull_plain);
-    printf("replica_pull_apply_page1000_encrypted_rows_per_s=%.0f\n", pull_crypt);
-    printf("replica_pull_apply_page1000_ratio=%.2f\n", pull_crypt / pull_plain);
-    printf("replica_open_key_ms=%.1f\n", open_key_ms);
-    printf("replica_open_passphrase_argon2id_ms=%.0f\n", open_passphrase_ms);
+    bench_print_method("replica_crypt");
+    bench_stat wp = bench_stat_of(write_plain, BENCH_RUNS), wc = bench_stat_of(write_crypt, BENCH_RUNS);
+    bench_stat pp = bench_stat_of(pull_plain, BENCH_RUNS), pc = bench_stat_of(pull_crypt, BENCH_RUNS);
+    bench_print_stat("replica_write_tx1000_plain_rows_per_s", wp, 0);
+    bench_print_stat("replica_write_tx1000_encrypted_rows_per_s", wc, 0);
+    printf("replica_write_tx1000_ratio=%.2f\n", wc.median / wp.median);
+    bench_print_stat("replica_pull_apply_page1000_plain_rows_per_s", pp, 0);
+    bench_print_stat("replica_pull_apply_page1000_encrypted_rows_per_s", pc, 0);
+    printf("replica_pull_apply_page1000_ratio=%.2f\n", pc.median / pp.median);
+    bench_print_stat("replica_open_key_ms", bench_stat_of(open_key_ms, BENCH_RUNS), 1);
+    bench_print_stat("replica_open_passphrase_argon2id_ms",
+                     bench_stat_of(open_passphrase_ms, BENCH_RUNS), 0);
     printf("replica_crypt_target_ratio=0.80\n");
+    bench_print_target("replica_write_tx1000_ratio", wc.median / wp.median >= 0.80);
+    bench_print_target("replica_pull_apply_page1000_ratio", pc.median / pp.median >= 0.80);
     return 0;
 }

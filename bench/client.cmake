@@ -1,4 +1,4 @@
-# bench_rows.c: the contacts rows and schema these share; bench_time.c: clock and best-of-N.
+# bench_rows.c: the contacts rows and schema these share; bench_time.c: clock and the common statistic.
 # liboutpost write path: contacts inserted through the library's write API beside plain SQLite.
 if(TARGET outpost)
     outpost_add_bench(bench_client

@@ -2,5 +2,6 @@
 # per idle connection with 1,000 held. Uses the integration tests' fixture and test client.
 if(TARGET outpostd AND TARGET outpost_testclient)
     outpost_add_bench(bench_daemon SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/daemon_bench.c
+                                           ${CMAKE_CURRENT_SOURCE_DIR}/bench_time.c
                       LIBS outpost_testclient PkgConfig::SQLITE3)
 endif()

@@ -5,6 +5,12 @@ if(TARGET outpost_proto)
         SOURCES unit/test_proto.c unit/proto_examples.c
         LIBS outpost_proto m)
 
+    # docs/protocol.md as an oracle: hand-written golden bytes, and every hex example checked
+    # with msgpack-c alone against the key tables parsed from the Markdown.
+    outpost_add_test(test_spec
+        SOURCES unit/test_spec.c
+        LIBS outpost_proto PkgConfig::MSGPACK)
+
     # Replays tests/fuzz/corpus/proto/ (or the directories given) through the fuzz entry point.
     outpost_add_test(fuzz_proto_replay
         SOURCES fuzz/fuzz_proto.c fuzz/fuzz_replay.c

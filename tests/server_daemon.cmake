@@ -2,7 +2,8 @@
 # for the run, driven by a test client built from the protocol library and lws.
 if(TARGET outpostd AND TARGET outpost_store AND TARGET outpost_proto)
     add_library(outpost_testclient STATIC ${CMAKE_CURRENT_SOURCE_DIR}/integration/testclient.c
-                                          ${CMAKE_CURRENT_SOURCE_DIR}/integration/daemon_fixture.c)
+                                          ${CMAKE_CURRENT_SOURCE_DIR}/integration/daemon_fixture.c
+                                          ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_util.c)
     target_include_directories(outpost_testclient PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/integration
                                                          ${PROJECT_SOURCE_DIR}/server/src)
     target_link_libraries(outpost_testclient PUBLIC outpost_proto outpost_store outpost_lws

@@ -1,4 +1,4 @@
-# Proof under fire (issue 6): the invariants of DESIGN.md as tests. Named zz_ so that it is
+# Proof under fire (issue 6): the invariants of docs/design.md as tests. Named zz_ so that it is
 # included after every other fragment and all the targets it uses exist.
 if(TARGET outpost AND TARGET outpost_testclient AND TARGET outpost_faultproxy)
     # Model-based convergence: 200 seeds in CI (OUTPOST_SEEDS / OUTPOST_SEED to choose).
@@ -26,6 +26,17 @@ if(TARGET outpost AND TARGET outpost_testclient)
                      SOURCES ${CMAKE_CURRENT_LIST_DIR}/integration/test_device_crash.c
                      LIBS outpost_internal outpost_testclient
                      LABELS "integration;proof;fault" TIMEOUT 600)
+    # A full disk without root: preloaded into outpostd, it fails the store's writes on demand.
+    # Built without sanitizers, so that it can be preloaded ahead of an ASan runtime.
+    add_library(outpost_full_disk_shim MODULE
+                ${CMAKE_CURRENT_LIST_DIR}/integration/full_disk_shim.c)
+    set_property(TARGET outpost_full_disk_shim PROPERTY COMPILE_OPTIONS "")
+    set_property(TARGET outpost_full_disk_shim PROPERTY LINK_OPTIONS "")
+    set_property(TARGET outpost_full_disk_shim PROPERTY C_VISIBILITY_PRESET default)
+    target_link_libraries(outpost_full_disk_shim PRIVATE ${CMAKE_DL_LIBS})
+    target_compile_definitions(test_device_crash PRIVATE
+        OUTPOST_FULL_DISK_SHIM="$<TARGET_FILE:outpost_full_disk_shim>")
+    add_dependencies(test_device_crash outpost_full_disk_shim)
 endif()
 
 if(TARGET outpost AND TARGET outpost_testclient AND TARGET outpost_faultproxy)
@@ -89,4 +100,15 @@ if(OUTPOST_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
             target_link_options(${t} PRIVATE -fsanitize=fuzzer,address,undefined)
         endif()
     endforeach()
+endif()
+
+# A short real libFuzzer run of every target (5 s each, clang build in the build directory),
+# beside the corpus replays above; a crash fails it and lands in tests/fuzz/corpus/. Only in
+# the plain build: the fuzzing build carries ASan and UBSan itself.
+if(NOT OUTPOST_SANITIZE AND NOT OUTPOST_FUZZ)
+    add_test(NAME fuzz_short
+             COMMAND sh ${PROJECT_SOURCE_DIR}/scripts/fuzz-short.sh ${PROJECT_SOURCE_DIR}
+                        ${PROJECT_BINARY_DIR} 5)
+    set_tests_properties(fuzz_short PROPERTIES TIMEOUT 900 SKIP_RETURN_CODE 77 LABELS "fuzz;proof"
+                         ENVIRONMENT "OUTPOST_DEPS_PREFIX=${OUTPOST_DEPS_PREFIX}")
 endif()

@@ -147,7 +147,7 @@ typedef struct store_push_info {
 } store_push_info;
 
 /* Merges one device transaction (all chunks already joined into one proto_push) into the store
- * as DESIGN.md's Merge section says, exactly once per (device, seq), atomically, and writes the
+ * as docs/design.md's Merge section says, exactly once per (device, seq), atomically, and writes the
  * encoded reply (ACK or REJECT) to reply. dev->acked_seq is updated. A failure (STORE_EFULL,
  * STORE_EBUSY, STORE_EIO) applies nothing and writes no reply.
  * The answer comes from the record of (device, seq) pairs applied and refused: an applied seq

@@ -483,6 +483,13 @@ int store_restore(const char *store_path, const char *backup_path, store_restore
         out = identity_write(bk, &next);
     if (out == 0)
         out = store_meta_set(bk, "server_seq", next_seq);
+    /* Pulls leave out a row whose changes are all the pulling device's own (echo suppression).
+     * After a restore that is no longer safe: the device may hold a later version, pulled from
+     * another device before the restore, that the restored store lacks. Every row is sent again
+     * at the devices' pulls from 0, so each replica returns to what the store holds. */
+    if (out == 0)
+        out = store_exec(bk, "UPDATE _outpost_rows SET echo_device = 0, echo_since = 0",
+                         "clear echo suppression");
     if (out == 0)
         out = store_commit(bk);
     else

@@ -103,9 +103,13 @@ static int ack_with_conflicts(outpost_replica *r)
 }
 
 /* The child: every path, then a transaction that spills to the WAL and never commits. Tells the
- * parent on ready_fd once the spill has happened, and writes on until it is killed. */
-static int child_run(const char *path, const uint8_t *key, int ready_fd)
+ * parent on ready_fd ('c') when everything committed is written and the transaction is open,
+ * waits for a byte on go_fd (the parent measures the WAL), tells it again ('!') once the spill
+ * has happened, and writes on until it is killed. */
+static int child_run(const char *path, const uint8_t *key, int ready_fd, int go_fd)
 {
+    char go;
+
     proto_schema_table t = {.name = "contacts", .scope_col = "team_id", .n_columns = 5,
                             .columns = cols, .n_pk = 1, .pk = pk0,
                             .create_sql = "CREATE TABLE contacts(id TEXT PRIMARY KEY, team_id TEXT"
@@ -122,6 +126,8 @@ static int child_run(const char *path, const uint8_t *key, int ready_fd)
         write_committed(r) != 0 || apply_pulled(r) != 0 || ack_with_conflicts(r) != 0 ||
         outpost_tx_begin(r) != OUTPOST_OK)
         return 1;
+    if (write(ready_fd, "c", 1) != 1 || read(go_fd, &go, 1) != 1)
+        return 1;
     for (int i = 0; i < MIDTX_MAX; i++) {
         char id[32], m[MARKER_MAX], notes[4 * MARKER_MAX];
 
@@ -137,27 +143,53 @@ static int child_run(const char *path, const uint8_t *key, int ready_fd)
     return 1; /* never reached before the kill */
 }
 
-/* Runs the child on a fresh replica in dir and kills it mid-transaction. */
+static off_t file_size(const char *path)
+{
+    struct stat st;
+
+    return stat(path, &st) == 0 ? st.st_size : 0;
+}
+
+/* Runs the child on a fresh replica in dir and kills it mid-transaction. Proves the fault
+ * landed where the test needs it: the WAL grew between the end of the committed writes and the
+ * kill, so the open transaction's frames are on disk (encrypted or not) when the child dies. */
 static void run_and_kill(const char *path, const uint8_t *key)
 {
-    int fds[2], status = 0;
-    char byte = 0;
+    int ready[2], go[2], status = 0;
+    char byte = 0, wal[320];
+    off_t wal_committed, wal_midtx;
     pid_t pid;
 
-    assert_int_equal(pipe(fds), 0);
+    snprintf(wal, sizeof wal, "%s-wal", path);
+    assert_int_equal(pipe(ready), 0);
+    assert_int_equal(pipe(go), 0);
     fflush(NULL);
     pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        close(fds[0]);
-        _exit(child_run(path, key, fds[1]));
+        close(ready[0]);
+        close(go[1]);
+        _exit(child_run(path, key, ready[1], go[0]));
     }
-    close(fds[1]);
-    assert_int_equal(read(fds[0], &byte, 1), 1);
-    close(fds[0]);
+    close(ready[1]);
+    close(go[0]);
+    assert_int_equal(read(ready[0], &byte, 1), 1);
+    assert_int_equal(byte, 'c');
+    wal_committed = file_size(wal);
+    assert_int_equal(write(go[1], "g", 1), 1);
+    assert_int_equal(read(ready[0], &byte, 1), 1);
+    assert_int_equal(byte, '!');
+    wal_midtx = file_size(wal);
+    close(ready[0]);
+    close(go[1]);
     assert_int_equal(kill(pid, SIGKILL), 0);
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    if (wal_midtx <= wal_committed)
+        fail_msg("the open transaction wrote no WAL frames before the kill (WAL %lld bytes "
+                 "after the commits, %lld at the kill)",
+                 (long long)wal_committed, (long long)wal_midtx);
+    assert_true(file_size(wal) >= wal_midtx);
 }
 
 typedef struct dir_bytes {

@@ -11,7 +11,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "store.h"
+#include "test_util.h"
 #include "testclient.h"
 
 #ifndef OUTPOSTD_PATH
@@ -34,12 +37,6 @@ static uint64_t wall_ms(void)
 
     clock_gettime(CLOCK_REALTIME, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
 }
 
 static int run_quiet(const char *const argv[])
@@ -198,7 +195,7 @@ int fixture_start(daemon_fixture *fx)
             fx->pid = 0;
             return -1;
         }
-        sleep_ms(10);
+        test_sleep_ms(10);
     }
     fixture_kill(fx);
     return -1;
@@ -239,10 +236,67 @@ int fixture_stop(daemon_fixture *fx)
             fx->pid = 0;
             return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
         }
-        sleep_ms(10);
+        test_sleep_ms(10);
     }
     fixture_kill(fx);
     return -1;
+}
+
+static bool store_is_sound(const char *path)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    bool ok = false;
+
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        const char *verdict = (const char *)sqlite3_column_text(st, 0);
+        ok = verdict && strcmp(verdict, "ok") == 0;
+        if (!ok)
+            fprintf(stderr, "central store %s failed integrity_check: %s\n", path,
+                    verdict ? verdict : "(null)");
+    } else {
+        fprintf(stderr, "central store %s cannot be checked: %s\n", path,
+                db ? sqlite3_errmsg(db) : "out of memory");
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return ok;
+}
+
+int fixture_stop_clean(daemon_fixture *fx)
+{
+    static const char *const reports[] = {"ERROR: AddressSanitizer", "ERROR: LeakSanitizer",
+                                          "runtime error:"};
+    int status;
+    int rc = 0;
+
+    if (fx->pid <= 0) {
+        fprintf(stderr, "outpostd is not running (it exited or was never started); log in %s\n",
+                fx->log_path);
+        return -1;
+    }
+    status = fixture_stop(fx);
+    if (status != 0) {
+        fprintf(stderr, "outpostd did not stop cleanly (exit status %d); log in %s\n", status,
+                fx->log_path);
+        rc = -1;
+    }
+    if (!fixture_log_contains(fx, "outpostd stopped")) {
+        fprintf(stderr, "outpostd did not log its clean stop; log in %s\n", fx->log_path);
+        rc = -1;
+    }
+    for (size_t i = 0; i < sizeof reports / sizeof reports[0]; i++) {
+        if (fixture_log_contains(fx, reports[i])) {
+            fprintf(stderr, "outpostd's log holds a sanitizer report (%s); log in %s\n",
+                    reports[i], fx->log_path);
+            rc = -1;
+        }
+    }
+    if (!store_is_sound(fx->store_path))
+        rc = -1;
+    return rc;
 }
 
 void fixture_kill(daemon_fixture *fx)
@@ -415,17 +469,6 @@ typedef struct insert_push {
     proto_col *cols;
 } insert_push;
 
-static proto_value text_value(const char *s)
-{
-    proto_value v;
-
-    memset(&v, 0, sizeof v);
-    v.type = PROTO_TEXT;
-    v.u.b.p = (const uint8_t *)s;
-    v.u.b.n = (uint32_t)strlen(s);
-    return v;
-}
-
 proto_msg *fixture_insert_push(uint64_t seq, uint32_t n_rows, const char *const *ids,
                                const char *team_id, const char *name)
 {
@@ -447,7 +490,7 @@ proto_msg *fixture_insert_push(uint64_t seq, uint32_t n_rows, const char *const 
         for (uint32_t k = 0; k < FIXTURE_N_COLUMNS; k++) {
             c[k].idx = k;
             c[k].old_val.type = PROTO_UNDEF;
-            c[k].new_val = text_value(values[k]);
+            c[k].new_val = test_text_value(values[k]);
         }
         ip->changes[r].op = PROTO_OP_INSERT;
         ip->changes[r].n_cols = FIXTURE_N_COLUMNS;

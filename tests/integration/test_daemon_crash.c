@@ -209,7 +209,11 @@ static void test_crash_sigkill_during_pushes(void **state)
             "before the ACK arrived, %u after the ACK; %llu pushes applied, all checked\n",
             kills_while_pushing, lost_before_commit, committed_unacked, acked_before_kill,
             (unsigned long long)server_acked);
-    assert_int_equal(fixture_stop(&fx), 0);
+    /* The kills landed where the test claims: in each of the three windows at least once. */
+    assert_true(lost_before_commit >= 1);
+    assert_true(committed_unacked >= 1);
+    assert_true(acked_before_kill >= 1);
+    assert_int_equal(fixture_stop_clean(&fx), 0);
     fixture_destroy(&fx);
 }
 

@@ -1097,8 +1097,10 @@ static void test_audit_is_for_admins_and_verifies(void **state)
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
 
-    /* outpostd signed a checkpoint at start and one at stop, to its log and to the file */
-    assert_int_equal(fixture_stop(&fx), 0);
+    /* outpostd signed a checkpoint at start and one at stop, to its log and to the file; the
+     * stop is the program's clean-stop check too (exit 0, no sanitizer report, store intact),
+     * made before the tampering below, which is why this case runs last */
+    assert_int_equal(fixture_stop_clean(&fx), 0);
     assert_true(fixture_log_contains(&fx, "audit checkpoint (start): outpost-audit-checkpoint v1"));
     assert_true(fixture_log_contains(&fx, "audit checkpoint (stop): outpost-audit-checkpoint v1"));
     snprintf(cp, sizeof cp, "%s/checkpoints.txt", fx.dir);
@@ -1132,6 +1134,8 @@ static void test_audit_is_for_admins_and_verifies(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* Last case: the daemon this program used stops cleanly (exit 0, under ASan without a leak) and
+ * leaves a store that passes integrity_check. */
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1151,7 +1155,7 @@ int main(void)
         cmocka_unit_test(test_moving_a_worker_changes_what_its_device_holds),
         cmocka_unit_test(test_reset_password_must_be_changed_at_next_login),
         cmocka_unit_test(test_people_section_issues_an_enrollment_code_with_its_qr),
-        cmocka_unit_test(test_audit_is_for_admins_and_verifies),
+        cmocka_unit_test(test_audit_is_for_admins_and_verifies), /* last: stops outpostd */
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -1,12 +1,12 @@
 /*
- * Crashes under the sync engine (DESIGN.md invariants 1, 2 and 3), against a real outpostd:
+ * Crashes under the sync engine (docs/design.md, invariants 1, 2 and 3), against a real outpostd:
  *   - a device process SIGKILLed again and again while its engine pushes: after a restart
  *     every committed row is on the server exactly once (no row lost, no entry applied twice,
  *     no conflict logged against itself), the outbox is empty and the replica is sound;
  *   - a device process SIGKILLed again and again while its engine applies pulled pages: after a
  *     restart the replica holds exactly the server's rows of its scope and is sound;
- *   - the server's disk fills up (the central store on a small tmpfs): the device is told the
- *     store is full (retryable), outpostd keeps running, nothing acknowledged is lost, and once
+ *   - the server's disk fills up (writes to the central store fail with ENOSPC through a shim
+ *     preloaded into outpostd, so no root is needed): the device is told STORE_FULL (retryable), outpostd keeps running, nothing acknowledged is lost, and once
  *     space returns the sync completes by itself.
  * The device runs in a child process so that SIGKILL hits the library mid-flight, as a phone's
  * battery or the OS killer would.
@@ -24,7 +24,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -35,31 +34,13 @@
 
 #include "daemon_fixture.h"
 #include "ovalue.h"
+#include "test_util.h"
 
 #define WAIT_MS 60000u
 #define KILLS 4
 
 static daemon_fixture fx;
 static char *ca_pem;
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    char *buf = malloc(65536);
-    size_t n = buf ? fread(buf, 1, 65535, f) : 0;
-    fclose(f);
-    if (buf)
-        buf[n] = '\0';
-    return buf;
-}
 
 static outpost_replica *replica_open(const char *path)
 {
@@ -201,7 +182,7 @@ static bool run_and_kill(const char *path, outpost_activity when, uint32_t page_
     bool hit = poll(&pfd, 1, 20000) == 1;
     unsigned int spread = when == OUTPOST_ACTIVITY_PULLING ? 150u : 40u;
     if (hit)
-        sleep_ms((long)((unsigned int)rand_r(rng) % spread));
+        test_sleep_ms((long)((unsigned int)rand_r(rng) % spread));
     kill(pid, SIGKILL);
     int status = 0;
     assert_int_equal(waitpid(pid, &status, 0), pid);
@@ -231,7 +212,7 @@ static int setup(void **state)
     (void)state;
     if (fixture_create(&fx, NULL) != 0 || fixture_start(&fx) != 0)
         return -1;
-    ca_pem = slurp(fx.ca_path);
+    ca_pem = test_read_file(fx.ca_path, NULL);
     return ca_pem ? 0 : -1;
 }
 
@@ -344,74 +325,41 @@ static void test_device_killed_while_applying_pulls_converges(void **state)
 
 /* ---- disk full ------------------------------------------------------------------------------ */
 
-static void replace_in_file(const char *path, const char *from, const char *to)
-{
-    char *text = slurp(path);
-    assert_non_null(text);
-    char *at = strstr(text, from);
-    assert_non_null(at);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fprintf(f, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
-    fclose(f);
-    free(text);
-}
 
-/* Fills the filesystem holding dir; returns the filler's path in out. */
-static void fill_disk(const char *dir, char *out, size_t out_size)
-{
-    snprintf(out, out_size, "%s/filler", dir);
-    int fd = open(out, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    assert_true(fd >= 0);
-    static char chunk[4096];
-    memset(chunk, 0xaa, sizeof chunk);
-    for (;;) {
-        ssize_t w = write(fd, chunk, sizeof chunk);
-        if (w <= 0)
-            break;
-    }
-    /* Squeeze out the last partial block too. */
-    while (write(fd, chunk, 1) == 1) {
-    }
-    close(fd);
-}
 
 static void test_server_disk_full_is_reported_and_recovers(void **state)
 {
     (void)state;
     daemon_fixture small;
-    char mnt[280], filler[300], wal[340];
+    char flag[300];
     memset(&small, 0, sizeof small);
     assert_int_equal(fixture_create(&small, NULL), 0);
-    snprintf(mnt, sizeof mnt, "%s/small", small.dir);
-    assert_int_equal(mkdir(mnt, 0700), 0);
-    if (mount("tmpfs", mnt, "tmpfs", 0, "size=4m,mode=0700") != 0) {
-        fprintf(stderr, "cannot mount a small tmpfs (%s): disk-full case needs root\n",
-                strerror(errno));
-        fixture_destroy(&small);
-        skip();
+    /* The daemon runs with tests/integration/full_disk_shim.c preloaded: while the flag file
+     * exists, every write to its central store fails with ENOSPC, as on a full filesystem. */
+    snprintf(flag, sizeof flag, "%s/disk-is-full", small.dir);
+    assert_int_equal(setenv("LD_PRELOAD", OUTPOST_FULL_DISK_SHIM, 1), 0);
+    assert_int_equal(setenv("OUTPOST_FULL_DISK_FLAG", flag, 1), 0);
+    assert_int_equal(setenv("OUTPOST_FULL_DISK_PREFIX", small.store_path, 1), 0);
+    /* An ASan-built outpostd would refuse a preloaded library ahead of its runtime. */
+    char asan[512];
+    const char *was = getenv("ASAN_OPTIONS");
+    char *saved_asan = was ? strdup(was) : NULL;
+    snprintf(asan, sizeof asan, "%s%sverify_asan_link_order=0", was ? was : "", was ? ":" : "");
+    assert_int_equal(setenv("ASAN_OPTIONS", asan, 1), 0);
+    int started = fixture_start(&small);
+    unsetenv("LD_PRELOAD");
+    if (saved_asan) {
+        setenv("ASAN_OPTIONS", saved_asan, 1);
+        free(saved_asan);
+    } else {
+        unsetenv("ASAN_OPTIONS");
     }
-    /* The central store moves to the small filesystem; the rest stays where it was. */
-    char moved[300], cmd[1400];
-    snprintf(moved, sizeof moved, "%s/central.db", mnt);
-    snprintf(cmd, sizeof cmd, "mv %s %s", small.store_path, moved);
-    assert_int_equal(system(cmd), 0);
-    /* its audit key goes along: outpostd looks for it beside the store by default */
-    snprintf(cmd, sizeof cmd, "mv %s.audit-key %s.audit-key", small.store_path, moved);
-    assert_int_equal(system(cmd), 0);
-    snprintf(wal, sizeof wal, "%s-wal", small.store_path);
-    if (access(wal, F_OK) == 0) {
-        snprintf(cmd, sizeof cmd, "mv %s-wal %s-wal", small.store_path, moved);
-        assert_int_equal(system(cmd), 0);
-    }
-    replace_in_file(small.config_path, "path = central.db", "path = small/central.db");
-    snprintf(small.store_path, sizeof small.store_path, "%s", moved);
-    assert_int_equal(fixture_start(&small), 0);
+    assert_int_equal(started, 0);
 
     daemon_fixture saved = fx;
     char *saved_ca = ca_pem;
     fx = small;
-    ca_pem = slurp(small.ca_path);
+    ca_pem = test_read_file(small.ca_path, NULL);
     assert_non_null(ca_pem);
     char path[400];
     snprintf(path, sizeof path, "%s/full.db", small.dir);
@@ -425,7 +373,9 @@ static void test_server_disk_full_is_reported_and_recovers(void **state)
                      100);
 
     /* The disk fills; the device writes a few thousand rows. */
-    fill_disk(mnt, filler, sizeof filler);
+    int flag_fd = open(flag, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    assert_true(flag_fd >= 0);
+    close(flag_fd);
     for (int t = 0; t < 20; t++) {
         assert_int_equal(outpost_tx_begin(r), OUTPOST_OK);
         for (int i = 0; i < 100; i++) {
@@ -441,16 +391,19 @@ static void test_server_disk_full_is_reported_and_recovers(void **state)
         assert_int_equal(outpost_tx_commit(r, NULL), OUTPOST_OK);
     }
     outpost_sync_now(s);
-    /* The device hears that the server's store is full, and keeps its outbox. */
+    /* The device hears that the server's store is full (ERROR STORE_FULL, which the engine
+     * reports as a transient server error naming the code), and keeps its outbox. */
     outpost_sync_status st;
+    char full_name[64];
+    snprintf(full_name, sizeof full_name, "(%s)", proto_error_code_name(PROTO_ERR_STORE_FULL));
     bool told = false;
     for (uint32_t waited = 0; waited < WAIT_MS && !told; waited += 50) {
         outpost_sync_get_status(s, &st);
-        told = st.last_error == OUTPOST_EFULL || st.last_error == OUTPOST_ESERVER;
+        told = st.last_error != OUTPOST_OK;
         if (!told)
-            sleep_ms(50);
+            test_sleep_ms(50);
     }
-    if (!told)
+    if (st.last_error != OUTPOST_ESERVER || strstr(st.last_error_msg, full_name) == NULL)
         fail_msg("the device was not told the server is full (last error %s: %s)",
                  outpost_strerror(st.last_error), st.last_error_msg);
     assert_true(outpost_error_is_transient(st.last_error));
@@ -463,13 +416,13 @@ static void test_server_disk_full_is_reported_and_recovers(void **state)
                      100);
 
     /* Space comes back: the engine's own retries finish the job. */
-    assert_int_equal(unlink(filler), 0);
+    assert_int_equal(unlink(flag), 0);
     bool done = false;
     for (uint32_t waited = 0; waited < WAIT_MS && !done; waited += 100) {
         assert_int_equal(outpost_status_get(r, &ls), OUTPOST_OK);
         done = ls.pending == 0;
         if (!done)
-            sleep_ms(100);
+            test_sleep_ms(100);
     }
     assert_true(done);
     assert_int_equal(central("SELECT count(*) FROM contacts WHERE name = ?1",
@@ -480,17 +433,19 @@ static void test_server_disk_full_is_reported_and_recovers(void **state)
     outpost_sync_stop(s);
     outpost_replica_close(r);
 
-    assert_int_equal(fixture_stop(&small), 0);
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(small.store_path, &db, SQLITE_OPEN_READONLY, NULL),
-                     SQLITE_OK);
-    assert_sound(db, "central store");
-    sqlite3_close(db);
+    assert_int_equal(fixture_stop_clean(&small), 0);
     fx = saved;
     free(ca_pem);
     ca_pem = saved_ca;
-    assert_int_equal(umount2(mnt, MNT_DETACH), 0);
     fixture_destroy(&small);
+}
+
+/* Last case: the daemon this program used stops cleanly (exit 0, under ASan without a leak) and
+ * leaves a store that passes integrity_check. */
+static void test_daemon_stops_cleanly(void **state)
+{
+    (void)state;
+    assert_int_equal(fixture_stop_clean(&fx), 0);
 }
 
 int main(void)
@@ -499,6 +454,7 @@ int main(void)
         cmocka_unit_test(test_device_killed_while_pushing_loses_and_duplicates_nothing),
         cmocka_unit_test(test_device_killed_while_applying_pulls_converges),
         cmocka_unit_test(test_server_disk_full_is_reported_and_recovers),
+        cmocka_unit_test(test_daemon_stops_cleanly), /* last */
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

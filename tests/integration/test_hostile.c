@@ -1,5 +1,5 @@
 /*
- * Hostile input against a running outpostd (DESIGN.md invariant 7), while a good device keeps
+ * Hostile input against a running outpostd (docs/design.md, invariant 7), while a good device keeps
  * syncing through liboutpost. What test_daemon.c already covers (oversize, one truncated HELLO,
  * non-MessagePack bytes, one hostile length, a text frame, PULL before HELLO, a three-failure
  * lockout) is not repeated; this covers the rest:
@@ -45,6 +45,7 @@
 #include <sqlite3.h>
 
 #include "daemon_fixture.h"
+#include "test_util.h"
 #include "faultproxy.h"
 #include "strf.h"
 #include "testclient.h"
@@ -69,27 +70,6 @@ typedef struct device {
 } device;
 
 static device writer, reader; /* the good devices, both worker w1, from 127.0.0.1 */
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-static char *slurp(const char *path, size_t *out_len)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL)
-        return NULL;
-    char *buf = malloc(1 << 20);
-    size_t n = buf ? fread(buf, 1, (1 << 20) - 1, f) : 0;
-    fclose(f);
-    if (buf)
-        buf[n] = '\0';
-    if (out_len)
-        *out_len = n;
-    return buf;
-}
 
 /* ---- the good devices ----------------------------------------------------------------------- */
 
@@ -143,6 +123,24 @@ static int64_t central_named(const char *name)
     return n;
 }
 
+/* The store's newest server sequence: a PULL from beyond it is answered CURSOR_AHEAD. */
+static uint64_t central_server_seq(void)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t seq = -1;
+    if (sqlite3_open_v2(fx.store_path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_busy_timeout(db, 10000) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT value FROM _outpost_meta WHERE key = 'server_seq'", -1,
+                           &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        seq = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    assert_true(seq >= 0);
+    return (uint64_t)seq;
+}
+
 /* The good device writes a record; it reaches the server (push) and the other good device
  * (pull after NOTIFY). This is what an outreach worker would notice. */
 static void good_roundtrip(const char *phase)
@@ -162,7 +160,7 @@ static void good_roundtrip(const char *phase)
             break;
         if (waited % 2000 == 0)
             outpost_sync_now(reader.sync);
-        sleep_ms(50);
+        test_sleep_ms(50);
     }
     if (at_reader != 1) {
         outpost_sync_status st;
@@ -200,36 +198,56 @@ static void expect_error(testclient *tc, proto_error_code code)
     proto_msg_free(m);
 }
 
-/* Sends bytes as one message and reads the answer: an ERROR (any code) or a message a server
- * may send, or the connection closing. Never silence with the connection left open. Returns
- * the error code, 0 for a non-error answer, -1 for a close without answer. */
-static int send_and_judge(testclient *tc, const uint8_t *data, size_t n)
+/* What the server did with one message: the type of its answer (0: it closed without one),
+ * the ERROR code when it was an ERROR, and whether the session then ended. */
+typedef struct answer {
+    int type;
+    uint32_t code;
+    bool ended;
+} answer;
+
+/* Sends bytes as one message and reads the answer. Never silence with the connection left
+ * open. A NOTIFY (another device's write) is skipped. */
+static answer send_and_read(testclient *tc, const uint8_t *data, size_t n)
 {
-    (void)testclient_send_raw(tc, data, n, 0, true, false, T_MS);
+    answer a = {0, 0, false};
     proto_msg *m = NULL;
-    if (testclient_recv(tc, T_MS, &m) != 0) {
+
+    (void)testclient_send_raw(tc, data, n, 0, true, false, T_MS);
+    while (testclient_recv(tc, T_MS, &m) == 0 && m->type == PROTO_MSG_NOTIFY) {
+        proto_msg_free(m);
+        m = NULL;
+    }
+    if (m == NULL) {
         if (!testclient_wait_closed(tc, T_MS))
             fail_msg("the server neither answered nor closed (%zu bytes sent)", n);
-        return -1;
+        a.ended = true;
+        return a;
     }
-    int out = 0;
-    switch (m->type) {
-    case PROTO_MSG_ERROR:
+    a.type = (int)m->type;
+    if (m->type == PROTO_MSG_ERROR) {
         assert_non_null(m->u.error.message);
-        out = (int)m->u.error.code;
-        break;
-    case PROTO_MSG_ACK:
-    case PROTO_MSG_REJECT:
-    case PROTO_MSG_ROWS:
-    case PROTO_MSG_NOTIFY:
-    case PROTO_MSG_WELCOME:
-    case PROTO_MSG_ENROLLED:
-        break;
-    default:
-        fail_msg("the server answered with a %s", proto_msg_type_name((uint32_t)m->type));
+        assert_true(strlen(m->u.error.message) > 0);
+        a.code = m->u.error.code;
     }
+    if (m->type == PROTO_MSG_REJECT && m->u.reject.n_rows > 0)
+        a.code = m->u.reject.rows[0].code; /* the first refused row's code */
     proto_msg_free(m);
-    return out;
+    /* An ERROR that ends the session closes at once; anything else leaves it open. */
+    a.ended = testclient_wait_closed(tc, a.type == PROTO_MSG_ERROR ? T_MS : 300);
+    return a;
+}
+
+/* The error code of the answer to bytes that must be refused with an ERROR that ends the
+ * session (fails on any other answer). */
+static int send_and_judge(testclient *tc, const uint8_t *data, size_t n)
+{
+    answer a = send_and_read(tc, data, n);
+    if (a.type != PROTO_MSG_ERROR || !a.ended)
+        fail_msg("expected an ERROR that ends the session, got %s%s",
+                 a.type ? proto_msg_type_name((uint32_t)a.type) : "a close without answer",
+                 a.ended ? "" : " with the session left open");
+    return (int)a.code;
 }
 
 static proto_msg hello_for(const test_device *dev)
@@ -264,8 +282,7 @@ static blob *load_corpus(size_t *out_n)
             continue;
         char *path = strf("%s/%s", dir, e->d_name);
         size_t len = 0;
-        char *bytes = slurp(path, &len);
-        free(path);
+        char *bytes = test_read_file(path, &len);
         assert_non_null(bytes);
         size_t cuts[4] = {len, len / 3, len / 2, len > 0 ? len - 1 : 0};
         for (int k = 0; k < 4; k++) {
@@ -311,7 +328,7 @@ static int setup(void **state)
              LOCKOUT_FAILURES);
     if (fixture_create(&fx, limits) != 0 || fixture_start(&fx) != 0)
         return -1;
-    ca_pem = slurp(fx.ca_path, NULL);
+    ca_pem = test_read_file(fx.ca_path, NULL);
     if (ca_pem == NULL || faultproxy_start(fx.port, &other_addr, &other_port) != 0)
         return -1;
     faultproxy_set_source(other_addr, 0x7f000002u);
@@ -330,29 +347,66 @@ static int teardown(void **state)
     device_down(&reader);
     faultproxy_stop(other_addr);
     faultproxy_stop(flood_addr);
-    int status = fixture_stop(&fx);
-    if (status != 0)
-        fprintf(stderr, "outpostd did not stop cleanly (status %d); log in %s\n", status,
-                fx.log_path);
-    /* The store is sound after everything it was sent. */
-    sqlite3 *db = NULL;
-    int ok = 0;
-    if (sqlite3_open_v2(fx.store_path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK) {
-        sqlite3_stmt *st = NULL;
-        if (sqlite3_prepare_v2(db, "PRAGMA integrity_check", -1, &st, NULL) == SQLITE_OK &&
-            sqlite3_step(st) == SQLITE_ROW)
-            ok = strcmp((const char *)sqlite3_column_text(st, 0), "ok") == 0;
-        sqlite3_finalize(st);
-    }
-    sqlite3_close(db);
-    if (!ok)
-        fprintf(stderr, "central store failed integrity_check: %s\n", fx.store_path);
     free(ca_pem);
     fixture_destroy(&fx);
-    return status == 0 && ok ? 0 : -1;
+    return 0;
+}
+
+/* Last case: after everything it was sent, the daemon stops cleanly and the store is sound. */
+static void test_hostile_daemon_stops_cleanly_with_sound_store(void **state)
+{
+    (void)state;
+    device_down(&writer);
+    device_down(&reader);
+    assert_int_equal(fixture_stop_clean(&fx), 0);
 }
 
 /* ---- cases ---------------------------------------------------------------------------------- */
+
+/* The answer docs/protocol.md prescribes for bytes sent as one message, before or after a
+ * successful HELLO, with the corpus's own content against this fixture: what the decoder
+ * refuses is an ERROR that ends the session (TOO_LARGE for a length beyond a limit,
+ * BAD_MESSAGE otherwise); before HELLO a HELLO of an unknown device is AUTH and an ENROLL with
+ * an unknown code ENROLL_CODE; after HELLO a PULL gets ROWS (CURSOR_AHEAD, ending the session,
+ * when its cursor is beyond the store's newest sequence) and the corpus's one-chunk PUSH
+ * (six columns for a four-column table) is REJECTed row by row as UNKNOWN_COLUMN, the session
+ * going on; a PUSH that starts at a chunk other than 0, and every other message type in
+ * either phase, is BAD_MESSAGE, ending the session. */
+static answer expected_answer(bool after_hello, const uint8_t *data, size_t n)
+{
+    proto_msg *m = NULL;
+    int rc = proto_decode(data, n, NULL, &m, NULL, 0);
+    answer a = {PROTO_MSG_ERROR, PROTO_ERR_BAD_MESSAGE, true};
+
+    if (rc != 0) {
+        if (rc == PROTO_ETOOBIG)
+            a.code = PROTO_ERR_TOO_LARGE;
+        return a;
+    }
+    if (!after_hello && m->type == PROTO_MSG_HELLO)
+        a.code = PROTO_ERR_AUTH;
+    else if (!after_hello && m->type == PROTO_MSG_ENROLL)
+        a.code = PROTO_ERR_ENROLL_CODE;
+    else if (after_hello && m->type == PROTO_MSG_PULL && m->u.pull.cursor > central_server_seq())
+        a.code = PROTO_ERR_CURSOR_AHEAD;
+    else if (after_hello && m->type == PROTO_MSG_PULL)
+        a = (answer){PROTO_MSG_ROWS, 0, false};
+    else if (after_hello && m->type == PROTO_MSG_PUSH && m->u.push.chunk == 0 &&
+             !m->u.push.more)
+        a = (answer){PROTO_MSG_REJECT, PROTO_ERR_UNKNOWN_COLUMN, false};
+    proto_msg_free(m);
+    return a;
+}
+
+static void assert_answer(const char *phase, const blob *b, answer got, answer want)
+{
+    if (got.type != want.type || got.code != want.code || got.ended != want.ended)
+        fail_msg("%s %s: expected %s code %u%s, got %s code %u%s", b->name, phase,
+                 proto_msg_type_name((uint32_t)want.type), (unsigned)want.code,
+                 want.ended ? " ending the session" : " keeping the session",
+                 got.type ? proto_msg_type_name((uint32_t)got.type) : "a close without answer",
+                 (unsigned)got.code, got.ended ? " ending the session" : " keeping the session");
+}
 
 static void test_corpus_before_and_after_hello_is_answered(void **state)
 {
@@ -361,14 +415,15 @@ static void test_corpus_before_and_after_hello_is_answered(void **state)
     blob *corpus = load_corpus(&n);
     test_device attacker;
     assert_int_equal(fixture_enroll_device(&fx, "w1", &attacker), 0);
+    size_t kept_open = 0;
 
     /* Before HELLO, from the other address (a HELLO of an unknown device is a failed login
-     * there; this test does not care about lockout, only about an answer). */
+     * there, away from the good devices' address). */
     for (size_t i = 0; i < n; i++) {
         testclient *tc = connect_via(other_port);
-        int code = send_and_judge(tc, corpus[i].data, corpus[i].len);
-        if (code == 0)
-            fail_msg("%s before HELLO was accepted", corpus[i].name);
+        answer got = send_and_read(tc, corpus[i].data, corpus[i].len);
+        assert_answer("before HELLO", &corpus[i], got,
+                      expected_answer(false, corpus[i].data, corpus[i].len));
         testclient_close(tc);
         if (i % 16 == 15)
             good_roundtrip("corpus before hello");
@@ -377,12 +432,16 @@ static void test_corpus_before_and_after_hello_is_answered(void **state)
     for (size_t i = 0; i < n; i++) {
         testclient *tc = fixture_hello(&fx, &attacker, NULL);
         assert_non_null(tc);
-        int code = send_and_judge(tc, corpus[i].data, corpus[i].len);
-        (void)code;
+        answer want = expected_answer(true, corpus[i].data, corpus[i].len);
+        answer got = send_and_read(tc, corpus[i].data, corpus[i].len);
+        assert_answer("after HELLO", &corpus[i], got, want);
+        kept_open += !want.ended;
         testclient_close(tc);
         if (i % 16 == 15)
             good_roundtrip("corpus after hello");
     }
+    /* The corpus holds a PUSH and a PULL that are answered in a session that goes on. */
+    assert_true(kept_open >= 2);
     free_corpus(corpus, n);
     good_roundtrip("after corpus");
 }
@@ -424,8 +483,8 @@ static void test_deep_nesting_and_hostile_lengths_are_bad_messages(void **state)
     const size_t lens[] = {sizeof map32, sizeof arr32, sizeof str32, sizeof bin32};
     for (int i = 0; i < 4; i++) {
         tc = connect_via(fx.port);
-        int code = send_and_judge(tc, hostile[i], lens[i]);
-        assert_true(code == PROTO_ERR_BAD_MESSAGE || code == PROTO_ERR_TOO_LARGE);
+        /* A declared length beyond the limit is TOO_LARGE, whatever follows it. */
+        assert_int_equal(send_and_judge(tc, hostile[i], lens[i]), PROTO_ERR_TOO_LARGE);
         testclient_close(tc);
     }
     free(buf);
@@ -440,10 +499,16 @@ static void test_hostile_row_values_in_a_push_are_refused(void **state)
     testclient *tc = fixture_hello(&fx, &dev, NULL);
     assert_non_null(tc);
 
-    /* A change to a table that does not exist, one with more columns than the table, one
-     * without its primary key, and one out of scope: each REJECTed (never applied, never a
-     * crash), and the session goes on. */
+    /* A change to a table that does not exist, one with an integer for its scope column's
+     * team, one without its primary key, and one out of scope: each refused with its exact
+     * code (never applied, never a crash), and the session goes on after a REJECT. */
     static const char *const ids[1] = {"hostile-row-1"};
+    const answer want[4] = {
+        {PROTO_MSG_REJECT, PROTO_ERR_UNKNOWN_TABLE, false},
+        {PROTO_MSG_REJECT, PROTO_ERR_OUT_OF_SCOPE, false}, /* 1 is not one of its teams */
+        {PROTO_MSG_REJECT, PROTO_ERR_INVALID_CHANGE, false},
+        {PROTO_MSG_REJECT, PROTO_ERR_OUT_OF_SCOPE, false},
+    };
     uint64_t seq = 1;
     for (int k = 0; k < 4; k++) {
         proto_msg *push = fixture_insert_push(seq, 1, ids, k == 3 ? "t2" : "t1", "hostile");
@@ -463,11 +528,20 @@ static void test_hostile_row_values_in_a_push_are_refused(void **state)
         fixture_push_free(push);
         proto_msg *reply = NULL;
         assert_int_equal(testclient_recv(tc, T_MS, &reply), 0);
-        /* A REJECT, or an ERROR for a push the decoder already refuses; never an ACK. */
-        assert_true(reply->type == PROTO_MSG_REJECT || reply->type == PROTO_MSG_ERROR);
+        uint32_t code = reply->type == PROTO_MSG_ERROR ? reply->u.error.code
+                        : reply->type == PROTO_MSG_REJECT && reply->u.reject.n_rows == 1
+                            ? reply->u.reject.rows[0].code
+                            : 0;
+        if ((int)reply->type != want[k].type || code != want[k].code)
+            fail_msg("hostile push %d: expected %s code %u, got %s code %u", k,
+                     proto_msg_type_name((uint32_t)want[k].type), (unsigned)want[k].code,
+                     proto_msg_type_name((uint32_t)reply->type), (unsigned)code);
+        if (reply->type == PROTO_MSG_REJECT)
+            assert_int_equal(reply->u.reject.seq, seq);
         bool closed = reply->type == PROTO_MSG_ERROR;
         proto_msg_free(reply);
         if (closed) {
+            assert_true(testclient_wait_closed(tc, T_MS));
             testclient_close(tc);
             tc = fixture_hello(&fx, &dev, NULL);
             assert_non_null(tc);
@@ -631,7 +705,7 @@ static void test_hundreds_of_slow_handshakes_are_timed_out(void **state)
             }
         }
         if (open_raw > 0)
-            sleep_ms(100);
+            test_sleep_ms(100);
     }
     if (open_raw > 0)
         fail_msg("%d TCP connections that never started TLS are still open after 30 s",
@@ -840,12 +914,8 @@ static void push_update(testclient *tc, uint64_t seq, const char *const *ids, ui
     ch->cols[0].old_val = ch->cols[0].new_val;
     ch->cols[0].new_val.type = PROTO_UNDEF;
     ch->cols[1].idx = col;
-    ch->cols[1].old_val = (proto_value){.type = PROTO_TEXT,
-                                        .u.b = {(const uint8_t *)old_val,
-                                                (uint32_t)strlen(old_val)}};
-    ch->cols[1].new_val = (proto_value){.type = PROTO_TEXT,
-                                        .u.b = {(const uint8_t *)new_val,
-                                                (uint32_t)strlen(new_val)}};
+    ch->cols[1].old_val = test_text_value(old_val);
+    ch->cols[1].new_val = test_text_value(new_val);
     assert_int_equal(testclient_send(tc, push, T_MS), 0);
     fixture_push_free(push);
     proto_msg *reply = NULL;
@@ -854,7 +924,7 @@ static void push_update(testclient *tc, uint64_t seq, const char *const *ids, ui
     proto_msg_free(reply);
 }
 
-/* Found by test_convergence: a device skips pulled rows it has pending changes on (DESIGN.md,
+/* Found by test_convergence: a device skips pulled rows it has pending changes on (docs/design.md,
  * "Sync session"); when its own later change to such a row merges without alteration, the
  * server must still send it the row, which carries the other device's change it skipped. */
 static void test_unaltered_push_echoes_a_row_changed_by_another_device(void **state)
@@ -905,6 +975,7 @@ int main(void)
         cmocka_unit_test(test_credential_flood_is_locked_out_while_good_device_syncs),
         cmocka_unit_test(test_first_pull_after_a_push_carries_deletions),
         cmocka_unit_test(test_unaltered_push_echoes_a_row_changed_by_another_device),
+        cmocka_unit_test(test_hostile_daemon_stops_cleanly_with_sound_store), /* last */
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #include <sqlite3.h>
 
 #include "daemon_fixture.h"
+#include "test_util.h"
 #include "faultproxy.h"
 #include "ovalue.h"
 #include "strf.h"
@@ -36,12 +38,6 @@ typedef struct device {
 } device;
 
 static daemon_fixture fx;
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
 
 static char *slurp(const char *path)
 {
@@ -177,7 +173,7 @@ static int64_t wait_device_count(device *d, const char *sql, int64_t want)
         n = device_count(d, sql);
         if (n == want)
             break;
-        sleep_ms(50);
+        test_sleep_ms(50);
     }
     return n;
 }
@@ -217,14 +213,14 @@ static void test_offline_writes_arrive_by_themselves_and_only_in_scope(void **st
     device_enroll(&c, "c1", "w2", fx.port);
 
     /* The office is out of reach: the worker records three contacts. */
-    assert_int_equal(fixture_stop(&fx), 0);
+    assert_int_equal(fixture_stop_clean(&fx), 0);
     for (int i = 0; i < 3; i++)
         write_contact(&a, "t1", "offline contact");
     assert_int_equal(pending(&a), 3);
     device_start(&a, 100);
     device_start(&b, 100);
     device_start(&c, 100);
-    sleep_ms(300);
+    test_sleep_ms(300);
 
     /* Back in reach: nobody presses anything. */
     assert_int_equal(fixture_start(&fx), 0);
@@ -390,7 +386,7 @@ static void test_refused_write_is_quarantined_with_every_value_then_resubmitted(
     outpost_sync_get_status(a.sync, &ss);
     assert_int_equal(outpost_sync_wait(a.sync, ss.syncs_completed, WAIT_MS), OUTPOST_OK);
     for (int i = 0; i < 100 && pending(&a) > 0; i++)
-        sleep_ms(50);
+        test_sleep_ms(50);
     assert_int_equal(pending(&a), 0);
     assert_int_equal(central_count("SELECT count(*) FROM contacts WHERE name = 'Alias Quarantined'"
                                    " AND team_id = 't1' AND note = 'met at the station, age 14'"),
@@ -434,7 +430,7 @@ static void test_key_claimed_by_another_team_is_quarantined_and_resubmitted_with
     assert_int_equal(outpost_rejected_resubmit(a.r, qid, cols, vals, 1, NULL), OUTPOST_OK);
     for (int i = 0; i < 200 && central_count("SELECT count(*) FROM contacts WHERE name ="
                                              " 'team one''s'") != 1; i++)
-        sleep_ms(50);
+        test_sleep_ms(50);
     char sql[200];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM contacts WHERE id = '%s' AND team_id = 't1'"
                               " AND note = 'typed by w1'", id2);
@@ -542,7 +538,7 @@ static void test_cuts_at_random_offsets_lose_and_duplicate_nothing(void **state)
         /* The TLS handshake alone is a few KiB: cut anywhere in the first 40 KiB. */
         faultproxy_cut_after(proxy, (uint64_t)(rand() % 40000));
         device_start(&a, 50);
-        sleep_ms(300);
+        test_sleep_ms(300);
         outpost_sync_stop(a.sync);
         a.sync = NULL;
     }
@@ -573,10 +569,29 @@ static void test_server_restart_mid_sync_loses_nothing(void **state)
             write_contact(&a, "t1", "restart test");
         assert_int_equal(outpost_tx_commit(a.r, NULL), OUTPOST_OK);
     }
+    /* SIGKILL mid-push, proven: once the central store holds the first entry's rows and
+     * before it holds the last's. The store cannot change after the kill, so its count then
+     * is where the kill landed. */
+    const char *count_sql = "SELECT count(*) FROM contacts WHERE name = 'restart test'";
+    sqlite3 *watch = NULL;
+    assert_int_equal(sqlite3_open_v2(fx.store_path, &watch, SQLITE_OPEN_READONLY, NULL),
+                     SQLITE_OK);
+    sqlite3_busy_timeout(watch, 5000);
     device_start(&a, 50);
-    sleep_ms(150);
-    fixture_kill(&fx); /* SIGKILL mid-push */
-    sleep_ms(200);
+    int64_t seen = 0;
+    for (uint32_t polls = 0; polls < WAIT_MS * 10 && seen < 50; polls++) {
+        seen = count_rows(watch, count_sql);
+        if (seen < 50)
+            usleep(100);
+    }
+    fixture_kill(&fx);
+    sqlite3_close(watch);
+    int64_t at_kill = central_count(count_sql);
+    printf("restart: SIGKILL landed after %" PRId64 " of %d rows (%" PRId64 " entries)\n",
+           at_kill, entries * 50, at_kill / 50);
+    assert_true(at_kill >= 50);
+    assert_true(at_kill < entries * 50);
+    test_sleep_ms(200);
     assert_int_equal(fixture_start(&fx), 0);
     outpost_sync_network_changed(a.sync);
     device_start(&b, 50);
@@ -597,10 +612,10 @@ static void test_automatic_retry_finds_the_server_when_it_returns(void **state)
     device a;
     memset(&a, 0, sizeof a);
     device_enroll(&a, "a5", "w1", fx.port);
-    assert_int_equal(fixture_stop(&fx), 0);
+    assert_int_equal(fixture_stop_clean(&fx), 0);
     write_contact(&a, "t1", "retry test");
     device_start(&a, 100);
-    sleep_ms(500);
+    test_sleep_ms(500);
     outpost_sync_status st;
     outpost_sync_get_status(a.sync, &st);
     assert_int_equal(st.activity, OUTPOST_ACTIVITY_OFFLINE);
@@ -616,7 +631,7 @@ static void test_automatic_retry_finds_the_server_when_it_returns(void **state)
  * again; dir NULL puts back the fixture's own certificates, saved by the first swap. */
 static void serve_certs_from(const char *dir)
 {
-    assert_int_equal(fixture_stop(&fx), 0);
+    assert_int_equal(fixture_stop_clean(&fx), 0);
     char *saved = strf("%s/saved-certs", fx.dir);
     struct stat sb;
     if (stat(saved, &sb) != 0)
@@ -702,6 +717,14 @@ static void test_revoked_device_is_wiped(void **state)
     device_close(&a);
 }
 
+/* Last case: the daemon this program used stops cleanly (exit 0, under ASan without a leak) and
+ * leaves a store that passes integrity_check. */
+static void test_daemon_stops_cleanly(void **state)
+{
+    (void)state;
+    assert_int_equal(fixture_stop_clean(&fx), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -718,6 +741,7 @@ int main(void)
         cmocka_unit_test(test_wrong_server_certificate_is_refused),
         cmocka_unit_test(test_intermediate_ca_chain_is_served),
         cmocka_unit_test(test_revoked_device_is_wiped),
+        cmocka_unit_test(test_daemon_stops_cleanly), /* last */
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,5 +1,5 @@
 /*
- * The merge engine (store_push): one test per rule of DESIGN.md's Merge section, exactly-once
+ * The merge engine (store_push): one test per rule of docs/design.md's Merge section, exactly-once
  * replay, REJECT with nothing applied, and a full disk.
  */
 #include <setjmp.h>
