@@ -794,6 +794,9 @@ static int sync_device(run *R, uint32_t i, int fault)
     device *d = &R->dev[i];
     outpost_sync_config cfg = {.debounce_ms = 20, .retry_base_ms = 30, .retry_cap_ms = 300,
                                .stay_connected = 0};
+    /* A millisecond apart from the writes before and after, so that a clamped push (the
+     * server's clock somewhere in [lo, hi]) and a write's clock never share a millisecond. */
+    sleep_ms(2);
     uint64_t lo = (uint64_t)wall_ms();
     int rc = outpost_sync_start(d->r, &cfg, &d->sync);
     if (rc != OUTPOST_OK)
@@ -804,8 +807,9 @@ static int sync_device(run *R, uint32_t i, int fault)
         outpost_sync_get_status(d->sync, &st);
         bool done = st.syncs_completed > 0;
         if (fault == 1 && d->via_proxy) {
+            uint32_t cuts = faultproxy_cuts(R->proxy);
             faultproxy_cut_all(R->proxy);
-            R->counts[K_NET_CUT] += faultproxy_cuts(R->proxy) > 0;
+            R->counts[K_NET_CUT] += faultproxy_cuts(R->proxy) > cuts;
         } else if (fault == 2) {
             if (server_restart(R) != 0)
                 return -1;
@@ -821,6 +825,7 @@ static int sync_device(run *R, uint32_t i, int fault)
     }
     device_stop(d);
     uint64_t hi = (uint64_t)wall_ms();
+    sleep_ms(2);
     R->lockstep_ms++;
     return model_push(R, (int)i, lo, hi);
 }
