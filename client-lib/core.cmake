@@ -5,6 +5,7 @@ add_library(outpost STATIC
     ${CMAKE_CURRENT_LIST_DIR}/src/error.c
     ${CMAKE_CURRENT_LIST_DIR}/src/outbox.c
     ${CMAKE_CURRENT_LIST_DIR}/src/pull.c
+    ${CMAKE_CURRENT_LIST_DIR}/src/quarantine.c
     ${CMAKE_CURRENT_LIST_DIR}/src/replica.c
     ${CMAKE_CURRENT_LIST_DIR}/src/schema.c
     ${CMAKE_CURRENT_LIST_DIR}/src/tx.c

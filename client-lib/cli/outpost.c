@@ -9,6 +9,7 @@
  *   3  offline: the server could not be reached; try again later
  *   4  refused for good: certificate mismatch, unknown or revoked device, bad enrollment code,
  *      schema problem, or the device was wiped
+ *   5  sync ran, but changes the server refused are waiting in quarantine ('outpost rejected')
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,7 +23,14 @@
 
 #include <outpost.h>
 
-enum { EXIT_OK = 0, EXIT_USAGE = 1, EXIT_LOCAL = 2, EXIT_OFFLINE = 3, EXIT_REFUSED = 4 };
+enum {
+    EXIT_OK = 0,
+    EXIT_USAGE = 1,
+    EXIT_LOCAL = 2,
+    EXIT_OFFLINE = 3,
+    EXIT_REFUSED = 4,
+    EXIT_QUARANTINE = 5
+};
 
 /* Where the replica's key comes from. Never the command line: other users can read it in ps. */
 typedef struct options {
@@ -31,9 +39,13 @@ typedef struct options {
     const char *key_file;  /* --key-file */
     int key_fd;            /* --key-fd, or -1 */
     int passphrase_fd;     /* --passphrase-fd, or -1 */
+    bool create;           /* --create, or the command is enroll: a missing replica is made */
 } options;
 
 #define PASSPHRASE_MAX 1024
+/* A new passphrase shorter than this is refused: Argon2id slows guessing, it cannot make a
+ * four-letter word safe. */
+#define PASSPHRASE_MIN 8
 
 /* The secret read for one open, wiped as soon as the library has it. */
 typedef struct cli_secret {
@@ -55,9 +67,15 @@ static const char usage_text[] =
     "  watch             stay connected and sync automatically until interrupted\n"
     "  status            outbox, cursor, last sync, schema version, device id\n"
     "  conflicts         decisions the server took against this device's writes\n"
+    "  passwd            change the replica's key or passphrase (--new-key-file FILE,\n"
+    "                    --new-passphrase-fd N, or a prompt)\n"
+    "  rejected [show ID | resubmit ID [COL=VALUE...] | discard ID]\n"
+    "                    changes the server refused, kept with the values typed\n"
     "\n"
     "options:\n"
-    "  --db PATH         the replica (default: outpost.db)\n"
+    "  --db PATH         the replica (default: outpost.db); only 'enroll' or --create\n"
+    "                    makes a new one\n"
+    "  --create          make the replica when PATH does not exist\n"
     "  --timeout SECONDS for enroll and sync (default: 60)\n"
     "\n"
     "key options (the replica is encrypted; its key never goes on the command line):\n"
@@ -66,9 +84,11 @@ static const char usage_text[] =
     "  --passphrase-fd N    a passphrase, read from descriptor N up to a newline or EOF\n"
     "  (none)               prompt for a passphrase on the terminal, without echo; needs\n"
     "                       stdin to be a terminal (a new replica asks twice)\n"
+    "  A new passphrase (new replica, passwd) must be at least 8 bytes.\n"
     "\n"
     "exit codes: 0 ok, 1 usage, 2 local error, 3 offline (retry later),\n"
-    "            4 refused for good (certificate, revoked, bad code, wiped)\n"
+    "            4 refused for good (certificate, revoked, bad code, wiped),\n"
+    "            5 synced, but refused changes wait in quarantine ('outpost rejected')\n"
     "Run 'outpost COMMAND --help' for a command's own help.\n";
 
 /* Prints "outpost: MESSAGE ARG" and where to find the usage. */
@@ -91,6 +111,7 @@ static int exit_for(int code)
     case OUTPOST_EREVOKED:
     case OUTPOST_EENROLL:
     case OUTPOST_ESCHEMA:
+    case OUTPOST_ESEQ:
     case OUTPOST_EWIPED: return EXIT_REFUSED;
     default: return EXIT_LOCAL;
     }
@@ -322,7 +343,18 @@ static int open_replica(const options *o, outpost_replica **out)
 {
     char err[256];
     cli_secret secret;
+    bool creating = access(o->db, F_OK) != 0;
+    if (creating && !o->create) {
+        fprintf(stderr, "outpost: no replica at %s: check --db, or make one with 'outpost "
+                        "enroll' (or --create)\n", o->db);
+        return EXIT_LOCAL;
+    }
     int ex = secret_read(o, &secret);
+    if (ex == EXIT_OK && creating && !secret.is_key && secret.passphrase_len < PASSPHRASE_MIN) {
+        fprintf(stderr, "outpost: a new replica's passphrase must be at least %d bytes\n",
+                PASSPHRASE_MIN);
+        ex = EXIT_USAGE;
+    }
     if (ex != EXIT_OK) {
         wipe(&secret, sizeof secret);
         return ex;
@@ -482,10 +514,10 @@ static int cmd_exec(const options *o, int argc, char **argv)
     uint64_t seq = 0;
     if (rc == OUTPOST_OK)
         rc = outpost_tx_commit(r, &seq);
-    else
-        outpost_tx_rollback(r);
     if (rc != OUTPOST_OK)
-        ex = report(r, rc, "exec");
+        ex = report(r, rc, "exec"); /* before the rollback, which clears the message */
+    if (rc != OUTPOST_OK && outpost_tx_rollback(r) == OUTPOST_OK)
+        fprintf(stderr, "outpost: exec: nothing was committed\n");
     else if (seq)
         printf("committed as outbox entry %llu\n", (unsigned long long)seq);
     else
@@ -644,7 +676,19 @@ static int run_sync(const options *o, bool watch)
             fputc('\n', stderr);
     }
     outpost_sync_stop(s);
-    if (rc == OUTPOST_OK && !watch)
+    outpost_status local;
+    if (rc == OUTPOST_OK && !watch && outpost_status_get(r, &local) == OUTPOST_OK &&
+        local.rejected > 0) {
+        /* Never "synced" while the server has refused something the worker wrote. */
+        printf("pushed %llu entries (%llu rows), pulled %llu rows\n",
+               (unsigned long long)st.push_done, (unsigned long long)st.rows_pushed,
+               (unsigned long long)st.rows_pulled);
+        fprintf(stderr, "outpost: sync: %llu change%s refused by the server %s waiting in "
+                        "quarantine, with the values typed: see 'outpost rejected'\n",
+                (unsigned long long)local.rejected, local.rejected == 1 ? "" : "s",
+                local.rejected == 1 ? "is" : "are");
+        ex = EXIT_QUARANTINE;
+    } else if (rc == OUTPOST_OK && !watch)
         printf("synced: pushed %llu entries (%llu rows), pulled %llu rows\n",
                (unsigned long long)st.push_done, (unsigned long long)st.rows_pushed,
                (unsigned long long)st.rows_pulled);
@@ -668,7 +712,8 @@ static int cmd_sync(const options *o, int argc, char **argv, bool watch)
                       "server is away. One line per change of state.\nStops on Ctrl-C.\n"
                     : "usage: outpost sync\nPushes the outbox and pulls until up to date, "
                       "once. Shows progress on a\nterminal. Exits 3 when the server cannot be "
-                      "reached.\n",
+                      "reached, 5 when changes the\nserver refused wait in quarantine "
+                      "('outpost rejected').\n",
               stdout);
         return EXIT_OK;
     }
@@ -717,6 +762,8 @@ static int cmd_status(const options *o, int argc, char **argv)
         printf("cursor:          %llu\n", (unsigned long long)st.cursor);
         printf("schema version:  %u\n", st.schema_version);
         printf("conflicts:       %llu\n", (unsigned long long)st.conflicts);
+        printf("refused changes: %llu%s\n", (unsigned long long)st.rejected,
+               st.rejected ? " (in quarantine: see 'outpost rejected')" : "");
     }
     outpost_replica_close(r);
     return ex;
@@ -737,6 +784,243 @@ static int cmd_conflicts(const options *o, int argc, char **argv)
     return cmd_query(o, 1, query_argv);
 }
 
+/* ---- passwd ----------------------------------------------------------------------------- */
+
+static int cmd_passwd(const options *o, int argc, char **argv)
+{
+    static const char help[] =
+        "usage: outpost [key option] passwd (--new-key-file FILE | --new-passphrase-fd N)\n"
+        "Re-encrypts the replica under a new key or passphrase (at least 8 bytes); the old one\n"
+        "comes from the usual key options. Nothing may have the replica open. Crash-safe: after\n"
+        "an interruption the replica opens with the old secret or the new one.\n"
+        "Without a --new option, asks for the new passphrase twice on the terminal.\n";
+    if (wants_help(argc, argv)) {
+        fputs(help, stdout);
+        return EXIT_OK;
+    }
+    options new_o = {.db = o->db, .key_fd = -1, .passphrase_fd = -1, .create = true};
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--new-key-file") == 0 && i + 1 < argc)
+            new_o.key_file = argv[++i];
+        else if (strcmp(argv[i], "--new-passphrase-fd") == 0 && i + 1 < argc) {
+            char *end;
+            long fd = strtol(argv[++i], &end, 10);
+            if (*end || end == argv[i] || fd < 0 || fd > 65535)
+                return usage_error("a descriptor number is needed, not: ", argv[i]);
+            new_o.passphrase_fd = (int)fd;
+        } else
+            return usage_error("passwd: unknown option or missing value: ", argv[i]);
+    }
+    if (access(o->db, F_OK) != 0) {
+        fprintf(stderr, "outpost: no replica at %s\n", o->db);
+        return EXIT_LOCAL;
+    }
+    cli_secret old_s, new_s;
+    int ex = secret_read(o, &old_s);
+    if (ex == EXIT_OK) {
+        /* "creating" for the prompt: the new passphrase is asked twice */
+        char probe[520];
+        snprintf(probe, sizeof probe, "%s.new-passphrase", o->db);
+        new_o.db = probe;
+        ex = secret_read(&new_o, &new_s);
+        new_o.db = o->db;
+    } else {
+        memset(&new_s, 0, sizeof new_s);
+    }
+    if (ex == EXIT_OK && !new_s.is_key && new_s.passphrase_len < PASSPHRASE_MIN) {
+        fprintf(stderr, "outpost: passwd: the new passphrase must be at least %d bytes\n",
+                PASSPHRASE_MIN);
+        ex = EXIT_USAGE;
+    }
+    if (ex == EXIT_OK) {
+        outpost_secret olds = {0}, news = {0};
+        char err[256];
+        if (old_s.is_key)
+            olds.key = old_s.key;
+        else
+            olds.passphrase = old_s.passphrase, olds.passphrase_len = old_s.passphrase_len;
+        if (new_s.is_key)
+            news.key = new_s.key;
+        else
+            news.passphrase = new_s.passphrase, news.passphrase_len = new_s.passphrase_len;
+        int rc = outpost_replica_rekey(o->db, &olds, &news, err, sizeof err);
+        if (rc != OUTPOST_OK) {
+            fprintf(stderr, "outpost: passwd: %s (%s)\n", err, outpost_strerror(rc));
+            ex = exit_for(rc);
+        } else {
+            printf("the replica %s now opens with the new %s\n", o->db,
+                   new_s.is_key ? "key" : "passphrase");
+        }
+    }
+    wipe(&old_s, sizeof old_s);
+    wipe(&new_s, sizeof new_s);
+    return ex;
+}
+
+/* ---- rejected --------------------------------------------------------------------------- */
+
+static void print_proto_value(const proto_value *v)
+{
+    switch (v->type) {
+    case PROTO_INT: printf("%lld", (long long)v->u.i); break;
+    case PROTO_REAL: printf("%.17g", v->u.r); break;
+    case PROTO_TEXT: printf("'%.*s'", (int)v->u.b.n, (const char *)v->u.b.p); break;
+    case PROTO_BLOB: printf("<%u-byte blob>", (unsigned)v->u.b.n); break;
+    default: fputs("NULL", stdout); break;
+    }
+}
+
+static void print_rejected_line(const outpost_rejected *q)
+{
+    time_t t = (time_t)(q->at_ms / 1000);
+    char when[32];
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime(&t));
+    printf("%lld\t%s\t%s\t%s\t%s\t%u %s\t%s\n", (long long)q->id, when, q->table, q->op, q->pk,
+           (unsigned)q->code, proto_error_code_name(q->code), q->message);
+}
+
+/* Parses an id argument; 0 when it is not one. */
+static int64_t parse_id(const char *arg)
+{
+    char *end;
+    long long v = strtoll(arg, &end, 10);
+    return (*end || end == arg || v <= 0) ? 0 : (int64_t)v;
+}
+
+static int rejected_list(outpost_replica *r)
+{
+    size_t n = 0;
+    int rc = outpost_rejected_list(r, NULL, 0, &n);
+    int64_t *ids = rc == OUTPOST_OK && n ? calloc(n, sizeof *ids) : NULL;
+    if (rc == OUTPOST_OK && n && !ids)
+        rc = OUTPOST_ENOMEM;
+    if (rc == OUTPOST_OK && n)
+        rc = outpost_rejected_list(r, ids, n, &n);
+    if (rc != OUTPOST_OK) {
+        free(ids);
+        return report(r, rc, "rejected");
+    }
+    printf("id\tat\ttable\top\tkey\tcode\tmessage\n");
+    for (size_t i = 0; i < n && rc == OUTPOST_OK; i++) {
+        outpost_rejected *q = NULL;
+        rc = outpost_rejected_read(r, ids[i], &q);
+        if (rc == OUTPOST_OK)
+            print_rejected_line(q);
+        outpost_rejected_free(q);
+    }
+    free(ids);
+    if (rc != OUTPOST_OK)
+        return report(r, rc, "rejected");
+    if (n == 0)
+        printf("(nothing refused)\n");
+    return EXIT_OK;
+}
+
+static int rejected_show(outpost_replica *r, int64_t id)
+{
+    outpost_rejected *q = NULL;
+    int rc = outpost_rejected_read(r, id, &q);
+    if (rc != OUTPOST_OK)
+        return report(r, rc, "rejected show");
+    printf("id:      %lld\nentry:   %llu\n", (long long)q->id, (unsigned long long)q->seq);
+    print_time("refused:", q->at_ms);
+    printf("table:   %s\nop:      %s\nkey:     %s\ncode:    %u %s\nmessage: %s\nvalues:\n",
+           q->table, q->op, q->pk, (unsigned)q->code, proto_error_code_name(q->code), q->message);
+    for (uint32_t i = 0; i < q->n_values; i++) {
+        printf("  %s = ", q->columns[i]);
+        print_proto_value(&q->values[i]);
+        putchar('\n');
+    }
+    outpost_rejected_free(q);
+    return EXIT_OK;
+}
+
+/* COL=VALUE arguments as text values (the column's type affinity applies when written). */
+static int rejected_resubmit(outpost_replica *r, int64_t id, int argc, char **argv)
+{
+    const char **cols = calloc((size_t)argc + 1, sizeof *cols);
+    proto_value *vals = calloc((size_t)argc + 1, sizeof *vals);
+    int ex = EXIT_OK;
+    if (!cols || !vals) {
+        free(cols);
+        free(vals);
+        return report(r, OUTPOST_ENOMEM, "rejected resubmit");
+    }
+    for (int i = 0; i < argc && ex == EXIT_OK; i++) {
+        char *eq = strchr(argv[i], '=');
+        if (!eq || eq == argv[i]) {
+            ex = usage_error("rejected resubmit: corrections are COL=VALUE, not: ", argv[i]);
+            break;
+        }
+        *eq = '\0';
+        cols[i] = argv[i];
+        vals[i].type = PROTO_TEXT;
+        vals[i].u.b.p = (const uint8_t *)(eq + 1);
+        vals[i].u.b.n = (uint32_t)strlen(eq + 1);
+    }
+    if (ex == EXIT_OK) {
+        uint64_t seq = 0;
+        int rc = outpost_rejected_resubmit(r, id, cols, vals, (uint32_t)argc, &seq);
+        if (rc != OUTPOST_OK)
+            ex = report(r, rc, "rejected resubmit");
+        else if (seq)
+            printf("resubmitted %lld as outbox entry %llu\n", (long long)id,
+                   (unsigned long long)seq);
+        else
+            printf("resubmitted %lld (the row already held those values)\n", (long long)id);
+    }
+    free(cols);
+    free(vals);
+    return ex;
+}
+
+static int cmd_rejected(const options *o, int argc, char **argv)
+{
+    static const char help[] =
+        "usage: outpost rejected                      list changes the server refused\n"
+        "       outpost rejected show ID              one of them, with every value typed\n"
+        "       outpost rejected resubmit ID [COL=VALUE...]\n"
+        "                                             write it again, corrected (a new outbox\n"
+        "                                             entry; values are text, the column's type\n"
+        "                                             affinity applies)\n"
+        "       outpost rejected discard ID           drop it for good (recorded: when, what,\n"
+        "                                             never the values)\n"
+        "A refused change stays in quarantine, inside the encrypted replica, until resubmitted\n"
+        "or discarded; 'outpost sync' exits 5 while any is there.\n";
+    if (wants_help(argc, argv)) {
+        fputs(help, stdout);
+        return EXIT_OK;
+    }
+    const char *verb = argc ? argv[0] : "list";
+    int64_t id = argc >= 2 ? parse_id(argv[1]) : 0;
+    bool is_list = strcmp(verb, "list") == 0;
+    bool is_resubmit = strcmp(verb, "resubmit") == 0;
+    if (!is_list && strcmp(verb, "show") != 0 && !is_resubmit && strcmp(verb, "discard") != 0)
+        return usage_error("rejected: unknown action: ", verb);
+    if (is_list ? argc > 1 : (id == 0 || (!is_resubmit && argc != 2)))
+        return usage_error("rejected: needs one quarantine id (from 'outpost rejected') after ",
+                           verb);
+    outpost_replica *r = NULL;
+    int ex = open_replica(o, &r);
+    if (ex != EXIT_OK)
+        return ex;
+    if (is_list)
+        ex = rejected_list(r);
+    else if (strcmp(verb, "show") == 0)
+        ex = rejected_show(r, id);
+    else if (is_resubmit)
+        ex = rejected_resubmit(r, id, argc - 2, argv + 2);
+    else {
+        int rc = outpost_rejected_discard(r, id);
+        if (rc != OUTPOST_OK)
+            ex = report(r, rc, "rejected discard");
+        else
+            printf("discarded %lld (recorded in _outpost_rejected_log)\n", (long long)id);
+    }
+    outpost_replica_close(r);
+    return ex;
+}
+
 /* ---- main ------------------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -750,6 +1034,8 @@ int main(int argc, char **argv)
             return EXIT_OK;
         } else if (strcmp(argv[i], "--db") == 0 && i + 1 < argc) {
             o.db = argv[++i];
+        } else if (strcmp(argv[i], "--create") == 0) {
+            o.create = true;
         } else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc) {
             char *end;
             unsigned long v = strtoul(argv[++i], &end, 10);
@@ -788,8 +1074,12 @@ int main(int argc, char **argv)
     const char *cmd = argv[i++];
     int n = argc - i;
     char **rest = argv + i;
-    if (strcmp(cmd, "enroll") == 0)
+    if (strcmp(cmd, "enroll") == 0) {
+        o.create = true;
         return cmd_enroll(&o, n, rest);
+    }
+    if (strcmp(cmd, "passwd") == 0)
+        return cmd_passwd(&o, n, rest);
     if (strcmp(cmd, "exec") == 0)
         return cmd_exec(&o, n, rest);
     if (strcmp(cmd, "query") == 0)
@@ -802,5 +1092,7 @@ int main(int argc, char **argv)
         return cmd_status(&o, n, rest);
     if (strcmp(cmd, "conflicts") == 0)
         return cmd_conflicts(&o, n, rest);
+    if (strcmp(cmd, "rejected") == 0)
+        return cmd_rejected(&o, n, rest);
     return usage_error("unknown command: ", cmd);
 }

@@ -78,7 +78,15 @@ enum {
     OUTPOST_ETOOBIG = -22,      /* a transaction is too big to send */
     /* Encryption at rest (docs/encryption.md) */
     OUTPOST_EKEY = -23,         /* wrong key or passphrase, or no key for an encrypted replica */
-    OUTPOST_ENOTENCRYPTED = -24 /* the replica is not encrypted and a key was given */
+    OUTPOST_ENOTENCRYPTED = -24, /* the replica is not encrypted and a key was given */
+    /* Refused changes (issue 11: nothing a worker typed is lost) */
+    OUTPOST_ESEQ = -25,         /* the server has no record of an entry this device numbered
+                                 * below one it has recorded: the device's counter went back
+                                 * (replica restored from a backup); sync stops, nothing is
+                                 * dropped: call the office */
+    OUTPOST_ESCOPE = -26        /* a write to a synced table whose scope value is not one of
+                                 * the worker's teams, or whose primary key has the wrong type:
+                                 * the server would refuse it, so the commit does */
 };
 
 /* A static English text for an OUTPOST_* code ("out of memory", ...). Never NULL; unknown codes
@@ -116,6 +124,15 @@ typedef struct outpost_conflict_info {
  * _outpost_conflicts table. Runs on the calling thread; must not block or use the handle. */
 typedef void (*outpost_conflict_cb)(void *user_data, const outpost_conflict_info *info);
 
+/* One change the server refused, kept in quarantine (see "Quarantine" below). */
+typedef struct outpost_rejected outpost_rejected;
+
+/* Called once per change put in quarantine, after the transaction that put it there committed.
+ * Runs on the thread that handed the REJECT to the library: with the sync engine, its own
+ * thread. rejected is valid only during the callback (read it with the fields below; keep
+ * rejected->id to act on it later from the app's thread). Must not block or use the handle. */
+typedef void (*outpost_rejected_cb)(void *user_data, const outpost_rejected *rejected);
+
 /* Wall clock in milliseconds since the Unix epoch. Lets tests and apps with a trusted time
  * source replace the system clock. Must not block. */
 typedef int64_t (*outpost_clock_cb)(void *user_data);
@@ -152,6 +169,7 @@ typedef struct outpost_config {
     void *user_data;                /* passed to every callback */
     outpost_secret secret;          /* the replica's key or passphrase */
     int no_encryption;              /* non-zero: plain SQLite, no secret (tests only) */
+    outpost_rejected_cb on_rejected; /* optional: a refused change went to quarantine */
 } outpost_config;
 
 /* Opens (creating when absent) the replica at config->path and sets it up: WAL journal,
@@ -333,8 +351,11 @@ OUTPOST_API int outpost_outbox_ack(outpost_replica *replica, const proto_ack *ac
  * tombstones and scope removals, as outpost_rows_apply() does); undoes the entry's other
  * changes that the server did not mention (a refused insert is deleted, a refused delete or
  * update is put back); records each reject->rows item in _outpost_conflicts with kind
- * "REJECTED". Rows that later outbox entries change are left alone. Then reports each rejected
- * row through on_conflict. A REJECT for an entry already removed is a no-op. */
+ * "REJECTED". Rows that later outbox entries change are left alone. Before any row is
+ * restored, every change of the entry goes to quarantine with the values the worker wrote
+ * (see "Quarantine"), in the same transaction, so nothing the worker typed is lost. Then
+ * reports each rejected row through on_conflict and each quarantined change through
+ * on_rejected. A REJECT for an entry already removed is a no-op. */
 OUTPOST_API int outpost_outbox_reject(outpost_replica *replica, const proto_reject *reject);
 
 /* ---------------------------------------------------------------------------------------------
@@ -362,6 +383,7 @@ typedef struct outpost_status {
     uint32_t schema_version;   /* installed schema; 0 when none */
     uint64_t last_seq;         /* last device sequence given to an outbox entry */
     uint64_t conflicts;        /* rows in _outpost_conflicts */
+    uint64_t rejected;         /* changes the server refused, waiting in quarantine */
 } outpost_status;
 
 /* Fills *out_status from the replica. */
@@ -385,6 +407,69 @@ OUTPOST_API int outpost_status_get(outpost_replica *replica, outpost_status *out
 
 /* Deletes recorded conflicts with id <= up_to_id (the app has shown them to a person). */
 OUTPOST_API int outpost_conflicts_clear(outpost_replica *replica, int64_t up_to_id);
+
+/* ---------------------------------------------------------------------------------------------
+ * Quarantine: changes the server refused. Nothing a worker committed is ever dropped.
+ *
+ * When the server refuses an outbox entry (a REJECT: outside the worker's teams, a key another
+ * team already holds, a constraint), the library restores the server's version of the rows and,
+ * in the same local transaction, keeps every change of the entry here with the values the
+ * worker wrote, inside the encrypted replica. A change stays until the app or the worker
+ * decides: resubmit it (corrected) or discard it. The count is outpost_status.rejected: an app
+ * must not tell the worker "synced" while it is not 0 (the CLI's `outpost sync` exits 5).
+ *
+ * Same rules as the rest of the API: any thread, one at a time per handle; no transaction may
+ * be open (OUTPOST_EMISUSE); an id that is not in quarantine is OUTPOST_EINVAL with a message.
+ */
+struct outpost_rejected {
+    int64_t id;               /* quarantine id: increasing, never reused */
+    int64_t at_ms;            /* when the refusal arrived (the replica's clock) */
+    uint64_t seq;             /* the outbox entry (device sequence) that carried it */
+    const char *table;
+    const char *op;           /* "INSERT", "UPDATE" or "DELETE" */
+    const char *pk;           /* primary key values as a JSON array (blobs as "x'hex'") */
+    uint32_t code;            /* the server's proto_error_code for this row (or for the
+                               * entry, when the row was refused with the rest of it) */
+    const char *message;      /* the server's message, or why the row went with its entry */
+    uint32_t n_values;
+    const char *const *columns; /* column names, in table order */
+    const proto_value *values;  /* the worker's values: for INSERT and UPDATE the whole row as
+                                 * the replica held it when the refusal arrived, for DELETE
+                                 * the deleted row's values */
+    struct outpost_arena *arena_; /* private: owns every pointer above */
+};
+
+/* Lists the ids in quarantine, oldest first: up to max_ids of them into out_ids, and the total
+ * number into *out_count (which may exceed max_ids: call again with a bigger array). */
+OUTPOST_API int outpost_rejected_list(outpost_replica *replica, int64_t *out_ids, size_t max_ids,
+                                      size_t *out_count);
+
+/* Reads quarantined change id. On success *out_rejected is a new record the caller frees with
+ * outpost_rejected_free(); on failure it is NULL. */
+OUTPOST_API int outpost_rejected_read(outpost_replica *replica, int64_t id,
+                                      outpost_rejected **out_rejected);
+
+/* Frees a record. NULL is a no-op. */
+OUTPOST_API void outpost_rejected_free(outpost_rejected *rejected);
+
+/* Writes quarantined change id back through the normal write path, with the n_values values
+ * named by columns (for example a corrected team, or a new primary key) over the worker's
+ * values, and removes it from quarantine, in one transaction. An INSERT or UPDATE is written
+ * as an upsert of the whole row; a DELETE deletes the row again (it takes no values). The
+ * write is a new outbox entry with a new device sequence (*out_seq, may be NULL; 0 when the
+ * row already held those values): a refused sequence is never reused. _outpost_rejected_log
+ * records the resubmission (time, id, entry, table, key, code, message). A column the table
+ * does not have is OUTPOST_EINVAL; a write the replica refuses (a constraint, OUTPOST_ESQL)
+ * leaves the change in quarantine. */
+OUTPOST_API int outpost_rejected_resubmit(outpost_replica *replica, int64_t id,
+                                          const char *const *columns, const proto_value *values,
+                                          uint32_t n_values, uint64_t *out_seq);
+
+/* Discards quarantined change id for good: an explicit, audited act. Its values are deleted;
+ * _outpost_rejected_log keeps a line with the time, the action "discarded", the quarantine id,
+ * the outbox entry, table, operation, primary key, the server's code and message (not the
+ * values). */
+OUTPOST_API int outpost_rejected_discard(outpost_replica *replica, int64_t id);
 
 #ifdef __cplusplus
 }

@@ -18,14 +18,16 @@
  * A sync is: HELLO; push every outbox entry in commit order, one at a time, each removed only
  * when its ACK (or REJECT) arrives, big entries in chunks; then pull pages until there are no
  * more, each page applied with its cursor in one local transaction. A connection cut at any
- * byte loses nothing: an entry whose ACK was lost is recognised at the next HELLO (the server
- * tells which sequence it has applied) and is not applied twice.
+ * byte loses nothing: an entry whose answer was lost is pushed again, and the server answers
+ * it from its record of applied and refused entries (the same ACK or REJECT), never applying
+ * it twice. A refused entry goes to quarantine (outpost.h) with the worker's values.
  *
  * Errors the app can act on come through the status callback as last_error:
  *   OUTPOST_EOFFLINE (transient, retried), OUTPOST_ECERT (the server's certificate is not the
  *   one pinned at enrollment: the engine stops), OUTPOST_EAUTH and OUTPOST_EREVOKED (stops),
- *   OUTPOST_ESCHEMA (the server's schema cannot be installed: stops), OUTPOST_ESERVER
- *   (transient). When the server orders a wipe, the replica's files are deleted, on_wiped runs
+ *   OUTPOST_ESCHEMA (the server's schema cannot be installed: stops), OUTPOST_ESEQ (the
+ *   server refuses an entry numbered below what it recorded from this device: the replica's
+ *   counter went back; stops, the outbox is kept), OUTPOST_ESERVER (transient). When the server orders a wipe, the replica's files are deleted, on_wiped runs
  *   and the engine stops; the app must then close its replica handle, whose every call
  *   returns OUTPOST_EWIPED.
  */

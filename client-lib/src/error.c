@@ -32,6 +32,8 @@ const char *outpost_strerror(int code)
     case OUTPOST_ETOOBIG: return "transaction too big to send";
     case OUTPOST_EKEY: return "wrong key or passphrase";
     case OUTPOST_ENOTENCRYPTED: return "replica is not encrypted";
+    case OUTPOST_ESEQ: return "device sequence went back; the server refuses entries it never saw";
+    case OUTPOST_ESCOPE: return "write outside the worker's teams or with a wrong key type";
     default: return "unknown error";
     }
 }

@@ -62,6 +62,7 @@ struct outpost_replica {
     sqlite3 *db;
     char *path;
     outpost_conflict_cb on_conflict;
+    outpost_rejected_cb on_rejected;
     outpost_clock_cb clock;
     void *user_data;
 
@@ -160,6 +161,10 @@ int outbox_decode(const void *changeset, int n_bytes, struct outpost_arena **are
 int outbox_pending_refresh(outpost_replica *r);
 int outbox_row_pending(outpost_replica *r, const char *table, const proto_value *pk,
                        uint32_t n_pk, uint64_t after_seq, bool *out_pending);
+
+/* quarantine.c */
+int quarantine_change(outpost_replica *r, const proto_reject *rej, const synced_table *t,
+                      const proto_change *ch, int64_t *out_id);
 
 /* pull.c */
 int rows_apply_table(outpost_replica *r, const proto_table_rows *tr);

@@ -675,14 +675,40 @@ static int reject_undo_change(outpost_replica *r, const proto_reject *rej, const
     }
 }
 
-/* A REJECT to apply, and whether its entry was still in the outbox. */
+/* A REJECT to apply, whether its entry was still in the outbox, and the quarantine ids it
+ * made (for on_rejected, after the commit). */
 struct reject_run {
     const proto_reject *reject;
     bool known;
+    int64_t *quarantined;
+    uint32_t n_quarantined;
 };
 
-static int reject_apply(outpost_replica *r, const proto_reject *rej, bool *out_known)
+/* Keeps every change of the refused entry in quarantine, before any row is restored. */
+static int reject_quarantine(outpost_replica *r, struct reject_run *run, const proto_push *push)
 {
+    uint32_t n = 0;
+    int rc = OUTPOST_OK;
+
+    for (uint32_t i = 0; i < push->n_tables; i++)
+        n += push->tables[i].n_changes;
+    run->quarantined = n ? sqlite3_malloc64((uint64_t)n * sizeof *run->quarantined) : NULL;
+    if (n && run->quarantined == NULL)
+        return replica_fail(r, OUTPOST_ENOMEM, "out of memory quarantining refused rows");
+    for (uint32_t i = 0; rc == OUTPOST_OK && i < push->n_tables; i++) {
+        const synced_table *t = replica_table(r, push->tables[i].table);
+
+        /* Synced tables are never dropped (schema changes are additive), so t is there. */
+        for (uint32_t j = 0; t && rc == OUTPOST_OK && j < push->tables[i].n_changes; j++)
+            rc = quarantine_change(r, run->reject, t, &push->tables[i].changes[j],
+                                   &run->quarantined[run->n_quarantined++]);
+    }
+    return rc;
+}
+
+static int reject_apply(outpost_replica *r, struct reject_run *run)
+{
+    const proto_reject *rej = run->reject;
     struct outpost_arena *arena = NULL;
     void *changeset = NULL;
     sqlite3_stmt *ins = NULL;
@@ -690,19 +716,24 @@ static int reject_apply(outpost_replica *r, const proto_reject *rej, bool *out_k
     int n_bytes = 0;
     int rc;
 
-    rc = outbox_remove(r, rej->seq, out_known, &changeset, &n_bytes);
-    if (rc != OUTPOST_OK || !*out_known)
-        goto done;
-    rc = outbox_pending_refresh(r);
-    for (uint32_t i = 0; rc == OUTPOST_OK && i < rej->n_tables; i++)
-        rc = rows_apply_table(r, &rej->tables[i]);
-    if (rc != OUTPOST_OK)
+    run->n_quarantined = 0;
+    sqlite3_free(run->quarantined);
+    run->quarantined = NULL;
+    rc = outbox_remove(r, rej->seq, &run->known, &changeset, &n_bytes);
+    if (rc != OUTPOST_OK || !run->known)
         goto done;
     rc = outbox_decode(changeset, n_bytes, &arena, &push);
     if (rc != OUTPOST_OK) {
         rc = replica_fail(r, rc, "outbox entry %llu cannot be read back", (unsigned long long)rej->seq);
         goto done;
     }
+    rc = reject_quarantine(r, run, &push);
+    if (rc == OUTPOST_OK)
+        rc = outbox_pending_refresh(r);
+    for (uint32_t i = 0; rc == OUTPOST_OK && i < rej->n_tables; i++)
+        rc = rows_apply_table(r, &rej->tables[i]);
+    if (rc != OUTPOST_OK)
+        goto done;
     for (uint32_t i = 0; rc == OUTPOST_OK && i < push.n_tables; i++) {
         const synced_table *t = replica_table(r, push.tables[i].table);
 
@@ -727,9 +758,7 @@ done:
 /* Applies a struct reject_run inside replica_apply_uncaptured(). */
 static int reject_run_apply(outpost_replica *r, void *ctx)
 {
-    struct reject_run *run = ctx;
-
-    return reject_apply(r, run->reject, &run->known);
+    return reject_apply(r, ctx);
 }
 
 int outpost_outbox_reject(outpost_replica *replica, const proto_reject *reject)
@@ -751,8 +780,10 @@ int outpost_outbox_reject(outpost_replica *replica, const proto_reject *reject)
         return rc;
     /* The server's rows must not be captured as this device's writes. */
     rc = replica_apply_uncaptured(replica, reject_run_apply, &run);
-    if (rc != OUTPOST_OK)
+    if (rc != OUTPOST_OK) {
+        sqlite3_free(run.quarantined);
         return rc;
+    }
     replica_clear_error(replica);
     for (uint32_t i = 0; run.known && replica->on_conflict && i < reject->n_rows; i++) {
         outpost_conflict_info info;
@@ -760,5 +791,14 @@ int outpost_outbox_reject(outpost_replica *replica, const proto_reject *reject)
         reject_row_info(replica, reject, i, &info);
         replica->on_conflict(replica->user_data, &info);
     }
+    for (uint32_t i = 0; run.known && replica->on_rejected && i < run.n_quarantined; i++) {
+        outpost_rejected *q = NULL;
+
+        if (outpost_rejected_read(replica, run.quarantined[i], &q) == OUTPOST_OK)
+            replica->on_rejected(replica->user_data, q);
+        outpost_rejected_free(q);
+    }
+    sqlite3_free(run.quarantined);
+    replica_clear_error(replica);
     return OUTPOST_OK;
 }

@@ -52,7 +52,35 @@ static const char meta_sql[] =
     " code INTEGER NOT NULL,"
     " reason TEXT NOT NULL,"
     " mine,"
-    " winner);";
+    " winner);"
+    /* Quarantine: changes the server refused, with the worker's values, until resubmitted or
+     * discarded; the log keeps who-did-what of both (never the values). */
+    "CREATE TABLE IF NOT EXISTS _outpost_rejected("
+    " id INTEGER PRIMARY KEY,"
+    " at_ms INTEGER NOT NULL,"
+    " seq INTEGER NOT NULL,"
+    " tbl TEXT NOT NULL,"
+    " op TEXT NOT NULL,"
+    " pk TEXT NOT NULL,"
+    " code INTEGER NOT NULL,"
+    " message TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS _outpost_rejected_values("
+    " rejected_id INTEGER NOT NULL,"
+    " pos INTEGER NOT NULL,"
+    " col TEXT NOT NULL,"
+    " value,"
+    " PRIMARY KEY(rejected_id, pos)) WITHOUT ROWID;"
+    "CREATE TABLE IF NOT EXISTS _outpost_rejected_log("
+    " id INTEGER PRIMARY KEY,"
+    " at_ms INTEGER NOT NULL,"
+    " action TEXT NOT NULL,"
+    " rejected_id INTEGER NOT NULL,"
+    " seq INTEGER NOT NULL,"
+    " tbl TEXT NOT NULL,"
+    " op TEXT NOT NULL,"
+    " pk TEXT NOT NULL,"
+    " code INTEGER NOT NULL,"
+    " message TEXT NOT NULL);";
 
 /* ---- small SQL helpers -------------------------------------------------------------------- */
 
@@ -506,8 +534,10 @@ int replica_open_sibling(outpost_replica *replica, outpost_replica **out_sibling
     pthread_mutex_unlock(&replica->shared->lock);
     rc = replica_open_shared(replica->path, replica->on_conflict, replica->clock,
                              replica->user_data, replica->shared, out_sibling, err, err_size);
-    if (rc == OUTPOST_OK)
+    if (rc == OUTPOST_OK) {
         shared_mark_seen(*out_sibling);
+        (*out_sibling)->on_rejected = replica->on_rejected;
+    }
     return rc;
 }
 
@@ -902,8 +932,11 @@ int outpost_replica_open(const outpost_config *config, outpost_replica **out_rep
             goto fail;
         }
     }
-    return replica_open_shared(config->path, config->on_conflict, config->clock,
-                               config->user_data, shared, out_replica, err, err_size);
+    rc = replica_open_shared(config->path, config->on_conflict, config->clock,
+                             config->user_data, shared, out_replica, err, err_size);
+    if (rc == OUTPOST_OK)
+        (*out_replica)->on_rejected = config->on_rejected;
+    return rc;
 fail:
     shared_release(shared);
     err_copy(err, err_size, msg);
@@ -1043,7 +1076,8 @@ int outpost_status_get(outpost_replica *replica, outpost_status *out_status)
         "SELECT (SELECT count(*) FROM _outpost_outbox),"
         " (SELECT coalesce(min(created_ms), 0) FROM _outpost_outbox),"
         " last_sync_ms, cursor, schema_version, device_seq,"
-        " (SELECT count(*) FROM _outpost_conflicts)"
+        " (SELECT count(*) FROM _outpost_conflicts),"
+        " (SELECT count(*) FROM _outpost_rejected)"
         " FROM _outpost_state WHERE id = 1";
     sqlite3_stmt *stmt = NULL;
     int rc;
@@ -1071,6 +1105,7 @@ int outpost_status_get(outpost_replica *replica, outpost_status *out_status)
     out_status->schema_version = (uint32_t)sqlite3_column_int64(stmt, 4);
     out_status->last_seq = (uint64_t)sqlite3_column_int64(stmt, 5);
     out_status->conflicts = (uint64_t)sqlite3_column_int64(stmt, 6);
+    out_status->rejected = (uint64_t)sqlite3_column_int64(stmt, 7);
     sqlite3_finalize(stmt);
     return OUTPOST_OK;
 }

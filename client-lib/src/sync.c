@@ -2,8 +2,8 @@
  * The sync engine: one thread, one transport, one replica connection of its own.
  *
  * Session phases on one connection:
- *   HELLO   -> WELCOME: install a newer schema; drop outbox entries the server has applied
- *                       (their ACK was lost in a cut)
+ *   HELLO   -> WELCOME: install a newer schema (entries the server answered while the answer
+ *                       was lost in a cut are pushed again and answered from its record)
  *   PUSH    oldest outbox entry, in chunks when big; wait for its ACK or REJECT; next entry
  *   PULL    pages until "more" is false
  *   IDLE    connected; a local write (debounced) starts PUSH again, NOTIFY starts PULL
@@ -499,26 +499,9 @@ static void on_welcome(outpost_sync *s, const proto_welcome *w)
             return;
         }
     }
-    /* Entries the server applied whose ACK never arrived (the connection was cut). */
-    for (;;) {
-        outpost_outbox_entry *e = NULL;
-        int rc = outpost_outbox_read(s->r, 0, &e);
-        if (rc != OUTPOST_OK) {
-            fail_transient(s, rc, outpost_errmsg(s->r));
-            return;
-        }
-        if (!e || e->push.seq > w->acked_seq) {
-            outpost_outbox_entry_free(e);
-            break;
-        }
-        proto_ack ack = {.seq = e->push.seq};
-        outpost_outbox_entry_free(e);
-        rc = outpost_outbox_ack(s->r, &ack);
-        if (rc != OUTPOST_OK) {
-            fail_transient(s, rc, outpost_errmsg(s->r));
-            return;
-        }
-    }
+    /* Entries at or below w->acked_seq are not taken as acknowledged: the server may have
+     * refused them (the REJECT lost in a cut), and only its answer says which. Pushing them is
+     * harmless: the server answers from its record of applied and refused (device, seq). */
     backoff_reset(&s->backoff);
     begin_cycle(s);
 }
@@ -534,6 +517,7 @@ static void on_error(outpost_sync *s, const proto_error *e)
     case PROTO_ERR_VERSION:
     case PROTO_ERR_BAD_MESSAGE:
     case PROTO_ERR_TOO_LARGE: code = OUTPOST_EPROTO; break;
+    case PROTO_ERR_SEQ_REWOUND: code = OUTPOST_ESEQ; break;
     default: code = OUTPOST_ESERVER; break;
     }
     char why[300];

@@ -162,8 +162,14 @@ int outpost_exec(outpost_replica *replica, const char *sql, const proto_value *p
     rc = exec_run(replica, sql, params, n_params);
     if (rc != OUTPOST_OK) {
         tx_check_alive(replica, rc);
-        if (own_tx && replica->in_tx)
+        if (own_tx && replica->in_tx) {
+            /* The rollback clears the message; the app needs SQLite's own words. */
+            char msg[OUTPOST_ERRMSG_SIZE];
+
+            memcpy(msg, replica->errmsg, sizeof msg);
             outpost_tx_rollback(replica);
+            memcpy(replica->errmsg, msg, sizeof msg);
+        }
         return rc;
     }
     if (own_tx)

@@ -2,8 +2,9 @@
  * store_push: one device transaction into the store, exactly once, atomically. Opens the write
  * transaction, answers a repeated sequence with its earlier ACK, hands every change to the merge
  * engine (merge.c), and then either commits with the exactly-once record and an ACK, or rolls
- * back and answers REJECT with the server's current rows.
+ * back, records the refusal, and answers REJECT with the server's current rows.
  */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,6 +122,21 @@ static int encode_ack(push_ctx *c, uint64_t server_seq, proto_buf *reply)
     return encode_reply(c, &msg, reply);
 }
 
+/* The REJECT's rows as the wire has them (a key [nil] when it could not be read); rows is
+ * c->n_rejects long. */
+static void reject_rows_fill(const push_ctx *c, proto_reject_row *rows)
+{
+    static const proto_value unknown_key[1] = {{.type = PROTO_NULL}};
+    for (uint32_t i = 0; i < c->n_rejects; i++) {
+        const push_reject *r = &c->rejects[i];
+        rows[i].table = r->table;
+        rows[i].n_pk = r->pk ? r->n_pk : 1;
+        rows[i].pk = r->pk ? r->pk : (proto_value *)unknown_key;
+        rows[i].code = r->code;
+        rows[i].message = r->message;
+    }
+}
+
 /* REJECT with each refused row's reason and the server's current version of those rows:
  * the row when the device may see it, a tombstone when the server has no live row, a removal
  * when the row belongs to another team. Runs after the rollback, in its own read. */
@@ -132,16 +148,12 @@ static int encode_reject(push_ctx *c, proto_buf *reply)
     int out = rows ? 0 : store_fail(c->st, STORE_ENOMEM, "out of memory");
     if (out == 0)
         out = store_begin(c->st, false);
+    /* The wire needs a key: [nil] stands for "the change's key could not be read" (unknown
+     * table, no primary key in the change). */
+    if (rows != NULL)
+        reject_rows_fill(c, rows);
     for (uint32_t i = 0; out == 0 && i < c->n_rejects; i++) {
         const push_reject *r = &c->rejects[i];
-        /* The wire needs a key: [nil] stands for "the change's key could not be read" (unknown
-         * table, no primary key in the change). */
-        static const proto_value unknown_key[1] = {{.type = PROTO_NULL}};
-        rows[i].table = r->table;
-        rows[i].n_pk = r->pk ? r->n_pk : 1;
-        rows[i].pk = r->pk ? r->pk : (proto_value *)unknown_key;
-        rows[i].code = r->code;
-        rows[i].message = r->message;
         if (r->t == NULL || r->pk == NULL)
             continue;
         bool seen = false;
@@ -193,8 +205,8 @@ static int encode_reject(push_ctx *c, proto_buf *reply)
 /* ---- store_push ---------------------------------------------------------------------------- */
 
 /* A push the store refused for a constraint is not applied, but its values are not dropped
- * either: they go to the conflict log (kind CONSTRAINT) in a transaction of their own, once per
- * (device, seq), so that a supervisor can see and re-enter them. */
+ * either: they go to the conflict log (kind CONSTRAINT), in the transaction that records the
+ * refusal (so once per (device, seq)), so that a supervisor can see and re-enter them. */
 static int log_refused_values(push_ctx *c)
 {
     bool any = false;
@@ -203,32 +215,9 @@ static int log_refused_values(push_ctx *c)
                       c->rejects[i].pk != NULL);
     if (!any)
         return 0;
-    int out = store_begin(c->st, true);
+    int out = store_meta_get(c->st, "server_seq", &c->server_seq);
     if (out != 0)
         return out;
-    out = store_meta_get(c->st, "server_seq", &c->server_seq);
-    if (out != 0)
-        goto fail;
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(c->st->db,
-                                "SELECT 1 FROM _outpost_conflicts WHERE push_device = ?1"
-                                " AND push_seq = ?2 AND kind = ?3",
-                                -1, &s, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(s, 1, c->dev->device_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 2, (int64_t)c->push->seq);
-        sqlite3_bind_int(s, 3, (int)PROTO_CONFLICT_CONSTRAINT);
-        rc = sqlite3_step(s);
-    }
-    sqlite3_finalize(s);
-    if (rc == SQLITE_ROW) { /* logged when this entry was first refused */
-        store_rollback(c->st);
-        return 0;
-    }
-    if (rc != SQLITE_DONE) {
-        out = store_fail_sqlite(c->st, rc, "read conflict log");
-        goto fail;
-    }
     conflict_side none = {0, 0};
     for (uint32_t i = 0; out == 0 && i < c->n_rejects; i++) {
         const push_reject *r = &c->rejects[i];
@@ -255,11 +244,122 @@ static int log_refused_values(push_ctx *c)
                                      false);
         store_bytes_free(&blob);
     }
-    if (out == 0)
-        return store_commit(c->st);
-fail:
-    store_rollback(c->st);
     return out;
+}
+
+/* Records the refusal of (device, seq) with its REJECT rows, raises acked_seq to the highest
+ * seq recorded, and logs refused values, in one write transaction. */
+static int record_refused(push_ctx *c)
+{
+    proto_reject_row *rows = calloc(c->n_rejects, sizeof *rows);
+    proto_buf blob = {0};
+    if (rows == NULL)
+        return store_fail(c->st, STORE_ENOMEM, "out of memory");
+    reject_rows_fill(c, rows);
+    proto_msg msg;
+    memset(&msg, 0, sizeof msg);
+    msg.type = PROTO_MSG_REJECT;
+    msg.u.reject.seq = c->push->seq;
+    msg.u.reject.n_rows = c->n_rejects;
+    msg.u.reject.rows = rows;
+    int out = encode_reply(c, &msg, &blob);
+    free(rows);
+    if (out == 0)
+        out = store_begin(c->st, true);
+    if (out != 0) {
+        proto_buf_free(&blob);
+        return out;
+    }
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(c->st->db,
+                                "INSERT OR IGNORE INTO _outpost_refused VALUES(?1, ?2, ?3, ?4)", -1,
+                                &s, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(s, 1, c->rec.no);
+        sqlite3_bind_int64(s, 2, (int64_t)c->push->seq);
+        sqlite3_bind_blob(s, 3, blob.data, (int)blob.len, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 4, (int64_t)c->now_ms);
+        rc = sqlite3_step(s);
+    }
+    sqlite3_finalize(s);
+    s = NULL;
+    bool first = rc == SQLITE_DONE && sqlite3_changes(c->st->db) > 0;
+    if (rc == SQLITE_DONE)
+        rc = sqlite3_prepare_v2(c->st->db,
+                                "UPDATE _outpost_devices SET acked_seq = max(acked_seq, ?2)"
+                                " WHERE no = ?1",
+                                -1, &s, NULL);
+    else if (rc == SQLITE_OK)
+        rc = SQLITE_ERROR;
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(s, 1, c->rec.no);
+        sqlite3_bind_int64(s, 2, (int64_t)c->push->seq);
+        rc = sqlite3_step(s);
+    }
+    sqlite3_finalize(s);
+    proto_buf_free(&blob);
+    out = rc == SQLITE_DONE ? 0 : store_fail_sqlite(c->st, rc, "record refused entry");
+    if (out == 0 && first)
+        out = log_refused_values(c);
+    if (out == 0)
+        out = store_commit(c->st);
+    else
+        store_rollback(c->st);
+    return out;
+}
+
+/* What the record says about (device, seq): 1 applied, 2 refused (*out_reject holds its
+ * REJECT rows, decoded; the caller frees it), 0 neither. Inside the open transaction. */
+static int seq_recorded(push_ctx *c, int *out_kind, proto_msg **out_reject)
+{
+    *out_kind = 0;
+    *out_reject = NULL;
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(c->st->db,
+                                "SELECT 1, NULL FROM _outpost_applied WHERE device_no = ?1"
+                                " AND seq = ?2 UNION ALL SELECT 2, reject FROM _outpost_refused"
+                                " WHERE device_no = ?1 AND seq = ?2",
+                                -1, &s, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(s, 1, c->rec.no);
+        sqlite3_bind_int64(s, 2, (int64_t)c->push->seq);
+        rc = sqlite3_step(s);
+    }
+    int out = 0;
+    if (rc == SQLITE_ROW) {
+        *out_kind = sqlite3_column_int(s, 0);
+        if (*out_kind == 2) {
+            char err[160];
+            int drc = proto_decode(sqlite3_column_blob(s, 1), (size_t)sqlite3_column_bytes(s, 1),
+                                   NULL, out_reject, err, sizeof err);
+            if (drc != PROTO_OK || (*out_reject)->type != PROTO_MSG_REJECT)
+                out = store_fail(c->st, drc == PROTO_ENOMEM ? STORE_ENOMEM : STORE_EIO,
+                                 "refused entry %" PRIu64 " cannot be read back: %s",
+                                 c->push->seq, drc == PROTO_OK ? "not a REJECT" : err);
+        }
+    } else if (rc != SQLITE_DONE) {
+        out = store_fail_sqlite(c->st, rc, "read the exactly-once record");
+    }
+    sqlite3_finalize(s);
+    return out;
+}
+
+/* The same REJECT again for a refused entry: its recorded rows, with the rows' current server
+ * version (a replay must not bring back a version older than what the device has pulled). */
+static int replay_reject(push_ctx *c, const proto_msg *recorded, proto_buf *reply)
+{
+    const proto_reject *rej = &recorded->u.reject;
+    for (uint32_t i = 0; i < rej->n_rows; i++) {
+        const proto_reject_row *row = &rej->rows[i];
+        store_table *t = row->table ? store_table_find(c->st, row->table) : NULL;
+        bool key = t != NULL && row->n_pk == t->n_pk && row->pk != NULL &&
+                   !(row->n_pk == 1 && row->pk[0].type == PROTO_NULL);
+        int out = merge_reject(c, t, row->table ? row->table : "", key ? row->pk : NULL,
+                               row->code, row->message ? row->message : "", NULL);
+        if (out != 0)
+            return out;
+    }
+    return encode_reject(c, reply);
 }
 
 static int record_applied(push_ctx *c)
@@ -320,6 +420,7 @@ int store_push(store *st, store_device *dev, const proto_push *push, uint64_t no
                proto_buf *reply, store_push_info *out_info)
 {
     memset(out_info, 0, sizeof *out_info);
+    proto_msg *recorded = NULL;
     push_ctx c;
     memset(&c, 0, sizeof c);
     c.st = st;
@@ -344,14 +445,27 @@ int store_push(store *st, store_device *dev, const proto_push *push, uint64_t no
     if (out != 0)
         goto fail;
     if (push->seq <= c.rec.acked_seq) {
-        /* Already applied: answer the same ACK again, change nothing. */
+        /* Answered from the record, changing nothing: applied -> the same ACK, refused -> the
+         * same REJECT, neither -> the device's counter went back. */
+        int kind = 0;
+        out = seq_recorded(&c, &kind, &recorded);
         store_rollback(st);
-        out = load_conflicts(&c);
-        if (out == 0)
+        if (out == 0 && kind == 1)
+            out = load_conflicts(&c);
+        if (out == 0 && kind == 1)
             out = encode_ack(&c, 0, reply);
+        if (out == 0 && kind == 2)
+            out = replay_reject(&c, recorded, reply);
+        if (out == 0 && kind == 0)
+            out = store_fail(st, STORE_ESEQ,
+                             "PUSH seq %" PRIu64 " was never applied or refused, and this server"
+                             " has recorded seq %" PRIu64 " from this device: its counter went"
+                             " back (restored from a backup?); nothing was applied",
+                             push->seq, c.rec.acked_seq);
         if (out == 0) {
             dev->acked_seq = c.rec.acked_seq;
             out_info->duplicate = true;
+            out_info->rejected = kind == 2;
             out_info->hlc_clamped = c.clamped;
             out_info->n_conflicts = c.n_conflicts;
         }
@@ -364,10 +478,12 @@ int store_push(store *st, store_device *dev, const proto_push *push, uint64_t no
         goto fail;
     if (c.n_rejects > 0) {
         store_rollback(st);
-        out = log_refused_values(&c);
+        out = record_refused(&c);
         if (out == 0)
             out = encode_reject(&c, reply);
         if (out == 0) {
+            if (push->seq > dev->acked_seq)
+                dev->acked_seq = push->seq;
             out_info->rejected = true;
             out_info->hlc_clamped = c.clamped;
         }
@@ -394,6 +510,7 @@ int store_push(store *st, store_device *dev, const proto_push *push, uint64_t no
 fail:
     store_rollback(st);
 done:
+    proto_msg_free(recorded);
     free(c.rejects);
     free(c.conflicts);
     free(c.teams);

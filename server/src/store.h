@@ -34,7 +34,9 @@ enum {
     STORE_ESCHEMA = -10,   /* schema problem: not additive, no primary key, bad policy */
     STORE_EEXISTS = -11,   /* already exists */
     STORE_ELOCKED = -12,   /* dashboard account locked after too many failed logins */
-    STORE_ETAMPERED = -13  /* the audit log's hash chain does not verify */
+    STORE_ETAMPERED = -13, /* the audit log's hash chain does not verify */
+    STORE_ESEQ = -14       /* a device sequence below its highest recorded one that was never
+                            * applied or refused: the device's counter went back */
 };
 
 typedef struct store store;
@@ -146,13 +148,18 @@ typedef struct store_push_info {
 /* Merges one device transaction (all chunks already joined into one proto_push) into the store
  * as DESIGN.md's Merge section says, exactly once per (device, seq), atomically, and writes the
  * encoded reply (ACK or REJECT) to reply. dev->acked_seq is updated. A failure (STORE_EFULL,
- * STORE_EBUSY, STORE_EIO) applies nothing and writes no reply. */
+ * STORE_EBUSY, STORE_EIO) applies nothing and writes no reply.
+ * The answer comes from the record of (device, seq) pairs applied and refused: an applied seq
+ * gets its ACK again (server_seq 0), a refused one the same REJECT rows again (with the rows'
+ * current server version), an unknown seq below the highest recorded STORE_ESEQ (nothing
+ * applied, no reply). push->seq must not be 0 (the session refuses it first). */
 int store_push(store *st, store_device *dev, const proto_push *push, uint64_t now_ms,
                proto_buf *reply, store_push_info *out_info);
 /* Details of the above (SQLite store):
- *  - A REJECTed entry is not recorded as applied: acked_seq stays, and the same entry sent
- *    again is checked again. A reject row whose key could not be read (unknown table, missing
- *    primary key) carries the key [nil].
+ *  - A REJECTed entry is recorded as refused (_outpost_refused, with its REJECT rows) and
+ *    acked_seq becomes the highest seq recorded, applied or refused; the same entry sent again
+ *    is refused again without being checked again. A reject row whose key could not be read
+ *    (unknown table, missing primary key) carries the key [nil].
  *  - A revoked device gets STORE_EREVOKED and no reply.
  *  - teams_touched is NULL when n_teams_touched is 0; free it with free(). */
 

@@ -87,6 +87,12 @@ static const char store_meta_ddl[] =
     "  device_no INTEGER NOT NULL, seq INTEGER NOT NULL, server_seq INTEGER NOT NULL,"
     "  hlc INTEGER NOT NULL, hlc_used INTEGER NOT NULL, clamped INTEGER NOT NULL,"
     "  n_rows INTEGER NOT NULL, time_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY(device_no, seq)) WITHOUT ROWID;"
+    /* ... and (device, seq) refused, with the REJECT's rows (an encoded REJECT without tables),
+     * so that a resent entry gets the same answer. */
+    "CREATE TABLE IF NOT EXISTS _outpost_refused("
+    "  device_no INTEGER NOT NULL, seq INTEGER NOT NULL, reject BLOB NOT NULL,"
+    "  time_ms INTEGER NOT NULL,"
     "  PRIMARY KEY(device_no, seq)) WITHOUT ROWID;";
 
 int store_fail(store *st, int rc, const char *fmt, ...)

@@ -100,7 +100,7 @@ static void test_usage_errors_exit_1_with_a_message(void **state)
     const char *argv_key[] = {OUTPOST_CLI_PATH, "--db", db, "--key", "secret", "status", NULL};
     assert_int_equal(run(argv_key), 1);
     /* No key at all, and no terminal to ask on. */
-    const char *no_key[] = {OUTPOST_CLI_PATH, "--db", db, "status", NULL};
+    const char *no_key[] = {OUTPOST_CLI_PATH, "--db", db, "--create", "status", NULL};
     assert_int_not_equal(run(no_key), 0);
     assert_non_null(strstr(out, "key"));
 }
@@ -164,6 +164,142 @@ static void test_used_code_is_refused_for_good(void **state)
     assert_non_null(strstr(out, "refused"));
 }
 
+/* The worker's app writes a team the worker is not in: the server refuses it. The CLI says so
+ * in words and exit code, keeps every value, and the worker corrects and resubmits. */
+static void test_refused_write_is_said_kept_and_resubmitted(void **state)
+{
+    (void)state;
+    assert_int_equal(outpost("exec",
+                             "INSERT INTO contacts (id, team_id, name, note) "
+                             "VALUES ('0190c7a0-0000-7000-8000-0000000000a1', 't2', 'Alias R', "
+                             "'typed in the field')",
+                             NULL),
+                     0);
+    assert_int_equal(outpost("sync", NULL, NULL), 5);
+    assert_null(strstr(out, "synced:"));
+    assert_non_null(strstr(out, "1 change refused by the server is waiting in quarantine"));
+    assert_non_null(strstr(out, "outpost rejected"));
+    assert_int_equal(outpost("status", NULL, NULL), 0);
+    assert_non_null(strstr(out, "refused changes: 1"));
+    assert_int_equal(outpost("rejected", NULL, NULL), 0);
+    assert_non_null(strstr(out, "out of scope"));
+    assert_non_null(strstr(out, "0190c7a0-0000-7000-8000-0000000000a1"));
+    char id[16];
+    assert_int_equal(sscanf(strstr(out, "\n") + 1, "%15s", id), 1);
+    assert_int_equal(outpost("rejected", "show", id), 0);
+    assert_non_null(strstr(out, "name = 'Alias R'"));
+    assert_non_null(strstr(out, "note = 'typed in the field'"));
+    assert_non_null(strstr(out, "team_id = 't2'"));
+    /* A bad correction is refused and loses nothing. */
+    const char *bad[] = {OUTPOST_CLI_PATH, "--db", db, "--key-file", key, "rejected", "resubmit",
+                         id, "no_such_column=1", NULL};
+    assert_int_equal(run(bad), 2);
+    assert_non_null(strstr(out, "no_such_column"));
+    const char *fix[] = {OUTPOST_CLI_PATH, "--db", db, "--key-file", key, "rejected", "resubmit",
+                         id, "team_id=t1", NULL};
+    assert_int_equal(run(fix), 0);
+    assert_non_null(strstr(out, "as outbox entry"));
+    assert_int_equal(outpost("sync", NULL, NULL), 0);
+    assert_non_null(strstr(out, "synced: pushed 1 entries"));
+    assert_int_equal(outpost("status", NULL, NULL), 0);
+    assert_non_null(strstr(out, "refused changes: 0"));
+    assert_int_equal(outpost("query", "SELECT team_id, note FROM contacts WHERE name = 'Alias R'",
+                             NULL),
+                     0);
+    assert_non_null(strstr(out, "t1\ttyped in the field"));
+
+    /* Discarding is explicit and leaves a record. */
+    assert_int_equal(outpost("exec",
+                             "INSERT INTO contacts (id, team_id, name) "
+                             "VALUES ('0190c7a0-0000-7000-8000-0000000000a2', 't2', 'Alias D')",
+                             NULL),
+                     0);
+    assert_int_equal(outpost("sync", NULL, NULL), 5);
+    assert_int_equal(outpost("rejected", NULL, NULL), 0);
+    assert_int_equal(sscanf(strstr(out, "\n") + 1, "%15s", id), 1);
+    assert_int_equal(outpost("rejected", "discard", id), 0);
+    assert_non_null(strstr(out, "discarded"));
+    assert_int_equal(outpost("rejected", NULL, NULL), 0);
+    assert_non_null(strstr(out, "(nothing refused)"));
+    assert_int_equal(outpost("query", "SELECT action, pk FROM _outpost_rejected_log "
+                                      "WHERE action = 'discarded'", NULL), 0);
+    assert_non_null(strstr(out, "0190c7a0-0000-7000-8000-0000000000a2"));
+    assert_int_equal(outpost("sync", NULL, NULL), 0);
+}
+
+/* What a user is told is what happened. */
+static void test_cli_results_are_honest(void **state)
+{
+    (void)state;
+    /* exec says SQLite's own words, not an empty message. */
+    assert_int_equal(outpost("exec", "INSERT INTO no_such_table VALUES (1)", NULL), 2);
+    assert_non_null(strstr(out, "no such table: no_such_table"));
+    assert_int_equal(outpost("exec",
+                             "INSERT INTO contacts (id, team_id) "
+                             "VALUES ('0190c7a0-0000-7000-8000-000000000001', 't1')",
+                             NULL),
+                     2);
+    assert_non_null(strstr(out, "UNIQUE constraint failed: contacts.id"));
+
+    /* A mistyped --db does not make a new, empty replica. */
+    char missing[420], pass_path[420];
+    snprintf(missing, sizeof missing, "%s/typo.db", fx.dir);
+    const char *typo[] = {OUTPOST_CLI_PATH, "--db", missing, "--key-file", key, "status", NULL};
+    assert_int_equal(run(typo), 2);
+    assert_non_null(strstr(out, "no replica at"));
+    assert_int_not_equal(access(missing, F_OK), 0);
+
+    /* A new replica's passphrase has a minimum length; --create makes one on purpose. */
+    snprintf(pass_path, sizeof pass_path, "%s/pass.txt", fx.dir);
+    FILE *f = fopen(pass_path, "w");
+    assert_non_null(f);
+    fputs("short\n", f);
+    fclose(f);
+    int fd = open(pass_path, O_RDONLY);
+    assert_true(fd > 2);
+    char fd_text[16];
+    snprintf(fd_text, sizeof fd_text, "%d", fd);
+    const char *weak[] = {OUTPOST_CLI_PATH, "--db", missing, "--create", "--passphrase-fd",
+                          fd_text, "status", NULL};
+    assert_int_equal(run(weak), 1);
+    assert_non_null(strstr(out, "at least 8 bytes"));
+    assert_int_not_equal(access(missing, F_OK), 0);
+    close(fd);
+    const char *made[] = {OUTPOST_CLI_PATH, "--db", missing, "--create", "--key-file", key,
+                          "status", NULL};
+    assert_int_equal(run(made), 0);
+    assert_int_equal(access(missing, F_OK), 0);
+
+    /* passwd: a short new passphrase is refused, a good one replaces the key. */
+    fd = open(pass_path, O_RDONLY);
+    snprintf(fd_text, sizeof fd_text, "%d", fd);
+    const char *passwd_weak[] = {OUTPOST_CLI_PATH, "--db", missing, "--key-file", key, "passwd",
+                                 "--new-passphrase-fd", fd_text, NULL};
+    assert_int_equal(run(passwd_weak), 1);
+    assert_non_null(strstr(out, "at least 8 bytes"));
+    close(fd);
+    f = fopen(pass_path, "w");
+    assert_non_null(f);
+    fputs("correct horse battery\n", f);
+    fclose(f);
+    fd = open(pass_path, O_RDONLY);
+    snprintf(fd_text, sizeof fd_text, "%d", fd);
+    const char *passwd_good[] = {OUTPOST_CLI_PATH, "--db", missing, "--key-file", key, "passwd",
+                                 "--new-passphrase-fd", fd_text, NULL};
+    assert_int_equal(run(passwd_good), 0);
+    assert_non_null(strstr(out, "new passphrase"));
+    close(fd);
+    assert_int_equal(run(typo), 2); /* the old key no longer opens it */
+    assert_non_null(strstr(out, "wrong key"));
+    fd = open(pass_path, O_RDONLY);
+    snprintf(fd_text, sizeof fd_text, "%d", fd);
+    const char *with_pass[] = {OUTPOST_CLI_PATH, "--db", missing, "--passphrase-fd", fd_text,
+                               "status", NULL};
+    assert_int_equal(run(with_pass), 0);
+    assert_non_null(strstr(out, "pending entries: 0"));
+    close(fd);
+}
+
 static void test_sync_with_the_server_away_exits_3(void **state)
 {
     (void)state;
@@ -187,6 +323,8 @@ int main(void)
         cmocka_unit_test(test_usage_errors_exit_1_with_a_message),
         cmocka_unit_test(test_enroll_from_uri_then_record_and_sync),
         cmocka_unit_test(test_used_code_is_refused_for_good),
+        cmocka_unit_test(test_refused_write_is_said_kept_and_resubmitted),
+        cmocka_unit_test(test_cli_results_are_honest),
         cmocka_unit_test(test_sync_with_the_server_away_exits_3),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -621,6 +621,107 @@ static void test_sync_scope_isolation(void **state)
     testclient_close(c12);
 }
 
+/* Sends a one-row INSERT push and returns the reply (caller frees). */
+static proto_msg *push_reply(testclient *tc, uint64_t seq, const char *id, const char *team)
+{
+    const char *ids[1] = {id};
+    proto_msg *push = fixture_insert_push(seq, 1, ids, team, "seq rules");
+    proto_msg *reply = NULL;
+
+    assert_non_null(push);
+    assert_int_equal(testclient_send(tc, push, T_MS), 0);
+    fixture_push_free(push);
+    assert_int_equal(testclient_recv(tc, T_MS, &reply), 0);
+    while (reply->type == PROTO_MSG_NOTIFY) {
+        proto_msg_free(reply);
+        assert_int_equal(testclient_recv(tc, T_MS, &reply), 0);
+    }
+    return reply;
+}
+
+static void expect_reject(testclient *tc, uint64_t seq, const char *id, const char *team)
+{
+    proto_msg *reply = push_reply(tc, seq, id, team);
+
+    assert_int_equal(reply->type, PROTO_MSG_REJECT);
+    assert_int_equal(reply->u.reject.seq, seq);
+    assert_int_equal(reply->u.reject.n_rows, 1);
+    assert_int_equal(reply->u.reject.rows[0].code, PROTO_ERR_OUT_OF_SCOPE);
+    assert_string_equal(reply->u.reject.rows[0].table, FIXTURE_TABLE);
+    assert_int_equal(reply->u.reject.rows[0].n_pk, 1);
+    assert_int_equal(reply->u.reject.rows[0].pk[0].u.b.n, strlen(id));
+    assert_memory_equal(reply->u.reject.rows[0].pk[0].u.b.p, id, strlen(id));
+    proto_msg_free(reply);
+}
+
+/* The agreed sequence rules: the server answers a PUSH from its record of applied and refused
+ * (device, seq): applied -> ACK again (server_seq 0), refused -> the same REJECT, unknown below
+ * the highest -> ERROR SEQ_REWOUND with nothing applied, seq 0 -> ERROR BAD_MESSAGE. */
+static void test_sync_seq_rules_answer_from_the_record(void **state)
+{
+    test_device a, b;
+    testclient *tc;
+    uint64_t acked = 99, server_seq = 0;
+    proto_msg *reply;
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&main_fx, "w1", &a), 0);
+    tc = fixture_hello(&main_fx, &a, &acked);
+    assert_non_null(tc);
+    push_and_expect_ack(tc, 1, "seq-0001", "t1", "seq rules", &server_seq);
+    expect_reject(tc, 3, "seq-0003", "t2"); /* gaps are allowed; t2 is not w1's team */
+    push_and_expect_ack(tc, 5, "seq-0005", "t1", "seq rules", NULL);
+
+    /* Replays: the applied one is acknowledged again, the refused one refused again. */
+    reply = push_reply(tc, 1, "seq-0001", "t1");
+    assert_int_equal(reply->type, PROTO_MSG_ACK);
+    assert_int_equal(reply->u.ack.seq, 1);
+    assert_int_equal(reply->u.ack.server_seq, 0);
+    proto_msg_free(reply);
+    expect_reject(tc, 3, "seq-0003", "t2");
+    /* Even when the replay's content would now pass: the record answers, not the content. */
+    expect_reject(tc, 3, "seq-0003", "t2");
+
+    /* A seq below the highest that was never applied: a rewound device counter. */
+    reply = push_reply(tc, 2, "seq-0002", "t1");
+    assert_int_equal(reply->type, PROTO_MSG_ERROR);
+    assert_int_equal(reply->u.error.code, PROTO_ERR_SEQ_REWOUND);
+    assert_non_null(strstr(reply->u.error.message, "2"));
+    assert_false(reply->u.error.retryable);
+    proto_msg_free(reply);
+    assert_true(testclient_wait_closed(tc, T_MS));
+    testclient_close(tc);
+
+    /* Another device of the team sees what was applied, and not the rewound entry. */
+    assert_int_equal(fixture_enroll_device(&main_fx, "w1", &b), 0);
+    tc = fixture_hello(&main_fx, &b, NULL);
+    assert_non_null(tc);
+    assert_int_equal(pull_find(tc, "seq-0002", NULL, 0), 0);
+    assert_int_equal(pull_find(tc, "seq-0001", NULL, 0), 1);
+    assert_int_equal(pull_find(tc, "seq-0005", NULL, 0), 1);
+    testclient_close(tc);
+
+    tc = fixture_hello(&main_fx, &a, &acked);
+    assert_non_null(tc);
+    assert_int_equal(acked, 5); /* the highest recorded */
+    expect_reject(tc, 7, "seq-0007", "t2");
+    reply = push_reply(tc, 0, "seq-0000", "t1");
+    assert_int_equal(reply->type, PROTO_MSG_ERROR);
+    assert_int_equal(reply->u.error.code, PROTO_ERR_BAD_MESSAGE);
+    proto_msg_free(reply);
+    testclient_close(tc);
+
+    /* A refused seq counts as recorded: WELCOME's ack is the highest applied or refused. */
+    tc = fixture_hello(&main_fx, &a, &acked);
+    assert_non_null(tc);
+    assert_int_equal(acked, 7);
+    reply = push_reply(tc, 6, "seq-0006", "t1");
+    assert_int_equal(reply->type, PROTO_MSG_ERROR);
+    assert_int_equal(reply->u.error.code, PROTO_ERR_SEQ_REWOUND);
+    proto_msg_free(reply);
+    testclient_close(tc);
+}
+
 static void test_sync_revoked_device_refused_or_wiped(void **state)
 {
     test_device plain, wiped;
@@ -893,6 +994,7 @@ int main(void)
         cmocka_unit_test(test_sync_bad_input_answered_while_good_client_syncs),
         cmocka_unit_test(test_sync_transaction_over_limit_is_too_large),
         cmocka_unit_test(test_sync_scope_isolation),
+        cmocka_unit_test(test_sync_seq_rules_answer_from_the_record),
         cmocka_unit_test(test_sync_revoked_device_refused_or_wiped),
         cmocka_unit_test(test_http_status_and_not_found),
     };

@@ -260,6 +260,199 @@ static void test_out_of_scope_write_is_rejected_and_undone(void **state)
     device_close(&a);
 }
 
+/* ---- Quarantine: what the server refuses stays on the device ----------------------------- */
+
+static proto_value text(const char *s)
+{
+    return (proto_value){.type = PROTO_TEXT, .u.b = {(const uint8_t *)s, (uint32_t)strlen(s)}};
+}
+
+static void write_contact_full(device *d, const char *id, const char *team, const char *name,
+                               const char *note)
+{
+    proto_value params[4] = {text(id), text(team), text(name), text(note)};
+    int rc = outpost_exec(d->r, "INSERT INTO contacts (id, team_id, name, note)"
+                                " VALUES (?1, ?2, ?3, ?4)", params, 4);
+    if (rc != OUTPOST_OK)
+        fail_msg("write: %s", outpost_errmsg(d->r));
+}
+
+/* The value of column col in a quarantined change, as text ("" when absent). */
+static const char *rejected_text(const outpost_rejected *q, const char *col)
+{
+    static char buf[256];
+    for (uint32_t i = 0; i < q->n_values; i++) {
+        if (strcmp(q->columns[i], col) == 0 && q->values[i].type == PROTO_TEXT) {
+            snprintf(buf, sizeof buf, "%.*s", (int)q->values[i].u.b.n,
+                     (const char *)q->values[i].u.b.p);
+            return buf;
+        }
+    }
+    return "";
+}
+
+static int rejected_seen;
+
+static void on_rejected(void *user_data, const outpost_rejected *q)
+{
+    (void)user_data;
+    if (q && strcmp(q->table, "contacts") == 0)
+        rejected_seen++;
+}
+
+/* The only quarantined change on d (the test fails when there is not exactly one). */
+static outpost_rejected *only_rejected(device *d)
+{
+    int64_t ids[4];
+    size_t n = 0;
+    outpost_status st;
+    assert_int_equal(outpost_rejected_list(d->r, ids, 4, &n), OUTPOST_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(outpost_status_get(d->r, &st), OUTPOST_OK);
+    assert_int_equal(st.rejected, 1);
+    outpost_rejected *q = NULL;
+    assert_int_equal(outpost_rejected_read(d->r, ids[0], &q), OUTPOST_OK);
+    return q;
+}
+
+static void test_refused_write_is_quarantined_with_every_value_then_resubmitted(void **state)
+{
+    (void)state;
+    device a;
+    char err[256], id[OUTPOST_UUID_TEXT_SIZE];
+    memset(&a, 0, sizeof a);
+    snprintf(a.path, sizeof a.path, "%s/q1.db", fx.dir);
+    rejected_seen = 0;
+    outpost_config cfg = {.path = a.path, .secret.key = device_key, .on_rejected = on_rejected};
+    assert_int_equal(outpost_replica_open(&cfg, &a.r, err, sizeof err), OUTPOST_OK);
+    char code[32], url[64];
+    assert_int_equal(fixture_enroll_code(&fx, "w1", code), 0);
+    url_for(fx.port, url, sizeof url);
+    outpost_enroll_options eo = {.url = url, .code = code, .ca_pem = slurp(fx.ca_path)};
+    assert_int_equal(outpost_enroll(a.r, &eo), OUTPOST_OK);
+
+    /* A team-one worker's app writes the wrong team: the server refuses it. */
+    assert_int_equal(outpost_uuid_make(id), OUTPOST_OK);
+    write_contact_full(&a, id, "t2", "Alias Quarantined", "met at the station, age 14");
+    device_start(&a, 100);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    assert_int_equal(pending(&a), 0);
+    assert_int_equal(central_count("SELECT count(*) FROM contacts WHERE name = 'Alias Quarantined'"), 0);
+
+    /* Nothing the worker typed is gone: every value is in quarantine, with the server's reason. */
+    outpost_rejected *q = only_rejected(&a);
+    assert_string_equal(q->table, "contacts");
+    assert_string_equal(q->op, "INSERT");
+    assert_int_equal(q->code, PROTO_ERR_OUT_OF_SCOPE);
+    assert_true(strlen(q->message) > 0);
+    assert_string_equal(rejected_text(q, "id"), id);
+    assert_string_equal(rejected_text(q, "team_id"), "t2");
+    assert_string_equal(rejected_text(q, "name"), "Alias Quarantined");
+    assert_string_equal(rejected_text(q, "note"), "met at the station, age 14");
+    assert_int_equal(rejected_seen, 1);
+
+    /* The app corrects the team and resubmits: a new outbox entry, and the row arrives. */
+    const char *cols[] = {"team_id"};
+    proto_value vals[] = {text("t1")};
+    uint64_t seq = 0;
+    int64_t qid = q->id;
+    outpost_rejected_free(q);
+    assert_int_equal(outpost_rejected_resubmit(a.r, qid, cols, vals, 1, &seq), OUTPOST_OK);
+    assert_true(seq > 1);
+    outpost_status st;
+    assert_int_equal(outpost_status_get(a.r, &st), OUTPOST_OK);
+    assert_int_equal(st.rejected, 0);
+    assert_int_equal(device_count(&a, "SELECT count(*) FROM _outpost_rejected_log"
+                                      " WHERE action = 'resubmitted'"), 1);
+    outpost_sync_status ss;
+    outpost_sync_get_status(a.sync, &ss);
+    assert_int_equal(outpost_sync_wait(a.sync, ss.syncs_completed, WAIT_MS), OUTPOST_OK);
+    for (int i = 0; i < 100 && pending(&a) > 0; i++)
+        sleep_ms(50);
+    assert_int_equal(pending(&a), 0);
+    assert_int_equal(central_count("SELECT count(*) FROM contacts WHERE name = 'Alias Quarantined'"
+                                   " AND team_id = 't1' AND note = 'met at the station, age 14'"),
+                     1);
+    assert_int_equal(outpost_status_get(a.r, &st), OUTPOST_OK);
+    assert_int_equal(st.rejected, 0);
+    device_close(&a);
+}
+
+static void test_key_claimed_by_another_team_is_quarantined_and_resubmitted_with_a_new_key(
+    void **state)
+{
+    (void)state;
+    device a, c;
+    char id[OUTPOST_UUID_TEXT_SIZE], id2[OUTPOST_UUID_TEXT_SIZE];
+    memset(&a, 0, sizeof a), memset(&c, 0, sizeof c);
+    device_enroll(&c, "q2c", "w2", fx.port);
+    device_enroll(&a, "q2a", "w1", fx.port);
+    assert_int_equal(outpost_uuid_make(id), OUTPOST_OK);
+    write_contact_full(&c, id, "t2", "team two's", "first");
+    device_start(&c, 100);
+    assert_int_equal(outpost_sync_wait(c.sync, 0, WAIT_MS), OUTPOST_OK);
+    assert_int_equal(pending(&c), 0);
+
+    /* Team one's device makes a row with the same key (a copied id, a broken generator). */
+    write_contact_full(&a, id, "t1", "team one's", "typed by w1");
+    device_start(&a, 100);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    outpost_rejected *q = only_rejected(&a);
+    assert_string_equal(rejected_text(q, "name"), "team one's");
+    assert_string_equal(rejected_text(q, "note"), "typed by w1");
+    int64_t qid = q->id;
+    outpost_rejected_free(q);
+    /* The device holds neither the other team's row nor its own refused copy. */
+    assert_int_equal(device_count(&a, "SELECT count(*) FROM contacts WHERE name = 'team one''s'"), 0);
+
+    assert_int_equal(outpost_uuid_make(id2), OUTPOST_OK);
+    const char *cols[] = {"id"};
+    proto_value vals[] = {text(id2)};
+    assert_int_equal(outpost_rejected_resubmit(a.r, qid, cols, vals, 1, NULL), OUTPOST_OK);
+    for (int i = 0; i < 200 && central_count("SELECT count(*) FROM contacts WHERE name ="
+                                             " 'team one''s'") != 1; i++)
+        sleep_ms(50);
+    char sql[200];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM contacts WHERE id = '%s' AND team_id = 't1'"
+                              " AND note = 'typed by w1'", id2);
+    assert_int_equal(central_count(sql), 1);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM contacts WHERE id = '%s' AND team_id = 't2'"
+                              " AND name = 'team two''s'", id);
+    assert_int_equal(central_count(sql), 1);
+    device_close(&a);
+    device_close(&c);
+}
+
+static void test_discard_is_explicit_and_recorded(void **state)
+{
+    (void)state;
+    device a;
+    char id[OUTPOST_UUID_TEXT_SIZE];
+    memset(&a, 0, sizeof a);
+    device_enroll(&a, "q3", "w1", fx.port);
+    assert_int_equal(outpost_uuid_make(id), OUTPOST_OK);
+    write_contact_full(&a, id, "t2", "to be discarded", "");
+    device_start(&a, 100);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    outpost_rejected *q = only_rejected(&a);
+    int64_t qid = q->id;
+    outpost_rejected_free(q);
+    assert_int_equal(outpost_rejected_discard(a.r, qid), OUTPOST_OK);
+    outpost_status st;
+    assert_int_equal(outpost_status_get(a.r, &st), OUTPOST_OK);
+    assert_int_equal(st.rejected, 0);
+    assert_int_equal(outpost_rejected_read(a.r, qid, &q), OUTPOST_EINVAL);
+    assert_null(q);
+    assert_int_equal(outpost_rejected_discard(a.r, qid), OUTPOST_EINVAL);
+    char sql[200];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM _outpost_rejected_log WHERE action ="
+                              " 'discarded' AND rejected_id = %lld AND tbl = 'contacts'"
+                              " AND pk LIKE '%%%s%%' AND at_ms > 0", (long long)qid, id);
+    assert_int_equal(device_count(&a, sql), 1);
+    assert_int_equal(device_count(&a, "SELECT count(*) FROM _outpost_rejected_values"), 0);
+    device_close(&a);
+}
+
 static void test_cuts_at_random_offsets_lose_and_duplicate_nothing(void **state)
 {
     (void)state;
@@ -407,6 +600,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_offline_writes_arrive_by_themselves_and_only_in_scope),
         cmocka_unit_test(test_out_of_scope_write_is_rejected_and_undone),
+        cmocka_unit_test(test_refused_write_is_quarantined_with_every_value_then_resubmitted),
+        cmocka_unit_test(
+            test_key_claimed_by_another_team_is_quarantined_and_resubmitted_with_a_new_key),
+        cmocka_unit_test(test_discard_is_explicit_and_recorded),
         cmocka_unit_test(test_cuts_at_random_offsets_lose_and_duplicate_nothing),
         cmocka_unit_test(test_server_restart_mid_sync_loses_nothing),
         cmocka_unit_test(test_automatic_retry_finds_the_server_when_it_returns),

@@ -310,6 +310,11 @@ static void dump_append(char **buf, size_t *len, size_t *cap, const char *text)
 
 char *fx_dump(fixture *fx)
 {
+    return fx_dump_except(fx, NULL);
+}
+
+char *fx_dump_except(fixture *fx, const char *const *skip)
+{
     sqlite3 *db = store_sqlite_db(fx->st);
     sqlite3_stmt *tables = NULL;
     assert_int_equal(sqlite3_prepare_v2(db,
@@ -321,6 +326,11 @@ char *fx_dump(fixture *fx)
     size_t len = 0, cap = 0;
     while (sqlite3_step(tables) == SQLITE_ROW) {
         const char *name = (const char *)sqlite3_column_text(tables, 0);
+        bool skipped = false;
+        for (size_t i = 0; skip && skip[i] && !skipped; i++)
+            skipped = strcmp(skip[i], name) == 0;
+        if (skipped)
+            continue;
         char sql[256];
         snprintf(sql, sizeof sql, "SELECT * FROM \"%s\" ORDER BY 1, 2", name);
         sqlite3_stmt *rows = NULL;

@@ -69,6 +69,8 @@ int64_t fx_int(fixture *fx, const char *sql);
 /* Every table of the store, every row, in a fixed order: for "identical store" checks.
  * Wall-clock columns are left out. malloc'd. */
 char *fx_dump(fixture *fx);
+/* The same without the tables named in skip (NULL-terminated; NULL skips nothing). */
+char *fx_dump_except(fixture *fx, const char *const *skip);
 
 /* Finds the ROWS table entry for name, or NULL. */
 const proto_table_rows *fx_rows_table(const proto_msg *msg, const char *name);

@@ -327,6 +327,12 @@ static void on_push(session *s, proto_msg *msg, size_t n_bytes)
     job *j;
     int rc;
 
+    if (p->seq == 0) {
+        send_error(s, PROTO_ERR_BAD_MESSAGE, false, true,
+                   "PUSH seq 0: device sequences start at 1");
+        proto_msg_free(msg);
+        return;
+    }
     if (s->n_chunks == 0 && p->chunk != 0) {
         send_error(s, PROTO_ERR_BAD_MESSAGE, false, true,
                    "PUSH seq %" PRIu64 " starts at chunk %" PRIu32 ", expected chunk 0", p->seq,
@@ -424,6 +430,9 @@ static void store_failure(session *s, const job *j, const char *what)
         break;
     case STORE_EBUSY:
         send_error(s, PROTO_ERR_BUSY, true, false, "store busy, try again");
+        break;
+    case STORE_ESEQ: /* the device must not resend this: it would be refused again */
+        send_error(s, PROTO_ERR_SEQ_REWOUND, false, true, "%s", j->errmsg);
         break;
     default:
         send_error(s, PROTO_ERR_INTERNAL, true, true, "server error during %s", what);
