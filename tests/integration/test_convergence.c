@@ -28,10 +28,11 @@
  * (contacts: hlc, visits: server-wins, referrals: device-wins), INTEGER, REAL, TEXT, BLOB and
  * NULL values, device clocks that are right, a day behind, two minutes ahead, a day ahead
  * (clamped) or in lockstep with each other (equal clocks: ties), kills and restarts.
- * Deliberate refusals (writes into a team the device is not in) need the device quarantine of
- * issue 11; OUTPOST_ORACLE_REFUSALS=1 at compile time turns them on. Refusals that arise by
- * themselves (a row moved out of a device's teams while it had a pending change) are modelled
- * and checked always.
+ * Refusals: deliberate writes into a team the device is not in (new rows, team moves, keys of
+ * another team), and the ones that arise by themselves (a row moved out of a device's teams
+ * while it had a pending change). The model expects each refused change absent centrally and
+ * in the device's quarantine (issue 11) with the values the worker wrote, and nothing else
+ * there. OUTPOST_ORACLE_REFUSALS=0 at compile time turns the deliberate ones off.
  *
  * Each seed prints how often each case occurred; the last test case fails when some case never
  * occurred over all seeds. OUTPOST_SEED=N runs seed N alone; OUTPOST_SEEDS=N runs 1..N
@@ -57,7 +58,7 @@
 #include "faultproxy.h"
 
 #ifndef OUTPOST_ORACLE_REFUSALS
-#define OUTPOST_ORACLE_REFUSALS 0 /* deliberate out-of-team writes: needs issue 11's quarantine */
+#define OUTPOST_ORACLE_REFUSALS 1 /* deliberate out-of-team writes (issue 11's quarantine) */
 #endif
 
 #define DEFAULT_SEEDS 10u
@@ -100,7 +101,7 @@ enum {
     K_TEAM_MOVE, K_MULTI_ROW_TX, K_CONFLICT_HLC, K_CONFLICT_SERVER_WINS, K_CONFLICT_DEVICE_WINS,
     K_TIE_BY_DEVICE_ID, K_CLAMPED, K_WRITE_BEHIND, K_WRITE_AHEAD, K_VAL_NULL, K_VAL_INT,
     K_VAL_REAL, K_VAL_TEXT, K_VAL_BLOB, K_SERVER_KILL, K_KILL_MID_SYNC, K_NET_CUT, K_REFUSAL,
-    K_TEAM_MOVE_OUT_OF_SCOPE, N_KINDS
+    K_WRITE_OUT_OF_TEAMS, N_KINDS
 };
 static const char *const kind_names[N_KINDS] = {
     "insert", "insert of a live key", "insert of a deleted key", "update",
@@ -110,14 +111,14 @@ static const char *const kind_names[N_KINDS] = {
     "conflict (device-wins table)", "clock tie broken by device id", "clamped push",
     "write by a clock behind", "write by a clock ahead", "NULL value", "INTEGER value",
     "REAL value", "TEXT value", "BLOB value", "server SIGKILL", "server SIGKILL mid-sync",
-    "connection cut", "refusal", "team move out of the writer's teams"};
-/* Minimum over all seeds; 0: not required (refusals arise by themselves only rarely unless
- * OUTPOST_ORACLE_REFUSALS is on). */
+    "connection cut", "refusal", "write into a team the writer is not in"};
+/* Minimum over all seeds (the default 10 give every case at least 3 times); 0: not required
+ * (refusals arise by themselves only rarely when OUTPOST_ORACLE_REFUSALS is off). */
 static uint32_t kind_minimum(int k)
 {
-    if (k == K_REFUSAL || k == K_TEAM_MOVE_OUT_OF_SCOPE)
-        return OUTPOST_ORACLE_REFUSALS ? 1u : 0u;
-    return 1u;
+    if (k == K_REFUSAL || k == K_WRITE_OUT_OF_TEAMS)
+        return OUTPOST_ORACLE_REFUSALS ? 2u : 0u;
+    return 2u;
 }
 
 /* ---- values --------------------------------------------------------------------------------- */
@@ -278,6 +279,22 @@ typedef struct mconflict {
     uint64_t push_seq;
 } mconflict;
 
+/* A refused change the device must hold in quarantine. values_known: no later entry of the
+ * device changed the row before the refusal arrived, so the values are exactly the written ones
+ * (INSERT and UPDATE: the columns written; DELETE: every old value). */
+typedef struct quarantined {
+    uint64_t seq;
+    int table;
+    int op;
+    char id[OUTPOST_UUID_TEXT_SIZE];
+    bool has[N_COLS];
+    mval vals[N_COLS];
+    bool values_known;
+    bool found;
+} quarantined;
+
+#define MAX_QUARANTINED 128
+
 /* A key some device created: candidates for inserts of existing keys. */
 typedef struct mkey {
     int table;
@@ -299,6 +316,8 @@ typedef struct device {
     uint32_t n_pending;
     uint64_t refused[64];
     uint32_t n_refused;
+    struct quarantined *quarantined;
+    uint32_t n_quarantined;
 } device;
 
 typedef struct run {
@@ -655,6 +674,8 @@ static int apply_change(run *R, int d, const mentry *e, const mhlc *h, const mch
     return 0;
 }
 
+static bool touched(const struct mentry *e, int table, const char *id);
+
 /* The server applies device d's pending entries in order, during a sync that ran between
  * lo_ms and hi_ms on the server's (this machine's) clock. */
 static int model_push(run *R, int d, uint64_t lo_ms, uint64_t hi_ms)
@@ -680,6 +701,25 @@ static int model_push(run *R, int d, uint64_t lo_ms, uint64_t hi_ms)
             R->counts[K_REFUSAL]++;
             if (dv->n_refused < 64)
                 dv->refused[dv->n_refused++] = e->seq;
+            for (uint32_t c = 0; c < e->n; c++) {
+                if (dv->n_quarantined == MAX_QUARANTINED)
+                    return failed(R, "the model's quarantine is full");
+                const mchange *ch = &e->ch[c];
+                quarantined *q = &dv->quarantined[dv->n_quarantined++];
+                memset(q, 0, sizeof *q);
+                q->seq = e->seq;
+                q->table = ch->table;
+                q->op = ch->op;
+                snprintf(q->id, sizeof q->id, "%s", ch->id);
+                for (int col = 0; col < N_COLS; col++) {
+                    q->has[col] = ch->op == PROTO_OP_DELETE ? ch->has_old[col] : ch->has_new[col];
+                    q->vals[col] = ch->op == PROTO_OP_DELETE ? ch->old[col] : ch->nw[col];
+                }
+                q->values_known = true;
+                for (uint32_t later = k + 1; later < dv->n_pending; later++)
+                    if (touched(&dv->pending[later], ch->table, ch->id))
+                        q->values_known = false;
+            }
             continue;
         }
         if (h.clamped) {
@@ -708,9 +748,13 @@ static int device_enroll(run *R, uint32_t i)
 {
     device *d = &R->dev[i];
     mentry *pending = d->pending;
+    quarantined *quarantine = d->quarantined;
     memset(d, 0, sizeof *d);
     d->pending = pending;
+    d->quarantined = quarantine;
     d->worker = (int)below(R, 3);
+    if (i == 2)
+        d->worker = R->dev[1].worker; /* the lockstep pair shares rows: clock ties */
     /* Two lockstep clocks per seed at least (ties), the rest of every kind. */
     d->clock = i == 1 || i == 2 ? CLK_LOCKSTEP : (int)below(R, N_CLOCKS);
     static const int64_t skews[] = {0, -86400000, 120000, 86400000, 0};
@@ -798,30 +842,42 @@ static int sync_device(run *R, uint32_t i, int fault)
      * server's clock somewhere in [lo, hi]) and a write's clock never share a millisecond. */
     sleep_ms(2);
     uint64_t lo = (uint64_t)wall_ms();
-    int rc = outpost_sync_start(d->r, &cfg, &d->sync);
+    int rc;
+    uint32_t cuts = faultproxy_cuts(R->proxy);
+    if (fault == 1 && d->via_proxy) {
+        /* The first connection dies after a few hundred bytes to a few KiB (the handshake or
+         * the sync itself); once the cut has landed, the link heals. */
+        faultproxy_cut_after(R->proxy, 300 + below(R, 4000));
+    }
+    rc = outpost_sync_start(d->r, &cfg, &d->sync);
     if (rc != OUTPOST_OK)
         return failed(R, "%s: sync start: %s", d->name, outpost_strerror(rc));
-    if (fault != 0) {
+    if (fault == 1 && d->via_proxy) {
+        outpost_sync_status st;
+        for (int waited = 0; waited < 3000; waited += 2) {
+            outpost_sync_get_status(d->sync, &st);
+            if (faultproxy_cuts(R->proxy) > cuts || st.syncs_completed > 0)
+                break;
+            sleep_ms(2);
+        }
+        faultproxy_pass(R->proxy);
+        R->counts[K_NET_CUT] += faultproxy_cuts(R->proxy) > cuts;
+    }
+    if (fault == 2) {
         sleep_ms((long)below(R, 60));
         outpost_sync_status st;
         outpost_sync_get_status(d->sync, &st);
         bool done = st.syncs_completed > 0;
-        if (fault == 1 && d->via_proxy) {
-            uint32_t cuts = faultproxy_cuts(R->proxy);
-            faultproxy_cut_all(R->proxy);
-            R->counts[K_NET_CUT] += faultproxy_cuts(R->proxy) > cuts;
-        } else if (fault == 2) {
-            if (server_restart(R) != 0)
-                return -1;
-            R->counts[K_KILL_MID_SYNC] += !done;
-        }
+        if (server_restart(R) != 0)
+            return -1;
+        R->counts[K_KILL_MID_SYNC] += !done;
     }
     rc = outpost_sync_wait(d->sync, 0, SYNC_WAIT_MS);
     if (rc != OUTPOST_OK) {
         outpost_sync_status st;
         outpost_sync_get_status(d->sync, &st);
         return failed(R, "%s: sync did not complete: %s (last error %s: %s)", d->name,
-                    outpost_strerror(rc), outpost_strerror(st.last_error), st.last_error_msg);
+                      outpost_strerror(rc), outpost_strerror(st.last_error), st.last_error_msg);
     }
     device_stop(d);
     uint64_t hi = (uint64_t)wall_ms();
@@ -919,7 +975,7 @@ static bool pick_row(run *R, device *d, int table, char id[OUTPOST_UUID_TEXT_SIZ
     return found;
 }
 
-static bool touched(const mentry *e, int table, const char *id)
+static bool touched(const struct mentry *e, int table, const char *id)
 {
     for (uint32_t c = 0; c < e->n; c++)
         if (e->ch[c].table == table && strcmp(e->ch[c].id, id) == 0)
@@ -1001,6 +1057,8 @@ static int write_one(run *R, uint32_t i, mentry *e)
             snprintf(ch->id, sizeof ch->id, "%s", key->id);
             ch->nw[0] = mval_text(key->id);
             ch->nw[1] = key->team;
+            if (!in_teams(d->worker, &key->team))
+                R->counts[K_WRITE_OUT_OF_TEAMS]++;
             for (int c = 2; c < N_COLS; c++)
                 ch->nw[c] = fresh_value(R, c, i);
             for (int c = 0; c < N_COLS; c++)
@@ -1019,7 +1077,7 @@ static int write_one(run *R, uint32_t i, mentry *e)
 #if OUTPOST_ORACLE_REFUSALS
         if (below(R, 12) == 0 && d->worker != W12) {
             ch->nw[1] = mval_text(d->worker == W1 ? "t2" : "t1");
-            R->counts[K_TEAM_MOVE_OUT_OF_SCOPE]++;
+            R->counts[K_WRITE_OUT_OF_TEAMS]++;
         }
 #endif
         for (int c = 2; c < N_COLS; c++)
@@ -1056,7 +1114,7 @@ static int write_one(run *R, uint32_t i, mentry *e)
         ch->nw[1] = mval_text(cur[1].n == 2 && memcmp(cur[1].s, "t1", 2) == 0 ? "t2" : "t1");
         R->counts[K_TEAM_MOVE]++;
         if (!in_teams(d->worker, &ch->nw[1]))
-            R->counts[K_TEAM_MOVE_OUT_OF_SCOPE]++;
+            R->counts[K_WRITE_OUT_OF_TEAMS]++;
     }
     uint32_t mask = move && below(R, 2) ? 0 : 1u + below(R, 15);
     for (int c = 2; c < N_COLS; c++) {
@@ -1125,12 +1183,17 @@ static int write_tie(run *R)
         return 0;
     char id[OUTPOST_UUID_TEXT_SIZE];
     mval a[N_COLS], b[N_COLS];
-    if (!pick_row(R, &R->dev[1], POL_HLC, id) || !replica_row(&R->dev[1], POL_HLC, id, a) ||
-        !replica_row(&R->dev[2], POL_HLC, id, b))
-        return write_tx(R, 1, 1);
-    for (int c = 0; c < N_COLS; c++)
-        if (!mval_equal(&a[c], &b[c]))
-            return write_tx(R, 2, 1);
+    bool same = pick_row(R, &R->dev[1], POL_HLC, id) &&
+                replica_row(&R->dev[1], POL_HLC, id, a) && replica_row(&R->dev[2], POL_HLC, id, b);
+    for (int c = 0; same && c < N_COLS; c++)
+        same = mval_equal(&a[c], &b[c]);
+    if (!same) {
+        /* Not yet: let the pair write and sync, so that they share a row next time. */
+        int out = write_tx(R, 1, 1);
+        for (uint32_t i = 1; out == 0 && i <= 2; i++)
+            out = sync_device(R, i, 0);
+        return out;
+    }
     R->lockstep_ms += 1000;
     R->forced = true;
     R->forced_table = POL_HLC;
@@ -1375,6 +1438,79 @@ static int64_t query_int(sqlite3 *db, const char *sql, int64_t bind)
     return v;
 }
 
+static const char *const op_names[] = {"?", "INSERT", "UPDATE", "DELETE"};
+
+static mval mval_from_proto(const proto_value *p)
+{
+    mval v = {.type = (int)p->type};
+    if (p->type == PROTO_INT)
+        v.i = p->u.i;
+    else if (p->type == PROTO_REAL)
+        v.r = p->u.r;
+    else if (p->type == PROTO_TEXT || p->type == PROTO_BLOB) {
+        v.n = p->u.b.n > sizeof v.s ? (uint32_t)sizeof v.s : p->u.b.n;
+        if (v.n)
+            memcpy(v.s, p->u.b.p, v.n);
+    }
+    return v;
+}
+
+/* The device's quarantine holds exactly the refused changes the model predicts, with the
+ * values the worker wrote. */
+static int check_quarantine(run *R, device *d)
+{
+    int64_t ids[MAX_QUARANTINED + 1];
+    size_t n = 0;
+    if (outpost_rejected_list(d->r, ids, MAX_QUARANTINED + 1, &n) != OUTPOST_OK)
+        return failed(R, "%s: cannot list the quarantine: %s", d->name, outpost_errmsg(d->r));
+    if (n != d->n_quarantined)
+        return failed(R, "%s: the quarantine holds %zu changes, the model %u refused ones",
+                      d->name, n, d->n_quarantined);
+    for (uint32_t k = 0; k < d->n_quarantined; k++)
+        d->quarantined[k].found = false;
+    for (size_t i = 0; i < n; i++) {
+        outpost_rejected *rej = NULL;
+        if (outpost_rejected_read(d->r, ids[i], &rej) != OUTPOST_OK)
+            return failed(R, "%s: cannot read quarantined change %lld", d->name, (long long)ids[i]);
+        quarantined *q = NULL;
+        for (uint32_t k = 0; k < d->n_quarantined && q == NULL; k++) {
+            quarantined *c = &d->quarantined[k];
+            if (!c->found && c->seq == rej->seq && strcmp(rej->table, table_names[c->table]) == 0 &&
+                strcmp(rej->op, op_names[c->op]) == 0 && strstr(rej->pk, c->id) != NULL)
+                q = c;
+        }
+        int out = 0;
+        if (q == NULL) {
+            out = failed(R, "%s: quarantined change %lld (entry %" PRIu64 ", %s %s %s) is not one"
+                            " the model refused",
+                         d->name, (long long)ids[i], rej->seq, rej->op, rej->table, rej->pk);
+        } else {
+            q->found = true;
+            for (uint32_t c = 0; c < rej->n_values && c < N_COLS && out == 0 && q->values_known;
+                 c++) {
+                if (!q->has[c])
+                    continue;
+                mval got = mval_from_proto(&rej->values[c]);
+                if (!mval_equal(&got, &q->vals[c])) {
+                    char g[128], w[128];
+                    mval_quote(&got, g, sizeof g);
+                    mval_quote(&q->vals[c], w, sizeof w);
+                    out = failed(R, "%s: quarantined %s of %s row %s holds %s in %s, the worker"
+                                    " wrote %s",
+                                 d->name, rej->op, rej->table, q->id, g, col_names[c], w);
+                }
+            }
+            if (out == 0 && q->values_known && rej->n_values != N_COLS)
+                out = failed(R, "%s: quarantined change of %s holds %u values", d->name, q->id,
+                             rej->n_values);
+        }
+        outpost_rejected_free(rej);
+        if (out != 0)
+            return out;
+    }
+    return 0;
+}
+
 static int check(run *R)
 {
     sqlite3 *central = NULL;
@@ -1410,6 +1546,8 @@ static int check(run *R)
                 out = failed(R, "%s: entry %" PRIu64 " was refused by the model's rules but the"
                               " device recorded no refusal",
                            d->name, d->refused[k]);
+        if (out == 0)
+            out = check_quarantine(R, d);
         outpost_status s;
         if (out == 0 && (outpost_status_get(d->r, &s) != OUTPOST_OK || s.pending != 0))
             out = failed(R, "%s: the outbox is not empty after the final syncs", d->name);
@@ -1487,7 +1625,7 @@ static int run_seed(run *R, uint64_t seed)
             rc = write_tx(R, i, 1);
         else if (k < 58)
             rc = write_tx(R, i, 2 + below(R, 2));
-        else if (k < 62)
+        else if (k < 64)
             rc = write_tie(R);
         else if (k < 84)
             rc = sync_device(R, i, 0);
@@ -1581,12 +1719,14 @@ static int setup(void **state)
         sqlite3_prepare_v2(quoter, "SELECT quote(?1)", -1, &quote_stmt, NULL) != SQLITE_OK)
         return -1;
     R->conflicts = calloc(MAX_CONFLICTS, sizeof *R->conflicts);
-    for (uint32_t i = 0; i < MAX_DEVICES; i++)
+    for (uint32_t i = 0; i < MAX_DEVICES; i++) {
         R->dev[i].pending = calloc(MAX_ENTRIES, sizeof(mentry));
+        R->dev[i].quarantined = calloc(MAX_QUARANTINED, sizeof(quarantined));
+    }
     if (R->conflicts == NULL)
         return -1;
     for (uint32_t i = 0; i < MAX_DEVICES; i++)
-        if (R->dev[i].pending == NULL)
+        if (R->dev[i].pending == NULL || R->dev[i].quarantined == NULL)
             return -1;
     R_global = R;
     *state = R;
@@ -1597,8 +1737,10 @@ static int teardown(void **state)
 {
     run *R = *state;
     server_down(R);
-    for (uint32_t i = 0; i < MAX_DEVICES; i++)
+    for (uint32_t i = 0; i < MAX_DEVICES; i++) {
         free(R->dev[i].pending);
+        free(R->dev[i].quarantined);
+    }
     free(R->conflicts);
     free(R);
     sqlite3_finalize(quote_stmt);
