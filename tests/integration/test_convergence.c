@@ -1,5 +1,6 @@
 /*
- * Convergence as an oracle (DESIGN.md invariants 4 and 5, "Merge"): devices on random workers
+ * Convergence as an oracle (invariants 4 and 5 of the design; the rules as docs/operations.md
+ * "Merge rules" and server/src/merge.c's header state them): devices on random workers
  * (w1 in t1, w2 in t2, w12 in both) write through liboutpost against a real outpostd over real
  * TLS, and a model predicts, from the documented merge rules alone and never from what the
  * server logged, every decision the server makes:
