@@ -204,8 +204,8 @@ static void mval_quote(const mval *v, char *out, size_t size)
     case PROTO_BLOB: sqlite3_bind_blob(q, 1, v->s, (int)v->n, SQLITE_STATIC); break;
     default: sqlite3_bind_null(q, 1); break;
     }
-    snprintf(out, size, "%s", sqlite3_step(q) == SQLITE_ROW ? (const char *)sqlite3_column_text(q, 0)
-                                                              : "?");
+    snprintf(out, size, "%s",
+             sqlite3_step(q) == SQLITE_ROW ? (const char *)sqlite3_column_text(q, 0) : "?");
     sqlite3_reset(q);
 }
 
@@ -543,8 +543,8 @@ static int apply_change(run *R, int d, const mentry *e, const mhlc *h, const mch
             count_conflict(R, t);
             if (!win) {
                 for (int c = 0; c < N_COLS; c++)
-                    if (log_conflict(R, row, c, PROTO_CONFLICT_CONFLICT, &ch->nw[c], &null_val, d, h,
-                                     row->del_dev, &row->del_hlc, d, seq) != 0)
+                    if (log_conflict(R, row, c, PROTO_CONFLICT_CONFLICT, &ch->nw[c], &null_val, d,
+                                     h, row->del_dev, &row->del_hlc, d, seq) != 0)
                         return -1;
                 return 0;
             }
@@ -824,7 +824,8 @@ static int pin_port(run *R)
         if (f == NULL) {
             out = failed(R, "cannot write the config");
         } else {
-            fprintf(f, "%.*sport = %u\n%s", (int)(p - cfg), cfg, R->fx.port, p + strlen("port = 0\n"));
+            fprintf(f, "%.*sport = %u\n%s", (int)(p - cfg), cfg, R->fx.port,
+                    p + strlen("port = 0\n"));
             fclose(f);
         }
     }
@@ -982,7 +983,8 @@ static bool pick_row(run *R, device *d, int table, char id[OUTPOST_UUID_TEXT_SIZ
         if (sqlite3_prepare_v2(outpost_replica_db(d->r), sql, -1, &st, NULL) == SQLITE_OK) {
             sqlite3_bind_int64(st, 1, off);
             if (sqlite3_step(st) == SQLITE_ROW) {
-                snprintf(id, OUTPOST_UUID_TEXT_SIZE, "%s", (const char *)sqlite3_column_text(st, 0));
+                snprintf(id, OUTPOST_UUID_TEXT_SIZE, "%s",
+                         (const char *)sqlite3_column_text(st, 0));
                 found = true;
             }
         }
@@ -1188,8 +1190,9 @@ static int write_tx(run *R, uint32_t i, uint32_t n)
     if (outpost_tx_commit(d->r, &e->seq) != OUTPOST_OK || e->seq == 0)
         return failed(R, "%s: commit: %s", d->name, outpost_errmsg(d->r));
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(outpost_replica_db(d->r), "SELECT hlc FROM _outpost_outbox WHERE seq = ?1",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(outpost_replica_db(d->r),
+                           "SELECT hlc FROM _outpost_outbox WHERE seq = ?1", -1, &st,
+                           NULL) != SQLITE_OK)
         return failed(R, "%s: cannot read the outbox", d->name);
     sqlite3_bind_int64(st, 1, (int64_t)e->seq);
     if (sqlite3_step(st) == SQLITE_ROW)
@@ -1282,8 +1285,8 @@ static void describe_row(run *R, int table, const char *id)
         char q[N_COLS][128];
         for (int c = 0; c < N_COLS; c++)
             mval_quote(row->deleted ? &row->tomb[c] : &row->cur[c], q[c], sizeof q[c]);
-        fprintf(stderr, "  model: %s %s | %s | %s | %s | %s\n", row->deleted ? "deleted, was" : "live",
-                q[1], q[2], q[3], q[4], q[5]);
+        fprintf(stderr, "  model: %s %s | %s | %s | %s | %s\n",
+                row->deleted ? "deleted, was" : "live", q[1], q[2], q[3], q[4], q[5]);
     }
     for (uint32_t i = 0; i < R->n_conflicts; i++) {
         const mconflict *c = &R->conflicts[i];
@@ -1297,8 +1300,8 @@ static void describe_row(run *R, int table, const char *id)
                 c->col, c->kind, l, w, c->loser_dev, c->winner_dev, c->push_dev, c->push_seq);
     }
     for (uint32_t i = 0; i < R->n_dev; i++)
-        fprintf(stderr, "  d%u = %s %s, clock %s\n", i, R->dev[i].id, worker_names[R->dev[i].worker],
-                clock_names[R->dev[i].clock]);
+        fprintf(stderr, "  d%u = %s %s, clock %s\n", i, R->dev[i].id,
+                worker_names[R->dev[i].worker], clock_names[R->dev[i].clock]);
 }
 
 /* The rows of `table` in db (central store or replica) equal the model's live rows, restricted
@@ -1336,9 +1339,10 @@ static int check_rows(run *R, sqlite3 *db, int table, int worker, const char *wh
             bool extra = k >= n_want || strcmp(id, want[k]->id) < 0;
             const char *which = extra ? id : want[k]->id;
             describe_row(R, table, which);
-            out = failed(R, "%s: %s row %s is %s", who, table_names[table], which,
-                       extra ? "there but the model has it deleted or never had it (or out of scope)"
-                             : "missing (the model has it live)");
+            out = failed(
+                R, "%s: %s row %s is %s", who, table_names[table], which,
+                extra ? "there but the model has it deleted or never had it (or out of scope)"
+                      : "missing (the model has it live)");
             break;
         }
         for (int c = 1; c < N_COLS; c++) {
@@ -1412,9 +1416,10 @@ static int check_conflicts(run *R, sqlite3 *db)
         char l[128], w[128];
         mval_quote(&c->losing, l, sizeof l);
         mval_quote(&c->winning, w, sizeof w);
-        snprintf(want[i].key, sizeof want[i].key, "%s|%s|%d|%d|%s|%s|loser %s|winner %s|push %s#%" PRIu64,
-                 table_names[c->table], c->id, c->col, c->kind, l, w, dev_id(R, c->loser_dev),
-                 dev_id(R, c->winner_dev), dev_id(R, c->push_dev), c->push_seq);
+        snprintf(want[i].key, sizeof want[i].key,
+                 "%s|%s|%d|%d|%s|%s|loser %s|winner %s|push %s#%" PRIu64, table_names[c->table],
+                 c->id, c->col, c->kind, l, w, dev_id(R, c->loser_dev), dev_id(R, c->winner_dev),
+                 dev_id(R, c->push_dev), c->push_seq);
         want[i].m = c;
     }
     sqlite3_stmt *st = NULL;
@@ -1433,9 +1438,9 @@ static int check_conflicts(run *R, sqlite3 *db)
         for (int t = 0; t < N_TABLES; t++)
             if (strcmp(tname, table_names[t]) == 0)
                 table = t;
-        const char *id = table < 0 ? NULL
-                                   : pk_id(R, sqlite3_column_blob(st, 1), sqlite3_column_bytes(st, 1),
-                                           table);
+        const char *id =
+            table < 0 ? NULL
+                      : pk_id(R, sqlite3_column_blob(st, 1), sqlite3_column_bytes(st, 1), table);
         centry *g = &got[n_got++];
         snprintf(g->key, sizeof g->key, "%s|%s|%d|%d|%s|%s|loser %s|winner %s|push %s#%lld", tname,
                  id ? id : "(unknown key)", sqlite3_column_int(st, 2), sqlite3_column_int(st, 3),
@@ -1583,10 +1588,11 @@ static int check(run *R)
     if (out == 0)
         out = check_conflicts(R, central);
     if (out == 0) {
-        int64_t clamped = query_int(central, "SELECT count(*) FROM _outpost_applied WHERE clamped", 0);
+        int64_t clamped =
+            query_int(central, "SELECT count(*) FROM _outpost_applied WHERE clamped", 0);
         if (clamped != (int64_t)R->clamped_applied)
-            out = failed(R, "the store recorded %lld clamped pushes, the model %u", (long long)clamped,
-                       R->clamped_applied);
+            out = failed(R, "the store recorded %lld clamped pushes, the model %u",
+                         (long long)clamped, R->clamped_applied);
     }
     for (uint32_t i = 0; i < R->n_dev && out == 0; i++) {
         device *d = &R->dev[i];

@@ -1,7 +1,8 @@
 /*
  * Power loss (the design's invariant 1, "a crash, reboot or power loss before sync loses
- * nothing"; outpost_replica_open() promises synchronous=FULL): a SIGKILL keeps the page cache, so it never tests synchronous=FULL, the WAL and
- * checkpoint fsync order or the rekey's durability. Here every file goes through the power-loss
+ * nothing"; outpost_replica_open() promises synchronous=FULL): a SIGKILL keeps the page cache,
+ * so it never tests synchronous=FULL, the WAL and checkpoint fsync order or the rekey's
+ * durability. Here every file goes through the power-loss
  * VFS (powerloss_vfs.h): writes stay pending until xSync, and a cut at the Nth write drops or
  * tears every one of them.
  *
