@@ -50,6 +50,11 @@
 #include <string.h>
 #include <time.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <cmocka.h>
 #include <outpost.h>
 #include <outpost_sync.h>
@@ -811,26 +816,49 @@ static void device_close(device *d)
 
 /* ---- server --------------------------------------------------------------------------------- */
 
-/* outpostd keeps its first port across restarts, so devices and the proxy find it again. */
-static int pin_port(run *R)
+/* Writes "port = N" into outpostd's config (the fixture writes "port = 0"). */
+static int set_port(run *R, uint16_t port)
 {
     char *cfg = slurp(R->fx.config_path);
     if (cfg == NULL)
         return failed(R, "cannot read the config");
-    char *p = strstr(cfg, "port = 0\n");
+    char *p = strstr(cfg, "\nport = ");
     int out = 0;
-    if (p != NULL) {
-        FILE *f = fopen(R->fx.config_path, "w");
-        if (f == NULL) {
-            out = failed(R, "cannot write the config");
-        } else {
-            fprintf(f, "%.*sport = %u\n%s", (int)(p - cfg), cfg, R->fx.port,
-                    p + strlen("port = 0\n"));
-            fclose(f);
-        }
+    FILE *f = p ? fopen(R->fx.config_path, "w") : NULL;
+    if (f == NULL) {
+        out = failed(R, "cannot rewrite the config's port");
+    } else {
+        fprintf(f, "%.*s\nport = %u%s", (int)(p - cfg), cfg, port, strchr(p + 1, '\n'));
+        fclose(f);
     }
     free(cfg);
     return out;
+}
+
+/* A free port below the kernel's ephemeral range (32768 and up), so that after a SIGKILL no
+ * outgoing connection on this machine can be given the port as its source port while outpostd
+ * is down: the restart finds it free. Chosen from the clock and pid, not the seed's stream. */
+static uint16_t quiet_port(void)
+{
+    static uint64_t state;
+    if (state == 0)
+        state = (uint64_t)wall_ms() ^ ((uint64_t)getpid() << 32);
+    for (int attempt = 0; attempt < 200; attempt++) {
+        state = state * 6364136223846793005ull + 1442695040888963407ull;
+        uint16_t port = (uint16_t)(20000 + (state >> 33) % 12000);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0)
+            return 0;
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
+                                .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        int ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+        close(fd);
+        if (ok)
+            return port;
+    }
+    return 0;
 }
 
 static int server_restart(run *R)
@@ -1645,14 +1673,22 @@ static void server_down(run *R)
 static int server_up(run *R)
 {
     memset(&R->fx, 0, sizeof R->fx);
-    if (fixture_create_with_schema(&R->fx, NULL, schema_sql, policy_text) != 0 ||
-        fixture_start(&R->fx) != 0) {
+    if (fixture_create_with_schema(&R->fx, NULL, schema_sql, policy_text) != 0) {
         fixture_destroy(&R->fx);
-        return failed(R, "cannot start outpostd");
+        return failed(R, "cannot prepare outpostd");
     }
     R->fx_up = true;
-    if (pin_port(R) != 0)
-        return -1;
+    /* outpostd keeps this port across restarts, so devices and the proxy find it again */
+    bool started = false;
+    for (int attempt = 0; attempt < 5 && !started; attempt++) {
+        uint16_t port = quiet_port();
+        started = port != 0 && set_port(R, port) == 0 && fixture_start(&R->fx) == 0 &&
+                  R->fx.port == port;
+        if (!started)
+            fixture_kill(&R->fx);
+    }
+    if (!started)
+        return failed(R, "cannot start outpostd");
     R->ca_pem = slurp(R->fx.ca_path);
     if (R->ca_pem == NULL)
         return failed(R, "cannot read the CA");
