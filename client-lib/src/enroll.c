@@ -42,7 +42,7 @@ static void cb_connected(void *user_data)
     proto_buf_free(&buf);
 }
 
-/* Stores what ENROLLED carries: credentials first, then the schema. */
+/* Stores what ENROLLED carries: credentials first, the worker's teams, then the schema. */
 static int accept_enrolled(enrollment *e, const proto_enrolled *en)
 {
     device_credentials c = {0};
@@ -54,6 +54,8 @@ static int accept_enrolled(enrollment *e, const proto_enrolled *en)
     c.ca_pem = (char *)en->ca_pem;
     int rc = device_credentials_save(e->r, &c);
     memset(c.secret, 0, sizeof c.secret);
+    if (rc == OUTPOST_OK && en->has_teams)
+        rc = scope_teams_store(e->r, &en->teams);
     if (rc != OUTPOST_OK)
         return rc;
     return outpost_schema_install(e->r, &en->schema);

@@ -166,6 +166,10 @@ int outbox_row_pending(outpost_replica *r, const char *table, const proto_value 
 int quarantine_change(outpost_replica *r, const proto_reject *rej, const synced_table *t,
                       const proto_change *ch, int64_t *out_id);
 
+/* scope.c */
+int scope_teams_store(outpost_replica *r, const proto_teams *teams);
+int scope_check(outpost_replica *r, const void *changeset, int n_bytes);
+
 /* pull.c */
 int rows_apply_table(outpost_replica *r, const proto_table_rows *tr);
 int rows_delete(outpost_replica *r, const synced_table *t, const proto_value *pk);

@@ -70,6 +70,8 @@ static const char meta_sql[] =
     " col TEXT NOT NULL,"
     " value,"
     " PRIMARY KEY(rejected_id, pos)) WITHOUT ROWID;"
+    /* The worker's teams as the server last said (ENROLLED, WELCOME); empty: not known. */
+    "CREATE TABLE IF NOT EXISTS _outpost_teams(name TEXT PRIMARY KEY);"
     "CREATE TABLE IF NOT EXISTS _outpost_rejected_log("
     " id INTEGER PRIMARY KEY,"
     " at_ms INTEGER NOT NULL,"

@@ -499,6 +499,13 @@ static void on_welcome(outpost_sync *s, const proto_welcome *w)
             return;
         }
     }
+    if (w->has_teams) {
+        int rc = scope_teams_store(s->r, &w->teams);
+        if (rc != OUTPOST_OK) {
+            fail_transient(s, rc, outpost_errmsg(s->r));
+            return;
+        }
+    }
     /* Entries at or below w->acked_seq are not taken as acknowledged: the server may have
      * refused them (the REJECT lost in a cut), and only its answer says which. Pushing them is
      * harmless: the server answers from its record of applied and refused (device, seq). */

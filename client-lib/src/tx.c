@@ -283,9 +283,12 @@ int outpost_tx_commit(outpost_replica *replica, uint64_t *out_seq)
             goto fail;
         }
     }
-    /* An empty changeset: the transaction changed no synced table (or changed rows back). */
+    /* An empty changeset: the transaction changed no synced table (or changed rows back).
+     * What the server would refuse is refused now, while the worker still sees it. */
     if (n_bytes > 0) {
-        rc = outbox_append(replica, changeset, n_bytes, &seq);
+        rc = scope_check(replica, changeset, n_bytes);
+        if (rc == OUTPOST_OK)
+            rc = outbox_append(replica, changeset, n_bytes, &seq);
         if (rc != OUTPOST_OK)
             goto fail;
     }

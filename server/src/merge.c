@@ -74,6 +74,10 @@ static const char *check_shape(const store_table *t, uint32_t n_columns, const p
             v = ch->op == PROTO_OP_INSERT ? &pc->new_val : &pc->old_val;
         if (v == NULL || v->type == PROTO_UNDEF || v->type == PROTO_NULL || t->pk[k] >= n_columns)
             return "the change lacks its primary key";
+        /* A TEXT key stays TEXT: stored through the column's affinity, 5 would become '5'
+         * while the row's merge state kept the integer, and the two would never meet. */
+        if ((t->pk_text >> k & 1) && v->type != PROTO_TEXT)
+            return "a primary key column declared TEXT carries a value that is not text";
         pk[k] = *v;
     }
     *out_have_pk = true;

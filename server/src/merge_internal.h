@@ -39,6 +39,7 @@ typedef struct push_ctx {
     store_bytes key_buf; /* the current change's encoded key, reused change after change */
     proto_value *scratch; /* the current change's key and values on the fast insert path */
     uint32_t n_scratch;
+    bool refusing;        /* conflict rows written now record a refusal: not reversible */
 } push_ctx;
 
 /* One side of a decision: which device wrote, with which clock. */

@@ -77,7 +77,7 @@ int merge_log_conflict(push_ctx *c, const store_table *t, const store_bytes *pk_
                                 " loser_hlc, winner_device, winner_hlc, time_ms, decided_by,"
                                 " reversible, push_device, push_seq, server_seq, against_push)"
                                 " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
-                                " 1, ?14, ?15, ?16, ?17)",
+                                " ?18, ?14, ?15, ?16, ?17)",
                                 -1, &s, NULL);
     if (rc == SQLITE_OK) {
         sqlite3_bind_int64(s, 1, t->id);
@@ -97,6 +97,7 @@ int merge_log_conflict(push_ctx *c, const store_table *t, const store_bytes *pk_
         sqlite3_bind_int64(s, 15, (int64_t)c->push->seq);
         sqlite3_bind_int64(s, 16, c->server_seq + 1);
         sqlite3_bind_int(s, 17, against_pusher ? 1 : 0);
+        sqlite3_bind_int(s, 18, c->refusing ? 0 : 1);
         rc = sqlite3_step(s);
     }
     sqlite3_finalize(s);

@@ -204,46 +204,92 @@ static int encode_reject(push_ctx *c, proto_buf *reply)
 
 /* ---- store_push ---------------------------------------------------------------------------- */
 
-/* A push the store refused for a constraint is not applied, but its values are not dropped
- * either: they go to the conflict log (kind CONSTRAINT), in the transaction that records the
- * refusal (so once per (device, seq)), so that a supervisor can see and re-enter them. */
+/* The scope value of a refused change when it is one of the worker's teams (NULL otherwise):
+ * only then may the worker's values be shown to that team's supervisors. */
+static const proto_value *refusal_scope(const push_ctx *c, const push_reject *r)
+{
+    const proto_value *carried = NULL;
+    for (uint32_t k = 0; r->change && k < r->change->n_cols; k++) {
+        const proto_col *pc = &r->change->cols[k];
+        if (pc->idx == r->t->scope_idx)
+            carried = pc->new_val.type != PROTO_UNDEF ? &pc->new_val : &pc->old_val;
+    }
+    if (carried && carried->type != PROTO_UNDEF && row_scope_allowed(c->dev, carried))
+        return carried;
+    return NULL;
+}
+
+static int refusal_note(push_ctx *c, const char *team, const push_reject *r)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(c->st->db,
+                                "INSERT INTO _outpost_conflict_refusals VALUES(?1, ?2, ?3, ?4)", -1,
+                                &s, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(s, 1, sqlite3_last_insert_rowid(c->st->db));
+        sqlite3_bind_text(s, 2, team, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 3, r->code);
+        sqlite3_bind_text(s, 4, r->message, -1, SQLITE_STATIC);
+        rc = sqlite3_step(s);
+    }
+    sqlite3_finalize(s);
+    return rc == SQLITE_DONE ? 0 : store_fail_sqlite(c->st, rc, "write conflict log");
+}
+
+/* A refused push is not applied, but it is not hidden either: each refused change goes to the
+ * supervisors' conflict queue (not reversible: nothing of it is in the store), in the
+ * transaction that records the refusal, so once per (device, seq). The worker's values go with
+ * it only when the row is in one of the worker's teams (a constraint refusal passed the scope
+ * check first); a row aimed at another team is shown to the worker's own team, without values,
+ * so nothing leaks into a team the worker is not in. (The device keeps every value in its
+ * quarantine either way.) */
 static int log_refused_values(push_ctx *c)
 {
-    bool any = false;
-    for (uint32_t i = 0; i < c->n_rejects; i++)
-        any = any || (c->rejects[i].code == PROTO_ERR_CONSTRAINT && c->rejects[i].t != NULL &&
-                      c->rejects[i].pk != NULL);
-    if (!any)
-        return 0;
     int out = store_meta_get(c->st, "server_seq", &c->server_seq);
     if (out != 0)
         return out;
     conflict_side none = {0, 0};
+    c->refusing = true;
     for (uint32_t i = 0; out == 0 && i < c->n_rejects; i++) {
         const push_reject *r = &c->rejects[i];
-        if (r->code != PROTO_ERR_CONSTRAINT || r->t == NULL || r->pk == NULL)
+        if (r->t == NULL || r->pk == NULL)
             continue;
+        const proto_value *scope = refusal_scope(c, r);
+        bool with_values = scope != NULL || r->code == PROTO_ERR_CONSTRAINT;
+        /* "" for a constraint refusal that does not carry the scope: the queue then shows it
+         * to the row's team in the store (the scope check passed, so it is the worker's). */
+        char team[64] = "";
+        if (scope != NULL && scope->type == PROTO_TEXT)
+            snprintf(team, sizeof team, "%.*s", (int)scope->u.b.n, (const char *)scope->u.b.p);
+        else if (!with_values && c->dev->n_teams > 0)
+            snprintf(team, sizeof team, "%s", c->dev->teams[0]);
+        proto_conflict_kind kind =
+            r->code == PROTO_ERR_CONSTRAINT ? PROTO_CONFLICT_CONSTRAINT : PROTO_CONFLICT_CONFLICT;
         store_bytes blob = {0};
         if (store_values_encode(r->pk, r->t->n_pk, &blob) != 0) {
             out = store_fail(c->st, STORE_ENOMEM, "out of memory");
             break;
         }
         bool logged = false;
-        for (uint32_t k = 0; out == 0 && k < r->change->n_cols; k++) {
+        for (uint32_t k = 0; with_values && r->change && out == 0 && k < r->change->n_cols; k++) {
             const proto_col *pc = &r->change->cols[k];
-            if (pc->new_val.type == PROTO_UNDEF)
+            const proto_value *v = r->change->op == PROTO_OP_DELETE ? &pc->old_val : &pc->new_val;
+            if (v->type == PROTO_UNDEF)
                 continue;
-            out = merge_log_conflict(c, r->t, &blob, r->pk, (int32_t)pc->idx,
-                                     PROTO_CONFLICT_CONSTRAINT, &pc->new_val, &merge_null_value,
-                                     merge_pusher(c), none, false);
+            out = merge_log_conflict(c, r->t, &blob, r->pk, (int32_t)pc->idx, kind, v,
+                                     &merge_null_value, merge_pusher(c), none, false);
+            if (out == 0)
+                out = refusal_note(c, team, r);
             logged = true;
         }
         if (out == 0 && !logged)
-            out = merge_log_conflict(c, r->t, &blob, r->pk, -1, PROTO_CONFLICT_CONSTRAINT,
-                                     &merge_undef_value, &merge_undef_value, merge_pusher(c), none,
-                                     false);
+            out = merge_log_conflict(c, r->t, &blob, r->pk, -1, kind, &merge_undef_value,
+                                     &merge_undef_value, merge_pusher(c), none, false);
+        if (out == 0 && !logged)
+            out = refusal_note(c, team, r);
         store_bytes_free(&blob);
     }
+    c->refusing = false;
     return out;
 }
 
@@ -272,13 +318,14 @@ static int record_refused(push_ctx *c)
     }
     sqlite3_stmt *s = NULL;
     int rc = sqlite3_prepare_v2(c->st->db,
-                                "INSERT OR IGNORE INTO _outpost_refused VALUES(?1, ?2, ?3, ?4)", -1,
-                                &s, NULL);
+                                "INSERT OR IGNORE INTO _outpost_refused VALUES(?1, ?2, ?3, ?4, ?5)",
+                                -1, &s, NULL);
     if (rc == SQLITE_OK) {
         sqlite3_bind_int64(s, 1, c->rec.no);
         sqlite3_bind_int64(s, 2, (int64_t)c->push->seq);
-        sqlite3_bind_blob(s, 3, blob.data, (int)blob.len, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 4, (int64_t)c->now_ms);
+        sqlite3_bind_int64(s, 3, (int64_t)c->push->hlc);
+        sqlite3_bind_blob(s, 4, blob.data, (int)blob.len, SQLITE_STATIC);
+        sqlite3_bind_int64(s, 5, (int64_t)c->now_ms);
         rc = sqlite3_step(s);
     }
     sqlite3_finalize(s);
@@ -309,16 +356,18 @@ static int record_refused(push_ctx *c)
 }
 
 /* What the record says about (device, seq): 1 applied, 2 refused (*out_reject holds its
- * REJECT rows, decoded; the caller frees it), 0 neither. Inside the open transaction. */
+ * REJECT rows, decoded; the caller frees it), 0 neither, 3 recorded for another transaction
+ * (another clock: the device's counter went back and reused the seq). Inside the open
+ * transaction. */
 static int seq_recorded(push_ctx *c, int *out_kind, proto_msg **out_reject)
 {
     *out_kind = 0;
     *out_reject = NULL;
     sqlite3_stmt *s = NULL;
     int rc = sqlite3_prepare_v2(c->st->db,
-                                "SELECT 1, NULL FROM _outpost_applied WHERE device_no = ?1"
-                                " AND seq = ?2 UNION ALL SELECT 2, reject FROM _outpost_refused"
-                                " WHERE device_no = ?1 AND seq = ?2",
+                                "SELECT 1, NULL, hlc FROM _outpost_applied WHERE device_no = ?1"
+                                " AND seq = ?2 UNION ALL SELECT 2, reject, hlc"
+                                " FROM _outpost_refused WHERE device_no = ?1 AND seq = ?2",
                                 -1, &s, NULL);
     if (rc == SQLITE_OK) {
         sqlite3_bind_int64(s, 1, c->rec.no);
@@ -328,6 +377,8 @@ static int seq_recorded(push_ctx *c, int *out_kind, proto_msg **out_reject)
     int out = 0;
     if (rc == SQLITE_ROW) {
         *out_kind = sqlite3_column_int(s, 0);
+        if ((uint64_t)sqlite3_column_int64(s, 2) != c->push->hlc)
+            *out_kind = 3;
         if (*out_kind == 2) {
             char err[160];
             int drc = proto_decode(sqlite3_column_blob(s, 1), (size_t)sqlite3_column_bytes(s, 1),
@@ -462,6 +513,12 @@ int store_push(store *st, store_device *dev, const proto_push *push, uint64_t no
                              " has recorded seq %" PRIu64 " from this device: its counter went"
                              " back (restored from a backup?); nothing was applied",
                              push->seq, c.rec.acked_seq);
+        if (out == 0 && kind == 3)
+            out = store_fail(st, STORE_ESEQ,
+                             "PUSH seq %" PRIu64 " was recorded for another transaction (another"
+                             " clock) from this device: its counter went back (restored from a"
+                             " backup?); nothing was applied",
+                             push->seq);
         if (out == 0) {
             dev->acked_seq = c.rec.acked_seq;
             out_info->duplicate = true;

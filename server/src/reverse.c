@@ -33,10 +33,13 @@ static int read_conflict(store *st, int64_t id, store_arena *arena, conflict_rec
 {
     sqlite3_stmt *stmt = NULL;
     int rc = sqlite3_prepare_v2(st->db,
-                                "SELECT c.table_id, c.col, c.reversible, r.scope, c.pk,"
+                                "SELECT c.table_id, c.col, c.reversible,"
+                                " CASE WHEN IFNULL(rf.team, '') <> '' THEN rf.team"
+                                " ELSE r.scope END, c.pk,"
                                 " c.losing_value, d.conflict_id IS NOT NULL"
-                                " FROM _outpost_conflicts c JOIN _outpost_rows r"
+                                " FROM _outpost_conflicts c LEFT JOIN _outpost_rows r"
                                 " ON r.table_id = c.table_id AND r.pk = c.pk"
+                                " LEFT JOIN _outpost_conflict_refusals rf ON rf.conflict_id = c.id"
                                 " LEFT JOIN _outpost_conflict_decisions d ON d.conflict_id = c.id"
                                 " WHERE c.id = ?1",
                                 -1, &stmt, NULL);

@@ -2,6 +2,7 @@
  * The store's schema: initialising it from the admin's files, additive upgrades, the SCHEMA
  * message, and the cached table descriptions the merge engine and pull work from.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -342,15 +343,30 @@ store_table *store_table_find(store *st, const char *name)
     return NULL;
 }
 
+/* SQLite's affinity rules (datatype3.html 3.1): INT first, then CHAR, CLOB or TEXT. */
+static bool decl_is_text(const unsigned char *decl)
+{
+    char up[128];
+    size_t n = 0;
+    for (; decl && decl[n] && n + 1 < sizeof up; n++)
+        up[n] = (char)toupper(decl[n]);
+    up[n] = '\0';
+    return strstr(up, "INT") == NULL &&
+           (strstr(up, "CHAR") || strstr(up, "CLOB") || strstr(up, "TEXT"));
+}
+
 static int load_columns(store *st, store_table *t)
 {
     sqlite3_stmt *stmt = NULL;
     int rc = sqlite3_prepare_v2(st->db,
-                                "SELECT name, pk_pos FROM _outpost_columns WHERE table_id = ?1"
-                                " ORDER BY idx",
+                                "SELECT c.name, c.pk_pos, p.type FROM _outpost_columns c"
+                                " LEFT JOIN pragma_table_info(?2) p ON p.name = c.name"
+                                " WHERE c.table_id = ?1 ORDER BY c.idx",
                                 -1, &stmt, NULL);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(stmt, 1, t->id);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(stmt, 2, t->name, -1, SQLITE_STATIC);
     uint32_t pk_pos[64] = {0};
     int out = 0;
     while (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
@@ -367,6 +383,8 @@ static int load_columns(store *st, store_table *t)
             pk_pos[pos - 1] = t->n_cols;
             if (pos > t->n_pk)
                 t->n_pk = pos;
+            if (decl_is_text(sqlite3_column_text(stmt, 2)))
+                t->pk_text |= (uint64_t)1 << (pos - 1);
         }
         t->n_cols++;
     }

@@ -327,6 +327,11 @@ typedef struct store_dash_conflict {
     bool reversible;
     char decision[16];       /* "", "kept" or "reversed" */
     char decided_by[64];
+    bool refused;            /* a change the server refused (never applied, not reversible):
+                              * losing is the worker's value, or NULL when the row was aimed
+                              * at a team the worker is not in */
+    uint32_t refused_code;   /* its proto_error_code */
+    char refused_message[160];
 } store_dash_conflict;
 
 typedef int (*store_dash_conflict_cb)(const store_dash_conflict *c, void *user_data);

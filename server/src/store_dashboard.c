@@ -364,6 +364,10 @@ static void key_text(const void *blob, int n_bytes, char *out, size_t size)
     store_arena_free(&arena);
 }
 
+/* The team a conflict belongs to: a refusal names its own (the row may not be in the store,
+ * or may be another team's row the worker aimed at); a merge decision is the row's. */
+#define CONFLICT_TEAM "CASE WHEN IFNULL(rf.team, '') <> '' THEN rf.team ELSE r.scope END"
+
 int store_dash_conflicts(store *st, const char (*teams)[64], uint32_t n_teams, bool all,
                          uint32_t limit, store_dash_conflict_cb cb, void *user_data)
 {
@@ -380,15 +384,18 @@ int store_dash_conflicts(store *st, const char (*teams)[64], uint32_t n_teams, b
     if (out != STORE_OK)
         return out;
     if (appendf(sql, sizeof sql, &len,
-                "SELECT c.id, t.name, IFNULL(col.name, ''), c.pk, r.scope, c.losing_value,"
+                "SELECT c.id, t.name, IFNULL(col.name, ''), c.pk, " CONFLICT_TEAM ","
+                " c.losing_value,"
                 " c.winning_value, IFNULL(c.loser_device, ''), IFNULL(c.loser_worker, ''),"
                 " IFNULL(c.winner_device, ''), c.time_ms, c.reversible,"
-                " IFNULL(d.decision, ''), IFNULL(d.decided_by, ''), c.table_id, c.col"
+                " IFNULL(d.decision, ''), IFNULL(d.decided_by, ''), c.table_id, c.col,"
+                " rf.conflict_id IS NOT NULL, IFNULL(rf.code, 0), IFNULL(rf.message, '')"
                 " FROM _outpost_conflicts c JOIN _outpost_tables t ON t.id = c.table_id"
-                " JOIN _outpost_rows r ON r.table_id = c.table_id AND r.pk = c.pk"
+                " LEFT JOIN _outpost_rows r ON r.table_id = c.table_id AND r.pk = c.pk"
+                " LEFT JOIN _outpost_conflict_refusals rf ON rf.conflict_id = c.id"
                 " LEFT JOIN _outpost_columns col ON col.table_id = c.table_id AND col.idx = c.col"
                 " LEFT JOIN _outpost_conflict_decisions d ON d.conflict_id = c.id"
-                " WHERE r.scope IN (") != 0 ||
+                " WHERE " CONFLICT_TEAM " IN (") != 0 ||
         append_team_params(sql, sizeof sql, &len, 3, n_teams) != 0 ||
         appendf(sql, sizeof sql, &len,
                 ") AND (?1 OR d.conflict_id IS NULL) ORDER BY c.id DESC LIMIT ?2") != 0)
@@ -420,6 +427,9 @@ int store_dash_conflicts(store *st, const char (*teams)[64], uint32_t n_teams, b
         c.reversible = sqlite3_column_int(stmt, 11) != 0 && sqlite3_column_int(stmt, 15) >= 0;
         copy_text(c.decision, sizeof c.decision, sqlite3_column_text(stmt, 12));
         copy_text(c.decided_by, sizeof c.decided_by, sqlite3_column_text(stmt, 13));
+        c.refused = sqlite3_column_int(stmt, 16) != 0;
+        c.refused_code = (uint32_t)sqlite3_column_int64(stmt, 17);
+        copy_text(c.refused_message, sizeof c.refused_message, sqlite3_column_text(stmt, 18));
         out = cb(&c, user_data);
         if (out != 0)
             break;

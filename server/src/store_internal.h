@@ -23,6 +23,7 @@ typedef struct store_table {
     char **cols;
     uint32_t n_pk;
     uint32_t *pk; /* column indexes in primary key order */
+    uint64_t pk_text; /* bit k: primary key column k has TEXT affinity (its values stay text) */
     /* Statements prepared on first use and kept until the schema changes. */
     sqlite3_stmt *sel_row; /* SELECT every column WHERE pk = ?1.. */
     sqlite3_stmt *ins_row; /* INSERT every column, ?1..?n */

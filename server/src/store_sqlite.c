@@ -88,11 +88,18 @@ static const char store_meta_ddl[] =
     "  hlc INTEGER NOT NULL, hlc_used INTEGER NOT NULL, clamped INTEGER NOT NULL,"
     "  n_rows INTEGER NOT NULL, time_ms INTEGER NOT NULL,"
     "  PRIMARY KEY(device_no, seq)) WITHOUT ROWID;"
-    /* ... and (device, seq) refused, with the REJECT's rows (an encoded REJECT without tables),
-     * so that a resent entry gets the same answer. */
+    /* ... and (device, seq) refused, with the entry's clock (a different one under the same
+     * seq is another transaction) and the REJECT's rows (an encoded REJECT without tables), so
+     * that a resent entry gets the same answer. */
+    /* A conflict-log row that records a refused change: the team whose supervisors see it
+     * (the row's team when it is one of the worker's, else the worker's own team, and then
+     * the row carries no values), the refusal's code and message. */
+    "CREATE TABLE IF NOT EXISTS _outpost_conflict_refusals("
+    "  conflict_id INTEGER PRIMARY KEY, team TEXT NOT NULL, code INTEGER NOT NULL,"
+    "  message TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS _outpost_refused("
-    "  device_no INTEGER NOT NULL, seq INTEGER NOT NULL, reject BLOB NOT NULL,"
-    "  time_ms INTEGER NOT NULL,"
+    "  device_no INTEGER NOT NULL, seq INTEGER NOT NULL, hlc INTEGER NOT NULL,"
+    "  reject BLOB NOT NULL, time_ms INTEGER NOT NULL,"
     "  PRIMARY KEY(device_no, seq)) WITHOUT ROWID;";
 
 int store_fail(store *st, int rc, const char *fmt, ...)

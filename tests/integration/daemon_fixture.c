@@ -424,7 +424,12 @@ proto_msg *fixture_insert_push(uint64_t seq, uint32_t n_rows, const char *const 
     ip->table.changes = ip->changes;
     ip->msg.type = PROTO_MSG_PUSH;
     ip->msg.u.push.seq = seq;
-    ip->msg.u.push.hlc = PROTO_HLC_MAKE(wall_ms(), 0);
+    /* As a real device's: a resent entry carries the clock it was first sent with (the server
+     * takes another clock under a used seq for a rewound device counter). */
+    static uint64_t base_ms;
+    if (base_ms == 0)
+        base_ms = wall_ms();
+    ip->msg.u.push.hlc = PROTO_HLC_MAKE(base_ms + seq, 0);
     ip->msg.u.push.schema_version = 1;
     ip->msg.u.push.n_tables = 1;
     ip->msg.u.push.tables = &ip->table;

@@ -83,7 +83,8 @@ struct testclient *fixture_hello(const daemon_fixture *fx, const test_device *de
                                  uint64_t *out_welcome_acked);
 
 /* Builds a PUSH of INSERTs of rows (id, team_id, name, note) — n_rows of them — as one chunk.
- * The strings must outlive the message. Free with fixture_push_free. */
+ * Its clock depends only on seq (the same seq gives the same clock in one process, as a
+ * device's resend does). The strings must outlive the message. Free with fixture_push_free. */
 proto_msg *fixture_insert_push(uint64_t seq, uint32_t n_rows, const char *const *ids,
                                const char *team_id, const char *name);
 void fixture_push_free(proto_msg *msg);

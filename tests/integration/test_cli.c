@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "daemon_fixture.h"
+#include "testclient.h"
 
 #ifndef OUTPOST_CLI_PATH
 #error "OUTPOST_CLI_PATH must name the outpost binary"
@@ -164,14 +165,40 @@ static void test_used_code_is_refused_for_good(void **state)
     assert_non_null(strstr(out, "refused"));
 }
 
-/* The worker's app writes a team the worker is not in: the server refuses it. The CLI says so
- * in words and exit code, keeps every value, and the worker corrects and resubmits. */
+/* Team two's device holds key id centrally (a raw push through the test client). */
+static void claim_for_team_two(const char *id)
+{
+    test_device d2;
+    const char *ids[1] = {id};
+    proto_msg *reply = NULL;
+    assert_int_equal(fixture_enroll_device(&fx, "w2", &d2), 0);
+    struct testclient *tc = fixture_hello(&fx, &d2, NULL);
+    assert_non_null(tc);
+    proto_msg *push = fixture_insert_push(1, 1, ids, "t2", "team two's");
+    assert_int_equal(testclient_send(tc, push, 10000), 0);
+    fixture_push_free(push);
+    assert_int_equal(testclient_recv_type(tc, PROTO_MSG_ACK, 10000, &reply), 0);
+    proto_msg_free(reply);
+    testclient_close(tc);
+}
+
+/* A write outside the worker's teams is refused at once, naming the column and value. A write
+ * the server refuses later (a key team two already holds) is said in words and exit code,
+ * kept with every value, and the worker corrects and resubmits it. */
 static void test_refused_write_is_said_kept_and_resubmitted(void **state)
 {
     (void)state;
     assert_int_equal(outpost("exec",
+                             "INSERT INTO contacts (id, team_id, name) "
+                             "VALUES ('0190c7a0-0000-7000-8000-0000000000a0', 't2', 'Alias X')",
+                             NULL),
+                     2);
+    assert_non_null(strstr(out, "contacts.team_id = 't2' is not one of this worker's teams"));
+    claim_for_team_two("0190c7a0-0000-7000-8000-0000000000a1");
+    claim_for_team_two("0190c7a0-0000-7000-8000-0000000000a2");
+    assert_int_equal(outpost("exec",
                              "INSERT INTO contacts (id, team_id, name, note) "
-                             "VALUES ('0190c7a0-0000-7000-8000-0000000000a1', 't2', 'Alias R', "
+                             "VALUES ('0190c7a0-0000-7000-8000-0000000000a1', 't1', 'Alias R', "
                              "'typed in the field')",
                              NULL),
                      0);
@@ -189,14 +216,14 @@ static void test_refused_write_is_said_kept_and_resubmitted(void **state)
     assert_int_equal(outpost("rejected", "show", id), 0);
     assert_non_null(strstr(out, "name = 'Alias R'"));
     assert_non_null(strstr(out, "note = 'typed in the field'"));
-    assert_non_null(strstr(out, "team_id = 't2'"));
+    assert_non_null(strstr(out, "team_id = 't1'"));
     /* A bad correction is refused and loses nothing. */
     const char *bad[] = {OUTPOST_CLI_PATH, "--db", db, "--key-file", key, "rejected", "resubmit",
                          id, "no_such_column=1", NULL};
     assert_int_equal(run(bad), 2);
     assert_non_null(strstr(out, "no_such_column"));
     const char *fix[] = {OUTPOST_CLI_PATH, "--db", db, "--key-file", key, "rejected", "resubmit",
-                         id, "team_id=t1", NULL};
+                         id, "id=0190c7a0-0000-7000-8000-0000000000b1", NULL};
     assert_int_equal(run(fix), 0);
     assert_non_null(strstr(out, "as outbox entry"));
     assert_int_equal(outpost("sync", NULL, NULL), 0);
@@ -211,7 +238,7 @@ static void test_refused_write_is_said_kept_and_resubmitted(void **state)
     /* Discarding is explicit and leaves a record. */
     assert_int_equal(outpost("exec",
                              "INSERT INTO contacts (id, team_id, name) "
-                             "VALUES ('0190c7a0-0000-7000-8000-0000000000a2', 't2', 'Alias D')",
+                             "VALUES ('0190c7a0-0000-7000-8000-0000000000a2', 't1', 'Alias D')",
                              NULL),
                      0);
     assert_int_equal(outpost("sync", NULL, NULL), 5);

@@ -274,6 +274,10 @@ static void test_sync_enrolled_and_welcome_carry_pin_and_schema(void **state)
     assert_int_equal(reply->u.enrolled.schema.n_tables, 1);
     assert_string_equal(reply->u.enrolled.schema.tables[0].name, FIXTURE_TABLE);
     assert_int_equal(reply->u.enrolled.schema.tables[0].n_columns, FIXTURE_N_COLUMNS);
+    /* the worker's teams, so the device can refuse early what the server would refuse */
+    assert_true(reply->u.enrolled.has_teams);
+    assert_int_equal(reply->u.enrolled.teams.n, 1);
+    assert_string_equal(reply->u.enrolled.teams.names[0], "t1");
     snprintf(dev.id, sizeof dev.id, "%s", reply->u.enrolled.device_id);
     memcpy(dev.secret, reply->u.enrolled.secret, 32);
     proto_msg_free(reply);
@@ -293,6 +297,9 @@ static void test_sync_enrolled_and_welcome_carry_pin_and_schema(void **state)
         assert_int_equal(reply->type, PROTO_MSG_WELCOME);
         version = reply->u.welcome.schema_version;
         assert_true(version >= 1);
+        assert_true(reply->u.welcome.has_teams);
+        assert_int_equal(reply->u.welcome.teams.n, 1);
+        assert_string_equal(reply->u.welcome.teams.names[0], "t1");
         if (round == 0) {
             assert_true(reply->u.welcome.has_schema);
             assert_string_equal(reply->u.welcome.schema.tables[0].name, FIXTURE_TABLE);

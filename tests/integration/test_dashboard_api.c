@@ -381,6 +381,72 @@ static void test_reversal_reaches_a_connected_device(void **state)
     testclient_close(tb);
 }
 
+static void push_refused(const test_device *dev, uint64_t seq, const char *id, const char *team,
+                         const char *name)
+{
+    const char *ids[1] = {id};
+    testclient *tc = fixture_hello(&fx, dev, NULL);
+    proto_msg *push = fixture_insert_push(seq, 1, ids, team, name);
+    proto_msg *reply = NULL;
+    assert_non_null(tc);
+    assert_int_equal(testclient_send(tc, push, T_MS), 0);
+    fixture_push_free(push);
+    assert_int_equal(testclient_recv_type(tc, PROTO_MSG_REJECT, T_MS, &reply), 0);
+    assert_int_equal(reply->type, PROTO_MSG_REJECT);
+    proto_msg_free(reply);
+    testclient_close(tc);
+}
+
+/* A refused write reaches the supervisors' conflict queue: with the values the worker typed
+ * when the row is in the worker's own team, without them (to the worker's team) when the row
+ * was aimed at another team, and never in the other team's queue. */
+static void test_refusals_reach_the_queue_without_leaking(void **state)
+{
+    test_device d1, d2;
+    login s1, s2;
+    dash_reply r;
+    char body[64], id[24];
+    (void)state;
+
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &d1), 0);
+    assert_int_equal(fixture_enroll_device(&fx, "w2", &d2), 0);
+    push_row(&d2, 1, "claimed-k", "t2", "Theirs");
+    push_refused(&d1, 1, "claimed-k", "t1", "Mine-typed-in-t1"); /* a key team two holds */
+    push_refused(&d1, 2, "aimed-k", "t2", "Aimed-at-t2");        /* not the worker's team */
+
+    log_in("sup1", &s1);
+    assert_int_equal(request("GET", "/api/conflicts", &s1, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"refused\":{\"code\":20"));
+    assert_non_null(strstr(r.body, "\"losing\":\"Mine-typed-in-t1\""));
+    assert_non_null(strstr(r.body, "\"row\":\"aimed-k\""));
+    assert_null(strstr(r.body, "Aimed-at-t2"));
+    assert_null(strstr(r.body, "Theirs"));
+    const char *p = strstr(r.body, "\"row\":\"aimed-k\"");
+    while (p > r.body && strncmp(p, "{\"id\":", 6) != 0)
+        p--;
+    assert_int_equal(sscanf(p, "{\"id\":%23[0-9]", id), 1);
+    dash_reply_free(&r);
+
+    log_in("sup2", &s2);
+    assert_int_equal(request("GET", "/api/conflicts", &s2, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_null(strstr(r.body, "Mine-typed-in-t1"));
+    assert_null(strstr(r.body, "aimed-k"));
+    assert_null(strstr(r.body, "Aimed-at-t2"));
+    dash_reply_free(&r);
+
+    /* Nothing of a refusal is in the store to reverse; a supervisor can mark it seen. */
+    snprintf(body, sizeof body, "id=%s&action=reverse", id);
+    assert_int_equal(request("POST", "/api/decide", &s1, true, NULL, body, &r), 0);
+    assert_int_not_equal(r.status, 200);
+    dash_reply_free(&r);
+    snprintf(body, sizeof body, "id=%s&action=keep", id);
+    assert_int_equal(request("POST", "/api/decide", &s1, true, NULL, body, &r), 0);
+    assert_int_equal(r.status, 200);
+    dash_reply_free(&r);
+}
+
 static void test_lockout_after_five_failures(void **state)
 {
     dash_reply r;
@@ -480,6 +546,7 @@ int main(void)
         cmocka_unit_test(test_views_are_limited_to_the_supervisors_teams),
         cmocka_unit_test(test_state_changes_need_the_csrf_token),
         cmocka_unit_test(test_reversal_reaches_a_connected_device),
+        cmocka_unit_test(test_refusals_reach_the_queue_without_leaking),
         cmocka_unit_test(test_lockout_after_five_failures),
         cmocka_unit_test(test_logout_ends_the_session),
         cmocka_unit_test(test_audit_is_for_admins_and_verifies),

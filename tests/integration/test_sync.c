@@ -152,6 +152,15 @@ static int64_t device_count(device *d, const char *sql)
     return count_rows(outpost_replica_db(d->r), sql);
 }
 
+static void central_exec(const char *sql)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open_v2(fx.store_path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
 static int64_t central_count(const char *sql)
 {
     sqlite3 *db = NULL;
@@ -244,19 +253,37 @@ static void test_offline_writes_arrive_by_themselves_and_only_in_scope(void **st
     device_close(&c);
 }
 
-static void test_out_of_scope_write_is_rejected_and_undone(void **state)
+/* The device knows its worker's teams (ENROLLED, WELCOME) and refuses at commit a write the
+ * server would refuse, naming the column and the value. */
+static void test_out_of_scope_write_is_refused_at_commit(void **state)
 {
     (void)state;
     device a;
+    char id[OUTPOST_UUID_TEXT_SIZE];
     memset(&a, 0, sizeof a);
     device_enroll(&a, "a2", "w1", fx.port);
-    write_contact(&a, "t2", "not my team");
-    device_start(&a, 100);
-    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    assert_int_equal(outpost_uuid_make(id), OUTPOST_OK);
+    proto_value params[3] = {
+        {.type = PROTO_TEXT, .u.b = {(const uint8_t *)id, (uint32_t)strlen(id)}},
+        {.type = PROTO_TEXT, .u.b = {(const uint8_t *)"t2", 2}},
+        {.type = PROTO_TEXT, .u.b = {(const uint8_t *)"not my team", 11}},
+    };
+    assert_int_equal(outpost_exec(a.r, "INSERT INTO contacts (id, team_id, name)"
+                                       " VALUES (?1, ?2, ?3)", params, 3),
+                     OUTPOST_ESCOPE);
+    assert_non_null(strstr(outpost_errmsg(a.r), "team_id = 't2'"));
+    assert_non_null(strstr(outpost_errmsg(a.r), "t1"));
+    assert_string_not_equal(outpost_strerror(OUTPOST_ESCOPE), "unknown error");
+    assert_false(outpost_error_is_transient(OUTPOST_ESCOPE));
+    /* A TEXT key stays TEXT. */
+    params[0] = (proto_value){.type = PROTO_BLOB, .u.b = {(const uint8_t *)"\x01\x02", 2}};
+    params[1] = (proto_value){.type = PROTO_TEXT, .u.b = {(const uint8_t *)"t1", 2}};
+    assert_int_equal(outpost_exec(a.r, "INSERT INTO contacts (id, team_id, name)"
+                                       " VALUES (?1, ?2, ?3)", params, 3),
+                     OUTPOST_ESCOPE);
+    assert_non_null(strstr(outpost_errmsg(a.r), "TEXT"));
     assert_int_equal(pending(&a), 0);
-    assert_int_equal(device_count(&a, "SELECT count(*) FROM contacts WHERE team_id = 't2'"), 0);
-    assert_true(device_count(&a, "SELECT count(*) FROM _outpost_conflicts WHERE kind = 'REJECTED'") >= 1);
-    assert_int_equal(central_count("SELECT count(*) FROM contacts WHERE name = 'not my team'"), 0);
+    assert_int_equal(device_count(&a, "SELECT count(*) FROM contacts"), 0);
     device_close(&a);
 }
 
@@ -292,6 +319,7 @@ static const char *rejected_text(const outpost_rejected *q, const char *col)
 }
 
 static int rejected_seen;
+static char claimed_id[OUTPOST_UUID_TEXT_SIZE]; /* a key team two holds centrally */
 
 static void on_rejected(void *user_data, const outpost_rejected *q)
 {
@@ -326,14 +354,16 @@ static void test_refused_write_is_quarantined_with_every_value_then_resubmitted(
     outpost_config cfg = {.path = a.path, .secret.key = device_key, .on_rejected = on_rejected};
     assert_int_equal(outpost_replica_open(&cfg, &a.r, err, sizeof err), OUTPOST_OK);
     char code[32], url[64];
-    assert_int_equal(fixture_enroll_code(&fx, "w1", code), 0);
+    assert_int_equal(fixture_enroll_code(&fx, "w12", code), 0);
     url_for(fx.port, url, sizeof url);
     outpost_enroll_options eo = {.url = url, .code = code, .ca_pem = slurp(fx.ca_path)};
     assert_int_equal(outpost_enroll(a.r, &eo), OUTPOST_OK);
 
-    /* A team-one worker's app writes the wrong team: the server refuses it. */
+    /* A worker in teams one and two records a team-two contact offline; meanwhile the office
+     * moves the worker out of team two. The server refuses the write. */
     assert_int_equal(outpost_uuid_make(id), OUTPOST_OK);
     write_contact_full(&a, id, "t2", "Alias Quarantined", "met at the station, age 14");
+    central_exec("DELETE FROM _outpost_worker_teams WHERE worker_id = 'w12' AND team_id = 't2'");
     device_start(&a, 100);
     assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
     assert_int_equal(pending(&a), 0);
@@ -388,6 +418,7 @@ static void test_key_claimed_by_another_team_is_quarantined_and_resubmitted_with
     device_enroll(&c, "q2c", "w2", fx.port);
     device_enroll(&a, "q2a", "w1", fx.port);
     assert_int_equal(outpost_uuid_make(id), OUTPOST_OK);
+    memcpy(claimed_id, id, sizeof claimed_id);
     write_contact_full(&c, id, "t2", "team two's", "first");
     device_start(&c, 100);
     assert_int_equal(outpost_sync_wait(c.sync, 0, WAIT_MS), OUTPOST_OK);
@@ -430,8 +461,8 @@ static void test_discard_is_explicit_and_recorded(void **state)
     char id[OUTPOST_UUID_TEXT_SIZE];
     memset(&a, 0, sizeof a);
     device_enroll(&a, "q3", "w1", fx.port);
-    assert_int_equal(outpost_uuid_make(id), OUTPOST_OK);
-    write_contact_full(&a, id, "t2", "to be discarded", "");
+    memcpy(id, claimed_id, sizeof id); /* a key team two holds: the server refuses it */
+    write_contact_full(&a, id, "t1", "to be discarded", "");
     device_start(&a, 100);
     assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
     outpost_rejected *q = only_rejected(&a);
@@ -450,6 +481,54 @@ static void test_discard_is_explicit_and_recorded(void **state)
                               " AND pk LIKE '%%%s%%' AND at_ms > 0", (long long)qid, id);
     assert_int_equal(device_count(&a, sql), 1);
     assert_int_equal(device_count(&a, "SELECT count(*) FROM _outpost_rejected_values"), 0);
+    device_close(&a);
+}
+
+static void copy_file(const char *from, const char *to)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "cp '%.420s' '%.420s' && rm -f '%.420s-wal' '%.420s-shm'", from, to,
+             to, to);
+    assert_int_equal(system(cmd), 0);
+}
+
+/* A replica restored from a phone backup numbers its next entry with a seq the server already
+ * recorded for another transaction. The server refuses it (ERROR SEQ_REWOUND) instead of
+ * acknowledging it unapplied; the engine stops with OUTPOST_ESEQ and the entry stays. */
+static void test_rewound_device_counter_is_stopped_not_dropped(void **state)
+{
+    (void)state;
+    device a;
+    char backup[420];
+    memset(&a, 0, sizeof a);
+    device_enroll(&a, "rw", "w1", fx.port);
+    write_contact(&a, "t1", "before the backup");
+    device_start(&a, 100);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    device_close(&a);
+    snprintf(backup, sizeof backup, "%s.backup", a.path);
+    copy_file(a.path, backup);
+
+    device_open(&a, "rw");
+    write_contact(&a, "t1", "after the backup");
+    write_contact(&a, "t1", "after the backup");
+    device_start(&a, 100);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    assert_int_equal(pending(&a), 0);
+    device_close(&a);
+
+    copy_file(backup, a.path); /* the phone is restored from its backup */
+    device_open(&a, "rw");
+    write_contact(&a, "t1", "after the restore");
+    device_start(&a, 100);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_ESEQ);
+    outpost_sync_status st;
+    outpost_sync_get_status(a.sync, &st);
+    assert_int_equal(st.activity, OUTPOST_ACTIVITY_STOPPED);
+    assert_non_null(strstr(st.last_error_msg, "counter went back"));
+    assert_int_equal(pending(&a), 1); /* kept, never taken as acknowledged */
+    assert_int_equal(central_count("SELECT count(*) FROM contacts WHERE name = 'after the restore'"),
+                     0);
     device_close(&a);
 }
 
@@ -599,11 +678,12 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_offline_writes_arrive_by_themselves_and_only_in_scope),
-        cmocka_unit_test(test_out_of_scope_write_is_rejected_and_undone),
+        cmocka_unit_test(test_out_of_scope_write_is_refused_at_commit),
         cmocka_unit_test(test_refused_write_is_quarantined_with_every_value_then_resubmitted),
         cmocka_unit_test(
             test_key_claimed_by_another_team_is_quarantined_and_resubmitted_with_a_new_key),
         cmocka_unit_test(test_discard_is_explicit_and_recorded),
+        cmocka_unit_test(test_rewound_device_counter_is_stopped_not_dropped),
         cmocka_unit_test(test_cuts_at_random_offsets_lose_and_duplicate_nothing),
         cmocka_unit_test(test_server_restart_mid_sync_loses_nothing),
         cmocka_unit_test(test_automatic_retry_finds_the_server_when_it_returns),

@@ -450,12 +450,23 @@ static void test_clock_far_ahead_is_clamped_and_cannot_win(void **state)
     assert_true(info.hlc_clamped);
     free(info.teams_touched);
     assert_true(a->u.ack.hlc_clamped);
-    /* the repeated ACK of that entry says the same, whatever clock the resend carries */
-    proto_msg *again = push_update(w, &w->ana, 2, HLC(NOW_MS), "c-1", C_NAME, T("Amina"),
+    /* the repeated ACK of that entry (a resend carries the clock it was sent with) says the
+     * same */
+    proto_msg *again = push_update(w, &w->ana, 2, next_year, "c-1", C_NAME, T("Amina"),
                                    T("from the future"), &info);
     assert_true(info.duplicate);
     assert_true(again->u.ack.hlc_clamped);
     proto_msg_free(again);
+    /* the same seq with another clock is another transaction: a rewound device counter */
+    tpush *other = tp_new(2, HLC(NOW_MS));
+    tp_update_contact(other, "c-1", C_NAME, T("Amina"), T("after a phone restore"));
+    proto_buf reply = {0};
+    assert_int_equal(store_push(w->fx.st, &w->ana, tp_push(other), NOW_MS, &reply, &info),
+                     STORE_ESEQ);
+    assert_non_null(strstr(store_errmsg(w->fx.st), "counter went back"));
+    assert_int_equal(reply.len, 0);
+    proto_buf_free(&reply);
+    tp_free(other);
     assert_int_equal(fx_int(&w->fx, "SELECT clamped FROM _outpost_applied WHERE seq = 2"), 1);
     /* a write a minute later (within tolerance, not clamped) beats the clamped one */
     proto_msg *b = push_update(w, &w->ana2, 1, HLC(NOW_MS + 60000), "c-1", C_NAME, T("Amina"),
@@ -489,11 +500,13 @@ static void test_scope_moved_row_touches_old_and_new_team(void **state)
 
 /* ---- REJECT: nothing applied -------------------------------------------------------------- */
 
-/* The store without the exactly-once record (which a refusal writes: the refused seq and
- * the device's highest recorded seq). */
+/* The store without what a refusal writes: the exactly-once record (the refused seq, the
+ * device's highest recorded seq) and the supervisors' conflict queue. */
 static char *dump_data(world *w)
 {
-    static const char *const record[] = {"_outpost_refused", "_outpost_devices", NULL};
+    static const char *const record[] = {"_outpost_refused", "_outpost_devices",
+                                         "_outpost_conflicts", "_outpost_conflict_refusals",
+                                         NULL};
     return fx_dump_except(&w->fx, record);
 }
 
@@ -533,6 +546,16 @@ static void test_reject_new_scope_value_out_of_scope(void **state)
     assert_int_equal(t->n_deleted, 1);
     assert_rejected_nothing_applied(w, m, PROTO_ERR_OUT_OF_SCOPE, before);
     assert_int_equal(w->ana.acked_seq, 1); /* a refused seq is used up */
+    /* The refusal is in the supervisors' queue for ana's own team, without the values she
+     * aimed at another team. */
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_conflict_refusals rf"
+                                    " JOIN _outpost_conflicts c ON c.id = rf.conflict_id"
+                                    " WHERE rf.team = 'north' AND rf.code = 20"
+                                    " AND c.losing_value IS NULL AND c.reversible = 0"),
+                     1);
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_conflicts"
+                                    " WHERE losing_value = 'not mine'"),
+                     0);
     proto_msg_free(m);
     tp_free(tp);
     free(before);
@@ -626,6 +649,31 @@ static void test_reject_unknown_table_column_count_pk_constraint(void **state)
     assert_int_equal(conflicts_where(w, "kind = 4"), 1); /* only age was written */
 
     assert_int_equal(w->ana.acked_seq, 7); /* the highest seq recorded, refused ones too */
+    free(before);
+}
+
+/* A TEXT key stays TEXT: an integer (or blob) key for a TEXT primary key is refused, not
+ * silently stored as '5' beside a merge state keyed by the integer 5. */
+static void test_reject_primary_key_of_the_wrong_type(void **state)
+{
+    world *w = *state;
+    char *before = dump_data(w);
+    tpush *tp = tp_new(1, HLC(NOW_MS));
+    proto_change *ch = tp_change(tp, "contacts", C_NCOLS, PROTO_OP_INSERT);
+    tp_col(ch, C_ID, U(), I(5));
+    tp_col(ch, C_TEAM, U(), T("north"));
+    tp_col(ch, C_NAME, U(), T("int key"));
+    tp_col(ch, C_AGE, U(), I(12));
+    tp_col(ch, C_LOCATION, U(), T("market"));
+    tp_col(ch, C_NOTES, U(), N());
+    tp_col(ch, C_RISK, U(), I(1));
+    tp_col(ch, C_UPDATED, U(), I(1000));
+    proto_msg *m = fx_push(&w->fx, &w->ana, tp, NOW_MS, NULL);
+    assert_rejected_nothing_applied(w, m, PROTO_ERR_INVALID_CHANGE, before);
+    assert_non_null(strstr(m->u.reject.rows[0].message, "TEXT"));
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM contacts"), 0);
+    proto_msg_free(m);
+    tp_free(tp);
     free(before);
 }
 
@@ -928,6 +976,7 @@ int main(void)
         T_(test_reject_new_scope_value_out_of_scope),
         T_(test_reject_old_scope_value_out_of_scope),
         T_(test_reject_unknown_table_column_count_pk_constraint),
+        T_(test_reject_primary_key_of_the_wrong_type),
         T_(test_duplicate_seq_answers_same_ack_without_applying),
         cmocka_unit_test(test_replay_1_2_10_times_identical_store),
         T_(test_full_disk_is_efull_and_nothing_applied),

@@ -392,6 +392,12 @@ static int conflict_row(const store_dash_conflict *k, void *user_data)
     dash_buf_json_str(b, k->decision);
     dash_buf_puts(b, ",\"decided_by\":");
     dash_buf_json_str(b, k->decided_by);
+    if (k->refused) {
+        /* refused: the worker's change was never applied; losing is what the worker typed */
+        dash_buf_printf(b, ",\"refused\":{\"code\":%u,\"message\":", (unsigned)k->refused_code);
+        dash_buf_json_str(b, k->refused_message);
+        dash_buf_puts(b, "}");
+    }
     dash_buf_puts(b, "}");
     return 0;
 }

@@ -184,6 +184,20 @@ static int encode_reply(job *j, const proto_msg *msg)
     return rc == PROTO_ENOMEM ? STORE_ENOMEM : STORE_EIO;
 }
 
+/* The worker's teams as WELCOME and ENROLLED carry them, so a device can refuse at commit what
+ * the server would refuse (the names point into dev; free *out_names). */
+static int teams_view(const store_device *dev, proto_teams *out, const char ***out_names)
+{
+    *out_names = calloc(dev->n_teams ? dev->n_teams : 1, sizeof **out_names);
+    if (*out_names == NULL)
+        return STORE_ENOMEM;
+    for (uint32_t i = 0; i < dev->n_teams; i++)
+        (*out_names)[i] = dev->teams[i];
+    out->n = dev->n_teams;
+    out->names = *out_names;
+    return STORE_OK;
+}
+
 static void run_enroll(job *j, store *st, const job_env *env)
 {
     const proto_enroll *req = &j->request->u.enroll;
@@ -207,8 +221,20 @@ static void run_enroll(job *j, store *st, const job_env *env)
     memcpy(reply.u.enrolled.secret, secret, sizeof secret);
     reply.u.enrolled.ca_pem = env->ca_pem;
     reply.u.enrolled.schema = schema->u.schema;
-    j->rc = encode_reply(j, &reply);
+    store_device dev;
+    const char **names = NULL;
+    memset(&dev, 0, sizeof dev);
+    j->rc = store_device_auth(st, j->enrolled_id, secret, &dev);
+    if (j->rc == STORE_OK)
+        j->rc = teams_view(&dev, &reply.u.enrolled.teams, &names);
+    reply.u.enrolled.has_teams = j->rc == STORE_OK;
+    if (j->rc == STORE_OK)
+        j->rc = encode_reply(j, &reply);
+    else
+        note_store_error(j, st);
     memset(&reply.u.enrolled.secret, 0, sizeof reply.u.enrolled.secret);
+    free(names);
+    store_device_clear(&dev);
 
 done:
     memset(secret, 0, sizeof secret);
@@ -259,7 +285,12 @@ static void run_auth(job *j, store *st)
         reply.u.welcome.has_schema = true;
         reply.u.welcome.schema = schema->u.schema;
     }
-    j->rc = encode_reply(j, &reply);
+    const char **names = NULL;
+    j->rc = teams_view(&j->device, &reply.u.welcome.teams, &names);
+    reply.u.welcome.has_teams = j->rc == STORE_OK;
+    if (j->rc == STORE_OK)
+        j->rc = encode_reply(j, &reply);
+    free(names);
     proto_msg_free(schema);
 }
 
