@@ -29,11 +29,12 @@
  * (contacts: hlc, visits: server-wins, referrals: device-wins), INTEGER, REAL, TEXT, BLOB and
  * NULL values, device clocks that are right, a day behind, two minutes ahead, a day ahead
  * (clamped) or in lockstep with each other (equal clocks: ties), kills and restarts.
- * Refusals: deliberate writes into a team the device is not in (new rows, team moves, keys of
- * another team), and the ones that arise by themselves (a row moved out of a device's teams
- * while it had a pending change). The model expects each refused change absent centrally and
- * in the device's quarantine (issue 11) with the values the worker wrote, and nothing else
- * there. OUTPOST_ORACLE_REFUSALS=0 at compile time turns the deliberate ones off.
+ * Refusals (issue 11): a write into a team the device is not in (a new row, a team move) must
+ * be refused by the device at commit (OUTPOST_ESCOPE, nothing committed); an insert of a key
+ * another team holds, and a change to a row moved out of the device's teams while the change
+ * was pending, are refused by the server: the model expects each such change absent centrally
+ * and in the device's quarantine with the values the worker wrote, and nothing else there.
+ * OUTPOST_ORACLE_REFUSALS=0 at compile time turns the deliberate ones off.
  *
  * Each seed prints how often each case occurred; the last test case fails when some case never
  * occurred over all seeds. OUTPOST_SEED=N runs seed N alone; OUTPOST_SEEDS=N runs 1..N
@@ -108,7 +109,7 @@ enum {
     K_TEAM_MOVE, K_MULTI_ROW_TX, K_CONFLICT_HLC, K_CONFLICT_SERVER_WINS, K_CONFLICT_DEVICE_WINS,
     K_TIE_BY_DEVICE_ID, K_CLAMPED, K_WRITE_BEHIND, K_WRITE_AHEAD, K_VAL_NULL, K_VAL_INT,
     K_VAL_REAL, K_VAL_TEXT, K_VAL_BLOB, K_SERVER_KILL, K_KILL_MID_SYNC, K_NET_CUT, K_REFUSAL,
-    K_WRITE_OUT_OF_TEAMS, N_KINDS
+    K_WRITE_OUT_OF_TEAMS, K_FOREIGN_KEY, N_KINDS
 };
 static const char *const kind_names[N_KINDS] = {
     "insert", "insert of a live key", "insert of a deleted key", "update",
@@ -118,12 +119,14 @@ static const char *const kind_names[N_KINDS] = {
     "conflict (device-wins table)", "clock tie broken by device id", "clamped push",
     "write by a clock behind", "write by a clock ahead", "NULL value", "INTEGER value",
     "REAL value", "TEXT value", "BLOB value", "server SIGKILL", "server SIGKILL mid-sync",
-    "connection cut", "refusal", "write into a team the writer is not in"};
+    "connection cut", "refusal (quarantined)",
+    "write into a team the writer is not in (refused at commit)",
+    "insert of a key another team holds"};
 /* Minimum over all seeds (the default 10 give every case at least 3 times); 0: not required
  * (refusals arise by themselves only rarely when OUTPOST_ORACLE_REFUSALS is off). */
 static uint32_t kind_minimum(int k)
 {
-    if (k == K_REFUSAL || k == K_WRITE_OUT_OF_TEAMS)
+    if (k == K_REFUSAL || k == K_WRITE_OUT_OF_TEAMS || k == K_FOREIGN_KEY)
         return OUTPOST_ORACLE_REFUSALS ? 2u : 0u;
     return 2u;
 }
@@ -255,6 +258,8 @@ typedef struct mchange {
 } mchange;
 
 typedef struct mentry {
+    bool foreign; /* writes a row into a team the device is not in: refused at commit */
+    bool doomed;  /* inserts a key another team holds: the server will likely refuse it */
     uint64_t seq;
     uint64_t hlc;
     uint32_t n;
@@ -356,10 +361,11 @@ typedef struct run {
 
 static run *R_global;
 static bool trace; /* OUTPOST_ORACLE_TRACE=1: every write and every push decision on stdout */
-/* OUTPOST_ORACLE_STACKED=1: a device may write again on a row whose pending change went into
- * a team it is not in. Off by default: the device then keeps the refused values for good
- * (the refused entry leaves the row alone because a later entry changes it, and that entry's
- * ACK brings nothing back), a divergence this test found; see notes/oracle.md. */
+/* OUTPOST_ORACLE_STACKED=1: a device may write again on a row of a pending entry the server
+ * will refuse (one that inserts a key another team holds). Off by default, because then the
+ * device keeps the refused values for good: the refusal leaves the row alone since a later
+ * entry changes it, that entry is applied, and its ACK brings nothing back. A divergence this
+ * test found (OUTPOST_ORACLE_STACKED=1 OUTPOST_SEED=202 showed it first). */
 static bool stacked;
 
 static void mval_quote(const mval *v, char *out, size_t size);
@@ -693,6 +699,40 @@ static int apply_change(run *R, int d, const mentry *e, const mhlc *h, const mch
 
 static bool touched(const struct mentry *e, int table, const char *id);
 
+/* A refused entry is not applied but goes to the supervisors' conflict queue once (issue 11):
+ * each refused change (not the entry's other rows) as one line per value it carries (new
+ * values; a DELETE's old ones), loser the pusher, no winner, when the row's carried team is one
+ * of the worker's; otherwise one whole-row line without values, so nothing leaks into a team
+ * the worker is not in. */
+static int log_refusal(run *R, int d, const mentry *e, const mhlc *h)
+{
+    static const mhlc none = {0};
+    for (uint32_t k = 0; k < e->n; k++) {
+        const mchange *ch = &e->ch[k];
+        if (!refused(R, d, ch))
+            continue;
+        mrow key = {.table = ch->table};
+        snprintf(key.id, sizeof key.id, "%s", ch->id);
+        const mval *team = ch->has_new[1] ? &ch->nw[1] : ch->has_old[1] ? &ch->old[1] : NULL;
+        bool with_values = team != NULL && in_teams(R->dev[d].worker, team);
+        bool logged = false;
+        for (int c = 0; with_values && c < N_COLS; c++) {
+            bool carried = ch->op == PROTO_OP_DELETE ? ch->has_old[c] : ch->has_new[c];
+            if (!carried)
+                continue;
+            const mval *v = ch->op == PROTO_OP_DELETE ? &ch->old[c] : &ch->nw[c];
+            if (log_conflict(R, &key, c, PROTO_CONFLICT_CONFLICT, v, &null_val, d, h, -1, &none,
+                             d, e->seq) != 0)
+                return -1;
+            logged = true;
+        }
+        if (!logged && log_conflict(R, &key, -1, PROTO_CONFLICT_CONFLICT, &undef_val, &undef_val,
+                                    d, h, -1, &none, d, e->seq) != 0)
+            return -1;
+    }
+    return 0;
+}
+
 /* The server applies device d's pending entries in order, during a sync that ran between
  * lo_ms and hi_ms on the server's (this machine's) clock. */
 static int model_push(run *R, int d, uint64_t lo_ms, uint64_t hi_ms)
@@ -720,6 +760,8 @@ static int model_push(run *R, int d, uint64_t lo_ms, uint64_t hi_ms)
             R->counts[K_REFUSAL]++;
             if (dv->n_refused < 64)
                 dv->refused[dv->n_refused++] = e->seq;
+            if (log_refusal(R, d, e, &h) != 0)
+                return -1;
             for (uint32_t c = 0; c < e->n; c++) {
                 if (dv->n_quarantined == MAX_QUARANTINED)
                     return failed(R, "the model's quarantine is full");
@@ -1060,18 +1102,13 @@ static int exec_change(run *R, device *d, const mchange *ch)
     return 0;
 }
 
-/* Whether the row is in one of the device's pending entries that also writes some row into a
- * team the device is not in (the whole entry will be refused). */
+/* Whether the row is in one of the device's pending entries that also inserts a key another
+ * team holds (the server will likely refuse the whole entry). */
 static bool out_of_teams_pending(const device *d, int table, const char *id)
 {
-    for (uint32_t k = 0; k < d->n_pending; k++) {
-        const mentry *e = &d->pending[k];
-        bool out = false;
-        for (uint32_t c = 0; c < e->n; c++)
-            out = out || (e->ch[c].has_new[1] && !in_teams(d->worker, &e->ch[c].nw[1]));
-        if (out && touched(e, table, id))
+    for (uint32_t k = 0; k < d->n_pending; k++)
+        if (d->pending[k].doomed && touched(&d->pending[k], table, id))
             return true;
-    }
     return false;
 }
 
@@ -1120,8 +1157,12 @@ static int write_one(run *R, uint32_t i, mentry *e)
             snprintf(ch->id, sizeof ch->id, "%s", key->id);
             ch->nw[0] = mval_text(key->id);
             ch->nw[1] = key->team;
-            if (!in_teams(d->worker, &key->team))
-                R->counts[K_WRITE_OUT_OF_TEAMS]++;
+            if (!in_teams(d->worker, &key->team)) {
+                /* written into the device's own team; the server knows better */
+                ch->nw[1] = team_value(d->worker, R);
+                e->doomed = true;
+                R->counts[K_FOREIGN_KEY]++;
+            }
             for (int c = 2; c < N_COLS; c++)
                 ch->nw[c] = fresh_value(R, c, i);
             for (int c = 0; c < N_COLS; c++)
@@ -1140,7 +1181,7 @@ static int write_one(run *R, uint32_t i, mentry *e)
 #if OUTPOST_ORACLE_REFUSALS
         if (below(R, 12) == 0 && d->worker != W12) {
             ch->nw[1] = mval_text(d->worker == W1 ? "t2" : "t1");
-            R->counts[K_WRITE_OUT_OF_TEAMS]++;
+            e->foreign = true;
         }
 #endif
         for (int c = 2; c < N_COLS; c++)
@@ -1176,8 +1217,7 @@ static int write_one(run *R, uint32_t i, mentry *e)
         ch->has_old[1] = ch->has_new[1] = true;
         ch->nw[1] = mval_text(cur[1].n == 2 && memcmp(cur[1].s, "t1", 2) == 0 ? "t2" : "t1");
         R->counts[K_TEAM_MOVE]++;
-        if (!in_teams(d->worker, &ch->nw[1]))
-            R->counts[K_WRITE_OUT_OF_TEAMS]++;
+        e->foreign = e->foreign || !in_teams(d->worker, &ch->nw[1]);
     }
     uint32_t mask = move && below(R, 2) ? 0 : 1u + below(R, 15);
     for (int c = 2; c < N_COLS; c++) {
@@ -1215,7 +1255,19 @@ static int write_tx(run *R, uint32_t i, uint32_t n)
             return -1;
     if (e->n == 0)
         return outpost_tx_rollback(d->r) == OUTPOST_OK ? 0 : failed(R, "%s: rollback", d->name);
-    if (outpost_tx_commit(d->r, &e->seq) != OUTPOST_OK || e->seq == 0)
+    int rc = outpost_tx_commit(d->r, &e->seq);
+    if (e->foreign) {
+        /* The device knows its worker's teams and refuses the write itself (issue 11):
+         * nothing committed, nothing to sync, nothing to quarantine. */
+        if (rc != OUTPOST_ESCOPE)
+            return failed(R, "%s: a write into a team the worker is not in: commit gave %s (%s),"
+                             " not OUTPOST_ESCOPE",
+                          d->name, outpost_strerror(rc), outpost_errmsg(d->r));
+        R->counts[K_WRITE_OUT_OF_TEAMS]++;
+        memset(e, 0, sizeof *e);
+        return 0;
+    }
+    if (rc != OUTPOST_OK || e->seq == 0)
         return failed(R, "%s: commit: %s", d->name, outpost_errmsg(d->r));
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(outpost_replica_db(d->r),
@@ -1404,9 +1456,10 @@ static const char *pk_id(run *R, const void *blob, int n, int table)
     return NULL;
 }
 
+/* A device's id as the conflict log names it; -1 is "no device" (a refusal has no winner). */
 static const char *dev_id(run *R, int d)
 {
-    return d >= 0 && (uint32_t)d < R->n_dev ? R->dev[d].id : "?";
+    return d >= 0 && (uint32_t)d < R->n_dev ? R->dev[d].id : d == -1 ? "" : "?";
 }
 
 typedef struct centry {
