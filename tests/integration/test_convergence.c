@@ -1188,12 +1188,12 @@ static int write_one(run *R, uint32_t i, mentry *e)
             ch->nw[c] = fresh_value(R, c, i);
         for (int c = 0; c < N_COLS; c++)
             ch->has_new[c] = true;
-        if (R->n_keys < MAX_ROWS) {
-            mkey *key = &R->keys[R->n_keys++];
-            key->table = ch->table;
-            snprintf(key->id, sizeof key->id, "%s", ch->id);
-            key->team = ch->nw[1];
-        }
+        if (R->n_keys == MAX_ROWS)
+            return failed(R, "the model's key table is full");
+        mkey *key = &R->keys[R->n_keys++];
+        key->table = ch->table;
+        snprintf(key->id, sizeof key->id, "%s", ch->id);
+        key->team = ch->nw[1];
         R->counts[K_INSERT]++;
         e->n++;
         return exec_change(R, d, ch);
@@ -1442,16 +1442,16 @@ done:
     return out;
 }
 
-/* The key text inside the store's encoded key blob. */
+/* The key text inside the store's encoded key blob: one of the keys devices made. */
 static const char *pk_id(run *R, const void *blob, int n, int table)
 {
-    for (uint32_t i = 0; i < R->n_rows; i++) {
-        if (R->rows[i].table != table)
+    for (uint32_t i = 0; i < R->n_keys; i++) {
+        if (R->keys[i].table != table)
             continue;
-        size_t len = strlen(R->rows[i].id);
+        size_t len = strlen(R->keys[i].id);
         for (int off = 0; off + (int)len <= n; off++)
-            if (memcmp((const char *)blob + off, R->rows[i].id, len) == 0)
-                return R->rows[i].id;
+            if (memcmp((const char *)blob + off, R->keys[i].id, len) == 0)
+                return R->keys[i].id;
     }
     return NULL;
 }
