@@ -13,7 +13,8 @@
  *     tables decide every collision their way; a pushed HLC more than five minutes ahead of
  *     the server's clock is clamped to the server's clock;
  *   - scope: a change whose row (before, after, or centrally) is outside the device's teams is
- *     refused as a whole transaction.
+ *     refused as a whole transaction, and each refused change is one line (with values only
+ *     when its team is the worker's) in the supervisors' conflict queue.
  * The test then checks, exactly: every central row and value (all value types and NULL), every
  * conflict-log entry (row, column, kind, both values, loser and winner devices and clocks, the
  * push it came from) and nothing more, the clamped pushes, every refusal, and every replica
@@ -36,9 +37,11 @@
  * and in the device's quarantine with the values the worker wrote, and nothing else there.
  * OUTPOST_ORACLE_REFUSALS=0 at compile time turns the deliberate ones off.
  *
- * Each seed prints how often each case occurred; the last test case fails when some case never
- * occurred over all seeds. OUTPOST_SEED=N runs seed N alone; OUTPOST_SEEDS=N runs 1..N
- * (default 8); OUTPOST_SEED_BASE shifts the range. A failing seed prints itself and the row.
+ * Each seed prints how often each case occurred; the last test case fails when some case
+ * occurred fewer than twice over all seeds. OUTPOST_SEED=N runs seed N alone; OUTPOST_SEEDS=N
+ * runs 1..N (default 10); OUTPOST_SEED_BASE shifts the range (scripts/soak.sh). A failing seed
+ * prints itself and what the model knows of the row; OUTPOST_ORACLE_TRACE=1 prints every write
+ * and every push decision; OUTPOST_ORACLE_STACKED=1 is explained below.
  */
 #include <inttypes.h>
 #include <setjmp.h>
