@@ -33,6 +33,7 @@
 #include "outpost.h"
 #include "powerloss_vfs.h"
 #include "store.h"
+#include "unit/store_fixture.h"
 
 #define TX_COUNT 24          /* transactions per workload */
 #define MIN_CUTS 12          /* every storage path is cut at least this often */
@@ -435,6 +436,104 @@ static void test_store_survives_power_loss(void **state)
     assert_true(t.cuts >= MIN_CUTS);
 }
 
+/* ---- the central store, through the sync path ------------------------------------------------ */
+
+/* Device pushes 1..n, push k inserting rows_of(k) contacts "push<k>-<j>", each through the
+ * whole store_push path (merge, change log, exactly-once record). Returns how many were
+ * applied (store_push returned 0, not refused) before the first failure. */
+static int64_t push_workload(fixture *fx, store_device *dev, int64_t n)
+{
+    for (int64_t k = 0; k < n; k++) {
+        char ids[4][48];
+        tpush *tp = tp_new((uint64_t)k + 1, HLC(NOW_MS + (uint64_t)k));
+        for (uint32_t j = 0; j < rows_of(k); j++) {
+            snprintf(ids[j], sizeof ids[j], "push%" PRId64 "-%u", k, j);
+            tp_insert_contact(tp, ids[j], "north", "power-loss test");
+        }
+        proto_buf reply = {0};
+        store_push_info info;
+        int rc = store_push(fx->st, dev, tp_push(tp), NOW_MS + (uint64_t)k, &reply, &info);
+        proto_buf_free(&reply);
+        tp_free(tp);
+        if (rc != 0 || info.rejected)
+            return k;
+    }
+    return n;
+}
+
+static void test_store_pushes_survive_power_loss(void **state)
+{
+    (void)state;
+    tally t = {0};
+    powerloss_stats s;
+    fixture fx;
+    store_device dev;
+
+    fx_open(&fx);
+    fx_device(&fx, "ana", &dev);
+    powerloss_arm(0);
+    assert_int_equal(push_workload(&fx, &dev, TX_COUNT), TX_COUNT);
+    powerloss_stats_get(&s);
+    store_device_clear(&dev);
+    fx_close(&fx);
+    uint64_t total = s.writes;
+
+    double t0 = now_s();
+    uint64_t n;
+    for (uint32_t i = 0; next_cut(total, i, t0, &n); i++) {
+        fx_open(&fx);
+        fx_device(&fx, "ana", &dev);
+        powerloss_arm(n);
+        int64_t applied = push_workload(&fx, &dev, TX_COUNT);
+        store_device_clear(&dev);
+        store_close(fx.st);
+        fx.st = NULL;
+        cut_and_prove(n, &t);
+        char err[256];
+        if (store_open(fx.path, false, &fx.st, err, sizeof err) != STORE_OK)
+            fail_msg("the store does not open after a cut at write %" PRIu64 ": %s", n, err);
+        store_close(fx.st);
+        fx.st = NULL;
+        sqlite3 *db = NULL;
+        assert_int_equal(sqlite3_open_v2(fx.path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+        assert_integrity(db, "central store");
+        int64_t present = 0;
+        for (int64_t k = 0; k < TX_COUNT; k++) {
+            char like[48];
+            snprintf(like, sizeof like, "push%" PRId64 "-%%", k);
+            sqlite3_stmt *q = NULL;
+            assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM contacts WHERE id LIKE ?1",
+                                                -1, &q, NULL),
+                             SQLITE_OK);
+            sqlite3_bind_text(q, 1, like, -1, SQLITE_STATIC);
+            assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+            int64_t rows = sqlite3_column_int64(q, 0);
+            sqlite3_finalize(q);
+            if (k < applied && rows != (int64_t)rows_of(k))
+                fail_msg("push %" PRId64 " was applied before the cut at write %" PRIu64
+                         " but %" PRId64 " of its %u rows survived",
+                         k + 1, n, rows, rows_of(k));
+            if (rows != 0 && rows != (int64_t)rows_of(k))
+                fail_msg("push %" PRId64 " is half there: %" PRId64 " rows", k + 1, rows);
+            if (k > applied && rows != 0)
+                fail_msg("push %" PRId64 " was never sent but has rows", k + 1);
+            present += rows != 0;
+        }
+        /* the exactly-once record says applied exactly for the pushes whose rows are there */
+        int64_t recorded = query_int(db, "SELECT count(*) FROM _outpost_applied", 0);
+        if (recorded != present)
+            fail_msg("%" PRId64 " pushes recorded as applied, %" PRId64 " present", recorded,
+                     present);
+        t.committed_checked += (uint64_t)applied;
+        sqlite3_close(db);
+        fx_close(&fx);
+    }
+    printf("powerloss: central store pushes: %u cuts over %" PRIu64 " writes, %" PRIu64
+           " bytes dropped, %" PRIu64 " writes torn, %" PRIu64 " applied pushes checked\n",
+           t.cuts, total, t.dropped, t.torn, t.committed_checked);
+    assert_true(t.cuts >= MIN_CUTS);
+}
+
 static int setup(void **state)
 {
     (void)state;
@@ -463,6 +562,7 @@ int main(void)
         cmocka_unit_test(test_replica_encrypted_survives_power_loss),
         cmocka_unit_test(test_rekey_survives_power_loss),
         cmocka_unit_test(test_store_survives_power_loss),
+        cmocka_unit_test(test_store_pushes_survive_power_loss),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
