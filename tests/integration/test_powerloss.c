@@ -454,6 +454,7 @@ static int64_t push_workload(fixture *fx, store_device *dev, int64_t n)
         store_push_info info;
         int rc = store_push(fx->st, dev, tp_push(tp), NOW_MS + (uint64_t)k, &reply, &info);
         proto_buf_free(&reply);
+        free(info.teams_touched);
         tp_free(tp);
         if (rc != 0 || info.rejected)
             return k;
