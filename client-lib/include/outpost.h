@@ -308,7 +308,12 @@ OUTPOST_API int outpost_exec(outpost_replica *replica, const char *sql, const pr
  * transaction: when this returns 0 the write and its outbox entry are both durable; when it
  * fails neither is there and the transaction is closed (rolled back).
  * out_seq (may be NULL) receives the entry's device sequence, or 0 when the transaction changed
- * no synced table and so made no entry. */
+ * no synced table and so made no entry.
+ * What the server would refuse is refused here, with nothing committed: OUTPOST_ESCOPE when a
+ * row written to a synced table has a scope value that is not one of the worker's teams (as
+ * the server last sent them at enrollment or sync; not checked before it has), or a primary key
+ * column declared TEXT gets a value of another type. outpost_errmsg() names the table, column,
+ * value and teams. */
 OUTPOST_API int outpost_tx_commit(outpost_replica *replica, uint64_t *out_seq);
 
 /* Rolls back the open transaction. Without one, OUTPOST_EMISUSE. */

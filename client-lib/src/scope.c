@@ -128,6 +128,25 @@ static int scope_refuse(outpost_replica *r, const table_rules *t, sqlite3_value 
                         type_name(sqlite3_value_type(v)), teams);
 }
 
+/* Refuses an insert whose TEXT key column col holds another type, naming the column. */
+static int key_refuse(outpost_replica *r, const char *table, int col, sqlite3_value *v)
+{
+    sqlite3_stmt *stmt = NULL;
+    char name[64] = "?";
+    int rc = replica_prepare(r, "SELECT name FROM pragma_table_info(?1) WHERE cid = ?2", &stmt);
+
+    if (rc == OUTPOST_OK) {
+        sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC);
+        sqlite3_bind_int(stmt, 2, col);
+        if (step_library(r, stmt) == SQLITE_ROW && sqlite3_column_text(stmt, 0))
+            snprintf(name, sizeof name, "%s", (const char *)sqlite3_column_text(stmt, 0));
+    }
+    sqlite3_finalize(stmt);
+    return replica_fail(r, OUTPOST_ESCOPE, "%.60s.%s: the primary key is declared TEXT but the "
+                        "row's key is %s; the server would refuse it", table, name,
+                        type_name(sqlite3_value_type(v)));
+}
+
 int scope_check(outpost_replica *r, const void *changeset, int n_bytes)
 {
     sqlite3_changeset_iter *it = NULL;
@@ -165,9 +184,7 @@ int scope_check(outpost_replica *r, const void *changeset, int n_bytes)
             if (!(rules.pk_text >> c & 1) || sqlite3changeset_new(it, c, &v) != SQLITE_OK || !v)
                 continue;
             if (sqlite3_value_type(v) != SQLITE_TEXT)
-                rc = replica_fail(r, OUTPOST_ESCOPE, "%.60s: primary key column %d is declared "
-                                  "TEXT but the row's key is %s; the server would refuse it",
-                                  table, c, type_name(sqlite3_value_type(v)));
+                rc = key_refuse(r, table, c, v);
         }
         if (rc == OUTPOST_OK && member && rules.scope_col >= 0 && rules.scope_col < n_col) {
             sqlite3_value *v = NULL;

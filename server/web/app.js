@@ -289,8 +289,16 @@ async function viewConflicts(content) {
     tr.appendChild(el('td', c.table + ' ' + c.row));
     tr.appendChild(el('td', c.column || '(whole row)'));
     tr.appendChild(el('td', c.team));
-    tr.appendChild(el('td', c.winning === null ? '(empty)' : c.winning, 'value winning'));
-    tr.appendChild(el('td', c.losing === null ? '(empty)' : c.losing, 'value losing'));
+    if (c.refused) {
+      // A change the server refused: nothing of it is in the store; the worker keeps it in
+      // the device's quarantine. Values aimed at another team are never sent here.
+      tr.appendChild(el('td', 'refused: ' + c.refused.message, 'value refused'));
+      tr.appendChild(el('td', c.losing === null ? '(not shown: outside the worker\'s teams)'
+                                                : c.losing, 'value losing'));
+    } else {
+      tr.appendChild(el('td', c.winning === null ? '(empty)' : c.winning, 'value winning'));
+      tr.appendChild(el('td', c.losing === null ? '(empty)' : c.losing, 'value losing'));
+    }
     tr.appendChild(el('td', c.loser_worker + ' ' + c.loser_device.slice(0, 8)));
     tr.appendChild(el('td', when(c.time_ms)));
     const td = el('td');
