@@ -702,7 +702,8 @@ static int apply_change(run *R, int d, const mentry *e, const mhlc *h, const mch
 
 static bool touched(const struct mentry *e, int table, const char *id);
 
-/* A refused entry is not applied but goes to the supervisors' conflict queue once (issue 11):
+/* A refused entry is not applied but goes to the supervisors' conflict queue once
+ * (docs/operations.md, merge rule 8):
  * each refused change (not the entry's other rows) as one line per value it carries (new
  * values; a DELETE's old ones), loser the pusher, no winner, when the row's carried team is one
  * of the worker's; otherwise one whole-row line without values, so nothing leaks into a team
