@@ -60,7 +60,7 @@ static int run_quiet(const char *const argv[])
     return WEXITSTATUS(status);
 }
 
-static int prepare_store(const char *path)
+static int prepare_store(const char *path, const char *schema, const char *policy)
 {
     static const char *const t1[] = {"t1"};
     static const char *const t2[] = {"t2"};
@@ -79,7 +79,7 @@ static int prepare_store(const char *path)
         fprintf(stderr, "store_open %s: %s\n", path, err);
         return -1;
     }
-    if (store_init_schema(st, schema_sql, policy_text) != STORE_OK ||
+    if (store_init_schema(st, schema, policy) != STORE_OK ||
         store_team_add(st, "t1", "Team one") != STORE_OK ||
         store_team_add(st, "t2", "Team two") != STORE_OK ||
         store_worker_add(st, "w1", t1, 1) != STORE_OK ||
@@ -110,6 +110,12 @@ int fixture_make_chain_certs(const char *dir)
 
 int fixture_create(daemon_fixture *fx, const char *extra_limits)
 {
+    return fixture_create_with_schema(fx, extra_limits, schema_sql, policy_text);
+}
+
+int fixture_create_with_schema(daemon_fixture *fx, const char *extra_limits, const char *schema,
+                               const char *policy)
+{
     char certs[300];
     FILE *f;
     const char *tmp = getenv("TMPDIR");
@@ -127,7 +133,7 @@ int fixture_create(daemon_fixture *fx, const char *extra_limits)
     snprintf(fx->store_path, sizeof fx->store_path, "%s/central.db", fx->dir);
     snprintf(fx->config_path, sizeof fx->config_path, "%s/outpostd.ini", fx->dir);
     snprintf(fx->log_path, sizeof fx->log_path, "%s/outpostd.log", fx->dir);
-    if (prepare_store(fx->store_path) != 0)
+    if (prepare_store(fx->store_path, schema, policy) != 0)
         return -1;
     f = fopen(fx->config_path, "w");
     if (!f)

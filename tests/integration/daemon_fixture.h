@@ -33,6 +33,11 @@ typedef struct daemon_fixture {
  * [limits] section ("key = value" lines, may be NULL). Returns 0 or -1. */
 int fixture_create(daemon_fixture *fx, const char *extra_limits);
 
+/* The same with the test's own schema SQL and policy text instead of the contacts table
+ * above (teams and workers as above). */
+int fixture_create_with_schema(daemon_fixture *fx, const char *extra_limits, const char *schema,
+                               const char *policy);
+
 /* Starts outpostd and waits until it listens; fills fx->port. Returns 0 or -1. */
 int fixture_start(daemon_fixture *fx);
 
