@@ -5,7 +5,8 @@
  *   [store]   path = FILE
  *   [limits]  max_message_bytes, max_transaction_bytes, handshake_timeout_s,
  *             message_timeout_s, idle_timeout_s, max_connections, lockout_failures,
- *             lockout_window_s, lockout_duration_s, queue_depth, pull_page_rows
+ *             lockout_window_s, lockout_duration_s, queue_depth, pull_page_rows,
+ *             chunk_timeout_s, max_held_bytes
  *   [log]     level = error|warn|info|debug
  *   [dashboard] table = contacts   worker_column = worker_id   date_column = contacted_at
  *             (the synced table the dashboard's record views, search and chart show; an
@@ -37,6 +38,8 @@ typedef struct daemon_limits {
     uint32_t lockout_duration_s;  /* ... for this long */
     uint32_t queue_depth;         /* store jobs waiting for the worker */
     uint32_t pull_page_rows;      /* upper bound on rows per ROWS page */
+    uint32_t chunk_timeout_s;     /* last chunk of an unfinished PUSH to the next one */
+    size_t max_held_bytes;        /* unfinished messages and transactions, all sessions */
 } daemon_limits;
 
 typedef struct daemon_config {

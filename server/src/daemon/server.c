@@ -105,6 +105,8 @@ void server_dispatch_completions(server *srv)
                                 (const char(*)[64])j->push_info.teams_touched,
                                 j->push_info.n_teams_touched);
         }
+        if (j->kind == JOB_AUTH)
+            server_learn_tables(srv, j->schema_version, &j->schema_tables, &j->n_schema_tables);
         /* A device that authenticated or pulled has a new "last sync". */
         if ((j->kind == JOB_AUTH || j->kind == JOB_PULL) && j->rc == STORE_OK)
             dashboard_event(srv->dash, DASH_EVENT_SYNC, (const char(*)[64])j->device.teams,
@@ -118,6 +120,33 @@ void server_dispatch_completions(server *srv)
             job_free(j);
         }
     }
+}
+
+void server_learn_tables(server *srv, uint32_t version, char ***names, uint32_t *n_names)
+{
+    char **drop = *names;
+    uint32_t n_drop = *n_names;
+
+    if (!drop)
+        return;
+    if (!srv->sync_tables || version >= srv->sync_tables_version) {
+        drop = srv->sync_tables;
+        n_drop = srv->n_sync_tables;
+        srv->sync_tables = *names;
+        srv->n_sync_tables = *n_names;
+        srv->sync_tables_version = version;
+    }
+    job_free_names(drop, n_drop);
+    *names = NULL;
+    *n_names = 0;
+}
+
+bool server_table_known(const server *srv, const char *name)
+{
+    for (uint32_t i = 0; i < srv->n_sync_tables; i++)
+        if (strcmp(srv->sync_tables[i], name) == 0)
+            return true;
+    return false;
 }
 
 static void wake_service(void *arg)
@@ -227,6 +256,7 @@ int server_run(const daemon_config *config)
     env.ca_pem = srv.ca_pem;
     env.max_reply_bytes = config->limits.max_message_bytes;
     env.pull_page_rows = config->limits.pull_page_rows;
+    env.proto_limits = srv.proto_limits;
     if (worker_start(config->store_path, config->limits.queue_depth, &env, wake_service, &srv,
                      &srv.worker, err, sizeof err) != 0) {
         log_msg(LOG_ERROR, "store %s: %s", config->store_path, err);
@@ -288,6 +318,7 @@ done:
     free(srv.slots);
     free(srv.free_slots);
     free(srv.ca_pem);
+    job_free_names(srv.sync_tables, srv.n_sync_tables);
     if (exit_code == 0)
         log_msg(LOG_INFO, "outpostd stopped");
     return exit_code;

@@ -33,6 +33,14 @@ typedef struct server {
     uint32_t *free_slots; /* stack of free slot indexes */
     uint32_t n_free;
     uint64_t next_session_id;
+
+    /* Bytes all sessions hold for unfinished messages and transactions (max_held_bytes). */
+    size_t held_bytes;
+
+    /* The synced tables' names in the newest schema a HELLO has loaded (PUSH names no other). */
+    char **sync_tables;
+    uint32_t n_sync_tables;
+    uint32_t sync_tables_version;
 } server;
 
 /* Runs outpostd with a loaded config until SIGINT or SIGTERM. Returns the process exit code. */
@@ -44,6 +52,13 @@ uint32_t server_sessions(const server *srv);
 
 /* NOTIFY every authenticated session (but origin_id's) whose teams the change touched. */
 void server_notify_teams(server *srv, uint64_t origin_id, const store_push_info *info);
+
+/* Keeps the table names of schema version (taking *names) when it is at least as new as the
+ * one known; frees them otherwise. */
+void server_learn_tables(server *srv, uint32_t version, char ***names, uint32_t *n_names);
+
+/* Whether name is a synced table of the known schema. */
+bool server_table_known(const server *srv, const char *name);
 
 /* Collects finished jobs from the worker and hands each to its session (service thread). */
 void server_dispatch_completions(server *srv);

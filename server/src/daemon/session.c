@@ -49,12 +49,37 @@ static const char *loggable_id(const char *in, char out[41])
     return n ? out : "-";
 }
 
+/* Moves the session's share of the server's held_bytes to what it holds now. */
+static void account(session *s)
+{
+    size_t now = s->rx_cap + s->txn_cap;
+
+    s->srv->held_bytes = s->srv->held_bytes - s->held + now;
+    s->held = now;
+}
+
+/* Whether holding more bytes keeps every session together within max_held_bytes. */
+static bool within_budget(const session *s, size_t more)
+{
+    return more <= s->srv->config.limits.max_held_bytes - s->srv->held_bytes;
+}
+
+static void drop_rx(session *s)
+{
+    free(s->rx);
+    s->rx = NULL;
+    s->rx_len = s->rx_cap = 0;
+    s->rx_in_message = false;
+    account(s);
+}
+
 static void drop_chunks(session *s)
 {
-    for (uint32_t i = 0; i < s->n_chunks; i++)
-        proto_msg_free(s->chunks[i]);
+    free(s->txn);
+    s->txn = NULL;
+    s->txn_len = s->txn_cap = 0;
     s->n_chunks = 0;
-    s->txn_bytes = 0;
+    account(s);
 }
 
 static void drop_reply(session *s)
@@ -94,6 +119,8 @@ static void update_timer(session *s)
     }
     if (s->rx_in_message)
         deadline = now + (uint64_t)lim->message_timeout_s * 1000000u;
+    else if (s->n_chunks > 0)
+        deadline = now + (uint64_t)lim->chunk_timeout_s * 1000000u;
     else if (s->authenticated && lim->idle_timeout_s > 0)
         deadline = now + (uint64_t)lim->idle_timeout_s * 1000000u;
     if (!s->authenticated && (deadline == 0 || s->handshake_deadline_us < deadline))
@@ -266,6 +293,9 @@ static void on_timer(lws_sorted_usec_list_t *sul)
     else if (s->rx_in_message)
         send_error(s, PROTO_ERR_TIMEOUT, true, true, "message not completed within %" PRIu32 " s",
                    lim->message_timeout_s);
+    else if (s->n_chunks > 0)
+        send_error(s, PROTO_ERR_TIMEOUT, true, true, "PUSH seq %" PRIu64 " unfinished: no next "
+                   "chunk within %" PRIu32 " s", s->txn_seq, lim->chunk_timeout_s);
     else
         send_error(s, PROTO_ERR_TIMEOUT, true, true, "idle for %" PRIu32 " s",
                    lim->idle_timeout_s);
@@ -320,75 +350,121 @@ static job *device_job(session *s, job_kind kind)
     return j;
 }
 
-static void on_push(session *s, proto_msg *msg, size_t n_bytes)
+/* Refuses, before anything is held, a chunk whose table entries no correct device sends: a table
+ * the schema does not have, or one table twice in one chunk. 0 when the chunk is acceptable. */
+static int check_tables(session *s, const proto_push *p)
+{
+    const server *srv = s->srv;
+
+    if (p->n_tables > srv->n_sync_tables) {
+        send_error(s, PROTO_ERR_BAD_MESSAGE, false, true,
+                   "PUSH seq %" PRIu64 " chunk %" PRIu32 " has %" PRIu32 " table entries; the "
+                   "schema has %" PRIu32 " tables", p->seq, p->chunk, p->n_tables,
+                   srv->n_sync_tables);
+        return -1;
+    }
+    for (uint32_t t = 0; t < p->n_tables; t++) {
+        const char *name = p->tables[t].table ? p->tables[t].table : "";
+        if (!server_table_known(srv, name)) {
+            send_error(s, PROTO_ERR_UNKNOWN_TABLE, false, true,
+                       "PUSH seq %" PRIu64 " names table \"%.64s\", which is not in the "
+                       "server's schema", p->seq, name);
+            return -1;
+        }
+        for (uint32_t u = 0; u < t; u++) {
+            if (strcmp(p->tables[u].table, name) == 0) {
+                send_error(s, PROTO_ERR_BAD_MESSAGE, false, true,
+                           "PUSH seq %" PRIu64 " chunk %" PRIu32 " names table %.64s twice",
+                           p->seq, p->chunk, name);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Keeps one PUSH chunk's bytes as received; the worker decodes the whole transaction once. */
+static void on_push(session *s, proto_msg *msg, const uint8_t *raw, size_t n_bytes)
 {
     const proto_push *p = &msg->u.push;
     const daemon_limits *lim = &s->srv->config.limits;
+    size_t need = s->txn_len + job_raw_size(n_bytes);
+    bool more = p->more;
     job *j;
-    int rc;
 
     if (s->n_chunks == 0 && p->chunk != 0) {
         send_error(s, PROTO_ERR_BAD_MESSAGE, false, true,
                    "PUSH seq %" PRIu64 " starts at chunk %" PRIu32 ", expected chunk 0", p->seq,
                    p->chunk);
-        proto_msg_free(msg);
-        return;
+        goto done;
     }
-    if (s->n_chunks > 0) {
-        const proto_push *first = &s->chunks[0]->u.push;
-        if (p->seq != first->seq || p->hlc != first->hlc || p->chunk != s->n_chunks) {
-            send_error(s, PROTO_ERR_BAD_MESSAGE, false, true,
-                       "PUSH seq %" PRIu64 " chunk %" PRIu32 " does not continue seq %" PRIu64
-                       " (expected chunk %" PRIu32 ")", p->seq, p->chunk, first->seq,
-                       s->n_chunks);
-            proto_msg_free(msg);
-            return;
-        }
+    if (s->n_chunks > 0 &&
+        (p->seq != s->txn_seq || p->hlc != s->txn_hlc || p->chunk != s->n_chunks)) {
+        send_error(s, PROTO_ERR_BAD_MESSAGE, false, true,
+                   "PUSH seq %" PRIu64 " chunk %" PRIu32 " does not continue seq %" PRIu64
+                   " (expected chunk %" PRIu32 ")", p->seq, p->chunk, s->txn_seq, s->n_chunks);
+        goto done;
     }
-    if (s->txn_bytes + n_bytes > lim->max_transaction_bytes) {
+    if (check_tables(s, p) != 0)
+        goto done;
+    if (s->txn_len - (size_t)s->n_chunks * job_raw_size(0) + n_bytes >
+        lim->max_transaction_bytes) {
         send_error(s, PROTO_ERR_TOO_LARGE, false, true,
                    "transaction seq %" PRIu64 " exceeds %zu bytes", p->seq,
                    lim->max_transaction_bytes);
-        proto_msg_free(msg);
-        return;
+        goto done;
     }
-    if (s->n_chunks == s->cap_chunks) {
-        uint32_t cap = s->cap_chunks ? s->cap_chunks * 2 : 4;
-        proto_msg **grown = realloc(s->chunks, (size_t)cap * sizeof *grown);
-        if (!grown) {
-            proto_msg_free(msg);
-            send_error(s, PROTO_ERR_INTERNAL, true, true, "out of memory");
-            return;
+    if (need > s->txn_cap) {
+        size_t cap = s->txn_cap ? s->txn_cap : 64u * 1024u;
+        uint8_t *grown;
+        while (cap < need)
+            cap *= 2;
+        if (cap > lim->max_transaction_bytes)
+            cap = need;
+        if (!within_budget(s, cap - s->txn_cap)) {
+            log_msg(LOG_WARN, "conn=%" PRIu64 " held bytes at max_held_bytes (%zu)", s->id,
+                    lim->max_held_bytes);
+            send_error(s, PROTO_ERR_BUSY, true, true,
+                       "server memory for unfinished transactions is full, try again later");
+            goto done;
         }
-        s->chunks = grown;
-        s->cap_chunks = cap;
+        grown = realloc(s->txn, cap);
+        if (!grown) {
+            send_error(s, PROTO_ERR_INTERNAL, true, true, "out of memory");
+            goto done;
+        }
+        s->txn = grown;
+        s->txn_cap = cap;
+        account(s);
     }
-    s->chunks[s->n_chunks++] = msg;
-    s->txn_bytes += n_bytes;
-    if (p->more)
+    if (s->n_chunks == 0) {
+        s->txn_seq = p->seq;
+        s->txn_hlc = p->hlc;
+    }
+    job_raw_append(s->txn, &s->txn_len, raw, n_bytes);
+    s->n_chunks++;
+    proto_msg_free(msg);
+    msg = NULL;
+    if (more)
         return; /* chunks are not answered: keep reading */
 
     j = device_job(s, JOB_PUSH);
     if (!j)
         return;
-    /* The job takes the chunks; the session starts the next transaction empty. */
-    j->chunks = s->chunks;
+    /* The job takes the bytes; the session starts the next transaction empty. */
+    j->raw = s->txn;
+    j->raw_len = s->txn_len;
     j->n_chunks = s->n_chunks;
-    s->chunks = NULL;
-    s->n_chunks = s->cap_chunks = 0;
-    s->txn_bytes = 0;
-    rc = job_join_chunks(j);
-    if (rc != 0) {
-        uint64_t seq = j->chunks[0]->u.push.seq;
-        job_free(j);
-        if (rc == -2)
-            send_error(s, PROTO_ERR_BAD_MESSAGE, false, true,
-                       "PUSH seq %" PRIu64 " gives one table two column counts", seq);
-        else
-            send_error(s, PROTO_ERR_INTERNAL, true, true, "out of memory");
-        return;
-    }
+    j->push.seq = s->txn_seq;
+    s->txn = NULL;
+    s->txn_len = s->txn_cap = 0;
+    s->n_chunks = 0;
+    account(s);
     submit(s, j);
+    return;
+
+done:
+    proto_msg_free(msg);
 }
 
 static void on_pull(session *s, proto_msg *msg)
@@ -397,7 +473,7 @@ static void on_pull(session *s, proto_msg *msg)
 
     if (s->n_chunks > 0) {
         send_error(s, PROTO_ERR_BAD_MESSAGE, false, true,
-                   "PULL inside the unfinished PUSH seq %" PRIu64, s->chunks[0]->u.push.seq);
+                   "PULL inside the unfinished PUSH seq %" PRIu64, s->txn_seq);
         proto_msg_free(msg);
         return;
     }
@@ -458,6 +534,28 @@ static void enroll_done(session *s, job *j)
     store_failure(s, j, "enroll");
 }
 
+void session_replace(session *s)
+{
+    send_error(s, PROTO_ERR_BUSY, true, true,
+               "this device connected again: the older connection is closed");
+}
+
+/* One live session per device: what a device can make the server hold is one session's. */
+static void close_older_sessions(session *s)
+{
+    server *srv = s->srv;
+
+    for (uint32_t i = 0; i < srv->config.limits.max_connections; i++) {
+        session *o = srv->slots[i];
+        if (!o || o == s || !o->authenticated || o->state == SESSION_CLOSING ||
+            strcmp(o->device.device_id, s->device.device_id) != 0)
+            continue;
+        log_msg(LOG_INFO, "conn=%" PRIu64 " device=%s replaced by conn=%" PRIu64, o->id,
+                o->device.device_id, s->id);
+        session_replace(o);
+    }
+}
+
 static void auth_done(session *s, job *j)
 {
     char id_buf[41];
@@ -471,6 +569,7 @@ static void auth_done(session *s, job *j)
         }
         s->authenticated = true;
         s->state = SESSION_READY;
+        close_older_sessions(s);
         log_msg(LOG_INFO, "conn=%" PRIu64 " peer=%s auth ok device=%s worker=%s teams=%" PRIu32
                 " acked_seq=%" PRIu64, s->id, s->peer, s->device.device_id, s->device.worker_id,
                 s->device.n_teams, s->device.acked_seq);
@@ -504,6 +603,10 @@ static void push_done(session *s, job *j)
 {
     const store_push_info *info = &j->push_info;
 
+    if (j->push_malformed) {
+        send_error(s, PROTO_ERR_BAD_MESSAGE, false, true, "%s", j->errmsg);
+        return;
+    }
     if (j->rc != STORE_OK) {
         store_failure(s, j, "push");
         return;
@@ -596,7 +699,7 @@ static void handle_message(session *s)
         return;
     }
     if (msg->type == PROTO_MSG_PUSH) {
-        on_push(s, msg, s->rx_len);
+        on_push(s, msg, s->rx, s->rx_len);
         return;
     }
     if (msg->type == PROTO_MSG_PULL) {
@@ -622,10 +725,7 @@ int session_receive(session *s, const void *in, size_t len)
     }
     if (len > limit - s->rx_len) {
         send_error(s, PROTO_ERR_TOO_LARGE, false, true, "message exceeds %zu bytes", limit);
-        free(s->rx);
-        s->rx = NULL;
-        s->rx_len = s->rx_cap = 0;
-        s->rx_in_message = false;
+        drop_rx(s);
         return 0;
     }
     if (s->rx_len + len > s->rx_cap) {
@@ -635,6 +735,14 @@ int session_receive(session *s, const void *in, size_t len)
             cap *= 2;
         if (cap > limit)
             cap = limit;
+        if (!within_budget(s, cap - s->rx_cap)) {
+            log_msg(LOG_WARN, "conn=%" PRIu64 " held bytes at max_held_bytes (%zu)", s->id,
+                    s->srv->config.limits.max_held_bytes);
+            send_error(s, PROTO_ERR_BUSY, true, true,
+                       "server memory for unfinished messages is full, try again later");
+            drop_rx(s);
+            return 0;
+        }
         grown = realloc(s->rx, cap);
         if (!grown) {
             send_error(s, PROTO_ERR_INTERNAL, true, true, "out of memory");
@@ -642,6 +750,7 @@ int session_receive(session *s, const void *in, size_t len)
         }
         s->rx = grown;
         s->rx_cap = cap;
+        account(s);
     }
     if (len > 0)
         memcpy(s->rx + s->rx_len, in, len);
@@ -652,9 +761,7 @@ int session_receive(session *s, const void *in, size_t len)
     s->rx_in_message = false;
     handle_message(s);
     /* Idle sessions keep no receive buffer: memory per idle connection stays small. */
-    free(s->rx);
-    s->rx = NULL;
-    s->rx_len = s->rx_cap = 0;
+    drop_rx(s);
     update_flow(s);
     update_timer(s);
     return 0;
@@ -697,10 +804,7 @@ void session_close(session *s)
                 s->authenticated ? s->device.device_id : "-", s->n_pushes, s->n_pulls);
     }
     drop_chunks(s);
-    free(s->chunks);
-    s->chunks = NULL;
-    free(s->rx);
-    s->rx = NULL;
+    drop_rx(s);
     drop_reply(s);
     if (s->tx_sensitive)
         secure_free(s->tx, LWS_PRE + s->tx_len);

@@ -49,10 +49,14 @@ typedef struct session {
     bool rx_in_message;
     bool rx_text;
 
-    /* The PUSH chunks of one transaction so far. */
-    proto_msg **chunks;
-    uint32_t n_chunks, cap_chunks;
-    size_t txn_bytes;
+    /* The PUSH chunks of one transaction so far, kept as received (each a 4-byte length, then
+     * the message's bytes): the worker decodes them once, when the last chunk is in. */
+    uint8_t *txn;
+    size_t txn_len, txn_cap;
+    uint32_t n_chunks;
+    uint64_t txn_seq, txn_hlc;
+    /* Bytes of rx and txn this session counts in the server's held_bytes. */
+    size_t held;
 
     /* Sending: the queued reply, then the message being written. */
     proto_buf reply;
@@ -77,6 +81,9 @@ void session_close(session *s);
 
 /* Takes ownership of a finished job this session submitted. */
 void session_job_done(session *s, job *j);
+
+/* Ends the session because the same device authenticated on a newer connection. */
+void session_replace(session *s);
 
 /* Tells the session's device that rows in its scope changed (coalesced). */
 void session_notify(session *s, uint64_t server_seq);

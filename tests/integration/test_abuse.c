@@ -1,0 +1,396 @@
+/*
+ * One phone, one address or one account cannot stop, flood or fool outpostd (issue 12). Each
+ * case is an attack tried against a real outpostd over real TLS on 127.0.0.1, with bounded
+ * loops, and asserts what the server does about it. The daemon's memory is read from
+ * /proc/PID/status (VmRSS).
+ *
+ * To see a case fail against another build of the daemon, run with OUTPOSTD=/path/to/outpostd;
+ * the [limits] keys an older daemon does not know are then left out of its config.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "daemon_fixture.h"
+#include "testclient.h"
+
+#define T_MS 10000
+
+static daemon_fixture mem_fx; /* small messages, an 8 MiB transaction, a 12 MiB budget */
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+static bool other_daemon(void)
+{
+    const char *d = getenv("OUTPOSTD");
+    return d && d[0];
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* The daemon's peak resident memory so far in KiB (VmHWM in /proc/PID/status). */
+static long peak_rss_kib(const daemon_fixture *fx)
+{
+    char path[64], line[256];
+    long kib = -1;
+    FILE *f;
+
+    snprintf(path, sizeof path, "/proc/%ld/status", (long)fx->pid);
+    f = fopen(path, "r");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %ld kB", &kib) == 1)
+            break;
+    fclose(f);
+    return kib;
+}
+
+static int start_daemon(daemon_fixture *fx, const char *limits, const char *new_limits)
+{
+    char all[1024];
+
+    snprintf(all, sizeof all, "%s%s", limits, other_daemon() ? "" : new_limits);
+    if (fixture_create(fx, all) != 0)
+        return -1;
+    return fixture_start(fx);
+}
+
+static int stop_daemon(daemon_fixture *fx)
+{
+    int status;
+
+    if (fx->pid <= 0) {
+        fixture_destroy(fx);
+        return 0;
+    }
+    status = fixture_stop(fx);
+    if (status != 0) {
+        fprintf(stderr, "outpostd did not stop cleanly (status %d); log in %s\n", status,
+                fx->log_path);
+        return -1;
+    }
+    fixture_destroy(fx);
+    return 0;
+}
+
+/* Waits for an ERROR with code whose message contains text, then for the close. */
+static void expect_error_closes(testclient *tc, proto_error_code code, const char *text,
+                                int timeout_ms)
+{
+    proto_msg *m = NULL;
+
+    assert_int_equal(testclient_recv_type(tc, PROTO_MSG_ERROR, timeout_ms, &m), 0);
+    assert_int_equal(m->type, PROTO_MSG_ERROR);
+    if (m->u.error.code != (uint32_t)code || !strstr(m->u.error.message, text))
+        fail_msg("expected ERROR %d with \"%s\", got ERROR %u \"%s\"", (int)code, text,
+                 m->u.error.code, m->u.error.message);
+    proto_msg_free(m);
+    assert_true(testclient_wait_closed(tc, T_MS));
+}
+
+static void push_one_expect_ack(testclient *tc, uint64_t seq, const char *id, const char *team)
+{
+    const char *ids[1] = {id};
+    proto_msg *push = fixture_insert_push(seq, 1, ids, team, "ok");
+    proto_msg *reply = NULL;
+
+    assert_non_null(push);
+    assert_int_equal(testclient_send(tc, push, T_MS), 0);
+    fixture_push_free(push);
+    assert_int_equal(testclient_recv_type(tc, PROTO_MSG_ACK, T_MS, &reply), 0);
+    assert_int_equal(reply->type, PROTO_MSG_ACK);
+    assert_int_equal(reply->u.ack.seq, seq);
+    proto_msg_free(reply);
+}
+
+/* Sends chunks first..first+n-1 of PUSH seq, each n_rows tiny INSERTs, none of them the last.
+ * Returns the bytes sent, or 0 when a send failed (the server closed). */
+static size_t send_unfinished_chunks(testclient *tc, uint64_t seq, uint32_t first, uint32_t n,
+                                     uint32_t n_rows)
+{
+    const char **ids = calloc(n_rows, sizeof *ids);
+    size_t sent = 0;
+
+    assert_non_null(ids);
+    for (uint32_t r = 0; r < n_rows; r++)
+        ids[r] = "x";
+    for (uint32_t c = first; c < first + n; c++) {
+        proto_msg *push = fixture_insert_push(seq, n_rows, ids, "t1", "n");
+        proto_buf buf = {0};
+        int rc;
+        assert_non_null(push);
+        push->u.push.hlc = 1;
+        push->u.push.chunk = c;
+        push->u.push.more = true;
+        assert_int_equal(proto_encode(push, &buf), PROTO_OK);
+        fixture_push_free(push);
+        rc = testclient_send_raw(tc, buf.data, buf.len, 0, true, false, T_MS);
+        sent += buf.len;
+        proto_buf_free(&buf);
+        if (rc != 0) {
+            sent = 0;
+            break;
+        }
+    }
+    free(ids);
+    return sent;
+}
+
+/* ---- 1. memory ---------------------------------------------------------------------------- */
+
+static int setup_mem(void **state)
+{
+    (void)state;
+    return start_daemon(&mem_fx, "max_transaction_bytes = 8388608\n",
+                        "max_held_bytes = 12582912\nchunk_timeout_s = 2\n");
+}
+
+static int teardown_mem(void **state)
+{
+    (void)state;
+    return stop_daemon(&mem_fx);
+}
+
+/* Unfinished chunks are held as the bytes received: 6 MiB sent costs the server about 6 MiB
+ * (the buffer doubles: at most 8), not the ~10x of the decoded form it used to keep. */
+static void test_memory_unfinished_push_held_as_received(void **state)
+{
+    test_device dev;
+    testclient *tc;
+    long before, after;
+    size_t sent;
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&mem_fx, "w1", &dev), 0);
+    tc = fixture_hello(&mem_fx, &dev, NULL);
+    assert_non_null(tc);
+    before = peak_rss_kib(&mem_fx);
+    sent = send_unfinished_chunks(tc, 1, 0, 50, 8000);
+    assert_true(sent > 5u * 1024u * 1024u);
+    /* A PULL is answered only after every chunk before it: the server has them all. */
+    {
+        proto_msg pull = {.type = PROTO_MSG_PULL};
+        assert_int_equal(testclient_send(tc, &pull, T_MS), 0);
+    }
+    expect_error_closes(tc, PROTO_ERR_BAD_MESSAGE, "PULL inside the unfinished PUSH", T_MS);
+    after = peak_rss_kib(&mem_fx);
+    testclient_close(tc);
+    printf("unfinished push: sent %zu KiB, server RSS %ld -> %ld KiB\n", sent / 1024, before,
+           after);
+    assert_true(before > 0 && after > 0);
+    assert_true((size_t)(after - before) < 2u * sent / 1024u + 4096u);
+}
+
+/* A device's new HELLO closes its older connection: what one device makes the server hold is
+ * one session's worth, however many connections it opens. */
+static void test_memory_one_session_per_device(void **state)
+{
+    test_device dev;
+    testclient *old1, *old2, *now;
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&mem_fx, "w1", &dev), 0);
+    old1 = fixture_hello(&mem_fx, &dev, NULL);
+    assert_non_null(old1);
+    assert_true(send_unfinished_chunks(old1, 1, 0, 4, 8000) > 0);
+    old2 = fixture_hello(&mem_fx, &dev, NULL);
+    assert_non_null(old2);
+    expect_error_closes(old1, PROTO_ERR_BUSY, "connected again", 3000);
+    now = fixture_hello(&mem_fx, &dev, NULL);
+    assert_non_null(now);
+    expect_error_closes(old2, PROTO_ERR_BUSY, "connected again", 3000);
+    push_one_expect_ack(now, 1, "0190a0f0-0000-7000-8000-000000000001", "t1");
+    testclient_close(old1);
+    testclient_close(old2);
+    testclient_close(now);
+}
+
+/* Every session together holds at most max_held_bytes: past it the connection that asks for
+ * more gets BUSY (retryable) and is closed, and the others carry on. */
+static void test_memory_server_budget(void **state)
+{
+    test_device a, b, c;
+    testclient *ta, *tb, *tc;
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&mem_fx, "w1", &a), 0);
+    assert_int_equal(fixture_enroll_device(&mem_fx, "w1", &b), 0);
+    assert_int_equal(fixture_enroll_device(&mem_fx, "w2", &c), 0);
+    ta = fixture_hello(&mem_fx, &a, NULL);
+    tb = fixture_hello(&mem_fx, &b, NULL);
+    tc = fixture_hello(&mem_fx, &c, NULL);
+    assert_non_null(ta);
+    assert_non_null(tb);
+    assert_non_null(tc);
+    /* 6 MiB each: a holds 8 MiB (the buffer doubles), b cannot get 8 within 12 MiB. */
+    assert_true(send_unfinished_chunks(ta, 1, 0, 50, 8000) > 0);
+    (void)send_unfinished_chunks(tb, 1, 0, 50, 8000);
+    expect_error_closes(tb, PROTO_ERR_BUSY, "memory", T_MS);
+    /* The budget binds what is held, not who: c's small push goes through. */
+    push_one_expect_ack(tc, 1, "0190a0f0-0000-7000-8000-000000000002", "t2");
+    testclient_close(ta);
+    testclient_close(tb);
+    testclient_close(tc);
+}
+
+/* Between two chunks of one PUSH the device has chunk_timeout_s, not the idle timeout. */
+static void test_memory_chunk_timeout(void **state)
+{
+    test_device dev;
+    testclient *tc;
+    uint64_t t0;
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&mem_fx, "w2", &dev), 0);
+    tc = fixture_hello(&mem_fx, &dev, NULL);
+    assert_non_null(tc);
+    assert_true(send_unfinished_chunks(tc, 1, 0, 1, 100) > 0);
+    t0 = now_ms();
+    expect_error_closes(tc, PROTO_ERR_TIMEOUT, "no next chunk within 2 s", 6000);
+    assert_true(now_ms() - t0 >= 1500);
+    testclient_close(tc);
+}
+
+/* A table the schema does not have is refused as the chunk arrives, not held. */
+static void test_push_unknown_table_refused_early(void **state)
+{
+    test_device dev;
+    testclient *tc;
+    const char *ids[1] = {"0190a0f0-0000-7000-8000-000000000003"};
+    proto_msg *push;
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&mem_fx, "w1", &dev), 0);
+    tc = fixture_hello(&mem_fx, &dev, NULL);
+    assert_non_null(tc);
+    push = fixture_insert_push(1, 1, ids, "t1", "n");
+    assert_non_null(push);
+    push->u.push.tables[0].table = "no_such_table";
+    push->u.push.more = true;
+    assert_int_equal(testclient_send(tc, push, T_MS), 0);
+    fixture_push_free(push);
+    expect_error_closes(tc, PROTO_ERR_UNKNOWN_TABLE, "no_such_table", T_MS);
+    testclient_close(tc);
+}
+
+/* ---- 2. the chunk join -------------------------------------------------------------------- */
+
+/* A PUSH chunk of n empty table entries, each naming a different table when distinct (else
+ * the one synced table). */
+static void send_empty_entries(testclient *tc, uint64_t seq, uint32_t chunk, bool more,
+                               uint32_t n, bool distinct)
+{
+    proto_table_changes *tables = calloc(n, sizeof *tables);
+    char *names = calloc(n, 8);
+    proto_msg msg;
+
+    assert_non_null(tables);
+    assert_non_null(names);
+    for (uint32_t i = 0; i < n; i++) {
+        snprintf(names + (size_t)i * 8, 8, "t%05u", (unsigned)(i + chunk * n) % 100000u);
+        tables[i].table = distinct ? names + (size_t)i * 8 : FIXTURE_TABLE;
+        tables[i].n_columns = FIXTURE_N_COLUMNS;
+    }
+    memset(&msg, 0, sizeof msg);
+    msg.type = PROTO_MSG_PUSH;
+    msg.u.push.seq = seq;
+    msg.u.push.hlc = 1;
+    msg.u.push.schema_version = 1;
+    msg.u.push.chunk = chunk;
+    msg.u.push.more = more;
+    msg.u.push.n_tables = n;
+    msg.u.push.tables = tables;
+    (void)testclient_send(tc, &msg, T_MS);
+    free(tables);
+    free(names);
+}
+
+/* Another device's PULL round trip in ms. */
+static uint64_t pull_round_trip_ms(testclient *tc)
+{
+    proto_msg pull = {.type = PROTO_MSG_PULL}, *rows = NULL;
+    uint64_t t0 = now_ms();
+
+    assert_int_equal(testclient_send(tc, &pull, T_MS), 0);
+    assert_int_equal(testclient_recv_type(tc, PROTO_MSG_ROWS, 30000, &rows), 0);
+    assert_int_equal(rows->type, PROTO_MSG_ROWS);
+    proto_msg_free(rows);
+    return now_ms() - t0;
+}
+
+/* The old join compared every table entry with every other on the network thread: 4 chunks of
+ * 34,000 empty entries stalled every device for about 19 s. A chunk with more entries than the
+ * schema has tables is refused at once, and a long transaction of well-formed chunks joins in
+ * linear time on the worker while other devices pull. */
+static void test_join_attack_does_not_stall_others(void **state)
+{
+    test_device a, b;
+    testclient *ta, *tb;
+    uint64_t ms;
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&mem_fx, "w1", &a), 0);
+    assert_int_equal(fixture_enroll_device(&mem_fx, "w2", &b), 0);
+    ta = fixture_hello(&mem_fx, &a, NULL);
+    tb = fixture_hello(&mem_fx, &b, NULL);
+    assert_non_null(ta);
+    assert_non_null(tb);
+    (void)pull_round_trip_ms(tb); /* warm */
+
+    send_empty_entries(ta, 1, 0, true, 20000, true);
+    send_empty_entries(ta, 1, 1, false, 20000, true);
+    usleep(200 * 1000); /* the server has read both chunks by now */
+    ms = pull_round_trip_ms(tb);
+    printf("pull during the join attack: %llu ms\n", (unsigned long long)ms);
+    assert_true(ms < 250);
+    expect_error_closes(ta, PROTO_ERR_BAD_MESSAGE, "table entries", T_MS);
+    testclient_close(ta);
+
+    /* 2,000 chunks of one entry each: a legitimate shape, joined and ACKed. */
+    ta = fixture_hello(&mem_fx, &a, NULL);
+    assert_non_null(ta);
+    for (uint32_t c = 0; c < 2000; c++)
+        send_empty_entries(ta, 2, c, c + 1 < 2000, 1, false);
+    ms = pull_round_trip_ms(tb);
+    assert_true(ms < 250);
+    {
+        proto_msg *ack = NULL;
+        assert_int_equal(testclient_recv_type(ta, PROTO_MSG_ACK, T_MS, &ack), 0);
+        assert_int_equal(ack->type, PROTO_MSG_ACK);
+        assert_int_equal(ack->u.ack.seq, 2);
+        proto_msg_free(ack);
+    }
+    testclient_close(ta);
+    testclient_close(tb);
+}
+
+int main(void)
+{
+    const struct CMUnitTest mem[] = {
+        cmocka_unit_test(test_memory_unfinished_push_held_as_received),
+        cmocka_unit_test(test_memory_one_session_per_device),
+        cmocka_unit_test(test_memory_server_budget),
+        cmocka_unit_test(test_memory_chunk_timeout),
+        cmocka_unit_test(test_push_unknown_table_refused_early),
+        cmocka_unit_test(test_join_attack_does_not_stall_others),
+    };
+    int failed = 0;
+
+    failed += cmocka_run_group_tests_name("memory", mem, setup_mem, teardown_mem);
+    return failed ? 1 : 0;
+}
