@@ -37,5 +37,5 @@ endif()
 # Issue 12: what one device, one address or one account can make outpostd hold or do.
 if(TARGET outpost_testclient)
     outpost_add_test(test_abuse SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_abuse.c
-                     LIBS outpost_testclient LABELS integration TIMEOUT 120)
+                     LIBS outpost_testclient outpost_lws LABELS integration TIMEOUT 120)
 endif()

@@ -18,13 +18,18 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/net_sockets.h>
+#include <mbedtls/ssl.h>
+#include <poll.h>
 
 #include "daemon_fixture.h"
 #include "testclient.h"
 
 #define T_MS 10000
 
-static daemon_fixture mem_fx; /* small messages, an 8 MiB transaction, a 12 MiB budget */
+static daemon_fixture mem_fx; /* an 8 MiB transaction, a 12 MiB budget, 2 s timeouts */
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
@@ -151,12 +156,113 @@ static size_t send_unfinished_chunks(testclient *tc, uint64_t seq, uint32_t firs
     return sent;
 }
 
+/* A TLS client that speaks raw bytes (HTTP, a hand-made upgrade): what an attacker sends. */
+typedef struct raw_tls {
+    mbedtls_entropy_context entropy;
+    mbedtls_ctr_drbg_context drbg;
+    mbedtls_ssl_config conf;
+    mbedtls_net_context net;
+    mbedtls_ssl_context ssl;
+} raw_tls;
+
+static raw_tls *raw_tls_open(const daemon_fixture *fx)
+{
+    raw_tls *t = calloc(1, sizeof *t);
+    char port[8];
+    int rc;
+
+    assert_non_null(t);
+    mbedtls_entropy_init(&t->entropy);
+    mbedtls_ctr_drbg_init(&t->drbg);
+    mbedtls_ssl_config_init(&t->conf);
+    mbedtls_net_init(&t->net);
+    mbedtls_ssl_init(&t->ssl);
+    assert_int_equal(mbedtls_ctr_drbg_seed(&t->drbg, mbedtls_entropy_func, &t->entropy, NULL, 0),
+                     0);
+    assert_int_equal(mbedtls_ssl_config_defaults(&t->conf, MBEDTLS_SSL_IS_CLIENT,
+                                                 MBEDTLS_SSL_TRANSPORT_STREAM,
+                                                 MBEDTLS_SSL_PRESET_DEFAULT),
+                     0);
+    mbedtls_ssl_conf_authmode(&t->conf, MBEDTLS_SSL_VERIFY_NONE); /* an attacker's client */
+    mbedtls_ssl_conf_rng(&t->conf, mbedtls_ctr_drbg_random, &t->drbg);
+    snprintf(port, sizeof port, "%u", fx->port);
+    assert_int_equal(mbedtls_net_connect(&t->net, "127.0.0.1", port, MBEDTLS_NET_PROTO_TCP), 0);
+    assert_int_equal(mbedtls_ssl_setup(&t->ssl, &t->conf), 0);
+    mbedtls_ssl_set_bio(&t->ssl, &t->net, mbedtls_net_send, mbedtls_net_recv, NULL);
+    while ((rc = mbedtls_ssl_handshake(&t->ssl)) == MBEDTLS_ERR_SSL_WANT_READ ||
+           rc == MBEDTLS_ERR_SSL_WANT_WRITE) {
+    }
+    assert_int_equal(rc, 0);
+    return t;
+}
+
+static int raw_tls_write(raw_tls *t, const char *text)
+{
+    size_t n = strlen(text);
+    int rc = mbedtls_ssl_write(&t->ssl, (const unsigned char *)text, n);
+    return rc == (int)n ? 0 : -1;
+}
+
+/* Reads what arrives within timeout_ms into buf (NUL-terminated); true when the server closed
+ * the connection meanwhile. */
+static bool raw_tls_read(raw_tls *t, char *buf, size_t size, int timeout_ms)
+{
+    uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+    size_t len = 0;
+
+    buf[0] = '\0';
+    while (now_ms() < deadline) {
+        struct pollfd pfd = {.fd = t->net.fd, .events = POLLIN};
+        int rc;
+        if (mbedtls_ssl_get_bytes_avail(&t->ssl) == 0 && poll(&pfd, 1, 50) != 1)
+            continue;
+        rc = mbedtls_ssl_read(&t->ssl, (unsigned char *)buf + len, size - 1 - len);
+        if (rc > 0) {
+            len += (size_t)rc;
+            buf[len] = '\0';
+            if (len + 1 >= size)
+                len = 0; /* keep reading, keep the tail */
+            continue;
+        }
+        if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+            continue;
+        return true; /* close_notify, EOF or reset */
+    }
+    return false;
+}
+
+static void raw_tls_close(raw_tls *t)
+{
+    mbedtls_ssl_free(&t->ssl);
+    mbedtls_net_free(&t->net);
+    mbedtls_ssl_config_free(&t->conf);
+    mbedtls_ctr_drbg_free(&t->drbg);
+    mbedtls_entropy_free(&t->entropy);
+    free(t);
+}
+
+/* How many lines of the daemon's log contain text. */
+static int log_count(const daemon_fixture *fx, const char *text)
+{
+    FILE *f = fopen(fx->log_path, "r");
+    char line[2048];
+    int n = 0;
+
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof line, f))
+        if (strstr(line, text))
+            n++;
+    fclose(f);
+    return n;
+}
+
 /* ---- 1. memory ---------------------------------------------------------------------------- */
 
 static int setup_mem(void **state)
 {
     (void)state;
-    return start_daemon(&mem_fx, "max_transaction_bytes = 8388608\n",
+    return start_daemon(&mem_fx, "max_transaction_bytes = 8388608\nmessage_timeout_s = 2\n",
                         "max_held_bytes = 12582912\nchunk_timeout_s = 2\n");
 }
 
@@ -379,6 +485,63 @@ static void test_join_attack_does_not_stall_others(void **state)
     testclient_close(tb);
 }
 
+/* ---- 3. upgrades without the subprotocol; 4. slow HTTP bodies ------------------------------ */
+
+/* An upgrade to /sync that names no subprotocol used to be taken by the "http" protocol: never
+ * counted, never timed out. It is refused, and 30 of them write a bounded number of log lines. */
+static void test_upgrade_without_subprotocol_refused(void **state)
+{
+    static const char upgrade[] =
+        "GET /sync HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
+        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        "Sec-WebSocket-Version: 13\r\n\r\n";
+    char reply[4096];
+
+    (void)state;
+    for (int i = 0; i < 30; i++) {
+        raw_tls *t = raw_tls_open(&mem_fx);
+        bool closed;
+        assert_int_equal(raw_tls_write(t, upgrade), 0);
+        closed = raw_tls_read(t, reply, sizeof reply, 3000);
+        if (strstr(reply, " 101 "))
+            fail_msg("upgrade without subprotocol accepted: %.80s", reply);
+        assert_true(closed);
+        raw_tls_close(t);
+    }
+    if (!other_daemon()) {
+        int lines = log_count(&mem_fx, "WebSocket upgrade without subprotocol");
+        printf("log lines for 30 refused upgrades: %d\n", lines);
+        assert_true(lines >= 1 && lines <= 5 + 1);
+    }
+}
+
+/* A POST body trickled a byte every 500 ms is cut off after message_timeout_s (2 s here). */
+static void test_slow_http_body_times_out(void **state)
+{
+    static const char head[] = "POST /dashboard/api/login HTTP/1.1\r\nHost: localhost\r\n"
+                               "Content-Type: application/json\r\nContent-Length: 200\r\n\r\n";
+    raw_tls *t;
+    char reply[1024];
+    uint64_t t0;
+    bool closed = false;
+
+    (void)state;
+    t = raw_tls_open(&mem_fx);
+    assert_int_equal(raw_tls_write(t, head), 0);
+    t0 = now_ms();
+    for (int i = 0; i < 16 && !closed; i++) {
+        if (raw_tls_write(t, "{") != 0) {
+            closed = true;
+            break;
+        }
+        closed = raw_tls_read(t, reply, sizeof reply, 500);
+    }
+    printf("slow body closed after %llu ms\n", (unsigned long long)(now_ms() - t0));
+    assert_true(closed);
+    assert_true(now_ms() - t0 < 6000);
+    raw_tls_close(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest mem[] = {
@@ -388,6 +551,8 @@ int main(void)
         cmocka_unit_test(test_memory_chunk_timeout),
         cmocka_unit_test(test_push_unknown_table_refused_early),
         cmocka_unit_test(test_join_attack_does_not_stall_others),
+        cmocka_unit_test(test_upgrade_without_subprotocol_refused),
+        cmocka_unit_test(test_slow_http_body_times_out),
     };
     int failed = 0;
 

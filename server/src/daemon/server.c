@@ -23,6 +23,8 @@
 #define LOCKOUT_CAPACITY 4096u
 /* How often the service loop wakes to notice a stop request that raced with poll(). */
 #define STOP_POLL_US (250 * 1000)
+/* Descriptors outpostd keeps for itself beyond what lws may use. */
+#define FD_RESERVE 64u
 /* Largest CA file accepted for ENROLLED. */
 #define CA_PEM_MAX (64u * 1024u)
 
@@ -185,18 +187,27 @@ static int read_ca(const char *path, char **out_pem, char *err, size_t err_size)
     return 0;
 }
 
-/* Lets max_connections sockets be open (plus lws's own and the HTTP side's). */
-static void raise_fd_limit(uint32_t max_connections)
+/* Lets max_connections sockets be open (plus lws's own and the HTTP side's). Returns how many
+ * descriptors lws may use: the open-file limit less FD_RESERVE for the store, the log and the
+ * worker, so that lws stops accepting (and leaves connections in the listen backlog) before
+ * accept() could fail with EMFILE. */
+static unsigned fd_limit_for_lws(uint32_t max_connections)
 {
     struct rlimit rl;
     rlim_t want = (rlim_t)max_connections + 256;
 
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
-        return;
-    rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
-        log_msg(LOG_WARN, "open-file limit %llu is below max_connections + 256",
-                (unsigned long long)rl.rlim_cur);
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 0; /* lws's own default */
+    if (rl.rlim_cur < want) {
+        rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
+            log_msg(LOG_WARN, "open-file limit %llu is below max_connections + 256",
+                    (unsigned long long)rl.rlim_cur);
+        (void)getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > want)
+        rl.rlim_cur = want;
+    return rl.rlim_cur > 2 * FD_RESERVE ? (unsigned)(rl.rlim_cur - FD_RESERVE) : FD_RESERVE;
 }
 
 static void stop_poll_tick(lws_sorted_usec_list_t *sul);
@@ -224,6 +235,7 @@ int server_run(const daemon_config *config)
     server srv;
     char err[4096];
     int exit_code = 1;
+    unsigned fd_limit;
 
     memset(&srv, 0, sizeof srv);
     srv.config = *config;
@@ -263,7 +275,7 @@ int server_run(const daemon_config *config)
         goto done;
     }
 
-    raise_fd_limit(config->limits.max_connections);
+    fd_limit = fd_limit_for_lws(config->limits.max_connections);
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);
@@ -281,6 +293,7 @@ int server_run(const daemon_config *config)
     info.user = &srv;
     /* TLS accept and HTTP upgrade share the handshake budget; the session enforces the rest. */
     info.timeout_secs = config->limits.handshake_timeout_s;
+    info.fd_limit_per_thread = fd_limit;
     info.options |= LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
     tls_fill_creation_info(&info, config);
 
