@@ -15,6 +15,7 @@ add_library(outpost_store STATIC
     src/push.c              # store_push: exactly-once, transaction, ACK / REJECT
     src/pull.c              # store_pull
     src/store_users.c       # dashboard accounts: Argon2id hashes, lockout
+    src/store_lockout.c     # lockouts by kind and key, kept across restarts
     src/store_audit.c       # the append-only, hash-chained audit log
     src/store_dashboard.c   # the dashboard's queries, limited to a supervisor's teams
     src/reverse.c)          # keeping or reversing a logged conflict decision

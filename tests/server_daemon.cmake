@@ -23,10 +23,6 @@ endif()
 # Unit tests of the daemon's self-contained modules.
 if(TARGET outpostd)
     set(daemon_src ${PROJECT_SOURCE_DIR}/server/src/daemon)
-    outpost_add_test(test_daemon_lockout
-                     SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_daemon_lockout.c
-                             ${daemon_src}/lockout.c)
-    target_include_directories(test_daemon_lockout PRIVATE ${daemon_src})
     outpost_add_test(test_daemon_config
                      SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_daemon_config.c
                              ${daemon_src}/config.c

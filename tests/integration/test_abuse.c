@@ -25,11 +25,15 @@
 #include <poll.h>
 
 #include "daemon_fixture.h"
+#include "store.h"
 #include "testclient.h"
 
 #define T_MS 10000
 
 static daemon_fixture mem_fx; /* an 8 MiB transaction, a 12 MiB budget, 2 s timeouts */
+static daemon_fixture lock_fx; /* default lockouts, a dashboard account "sup1" */
+
+#define SUP_PASSWORD "correct horse battery"
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
@@ -485,6 +489,49 @@ static void test_join_attack_does_not_stall_others(void **state)
     testclient_close(tb);
 }
 
+/* ---- 5. the login lane -------------------------------------------------------------------- */
+
+static raw_tls *login_send(const daemon_fixture *fx, const char *name, const char *password);
+static int login_status(raw_tls *t);
+
+/* Thirty failed dashboard logins at once (Argon2id each, no account needed) used to queue in
+ * front of device sync: pulls went from 2 ms to most of a second. Logins have their own lane. */
+static void test_login_flood_does_not_delay_sync(void **state)
+{
+    enum { N = 30 };
+    raw_tls *t[N];
+    test_device dev;
+    testclient *tc;
+    uint64_t worst = 0;
+    int answered = 0;
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&mem_fx, "w1", &dev), 0);
+    tc = fixture_hello(&mem_fx, &dev, NULL);
+    assert_non_null(tc);
+    (void)pull_round_trip_ms(tc);
+    for (int i = 0; i < N; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "flood%d", i);
+        t[i] = login_send(&mem_fx, name, "wrong-password-1");
+    }
+    usleep(100 * 1000); /* the server has read them and queued what it took */
+    for (int i = 0; i < 5; i++) {
+        uint64_t ms = pull_round_trip_ms(tc);
+        if (ms > worst)
+            worst = ms;
+    }
+    for (int i = 0; i < N; i++) {
+        int status = login_status(t[i]);
+        if (status == 401 || status == 429 || status == 503)
+            answered++;
+    }
+    printf("slowest of 5 pulls during a login flood: %llu ms\n", (unsigned long long)worst);
+    assert_int_equal(answered, N);
+    assert_true(worst < 150);
+    testclient_close(tc);
+}
+
 /* ---- 3. upgrades without the subprotocol; 4. slow HTTP bodies ------------------------------ */
 
 /* An upgrade to /sync that names no subprotocol used to be taken by the "http" protocol: never
@@ -542,6 +589,161 @@ static void test_slow_http_body_times_out(void **state)
     raw_tls_close(t);
 }
 
+/* ---- 6. lockouts -------------------------------------------------------------------------- */
+
+static int setup_lock(void **state)
+{
+    static const char *const t1[] = {"t1"};
+    store *st = NULL;
+    char err[256];
+    int rc;
+
+    (void)state;
+    if (fixture_create(&lock_fx, NULL) != 0)
+        return -1;
+    if (store_open(lock_fx.store_path, false, &st, err, sizeof err) != STORE_OK)
+        return -1;
+    rc = store_user_add(st, "sup1", STORE_ROLE_SUPERVISOR, t1, 1, SUP_PASSWORD);
+    store_close(st);
+    if (rc != STORE_OK)
+        return -1;
+    return fixture_start(&lock_fx);
+}
+
+static int teardown_lock(void **state)
+{
+    (void)state;
+    return stop_daemon(&lock_fx);
+}
+
+static void restart(daemon_fixture *fx)
+{
+    assert_int_equal(fixture_stop(fx), 0);
+    assert_int_equal(fixture_start(fx), 0);
+}
+
+/* The reply to one ENROLL with code. */
+static uint32_t enroll_error(const daemon_fixture *fx, const char *code)
+{
+    testclient *tc = NULL;
+    proto_msg m, *reply = NULL;
+    uint32_t out;
+
+    assert_int_equal(testclient_connect(fx->port, fx->ca_path, T_MS, &tc, NULL, 0), 0);
+    memset(&m, 0, sizeof m);
+    m.type = PROTO_MSG_ENROLL;
+    m.u.enroll.version = PROTO_VERSION;
+    m.u.enroll.code = code;
+    assert_int_equal(testclient_send(tc, &m, T_MS), 0);
+    assert_int_equal(testclient_recv(tc, T_MS, &reply), 0);
+    out = reply->type == PROTO_MSG_ERROR ? reply->u.error.code : 0;
+    proto_msg_free(reply);
+    testclient_close(tc);
+    return out;
+}
+
+/* Five mistyped enrollment codes from an office's one address lock enrollment from it, not the
+ * devices behind it that authenticate correctly; the lock survives a restart. */
+static void test_lockout_enroll_guesses_do_not_block_devices(void **state)
+{
+    test_device dev;
+    testclient *tc;
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&lock_fx, "w1", &dev), 0);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(enroll_error(&lock_fx, "AAAAA-BBBBB-CCCCC-DDDDD"),
+                         PROTO_ERR_ENROLL_CODE);
+    assert_int_equal(enroll_error(&lock_fx, "AAAAA-BBBBB-CCCCC-DDDDD"), PROTO_ERR_LOCKED_OUT);
+    tc = fixture_hello(&lock_fx, &dev, NULL);
+    assert_non_null(tc); /* WELCOME */
+    push_one_expect_ack(tc, 1, "0190a0f0-0000-7000-8000-000000000010", "t1");
+    testclient_close(tc);
+
+    restart(&lock_fx);
+    assert_int_equal(enroll_error(&lock_fx, "AAAAA-BBBBB-CCCCC-DDDDD"), PROTO_ERR_LOCKED_OUT);
+    tc = fixture_hello(&lock_fx, &dev, NULL);
+    assert_non_null(tc);
+    testclient_close(tc);
+}
+
+/* One dashboard login on its own connection, sent but not yet answered. */
+static raw_tls *login_send(const daemon_fixture *fx, const char *name, const char *password)
+{
+    char body[256], req[1024];
+    raw_tls *t = raw_tls_open(fx);
+
+    snprintf(body, sizeof body, "name=%s&password=%s", name, password);
+    snprintf(req, sizeof req,
+             "POST /api/login HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+             "X-Requested-With: outpost\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+             "Content-Length: %zu\r\n\r\n%s",
+             strlen(body), body);
+    assert_int_equal(raw_tls_write(t, req), 0);
+    return t;
+}
+
+/* The HTTP status of the reply on t; closes t. */
+static int login_status(raw_tls *t)
+{
+    char reply[4096];
+    int status = 0;
+
+    (void)raw_tls_read(t, reply, sizeof reply, 30000);
+    raw_tls_close(t);
+    if (sscanf(reply, "HTTP/1.1 %d", &status) != 1)
+        fail_msg("no HTTP reply: %.60s", reply);
+    return status;
+}
+
+/* An account name that exists and one that does not get the same answers: 401 four times, then
+ * 423 (locked) from the fifth failure on. */
+static void test_lockout_login_answers_do_not_tell_names(void **state)
+{
+    (void)state;
+    for (int i = 1; i <= 5; i++) {
+        int known = login_status(login_send(&lock_fx, "sup1", "wrong-password-1"));
+        int unknown = login_status(login_send(&lock_fx, "nobody1", "wrong-password-1"));
+        assert_int_equal(known, i < 5 ? 401 : 423);
+        assert_int_equal(unknown, known);
+    }
+}
+
+/* Forty wrong logins, eight at a time, from one address: the per-address limit (20) holds
+ * exactly, the ten already counted above included, and survives a restart. */
+static void test_lockout_concurrent_logins_counted_exactly(void **state)
+{
+    enum { N = 40 };
+    raw_tls *t[N];
+    int n401 = 0, n429 = 0;
+
+    (void)state;
+    /* In waves as deep as the login lane's queue (login_queue_depth, 8), so that none is
+     * turned away as busy. */
+    for (int wave = 0; wave < N; wave += 8) {
+        for (int i = wave; i < wave + 8; i++) {
+            char name[32];
+            snprintf(name, sizeof name, "guess%d", i);
+            t[i] = login_send(&lock_fx, name, "wrong-password-1");
+        }
+        for (int i = wave; i < wave + 8; i++) {
+            int status = login_status(t[i]);
+            if (status == 401)
+                n401++;
+            else if (status == 429)
+                n429++;
+            else
+                fail_msg("login %d: HTTP %d", i, status);
+        }
+    }
+    printf("40 concurrent wrong logins: %d x 401, %d x 429\n", n401, n429);
+    assert_int_equal(n401, 20 - 10);
+    assert_int_equal(n429, N - 10);
+
+    restart(&lock_fx);
+    assert_int_equal(login_status(login_send(&lock_fx, "guess0", "wrong-password-1")), 429);
+}
+
 int main(void)
 {
     const struct CMUnitTest mem[] = {
@@ -551,11 +753,18 @@ int main(void)
         cmocka_unit_test(test_memory_chunk_timeout),
         cmocka_unit_test(test_push_unknown_table_refused_early),
         cmocka_unit_test(test_join_attack_does_not_stall_others),
+        cmocka_unit_test(test_login_flood_does_not_delay_sync),
         cmocka_unit_test(test_upgrade_without_subprotocol_refused),
         cmocka_unit_test(test_slow_http_body_times_out),
+    };
+    const struct CMUnitTest lock[] = {
+        cmocka_unit_test(test_lockout_enroll_guesses_do_not_block_devices),
+        cmocka_unit_test(test_lockout_login_answers_do_not_tell_names),
+        cmocka_unit_test(test_lockout_concurrent_logins_counted_exactly),
     };
     int failed = 0;
 
     failed += cmocka_run_group_tests_name("memory", mem, setup_mem, teardown_mem);
+    failed += cmocka_run_group_tests_name("lockouts", lock, setup_lock, teardown_lock);
     return failed ? 1 : 0;
 }

@@ -85,12 +85,33 @@ static bool name_ok(const char *name)
     return true;
 }
 
+/* Failed logins from one address, across accounts, within the window that lock it out. */
+#define DASH_ADDR_FAILURES 20u
+#define DASH_ADDR_WINDOW_MS (15u * 60u * 1000u)
+#define DASH_ADDR_LOCK_MS (15u * 60u * 1000u)
+
 static void run_login(dash_call *c, store *st)
 {
+    static const store_lockout_policy per_address = {DASH_ADDR_FAILURES, DASH_ADDR_WINDOW_MS,
+                                                     DASH_ADDR_LOCK_MS};
     char actor[64];
-    int rc = store_user_login(st, c->name, c->password, c->now_ms, &c->login_user);
+    bool locked = false;
+    int rc = store_lockout_check(st, STORE_LOCKOUT_LOGIN_ADDR, c->address, c->now_ms, &locked);
 
+    if (rc == STORE_OK && locked) {
+        mbedtls_platform_zeroize(c->password, sizeof c->password);
+        reply_error(c, 429, "too many failed logins from this address: wait 15 minutes");
+        return;
+    }
+    if (rc == STORE_OK)
+        rc = store_user_login(st, c->name, c->password, c->now_ms, &c->login_user);
     mbedtls_platform_zeroize(c->password, sizeof c->password);
+    /* Counted here, on the worker, one login at a time: concurrent guesses cannot pass the
+     * limit together, and the count survives a restart. */
+    if ((rc == STORE_EAUTH || rc == STORE_ELOCKED) &&
+        store_lockout_fail(st, STORE_LOCKOUT_LOGIN_ADDR, c->address, &per_address, c->now_ms,
+                           &locked) != STORE_OK)
+        rc = STORE_EIO;
     /* The name tried goes to the audit log only when it could be an account name. */
     snprintf(actor, sizeof actor, "%s", name_ok(c->name) ? c->name : "(not an account name)");
     if (rc == STORE_OK) {
@@ -105,9 +126,10 @@ static void run_login(dash_call *c, store *st)
     if (rc == STORE_EAUTH || rc == STORE_ELOCKED) {
         /* The failure is recorded even when the audit write fails; the answer stays the same. */
         (void)audit(c, st, actor, rc == STORE_ELOCKED ? "login.locked" : "login.fail", "");
+        /* The same answers whether the name is an account or not. */
         reply_error(c, rc == STORE_ELOCKED ? 423 : 401,
                     rc == STORE_ELOCKED
-                        ? "this account is locked after five failed logins: wait 15 minutes or "
+                        ? "this name is locked after five failed logins: wait 15 minutes or "
                           "ask an administrator"
                         : "wrong name or password");
         return;

@@ -270,8 +270,18 @@ static void run_enroll(job *j, store *st, const job_env *env)
     uint32_t version = 0;
     uint8_t secret[32];
 
-    j->rc = store_device_enroll(st, req->code, req->device_name ? req->device_name : "",
-                                j->enrolled_id, secret);
+    bool locked = false;
+
+    /* Guessed codes lock enrollment from that address, and nothing else. */
+    j->rc = store_lockout_check(st, STORE_LOCKOUT_ENROLL, j->peer, j->now_ms, &locked);
+    if (j->rc == STORE_OK && locked)
+        j->rc = STORE_ELOCKED;
+    if (j->rc == STORE_OK)
+        j->rc = store_device_enroll(st, req->code, req->device_name ? req->device_name : "",
+                                    j->enrolled_id, secret);
+    if (j->rc == STORE_ECODE || j->rc == STORE_ENOTFOUND)
+        (void)store_lockout_fail(st, STORE_LOCKOUT_ENROLL, j->peer, &env->device_lockout,
+                                 j->now_ms, &locked);
     if (j->rc != STORE_OK) {
         note_store_error(j, st);
         return;
@@ -313,7 +323,7 @@ static void copy_table_names(job *j, const proto_schema *schema, uint32_t versio
     j->schema_version = version;
 }
 
-static void run_auth(job *j, store *st)
+static void run_auth(job *j, store *st, const job_env *env)
 {
     const proto_hello *hello = &j->request->u.hello;
     proto_msg reply;
@@ -322,6 +332,19 @@ static void run_auth(job *j, store *st)
     uint64_t server_seq = 0;
 
     j->rc = store_device_auth(st, hello->device_id, hello->secret, &j->device);
+    /* A device with the right secret is never refused for others' failures; wrong secrets are
+     * counted by address, and once it is locked they are answered LOCKED_OUT. */
+    if (j->rc == STORE_EAUTH || j->rc == STORE_ENOTFOUND) {
+        bool locked = false;
+        if (store_lockout_check(st, STORE_LOCKOUT_SECRET, j->peer, j->now_ms, &locked) ==
+                STORE_OK &&
+            locked) {
+            j->rc = STORE_ELOCKED;
+            return;
+        }
+        (void)store_lockout_fail(st, STORE_LOCKOUT_SECRET, j->peer, &env->device_lockout,
+                                 j->now_ms, &locked);
+    }
     if (j->rc == STORE_EREVOKED && j->device.wipe) {
         memset(&reply, 0, sizeof reply);
         reply.type = PROTO_MSG_WIPE;
@@ -399,7 +422,7 @@ void job_run(job *j, store *st, const job_env *env)
 {
     switch (j->kind) {
     case JOB_ENROLL: run_enroll(j, st, env); break;
-    case JOB_AUTH: run_auth(j, st); break;
+    case JOB_AUTH: run_auth(j, st, env); break;
     case JOB_PUSH: run_push(j, st, env); break;
     case JOB_PULL: run_pull(j, st, env); break;
     case JOB_DASH: dash_run(j->dash, st); break;

@@ -26,6 +26,7 @@ typedef struct job_env {
     size_t max_reply_bytes;   /* cap on an encoded ROWS page */
     uint32_t pull_page_rows;  /* cap on rows per ROWS page */
     proto_limits proto_limits; /* decode limits for a PUSH's chunks */
+    store_lockout_policy device_lockout; /* enrollment codes and device secrets, by address */
 } job_env;
 
 typedef struct job {
@@ -45,6 +46,7 @@ typedef struct job {
     bool push_malformed;  /* PUSH: the chunks contradict each other (errmsg says how) */
     store_device device;  /* PUSH, PULL: the daemon's copy (device_copy); AUTH: the result */
     uint64_t now_ms;
+    char peer[64];        /* ENROLL, AUTH: the address it came from (lockouts) */
     dash_call *dash;      /* DASH: the dashboard call, request and result in one; owned */
 
     /* Result. */

@@ -19,8 +19,6 @@
 #include "sync_handler.h"
 #include "tls.h"
 
-/* Failed-authentication records kept at once (see lockout.h). */
-#define LOCKOUT_CAPACITY 4096u
 /* How often the service loop wakes to notice a stop request that raced with poll(). */
 #define STOP_POLL_US (250 * 1000)
 /* Descriptors outpostd keeps for itself beyond what lws may use. */
@@ -84,10 +82,8 @@ void server_notify_teams(server *srv, uint64_t origin_id, const store_push_info 
                 n_notified);
 }
 
-void server_dispatch_completions(server *srv)
+static void dispatch(server *srv, job *list)
 {
-    job *list = worker_take_done(srv->worker);
-
     while (list) {
         job *j = list;
         session *s;
@@ -149,6 +145,13 @@ bool server_table_known(const server *srv, const char *name)
         if (strcmp(srv->sync_tables[i], name) == 0)
             return true;
     return false;
+}
+
+void server_dispatch_completions(server *srv)
+{
+    dispatch(srv, worker_take_done(srv->worker));
+    if (srv->login_worker)
+        dispatch(srv, worker_take_done(srv->login_worker));
 }
 
 static void wake_service(void *arg)
@@ -252,12 +255,7 @@ int server_run(const daemon_config *config)
     }
     srv.slots = calloc(config->limits.max_connections, sizeof *srv.slots);
     srv.free_slots = calloc(config->limits.max_connections, sizeof *srv.free_slots);
-    if (!srv.slots || !srv.free_slots ||
-        lockout_create(config->limits.lockout_failures,
-                       (uint64_t)config->limits.lockout_window_s * 1000u,
-                       (uint64_t)config->limits.lockout_duration_s * 1000u, LOCKOUT_CAPACITY,
-                       &srv.lockout) != 0 ||
-        dashboard_create(&srv, &srv.dash) != 0) {
+    if (!srv.slots || !srv.free_slots || dashboard_create(&srv, &srv.dash) != 0) {
         log_msg(LOG_ERROR, "out of memory");
         goto done;
     }
@@ -269,8 +267,13 @@ int server_run(const daemon_config *config)
     env.max_reply_bytes = config->limits.max_message_bytes;
     env.pull_page_rows = config->limits.pull_page_rows;
     env.proto_limits = srv.proto_limits;
+    env.device_lockout.max_failures = config->limits.lockout_failures;
+    env.device_lockout.window_ms = (uint64_t)config->limits.lockout_window_s * 1000u;
+    env.device_lockout.duration_ms = (uint64_t)config->limits.lockout_duration_s * 1000u;
     if (worker_start(config->store_path, config->limits.queue_depth, &env, wake_service, &srv,
-                     &srv.worker, err, sizeof err) != 0) {
+                     &srv.worker, err, sizeof err) != 0 ||
+        worker_start(config->store_path, config->limits.login_queue_depth, &env, wake_service,
+                     &srv, &srv.login_worker, err, sizeof err) != 0) {
         log_msg(LOG_ERROR, "store %s: %s", config->store_path, err);
         goto done;
     }
@@ -324,9 +327,10 @@ done:
      * are dropped, and their devices resend. Then lws closes every connection. */
     worker_stop(srv.worker);
     srv.worker = NULL;
+    worker_stop(srv.login_worker);
+    srv.login_worker = NULL;
     if (srv.context)
         lws_context_destroy(srv.context);
-    lockout_destroy(srv.lockout);
     dashboard_destroy(srv.dash);
     free(srv.slots);
     free(srv.free_slots);

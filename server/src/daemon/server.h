@@ -9,7 +9,6 @@
 #include <stdint.h>
 
 #include "config.h"
-#include "lockout.h"
 #include "outpost/proto.h"
 #include "store.h"
 #include "worker.h"
@@ -23,8 +22,8 @@ typedef struct server {
     char *ca_pem;                /* the CA devices pin, read once at start */
     proto_limits proto_limits;   /* decode limits for every received message */
     struct lws_context *context;
-    worker *worker;
-    lockout *lockout;
+    worker *worker;       /* device sync and the dashboard's queries */
+    worker *login_worker; /* the login lane: dashboard logins (Argon2id) only */
     struct dashboard *dash; /* the supervisor dashboard's sessions and live connections */
 
     /* Sessions holding a connection slot (max_connections of them). A job names its session
@@ -60,7 +59,8 @@ void server_learn_tables(server *srv, uint32_t version, char ***names, uint32_t 
 /* Whether name is a synced table of the known schema. */
 bool server_table_known(const server *srv, const char *name);
 
-/* Collects finished jobs from the worker and hands each to its session (service thread). */
+/* Collects finished jobs from both workers and hands each to its session or the dashboard
+ * (service thread). */
 void server_dispatch_completions(server *srv);
 
 /* Wall clock in milliseconds since the Unix epoch. */

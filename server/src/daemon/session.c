@@ -334,6 +334,7 @@ static void submit_opening(session *s, proto_msg *msg, uint32_t version, job_kin
         return;
     }
     j->request = msg;
+    snprintf(j->peer, sizeof j->peer, "%s", s->peer);
     submit(s, j);
 }
 
@@ -507,14 +508,6 @@ static void store_failure(session *s, const job *j, const char *what)
     }
 }
 
-static void count_auth_failure(session *s)
-{
-    if (lockout_record_failure(s->srv->lockout, s->peer, server_now_ms()))
-        log_msg(LOG_WARN, "peer=%s locked out for %" PRIu32 " s after %" PRIu32
-                " failed authentications", s->peer, s->srv->config.limits.lockout_duration_s,
-                s->srv->config.limits.lockout_failures);
-}
-
 static void enroll_done(session *s, job *j)
 {
     if (j->rc == STORE_OK) {
@@ -523,10 +516,17 @@ static void enroll_done(session *s, job *j)
         queue_reply(s, &j->reply, false, true);
         return;
     }
+    if (j->rc == STORE_ELOCKED) {
+        log_msg(LOG_WARN, "conn=%" PRIu64 " peer=%s enroll refused: address locked out after %"
+                PRIu32 " failed enrollment codes", s->id, s->peer,
+                s->srv->config.limits.lockout_failures);
+        send_error(s, PROTO_ERR_LOCKED_OUT, true, true,
+                   "too many failed enrollment codes from this address, try again later");
+        return;
+    }
     if (j->rc == STORE_ECODE || j->rc == STORE_ENOTFOUND) {
         log_msg(LOG_WARN, "conn=%" PRIu64 " peer=%s enroll refused: code unknown, used or expired",
                 s->id, s->peer);
-        count_auth_failure(s);
         send_error(s, PROTO_ERR_ENROLL_CODE, false, true,
                    "enrollment code unknown, already used or expired");
         return;
@@ -579,8 +579,14 @@ static void auth_done(session *s, job *j)
     case STORE_ENOTFOUND:
         log_msg(LOG_WARN, "conn=%" PRIu64 " peer=%s auth failed device=%s", s->id, s->peer,
                 device_id);
-        count_auth_failure(s);
         send_error(s, PROTO_ERR_AUTH, false, true, "unknown device or wrong secret");
+        return;
+    case STORE_ELOCKED:
+        log_msg(LOG_WARN, "conn=%" PRIu64 " peer=%s auth failed device=%s: address locked out "
+                "after %" PRIu32 " failed authentications", s->id, s->peer, device_id,
+                s->srv->config.limits.lockout_failures);
+        send_error(s, PROTO_ERR_LOCKED_OUT, true, true,
+                   "too many failed authentications from this address, try again later");
         return;
     case STORE_EREVOKED:
         log_msg(LOG_WARN, "conn=%" PRIu64 " peer=%s auth refused device=%s: revoked%s", s->id,
@@ -677,13 +683,6 @@ static void handle_message(session *s)
     }
 
     if (s->state == SESSION_GREETING) {
-        if (lockout_is_locked(s->srv->lockout, s->peer, server_now_ms()) &&
-            (msg->type == PROTO_MSG_HELLO || msg->type == PROTO_MSG_ENROLL)) {
-            send_error(s, PROTO_ERR_LOCKED_OUT, true, true,
-                       "too many failed attempts from this address, try again later");
-            proto_msg_free(msg);
-            return;
-        }
         if (msg->type == PROTO_MSG_HELLO) {
             submit_opening(s, msg, msg->u.hello.version, JOB_AUTH);
             return;
