@@ -532,6 +532,52 @@ static void test_login_flood_does_not_delay_sync(void **state)
     testclient_close(tc);
 }
 
+/* ---- 8. NOTIFY coalescing ------------------------------------------------------------------ */
+
+/* NOTIFYs that arrive on tc within ms. */
+static int count_notifies(testclient *tc, int ms)
+{
+    uint64_t deadline = now_ms() + (uint64_t)ms;
+    int n = 0;
+
+    while (now_ms() < deadline) {
+        proto_msg *m = NULL;
+        if (testclient_recv(tc, (int)(deadline - now_ms()) + 1, &m) != 0)
+            break;
+        if (m->type == PROTO_MSG_NOTIFY)
+            n++;
+        proto_msg_free(m);
+    }
+    return n;
+}
+
+/* Twenty pushes by one device used to send twenty NOTIFYs to every other device of the team.
+ * Now one is outstanding per device until it pulls. */
+static void test_notify_one_outstanding_until_pull(void **state)
+{
+    test_device a, b;
+    testclient *ta, *tb;
+    char id[64];
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&mem_fx, "w1", &a), 0);
+    assert_int_equal(fixture_enroll_device(&mem_fx, "w1", &b), 0);
+    ta = fixture_hello(&mem_fx, &a, NULL);
+    tb = fixture_hello(&mem_fx, &b, NULL);
+    assert_non_null(ta);
+    assert_non_null(tb);
+    for (uint64_t seq = 1; seq <= 20; seq++) {
+        snprintf(id, sizeof id, "0190a0f0-0000-7000-8000-0000000001%02u", (unsigned)seq);
+        push_one_expect_ack(ta, seq, id, "t1");
+    }
+    assert_int_equal(count_notifies(tb, 500), 1);
+    (void)pull_round_trip_ms(tb);
+    push_one_expect_ack(ta, 21, "0190a0f0-0000-7000-8000-000000000199", "t1");
+    assert_int_equal(count_notifies(tb, 500), 1);
+    testclient_close(ta);
+    testclient_close(tb);
+}
+
 /* ---- 3. upgrades without the subprotocol; 4. slow HTTP bodies ------------------------------ */
 
 /* An upgrade to /sync that names no subprotocol used to be taken by the "http" protocol: never
@@ -754,6 +800,7 @@ int main(void)
         cmocka_unit_test(test_push_unknown_table_refused_early),
         cmocka_unit_test(test_join_attack_does_not_stall_others),
         cmocka_unit_test(test_login_flood_does_not_delay_sync),
+        cmocka_unit_test(test_notify_one_outstanding_until_pull),
         cmocka_unit_test(test_upgrade_without_subprotocol_refused),
         cmocka_unit_test(test_slow_http_body_times_out),
     };

@@ -201,6 +201,7 @@ int session_writeable(session *s)
             msg.type = PROTO_MSG_NOTIFY;
             msg.u.notify.server_seq = s->notify_seq;
             s->notify_pending = false;
+            s->notify_outstanding = true;
             if (proto_encode(&msg, &notify) != PROTO_OK)
                 return 0; /* out of memory: the device pulls at its next sync anyway */
             src = &notify;
@@ -265,6 +266,8 @@ void session_notify(session *s, uint64_t server_seq)
         return;
     if (!s->notify_pending || server_seq > s->notify_seq)
         s->notify_seq = server_seq;
+    if (s->notify_outstanding)
+        return; /* its coming PULL sees this change too */
     s->notify_pending = true;
     lws_callback_on_writable(s->wsi);
 }
@@ -483,6 +486,8 @@ static void on_pull(session *s, proto_msg *msg)
         proto_msg_free(msg);
         return;
     }
+    /* Changes committed from now on may miss this pull: they are worth a new NOTIFY. */
+    s->notify_outstanding = false;
     j->request = msg;
     submit(s, j);
 }

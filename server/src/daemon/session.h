@@ -65,6 +65,7 @@ typedef struct session {
     size_t tx_len, tx_off;
     bool tx_closes, tx_sensitive;
     bool notify_pending;
+    bool notify_outstanding; /* a NOTIFY went out and the device has not pulled since */
     uint64_t notify_seq;
 
     /* The one deadline that applies now: handshake, message or idle. */
@@ -85,7 +86,8 @@ void session_job_done(session *s, job *j);
 /* Ends the session because the same device authenticated on a newer connection. */
 void session_replace(session *s);
 
-/* Tells the session's device that rows in its scope changed (coalesced). */
+/* Tells the session's device that rows in its scope changed: at most one NOTIFY is outstanding
+ * until the device pulls; later changes before that pull send nothing more. */
 void session_notify(session *s, uint64_t server_seq);
 
 /* Whether any of the session's teams is in teams[0..n). */
