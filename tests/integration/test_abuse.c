@@ -303,7 +303,12 @@ static void test_memory_unfinished_push_held_as_received(void **state)
     printf("unfinished push: sent %zu KiB, server RSS %ld -> %ld KiB\n", sent / 1024, before,
            after);
     assert_true(before > 0 && after > 0);
+#if defined(__SANITIZE_ADDRESS__)
+    /* AddressSanitizer keeps freed memory in quarantine: RSS says nothing about the design. */
+    printf("ASan build: the RSS bound is not checked\n");
+#else
     assert_true((size_t)(after - before) < 2u * sent / 1024u + 4096u);
+#endif
 }
 
 /* A device's new HELLO closes its older connection: what one device makes the server hold is

@@ -203,6 +203,8 @@ static int join_chunks(job *j)
         const proto_push *p = &j->chunks[c]->u.push;
         for (uint32_t t = 0; t < p->n_tables; t++, k++) {
             proto_table_changes *e = &joined->tables[slot[k]];
+            if (p->tables[t].n_changes == 0)
+                continue;
             memcpy(e->changes + e->n_changes, p->tables[t].changes,
                    (size_t)p->tables[t].n_changes * sizeof *e->changes);
             e->n_changes += p->tables[t].n_changes;
