@@ -486,7 +486,9 @@ static void on_pull(session *s, proto_msg *msg)
         proto_msg_free(msg);
         return;
     }
-    /* Changes committed from now on may miss this pull: they are worth a new NOTIFY. */
+    /* This pull covers what a NOTIFY not yet written would say; changes committed from now on
+     * may miss it and are worth a new NOTIFY. */
+    s->notify_pending = false;
     s->notify_outstanding = false;
     j->request = msg;
     submit(s, j);
