@@ -31,7 +31,7 @@
 #define T_MS 10000
 
 static daemon_fixture mem_fx; /* an 8 MiB transaction, a 12 MiB budget, 2 s timeouts */
-static daemon_fixture lock_fx; /* default lockouts, a dashboard account "sup1" */
+static daemon_fixture lock_fx; /* default lockouts, account "sup1", a store queue of 2 */
 
 #define SUP_PASSWORD "correct horse battery"
 
@@ -654,6 +654,62 @@ static void test_slow_http_body_times_out(void **state)
     raw_tls_close(t);
 }
 
+/* ---- 7. backpressure ---------------------------------------------------------------------- */
+
+static int setup_lock(void **state);
+
+/* Thirty devices say HELLO and push at once against a store queue of two: they used to be told
+ * BUSY and closed (a new TLS handshake each); now they wait, and every one is answered. */
+static void test_overload_is_backpressure_not_busy(void **state)
+{
+    enum { N = 30 };
+    test_device dev[N];
+    testclient *tc[N];
+    char ids[N][64];
+
+    (void)state;
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(fixture_enroll_device(&lock_fx, "w1", &dev[i]), 0);
+        assert_int_equal(testclient_connect(lock_fx.port, lock_fx.ca_path, T_MS, &tc[i], NULL, 0),
+                         0);
+    }
+    for (int i = 0; i < N; i++) {
+        proto_msg hello;
+        memset(&hello, 0, sizeof hello);
+        hello.type = PROTO_MSG_HELLO;
+        hello.u.hello.version = PROTO_VERSION;
+        hello.u.hello.device_id = dev[i].id;
+        memcpy(hello.u.hello.secret, dev[i].secret, sizeof dev[i].secret);
+        assert_int_equal(testclient_send(tc[i], &hello, T_MS), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        proto_msg *m = NULL;
+        assert_int_equal(testclient_recv(tc[i], T_MS, &m), 0);
+        if (m->type != PROTO_MSG_WELCOME)
+            fail_msg("device %d: HELLO answered %s %u", i, proto_msg_type_name(m->type),
+                     m->type == PROTO_MSG_ERROR ? m->u.error.code : 0);
+        proto_msg_free(m);
+    }
+    for (int i = 0; i < N; i++) {
+        const char *one[1] = {ids[i]};
+        proto_msg *push;
+        snprintf(ids[i], sizeof ids[i], "0190a0f0-0000-7000-8000-0000000002%02d", i);
+        push = fixture_insert_push(1, 1, one, "t1", "bp");
+        assert_non_null(push);
+        assert_int_equal(testclient_send(tc[i], push, T_MS), 0);
+        fixture_push_free(push);
+    }
+    for (int i = 0; i < N; i++) {
+        proto_msg *m = NULL;
+        assert_int_equal(testclient_recv_type(tc[i], PROTO_MSG_ACK, T_MS, &m), 0);
+        if (m->type != PROTO_MSG_ACK)
+            fail_msg("device %d: PUSH answered %s %u", i, proto_msg_type_name(m->type),
+                     m->type == PROTO_MSG_ERROR ? m->u.error.code : 0);
+        proto_msg_free(m);
+        testclient_close(tc[i]);
+    }
+}
+
 /* ---- 6. lockouts -------------------------------------------------------------------------- */
 
 static int setup_lock(void **state)
@@ -664,7 +720,7 @@ static int setup_lock(void **state)
     int rc;
 
     (void)state;
-    if (fixture_create(&lock_fx, NULL) != 0)
+    if (fixture_create(&lock_fx, "queue_depth = 2\n") != 0)
         return -1;
     if (store_open(lock_fx.store_path, false, &st, err, sizeof err) != STORE_OK)
         return -1;
@@ -824,6 +880,7 @@ int main(void)
         cmocka_unit_test(test_slow_http_body_times_out),
     };
     const struct CMUnitTest lock[] = {
+        cmocka_unit_test(test_overload_is_backpressure_not_busy),
         cmocka_unit_test(test_lockout_enroll_guesses_do_not_block_devices),
         cmocka_unit_test(test_lockout_login_answers_do_not_tell_names),
         cmocka_unit_test(test_lockout_concurrent_logins_counted_exactly),

@@ -58,7 +58,8 @@ static int setup_limits(void **state)
     if (fixture_create(&limits_fx, "lockout_failures = 3\nlockout_window_s = 60\n"
                                    "lockout_duration_s = 60\nmax_connections = 3\n"
                                    "handshake_timeout_s = 2\nmessage_timeout_s = 1\n"
-                                   "idle_timeout_s = 2\nqueue_depth = 1\n") != 0)
+                                   "idle_timeout_s = 2\nqueue_depth = 1\n"
+                                   "max_waiting_jobs = 0\n") != 0)
         return -1;
     return fixture_start(&limits_fx);
 }
@@ -777,6 +778,15 @@ static void test_limits_store_queue_full_is_busy(void **state)
     assert_int_equal(reply->type, PROTO_MSG_ERROR);
     assert_int_equal(reply->u.error.code, PROTO_ERR_BUSY);
     assert_true(reply->u.error.retryable);
+    proto_msg_free(reply);
+    testclient_close(to);
+    /* A device that says it has entries to push is never told BUSY at HELLO: it waits. */
+    to = connect_or_fail(&limits_fx);
+    hello = hello_for(&other);
+    hello.u.hello.outbox_count = 3;
+    assert_int_equal(testclient_send(to, &hello, T_MS), 0);
+    assert_int_equal(testclient_recv(to, T_MS, &reply), 0);
+    assert_int_equal(reply->type, PROTO_MSG_WELCOME);
     proto_msg_free(reply);
     testclient_close(to);
 

@@ -32,6 +32,7 @@ void config_defaults(daemon_config *out_config)
         .chunk_timeout_s = 10,
         .max_held_bytes = 256u * 1024u * 1024u,
         .login_queue_depth = 8,
+        .max_waiting_jobs = 1024,
     };
 }
 
@@ -96,6 +97,7 @@ static const limit_key limit_keys[] = {
     LIMIT(chunk_timeout_s, 1, 3600),
     LIMIT(max_held_bytes, 1024u * 1024u, 65536ull * 1024u * 1024u),
     LIMIT(login_queue_depth, 1, 1000),
+    LIMIT(max_waiting_jobs, 0, 100000),
 };
 
 static int set_limit(daemon_limits *limits, const char *name, const char *value, int *known)

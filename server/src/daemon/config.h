@@ -6,7 +6,7 @@
  *   [limits]  max_message_bytes, max_transaction_bytes, handshake_timeout_s,
  *             message_timeout_s, idle_timeout_s, max_connections, lockout_failures,
  *             lockout_window_s, lockout_duration_s, queue_depth, pull_page_rows,
- *             chunk_timeout_s, max_held_bytes, login_queue_depth
+ *             chunk_timeout_s, max_held_bytes, login_queue_depth, max_waiting_jobs
  *   [log]     level = error|warn|info|debug
  *   [dashboard] table = contacts   worker_column = worker_id   date_column = contacted_at
  *             (the synced table the dashboard's record views, search and chart show; an
@@ -41,6 +41,7 @@ typedef struct daemon_limits {
     uint32_t chunk_timeout_s;     /* last chunk of an unfinished PUSH to the next one */
     size_t max_held_bytes;        /* unfinished messages and transactions, all sessions */
     uint32_t login_queue_depth;   /* dashboard logins waiting for the login lane */
+    uint32_t max_waiting_jobs;    /* device jobs waiting for room in the queue (backpressure) */
 } daemon_limits;
 
 typedef struct daemon_config {

@@ -25,7 +25,7 @@ int dashboard_create(struct server *srv, dashboard **out_dash)
         return -1;
     dash->srv = srv;
     dash->next_id = 1;
-    dash->n_pending_max = srv->config.limits.queue_depth;
+    dash->n_pending_max = srv->config.limits.queue_depth + srv->config.limits.login_queue_depth;
     dash->pending = calloc(dash->n_pending_max, sizeof *dash->pending);
     if (!dash->pending || dash_sessions_init(&dash->sessions, DASH_SESSIONS) != 0) {
         dashboard_destroy(dash);

@@ -147,9 +147,58 @@ bool server_table_known(const server *srv, const char *name)
     return false;
 }
 
+int server_submit(server *srv, job *j, bool must_wait)
+{
+    if (!srv->wait_head && worker_submit(srv->worker, j) == 0)
+        return 0;
+    if (!must_wait && srv->n_waiting >= srv->config.limits.max_waiting_jobs)
+        return -1;
+    j->next = NULL;
+    if (srv->wait_tail)
+        srv->wait_tail->next = j;
+    else
+        srv->wait_head = j;
+    srv->wait_tail = j;
+    srv->n_waiting++;
+    return 0;
+}
+
+bool server_unwait(server *srv, job *j)
+{
+    job **p = &srv->wait_head, *prev = NULL;
+
+    for (; *p; prev = *p, p = &(*p)->next) {
+        if (*p != j)
+            continue;
+        *p = j->next;
+        if (srv->wait_tail == j)
+            srv->wait_tail = prev;
+        srv->n_waiting--;
+        j->next = NULL;
+        return true;
+    }
+    return false;
+}
+
+/* Moves waiting jobs into the worker's queue while it has room, oldest first. */
+static void feed_waiting(server *srv)
+{
+    while (srv->wait_head) {
+        job *j = srv->wait_head;
+        job *next = j->next;
+        if (worker_submit(srv->worker, j) != 0)
+            return;
+        srv->wait_head = next;
+        if (!next)
+            srv->wait_tail = NULL;
+        srv->n_waiting--;
+    }
+}
+
 void server_dispatch_completions(server *srv)
 {
     dispatch(srv, worker_take_done(srv->worker));
+    feed_waiting(srv);
     if (srv->login_worker)
         dispatch(srv, worker_take_done(srv->login_worker));
 }
@@ -327,6 +376,11 @@ done:
      * are dropped, and their devices resend. Then lws closes every connection. */
     worker_stop(srv.worker);
     srv.worker = NULL;
+    while (srv.wait_head) {
+        job *j = srv.wait_head;
+        srv.wait_head = j->next;
+        job_free(j);
+    }
     worker_stop(srv.login_worker);
     srv.login_worker = NULL;
     if (srv.context)

@@ -33,6 +33,11 @@ typedef struct server {
     uint32_t n_free;
     uint64_t next_session_id;
 
+    /* Device jobs that found the worker's queue full, oldest first (linked by job->next): their
+     * sessions stop reading until the job is queued (max_waiting_jobs). */
+    job *wait_head, *wait_tail;
+    uint32_t n_waiting;
+
     /* Bytes all sessions hold for unfinished messages and transactions (max_held_bytes). */
     size_t held_bytes;
 
@@ -58,6 +63,13 @@ void server_learn_tables(server *srv, uint32_t version, char ***names, uint32_t 
 
 /* Whether name is a synced table of the known schema. */
 bool server_table_known(const server *srv, const char *name);
+
+/* Queues j for the worker, or makes it wait for room when the queue is full and fewer than
+ * max_waiting_jobs wait (or always when must_wait). Returns 0, or -1 (the caller keeps j). */
+int server_submit(server *srv, job *j, bool must_wait);
+
+/* Takes j out of the waiting list (its session closed); true when it was there. */
+bool server_unwait(server *srv, job *j);
 
 /* Collects finished jobs from both workers and hands each to its session or the dashboard
  * (service thread). */

@@ -306,13 +306,21 @@ static void on_timer(lws_sorted_usec_list_t *sul)
 
 /* ---- Jobs ------------------------------------------------------------------------------------ */
 
+/* Overload is answered with backpressure: a job that finds the queue full waits in the server
+ * while this session reads nothing more. Only past max_waiting_jobs is it BUSY, and never for
+ * the HELLO of a device that says it has entries to push. */
 static void submit(session *s, job *j)
 {
-    if (worker_submit(s->srv->worker, j) != 0) {
+    bool must_wait = j->kind == JOB_AUTH && j->request->u.hello.outbox_count > 0;
+
+    if (server_submit(s->srv, j, must_wait) != 0) {
         job_free(j);
+        log_limited(LOG_WARN, "store queue full and %" PRIu32 " jobs waiting: BUSY",
+                    s->srv->config.limits.max_waiting_jobs);
         send_error(s, PROTO_ERR_BUSY, true, true, "server busy, try again later");
         return;
     }
+    s->job = j;
     s->job_pending = true;
     update_flow(s);
     update_timer(s);
@@ -655,6 +663,7 @@ static void pull_done(session *s, job *j)
 void session_job_done(session *s, job *j)
 {
     s->job_pending = false;
+    s->job = NULL;
     if (s->state != SESSION_CLOSING) {
         switch (j->kind) {
         case JOB_ENROLL: enroll_done(s, j); break;
@@ -802,6 +811,14 @@ void session_close(session *s)
     if (!s->srv)
         return; /* never opened */
     lws_sul_cancel(&s->timer);
+    if (s->job) {
+        /* A job still waiting for the queue is nobody's now; one in the worker comes back to
+         * server_dispatch_completions, which finds this session gone. */
+        job *j = s->job;
+        s->job = NULL;
+        if (server_unwait(s->srv, j))
+            job_free(j);
+    }
     if (s->has_slot) {
         server_slot_release(s->srv, s->slot);
         s->has_slot = false;

@@ -40,6 +40,7 @@ typedef struct session {
     char peer[64];
     session_state state;
     bool job_pending;
+    struct job *job;     /* the job submitted, until it comes back (may wait in the server) */
     bool authenticated;
     store_device device; /* the daemon's copy (device_copy) once authenticated */
 
