@@ -13,6 +13,9 @@
 
 /* Dashboard sessions held at once (the least recently used ends when a new one needs room). */
 #define DASH_SESSIONS 256u
+/* Sessions one account may hold at once (browsers, tabs after a lost cookie): its own oldest
+ * ends past that, never another account's. */
+#define DASH_SESSIONS_PER_USER 8u
 
 static const char json_type[] = "application/json";
 
@@ -27,7 +30,7 @@ int dashboard_create(struct server *srv, dashboard **out_dash)
     dash->next_id = 1;
     dash->n_pending_max = srv->config.limits.queue_depth + srv->config.limits.login_queue_depth;
     dash->pending = calloc(dash->n_pending_max, sizeof *dash->pending);
-    if (!dash->pending || dash_sessions_init(&dash->sessions, DASH_SESSIONS) != 0) {
+    if (!dash->pending || dash_sessions_init(&dash->sessions, DASH_SESSIONS, DASH_SESSIONS_PER_USER) != 0) {
         dashboard_destroy(dash);
         return -1;
     }
@@ -265,6 +268,12 @@ static void finish_login(dashboard *dash, http_request *req, dash_call *c)
         return;
     }
     s = dash_session_create(&dash->sessions, &c->login_user, server_now_ms());
+    if (!s && dash->sessions.full) {
+        log_limited(LOG_WARN, "dashboard login refused: all %u sessions held by other accounts",
+                    DASH_SESSIONS);
+        respond_error(req, 503, "too many dashboard sessions open: try again later");
+        return;
+    }
     if (!s) {
         respond_error(req, 500, "cannot start a session");
         return;
