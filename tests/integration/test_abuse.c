@@ -710,6 +710,119 @@ static void test_overload_is_backpressure_not_busy(void **state)
     }
 }
 
+/* ---- 12. oversized rows in the dashboard ---------------------------------------------------- */
+
+static raw_tls *login_send(const daemon_fixture *fx, const char *name, const char *password);
+
+/* GETs path with the session cookie and CSRF token; fills the status, whether the body contains needle, and
+ * the x-outpost-truncated header's presence. */
+static void http_get(const daemon_fixture *fx, const char *path, const char *cookie,
+                     const char *csrf, int *out_status, const char *needle, bool *out_found, bool *out_truncated)
+{
+    char req[1024], head[2048] = "", buf[65536];
+    size_t head_len = 0, keep = strlen(needle);
+    char window[128] = "";
+    raw_tls *t = raw_tls_open(fx);
+    uint64_t deadline = now_ms() + 30000;
+
+    *out_found = false;
+    snprintf(req, sizeof req,
+             "GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+             "Cookie: outpost_session=%s\r\nX-CSRF-Token: %s\r\n\r\n", path, cookie, csrf);
+    assert_int_equal(raw_tls_write(t, req), 0);
+    while (now_ms() < deadline) {
+        int rc = mbedtls_ssl_read(&t->ssl, (unsigned char *)buf, sizeof buf - 1);
+        if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+            continue;
+        if (rc <= 0)
+            break;
+        buf[rc] = '\0';
+        if (head_len + 1 < sizeof head) {
+            size_t n = (size_t)rc < sizeof head - 1 - head_len ? (size_t)rc
+                                                               : sizeof head - 1 - head_len;
+            memcpy(head + head_len, buf, n);
+            head_len += n;
+            head[head_len] = '\0';
+        }
+        /* the needle may straddle two reads: search the last bytes and this read */
+        {
+            char joined[sizeof window + 64];
+            snprintf(joined, sizeof joined, "%s%.63s", window, buf);
+            if (strstr(joined, needle) || strstr(buf, needle))
+                *out_found = true;
+            size_t len = (size_t)rc, from = len > keep ? len - keep : 0;
+            size_t n = len - from < sizeof window - 1 ? len - from : sizeof window - 1;
+            memcpy(window, buf + from, n);
+            window[n] = '\0';
+        }
+    }
+    raw_tls_close(t);
+    if (sscanf(head, "HTTP/1.1 %d", out_status) != 1)
+        *out_status = 0;
+    for (char *p = head; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    *out_truncated = strstr(head, "x-outpost-truncated:") != NULL;
+}
+
+/* Three rows of 950 KB (5.8 MB each as JSON) used to overflow the reply buffer: HTTP 500 for
+ * the team's record list. The list now pages by bytes and says it stopped early. */
+static void test_dashboard_lists_page_by_bytes(void **state)
+{
+    enum { BIG = 950 * 1024 };
+    char *big = malloc(BIG + 1);
+    const char *ids[3] = {"0190a0f0-0000-7000-8000-000000000301",
+                          "0190a0f0-0000-7000-8000-000000000302",
+                          "0190a0f0-0000-7000-8000-000000000303"};
+    char reply[4096], cookie[80] = "", csrf[80] = "";
+    test_device dev;
+    testclient *tc;
+    int status;
+    bool found, truncated;
+
+    (void)state;
+    assert_non_null(big);
+    memset(big, 1, BIG); /* a control byte: six bytes once escaped in JSON */
+    big[BIG] = '\0';
+    assert_int_equal(fixture_enroll_device(&lock_fx, "w1", &dev), 0);
+    tc = fixture_hello(&lock_fx, &dev, NULL);
+    assert_non_null(tc);
+    for (uint64_t i = 0; i < 3; i++) {
+        proto_msg *push = fixture_insert_push(i + 1, 1, ids + i, "t1", big);
+        proto_msg *ack = NULL;
+        assert_non_null(push);
+        assert_int_equal(testclient_send(tc, push, T_MS), 0);
+        fixture_push_free(push);
+        assert_int_equal(testclient_recv_type(tc, PROTO_MSG_ACK, T_MS, &ack), 0);
+        assert_int_equal(ack->type, PROTO_MSG_ACK);
+        proto_msg_free(ack);
+    }
+    testclient_close(tc);
+    free(big);
+
+    {
+        raw_tls *t = login_send(&lock_fx, "sup1", SUP_PASSWORD);
+        const char *c;
+        (void)raw_tls_read(t, reply, sizeof reply, 30000);
+        raw_tls_close(t);
+        c = strstr(reply, "outpost_session=");
+        assert_non_null(c);
+        assert_int_equal(sscanf(c, "outpost_session=%64[0-9a-f]", cookie), 1);
+        c = strstr(reply, "\"csrf\":\"");
+        assert_non_null(c);
+        assert_int_equal(sscanf(c, "\"csrf\":\"%64[0-9a-f]", csrf), 1);
+    }
+    http_get(&lock_fx, "/api/records", cookie, csrf, &status, "\"truncated\":true", &found,
+             &truncated);
+    printf("records: HTTP %d, truncated %d\n", status, found);
+    assert_int_equal(status, 200);
+    assert_true(found);
+    http_get(&lock_fx, "/api/export?view=records", cookie, csrf, &status, "0190a0f0", &found,
+             &truncated);
+    assert_int_equal(status, 200);
+    assert_true(found);
+}
+
 /* ---- 6. lockouts -------------------------------------------------------------------------- */
 
 static int setup_lock(void **state)
@@ -720,7 +833,8 @@ static int setup_lock(void **state)
     int rc;
 
     (void)state;
-    if (fixture_create(&lock_fx, "queue_depth = 2\n") != 0)
+    if (fixture_create(&lock_fx, "queue_depth = 2\n[dashboard]\ntable = contacts\n"
+                                 "worker_column =\ndate_column =\n") != 0)
         return -1;
     if (store_open(lock_fx.store_path, false, &st, err, sizeof err) != STORE_OK)
         return -1;
@@ -881,6 +995,7 @@ int main(void)
     };
     const struct CMUnitTest lock[] = {
         cmocka_unit_test(test_overload_is_backpressure_not_busy),
+        cmocka_unit_test(test_dashboard_lists_page_by_bytes),
         cmocka_unit_test(test_lockout_enroll_guesses_do_not_block_devices),
         cmocka_unit_test(test_lockout_login_answers_do_not_tell_names),
         cmocka_unit_test(test_lockout_concurrent_logins_counted_exactly),

@@ -207,11 +207,33 @@ typedef struct records_ctx {
     uint32_t n_rows;
 } records_ctx;
 
+/* Bytes a record list or export may fill (with the row that crosses it, at least one row):
+ * rows are paged by bytes as well as by count, so a few oversized rows end a page early instead
+ * of overflowing DASH_BUF_MAX into an HTTP 500. */
+#define DASH_PAGE_BYTES (4u * 1024u * 1024u)
+#define DASH_EXPORT_BYTES (12u * 1024u * 1024u)
+
+/* An upper bound on what rec adds to the reply: JSON escapes a byte into at most 6. */
+static size_t record_bytes_max(const store_dash_record *rec)
+{
+    size_t n = 16;
+
+    for (uint32_t i = 0; i < rec->n_cols; i++)
+        n += 8 + 6 * (rec->values[i] ? strlen(rec->values[i]) : 4);
+    return n;
+}
+
 static int record_row(const store_dash_record *rec, void *user_data)
 {
     records_ctx *rc = user_data;
     dash_call *c = rc->call;
     dash_buf *b = &c->body;
+    size_t budget = c->csv ? DASH_EXPORT_BYTES : DASH_PAGE_BYTES;
+
+    if (rc->n_rows > 0 && b->len + record_bytes_max(rec) > budget) {
+        c->truncated = true;
+        return 1; /* stop: the next page (narrower filters) shows the rest */
+    }
 
     if (rc->n_rows == 0) {
         if (c->csv) {
@@ -300,6 +322,8 @@ static void run_records(dash_call *c, store *st)
     if (!c->csv)
         dash_buf_puts(&c->body, "{");
     rc = store_dash_records(st, (const char(*)[64])c->teams, c->n_teams, &q, record_row, &ctx);
+    if (rc > 0)
+        rc = STORE_OK; /* record_row stopped the walk at the byte budget */
     if (rc != STORE_OK) {
         reply_store_error(c, st, rc);
         return;
@@ -311,7 +335,10 @@ static void run_records(dash_call *c, store *st)
     if (!c->csv) {
         if (ctx.n_rows == 0)
             dash_buf_puts(&c->body, "\"columns\":[],\"rows\":[");
-        dash_buf_puts(&c->body, c->op == DASH_RECORD ? "}" : "]}");
+        if (c->op == DASH_RECORD)
+            dash_buf_puts(&c->body, "}");
+        else
+            dash_buf_printf(&c->body, "],\"truncated\":%s}", c->truncated ? "true" : "false");
     }
 }
 

@@ -312,6 +312,7 @@ void dashboard_job_done(dashboard *dash, job *j)
             if (c->csv && c->http_status == 200)
                 snprintf(req->disposition, sizeof req->disposition,
                          "attachment; filename=\"outpost-export.csv\"");
+            req->truncated = c->truncated;
             http_respond_buf(req, c->http_status, c->content_type ? c->content_type : json_type,
                              &c->body);
         }

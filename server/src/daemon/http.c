@@ -80,6 +80,7 @@ static int write_headers(http_request *req)
         (req->set_cookie[0] && add_header(wsi, "set-cookie:", req->set_cookie, &p, end)) ||
         (req->disposition[0] &&
          add_header(wsi, "content-disposition:", req->disposition, &p, end)) ||
+        (req->truncated && add_header(wsi, "x-outpost-truncated:", "rows", &p, end)) ||
         lws_finalize_http_header(wsi, &p, end))
         return -1;
     if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) != (int)(p - start))

@@ -36,6 +36,7 @@ typedef struct http_request {
     const char *content_type;
     char set_cookie[192];
     char disposition[96];
+    bool truncated; /* an export stopped at its byte budget: x-outpost-truncated: rows */
     const uint8_t *out; /* a static asset, or owned.data */
     size_t out_len;
     size_t out_sent;
