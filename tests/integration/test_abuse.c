@@ -710,6 +710,48 @@ static void test_overload_is_backpressure_not_busy(void **state)
     }
 }
 
+/* ---- 9. attribution ------------------------------------------------------------------------ */
+
+/* Pushes one visits row (id, team t1, worker_id, note) from tc; returns the reply. */
+static proto_msg *push_visit(testclient *tc, uint64_t seq, const char *id, const char *worker)
+{
+    const char *ids[1] = {id};
+    proto_msg *push = fixture_insert_push(seq, 1, ids, "t1", worker), *reply = NULL;
+
+    assert_non_null(push);
+    push->u.push.tables[0].table = "visits"; /* the same four columns: name is worker_id */
+    assert_int_equal(testclient_send(tc, push, T_MS), 0);
+    fixture_push_free(push);
+    assert_int_equal(testclient_recv(tc, T_MS, &reply), 0);
+    return reply;
+}
+
+/* A team-a device used to be able to record a visit in the name of a team-b worker: worker_id
+ * was whatever the device said. With author=worker_id the server checks it. */
+static void test_author_column_names_only_the_pushing_worker(void **state)
+{
+    test_device dev;
+    testclient *tc;
+    proto_msg *reply;
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&lock_fx, "w1", &dev), 0);
+    tc = fixture_hello(&lock_fx, &dev, NULL);
+    assert_non_null(tc);
+    reply = push_visit(tc, 1, "0190a0f0-0000-7000-8000-000000000401", "w2");
+    assert_int_equal(reply->type, PROTO_MSG_REJECT);
+    assert_int_equal(reply->u.reject.n_rows, 1);
+    assert_int_equal(reply->u.reject.rows[0].code, PROTO_ERR_INVALID_CHANGE);
+    if (!strstr(reply->u.reject.rows[0].message, "names worker w2") ||
+        !strstr(reply->u.reject.rows[0].message, "belongs to worker w1"))
+        fail_msg("REJECT message: %s", reply->u.reject.rows[0].message);
+    proto_msg_free(reply);
+    reply = push_visit(tc, 2, "0190a0f0-0000-7000-8000-000000000402", "w1");
+    assert_int_equal(reply->type, PROTO_MSG_ACK);
+    proto_msg_free(reply);
+    testclient_close(tc);
+}
+
 /* ---- 12. oversized rows in the dashboard ---------------------------------------------------- */
 
 static raw_tls *login_send(const daemon_fixture *fx, const char *name, const char *password);
@@ -839,6 +881,17 @@ static int setup_lock(void **state)
     if (store_open(lock_fx.store_path, false, &st, err, sizeof err) != STORE_OK)
         return -1;
     rc = store_user_add(st, "sup1", STORE_ROLE_SUPERVISOR, t1, 1, SUP_PASSWORD);
+    /* The fixture's schema plus a table whose author column is checked (item 9). */
+    if (rc == STORE_OK)
+        rc = store_upgrade_schema(
+            st,
+            "CREATE TABLE contacts (id TEXT PRIMARY KEY NOT NULL, team_id TEXT NOT NULL, name TEXT,"
+            " note TEXT);\n"
+            "CREATE TABLE visits (id TEXT PRIMARY KEY NOT NULL, team_id TEXT NOT NULL,"
+            " worker_id TEXT, note TEXT);\n",
+            "contacts scope=team_id policy=hlc\nvisits scope=team_id author=worker_id\n");
+    if (rc != STORE_OK)
+        fprintf(stderr, "preparing the lockout store: %s\n", store_errmsg(st));
     store_close(st);
     if (rc != STORE_OK)
         return -1;
@@ -996,6 +1049,7 @@ int main(void)
     const struct CMUnitTest lock[] = {
         cmocka_unit_test(test_overload_is_backpressure_not_busy),
         cmocka_unit_test(test_dashboard_lists_page_by_bytes),
+        cmocka_unit_test(test_author_column_names_only_the_pushing_worker),
         cmocka_unit_test(test_lockout_enroll_guesses_do_not_block_devices),
         cmocka_unit_test(test_lockout_login_answers_do_not_tell_names),
         cmocka_unit_test(test_lockout_concurrent_logins_counted_exactly),
