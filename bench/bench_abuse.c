@@ -5,6 +5,9 @@
  * other device: the NOTIFY fan-out is the worst case. Each device says HELLO, then pushes
  * PUSHES small entries one after the other (waiting for each ACK), and pulls when told NOTIFY.
  *
+ * Then OUTPOST_BENCH_IDLE more devices (default 5000, as the open-file limit allows) connect,
+ * say HELLO and stay idle: the server's memory per idle connection.
+ *
  * OUTPOST_BENCH_DEVICES (default 1000) and OUTPOST_BENCH_PUSHES (default 10). Prints name=value
  * lines beside their targets. Never a timed test.
  */
@@ -28,6 +31,7 @@ typedef struct bdev {
     char id[40];
     uint8_t secret[32];
     int state;
+    bool idle;          /* phase 2: HELLO, then nothing */
     uint32_t pushed;
     bool waiting;       /* a PUSH or PULL is out */
     bool want_pull;     /* a NOTIFY came: pull after the current exchange */
@@ -38,7 +42,7 @@ typedef struct bdev {
     size_t rx_len, rx_cap;
 } bdev;
 
-static uint32_t n_devices = 1000, n_pushes = 10;
+static uint32_t n_devices = 1000, n_pushes = 10, n_idle = 5000;
 static bdev *devs;
 static uint64_t *rtt_us;
 static uint32_t n_rtt, n_busy, n_errors, n_done, n_closed, n_notify, n_pulls, n_established;
@@ -61,6 +65,13 @@ static void next_step(bdev *d)
 {
     if (d->waiting)
         return;
+    if (d->idle) {
+        if (d->state != ST_DONE) {
+            d->state = ST_DONE;
+            n_done++;
+        }
+        return;
+    }
     if (d->want_pull) {
         proto_msg m = {.type = PROTO_MSG_PULL};
         m.u.pull.cursor = d->cursor;
@@ -237,7 +248,7 @@ static int enroll_all(const daemon_fixture *fx)
 
     if (store_open(fx->store_path, false, &st, err, sizeof err) != STORE_OK)
         return -1;
-    for (uint32_t i = 0; i < n_devices && rc == 0; i++) {
+    for (uint32_t i = 0; i < n_devices + n_idle && rc == 0; i++) {
         char code[STORE_CODE_SIZE];
         rc = store_enroll_code_create(st, "w1", 0, UINT64_MAX / 2, code) == STORE_OK &&
                      store_device_enroll(st, code, "bench", devs[i].id, devs[i].secret) ==
@@ -247,6 +258,85 @@ static int enroll_all(const daemon_fixture *fx)
     }
     store_close(st);
     return rc;
+}
+
+static int connect_one(struct lws_context *ctx, const daemon_fixture *fx, bdev *d)
+{
+    struct lws_client_connect_info ci;
+
+    memset(&ci, 0, sizeof ci);
+    ci.context = ctx;
+    ci.address = "127.0.0.1";
+    ci.port = fx->port;
+    ci.path = "/sync";
+    ci.host = "localhost";
+    ci.origin = "localhost";
+    ci.ssl_connection = LCCSCF_USE_SSL;
+    ci.protocol = "outpost.1";
+    ci.local_protocol_name = "outpost-bench";
+    ci.alpn = "http/1.1";
+    ci.userdata = d;
+    ci.pwsi = &d->wsi;
+    return lws_client_connect_via_info(&ci) ? 0 : -1;
+}
+
+static void report(const daemon_fixture *fx, uint64_t t0)
+{
+    double secs = (double)(now_us() - t0) / 1e6;
+    uint64_t p50 = 0, p99 = 0;
+
+    qsort(rtt_us, n_rtt, sizeof *rtt_us, cmp_u64);
+    if (n_rtt > 0) {
+        p50 = rtt_us[n_rtt / 2];
+        p99 = rtt_us[(size_t)((double)n_rtt * 0.99)];
+    }
+    printf("abuse_devices=%u\n", n_devices);
+    printf("abuse_pushes_per_device=%u\n", n_pushes);
+    printf("abuse_pushes_acked=%u target=%u\n", n_rtt, n_devices * n_pushes);
+    printf("abuse_sessions_closed_by_busy=%u target=0\n", n_busy);
+    printf("abuse_other_errors=%u target=0\n", n_errors);
+    printf("abuse_push_rtt_p50_ms=%.1f\n", (double)p50 / 1000.0);
+    printf("abuse_push_rtt_p99_ms=%.1f target_below=250\n", (double)p99 / 1000.0);
+    printf("abuse_notify_frames=%u\n", n_notify);
+    printf("abuse_notify_frames_per_push=%.3f target_at_most=2 uncoalesced_would_be=%u\n",
+           n_rtt ? (double)n_notify / (double)n_rtt : 0.0, n_devices - 1);
+    printf("abuse_pulls=%u\n", n_pulls);
+    printf("abuse_wall_s=%.1f\n", secs);
+    printf("abuse_server_rss_kib=%ld\n", status_kib(fx->pid, "VmRSS"));
+    printf("abuse_server_peak_rss_kib=%ld\n", status_kib(fx->pid, "VmHWM"));
+    fflush(stdout);
+}
+
+/* Phase 2: n_idle more devices connect, say HELLO and stay; RSS before and after. */
+static void idle_phase(struct lws_context *ctx, const daemon_fixture *fx)
+{
+    uint32_t first = n_devices, next = first, base_done = n_done, base_closed = n_closed;
+    uint32_t base_est = n_established;
+    uint64_t deadline = now_us() + 600u * 1000000u;
+    long before, after;
+
+    if (n_idle == 0)
+        return;
+    before = status_kib(fx->pid, "VmRSS");
+    for (uint32_t i = first; i < first + n_idle; i++)
+        devs[i].idle = true;
+    while ((n_done - base_done) + (n_closed - base_closed) < n_idle && now_us() < deadline) {
+        while (next < first + n_idle && (next - first) - (n_established - base_est) < 32) {
+            bdev *d = &devs[next++];
+            if (connect_one(ctx, fx, d) != 0) {
+                d->state = ST_CLOSED;
+                n_closed++;
+            }
+        }
+        lws_service(ctx, 0);
+    }
+    after = status_kib(fx->pid, "VmRSS");
+    printf("abuse_idle_connections=%u held=%u\n", n_idle, n_done - base_done);
+    printf("abuse_idle_server_rss_before_kib=%ld\n", before);
+    printf("abuse_idle_server_rss_after_kib=%ld\n", after);
+    printf("abuse_idle_bytes_per_connection=%.0f target_below=65536\n",
+           n_done > base_done ? (double)(after - before) * 1024.0 / (double)(n_done - base_done)
+                              : 0.0);
 }
 
 int main(void)
@@ -265,16 +355,22 @@ int main(void)
         n_devices = (uint32_t)atoi(env);
     if ((env = getenv("OUTPOST_BENCH_PUSHES")) && atoi(env) > 0)
         n_pushes = (uint32_t)atoi(env);
+    if ((env = getenv("OUTPOST_BENCH_IDLE")) && atoi(env) >= 0)
+        n_idle = (uint32_t)atoi(env);
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
         rl.rlim_cur = rl.rlim_max;
         (void)setrlimit(RLIMIT_NOFILE, &rl);
+        (void)getrlimit(RLIMIT_NOFILE, &rl);
+        /* this process and outpostd each need a descriptor per connection */
+        if (rl.rlim_cur != RLIM_INFINITY && n_devices + n_idle + 512 > rl.rlim_cur)
+            n_idle = rl.rlim_cur > n_devices + 512 ? (uint32_t)(rl.rlim_cur - n_devices - 512) : 0;
     }
-    devs = calloc(n_devices, sizeof *devs);
+    devs = calloc(n_devices + n_idle, sizeof *devs);
     rtt_us = calloc((size_t)n_devices * n_pushes, sizeof *rtt_us);
     if (!devs || !rtt_us)
         return 1;
-    snprintf(limits, sizeof limits, "max_connections = %u\n",
-             n_devices + 64);
+    snprintf(limits, sizeof limits, "max_connections = %u\nmax_waiting_jobs = %u\n",
+             n_devices + n_idle + 64, n_devices + n_idle + 64);
     if (fixture_create(&fx, limits) != 0 || enroll_all(&fx) != 0 || fixture_start(&fx) != 0) {
         fprintf(stderr, "cannot prepare outpostd for the benchmark\n");
         goto done;
@@ -286,7 +382,7 @@ int main(void)
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = protocols;
     info.client_ssl_ca_filepath = fx.ca_path;
-    info.fd_limit_per_thread = n_devices + 64;
+    info.fd_limit_per_thread = n_devices + n_idle + 64;
     ctx = lws_create_context(&info);
     if (!ctx)
         goto done;
@@ -296,22 +392,8 @@ int main(void)
     while (n_done + n_closed < n_devices && now_us() < deadline) {
         /* At most 32 handshakes at a time: a TLS accept costs the server a few ms. */
         while (next < n_devices && next - n_established < 32) {
-            struct lws_client_connect_info ci;
             bdev *d = &devs[next++];
-            memset(&ci, 0, sizeof ci);
-            ci.context = ctx;
-            ci.address = "127.0.0.1";
-            ci.port = fx.port;
-            ci.path = "/sync";
-            ci.host = "localhost";
-            ci.origin = "localhost";
-            ci.ssl_connection = LCCSCF_USE_SSL;
-            ci.protocol = "outpost.1";
-            ci.local_protocol_name = "outpost-bench";
-            ci.alpn = "http/1.1";
-            ci.userdata = d;
-            ci.pwsi = &d->wsi;
-            if (!lws_client_connect_via_info(&ci)) {
+            if (connect_one(ctx, &fx, d) != 0) {
                 d->state = ST_CLOSED;
                 n_closed++;
                 n_errors++;
@@ -319,37 +401,15 @@ int main(void)
         }
         lws_service(ctx, 0);
     }
-    {
-        double secs = (double)(now_us() - t0) / 1e6;
-        uint64_t p50 = 0, p99 = 0;
-        qsort(rtt_us, n_rtt, sizeof *rtt_us, cmp_u64);
-        if (n_rtt > 0) {
-            p50 = rtt_us[n_rtt / 2];
-            p99 = rtt_us[(size_t)((double)n_rtt * 0.99)];
-        }
-        printf("abuse_devices=%u\n", n_devices);
-        printf("abuse_pushes_per_device=%u\n", n_pushes);
-        printf("abuse_pushes_acked=%u target=%u\n", n_rtt, n_devices * n_pushes);
-        printf("abuse_sessions_closed_by_busy=%u target=0\n", n_busy);
-        printf("abuse_other_errors=%u target=0\n", n_errors);
-        printf("abuse_push_rtt_p50_ms=%.1f\n", (double)p50 / 1000.0);
-        printf("abuse_push_rtt_p99_ms=%.1f target_below=250\n", (double)p99 / 1000.0);
-        printf("abuse_notify_frames=%u\n", n_notify);
-        printf("abuse_notify_frames_per_push=%.3f target_at_most=2"
-               " uncoalesced_would_be=%u\n",
-               n_rtt ? (double)n_notify / (double)n_rtt : 0.0, n_devices - 1);
-        printf("abuse_pulls=%u\n", n_pulls);
-        printf("abuse_wall_s=%.1f\n", secs);
-        printf("abuse_server_rss_kib=%ld\n", status_kib(fx.pid, "VmRSS"));
-        printf("abuse_server_peak_rss_kib=%ld\n", status_kib(fx.pid, "VmHWM"));
-        rc = n_busy == 0 && n_rtt == n_devices * n_pushes ? 0 : 1;
-    }
+    report(&fx, t0);
+    rc = n_busy == 0 && n_rtt == n_devices * n_pushes ? 0 : 1;
+    idle_phase(ctx, &fx);
     lws_context_destroy(ctx);
 
 done:
     fixture_stop(&fx);
     fixture_destroy(&fx);
-    for (uint32_t i = 0; i < n_devices; i++) {
+    for (uint32_t i = 0; i < n_devices + n_idle; i++) {
         proto_buf_free(&devs[i].out);
         free(devs[i].rx);
     }
