@@ -30,7 +30,8 @@ int dashboard_create(struct server *srv, dashboard **out_dash)
     dash->next_id = 1;
     dash->n_pending_max = srv->config.limits.queue_depth + srv->config.limits.login_queue_depth;
     dash->pending = calloc(dash->n_pending_max, sizeof *dash->pending);
-    if (!dash->pending || dash_sessions_init(&dash->sessions, DASH_SESSIONS, DASH_SESSIONS_PER_USER) != 0) {
+    if (!dash->pending ||
+        dash_sessions_init(&dash->sessions, DASH_SESSIONS, DASH_SESSIONS_PER_USER) != 0) {
         dashboard_destroy(dash);
         return -1;
     }
