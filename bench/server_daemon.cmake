@@ -5,3 +5,8 @@ if(TARGET outpostd AND TARGET outpost_testclient)
                                            ${CMAKE_CURRENT_SOURCE_DIR}/bench_time.c
                       LIBS outpost_testclient PkgConfig::SQLITE3)
 endif()
+# Issue 12's figures: many devices multiplexed on one lws client context (bench_abuse.c).
+if(TARGET outpostd AND TARGET outpost_testclient)
+    outpost_add_bench(bench_abuse SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/bench_abuse.c
+                      LIBS outpost_testclient outpost_lws)
+endif()

@@ -18,6 +18,7 @@ add_library(outpost_store STATIC
     src/store_rescope.c     # rows gained and lost when a worker's teams change
     src/store_users.c       # dashboard accounts: Argon2id hashes, lockout
     src/store_lifecycle.c   # listing, disabling, removing people, changing their teams
+    src/store_lockout.c     # lockouts by kind and key, kept across restarts
     src/store_audit.c       # the append-only, hash-chained audit log
     src/audit_key.c         # the audit key file, its HMAC, signed checkpoints
     src/store_dashboard.c   # the dashboard's queries, limited to a supervisor's teams

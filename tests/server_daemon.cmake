@@ -33,13 +33,15 @@ endif()
 # Unit tests of the daemon's self-contained modules.
 if(TARGET outpostd)
     set(daemon_src ${PROJECT_SOURCE_DIR}/server/src/daemon)
-    outpost_add_test(test_daemon_lockout
-                     SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_daemon_lockout.c
-                             ${daemon_src}/lockout.c)
-    target_include_directories(test_daemon_lockout PRIVATE ${daemon_src})
     outpost_add_test(test_daemon_config
                      SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_daemon_config.c
                              ${daemon_src}/config.c
                      LIBS PkgConfig::INIH)
     target_include_directories(test_daemon_config PRIVATE ${daemon_src})
+endif()
+
+# Issue 12: what one device, one address or one account can make outpostd hold or do.
+if(TARGET outpost_testclient)
+    outpost_add_test(test_abuse SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_abuse.c
+                     LIBS outpost_testclient outpost_lws LABELS integration TIMEOUT 120)
 endif()

@@ -408,6 +408,32 @@ static int merge_delete_live(push_ctx *c, change_ref *r)
                             &r->scope_cur);
 }
 
+/* Attribution: a table's author column (policy author=COLUMN) may only ever be written with the
+ * pushing device's own worker id, so that no device records work in another worker's name. */
+static const char *check_author(push_ctx *c, const store_table *t, uint32_t n_columns,
+                                const proto_change *ch, char *why, size_t why_size)
+{
+    const proto_col *ac;
+
+    if (t->author_idx == UINT32_MAX || t->author_idx >= n_columns)
+        return NULL;
+    ac = find_col(ch, t->author_idx);
+    if (ac == NULL || ac->new_val.type == PROTO_UNDEF)
+        return NULL; /* not written by this change (an UPDATE of other columns, a DELETE) */
+    if (ac->new_val.type == PROTO_TEXT && store_value_is_text(&ac->new_val, c->dev->worker_id))
+        return NULL;
+    if (ac->new_val.type == PROTO_TEXT)
+        snprintf(why, why_size,
+                 "column %s names worker %.*s, but this device belongs to worker %s: a device "
+                 "may record only its own worker as the author",
+                 t->cols[t->author_idx], (int)(ac->new_val.u.b.n > 64 ? 64 : ac->new_val.u.b.n),
+                 (const char *)ac->new_val.u.b.p, c->dev->worker_id);
+    else
+        snprintf(why, why_size, "column %s must name this device's worker %s",
+                 t->cols[t->author_idx], c->dev->worker_id);
+    return why;
+}
+
 /* Scope: the change's old and new scope values and the central row's must all be teams of
  * the device's worker. */
 static const char *check_scope(push_ctx *c, const change_ref *r)
@@ -501,6 +527,10 @@ int merge_change(push_ctx *c, store_table *t, uint32_t n_columns, const proto_ch
     const char *why = check_shape(t, n_columns, ch, r.pk, &have_pk, &code);
     if (why != NULL)
         return merge_reject(c, t, t->name, have_pk ? r.pk : NULL, code, why, ch);
+    char author_why[256];
+    why = check_author(c, t, n_columns, ch, author_why, sizeof author_why);
+    if (why != NULL)
+        return merge_reject(c, t, t->name, r.pk, PROTO_ERR_INVALID_CHANGE, why, ch);
 
     int out = 0;
     c->key_buf.len = 0;

@@ -146,7 +146,28 @@ static int write_value(store *st, const store_table *t, uint32_t col, const prot
     return rc == SQLITE_DONE ? STORE_OK : store_fail_sqlite(st, rc, "write reversal");
 }
 
-static int apply_reversal(store *st, push_ctx *c, conflict_rec *rec)
+/* Reversing a scope-column decision writes the losing team: only one the supervisor holds. */
+static int check_scope_target(store *st, const store_table *t, const conflict_rec *rec,
+                              const char (*teams)[64], uint32_t n_teams)
+{
+    char team[64];
+    const proto_value *v = &rec->losing;
+
+    if ((uint32_t)rec->col != t->scope_idx)
+        return STORE_OK;
+    if (v->type != PROTO_TEXT || v->u.b.n == 0 || v->u.b.n >= sizeof team)
+        return store_fail(st, STORE_EINVAL, "reversing would give the row no team: refused");
+    memcpy(team, v->u.b.p, v->u.b.n);
+    team[v->u.b.n] = '\0';
+    if (!in_teams(teams, n_teams, team))
+        return store_fail(st, STORE_EINVAL,
+                          "reversing would move the row to team %s, which you do not "
+                          "supervise: refused", team);
+    return STORE_OK;
+}
+
+static int apply_reversal(store *st, push_ctx *c, conflict_rec *rec, const char (*teams)[64],
+                          uint32_t n_teams)
 {
     store_table *t = table_by_id(st, rec->table_id);
     proto_value pk[16];
@@ -163,6 +184,9 @@ static int apply_reversal(store *st, push_ctx *c, conflict_rec *rec)
     out = store_values_decode(&c->arena, rec->pk_blob.data, rec->pk_blob.len, pk, 16, &n_pk);
     if (out != 0 || n_pk != t->n_pk)
         return store_fail(st, STORE_EIO, "conflict %s: bad primary key", t->name);
+    out = check_scope_target(st, t, rec, teams, n_teams);
+    if (out != STORE_OK)
+        return out;
     out = row_meta_get(st, t->id, &rec->pk_blob, &c->arena, &meta);
     if (out != STORE_OK)
         return out;
@@ -219,7 +243,7 @@ int store_dash_decide(store *st, const char (*teams)[64], uint32_t n_teams, int6
         c.now_ms = now_ms;
         out = store_meta_get(st, "server_seq", &c.server_seq);
         if (out == STORE_OK)
-            out = apply_reversal(st, &c, &rec);
+            out = apply_reversal(st, &c, &rec, teams, n_teams);
     }
     if (out == STORE_OK)
         out = record_decision(st, conflict_id, reverse ? "reversed" : "kept", user, now_ms,

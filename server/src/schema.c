@@ -14,6 +14,52 @@
 /* Longest SQL statement the store builds for one table (quoted names of every column). */
 enum { SQL_MAX = 16384 };
 
+/* The author column of each table that has one (a table of its own, so that stores made before
+ * it need no migration: a store without it has no author columns). */
+static int record_author(store *st, const schema_table *t, int64_t table_id)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = store_exec(st,
+                        "CREATE TABLE IF NOT EXISTS _outpost_table_authors("
+                        "  table_id INTEGER PRIMARY KEY, author_col INTEGER NOT NULL);",
+                        "create the author table");
+    if (rc != STORE_OK)
+        return rc;
+    rc = sqlite3_prepare_v2(st->db,
+                            t->author_idx == SCHEMA_NO_AUTHOR
+                                ? "DELETE FROM _outpost_table_authors WHERE table_id = ?1"
+                                : "INSERT OR REPLACE INTO _outpost_table_authors VALUES(?1, ?2)",
+                            -1, &stmt, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(stmt, 1, table_id);
+        if (t->author_idx != SCHEMA_NO_AUTHOR)
+            sqlite3_bind_int64(stmt, 2, t->author_idx);
+        rc = sqlite3_step(stmt);
+    }
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_DONE ? STORE_OK : store_fail_sqlite(st, rc, "record author column");
+}
+
+/* The author column recorded for table_id, or SCHEMA_NO_AUTHOR. */
+static uint32_t load_author(store *st, int64_t table_id)
+{
+    sqlite3_stmt *stmt = NULL;
+    uint32_t out = SCHEMA_NO_AUTHOR;
+
+    /* No such table (a store older than author columns): none. */
+    if (sqlite3_prepare_v2(st->db,
+                           "SELECT author_col FROM _outpost_table_authors WHERE table_id = ?1",
+                           -1, &stmt, NULL) != SQLITE_OK) {
+        sqlite3_finalize(stmt);
+        return out;
+    }
+    sqlite3_bind_int64(stmt, 1, table_id);
+    if (sqlite3_step(stmt) == SQLITE_ROW)
+        out = (uint32_t)sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    return out;
+}
+
 static int record_table(store *st, const schema_table *t, int64_t table_id, uint32_t first_col,
                         uint32_t version)
 {
@@ -36,6 +82,8 @@ static int record_table(store *st, const schema_table *t, int64_t table_id, uint
     stmt = NULL;
     if (rc != SQLITE_DONE)
         return store_fail_sqlite(st, rc, "record table");
+    if (record_author(st, t, table_id) != STORE_OK)
+        return STORE_EIO;
     rc = sqlite3_prepare_v2(st->db,
                             "INSERT INTO _outpost_columns(table_id, idx, name, pk_pos,"
                             " since_version) VALUES(?1, ?2, ?3, ?4, ?5)",
@@ -435,6 +483,7 @@ int store_tables_load(store *st)
         t->create_sql = strdup((const char *)sqlite3_column_text(stmt, 2));
         t->scope_idx = (uint32_t)sqlite3_column_int(stmt, 3);
         t->policy = (proto_policy)sqlite3_column_int(stmt, 4);
+        t->author_idx = load_author(st, t->id);
         if (t->name == NULL || t->create_sql == NULL) {
             out = store_fail(st, STORE_ENOMEM, "out of memory");
             goto done;

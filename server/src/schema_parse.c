@@ -282,12 +282,15 @@ static int parse_policy(schema_def *def, const char *policy_text, char *err, siz
             goto done;
         }
         seen[t_index] = true;
-        const char *scope = NULL;
+        const char *scope = NULL, *author = NULL;
         t->policy = PROTO_POLICY_HLC;
+        t->author_idx = SCHEMA_NO_AUTHOR;
         for (char *tok = strtok_r(NULL, " \t\r", &save_tok); tok != NULL;
              tok = strtok_r(NULL, " \t\r", &save_tok)) {
             if (strncmp(tok, "scope=", 6) == 0 && tok[6] != 0) {
                 scope = tok + 6;
+            } else if (strncmp(tok, "author=", 7) == 0 && tok[7] != 0) {
+                author = tok + 7;
             } else if (strcmp(tok, "policy=hlc") == 0) {
                 t->policy = PROTO_POLICY_HLC;
             } else if (strcmp(tok, "policy=server-wins") == 0) {
@@ -296,8 +299,8 @@ static int parse_policy(schema_def *def, const char *policy_text, char *err, siz
                 t->policy = PROTO_POLICY_DEVICE_WINS;
             } else {
                 snprintf(err, err_size,
-                         "policy line %u: unknown setting '%.40s' (expected scope=COLUMN and "
-                         "policy=hlc|server-wins|device-wins)",
+                         "policy line %u: unknown setting '%.40s' (expected scope=COLUMN, "
+                         "policy=hlc|server-wins|device-wins and author=COLUMN)",
                          line_no, tok);
                 out = STORE_ESCHEMA;
                 goto done;
@@ -319,6 +322,18 @@ static int parse_policy(schema_def *def, const char *policy_text, char *err, siz
         if (!found) {
             snprintf(err, err_size, "policy line %u: table %s has no scope column %.64s", line_no,
                      t->name, scope);
+            out = STORE_ESCHEMA;
+            goto done;
+        }
+        for (uint32_t c = 0; author != NULL && c < t->n_cols; c++)
+            if (strcasecmp(t->cols[c].name, author) == 0)
+                t->author_idx = c;
+        if (author != NULL && (t->author_idx == SCHEMA_NO_AUTHOR || t->author_idx == t->scope_idx ||
+                               t->cols[t->author_idx].pk_pos != 0)) {
+            snprintf(err, err_size,
+                     "policy line %u: table %s: author=%.64s must name a column that is neither "
+                     "the scope column nor in the primary key",
+                     line_no, t->name, author);
             out = STORE_ESCHEMA;
             goto done;
         }

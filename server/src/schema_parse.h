@@ -4,7 +4,9 @@
  * nothing but creating tables and indexes, and SQLite itself then says what the tables are.
  *
  * Policy text, one line per synced table, '#' starts a comment:
- *     TABLE scope=COLUMN [policy=hlc|server-wins|device-wins]
+ *     TABLE scope=COLUMN [policy=hlc|server-wins|device-wins] [author=COLUMN]
+ * author names the column that records which worker wrote a row: a device may write only its
+ * own worker's id there.
  */
 #ifndef OUTPOST_SCHEMA_PARSE_H
 #define OUTPOST_SCHEMA_PARSE_H
@@ -30,7 +32,10 @@ typedef struct schema_table {
     schema_col *cols;
     uint32_t scope_idx;
     proto_policy policy;
+    uint32_t author_idx; /* SCHEMA_NO_AUTHOR when the table has no author column */
 } schema_table;
+
+#define SCHEMA_NO_AUTHOR UINT32_MAX
 
 typedef struct schema_def {
     store_arena arena; /* owns everything below */

@@ -239,6 +239,35 @@ int store_restore(const char *store_path, const char *backup_path, store_restore
 int store_lock_acquire(const char *store_path, int *out_fd, char *err, size_t err_size);
 void store_lock_release(int fd); /* -1 is a no-op */
 
+/* ---- Lockouts (store_lockout.c) ------------------------------------------------------------ */
+
+/* Failed attempts are counted per kind of attempt and key (what failed, where from), kept in the
+ * store so that a restart does not clear them. Every call is one statement or two on the
+ * caller's connection: callers that check and count on one thread, one attempt at a time (the
+ * daemon's worker) cannot let concurrent attempts pass a limit together. */
+#define STORE_LOCKOUT_ENROLL "enroll-addr" /* enrollment code guesses, by address */
+#define STORE_LOCKOUT_SECRET "secret-addr" /* wrong device secrets, by address */
+#define STORE_LOCKOUT_LOGIN "login"        /* dashboard passwords, by account name */
+#define STORE_LOCKOUT_LOGIN_ADDR "login-addr" /* dashboard passwords, by address */
+
+typedef struct store_lockout_policy {
+    uint32_t max_failures; /* failures within window_ms that lock the key ... */
+    uint64_t window_ms;
+    uint64_t duration_ms;  /* ... for this long */
+} store_lockout_policy;
+
+/* *out_locked: whether kind/key is locked at now_ms. */
+int store_lockout_check(store *st, const char *kind, const char *key, uint64_t now_ms,
+                        bool *out_locked);
+
+/* Counts one failure of kind/key; *out_locked: whether it is locked after it (a lock already in
+ * force is not extended). Also removes a few rows whose lock and window have both ended. */
+int store_lockout_fail(store *st, const char *kind, const char *key,
+                       const store_lockout_policy *policy, uint64_t now_ms, bool *out_locked);
+
+/* Forgets kind/key's failures (a successful login, an administrator's unlock). */
+int store_lockout_clear(store *st, const char *kind, const char *key);
+
 /* ---- Dashboard accounts (store_users.c) ------------------------------------------------------ */
 
 /* Consecutive failed logins that lock an account, and how long the lock lasts. */
@@ -268,9 +297,10 @@ int store_user_add(store *st, const char *name, store_role role, const char *con
                    uint32_t n_teams, const char *password);
 
 /* Checks a password. On success fills out_user and resets the failure count. A wrong password
- * (or an unknown name, which costs the same Argon2id time) is STORE_EAUTH; the
- * STORE_LOGIN_MAX_FAILURES-th consecutive failure locks the account for STORE_LOGIN_LOCK_MS,
- * during which every attempt, right or wrong, is STORE_ELOCKED. */
+ * (or an unknown name, which costs the same Argon2id time and the same store writes) is
+ * STORE_EAUTH; the STORE_LOGIN_MAX_FAILURES-th failure within STORE_LOGIN_LOCK_MS locks the
+ * name, known or not, for STORE_LOGIN_LOCK_MS (STORE_LOCKOUT_LOGIN), during which every
+ * attempt, right or wrong, is STORE_ELOCKED: the answers do not tell which names exist. */
 int store_user_login(store *st, const char *name, const char *password, uint64_t now_ms,
                      store_user *out_user);
 

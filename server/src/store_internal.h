@@ -19,6 +19,7 @@ typedef struct store_table {
     char *create_sql;
     uint32_t scope_idx;
     proto_policy policy;
+    uint32_t author_idx; /* SCHEMA_NO_AUTHOR (UINT32_MAX): none */
     uint32_t n_cols;
     char **cols;
     uint32_t n_pk;

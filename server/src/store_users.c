@@ -256,9 +256,13 @@ static const char dummy_hash[] =
 int store_user_login(store *st, const char *name, const char *password, uint64_t now_ms,
                      store_user *out_user)
 {
+    static const store_lockout_policy policy = {STORE_LOGIN_MAX_FAILURES, STORE_LOGIN_LOCK_MS,
+                                                STORE_LOGIN_LOCK_MS};
     char hash[HASH_ENCODED_MAX];
     int64_t failures = 0, locked_until = 0;
-    bool found = false;
+    /* Names that cannot be accounts share one key: they still cost what a real one does. */
+    const char *key = name && store_id_valid(name) ? name : "(not an account name)";
+    bool found = false, locked = false;
     bool ok;
     int out;
 
@@ -268,28 +272,26 @@ int store_user_login(store *st, const char *name, const char *password, uint64_t
     out = ensure_tables(st);
     if (out == STORE_OK && store_id_valid(name))
         out = read_user(st, name, out_user, hash, &failures, &locked_until, &found);
+    if (out == STORE_OK)
+        out = store_lockout_check(st, STORE_LOCKOUT_LOGIN, key, now_ms, &locked);
     if (out != STORE_OK)
         return out;
-    if (found && (uint64_t)locked_until > now_ms) {
+    if (locked) {
         memset(out_user, 0, sizeof *out_user);
         return store_fail(st, STORE_ELOCKED, "account locked after %u failed logins",
                           STORE_LOGIN_MAX_FAILURES);
     }
     ok = argon2id_verify(found ? hash : dummy_hash, password, strlen(password)) == ARGON2_OK;
-    if (!found) {
-        memset(out_user, 0, sizeof *out_user);
-        return store_fail(st, STORE_EAUTH, "wrong name or password");
-    }
     bool disabled = false;
-    if (ok) {
+    if (found && ok) {
         out = store_person_disabled(st, "user", name, &disabled);
-        if (out == STORE_OK && disabled) {
+        if (out != STORE_OK || disabled) {
             memset(out_user, 0, sizeof *out_user);
-            return store_fail(st, STORE_EAUTH, "wrong name or password");
+            return out != STORE_OK ? out : store_fail(st, STORE_EAUTH, "wrong name or password");
         }
     }
-    if (ok) {
-        out = failures != 0 ? set_failures(st, name, 0, 0) : STORE_OK;
+    if (found && ok) {
+        out = store_lockout_clear(st, STORE_LOCKOUT_LOGIN, key);
         if (out == STORE_OK)
             out = store_user_must_change(st, name, &out_user->must_change);
         if (out == STORE_OK)
@@ -298,19 +300,12 @@ int store_user_login(store *st, const char *name, const char *password, uint64_t
             store_user_clear(out_user);
         return out;
     }
-    /* A lock that ran out starts a new count. */
-    if (locked_until != 0)
-        failures = 0;
-    failures++;
-    out = set_failures(st, name,
-                       failures >= STORE_LOGIN_MAX_FAILURES ? 0 : failures,
-                       failures >= STORE_LOGIN_MAX_FAILURES
-                           ? (int64_t)(now_ms + STORE_LOGIN_LOCK_MS)
-                           : 0);
+    /* Known or not, a failure is counted against the name tried, with the same writes. */
     memset(out_user, 0, sizeof *out_user);
+    out = store_lockout_fail(st, STORE_LOCKOUT_LOGIN, key, &policy, now_ms, &locked);
     if (out != STORE_OK)
         return out;
-    if (failures >= STORE_LOGIN_MAX_FAILURES)
+    if (locked)
         return store_fail(st, STORE_ELOCKED, "account locked after %u failed logins",
                           STORE_LOGIN_MAX_FAILURES);
     return store_fail(st, STORE_EAUTH, "wrong name or password");
@@ -352,6 +347,8 @@ int store_user_unlock(store *st, const char *name)
     store_user_clear(&user);
     if (out == STORE_OK)
         out = set_failures(st, name, 0, 0);
+    if (out == STORE_OK)
+        out = store_lockout_clear(st, STORE_LOCKOUT_LOGIN, name);
     return out;
 }
 

@@ -188,7 +188,10 @@ int fixture_start(daemon_fixture *fx)
             dup2(log_fd, 1);
             dup2(log_fd, 2);
         }
-        execl(OUTPOSTD_PATH, "outpostd", "--config", fx->config_path, (char *)NULL);
+        /* OUTPOSTD runs another build of the daemon (to show a test failing on an older one). */
+        const char *daemon = getenv("OUTPOSTD");
+        execl(daemon && daemon[0] ? daemon : OUTPOSTD_PATH, "outpostd", "--config",
+              fx->config_path, (char *)NULL);
         _exit(127);
     }
     fx->pid = pid;

@@ -57,7 +57,8 @@ static int setup_limits(void **state)
     if (fixture_create(&limits_fx, "lockout_failures = 3\nlockout_window_s = 60\n"
                                    "lockout_duration_s = 60\nmax_connections = 3\n"
                                    "handshake_timeout_s = 2\nmessage_timeout_s = 1\n"
-                                   "idle_timeout_s = 2\nqueue_depth = 1\n") != 0)
+                                   "idle_timeout_s = 2\nqueue_depth = 1\n"
+                                   "max_waiting_jobs = 0\n") != 0)
         return -1;
     return fixture_start(&limits_fx);
 }
@@ -1006,6 +1007,15 @@ static void test_limits_store_queue_full_is_busy(void **state)
     if (!busy)
         fail_msg("the push was acknowledged before any HELLO found the store queue full "
                  "(%d HELLOs welcomed first)", welcomed);
+    /* A device that says it has entries to push is never told BUSY at HELLO: it waits. */
+    to = connect_or_fail(&limits_fx);
+    hello = hello_for(&other);
+    hello.u.hello.outbox_count = 3;
+    assert_int_equal(testclient_send(to, &hello, T_MS), 0);
+    assert_int_equal(testclient_recv(to, T_MS, &reply), 0);
+    assert_int_equal(reply->type, PROTO_MSG_WELCOME);
+    proto_msg_free(reply);
+    testclient_close(to);
 
     assert_int_equal(testclient_recv_type(tp, PROTO_MSG_ACK, T_MS, &reply), 0);
     assert_int_equal(reply->type, PROTO_MSG_ACK);
@@ -1033,11 +1043,15 @@ static void test_limits_lockout_after_failures(void **state)
         expect_error(tc, PROTO_ERR_AUTH, true);
         testclient_close(tc);
     }
-    /* Locked out now, even with the right secret. */
+    /* Locked out now for wrong secrets ... */
     tc = connect_or_fail(&limits_fx);
-    hello = hello_for(&d);
+    hello = hello_for(&wrong);
     assert_int_equal(testclient_send(tc, &hello, T_MS), 0);
     expect_error(tc, PROTO_ERR_LOCKED_OUT, true);
+    testclient_close(tc);
+    /* ... but never for the device with the right one (issue 12: office NAT). */
+    tc = fixture_hello(&limits_fx, &d, NULL);
+    assert_non_null(tc);
     testclient_close(tc);
     assert_true(fixture_log_contains(&limits_fx, "locked out"));
 }

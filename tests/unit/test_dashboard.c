@@ -507,6 +507,51 @@ static void test_conflict_keep_changes_nothing(void **state)
                      STORE_EEXISTS);
 }
 
+/* Issue 12: a supervisor of north reversing a conflict on the scope column whose losing value
+ * is south would move a row into a team they do not supervise. It is refused. */
+static void test_conflict_reverse_never_moves_a_row_out_of_the_supervisors_teams(void **state)
+{
+    static const char *const three[] = {"north", "south", "east"};
+    world *w = *state;
+    store_device d1, d2;
+    conflict_seen s = {0};
+
+    assert_int_equal(store_team_add(w->fx.st, "east", NULL), STORE_OK);
+    assert_int_equal(store_worker_add(w->fx.st, "dee", three, 3), STORE_OK);
+    fx_device(&w->fx, "dee", &d1);
+    fx_device(&w->fx, "dee", &d2);
+    push_contact(w, &d1, 1, "c-9", "east", "Nia", NULL, NULL);
+    tpush *tp = tp_new(1, HLC(NOW_MS - 10));
+    tp_update_contact(tp, "c-9", C_TEAM, T("east"), T("north"));
+    proto_msg *m = fx_push(&w->fx, &d2, tp, NOW_MS, NULL);
+    assert_int_equal(m->type, PROTO_MSG_ACK);
+    proto_msg_free(m);
+    tp_free(tp);
+    tp = tp_new(2, HLC(NOW_MS - 20));
+    tp_update_contact(tp, "c-9", C_TEAM, T("east"), T("south"));
+    m = fx_push(&w->fx, &d1, tp, NOW_MS, NULL);
+    assert_int_equal(m->type, PROTO_MSG_ACK);
+    assert_int_equal(m->u.ack.n_conflicts, 1);
+    proto_msg_free(m);
+    tp_free(tp);
+
+    assert_int_equal(store_dash_conflicts(w->fx.st, north, 1, false, 0, collect_conflict, &s),
+                     STORE_OK);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.losing, "south");
+    assert_int_equal(store_dash_decide(w->fx.st, north, 1, s.id, true, "sara", NOW_MS, NULL),
+                     STORE_EINVAL);
+    assert_non_null(strstr(store_errmsg(w->fx.st), "south"));
+    char *team = fx_contact(&w->fx, "c-9", "team_id");
+    assert_string_equal(team, "north");
+    free(team);
+    /* keeping it is allowed */
+    assert_int_equal(store_dash_decide(w->fx.st, north, 1, s.id, false, "sara", NOW_MS, NULL),
+                     STORE_OK);
+    store_device_clear(&d1);
+    store_device_clear(&d2);
+}
+
 static void test_conflict_reverse_syncs_back(void **state)
 {
     world *w = *state;
@@ -580,6 +625,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_conflict_queue_shows_both_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflict_keep_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflict_reverse_syncs_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_conflict_reverse_never_moves_a_row_out_of_the_supervisors_teams, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -99,7 +99,7 @@ static void test_session_tokens_and_idle_logout(void **state)
     store_user u = user(teams, 1);
     (void)state;
 
-    assert_int_equal(dash_sessions_init(&ds, 4), 0);
+    assert_int_equal(dash_sessions_init(&ds, 4, 8), 0);
     dash_session *s = dash_session_create(&ds, &u, 1000);
     assert_non_null(s);
     assert_int_equal(strlen(s->token), 64);
@@ -130,7 +130,7 @@ static void test_session_peek_does_not_extend(void **state)
     store_user u = user(teams, 1);
     (void)state;
 
-    assert_int_equal(dash_sessions_init(&ds, 2), 0);
+    assert_int_equal(dash_sessions_init(&ds, 2, 8), 0);
     dash_session *s = dash_session_create(&ds, &u, 0);
     char token[DASH_TOKEN_HEX];
     strcpy(token, s->token);
@@ -147,6 +147,34 @@ static void test_session_peek_does_not_extend(void **state)
     assert_null(dash_session_peek(&ds, a_token, 31));
     dash_sessions_free(&ds);
     dash_sessions_free(NULL);
+}
+
+/* Issue 12: one account logging in again and again used to end every other account's session
+ * (256 shared slots, least recently used first). It now ends only its own. */
+static void test_session_one_account_never_evicts_another(void **state)
+{
+    dash_sessions ds;
+    char teams[1][64] = {"north"};
+    store_user alice = user(teams, 1), bob = user(teams, 1);
+    char a_token[DASH_TOKEN_HEX], first_bob[DASH_TOKEN_HEX];
+    (void)state;
+
+    snprintf(alice.name, sizeof alice.name, "alice");
+    snprintf(bob.name, sizeof bob.name, "bob");
+    assert_int_equal(dash_sessions_init(&ds, 4, 2), 0);
+    strcpy(a_token, dash_session_create(&ds, &alice, 1)->token);
+    strcpy(first_bob, dash_session_create(&ds, &bob, 2)->token);
+    /* bob's third session ends bob's first (two per account), not alice's */
+    for (uint64_t t = 3; t < 300; t++)
+        assert_non_null(dash_session_create(&ds, &bob, t));
+    assert_non_null(dash_session_peek(&ds, a_token, 300));
+    assert_null(dash_session_peek(&ds, first_bob, 300));
+    /* with every slot held by others, a new account is refused, nobody is ended */
+    assert_non_null(dash_session_create(&ds, &(store_user){.name = "carol", .n_teams = 0}, 301));
+    assert_null(dash_session_create(&ds, &(store_user){.name = "dan", .n_teams = 0}, 302));
+    assert_true(ds.full);
+    assert_non_null(dash_session_peek(&ds, a_token, 303));
+    dash_sessions_free(&ds);
 }
 
 static int load_ini(const char *text, daemon_config *cfg, char *err, size_t err_size)
@@ -194,6 +222,7 @@ int main(void)
         cmocka_unit_test(test_buf_refuses_past_limit),
         cmocka_unit_test(test_session_tokens_and_idle_logout),
         cmocka_unit_test(test_session_peek_does_not_extend),
+        cmocka_unit_test(test_session_one_account_never_evicts_another),
         cmocka_unit_test(test_config_dashboard_section),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

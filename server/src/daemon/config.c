@@ -30,6 +30,10 @@ void config_defaults(daemon_config *out_config)
         .lockout_duration_s = 900,
         .queue_depth = 64,
         .pull_page_rows = 1000,
+        .chunk_timeout_s = 10,
+        .max_held_bytes = 256u * 1024u * 1024u,
+        .login_queue_depth = 8,
+        .max_waiting_jobs = 1024,
     };
     snprintf(out_config->metrics_allow[0], sizeof out_config->metrics_allow[0], "127.0.0.1");
     snprintf(out_config->metrics_allow[1], sizeof out_config->metrics_allow[1], "::1");
@@ -117,6 +121,10 @@ static const limit_key limit_keys[] = {
     LIMIT(lockout_duration_s, 1, 86400 * 7),
     LIMIT(queue_depth, 1, 100000),
     LIMIT(pull_page_rows, 1, 10000),
+    LIMIT(chunk_timeout_s, 1, 3600),
+    LIMIT(max_held_bytes, 1024u * 1024u, 65536ull * 1024u * 1024u),
+    LIMIT(login_queue_depth, 1, 1000),
+    LIMIT(max_waiting_jobs, 0, 100000),
 };
 
 static int set_limit(daemon_limits *limits, const char *name, const char *value, int *known)

@@ -7,7 +7,8 @@
  *             checkpoint_interval_s = 3600 (also one at start and one at stop; 0 = only those)
  *   [limits]  max_message_bytes, max_transaction_bytes, handshake_timeout_s,
  *             message_timeout_s, idle_timeout_s, max_connections, lockout_failures,
- *             lockout_window_s, lockout_duration_s, queue_depth, pull_page_rows
+ *             lockout_window_s, lockout_duration_s, queue_depth, pull_page_rows,
+ *             chunk_timeout_s, max_held_bytes, login_queue_depth, max_waiting_jobs
  *   [log]     level = error|warn|info|debug
  *   [metrics] allow = 127.0.0.1, ::1   (addresses that may read /metrics; the default)
  *   [dashboard] table = contacts   worker_column = worker_id   date_column = contacted_at
@@ -41,6 +42,10 @@ typedef struct daemon_limits {
     uint32_t lockout_duration_s;  /* ... for this long */
     uint32_t queue_depth;         /* store jobs waiting for the worker */
     uint32_t pull_page_rows;      /* upper bound on rows per ROWS page */
+    uint32_t chunk_timeout_s;     /* last chunk of an unfinished PUSH to the next one */
+    size_t max_held_bytes;        /* unfinished messages and transactions, all sessions */
+    uint32_t login_queue_depth;   /* dashboard logins waiting for the login lane */
+    uint32_t max_waiting_jobs;    /* device jobs waiting for room in the queue (backpressure) */
 } daemon_limits;
 
 typedef struct daemon_config {
@@ -69,5 +74,13 @@ void config_defaults(daemon_config *out_config);
 /* Reads and checks path into out_config (defaults first). On failure returns -1 and writes a
  * message naming the file, line, key or missing file into err. */
 int config_load(const char *path, daemon_config *out_config, char *err, size_t err_size);
+
+/* The longest pause allowed between two chunks of one PUSH: the smaller of chunk_timeout_s and
+ * message_timeout_s, which is what WELCOME advertises as `mto`. */
+static inline uint32_t daemon_chunk_gap_s(const daemon_limits *lim)
+{
+    return lim->chunk_timeout_s < lim->message_timeout_s ? lim->chunk_timeout_s
+                                                         : lim->message_timeout_s;
+}
 
 #endif /* OUTPOSTD_CONFIG_H */

@@ -116,12 +116,33 @@ static bool name_ok(const char *name)
     return true;
 }
 
+/* Failed logins from one address, across accounts, within the window that lock it out. */
+#define DASH_ADDR_FAILURES 20u
+#define DASH_ADDR_WINDOW_MS (15u * 60u * 1000u)
+#define DASH_ADDR_LOCK_MS (15u * 60u * 1000u)
+
 static void run_login(dash_call *c, store *st)
 {
+    static const store_lockout_policy per_address = {DASH_ADDR_FAILURES, DASH_ADDR_WINDOW_MS,
+                                                     DASH_ADDR_LOCK_MS};
     char actor[64];
-    int rc = store_user_login(st, c->name, c->password, c->now_ms, &c->login_user);
+    bool locked = false;
+    int rc = store_lockout_check(st, STORE_LOCKOUT_LOGIN_ADDR, c->address, c->now_ms, &locked);
 
+    if (rc == STORE_OK && locked) {
+        mbedtls_platform_zeroize(c->password, sizeof c->password);
+        reply_error(c, 429, "too many failed logins from this address: wait 15 minutes");
+        return;
+    }
+    if (rc == STORE_OK)
+        rc = store_user_login(st, c->name, c->password, c->now_ms, &c->login_user);
     mbedtls_platform_zeroize(c->password, sizeof c->password);
+    /* Counted here, on the worker, one login at a time: concurrent guesses cannot pass the
+     * limit together, and the count survives a restart. */
+    if ((rc == STORE_EAUTH || rc == STORE_ELOCKED) &&
+        store_lockout_fail(st, STORE_LOCKOUT_LOGIN_ADDR, c->address, &per_address, c->now_ms,
+                           &locked) != STORE_OK)
+        rc = STORE_EIO;
     /* The name tried goes to the audit log only when it could be an account name. */
     snprintf(actor, sizeof actor, "%s", name_ok(c->name) ? c->name : "(not an account name)");
     if (rc == STORE_OK) {
@@ -136,9 +157,10 @@ static void run_login(dash_call *c, store *st)
     if (rc == STORE_EAUTH || rc == STORE_ELOCKED) {
         /* The failure is recorded even when the audit write fails; the answer stays the same. */
         (void)audit(c, st, actor, rc == STORE_ELOCKED ? "login.locked" : "login.fail", "");
+        /* The same answers whether the name is an account or not. */
         reply_error(c, rc == STORE_ELOCKED ? 423 : 401,
                     rc == STORE_ELOCKED
-                        ? "this account is locked after five failed logins: wait 15 minutes or "
+                        ? "this name is locked after five failed logins: wait 15 minutes or "
                           "ask an administrator"
                         : "wrong name or password");
         return;
@@ -217,11 +239,33 @@ typedef struct records_ctx {
     dash_buf ids; /* the keys shown, for the audit row */
 } records_ctx;
 
+/* Bytes a record list or export may fill (with the row that crosses it, at least one row):
+ * rows are paged by bytes as well as by count, so a few oversized rows end a page early instead
+ * of overflowing DASH_BUF_MAX into an HTTP 500. */
+#define DASH_PAGE_BYTES (4u * 1024u * 1024u)
+#define DASH_EXPORT_BYTES (12u * 1024u * 1024u)
+
+/* An upper bound on what rec adds to the reply: JSON escapes a byte into at most 6. */
+static size_t record_bytes_max(const store_dash_record *rec)
+{
+    size_t n = 16;
+
+    for (uint32_t i = 0; i < rec->n_cols; i++)
+        n += 8 + 6 * (rec->values[i] ? strlen(rec->values[i]) : 4);
+    return n;
+}
+
 static int record_row(const store_dash_record *rec, void *user_data)
 {
     records_ctx *rc = user_data;
     dash_call *c = rc->call;
     dash_buf *b = &c->body;
+    size_t budget = c->csv ? DASH_EXPORT_BYTES : DASH_PAGE_BYTES;
+
+    if (rc->n_rows > 0 && b->len + record_bytes_max(rec) > budget) {
+        c->truncated = true;
+        return 1; /* stop: the next page (narrower filters) shows the rest */
+    }
 
     if (rc->n_rows == 0) {
         if (c->csv) {
@@ -304,6 +348,8 @@ static void run_records(dash_call *c, store *st)
     if (!c->csv)
         dash_buf_puts(&c->body, "{");
     rc = store_dash_records(st, (const char(*)[64])c->teams, c->n_teams, &q, record_row, &ctx);
+    if (rc > 0)
+        rc = STORE_OK; /* record_row stopped the walk at the byte budget */
     if (rc != STORE_OK) {
         reply_store_error(c, st, rc);
     } else if (c->op == DASH_RECORD && ctx.n_rows == 0) {
@@ -312,7 +358,11 @@ static void run_records(dash_call *c, store *st)
         if (!c->csv) {
             if (ctx.n_rows == 0)
                 dash_buf_puts(&c->body, "\"columns\":[],\"rows\":[");
-            dash_buf_puts(&c->body, c->op == DASH_RECORD ? "}" : "]}");
+            if (c->op == DASH_RECORD)
+                dash_buf_puts(&c->body, "}");
+            else
+                dash_buf_printf(&c->body, "],\"truncated\":%s}",
+                                c->truncated ? "true" : "false");
         }
     }
     dash_buf_free(&ctx.ids);

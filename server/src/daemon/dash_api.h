@@ -32,6 +32,7 @@ typedef struct dash_call {
     dash_op op;
     uint64_t request_id; /* the HTTP request waiting for this call */
     bool csv;            /* reply as CSV (an export: audit export) */
+    bool truncated;      /* the reply stopped at its byte budget: more rows matched */
     uint64_t now_ms;
 
     /* Who asks (empty for LOGIN). */

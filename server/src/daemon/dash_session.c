@@ -5,10 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-int dash_sessions_init(dash_sessions *ds, uint32_t capacity)
+int dash_sessions_init(dash_sessions *ds, uint32_t capacity, uint32_t per_user)
 {
     ds->slots = calloc(capacity, sizeof *ds->slots);
     ds->capacity = ds->slots ? capacity : 0;
+    ds->per_user = per_user ? per_user : 1;
+    ds->full = false;
     return ds->slots ? 0 : -1;
 }
 
@@ -61,22 +63,34 @@ static int random_hex(char out[DASH_TOKEN_HEX])
 
 dash_session *dash_session_create(dash_sessions *ds, const store_user *user, uint64_t now_ms)
 {
-    dash_session *slot = NULL;
+    dash_session *slot = NULL, *free_slot = NULL, *own_oldest = NULL;
+    uint32_t n_own = 0;
 
+    ds->full = false;
     for (uint32_t i = 0; i < ds->capacity; i++) {
         dash_session *s = &ds->slots[i];
         if (s->in_use && (now_ms - s->last_ms > DASH_IDLE_MS ||
                           now_ms - s->created_ms > DASH_MAX_AGE_MS))
             dash_session_end(s);
         if (!s->in_use) {
-            slot = s;
-            break;
+            if (!free_slot)
+                free_slot = s;
+            continue;
         }
-        if (!slot || s->last_ms < slot->last_ms)
-            slot = s;
+        if (strcmp(s->user, user->name) != 0)
+            continue;
+        n_own++;
+        if (!own_oldest || s->last_ms < own_oldest->last_ms)
+            own_oldest = s;
     }
-    if (!slot)
+    if (n_own >= ds->per_user || !free_slot)
+        slot = own_oldest;
+    else
+        slot = free_slot;
+    if (!slot) {
+        ds->full = true;
         return NULL;
+    }
     dash_session_end(slot);
     if (user->n_teams > 0) {
         slot->teams = malloc((size_t)user->n_teams * sizeof *slot->teams);

@@ -32,13 +32,17 @@ typedef struct dash_session {
 typedef struct dash_sessions {
     dash_session *slots;
     uint32_t capacity;
+    uint32_t per_user; /* sessions one account may hold at once */
+    bool full;         /* the last create found every slot held by other accounts */
 } dash_sessions;
 
-int dash_sessions_init(dash_sessions *ds, uint32_t capacity);
+int dash_sessions_init(dash_sessions *ds, uint32_t capacity, uint32_t per_user);
 void dash_sessions_free(dash_sessions *ds); /* NULL is a no-op */
 
-/* Starts a session for user (its teams are copied). When every slot is taken the least
- * recently used session ends. Returns the session or NULL (no random bytes, out of memory). */
+/* Starts a session for user (its teams are copied). An account holds at most per_user sessions:
+ * past that, or when every slot is taken, its own least recently used session ends; another
+ * account's session is never ended to make room. Returns the session, or NULL: every slot is
+ * held by other accounts (ds->full), no random bytes, out of memory. */
 dash_session *dash_session_create(dash_sessions *ds, const store_user *user, uint64_t now_ms);
 
 /* The live session for token (compared in constant time), its idle clock restarted; NULL when

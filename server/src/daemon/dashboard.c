@@ -13,10 +13,9 @@
 
 /* Dashboard sessions held at once (the least recently used ends when a new one needs room). */
 #define DASH_SESSIONS 256u
-/* Failed logins from one address, across accounts, within the window that lock it out. */
-#define DASH_ADDR_FAILURES 20u
-#define DASH_ADDR_WINDOW_MS (15u * 60u * 1000u)
-#define DASH_ADDR_LOCK_MS (15u * 60u * 1000u)
+/* Sessions one account may hold at once (browsers, tabs after a lost cookie): its own oldest
+ * ends past that, never another account's. */
+#define DASH_SESSIONS_PER_USER 8u
 
 static const char json_type[] = "application/json";
 
@@ -29,11 +28,10 @@ int dashboard_create(struct server *srv, dashboard **out_dash)
         return -1;
     dash->srv = srv;
     dash->next_id = 1;
-    dash->n_pending_max = srv->config.limits.queue_depth;
+    dash->n_pending_max = srv->config.limits.queue_depth + srv->config.limits.login_queue_depth;
     dash->pending = calloc(dash->n_pending_max, sizeof *dash->pending);
-    if (!dash->pending || dash_sessions_init(&dash->sessions, DASH_SESSIONS) != 0 ||
-        lockout_create(DASH_ADDR_FAILURES, DASH_ADDR_WINDOW_MS, DASH_ADDR_LOCK_MS, 4096,
-                       &dash->login_lockout) != 0) {
+    if (!dash->pending ||
+        dash_sessions_init(&dash->sessions, DASH_SESSIONS, DASH_SESSIONS_PER_USER) != 0) {
         dashboard_destroy(dash);
         return -1;
     }
@@ -46,7 +44,6 @@ void dashboard_destroy(dashboard *dash)
     if (!dash)
         return;
     dash_sessions_free(&dash->sessions);
-    lockout_destroy(dash->login_lockout);
     free(dash->pending);
     free(dash);
 }
@@ -216,7 +213,10 @@ static int submit(dashboard *dash, http_request *req, dash_call *c)
     }
     c->request_id = dash->next_id++;
     j->dash = c;
-    if (worker_submit(dash->srv->worker, j) != 0) {
+    /* Logins (Argon2id, tens of ms each) have their own lane: a flood of them can fill only
+     * that lane's queue, never delay device sync. */
+    if (worker_submit(c->op == DASH_LOGIN ? dash->srv->login_worker : dash->srv->worker, j) !=
+        0) {
         job_free(j);
         return respond_error(req, 503, "the server is busy: try again");
     }
@@ -278,14 +278,18 @@ static void finish_login(dashboard *dash, http_request *req, dash_call *c)
     dash_buf b = {0};
 
     if (c->http_status != 200) {
-        if (c->http_status == 401 || c->http_status == 423)
-            lockout_record_failure(dash->login_lockout, c->address, server_now_ms());
         log_msg(LOG_INFO, "dashboard login refused addr=%s status=%d", c->address,
                 c->http_status);
         http_respond_buf(req, c->http_status, json_type, &c->body);
         return;
     }
     s = dash_session_create(&dash->sessions, &c->login_user, server_now_ms());
+    if (!s && dash->sessions.full) {
+        log_limited(LOG_WARN, "dashboard login refused: all %u sessions held by other accounts",
+                    DASH_SESSIONS);
+        respond_error(req, 503, "too many dashboard sessions open: try again later");
+        return;
+    }
     if (!s) {
         respond_error(req, 500, "cannot start a session");
         return;
@@ -339,6 +343,7 @@ void dashboard_job_done(dashboard *dash, job *j)
             if (c->csv && c->http_status == 200)
                 snprintf(req->disposition, sizeof req->disposition,
                          "attachment; filename=\"outpost-export.csv\"");
+            req->truncated = c->truncated;
             http_respond_buf(req, c->http_status, c->content_type ? c->content_type : json_type,
                              &c->body);
         }
@@ -349,7 +354,6 @@ void dashboard_job_done(dashboard *dash, job *j)
 static int start_login(dashboard *dash, http_request *req)
 {
     char marker[16];
-    char addr[64];
     dash_call *c;
     int rc;
 
@@ -358,10 +362,6 @@ static int start_login(dashboard *dash, http_request *req)
     if (lws_hdr_custom_copy(req->wsi, marker, (int)sizeof marker, "x-requested-with:", 17) < 0 ||
         strcmp(marker, "outpost") != 0)
         return respond_error(req, 403, "missing X-Requested-With: outpost");
-    peer_address(req, addr, sizeof addr);
-    if (lockout_is_locked(dash->login_lockout, addr, server_now_ms()))
-        return respond_error(req, 429, "too many failed logins from this address: wait 15 "
-                                       "minutes");
     c = call_for(dash, req, NULL, DASH_LOGIN);
     if (!c)
         return respond_error(req, 500, "out of memory");

@@ -13,7 +13,6 @@
 #include "dash_session.h"
 #include "http.h"
 #include "job.h"
-#include "lockout.h"
 
 struct server;
 struct live_conn;
@@ -33,7 +32,6 @@ typedef struct dash_pending {
 typedef struct dashboard {
     struct server *srv;
     dash_sessions sessions;
-    lockout *login_lockout;  /* failed logins per address, across accounts */
     dash_pending *pending;   /* HTTP requests waiting for a store call */
     uint32_t n_pending_max;
     uint64_t next_id;

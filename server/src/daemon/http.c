@@ -5,7 +5,10 @@
 
 #include "dashboard.h"
 #include "ops.h"
+#include "live.h"
+#include "log.h"
 #include "server.h"
+#include "sync_handler.h"
 #include "web_assets.h"
 
 /* Bytes written per HTTP_WRITEABLE callback. */
@@ -78,6 +81,7 @@ static int write_headers(http_request *req)
         (req->set_cookie[0] && add_header(wsi, "set-cookie:", req->set_cookie, &p, end)) ||
         (req->disposition[0] &&
          add_header(wsi, "content-disposition:", req->disposition, &p, end)) ||
+        (req->truncated && add_header(wsi, "x-outpost-truncated:", "rows", &p, end)) ||
         lws_finalize_http_header(wsi, &p, end))
         return -1;
     if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) != (int)(p - start))
@@ -153,6 +157,17 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     int rc;
 
     switch (reason) {
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: {
+        /* lws hands a WebSocket upgrade that names no subprotocol (or an unknown one) to this
+         * first protocol: accepted, it would belong to no session, no count and no timeout. */
+        char peer[64];
+        if (!lws_get_peer_simple(wsi, peer, sizeof peer))
+            snprintf(peer, sizeof peer, "unknown");
+        log_limited(LOG_WARN, "peer=%s refused: WebSocket upgrade without subprotocol %s or %s",
+                    peer, SYNC_PROTOCOL_NAME, LIVE_PROTOCOL_NAME);
+        return 1;
+    }
+
     case LWS_CALLBACK_HTTP:
         if (req->pending_id)
             dashboard_forget(srv->dash, req);
@@ -165,13 +180,23 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
             return 0;
         }
         snprintf(req->path, sizeof req->path, "%s", (const char *)in);
-        if (req->is_post)
+        if (req->is_post) {
+            /* lws re-arms its own timeout at every piece of body, so a body trickled in a byte
+             * at a time would hold the connection for ever: the whole body has a deadline. */
+            req->body_deadline_ms =
+                server_now_ms() + (uint64_t)srv->config.limits.message_timeout_s * 1000u;
             return 0; /* answered once the body is in */
+        }
         return serve(req, srv, req->path) == 0 ? 0 : -1;
 
     case LWS_CALLBACK_HTTP_BODY:
         if (!req)
             return -1;
+        if (server_now_ms() > req->body_deadline_ms) {
+            log_limited(LOG_WARN, "http %s: request body not complete within %u s, closed",
+                        req->path, (unsigned)srv->config.limits.message_timeout_s);
+            return -1;
+        }
         if (req->body_in_len + len > HTTP_BODY_MAX) {
             req->body_too_big = true;
             return 0;

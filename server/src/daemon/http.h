@@ -26,6 +26,7 @@ typedef struct http_request {
     bool body_too_big;
     char path[64];
     size_t body_in_len;
+    uint64_t body_deadline_ms; /* a POST body must be complete by then (message_timeout_s) */
     char body_in[HTTP_BODY_MAX + 1];
     uint64_t pending_id; /* non-zero while a store call for this request is out */
 
@@ -36,6 +37,7 @@ typedef struct http_request {
     const char *content_type;
     char set_cookie[192];
     char disposition[96];
+    bool truncated; /* an export stopped at its byte budget: x-outpost-truncated: rows */
     const uint8_t *out; /* a static asset, or owned.data */
     size_t out_len;
     size_t out_sent;

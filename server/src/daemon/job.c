@@ -1,4 +1,5 @@
 #include "job.h"
+#include "ops.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -32,9 +33,12 @@ void job_free(job *j)
     proto_msg_free(j->request);
     dash_call_free(j->dash);
     free_joined_push(&j->push);
-    for (uint32_t i = 0; i < j->n_chunks; i++)
-        proto_msg_free(j->chunks[i]);
+    if (j->chunks)
+        for (uint32_t i = 0; i < j->n_chunks; i++)
+            proto_msg_free(j->chunks[i]);
     free(j->chunks);
+    free(j->raw);
+    job_free_names(j->schema_tables, j->n_schema_tables);
     /* AUTH's device came from the store; the others are the daemon's copies. */
     if (j->kind == JOB_AUTH)
         store_device_clear(&j->device);
@@ -67,75 +71,151 @@ void device_release(store_device *dev)
     dev->n_teams = 0;
 }
 
-/* Finds the joined entry for table, or NULL. Pushes touch few tables: a linear scan is enough. */
-static proto_table_changes *find_table(proto_push *joined, const char *table)
+void job_free_names(char **names, uint32_t n_names)
+{
+    if (!names)
+        return;
+    for (uint32_t i = 0; i < n_names; i++)
+        free(names[i]);
+    free(names);
+}
+
+size_t job_raw_size(size_t n_bytes)
+{
+    return 4 + n_bytes;
+}
+
+void job_raw_append(uint8_t *raw, size_t *raw_len, const uint8_t *msg, size_t n_bytes)
+{
+    uint8_t *p = raw + *raw_len;
+
+    p[0] = (uint8_t)(n_bytes >> 24);
+    p[1] = (uint8_t)(n_bytes >> 16);
+    p[2] = (uint8_t)(n_bytes >> 8);
+    p[3] = (uint8_t)n_bytes;
+    memcpy(p + 4, msg, n_bytes);
+    *raw_len += 4 + n_bytes;
+}
+
+/* Decodes the raw chunks the session kept, once. The session decoded each on arrival and
+ * checked it, so a failure here is out of memory. */
+static int decode_chunks(job *j, const job_env *env)
+{
+    size_t off = 0;
+
+    j->chunks = calloc(j->n_chunks ? j->n_chunks : 1, sizeof *j->chunks);
+    if (!j->chunks)
+        return STORE_ENOMEM;
+    for (uint32_t c = 0; c < j->n_chunks; c++) {
+        size_t n;
+        int rc;
+        if (j->raw_len - off < 4)
+            return STORE_EIO;
+        n = (size_t)j->raw[off] << 24 | (size_t)j->raw[off + 1] << 16 |
+            (size_t)j->raw[off + 2] << 8 | (size_t)j->raw[off + 3];
+        off += 4;
+        if (n > j->raw_len - off)
+            return STORE_EIO;
+        rc = proto_decode(j->raw + off, n, &env->proto_limits, &j->chunks[c], NULL, 0);
+        if (rc != PROTO_OK)
+            return rc == PROTO_ENOMEM ? STORE_ENOMEM : STORE_EIO;
+        if (j->chunks[c]->type != PROTO_MSG_PUSH)
+            return STORE_EIO;
+        off += n;
+    }
+    /* Nothing else reads the bytes: give them back before the merge. */
+    free(j->raw);
+    j->raw = NULL;
+    j->raw_len = 0;
+    return STORE_OK;
+}
+
+/* Finds the joined entry for table among the first n, or NULL. The session lets a chunk name
+ * each synced table at most once, so n stays at most the schema's table count. */
+static uint32_t find_table(const proto_push *joined, const char *table)
 {
     for (uint32_t t = 0; t < joined->n_tables; t++)
         if (strcmp(joined->tables[t].table, table) == 0)
-            return &joined->tables[t];
-    return NULL;
+            return t;
+    return UINT32_MAX;
 }
 
-int job_join_chunks(job *j)
+/* Joins the decoded chunks into j->push: the tables of every chunk in order, changes to the same
+ * table merged into one entry. One pass to count, one to copy: linear in the entries. */
+static int join_chunks(job *j)
 {
     proto_push *joined = &j->push;
     const proto_push *first = &j->chunks[0]->u.push;
-    size_t max_tables = 0;
-    int rc = -1;
+    size_t max_tables = 0, k = 0;
+    uint32_t *slot = NULL;
+    int rc = STORE_ENOMEM;
 
     memset(joined, 0, sizeof *joined);
     joined->seq = first->seq;
     joined->hlc = first->hlc;
     joined->schema_version = first->schema_version;
-    joined->chunk = 0;
-    joined->more = false;
     for (uint32_t c = 0; c < j->n_chunks; c++)
         max_tables += j->chunks[c]->u.push.n_tables;
     if (max_tables == 0)
-        return 0;
+        return STORE_OK;
     joined->tables = calloc(max_tables, sizeof *joined->tables);
-    if (!joined->tables)
-        return -1;
+    slot = malloc(max_tables * sizeof *slot);
+    if (!joined->tables || !slot)
+        goto fail;
 
     /* Pass 1: one entry per table name, counting its changes across chunks. */
     for (uint32_t c = 0; c < j->n_chunks; c++) {
         const proto_push *p = &j->chunks[c]->u.push;
-        for (uint32_t t = 0; t < p->n_tables; t++) {
-            proto_table_changes *e = find_table(joined, p->tables[t].table);
-            if (!e) {
-                e = &joined->tables[joined->n_tables++];
+        for (uint32_t t = 0; t < p->n_tables; t++, k++) {
+            uint32_t i = find_table(joined, p->tables[t].table);
+            proto_table_changes *e;
+            if (i == UINT32_MAX) {
+                i = joined->n_tables++;
+                e = &joined->tables[i];
                 e->table = p->tables[t].table;
                 e->n_columns = p->tables[t].n_columns;
-            } else if (e->n_columns != p->tables[t].n_columns) {
-                rc = -2; /* one table, two column counts: the transaction contradicts itself */
-                goto fail;
+            } else {
+                e = &joined->tables[i];
+                if (e->n_columns != p->tables[t].n_columns) {
+                    j->push_malformed = true;
+                    snprintf(j->errmsg, sizeof j->errmsg,
+                             "PUSH seq %" PRIu64 " gives table %.64s two column counts",
+                             joined->seq, e->table);
+                    rc = STORE_EINVAL;
+                    goto fail;
+                }
             }
             e->n_changes += p->tables[t].n_changes;
+            slot[k] = i;
         }
     }
-    /* Pass 2: copy the change structs (they still point into the chunks' memory). */
     for (uint32_t t = 0; t < joined->n_tables; t++) {
         proto_table_changes *e = &joined->tables[t];
-        uint32_t filled = 0;
         if (e->n_changes == 0)
             continue;
         e->changes = malloc((size_t)e->n_changes * sizeof *e->changes);
         if (!e->changes)
             goto fail;
-        for (uint32_t c = 0; c < j->n_chunks; c++) {
-            const proto_push *p = &j->chunks[c]->u.push;
-            for (uint32_t s = 0; s < p->n_tables; s++) {
-                if (strcmp(p->tables[s].table, e->table) != 0)
-                    continue;
-                memcpy(e->changes + filled, p->tables[s].changes,
-                       (size_t)p->tables[s].n_changes * sizeof *e->changes);
-                filled += p->tables[s].n_changes;
-            }
+        e->n_changes = 0; /* counts again as pass 2 fills */
+    }
+    /* Pass 2: copy the change structs in chunk order (they still point into the chunks). */
+    k = 0;
+    for (uint32_t c = 0; c < j->n_chunks; c++) {
+        const proto_push *p = &j->chunks[c]->u.push;
+        for (uint32_t t = 0; t < p->n_tables; t++, k++) {
+            proto_table_changes *e = &joined->tables[slot[k]];
+            if (p->tables[t].n_changes == 0)
+                continue;
+            memcpy(e->changes + e->n_changes, p->tables[t].changes,
+                   (size_t)p->tables[t].n_changes * sizeof *e->changes);
+            e->n_changes += p->tables[t].n_changes;
         }
     }
-    return 0;
+    free(slot);
+    return STORE_OK;
 
 fail:
+    free(slot);
     free_joined_push(joined);
     return rc;
 }
@@ -207,8 +287,20 @@ static void run_enroll(job *j, store *st, const job_env *env)
     uint32_t version = 0;
     uint8_t secret[32];
 
-    j->rc = store_device_enroll(st, req->code, req->device_name ? req->device_name : "",
-                                j->enrolled_id, secret);
+    bool locked = false;
+
+    /* Guessed codes lock enrollment from that address, and nothing else. */
+    j->rc = store_lockout_check(st, STORE_LOCKOUT_ENROLL, j->peer, j->now_ms, &locked);
+    if (j->rc == STORE_OK && locked)
+        j->rc = STORE_ELOCKED;
+    if (j->rc == STORE_OK)
+        j->rc = store_device_enroll(st, req->code, req->device_name ? req->device_name : "",
+                                    j->enrolled_id, secret);
+    if ((j->rc == STORE_ECODE || j->rc == STORE_ENOTFOUND) &&
+        store_lockout_fail(st, STORE_LOCKOUT_ENROLL, j->peer, &env->device_lockout, j->now_ms,
+                           &locked) == STORE_OK &&
+        locked)
+        ops_lockout();
     if (j->rc != STORE_OK) {
         note_store_error(j, st);
         return;
@@ -248,6 +340,26 @@ done:
     proto_msg_free(schema);
 }
 
+/* The synced tables' names, for the service thread to refuse unknown ones as chunks arrive. A
+ * failure leaves them out: the server keeps the names it knew. */
+static void copy_table_names(job *j, const proto_schema *schema, uint32_t version)
+{
+    char **names = calloc(schema->n_tables ? schema->n_tables : 1, sizeof *names);
+
+    if (!names)
+        return;
+    for (uint32_t i = 0; i < schema->n_tables; i++) {
+        names[i] = strdup(schema->tables[i].name);
+        if (!names[i]) {
+            job_free_names(names, i);
+            return;
+        }
+    }
+    j->schema_tables = names;
+    j->n_schema_tables = schema->n_tables;
+    j->schema_version = version;
+}
+
 static void run_auth(job *j, store *st, const job_env *env)
 {
     const proto_hello *hello = &j->request->u.hello;
@@ -257,6 +369,21 @@ static void run_auth(job *j, store *st, const job_env *env)
     uint64_t server_seq = 0;
 
     j->rc = store_device_auth(st, hello->device_id, hello->secret, &j->device);
+    /* A device with the right secret is never refused for others' failures; wrong secrets are
+     * counted by address, and once it is locked they are answered LOCKED_OUT. */
+    if (j->rc == STORE_EAUTH || j->rc == STORE_ENOTFOUND) {
+        bool locked = false;
+        if (store_lockout_check(st, STORE_LOCKOUT_SECRET, j->peer, j->now_ms, &locked) ==
+                STORE_OK &&
+            locked) {
+            j->rc = STORE_ELOCKED;
+            return;
+        }
+        if (store_lockout_fail(st, STORE_LOCKOUT_SECRET, j->peer, &env->device_lockout,
+                               j->now_ms, &locked) == STORE_OK &&
+            locked)
+            ops_lockout();
+    }
     if (j->rc == STORE_EREVOKED && j->device.wipe) {
         memset(&reply, 0, sizeof reply);
         reply.type = PROTO_MSG_WIPE;
@@ -282,6 +409,7 @@ static void run_auth(job *j, store *st, const job_env *env)
         proto_msg_free(schema);
         return;
     }
+    copy_table_names(j, &schema->u.schema, version);
     store_identity identity;
     j->rc = store_server_seq(st, &server_seq);
     if (j->rc == STORE_OK)
@@ -319,8 +447,17 @@ static void run_auth(job *j, store *st, const job_env *env)
     proto_msg_free(schema);
 }
 
-static void run_push(job *j, store *st)
+static void run_push(job *j, store *st, const job_env *env)
 {
+    j->rc = decode_chunks(j, env);
+    if (j->rc == STORE_OK)
+        j->rc = join_chunks(j);
+    if (j->rc != STORE_OK) {
+        if (!j->push_malformed)
+            snprintf(j->errmsg, sizeof j->errmsg, "decoding the PUSH chunks: %s",
+                     j->rc == STORE_ENOMEM ? "out of memory" : "bytes changed in memory");
+        return;
+    }
     j->rc = store_push(st, &j->device, &j->push, j->now_ms, &j->reply, &j->push_info);
     if (j->rc != STORE_OK)
         note_store_error(j, st);
@@ -348,7 +485,7 @@ void job_run(job *j, store *st, const job_env *env)
     switch (j->kind) {
     case JOB_ENROLL: run_enroll(j, st, env); break;
     case JOB_AUTH: run_auth(j, st, env); break;
-    case JOB_PUSH: run_push(j, st); break;
+    case JOB_PUSH: run_push(j, st, env); break;
     case JOB_PULL: run_pull(j, st, env); break;
     case JOB_DASH: dash_run(j->dash, st); break;
     }

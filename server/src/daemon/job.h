@@ -29,6 +29,9 @@ typedef struct job_env {
     const char *audit_key_path;       /* loaded by the worker into its store */
     const char *checkpoint_path;      /* NULL: audit checkpoints go to the log only */
     uint32_t checkpoint_interval_s;   /* 0: only at start and stop */
+    bool checkpoints;                 /* this worker emits the audit checkpoints (one does) */
+    proto_limits proto_limits; /* decode limits for a PUSH's chunks */
+    store_lockout_policy device_lockout; /* enrollment codes and device secrets, by address */
 } job_env;
 
 typedef struct job {
@@ -39,11 +42,16 @@ typedef struct job {
 
     /* Request. */
     proto_msg *request;   /* ENROLL, HELLO, PULL: owned */
-    proto_msg **chunks;   /* PUSH: every chunk message, owned; push points into them */
+    uint8_t *raw;         /* PUSH: the chunks as received, each a 4-byte length then the
+                             message (session.c); owned */
+    size_t raw_len;
     uint32_t n_chunks;
+    proto_msg **chunks;   /* PUSH: the chunks decoded on the worker; push points into them */
     proto_push push;      /* PUSH: the chunks joined into one transaction */
+    bool push_malformed;  /* PUSH: the chunks contradict each other (errmsg says how) */
     store_device device;  /* PUSH, PULL: the daemon's copy (device_copy); AUTH: the result */
     uint64_t now_ms;
+    char peer[64];        /* ENROLL, AUTH: the address it came from (lockouts) */
     dash_call *dash;      /* DASH: the dashboard call, request and result in one; owned */
 
     /* Result. */
@@ -52,6 +60,9 @@ typedef struct job {
     store_push_info push_info;
     store_pull_info pull_info;
     char enrolled_id[40];
+    char **schema_tables; /* AUTH: the synced tables' names in schema_version */
+    uint32_t n_schema_tables;
+    uint32_t schema_version;
     char errmsg[200];     /* the store's message on failure, for the log */
     uint64_t run_us;      /* time job_run took on the worker, for the log */
 } job;
@@ -61,9 +72,13 @@ job *job_new(job_kind kind, uint32_t slot, uint64_t session_id);
 /* Frees the job and everything it owns. NULL is a no-op. */
 void job_free(job *j);
 
-/* Joins the chunk messages into j->push: the tables of every chunk in order, changes to the same
- * table merged into one entry. Returns 0 or -1 (out of memory). */
-int job_join_chunks(job *j);
+/* Appends one chunk's bytes to a raw transaction buffer in the layout job->raw uses: the
+ * caller has made room for job_raw_size(n_bytes) more bytes. */
+size_t job_raw_size(size_t n_bytes);
+void job_raw_append(uint8_t *raw, size_t *raw_len, const uint8_t *msg, size_t n_bytes);
+
+/* Frees an array of names as job->schema_tables holds them. */
+void job_free_names(char **names, uint32_t n_names);
 
 /* Runs the job against st: fills rc, reply and the info fields. */
 void job_run(job *j, store *st, const job_env *env);

@@ -52,6 +52,60 @@ void log_msg(log_level level, const char *fmt, ...)
     va_end(ap);
 }
 
+/* The texts log_limited saw lately, each with its window. */
+#define REPEAT_SLOTS 16
+static struct repeat_slot {
+    char text[512];
+    log_level level;
+    time_t window_start;
+    unsigned n_same, n_dropped;
+} repeats[REPEAT_SLOTS];
+
+static void flush_repeats(struct repeat_slot *r)
+{
+    if (r->n_dropped > 0)
+        log_msg(r->level, "previous line repeated %u more times in %d s: %s", r->n_dropped,
+                LOG_REPEAT_WINDOW_S, r->text);
+    r->n_dropped = 0;
+}
+
+void log_limited(log_level level, const char *fmt, ...)
+{
+    char text[sizeof repeats[0].text];
+    time_t now = time(NULL);
+    struct repeat_slot *r = NULL, *oldest = &repeats[0];
+    va_list ap;
+
+    if (level > max_log_level)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    for (int i = 0; i < REPEAT_SLOTS && !r; i++) {
+        if (strcmp(repeats[i].text, text) == 0)
+            r = &repeats[i];
+        else if (repeats[i].window_start < oldest->window_start)
+            oldest = &repeats[i];
+    }
+    if (!r) {
+        flush_repeats(oldest);
+        r = oldest;
+        snprintf(r->text, sizeof r->text, "%s", text);
+        r->level = level;
+        r->window_start = now;
+        r->n_same = 0;
+    } else if (now - r->window_start >= LOG_REPEAT_WINDOW_S) {
+        flush_repeats(r);
+        r->window_start = now;
+        r->n_same = 0;
+    }
+    if (++r->n_same > LOG_REPEAT_MAX) {
+        r->n_dropped++;
+        return;
+    }
+    log_msg(level, "%s", text);
+}
+
 /* lws formats "[YYYY/MM/DD HH:MM:SS:mmmm] W: text"; this log has its own time and level. */
 static void emit_lws_line(int lws_level, const char *line)
 {
@@ -72,7 +126,8 @@ static void emit_lws_line(int lws_level, const char *line)
     while (n > 0 && (trimmed[n - 1] == '\n' || trimmed[n - 1] == '\r'))
         n--;
     trimmed[n] = '\0';
-    log_msg(lws_level == LLL_ERR ? LOG_ERROR : LOG_WARN, "lws: %s", trimmed);
+    /* "accept: errno 24" and the like can come a million times a second: rate-limited. */
+    log_limited(lws_level == LLL_ERR ? LOG_ERROR : LOG_WARN, "lws: %s", trimmed);
 }
 
 void log_route_lws(void)

@@ -13,7 +13,15 @@ void log_set_level(log_level max_level);
 
 void log_msg(log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Routes libwebsockets' own errors and warnings into this log. */
+/* Like log_msg, for lines an attacker can make repeat (refused connections, accept errors):
+ * within each LOG_REPEAT_WINDOW_S seconds, the first LOG_REPEAT_MAX lines with the same text
+ * are written, later ones only counted, and the count is written once the window ends. Service
+ * thread only. */
+#define LOG_REPEAT_WINDOW_S 10
+#define LOG_REPEAT_MAX 5
+void log_limited(log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Routes libwebsockets' own errors and warnings into this log, through log_limited. */
 void log_route_lws(void);
 
 #endif /* OUTPOSTD_LOG_H */

@@ -106,9 +106,10 @@ void ops_tls_handshake_failed(void)
     counters.tls_handshake_failures++;
 }
 
+/* Called from the store workers, which lock authentications out: atomic, unlike the rest. */
 void ops_lockout(void)
 {
-    counters.lockouts++;
+    __atomic_fetch_add(&counters.lockouts, 1, __ATOMIC_RELAXED);
 }
 
 /* ---- /healthz ------------------------------------------------------------------------------ */
@@ -256,7 +257,7 @@ static int serve_metrics(server *srv, http_request *req)
     counter(&b, "outpost_auth_failures_total", "Failed device authentications.",
             counters.auth_failures);
     counter(&b, "outpost_lockouts_total", "Addresses locked out after failed authentications.",
-            counters.lockouts);
+            __atomic_load_n(&counters.lockouts, __ATOMIC_RELAXED));
     counter(&b, "outpost_tls_handshake_failures_total", "TLS handshakes that failed.",
             counters.tls_handshake_failures);
     counter(&b, "outpost_store_errors_total", "Store jobs that failed on I/O or a full disk.",

@@ -20,10 +20,10 @@
 #include "sync_handler.h"
 #include "tls.h"
 
-/* Failed-authentication records kept at once (see lockout.h). */
-#define LOCKOUT_CAPACITY 4096u
 /* How often the service loop wakes to notice a stop request that raced with poll(). */
 #define STOP_POLL_US (250 * 1000)
+/* Descriptors outpostd keeps for itself beyond what lws may use. */
+#define FD_RESERVE 64u
 /* Largest CA file accepted for ENROLLED. */
 #define CA_PEM_MAX (64u * 1024u)
 
@@ -44,7 +44,7 @@ static proto_session_limits session_limits_of(const daemon_limits *limits)
     memset(&out, 0, sizeof out);
     out.max_message_bytes = limits->max_message_bytes;
     out.max_transaction_bytes = limits->max_transaction_bytes;
-    out.message_timeout_ms = limits->message_timeout_s * 1000u;
+    out.message_timeout_ms = daemon_chunk_gap_s(limits) * 1000u;
     out.idle_timeout_ms = limits->idle_timeout_s * 1000u;
     out.max_page_rows = limits->pull_page_rows;
     return out;
@@ -104,10 +104,8 @@ void server_notify_teams(server *srv, uint64_t origin_id, const store_push_info 
                 n_notified);
 }
 
-void server_dispatch_completions(server *srv)
+static void dispatch(server *srv, job *list)
 {
-    job *list = worker_take_done(srv->worker);
-
     while (list) {
         job *j = list;
         session *s;
@@ -128,6 +126,8 @@ void server_dispatch_completions(server *srv)
                                 (const char(*)[64])j->push_info.teams_touched,
                                 j->push_info.n_teams_touched);
         }
+        if (j->kind == JOB_AUTH)
+            server_learn_tables(srv, j->schema_version, &j->schema_tables, &j->n_schema_tables);
         /* A device that authenticated or pulled has a new "last sync". */
         if ((j->kind == JOB_AUTH || j->kind == JOB_PULL) && j->rc == STORE_OK)
             dashboard_event(srv->dash, DASH_EVENT_SYNC, (const char(*)[64])j->device.teams,
@@ -141,6 +141,89 @@ void server_dispatch_completions(server *srv)
             job_free(j);
         }
     }
+}
+
+void server_learn_tables(server *srv, uint32_t version, char ***names, uint32_t *n_names)
+{
+    char **drop = *names;
+    uint32_t n_drop = *n_names;
+
+    if (!drop)
+        return;
+    if (!srv->sync_tables || version >= srv->sync_tables_version) {
+        drop = srv->sync_tables;
+        n_drop = srv->n_sync_tables;
+        srv->sync_tables = *names;
+        srv->n_sync_tables = *n_names;
+        srv->sync_tables_version = version;
+    }
+    job_free_names(drop, n_drop);
+    *names = NULL;
+    *n_names = 0;
+}
+
+bool server_table_known(const server *srv, const char *name)
+{
+    for (uint32_t i = 0; i < srv->n_sync_tables; i++)
+        if (strcmp(srv->sync_tables[i], name) == 0)
+            return true;
+    return false;
+}
+
+int server_submit(server *srv, job *j, bool must_wait)
+{
+    if (!srv->wait_head && worker_submit(srv->worker, j) == 0)
+        return 0;
+    if (!must_wait && srv->n_waiting >= srv->config.limits.max_waiting_jobs)
+        return -1;
+    j->next = NULL;
+    if (srv->wait_tail)
+        srv->wait_tail->next = j;
+    else
+        srv->wait_head = j;
+    srv->wait_tail = j;
+    srv->n_waiting++;
+    return 0;
+}
+
+bool server_unwait(server *srv, job *j)
+{
+    job **p = &srv->wait_head, *prev = NULL;
+
+    for (; *p; prev = *p, p = &(*p)->next) {
+        if (*p != j)
+            continue;
+        *p = j->next;
+        if (srv->wait_tail == j)
+            srv->wait_tail = prev;
+        srv->n_waiting--;
+        j->next = NULL;
+        return true;
+    }
+    return false;
+}
+
+/* Moves waiting jobs into the worker's queue while it has room, oldest first. */
+static void feed_waiting(server *srv)
+{
+    while (srv->wait_head) {
+        job *j = srv->wait_head;
+        job *next = j->next;
+        if (worker_submit(srv->worker, j) != 0)
+            return;
+        srv->wait_head = next;
+        if (!next)
+            srv->wait_tail = NULL;
+        srv->n_waiting--;
+    }
+}
+
+void server_dispatch_completions(server *srv)
+{
+    dispatch(srv, worker_take_done(srv->worker));
+    feed_waiting(srv);
+    if (srv->login_worker)
+        dispatch(srv, worker_take_done(srv->login_worker));
 }
 
 static void wake_service(void *arg)
@@ -179,18 +262,27 @@ static int read_ca(const char *path, char **out_pem, char *err, size_t err_size)
     return 0;
 }
 
-/* Lets max_connections sockets be open (plus lws's own and the HTTP side's). */
-static void raise_fd_limit(uint32_t max_connections)
+/* Lets max_connections sockets be open (plus lws's own and the HTTP side's). Returns how many
+ * descriptors lws may use: the open-file limit less FD_RESERVE for the store, the log and the
+ * worker, so that lws stops accepting (and leaves connections in the listen backlog) before
+ * accept() could fail with EMFILE. */
+static unsigned fd_limit_for_lws(uint32_t max_connections)
 {
     struct rlimit rl;
     rlim_t want = (rlim_t)max_connections + 256;
 
-    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= want)
-        return;
-    rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
-    if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
-        log_msg(LOG_WARN, "open-file limit %llu is below max_connections + 256",
-                (unsigned long long)rl.rlim_cur);
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 0; /* lws's own default */
+    if (rl.rlim_cur < want) {
+        rl.rlim_cur = want < rl.rlim_max ? want : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur < want)
+            log_msg(LOG_WARN, "open-file limit %llu is below max_connections + 256",
+                    (unsigned long long)rl.rlim_cur);
+        (void)getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur > want)
+        rl.rlim_cur = want;
+    return rl.rlim_cur > 2 * FD_RESERVE ? (unsigned)(rl.rlim_cur - FD_RESERVE) : FD_RESERVE;
 }
 
 static void stop_poll_tick(lws_sorted_usec_list_t *sul);
@@ -218,6 +310,8 @@ int server_run(const daemon_config *config)
     server srv;
     char err[4096];
     int exit_code = 1;
+    int lock_fd = -1;
+    unsigned fd_limit;
 
     memset(&srv, 0, sizeof srv);
     srv.config = *config;
@@ -234,12 +328,7 @@ int server_run(const daemon_config *config)
     }
     srv.slots = calloc(config->limits.max_connections, sizeof *srv.slots);
     srv.free_slots = calloc(config->limits.max_connections, sizeof *srv.free_slots);
-    if (!srv.slots || !srv.free_slots ||
-        lockout_create(config->limits.lockout_failures,
-                       (uint64_t)config->limits.lockout_window_s * 1000u,
-                       (uint64_t)config->limits.lockout_duration_s * 1000u, LOCKOUT_CAPACITY,
-                       &srv.lockout) != 0 ||
-        dashboard_create(&srv, &srv.dash) != 0) {
+    if (!srv.slots || !srv.free_slots || dashboard_create(&srv, &srv.dash) != 0) {
         log_msg(LOG_ERROR, "out of memory");
         goto done;
     }
@@ -254,13 +343,27 @@ int server_run(const daemon_config *config)
     env.audit_key_path = config->audit_key_path;
     env.checkpoint_path = config->checkpoint_path[0] ? config->checkpoint_path : NULL;
     env.checkpoint_interval_s = config->checkpoint_interval_s;
+    env.proto_limits = srv.proto_limits;
+    env.device_lockout.max_failures = config->limits.lockout_failures;
+    env.device_lockout.window_ms = (uint64_t)config->limits.lockout_window_s * 1000u;
+    env.device_lockout.duration_ms = (uint64_t)config->limits.lockout_duration_s * 1000u;
+    /* Two daemons on one store would each believe they own its sequences and its sessions. */
+    if (store_lock_acquire(config->store_path, &lock_fd, err, sizeof err) != STORE_OK) {
+        log_msg(LOG_ERROR, "store %s: %s", config->store_path, err);
+        goto done;
+    }
+    job_env login_env = env;
+    env.checkpoints = true;
+    login_env.checkpoints = false;
     if (worker_start(config->store_path, config->limits.queue_depth, &env, wake_service, &srv,
-                     &srv.worker, err, sizeof err) != 0) {
+                     &srv.worker, err, sizeof err) != 0 ||
+        worker_start(config->store_path, config->limits.login_queue_depth, &login_env,
+                     wake_service, &srv, &srv.login_worker, err, sizeof err) != 0) {
         log_msg(LOG_ERROR, "store %s: %s", config->store_path, err);
         goto done;
     }
 
-    raise_fd_limit(config->limits.max_connections);
+    fd_limit = fd_limit_for_lws(config->limits.max_connections);
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_stop_signal;
     sigemptyset(&sa.sa_mask);
@@ -280,6 +383,7 @@ int server_run(const daemon_config *config)
     info.user = &srv;
     /* TLS accept and HTTP upgrade share the handshake budget; the session enforces the rest. */
     info.timeout_secs = config->limits.handshake_timeout_s;
+    info.fd_limit_per_thread = fd_limit;
     info.options |= LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
     tls_fill_creation_info(&info, config);
 
@@ -315,14 +419,22 @@ done:
      * are dropped, and their devices resend. Then lws closes every connection. */
     worker_stop(srv.worker);
     srv.worker = NULL;
+    while (srv.wait_head) {
+        job *j = srv.wait_head;
+        srv.wait_head = j->next;
+        job_free(j);
+    }
+    worker_stop(srv.login_worker);
+    srv.login_worker = NULL;
+    store_lock_release(lock_fd);
     if (srv.context)
         lws_context_destroy(srv.context);
     tls_free_identities();
-    lockout_destroy(srv.lockout);
     dashboard_destroy(srv.dash);
     free(srv.slots);
     free(srv.free_slots);
     free(srv.ca_pem);
+    job_free_names(srv.sync_tables, srv.n_sync_tables);
     if (exit_code == 0)
         log_msg(LOG_INFO, "outpostd stopped");
     return exit_code;

@@ -9,7 +9,6 @@
 #include <stdint.h>
 
 #include "config.h"
-#include "lockout.h"
 #include "outpost/proto.h"
 #include "store.h"
 #include "worker.h"
@@ -23,8 +22,8 @@ typedef struct server {
     char *ca_pem;                /* the CA devices pin, read once at start */
     proto_limits proto_limits;   /* decode limits for every received message */
     struct lws_context *context;
-    worker *worker;
-    lockout *lockout;
+    worker *worker;       /* device sync and the dashboard's queries */
+    worker *login_worker; /* the login lane: dashboard logins (Argon2id) only */
     struct dashboard *dash; /* the supervisor dashboard's sessions and live connections */
 
     /* Sessions holding a connection slot (max_connections of them). A job names its session
@@ -33,6 +32,19 @@ typedef struct server {
     uint32_t *free_slots; /* stack of free slot indexes */
     uint32_t n_free;
     uint64_t next_session_id;
+
+    /* Device jobs that found the worker's queue full, oldest first (linked by job->next): their
+     * sessions stop reading until the job is queued (max_waiting_jobs). */
+    job *wait_head, *wait_tail;
+    uint32_t n_waiting;
+
+    /* Bytes all sessions hold for unfinished messages and transactions (max_held_bytes). */
+    size_t held_bytes;
+
+    /* The synced tables' names in the newest schema a HELLO has loaded (PUSH names no other). */
+    char **sync_tables;
+    uint32_t n_sync_tables;
+    uint32_t sync_tables_version;
 } server;
 
 /* Runs outpostd with a loaded config until SIGINT or SIGTERM. Returns the process exit code. */
@@ -45,7 +57,22 @@ uint32_t server_sessions(const server *srv);
 /* NOTIFY every authenticated session (but origin_id's) whose teams the change touched. */
 void server_notify_teams(server *srv, uint64_t origin_id, const store_push_info *info);
 
-/* Collects finished jobs from the worker and hands each to its session (service thread). */
+/* Keeps the table names of schema version (taking *names) when it is at least as new as the
+ * one known; frees them otherwise. */
+void server_learn_tables(server *srv, uint32_t version, char ***names, uint32_t *n_names);
+
+/* Whether name is a synced table of the known schema. */
+bool server_table_known(const server *srv, const char *name);
+
+/* Queues j for the worker, or makes it wait for room when the queue is full and fewer than
+ * max_waiting_jobs wait (or always when must_wait). Returns 0, or -1 (the caller keeps j). */
+int server_submit(server *srv, job *j, bool must_wait);
+
+/* Takes j out of the waiting list (its session closed); true when it was there. */
+bool server_unwait(server *srv, job *j);
+
+/* Collects finished jobs from both workers and hands each to its session or the dashboard
+ * (service thread). */
 void server_dispatch_completions(server *srv);
 
 /* Wall clock in milliseconds since the Unix epoch. */

@@ -50,12 +50,37 @@ static const char *loggable_id(const char *in, char out[41])
     return n ? out : "-";
 }
 
+/* Moves the session's share of the server's held_bytes to what it holds now. */
+static void account(session *s)
+{
+    size_t now = s->rx_cap + s->txn_cap;
+
+    s->srv->held_bytes = s->srv->held_bytes - s->held + now;
+    s->held = now;
+}
+
+/* Whether holding more bytes keeps every session together within max_held_bytes. */
+static bool within_budget(const session *s, size_t more)
+{
+    return more <= s->srv->config.limits.max_held_bytes - s->srv->held_bytes;
+}
+
+static void drop_rx(session *s)
+{
+    free(s->rx);
+    s->rx = NULL;
+    s->rx_len = s->rx_cap = 0;
+    s->rx_in_message = false;
+    account(s);
+}
+
 static void drop_chunks(session *s)
 {
-    for (uint32_t i = 0; i < s->n_chunks; i++)
-        proto_msg_free(s->chunks[i]);
+    free(s->txn);
+    s->txn = NULL;
+    s->txn_len = s->txn_cap = 0;
     s->n_chunks = 0;
-    s->txn_bytes = 0;
+    account(s);
 }
 
 static void drop_reply(session *s)
@@ -93,8 +118,10 @@ static void update_timer(session *s)
         lws_sul_cancel(&s->timer);
         return;
     }
-    if (s->rx_in_message || s->n_chunks > 0) /* a message, or the chunks of one PUSH */
+    if (s->rx_in_message)
         deadline = now + (uint64_t)lim->message_timeout_s * 1000000u;
+    else if (s->n_chunks > 0) /* between the chunks of one PUSH */
+        deadline = now + (uint64_t)daemon_chunk_gap_s(lim) * 1000000u;
     else if (s->authenticated && lim->idle_timeout_s > 0)
         deadline = now + (uint64_t)lim->idle_timeout_s * 1000000u;
     if (!s->authenticated && (deadline == 0 || s->handshake_deadline_us < deadline))
@@ -175,6 +202,7 @@ int session_writeable(session *s)
             msg.type = PROTO_MSG_NOTIFY;
             msg.u.notify.server_seq = s->notify_seq;
             s->notify_pending = false;
+            s->notify_outstanding = true;
             if (proto_encode(&msg, &notify) != PROTO_OK)
                 return 0; /* out of memory: the device pulls at its next sync anyway */
             src = &notify;
@@ -239,6 +267,8 @@ void session_notify(session *s, uint64_t server_seq)
         return;
     if (!s->notify_pending || server_seq > s->notify_seq)
         s->notify_seq = server_seq;
+    if (s->notify_outstanding)
+        return; /* its coming PULL sees this change too */
     s->notify_pending = true;
     lws_callback_on_writable(s->wsi);
 }
@@ -270,7 +300,7 @@ static void on_timer(lws_sorted_usec_list_t *sul)
     else if (s->n_chunks > 0)
         send_error(s, PROTO_ERR_TIMEOUT, true, true,
                    "PUSH seq %" PRIu64 " chunk %" PRIu32 " not followed within %" PRIu32 " s",
-                   s->chunks[0]->u.push.seq, s->n_chunks, lim->message_timeout_s);
+                   s->txn_seq, s->n_chunks - 1, daemon_chunk_gap_s(lim));
     else
         send_error(s, PROTO_ERR_TIMEOUT, true, true, "idle for %" PRIu32 " s",
                    lim->idle_timeout_s);
@@ -278,13 +308,21 @@ static void on_timer(lws_sorted_usec_list_t *sul)
 
 /* ---- Jobs ------------------------------------------------------------------------------------ */
 
+/* Overload is answered with backpressure: a job that finds the queue full waits in the server
+ * while this session reads nothing more. Only past max_waiting_jobs is it BUSY, and never for
+ * the HELLO of a device that says it has entries to push. */
 static void submit(session *s, job *j)
 {
-    if (worker_submit(s->srv->worker, j) != 0) {
+    bool must_wait = j->kind == JOB_AUTH && j->request->u.hello.outbox_count > 0;
+
+    if (server_submit(s->srv, j, must_wait) != 0) {
         job_free(j);
+        log_limited(LOG_WARN, "store queue full and %" PRIu32 " jobs waiting: BUSY",
+                    s->srv->config.limits.max_waiting_jobs);
         send_error(s, PROTO_ERR_BUSY, true, true, "server busy, try again later");
         return;
     }
+    s->job = j;
     s->job_pending = true;
     update_flow(s);
     update_timer(s);
@@ -309,6 +347,7 @@ static void submit_opening(session *s, proto_msg *msg, uint32_t version, job_kin
         return;
     }
     j->request = msg;
+    snprintf(j->peer, sizeof j->peer, "%s", s->peer);
     submit(s, j);
 }
 
@@ -325,12 +364,61 @@ static job *device_job(session *s, job_kind kind)
     return j;
 }
 
-static void on_push(session *s, proto_msg *msg, size_t n_bytes)
+/* Refuses, before anything is held, a chunk whose table entries no correct device sends: more
+ * entries than the schema has tables (and a few it may not know yet), or one table twice in one
+ * chunk. 0 when the chunk is acceptable. A table the server does not know is not refused here:
+ * the merge REJECTs its rows (UNKNOWN_TABLE), so the entry leaves the device's outbox for its
+ * quarantine instead of blocking every entry behind it. */
+enum { UNKNOWN_TABLES_PER_CHUNK = 4 };
+
+static int check_tables(session *s, const proto_push *p)
+{
+    const server *srv = s->srv;
+    uint32_t unknown = 0;
+
+    if (p->n_tables > srv->n_sync_tables + UNKNOWN_TABLES_PER_CHUNK) {
+        send_error(s, PROTO_ERR_BAD_MESSAGE, false, true,
+                   "PUSH seq %" PRIu64 " chunk %" PRIu32 " has %" PRIu32 " table entries; the "
+                   "schema has %" PRIu32 " tables", p->seq, p->chunk, p->n_tables,
+                   srv->n_sync_tables);
+        return -1;
+    }
+    for (uint32_t t = 0; t < p->n_tables; t++) {
+        const char *name = p->tables[t].table ? p->tables[t].table : "";
+        if (!server_table_known(srv, name) && ++unknown > UNKNOWN_TABLES_PER_CHUNK) {
+            send_error(s, PROTO_ERR_BAD_MESSAGE, false, true,
+                       "PUSH seq %" PRIu64 " chunk %" PRIu32 " names more than %d tables the "
+                       "server's schema does not have", p->seq, p->chunk,
+                       UNKNOWN_TABLES_PER_CHUNK);
+            return -1;
+        }
+        if (t + 1 > srv->n_sync_tables + unknown) {
+            send_error(s, PROTO_ERR_BAD_MESSAGE, false, true,
+                       "PUSH seq %" PRIu64 " chunk %" PRIu32 " has %" PRIu32 " table entries; the "
+                       "schema has %" PRIu32 " tables", p->seq, p->chunk, p->n_tables,
+                       srv->n_sync_tables);
+            return -1;
+        }
+        for (uint32_t u = 0; u < t; u++) {
+            if (strcmp(p->tables[u].table, name) == 0) {
+                send_error(s, PROTO_ERR_BAD_MESSAGE, false, true,
+                           "PUSH seq %" PRIu64 " chunk %" PRIu32 " names table %.64s twice",
+                           p->seq, p->chunk, name);
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Keeps one PUSH chunk's bytes as received; the worker decodes the whole transaction once. */
+static void on_push(session *s, proto_msg *msg, const uint8_t *raw, size_t n_bytes)
 {
     const proto_push *p = &msg->u.push;
     const daemon_limits *lim = &s->srv->config.limits;
+    size_t need = s->txn_len + job_raw_size(n_bytes);
+    bool more = p->more;
     job *j;
-    int rc;
 
     if (p->seq == 0) {
         send_error(s, PROTO_ERR_BAD_MESSAGE, false, true,
@@ -342,64 +430,75 @@ static void on_push(session *s, proto_msg *msg, size_t n_bytes)
         send_error(s, PROTO_ERR_BAD_MESSAGE, false, true,
                    "PUSH seq %" PRIu64 " starts at chunk %" PRIu32 ", expected chunk 0", p->seq,
                    p->chunk);
-        proto_msg_free(msg);
-        return;
+        goto done;
     }
-    if (s->n_chunks > 0) {
-        const proto_push *first = &s->chunks[0]->u.push;
-        if (p->seq != first->seq || p->hlc != first->hlc || p->chunk != s->n_chunks) {
-            send_error(s, PROTO_ERR_BAD_MESSAGE, false, true,
-                       "PUSH seq %" PRIu64 " chunk %" PRIu32 " does not continue seq %" PRIu64
-                       " (expected chunk %" PRIu32 ")", p->seq, p->chunk, first->seq,
-                       s->n_chunks);
-            proto_msg_free(msg);
-            return;
-        }
+    if (s->n_chunks > 0 &&
+        (p->seq != s->txn_seq || p->hlc != s->txn_hlc || p->chunk != s->n_chunks)) {
+        send_error(s, PROTO_ERR_BAD_MESSAGE, false, true,
+                   "PUSH seq %" PRIu64 " chunk %" PRIu32 " does not continue seq %" PRIu64
+                   " (expected chunk %" PRIu32 ")", p->seq, p->chunk, s->txn_seq, s->n_chunks);
+        goto done;
     }
-    if (s->txn_bytes + n_bytes > lim->max_transaction_bytes) {
+    if (check_tables(s, p) != 0)
+        goto done;
+    if (s->txn_len - (size_t)s->n_chunks * job_raw_size(0) + n_bytes >
+        lim->max_transaction_bytes) {
         send_error(s, PROTO_ERR_TOO_LARGE, false, true,
                    "transaction seq %" PRIu64 " exceeds %zu bytes", p->seq,
                    lim->max_transaction_bytes);
-        proto_msg_free(msg);
-        return;
+        goto done;
     }
-    if (s->n_chunks == s->cap_chunks) {
-        uint32_t cap = s->cap_chunks ? s->cap_chunks * 2 : 4;
-        proto_msg **grown = realloc(s->chunks, (size_t)cap * sizeof *grown);
-        if (!grown) {
-            proto_msg_free(msg);
-            send_error(s, PROTO_ERR_INTERNAL, true, true, "out of memory");
-            return;
+    if (need > s->txn_cap) {
+        size_t cap = s->txn_cap ? s->txn_cap : 64u * 1024u;
+        uint8_t *grown;
+        while (cap < need)
+            cap *= 2;
+        if (cap > lim->max_transaction_bytes)
+            cap = need;
+        if (!within_budget(s, cap - s->txn_cap)) {
+            log_msg(LOG_WARN, "conn=%" PRIu64 " held bytes at max_held_bytes (%zu)", s->id,
+                    lim->max_held_bytes);
+            send_error(s, PROTO_ERR_BUSY, true, true,
+                       "server memory for unfinished transactions is full, try again later");
+            goto done;
         }
-        s->chunks = grown;
-        s->cap_chunks = cap;
+        grown = realloc(s->txn, cap);
+        if (!grown) {
+            send_error(s, PROTO_ERR_INTERNAL, true, true, "out of memory");
+            goto done;
+        }
+        s->txn = grown;
+        s->txn_cap = cap;
+        account(s);
     }
-    s->chunks[s->n_chunks++] = msg;
-    s->txn_bytes += n_bytes;
-    if (p->more)
+    if (s->n_chunks == 0) {
+        s->txn_seq = p->seq;
+        s->txn_hlc = p->hlc;
+    }
+    job_raw_append(s->txn, &s->txn_len, raw, n_bytes);
+    s->n_chunks++;
+    proto_msg_free(msg);
+    msg = NULL;
+    if (more)
         return; /* chunks are not answered: keep reading */
 
     j = device_job(s, JOB_PUSH);
     if (!j)
         return;
-    /* The job takes the chunks; the session starts the next transaction empty. */
-    j->chunks = s->chunks;
+    /* The job takes the bytes; the session starts the next transaction empty. */
+    j->raw = s->txn;
+    j->raw_len = s->txn_len;
     j->n_chunks = s->n_chunks;
-    s->chunks = NULL;
-    s->n_chunks = s->cap_chunks = 0;
-    s->txn_bytes = 0;
-    rc = job_join_chunks(j);
-    if (rc != 0) {
-        uint64_t seq = j->chunks[0]->u.push.seq;
-        job_free(j);
-        if (rc == -2)
-            send_error(s, PROTO_ERR_BAD_MESSAGE, false, true,
-                       "PUSH seq %" PRIu64 " gives one table two column counts", seq);
-        else
-            send_error(s, PROTO_ERR_INTERNAL, true, true, "out of memory");
-        return;
-    }
+    j->push.seq = s->txn_seq;
+    s->txn = NULL;
+    s->txn_len = s->txn_cap = 0;
+    s->n_chunks = 0;
+    account(s);
     submit(s, j);
+    return;
+
+done:
+    proto_msg_free(msg);
 }
 
 static void on_pull(session *s, proto_msg *msg)
@@ -408,7 +507,7 @@ static void on_pull(session *s, proto_msg *msg)
 
     if (s->n_chunks > 0) {
         send_error(s, PROTO_ERR_BAD_MESSAGE, false, true,
-                   "PULL inside the unfinished PUSH seq %" PRIu64, s->chunks[0]->u.push.seq);
+                   "PULL inside the unfinished PUSH seq %" PRIu64, s->txn_seq);
         proto_msg_free(msg);
         return;
     }
@@ -417,6 +516,10 @@ static void on_pull(session *s, proto_msg *msg)
         proto_msg_free(msg);
         return;
     }
+    /* This pull covers what a NOTIFY not yet written would say; changes committed from now on
+     * may miss it and are worth a new NOTIFY. */
+    s->notify_pending = false;
+    s->notify_outstanding = false;
     j->request = msg;
     submit(s, j);
 }
@@ -451,16 +554,6 @@ static void store_failure(session *s, const job *j, const char *what)
     }
 }
 
-static void count_auth_failure(session *s)
-{
-    if (lockout_record_failure(s->srv->lockout, s->peer, server_now_ms())) {
-        ops_lockout();
-        log_msg(LOG_WARN, "peer=%s locked out for %" PRIu32 " s after %" PRIu32
-                " failed authentications", s->peer, s->srv->config.limits.lockout_duration_s,
-                s->srv->config.limits.lockout_failures);
-    }
-}
-
 static void enroll_done(session *s, job *j)
 {
     if (j->rc == STORE_OK) {
@@ -469,15 +562,44 @@ static void enroll_done(session *s, job *j)
         queue_reply(s, &j->reply, false, true);
         return;
     }
+    if (j->rc == STORE_ELOCKED) {
+        log_msg(LOG_WARN, "conn=%" PRIu64 " peer=%s enroll refused: address locked out after %"
+                PRIu32 " failed enrollment codes", s->id, s->peer,
+                s->srv->config.limits.lockout_failures);
+        send_error(s, PROTO_ERR_LOCKED_OUT, true, true,
+                   "too many failed enrollment codes from this address, try again later");
+        return;
+    }
     if (j->rc == STORE_ECODE || j->rc == STORE_ENOTFOUND) {
         log_msg(LOG_WARN, "conn=%" PRIu64 " peer=%s enroll refused: code unknown, used or expired",
                 s->id, s->peer);
-        count_auth_failure(s);
         send_error(s, PROTO_ERR_ENROLL_CODE, false, true,
                    "enrollment code unknown, already used or expired");
         return;
     }
     store_failure(s, j, "enroll");
+}
+
+void session_replace(session *s)
+{
+    send_error(s, PROTO_ERR_BUSY, true, true,
+               "this device connected again: the older connection is closed");
+}
+
+/* One live session per device: what a device can make the server hold is one session's. */
+static void close_older_sessions(session *s)
+{
+    server *srv = s->srv;
+
+    for (uint32_t i = 0; i < srv->config.limits.max_connections; i++) {
+        session *o = srv->slots[i];
+        if (!o || o == s || !o->authenticated || o->state == SESSION_CLOSING ||
+            strcmp(o->device.device_id, s->device.device_id) != 0)
+            continue;
+        log_msg(LOG_INFO, "conn=%" PRIu64 " device=%s replaced by conn=%" PRIu64, o->id,
+                o->device.device_id, s->id);
+        session_replace(o);
+    }
 }
 
 static void auth_done(session *s, job *j)
@@ -493,6 +615,7 @@ static void auth_done(session *s, job *j)
         }
         s->authenticated = true;
         s->state = SESSION_READY;
+        close_older_sessions(s);
         log_msg(LOG_INFO, "conn=%" PRIu64 " peer=%s auth ok device=%s worker=%s teams=%" PRIu32
                 " acked_seq=%" PRIu64, s->id, s->peer, s->device.device_id, s->device.worker_id,
                 s->device.n_teams, s->device.acked_seq);
@@ -502,8 +625,14 @@ static void auth_done(session *s, job *j)
     case STORE_ENOTFOUND:
         log_msg(LOG_WARN, "conn=%" PRIu64 " peer=%s auth failed device=%s", s->id, s->peer,
                 device_id);
-        count_auth_failure(s);
         send_error(s, PROTO_ERR_AUTH, false, true, "unknown device or wrong secret");
+        return;
+    case STORE_ELOCKED:
+        log_msg(LOG_WARN, "conn=%" PRIu64 " peer=%s auth failed device=%s: address locked out "
+                "after %" PRIu32 " failed authentications", s->id, s->peer, device_id,
+                s->srv->config.limits.lockout_failures);
+        send_error(s, PROTO_ERR_LOCKED_OUT, true, true,
+                   "too many failed authentications from this address, try again later");
         return;
     case STORE_EREVOKED:
         log_msg(LOG_WARN, "conn=%" PRIu64 " peer=%s auth refused device=%s: revoked%s", s->id,
@@ -529,6 +658,10 @@ static void push_done(session *s, job *j)
 {
     const store_push_info *info = &j->push_info;
 
+    if (j->push_malformed) {
+        send_error(s, PROTO_ERR_BAD_MESSAGE, false, true, "%s", j->errmsg);
+        return;
+    }
     if (j->rc != STORE_OK) {
         store_failure(s, j, "push");
         return;
@@ -564,6 +697,7 @@ static void pull_done(session *s, job *j)
 void session_job_done(session *s, job *j)
 {
     s->job_pending = false;
+    s->job = NULL;
     if (s->state != SESSION_CLOSING) {
         switch (j->kind) {
         case JOB_ENROLL: enroll_done(s, j); break;
@@ -599,13 +733,6 @@ static void handle_message(session *s)
     }
 
     if (s->state == SESSION_GREETING) {
-        if (lockout_is_locked(s->srv->lockout, s->peer, server_now_ms()) &&
-            (msg->type == PROTO_MSG_HELLO || msg->type == PROTO_MSG_ENROLL)) {
-            send_error(s, PROTO_ERR_LOCKED_OUT, true, true,
-                       "too many failed attempts from this address, try again later");
-            proto_msg_free(msg);
-            return;
-        }
         if (msg->type == PROTO_MSG_HELLO) {
             submit_opening(s, msg, msg->u.hello.version, JOB_AUTH);
             return;
@@ -621,7 +748,7 @@ static void handle_message(session *s)
         return;
     }
     if (msg->type == PROTO_MSG_PUSH) {
-        on_push(s, msg, s->rx_len);
+        on_push(s, msg, s->rx, s->rx_len);
         return;
     }
     if (msg->type == PROTO_MSG_PULL) {
@@ -647,10 +774,7 @@ int session_receive(session *s, const void *in, size_t len)
     }
     if (len > limit - s->rx_len) {
         send_error(s, PROTO_ERR_TOO_LARGE, false, true, "message exceeds %zu bytes", limit);
-        free(s->rx);
-        s->rx = NULL;
-        s->rx_len = s->rx_cap = 0;
-        s->rx_in_message = false;
+        drop_rx(s);
         return 0;
     }
     if (s->rx_len + len > s->rx_cap) {
@@ -660,6 +784,14 @@ int session_receive(session *s, const void *in, size_t len)
             cap *= 2;
         if (cap > limit)
             cap = limit;
+        if (!within_budget(s, cap - s->rx_cap)) {
+            log_msg(LOG_WARN, "conn=%" PRIu64 " held bytes at max_held_bytes (%zu)", s->id,
+                    s->srv->config.limits.max_held_bytes);
+            send_error(s, PROTO_ERR_BUSY, true, true,
+                       "server memory for unfinished messages is full, try again later");
+            drop_rx(s);
+            return 0;
+        }
         grown = realloc(s->rx, cap);
         if (!grown) {
             send_error(s, PROTO_ERR_INTERNAL, true, true, "out of memory");
@@ -667,6 +799,7 @@ int session_receive(session *s, const void *in, size_t len)
         }
         s->rx = grown;
         s->rx_cap = cap;
+        account(s);
     }
     if (len > 0)
         memcpy(s->rx + s->rx_len, in, len);
@@ -677,9 +810,7 @@ int session_receive(session *s, const void *in, size_t len)
     s->rx_in_message = false;
     handle_message(s);
     /* Idle sessions keep no receive buffer: memory per idle connection stays small. */
-    free(s->rx);
-    s->rx = NULL;
-    s->rx_len = s->rx_cap = 0;
+    drop_rx(s);
     update_flow(s);
     update_timer(s);
     return 0;
@@ -714,6 +845,14 @@ void session_close(session *s)
     if (!s->srv)
         return; /* never opened */
     lws_sul_cancel(&s->timer);
+    if (s->job) {
+        /* A job still waiting for the queue is nobody's now; one in the worker comes back to
+         * server_dispatch_completions, which finds this session gone. */
+        job *j = s->job;
+        s->job = NULL;
+        if (server_unwait(s->srv, j))
+            job_free(j);
+    }
     if (s->has_slot) {
         server_slot_release(s->srv, s->slot);
         s->has_slot = false;
@@ -722,10 +861,7 @@ void session_close(session *s)
                 s->authenticated ? s->device.device_id : "-", s->n_pushes, s->n_pulls);
     }
     drop_chunks(s);
-    free(s->chunks);
-    s->chunks = NULL;
-    free(s->rx);
-    s->rx = NULL;
+    drop_rx(s);
     drop_reply(s);
     if (s->tx_sensitive)
         secure_free(s->tx, LWS_PRE + s->tx_len);

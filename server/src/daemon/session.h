@@ -40,6 +40,7 @@ typedef struct session {
     char peer[64];
     session_state state;
     bool job_pending;
+    struct job *job;     /* the job submitted, until it comes back (may wait in the server) */
     bool authenticated;
     store_device device; /* the daemon's copy (device_copy) once authenticated */
 
@@ -49,10 +50,14 @@ typedef struct session {
     bool rx_in_message;
     bool rx_text;
 
-    /* The PUSH chunks of one transaction so far. */
-    proto_msg **chunks;
-    uint32_t n_chunks, cap_chunks;
-    size_t txn_bytes;
+    /* The PUSH chunks of one transaction so far, kept as received (each a 4-byte length, then
+     * the message's bytes): the worker decodes them once, when the last chunk is in. */
+    uint8_t *txn;
+    size_t txn_len, txn_cap;
+    uint32_t n_chunks;
+    uint64_t txn_seq, txn_hlc;
+    /* Bytes of rx and txn this session counts in the server's held_bytes. */
+    size_t held;
 
     /* Sending: the queued reply, then the message being written. */
     proto_buf reply;
@@ -61,6 +66,7 @@ typedef struct session {
     size_t tx_len, tx_off;
     bool tx_closes, tx_sensitive;
     bool notify_pending;
+    bool notify_outstanding; /* a NOTIFY went out and the device has not pulled since */
     uint64_t notify_seq;
 
     /* The one deadline that applies now: handshake, message or idle. */
@@ -78,7 +84,11 @@ void session_close(session *s);
 /* Takes ownership of a finished job this session submitted. */
 void session_job_done(session *s, job *j);
 
-/* Tells the session's device that rows in its scope changed (coalesced). */
+/* Ends the session because the same device authenticated on a newer connection. */
+void session_replace(session *s);
+
+/* Tells the session's device that rows in its scope changed: at most one NOTIFY is outstanding
+ * until the device pulls; later changes before that pull send nothing more. */
 void session_notify(session *s, uint64_t server_seq);
 
 /* Whether any of the session's teams is in teams[0..n). */

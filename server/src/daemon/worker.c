@@ -14,7 +14,6 @@ struct worker {
     pthread_mutex_t lock;
     pthread_cond_t wakeup;
     bool stopping;
-    int lock_fd;          /* the store lock (store_lock_acquire), held while running */
     job *queue_head, *queue_tail;
     job *done_head, *done_tail;
     uint32_t in_flight; /* submitted and not yet collected */
@@ -42,9 +41,12 @@ static uint64_t wall_ms(void)
     return (uint64_t)now.tv_sec * 1000u + (uint64_t)now.tv_nsec / 1000000u;
 }
 
-/* Emits a checkpoint with the lock released (the store is the worker's alone). */
+/* Emits a checkpoint with the lock released (the store is the worker's alone). Only the worker
+ * that env->checkpoints names does: one checkpoint per event, whatever the number of lanes. */
 static void checkpoint_unlocked(worker *w, const char *why)
 {
+    if (!w->env.checkpoints)
+        return;
     pthread_mutex_unlock(&w->lock);
     checkpoint_emit(w->st, w->env.checkpoint_path, wall_ms(), why);
     pthread_mutex_lock(&w->lock);
@@ -142,13 +144,7 @@ int worker_start(const char *store_path, uint32_t queue_depth, const job_env *en
         snprintf(err, err_size, "out of memory");
         return -1;
     }
-    /* Two daemons on one store would each believe they own its sequences and its sessions. */
-    if (store_lock_acquire(store_path, &w->lock_fd, err, err_size) != STORE_OK) {
-        free(w);
-        return -1;
-    }
     if (store_open(store_path, false, &w->st, err, err_size) != STORE_OK) {
-        store_lock_release(w->lock_fd);
         free(w);
         return -1;
     }
@@ -176,7 +172,6 @@ int worker_start(const char *store_path, uint32_t queue_depth, const job_env *en
     if (rc != 0) {
         snprintf(err, err_size, "cannot start the worker thread");
         store_close(w->st);
-        store_lock_release(w->lock_fd);
         pthread_cond_destroy(&w->wakeup);
         pthread_mutex_destroy(&w->lock);
         free(w);
@@ -235,7 +230,6 @@ void worker_stop(worker *w)
     free_list(w->queue_head);
     free_list(w->done_head);
     store_close(w->st);
-    store_lock_release(w->lock_fd);
     pthread_cond_destroy(&w->wakeup);
     pthread_mutex_destroy(&w->lock);
     free(w);

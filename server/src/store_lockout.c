@@ -1,0 +1,137 @@
+/* Lockouts kept in the central store: they survive a restart, and every check and count runs
+ * on the store's own connection, one job at a time, so concurrent guesses cannot pass a limit
+ * together. */
+#include <stdio.h>
+#include <string.h>
+
+#include "store_internal.h"
+
+/* Expired rows removed per recorded failure: the table stays small however many keys fail. */
+#define PRUNE_LIMIT_TEXT "16"
+
+static const char lockouts_ddl[] =
+    "CREATE TABLE IF NOT EXISTS _outpost_lockouts("
+    "  kind TEXT NOT NULL, key TEXT NOT NULL, failures INTEGER NOT NULL,"
+    "  window_start_ms INTEGER NOT NULL, locked_until_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY(kind, key)) WITHOUT ROWID;";
+
+static int read_row(store *st, const char *kind, const char *key, int64_t *out_failures,
+                    int64_t *out_window_start, int64_t *out_locked_until)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = store_exec(st, lockouts_ddl, "create the lockout table");
+
+    *out_failures = *out_window_start = *out_locked_until = 0;
+    if (rc != STORE_OK)
+        return rc;
+    rc = sqlite3_prepare_v2(st->db,
+                            "SELECT failures, window_start_ms, locked_until_ms"
+                            " FROM _outpost_lockouts WHERE kind = ?1 AND key = ?2",
+                            -1, &stmt, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(stmt, 1, kind, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(stmt, 2, key, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW) {
+        *out_failures = sqlite3_column_int64(stmt, 0);
+        *out_window_start = sqlite3_column_int64(stmt, 1);
+        *out_locked_until = sqlite3_column_int64(stmt, 2);
+        rc = SQLITE_DONE;
+    }
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_DONE ? STORE_OK : store_fail_sqlite(st, rc, "read a lockout");
+}
+
+int store_lockout_check(store *st, const char *kind, const char *key, uint64_t now_ms,
+                        bool *out_locked)
+{
+    int64_t failures, window_start, locked_until;
+    int rc = read_row(st, kind, key, &failures, &window_start, &locked_until);
+
+    *out_locked = rc == STORE_OK && (uint64_t)locked_until > now_ms;
+    return rc;
+}
+
+int store_lockout_fail(store *st, const char *kind, const char *key,
+                       const store_lockout_policy *policy, uint64_t now_ms, bool *out_locked)
+{
+    int64_t failures, window_start, locked_until;
+    sqlite3_stmt *stmt = NULL;
+    int rc = read_row(st, kind, key, &failures, &window_start, &locked_until);
+
+    *out_locked = false;
+    if (rc != STORE_OK)
+        return rc;
+    if ((uint64_t)locked_until > now_ms) {
+        *out_locked = true; /* already locked: the lock is not extended */
+        return STORE_OK;
+    }
+    if (locked_until != 0 || (uint64_t)window_start + policy->window_ms <= now_ms) {
+        failures = 0; /* a lock that ran out, or a window that ended, starts a new count */
+        window_start = (int64_t)now_ms;
+    }
+    failures++;
+    locked_until = 0;
+    if ((uint64_t)failures >= policy->max_failures) {
+        locked_until = (int64_t)(now_ms + policy->duration_ms);
+        *out_locked = true;
+    }
+    rc = sqlite3_prepare_v2(st->db,
+                            "INSERT OR REPLACE INTO _outpost_lockouts"
+                            " (kind, key, failures, window_start_ms, locked_until_ms)"
+                            " VALUES (?1, ?2, ?3, ?4, ?5)",
+                            -1, &stmt, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(stmt, 1, kind, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(stmt, 2, key, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(stmt, 3, failures);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(stmt, 4, window_start);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(stmt, 5, locked_until);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE)
+        return store_fail_sqlite(st, rc, "record a failed attempt");
+
+    /* Rows whose lock and window both ended say nothing any more. */
+    stmt = NULL;
+    rc = sqlite3_prepare_v2(st->db,
+                            "DELETE FROM _outpost_lockouts WHERE (kind, key) IN"
+                            " (SELECT kind, key FROM _outpost_lockouts"
+                            "  WHERE locked_until_ms <= ?1 AND window_start_ms + ?2 <= ?1"
+                            "  LIMIT " PRUNE_LIMIT_TEXT ")",
+                            -1, &stmt, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(stmt, 1, (int64_t)now_ms);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_int64(stmt, 2, (int64_t)policy->window_ms);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_DONE ? STORE_OK : store_fail_sqlite(st, rc, "prune lockouts");
+}
+
+int store_lockout_clear(store *st, const char *kind, const char *key)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = store_exec(st, lockouts_ddl, "create the lockout table");
+
+    if (rc != STORE_OK)
+        return rc;
+    rc = sqlite3_prepare_v2(st->db, "DELETE FROM _outpost_lockouts WHERE kind = ?1 AND key = ?2",
+                            -1, &stmt, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(stmt, 1, kind, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(stmt, 2, key, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(stmt);
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_DONE ? STORE_OK : store_fail_sqlite(st, rc, "clear a lockout");
+}
