@@ -4,7 +4,9 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,17 +170,54 @@ int store_backup(store *st, const char *path)
 
 /* ---- the one-daemon lock ------------------------------------------------------------------- */
 
+/* The store's own path, links resolved, so that the lock and a restore name the file that is
+ * served however it is reached (a symbolic link, a relative path). When the store itself does
+ * not exist (a dead disk), its folder is resolved and its name kept. False when too long or the
+ * folder does not exist. */
+static bool canonical_path(const char *path, char *out, size_t size)
+{
+    char resolved[PATH_MAX];
+    if (realpath(path, resolved) != NULL)
+        return snprintf(out, size, "%s", resolved) < (int)size;
+    if (errno != ENOENT)
+        return false;
+    const char *slash = strrchr(path, '/');
+    char dir[PATH_MAX];
+    if (slash == NULL)
+        snprintf(dir, sizeof dir, ".");
+    else if (snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path) >= (int)sizeof dir)
+        return false;
+    if (dir[0] == '\0')
+        snprintf(dir, sizeof dir, "/");
+    if (realpath(dir, resolved) == NULL)
+        return false;
+    return snprintf(out, size, "%s/%s", strcmp(resolved, "/") ? resolved : "",
+                    slash ? slash + 1 : path) < (int)size;
+}
+
 int store_lock_acquire(const char *store_path, int *out_fd, char *err, size_t err_size)
 {
-    char lock_path[512];
+    char lock_path[512], canonical[512];
     *out_fd = -1;
-    if (snprintf(lock_path, sizeof lock_path, "%s.lock", store_path) >= (int)sizeof lock_path) {
+    if (!canonical_path(store_path, canonical, sizeof canonical)) {
+        err_set(err, err_size, "cannot resolve the store path %s: %s", store_path,
+                errno ? strerror(errno) : "too long");
+        return STORE_EINVAL;
+    }
+    if (snprintf(lock_path, sizeof lock_path, "%s.lock", canonical) >= (int)sizeof lock_path) {
         err_set(err, err_size, "store path too long");
         return STORE_EINVAL;
     }
     int fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
         err_set(err, err_size, "cannot open the store lock %s: %s", lock_path, strerror(errno));
+        return STORE_EIO;
+    }
+    /* Made by root (a restore) for a store a service account runs: the account must open it. */
+    struct stat sb;
+    if (geteuid() == 0 && stat(canonical, &sb) == 0 && fchown(fd, sb.st_uid, sb.st_gid) != 0) {
+        err_set(err, err_size, "cannot give %s the store's owner: %s", lock_path, strerror(errno));
+        close(fd);
         return STORE_EIO;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
@@ -386,11 +425,17 @@ static int move_aside(const char *path, uint64_t epoch, char *out_path, size_t o
     return 0;
 }
 
-int store_restore(const char *store_path, const char *backup_path, store_restore_info *out_info,
+int store_restore(const char *given_path, const char *backup_path, store_restore_info *out_info,
                   char *err, size_t err_size)
 {
     memset(out_info, 0, sizeof *out_info);
     err_set(err, err_size, "restore failed");
+    /* A link to the store is resolved: the file served is the one replaced, never the link. */
+    char store_path[512];
+    if (!canonical_path(given_path, store_path, sizeof store_path)) {
+        err_set(err, err_size, "cannot resolve the store path %s", given_path);
+        return STORE_EINVAL;
+    }
     char tmp_path[512];
     if (snprintf(tmp_path, sizeof tmp_path, "%s.restoring", store_path) >= (int)sizeof tmp_path) {
         err_set(err, err_size, "store path too long");
@@ -414,6 +459,15 @@ int store_restore(const char *store_path, const char *backup_path, store_restore
     out = copy_file(backup_path, tmp_path, err, err_size);
     if (out != 0)
         goto fail;
+    /* Restored by root for a service account: the new store keeps the old one's owner, or the
+     * service could no longer open it. */
+    struct stat old_sb;
+    if (geteuid() == 0 && stat(store_path, &old_sb) == 0 &&
+        chown(tmp_path, old_sb.st_uid, old_sb.st_gid) != 0) {
+        err_set(err, err_size, "cannot give %s the store's owner: %s", tmp_path, strerror(errno));
+        out = STORE_EIO;
+        goto fail;
+    }
     char open_err[512];
     out = store_open(tmp_path, false, &bk, open_err, sizeof open_err);
     if (out != 0) {

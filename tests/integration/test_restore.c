@@ -25,6 +25,7 @@
 
 #include "daemon_fixture.h"
 #include "ovalue.h"
+#include "strf.h"
 #include "test_util.h"
 #include "testclient.h"
 
@@ -54,10 +55,10 @@ static char *slurp(const char *path)
     return buf;
 }
 
-/* outpost-admin --store STORE ARGS...: exit status, output in admin_out. */
-static int admin(const char *cmd, const char *arg)
+/* outpost-admin --store STORE CMD ARG: exit status, output in admin_out. */
+static int admin_on(const char *store_path, const char *cmd, const char *arg)
 {
-    const char *argv[] = {OUTPOST_ADMIN_PATH, "--store", fx.store_path, cmd, arg, NULL};
+    const char *argv[] = {OUTPOST_ADMIN_PATH, "--store", store_path, cmd, arg, NULL};
     int fds[2];
     assert_int_equal(pipe(fds), 0);
     pid_t pid = fork();
@@ -81,6 +82,11 @@ static int admin(const char *cmd, const char *arg)
     int status;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static int admin(const char *cmd, const char *arg)
+{
+    return admin_on(fx.store_path, cmd, arg);
 }
 
 static const uint8_t device_key[OUTPOST_KEY_BYTES] = {
@@ -264,6 +270,26 @@ static void test_second_outpostd_on_a_store_refuses_to_start(void **state)
     assert_int_not_equal(status, 0);
     if (!strstr(out, "an outpostd already serves this store, and only one may"))
         fail_msg("second outpostd said: %s", out);
+    /* An outsider's finding: the lock went by the name given, so the same store reached through
+     * a symbolic link was served twice, and restored under the running daemon. */
+    char link[400], config[400], backup[400];
+    snprintf(link, sizeof link, "%s/link-to-central.db", fx.dir);
+    snprintf(config, sizeof config, "%s/through-link.ini", fx.dir);
+    snprintf(backup, sizeof backup, "%s/central-backup-link.db", fx.dir);
+    assert_int_equal(symlink(fx.store_path, link), 0);
+    assert_int_equal(systemf("sed 's|^path = .*|path = %s|' %s > %s", link, fx.config_path, config),
+                     0);
+    status = fixture_run_outpostd(config, out, sizeof out);
+    assert_int_not_equal(status, 0);
+    if (!strstr(out, "an outpostd already serves this store, and only one may"))
+        fail_msg("second outpostd through a link said: %s", out);
+    assert_int_equal(admin("backup", backup), 0);
+    assert_int_equal(admin_on(link, "restore", backup), 3);
+    if (!strstr(admin_out, "stop outpostd before restoring"))
+        fail_msg("restore through a link while served said: %s", admin_out);
+    struct stat sb;
+    assert_int_equal(lstat(link, &sb), 0);
+    assert_true(S_ISLNK(sb.st_mode));
     /* the first one still serves, and online admin commands still work beside it */
     device d;
     device_enroll(&d, "lonely", "w1");
