@@ -1,5 +1,6 @@
 /* The replica handle: open, close, the write guard, the capture session, status, wipe. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -779,6 +780,11 @@ static int replica_connect(outpost_replica *r)
     int rc;
 
     snprintf(what, sizeof what, "cannot open %s", r->path);
+    /* A new replica is made owner-only, whatever the umask: SQLite gives its -wal, -shm and
+     * journal files the database file's mode. An empty file is a new database to SQLite. */
+    int fd = open(r->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        close(fd);
     rc = sqlite3_open_v2(r->path, &r->db, flags, vfs ? cryptvfs_name(vfs) : NULL);
     if (rc != SQLITE_OK)
         return replica_fail_sqlite(r, rc, what);

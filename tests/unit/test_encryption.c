@@ -64,6 +64,30 @@ static void test_encryption_open_needs_key_material(void **state)
     assert_null(f->r);
 }
 
+/* An outsider's finding: replica files followed the umask (0644 here). Encrypted or not, what
+ * a worker recorded is nobody else's to read on a shared laptop. */
+static void test_encryption_replica_files_are_owner_only(void **state)
+{
+    fixture *f = *state;
+    char err[256] = "", wal[320];
+    outpost_secret key = {.key = fx_test_key};
+    struct stat sb;
+
+    close_replica(f);
+    outpost_files_wipe(f->path, err, sizeof err);
+    mode_t was = umask(022);
+    int rc = open_with(f, &key, 0, err, sizeof err);
+    umask(was);
+    assert_int_equal(rc, OUTPOST_OK);
+    assert_int_equal(outpost_schema_install(f->r, &f->schema), OUTPOST_OK);
+    assert_int_equal(fx_insert_contact(f, "c1", "Ana", 15), OUTPOST_OK);
+    assert_int_equal(stat(f->path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+    snprintf(wal, sizeof wal, "%s-wal", f->path);
+    assert_int_equal(stat(wal, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
+}
+
 static void test_encryption_wrong_key_is_refused(void **state)
 {
     fixture *f = *state;
@@ -360,6 +384,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_encryption_open_needs_key_material, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_encryption_replica_files_are_owner_only, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_encryption_wrong_key_is_refused, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_encryption_tampered_page_fails_integrity, fx_setup,
                                         fx_teardown),
