@@ -77,7 +77,9 @@ OUTPOST_API int outpost_enroll(outpost_replica *replica, const outpost_enroll_op
 OUTPOST_API int outpost_enroll_parse_uri(const char *uri, char *buf, size_t buf_size,
                                          outpost_enroll_options *out_options);
 
-/* Whether this replica holds device credentials; out_device_id (may be NULL) receives the id. */
+/* Whether this replica holds device credentials: OUTPOST_OK when it does (out_device_id, which
+ * may be NULL, then receives the id), OUTPOST_ENOTENROLLED when it does not, another negative
+ * code when the replica cannot be read. */
 OUTPOST_API int outpost_device_id(outpost_replica *replica, char out_device_id[40]);
 
 /* ---------------------------------------------------------------------------------------------
