@@ -98,7 +98,7 @@ note "outpostd listening on $url"
 
 say "Three devices enroll with one-time codes"
 for who in alice bob carol; do
-    head -c 32 /dev/urandom > "$run/$who.key"
+    (umask 077 && head -c 32 /dev/urandom > "$run/$who.key")
     code=$("$admin" --store "$run/central.db" enroll "$who" | sed -n 's/^    \([0-9A-Z-]*\)$/\1/p' | head -n1)
     "$outpost" --db "$run/$who.db" --key-file "$run/$who.key" enroll "$url" "$code" \
         --ca "$run/certs/ca.pem" --name "$who's phone" >/dev/null

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -330,6 +331,15 @@ static int secret_read(const options *o, cli_secret *s)
         if (fd < 0) {
             fprintf(stderr, "outpost: cannot open the key file %s: %s\n", o->key_file,
                     strerror(errno));
+            return EXIT_LOCAL;
+        }
+        /* As ssh does with private keys: a key others can read protects nothing. */
+        struct stat sb;
+        if (fstat(fd, &sb) == 0 && (sb.st_mode & 077) != 0) {
+            fprintf(stderr, "outpost: the key file %s can be read or changed by others (mode "
+                            "%04o); make it the owner's alone: chmod 600 %s\n",
+                    o->key_file, (unsigned)(sb.st_mode & 07777), o->key_file);
+            close(fd);
             return EXIT_LOCAL;
         }
         ex = key_from_fd(fd, o->key_file, s);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -78,7 +79,7 @@ static int setup(void **state)
         return -1;
     fputs("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n", f);
     fclose(f);
-    return 0;
+    return chmod(key, 0600);
 }
 
 static int teardown(void **state)
@@ -325,6 +326,13 @@ static void test_cli_results_are_honest(void **state)
     assert_int_equal(run(with_pass), 0);
     assert_non_null(strstr(out, "pending entries: 0"));
     close(fd);
+
+    /* A key file others can read protects nothing: refused, with what to do. */
+    assert_int_equal(chmod(key, 0644), 0);
+    assert_int_equal(outpost("status", NULL, NULL), 2);
+    assert_non_null(strstr(out, "chmod 600"));
+    assert_int_equal(chmod(key, 0600), 0);
+    assert_int_equal(outpost("status", NULL, NULL), 0);
 }
 
 static void test_sync_with_the_server_away_exits_3(void **state)
