@@ -742,7 +742,7 @@ static void handle_message(session *s)
             return;
         }
         send_error(s, PROTO_ERR_BAD_MESSAGE, false, true,
-                   "the first message must be HELLO or ENROLL, got %s",
+                   "%s before HELLO: a session starts with HELLO (or ENROLL, then HELLO)",
                    proto_msg_type_name((uint32_t)msg->type));
         proto_msg_free(msg);
         return;
