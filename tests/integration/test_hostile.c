@@ -283,6 +283,7 @@ static blob *load_corpus(size_t *out_n)
         char *path = strf("%s/%s", dir, e->d_name);
         size_t len = 0;
         char *bytes = test_read_file(path, &len);
+        free(path);
         assert_non_null(bytes);
         size_t cuts[4] = {len, len / 3, len / 2, len > 0 ? len - 1 : 0};
         for (int k = 0; k < 4; k++) {
