@@ -941,7 +941,7 @@ static int rejected_show(outpost_replica *r, int64_t id)
     for (uint32_t i = 0; i < q->n_values; i++) {
         printf("  %s = ", q->columns[i]);
         print_outpost_value(&q->values[i]);
-        putchar('\n');
+        puts(q->changed[i] ? "   (written by this change)" : "");
     }
     outpost_rejected_free(q);
     return EXIT_OK;

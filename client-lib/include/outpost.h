@@ -409,6 +409,8 @@ struct outpost_rejected {
     const char *message;      /* the server's message, or why the row went with its entry */
     uint32_t n_values;
     const char *const *columns; /* column names, in table order */
+    const uint8_t *changed;     /* n_values flags: 1 for a column the refused change wrote (every
+                                 * column of an INSERT), 0 for one it only carried along */
     const outpost_value *values; /* the worker's values: for INSERT and UPDATE the whole row as
                                  * the replica held it when the refusal arrived, for DELETE
                                  * the deleted row's values */
@@ -430,8 +432,11 @@ OUTPOST_API void outpost_rejected_free(outpost_rejected *rejected);
 
 /* Writes quarantined change id back through the normal write path, with the n_values values
  * named by columns (for example a corrected team, or a new primary key) over the worker's
- * values, and removes it from quarantine, in one transaction. An INSERT or UPDATE is written
- * as an upsert of the whole row; a DELETE deletes the row again (it takes no values). The
+ * values, and removes it from quarantine, in one transaction. When the replica no longer holds
+ * the row it is inserted whole; when it holds it (often newer, pulled since), only the columns
+ * the refused change wrote (`changed`) and the corrections are written, so a newer value of
+ * another column is never overwritten with the worker's old copy. A DELETE deletes the row
+ * again (it takes no values). The
  * write is a new outbox entry with a new device sequence (*out_seq, may be NULL; 0 when the
  * row already held those values): a refused sequence is never reused. _outpost_rejected_log
  * records the resubmission (time, id, entry, table, key, code, message). A column the table

@@ -67,15 +67,29 @@ static int step_library(outpost_replica *r, sqlite3_stmt *stmt)
     return rc;
 }
 
+/* Whether change ch wrote column col: every column of an INSERT, the new-value columns of an
+ * UPDATE, none of a DELETE. */
+static bool change_writes(const proto_change *ch, uint32_t col)
+{
+    if (ch->op != PROTO_OP_UPDATE)
+        return ch->op == PROTO_OP_INSERT;
+    for (uint32_t c = 0; c < ch->n_cols; c++) {
+        if (ch->cols[c].idx == col)
+            return ch->cols[c].new_val.type != PROTO_UNDEF;
+    }
+    return false;
+}
+
 /* Stores one column value of quarantine entry id. */
 static int value_store(outpost_replica *r, sqlite3_stmt *ins, int64_t id, uint32_t pos,
-                       const char *col, sqlite3_value *sv, const proto_value *pv)
+                       const char *col, sqlite3_value *sv, const proto_value *pv, bool changed)
 {
     int rc;
 
     sqlite3_bind_int64(ins, 1, id);
     sqlite3_bind_int64(ins, 2, pos);
     sqlite3_bind_text(ins, 3, col, -1, SQLITE_STATIC);
+    sqlite3_bind_int(ins, 5, changed ? 1 : 0);
     if (sv)
         sqlite3_bind_value(ins, 4, sv);
     else
@@ -89,7 +103,8 @@ static int value_store(outpost_replica *r, sqlite3_stmt *ins, int64_t id, uint32
 /* The row as it stands in the replica now (the worker's version), into the quarantine entry.
  * *out_found is false when the replica has no such row. */
 static int values_from_row(outpost_replica *r, sqlite3_stmt *ins, int64_t id,
-                           const synced_table *t, const proto_value *pk, bool *out_found)
+                           const synced_table *t, const proto_change *ch, const proto_value *pk,
+                           bool *out_found)
 {
     sqlite3_str *s = sqlite3_str_new(r->db);
     sqlite3_stmt *sel = NULL;
@@ -115,7 +130,8 @@ static int values_from_row(outpost_replica *r, sqlite3_stmt *ins, int64_t id,
         *out_found = true;
         rc = OUTPOST_OK;
         for (uint32_t c = 0; rc == OUTPOST_OK && c < t->n_cols && (int)c < sqlite3_column_count(sel); c++)
-            rc = value_store(r, ins, id, c, t->cols[c], sqlite3_column_value(sel, (int)c), NULL);
+            rc = value_store(r, ins, id, c, t->cols[c], sqlite3_column_value(sel, (int)c), NULL,
+                             change_writes(ch, c));
     } else {
         rc = rc == SQLITE_DONE ? OUTPOST_OK : replica_fail_sqlite(r, rc, "reading a refused row");
     }
@@ -164,8 +180,8 @@ int quarantine_change(outpost_replica *r, const proto_reject *rej, const synced_
     rc = replica_prepare(r, "INSERT INTO _outpost_rejected(at_ms, seq, tbl, op, pk, code, message)"
                             " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)", &ins);
     if (rc == OUTPOST_OK)
-        rc = replica_prepare(r, "INSERT INTO _outpost_rejected_values(rejected_id, pos, col, value)"
-                                " VALUES(?1, ?2, ?3, ?4)", &vals);
+        rc = replica_prepare(r, "INSERT INTO _outpost_rejected_values(rejected_id, pos, col, value,"
+                                " changed) VALUES(?1, ?2, ?3, ?4, ?5)", &vals);
     if (rc != OUTPOST_OK)
         goto done;
     sqlite3_bind_int64(ins, 1, replica_now_ms(r));
@@ -183,7 +199,7 @@ int quarantine_change(outpost_replica *r, const proto_reject *rej, const synced_
     *out_id = sqlite3_last_insert_rowid(r->db);
     /* The worker's whole row as the replica holds it; for a delete, or a row a later write
      * removed, the values the change itself carries. */
-    rc = ch->op == PROTO_OP_DELETE ? OUTPOST_OK : values_from_row(r, vals, *out_id, t, pk, &found);
+    rc = ch->op == PROTO_OP_DELETE ? OUTPOST_OK : values_from_row(r, vals, *out_id, t, ch, pk, &found);
     for (uint32_t c = 0; rc == OUTPOST_OK && !found && c < ch->n_cols; c++) {
         const proto_col *col = &ch->cols[c];
         const proto_value *v = ch->op == PROTO_OP_DELETE ? &col->old_val : &col->new_val;
@@ -192,7 +208,8 @@ int quarantine_change(outpost_replica *r, const proto_reject *rej, const synced_
             v = &col->old_val; /* an UPDATE's key column: only its old value is carried */
         if (v->type == PROTO_UNDEF || col->idx >= t->n_cols)
             continue;
-        rc = value_store(r, vals, *out_id, col->idx, t->cols[col->idx], NULL, v);
+        rc = value_store(r, vals, *out_id, col->idx, t->cols[col->idx], NULL, v,
+                         change_writes(ch, col->idx));
     }
 done:
     sqlite3_finalize(ins);
@@ -266,7 +283,8 @@ static int rejected_values_read(outpost_replica *r, outpost_rejected *q)
     uint32_t cap = 0;
     const char **cols = NULL;
     outpost_value *vals = NULL;
-    int rc = replica_prepare(r, "SELECT col, value FROM _outpost_rejected_values"
+    uint8_t *changed = NULL;
+    int rc = replica_prepare(r, "SELECT col, value, changed FROM _outpost_rejected_values"
                                 " WHERE rejected_id = ?1 ORDER BY pos", &stmt);
 
     if (rc != OUTPOST_OK)
@@ -277,17 +295,20 @@ static int rejected_values_read(outpost_replica *r, outpost_rejected *q)
             uint32_t ncap = cap ? cap * 2 : 16;
             const char **gc = arena_alloc(&q->arena_, ncap * sizeof *gc);
             outpost_value *gv = arena_alloc(&q->arena_, ncap * sizeof *gv);
+            uint8_t *gf = arena_alloc(&q->arena_, ncap * sizeof *gf);
 
-            if (gc == NULL || gv == NULL) {
+            if (gc == NULL || gv == NULL || gf == NULL) {
                 rc = SQLITE_NOMEM;
                 break;
             }
             if (q->n_values) {
                 memcpy(gc, cols, q->n_values * sizeof *gc);
                 memcpy(gv, vals, q->n_values * sizeof *gv);
+                memcpy(gf, changed, q->n_values * sizeof *gf);
             }
             cols = gc;
             vals = gv;
+            changed = gf;
             cap = ncap;
         }
         proto_value v;
@@ -298,11 +319,13 @@ static int rejected_values_read(outpost_replica *r, outpost_rejected *q)
             break;
         }
         value_to_public(&v, &vals[q->n_values]);
+        changed[q->n_values] = sqlite3_column_int(stmt, 2) != 0;
         q->n_values++;
     }
     sqlite3_finalize(stmt);
     q->columns = cols;
     q->values = vals;
+    q->changed = changed;
     return rc == SQLITE_DONE ? OUTPOST_OK : replica_fail_sqlite(r, rc, "reading a refused row");
 }
 
@@ -423,10 +446,13 @@ int outpost_rejected_discard(outpost_replica *replica, int64_t id)
     return rc;
 }
 
-/* The statement that writes the corrected row back: an upsert of every known column, or the
- * delete again. */
+/* The statement that writes the corrected row back, or the delete again. A row the replica no
+ * longer holds is inserted with every known column; a row it holds gets only the columns the
+ * worker wrote (writes[i]) and the corrections: the others may have changed since (a newer
+ * value from another device), and writing the worker's old copy of them over that would lose
+ * it without a trace. */
 static char *resubmit_sql(const synced_table *t, bool is_delete, const int32_t *col_of,
-                          uint32_t n_vals)
+                          const bool *writes, uint32_t n_vals)
 {
     sqlite3_str *s = sqlite3_str_new(NULL);
     uint32_t n_set = 0;
@@ -450,7 +476,7 @@ static char *resubmit_sql(const synced_table *t, bool is_delete, const int32_t *
 
         for (uint32_t k = 0; k < t->n_pk; k++)
             in_pk = in_pk || t->pk[k] == (uint32_t)col_of[i];
-        if (in_pk)
+        if (in_pk || !writes[i])
             continue;
         sqlite3_str_appendf(s, "%s\"%w\"=excluded.\"%w\"", n_set ? "," : "UPDATE SET ",
                             t->cols[col_of[i]], t->cols[col_of[i]]);
@@ -473,7 +499,7 @@ static int32_t column_index(const synced_table *t, const char *name)
 /* The values to write: the quarantined ones with the corrections on top, by column. */
 static int resubmit_values(outpost_replica *r, const synced_table *t, const outpost_rejected *q,
                            const char *const *columns, const outpost_value *values, uint32_t n,
-                           int32_t *col_of, outpost_value *vals, uint32_t *out_n)
+                           int32_t *col_of, bool *writes, outpost_value *vals, uint32_t *out_n)
 {
     uint32_t n_vals = 0;
 
@@ -483,6 +509,7 @@ static int resubmit_values(outpost_replica *r, const synced_table *t, const outp
         if (c < 0)
             continue; /* a column the schema no longer has */
         col_of[n_vals] = c;
+        writes[n_vals] = q->changed[i] != 0;
         vals[n_vals++] = q->values[i];
     }
     for (uint32_t i = 0; i < n; i++) {
@@ -497,6 +524,7 @@ static int resubmit_values(outpost_replica *r, const synced_table *t, const outp
         while (at < n_vals && col_of[at] != c)
             at++;
         col_of[at] = c;
+        writes[at] = true;
         vals[at] = values[i];
         if (at == n_vals)
             n_vals++;
@@ -511,6 +539,7 @@ int outpost_rejected_resubmit(outpost_replica *replica, int64_t id, const char *
     outpost_rejected *q = NULL;
     const synced_table *t;
     int32_t *col_of = NULL;
+    bool *writes = NULL;
     outpost_value *vals = NULL, pk[MAX_PK_COLS];
     uint32_t n_vals = 0;
     char *sql = NULL;
@@ -537,12 +566,13 @@ int outpost_rejected_resubmit(outpost_replica *replica, int64_t id, const char *
         goto done;
     }
     col_of = sqlite3_malloc64(((uint64_t)q->n_values + n_values + 1) * sizeof *col_of);
+    writes = sqlite3_malloc64(((uint64_t)q->n_values + n_values + 1) * sizeof *writes);
     vals = sqlite3_malloc64(((uint64_t)q->n_values + n_values + 1) * sizeof *vals);
-    if (col_of == NULL || vals == NULL) {
+    if (col_of == NULL || writes == NULL || vals == NULL) {
         rc = replica_fail(replica, OUTPOST_ENOMEM, "out of memory resubmitting");
         goto done;
     }
-    rc = resubmit_values(replica, t, q, columns, values, n_values, col_of, vals, &n_vals);
+    rc = resubmit_values(replica, t, q, columns, values, n_values, col_of, writes, vals, &n_vals);
     if (rc != OUTPOST_OK)
         goto done;
     if (is_delete) {
@@ -559,7 +589,7 @@ int outpost_rejected_resubmit(outpost_replica *replica, int64_t id, const char *
             pk[k] = vals[at];
         }
     }
-    sql = resubmit_sql(t, is_delete, col_of, n_vals);
+    sql = resubmit_sql(t, is_delete, col_of, writes, n_vals);
     if (sql == NULL) {
         rc = replica_fail(replica, OUTPOST_ENOMEM, "out of memory resubmitting");
         goto done;
@@ -583,6 +613,7 @@ int outpost_rejected_resubmit(outpost_replica *replica, int64_t id, const char *
 done:
     sqlite3_free(sql);
     sqlite3_free(col_of);
+    sqlite3_free(writes);
     sqlite3_free(vals);
     outpost_rejected_free(q);
     return rc;

@@ -87,6 +87,7 @@ static const char meta_sql[] =
     " pos INTEGER NOT NULL,"
     " col TEXT NOT NULL,"
     " value,"
+    " changed INTEGER NOT NULL DEFAULT 1," /* the refused change wrote this column */
     " PRIMARY KEY(rejected_id, pos)) WITHOUT ROWID;"
     /* The worker's teams as the server last said (ENROLLED, WELCOME); empty: not known. */
     "CREATE TABLE IF NOT EXISTS _outpost_teams(name TEXT PRIMARY KEY);"

@@ -396,6 +396,68 @@ static void test_refused_write_is_quarantined_with_every_value_then_resubmitted(
     device_close(&a);
 }
 
+/* An outsider's finding: resubmitting a refused UPDATE wrote the worker's whole old copy of the
+ * row, so a newer value another device had written meanwhile was overwritten without a trace
+ * (a high-risk flag erased). A resubmitted UPDATE writes what the worker changed, nothing more. */
+static void test_resubmitted_update_writes_only_what_the_worker_changed(void **state)
+{
+    (void)state;
+    device a, c;
+    char id[OUTPOST_UUID_TEXT_SIZE], sql[256];
+    memset(&a, 0, sizeof a), memset(&c, 0, sizeof c);
+    /* w12 belongs to both teams here, whatever earlier cases did to it */
+    central_exec("INSERT OR IGNORE INTO _outpost_worker_teams(worker_id, team_id)"
+                 " VALUES('w12', 't1'), ('w12', 't2')");
+    device_enroll(&c, "q4c", "w2", fx.port);  /* team two */
+    device_enroll(&a, "q4a", "w12", fx.port); /* teams one and two */
+    assert_int_equal(outpost_uuid_make(id), OUTPOST_OK);
+    write_contact_full(&c, id, "t2", "Kim", "first note");
+    device_start(&c, 100);
+    assert_int_equal(outpost_sync_wait(c.sync, 0, WAIT_MS), OUTPOST_OK);
+    device_start(&a, 100);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    outpost_sync_stop(a.sync);
+    a.sync = NULL;
+
+    /* a, offline, moves the contact to team one; the office takes team one from a's worker, so
+     * the server refuses the move. Meanwhile c writes a newer note. */
+    snprintf(sql, sizeof sql, "UPDATE contacts SET team_id = 't1' WHERE id = '%s'", id);
+    assert_int_equal(outpost_exec(a.r, sql, NULL, 0), OUTPOST_OK);
+    central_exec("DELETE FROM _outpost_worker_teams WHERE worker_id = 'w12' AND team_id = 't1'");
+    snprintf(sql, sizeof sql, "UPDATE contacts SET note = 'high risk: newer' WHERE id = '%s'", id);
+    assert_int_equal(outpost_exec(c.r, sql, NULL, 0), OUTPOST_OK);
+    outpost_sync_status ss;
+    outpost_sync_get_status(c.sync, &ss);
+    assert_int_equal(outpost_sync_wait(c.sync, ss.syncs_completed, WAIT_MS), OUTPOST_OK);
+    for (int i = 0; i < 100 && pending(&c) > 0; i++)
+        test_sleep_ms(50);
+    device_start(&a, 100);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    outpost_rejected *q = only_rejected(&a);
+    assert_string_equal(q->op, "UPDATE");
+    int64_t qid = q->id;
+    outpost_rejected_free(q);
+
+    /* The office gives team one back; after a new session the worker resubmits the move. */
+    central_exec("INSERT INTO _outpost_worker_teams(worker_id, team_id) VALUES('w12', 't1')");
+    outpost_sync_stop(a.sync);
+    a.sync = NULL;
+    device_start(&a, 100);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    assert_int_equal(outpost_rejected_resubmit(a.r, qid, NULL, NULL, 0, NULL), OUTPOST_OK);
+    outpost_sync_get_status(a.sync, &ss);
+    assert_int_equal(outpost_sync_wait(a.sync, ss.syncs_completed, WAIT_MS), OUTPOST_OK);
+    for (int i = 0; i < 100 && pending(&a) > 0; i++)
+        test_sleep_ms(50);
+    assert_int_equal(pending(&a), 0);
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM contacts WHERE id = '%s' AND team_id = 't1'"
+             " AND note = 'high risk: newer'", id);
+    assert_int_equal(central_count(sql), 1);
+    device_close(&a);
+    device_close(&c);
+}
+
 static void test_key_claimed_by_another_team_is_quarantined_and_resubmitted_with_a_new_key(
     void **state)
 {
@@ -733,6 +795,7 @@ int main(void)
         cmocka_unit_test(test_refused_write_is_quarantined_with_every_value_then_resubmitted),
         cmocka_unit_test(
             test_key_claimed_by_another_team_is_quarantined_and_resubmitted_with_a_new_key),
+        cmocka_unit_test(test_resubmitted_update_writes_only_what_the_worker_changed),
         cmocka_unit_test(test_discard_is_explicit_and_recorded),
         cmocka_unit_test(test_rewound_device_counter_is_stopped_not_dropped),
         cmocka_unit_test(test_cuts_at_random_offsets_lose_and_duplicate_nothing),
