@@ -206,6 +206,12 @@ int cryptvfs_rekey(const char *db_path, const cryptvfs_secret *old_secret,
         remove_if_present(shm_path); /* wal-index of the old file: rebuilt on demand */
     sqlite3_free(shm_path);
 
+    /* The copy was made under the umask: it takes the old file's mode (0600 for a replica). */
+    if (chmod(s.copy_path, st.st_mode & 07777) != 0) {
+        rc = fail_with(&s, CRYPTVFS_EIO, "setting the mode of %s: %s", s.copy_path,
+                       strerror(errno));
+        goto fail;
+    }
     if (rename(s.copy_path, db_path) != 0) {
         rc = fail_with(&s, CRYPTVFS_EIO, "renaming %s: %s", s.copy_path, strerror(errno));
         goto fail;

@@ -249,7 +249,16 @@ static void test_encryption_rekey_then_open_with_new_secret(void **state)
     assert_int_equal(fx_insert_contact(f, "c1", "Ana", 15), OUTPOST_OK);
     close_replica(f);
 
-    assert_int_equal(outpost_replica_rekey(f->path, &old_key, &new_key, err, sizeof err), OUTPOST_OK);
+    /* A rekey under a permissive umask still leaves an owner-only replica (an outsider saw
+     * `outpost passwd` turn 0600 into 0644). */
+    struct stat sb;
+    assert_int_equal(chmod(f->path, 0600), 0);
+    mode_t was = umask(022);
+    int rc = outpost_replica_rekey(f->path, &old_key, &new_key, err, sizeof err);
+    umask(was);
+    assert_int_equal(rc, OUTPOST_OK);
+    assert_int_equal(stat(f->path, &sb), 0);
+    assert_int_equal(sb.st_mode & 0777, 0600);
     assert_int_equal(fx_open(f), OUTPOST_EKEY);
     assert_int_equal(open_with(f, &new_key, 0, err, sizeof err), OUTPOST_OK);
     assert_contact_name(f, "c1", "Ana");
