@@ -526,14 +526,16 @@ static int cmd_exec(const options *o, int argc, char **argv)
     uint64_t seq = 0;
     if (rc == OUTPOST_OK)
         rc = outpost_tx_commit(r, &seq);
-    if (rc != OUTPOST_OK)
+    if (rc != OUTPOST_OK) {
         ex = report(r, rc, "exec"); /* before the rollback, which clears the message */
-    if (rc != OUTPOST_OK && outpost_tx_rollback(r) == OUTPOST_OK)
+        /* A failed commit has closed the transaction already; either way nothing is kept. */
+        (void)outpost_tx_rollback(r);
         fprintf(stderr, "outpost: exec: nothing was committed\n");
-    else if (seq)
+    } else if (seq) {
         printf("committed as outbox entry %llu\n", (unsigned long long)seq);
-    else
-        printf("committed (no synced table changed)\n");
+    } else {
+        printf("done: no synced table changed, nothing to sync\n");
+    }
     outpost_replica_close(r);
     return ex;
 }

@@ -195,6 +195,9 @@ static void test_refused_write_is_said_kept_and_resubmitted(void **state)
                              NULL),
                      2);
     assert_non_null(strstr(out, "contacts.team_id = 't2' is not one of this worker's teams"));
+    /* and nothing says it was committed (an outsider's finding: stdout said "committed") */
+    assert_null(strstr(out, "committed ("));
+    assert_non_null(strstr(out, "nothing was committed"));
     claim_for_team_two("0190c7a0-0000-7000-8000-0000000000a1");
     claim_for_team_two("0190c7a0-0000-7000-8000-0000000000a2");
     assert_int_equal(outpost("exec",
