@@ -634,6 +634,8 @@ static void print_watch_line(void *user_data, const outpost_sync_status *st)
     printf("%s %-10s pending=%llu pushed=%llu pulled=%llu", when,
            outpost_activity_name(st->activity), (unsigned long long)st->pending,
            (unsigned long long)st->push_done, (unsigned long long)st->rows_pulled);
+    if (st->rejected)
+        printf(" refused=%llu (see 'outpost rejected')", (unsigned long long)st->rejected);
     if (st->last_error)
         printf(" error=\"%s\"", st->last_error_msg);
     if (st->activity == OUTPOST_ACTIVITY_OFFLINE)

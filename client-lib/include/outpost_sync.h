@@ -111,6 +111,8 @@ typedef struct outpost_sync_status {
     uint32_t retry_in_ms;     /* OFFLINE: time to the next attempt */
     int last_error;           /* OUTPOST_OK, or why the last attempt failed */
     char last_error_msg[256];
+    uint64_t rejected;        /* refused changes waiting in quarantine (outpost.h): while it is
+                               * not 0, nothing may say "synced" */
 } outpost_sync_status;
 
 /* Called on the sync thread whenever the status changes (activity, progress, error). */

@@ -109,6 +109,7 @@ static void publish(outpost_sync *s)
     if (outpost_status_get(s->r, &st) == OUTPOST_OK) {
         pthread_mutex_lock(&s->lock);
         s->status.pending = st.pending;
+        s->status.rejected = st.rejected;
         s->status.last_sync_ms = st.last_sync_ms;
         pthread_mutex_unlock(&s->lock);
     }
