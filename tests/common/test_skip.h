@@ -2,7 +2,7 @@
  * Skips that show as skips. cmocka 1.1.5 counts a skip() as a pass in its exit status, so a test
  * that cannot run here calls TEST_SKIP(reason), and main returns test_exit_status(failed): 77
  * when anything was skipped and nothing failed, which ctest (SKIP_RETURN_CODE 77, set by
- * outpost_add_test) reports as "Skipped". scripts/check-test-log.sh then fails the run unless
+ * outpost_add_test) reports as "Skipped". scripts/ctest-guarded.sh then fails the run unless
  * OUTPOST_ALLOW_SKIPS=1. Include from the test program's own .c file only (one per program).
  */
 #ifndef OUTPOST_TEST_SKIP_H
