@@ -295,6 +295,25 @@ static int log_refused_values(push_ctx *c)
 
 /* Records the refusal of (device, seq) with its REJECT rows, raises acked_seq to the highest
  * seq recorded, and logs refused values, in one write transaction. */
+
+/* The device's highest recorded seq (WELCOME `ack`) takes in this entry, applied or refused.
+ * Returns SQLite's result: SQLITE_DONE on success. */
+static int raise_acked_seq(push_ctx *c)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(c->st->db,
+                                "UPDATE _outpost_devices SET acked_seq = max(acked_seq, ?2)"
+                                " WHERE no = ?1",
+                                -1, &s, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(s, 1, c->rec.no);
+        sqlite3_bind_int64(s, 2, (int64_t)c->push->seq);
+        rc = sqlite3_step(s);
+    }
+    sqlite3_finalize(s);
+    return rc;
+}
+
 static int record_refused(push_ctx *c)
 {
     proto_reject_row *rows = calloc(c->n_rejects, sizeof *rows);
@@ -329,21 +348,11 @@ static int record_refused(push_ctx *c)
         rc = sqlite3_step(s);
     }
     sqlite3_finalize(s);
-    s = NULL;
     bool first = rc == SQLITE_DONE && sqlite3_changes(c->st->db) > 0;
     if (rc == SQLITE_DONE)
-        rc = sqlite3_prepare_v2(c->st->db,
-                                "UPDATE _outpost_devices SET acked_seq = max(acked_seq, ?2)"
-                                " WHERE no = ?1",
-                                -1, &s, NULL);
+        rc = raise_acked_seq(c);
     else if (rc == SQLITE_OK)
         rc = SQLITE_ERROR;
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(s, 1, c->rec.no);
-        sqlite3_bind_int64(s, 2, (int64_t)c->push->seq);
-        rc = sqlite3_step(s);
-    }
-    sqlite3_finalize(s);
     proto_buf_free(&blob);
     out = rc == SQLITE_DONE ? 0 : store_fail_sqlite(c->st, rc, "record refused entry");
     if (out == 0 && first)
@@ -432,18 +441,10 @@ static int record_applied(push_ctx *c)
         rc = sqlite3_step(s);
     }
     sqlite3_finalize(s);
-    s = NULL;
     if (rc == SQLITE_DONE)
-        rc = sqlite3_prepare_v2(
-            c->st->db, "UPDATE _outpost_devices SET acked_seq = ?2 WHERE no = ?1", -1, &s, NULL);
+        rc = raise_acked_seq(c);
     else if (rc == SQLITE_OK)
         rc = SQLITE_ERROR;
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(s, 1, c->rec.no);
-        sqlite3_bind_int64(s, 2, (int64_t)c->push->seq);
-        rc = sqlite3_step(s);
-    }
-    sqlite3_finalize(s);
     if (rc != SQLITE_DONE)
         return store_fail_sqlite(c->st, rc, "record applied entry");
     return store_meta_set(c->st, "server_seq", c->server_seq);

@@ -19,6 +19,7 @@
 
 #include "daemon_fixture.h"
 #include "testclient.h"
+#include "test_util.h"
 
 #ifndef OUTPOST_CLI_PATH
 #error "OUTPOST_CLI_PATH must name the outpost binary"
@@ -31,33 +32,10 @@ static daemon_fixture fx;
 static char db[400], key[400];
 static char out[65536];
 
-/* Runs argv with stdin from /dev/null; stdout and stderr together go to `out`. Returns the exit
- * status, or -1 when the program did not exit normally. */
+/* Runs argv; its output (stdout and stderr) lands in `out`. */
 static int run(const char *const argv[])
 {
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_RDONLY);
-        dup2(devnull, 0);
-        dup2(fds[1], 1);
-        dup2(fds[1], 2);
-        close(fds[0]);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    size_t n = 0;
-    ssize_t r;
-    while ((r = read(fds[0], out + n, sizeof out - 1 - n)) > 0)
-        n += (size_t)r;
-    out[n] = '\0';
-    close(fds[0]);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return test_run(argv, out, sizeof out);
 }
 
 /* outpost --db DB --key-file KEY ARGS... */

@@ -59,29 +59,7 @@ static char *slurp(const char *path)
 static int admin_on(const char *store_path, const char *cmd, const char *arg)
 {
     const char *argv[] = {OUTPOST_ADMIN_PATH, "--store", store_path, cmd, arg, NULL};
-    int fds[2];
-    assert_int_equal(pipe(fds), 0);
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_RDONLY);
-        dup2(devnull, 0);
-        dup2(fds[1], 1);
-        dup2(fds[1], 2);
-        close(fds[0]);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    close(fds[1]);
-    size_t n = 0;
-    ssize_t r;
-    while ((r = read(fds[0], admin_out + n, sizeof admin_out - 1 - n)) > 0)
-        n += (size_t)r;
-    admin_out[n] = '\0';
-    close(fds[0]);
-    int status;
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    return test_run(argv, admin_out, sizeof admin_out);
 }
 
 static int admin(const char *cmd, const char *arg)

@@ -20,6 +20,11 @@ uint64_t test_now_ms(void);
  * NUL) in *out_len when out_len is not NULL. NULL when it cannot be read. */
 char *test_read_file(const char *path, size_t *out_len);
 
+/* Runs argv (argv[0] a path) with stdin from /dev/null, stdout and stderr together into
+ * out[0..out_size), NUL-terminated. Returns the exit status, or -1 when the program did not
+ * exit normally or could not be started. */
+int test_run(const char *const argv[], char *out, size_t out_size);
+
 /* A TEXT value pointing at s (which must outlive it). */
 proto_value test_text_value(const char *s);
 
