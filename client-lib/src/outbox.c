@@ -689,8 +689,123 @@ static bool change_pk(const synced_table *t, const proto_change *ch, proto_value
     return true;
 }
 
-/* Undoes one refused change the server said nothing about, unless a later entry changes the row
- * again (its change was made on top of this one and stands or falls on its own). */
+/* Whether change ch of table t is to the row with key pk. */
+static bool change_is_to(const synced_table *t, const proto_change *ch, const proto_value *pk)
+{
+    proto_value cpk[64];
+
+    if (t->n_pk > 64 || !change_pk(t, ch, cpk))
+        return false;
+    for (uint32_t k = 0; k < t->n_pk; k++) {
+        if (!value_same(&cpk[k], &pk[k]))
+            return false;
+    }
+    return true;
+}
+
+/* Replays, in order, what the outbox entries after after_seq do to row pk of t. */
+static int replay_later_changes(outpost_replica *r, const synced_table *t, const proto_value *pk,
+                                uint64_t after_seq)
+{
+    sqlite3_stmt *sel = NULL;
+    int rc = replica_prepare(r, "SELECT changeset FROM _outpost_outbox WHERE seq > ?1"
+                                " ORDER BY seq", &sel);
+
+    if (rc != OUTPOST_OK)
+        return rc;
+    sqlite3_bind_int64(sel, 1, after_seq > INT64_MAX ? INT64_MAX : (int64_t)after_seq);
+    r->mode = MODE_LIBRARY;
+    int step;
+    while (rc == OUTPOST_OK && (step = sqlite3_step(sel)) == SQLITE_ROW) {
+        struct outpost_arena *arena = NULL;
+        proto_push push;
+
+        r->mode = MODE_APP;
+        rc = outbox_decode(sqlite3_column_blob(sel, 0), sqlite3_column_bytes(sel, 0), &arena,
+                           &push);
+        for (uint32_t i = 0; rc == OUTPOST_OK && i < push.n_tables; i++) {
+            const proto_table_changes *tc = &push.tables[i];
+
+            if (strcmp(tc->table, t->name) != 0)
+                continue;
+            for (uint32_t j = 0; rc == OUTPOST_OK && j < tc->n_changes; j++) {
+                const proto_change *ch = &tc->changes[j];
+                proto_value vals[256];
+
+                if (!change_is_to(t, ch, pk))
+                    continue;
+                if (ch->op == PROTO_OP_DELETE) {
+                    rc = rows_delete(r, t, pk);
+                } else if (ch->op == PROTO_OP_UPDATE || ch->n_cols > 256) {
+                    rc = rows_update_cols(r, t, ch, false);
+                } else {
+                    for (uint32_t c = 0; c < ch->n_cols; c++)
+                        vals[c] = ch->cols[c].new_val;
+                    rc = rows_upsert(r, t, vals, ch->n_cols);
+                }
+            }
+        }
+        arena_free(arena);
+        r->mode = MODE_LIBRARY;
+    }
+    r->mode = MODE_APP;
+    if (rc == OUTPOST_OK && step != SQLITE_DONE)
+        rc = replica_fail_sqlite(r, step, "reading the outbox");
+    sqlite3_finalize(sel);
+    return rc;
+}
+
+/* A row the refused entry changed that a later entry changes again was left alone by the
+ * server's version (pull-apply skips pending rows), so the refused values stayed under the
+ * later change, and since the later change may win its merge unaltered the server would never
+ * send the row back: the replica would keep values the server refused while saying synced.
+ * Such a row is set to the server's version from the REJECT, and the later entries' changes to
+ * it are replayed on top: the row the device then shows is the one it is about to push. */
+static int reject_rebase(outpost_replica *r, const proto_reject *rej)
+{
+    int rc = OUTPOST_OK;
+
+    for (uint32_t i = 0; rc == OUTPOST_OK && i < rej->n_tables; i++) {
+        const proto_table_rows *tr = &rej->tables[i];
+        const synced_table *t = replica_table(r, tr->table);
+        proto_value pk[64];
+
+        if (t == NULL || t->n_pk > 64)
+            continue;
+        for (uint32_t row = 0; rc == OUTPOST_OK && row < tr->n_rows; row++) {
+            const proto_value *vals = &tr->rows[(size_t)row * tr->n_columns];
+            bool pending = false;
+
+            for (uint32_t k = 0; k < t->n_pk; k++)
+                pk[k] = vals[t->pk[k]];
+            rc = outbox_row_pending(r, t->name, pk, t->n_pk, rej->seq, &pending);
+            if (rc == OUTPOST_OK && pending)
+                rc = rows_upsert(r, t, vals, tr->n_columns);
+            if (rc == OUTPOST_OK && pending)
+                rc = replay_later_changes(r, t, pk, rej->seq);
+        }
+        for (uint32_t pass = 0; rc == OUTPOST_OK && pass < 2 && tr->n_pk == t->n_pk; pass++) {
+            const proto_value *keys = pass ? tr->removed : tr->deleted;
+            uint32_t n = pass ? tr->n_removed : tr->n_deleted;
+
+            for (uint32_t row = 0; rc == OUTPOST_OK && row < n; row++) {
+                const proto_value *key = &keys[(size_t)row * tr->n_pk];
+                bool pending = false;
+
+                rc = outbox_row_pending(r, t->name, key, t->n_pk, rej->seq, &pending);
+                if (rc == OUTPOST_OK && pending)
+                    rc = rows_delete(r, t, key);
+                if (rc == OUTPOST_OK && pending)
+                    rc = replay_later_changes(r, t, key, rej->seq);
+            }
+        }
+    }
+    return rc;
+}
+
+/* Undoes one refused change the server said nothing about. When a later entry changes the row
+ * again, its changes are replayed on top of the undone row: they were made over this one and
+ * stand or fall on their own, but the refused values must not stay under them. */
 static int reject_undo_change(outpost_replica *r, const proto_reject *rej, const synced_table *t,
                               const proto_change *ch)
 {
@@ -704,21 +819,27 @@ static int reject_undo_change(outpost_replica *r, const proto_reject *rej, const
     if (server_mentions(rej, t, pk))
         return OUTPOST_OK;
     rc = outbox_row_pending(r, t->name, pk, t->n_pk, rej->seq, &pending);
-    if (rc != OUTPOST_OK || pending)
+    if (rc != OUTPOST_OK)
         return rc;
     switch (ch->op) {
-    case PROTO_OP_INSERT: return rows_delete(r, t, pk);
+    case PROTO_OP_INSERT: rc = rows_delete(r, t, pk); break;
     case PROTO_OP_DELETE: {
         proto_value vals[256];
 
-        if (ch->n_cols > 256 || ch->n_cols != t->n_cols)
-            return rows_update_cols(r, t, ch, true);
+        if (ch->n_cols > 256 || ch->n_cols != t->n_cols) {
+            rc = rows_update_cols(r, t, ch, true);
+            break;
+        }
         for (uint32_t c = 0; c < ch->n_cols; c++)
             vals[c] = ch->cols[c].old_val;
-        return rows_upsert(r, t, vals, ch->n_cols);
+        rc = rows_upsert(r, t, vals, ch->n_cols);
+        break;
     }
-    default: return rows_update_cols(r, t, ch, true);
+    default: rc = rows_update_cols(r, t, ch, true); break;
     }
+    if (rc == OUTPOST_OK && pending)
+        rc = replay_later_changes(r, t, pk, rej->seq);
+    return rc;
 }
 
 /* A REJECT to apply, whether its entry was still in the outbox, and the quarantine ids it
@@ -778,6 +899,8 @@ static int reject_apply(outpost_replica *r, struct reject_run *run)
         rc = outbox_pending_refresh(r);
     for (uint32_t i = 0; rc == OUTPOST_OK && i < rej->n_tables; i++)
         rc = rows_apply_table(r, &rej->tables[i]);
+    if (rc == OUTPOST_OK)
+        rc = reject_rebase(r, rej);
     if (rc != OUTPOST_OK)
         goto done;
     for (uint32_t i = 0; rc == OUTPOST_OK && i < push.n_tables; i++) {
