@@ -19,6 +19,11 @@ typedef struct push_reject {
     const proto_change *change;
 } push_reject;
 
+/* A REJECT lists at most this many refused rows (the entry is refused whole whatever the
+ * number): one device's hostile entry of millions of refused rows must not cost the worker
+ * quadratic time, the store its disk, or the device a REJECT larger than it can read. */
+#define MERGE_MAX_REJECT_ROWS 256u
+
 typedef struct push_ctx {
     store *st;
     const store_device *dev;
@@ -32,6 +37,7 @@ typedef struct push_ctx {
     uint32_t n_rows;
     push_reject *rejects;
     uint32_t n_rejects;
+    uint32_t n_rejects_more; /* refused rows past MERGE_MAX_REJECT_ROWS: counted, not listed */
     proto_conflict *conflicts;
     uint32_t n_conflicts;
     char (*teams)[64];

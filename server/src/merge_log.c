@@ -20,6 +20,10 @@ conflict_side merge_pusher(const push_ctx *c)
 int merge_reject(push_ctx *c, store_table *t, const char *table, const proto_value *pk,
                  uint32_t code, const char *message, const proto_change *change)
 {
+    if (c->n_rejects >= MERGE_MAX_REJECT_ROWS) {
+        c->n_rejects_more++;
+        return 0;
+    }
     push_reject *r = realloc(c->rejects, (c->n_rejects + 1) * sizeof *r);
     if (r == NULL)
         return store_fail(c->st, STORE_ENOMEM, "out of memory");

@@ -13,6 +13,9 @@
 
 /* ---- replies ------------------------------------------------------------------------------- */
 
+/* The largest REJECT sent (and recorded for replays): well under the default message limit. */
+#define STORE_REJECT_MAX_BYTES (512u * 1024u)
+
 static int encode_reply(push_ctx *c, const proto_msg *msg, proto_buf *reply)
 {
     int rc = proto_encode(msg, reply);
@@ -124,7 +127,7 @@ static int encode_ack(push_ctx *c, uint64_t server_seq, proto_buf *reply)
 
 /* The REJECT's rows as the wire has them (a key [nil] when it could not be read); rows is
  * c->n_rejects long. */
-static void reject_rows_fill(const push_ctx *c, proto_reject_row *rows)
+static void reject_rows_fill(push_ctx *c, proto_reject_row *rows)
 {
     static const proto_value unknown_key[1] = {{.type = PROTO_NULL}};
     for (uint32_t i = 0; i < c->n_rejects; i++) {
@@ -134,6 +137,19 @@ static void reject_rows_fill(const push_ctx *c, proto_reject_row *rows)
         rows[i].pk = r->pk ? r->pk : (proto_value *)unknown_key;
         rows[i].code = r->code;
         rows[i].message = r->message;
+    }
+    /* The last listed row says how many more were refused and not listed. */
+    if (c->n_rejects_more > 0 && c->n_rejects > 0) {
+        char more[64];
+        snprintf(more, sizeof more, " (and %" PRIu32 " more rows refused, not listed)",
+                 c->n_rejects_more);
+        size_t n = strlen(rows[c->n_rejects - 1].message), m = strlen(more);
+        char *msg = store_arena_alloc(&c->arena, n + m + 1);
+        if (msg != NULL) {
+            memcpy(msg, rows[c->n_rejects - 1].message, n);
+            memcpy(msg + n, more, m + 1);
+            rows[c->n_rejects - 1].message = msg;
+        }
     }
 }
 
@@ -196,6 +212,14 @@ static int encode_reject(push_ctx *c, proto_buf *reply)
         msg.u.reject.n_tables = rs.n_tables;
         msg.u.reject.tables = rs.out;
         out = encode_reply(c, &msg, reply);
+        /* Too big for a device to take (and to be read back for a replay): the reasons alone,
+         * without the server's rows; the device then undoes its refused changes itself. */
+        if (out == 0 && reply->len > STORE_REJECT_MAX_BYTES) {
+            proto_buf_free(reply);
+            msg.u.reject.n_tables = 0;
+            msg.u.reject.tables = NULL;
+            out = encode_reply(c, &msg, reply);
+        }
     }
     free(rows);
     rowset_free(&rs);
@@ -293,9 +317,6 @@ static int log_refused_values(push_ctx *c)
     return out;
 }
 
-/* Records the refusal of (device, seq) with its REJECT rows, raises acked_seq to the highest
- * seq recorded, and logs refused values, in one write transaction. */
-
 /* The device's highest recorded seq (WELCOME `ack`) takes in this entry, applied or refused.
  * Returns SQLite's result: SQLITE_DONE on success. */
 static int raise_acked_seq(push_ctx *c)
@@ -314,6 +335,8 @@ static int raise_acked_seq(push_ctx *c)
     return rc;
 }
 
+/* Records the refusal of (device, seq) with its REJECT rows, raises acked_seq to the highest
+ * seq recorded, and logs refused values, in one write transaction. */
 static int record_refused(push_ctx *c)
 {
     proto_reject_row *rows = calloc(c->n_rejects, sizeof *rows);

@@ -363,6 +363,31 @@ static void test_memory_server_budget(void **state)
     testclient_close(tc);
 }
 
+/* An outsider's finding: connections nobody authenticated each held a 1 MiB unfinished first
+ * message, and 300 of them took the whole budget, so real devices were told BUSY. Before HELLO
+ * a connection may hold 16 KiB (HELLO and ENROLL are a few hundred bytes); more is ERROR 7. */
+static void test_memory_unauthenticated_connections_hold_next_to_nothing(void **state)
+{
+    test_device a;
+    testclient *anon[4], *ta;
+    static uint8_t junk[64 * 1024];
+
+    (void)state;
+    memset(junk, 0x91, sizeof junk); /* a fixarray header, repeated: never a whole message */
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(testclient_connect(mem_fx.port, mem_fx.ca_path, T_MS, &anon[i], NULL, 0),
+                         0);
+        (void)testclient_send_raw(anon[i], junk, sizeof junk, 8192, false, false, T_MS);
+        expect_error_closes(anon[i], PROTO_ERR_TOO_LARGE, "exceeds 16384 bytes", T_MS);
+        testclient_close(anon[i]);
+    }
+    assert_int_equal(fixture_enroll_device(&mem_fx, "w2", &a), 0);
+    ta = fixture_hello(&mem_fx, &a, NULL);
+    assert_non_null(ta);
+    push_one_expect_ack(ta, 1, "0190a0f0-0000-7000-8000-0000000000a1", "t2");
+    testclient_close(ta);
+}
+
 /* Between two chunks of one PUSH the device has chunk_timeout_s, not the idle timeout. */
 static void test_memory_chunk_timeout(void **state)
 {
@@ -415,6 +440,47 @@ static void test_push_unknown_table_is_rejected_and_the_session_goes_on(void **s
     assert_int_equal(reply->u.ack.seq, 2);
     proto_msg_free(reply);
     testclient_close(tc);
+}
+
+/* An outsider's finding: an entry of millions of refused rows cost seconds of worker time and
+ * gigabytes of memory, left a REJECT of 234 MB in the store, and could never be answered again
+ * (the recorded REJECT was over the message limit: "internal error, retry" for ever). A REJECT
+ * lists at most 256 rows, says how many more were refused, and is answered again the same. */
+static void test_a_huge_refused_entry_gets_a_bounded_reject_answered_again(void **state)
+{
+    enum { ROWS = 3000 };
+    test_device dev;
+    testclient *tc;
+    char **idbuf = calloc(ROWS, sizeof *idbuf);
+    proto_msg *push, *reply = NULL;
+
+    (void)state;
+    assert_non_null(idbuf);
+    for (int i = 0; i < ROWS; i++) {
+        idbuf[i] = malloc(40);
+        assert_non_null(idbuf[i]);
+        snprintf(idbuf[i], 40, "0190a0f0-0000-7000-8000-%012d", 500000 + i);
+    }
+    assert_int_equal(fixture_enroll_device(&mem_fx, "w1", &dev), 0); /* team one only */
+    tc = fixture_hello(&mem_fx, &dev, NULL);
+    assert_non_null(tc);
+    push = fixture_insert_push(1, ROWS, (const char *const *)idbuf, "t2", "not my team");
+    assert_non_null(push);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        assert_int_equal(testclient_send(tc, push, T_MS), 0);
+        assert_int_equal(testclient_recv_type(tc, PROTO_MSG_REJECT, T_MS, &reply), 0);
+        assert_int_equal(reply->u.reject.seq, 1);
+        assert_int_equal(reply->u.reject.n_rows, 256);
+        assert_int_equal(reply->u.reject.rows[0].code, PROTO_ERR_OUT_OF_SCOPE);
+        if (!strstr(reply->u.reject.rows[255].message, "and 2744 more rows refused"))
+            fail_msg("the last REJECT row says: %s", reply->u.reject.rows[255].message);
+        proto_msg_free(reply);
+    }
+    fixture_push_free(push);
+    testclient_close(tc);
+    for (int i = 0; i < ROWS; i++)
+        free(idbuf[i]);
+    free(idbuf);
 }
 
 /* ---- 2. the chunk join -------------------------------------------------------------------- */
@@ -1052,6 +1118,8 @@ int main(void)
         cmocka_unit_test(test_memory_unfinished_push_held_as_received),
         cmocka_unit_test(test_memory_one_session_per_device),
         cmocka_unit_test(test_memory_server_budget),
+        cmocka_unit_test(test_memory_unauthenticated_connections_hold_next_to_nothing),
+        cmocka_unit_test(test_a_huge_refused_entry_gets_a_bounded_reject_answered_again),
         cmocka_unit_test(test_memory_chunk_timeout),
         cmocka_unit_test(test_push_unknown_table_is_rejected_and_the_session_goes_on),
         cmocka_unit_test(test_join_attack_does_not_stall_others),

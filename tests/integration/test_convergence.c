@@ -41,7 +41,7 @@
  * occurred fewer than twice over all seeds. OUTPOST_SEED=N runs seed N alone; OUTPOST_SEEDS=N
  * runs 1..N (default 10); OUTPOST_SEED_BASE shifts the range (scripts/soak.sh). A failing seed
  * prints itself and what the model knows of the row; OUTPOST_ORACLE_TRACE=1 prints every write
- * and every push decision; OUTPOST_ORACLE_STACKED=1 is explained below.
+ * and every push decision; OUTPOST_ORACLE_STACKED=0 (below) stops stacked writes.
  */
 #include <inttypes.h>
 #include <setjmp.h>

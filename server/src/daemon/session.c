@@ -760,9 +760,17 @@ static void handle_message(session *s)
     proto_msg_free(msg);
 }
 
+/* Before a session is authenticated it can only send HELLO or ENROLL, a few hundred bytes: it
+ * may hold no more than this, so that connections nobody authenticated cannot take the memory
+ * budget that devices' pushes need. */
+enum { UNAUTHENTICATED_MESSAGE_BYTES = 16384 };
+
 int session_receive(session *s, const void *in, size_t len)
 {
     size_t limit = s->srv->config.limits.max_message_bytes;
+
+    if (!s->authenticated && limit > UNAUTHENTICATED_MESSAGE_BYTES)
+        limit = UNAUTHENTICATED_MESSAGE_BYTES;
 
     if (s->state == SESSION_CLOSING)
         return 0; /* discard until the close handshake */
