@@ -197,6 +197,9 @@ int store_audit_checkpoint(store *st, uint64_t now_ms, char *out_line, uint64_t 
     out_line[0] = 0;
     if (out == STORE_OK && !st->has_audit_key)
         out = store_audit_mac(st, NULL, NULL, 0, head); /* the "no key" message */
+    /* A checkpoint vouches for the log: never for one whose end does not match its seal. */
+    if (out == STORE_OK)
+        out = store_audit_seal_check(st);
     if (out == STORE_OK)
         out = key_id(st, id);
     if (out != STORE_OK)

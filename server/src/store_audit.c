@@ -200,7 +200,30 @@ static int insert_row(store *st, const store_audit_row *row)
         rc = sqlite3_step(stmt);
     }
     sqlite3_finalize(stmt);
-    return rc == SQLITE_DONE ? STORE_OK : store_fail_sqlite(st, rc, "append to the audit log");
+    stmt = NULL;
+    if (rc != SQLITE_DONE)
+        return store_fail_sqlite(st, rc, "append to the audit log");
+    /* The row must be there as written: a trigger someone added to the store (RAISE(IGNORE)
+     * before the insert, a DELETE after it) would otherwise make a read leave no trace while
+     * the caller believes it was recorded. */
+    int64_t present = 0;
+    rc = sqlite3_prepare_v2(st->db, "SELECT count(*) FROM _outpost_audit WHERE id = ?1 AND hash = ?2",
+                            -1, &stmt, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(stmt, 1, row->id);
+        sqlite3_bind_blob(stmt, 2, row->hash, 32, SQLITE_STATIC);
+        rc = sqlite3_step(stmt);
+        if (rc == SQLITE_ROW)
+            present = sqlite3_column_int64(stmt, 0);
+    }
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_ROW)
+        return store_fail_sqlite(st, rc, "read back the audit row");
+    if (present != 1)
+        return store_fail(st, STORE_ETAMPERED, "the audit row %lld was not kept (a trigger in the "
+                          "store drops or removes audit rows): nothing is recorded, so nothing "
+                          "is shown", (long long)row->id);
+    return STORE_OK;
 }
 
 int store_audit_append(store *st, uint64_t time_ms, const char *actor, const char *action,
@@ -235,6 +258,10 @@ int store_audit_append_ids(store *st, uint64_t time_ms, const char *actor, const
     if (out != STORE_OK)
         return out;
     out = read_head(st, &row.id, prev);
+    /* Never extend a log whose end does not match its seal (rows cut from the end, or the seal
+     * altered): a new row would re-seal the damage and hide it. */
+    if (out == STORE_OK && row.id > 0)
+        out = check_seal(st, (uint64_t)row.id, prev);
     row.id++;
     if (out == STORE_OK)
         out = row_hash(st, prev, &row, row.hash);
@@ -434,6 +461,19 @@ int store_audit_chain_at(store *st, int64_t id, uint64_t *out_n_rows, uint8_t ou
         out = read_head(st, &max_id, newest);
         *out_n_rows = (uint64_t)max_id;
     }
+    return out;
+}
+
+int store_audit_seal_check(store *st)
+{
+    int64_t id = 0;
+    uint8_t head[32];
+    int out = ensure_table(st);
+
+    if (out == STORE_OK)
+        out = read_head(st, &id, head);
+    if (out == STORE_OK && id > 0)
+        out = check_seal(st, (uint64_t)id, head);
     return out;
 }
 

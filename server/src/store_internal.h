@@ -76,6 +76,9 @@ int store_meta_set(store *st, const char *key, int64_t value);
 
 /* HMAC-SHA-256 with the loaded audit key over the n_parts buffers in order. STORE_EINVAL
  * without a key (audit_key.c). */
+/* STORE_OK when the audit log's newest row and count match its seal (or the log is empty);
+ * STORE_ETAMPERED with a message otherwise. */
+int store_audit_seal_check(store *st);
 int store_audit_mac(store *st, const void *const *parts, const size_t *n_bytes, size_t n_parts,
                     uint8_t out[32]);
 

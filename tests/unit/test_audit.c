@@ -218,6 +218,46 @@ static void test_truncated_tail_without_seal_is_detected(void **state)
     expect_verify(st, STORE_ETAMPERED, 4, "no seal");
 }
 
+/* An insider's finding: outpostd chained new rows onto a cut tail and re-sealed it, hiding the
+ * cut. A log whose end does not match its seal is never extended. */
+static void test_a_cut_tail_is_not_extended(void **state)
+{
+    world *w = *state;
+    store *st = tampered_copy(w, "DELETE FROM _outpost_audit WHERE id > 3;"
+                                 "UPDATE _outpost_meta SET value = 3 WHERE key = 'audit_rows';");
+
+    assert_int_equal(store_audit_append(st, NOW_MS + 99, "sara", "record.list", "records", "x"),
+                     STORE_ETAMPERED);
+    expect_verify(st, STORE_ETAMPERED, 4, "rows were removed from the end");
+    /* nor signed: outpostd signed a "start" checkpoint of such a log */
+    char line[STORE_CHECKPOINT_LINE_MAX];
+    uint64_t n = 0;
+    assert_int_equal(store_audit_checkpoint(st, NOW_MS + 99, line, &n), STORE_ETAMPERED);
+}
+
+/* An insider's finding: a trigger added to the store (RAISE(IGNORE) before the insert) dropped
+ * the audit row of a read while the read was served. The append now fails, so nothing is
+ * shown; an AFTER trigger that deletes the row is caught the same way. */
+static void test_a_trigger_that_drops_audit_rows_makes_the_append_fail(void **state)
+{
+    world *w = *state;
+    store *st = tampered_copy(w, "CREATE TRIGGER quiet BEFORE INSERT ON _outpost_audit"
+                                 " WHEN NEW.actor = 'sara' BEGIN SELECT RAISE(IGNORE); END;"
+                                 "CREATE TRIGGER gone AFTER INSERT ON _outpost_audit"
+                                 " WHEN NEW.actor = 'sam' BEGIN"
+                                 " DELETE FROM _outpost_audit WHERE id = NEW.id; END;");
+
+    assert_int_equal(store_audit_append(st, NOW_MS + 99, "sara", "record.list", "records", "x"),
+                     STORE_ETAMPERED);
+    assert_non_null(strstr(store_errmsg(st), "was not kept"));
+    /* (outpostd's own no-delete trigger, back at open, may refuse the delete first: either way
+     * the append fails) */
+    assert_int_not_equal(store_audit_append(st, NOW_MS + 99, "sam", "record.view", "r/1", "x"),
+                         STORE_OK);
+    /* rows nobody tampers with still go in */
+    assert_int_equal(store_audit_append(st, NOW_MS + 99, "root", "user.add", "x", "x"), STORE_OK);
+}
+
 static void test_deleted_row_is_detected(void **state)
 {
     world *w = *state;
@@ -313,6 +353,8 @@ int main(void)
         T_(test_rewrite_with_recomputed_unkeyed_chain_is_detected),
         T_(test_truncated_tail_with_reset_count_is_detected),
         T_(test_truncated_tail_without_seal_is_detected),
+        T_(test_a_cut_tail_is_not_extended),
+        T_(test_a_trigger_that_drops_audit_rows_makes_the_append_fail),
         T_(test_deleted_row_is_detected),
         T_(test_changed_row_is_detected),
         T_(test_rewrite_by_key_holder_is_caught_only_by_checkpoint),
