@@ -1195,18 +1195,21 @@ static int cmd_backup(const char *path, int argc, char **argv)
     if (argc != 1 || argv[0][0] == '-')
         return usage_error(usage_backup, "expected: backup FILE", NULL);
     store *st = NULL;
-    int code = open_store(path, false, &st);
+    int code = open_store_keyed(path, &st);
     if (code != EXIT_OK)
         return code;
     store_identity identity;
     int rc = store_identity_get(st, &identity);
     if (rc == STORE_OK)
         rc = store_backup(st, argv[0]);
-    if (rc != STORE_OK)
+    if (rc != STORE_OK) {
         code = store_error(st, rc);
-    else
+    } else {
         printf("backup of store %s (epoch %llu) written to %s\n", identity.id,
                (unsigned long long)identity.epoch, argv[0]);
+        /* A backup is a copy of every team's records: who made it, and where, is on record. */
+        code = audit_act(st, "store.backup", "%s", argv[0]);
+    }
     store_close(st);
     return code;
 }
@@ -1237,7 +1240,15 @@ static int cmd_restore(const char *path, int argc, char **argv)
     if (info.replaced_path[0])
         printf("the replaced store (epoch %llu) was kept as %s\n",
                (unsigned long long)info.replaced_epoch, info.replaced_path);
-    return EXIT_OK;
+    /* The restored log ends where the backup's did: the restore itself is its next row. */
+    store *st = NULL;
+    int code = open_store_keyed(path, &st);
+    if (code == EXIT_OK)
+        code = audit_act(st, "store.restore", "from %s: epoch %llu, replaced store kept as %s",
+                         argv[0], (unsigned long long)info.identity.epoch,
+                         info.replaced_path[0] ? info.replaced_path : "(none)");
+    store_close(st);
+    return code;
 }
 
 int main(int argc, char **argv)
