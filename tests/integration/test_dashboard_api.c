@@ -971,12 +971,14 @@ static void test_moving_a_worker_changes_what_its_device_holds(void **state)
 
 static void test_reset_password_must_be_changed_at_next_login(void **state)
 {
-    login s;
+    login s, stolen;
     dash_reply r;
     char cmd[1024];
     int64_t before;
     (void)state;
 
+    /* a session opened with the old password (the reason for a reset: it was stolen) */
+    log_in("sup2", &stolen);
     snprintf(cmd, sizeof cmd,
              "printf '%%s\\n' 'temporary pass 123' | %s --store %s user reset-password sup2 "
              "--password-fd 0 >/dev/null",
@@ -1015,6 +1017,11 @@ static void test_reset_password_must_be_changed_at_next_login(void **state)
     assert_non_null(strstr(r.body, "r-t2-z"));
     dash_reply_free(&r);
     assert_int_equal(try_login("sup2", "temporary pass 123", &r), 0);
+    assert_int_equal(r.status, 401);
+    dash_reply_free(&r);
+    /* the new password ended every other session: an insider's pass found the stolen one
+     * came back to life once the owner chose a new password */
+    assert_int_equal(request("GET", "/api/records", &stolen, false, NULL, NULL, &r), 0);
     assert_int_equal(r.status, 401);
     dash_reply_free(&r);
 }

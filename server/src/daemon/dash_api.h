@@ -77,6 +77,7 @@ typedef struct dash_call {
     store_user login_user;     /* LOGIN: the account, when http_status is 200 */
     store_push_info push_info; /* DECIDE with reverse: teams to NOTIFY */
     bool session_ended;        /* the account is disabled or gone: end its sessions */
+    char session_token[65];    /* the session the call came with ("" for none) */
     char ended_user[64];       /* PEOPLE_ACT: an account disabled or removed: end its sessions */
 } dash_call;
 

@@ -22,12 +22,13 @@ void dash_session_end(dash_session *s)
     memset(s, 0, sizeof *s);
 }
 
-uint32_t dash_sessions_end_user(dash_sessions *ds, const char *user)
+uint32_t dash_sessions_end_user(dash_sessions *ds, const char *user, const char *keep_token)
 {
     uint32_t n = 0;
 
     for (uint32_t i = 0; i < ds->capacity; i++)
-        if (ds->slots[i].in_use && strcmp(ds->slots[i].user, user) == 0) {
+        if (ds->slots[i].in_use && strcmp(ds->slots[i].user, user) == 0 &&
+            !(keep_token && dash_token_equal(ds->slots[i].token, keep_token))) {
             dash_session_end(&ds->slots[i]);
             n++;
         }

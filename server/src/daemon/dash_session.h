@@ -54,8 +54,9 @@ dash_session *dash_session_peek(dash_sessions *ds, const char *token, uint64_t n
 
 void dash_session_end(dash_session *s);
 
-/* Ends every session of user (disabled or removed); returns how many ended. */
-uint32_t dash_sessions_end_user(dash_sessions *ds, const char *user);
+/* Ends every session of user (disabled or removed), but the one whose token is keep_token
+ * (NULL: none kept); returns how many ended. */
+uint32_t dash_sessions_end_user(dash_sessions *ds, const char *user, const char *keep_token);
 
 /* True when a and b are equal DASH_TOKEN_HEX-1 digit tokens, in constant time. */
 bool dash_token_equal(const char *a, const char *b);

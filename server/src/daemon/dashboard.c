@@ -181,6 +181,7 @@ static dash_call *call_for(dashboard *dash, http_request *req, const dash_sessio
     snprintf(c->date_col, sizeof c->date_col, "%s", cfg->dash_date_col);
     if (s) {
         snprintf(c->user, sizeof c->user, "%s", s->user);
+        snprintf(c->session_token, sizeof c->session_token, "%s", s->token);
         c->role = s->role;
         if (s->n_teams > 0) {
             c->teams = malloc((size_t)s->n_teams * sizeof *c->teams);
@@ -321,16 +322,25 @@ void dashboard_job_done(dashboard *dash, job *j)
         dashboard_event(dash, DASH_EVENT_CONFLICTS, (const char(*)[64])c->teams, c->n_teams);
     }
     if (c->session_ended) {
-        uint32_t n = dash_sessions_end_user(&dash->sessions, c->user);
+        uint32_t n = dash_sessions_end_user(&dash->sessions, c->user, NULL);
         log_msg(LOG_INFO, "dashboard sessions ended user=%s sessions=%u (disabled or removed)",
                 c->user, n);
         if (req)
             set_session_cookie(req, NULL);
     }
+    /* A new password ends every other session of the account: after a reset, that includes
+     * whoever held the old password (an insider's pass found the thief's session came back). */
+    if (c->op == DASH_PASSWORD && c->http_status == 200) {
+        uint32_t n = dash_sessions_end_user(&dash->sessions, c->user, c->session_token);
+        log_msg(LOG_INFO, "dashboard sessions ended user=%s sessions=%u (password changed)",
+                c->user, n);
+        if (n > 0)
+            live_broadcast(dash, 0, NULL, 0);
+    }
     /* An admin disabled or removed an account: its sessions end now, and its live sockets
      * close, so an open page learns at once. */
     if (c->ended_user[0]) {
-        uint32_t n = dash_sessions_end_user(&dash->sessions, c->ended_user);
+        uint32_t n = dash_sessions_end_user(&dash->sessions, c->ended_user, NULL);
         log_msg(LOG_INFO, "dashboard sessions ended user=%s sessions=%u (by %s)", c->ended_user,
                 n, c->user);
         live_broadcast(dash, 0, NULL, 0);
