@@ -335,6 +335,11 @@ int outpost_rows_apply(outpost_replica *replica, const proto_rows *page)
         return replica_fail(replica, OUTPOST_EINVAL, "page is required");
     if (page->n_tables > 0 && page->tables == NULL)
         return replica_fail(replica, OUTPOST_EPROTO, "ROWS lists tables but carries none");
+    /* Server sequences are SQLite integers: a cursor past 2^63-1 is no server's (the short
+     * fuzzing run found one stored clamped, as a cursor the server never sent). */
+    if (page->cursor > INT64_MAX)
+        return replica_fail(replica, OUTPOST_EPROTO, "ROWS cursor %llu is beyond any server "
+                            "sequence", (unsigned long long)page->cursor);
     if (replica->in_tx)
         return replica_fail(replica, OUTPOST_EMISUSE, "a transaction is open");
     /* Pulled rows are the server's, not this device's writes: never capture them. */
