@@ -369,8 +369,10 @@ int main(void)
     rtt_us = calloc((size_t)n_devices * n_pushes, sizeof *rtt_us);
     if (!devs || !rtt_us)
         return 1;
-    snprintf(limits, sizeof limits, "max_connections = %u\nmax_waiting_jobs = %u\n",
-             n_devices + n_idle + 64, n_devices + n_idle + 64);
+    /* Every simulated device shares one address (loopback): allow them all to be connecting. */
+    snprintf(limits, sizeof limits,
+             "max_connections = %u\nmax_waiting_jobs = %u\nmax_unauthenticated_per_address = %u\n",
+             n_devices + n_idle + 64, n_devices + n_idle + 64, n_devices + n_idle + 64);
     if (fixture_create(&fx, limits) != 0 || enroll_all(&fx) != 0 || fixture_start(&fx) != 0) {
         fprintf(stderr, "cannot prepare outpostd for the benchmark\n");
         goto done;

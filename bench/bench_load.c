@@ -175,8 +175,11 @@ int main(void)
     }
 
     daemon_fixture fx;
-    char limits[128];
-    snprintf(limits, sizeof limits, "max_connections = %d\nqueue_depth = %d\n", n + 64, n + 64);
+    char limits[192];
+    /* every simulated device shares one address (loopback): allow them all to be connecting */
+    snprintf(limits, sizeof limits,
+             "max_connections = %d\nqueue_depth = %d\nmax_unauthenticated_per_address = %d\n",
+             n + 64, n + 64, n + 64);
     if (fixture_create(&fx, limits) != 0) {
         fprintf(stderr, "bench_load: cannot prepare the server\n");
         return 1;

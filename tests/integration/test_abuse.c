@@ -27,6 +27,7 @@
 #include "daemon_fixture.h"
 #include "store.h"
 #include "testclient.h"
+#include "test_util.h"
 
 #define T_MS 10000
 
@@ -267,7 +268,8 @@ static int setup_mem(void **state)
 {
     (void)state;
     return start_daemon(&mem_fx, "max_transaction_bytes = 8388608\nmessage_timeout_s = 2\n",
-                        "max_held_bytes = 12582912\nchunk_timeout_s = 2\n");
+                        "max_held_bytes = 12582912\nchunk_timeout_s = 2\n"
+                        "max_unauthenticated_per_address = 6\n");
 }
 
 static int teardown_mem(void **state)
@@ -385,6 +387,37 @@ static void test_memory_unauthenticated_connections_hold_next_to_nothing(void **
     ta = fixture_hello(&mem_fx, &a, NULL);
     assert_non_null(ta);
     push_one_expect_ack(ta, 1, "0190a0f0-0000-7000-8000-0000000000a1", "t2");
+    testclient_close(ta);
+}
+
+/* An outsider's finding: 1,250 connections from one address that never sent HELLO took every
+ * connection slot, and devices were told the server was full. One address may hold
+ * max_unauthenticated_per_address of them (6 here); the next is BUSY, and once they are gone a
+ * device from that address connects as usual. */
+static void test_connections_that_never_authenticate_are_capped_per_address(void **state)
+{
+    enum { CAP = 6 };
+    testclient *anon[CAP], *extra;
+    test_device a;
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&mem_fx, "w2", &a), 0);
+    for (int i = 0; i < CAP; i++)
+        assert_int_equal(testclient_connect(mem_fx.port, mem_fx.ca_path, T_MS, &anon[i], NULL, 0),
+                         0);
+    assert_int_equal(testclient_connect(mem_fx.port, mem_fx.ca_path, T_MS, &extra, NULL, 0), 0);
+    expect_error_closes(extra, PROTO_ERR_BUSY, "have not authenticated", T_MS);
+    testclient_close(extra);
+    for (int i = 0; i < CAP; i++)
+        testclient_close(anon[i]);
+    /* (the server learns of the closes a moment later: a device may be told BUSY meanwhile) */
+    testclient *ta = NULL;
+    for (int attempt = 0; attempt < 40 && ta == NULL; attempt++) {
+        if (attempt > 0)
+            test_sleep_ms(50);
+        ta = fixture_hello(&mem_fx, &a, NULL);
+    }
+    assert_non_null(ta);
     testclient_close(ta);
 }
 
@@ -1119,6 +1152,7 @@ int main(void)
         cmocka_unit_test(test_memory_one_session_per_device),
         cmocka_unit_test(test_memory_server_budget),
         cmocka_unit_test(test_memory_unauthenticated_connections_hold_next_to_nothing),
+        cmocka_unit_test(test_connections_that_never_authenticate_are_capped_per_address),
         cmocka_unit_test(test_a_huge_refused_entry_gets_a_bounded_reject_answered_again),
         cmocka_unit_test(test_memory_chunk_timeout),
         cmocka_unit_test(test_push_unknown_table_is_rejected_and_the_session_goes_on),

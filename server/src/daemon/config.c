@@ -34,6 +34,7 @@ void config_defaults(daemon_config *out_config)
         .max_held_bytes = 256u * 1024u * 1024u,
         .login_queue_depth = 8,
         .max_waiting_jobs = 1024,
+        .max_unauthenticated_per_address = 128,
     };
     snprintf(out_config->metrics_allow[0], sizeof out_config->metrics_allow[0], "127.0.0.1");
     snprintf(out_config->metrics_allow[1], sizeof out_config->metrics_allow[1], "::1");
@@ -125,6 +126,7 @@ static const limit_key limit_keys[] = {
     LIMIT(max_held_bytes, 1024u * 1024u, 65536ull * 1024u * 1024u),
     LIMIT(login_queue_depth, 1, 1000),
     LIMIT(max_waiting_jobs, 0, 100000),
+    LIMIT(max_unauthenticated_per_address, 1, 100000),
 };
 
 static int set_limit(daemon_limits *limits, const char *name, const char *value, int *known)

@@ -46,6 +46,7 @@ typedef struct daemon_limits {
     size_t max_held_bytes;        /* unfinished messages and transactions, all sessions */
     uint32_t login_queue_depth;   /* dashboard logins waiting for the login lane */
     uint32_t max_waiting_jobs;    /* device jobs waiting for room in the queue (backpressure) */
+    uint32_t max_unauthenticated_per_address; /* sessions from one address before HELLO */
 } daemon_limits;
 
 typedef struct daemon_config {

@@ -843,6 +843,22 @@ int session_open(session *s, server *srv, struct lws *wsi)
         return 0;
     }
     s->has_slot = true;
+    /* One address cannot fill the connection slots with sessions that never authenticate (an
+     * outsider held 1,250 from one address and locked every device out). */
+    uint32_t strangers = 0;
+    for (uint32_t i = 0; i < srv->config.limits.max_connections; i++) {
+        const session *o = srv->slots[i];
+        if (o && o != s && !o->authenticated && o->state != SESSION_CLOSING &&
+            strcmp(o->peer, s->peer) == 0)
+            strangers++;
+    }
+    if (strangers >= srv->config.limits.max_unauthenticated_per_address) {
+        log_limited(LOG_WARN, "peer=%s refused: %" PRIu32 " of its connections have not "
+                    "authenticated", s->peer, strangers);
+        send_error(s, PROTO_ERR_BUSY, true, true,
+                   "too many connections from your address have not authenticated, try later");
+        return 0;
+    }
     log_msg(LOG_INFO, "conn=%" PRIu64 " peer=%s open", s->id, s->peer);
     update_timer(s);
     return 0;
