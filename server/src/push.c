@@ -25,19 +25,26 @@ static int encode_reply(push_ctx *c, const proto_msg *msg, proto_buf *reply)
                       proto_strerror(rc));
 }
 
+/* Prepares sql, whose ?1 and ?2 are the pushing device and the entry's seq, and binds them:
+ * every record of an outbox entry is keyed so. Returns SQLite's result. */
+static int prepare_entry_stmt(push_ctx *c, const char *sql, sqlite3_stmt **out)
+{
+    int rc = sqlite3_prepare_v2(c->st->db, sql, -1, out, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(*out, 1, c->rec.no);
+        sqlite3_bind_int64(*out, 2, (int64_t)c->push->seq);
+    }
+    return rc;
+}
+
 /* Whether the entry's clock was clamped when it was applied (the repeated ACK says the same). */
 static int load_clamped(push_ctx *c)
 {
     sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(c->st->db,
-                                "SELECT clamped FROM _outpost_applied WHERE device_no = ?1"
-                                " AND seq = ?2",
-                                -1, &s, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(s, 1, c->rec.no);
-        sqlite3_bind_int64(s, 2, (int64_t)c->push->seq);
+    int rc = prepare_entry_stmt(c, "SELECT clamped FROM _outpost_applied WHERE device_no = ?1"
+                                   " AND seq = ?2", &s);
+    if (rc == SQLITE_OK)
         rc = sqlite3_step(s);
-    }
     c->clamped = rc == SQLITE_ROW && sqlite3_column_int(s, 0) != 0;
     sqlite3_finalize(s);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
@@ -322,15 +329,10 @@ static int log_refused_values(push_ctx *c)
 static int raise_acked_seq(push_ctx *c)
 {
     sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(c->st->db,
-                                "UPDATE _outpost_devices SET acked_seq = max(acked_seq, ?2)"
-                                " WHERE no = ?1",
-                                -1, &s, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(s, 1, c->rec.no);
-        sqlite3_bind_int64(s, 2, (int64_t)c->push->seq);
+    int rc = prepare_entry_stmt(c, "UPDATE _outpost_devices SET acked_seq = max(acked_seq, ?2)"
+                                   " WHERE no = ?1", &s);
+    if (rc == SQLITE_OK)
         rc = sqlite3_step(s);
-    }
     sqlite3_finalize(s);
     return rc;
 }
@@ -359,12 +361,9 @@ static int record_refused(push_ctx *c)
         return out;
     }
     sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(c->st->db,
-                                "INSERT OR IGNORE INTO _outpost_refused VALUES(?1, ?2, ?3, ?4, ?5)",
-                                -1, &s, NULL);
+    int rc = prepare_entry_stmt(c, "INSERT OR IGNORE INTO _outpost_refused"
+                                   " VALUES(?1, ?2, ?3, ?4, ?5)", &s);
     if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(s, 1, c->rec.no);
-        sqlite3_bind_int64(s, 2, (int64_t)c->push->seq);
         sqlite3_bind_int64(s, 3, (int64_t)c->push->hlc);
         sqlite3_bind_blob(s, 4, blob.data, (int)blob.len, SQLITE_STATIC);
         sqlite3_bind_int64(s, 5, (int64_t)c->now_ms);
@@ -396,16 +395,11 @@ static int seq_recorded(push_ctx *c, int *out_kind, proto_msg **out_reject)
     *out_kind = 0;
     *out_reject = NULL;
     sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(c->st->db,
-                                "SELECT 1, NULL, hlc FROM _outpost_applied WHERE device_no = ?1"
-                                " AND seq = ?2 UNION ALL SELECT 2, reject, hlc"
-                                " FROM _outpost_refused WHERE device_no = ?1 AND seq = ?2",
-                                -1, &s, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(s, 1, c->rec.no);
-        sqlite3_bind_int64(s, 2, (int64_t)c->push->seq);
+    int rc = prepare_entry_stmt(c, "SELECT 1, NULL, hlc FROM _outpost_applied WHERE device_no = ?1"
+                                   " AND seq = ?2 UNION ALL SELECT 2, reject, hlc"
+                                   " FROM _outpost_refused WHERE device_no = ?1 AND seq = ?2", &s);
+    if (rc == SQLITE_OK)
         rc = sqlite3_step(s);
-    }
     int out = 0;
     if (rc == SQLITE_ROW) {
         *out_kind = sqlite3_column_int(s, 0);
@@ -448,13 +442,9 @@ static int replay_reject(push_ctx *c, const proto_msg *recorded, proto_buf *repl
 static int record_applied(push_ctx *c)
 {
     sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(c->st->db,
-                                "INSERT INTO _outpost_applied VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7,"
-                                " ?8)",
-                                -1, &s, NULL);
+    int rc = prepare_entry_stmt(c, "INSERT INTO _outpost_applied"
+                                   " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", &s);
     if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(s, 1, c->rec.no);
-        sqlite3_bind_int64(s, 2, (int64_t)c->push->seq);
         sqlite3_bind_int64(s, 3, c->server_seq);
         sqlite3_bind_int64(s, 4, (int64_t)c->push->hlc);
         sqlite3_bind_int64(s, 5, (int64_t)c->hlc);
