@@ -15,6 +15,18 @@ static const char lockouts_ddl[] =
     "  window_start_ms INTEGER NOT NULL, locked_until_ms INTEGER NOT NULL,"
     "  PRIMARY KEY(kind, key)) WITHOUT ROWID;";
 
+/* Prepares sql, whose ?1 and ?2 are the lockout's kind and key, and binds them. */
+static int prepare_kind_key(store *st, const char *sql, const char *kind, const char *key,
+                            sqlite3_stmt **out)
+{
+    int rc = sqlite3_prepare_v2(st->db, sql, -1, out, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(*out, 1, kind, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_bind_text(*out, 2, key, -1, SQLITE_STATIC);
+    return rc;
+}
+
 static int read_row(store *st, const char *kind, const char *key, int64_t *out_failures,
                     int64_t *out_window_start, int64_t *out_locked_until)
 {
@@ -24,14 +36,9 @@ static int read_row(store *st, const char *kind, const char *key, int64_t *out_f
     *out_failures = *out_window_start = *out_locked_until = 0;
     if (rc != STORE_OK)
         return rc;
-    rc = sqlite3_prepare_v2(st->db,
-                            "SELECT failures, window_start_ms, locked_until_ms"
-                            " FROM _outpost_lockouts WHERE kind = ?1 AND key = ?2",
-                            -1, &stmt, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(stmt, 1, kind, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(stmt, 2, key, -1, SQLITE_STATIC);
+    rc = prepare_kind_key(st, "SELECT failures, window_start_ms, locked_until_ms"
+                              " FROM _outpost_lockouts WHERE kind = ?1 AND key = ?2",
+                          kind, key, &stmt);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW) {
@@ -78,15 +85,10 @@ int store_lockout_fail(store *st, const char *kind, const char *key,
         locked_until = (int64_t)(now_ms + policy->duration_ms);
         *out_locked = true;
     }
-    rc = sqlite3_prepare_v2(st->db,
-                            "INSERT OR REPLACE INTO _outpost_lockouts"
-                            " (kind, key, failures, window_start_ms, locked_until_ms)"
-                            " VALUES (?1, ?2, ?3, ?4, ?5)",
-                            -1, &stmt, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(stmt, 1, kind, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(stmt, 2, key, -1, SQLITE_STATIC);
+    rc = prepare_kind_key(st, "INSERT OR REPLACE INTO _outpost_lockouts"
+                              " (kind, key, failures, window_start_ms, locked_until_ms)"
+                              " VALUES (?1, ?2, ?3, ?4, ?5)",
+                          kind, key, &stmt);
     if (rc == SQLITE_OK)
         rc = sqlite3_bind_int64(stmt, 3, failures);
     if (rc == SQLITE_OK)
@@ -124,12 +126,8 @@ int store_lockout_clear(store *st, const char *kind, const char *key)
 
     if (rc != STORE_OK)
         return rc;
-    rc = sqlite3_prepare_v2(st->db, "DELETE FROM _outpost_lockouts WHERE kind = ?1 AND key = ?2",
-                            -1, &stmt, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(stmt, 1, kind, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(stmt, 2, key, -1, SQLITE_STATIC);
+    rc = prepare_kind_key(st, "DELETE FROM _outpost_lockouts WHERE kind = ?1 AND key = ?2", kind,
+                          key, &stmt);
     if (rc == SQLITE_OK)
         rc = sqlite3_step(stmt);
     sqlite3_finalize(stmt);
