@@ -15,7 +15,7 @@ set -euo pipefail
 
 MBEDTLS_VERSION=3.6.6
 LWS_VERSION=4.3.5
-PATCH_LEVEL=1   # bump when cmake/patches or the build flags below change
+PATCH_LEVEL=2   # bump when cmake/patches or the build flags below change
 here=$(cd "$(dirname "$0")/.." && pwd)
 cache_root=${OUTPOST_DEPS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/outpost}
 prefix=$cache_root/mbedtls-$MBEDTLS_VERSION-lws-$LWS_VERSION-p$PATCH_LEVEL
@@ -99,9 +99,11 @@ quiet cmake --build "$work/build-mbedtls" -j "$jobs"
 quiet cmake --install "$work/build-mbedtls"
 
 # --- libwebsockets ----------------------------------------------------------------------------
-# lws 4.3.5's mbedTLS wrapper caps the protocol at TLS 1.2; the patch lets it reach TLS 1.3.
+# Each patch says at its top why it exists (README "Why libwebsockets carries patches").
 log "building libwebsockets $LWS_VERSION"
-patch -d "$lws_src" -p1 --quiet < "$here/cmake/patches/lws-$LWS_VERSION-tls13.patch"
+for p in "$here"/cmake/patches/lws-"$LWS_VERSION"-*.patch; do
+    patch -d "$lws_src" -p1 --quiet < "$p"
+done
 quiet cmake -S "$lws_src" -B "$work/build-lws" -DCMAKE_BUILD_TYPE=Release \
     -DCMAKE_INSTALL_PREFIX="$staging" -DCMAKE_POSITION_INDEPENDENT_CODE=ON \
     -DLWS_WITH_MBEDTLS=ON -DLWS_WITH_SHARED=OFF -DLWS_WITH_STATIC=ON \

@@ -8,6 +8,7 @@
  * is not ours is refused with the right reason before it receives a single application byte,
  * failures are reported as what they are, and the loop can be woken from another thread.
  */
+#include <dirent.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -680,6 +681,41 @@ static void test_disconnect_while_connecting_and_reconnect(void **state)
     echo_stop(s);
 }
 
+static int open_descriptors(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    int n = 0;
+
+    assert_non_null(d);
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+/* An app that starts and stops sync many times (each `outpost sync`, each enrollment, an app
+ * moving between foreground and background) must not run out of descriptors: libwebsockets
+ * 4.3.5 leaked its event pipe on every context destroyed until cmake/patches fixed it. */
+static void test_create_and_destroy_leaks_no_descriptor(void **state)
+{
+    (void)state;
+    echo_server *s = echo_start("good", 0);
+    int before = -1;
+
+    for (int i = 0; i < 12; i++) {
+        client c = {0};
+        client_start_ca(&c, s->port, "ca");
+        pump_until(&c, &c.connected, 1);
+        transport_disconnect(c.t);
+        pump_until(&c, &c.closed, 1);
+        client_free(&c);
+        if (i == 1) /* after the first rounds' one-time allocations */
+            before = open_descriptors();
+    }
+    assert_int_equal(open_descriptors(), before);
+    echo_stop(s);
+}
+
 /* ---- refusing servers that are not ours --------------------------------------------------- */
 
 static void test_refuses_certificate_from_another_ca(void **state)
@@ -994,6 +1030,7 @@ int main(void)
         cmocka_unit_test(test_message_over_the_limit_from_the_server_is_refused),
         cmocka_unit_test(test_server_close_is_reported_with_its_code),
         cmocka_unit_test(test_disconnect_while_connecting_and_reconnect),
+        cmocka_unit_test(test_create_and_destroy_leaks_no_descriptor),
         cmocka_unit_test(test_refuses_certificate_from_another_ca),
         cmocka_unit_test(test_refuses_expired_certificate),
         cmocka_unit_test(test_refuses_certificate_for_another_host),
