@@ -21,6 +21,7 @@
 #include "common/test_skip.h"
 #include "daemon_fixture.h"
 #include "strf.h"
+#include "test_util.h"
 #include "testclient.h"
 
 #define T_MS 10000
@@ -982,7 +983,10 @@ static void test_limits_store_queue_full_is_busy(void **state)
      * rather than passes. */
     bool busy = false, acked = false;
     int welcomed = 0;
+    const uint64_t give_up = test_now_ms() + 60000u;
     while (!busy && !acked) {
+        if (test_now_ms() > give_up)
+            fail_msg("neither BUSY nor the push's ACK within 60 s (%d HELLOs welcomed)", welcomed);
         to = connect_or_fail(&limits_fx);
         hello = hello_for(&other);
         assert_int_equal(testclient_send(to, &hello, T_MS), 0);
