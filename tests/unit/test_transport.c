@@ -712,7 +712,9 @@ static void test_create_and_destroy_leaks_no_descriptor(void **state)
         if (i == 1) /* after the first rounds' one-time allocations */
             before = open_descriptors();
     }
-    assert_int_equal(open_descriptors(), before);
+    /* A leak grows by one per round (ten here); the in-process server may still be closing
+     * one or two of its own sockets when we count. */
+    assert_in_range(open_descriptors(), 0, before + 2);
     echo_stop(s);
 }
 
