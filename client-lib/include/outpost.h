@@ -452,6 +452,23 @@ OUTPOST_API int outpost_rejected_resubmit(outpost_replica *replica, int64_t id,
  * values). */
 OUTPOST_API int outpost_rejected_discard(outpost_replica *replica, int64_t id);
 
+/* ---------------------------------------------------------------------------------------------
+ * Row sync state: what an app shows beside one record.
+ *
+ * A record is "pending" while an outbox entry that changes it waits for the server; "refused"
+ * while a change of it is in quarantine (outpost_rejected_list, its table and pk); "in
+ * conflict" while _outpost_conflicts holds a decision about it (tbl, pk); otherwise it is
+ * synced as far as this replica knows.
+ */
+
+/* Sets *out_pending to 1 when an outbox entry not yet acknowledged by the server changes the
+ * row of the synced table whose primary key values are pk (n_pk of them, in primary key
+ * order), and to 0 otherwise. A table that is not synced, or a key of the wrong length, is
+ * OUTPOST_EINVAL; an open transaction is OUTPOST_EMISUSE. Same thread rules as the rest of the
+ * handle. */
+OUTPOST_API int outpost_row_pending(outpost_replica *replica, const char *table,
+                                    const outpost_value *pk, uint32_t n_pk, int *out_pending);
+
 #ifdef __cplusplus
 }
 #endif
