@@ -23,9 +23,12 @@ async function shot(page, name) {
 
 // No sideways scroll at this width: nothing is wider than the viewport.
 async function assertNoSidewaysScroll(page, what) {
+  // Against the phone's width, not window.innerWidth: a mobile browser widens its layout
+  // viewport to fit content that is too wide, and the page then reads as fitting.
   const widths = await page.evaluate(() => ({
-    doc: document.documentElement.scrollWidth, body: document.body.scrollWidth, view: window.innerWidth,
+    doc: document.documentElement.scrollWidth, body: document.body.scrollWidth,
   }));
+  widths.view = page.viewportSize().width;
   assert.ok(widths.doc <= widths.view && widths.body <= widths.view,
             `${what}: page is ${widths.doc}px wide in a ${widths.view}px viewport`);
 }
