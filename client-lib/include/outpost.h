@@ -459,6 +459,10 @@ OUTPOST_API int outpost_rejected_discard(outpost_replica *replica, int64_t id);
  * while a change of it is in quarantine (outpost_rejected_list, its table and pk); "in
  * conflict" while _outpost_conflicts holds a decision about it (tbl, pk); otherwise it is
  * synced as far as this replica knows.
+ *
+ * _outpost_teams (name TEXT) holds the worker's teams as the server last sent them (at
+ * enrollment and at each sync); empty when not known yet. Apps read it with plain SQL to offer
+ * the scope column's values (a form's "team"); writes to it are refused like any library table.
  */
 
 /* Sets *out_pending to 1 when an outbox entry not yet acknowledged by the server changes the
