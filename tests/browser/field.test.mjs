@@ -140,18 +140,35 @@ async function test() {
   bob.cli('sync');
   assert.deepEqual(bob.query("SELECT alias || '|' || needs || '|' || team_id || '|' || worker_id FROM contacts"),
                    ['Maya|shelter,food|team-a|alice']);
+  const [contactedAt] = bob.query('SELECT contacted_at FROM contacts');
+  assert.match(contactedAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$/, 'the time of contact, local with its offset');
 
-  step('edit it: only the changed field is written');
+  step('a referral, then the contact edited to link it: only the changed fields are written');
+  await page.click('#tabs button[data-table=referrals]');
+  await page.click('#new');
+  await page.waitForSelector('#form-view:not([hidden]) #f-service');
+  await page.fill('#f-alias', 'Maya');
+  await page.selectOption('#f-service', 'shelter');
+  await page.selectOption('#f-status', 'made');
+  await page.selectOption('#f-team_id', 'team-a');
+  await page.click('#save');
+  await page.waitForSelector('#list-view:not([hidden]) #records li[data-key]');
+  const referralKey = await page.getAttribute('#records li[data-key]', 'data-key');
+  await page.click('#tabs button[data-table=contacts]');
+  await page.waitForSelector('#records li[data-key]');
   await page.click('#records li[data-key]');
   await page.waitForSelector('#form-view:not([hidden]) #f-alias');
   assert.equal(await page.inputValue('#f-alias'), 'Maya');
+  assert.match(await page.textContent('#f-referral_id'), /Maya · Shelter/, 'the referral by its summary, not its id');
+  await page.selectOption('#f-referral_id', referralKey);
   await page.fill('#f-location', 'night shelter');
   await page.click('#save');
   await page.waitForSelector('#list-view:not([hidden])');
   await waitFor('the edit to be pending', async () => (await stateOf(page, 'Maya')) === 'pending');
   await waitFor('the edit to be synced', async () => (await stateOf(page, 'Maya')) === 'synced', 30000);
   bob.cli('sync');
-  assert.deepEqual(bob.query('SELECT location FROM contacts'), ['night shelter']);
+  assert.deepEqual(bob.query("SELECT location || '|' || referral_id || '|' || contacted_at FROM contacts"),
+                   [`night shelter|${referralKey}|${contactedAt}`], 'the edit wrote only what changed');
 
   step('a record the office refuses is kept, fixed and resubmitted');
   // alice leaves team-b while her device is away; it still believes she is in it

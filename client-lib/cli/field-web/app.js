@@ -54,6 +54,7 @@ const app = {
   editing: null, // {mode: 'new'|'edit'|'fix', table, key, values, rejected}
   status: null,
   refused: [],
+  linkRows: {}, // table -> rows, for link fields
 };
 
 const $ = (id) => document.getElementById(id);
@@ -365,6 +366,16 @@ function renderField(form, f, value) {
     input = el('select', { id, name: f.column },
       el('option', { value: '' }, ''),
       list.map((c) => el('option', { value: String(c.value), selected: value != null && String(value) === String(c.value) }, tr(c.label))));
+  } else if (f.widget === 'link') {
+    // the rows of the linked table on this device, named by their form's summary
+    const target = app.forms[f.link];
+    const rows = app.linkRows[f.link] || [];
+    const name = (r) => (target && target.summary ? target.summary : []).slice(0, 2)
+      .map((c) => displayValue(target, c, r.values[c])).filter(Boolean).join(' · ') || r.key;
+    input = el('select', { id, name: f.column },
+      el('option', { value: '' }, ''),
+      rows.map((r) => el('option', { value: r.key, selected: value != null && String(value) === r.key }, name(r))),
+      value != null && !rows.some((r) => r.key === String(value)) ? el('option', { value: String(value), selected: true }, String(value)) : null);
   } else if (f.widget === 'textarea') {
     input = el('textarea', { id, name: f.column, rows: 3 });
     input.value = value ?? '';
@@ -381,6 +392,18 @@ function renderField(form, f, value) {
     words ? el('p', { class: 'rule' }, words) : null,
     el('p', { class: 'error', id: `err-${f.column}`, hidden: true }));
   return wrap;
+}
+
+// The rows a form's link fields can name, fetched before the form is drawn.
+async function loadLinkRows(form) {
+  for (const s of form.sections) {
+    for (const f of s.fields) {
+      if (f.widget !== 'link' || !f.link || !tableOf(f.link)) continue;
+      try {
+        app.linkRows[f.link] = (await api(`api/records?table=${encodeURIComponent(f.link)}&q=`)).rows;
+      } catch { app.linkRows[f.link] = []; }
+    }
+  }
 }
 
 function renderForm() {
@@ -567,21 +590,24 @@ async function openRecord(table, key) {
     const rec = await api(`api/record?table=${encodeURIComponent(table)}&key=${encodeURIComponent(key)}`);
     app.editing = { mode: 'edit', table, key, values: rec.values, conflicts: rec.conflicts };
     notice('');
+    await loadLinkRows(app.forms[table]);
     renderForm();
   } catch (e) { notice(e.message); }
 }
 
-function openRefused(id) {
+async function openRefused(id) {
   const q = app.refused.find((x) => x.id === id);
   if (!q) return;
   app.editing = { mode: 'fix', table: q.table, key: null, values: { ...q.values }, rejected: q };
   notice('');
+  await loadLinkRows(app.forms[q.table]);
   renderForm();
 }
 
-function newRecord() {
+async function newRecord() {
   app.editing = { mode: 'new', table: app.table, key: null, values: {} };
   notice('');
+  await loadLinkRows(app.forms[app.table]);
   renderForm();
 }
 
