@@ -79,6 +79,7 @@ typedef struct table_info {
 } table_info;
 
 static volatile sig_atomic_t field_stop;
+static volatile sig_atomic_t field_wiped;
 
 static void on_stop_signal(int sig)
 {
@@ -1110,6 +1111,16 @@ static char *forms_from_dir(field_app *app, const char *dir)
     return forms;
 }
 
+/* The office ordered this device wiped: the replica's files are gone; stop serving it. Runs on
+ * the sync thread. */
+static void on_wiped(void *user_data, const char *reason)
+{
+    (void)user_data;
+    (void)reason;
+    field_wiped = 1;
+    field_stop = 1;
+}
+
 static void tick(lws_sorted_usec_list_t *sul)
 {
     field_app *app = lws_container_of(sul, field_app, tick);
@@ -1159,7 +1170,7 @@ int field_run(outpost_replica *replica, const field_options *options)
     int port = vhost ? lws_get_vhost_listen_port(vhost) : options->port;
 
     if (outpost_device_id(replica, device) == OUTPOST_OK) {
-        outpost_sync_config cfg = {.stay_connected = 1};
+        outpost_sync_config cfg = {.stay_connected = 1, .on_wiped = on_wiped};
         int rc = outpost_sync_start(replica, &cfg, &app.sync);
         if (rc != OUTPOST_OK)
             fprintf(stderr, "outpost: field: sync does not run: %s (%s)\n",
@@ -1185,6 +1196,10 @@ int field_run(outpost_replica *replica, const field_options *options)
             break;
     lws_sul_cancel(&app.tick);
     ex = field_stop ? 0 : 2;
+    if (field_wiped) {
+        fprintf(stderr, "outpost: the office ordered this device wiped; its replica is gone\n");
+        ex = 4;
+    }
 
 done:
     outpost_sync_stop(app.sync);

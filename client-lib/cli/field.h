@@ -15,7 +15,8 @@ typedef struct field_options {
 } field_options;
 
 /* Serves the app on 127.0.0.1 until SIGINT or SIGTERM, running the sync engine when the
- * replica is enrolled. Returns the CLI's exit code (0, or 2 when it cannot listen). */
+ * replica is enrolled. Returns the CLI's exit code: 0, 2 when it cannot listen, 4 when the
+ * office ordered the device wiped (the replica's files are gone; close the handle). */
 int field_run(outpost_replica *replica, const field_options *options);
 
 #endif /* OUTPOST_CLI_FIELD_H */

@@ -14,6 +14,7 @@ import { artifacts, bin, browserOptions, freePort, Office, src, step, waitFor } 
 const office = new Office('field');
 let field = null;
 let fieldOut = '';
+let fieldExpectedExit = 0;
 let browser = null;
 let profile = null;
 
@@ -215,6 +216,18 @@ async function test() {
 
   assert.deepEqual(outside, [], 'the page asked for nothing outside the app');
   assert.deepEqual(cspViolations, [], 'no Content-Security-Policy violations');
+
+  step('a device the office revokes with a wipe: outpost field stops, the replica is gone');
+  const { device } = await (await fetch(`${app.url}api/info`)).json();
+  await office.stop();
+  office.admin('revoke', device, '--wipe');
+  await office.start(port);
+  await page.click('#sync-now');
+  await waitFor('outpost field to stop', () => field.exitCode !== null, 30000);
+  assert.equal(field.exitCode, 4, fieldOut);
+  assert.match(fieldOut, /ordered this device wiped/);
+  assert.equal(fs.existsSync(alice.db), false, 'the replica is gone');
+  fieldExpectedExit = 4;
   step('all field app checks passed');
 }
 
@@ -227,7 +240,7 @@ async function stopField() {
     await new Promise((r) => (f.exitCode !== null ? r() : f.once('exit', r)));
   }
   // A clean stop: under ASan a leak or error at exit makes this non-zero.
-  if (f.exitCode !== 0) throw new Error(`outpost field exited with ${f.exitCode} (signal ${f.signalCode})\n${fieldOut}`);
+  if (f.exitCode !== fieldExpectedExit) throw new Error(`outpost field exited with ${f.exitCode} (signal ${f.signalCode})\n${fieldOut}`);
 }
 
 let failed = false;

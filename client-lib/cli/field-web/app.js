@@ -654,7 +654,12 @@ async function start() {
   $('search').addEventListener('submit', (e) => { e.preventDefault(); loadRecords(); });
   $('new').addEventListener('click', newRecord);
   $('record-form').addEventListener('submit', submitForm);
-  $('cancel').addEventListener('click', () => { app.editing = null; show(app.view === 'form' && app.lastView === 'refused' ? 'refused' : 'list'); loadRecords(); });
+  $('cancel').addEventListener('click', () => {
+    const back = app.editing && app.editing.mode === 'fix' ? 'refused' : 'list';
+    app.editing = null;
+    show(back);
+    if (back === 'refused') loadRefused(); else loadRecords();
+  });
   $('discard').addEventListener('click', discardRefused);
   $('sync-now').addEventListener('click', async () => { try { await api('api/sync', {}); } catch (e) { notice(e.message); } pollStatus(); });
   show('list');
