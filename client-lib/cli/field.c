@@ -10,7 +10,8 @@
  *
  * Paths below /TOKEN/: index.html, app.js, app.css (embedded from field-web/ at build time) and
  * the JSON API the page uses:
- *   GET  api/info                 forms, synced tables with their columns and CREATE TABLE,
+ *   GET  api/info                 forms (the server's, outpost_forms_json, or --forms DIR),
+ *                                 synced tables with their columns and CREATE TABLE,
  *                                 the worker (--worker) and the worker's teams
  *   GET  api/status               the sync status line
  *   GET  api/records?table=T&q=S  up to 200 rows, newest first, each with its sync state
@@ -1146,8 +1147,19 @@ int field_run(outpost_replica *replica, const field_options *options)
         fprintf(stderr, "outpost: field: the system's random source failed\n");
         return 2;
     }
-    app.forms_json = options->forms_dir ? forms_from_dir(&app, options->forms_dir)
-                                        : sqlite3_mprintf("[]");
+    if (options->forms_dir) {
+        app.forms_json = forms_from_dir(&app, options->forms_dir);
+    } else {
+        /* the forms the server sent with the schema */
+        char *forms = NULL;
+        int rc = outpost_forms_json(replica, &forms);
+        if (rc != OUTPOST_OK)
+            fprintf(stderr, "outpost: field: cannot read the forms: %s (%s)\n",
+                    outpost_errmsg(replica), outpost_strerror(rc));
+        else
+            app.forms_json = sqlite3_mprintf("%s", forms);
+        outpost_free(forms);
+    }
     if (!app.forms_json)
         return 2;
 

@@ -11,7 +11,8 @@
 typedef struct field_options {
     uint16_t port;          /* 0: a free port */
     const char *worker;     /* fills the forms' "worker" columns; NULL: the worker types it */
-    const char *forms_dir;  /* NULL: the forms the server sent with the schema */
+    const char *forms_dir;  /* NULL: the forms the server sent with the schema
+                             * (outpost_forms_json) */
 } field_options;
 
 /* Serves the app on 127.0.0.1 until SIGINT or SIGTERM, running the sync engine when the

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 
-import { artifacts, bin, browserOptions, freePort, Office, src, step, waitFor } from './harness.mjs';
+import { artifacts, bin, browserOptions, freePort, Office, step, waitFor } from './harness.mjs';
 
 const office = new Office('field');
 let field = null;
@@ -35,9 +35,9 @@ async function assertNoSidewaysScroll(page, what) {
 }
 
 function startField(device) {
-  field = spawn(bin.outpost, device.args('field', '--worker', device.who, '--forms',
-                                        path.join(src, 'examples/outreach/forms')),
-                { stdio: ['ignore', 'pipe', 'pipe'] });
+  // No --forms: the forms are the ones outpost-admin init took from examples/outreach/forms/
+  // and the server sent with the schema at enrollment.
+  field = spawn(bin.outpost, device.args('field', '--worker', device.who), { stdio: ['ignore', 'pipe', 'pipe'] });
   field.stdout.on('data', (d) => { fieldOut += d; });
   field.stderr.on('data', (d) => { fieldOut += d; });
   return waitFor('outpost field to print its address', () => {
