@@ -35,6 +35,7 @@ async function assertNoSidewaysScroll(page, what) {
 }
 
 function startField(device) {
+  fieldOut = '';
   // No --forms: the forms are the ones outpost-admin init took from examples/outreach/forms/
   // and the server sent with the schema at enrollment.
   field = spawn(bin.outpost, device.args('field', '--worker', device.who), { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -65,7 +66,7 @@ async function test() {
   await office.stop();
 
   step('outpost field on alice\'s replica, with no server to reach');
-  const app = await startField(alice);
+  let app = await startField(alice);
 
   step('a request without the token is refused');
   for (const p of ['/', '/index.html', '/api/info', `/${app.token.slice(0, -1)}0/api/info`, `/${app.token}x/`]) {
@@ -86,7 +87,7 @@ async function test() {
   const outside = [];
   await page.route('**/*', (route) => {
     const u = new URL(route.request().url());
-    if (u.hostname === '127.0.0.1' && Number(u.port) === app.port) return route.continue();
+    if (u.hostname === '127.0.0.1' && Number(u.port) === app.port) return route.continue(); // app may restart
     outside.push(u.href);
     return route.abort();
   });
@@ -170,6 +171,29 @@ async function test() {
   bob.cli('sync');
   assert.deepEqual(bob.query("SELECT location || '|' || referral_id || '|' || contacted_at FROM contacts"),
                    [`night shelter|${referralKey}|${contactedAt}`], 'the edit wrote only what changed');
+
+  step('one field changed on two devices: the later edit wins, and alice sees hers lost');
+  await office.stop();
+  await page.click('#records li[data-key]');
+  await page.waitForSelector('#form-view:not([hidden]) #f-location');
+  await page.fill('#f-location', 'market');
+  await page.click('#save');
+  await page.waitForSelector('#list-view:not([hidden])');
+  await waitFor('alice\'s edit pending', async () => (await stateOf(page, 'Maya')) === 'pending');
+  await stopField(); // so that bob's later edit reaches the office first, whatever the timing
+  bob.cli('exec', "UPDATE contacts SET location = 'park' WHERE alias = 'Maya'");
+  await office.start(port);
+  bob.cli('sync');
+  app = await startField(alice);
+  await page.goto(app.url);
+  await waitFor('Maya in conflict', async () => (await stateOf(page, 'Maya')) === 'conflict', 30000);
+  await page.click('#records li[data-key]');
+  await page.waitForSelector('#conflicts:not([hidden])');
+  assert.match(await page.textContent('#conflicts'), /Where you met: the office kept "park", yours was "market"/);
+  assert.equal(await page.locator('#f-team_id').count(), 0, 'an edit does not show the automatic columns');
+  assert.equal(await page.inputValue('#f-location'), 'park', 'the form shows the value kept');
+  await shot(page, 'conflict');
+  await page.click('#cancel');
 
   step('a record the office refuses is kept, fixed and resubmitted');
   // alice leaves team-b while her device is away; it still believes she is in it

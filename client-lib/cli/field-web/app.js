@@ -20,7 +20,7 @@ const UI = {
     stopped: 'Sync stopped', confirmDiscard: 'Discard this record for good? What was typed is lost.',
     saved: 'Saved on this device.', resubmitted: 'Sent again.', discarded: 'Discarded.',
     fixErrors: 'Please fix the fields marked below.', conflicts: 'Decided by the office',
-    kept: 'kept', yours: 'yours', noRefused: 'Nothing refused.', newId: 'A new id (the old one is taken)',
+    kept: 'the office kept', yours: 'yours was', noRefused: 'Nothing refused.', newId: 'A new id (the old one is taken)',
   },
   es: {
     new: 'Nuevo', search: 'Buscar', save: 'Guardar', cancel: 'Cancelar', discard: 'Descartar',
@@ -40,7 +40,7 @@ const UI = {
     confirmDiscard: '¿Descartar este registro para siempre? Lo escrito se perderá.',
     saved: 'Guardado en este dispositivo.', resubmitted: 'Reenviado.', discarded: 'Descartado.',
     fixErrors: 'Corrige los campos marcados abajo.', conflicts: 'Decidido por la oficina',
-    kept: 'conservado', yours: 'el tuyo', noRefused: 'Nada rechazado.',
+    kept: 'la oficina conservó', yours: 'el tuyo era', noRefused: 'Nada rechazado.',
     newId: 'Un identificador nuevo (el anterior está ocupado)',
   },
 };
@@ -338,7 +338,8 @@ function formFields(form, mode) {
     const table = tableOf(form.table);
     const col = table.columns.find((c) => c.name === column);
     const teams = app.info.teams || [];
-    if (mode === 'fix' || (kind === 'team' && teams.length !== 1) || (kind === 'worker' && !app.info.worker)) {
+    // set once, at creation: an edit never shows or changes them
+    if (mode === 'fix' || (mode === 'new' && ((kind === 'team' && teams.length !== 1) || (kind === 'worker' && !app.info.worker)))) {
       autoFields.push({
         column, auto: kind, required: !!(col && col.notnull), notnull: !!(col && col.notnull),
         label: kind === 'team' ? say('team') : kind === 'worker' ? say('worker') : column,
@@ -428,9 +429,12 @@ function renderForm() {
   conflicts.hidden = !(ed.conflicts && ed.conflicts.length);
   if (!conflicts.hidden) {
     conflicts.append(el('h2', {}, say('conflicts')));
+    const fields = allFields(form, ed.mode);
     for (const c of ed.conflicts) {
-      conflicts.append(el('div', { class: 'conflict' },
-        `${c.column || ''} ${c.kind}: ${say('kept')} "${c.winner ?? ''}", ${say('yours')} "${c.mine ?? ''}" — ${c.reason}`));
+      const f = fields.find((x) => x.column === c.column);
+      const name = f ? tr(f.label) : (c.column || '');
+      conflicts.append(el('div', { class: 'conflict', 'data-column': c.column || '' },
+        `${name}: ${say('kept')} "${displayValue(form, c.column, c.winner) || '—'}", ${say('yours')} "${displayValue(form, c.column, c.mine) || '—'}" (${c.reason})`));
     }
   }
   show('form');
