@@ -226,6 +226,26 @@ async function test() {
   bob.cli('sync');
   assert.deepEqual(bob.query("SELECT alias || '|' || team_id FROM contacts ORDER BY alias"), ['Maya|team-a', 'Noor|team-a']);
 
+  step('a missing episode: the column defaults preset, one team filled in silently');
+  await page.click('#tabs button[data-table=missing_episodes]');
+  await page.click('#new');
+  await page.waitForSelector('#form-view:not([hidden]) #f-went_missing_at');
+  assert.equal(await page.inputValue('#f-reported_to_police'), '0', 'DEFAULT 0 preset as "No"');
+  assert.equal(await page.locator('#f-team_id').count(), 0, 'alice has one team now: not asked');
+  await page.fill('#f-alias', 'Sam');
+  await page.fill('#f-went_missing_at', '2026-12-05T22:30');
+  await page.check('.field[data-column=run_factors] input[value=peer_pull]');
+  await assertNoSidewaysScroll(page, 'the missing episode form');
+  await shot(page, 'form-missing-episode');
+  await page.click('#save');
+  await page.waitForSelector('#list-view:not([hidden]) #records li[data-key]');
+  await waitFor('Sam to be synced', async () => (await stateOf(page, 'Sam')) === 'synced', 30000);
+  bob.cli('sync');
+  const [episode] = bob.query("SELECT alias || '|' || typeof(reported_to_police) || reported_to_police || '|' || " +
+                              "went_missing_at || '|' || run_factors || '|' || team_id FROM missing_episodes");
+  assert.match(episode, /^Sam\|integer0\|2026-12-05T22:30:00[+-]\d\d:\d\d\|peer_pull\|team-a$/);
+  await page.click('#tabs button[data-table=contacts]');
+
   step('search, and the form in Spanish');
   await page.fill('#q', 'noo');
   await page.click('#search button[type=submit]');

@@ -395,6 +395,15 @@ function renderField(form, f, value) {
   return wrap;
 }
 
+// The worker's teams and the forms change with a sync (a move, a schema upgrade): read them
+// again before a form is drawn.
+async function refreshInfo() {
+  try {
+    app.info = await api('api/info');
+    buildForms();
+  } catch (e) { notice(e.message); }
+}
+
 // The rows a form's link fields can name, fetched before the form is drawn.
 async function loadLinkRows(form) {
   for (const s of form.sections) {
@@ -594,6 +603,7 @@ async function openRecord(table, key) {
     const rec = await api(`api/record?table=${encodeURIComponent(table)}&key=${encodeURIComponent(key)}`);
     app.editing = { mode: 'edit', table, key, values: rec.values, conflicts: rec.conflicts };
     notice('');
+    await refreshInfo();
     await loadLinkRows(app.forms[table]);
     renderForm();
   } catch (e) { notice(e.message); }
@@ -604,12 +614,27 @@ async function openRefused(id) {
   if (!q) return;
   app.editing = { mode: 'fix', table: q.table, key: null, values: { ...q.values }, rejected: q };
   notice('');
+  await refreshInfo();
   await loadLinkRows(app.forms[q.table]);
   renderForm();
 }
 
+// A column's DEFAULT as the form's value: 'made' -> "made", 0 -> 0; NULL or an expression -> none.
+function defaultValue(dflt) {
+  if (dflt == null) return undefined;
+  if (/^'.*'$/s.test(dflt)) return dflt.slice(1, -1).replace(/''/g, "'");
+  if (/^-?\d+(\.\d+)?$/.test(dflt)) return Number(dflt);
+  return undefined;
+}
+
 async function newRecord() {
-  app.editing = { mode: 'new', table: app.table, key: null, values: {} };
+  await refreshInfo();
+  const values = {};
+  for (const c of tableOf(app.table).columns) {
+    const v = defaultValue(c.dflt);
+    if (v !== undefined) values[c.name] = v;
+  }
+  app.editing = { mode: 'new', table: app.table, key: null, values };
   notice('');
   await loadLinkRows(app.forms[app.table]);
   renderForm();
