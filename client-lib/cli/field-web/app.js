@@ -234,13 +234,13 @@ function renderTabs() {
   for (const t of app.info.tables) {
     nav.append(el('button', {
       type: 'button', 'data-table': t.name, 'aria-current': app.view !== 'refused' && app.table === t.name ? 'page' : null,
-      onclick: () => { app.table = t.name; show('list'); loadRecords(); },
+      onclick: () => { app.table = t.name; notice(''); show('list'); loadRecords(); },
     }, tr(app.forms[t.name].title)));
   }
   const n = app.status ? app.status.rejected : 0;
   nav.append(el('button', {
     type: 'button', id: 'tab-refused', 'aria-current': app.view === 'refused' ? 'page' : null,
-    onclick: () => { show('refused'); loadRefused(); },
+    onclick: () => { notice(''); show('refused'); loadRefused(); },
   }, `${say('refusedTab')}${n ? ` (${n})` : ''}`));
 }
 
@@ -259,10 +259,15 @@ function notice(text) {
 
 function displayValue(form, column, value) {
   if (value == null || value === '') return '';
+  if (form && form.auto && form.auto[column] === 'now') {
+    const d = new Date(value);
+    if (!Number.isNaN(d.getTime())) return d.toLocaleString(app.lang, { dateStyle: 'medium', timeStyle: 'short' });
+  }
+  if (!form) return String(value);
   for (const s of form.sections) {
     const f = s.fields.find((x) => x.column === column);
     if (f && f.choices) return String(value).split(f.widget === 'multiselect' ? ',' : '\u0000').map((v) => choiceLabel(form, f, v)).join(', ');
-    if (f && f.widget === 'datetime') return new Date(value).toLocaleString(app.lang);
+    if (f && f.widget === 'datetime') return new Date(value).toLocaleString(app.lang, { dateStyle: 'medium', timeStyle: 'short' });
   }
   return String(value);
 }
