@@ -8,7 +8,7 @@ pkg_check_modules(CMOCKA REQUIRED IMPORTED_TARGET cmocka)
 pkg_check_modules(INIH REQUIRED IMPORTED_TARGET inih)
 pkg_check_modules(ARGON2 REQUIRED IMPORTED_TARGET libargon2)
 pkg_check_modules(QRENCODE REQUIRED IMPORTED_TARGET libqrencode)
-pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson>=2.13)
+pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson)
 find_package(Threads REQUIRED)
 
 if(NOT OUTPOST_DEPS_PREFIX OR NOT EXISTS "${OUTPOST_DEPS_PREFIX}/include/mbedtls/version.h")

@@ -36,9 +36,9 @@ static const char usage_main[] =
     "       PATH.audit-key, made by init)\n"
     "\n"
     "commands:\n"
-    "  init --schema FILE.sql --policy FILE [--forms DIR]\n"
+    "  init --schema FILE.sql --policy FILE [--forms DIR] [--check]\n"
     "                                           create the store and its synced tables\n"
-    "  upgrade --schema FILE.sql --policy FILE [--forms DIR]\n"
+    "  upgrade --schema FILE.sql --policy FILE [--forms DIR] [--check]\n"
     "                                           apply an additive schema change\n"
     "  team add ID [--name NAME]                create a team\n"
     "  worker add ID --team T [--team T2 ...]   create a worker in one or more teams\n"
@@ -66,10 +66,12 @@ static const char usage_main[] =
 
 #define FORMS_HELP                                                                         \
     "The forms (docs/forms.md) are the *.json files of --forms DIR, by default of the forms/\n" \
-    "directory beside FILE.sql; each is validated against the schema first.\n"
+    "directory beside FILE.sql; each is validated against the schema first.\n"              \
+    "--check runs every check and applies nothing (init --check makes no store file).\n"
 
 static const char usage_init[] =
     "usage: outpost-admin --store PATH init --schema FILE.sql --policy FILE [--forms DIR]\n"
+    "       [--check]\n"
     "Creates the store at PATH (if missing) and its synced tables from FILE.sql (CREATE TABLE and\n"
     "CREATE INDEX statements only). The policy file has one line per table:\n"
     "  TABLE scope=COLUMN [policy=hlc|server-wins|device-wins]\n"
@@ -80,6 +82,7 @@ static const char usage_init[] =
     "store: whoever holds both can rewrite the audit log (docs/threat-model.md).\n";
 static const char usage_upgrade[] =
     "usage: outpost-admin --store PATH upgrade --schema FILE.sql --policy FILE [--forms DIR]\n"
+    "       [--check]\n"
     "Applies an additive change: new tables, new nullable or defaulted columns appended at the\n"
     "end of a table, new indexes. Removing, renaming or retyping anything is refused.\n"
     FORMS_HELP
@@ -347,11 +350,44 @@ static int ensure_audit_key(const char *path)
     return rc == STORE_OK || rc == STORE_EEXISTS ? EXIT_OK : EXIT_STORE;
 }
 
+/* init --check and upgrade --check: every check of the real command, nothing applied. init's
+ * runs on a store in memory, so no file is made; upgrade's runs against the store's schema. */
+static int check_package(const char *path, bool init, const char *schema, const char *policy,
+                         const admin_forms *forms, const char *schema_path)
+{
+    store *st = NULL;
+    int code = open_store(init ? ":memory:" : path, init, &st);
+    uint32_t version = 0;
+    if (code == EXIT_OK && !init) {
+        proto_buf buf = {0};
+        int rc = store_schema_encode(st, &buf, &version);
+        proto_buf_free(&buf);
+        if (rc != STORE_OK)
+            code = store_error(st, rc);
+    }
+    if (code == EXIT_OK) {
+        int rc = store_check_schema_forms(st, init, schema, policy, forms->files, forms->n_files);
+        if (rc != STORE_OK)
+            code = store_error(st, rc);
+    }
+    if (code == EXIT_OK && init)
+        printf("package valid as a new store's schema (nothing applied)\n");
+    else if (code == EXIT_OK)
+        printf("package valid as an upgrade of schema version %u (nothing applied)\n", version);
+    if (code == EXIT_OK && forms->dir != NULL)
+        printf("forms: %zu from %s\n", forms->n_files, forms->dir);
+    else if (code == EXIT_OK)
+        printf("forms: none (no forms/ directory beside %s)\n", schema_path);
+    store_close(st);
+    return code;
+}
+
 /* init and upgrade share their arguments. */
 static int cmd_schema(const char *path, int argc, char **argv, bool init)
 {
     const char *usage = init ? usage_init : usage_upgrade;
     const char *schema_path = NULL, *policy_path = NULL, *forms_dir = NULL;
+    bool check = false;
     for (int i = 0; i < argc; i++) {
         if (missing_value(i, argc, argv))
             return usage_error(usage, "missing value after", argv[i]);
@@ -364,6 +400,8 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
             policy_path = argv[++i];
         } else if (strcmp(argv[i], "--forms") == 0 && i + 1 < argc) {
             forms_dir = argv[++i];
+        } else if (strcmp(argv[i], "--check") == 0) {
+            check = true;
         } else {
             return usage_error(usage, "unexpected argument", argv[i]);
         }
@@ -374,6 +412,13 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
     char *policy = schema ? read_file(policy_path) : NULL;
     admin_forms forms = {0};
     bool forms_read = policy && admin_forms_read(forms_dir, schema_path, read_file, &forms) == 0;
+    if (check && forms_read) {
+        int code = check_package(path, init, schema, policy, &forms, schema_path);
+        admin_forms_free(&forms);
+        free(schema);
+        free(policy);
+        return code;
+    }
     store *st = NULL;
     int code = schema && policy && forms_read ? open_store(path, init, &st) : EXIT_USAGE;
     if (code == EXIT_OK && init)

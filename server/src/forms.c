@@ -638,6 +638,15 @@ int forms_validate(const schema_def *def, const forms_file *files, size_t n_file
         out = STORE_ENOMEM;
     if (out == 0 && (*out_json = json_dumps(all, JSON_COMPACT | JSON_PRESERVE_ORDER)) == NULL)
         out = STORE_ENOMEM;
+    size_t n_bytes = *out_json ? strlen(*out_json) : 0;
+    if (out == 0 && n_bytes > FORMS_MAX_BYTES) {
+        snprintf(err, err_size, "%s: the forms take %zu bytes together (compact JSON), more than "
+                                "the %u that travel with the schema to a device",
+                 n_files > 0 ? files[0].path : "forms", n_bytes, (unsigned)FORMS_MAX_BYTES);
+        free(*out_json);
+        *out_json = NULL;
+        out = STORE_ESCHEMA;
+    }
     if (out == STORE_ENOMEM)
         snprintf(err, err_size, "out of memory reading the forms");
     json_decref(all);

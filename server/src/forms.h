@@ -16,9 +16,14 @@
 
 typedef store_form_file forms_file;
 
+/* The most the forms may take together as sent (compact JSON): with the schema they travel in
+ * one ENROLLED or WELCOME message, which a device accepts up to 1 MiB by default. */
+#define FORMS_MAX_BYTES (256u * 1024u)
+
 /* Validates every file against def (the rules of docs/forms.md). On success returns 0 and
  * *out_json is the forms as one compact JSON array in the schema's table order ("[]" when there
- * are none), to free with free(). On failure returns STORE_ESCHEMA (or STORE_ENOMEM) and writes
+ * are none, at most FORMS_MAX_BYTES), to free with free(). On failure returns STORE_ESCHEMA (or
+ * STORE_ENOMEM) and writes
  * into err a message naming the file, the table, the column where there is one, and the
  * problem; *out_json is NULL. */
 int forms_validate(const schema_def *def, const forms_file *files, size_t n_files,

@@ -166,6 +166,7 @@ typedef struct package_forms {
     const store_form_file *files;
     size_t n_files;
     const char *json; /* validated, as kept and sent */
+    bool check_only;  /* run every check, then roll back: nothing is applied */
 } package_forms;
 
 /* Parses a schema and policy into def (which the caller frees, whatever this returns),
@@ -207,7 +208,7 @@ static int init_schema(store *st, const char *schema_sql, const char *policy_tex
         out = record_version(st, 1, schema_sql, policy_text);
     if (out == 0 && forms->json != NULL)
         out = store_forms_record(st, 1, forms->json);
-    if (out == 0)
+    if (out == 0 && !forms->check_only)
         out = store_commit(st);
     else
         store_rollback(st);
@@ -398,7 +399,7 @@ static int upgrade_schema(store *st, const char *schema_sql, const char *policy_
         out = record_version(st, (uint32_t)version + 1, schema_sql, policy_text);
     if (out == 0 && changed && forms->json != NULL)
         out = store_forms_record(st, (uint32_t)version + 1, forms->json);
-    if (out == 0 && changed)
+    if (out == 0 && changed && !forms->check_only)
         out = store_commit(st);
     else
         store_rollback(st);
@@ -419,6 +420,17 @@ int store_upgrade_schema_forms(store *st, const char *schema_sql, const char *po
 {
     package_forms forms = {.given = true, .files = files, .n_files = n_files};
     int out = upgrade_schema(st, schema_sql, policy_text, &forms);
+    free((char *)forms.json);
+    return out;
+}
+
+int store_check_schema_forms(store *st, bool init, const char *schema_sql,
+                             const char *policy_text, const store_form_file *files,
+                             size_t n_files)
+{
+    package_forms forms = {.given = true, .files = files, .n_files = n_files, .check_only = true};
+    int out = init ? init_schema(st, schema_sql, policy_text, &forms)
+                   : upgrade_schema(st, schema_sql, policy_text, &forms);
     free((char *)forms.json);
     return out;
 }

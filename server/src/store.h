@@ -82,6 +82,12 @@ int store_init_schema_forms(store *st, const char *schema_sql, const char *polic
 int store_upgrade_schema_forms(store *st, const char *schema_sql, const char *policy_text,
                                const store_form_file *forms, size_t n_forms);
 
+/* Every check of store_init_schema_forms (init) or store_upgrade_schema_forms, then a rollback:
+ * 0 when the package would be applied, the same error otherwise; nothing changes either way. */
+int store_check_schema_forms(store *st, bool init, const char *schema_sql,
+                             const char *policy_text, const store_form_file *forms,
+                             size_t n_forms);
+
 /* The current forms as one JSON array text, "[]" when there are none; free with free(). */
 int store_forms_json(store *st, char **out_json);
 

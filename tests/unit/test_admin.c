@@ -567,6 +567,44 @@ static void test_forms_dir_option(void **state)
     free(pkg);
 }
 
+/* --check: the same verdict as the real command, and nothing applied. */
+static void test_forms_check_applies_nothing(void **state)
+{
+    ctx *c = *state;
+    char *pkg = copy_outreach(c);
+    char *init = package_args(c, "init", pkg), *upgrade = package_args(c, "upgrade", pkg);
+    char *init_check = strf("%s --check", init), *upgrade_check = strf("%s --check", upgrade);
+    expect(c, init_check, 0, "package valid as a new store's schema (nothing applied)\nforms: 3",
+           NULL);
+    struct stat sb;
+    assert_int_equal(stat(c->store, &sb), -1); /* no store file was made */
+    expect(c, init, 0, "schema version 1 initialised", NULL);
+    assert_int_equal(systemf("sed -i 's/\"Risk level\"/\"Overall risk\"/' "
+                             "'%s/forms/contacts.json'", pkg), 0);
+    expect(c, upgrade_check, 0, "package valid as an upgrade of schema version 1 (nothing "
+                                "applied)", NULL);
+    char *json = forms_of(c);
+    assert_non_null(strstr(json, "Risk level"));
+    assert_null(strstr(json, "Overall risk"));
+    free(json);
+    assert_int_equal(systemf("sed -i 's/\"widget\": \"integer\"/\"widget\": \"number\"/' "
+                             "'%s/forms/contacts.json'", pkg), 0);
+    char *want = strf("outpost-admin: %s/forms/contacts.json: contacts.age_estimate: \"widget\" "
+                      "must be one of text, textarea, integer, datetime, date, select, "
+                      "multiselect, link\n", pkg);
+    expect(c, upgrade_check, 1, NULL, want);
+    free(want);
+    /* the real upgrade afterwards still sees version 1 */
+    assert_int_equal(systemf("sed -i 's/\"widget\": \"number\"/\"widget\": \"integer\"/' "
+                             "'%s/forms/contacts.json'", pkg), 0);
+    expect(c, upgrade, 0, "schema version 2 applied", NULL);
+    free(init_check);
+    free(upgrade_check);
+    free(init);
+    free(upgrade);
+    free(pkg);
+}
+
 #define T_(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -580,6 +618,7 @@ int main(void)
         T_(test_people_lifecycle_from_the_cli),
         T_(test_forms_are_validated_and_kept_at_init_and_upgrade),
         T_(test_forms_dir_option),
+        T_(test_forms_check_applies_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

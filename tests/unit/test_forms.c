@@ -395,6 +395,26 @@ static void test_forms_duplicate_key_is_refused(void **state)
                                 "key near '\"table\"'");
 }
 
+static void test_forms_too_large_to_send_are_refused(void **state)
+{
+    ctx *c = *state;
+    /* a help text of 300 KB: valid, but it could not travel with the schema */
+    size_t n = 300u * 1024u;
+    char *big = malloc(n + 1);
+    assert_non_null(big);
+    memset(big, 'x', n);
+    big[n] = '\0';
+    json_object_set_new(json_object_get(field(c, 2, "outcome"), "help"), "en", json_string(big));
+    free(big);
+    int rc = validate(c);
+    assert_int_equal(rc, STORE_ESCHEMA);
+    assert_null(c->json);
+    if (strstr(c->err, "pkg/forms/contacts.json: the forms take ") != c->err ||
+        strstr(c->err, " bytes together (compact JSON), more than the 262144 that travel with "
+                       "the schema to a device") == NULL)
+        fail_msg("message: %s", c->err);
+}
+
 /* The IN lists the validator holds choices to, read from CREATE TABLE text. */
 static void expect_in_list(const char *sql, const char *column, const char *expected_json)
 {
@@ -460,6 +480,7 @@ int main(void)
         T(test_forms_min_above_max_is_refused),
         T(test_forms_bad_json_names_line_and_column),
         T(test_forms_duplicate_key_is_refused),
+        T(test_forms_too_large_to_send_are_refused),
         cmocka_unit_test(test_forms_check_in_lists_are_read),
 #undef T
     };
