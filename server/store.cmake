@@ -22,6 +22,7 @@ add_library(outpost_store STATIC
     src/store_audit.c       # the append-only, hash-chained audit log
     src/audit_key.c         # the audit key file, its HMAC, signed checkpoints
     src/store_dashboard.c   # the dashboard's queries, limited to a supervisor's teams
+    src/store_dash_history.c # a record's history for the dashboard; what devices report
     src/reverse.c)          # keeping or reversing a logged conflict decision
 target_include_directories(outpost_store PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/src)
 target_link_libraries(outpost_store
