@@ -459,9 +459,9 @@ typedef struct store_dash_device {
     uint64_t enrolled_ms;
     uint64_t last_seen_ms;  /* 0 = never synced */
     bool revoked;
-    /* What is stuck: the outbox entries the device said were waiting at its last HELLO
-     * (reported_ms 0: it has not said), its changes the server refused, and the newest
-     * refusal's message. */
+    /* What is stuck: the outbox entries the device said were waiting at its last HELLO that
+     * the server has not recorded since (reported_ms 0: it has not said), its changes the
+     * server refused, and the newest refusal's message. */
     uint64_t pending;
     uint64_t reported_ms;
     uint64_t refused;

@@ -20,13 +20,16 @@ static const char history_ddl[] =
 
 static const char reports_ddl[] =
     "CREATE TABLE IF NOT EXISTS _outpost_device_reports("
-    "  device_no INTEGER PRIMARY KEY, pending INTEGER NOT NULL, time_ms INTEGER NOT NULL);";
+    "  device_no INTEGER PRIMARY KEY, outbox_top INTEGER NOT NULL, time_ms INTEGER NOT NULL);";
 
 int store_device_reports_ensure(store *st)
 {
     return store_exec(st, reports_ddl, "create the device reports table");
 }
 
+/* A device's outbox holds the entries after the last one the server recorded (acked_seq) at
+ * HELLO: the newest of them is acked_seq + pending. What is still waiting later is how far
+ * acked_seq has yet to go to reach it, so a report does not go stale when the push succeeds. */
 int store_device_report(store *st, const char *device_id, uint64_t pending, uint64_t now_ms)
 {
     sqlite3_stmt *stmt = NULL;
@@ -35,8 +38,9 @@ int store_device_report(store *st, const char *device_id, uint64_t pending, uint
     if (out != STORE_OK)
         return out;
     rc = sqlite3_prepare_v2(st->db,
-                            "INSERT OR REPLACE INTO _outpost_device_reports(device_no, pending,"
-                            " time_ms) SELECT no, ?2, ?3 FROM _outpost_devices WHERE id = ?1",
+                            "INSERT OR REPLACE INTO _outpost_device_reports(device_no, outbox_top,"
+                            " time_ms) SELECT no, acked_seq + ?2, ?3 FROM _outpost_devices"
+                            " WHERE id = ?1",
                             -1, &stmt, NULL);
     if (rc == SQLITE_OK) {
         sqlite3_bind_text(stmt, 1, device_id, -1, SQLITE_STATIC);

@@ -65,7 +65,7 @@ int store_dash_devices(store *st, const char (*teams)[64], uint32_t n_teams,
                 " IFNULL(d.last_seen_ms, 0), d.revoked,"
                 " (SELECT group_concat(team_id, ',') FROM (SELECT team_id FROM"
                 "  _outpost_worker_teams wt WHERE wt.worker_id = d.worker_id ORDER BY team_id)),"
-                " IFNULL(rep.pending, 0), IFNULL(rep.time_ms, 0),"
+                " max(0, IFNULL(rep.outbox_top, 0) - d.acked_seq), IFNULL(rep.time_ms, 0),"
                 " (SELECT count(*) FROM _outpost_refused f WHERE f.device_no = d.no),"
                 " (SELECT rf.message FROM _outpost_conflicts c JOIN _outpost_conflict_refusals rf"
                 "  ON rf.conflict_id = c.id WHERE c.push_device = d.id ORDER BY c.id DESC LIMIT 1)"
