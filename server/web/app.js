@@ -906,7 +906,11 @@ document.addEventListener('DOMContentLoaded', async () => {
   window.addEventListener('hashchange', route);
   window.addEventListener('popstate', route);
   $('filters').addEventListener('submit', (ev) => { ev.preventDefault(); state.offset = 0; show(state.view); });
-  for (const b of document.querySelectorAll('nav button')) b.addEventListener('click', () => { state.offset = 0; show(b.dataset.view); });
+  for (const b of document.querySelectorAll('nav button')) b.addEventListener('click', () => {
+    state.offset = 0;
+    if (!$('record-panel').hidden) closeRecord();
+    show(b.dataset.view);
+  });
   try {
     const res = await fetch('/api/me', { credentials: 'same-origin' });
     if (res.ok) loggedIn(await res.json());
