@@ -461,11 +461,13 @@ typedef struct store_dash_device {
     bool revoked;
     /* What is stuck: the outbox entries the device said were waiting at its last HELLO that
      * the server has not recorded since (reported_ms 0: it has not said), its changes the
-     * server refused, and the newest refusal's message. */
+     * server refused and the newest refusal's message, and what the device said of itself. */
     uint64_t pending;
     uint64_t reported_ms;
     uint64_t refused;
-    char last_error[160];
+    char last_refusal[160]; /* the newest refusal's message, "" when none */
+    char last_error[160];   /* the device's own last sync error, as it said at HELLO */
+    char app[64];           /* the library version it said at HELLO, "" when not said */
 } store_dash_device;
 
 typedef int (*store_dash_device_cb)(const store_dash_device *row, void *user_data);
@@ -584,8 +586,10 @@ int store_dash_links(store *st, const char *table, store_dash_link_cb cb, void *
 int store_dash_record_get(store *st, const char (*teams)[64], uint32_t n_teams, const char *table,
                           const char *key, store_dash_record_cb cb, void *user_data);
 
-/* Records what a device said about itself at HELLO (its waiting outbox entries). */
-int store_device_report(store *st, const char *device_id, uint64_t pending, uint64_t now_ms);
+/* Records what a device said about itself at HELLO: its waiting outbox entries, its library
+ * version and its last sync error (either may be NULL: not said; cut to the view's sizes). */
+int store_device_report(store *st, const char *device_id, uint64_t pending, const char *app,
+                        const char *last_error, uint64_t now_ms);
 
 /* Records a supervisor's decision on a conflict in teams: keep (nothing changes) or reverse
  * (the losing value is written back as a new change with a server HLC, so it syncs to every

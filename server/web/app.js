@@ -277,10 +277,11 @@ function row(cells, cls) {
 async function viewDevices(content) {
   const data = await apiJson('/api/devices');
   if (!data.devices.length) { content.appendChild(el('p', 'No devices in your teams yet.')); return; }
-  // What is stuck: entries the device said were waiting to be sent (at its last connection),
-  // changes the server refused (they wait in the device's quarantine) and the newest refusal.
+  // What is stuck: entries the device said were waiting to be sent (at its last connection)
+  // that the server has not recorded since, changes the server refused (they wait in the
+  // device's quarantine), the device's own last sync error and the newest refusal.
   const { t, tbody } = table(['Worker', 'Device', 'Last sync', 'Waiting to send', 'Refused',
-                              'Last error', 'Teams', 'Status']);
+                              'Last error', 'App version', 'Teams', 'Status']);
   t.classList.add('cards');
   for (const d of data.devices) {
     const ago = el('span', since(d.last_seen_ms, data.now_ms));
@@ -290,8 +291,9 @@ async function viewDevices(content) {
     const pending = el('span', d.reported_ms ? String(d.pending) : 'not reported', d.pending > 0 ? 'stale' : '');
     if (d.reported_ms) pending.title = 'reported ' + when(d.reported_ms);
     const refused = el('span', String(d.refused), d.refused > 0 ? 'stale' : '');
-    const tr = row([d.worker, name, ago, pending, refused, d.last_error || '', d.teams,
-                    d.revoked ? 'revoked' : 'active']);
+    const errors = [d.last_error, d.last_refusal ? 'refused: ' + d.last_refusal : ''].filter((e) => e);
+    const tr = row([d.worker, name, ago, pending, refused, errors.join('; '), d.app || 'not reported',
+                    d.teams, d.revoked ? 'revoked' : 'active']);
     tr.dataset.device = d.device_id;
     tbody.appendChild(tr);
   }

@@ -1272,6 +1272,8 @@ static testclient *hello_with_outbox(const test_device *dev, uint64_t outbox)
     msg.u.hello.device_id = dev->id;
     memcpy(msg.u.hello.secret, dev->secret, sizeof dev->secret);
     msg.u.hello.outbox_count = outbox;
+    msg.u.hello.app = "testapp 1.2";
+    msg.u.hello.last_error = "connection refused (test)";
     assert_int_equal(testclient_send(tc, &msg, T_MS), 0);
     assert_int_equal(testclient_recv_type(tc, PROTO_MSG_WELCOME, T_MS, &reply), 0);
     proto_msg_free(reply);
@@ -1308,7 +1310,8 @@ static void test_devices_show_what_is_stuck(void **state)
     snprintf(want, sizeof want, "\"device_id\":\"%s\"", d.id);
     const char *p = strstr(r.body, want);
     assert_non_null(p);
-    assert_non_null(strstr(p, "\"pending\":0,\"reported_ms\":0,\"refused\":0,\"last_error\":\"\""));
+    assert_non_null(strstr(p, "\"pending\":0,\"reported_ms\":0,\"refused\":0,"
+                              "\"last_refusal\":\"\",\"last_error\":\"\",\"app\":\"\""));
     dash_reply_free(&r);
 
     testclient *tc = hello_with_outbox(&d, 3); /* three waiting, none sent yet */
@@ -1328,8 +1331,10 @@ static void test_devices_show_what_is_stuck(void **state)
     char one[1024];
     snprintf(one, sizeof one, "%.*s", (int)(strchr(p, '}') - p), p);
     assert_non_null(strstr(one, "\"pending\":1,"));
-    assert_non_null(strstr(one, "\"refused\":1,\"last_error\":\""));
-    assert_null(strstr(one, "\"last_error\":\"\""));
+    assert_non_null(strstr(one, "\"refused\":1,\"last_refusal\":\""));
+    assert_null(strstr(one, "\"last_refusal\":\"\""));
+    /* what the device said of itself */
+    assert_non_null(strstr(one, "\"last_error\":\"connection refused (test)\",\"app\":\"testapp 1.2\""));
     dash_reply_free(&r);
     /* another team's supervisor does not see the device at all */
     assert_int_equal(request("GET", "/api/devices", &s2, false, NULL, NULL, &r), 0);

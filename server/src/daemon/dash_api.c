@@ -211,7 +211,11 @@ static int device_row(const store_dash_device *d, void *user_data)
         dash_buf_printf(b, ",%llu,%llu,%s,%llu,%llu,", (unsigned long long)d->enrolled_ms,
                         (unsigned long long)d->last_seen_ms, d->revoked ? "yes" : "no",
                         (unsigned long long)d->pending, (unsigned long long)d->refused);
+        dash_buf_csv_field(b, d->last_refusal);
+        dash_buf_puts(b, ",");
         dash_buf_csv_field(b, d->last_error);
+        dash_buf_puts(b, ",");
+        dash_buf_csv_field(b, d->app);
         dash_buf_puts(b, "\r\n");
         return 0;
     }
@@ -228,10 +232,14 @@ static int device_row(const store_dash_device *d, void *user_data)
     format_ms(b, d->enrolled_ms);
     dash_buf_puts(b, ",\"last_seen_ms\":");
     format_ms(b, d->last_seen_ms);
-    dash_buf_printf(b, ",\"pending\":%llu,\"reported_ms\":%llu,\"refused\":%llu,\"last_error\":",
+    dash_buf_printf(b, ",\"pending\":%llu,\"reported_ms\":%llu,\"refused\":%llu,\"last_refusal\":",
                     (unsigned long long)d->pending, (unsigned long long)d->reported_ms,
                     (unsigned long long)d->refused);
+    dash_buf_json_str(b, d->last_refusal);
+    dash_buf_puts(b, ",\"last_error\":");
     dash_buf_json_str(b, d->last_error);
+    dash_buf_puts(b, ",\"app\":");
+    dash_buf_json_str(b, d->app);
     dash_buf_printf(b, ",\"revoked\":%s}", d->revoked ? "true" : "false");
     return 0;
 }
@@ -243,7 +251,7 @@ static void run_devices(dash_call *c, store *st)
     start_ok(c);
     if (c->csv)
         dash_buf_puts(&c->body, "worker,teams,device,name,enrolled_ms,last_sync_ms,revoked,"
-                                "pending,refused,last_error\r\n");
+                                "pending,refused,last_refusal,last_error,app\r\n");
     else
         dash_buf_printf(&c->body, "{\"now_ms\":%llu,\"devices\":[",
                         (unsigned long long)c->now_ms);
