@@ -57,7 +57,10 @@ function formOf(table) {
 function label(table, column) {
   const f = formOf(table);
   const fd = f && f.fields[column];
-  return fd ? text(fd.label) : column;
+  if (fd) return text(fd.label);
+  // A column the form fills by itself (id, team, worker, time) has no label: its name in words.
+  if (f) return (column.charAt(0).toUpperCase() + column.slice(1)).replace(/_/g, ' ');
+  return column;
 }
 
 // A stored value in words: choice codes become their labels ("a,b" for several).
@@ -166,6 +169,13 @@ function form(params) {
 function loggedOut(message) {
   state.me = null;
   closeLive();
+  // Nothing of the last session stays in the page, not even hidden.
+  $('content').replaceChildren();
+  $('record-panel').hidden = true;
+  for (const id of ['record-table', 'record-history', 'record-conflicts', 'record-links']) $(id).replaceChildren();
+  state.forms = null;
+  state.offset = 0;
+  state.view = 'devices'; // the next person starts at the first view, not an admin's
   $('app-view').hidden = true;
   $('logout').hidden = true;
   $('who').textContent = '';
