@@ -66,6 +66,10 @@ function label(table, column) {
 // A stored value in words: choice codes become their labels ("a,b" for several).
 function shown(table, column, value) {
   if (value === null || value === undefined) return '';
+  // An ISO 8601 time reads "2026-12-06 14:05+01:00": no "T", no seconds.
+  if (typeof value === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d/.test(value)) {
+    return value.replace(/^(\d{4}-\d\d-\d\d)T(\d\d:\d\d)(:\d\d(\.\d+)?)?/, '$1 $2');
+  }
   const f = formOf(table);
   const fd = f && f.fields[column];
   const list = fd && fd.choices && f.form.choices && f.form.choices[fd.choices];
