@@ -379,7 +379,13 @@ async function test() {
                         { value: 'older_partner', label: { en: 'Much older partner', es: 'Pareja mucho mayor' } }],
     },
   };
-  dev('alice', 'exec', `UPDATE contacts SET risk_indicators = 'no_id_documents,older_partner' WHERE alias = 'A-second'`);
+  // A-second also names a referral of another team: the link must not show it.
+  const otherRef = randomUUID();
+  dev('carol', 'exec', `INSERT INTO referrals (id, team_id, worker_id, alias, service, referred_at)
+      VALUES ('${otherRef}', 'team-b', 'carol', 'C-ref-secret', 'legal', '${today}T12:00:00+00:00')`);
+  dev('carol', 'sync');
+  dev('alice', 'exec', `UPDATE contacts SET risk_indicators = 'no_id_documents,older_partner',
+      referral_id = '${otherRef}' WHERE alias = 'A-second'`);
   dev('alice', 'sync');
   const secondId = query('alice', "SELECT id FROM contacts WHERE alias = 'A-second'");
   const formsPage = await context.newPage();
@@ -398,6 +404,10 @@ async function test() {
   assert.equal(await formsPage.textContent('#record-table tr[data-column=risk_indicators] td'), 'No identity documents, Much older partner');
   assert.equal(await formsPage.textContent('#record-table tr[data-column=risk_indicators] th'), 'Trafficking-risk indicators seen');
   assert.match(await formsPage.textContent('#record-table'), /The young person.*Risk screening/s);
+  assert.equal(await formsPage.textContent('#record-links'), 'No linked records.', "another team's referral is not linked");
+  const crossTeam = await formsPage.evaluate(async (id) => (await fetch(`/api/record?table=contacts&id=${id}`)).text(), secondId);
+  assert.doesNotMatch(crossTeam, /C-ref-secret|legal/);
+  assert.equal(await formsPage.evaluate(async (id) => (await fetch(`/api/record?table=referrals&id=${id}`)).status, otherRef), 404);
   await shot(formsPage, 'record-labels');
   await formsPage.close();
 
