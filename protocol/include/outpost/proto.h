@@ -169,6 +169,7 @@ typedef struct proto_schema {
     uint32_t version;
     uint32_t n_tables;
     proto_schema_table *tables;
+    const char *forms; /* the forms (docs/forms.md) as one JSON array text; NULL: none sent */
 } proto_schema;
 
 /* Hybrid logical clock: milliseconds since the Unix epoch in the high 48 bits, a logical

@@ -1,5 +1,6 @@
 #include "dash_api.h"
 
+#include "dash_forms.h"
 #include "dash_people.h"
 #include "dash_record.h"
 
@@ -787,6 +788,7 @@ void dash_run(dash_call *c, store *st)
     case DASH_PEOPLE: dash_people_list(c, st); break;
     case DASH_PEOPLE_ACT: dash_people_act(c, st); break;
     case DASH_PASSWORD: run_password(c, st); break;
+    case DASH_FORMS: dash_forms_get(c, st); break;
     }
     if (c->body.failed)
         reply_error(c, 500, "reply too large or out of memory: narrow the filters");

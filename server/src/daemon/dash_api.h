@@ -25,7 +25,8 @@ typedef enum dash_op {
     DASH_AUDIT,     /* the audit log, admins only */
     DASH_PEOPLE,    /* teams, workers and accounts, admins only (dash_people.c) */
     DASH_PEOPLE_ACT, /* disable, enable, remove, change teams, revoke a device; audited */
-    DASH_PASSWORD   /* the user's own new password (password = current, new_password) */
+    DASH_PASSWORD,  /* the user's own new password (password = current, new_password) */
+    DASH_FORMS      /* the schema's forms, JSON (dash_forms.c) */
 } dash_op;
 
 typedef struct dash_call {
