@@ -407,7 +407,8 @@ function closeRecord() {
   if (location.hash.startsWith('#/record/')) history.pushState(null, '', location.pathname + location.search);
 }
 
-function fieldRows(rec, into) {
+// linked: {column: record} for the record's outgoing links, shown by name instead of by id.
+function fieldRows(rec, into, linked) {
   const f = formOf(rec.table);
   const order = [];
   if (f) {
@@ -430,7 +431,16 @@ function fieldRows(rec, into) {
     } else {
       const v = rec.values[rec.columns.indexOf(o.column)];
       tr.appendChild(el('th', label(rec.table, o.column)));
-      tr.appendChild(el('td', shown(rec.table, o.column, v), 'value'));
+      const to = linked && linked[o.column];
+      if (to) {
+        const td = el('td', null, 'value');
+        const a = el('a', recordName(to));
+        a.href = recordHref(to.table, to.id);
+        td.appendChild(a);
+        tr.appendChild(td);
+      } else {
+        tr.appendChild(el('td', shown(rec.table, o.column, v), 'value'));
+      }
       tr.dataset.column = o.column;
     }
     into.appendChild(tr);
@@ -456,7 +466,9 @@ async function openRecord(table, id) {
   $('record-title').textContent = (formOf(table) ? text(formOf(table).form.title) : table) + ': ' + recordName(rec);
   const t = $('record-table');
   t.replaceChildren();
-  fieldRows(rec, t);
+  const linked = {};
+  for (const l of data.links) if (l.outgoing && l.records.length) linked[l.column] = l.records[0];
+  fieldRows(rec, t, linked);
 
   const hist = $('record-history');
   hist.replaceChildren();

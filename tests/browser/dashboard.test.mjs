@@ -219,6 +219,7 @@ async function test() {
   await page.goto(`${base}/dashboard/#/record/contacts/${referredId}`);
   await page.waitForSelector('#record-panel:not([hidden])');
   assert.match(await page.textContent('#record-table'), /A-first/);
+  assert.equal(await page.textContent('#record-table tr[data-column=referral_id] td'), 'A-first', 'the referral by name, not id');
   assert.match(await page.textContent('#record-history'), /created by alice.*\n?.*changed by alice/s);
   await page.click(`#record-links a[data-table=referrals]`);
   await page.waitForFunction((id) => location.hash === `#/record/referrals/${id}`, referralId);
