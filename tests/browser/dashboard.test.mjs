@@ -199,6 +199,7 @@ async function test() {
   assert.doesNotMatch(await page.textContent(`#content tr[data-id="${liveId}"]`), new RegExp(liveId), 'the id is not in the row');
   const rowsShown = await page.$$eval('#content tbody tr', (rs) => rs.filter((r) => r.getBoundingClientRect().bottom <= 800).length);
   assert.ok(rowsShown >= 12, `at least 12 records fit on 1280x800 (${rowsShown})`);
+  step(`${rowsShown} records fully in view at 1280x800`);
 
   step('a record opens beside the list, at its own URL, with its history');
   await page.click(`#content tr[data-id="${liveId}"]`);
