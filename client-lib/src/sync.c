@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "backoff.h"
+#include "outpost_version.h"
 #include "device.h"
 #include "internal.h"
 #include "transport.h"
@@ -615,6 +616,14 @@ static void cb_connected(void *user_data)
     msg.u.hello.schema_version = st.schema_version;
     msg.u.hello.cursor = st.cursor;
     msg.u.hello.outbox_count = st.pending;
+    /* For the supervisors' device view: which library, and why the last attempt failed. */
+    char last_error[sizeof s->status.last_error_msg];
+    pthread_mutex_lock(&s->lock);
+    memcpy(last_error, s->status.last_error_msg, sizeof last_error);
+    pthread_mutex_unlock(&s->lock);
+    last_error[sizeof last_error - 1] = '\0';
+    msg.u.hello.app = "liboutpost " OUTPOST_VERSION_STRING;
+    msg.u.hello.last_error = last_error;
     s->phase = PHASE_HELLO;
     send_msg(s, &msg);
     memset(msg.u.hello.secret, 0, sizeof msg.u.hello.secret);

@@ -854,6 +854,10 @@ static int dec_hello(dec *d, const msgpack_object *o, proto_hello *m)
         rc = get_u64(d, o, KEY_CURSOR, &m->cursor);
     if (rc == PROTO_OK)
         rc = get_u64(d, o, KEY_OUTBOX, &m->outbox_count);
+    if (rc == PROTO_OK)
+        rc = get_str(d, o, KEY_APP, false, &m->app);
+    if (rc == PROTO_OK)
+        rc = get_str(d, o, KEY_LAST_ERROR, false, &m->last_error);
     return rc;
 }
 

@@ -417,7 +417,7 @@ static void put_header(enc *e, proto_msg_type type, uint32_t n_fields)
 
 static int put_hello(enc *e, const proto_hello *m)
 {
-    put_header(e, PROTO_MSG_HELLO, 6);
+    put_header(e, PROTO_MSG_HELLO, 6u + (m->app != NULL) + (m->last_error != NULL));
     put_uint(e, KEY_VERSION, m->version);
     int rc = put_text(e, KEY_DEVICE, m->device_id);
     if (rc != PROTO_OK)
@@ -426,6 +426,10 @@ static int put_hello(enc *e, const proto_hello *m)
     put_uint(e, KEY_SCHEMA_VERSION, m->schema_version);
     put_uint(e, KEY_CURSOR, m->cursor);
     put_uint(e, KEY_OUTBOX, m->outbox_count);
+    if (m->app && (rc = put_text(e, KEY_APP, m->app)) != PROTO_OK)
+        return rc;
+    if (m->last_error && (rc = put_text(e, KEY_LAST_ERROR, m->last_error)) != PROTO_OK)
+        return rc;
     return PROTO_OK;
 }
 

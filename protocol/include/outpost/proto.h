@@ -267,6 +267,9 @@ typedef struct proto_hello {
     uint32_t schema_version;
     uint64_t cursor;       /* server sequence up to which this device has pulled */
     uint64_t outbox_count; /* entries waiting to be pushed (informational) */
+    /* Optional, informational, for the supervisors' device view; NULL when absent. */
+    const char *app;        /* the app and library version, e.g. "outpost 0.9.0" */
+    const char *last_error; /* the device's last sync error before this session ("" none) */
 } proto_hello;
 
 /* The teams whose rows a device may see and write: its worker's teams. */
