@@ -113,10 +113,9 @@ typedef struct outpost_sync_status {
     char last_error_msg[256];
     uint64_t rejected;        /* refused changes waiting in quarantine (outpost.h): while it is
                                * not 0, nothing may say "synced" */
-    uint64_t round_trips;     /* since start: times the engine sent a request (HELLO, a PUSH's
-                               * last chunk, PULL) with no other one unanswered, so waited for
-                               * the server; requests sent back to back count once. The TCP,
-                               * TLS and WebSocket handshakes of each connection are extra. */
+    uint64_t round_trips;     /* since start: requests sent while no other was unanswered, so
+                               * each one waited a whole network round trip (HELLO, a PULL
+                               * page, a PUSH window that had drained) */
     int compressed;           /* 1 while the connection's messages are compressed */
 } outpost_sync_status;
 
