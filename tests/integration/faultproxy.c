@@ -32,6 +32,7 @@ typedef struct link_queue {
     segment seg[QUEUE_SEGMENTS];
     uint32_t head, count;
     uint64_t free_at_us; /* when the link has finished serialising what it holds */
+    bool used;           /* a segment has crossed: the connection's handshake is behind it */
 } link_queue;
 
 /* One direction of a conn: bytes read from `from` not yet written to `to`. */
@@ -184,7 +185,7 @@ static uint64_t rng_next(uint64_t *state)
 
 /* Shape: takes what the queue has room for, stamping each segment with its delivery time, and
  * writes out the segments that are due, in order. Returns false when the conn must close. */
-static bool pump_shaped(faultproxy *p, pipe_dir *d, short revents)
+static bool pump_shaped(faultproxy *p, pipe_dir *d, short revents, bool upstream)
 {
     link_queue *q = d->q;
     uint64_t now = now_us();
@@ -197,6 +198,11 @@ static bool pump_shaped(faultproxy *p, pipe_dir *d, short revents)
         if (n < 0)
             break;
         uint64_t start = q->free_at_us > now ? q->free_at_us : now;
+        /* Loopback connects at once; a real link spends a round trip on TCP's handshake
+         * before the client's first byte can leave. */
+        if (!q->used && upstream)
+            start += (uint64_t)p->link.rtt_ms * 1000u;
+        q->used = true;
         uint64_t serialise = d->bits_per_s ? (uint64_t)n * 8u * 1000000u / d->bits_per_s : 0;
         q->free_at_us = start + serialise;
         sg->due_us = q->free_at_us + (uint64_t)p->link.rtt_ms * 500u;
@@ -251,7 +257,7 @@ static bool pump(faultproxy *p, conn *c, pipe_dir *d, short revents)
     if (c->mode == MODE_STALL)
         return !(revents & (POLLHUP | POLLERR));
     if (c->mode == MODE_SHAPE)
-        return pump_shaped(p, d, revents);
+        return pump_shaped(p, d, revents, d == &c->dir[0]);
     if (d->len == 0 && (revents & (POLLIN | POLLHUP | POLLERR))) {
         size_t want = sizeof d->buf;
         if (c->mode == MODE_TRICKLE)

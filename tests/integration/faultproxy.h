@@ -36,7 +36,8 @@ void faultproxy_cut_after(faultproxy *proxy, uint64_t n_bytes);
 void faultproxy_trickle(faultproxy *proxy, uint32_t bytes_per_tick, uint32_t tick_ms);
 
 /* A slow, far link: each direction serialises bytes at its rate, then delays them by half the
- * round trip. Bytes are carried in segments of at most 1460 bytes; a lost segment (loss in
+ * round trip; a connection's first byte from the client also waits one round trip (the TCP
+ * handshake loopback skips). Bytes are carried in segments of at most 1460 bytes; a lost segment (loss in
  * thousandths, drawn from a fixed seed so runs repeat) arrives one round trip plus 200 ms late,
  * as TCP's retransmission would deliver it, and holds back the segments behind it (TCP is in
  * order). Each direction queues at most 64 KiB (a modem's buffer), then the sender waits. */
