@@ -222,17 +222,64 @@ static int sync_and_wait(outpost_sync *s, uint64_t after)
     return outpost_sync_wait(s, after, WAIT_MS);
 }
 
-/* One day's sync through link (NULL: no proxy). warm: the engine is connected first. */
-static void run(const faultproxy_link *link, bool warm, bool compress, result *out)
+/* A device of worker w1 that syncs to 127.0.0.1:port. */
+static outpost_replica *device_enroll(const daemon_fixture *fx, const char *name, uint16_t port)
+{
+    char path[400], err[256], code[32], url[64];
+    outpost_replica *r = NULL;
+    char *ca = test_read_file(fx->ca_path, NULL);
+
+    snprintf(path, sizeof path, "%s/%s.db", fx->dir, name);
+    outpost_config cfg = {.path = path, .secret.key = bench_key};
+    if (ca == NULL || outpost_replica_open(&cfg, &r, err, sizeof err) != OUTPOST_OK)
+        DIE("open: %s", err);
+    if (fixture_enroll_code(fx, "w1", code) != 0)
+        DIE("enroll code");
+    snprintf(url, sizeof url, "wss://127.0.0.1:%u/sync", (unsigned)port);
+    outpost_enroll_options eo = {.url = url, .code = code, .ca_pem = ca};
+    if (outpost_enroll(r, &eo) != OUTPOST_OK)
+        DIE("enroll: %s", outpost_errmsg(r));
+    free(ca);
+    return r;
+}
+
+/* A second device of the same worker pulls the day from nothing, through the same link. */
+static void pull_fresh(const daemon_fixture *fx, faultproxy *proxy, uint16_t port,
+                       const faultproxy_link *link, bool compress, result *out)
+{
+    faultproxy_pass(proxy);
+    outpost_replica *r = device_enroll(fx, "fresh", port);
+    faultproxy_shape(proxy, link);
+    outpost_sync_config sc = {.debounce_ms = 3600000, .no_compression = !compress};
+    outpost_sync *s = NULL;
+    outpost_sync_status st;
+    uint64_t up0, down0, up1, down1;
+    faultproxy_bytes(proxy, &up0, &down0);
+    double t0 = bench_now_s();
+    if (outpost_sync_start(r, &sc, &s) != OUTPOST_OK || sync_and_wait(s, 0) != OUTPOST_OK)
+        DIE("fresh pull");
+    out->seconds = bench_now_s() - t0;
+    outpost_sync_get_status(s, &st);
+    faultproxy_bytes(proxy, &up1, &down1);
+    out->round_trips = st.round_trips;
+    out->up = up1 - up0;
+    out->down = down1 - down0;
+    out->ws_up = st.bytes_sent;
+    out->ws_down = st.bytes_received;
+    outpost_sync_stop(s);
+    outpost_replica_close(r);
+}
+
+/* One day's sync through link. warm: the engine is connected first. With pulled, a second
+ * device then pulls everything through the same link. */
+static void run(const faultproxy_link *link, bool warm, bool compress, result *out,
+                result *pulled)
 {
     daemon_fixture fx;
     faultproxy *proxy = NULL;
     uint16_t port;
-    char path[400], err[256], code[32], url[64];
-    outpost_replica *r = NULL;
     char *schema = source_file("examples/outreach/schema.sql");
     char *policy = source_file("examples/outreach/policy");
-    char *ca;
 
     if (fixture_create_with_schema(&fx, NULL, schema, policy) != 0 || fixture_start(&fx) != 0)
         DIE("outpostd fixture");
@@ -240,18 +287,7 @@ static void run(const faultproxy_link *link, bool warm, bool compress, result *o
     free(policy);
     if (faultproxy_start(fx.port, &proxy, &port) != 0)
         DIE("fault proxy");
-    ca = test_read_file(fx.ca_path, NULL);
-    snprintf(path, sizeof path, "%s/field.db", fx.dir);
-    outpost_config cfg = {.path = path, .secret.key = bench_key};
-    if (ca == NULL || outpost_replica_open(&cfg, &r, err, sizeof err) != OUTPOST_OK)
-        DIE("open: %s", err);
-    if (fixture_enroll_code(&fx, "w1", code) != 0)
-        DIE("enroll code");
-    snprintf(url, sizeof url, "wss://127.0.0.1:%u/sync", (unsigned)port);
-    outpost_enroll_options eo = {.url = url, .code = code, .ca_pem = ca};
-    if (outpost_enroll(r, &eo) != OUTPOST_OK)
-        DIE("enroll: %s", outpost_errmsg(r));
-    free(ca);
+    outpost_replica *r = device_enroll(&fx, "field", port);
 
     /* Yesterday: the open episodes reach the office over a fast link. */
     outpost_sync_config sc = {.debounce_ms = 3600000, .no_compression = !compress,
@@ -301,6 +337,8 @@ static void run(const faultproxy_link *link, bool warm, bool compress, result *o
         DIE("%llu entries left", (unsigned long long)after.pending);
     outpost_sync_stop(s);
     outpost_replica_close(r);
+    if (pulled)
+        pull_fresh(&fx, proxy, port, link, compress, pulled);
     faultproxy_stop(proxy);
     fixture_destroy(&fx);
 }
@@ -334,25 +372,13 @@ static uint64_t switches(void)
 static double idle_wakes_per_hour(void)
 {
     daemon_fixture fx;
-    char path[400], err[256], code[32], url[64];
-    outpost_replica *r = NULL;
     char *schema = source_file("examples/outreach/schema.sql");
     char *policy = source_file("examples/outreach/policy");
     if (fixture_create_with_schema(&fx, NULL, schema, policy) != 0 || fixture_start(&fx) != 0)
         DIE("outpostd fixture");
     free(schema);
     free(policy);
-    char *ca = test_read_file(fx.ca_path, NULL);
-    snprintf(path, sizeof path, "%s/idle.db", fx.dir);
-    outpost_config cfg = {.path = path, .secret.key = bench_key};
-    if (ca == NULL || outpost_replica_open(&cfg, &r, err, sizeof err) != OUTPOST_OK ||
-        fixture_enroll_code(&fx, "w1", code) != 0)
-        DIE("idle device");
-    snprintf(url, sizeof url, "wss://127.0.0.1:%u/sync", (unsigned)fx.port);
-    outpost_enroll_options eo = {.url = url, .code = code, .ca_pem = ca};
-    if (outpost_enroll(r, &eo) != OUTPOST_OK)
-        DIE("enroll: %s", outpost_errmsg(r));
-    free(ca);
+    outpost_replica *r = device_enroll(&fx, "idle", fx.port);
     outpost_sync_config sc = {.stay_connected = 1};
     outpost_sync *s = NULL;
     if (outpost_sync_start(r, &sc, &s) != OUTPOST_OK || sync_and_wait(s, 0) != OUTPOST_OK)
@@ -395,12 +421,13 @@ int main(int argc, char **argv)
         const faultproxy_link *link;
         bool warm, compress;
         double target_s;
+        bool pull;
     } runs[] = {
-        {"2g_cold", &faultproxy_2g, false, true, COLD_2G_TARGET_S},
-        {"2g_warm", &faultproxy_2g, true, true, WARM_2G_TARGET_S},
-        {"2g_cold_uncompressed", &faultproxy_2g, false, false, COLD_2G_TARGET_S},
-        {"3g_cold", &faultproxy_3g, false, true, 0},
-        {"3g_warm", &faultproxy_3g, true, true, 0},
+        {"2g_cold", &faultproxy_2g, false, true, COLD_2G_TARGET_S, true},
+        {"2g_warm", &faultproxy_2g, true, true, WARM_2G_TARGET_S, false},
+        {"2g_cold_uncompressed", &faultproxy_2g, false, false, COLD_2G_TARGET_S, true},
+        {"3g_cold", &faultproxy_3g, false, true, 0, false},
+        {"3g_warm", &faultproxy_3g, true, true, 0, false},
     };
     printf("field_day=contacts:%d,episode_updates:%d,referrals:%d\n", CONTACTS, EPISODES,
            REFERRALS);
@@ -409,9 +436,16 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
         if (only && !strstr(runs[i].name, only))
             continue;
-        result res;
-        run(runs[i].link, runs[i].warm, runs[i].compress, &res);
+        result res, pulled;
+        run(runs[i].link, runs[i].warm, runs[i].compress, &res, runs[i].pull ? &pulled : NULL);
         report(runs[i].name, &res, runs[i].target_s);
+        if (runs[i].pull) {
+            char name[64];
+            snprintf(name, sizeof name, "%s_fresh_device_pull", runs[i].name);
+            report(name, &pulled, 0);
+            printf("field_%s_message_bytes_down_per_row=%.1f\n", name,
+                   (double)pulled.ws_down / (CONTACTS + EPISODES + REFERRALS));
+        }
     }
     if (!only || strstr("idle", only))
         printf("field_idle_engine_wakes_per_hour=%.0f\n", idle_wakes_per_hour());
