@@ -78,6 +78,9 @@ struct outpost_sync {
     outpost_outbox_entry *entry; /* being pushed */
     proto_buf *chunks;           /* its encoded chunks */
     uint32_t n_chunks, next_chunk;
+    uint32_t n_framed;           /* chunks already replaced by their compressed frames */
+    proto_zstream *zin, *zout;   /* this session's compression, once WELCOME agreed to it */
+    uint32_t outstanding;        /* requests sent and not yet answered */
 };
 
 static int64_t mono_ms(void)
@@ -159,7 +162,7 @@ static void drop_entry(outpost_sync *s)
         proto_buf_free(&s->chunks[i]);
     free(s->chunks);
     s->chunks = NULL;
-    s->n_chunks = s->next_chunk = 0;
+    s->n_chunks = s->next_chunk = s->n_framed = 0;
     outpost_outbox_entry_free(s->entry);
     s->entry = NULL;
 }
@@ -186,17 +189,57 @@ static void fail_transient(outpost_sync *s, int code, const char *why)
     transport_disconnect(s->t);
 }
 
+/* A request the server answers (HELLO, the last chunk of a PUSH, PULL) has left: a round trip
+ * begins unless one is already under way, since requests sent back to back share one wait. */
+static void request_sent(outpost_sync *s)
+{
+    if (s->outstanding++ > 0)
+        return;
+    pthread_mutex_lock(&s->lock);
+    s->status.round_trips++;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void answer_received(outpost_sync *s)
+{
+    if (s->outstanding > 0)
+        s->outstanding--;
+}
+
+/* Replaces an encoded message by its compressed frame when this session compresses. */
+static int frame(outpost_sync *s, proto_buf *buf)
+{
+    proto_buf framed = {0};
+    if (!s->zout)
+        return OUTPOST_OK;
+    int rc = proto_zframe_deflate(s->zout, buf->data, buf->len, &framed);
+    if (rc != PROTO_OK) {
+        fail_transient(s, rc == PROTO_ENOMEM ? OUTPOST_ENOMEM : OUTPOST_EPROTO,
+                       "could not compress a message for the server");
+        return OUTPOST_EPROTO;
+    }
+    proto_buf_free(buf);
+    *buf = framed;
+    return OUTPOST_OK;
+}
+
 static int send_msg(outpost_sync *s, const proto_msg *msg)
 {
     proto_buf buf = {0};
     int rc = proto_encode(msg, &buf);
+    if (rc == PROTO_OK && frame(s, &buf) != OUTPOST_OK) {
+        proto_buf_free(&buf);
+        return OUTPOST_EPROTO;
+    }
     if (rc != PROTO_OK) {
         fail_transient(s, OUTPOST_EPROTO, proto_strerror(rc));
         return OUTPOST_EPROTO;
     }
     rc = transport_send(s->t, buf.data, buf.len);
-    if (rc == 0)
+    if (rc == 0) {
         count_bytes(s, &s->status.bytes_sent, buf.len);
+        request_sent(s);
+    }
     proto_buf_free(&buf);
     if (rc != 0) {
         fail_transient(s, OUTPOST_EOFFLINE, "could not queue a message for the server");
@@ -288,6 +331,13 @@ static void send_chunks(outpost_sync *s)
 {
     while (s->entry && s->next_chunk < s->n_chunks) {
         proto_buf *b = &s->chunks[s->next_chunk];
+        /* Framed once: a chunk the transport could not take yet keeps its frame for the retry,
+         * since the stream has already moved past it. */
+        if (s->next_chunk >= s->n_framed) {
+            if (frame(s, b) != OUTPOST_OK)
+                return;
+            s->n_framed = s->next_chunk + 1;
+        }
         int rc = transport_send(s->t, b->data, b->len);
         if (rc == -EAGAIN)
             return;
@@ -298,6 +348,8 @@ static void send_chunks(outpost_sync *s)
         count_bytes(s, &s->status.bytes_sent, b->len);
         proto_buf_free(b);
         s->next_chunk++;
+        if (s->next_chunk == s->n_chunks)
+            request_sent(s);
     }
 }
 
@@ -495,6 +547,21 @@ static void on_welcome(outpost_sync *s, const proto_welcome *w)
         fail_transient(s, OUTPOST_EPROTO, "unexpected WELCOME");
         return;
     }
+    if (w->compress != 0) {
+        if (w->compress != PROTO_COMPRESS_DEFLATE || s->cfg.no_compression) {
+            fail_transient(s, OUTPOST_EPROTO, "the server chose a compression this device "
+                                              "did not offer");
+            return;
+        }
+        if (proto_zstream_new(false, &s->zin) != PROTO_OK ||
+            proto_zstream_new(true, &s->zout) != PROTO_OK) {
+            fail_transient(s, OUTPOST_ENOMEM, "out of memory");
+            return;
+        }
+        pthread_mutex_lock(&s->lock);
+        s->status.compressed = 1;
+        pthread_mutex_unlock(&s->lock);
+    }
     if (w->has_schema) {
         int rc = outpost_schema_install(s->r, &w->schema);
         if (rc != OUTPOST_OK) {
@@ -579,6 +646,9 @@ static void on_wipe(outpost_sync *s, const proto_wipe *w)
 
 static void handle_message(outpost_sync *s, const proto_msg *m)
 {
+    if (m->type == PROTO_MSG_WELCOME || m->type == PROTO_MSG_ACK ||
+        m->type == PROTO_MSG_REJECT || m->type == PROTO_MSG_ROWS)
+        answer_received(s);
     switch (m->type) {
     case PROTO_MSG_WELCOME: on_welcome(s, &m->u.welcome); break;
     case PROTO_MSG_ACK: on_ack(s, &m->u.ack); break;
@@ -599,6 +669,17 @@ static void handle_message(outpost_sync *s, const proto_msg *m)
 }
 
 /* ---- Transport callbacks ---------------------------------------------------------------- */
+
+/* A new connection starts without compression until its WELCOME agrees to it. */
+static void end_compression(outpost_sync *s)
+{
+    proto_zstream_free(s->zin);
+    proto_zstream_free(s->zout);
+    s->zin = s->zout = NULL;
+    pthread_mutex_lock(&s->lock);
+    s->status.compressed = 0;
+    pthread_mutex_unlock(&s->lock);
+}
 
 static void cb_connected(void *user_data)
 {
@@ -624,6 +705,9 @@ static void cb_connected(void *user_data)
     last_error[sizeof last_error - 1] = '\0';
     msg.u.hello.app = "liboutpost " OUTPOST_VERSION_STRING;
     msg.u.hello.last_error = last_error;
+    msg.u.hello.compress = s->cfg.no_compression ? 0 : PROTO_COMPRESS_DEFLATE;
+    end_compression(s);
+    s->outstanding = 0;
     s->phase = PHASE_HELLO;
     send_msg(s, &msg);
     memset(msg.u.hello.secret, 0, sizeof msg.u.hello.secret);
@@ -634,10 +718,31 @@ static void cb_message(void *user_data, const uint8_t *data, size_t n_bytes)
     outpost_sync *s = user_data;
     proto_msg *m = NULL;
     char err[160];
+    proto_buf plain = {0};
     count_bytes(s, &s->status.bytes_received, n_bytes);
     if (s->permanent)
         return;
+    if (proto_is_zframe(data, n_bytes)) {
+        int zrc = s->zin ? proto_zframe_inflate(s->zin, data, n_bytes,
+                                                s->limits.max_message_bytes, &plain)
+                         : PROTO_EINVAL;
+        if (zrc != PROTO_OK) {
+            char why[200];
+            if (zrc == PROTO_ETOOBIG)
+                snprintf(why, sizeof why, "message from the server exceeds %zu bytes once "
+                         "decompressed", s->limits.max_message_bytes);
+            else
+                snprintf(why, sizeof why, "cannot decompress a message from the server (%s)",
+                         s->zin ? proto_strerror(zrc) : "compression was not agreed");
+            proto_buf_free(&plain);
+            fail_transient(s, zrc == PROTO_ENOMEM ? OUTPOST_ENOMEM : OUTPOST_EPROTO, why);
+            return;
+        }
+        data = plain.data;
+        n_bytes = plain.len;
+    }
     int rc = proto_decode(data, n_bytes, &s->limits, &m, err, sizeof err);
+    proto_buf_free(&plain);
     if (rc != PROTO_OK) {
         char why[200];
         snprintf(why, sizeof why, "malformed message from the server: %s", err);
@@ -873,6 +978,7 @@ void outpost_sync_stop(outpost_sync *sync)
     transport_wake(sync->t);
     pthread_join(sync->thread, NULL);
     transport_destroy(sync->t);
+    end_compression(sync);
     outpost_replica_close(sync->r);
     device_credentials_clear(&sync->creds);
     pthread_cond_destroy(&sync->changed);

@@ -77,6 +77,7 @@
 #define KEY_LIM_MESSAGE_TIMEOUT "mto"
 #define KEY_LIM_IDLE "idle"
 #define KEY_LIM_PAGE "page"
+#define KEY_COMPRESS "z"
 
 #define PROTO_SECRET_BYTES 32u
 

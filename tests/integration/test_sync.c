@@ -247,6 +247,83 @@ static void test_offline_writes_arrive_by_themselves_and_only_in_scope(void **st
     device_close(&c);
 }
 
+static void write_contact_note(device *d, const char *team, const char *name, const char *note)
+{
+    char id[OUTPOST_UUID_TEXT_SIZE];
+    assert_int_equal(outpost_uuid_make(id), OUTPOST_OK);
+    outpost_value params[4] = {ov_text(id), ov_text(team), ov_text(name), ov_text(note)};
+    int rc = outpost_exec(d->r, "INSERT INTO contacts (id, team_id, name, note)"
+                                " VALUES (?1, ?2, ?3, ?4)", params, 4);
+    if (rc != OUTPOST_OK)
+        fail_msg("write: %s", outpost_errmsg(d->r));
+}
+
+/* Two devices push the same day's contacts, one offering compression and one not: both arrive
+ * in full, the compressed session says so in its status and costs well under two thirds of the
+ * bytes. */
+static void test_compressed_sync_delivers_everything_in_fewer_bytes(void **state)
+{
+    (void)state;
+    enum { CONTACTS = 40 };
+    device z, p;
+    memset(&z, 0, sizeof z), memset(&p, 0, sizeof p);
+    device_enroll(&z, "z1", "w2", fx.port);
+    device_enroll(&p, "p1", "w2", fx.port);
+    for (int i = 0; i < CONTACTS; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "zip contact %d", i);
+        write_contact_note(&z, "t2", name, "met at the central station, east exit; referred");
+        write_contact_note(&p, "t2", name, "met at the central station, east exit; referred");
+    }
+    outpost_sync_config zc = {.debounce_ms = 50, .retry_base_ms = 100, .retry_cap_ms = 2000};
+    outpost_sync_config pc = zc;
+    pc.no_compression = 1;
+    assert_int_equal(outpost_sync_start(z.r, &zc, &z.sync), OUTPOST_OK);
+    assert_int_equal(outpost_sync_wait(z.sync, 0, WAIT_MS), OUTPOST_OK);
+    assert_int_equal(outpost_sync_start(p.r, &pc, &p.sync), OUTPOST_OK);
+    assert_int_equal(outpost_sync_wait(p.sync, 0, WAIT_MS), OUTPOST_OK);
+    outpost_sync_status zs, ps;
+    outpost_sync_get_status(z.sync, &zs);
+    outpost_sync_get_status(p.sync, &ps);
+    assert_int_equal(pending(&z), 0);
+    assert_int_equal(pending(&p), 0);
+    assert_int_equal(central_count("SELECT count(*) FROM contacts WHERE name LIKE 'zip contact %'"),
+                     2 * CONTACTS);
+    /* p pulled z's contacts too, uncompressed; z pushed its own, compressed. */
+    assert_int_equal(device_count(&p, "SELECT count(*) FROM contacts WHERE name LIKE 'zip %'"),
+                     2 * CONTACTS);
+    assert_int_equal(zs.compressed, 1);
+    assert_int_equal(ps.compressed, 0);
+    if (zs.bytes_sent * 3 > ps.bytes_sent * 2)
+        fail_msg("compressed push sent %" PRIu64 " bytes, plain %" PRIu64, zs.bytes_sent,
+                 ps.bytes_sent);
+    device_close(&z);
+    device_close(&p);
+}
+
+/* Round trips as the status counts them, predicted from the protocol: a device with nothing to
+ * push waits for WELCOME and one ROWS page (2); a later sync of one write on a new connection
+ * waits for WELCOME, ACK and ROWS (3 more). */
+static void test_round_trips_of_a_sync_are_counted(void **state)
+{
+    (void)state;
+    device d;
+    memset(&d, 0, sizeof d);
+    device_enroll(&d, "rt1", "w12", fx.port);
+    outpost_sync_config cfg = {.debounce_ms = 50, .retry_base_ms = 100, .retry_cap_ms = 2000};
+    assert_int_equal(outpost_sync_start(d.r, &cfg, &d.sync), OUTPOST_OK);
+    assert_int_equal(outpost_sync_wait(d.sync, 0, WAIT_MS), OUTPOST_OK);
+    outpost_sync_status st;
+    outpost_sync_get_status(d.sync, &st);
+    assert_int_equal(st.round_trips, 2);
+    write_contact(&d, "t1", "round trip contact");
+    assert_int_equal(outpost_sync_wait(d.sync, st.syncs_completed, WAIT_MS), OUTPOST_OK);
+    outpost_sync_get_status(d.sync, &st);
+    assert_int_equal(st.round_trips, 5);
+    assert_int_equal(pending(&d), 0);
+    device_close(&d);
+}
+
 /* The device knows its worker's teams (ENROLLED, WELCOME) and refuses at commit a write the
  * server would refuse, naming the column and the value. */
 static void test_out_of_scope_write_is_refused_at_commit(void **state)
@@ -792,6 +869,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_offline_writes_arrive_by_themselves_and_only_in_scope),
         cmocka_unit_test(test_out_of_scope_write_is_refused_at_commit),
+        cmocka_unit_test(test_compressed_sync_delivers_everything_in_fewer_bytes),
+        cmocka_unit_test(test_round_trips_of_a_sync_are_counted),
         cmocka_unit_test(test_refused_write_is_quarantined_with_every_value_then_resubmitted),
         cmocka_unit_test(
             test_key_claimed_by_another_team_is_quarantined_and_resubmitted_with_a_new_key),

@@ -440,6 +440,8 @@ static void run_auth(job *j, store *st, const job_env *env)
     }
     reply.u.welcome.has_limits = true;
     reply.u.welcome.limits = env->session_limits;
+    if (hello->compress == PROTO_COMPRESS_DEFLATE)
+        reply.u.welcome.compress = PROTO_COMPRESS_DEFLATE;
     const char **names = NULL;
     j->rc = teams_view(&j->device, &reply.u.welcome.teams, &names);
     reply.u.welcome.has_teams = j->rc == STORE_OK;
