@@ -113,6 +113,9 @@ typedef struct outpost_sync_status {
     char last_error_msg[256];
     uint64_t rejected;        /* refused changes waiting in quarantine (outpost.h): while it is
                                * not 0, nothing may say "synced" */
+    uint64_t round_trips;     /* since start: requests sent while no other was unanswered, so
+                               * each one waited a whole network round trip (HELLO, a PULL
+                               * page, a PUSH window that had drained) */
 } outpost_sync_status;
 
 /* Called on the sync thread whenever the status changes (activity, progress, error). */
