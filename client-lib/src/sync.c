@@ -37,7 +37,6 @@ enum {
     DEFAULT_DEBOUNCE_MS = 1000,
     DEFAULT_RETRY_BASE_MS = 1000,
     DEFAULT_RETRY_CAP_MS = 300000,
-    DEFAULT_PAGE_ROWS = 1000,
     /* Chunks are cut well under the message limit: the size estimate leaves headroom. */
     CHUNK_TARGET_BYTES = 512 * 1024,
     IDLE_WAKE_MS = 1000,
@@ -905,8 +904,7 @@ int outpost_sync_start(outpost_replica *replica, const outpost_sync_config *conf
         s->cfg = *config;
     if (!s->cfg.debounce_ms)
         s->cfg.debounce_ms = DEFAULT_DEBOUNCE_MS;
-    if (!s->cfg.pull_page_rows)
-        s->cfg.pull_page_rows = DEFAULT_PAGE_ROWS;
+    /* pull_page_rows 0 goes on the wire as PULL lim 0: the server's own cap (protocol 8.6). */
     s->policy.base_ms = s->cfg.retry_base_ms ? s->cfg.retry_base_ms : DEFAULT_RETRY_BASE_MS;
     s->policy.cap_ms = s->cfg.retry_cap_ms ? s->cfg.retry_cap_ms : DEFAULT_RETRY_CAP_MS;
     if (s->policy.cap_ms < s->policy.base_ms)
