@@ -14,6 +14,8 @@
  *         SQLite session changeset size (the outbox's own blobs).
  *   mem   the pulling process's peak during the pull: SQLite's heap high-water mark and the
  *         peak resident set growth (VmHWM, reset through /proc/self/clear_refs first).
+ *   rtt   round trips of each sync: requests sent with nothing else unanswered (HELLO, a PUSH
+ *         window that had drained, each PULL page), from outpost_sync_status.
  *
  * The rows are the ten-column outreach contact rows every liboutpost benchmark uses
  * (bench_rows.h, as bench_client and bench_replica_crypt), all in team t1. The daemon is the
@@ -293,6 +295,10 @@ static void measure_and_report(const row *rows, bool encrypted, bool compress, c
     printf("sync_%s_push_wire_vs_changeset=%.2f\n", mode, push_wire / f.changeset_row);
     printf("sync_%s_pull_wire_bytes_per_row=%.1f\n", mode, pull_wire);
     printf("sync_%s_pull_wire_vs_changeset=%.2f\n", mode, pull_wire / f.changeset_row);
+    /* Requests that waited a whole network round trip (outpost_sync_status.round_trips): the
+     * push sync's HELLO, its 100 entries and its empty pull; the pull sync's HELLO and pages. */
+    printf("sync_%s_push_sync_round_trips=%llu\n", mode, (unsigned long long)f.push.round_trips);
+    printf("sync_%s_pull_sync_round_trips=%llu\n", mode, (unsigned long long)f.pull.round_trips);
     printf("sync_%s_pull_sqlite_heap_peak_kib=%lld\n", mode, f.sqlite_peak_kib);
     if (f.rss_peak_growth_kib >= 0)
         printf("sync_%s_pull_rss_peak_growth_kib=%ld\n", mode, f.rss_peak_growth_kib);

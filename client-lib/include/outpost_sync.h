@@ -133,7 +133,9 @@ typedef struct outpost_sync_config {
     uint32_t debounce_ms;     /* after a local write; 0 = 1000 */
     uint32_t retry_base_ms;   /* first retry delay scale; 0 = 1000 */
     uint32_t retry_cap_ms;    /* longest retry delay; 0 = 300000 */
-    uint32_t pull_page_rows;  /* rows per pull page; 0 = 1000 */
+    uint32_t pull_page_rows;  /* rows per pull page; 0 = as many as the server allows (its
+                               * `page` limit, 4,000 by default; a page also stays within its
+                               * message limit, 1 MiB by default) */
     int stay_connected;       /* 1: keep the connection and pull on NOTIFY; 0: hang up after
                                * each sync and reconnect on the next trigger */
     int no_compression;       /* 1: do not offer compressed messages (docs/protocol.md,

@@ -29,7 +29,7 @@ void config_defaults(daemon_config *out_config)
         .lockout_window_s = 300,
         .lockout_duration_s = 900,
         .queue_depth = 64,
-        .pull_page_rows = 1000,
+        .pull_page_rows = 4000,
         .chunk_timeout_s = 10,
         .max_held_bytes = 256u * 1024u * 1024u,
         .login_queue_depth = 8,
