@@ -4,6 +4,11 @@ if(TARGET outpost_store)
     target_link_libraries(outpost_store_fixture PUBLIC outpost_store PkgConfig::CMOCKA
                           PRIVATE outpost_warnings)
     target_include_directories(outpost_store_fixture PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+    # A private PostgreSQL server for the tests that run on both engines (unit/pg_cluster.h).
+    add_library(outpost_pg_cluster STATIC unit/pg_cluster.c)
+    target_link_libraries(outpost_pg_cluster PRIVATE outpost_warnings)
+    outpost_add_test(test_db SOURCES unit/test_db.c LIBS outpost_store outpost_pg_cluster
+                     Threads::Threads LABELS store)
     outpost_add_test(test_merge SOURCES unit/test_merge.c LIBS outpost_store_fixture
                      LABELS store)
     outpost_add_test(test_store SOURCES unit/test_store.c LIBS outpost_store_fixture

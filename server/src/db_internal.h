@@ -1,0 +1,49 @@
+/* What db.c (dispatch and SQLite) and db_postgresql.c share. Not API: only db*.c. */
+#ifndef OUTPOST_DB_INTERNAL_H
+#define OUTPOST_DB_INTERNAL_H
+
+#include <libpq-fe.h>
+#include <sqlite3.h>
+
+#include "db.h"
+
+struct db {
+    db_engine engine;
+    sqlite3 *lite;   /* DB_SQLITE: the caller's connection */
+    PGconn *pg;      /* DB_POSTGRESQL: ours */
+    char errmsg[256];
+};
+
+/* One PostgreSQL parameter as libpq takes it. */
+typedef struct db_param {
+    char *value; /* NULL: SQL NULL */
+    int length;
+    int format;  /* 0 text, 1 binary */
+    Oid type;
+} db_param;
+
+struct db_stmt {
+    db *d;
+    sqlite3_stmt *lite;
+    /* DB_POSTGRESQL */
+    char *sql;
+    int n_params;
+    db_param *params;
+    PGresult *res;
+    int row;          /* current row; -1 before the first step */
+    int64_t changes;
+    unsigned char *blob; /* the current column's bytes, unescaped */
+};
+
+/* Records a message in d and returns rc. */
+int db_fail(db *d, int rc, const char *what);
+
+
+int db_pg_prepare(db *d, const char *sql, db_stmt *s);
+int db_pg_exec(db *d, const char *sql);
+int db_pg_step(db_stmt *s);
+int db_pg_bind(db_stmt *s, int idx, const char *value, int length, int format, Oid type);
+void db_pg_clear(db_stmt *s);
+int db_pg_begin(db *d, bool write);
+
+#endif /* OUTPOST_DB_INTERNAL_H */
