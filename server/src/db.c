@@ -9,13 +9,13 @@
 #include "db_internal.h"
 #include "store.h"
 
-int db_fail(db *d, int rc, const char *what)
+int db_fail(db_conn *d, int rc, const char *what)
 {
     snprintf(d->errmsg, sizeof d->errmsg, "%s", what);
     return rc;
 }
 
-static int lite_rc(db *d, int rc)
+static int lite_rc(db_conn *d, int rc)
 {
     snprintf(d->errmsg, sizeof d->errmsg, "%s", sqlite3_errmsg(d->lite));
     switch (rc & 0xff) {
@@ -35,9 +35,9 @@ static int lite_rc(db *d, int rc)
     }
 }
 
-int db_wrap_sqlite(sqlite3 *handle, db **out_db)
+int db_wrap_sqlite(sqlite3 *handle, db_conn **out_db)
 {
-    db *d = calloc(1, sizeof *d);
+    db_conn *d = calloc(1, sizeof *d);
     *out_db = NULL;
     if (d == NULL)
         return STORE_ENOMEM;
@@ -48,7 +48,7 @@ int db_wrap_sqlite(sqlite3 *handle, db **out_db)
     return 0;
 }
 
-void db_close(db *d)
+void db_close(db_conn *d)
 {
     if (d == NULL)
         return;
@@ -57,17 +57,17 @@ void db_close(db *d)
     free(d);
 }
 
-db_engine db_engine_of(const db *d)
+db_engine db_engine_of(const db_conn *d)
 {
     return d->engine;
 }
 
-const char *db_errmsg(const db *d)
+const char *db_errmsg(const db_conn *d)
 {
     return d->errmsg;
 }
 
-int db_exec(db *d, const char *sql)
+int db_exec(db_conn *d, const char *sql)
 {
     if (d->engine == DB_POSTGRESQL)
         return db_pg_exec(d, sql);
@@ -75,7 +75,7 @@ int db_exec(db *d, const char *sql)
     return rc == SQLITE_OK ? 0 : lite_rc(d, rc);
 }
 
-int db_prepare(db *d, const char *sql, db_stmt **out_stmt)
+int db_prepare(db_conn *d, const char *sql, db_stmt **out_stmt)
 {
     db_stmt *s = calloc(1, sizeof *s);
     int rc;
@@ -223,7 +223,7 @@ void db_finalize(db_stmt *s)
     free(s);
 }
 
-int db_begin(db *d, bool write)
+int db_begin(db_conn *d, bool write)
 {
     int rc;
     if (d->engine == DB_POSTGRESQL)
@@ -233,7 +233,7 @@ int db_begin(db *d, bool write)
     return rc;
 }
 
-int db_commit(db *d)
+int db_commit(db_conn *d)
 {
     int rc = db_exec(d, "COMMIT");
     if (rc != 0)
@@ -241,7 +241,7 @@ int db_commit(db *d)
     return rc;
 }
 
-void db_rollback(db *d)
+void db_rollback(db_conn *d)
 {
     char keep[sizeof d->errmsg];
 
@@ -255,7 +255,7 @@ void db_rollback(db *d)
     memcpy(d->errmsg, keep, sizeof keep);
 }
 
-bool db_in_transaction(const db *d)
+bool db_in_transaction(const db_conn *d)
 {
     if (d->engine == DB_POSTGRESQL)
         return PQtransactionStatus(d->pg) != PQTRANS_IDLE;

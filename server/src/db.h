@@ -43,24 +43,24 @@ enum { DB_ROW = 1, DB_DONE = 2 };
 /* How long a writer waits for another's transaction before STORE_EBUSY. */
 enum { DB_LOCK_TIMEOUT_MS = 5000 };
 
-typedef struct db db;
+typedef struct db_conn db_conn;
 typedef struct db_stmt db_stmt;
 
 /* A seam over an open SQLite connection, which stays the caller's (db_close leaves it open). */
-int db_wrap_sqlite(sqlite3 *handle, db **out_db);
+int db_wrap_sqlite(sqlite3 *handle, db_conn **out_db);
 
 /* Connects to PostgreSQL with a libpq connection string ("host=/run/pg dbname=outpost").
  * err receives libpq's message on failure. */
-int db_open_postgresql(const char *conninfo, db **out_db, char *err, size_t err_size);
+int db_open_postgresql(const char *conninfo, db_conn **out_db, char *err, size_t err_size);
 
-void db_close(db *d); /* NULL is a no-op; finalize the statements first */
-db_engine db_engine_of(const db *d);
-const char *db_errmsg(const db *d);
+void db_close(db_conn *d); /* NULL is a no-op; finalize the statements first */
+db_engine db_engine_of(const db_conn *d);
+const char *db_errmsg(const db_conn *d);
 
 /* Runs one or more statements without parameters or results. */
-int db_exec(db *d, const char *sql);
+int db_exec(db_conn *d, const char *sql);
 
-int db_prepare(db *d, const char *sql, db_stmt **out_stmt);
+int db_prepare(db_conn *d, const char *sql, db_stmt **out_stmt);
 /* Parameters are numbered from 1; text and blobs are copied. */
 int db_bind_int64(db_stmt *s, int idx, int64_t value);
 int db_bind_text(db_stmt *s, int idx, const char *text); /* NULL binds NULL */
@@ -80,10 +80,10 @@ const char *db_column_text(db_stmt *s, int col);
 const void *db_column_blob(db_stmt *s, int col, size_t *out_n_bytes);
 void db_finalize(db_stmt *s); /* NULL is a no-op */
 
-int db_begin(db *d, bool write);
-int db_commit(db *d);   /* on failure the transaction is rolled back */
-void db_rollback(db *d); /* no-op outside a transaction; keeps db_errmsg */
-bool db_in_transaction(const db *d);
+int db_begin(db_conn *d, bool write);
+int db_commit(db_conn *d);   /* on failure the transaction is rolled back */
+void db_rollback(db_conn *d); /* no-op outside a transaction; keeps db_errmsg */
+bool db_in_transaction(const db_conn *d);
 
 /* The PostgreSQL spelling of portable SQL, malloc'd (the rules above); NULL without memory. */
 char *db_sql_for_postgresql(const char *sql, int *out_n_params);

@@ -7,7 +7,7 @@
 
 #include "db.h"
 
-struct db {
+struct db_conn {
     db_engine engine;
     sqlite3 *lite;   /* DB_SQLITE: the caller's connection */
     PGconn *pg;      /* DB_POSTGRESQL: ours */
@@ -23,7 +23,7 @@ typedef struct db_param {
 } db_param;
 
 struct db_stmt {
-    db *d;
+    db_conn *d;
     sqlite3_stmt *lite;
     /* DB_POSTGRESQL */
     char *sql;
@@ -36,14 +36,14 @@ struct db_stmt {
 };
 
 /* Records a message in d and returns rc. */
-int db_fail(db *d, int rc, const char *what);
+int db_fail(db_conn *d, int rc, const char *what);
 
 
-int db_pg_prepare(db *d, const char *sql, db_stmt *s);
-int db_pg_exec(db *d, const char *sql);
+int db_pg_prepare(db_conn *d, const char *sql, db_stmt *s);
+int db_pg_exec(db_conn *d, const char *sql);
 int db_pg_step(db_stmt *s);
 int db_pg_bind(db_stmt *s, int idx, const char *value, int length, int format, Oid type);
 void db_pg_clear(db_stmt *s);
-int db_pg_begin(db *d, bool write);
+int db_pg_begin(db_conn *d, bool write);
 
 #endif /* OUTPOST_DB_INTERNAL_H */

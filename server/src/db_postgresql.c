@@ -142,7 +142,7 @@ char *db_sql_for_postgresql(const char *sql, int *out_n_params)
 }
 
 /* Maps a failed result to a STORE_E* code and keeps PostgreSQL's message (first line). */
-static int pg_fail(db *d, const PGresult *res)
+static int pg_fail(db_conn *d, const PGresult *res)
 {
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(d->pg);
@@ -173,9 +173,9 @@ static void quiet(void *arg, const char *message)
     (void)message;
 }
 
-int db_open_postgresql(const char *conninfo, db **out_db, char *err, size_t err_size)
+int db_open_postgresql(const char *conninfo, db_conn **out_db, char *err, size_t err_size)
 {
-    db *d = calloc(1, sizeof *d);
+    db_conn *d = calloc(1, sizeof *d);
     char settings[128];
 
     *out_db = NULL;
@@ -207,7 +207,7 @@ int db_open_postgresql(const char *conninfo, db **out_db, char *err, size_t err_
     return 0;
 }
 
-int db_pg_exec(db *d, const char *sql)
+int db_pg_exec(db_conn *d, const char *sql)
 {
     char *text = db_sql_for_postgresql(sql, NULL);
     if (text == NULL)
@@ -220,7 +220,7 @@ int db_pg_exec(db *d, const char *sql)
     return rc;
 }
 
-int db_pg_prepare(db *d, const char *sql, db_stmt *s)
+int db_pg_prepare(db_conn *d, const char *sql, db_stmt *s)
 {
     s->sql = db_sql_for_postgresql(sql, &s->n_params);
     if (s->sql == NULL)
@@ -302,7 +302,7 @@ void db_pg_clear(db_stmt *s)
     free(s->sql);
 }
 
-int db_pg_begin(db *d, bool write)
+int db_pg_begin(db_conn *d, bool write)
 {
     if (!write)
         return db_pg_exec(d, "BEGIN ISOLATION LEVEL REPEATABLE READ");

@@ -28,24 +28,24 @@ int store_lifecycle_ensure(store *st)
 
 int store_person_disabled(store *st, const char *kind, const char *id, bool *out_disabled)
 {
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     int out = store_lifecycle_ensure(st);
     int rc;
 
     *out_disabled = false;
     if (out != STORE_OK)
         return out;
-    rc = sqlite3_prepare_v2(st->db, "SELECT 1 FROM _outpost_disabled WHERE kind = ?1 AND id = ?2",
-                            -1, &stmt, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(stmt, 1, kind, -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 2, id, -1, SQLITE_STATIC);
-        rc = sqlite3_step(stmt);
+    rc = db_prepare(st->conn, "SELECT 1 FROM _outpost_disabled WHERE kind = ?1 AND id = ?2",
+                    &stmt);
+    if (rc == STORE_OK) {
+        db_bind_text(stmt, 1, kind);
+        db_bind_text(stmt, 2, id);
+        rc = db_step(stmt);
     }
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return store_fail_sqlite(st, rc, "read who is disabled");
-    *out_disabled = rc == SQLITE_ROW;
+    db_finalize(stmt);
+    if (rc != DB_ROW && rc != DB_DONE)
+        return store_fail_db(st, rc, "read who is disabled");
+    *out_disabled = rc == DB_ROW;
     return STORE_OK;
 }
 

@@ -26,11 +26,11 @@ typedef struct engine_fx {
     char dir[64];
     char path[128];
     sqlite3 *lite;
-    db *d;
+    db_conn *d;
 } engine_fx;
 
 /* A new connection to the fixture's database (for SQLite: its own sqlite3 handle, *out_lite). */
-static void connect_to(engine_fx *fx, db **out, sqlite3 **out_lite)
+static void connect_to(engine_fx *fx, db_conn **out, sqlite3 **out_lite)
 {
     char err[256] = "";
     *out_lite = NULL;
@@ -113,7 +113,7 @@ static engine_fx *engine_of(void **state)
     return fx;
 }
 
-static int64_t int_of(db *d, const char *sql)
+static int64_t int_of(db_conn *d, const char *sql)
 {
     db_stmt *s = NULL;
     assert_int_equal(db_prepare(d, sql, &s), 0);
@@ -152,7 +152,7 @@ static const char table_ddl[] =
     "CREATE TABLE IF NOT EXISTS counter(name TEXT PRIMARY KEY, value INTEGER NOT NULL)"
     " WITHOUT ROWID;";
 
-static int64_t insert_item(db *d, const char *k, const char *note, const void *body, size_t n_body,
+static int64_t insert_item(db_conn *d, const char *k, const char *note, const void *body, size_t n_body,
                            int64_t n)
 {
     db_stmt *s = NULL;
@@ -291,7 +291,7 @@ typedef struct writer_arg {
 static void *writer(void *p)
 {
     writer_arg *w = p;
-    db *d = NULL;
+    db_conn *d = NULL;
     sqlite3 *lite = NULL;
     char err[256] = "";
 
