@@ -1,6 +1,7 @@
 /*
  * The central store: the seam between outpostd's network side and the engine that keeps the
- * data. One implementation today (SQLite, store_sqlite.c); PostgreSQL plugs in here later.
+ * data, over the database seam (db.h): SQLite (store_sqlite.c), or PostgreSQL
+ * (store_postgresql.c) for the modules ported to the seam so far.
  *
  * A store handle is one connection: not thread safe, use one per thread. Several handles on
  * the same path may be open at once (the daemon's worker threads, outpost-admin).
@@ -44,8 +45,19 @@ typedef struct store store;
 
 /* Opens (and, with create, makes) the store at path: WAL, synchronous=FULL, busy timeout. */
 int store_open(const char *path, bool create, store **out_store, char *err, size_t err_size);
+/* Opens (and, with create, makes in an empty database) a store kept in PostgreSQL 15; conninfo
+ * is a libpq connection string ("host=/run/postgresql dbname=outpost"). Several processes, on
+ * several hosts, may open the same database: write transactions take turns across all of them.
+ * What runs on it today: identity, teams and workers, enrollment codes, enrollment, device
+ * authentication, sync records and revocation, who is disabled, lockouts (docs/operations.md,
+ * "PostgreSQL"). The schema, push, pull, conflicts, dashboard, audit and backup still need the
+ * SQLite store: outpostd and outpost-admin refuse engine = postgresql until they are ported. */
+int store_open_postgresql(const char *conninfo, bool create, store **out_store, char *err,
+                          size_t err_size);
 void store_close(store *st); /* NULL is a no-op */
 const char *store_errmsg(const store *st);
+/* Which engine keeps the store: 1 SQLite, 2 PostgreSQL (db_engine in db.h). */
+int store_engine_of(const store *st);
 
 /* ---- Schema -------------------------------------------------------------------------------- */
 

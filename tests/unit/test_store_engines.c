@@ -1,0 +1,356 @@
+/*
+ * The store modules that speak the database seam, run the same way on SQLite and on a private
+ * PostgreSQL 15 server started here: teams and workers, enrollment and device authentication,
+ * lockouts, identity; and two handles on one store (two outpostd nodes on one PostgreSQL) that
+ * see each other's writes and take turns writing.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/test_skip.h"
+#include "store_internal.h" /* store_worker_teams */
+#include "unit/pg_cluster.h"
+
+enum { ENGINE_SQLITE = 1, ENGINE_POSTGRESQL = 2 };
+
+typedef struct engine_fx {
+    int engine;
+    pg_cluster pg;
+    char dir[64];
+    char path[128];
+    store *st;
+} engine_fx;
+
+/* Another handle on the fixture's store, as a second outpostd node would open it. */
+static store *open_node(engine_fx *fx)
+{
+    char err[256] = "";
+    store *st = NULL;
+    int rc = fx->engine == ENGINE_POSTGRESQL
+                 ? store_open_postgresql(fx->pg.conninfo, false, &st, err, sizeof err)
+                 : store_open(fx->path, false, &st, err, sizeof err);
+    if (rc != 0)
+        fail_msg("open: %s", err);
+    return st;
+}
+
+static int setup_engine(void **state, int engine)
+{
+    engine_fx *fx = calloc(1, sizeof *fx);
+    char err[256] = "";
+    int rc;
+
+    if (fx == NULL)
+        return -1;
+    fx->engine = engine;
+    *state = fx;
+    if (engine == ENGINE_POSTGRESQL) {
+        if (!pg_cluster_available())
+            return 0; /* every test of the group skips */
+        if (pg_cluster_start(&fx->pg) != 0)
+            return -1;
+        rc = store_open_postgresql(fx->pg.conninfo, true, &fx->st, err, sizeof err);
+    } else {
+        snprintf(fx->dir, sizeof fx->dir, "/tmp/outpost-engines-XXXXXX");
+        if (mkdtemp(fx->dir) == NULL)
+            return -1;
+        snprintf(fx->path, sizeof fx->path, "%s/store.db", fx->dir);
+        rc = store_open(fx->path, true, &fx->st, err, sizeof err);
+    }
+    if (rc != 0) {
+        fprintf(stderr, "store open: %s\n", err);
+        return -1;
+    }
+    const char *north[] = {"north"};
+    const char *both[] = {"north", "south"};
+    if (store_team_add(fx->st, "north", "North") != 0 || store_team_add(fx->st, "south", NULL) != 0 ||
+        store_worker_add(fx->st, "ana", north, 1) != 0 ||
+        store_worker_add(fx->st, "cai", both, 2) != 0) {
+        fprintf(stderr, "people: %s\n", store_errmsg(fx->st));
+        return -1;
+    }
+    return 0;
+}
+
+static int setup_sqlite(void **state)
+{
+    return setup_engine(state, ENGINE_SQLITE);
+}
+
+static int setup_postgresql(void **state)
+{
+    return setup_engine(state, ENGINE_POSTGRESQL);
+}
+
+static int teardown_engine(void **state)
+{
+    engine_fx *fx = *state;
+    store_close(fx->st);
+    if (fx->dir[0] != 0) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", fx->dir);
+        if (system(cmd) != 0)
+            return -1;
+    }
+    pg_cluster_stop(&fx->pg);
+    free(fx);
+    return 0;
+}
+
+static engine_fx *engine_of(void **state)
+{
+    engine_fx *fx = *state;
+    if (fx->st == NULL)
+        TEST_SKIP("PostgreSQL 15 binaries not installed (scripts/deps.sh installs them)");
+    return fx;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Enrolls a device for worker on st with a code made now (codes expire by the wall clock). */
+static void enroll(store *st, const char *worker, const char *name, char device_id[40],
+                   uint8_t secret[32])
+{
+    char code[STORE_CODE_SIZE];
+    assert_int_equal(store_enroll_code_create(st, worker, now_ms(), 600000, code), 0);
+    assert_int_equal(store_device_enroll(st, code, name, device_id, secret), 0);
+}
+
+static void test_people(void **state)
+{
+    engine_fx *fx = engine_of(state);
+    const char *east[] = {"east"};
+    const char *south[] = {"south"};
+    uint32_t n = 0;
+    char(*teams)[64] = NULL;
+
+    assert_int_equal(store_team_add(fx->st, "north", NULL), STORE_EEXISTS);
+    assert_string_equal(store_errmsg(fx->st), "team north exists already");
+    assert_int_equal(store_team_add(fx->st, "no/slash", NULL), STORE_EINVAL);
+    assert_int_equal(store_worker_add(fx->st, "dee", east, 1), STORE_ENOTFOUND);
+    assert_string_equal(store_errmsg(fx->st), "no team east (add it with: team add east)");
+    assert_int_equal(store_worker_add(fx->st, "ana", south, 1), STORE_EEXISTS);
+
+    assert_int_equal(store_worker_teams(fx->st, "cai", &n, &teams), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(teams[0], "north");
+    assert_string_equal(teams[1], "south");
+    free(teams);
+    assert_int_equal(store_worker_teams(fx->st, "dee", &n, &teams), 0);
+    assert_int_equal(n, 0);
+    assert_null(teams);
+}
+
+typedef struct found_device {
+    const char *id;
+    store_device_row row;
+    int n;
+} found_device;
+
+static int find_device(const store_device_row *row, void *user_data)
+{
+    found_device *f = user_data;
+    f->n++;
+    if (strcmp(row->device_id, f->id) == 0)
+        f->row = *row;
+    return 0;
+}
+
+static void test_enroll_and_authenticate(void **state)
+{
+    engine_fx *fx = engine_of(state);
+    char id[40], code[STORE_CODE_SIZE], other_id[40];
+    uint8_t secret[32], wrong[32], other_secret[32];
+    store_device dev = {0};
+
+    enroll(fx->st, "cai", "tablet 7", id, secret);
+    assert_int_equal(strlen(id), 36);
+    assert_int_equal(store_device_auth(fx->st, id, secret, &dev), 0);
+    assert_string_equal(dev.worker_id, "cai");
+    assert_int_equal(dev.n_teams, 2);
+    assert_string_equal(dev.teams[1], "south");
+    assert_false(dev.revoked);
+
+    memcpy(wrong, secret, sizeof wrong);
+    wrong[31] ^= 1;
+    assert_int_equal(store_device_auth(fx->st, id, wrong, &dev), STORE_EAUTH);
+    assert_int_equal(store_device_auth(fx->st, "00000000-0000-4000-8000-000000000000", secret,
+                                       &dev),
+                     STORE_ENOTFOUND);
+
+    /* A code works once, and not after it expired. */
+    assert_int_equal(store_enroll_code_create(fx->st, "ana", now_ms(), 600000, code), 0);
+    assert_int_equal(store_device_enroll(fx->st, code, NULL, other_id, other_secret), 0);
+    assert_int_equal(store_device_enroll(fx->st, code, NULL, other_id, other_secret), STORE_ECODE);
+    assert_int_equal(store_enroll_code_create(fx->st, "ana", now_ms() - 10000, 1, code), 0);
+    assert_int_equal(store_device_enroll(fx->st, code, NULL, other_id, other_secret), STORE_ECODE);
+    assert_int_equal(store_enroll_code_create(fx->st, "nobody", now_ms(), 1000, code),
+                     STORE_ENOTFOUND);
+
+    found_device f = {.id = id};
+    assert_int_equal(store_device_seen(fx->st, id, 77), 0);
+    assert_int_equal(store_device_list(fx->st, find_device, &f), 0);
+    assert_true(f.n >= 2);
+    assert_string_equal(f.row.name, "tablet 7");
+    assert_int_equal(f.row.cursor, 77);
+    assert_true(f.row.last_seen_ms > 0);
+    assert_int_equal(store_device_seen(fx->st, "no-such-device", 1), STORE_ENOTFOUND);
+
+    assert_int_equal(store_device_revoke(fx->st, id, false), 0);
+    assert_int_equal(store_device_revoke(fx->st, id, true), 0);
+    assert_int_equal(store_device_revoke(fx->st, id, false), 0); /* the wipe order stays */
+    assert_int_equal(store_device_auth(fx->st, id, secret, &dev), STORE_EREVOKED);
+    assert_true(dev.wipe);
+    assert_int_equal(store_device_revoke(fx->st, "no-such-device", false), STORE_ENOTFOUND);
+    store_device_clear(&dev);
+}
+
+static void test_lockouts(void **state)
+{
+    engine_fx *fx = engine_of(state);
+    const store_lockout_policy policy = {.max_failures = 3, .window_ms = 60000,
+                                         .duration_ms = 30000};
+    const uint64_t t = 1767225600000u;
+    bool locked = true;
+
+    assert_int_equal(store_lockout_fail(fx->st, "login", "ana", &policy, t, &locked), 0);
+    assert_false(locked);
+    assert_int_equal(store_lockout_fail(fx->st, "login", "ana", &policy, t + 1, &locked), 0);
+    assert_false(locked);
+    assert_int_equal(store_lockout_fail(fx->st, "login", "ana", &policy, t + 2, &locked), 0);
+    assert_true(locked);
+    assert_int_equal(store_lockout_check(fx->st, "login", "ana", t + 29000, &locked), 0);
+    assert_true(locked);
+    assert_int_equal(store_lockout_check(fx->st, "login", "other", t, &locked), 0);
+    assert_false(locked);
+    assert_int_equal(store_lockout_check(fx->st, "login", "ana", t + 40000, &locked), 0);
+    assert_false(locked);
+    assert_int_equal(store_lockout_fail(fx->st, "login", "ana", &policy, t + 3, &locked), 0);
+    assert_true(locked);
+    assert_int_equal(store_lockout_clear(fx->st, "login", "ana"), 0);
+    assert_int_equal(store_lockout_check(fx->st, "login", "ana", t + 4, &locked), 0);
+    assert_false(locked);
+}
+
+/* A second node sees the first one's identity, devices and lockouts. */
+static void test_second_node_shares_everything(void **state)
+{
+    engine_fx *fx = engine_of(state);
+    store *node2 = open_node(fx);
+    store_identity a, b;
+    char id[40];
+    uint8_t secret[32];
+    store_device dev = {0};
+    const store_lockout_policy policy = {.max_failures = 2, .window_ms = 60000,
+                                         .duration_ms = 30000};
+    bool locked = false;
+
+    assert_int_equal(store_identity_get(fx->st, &a), 0);
+    assert_int_equal(store_identity_get(node2, &b), 0);
+    assert_string_equal(a.id, b.id);
+    assert_int_equal(a.epoch, 1);
+    assert_int_equal(b.epoch, 1);
+
+    enroll(fx->st, "ana", NULL, id, secret);
+    assert_int_equal(store_device_auth(node2, id, secret, &dev), 0);
+    assert_string_equal(dev.worker_id, "ana");
+    store_device_clear(&dev);
+
+    assert_int_equal(store_lockout_fail(fx->st, "secret-addr", "10.0.0.9", &policy,
+                                        1767225600000u, &locked),
+                     0);
+    assert_false(locked);
+    assert_int_equal(store_lockout_fail(node2, "secret-addr", "10.0.0.9", &policy,
+                                        1767225600001u, &locked),
+                     0);
+    assert_true(locked);
+    assert_int_equal(store_lockout_check(fx->st, "secret-addr", "10.0.0.9", 1767225600002u,
+                                         &locked),
+                     0);
+    assert_true(locked);
+    store_close(node2);
+}
+
+/* Nodes enrolling at once: every enrollment lands, each device once. */
+enum { NODES = 2, ENROLLMENTS = 15 };
+
+typedef struct node_arg {
+    engine_fx *fx;
+    int enrolled;
+    char ids[ENROLLMENTS][40];
+} node_arg;
+
+static void *node_enrolls(void *p)
+{
+    node_arg *n = p;
+    store *st = open_node(n->fx);
+    for (int i = 0; i < ENROLLMENTS; i++) {
+        char code[STORE_CODE_SIZE];
+        uint8_t secret[32];
+        if (store_enroll_code_create(st, "cai", now_ms(), 600000, code) == 0 &&
+            store_device_enroll(st, code, NULL, n->ids[n->enrolled], secret) == 0)
+            n->enrolled++;
+        else
+            fprintf(stderr, "node: %s\n", store_errmsg(st));
+    }
+    store_close(st);
+    return NULL;
+}
+
+static int count_device(const store_device_row *row, void *user_data)
+{
+    (void)row;
+    (*(int *)user_data)++;
+    return 0;
+}
+
+static void test_nodes_enroll_at_once(void **state)
+{
+    engine_fx *fx = engine_of(state);
+    pthread_t threads[NODES];
+    node_arg *args = calloc(NODES, sizeof *args);
+    int before = 0, after = 0;
+
+    assert_non_null(args);
+    assert_int_equal(store_device_list(fx->st, count_device, &before), 0);
+    for (int i = 0; i < NODES; i++) {
+        args[i].fx = fx;
+        assert_int_equal(pthread_create(&threads[i], NULL, node_enrolls, &args[i]), 0);
+    }
+    for (int i = 0; i < NODES; i++)
+        pthread_join(threads[i], NULL);
+    for (int i = 0; i < NODES; i++)
+        assert_int_equal(args[i].enrolled, ENROLLMENTS);
+    assert_int_equal(store_device_list(fx->st, count_device, &after), 0);
+    assert_int_equal(after, before + NODES * ENROLLMENTS);
+    free(args);
+}
+
+#define ENGINE_TESTS                                                                           \
+    cmocka_unit_test(test_people), cmocka_unit_test(test_enroll_and_authenticate),            \
+        cmocka_unit_test(test_lockouts), cmocka_unit_test(test_second_node_shares_everything), \
+        cmocka_unit_test(test_nodes_enroll_at_once)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {ENGINE_TESTS};
+    int failed = cmocka_run_group_tests_name("store_sqlite", tests, setup_sqlite, teardown_engine);
+    failed += cmocka_run_group_tests_name("store_postgresql", tests, setup_postgresql,
+                                          teardown_engine);
+    return test_exit_status(failed);
+}
