@@ -11,9 +11,12 @@
  *                                                                    AS IDENTITY PRIMARY KEY
  *   - BLOB                                                        -> BYTEA
  *   - WITHOUT ROWID                                               -> (nothing)
+ *   - group_concat(text, separator)                               -> string_agg
  * Upserts are written INSERT ... ON CONFLICT (cols) DO UPDATE SET c = excluded.c, or ON CONFLICT
  * DO NOTHING (never INSERT OR REPLACE / OR IGNORE); new keys are read back with RETURNING (never
- * last_insert_rowid). Both engines read these as they are. Columns always have a declared type.
+ * last_insert_rowid); a subquery in FROM has an alias; an INTEGER flag is compared (x <> 0)
+ * before it meets OR/AND; greatest-of-two is a CASE (SQLite's max(a, b) is not PostgreSQL's).
+ * Both engines read these as they are. Columns always have a declared type.
  *
  * Every function returns 0 (or DB_ROW / DB_DONE from db_step) or a negative STORE_E* code; the
  * engine's own message for the last failure is db_errmsg. A unique-key violation is

@@ -286,6 +286,82 @@ static void test_second_node_shares_everything(void **state)
     store_close(node2);
 }
 
+/* Dashboard accounts: a login on one node, the lock after wrong passwords seen by the other,
+ * a password reset that the other node makes the user change. */
+static void test_accounts_across_nodes(void **state)
+{
+    engine_fx *fx = engine_of(state);
+    store *node2 = open_node(fx);
+    const char *north[] = {"north"};
+    store_user user = {0};
+    uint64_t t = now_ms();
+
+    assert_int_equal(store_user_add(fx->st, "sam", STORE_ROLE_SUPERVISOR, north, 1,
+                                    "correct horse battery"),
+                     0);
+    assert_int_equal(store_user_add(node2, "sam", STORE_ROLE_SUPERVISOR, north, 1,
+                                    "correct horse battery"),
+                     STORE_EEXISTS);
+    assert_int_equal(store_user_login(node2, "sam", "correct horse battery", t, &user), 0);
+    assert_int_equal(user.role, STORE_ROLE_SUPERVISOR);
+    assert_int_equal(user.n_teams, 1);
+    assert_string_equal(user.teams[0], "north");
+    assert_false(user.must_change);
+    store_user_clear(&user);
+
+    for (uint32_t i = 0; i + 1 < STORE_LOGIN_MAX_FAILURES; i++)
+        assert_int_equal(store_user_login(i % 2 ? fx->st : node2, "sam", "wrong password 1", t,
+                                          &user),
+                         STORE_EAUTH);
+    assert_int_equal(store_user_login(fx->st, "sam", "wrong password 1", t, &user), STORE_ELOCKED);
+    assert_int_equal(store_user_login(node2, "sam", "correct horse battery", t + 1, &user),
+                     STORE_ELOCKED);
+    assert_int_equal(store_user_unlock(fx->st, "sam"), 0);
+    assert_int_equal(store_user_reset_password(fx->st, "sam", "a new one for sam"), 0);
+    assert_int_equal(store_user_login(node2, "sam", "a new one for sam", t + 2, &user), 0);
+    assert_true(user.must_change);
+    store_user_clear(&user);
+    store_close(node2);
+}
+
+typedef struct listed {
+    char text[512];
+} listed;
+
+static int list_person(const store_person *person, void *user_data)
+{
+    listed *l = user_data;
+    size_t at = strlen(l->text);
+    snprintf(l->text + at, sizeof l->text - at, "%s[%s]%s;", person->id, person->teams,
+             person->disabled ? "off" : "");
+    return 0;
+}
+
+/* Lists (group_concat on SQLite, string_agg on PostgreSQL) and a disabled worker, whose
+ * devices no node lets in. */
+static void test_lists_and_disabled_worker(void **state)
+{
+    engine_fx *fx = engine_of(state);
+    store *node2 = open_node(fx);
+    listed teams = {""}, workers = {""};
+    char id[40];
+    uint8_t secret[32];
+    store_device dev = {0};
+
+    assert_int_equal(store_team_list(fx->st, list_person, &teams), 0);
+    assert_string_equal(teams.text, "north[ana,cai];south[cai];");
+    enroll(fx->st, "ana", NULL, id, secret);
+    assert_int_equal(store_worker_set_disabled(fx->st, "ana", true), 0);
+    assert_int_equal(store_worker_list(node2, list_person, &workers), 0);
+    assert_string_equal(workers.text, "ana[north]off;cai[north,south];");
+    assert_int_equal(store_device_auth(node2, id, secret, &dev), STORE_EREVOKED);
+    assert_string_equal(store_errmsg(node2), "the device's worker ana is disabled");
+    assert_int_equal(store_worker_set_disabled(node2, "ana", false), 0);
+    assert_int_equal(store_device_auth(fx->st, id, secret, &dev), 0);
+    store_device_clear(&dev);
+    store_close(node2);
+}
+
 /* Nodes enrolling at once: every enrollment lands, each device once. */
 enum { NODES = 2, ENROLLMENTS = 15 };
 
@@ -344,7 +420,8 @@ static void test_nodes_enroll_at_once(void **state)
 #define ENGINE_TESTS                                                                           \
     cmocka_unit_test(test_people), cmocka_unit_test(test_enroll_and_authenticate),            \
         cmocka_unit_test(test_lockouts), cmocka_unit_test(test_second_node_shares_everything), \
-        cmocka_unit_test(test_nodes_enroll_at_once)
+        cmocka_unit_test(test_accounts_across_nodes),                                          \
+        cmocka_unit_test(test_lists_and_disabled_worker), cmocka_unit_test(test_nodes_enroll_at_once)
 
 int main(void)
 {
