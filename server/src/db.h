@@ -12,10 +12,13 @@
  *   - BLOB                                                        -> BYTEA
  *   - WITHOUT ROWID                                               -> (nothing)
  *   - group_concat(text, separator)                               -> string_agg
+ *   - instr(text, part)                                           -> strpos
  * Upserts are written INSERT ... ON CONFLICT (cols) DO UPDATE SET c = excluded.c, or ON CONFLICT
  * DO NOTHING (never INSERT OR REPLACE / OR IGNORE); new keys are read back with RETURNING (never
  * last_insert_rowid); a subquery in FROM has an alias; an INTEGER flag is compared (x <> 0)
- * before it meets OR/AND; greatest-of-two is a CASE (SQLite's max(a, b) is not PostgreSQL's).
+ * before it meets OR/AND; a parameter that may be NULL and first appears alone is given its
+ * type (CAST(?2 AS TEXT) IS NULL); greatest-of-two is a CASE (SQLite's max(a, b) is not
+ * PostgreSQL's).
  * Both engines read these as they are. Columns always have a declared type.
  *
  * Every function returns 0 (or DB_ROW / DB_DONE from db_step) or a negative STORE_E* code; the

@@ -118,6 +118,8 @@ char *db_sql_for_postgresql(const char *sql, int *out_n_params)
                 }
             } else if (word_is(p, n, "group_concat")) {
                 puts_(&b, "string_agg");
+            } else if (word_is(p, n, "instr")) {
+                puts_(&b, "strpos");
             } else if (word_is(p, n, "BLOB")) {
                 puts_(&b, "BYTEA");
             } else if (word_is(p, n, "WITHOUT") && next_word(e, &w, &wn) &&

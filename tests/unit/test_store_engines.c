@@ -362,6 +362,91 @@ static void test_lists_and_disabled_worker(void **state)
     store_close(node2);
 }
 
+/* The audit chain shared by nodes: appends from two nodes at once make one unbroken chain,
+ * a checkpoint signed on one verifies on the other, and no node can change a row. */
+enum { AUDIT_APPENDS = 20 };
+
+typedef struct audit_arg {
+    engine_fx *fx;
+    const char *key;
+    const char *actor;
+    int appended;
+} audit_arg;
+
+static void *node_audits(void *p)
+{
+    audit_arg *a = p;
+    store *st = open_node(a->fx);
+    if (store_audit_key_load(st, a->key) == STORE_OK)
+        for (int i = 0; i < AUDIT_APPENDS; i++)
+            if (store_audit_append(st, now_ms(), a->actor, "record.view", "contacts/1",
+                                   "127.0.0.1") == STORE_OK)
+                a->appended++;
+    if (a->appended != AUDIT_APPENDS)
+        fprintf(stderr, "audit node: %s\n", store_errmsg(st));
+    store_close(st);
+    return NULL;
+}
+
+static int count_row(const store_audit_row *row, void *user_data)
+{
+    (void)row;
+    (*(int *)user_data)++;
+    return 0;
+}
+
+static void test_audit_chain_across_nodes(void **state)
+{
+    engine_fx *fx = engine_of(state);
+    char key_dir[] = "/tmp/outpost-engines-key-XXXXXX", key[64], err[256] = "", line[512];
+    pthread_t threads[2];
+    audit_arg args[2];
+    uint64_t n_rows = 0;
+    int64_t bad = 0;
+
+    assert_non_null(mkdtemp(key_dir));
+    snprintf(key, sizeof key, "%s/key", key_dir);
+    assert_int_equal(store_audit_key_create(key, err, sizeof err), 0);
+    assert_int_equal(store_audit_key_load(fx->st, key), 0);
+    assert_int_equal(store_audit_append(fx->st, now_ms(), "sam", "login.ok", "", "127.0.0.1"), 0);
+    for (int i = 0; i < 2; i++) {
+        args[i] = (audit_arg){.fx = fx, .key = key, .actor = i ? "sam" : "ida"};
+        assert_int_equal(pthread_create(&threads[i], NULL, node_audits, &args[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        pthread_join(threads[i], NULL);
+        assert_int_equal(args[i].appended, AUDIT_APPENDS);
+    }
+    assert_int_equal(store_audit_verify(fx->st, &n_rows, &bad), 0);
+    assert_int_equal(n_rows, 1 + 2 * AUDIT_APPENDS);
+    assert_int_equal(bad, 0);
+
+    int n = 0;
+    store_audit_filter by_action = {.action = "login"}; /* "login" matches login.ok */
+    assert_int_equal(store_audit_query(fx->st, &by_action, count_row, &n), 0);
+    assert_int_equal(n, 1);
+    n = 0;
+    store_audit_filter by_actor = {.actor = "ida", .limit = 5};
+    assert_int_equal(store_audit_query(fx->st, &by_actor, count_row, &n), 0);
+    assert_int_equal(n, 5);
+
+    store *node2 = open_node(fx);
+    assert_int_equal(store_audit_key_load(node2, key), 0);
+    assert_int_equal(store_audit_checkpoint(node2, now_ms(), line, &n_rows), 0);
+    assert_int_equal(store_audit_verify_checkpoint(fx->st, line, &bad), 0);
+    assert_int_equal(store_exec(node2, "UPDATE _outpost_audit SET actor = 'x' WHERE id = 1",
+                                "alter an audit row"),
+                     STORE_EIO);
+    assert_non_null(strstr(store_errmsg(node2), "the audit log is append-only"));
+    assert_int_equal(store_exec(node2, "DELETE FROM _outpost_audit WHERE id = 2",
+                                "remove an audit row"),
+                     STORE_EIO);
+    assert_int_equal(store_audit_verify(fx->st, &n_rows, &bad), 0);
+    store_close(node2);
+    unlink(key);
+    rmdir(key_dir);
+}
+
 /* Nodes enrolling at once: every enrollment lands, each device once. */
 enum { NODES = 2, ENROLLMENTS = 15 };
 
@@ -421,7 +506,8 @@ static void test_nodes_enroll_at_once(void **state)
     cmocka_unit_test(test_people), cmocka_unit_test(test_enroll_and_authenticate),            \
         cmocka_unit_test(test_lockouts), cmocka_unit_test(test_second_node_shares_everything), \
         cmocka_unit_test(test_accounts_across_nodes),                                          \
-        cmocka_unit_test(test_lists_and_disabled_worker), cmocka_unit_test(test_nodes_enroll_at_once)
+        cmocka_unit_test(test_lists_and_disabled_worker),                                      \
+        cmocka_unit_test(test_audit_chain_across_nodes), cmocka_unit_test(test_nodes_enroll_at_once)
 
 int main(void)
 {
