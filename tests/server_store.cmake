@@ -21,7 +21,7 @@ if(TARGET outpost_store)
                      outpost_mbedtls LABELS store)
     if(TARGET outpost-admin)
         outpost_add_test(test_admin SOURCES unit/test_admin.c LIBS outpost_store_fixture
-                         LABELS store)
+                         outpost_pg_cluster LABELS store)
         target_compile_definitions(test_admin PRIVATE
                                    OUTPOST_ADMIN_PATH="$<TARGET_FILE:outpost-admin>")
         add_dependencies(test_admin outpost-admin)
