@@ -5,6 +5,7 @@ add_library(outpost_store STATIC
     src/db_postgresql.c     # the seam over libpq: PostgreSQL's SQL spelling, one writer
     src/store_sqlite.c      # open, metadata tables, errors, transactions
     src/store_postgresql.c  # open a store kept in PostgreSQL
+    src/store_announce.c    # changed teams announced to other nodes (LISTEN/NOTIFY)
     src/store_arena.c       # bump allocator for one push or pull
     src/store_values.c      # proto_value <-> SQLite, the row-key codec
     src/store_rows.c        # row merge state, current rows, ROWS/REJECT row lists

@@ -91,6 +91,19 @@ int db_commit(db_conn *d);   /* on failure the transaction is rolled back */
 void db_rollback(db_conn *d); /* no-op outside a transaction; keeps db_errmsg */
 bool db_in_transaction(const db_conn *d);
 
+/* Messages between connections (PostgreSQL LISTEN/NOTIFY; SQLite, one process, has none: there
+ * db_notify and db_listen do nothing, db_socket is -1 and db_notifications delivers nothing).
+ * A notification sent inside a transaction is delivered when it commits, never if it rolls back.
+ * channel is a fixed name of ours (letters, digits, _), payload at most 7999 bytes. */
+typedef void (*db_notification_cb)(const char *channel, const char *payload, void *user_data);
+int db_listen(db_conn *d, const char *channel);
+int db_notify(db_conn *d, const char *channel, const char *payload);
+/* Delivers the notifications that arrived, waiting up to timeout_ms (0: none) for the first;
+ * returns how many were delivered, or an error. */
+int db_notifications(db_conn *d, int timeout_ms, db_notification_cb cb, void *user_data);
+/* The connection's socket, for poll(): readable when notifications may have arrived. */
+int db_socket(const db_conn *d);
+
 /* The PostgreSQL spelling of portable SQL, malloc'd (the rules above); NULL without memory. */
 char *db_sql_for_postgresql(const char *sql, int *out_n_params);
 

@@ -4,6 +4,7 @@
  * text, and the one-writer transaction.
  */
 #include <ctype.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -316,4 +317,72 @@ int db_pg_begin(db_conn *d, bool write)
     if (rc != 0)
         db_rollback(d);
     return rc;
+}
+
+static bool channel_valid(const char *channel)
+{
+    size_t n = strlen(channel);
+    if (n == 0 || n > 63)
+        return false;
+    for (const char *c = channel; *c; c++)
+        if (!isalnum((unsigned char)*c) && *c != '_')
+            return false;
+    return true;
+}
+
+int db_listen(db_conn *d, const char *channel)
+{
+    char sql[80];
+    if (!channel_valid(channel))
+        return db_fail(d, STORE_EINVAL, "bad channel name");
+    if (d->engine != DB_POSTGRESQL)
+        return 0;
+    snprintf(sql, sizeof sql, "LISTEN %s", channel);
+    return db_pg_exec(d, sql);
+}
+
+int db_notify(db_conn *d, const char *channel, const char *payload)
+{
+    db_stmt *s = NULL;
+    if (!channel_valid(channel) || strlen(payload) > 7999)
+        return db_fail(d, STORE_EINVAL, "bad channel name or payload too long");
+    if (d->engine != DB_POSTGRESQL)
+        return 0;
+    int rc = db_prepare(d, "SELECT pg_notify(?1, ?2)", &s);
+    if (rc == 0)
+        rc = db_bind_text(s, 1, channel);
+    if (rc == 0)
+        rc = db_bind_text(s, 2, payload);
+    if (rc == 0)
+        rc = db_step(s);
+    db_finalize(s);
+    return rc == DB_ROW || rc == DB_DONE ? 0 : rc;
+}
+
+int db_notifications(db_conn *d, int timeout_ms, db_notification_cb cb, void *user_data)
+{
+    int n = 0;
+    if (d->engine != DB_POSTGRESQL)
+        return 0;
+    for (int round = 0; round < 2; round++) {
+        if (!PQconsumeInput(d->pg))
+            return pg_fail(d, NULL);
+        PGnotify *note;
+        while ((note = PQnotifies(d->pg)) != NULL) {
+            cb(note->relname, note->extra, user_data);
+            PQfreemem(note);
+            n++;
+        }
+        if (n > 0 || timeout_ms <= 0 || round == 1)
+            break;
+        struct pollfd pfd = {.fd = PQsocket(d->pg), .events = POLLIN};
+        if (poll(&pfd, 1, timeout_ms) <= 0)
+            break;
+    }
+    return n;
+}
+
+int db_socket(const db_conn *d)
+{
+    return d->engine == DB_POSTGRESQL ? PQsocket(d->pg) : -1;
 }

@@ -251,6 +251,24 @@ int store_restore(const char *store_path, const char *backup_path, store_restore
 int store_lock_acquire(const char *store_path, int *out_fd, char *err, size_t err_size);
 void store_lock_release(int fd); /* -1 is a no-op */
 
+/* ---- Several nodes on one PostgreSQL (store_announce.c) ---------------------------------- */
+
+/* Tells every node listening on the same database that rows of these teams changed (PostgreSQL
+ * NOTIFY; inside a transaction it is sent when the transaction commits, never if it rolls
+ * back). On SQLite, with one outpostd per store, it does nothing. */
+int store_announce_teams(store *st, const char (*teams)[64], uint32_t n_teams);
+
+/* This handle hears announcements from now on (a node's one listening connection). */
+int store_announce_listen(store *st);
+
+/* Calls cb with each team announced since the last call, waiting up to timeout_ms for the first
+ * (0: no wait); returns how many were delivered (0 on SQLite) or a STORE_E* code. */
+typedef void (*store_announce_cb)(const char *team, void *user_data);
+int store_announcements(store *st, int timeout_ms, store_announce_cb cb, void *user_data);
+
+/* A descriptor to poll() for announcements (its event loop's), -1 on SQLite. */
+int store_announce_fd(const store *st);
+
 /* ---- Lockouts (store_lockout.c) ------------------------------------------------------------ */
 
 /* Failed attempts are counted per kind of attempt and key (what failed, where from), kept in the
