@@ -11,6 +11,8 @@ if(TARGET outpost_store)
                      Threads::Threads LABELS store)
     outpost_add_test(test_store_engines SOURCES unit/test_store_engines.c
                      LIBS outpost_store outpost_pg_cluster Threads::Threads LABELS store)
+    outpost_add_test(test_pg_failover SOURCES unit/test_pg_failover.c
+                     LIBS outpost_store outpost_pg_cluster Threads::Threads LABELS store)
     outpost_add_test(test_merge SOURCES unit/test_merge.c LIBS outpost_store_fixture
                      LABELS store)
     outpost_add_test(test_store SOURCES unit/test_store.c LIBS outpost_store_fixture

@@ -51,9 +51,10 @@ static int run_as_owner(const pg_cluster *c, const char *command)
     return rc == 0 && system(line) == 0 ? 0 : -1;
 }
 
-int pg_cluster_start(pg_cluster *c)
+/* A fresh directory for a cluster, the postgres user's when we are root. */
+static int make_dir(pg_cluster *c)
 {
-    char cmd[1024];
+    char cmd[512];
 
     memset(c, 0, sizeof *c);
     snprintf(c->bin, sizeof c->bin, "%s", bin_dir());
@@ -68,17 +69,41 @@ int pg_cluster_start(pg_cluster *c)
             return -1;
         }
     }
-    /* fsync off and no sync after initdb: a test cluster need not survive a power cut. */
-    fmt(cmd, sizeof cmd,
-             "%s/initdb -D %s/data -A trust -U outpost -E UTF8 --no-sync >/dev/null && "
-             "%s/pg_ctl -D %s/data -l %s/server.log -w -t 30 -o \"-p " PG_PORT
-             " -k %s -c listen_addresses= -c fsync=off -c max_connections=40\" start",
-             c->bin, c->dir, c->bin, c->dir, c->dir, c->dir);
-    if (run_as_owner(c, cmd) != 0) {
-        fprintf(stderr, "pg_cluster: initdb or pg_ctl start failed (see %s/log)\n", c->dir);
+    return 0;
+}
+
+/* Starts the server of c's data directory on its own socket. */
+static int serve(pg_cluster *c)
+{
+    char cmd[1024];
+    if (fmt(cmd, sizeof cmd,
+            "%s/pg_ctl -D %s/data -l %s/server.log -w -t 30 -o \"-p " PG_PORT
+            " -k %s -c listen_addresses= -c fsync=off -c max_connections=40\" start",
+            c->bin, c->dir, c->dir, c->dir) != 0 ||
+        run_as_owner(c, cmd) != 0) {
+        fprintf(stderr, "pg_cluster: pg_ctl start failed (see %s/log)\n", c->dir);
         return -1;
     }
     c->up = true;
+    return 0;
+}
+
+int pg_cluster_start(pg_cluster *c)
+{
+    char cmd[1024];
+
+    if (make_dir(c) != 0)
+        return -1;
+    /* fsync off and no sync after initdb: a test cluster need not survive a power cut (the
+     * failover test's standby has every commit in memory before the primary answers). */
+    if (fmt(cmd, sizeof cmd, "%s/initdb -D %s/data -A trust -U outpost -E UTF8 --no-sync >/dev/null",
+            c->bin, c->dir) != 0 ||
+        run_as_owner(c, cmd) != 0) {
+        fprintf(stderr, "pg_cluster: initdb failed (see %s/log)\n", c->dir);
+        return -1;
+    }
+    if (serve(c) != 0)
+        return -1;
     fmt(cmd, sizeof cmd, "%s/createdb -h %s -p " PG_PORT " -U outpost outpost", c->bin,
              c->dir);
     if (run_as_owner(c, cmd) != 0) {
@@ -90,18 +115,57 @@ int pg_cluster_start(pg_cluster *c)
     return 0;
 }
 
+int pg_cluster_start_standby(const pg_cluster *primary, pg_cluster *standby)
+{
+    char cmd[1024];
+
+    if (make_dir(standby) != 0)
+        return -1;
+    if (fmt(cmd, sizeof cmd,
+            "%s/pg_basebackup -h %s -p " PG_PORT " -U outpost -D %s/data -R -X stream -c fast"
+            " >/dev/null",
+            standby->bin, primary->dir, standby->dir) != 0 ||
+        run_as_owner(standby, cmd) != 0) {
+        fprintf(stderr, "pg_cluster: pg_basebackup failed (see %s/log)\n", standby->dir);
+        return -1;
+    }
+    if (serve(standby) != 0)
+        return -1;
+    fmt(standby->conninfo, sizeof standby->conninfo,
+        "host=%s port=" PG_PORT " user=outpost dbname=outpost", standby->dir);
+    return 0;
+}
+
+int pg_cluster_promote(pg_cluster *c)
+{
+    char cmd[1024];
+    if (fmt(cmd, sizeof cmd, "%s/pg_ctl -D %s/data -w -t 30 promote >/dev/null", c->bin, c->dir) !=
+            0 ||
+        run_as_owner(c, cmd) != 0) {
+        fprintf(stderr, "pg_cluster: promote failed (see %s/log)\n", c->dir);
+        return -1;
+    }
+    return 0;
+}
+
+void pg_cluster_kill(pg_cluster *c)
+{
+    char cmd[1024];
+    if (!c->up)
+        return;
+    if (fmt(cmd, sizeof cmd, "%s/pg_ctl -D %s/data -m immediate -w stop >/dev/null", c->bin,
+            c->dir) == 0)
+        run_as_owner(c, cmd);
+    c->up = false;
+}
+
 void pg_cluster_stop(pg_cluster *c)
 {
     char cmd[1024];
 
     if (c->dir[0] == 0)
         return;
-    if (c->up) {
-        fmt(cmd, sizeof cmd, "%s/pg_ctl -D %s/data -m immediate -w stop >/dev/null", c->bin,
-                 c->dir);
-        run_as_owner(c, cmd);
-        c->up = false;
-    }
+    pg_cluster_kill(c);
     if (fmt(cmd, sizeof cmd, "rm -rf %s", c->dir) != 0 || system(cmd) != 0)
         fprintf(stderr, "pg_cluster: could not remove %s\n", c->dir);
     c->dir[0] = 0;

@@ -23,6 +23,15 @@ bool pg_cluster_available(void);
 /* Makes and starts the cluster and its database "outpost". 0, or -1 with the reason printed. */
 int pg_cluster_start(pg_cluster *c);
 
+/* A streaming standby of primary (pg_basebackup -R), started. 0 or -1. */
+int pg_cluster_start_standby(const pg_cluster *primary, pg_cluster *standby);
+
+/* Promotes a standby to primary and waits until it accepts writes. 0 or -1. */
+int pg_cluster_promote(pg_cluster *c);
+
+/* Stops the server at once, as a crash would (the directory stays until pg_cluster_stop). */
+void pg_cluster_kill(pg_cluster *c);
+
 /* Stops the server and removes the directory; a cluster never started is a no-op. */
 void pg_cluster_stop(pg_cluster *c);
 
