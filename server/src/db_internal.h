@@ -11,6 +11,7 @@ struct db_conn {
     db_engine engine;
     sqlite3 *lite;   /* DB_SQLITE: the caller's connection */
     PGconn *pg;      /* DB_POSTGRESQL: ours */
+    uint64_t n_named; /* named prepared statements made on pg, for their names */
     char errmsg[256];
 };
 
@@ -30,6 +31,9 @@ struct db_stmt {
     int n_params;
     db_param *params;
     PGresult *res;
+    int runs;         /* times run: from the second, a named prepared statement is reused */
+    char name[32];    /* "" until prepared on the server */
+    Oid *named_types; /* the parameter types it was prepared with */
     int row;          /* current row; -1 before the first step */
     int64_t changes;
     unsigned char *blob; /* the current column's bytes, unescaped */

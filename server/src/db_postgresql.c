@@ -255,6 +255,29 @@ int db_pg_bind(db_stmt *s, int idx, const char *value, int length, int format, O
     return 0;
 }
 
+/* A statement run again (after db_reset, as in a loop over rows) is prepared on the server
+ * once, with the types bound the second time, and then only executed: PostgreSQL parses and
+ * plans it once, not once a row. A run whose types differ (a NULL where text was) is sent
+ * whole, as the first run is. */
+static PGresult *run(db_stmt *s, const Oid *types, const char *const *values, const int *lengths,
+                     const int *formats)
+{
+    int n = s->n_params;
+    size_t types_size = (size_t)(n > 0 ? n : 1) * sizeof *types;
+
+    if (s->runs++ == 1 && s->name[0] == 0 && (s->named_types = malloc(types_size)) != NULL) {
+        snprintf(s->name, sizeof s->name, "outpost_%llu", (unsigned long long)++s->d->n_named);
+        memcpy(s->named_types, types, types_size);
+        PGresult *made = PQprepare(s->d->pg, s->name, s->sql, n, types);
+        if (PQresultStatus(made) != PGRES_COMMAND_OK)
+            s->name[0] = 0; /* the error shows again when the statement runs */
+        PQclear(made);
+    }
+    if (s->name[0] != 0 && memcmp(types, s->named_types, types_size) == 0)
+        return PQexecPrepared(s->d->pg, s->name, n, values, lengths, formats, 0);
+    return PQexecParams(s->d->pg, s->sql, n, types, values, lengths, formats, 0);
+}
+
 int db_pg_step(db_stmt *s)
 {
     if (s->res != NULL) {
@@ -277,7 +300,7 @@ int db_pg_step(db_stmt *s)
             lengths[i] = s->params[i].length;
             formats[i] = s->params[i].format;
         }
-        s->res = PQexecParams(s->d->pg, s->sql, n, types, values, lengths, formats, 0);
+        s->res = run(s, types, values, lengths, formats);
         ExecStatusType status = PQresultStatus(s->res);
         if (status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK) {
             const char *count = PQcmdTuples(s->res);
@@ -299,6 +322,12 @@ int db_pg_step(db_stmt *s)
 
 void db_pg_clear(db_stmt *s)
 {
+    if (s->name[0] != 0 && PQtransactionStatus(s->d->pg) != PQTRANS_INERROR) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "DEALLOCATE %s", s->name);
+        PQclear(PQexec(s->d->pg, sql));
+    }
+    free(s->named_types);
     PQclear(s->res);
     PQfreemem(s->blob);
     for (int i = 0; i < s->n_params && s->params != NULL; i++)
