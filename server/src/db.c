@@ -223,6 +223,16 @@ void db_finalize(db_stmt *s)
     free(s);
 }
 
+db_engine db_stmt_engine(const db_stmt *s)
+{
+    return s->d->engine;
+}
+
+sqlite3_stmt *db_stmt_sqlite(db_stmt *s)
+{
+    return s->lite;
+}
+
 int db_begin(db_conn *d, bool write)
 {
     int rc;

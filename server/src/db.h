@@ -85,6 +85,10 @@ int64_t db_column_int64(db_stmt *s, int col);
 const char *db_column_text(db_stmt *s, int col);
 const void *db_column_blob(db_stmt *s, int col, size_t *out_n_bytes);
 void db_finalize(db_stmt *s); /* NULL is a no-op */
+db_engine db_stmt_engine(const db_stmt *s);
+/* The SQLite statement behind s, for code that reads SQLite's own value types; NULL on
+ * PostgreSQL. */
+struct sqlite3_stmt *db_stmt_sqlite(db_stmt *s);
 
 int db_begin(db_conn *d, bool write);
 int db_commit(db_conn *d);   /* on failure the transaction is rolled back */

@@ -18,6 +18,7 @@
 #include "common/test_skip.h"
 #include "db.h"
 #include "store.h"
+#include "store_values.h"
 #include "unit/pg_cluster.h"
 
 typedef struct engine_fx {
@@ -354,9 +355,65 @@ static void test_one_writer_at_a_time(void **state)
                      WRITERS * INCREMENTS);
 }
 
+/* Values of any type in a BLOB column (store_value_bind_any/column_any): each comes back with
+ * its type, and WHERE v = ?1 finds the equal value only (text "123" is not integer 123). */
+static void test_values_of_any_type(void **state)
+{
+    engine_fx *fx = engine_of(state);
+    static const uint8_t bytes[] = {0, 1, 0xff};
+    proto_value vals[9];
+    db_stmt *s = NULL;
+    store_arena arena_mem = {0}, *arena = &arena_mem;
+
+    memset(vals, 0, sizeof vals);
+    vals[0] = (proto_value){.type = PROTO_INT, .u.i = 123};
+    vals[1] = (proto_value){.type = PROTO_TEXT, .u.b = {(const uint8_t *)"123", 3}};
+    vals[2] = (proto_value){.type = PROTO_REAL, .u.r = -1.5};
+    vals[3] = (proto_value){.type = PROTO_TEXT, .u.b = {(const uint8_t *)"", 0}};
+    vals[4] = (proto_value){.type = PROTO_BLOB, .u.b = {bytes, sizeof bytes}};
+    vals[5] = (proto_value){.type = PROTO_BLOB, .u.b = {bytes, 0}};
+    vals[6] = (proto_value){.type = PROTO_NULL};
+    vals[7] = (proto_value){.type = PROTO_INT, .u.i = INT64_MIN};
+    vals[8] = (proto_value){.type = PROTO_TEXT, .u.b = {(const uint8_t *)"north", 5}};
+    assert_int_equal(db_exec(fx->d, "DROP TABLE IF EXISTS anyv;"
+                                    " CREATE TABLE anyv(k INTEGER NOT NULL, v BLOB)"),
+                     0);
+    assert_int_equal(db_prepare(fx->d, "INSERT INTO anyv VALUES(?1, ?2)", &s), 0);
+    for (int i = 0; i < 9; i++) {
+        assert_int_equal(db_bind_int64(s, 1, i), 0);
+        assert_int_equal(store_value_bind_any(s, 2, &vals[i]), 0);
+        assert_int_equal(db_step(s), DB_DONE);
+        assert_int_equal(db_reset(s), 0);
+    }
+    db_finalize(s);
+
+    assert_int_equal(db_prepare(fx->d, "SELECT k, v FROM anyv ORDER BY k", &s), 0);
+    for (int i = 0; i < 9; i++) {
+        proto_value got;
+        assert_int_equal(db_step(s), DB_ROW);
+        assert_int_equal(db_column_int64(s, 0), i);
+        assert_int_equal(store_value_column_any(arena, s, 1, &got), 0);
+        if (!store_value_equal(&got, &vals[i]))
+            fail_msg("value %d came back as type %d", i, (int)got.type);
+    }
+    assert_int_equal(db_step(s), DB_DONE);
+    db_finalize(s);
+
+    for (int i = 0; i < 2; i++) { /* 123 and "123" each find their own row only */
+        assert_int_equal(db_prepare(fx->d, "SELECT k FROM anyv WHERE v = ?1", &s), 0);
+        assert_int_equal(store_value_bind_any(s, 1, &vals[i]), 0);
+        assert_int_equal(db_step(s), DB_ROW);
+        assert_int_equal(db_column_int64(s, 0), i);
+        assert_int_equal(db_step(s), DB_DONE);
+        db_finalize(s);
+    }
+    store_arena_free(arena);
+}
+
 #define ENGINE_TESTS                                                                           \
     cmocka_unit_test(test_values_round_trip), cmocka_unit_test(test_upsert_and_unique),       \
-        cmocka_unit_test(test_transactions), cmocka_unit_test(test_one_writer_at_a_time)
+        cmocka_unit_test(test_transactions), cmocka_unit_test(test_one_writer_at_a_time),       \
+        cmocka_unit_test(test_values_of_any_type)
 
 int main(void)
 {
