@@ -72,6 +72,39 @@ static int make_dir(pg_cluster *c)
     return 0;
 }
 
+/* Copies of the clusters started and not yet stopped: a test that fails half way (cmocka jumps
+ * out of it, its cluster on the stack gone) leaves none running, their directories removed at
+ * exit. */
+enum { MAX_LIVE = 8 };
+static pg_cluster live[MAX_LIVE];
+
+static pg_cluster *live_slot(const char *dir)
+{
+    for (int i = 0; i < MAX_LIVE; i++)
+        if (strcmp(live[i].dir, dir) == 0)
+            return &live[i];
+    return NULL;
+}
+
+static void stop_leftovers(void)
+{
+    for (int i = 0; i < MAX_LIVE; i++)
+        if (live[i].dir[0] != 0)
+            pg_cluster_stop(&live[i]);
+}
+
+static void remember(const pg_cluster *c)
+{
+    static bool registered;
+    pg_cluster *slot = live_slot(c->dir);
+    if (!registered && atexit(stop_leftovers) == 0)
+        registered = true;
+    if (slot == NULL)
+        slot = live_slot("");
+    if (slot != NULL)
+        *slot = *c;
+}
+
 /* Starts the server of c's data directory on its own socket. */
 static int serve(pg_cluster *c)
 {
@@ -85,6 +118,7 @@ static int serve(pg_cluster *c)
         return -1;
     }
     c->up = true;
+    remember(c);
     return 0;
 }
 
@@ -157,6 +191,9 @@ void pg_cluster_kill(pg_cluster *c)
             c->dir) == 0)
         run_as_owner(c, cmd);
     c->up = false;
+    pg_cluster *slot = live_slot(c->dir);
+    if (slot != NULL)
+        slot->up = false;
 }
 
 void pg_cluster_stop(pg_cluster *c)
@@ -168,5 +205,8 @@ void pg_cluster_stop(pg_cluster *c)
     pg_cluster_kill(c);
     if (fmt(cmd, sizeof cmd, "rm -rf %s", c->dir) != 0 || system(cmd) != 0)
         fprintf(stderr, "pg_cluster: could not remove %s\n", c->dir);
+    pg_cluster *slot = live_slot(c->dir);
+    if (slot != NULL)
+        slot->dir[0] = 0;
     c->dir[0] = 0;
 }
