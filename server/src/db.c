@@ -155,6 +155,7 @@ int db_step(db_stmt *s)
 int db_reset(db_stmt *s)
 {
     if (s->d->engine == DB_POSTGRESQL) {
+        db_pg_blobs_free(s);
         PQclear(s->res);
         s->res = NULL;
         s->row = -1;
@@ -202,10 +203,7 @@ const void *db_column_blob(db_stmt *s, int col, size_t *out_n_bytes)
     if (s->d->engine == DB_POSTGRESQL) {
         if (db_column_is_null(s, col))
             return "";
-        PQfreemem(s->blob);
-        s->blob = PQunescapeBytea((const unsigned char *)PQgetvalue(s->res, s->row, col),
-                                  out_n_bytes);
-        return s->blob != NULL ? (const void *)s->blob : "";
+        return db_pg_blob(s, col, out_n_bytes);
     }
     const void *p = sqlite3_column_blob(s->lite, col);
     *out_n_bytes = (size_t)sqlite3_column_bytes(s->lite, col);

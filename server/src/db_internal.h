@@ -36,7 +36,9 @@ struct db_stmt {
     Oid *named_types; /* the parameter types it was prepared with */
     int row;          /* current row; -1 before the first step */
     int64_t changes;
-    unsigned char *blob; /* the current column's bytes, unescaped */
+    unsigned char **blobs; /* the current row's bytea columns, unescaped, by column */
+    size_t *blob_lens;
+    int n_blobs;
 };
 
 /* Records a message in d and returns rc. */
@@ -48,6 +50,10 @@ int db_pg_exec(db_conn *d, const char *sql);
 int db_pg_step(db_stmt *s);
 int db_pg_bind(db_stmt *s, int idx, const char *value, int length, int format, Oid type);
 void db_pg_clear(db_stmt *s);
+/* The unescaped bytes of the current row's bytea column col (kept until the row changes). */
+const void *db_pg_blob(db_stmt *s, int col, size_t *out_n_bytes);
+/* Frees the current row's unescaped columns (before moving to another row). */
+void db_pg_blobs_free(db_stmt *s);
 int db_pg_begin(db_conn *d, bool write);
 
 #endif /* OUTPOST_DB_INTERNAL_H */

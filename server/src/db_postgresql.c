@@ -278,9 +278,45 @@ static PGresult *run(db_stmt *s, const Oid *types, const char *const *values, co
     return PQexecParams(s->d->pg, s->sql, n, types, values, lengths, formats, 0);
 }
 
+void db_pg_blobs_free(db_stmt *s)
+{
+    for (int i = 0; i < s->n_blobs; i++)
+        PQfreemem(s->blobs[i]);
+    free(s->blobs);
+    free(s->blob_lens);
+    s->blobs = NULL;
+    s->blob_lens = NULL;
+    s->n_blobs = 0;
+}
+
+const void *db_pg_blob(db_stmt *s, int col, size_t *out_n_bytes)
+{
+    *out_n_bytes = 0;
+    if (s->res == NULL || s->row < 0 || col < 0 || col >= PQnfields(s->res))
+        return "";
+    if (s->blobs == NULL) {
+        int n = PQnfields(s->res);
+        s->blobs = calloc((size_t)n, sizeof *s->blobs);
+        s->blob_lens = calloc((size_t)n, sizeof *s->blob_lens);
+        if (s->blobs == NULL || s->blob_lens == NULL) {
+            db_pg_blobs_free(s);
+            return "";
+        }
+        s->n_blobs = n;
+    }
+    if (s->blobs[col] == NULL)
+        s->blobs[col] = PQunescapeBytea((const unsigned char *)PQgetvalue(s->res, s->row, col),
+                                        &s->blob_lens[col]);
+    if (s->blobs[col] == NULL)
+        return "";
+    *out_n_bytes = s->blob_lens[col];
+    return s->blobs[col];
+}
+
 int db_pg_step(db_stmt *s)
 {
     if (s->res != NULL) {
+        db_pg_blobs_free(s);
         s->row++;
         return s->row < PQntuples(s->res) ? DB_ROW : DB_DONE;
     }
@@ -329,7 +365,7 @@ void db_pg_clear(db_stmt *s)
     }
     free(s->named_types);
     PQclear(s->res);
-    PQfreemem(s->blob);
+    db_pg_blobs_free(s);
     for (int i = 0; i < s->n_params && s->params != NULL; i++)
         free(s->params[i].value);
     free(s->params);

@@ -205,6 +205,20 @@ static void test_values_round_trip(void **state)
     assert_true(db_column_int64(s, 3) == INT64_MIN + 1);
     assert_int_equal(db_step(s), DB_DONE);
 
+    /* Two blob columns of one row are both readable at once. */
+    db_stmt *two = NULL;
+    size_t n0 = 0, n1 = 0;
+    assert_int_equal(db_prepare(fx->d, "SELECT body, body FROM items WHERE k = 'a'", &two), 0);
+    assert_int_equal(db_step(two), DB_ROW);
+    const void *p0 = db_column_blob(two, 0, &n0);
+    const void *p1 = db_column_blob(two, 1, &n1);
+    assert_int_equal(n0, sizeof body);
+    assert_int_equal(n1, sizeof body);
+    assert_memory_equal(p0, body, sizeof body);
+    assert_memory_equal(p1, body, sizeof body);
+    assert_ptr_equal(db_column_blob(two, 0, &n0), p0); /* asked again: the same bytes */
+    db_finalize(two);
+
     /* Run again with other bindings. */
     assert_int_equal(db_reset(s), 0);
     assert_int_equal(db_bind_int64(s, 1, b), 0);
