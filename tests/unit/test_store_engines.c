@@ -485,6 +485,47 @@ static void test_announcements_between_nodes(void **state)
     store_close(node2);
 }
 
+/* The server sequence as the merge engine advances it (read, add, write back inside one write
+ * transaction), from two nodes at once: no number is handed out twice or lost. */
+enum { SEQ_STEPS = 50 };
+
+static void *node_advances_seq(void *p)
+{
+    engine_fx *fx = p;
+    store *st = open_node(fx);
+    for (int i = 0; i < SEQ_STEPS; i++) {
+        int64_t seq = 0;
+        int rc = store_begin(st, true);
+        if (rc == STORE_OK)
+            rc = store_meta_get(st, "server_seq", &seq);
+        if (rc == STORE_OK)
+            rc = store_meta_set(st, "server_seq", seq + 1);
+        if (rc == STORE_OK)
+            rc = store_commit(st);
+        else
+            store_rollback(st);
+        if (rc != STORE_OK)
+            fprintf(stderr, "seq node: %s\n", store_errmsg(st));
+    }
+    store_close(st);
+    return NULL;
+}
+
+static void test_server_seq_from_two_nodes(void **state)
+{
+    engine_fx *fx = engine_of(state);
+    pthread_t threads[2];
+    int64_t before = 0, after = 0;
+
+    assert_int_equal(store_meta_get(fx->st, "server_seq", &before), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&threads[i], NULL, node_advances_seq, fx), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(threads[i], NULL);
+    assert_int_equal(store_meta_get(fx->st, "server_seq", &after), 0);
+    assert_int_equal(after, before + 2 * SEQ_STEPS);
+}
+
 /* Nodes enrolling at once: every enrollment lands, each device once. */
 enum { NODES = 2, ENROLLMENTS = 15 };
 
@@ -547,6 +588,7 @@ static void test_nodes_enroll_at_once(void **state)
         cmocka_unit_test(test_lists_and_disabled_worker),                                      \
         cmocka_unit_test(test_audit_chain_across_nodes),                                       \
         cmocka_unit_test(test_announcements_between_nodes),                                    \
+        cmocka_unit_test(test_server_seq_from_two_nodes),                                      \
         cmocka_unit_test(test_nodes_enroll_at_once)
 
 int main(void)
