@@ -1,6 +1,7 @@
 /*
  * The central store: the seam between outpostd's network side and the engine that keeps the
- * data. One implementation today (SQLite, store_sqlite.c); PostgreSQL plugs in here later.
+ * data, over the database seam (db.h): SQLite (store_sqlite.c), or PostgreSQL
+ * (store_postgresql.c) for the modules ported to the seam so far.
  *
  * A store handle is one connection: not thread safe, use one per thread. Several handles on
  * the same path may be open at once (the daemon's worker threads, outpost-admin).
@@ -44,8 +45,20 @@ typedef struct store store;
 
 /* Opens (and, with create, makes) the store at path: WAL, synchronous=FULL, busy timeout. */
 int store_open(const char *path, bool create, store **out_store, char *err, size_t err_size);
+/* Opens (and, with create, makes in an empty database) a store kept in PostgreSQL 15; conninfo
+ * is a libpq connection string ("host=/run/postgresql dbname=outpost"). Several processes, on
+ * several hosts, may open the same database: write transactions take turns across all of them.
+ * What runs on it today: identity, teams and workers, enrollment codes, enrollment, device
+ * authentication, sync records and revocation, who is disabled, dashboard accounts, lockouts,
+ * the audit log, announcements (docs/operations.md, "PostgreSQL"). The schema, push, pull,
+ * conflicts, rescoping, the dashboard's record queries and backup still need the SQLite store:
+ * outpostd refuses engine = postgresql, and outpost-admin the commands that need them. */
+int store_open_postgresql(const char *conninfo, bool create, store **out_store, char *err,
+                          size_t err_size);
 void store_close(store *st); /* NULL is a no-op */
 const char *store_errmsg(const store *st);
+/* Which engine keeps the store: 1 SQLite, 2 PostgreSQL (db_engine in db.h). */
+int store_engine_of(const store *st);
 
 /* ---- Schema -------------------------------------------------------------------------------- */
 
@@ -266,6 +279,24 @@ int store_restore(const char *store_path, const char *backup_path, store_restore
  * not take it; restore does. */
 int store_lock_acquire(const char *store_path, int *out_fd, char *err, size_t err_size);
 void store_lock_release(int fd); /* -1 is a no-op */
+
+/* ---- Several nodes on one PostgreSQL (store_announce.c) ---------------------------------- */
+
+/* Tells every node listening on the same database that rows of these teams changed (PostgreSQL
+ * NOTIFY; inside a transaction it is sent when the transaction commits, never if it rolls
+ * back). On SQLite, with one outpostd per store, it does nothing. */
+int store_announce_teams(store *st, const char (*teams)[64], uint32_t n_teams);
+
+/* This handle hears announcements from now on (a node's one listening connection). */
+int store_announce_listen(store *st);
+
+/* Calls cb with each team announced since the last call, waiting up to timeout_ms for the first
+ * (0: no wait); returns how many were delivered (0 on SQLite) or a STORE_E* code. */
+typedef void (*store_announce_cb)(const char *team, void *user_data);
+int store_announcements(store *st, int timeout_ms, store_announce_cb cb, void *user_data);
+
+/* A descriptor to poll() for announcements (its event loop's), -1 on SQLite. */
+int store_announce_fd(const store *st);
 
 /* ---- Lockouts (store_lockout.c) ------------------------------------------------------------ */
 
