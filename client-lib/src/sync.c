@@ -89,6 +89,7 @@ struct outpost_sync {
     int64_t retry_at;     /* monotonic ms; 0 = no retry scheduled */
     int64_t debounce_at;  /* monotonic ms; 0 = no local write waiting */
     bool pull_again;      /* NOTIFY came while busy */
+    bool sync_asked;      /* outpost_sync_now() not yet answered by a cycle begun after it */
     backoff_policy policy;
     backoff_state backoff;
     uint64_t rng_state;
@@ -615,6 +616,7 @@ static void begin_cycle(outpost_sync *s)
 {
     outpost_status st;
     s->debounce_at = 0;
+    s->sync_asked = false;
     if (outpost_status_get(s->r, &st) == OUTPOST_OK) {
         pthread_mutex_lock(&s->lock);
         s->status.push_done = 0;
@@ -893,6 +895,10 @@ static void drive(outpost_sync *s, bool want_sync, bool net_changed, int64_t wro
     int64_t now = mono_ms();
     if (s->permanent)
         return;
+    /* Kept until a cycle begins: a request that comes mid-cycle (or while connecting) is
+     * answered by the next cycle, not dropped. */
+    if (want_sync)
+        s->sync_asked = true;
     /* The hint's immediate attempt is the connect below; the schedule after it starts over. */
     if (net_changed)
         backoff_reset(&s->backoff);
@@ -903,12 +909,12 @@ static void drive(outpost_sync *s, bool want_sync, bool net_changed, int64_t wro
     if (ts == TRANSPORT_IDLE) {
         bool retry_due = s->retry_at && now >= s->retry_at;
         bool write_due = s->debounce_at && now >= s->debounce_at && !s->retry_at;
-        if (want_sync || net_changed || retry_due || write_due)
+        if (s->sync_asked || net_changed || retry_due || write_due)
             connect_now(s);
         return;
     }
     if (ts == TRANSPORT_OPEN && s->phase == PHASE_IDLE &&
-        (want_sync || (s->debounce_at && now >= s->debounce_at)))
+        (s->sync_asked || (s->debounce_at && now >= s->debounce_at)))
         begin_cycle(s);
 }
 

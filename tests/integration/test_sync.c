@@ -788,6 +788,39 @@ static void test_reject_with_later_entries_to_the_same_row_in_flight(void **stat
     device_close(&c);
 }
 
+/* outpost_sync_now() while a cycle is under way is answered by a cycle begun after it, not
+ * dropped: over a slow link the request lands mid-cycle, and a second cycle must follow (an
+ * upgrade's schema or a supervisor's change the worker is waiting for comes with it). */
+static void test_sync_now_mid_cycle_is_not_dropped(void **state)
+{
+    (void)state;
+    faultproxy *proxy;
+    uint16_t proxy_port;
+    assert_int_equal(faultproxy_start(fx.port, &proxy, &proxy_port), 0);
+    device a;
+    memset(&a, 0, sizeof a);
+    device_enroll(&a, "mid1", "w1", proxy_port);
+    for (int i = 0; i < 5; i++)
+        write_contact(&a, "t1", "asked mid-cycle");
+    faultproxy_shape(proxy, &faultproxy_3g); /* a cycle takes several 200 ms round trips */
+    device_start(&a, 50);
+    outpost_sync_status st;
+    bool mid_cycle = false;
+    for (int i = 0; i < 500 && !mid_cycle; i++) {
+        outpost_sync_get_status(a.sync, &st);
+        mid_cycle = st.syncs_completed == 0 && (st.activity == OUTPOST_ACTIVITY_PUSHING ||
+                                                st.activity == OUTPOST_ACTIVITY_PULLING);
+        if (!mid_cycle)
+            test_sleep_ms(5);
+    }
+    assert_true(mid_cycle);
+    outpost_sync_now(a.sync);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    assert_int_equal(outpost_sync_wait(a.sync, 1, WAIT_MS), OUTPOST_OK);
+    device_close(&a);
+    faultproxy_stop(proxy);
+}
+
 /* Cuts while a window of entries is in flight: some entries were applied and their ACKs lost,
  * others never arrived. Reconnecting resends the whole window; the server answers the applied
  * ones from its record, so every row is there exactly once. */
@@ -1031,6 +1064,7 @@ int main(void)
         cmocka_unit_test(test_cuts_at_random_offsets_lose_and_duplicate_nothing),
         cmocka_unit_test(test_push_keeps_several_entries_in_flight),
         cmocka_unit_test(test_reject_with_later_entries_to_the_same_row_in_flight),
+        cmocka_unit_test(test_sync_now_mid_cycle_is_not_dropped),
         cmocka_unit_test(test_cut_mid_window_resends_without_duplicates),
         cmocka_unit_test(test_server_restart_mid_sync_loses_nothing),
         cmocka_unit_test(test_automatic_retry_finds_the_server_when_it_returns),
