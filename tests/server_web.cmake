@@ -10,7 +10,8 @@ if(TARGET outpostd)
     set(daemon_src ${PROJECT_SOURCE_DIR}/server/src/daemon)
     outpost_add_test(test_dashboard_http
                      SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_dashboard_http.c
-                             ${daemon_src}/dash_buf.c ${daemon_src}/dash_session.c
+                             ${daemon_src}/dash_buf.c ${daemon_src}/display_text.c
+                             ${daemon_src}/dash_session.c
                              ${daemon_src}/config.c
                      LIBS outpost_store outpost_mbedtls PkgConfig::INIH)
     target_include_directories(test_dashboard_http PRIVATE ${daemon_src})

@@ -17,6 +17,7 @@
 #include "config.h"
 #include "dash_buf.h"
 #include "dash_session.h"
+#include "display_text.h"
 
 static char *json(const char *s)
 {
@@ -52,6 +53,24 @@ static void test_json_escapes_markup_quotes_and_controls(void **state)
     assert_string_equal(json("bad\xff\xc3"), "\"bad\\ufffd\\ufffd\"");
     assert_string_equal(json("\xe2\x80\xa8"), "\"\\u2028\"");
     assert_string_equal(json(NULL), "null");
+}
+
+/* A device's name, app and last error reach supervisors' screens: an outsider's device sent
+ * ESC, BEL, CR/LF, U+202E (right-to-left override) and invalid UTF-8, shown raw. */
+static void test_device_text_is_cleaned_for_display(void **state)
+{
+    char out[64];
+    (void)state;
+    display_text_clean(out, sizeof out,
+                       "a\x1b[31mb\xe2\x80\xae" "c\xff" "d\r\n\x07" "e\xe2\x81\xa6" "f");
+    assert_string_equal(out, "a [31mbc\xef\xbf\xbd" "d   ef");
+    display_text_clean(out, sizeof out, NULL);
+    assert_string_equal(out, "");
+    /* Cut at whole characters: three two-byte letters do not fit in six bytes with the NUL. */
+    display_text_clean(out, 6, "\xc3\xa9\xc3\xa9\xc3\xa9");
+    assert_string_equal(out, "\xc3\xa9\xc3\xa9");
+    display_text_clean(out, sizeof out, "liboutpost 0.9.0 (espa\xc3\xb1ol)");
+    assert_string_equal(out, "liboutpost 0.9.0 (espa\xc3\xb1ol)");
 }
 
 static void test_csv_quotes_and_defuses_formulas(void **state)
@@ -219,6 +238,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json_escapes_markup_quotes_and_controls),
         cmocka_unit_test(test_csv_quotes_and_defuses_formulas),
+        cmocka_unit_test(test_device_text_is_cleaned_for_display),
         cmocka_unit_test(test_buf_refuses_past_limit),
         cmocka_unit_test(test_session_tokens_and_idle_logout),
         cmocka_unit_test(test_session_peek_does_not_extend),

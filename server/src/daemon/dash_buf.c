@@ -1,4 +1,5 @@
 #include "dash_buf.h"
+#include "display_text.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -79,30 +80,6 @@ void dash_buf_printf(dash_buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
-/* Length of the valid UTF-8 sequence at s (1..4), or 0 when it is not one. */
-static size_t utf8_len(const unsigned char *s)
-{
-    if (s[0] < 0x80)
-        return 1;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf)
-        return (s[1] & 0xc0) == 0x80 ? 2 : 0;
-    if (s[0] >= 0xe0 && s[0] <= 0xef) {
-        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80)
-            return 0;
-        if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] >= 0xa0))
-            return 0; /* overlong, or a UTF-16 surrogate */
-        return 3;
-    }
-    if (s[0] >= 0xf0 && s[0] <= 0xf4) {
-        if ((s[1] & 0xc0) != 0x80 || (s[2] & 0xc0) != 0x80 || (s[3] & 0xc0) != 0x80)
-            return 0;
-        if ((s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] >= 0x90))
-            return 0;
-        return 4;
-    }
-    return 0;
-}
-
 void dash_buf_json_str(dash_buf *b, const char *s)
 {
     const unsigned char *p = (const unsigned char *)s;
@@ -113,7 +90,7 @@ void dash_buf_json_str(dash_buf *b, const char *s)
     }
     dash_buf_put(b, "\"", 1);
     while (*p) {
-        size_t n = utf8_len(p);
+        size_t n = utf8_seq_len(p);
         if (n == 0) {
             dash_buf_puts(b, "\\ufffd");
             p++;

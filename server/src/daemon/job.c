@@ -1,10 +1,14 @@
 #include "job.h"
+#include "display_text.h"
 #include "ops.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* What is kept of the free text a device supplies for the dashboard (display_text.h). */
+enum { DEVICE_NAME_BYTES = 128, DEVICE_APP_BYTES = 96, DEVICE_ERROR_BYTES = 512 };
 
 job *job_new(job_kind kind, uint32_t slot, uint64_t session_id)
 {
@@ -293,9 +297,10 @@ static void run_enroll(job *j, store *st, const job_env *env)
     j->rc = store_lockout_check(st, STORE_LOCKOUT_ENROLL, j->peer, j->now_ms, &locked);
     if (j->rc == STORE_OK && locked)
         j->rc = STORE_ELOCKED;
+    char device_name[DEVICE_NAME_BYTES];
+    display_text_clean(device_name, sizeof device_name, req->device_name);
     if (j->rc == STORE_OK)
-        j->rc = store_device_enroll(st, req->code, req->device_name ? req->device_name : "",
-                                    j->enrolled_id, secret);
+        j->rc = store_device_enroll(st, req->code, device_name, j->enrolled_id, secret);
     if ((j->rc == STORE_ECODE || j->rc == STORE_ENOTFOUND) &&
         store_lockout_fail(st, STORE_LOCKOUT_ENROLL, j->peer, &env->device_lockout, j->now_ms,
                            &locked) == STORE_OK &&
@@ -421,8 +426,12 @@ static void run_auth(job *j, store *st, const job_env *env)
     }
     /* Informational ("last sync" for admins): a failure here must not refuse the device. */
     (void)store_device_seen(st, hello->device_id, hello->cursor);
-    (void)store_device_report(st, hello->device_id, hello->outbox_count, hello->app,
-                              hello->last_error, j->now_ms);
+    char app[DEVICE_APP_BYTES], last_error[DEVICE_ERROR_BYTES];
+    display_text_clean(app, sizeof app, hello->app);
+    display_text_clean(last_error, sizeof last_error, hello->last_error);
+    (void)store_device_report(st, hello->device_id, hello->outbox_count,
+                              hello->app ? app : NULL, hello->last_error ? last_error : NULL,
+                              j->now_ms);
 
     memset(&reply, 0, sizeof reply);
     reply.type = PROTO_MSG_WELCOME;
