@@ -231,11 +231,30 @@ static int check_auto(vctx *v, const json_t *form)
         if (auto_kinds[k] == NULL)
             return fail(v, key, "automatic kind must be \"uuid\", \"team\", \"worker\" or \"now\"");
         const schema_col *c = &v->t->cols[col];
-        if (strcmp(auto_kinds[k], "uuid") == 0 && c->pk_pos == 0)
+        const char *name = auto_kinds[k];
+        bool is_key = c->pk_pos != 0, is_scope = (uint32_t)col == v->t->scope_idx;
+        bool has_author = v->t->author_idx != SCHEMA_NO_AUTHOR;
+        bool is_author = (uint32_t)col == v->t->author_idx;
+        /* Each kind has its column, and those columns take no other kind: a key filled with the
+         * time would repeat, a scope or author column with anything else is refused by the
+         * server at every save. */
+        if (is_key && strcmp(name, "uuid") != 0)
+            return fail(v, key, "the primary key takes only \"uuid\", not \"%s\" (two rows "
+                                "could get the same key)", name);
+        if (strcmp(name, "uuid") == 0 && !is_key)
             return fail(v, key, "\"uuid\" fills the primary key, and this column is not it");
-        if (strcmp(auto_kinds[k], "team") == 0 && (uint32_t)col != v->t->scope_idx)
+        if (is_scope && strcmp(name, "team") != 0)
+            return fail(v, key, "the scope column takes only \"team\", not \"%s\" (the server "
+                                "refuses a row whose scope is not a team)", name);
+        if (strcmp(name, "team") == 0 && !is_scope)
             return fail(v, key, "\"team\" fills the scope column (%s), and this column is not it",
                         v->t->cols[v->t->scope_idx].name);
+        if (is_author && strcmp(name, "worker") != 0)
+            return fail(v, key, "the author column takes only \"worker\", not \"%s\" (the "
+                                "server refuses any other value)", name);
+        if (strcmp(name, "worker") == 0 && has_author && !is_author)
+            return fail(v, key, "\"worker\" fills the author column (%s), and this column is "
+                                "not it", v->t->cols[v->t->author_idx].name);
         if (!holds_text(column_affinity(c->type)))
             return fail(v, key, "\"%s\" fills in text, and the column is declared %s",
                         auto_kinds[k], c->type);

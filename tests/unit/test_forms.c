@@ -262,6 +262,45 @@ static void test_forms_team_must_fill_the_scope_column(void **state)
                       "column (team_id), and this column is not it");
 }
 
+static void test_forms_primary_key_takes_only_uuid(void **state)
+{
+    ctx *c = *state;
+    json_object_set_new(json_object_get(c->forms[0], "auto"), "id", json_string("now"));
+    expect_refused(c, "pkg/forms/contacts.json: contacts.id: the primary key takes only "
+                      "\"uuid\", not \"now\" (two rows could get the same key)");
+}
+
+static void test_forms_scope_column_takes_only_team(void **state)
+{
+    ctx *c = *state;
+    json_t *autos = json_object_get(c->forms[0], "auto");
+    json_object_del(autos, "worker_id");
+    json_object_set_new(autos, "team_id", json_string("worker"));
+    expect_refused(c, "pkg/forms/contacts.json: contacts.team_id: the scope column takes only "
+                      "\"team\", not \"worker\" (the server refuses a row whose scope is not a "
+                      "team)");
+}
+
+/* With author=COLUMN in the policy, "worker" goes there and nowhere else. */
+static void test_forms_worker_fills_the_author_column(void **state)
+{
+    ctx *c = *state;
+    char *policy = strf("contacts scope=team_id policy=hlc author=worker_id\n"
+                        "missing_episodes scope=team_id policy=hlc\n"
+                        "referrals scope=team_id policy=hlc\n");
+    free(c->policy);
+    c->policy = policy;
+    assert_int_equal(validate(c), 0); /* the examples' worker_id is the author column */
+    json_t *autos = json_object_get(c->forms[0], "auto");
+    json_object_set_new(autos, "worker_id", json_string("now"));
+    expect_refused(c, "pkg/forms/contacts.json: contacts.worker_id: the author column takes only "
+                      "\"worker\", not \"now\" (the server refuses any other value)");
+    json_object_set_new(autos, "worker_id", json_string("worker"));
+    json_object_set_new(autos, "location", json_string("worker"));
+    expect_refused(c, "pkg/forms/contacts.json: contacts.location: \"worker\" fills the author "
+                      "column (worker_id), and this column is not it");
+}
+
 static void test_forms_unknown_auto_kind_is_refused(void **state)
 {
     ctx *c = *state;
@@ -464,6 +503,9 @@ int main(void)
         T(test_forms_not_null_column_must_be_required),
         T(test_forms_primary_key_must_be_filled),
         T(test_forms_team_must_fill_the_scope_column),
+        T(test_forms_primary_key_takes_only_uuid),
+        T(test_forms_scope_column_takes_only_team),
+        T(test_forms_worker_fills_the_author_column),
         T(test_forms_unknown_auto_kind_is_refused),
         T(test_forms_column_named_twice_is_refused),
         T(test_forms_missing_language_is_named),
