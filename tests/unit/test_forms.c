@@ -315,7 +315,7 @@ static void test_forms_column_named_twice_is_refused(void **state)
     ctx *c = *state;
     json_object_set_new(json_object_get(c->forms[0], "auto"), "location", json_string("now"));
     expect_refused(c, "pkg/forms/contacts.json: contacts.location: the column is named twice "
-                      "(in \"auto\" or another field)");
+                      "(in \"auto\" and in field 4 of section 1)");
 }
 
 static void test_forms_missing_language_is_named(void **state)
@@ -364,7 +364,7 @@ static void test_forms_repeated_choice_value_is_refused(void **state)
     ctx *c = *state;
     json_array_append_new(choice_list(c, 1, "run_factors"), choice("school", "School", "Escuela"));
     expect_refused(c, "pkg/forms/missing_episodes.json: missing_episodes: choice 10 of list "
-                      "\"run_factors\" repeats a value of choice 6");
+                      "\"run_factors\" repeats the value 'school' of choice 6");
 }
 
 static void test_forms_table_not_synced_is_refused(void **state)
@@ -423,6 +423,22 @@ static void test_forms_bad_json_names_line_and_column(void **state)
     assert_int_equal(validate_texts(c, texts), STORE_ESCHEMA);
     assert_string_equal(c->err, "pkg/forms/missing_episodes.json: line 3 column 11: "
                                 "':' expected near '{'");
+}
+
+/* A byte order mark and a \u0000 are named as such, not in the parser's words. */
+static void test_forms_bom_and_nul_are_named(void **state)
+{
+    ctx *c = *state;
+    const char *bom[N_FORMS] = {NULL, "\xEF\xBB\xBF{\"table\": \"missing_episodes\"}", NULL};
+    assert_int_equal(validate_texts(c, bom), STORE_ESCHEMA);
+    assert_string_equal(c->err, "pkg/forms/missing_episodes.json: line 1 column 1: the file "
+                                "starts with a byte order mark (BOM); save it as UTF-8 without "
+                                "BOM");
+    const char *nul[N_FORMS] = {NULL, "{\"table\": \"missing\\u0000\"}", NULL};
+    assert_int_equal(validate_texts(c, nul), STORE_ESCHEMA);
+    if (strstr(c->err, "pkg/forms/missing_episodes.json: line 1 column ") == NULL ||
+        strstr(c->err, ": \\u0000 (a NUL character) is not allowed in a form") == NULL)
+        fail_msg("message: %s", c->err);
 }
 
 static void test_forms_duplicate_key_is_refused(void **state)
@@ -521,6 +537,7 @@ int main(void)
         T(test_forms_summary_column_must_exist),
         T(test_forms_min_above_max_is_refused),
         T(test_forms_bad_json_names_line_and_column),
+        T(test_forms_bom_and_nul_are_named),
         T(test_forms_duplicate_key_is_refused),
         T(test_forms_too_large_to_send_are_refused),
         cmocka_unit_test(test_forms_check_in_lists_are_read),
