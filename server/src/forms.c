@@ -181,12 +181,42 @@ static int check_text(vctx *v, const char *column, const json_t *text, const cha
     return 0;
 }
 
+/* A language code as BCP 47 writes the common ones: 2 or 3 lowercase letters, then optional
+ * "-" subtags of 2 to 8 letters or digits ("en", "es", "pt-BR", "es-419"). */
+static bool is_language_code(const char *code)
+{
+    size_t n = 0;
+    while (code[n] >= 'a' && code[n] <= 'z')
+        n++;
+    if (n < 2 || n > 3)
+        return false;
+    for (const char *p = code + n; *p != 0;) {
+        if (*p++ != '-')
+            return false;
+        size_t k = 0;
+        while ((p[k] >= 'a' && p[k] <= 'z') || (p[k] >= 'A' && p[k] <= 'Z') ||
+               (p[k] >= '0' && p[k] <= '9'))
+            k++;
+        if (k < 2 || k > 8)
+            return false;
+        p += k;
+    }
+    return true;
+}
+
 static int check_title(vctx *v, const json_t *form, const json_t *package_langs)
 {
     json_t *title = json_object_get(form, "title");
     if (!json_is_object(title) || json_object_size(title) == 0)
         return fail(v, NULL, "\"title\" must be an object of texts by language, e.g. "
                              "{\"en\": \"Contact\"}");
+    const char *lang;
+    json_t *text;
+    json_object_foreach(title, lang, text) {
+        if (!is_language_code(lang))
+            return fail(v, NULL, "\"%s\" in the title is not a language code (e.g. \"en\", "
+                                 "\"es\", \"pt-BR\")", lang);
+    }
     v->langs = title;
     int out = check_text(v, NULL, title, "the title");
     if (out != 0 || package_langs == NULL)

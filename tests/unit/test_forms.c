@@ -335,6 +335,16 @@ static void test_forms_extra_language_is_named(void **state)
                       "language \"fr\", which is not one of the form's (en, es)");
 }
 
+static void test_forms_language_must_be_a_code(void **state)
+{
+    ctx *c = *state;
+    json_t *title = json_object_get(c->forms[0], "title");
+    json_object_set(title, "Espa\xC3\xB1ol!!", json_object_get(title, "es"));
+    json_object_del(title, "es");
+    expect_refused(c, "pkg/forms/contacts.json: contacts: \"Espa\xC3\xB1ol!!\" in the title is "
+                      "not a language code (e.g. \"en\", \"es\", \"pt-BR\")");
+}
+
 static void test_forms_languages_differ_between_forms(void **state)
 {
     ctx *c = *state;
@@ -526,6 +536,7 @@ int main(void)
         T(test_forms_column_named_twice_is_refused),
         T(test_forms_missing_language_is_named),
         T(test_forms_extra_language_is_named),
+        T(test_forms_language_must_be_a_code),
         T(test_forms_languages_differ_between_forms),
         T(test_forms_empty_text_is_refused),
         T(test_forms_missing_choice_list_is_named),
