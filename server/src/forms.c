@@ -475,6 +475,17 @@ static int check_field(vctx *v, const json_t *form, const json_t *field)
     if (min != NULL && max != NULL && json_integer_value(min) > json_integer_value(max))
         return fail(v, column, "\"min\" %lld is above \"max\" %lld",
                     (long long)json_integer_value(min), (long long)json_integer_value(max));
+    long long low = 0, high = 0;
+    int between = is_widget(widget, "integer")
+                      ? forms_check_between(v->t->create_sql, column, &low, &high)
+                      : 0;
+    if (between == STORE_ENOMEM)
+        return fail(v, column, "out of memory");
+    if (between == 1 && (min == NULL || max == NULL || json_integer_value(min) < low ||
+                         json_integer_value(max) > high))
+        return fail(v, column, "\"min\" and \"max\" must lie within the column's CHECK (BETWEEN "
+                               "%lld AND %lld), so that every number the form takes can be stored",
+                    low, high);
     json_t *link = json_object_get(field, "link");
     if (is_widget(widget, "link") != (link != NULL))
         return fail(v, column, "the link widget and \"link\" (a table name) go together");

@@ -417,6 +417,25 @@ static void test_forms_summary_column_must_exist(void **state)
                       "in table missing_episodes (\"summary\")");
 }
 
+/* The form's bounds stay inside the column's CHECK (age_estimate BETWEEN 5 AND 30). */
+static void test_forms_min_max_must_lie_within_the_check(void **state)
+{
+    ctx *c = *state;
+    const char *want = "pkg/forms/contacts.json: contacts.age_estimate: \"min\" and \"max\" must "
+                       "lie within the column's CHECK (BETWEEN 5 AND 30), so that every number "
+                       "the form takes can be stored";
+    json_t *age = field(c, 0, "age_estimate");
+    json_object_set_new(age, "min", json_integer(0));
+    json_object_set_new(age, "max", json_integer(99));
+    expect_refused(c, want);
+    json_object_set_new(age, "min", json_integer(5));
+    expect_refused(c, want);
+    json_object_del(age, "max");
+    expect_refused(c, want);
+    json_object_set_new(age, "max", json_integer(20)); /* narrower is fine */
+    assert_int_equal(validate(c), 0);
+}
+
 static void test_forms_min_above_max_is_refused(void **state)
 {
     ctx *c = *state;
@@ -513,6 +532,22 @@ static void test_forms_check_in_lists_are_read(void **state)
                    "[\"k\"]");
 }
 
+static void test_forms_check_between_is_read(void **state)
+{
+    (void)state;
+    long long low = 1, high = 1;
+    assert_int_equal(forms_check_between("CREATE TABLE t(a INTEGER CHECK (a IS NULL OR a BETWEEN "
+                                         "-3 AND 12))", "a", &low, &high), 1);
+    assert_true(low == -3 && high == 12);
+    assert_int_equal(forms_check_between("CREATE TABLE t(a INTEGER CHECK (a NOT BETWEEN 1 AND 2))",
+                                         "a", &low, &high), 0);
+    assert_int_equal(forms_check_between("CREATE TABLE t(a INTEGER, b INTEGER CHECK (b BETWEEN 1 "
+                                         "AND 2), CHECK (a BETWEEN b AND 9))", "a", &low, &high),
+                     0);
+    assert_int_equal(forms_check_between("CREATE TABLE t(a INTEGER DEFAULT 0 -- a BETWEEN 1 AND 2"
+                                         "\n)", "a", &low, &high), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -546,12 +581,14 @@ int main(void)
         T(test_forms_widget_must_fit_the_column),
         T(test_forms_link_must_name_a_synced_table),
         T(test_forms_summary_column_must_exist),
+        T(test_forms_min_max_must_lie_within_the_check),
         T(test_forms_min_above_max_is_refused),
         T(test_forms_bad_json_names_line_and_column),
         T(test_forms_bom_and_nul_are_named),
         T(test_forms_duplicate_key_is_refused),
         T(test_forms_too_large_to_send_are_refused),
         cmocka_unit_test(test_forms_check_in_lists_are_read),
+        cmocka_unit_test(test_forms_check_between_is_read),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
