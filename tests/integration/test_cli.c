@@ -184,6 +184,14 @@ static void test_enroll_url_without_path_names_sync(void **state)
     if (strstr(out, want) == NULL)
         fail_msg("output lacks \"%s\": %s", want, out);
     assert_int_equal(access(db3, F_OK), -1);
+    /* another path reaches the server, which closes the connection: the message says to check
+     * the path */
+    snprintf(url, sizeof url, "wss://127.0.0.1:%u/sink", fx.port);
+    assert_int_not_equal(run(argv), 0);
+    if (strstr(out, "WebSocket upgrade to /sink: outpostd serves devices at /sync, so check the "
+                    "URL's path") == NULL)
+        fail_msg("output does not point at the path: %s", out);
+    assert_int_equal(access(db3, F_OK), -1);
 }
 
 /* Team two's device holds key id centrally (a raw push through the test client). */
