@@ -18,6 +18,7 @@ add_custom_command(
 
 add_executable(outpost_cli ${CMAKE_CURRENT_LIST_DIR}/cli/outpost.c
                            ${CMAKE_CURRENT_LIST_DIR}/cli/field.c
+                           ${CMAKE_CURRENT_LIST_DIR}/cli/json_where.c
                            ${CMAKE_CURRENT_BINARY_DIR}/field_assets.c)
 set_target_properties(outpost_cli PROPERTIES OUTPUT_NAME outpost)
 target_include_directories(outpost_cli PRIVATE ${CMAKE_CURRENT_LIST_DIR}/cli)

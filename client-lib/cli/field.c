@@ -24,6 +24,7 @@
  * Request bodies are read with SQLite's JSON functions (json_each, json_extract), not by hand.
  */
 #include "field.h"
+#include "json_where.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -1090,7 +1091,15 @@ static char *forms_from_dir(field_app *app, const char *dir)
             if (sqlite3_step(valid) == SQLITE_ROW && sqlite3_column_int(valid, 0)) {
                 sqlite3_str_appendf(s, "%s%s", sqlite3_str_length(s) > 1 ? "," : "", json);
             } else {
-                fprintf(stderr, "outpost: field: %s is not valid JSON\n", path);
+                int line = 0, column = 0;
+                if (json && strncmp(json, "\xEF\xBB\xBF", 3) == 0)
+                    fprintf(stderr, "outpost: field: %s: line 1 column 1: the file starts with a "
+                                    "byte order mark (BOM); save it as UTF-8 without BOM\n", path);
+                else if (json && !json_where(json, &line, &column))
+                    fprintf(stderr, "outpost: field: %s: line %d column %d: not valid JSON\n",
+                            path, line, column);
+                else
+                    fprintf(stderr, "outpost: field: %s is not valid JSON\n", path);
                 ok = false;
             }
             sqlite3_reset(valid);
@@ -1154,10 +1163,9 @@ int field_run(outpost_replica *replica, const field_options *options)
         char *forms = NULL;
         int rc = outpost_forms_json(replica, &forms);
         if (rc != OUTPOST_OK)
-            fprintf(stderr, "outpost: field: cannot read the forms: %s (%s)\n",
-                    outpost_errmsg(replica), outpost_strerror(rc));
-        else
-            app.forms_json = sqlite3_mprintf("%s", forms);
+            fprintf(stderr, "outpost: field: cannot read the forms: %s (%s); the app shows "
+                            "column names\n", outpost_errmsg(replica), outpost_strerror(rc));
+        app.forms_json = sqlite3_mprintf("%s", rc == OUTPOST_OK ? forms : "[]");
         outpost_free(forms);
     }
     if (!app.forms_json)

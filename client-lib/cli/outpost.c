@@ -434,6 +434,7 @@ static int cmd_enroll(const options *o, int argc, char **argv)
     static const char help[] =
         "usage: outpost enroll URL CODE (--pin HEX | --ca FILE) [--name LABEL]\n"
         "       outpost enroll 'outpost://HOST:PORT/enroll?code=CODE&pin=HEX' [--name LABEL]\n"
+        "URL is the server's sync address, wss://HOST:PORT/sync.\n"
         "Trades a one-time code from the office for this device's credentials. The server is\n"
         "verified by the pin (the SHA-256 fingerprint of its certificate, from the QR code) or\n"
         "by the office's CA certificate; there is no way to skip the check.\n";
@@ -493,6 +494,7 @@ static int cmd_enroll(const options *o, int argc, char **argv)
     eo.timeout_ms = o->timeout_s * 1000u;
 
     outpost_replica *r = NULL;
+    bool made_here = access(o->db, F_OK) != 0;
     int ex = open_replica(o, &r);
     if (ex == EXIT_OK) {
         int rc = outpost_enroll(r, &eo);
@@ -505,6 +507,15 @@ static int cmd_enroll(const options *o, int argc, char **argv)
         }
     }
     outpost_replica_close(r);
+    /* A replica made for this enroll holds nothing when it fails: not left behind. */
+    if (ex != EXIT_OK && r != NULL && made_here) {
+        static const char *const suffixes[] = {"", "-journal", "-wal", "-shm"};
+        for (size_t i = 0; i < sizeof suffixes / sizeof suffixes[0]; i++) {
+            char path[4200];
+            snprintf(path, sizeof path, "%s%s", o->db, suffixes[i]);
+            unlink(path);
+        }
+    }
     free(ca);
     return ex;
 }

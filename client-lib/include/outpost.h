@@ -480,9 +480,13 @@ OUTPOST_API int outpost_row_pending(outpost_replica *replica, const char *table,
  */
 
 /* Writes to *json_out the forms of the installed schema as one JSON array of form objects, in
- * the server's table order: exactly the text the server sent, or "[]" when the schema has no
- * forms (or none has been installed yet). The caller frees it with outpost_free(); on failure
- * *json_out is NULL. The same thread rules as every call on the replica. */
+ * the server's table order: a NUL-terminated UTF-8 string, exactly the text the server sent, or
+ * "[]" when the schema has no forms (or none has been installed yet: a replica never enrolled,
+ * or one just created because the path was mistyped, also gives "[]"; tell them apart with
+ * outpost_status_get(), whose schema_version is 0 until a schema is installed). The caller frees
+ * it with outpost_free(); on failure *json_out is NULL. OUTPOST_ESCHEMA when the server sent
+ * forms that are not a JSON array (ignored; the schema is in use). The same thread rules as every
+ * call on the replica. */
 OUTPOST_API int outpost_forms_json(outpost_replica *replica, char **json_out);
 
 /* Frees memory a function of this library gave the caller to free with it. NULL is a no-op. */

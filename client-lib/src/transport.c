@@ -264,6 +264,11 @@ int transport_url_parse(const char *url, transport_url *out_url, char *errmsg,
     }
 
     const char *path = authority_end;
+    /* outpostd serves devices at /sync only; without a path the upgrade is refused, which a
+     * device could only report as a lost connection. */
+    if (path[0] == 0 || (path[0] == '/' && path[1] == 0) || path[0] == '?')
+        return fail_with(errmsg, errmsg_size, -EINVAL,
+                         "'%s': no path; outpostd serves devices at wss://HOST:PORT/sync", url);
     if (strchr(path, '#'))
         return fail_with(errmsg, errmsg_size, -EINVAL,
                          "'%s': a fragment (#...) has no meaning in a server URL", url);
@@ -502,6 +507,11 @@ static void describe_connect_error(const transport *t, transport_close_reason wh
     else if (why == TRANSPORT_CLOSE_CERT_HOSTNAME)
         snprintf(out, out_size, "the server's certificate is not for host %.100s (%s)", t->url.host,
                  text);
+    else if (why == TRANSPORT_CLOSE_CONNECTION_LOST) /* after TLS, before the upgrade's answer */
+        snprintf(out, out_size, "%s: %s; the server closed the connection before accepting the "
+                                "WebSocket upgrade to %.100s: outpostd serves devices at /sync, so "
+                                "check the URL's path",
+                 transport_close_reason_name(why), text, t->url.path);
     else
         snprintf(out, out_size, "%s: %s", transport_close_reason_name(why), text);
 }

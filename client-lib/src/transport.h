@@ -116,7 +116,7 @@ typedef void (*transport_closed_cb)(void *user_data, transport_close_reason reas
 
 /* Zero-initialise, then set what you need. Everything is copied by transport_create(). */
 typedef struct transport_config {
-    const char *url;              /* "wss://host[:port][/path]", port defaults to 443 */
+    const char *url;              /* "wss://host[:port]/path" (outpostd: /sync), port 443 default */
     const char *ca_pem;           /* CA mode: NUL-terminated PEM, one or more certificates */
     const uint8_t *pin_sha256;    /* pin mode: TRANSPORT_PIN_SIZE bytes */
     size_t max_message_size;      /* largest message either way; 0 = DEFAULT_MAX_MESSAGE */

@@ -35,6 +35,12 @@ int forms_validate(const schema_def *def, const forms_file *files, size_t n_file
  * none, STORE_ENOMEM when memory ran out. */
 int forms_check_in_list(const char *create_sql, const char *column, json_t **out_values);
 
+/* The bounds of a CHECK constraint's `column BETWEEN low AND high` with integer literals in
+ * create_sql: 1 with *out_low and *out_high, 0 when there is none (NOT BETWEEN is read as none),
+ * STORE_ENOMEM. */
+int forms_check_between(const char *create_sql, const char *column, long long *out_low,
+                        long long *out_high);
+
 /* Kept in the store (store_forms.c), inside the caller's transaction where one is open. */
 int store_forms_record(store *st, uint32_t version, const char *json);
 /* The forms of schema version (the newest kept at or below it): "[]" when there are none. */

@@ -167,9 +167,9 @@ no_memory:
     return STORE_ENOMEM;
 }
 
-int forms_check_in_list(const char *create_sql, const char *column, json_t **out_values)
+/* The tokens of create_sql into *out_toks (free() them); STORE_ENOMEM or 0. */
+static int tokenize(const char *create_sql, token **out_toks, size_t *out_n)
 {
-    *out_values = NULL;
     size_t n_toks = 0, cap = 64;
     token *toks = malloc(cap * sizeof *toks);
     if (toks == NULL)
@@ -187,9 +187,19 @@ int forms_check_in_list(const char *create_sql, const char *column, json_t **out
         }
         toks[n_toks++] = tk;
     }
-    /* Inside CHECK ( ... ): depth counts parentheses, check_depth is where the CHECK opened. */
-    int depth = 0, check_depth = -1, out = 0;
-    for (size_t i = 0; i < n_toks && out == 0; i++) {
+    *out_toks = toks;
+    *out_n = n_toks;
+    return 0;
+}
+
+/* The index of the first `column WORD` inside a CHECK ( ... ) at or after `from`, the index
+ * of WORD; n_toks when there is none. */
+static size_t find_in_check(const token *toks, size_t n_toks, size_t from, const char *column,
+                            const char *word)
+{
+    /* depth counts parentheses, check_depth is where the CHECK opened. */
+    int depth = 0, check_depth = -1;
+    for (size_t i = 0; i < n_toks; i++) {
         if (is_punct(&toks[i], '(')) {
             depth++;
             if (i > 0 && is_word(&toks[i - 1], "CHECK") && check_depth < 0)
@@ -198,9 +208,62 @@ int forms_check_in_list(const char *create_sql, const char *column, json_t **out
             if (depth == check_depth)
                 check_depth = -1;
             depth--;
-        } else if (check_depth > 0 && is_word(&toks[i], "IN") && i > 0 &&
+        } else if (i >= from && check_depth > 0 && is_word(&toks[i], word) && i > 0 &&
                    names_column(&toks[i - 1], column)) {
-            out = literal_list(toks, n_toks, i + 1, out_values);
+            return i;
+        }
+    }
+    return n_toks;
+}
+
+int forms_check_in_list(const char *create_sql, const char *column, json_t **out_values)
+{
+    *out_values = NULL;
+    token *toks = NULL;
+    size_t n_toks = 0;
+    int out = tokenize(create_sql, &toks, &n_toks);
+    for (size_t i = 0; out == 0 && (i = find_in_check(toks, n_toks, i, column, "IN")) < n_toks;
+         i++)
+        out = literal_list(toks, n_toks, i + 1, out_values);
+    free(toks);
+    return out;
+}
+
+/* An integer literal at toks[*at] (with a leading '-'), advancing *at past it. */
+static bool integer_at(const token *toks, size_t n_toks, size_t *at, long long *out)
+{
+    bool negative = *at < n_toks && is_punct(&toks[*at], '-');
+    if (negative)
+        ++*at;
+    if (*at >= n_toks || toks[*at].kind != TK_NUMBER || toks[*at].n >= 24)
+        return false;
+    char digits[24], *end = NULL;
+    memcpy(digits, toks[*at].s, toks[*at].n);
+    digits[toks[*at].n] = '\0';
+    long long n = strtoll(digits, &end, 10);
+    if (*end != '\0')
+        return false;
+    *out = negative ? -n : n;
+    ++*at;
+    return true;
+}
+
+int forms_check_between(const char *create_sql, const char *column, long long *out_low,
+                        long long *out_high)
+{
+    token *toks = NULL;
+    size_t n_toks = 0;
+    int out = tokenize(create_sql, &toks, &n_toks);
+    for (size_t i = 0; out == 0 && (i = find_in_check(toks, n_toks, i, column, "BETWEEN")) <
+                                       n_toks;
+         i++) {
+        size_t at = i + 1;
+        long long low, high;
+        if (integer_at(toks, n_toks, &at, &low) && at < n_toks && is_word(&toks[at], "AND") &&
+            (++at, integer_at(toks, n_toks, &at, &high))) {
+            *out_low = low;
+            *out_high = high;
+            out = 1;
         }
     }
     free(toks);

@@ -262,6 +262,45 @@ static void test_forms_team_must_fill_the_scope_column(void **state)
                       "column (team_id), and this column is not it");
 }
 
+static void test_forms_primary_key_takes_only_uuid(void **state)
+{
+    ctx *c = *state;
+    json_object_set_new(json_object_get(c->forms[0], "auto"), "id", json_string("now"));
+    expect_refused(c, "pkg/forms/contacts.json: contacts.id: the primary key takes only "
+                      "\"uuid\", not \"now\" (two rows could get the same key)");
+}
+
+static void test_forms_scope_column_takes_only_team(void **state)
+{
+    ctx *c = *state;
+    json_t *autos = json_object_get(c->forms[0], "auto");
+    json_object_del(autos, "worker_id");
+    json_object_set_new(autos, "team_id", json_string("worker"));
+    expect_refused(c, "pkg/forms/contacts.json: contacts.team_id: the scope column takes only "
+                      "\"team\", not \"worker\" (the server refuses a row whose scope is not a "
+                      "team)");
+}
+
+/* With author=COLUMN in the policy, "worker" goes there and nowhere else. */
+static void test_forms_worker_fills_the_author_column(void **state)
+{
+    ctx *c = *state;
+    char *policy = strf("contacts scope=team_id policy=hlc author=worker_id\n"
+                        "missing_episodes scope=team_id policy=hlc\n"
+                        "referrals scope=team_id policy=hlc\n");
+    free(c->policy);
+    c->policy = policy;
+    assert_int_equal(validate(c), 0); /* the examples' worker_id is the author column */
+    json_t *autos = json_object_get(c->forms[0], "auto");
+    json_object_set_new(autos, "worker_id", json_string("now"));
+    expect_refused(c, "pkg/forms/contacts.json: contacts.worker_id: the author column takes only "
+                      "\"worker\", not \"now\" (the server refuses any other value)");
+    json_object_set_new(autos, "worker_id", json_string("worker"));
+    json_object_set_new(autos, "location", json_string("worker"));
+    expect_refused(c, "pkg/forms/contacts.json: contacts.location: \"worker\" fills the author "
+                      "column (worker_id), and this column is not it");
+}
+
 static void test_forms_unknown_auto_kind_is_refused(void **state)
 {
     ctx *c = *state;
@@ -276,7 +315,7 @@ static void test_forms_column_named_twice_is_refused(void **state)
     ctx *c = *state;
     json_object_set_new(json_object_get(c->forms[0], "auto"), "location", json_string("now"));
     expect_refused(c, "pkg/forms/contacts.json: contacts.location: the column is named twice "
-                      "(in \"auto\" or another field)");
+                      "(in \"auto\" and in field 4 of section 1)");
 }
 
 static void test_forms_missing_language_is_named(void **state)
@@ -294,6 +333,16 @@ static void test_forms_extra_language_is_named(void **state)
     json_object_set_new(label, "fr", json_string("Vêtements"));
     expect_refused(c, "pkg/forms/contacts.json: contacts: choice 3 of list \"needs\" has "
                       "language \"fr\", which is not one of the form's (en, es)");
+}
+
+static void test_forms_language_must_be_a_code(void **state)
+{
+    ctx *c = *state;
+    json_t *title = json_object_get(c->forms[0], "title");
+    json_object_set(title, "Espa\xC3\xB1ol!!", json_object_get(title, "es"));
+    json_object_del(title, "es");
+    expect_refused(c, "pkg/forms/contacts.json: contacts: \"Espa\xC3\xB1ol!!\" in the title is "
+                      "not a language code (e.g. \"en\", \"es\", \"pt-BR\")");
 }
 
 static void test_forms_languages_differ_between_forms(void **state)
@@ -325,7 +374,7 @@ static void test_forms_repeated_choice_value_is_refused(void **state)
     ctx *c = *state;
     json_array_append_new(choice_list(c, 1, "run_factors"), choice("school", "School", "Escuela"));
     expect_refused(c, "pkg/forms/missing_episodes.json: missing_episodes: choice 10 of list "
-                      "\"run_factors\" repeats a value of choice 6");
+                      "\"run_factors\" repeats the value 'school' of choice 6");
 }
 
 static void test_forms_table_not_synced_is_refused(void **state)
@@ -368,6 +417,25 @@ static void test_forms_summary_column_must_exist(void **state)
                       "in table missing_episodes (\"summary\")");
 }
 
+/* The form's bounds stay inside the column's CHECK (age_estimate BETWEEN 5 AND 30). */
+static void test_forms_min_max_must_lie_within_the_check(void **state)
+{
+    ctx *c = *state;
+    const char *want = "pkg/forms/contacts.json: contacts.age_estimate: \"min\" and \"max\" must "
+                       "lie within the column's CHECK (BETWEEN 5 AND 30), so that every number "
+                       "the form takes can be stored";
+    json_t *age = field(c, 0, "age_estimate");
+    json_object_set_new(age, "min", json_integer(0));
+    json_object_set_new(age, "max", json_integer(99));
+    expect_refused(c, want);
+    json_object_set_new(age, "min", json_integer(5));
+    expect_refused(c, want);
+    json_object_del(age, "max");
+    expect_refused(c, want);
+    json_object_set_new(age, "max", json_integer(20)); /* narrower is fine */
+    assert_int_equal(validate(c), 0);
+}
+
 static void test_forms_min_above_max_is_refused(void **state)
 {
     ctx *c = *state;
@@ -384,6 +452,22 @@ static void test_forms_bad_json_names_line_and_column(void **state)
     assert_int_equal(validate_texts(c, texts), STORE_ESCHEMA);
     assert_string_equal(c->err, "pkg/forms/missing_episodes.json: line 3 column 11: "
                                 "':' expected near '{'");
+}
+
+/* A byte order mark and a \u0000 are named as such, not in the parser's words. */
+static void test_forms_bom_and_nul_are_named(void **state)
+{
+    ctx *c = *state;
+    const char *bom[N_FORMS] = {NULL, "\xEF\xBB\xBF{\"table\": \"missing_episodes\"}", NULL};
+    assert_int_equal(validate_texts(c, bom), STORE_ESCHEMA);
+    assert_string_equal(c->err, "pkg/forms/missing_episodes.json: line 1 column 1: the file "
+                                "starts with a byte order mark (BOM); save it as UTF-8 without "
+                                "BOM");
+    const char *nul[N_FORMS] = {NULL, "{\"table\": \"missing\\u0000\"}", NULL};
+    assert_int_equal(validate_texts(c, nul), STORE_ESCHEMA);
+    if (strstr(c->err, "pkg/forms/missing_episodes.json: line 1 column ") == NULL ||
+        strstr(c->err, ": \\u0000 (a NUL character) is not allowed in a form") == NULL)
+        fail_msg("message: %s", c->err);
 }
 
 static void test_forms_duplicate_key_is_refused(void **state)
@@ -448,6 +532,22 @@ static void test_forms_check_in_lists_are_read(void **state)
                    "[\"k\"]");
 }
 
+static void test_forms_check_between_is_read(void **state)
+{
+    (void)state;
+    long long low = 1, high = 1;
+    assert_int_equal(forms_check_between("CREATE TABLE t(a INTEGER CHECK (a IS NULL OR a BETWEEN "
+                                         "-3 AND 12))", "a", &low, &high), 1);
+    assert_true(low == -3 && high == 12);
+    assert_int_equal(forms_check_between("CREATE TABLE t(a INTEGER CHECK (a NOT BETWEEN 1 AND 2))",
+                                         "a", &low, &high), 0);
+    assert_int_equal(forms_check_between("CREATE TABLE t(a INTEGER, b INTEGER CHECK (b BETWEEN 1 "
+                                         "AND 2), CHECK (a BETWEEN b AND 9))", "a", &low, &high),
+                     0);
+    assert_int_equal(forms_check_between("CREATE TABLE t(a INTEGER DEFAULT 0 -- a BETWEEN 1 AND 2"
+                                         "\n)", "a", &low, &high), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -464,10 +564,14 @@ int main(void)
         T(test_forms_not_null_column_must_be_required),
         T(test_forms_primary_key_must_be_filled),
         T(test_forms_team_must_fill_the_scope_column),
+        T(test_forms_primary_key_takes_only_uuid),
+        T(test_forms_scope_column_takes_only_team),
+        T(test_forms_worker_fills_the_author_column),
         T(test_forms_unknown_auto_kind_is_refused),
         T(test_forms_column_named_twice_is_refused),
         T(test_forms_missing_language_is_named),
         T(test_forms_extra_language_is_named),
+        T(test_forms_language_must_be_a_code),
         T(test_forms_languages_differ_between_forms),
         T(test_forms_empty_text_is_refused),
         T(test_forms_missing_choice_list_is_named),
@@ -477,11 +581,14 @@ int main(void)
         T(test_forms_widget_must_fit_the_column),
         T(test_forms_link_must_name_a_synced_table),
         T(test_forms_summary_column_must_exist),
+        T(test_forms_min_max_must_lie_within_the_check),
         T(test_forms_min_above_max_is_refused),
         T(test_forms_bad_json_names_line_and_column),
+        T(test_forms_bom_and_nul_are_named),
         T(test_forms_duplicate_key_is_refused),
         T(test_forms_too_large_to_send_are_refused),
         cmocka_unit_test(test_forms_check_in_lists_are_read),
+        cmocka_unit_test(test_forms_check_between_is_read),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
