@@ -28,7 +28,7 @@ quiet() { "$@" > "$work/step.log" 2>&1 || { cat "$work/step.log" >&2; return 1; 
 # --- Debian packages --------------------------------------------------------------------------
 packages=(build-essential cmake pkg-config git ca-certificates dpkg-dev bzip2 xz-utils
           libsqlite3-dev sqlite3 libmsgpack-dev libcmocka-dev libcap-dev
-          libinih-dev libargon2-dev libqrencode-dev openssl
+          libinih-dev libargon2-dev libqrencode-dev libjansson-dev openssl
           curl file lintian systemd clang)
 missing=()
 for p in "${packages[@]}"; do

@@ -22,11 +22,13 @@ add_library(outpost_store STATIC
     src/store_audit.c       # the append-only, hash-chained audit log
     src/audit_key.c         # the audit key file, its HMAC, signed checkpoints
     src/store_dashboard.c   # the dashboard's queries, limited to a supervisor's teams
-    src/reverse.c)          # keeping or reversing a logged conflict decision
+    src/reverse.c           # keeping or reversing a logged conflict decision
+    src/watch.c             # watch rules: reading watch.json, checking, preparing
+    src/store_watch.c)      # watch rules kept, sent to devices, evaluated per team
 target_include_directories(outpost_store PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/src)
 target_link_libraries(outpost_store
     PUBLIC outpost_proto PkgConfig::SQLITE3
-    PRIVATE outpost_mbedtls PkgConfig::ARGON2 outpost_warnings)
+    PRIVATE outpost_mbedtls PkgConfig::ARGON2 PkgConfig::JANSSON outpost_warnings)
 
 add_executable(outpost-admin src/admin.c)
 target_link_libraries(outpost-admin PRIVATE outpost_store outpost_mbedtls outpost_version PkgConfig::QRENCODE

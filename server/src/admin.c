@@ -24,6 +24,7 @@
 
 #include "outpost_version.h"
 #include "store.h"
+#include "store_watch.h"
 
 enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_STORE = 3 };
 enum { MAX_FILE_BYTES = 4 * 1024 * 1024, MAX_TEAMS = 64, MAX_EXPIRES_HOURS = 720 };
@@ -62,18 +63,21 @@ static const char usage_main[] =
     "Exit codes: 0 done, 1 refused by the store, 2 usage error, 3 store failure.\n";
 
 static const char usage_init[] =
-    "usage: outpost-admin --store PATH init --schema FILE.sql --policy FILE\n"
+    "usage: outpost-admin --store PATH init --schema FILE.sql --policy FILE [--watch FILE.json]\n"
     "Creates the store at PATH (if missing) and its synced tables from FILE.sql (CREATE TABLE and\n"
     "CREATE INDEX statements only). The policy file has one line per table:\n"
     "  TABLE scope=COLUMN [policy=hlc|server-wins|device-wins]\n"
     "Every table needs an explicit non-integer PRIMARY KEY (a TEXT UUID).\n"
     "init also creates the audit key (--audit-key FILE, default PATH.audit-key, mode 0600)\n"
     "unless it exists. Keep it readable by outpostd's user only, and back it up apart from the\n"
-    "store: whoever holds both can rewrite the audit log (docs/threat-model.md).\n";
+    "store: whoever holds both can rewrite the audit log (docs/threat-model.md).\n"
+    "--watch names the watch rules (docs/watch.md): each is checked against the schema and\n"
+    "nothing is changed when one does not compile.\n";
 static const char usage_upgrade[] =
-    "usage: outpost-admin --store PATH upgrade --schema FILE.sql --policy FILE\n"
+    "usage: outpost-admin --store PATH upgrade --schema FILE.sql --policy FILE [--watch FILE.json]\n"
     "Applies an additive change: new tables, new nullable or defaulted columns appended at the\n"
-    "end of a table, new indexes. Removing, renaming or retyping anything is refused.\n";
+    "end of a table, new indexes. Removing, renaming or retyping anything is refused.\n"
+    "--watch replaces the watch rules (docs/watch.md), checked against the new schema first.\n";
 static const char usage_team[] =
     "usage: outpost-admin --store PATH team add ID [--name NAME]\n"
     "Creates a team. Team ids are the values of the synced tables' scope columns.\n";
@@ -337,11 +341,42 @@ static int ensure_audit_key(const char *path)
     return rc == STORE_OK || rc == STORE_EEXISTS ? EXIT_OK : EXIT_STORE;
 }
 
+/* Watch rules are checked against the new schema before anything is changed. */
+static int check_watch(const char *schema, const char *policy, const char *watch)
+{
+    char err[512];
+    int rc = store_watch_check(schema, policy, watch, err, sizeof err);
+    if (rc == STORE_OK)
+        return EXIT_OK;
+    fprintf(stderr, "outpost-admin: watch rules: %s\n", err);
+    return exit_for(rc);
+}
+
+static int keep_watch(store *st, const char *watch)
+{
+    char *kept = NULL;
+    int rc = store_watch_json(st, &kept);
+    bool same = rc == STORE_OK && kept != NULL && strcmp(kept, watch) == 0;
+    free(kept);
+    if (rc == STORE_OK && same) {
+        printf("watch rules unchanged\n");
+        return EXIT_OK;
+    }
+    if (rc == STORE_OK)
+        rc = store_watch_set(st, watch);
+    if (rc != STORE_OK)
+        return store_error(st, rc);
+    int code = audit_act(st, "watch.set", "%s", "watch rules replaced");
+    if (code == EXIT_OK)
+        printf("watch rules kept\n");
+    return code;
+}
+
 /* init and upgrade share their arguments. */
 static int cmd_schema(const char *path, int argc, char **argv, bool init)
 {
     const char *usage = init ? usage_init : usage_upgrade;
-    const char *schema_path = NULL, *policy_path = NULL;
+    const char *schema_path = NULL, *policy_path = NULL, *watch_path = NULL;
     for (int i = 0; i < argc; i++) {
         if (missing_value(i, argc, argv))
             return usage_error(usage, "missing value after", argv[i]);
@@ -352,6 +387,8 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
             schema_path = argv[++i];
         } else if (strcmp(argv[i], "--policy") == 0 && i + 1 < argc) {
             policy_path = argv[++i];
+        } else if (strcmp(argv[i], "--watch") == 0 && i + 1 < argc) {
+            watch_path = argv[++i];
         } else {
             return usage_error(usage, "unexpected argument", argv[i]);
         }
@@ -360,8 +397,13 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
         return usage_error(usage, "both --schema FILE.sql and --policy FILE are required", NULL);
     char *schema = read_file(schema_path);
     char *policy = schema ? read_file(policy_path) : NULL;
+    char *watch = policy && watch_path ? read_file(watch_path) : NULL;
     store *st = NULL;
-    int code = schema && policy ? open_store(path, init, &st) : EXIT_USAGE;
+    int code = schema && policy && (watch || !watch_path) ? EXIT_OK : EXIT_USAGE;
+    if (code == EXIT_OK && watch)
+        code = check_watch(schema, policy, watch);
+    if (code == EXIT_OK)
+        code = open_store(path, init, &st);
     if (code == EXIT_OK && init)
         code = ensure_audit_key(path);
     if (code == EXIT_OK) {
@@ -397,9 +439,12 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
                 printf("schema version %u %s\n", version, init ? "initialised" : "applied");
         }
     }
+    if (code == EXIT_OK && watch)
+        code = keep_watch(st, watch);
     store_close(st);
     free(schema);
     free(policy);
+    free(watch);
     return code;
 }
 
