@@ -1,6 +1,7 @@
 #include "dash_api.h"
 
 #include "dash_people.h"
+#include "dash_watch.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -752,6 +753,8 @@ void dash_run(dash_call *c, store *st)
     case DASH_PEOPLE: dash_people_list(c, st); break;
     case DASH_PEOPLE_ACT: dash_people_act(c, st); break;
     case DASH_PASSWORD: run_password(c, st); break;
+    case DASH_WATCH: dash_watch_items(c, st); break;
+    case DASH_WATCH_COUNTS: dash_watch_counts(c, st); break;
     }
     if (c->body.failed)
         reply_error(c, 500, "reply too large or out of memory: narrow the filters");
