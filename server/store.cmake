@@ -22,6 +22,7 @@ add_library(outpost_store STATIC
     src/store_audit.c       # the append-only, hash-chained audit log
     src/audit_key.c         # the audit key file, its HMAC, signed checkpoints
     src/store_dashboard.c   # the dashboard's queries, limited to a supervisor's teams
+    src/store_dash_history.c # a record's history for the dashboard; what devices report
     src/reverse.c           # keeping or reversing a logged conflict decision
     src/watch.c             # watch rules: reading watch.json, checking, preparing
     src/store_watch.c)      # watch rules kept, sent to devices, evaluated per team

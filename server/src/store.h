@@ -459,6 +459,13 @@ typedef struct store_dash_device {
     uint64_t enrolled_ms;
     uint64_t last_seen_ms;  /* 0 = never synced */
     bool revoked;
+    /* What is stuck: the outbox entries the device said were waiting at its last HELLO that
+     * the server has not recorded since (reported_ms 0: it has not said), its changes the
+     * server refused, and the newest refusal's message. */
+    uint64_t pending;
+    uint64_t reported_ms;
+    uint64_t refused;
+    char last_error[160];
 } store_dash_device;
 
 typedef int (*store_dash_device_cb)(const store_dash_device *row, void *user_data);
@@ -478,8 +485,16 @@ typedef struct store_dash_query {
     const char *date_to;    /* inclusive prefix ("2026-11-28" covers the whole day), or NULL */
     const char *text;       /* substring of any column, or NULL */
     const char *id;         /* exact primary key text (one record), or NULL */
+    const char *match_col;  /* with match_value: rows whose column equals it (linked records) */
+    const char *match_value;
+    const char *sort;       /* a column of the table to order by, or NULL (date, newest first) */
+    bool desc;              /* with sort: descending */
+    uint32_t offset;        /* rows to skip (paging), at most STORE_DASH_OFFSET_MAX */
     uint32_t limit;         /* 0: 200; at most 1000 */
+    bool *out_more;         /* may be NULL: set when rows beyond this page match */
 } store_dash_query;
+
+#define STORE_DASH_OFFSET_MAX 1000000u
 
 /* One row: n_cols column names and their values as text (NULL for SQL NULL). */
 typedef struct store_dash_record {
@@ -490,8 +505,10 @@ typedef struct store_dash_record {
 } store_dash_record;
 
 typedef int (*store_dash_record_cb)(const store_dash_record *rec, void *user_data);
-/* Rows matching q, newest date first (rowid order without a date column). STORE_ENOTFOUND
- * when the table is not synced; STORE_EINVAL when a named column does not exist. */
+/* Rows matching q, newest date first (rowid order without a date column) or by q->sort, from
+ * q->offset on. The sort column is checked against the table's columns and every value is a
+ * bound parameter. STORE_ENOTFOUND when the table is not synced; STORE_EINVAL when a named
+ * column does not exist or the offset is past STORE_DASH_OFFSET_MAX. */
 int store_dash_records(store *st, const char (*teams)[64], uint32_t n_teams,
                        const store_dash_query *q, store_dash_record_cb cb, void *user_data);
 
@@ -514,6 +531,7 @@ typedef struct store_dash_conflict {
     char loser_device[40];
     char loser_worker[64];
     char winner_device[40];
+    char winner_worker[64];  /* the winning device's worker; "" when the server wrote it */
     uint64_t time_ms;
     bool reversible;
     char decision[16];       /* "", "kept" or "reversed" */
@@ -529,6 +547,45 @@ typedef int (*store_dash_conflict_cb)(const store_dash_conflict *c, void *user_d
 /* Conflicts on rows in teams, newest first; only undecided ones unless all. */
 int store_dash_conflicts(store *st, const char (*teams)[64], uint32_t n_teams, bool all,
                          uint32_t limit, store_dash_conflict_cb cb, void *user_data);
+/* Every conflict (decided or not) on one row of table whose first key column is key. */
+int store_dash_conflicts_of(store *st, const char (*teams)[64], uint32_t n_teams,
+                            const char *table, const char *key, store_dash_conflict_cb cb,
+                            void *user_data);
+
+/* One entry of a record's history, from the change log (store_dash_history.c). */
+typedef struct store_dash_change {
+    int64_t seq;
+    uint64_t time_ms;
+    int op;                 /* proto_op: 1 insert, 2 update, 3 delete */
+    bool altered;           /* the merge changed what the device sent */
+    char device_id[40];     /* "" when the server wrote it (a supervisor's reversal) */
+    char device_name[64];
+    char worker_id[64];
+    char decided_by[64];    /* a reversal: the supervisor who made it */
+} store_dash_change;
+
+typedef int (*store_dash_change_cb)(const store_dash_change *ch, void *user_data);
+/* The changes of one row of table (first key column = key), oldest first, when the row's scope
+ * is one of teams (nothing otherwise). At most limit entries (0: 500), the newest kept. */
+int store_dash_history(store *st, const char (*teams)[64], uint32_t n_teams, const char *table,
+                       const char *key, uint32_t limit, store_dash_change_cb cb,
+                       void *user_data);
+
+/* The links of table to other synced tables, by naming: an outgoing link is a column NAME_id of
+ * table where NAMEs is a synced table (cb gets NAMEs and the column); an incoming one is a
+ * column SINGULAR_id of another synced table where table is SINGULARs (cb gets that table and
+ * its column). A non-zero cb return stops the walk and is returned. */
+typedef int (*store_dash_link_cb)(const char *table, const char *column, bool outgoing,
+                                  void *user_data);
+int store_dash_links(store *st, const char *table, store_dash_link_cb cb, void *user_data);
+
+/* One record of table by its first key column, through the key's index, when its scope is one
+ * of teams: cb is called once, or not at all when there is no such record in teams. */
+int store_dash_record_get(store *st, const char (*teams)[64], uint32_t n_teams, const char *table,
+                          const char *key, store_dash_record_cb cb, void *user_data);
+
+/* Records what a device said about itself at HELLO (its waiting outbox entries). */
+int store_device_report(store *st, const char *device_id, uint64_t pending, uint64_t now_ms);
 
 /* Records a supervisor's decision on a conflict in teams: keep (nothing changes) or reverse
  * (the losing value is written back as a new change with a server HLC, so it syncs to every

@@ -80,6 +80,11 @@ async function shot(page, name) {
   await page.screenshot({ path: path.join(artifacts, `dashboard-${name}.png`), fullPage: true });
 }
 
+// True when the page needs no sideways scroll at its current width.
+function noSidewaysScroll(page) {
+  return page.evaluate(() => document.documentElement.scrollWidth <= document.documentElement.clientWidth);
+}
+
 const browserOptions = {
   executablePath: '/usr/bin/chromium',
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -125,6 +130,17 @@ async function test() {
   addContact('alice', 'team-a', 'A-second', today);
   addContact('bob', 'team-a', 'B-first', today);
   const carolId = addContact('carol', 'team-b', 'C-secret', today);
+  // A contact with its referral (contacts.referral_id names a referrals row).
+  const referralId = randomUUID();
+  dev('alice', 'exec', `INSERT INTO referrals (id, team_id, worker_id, alias, service, referred_at)
+      VALUES ('${referralId}', 'team-a', 'alice', 'A-first', 'shelter', '${yesterday}T11:00:00+00:00')`);
+  const referredId = query('alice', "SELECT id FROM contacts WHERE alias = 'A-first'");
+  dev('alice', 'exec', `UPDATE contacts SET referral_id = '${referralId}' WHERE id = '${referredId}'`);
+  // Enough of bob's records for pages past 200 (the list shows 100 a page).
+  dev('bob', 'exec', `INSERT INTO contacts (id, team_id, worker_id, contacted_at, alias)
+      WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 230)
+      SELECT printf('0000bulk-%04d', i), 'team-a', 'bob', '${yesterday}T09:00:00+00:00',
+             printf('Bulk %03d', i) FROM n`);
   for (const who of ['alice', 'bob', 'carol']) dev(who, 'sync');
 
   // A new, empty profile directory for this run (launchPersistentContext is how playwright
@@ -156,6 +172,9 @@ async function test() {
   assert.match(devicesText, /bob/);
   assert.doesNotMatch(devicesText, /carol/, "another team's devices are not shown");
   assert.match(devicesText, /s ago|min ago/);
+  const deviceHeads = await page.$$eval('#content thead th', (ths) => ths.map((t) => t.textContent));
+  for (const h of ['Waiting to send', 'Refused', 'Last error']) assert.ok(deviceHeads.includes(h), `device view has ${h}`);
+  assert.equal(await page.textContent('tr[data-device] td:nth-child(4)'), '0', 'nothing waiting after a sync');
   await shot(page, 'devices');
 
   step('a record synced by a device appears without a reload');
@@ -171,14 +190,65 @@ async function test() {
   assert.match(await page.textContent(`#content tr[data-id="${liveId}"]`), /A-live/);
   await shot(page, 'records-live');
 
-  step('a record opens in full');
+  step('the list reads as cases: alias and contact time first, no ids');
+  const heads = await page.$$eval('#content thead th', (ths) => ths.map((t) => t.textContent));
+  assert.ok(['alias', 'Name they gave'].includes(heads[0]), `alias first: ${heads}`);
+  assert.ok(['contacted_at', 'Time of contact', 'When'].includes(heads[1]) || /contact/i.test(heads[1]), `contact time second: ${heads}`);
+  assert.ok(!heads.includes('id') && !heads.includes('team_id') && !heads.includes('worker_id'), `no id columns: ${heads}`);
+  assert.doesNotMatch(await page.textContent(`#content tr[data-id="${liveId}"]`), new RegExp(liveId), 'the id is not in the row');
+  const rowsShown = await page.$$eval('#content tbody tr', (rs) => rs.filter((r) => r.getBoundingClientRect().bottom <= 800).length);
+  assert.ok(rowsShown >= 12, `at least 12 records fit on 1280x800 (${rowsShown})`);
+
+  step('a record opens beside the list, at its own URL, with its history');
   await page.click(`#content tr[data-id="${liveId}"]`);
   await page.waitForSelector('#record-panel:not([hidden])');
+  assert.equal(new URL(page.url()).hash, `#/record/contacts/${liveId}`);
+  const box = await page.locator('#record-panel').boundingBox();
+  assert.ok(box.y < 100 && box.y + 200 < 800, `the panel opens in view (y=${box.y})`);
   const recordText = await page.textContent('#record-table');
-  assert.match(recordText, /alias\s*A-live/);
-  assert.match(recordText, /location\s*bus station/);
+  assert.match(recordText, /(alias|Name they gave)\s*A-live/);
+  assert.match(recordText, /bus station/);
+  assert.match(await page.textContent('#record-history'), /created by alice on alice's phone/);
   await shot(page, 'record');
   await page.click('#record-close');
+  await page.waitForSelector('#record-panel', { state: 'hidden' });
+  assert.equal(new URL(page.url()).hash, '');
+
+  step("a contact's referral is linked, and the link opens it");
+  await page.goto(`${base}/dashboard/#/record/contacts/${referredId}`);
+  await page.waitForSelector('#record-panel:not([hidden])');
+  assert.match(await page.textContent('#record-table'), /A-first/);
+  assert.match(await page.textContent('#record-history'), /created by alice.*\n?.*changed by alice/s);
+  await page.click(`#record-links a[data-table=referrals]`);
+  await page.waitForFunction((id) => location.hash === `#/record/referrals/${id}`, referralId);
+  await page.waitForFunction(() => /shelter/.test(document.querySelector('#record-table').textContent));
+  assert.match(await page.textContent('#record-links'), /A-first/, 'the referral links back to its contact');
+  await shot(page, 'record-referral');
+  await page.goBack();
+  await page.waitForFunction(() => /A-first/.test(document.querySelector('#record-table').textContent) && location.hash.includes('/contacts/'));
+  await page.click('#record-close');
+  await page.click('nav button[data-view=records]');
+  await page.waitForSelector('#content tr[data-id]');
+
+  step('sorting by a heading, paging past 200');
+  await page.click('#content th button[data-sort=alias]');
+  await page.waitForSelector('#content th button[data-sort=alias].asc');
+  const aliases = await page.$$eval('#content tbody tr td:first-child', (tds) => tds.map((t) => t.textContent));
+  assert.deepEqual(aliases.slice(0, 3), ['A-first', 'A-live', 'A-second']);
+  assert.equal(aliases.length, 100);
+  await page.click('#content th button[data-sort=alias]');
+  await page.waitForSelector('#content th button[data-sort=alias].desc');
+  assert.equal(await page.textContent('#content tbody tr td:first-child'), 'Bulk 230');
+  await page.click('.pager button[data-page=next]');
+  await page.waitForFunction(() => /records 101–200/.test(document.querySelector('.pager').textContent));
+  await page.click('.pager button[data-page=next]');
+  await page.waitForFunction(() => /records 201–234/.test(document.querySelector('.pager').textContent));
+  const lastPage = await page.$$eval('#content tbody tr td:first-child', (tds) => tds.map((t) => t.textContent));
+  assert.deepEqual(lastPage.slice(-3), ['A-second', 'A-live', 'A-first']);
+  assert.equal(await page.isVisible('.pager button[data-page=next]'), false, 'no page after the last');
+  await shot(page, 'records-page-3');
+  await page.click('#content th button[data-sort=alias]');
+  await page.waitForSelector('#content th button[data-sort=alias].asc');
 
   step('search and filter');
   // Wait for the filtered view itself: the row count alone can already be 1 from the last view.
@@ -190,7 +260,7 @@ async function test() {
   await page.fill('#f-q', 'second');
   await page.click('#filters button[type=submit]');
   await onlyRowShows('A-second');
-  await page.fill('#f-q', '');
+  await page.fill('#f-q', 'first');
   await page.fill('#f-worker', 'bob');
   await page.click('#filters button[type=submit]');
   await onlyRowShows('B-first');
@@ -202,6 +272,7 @@ async function test() {
   assert.match(csv.split('\r\n')[0], /^id,team_id,worker_id,contacted_at,/);
   assert.match(csv, /B-first/);
   assert.doesNotMatch(csv, /A-second|C-secret/, 'the export is the filtered view, own teams only');
+  await page.fill('#f-q', '');
   await page.fill('#f-worker', '');
   await page.click('#filters button[type=submit]');
 
@@ -238,16 +309,51 @@ async function test() {
   assert.equal(query('bob', `SELECT risk_level FROM contacts WHERE id = '${target}'`), 'low');
   await page.waitForSelector('#content tr[data-conflict]', { timeout: 15000 });
   const conflictRow = await page.textContent('#content tr[data-conflict]');
-  assert.match(conflictRow, /risk_level/);
-  assert.equal(await page.textContent('#content tr[data-conflict] td.winning'), 'low');
-  assert.equal(await page.textContent('#content tr[data-conflict] td.losing'), 'high');
+  assert.match(conflictRow, /risk_level|Risk level/);
+  assert.equal(await page.textContent('#content tr[data-conflict] a.record-link'), 'A-first', 'the queue names the young person');
+  assert.equal(await page.getAttribute('#content tr[data-conflict] a.record-link', 'href'), `#/record/contacts/${target}`);
+  assert.match(await page.textContent('#content tr[data-conflict] td.winning'), /^(low|Low)$/);
+  assert.match(await page.textContent('#content tr[data-conflict] td.losing'), /^(high|High)$/);
+  assert.equal(await page.textContent('#content tr[data-conflict] td.winner'), 'bob');
+  assert.equal(await page.textContent('#content tr[data-conflict] td.loser'), 'alice');
   await shot(page, 'conflicts');
+  step('Reverse asks first: dismissed, nothing changes');
+  let asked = '';
+  page.once('dialog', (d) => { asked = d.message(); d.dismiss(); });
+  await page.click('#content tr[data-conflict] button[data-action=reverse]');
+  await page.waitForFunction(() => true);
+  assert.match(asked, /Reverse this decision\? A-first/);
+  assert.match(asked, /alice/);
+  assert.equal(await page.isEnabled('#content tr[data-conflict] button[data-action=reverse]'), true);
+  assert.equal(query('bob', `SELECT risk_level FROM contacts WHERE id = '${target}'`), 'low');
+  page.once('dialog', (d) => d.accept());
   await page.click('#content tr[data-conflict] button[data-action=reverse]');
   await page.waitForSelector('#content tr[data-conflict]', { state: 'detached' });
   dev('bob', 'sync');
   assert.equal(query('bob', `SELECT risk_level FROM contacts WHERE id = '${target}'`), 'high', "bob's device received the reversal");
   dev('alice', 'sync');
   assert.equal(query('alice', `SELECT risk_level FROM contacts WHERE id = '${target}'`), 'high');
+  await page.goto(`${base}/dashboard/#/record/contacts/${target}`);
+  await page.waitForSelector('#record-conflicts li[data-conflict]');
+  assert.match(await page.textContent('#record-conflicts'), /reversed by sara/);
+  assert.match(await page.textContent('#record-history'), /supervisor sara \(reversal\)/);
+  await shot(page, 'record-conflict-history');
+  await page.click('#record-close');
+
+  step('phone width: no sideways scroll in any view');
+  await page.setViewportSize({ width: 390, height: 844 });
+  for (const view of ['devices', 'records', 'perday', 'conflicts']) {
+    await page.click(`nav button[data-view=${view}]`);
+    await page.waitForFunction((v) => document.querySelector('#content').dataset.view === v, view);
+    assert.equal(await noSidewaysScroll(page), true, `${view} at 390 px`);
+    await shot(page, `phone-${view}`);
+  }
+  await page.goto(`${base}/dashboard/#/record/contacts/${referredId}`);
+  await page.waitForSelector('#record-panel:not([hidden])');
+  assert.equal(await noSidewaysScroll(page), true, 'record at 390 px');
+  await shot(page, 'phone-record');
+  await page.click('#record-close');
+  await page.setViewportSize({ width: 1280, height: 800 });
 
   step('log out; an admin reads the audit log');
   await page.click('#logout');

@@ -59,6 +59,10 @@ typedef struct dash_call {
     char f_to[32];
     char f_text[128];
     char f_id[128];
+    char f_table[64];    /* record view: the record's table ("" for the dashboard table) */
+    char f_sort[64];     /* records: a column to sort by ("" for newest first) */
+    bool f_desc;         /* records: with f_sort, descending */
+    uint32_t f_offset;   /* records: rows to skip (paging) */
     bool f_all;
     char f_actor[64];    /* audit view: person */
     char f_action[32];   /* audit view: action or family ("login") */
@@ -88,5 +92,11 @@ void dash_call_free(dash_call *c); /* wipes the password; NULL is a no-op */
 
 /* Runs the call against the worker's store. */
 void dash_run(dash_call *c, store *st);
+
+/* For the other dash_*.c modules: an error reply (the body replaced), a store error as its
+ * HTTP status, and one conflict as the JSON object the conflict queue shows. */
+void dash_reply_error(dash_call *c, int status, const char *message);
+void dash_reply_store_error(dash_call *c, store *st, int rc);
+void dash_conflict_json(dash_buf *b, const store_dash_conflict *k);
 
 #endif /* OUTPOSTD_DASH_API_H */

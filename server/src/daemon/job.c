@@ -421,6 +421,7 @@ static void run_auth(job *j, store *st, const job_env *env)
     }
     /* Informational ("last sync" for admins): a failure here must not refuse the device. */
     (void)store_device_seen(st, hello->device_id, hello->cursor);
+    (void)store_device_report(st, hello->device_id, hello->outbox_count, j->now_ms);
 
     memset(&reply, 0, sizeof reply);
     reply.type = PROTO_MSG_WELCOME;
