@@ -163,6 +163,21 @@ static int load_kept(store *st, watch_rules *rules)
     return out;
 }
 
+int store_watch_rules(store *st, store_watch_rule_cb cb, void *user_data)
+{
+    watch_rules rules;
+    int out = store_begin(st, false);
+    if (out != 0)
+        return out;
+    out = load_kept(st, &rules);
+    store_rollback(st);
+    for (uint32_t i = 0; out == 0 && i < rules.n; i++)
+        out = cb(rules.rules[i].id, rules.rules[i].severity, rules.rules[i].title_json,
+                 user_data);
+    watch_rules_free(&rules);
+    return out;
+}
+
 typedef struct item_copy {
     uint32_t rule;
     uint32_t team;

@@ -24,6 +24,11 @@ int store_watch_set(store *st, const char *json);
  * none. Free with free(). */
 int store_watch_json(store *st, char **out_json);
 
+/* Calls cb for each rule kept, in file order: id, severity and title JSON ({"en": ...}). */
+typedef int (*store_watch_rule_cb)(const char *rule_id, const char *severity,
+                                   const char *title_json, void *user_data);
+int store_watch_rules(store *st, store_watch_rule_cb cb, void *user_data);
+
 typedef struct store_watch_item {
     const char *rule_id;
     const char *severity;   /* high, medium, low */

@@ -5,7 +5,7 @@
 'use strict';
 
 const $ = (id) => document.getElementById(id);
-const state = { me: null, view: 'devices', socket: null, retry: 0, refreshTimer: null,
+const state = { me: null, view: 'watch', socket: null, retry: 0, refreshTimer: null,
                 forms: null, sort: '', dir: 'desc', offset: 0, pageSize: 100 };
 const TITLES = {
   devices: 'Workers and devices',
@@ -805,7 +805,7 @@ async function show(view, live) {
   for (const b of document.querySelectorAll('nav button')) b.classList.toggle('active', b.dataset.view === view);
   $('view-title').textContent = TITLES[view];
   $('filters').hidden = view !== 'records' && view !== 'perday';
-  $('export').hidden = view === 'people';
+  $('export').hidden = view === 'people' || view === 'watch';
   for (const id of ['f-worker', 'f-to', 'f-q']) $(id).parentElement.hidden = view === 'perday';
   showError('app-error', '');
   const content = $('content');
@@ -876,7 +876,7 @@ function openLive() {
     const events = (msg && msg.events) || [];
     const relevant = {
       devices: ['sync', 'records'], records: ['records'], perday: ['records'],
-      conflicts: ['conflicts', 'records'], audit: [], people: [],
+      conflicts: ['conflicts', 'records'], audit: [], people: [], watch: ['records'],
     }[state.view];
     if (events.some((e) => relevant.includes(e))) {
       clearTimeout(state.refreshTimer);

@@ -169,6 +169,18 @@ static int count_row(const char *team, const char *rule_id, const char *week, ui
     return 0;
 }
 
+static int rule_row(const char *rule_id, const char *severity, const char *title_json,
+                    void *user_data)
+{
+    counts_ctx *ctx = user_data;
+    dash_buf_puts(ctx->body, ctx->n++ ? ",{\"id\":" : "{\"id\":");
+    dash_buf_json_str(ctx->body, rule_id);
+    dash_buf_puts(ctx->body, ",\"severity\":");
+    dash_buf_json_str(ctx->body, severity);
+    dash_buf_printf(ctx->body, ",\"title\":%s}", title_json); /* JSON made by jansson */
+    return 0;
+}
+
 void dash_watch_counts(dash_call *c, store *st)
 {
     const char(*teams)[64];
@@ -190,8 +202,12 @@ void dash_watch_counts(dash_call *c, store *st)
     counts_ctx ctx = {&c->body, 0};
     c->http_status = 200;
     c->content_type = "application/json";
-    dash_buf_printf(&c->body, "{\"weeks\":%u,\"counts\":[", WATCH_WEEKS);
-    int rc = store_watch_counts(st, teams, n_teams, now, since, count_row, &ctx);
+    dash_buf_printf(&c->body, "{\"weeks\":%u,\"rules\":[", WATCH_WEEKS);
+    int rc = store_watch_rules(st, rule_row, &ctx);
+    dash_buf_puts(&c->body, "],\"counts\":[");
+    ctx.n = 0;
+    if (rc == 0)
+        rc = store_watch_counts(st, teams, n_teams, now, since, count_row, &ctx);
     if (rc < 0)
         store_error(c, st, rc);
     else

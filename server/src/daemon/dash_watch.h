@@ -16,7 +16,7 @@
 /* GET /api/watch: {"now", "items": [...], "truncated"} (audit watch.list with the ids shown). */
 void dash_watch_items(dash_call *c, store *st);
 
-/* GET /api/watch/counts: {"now", "since", "counts": [...]} for the last 12 weeks (audit
+/* GET /api/watch/counts: {"weeks", "rules": [...], "counts": [...]} for the last 12 weeks (audit
  * watch.counts). */
 void dash_watch_counts(dash_call *c, store *st);
 
