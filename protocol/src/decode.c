@@ -762,6 +762,8 @@ static int conv_schema_fields(dec *d, const msgpack_object *o, proto_schema *out
         rc = get_list(d, o, KEY_TABLES, sizeof(proto_schema_table), conv_schema_table, &tables,
                       &out->n_tables);
     out->tables = tables;
+    if (rc == PROTO_OK)
+        rc = get_str(d, o, KEY_WATCH, false, &out->watch_json);
     return rc;
 }
 

@@ -350,13 +350,13 @@ static int put_schema_fields(enc *e, const proto_schema *s)
         if (rc != PROTO_OK)
             return rc;
     }
-    return PROTO_OK;
+    return s->watch_json ? put_text(e, KEY_WATCH, s->watch_json) : PROTO_OK;
 }
 
 static int put_schema_field(enc *e, const proto_schema *s)
 {
     put_key(e, KEY_SCHEMA);
-    msgpack_pack_map(&e->pk, 2);
+    msgpack_pack_map(&e->pk, 2u + (s->watch_json != NULL));
     return put_schema_fields(e, s);
 }
 
@@ -510,7 +510,7 @@ static int put_enrolled(enc *e, const proto_enrolled *m)
 
 static int put_schema_msg(enc *e, const proto_schema *m)
 {
-    put_header(e, PROTO_MSG_SCHEMA, 2);
+    put_header(e, PROTO_MSG_SCHEMA, 2u + (m->watch_json != NULL));
     return put_schema_fields(e, m);
 }
 

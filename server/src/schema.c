@@ -10,6 +10,7 @@
 
 #include "schema_parse.h"
 #include "store_internal.h"
+#include "store_watch.h"
 
 /* Longest SQL statement the store builds for one table (quoted names of every column). */
 enum { SQL_MAX = 16384 };
@@ -597,7 +598,15 @@ int store_schema_encode(store *st, proto_buf *out, uint32_t *out_version)
     msg.u.schema.version = st->schema_version;
     msg.u.schema.n_tables = st->n_tables;
     msg.u.schema.tables = tables;
+    char *watch = NULL; /* the watch rules travel with the schema (docs/watch.md) */
+    rc = store_watch_json(st, &watch);
+    if (rc != 0) {
+        free(tables);
+        return rc;
+    }
+    msg.u.schema.watch_json = watch;
     int prc = proto_encode(&msg, out);
+    free(watch);
     free(tables);
     if (prc != PROTO_OK)
         return store_fail(st, prc == PROTO_ENOMEM ? STORE_ENOMEM : STORE_EIO, "encode schema: %s",

@@ -218,7 +218,7 @@ int store_watch_items(store *st, const char (*teams)[64], uint32_t n_teams, uint
         const store_table *t = find_table(st, r->table);
         sqlite3_stmt *stmt = NULL;
         char err[512];
-        if (watch_rule_prepare(st->db, r, t->cols[t->scope_idx], &stmt, err, sizeof err) != 0) {
+        if (watch_rule_prepare(st->db, r, t->cols[t->scope_idx], NULL, &stmt, err, sizeof err) != 0) {
             out = store_fail(st, STORE_ESCHEMA, "%s", err);
             break;
         }

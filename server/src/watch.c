@@ -417,8 +417,8 @@ static bool param_known(const watch_rule *r, const char *name, bool wrapper)
 /* Prepares sql under the authorizer for rule r. wrapper says whether the statement is ours
  * (it may use :team and :since) or a rule expression alone. */
 static int prepare_checked(sqlite3 *db, const watch_rule *r, const char *what, const char *sql,
-                           int wrapper_selects, sqlite3_stmt **out_stmt, char *err,
-                           size_t err_size)
+                           int wrapper_selects, const watch_restore *restore,
+                           sqlite3_stmt **out_stmt, char *err, size_t err_size)
 {
     bool wrapper = wrapper_selects > 0;
     auth_ctx ctx = {r->table, wrapper ? wrapper_selects : 1, 0, ""};
@@ -426,7 +426,7 @@ static int prepare_checked(sqlite3 *db, const watch_rule *r, const char *what, c
     const char *tail = NULL;
     sqlite3_set_authorizer(db, authorize, &ctx);
     int rc = sqlite3_prepare_v2(db, sql, -1, &stmt, &tail);
-    sqlite3_set_authorizer(db, NULL, NULL);
+    sqlite3_set_authorizer(db, restore ? restore->auth : NULL, restore ? restore->ctx : NULL);
     if (rc != SQLITE_OK) {
         if (ctx.denied[0])
             snprintf(err, err_size, "rule %s: %s uses %s (not allowed in a rule)", r->id, what,
@@ -526,7 +526,8 @@ static int check_table(sqlite3 *db, const watch_rule *r, const char *scope_col, 
 typedef enum { STMT_ITEMS, STMT_COUNTS } stmt_kind;
 
 static int build(sqlite3 *db, const watch_rule *r, const char *scope_col, stmt_kind kind,
-                 sqlite3_stmt **out_stmt, char *err, size_t err_size)
+                 const watch_restore *restore, sqlite3_stmt **out_stmt, char *err,
+                 size_t err_size)
 {
     char pk[256], pk_q[600], table_q[600], scope_q[600], alias_q[600];
     char *sql = NULL;
@@ -551,7 +552,7 @@ static int build(sqlite3 *db, const watch_rule *r, const char *scope_col, stmt_k
             snprintf(err, err_size, "out of memory");
             return -1;
         }
-        int rc = prepare_checked(db, r, parts[k][0], sql, 0, &alone, err, err_size);
+        int rc = prepare_checked(db, r, parts[k][0], sql, 0, restore, &alone, err, err_size);
         sqlite3_free(sql);
         sqlite3_finalize(alone);
         alone = NULL;
@@ -575,7 +576,7 @@ static int build(sqlite3 *db, const watch_rule *r, const char *scope_col, stmt_k
         snprintf(err, err_size, "out of memory");
         return -1;
     }
-    int rc = prepare_checked(db, r, "the rule", sql, kind == STMT_ITEMS ? 1 : 2, out_stmt, err, err_size);
+    int rc = prepare_checked(db, r, "the rule", sql, kind == STMT_ITEMS ? 1 : 2, restore, out_stmt, err, err_size);
     sqlite3_free(sql);
     return rc;
 }
@@ -584,25 +585,26 @@ int watch_rule_check(sqlite3 *db, const watch_rule *rule, const char *scope_col,
                      size_t err_size)
 {
     sqlite3_stmt *stmt = NULL;
-    int rc = build(db, rule, scope_col, STMT_ITEMS, &stmt, err, err_size);
+    int rc = build(db, rule, scope_col, STMT_ITEMS, NULL, &stmt, err, err_size);
     sqlite3_finalize(stmt);
     stmt = NULL;
     if (rc == 0)
-        rc = build(db, rule, scope_col, STMT_COUNTS, &stmt, err, err_size);
+        rc = build(db, rule, scope_col, STMT_COUNTS, NULL, &stmt, err, err_size);
     sqlite3_finalize(stmt);
     return rc;
 }
 
 int watch_rule_prepare(sqlite3 *db, const watch_rule *rule, const char *scope_col,
-                       sqlite3_stmt **out_stmt, char *err, size_t err_size)
+                       const watch_restore *restore, sqlite3_stmt **out_stmt, char *err,
+                       size_t err_size)
 {
-    return build(db, rule, scope_col, STMT_ITEMS, out_stmt, err, err_size);
+    return build(db, rule, scope_col, STMT_ITEMS, restore, out_stmt, err, err_size);
 }
 
 int watch_rule_prepare_counts(sqlite3 *db, const watch_rule *rule, const char *scope_col,
                               sqlite3_stmt **out_stmt, char *err, size_t err_size)
 {
-    return build(db, rule, scope_col, STMT_COUNTS, out_stmt, err, err_size);
+    return build(db, rule, scope_col, STMT_COUNTS, NULL, out_stmt, err, err_size);
 }
 
 void watch_format_time(uint64_t ms, char out[20])

@@ -63,9 +63,18 @@ int watch_rule_check(sqlite3 *db, const watch_rule *rule, const char *scope_col,
  * first: 0 the record's key, 1 the alias (or NULL), 2 the due time ("YYYY-MM-DD HH:MM:SS" UTC). */
 enum { WATCH_COL_KEY, WATCH_COL_ALIAS, WATCH_COL_DUE };
 
+/* The authorizer to put back on db after a rule's statement is prepared (a connection that has
+ * its own, like a device's replica); NULL leaves none. */
+typedef struct watch_restore {
+    int (*auth)(void *ctx, int action, const char *a3, const char *a4, const char *db_name,
+                const char *trigger);
+    void *ctx;
+} watch_restore;
+
 /* The rule's open items for one team: prepared under the authorizer (err says why not). */
 int watch_rule_prepare(sqlite3 *db, const watch_rule *rule, const char *scope_col,
-                       sqlite3_stmt **out_stmt, char *err, size_t err_size);
+                       const watch_restore *restore, sqlite3_stmt **out_stmt, char *err,
+                       size_t err_size);
 
 /* The rule's history for one team: rows (week starting Monday "YYYY-MM-DD", items due that
  * week, of which still open) for due times in [:since, :now]. */

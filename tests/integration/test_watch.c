@@ -294,6 +294,44 @@ static void test_items_leave_when_a_device_records_the_duty(void **state)
     free(body);
 }
 
+typedef struct seen {
+    char text[2048];
+} seen;
+
+static int collect(const outpost_watch_item *it, void *user_data)
+{
+    seen *s = user_data;
+    size_t n = strlen(s->text);
+    snprintf(s->text + n, sizeof s->text - n, "%s|%s|%s|%s|%s\n", it->rule_id, it->team,
+             it->record_id, it->alias ? it->alias : "-", it->due);
+    return 0;
+}
+
+/* The same rules reached the devices with the schema: each worker's own replica answers, offline
+ * and for its own team only. */
+static void test_devices_evaluate_the_same_rules_on_their_replica(void **state)
+{
+    (void)state;
+    const uint64_t now = 1796475600000u; /* 2026-12-05 13:00:00 UTC */
+    seen one = {""}, two = {""};
+    assert_int_equal(outpost_watch_items(d1.r, now, collect, &one), OUTPOST_OK);
+    assert_int_equal(outpost_watch_items(d2.r, now, collect, &two), OUTPOST_OK);
+    char *want = strf("no_return_interview|t1|%s|Robin|2026-12-05 12:00:00\n", e1);
+    assert_string_equal(one.text, want);
+    free(want);
+    want = strf("missing_not_reported|t2|%s|Sam|2026-12-02 10:00:00\n", e2);
+    assert_string_equal(two.text, want);
+    free(want);
+    /* before the duty falls due, nothing */
+    seen early = {""};
+    assert_int_equal(outpost_watch_items(d1.r, now - 2 * 3600000u, collect, &early), OUTPOST_OK);
+    assert_string_equal(early.text, "");
+    /* the replica's write guard is back after a rule was prepared: a direct write is refused */
+    assert_int_not_equal(sqlite3_exec(outpost_replica_db(d1.r),
+                                      "UPDATE missing_episodes SET notes = 'x'", NULL, NULL, NULL),
+                         SQLITE_OK);
+}
+
 /* Counts per team and rule: the report duty fell due once and was met; sup2's team not shown. */
 static void test_counts_per_team_and_rule(void **state)
 {
@@ -368,6 +406,7 @@ int main(void)
         cmocka_unit_test(test_nothing_is_due_before_its_time),
         cmocka_unit_test(test_items_appear_when_due_within_the_team),
         cmocka_unit_test(test_items_leave_when_a_device_records_the_duty),
+        cmocka_unit_test(test_devices_evaluate_the_same_rules_on_their_replica),
         cmocka_unit_test(test_counts_per_team_and_rule),
         cmocka_unit_test(test_views_are_audited_with_the_records_shown),
         cmocka_unit_test(test_daemon_stops_cleanly),
