@@ -326,10 +326,14 @@ static void test_devices_evaluate_the_same_rules_on_their_replica(void **state)
     seen early = {""};
     assert_int_equal(outpost_watch_items(d1.r, now - 2 * 3600000u, collect, &early), OUTPOST_OK);
     assert_string_equal(early.text, "");
-    /* the replica's write guard is back after a rule was prepared: a direct write is refused */
-    assert_int_not_equal(sqlite3_exec(outpost_replica_db(d1.r),
-                                      "UPDATE missing_episodes SET notes = 'x'", NULL, NULL, NULL),
-                         SQLITE_OK);
+    /* the replica's write guard is back after a rule was prepared: a direct write is refused
+     * when it is prepared (not only later by the commit hook) */
+    sqlite3_stmt *direct = NULL;
+    assert_int_equal(sqlite3_prepare_v2(outpost_replica_db(d1.r),
+                                        "UPDATE missing_episodes SET notes = 'x'", -1, &direct,
+                                        NULL),
+                     SQLITE_AUTH);
+    sqlite3_finalize(direct);
 }
 
 /* Counts per team and rule: the report duty fell due once and was met; sup2's team not shown. */
