@@ -3,6 +3,7 @@
 find_package(Threads REQUIRED)
 add_library(outpost STATIC
     ${CMAKE_CURRENT_LIST_DIR}/src/error.c
+    ${CMAKE_CURRENT_LIST_DIR}/src/forms.c
     ${CMAKE_CURRENT_LIST_DIR}/src/outbox.c
     ${CMAKE_CURRENT_LIST_DIR}/src/heal.c
     ${CMAKE_CURRENT_LIST_DIR}/src/pull.c

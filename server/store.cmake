@@ -24,14 +24,17 @@ add_library(outpost_store STATIC
     src/store_dashboard.c   # the dashboard's queries, limited to a supervisor's teams
     src/store_dash_history.c # a record's history for the dashboard; what devices report
     src/reverse.c           # keeping or reversing a logged conflict decision
+    src/forms.c             # validating a schema package's forms (docs/forms.md)
+    src/forms_check.c       # the IN lists of a table's CHECK constraints
+    src/store_forms.c       # the forms kept with each schema version
     src/watch.c             # watch rules: reading watch.json, checking, preparing
     src/store_watch.c)      # watch rules kept, sent to devices, evaluated per team
 target_include_directories(outpost_store PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/src)
 target_link_libraries(outpost_store
-    PUBLIC outpost_proto PkgConfig::SQLITE3
-    PRIVATE outpost_mbedtls PkgConfig::ARGON2 PkgConfig::JANSSON outpost_warnings)
+    PUBLIC outpost_proto PkgConfig::SQLITE3 PkgConfig::JANSSON
+    PRIVATE outpost_mbedtls PkgConfig::ARGON2 outpost_warnings)
 
-add_executable(outpost-admin src/admin.c)
+add_executable(outpost-admin src/admin.c src/admin_forms.c)
 target_link_libraries(outpost-admin PRIVATE outpost_store outpost_mbedtls outpost_version PkgConfig::QRENCODE
                                             outpost_warnings)
 

@@ -10,6 +10,7 @@ if(TARGET outpost_store)
                      LABELS store)
     outpost_add_test(test_store_backup SOURCES unit/test_store_backup.c
                      LIBS outpost_store_fixture LABELS store)
+    outpost_add_test(test_forms SOURCES unit/test_forms.c LIBS outpost_store LABELS store)
     outpost_add_test(test_audit SOURCES unit/test_audit.c LIBS outpost_store_fixture
                      outpost_mbedtls LABELS store)
     if(TARGET outpost-admin)

@@ -453,6 +453,21 @@ OUTPOST_API int outpost_rejected_resubmit(outpost_replica *replica, int64_t id,
 OUTPOST_API int outpost_rejected_discard(outpost_replica *replica, int64_t id);
 
 /* ---------------------------------------------------------------------------------------------
+ * Forms (docs/forms.md): how the server's schema package says a worker fills in each synced
+ * table (sections, labels and help in several languages, choice lists, required and automatic
+ * columns). They arrive with the schema, at enrollment and with every newer schema version.
+ */
+
+/* Writes to *json_out the forms of the installed schema as one JSON array of form objects, in
+ * the server's table order: exactly the text the server sent, or "[]" when the schema has no
+ * forms (or none has been installed yet). The caller frees it with outpost_free(); on failure
+ * *json_out is NULL. The same thread rules as every call on the replica. */
+OUTPOST_API int outpost_forms_json(outpost_replica *replica, char **json_out);
+
+/* Frees memory a function of this library gave the caller to free with it. NULL is a no-op. */
+OUTPOST_API void outpost_free(void *ptr);
+
+/* ---------------------------------------------------------------------------------------------
  * Needs attention on the device: the schema package's watch rules (docs/watch.md), which arrive
  * with the schema, evaluated on this replica (the worker's own teams' rows), offline.
  */

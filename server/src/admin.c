@@ -22,6 +22,7 @@
 #include <mbedtls/sha256.h>
 #include <mbedtls/x509_crt.h>
 
+#include "admin_forms.h"
 #include "outpost_version.h"
 #include "store.h"
 #include "store_watch.h"
@@ -36,8 +37,10 @@ static const char usage_main[] =
     "       PATH.audit-key, made by init)\n"
     "\n"
     "commands:\n"
-    "  init --schema FILE.sql --policy FILE     create the store and its synced tables\n"
-    "  upgrade --schema FILE.sql --policy FILE  apply an additive schema change\n"
+    "  init --schema FILE.sql --policy FILE [--forms DIR] [--check]\n"
+    "                                           create the store and its synced tables\n"
+    "  upgrade --schema FILE.sql --policy FILE [--forms DIR] [--check]\n"
+    "                                           apply an additive schema change\n"
     "  team add ID [--name NAME]                create a team\n"
     "  worker add ID --team T [--team T2 ...]   create a worker in one or more teams\n"
     "  enroll WORKER [--expires HOURS] [--server HOST:PORT]\n"
@@ -62,21 +65,31 @@ static const char usage_main[] =
     "Run 'outpost-admin COMMAND --help' for a command's details.\n"
     "Exit codes: 0 done, 1 refused by the store, 2 usage error, 3 store failure.\n";
 
+#define FORMS_HELP                                                                         \
+    "The forms (docs/forms.md) are the *.json files of --forms DIR, by default of the forms/\n" \
+    "directory beside FILE.sql; each is validated against the schema first.\n"              \
+    "--check runs every check and applies nothing (init --check makes no store file).\n"
+
 static const char usage_init[] =
-    "usage: outpost-admin --store PATH init --schema FILE.sql --policy FILE [--watch FILE.json]\n"
+    "usage: outpost-admin --store PATH init --schema FILE.sql --policy FILE [--forms DIR]\n"
+    "       [--check] [--watch FILE.json]\n"
     "Creates the store at PATH (if missing) and its synced tables from FILE.sql (CREATE TABLE and\n"
     "CREATE INDEX statements only). The policy file has one line per table:\n"
     "  TABLE scope=COLUMN [policy=hlc|server-wins|device-wins]\n"
     "Every table needs an explicit non-integer PRIMARY KEY (a TEXT UUID).\n"
+    FORMS_HELP
     "init also creates the audit key (--audit-key FILE, default PATH.audit-key, mode 0600)\n"
     "unless it exists. Keep it readable by outpostd's user only, and back it up apart from the\n"
     "store: whoever holds both can rewrite the audit log (docs/threat-model.md).\n"
     "--watch names the watch rules (docs/watch.md): each is checked against the schema and\n"
     "nothing is changed when one does not compile.\n";
 static const char usage_upgrade[] =
-    "usage: outpost-admin --store PATH upgrade --schema FILE.sql --policy FILE [--watch FILE.json]\n"
+    "usage: outpost-admin --store PATH upgrade --schema FILE.sql --policy FILE [--forms DIR]\n"
+    "       [--check] [--watch FILE.json]\n"
     "Applies an additive change: new tables, new nullable or defaulted columns appended at the\n"
     "end of a table, new indexes. Removing, renaming or retyping anything is refused.\n"
+    FORMS_HELP
+    "Changed forms alone are a new schema version too; a package without forms removes them.\n"
     "--watch replaces the watch rules (docs/watch.md), checked against the new schema first.\n";
 static const char usage_team[] =
     "usage: outpost-admin --store PATH team add ID [--name NAME]\n"
@@ -167,7 +180,7 @@ static bool missing_value(int i, int argc, char **argv)
                                              "--name",    "--team",   "--expires",
                                              "--server",  "--cert",   "--role",   "--password-fd",
                                              "--limit",   "--audit-key", "--checkpoint",
-                                             "--append"};
+                                             "--append",  "--forms"};
     if (i + 1 < argc)
         return false;
     for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
@@ -372,11 +385,44 @@ static int keep_watch(store *st, const char *watch)
     return code;
 }
 
+/* init --check and upgrade --check: every check of the real command, nothing applied. init's
+ * runs on a store in memory, so no file is made; upgrade's runs against the store's schema. */
+static int check_package(const char *path, bool init, const char *schema, const char *policy,
+                         const admin_forms *forms, const char *schema_path)
+{
+    store *st = NULL;
+    int code = open_store(init ? ":memory:" : path, init, &st);
+    uint32_t version = 0;
+    if (code == EXIT_OK && !init) {
+        proto_buf buf = {0};
+        int rc = store_schema_encode(st, &buf, &version);
+        proto_buf_free(&buf);
+        if (rc != STORE_OK)
+            code = store_error(st, rc);
+    }
+    if (code == EXIT_OK) {
+        int rc = store_check_schema_forms(st, init, schema, policy, forms->files, forms->n_files);
+        if (rc != STORE_OK)
+            code = store_error(st, rc);
+    }
+    if (code == EXIT_OK && init)
+        printf("package valid as a new store's schema (nothing applied)\n");
+    else if (code == EXIT_OK)
+        printf("package valid as an upgrade of schema version %u (nothing applied)\n", version);
+    if (code == EXIT_OK && forms->dir != NULL)
+        printf("forms: %zu from %s\n", forms->n_files, forms->dir);
+    else if (code == EXIT_OK)
+        printf("forms: none (no forms/ directory beside %s)\n", schema_path);
+    store_close(st);
+    return code;
+}
+
 /* init and upgrade share their arguments. */
 static int cmd_schema(const char *path, int argc, char **argv, bool init)
 {
     const char *usage = init ? usage_init : usage_upgrade;
-    const char *schema_path = NULL, *policy_path = NULL, *watch_path = NULL;
+    const char *schema_path = NULL, *policy_path = NULL, *forms_dir = NULL, *watch_path = NULL;
+    bool check = false;
     for (int i = 0; i < argc; i++) {
         if (missing_value(i, argc, argv))
             return usage_error(usage, "missing value after", argv[i]);
@@ -387,6 +433,10 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
             schema_path = argv[++i];
         } else if (strcmp(argv[i], "--policy") == 0 && i + 1 < argc) {
             policy_path = argv[++i];
+        } else if (strcmp(argv[i], "--forms") == 0 && i + 1 < argc) {
+            forms_dir = argv[++i];
+        } else if (strcmp(argv[i], "--check") == 0) {
+            check = true;
         } else if (strcmp(argv[i], "--watch") == 0 && i + 1 < argc) {
             watch_path = argv[++i];
         } else {
@@ -397,13 +447,26 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
         return usage_error(usage, "both --schema FILE.sql and --policy FILE are required", NULL);
     char *schema = read_file(schema_path);
     char *policy = schema ? read_file(policy_path) : NULL;
-    char *watch = policy && watch_path ? read_file(watch_path) : NULL;
+    admin_forms forms = {0};
+    bool forms_read = policy && admin_forms_read(forms_dir, schema_path, read_file, &forms) == 0;
+    char *watch = forms_read && watch_path ? read_file(watch_path) : NULL;
+    bool watch_read = forms_read && (watch != NULL || watch_path == NULL);
+    /* Watch rules are checked against the new schema before anything is changed. */
+    int watch_code = watch ? check_watch(schema, policy, watch) : EXIT_OK;
+    if (check && watch_read) {
+        int code = watch_code == EXIT_OK
+                       ? check_package(path, init, schema, policy, &forms, schema_path)
+                       : watch_code;
+        admin_forms_free(&forms);
+        free(schema);
+        free(policy);
+        free(watch);
+        return code;
+    }
     store *st = NULL;
-    int code = schema && policy && (watch || !watch_path) ? EXIT_OK : EXIT_USAGE;
-    if (code == EXIT_OK && watch)
-        code = check_watch(schema, policy, watch);
-    if (code == EXIT_OK)
-        code = open_store(path, init, &st);
+    int code = !(schema && policy && watch_read) ? EXIT_USAGE
+               : watch_code != EXIT_OK           ? watch_code
+                                                 : open_store(path, init, &st);
     if (code == EXIT_OK && init)
         code = ensure_audit_key(path);
     if (code == EXIT_OK) {
@@ -421,8 +484,8 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
             code = store_error(st, rc);
     }
     if (code == EXIT_OK) {
-        int rc =
-            init ? store_init_schema(st, schema, policy) : store_upgrade_schema(st, schema, policy);
+        int rc = init ? store_init_schema_forms(st, schema, policy, forms.files, forms.n_files)
+                      : store_upgrade_schema_forms(st, schema, policy, forms.files, forms.n_files);
         if (rc != STORE_OK) {
             code = store_error(st, rc);
         } else {
@@ -437,11 +500,16 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
             else if ((code = audit_act(st, init ? "schema.init" : "schema.upgrade", "version %u",
                                        version)) == EXIT_OK)
                 printf("schema version %u %s\n", version, init ? "initialised" : "applied");
+            if (code == EXIT_OK && forms.dir != NULL)
+                printf("forms: %zu from %s\n", forms.n_files, forms.dir);
+            else if (code == EXIT_OK)
+                printf("forms: none (no forms/ directory beside %s)\n", schema_path);
         }
     }
     if (code == EXIT_OK && watch)
         code = keep_watch(st, watch);
     store_close(st);
+    admin_forms_free(&forms);
     free(schema);
     free(policy);
     free(watch);

@@ -63,6 +63,34 @@ int store_upgrade_schema(store *st, const char *schema_sql, const char *policy_t
 /* Current schema encoded as a SCHEMA message, and its version. */
 int store_schema_encode(store *st, proto_buf *out, uint32_t *out_version);
 
+/* ---- Forms (docs/forms.md) ------------------------------------------------------------------ */
+
+/* One forms/<table>.json file of a schema package. */
+typedef struct store_form_file {
+    const char *path; /* as messages name it */
+    const char *text; /* its contents, NUL-terminated */
+} store_form_file;
+
+/* store_init_schema and store_upgrade_schema with the package's forms (forms[0..n_forms), none
+ * when n_forms is 0). The forms are validated against the new schema first: a wrong one is
+ * STORE_ESCHEMA naming the file, table, column and problem, and nothing changes. They are then
+ * kept with the schema; forms that differ from the current ones are a new schema version even
+ * when the tables are unchanged, so devices fetch them. (store_init_schema and
+ * store_upgrade_schema leave the forms as they are.) */
+int store_init_schema_forms(store *st, const char *schema_sql, const char *policy_text,
+                            const store_form_file *forms, size_t n_forms);
+int store_upgrade_schema_forms(store *st, const char *schema_sql, const char *policy_text,
+                               const store_form_file *forms, size_t n_forms);
+
+/* Every check of store_init_schema_forms (init) or store_upgrade_schema_forms, then a rollback:
+ * 0 when the package would be applied, the same error otherwise; nothing changes either way. */
+int store_check_schema_forms(store *st, bool init, const char *schema_sql,
+                             const char *policy_text, const store_form_file *forms,
+                             size_t n_forms);
+
+/* The current forms as one JSON array text, "[]" when there are none; free with free(). */
+int store_forms_json(store *st, char **out_json);
+
 /* ---- Devices -------------------------------------------------------------------------------- */
 
 typedef struct store_device {

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "forms.h"
 #include "store_internal.h"
 
 static const char identity_ddl[] =
@@ -325,6 +326,7 @@ typedef struct schema_steps {
     uint32_t n;
     int64_t *version;
     char **sql, **policy;
+    char **forms; /* recorded with the version; NULL when it changed none */
 } schema_steps;
 
 static void schema_steps_free(schema_steps *steps)
@@ -332,7 +334,9 @@ static void schema_steps_free(schema_steps *steps)
     for (uint32_t i = 0; i < steps->n; i++) {
         free(steps->sql[i]);
         free(steps->policy[i]);
+        free(steps->forms[i]);
     }
+    free(steps->forms);
     free(steps->version);
     free(steps->sql);
     free(steps->policy);
@@ -362,13 +366,17 @@ static int schema_steps_read(store *st, int64_t after, schema_steps *out)
         char **p = realloc(out->policy, n * sizeof *p);
         if (p != NULL)
             out->policy = p;
-        if (v == NULL || q == NULL || p == NULL) {
+        char **f = realloc(out->forms, n * sizeof *f);
+        if (f != NULL)
+            out->forms = f;
+        if (v == NULL || q == NULL || p == NULL || f == NULL) {
             out_rc = store_fail(st, STORE_ENOMEM, "out of memory");
             break;
         }
         out->version[out->n] = sqlite3_column_int64(s, 0);
         out->sql[out->n] = strdup((const char *)sqlite3_column_text(s, 1));
         out->policy[out->n] = strdup((const char *)sqlite3_column_text(s, 2));
+        out->forms[out->n] = NULL;
         out->n = n;
         if (out->sql[n - 1] == NULL || out->policy[n - 1] == NULL) {
             out_rc = store_fail(st, STORE_ENOMEM, "out of memory");
@@ -378,6 +386,8 @@ static int schema_steps_read(store *st, int64_t after, schema_steps *out)
     sqlite3_finalize(s);
     if (out_rc == 0 && rc != SQLITE_DONE)
         out_rc = store_fail_sqlite(st, rc, "read the schema history");
+    for (uint32_t i = 0; out_rc == 0 && i < out->n; i++)
+        out_rc = store_forms_recorded(st, (uint32_t)out->version[i], &out->forms[i]);
     if (out_rc != 0)
         schema_steps_free(out);
     return out_rc;
@@ -391,8 +401,8 @@ static int schema_steps_apply(store *st, const schema_steps *steps)
         int64_t have = 0;
         int out = store_meta_get(st, "schema_version", &have);
         if (out == 0)
-            out = have == 0 ? store_init_schema(st, steps->sql[i], steps->policy[i])
-                            : store_upgrade_schema(st, steps->sql[i], steps->policy[i]);
+            out = store_schema_replay(st, have == 0, steps->sql[i], steps->policy[i],
+                                      steps->forms[i]);
         if (out == 0)
             out = store_meta_get(st, "schema_version", &have);
         if (out == 0 && have != steps->version[i])

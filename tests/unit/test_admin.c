@@ -567,8 +567,10 @@ static void test_watch_example_upgrades_version_1_additively(void **state)
     char *args = strf("--store '%s' upgrade --schema '%s/examples/outreach/schema.sql' --policy "
                       "'%s/examples/outreach/policy' --watch '%s/examples/outreach/watch.json'",
                       c->store, src, src, src);
-    expect(c, args, 0, "schema version 2 applied\nwatch rules kept", NULL);
-    expect(c, args, 0, "schema unchanged (version 2)\nwatch rules unchanged", NULL);
+    expect(c, args, 0, "schema version 2 applied\nforms: 3 from", NULL);
+    assert_non_null(strstr(c->r.out, "\nwatch rules kept\n"));
+    expect(c, args, 0, "schema unchanged (version 2)\nforms: 3 from", NULL);
+    assert_non_null(strstr(c->r.out, "\nwatch rules unchanged\n"));
     free(args);
     assert_int_equal(sqlite3_open(c->store, &db), SQLITE_OK);
     sqlite3_stmt *stmt = NULL;
@@ -588,6 +590,140 @@ static void test_watch_example_upgrades_version_1_additively(void **state)
     sqlite3_close(db);
 }
 
+/* A copy of examples/outreach (schema, policy, forms) in the test's directory, to edit. */
+static char *copy_outreach(ctx *c)
+{
+    char *pkg = strf("%s/outreach", c->dir);
+    assert_int_equal(systemf("cp -r '%s/examples/outreach' '%s'", getenv("OUTPOST_SOURCE_DIR"),
+                             pkg), 0);
+    return pkg;
+}
+
+static char *package_args(ctx *c, const char *verb, const char *pkg)
+{
+    return strf("--store '%s' %s --schema '%s/schema.sql' --policy '%s/policy'", c->store, verb,
+                pkg, pkg);
+}
+
+static char *forms_of(ctx *c)
+{
+    store *st = NULL;
+    char err[256], *json = NULL;
+    assert_int_equal(store_open(c->store, false, &st, err, sizeof err), 0);
+    assert_int_equal(store_forms_json(st, &json), 0);
+    store_close(st);
+    return json;
+}
+
+static void test_forms_are_validated_and_kept_at_init_and_upgrade(void **state)
+{
+    ctx *c = *state;
+    char *pkg = copy_outreach(c);
+    char *init = package_args(c, "init", pkg), *upgrade = package_args(c, "upgrade", pkg);
+    /* a wrong form refuses the whole package, naming file, table, column and problem */
+    assert_int_equal(systemf("sed -i 's/\"value\": \"high\"/\"value\": \"severe\"/' "
+                             "'%s/forms/contacts.json'", pkg), 0);
+    char *want = strf("outpost-admin: %s/forms/contacts.json: contacts.risk_level: choice "
+                      "'severe' is not allowed by the column's CHECK (allowed: "
+                      "'none','low','medium','high')\n", pkg);
+    expect(c, init, 1, NULL, want);
+    free(want);
+    assert_int_equal(systemf("sed -i 's/\"value\": \"severe\"/\"value\": \"high\"/' "
+                             "'%s/forms/contacts.json'", pkg), 0);
+    /* fixed, it installs, and the store keeps the three forms in table order */
+    expect(c, init, 0, "schema version 1 initialised\nforms: 3 from", NULL);
+    char *json = forms_of(c);
+    const char *contacts = strstr(json, "{\"table\":\"contacts\"");
+    const char *missing = strstr(json, "{\"table\":\"missing_episodes\"");
+    const char *referrals = strstr(json, "{\"table\":\"referrals\"");
+    assert_true(json[0] == '[' && contacts == json + 1 && missing > contacts && referrals > missing);
+    assert_non_null(strstr(json, "\"label\":{\"en\":\"Risk level\",\"es\":\"Nivel de riesgo\"}"));
+    free(json);
+    /* the same package again changes nothing */
+    expect(c, upgrade, 0, "schema unchanged (version 1)", NULL);
+    /* changed forms alone are a new version */
+    assert_int_equal(systemf("sed -i 's/\"Risk level\"/\"Risk now\"/' '%s/forms/contacts.json'",
+                             pkg), 0);
+    expect(c, upgrade, 0, "schema version 2 applied", NULL);
+    json = forms_of(c);
+    assert_non_null(strstr(json, "\"label\":{\"en\":\"Risk now\""));
+    assert_null(strstr(json, "Risk level"));
+    free(json);
+    /* a refused upgrade keeps the forms as they were */
+    assert_int_equal(systemf("sed -i 's/\"required\": true,//' '%s/forms/referrals.json'", pkg),
+                     0);
+    want = strf("outpost-admin: %s/forms/referrals.json: referrals.alias: a NOT NULL column "
+                "without DEFAULT is neither automatic nor a required field", pkg);
+    expect(c, upgrade, 1, NULL, want);
+    free(want);
+    json = forms_of(c);
+    assert_non_null(strstr(json, "Risk now"));
+    free(json);
+    /* a package without forms removes them, and says so */
+    assert_int_equal(systemf("rm -r '%s/forms'", pkg), 0);
+    expect(c, upgrade, 0, "schema version 3 applied\nforms: none", NULL);
+    json = forms_of(c);
+    assert_string_equal(json, "[]");
+    free(json);
+    free(init);
+    free(upgrade);
+    free(pkg);
+}
+
+static void test_forms_dir_option(void **state)
+{
+    ctx *c = *state;
+    char *pkg = copy_outreach(c);
+    assert_int_equal(systemf("mv '%s/forms' '%s/formulaires'", pkg, c->dir), 0);
+    char *args = strf("--store '%s' init --schema '%s/schema.sql' --policy '%s/policy' --forms "
+                      "'%s/nowhere'", c->store, pkg, pkg, c->dir);
+    expect(c, args, 2, NULL, "cannot read the forms directory");
+    free(args);
+    args = strf("--store '%s' init --schema '%s/schema.sql' --policy '%s/policy' --forms "
+                "'%s/formulaires'", c->store, pkg, pkg, c->dir);
+    expect(c, args, 0, "forms: 3 from", NULL);
+    free(args);
+    free(pkg);
+}
+
+/* --check: the same verdict as the real command, and nothing applied. */
+static void test_forms_check_applies_nothing(void **state)
+{
+    ctx *c = *state;
+    char *pkg = copy_outreach(c);
+    char *init = package_args(c, "init", pkg), *upgrade = package_args(c, "upgrade", pkg);
+    char *init_check = strf("%s --check", init), *upgrade_check = strf("%s --check", upgrade);
+    expect(c, init_check, 0, "package valid as a new store's schema (nothing applied)\nforms: 3",
+           NULL);
+    struct stat sb;
+    assert_int_equal(stat(c->store, &sb), -1); /* no store file was made */
+    expect(c, init, 0, "schema version 1 initialised", NULL);
+    assert_int_equal(systemf("sed -i 's/\"Risk level\"/\"Overall risk\"/' "
+                             "'%s/forms/contacts.json'", pkg), 0);
+    expect(c, upgrade_check, 0, "package valid as an upgrade of schema version 1 (nothing "
+                                "applied)", NULL);
+    char *json = forms_of(c);
+    assert_non_null(strstr(json, "Risk level"));
+    assert_null(strstr(json, "Overall risk"));
+    free(json);
+    assert_int_equal(systemf("sed -i 's/\"widget\": \"integer\"/\"widget\": \"number\"/' "
+                             "'%s/forms/contacts.json'", pkg), 0);
+    char *want = strf("outpost-admin: %s/forms/contacts.json: contacts.age_estimate: \"widget\" "
+                      "must be one of text, textarea, integer, datetime, date, select, "
+                      "multiselect, link\n", pkg);
+    expect(c, upgrade_check, 1, NULL, want);
+    free(want);
+    /* the real upgrade afterwards still sees version 1 */
+    assert_int_equal(systemf("sed -i 's/\"widget\": \"number\"/\"widget\": \"integer\"/' "
+                             "'%s/forms/contacts.json'", pkg), 0);
+    expect(c, upgrade, 0, "schema version 2 applied", NULL);
+    free(init_check);
+    free(upgrade_check);
+    free(init);
+    free(upgrade);
+    free(pkg);
+}
+
 #define T_(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -601,6 +737,9 @@ int main(void)
         T_(test_people_lifecycle_from_the_cli),
         T_(test_watch_rule_errors_name_rule_and_problem),
         T_(test_watch_example_upgrades_version_1_additively),
+        T_(test_forms_are_validated_and_kept_at_init_and_upgrade),
+        T_(test_forms_dir_option),
+        T_(test_forms_check_applies_nothing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -427,6 +427,12 @@ static void test_roundtrip_schema_and_optional_fields(void **state)
     assert_string_equal(t->columns[5], "photo");
     assert_int_equal(t->n_pk, 1);
     assert_int_equal(t->pk[0], 0);
+    assert_null(w->schema.forms); /* no forms: the key is absent */
+    proto_msg_free(msg);
+
+    msg = roundtrip("schema-forms");
+    assert_int_equal(msg->u.schema.version, 4);
+    assert_string_equal(msg->u.schema.forms, example_named("schema-forms")->u.schema.forms);
     proto_msg_free(msg);
 
     msg = roundtrip("welcome");

@@ -169,6 +169,7 @@ typedef struct proto_schema {
     uint32_t version;
     uint32_t n_tables;
     proto_schema_table *tables;
+    const char *forms; /* the forms (docs/forms.md) as one JSON array text; NULL: none sent */
     const char *watch_json; /* the schema package's watch rules (docs/watch.md); NULL: none */
 } proto_schema;
 

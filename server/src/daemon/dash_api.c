@@ -1,5 +1,6 @@
 #include "dash_api.h"
 
+#include "dash_forms.h"
 #include "dash_people.h"
 #include "dash_record.h"
 #include "dash_watch.h"
@@ -780,6 +781,7 @@ void dash_run(dash_call *c, store *st)
     case DASH_PEOPLE: dash_people_list(c, st); break;
     case DASH_PEOPLE_ACT: dash_people_act(c, st); break;
     case DASH_PASSWORD: run_password(c, st); break;
+    case DASH_FORMS: dash_forms_get(c, st); break;
     case DASH_WATCH: dash_watch_items(c, st); break;
     case DASH_WATCH_COUNTS: dash_watch_counts(c, st); break;
     }

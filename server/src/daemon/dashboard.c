@@ -401,6 +401,7 @@ static const api_route api_routes[] = {
     {"/api/audit", false, DASH_AUDIT},      {"/api/export", false, DASH_RECORDS},
     {"/api/people", false, DASH_PEOPLE},    {"/api/people/act", true, DASH_PEOPLE_ACT},
     {"/api/password", true, DASH_PASSWORD},
+    {"/api/forms", false, DASH_FORMS},
     {"/api/watch", false, DASH_WATCH},      {"/api/watch/counts", false, DASH_WATCH_COUNTS},
 };
 
