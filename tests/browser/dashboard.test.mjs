@@ -227,7 +227,7 @@ async function test() {
   assert.match(await page.textContent('#record-history'), /created by alice.*\n?.*changed by alice/s);
   await page.click(`#record-links a[data-table=referrals]`);
   await page.waitForFunction((id) => location.hash === `#/record/referrals/${id}`, referralId);
-  await page.waitForFunction(() => /shelter/.test(document.querySelector('#record-table').textContent));
+  await page.waitForFunction(() => /shelter/i.test(document.querySelector('#record-table').textContent));
   assert.match(await page.textContent('#record-links'), /A-first/, 'the referral links back to its contact');
   await shot(page, 'record-referral');
   await page.goBack();
