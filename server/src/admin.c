@@ -365,20 +365,14 @@ static int check_watch(const char *schema, const char *policy, const char *watch
     return exit_for(rc);
 }
 
-static int keep_watch(store *st, const char *watch)
+/* Says what became of the rules given (kept inside the schema's transaction) and audits a
+ * change. */
+static int report_watch(store *st, bool changed)
 {
-    char *kept = NULL;
-    int rc = store_watch_json(st, &kept);
-    bool same = rc == STORE_OK && kept != NULL && strcmp(kept, watch) == 0;
-    free(kept);
-    if (rc == STORE_OK && same) {
+    if (!changed) {
         printf("watch rules unchanged\n");
         return EXIT_OK;
     }
-    if (rc == STORE_OK)
-        rc = store_watch_set(st, watch);
-    if (rc != STORE_OK)
-        return store_error(st, rc);
     int code = audit_act(st, "watch.set", "%s", "watch rules replaced");
     if (code == EXIT_OK)
         printf("watch rules kept\n");
@@ -388,7 +382,7 @@ static int keep_watch(store *st, const char *watch)
 /* init --check and upgrade --check: every check of the real command, nothing applied. init's
  * runs on a store in memory, so no file is made; upgrade's runs against the store's schema. */
 static int check_package(const char *path, bool init, const char *schema, const char *policy,
-                         const admin_forms *forms, const char *schema_path)
+                         const admin_forms *forms, const char *watch, const char *schema_path)
 {
     store *st = NULL;
     int code = open_store(init ? ":memory:" : path, init, &st);
@@ -401,7 +395,8 @@ static int check_package(const char *path, bool init, const char *schema, const 
             code = store_error(st, rc);
     }
     if (code == EXIT_OK) {
-        int rc = store_check_schema_forms(st, init, schema, policy, forms->files, forms->n_files);
+        int rc = store_schema_package(st, init, true, schema, policy, forms->files,
+                                      forms->n_files, watch);
         if (rc != STORE_OK)
             code = store_error(st, rc);
     }
@@ -455,7 +450,7 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
     int watch_code = watch ? check_watch(schema, policy, watch) : EXIT_OK;
     if (check && watch_read) {
         int code = watch_code == EXIT_OK
-                       ? check_package(path, init, schema, policy, &forms, schema_path)
+                       ? check_package(path, init, schema, policy, &forms, watch, schema_path)
                        : watch_code;
         admin_forms_free(&forms);
         free(schema);
@@ -476,6 +471,7 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
             code = store_error(st, rc);
     }
     uint32_t before = 0;
+    bool watch_changed = false;
     if (code == EXIT_OK && !init) {
         proto_buf buf = {0};
         int rc = store_schema_encode(st, &buf, &before);
@@ -484,8 +480,13 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
             code = store_error(st, rc);
     }
     if (code == EXIT_OK) {
-        int rc = init ? store_init_schema_forms(st, schema, policy, forms.files, forms.n_files)
-                      : store_upgrade_schema_forms(st, schema, policy, forms.files, forms.n_files);
+        char *kept = NULL; /* the watch rules before, to say whether they changed */
+        int rc = watch ? store_watch_json(st, &kept) : STORE_OK;
+        if (rc == STORE_OK)
+            rc = store_schema_package(st, init, false, schema, policy, forms.files,
+                                      forms.n_files, watch);
+        watch_changed = rc == STORE_OK && watch && (kept == NULL || strcmp(kept, watch) != 0);
+        free(kept);
         if (rc != STORE_OK) {
             code = store_error(st, rc);
         } else {
@@ -507,7 +508,7 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
         }
     }
     if (code == EXIT_OK && watch)
-        code = keep_watch(st, watch);
+        code = report_watch(st, watch_changed);
     store_close(st);
     admin_forms_free(&forms);
     free(schema);

@@ -94,23 +94,18 @@ static int load_checked(store *st, const char *json, watch_rules *rules)
     return 0;
 }
 
-int store_watch_set(store *st, const char *json)
+/* Inserts json as the newest rules (the table made when missing). */
+static int insert_rules(store *st, const char *json)
 {
-    watch_rules rules;
-    int out = store_begin(st, true);
-    if (out != 0)
-        return out;
-    out = load_checked(st, json, &rules);
-    watch_rules_free(&rules);
-    if (out == 0)
-        out = store_exec(st,
+    int out = store_exec(st,
                          "CREATE TABLE IF NOT EXISTS _outpost_watch("
                          "  id INTEGER PRIMARY KEY, json TEXT NOT NULL, set_ms INTEGER NOT NULL)",
                          "create the watch rules table");
     sqlite3_stmt *stmt = NULL;
     if (out == 0) {
-        int rc = sqlite3_prepare_v2(st->db, "INSERT INTO _outpost_watch(json, set_ms) VALUES(?1, ?2)",
-                                    -1, &stmt, NULL);
+        int rc = sqlite3_prepare_v2(st->db,
+                                    "INSERT INTO _outpost_watch(json, set_ms) VALUES(?1, ?2)", -1,
+                                    &stmt, NULL);
         if (rc == SQLITE_OK) {
             sqlite3_bind_text(stmt, 1, json, -1, SQLITE_STATIC);
             sqlite3_bind_int64(stmt, 2, (int64_t)store_now_ms());
@@ -120,10 +115,41 @@ int store_watch_set(store *st, const char *json)
             out = store_fail_sqlite(st, rc, "keep the watch rules");
     }
     sqlite3_finalize(stmt);
+    return out;
+}
+
+int store_watch_keep_in_tx(store *st, const char *json, bool *out_changed)
+{
+    char *kept = NULL;
+    *out_changed = false;
+    int out = store_watch_json(st, &kept);
+    bool same = out == 0 && kept != NULL && strcmp(kept, json) == 0;
+    free(kept);
+    if (out != 0 || same)
+        return out;
+    /* The tables as this transaction made them, new ones included. */
+    store_tables_free(st);
+    watch_rules rules;
+    out = load_checked(st, json, &rules);
+    watch_rules_free(&rules);
+    if (out == 0)
+        out = insert_rules(st, json);
+    *out_changed = out == 0;
+    return out;
+}
+
+int store_watch_set(store *st, const char *json)
+{
+    bool changed = false;
+    int out = store_begin(st, true);
+    if (out != 0)
+        return out;
+    out = store_watch_keep_in_tx(st, json, &changed);
     if (out == 0)
         out = store_commit(st);
     else
         store_rollback(st);
+    store_tables_free(st);
     return out;
 }
 

@@ -6,6 +6,7 @@
 #ifndef OUTPOST_STORE_WATCH_H
 #define OUTPOST_STORE_WATCH_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "store.h"
@@ -15,6 +16,18 @@
  * in err. */
 int store_watch_check(const char *schema_sql, const char *policy_text, const char *json,
                       char *err, size_t err_size);
+
+/* init or upgrade (init), or only their checks (check_only), of a schema package with its forms
+ * (as store_init_schema_forms) and watch rules (watch_json; NULL keeps the rules as they are).
+ * Changed rules alone are a new schema version, so that devices receive them. A rule that does
+ * not compile against the new tables is STORE_ESCHEMA naming it, and nothing is applied. */
+int store_schema_package(store *st, bool init, bool check_only, const char *schema_sql,
+                         const char *policy_text, const store_form_file *files, size_t n_files,
+                         const char *watch_json);
+
+/* For schema.c, inside its write transaction, after the tables are installed: checks json
+ * against them and keeps it unless it equals the rules kept; *out_changed says whether it did. */
+int store_watch_keep_in_tx(store *st, const char *json, bool *out_changed);
 
 /* Checks the rules against the store's current tables and keeps them (replacing the rules kept
  * before). STORE_ESCHEMA naming the rule and problem; nothing is kept then. */

@@ -572,6 +572,16 @@ static void test_watch_example_upgrades_version_1_additively(void **state)
     expect(c, args, 0, "schema unchanged (version 2)\nforms: 3 from", NULL);
     assert_non_null(strstr(c->r.out, "\nwatch rules unchanged\n"));
     free(args);
+    /* changed rules alone are a new schema version (devices receive them with it) */
+    char *changed = strf("%s/watch.json", c->dir);
+    assert_int_equal(systemf("sed 's/\"days\": 3/\"days\": 5/' '%s/examples/outreach/watch.json'"
+                             " > '%s'", src, changed), 0);
+    args = strf("--store '%s' upgrade --schema '%s/examples/outreach/schema.sql' --policy "
+                "'%s/examples/outreach/policy' --watch '%s'", c->store, src, src, changed);
+    expect(c, args, 0, "schema version 3 applied\n", NULL);
+    assert_non_null(strstr(c->r.out, "\nwatch rules kept\n"));
+    free(args);
+    free(changed);
     assert_int_equal(sqlite3_open(c->store, &db), SQLITE_OK);
     sqlite3_stmt *stmt = NULL;
     assert_int_equal(sqlite3_prepare_v2(db,
