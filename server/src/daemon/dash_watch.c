@@ -35,16 +35,6 @@ static uint64_t watch_now_ms(const dash_call *c)
     return num_end != text ? (uint64_t)ms : c->now_ms;
 }
 
-static void reply_error(dash_call *c, int status, const char *message)
-{
-    dash_buf_free(&c->body);
-    c->http_status = status;
-    c->content_type = "application/json";
-    dash_buf_puts(&c->body, "{\"error\":");
-    dash_buf_json_str(&c->body, message);
-    dash_buf_puts(&c->body, "}");
-}
-
 /* The teams asked for: all the caller's, or the one named by team= when it is one of them. */
 static bool pick_teams(dash_call *c, const char (**out_teams)[64], uint32_t *out_n)
 {
@@ -58,7 +48,7 @@ static bool pick_teams(dash_call *c, const char (**out_teams)[64], uint32_t *out
             *out_n = 1;
             return true;
         }
-    reply_error(c, 403, "that team is not one of yours");
+    dash_reply_error(c, 403, "that team is not one of yours");
     return false;
 }
 
@@ -108,18 +98,18 @@ static bool audit_ok(dash_call *c, store *st, const char *action, const char *ta
     if (!ids->failed && store_audit_append_ids(st, c->now_ms, c->user, action, target,
                                                c->address, ids->data) == STORE_OK)
         return true;
-    reply_error(c, 500, "the audit log cannot be written: nothing shown");
+    dash_reply_error(c, 500, "the audit log cannot be written: nothing shown");
     return false;
 }
 
+/* A rule the store can no longer compile is named (it is the admin's to fix); the rest as the
+ * other views answer them. */
 static void store_error(dash_call *c, store *st, int rc)
 {
-    if (rc == STORE_EBUSY)
-        reply_error(c, 503, "the store is busy: try again");
-    else if (rc == STORE_ESCHEMA)
-        reply_error(c, 500, store_errmsg(st));
+    if (rc == STORE_ESCHEMA)
+        dash_reply_error(c, 500, store_errmsg(st));
     else
-        reply_error(c, 500, "the store failed: see the server log");
+        dash_reply_store_error(c, st, rc);
 }
 
 void dash_watch_items(dash_call *c, store *st)
