@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "schema_parse.h"
 #include "store_internal.h"
@@ -15,7 +14,7 @@
 static const char *def_scope(const schema_def *def, const char *table)
 {
     for (uint32_t i = 0; i < def->n_tables; i++)
-        if (strcasecmp(def->tables[i].name, table) == 0)
+        if (strcmp(def->tables[i].name, table) == 0) /* as store_table_find: names as written */
             return def->tables[i].cols[def->tables[i].scope_idx].name;
     return NULL;
 }
@@ -61,14 +60,6 @@ done:
     return out;
 }
 
-static const store_table *find_table(store *st, const char *name)
-{
-    for (uint32_t i = 0; i < st->n_tables; i++)
-        if (strcasecmp(st->tables[i].name, name) == 0)
-            return &st->tables[i];
-    return NULL;
-}
-
 /* Parses json and checks every rule against the store's tables (loaded). */
 static int load_checked(store *st, const char *json, watch_rules *rules)
 {
@@ -79,7 +70,7 @@ static int load_checked(store *st, const char *json, watch_rules *rules)
     if (watch_rules_parse(json, rules, err, sizeof err) != 0)
         return store_fail(st, STORE_ESCHEMA, "%s", err);
     for (uint32_t i = 0; i < rules->n; i++) {
-        const store_table *t = find_table(st, rules->rules[i].table);
+        const store_table *t = store_table_find(st, rules->rules[i].table);
         if (t == NULL)
             out = store_fail(st, STORE_ESCHEMA, "rule %s: no synced table %.64s",
                              rules->rules[i].id, rules->rules[i].table);
@@ -241,7 +232,7 @@ int store_watch_items(store *st, const char (*teams)[64], uint32_t n_teams, uint
     out = load_kept(st, &rules);
     for (uint32_t i = 0; out == 0 && i < rules.n; i++) {
         const watch_rule *r = &rules.rules[i];
-        const store_table *t = find_table(st, r->table);
+        const store_table *t = store_table_find(st, r->table);
         sqlite3_stmt *stmt = NULL;
         char err[512];
         if (watch_rule_prepare(st->db, r, t->cols[t->scope_idx], NULL, &stmt, err, sizeof err) != 0) {
@@ -313,7 +304,7 @@ int store_watch_counts(store *st, const char (*teams)[64], uint32_t n_teams, uin
     out = load_kept(st, &rules);
     for (uint32_t i = 0; out == 0 && i < rules.n; i++) {
         const watch_rule *r = &rules.rules[i];
-        const store_table *t = find_table(st, r->table);
+        const store_table *t = store_table_find(st, r->table);
         sqlite3_stmt *stmt = NULL;
         char err[512];
         if (watch_rule_prepare_counts(st->db, r, t->cols[t->scope_idx], &stmt, err,
