@@ -77,3 +77,9 @@ async function viewWatch(content) {
 
 VIEWS.watch = viewWatch;
 TITLES.watch = 'Needs attention';
+
+// Duties fall due with time as well as with data: while the view is open it also refreshes
+// itself every minute (as a background call, which leaves the idle clock alone).
+setInterval(() => {
+  if (state.me && state.view === 'watch' && !document.hidden) show('watch', true);
+}, 60000);
