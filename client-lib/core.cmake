@@ -9,6 +9,7 @@ add_library(outpost STATIC
     ${CMAKE_CURRENT_LIST_DIR}/src/pull.c
     ${CMAKE_CURRENT_LIST_DIR}/src/quarantine.c
     ${CMAKE_CURRENT_LIST_DIR}/src/replica.c
+    ${CMAKE_CURRENT_LIST_DIR}/src/row_state.c
     ${CMAKE_CURRENT_LIST_DIR}/src/schema.c
     ${CMAKE_CURRENT_LIST_DIR}/src/scope.c
     ${CMAKE_CURRENT_LIST_DIR}/src/tx.c

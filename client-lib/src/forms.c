@@ -48,10 +48,22 @@ int outpost_forms_json(outpost_replica *replica, char **json_out)
         return rc;
     const char *text = NULL;
     if (kept) {
-        rc = replica_prepare(replica, "SELECT forms FROM _outpost_forms WHERE id = 1", &stmt);
+        /* Forms that are not a JSON array (a faulty server) are ignored and reported here; the
+         * schema they came with is in use all the same. */
+        rc = replica_prepare(replica,
+                             "SELECT forms, CASE WHEN forms IS NULL THEN 1 WHEN json_valid(forms)"
+                             " THEN json_type(forms) = 'array' ELSE 0 END"
+                             " FROM _outpost_forms WHERE id = 1",
+                             &stmt);
         if (rc != OUTPOST_OK)
             return rc;
         rc = sqlite3_step(stmt);
+        if (rc == SQLITE_ROW && sqlite3_column_int(stmt, 1) == 0) {
+            sqlite3_finalize(stmt);
+            return replica_fail(replica, OUTPOST_ESCHEMA,
+                                "the forms that came with the schema are not a JSON array; they "
+                                "are ignored (the schema itself is in use)");
+        }
         if (rc == SQLITE_ROW)
             text = (const char *)sqlite3_column_text(stmt, 0);
         else if (rc != SQLITE_DONE) {

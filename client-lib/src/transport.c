@@ -264,6 +264,11 @@ int transport_url_parse(const char *url, transport_url *out_url, char *errmsg,
     }
 
     const char *path = authority_end;
+    /* outpostd serves devices at /sync only; without a path the upgrade is refused, which a
+     * device could only report as a lost connection. */
+    if (path[0] == 0 || (path[0] == '/' && path[1] == 0) || path[0] == '?')
+        return fail_with(errmsg, errmsg_size, -EINVAL,
+                         "'%s': no path; outpostd serves devices at wss://HOST:PORT/sync", url);
     if (strchr(path, '#'))
         return fail_with(errmsg, errmsg_size, -EINVAL,
                          "'%s': a fragment (#...) has no meaning in a server URL", url);

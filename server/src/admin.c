@@ -85,12 +85,14 @@ static const char usage_init[] =
     "nothing is changed when one does not compile.\n";
 static const char usage_upgrade[] =
     "usage: outpost-admin --store PATH upgrade --schema FILE.sql --policy FILE [--forms DIR]\n"
-    "       [--check] [--watch FILE.json]\n"
+    "       [--check] [--drop-forms] [--watch FILE.json]\n"
     "Applies an additive change: new tables, new nullable or defaulted columns appended at the\n"
     "end of a table, new indexes. Removing, renaming or retyping anything is refused.\n"
     FORMS_HELP
-    "Changed forms alone are a new schema version too; a package without forms removes them.\n"
-    "--watch replaces the watch rules (docs/watch.md), checked against the new schema first.\n";
+    "Changed forms alone are a new schema version too. A package without forms is refused\n"
+    "while the store has forms (every device would lose them); --drop-forms removes them.\n"
+    "--watch replaces the watch rules (docs/watch.md), checked against the new schema first;\n"
+    "changed rules alone are a new schema version too.\n";
 static const char usage_team[] =
     "usage: outpost-admin --store PATH team add ID [--name NAME]\n"
     "Creates a team. Team ids are the values of the synced tables' scope columns.\n";
@@ -379,37 +381,89 @@ static int report_watch(store *st, bool changed)
     return code;
 }
 
-/* init --check and upgrade --check: every check of the real command, nothing applied. init's
- * runs on a store in memory, so no file is made; upgrade's runs against the store's schema. */
-static int check_package(const char *path, bool init, const char *schema, const char *policy,
-                         const admin_forms *forms, const char *watch, const char *schema_path)
+/* An upgrade without forms while the store has some would remove every form on every device:
+ * refused unless drop (--drop-forms). *out_dropped is how many go. */
+static int guard_forms_drop(store *st, const admin_forms *forms, bool drop, size_t *out_dropped)
+{
+    char names[512];
+    size_t n = 0;
+    *out_dropped = 0;
+    if (forms->dir != NULL)
+        return EXIT_OK;
+    int rc = store_forms_tables(st, names, sizeof names, &n);
+    if (rc != STORE_OK)
+        return store_error(st, rc);
+    if (n > 0 && !drop) {
+        fprintf(stderr,
+                "outpost-admin: the current schema has %zu form%s (%s) and this package has "
+                "none: the upgrade would remove %s from every device. Put the forms/ directory "
+                "beside the schema (or name it with --forms DIR), or pass --drop-forms to remove "
+                "them.\n",
+                n, n == 1 ? "" : "s", names, n == 1 ? "it" : "them all");
+        return EXIT_REFUSED;
+    }
+    *out_dropped = n;
+    return EXIT_OK;
+}
+
+/* Every check of init or upgrade, nothing applied: init's on a store in memory, so no file is
+ * made; upgrade's against the store's schema, rolled back. *out_version is the current
+ * version (upgrade), *out_dropped how many forms the upgrade removes. Prints only failures. */
+static int validate_package(const char *path, bool init, const char *schema, const char *policy,
+                            const admin_forms *forms, const char *watch, bool drop_forms,
+                            uint32_t *out_version, size_t *out_dropped)
 {
     store *st = NULL;
     int code = open_store(init ? ":memory:" : path, init, &st);
-    uint32_t version = 0;
+    *out_version = 0;
+    *out_dropped = 0;
     if (code == EXIT_OK && !init) {
         proto_buf buf = {0};
-        int rc = store_schema_encode(st, &buf, &version);
+        int rc = store_schema_encode(st, &buf, out_version);
         proto_buf_free(&buf);
         if (rc != STORE_OK)
             code = store_error(st, rc);
     }
+    if (code == EXIT_OK && !init)
+        code = guard_forms_drop(st, forms, drop_forms, out_dropped);
     if (code == EXIT_OK) {
         int rc = store_schema_package(st, init, true, schema, policy, forms->files,
                                       forms->n_files, watch);
         if (rc != STORE_OK)
             code = store_error(st, rc);
     }
-    if (code == EXIT_OK && init)
-        printf("package valid as a new store's schema (nothing applied)\n");
-    else if (code == EXIT_OK)
-        printf("package valid as an upgrade of schema version %u (nothing applied)\n", version);
-    if (code == EXIT_OK && forms->dir != NULL)
-        printf("forms: %zu from %s\n", forms->n_files, forms->dir);
-    else if (code == EXIT_OK)
-        printf("forms: none (no forms/ directory beside %s)\n", schema_path);
     store_close(st);
     return code;
+}
+
+/* What the package's forms come to, after "applied" or "valid". */
+static void print_forms(const admin_forms *forms, size_t dropped, const char *schema_path)
+{
+    if (forms->dir != NULL)
+        printf("forms: %zu from %s\n", forms->n_files, forms->dir);
+    else if (dropped > 0)
+        printf("forms: none (%zu removed)\n", dropped);
+    else
+        printf("forms: none (no forms/ directory beside %s)\n", schema_path);
+}
+
+/* init --check and upgrade --check: every check of the real command, nothing applied. */
+static int check_package(const char *path, bool init, const char *schema, const char *policy,
+                         const admin_forms *forms, const char *watch, bool drop_forms,
+                         const char *schema_path)
+{
+    uint32_t version = 0;
+    size_t dropped = 0;
+    int code = validate_package(path, init, schema, policy, forms, watch, drop_forms, &version,
+                                &dropped);
+    if (code != EXIT_OK)
+        return code;
+    if (init)
+        printf("package valid as a new store's schema (nothing applied)\n");
+    else
+        printf("package valid as an upgrade of schema version %u (nothing applied)\n", version);
+    print_forms(forms, dropped, schema_path);
+    return EXIT_OK;
 }
 
 /* init and upgrade share their arguments. */
@@ -417,7 +471,7 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
 {
     const char *usage = init ? usage_init : usage_upgrade;
     const char *schema_path = NULL, *policy_path = NULL, *forms_dir = NULL, *watch_path = NULL;
-    bool check = false;
+    bool check = false, drop_forms = false;
     for (int i = 0; i < argc; i++) {
         if (missing_value(i, argc, argv))
             return usage_error(usage, "missing value after", argv[i]);
@@ -432,6 +486,8 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
             forms_dir = argv[++i];
         } else if (strcmp(argv[i], "--check") == 0) {
             check = true;
+        } else if (!init && strcmp(argv[i], "--drop-forms") == 0) {
+            drop_forms = true;
         } else if (strcmp(argv[i], "--watch") == 0 && i + 1 < argc) {
             watch_path = argv[++i];
         } else {
@@ -449,19 +505,27 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
     /* Watch rules are checked against the new schema before anything is changed. */
     int watch_code = watch ? check_watch(schema, policy, watch) : EXIT_OK;
     if (check && watch_read) {
-        int code = watch_code == EXIT_OK
-                       ? check_package(path, init, schema, policy, &forms, watch, schema_path)
-                       : watch_code;
+        int code = watch_code == EXIT_OK ? check_package(path, init, schema, policy, &forms, watch,
+                                                         drop_forms, schema_path)
+                                         : watch_code;
         admin_forms_free(&forms);
         free(schema);
         free(policy);
         free(watch);
         return code;
     }
+    /* A refused init leaves nothing behind: the whole package is checked on a store in memory
+     * before the store file and the audit key are made. */
+    uint32_t before = 0;
+    size_t dropped = 0;
+    bool watch_changed = false;
+    int code = !(schema && policy && watch_read) ? EXIT_USAGE : watch_code;
+    if (code == EXIT_OK && init)
+        code = validate_package(path, true, schema, policy, &forms, watch, false, &before,
+                                &dropped);
     store *st = NULL;
-    int code = !(schema && policy && watch_read) ? EXIT_USAGE
-               : watch_code != EXIT_OK           ? watch_code
-                                                 : open_store(path, init, &st);
+    if (code == EXIT_OK)
+        code = open_store(path, init, &st);
     if (code == EXIT_OK && init)
         code = ensure_audit_key(path);
     if (code == EXIT_OK) {
@@ -470,8 +534,6 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
         if (rc != STORE_OK)
             code = store_error(st, rc);
     }
-    uint32_t before = 0;
-    bool watch_changed = false;
     if (code == EXIT_OK && !init) {
         proto_buf buf = {0};
         int rc = store_schema_encode(st, &buf, &before);
@@ -479,6 +541,8 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
         if (rc != STORE_OK)
             code = store_error(st, rc);
     }
+    if (code == EXIT_OK && !init)
+        code = guard_forms_drop(st, &forms, drop_forms, &dropped);
     if (code == EXIT_OK) {
         char *kept = NULL; /* the watch rules before, to say whether they changed */
         int rc = watch ? store_watch_json(st, &kept) : STORE_OK;
@@ -501,10 +565,8 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
             else if ((code = audit_act(st, init ? "schema.init" : "schema.upgrade", "version %u",
                                        version)) == EXIT_OK)
                 printf("schema version %u %s\n", version, init ? "initialised" : "applied");
-            if (code == EXIT_OK && forms.dir != NULL)
-                printf("forms: %zu from %s\n", forms.n_files, forms.dir);
-            else if (code == EXIT_OK)
-                printf("forms: none (no forms/ directory beside %s)\n", schema_path);
+            if (code == EXIT_OK)
+                print_forms(&forms, dropped, schema_path);
         }
     }
     if (code == EXIT_OK && watch)

@@ -19,7 +19,7 @@ typedef struct vctx {
     const schema_table *t;
     json_t *langs;         /* this form's title: its keys are the form's languages */
     const char *where;     /* the part of the form being read, for messages */
-    bool *used;            /* per column of t: named in a field or in auto */
+    char (*used)[96];      /* per column of t: where it was named ("" when not yet) */
     bool *required;        /* per column of t: automatic, or a required field */
     char *err;
     size_t err_size;
@@ -231,18 +231,37 @@ static int check_auto(vctx *v, const json_t *form)
         if (auto_kinds[k] == NULL)
             return fail(v, key, "automatic kind must be \"uuid\", \"team\", \"worker\" or \"now\"");
         const schema_col *c = &v->t->cols[col];
-        if (strcmp(auto_kinds[k], "uuid") == 0 && c->pk_pos == 0)
+        const char *name = auto_kinds[k];
+        bool is_key = c->pk_pos != 0, is_scope = (uint32_t)col == v->t->scope_idx;
+        bool has_author = v->t->author_idx != SCHEMA_NO_AUTHOR;
+        bool is_author = (uint32_t)col == v->t->author_idx;
+        /* Each kind has its column, and those columns take no other kind: a key filled with the
+         * time would repeat, a scope or author column with anything else is refused by the
+         * server at every save. */
+        if (is_key && strcmp(name, "uuid") != 0)
+            return fail(v, key, "the primary key takes only \"uuid\", not \"%s\" (two rows "
+                                "could get the same key)", name);
+        if (strcmp(name, "uuid") == 0 && !is_key)
             return fail(v, key, "\"uuid\" fills the primary key, and this column is not it");
-        if (strcmp(auto_kinds[k], "team") == 0 && (uint32_t)col != v->t->scope_idx)
+        if (is_scope && strcmp(name, "team") != 0)
+            return fail(v, key, "the scope column takes only \"team\", not \"%s\" (the server "
+                                "refuses a row whose scope is not a team)", name);
+        if (strcmp(name, "team") == 0 && !is_scope)
             return fail(v, key, "\"team\" fills the scope column (%s), and this column is not it",
                         v->t->cols[v->t->scope_idx].name);
+        if (is_author && strcmp(name, "worker") != 0)
+            return fail(v, key, "the author column takes only \"worker\", not \"%s\" (the "
+                                "server refuses any other value)", name);
+        if (strcmp(name, "worker") == 0 && has_author && !is_author)
+            return fail(v, key, "\"worker\" fills the author column (%s), and this column is "
+                                "not it", v->t->cols[v->t->author_idx].name);
         if (!holds_text(column_affinity(c->type)))
             return fail(v, key, "\"%s\" fills in text, and the column is declared %s",
                         auto_kinds[k], c->type);
         if (k < 3 && seen[k]++ > 0)
             return fail(v, key, "a second column is \"%s\"; a form has at most one",
                         auto_kinds[k]);
-        v->used[col] = true;
+        snprintf(v->used[col], sizeof v->used[col], "\"auto\"");
         v->required[col] = true; /* always given */
     }
     return 0;
@@ -369,9 +388,10 @@ static int check_field(vctx *v, const json_t *form, const json_t *field)
     const char *column = v->t->cols[col].name;
     if ((out = check_keys(v, column, field, field_keys)) != 0)
         return out;
-    if (v->used[col])
-        return fail(v, column, "the column is named twice (in \"auto\" or another field)");
-    v->used[col] = true;
+    if (v->used[col][0] != 0)
+        return fail(v, column, "the column is named twice (in %s and in %s)", v->used[col],
+                    v->where);
+    snprintf(v->used[col], sizeof v->used[col], "%s", v->where);
     if ((out = check_text(v, column, json_object_get(field, "label"), "\"label\"")) != 0)
         return out;
     json_t *help = json_object_get(field, "help");
@@ -505,7 +525,12 @@ static int check_choice_lists(vctx *v, const json_t *form)
                             where);
             for (size_t k = 0; k < i; k++)
                 if (json_equal(json_object_get(json_array_get(list, k), "value"), value))
-                    return fail(v, NULL, "%s repeats a value of choice %zu", where, k + 1);
+                    return json_is_string(value)
+                               ? fail(v, NULL, "%s repeats the value '%s' of choice %zu", where,
+                                      json_string_value(value), k + 1)
+                               : fail(v, NULL, "%s repeats the value %" JSON_INTEGER_FORMAT
+                                               " of choice %zu",
+                                      where, json_integer_value(value), k + 1);
             if ((out = check_text(v, NULL, json_object_get(choice, "label"), where)) != 0)
                 return out;
         }
@@ -562,8 +587,14 @@ static const char *base_name(const char *path)
 static int check_form(vctx *v, const json_t *package_langs, json_t **out_form,
                       const schema_table **out_table, const char *text)
 {
+    if (strncmp(text, "\xEF\xBB\xBF", 3) == 0)
+        return fail(v, NULL, "line 1 column 1: the file starts with a byte order mark (BOM); "
+                             "save it as UTF-8 without BOM");
     json_error_t jerr;
     json_t *form = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
+    if (form == NULL && strstr(jerr.text, "JSON_ALLOW_NUL") != NULL)
+        return fail(v, NULL, "line %d column %d: \\u0000 (a NUL character) is not allowed in a "
+                             "form", jerr.line, jerr.column);
     if (form == NULL)
         return fail(v, NULL, "line %d column %d: %s", jerr.line, jerr.column, jerr.text);
     *out_form = form;

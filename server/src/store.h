@@ -91,6 +91,10 @@ int store_check_schema_forms(store *st, bool init, const char *schema_sql,
 /* The current forms as one JSON array text, "[]" when there are none; free with free(). */
 int store_forms_json(store *st, char **out_json);
 
+/* The tables of the current forms, comma-separated in their order, into names[0..size) (cut
+ * with "..." when longer), and how many there are. */
+int store_forms_tables(store *st, char *names, size_t size, size_t *out_n);
+
 /* ---- Devices -------------------------------------------------------------------------------- */
 
 typedef struct store_device {

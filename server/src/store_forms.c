@@ -2,7 +2,9 @@
  * The forms kept with each schema version (docs/forms.md), in a table of their own so that
  * stores made before forms existed need no migration: a store without it has no forms.
  */
+#include <jansson.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,4 +91,36 @@ int store_forms_json(store *st, char **out_json)
     int64_t version = 0;
     int rc = store_meta_get(st, "schema_version", &version);
     return rc == STORE_OK ? store_forms_at(st, (uint32_t)version, out_json) : rc;
+}
+
+int store_forms_tables(store *st, char *names, size_t size, size_t *out_n)
+{
+    char *json = NULL;
+    *out_n = 0;
+    names[0] = 0;
+    int rc = store_forms_json(st, &json);
+    if (rc != STORE_OK)
+        return rc;
+    json_t *forms = json_loads(json, 0, NULL);
+    free(json);
+    if (!json_is_array(forms)) {
+        json_decref(forms);
+        return store_fail(st, STORE_EIO, "the store's forms are not a JSON array");
+    }
+    size_t len = 0, i;
+    json_t *form;
+    json_array_foreach(forms, i, form) {
+        const char *table = json_string_value(json_object_get(form, "table"));
+        int w = snprintf(names + len, size - len, "%s%s", i ? ", " : "", table ? table : "?");
+        if (w < 0 || (size_t)w >= size - len) {
+            if (size >= 4)
+                memcpy(names + size - 4, "...", 4);
+            len = size - 1;
+        } else {
+            len += (size_t)w;
+        }
+    }
+    *out_n = json_array_size(forms);
+    json_decref(forms);
+    return STORE_OK;
 }

@@ -142,6 +142,48 @@ static void test_used_code_is_refused_for_good(void **state)
                            "--ca", fx.ca_path, NULL};
     assert_int_equal(run(again), 4);
     assert_non_null(strstr(out, "refused"));
+    /* the replica made for the failed enroll is not left behind */
+    assert_int_equal(access(db2, F_OK), -1);
+}
+
+/* outpost field --forms DIR points at the line and column of a broken form file. */
+static void test_field_forms_broken_json_names_line_and_column(void **state)
+{
+    (void)state;
+    char dir[420], path[460];
+    snprintf(dir, sizeof dir, "%s/tryforms", fx.dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    snprintf(path, sizeof path, "%s/contacts.json", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("{\n  \"table\": \"contacts\",\n  \"title\" {}\n}\n", f);
+    fclose(f);
+    const char *argv[] = {OUTPOST_CLI_PATH, "--db", db, "--key-file", key, "field", "--forms",
+                          dir, NULL};
+    assert_int_equal(run(argv), 2);
+    char want[560];
+    snprintf(want, sizeof want, "%s: line 3 column 11: not valid JSON", path);
+    if (strstr(out, want) == NULL)
+        fail_msg("output lacks \"%s\": %s", want, out);
+}
+
+/* A URL without the /sync path says which path the server serves, and makes no replica. */
+static void test_enroll_url_without_path_names_sync(void **state)
+{
+    (void)state;
+    char code[32], url[64], db3[420];
+    assert_int_equal(fixture_enroll_code(&fx, "w2", code), 0);
+    snprintf(url, sizeof url, "wss://127.0.0.1:%u", fx.port);
+    snprintf(db3, sizeof db3, "%s/nopath.db", fx.dir);
+    const char *argv[] = {OUTPOST_CLI_PATH, "--db", db3, "--key-file", key, "enroll", url, code,
+                          "--ca", fx.ca_path, NULL};
+    assert_int_not_equal(run(argv), 0);
+    char want[160];
+    snprintf(want, sizeof want, "'%s': no path; outpostd serves devices at wss://HOST:PORT/sync",
+             url);
+    if (strstr(out, want) == NULL)
+        fail_msg("output lacks \"%s\": %s", want, out);
+    assert_int_equal(access(db3, F_OK), -1);
 }
 
 /* Team two's device holds key id centrally (a raw push through the test client). */
@@ -339,6 +381,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_usage_errors_exit_1_with_a_message),
         cmocka_unit_test(test_enroll_from_uri_then_record_and_sync),
+        cmocka_unit_test(test_enroll_url_without_path_names_sync),
+        cmocka_unit_test(test_field_forms_broken_json_names_line_and_column),
         cmocka_unit_test(test_used_code_is_refused_for_good),
         cmocka_unit_test(test_refused_write_is_said_kept_and_resubmitted),
         cmocka_unit_test(test_cli_results_are_honest),

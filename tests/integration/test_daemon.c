@@ -21,6 +21,7 @@
 #include "common/test_skip.h"
 #include "daemon_fixture.h"
 #include "strf.h"
+#include "test_util.h"
 #include "testclient.h"
 
 #define T_MS 10000
@@ -967,22 +968,31 @@ static void test_limits_store_queue_full_is_busy(void **state)
     tp = fixture_hello(&limits_fx, &pusher, NULL);
     assert_non_null(tp);
 
+    /* Every chunk is built before the first is sent: on a loaded machine building one took
+     * longer than the 1 s message_timeout_s this fixture runs with, and the server rightly
+     * dropped the push between chunks. */
+    proto_msg *chunks[ROWS / PER_CHUNK];
     for (int c = 0; c < ROWS / PER_CHUNK; c++) {
-        proto_msg *push =
+        chunks[c] =
             fixture_insert_push(1, PER_CHUNK, (const char *const *)ids + c * PER_CHUNK, "t1", "b");
-        push->u.push.chunk = (uint32_t)c;
-        push->u.push.more = c + 1 < ROWS / PER_CHUNK;
-        push->u.push.hlc = PROTO_HLC_MAKE(1700000000000ull, 3);
-        assert_int_equal(testclient_send(tp, push, T_MS), 0);
-        fixture_push_free(push);
+        chunks[c]->u.push.chunk = (uint32_t)c;
+        chunks[c]->u.push.more = c + 1 < ROWS / PER_CHUNK;
+        chunks[c]->u.push.hlc = PROTO_HLC_MAKE(1700000000000ull, 3);
     }
+    for (int c = 0; c < ROWS / PER_CHUNK; c++)
+        assert_int_equal(testclient_send(tp, chunks[c], T_MS), 0);
+    for (int c = 0; c < ROWS / PER_CHUNK; c++)
+        fixture_push_free(chunks[c]);
     /* HELLOs from the other device until one arrives while the merge holds the worker: that one
      * must be BUSY. A WELCOME means the worker was free at that moment (the merge had not
      * started yet); the push's ACK before any BUSY means the fault never landed, which fails
      * rather than passes. */
     bool busy = false, acked = false;
     int welcomed = 0;
+    const uint64_t give_up = test_now_ms() + 60000u;
     while (!busy && !acked) {
+        if (test_now_ms() > give_up)
+            fail_msg("neither BUSY nor the push's ACK within 60 s (%d HELLOs welcomed)", welcomed);
         to = connect_or_fail(&limits_fx);
         hello = hello_for(&other);
         assert_int_equal(testclient_send(to, &hello, T_MS), 0);
@@ -999,6 +1009,9 @@ static void test_limits_store_queue_full_is_busy(void **state)
         reply = NULL;
         testclient_close(to);
         if (!busy && testclient_recv_type(tp, PROTO_MSG_ACK, 5, &reply) == 0) {
+            if (reply->type == PROTO_MSG_ERROR)
+                fail_msg("the push was answered ERROR %u: %s", (unsigned)reply->u.error.code,
+                         reply->u.error.message ? reply->u.error.message : "");
             acked = reply->type == PROTO_MSG_ACK;
             proto_msg_free(reply);
             reply = NULL;

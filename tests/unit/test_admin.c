@@ -638,6 +638,13 @@ static void test_forms_are_validated_and_kept_at_init_and_upgrade(void **state)
                       "'none','low','medium','high')\n", pkg);
     expect(c, init, 1, NULL, want);
     free(want);
+    /* and the refused init left nothing behind: no store, no audit key, no "key created" */
+    assert_null(strstr(c->r.out, "audit key"));
+    char *key = strf("%s.audit-key", c->store);
+    struct stat sb;
+    assert_int_equal(stat(c->store, &sb), -1);
+    assert_int_equal(stat(key, &sb), -1);
+    free(key);
     assert_int_equal(systemf("sed -i 's/\"value\": \"severe\"/\"value\": \"high\"/' "
                              "'%s/forms/contacts.json'", pkg), 0);
     /* fixed, it installs, and the store keeps the three forms in table order */
@@ -669,9 +676,22 @@ static void test_forms_are_validated_and_kept_at_init_and_upgrade(void **state)
     json = forms_of(c);
     assert_non_null(strstr(json, "Risk now"));
     free(json);
-    /* a package without forms removes them, and says so */
+    /* a package without forms is refused while the store has forms, naming what would go */
     assert_int_equal(systemf("rm -r '%s/forms'", pkg), 0);
-    expect(c, upgrade, 0, "schema version 3 applied\nforms: none", NULL);
+    const char *refusal = "the current schema has 3 forms (contacts, missing_episodes, "
+                          "referrals) and this package has none";
+    expect(c, upgrade, 1, NULL, refusal);
+    assert_non_null(strstr(c->r.err, "--drop-forms"));
+    char *upgrade_check = strf("%s --check", upgrade);
+    expect(c, upgrade_check, 1, NULL, refusal);
+    free(upgrade_check);
+    json = forms_of(c);
+    assert_non_null(strstr(json, "Risk now"));
+    free(json);
+    /* --drop-forms removes them, and says so */
+    char *drop = strf("%s --drop-forms", upgrade);
+    expect(c, drop, 0, "schema version 3 applied\nforms: none (3 removed)", NULL);
+    free(drop);
     json = forms_of(c);
     assert_string_equal(json, "[]");
     free(json);

@@ -262,6 +262,45 @@ static void test_forms_team_must_fill_the_scope_column(void **state)
                       "column (team_id), and this column is not it");
 }
 
+static void test_forms_primary_key_takes_only_uuid(void **state)
+{
+    ctx *c = *state;
+    json_object_set_new(json_object_get(c->forms[0], "auto"), "id", json_string("now"));
+    expect_refused(c, "pkg/forms/contacts.json: contacts.id: the primary key takes only "
+                      "\"uuid\", not \"now\" (two rows could get the same key)");
+}
+
+static void test_forms_scope_column_takes_only_team(void **state)
+{
+    ctx *c = *state;
+    json_t *autos = json_object_get(c->forms[0], "auto");
+    json_object_del(autos, "worker_id");
+    json_object_set_new(autos, "team_id", json_string("worker"));
+    expect_refused(c, "pkg/forms/contacts.json: contacts.team_id: the scope column takes only "
+                      "\"team\", not \"worker\" (the server refuses a row whose scope is not a "
+                      "team)");
+}
+
+/* With author=COLUMN in the policy, "worker" goes there and nowhere else. */
+static void test_forms_worker_fills_the_author_column(void **state)
+{
+    ctx *c = *state;
+    char *policy = strf("contacts scope=team_id policy=hlc author=worker_id\n"
+                        "missing_episodes scope=team_id policy=hlc\n"
+                        "referrals scope=team_id policy=hlc\n");
+    free(c->policy);
+    c->policy = policy;
+    assert_int_equal(validate(c), 0); /* the examples' worker_id is the author column */
+    json_t *autos = json_object_get(c->forms[0], "auto");
+    json_object_set_new(autos, "worker_id", json_string("now"));
+    expect_refused(c, "pkg/forms/contacts.json: contacts.worker_id: the author column takes only "
+                      "\"worker\", not \"now\" (the server refuses any other value)");
+    json_object_set_new(autos, "worker_id", json_string("worker"));
+    json_object_set_new(autos, "location", json_string("worker"));
+    expect_refused(c, "pkg/forms/contacts.json: contacts.location: \"worker\" fills the author "
+                      "column (worker_id), and this column is not it");
+}
+
 static void test_forms_unknown_auto_kind_is_refused(void **state)
 {
     ctx *c = *state;
@@ -276,7 +315,7 @@ static void test_forms_column_named_twice_is_refused(void **state)
     ctx *c = *state;
     json_object_set_new(json_object_get(c->forms[0], "auto"), "location", json_string("now"));
     expect_refused(c, "pkg/forms/contacts.json: contacts.location: the column is named twice "
-                      "(in \"auto\" or another field)");
+                      "(in \"auto\" and in field 4 of section 1)");
 }
 
 static void test_forms_missing_language_is_named(void **state)
@@ -325,7 +364,7 @@ static void test_forms_repeated_choice_value_is_refused(void **state)
     ctx *c = *state;
     json_array_append_new(choice_list(c, 1, "run_factors"), choice("school", "School", "Escuela"));
     expect_refused(c, "pkg/forms/missing_episodes.json: missing_episodes: choice 10 of list "
-                      "\"run_factors\" repeats a value of choice 6");
+                      "\"run_factors\" repeats the value 'school' of choice 6");
 }
 
 static void test_forms_table_not_synced_is_refused(void **state)
@@ -384,6 +423,22 @@ static void test_forms_bad_json_names_line_and_column(void **state)
     assert_int_equal(validate_texts(c, texts), STORE_ESCHEMA);
     assert_string_equal(c->err, "pkg/forms/missing_episodes.json: line 3 column 11: "
                                 "':' expected near '{'");
+}
+
+/* A byte order mark and a \u0000 are named as such, not in the parser's words. */
+static void test_forms_bom_and_nul_are_named(void **state)
+{
+    ctx *c = *state;
+    const char *bom[N_FORMS] = {NULL, "\xEF\xBB\xBF{\"table\": \"missing_episodes\"}", NULL};
+    assert_int_equal(validate_texts(c, bom), STORE_ESCHEMA);
+    assert_string_equal(c->err, "pkg/forms/missing_episodes.json: line 1 column 1: the file "
+                                "starts with a byte order mark (BOM); save it as UTF-8 without "
+                                "BOM");
+    const char *nul[N_FORMS] = {NULL, "{\"table\": \"missing\\u0000\"}", NULL};
+    assert_int_equal(validate_texts(c, nul), STORE_ESCHEMA);
+    if (strstr(c->err, "pkg/forms/missing_episodes.json: line 1 column ") == NULL ||
+        strstr(c->err, ": \\u0000 (a NUL character) is not allowed in a form") == NULL)
+        fail_msg("message: %s", c->err);
 }
 
 static void test_forms_duplicate_key_is_refused(void **state)
@@ -464,6 +519,9 @@ int main(void)
         T(test_forms_not_null_column_must_be_required),
         T(test_forms_primary_key_must_be_filled),
         T(test_forms_team_must_fill_the_scope_column),
+        T(test_forms_primary_key_takes_only_uuid),
+        T(test_forms_scope_column_takes_only_team),
+        T(test_forms_worker_fills_the_author_column),
         T(test_forms_unknown_auto_kind_is_refused),
         T(test_forms_column_named_twice_is_refused),
         T(test_forms_missing_language_is_named),
@@ -479,6 +537,7 @@ int main(void)
         T(test_forms_summary_column_must_exist),
         T(test_forms_min_above_max_is_refused),
         T(test_forms_bad_json_names_line_and_column),
+        T(test_forms_bom_and_nul_are_named),
         T(test_forms_duplicate_key_is_refused),
         T(test_forms_too_large_to_send_are_refused),
         cmocka_unit_test(test_forms_check_in_lists_are_read),

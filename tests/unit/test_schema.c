@@ -286,6 +286,29 @@ static void test_schema_forms_are_kept_and_replaced_with_the_schema(void **state
     outpost_free(NULL);
 }
 
+/* Forms that are not a JSON array are ignored and reported; the schema is installed anyway. */
+static void test_schema_with_broken_forms_is_kept_and_the_forms_reported(void **state)
+{
+    fixture *f = *state;
+    static const char *const broken[] = {"[{\"table\": \"contacts\"", "{\"table\":\"contacts\"}"};
+    for (uint32_t i = 0; i < 2; i++) {
+        char *json = (char *)"unchanged";
+        f->schema.version = 2 + i;
+        f->schema.forms = broken[i];
+        assert_int_equal(outpost_schema_install(f->r, &f->schema), OUTPOST_OK);
+        outpost_status st;
+        assert_int_equal(outpost_status_get(f->r, &st), OUTPOST_OK);
+        assert_int_equal(st.schema_version, 2 + i);
+        int rc = outpost_forms_json(f->r, &json);
+        if (rc != OUTPOST_ESCHEMA)
+            fail_msg("outpost_forms_json: %d %s", rc, outpost_errmsg(f->r));
+        assert_null(json);
+        assert_string_equal(outpost_errmsg(f->r),
+                            "the forms that came with the schema are not a JSON array; they are "
+                            "ignored (the schema itself is in use)");
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -308,6 +331,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_schema_refuses_columns_not_matching_message, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_schema_refuses_null_and_empty_input, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_schema_with_broken_forms_is_kept_and_the_forms_reported,
+                                        fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_schema_forms_are_kept_and_replaced_with_the_schema,
                                         fx_setup, fx_teardown),
     };
