@@ -27,9 +27,10 @@ quiet() { "$@" > "$work/step.log" 2>&1 || { cat "$work/step.log" >&2; return 1; 
 
 # --- Debian packages --------------------------------------------------------------------------
 packages=(build-essential cmake pkg-config git ca-certificates dpkg-dev bzip2 xz-utils
-          libsqlite3-dev sqlite3 libmsgpack-dev libcmocka-dev libcap-dev
+          libsqlite3-dev sqlite3 libmsgpack-dev zlib1g-dev libcmocka-dev libcap-dev
           libinih-dev libargon2-dev libqrencode-dev libjansson-dev openssl
-          curl file lintian systemd clang)
+          curl file lintian systemd clang
+          libpq-dev postgresql-15)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

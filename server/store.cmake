@@ -1,7 +1,11 @@
-# The central store (SQLite implementation of server/src/store.h), the merge engine, and the
+# The central store (server/src/store.h over the database seam, server/src/db.h), the merge engine, and the
 # outpost-admin command line tool over it.
 add_library(outpost_store STATIC
+    src/db.c                # the database seam: dispatch, and SQLite behind it
+    src/db_postgresql.c     # the seam over libpq: PostgreSQL's SQL spelling, one writer
     src/store_sqlite.c      # open, metadata tables, errors, transactions
+    src/store_postgresql.c  # open a store kept in PostgreSQL
+    src/store_announce.c    # changed teams announced to other nodes (LISTEN/NOTIFY)
     src/store_arena.c       # bump allocator for one push or pull
     src/store_values.c      # proto_value <-> SQLite, the row-key codec
     src/store_rows.c        # row merge state, current rows, ROWS/REJECT row lists
@@ -31,7 +35,7 @@ add_library(outpost_store STATIC
     src/store_watch.c)      # watch rules kept, sent to devices, evaluated per team
 target_include_directories(outpost_store PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/src)
 target_link_libraries(outpost_store
-    PUBLIC outpost_proto PkgConfig::SQLITE3 PkgConfig::JANSSON
+    PUBLIC outpost_proto PkgConfig::SQLITE3 PkgConfig::JANSSON PkgConfig::LIBPQ
     PRIVATE outpost_mbedtls PkgConfig::ARGON2 outpost_warnings)
 
 add_executable(outpost-admin src/admin.c src/admin_forms.c)

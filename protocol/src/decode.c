@@ -843,6 +843,16 @@ static int conv_reject_row(dec *d, const msgpack_object *o, void *out_any)
 
 /* ---- messages ----------------------------------------------------------------------------- */
 
+/* Optional "z": the compression a peer offers (HELLO) or accepts (WELCOME); absent is none. */
+static int get_compress(dec *d, const msgpack_object *map, uint32_t *out)
+{
+    const msgpack_object *o;
+    int rc = find(d, map, KEY_COMPRESS, false, &o);
+    if (rc != PROTO_OK || o == NULL)
+        return rc;
+    return get_u32(d, map, KEY_COMPRESS, out);
+}
+
 static int dec_hello(dec *d, const msgpack_object *o, proto_hello *m)
 {
     int rc = get_u32(d, o, KEY_VERSION, &m->version);
@@ -856,6 +866,12 @@ static int dec_hello(dec *d, const msgpack_object *o, proto_hello *m)
         rc = get_u64(d, o, KEY_CURSOR, &m->cursor);
     if (rc == PROTO_OK)
         rc = get_u64(d, o, KEY_OUTBOX, &m->outbox_count);
+    if (rc == PROTO_OK)
+        rc = get_str(d, o, KEY_APP, false, &m->app);
+    if (rc == PROTO_OK)
+        rc = get_str(d, o, KEY_LAST_ERROR, false, &m->last_error);
+    if (rc == PROTO_OK)
+        rc = get_compress(d, o, &m->compress);
     return rc;
 }
 
@@ -931,6 +947,8 @@ static int dec_welcome(dec *d, const msgpack_object *o, proto_welcome *m)
         rc = get_store(d, o, &m->store, &m->has_store);
     if (rc == PROTO_OK)
         rc = get_limits(d, o, &m->limits, &m->has_limits);
+    if (rc == PROTO_OK)
+        rc = get_compress(d, o, &m->compress);
     return rc;
 }
 

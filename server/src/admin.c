@@ -2,6 +2,7 @@
  * outpost-admin: the office's command line over the central store.
  *
  *   outpost-admin --store PATH COMMAND [ARGS]     (each COMMAND takes --help)
+ *   outpost-admin --store postgresql:CONNINFO --audit-key FILE COMMAND [ARGS]
  *
  * Exit codes: 0 done; 1 the store refused (unknown worker, exists already, bad schema, ...);
  * 2 usage error; 3 the store could not be opened or failed (I/O, disk full, locked).
@@ -35,6 +36,10 @@ static const char usage_main[] =
     "       outpost-admin --version\n"
     "       (before COMMAND, --audit-key FILE names the audit log's key; default\n"
     "       PATH.audit-key, made by init)\n"
+    "       --store postgresql:CONNINFO opens a store kept in PostgreSQL (a libpq\n"
+    "       connection string; --audit-key is then required): team, worker, enroll,\n"
+    "       devices, revoke, user and audit run on it; init, upgrade, backup and\n"
+    "       restore still need a SQLite store\n"
     "\n"
     "commands:\n"
     "  init --schema FILE.sql --policy FILE [--forms DIR] [--check]\n"
@@ -244,10 +249,23 @@ static char *read_file(const char *path)
     return buf;
 }
 
+/* "postgresql:CONNINFO" names a store kept in PostgreSQL; anything else is a SQLite file. */
+#define POSTGRESQL_PREFIX "postgresql:"
+
+static const char *postgresql_conninfo(const char *path)
+{
+    size_t n = strlen(POSTGRESQL_PREFIX);
+    return path != NULL && strncmp(path, POSTGRESQL_PREFIX, n) == 0 ? path + n : NULL;
+}
+
 static int open_store(const char *path, bool create, store **out_st)
 {
     char err[512];
-    int rc = store_open(path, create, out_st, err, sizeof err);
+    const char *conninfo = postgresql_conninfo(path);
+    /* A PostgreSQL database is made by its operator; the first command makes the store's tables
+     * in it (init, which also takes a schema, is not on PostgreSQL yet). */
+    int rc = conninfo ? store_open_postgresql(conninfo, true, out_st, err, sizeof err)
+                      : store_open(path, create, out_st, err, sizeof err);
     if (rc == STORE_OK)
         return EXIT_OK;
     if (rc == STORE_ENOTFOUND)
@@ -273,11 +291,20 @@ static const char *key_path(const char *store_path, char *buf, size_t size)
  * log needs. */
 static int open_store_keyed(const char *path, store **out_st)
 {
-    char buf[4096];
+    char buf[4096], err[512];
     int code = open_store(path, false, out_st);
     if (code != EXIT_OK)
         return code;
-    int rc = store_audit_key_load(*out_st, key_path(path, buf, sizeof buf));
+    /* With no init on PostgreSQL yet, the first command there makes the key (never replaced). */
+    int rc = postgresql_conninfo(path) != NULL
+                 ? store_audit_key_create(key_path(path, buf, sizeof buf), err, sizeof err)
+                 : STORE_EEXISTS;
+    if (rc == STORE_OK)
+        printf("audit key created: %s (mode 0600; keep it from anyone who can write the store)\n",
+               key_path(path, buf, sizeof buf));
+    else if (rc != STORE_EEXISTS)
+        fprintf(stderr, "outpost-admin: %s\n", err);
+    rc = store_audit_key_load(*out_st, key_path(path, buf, sizeof buf));
     if (rc != STORE_OK) {
         code = store_error(*out_st, rc);
         store_close(*out_st);
@@ -1459,6 +1486,20 @@ int main(int argc, char **argv)
     bool wants_help = sub_argc > 0 && is_help(sub_argv[0]);
     if (path == NULL && !wants_help)
         return usage_error(usage_main, "--store PATH is required", NULL);
+    if (postgresql_conninfo(path) != NULL && !wants_help) {
+        static const char *const sqlite_only[] = {"init", "upgrade", "backup", "restore"};
+        for (size_t k = 0; k < sizeof sqlite_only / sizeof sqlite_only[0]; k++)
+            if (strcmp(cmd, sqlite_only[k]) == 0) {
+                fprintf(stderr,
+                        "outpost-admin: %s runs only on a SQLite store so far (the schema, push "
+                        "and pull are not on PostgreSQL yet: docs/operations.md, \"PostgreSQL\")\n",
+                        cmd);
+                return EXIT_REFUSED;
+            }
+        if (audit_key_path == NULL)
+            return usage_error(usage_main,
+                               "--audit-key FILE is required with a PostgreSQL store", NULL);
+    }
     if (strcmp(cmd, "init") == 0)
         return cmd_schema(path, sub_argc, sub_argv, true);
     if (strcmp(cmd, "upgrade") == 0)

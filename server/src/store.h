@@ -1,6 +1,7 @@
 /*
  * The central store: the seam between outpostd's network side and the engine that keeps the
- * data. One implementation today (SQLite, store_sqlite.c); PostgreSQL plugs in here later.
+ * data, over the database seam (db.h): SQLite (store_sqlite.c), or PostgreSQL
+ * (store_postgresql.c) for the modules ported to the seam so far.
  *
  * A store handle is one connection: not thread safe, use one per thread. Several handles on
  * the same path may be open at once (the daemon's worker threads, outpost-admin).
@@ -44,8 +45,20 @@ typedef struct store store;
 
 /* Opens (and, with create, makes) the store at path: WAL, synchronous=FULL, busy timeout. */
 int store_open(const char *path, bool create, store **out_store, char *err, size_t err_size);
+/* Opens (and, with create, makes in an empty database) a store kept in PostgreSQL 15; conninfo
+ * is a libpq connection string ("host=/run/postgresql dbname=outpost"). Several processes, on
+ * several hosts, may open the same database: write transactions take turns across all of them.
+ * What runs on it today: identity, teams and workers, enrollment codes, enrollment, device
+ * authentication, sync records and revocation, who is disabled, dashboard accounts, lockouts,
+ * the audit log, announcements (docs/operations.md, "PostgreSQL"). The schema, push, pull,
+ * conflicts, rescoping, the dashboard's record queries and backup still need the SQLite store:
+ * outpostd refuses engine = postgresql, and outpost-admin the commands that need them. */
+int store_open_postgresql(const char *conninfo, bool create, store **out_store, char *err,
+                          size_t err_size);
 void store_close(store *st); /* NULL is a no-op */
 const char *store_errmsg(const store *st);
+/* Which engine keeps the store: 1 SQLite, 2 PostgreSQL (db_engine in db.h). */
+int store_engine_of(const store *st);
 
 /* ---- Schema -------------------------------------------------------------------------------- */
 
@@ -271,6 +284,24 @@ int store_restore(const char *store_path, const char *backup_path, store_restore
 int store_lock_acquire(const char *store_path, int *out_fd, char *err, size_t err_size);
 void store_lock_release(int fd); /* -1 is a no-op */
 
+/* ---- Several nodes on one PostgreSQL (store_announce.c) ---------------------------------- */
+
+/* Tells every node listening on the same database that rows of these teams changed (PostgreSQL
+ * NOTIFY; inside a transaction it is sent when the transaction commits, never if it rolls
+ * back). On SQLite, with one outpostd per store, it does nothing. */
+int store_announce_teams(store *st, const char (*teams)[64], uint32_t n_teams);
+
+/* This handle hears announcements from now on (a node's one listening connection). */
+int store_announce_listen(store *st);
+
+/* Calls cb with each team announced since the last call, waiting up to timeout_ms for the first
+ * (0: no wait); returns how many were delivered (0 on SQLite) or a STORE_E* code. */
+typedef void (*store_announce_cb)(const char *team, void *user_data);
+int store_announcements(store *st, int timeout_ms, store_announce_cb cb, void *user_data);
+
+/* A descriptor to poll() for announcements (its event loop's), -1 on SQLite. */
+int store_announce_fd(const store *st);
+
 /* ---- Lockouts (store_lockout.c) ------------------------------------------------------------ */
 
 /* Failed attempts are counted per kind of attempt and key (what failed, where from), kept in the
@@ -493,11 +524,13 @@ typedef struct store_dash_device {
     bool revoked;
     /* What is stuck: the outbox entries the device said were waiting at its last HELLO that
      * the server has not recorded since (reported_ms 0: it has not said), its changes the
-     * server refused, and the newest refusal's message. */
+     * server refused and the newest refusal's message, and what the device said of itself. */
     uint64_t pending;
     uint64_t reported_ms;
     uint64_t refused;
-    char last_error[160];
+    char last_refusal[160]; /* the newest refusal's message, "" when none */
+    char last_error[160];   /* the device's own last sync error, as it said at HELLO */
+    char app[64];           /* the library version it said at HELLO, "" when not said */
 } store_dash_device;
 
 typedef int (*store_dash_device_cb)(const store_dash_device *row, void *user_data);
@@ -616,8 +649,10 @@ int store_dash_links(store *st, const char *table, store_dash_link_cb cb, void *
 int store_dash_record_get(store *st, const char (*teams)[64], uint32_t n_teams, const char *table,
                           const char *key, store_dash_record_cb cb, void *user_data);
 
-/* Records what a device said about itself at HELLO (its waiting outbox entries). */
-int store_device_report(store *st, const char *device_id, uint64_t pending, uint64_t now_ms);
+/* Records what a device said about itself at HELLO: its waiting outbox entries, its library
+ * version and its last sync error (either may be NULL: not said; cut to the view's sizes). */
+int store_device_report(store *st, const char *device_id, uint64_t pending, const char *app,
+                        const char *last_error, uint64_t now_ms);
 
 /* Records a supervisor's decision on a conflict in teams: keep (nothing changes) or reverse
  * (the losing value is written back as a new change with a server HLC, so it syncs to every

@@ -20,7 +20,8 @@ static const char history_ddl[] =
 
 static const char reports_ddl[] =
     "CREATE TABLE IF NOT EXISTS _outpost_device_reports("
-    "  device_no INTEGER PRIMARY KEY, outbox_top INTEGER NOT NULL, time_ms INTEGER NOT NULL);";
+    "  device_no INTEGER PRIMARY KEY, outbox_top INTEGER NOT NULL, time_ms INTEGER NOT NULL,"
+    "  app TEXT, last_error TEXT);";
 
 int store_device_reports_ensure(store *st)
 {
@@ -30,7 +31,8 @@ int store_device_reports_ensure(store *st)
 /* A device's outbox holds the entries after the last one the server recorded (acked_seq) at
  * HELLO: the newest of them is acked_seq + pending. What is still waiting later is how far
  * acked_seq has yet to go to reach it, so a report does not go stale when the push succeeds. */
-int store_device_report(store *st, const char *device_id, uint64_t pending, uint64_t now_ms)
+int store_device_report(store *st, const char *device_id, uint64_t pending, const char *app,
+                        const char *last_error, uint64_t now_ms)
 {
     sqlite3_stmt *stmt = NULL;
     int rc, out = store_device_reports_ensure(st);
@@ -39,13 +41,18 @@ int store_device_report(store *st, const char *device_id, uint64_t pending, uint
         return out;
     rc = sqlite3_prepare_v2(st->db,
                             "INSERT OR REPLACE INTO _outpost_device_reports(device_no, outbox_top,"
-                            " time_ms) SELECT no, acked_seq + ?2, ?3 FROM _outpost_devices"
+                            " time_ms, app, last_error) SELECT no, acked_seq + ?2, ?3,"
+                            " substr(?4, 1, 63), substr(?5, 1, 159) FROM _outpost_devices"
                             " WHERE id = ?1",
                             -1, &stmt, NULL);
     if (rc == SQLITE_OK) {
         sqlite3_bind_text(stmt, 1, device_id, -1, SQLITE_STATIC);
         sqlite3_bind_int64(stmt, 2, (int64_t)(pending > INT64_MAX ? INT64_MAX : pending));
         sqlite3_bind_int64(stmt, 3, (int64_t)now_ms);
+        if (app)
+            sqlite3_bind_text(stmt, 4, app, -1, SQLITE_STATIC);
+        if (last_error)
+            sqlite3_bind_text(stmt, 5, last_error, -1, SQLITE_STATIC);
         rc = sqlite3_step(stmt);
     }
     sqlite3_finalize(stmt);

@@ -68,7 +68,8 @@ int store_dash_devices(store *st, const char (*teams)[64], uint32_t n_teams,
                 " max(0, IFNULL(rep.outbox_top, 0) - d.acked_seq), IFNULL(rep.time_ms, 0),"
                 " (SELECT count(*) FROM _outpost_refused f WHERE f.device_no = d.no),"
                 " (SELECT rf.message FROM _outpost_conflicts c JOIN _outpost_conflict_refusals rf"
-                "  ON rf.conflict_id = c.id WHERE c.push_device = d.id ORDER BY c.id DESC LIMIT 1)"
+                "  ON rf.conflict_id = c.id WHERE c.push_device = d.id ORDER BY c.id DESC LIMIT 1),"
+                " rep.last_error, rep.app"
                 " FROM _outpost_devices d"
                 " LEFT JOIN _outpost_device_reports rep ON rep.device_no = d.no"
                 " WHERE d.worker_id IN (SELECT worker_id FROM"
@@ -96,7 +97,9 @@ int store_dash_devices(store *st, const char (*teams)[64], uint32_t n_teams,
         row.pending = (uint64_t)sqlite3_column_int64(stmt, 7);
         row.reported_ms = (uint64_t)sqlite3_column_int64(stmt, 8);
         row.refused = (uint64_t)sqlite3_column_int64(stmt, 9);
-        copy_text(row.last_error, sizeof row.last_error, sqlite3_column_text(stmt, 10));
+        copy_text(row.last_refusal, sizeof row.last_refusal, sqlite3_column_text(stmt, 10));
+        copy_text(row.last_error, sizeof row.last_error, sqlite3_column_text(stmt, 11));
+        copy_text(row.app, sizeof row.app, sqlite3_column_text(stmt, 12));
         out = cb(&row, user_data);
         if (out != 0)
             break;
@@ -502,8 +505,10 @@ static int conflicts_query(store *st, const char (*teams)[64], uint32_t n_teams,
         copy_text(c.loser_worker, sizeof c.loser_worker, sqlite3_column_text(stmt, 8));
         copy_text(c.winner_device, sizeof c.winner_device, sqlite3_column_text(stmt, 9));
         c.time_ms = (uint64_t)sqlite3_column_int64(stmt, 10);
-        c.reversible = sqlite3_column_int(stmt, 11) != 0 && sqlite3_column_int(stmt, 15) >= 0;
         copy_text(c.decision, sizeof c.decision, sqlite3_column_text(stmt, 12));
+        /* Once decided, a conflict is not reversible again. */
+        c.reversible = sqlite3_column_int(stmt, 11) != 0 && sqlite3_column_int(stmt, 15) >= 0 &&
+                       c.decision[0] == '\0';
         copy_text(c.decided_by, sizeof c.decided_by, sqlite3_column_text(stmt, 13));
         c.refused = sqlite3_column_int(stmt, 16) != 0;
         c.refused_code = (uint32_t)sqlite3_column_int64(stmt, 17);

@@ -57,12 +57,19 @@ function formOf(table) {
 function label(table, column) {
   const f = formOf(table);
   const fd = f && f.fields[column];
-  return fd ? text(fd.label) : column;
+  if (fd) return text(fd.label);
+  // A column the form fills by itself (id, team, worker, time) has no label: its name in words.
+  if (f) return (column.charAt(0).toUpperCase() + column.slice(1)).replace(/_/g, ' ');
+  return column;
 }
 
 // A stored value in words: choice codes become their labels ("a,b" for several).
 function shown(table, column, value) {
   if (value === null || value === undefined) return '';
+  // An ISO 8601 time reads "2026-12-06 14:05+01:00": no "T", no seconds.
+  if (typeof value === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d/.test(value)) {
+    return value.replace(/^(\d{4}-\d\d-\d\d)T(\d\d:\d\d)(:\d\d(\.\d+)?)?/, '$1 $2');
+  }
   const f = formOf(table);
   const fd = f && f.fields[column];
   const list = fd && fd.choices && f.form.choices && f.form.choices[fd.choices];
@@ -166,6 +173,13 @@ function form(params) {
 function loggedOut(message) {
   state.me = null;
   closeLive();
+  // Nothing of the last session stays in the page, not even hidden.
+  $('content').replaceChildren();
+  $('record-panel').hidden = true;
+  for (const id of ['record-table', 'record-history', 'record-conflicts', 'record-links']) $(id).replaceChildren();
+  state.forms = null;
+  state.offset = 0;
+  state.view = 'watch'; // the next person starts at the first view, not an admin's
   $('app-view').hidden = true;
   $('logout').hidden = true;
   $('who').textContent = '';
@@ -277,10 +291,11 @@ function row(cells, cls) {
 async function viewDevices(content) {
   const data = await apiJson('/api/devices');
   if (!data.devices.length) { content.appendChild(el('p', 'No devices in your teams yet.')); return; }
-  // What is stuck: entries the device said were waiting to be sent (at its last connection),
-  // changes the server refused (they wait in the device's quarantine) and the newest refusal.
+  // What is stuck: entries the device said were waiting to be sent (at its last connection)
+  // that the server has not recorded since, changes the server refused (they wait in the
+  // device's quarantine), the device's own last sync error and the newest refusal.
   const { t, tbody } = table(['Worker', 'Device', 'Last sync', 'Waiting to send', 'Refused',
-                              'Last error', 'Teams', 'Status']);
+                              'Last error', 'App version', 'Teams', 'Status']);
   t.classList.add('cards');
   for (const d of data.devices) {
     const ago = el('span', since(d.last_seen_ms, data.now_ms));
@@ -290,8 +305,9 @@ async function viewDevices(content) {
     const pending = el('span', d.reported_ms ? String(d.pending) : 'not reported', d.pending > 0 ? 'stale' : '');
     if (d.reported_ms) pending.title = 'reported ' + when(d.reported_ms);
     const refused = el('span', String(d.refused), d.refused > 0 ? 'stale' : '');
-    const tr = row([d.worker, name, ago, pending, refused, d.last_error || '', d.teams,
-                    d.revoked ? 'revoked' : 'active']);
+    const errors = [d.last_error, d.last_refusal ? 'refused: ' + d.last_refusal : ''].filter((e) => e);
+    const tr = row([d.worker, name, ago, pending, refused, errors.join('; '), d.app || 'not reported',
+                    d.teams, d.revoked ? 'revoked' : 'active']);
     tr.dataset.device = d.device_id;
     tbody.appendChild(tr);
   }
@@ -391,7 +407,8 @@ function closeRecord() {
   if (location.hash.startsWith('#/record/')) history.pushState(null, '', location.pathname + location.search);
 }
 
-function fieldRows(rec, into) {
+// linked: {column: record} for the record's outgoing links, shown by name instead of by id.
+function fieldRows(rec, into, linked) {
   const f = formOf(rec.table);
   const order = [];
   if (f) {
@@ -414,7 +431,16 @@ function fieldRows(rec, into) {
     } else {
       const v = rec.values[rec.columns.indexOf(o.column)];
       tr.appendChild(el('th', label(rec.table, o.column)));
-      tr.appendChild(el('td', shown(rec.table, o.column, v), 'value'));
+      const to = linked && linked[o.column];
+      if (to) {
+        const td = el('td', null, 'value');
+        const a = el('a', recordName(to));
+        a.href = recordHref(to.table, to.id);
+        td.appendChild(a);
+        tr.appendChild(td);
+      } else {
+        tr.appendChild(el('td', shown(rec.table, o.column, v), 'value'));
+      }
       tr.dataset.column = o.column;
     }
     into.appendChild(tr);
@@ -440,7 +466,9 @@ async function openRecord(table, id) {
   $('record-title').textContent = (formOf(table) ? text(formOf(table).form.title) : table) + ': ' + recordName(rec);
   const t = $('record-table');
   t.replaceChildren();
-  fieldRows(rec, t);
+  const linked = {};
+  for (const l of data.links) if (l.outgoing && l.records.length) linked[l.column] = l.records[0];
+  fieldRows(rec, t, linked);
 
   const hist = $('record-history');
   hist.replaceChildren();

@@ -246,6 +246,12 @@ static void test_items_appear_when_due_within_the_team(void **state)
                      0);
     assert_int_equal(r.status, 403);
     dash_reply_free(&r);
+    /* a filter the view does not apply is refused, not ignored */
+    assert_int_equal(dash_request(fx.port, fx.ca_path, "GET", "/api/watch?worker=w1",
+                                  sup1.cookie, NULL, NULL, NULL, &r),
+                     0);
+    assert_int_equal(r.status, 400);
+    dash_reply_free(&r);
 }
 
 /* The worker records both reports on the device: the item leaves by itself once synced, and
@@ -384,6 +390,16 @@ static void test_views_are_audited_with_the_records_shown(void **state)
     assert_int_equal(sqlite3_prepare_v2(db,
                                         "SELECT count(*) FROM _outpost_audit WHERE action ="
                                         " 'watch.counts' AND actor = 'sup1'",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    assert_int_equal(sqlite3_column_int(st, 0), 1);
+    sqlite3_finalize(st);
+    /* asking for another team's items left its own row */
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT count(*) FROM _outpost_audit WHERE action ="
+                                        " 'watch.denied' AND actor = 'sup1' AND"
+                                        " target = 'view=watch team=t2'",
                                         -1, &st, NULL),
                      SQLITE_OK);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);

@@ -16,8 +16,10 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "common/test_skip.h"
 #include "store_fixture.h"
 #include "strf.h"
+#include "unit/pg_cluster.h"
 
 #ifndef OUTPOST_ADMIN_PATH
 #error "OUTPOST_ADMIN_PATH must name the outpost-admin binary"
@@ -756,6 +758,50 @@ static void test_forms_check_applies_nothing(void **state)
 
 #define T_(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
+/* The commands that run on PostgreSQL, against a private server: the first one makes the
+ * store's tables and the audit key; init (schema) is refused with the reason; --audit-key is
+ * required. */
+static void test_admin_on_postgresql(void **state)
+{
+    ctx *c = *state;
+    pg_cluster pg;
+    char key[400];
+
+    if (!pg_cluster_available())
+        TEST_SKIP("PostgreSQL 15 binaries not installed (scripts/deps.sh installs them)");
+    assert_int_equal(pg_cluster_start(&pg), 0);
+    snprintf(key, sizeof key, "%s/pg.audit-key", c->dir);
+    char *on_pg = strf("--store 'postgresql:%s' --audit-key '%s'", pg.conninfo, key);
+    char *args = strf("%s team add north", on_pg);
+    expect(c, args, 0, "team north added", NULL);
+    assert_non_null(strstr(c->r.out, "audit key created"));
+    free(args);
+    args = strf("%s worker add ana --team north", on_pg);
+    expect(c, args, 0, "worker ana added", NULL);
+    free(args);
+    args = strf("%s worker add ben --team east", on_pg);
+    expect(c, args, 1, NULL, "no team east");
+    free(args);
+    args = strf("%s team list", on_pg);
+    expect(c, args, 0, "north", NULL);
+    assert_non_null(strstr(c->r.out, "ana"));
+    free(args);
+    args = strf("%s enroll ana", on_pg);
+    expect(c, args, 0, "enrollment code for worker ana", NULL);
+    free(args);
+    args = strf("%s init --schema x.sql --policy x.policy", on_pg);
+    expect(c, args, 1, NULL, "init runs only on a SQLite store so far");
+    free(args);
+    args = strf("%s audit verify", on_pg);
+    expect(c, args, 0, "audit log verified: 3 rows", NULL);
+    free(args);
+    args = strf("--store 'postgresql:%s' team list", pg.conninfo);
+    expect(c, args, 2, NULL, "--audit-key FILE is required with a PostgreSQL store");
+    free(args);
+    free(on_pg);
+    pg_cluster_stop(&pg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -770,6 +816,7 @@ int main(void)
         T_(test_forms_are_validated_and_kept_at_init_and_upgrade),
         T_(test_forms_dir_option),
         T_(test_forms_check_applies_nothing),
+        T_(test_admin_on_postgresql),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return test_exit_status(cmocka_run_group_tests(tests, NULL, NULL));
 }
