@@ -30,7 +30,7 @@ export async function watchSteps({ page, step, dev, shot, adm }) {
   await page.waitForSelector('#live.on');
   dev('alice', 'sync');
   const item = `#watch-items tr[data-id="${episode}"][data-rule=missing_not_reported]`;
-  await page.waitForSelector(item, { timeout: 15000 });
+  await page.waitForSelector(item, { timeout: 30000 });
   const text = await page.textContent(item);
   assert.match(text, /^A-runaway/, 'the young person first');
   assert.match(text, /Missing 24 h: report to law enforcement and NCMEC/);
@@ -51,7 +51,7 @@ export async function watchSteps({ page, step, dev, shot, adm }) {
   dev('alice', 'exec', `UPDATE missing_episodes SET ncmec_reported_at = '${new Date().toISOString().slice(0, 19)}Z',
       ncmec_case_number = 'NCMEC-0001' WHERE id = '${episode}'`);
   dev('alice', 'sync');
-  await page.waitForSelector(item, { state: 'detached', timeout: 15000 });
+  await page.waitForSelector(item, { state: 'detached', timeout: 30000 });
   await page.waitForSelector('#content .watch-empty');
   const counts = await page.textContent('#watch-counts');
   assert.match(counts, /team-a/);
