@@ -15,13 +15,16 @@ add_library(outpost STATIC
     ${CMAKE_CURRENT_LIST_DIR}/src/tx.c
     ${CMAKE_CURRENT_LIST_DIR}/src/uuid.c
     ${CMAKE_CURRENT_LIST_DIR}/src/value.c
-    ${CMAKE_CURRENT_LIST_DIR}/src/version.c)
+    ${CMAKE_CURRENT_LIST_DIR}/src/version.c
+    ${CMAKE_CURRENT_LIST_DIR}/src/watch_items.c
+    # The watch rules' checks are the server's own, compiled here too (docs/watch.md).
+    ${PROJECT_SOURCE_DIR}/server/src/watch.c)
 target_include_directories(outpost
     PUBLIC ${CMAKE_CURRENT_LIST_DIR}/include
-    PRIVATE ${CMAKE_CURRENT_LIST_DIR}/src)
+    PRIVATE ${CMAKE_CURRENT_LIST_DIR}/src ${PROJECT_SOURCE_DIR}/server/src)
 target_link_libraries(outpost
     PUBLIC outpost_proto outpost_version PkgConfig::SQLITE3 Threads::Threads
-    PRIVATE outpost_cryptvfs outpost_warnings)
+    PRIVATE outpost_cryptvfs outpost_warnings PkgConfig::JANSSON)
 # The library's own tests and benchmarks also drive the sync engine's seams (outpost_engine.h:
 # schema install, outbox entries, ACK/REJECT, rows-apply, in protocol types): they link this,
 # apps and the CLI link `outpost` and see only include/.

@@ -79,7 +79,7 @@ strip_elves() {
         done
 }
 
-runtime_depends="libc6 (>= 2.36), libsqlite3-0 (>= 3.40), libmsgpackc2 (>= 4.0), libargon2-1, libcap2"
+runtime_depends="libc6 (>= 2.36), libsqlite3-0 (>= 3.40), libmsgpackc2 (>= 4.0), libargon2-1, libjansson4, libcap2"
 
 # liboutpost0
 root=$stage/liboutpost0

@@ -8,7 +8,7 @@ endif()
 file(GLOB outpostd_sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/src/daemon/*.c)
 
 # The dashboard's files (server/web/) are compiled into outpostd: it serves every asset itself.
-set(outpost_web_files index.html app.js app.css)
+set(outpost_web_files index.html app.js app.css watch.js)
 set(outpost_web_deps "")
 foreach(f IN LISTS outpost_web_files)
     list(APPEND outpost_web_deps ${CMAKE_CURRENT_SOURCE_DIR}/web/${f})

@@ -30,7 +30,9 @@ add_library(outpost_store STATIC
     src/reverse.c           # keeping or reversing a logged conflict decision
     src/forms.c             # validating a schema package's forms (docs/forms.md)
     src/forms_check.c       # the IN lists of a table's CHECK constraints
-    src/store_forms.c)      # the forms kept with each schema version
+    src/store_forms.c       # the forms kept with each schema version
+    src/watch.c             # watch rules: reading watch.json, checking, preparing
+    src/store_watch.c)      # watch rules kept, sent to devices, evaluated per team
 target_include_directories(outpost_store PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/src)
 target_link_libraries(outpost_store
     PUBLIC outpost_proto PkgConfig::SQLITE3 PkgConfig::JANSSON PkgConfig::LIBPQ

@@ -492,6 +492,37 @@ OUTPOST_API int outpost_forms_json(outpost_replica *replica, char **json_out);
 /* Frees memory a function of this library gave the caller to free with it. NULL is a no-op. */
 OUTPOST_API void outpost_free(void *ptr);
 
+/* ---------------------------------------------------------------------------------------------
+ * Needs attention on the device: the schema package's watch rules (docs/watch.md), which arrive
+ * with the schema, evaluated on this replica (the worker's own teams' rows), offline.
+ */
+
+/* One open item. Every pointer is valid only during the callback. */
+typedef struct outpost_watch_item {
+    const char *rule_id;    /* the rule's id, e.g. "missing_not_reported" */
+    const char *severity;   /* "high", "medium" or "low" */
+    const char *title_json; /* what is due, {"en": "...", "es": "..."} as JSON text */
+    const char *table;      /* the record's table */
+    const char *team;       /* its scope value */
+    const char *record_id;  /* its primary key, as text */
+    const char *alias;      /* the young person's alias, or NULL */
+    const char *due;        /* open since: "YYYY-MM-DD HH:MM:SS" UTC */
+} outpost_watch_item;
+
+/* Called once per item; a non-zero return stops the walk and is returned by
+ * outpost_watch_items(). Runs on the caller's thread; must not use the replica. */
+typedef int (*outpost_watch_cb)(const outpost_watch_item *item, void *user_data);
+
+/* Evaluates the watch rules the server sent with the schema against this replica at now_ms
+ * (ms since the epoch, UTC; pass the wall clock), rule by rule in the file's order, and within
+ * a rule team by team, oldest due first. A replica with no rules (a server without them, or not
+ * enrolled yet) has no items: OUTPOST_OK and cb is never called. A rule that no longer compiles
+ * against the replica is OUTPOST_ESCHEMA naming the rule. Rules are checked exactly as the
+ * server checks them: only reads of the rule's own table, values bound. Same thread rules as
+ * the other calls on this handle. */
+OUTPOST_API int outpost_watch_items(outpost_replica *replica, uint64_t now_ms,
+                                    outpost_watch_cb cb, void *user_data);
+
 #ifdef __cplusplus
 }
 #endif

@@ -137,6 +137,11 @@ void synced_table_clear(synced_table *t);
 const synced_table *replica_table(const outpost_replica *r, const char *name);
 int64_t replica_now_ms(const outpost_replica *r);
 int replica_prepare(outpost_replica *r, const char *sql, sqlite3_stmt **out_stmt);
+/* Puts the write guard (the library's authorizer) back on the connection (watch_items.c
+ * prepares a watch rule under its own, stricter one). */
+void replica_guard_install(outpost_replica *r);
+/* watch_items.c: keeps the schema's watch rules (NULL: none) inside the install transaction. */
+int watch_keep(outpost_replica *r, const char *watch_json);
 void replica_stmt_cache_clear(outpost_replica *r);
 
 /* forms.c: the schema's forms as the server sent them (NULL: none), inside the install */

@@ -707,6 +707,11 @@ static int authorize(void *ctx, int action, const char *a1, const char *a2, cons
     }
 }
 
+void replica_guard_install(outpost_replica *r)
+{
+    sqlite3_set_authorizer(r->db, authorize, r);
+}
+
 /* Second line behind the authorizer: a commit the library did not start, holding a captured
  * change, becomes a rollback (the app sees SQLITE_CONSTRAINT_COMMITHOOK). */
 static int on_commit(void *ctx)

@@ -345,6 +345,8 @@ static int schema_apply(outpost_replica *r, sqlite3 *scratch, const proto_schema
             return rc;
     }
     rc = replica_forms_record(r, schema->forms);
+    if (rc == OUTPOST_OK)
+        rc = watch_keep(r, schema->watch_json);
     if (rc != OUTPOST_OK)
         return rc;
     rc = replica_prepare(r, "UPDATE _outpost_state SET schema_version = ?1 WHERE id = 1", &stmt);

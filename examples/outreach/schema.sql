@@ -25,7 +25,10 @@ CREATE TABLE contacts (
     needs           TEXT,
     provided        TEXT,
     referral_id     TEXT,                        -- referrals.id when a referral was made
-    notes           TEXT
+    notes           TEXT,
+    -- Schema version 2 (additive: appended, nullable).
+    -- Intangible needs identified (codes): connection, belonging, support, trust
+    intangible_needs TEXT
 );
 
 -- A period a young person in care was missing from their placement.
@@ -46,7 +49,19 @@ CREATE TABLE missing_episodes (
     -- criminal_exploitation, violence, substance_use, rough_sleeping, no_concerns
     absence_screening TEXT,
     return_interview_at TEXT,
-    notes             TEXT
+    notes             TEXT,
+    -- Schema version 2 (additive: appended, nullable): the duties of P.L. 113-183 with their
+    -- times. Reported to law enforcement (time, report number) and to NCMEC (time, case number)
+    -- within 24 hours of going missing; the primary factors for running (run_factors) and the
+    -- absence screening (absence_screening) recorded with when they were determined; recovery
+    -- and safety plan date. Times are ISO 8601 with offset, like went_missing_at.
+    police_reported_at   TEXT,
+    police_report_number TEXT,
+    ncmec_reported_at    TEXT,
+    ncmec_case_number    TEXT,
+    run_factors_at       TEXT,
+    screened_at          TEXT,
+    safety_plan_at       TEXT
 );
 
 -- A referral of a young person to a service.

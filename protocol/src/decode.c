@@ -764,6 +764,8 @@ static int conv_schema_fields(dec *d, const msgpack_object *o, proto_schema *out
     out->tables = tables;
     if (rc == PROTO_OK)
         rc = get_str(d, o, KEY_FORMS, false, &out->forms);
+    if (rc == PROTO_OK)
+        rc = get_str(d, o, KEY_WATCH, false, &out->watch_json);
     return rc;
 }
 

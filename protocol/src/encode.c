@@ -350,13 +350,16 @@ static int put_schema_fields(enc *e, const proto_schema *s)
         if (rc != PROTO_OK)
             return rc;
     }
-    return s->forms != NULL ? put_text(e, KEY_FORMS, s->forms) : PROTO_OK;
+    int rc = s->forms != NULL ? put_text(e, KEY_FORMS, s->forms) : PROTO_OK;
+    if (rc == PROTO_OK && s->watch_json != NULL)
+        rc = put_text(e, KEY_WATCH, s->watch_json);
+    return rc;
 }
 
 static int put_schema_field(enc *e, const proto_schema *s)
 {
     put_key(e, KEY_SCHEMA);
-    msgpack_pack_map(&e->pk, 2u + (s->forms != NULL));
+    msgpack_pack_map(&e->pk, 2u + (s->forms != NULL) + (s->watch_json != NULL));
     return put_schema_fields(e, s);
 }
 
@@ -520,7 +523,7 @@ static int put_enrolled(enc *e, const proto_enrolled *m)
 
 static int put_schema_msg(enc *e, const proto_schema *m)
 {
-    put_header(e, PROTO_MSG_SCHEMA, 2u + (m->forms != NULL));
+    put_header(e, PROTO_MSG_SCHEMA, 2u + (m->forms != NULL) + (m->watch_json != NULL));
     return put_schema_fields(e, m);
 }
 

@@ -39,6 +39,7 @@
 #define KEY_CA "ca"
 #define KEY_TABLES "tables"
 #define KEY_FORMS "forms"
+#define KEY_WATCH "watch"
 #define KEY_SEQ "seq"
 #define KEY_HLC "hlc"
 #define KEY_CHUNK "chunk"

@@ -26,6 +26,7 @@
 #include "admin_forms.h"
 #include "outpost_version.h"
 #include "store.h"
+#include "store_watch.h"
 
 enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_STORE = 3 };
 enum { MAX_FILE_BYTES = 4 * 1024 * 1024, MAX_TEAMS = 64, MAX_EXPIRES_HOURS = 720 };
@@ -76,7 +77,7 @@ static const char usage_main[] =
 
 static const char usage_init[] =
     "usage: outpost-admin --store PATH init --schema FILE.sql --policy FILE [--forms DIR]\n"
-    "       [--check]\n"
+    "       [--check] [--watch FILE.json]\n"
     "Creates the store at PATH (if missing) and its synced tables from FILE.sql (CREATE TABLE and\n"
     "CREATE INDEX statements only). The policy file has one line per table:\n"
     "  TABLE scope=COLUMN [policy=hlc|server-wins|device-wins]\n"
@@ -84,15 +85,19 @@ static const char usage_init[] =
     FORMS_HELP
     "init also creates the audit key (--audit-key FILE, default PATH.audit-key, mode 0600)\n"
     "unless it exists. Keep it readable by outpostd's user only, and back it up apart from the\n"
-    "store: whoever holds both can rewrite the audit log (docs/threat-model.md).\n";
+    "store: whoever holds both can rewrite the audit log (docs/threat-model.md).\n"
+    "--watch names the watch rules (docs/watch.md): each is checked against the schema and\n"
+    "nothing is changed when one does not compile.\n";
 static const char usage_upgrade[] =
     "usage: outpost-admin --store PATH upgrade --schema FILE.sql --policy FILE [--forms DIR]\n"
-    "       [--check] [--drop-forms]\n"
+    "       [--check] [--drop-forms] [--watch FILE.json]\n"
     "Applies an additive change: new tables, new nullable or defaulted columns appended at the\n"
     "end of a table, new indexes. Removing, renaming or retyping anything is refused.\n"
     FORMS_HELP
     "Changed forms alone are a new schema version too. A package without forms is refused\n"
-    "while the store has forms (every device would lose them); --drop-forms removes them.\n";
+    "while the store has forms (every device would lose them); --drop-forms removes them.\n"
+    "--watch replaces the watch rules (docs/watch.md), checked against the new schema first;\n"
+    "changed rules alone are a new schema version too.\n";
 static const char usage_team[] =
     "usage: outpost-admin --store PATH team add ID [--name NAME]\n"
     "Creates a team. Team ids are the values of the synced tables' scope columns.\n";
@@ -378,6 +383,31 @@ static int ensure_audit_key(const char *path)
     return rc == STORE_OK || rc == STORE_EEXISTS ? EXIT_OK : EXIT_STORE;
 }
 
+/* Watch rules are checked against the new schema before anything is changed. */
+static int check_watch(const char *schema, const char *policy, const char *watch)
+{
+    char err[512];
+    int rc = store_watch_check(schema, policy, watch, err, sizeof err);
+    if (rc == STORE_OK)
+        return EXIT_OK;
+    fprintf(stderr, "outpost-admin: watch rules: %s\n", err);
+    return exit_for(rc);
+}
+
+/* Says what became of the rules given (kept inside the schema's transaction) and audits a
+ * change. */
+static int report_watch(store *st, bool changed)
+{
+    if (!changed) {
+        printf("watch rules unchanged\n");
+        return EXIT_OK;
+    }
+    int code = audit_act(st, "watch.set", "%s", "watch rules replaced");
+    if (code == EXIT_OK)
+        printf("watch rules kept\n");
+    return code;
+}
+
 /* An upgrade without forms while the store has some would remove every form on every device:
  * refused unless drop (--drop-forms). *out_dropped is how many go. */
 static int guard_forms_drop(store *st, const admin_forms *forms, bool drop, size_t *out_dropped)
@@ -407,8 +437,8 @@ static int guard_forms_drop(store *st, const admin_forms *forms, bool drop, size
  * made; upgrade's against the store's schema, rolled back. *out_version is the current
  * version (upgrade), *out_dropped how many forms the upgrade removes. Prints only failures. */
 static int validate_package(const char *path, bool init, const char *schema, const char *policy,
-                            const admin_forms *forms, bool drop_forms, uint32_t *out_version,
-                            size_t *out_dropped)
+                            const admin_forms *forms, const char *watch, bool drop_forms,
+                            uint32_t *out_version, size_t *out_dropped)
 {
     store *st = NULL;
     int code = open_store(init ? ":memory:" : path, init, &st);
@@ -424,7 +454,8 @@ static int validate_package(const char *path, bool init, const char *schema, con
     if (code == EXIT_OK && !init)
         code = guard_forms_drop(st, forms, drop_forms, out_dropped);
     if (code == EXIT_OK) {
-        int rc = store_check_schema_forms(st, init, schema, policy, forms->files, forms->n_files);
+        int rc = store_schema_package(st, init, true, schema, policy, forms->files,
+                                      forms->n_files, watch);
         if (rc != STORE_OK)
             code = store_error(st, rc);
     }
@@ -445,11 +476,12 @@ static void print_forms(const admin_forms *forms, size_t dropped, const char *sc
 
 /* init --check and upgrade --check: every check of the real command, nothing applied. */
 static int check_package(const char *path, bool init, const char *schema, const char *policy,
-                         const admin_forms *forms, bool drop_forms, const char *schema_path)
+                         const admin_forms *forms, const char *watch, bool drop_forms,
+                         const char *schema_path)
 {
     uint32_t version = 0;
     size_t dropped = 0;
-    int code = validate_package(path, init, schema, policy, forms, drop_forms, &version,
+    int code = validate_package(path, init, schema, policy, forms, watch, drop_forms, &version,
                                 &dropped);
     if (code != EXIT_OK)
         return code;
@@ -465,7 +497,7 @@ static int check_package(const char *path, bool init, const char *schema, const 
 static int cmd_schema(const char *path, int argc, char **argv, bool init)
 {
     const char *usage = init ? usage_init : usage_upgrade;
-    const char *schema_path = NULL, *policy_path = NULL, *forms_dir = NULL;
+    const char *schema_path = NULL, *policy_path = NULL, *forms_dir = NULL, *watch_path = NULL;
     bool check = false, drop_forms = false;
     for (int i = 0; i < argc; i++) {
         if (missing_value(i, argc, argv))
@@ -483,6 +515,8 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
             check = true;
         } else if (!init && strcmp(argv[i], "--drop-forms") == 0) {
             drop_forms = true;
+        } else if (strcmp(argv[i], "--watch") == 0 && i + 1 < argc) {
+            watch_path = argv[++i];
         } else {
             return usage_error(usage, "unexpected argument", argv[i]);
         }
@@ -493,20 +527,29 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
     char *policy = schema ? read_file(policy_path) : NULL;
     admin_forms forms = {0};
     bool forms_read = policy && admin_forms_read(forms_dir, schema_path, read_file, &forms) == 0;
-    if (check && forms_read) {
-        int code = check_package(path, init, schema, policy, &forms, drop_forms, schema_path);
+    char *watch = forms_read && watch_path ? read_file(watch_path) : NULL;
+    bool watch_read = forms_read && (watch != NULL || watch_path == NULL);
+    /* Watch rules are checked against the new schema before anything is changed. */
+    int watch_code = watch ? check_watch(schema, policy, watch) : EXIT_OK;
+    if (check && watch_read) {
+        int code = watch_code == EXIT_OK ? check_package(path, init, schema, policy, &forms, watch,
+                                                         drop_forms, schema_path)
+                                         : watch_code;
         admin_forms_free(&forms);
         free(schema);
         free(policy);
+        free(watch);
         return code;
     }
     /* A refused init leaves nothing behind: the whole package is checked on a store in memory
      * before the store file and the audit key are made. */
     uint32_t before = 0;
     size_t dropped = 0;
-    int code = schema && policy && forms_read ? EXIT_OK : EXIT_USAGE;
+    bool watch_changed = false;
+    int code = !(schema && policy && watch_read) ? EXIT_USAGE : watch_code;
     if (code == EXIT_OK && init)
-        code = validate_package(path, true, schema, policy, &forms, false, &before, &dropped);
+        code = validate_package(path, true, schema, policy, &forms, watch, false, &before,
+                                &dropped);
     store *st = NULL;
     if (code == EXIT_OK)
         code = open_store(path, init, &st);
@@ -528,8 +571,13 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
     if (code == EXIT_OK && !init)
         code = guard_forms_drop(st, &forms, drop_forms, &dropped);
     if (code == EXIT_OK) {
-        int rc = init ? store_init_schema_forms(st, schema, policy, forms.files, forms.n_files)
-                      : store_upgrade_schema_forms(st, schema, policy, forms.files, forms.n_files);
+        char *kept = NULL; /* the watch rules before, to say whether they changed */
+        int rc = watch ? store_watch_json(st, &kept) : STORE_OK;
+        if (rc == STORE_OK)
+            rc = store_schema_package(st, init, false, schema, policy, forms.files,
+                                      forms.n_files, watch);
+        watch_changed = rc == STORE_OK && watch && (kept == NULL || strcmp(kept, watch) != 0);
+        free(kept);
         if (rc != STORE_OK) {
             code = store_error(st, rc);
         } else {
@@ -548,10 +596,13 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
                 print_forms(&forms, dropped, schema_path);
         }
     }
+    if (code == EXIT_OK && watch)
+        code = report_watch(st, watch_changed);
     store_close(st);
     admin_forms_free(&forms);
     free(schema);
     free(policy);
+    free(watch);
     return code;
 }
 

@@ -11,6 +11,7 @@
 #include "forms.h"
 #include "schema_parse.h"
 #include "store_internal.h"
+#include "store_watch.h"
 
 /* Longest SQL statement the store builds for one table (quoted names of every column). */
 enum { SQL_MAX = 16384 };
@@ -167,6 +168,7 @@ typedef struct package_forms {
     size_t n_files;
     const char *json; /* validated, as kept and sent */
     bool check_only;  /* run every check, then roll back: nothing is applied */
+    const char *watch_json; /* the package's watch rules (docs/watch.md); NULL: keep them */
 } package_forms;
 
 /* Parses a schema and policy into def (which the caller frees, whatever this returns),
@@ -208,6 +210,9 @@ static int init_schema(store *st, const char *schema_sql, const char *policy_tex
         out = record_version(st, 1, schema_sql, policy_text);
     if (out == 0 && forms->json != NULL)
         out = store_forms_record(st, 1, forms->json);
+    bool new_watch = false;
+    if (out == 0 && forms->watch_json != NULL)
+        out = store_watch_keep_in_tx(st, forms->watch_json, &new_watch);
     if (out == 0 && !forms->check_only)
         out = store_commit(st);
     else
@@ -395,6 +400,11 @@ static int upgrade_schema(store *st, const char *schema_sql, const char *policy_
     if (out == 0 && forms->json != NULL)
         out = forms_changed(st, (uint32_t)version, forms->json, &new_forms);
     changed = changed || new_forms;
+    /* Changed watch rules alone are a new version too: devices get them with the schema. */
+    bool new_watch = false;
+    if (out == 0 && forms->watch_json != NULL)
+        out = store_watch_keep_in_tx(st, forms->watch_json, &new_watch);
+    changed = changed || new_watch;
     if (out == 0 && changed)
         out = record_version(st, (uint32_t)version + 1, schema_sql, policy_text);
     if (out == 0 && changed && forms->json != NULL)
@@ -429,6 +439,18 @@ int store_check_schema_forms(store *st, bool init, const char *schema_sql,
                              size_t n_files)
 {
     package_forms forms = {.given = true, .files = files, .n_files = n_files, .check_only = true};
+    int out = init ? init_schema(st, schema_sql, policy_text, &forms)
+                   : upgrade_schema(st, schema_sql, policy_text, &forms);
+    free((char *)forms.json);
+    return out;
+}
+
+int store_schema_package(store *st, bool init, bool check_only, const char *schema_sql,
+                         const char *policy_text, const store_form_file *files, size_t n_files,
+                         const char *watch_json)
+{
+    package_forms forms = {.given = true, .files = files, .n_files = n_files,
+                           .check_only = check_only, .watch_json = watch_json};
     int out = init ? init_schema(st, schema_sql, policy_text, &forms)
                    : upgrade_schema(st, schema_sql, policy_text, &forms);
     free((char *)forms.json);
@@ -682,14 +704,19 @@ int store_schema_encode(store *st, proto_buf *out, uint32_t *out_version)
     msg.u.schema.n_tables = st->n_tables;
     msg.u.schema.tables = tables;
     char *forms = NULL;
+    char *watch = NULL; /* the watch rules travel with the schema (docs/watch.md) */
     rc = store_forms_at(st, st->schema_version, &forms);
+    if (rc == 0)
+        rc = store_watch_json(st, &watch);
     if (rc != 0) {
         free(tables);
         return rc;
     }
     msg.u.schema.forms = strcmp(forms, "[]") != 0 ? forms : NULL;
+    msg.u.schema.watch_json = watch;
     int prc = proto_encode(&msg, out);
     free(forms);
+    free(watch);
     free(tables);
     if (prc != PROTO_OK)
         return store_fail(st, prc == PROTO_ENOMEM ? STORE_ENOMEM : STORE_EIO, "encode schema: %s",

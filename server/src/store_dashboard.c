@@ -505,8 +505,10 @@ static int conflicts_query(store *st, const char (*teams)[64], uint32_t n_teams,
         copy_text(c.loser_worker, sizeof c.loser_worker, sqlite3_column_text(stmt, 8));
         copy_text(c.winner_device, sizeof c.winner_device, sqlite3_column_text(stmt, 9));
         c.time_ms = (uint64_t)sqlite3_column_int64(stmt, 10);
-        c.reversible = sqlite3_column_int(stmt, 11) != 0 && sqlite3_column_int(stmt, 15) >= 0;
         copy_text(c.decision, sizeof c.decision, sqlite3_column_text(stmt, 12));
+        /* Once decided, a conflict is not reversible again. */
+        c.reversible = sqlite3_column_int(stmt, 11) != 0 && sqlite3_column_int(stmt, 15) >= 0 &&
+                       c.decision[0] == '\0';
         copy_text(c.decided_by, sizeof c.decided_by, sqlite3_column_text(stmt, 13));
         c.refused = sqlite3_column_int(stmt, 16) != 0;
         c.refused_code = (uint32_t)sqlite3_column_int64(stmt, 17);

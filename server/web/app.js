@@ -5,7 +5,7 @@
 'use strict';
 
 const $ = (id) => document.getElementById(id);
-const state = { me: null, view: 'devices', socket: null, retry: 0, refreshTimer: null,
+const state = { me: null, view: 'watch', socket: null, retry: 0, refreshTimer: null,
                 forms: null, sort: '', dir: 'desc', offset: 0, pageSize: 100 };
 const TITLES = {
   devices: 'Workers and devices',
@@ -179,7 +179,7 @@ function loggedOut(message) {
   for (const id of ['record-table', 'record-history', 'record-conflicts', 'record-links']) $(id).replaceChildren();
   state.forms = null;
   state.offset = 0;
-  state.view = 'devices'; // the next person starts at the first view, not an admin's
+  state.view = 'watch'; // the next person starts at the first view, not an admin's
   $('app-view').hidden = true;
   $('logout').hidden = true;
   $('who').textContent = '';
@@ -833,7 +833,7 @@ async function show(view, live) {
   for (const b of document.querySelectorAll('nav button')) b.classList.toggle('active', b.dataset.view === view);
   $('view-title').textContent = TITLES[view];
   $('filters').hidden = view !== 'records' && view !== 'perday';
-  $('export').hidden = view === 'people';
+  $('export').hidden = view === 'people' || view === 'watch';
   for (const id of ['f-worker', 'f-to', 'f-q']) $(id).parentElement.hidden = view === 'perday';
   showError('app-error', '');
   const content = $('content');
@@ -904,7 +904,7 @@ function openLive() {
     const events = (msg && msg.events) || [];
     const relevant = {
       devices: ['sync', 'records'], records: ['records'], perday: ['records'],
-      conflicts: ['conflicts', 'records'], audit: [], people: [],
+      conflicts: ['conflicts', 'records'], audit: [], people: [], watch: ['records'],
     }[state.view];
     if (events.some((e) => relevant.includes(e))) {
       clearTimeout(state.refreshTimer);

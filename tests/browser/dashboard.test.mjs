@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
+import { watchClock, watchSteps } from './watch.steps.mjs';
 
 const src = process.env.OUTPOST_SOURCE_DIR;
 const build = process.env.OUTPOST_BUILD_DIR;
@@ -109,7 +110,10 @@ function addUser(name, role, team) {
 async function test() {
   step('setting up a central store, three devices and dashboard accounts');
   execFileSync('sh', [path.join(src, 'certs-example/make-dev-certs.sh'), path.join(dir, 'certs')], { stdio: 'ignore' });
-  adm('init', '--schema', path.join(src, 'examples/outreach/schema.sql'), '--policy', path.join(src, 'examples/outreach/policy'));
+  adm('init', '--schema', path.join(src, 'examples/outreach/schema.sql'), '--policy', path.join(src, 'examples/outreach/policy'),
+      '--watch', path.join(src, 'examples/outreach/watch.json'));
+  process.env.OUTPOSTD_TEST_WATCH_CLOCK = path.join(dir, 'watch-clock');
+  watchClock(process.env.OUTPOSTD_TEST_WATCH_CLOCK);
   adm('team', 'add', 'team-a');
   adm('team', 'add', 'team-b');
   for (const [w, t] of [['alice', 'team-a'], ['bob', 'team-a'], ['carol', 'team-b']]) adm('worker', 'add', w, '--team', t);
@@ -165,8 +169,10 @@ async function test() {
   const session = cookies.find((c) => c.name === 'outpost_session');
   assert.ok(session && session.httpOnly && session.secure && session.sameSite === 'Strict', 'strict session cookie');
 
+  await watchSteps({ page, step, dev, shot, adm });
+
   step('workers and devices with their last sync');
-  await page.waitForSelector('#content table');
+  await page.waitForSelector('#content[data-view=devices] table');
   const devicesText = await page.textContent('#content');
   assert.match(devicesText, /alice/);
   assert.match(devicesText, /bob/);

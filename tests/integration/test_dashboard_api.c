@@ -1244,15 +1244,39 @@ static void test_record_detail_has_history_and_conflicts(void **state)
     const char *c = strstr(r.body, "\"conflicts\":[");
     assert_non_null(c);
     assert_non_null(strstr(c, "\"decision\":\"reversed\",\"decided_by\":\"sup1\""));
+    /* decided: it cannot be reversed again */
+    assert_non_null(strstr(c, "\"reversible\":false,\"decision\":\"reversed\""));
+    /* the reversal is the supervisor's, not a merge */
+    const char *rev = reversal;
+    while (rev > h && *rev != '{')
+        rev--;
+    assert_non_null(strstr(rev, "\"altered\":false"));
+    assert_true(strstr(rev, "\"altered\":false") < reversal);
     assert_non_null(strstr(r.body, "\"links\":[]"));
     dash_reply_free(&r);
 
-    /* another team's supervisor: not found, whichever way it is asked */
+    /* another team's supervisor: not found, whichever way it is asked, and the probe is
+     * audited once, naming what was asked */
+    before = audit_newest();
     assert_int_equal(request("GET", "/api/record?table=contacts&id=h-1", &s2, false, NULL, NULL,
                              &r), 0);
     assert_int_equal(r.status, 404);
     assert_null(strstr(r.body, "By-"));
     dash_reply_free(&r);
+    expect_one_audit_row(before, "sup2|record.denied|contacts/h-1|");
+    before = audit_newest();
+    snprintf(body, sizeof body, "id=%s&action=keep", id);
+    assert_int_equal(request("POST", "/api/decide", &s2, true, NULL, body, &r), 0);
+    assert_int_equal(r.status, 404);
+    dash_reply_free(&r);
+    char want[64];
+    snprintf(want, sizeof want, "sup2|conflict.denied|conflict/%s keep|", id);
+    expect_one_audit_row(before, want);
+    before = audit_newest();
+    assert_int_equal(request("GET", "/api/audit", &s2, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 403);
+    dash_reply_free(&r);
+    expect_one_audit_row(before, "sup2|audit.denied|view=audit|");
     assert_int_equal(request("GET", "/api/record?table=nosuch&id=h-1", &s1, false, NULL, NULL,
                              &r), 0);
     assert_int_equal(r.status, 404);
@@ -1339,6 +1363,60 @@ static void test_devices_show_what_is_stuck(void **state)
     /* another team's supervisor does not see the device at all */
     assert_int_equal(request("GET", "/api/devices", &s2, false, NULL, NULL, &r), 0);
     assert_null(strstr(r.body, d.id));
+    dash_reply_free(&r);
+}
+
+/* A filter is applied and recorded as applied, or refused: the audit row never names a filter
+ * that did not narrow what was shown. */
+static void test_filters_are_applied_or_refused(void **state)
+{
+    static const char *const refused[] = {
+        "/api/records?limit=-1",        "/api/records?limit=0",
+        "/api/records?limit=abc",       "/api/records?limit=1001",
+        "/api/records?table=nosuch",    "/api/perday?worker=w1",
+        "/api/perday?to=2026-01-01",    "/api/conflicts?worker=w1",
+        "/api/devices?q=x",             "/api/export?view=conflicts&worker=w1",
+    };
+    login s1;
+    dash_reply r;
+    int64_t before;
+    (void)state;
+
+    log_in("sup1", &s1);
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        before = audit_newest();
+        assert_int_equal(request("GET", refused[i], &s1, true, NULL, NULL, &r), 0);
+        if (r.status != 400)
+            fail_msg("%s: expected 400, got %d: %s", refused[i], r.status, r.body);
+        assert_non_null(strstr(r.body, "\"error\":"));
+        dash_reply_free(&r);
+        assert_int_equal(audit_newest(), before);
+    }
+    assert_int_equal(request("GET", "/api/records?limit=1000", &s1, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    dash_reply_free(&r);
+
+    /* a team that is not the caller's narrows to nothing, as the log says */
+    assert_int_equal(request("GET", "/api/conflicts?all=1", &s1, false, NULL, NULL, &r), 0);
+    assert_non_null(strstr(r.body, "\"team\":\"t1\""));
+    dash_reply_free(&r);
+    before = audit_newest();
+    assert_int_equal(request("GET", "/api/conflicts?team=t2&all=1", &s1, false, NULL, NULL, &r),
+                     0);
+    assert_int_equal(r.status, 200);
+    assert_string_equal(r.body, "{\"conflicts\":[]}");
+    dash_reply_free(&r);
+    expect_one_audit_row(before, "sup1|conflict.list|view=conflicts team=t2 all text=0 chars|");
+    before = audit_newest();
+    assert_int_equal(request("GET", "/api/export?view=conflicts&team=t2", &s1, true, NULL, NULL,
+                             &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(count_in(r.body, "\r\n"), 1); /* the heading only */
+    dash_reply_free(&r);
+    expect_one_audit_row(before, "sup1|export|view=conflicts team=t2 text=0 chars|");
+    assert_int_equal(request("GET", "/api/devices?team=t2", &s1, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_null(strstr(r.body, "\"device_id\""));
     dash_reply_free(&r);
 }
 
@@ -1437,6 +1515,7 @@ int main(void)
         cmocka_unit_test(test_records_sort_and_page_past_200),
         cmocka_unit_test(test_record_detail_has_history_and_conflicts),
         cmocka_unit_test(test_devices_show_what_is_stuck),
+        cmocka_unit_test(test_filters_are_applied_or_refused),
         cmocka_unit_test(test_audit_is_for_admins_and_verifies), /* last: stops outpostd */
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

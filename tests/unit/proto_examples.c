@@ -223,6 +223,12 @@ static const example examples[] = {
                  "\"auto\":{\"id\":\"uuid\",\"team_id\":\"team\"},"
                  "\"sections\":[{\"title\":{\"en\":\"Who\"},\"fields\":[{\"column\":"
                  "\"name\",\"label\":{\"en\":\"Name\"},\"widget\":\"text\"}]}]}]"}}},
+    {"schema-watch", {.type = PROTO_MSG_SCHEMA, .u.schema = {
+        .version = 5, .n_tables = COUNT(schema_tables), .tables = schema_tables,
+        .forms = "[]",
+        .watch_json = "{\"rules\":[{\"id\":\"no_name\",\"table\":\"contacts\","
+                      "\"severity\":\"low\",\"title\":\"No name\",\"due\":\"1\","
+                      "\"when\":\"name IS NULL\"}]}"}}},
 };
 
 size_t proto_example_count(void)

@@ -473,6 +473,135 @@ static void test_people_lifecycle_from_the_cli(void **state)
     assert_null(strstr(audit, "passphrase"));
 }
 
+/* Writes one rule (JSON object text) as a watch file in the test's directory; returns its path
+ * (free it). */
+static char *watch_file(ctx *c, const char *rule_json)
+{
+    char *path = strf("%s/watch.json", c->dir);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    fprintf(f, "{\"rules\": [%s]}\n", rule_json);
+    fclose(f);
+    return path;
+}
+
+/* Each rule that cannot compile is refused, naming the rule and the problem, before anything
+ * is changed: init leaves no store behind. */
+static void test_watch_rule_errors_name_rule_and_problem(void **state)
+{
+    ctx *c = *state;
+    const char *src = getenv("OUTPOST_SOURCE_DIR");
+#define BASE "\"id\": \"r1\", \"table\": \"missing_episodes\", \"severity\": \"high\", " \
+             "\"title\": \"T\", \"alias\": \"alias\", \"due\": \"datetime(went_missing_at)\""
+    static const struct {
+        const char *rule;
+        const char *message;
+    } cases[] = {
+        {"{" BASE ", \"when\": \"nope IS NULL\"}", "rule r1: when: no such column: nope"},
+        {"{" BASE ", \"when\": \"1) OR (1\"}", "rule r1: when closes a parenthesis it did not open"},
+        {"{" BASE ", \"when\": \"(1\"}", "rule r1: when leaves a parenthesis open"},
+        {"{" BASE ", \"when\": \"1; DELETE FROM contacts\"}", "rule r1: when has a ';'"},
+        {"{" BASE ", \"when\": \"1 -- x\"}", "rule r1: when has a comment"},
+        {"{" BASE ", \"when\": \"EXISTS (SELECT 1 FROM referrals)\"}",
+         "rule r1: when has a subquery"},
+        {"{" BASE ", \"when\": \"went_missing_at < datetime('now')\"}",
+         "rule r1: when uses 'now': use the parameter :now"},
+        {"{" BASE ", \"when\": \"went_missing_at < datetime()\"}",
+         "rule r1: when calls datetime() without a time"},
+        {"{" BASE ", \"when\": \"random() > 0\"}",
+         "rule r1: when uses the function random (not allowed in a rule)"},
+        {"{" BASE ", \"when\": \"load_extension('x') IS NULL\"}",
+         "rule r1: when uses the function load_extension"},
+        {"{" BASE ", \"when\": \"returned_at < :days\"}",
+         "rule r1: when uses the parameter :days, which is not :now or one of the rule's params"},
+        {"{" BASE ", \"when\": \"1\", \"params\": {\"team\": 1}}",
+         "rule r1: parameter name \"team\""},
+        {"{\"id\": \"r1\", \"table\": \"nope\", \"severity\": \"high\", \"title\": \"T\","
+         " \"due\": \"1\", \"when\": \"1\"}",
+         "rule r1: no synced table nope in the schema"},
+        {"{\"id\": \"r1\", \"table\": \"contacts\", \"severity\": \"urgent\", \"title\": \"T\","
+         " \"due\": \"1\", \"when\": \"1\"}",
+         "rule r1: severity must be high, medium or low"},
+        {"{\"id\": \"r1\", \"table\": \"contacts\", \"severity\": \"low\", \"title\": \"T\","
+         " \"when\": \"1\"}",
+         "rule r1: due is required"},
+        {"{\"id\": \"r1\", \"table\": \"contacts\", \"severity\": \"low\", \"title\": \"T\","
+         " \"alias\": \"name\", \"due\": \"1\", \"when\": \"1\"}",
+         "rule r1: alias: table contacts has no column name"},
+        {"{\"id\": \"Bad Id\"}", "rule 1: id must be 1 to 63 lower case letters"},
+        {"{" BASE ", \"when\": \"1\", \"colour\": 1}", "rule r1: unknown key \"colour\""},
+        {"{" BASE ", \"when\": \"1\"}, {" BASE ", \"when\": \"1\"}", "rule r1: the id is used twice"},
+        {"{" BASE ", \"when\": }", "watch rules: line 1"},
+    };
+#undef BASE
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char *watch = watch_file(c, cases[i].rule);
+        char *args = strf("--store '%s' init --schema '%s/examples/outreach/schema.sql' --policy "
+                          "'%s/examples/outreach/policy' --watch '%s'",
+                          c->store, src, src, watch);
+        run *r = admin(c, args);
+        if (r->status != 1 || strstr(r->err, cases[i].message) == NULL)
+            fail_msg("case %zu: exit %d, stderr '%s', expected exit 1 and '%s'", i, r->status,
+                     r->err, cases[i].message);
+        assert_int_not_equal(access(c->store, F_OK), 0); /* nothing was made */
+        free(args);
+        free(watch);
+    }
+}
+
+/* The example's version 2 is an additive upgrade of version 1 that keeps the rows and carries
+ * the watch rules; the same upgrade again changes nothing. */
+static void test_watch_example_upgrades_version_1_additively(void **state)
+{
+    ctx *c = *state;
+    const char *src = getenv("OUTPOST_SOURCE_DIR");
+    expect_schema(c, "init", "outreach_v1.sql", "../../examples/outreach/policy", 0,
+                  "schema version 1 initialised", NULL);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(c->store, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "INSERT INTO missing_episodes(id, team_id, worker_id, alias,"
+                                  " went_missing_at) VALUES('e1', 'north', 'ana', 'Robin',"
+                                  " '2026-12-01T10:00:00+01:00')",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    char *args = strf("--store '%s' upgrade --schema '%s/examples/outreach/schema.sql' --policy "
+                      "'%s/examples/outreach/policy' --watch '%s/examples/outreach/watch.json'",
+                      c->store, src, src, src);
+    expect(c, args, 0, "schema version 2 applied\nforms: 3 from", NULL);
+    assert_non_null(strstr(c->r.out, "\nwatch rules kept\n"));
+    expect(c, args, 0, "schema unchanged (version 2)\nforms: 3 from", NULL);
+    assert_non_null(strstr(c->r.out, "\nwatch rules unchanged\n"));
+    free(args);
+    /* changed rules alone are a new schema version (devices receive them with it) */
+    char *changed = strf("%s/watch.json", c->dir);
+    assert_int_equal(systemf("sed 's/\"days\": 3/\"days\": 5/' '%s/examples/outreach/watch.json'"
+                             " > '%s'", src, changed), 0);
+    args = strf("--store '%s' upgrade --schema '%s/examples/outreach/schema.sql' --policy "
+                "'%s/examples/outreach/policy' --watch '%s'", c->store, src, src, changed);
+    expect(c, args, 0, "schema version 3 applied\n", NULL);
+    assert_non_null(strstr(c->r.out, "\nwatch rules kept\n"));
+    free(args);
+    free(changed);
+    assert_int_equal(sqlite3_open(c->store, &db), SQLITE_OK);
+    sqlite3_stmt *stmt = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT alias, ncmec_reported_at IS NULL,"
+                                        " (SELECT count(*) FROM pragma_table_info('contacts')"
+                                        "  WHERE name = 'intangible_needs')"
+                                        " FROM missing_episodes",
+                                        -1, &stmt, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(stmt, 0), "Robin");
+    assert_int_equal(sqlite3_column_int(stmt, 1), 1);
+    assert_int_equal(sqlite3_column_int(stmt, 2), 1);
+    assert_int_equal(sqlite3_step(stmt), SQLITE_DONE);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+}
+
 /* A copy of examples/outreach (schema, policy, forms) in the test's directory, to edit. */
 static char *copy_outreach(ctx *c)
 {
@@ -682,6 +811,8 @@ int main(void)
         T_(test_audit_checkpoint_and_verify_catch_a_cut_tail),
         T_(test_admin_acts_are_audited_with_the_os_user),
         T_(test_people_lifecycle_from_the_cli),
+        T_(test_watch_rule_errors_name_rule_and_problem),
+        T_(test_watch_example_upgrades_version_1_additively),
         T_(test_forms_are_validated_and_kept_at_init_and_upgrade),
         T_(test_forms_dir_option),
         T_(test_forms_check_applies_nothing),

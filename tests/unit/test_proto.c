@@ -433,6 +433,15 @@ static void test_roundtrip_schema_and_optional_fields(void **state)
     msg = roundtrip("schema-forms");
     assert_int_equal(msg->u.schema.version, 4);
     assert_string_equal(msg->u.schema.forms, example_named("schema-forms")->u.schema.forms);
+    assert_null(msg->u.schema.watch_json); /* no rules: the key is absent */
+    proto_msg_free(msg);
+
+    /* forms and watch rules side by side: both keys counted in the map */
+    msg = roundtrip("schema-watch");
+    assert_int_equal(msg->u.schema.version, 5);
+    assert_string_equal(msg->u.schema.forms, "[]");
+    assert_string_equal(msg->u.schema.watch_json,
+                        example_named("schema-watch")->u.schema.watch_json);
     proto_msg_free(msg);
 
     msg = roundtrip("welcome");

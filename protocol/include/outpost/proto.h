@@ -170,6 +170,7 @@ typedef struct proto_schema {
     uint32_t n_tables;
     proto_schema_table *tables;
     const char *forms; /* the forms (docs/forms.md) as one JSON array text; NULL: none sent */
+    const char *watch_json; /* the schema package's watch rules (docs/watch.md); NULL: none */
 } proto_schema;
 
 /* Hybrid logical clock: milliseconds since the Unix epoch in the high 48 bits, a logical

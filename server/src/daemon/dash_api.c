@@ -3,6 +3,7 @@
 #include "dash_forms.h"
 #include "dash_people.h"
 #include "dash_record.h"
+#include "dash_watch.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -196,6 +197,21 @@ static void format_ms(dash_buf *b, uint64_t ms)
     dash_buf_printf(b, "%llu", (unsigned long long)ms);
 }
 
+/* The caller's teams a view reads: all of them, or the one a team filter names (none when it
+ * names a team that is not the caller's), from *first on. */
+static uint32_t team_scope(const dash_call *c, uint32_t *first)
+{
+    *first = 0;
+    if (!c->f_team[0])
+        return c->n_teams;
+    for (uint32_t i = 0; i < c->n_teams; i++)
+        if (strcmp(c->teams[i], c->f_team) == 0) {
+            *first = i;
+            return 1;
+        }
+    return 0;
+}
+
 static int device_row(const store_dash_device *d, void *user_data)
 {
     dash_call *c = user_data;
@@ -256,7 +272,8 @@ static void run_devices(dash_call *c, store *st)
     else
         dash_buf_printf(&c->body, "{\"now_ms\":%llu,\"devices\":[",
                         (unsigned long long)c->now_ms);
-    rc = store_dash_devices(st, (const char(*)[64])c->teams, c->n_teams, device_row, c);
+    uint32_t first, n = team_scope(c, &first);
+    rc = store_dash_devices(st, (const char(*)[64])(c->teams + first), n, device_row, c);
     if (rc != STORE_OK) {
         reply_store_error(c, st, rc);
         return;
@@ -419,15 +436,7 @@ static void run_perday(dash_call *c, store *st)
         dash_buf_puts(&c->body, "day,worker,count\r\n");
     else
         dash_buf_puts(&c->body, "{\"days\":[");
-    /* A team filter narrows the chart to that team, when it is one of the caller's. */
-    uint32_t first = 0, n = c->n_teams;
-    for (uint32_t i = 0; c->f_team[0] && i < c->n_teams; i++)
-        if (strcmp(c->teams[i], c->f_team) == 0) {
-            first = i;
-            n = 1;
-        }
-    if (c->f_team[0] && n != 1)
-        n = 0;
+    uint32_t first, n = team_scope(c, &first);
     rc = store_dash_per_day(st, (const char(*)[64])(c->teams + first), n, c->table,
                             c->worker_col, c->date_col, c->f_from, perday_row, c);
     if (rc != STORE_OK) {
@@ -533,7 +542,8 @@ static void run_conflicts(dash_call *c, store *st)
                                 "time_ms,decision\r\n");
     else
         dash_buf_puts(&c->body, "{\"conflicts\":[");
-    rc = store_dash_conflicts(st, (const char(*)[64])c->teams, c->n_teams, c->f_all, 200,
+    uint32_t first, n = team_scope(c, &first);
+    rc = store_dash_conflicts(st, (const char(*)[64])(c->teams + first), n, c->f_all, 200,
                               conflict_row, &ctx);
     if (rc != STORE_OK)
         reply_store_error(c, st, rc);
@@ -747,8 +757,101 @@ static bool account_still_valid(dash_call *c, store *st)
     return true;
 }
 
+/* The filters each view applies. */
+enum {
+    F_WORKER = 1 << 0, F_TEAM = 1 << 1, F_FROM = 1 << 2, F_TO = 1 << 3, F_TEXT = 1 << 4,
+    F_ALL = 1 << 5, F_PAGE = 1 << 6, F_LIMIT = 1 << 7, F_AUDIT = 1 << 8, F_RECORD = 1 << 9,
+};
+
+static unsigned filters_applied(dash_op op)
+{
+    switch (op) {
+    case DASH_RECORDS: return F_WORKER | F_TEAM | F_FROM | F_TO | F_TEXT | F_PAGE | F_LIMIT;
+    case DASH_RECORD: return F_RECORD;
+    case DASH_PERDAY: return F_TEAM | F_FROM;
+    case DASH_CONFLICTS: return F_TEAM | F_ALL;
+    case DASH_DEVICES: return F_TEAM;
+    case DASH_WATCH:
+    case DASH_WATCH_COUNTS: return F_TEAM;
+    case DASH_AUDIT: return F_FROM | F_TO | F_LIMIT | F_AUDIT;
+    default: return 0;
+    }
+}
+
+/* A filter the view would not apply is refused, so that what the audit row names is what
+ * narrowed the reply. The records view reads the dashboard table only. */
+static bool filters_ok(dash_call *c)
+{
+    unsigned given = (c->f_worker[0] ? F_WORKER : 0) | (c->f_team[0] ? F_TEAM : 0) |
+                     (c->f_from[0] ? F_FROM : 0) | (c->f_to[0] ? F_TO : 0) |
+                     (c->f_text[0] ? F_TEXT : 0) | (c->f_all ? F_ALL : 0) |
+                     (c->f_sort[0] || c->f_desc || c->f_offset ? F_PAGE : 0) |
+                     (c->f_limit ? F_LIMIT : 0) |
+                     (c->f_actor[0] || c->f_action[0] || c->f_before ? F_AUDIT : 0) |
+                     (c->op != DASH_DECIDE && (c->f_id[0] || c->f_table[0]) ? F_RECORD : 0);
+    unsigned extra = given & ~filters_applied(c->op);
+
+    if (c->op == DASH_RECORDS && c->f_table[0] && strcmp(c->f_table, c->table) == 0)
+        extra &= ~(unsigned)F_RECORD;
+    if (extra == 0)
+        return true;
+    reply_error(c, 400, c->op == DASH_RECORDS && (extra & F_RECORD)
+                            ? "the dashboard lists one table: the one named in the server's "
+                              "[dashboard] table"
+                            : "this view does not take that filter (records: team, worker, "
+                              "from, to, q, sort, dir, offset, limit; perday: team, from; "
+                              "conflicts: team, all; devices, watch: team)");
+    return false;
+}
+
+/* A read or decision that was refused (403) or found nothing in the caller's teams (404)
+ * leaves its own row, naming what was asked: an insider guessing ids leaves a trace. A
+ * successful read is audited by its view; these replies showed nothing. */
+static void audit_denied(dash_call *c, store *st)
+{
+    char target[256];
+    const char *action = NULL;
+
+    if (c->http_status != 403 && c->http_status != 404)
+        return;
+    switch (c->op) {
+    case DASH_RECORD:
+        action = "record.denied";
+        snprintf(target, sizeof target, "%s/%s", c->f_table[0] ? c->f_table : c->table,
+                 c->f_id);
+        break;
+    case DASH_DECIDE:
+        action = "conflict.denied";
+        snprintf(target, sizeof target, "conflict/%lld %s", (long long)c->conflict_id,
+                 c->reverse ? "reverse" : "keep");
+        break;
+    case DASH_AUDIT:
+        action = "audit.denied";
+        snprintf(target, sizeof target, "view=audit");
+        break;
+    case DASH_PEOPLE:
+    case DASH_PEOPLE_ACT:
+        if (c->http_status != 403)
+            return; /* an administrator naming someone who is not there */
+        action = "people.denied";
+        snprintf(target, sizeof target, "%s%s%s%s%s", c->op == DASH_PEOPLE ? "view=people"
+                                                                          : "act",
+                 c->p_kind[0] ? " " : "", c->p_kind, c->p_id[0] ? "/" : "", c->p_id);
+        break;
+    case DASH_WATCH:
+    case DASH_WATCH_COUNTS:
+        action = "watch.denied";
+        snprintf(target, sizeof target, "view=watch team=%s", c->f_team);
+        break;
+    default: return;
+    }
+    (void)audit(c, st, c->user, action, target);
+}
+
 void dash_run(dash_call *c, store *st)
 {
+    if (c->op != DASH_LOGIN && c->op != DASH_LOGOUT && !filters_ok(c))
+        return;
     if (c->op != DASH_LOGIN && c->op != DASH_LOGOUT && !account_still_valid(c, st))
         return;
     switch (c->op) {
@@ -789,7 +892,10 @@ void dash_run(dash_call *c, store *st)
     case DASH_PEOPLE_ACT: dash_people_act(c, st); break;
     case DASH_PASSWORD: run_password(c, st); break;
     case DASH_FORMS: dash_forms_get(c, st); break;
+    case DASH_WATCH: dash_watch_items(c, st); break;
+    case DASH_WATCH_COUNTS: dash_watch_counts(c, st); break;
     }
+    audit_denied(c, st);
     if (c->body.failed)
         reply_error(c, 500, "reply too large or out of memory: narrow the filters");
 }

@@ -26,7 +26,9 @@ typedef enum dash_op {
     DASH_PEOPLE,    /* teams, workers and accounts, admins only (dash_people.c) */
     DASH_PEOPLE_ACT, /* disable, enable, remove, change teams, revoke a device; audited */
     DASH_PASSWORD,  /* the user's own new password (password = current, new_password) */
-    DASH_FORMS      /* the schema's forms, JSON (dash_forms.c) */
+    DASH_FORMS,     /* the schema's forms, JSON (dash_forms.c) */
+    DASH_WATCH,     /* Needs attention: open watch items (dash_watch.c) */
+    DASH_WATCH_COUNTS /* watch items per team, rule and week (dash_watch.c) */
 } dash_op;
 
 typedef struct dash_call {

@@ -112,9 +112,10 @@ static int history_row(const store_dash_change *ch, void *user_data)
 
     if (b->len > 0 && b->data[b->len - 1] != '[')
         dash_buf_puts(b, ",");
+    /* A supervisor's reversal is written by the server: it is a reversal, not a merge. */
     dash_buf_printf(b, "{\"seq\":%lld,\"time_ms\":%llu,\"op\":\"%s\",\"altered\":%s,\"device\":",
                     (long long)ch->seq, (unsigned long long)ch->time_ms, op_name(ch->op),
-                    ch->altered ? "true" : "false");
+                    ch->altered && !ch->decided_by[0] ? "true" : "false");
     dash_buf_json_str(b, ch->device_id);
     dash_buf_puts(b, ",\"device_name\":");
     dash_buf_json_str(b, ch->device_name);

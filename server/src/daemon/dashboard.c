@@ -402,6 +402,7 @@ static const api_route api_routes[] = {
     {"/api/people", false, DASH_PEOPLE},    {"/api/people/act", true, DASH_PEOPLE_ACT},
     {"/api/password", true, DASH_PASSWORD},
     {"/api/forms", false, DASH_FORMS},
+    {"/api/watch", false, DASH_WATCH},      {"/api/watch/counts", false, DASH_WATCH_COUNTS},
 };
 
 /* The view an export names. */
@@ -446,6 +447,13 @@ static int read_filters(http_request *req, dash_call *c)
         if (*p < '0' || *p > '9')
             return -1;
     if (strlen(offset) > 9 || (dir[0] && strcmp(dir, "asc") != 0 && strcmp(dir, "desc") != 0))
+        return -1;
+    /* A page size, when given, is 1 to 1000 rows. */
+    for (const char *p = limit; *p; p++)
+        if (*p < '0' || *p > '9')
+            return -1;
+    if (limit[0] && (strlen(limit) > 4 || strtoul(limit, NULL, 10) < 1 ||
+                     strtoul(limit, NULL, 10) > 1000))
         return -1;
     c->f_offset = (uint32_t)strtoul(offset, NULL, 10);
     c->f_desc = strcmp(dir, "desc") == 0;
@@ -497,8 +505,8 @@ int dashboard_request(dashboard *dash, http_request *req, const char *path)
     }
     if (read_filters(req, c) != 0) {
         dash_call_free(c);
-        return respond_error(req, 400, "a filter is too long, or offset or dir is malformed "
-                                       "(offset=DIGITS, dir=asc|desc)");
+        return respond_error(req, 400, "a filter is too long, or offset, limit or dir is "
+                                       "malformed (offset=DIGITS, limit=1..1000, dir=asc|desc)");
     }
     if (strcmp(path, "/api/export") == 0) {
         char view[16];

@@ -1,0 +1,332 @@
+/*
+ * Watch rules in the central store: checked against the schema, kept in _outpost_watch, and
+ * evaluated within a supervisor's teams (store_watch.h; the rule checks are in watch.c).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "schema_parse.h"
+#include "store_internal.h"
+#include "store_watch.h"
+#include "watch.h"
+
+static const char *def_scope(const schema_def *def, const char *table)
+{
+    for (uint32_t i = 0; i < def->n_tables; i++)
+        if (strcmp(def->tables[i].name, table) == 0) /* as store_table_find: names as written */
+            return def->tables[i].cols[def->tables[i].scope_idx].name;
+    return NULL;
+}
+
+int store_watch_check(const char *schema_sql, const char *policy_text, const char *json,
+                      char *err, size_t err_size)
+{
+    schema_def def;
+    watch_rules rules = {0};
+    sqlite3 *db = NULL;
+    int out = schema_parse(schema_sql, policy_text, &def, err, err_size);
+    if (out != 0)
+        goto done;
+    if (watch_rules_parse(json, &rules, err, err_size) != 0) {
+        out = STORE_ESCHEMA;
+        goto done;
+    }
+    if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY, NULL) !=
+        SQLITE_OK) {
+        snprintf(err, err_size, "out of memory");
+        out = STORE_ENOMEM;
+        goto done;
+    }
+    for (uint32_t i = 0; out == 0 && i < def.n_tables; i++)
+        if (sqlite3_exec(db, def.tables[i].create_sql, NULL, NULL, NULL) != SQLITE_OK) {
+            snprintf(err, err_size, "table %s: %s", def.tables[i].name, sqlite3_errmsg(db));
+            out = STORE_ESCHEMA;
+        }
+    for (uint32_t i = 0; out == 0 && i < rules.n; i++) {
+        const char *scope = def_scope(&def, rules.rules[i].table);
+        if (scope == NULL) {
+            snprintf(err, err_size, "rule %s: no synced table %.64s in the schema",
+                     rules.rules[i].id, rules.rules[i].table);
+            out = STORE_ESCHEMA;
+        } else if (watch_rule_check(db, &rules.rules[i], scope, err, err_size) != 0) {
+            out = STORE_ESCHEMA;
+        }
+    }
+done:
+    sqlite3_close(db);
+    watch_rules_free(&rules);
+    schema_def_free(&def);
+    return out;
+}
+
+/* Parses json and checks every rule against the store's tables (loaded). */
+static int load_checked(store *st, const char *json, watch_rules *rules)
+{
+    char err[512];
+    int out = store_tables_load(st);
+    if (out != 0)
+        return out;
+    if (watch_rules_parse(json, rules, err, sizeof err) != 0)
+        return store_fail(st, STORE_ESCHEMA, "%s", err);
+    for (uint32_t i = 0; i < rules->n; i++) {
+        const store_table *t = store_table_find(st, rules->rules[i].table);
+        if (t == NULL)
+            out = store_fail(st, STORE_ESCHEMA, "rule %s: no synced table %.64s",
+                             rules->rules[i].id, rules->rules[i].table);
+        else if (watch_rule_check(st->db, &rules->rules[i], t->cols[t->scope_idx], err,
+                                  sizeof err) != 0)
+            out = store_fail(st, STORE_ESCHEMA, "%s", err);
+        if (out != 0) {
+            watch_rules_free(rules);
+            return out;
+        }
+    }
+    return 0;
+}
+
+/* Inserts json as the newest rules (the table made when missing). */
+static int insert_rules(store *st, const char *json)
+{
+    int out = store_exec(st,
+                         "CREATE TABLE IF NOT EXISTS _outpost_watch("
+                         "  id INTEGER PRIMARY KEY, json TEXT NOT NULL, set_ms INTEGER NOT NULL)",
+                         "create the watch rules table");
+    sqlite3_stmt *stmt = NULL;
+    if (out == 0) {
+        int rc = sqlite3_prepare_v2(st->db,
+                                    "INSERT INTO _outpost_watch(json, set_ms) VALUES(?1, ?2)", -1,
+                                    &stmt, NULL);
+        if (rc == SQLITE_OK) {
+            sqlite3_bind_text(stmt, 1, json, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(stmt, 2, (int64_t)store_now_ms());
+            rc = sqlite3_step(stmt);
+        }
+        if (rc != SQLITE_DONE)
+            out = store_fail_sqlite(st, rc, "keep the watch rules");
+    }
+    sqlite3_finalize(stmt);
+    return out;
+}
+
+int store_watch_keep_in_tx(store *st, const char *json, bool *out_changed)
+{
+    char *kept = NULL;
+    *out_changed = false;
+    int out = store_watch_json(st, &kept);
+    bool same = out == 0 && kept != NULL && strcmp(kept, json) == 0;
+    free(kept);
+    if (out != 0 || same)
+        return out;
+    /* The tables as this transaction made them, new ones included. */
+    store_tables_free(st);
+    watch_rules rules;
+    out = load_checked(st, json, &rules);
+    watch_rules_free(&rules);
+    if (out == 0)
+        out = insert_rules(st, json);
+    *out_changed = out == 0;
+    return out;
+}
+
+int store_watch_set(store *st, const char *json)
+{
+    bool changed = false;
+    int out = store_begin(st, true);
+    if (out != 0)
+        return out;
+    out = store_watch_keep_in_tx(st, json, &changed);
+    if (out == 0)
+        out = store_commit(st);
+    else
+        store_rollback(st);
+    store_tables_free(st);
+    return out;
+}
+
+int store_watch_json(store *st, char **out_json)
+{
+    *out_json = NULL;
+    sqlite3_stmt *stmt = NULL;
+    /* A store that never had rules has no table: no rules. */
+    if (sqlite3_prepare_v2(st->db, "SELECT json FROM _outpost_watch ORDER BY id DESC LIMIT 1",
+                           -1, &stmt, NULL) != SQLITE_OK) {
+        sqlite3_finalize(stmt);
+        return 0;
+    }
+    int rc = sqlite3_step(stmt);
+    int out = 0;
+    if (rc == SQLITE_ROW) {
+        *out_json = strdup((const char *)sqlite3_column_text(stmt, 0));
+        if (*out_json == NULL)
+            out = store_fail(st, STORE_ENOMEM, "out of memory");
+    } else if (rc != SQLITE_DONE) {
+        out = store_fail_sqlite(st, rc, "read the watch rules");
+    }
+    sqlite3_finalize(stmt);
+    return out;
+}
+
+/* The kept rules, checked again against the current tables (a schema upgrade since cannot
+ * make a kept rule read what it should not). */
+static int load_kept(store *st, watch_rules *rules)
+{
+    char *json = NULL;
+    memset(rules, 0, sizeof *rules);
+    int out = store_watch_json(st, &json);
+    if (out == 0 && json != NULL)
+        out = load_checked(st, json, rules);
+    free(json);
+    return out;
+}
+
+int store_watch_rules(store *st, store_watch_rule_cb cb, void *user_data)
+{
+    watch_rules rules;
+    int out = store_begin(st, false);
+    if (out != 0)
+        return out;
+    out = load_kept(st, &rules);
+    store_rollback(st);
+    for (uint32_t i = 0; out == 0 && i < rules.n; i++)
+        out = cb(rules.rules[i].id, rules.rules[i].severity, rules.rules[i].title_json,
+                 user_data);
+    watch_rules_free(&rules);
+    return out;
+}
+
+typedef struct item_copy {
+    uint32_t rule;
+    uint32_t team;
+    char *record_id;
+    char *alias;
+    char due[20];
+} item_copy;
+
+static int by_due(const void *a, const void *b)
+{
+    const item_copy *x = a, *y = b;
+    int c = strcmp(x->due, y->due);
+    if (c == 0)
+        c = (x->rule > y->rule) - (x->rule < y->rule);
+    if (c == 0)
+        c = strcmp(x->record_id, y->record_id);
+    return c;
+}
+
+static char *col_dup(sqlite3_stmt *stmt, int col)
+{
+    const unsigned char *s = sqlite3_column_text(stmt, col);
+    return strdup(s ? (const char *)s : "");
+}
+
+int store_watch_items(store *st, const char (*teams)[64], uint32_t n_teams, uint64_t now_ms,
+                      store_watch_item_cb cb, void *user_data)
+{
+    watch_rules rules;
+    item_copy *items = NULL;
+    size_t n_items = 0, cap = 0;
+    int out = store_begin(st, false);
+    if (out != 0)
+        return out;
+    out = load_kept(st, &rules);
+    for (uint32_t i = 0; out == 0 && i < rules.n; i++) {
+        const watch_rule *r = &rules.rules[i];
+        const store_table *t = store_table_find(st, r->table);
+        sqlite3_stmt *stmt = NULL;
+        char err[512];
+        if (watch_rule_prepare(st->db, r, t->cols[t->scope_idx], NULL, &stmt, err, sizeof err) != 0) {
+            out = store_fail(st, STORE_ESCHEMA, "%s", err);
+            break;
+        }
+        for (uint32_t k = 0; out == 0 && k < n_teams; k++) {
+            sqlite3_reset(stmt);
+            int rc = watch_bind(stmt, r, teams[k], now_ms, 0);
+            while (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+                rc = SQLITE_OK;
+                if (n_items == cap) {
+                    size_t ncap = cap ? cap * 2 : 64;
+                    item_copy *grown = realloc(items, ncap * sizeof *items);
+                    if (grown == NULL) {
+                        rc = SQLITE_NOMEM;
+                        break;
+                    }
+                    items = grown;
+                    cap = ncap;
+                }
+                item_copy *it = &items[n_items];
+                memset(it, 0, sizeof *it);
+                it->rule = i;
+                it->team = k;
+                it->record_id = col_dup(stmt, WATCH_COL_KEY);
+                it->alias = sqlite3_column_type(stmt, WATCH_COL_ALIAS) == SQLITE_NULL
+                                ? NULL
+                                : col_dup(stmt, WATCH_COL_ALIAS);
+                snprintf(it->due, sizeof it->due, "%s",
+                         (const char *)sqlite3_column_text(stmt, WATCH_COL_DUE));
+                n_items++;
+                if (it->record_id == NULL) {
+                    rc = SQLITE_NOMEM;
+                    break;
+                }
+            }
+            if (rc != SQLITE_DONE)
+                out = store_fail_sqlite(st, rc, "evaluate a watch rule");
+        }
+        sqlite3_finalize(stmt);
+    }
+    store_rollback(st); /* a read: nothing to keep */
+    if (out == 0 && n_items > 0)
+        qsort(items, n_items, sizeof *items, by_due);
+    for (size_t j = 0; out == 0 && j < n_items; j++) {
+        const watch_rule *r = &rules.rules[items[j].rule];
+        store_watch_item item = {r->id,     r->severity,        r->title_json,
+                                 r->table,  teams[items[j].team], items[j].record_id,
+                                 items[j].alias, items[j].due};
+        out = cb(&item, user_data);
+    }
+    for (size_t j = 0; j < n_items; j++) {
+        free(items[j].record_id);
+        free(items[j].alias);
+    }
+    free(items);
+    watch_rules_free(&rules);
+    return out;
+}
+
+int store_watch_counts(store *st, const char (*teams)[64], uint32_t n_teams, uint64_t now_ms,
+                       uint64_t since_ms, store_watch_count_cb cb, void *user_data)
+{
+    watch_rules rules;
+    int out = store_begin(st, false);
+    if (out != 0)
+        return out;
+    out = load_kept(st, &rules);
+    for (uint32_t i = 0; out == 0 && i < rules.n; i++) {
+        const watch_rule *r = &rules.rules[i];
+        const store_table *t = store_table_find(st, r->table);
+        sqlite3_stmt *stmt = NULL;
+        char err[512];
+        if (watch_rule_prepare_counts(st->db, r, t->cols[t->scope_idx], &stmt, err,
+                                      sizeof err) != 0) {
+            out = store_fail(st, STORE_ESCHEMA, "%s", err);
+            break;
+        }
+        for (uint32_t k = 0; out == 0 && k < n_teams; k++) {
+            sqlite3_reset(stmt);
+            int rc = watch_bind(stmt, r, teams[k], now_ms, since_ms);
+            while (out == 0 && rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+                rc = SQLITE_OK;
+                out = cb(teams[k], r->id, (const char *)sqlite3_column_text(stmt, 0),
+                         (uint64_t)sqlite3_column_int64(stmt, 1),
+                         (uint64_t)sqlite3_column_double(stmt, 2), user_data);
+            }
+            if (out == 0 && rc != SQLITE_DONE)
+                out = store_fail_sqlite(st, rc, "count a watch rule");
+        }
+        sqlite3_finalize(stmt);
+    }
+    store_rollback(st);
+    watch_rules_free(&rules);
+    return out;
+}
