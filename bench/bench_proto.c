@@ -257,6 +257,29 @@ done:
     return seconds;
 }
 
+/* Bytes of the same PUSH messages as compressed frames of one session's stream (proto.h,
+ * "Compression"). These rows' text is random letters: the worst case for compression. */
+static size_t compressed_bytes(const encoded *enc)
+{
+    proto_zstream *z = NULL;
+    proto_buf frame = {0};
+    size_t total = 0;
+    if (proto_zstream_new(true, &z) != PROTO_OK)
+        return 0;
+    for (size_t i = 0; i < enc->n_messages; i++) {
+        frame.len = 0;
+        if (proto_zframe_deflate(z, enc->messages[i].data, enc->messages[i].len, &frame) !=
+            PROTO_OK) {
+            total = 0;
+            break;
+        }
+        total += frame.len;
+    }
+    proto_buf_free(&frame);
+    proto_zstream_free(z);
+    return total;
+}
+
 int main(void)
 {
     dataset ds = {0};
@@ -303,6 +326,7 @@ int main(void)
     bench_print_stat("proto_encode_rows_per_s", encode, 0);
     bench_print_stat("proto_decode_rows_per_s", decode, 0);
     printf("proto_bytes_per_row=%.1f\n", (double)enc.total_bytes / N_ROWS);
+    printf("proto_compressed_bytes_per_row=%.1f\n", (double)compressed_bytes(&enc) / N_ROWS);
     printf("sqlite_changeset_bytes_per_row=%.1f\n", (double)changeset_bytes / N_ROWS);
     bench_print_stat("ceiling_sqlite_insert_rows_per_s", ceiling, 0);
     bench_print_stat("ceiling_sqlite_session_insert_rows_per_s",

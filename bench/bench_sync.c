@@ -14,9 +14,14 @@
  *         SQLite session changeset size (the outbox's own blobs).
  *   mem   the pulling process's peak during the pull: SQLite's heap high-water mark and the
  *         peak resident set growth (VmHWM, reset through /proc/self/clear_refs first).
+ *   rtt   round trips of each sync: requests sent with nothing else unanswered (HELLO, a PUSH
+ *         window that had drained, each PULL page), from outpost_sync_status.
  *
- * The daemon is the integration tests' fixture (tests/integration/daemon_fixture.h): dev
- * certificates, a free port, its four-column contacts table (id, team_id, name, note).
+ * The rows are the ten-column outreach contact rows every liboutpost benchmark uses
+ * (bench_rows.h, as bench_client and bench_replica_crypt), all in team t1. The daemon is the
+ * integration tests' fixture (tests/integration/daemon_fixture.h: dev certificates, a free port)
+ * with that contacts table as its schema. Sessions are compressed (docs/protocol.md 1.1) unless
+ * the mode is "uncompressed" (a plain replica whose engine offers no compression).
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -37,7 +42,10 @@
 #define BATCH 1000u
 #define WAIT_MS 600000u
 
-static const char insert_sql[] = "INSERT INTO contacts (id, team_id, name, note) VALUES (?1, ?2, ?3, ?4)";
+#define N_COLS BENCH_CONTACT_COLS
+#define WIRE_BYTES_PER_ROW_TARGET 150.0
+
+static const char policy_text[] = "contacts scope=team_id policy=hlc\n";
 
 #define DIE(...)                                                                                    \
     do {                                                                                           \
@@ -46,33 +54,16 @@ static const char insert_sql[] = "INSERT INTO contacts (id, team_id, name, note)
         exit(1);                                                                                   \
     } while (0)
 
-typedef struct row {
-    char id[OUTPOST_UUID_TEXT_SIZE];
-    char name[24];
-    char note[80];
-    proto_value v[4];   /* for plain SQLite */
-    outpost_value ov[4]; /* the same, for outpost_exec() */
-} row;
+typedef bench_contact_row row;
 
+/* bench_rows' contacts, moved into the fixture's team t1 (the worker w1's). */
 static row *rows_make(void)
 {
-    row *rows = calloc(N_ROWS, sizeof *rows);
+    row *rows = bench_contact_rows_make("bench_sync", N_ROWS);
 
-    if (rows == NULL)
-        DIE("out of memory");
     for (uint32_t i = 0; i < N_ROWS; i++) {
-        row *r = &rows[i];
-
-        if (outpost_uuid_make(r->id) != OUTPOST_OK)
-            DIE("uuid");
-        snprintf(r->name, sizeof r->name, "Contact %u", i);
-        snprintf(r->note, sizeof r->note, "Met near the bus station; follow up on school (%u).", i);
-        r->v[0] = bench_text(r->id);
-        r->v[1] = bench_text("t1");
-        r->v[2] = bench_text(r->name);
-        r->v[3] = bench_text(r->note);
-        for (int c = 0; c < 4; c++)
-            value_to_public(&r->v[c], &r->ov[c]);
+        rows[i].v[1] = bench_text("t1");
+        value_to_public(&rows[i].v[1], &rows[i].ov[1]);
     }
     return rows;
 }
@@ -90,17 +81,16 @@ static double raw_rows_per_s(const char *dir, const row *rows, uint32_t tx_rows)
     snprintf(path, sizeof path, "%s/raw.db", dir);
     outpost_files_wipe(path, NULL, 0);
     if (sqlite3_open(path, &db) != SQLITE_OK ||
-        sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-                         "CREATE TABLE contacts (id TEXT PRIMARY KEY NOT NULL, team_id TEXT NOT"
-                         " NULL, name TEXT, note TEXT);",
-                     NULL, NULL, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db, insert_sql, -1, &ins, NULL) != SQLITE_OK)
+        sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL,
+                     NULL) != SQLITE_OK ||
+        sqlite3_exec(db, bench_contact_create_sql, NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, bench_contact_insert_sql, -1, &ins, NULL) != SQLITE_OK)
         DIE("raw: %s", sqlite3_errmsg(db));
     t0 = bench_now_s();
     for (uint32_t i = 0; i < N_ROWS; i++) {
         if (i % tx_rows == 0)
             sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
-        bench_bind_values(ins, rows[i].v, 4);
+        bench_bind_values(ins, rows[i].v, N_COLS);
         if (sqlite3_step(ins) != SQLITE_DONE)
             DIE("raw insert: %s", sqlite3_errmsg(db));
         sqlite3_reset(ins);
@@ -148,9 +138,9 @@ static outpost_replica *device_enroll(const daemon_fixture *fx, const char *name
 }
 
 /* One sync (stay_connected=0), timed from start to completion. */
-static double sync_once(outpost_replica *r, outpost_sync_status *out_status)
+static double sync_once(outpost_replica *r, bool compress, outpost_sync_status *out_status)
 {
-    outpost_sync_config cfg = {.stay_connected = 0};
+    outpost_sync_config cfg = {.stay_connected = 0, .no_compression = !compress};
     outpost_sync *sync = NULL;
     double t0 = bench_now_s(), t1;
     int rc;
@@ -213,12 +203,13 @@ typedef struct figures {
 } figures;
 
 /* One push and one pull through a fresh daemon and store. */
-static void run(const row *rows, bool encrypted, figures *f)
+static void run(const row *rows, bool encrypted, bool compress, figures *f)
 {
     daemon_fixture fx;
 
     memset(f, 0, sizeof *f);
-    if (fixture_create(&fx, NULL) != 0 || fixture_start(&fx) != 0)
+    if (fixture_create_with_schema(&fx, NULL, bench_contact_create_sql, policy_text) != 0 ||
+        fixture_start(&fx) != 0)
         DIE("outpostd fixture");
     f->raw_tx = raw_rows_per_s(fx.dir, rows, BATCH);
     f->raw_one = raw_rows_per_s(fx.dir, rows, N_ROWS);
@@ -229,7 +220,7 @@ static void run(const row *rows, bool encrypted, figures *f)
     for (uint32_t i = 0; i < N_ROWS; i++) {
         if (i % BATCH == 0 && outpost_tx_begin(a) != OUTPOST_OK)
             DIE("begin: %s", outpost_errmsg(a));
-        if (outpost_exec(a, insert_sql, rows[i].ov, 4) != OUTPOST_OK)
+        if (outpost_exec(a, bench_contact_insert_sql, rows[i].ov, N_COLS) != OUTPOST_OK)
             DIE("exec: %s", outpost_errmsg(a));
         if ((i + 1) % BATCH == 0 && outpost_tx_commit(a, NULL) != OUTPOST_OK)
             DIE("commit: %s", outpost_errmsg(a));
@@ -237,7 +228,7 @@ static void run(const row *rows, bool encrypted, figures *f)
     f->write_s = bench_now_s() - tw0;
     f->changeset_row =
         (double)query_int(a, "SELECT sum(length(changeset)) FROM _outpost_outbox") / N_ROWS;
-    f->push_s = sync_once(a, &f->push);
+    f->push_s = sync_once(a, compress, &f->push);
     int64_t left = query_int(a, "SELECT count(*) FROM _outpost_outbox");
     outpost_replica_close(a);
     if (left != 0)
@@ -249,7 +240,7 @@ static void run(const row *rows, bool encrypted, figures *f)
     int hwm_ok = hwm_reset() == 0;
     sqlite3_int64 sqlite_mem0 = sqlite3_memory_used();
     sqlite3_memory_highwater(1);
-    f->pull_s = sync_once(b, &f->pull);
+    f->pull_s = sync_once(b, compress, &f->pull);
     f->sqlite_peak_kib = (long long)(sqlite3_memory_highwater(0) - sqlite_mem0) / 1024;
     long hwm = status_kib("VmHWM");
     f->rss_peak_growth_kib = hwm_ok && hwm >= 0 && rss0 >= 0 ? hwm - rss0 : -1;
@@ -265,7 +256,7 @@ static void run(const row *rows, bool encrypted, figures *f)
 #define WIRE_VS_CHANGESET_TARGET 1.10
 
 /* BENCH_WARMUP runs, then the median of BENCH_RUNS, each on a fresh daemon and store. */
-static void measure_and_report(const row *rows, bool encrypted, const char *mode)
+static void measure_and_report(const row *rows, bool encrypted, bool compress, const char *mode)
 {
     double raw_tx[BENCH_RUNS], raw_one[BENCH_RUNS], write[BENCH_RUNS], push[BENCH_RUNS],
         pull[BENCH_RUNS];
@@ -273,7 +264,7 @@ static void measure_and_report(const row *rows, bool encrypted, const char *mode
     char key[128];
 
     for (int i = -BENCH_WARMUP; i < BENCH_RUNS; i++) {
-        run(rows, encrypted, &f);
+        run(rows, encrypted, compress, &f);
         if (i < 0)
             continue;
         raw_tx[i] = f.raw_tx;
@@ -304,6 +295,10 @@ static void measure_and_report(const row *rows, bool encrypted, const char *mode
     printf("sync_%s_push_wire_vs_changeset=%.2f\n", mode, push_wire / f.changeset_row);
     printf("sync_%s_pull_wire_bytes_per_row=%.1f\n", mode, pull_wire);
     printf("sync_%s_pull_wire_vs_changeset=%.2f\n", mode, pull_wire / f.changeset_row);
+    /* Requests that waited a whole network round trip (outpost_sync_status.round_trips): the
+     * push sync's HELLO, its 100 entries and its empty pull; the pull sync's HELLO and pages. */
+    printf("sync_%s_push_sync_round_trips=%llu\n", mode, (unsigned long long)f.push.round_trips);
+    printf("sync_%s_pull_sync_round_trips=%llu\n", mode, (unsigned long long)f.pull.round_trips);
     printf("sync_%s_pull_sqlite_heap_peak_kib=%lld\n", mode, f.sqlite_peak_kib);
     if (f.rss_peak_growth_kib >= 0)
         printf("sync_%s_pull_rss_peak_growth_kib=%ld\n", mode, f.rss_peak_growth_kib);
@@ -313,28 +308,33 @@ static void measure_and_report(const row *rows, bool encrypted, const char *mode
                        push_wire / f.changeset_row <= WIRE_VS_CHANGESET_TARGET);
     bench_print_target(KEY("pull_wire_vs_changeset"),
                        pull_wire / f.changeset_row <= WIRE_VS_CHANGESET_TARGET);
+    bench_print_target(KEY("push_wire_bytes_per_row"), push_wire <= WIRE_BYTES_PER_ROW_TARGET);
+    bench_print_target(KEY("pull_wire_bytes_per_row"), pull_wire <= WIRE_BYTES_PER_ROW_TARGET);
 #undef KEY
 }
 
 int main(int argc, char **argv)
 {
-    /* "plain", "encrypted", or both when no argument is given. */
+    /* "plain", "encrypted", "uncompressed", or the first two when no argument is given. */
     const char *only = argc > 1 ? argv[1] : NULL;
     row *rows = rows_make();
 
     printf("sync_rows=%u\n", N_ROWS);
-    printf("sync_columns=4\n");
+    printf("sync_columns=%d\n", N_COLS);
     printf("sync_write_tx_rows=%u\n", BATCH);
     printf("sync_vs_raw_target=%.2f\n", SYNC_VS_RAW_TARGET);
     printf("sync_wire_vs_changeset_target=%.2f\n", WIRE_VS_CHANGESET_TARGET);
+    printf("sync_wire_bytes_per_row_target=%.0f\n", WIRE_BYTES_PER_ROW_TARGET);
     bench_print_method("sync");
     fflush(stdout);
     if (only == NULL || strcmp(only, "plain") == 0) {
-        measure_and_report(rows, false, "plain");
+        measure_and_report(rows, false, true, "plain");
         fflush(stdout);
     }
     if (only == NULL || strcmp(only, "encrypted") == 0)
-        measure_and_report(rows, true, "encrypted");
+        measure_and_report(rows, true, true, "encrypted");
+    if (only != NULL && strcmp(only, "uncompressed") == 0)
+        measure_and_report(rows, false, false, "uncompressed");
     free(rows);
     return 0;
 }

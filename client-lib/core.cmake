@@ -3,11 +3,13 @@
 find_package(Threads REQUIRED)
 add_library(outpost STATIC
     ${CMAKE_CURRENT_LIST_DIR}/src/error.c
+    ${CMAKE_CURRENT_LIST_DIR}/src/forms.c
     ${CMAKE_CURRENT_LIST_DIR}/src/outbox.c
     ${CMAKE_CURRENT_LIST_DIR}/src/heal.c
     ${CMAKE_CURRENT_LIST_DIR}/src/pull.c
     ${CMAKE_CURRENT_LIST_DIR}/src/quarantine.c
     ${CMAKE_CURRENT_LIST_DIR}/src/replica.c
+    ${CMAKE_CURRENT_LIST_DIR}/src/row_state.c
     ${CMAKE_CURRENT_LIST_DIR}/src/schema.c
     ${CMAKE_CURRENT_LIST_DIR}/src/scope.c
     ${CMAKE_CURRENT_LIST_DIR}/src/tx.c

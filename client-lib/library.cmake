@@ -6,7 +6,7 @@
 # libwebsockets from the dependency cache, so no private archive reaches the app. What the app
 # still links are Debian's shared libraries, named in outpost.pc and OutpostConfig.cmake
 # (Requires: sqlite3, which outpost.h includes; for static linking also msgpack-c, argon2,
-# libcap, pthread, libm).
+# zlib, libcap, pthread, libm).
 # The in-tree target `outpost` (static, internal archives beside it) stays what the tests use.
 include(CMakePackageConfigHelpers)
 
@@ -27,7 +27,7 @@ set_target_properties(outpost_shared PROPERTIES
     SOVERSION ${OUTPOST_ABI_VERSION}
     LINKER_LANGUAGE C)
 target_link_libraries(outpost_shared PRIVATE outpost_lws outpost_mbedtls PkgConfig::SQLITE3
-                      PkgConfig::MSGPACK PkgConfig::ARGON2 Threads::Threads)
+                      PkgConfig::MSGPACK PkgConfig::ARGON2 PkgConfig::ZLIB Threads::Threads)
 target_link_options(outpost_shared PRIVATE
     "LINKER:--version-script=${CMAKE_CURRENT_LIST_DIR}/outpost.map" "LINKER:--no-undefined")
 set_property(TARGET outpost_shared APPEND PROPERTY LINK_DEPENDS

@@ -133,7 +133,7 @@ docs "$root" outpostd
 install -m 0644 "$here/docs/operations.md" "$root/usr/share/doc/outpostd/operations.md"
 install -m 0644 "$here/server/outpostd.example.ini" "$root/usr/share/doc/outpostd/outpostd.example.ini"
 control "$root" outpostd net \
-    "adduser, libc6 (>= 2.36), libsqlite3-0 (>= 3.40), libmsgpackc2 (>= 4.0), libinih1, libargon2-1, libqrencode4, libcap2" \
+    "adduser, libc6 (>= 2.36), libsqlite3-0 (>= 3.40), libmsgpackc2 (>= 4.0), libinih1, libargon2-1, libqrencode4, libjansson4, libcap2, libpq5 (>= 15)" \
     "Outpost sync server and its admin tool" \
     "outpostd serves Outpost devices over TLS WebSockets, merges their changes" \
     "into a central SQLite store and serves the supervisors' dashboard;" \

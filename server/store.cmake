@@ -1,7 +1,11 @@
-# The central store (SQLite implementation of server/src/store.h), the merge engine, and the
+# The central store (server/src/store.h over the database seam, server/src/db.h), the merge engine, and the
 # outpost-admin command line tool over it.
 add_library(outpost_store STATIC
+    src/db.c                # the database seam: dispatch, and SQLite behind it
+    src/db_postgresql.c     # the seam over libpq: PostgreSQL's SQL spelling, one writer
     src/store_sqlite.c      # open, metadata tables, errors, transactions
+    src/store_postgresql.c  # open a store kept in PostgreSQL
+    src/store_announce.c    # changed teams announced to other nodes (LISTEN/NOTIFY)
     src/store_arena.c       # bump allocator for one push or pull
     src/store_values.c      # proto_value <-> SQLite, the row-key codec
     src/store_rows.c        # row merge state, current rows, ROWS/REJECT row lists
@@ -22,13 +26,17 @@ add_library(outpost_store STATIC
     src/store_audit.c       # the append-only, hash-chained audit log
     src/audit_key.c         # the audit key file, its HMAC, signed checkpoints
     src/store_dashboard.c   # the dashboard's queries, limited to a supervisor's teams
-    src/reverse.c)          # keeping or reversing a logged conflict decision
+    src/store_dash_history.c # a record's history for the dashboard; what devices report
+    src/reverse.c           # keeping or reversing a logged conflict decision
+    src/forms.c             # validating a schema package's forms (docs/forms.md)
+    src/forms_check.c       # the IN lists of a table's CHECK constraints
+    src/store_forms.c)      # the forms kept with each schema version
 target_include_directories(outpost_store PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/src)
 target_link_libraries(outpost_store
-    PUBLIC outpost_proto PkgConfig::SQLITE3
+    PUBLIC outpost_proto PkgConfig::SQLITE3 PkgConfig::JANSSON PkgConfig::LIBPQ
     PRIVATE outpost_mbedtls PkgConfig::ARGON2 outpost_warnings)
 
-add_executable(outpost-admin src/admin.c)
+add_executable(outpost-admin src/admin.c src/admin_forms.c)
 target_link_libraries(outpost-admin PRIVATE outpost_store outpost_mbedtls outpost_version PkgConfig::QRENCODE
                                             outpost_warnings)
 

@@ -5,6 +5,11 @@ if(TARGET outpost_proto)
         SOURCES unit/test_proto.c unit/proto_examples.c
         LIBS outpost_proto m)
 
+    # Compressed frames: round trips over one stream, the decompression bomb refused at the limit.
+    outpost_add_test(test_zframe
+        SOURCES unit/test_zframe.c
+        LIBS outpost_proto)
+
     # docs/protocol.md as an oracle: hand-written golden bytes, and every hex example checked
     # with msgpack-c alone against the key tables parsed from the Markdown.
     outpost_add_test(test_spec

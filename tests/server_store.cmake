@@ -4,17 +4,27 @@ if(TARGET outpost_store)
     target_link_libraries(outpost_store_fixture PUBLIC outpost_store PkgConfig::CMOCKA
                           PRIVATE outpost_warnings)
     target_include_directories(outpost_store_fixture PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
+    # A private PostgreSQL server for the tests that run on both engines (unit/pg_cluster.h).
+    add_library(outpost_pg_cluster STATIC unit/pg_cluster.c)
+    target_link_libraries(outpost_pg_cluster PRIVATE outpost_warnings)
+    outpost_add_test(test_db SOURCES unit/test_db.c LIBS outpost_store outpost_pg_cluster
+                     Threads::Threads LABELS store)
+    outpost_add_test(test_store_engines SOURCES unit/test_store_engines.c
+                     LIBS outpost_store outpost_pg_cluster Threads::Threads LABELS store)
+    outpost_add_test(test_pg_failover SOURCES unit/test_pg_failover.c
+                     LIBS outpost_store outpost_pg_cluster Threads::Threads LABELS store)
     outpost_add_test(test_merge SOURCES unit/test_merge.c LIBS outpost_store_fixture
                      LABELS store)
     outpost_add_test(test_store SOURCES unit/test_store.c LIBS outpost_store_fixture
                      LABELS store)
     outpost_add_test(test_store_backup SOURCES unit/test_store_backup.c
                      LIBS outpost_store_fixture LABELS store)
+    outpost_add_test(test_forms SOURCES unit/test_forms.c LIBS outpost_store LABELS store)
     outpost_add_test(test_audit SOURCES unit/test_audit.c LIBS outpost_store_fixture
                      outpost_mbedtls LABELS store)
     if(TARGET outpost-admin)
         outpost_add_test(test_admin SOURCES unit/test_admin.c LIBS outpost_store_fixture
-                         LABELS store)
+                         outpost_pg_cluster LABELS store)
         target_compile_definitions(test_admin PRIVATE
                                    OUTPOST_ADMIN_PATH="$<TARGET_FILE:outpost-admin>")
         add_dependencies(test_admin outpost-admin)

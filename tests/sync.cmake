@@ -13,3 +13,14 @@ if(TARGET outpost_cli AND TARGET outpost-admin AND TARGET outpost_testclient)
                                                 OUTPOST_ADMIN_PATH="$<TARGET_FILE:outpost-admin>")
     add_dependencies(test_cli outpost_cli outpost-admin)
 endif()
+
+# Forms from the admin's schema package to a device and the dashboard (docs/forms.md).
+if(TARGET outpost AND TARGET outpost_testclient AND TARGET outpost-admin)
+    outpost_add_test(test_forms_sync
+                     SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_forms_sync.c
+                             ${CMAKE_CURRENT_SOURCE_DIR}/integration/dash_client.c
+                     LIBS outpost outpost_testclient outpost_lws LABELS integration TIMEOUT 120)
+    target_compile_definitions(test_forms_sync PRIVATE
+                               OUTPOST_ADMIN_PATH="$<TARGET_FILE:outpost-admin>")
+    add_dependencies(test_forms_sync outpost-admin outpostd)
+endif()

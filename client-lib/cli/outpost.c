@@ -25,6 +25,8 @@
 
 #include <outpost.h>
 
+#include "field.h"
+
 enum {
     EXIT_OK = 0,
     EXIT_USAGE = 1,
@@ -73,6 +75,8 @@ static const char usage_text[] =
     "                    --new-passphrase-fd N, or a prompt)\n"
     "  rejected [show ID | resubmit ID [COL=VALUE...] | discard ID]\n"
     "                    changes the server refused, kept with the values typed\n"
+    "  field [--port N] [--worker ID] [--forms DIR]\n"
+    "                    the field app: forms and records in a browser on this device\n"
     "\n"
     "options:\n"
     "  --db PATH         the replica (default: outpost.db); only 'enroll' or --create\n"
@@ -1037,6 +1041,49 @@ static int cmd_rejected(const options *o, int argc, char **argv)
     return ex;
 }
 
+/* ---- field ------------------------------------------------------------------------------ */
+
+static int cmd_field(const options *o, int argc, char **argv)
+{
+    static const char help[] =
+        "usage: outpost [key option] field [--port N] [--worker ID] [--forms DIR]\n"
+        "Serves the field app on http://127.0.0.1 (this device only) and prints its address,\n"
+        "which carries a token made for this run: open it in a browser here. Records are made\n"
+        "and changed from the forms, shown with their sync state (pending, synced, refused, in\n"
+        "conflict); refused ones can be corrected and resubmitted. When the replica is\n"
+        "enrolled, sync runs in the background. Needs no network. Stops on Ctrl-C.\n"
+        "  --port N       listen on port N (default: a free port)\n"
+        "  --worker ID    the worker id the forms write in their 'worker' columns\n"
+        "  --forms DIR    use the forms in DIR/*.json instead of the server's\n";
+    if (wants_help(argc, argv)) {
+        fputs(help, stdout);
+        return EXIT_OK;
+    }
+    field_options fo = {0};
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
+            char *end;
+            unsigned long v = strtoul(argv[++i], &end, 10);
+            if (*end || end == argv[i] || v > 65535)
+                return usage_error("field: --port takes 0 to 65535, not: ", argv[i]);
+            fo.port = (uint16_t)v;
+        } else if (strcmp(argv[i], "--worker") == 0 && i + 1 < argc) {
+            fo.worker = argv[++i];
+        } else if (strcmp(argv[i], "--forms") == 0 && i + 1 < argc) {
+            fo.forms_dir = argv[++i];
+        } else {
+            return usage_error("field: unknown option or missing value: ", argv[i]);
+        }
+    }
+    outpost_replica *r = NULL;
+    int ex = open_replica(o, &r);
+    if (ex != EXIT_OK)
+        return ex;
+    ex = field_run(r, &fo);
+    outpost_replica_close(r);
+    return ex;
+}
+
 /* ---- main ------------------------------------------------------------------------------- */
 
 int main(int argc, char **argv)
@@ -1113,5 +1160,7 @@ int main(int argc, char **argv)
         return cmd_conflicts(&o, n, rest);
     if (strcmp(cmd, "rejected") == 0)
         return cmd_rejected(&o, n, rest);
+    if (strcmp(cmd, "field") == 0)
+        return cmd_field(&o, n, rest);
     return usage_error("unknown command: ", cmd);
 }

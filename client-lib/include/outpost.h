@@ -452,6 +452,42 @@ OUTPOST_API int outpost_rejected_resubmit(outpost_replica *replica, int64_t id,
  * values). */
 OUTPOST_API int outpost_rejected_discard(outpost_replica *replica, int64_t id);
 
+/* ---------------------------------------------------------------------------------------------
+ * Row sync state: what an app shows beside one record.
+ *
+ * A record is "pending" while an outbox entry that changes it waits for the server; "refused"
+ * while a change of it is in quarantine (outpost_rejected_list, its table and pk); "in
+ * conflict" while _outpost_conflicts holds a decision about it (tbl, pk); otherwise it is
+ * synced as far as this replica knows.
+ *
+ * _outpost_teams (name TEXT) holds the worker's teams as the server last sent them (at
+ * enrollment and at each sync); empty when not known yet. Apps read it with plain SQL to offer
+ * the scope column's values (a form's "team"); writes to it are refused like any library table.
+ */
+
+/* Sets *out_pending to 1 when an outbox entry not yet acknowledged by the server changes the
+ * row of the synced table whose primary key values are pk (n_pk of them, in primary key
+ * order), and to 0 otherwise. A table that is not synced, or a key of the wrong length, is
+ * OUTPOST_EINVAL; an open transaction is OUTPOST_EMISUSE. Same thread rules as the rest of the
+ * handle. */
+OUTPOST_API int outpost_row_pending(outpost_replica *replica, const char *table,
+                                    const outpost_value *pk, uint32_t n_pk, int *out_pending);
+
+/* ---------------------------------------------------------------------------------------------
+ * Forms (docs/forms.md): how the server's schema package says a worker fills in each synced
+ * table (sections, labels and help in several languages, choice lists, required and automatic
+ * columns). They arrive with the schema, at enrollment and with every newer schema version.
+ */
+
+/* Writes to *json_out the forms of the installed schema as one JSON array of form objects, in
+ * the server's table order: exactly the text the server sent, or "[]" when the schema has no
+ * forms (or none has been installed yet). The caller frees it with outpost_free(); on failure
+ * *json_out is NULL. The same thread rules as every call on the replica. */
+OUTPOST_API int outpost_forms_json(outpost_replica *replica, char **json_out);
+
+/* Frees memory a function of this library gave the caller to free with it. NULL is a no-op. */
+OUTPOST_API void outpost_free(void *ptr);
+
 #ifdef __cplusplus
 }
 #endif

@@ -113,6 +113,10 @@ typedef struct outpost_sync_status {
     char last_error_msg[256];
     uint64_t rejected;        /* refused changes waiting in quarantine (outpost.h): while it is
                                * not 0, nothing may say "synced" */
+    uint64_t round_trips;     /* since start: requests sent while no other was unanswered, so
+                               * each one waited a whole network round trip (HELLO, a PULL
+                               * page, a PUSH window that had drained) */
+    int compressed;           /* 1 while the connection's messages are compressed */
 } outpost_sync_status;
 
 /* Called on the sync thread whenever the status changes (activity, progress, error). */
@@ -129,9 +133,13 @@ typedef struct outpost_sync_config {
     uint32_t debounce_ms;     /* after a local write; 0 = 1000 */
     uint32_t retry_base_ms;   /* first retry delay scale; 0 = 1000 */
     uint32_t retry_cap_ms;    /* longest retry delay; 0 = 300000 */
-    uint32_t pull_page_rows;  /* rows per pull page; 0 = 1000 */
+    uint32_t pull_page_rows;  /* rows per pull page; 0 = as many as the server allows (its
+                               * `page` limit, 4,000 by default; a page also stays within its
+                               * message limit, 1 MiB by default) */
     int stay_connected;       /* 1: keep the connection and pull on NOTIFY; 0: hang up after
                                * each sync and reconnect on the next trigger */
+    int no_compression;       /* 1: do not offer compressed messages (docs/protocol.md,
+                               * "Compression"); 0: offer them, the server decides */
 } outpost_sync_config;
 
 typedef struct outpost_sync outpost_sync;

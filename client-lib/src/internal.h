@@ -139,6 +139,9 @@ int64_t replica_now_ms(const outpost_replica *r);
 int replica_prepare(outpost_replica *r, const char *sql, sqlite3_stmt **out_stmt);
 void replica_stmt_cache_clear(outpost_replica *r);
 
+/* forms.c: the schema's forms as the server sent them (NULL: none), inside the install */
+int replica_forms_record(outpost_replica *r, const char *forms_json);
+
 /* replica.c: handles on one file */
 int replica_open_sibling(outpost_replica *replica, outpost_replica **out_sibling, char *err,
                          size_t err_size);

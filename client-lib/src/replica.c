@@ -71,6 +71,10 @@ static const char meta_sql[] =
     " schema_version INTEGER NOT NULL,"
     " changeset BLOB NOT NULL,"
     " acked_ms INTEGER NOT NULL);"
+    /* Every ACK prunes by acked_ms. Without an index that was a scan of every kept entry, and
+     * acked_ms sits after the changeset, so the scan read each kept changeset's overflow pages
+     * (decrypting them on an encrypted replica): quadratic in the entries of a bulk push. */
+    "CREATE INDEX IF NOT EXISTS _outpost_sent_acked ON _outpost_sent(acked_ms);"
     /* Quarantine: changes the server refused, with the worker's values, until resubmitted or
      * discarded; the log keeps who-did-what of both (never the values). */
     "CREATE TABLE IF NOT EXISTS _outpost_rejected("

@@ -344,6 +344,9 @@ static int schema_apply(outpost_replica *r, sqlite3 *scratch, const proto_schema
         if (rc != OUTPOST_OK)
             return rc;
     }
+    rc = replica_forms_record(r, schema->forms);
+    if (rc != OUTPOST_OK)
+        return rc;
     rc = replica_prepare(r, "UPDATE _outpost_state SET schema_version = ?1 WHERE id = 1", &stmt);
     if (rc != OUTPOST_OK)
         return rc;

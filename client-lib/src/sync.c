@@ -4,7 +4,9 @@
  * Session phases on one connection:
  *   HELLO   -> WELCOME: install a newer schema (entries the server answered while the answer
  *                       was lost in a cut are pushed again and answered from its record)
- *   PUSH    oldest outbox entry, in chunks when big; wait for its ACK or REJECT; next entry
+ *   PUSH    the oldest outbox entries, up to a window of WINDOW_ENTRIES (and WINDOW_BYTES)
+ *           unanswered at once, each in chunks when big; every ACK or REJECT, which come in
+ *           order, lets the next entry go
  *   PULL    pages until "more" is false
  *   IDLE    connected; a local write (debounced) starts PUSH again, NOTIFY starts PULL
  * Any close goes back to DISCONNECTED and schedules a retry with backoff and jitter; a
@@ -12,7 +14,11 @@
  *
  * Exactly once: an entry leaves the outbox only inside outpost_outbox_ack()/_reject(), in the
  * same local transaction that records its outcome; the server dedups by (device, seq), so an
- * entry resent after a cut is acknowledged again without being applied twice.
+ * entry resent after a cut is acknowledged again without being applied twice. That record
+ * (applied and refused alike) is also what makes the window safe: the server takes the entries
+ * one at a time in seq order, exactly as if each had waited for the answer before it, and a
+ * REJECT changes only the replica's rows, never a later entry's changes, so entries already in
+ * flight behind a refused one are the bytes they would have been anyway.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -23,6 +29,7 @@
 #include <time.h>
 
 #include "backoff.h"
+#include "outpost_version.h"
 #include "device.h"
 #include "internal.h"
 #include "transport.h"
@@ -31,11 +38,24 @@ enum {
     DEFAULT_DEBOUNCE_MS = 1000,
     DEFAULT_RETRY_BASE_MS = 1000,
     DEFAULT_RETRY_CAP_MS = 300000,
-    DEFAULT_PAGE_ROWS = 1000,
     /* Chunks are cut well under the message limit: the size estimate leaves headroom. */
     CHUNK_TARGET_BYTES = 512 * 1024,
-    IDLE_WAKE_MS = 1000
+    IDLE_WAKE_MS = 1000,
+    /* The push window (docs/protocol.md 8.2): entries unanswered at once, and their encoded
+     * bytes (one entry may exceed it alone). The server reads one message at a time, so what
+     * waits sits in the socket and in the transport's queue. */
+    WINDOW_ENTRIES = 8,
+    WINDOW_BYTES = 1024 * 1024
 };
+
+/* One outbox entry in the push window, with its encoded chunks. */
+typedef struct inflight {
+    outpost_outbox_entry *entry;
+    proto_buf *chunks;
+    uint32_t n_chunks, next_chunk;
+    uint32_t n_framed; /* chunks already replaced by their compressed frames */
+    size_t bytes;
+} inflight;
 
 typedef enum phase {
     PHASE_DISCONNECTED,
@@ -74,9 +94,13 @@ struct outpost_sync {
     uint64_t rng_state;
     int64_t data_version;        /* PRAGMA data_version at the last look */
     uint64_t welcome_acked;      /* the server's `ack` in this session's WELCOME */
-    outpost_outbox_entry *entry; /* being pushed */
-    proto_buf *chunks;           /* its encoded chunks */
-    uint32_t n_chunks, next_chunk;
+    inflight window[WINDOW_ENTRIES]; /* entries pushed and not yet answered, oldest first */
+    uint32_t win_head, win_count;
+    size_t win_bytes;
+    uint64_t win_last_seq;           /* seq of the newest entry taken into the window */
+    int unsendable;                  /* an entry that cannot be encoded waits behind the window */
+    uint32_t unanswered;             /* requests sent whose answer has not come */
+    proto_zstream *zin, *zout;       /* this session's compression, once WELCOME agreed to it */
 };
 
 static int64_t mono_ms(void)
@@ -152,15 +176,49 @@ static void count_bytes(outpost_sync *s, uint64_t *counter, size_t n)
 
 /* ---- Connection outcomes ---------------------------------------------------------------- */
 
-static void drop_entry(outpost_sync *s)
+static void inflight_free(inflight *f)
 {
-    for (uint32_t i = 0; i < s->n_chunks; i++)
-        proto_buf_free(&s->chunks[i]);
-    free(s->chunks);
-    s->chunks = NULL;
-    s->n_chunks = s->next_chunk = 0;
-    outpost_outbox_entry_free(s->entry);
-    s->entry = NULL;
+    for (uint32_t i = 0; i < f->n_chunks; i++)
+        proto_buf_free(&f->chunks[i]);
+    free(f->chunks);
+    outpost_outbox_entry_free(f->entry);
+    memset(f, 0, sizeof *f);
+}
+
+static inflight *window_at(outpost_sync *s, uint32_t i)
+{
+    return &s->window[(s->win_head + i) % WINDOW_ENTRIES];
+}
+
+/* Empties the push window (a cut, a stop): its entries stay in the outbox and go again. */
+static void drop_window(outpost_sync *s)
+{
+    while (s->win_count > 0) {
+        inflight_free(window_at(s, 0));
+        s->win_head = (s->win_head + 1) % WINDOW_ENTRIES;
+        s->win_count--;
+    }
+    s->win_head = 0;
+    s->win_bytes = 0;
+    s->win_last_seq = 0;
+    s->unsendable = OUTPOST_OK;
+    s->unanswered = 0;
+}
+
+/* A request is about to be sent: one sent with nothing else unanswered waits a round trip. */
+static void request_sent(outpost_sync *s)
+{
+    if (s->unanswered++ == 0) {
+        pthread_mutex_lock(&s->lock);
+        s->status.round_trips++;
+        pthread_mutex_unlock(&s->lock);
+    }
+}
+
+static void answer_received(outpost_sync *s)
+{
+    if (s->unanswered > 0)
+        s->unanswered--;
 }
 
 /* Stops the engine for good: retrying cannot help until a person acts. */
@@ -169,7 +227,7 @@ static void stop_permanently(outpost_sync *s, int code, const char *why)
     set_error(s, code, "%s", why);
     s->permanent = true;
     s->retry_at = 0;
-    drop_entry(s);
+    drop_window(s);
     transport_disconnect(s->t);
     pthread_mutex_lock(&s->lock);
     s->stopped = true;
@@ -185,17 +243,40 @@ static void fail_transient(outpost_sync *s, int code, const char *why)
     transport_disconnect(s->t);
 }
 
+/* Replaces an encoded message by its compressed frame when this session compresses. */
+static int frame(outpost_sync *s, proto_buf *buf)
+{
+    proto_buf framed = {0};
+    if (!s->zout)
+        return OUTPOST_OK;
+    int rc = proto_zframe_deflate(s->zout, buf->data, buf->len, &framed);
+    if (rc != PROTO_OK) {
+        fail_transient(s, rc == PROTO_ENOMEM ? OUTPOST_ENOMEM : OUTPOST_EPROTO,
+                       "could not compress a message for the server");
+        return OUTPOST_EPROTO;
+    }
+    proto_buf_free(buf);
+    *buf = framed;
+    return OUTPOST_OK;
+}
+
 static int send_msg(outpost_sync *s, const proto_msg *msg)
 {
     proto_buf buf = {0};
     int rc = proto_encode(msg, &buf);
+    if (rc == PROTO_OK && frame(s, &buf) != OUTPOST_OK) {
+        proto_buf_free(&buf);
+        return OUTPOST_EPROTO;
+    }
     if (rc != PROTO_OK) {
         fail_transient(s, OUTPOST_EPROTO, proto_strerror(rc));
         return OUTPOST_EPROTO;
     }
     rc = transport_send(s->t, buf.data, buf.len);
-    if (rc == 0)
+    if (rc == 0) {
         count_bytes(s, &s->status.bytes_sent, buf.len);
+        request_sent(s);
+    }
     proto_buf_free(&buf);
     if (rc != 0) {
         fail_transient(s, OUTPOST_EOFFLINE, "could not queue a message for the server");
@@ -206,20 +287,20 @@ static int send_msg(outpost_sync *s, const proto_msg *msg)
 
 /* ---- Push ------------------------------------------------------------------------------- */
 
-static int add_chunk(outpost_sync *s, const proto_push *base, proto_table_changes *tables,
-                     uint32_t n_tables, bool more)
+static int add_chunk(outpost_sync *s, inflight *f, const proto_push *base,
+                     proto_table_changes *tables, uint32_t n_tables, bool more)
 {
-    proto_buf *grown = realloc(s->chunks, (s->n_chunks + 1) * sizeof *grown);
+    proto_buf *grown = realloc(f->chunks, (f->n_chunks + 1) * sizeof *grown);
     if (!grown)
         return OUTPOST_ENOMEM;
-    s->chunks = grown;
+    f->chunks = grown;
     proto_msg msg = {.type = PROTO_MSG_PUSH};
     msg.u.push = *base;
-    msg.u.push.chunk = s->n_chunks;
+    msg.u.push.chunk = f->n_chunks;
     msg.u.push.more = more;
     msg.u.push.tables = tables;
     msg.u.push.n_tables = n_tables;
-    proto_buf *buf = &s->chunks[s->n_chunks];
+    proto_buf *buf = &f->chunks[f->n_chunks];
     memset(buf, 0, sizeof *buf);
     int rc = proto_encode(&msg, buf);
     if (rc != PROTO_OK)
@@ -228,7 +309,8 @@ static int add_chunk(outpost_sync *s, const proto_push *base, proto_table_change
         proto_buf_free(buf);
         return OUTPOST_ETOOBIG;
     }
-    s->n_chunks++;
+    f->n_chunks++;
+    f->bytes += buf->len;
     return OUTPOST_OK;
 }
 
@@ -241,9 +323,9 @@ static proto_table_changes table_slice(const proto_table_changes *tc, uint32_t f
 /* Cuts the entry's PUSH into messages of about CHUNK_TARGET_BYTES. Each chunk's tables are
  * slices of the entry's own change arrays, so nothing is copied but the encoding. A change
  * bigger than the target travels alone; one bigger than a message is OUTPOST_ETOOBIG. */
-static int encode_chunks(outpost_sync *s)
+static int encode_chunks(outpost_sync *s, inflight *f)
 {
-    const proto_push *push = &s->entry->push;
+    const proto_push *push = &f->entry->push;
     proto_table_changes *slices = calloc(push->n_tables ? push->n_tables : 1, sizeof *slices);
     if (!slices)
         return OUTPOST_ENOMEM;
@@ -265,7 +347,7 @@ static int encode_chunks(outpost_sync *s)
             if (size + grow > CHUNK_TARGET_BYTES && (n_slices > 0 || ci > start)) {
                 if (ci > start)
                     slices[n_slices++] = table_slice(tc, start, ci);
-                rc = add_chunk(s, push, slices, n_slices, true);
+                rc = add_chunk(s, f, push, slices, n_slices, true);
                 n_slices = 0;
                 size = base;
                 start = ci;
@@ -277,42 +359,42 @@ static int encode_chunks(outpost_sync *s)
             slices[n_slices++] = table_slice(tc, start, tc->n_changes);
     }
     if (rc == OUTPOST_OK)
-        rc = add_chunk(s, push, slices, n_slices, false);
+        rc = add_chunk(s, f, push, slices, n_slices, false);
     free(slices);
     return rc;
 }
 
-/* Sends the chunks the transport will take now; the rest go from on_sent. */
+/* Sends, oldest entry first, the chunks the transport will take now; the rest go from on_sent.
+ * Messages leave in the order queued, so the server sees the entries in seq order. */
 static void send_chunks(outpost_sync *s)
 {
-    while (s->entry && s->next_chunk < s->n_chunks) {
-        proto_buf *b = &s->chunks[s->next_chunk];
-        int rc = transport_send(s->t, b->data, b->len);
-        if (rc == -EAGAIN)
-            return;
-        if (rc != 0) {
-            fail_transient(s, OUTPOST_EOFFLINE, "could not queue a push for the server");
-            return;
+    for (uint32_t i = 0; i < s->win_count; i++) {
+        inflight *f = window_at(s, i);
+        while (f->next_chunk < f->n_chunks) {
+            proto_buf *b = &f->chunks[f->next_chunk];
+            /* Framed once, in send order: a chunk the transport could not take yet keeps its
+             * frame for the retry, since the stream has already moved past it. */
+            if (f->next_chunk >= f->n_framed) {
+                if (frame(s, b) != OUTPOST_OK)
+                    return;
+                f->n_framed = f->next_chunk + 1;
+            }
+            int rc = transport_send(s->t, b->data, b->len);
+            if (rc == -EAGAIN)
+                return;
+            if (rc != 0) {
+                fail_transient(s, OUTPOST_EOFFLINE, "could not queue a push for the server");
+                return;
+            }
+            count_bytes(s, &s->status.bytes_sent, b->len);
+            proto_buf_free(b);
+            if (++f->next_chunk == f->n_chunks)
+                request_sent(s); /* the last chunk is the request the server answers */
         }
-        count_bytes(s, &s->status.bytes_sent, b->len);
-        proto_buf_free(b);
-        s->next_chunk++;
     }
 }
 
 static void start_pull(outpost_sync *s);
-
-/* Encodes s->entry and starts sending it. */
-static int push_send(outpost_sync *s)
-{
-    s->phase = PHASE_PUSH;
-    int rc = encode_chunks(s);
-    if (rc != OUTPOST_OK)
-        return rc;
-    set_activity(s, OUTPOST_ACTIVITY_PUSHING);
-    send_chunks(s);
-    return OUTPOST_OK;
-}
 
 /* A single change larger than a message cannot be sent: keep it, say so, stop. */
 static void push_unsendable(outpost_sync *s, int rc)
@@ -323,41 +405,93 @@ static void push_unsendable(outpost_sync *s, int rc)
                          : "could not encode an outbox entry");
 }
 
-/* Pushes the oldest outbox entry, or moves on to pulling when the outbox is empty. */
+/* Takes the next outbox entries into the window while it has room, and sends them. 0, or a
+ * failure already reported (the connection is then closing). An entry that cannot be encoded
+ * stops the filling: the entries before it are answered first, then the engine stops. */
+static int window_fill(outpost_sync *s)
+{
+    while (s->unsendable == OUTPOST_OK && s->win_count < WINDOW_ENTRIES &&
+           (s->win_count == 0 || s->win_bytes < WINDOW_BYTES)) {
+        inflight *f = window_at(s, s->win_count);
+        int rc = outpost_outbox_read(s->r, s->win_last_seq, &f->entry);
+        if (rc != OUTPOST_OK) {
+            fail_transient(s, rc, outpost_errmsg(s->r));
+            return rc;
+        }
+        if (!f->entry)
+            break;
+        rc = encode_chunks(s, f);
+        if (rc != OUTPOST_OK) {
+            inflight_free(f);
+            s->unsendable = rc;
+            break;
+        }
+        s->win_last_seq = f->entry->push.seq;
+        s->win_bytes += f->bytes;
+        s->win_count++;
+    }
+    send_chunks(s);
+    return OUTPOST_OK;
+}
+
+/* Once every entry of the window is answered: stop on an unsendable entry, else pull. */
+static void window_drained(outpost_sync *s)
+{
+    if (s->win_count > 0)
+        return;
+    if (s->unsendable != OUTPOST_OK)
+        push_unsendable(s, s->unsendable);
+    else
+        start_pull(s);
+}
+
+/* Pushes the oldest outbox entries, or moves on to pulling when the outbox is empty. */
 static void push_next(outpost_sync *s)
 {
-    drop_entry(s);
-    int rc = outpost_outbox_read(s->r, 0, &s->entry);
-    if (rc != OUTPOST_OK) {
-        fail_transient(s, rc, outpost_errmsg(s->r));
+    drop_window(s);
+    s->phase = PHASE_PUSH;
+    if (window_fill(s) != OUTPOST_OK)
         return;
+    if (s->win_count > 0)
+        set_activity(s, OUTPOST_ACTIVITY_PUSHING);
+    window_drained(s);
+}
+
+/* The answer to the oldest entry of the window, or NULL (then the connection is closing). */
+static inflight *window_answered(outpost_sync *s, uint64_t seq, const char *what)
+{
+    if (s->phase != PHASE_PUSH || s->win_count == 0 || window_at(s, 0)->entry->push.seq != seq ||
+        window_at(s, 0)->next_chunk < window_at(s, 0)->n_chunks) {
+        fail_transient(s, OUTPOST_EPROTO, what);
+        return NULL;
     }
-    if (!s->entry) {
-        start_pull(s);
-        return;
-    }
-    rc = push_send(s);
-    if (rc != OUTPOST_OK)
-        push_unsendable(s, rc);
+    answer_received(s);
+    return window_at(s, 0);
+}
+
+static void window_pop(outpost_sync *s)
+{
+    inflight *f = window_at(s, 0);
+    s->win_bytes -= f->bytes;
+    inflight_free(f);
+    s->win_head = (s->win_head + 1) % WINDOW_ENTRIES;
+    s->win_count--;
 }
 
 static void on_ack(outpost_sync *s, const proto_ack *ack)
 {
-    if (s->phase != PHASE_PUSH || !s->entry || ack->seq != s->entry->push.seq) {
-        fail_transient(s, OUTPOST_EPROTO, "the server acknowledged an entry not in flight");
+    inflight *f = window_answered(s, ack->seq, "the server acknowledged an entry not in flight");
+    if (!f)
         return;
-    }
     uint64_t rows = 0;
-    for (uint32_t i = 0; i < s->entry->push.n_tables; i++)
-        rows += s->entry->push.tables[i].n_changes;
-    /* The next entry goes out before this ACK is recorded here, so that the server merges it
-     * while this side commits. Only an ACK lets the next entry go (after a REJECT the rows are
-     * restored first), and a crash or cut before the record only means this entry is sent
-     * again, which the server answers with the same ACK (exactly once). */
-    uint64_t acked = s->entry->push.seq;
-    drop_entry(s);
-    int read_rc = outpost_outbox_read(s->r, acked, &s->entry);
-    int send_rc = read_rc == OUTPOST_OK && s->entry ? push_send(s) : OUTPOST_OK;
+    for (uint32_t i = 0; i < f->entry->push.n_tables; i++)
+        rows += f->entry->push.tables[i].n_changes;
+    /* The window moves on before this ACK is recorded here, so that the server merges the next
+     * entries while this side commits. A crash or cut before the record only means this entry
+     * is sent again, which the server answers with the same ACK (exactly once). */
+    window_pop(s);
+    if (window_fill(s) != OUTPOST_OK)
+        return;
     int rc = outpost_outbox_ack(s->r, ack);
     if (rc != OUTPOST_OK) {
         fail_transient(s, rc, outpost_errmsg(s->r));
@@ -367,29 +501,32 @@ static void on_ack(outpost_sync *s, const proto_ack *ack)
     s->status.push_done++;
     s->status.rows_pushed += rows;
     pthread_mutex_unlock(&s->lock);
-    if (read_rc != OUTPOST_OK)
-        fail_transient(s, read_rc, outpost_errmsg(s->r));
-    else if (send_rc != OUTPOST_OK)
-        push_unsendable(s, send_rc);
-    else if (!s->entry)
-        start_pull(s);
+    if (s->win_count > 0)
+        publish(s); /* progress */
+    window_drained(s);
 }
 
+/* A refused entry goes to quarantine and its rows back to the server's version (outbox.c);
+ * the entries behind it in the window stand or fall on their own at the server, as they would
+ * have had they been sent after this answer. */
 static void on_reject(outpost_sync *s, const proto_reject *reject)
 {
-    if (s->phase != PHASE_PUSH || !s->entry || reject->seq != s->entry->push.seq) {
-        fail_transient(s, OUTPOST_EPROTO, "the server rejected an entry not in flight");
+    if (!window_answered(s, reject->seq, "the server rejected an entry not in flight"))
         return;
-    }
     int rc = outpost_outbox_reject(s->r, reject);
     if (rc != OUTPOST_OK) {
         fail_transient(s, rc, outpost_errmsg(s->r));
         return;
     }
+    window_pop(s);
     pthread_mutex_lock(&s->lock);
     s->status.push_done++;
     pthread_mutex_unlock(&s->lock);
-    push_next(s);
+    if (window_fill(s) != OUTPOST_OK)
+        return;
+    if (s->win_count > 0)
+        publish(s); /* progress */
+    window_drained(s);
 }
 
 /* ---- Pull ------------------------------------------------------------------------------- */
@@ -436,6 +573,7 @@ static void on_rows(outpost_sync *s, const proto_rows *rows)
         fail_transient(s, OUTPOST_EPROTO, "the server sent rows that were not asked for");
         return;
     }
+    answer_received(s);
     /* More pages: ask for the next one (from this page's cursor, which applying it stores)
      * before applying this one, so that the server reads and sends it while this page is
      * written here. Pages arrive and are applied in order; a failed apply hangs up, and the
@@ -493,6 +631,22 @@ static void on_welcome(outpost_sync *s, const proto_welcome *w)
     if (s->phase != PHASE_HELLO) {
         fail_transient(s, OUTPOST_EPROTO, "unexpected WELCOME");
         return;
+    }
+    answer_received(s);
+    if (w->compress != 0) {
+        if (w->compress != PROTO_COMPRESS_DEFLATE || s->cfg.no_compression) {
+            fail_transient(s, OUTPOST_EPROTO, "the server chose a compression this device "
+                                              "did not offer");
+            return;
+        }
+        if (proto_zstream_new(false, &s->zin) != PROTO_OK ||
+            proto_zstream_new(true, &s->zout) != PROTO_OK) {
+            fail_transient(s, OUTPOST_ENOMEM, "out of memory");
+            return;
+        }
+        pthread_mutex_lock(&s->lock);
+        s->status.compressed = 1;
+        pthread_mutex_unlock(&s->lock);
     }
     if (w->has_schema) {
         int rc = outpost_schema_install(s->r, &w->schema);
@@ -565,7 +719,7 @@ static void on_error(outpost_sync *s, const proto_error *e)
 static void on_wipe(outpost_sync *s, const proto_wipe *w)
 {
     transport_disconnect(s->t);
-    drop_entry(s);
+    drop_window(s);
     replica_mark_wiped(s->app);
     int rc = outpost_replica_wipe(s->r);
     s->r = NULL;
@@ -599,6 +753,17 @@ static void handle_message(outpost_sync *s, const proto_msg *m)
 
 /* ---- Transport callbacks ---------------------------------------------------------------- */
 
+/* A new connection starts without compression until its WELCOME agrees to it. */
+static void end_compression(outpost_sync *s)
+{
+    proto_zstream_free(s->zin);
+    proto_zstream_free(s->zout);
+    s->zin = s->zout = NULL;
+    pthread_mutex_lock(&s->lock);
+    s->status.compressed = 0;
+    pthread_mutex_unlock(&s->lock);
+}
+
 static void cb_connected(void *user_data)
 {
     outpost_sync *s = user_data;
@@ -615,6 +780,17 @@ static void cb_connected(void *user_data)
     msg.u.hello.schema_version = st.schema_version;
     msg.u.hello.cursor = st.cursor;
     msg.u.hello.outbox_count = st.pending;
+    /* For the supervisors' device view: which library, and why the last attempt failed. */
+    char last_error[sizeof s->status.last_error_msg];
+    pthread_mutex_lock(&s->lock);
+    memcpy(last_error, s->status.last_error_msg, sizeof last_error);
+    pthread_mutex_unlock(&s->lock);
+    last_error[sizeof last_error - 1] = '\0';
+    msg.u.hello.app = "liboutpost " OUTPOST_VERSION_STRING;
+    msg.u.hello.last_error = last_error;
+    msg.u.hello.compress = s->cfg.no_compression ? 0 : PROTO_COMPRESS_DEFLATE;
+    end_compression(s);
+    s->unanswered = 0;
     s->phase = PHASE_HELLO;
     send_msg(s, &msg);
     memset(msg.u.hello.secret, 0, sizeof msg.u.hello.secret);
@@ -625,10 +801,31 @@ static void cb_message(void *user_data, const uint8_t *data, size_t n_bytes)
     outpost_sync *s = user_data;
     proto_msg *m = NULL;
     char err[160];
+    proto_buf plain = {0};
     count_bytes(s, &s->status.bytes_received, n_bytes);
     if (s->permanent)
         return;
+    if (proto_is_zframe(data, n_bytes)) {
+        int zrc = s->zin ? proto_zframe_inflate(s->zin, data, n_bytes,
+                                                s->limits.max_message_bytes, &plain)
+                         : PROTO_EINVAL;
+        if (zrc != PROTO_OK) {
+            char why[200];
+            if (zrc == PROTO_ETOOBIG)
+                snprintf(why, sizeof why, "message from the server exceeds %zu bytes once "
+                         "decompressed", s->limits.max_message_bytes);
+            else
+                snprintf(why, sizeof why, "cannot decompress a message from the server (%s)",
+                         s->zin ? proto_strerror(zrc) : "compression was not agreed");
+            proto_buf_free(&plain);
+            fail_transient(s, zrc == PROTO_ENOMEM ? OUTPOST_ENOMEM : OUTPOST_EPROTO, why);
+            return;
+        }
+        data = plain.data;
+        n_bytes = plain.len;
+    }
     int rc = proto_decode(data, n_bytes, &s->limits, &m, err, sizeof err);
+    proto_buf_free(&plain);
     if (rc != PROTO_OK) {
         char why[200];
         snprintf(why, sizeof why, "malformed message from the server: %s", err);
@@ -652,7 +849,7 @@ static void cb_closed(void *user_data, transport_close_reason reason, uint16_t p
     (void)peer_close_code;
     bool was_idle = s->phase == PHASE_IDLE;
     s->phase = PHASE_DISCONNECTED;
-    drop_entry(s);
+    drop_window(s);
     if (s->permanent)
         return;
     if (transport_close_is_certificate(reason)) {
@@ -765,7 +962,7 @@ static void *sync_main(void *arg)
         }
         drive(s, want, net, wrote);
     }
-    drop_entry(s);
+    drop_window(s);
     return NULL;
 }
 
@@ -796,8 +993,7 @@ int outpost_sync_start(outpost_replica *replica, const outpost_sync_config *conf
         s->cfg = *config;
     if (!s->cfg.debounce_ms)
         s->cfg.debounce_ms = DEFAULT_DEBOUNCE_MS;
-    if (!s->cfg.pull_page_rows)
-        s->cfg.pull_page_rows = DEFAULT_PAGE_ROWS;
+    /* pull_page_rows 0 goes on the wire as PULL lim 0: the server's own cap (protocol 8.6). */
     s->policy.base_ms = s->cfg.retry_base_ms ? s->cfg.retry_base_ms : DEFAULT_RETRY_BASE_MS;
     s->policy.cap_ms = s->cfg.retry_cap_ms ? s->cfg.retry_cap_ms : DEFAULT_RETRY_CAP_MS;
     if (s->policy.cap_ms < s->policy.base_ms)
@@ -864,6 +1060,7 @@ void outpost_sync_stop(outpost_sync *sync)
     transport_wake(sync->t);
     pthread_join(sync->thread, NULL);
     transport_destroy(sync->t);
+    end_compression(sync);
     outpost_replica_close(sync->r);
     device_credentials_clear(&sync->creds);
     pthread_cond_destroy(&sync->changed);

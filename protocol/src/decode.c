@@ -762,6 +762,8 @@ static int conv_schema_fields(dec *d, const msgpack_object *o, proto_schema *out
         rc = get_list(d, o, KEY_TABLES, sizeof(proto_schema_table), conv_schema_table, &tables,
                       &out->n_tables);
     out->tables = tables;
+    if (rc == PROTO_OK)
+        rc = get_str(d, o, KEY_FORMS, false, &out->forms);
     return rc;
 }
 
@@ -839,6 +841,16 @@ static int conv_reject_row(dec *d, const msgpack_object *o, void *out_any)
 
 /* ---- messages ----------------------------------------------------------------------------- */
 
+/* Optional "z": the compression a peer offers (HELLO) or accepts (WELCOME); absent is none. */
+static int get_compress(dec *d, const msgpack_object *map, uint32_t *out)
+{
+    const msgpack_object *o;
+    int rc = find(d, map, KEY_COMPRESS, false, &o);
+    if (rc != PROTO_OK || o == NULL)
+        return rc;
+    return get_u32(d, map, KEY_COMPRESS, out);
+}
+
 static int dec_hello(dec *d, const msgpack_object *o, proto_hello *m)
 {
     int rc = get_u32(d, o, KEY_VERSION, &m->version);
@@ -852,6 +864,12 @@ static int dec_hello(dec *d, const msgpack_object *o, proto_hello *m)
         rc = get_u64(d, o, KEY_CURSOR, &m->cursor);
     if (rc == PROTO_OK)
         rc = get_u64(d, o, KEY_OUTBOX, &m->outbox_count);
+    if (rc == PROTO_OK)
+        rc = get_str(d, o, KEY_APP, false, &m->app);
+    if (rc == PROTO_OK)
+        rc = get_str(d, o, KEY_LAST_ERROR, false, &m->last_error);
+    if (rc == PROTO_OK)
+        rc = get_compress(d, o, &m->compress);
     return rc;
 }
 
@@ -927,6 +945,8 @@ static int dec_welcome(dec *d, const msgpack_object *o, proto_welcome *m)
         rc = get_store(d, o, &m->store, &m->has_store);
     if (rc == PROTO_OK)
         rc = get_limits(d, o, &m->limits, &m->has_limits);
+    if (rc == PROTO_OK)
+        rc = get_compress(d, o, &m->compress);
     return rc;
 }
 

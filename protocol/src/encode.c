@@ -350,13 +350,13 @@ static int put_schema_fields(enc *e, const proto_schema *s)
         if (rc != PROTO_OK)
             return rc;
     }
-    return PROTO_OK;
+    return s->forms != NULL ? put_text(e, KEY_FORMS, s->forms) : PROTO_OK;
 }
 
 static int put_schema_field(enc *e, const proto_schema *s)
 {
     put_key(e, KEY_SCHEMA);
-    msgpack_pack_map(&e->pk, 2);
+    msgpack_pack_map(&e->pk, 2u + (s->forms != NULL));
     return put_schema_fields(e, s);
 }
 
@@ -417,7 +417,8 @@ static void put_header(enc *e, proto_msg_type type, uint32_t n_fields)
 
 static int put_hello(enc *e, const proto_hello *m)
 {
-    put_header(e, PROTO_MSG_HELLO, 6);
+    put_header(e, PROTO_MSG_HELLO,
+               6u + (m->app != NULL) + (m->last_error != NULL) + (m->compress != 0));
     put_uint(e, KEY_VERSION, m->version);
     int rc = put_text(e, KEY_DEVICE, m->device_id);
     if (rc != PROTO_OK)
@@ -426,6 +427,12 @@ static int put_hello(enc *e, const proto_hello *m)
     put_uint(e, KEY_SCHEMA_VERSION, m->schema_version);
     put_uint(e, KEY_CURSOR, m->cursor);
     put_uint(e, KEY_OUTBOX, m->outbox_count);
+    if (m->app && (rc = put_text(e, KEY_APP, m->app)) != PROTO_OK)
+        return rc;
+    if (m->last_error && (rc = put_text(e, KEY_LAST_ERROR, m->last_error)) != PROTO_OK)
+        return rc;
+    if (m->compress != 0)
+        put_uint(e, KEY_COMPRESS, m->compress);
     return PROTO_OK;
 }
 
@@ -465,7 +472,8 @@ static void put_limits(enc *e, const proto_session_limits *l)
 static int put_welcome(enc *e, const proto_welcome *m)
 {
     put_header(e, PROTO_MSG_WELCOME,
-               5u + m->has_schema + m->has_teams + 2u * m->has_store + m->has_limits);
+               5u + m->has_schema + m->has_teams + 2u * m->has_store + m->has_limits +
+                   (m->compress != 0));
     put_uint(e, KEY_VERSION, m->version);
     put_uint(e, KEY_SCHEMA_VERSION, m->schema_version);
     put_uint(e, KEY_ACKED, m->acked_seq);
@@ -478,6 +486,8 @@ static int put_welcome(enc *e, const proto_welcome *m)
         rc = put_store(e, &m->store);
     if (rc == PROTO_OK && m->has_limits)
         put_limits(e, &m->limits);
+    if (rc == PROTO_OK && m->compress != 0)
+        put_uint(e, KEY_COMPRESS, m->compress);
     return rc;
 }
 
@@ -510,7 +520,7 @@ static int put_enrolled(enc *e, const proto_enrolled *m)
 
 static int put_schema_msg(enc *e, const proto_schema *m)
 {
-    put_header(e, PROTO_MSG_SCHEMA, 2);
+    put_header(e, PROTO_MSG_SCHEMA, 2u + (m->forms != NULL));
     return put_schema_fields(e, m);
 }
 

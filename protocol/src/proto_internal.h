@@ -28,6 +28,8 @@
 #define KEY_SCHEMA_VERSION "sv"
 #define KEY_CURSOR "cur"
 #define KEY_OUTBOX "ob"
+#define KEY_APP "app"
+#define KEY_LAST_ERROR "err"
 #define KEY_ACKED "ack"
 #define KEY_SERVER_SEQ "sseq"
 #define KEY_NOW "now"
@@ -36,6 +38,7 @@
 #define KEY_NAME "name"
 #define KEY_CA "ca"
 #define KEY_TABLES "tables"
+#define KEY_FORMS "forms"
 #define KEY_SEQ "seq"
 #define KEY_HLC "hlc"
 #define KEY_CHUNK "chunk"
@@ -74,6 +77,7 @@
 #define KEY_LIM_MESSAGE_TIMEOUT "mto"
 #define KEY_LIM_IDLE "idle"
 #define KEY_LIM_PAGE "page"
+#define KEY_COMPRESS "z"
 
 #define PROTO_SECRET_BYTES 32u
 

@@ -2,6 +2,7 @@
  * outpost-admin: the office's command line over the central store.
  *
  *   outpost-admin --store PATH COMMAND [ARGS]     (each COMMAND takes --help)
+ *   outpost-admin --store postgresql:CONNINFO --audit-key FILE COMMAND [ARGS]
  *
  * Exit codes: 0 done; 1 the store refused (unknown worker, exists already, bad schema, ...);
  * 2 usage error; 3 the store could not be opened or failed (I/O, disk full, locked).
@@ -22,6 +23,7 @@
 #include <mbedtls/sha256.h>
 #include <mbedtls/x509_crt.h>
 
+#include "admin_forms.h"
 #include "outpost_version.h"
 #include "store.h"
 
@@ -33,10 +35,16 @@ static const char usage_main[] =
     "       outpost-admin --version\n"
     "       (before COMMAND, --audit-key FILE names the audit log's key; default\n"
     "       PATH.audit-key, made by init)\n"
+    "       --store postgresql:CONNINFO opens a store kept in PostgreSQL (a libpq\n"
+    "       connection string; --audit-key is then required): team, worker, enroll,\n"
+    "       devices, revoke, user and audit run on it; init, upgrade, backup and\n"
+    "       restore still need a SQLite store\n"
     "\n"
     "commands:\n"
-    "  init --schema FILE.sql --policy FILE     create the store and its synced tables\n"
-    "  upgrade --schema FILE.sql --policy FILE  apply an additive schema change\n"
+    "  init --schema FILE.sql --policy FILE [--forms DIR] [--check]\n"
+    "                                           create the store and its synced tables\n"
+    "  upgrade --schema FILE.sql --policy FILE [--forms DIR] [--check]\n"
+    "                                           apply an additive schema change\n"
     "  team add ID [--name NAME]                create a team\n"
     "  worker add ID --team T [--team T2 ...]   create a worker in one or more teams\n"
     "  enroll WORKER [--expires HOURS] [--server HOST:PORT]\n"
@@ -61,19 +69,29 @@ static const char usage_main[] =
     "Run 'outpost-admin COMMAND --help' for a command's details.\n"
     "Exit codes: 0 done, 1 refused by the store, 2 usage error, 3 store failure.\n";
 
+#define FORMS_HELP                                                                         \
+    "The forms (docs/forms.md) are the *.json files of --forms DIR, by default of the forms/\n" \
+    "directory beside FILE.sql; each is validated against the schema first.\n"              \
+    "--check runs every check and applies nothing (init --check makes no store file).\n"
+
 static const char usage_init[] =
-    "usage: outpost-admin --store PATH init --schema FILE.sql --policy FILE\n"
+    "usage: outpost-admin --store PATH init --schema FILE.sql --policy FILE [--forms DIR]\n"
+    "       [--check]\n"
     "Creates the store at PATH (if missing) and its synced tables from FILE.sql (CREATE TABLE and\n"
     "CREATE INDEX statements only). The policy file has one line per table:\n"
     "  TABLE scope=COLUMN [policy=hlc|server-wins|device-wins]\n"
     "Every table needs an explicit non-integer PRIMARY KEY (a TEXT UUID).\n"
+    FORMS_HELP
     "init also creates the audit key (--audit-key FILE, default PATH.audit-key, mode 0600)\n"
     "unless it exists. Keep it readable by outpostd's user only, and back it up apart from the\n"
     "store: whoever holds both can rewrite the audit log (docs/threat-model.md).\n";
 static const char usage_upgrade[] =
-    "usage: outpost-admin --store PATH upgrade --schema FILE.sql --policy FILE\n"
+    "usage: outpost-admin --store PATH upgrade --schema FILE.sql --policy FILE [--forms DIR]\n"
+    "       [--check]\n"
     "Applies an additive change: new tables, new nullable or defaulted columns appended at the\n"
-    "end of a table, new indexes. Removing, renaming or retyping anything is refused.\n";
+    "end of a table, new indexes. Removing, renaming or retyping anything is refused.\n"
+    FORMS_HELP
+    "Changed forms alone are a new schema version too; a package without forms removes them.\n";
 static const char usage_team[] =
     "usage: outpost-admin --store PATH team add ID [--name NAME]\n"
     "Creates a team. Team ids are the values of the synced tables' scope columns.\n";
@@ -163,7 +181,7 @@ static bool missing_value(int i, int argc, char **argv)
                                              "--name",    "--team",   "--expires",
                                              "--server",  "--cert",   "--role",   "--password-fd",
                                              "--limit",   "--audit-key", "--checkpoint",
-                                             "--append"};
+                                             "--append",  "--forms"};
     if (i + 1 < argc)
         return false;
     for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++)
@@ -225,10 +243,23 @@ static char *read_file(const char *path)
     return buf;
 }
 
+/* "postgresql:CONNINFO" names a store kept in PostgreSQL; anything else is a SQLite file. */
+#define POSTGRESQL_PREFIX "postgresql:"
+
+static const char *postgresql_conninfo(const char *path)
+{
+    size_t n = strlen(POSTGRESQL_PREFIX);
+    return path != NULL && strncmp(path, POSTGRESQL_PREFIX, n) == 0 ? path + n : NULL;
+}
+
 static int open_store(const char *path, bool create, store **out_st)
 {
     char err[512];
-    int rc = store_open(path, create, out_st, err, sizeof err);
+    const char *conninfo = postgresql_conninfo(path);
+    /* A PostgreSQL database is made by its operator; the first command makes the store's tables
+     * in it (init, which also takes a schema, is not on PostgreSQL yet). */
+    int rc = conninfo ? store_open_postgresql(conninfo, true, out_st, err, sizeof err)
+                      : store_open(path, create, out_st, err, sizeof err);
     if (rc == STORE_OK)
         return EXIT_OK;
     if (rc == STORE_ENOTFOUND)
@@ -254,11 +285,20 @@ static const char *key_path(const char *store_path, char *buf, size_t size)
  * log needs. */
 static int open_store_keyed(const char *path, store **out_st)
 {
-    char buf[4096];
+    char buf[4096], err[512];
     int code = open_store(path, false, out_st);
     if (code != EXIT_OK)
         return code;
-    int rc = store_audit_key_load(*out_st, key_path(path, buf, sizeof buf));
+    /* With no init on PostgreSQL yet, the first command there makes the key (never replaced). */
+    int rc = postgresql_conninfo(path) != NULL
+                 ? store_audit_key_create(key_path(path, buf, sizeof buf), err, sizeof err)
+                 : STORE_EEXISTS;
+    if (rc == STORE_OK)
+        printf("audit key created: %s (mode 0600; keep it from anyone who can write the store)\n",
+               key_path(path, buf, sizeof buf));
+    else if (rc != STORE_EEXISTS)
+        fprintf(stderr, "outpost-admin: %s\n", err);
+    rc = store_audit_key_load(*out_st, key_path(path, buf, sizeof buf));
     if (rc != STORE_OK) {
         code = store_error(*out_st, rc);
         store_close(*out_st);
@@ -337,11 +377,44 @@ static int ensure_audit_key(const char *path)
     return rc == STORE_OK || rc == STORE_EEXISTS ? EXIT_OK : EXIT_STORE;
 }
 
+/* init --check and upgrade --check: every check of the real command, nothing applied. init's
+ * runs on a store in memory, so no file is made; upgrade's runs against the store's schema. */
+static int check_package(const char *path, bool init, const char *schema, const char *policy,
+                         const admin_forms *forms, const char *schema_path)
+{
+    store *st = NULL;
+    int code = open_store(init ? ":memory:" : path, init, &st);
+    uint32_t version = 0;
+    if (code == EXIT_OK && !init) {
+        proto_buf buf = {0};
+        int rc = store_schema_encode(st, &buf, &version);
+        proto_buf_free(&buf);
+        if (rc != STORE_OK)
+            code = store_error(st, rc);
+    }
+    if (code == EXIT_OK) {
+        int rc = store_check_schema_forms(st, init, schema, policy, forms->files, forms->n_files);
+        if (rc != STORE_OK)
+            code = store_error(st, rc);
+    }
+    if (code == EXIT_OK && init)
+        printf("package valid as a new store's schema (nothing applied)\n");
+    else if (code == EXIT_OK)
+        printf("package valid as an upgrade of schema version %u (nothing applied)\n", version);
+    if (code == EXIT_OK && forms->dir != NULL)
+        printf("forms: %zu from %s\n", forms->n_files, forms->dir);
+    else if (code == EXIT_OK)
+        printf("forms: none (no forms/ directory beside %s)\n", schema_path);
+    store_close(st);
+    return code;
+}
+
 /* init and upgrade share their arguments. */
 static int cmd_schema(const char *path, int argc, char **argv, bool init)
 {
     const char *usage = init ? usage_init : usage_upgrade;
-    const char *schema_path = NULL, *policy_path = NULL;
+    const char *schema_path = NULL, *policy_path = NULL, *forms_dir = NULL;
+    bool check = false;
     for (int i = 0; i < argc; i++) {
         if (missing_value(i, argc, argv))
             return usage_error(usage, "missing value after", argv[i]);
@@ -352,6 +425,10 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
             schema_path = argv[++i];
         } else if (strcmp(argv[i], "--policy") == 0 && i + 1 < argc) {
             policy_path = argv[++i];
+        } else if (strcmp(argv[i], "--forms") == 0 && i + 1 < argc) {
+            forms_dir = argv[++i];
+        } else if (strcmp(argv[i], "--check") == 0) {
+            check = true;
         } else {
             return usage_error(usage, "unexpected argument", argv[i]);
         }
@@ -360,8 +437,17 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
         return usage_error(usage, "both --schema FILE.sql and --policy FILE are required", NULL);
     char *schema = read_file(schema_path);
     char *policy = schema ? read_file(policy_path) : NULL;
+    admin_forms forms = {0};
+    bool forms_read = policy && admin_forms_read(forms_dir, schema_path, read_file, &forms) == 0;
+    if (check && forms_read) {
+        int code = check_package(path, init, schema, policy, &forms, schema_path);
+        admin_forms_free(&forms);
+        free(schema);
+        free(policy);
+        return code;
+    }
     store *st = NULL;
-    int code = schema && policy ? open_store(path, init, &st) : EXIT_USAGE;
+    int code = schema && policy && forms_read ? open_store(path, init, &st) : EXIT_USAGE;
     if (code == EXIT_OK && init)
         code = ensure_audit_key(path);
     if (code == EXIT_OK) {
@@ -379,8 +465,8 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
             code = store_error(st, rc);
     }
     if (code == EXIT_OK) {
-        int rc =
-            init ? store_init_schema(st, schema, policy) : store_upgrade_schema(st, schema, policy);
+        int rc = init ? store_init_schema_forms(st, schema, policy, forms.files, forms.n_files)
+                      : store_upgrade_schema_forms(st, schema, policy, forms.files, forms.n_files);
         if (rc != STORE_OK) {
             code = store_error(st, rc);
         } else {
@@ -395,9 +481,14 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
             else if ((code = audit_act(st, init ? "schema.init" : "schema.upgrade", "version %u",
                                        version)) == EXIT_OK)
                 printf("schema version %u %s\n", version, init ? "initialised" : "applied");
+            if (code == EXIT_OK && forms.dir != NULL)
+                printf("forms: %zu from %s\n", forms.n_files, forms.dir);
+            else if (code == EXIT_OK)
+                printf("forms: none (no forms/ directory beside %s)\n", schema_path);
         }
     }
     store_close(st);
+    admin_forms_free(&forms);
     free(schema);
     free(policy);
     return code;
@@ -1283,6 +1374,20 @@ int main(int argc, char **argv)
     bool wants_help = sub_argc > 0 && is_help(sub_argv[0]);
     if (path == NULL && !wants_help)
         return usage_error(usage_main, "--store PATH is required", NULL);
+    if (postgresql_conninfo(path) != NULL && !wants_help) {
+        static const char *const sqlite_only[] = {"init", "upgrade", "backup", "restore"};
+        for (size_t k = 0; k < sizeof sqlite_only / sizeof sqlite_only[0]; k++)
+            if (strcmp(cmd, sqlite_only[k]) == 0) {
+                fprintf(stderr,
+                        "outpost-admin: %s runs only on a SQLite store so far (the schema, push "
+                        "and pull are not on PostgreSQL yet: docs/operations.md, \"PostgreSQL\")\n",
+                        cmd);
+                return EXIT_REFUSED;
+            }
+        if (audit_key_path == NULL)
+            return usage_error(usage_main,
+                               "--audit-key FILE is required with a PostgreSQL store", NULL);
+    }
     if (strcmp(cmd, "init") == 0)
         return cmd_schema(path, sub_argc, sub_argv, true);
     if (strcmp(cmd, "upgrade") == 0)

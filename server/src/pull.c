@@ -18,8 +18,11 @@ enum {
     PULL_DEFAULT_LIMIT = 1000,
     PULL_MAX_LIMIT = 10000,
     /* Change-log entries examined per page beyond the rows sent: bounds a page's read when
-     * most entries are skipped (other teams, superseded versions). */
-    PULL_SCAN_EXTRA = 4096,
+     * most entries are skipped (other teams, superseded versions, the device's own writes).
+     * A skipped entry costs one indexed lookup (a few microseconds), so a page stays within
+     * tens of milliseconds of worker time; at 4,096 a device pulling after its own bulk push
+     * of 100,000 rows walked them in 13 empty pages, each a network round trip. */
+    PULL_SCAN_EXTRA = 32768,
     PULL_MESSAGE_OVERHEAD = 64
 };
 

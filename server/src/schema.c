@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "forms.h"
 #include "schema_parse.h"
 #include "store_internal.h"
 
@@ -159,22 +160,37 @@ static int create_table(store *st, const schema_table *t, int64_t table_id, uint
     return out;
 }
 
-/* Parses a schema and policy into def (which the caller frees, whatever this returns) and
- * opens the write transaction that installs them. */
+/* The forms of a schema package, when the caller gives them (docs/forms.md). */
+typedef struct package_forms {
+    bool given;
+    const store_form_file *files;
+    size_t n_files;
+    const char *json; /* validated, as kept and sent */
+    bool check_only;  /* run every check, then roll back: nothing is applied */
+} package_forms;
+
+/* Parses a schema and policy into def (which the caller frees, whatever this returns),
+ * validates the forms against it, and opens the write transaction that installs them. */
 static int parse_and_begin(store *st, const char *schema_sql, const char *policy_text,
-                           schema_def *def)
+                           schema_def *def, package_forms *forms)
 {
-    char err[256];
+    char err[512];
     int out = schema_parse(schema_sql, policy_text, def, err, sizeof err);
+    if (out == 0 && forms->given) {
+        char *json = NULL;
+        out = forms_validate(def, forms->files, forms->n_files, &json, err, sizeof err);
+        forms->json = json;
+    }
     if (out != 0)
         return store_fail(st, out, "%s", err);
     return store_begin(st, true);
 }
 
-int store_init_schema(store *st, const char *schema_sql, const char *policy_text)
+static int init_schema(store *st, const char *schema_sql, const char *policy_text,
+                       package_forms *forms)
 {
     schema_def def;
-    int out = parse_and_begin(st, schema_sql, policy_text, &def);
+    int out = parse_and_begin(st, schema_sql, policy_text, &def, forms);
     if (out != 0)
         goto done;
     int64_t version = 0;
@@ -190,7 +206,9 @@ int store_init_schema(store *st, const char *schema_sql, const char *policy_text
         out = create_indexes(st, &def, &n_indexes);
     if (out == 0)
         out = record_version(st, 1, schema_sql, policy_text);
-    if (out == 0)
+    if (out == 0 && forms->json != NULL)
+        out = store_forms_record(st, 1, forms->json);
+    if (out == 0 && !forms->check_only)
         out = store_commit(st);
     else
         store_rollback(st);
@@ -301,10 +319,36 @@ static int add_columns(store *st, const store_table *old, const schema_table *t)
     return 0;
 }
 
-int store_upgrade_schema(store *st, const char *schema_sql, const char *policy_text)
+int store_init_schema(store *st, const char *schema_sql, const char *policy_text)
+{
+    package_forms forms = {.given = false};
+    return init_schema(st, schema_sql, policy_text, &forms);
+}
+
+int store_init_schema_forms(store *st, const char *schema_sql, const char *policy_text,
+                            const store_form_file *files, size_t n_files)
+{
+    package_forms forms = {.given = true, .files = files, .n_files = n_files};
+    int out = init_schema(st, schema_sql, policy_text, &forms);
+    free((char *)forms.json);
+    return out;
+}
+
+/* Whether json differs from the forms kept for version. */
+static int forms_changed(store *st, uint32_t version, const char *json, bool *out_changed)
+{
+    char *kept = NULL;
+    int out = store_forms_at(st, version, &kept);
+    *out_changed = out == 0 && strcmp(kept, json) != 0;
+    free(kept);
+    return out;
+}
+
+static int upgrade_schema(store *st, const char *schema_sql, const char *policy_text,
+                          package_forms *forms)
 {
     schema_def def;
-    int out = parse_and_begin(st, schema_sql, policy_text, &def);
+    int out = parse_and_begin(st, schema_sql, policy_text, &def, forms);
     if (out != 0)
         goto done;
     st->schema_version = 0; /* force a reload inside this transaction */
@@ -347,9 +391,15 @@ int store_upgrade_schema(store *st, const char *schema_sql, const char *policy_t
     if (out == 0)
         out = create_indexes(st, &def, &n_indexes);
     changed = changed || n_indexes > 0;
+    bool new_forms = false;
+    if (out == 0 && forms->json != NULL)
+        out = forms_changed(st, (uint32_t)version, forms->json, &new_forms);
+    changed = changed || new_forms;
     if (out == 0 && changed)
         out = record_version(st, (uint32_t)version + 1, schema_sql, policy_text);
-    if (out == 0 && changed)
+    if (out == 0 && changed && forms->json != NULL)
+        out = store_forms_record(st, (uint32_t)version + 1, forms->json);
+    if (out == 0 && changed && !forms->check_only)
         out = store_commit(st);
     else
         store_rollback(st);
@@ -357,6 +407,40 @@ int store_upgrade_schema(store *st, const char *schema_sql, const char *policy_t
 done:
     schema_def_free(&def);
     return out;
+}
+
+int store_upgrade_schema(store *st, const char *schema_sql, const char *policy_text)
+{
+    package_forms forms = {.given = false};
+    return upgrade_schema(st, schema_sql, policy_text, &forms);
+}
+
+int store_upgrade_schema_forms(store *st, const char *schema_sql, const char *policy_text,
+                               const store_form_file *files, size_t n_files)
+{
+    package_forms forms = {.given = true, .files = files, .n_files = n_files};
+    int out = upgrade_schema(st, schema_sql, policy_text, &forms);
+    free((char *)forms.json);
+    return out;
+}
+
+int store_check_schema_forms(store *st, bool init, const char *schema_sql,
+                             const char *policy_text, const store_form_file *files,
+                             size_t n_files)
+{
+    package_forms forms = {.given = true, .files = files, .n_files = n_files, .check_only = true};
+    int out = init ? init_schema(st, schema_sql, policy_text, &forms)
+                   : upgrade_schema(st, schema_sql, policy_text, &forms);
+    free((char *)forms.json);
+    return out;
+}
+
+int store_schema_replay(store *st, bool init, const char *schema_sql, const char *policy_text,
+                        const char *forms_json)
+{
+    package_forms forms = {.given = false, .json = forms_json};
+    return init ? init_schema(st, schema_sql, policy_text, &forms)
+                : upgrade_schema(st, schema_sql, policy_text, &forms);
 }
 
 static void table_free(store_table *t)
@@ -597,7 +681,15 @@ int store_schema_encode(store *st, proto_buf *out, uint32_t *out_version)
     msg.u.schema.version = st->schema_version;
     msg.u.schema.n_tables = st->n_tables;
     msg.u.schema.tables = tables;
+    char *forms = NULL;
+    rc = store_forms_at(st, st->schema_version, &forms);
+    if (rc != 0) {
+        free(tables);
+        return rc;
+    }
+    msg.u.schema.forms = strcmp(forms, "[]") != 0 ? forms : NULL;
     int prc = proto_encode(&msg, out);
+    free(forms);
     free(tables);
     if (prc != PROTO_OK)
         return store_fail(st, prc == PROTO_ENOMEM ? STORE_ENOMEM : STORE_EIO, "encode schema: %s",

@@ -1,6 +1,7 @@
 /*
  * The central store: the seam between outpostd's network side and the engine that keeps the
- * data. One implementation today (SQLite, store_sqlite.c); PostgreSQL plugs in here later.
+ * data, over the database seam (db.h): SQLite (store_sqlite.c), or PostgreSQL
+ * (store_postgresql.c) for the modules ported to the seam so far.
  *
  * A store handle is one connection: not thread safe, use one per thread. Several handles on
  * the same path may be open at once (the daemon's worker threads, outpost-admin).
@@ -44,8 +45,20 @@ typedef struct store store;
 
 /* Opens (and, with create, makes) the store at path: WAL, synchronous=FULL, busy timeout. */
 int store_open(const char *path, bool create, store **out_store, char *err, size_t err_size);
+/* Opens (and, with create, makes in an empty database) a store kept in PostgreSQL 15; conninfo
+ * is a libpq connection string ("host=/run/postgresql dbname=outpost"). Several processes, on
+ * several hosts, may open the same database: write transactions take turns across all of them.
+ * What runs on it today: identity, teams and workers, enrollment codes, enrollment, device
+ * authentication, sync records and revocation, who is disabled, dashboard accounts, lockouts,
+ * the audit log, announcements (docs/operations.md, "PostgreSQL"). The schema, push, pull,
+ * conflicts, rescoping, the dashboard's record queries and backup still need the SQLite store:
+ * outpostd refuses engine = postgresql, and outpost-admin the commands that need them. */
+int store_open_postgresql(const char *conninfo, bool create, store **out_store, char *err,
+                          size_t err_size);
 void store_close(store *st); /* NULL is a no-op */
 const char *store_errmsg(const store *st);
+/* Which engine keeps the store: 1 SQLite, 2 PostgreSQL (db_engine in db.h). */
+int store_engine_of(const store *st);
 
 /* ---- Schema -------------------------------------------------------------------------------- */
 
@@ -62,6 +75,34 @@ int store_upgrade_schema(store *st, const char *schema_sql, const char *policy_t
 
 /* Current schema encoded as a SCHEMA message, and its version. */
 int store_schema_encode(store *st, proto_buf *out, uint32_t *out_version);
+
+/* ---- Forms (docs/forms.md) ------------------------------------------------------------------ */
+
+/* One forms/<table>.json file of a schema package. */
+typedef struct store_form_file {
+    const char *path; /* as messages name it */
+    const char *text; /* its contents, NUL-terminated */
+} store_form_file;
+
+/* store_init_schema and store_upgrade_schema with the package's forms (forms[0..n_forms), none
+ * when n_forms is 0). The forms are validated against the new schema first: a wrong one is
+ * STORE_ESCHEMA naming the file, table, column and problem, and nothing changes. They are then
+ * kept with the schema; forms that differ from the current ones are a new schema version even
+ * when the tables are unchanged, so devices fetch them. (store_init_schema and
+ * store_upgrade_schema leave the forms as they are.) */
+int store_init_schema_forms(store *st, const char *schema_sql, const char *policy_text,
+                            const store_form_file *forms, size_t n_forms);
+int store_upgrade_schema_forms(store *st, const char *schema_sql, const char *policy_text,
+                               const store_form_file *forms, size_t n_forms);
+
+/* Every check of store_init_schema_forms (init) or store_upgrade_schema_forms, then a rollback:
+ * 0 when the package would be applied, the same error otherwise; nothing changes either way. */
+int store_check_schema_forms(store *st, bool init, const char *schema_sql,
+                             const char *policy_text, const store_form_file *forms,
+                             size_t n_forms);
+
+/* The current forms as one JSON array text, "[]" when there are none; free with free(). */
+int store_forms_json(store *st, char **out_json);
 
 /* ---- Devices -------------------------------------------------------------------------------- */
 
@@ -238,6 +279,24 @@ int store_restore(const char *store_path, const char *backup_path, store_restore
  * not take it; restore does. */
 int store_lock_acquire(const char *store_path, int *out_fd, char *err, size_t err_size);
 void store_lock_release(int fd); /* -1 is a no-op */
+
+/* ---- Several nodes on one PostgreSQL (store_announce.c) ---------------------------------- */
+
+/* Tells every node listening on the same database that rows of these teams changed (PostgreSQL
+ * NOTIFY; inside a transaction it is sent when the transaction commits, never if it rolls
+ * back). On SQLite, with one outpostd per store, it does nothing. */
+int store_announce_teams(store *st, const char (*teams)[64], uint32_t n_teams);
+
+/* This handle hears announcements from now on (a node's one listening connection). */
+int store_announce_listen(store *st);
+
+/* Calls cb with each team announced since the last call, waiting up to timeout_ms for the first
+ * (0: no wait); returns how many were delivered (0 on SQLite) or a STORE_E* code. */
+typedef void (*store_announce_cb)(const char *team, void *user_data);
+int store_announcements(store *st, int timeout_ms, store_announce_cb cb, void *user_data);
+
+/* A descriptor to poll() for announcements (its event loop's), -1 on SQLite. */
+int store_announce_fd(const store *st);
 
 /* ---- Lockouts (store_lockout.c) ------------------------------------------------------------ */
 
@@ -459,6 +518,15 @@ typedef struct store_dash_device {
     uint64_t enrolled_ms;
     uint64_t last_seen_ms;  /* 0 = never synced */
     bool revoked;
+    /* What is stuck: the outbox entries the device said were waiting at its last HELLO that
+     * the server has not recorded since (reported_ms 0: it has not said), its changes the
+     * server refused and the newest refusal's message, and what the device said of itself. */
+    uint64_t pending;
+    uint64_t reported_ms;
+    uint64_t refused;
+    char last_refusal[160]; /* the newest refusal's message, "" when none */
+    char last_error[160];   /* the device's own last sync error, as it said at HELLO */
+    char app[64];           /* the library version it said at HELLO, "" when not said */
 } store_dash_device;
 
 typedef int (*store_dash_device_cb)(const store_dash_device *row, void *user_data);
@@ -478,8 +546,16 @@ typedef struct store_dash_query {
     const char *date_to;    /* inclusive prefix ("2026-11-28" covers the whole day), or NULL */
     const char *text;       /* substring of any column, or NULL */
     const char *id;         /* exact primary key text (one record), or NULL */
+    const char *match_col;  /* with match_value: rows whose column equals it (linked records) */
+    const char *match_value;
+    const char *sort;       /* a column of the table to order by, or NULL (date, newest first) */
+    bool desc;              /* with sort: descending */
+    uint32_t offset;        /* rows to skip (paging), at most STORE_DASH_OFFSET_MAX */
     uint32_t limit;         /* 0: 200; at most 1000 */
+    bool *out_more;         /* may be NULL: set when rows beyond this page match */
 } store_dash_query;
+
+#define STORE_DASH_OFFSET_MAX 1000000u
 
 /* One row: n_cols column names and their values as text (NULL for SQL NULL). */
 typedef struct store_dash_record {
@@ -490,8 +566,10 @@ typedef struct store_dash_record {
 } store_dash_record;
 
 typedef int (*store_dash_record_cb)(const store_dash_record *rec, void *user_data);
-/* Rows matching q, newest date first (rowid order without a date column). STORE_ENOTFOUND
- * when the table is not synced; STORE_EINVAL when a named column does not exist. */
+/* Rows matching q, newest date first (rowid order without a date column) or by q->sort, from
+ * q->offset on. The sort column is checked against the table's columns and every value is a
+ * bound parameter. STORE_ENOTFOUND when the table is not synced; STORE_EINVAL when a named
+ * column does not exist or the offset is past STORE_DASH_OFFSET_MAX. */
 int store_dash_records(store *st, const char (*teams)[64], uint32_t n_teams,
                        const store_dash_query *q, store_dash_record_cb cb, void *user_data);
 
@@ -514,6 +592,7 @@ typedef struct store_dash_conflict {
     char loser_device[40];
     char loser_worker[64];
     char winner_device[40];
+    char winner_worker[64];  /* the winning device's worker; "" when the server wrote it */
     uint64_t time_ms;
     bool reversible;
     char decision[16];       /* "", "kept" or "reversed" */
@@ -529,6 +608,47 @@ typedef int (*store_dash_conflict_cb)(const store_dash_conflict *c, void *user_d
 /* Conflicts on rows in teams, newest first; only undecided ones unless all. */
 int store_dash_conflicts(store *st, const char (*teams)[64], uint32_t n_teams, bool all,
                          uint32_t limit, store_dash_conflict_cb cb, void *user_data);
+/* Every conflict (decided or not) on one row of table whose first key column is key. */
+int store_dash_conflicts_of(store *st, const char (*teams)[64], uint32_t n_teams,
+                            const char *table, const char *key, store_dash_conflict_cb cb,
+                            void *user_data);
+
+/* One entry of a record's history, from the change log (store_dash_history.c). */
+typedef struct store_dash_change {
+    int64_t seq;
+    uint64_t time_ms;
+    int op;                 /* proto_op: 1 insert, 2 update, 3 delete */
+    bool altered;           /* the merge changed what the device sent */
+    char device_id[40];     /* "" when the server wrote it (a supervisor's reversal) */
+    char device_name[64];
+    char worker_id[64];
+    char decided_by[64];    /* a reversal: the supervisor who made it */
+} store_dash_change;
+
+typedef int (*store_dash_change_cb)(const store_dash_change *ch, void *user_data);
+/* The changes of one row of table (first key column = key), oldest first, when the row's scope
+ * is one of teams (nothing otherwise). At most limit entries (0: 500), the newest kept. */
+int store_dash_history(store *st, const char (*teams)[64], uint32_t n_teams, const char *table,
+                       const char *key, uint32_t limit, store_dash_change_cb cb,
+                       void *user_data);
+
+/* The links of table to other synced tables, by naming: an outgoing link is a column NAME_id of
+ * table where NAMEs is a synced table (cb gets NAMEs and the column); an incoming one is a
+ * column SINGULAR_id of another synced table where table is SINGULARs (cb gets that table and
+ * its column). A non-zero cb return stops the walk and is returned. */
+typedef int (*store_dash_link_cb)(const char *table, const char *column, bool outgoing,
+                                  void *user_data);
+int store_dash_links(store *st, const char *table, store_dash_link_cb cb, void *user_data);
+
+/* One record of table by its first key column, through the key's index, when its scope is one
+ * of teams: cb is called once, or not at all when there is no such record in teams. */
+int store_dash_record_get(store *st, const char (*teams)[64], uint32_t n_teams, const char *table,
+                          const char *key, store_dash_record_cb cb, void *user_data);
+
+/* Records what a device said about itself at HELLO: its waiting outbox entries, its library
+ * version and its last sync error (either may be NULL: not said; cut to the view's sizes). */
+int store_device_report(store *st, const char *device_id, uint64_t pending, const char *app,
+                        const char *last_error, uint64_t now_ms);
 
 /* Records a supervisor's decision on a conflict in teams: keep (nothing changes) or reverse
  * (the losing value is written back as a new change with a server HLC, so it syncs to every

@@ -14,29 +14,50 @@ static const char audit_ddl[] =
     "  id INTEGER PRIMARY KEY, time_ms INTEGER NOT NULL, actor TEXT NOT NULL,"
     "  action TEXT NOT NULL, target TEXT NOT NULL, address TEXT NOT NULL,"
     "  hash BLOB NOT NULL, ids TEXT NOT NULL DEFAULT '');"
+    "CREATE TABLE IF NOT EXISTS _outpost_audit_seal("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1), rows INTEGER NOT NULL, mac BLOB NOT NULL);"
+    "INSERT INTO _outpost_meta VALUES('audit_rows', 0) ON CONFLICT DO NOTHING;";
+
+/* The triggers that refuse UPDATE and DELETE, in each engine's own language. */
+static const char audit_triggers_sqlite[] =
     "CREATE TRIGGER IF NOT EXISTS _outpost_audit_no_update BEFORE UPDATE ON _outpost_audit"
     "  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"
     "CREATE TRIGGER IF NOT EXISTS _outpost_audit_no_delete BEFORE DELETE ON _outpost_audit"
-    "  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;"
-    "CREATE TABLE IF NOT EXISTS _outpost_audit_seal("
-    "  id INTEGER PRIMARY KEY CHECK (id = 1), rows INTEGER NOT NULL, mac BLOB NOT NULL);"
-    "INSERT OR IGNORE INTO _outpost_meta VALUES('audit_rows', 0);";
+    "  BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;";
+static const char audit_triggers_postgresql[] =
+    "CREATE OR REPLACE FUNCTION _outpost_audit_append_only() RETURNS trigger LANGUAGE plpgsql"
+    "  AS $$BEGIN RAISE EXCEPTION 'the audit log is append-only'; END$$;"
+    "CREATE OR REPLACE TRIGGER _outpost_audit_no_change BEFORE UPDATE OR DELETE"
+    "  ON _outpost_audit FOR EACH ROW EXECUTE FUNCTION _outpost_audit_append_only();";
 
 static int ensure_table(store *st)
 {
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
+    bool lite = store_engine_of(st) == DB_SQLITE;
     int out;
 
     if (st->audit_ready)
         return STORE_OK;
-    out = store_exec(st, audit_ddl, "create the audit table");
-    /* Logs made before reads named their ids get the column (empty for the old rows). */
-    if (out == STORE_OK &&
-        sqlite3_prepare_v2(st->db, "SELECT ids FROM _outpost_audit LIMIT 0", -1, &stmt, NULL) !=
-            SQLITE_OK)
+    /* One writer at a time: nodes making the tables together on PostgreSQL take turns (inside
+     * a caller's write transaction, its own turn). */
+    bool own = !db_in_transaction(st->conn);
+    out = own ? store_begin(st, true) : STORE_OK;
+    if (out == STORE_OK)
+        out = store_exec(st, audit_ddl, "create the audit table");
+    if (out == STORE_OK)
+        out = store_exec(st, lite ? audit_triggers_sqlite : audit_triggers_postgresql,
+                         "make the audit log append-only");
+    /* SQLite logs made before reads named their ids get the column (empty for the old rows);
+     * SQLite refuses to prepare a statement naming a column that is not there. */
+    if (out == STORE_OK && lite &&
+        db_prepare(st->conn, "SELECT ids FROM _outpost_audit LIMIT 0", &stmt) != STORE_OK)
         out = store_exec(st, "ALTER TABLE _outpost_audit ADD COLUMN ids TEXT NOT NULL DEFAULT ''",
                          "add the audit log's ids column");
-    sqlite3_finalize(stmt);
+    db_finalize(stmt);
+    if (own && out == STORE_OK)
+        out = store_commit(st);
+    else if (own)
+        store_rollback(st);
     st->audit_ready = out == STORE_OK;
     return out;
 }
@@ -97,28 +118,29 @@ static int seal_mac(store *st, uint64_t n_rows, const uint8_t head[32], uint8_t 
 
 static int write_seal(store *st, uint64_t n_rows, const uint8_t head[32])
 {
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     uint8_t mac[32];
     int out = seal_mac(st, n_rows, head, mac);
     int rc;
 
     if (out != STORE_OK)
         return out;
-    rc = sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO _outpost_audit_seal VALUES(1, ?1, ?2)",
-                            -1, &stmt, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(stmt, 1, (int64_t)n_rows);
-        sqlite3_bind_blob(stmt, 2, mac, sizeof mac, SQLITE_STATIC);
-        rc = sqlite3_step(stmt);
+    rc = db_prepare(st->conn, "INSERT INTO _outpost_audit_seal VALUES(1, ?1, ?2) ON CONFLICT(id)"
+                    " DO UPDATE SET rows = excluded.rows, mac = excluded.mac",
+                    &stmt);
+    if (rc == STORE_OK) {
+        db_bind_int64(stmt, 1, (int64_t)n_rows);
+        db_bind_blob(stmt, 2, mac, sizeof mac);
+        rc = db_step(stmt);
     }
-    sqlite3_finalize(stmt);
-    return rc == SQLITE_DONE ? STORE_OK : store_fail_sqlite(st, rc, "seal the audit log");
+    db_finalize(stmt);
+    return rc == DB_DONE ? STORE_OK : store_fail_db(st, rc, "seal the audit log");
 }
 
 /* STORE_OK when the stored seal matches n_rows and head; STORE_ETAMPERED otherwise. */
 static int check_seal(store *st, uint64_t n_rows, const uint8_t head[32])
 {
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     uint8_t want[32];
     int64_t sealed_rows = -1;
     bool match = false;
@@ -127,21 +149,21 @@ static int check_seal(store *st, uint64_t n_rows, const uint8_t head[32])
 
     if (out != STORE_OK)
         return out;
-    rc = sqlite3_prepare_v2(st->db, "SELECT rows, mac FROM _outpost_audit_seal WHERE id = 1", -1,
-                            &stmt, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW) {
-        sealed_rows = sqlite3_column_int64(stmt, 0);
-        match = sealed_rows == (int64_t)n_rows && sqlite3_column_bytes(stmt, 1) == 32 &&
-                memcmp(sqlite3_column_blob(stmt, 1), want, 32) == 0;
-        rc = SQLITE_DONE;
-    } else if (rc == SQLITE_DONE && n_rows == 0) {
+    rc = db_prepare(st->conn, "SELECT rows, mac FROM _outpost_audit_seal WHERE id = 1", &stmt);
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
+    if (rc == DB_ROW) {
+        sealed_rows = db_column_int64(stmt, 0);
+        size_t n_mac = 0;
+        const void *mac = db_column_blob(stmt, 1, &n_mac);
+        match = sealed_rows == (int64_t)n_rows && n_mac == 32 && memcmp(mac, want, 32) == 0;
+        rc = DB_DONE;
+    } else if (rc == DB_DONE && n_rows == 0) {
         match = true;
     }
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_DONE)
-        return store_fail_sqlite(st, rc, "read the audit seal");
+    db_finalize(stmt);
+    if (rc != DB_DONE)
+        return store_fail_db(st, rc, "read the audit seal");
     if (match)
         return STORE_OK;
     if (sealed_rows < 0)
@@ -162,63 +184,65 @@ static bool fits(const char *s, size_t size)
 /* Reads the newest row's id and hash; id 0 and zero hash when the log is empty. */
 static int read_head(store *st, int64_t *out_id, uint8_t out_hash[32])
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v2(st->db, "SELECT id, hash FROM _outpost_audit ORDER BY id DESC"
-                                " LIMIT 1", -1, &stmt, NULL);
+    db_stmt *stmt = NULL;
+    int rc = db_prepare(st->conn, "SELECT id, hash FROM _outpost_audit ORDER BY id DESC"
+                        " LIMIT 1", &stmt);
 
     *out_id = 0;
     memset(out_hash, 0, 32);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW) {
-        *out_id = sqlite3_column_int64(stmt, 0);
-        if (sqlite3_column_bytes(stmt, 1) == 32)
-            memcpy(out_hash, sqlite3_column_blob(stmt, 1), 32);
-        rc = SQLITE_DONE;
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
+    if (rc == DB_ROW) {
+        *out_id = db_column_int64(stmt, 0);
+        size_t n_hash = 0;
+        const void *hash = db_column_blob(stmt, 1, &n_hash);
+        if (n_hash == 32)
+            memcpy(out_hash, hash, 32);
+        rc = DB_DONE;
     }
-    sqlite3_finalize(stmt);
-    return rc == SQLITE_DONE ? STORE_OK : store_fail_sqlite(st, rc, "read the audit head");
+    db_finalize(stmt);
+    return rc == DB_DONE ? STORE_OK : store_fail_db(st, rc, "read the audit head");
 }
 
 static int insert_row(store *st, const store_audit_row *row)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v2(st->db,
-                                "INSERT INTO _outpost_audit(id, time_ms, actor, action, target,"
-                                " address, hash, ids) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
-                                -1, &stmt, NULL);
+    db_stmt *stmt = NULL;
+    int rc = db_prepare(st->conn,
+                        "INSERT INTO _outpost_audit(id, time_ms, actor, action, target,"
+                        " address, hash, ids) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)",
+                        &stmt);
 
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(stmt, 1, row->id);
-        sqlite3_bind_int64(stmt, 2, (int64_t)row->time_ms);
-        sqlite3_bind_text(stmt, 3, row->actor, -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 4, row->action, -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 5, row->target, -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 6, row->address, -1, SQLITE_STATIC);
-        sqlite3_bind_blob(stmt, 7, row->hash, 32, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 8, row->ids, -1, SQLITE_STATIC);
-        rc = sqlite3_step(stmt);
+    if (rc == STORE_OK) {
+        db_bind_int64(stmt, 1, row->id);
+        db_bind_int64(stmt, 2, (int64_t)row->time_ms);
+        db_bind_text(stmt, 3, row->actor);
+        db_bind_text(stmt, 4, row->action);
+        db_bind_text(stmt, 5, row->target);
+        db_bind_text(stmt, 6, row->address);
+        db_bind_blob(stmt, 7, row->hash, 32);
+        db_bind_text(stmt, 8, row->ids);
+        rc = db_step(stmt);
     }
-    sqlite3_finalize(stmt);
+    db_finalize(stmt);
     stmt = NULL;
-    if (rc != SQLITE_DONE)
-        return store_fail_sqlite(st, rc, "append to the audit log");
+    if (rc != DB_DONE)
+        return store_fail_db(st, rc, "append to the audit log");
     /* The row must be there as written: a trigger someone added to the store (RAISE(IGNORE)
      * before the insert, a DELETE after it) would otherwise make a read leave no trace while
      * the caller believes it was recorded. */
     int64_t present = 0;
-    rc = sqlite3_prepare_v2(st->db, "SELECT count(*) FROM _outpost_audit WHERE id = ?1 AND hash = ?2",
-                            -1, &stmt, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(stmt, 1, row->id);
-        sqlite3_bind_blob(stmt, 2, row->hash, 32, SQLITE_STATIC);
-        rc = sqlite3_step(stmt);
-        if (rc == SQLITE_ROW)
-            present = sqlite3_column_int64(stmt, 0);
+    rc = db_prepare(st->conn, "SELECT count(*) FROM _outpost_audit WHERE id = ?1 AND hash = ?2",
+                    &stmt);
+    if (rc == STORE_OK) {
+        db_bind_int64(stmt, 1, row->id);
+        db_bind_blob(stmt, 2, row->hash, 32);
+        rc = db_step(stmt);
+        if (rc == DB_ROW)
+            present = db_column_int64(stmt, 0);
     }
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_ROW)
-        return store_fail_sqlite(st, rc, "read back the audit row");
+    db_finalize(stmt);
+    if (rc != DB_ROW)
+        return store_fail_db(st, rc, "read back the audit row");
     if (present != 1)
         return store_fail(st, STORE_ETAMPERED, "the audit row %lld was not kept (a trigger in the "
                           "store drops or removes audit rows): nothing is recorded, so nothing "
@@ -279,23 +303,33 @@ int store_audit_append_ids(store *st, uint64_t time_ms, const char *actor, const
     return out;
 }
 
-static void copy_text(char *dst, size_t size, const unsigned char *src)
+static void copy_text(char *dst, size_t size, const char *src)
 {
-    snprintf(dst, size, "%s", src ? (const char *)src : "");
+    snprintf(dst, size, "%s", src ? src : "");
 }
 
-static void read_row(sqlite3_stmt *stmt, store_audit_row *row)
+/* The size of the hash column (6) of the current audit row. */
+static size_t hash_bytes(db_stmt *stmt)
+{
+    size_t n = 0;
+    db_column_blob(stmt, 6, &n);
+    return n;
+}
+
+static void read_row(db_stmt *stmt, store_audit_row *row)
 {
     memset(row, 0, sizeof *row);
-    row->id = sqlite3_column_int64(stmt, 0);
-    row->time_ms = (uint64_t)sqlite3_column_int64(stmt, 1);
-    copy_text(row->actor, sizeof row->actor, sqlite3_column_text(stmt, 2));
-    copy_text(row->action, sizeof row->action, sqlite3_column_text(stmt, 3));
-    copy_text(row->target, sizeof row->target, sqlite3_column_text(stmt, 4));
-    copy_text(row->address, sizeof row->address, sqlite3_column_text(stmt, 5));
-    if (sqlite3_column_bytes(stmt, 6) == 32)
-        memcpy(row->hash, sqlite3_column_blob(stmt, 6), 32);
-    row->ids = (const char *)sqlite3_column_text(stmt, 7);
+    row->id = db_column_int64(stmt, 0);
+    row->time_ms = (uint64_t)db_column_int64(stmt, 1);
+    copy_text(row->actor, sizeof row->actor, db_column_text(stmt, 2));
+    copy_text(row->action, sizeof row->action, db_column_text(stmt, 3));
+    copy_text(row->target, sizeof row->target, db_column_text(stmt, 4));
+    copy_text(row->address, sizeof row->address, db_column_text(stmt, 5));
+    size_t n_hash = 0;
+    const void *hash = db_column_blob(stmt, 6, &n_hash);
+    if (n_hash == 32)
+        memcpy(row->hash, hash, 32);
+    row->ids = db_column_text(stmt, 7);
     if (row->ids == NULL)
         row->ids = "";
 }
@@ -311,60 +345,60 @@ int store_audit_list(store *st, int64_t before_id, uint32_t limit, store_audit_c
     return store_audit_query(st, &f, cb, user_data);
 }
 
-static void bind_opt_text(sqlite3_stmt *stmt, int idx, const char *text)
+static void bind_opt_text(db_stmt *stmt, int idx, const char *text)
 {
     if (text && *text)
-        sqlite3_bind_text(stmt, idx, text, -1, SQLITE_STATIC);
+        db_bind_text(stmt, idx, text);
     else
-        sqlite3_bind_null(stmt, idx);
+        db_bind_null(stmt, idx);
 }
 
 int store_audit_query(store *st, const store_audit_filter *filter, store_audit_cb cb,
                       void *user_data)
 {
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     store_audit_row row;
     int out = ensure_table(st);
     int rc;
 
     if (out != STORE_OK)
         return out;
-    rc = sqlite3_prepare_v2(st->db,
-                            "SELECT id, time_ms, actor, action, target, address, hash, ids"
-                            " FROM _outpost_audit WHERE (?1 = 0 OR id < ?1)"
-                            " AND (?2 IS NULL OR actor = ?2)"
-                            " AND (?3 IS NULL OR action = ?3"
-                            "      OR (instr(?3, '.') = 0 AND substr(action, 1, length(?3) + 1)"
-                            "          = ?3 || '.'))"
-                            " AND (?4 = 0 OR time_ms >= ?4) AND (?5 = 0 OR time_ms < ?5)"
-                            " ORDER BY id DESC LIMIT ?6",
-                            -1, &stmt, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(stmt, 1, filter->before_id);
+    rc = db_prepare(st->conn,
+                    "SELECT id, time_ms, actor, action, target, address, hash, ids"
+                    " FROM _outpost_audit WHERE (?1 = 0 OR id < ?1)"
+                    " AND (CAST(?2 AS TEXT) IS NULL OR actor = ?2)"
+                    " AND (CAST(?3 AS TEXT) IS NULL OR action = ?3"
+                    "      OR (instr(?3, '.') = 0 AND substr(action, 1, length(?3) + 1)"
+                    "          = ?3 || '.'))"
+                    " AND (?4 = 0 OR time_ms >= ?4) AND (?5 = 0 OR time_ms < ?5)"
+                    " ORDER BY id DESC LIMIT ?6",
+                    &stmt);
+    if (rc == STORE_OK) {
+        db_bind_int64(stmt, 1, filter->before_id);
         bind_opt_text(stmt, 2, filter->actor);
         bind_opt_text(stmt, 3, filter->action);
-        sqlite3_bind_int64(stmt, 4, (int64_t)filter->from_ms);
-        sqlite3_bind_int64(stmt, 5, (int64_t)filter->to_ms);
-        sqlite3_bind_int64(stmt, 6, filter->limit == 0 ? -1 : (int64_t)filter->limit);
+        db_bind_int64(stmt, 4, (int64_t)filter->from_ms);
+        db_bind_int64(stmt, 5, (int64_t)filter->to_ms);
+        db_bind_int64(stmt, 6, filter->limit == 0 ? INT64_MAX : (int64_t)filter->limit);
     }
-    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
-        rc = sqlite3_step(stmt);
-        if (rc != SQLITE_ROW)
+    while (rc == STORE_OK || rc == DB_ROW) {
+        rc = db_step(stmt);
+        if (rc != DB_ROW)
             break;
         read_row(stmt, &row);
         out = cb(&row, user_data);
         if (out != 0)
             break;
     }
-    sqlite3_finalize(stmt);
-    if (out == STORE_OK && rc != SQLITE_DONE)
-        out = store_fail_sqlite(st, rc, "read the audit log");
+    db_finalize(stmt);
+    if (out == STORE_OK && rc != DB_DONE)
+        out = store_fail_db(st, rc, "read the audit log");
     return out;
 }
 
 int store_audit_verify(store *st, uint64_t *out_n_rows, int64_t *out_bad_id)
 {
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     store_audit_row row;
     uint8_t prev[32] = {0}, want[32];
     int64_t expected_id = 1, n_meta = 0;
@@ -379,13 +413,13 @@ int store_audit_verify(store *st, uint64_t *out_n_rows, int64_t *out_bad_id)
         out = store_begin(st, false);
     if (out != STORE_OK)
         return out;
-    rc = sqlite3_prepare_v2(st->db,
-                            "SELECT id, time_ms, actor, action, target, address, hash, ids"
-                            " FROM _outpost_audit ORDER BY id",
-                            -1, &stmt, NULL);
-    while (out == STORE_OK && (rc == SQLITE_OK || rc == SQLITE_ROW)) {
-        rc = sqlite3_step(stmt);
-        if (rc != SQLITE_ROW)
+    rc = db_prepare(st->conn,
+                    "SELECT id, time_ms, actor, action, target, address, hash, ids"
+                    " FROM _outpost_audit ORDER BY id",
+                    &stmt);
+    while (out == STORE_OK && (rc == STORE_OK || rc == DB_ROW)) {
+        rc = db_step(stmt);
+        if (rc != DB_ROW)
             break;
         read_row(stmt, &row);
         if (row.id != expected_id) {
@@ -395,7 +429,7 @@ int store_audit_verify(store *st, uint64_t *out_n_rows, int64_t *out_bad_id)
             break;
         }
         out = row_hash(st, prev, &row, want);
-        if (out == STORE_OK && (sqlite3_column_bytes(stmt, 6) != 32 ||
+        if (out == STORE_OK && (hash_bytes(stmt) != 32 ||
                                 memcmp(want, row.hash, 32) != 0)) {
             *out_bad_id = row.id;
             out = store_fail(st, STORE_ETAMPERED,
@@ -404,9 +438,9 @@ int store_audit_verify(store *st, uint64_t *out_n_rows, int64_t *out_bad_id)
         memcpy(prev, row.hash, 32);
         expected_id++;
     }
-    sqlite3_finalize(stmt);
-    if (out == STORE_OK && rc != SQLITE_DONE)
-        out = store_fail_sqlite(st, rc, "read the audit log");
+    db_finalize(stmt);
+    if (out == STORE_OK && rc != DB_DONE)
+        out = store_fail_db(st, rc, "read the audit log");
     if (out == STORE_OK)
         out = store_meta_get(st, "audit_rows", &n_meta);
     if (out == STORE_OK && n_meta != expected_id - 1) {
@@ -430,7 +464,7 @@ int store_audit_verify(store *st, uint64_t *out_n_rows, int64_t *out_bad_id)
 
 int store_audit_chain_at(store *st, int64_t id, uint64_t *out_n_rows, uint8_t out_hash[32])
 {
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     store_audit_row row;
     int out = ensure_table(st);
     int rc;
@@ -439,22 +473,22 @@ int store_audit_chain_at(store *st, int64_t id, uint64_t *out_n_rows, uint8_t ou
     memset(out_hash, 0, 32);
     if (out != STORE_OK)
         return out;
-    rc = sqlite3_prepare_v2(st->db,
-                            "SELECT id, time_ms, actor, action, target, address, hash, ids"
-                            " FROM _outpost_audit WHERE id <= ?1 ORDER BY id",
-                            -1, &stmt, NULL);
-    if (rc == SQLITE_OK)
-        sqlite3_bind_int64(stmt, 1, id);
-    while (out == STORE_OK && (rc == SQLITE_OK || rc == SQLITE_ROW)) {
-        rc = sqlite3_step(stmt);
-        if (rc != SQLITE_ROW)
+    rc = db_prepare(st->conn,
+                    "SELECT id, time_ms, actor, action, target, address, hash, ids"
+                    " FROM _outpost_audit WHERE id <= ?1 ORDER BY id",
+                    &stmt);
+    if (rc == STORE_OK)
+        db_bind_int64(stmt, 1, id);
+    while (out == STORE_OK && (rc == STORE_OK || rc == DB_ROW)) {
+        rc = db_step(stmt);
+        if (rc != DB_ROW)
             break;
         read_row(stmt, &row);
         out = row_hash(st, out_hash, &row, out_hash);
     }
-    sqlite3_finalize(stmt);
-    if (out == STORE_OK && rc != SQLITE_DONE)
-        out = store_fail_sqlite(st, rc, "read the audit log");
+    db_finalize(stmt);
+    if (out == STORE_OK && rc != DB_DONE)
+        out = store_fail_db(st, rc, "read the audit log");
     if (out == STORE_OK) {
         uint8_t newest[32];
         int64_t max_id = 0;

@@ -14,9 +14,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "forms.h"
 #include "store_internal.h"
 
-static const char identity_ddl[] =
+const char store_identity_ddl[] =
     "CREATE TABLE IF NOT EXISTS _outpost_store("
     "  one INTEGER PRIMARY KEY CHECK (one = 1), store_id TEXT NOT NULL,"
     "  epoch INTEGER NOT NULL CHECK (epoch >= 1))";
@@ -40,37 +41,38 @@ static int identity_read(store *st, store_identity *out, bool *out_found)
 {
     memset(out, 0, sizeof *out);
     *out_found = false;
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(st->db, "SELECT store_id, epoch FROM _outpost_store WHERE one = 1",
-                                -1, &s, NULL);
-    if (rc != SQLITE_OK) {
+    db_stmt *s = NULL;
+    int rc = db_prepare(st->conn, "SELECT store_id, epoch FROM _outpost_store WHERE one = 1",
+                        &s);
+    if (rc != STORE_OK) {
         /* No such table: a store made before identities existed. */
-        sqlite3_finalize(s);
+        db_finalize(s);
         return 0;
     }
-    rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        snprintf(out->id, sizeof out->id, "%s", (const char *)sqlite3_column_text(s, 0));
-        out->epoch = (uint64_t)sqlite3_column_int64(s, 1);
+    rc = db_step(s);
+    if (rc == DB_ROW) {
+        snprintf(out->id, sizeof out->id, "%s", db_column_text(s, 0));
+        out->epoch = (uint64_t)db_column_int64(s, 1);
         *out_found = true;
-        rc = SQLITE_DONE;
+        rc = DB_DONE;
     }
-    sqlite3_finalize(s);
-    return rc == SQLITE_DONE ? 0 : store_fail_sqlite(st, rc, "read the store's identity");
+    db_finalize(s);
+    return rc == DB_DONE ? 0 : store_fail_db(st, rc, "read the store's identity");
 }
 
 static int identity_write(store *st, const store_identity *identity)
 {
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO _outpost_store VALUES(1, ?1, ?2)",
-                                -1, &s, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(s, 1, identity->id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 2, (int64_t)identity->epoch);
-        rc = sqlite3_step(s);
+    db_stmt *s = NULL;
+    int rc = db_prepare(st->conn, "INSERT INTO _outpost_store VALUES(1, ?1, ?2) ON CONFLICT(one)"
+                        " DO UPDATE SET store_id = excluded.store_id, epoch = excluded.epoch",
+                        &s);
+    if (rc == STORE_OK) {
+        db_bind_text(s, 1, identity->id);
+        db_bind_int64(s, 2, (int64_t)identity->epoch);
+        rc = db_step(s);
     }
-    sqlite3_finalize(s);
-    return rc == SQLITE_DONE ? 0 : store_fail_sqlite(st, rc, "write the store's identity");
+    db_finalize(s);
+    return rc == DB_DONE ? 0 : store_fail_db(st, rc, "write the store's identity");
 }
 
 int store_identity_ensure(store *st, bool *out_created)
@@ -83,7 +85,7 @@ int store_identity_ensure(store *st, bool *out_created)
         return out;
     out = store_begin(st, true);
     if (out == 0)
-        out = store_exec(st, identity_ddl, "create the store's identity");
+        out = store_exec(st, store_identity_ddl, "create the store's identity");
     if (out == 0)
         out = identity_read(st, &identity, &found); /* another process may have been first */
     if (out == 0 && !found) {
@@ -325,6 +327,7 @@ typedef struct schema_steps {
     uint32_t n;
     int64_t *version;
     char **sql, **policy;
+    char **forms; /* recorded with the version; NULL when it changed none */
 } schema_steps;
 
 static void schema_steps_free(schema_steps *steps)
@@ -332,7 +335,9 @@ static void schema_steps_free(schema_steps *steps)
     for (uint32_t i = 0; i < steps->n; i++) {
         free(steps->sql[i]);
         free(steps->policy[i]);
+        free(steps->forms[i]);
     }
+    free(steps->forms);
     free(steps->version);
     free(steps->sql);
     free(steps->policy);
@@ -362,13 +367,17 @@ static int schema_steps_read(store *st, int64_t after, schema_steps *out)
         char **p = realloc(out->policy, n * sizeof *p);
         if (p != NULL)
             out->policy = p;
-        if (v == NULL || q == NULL || p == NULL) {
+        char **f = realloc(out->forms, n * sizeof *f);
+        if (f != NULL)
+            out->forms = f;
+        if (v == NULL || q == NULL || p == NULL || f == NULL) {
             out_rc = store_fail(st, STORE_ENOMEM, "out of memory");
             break;
         }
         out->version[out->n] = sqlite3_column_int64(s, 0);
         out->sql[out->n] = strdup((const char *)sqlite3_column_text(s, 1));
         out->policy[out->n] = strdup((const char *)sqlite3_column_text(s, 2));
+        out->forms[out->n] = NULL;
         out->n = n;
         if (out->sql[n - 1] == NULL || out->policy[n - 1] == NULL) {
             out_rc = store_fail(st, STORE_ENOMEM, "out of memory");
@@ -378,6 +387,8 @@ static int schema_steps_read(store *st, int64_t after, schema_steps *out)
     sqlite3_finalize(s);
     if (out_rc == 0 && rc != SQLITE_DONE)
         out_rc = store_fail_sqlite(st, rc, "read the schema history");
+    for (uint32_t i = 0; out_rc == 0 && i < out->n; i++)
+        out_rc = store_forms_recorded(st, (uint32_t)out->version[i], &out->forms[i]);
     if (out_rc != 0)
         schema_steps_free(out);
     return out_rc;
@@ -391,8 +402,8 @@ static int schema_steps_apply(store *st, const schema_steps *steps)
         int64_t have = 0;
         int out = store_meta_get(st, "schema_version", &have);
         if (out == 0)
-            out = have == 0 ? store_init_schema(st, steps->sql[i], steps->policy[i])
-                            : store_upgrade_schema(st, steps->sql[i], steps->policy[i]);
+            out = store_schema_replay(st, have == 0, steps->sql[i], steps->policy[i],
+                                      steps->forms[i]);
         if (out == 0)
             out = store_meta_get(st, "schema_version", &have);
         if (out == 0 && have != steps->version[i])

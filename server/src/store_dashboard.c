@@ -57,12 +57,22 @@ int store_dash_devices(store *st, const char (*teams)[64], uint32_t n_teams,
 
     if (n_teams == 0)
         return STORE_OK;
+    out = store_device_reports_ensure(st);
+    if (out != STORE_OK)
+        return out;
     if (appendf(sql, sizeof sql, &len,
                 "SELECT d.id, d.worker_id, IFNULL(d.name, ''), d.enrolled_ms,"
                 " IFNULL(d.last_seen_ms, 0), d.revoked,"
                 " (SELECT group_concat(team_id, ',') FROM (SELECT team_id FROM"
-                "  _outpost_worker_teams wt WHERE wt.worker_id = d.worker_id ORDER BY team_id))"
-                " FROM _outpost_devices d WHERE d.worker_id IN (SELECT worker_id FROM"
+                "  _outpost_worker_teams wt WHERE wt.worker_id = d.worker_id ORDER BY team_id)),"
+                " max(0, IFNULL(rep.outbox_top, 0) - d.acked_seq), IFNULL(rep.time_ms, 0),"
+                " (SELECT count(*) FROM _outpost_refused f WHERE f.device_no = d.no),"
+                " (SELECT rf.message FROM _outpost_conflicts c JOIN _outpost_conflict_refusals rf"
+                "  ON rf.conflict_id = c.id WHERE c.push_device = d.id ORDER BY c.id DESC LIMIT 1),"
+                " rep.last_error, rep.app"
+                " FROM _outpost_devices d"
+                " LEFT JOIN _outpost_device_reports rep ON rep.device_no = d.no"
+                " WHERE d.worker_id IN (SELECT worker_id FROM"
                 " _outpost_worker_teams WHERE team_id IN (") != 0 ||
         append_team_params(sql, sizeof sql, &len, 1, n_teams) != 0 ||
         appendf(sql, sizeof sql, &len,
@@ -84,6 +94,12 @@ int store_dash_devices(store *st, const char (*teams)[64], uint32_t n_teams,
         row.last_seen_ms = (uint64_t)sqlite3_column_int64(stmt, 4);
         row.revoked = sqlite3_column_int(stmt, 5) != 0;
         copy_text(row.teams, sizeof row.teams, sqlite3_column_text(stmt, 6));
+        row.pending = (uint64_t)sqlite3_column_int64(stmt, 7);
+        row.reported_ms = (uint64_t)sqlite3_column_int64(stmt, 8);
+        row.refused = (uint64_t)sqlite3_column_int64(stmt, 9);
+        copy_text(row.last_refusal, sizeof row.last_refusal, sqlite3_column_text(stmt, 10));
+        copy_text(row.last_error, sizeof row.last_error, sqlite3_column_text(stmt, 11));
+        copy_text(row.app, sizeof row.app, sqlite3_column_text(stmt, 12));
         out = cb(&row, user_data);
         if (out != 0)
             break;
@@ -131,12 +147,18 @@ static int resolve_table(store *st, const char *table, const char *worker_col,
     return STORE_OK;
 }
 
-static int build_records_sql(const store_table *t, int worker_idx,
-                             int date_idx, uint32_t n_teams, char *sql, size_t size)
+/* Column indexes of the optional parts: -1 when absent. */
+typedef struct records_shape {
+    int worker_idx, date_idx, match_idx, sort_idx;
+    bool desc;
+} records_shape;
+
+static int build_records_sql(const store_table *t, const records_shape *shape, uint32_t n_teams,
+                             char *sql, size_t size)
 {
     char ident[200];
     size_t len = 0;
-    int param = 1;
+    int param = 1, worker_idx = shape->worker_idx, date_idx = shape->date_idx;
 
     if (appendf(sql, size, &len, "SELECT ") != 0)
         return -1;
@@ -193,15 +215,29 @@ static int build_records_sql(const store_table *t, int worker_idx,
              param + 5, ident, param + 5);
     if (appendf(sql, size, &len, cond) != 0)
         return -1;
-    if (date_idx >= 0) {
-        if (store_quote_ident(ident, sizeof ident, t->cols[date_idx]) != 0 ||
+    if (shape->match_idx >= 0) {
+        if (store_quote_ident(ident, sizeof ident, t->cols[shape->match_idx]) != 0)
+            return -1;
+        snprintf(cond, sizeof cond, " AND %s = ?%d", ident, param + 7);
+        if (appendf(sql, size, &len, cond) != 0)
+            return -1;
+    }
+    /* The sort column is one of the table's own (checked by index), quoted; the primary key
+     * breaks ties so that pages never overlap or skip a row. */
+    int order_idx = shape->sort_idx >= 0 ? shape->sort_idx : date_idx;
+    bool desc = shape->sort_idx >= 0 ? shape->desc : true;
+    if (order_idx >= 0) {
+        if (store_quote_ident(ident, sizeof ident, t->cols[order_idx]) != 0 ||
             appendf(sql, size, &len, " ORDER BY ") != 0 || appendf(sql, size, &len, ident) != 0 ||
-            appendf(sql, size, &len, " DESC, rowid DESC") != 0)
+            appendf(sql, size, &len, desc ? " DESC, " : " ASC, ") != 0 ||
+            store_quote_ident(ident, sizeof ident, t->cols[t->pk[0]]) != 0 ||
+            appendf(sql, size, &len, ident) != 0 ||
+            appendf(sql, size, &len, desc ? " DESC" : " ASC") != 0)
             return -1;
     } else if (appendf(sql, size, &len, " ORDER BY rowid DESC") != 0) {
         return -1;
     }
-    snprintf(cond, sizeof cond, " LIMIT ?%d", param + 6);
+    snprintf(cond, sizeof cond, " LIMIT ?%d OFFSET ?%d", param + 6, param + 8);
     return appendf(sql, size, &len, cond);
 }
 
@@ -220,13 +256,25 @@ int store_dash_records(store *st, const char (*teams)[64], uint32_t n_teams,
     sqlite3_stmt *stmt = NULL;
     const char **values = NULL;
     char *sql = NULL;
-    int worker_idx = -1, date_idx = -1, param, rc = SQLITE_OK;
-    uint32_t limit = q->limit == 0 ? RECORDS_DEFAULT : q->limit;
-    int out = resolve_table(st, q->table, q->worker_col, q->date_col, &t, &worker_idx,
-                            &date_idx);
+    records_shape shape = {-1, -1, -1, -1, q->desc};
+    int param, rc = SQLITE_OK;
+    uint32_t limit = q->limit == 0 ? RECORDS_DEFAULT : q->limit, n_rows = 0;
+    int out = resolve_table(st, q->table, q->worker_col, q->date_col, &t, &shape.worker_idx,
+                            &shape.date_idx);
 
+    if (q->out_more)
+        *q->out_more = false;
     if (out != STORE_OK)
         return out;
+    if (q->sort && *q->sort && (shape.sort_idx = column_index(t, q->sort)) < 0)
+        return store_fail(st, STORE_EINVAL, "cannot sort: table %s has no column %s", t->name,
+                          store_id_valid(q->sort) ? q->sort : "of that name");
+    if (q->match_col && (shape.match_idx = column_index(t, q->match_col)) < 0)
+        return store_fail(st, STORE_EINVAL, "table %s has no column %s", t->name,
+                          store_id_valid(q->match_col) ? q->match_col : "of that name");
+    if (q->offset > STORE_DASH_OFFSET_MAX)
+        return store_fail(st, STORE_EINVAL, "offset %u is past the last page allowed (%u)",
+                          q->offset, STORE_DASH_OFFSET_MAX);
     if (n_teams == 0 || (q->team && *q->team && !team_allowed(teams, n_teams, q->team)))
         return STORE_OK;
     if (limit > RECORDS_MAX)
@@ -237,7 +285,7 @@ int store_dash_records(store *st, const char (*teams)[64], uint32_t n_teams,
         out = store_fail(st, STORE_ENOMEM, "out of memory");
         goto done;
     }
-    if (build_records_sql(t, worker_idx, date_idx, n_teams, sql, SQL_MAX * 4) != 0) {
+    if (build_records_sql(t, &shape, n_teams, sql, SQL_MAX * 4) != 0) {
         out = store_fail(st, STORE_EINVAL, "query too long for table %s", t->name);
         goto done;
     }
@@ -249,17 +297,28 @@ int store_dash_records(store *st, const char (*teams)[64], uint32_t n_teams,
     bind_teams(stmt, 1, teams, n_teams);
     param = 1 + (int)n_teams;
     bind_opt(stmt, param, q->team);
-    if (worker_idx >= 0)
+    if (shape.worker_idx >= 0)
         bind_opt(stmt, param + 1, q->worker);
-    if (date_idx >= 0) {
+    if (shape.date_idx >= 0) {
         bind_opt(stmt, param + 2, q->date_from);
         bind_opt(stmt, param + 3, q->date_to);
     }
     bind_opt(stmt, param + 4, q->text);
     bind_opt(stmt, param + 5, q->id);
-    sqlite3_bind_int64(stmt, param + 6, limit);
+    /* One row past the page tells whether there is a next one. */
+    sqlite3_bind_int64(stmt, param + 6, (int64_t)limit + 1);
+    if (shape.match_idx >= 0)
+        sqlite3_bind_text(stmt, param + 7, q->match_value ? q->match_value : "", -1,
+                          SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, param + 8, q->offset);
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         store_dash_record rec;
+        if (++n_rows > limit) {
+            if (q->out_more)
+                *q->out_more = true;
+            rc = SQLITE_DONE;
+            break;
+        }
         for (uint32_t i = 0; i < t->n_cols; i++)
             values[i] = (const char *)sqlite3_column_text(stmt, (int)i);
         rec.n_cols = t->n_cols;
@@ -369,16 +428,28 @@ static void key_text(const void *blob, int n_bytes, char *out, size_t size)
  * or may be another team's row the worker aimed at); a merge decision is the row's. */
 #define CONFLICT_TEAM "CASE WHEN IFNULL(rf.team, '') <> '' THEN rf.team ELSE r.scope END"
 
-int store_dash_conflicts(store *st, const char (*teams)[64], uint32_t n_teams, bool all,
-                         uint32_t limit, store_dash_conflict_cb cb, void *user_data)
+/* The conflict queue, or (table and key set) every conflict of one row. */
+static int conflicts_query(store *st, const char (*teams)[64], uint32_t n_teams, bool all,
+                           uint32_t limit, const char *table, const char *key,
+                           store_dash_conflict_cb cb, void *user_data)
 {
     char sql[SQL_MAX];
     size_t len = 0;
     sqlite3_stmt *stmt = NULL;
+    store_bytes pk = {0};
     int out, rc;
 
     if (n_teams == 0)
         return STORE_OK;
+    if (key) {
+        proto_value v;
+        memset(&v, 0, sizeof v);
+        v.type = PROTO_TEXT;
+        v.u.b.p = (const uint8_t *)key;
+        v.u.b.n = (uint32_t)strlen(key);
+        if (store_values_encode(&v, 1, &pk) != 0)
+            return store_fail(st, STORE_ENOMEM, "out of memory");
+    }
     out = store_dash_decisions_ensure(st);
     if (out == STORE_OK)
         out = store_tables_load(st);
@@ -390,22 +461,31 @@ int store_dash_conflicts(store *st, const char (*teams)[64], uint32_t n_teams, b
                 " c.winning_value, IFNULL(c.loser_device, ''), IFNULL(c.loser_worker, ''),"
                 " IFNULL(c.winner_device, ''), c.time_ms, c.reversible,"
                 " IFNULL(d.decision, ''), IFNULL(d.decided_by, ''), c.table_id, c.col,"
-                " rf.conflict_id IS NOT NULL, IFNULL(rf.code, 0), IFNULL(rf.message, '')"
+                " rf.conflict_id IS NOT NULL, IFNULL(rf.code, 0), IFNULL(rf.message, ''),"
+                " IFNULL(wd.worker_id, '')"
                 " FROM _outpost_conflicts c JOIN _outpost_tables t ON t.id = c.table_id"
+                " LEFT JOIN _outpost_devices wd ON wd.id = c.winner_device"
                 " LEFT JOIN _outpost_rows r ON r.table_id = c.table_id AND r.pk = c.pk"
                 " LEFT JOIN _outpost_conflict_refusals rf ON rf.conflict_id = c.id"
                 " LEFT JOIN _outpost_columns col ON col.table_id = c.table_id AND col.idx = c.col"
                 " LEFT JOIN _outpost_conflict_decisions d ON d.conflict_id = c.id"
                 " WHERE " CONFLICT_TEAM " IN (") != 0 ||
-        append_team_params(sql, sizeof sql, &len, 3, n_teams) != 0 ||
+        append_team_params(sql, sizeof sql, &len, 5, n_teams) != 0 ||
         appendf(sql, sizeof sql, &len,
-                ") AND (?1 OR d.conflict_id IS NULL) ORDER BY c.id DESC LIMIT ?2") != 0)
+                ") AND (?1 OR d.conflict_id IS NULL)"
+                " AND (?3 IS NULL OR (t.name = ?3 AND c.pk = ?4))"
+                " ORDER BY c.id DESC LIMIT ?2") != 0) {
+        store_bytes_free(&pk);
         return store_fail(st, STORE_EINVAL, "too many teams");
+    }
     rc = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL);
     if (rc == SQLITE_OK) {
         sqlite3_bind_int(stmt, 1, all ? 1 : 0);
         sqlite3_bind_int64(stmt, 2, limit == 0 ? 100 : limit);
-        bind_teams(stmt, 3, teams, n_teams);
+        bind_opt(stmt, 3, table);
+        if (key)
+            sqlite3_bind_blob(stmt, 4, pk.data, (int)pk.len, SQLITE_STATIC);
+        bind_teams(stmt, 5, teams, n_teams);
     }
     while (rc == SQLITE_OK || rc == SQLITE_ROW) {
         store_dash_conflict c;
@@ -431,12 +511,27 @@ int store_dash_conflicts(store *st, const char (*teams)[64], uint32_t n_teams, b
         c.refused = sqlite3_column_int(stmt, 16) != 0;
         c.refused_code = (uint32_t)sqlite3_column_int64(stmt, 17);
         copy_text(c.refused_message, sizeof c.refused_message, sqlite3_column_text(stmt, 18));
+        copy_text(c.winner_worker, sizeof c.winner_worker, sqlite3_column_text(stmt, 19));
         out = cb(&c, user_data);
         if (out != 0)
             break;
     }
     sqlite3_finalize(stmt);
+    store_bytes_free(&pk);
     if (out == STORE_OK && rc != SQLITE_DONE)
         out = store_fail_sqlite(st, rc, "list conflicts");
     return out;
+}
+
+int store_dash_conflicts(store *st, const char (*teams)[64], uint32_t n_teams, bool all,
+                         uint32_t limit, store_dash_conflict_cb cb, void *user_data)
+{
+    return conflicts_query(st, teams, n_teams, all, limit, NULL, NULL, cb, user_data);
+}
+
+int store_dash_conflicts_of(store *st, const char (*teams)[64], uint32_t n_teams,
+                            const char *table, const char *key, store_dash_conflict_cb cb,
+                            void *user_data)
+{
+    return conflicts_query(st, teams, n_teams, true, 500, table, key, cb, user_data);
 }

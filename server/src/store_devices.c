@@ -81,38 +81,38 @@ int store_enroll_code_create(store *st, const char *worker_id, uint64_t now_ms, 
     out = store_begin(st, true);
     if (out != 0)
         return out;
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     int rc =
-        sqlite3_prepare_v2(st->db, "SELECT 1 FROM _outpost_workers WHERE id = ?1", -1, &stmt, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(stmt, 1, worker_id, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(stmt);
-    sqlite3_finalize(stmt);
+        db_prepare(st->conn, "SELECT 1 FROM _outpost_workers WHERE id = ?1", &stmt);
+    if (rc == STORE_OK)
+        rc = db_bind_text(stmt, 1, worker_id);
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
+    db_finalize(stmt);
     stmt = NULL;
-    if (rc == SQLITE_DONE) {
+    if (rc == DB_DONE) {
         out = store_fail(st, STORE_ENOTFOUND, "no worker %s (add it with: worker add %s --team T)",
                          worker_id, worker_id);
         goto fail;
     }
-    if (rc != SQLITE_ROW) {
-        out = store_fail_sqlite(st, rc, "look up worker");
+    if (rc != DB_ROW) {
+        out = store_fail_db(st, rc, "look up worker");
         goto fail;
     }
-    rc = sqlite3_prepare_v2(st->db,
-                            "INSERT INTO _outpost_enroll_codes(code_hash, worker_id, created_ms,"
-                            " expires_ms) VALUES(?1, ?2, ?3, ?4)",
-                            -1, &stmt, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_blob(stmt, 1, hash, sizeof hash, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 2, worker_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 3, (int64_t)now_ms);
-        sqlite3_bind_int64(stmt, 4, (int64_t)(now_ms + ttl_ms));
-        rc = sqlite3_step(stmt);
+    rc = db_prepare(st->conn,
+                    "INSERT INTO _outpost_enroll_codes(code_hash, worker_id, created_ms,"
+                    " expires_ms) VALUES(?1, ?2, ?3, ?4)",
+                    &stmt);
+    if (rc == STORE_OK) {
+        db_bind_blob(stmt, 1, hash, sizeof hash);
+        db_bind_text(stmt, 2, worker_id);
+        db_bind_int64(stmt, 3, (int64_t)now_ms);
+        db_bind_int64(stmt, 4, (int64_t)(now_ms + ttl_ms));
+        rc = db_step(stmt);
     }
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_DONE) {
-        out = store_fail_sqlite(st, rc, "store enrollment code");
+    db_finalize(stmt);
+    if (rc != DB_DONE) {
+        out = store_fail_db(st, rc, "store enrollment code");
         goto fail;
     }
     out = store_commit(st);
@@ -180,60 +180,63 @@ int store_device_enroll(store *st, const char *code, const char *device_name,
     if (out != 0)
         goto wipe;
     uint64_t now = store_now_ms();
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     char worker[64] = "";
-    int rc = sqlite3_prepare_v2(st->db,
-                                "SELECT worker_id FROM _outpost_enroll_codes WHERE code_hash = ?1"
-                                " AND used_ms IS NULL AND expires_ms > ?2",
-                                -1, &stmt, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_blob(stmt, 1, code_hash, sizeof code_hash, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 2, (int64_t)now);
-        rc = sqlite3_step(stmt);
-        if (rc == SQLITE_ROW)
-            snprintf(worker, sizeof worker, "%s", (const char *)sqlite3_column_text(stmt, 0));
+    int rc = db_prepare(st->conn,
+                        "SELECT worker_id FROM _outpost_enroll_codes WHERE code_hash = ?1"
+                        " AND used_ms IS NULL AND expires_ms > ?2",
+                        &stmt);
+    if (rc == STORE_OK) {
+        db_bind_blob(stmt, 1, code_hash, sizeof code_hash);
+        db_bind_int64(stmt, 2, (int64_t)now);
+        rc = db_step(stmt);
+        if (rc == DB_ROW)
+            snprintf(worker, sizeof worker, "%s", db_column_text(stmt, 0));
     }
-    sqlite3_finalize(stmt);
+    db_finalize(stmt);
     stmt = NULL;
-    if (rc == SQLITE_DONE) {
+    if (rc == DB_DONE) {
         out = store_fail(st, STORE_ECODE, "enrollment code unknown, used or expired");
         goto fail;
     }
-    if (rc != SQLITE_ROW) {
-        out = store_fail_sqlite(st, rc, "look up enrollment code");
+    if (rc != DB_ROW) {
+        out = store_fail_db(st, rc, "look up enrollment code");
         goto fail;
     }
-    rc = sqlite3_prepare_v2(st->db,
-                            "UPDATE _outpost_enroll_codes SET used_ms = ?2, device_id = ?3"
-                            " WHERE code_hash = ?1",
-                            -1, &stmt, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_blob(stmt, 1, code_hash, sizeof code_hash, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 2, (int64_t)now);
-        sqlite3_bind_text(stmt, 3, device_id, -1, SQLITE_STATIC);
-        rc = sqlite3_step(stmt);
+    rc = db_prepare(st->conn,
+                    "UPDATE _outpost_enroll_codes SET used_ms = ?2, device_id = ?3"
+                    " WHERE code_hash = ?1",
+                    &stmt);
+    if (rc == STORE_OK) {
+        db_bind_blob(stmt, 1, code_hash, sizeof code_hash);
+        db_bind_int64(stmt, 2, (int64_t)now);
+        db_bind_text(stmt, 3, device_id);
+        rc = db_step(stmt);
     }
-    sqlite3_finalize(stmt);
+    db_finalize(stmt);
     stmt = NULL;
-    if (rc == SQLITE_DONE)
-        rc = sqlite3_prepare_v2(st->db,
-                                "INSERT INTO _outpost_devices(id, worker_id, name, secret_hash,"
-                                " enrolled_ms) VALUES(?1, ?2, ?3, ?4, ?5)",
-                                -1, &stmt, NULL);
-    else if (rc == SQLITE_OK)
-        rc = SQLITE_ERROR;
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(stmt, 1, device_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 2, worker, -1, SQLITE_STATIC);
-        if (device_name != NULL)
-            sqlite3_bind_text(stmt, 3, device_name, (int)strnlen(device_name, 63), SQLITE_STATIC);
-        sqlite3_bind_blob(stmt, 4, secret_hash, sizeof secret_hash, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 5, (int64_t)now);
-        rc = sqlite3_step(stmt);
+    if (rc == DB_DONE)
+        rc = db_prepare(st->conn,
+                        "INSERT INTO _outpost_devices(id, worker_id, name, secret_hash,"
+                        " enrolled_ms) VALUES(?1, ?2, ?3, ?4, ?5)",
+                        &stmt);
+    else if (rc == STORE_OK)
+        rc = STORE_EIO;
+    if (rc == STORE_OK) {
+        db_bind_text(stmt, 1, device_id);
+        db_bind_text(stmt, 2, worker);
+        if (device_name != NULL) {
+            char label[64];
+            snprintf(label, sizeof label, "%s", device_name); /* the label keeps 63 bytes */
+            db_bind_text(stmt, 3, label);
+        }
+        db_bind_blob(stmt, 4, secret_hash, sizeof secret_hash);
+        db_bind_int64(stmt, 5, (int64_t)now);
+        rc = db_step(stmt);
     }
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_DONE) {
-        out = store_fail_sqlite(st, rc, "enroll device");
+    db_finalize(stmt);
+    if (rc != DB_DONE) {
+        out = store_fail_db(st, rc, "enroll device");
         goto fail;
     }
     out = store_commit(st);
@@ -269,30 +272,32 @@ int store_device_auth(store *st, const char *device_id, const uint8_t secret[32]
     int out = sha256(st, secret, 32, given_hash);
     if (out != 0)
         return out;
-    sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v2(st->db,
-                                "SELECT secret_hash, worker_id, revoked, wipe, acked_seq, cursor"
-                                " FROM _outpost_devices WHERE id = ?1",
-                                -1, &stmt, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(stmt, 1, device_id ? device_id : "", -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(stmt);
-    bool found = rc == SQLITE_ROW;
+    db_stmt *stmt = NULL;
+    int rc = db_prepare(st->conn,
+                        "SELECT secret_hash, worker_id, revoked, wipe, acked_seq, cursor"
+                        " FROM _outpost_devices WHERE id = ?1",
+                        &stmt);
+    if (rc == STORE_OK)
+        rc = db_bind_text(stmt, 1, device_id ? device_id : "");
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
+    bool found = rc == DB_ROW;
     if (found) {
-        if (sqlite3_column_bytes(stmt, 0) == (int)sizeof stored_hash)
-            memcpy(stored_hash, sqlite3_column_blob(stmt, 0), sizeof stored_hash);
+        size_t n_hash = 0;
+        const void *hash = db_column_blob(stmt, 0, &n_hash);
+        if (n_hash == sizeof stored_hash)
+            memcpy(stored_hash, hash, sizeof stored_hash);
         snprintf(out_dev->device_id, sizeof out_dev->device_id, "%s", device_id);
         snprintf(out_dev->worker_id, sizeof out_dev->worker_id, "%s",
-                 (const char *)sqlite3_column_text(stmt, 1));
-        out_dev->revoked = sqlite3_column_int(stmt, 2) != 0;
-        out_dev->wipe = sqlite3_column_int(stmt, 3) != 0;
-        out_dev->acked_seq = (uint64_t)sqlite3_column_int64(stmt, 4);
-        out_dev->cursor = (uint64_t)sqlite3_column_int64(stmt, 5);
+                 db_column_text(stmt, 1));
+        out_dev->revoked = db_column_int64(stmt, 2) != 0;
+        out_dev->wipe = db_column_int64(stmt, 3) != 0;
+        out_dev->acked_seq = (uint64_t)db_column_int64(stmt, 4);
+        out_dev->cursor = (uint64_t)db_column_int64(stmt, 5);
     }
-    sqlite3_finalize(stmt);
-    if (!found && rc != SQLITE_DONE)
-        return store_fail_sqlite(st, rc, "look up device");
+    db_finalize(stmt);
+    if (!found && rc != DB_DONE)
+        return store_fail_db(st, rc, "look up device");
     bool match = mbedtls_ct_memcmp(given_hash, stored_hash, sizeof given_hash) == 0;
     if (!found || !match) {
         store_device_clear(out_dev);
@@ -319,76 +324,78 @@ int store_device_auth(store *st, const char *device_id, const uint8_t secret[32]
 
 int store_device_seen(store *st, const char *device_id, uint64_t cursor)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v2(st->db,
-                                "UPDATE _outpost_devices SET last_seen_ms = ?2, cursor = ?3"
-                                " WHERE id = ?1",
-                                -1, &stmt, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(stmt, 1, device_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 2, (int64_t)store_now_ms());
-        sqlite3_bind_int64(stmt, 3, (int64_t)cursor);
-        rc = sqlite3_step(stmt);
+    db_stmt *stmt = NULL;
+    int rc = db_prepare(st->conn,
+                        "UPDATE _outpost_devices SET last_seen_ms = ?2, cursor = ?3"
+                        " WHERE id = ?1",
+                        &stmt);
+    if (rc == STORE_OK) {
+        db_bind_text(stmt, 1, device_id);
+        db_bind_int64(stmt, 2, (int64_t)store_now_ms());
+        db_bind_int64(stmt, 3, (int64_t)cursor);
+        rc = db_step(stmt);
     }
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_DONE)
-        return store_fail_sqlite(st, rc, "record device sync");
-    if (sqlite3_changes(st->db) == 0)
+    int64_t changed = rc == DB_DONE ? db_changes(stmt) : 0;
+    db_finalize(stmt);
+    if (rc != DB_DONE)
+        return store_fail_db(st, rc, "record device sync");
+    if (changed == 0)
         return store_fail(st, STORE_ENOTFOUND, "no such device");
     return 0;
 }
 
 int store_device_list(store *st, store_device_list_cb cb, void *user_data)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v2(st->db,
-                                "SELECT id, worker_id, coalesce(name, ''), enrolled_ms,"
-                                " coalesce(last_seen_ms, 0), cursor, acked_seq, revoked, wipe"
-                                " FROM _outpost_devices ORDER BY no",
-                                -1, &stmt, NULL);
+    db_stmt *stmt = NULL;
+    int rc = db_prepare(st->conn,
+                        "SELECT id, worker_id, coalesce(name, ''), enrolled_ms,"
+                        " coalesce(last_seen_ms, 0), cursor, acked_seq, revoked, wipe"
+                        " FROM _outpost_devices ORDER BY no",
+                        &stmt);
     int out = 0;
-    while (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        rc = SQLITE_OK;
+    while (rc == STORE_OK && (rc = db_step(stmt)) == DB_ROW) {
+        rc = STORE_OK;
         store_device_row row;
         memset(&row, 0, sizeof row);
         snprintf(row.device_id, sizeof row.device_id, "%s",
-                 (const char *)sqlite3_column_text(stmt, 0));
+                 db_column_text(stmt, 0));
         snprintf(row.worker_id, sizeof row.worker_id, "%s",
-                 (const char *)sqlite3_column_text(stmt, 1));
-        snprintf(row.name, sizeof row.name, "%s", (const char *)sqlite3_column_text(stmt, 2));
-        row.enrolled_ms = (uint64_t)sqlite3_column_int64(stmt, 3);
-        row.last_seen_ms = (uint64_t)sqlite3_column_int64(stmt, 4);
-        row.cursor = (uint64_t)sqlite3_column_int64(stmt, 5);
-        row.acked_seq = (uint64_t)sqlite3_column_int64(stmt, 6);
-        row.revoked = sqlite3_column_int(stmt, 7) != 0;
-        row.wipe = sqlite3_column_int(stmt, 8) != 0;
+                 db_column_text(stmt, 1));
+        snprintf(row.name, sizeof row.name, "%s", db_column_text(stmt, 2));
+        row.enrolled_ms = (uint64_t)db_column_int64(stmt, 3);
+        row.last_seen_ms = (uint64_t)db_column_int64(stmt, 4);
+        row.cursor = (uint64_t)db_column_int64(stmt, 5);
+        row.acked_seq = (uint64_t)db_column_int64(stmt, 6);
+        row.revoked = db_column_int64(stmt, 7) != 0;
+        row.wipe = db_column_int64(stmt, 8) != 0;
         out = cb(&row, user_data);
         if (out != 0)
             break;
     }
-    if (out == 0 && rc != SQLITE_DONE)
-        out = store_fail_sqlite(st, rc, "list devices");
-    sqlite3_finalize(stmt);
+    if (out == 0 && rc != DB_DONE)
+        out = store_fail_db(st, rc, "list devices");
+    db_finalize(stmt);
     return out;
 }
 
 int store_device_revoke(store *st, const char *device_id, bool wipe)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v2(st->db,
-                                "UPDATE _outpost_devices SET revoked = 1, wipe = max(wipe, ?2),"
-                                " revoked_ms = coalesce(revoked_ms, ?3) WHERE id = ?1",
-                                -1, &stmt, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(stmt, 1, device_id ? device_id : "", -1, SQLITE_STATIC);
-        sqlite3_bind_int(stmt, 2, wipe ? 1 : 0);
-        sqlite3_bind_int64(stmt, 3, (int64_t)store_now_ms());
-        rc = sqlite3_step(stmt);
+    db_stmt *stmt = NULL;
+    int rc = db_prepare(st->conn,
+                        "UPDATE _outpost_devices SET revoked = 1, wipe = CASE WHEN wipe > ?2 THEN wipe ELSE ?2 END,"
+                        " revoked_ms = coalesce(revoked_ms, ?3) WHERE id = ?1",
+                        &stmt);
+    if (rc == STORE_OK) {
+        db_bind_text(stmt, 1, device_id ? device_id : "");
+        db_bind_int64(stmt, 2, wipe ? 1 : 0);
+        db_bind_int64(stmt, 3, (int64_t)store_now_ms());
+        rc = db_step(stmt);
     }
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_DONE)
-        return store_fail_sqlite(st, rc, "revoke device");
-    if (sqlite3_changes(st->db) == 0)
+    int64_t changed = rc == DB_DONE ? db_changes(stmt) : 0;
+    db_finalize(stmt);
+    if (rc != DB_DONE)
+        return store_fail_db(st, rc, "revoke device");
+    if (changed == 0)
         return store_fail(st, STORE_ENOTFOUND, "no device %.40s (see: outpost-admin devices)",
                           device_id ? device_id : "");
     return 0;

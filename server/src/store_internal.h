@@ -1,12 +1,17 @@
 /*
- * What the SQLite store's modules share: the handle, the cached schema, error helpers and
+ * What the store's modules share: the handles, the cached schema, error helpers and
  * transaction helpers. Not API: only server/src/store_*.c, merge.c, pull.c and schema.c include it.
+ *
+ * Two handles while the port to the database seam (db.h) goes on: conn, through which modules
+ * ported to the seam run on SQLite and PostgreSQL alike, and db, SQLite's own connection (the
+ * same one conn wraps), which the modules not yet ported use. A store on PostgreSQL has no db.
  */
 #ifndef OUTPOST_STORE_INTERNAL_H
 #define OUTPOST_STORE_INTERNAL_H
 
 #include <sqlite3.h>
 
+#include "db.h"
 #include "store.h"
 
 /* How far ahead of the server's clock a device's HLC may run before it is clamped. */
@@ -32,7 +37,8 @@ typedef struct store_table {
 } store_table;
 
 struct store {
-    sqlite3 *db;
+    db_conn *conn;    /* the seam: SQLite (wrapping db) or PostgreSQL */
+    sqlite3 *db; /* NULL on PostgreSQL */
     char errmsg[256];
     uint32_t schema_version; /* version of the cached tables below; 0 = not loaded */
     uint32_t n_tables;
@@ -57,6 +63,15 @@ int store_fail(store *st, int rc, const char *fmt, ...)
 
 /* Maps a SQLite result to a STORE_E* code and records "what: sqlite message" in st. */
 int store_fail_sqlite(store *st, int sqlite_rc, const char *what);
+
+/* Records "what: the engine's message" in st for a seam call that returned rc (a STORE_E* code;
+ * any other value, such as an unexpected DB_ROW, is STORE_EIO) and returns the STORE_E* code. */
+int store_fail_db(store *st, int rc, const char *what);
+
+/* Tables every store has, in the seam's portable SQL (store_sqlite.c), and the store's
+ * identity table (store_backup.c). */
+extern const char store_base_ddl[];
+extern const char store_identity_ddl[];
 
 /* Maps a SQLite result code to a STORE_E* code without touching the message. */
 int store_rc_from_sqlite(int sqlite_rc);

@@ -28,63 +28,63 @@ int store_lifecycle_ensure(store *st)
 
 int store_person_disabled(store *st, const char *kind, const char *id, bool *out_disabled)
 {
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     int out = store_lifecycle_ensure(st);
     int rc;
 
     *out_disabled = false;
     if (out != STORE_OK)
         return out;
-    rc = sqlite3_prepare_v2(st->db, "SELECT 1 FROM _outpost_disabled WHERE kind = ?1 AND id = ?2",
-                            -1, &stmt, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(stmt, 1, kind, -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 2, id, -1, SQLITE_STATIC);
-        rc = sqlite3_step(stmt);
+    rc = db_prepare(st->conn, "SELECT 1 FROM _outpost_disabled WHERE kind = ?1 AND id = ?2",
+                    &stmt);
+    if (rc == STORE_OK) {
+        db_bind_text(stmt, 1, kind);
+        db_bind_text(stmt, 2, id);
+        rc = db_step(stmt);
     }
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return store_fail_sqlite(st, rc, "read who is disabled");
-    *out_disabled = rc == SQLITE_ROW;
+    db_finalize(stmt);
+    if (rc != DB_ROW && rc != DB_DONE)
+        return store_fail_db(st, rc, "read who is disabled");
+    *out_disabled = rc == DB_ROW;
     return STORE_OK;
 }
 
-/* Runs one statement with up to three text parameters; *out_changes gets sqlite3_changes. */
+/* Runs one statement with up to three text parameters; *out_changes gets the rows changed. */
 static int run(store *st, const char *sql, const char *a, const char *b, const char *c,
                int *out_changes, const char *what)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL);
+    db_stmt *stmt = NULL;
+    int rc = db_prepare(st->conn, sql, &stmt);
     const char *params[] = {a, b, c};
 
-    for (int i = 0; rc == SQLITE_OK && i < 3; i++)
+    for (int i = 0; rc == STORE_OK && i < 3; i++)
         if (params[i])
-            rc = sqlite3_bind_text(stmt, i + 1, params[i], -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(stmt);
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_DONE)
-        return store_fail_sqlite(st, rc, what);
+            rc = db_bind_text(stmt, i + 1, params[i]);
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
     if (out_changes)
-        *out_changes = sqlite3_changes(st->db);
+        *out_changes = rc == DB_DONE ? (int)db_changes(stmt) : 0;
+    db_finalize(stmt);
+    if (rc != DB_DONE)
+        return store_fail_db(st, rc, what);
     return STORE_OK;
 }
 
 static int need(store *st, const char *sql, const char *id, const char *noun)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL);
+    db_stmt *stmt = NULL;
+    int rc = db_prepare(st->conn, sql, &stmt);
 
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(stmt);
-    sqlite3_finalize(stmt);
-    if (rc == SQLITE_ROW)
+    if (rc == STORE_OK)
+        rc = db_bind_text(stmt, 1, id);
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
+    db_finalize(stmt);
+    if (rc == DB_ROW)
         return STORE_OK;
-    if (rc == SQLITE_DONE)
+    if (rc == DB_DONE)
         return store_fail(st, STORE_ENOTFOUND, "no %s %s", noun, id);
-    return store_fail_sqlite(st, rc, "look up");
+    return store_fail_db(st, rc, "look up");
 }
 
 static const char sql_worker[] = "SELECT 1 FROM _outpost_workers WHERE id = ?1";
@@ -115,8 +115,8 @@ static int set_disabled(store *st, const char *kind, const char *id, bool disabl
     snprintf(since, sizeof since, "%llu", (unsigned long long)store_now_ms());
     if (out == STORE_OK)
         out = disabled ? run(st,
-                             "INSERT OR IGNORE INTO _outpost_disabled VALUES(?1, ?2,"
-                             " CAST(?3 AS INTEGER))",
+                             "INSERT INTO _outpost_disabled VALUES(?1, ?2,"
+                             " CAST(?3 AS INTEGER)) ON CONFLICT DO NOTHING",
                              kind, id, since, NULL, "disable")
                        : run(st, "DELETE FROM _outpost_disabled WHERE kind = ?1 AND id = ?2", kind,
                              id, NULL, NULL, "enable");
@@ -162,7 +162,8 @@ int store_worker_set_teams(store *st, const char *worker_id, const char *const *
         out = store_worker_teams(st, worker_id, &n_old, &old_teams);
     if (out == STORE_OK)
         out = replace_teams(st, "DELETE FROM _outpost_worker_teams WHERE worker_id = ?1",
-                            "INSERT OR IGNORE INTO _outpost_worker_teams VALUES(?1, ?2)",
+                            "INSERT INTO _outpost_worker_teams VALUES(?1, ?2)"
+                            " ON CONFLICT DO NOTHING",
                             worker_id, team_ids, n_teams);
     /* Its devices drop the rows of teams left and pull those of teams joined. */
     if (out == STORE_OK)
@@ -175,27 +176,26 @@ int store_worker_set_teams(store *st, const char *worker_id, const char *const *
 /* The account's role; STORE_ENOTFOUND when there is none (disabled ones included). */
 static int user_role(store *st, const char *name, store_role *out_role)
 {
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     int out = store_users_ensure(st);
     int rc;
 
     if (out != STORE_OK)
         return out;
-    rc = sqlite3_prepare_v2(st->db, "SELECT role FROM _outpost_users WHERE name = ?1", -1, &stmt,
-                            NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-        rc = sqlite3_step(stmt);
+    rc = db_prepare(st->conn, "SELECT role FROM _outpost_users WHERE name = ?1", &stmt);
+    if (rc == STORE_OK) {
+        db_bind_text(stmt, 1, name);
+        rc = db_step(stmt);
     }
-    if (rc == SQLITE_ROW)
-        *out_role = sqlite3_column_int(stmt, 0) == STORE_ROLE_ADMIN ? STORE_ROLE_ADMIN
+    if (rc == DB_ROW)
+        *out_role = db_column_int64(stmt, 0) == STORE_ROLE_ADMIN ? STORE_ROLE_ADMIN
                                                                     : STORE_ROLE_SUPERVISOR;
-    sqlite3_finalize(stmt);
-    if (rc == SQLITE_ROW)
+    db_finalize(stmt);
+    if (rc == DB_ROW)
         return STORE_OK;
-    if (rc == SQLITE_DONE)
+    if (rc == DB_DONE)
         return store_fail(st, STORE_ENOTFOUND, "no account %s", name);
-    return store_fail_sqlite(st, rc, "look up account");
+    return store_fail_db(st, rc, "look up account");
 }
 
 int store_user_set_teams(store *st, const char *name, const char *const *team_ids,
@@ -212,8 +212,8 @@ int store_user_set_teams(store *st, const char *name, const char *const *team_id
     if (out != STORE_OK)
         return out;
     out = replace_teams(st, "DELETE FROM _outpost_user_teams WHERE name = ?1",
-                        "INSERT OR IGNORE INTO _outpost_user_teams VALUES(?1, ?2)", name, team_ids,
-                        n_teams);
+                        "INSERT INTO _outpost_user_teams VALUES(?1, ?2) ON CONFLICT DO NOTHING",
+                        name, team_ids, n_teams);
     return finish(st, out);
 }
 
@@ -271,8 +271,9 @@ int store_worker_remove(store *st, const char *worker_id, uint32_t *out_n_revoke
                   NULL, NULL, "remove worker");
     if (out == STORE_OK)
         out = run(st,
-                  "INSERT OR REPLACE INTO _outpost_disabled VALUES('worker', ?1,"
-                  " CAST(?2 AS INTEGER))",
+                  "INSERT INTO _outpost_disabled VALUES('worker', ?1,"
+                  " CAST(?2 AS INTEGER)) ON CONFLICT(kind, id) DO UPDATE"
+                  " SET since_ms = excluded.since_ms",
                   worker_id, since, NULL, NULL, "remove worker");
     return finish(st, out);
 }
@@ -291,30 +292,31 @@ int store_user_reset_password(store *st, const char *name, const char *password)
         return out;
     out = store_user_set_password(st, name, password);
     if (out == STORE_OK)
-        out = run(st, "INSERT OR REPLACE INTO _outpost_pw_reset VALUES(?1, CAST(?2 AS INTEGER))",
+        out = run(st,
+                  "INSERT INTO _outpost_pw_reset VALUES(?1, CAST(?2 AS INTEGER))"
+                  " ON CONFLICT(name) DO UPDATE SET since_ms = excluded.since_ms",
                   name, since, NULL, NULL, "mark the password as reset");
     return finish(st, out);
 }
 
 int store_user_must_change(store *st, const char *name, bool *out_must)
 {
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     int out = store_lifecycle_ensure(st);
     int rc;
 
     *out_must = false;
     if (out != STORE_OK)
         return out;
-    rc = sqlite3_prepare_v2(st->db, "SELECT 1 FROM _outpost_pw_reset WHERE name = ?1", -1, &stmt,
-                            NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-        rc = sqlite3_step(stmt);
+    rc = db_prepare(st->conn, "SELECT 1 FROM _outpost_pw_reset WHERE name = ?1", &stmt);
+    if (rc == STORE_OK) {
+        db_bind_text(stmt, 1, name);
+        rc = db_step(stmt);
     }
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return store_fail_sqlite(st, rc, "read password resets");
-    *out_must = rc == SQLITE_ROW;
+    db_finalize(stmt);
+    if (rc != DB_ROW && rc != DB_DONE)
+        return store_fail_db(st, rc, "read password resets");
+    *out_must = rc == DB_ROW;
     return STORE_OK;
 }
 
@@ -343,7 +345,7 @@ int store_user_change_password(store *st, const char *name, const char *current,
 
 static int list(store *st, const char *sql, store_person_cb cb, void *user_data, int kind_col)
 {
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     int out = store_lifecycle_ensure(st);
     int rc;
 
@@ -351,27 +353,27 @@ static int list(store *st, const char *sql, store_person_cb cb, void *user_data,
         out = store_users_ensure(st);
     if (out != STORE_OK)
         return out;
-    rc = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL);
-    while (out == STORE_OK && rc == SQLITE_OK) {
+    rc = db_prepare(st->conn, sql, &stmt);
+    while (out == STORE_OK && rc == STORE_OK) {
         store_person p;
-        rc = sqlite3_step(stmt);
-        if (rc != SQLITE_ROW)
+        rc = db_step(stmt);
+        if (rc != DB_ROW)
             break;
-        rc = SQLITE_OK;
+        rc = STORE_OK;
         memset(&p, 0, sizeof p);
-        snprintf(p.id, sizeof p.id, "%s", (const char *)sqlite3_column_text(stmt, 0));
+        snprintf(p.id, sizeof p.id, "%s", db_column_text(stmt, 0));
         snprintf(p.name, sizeof p.name, "%s",
-                 sqlite3_column_text(stmt, 1) ? (const char *)sqlite3_column_text(stmt, 1) : "");
+                 db_column_text(stmt, 1) ? db_column_text(stmt, 1) : "");
         snprintf(p.teams, sizeof p.teams, "%s",
-                 sqlite3_column_text(stmt, 2) ? (const char *)sqlite3_column_text(stmt, 2) : "");
-        p.disabled = sqlite3_column_int(stmt, 3) != 0;
-        p.n_devices = (uint32_t)sqlite3_column_int(stmt, 4);
-        p.role = kind_col ? (store_role)sqlite3_column_int(stmt, 5) : 0;
+                 db_column_text(stmt, 2) ? db_column_text(stmt, 2) : "");
+        p.disabled = db_column_int64(stmt, 3) != 0;
+        p.n_devices = (uint32_t)db_column_int64(stmt, 4);
+        p.role = kind_col ? (store_role)db_column_int64(stmt, 5) : 0;
         out = cb(&p, user_data);
     }
-    if (out == STORE_OK && rc != SQLITE_DONE && rc != SQLITE_OK)
-        out = store_fail_sqlite(st, rc, "list");
-    sqlite3_finalize(stmt);
+    if (out == STORE_OK && rc != DB_DONE && rc != STORE_OK)
+        out = store_fail_db(st, rc, "list");
+    db_finalize(stmt);
     return out;
 }
 
@@ -380,7 +382,7 @@ int store_team_list(store *st, store_person_cb cb, void *user_data)
     return list(st,
                 "SELECT t.id, t.name,"
                 " (SELECT group_concat(worker_id, ',') FROM (SELECT worker_id FROM"
-                "  _outpost_worker_teams WHERE team_id = t.id ORDER BY worker_id)),"
+                "  _outpost_worker_teams WHERE team_id = t.id ORDER BY worker_id) AS w),"
                 " 0, (SELECT count(*) FROM _outpost_worker_teams WHERE team_id = t.id), 0"
                 " FROM _outpost_teams t ORDER BY t.id",
                 cb, user_data, 0);
@@ -391,7 +393,7 @@ int store_worker_list(store *st, store_person_cb cb, void *user_data)
     return list(st,
                 "SELECT w.id, '',"
                 " (SELECT group_concat(team_id, ',') FROM (SELECT team_id FROM"
-                "  _outpost_worker_teams WHERE worker_id = w.id ORDER BY team_id)),"
+                "  _outpost_worker_teams WHERE worker_id = w.id ORDER BY team_id) AS t),"
                 " EXISTS(SELECT 1 FROM _outpost_disabled WHERE kind = 'worker' AND id = w.id),"
                 " (SELECT count(*) FROM _outpost_devices WHERE worker_id = w.id AND revoked = 0),"
                 " 0 FROM _outpost_workers w ORDER BY w.id",
@@ -403,7 +405,7 @@ int store_user_list(store *st, store_person_cb cb, void *user_data)
     return list(st,
                 "SELECT u.name, '',"
                 " (SELECT group_concat(team_id, ',') FROM (SELECT team_id FROM"
-                "  _outpost_user_teams WHERE name = u.name ORDER BY team_id)),"
+                "  _outpost_user_teams WHERE name = u.name ORDER BY team_id) AS t),"
                 " EXISTS(SELECT 1 FROM _outpost_disabled WHERE kind = 'user' AND id = u.name),"
                 " 0, u.role FROM _outpost_users u ORDER BY u.name",
                 cb, user_data, 1);

@@ -17,20 +17,20 @@ static const char lockouts_ddl[] =
 
 /* Prepares sql, whose ?1 and ?2 are the lockout's kind and key, and binds them. */
 static int prepare_kind_key(store *st, const char *sql, const char *kind, const char *key,
-                            sqlite3_stmt **out)
+                            db_stmt **out)
 {
-    int rc = sqlite3_prepare_v2(st->db, sql, -1, out, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(*out, 1, kind, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(*out, 2, key, -1, SQLITE_STATIC);
+    int rc = db_prepare(st->conn, sql, out);
+    if (rc == STORE_OK)
+        rc = db_bind_text(*out, 1, kind);
+    if (rc == STORE_OK)
+        rc = db_bind_text(*out, 2, key);
     return rc;
 }
 
 static int read_row(store *st, const char *kind, const char *key, int64_t *out_failures,
                     int64_t *out_window_start, int64_t *out_locked_until)
 {
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     int rc = store_exec(st, lockouts_ddl, "create the lockout table");
 
     *out_failures = *out_window_start = *out_locked_until = 0;
@@ -39,16 +39,16 @@ static int read_row(store *st, const char *kind, const char *key, int64_t *out_f
     rc = prepare_kind_key(st, "SELECT failures, window_start_ms, locked_until_ms"
                               " FROM _outpost_lockouts WHERE kind = ?1 AND key = ?2",
                           kind, key, &stmt);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW) {
-        *out_failures = sqlite3_column_int64(stmt, 0);
-        *out_window_start = sqlite3_column_int64(stmt, 1);
-        *out_locked_until = sqlite3_column_int64(stmt, 2);
-        rc = SQLITE_DONE;
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
+    if (rc == DB_ROW) {
+        *out_failures = db_column_int64(stmt, 0);
+        *out_window_start = db_column_int64(stmt, 1);
+        *out_locked_until = db_column_int64(stmt, 2);
+        rc = DB_DONE;
     }
-    sqlite3_finalize(stmt);
-    return rc == SQLITE_DONE ? STORE_OK : store_fail_sqlite(st, rc, "read a lockout");
+    db_finalize(stmt);
+    return rc == DB_DONE ? STORE_OK : store_fail_db(st, rc, "read a lockout");
 }
 
 int store_lockout_check(store *st, const char *kind, const char *key, uint64_t now_ms,
@@ -65,7 +65,7 @@ int store_lockout_fail(store *st, const char *kind, const char *key,
                        const store_lockout_policy *policy, uint64_t now_ms, bool *out_locked)
 {
     int64_t failures, window_start, locked_until;
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     int rc = read_row(st, kind, key, &failures, &window_start, &locked_until);
 
     *out_locked = false;
@@ -85,51 +85,54 @@ int store_lockout_fail(store *st, const char *kind, const char *key,
         locked_until = (int64_t)(now_ms + policy->duration_ms);
         *out_locked = true;
     }
-    rc = prepare_kind_key(st, "INSERT OR REPLACE INTO _outpost_lockouts"
+    rc = prepare_kind_key(st, "INSERT INTO _outpost_lockouts"
                               " (kind, key, failures, window_start_ms, locked_until_ms)"
-                              " VALUES (?1, ?2, ?3, ?4, ?5)",
+                              " VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(kind, key) DO UPDATE"
+                              " SET failures = excluded.failures,"
+                              " window_start_ms = excluded.window_start_ms,"
+                              " locked_until_ms = excluded.locked_until_ms",
                           kind, key, &stmt);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(stmt, 3, failures);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(stmt, 4, window_start);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(stmt, 5, locked_until);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(stmt);
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_DONE)
-        return store_fail_sqlite(st, rc, "record a failed attempt");
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, 3, failures);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, 4, window_start);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, 5, locked_until);
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
+    db_finalize(stmt);
+    if (rc != DB_DONE)
+        return store_fail_db(st, rc, "record a failed attempt");
 
     /* Rows whose lock and window both ended say nothing any more. */
     stmt = NULL;
-    rc = sqlite3_prepare_v2(st->db,
-                            "DELETE FROM _outpost_lockouts WHERE (kind, key) IN"
-                            " (SELECT kind, key FROM _outpost_lockouts"
-                            "  WHERE locked_until_ms <= ?1 AND window_start_ms + ?2 <= ?1"
-                            "  LIMIT " PRUNE_LIMIT_TEXT ")",
-                            -1, &stmt, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(stmt, 1, (int64_t)now_ms);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(stmt, 2, (int64_t)policy->window_ms);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(stmt);
-    sqlite3_finalize(stmt);
-    return rc == SQLITE_DONE ? STORE_OK : store_fail_sqlite(st, rc, "prune lockouts");
+    rc = db_prepare(st->conn,
+                    "DELETE FROM _outpost_lockouts WHERE (kind, key) IN"
+                    " (SELECT kind, key FROM _outpost_lockouts"
+                    "  WHERE locked_until_ms <= ?1 AND window_start_ms + ?2 <= ?1"
+                    "  LIMIT " PRUNE_LIMIT_TEXT ")",
+                    &stmt);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, 1, (int64_t)now_ms);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, 2, (int64_t)policy->window_ms);
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
+    db_finalize(stmt);
+    return rc == DB_DONE ? STORE_OK : store_fail_db(st, rc, "prune lockouts");
 }
 
 int store_lockout_clear(store *st, const char *kind, const char *key)
 {
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     int rc = store_exec(st, lockouts_ddl, "create the lockout table");
 
     if (rc != STORE_OK)
         return rc;
     rc = prepare_kind_key(st, "DELETE FROM _outpost_lockouts WHERE kind = ?1 AND key = ?2", kind,
                           key, &stmt);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(stmt);
-    sqlite3_finalize(stmt);
-    return rc == SQLITE_DONE ? STORE_OK : store_fail_sqlite(st, rc, "clear a lockout");
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
+    db_finalize(stmt);
+    return rc == DB_DONE ? STORE_OK : store_fail_db(st, rc, "clear a lockout");
 }

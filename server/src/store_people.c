@@ -25,16 +25,16 @@ bool store_id_valid(const char *id)
 
 static int exists(store *st, const char *sql, const char *id, bool *out_exists)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(stmt, 1, id, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(stmt);
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return store_fail_sqlite(st, rc, "look up");
-    *out_exists = rc == SQLITE_ROW;
+    db_stmt *stmt = NULL;
+    int rc = db_prepare(st->conn, sql, &stmt);
+    if (rc == STORE_OK)
+        rc = db_bind_text(stmt, 1, id);
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
+    db_finalize(stmt);
+    if (rc != DB_ROW && rc != DB_DONE)
+        return store_fail_db(st, rc, "look up");
+    *out_exists = rc == DB_ROW;
     return 0;
 }
 
@@ -51,19 +51,18 @@ int store_team_add(store *st, const char *team_id, const char *name)
     if (out == 0 && found)
         out = store_fail(st, STORE_EEXISTS, "team %s exists already", team_id);
     if (out == 0) {
-        sqlite3_stmt *stmt = NULL;
-        int rc = sqlite3_prepare_v2(st->db, "INSERT INTO _outpost_teams VALUES(?1, ?2, ?3)", -1,
-                                    &stmt, NULL);
-        if (rc == SQLITE_OK) {
-            sqlite3_bind_text(stmt, 1, team_id, -1, SQLITE_STATIC);
+        db_stmt *stmt = NULL;
+        int rc = db_prepare(st->conn, "INSERT INTO _outpost_teams VALUES(?1, ?2, ?3)", &stmt);
+        if (rc == STORE_OK) {
+            db_bind_text(stmt, 1, team_id);
             if (name != NULL)
-                sqlite3_bind_text(stmt, 2, name, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(stmt, 3, (int64_t)store_now_ms());
-            rc = sqlite3_step(stmt);
+                db_bind_text(stmt, 2, name);
+            db_bind_int64(stmt, 3, (int64_t)store_now_ms());
+            rc = db_step(stmt);
         }
-        sqlite3_finalize(stmt);
-        if (rc != SQLITE_DONE)
-            out = store_fail_sqlite(st, rc, "add team");
+        db_finalize(stmt);
+        if (rc != DB_DONE)
+            out = store_fail_db(st, rc, "add team");
     }
     if (out == 0)
         return store_commit(st);
@@ -96,32 +95,32 @@ int store_worker_add(store *st, const char *worker_id, const char *const *team_i
             out = store_fail(st, STORE_ENOTFOUND, "no team %s (add it with: team add %s)",
                              team_ids[i], team_ids[i]);
     }
-    sqlite3_stmt *stmt = NULL;
-    int rc = SQLITE_OK;
+    db_stmt *stmt = NULL;
+    int rc = STORE_OK;
     if (out == 0) {
-        rc = sqlite3_prepare_v2(st->db, "INSERT INTO _outpost_workers VALUES(?1, ?2)", -1, &stmt,
-                                NULL);
-        if (rc == SQLITE_OK) {
-            sqlite3_bind_text(stmt, 1, worker_id, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(stmt, 2, (int64_t)store_now_ms());
-            rc = sqlite3_step(stmt);
+        rc = db_prepare(st->conn, "INSERT INTO _outpost_workers VALUES(?1, ?2)", &stmt);
+        if (rc == STORE_OK) {
+            db_bind_text(stmt, 1, worker_id);
+            db_bind_int64(stmt, 2, (int64_t)store_now_ms());
+            rc = db_step(stmt);
         }
-        sqlite3_finalize(stmt);
+        db_finalize(stmt);
         stmt = NULL;
-        if (rc == SQLITE_DONE)
-            rc = sqlite3_prepare_v2(st->db,
-                                    "INSERT OR IGNORE INTO _outpost_worker_teams VALUES(?1, ?2)",
-                                    -1, &stmt, NULL);
-        for (uint32_t i = 0; rc == SQLITE_OK && i < n_teams; i++) {
-            sqlite3_bind_text(stmt, 1, worker_id, -1, SQLITE_STATIC);
-            sqlite3_bind_text(stmt, 2, team_ids[i], -1, SQLITE_STATIC);
-            rc = sqlite3_step(stmt);
-            if (rc == SQLITE_DONE)
-                rc = sqlite3_reset(stmt);
+        if (rc == DB_DONE)
+            rc = db_prepare(st->conn,
+                            "INSERT INTO _outpost_worker_teams VALUES(?1, ?2)"
+                                    " ON CONFLICT DO NOTHING",
+                            &stmt);
+        for (uint32_t i = 0; rc == STORE_OK && i < n_teams; i++) {
+            db_bind_text(stmt, 1, worker_id);
+            db_bind_text(stmt, 2, team_ids[i]);
+            rc = db_step(stmt);
+            if (rc == DB_DONE)
+                rc = db_reset(stmt);
         }
-        sqlite3_finalize(stmt);
-        if (rc != SQLITE_OK)
-            out = store_fail_sqlite(st, rc, "add worker");
+        db_finalize(stmt);
+        if (rc != STORE_OK)
+            out = store_fail_db(st, rc, "add worker");
     }
     if (out == 0)
         return store_commit(st);
@@ -133,28 +132,28 @@ int store_worker_teams(store *st, const char *worker_id, uint32_t *out_n, char (
 {
     *out_n = 0;
     *out_teams = NULL;
-    sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v2(st->db,
-                                "SELECT team_id FROM _outpost_worker_teams WHERE worker_id = ?1"
-                                " ORDER BY team_id",
-                                -1, &stmt, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(stmt, 1, worker_id, -1, SQLITE_STATIC);
+    db_stmt *stmt = NULL;
+    int rc = db_prepare(st->conn,
+                        "SELECT team_id FROM _outpost_worker_teams WHERE worker_id = ?1"
+                        " ORDER BY team_id",
+                        &stmt);
+    if (rc == STORE_OK)
+        rc = db_bind_text(stmt, 1, worker_id);
     int out = 0;
-    while (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        rc = SQLITE_OK;
+    while (rc == STORE_OK && (rc = db_step(stmt)) == DB_ROW) {
+        rc = STORE_OK;
         char(*teams)[64] = realloc(*out_teams, (*out_n + 1) * sizeof *teams);
         if (teams == NULL) {
             out = store_fail(st, STORE_ENOMEM, "out of memory");
             break;
         }
         *out_teams = teams;
-        snprintf(teams[*out_n], 64, "%s", (const char *)sqlite3_column_text(stmt, 0));
+        snprintf(teams[*out_n], 64, "%s", db_column_text(stmt, 0));
         (*out_n)++;
     }
-    if (out == 0 && rc != SQLITE_DONE)
-        out = store_fail_sqlite(st, rc, "read teams");
-    sqlite3_finalize(stmt);
+    if (out == 0 && rc != DB_DONE)
+        out = store_fail_db(st, rc, "read teams");
+    db_finalize(stmt);
     if (out != 0) {
         free(*out_teams);
         *out_teams = NULL;

@@ -40,6 +40,11 @@ int store_rescope_record(store *st, const char *worker_id, const char (*old_team
 
     if (!now)
         return store_fail(st, STORE_ENOMEM, "out of memory");
+    if (st->db == NULL) { /* the change log is not on the database seam yet */
+        free(now);
+        return store_fail(st, STORE_EINVAL,
+                          "changing a worker's teams runs only on a SQLite store so far");
+    }
     for (uint32_t i = 0; i < n_new; i++)
         snprintf(now[i], sizeof now[i], "%s", new_teams[i]);
     for (uint32_t i = 0; i < n_old && !changed; i++)

@@ -16,12 +16,13 @@
 enum { STORE_BUSY_TIMEOUT_MS = 5000 };
 
 /* The store's own tables. Everything Outpost keeps besides the synced data lives under the
- * _outpost_ prefix, which schema.c refuses for synced tables. */
-static const char store_meta_ddl[] =
+ * _outpost_ prefix, which schema.c refuses for synced tables. The first part is written in the
+ * seam's portable SQL (db.h) and made on both engines. */
+const char store_base_ddl[] =
     "CREATE TABLE IF NOT EXISTS _outpost_meta("
     "  key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;"
-    "INSERT OR IGNORE INTO _outpost_meta VALUES('format', 1), ('schema_version', 0),"
-    "  ('server_seq', 0);"
+    "INSERT INTO _outpost_meta VALUES('format', 1), ('schema_version', 0),"
+    "  ('server_seq', 0) ON CONFLICT DO NOTHING;"
     /* Every schema the store has had, as the admin gave it. */
     "CREATE TABLE IF NOT EXISTS _outpost_schema_versions("
     "  version INTEGER PRIMARY KEY, schema_sql TEXT NOT NULL, policy_text TEXT NOT NULL,"
@@ -50,6 +51,11 @@ static const char store_meta_ddl[] =
     "CREATE TABLE IF NOT EXISTS _outpost_enroll_codes("
     "  code_hash BLOB PRIMARY KEY, worker_id TEXT NOT NULL, created_ms INTEGER NOT NULL,"
     "  expires_ms INTEGER NOT NULL, used_ms INTEGER, device_id TEXT);"
+    ;
+
+/* The merge engine's tables, on SQLite only until the merge engine runs on the seam: some of
+ * their columns take values of any type (scope, losing_value), which only SQLite has. */
+static const char store_sync_ddl[] =
     /* Merge state of every row the store has seen, live or deleted:
      *   seq          server sequence of the row's latest change
      *   scope        current scope value (for a deleted row: its scope when deleted)
@@ -112,6 +118,20 @@ int store_fail(store *st, int rc, const char *fmt, ...)
     return rc;
 }
 
+int store_fail_db(store *st, int rc, const char *what)
+{
+    if (rc >= 0)
+        rc = STORE_EIO;
+    if (rc == STORE_EFULL)
+        return store_fail(st, rc,
+                          "%s: the disk or the store's size limit is full; "
+                          "nothing was written",
+                          what);
+    if (rc == STORE_EBUSY)
+        return store_fail(st, rc, "%s: the store is locked by another writer; retry", what);
+    return store_fail(st, rc, "%s: %s", what, db_errmsg(st->conn));
+}
+
 int store_rc_from_sqlite(int sqlite_rc)
 {
     switch (sqlite_rc & 0xff) {
@@ -148,68 +168,59 @@ int store_fail_sqlite(store *st, int sqlite_rc, const char *what)
 
 int store_exec(store *st, const char *sql, const char *what)
 {
-    int rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL);
-    if (rc != SQLITE_OK)
-        return store_fail_sqlite(st, rc, what);
-    return 0;
+    int rc = db_exec(st->conn, sql);
+    return rc == STORE_OK ? STORE_OK : store_fail_db(st, rc, what);
 }
 
 int store_begin(store *st, bool write)
 {
-    return store_exec(st, write ? "BEGIN IMMEDIATE" : "BEGIN", "begin transaction");
+    int rc = db_begin(st->conn, write);
+    return rc == STORE_OK ? STORE_OK : store_fail_db(st, rc, "begin transaction");
 }
 
 int store_commit(store *st)
 {
-    int rc = sqlite3_exec(st->db, "COMMIT", NULL, NULL, NULL);
-    if (rc != SQLITE_OK) {
-        int out = store_fail_sqlite(st, rc, "commit");
-        store_rollback(st);
-        return out;
-    }
-    return 0;
+    int rc = db_commit(st->conn); /* rolls back when it fails */
+    return rc == STORE_OK ? STORE_OK : store_fail_db(st, rc, "commit");
 }
 
 void store_rollback(store *st)
 {
-    if (!sqlite3_get_autocommit(st->db))
-        sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    db_rollback(st->conn);
 }
 
 int store_meta_get(store *st, const char *key, int64_t *out_value)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v2(st->db, "SELECT value FROM _outpost_meta WHERE key = ?1", -1, &stmt,
-                                NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(stmt);
+    db_stmt *stmt = NULL;
+    int rc = db_prepare(st->conn, "SELECT value FROM _outpost_meta WHERE key = ?1", &stmt);
+    if (rc == STORE_OK)
+        rc = db_bind_text(stmt, 1, key);
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
     int out = 0;
-    if (rc == SQLITE_ROW)
-        *out_value = sqlite3_column_int64(stmt, 0);
-    else if (rc == SQLITE_DONE)
+    if (rc == DB_ROW)
+        *out_value = db_column_int64(stmt, 0);
+    else if (rc == DB_DONE)
         out = store_fail(st, STORE_EIO, "store metadata key %s is missing", key);
     else
-        out = store_fail_sqlite(st, rc, "read store metadata");
-    sqlite3_finalize(stmt);
+        out = store_fail_db(st, rc, "read store metadata");
+    db_finalize(stmt);
     return out;
 }
 
 int store_meta_set(store *st, const char *key, int64_t value)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v2(st->db, "UPDATE _outpost_meta SET value = ?2 WHERE key = ?1", -1,
-                                &stmt, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(stmt, 2, value);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(stmt);
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_DONE)
-        return store_fail_sqlite(st, rc, "write store metadata");
+    db_stmt *stmt = NULL;
+    int rc = db_prepare(st->conn, "UPDATE _outpost_meta SET value = ?2 WHERE key = ?1", &stmt);
+    if (rc == STORE_OK)
+        rc = db_bind_text(stmt, 1, key);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, 2, value);
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
+    db_finalize(stmt);
+    if (rc != DB_DONE)
+        return store_fail_db(st, rc, "write store metadata");
     return 0;
 }
 
@@ -297,6 +308,11 @@ int store_open(const char *path, bool create, store **out_store, char *err, size
         goto fail;
     }
     keep_owner_only(path);
+    if (db_wrap_sqlite(st->db, &st->conn) != STORE_OK) {
+        out = STORE_ENOMEM;
+        open_fail(err, err_size, NULL, path, "cannot open store");
+        goto fail;
+    }
     sqlite3_extended_result_codes(st->db, 1);
     sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
     /* Connection settings first: the file itself is not touched until it is known to be an
@@ -338,7 +354,9 @@ int store_open(const char *path, bool create, store **out_store, char *err, size
     rc =
         sqlite3_exec(st->db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, NULL);
     if (rc == SQLITE_OK && !ours)
-        rc = sqlite3_exec(st->db, store_meta_ddl, NULL, NULL, NULL);
+        rc = sqlite3_exec(st->db, store_base_ddl, NULL, NULL, NULL);
+    if (rc == SQLITE_OK && !ours)
+        rc = sqlite3_exec(st->db, store_sync_ddl, NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         out = store_rc_from_sqlite(rc);
         open_fail(err, err_size, st->db, path, "cannot prepare store");
@@ -370,6 +388,7 @@ int store_open(const char *path, bool create, store **out_store, char *err, size
     return 0;
 
 fail:
+    db_close(st->conn);
     sqlite3_close(st->db);
     free(st);
     return out;
@@ -384,6 +403,7 @@ void store_close(store *st)
     sqlite3_finalize(st->rows_put);
     sqlite3_finalize(st->rows_add);
     sqlite3_finalize(st->change_put);
+    db_close(st->conn);
     sqlite3_close(st->db);
     explicit_bzero(st->audit_key, sizeof st->audit_key);
     free(st);
@@ -404,30 +424,30 @@ sqlite3 *store_sqlite_db(store *st)
 int store_device_lookup(store *st, const char *device_id, store_device_rec *out_rec)
 {
     memset(out_rec, 0, sizeof *out_rec);
-    sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v2(st->db,
-                                "SELECT no, worker_id, revoked OR EXISTS(SELECT 1 FROM"
-                                " _outpost_disabled WHERE kind = 'worker' AND id = worker_id),"
-                                " wipe, acked_seq FROM _outpost_devices WHERE id = ?1",
-                                -1, &stmt, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(stmt, 1, device_id, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(stmt);
+    db_stmt *stmt = NULL;
+    int rc = db_prepare(st->conn,
+                        "SELECT no, worker_id, revoked <> 0 OR EXISTS(SELECT 1 FROM"
+                        " _outpost_disabled WHERE kind = 'worker' AND id = worker_id),"
+                        " wipe, acked_seq FROM _outpost_devices WHERE id = ?1",
+                        &stmt);
+    if (rc == STORE_OK)
+        rc = db_bind_text(stmt, 1, device_id);
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
     int out = 0;
-    if (rc == SQLITE_ROW) {
-        out_rec->no = sqlite3_column_int64(stmt, 0);
+    if (rc == DB_ROW) {
+        out_rec->no = db_column_int64(stmt, 0);
         snprintf(out_rec->worker_id, sizeof out_rec->worker_id, "%s",
-                 (const char *)sqlite3_column_text(stmt, 1));
-        out_rec->revoked = sqlite3_column_int(stmt, 2) != 0;
-        out_rec->wipe = sqlite3_column_int(stmt, 3) != 0;
-        out_rec->acked_seq = (uint64_t)sqlite3_column_int64(stmt, 4);
-    } else if (rc == SQLITE_DONE) {
+                 db_column_text(stmt, 1));
+        out_rec->revoked = db_column_int64(stmt, 2) != 0;
+        out_rec->wipe = db_column_int64(stmt, 3) != 0;
+        out_rec->acked_seq = (uint64_t)db_column_int64(stmt, 4);
+    } else if (rc == DB_DONE) {
         out = store_fail(st, STORE_ENOTFOUND, "no such device");
     } else {
-        out = store_fail_sqlite(st, rc, "look up device");
+        out = store_fail_db(st, rc, "look up device");
     }
-    sqlite3_finalize(stmt);
+    db_finalize(stmt);
     return out;
 }
 
@@ -435,20 +455,20 @@ int store_device_names(store *st, int64_t device_no, char out_id[40], char out_w
 {
     out_id[0] = 0;
     out_worker[0] = 0;
-    sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v2(st->db, "SELECT id, worker_id FROM _outpost_devices WHERE no = ?1",
-                                -1, &stmt, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(stmt, 1, device_no);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(stmt);
+    db_stmt *stmt = NULL;
+    int rc = db_prepare(st->conn, "SELECT id, worker_id FROM _outpost_devices WHERE no = ?1",
+                        &stmt);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, 1, device_no);
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
     int out = 0;
-    if (rc == SQLITE_ROW) {
-        snprintf(out_id, 40, "%s", (const char *)sqlite3_column_text(stmt, 0));
-        snprintf(out_worker, 64, "%s", (const char *)sqlite3_column_text(stmt, 1));
-    } else if (rc != SQLITE_DONE) {
-        out = store_fail_sqlite(st, rc, "look up device");
+    if (rc == DB_ROW) {
+        snprintf(out_id, 40, "%s", db_column_text(stmt, 0));
+        snprintf(out_worker, 64, "%s", db_column_text(stmt, 1));
+    } else if (rc != DB_DONE) {
+        out = store_fail_db(st, rc, "look up device");
     }
-    sqlite3_finalize(stmt);
+    db_finalize(stmt);
     return out;
 }

@@ -60,39 +60,37 @@ static int hash_password(store *st, const char *password, char out[HASH_ENCODED_
 
 static int team_exists(store *st, const char *team_id, bool *out_found)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v2(st->db, "SELECT 1 FROM _outpost_teams WHERE id = ?1", -1, &stmt,
-                                NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(stmt, 1, team_id, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(stmt);
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return store_fail_sqlite(st, rc, "look up team");
-    *out_found = rc == SQLITE_ROW;
+    db_stmt *stmt = NULL;
+    int rc = db_prepare(st->conn, "SELECT 1 FROM _outpost_teams WHERE id = ?1", &stmt);
+    if (rc == STORE_OK)
+        rc = db_bind_text(stmt, 1, team_id);
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
+    db_finalize(stmt);
+    if (rc != DB_ROW && rc != DB_DONE)
+        return store_fail_db(st, rc, "look up team");
+    *out_found = rc == DB_ROW;
     return STORE_OK;
 }
 
 static int insert_user(store *st, const char *name, store_role role, const char *const *team_ids,
                        uint32_t n_teams, const char *encoded)
 {
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     bool found = false;
     int out = STORE_OK;
-    int rc = sqlite3_prepare_v2(st->db, "SELECT 1 FROM _outpost_users WHERE name = ?1", -1,
-                                &stmt, NULL);
+    int rc = db_prepare(st->conn, "SELECT 1 FROM _outpost_users WHERE name = ?1", &stmt);
 
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(stmt);
-    sqlite3_finalize(stmt);
+    if (rc == STORE_OK)
+        rc = db_bind_text(stmt, 1, name);
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
+    db_finalize(stmt);
     stmt = NULL;
-    if (rc == SQLITE_ROW)
+    if (rc == DB_ROW)
         return store_fail(st, STORE_EEXISTS, "account %s exists already", name);
-    if (rc != SQLITE_DONE)
-        return store_fail_sqlite(st, rc, "look up account");
+    if (rc != DB_DONE)
+        return store_fail_db(st, rc, "look up account");
     for (uint32_t i = 0; i < n_teams; i++) {
         out = team_exists(st, team_ids[i], &found);
         if (out != STORE_OK)
@@ -102,34 +100,35 @@ static int insert_user(store *st, const char *name, store_role role, const char 
                               store_id_valid(team_ids[i]) ? team_ids[i] : "?",
                               store_id_valid(team_ids[i]) ? team_ids[i] : "ID");
     }
-    rc = sqlite3_prepare_v2(st->db,
-                            "INSERT INTO _outpost_users(name, role, pw_hash, created_ms)"
-                            " VALUES(?1, ?2, ?3, ?4)",
-                            -1, &stmt, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-        sqlite3_bind_int(stmt, 2, (int)role);
-        sqlite3_bind_text(stmt, 3, encoded, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 4, (int64_t)store_now_ms());
-        rc = sqlite3_step(stmt);
+    rc = db_prepare(st->conn,
+                    "INSERT INTO _outpost_users(name, role, pw_hash, created_ms)"
+                    " VALUES(?1, ?2, ?3, ?4)",
+                    &stmt);
+    if (rc == STORE_OK) {
+        db_bind_text(stmt, 1, name);
+        db_bind_int64(stmt, 2, (int)role);
+        db_bind_text(stmt, 3, encoded);
+        db_bind_int64(stmt, 4, (int64_t)store_now_ms());
+        rc = db_step(stmt);
     }
-    sqlite3_finalize(stmt);
+    db_finalize(stmt);
     stmt = NULL;
-    if (rc != SQLITE_DONE)
-        return store_fail_sqlite(st, rc, "add account");
-    rc = sqlite3_prepare_v2(st->db, "INSERT OR IGNORE INTO _outpost_user_teams VALUES(?1, ?2)",
-                            -1, &stmt, NULL);
-    for (uint32_t i = 0; rc == SQLITE_OK && i < n_teams; i++) {
-        sqlite3_reset(stmt);
-        sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 2, team_ids[i], -1, SQLITE_STATIC);
-        rc = sqlite3_step(stmt);
-        if (rc == SQLITE_DONE)
-            rc = SQLITE_OK;
+    if (rc != DB_DONE)
+        return store_fail_db(st, rc, "add account");
+    rc = db_prepare(st->conn, "INSERT INTO _outpost_user_teams VALUES(?1, ?2)"
+                    " ON CONFLICT DO NOTHING",
+                    &stmt);
+    for (uint32_t i = 0; rc == STORE_OK && i < n_teams; i++) {
+        db_reset(stmt);
+        db_bind_text(stmt, 1, name);
+        db_bind_text(stmt, 2, team_ids[i]);
+        rc = db_step(stmt);
+        if (rc == DB_DONE)
+            rc = STORE_OK;
     }
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_OK)
-        return store_fail_sqlite(st, rc, "add account teams");
+    db_finalize(stmt);
+    if (rc != STORE_OK)
+        return store_fail_db(st, rc, "add account teams");
     return STORE_OK;
 }
 
@@ -167,19 +166,19 @@ int store_user_add(store *st, const char *name, store_role role, const char *con
 
 static int load_teams(store *st, store_user *user)
 {
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     const char *sql = user->role == STORE_ROLE_ADMIN
                           ? "SELECT id FROM _outpost_teams ORDER BY id"
                           : "SELECT team_id FROM _outpost_user_teams WHERE name = ?1"
                             " ORDER BY team_id";
-    int rc = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL);
+    int rc = db_prepare(st->conn, sql, &stmt);
     int out = STORE_OK;
 
-    if (rc == SQLITE_OK && user->role != STORE_ROLE_ADMIN)
-        rc = sqlite3_bind_text(stmt, 1, user->name, -1, SQLITE_STATIC);
-    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
-        rc = sqlite3_step(stmt);
-        if (rc != SQLITE_ROW)
+    if (rc == STORE_OK && user->role != STORE_ROLE_ADMIN)
+        rc = db_bind_text(stmt, 1, user->name);
+    while (rc == STORE_OK || rc == DB_ROW) {
+        rc = db_step(stmt);
+        if (rc != DB_ROW)
             break;
         char(*grown)[64] = realloc(user->teams, (user->n_teams + 1) * sizeof *user->teams);
         if (!grown) {
@@ -187,12 +186,11 @@ static int load_teams(store *st, store_user *user)
             break;
         }
         user->teams = grown;
-        snprintf(user->teams[user->n_teams++], 64, "%s",
-                 (const char *)sqlite3_column_text(stmt, 0));
+        snprintf(user->teams[user->n_teams++], 64, "%s", db_column_text(stmt, 0));
     }
-    sqlite3_finalize(stmt);
-    if (out == STORE_OK && rc != SQLITE_DONE)
-        out = store_fail_sqlite(st, rc, "read account teams");
+    db_finalize(stmt);
+    if (out == STORE_OK && rc != DB_DONE)
+        out = store_fail_db(st, rc, "read account teams");
     return out;
 }
 
@@ -200,51 +198,51 @@ static int load_teams(store *st, store_user *user)
 static int read_user(store *st, const char *name, store_user *user, char hash[HASH_ENCODED_MAX],
                      int64_t *out_failures, int64_t *out_locked_until, bool *out_found)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v2(st->db,
-                                "SELECT role, pw_hash, failures, locked_until_ms"
-                                " FROM _outpost_users WHERE name = ?1",
-                                -1, &stmt, NULL);
+    db_stmt *stmt = NULL;
+    int rc = db_prepare(st->conn,
+                        "SELECT role, pw_hash, failures, locked_until_ms"
+                        " FROM _outpost_users WHERE name = ?1",
+                        &stmt);
 
     *out_found = false;
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW) {
+    if (rc == STORE_OK)
+        rc = db_bind_text(stmt, 1, name);
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
+    if (rc == DB_ROW) {
         *out_found = true;
         snprintf(user->name, sizeof user->name, "%s", name);
-        user->role = sqlite3_column_int(stmt, 0) == STORE_ROLE_ADMIN ? STORE_ROLE_ADMIN
+        user->role = db_column_int64(stmt, 0) == STORE_ROLE_ADMIN ? STORE_ROLE_ADMIN
                                                                      : STORE_ROLE_SUPERVISOR;
         if (hash)
-            snprintf(hash, HASH_ENCODED_MAX, "%s", (const char *)sqlite3_column_text(stmt, 1));
-        *out_failures = sqlite3_column_int64(stmt, 2);
-        *out_locked_until = sqlite3_column_int64(stmt, 3);
-        rc = SQLITE_DONE;
+            snprintf(hash, HASH_ENCODED_MAX, "%s", db_column_text(stmt, 1));
+        *out_failures = db_column_int64(stmt, 2);
+        *out_locked_until = db_column_int64(stmt, 3);
+        rc = DB_DONE;
     }
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_DONE)
-        return store_fail_sqlite(st, rc, "read account");
+    db_finalize(stmt);
+    if (rc != DB_DONE)
+        return store_fail_db(st, rc, "read account");
     return STORE_OK;
 }
 
 static int set_failures(store *st, const char *name, int64_t failures, int64_t locked_until)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v2(st->db,
-                                "UPDATE _outpost_users SET failures = ?2, locked_until_ms = ?3"
-                                " WHERE name = ?1",
-                                -1, &stmt, NULL);
+    db_stmt *stmt = NULL;
+    int rc = db_prepare(st->conn,
+                        "UPDATE _outpost_users SET failures = ?2, locked_until_ms = ?3"
+                        " WHERE name = ?1",
+                        &stmt);
 
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 2, failures);
-        sqlite3_bind_int64(stmt, 3, locked_until);
-        rc = sqlite3_step(stmt);
+    if (rc == STORE_OK) {
+        db_bind_text(stmt, 1, name);
+        db_bind_int64(stmt, 2, failures);
+        db_bind_int64(stmt, 3, locked_until);
+        rc = db_step(stmt);
     }
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_DONE)
-        return store_fail_sqlite(st, rc, "update account");
+    db_finalize(stmt);
+    if (rc != DB_DONE)
+        return store_fail_db(st, rc, "update account");
     return STORE_OK;
 }
 
@@ -355,7 +353,7 @@ int store_user_unlock(store *st, const char *name)
 int store_user_set_password(store *st, const char *name, const char *password)
 {
     char encoded[HASH_ENCODED_MAX];
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     size_t pw_len = password ? strlen(password) : 0;
     int out, rc;
 
@@ -365,19 +363,20 @@ int store_user_set_password(store *st, const char *name, const char *password)
     out = hash_password(st, password, encoded);
     if (out != STORE_OK)
         return out;
-    rc = sqlite3_prepare_v2(st->db,
-                            "UPDATE _outpost_users SET pw_hash = ?2, failures = 0,"
-                            " locked_until_ms = 0 WHERE name = ?1",
-                            -1, &stmt, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(stmt, 1, name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 2, encoded, -1, SQLITE_STATIC);
-        rc = sqlite3_step(stmt);
+    rc = db_prepare(st->conn,
+                    "UPDATE _outpost_users SET pw_hash = ?2, failures = 0,"
+                    " locked_until_ms = 0 WHERE name = ?1",
+                    &stmt);
+    if (rc == STORE_OK) {
+        db_bind_text(stmt, 1, name);
+        db_bind_text(stmt, 2, encoded);
+        rc = db_step(stmt);
     }
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_DONE)
-        return store_fail_sqlite(st, rc, "set the password");
-    if (sqlite3_changes(st->db) == 0)
+    int64_t changed = rc == DB_DONE ? db_changes(stmt) : 0;
+    db_finalize(stmt);
+    if (rc != DB_DONE)
+        return store_fail_db(st, rc, "set the password");
+    if (changed == 0)
         return store_fail(st, STORE_ENOTFOUND, "no account %s", name);
     return STORE_OK;
 }

@@ -205,6 +205,38 @@ int store_value_column(store_arena *arena, sqlite3_stmt *stmt, int col, proto_va
     }
 }
 
+int store_value_bind_any(db_stmt *stmt, int idx, const proto_value *val)
+{
+    if (db_stmt_engine(stmt) == DB_SQLITE) {
+        int rc = store_value_bind(db_stmt_sqlite(stmt), idx, val);
+        return rc == SQLITE_OK ? 0 : rc == SQLITE_NOMEM ? STORE_ENOMEM : STORE_EIO;
+    }
+    if (val->type == PROTO_NULL || val->type == PROTO_UNDEF)
+        return db_bind_null(stmt, idx);
+    store_bytes b = {0};
+    int rc = store_values_encode(val, 1, &b);
+    if (rc == 0)
+        rc = db_bind_blob(stmt, idx, b.data, b.len);
+    store_bytes_free(&b);
+    return rc;
+}
+
+int store_value_column_any(store_arena *arena, db_stmt *stmt, int col, proto_value *out)
+{
+    if (db_stmt_engine(stmt) == DB_SQLITE)
+        return store_value_column(arena, db_stmt_sqlite(stmt), col, out);
+    memset(out, 0, sizeof *out);
+    if (db_column_is_null(stmt, col)) {
+        out->type = PROTO_NULL;
+        return 0;
+    }
+    size_t n = 0;
+    uint32_t n_values = 0;
+    const void *p = db_column_blob(stmt, col, &n);
+    int rc = store_values_decode(arena, p, n, out, 1, &n_values);
+    return rc == 0 && n_values != 1 ? STORE_EIO : rc;
+}
+
 int store_value_equal(const proto_value *a, const proto_value *b)
 {
     if (a->type != b->type)

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "db.h"
 #include "outpost/proto.h"
 #include "store_arena.h"
 
@@ -38,6 +39,13 @@ int store_value_bind(sqlite3_stmt *stmt, int idx, const proto_value *val);
 
 /* Reads result column col into out, copying text and blob into arena. 0 or STORE_ENOMEM. */
 int store_value_column(store_arena *arena, sqlite3_stmt *stmt, int col, proto_value *out);
+
+/* A value of any type through the database seam, into or out of a column declared BLOB (SQLite:
+ * no affinity, the value is kept as it is, with its type; PostgreSQL: BYTEA holding the value's
+ * canonical encoding above, so equal values are equal columns and WHERE col = ?1 still finds
+ * them). NULL and UNDEF bind SQL NULL, which reads back as NULL. 0 or a STORE_E* code. */
+int store_value_bind_any(db_stmt *stmt, int idx, const proto_value *val);
+int store_value_column_any(store_arena *arena, db_stmt *stmt, int col, proto_value *out);
 
 /* Exact equality (type and value, REAL bitwise); UNDEF equals only UNDEF. */
 int store_value_equal(const proto_value *a, const proto_value *b);

@@ -5,10 +5,11 @@
 'use strict';
 
 const $ = (id) => document.getElementById(id);
-const state = { me: null, view: 'devices', socket: null, retry: 0, refreshTimer: null };
+const state = { me: null, view: 'devices', socket: null, retry: 0, refreshTimer: null,
+                forms: null, sort: '', dir: 'desc', offset: 0, pageSize: 100 };
 const TITLES = {
   devices: 'Workers and devices',
-  records: 'Recent contacts',
+  records: 'Records',
   perday: 'Contacts per day per worker',
   conflicts: 'Conflict queue',
   audit: 'Audit log',
@@ -20,6 +21,90 @@ function el(tag, text, cls) {
   if (text !== undefined && text !== null) e.textContent = String(text);
   if (cls) e.className = cls;
   return e;
+}
+
+// Forms (GET /api/forms, the schema package's form definitions) give labels, choice labels and
+// the columns a list shows first. Without them (an older server, a table with no form) the
+// page falls back to column names and values as stored.
+const LANG = (navigator.language || 'en').slice(0, 2);
+
+function text(t) {
+  if (t === null || t === undefined) return '';
+  if (typeof t === 'string') return t;
+  return t[LANG] || t.en || Object.values(t)[0] || '';
+}
+
+async function loadForms() {
+  state.forms = {};
+  try {
+    const res = await api('/api/forms');
+    if (!res.ok) return;
+    const list = await res.json();
+    for (const f of Array.isArray(list) ? list : []) {
+      const fields = {};
+      for (const s of f.sections || []) {
+        for (const fd of s.fields || []) fields[fd.column] = Object.assign({ section: s.title }, fd);
+      }
+      state.forms[f.table] = { form: f, fields };
+    }
+  } catch (e) { /* no forms: column names */ }
+}
+
+function formOf(table) {
+  return (state.forms && state.forms[table]) || null;
+}
+
+function label(table, column) {
+  const f = formOf(table);
+  const fd = f && f.fields[column];
+  if (fd) return text(fd.label);
+  // A column the form fills by itself (id, team, worker, time) has no label: its name in words.
+  if (f) return (column.charAt(0).toUpperCase() + column.slice(1)).replace(/_/g, ' ');
+  return column;
+}
+
+// A stored value in words: choice codes become their labels ("a,b" for several).
+function shown(table, column, value) {
+  if (value === null || value === undefined) return '';
+  // An ISO 8601 time reads "2026-12-06 14:05+01:00": no "T", no seconds.
+  if (typeof value === 'string' && /^\d{4}-\d\d-\d\dT\d\d:\d\d/.test(value)) {
+    return value.replace(/^(\d{4}-\d\d-\d\d)T(\d\d:\d\d)(:\d\d(\.\d+)?)?/, '$1 $2');
+  }
+  const f = formOf(table);
+  const fd = f && f.fields[column];
+  const list = fd && fd.choices && f.form.choices && f.form.choices[fd.choices];
+  if (!list) return String(value);
+  const one = (v) => {
+    const c = list.find((x) => String(x.value) === v);
+    return c ? text(c.label) : v;
+  };
+  if (fd.widget === 'multiselect') return String(value).split(',').filter((v) => v).map(one).join(', ');
+  return one(String(value));
+}
+
+// The columns a list shows, in order: the form's summary, else the young person's alias and
+// the contact time first, then the rest; never the key or scope ids (they are in the detail).
+function listColumns(table, columns) {
+  const f = formOf(table);
+  if (f && Array.isArray(f.form.summary) && f.form.summary.length) {
+    return f.form.summary.filter((c) => columns.includes(c));
+  }
+  const first = ['alias', 'name', state.me && state.me.date_column, 'contacted_at'].filter((c) => c && columns.includes(c));
+  const rest = columns.filter((c) => !first.includes(c) && c !== 'id' && !/_id$/.test(c) && c !== 'notes');
+  return [...new Set(first.concat(rest))].slice(0, 6);
+}
+
+// What names a record in a sentence: its first summary column (the alias), else its key.
+function recordName(rec) {
+  if (!rec) return '';
+  const cols = listColumns(rec.table, rec.columns);
+  const i = cols.length ? rec.columns.indexOf(cols[0]) : -1;
+  const v = i >= 0 ? rec.values[i] : null;
+  return v ? shown(rec.table, cols[0], v) : rec.id.slice(0, 8);
+}
+
+function recordHref(table, id) {
+  return '#/record/' + encodeURIComponent(table) + '/' + encodeURIComponent(id);
 }
 
 function showError(where, message) {
@@ -88,6 +173,13 @@ function form(params) {
 function loggedOut(message) {
   state.me = null;
   closeLive();
+  // Nothing of the last session stays in the page, not even hidden.
+  $('content').replaceChildren();
+  $('record-panel').hidden = true;
+  for (const id of ['record-table', 'record-history', 'record-conflicts', 'record-links']) $(id).replaceChildren();
+  state.forms = null;
+  state.offset = 0;
+  state.view = 'devices'; // the next person starts at the first view, not an admin's
   $('app-view').hidden = true;
   $('logout').hidden = true;
   $('who').textContent = '';
@@ -111,7 +203,7 @@ function loggedIn(me) {
     sel.appendChild(o);
   }
   openLive();
-  show(state.view);
+  loadForms().finally(() => { show(state.view); route(); });
 }
 
 async function login(ev) {
@@ -173,6 +265,15 @@ function table(headers) {
   return { t, tbody };
 }
 
+// Each cell carries its column's heading, which a phone-width card shows before the value.
+function cardify(t) {
+  const heads = [...t.querySelectorAll('thead th')].map((th) => th.textContent);
+  for (const tr of t.querySelectorAll('tbody tr')) {
+    [...tr.children].forEach((td, i) => { if (heads[i] && !td.dataset.label) td.dataset.label = heads[i]; });
+  }
+  t.classList.add('cards');
+}
+
 function row(cells, cls) {
   const tr = el('tr', null, cls);
   for (const c of cells) {
@@ -190,13 +291,27 @@ function row(cells, cls) {
 async function viewDevices(content) {
   const data = await apiJson('/api/devices');
   if (!data.devices.length) { content.appendChild(el('p', 'No devices in your teams yet.')); return; }
-  const { t, tbody } = table(['Worker', 'Teams', 'Device', 'Name', 'Last sync', 'Since', 'Status']);
+  // What is stuck: entries the device said were waiting to be sent (at its last connection)
+  // that the server has not recorded since, changes the server refused (they wait in the
+  // device's quarantine), the device's own last sync error and the newest refusal.
+  const { t, tbody } = table(['Worker', 'Device', 'Last sync', 'Waiting to send', 'Refused',
+                              'Last error', 'App version', 'Teams', 'Status']);
+  t.classList.add('cards');
   for (const d of data.devices) {
     const ago = el('span', since(d.last_seen_ms, data.now_ms));
     if (!d.last_seen_ms || data.now_ms - d.last_seen_ms > 86400000) ago.className = 'stale';
-    tbody.appendChild(row([d.worker, d.teams, d.device_id, d.name, when(d.last_seen_ms) || 'never',
-                           ago, d.revoked ? 'revoked' : 'active']));
+    const name = el('span', d.name || d.device_id.slice(0, 8));
+    name.title = d.device_id;
+    const pending = el('span', d.reported_ms ? String(d.pending) : 'not reported', d.pending > 0 ? 'stale' : '');
+    if (d.reported_ms) pending.title = 'reported ' + when(d.reported_ms);
+    const refused = el('span', String(d.refused), d.refused > 0 ? 'stale' : '');
+    const errors = [d.last_error, d.last_refusal ? 'refused: ' + d.last_refusal : ''].filter((e) => e);
+    const tr = row([d.worker, name, ago, pending, refused, errors.join('; '), d.app || 'not reported',
+                    d.teams, d.revoked ? 'revoked' : 'active']);
+    tr.dataset.device = d.device_id;
+    tbody.appendChild(tr);
   }
+  cardify(t);
   content.appendChild(t);
 }
 
@@ -205,33 +320,198 @@ function query(params) {
   return q ? '?' + q : '';
 }
 
-async function viewRecords(content, previous) {
-  const data = await apiJson('/api/records' + query(filters()));
-  if (!data.rows.length) { content.appendChild(el('p', 'No contacts match.')); return; }
-  const idIdx = data.columns.indexOf('id');
-  const { t, tbody } = table(data.columns);
-  for (const r of data.rows) {
-    const id = idIdx >= 0 ? r[idIdx] : r[0];
-    const tr = row(r.map((v) => (v === null ? '' : v)),
-                   'clickable' + (previous && !previous.has(id) ? ' fresh' : ''));
-    tr.dataset.id = id;
-    tr.addEventListener('click', () => openRecord(id));
-    tbody.appendChild(tr);
-  }
-  content.appendChild(t);
+function recordParams() {
+  const p = filters();
+  if (state.sort) { p.sort = state.sort; p.dir = state.dir; }
+  if (state.offset) p.offset = String(state.offset);
+  p.limit = String(state.pageSize);
+  return p;
 }
 
-async function openRecord(id) {
-  const data = await apiJson('/api/record' + query({ id }));
+// Sorting and paging are the server's (the sort column is checked there, every value bound):
+// a click on a heading sorts by it, again reverses; pages go past any number of records.
+async function viewRecords(content, previous) {
+  const data = await apiJson('/api/records' + query(recordParams()));
+  const tableName = (state.me && state.me.table) || 'contacts';
+  if (!data.rows.length) {
+    content.appendChild(el('p', state.offset ? 'No more records.' : 'No records match.'));
+  } else {
+    const idIdx = Math.max(0, data.columns.indexOf('id'));
+    const cols = listColumns(tableName, data.columns);
+    const { t, tbody } = table([]);
+    t.classList.add('cards', 'records');
+    const head = t.querySelector('thead tr');
+    for (const c of cols) {
+      const th = el('th');
+      const b = el('button', label(tableName, c), 'sort');
+      b.type = 'button';
+      b.dataset.sort = c;
+      if (state.sort === c) {
+        b.classList.add(state.dir);
+        b.setAttribute('aria-sort', state.dir === 'asc' ? 'ascending' : 'descending');
+      }
+      b.addEventListener('click', () => {
+        state.dir = state.sort === c && state.dir === 'asc' ? 'desc' : 'asc';
+        state.sort = c;
+        state.offset = 0;
+        show('records');
+      });
+      th.appendChild(b);
+      head.appendChild(th);
+    }
+    for (const r of data.rows) {
+      const id = r[idIdx];
+      const tr = el('tr', null, 'clickable' + (previous && !previous.has(id) ? ' fresh' : ''));
+      cols.forEach((c) => {
+        const td = el('td', shown(tableName, c, r[data.columns.indexOf(c)]));
+        td.dataset.label = label(tableName, c);
+        tr.appendChild(td);
+      });
+      tr.dataset.id = id;
+      tr.addEventListener('click', () => { location.hash = recordHref(tableName, id); });
+      tbody.appendChild(tr);
+    }
+    content.appendChild(t);
+  }
+  const pager = el('p', null, 'pager');
+  const first = state.offset + 1, last = state.offset + data.rows.length;
+  pager.appendChild(el('span', data.rows.length ? `records ${first}–${last}` : '', 'range'));
+  if (state.offset > 0) {
+    const prev = el('button', 'Previous page');
+    prev.type = 'button';
+    prev.dataset.page = 'prev';
+    prev.addEventListener('click', () => { state.offset = Math.max(0, state.offset - state.pageSize); show('records'); });
+    pager.appendChild(prev);
+  }
+  if (data.more) {
+    const next = el('button', 'Next page');
+    next.type = 'button';
+    next.dataset.page = 'next';
+    next.addEventListener('click', () => { state.offset += data.rows.length; show('records'); });
+    pager.appendChild(next);
+  }
+  content.appendChild(pager);
+}
+
+// The record detail is a panel over the page with its own URL (#/record/TABLE/ID): it opens
+// where the supervisor is looking, the back button closes it, and a link can be shared with a
+// colleague (who sees it only if it is in their teams).
+function route() {
+  const m = location.hash.match(/^#\/record\/([^/]+)\/(.+)$/);
+  if (!m || !state.me) { $('record-panel').hidden = true; return; }
+  openRecord(decodeURIComponent(m[1]), decodeURIComponent(m[2]));
+}
+
+function closeRecord() {
+  $('record-panel').hidden = true;
+  if (location.hash.startsWith('#/record/')) history.pushState(null, '', location.pathname + location.search);
+}
+
+// linked: {column: record} for the record's outgoing links, shown by name instead of by id.
+function fieldRows(rec, into, linked) {
+  const f = formOf(rec.table);
+  const order = [];
+  if (f) {
+    for (const s of f.form.sections || []) {
+      order.push({ heading: text(s.title) });
+      for (const fd of s.fields || []) if (rec.columns.includes(fd.column)) order.push({ column: fd.column });
+    }
+    const rest = rec.columns.filter((c) => !f.fields[c]);
+    if (rest.length) order.push({ heading: 'Record' });
+    for (const c of rest) order.push({ column: c });
+  } else {
+    for (const c of rec.columns) order.push({ column: c });
+  }
+  for (const o of order) {
+    const tr = el('tr');
+    if (o.heading) {
+      const th = el('th', o.heading, 'section');
+      th.colSpan = 2;
+      tr.appendChild(th);
+    } else {
+      const v = rec.values[rec.columns.indexOf(o.column)];
+      tr.appendChild(el('th', label(rec.table, o.column)));
+      const to = linked && linked[o.column];
+      if (to) {
+        const td = el('td', null, 'value');
+        const a = el('a', recordName(to));
+        a.href = recordHref(to.table, to.id);
+        td.appendChild(a);
+        tr.appendChild(td);
+      } else {
+        tr.appendChild(el('td', shown(rec.table, o.column, v), 'value'));
+      }
+      tr.dataset.column = o.column;
+    }
+    into.appendChild(tr);
+  }
+}
+
+function whoDid(h) {
+  if (!h.device) return h.by ? 'supervisor ' + h.by + ' (reversal)' : 'the server';
+  return h.worker + ' on ' + (h.device_name || h.device.slice(0, 8));
+}
+
+async function openRecord(table, id) {
+  const panel = $('record-panel');
+  let data;
+  try {
+    data = await apiJson('/api/record' + query({ table, id }));
+  } catch (e) {
+    showError('app-error', e.message);
+    panel.hidden = true;
+    return;
+  }
+  const rec = data.record;
+  $('record-title').textContent = (formOf(table) ? text(formOf(table).form.title) : table) + ': ' + recordName(rec);
   const t = $('record-table');
   t.replaceChildren();
-  data.columns.forEach((c, i) => {
-    const tr = el('tr');
-    tr.appendChild(el('th', c));
-    tr.appendChild(el('td', data.values[i] === null ? '' : data.values[i], 'value'));
-    t.appendChild(tr);
+  const linked = {};
+  for (const l of data.links) if (l.outgoing && l.records.length) linked[l.column] = l.records[0];
+  fieldRows(rec, t, linked);
+
+  const hist = $('record-history');
+  hist.replaceChildren();
+  data.history.forEach((h, i) => {
+    const what = i === 0 && h.op === 'insert' ? 'created' : h.op === 'delete' ? 'deleted' : 'changed';
+    const li = el('li', when(h.time_ms) + ': ' + what + ' by ' + whoDid(h) + (h.altered ? ' (merged)' : ''));
+    li.dataset.op = h.op;
+    hist.appendChild(li);
   });
-  $('record-panel').hidden = false;
+  if (!data.history.length) hist.appendChild(el('li', 'No changes recorded.'));
+
+  const conf = $('record-conflicts');
+  conf.replaceChildren();
+  for (const c of data.conflicts) {
+    const col = c.column ? label(table, c.column) : 'the whole record';
+    const kept = c.winning === null ? '(empty)' : shown(table, c.column, c.winning);
+    const lost = c.losing === null ? '(empty)' : shown(table, c.column, c.losing);
+    const li = el('li', when(c.time_ms) + ': ' + col + ': kept "' + kept + '" from ' +
+      (c.winner_worker || 'the server') + ', "' + lost + '" from ' + (c.loser_worker || '?') +
+      ' lost; ' + (c.decision ? c.decision + ' by ' + c.decided_by : 'waiting for a decision'));
+    li.dataset.conflict = String(c.id);
+    conf.appendChild(li);
+  }
+  if (!data.conflicts.length) conf.appendChild(el('li', 'No conflicts.'));
+
+  const links = $('record-links');
+  links.replaceChildren();
+  for (const l of data.links) {
+    for (const r of l.records) {
+      const li = el('li');
+      const a = el('a', (formOf(r.table) ? text(formOf(r.table).form.title) : r.table) + ': ' + recordName(r));
+      a.href = recordHref(r.table, r.id);
+      a.dataset.table = r.table;
+      li.appendChild(a);
+      li.appendChild(el('span', l.outgoing ? ' (' + label(table, l.column) + ')' : ' (refers to this record)'));
+      links.appendChild(li);
+    }
+  }
+  if (!links.children.length) links.appendChild(el('li', 'No linked records.'));
+  $('record-id').textContent = table + ' ' + rec.id;
+  panel.hidden = false;
+  panel.scrollTop = 0;
+  $('record-close').focus();
 }
 
 const COLORS = ['#23395d', '#d1495b', '#edae49', '#00798c', '#66a182', '#8d5a97', '#2e4057', '#c17c74'];
@@ -300,7 +580,9 @@ async function viewPerDay(content) {
   content.appendChild(t);
 }
 
-async function decide(id, action, button) {
+async function decide(id, action, button, what) {
+  if (action === 'reverse' && !window.confirm('Reverse this decision? ' + what +
+      '\nThe losing value is written back and sent to every device of the team.')) return;
   button.disabled = true;
   try {
     await apiJson('/api/decide', {
@@ -318,43 +600,61 @@ async function decide(id, action, button) {
 async function viewConflicts(content) {
   const data = await apiJson('/api/conflicts');
   if (!data.conflicts.length) { content.appendChild(el('p', 'No conflicts waiting for a decision.')); return; }
-  const { t, tbody } = table(['#', 'Record', 'Column', 'Team', 'Kept value (winner)',
-                              'Losing value', 'Lost by', 'When', 'Decision']);
+  const { t, tbody } = table(['Record', 'Field', 'Kept value', 'Kept from', 'Losing value',
+                              'Lost by', 'When', 'Decision']);
+  t.classList.add('cards');
   for (const c of data.conflicts) {
     const tr = el('tr');
     tr.dataset.conflict = String(c.id);
-    tr.appendChild(el('td', c.id));
-    tr.appendChild(el('td', c.table + ' ' + c.row));
-    tr.appendChild(el('td', c.column || '(whole row)'));
-    tr.appendChild(el('td', c.team));
+    const name = el('td', null, 'name');
+    if (c.record) {
+      const a = el('a', recordName(c.record));
+      a.href = recordHref(c.table, c.row);
+      a.className = 'record-link';
+      name.appendChild(a);
+    } else {
+      name.textContent = c.refused ? '(refused change)' : '(record not available)';
+    }
+    name.appendChild(el('small', ' ' + (formOf(c.table) ? text(formOf(c.table).form.title) : c.table) + ', ' + c.team));
+    tr.appendChild(name);
+    tr.appendChild(el('td', c.column ? label(c.table, c.column) : '(whole record)'));
+    const val = (v) => (v === null ? '(empty)' : shown(c.table, c.column, v));
     if (c.refused) {
       // A change the server refused: nothing of it is in the store; the worker keeps it in
       // the device's quarantine. Values aimed at another team are never sent here.
       tr.appendChild(el('td', 'refused: ' + c.refused.message, 'value refused'));
-      tr.appendChild(el('td', c.losing === null ? '(not shown: outside the worker\'s teams)'
-                                                : c.losing, 'value losing'));
     } else {
-      tr.appendChild(el('td', c.winning === null ? '(empty)' : c.winning, 'value winning'));
-      tr.appendChild(el('td', c.losing === null ? '(empty)' : c.losing, 'value losing'));
+      tr.appendChild(el('td', val(c.winning), 'value winning'));
     }
-    tr.appendChild(el('td', c.loser_worker + ' ' + c.loser_device.slice(0, 8)));
+    tr.appendChild(el('td', c.refused ? '' : c.winner_worker || 'the server', 'winner'));
+    if (c.refused) {
+      tr.appendChild(el('td', c.losing === null ? '(not shown: outside the worker\'s teams)'
+                                                : val(c.losing), 'value losing'));
+    } else {
+      tr.appendChild(el('td', val(c.losing), 'value losing'));
+    }
+    tr.appendChild(el('td', c.loser_worker || '?', 'loser'));
     tr.appendChild(el('td', when(c.time_ms)));
     const td = el('td');
     const keep = el('button', 'Keep');
     keep.type = 'button';
     keep.dataset.action = 'keep';
-    keep.addEventListener('click', () => decide(c.id, 'keep', keep));
+    keep.addEventListener('click', () => decide(c.id, 'keep', keep, ''));
     td.appendChild(keep);
     if (c.reversible) {
       const rev = el('button', 'Reverse');
       rev.type = 'button';
       rev.dataset.action = 'reverse';
-      rev.addEventListener('click', () => decide(c.id, 'reverse', rev));
+      const what = (c.record ? recordName(c.record) + ', ' : '') +
+        (c.column ? label(c.table, c.column) : 'record') + ': "' + val(c.losing) + '" (' +
+        (c.loser_worker || '?') + ') replaces "' + val(c.winning) + '" (' + (c.winner_worker || 'the server') + ').';
+      rev.addEventListener('click', () => decide(c.id, 'reverse', rev, what));
       td.appendChild(rev);
     }
     tr.appendChild(td);
     tbody.appendChild(tr);
   }
+  cardify(t);
   content.appendChild(t);
 }
 
@@ -629,9 +929,16 @@ document.addEventListener('DOMContentLoaded', async () => {
   $('login-form').addEventListener('submit', login);
   $('logout').addEventListener('click', logout);
   $('export').addEventListener('click', exportCsv);
-  $('record-close').addEventListener('click', () => { $('record-panel').hidden = true; });
-  $('filters').addEventListener('submit', (ev) => { ev.preventDefault(); show(state.view); });
-  for (const b of document.querySelectorAll('nav button')) b.addEventListener('click', () => show(b.dataset.view));
+  $('record-close').addEventListener('click', closeRecord);
+  document.addEventListener('keydown', (ev) => { if (ev.key === 'Escape' && !$('record-panel').hidden) closeRecord(); });
+  window.addEventListener('hashchange', route);
+  window.addEventListener('popstate', route);
+  $('filters').addEventListener('submit', (ev) => { ev.preventDefault(); state.offset = 0; show(state.view); });
+  for (const b of document.querySelectorAll('nav button')) b.addEventListener('click', () => {
+    state.offset = 0;
+    if (!$('record-panel').hidden) closeRecord();
+    show(b.dataset.view);
+  });
   try {
     const res = await fetch('/api/me', { credentials: 'same-origin' });
     if (res.ok) loggedIn(await res.json());

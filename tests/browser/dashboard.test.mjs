@@ -80,6 +80,11 @@ async function shot(page, name) {
   await page.screenshot({ path: path.join(artifacts, `dashboard-${name}.png`), fullPage: true });
 }
 
+// True when the page needs no sideways scroll at its current width.
+function noSidewaysScroll(page) {
+  return page.evaluate(() => document.documentElement.scrollWidth <= document.documentElement.clientWidth);
+}
+
 const browserOptions = {
   executablePath: '/usr/bin/chromium',
   args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -125,6 +130,17 @@ async function test() {
   addContact('alice', 'team-a', 'A-second', today);
   addContact('bob', 'team-a', 'B-first', today);
   const carolId = addContact('carol', 'team-b', 'C-secret', today);
+  // A contact with its referral (contacts.referral_id names a referrals row).
+  const referralId = randomUUID();
+  dev('alice', 'exec', `INSERT INTO referrals (id, team_id, worker_id, alias, service, referred_at)
+      VALUES ('${referralId}', 'team-a', 'alice', 'A-first', 'shelter', '${yesterday}T11:00:00+00:00')`);
+  const referredId = query('alice', "SELECT id FROM contacts WHERE alias = 'A-first'");
+  dev('alice', 'exec', `UPDATE contacts SET referral_id = '${referralId}' WHERE id = '${referredId}'`);
+  // Enough of bob's records for pages past 200 (the list shows 100 a page).
+  dev('bob', 'exec', `INSERT INTO contacts (id, team_id, worker_id, contacted_at, alias)
+      WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 230)
+      SELECT printf('0000bulk-%04d', i), 'team-a', 'bob', '${yesterday}T09:00:00+00:00',
+             printf('Bulk %03d', i) FROM n`);
   for (const who of ['alice', 'bob', 'carol']) dev(who, 'sync');
 
   // A new, empty profile directory for this run (launchPersistentContext is how playwright
@@ -156,6 +172,10 @@ async function test() {
   assert.match(devicesText, /bob/);
   assert.doesNotMatch(devicesText, /carol/, "another team's devices are not shown");
   assert.match(devicesText, /s ago|min ago/);
+  const deviceHeads = await page.$$eval('#content thead th', (ths) => ths.map((t) => t.textContent));
+  for (const h of ['Waiting to send', 'Refused', 'Last error', 'App version']) assert.ok(deviceHeads.includes(h), `device view has ${h}`);
+  assert.equal(await page.textContent('tr[data-device] td:nth-child(4)'), '0', 'nothing waiting after a sync');
+  assert.match(await page.textContent('tr[data-device] td:nth-child(7)'), /^liboutpost \d+\.\d+\.\d+$/);
   await shot(page, 'devices');
 
   step('a record synced by a device appears without a reload');
@@ -171,14 +191,67 @@ async function test() {
   assert.match(await page.textContent(`#content tr[data-id="${liveId}"]`), /A-live/);
   await shot(page, 'records-live');
 
-  step('a record opens in full');
+  step('the list reads as cases: alias and contact time first, no ids');
+  const heads = await page.$$eval('#content thead th', (ths) => ths.map((t) => t.textContent));
+  assert.equal(heads[0], 'Name they gave', `the alias first, by its label: ${heads}`);
+  assert.match(heads[1], /^Contacted at/, `the contact time second: ${heads}`);
+  assert.ok(!heads.includes('id') && !heads.includes('team_id') && !heads.includes('worker_id'), `no id columns: ${heads}`);
+  assert.doesNotMatch(await page.textContent(`#content tr[data-id="${liveId}"]`), new RegExp(liveId), 'the id is not in the row');
+  const rowsShown = await page.$$eval('#content tbody tr', (rs) => rs.filter((r) => r.getBoundingClientRect().bottom <= 800).length);
+  assert.ok(rowsShown >= 12, `at least 12 records fit on 1280x800 (${rowsShown})`);
+  step(`${rowsShown} records fully in view at 1280x800`);
+
+  step('a record opens beside the list, at its own URL, with its history');
   await page.click(`#content tr[data-id="${liveId}"]`);
   await page.waitForSelector('#record-panel:not([hidden])');
+  assert.equal(new URL(page.url()).hash, `#/record/contacts/${liveId}`);
+  const box = await page.locator('#record-panel').boundingBox();
+  assert.ok(box.y < 100 && box.y + 200 < 800, `the panel opens in view (y=${box.y})`);
   const recordText = await page.textContent('#record-table');
-  assert.match(recordText, /alias\s*A-live/);
-  assert.match(recordText, /location\s*bus station/);
+  assert.match(recordText, /Name they gave\s*A-live/);
+  assert.match(recordText, /bus station/);
+  assert.match(await page.textContent('#record-history'), /created by alice on alice's phone/);
   await shot(page, 'record');
   await page.click('#record-close');
+  await page.waitForSelector('#record-panel', { state: 'hidden' });
+  assert.equal(new URL(page.url()).hash, '');
+
+  step("a contact's referral is linked, and the link opens it");
+  await page.goto(`${base}/dashboard/#/record/contacts/${referredId}`);
+  await page.waitForSelector('#record-panel:not([hidden])');
+  assert.match(await page.textContent('#record-table'), /A-first/);
+  assert.equal(await page.textContent('#record-table tr[data-column=referral_id] td'), 'A-first', 'the referral by name, not id');
+  assert.match(await page.textContent('#record-history'), /created by alice.*\n?.*changed by alice/s);
+  await page.click(`#record-links a[data-table=referrals]`);
+  await page.waitForFunction((id) => location.hash === `#/record/referrals/${id}`, referralId);
+  await page.waitForFunction(() => /shelter/i.test(document.querySelector('#record-table').textContent));
+  assert.match(await page.textContent('#record-links'), /A-first/, 'the referral links back to its contact');
+  await shot(page, 'record-referral');
+  await page.goBack();
+  await page.waitForFunction(() => /A-first/.test(document.querySelector('#record-table').textContent) && location.hash.includes('/contacts/'));
+  await page.click('#record-close');
+  await page.click('nav button[data-view=records]');
+  await page.waitForSelector('#content tr[data-id]');
+
+  step('sorting by a heading, paging past 200');
+  await page.click('#content th button[data-sort=alias]');
+  await page.waitForSelector('#content th button[data-sort=alias].asc');
+  const aliases = await page.$$eval('#content tbody tr td:first-child', (tds) => tds.map((t) => t.textContent));
+  assert.deepEqual(aliases.slice(0, 3), ['A-first', 'A-live', 'A-second']);
+  assert.equal(aliases.length, 100);
+  await page.click('#content th button[data-sort=alias]');
+  await page.waitForSelector('#content th button[data-sort=alias].desc');
+  assert.equal(await page.textContent('#content tbody tr td:first-child'), 'Bulk 230');
+  await page.click('.pager button[data-page=next]');
+  await page.waitForFunction(() => /records 101–200/.test(document.querySelector('.pager').textContent));
+  await page.click('.pager button[data-page=next]');
+  await page.waitForFunction(() => /records 201–234/.test(document.querySelector('.pager').textContent));
+  const lastPage = await page.$$eval('#content tbody tr td:first-child', (tds) => tds.map((t) => t.textContent));
+  assert.deepEqual(lastPage.slice(-3), ['A-second', 'A-live', 'A-first']);
+  assert.equal(await page.isVisible('.pager button[data-page=next]'), false, 'no page after the last');
+  await shot(page, 'records-page-3');
+  await page.click('#content th button[data-sort=alias]');
+  await page.waitForSelector('#content th button[data-sort=alias].asc');
 
   step('search and filter');
   // Wait for the filtered view itself: the row count alone can already be 1 from the last view.
@@ -190,7 +263,7 @@ async function test() {
   await page.fill('#f-q', 'second');
   await page.click('#filters button[type=submit]');
   await onlyRowShows('A-second');
-  await page.fill('#f-q', '');
+  await page.fill('#f-q', 'first');
   await page.fill('#f-worker', 'bob');
   await page.click('#filters button[type=submit]');
   await onlyRowShows('B-first');
@@ -202,6 +275,7 @@ async function test() {
   assert.match(csv.split('\r\n')[0], /^id,team_id,worker_id,contacted_at,/);
   assert.match(csv, /B-first/);
   assert.doesNotMatch(csv, /A-second|C-secret/, 'the export is the filtered view, own teams only');
+  await page.fill('#f-q', '');
   await page.fill('#f-worker', '');
   await page.click('#filters button[type=submit]');
 
@@ -238,16 +312,101 @@ async function test() {
   assert.equal(query('bob', `SELECT risk_level FROM contacts WHERE id = '${target}'`), 'low');
   await page.waitForSelector('#content tr[data-conflict]', { timeout: 15000 });
   const conflictRow = await page.textContent('#content tr[data-conflict]');
-  assert.match(conflictRow, /risk_level/);
-  assert.equal(await page.textContent('#content tr[data-conflict] td.winning'), 'low');
-  assert.equal(await page.textContent('#content tr[data-conflict] td.losing'), 'high');
+  assert.match(conflictRow, /Risk level/);
+  assert.doesNotMatch(conflictRow, /risk_level/);
+  assert.equal(await page.textContent('#content tr[data-conflict] a.record-link'), 'A-first', 'the queue names the young person');
+  assert.equal(await page.getAttribute('#content tr[data-conflict] a.record-link', 'href'), `#/record/contacts/${target}`);
+  assert.equal(await page.textContent('#content tr[data-conflict] td.winning'), 'Low');
+  assert.equal(await page.textContent('#content tr[data-conflict] td.losing'), 'High');
+  assert.equal(await page.textContent('#content tr[data-conflict] td.winner'), 'bob');
+  assert.equal(await page.textContent('#content tr[data-conflict] td.loser'), 'alice');
   await shot(page, 'conflicts');
+  step('Reverse asks first: dismissed, nothing changes');
+  let asked = '';
+  page.once('dialog', (d) => { asked = d.message(); d.dismiss(); });
+  await page.click('#content tr[data-conflict] button[data-action=reverse]');
+  await page.waitForFunction(() => true);
+  assert.match(asked, /Reverse this decision\? A-first/);
+  assert.match(asked, /alice/);
+  assert.equal(await page.isEnabled('#content tr[data-conflict] button[data-action=reverse]'), true);
+  assert.equal(query('bob', `SELECT risk_level FROM contacts WHERE id = '${target}'`), 'low');
+  page.once('dialog', (d) => d.accept());
   await page.click('#content tr[data-conflict] button[data-action=reverse]');
   await page.waitForSelector('#content tr[data-conflict]', { state: 'detached' });
   dev('bob', 'sync');
   assert.equal(query('bob', `SELECT risk_level FROM contacts WHERE id = '${target}'`), 'high', "bob's device received the reversal");
   dev('alice', 'sync');
   assert.equal(query('alice', `SELECT risk_level FROM contacts WHERE id = '${target}'`), 'high');
+  await page.goto(`${base}/dashboard/#/record/contacts/${target}`);
+  await page.waitForSelector('#record-conflicts li[data-conflict]');
+  assert.match(await page.textContent('#record-conflicts'), /reversed by sara/);
+  assert.match(await page.textContent('#record-history'), /supervisor sara \(reversal\)/);
+  await shot(page, 'record-conflict-history');
+  await page.click('#record-close');
+
+  step('phone width: no sideways scroll in any view');
+  await page.setViewportSize({ width: 390, height: 844 });
+  for (const view of ['devices', 'records', 'perday', 'conflicts']) {
+    await page.click(`nav button[data-view=${view}]`);
+    await page.waitForFunction((v) => document.querySelector('#content').dataset.view === v, view);
+    assert.equal(await noSidewaysScroll(page), true, `${view} at 390 px`);
+    await shot(page, `phone-${view}`);
+  }
+  await page.goto(`${base}/dashboard/#/record/contacts/${referredId}`);
+  await page.waitForSelector('#record-panel:not([hidden])');
+  assert.equal(await noSidewaysScroll(page), true, 'record at 390 px');
+  await shot(page, 'phone-record');
+  await page.click('#record-close');
+  await page.setViewportSize({ width: 1280, height: 800 });
+
+  step("the forms' labels and choice labels replace column names and codes");
+  // A-second also names a referral of another team: the link must not show it.
+  const otherRef = randomUUID();
+  dev('carol', 'exec', `INSERT INTO referrals (id, team_id, worker_id, alias, service, referred_at)
+      VALUES ('${otherRef}', 'team-b', 'carol', 'C-ref-secret', 'legal', '${today}T12:00:00+00:00')`);
+  dev('carol', 'sync');
+  dev('alice', 'exec', `UPDATE contacts SET risk_indicators = 'no_id_documents,older_partner',
+      referral_id = '${otherRef}' WHERE alias = 'A-second'`);
+  dev('alice', 'sync');
+  const secondId = query('alice', "SELECT id FROM contacts WHERE alias = 'A-second'");
+  const formsPage = await context.newPage();
+  await formsPage.goto(`${base}/dashboard/`);
+  await formsPage.waitForSelector('#app-view:not([hidden])');
+  await formsPage.click('nav button[data-view=records]');
+  await formsPage.waitForSelector('#content tr[data-id]');
+  const formHeads = await formsPage.$$eval('#content thead th', (ths) => ths.map((t) => t.textContent.replace(/[▲▼]/g, '').trim()));
+  assert.deepEqual(formHeads, ['Name they gave', 'Contacted at', 'Risk level', 'Where you met']);
+  assert.equal(await formsPage.textContent(`#content tr[data-id="${liveId}"] td:nth-child(2)`), `${today} 10:00+00:00`);
+  assert.equal(await formsPage.textContent(`#content tr[data-id="${liveId}"] td:nth-child(3)`), 'Medium');
+  await shot(formsPage, 'records-labels');
+  await formsPage.goto(`${base}/dashboard/#/record/contacts/${secondId}`);
+  await formsPage.waitForSelector('#record-panel:not([hidden])');
+  assert.equal(await formsPage.textContent('#record-title'), 'Contact: A-second');
+  assert.equal(await formsPage.textContent('#record-table tr[data-column=risk_indicators] td'), 'No identity documents, Much older partner');
+  assert.equal(await formsPage.textContent('#record-table tr[data-column=risk_indicators] th'), 'Trafficking-risk indicators seen');
+  assert.match(await formsPage.textContent('#record-table'), /The young person.*Risk screening/s);
+  assert.equal(await formsPage.textContent('#record-links'), 'No linked records.', "another team's referral is not linked");
+  const crossTeam = await formsPage.evaluate(async (id) => (await fetch(`/api/record?table=contacts&id=${id}`)).text(), secondId);
+  assert.doesNotMatch(crossTeam, /C-ref-secret|legal/);
+  assert.equal(await formsPage.evaluate(async (id) => (await fetch(`/api/record?table=referrals&id=${id}`)).status, otherRef), 404);
+  await shot(formsPage, 'record-labels');
+  await formsPage.close();
+
+  step('without forms (an older server, a table with none): column names, nothing breaks');
+  const plainPage = await context.newPage();
+  await plainPage.route('**/api/forms', (r) => r.fulfill({ status: 404, contentType: 'application/json', body: '{"error":"no such API"}' }));
+  await plainPage.goto(`${base}/dashboard/#/record/contacts/${secondId}`);
+  await plainPage.waitForSelector('#record-panel:not([hidden])');
+  assert.equal(await plainPage.textContent('#record-table tr[data-column=risk_indicators] th'), 'risk_indicators');
+  assert.equal(await plainPage.textContent('#record-table tr[data-column=risk_indicators] td'), 'no_id_documents,older_partner');
+  await plainPage.click('#record-close');
+  await plainPage.click('nav button[data-view=records]');
+  await plainPage.waitForSelector('#content tr[data-id]');
+  const plainHeads = await plainPage.$$eval('#content thead th', (ths) => ths.map((t) => t.textContent.replace(/[▲▼]/g, '').trim()));
+  assert.equal(plainHeads[0], 'alias');
+  assert.ok(!plainHeads.includes('id'), `no id column without forms either: ${plainHeads}`);
+  await shot(plainPage, 'records-no-forms');
+  await plainPage.close();
 
   step('log out; an admin reads the audit log');
   await page.click('#logout');
@@ -256,7 +415,11 @@ async function test() {
   await page.waitForSelector('#nav-audit:not([hidden])');
   await page.click('nav button[data-view=audit]');
   await page.waitForSelector('#content table');
-  const audit = await page.textContent('#content');
+  // The view shows the newest 100; the session above read more than that (pages, records), so
+  // the whole log is read through the same API, 1000 a page.
+  const audit = (await page.textContent('#content')) +
+    await page.evaluate(async () => JSON.stringify(await (await fetch('/api/audit?limit=1000')).json()));
+  assert.match(audit, /record\.list.*sort=alias desc offset=200/s, 'the pages read are audited');
   for (const entry of ['login.ok', 'record.view', 'export', 'conflict.reverse', 'logout', '127.0.0.1'])
     assert.ok(audit.includes(entry), `audit shows ${entry}`);
   assert.ok(!audit.includes('A-live'), 'no record contents in the audit log');

@@ -1,7 +1,8 @@
 #!/bin/sh
-# Runs the dashboard's browser tests (dashboard.test.mjs) in headless Chromium.
+# Runs a browser test in headless Chromium: the dashboard's (dashboard.test.mjs, the default)
+# or another one of this folder (field.test.mjs: the field app).
 #
-#   tests/browser/run.sh SOURCE_DIR BUILD_DIR
+#   tests/browser/run.sh SOURCE_DIR BUILD_DIR [TEST.mjs]
 #
 # Installs what a fresh machine lacks: Debian's chromium (apt-get; playwright never downloads a
 # browser) and playwright-core from package-lock.json (npm ci, into BUILD_DIR/tests/browser so
@@ -11,6 +12,7 @@ set -eu
 src=$(cd "$1" && pwd)
 build=$(cd "$2" && pwd)
 work=$build/tests/browser
+test=${3:-dashboard.test.mjs}
 
 missing=
 [ -x /usr/bin/chromium ] || missing="chromium"
@@ -30,7 +32,7 @@ if ! cmp -s "$src/tests/browser/package-lock.json" "$work/package-lock.json" ||
     cp "$src/tests/browser/package.json" "$src/tests/browser/package-lock.json" "$work/"
     (cd "$work" && npm ci --no-audit --no-fund --loglevel=error >&2)
 fi
-cp "$src/tests/browser/dashboard.test.mjs" "$work/"
+cp "$src/tests/browser/$test" "$src/tests/browser/harness.mjs" "$work/"
 cd "$work"
 OUTPOST_SOURCE_DIR=$src OUTPOST_BUILD_DIR=$build \
-    OUTPOST_ARTIFACTS=$build/tests/artifacts exec node dashboard.test.mjs
+    OUTPOST_ARTIFACTS=$build/tests/artifacts exec node "$test"

@@ -14,9 +14,26 @@
 #include <time.h>
 #include <unistd.h>
 
-enum { MAX_CONNS = 64, CONN_BUF = 16384 };
+enum { MAX_CONNS = 64, CONN_BUF = 16384, SEGMENT = 1460, QUEUE_SEGMENTS = 45 };
 
-typedef enum mode { MODE_PASS, MODE_CUT, MODE_TRICKLE, MODE_STALL } mode;
+typedef enum mode { MODE_PASS, MODE_CUT, MODE_TRICKLE, MODE_STALL, MODE_SHAPE } mode;
+
+const faultproxy_link faultproxy_2g = {"2G", 50000, 50000, 600, 0};
+const faultproxy_link faultproxy_3g = {"3G", 250000, 750000, 200, 0};
+
+/* Shaping: segments in flight on one direction of a link, due at their delivery time. */
+typedef struct segment {
+    uint64_t due_us;
+    uint16_t len, off;
+    uint8_t data[SEGMENT];
+} segment;
+
+typedef struct link_queue {
+    segment seg[QUEUE_SEGMENTS];
+    uint32_t head, count;
+    uint64_t free_at_us; /* when the link has finished serialising what it holds */
+    bool used;           /* a segment has crossed: the connection's handshake is behind it */
+} link_queue;
 
 /* One direction of a conn: bytes read from `from` not yet written to `to`. */
 typedef struct pipe_dir {
@@ -24,6 +41,9 @@ typedef struct pipe_dir {
     uint8_t buf[CONN_BUF];
     size_t off, len;
     uint32_t budget; /* trickle: bytes still allowed this tick */
+    link_queue *q;   /* shape */
+    uint32_t bits_per_s;
+    uint64_t *delivered; /* the proxy's byte counter for this direction */
 } pipe_dir;
 
 typedef struct conn {
@@ -44,6 +64,9 @@ struct faultproxy {
     uint64_t cut_after;
     uint32_t trickle_bytes, trickle_ms;
     uint32_t accepted, cuts;
+    faultproxy_link link;
+    uint64_t rng;
+    uint64_t bytes_up, bytes_down;
     conn conns[MAX_CONNS];
 };
 
@@ -52,6 +75,13 @@ static uint64_t now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 static void set_nonblocking(int fd)
@@ -65,6 +95,9 @@ static void conn_close(faultproxy *p, conn *c, bool cut)
         return;
     close(c->dir[0].from);
     close(c->dir[0].to);
+    free(c->dir[0].q);
+    free(c->dir[1].q);
+    c->dir[0].q = c->dir[1].q = NULL;
     c->open = false;
     if (cut)
         p->cuts++;
@@ -118,6 +151,21 @@ static void accept_conn(faultproxy *p)
     set_nonblocking(client);
     set_nonblocking(target);
     memset(c, 0, sizeof *c);
+    if (p->mode == MODE_SHAPE) {
+        c->dir[0].q = calloc(1, sizeof *c->dir[0].q);
+        c->dir[1].q = calloc(1, sizeof *c->dir[1].q);
+        if (!c->dir[0].q || !c->dir[1].q) {
+            free(c->dir[0].q);
+            free(c->dir[1].q);
+            close(client);
+            close(target);
+            return;
+        }
+        c->dir[0].bits_per_s = p->link.up_bits_per_s;
+        c->dir[1].bits_per_s = p->link.down_bits_per_s;
+    }
+    c->dir[0].delivered = &p->bytes_up;
+    c->dir[1].delivered = &p->bytes_down;
     c->open = true;
     c->mode = p->mode;
     c->cut_after = p->cut_after;
@@ -127,11 +175,89 @@ static void accept_conn(faultproxy *p)
     c->dir[1].to = client;
 }
 
+static uint64_t rng_next(uint64_t *state)
+{
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    return *state;
+}
+
+/* Shape: takes what the queue has room for, stamping each segment with its delivery time, and
+ * writes out the segments that are due, in order. Returns false when the conn must close. */
+static bool pump_shaped(faultproxy *p, pipe_dir *d, short revents, bool upstream)
+{
+    link_queue *q = d->q;
+    uint64_t now = now_us();
+
+    while (q->count < QUEUE_SEGMENTS && (revents & (POLLIN | POLLHUP | POLLERR))) {
+        segment *sg = &q->seg[(q->head + q->count) % QUEUE_SEGMENTS];
+        ssize_t n = read(d->from, sg->data, SEGMENT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            return false; /* what is still queued is lost, as on a dropped link */
+        if (n < 0)
+            break;
+        uint64_t start = q->free_at_us > now ? q->free_at_us : now;
+        /* Loopback connects at once; a real link spends a round trip on TCP's handshake
+         * before the client's first byte can leave. */
+        if (!q->used && upstream)
+            start += (uint64_t)p->link.rtt_ms * 1000u;
+        q->used = true;
+        uint64_t serialise = d->bits_per_s ? (uint64_t)n * 8u * 1000000u / d->bits_per_s : 0;
+        q->free_at_us = start + serialise;
+        sg->due_us = q->free_at_us + (uint64_t)p->link.rtt_ms * 500u;
+        if (p->link.loss_permille && rng_next(&p->rng) % 1000u < p->link.loss_permille)
+            sg->due_us += ((uint64_t)p->link.rtt_ms + 200u) * 1000u;
+        if (q->count > 0) {
+            const segment *prev = &q->seg[(q->head + q->count - 1) % QUEUE_SEGMENTS];
+            if (sg->due_us < prev->due_us)
+                sg->due_us = prev->due_us; /* in order, behind a late one */
+        }
+        sg->len = (uint16_t)n;
+        sg->off = 0;
+        q->count++;
+    }
+    while (q->count > 0) {
+        segment *sg = &q->seg[q->head];
+        if (sg->due_us > now)
+            break;
+        ssize_t n = write(d->to, sg->data + sg->off, (size_t)(sg->len - sg->off));
+        if (n < 0)
+            return errno == EAGAIN || errno == EINTR;
+        sg->off = (uint16_t)(sg->off + n);
+        *d->delivered += (uint64_t)n;
+        if (sg->off < sg->len)
+            break;
+        q->head = (q->head + 1) % QUEUE_SEGMENTS;
+        q->count--;
+    }
+    return true;
+}
+
+/* Microseconds until the earliest queued segment is due (0 when one is), or UINT64_MAX. */
+static uint64_t next_due_us(const faultproxy *p, uint64_t now)
+{
+    uint64_t best = UINT64_MAX;
+    for (int i = 0; i < MAX_CONNS; i++)
+        for (int d = 0; p->conns[i].open && d < 2; d++) {
+            const link_queue *q = p->conns[i].dir[d].q;
+            if (q && q->count > 0) {
+                uint64_t due = q->seg[q->head].due_us;
+                uint64_t wait = due > now ? due - now : 0;
+                if (wait < best)
+                    best = wait;
+            }
+        }
+    return best;
+}
+
 /* Moves what one direction can move now. Returns false when the conn must close. */
 static bool pump(faultproxy *p, conn *c, pipe_dir *d, short revents)
 {
     if (c->mode == MODE_STALL)
         return !(revents & (POLLHUP | POLLERR));
+    if (c->mode == MODE_SHAPE)
+        return pump_shaped(p, d, revents, d == &c->dir[0]);
     if (d->len == 0 && (revents & (POLLIN | POLLHUP | POLLERR))) {
         size_t want = sizeof d->buf;
         if (c->mode == MODE_TRICKLE)
@@ -157,6 +283,7 @@ static bool pump(faultproxy *p, conn *c, pipe_dir *d, short revents)
         d->off += (size_t)n;
         d->len -= (size_t)n;
         c->crossed += (uint64_t)n;
+        *d->delivered += (uint64_t)n;
     }
     if (c->mode == MODE_CUT && c->crossed >= c->cut_after) {
         conn_close(p, c, true);
@@ -194,15 +321,19 @@ static void *proxy_main(void *arg)
         for (int i = 0; i < MAX_CONNS; i++) {
             conn *c = &p->conns[i];
             for (int d = 0; c->open && d < 2; d++) {
+                bool room = c->dir[d].q ? c->dir[d].q->count < QUEUE_SEGMENTS
+                                        : c->dir[d].len == 0;
                 owner[n] = c;
-                fds[n++] = (struct pollfd){
-                    .fd = c->dir[d].from,
-                    .events = (short)(c->dir[d].len == 0 ? POLLIN : 0)};
+                fds[n++] = (struct pollfd){.fd = c->dir[d].from,
+                                           .events = (short)(room ? POLLIN : 0)};
             }
         }
+        uint64_t due = next_due_us(p, now_us());
         pthread_mutex_unlock(&p->lock);
 
         int timeout = (int)(next_tick > t ? next_tick - t : 0);
+        if (due != UINT64_MAX && (due + 999u) / 1000u < (uint64_t)timeout)
+            timeout = (int)((due + 999u) / 1000u);
         if (poll(fds, n, timeout) < 0 && errno != EINTR)
             break;
 
@@ -299,6 +430,23 @@ void faultproxy_trickle(faultproxy *proxy, uint32_t bytes_per_tick, uint32_t tic
 }
 
 void faultproxy_stall(faultproxy *proxy) { set_mode(proxy, MODE_STALL, 0, 0, 0); }
+
+void faultproxy_shape(faultproxy *proxy, const faultproxy_link *link)
+{
+    pthread_mutex_lock(&proxy->lock);
+    proxy->link = *link;
+    proxy->rng = 0x9e3779b97f4a7c15u;
+    pthread_mutex_unlock(&proxy->lock);
+    set_mode(proxy, MODE_SHAPE, 0, 0, 0);
+}
+
+void faultproxy_bytes(faultproxy *proxy, uint64_t *out_up, uint64_t *out_down)
+{
+    pthread_mutex_lock(&proxy->lock);
+    *out_up = proxy->bytes_up;
+    *out_down = proxy->bytes_down;
+    pthread_mutex_unlock(&proxy->lock);
+}
 
 void faultproxy_cut_all(faultproxy *proxy)
 {

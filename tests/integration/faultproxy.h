@@ -35,6 +35,31 @@ void faultproxy_cut_after(faultproxy *proxy, uint64_t n_bytes);
 /* Forward at most bytes_per_tick bytes per direction every tick_ms milliseconds. */
 void faultproxy_trickle(faultproxy *proxy, uint32_t bytes_per_tick, uint32_t tick_ms);
 
+/* A slow, far link: each direction serialises bytes at its rate, then delays them by half the
+ * round trip; a connection's first byte from the client also waits one round trip (the TCP
+ * handshake loopback skips). Bytes are carried in segments of at most 1460 bytes; a lost segment (loss in
+ * thousandths, drawn from a fixed seed so runs repeat) arrives one round trip plus 200 ms late,
+ * as TCP's retransmission would deliver it, and holds back the segments behind it (TCP is in
+ * order). Each direction queues at most 64 KiB (a modem's buffer), then the sender waits. */
+typedef struct faultproxy_link {
+    const char *name;
+    uint32_t up_bits_per_s;   /* client -> target */
+    uint32_t down_bits_per_s; /* target -> client */
+    uint32_t rtt_ms;
+    uint32_t loss_permille;
+} faultproxy_link;
+
+/* "2G": 50 kbit/s each way, 600 ms round trip. "3G": 750 kbit/s down, 250 kbit/s up, 200 ms
+ * (a regular 3G link as browsers' network throttling models it). No loss in either: add it. */
+extern const faultproxy_link faultproxy_2g;
+extern const faultproxy_link faultproxy_3g;
+
+/* Shape new connections like link (copied). */
+void faultproxy_shape(faultproxy *proxy, const faultproxy_link *link);
+
+/* Bytes delivered so far over every connection: client -> target, target -> client. */
+void faultproxy_bytes(faultproxy *proxy, uint64_t *out_up, uint64_t *out_down);
+
 /* Accept and hold connections without forwarding anything (a peer that never answers). */
 void faultproxy_stall(faultproxy *proxy);
 

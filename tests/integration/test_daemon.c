@@ -21,6 +21,7 @@
 #include "common/test_skip.h"
 #include "daemon_fixture.h"
 #include "strf.h"
+#include "test_util.h"
 #include "testclient.h"
 
 #define T_MS 10000
@@ -647,6 +648,79 @@ static void test_sync_transaction_over_limit_is_too_large(void **state)
     free(name);
 }
 
+/* HELLO offering compression; the WELCOME must accept it and arrive plain. */
+static testclient *hello_compressed(const test_device *d)
+{
+    testclient *tc = NULL;
+    proto_msg msg, *reply = NULL;
+
+    assert_int_equal(testclient_connect(main_fx.port, main_fx.ca_path, T_MS, &tc, NULL, 0), 0);
+    memset(&msg, 0, sizeof msg);
+    msg.type = PROTO_MSG_HELLO;
+    msg.u.hello.version = PROTO_VERSION;
+    msg.u.hello.device_id = d->id;
+    memcpy(msg.u.hello.secret, d->secret, sizeof d->secret);
+    msg.u.hello.compress = PROTO_COMPRESS_DEFLATE;
+    assert_int_equal(testclient_send(tc, &msg, T_MS), 0);
+    assert_int_equal(testclient_recv(tc, T_MS, &reply), 0);
+    assert_int_equal(reply->type, PROTO_MSG_WELCOME);
+    assert_int_equal(reply->u.welcome.compress, PROTO_COMPRESS_DEFLATE);
+    proto_msg_free(reply);
+    assert_int_equal(testclient_compress(tc), 0);
+    return tc;
+}
+
+/* max_message_bytes is 65536 here. A compressed PUSH whose message is 60 KB is taken (and its
+ * ACK comes back compressed); a frame of a few KB that would inflate to 8 MiB is refused as
+ * TOO_LARGE with the decompressed limit named, and the session ends. A device that offers
+ * nothing gets no "z" and plain messages. */
+static void test_sync_compressed_session_refuses_a_decompression_bomb(void **state)
+{
+    enum { BOMB = 8 * 1024 * 1024 };
+    test_device d;
+    const char *ids[1] = {"zipped-row"};
+    char *name = malloc(60000);
+    uint8_t *zeros = calloc(1, BOMB);
+    proto_msg *push, *reply = NULL;
+    testclient *tc;
+
+    (void)state;
+    assert_non_null(name);
+    assert_non_null(zeros);
+    memset(name, 'x', 59999);
+    name[59999] = '\0';
+    assert_int_equal(fixture_enroll_device(&main_fx, "w1", &d), 0);
+
+    tc = fixture_hello(&main_fx, &d, NULL); /* offers nothing */
+    assert_non_null(tc);
+    push = fixture_insert_push(1, 1, ids, "t1", "plain");
+    assert_int_equal(testclient_send(tc, push, T_MS), 0);
+    fixture_push_free(push);
+    assert_int_equal(testclient_recv_type(tc, PROTO_MSG_ACK, T_MS, &reply), 0);
+    proto_msg_free(reply);
+    testclient_close(tc);
+
+    tc = hello_compressed(&d);
+    push = fixture_insert_push(2, 1, ids, "t1", name);
+    push->u.push.tables[0].changes[0].op = PROTO_OP_INSERT;
+    assert_int_equal(testclient_send(tc, push, T_MS), 0);
+    fixture_push_free(push);
+    assert_int_equal(testclient_recv_type(tc, PROTO_MSG_ACK, T_MS, &reply), 0);
+    assert_int_equal(reply->u.ack.seq, 2);
+    proto_msg_free(reply);
+
+    assert_int_equal(testclient_send_framed(tc, zeros, BOMB, T_MS), 0);
+    proto_msg *m = NULL;
+    assert_int_equal(testclient_recv_type(tc, PROTO_MSG_ERROR, T_MS, &m), 0);
+    assert_int_equal(m->u.error.code, PROTO_ERR_TOO_LARGE);
+    assert_string_equal(m->u.error.message, "message exceeds 65536 bytes once decompressed");
+    proto_msg_free(m);
+    assert_true(testclient_wait_closed(tc, T_MS));
+    testclient_close(tc);
+    free(zeros);
+    free(name);
+}
+
 static void test_sync_scope_isolation(void **state)
 {
     test_device one, two, two_b, both;
@@ -945,6 +1019,17 @@ static void test_limits_max_connections(void **state)
     }
 }
 
+/* A HELLO for dev, then every chunk of one push, back to back. */
+static testclient *push_chunks(const test_device *dev, proto_msg **chunks, int n_chunks)
+{
+    testclient *tc = fixture_hello(&limits_fx, dev, NULL);
+
+    assert_non_null(tc);
+    for (int c = 0; c < n_chunks; c++)
+        assert_int_equal(testclient_send(tc, chunks[c], T_MS), 0);
+    return tc;
+}
+
 /* With room for one store job, a HELLO that arrives while a long push is being merged is told
  * BUSY (retryable) instead of being queued without bound; the push itself completes. */
 static void test_limits_store_queue_full_is_busy(void **state)
@@ -964,25 +1049,28 @@ static void test_limits_store_queue_full_is_busy(void **state)
     }
     assert_int_equal(fixture_enroll_device(&limits_fx, "w1", &pusher), 0);
     assert_int_equal(fixture_enroll_device(&limits_fx, "w1", &other), 0);
-    tp = fixture_hello(&limits_fx, &pusher, NULL);
-    assert_non_null(tp);
-
+    /* Every chunk is built before the first is sent: on a loaded machine building one took
+     * longer than the 1 s message_timeout_s this fixture runs with, and the server rightly
+     * dropped the push between chunks. */
+    proto_msg *chunks[ROWS / PER_CHUNK];
     for (int c = 0; c < ROWS / PER_CHUNK; c++) {
-        proto_msg *push =
+        chunks[c] =
             fixture_insert_push(1, PER_CHUNK, (const char *const *)ids + c * PER_CHUNK, "t1", "b");
-        push->u.push.chunk = (uint32_t)c;
-        push->u.push.more = c + 1 < ROWS / PER_CHUNK;
-        push->u.push.hlc = PROTO_HLC_MAKE(1700000000000ull, 3);
-        assert_int_equal(testclient_send(tp, push, T_MS), 0);
-        fixture_push_free(push);
+        chunks[c]->u.push.chunk = (uint32_t)c;
+        chunks[c]->u.push.more = c + 1 < ROWS / PER_CHUNK;
+        chunks[c]->u.push.hlc = PROTO_HLC_MAKE(1700000000000ull, 3);
     }
+    tp = push_chunks(&pusher, chunks, ROWS / PER_CHUNK);
     /* HELLOs from the other device until one arrives while the merge holds the worker: that one
      * must be BUSY. A WELCOME means the worker was free at that moment (the merge had not
      * started yet); the push's ACK before any BUSY means the fault never landed, which fails
      * rather than passes. */
     bool busy = false, acked = false;
     int welcomed = 0;
+    const uint64_t give_up = test_now_ms() + 60000u;
     while (!busy && !acked) {
+        if (test_now_ms() > give_up)
+            fail_msg("neither BUSY nor the push's ACK within 60 s (%d HELLOs welcomed)", welcomed);
         to = connect_or_fail(&limits_fx);
         hello = hello_for(&other);
         assert_int_equal(testclient_send(to, &hello, T_MS), 0);
@@ -999,6 +1087,15 @@ static void test_limits_store_queue_full_is_busy(void **state)
         reply = NULL;
         testclient_close(to);
         if (!busy && testclient_recv_type(tp, PROTO_MSG_ACK, 5, &reply) == 0) {
+            /* A HELLO may take the one queue place before the push's last chunk does: with
+             * max_waiting_jobs = 0 the push is then BUSY, as documented, and goes again. */
+            if (reply->type == PROTO_MSG_ERROR && reply->u.error.code == PROTO_ERR_BUSY) {
+                testclient_close(tp);
+                tp = push_chunks(&pusher, chunks, ROWS / PER_CHUNK);
+            } else if (reply->type == PROTO_MSG_ERROR) {
+                fail_msg("the push was answered ERROR %u: %s", (unsigned)reply->u.error.code,
+                         reply->u.error.message ? reply->u.error.message : "");
+            }
             acked = reply->type == PROTO_MSG_ACK;
             proto_msg_free(reply);
             reply = NULL;
@@ -1021,6 +1118,8 @@ static void test_limits_store_queue_full_is_busy(void **state)
     assert_int_equal(reply->type, PROTO_MSG_ACK);
     proto_msg_free(reply);
     testclient_close(tp);
+    for (int c = 0; c < ROWS / PER_CHUNK; c++)
+        fixture_push_free(chunks[c]);
     for (int i = 0; i < ROWS; i++)
         free(ids[i]);
     free(ids);
@@ -1150,6 +1249,7 @@ int main(void)
         cmocka_unit_test(test_sync_bad_enroll_code_is_refused),
         cmocka_unit_test(test_sync_bad_input_answered_while_good_client_syncs),
         cmocka_unit_test(test_sync_transaction_over_limit_is_too_large),
+        cmocka_unit_test(test_sync_compressed_session_refuses_a_decompression_bomb),
         cmocka_unit_test(test_sync_scope_isolation),
         cmocka_unit_test(test_sync_seq_rules_answer_from_the_record),
         cmocka_unit_test(test_sync_revoked_device_refused_or_wiped),

@@ -1070,6 +1070,278 @@ static void test_people_section_issues_an_enrollment_code_with_its_qr(void **sta
     dash_reply_free(&r);
 }
 
+/* Sorting and paging are the server's: past the first 200 records, by a column the store checks
+ * against the table, every value bound (a sort naming no column is refused, and nothing of the
+ * text reaches SQL), offsets bounded, and another team's records never counted in. */
+static void test_records_sort_and_page_past_200(void **state)
+{
+    enum { N = 250 };
+    static char ids_buf[N][16];
+    const char *ids[N];
+    test_device d1, d2;
+    login s1, s2;
+    dash_reply r;
+    (void)state;
+
+    for (int i = 0; i < N; i++) {
+        snprintf(ids_buf[i], sizeof ids_buf[i], "pg-%04d", i);
+        ids[i] = ids_buf[i];
+    }
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &d1), 0);
+    assert_int_equal(fixture_enroll_device(&fx, "w2", &d2), 0);
+    testclient *tc = fixture_hello(&fx, &d1, NULL);
+    proto_msg *push = fixture_insert_push(1, N, ids, "t1", "Paged");
+    proto_msg *reply = NULL;
+    assert_non_null(tc);
+    assert_int_equal(testclient_send(tc, push, T_MS), 0);
+    fixture_push_free(push);
+    assert_int_equal(testclient_recv_type(tc, PROTO_MSG_ACK, T_MS, &reply), 0);
+    proto_msg_free(reply);
+    testclient_close(tc);
+    push_row(&d2, 1, "pg-t2-only", "t2", "Paged");
+    log_in("sup1", &s1);
+    log_in("sup2", &s2);
+
+    /* the first page, ascending by id: pg-0000 .. pg-0099, and more to come */
+    assert_int_equal(request("GET", "/api/records?q=pg-&sort=id&dir=asc&limit=100", &s1, false,
+                             NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(count_in(r.body, "[\"pg-"), 100);
+    assert_true(strstr(r.body, "\"pg-0000\"") < strstr(r.body, "\"pg-0099\""));
+    assert_null(strstr(r.body, "\"pg-0100\""));
+    assert_non_null(strstr(r.body, "\"more\":true"));
+    dash_reply_free(&r);
+    /* past 200: the last page holds pg-0200 .. pg-0249 and nothing after */
+    int64_t before = audit_newest();
+    assert_int_equal(request("GET", "/api/records?q=pg-&sort=id&dir=asc&limit=100&offset=200",
+                             &s1, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(count_in(r.body, "[\"pg-"), 50);
+    assert_true(strstr(r.body, "\"pg-0200\"") < strstr(r.body, "\"pg-0249\""));
+    assert_null(strstr(r.body, "\"pg-0199\""));
+    assert_null(strstr(r.body, "pg-t2-only"));
+    assert_non_null(strstr(r.body, "\"offset\":200,\"more\":false"));
+    dash_reply_free(&r);
+    /* the read is audited with its page, and names exactly the 50 ids shown */
+    {
+        char want[2048];
+        size_t len = (size_t)snprintf(want, sizeof want, "sup1|record.list|view=records text=3 "
+                                      "chars sort=id offset=200|");
+        for (int i = 200; i < N; i++)
+            len += (size_t)snprintf(want + len, sizeof want - len, "%s%s", i > 200 ? "," : "",
+                                    ids[i]);
+        expect_one_audit_row(before, want);
+    }
+    /* descending: pg-0249 first */
+    assert_int_equal(request("GET", "/api/records?q=pg-&sort=id&dir=desc&limit=1", &s1, false,
+                             NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"pg-0249\""));
+    assert_int_equal(count_in(r.body, "[\"pg-"), 1);
+    dash_reply_free(&r);
+    /* the default page is 200 rows, and says there are more */
+    assert_int_equal(request("GET", "/api/records?q=pg-&sort=id", &s1, false, NULL, NULL, &r), 0);
+    assert_int_equal(count_in(r.body, "[\"pg-"), 200);
+    assert_non_null(strstr(r.body, "\"more\":true"));
+    dash_reply_free(&r);
+    /* a sort that names no column, SQL in the sort, a bad direction or offset: refused */
+    assert_int_equal(request("GET", "/api/records?sort=nope", &s1, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 400);
+    assert_non_null(strstr(r.body, "cannot sort: table contacts has no column nope"));
+    dash_reply_free(&r);
+    assert_int_equal(request("GET", "/api/records?sort=id%3BDELETE+FROM+contacts", &s1, false,
+                             NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 400);
+    assert_non_null(strstr(r.body, "has no column of that name"));
+    dash_reply_free(&r);
+    assert_int_equal(request("GET", "/api/records?sort=id&dir=sideways", &s1, false, NULL, NULL,
+                             &r), 0);
+    assert_int_equal(r.status, 400);
+    dash_reply_free(&r);
+    assert_int_equal(request("GET", "/api/records?offset=-5", &s1, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 400);
+    dash_reply_free(&r);
+    assert_int_equal(request("GET", "/api/records?offset=999999999", &s1, false, NULL, NULL, &r),
+                     0);
+    assert_int_equal(r.status, 400);
+    assert_non_null(strstr(r.body, "past the last page allowed"));
+    dash_reply_free(&r);
+    /* the table is whole after all that */
+    assert_int_equal(request("GET", "/api/records?q=pg-&offset=249&sort=id", &s1, false, NULL,
+                             NULL, &r), 0);
+    assert_int_equal(count_in(r.body, "[\"pg-"), 1);
+    dash_reply_free(&r);
+    /* sup2 pages through t2 only, whatever the offset */
+    assert_int_equal(request("GET", "/api/records?q=pg-&sort=id", &s2, false, NULL, NULL, &r), 0);
+    assert_int_equal(count_in(r.body, "[\"pg-"), 1);
+    assert_non_null(strstr(r.body, "pg-t2-only"));
+    dash_reply_free(&r);
+    assert_int_equal(request("GET", "/api/records?q=pg-&offset=200", &s2, false, NULL, NULL, &r),
+                     0);
+    assert_non_null(strstr(r.body, "\"rows\":[]"));
+    dash_reply_free(&r);
+}
+
+/* A record's detail: its history (created by which device and worker, each change, a reversal
+ * by the supervisor), its conflicts with winner and loser, and nothing of it for another team. */
+static void test_record_detail_has_history_and_conflicts(void **state)
+{
+    test_device a, b;
+    login s1, s2;
+    dash_reply r;
+    char body[64], id[24];
+    (void)state;
+
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &a), 0);
+    assert_int_equal(fixture_enroll_device(&fx, "w12", &b), 0);
+    push_row(&a, 1, "h-1", "t1", "First");
+    testclient *ta = fixture_hello(&fx, &a, NULL);
+    testclient *tb = fixture_hello(&fx, &b, NULL);
+    assert_non_null(ta);
+    assert_non_null(tb);
+    push_name(tb, 1, PROTO_HLC_MAKE(now_ms(), 0), "h-1", "First", "By-b");
+    push_name(ta, 2, PROTO_HLC_MAKE(now_ms() - 60000, 0), "h-1", "First", "By-a-late");
+    testclient_close(ta);
+    testclient_close(tb);
+    log_in("sup1", &s1);
+    log_in("sup2", &s2);
+
+    /* the queue names the winner's worker and carries the record it is about */
+    assert_int_equal(request("GET", "/api/conflicts", &s1, false, NULL, NULL, &r), 0);
+    const char *p = strstr(r.body, "\"row\":\"h-1\"");
+    assert_non_null(p);
+    while (p > r.body && strncmp(p, "{\"id\":", 6) != 0)
+        p--;
+    assert_int_equal(sscanf(p, "{\"id\":%23[0-9]", id), 1);
+    assert_non_null(strstr(p, "\"loser_worker\":\"w1\""));
+    assert_non_null(strstr(p, "\"winner_worker\":\"w12\""));
+    assert_non_null(strstr(p, "\"record\":{\"table\":\"contacts\",\"id\":\"h-1\""));
+    dash_reply_free(&r);
+    snprintf(body, sizeof body, "id=%s&action=reverse", id);
+    assert_int_equal(request("POST", "/api/decide", &s1, true, NULL, body, &r), 0);
+    assert_int_equal(r.status, 200);
+    dash_reply_free(&r);
+
+    int64_t before = audit_newest();
+    assert_int_equal(request("GET", "/api/record?table=contacts&id=h-1", &s1, false, NULL, NULL,
+                             &r), 0);
+    assert_int_equal(r.status, 200);
+    expect_one_audit_row(before, "sup1|record.view|contacts/h-1|");
+    /* created by a's device, changed by b's, a's merged change, then sup1's reversal */
+    const char *h = strstr(r.body, "\"history\":[");
+    assert_non_null(h);
+    const char *created = strstr(h, "\"op\":\"insert\"");
+    const char *by_b = strstr(h, b.id);
+    const char *reversal = strstr(h, "\"by\":\"sup1\"");
+    assert_non_null(created);
+    assert_non_null(by_b);
+    assert_non_null(reversal);
+    assert_true(created < by_b && by_b < reversal);
+    assert_non_null(strstr(created, a.id));
+    assert_non_null(strstr(h, "\"worker\":\"w12\""));
+    assert_int_equal(count_in(h, "\"seq\":"), 4);
+    /* its conflict, decided */
+    const char *c = strstr(r.body, "\"conflicts\":[");
+    assert_non_null(c);
+    assert_non_null(strstr(c, "\"decision\":\"reversed\",\"decided_by\":\"sup1\""));
+    assert_non_null(strstr(r.body, "\"links\":[]"));
+    dash_reply_free(&r);
+
+    /* another team's supervisor: not found, whichever way it is asked */
+    assert_int_equal(request("GET", "/api/record?table=contacts&id=h-1", &s2, false, NULL, NULL,
+                             &r), 0);
+    assert_int_equal(r.status, 404);
+    assert_null(strstr(r.body, "By-"));
+    dash_reply_free(&r);
+    assert_int_equal(request("GET", "/api/record?table=nosuch&id=h-1", &s1, false, NULL, NULL,
+                             &r), 0);
+    assert_int_equal(r.status, 404);
+    dash_reply_free(&r);
+}
+
+/* A session whose HELLO says how many outbox entries wait. */
+static testclient *hello_with_outbox(const test_device *dev, uint64_t outbox)
+{
+    testclient *tc = NULL;
+    proto_msg msg, *reply = NULL;
+
+    assert_int_equal(testclient_connect(fx.port, fx.ca_path, T_MS, &tc, NULL, 0), 0);
+    memset(&msg, 0, sizeof msg);
+    msg.type = PROTO_MSG_HELLO;
+    msg.u.hello.version = PROTO_VERSION;
+    msg.u.hello.device_id = dev->id;
+    memcpy(msg.u.hello.secret, dev->secret, sizeof dev->secret);
+    msg.u.hello.outbox_count = outbox;
+    msg.u.hello.app = "testapp 1.2";
+    msg.u.hello.last_error = "connection refused (test)";
+    assert_int_equal(testclient_send(tc, &msg, T_MS), 0);
+    assert_int_equal(testclient_recv_type(tc, PROTO_MSG_WELCOME, T_MS, &reply), 0);
+    proto_msg_free(reply);
+    return tc;
+}
+
+static void push_expect(testclient *tc, uint64_t seq, const char *id, const char *team,
+                        proto_msg_type answer)
+{
+    const char *ids[1] = {id};
+    proto_msg *push = fixture_insert_push(seq, 1, ids, team, "Stuck");
+    proto_msg *reply = NULL;
+
+    assert_int_equal(testclient_send(tc, push, T_MS), 0);
+    fixture_push_free(push);
+    assert_int_equal(testclient_recv_type(tc, answer, T_MS, &reply), 0);
+    proto_msg_free(reply);
+}
+
+/* The device view shows what is stuck: entries the device reported waiting and the server has
+ * not recorded since, its refused changes, the newest refusal's message. */
+static void test_devices_show_what_is_stuck(void **state)
+{
+    test_device d;
+    login s1, s2;
+    dash_reply r;
+    char want[160];
+    (void)state;
+
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &d), 0);
+    log_in("sup1", &s1);
+    log_in("sup2", &s2);
+    assert_int_equal(request("GET", "/api/devices", &s1, false, NULL, NULL, &r), 0);
+    snprintf(want, sizeof want, "\"device_id\":\"%s\"", d.id);
+    const char *p = strstr(r.body, want);
+    assert_non_null(p);
+    assert_non_null(strstr(p, "\"pending\":0,\"reported_ms\":0,\"refused\":0,"
+                              "\"last_refusal\":\"\",\"last_error\":\"\",\"app\":\"\""));
+    dash_reply_free(&r);
+
+    testclient *tc = hello_with_outbox(&d, 3); /* three waiting, none sent yet */
+    assert_int_equal(request("GET", "/api/devices", &s1, false, NULL, NULL, &r), 0);
+    p = strstr(r.body, want);
+    assert_non_null(p);
+    assert_non_null(strstr(p, "\"pending\":3,\"reported_ms\":"));
+    dash_reply_free(&r);
+    /* one applied and one refused: one still waits */
+    push_expect(tc, 1, "stuck-ok", "t1", PROTO_MSG_ACK);
+    push_expect(tc, 2, "stuck-aimed", "t2", PROTO_MSG_REJECT);
+    testclient_close(tc);
+    assert_int_equal(request("GET", "/api/devices", &s1, false, NULL, NULL, &r), 0);
+    p = strstr(r.body, want);
+    assert_non_null(p);
+    /* this device's object only */
+    char one[1024];
+    snprintf(one, sizeof one, "%.*s", (int)(strchr(p, '}') - p), p);
+    assert_non_null(strstr(one, "\"pending\":1,"));
+    assert_non_null(strstr(one, "\"refused\":1,\"last_refusal\":\""));
+    assert_null(strstr(one, "\"last_refusal\":\"\""));
+    /* what the device said of itself */
+    assert_non_null(strstr(one, "\"last_error\":\"connection refused (test)\",\"app\":\"testapp 1.2\""));
+    dash_reply_free(&r);
+    /* another team's supervisor does not see the device at all */
+    assert_int_equal(request("GET", "/api/devices", &s2, false, NULL, NULL, &r), 0);
+    assert_null(strstr(r.body, d.id));
+    dash_reply_free(&r);
+}
+
 static void test_audit_is_for_admins_and_verifies(void **state)
 {
     login s1, adm;
@@ -1162,6 +1434,9 @@ int main(void)
         cmocka_unit_test(test_moving_a_worker_changes_what_its_device_holds),
         cmocka_unit_test(test_reset_password_must_be_changed_at_next_login),
         cmocka_unit_test(test_people_section_issues_an_enrollment_code_with_its_qr),
+        cmocka_unit_test(test_records_sort_and_page_past_200),
+        cmocka_unit_test(test_record_detail_has_history_and_conflicts),
+        cmocka_unit_test(test_devices_show_what_is_stuck),
         cmocka_unit_test(test_audit_is_for_admins_and_verifies), /* last: stops outpostd */
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -733,6 +733,62 @@ static void test_notify_is_not_sent_to_the_pushing_device(void **state)
     testclient_close(tp);
 }
 
+/* ---- pipelining --------------------------------------------------------------------------- */
+
+/* Sends n PUSHes of rows_each rows (seqs first_seq..) and a PULL without reading anything, then
+ * expects the n ACKs in order and the ROWS: the server answers every request it was sent, in
+ * order, however many wait unanswered (8.2). */
+static void push_window(testclient *tc, uint64_t first_seq, uint32_t n, uint32_t rows_each,
+                        const char *prefix)
+{
+    char (*ids)[40] = calloc(rows_each, sizeof *ids);
+    const char **ptrs = calloc(rows_each, sizeof *ptrs);
+    proto_msg req, *m;
+
+    assert_non_null(ids);
+    assert_non_null(ptrs);
+    for (uint32_t k = 0; k < n; k++) {
+        for (uint32_t i = 0; i < rows_each; i++) {
+            snprintf(ids[i], sizeof ids[i], "%s-%02u-%03u", prefix, k, i);
+            ptrs[i] = ids[i];
+        }
+        send_push(tc, fixture_insert_push(first_seq + k, rows_each, ptrs, "t1", "window"));
+    }
+    memset(&req, 0, sizeof req);
+    req.type = PROTO_MSG_PULL;
+    assert_int_equal(testclient_send(tc, &req, T_MS), 0);
+    for (uint32_t k = 0; k < n; k++) {
+        m = expect_type(tc, PROTO_MSG_ACK);
+        assert_int_equal(m->u.ack.seq, first_seq + k);
+        assert_true(m->u.ack.server_seq > 0); /* applied, not a replay */
+        proto_msg_free(m);
+    }
+    m = expect_type(tc, PROTO_MSG_ROWS);
+    proto_msg_free(m);
+    free(ptrs);
+    free(ids);
+}
+
+static void test_many_requests_may_wait_unanswered(void **state)
+{
+    test_device d, reader;
+    testclient *tc;
+    proto_value row[FIXTURE_N_COLUMNS];
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &d), 0);
+    tc = session_for(&d, NULL);
+    /* 64 small entries, then 6 of 1,000 rows (about 55 KB, near the message limit) each. */
+    push_window(tc, 1, 64, 1, "win-small");
+    push_window(tc, 65, 6, 1000, "win-big");
+    testclient_close(tc);
+    /* Another device of the team sees them (a pull leaves out a device's own rows). */
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &reader), 0);
+    tc = session_for(&reader, NULL);
+    assert_true(find_row(tc, "win-big-05-999", row));
+    testclient_close(tc);
+}
+
 /* ---- revocation --------------------------------------------------------------------------- */
 
 static void test_wipe_ordered_during_a_session_reaches_the_next_hello(void **state)
@@ -876,6 +932,7 @@ int main(void)
         cmocka_unit_test(test_push_sv_is_not_checked_and_a_shorter_ncol_takes_defaults),
         cmocka_unit_test(test_reject_names_an_unreadable_key_as_nil),
         cmocka_unit_test(test_notify_is_not_sent_to_the_pushing_device),
+        cmocka_unit_test(test_many_requests_may_wait_unanswered),
         cmocka_unit_test(test_wipe_ordered_during_a_session_reaches_the_next_hello),
         cmocka_unit_test(test_push_chunks_must_follow_within_the_message_timeout),
         cmocka_unit_test(test_pings_are_answered_but_do_not_keep_a_session),

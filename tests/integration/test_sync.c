@@ -247,6 +247,83 @@ static void test_offline_writes_arrive_by_themselves_and_only_in_scope(void **st
     device_close(&c);
 }
 
+static void write_contact_note(device *d, const char *team, const char *name, const char *note)
+{
+    char id[OUTPOST_UUID_TEXT_SIZE];
+    assert_int_equal(outpost_uuid_make(id), OUTPOST_OK);
+    outpost_value params[4] = {ov_text(id), ov_text(team), ov_text(name), ov_text(note)};
+    int rc = outpost_exec(d->r, "INSERT INTO contacts (id, team_id, name, note)"
+                                " VALUES (?1, ?2, ?3, ?4)", params, 4);
+    if (rc != OUTPOST_OK)
+        fail_msg("write: %s", outpost_errmsg(d->r));
+}
+
+/* Two devices push the same day's contacts, one offering compression and one not: both arrive
+ * in full, the compressed session says so in its status and costs well under two thirds of the
+ * bytes. */
+static void test_compressed_sync_delivers_everything_in_fewer_bytes(void **state)
+{
+    (void)state;
+    enum { CONTACTS = 40 };
+    device z, p;
+    memset(&z, 0, sizeof z), memset(&p, 0, sizeof p);
+    device_enroll(&z, "z1", "w2", fx.port);
+    device_enroll(&p, "p1", "w2", fx.port);
+    for (int i = 0; i < CONTACTS; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "zip contact %d", i);
+        write_contact_note(&z, "t2", name, "met at the central station, east exit; referred");
+        write_contact_note(&p, "t2", name, "met at the central station, east exit; referred");
+    }
+    outpost_sync_config zc = {.debounce_ms = 50, .retry_base_ms = 100, .retry_cap_ms = 2000};
+    outpost_sync_config pc = zc;
+    pc.no_compression = 1;
+    assert_int_equal(outpost_sync_start(z.r, &zc, &z.sync), OUTPOST_OK);
+    assert_int_equal(outpost_sync_wait(z.sync, 0, WAIT_MS), OUTPOST_OK);
+    assert_int_equal(outpost_sync_start(p.r, &pc, &p.sync), OUTPOST_OK);
+    assert_int_equal(outpost_sync_wait(p.sync, 0, WAIT_MS), OUTPOST_OK);
+    outpost_sync_status zs, ps;
+    outpost_sync_get_status(z.sync, &zs);
+    outpost_sync_get_status(p.sync, &ps);
+    assert_int_equal(pending(&z), 0);
+    assert_int_equal(pending(&p), 0);
+    assert_int_equal(central_count("SELECT count(*) FROM contacts WHERE name LIKE 'zip contact %'"),
+                     2 * CONTACTS);
+    /* p pulled z's contacts too, uncompressed; z pushed its own, compressed. */
+    assert_int_equal(device_count(&p, "SELECT count(*) FROM contacts WHERE name LIKE 'zip %'"),
+                     2 * CONTACTS);
+    assert_int_equal(zs.compressed, 1);
+    assert_int_equal(ps.compressed, 0);
+    if (zs.bytes_sent * 3 > ps.bytes_sent * 2)
+        fail_msg("compressed push sent %" PRIu64 " bytes, plain %" PRIu64, zs.bytes_sent,
+                 ps.bytes_sent);
+    device_close(&z);
+    device_close(&p);
+}
+
+/* Round trips as the status counts them, predicted from the protocol: a device with nothing to
+ * push waits for WELCOME and one ROWS page (2); a later sync of one write on a new connection
+ * waits for WELCOME, ACK and ROWS (3 more). */
+static void test_round_trips_of_a_sync_are_counted(void **state)
+{
+    (void)state;
+    device d;
+    memset(&d, 0, sizeof d);
+    device_enroll(&d, "rt1", "w12", fx.port);
+    outpost_sync_config cfg = {.debounce_ms = 50, .retry_base_ms = 100, .retry_cap_ms = 2000};
+    assert_int_equal(outpost_sync_start(d.r, &cfg, &d.sync), OUTPOST_OK);
+    assert_int_equal(outpost_sync_wait(d.sync, 0, WAIT_MS), OUTPOST_OK);
+    outpost_sync_status st;
+    outpost_sync_get_status(d.sync, &st);
+    assert_int_equal(st.round_trips, 2);
+    write_contact(&d, "t1", "round trip contact");
+    assert_int_equal(outpost_sync_wait(d.sync, st.syncs_completed, WAIT_MS), OUTPOST_OK);
+    outpost_sync_get_status(d.sync, &st);
+    assert_int_equal(st.round_trips, 5);
+    assert_int_equal(pending(&d), 0);
+    device_close(&d);
+}
+
 /* The device knows its worker's teams (ENROLLED, WELCOME) and refuses at commit a write the
  * server would refuse, naming the column and the value. */
 static void test_out_of_scope_write_is_refused_at_commit(void **state)
@@ -617,6 +694,154 @@ static void test_cuts_at_random_offsets_lose_and_duplicate_nothing(void **state)
     faultproxy_stop(proxy);
 }
 
+/* ---- The push window ---------------------------------------------------------------------- */
+
+static void update_note(device *d, const char *id, const char *note)
+{
+    char sql[200];
+    snprintf(sql, sizeof sql, "UPDATE contacts SET note = '%s' WHERE id = '%s'", note, id);
+    assert_int_equal(outpost_exec(d->r, sql, NULL, 0), OUTPOST_OK);
+}
+
+/* Forty entries written offline go in one sync with several in flight at once: the push costs
+ * about one round trip, not one per entry (the window is 8 entries; sending one entry at a time
+ * made this 40 round trips and more). */
+static void test_push_keeps_several_entries_in_flight(void **state)
+{
+    (void)state;
+    enum { ENTRIES = 40 };
+    device a;
+    memset(&a, 0, sizeof a);
+    device_enroll(&a, "win1", "w1", fx.port);
+    for (int i = 0; i < ENTRIES; i++)
+        write_contact(&a, "t1", "window test");
+    assert_int_equal(pending(&a), ENTRIES);
+    outpost_sync_config cfg = {.stay_connected = 0, .retry_base_ms = 100};
+    assert_int_equal(outpost_sync_start(a.r, &cfg, &a.sync), OUTPOST_OK);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    outpost_sync_status ss;
+    outpost_sync_get_status(a.sync, &ss);
+    assert_int_equal(pending(&a), 0);
+    assert_int_equal(ss.push_done, ENTRIES);
+    assert_int_equal(central_count("SELECT count(*) FROM contacts WHERE name = 'window test'"),
+                     ENTRIES);
+    /* HELLO, the push, the pull's one page; a little slack for a drained window. */
+    print_message("round trips for %d entries: %" PRIu64 "\n", ENTRIES, ss.round_trips);
+    assert_true(ss.round_trips >= 3);
+    assert_true(ss.round_trips <= 6);
+    device_close(&a);
+}
+
+/* A refused entry with entries behind it already in flight that change the same row: the
+ * refused row's values all stay in quarantine, the server keeps its own row untouched, the
+ * unrelated entry in the same window is applied, and the device converges to the server (it
+ * does not hold the other team's row, nor its refused copy). */
+static void test_reject_with_later_entries_to_the_same_row_in_flight(void **state)
+{
+    (void)state;
+    device a, c;
+    char id[OUTPOST_UUID_TEXT_SIZE], other[OUTPOST_UUID_TEXT_SIZE], sql[300];
+    memset(&a, 0, sizeof a), memset(&c, 0, sizeof c);
+    device_enroll(&c, "win2c", "w2", fx.port);
+    device_enroll(&a, "win2a", "w1", fx.port);
+    assert_int_equal(outpost_uuid_make(id), OUTPOST_OK);
+    write_contact_full(&c, id, "t2", "held by team two", "theirs");
+    device_start(&c, 100);
+    assert_int_equal(outpost_sync_wait(c.sync, 0, WAIT_MS), OUTPOST_OK);
+    assert_int_equal(pending(&c), 0);
+
+    /* Offline, team one's device makes a row under the same key (refused: the key is team
+     * two's), changes it twice more in later entries and records another contact between. */
+    write_contact_full(&a, id, "t1", "copied key", "typed first");
+    update_note(&a, id, "typed second");
+    assert_int_equal(outpost_uuid_make(other), OUTPOST_OK);
+    write_contact_full(&a, other, "t1", "window neighbour", "fine");
+    update_note(&a, id, "typed third");
+    assert_int_equal(pending(&a), 4);
+    device_start(&a, 100);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    for (int i = 0; i < 100 && pending(&a) > 0; i++)
+        test_sleep_ms(50);
+    assert_int_equal(pending(&a), 0);
+
+    /* Nothing typed is lost: the insert and both updates are in quarantine. */
+    assert_int_equal(device_count(&a, "SELECT count(*) FROM _outpost_rejected_values"
+                                      " WHERE value = 'copied key'"), 1);
+    assert_true(device_count(&a, "SELECT count(*) FROM _outpost_rejected_values"
+                                 " WHERE value = 'typed third'") >= 1);
+    outpost_status st;
+    assert_int_equal(outpost_status_get(a.r, &st), OUTPOST_OK);
+    assert_true(st.rejected >= 1);
+    /* The server's row is untouched, the neighbour arrived once. */
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM contacts WHERE id = '%s' AND team_id = 't2'"
+                              " AND name = 'held by team two' AND note = 'theirs'", id);
+    assert_int_equal(central_count(sql), 1);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM contacts WHERE id = '%s' AND team_id = 't1'"
+                              " AND note = 'fine'", other);
+    assert_int_equal(central_count(sql), 1);
+    /* The device holds neither the other team's row nor any refused value of it. */
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM contacts WHERE id = '%s'", id);
+    assert_int_equal(device_count(&a, sql), 0);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM contacts WHERE id = '%s'", other);
+    assert_int_equal(device_count(&a, sql), 1);
+    device_close(&a);
+    device_close(&c);
+}
+
+/* Cuts while a window of entries is in flight: some entries were applied and their ACKs lost,
+ * others never arrived. Reconnecting resends the whole window; the server answers the applied
+ * ones from its record, so every row is there exactly once. */
+static void test_cut_mid_window_resends_without_duplicates(void **state)
+{
+    (void)state;
+    enum { ENTRIES = 60 };
+    faultproxy *proxy;
+    uint16_t proxy_port;
+    assert_int_equal(faultproxy_start(fx.port, &proxy, &proxy_port), 0);
+    device a;
+    memset(&a, 0, sizeof a);
+    device_enroll(&a, "win3", "w1", proxy_port);
+    char note[1001], id[OUTPOST_UUID_TEXT_SIZE];
+    uint32_t lcg = 12345;
+    for (int i = 0; i < ENTRIES; i++) {
+        /* Letters that do not compress, so each entry stays near 1 KB on a compressed link. */
+        for (size_t j = 0; j < sizeof note - 1; j++) {
+            lcg = lcg * 1103515245u + 12345u;
+            note[j] = (char)('a' + (lcg >> 16) % 26);
+        }
+        note[sizeof note - 1] = '\0';
+        assert_int_equal(outpost_uuid_make(id), OUTPOST_OK);
+        write_contact_full(&a, id, "t1", "window cut", note);
+    }
+    /* Each entry is near 1 KB on the wire even compressed (about 600 B of it for the note),
+     * the window 8 entries, the handshake a few KiB: cut inside the pushes, three times over. */
+    const uint64_t cuts[] = {12000, 14000, 16000};
+    for (size_t k = 0; k < sizeof cuts / sizeof cuts[0]; k++) {
+        faultproxy_cut_after(proxy, cuts[k]);
+        device_start(&a, 50);
+        for (int i = 0; i < 100 && faultproxy_cuts(proxy) < (uint32_t)k + 1; i++)
+            test_sleep_ms(20);
+        outpost_sync_stop(a.sync);
+        a.sync = NULL;
+    }
+    int64_t landed = central_count("SELECT count(*) FROM contacts WHERE name = 'window cut'");
+    print_message("rows on the server after %u cuts: %lld of %d\n", faultproxy_cuts(proxy),
+                  (long long)landed, ENTRIES);
+    assert_true(faultproxy_cuts(proxy) >= 3);
+    assert_true(landed > 0 && landed < ENTRIES); /* the cuts fell mid-push */
+    faultproxy_pass(proxy);
+    device_start(&a, 50);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    assert_int_equal(pending(&a), 0);
+    assert_int_equal(central_count("SELECT count(*) FROM contacts WHERE name = 'window cut'"),
+                     ENTRIES);
+    assert_int_equal(
+        central_count("SELECT count(DISTINCT id) FROM contacts WHERE name = 'window cut'"),
+        ENTRIES);
+    device_close(&a);
+    faultproxy_stop(proxy);
+}
+
 static void test_server_restart_mid_sync_loses_nothing(void **state)
 {
     (void)state;
@@ -661,6 +886,9 @@ static void test_server_restart_mid_sync_loses_nothing(void **state)
         wait_device_count(&b, "SELECT count(*) FROM contacts WHERE name = 'restart test'",
                           entries * 50),
         entries * 50);
+    /* b can hold every row before a has recorded the last ACKs of its window. */
+    for (uint32_t waited = 0; waited < WAIT_MS && pending(&a) > 0; waited += 50)
+        test_sleep_ms(50);
     assert_int_equal(pending(&a), 0);
     assert_int_equal(central_count("SELECT count(*) FROM contacts WHERE name = 'restart test'"),
                      entries * 50);
@@ -792,6 +1020,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_offline_writes_arrive_by_themselves_and_only_in_scope),
         cmocka_unit_test(test_out_of_scope_write_is_refused_at_commit),
+        cmocka_unit_test(test_compressed_sync_delivers_everything_in_fewer_bytes),
+        cmocka_unit_test(test_round_trips_of_a_sync_are_counted),
         cmocka_unit_test(test_refused_write_is_quarantined_with_every_value_then_resubmitted),
         cmocka_unit_test(
             test_key_claimed_by_another_team_is_quarantined_and_resubmitted_with_a_new_key),
@@ -799,6 +1029,9 @@ int main(void)
         cmocka_unit_test(test_discard_is_explicit_and_recorded),
         cmocka_unit_test(test_rewound_device_counter_is_stopped_not_dropped),
         cmocka_unit_test(test_cuts_at_random_offsets_lose_and_duplicate_nothing),
+        cmocka_unit_test(test_push_keeps_several_entries_in_flight),
+        cmocka_unit_test(test_reject_with_later_entries_to_the_same_row_in_flight),
+        cmocka_unit_test(test_cut_mid_window_resends_without_duplicates),
         cmocka_unit_test(test_server_restart_mid_sync_loses_nothing),
         cmocka_unit_test(test_automatic_retry_finds_the_server_when_it_returns),
         cmocka_unit_test(test_wrong_server_certificate_is_refused),

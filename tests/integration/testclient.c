@@ -30,6 +30,7 @@ struct testclient {
     uint8_t *rx;
     size_t rx_len, rx_cap;
     tc_message *rx_head, *rx_tail;
+    proto_zstream *zin, *zout; /* testclient_compress() */
 };
 
 static uint64_t now_ms(void)
@@ -232,6 +233,27 @@ int testclient_send_raw(testclient *tc, const uint8_t *data, size_t n_bytes,
     return tc->tx_head || tc->closed ? -1 : 0;
 }
 
+int testclient_compress(testclient *tc)
+{
+    if (tc->zin)
+        return 0;
+    if (proto_zstream_new(false, &tc->zin) != PROTO_OK ||
+        proto_zstream_new(true, &tc->zout) != PROTO_OK)
+        return -1;
+    return 0;
+}
+
+int testclient_send_framed(testclient *tc, const uint8_t *data, size_t n_bytes, int timeout_ms)
+{
+    proto_buf framed = {0};
+    int rc = -1;
+
+    if (tc->zout && proto_zframe_deflate(tc->zout, data, n_bytes, &framed) == PROTO_OK)
+        rc = testclient_send_raw(tc, framed.data, framed.len, 0, true, false, timeout_ms);
+    proto_buf_free(&framed);
+    return rc;
+}
+
 int testclient_send(testclient *tc, const proto_msg *msg, int timeout_ms)
 {
     proto_buf buf = {0};
@@ -239,7 +261,10 @@ int testclient_send(testclient *tc, const proto_msg *msg, int timeout_ms)
 
     if (proto_encode(msg, &buf) != PROTO_OK)
         return -1;
-    rc = testclient_send_raw(tc, buf.data, buf.len, 0, true, false, timeout_ms);
+    if (tc->zout)
+        rc = testclient_send_framed(tc, buf.data, buf.len, timeout_ms);
+    else
+        rc = testclient_send_raw(tc, buf.data, buf.len, 0, true, false, timeout_ms);
     proto_buf_free(&buf);
     return rc;
 }
@@ -275,6 +300,18 @@ int testclient_recv(testclient *tc, int timeout_ms, proto_msg **out_msg)
     if (!tc->rx_head)
         tc->rx_tail = NULL;
     proto_limits_default(&limits);
+    if (tc->zin && proto_is_zframe(m->data, m->len)) {
+        proto_buf plain = {0};
+        rc = proto_zframe_inflate(tc->zin, m->data, m->len, 64u << 20, &plain);
+        free(m->data);
+        m->data = plain.data;
+        m->len = plain.len;
+        if (rc != PROTO_OK) {
+            free(m->data);
+            free(m);
+            return -1;
+        }
+    }
     limits.max_message_bytes = m->len + 1;
     rc = proto_decode(m->data, m->len, &limits, out_msg, NULL, 0);
     free(m->data);
@@ -329,5 +366,7 @@ void testclient_close(testclient *tc)
         free(m);
     }
     free(tc->rx);
+    proto_zstream_free(tc->zin);
+    proto_zstream_free(tc->zout);
     free(tc);
 }

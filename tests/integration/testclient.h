@@ -25,6 +25,14 @@ int testclient_connect(uint16_t port, const char *ca_path, int timeout_ms,
  * or timeout_ms passes. Returns 0, or -1 on timeout or when the connection closed. */
 int testclient_send(testclient *tc, const proto_msg *msg, int timeout_ms);
 
+/* From now on, messages from the server that are compressed frames are decompressed by recv,
+ * and testclient_send() compresses (call it after a WELCOME that accepted "z"). 0 or -1. */
+int testclient_compress(testclient *tc);
+
+/* Compresses data[0..n_bytes) as one frame of this client's stream and sends it, whatever the
+ * bytes are (after testclient_compress()). 0, or -1 as testclient_send_raw(). */
+int testclient_send_framed(testclient *tc, const uint8_t *data, size_t n_bytes, int timeout_ms);
+
 /* Queues raw bytes as one message, cut into WebSocket fragments of fragment_bytes (0 = one
  * frame). With finish false, the last fragment is not marked final: the message never ends. */
 int testclient_send_raw(testclient *tc, const uint8_t *data, size_t n_bytes,

@@ -217,6 +217,12 @@ static const example examples[] = {
         .seq = UINT64_MAX, .hlc = UINT64_MAX, .schema_version = UINT32_MAX, .chunk = 2,
         .more = true, .n_tables = COUNT(edge_tables), .tables = edge_tables}}},
     {"rows-empty", {.type = PROTO_MSG_ROWS, .u.rows = {.cursor = 0, .more = true}}},
+    {"schema-forms", {.type = PROTO_MSG_SCHEMA, .u.schema = {
+        .version = 4, .n_tables = COUNT(schema_tables), .tables = schema_tables,
+        .forms = "[{\"table\":\"contacts\",\"title\":{\"en\":\"Contact\"},"
+                 "\"auto\":{\"id\":\"uuid\",\"team_id\":\"team\"},"
+                 "\"sections\":[{\"title\":{\"en\":\"Who\"},\"fields\":[{\"column\":"
+                 "\"name\",\"label\":{\"en\":\"Name\"},\"widget\":\"text\"}]}]}]"}}},
 };
 
 size_t proto_example_count(void)

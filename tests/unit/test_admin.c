@@ -16,8 +16,10 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "common/test_skip.h"
 #include "store_fixture.h"
 #include "strf.h"
+#include "unit/pg_cluster.h"
 
 #ifndef OUTPOST_ADMIN_PATH
 #error "OUTPOST_ADMIN_PATH must name the outpost-admin binary"
@@ -471,7 +473,185 @@ static void test_people_lifecycle_from_the_cli(void **state)
     assert_null(strstr(audit, "passphrase"));
 }
 
+/* A copy of examples/outreach (schema, policy, forms) in the test's directory, to edit. */
+static char *copy_outreach(ctx *c)
+{
+    char *pkg = strf("%s/outreach", c->dir);
+    assert_int_equal(systemf("cp -r '%s/examples/outreach' '%s'", getenv("OUTPOST_SOURCE_DIR"),
+                             pkg), 0);
+    return pkg;
+}
+
+static char *package_args(ctx *c, const char *verb, const char *pkg)
+{
+    return strf("--store '%s' %s --schema '%s/schema.sql' --policy '%s/policy'", c->store, verb,
+                pkg, pkg);
+}
+
+static char *forms_of(ctx *c)
+{
+    store *st = NULL;
+    char err[256], *json = NULL;
+    assert_int_equal(store_open(c->store, false, &st, err, sizeof err), 0);
+    assert_int_equal(store_forms_json(st, &json), 0);
+    store_close(st);
+    return json;
+}
+
+static void test_forms_are_validated_and_kept_at_init_and_upgrade(void **state)
+{
+    ctx *c = *state;
+    char *pkg = copy_outreach(c);
+    char *init = package_args(c, "init", pkg), *upgrade = package_args(c, "upgrade", pkg);
+    /* a wrong form refuses the whole package, naming file, table, column and problem */
+    assert_int_equal(systemf("sed -i 's/\"value\": \"high\"/\"value\": \"severe\"/' "
+                             "'%s/forms/contacts.json'", pkg), 0);
+    char *want = strf("outpost-admin: %s/forms/contacts.json: contacts.risk_level: choice "
+                      "'severe' is not allowed by the column's CHECK (allowed: "
+                      "'none','low','medium','high')\n", pkg);
+    expect(c, init, 1, NULL, want);
+    free(want);
+    assert_int_equal(systemf("sed -i 's/\"value\": \"severe\"/\"value\": \"high\"/' "
+                             "'%s/forms/contacts.json'", pkg), 0);
+    /* fixed, it installs, and the store keeps the three forms in table order */
+    expect(c, init, 0, "schema version 1 initialised\nforms: 3 from", NULL);
+    char *json = forms_of(c);
+    const char *contacts = strstr(json, "{\"table\":\"contacts\"");
+    const char *missing = strstr(json, "{\"table\":\"missing_episodes\"");
+    const char *referrals = strstr(json, "{\"table\":\"referrals\"");
+    assert_true(json[0] == '[' && contacts == json + 1 && missing > contacts && referrals > missing);
+    assert_non_null(strstr(json, "\"label\":{\"en\":\"Risk level\",\"es\":\"Nivel de riesgo\"}"));
+    free(json);
+    /* the same package again changes nothing */
+    expect(c, upgrade, 0, "schema unchanged (version 1)", NULL);
+    /* changed forms alone are a new version */
+    assert_int_equal(systemf("sed -i 's/\"Risk level\"/\"Risk now\"/' '%s/forms/contacts.json'",
+                             pkg), 0);
+    expect(c, upgrade, 0, "schema version 2 applied", NULL);
+    json = forms_of(c);
+    assert_non_null(strstr(json, "\"label\":{\"en\":\"Risk now\""));
+    assert_null(strstr(json, "Risk level"));
+    free(json);
+    /* a refused upgrade keeps the forms as they were */
+    assert_int_equal(systemf("sed -i 's/\"required\": true,//' '%s/forms/referrals.json'", pkg),
+                     0);
+    want = strf("outpost-admin: %s/forms/referrals.json: referrals.alias: a NOT NULL column "
+                "without DEFAULT is neither automatic nor a required field", pkg);
+    expect(c, upgrade, 1, NULL, want);
+    free(want);
+    json = forms_of(c);
+    assert_non_null(strstr(json, "Risk now"));
+    free(json);
+    /* a package without forms removes them, and says so */
+    assert_int_equal(systemf("rm -r '%s/forms'", pkg), 0);
+    expect(c, upgrade, 0, "schema version 3 applied\nforms: none", NULL);
+    json = forms_of(c);
+    assert_string_equal(json, "[]");
+    free(json);
+    free(init);
+    free(upgrade);
+    free(pkg);
+}
+
+static void test_forms_dir_option(void **state)
+{
+    ctx *c = *state;
+    char *pkg = copy_outreach(c);
+    assert_int_equal(systemf("mv '%s/forms' '%s/formulaires'", pkg, c->dir), 0);
+    char *args = strf("--store '%s' init --schema '%s/schema.sql' --policy '%s/policy' --forms "
+                      "'%s/nowhere'", c->store, pkg, pkg, c->dir);
+    expect(c, args, 2, NULL, "cannot read the forms directory");
+    free(args);
+    args = strf("--store '%s' init --schema '%s/schema.sql' --policy '%s/policy' --forms "
+                "'%s/formulaires'", c->store, pkg, pkg, c->dir);
+    expect(c, args, 0, "forms: 3 from", NULL);
+    free(args);
+    free(pkg);
+}
+
+/* --check: the same verdict as the real command, and nothing applied. */
+static void test_forms_check_applies_nothing(void **state)
+{
+    ctx *c = *state;
+    char *pkg = copy_outreach(c);
+    char *init = package_args(c, "init", pkg), *upgrade = package_args(c, "upgrade", pkg);
+    char *init_check = strf("%s --check", init), *upgrade_check = strf("%s --check", upgrade);
+    expect(c, init_check, 0, "package valid as a new store's schema (nothing applied)\nforms: 3",
+           NULL);
+    struct stat sb;
+    assert_int_equal(stat(c->store, &sb), -1); /* no store file was made */
+    expect(c, init, 0, "schema version 1 initialised", NULL);
+    assert_int_equal(systemf("sed -i 's/\"Risk level\"/\"Overall risk\"/' "
+                             "'%s/forms/contacts.json'", pkg), 0);
+    expect(c, upgrade_check, 0, "package valid as an upgrade of schema version 1 (nothing "
+                                "applied)", NULL);
+    char *json = forms_of(c);
+    assert_non_null(strstr(json, "Risk level"));
+    assert_null(strstr(json, "Overall risk"));
+    free(json);
+    assert_int_equal(systemf("sed -i 's/\"widget\": \"integer\"/\"widget\": \"number\"/' "
+                             "'%s/forms/contacts.json'", pkg), 0);
+    char *want = strf("outpost-admin: %s/forms/contacts.json: contacts.age_estimate: \"widget\" "
+                      "must be one of text, textarea, integer, datetime, date, select, "
+                      "multiselect, link\n", pkg);
+    expect(c, upgrade_check, 1, NULL, want);
+    free(want);
+    /* the real upgrade afterwards still sees version 1 */
+    assert_int_equal(systemf("sed -i 's/\"widget\": \"number\"/\"widget\": \"integer\"/' "
+                             "'%s/forms/contacts.json'", pkg), 0);
+    expect(c, upgrade, 0, "schema version 2 applied", NULL);
+    free(init_check);
+    free(upgrade_check);
+    free(init);
+    free(upgrade);
+    free(pkg);
+}
+
 #define T_(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
+
+/* The commands that run on PostgreSQL, against a private server: the first one makes the
+ * store's tables and the audit key; init (schema) is refused with the reason; --audit-key is
+ * required. */
+static void test_admin_on_postgresql(void **state)
+{
+    ctx *c = *state;
+    pg_cluster pg;
+    char key[400];
+
+    if (!pg_cluster_available())
+        TEST_SKIP("PostgreSQL 15 binaries not installed (scripts/deps.sh installs them)");
+    assert_int_equal(pg_cluster_start(&pg), 0);
+    snprintf(key, sizeof key, "%s/pg.audit-key", c->dir);
+    char *on_pg = strf("--store 'postgresql:%s' --audit-key '%s'", pg.conninfo, key);
+    char *args = strf("%s team add north", on_pg);
+    expect(c, args, 0, "team north added", NULL);
+    assert_non_null(strstr(c->r.out, "audit key created"));
+    free(args);
+    args = strf("%s worker add ana --team north", on_pg);
+    expect(c, args, 0, "worker ana added", NULL);
+    free(args);
+    args = strf("%s worker add ben --team east", on_pg);
+    expect(c, args, 1, NULL, "no team east");
+    free(args);
+    args = strf("%s team list", on_pg);
+    expect(c, args, 0, "north", NULL);
+    assert_non_null(strstr(c->r.out, "ana"));
+    free(args);
+    args = strf("%s enroll ana", on_pg);
+    expect(c, args, 0, "enrollment code for worker ana", NULL);
+    free(args);
+    args = strf("%s init --schema x.sql --policy x.policy", on_pg);
+    expect(c, args, 1, NULL, "init runs only on a SQLite store so far");
+    free(args);
+    args = strf("%s audit verify", on_pg);
+    expect(c, args, 0, "audit log verified: 3 rows", NULL);
+    free(args);
+    args = strf("--store 'postgresql:%s' team list", pg.conninfo);
+    expect(c, args, 2, NULL, "--audit-key FILE is required with a PostgreSQL store");
+    free(args);
+    free(on_pg);
+    pg_cluster_stop(&pg);
+}
 
 int main(void)
 {
@@ -482,6 +662,10 @@ int main(void)
         T_(test_audit_checkpoint_and_verify_catch_a_cut_tail),
         T_(test_admin_acts_are_audited_with_the_os_user),
         T_(test_people_lifecycle_from_the_cli),
+        T_(test_forms_are_validated_and_kept_at_init_and_upgrade),
+        T_(test_forms_dir_option),
+        T_(test_forms_check_applies_nothing),
+        T_(test_admin_on_postgresql),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return test_exit_status(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -154,6 +154,36 @@ static void test_config_errors_name_the_problem(void **state)
 
 /* The lockout settings' valid ranges as docs/operations.md gives them: both ends accepted, one
  * past either end refused naming the key. */
+/* [store] engine: sqlite is the default and may be named; anything else is refused by name; and
+ * postgresql, with or without its conninfo, is refused with the reason (outpostd cannot serve
+ * devices from it yet). */
+static void test_config_store_engine(void **state)
+{
+    static const char head[] = "[server]\ncert = server.pem\nkey = server.key\nca = ca.pem\n"
+                               "[store]\npath = s.db\n";
+    daemon_config cfg;
+    char text[512], err[512] = "";
+
+    (void)state;
+    assert_int_equal(load(head, &cfg, err, sizeof err), 0);
+    assert_string_equal(cfg.store_engine, "sqlite");
+    snprintf(text, sizeof text, "%sengine = sqlite\n", head);
+    assert_int_equal(load(text, &cfg, err, sizeof err), 0);
+    assert_string_equal(cfg.store_engine, "sqlite");
+
+    snprintf(text, sizeof text, "%sengine = mysql\n", head);
+    assert_int_equal(load(text, &cfg, err, sizeof err), -1);
+    assert_non_null(strstr(err, "[store] engine: expected sqlite or postgresql"));
+
+    snprintf(text, sizeof text, "%sengine = postgresql\n", head);
+    assert_int_equal(load(text, &cfg, err, sizeof err), -1);
+    assert_non_null(strstr(err, "[store] conninfo (a libpq connection string) is not set"));
+
+    snprintf(text, sizeof text, "%sengine = postgresql\nconninfo = host=/run/pg dbname=o\n", head);
+    assert_int_equal(load(text, &cfg, err, sizeof err), -1);
+    assert_non_null(strstr(err, "outpostd cannot serve devices from PostgreSQL yet"));
+}
+
 static void test_config_lockout_ranges(void **state)
 {
     static const struct {
@@ -194,6 +224,7 @@ int main(void)
         cmocka_unit_test(test_config_full_file_sets_every_field),
         cmocka_unit_test(test_config_errors_name_the_problem),
         cmocka_unit_test(test_config_lockout_ranges),
+        cmocka_unit_test(test_config_store_engine),
         cmocka_unit_test(test_config_metrics_allow_list),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "integration/faultproxy.h"
@@ -155,6 +156,68 @@ static void test_proxy_cut_all_closes_open_connections(void **state)
     faultproxy_stop(p);
 }
 
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Milliseconds one echo of n bytes takes through a proxy shaped like link. */
+static double shaped_echo_ms(const echo_server *e, const faultproxy_link *link, size_t n,
+                             uint64_t *out_up, uint64_t *out_down)
+{
+    faultproxy *p;
+    uint16_t port;
+    assert_int_equal(faultproxy_start(e->port, &p, &port), 0);
+    faultproxy_shape(p, link);
+    int fd = dial(port);
+    double t0 = now_ms();
+    assert_int_equal(round_trip(fd, n), n);
+    double ms = now_ms() - t0;
+    close(fd);
+    faultproxy_bytes(p, out_up, out_down);
+    faultproxy_stop(p);
+    return ms;
+}
+
+/* The 2G profile as arithmetic predicts it: a new connection's first byte waits for TCP's
+ * handshake (one round trip) and then its own (600 ms each); 5000 bytes take their
+ * serialisation at 50 kbit/s (800 ms each way, overlapping as the echo streams back behind the
+ * uplink) plus the two round trips: about 2.23 s. */
+static void test_shaped_2g_link_has_its_latency_and_bandwidth(void **state)
+{
+    echo_server *e = *state;
+    uint64_t up, down;
+    double one = shaped_echo_ms(e, &faultproxy_2g, 1, &up, &down);
+    if (one < 1200 || one > 1400)
+        fail_msg("2G echo of one byte took %.0f ms, expected 1200-1400", one);
+    assert_int_equal(up, 1);
+    assert_int_equal(down, 1);
+    double bulk = shaped_echo_ms(e, &faultproxy_2g, 5000, &up, &down);
+    if (bulk < 2150 || bulk > 2900)
+        fail_msg("2G echo of 5000 bytes took %.0f ms, expected about 2230", bulk);
+    assert_int_equal(up, 5000);
+    assert_int_equal(down, 5000);
+    /* 3G: 200 ms round trip and faster links. */
+    double g3 = shaped_echo_ms(e, &faultproxy_3g, 5000, &up, &down);
+    if (g3 < 400 || g3 > 800)
+        fail_msg("3G echo of 5000 bytes took %.0f ms, expected about 580", g3);
+}
+
+/* Every segment lost once: after TCP's handshake (100 ms) a byte goes out and comes back, and
+ * each direction pays a retransmission (round trip + 200 ms): 100 + 100 + 2 * 300 = 800 ms. */
+static void test_shaped_loss_delays_like_a_retransmission(void **state)
+{
+    echo_server *e = *state;
+    uint64_t up, down;
+    const faultproxy_link lossy = {"lossy", 1000000, 1000000, 100, 1000};
+    double ms = shaped_echo_ms(e, &lossy, 1, &up, &down);
+    if (ms < 800 || ms > 1000)
+        fail_msg("echo over a link losing every segment took %.0f ms, expected 800-1000", ms);
+    assert_int_equal(down, 1); /* late, never lost: TCP delivers it */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -162,6 +225,8 @@ int main(void)
         cmocka_unit_test(test_proxy_cuts_at_the_given_byte),
         cmocka_unit_test(test_proxy_trickles_but_delivers_everything),
         cmocka_unit_test(test_proxy_cut_all_closes_open_connections),
+        cmocka_unit_test(test_shaped_2g_link_has_its_latency_and_bandwidth),
+        cmocka_unit_test(test_shaped_loss_delays_like_a_retransmission),
     };
     return cmocka_run_group_tests(tests, echo_setup, echo_teardown);
 }

@@ -427,6 +427,12 @@ static void test_roundtrip_schema_and_optional_fields(void **state)
     assert_string_equal(t->columns[5], "photo");
     assert_int_equal(t->n_pk, 1);
     assert_int_equal(t->pk[0], 0);
+    assert_null(w->schema.forms); /* no forms: the key is absent */
+    proto_msg_free(msg);
+
+    msg = roundtrip("schema-forms");
+    assert_int_equal(msg->u.schema.version, 4);
+    assert_string_equal(msg->u.schema.forms, example_named("schema-forms")->u.schema.forms);
     proto_msg_free(msg);
 
     msg = roundtrip("welcome");
@@ -479,6 +485,21 @@ static void test_roundtrip_hello_secret_and_rows(void **state)
     assert_memory_equal(msg->u.hello.secret, example_named("hello")->u.hello.secret, 32);
     assert_string_equal(msg->u.hello.device_id, "4f1c9a2e-7b3d-4e8a-9c21-5d6e0f3a8b47");
     assert_int_equal(msg->u.hello.cursor, 1042);
+    /* the optional app and err are absent from the example: NULL, not "" */
+    assert_null(msg->u.hello.app);
+    assert_null(msg->u.hello.last_error);
+    proto_msg_free(msg);
+
+    /* ... and come back as sent when present */
+    proto_msg with = *example_named("hello");
+    with.u.hello.app = "liboutpost 9.9.9";
+    with.u.hello.last_error = "";
+    proto_buf buf = encode_ok(&with);
+    assert_int_equal(proto_decode(buf.data, buf.len, NULL, &msg, NULL, 0), PROTO_OK);
+    proto_buf_free(&buf);
+    assert_string_equal(msg->u.hello.app, "liboutpost 9.9.9");
+    assert_string_equal(msg->u.hello.last_error, "");
+    assert_int_equal(msg->u.hello.outbox_count, example_named("hello")->u.hello.outbox_count);
     proto_msg_free(msg);
 
     msg = roundtrip("rows");

@@ -246,6 +246,46 @@ static void test_schema_refuses_null_and_empty_input(void **state)
     assert_int_equal(outpost_tx_rollback(f->r), OUTPOST_OK);
 }
 
+static void expect_forms(fixture *f, const char *want)
+{
+    char *json = NULL;
+
+    assert_int_equal(outpost_forms_json(f->r, &json), OUTPOST_OK);
+    assert_non_null(json);
+    assert_string_equal(json, want);
+    outpost_free(json);
+}
+
+/* Forms come with a schema version and are replaced by the next one's (none: "[]"). */
+static void test_schema_forms_are_kept_and_replaced_with_the_schema(void **state)
+{
+    fixture *f = *state;
+    static const char forms_v2[] = "[{\"table\":\"contacts\",\"title\":{\"en\":\"Contact\"}}]";
+    static const char forms_v3[] = "[{\"table\":\"contacts\",\"title\":{\"en\":\"Meeting\"}}]";
+    char *json = (char *)"unchanged";
+
+    expect_forms(f, "[]"); /* v1 came without forms */
+    f->schema.version = 2;
+    f->schema.forms = forms_v2;
+    assert_int_equal(outpost_schema_install(f->r, &f->schema), OUTPOST_OK);
+    expect_forms(f, forms_v2);
+    /* the same version again changes nothing, even with other forms in hand */
+    f->schema.forms = forms_v3;
+    assert_int_equal(outpost_schema_install(f->r, &f->schema), OUTPOST_OK);
+    expect_forms(f, forms_v2);
+    f->schema.version = 3;
+    assert_int_equal(outpost_schema_install(f->r, &f->schema), OUTPOST_OK);
+    expect_forms(f, forms_v3);
+    f->schema.version = 4;
+    f->schema.forms = NULL;
+    assert_int_equal(outpost_schema_install(f->r, &f->schema), OUTPOST_OK);
+    expect_forms(f, "[]");
+    assert_int_equal(outpost_forms_json(NULL, &json), OUTPOST_EINVAL);
+    assert_null(json);
+    assert_int_equal(outpost_forms_json(f->r, NULL), OUTPOST_EINVAL);
+    outpost_free(NULL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -268,6 +308,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_schema_refuses_columns_not_matching_message, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_schema_refuses_null_and_empty_input, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_schema_forms_are_kept_and_replaced_with_the_schema,
+                                        fx_setup, fx_teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -46,6 +46,36 @@ static void test_golden_notify(void **state)
     proto_msg_free(m);
 }
 
+/* docs/protocol.md 1.1's example, frames made by another zlib binding (Python's): two
+ * NOTIFYs in one stream, the second referring back into the first. */
+static void test_golden_compressed_frames_in_one_stream(void **state)
+{
+    (void)state;
+    static const uint8_t f1[] = {0xc1, 0x6a, 0x5a, 0x58, 0xc2, 0xb5, 0xa4,
+                                 0xb8, 0x38, 0xb5, 0x90, 0x15, 0x00};
+    static const uint8_t f2[] = {0xc1, 0x6a, 0x82, 0xb1, 0xd8, 0x00, 0x00};
+    static const uint8_t notify5[] = {0x82, 0xa1, 't', 0x0a, 0xa4, 's', 's', 'e', 'q', 0x05};
+    proto_zstream *z = NULL;
+    proto_buf plain = {0};
+
+    assert_int_equal(proto_zstream_new(false, &z), PROTO_OK);
+    assert_int_equal(proto_zframe_inflate(z, f1, sizeof f1, 1024, &plain), PROTO_OK);
+    assert_int_equal(plain.len, sizeof notify5);
+    assert_memory_equal(plain.data, notify5, sizeof notify5);
+    assert_int_equal(proto_zframe_inflate(z, f2, sizeof f2, 1024, &plain), PROTO_OK);
+    proto_msg *m = decode_ok(plain.data, plain.len);
+    assert_int_equal(m->type, PROTO_MSG_NOTIFY);
+    assert_int_equal(m->u.notify.server_seq, 6);
+    proto_msg_free(m);
+    proto_zstream_free(z);
+
+    /* Alone, the second frame names history a fresh stream does not have. */
+    assert_int_equal(proto_zstream_new(false, &z), PROTO_OK);
+    assert_int_equal(proto_zframe_inflate(z, f2, sizeof f2, 1024, &plain), PROTO_EMALFORMED);
+    proto_zstream_free(z);
+    proto_buf_free(&plain);
+}
+
 /* PULL (8) as a foreign encoder may write it: "t" last, `cur` as uint 64 and `lim` as uint 16
  * (section 2: any integer width, any field order), and an unknown key with an array value,
  * which must be ignored. {"lim": 100, "x": [nil], "cur": 2^40, "t": 8}. */
@@ -507,6 +537,7 @@ int main(void)
 {
     const struct CMUnitTest golden[] = {
         cmocka_unit_test(test_golden_notify),
+        cmocka_unit_test(test_golden_compressed_frames_in_one_stream),
         cmocka_unit_test(test_golden_pull_any_width_any_order),
         cmocka_unit_test(test_golden_error_and_bool_not_int),
     };

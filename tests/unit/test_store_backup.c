@@ -233,6 +233,46 @@ static void test_restore_replays_schema_upgrades_made_after_the_backup(void **st
     free(policy);
 }
 
+/* A change of forms alone is a schema version too: a restore replays it with its forms. */
+static void test_restore_replays_a_forms_only_upgrade(void **state)
+{
+    fixture *fx = *state;
+    char bak[400];
+    path_with(fx, ".bak", bak);
+    assert_int_equal(store_backup(fx->st, bak), 0);
+    char *sql = fx_data("contacts.sql"), *policy = fx_data("contacts.policy");
+    const store_form_file form = {
+        .path = "forms/referrals.json",
+        .text = "{\"table\": \"referrals\", \"title\": {\"en\": \"Referral\"},"
+                " \"auto\": {\"id\": \"uuid\", \"team_id\": \"team\"},"
+                " \"sections\": [{\"title\": {\"en\": \"Where to\"}, \"fields\": ["
+                " {\"column\": \"agency\", \"label\": {\"en\": \"Agency\"},"
+                " \"widget\": \"text\"}]}]}"};
+    int rc = store_upgrade_schema_forms(fx->st, sql, policy, &form, 1);
+    if (rc != 0)
+        fail_msg("upgrade: %s", store_errmsg(fx->st));
+    char *forms = NULL;
+    assert_int_equal(store_forms_json(fx->st, &forms), 0);
+    assert_non_null(strstr(forms, "\"Agency\""));
+    store_close(fx->st);
+    fx->st = NULL;
+    store_restore_info info;
+    char err[1024];
+    rc = store_restore(fx->path, bak, &info, err, sizeof err);
+    if (rc != 0)
+        fail_msg("restore: %s", err);
+    assert_int_equal(info.n_schema_upgrades, 1);
+    reopen(fx);
+    assert_int_equal(fx_int(fx, "SELECT value FROM _outpost_meta WHERE key = 'schema_version'"), 2);
+    char *restored = NULL;
+    assert_int_equal(store_forms_json(fx->st, &restored), 0);
+    assert_string_equal(restored, forms);
+    free(restored);
+    free(forms);
+    free(sql);
+    free(policy);
+}
+
 static void test_restore_onto_a_lost_store_still_starts_a_new_epoch(void **state)
 {
     fixture *fx = *state;
@@ -335,6 +375,7 @@ int main(void)
         T_(test_backup_is_private_consistent_and_never_overwrites),
         T_(test_restore_starts_a_new_epoch_past_every_sequence),
         T_(test_restore_replays_schema_upgrades_made_after_the_backup),
+        T_(test_restore_replays_a_forms_only_upgrade),
         T_(test_restore_onto_a_lost_store_still_starts_a_new_epoch),
         T_(test_restore_refused_while_a_daemon_serves),
         T_(test_restore_refuses_another_stores_backup),

@@ -718,20 +718,6 @@ static int open_descriptors(void)
     return n;
 }
 
-/* Descriptors open once the echo server's thread has closed its side: the fewest seen over half a
- * second (a leak stays, a server socket closing late under qemu or load does not). */
-static int settled_descriptors(void)
-{
-    int fewest = open_descriptors();
-
-    for (int i = 0; i < 50; i++) {
-        nanosleep(&(struct timespec){.tv_nsec = 10 * 1000 * 1000}, NULL);
-        int n = open_descriptors();
-        fewest = n < fewest ? n : fewest;
-    }
-    return fewest;
-}
-
 /* An app that starts and stops sync many times (each `outpost sync`, each enrollment, an app
  * moving between foreground and background) must not run out of descriptors: libwebsockets
  * 4.3.5 leaked its event pipe on every context destroyed until cmake/patches fixed it. */
@@ -749,9 +735,11 @@ static void test_create_and_destroy_leaks_no_descriptor(void **state)
         pump_until(&c, &c.closed, 1);
         client_free(&c);
         if (i == 1) /* after the first rounds' one-time allocations */
-            before = settled_descriptors();
+            before = open_descriptors();
     }
-    assert_int_equal(settled_descriptors(), before);
+    /* A leak grows by one per round (ten here); the in-process server may still be closing
+     * one or two of its own sockets when we count. */
+    assert_in_range(open_descriptors(), 0, before + 2);
     echo_stop(s);
 }
 

@@ -169,6 +169,7 @@ typedef struct proto_schema {
     uint32_t version;
     uint32_t n_tables;
     proto_schema_table *tables;
+    const char *forms; /* the forms (docs/forms.md) as one JSON array text; NULL: none sent */
 } proto_schema;
 
 /* Hybrid logical clock: milliseconds since the Unix epoch in the high 48 bits, a logical
@@ -266,6 +267,11 @@ typedef struct proto_hello {
     uint32_t schema_version;
     uint64_t cursor;       /* server sequence up to which this device has pulled */
     uint64_t outbox_count; /* entries waiting to be pushed (informational) */
+    /* Optional, informational, for the supervisors' device view; NULL when absent. */
+    const char *app;        /* the app and library version, e.g. "outpost 0.9.0" */
+    const char *last_error; /* the device's last sync error before this session ("" none) */
+    uint32_t compress;     /* optional "z": PROTO_COMPRESS_DEFLATE offers compressed messages;
+                              0 (absent on the wire) offers none */
 } proto_hello;
 
 /* The teams whose rows a device may see and write: its worker's teams. */
@@ -307,6 +313,8 @@ typedef struct proto_welcome {
     proto_store_identity store;
     bool has_limits;
     proto_session_limits limits;
+    uint32_t compress;    /* optional "z": the compression both sides use after WELCOME, only
+                             ever one the HELLO offered; 0 (absent) means none */
 } proto_welcome;
 
 typedef struct proto_enroll {
@@ -453,6 +461,43 @@ int proto_check(const uint8_t *data, size_t n_bytes, const proto_limits *limits,
 /* Frees a decoded message. NULL is a no-op. */
 void proto_msg_free(proto_msg *msg);
 
+/* ---------------------------------------------------------------------------------------------
+ * Compression (docs/protocol.md, "Compression"). When HELLO offers and WELCOME accepts
+ * PROTO_COMPRESS_DEFLATE, every later message either way may be a compressed frame: the byte
+ * PROTO_ZFRAME_MARK (0xc1, which MessagePack never uses) followed by raw DEFLATE data (RFC 1951)
+ * ending in a sync flush whose final 00 00 ff ff is left off, as in RFC 7692. One DEFLATE stream
+ * runs per direction for the whole session, so later messages refer back to earlier ones; a
+ * message is decompressed into at most limits.max_message_bytes, so a small frame that would
+ * inflate beyond that is PROTO_ETOOBIG like any oversized message. Window and memory are fixed
+ * (PROTO_ZWINDOW_BITS): about 20 KiB to compress and 10 KiB to decompress per stream.
+ */
+#define PROTO_COMPRESS_DEFLATE 1u
+#define PROTO_ZFRAME_MARK 0xc1u
+#define PROTO_ZWINDOW_BITS 12
+
+typedef struct proto_zstream proto_zstream;
+
+/* A compressing (compress true) or decompressing stream. Returns PROTO_OK or PROTO_ENOMEM. */
+int proto_zstream_new(bool compress, proto_zstream **out_stream);
+
+/* Frees a stream. NULL is a no-op. */
+void proto_zstream_free(proto_zstream *stream);
+
+/* Appends the compressed frame of one encoded message to out (not cleared first). Frames must
+ * reach the peer in the order they were made. PROTO_ENOMEM or PROTO_EINVAL (a decompressing
+ * stream, or a stream that failed before) leave out->len as it was. */
+int proto_zframe_deflate(proto_zstream *stream, const uint8_t *data, size_t n_bytes,
+                         proto_buf *out);
+
+/* True when data starts a compressed frame rather than a plain MessagePack message. */
+bool proto_is_zframe(const uint8_t *data, size_t n_bytes);
+
+/* Decompresses one frame into out (cleared first), writing at most max_out bytes: PROTO_OK,
+ * PROTO_ETOOBIG when the message would be longer than max_out, PROTO_EMALFORMED when the bytes
+ * are not a frame of this stream, PROTO_ENOMEM. After a failure the stream is unusable (the
+ * session must end: the peers no longer agree on the history). */
+int proto_zframe_inflate(proto_zstream *stream, const uint8_t *data, size_t n_bytes,
+                         size_t max_out, proto_buf *out);
 
 #ifdef __cplusplus
 }

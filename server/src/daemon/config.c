@@ -15,6 +15,7 @@ void config_defaults(daemon_config *out_config)
     out_config->port = 8443;
     out_config->log_level = LOG_INFO;
     out_config->checkpoint_interval_s = 3600;
+    snprintf(out_config->store_engine, sizeof out_config->store_engine, "sqlite");
     snprintf(out_config->dash_table, sizeof out_config->dash_table, "contacts");
     snprintf(out_config->dash_worker_col, sizeof out_config->dash_worker_col, "worker_id");
     snprintf(out_config->dash_date_col, sizeof out_config->dash_date_col, "contacted_at");
@@ -29,7 +30,7 @@ void config_defaults(daemon_config *out_config)
         .lockout_window_s = 300,
         .lockout_duration_s = 900,
         .queue_depth = 64,
-        .pull_page_rows = 1000,
+        .pull_page_rows = 4000,
         .chunk_timeout_s = 10,
         .max_held_bytes = 256u * 1024u * 1024u,
         .login_queue_depth = 8,
@@ -212,6 +213,18 @@ static int on_ini_value(void *user, const char *section, const char *name, const
             return set_path(p, c->audit_key_path, value) == 0
                        ? 1
                        : fail_key(p, section, name, "bad path");
+        if (strcmp(name, "engine") == 0) {
+            if (strcmp(value, "sqlite") != 0 && strcmp(value, "postgresql") != 0)
+                return fail_key(p, section, name, "expected sqlite or postgresql");
+            snprintf(c->store_engine, sizeof c->store_engine, "%s", value);
+            return 1;
+        }
+        if (strcmp(name, "conninfo") == 0) {
+            if ((size_t)snprintf(c->store_conninfo, sizeof c->store_conninfo, "%s", value) >=
+                sizeof c->store_conninfo)
+                return fail_key(p, section, name, "too long");
+            return 1;
+        }
         return fail_key(p, section, name, "unknown key");
     }
     if (strcmp(section, "audit") == 0) {
@@ -308,6 +321,15 @@ int config_load(const char *path, daemon_config *out_config, char *err, size_t e
         require_file(out_config->key_path, "[server] key", detail, sizeof detail) != 0 ||
         require_file(out_config->ca_path, "[server] ca", detail, sizeof detail) != 0) {
         snprintf(err, err_size, "config %s: %s", path, detail);
+        return -1;
+    }
+    if (strcmp(out_config->store_engine, "postgresql") == 0) {
+        snprintf(err, err_size,
+                 "config %s: [store] engine = postgresql: %s", path,
+                 out_config->store_conninfo[0] == '\0'
+                     ? "[store] conninfo (a libpq connection string) is not set"
+                     : "outpostd cannot serve devices from PostgreSQL yet (push, pull and the "
+                       "schema run only on SQLite; docs/operations.md, \"PostgreSQL\")");
         return -1;
     }
     if (out_config->store_path[0] == '\0') {

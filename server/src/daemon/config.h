@@ -3,6 +3,9 @@
  *
  *   [server]  listen = 127.0.0.1   port = 8443   cert = FILE   key = FILE   ca = FILE
  *   [store]   path = FILE   audit_key = FILE (default: the store's path + ".audit-key")
+ *             engine = sqlite (the default) | postgresql   conninfo = libpq connection string
+ *             (engine = postgresql is refused until push, pull and the schema run on it:
+ *             docs/operations.md, "PostgreSQL")
  *   [audit]   checkpoint_file = FILE (signed checkpoints appended; default none: log only)
  *             checkpoint_interval_s = 3600 (also one at start and one at stop; 0 = only those)
  *   [limits]  max_message_bytes, max_transaction_bytes, handshake_timeout_s,
@@ -56,6 +59,8 @@ typedef struct daemon_config {
     char key_path[CONFIG_PATH_MAX];
     char ca_path[CONFIG_PATH_MAX]; /* the CA devices pin; sent in ENROLLED */
     char store_path[CONFIG_PATH_MAX];
+    char store_engine[16];                /* "sqlite" or "postgresql" */
+    char store_conninfo[CONFIG_PATH_MAX]; /* engine = postgresql: libpq connection string */
     char audit_key_path[CONFIG_PATH_MAX];  /* the audit log's key, outside the store */
     char checkpoint_path[CONFIG_PATH_MAX]; /* "" = checkpoints go to the log only */
     uint32_t checkpoint_interval_s;

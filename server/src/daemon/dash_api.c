@@ -1,6 +1,8 @@
 #include "dash_api.h"
 
+#include "dash_forms.h"
 #include "dash_people.h"
+#include "dash_record.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,6 +59,16 @@ static int audit(dash_call *c, store *st, const char *actor, const char *action,
     return store_audit_append(st, c->now_ms, actor, action, target, c->address);
 }
 
+void dash_reply_error(dash_call *c, int status, const char *message)
+{
+    reply_error(c, status, message);
+}
+
+void dash_reply_store_error(dash_call *c, store *st, int rc)
+{
+    reply_store_error(c, st, rc);
+}
+
 static void start_ok(dash_call *c)
 {
     c->http_status = 200;
@@ -68,11 +80,15 @@ static void start_ok(dash_call *c)
  * ids shown name what was seen. */
 static void describe_filters(const dash_call *c, const char *view, char *out, size_t size)
 {
-    int n = snprintf(out, size, "view=%s%s%s%s%s%s%s%s%s%s text=%zu chars", view,
+    char page[96] = "";
+    if (c->f_sort[0] || c->f_offset > 0)
+        snprintf(page, sizeof page, "%s%s%s offset=%u", c->f_sort[0] ? " sort=" : "", c->f_sort,
+                 c->f_sort[0] && c->f_desc ? " desc" : "", (unsigned)c->f_offset);
+    int n = snprintf(out, size, "view=%s%s%s%s%s%s%s%s%s%s text=%zu chars%s", view,
                      c->f_team[0] ? " team=" : "", c->f_team, c->f_worker[0] ? " worker=" : "",
                      c->f_worker, c->f_from[0] ? " from=" : "", c->f_from,
                      c->f_to[0] ? " to=" : "", c->f_to, c->f_all ? " all" : "",
-                     strlen(c->f_text));
+                     strlen(c->f_text), page);
     /* A description cut short at size is still a fine audit note: mark it. */
     if (n >= 0 && (size_t)n >= size && size > 4)
         memcpy(out + size - 4, "...", 4);
@@ -193,8 +209,15 @@ static int device_row(const store_dash_device *d, void *user_data)
         dash_buf_csv_field(b, d->device_id);
         dash_buf_puts(b, ",");
         dash_buf_csv_field(b, d->name);
-        dash_buf_printf(b, ",%llu,%llu,%s\r\n", (unsigned long long)d->enrolled_ms,
-                        (unsigned long long)d->last_seen_ms, d->revoked ? "yes" : "no");
+        dash_buf_printf(b, ",%llu,%llu,%s,%llu,%llu,", (unsigned long long)d->enrolled_ms,
+                        (unsigned long long)d->last_seen_ms, d->revoked ? "yes" : "no",
+                        (unsigned long long)d->pending, (unsigned long long)d->refused);
+        dash_buf_csv_field(b, d->last_refusal);
+        dash_buf_puts(b, ",");
+        dash_buf_csv_field(b, d->last_error);
+        dash_buf_puts(b, ",");
+        dash_buf_csv_field(b, d->app);
+        dash_buf_puts(b, "\r\n");
         return 0;
     }
     json_sep(b);
@@ -210,6 +233,14 @@ static int device_row(const store_dash_device *d, void *user_data)
     format_ms(b, d->enrolled_ms);
     dash_buf_puts(b, ",\"last_seen_ms\":");
     format_ms(b, d->last_seen_ms);
+    dash_buf_printf(b, ",\"pending\":%llu,\"reported_ms\":%llu,\"refused\":%llu,\"last_refusal\":",
+                    (unsigned long long)d->pending, (unsigned long long)d->reported_ms,
+                    (unsigned long long)d->refused);
+    dash_buf_json_str(b, d->last_refusal);
+    dash_buf_puts(b, ",\"last_error\":");
+    dash_buf_json_str(b, d->last_error);
+    dash_buf_puts(b, ",\"app\":");
+    dash_buf_json_str(b, d->app);
     dash_buf_printf(b, ",\"revoked\":%s}", d->revoked ? "true" : "false");
     return 0;
 }
@@ -220,7 +251,8 @@ static void run_devices(dash_call *c, store *st)
 
     start_ok(c);
     if (c->csv)
-        dash_buf_puts(&c->body, "worker,teams,device,name,enrolled_ms,last_sync_ms,revoked\r\n");
+        dash_buf_puts(&c->body, "worker,teams,device,name,enrolled_ms,last_sync_ms,revoked,"
+                                "pending,refused,last_refusal,last_error,app\r\n");
     else
         dash_buf_printf(&c->body, "{\"now_ms\":%llu,\"devices\":[",
                         (unsigned long long)c->now_ms);
@@ -282,7 +314,7 @@ static int record_row(const store_dash_record *rec, void *user_data)
                     dash_buf_puts(b, ",");
                 dash_buf_json_str(b, rec->cols[i]);
             }
-            dash_buf_puts(b, c->op == DASH_RECORD ? "],\"values\":" : "],\"rows\":[");
+            dash_buf_puts(b, "],\"rows\":[");
         }
     } else if (!c->csv) {
         dash_buf_puts(b, ",");
@@ -319,31 +351,21 @@ static void fill_query(const dash_call *c, store_dash_query *q)
     q->date_from = c->f_from;
     q->date_to = c->f_to;
     q->text = c->f_text;
+    q->sort = c->f_sort[0] ? c->f_sort : NULL;
+    q->desc = c->f_desc;
+    q->offset = c->f_offset;
+    q->limit = c->csv ? 1000 : c->f_limit;
 }
 
 static void run_records(dash_call *c, store *st)
 {
     store_dash_query q;
     records_ctx ctx = {c, 0, {0}};
+    bool more = false;
     int rc;
 
     fill_query(c, &q);
-    if (c->op == DASH_RECORD) {
-        char target[256];
-        if (!c->f_id[0]) {
-            reply_error(c, 400, "which record? (id)");
-            return;
-        }
-        memset(&q, 0, sizeof q);
-        q.table = c->table;
-        q.id = c->f_id;
-        q.limit = 1;
-        snprintf(target, sizeof target, "%s/%s", c->table, c->f_id);
-        if (audit(c, st, c->user, "record.view", target) != STORE_OK) {
-            reply_error(c, 500, "the audit log cannot be written: nothing shown");
-            return;
-        }
-    }
+    q.out_more = &more;
     start_ok(c);
     if (!c->csv)
         dash_buf_puts(&c->body, "{");
@@ -352,17 +374,16 @@ static void run_records(dash_call *c, store *st)
         rc = STORE_OK; /* record_row stopped the walk at the byte budget */
     if (rc != STORE_OK) {
         reply_store_error(c, st, rc);
-    } else if (c->op == DASH_RECORD && ctx.n_rows == 0) {
-        reply_error(c, 404, "no such record in your teams");
-    } else if (c->op == DASH_RECORD || audit_read(c, st, "record.list", "records", &ctx.ids)) {
+    } else if (audit_read(c, st, "record.list", "records", &ctx.ids)) {
         if (!c->csv) {
             if (ctx.n_rows == 0)
                 dash_buf_puts(&c->body, "\"columns\":[],\"rows\":[");
-            if (c->op == DASH_RECORD)
-                dash_buf_puts(&c->body, "}");
-            else
-                dash_buf_printf(&c->body, "],\"truncated\":%s}",
-                                c->truncated ? "true" : "false");
+            /* more: rows past this page match (offset + rows shown is the next page's). */
+            dash_buf_printf(&c->body, "],\"truncated\":%s,\"offset\":%u,\"more\":%s}",
+                            c->truncated ? "true" : "false", (unsigned)c->f_offset,
+                            more || c->truncated ? "true" : "false");
+        } else if (more) {
+            c->truncated = true;
         }
     }
     dash_buf_free(&ctx.ids);
@@ -419,6 +440,7 @@ static void run_perday(dash_call *c, store *st)
 
 typedef struct conflicts_ctx {
     dash_call *call;
+    store *st;
     dash_buf ids; /* "ID:KEY" of each conflict shown, for the audit row */
 } conflicts_ctx;
 
@@ -452,6 +474,19 @@ static int conflict_row(const store_dash_conflict *k, void *user_data)
         return 0;
     }
     json_sep(b);
+    dash_conflict_json(b, k);
+    /* The record it is about, to name it (null when it is not in the caller's teams). */
+    if (b->len > 0 && b->data[b->len - 1] == '}') {
+        b->len--;
+        dash_buf_puts(b, ",\"record\":");
+        dash_record_object(c, ctx->st, k->table, k->row_key, b, NULL);
+        dash_buf_puts(b, "}");
+    }
+    return 0;
+}
+
+void dash_conflict_json(dash_buf *b, const store_dash_conflict *k)
+{
     dash_buf_printf(b, "{\"id\":%lld,\"table\":", (long long)k->id);
     dash_buf_json_str(b, k->table);
     dash_buf_puts(b, ",\"column\":");
@@ -470,6 +505,8 @@ static int conflict_row(const store_dash_conflict *k, void *user_data)
     dash_buf_json_str(b, k->loser_worker);
     dash_buf_puts(b, ",\"winner_device\":");
     dash_buf_json_str(b, k->winner_device);
+    dash_buf_puts(b, ",\"winner_worker\":");
+    dash_buf_json_str(b, k->winner_worker);
     dash_buf_puts(b, ",\"time_ms\":");
     format_ms(b, k->time_ms);
     dash_buf_printf(b, ",\"reversible\":%s,\"decision\":", k->reversible ? "true" : "false");
@@ -483,12 +520,11 @@ static int conflict_row(const store_dash_conflict *k, void *user_data)
         dash_buf_puts(b, "}");
     }
     dash_buf_puts(b, "}");
-    return 0;
 }
 
 static void run_conflicts(dash_call *c, store *st)
 {
-    conflicts_ctx ctx = {c, {0}};
+    conflicts_ctx ctx = {c, st, {0}};
     int rc;
 
     start_ok(c);
@@ -733,8 +769,8 @@ void dash_run(dash_call *c, store *st)
         }
         run_devices(c, st);
         break;
-    case DASH_RECORDS:
-    case DASH_RECORD: run_records(c, st); break;
+    case DASH_RECORDS: run_records(c, st); break;
+    case DASH_RECORD: dash_record_view(c, st); break;
     case DASH_PERDAY:
         if (c->csv) {
             char target[256];
@@ -752,6 +788,7 @@ void dash_run(dash_call *c, store *st)
     case DASH_PEOPLE: dash_people_list(c, st); break;
     case DASH_PEOPLE_ACT: dash_people_act(c, st); break;
     case DASH_PASSWORD: run_password(c, st); break;
+    case DASH_FORMS: dash_forms_get(c, st); break;
     }
     if (c->body.failed)
         reply_error(c, 500, "reply too large or out of memory: narrow the filters");

@@ -25,7 +25,8 @@ typedef enum dash_op {
     DASH_AUDIT,     /* the audit log, admins only */
     DASH_PEOPLE,    /* teams, workers and accounts, admins only (dash_people.c) */
     DASH_PEOPLE_ACT, /* disable, enable, remove, change teams, revoke a device; audited */
-    DASH_PASSWORD   /* the user's own new password (password = current, new_password) */
+    DASH_PASSWORD,  /* the user's own new password (password = current, new_password) */
+    DASH_FORMS      /* the schema's forms, JSON (dash_forms.c) */
 } dash_op;
 
 typedef struct dash_call {
@@ -57,6 +58,10 @@ typedef struct dash_call {
     char f_to[32];
     char f_text[128];
     char f_id[128];
+    char f_table[64];    /* record view: the record's table ("" for the dashboard table) */
+    char f_sort[64];     /* records: a column to sort by ("" for newest first) */
+    bool f_desc;         /* records: with f_sort, descending */
+    uint32_t f_offset;   /* records: rows to skip (paging) */
     bool f_all;
     char f_actor[64];    /* audit view: person */
     char f_action[32];   /* audit view: action or family ("login") */
@@ -86,5 +91,11 @@ void dash_call_free(dash_call *c); /* wipes the password; NULL is a no-op */
 
 /* Runs the call against the worker's store. */
 void dash_run(dash_call *c, store *st);
+
+/* For the other dash_*.c modules: an error reply (the body replaced), a store error as its
+ * HTTP status, and one conflict as the JSON object the conflict queue shows. */
+void dash_reply_error(dash_call *c, int status, const char *message);
+void dash_reply_store_error(dash_call *c, store *st, int rc);
+void dash_conflict_json(dash_buf *b, const store_dash_conflict *k);
 
 #endif /* OUTPOSTD_DASH_API_H */

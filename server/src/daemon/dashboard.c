@@ -401,6 +401,7 @@ static const api_route api_routes[] = {
     {"/api/audit", false, DASH_AUDIT},      {"/api/export", false, DASH_RECORDS},
     {"/api/people", false, DASH_PEOPLE},    {"/api/people/act", true, DASH_PEOPLE_ACT},
     {"/api/password", true, DASH_PASSWORD},
+    {"/api/forms", false, DASH_FORMS},
 };
 
 /* The view an export names. */
@@ -422,7 +423,7 @@ static int export_op(const char *view, dash_op *out_op)
 
 static int read_filters(http_request *req, dash_call *c)
 {
-    char all[8], before[24], limit[12];
+    char all[8], before[24], limit[12], offset[12], dir[8];
 
     if (query_get(req, "worker", c->f_worker, sizeof c->f_worker) != 0 ||
         query_get(req, "team", c->f_team, sizeof c->f_team) != 0 ||
@@ -434,8 +435,20 @@ static int read_filters(http_request *req, dash_call *c)
         query_get(req, "actor", c->f_actor, sizeof c->f_actor) != 0 ||
         query_get(req, "action", c->f_action, sizeof c->f_action) != 0 ||
         query_get(req, "before", before, sizeof before) != 0 ||
-        query_get(req, "limit", limit, sizeof limit) != 0)
+        query_get(req, "limit", limit, sizeof limit) != 0 ||
+        query_get(req, "table", c->f_table, sizeof c->f_table) != 0 ||
+        query_get(req, "sort", c->f_sort, sizeof c->f_sort) != 0 ||
+        query_get(req, "dir", dir, sizeof dir) != 0 ||
+        query_get(req, "offset", offset, sizeof offset) != 0)
         return -1;
+    /* Paging takes digits only; the store bounds the offset and checks the sort column. */
+    for (const char *p = offset; *p; p++)
+        if (*p < '0' || *p > '9')
+            return -1;
+    if (strlen(offset) > 9 || (dir[0] && strcmp(dir, "asc") != 0 && strcmp(dir, "desc") != 0))
+        return -1;
+    c->f_offset = (uint32_t)strtoul(offset, NULL, 10);
+    c->f_desc = strcmp(dir, "desc") == 0;
     c->f_all = strcmp(all, "1") == 0;
     c->f_before = strtoll(before, NULL, 10);
     c->f_limit = (uint32_t)strtoul(limit, NULL, 10);
@@ -484,7 +497,8 @@ int dashboard_request(dashboard *dash, http_request *req, const char *path)
     }
     if (read_filters(req, c) != 0) {
         dash_call_free(c);
-        return respond_error(req, 400, "a filter is too long");
+        return respond_error(req, 400, "a filter is too long, or offset or dir is malformed "
+                                       "(offset=DIGITS, dir=asc|desc)");
     }
     if (strcmp(path, "/api/export") == 0) {
         char view[16];

@@ -421,6 +421,8 @@ static void run_auth(job *j, store *st, const job_env *env)
     }
     /* Informational ("last sync" for admins): a failure here must not refuse the device. */
     (void)store_device_seen(st, hello->device_id, hello->cursor);
+    (void)store_device_report(st, hello->device_id, hello->outbox_count, hello->app,
+                              hello->last_error, j->now_ms);
 
     memset(&reply, 0, sizeof reply);
     reply.type = PROTO_MSG_WELCOME;
@@ -438,6 +440,8 @@ static void run_auth(job *j, store *st, const job_env *env)
     }
     reply.u.welcome.has_limits = true;
     reply.u.welcome.limits = env->session_limits;
+    if (hello->compress == PROTO_COMPRESS_DEFLATE)
+        reply.u.welcome.compress = PROTO_COMPRESS_DEFLATE;
     const char **names = NULL;
     j->rc = teams_view(&j->device, &reply.u.welcome.teams, &names);
     reply.u.welcome.has_teams = j->rc == STORE_OK;

@@ -193,6 +193,8 @@ int session_writeable(session *s)
     if (!s->tx) {
         proto_buf notify = {0};
         const proto_buf *src = NULL;
+        const uint8_t *src_bytes;
+        size_t src_len;
 
         if (s->reply.len > 0) {
             src = &s->reply;
@@ -209,13 +211,28 @@ int session_writeable(session *s)
         } else {
             return 0;
         }
-        s->tx = malloc(LWS_PRE + src->len);
+        proto_buf framed = {0};
+        if (s->zout && !s->z_welcome_plain) {
+            if (proto_zframe_deflate(s->zout, src->data, src->len, &framed) != PROTO_OK) {
+                proto_buf_free(&notify);
+                return -1; /* out of memory mid-stream: the peers no longer agree */
+            }
+            src_bytes = framed.data;
+            src_len = framed.len;
+        } else {
+            src_bytes = src->data;
+            src_len = src->len;
+        }
+        s->z_welcome_plain = false;
+        s->tx = malloc(LWS_PRE + src_len);
         if (!s->tx) {
+            proto_buf_free(&framed);
             proto_buf_free(&notify);
             return -1;
         }
-        memcpy(s->tx + LWS_PRE, src->data, src->len);
-        s->tx_len = src->len;
+        memcpy(s->tx + LWS_PRE, src_bytes, src_len);
+        s->tx_len = src_len;
+        proto_buf_free(&framed);
         s->tx_off = 0;
         if (src == &s->reply) {
             s->tx_closes = s->reply_closes;
@@ -619,6 +636,14 @@ static void auth_done(session *s, job *j)
         log_msg(LOG_INFO, "conn=%" PRIu64 " peer=%s auth ok device=%s worker=%s teams=%" PRIu32
                 " acked_seq=%" PRIu64, s->id, s->peer, s->device.device_id, s->device.worker_id,
                 s->device.n_teams, s->device.acked_seq);
+        if (j->request->u.hello.compress == PROTO_COMPRESS_DEFLATE) {
+            if (proto_zstream_new(false, &s->zin) != PROTO_OK ||
+                proto_zstream_new(true, &s->zout) != PROTO_OK) {
+                send_error(s, PROTO_ERR_INTERNAL, true, true, "out of memory");
+                return;
+            }
+            s->z_welcome_plain = true;
+        }
         queue_reply(s, &j->reply, false, false);
         return;
     case STORE_EAUTH:
@@ -714,6 +739,45 @@ void session_job_done(session *s, job *j)
 
 /* ---- Receiving ------------------------------------------------------------------------------- */
 
+/* Replaces the compressed frame in rx by the message it holds, never more than the message
+ * limit: a small frame that would inflate beyond it is refused like any oversized message. */
+static int inflate_rx(session *s)
+{
+    size_t limit = s->srv->config.limits.max_message_bytes;
+    proto_buf plain = {0};
+    int rc;
+
+    if (!s->zin) {
+        send_error(s, PROTO_ERR_BAD_MESSAGE, false, true,
+                   "compressed message, but this session did not agree to compression");
+        return -1;
+    }
+    rc = proto_zframe_inflate(s->zin, s->rx, s->rx_len, limit, &plain);
+    if (rc == PROTO_OK && !within_budget(s, plain.cap)) {
+        proto_buf_free(&plain);
+        send_error(s, PROTO_ERR_BUSY, true, true,
+                   "server memory for unfinished messages is full, try again later");
+        return -1;
+    }
+    if (rc != PROTO_OK) {
+        proto_buf_free(&plain);
+        if (rc == PROTO_ETOOBIG)
+            send_error(s, PROTO_ERR_TOO_LARGE, false, true,
+                       "message exceeds %zu bytes once decompressed", limit);
+        else
+            send_error(s, rc == PROTO_ENOMEM ? PROTO_ERR_INTERNAL : PROTO_ERR_BAD_MESSAGE,
+                       rc == PROTO_ENOMEM, true, "cannot decompress message (%s)",
+                       proto_strerror(rc));
+        return -1;
+    }
+    free(s->rx);
+    s->rx = plain.data;
+    s->rx_len = plain.len;
+    s->rx_cap = plain.cap;
+    account(s);
+    return 0;
+}
+
 static void handle_message(session *s)
 {
     proto_msg *msg = NULL;
@@ -725,6 +789,8 @@ static void handle_message(session *s)
                    "outpost.1 messages are binary frames, got a text frame");
         return;
     }
+    if (proto_is_zframe(s->rx, s->rx_len) && inflate_rx(s) != 0)
+        return;
     rc = proto_decode(s->rx, s->rx_len, &s->srv->proto_limits, &msg, err, sizeof err);
     if (rc != PROTO_OK) {
         send_error(s, rc == PROTO_ETOOBIG ? PROTO_ERR_TOO_LARGE : PROTO_ERR_BAD_MESSAGE, false,
@@ -887,6 +953,9 @@ void session_close(session *s)
     drop_chunks(s);
     drop_rx(s);
     drop_reply(s);
+    proto_zstream_free(s->zin);
+    proto_zstream_free(s->zout);
+    s->zin = s->zout = NULL;
     if (s->tx_sensitive)
         secure_free(s->tx, LWS_PRE + s->tx_len);
     else

@@ -74,6 +74,11 @@ typedef struct session {
     uint64_t handshake_deadline_us;
 
     uint32_t n_pushes, n_pulls;
+
+    /* Compression (docs/protocol.md, "Compression"): both streams exist once WELCOME accepted
+     * the device's offer; WELCOME itself goes out plain. */
+    proto_zstream *zin, *zout;
+    bool z_welcome_plain; /* the next message written is the WELCOME: send it plain */
 } session;
 
 int session_open(session *s, server *srv, struct lws *wsi);

@@ -1,0 +1,251 @@
+/*
+ * What the dashboard shows about one record beyond its values, and what devices say about
+ * themselves: a row's history from the change log (who created it, each change with its device
+ * and time, the supervisor behind a reversal), and each device's last report (its waiting
+ * outbox entries, from HELLO). Reads are limited to the caller's teams in SQL.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "store_internal.h"
+#include "store_dashboard.h"
+#include "store_values.h"
+
+enum { HISTORY_DEFAULT = 500, SQL_MAX = 4096 };
+
+/* The change log is read by row only here: the index is made the first time a history is
+ * asked for (a one-off cost on a large store), not on every push of a store nobody reads. */
+static const char history_ddl[] =
+    "CREATE INDEX IF NOT EXISTS _outpost_changes_row ON _outpost_changes(table_id, pk, seq);";
+
+static const char reports_ddl[] =
+    "CREATE TABLE IF NOT EXISTS _outpost_device_reports("
+    "  device_no INTEGER PRIMARY KEY, outbox_top INTEGER NOT NULL, time_ms INTEGER NOT NULL,"
+    "  app TEXT, last_error TEXT);";
+
+int store_device_reports_ensure(store *st)
+{
+    return store_exec(st, reports_ddl, "create the device reports table");
+}
+
+/* A device's outbox holds the entries after the last one the server recorded (acked_seq) at
+ * HELLO: the newest of them is acked_seq + pending. What is still waiting later is how far
+ * acked_seq has yet to go to reach it, so a report does not go stale when the push succeeds. */
+int store_device_report(store *st, const char *device_id, uint64_t pending, const char *app,
+                        const char *last_error, uint64_t now_ms)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc, out = store_device_reports_ensure(st);
+
+    if (out != STORE_OK)
+        return out;
+    rc = sqlite3_prepare_v2(st->db,
+                            "INSERT OR REPLACE INTO _outpost_device_reports(device_no, outbox_top,"
+                            " time_ms, app, last_error) SELECT no, acked_seq + ?2, ?3,"
+                            " substr(?4, 1, 63), substr(?5, 1, 159) FROM _outpost_devices"
+                            " WHERE id = ?1",
+                            -1, &stmt, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(stmt, 1, device_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 2, (int64_t)(pending > INT64_MAX ? INT64_MAX : pending));
+        sqlite3_bind_int64(stmt, 3, (int64_t)now_ms);
+        if (app)
+            sqlite3_bind_text(stmt, 4, app, -1, SQLITE_STATIC);
+        if (last_error)
+            sqlite3_bind_text(stmt, 5, last_error, -1, SQLITE_STATIC);
+        rc = sqlite3_step(stmt);
+    }
+    sqlite3_finalize(stmt);
+    return rc == SQLITE_DONE ? STORE_OK : store_fail_sqlite(st, rc, "record a device report");
+}
+
+static void copy_text(char *dst, size_t size, const unsigned char *src)
+{
+    snprintf(dst, size, "%s", src ? (const char *)src : "");
+}
+
+int store_dash_history(store *st, const char (*teams)[64], uint32_t n_teams, const char *table,
+                       const char *key, uint32_t limit, store_dash_change_cb cb,
+                       void *user_data)
+{
+    char sql[SQL_MAX];
+    size_t len;
+    sqlite3_stmt *stmt = NULL;
+    store_bytes pk = {0};
+    proto_value v;
+    int out, rc;
+
+    if (n_teams == 0)
+        return STORE_OK;
+    out = store_dash_decisions_ensure(st);
+    if (out == STORE_OK)
+        out = store_exec(st, history_ddl, "index the change log by row");
+    if (out != STORE_OK)
+        return out;
+    memset(&v, 0, sizeof v);
+    v.type = PROTO_TEXT;
+    v.u.b.p = (const uint8_t *)key;
+    v.u.b.n = (uint32_t)strlen(key);
+    if (store_values_encode(&v, 1, &pk) != 0)
+        return store_fail(st, STORE_ENOMEM, "out of memory");
+    /* The newest `limit` changes, shown oldest first; only when the row is in one of teams. */
+    len = (size_t)snprintf(sql, sizeof sql,
+                           "SELECT * FROM (SELECT ch.seq, ch.time_ms, ch.op, ch.altered,"
+                           " IFNULL(dv.id, ''), IFNULL(dv.name, ''), IFNULL(dv.worker_id, ''),"
+                           " IFNULL(dec.decided_by, '')"
+                           " FROM _outpost_changes ch JOIN _outpost_tables t ON t.id = ch.table_id"
+                           " JOIN _outpost_rows r ON r.table_id = ch.table_id AND r.pk = ch.pk"
+                           " LEFT JOIN _outpost_devices dv ON dv.no = ch.device"
+                           " LEFT JOIN _outpost_conflict_decisions dec ON dec.server_seq = ch.seq"
+                           " WHERE t.name = ?1 AND ch.pk = ?2 AND r.scope IN (");
+    for (uint32_t i = 0; i < n_teams && len < sizeof sql; i++)
+        len += (size_t)snprintf(sql + len, sizeof sql - len, "%s?%u", i ? ", " : "", 4 + i);
+    if (len < sizeof sql)
+        len += (size_t)snprintf(sql + len, sizeof sql - len,
+                                ") ORDER BY ch.seq DESC LIMIT ?3) ORDER BY 1");
+    if (len >= sizeof sql) {
+        store_bytes_free(&pk);
+        return store_fail(st, STORE_EINVAL, "too many teams");
+    }
+    rc = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC);
+        sqlite3_bind_blob(stmt, 2, pk.data, (int)pk.len, SQLITE_STATIC);
+        sqlite3_bind_int64(stmt, 3, limit == 0 ? HISTORY_DEFAULT : limit);
+        for (uint32_t i = 0; i < n_teams; i++)
+            sqlite3_bind_text(stmt, 4 + (int)i, teams[i], -1, SQLITE_STATIC);
+    }
+    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+        store_dash_change ch;
+        rc = sqlite3_step(stmt);
+        if (rc != SQLITE_ROW)
+            break;
+        memset(&ch, 0, sizeof ch);
+        ch.seq = sqlite3_column_int64(stmt, 0);
+        ch.time_ms = (uint64_t)sqlite3_column_int64(stmt, 1);
+        ch.op = sqlite3_column_int(stmt, 2);
+        ch.altered = sqlite3_column_int(stmt, 3) != 0;
+        copy_text(ch.device_id, sizeof ch.device_id, sqlite3_column_text(stmt, 4));
+        copy_text(ch.device_name, sizeof ch.device_name, sqlite3_column_text(stmt, 5));
+        copy_text(ch.worker_id, sizeof ch.worker_id, sqlite3_column_text(stmt, 6));
+        copy_text(ch.decided_by, sizeof ch.decided_by, sqlite3_column_text(stmt, 7));
+        out = cb(&ch, user_data);
+        if (out != 0)
+            break;
+    }
+    sqlite3_finalize(stmt);
+    store_bytes_free(&pk);
+    if (out == STORE_OK && rc != SQLITE_DONE)
+        out = store_fail_sqlite(st, rc, "read a record's history");
+    return out;
+}
+
+/* "referrals" -> "referral": the name a NAME_id column uses for a table. */
+static bool singular_of(const char *table, char *out, size_t size)
+{
+    size_t n = strlen(table);
+
+    if (n < 2 || table[n - 1] != 's' || n >= size)
+        return false;
+    memcpy(out, table, n - 1);
+    out[n - 1] = 0;
+    return true;
+}
+
+int store_dash_links(store *st, const char *table, store_dash_link_cb cb, void *user_data)
+{
+    char name[80], one[64];
+    int out = store_tables_load(st);
+    store_table *t;
+
+    if (out != STORE_OK)
+        return out;
+    t = store_table_find(st, table);
+    if (!t)
+        return store_fail(st, STORE_ENOTFOUND, "no synced table of that name");
+    /* Outgoing: a column NAME_id of this table (not its key, not its scope) naming NAMEs. */
+    for (uint32_t i = 0; i < t->n_cols && out == STORE_OK; i++) {
+        size_t n = strlen(t->cols[i]);
+        if (i == t->pk[0] || i == t->scope_idx || n < 4 || n + 1 > sizeof name ||
+            strcmp(t->cols[i] + n - 3, "_id") != 0)
+            continue;
+        snprintf(name, sizeof name, "%.*ss", (int)(n - 3), t->cols[i]);
+        store_table *to = store_table_find(st, name);
+        if (to && to != t)
+            out = cb(to->name, t->cols[i], true, user_data);
+    }
+    /* Incoming: a column SINGULAR_id of another table, where this table is SINGULARs. */
+    if (!singular_of(t->name, one, sizeof one))
+        return out;
+    snprintf(name, sizeof name, "%s_id", one);
+    for (uint32_t k = 0; k < st->n_tables && out == STORE_OK; k++) {
+        store_table *from = &st->tables[k];
+        if (from == t)
+            continue;
+        for (uint32_t i = 0; i < from->n_cols && out == STORE_OK; i++)
+            if (strcmp(from->cols[i], name) == 0 && i != from->pk[0] && i != from->scope_idx)
+                out = cb(from->name, from->cols[i], false, user_data);
+    }
+    return out;
+}
+
+int store_dash_record_get(store *st, const char (*teams)[64], uint32_t n_teams, const char *table,
+                          const char *key, store_dash_record_cb cb, void *user_data)
+{
+    char sql[SQL_MAX], ident[200];
+    size_t len = 0;
+    sqlite3_stmt *stmt = NULL;
+    const char *values[64];
+    store_table *t;
+    int out = store_tables_load(st), rc;
+
+    if (out != STORE_OK)
+        return out;
+    t = table ? store_table_find(st, table) : NULL;
+    if (!t)
+        return store_fail(st, STORE_ENOTFOUND, "no synced table %s",
+                          table && store_id_valid(table) ? table : "of that name");
+    if (n_teams == 0 || t->n_cols > 64)
+        return STORE_OK;
+    /* SELECT every column WHERE key = ?1 AND scope IN (?2, ...): the key's index finds it. */
+    len = (size_t)snprintf(sql, sizeof sql, "SELECT ");
+    for (uint32_t i = 0; i < t->n_cols && len < sizeof sql; i++) {
+        if (store_quote_ident(ident, sizeof ident, t->cols[i]) != 0)
+            return store_fail(st, STORE_EINVAL, "bad column name");
+        len += (size_t)snprintf(sql + len, sizeof sql - len, "%s%s", i ? ", " : "", ident);
+    }
+    if (len < sizeof sql && store_quote_ident(ident, sizeof ident, t->name) == 0)
+        len += (size_t)snprintf(sql + len, sizeof sql - len, " FROM %s WHERE ", ident);
+    if (len < sizeof sql && store_quote_ident(ident, sizeof ident, t->cols[t->pk[0]]) == 0)
+        len += (size_t)snprintf(sql + len, sizeof sql - len, "%s = ?1 AND ", ident);
+    if (len < sizeof sql && store_quote_ident(ident, sizeof ident, t->cols[t->scope_idx]) == 0)
+        len += (size_t)snprintf(sql + len, sizeof sql - len, "%s IN (", ident);
+    for (uint32_t i = 0; i < n_teams && len < sizeof sql; i++)
+        len += (size_t)snprintf(sql + len, sizeof sql - len, "%s?%u", i ? ", " : "", 2 + i);
+    if (len < sizeof sql)
+        len += (size_t)snprintf(sql + len, sizeof sql - len, ")");
+    if (len >= sizeof sql)
+        return store_fail(st, STORE_EINVAL, "query too long for table %s", t->name);
+    rc = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
+        for (uint32_t i = 0; i < n_teams; i++)
+            sqlite3_bind_text(stmt, 2 + (int)i, teams[i], -1, SQLITE_STATIC);
+        rc = sqlite3_step(stmt);
+    }
+    if (rc == SQLITE_ROW) {
+        store_dash_record rec;
+        for (uint32_t i = 0; i < t->n_cols; i++)
+            values[i] = (const char *)sqlite3_column_text(stmt, (int)i);
+        rec.n_cols = t->n_cols;
+        rec.cols = (const char *const *)t->cols;
+        rec.values = values;
+        rec.key = values[t->pk[0]] ? values[t->pk[0]] : "";
+        out = cb(&rec, user_data);
+        rc = SQLITE_DONE;
+    }
+    sqlite3_finalize(stmt);
+    if (out == STORE_OK && rc != SQLITE_DONE)
+        out = store_fail_sqlite(st, rc, "read a record");
+    return out;
+}

@@ -1,0 +1,100 @@
+/*
+ * Opening a store kept in PostgreSQL: the connection, the store's base tables (made once, by
+ * whichever process comes first), the format check and the identity. The modules that speak
+ * the database seam (db.h) then run on it as they do on SQLite.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_internal.h"
+
+static int open_fail(store *st, int rc, char *err, size_t err_size, const char *what)
+{
+    if (err != NULL && err_size > 0)
+        snprintf(err, err_size, "%s: %s", what, st->errmsg);
+    return rc;
+}
+
+/* Is there an Outpost store in this database (its metadata table)? */
+static int store_present(store *st, bool *out_present)
+{
+    db_stmt *stmt = NULL;
+    int rc = db_prepare(st->conn, "SELECT to_regclass('_outpost_meta') IS NOT NULL", &stmt);
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
+    if (rc == DB_ROW) {
+        *out_present = db_column_int64(stmt, 0) != 0;
+        rc = STORE_OK;
+    }
+    db_finalize(stmt);
+    return rc == STORE_OK ? STORE_OK : store_fail_db(st, rc, "look for the store's tables");
+}
+
+/* Makes the base tables and the identity table in one write transaction: several processes
+ * opening a new database at once take turns, and the later ones find the tables made. */
+static int tables_make(store *st)
+{
+    int out = store_begin(st, true);
+    if (out == STORE_OK)
+        out = store_exec(st, store_base_ddl, "make the store's tables");
+    if (out == STORE_OK)
+        out = store_exec(st, store_identity_ddl, "make the store's identity table");
+    if (out == STORE_OK)
+        return store_commit(st);
+    store_rollback(st);
+    return out;
+}
+
+int store_open_postgresql(const char *conninfo, bool create, store **out_store, char *err,
+                          size_t err_size)
+{
+    *out_store = NULL;
+    if (err != NULL && err_size > 0)
+        err[0] = 0;
+    if (conninfo == NULL || conninfo[0] == 0) {
+        if (err != NULL && err_size > 0)
+            snprintf(err, err_size, "no PostgreSQL connection string given ([store] conninfo)");
+        return STORE_EINVAL;
+    }
+    store *st = calloc(1, sizeof *st);
+    if (st == NULL) {
+        if (err != NULL && err_size > 0)
+            snprintf(err, err_size, "out of memory");
+        return STORE_ENOMEM;
+    }
+    int out = db_open_postgresql(conninfo, &st->conn, err, err_size);
+    if (out != STORE_OK) {
+        free(st);
+        return out;
+    }
+    bool present = false;
+    int64_t format = 0;
+    out = store_present(st, &present);
+    if (out == STORE_OK && !present && !create)
+        out = store_fail(st, STORE_EINVAL,
+                         "the database holds no Outpost store (create one with outpost-admin init)");
+    if (out == STORE_OK)
+        out = tables_make(st); /* CREATE ... IF NOT EXISTS: also adds tables a newer build has */
+    if (out == STORE_OK)
+        out = store_meta_get(st, "format", &format);
+    if (out == STORE_OK && format != 1)
+        out = store_fail(st, STORE_EINVAL, "format %lld, this build reads format 1",
+                         (long long)format);
+    if (out == STORE_OK)
+        out = store_identity_ensure(st, &st->identity_created);
+    if (out == STORE_OK)
+        out = store_lifecycle_ensure(st);
+    if (out != STORE_OK) {
+        open_fail(st, out, err, err_size, "cannot open the PostgreSQL store");
+        store_close(st);
+        return out;
+    }
+    *out_store = st;
+    return STORE_OK;
+}
+
+int store_engine_of(const store *st)
+{
+    return (int)db_engine_of(st->conn);
+}

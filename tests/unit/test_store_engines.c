@@ -1,0 +1,601 @@
+/*
+ * The store modules that speak the database seam, run the same way on SQLite and on a private
+ * PostgreSQL 15 server started here: teams and workers, enrollment and device authentication,
+ * lockouts, identity; and two handles on one store (two outpostd nodes on one PostgreSQL) that
+ * see each other's writes and take turns writing.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/test_skip.h"
+#include "store_internal.h" /* store_worker_teams */
+#include "unit/pg_cluster.h"
+
+enum { ENGINE_SQLITE = 1, ENGINE_POSTGRESQL = 2 };
+
+typedef struct engine_fx {
+    int engine;
+    pg_cluster pg;
+    char dir[64];
+    char path[128];
+    store *st;
+} engine_fx;
+
+/* Another handle on the fixture's store, as a second outpostd node would open it. */
+static store *open_node(engine_fx *fx)
+{
+    char err[256] = "";
+    store *st = NULL;
+    int rc = fx->engine == ENGINE_POSTGRESQL
+                 ? store_open_postgresql(fx->pg.conninfo, false, &st, err, sizeof err)
+                 : store_open(fx->path, false, &st, err, sizeof err);
+    if (rc != 0)
+        fail_msg("open: %s", err);
+    return st;
+}
+
+static int setup_engine(void **state, int engine)
+{
+    engine_fx *fx = calloc(1, sizeof *fx);
+    char err[256] = "";
+    int rc;
+
+    if (fx == NULL)
+        return -1;
+    fx->engine = engine;
+    *state = fx;
+    if (engine == ENGINE_POSTGRESQL) {
+        if (!pg_cluster_available())
+            return 0; /* every test of the group skips */
+        if (pg_cluster_start(&fx->pg) != 0)
+            return -1;
+        rc = store_open_postgresql(fx->pg.conninfo, true, &fx->st, err, sizeof err);
+    } else {
+        snprintf(fx->dir, sizeof fx->dir, "/tmp/outpost-engines-XXXXXX");
+        if (mkdtemp(fx->dir) == NULL)
+            return -1;
+        snprintf(fx->path, sizeof fx->path, "%s/store.db", fx->dir);
+        rc = store_open(fx->path, true, &fx->st, err, sizeof err);
+    }
+    if (rc != 0) {
+        fprintf(stderr, "store open: %s\n", err);
+        return -1;
+    }
+    const char *north[] = {"north"};
+    const char *both[] = {"north", "south"};
+    if (store_team_add(fx->st, "north", "North") != 0 || store_team_add(fx->st, "south", NULL) != 0 ||
+        store_worker_add(fx->st, "ana", north, 1) != 0 ||
+        store_worker_add(fx->st, "cai", both, 2) != 0) {
+        fprintf(stderr, "people: %s\n", store_errmsg(fx->st));
+        return -1;
+    }
+    return 0;
+}
+
+static int setup_sqlite(void **state)
+{
+    return setup_engine(state, ENGINE_SQLITE);
+}
+
+static int setup_postgresql(void **state)
+{
+    return setup_engine(state, ENGINE_POSTGRESQL);
+}
+
+static int teardown_engine(void **state)
+{
+    engine_fx *fx = *state;
+    store_close(fx->st);
+    if (fx->dir[0] != 0) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", fx->dir);
+        if (system(cmd) != 0)
+            return -1;
+    }
+    pg_cluster_stop(&fx->pg);
+    free(fx);
+    return 0;
+}
+
+static engine_fx *engine_of(void **state)
+{
+    engine_fx *fx = *state;
+    if (fx->st == NULL)
+        TEST_SKIP("PostgreSQL 15 binaries not installed (scripts/deps.sh installs them)");
+    return fx;
+}
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Enrolls a device for worker on st with a code made now (codes expire by the wall clock). */
+static void enroll(store *st, const char *worker, const char *name, char device_id[40],
+                   uint8_t secret[32])
+{
+    char code[STORE_CODE_SIZE];
+    assert_int_equal(store_enroll_code_create(st, worker, now_ms(), 600000, code), 0);
+    assert_int_equal(store_device_enroll(st, code, name, device_id, secret), 0);
+}
+
+static void test_people(void **state)
+{
+    engine_fx *fx = engine_of(state);
+    const char *east[] = {"east"};
+    const char *south[] = {"south"};
+    uint32_t n = 0;
+    char(*teams)[64] = NULL;
+
+    assert_int_equal(store_team_add(fx->st, "north", NULL), STORE_EEXISTS);
+    assert_string_equal(store_errmsg(fx->st), "team north exists already");
+    assert_int_equal(store_team_add(fx->st, "no/slash", NULL), STORE_EINVAL);
+    assert_int_equal(store_worker_add(fx->st, "dee", east, 1), STORE_ENOTFOUND);
+    assert_string_equal(store_errmsg(fx->st), "no team east (add it with: team add east)");
+    assert_int_equal(store_worker_add(fx->st, "ana", south, 1), STORE_EEXISTS);
+
+    assert_int_equal(store_worker_teams(fx->st, "cai", &n, &teams), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(teams[0], "north");
+    assert_string_equal(teams[1], "south");
+    free(teams);
+    assert_int_equal(store_worker_teams(fx->st, "dee", &n, &teams), 0);
+    assert_int_equal(n, 0);
+    assert_null(teams);
+}
+
+typedef struct found_device {
+    const char *id;
+    store_device_row row;
+    int n;
+} found_device;
+
+static int find_device(const store_device_row *row, void *user_data)
+{
+    found_device *f = user_data;
+    f->n++;
+    if (strcmp(row->device_id, f->id) == 0)
+        f->row = *row;
+    return 0;
+}
+
+static void test_enroll_and_authenticate(void **state)
+{
+    engine_fx *fx = engine_of(state);
+    char id[40], code[STORE_CODE_SIZE], other_id[40];
+    uint8_t secret[32], wrong[32], other_secret[32];
+    store_device dev = {0};
+
+    enroll(fx->st, "cai", "tablet 7", id, secret);
+    assert_int_equal(strlen(id), 36);
+    assert_int_equal(store_device_auth(fx->st, id, secret, &dev), 0);
+    assert_string_equal(dev.worker_id, "cai");
+    assert_int_equal(dev.n_teams, 2);
+    assert_string_equal(dev.teams[1], "south");
+    assert_false(dev.revoked);
+
+    memcpy(wrong, secret, sizeof wrong);
+    wrong[31] ^= 1;
+    assert_int_equal(store_device_auth(fx->st, id, wrong, &dev), STORE_EAUTH);
+    assert_int_equal(store_device_auth(fx->st, "00000000-0000-4000-8000-000000000000", secret,
+                                       &dev),
+                     STORE_ENOTFOUND);
+
+    /* A code works once, and not after it expired. */
+    assert_int_equal(store_enroll_code_create(fx->st, "ana", now_ms(), 600000, code), 0);
+    assert_int_equal(store_device_enroll(fx->st, code, NULL, other_id, other_secret), 0);
+    assert_int_equal(store_device_enroll(fx->st, code, NULL, other_id, other_secret), STORE_ECODE);
+    assert_int_equal(store_enroll_code_create(fx->st, "ana", now_ms() - 10000, 1, code), 0);
+    assert_int_equal(store_device_enroll(fx->st, code, NULL, other_id, other_secret), STORE_ECODE);
+    assert_int_equal(store_enroll_code_create(fx->st, "nobody", now_ms(), 1000, code),
+                     STORE_ENOTFOUND);
+
+    found_device f = {.id = id};
+    assert_int_equal(store_device_seen(fx->st, id, 77), 0);
+    assert_int_equal(store_device_list(fx->st, find_device, &f), 0);
+    assert_true(f.n >= 2);
+    assert_string_equal(f.row.name, "tablet 7");
+    assert_int_equal(f.row.cursor, 77);
+    assert_true(f.row.last_seen_ms > 0);
+    assert_int_equal(store_device_seen(fx->st, "no-such-device", 1), STORE_ENOTFOUND);
+
+    assert_int_equal(store_device_revoke(fx->st, id, false), 0);
+    assert_int_equal(store_device_revoke(fx->st, id, true), 0);
+    assert_int_equal(store_device_revoke(fx->st, id, false), 0); /* the wipe order stays */
+    assert_int_equal(store_device_auth(fx->st, id, secret, &dev), STORE_EREVOKED);
+    assert_true(dev.wipe);
+    assert_int_equal(store_device_revoke(fx->st, "no-such-device", false), STORE_ENOTFOUND);
+    store_device_clear(&dev);
+}
+
+static void test_lockouts(void **state)
+{
+    engine_fx *fx = engine_of(state);
+    const store_lockout_policy policy = {.max_failures = 3, .window_ms = 60000,
+                                         .duration_ms = 30000};
+    const uint64_t t = 1767225600000u;
+    bool locked = true;
+
+    assert_int_equal(store_lockout_fail(fx->st, "login", "ana", &policy, t, &locked), 0);
+    assert_false(locked);
+    assert_int_equal(store_lockout_fail(fx->st, "login", "ana", &policy, t + 1, &locked), 0);
+    assert_false(locked);
+    assert_int_equal(store_lockout_fail(fx->st, "login", "ana", &policy, t + 2, &locked), 0);
+    assert_true(locked);
+    assert_int_equal(store_lockout_check(fx->st, "login", "ana", t + 29000, &locked), 0);
+    assert_true(locked);
+    assert_int_equal(store_lockout_check(fx->st, "login", "other", t, &locked), 0);
+    assert_false(locked);
+    assert_int_equal(store_lockout_check(fx->st, "login", "ana", t + 40000, &locked), 0);
+    assert_false(locked);
+    assert_int_equal(store_lockout_fail(fx->st, "login", "ana", &policy, t + 3, &locked), 0);
+    assert_true(locked);
+    assert_int_equal(store_lockout_clear(fx->st, "login", "ana"), 0);
+    assert_int_equal(store_lockout_check(fx->st, "login", "ana", t + 4, &locked), 0);
+    assert_false(locked);
+}
+
+/* A second node sees the first one's identity, devices and lockouts. */
+static void test_second_node_shares_everything(void **state)
+{
+    engine_fx *fx = engine_of(state);
+    store *node2 = open_node(fx);
+    store_identity a, b;
+    char id[40];
+    uint8_t secret[32];
+    store_device dev = {0};
+    const store_lockout_policy policy = {.max_failures = 2, .window_ms = 60000,
+                                         .duration_ms = 30000};
+    bool locked = false;
+
+    assert_int_equal(store_identity_get(fx->st, &a), 0);
+    assert_int_equal(store_identity_get(node2, &b), 0);
+    assert_string_equal(a.id, b.id);
+    assert_int_equal(a.epoch, 1);
+    assert_int_equal(b.epoch, 1);
+
+    enroll(fx->st, "ana", NULL, id, secret);
+    assert_int_equal(store_device_auth(node2, id, secret, &dev), 0);
+    assert_string_equal(dev.worker_id, "ana");
+    store_device_clear(&dev);
+
+    assert_int_equal(store_lockout_fail(fx->st, "secret-addr", "10.0.0.9", &policy,
+                                        1767225600000u, &locked),
+                     0);
+    assert_false(locked);
+    assert_int_equal(store_lockout_fail(node2, "secret-addr", "10.0.0.9", &policy,
+                                        1767225600001u, &locked),
+                     0);
+    assert_true(locked);
+    assert_int_equal(store_lockout_check(fx->st, "secret-addr", "10.0.0.9", 1767225600002u,
+                                         &locked),
+                     0);
+    assert_true(locked);
+    store_close(node2);
+}
+
+/* Dashboard accounts: a login on one node, the lock after wrong passwords seen by the other,
+ * a password reset that the other node makes the user change. */
+static void test_accounts_across_nodes(void **state)
+{
+    engine_fx *fx = engine_of(state);
+    store *node2 = open_node(fx);
+    const char *north[] = {"north"};
+    store_user user = {0};
+    uint64_t t = now_ms();
+
+    assert_int_equal(store_user_add(fx->st, "sam", STORE_ROLE_SUPERVISOR, north, 1,
+                                    "correct horse battery"),
+                     0);
+    assert_int_equal(store_user_add(node2, "sam", STORE_ROLE_SUPERVISOR, north, 1,
+                                    "correct horse battery"),
+                     STORE_EEXISTS);
+    assert_int_equal(store_user_login(node2, "sam", "correct horse battery", t, &user), 0);
+    assert_int_equal(user.role, STORE_ROLE_SUPERVISOR);
+    assert_int_equal(user.n_teams, 1);
+    assert_string_equal(user.teams[0], "north");
+    assert_false(user.must_change);
+    store_user_clear(&user);
+
+    for (uint32_t i = 0; i + 1 < STORE_LOGIN_MAX_FAILURES; i++)
+        assert_int_equal(store_user_login(i % 2 ? fx->st : node2, "sam", "wrong password 1", t,
+                                          &user),
+                         STORE_EAUTH);
+    assert_int_equal(store_user_login(fx->st, "sam", "wrong password 1", t, &user), STORE_ELOCKED);
+    assert_int_equal(store_user_login(node2, "sam", "correct horse battery", t + 1, &user),
+                     STORE_ELOCKED);
+    assert_int_equal(store_user_unlock(fx->st, "sam"), 0);
+    assert_int_equal(store_user_reset_password(fx->st, "sam", "a new one for sam"), 0);
+    assert_int_equal(store_user_login(node2, "sam", "a new one for sam", t + 2, &user), 0);
+    assert_true(user.must_change);
+    store_user_clear(&user);
+    store_close(node2);
+}
+
+typedef struct listed {
+    char text[512];
+} listed;
+
+static int list_person(const store_person *person, void *user_data)
+{
+    listed *l = user_data;
+    size_t at = strlen(l->text);
+    snprintf(l->text + at, sizeof l->text - at, "%s[%s]%s;", person->id, person->teams,
+             person->disabled ? "off" : "");
+    return 0;
+}
+
+/* Lists (group_concat on SQLite, string_agg on PostgreSQL) and a disabled worker, whose
+ * devices no node lets in. */
+static void test_lists_and_disabled_worker(void **state)
+{
+    engine_fx *fx = engine_of(state);
+    store *node2 = open_node(fx);
+    listed teams = {""}, workers = {""};
+    char id[40];
+    uint8_t secret[32];
+    store_device dev = {0};
+
+    assert_int_equal(store_team_list(fx->st, list_person, &teams), 0);
+    assert_string_equal(teams.text, "north[ana,cai];south[cai];");
+    enroll(fx->st, "ana", NULL, id, secret);
+    assert_int_equal(store_worker_set_disabled(fx->st, "ana", true), 0);
+    assert_int_equal(store_worker_list(node2, list_person, &workers), 0);
+    assert_string_equal(workers.text, "ana[north]off;cai[north,south];");
+    assert_int_equal(store_device_auth(node2, id, secret, &dev), STORE_EREVOKED);
+    assert_string_equal(store_errmsg(node2), "the device's worker ana is disabled");
+    assert_int_equal(store_worker_set_disabled(node2, "ana", false), 0);
+    assert_int_equal(store_device_auth(fx->st, id, secret, &dev), 0);
+    store_device_clear(&dev);
+    store_close(node2);
+}
+
+/* The audit chain shared by nodes: appends from two nodes at once make one unbroken chain,
+ * a checkpoint signed on one verifies on the other, and no node can change a row. */
+enum { AUDIT_APPENDS = 20 };
+
+typedef struct audit_arg {
+    engine_fx *fx;
+    const char *key;
+    const char *actor;
+    int appended;
+} audit_arg;
+
+static void *node_audits(void *p)
+{
+    audit_arg *a = p;
+    store *st = open_node(a->fx);
+    if (store_audit_key_load(st, a->key) == STORE_OK)
+        for (int i = 0; i < AUDIT_APPENDS; i++)
+            if (store_audit_append(st, now_ms(), a->actor, "record.view", "contacts/1",
+                                   "127.0.0.1") == STORE_OK)
+                a->appended++;
+    if (a->appended != AUDIT_APPENDS)
+        fprintf(stderr, "audit node: %s\n", store_errmsg(st));
+    store_close(st);
+    return NULL;
+}
+
+static int count_row(const store_audit_row *row, void *user_data)
+{
+    (void)row;
+    (*(int *)user_data)++;
+    return 0;
+}
+
+static void test_audit_chain_across_nodes(void **state)
+{
+    engine_fx *fx = engine_of(state);
+    char key_dir[] = "/tmp/outpost-engines-key-XXXXXX", key[64], err[256] = "", line[512];
+    pthread_t threads[2];
+    audit_arg args[2];
+    uint64_t n_rows = 0;
+    int64_t bad = 0;
+
+    assert_non_null(mkdtemp(key_dir));
+    snprintf(key, sizeof key, "%s/key", key_dir);
+    assert_int_equal(store_audit_key_create(key, err, sizeof err), 0);
+    assert_int_equal(store_audit_key_load(fx->st, key), 0);
+    assert_int_equal(store_audit_append(fx->st, now_ms(), "sam", "login.ok", "", "127.0.0.1"), 0);
+    for (int i = 0; i < 2; i++) {
+        args[i] = (audit_arg){.fx = fx, .key = key, .actor = i ? "sam" : "ida"};
+        assert_int_equal(pthread_create(&threads[i], NULL, node_audits, &args[i]), 0);
+    }
+    for (int i = 0; i < 2; i++) {
+        pthread_join(threads[i], NULL);
+        assert_int_equal(args[i].appended, AUDIT_APPENDS);
+    }
+    assert_int_equal(store_audit_verify(fx->st, &n_rows, &bad), 0);
+    assert_int_equal(n_rows, 1 + 2 * AUDIT_APPENDS);
+    assert_int_equal(bad, 0);
+
+    int n = 0;
+    store_audit_filter by_action = {.action = "login"}; /* "login" matches login.ok */
+    assert_int_equal(store_audit_query(fx->st, &by_action, count_row, &n), 0);
+    assert_int_equal(n, 1);
+    n = 0;
+    store_audit_filter by_actor = {.actor = "ida", .limit = 5};
+    assert_int_equal(store_audit_query(fx->st, &by_actor, count_row, &n), 0);
+    assert_int_equal(n, 5);
+
+    store *node2 = open_node(fx);
+    assert_int_equal(store_audit_key_load(node2, key), 0);
+    assert_int_equal(store_audit_checkpoint(node2, now_ms(), line, &n_rows), 0);
+    assert_int_equal(store_audit_verify_checkpoint(fx->st, line, &bad), 0);
+    assert_int_equal(store_exec(node2, "UPDATE _outpost_audit SET actor = 'x' WHERE id = 1",
+                                "alter an audit row"),
+                     STORE_EIO);
+    assert_non_null(strstr(store_errmsg(node2), "the audit log is append-only"));
+    assert_int_equal(store_exec(node2, "DELETE FROM _outpost_audit WHERE id = 2",
+                                "remove an audit row"),
+                     STORE_EIO);
+    assert_int_equal(store_audit_verify(fx->st, &n_rows, &bad), 0);
+    store_close(node2);
+    unlink(key);
+    rmdir(key_dir);
+}
+
+typedef struct heard_teams {
+    char text[256];
+} heard_teams;
+
+static void hear(const char *team, void *user_data)
+{
+    heard_teams *h = user_data;
+    size_t at = strlen(h->text);
+    snprintf(h->text + at, sizeof h->text - at, "%s;", team);
+}
+
+/* A node that changed rows announces their teams; a node listening on the same PostgreSQL
+ * hears them (and would NOTIFY its devices), but not what a rolled-back transaction said. On
+ * SQLite there is one node: nothing to announce, nothing heard, no descriptor. */
+static void test_announcements_between_nodes(void **state)
+{
+    engine_fx *fx = engine_of(state);
+    store *node2 = open_node(fx);
+    const char teams[2][64] = {"north", "south"};
+    heard_teams h = {""};
+    bool pg = fx->engine == ENGINE_POSTGRESQL;
+
+    assert_int_equal(store_announce_listen(node2), 0);
+    assert_int_equal(store_announcements(node2, 0, hear, &h), 0);
+    assert_int_equal(store_exec(fx->st, "BEGIN", "begin"), 0);
+    assert_int_equal(store_announce_teams(fx->st, teams, 1), 0);
+    store_rollback(fx->st);
+    assert_int_equal(store_announce_teams(fx->st, teams + 1, 1), 0);
+    assert_int_equal(store_announce_teams(fx->st, teams, 1), 0);
+    int n = store_announcements(node2, 2000, hear, &h);
+    if (pg && n == 1) /* the second may follow the first by a moment */
+        n += store_announcements(node2, 2000, hear, &h);
+    assert_int_equal(n, pg ? 2 : 0);
+    assert_string_equal(h.text, pg ? "south;north;" : "");
+    assert_true(pg ? store_announce_fd(node2) >= 0 : store_announce_fd(node2) == -1);
+    store_close(node2);
+}
+
+/* The server sequence as the merge engine advances it (read, add, write back inside one write
+ * transaction), from two nodes at once: no number is handed out twice or lost. */
+enum { SEQ_STEPS = 50 };
+
+static void *node_advances_seq(void *p)
+{
+    engine_fx *fx = p;
+    store *st = open_node(fx);
+    for (int i = 0; i < SEQ_STEPS; i++) {
+        int64_t seq = 0;
+        int rc = store_begin(st, true);
+        if (rc == STORE_OK)
+            rc = store_meta_get(st, "server_seq", &seq);
+        if (rc == STORE_OK)
+            rc = store_meta_set(st, "server_seq", seq + 1);
+        if (rc == STORE_OK)
+            rc = store_commit(st);
+        else
+            store_rollback(st);
+        if (rc != STORE_OK)
+            fprintf(stderr, "seq node: %s\n", store_errmsg(st));
+    }
+    store_close(st);
+    return NULL;
+}
+
+static void test_server_seq_from_two_nodes(void **state)
+{
+    engine_fx *fx = engine_of(state);
+    pthread_t threads[2];
+    int64_t before = 0, after = 0;
+
+    assert_int_equal(store_meta_get(fx->st, "server_seq", &before), 0);
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&threads[i], NULL, node_advances_seq, fx), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(threads[i], NULL);
+    assert_int_equal(store_meta_get(fx->st, "server_seq", &after), 0);
+    assert_int_equal(after, before + 2 * SEQ_STEPS);
+}
+
+/* Nodes enrolling at once: every enrollment lands, each device once. */
+enum { NODES = 2, ENROLLMENTS = 15 };
+
+typedef struct node_arg {
+    engine_fx *fx;
+    int enrolled;
+    char ids[ENROLLMENTS][40];
+} node_arg;
+
+static void *node_enrolls(void *p)
+{
+    node_arg *n = p;
+    store *st = open_node(n->fx);
+    for (int i = 0; i < ENROLLMENTS; i++) {
+        char code[STORE_CODE_SIZE];
+        uint8_t secret[32];
+        if (store_enroll_code_create(st, "cai", now_ms(), 600000, code) == 0 &&
+            store_device_enroll(st, code, NULL, n->ids[n->enrolled], secret) == 0)
+            n->enrolled++;
+        else
+            fprintf(stderr, "node: %s\n", store_errmsg(st));
+    }
+    store_close(st);
+    return NULL;
+}
+
+static int count_device(const store_device_row *row, void *user_data)
+{
+    (void)row;
+    (*(int *)user_data)++;
+    return 0;
+}
+
+static void test_nodes_enroll_at_once(void **state)
+{
+    engine_fx *fx = engine_of(state);
+    pthread_t threads[NODES];
+    node_arg *args = calloc(NODES, sizeof *args);
+    int before = 0, after = 0;
+
+    assert_non_null(args);
+    assert_int_equal(store_device_list(fx->st, count_device, &before), 0);
+    for (int i = 0; i < NODES; i++) {
+        args[i].fx = fx;
+        assert_int_equal(pthread_create(&threads[i], NULL, node_enrolls, &args[i]), 0);
+    }
+    for (int i = 0; i < NODES; i++)
+        pthread_join(threads[i], NULL);
+    for (int i = 0; i < NODES; i++)
+        assert_int_equal(args[i].enrolled, ENROLLMENTS);
+    assert_int_equal(store_device_list(fx->st, count_device, &after), 0);
+    assert_int_equal(after, before + NODES * ENROLLMENTS);
+    free(args);
+}
+
+#define ENGINE_TESTS                                                                           \
+    cmocka_unit_test(test_people), cmocka_unit_test(test_enroll_and_authenticate),            \
+        cmocka_unit_test(test_lockouts), cmocka_unit_test(test_second_node_shares_everything), \
+        cmocka_unit_test(test_accounts_across_nodes),                                          \
+        cmocka_unit_test(test_lists_and_disabled_worker),                                      \
+        cmocka_unit_test(test_audit_chain_across_nodes),                                       \
+        cmocka_unit_test(test_announcements_between_nodes),                                    \
+        cmocka_unit_test(test_server_seq_from_two_nodes),                                      \
+        cmocka_unit_test(test_nodes_enroll_at_once)
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {ENGINE_TESTS};
+    int failed = cmocka_run_group_tests_name("store_sqlite", tests, setup_sqlite, teardown_engine);
+    failed += cmocka_run_group_tests_name("store_postgresql", tests, setup_postgresql,
+                                          teardown_engine);
+    return test_exit_status(failed);
+}
