@@ -66,7 +66,8 @@ test-arm:
 	    prefix=$$(scripts/deps.sh --arch $$arch | tail -n1); \
 	    echo "== $$arch: build $(BUILD)-$$arch, tests under qemu-user"; \
 	    cmake -S . -B $(BUILD)-$$arch -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOUTPOST_WERROR=$(WERROR) \
-	        -DCMAKE_TOOLCHAIN_FILE=$$prefix/toolchain.cmake -DOUTPOST_DEPS_PREFIX=$$prefix >/dev/null; \
+	        -DCMAKE_TOOLCHAIN_FILE=$$prefix/toolchain.cmake \
+	        -DOUTPOST_DEPS_PREFIX=$$prefix >/dev/null; \
 	    cmake --build $(BUILD)-$$arch -j $(JOBS); \
 	    scripts/ctest-guarded.sh $(BUILD)-$$arch --output-on-failure -j $(JOBS); \
 	done

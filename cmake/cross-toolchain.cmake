@@ -21,7 +21,9 @@ set(CMAKE_FIND_ROOT_PATH_MODE_PACKAGE ONLY)
 # numbers or 64-bit directory cookies, and clocks and certificate dates end in 2038. The sysroot
 # holds only the libraries' own headers and files (no C library), so it is added to the
 # compiler's search rather than replacing it with --sysroot.
-set(CMAKE_C_FLAGS_INIT "-D_FILE_OFFSET_BITS=64 -D_TIME_BITS=64 -isystem ${OUTPOST_CROSS_SYSROOT}/usr/include -isystem ${OUTPOST_CROSS_SYSROOT}/usr/include/${OUTPOST_CROSS_TRIPLET}")
+set(CMAKE_C_FLAGS_INIT "-D_FILE_OFFSET_BITS=64 -D_TIME_BITS=64")
+string(APPEND CMAKE_C_FLAGS_INIT " -isystem ${OUTPOST_CROSS_SYSROOT}/usr/include"
+       " -isystem ${OUTPOST_CROSS_SYSROOT}/usr/include/${OUTPOST_CROSS_TRIPLET}")
 foreach(kind EXE SHARED MODULE)
     set(CMAKE_${kind}_LINKER_FLAGS_INIT "-L${_libdir} -Wl,-rpath-link,${_libdir}")
 endforeach()

@@ -128,7 +128,8 @@ fetch_sysroot() {
     : > "$work/x-status"
     printf 'deb [arch=%s signed-by=%s] %s %s main\n' "$arch" "$keyring" "$archive_uri" \
         "$codename" "$arch" "$keyring" "$archive_uri" "$codename-updates" > "$work/x-sources.list"
-    local apt_cross=(-o "Dir::Etc::SourceList=$work/x-sources.list" -o Dir::Etc::SourceParts=/dev/null
+    local apt_cross=(-o "Dir::Etc::SourceList=$work/x-sources.list"
+                     -o Dir::Etc::SourceParts=/dev/null
                      -o "Dir::State::Lists=$work/x-lists" -o "Dir::State::status=$work/x-status"
                      -o "Dir::Cache=$work/x-cache" -o Debug::NoLocking=1
                      -o "APT::Architecture=$arch" -o "APT::Architectures=$arch"
@@ -155,7 +156,7 @@ fetch_sysroot() {
     done
 }
 
-# The CMake toolchain file of a cross build: the target's settings, then cmake/cross-toolchain.cmake.
+# The toolchain file of a cross build: the target's settings, then cmake/cross-toolchain.cmake.
 write_toolchain() {
     { printf '# Written by scripts/deps.sh --arch %s.\n' "$arch"
       printf 'set(OUTPOST_CROSS_ARCH %s)\nset(OUTPOST_CROSS_TRIPLET %s)\n' "$arch" "$triplet"
