@@ -63,7 +63,7 @@ test-asan: deps
 ARM_ARCHES ?= armhf arm64
 test-arm:
 	@set -e; for arch in $(ARM_ARCHES); do \
-	    prefix=$$(scripts/deps.sh --arch $$arch | tail -n1); \
+	    deps_out=$$(scripts/deps.sh --arch $$arch); prefix=$$(echo "$$deps_out" | tail -n1); \
 	    echo "== $$arch: build $(BUILD)-$$arch, tests under qemu-user"; \
 	    cmake -S . -B $(BUILD)-$$arch -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOUTPOST_WERROR=$(WERROR) \
 	        -DCMAKE_TOOLCHAIN_FILE=$$prefix/toolchain.cmake \
