@@ -8,7 +8,9 @@
 # .ci/run) turns them on; `make build` and `make demo` leave them off, so a newer compiler's new
 # warning never stops someone who only wants to run Outpost (WERROR=ON to choose otherwise).
 #   make bench   build optimised and print every benchmark's name=value figures
-.PHONY: all deps build demo install package test test-plain test-asan bench clean
+#   make test-arm  the device side cross-built for armhf and arm64, its tests under qemu-user
+#                (part of `make test`; `make test ARM_ARCHES=` leaves it out, docs/arm.md)
+.PHONY: all deps build demo install package test test-plain test-asan test-arm bench clean
 
 BUILD       ?= build
 ASAN_BUILD  ?= build-asan
@@ -55,8 +57,23 @@ test-asan: deps
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	    scripts/ctest-guarded.sh $(ASAN_BUILD) --output-on-failure -j $(JOBS)
 
-test: test-plain test-asan
-test test-plain test-asan: WERROR = ON
+# The device side (protocol, liboutpost, the CLI and their tests) cross-built for each of
+# ARM_ARCHES with the toolchain file scripts/deps.sh --arch writes, every test run under qemu-user
+# by ctest (CMAKE_CROSSCOMPILING_EMULATOR). CI runs it; `make test ARM_ARCHES=` skips it.
+ARM_ARCHES ?= armhf arm64
+test-arm:
+	@set -e; for arch in $(ARM_ARCHES); do \
+	    deps_out=$$(scripts/deps.sh --arch $$arch); prefix=$$(echo "$$deps_out" | tail -n1); \
+	    echo "== $$arch: build $(BUILD)-$$arch, tests under qemu-user"; \
+	    cmake -S . -B $(BUILD)-$$arch -DCMAKE_BUILD_TYPE=RelWithDebInfo -DOUTPOST_WERROR=$(WERROR) \
+	        -DCMAKE_TOOLCHAIN_FILE=$$prefix/toolchain.cmake \
+	        -DOUTPOST_DEPS_PREFIX=$$prefix >/dev/null; \
+	    cmake --build $(BUILD)-$$arch -j $(JOBS); \
+	    scripts/ctest-guarded.sh $(BUILD)-$$arch --output-on-failure -j $(JOBS); \
+	done
+
+test: test-plain test-asan test-arm
+test test-plain test-asan test-arm: WERROR = ON
 
 bench: deps
 	cmake -S . -B $(BENCH_BUILD) -DCMAKE_BUILD_TYPE=Release $(CMAKE_COMMON) >/dev/null
@@ -66,4 +83,4 @@ bench: deps
 	done
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(BENCH_BUILD) $(BUILD_DEPS_STAMP)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(BENCH_BUILD) $(BUILD)-armhf $(BUILD)-arm64 $(BUILD_DEPS_STAMP)

@@ -102,7 +102,7 @@ endif()
 # A short real libFuzzer run of every target (5 s each, clang build in the build directory),
 # beside the corpus replays above; a crash fails it and lands in tests/fuzz/corpus/. Only in
 # the plain build: the fuzzing build carries ASan and UBSan itself.
-if(NOT OUTPOST_SANITIZE AND NOT OUTPOST_FUZZ)
+if(NOT OUTPOST_SANITIZE AND NOT OUTPOST_FUZZ AND NOT CMAKE_CROSSCOMPILING)
     add_test(NAME fuzz_short
              COMMAND sh ${PROJECT_SOURCE_DIR}/scripts/fuzz-short.sh ${PROJECT_SOURCE_DIR}
                         ${PROJECT_BINARY_DIR} 5)

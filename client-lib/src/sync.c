@@ -1105,7 +1105,7 @@ int outpost_sync_wait(outpost_sync *sync, uint64_t after_count, uint32_t timeout
 {
     struct timespec deadline;
     clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_sec += (time_t)(timeout_ms / 1000);
     deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
     if (deadline.tv_nsec >= 1000000000L) {
         deadline.tv_sec++;

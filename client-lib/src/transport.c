@@ -839,7 +839,10 @@ int transport_create(const transport_config *cfg, transport **out_transport, cha
         goto fail;
 
     t->max_message = max_message;
-    t->queue_limit = cfg->send_queue_limit ? cfg->send_queue_limit : 4 * max_message;
+    /* Four of the largest messages, or all a 32-bit size_t holds (4 GiB does not fit). */
+    t->queue_limit = cfg->send_queue_limit         ? cfg->send_queue_limit
+                     : max_message > SIZE_MAX / 4 ? SIZE_MAX
+                                                  : 4 * max_message;
     t->connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms
                                                     : TRANSPORT_DEFAULT_CONNECT_TIMEOUT_MS;
     t->keepalive.secs_since_valid_ping = (uint16_t)(idle_s / 2);

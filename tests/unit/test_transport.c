@@ -616,6 +616,31 @@ static void test_send_queue_is_bounded(void **state)
     echo_stop(s);
 }
 
+/* The default send queue is four of the largest messages, and stays usable at the 1 GiB limit
+ * where four of them are more than a 32-bit size_t holds (it wrapped to a queue of nothing). */
+static void test_default_queue_at_the_largest_message_size_takes_a_second_message(void **state)
+{
+    (void)state;
+    echo_server *s = echo_start("good", 0);
+    client c = {0};
+    char url[64];
+    snprintf(url, sizeof url, "wss://127.0.0.1:%u/sync", (unsigned)s->port);
+    char *ca = read_file("ca.pem");
+    transport_config cfg = base_config(&c, url);
+    cfg.ca_pem = ca;
+    cfg.max_message_size = 1024u * 1024u * 1024u;
+    client_start(&c, &cfg);
+    free(ca);
+    pump_until(&c, &c.connected, 1);
+
+    const uint8_t one[1] = {7};
+    assert_int_equal(transport_send(c.t, one, 1), 0);
+    assert_int_equal(transport_send(c.t, one, 1), 0); /* queued behind the first, not -EAGAIN */
+    pump_until(&c, &c.messages, 2);
+    client_free(&c);
+    echo_stop(s);
+}
+
 static void test_message_over_the_limit_from_the_server_is_refused(void **state)
 {
     (void)state;
@@ -1031,6 +1056,7 @@ int main(void)
         cmocka_unit_test(test_create_refuses_bad_configuration),
         cmocka_unit_test(test_echo_small_and_3mib_messages),
         cmocka_unit_test(test_send_queue_is_bounded),
+        cmocka_unit_test(test_default_queue_at_the_largest_message_size_takes_a_second_message),
         cmocka_unit_test(test_message_over_the_limit_from_the_server_is_refused),
         cmocka_unit_test(test_server_close_is_reported_with_its_code),
         cmocka_unit_test(test_disconnect_while_connecting_and_reconnect),
