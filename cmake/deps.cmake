@@ -1,6 +1,6 @@
 # Imported targets for what Outpost links:
-#   Debian 12 packages (pkg-config): sqlite3, msgpack-c, zlib, cmocka, argon2; inih, qrencode,
-#   jansson, libpq (server only)
+#   Debian 12 packages (pkg-config): sqlite3, msgpack-c, zlib, jansson, cmocka, argon2; inih,
+#   qrencode, libpq (server only)
 #   built by scripts/deps.sh:        mbedTLS 3.6 and libwebsockets 4.3 on it (static)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(SQLITE3 REQUIRED IMPORTED_TARGET sqlite3>=3.40)
@@ -8,11 +8,11 @@ pkg_check_modules(MSGPACK REQUIRED IMPORTED_TARGET msgpack>=4.0)
 pkg_check_modules(ZLIB REQUIRED IMPORTED_TARGET zlib)
 pkg_check_modules(CMOCKA REQUIRED IMPORTED_TARGET cmocka)
 pkg_check_modules(ARGON2 REQUIRED IMPORTED_TARGET libargon2)
-# Only the server reads an ini file, draws QR codes, parses forms and speaks to PostgreSQL.
+pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson) # forms and watch rules, both sides
+# Only the server reads an ini file, draws QR codes and speaks to PostgreSQL.
 if("server" IN_LIST OUTPOST_PARTS)
     pkg_check_modules(INIH REQUIRED IMPORTED_TARGET inih)
     pkg_check_modules(QRENCODE REQUIRED IMPORTED_TARGET libqrencode)
-    pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson)
     pkg_check_modules(LIBPQ REQUIRED IMPORTED_TARGET libpq>=15)
 endif()
 find_package(Threads REQUIRED)

@@ -41,7 +41,7 @@ case "$arch" in
     *) printf 'deps: unknown architecture %s (armhf or arm64)\n' "$arch" >&2; exit 2 ;;
 esac
 # A cross build's cache entry is the host's key plus the architecture and CROSS_LEVEL.
-CROSS_LEVEL=2   # bump when the cross setup (the sysroot, cmake/cross-toolchain.cmake) changes
+CROSS_LEVEL=3   # bump when the cross setup (the sysroot, cmake/cross-toolchain.cmake) changes
 [ -z "$arch" ] || prefix=$prefix-$arch-x$CROSS_LEVEL
 
 log() { printf 'deps: %s\n' "$*" >&2; }
@@ -117,9 +117,11 @@ mkdir -p "$staging"
 # PREFIX/sysroot: the machine's own dpkg state is never touched. (Multiarch installs, armhf
 # packages beside the host's, fail whenever a host package such as libssl3 or linux-libc-dev is at
 # a version the target's index lacks, which a security update or a mirror mid-sync brings about.)
-# What the device side links: SQLite, msgpack-c, zlib, cmocka, libcap (lws), libargon2.
+# What the device side links: SQLite, msgpack-c, zlib, jansson (forms and watch rules), cmocka,
+# libcap (lws), libargon2.
 cross_libs=(libsqlite3-0 libsqlite3-dev libmsgpackc2 libmsgpack-dev zlib1g zlib1g-dev
-            libcmocka0 libcmocka-dev libcap2 libcap-dev libargon2-1 libargon2-dev)
+            libjansson4 libjansson-dev libcmocka0 libcmocka-dev libcap2 libcap-dev libargon2-1
+            libargon2-dev)
 fetch_sysroot() {
     local sysroot=$1 codename
     codename=$(sed -n 's/^VERSION_CODENAME=//p' /etc/os-release)
