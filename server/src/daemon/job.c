@@ -38,6 +38,8 @@ void job_free(job *j)
             proto_msg_free(j->chunks[i]);
     free(j->chunks);
     free(j->raw);
+    free(j->sweep_ids);
+    free(j->sweep_barred);
     job_free_names(j->schema_tables, j->n_schema_tables);
     /* AUTH's device came from the store; the others are the daemon's copies. */
     if (j->kind == JOB_AUTH)
@@ -482,6 +484,16 @@ static void run_pull(job *j, store *st, const job_env *env)
     (void)store_device_seen(st, j->device.device_id, req->cursor);
 }
 
+/* Which of the connected devices may no longer sync (sweep.c closes their sessions). */
+static void run_sweep(job *j, store *st)
+{
+    j->rc = STORE_OK;
+    for (uint32_t i = 0; i < j->n_sweep && j->rc == STORE_OK; i++)
+        j->rc = store_device_barred(st, j->sweep_ids[i], &j->sweep_barred[i]);
+    if (j->rc != STORE_OK)
+        note_store_error(j, st);
+}
+
 void job_run(job *j, store *st, const job_env *env)
 {
     switch (j->kind) {
@@ -490,5 +502,6 @@ void job_run(job *j, store *st, const job_env *env)
     case JOB_PUSH: run_push(j, st, env); break;
     case JOB_PULL: run_pull(j, st, env); break;
     case JOB_DASH: dash_run(j->dash, st); break;
+    case JOB_SWEEP: run_sweep(j, st); break;
     }
 }
