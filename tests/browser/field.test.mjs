@@ -3,7 +3,8 @@
 // stopped and started around it. Run by run.sh; exits non-zero on the first failed check.
 // Screenshots go to OUTPOST_ARTIFACTS (field-*.png).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import http from 'node:http';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -57,6 +58,23 @@ async function stateOf(page, alias) {
   }, alias);
 }
 
+// A GET with a Host header of our choosing (fetch does not let a page or a test set Host).
+function getWithHost(url, host) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { headers: { host } }, (res) => {
+      let body = '';
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode, body }));
+    });
+    req.on('error', reject);
+  });
+}
+
+async function postApi(app, what, body) {
+  const res = await fetch(`${app.url}api/${what}`, { method: 'POST', body });
+  return { status: res.status, body: await res.text() };
+}
+
 async function test() {
   step('a central store, worker alice in two teams, bob in team-a; both devices enrolled');
   office.admin('team', 'add', 'team-a');
@@ -80,6 +98,33 @@ async function test() {
   const post = await fetch(`http://127.0.0.1:${app.port}/api/save`, { method: 'POST', body: '{}' });
   assert.equal(post.status, 403, 'a POST without the token');
   assert.equal((await fetch(`${app.url}api/info`)).status, 200, 'the same request with the token');
+
+  step('the API: another Host is refused, the CSP allows this app only, bad requests are named');
+  const tokenPath = new URL(app.url).pathname;
+  for (const host of [`attacker.example:${app.port}`, `127.0.0.1:${app.port + 1}`, '127.0.0.1']) {
+    const res = await getWithHost(`http://127.0.0.1:${app.port}${tokenPath}api/info`, host);
+    assert.equal(res.status, 403, `Host ${host} with the token`);
+    assert.match(res.body, /answers only to 127\.0\.0\.1 or localhost/);
+  }
+  assert.equal((await getWithHost(`http://127.0.0.1:${app.port}${tokenPath}api/info`, `localhost:${app.port}`)).status, 200);
+  const csp = (await fetch(app.url)).headers.get('content-security-policy');
+  assert.match(csp, /connect-src 'self';/, csp);
+  assert.doesNotMatch(csp, /ws:|wss:/, csp);
+  const noBody = await fetch(`${app.url}api/sync`, { method: 'POST' });
+  assert.equal(noBody.status, 200, 'POST api/sync with no body is answered');
+  assert.deepEqual(await postApi(app, 'save', '{"table":"contacts",'), { status: 400, body: '{"error":"the request is not valid JSON"}' });
+  assert.deepEqual(await postApi(app, 'save', '[1]'), { status: 400, body: '{"error":"the request must be a JSON object"}' });
+  assert.deepEqual(await postApi(app, 'save', '{"table":"contacts","key":null,"values":"x"}'),
+                   { status: 400, body: '{"error":"\\"values\\" must be an object of column: value (it is text)"}' });
+  assert.deepEqual(await postApi(app, 'rejected/resubmit', '{"id":"1 OR 1=1","values":{}}'),
+                   { status: 400, body: '{"error":"\\"id\\" must be a quarantine id: a whole number above 0"}' });
+  const asBob = await postApi(app, 'save', JSON.stringify({ table: 'contacts', key: null,
+    values: { team_id: 'team-a', worker_id: 'bob', alias: 'Not mine', contacted_at: '2026-12-05T10:00:00+00:00' } }));
+  assert.equal(asBob.status, 400, asBob.body);
+  assert.match(asBob.body, /worker_id: this device records work as alice \(--worker\); the office refuses a record in another worker's name/);
+  const twice = spawnSync(bin.outpost, alice.args('field', '--port', String(app.port)), { encoding: 'utf8', timeout: 10000 });
+  assert.equal(twice.status, 2, twice.stderr);
+  assert.equal(twice.stderr.trim(), `outpost: field: cannot listen on 127.0.0.1 port ${app.port}`, 'a port in use: outpost\'s own words only');
 
   profile = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-chromium-'));
   browser = await chromium.launchPersistentContext(profile, {
