@@ -279,6 +279,16 @@ async function test() {
   bob.cli('sync');
   assert.deepEqual(bob.query("SELECT alias || '|' || team_id FROM contacts ORDER BY alias"), ['Maya|team-a', 'Noor|team-a']);
 
+  step('the example policy (author=worker_id): the office refuses a record in another worker\'s name');
+  bob.cli('exec', "INSERT INTO contacts (id, team_id, worker_id, contacted_at, alias) VALUES " +
+                  "('0000forged-by-bob', 'team-a', 'alice', '2026-12-05T10:00:00+00:00', 'Forged')");
+  const forged = spawnSync(bin.outpost, bob.args('sync'), { encoding: 'utf8' });
+  assert.equal(forged.status, 5, `bob's sync: ${forged.stdout}${forged.stderr}`);
+  assert.match(forged.stdout + forged.stderr, /1 change refused by the server/);
+  const bobRefused = bob.cli('rejected');
+  assert.match(bobRefused, /worker_id names worker alice, but this device belongs to worker bob/);
+  bob.cli('rejected', 'discard', bobRefused.match(/^\s*#?(\d+)/m)[1]); // bob's later syncs start clean
+
   step('a missing episode: the column defaults preset, one team filled in silently');
   await page.click('#tabs button[data-table=missing_episodes]');
   await page.click('#new');
