@@ -395,6 +395,15 @@ static int get_status(field_app *app, field_req *req)
         memset(&local, 0, sizeof local);
     if (app->sync)
         outpost_sync_get_status(app->sync, &sync);
+    /* "conflicts" counts what the list shows as in conflict: the library's count also holds
+     * the record of each refusal, which the Refused tab (and "rejected") already tells */
+    sqlite3_stmt *count = NULL;
+    if (sqlite3_prepare_v2(outpost_replica_db(app->r),
+                           "SELECT count(*) FROM _outpost_conflicts WHERE kind <> 'REJECTED'", -1,
+                           &count, NULL) == SQLITE_OK &&
+        sqlite3_step(count) == SQLITE_ROW)
+        local.conflicts = (uint64_t)sqlite3_column_int64(count, 0);
+    sqlite3_finalize(count);
     sqlite3_str_appendf(s, "{\"enrolled\":%s,\"activity\":", app->sync ? "true" : "false");
     json_cstr(s, app->sync ? outpost_activity_name(sync.activity) : "not enrolled");
     sqlite3_str_appendf(s, ",\"pending\":%llu,\"rejected\":%llu,\"conflicts\":%llu,"

@@ -278,6 +278,8 @@ async function test() {
   await page.waitForFunction(() => !/refused/.test(document.querySelector('#sync-line').textContent));
   bob.cli('sync');
   assert.deepEqual(bob.query("SELECT alias || '|' || team_id FROM contacts ORDER BY alias"), ['Maya|team-a', 'Noor|team-a']);
+  const afterFix = await (await fetch(`${app.url}api/status`)).json();
+  assert.equal(afterFix.conflicts, 1, 'conflicts counts what is in conflict (Maya), not the refusal fixed since');
 
   step('the example policy (author=worker_id): the office refuses a record in another worker\'s name');
   bob.cli('exec', "INSERT INTO contacts (id, team_id, worker_id, contacted_at, alias) VALUES " +
