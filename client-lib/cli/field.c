@@ -1103,7 +1103,7 @@ static int field_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
         return serve(app, req) == 0 ? 0 : -1;
 
     case LWS_CALLBACK_HTTP_BODY:
-        if (!req || req->body_too_big)
+        if (!req || req->body_too_big || len == 0 || req->responding)
             return 0;
         if (req->body_len + len > BODY_MAX) {
             req->body_too_big = true;
@@ -1121,6 +1121,8 @@ static int field_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         if (!req)
             return -1;
+        if (req->responding)
+            return 0; /* a POST without a body, answered already */
         if (req->body_too_big)
             return respond_error(req, 413, "request too large") == 0 ? 0 : -1;
         if (!req->body && !(req->body = calloc(1, 1)))
