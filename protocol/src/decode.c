@@ -933,6 +933,8 @@ static int dec_welcome(dec *d, const msgpack_object *o, proto_welcome *m)
         rc = get_store(d, o, &m->store, &m->has_store);
     if (rc == PROTO_OK)
         rc = get_limits(d, o, &m->limits, &m->has_limits);
+    if (rc == PROTO_OK)
+        rc = get_str(d, o, KEY_WORKER, false, &m->worker_id);
     return rc;
 }
 
@@ -959,6 +961,8 @@ static int dec_enrolled(dec *d, const msgpack_object *o, proto_enrolled *m)
         rc = get_teams(d, o, &m->teams, &m->has_teams);
     if (rc == PROTO_OK)
         rc = get_store(d, o, &m->store, &m->has_store);
+    if (rc == PROTO_OK)
+        rc = get_str(d, o, KEY_WORKER, false, &m->worker_id);
     return rc;
 }
 

@@ -469,7 +469,8 @@ static void put_limits(enc *e, const proto_session_limits *l)
 static int put_welcome(enc *e, const proto_welcome *m)
 {
     put_header(e, PROTO_MSG_WELCOME,
-               5u + m->has_schema + m->has_teams + 2u * m->has_store + m->has_limits);
+               5u + m->has_schema + m->has_teams + 2u * m->has_store + m->has_limits +
+                   (m->worker_id != NULL));
     put_uint(e, KEY_VERSION, m->version);
     put_uint(e, KEY_SCHEMA_VERSION, m->schema_version);
     put_uint(e, KEY_ACKED, m->acked_seq);
@@ -482,6 +483,8 @@ static int put_welcome(enc *e, const proto_welcome *m)
         rc = put_store(e, &m->store);
     if (rc == PROTO_OK && m->has_limits)
         put_limits(e, &m->limits);
+    if (rc == PROTO_OK && m->worker_id != NULL)
+        rc = put_text(e, KEY_WORKER, m->worker_id);
     return rc;
 }
 
@@ -497,7 +500,8 @@ static int put_enroll(enc *e, const proto_enroll *m)
 
 static int put_enrolled(enc *e, const proto_enrolled *m)
 {
-    put_header(e, PROTO_MSG_ENROLLED, 4u + m->has_teams + 2u * m->has_store);
+    put_header(e, PROTO_MSG_ENROLLED,
+               4u + m->has_teams + 2u * m->has_store + (m->worker_id != NULL));
     int rc = put_text(e, KEY_DEVICE, m->device_id);
     if (rc != PROTO_OK)
         return rc;
@@ -509,6 +513,8 @@ static int put_enrolled(enc *e, const proto_enrolled *m)
         rc = put_teams(e, &m->teams);
     if (rc == PROTO_OK && m->has_store)
         rc = put_store(e, &m->store);
+    if (rc == PROTO_OK && m->worker_id != NULL)
+        rc = put_text(e, KEY_WORKER, m->worker_id);
     return rc;
 }
 

@@ -311,6 +311,7 @@ typedef struct proto_welcome {
     proto_store_identity store;
     bool has_limits;
     proto_session_limits limits;
+    const char *worker_id; /* optional: the device's worker; NULL = absent (older servers) */
 } proto_welcome;
 
 typedef struct proto_enroll {
@@ -328,6 +329,7 @@ typedef struct proto_enrolled {
     proto_teams teams;
     bool has_store;
     proto_store_identity store;
+    const char *worker_id; /* optional: the device's worker; NULL = absent (older servers) */
 } proto_enrolled;
 
 /* One PUSH carries one chunk of one outbox entry. A transaction that does not fit one message

@@ -323,6 +323,7 @@ static void run_enroll(job *j, store *st, const job_env *env)
     if (j->rc == STORE_OK)
         j->rc = teams_view(&dev, &reply.u.enrolled.teams, &names);
     reply.u.enrolled.has_teams = j->rc == STORE_OK;
+    reply.u.enrolled.worker_id = dev.worker_id[0] ? dev.worker_id : NULL;
     store_identity identity;
     if (j->rc == STORE_OK && store_identity_get(st, &identity) == STORE_OK) {
         reply.u.enrolled.has_store = true;
@@ -445,6 +446,7 @@ static void run_auth(job *j, store *st, const job_env *env)
     const char **names = NULL;
     j->rc = teams_view(&j->device, &reply.u.welcome.teams, &names);
     reply.u.welcome.has_teams = j->rc == STORE_OK;
+    reply.u.welcome.worker_id = j->device.worker_id[0] ? j->device.worker_id : NULL;
     if (j->rc == STORE_OK)
         j->rc = encode_reply(j, &reply);
     free(names);
