@@ -56,6 +56,8 @@ typedef struct field_app {
     struct lws_context *context;
     lws_sorted_usec_list_t tick;
     int port; /* the port listened on: the only one a Host header may name */
+    const char *worker; /* the server's word for this device (outpost_worker_id), else --worker */
+    char worker_buf[OUTPOST_WORKER_ID_SIZE];
 } field_app;
 
 /* One HTTP request; lws allocates it per connection and zeroes it. */
@@ -368,7 +370,7 @@ static int get_info(field_app *app, field_req *req)
         device[0] = '\0';
     rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
     if (rc == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, app->opt->worker, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 1, app->worker, -1, SQLITE_STATIC);
         if (device[0])
             sqlite3_bind_text(st, 2, device, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, app->forms_json, -1, SQLITE_STATIC);
@@ -815,7 +817,7 @@ static int respond_write_failure(field_app *app, field_req *req, int code)
     return respond_error(req, 422, message);
 }
 
-/* With --worker, a column the form fills with the worker (auto "worker") takes no other id:
+/* With a known worker, a column the form fills with the worker (auto "worker") takes no other id:
  * the office refuses a record written in another worker's name (policy author=COLUMN), and the
  * app says so before anything is saved. Returns false with err set. */
 static bool worker_values_ok(field_app *app, const char *table, const body_values *b, char *err,
@@ -824,7 +826,7 @@ static bool worker_values_ok(field_app *app, const char *table, const body_value
     sqlite3_stmt *st = NULL;
     bool ok = true;
 
-    if (!app->opt->worker)
+    if (!app->worker)
         return true;
     if (sqlite3_prepare_v2(outpost_replica_db(app->r),
                            "SELECT a.key FROM json_each(?1) f, json_each(f.value, '$.auto') a "
@@ -839,11 +841,11 @@ static bool worker_values_ok(field_app *app, const char *table, const body_value
             const outpost_value *v = &b->values[i];
             if (strcmp(b->columns[i], column) != 0)
                 continue;
-            if (v->type == OUTPOST_VALUE_TEXT && strcmp((const char *)v->u.b.p, app->opt->worker) == 0)
+            if (v->type == OUTPOST_VALUE_TEXT && strcmp((const char *)v->u.b.p, app->worker) == 0)
                 continue;
             snprintf(err, err_size,
-                     "%s: this device records work as %s (--worker); the office refuses a record "
-                     "in another worker's name", column, app->opt->worker);
+                     "%s: this device records work as %s; the office refuses a record in another "
+                     "worker's name", column, app->worker);
             ok = false;
         }
     }
@@ -1283,6 +1285,16 @@ int field_run(outpost_replica *replica, const field_options *options)
     if (!token_make(app.token)) {
         fprintf(stderr, "outpost: field: the system's random source failed\n");
         return 2;
+    }
+    /* the worker: the server's word when it gave one; --worker must then agree */
+    app.worker = options->worker;
+    if (outpost_worker_id(replica, app.worker_buf) == OUTPOST_OK) {
+        if (options->worker && strcmp(options->worker, app.worker_buf) != 0) {
+            fprintf(stderr, "outpost: field: --worker %s, but the office enrolled this device "
+                            "for worker %s; drop --worker\n", options->worker, app.worker_buf);
+            return 1;
+        }
+        app.worker = app.worker_buf;
     }
     if (options->forms_dir) {
         app.forms_json = forms_from_dir(&app, options->forms_dir);

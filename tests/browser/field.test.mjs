@@ -41,7 +41,8 @@ function startField(device) {
   fieldOut = '';
   // No --forms: the forms are the ones outpost-admin init took from examples/outreach/forms/
   // and the server sent with the schema at enrollment.
-  field = spawn(bin.outpost, device.args('field', '--worker', device.who), { stdio: ['ignore', 'pipe', 'pipe'] });
+  // No --worker: the device learnt its worker at enrollment (protocol `wkr`).
+  field = spawn(bin.outpost, device.args('field'), { stdio: ['ignore', 'pipe', 'pipe'] });
   field.stdout.on('data', (d) => { fieldOut += d; });
   field.stderr.on('data', (d) => { fieldOut += d; });
   return waitFor('outpost field to print its address', () => {
@@ -121,7 +122,11 @@ async function test() {
   const asBob = await postApi(app, 'save', JSON.stringify({ table: 'contacts', key: null,
     values: { team_id: 'team-a', worker_id: 'bob', alias: 'Not mine', contacted_at: '2026-12-05T10:00:00+00:00' } }));
   assert.equal(asBob.status, 400, asBob.body);
-  assert.match(asBob.body, /worker_id: this device records work as alice \(--worker\); the office refuses a record in another worker's name/);
+  assert.match(asBob.body, /worker_id: this device records work as alice; the office refuses a record in another worker's name/);
+  assert.equal((await (await fetch(`${app.url}api/info`)).json()).worker, 'alice', 'the worker the office enrolled the device for');
+  const wrongWorker = spawnSync(bin.outpost, alice.args('field', '--worker', 'bob'), { encoding: 'utf8', timeout: 10000 });
+  assert.equal(wrongWorker.status, 1, wrongWorker.stderr);
+  assert.match(wrongWorker.stderr, /--worker bob, but the office enrolled this device for worker alice/);
   const twice = spawnSync(bin.outpost, alice.args('field', '--port', String(app.port)), { encoding: 'utf8', timeout: 10000 });
   assert.equal(twice.status, 2, twice.stderr);
   assert.equal(twice.stderr.trim(), `outpost: field: cannot listen on 127.0.0.1 port ${app.port}`, 'a port in use: outpost\'s own words only');
@@ -297,6 +302,7 @@ async function test() {
   await page.waitForSelector('#form-view:not([hidden]) #f-went_missing_at');
   assert.equal(await page.inputValue('#f-reported_to_police'), '0', 'DEFAULT 0 preset as "No"');
   assert.equal(await page.locator('#f-team_id').count(), 0, 'alice has one team now: not asked');
+  assert.equal(await page.locator('#f-worker_id').count(), 0, 'the worker is known: never asked');
   await page.fill('#f-alias', 'Sam');
   await page.fill('#f-went_missing_at', '2026-12-05T22:30');
   await page.check('.field[data-column=run_factors] input[value=peer_pull]');

@@ -787,6 +787,9 @@ static void test_idle_connected_device_is_wiped_promptly_when_revoked(void **sta
     device a;
     memset(&a, 0, sizeof a);
     device_enroll(&a, "a10", "w1", fx.port);
+    char worker[OUTPOST_WORKER_ID_SIZE];
+    assert_int_equal(outpost_worker_id(a.r, worker), OUTPOST_OK); /* ENROLLED's wkr */
+    assert_string_equal(worker, "w1");
     write_contact(&a, "t1", "phone left open");
     device_start(&a, 100);
     assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
