@@ -853,6 +853,47 @@ static bool worker_values_ok(field_app *app, const char *table, const body_value
     return ok;
 }
 
+/* A column the form treats as a time (widget "date"/"datetime", or auto "now") takes only text
+ * SQLite reads as one (2026-12-05T22:30:00+01:00) or null: "x" would sync and show as "x". */
+static bool time_values_ok(field_app *app, const char *table, const body_values *b, char *err,
+                           size_t err_size)
+{
+    sqlite3_stmt *st = NULL;
+    bool ok = true;
+
+    if (sqlite3_prepare_v2(outpost_replica_db(app->r),
+                           "SELECT c.column, (?3 IS NULL OR julianday(?3) IS NOT NULL) FROM "
+                           "(SELECT json_extract(fl.value, '$.column') AS column FROM json_each(?1) f,"
+                           " json_each(f.value, '$.sections') sc, json_each(sc.value, '$.fields') fl"
+                           " WHERE json_extract(f.value, '$.table') = ?2"
+                           " AND json_extract(fl.value, '$.widget') IN ('date', 'datetime')"
+                           " UNION SELECT a.key FROM json_each(?1) f, json_each(f.value, '$.auto') a"
+                           " WHERE json_extract(f.value, '$.table') = ?2 AND a.value = 'now') c"
+                           " WHERE c.column = ?4",
+                           -1, &st, NULL) != SQLITE_OK)
+        return true;
+    for (uint32_t i = 0; i < b->n && ok; i++) {
+        const outpost_value *v = &b->values[i];
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, app->forms_json, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, table, -1, SQLITE_STATIC);
+        if (v->type == OUTPOST_VALUE_TEXT)
+            sqlite3_bind_text(st, 3, (const char *)v->u.b.p, -1, SQLITE_STATIC);
+        else if (v->type == OUTPOST_VALUE_NULL)
+            sqlite3_bind_null(st, 3);
+        else
+            sqlite3_bind_text(st, 3, "not a time", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, b->columns[i], -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 1) == 0) {
+            snprintf(err, err_size, "%s: a date and time is needed, such as "
+                                    "2026-12-05T22:30:00+01:00", b->columns[i]);
+            ok = false;
+        }
+    }
+    sqlite3_finalize(st);
+    return ok;
+}
+
 static int post_save(field_app *app, field_req *req)
 {
     char table[128], key[OUTPOST_UUID_TEXT_SIZE + 64], err[256];
@@ -884,7 +925,8 @@ static int post_save(field_app *app, field_req *req)
             goto done;
         }
     }
-    if (!worker_values_ok(app, table, &b, err, sizeof err)) {
+    if (!worker_values_ok(app, table, &b, err, sizeof err) ||
+        !time_values_ok(app, table, &b, err, sizeof err)) {
         rc = respond_error(req, 400, err);
         goto done;
     }

@@ -127,6 +127,9 @@ async function test() {
   const wrongWorker = spawnSync(bin.outpost, alice.args('field', '--worker', 'bob'), { encoding: 'utf8', timeout: 10000 });
   assert.equal(wrongWorker.status, 1, wrongWorker.stderr);
   assert.match(wrongWorker.stderr, /--worker bob, but the office enrolled this device for worker alice/);
+  const badTime = await postApi(app, 'save', JSON.stringify({ table: 'contacts', key: null,
+    values: { team_id: 'team-a', worker_id: 'alice', alias: 'When?', contacted_at: 'x' } }));
+  assert.deepEqual(badTime, { status: 400, body: '{"error":"contacted_at: a date and time is needed, such as 2026-12-05T22:30:00+01:00"}' });
   const twice = spawnSync(bin.outpost, alice.args('field', '--port', String(app.port)), { encoding: 'utf8', timeout: 10000 });
   assert.equal(twice.status, 2, twice.stderr);
   assert.equal(twice.stderr.trim(), `outpost: field: cannot listen on 127.0.0.1 port ${app.port}`, 'a port in use: outpost\'s own words only');
