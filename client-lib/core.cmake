@@ -14,6 +14,7 @@ add_library(outpost STATIC
     ${CMAKE_CURRENT_LIST_DIR}/src/scope.c
     ${CMAKE_CURRENT_LIST_DIR}/src/tx.c
     ${CMAKE_CURRENT_LIST_DIR}/src/uuid.c
+    ${CMAKE_CURRENT_LIST_DIR}/src/worker_id.c
     ${CMAKE_CURRENT_LIST_DIR}/src/value.c
     ${CMAKE_CURRENT_LIST_DIR}/src/version.c
     ${CMAKE_CURRENT_LIST_DIR}/src/watch_items.c

@@ -33,6 +33,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <strings.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -55,12 +56,16 @@ typedef struct field_app {
     char *forms_json; /* a JSON array of form objects */
     struct lws_context *context;
     lws_sorted_usec_list_t tick;
+    int port; /* the port listened on: the only one a Host header may name */
+    const char *worker; /* the server's word for this device (outpost_worker_id), else --worker */
+    char worker_buf[OUTPOST_WORKER_ID_SIZE];
 } field_app;
 
 /* One HTTP request; lws allocates it per connection and zeroes it. */
 typedef struct field_req {
     struct lws *wsi;
     char path[256];
+    char host[96]; /* the Host header as sent */
     bool is_post;
     char *body;
     size_t body_len;
@@ -182,6 +187,13 @@ static int write_headers(field_req *req)
         add_header(req->wsi, "cache-control:", "no-store", &p, end) ||
         /* the token is in every URL: never hand it to another site */
         add_header(req->wsi, "referrer-policy:", "no-referrer", &p, end) ||
+        /* the page talks to this app only (no ws:, no other host), in no frame */
+        add_header(req->wsi, "content-security-policy:",
+                   "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+                   "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
+                   "form-action 'self'", &p, end) ||
+        add_header(req->wsi, "x-content-type-options:", "nosniff", &p, end) ||
+        add_header(req->wsi, "x-frame-options:", "deny", &p, end) ||
         lws_finalize_http_header(req->wsi, &p, end))
         return -1;
     if (lws_write(req->wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) != (int)(p - start))
@@ -359,7 +371,7 @@ static int get_info(field_app *app, field_req *req)
         device[0] = '\0';
     rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
     if (rc == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, app->opt->worker, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 1, app->worker, -1, SQLITE_STATIC);
         if (device[0])
             sqlite3_bind_text(st, 2, device, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, app->forms_json, -1, SQLITE_STATIC);
@@ -386,6 +398,15 @@ static int get_status(field_app *app, field_req *req)
         memset(&local, 0, sizeof local);
     if (app->sync)
         outpost_sync_get_status(app->sync, &sync);
+    /* "conflicts" counts what the list shows as in conflict: the library's count also holds
+     * the record of each refusal, which the Refused tab (and "rejected") already tells */
+    sqlite3_stmt *count = NULL;
+    if (sqlite3_prepare_v2(outpost_replica_db(app->r),
+                           "SELECT count(*) FROM _outpost_conflicts WHERE kind <> 'REJECTED'", -1,
+                           &count, NULL) == SQLITE_OK &&
+        sqlite3_step(count) == SQLITE_ROW)
+        local.conflicts = (uint64_t)sqlite3_column_int64(count, 0);
+    sqlite3_finalize(count);
     sqlite3_str_appendf(s, "{\"enrolled\":%s,\"activity\":", app->sync ? "true" : "false");
     json_cstr(s, app->sync ? outpost_activity_name(sync.activity) : "not enrolled");
     sqlite3_str_appendf(s, ",\"pending\":%llu,\"rejected\":%llu,\"conflicts\":%llu,"
@@ -667,6 +688,39 @@ static void body_values_clear(body_values *b)
     memset(b, 0, sizeof *b);
 }
 
+/* The JSON type of the member at path of body ("" when body is not JSON or has no such member;
+ * "invalid" when body is not JSON at all). */
+static void body_type(field_app *app, const char *body, const char *path, char *out,
+                      size_t out_size)
+{
+    sqlite3_stmt *st = NULL;
+
+    snprintf(out, out_size, "invalid");
+    if (sqlite3_prepare_v2(outpost_replica_db(app->r),
+                           "SELECT CASE WHEN json_valid(?1) THEN coalesce(json_type(?1, ?2), '') "
+                           "ELSE 'invalid' END", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, body, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            snprintf(out, out_size, "%s", (const char *)sqlite3_column_text(st, 0));
+    }
+    sqlite3_finalize(st);
+}
+
+/* Whether the body is a JSON object; if not, says so in err. */
+static bool body_is_object(field_app *app, const char *body, char *err, size_t err_size)
+{
+    char type[16];
+
+    body_type(app, body, "$", type, sizeof type);
+    if (strcmp(type, "object") == 0)
+        return true;
+    snprintf(err, err_size, "%s", strcmp(type, "invalid") == 0
+                                      ? "the request is not valid JSON"
+                                      : "the request must be a JSON object");
+    return false;
+}
+
 /* Reads body's "values" object; on failure writes why into err. */
 static bool body_values_read(field_app *app, const char *body, body_values *b, char *err,
                              size_t err_size)
@@ -674,8 +728,15 @@ static bool body_values_read(field_app *app, const char *body, body_values *b, c
     sqlite3 *db = outpost_replica_db(app->r);
     sqlite3_stmt *st = NULL;
     bool ok = true;
+    char values_type[16];
 
     memset(b, 0, sizeof *b);
+    body_type(app, body, "$.values", values_type, sizeof values_type);
+    if (strcmp(values_type, "object") != 0) {
+        snprintf(err, err_size, "\"values\" must be an object of column: value (it is %s)",
+                 values_type[0] ? values_type : "missing");
+        return false;
+    }
     if (sqlite3_prepare_v2(db, "SELECT key, value, type FROM json_each(?1, '$.values')", -1, &st,
                            NULL) != SQLITE_OK) {
         snprintf(err, err_size, "%s", sqlite3_errmsg(db));
@@ -757,6 +818,83 @@ static int respond_write_failure(field_app *app, field_req *req, int code)
     return respond_error(req, 422, message);
 }
 
+/* With a known worker, a column the form fills with the worker (auto "worker") takes no other id:
+ * the office refuses a record written in another worker's name (policy author=COLUMN), and the
+ * app says so before anything is saved. Returns false with err set. */
+static bool worker_values_ok(field_app *app, const char *table, const body_values *b, char *err,
+                             size_t err_size)
+{
+    sqlite3_stmt *st = NULL;
+    bool ok = true;
+
+    if (!app->worker)
+        return true;
+    if (sqlite3_prepare_v2(outpost_replica_db(app->r),
+                           "SELECT a.key FROM json_each(?1) f, json_each(f.value, '$.auto') a "
+                           "WHERE json_extract(f.value, '$.table') = ?2 AND a.value = 'worker'",
+                           -1, &st, NULL) != SQLITE_OK)
+        return true;
+    sqlite3_bind_text(st, 1, app->forms_json, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, table, -1, SQLITE_STATIC);
+    while (ok && sqlite3_step(st) == SQLITE_ROW) {
+        const char *column = (const char *)sqlite3_column_text(st, 0);
+        for (uint32_t i = 0; i < b->n && ok; i++) {
+            const outpost_value *v = &b->values[i];
+            if (strcmp(b->columns[i], column) != 0)
+                continue;
+            if (v->type == OUTPOST_VALUE_TEXT && strcmp((const char *)v->u.b.p, app->worker) == 0)
+                continue;
+            snprintf(err, err_size,
+                     "%s: this device records work as %s; the office refuses a record in another "
+                     "worker's name", column, app->worker);
+            ok = false;
+        }
+    }
+    sqlite3_finalize(st);
+    return ok;
+}
+
+/* A column the form treats as a time (widget "date"/"datetime", or auto "now") takes only text
+ * SQLite reads as one (2026-12-05T22:30:00+01:00) or null: "x" would sync and show as "x". */
+static bool time_values_ok(field_app *app, const char *table, const body_values *b, char *err,
+                           size_t err_size)
+{
+    sqlite3_stmt *st = NULL;
+    bool ok = true;
+
+    if (sqlite3_prepare_v2(outpost_replica_db(app->r),
+                           "SELECT c.column, (?3 IS NULL OR julianday(?3) IS NOT NULL) FROM "
+                           "(SELECT json_extract(fl.value, '$.column') AS column FROM json_each(?1) f,"
+                           " json_each(f.value, '$.sections') sc, json_each(sc.value, '$.fields') fl"
+                           " WHERE json_extract(f.value, '$.table') = ?2"
+                           " AND json_extract(fl.value, '$.widget') IN ('date', 'datetime')"
+                           " UNION SELECT a.key FROM json_each(?1) f, json_each(f.value, '$.auto') a"
+                           " WHERE json_extract(f.value, '$.table') = ?2 AND a.value = 'now') c"
+                           " WHERE c.column = ?4",
+                           -1, &st, NULL) != SQLITE_OK)
+        return true;
+    for (uint32_t i = 0; i < b->n && ok; i++) {
+        const outpost_value *v = &b->values[i];
+        sqlite3_reset(st);
+        sqlite3_bind_text(st, 1, app->forms_json, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, table, -1, SQLITE_STATIC);
+        if (v->type == OUTPOST_VALUE_TEXT)
+            sqlite3_bind_text(st, 3, (const char *)v->u.b.p, -1, SQLITE_STATIC);
+        else if (v->type == OUTPOST_VALUE_NULL)
+            sqlite3_bind_null(st, 3);
+        else
+            sqlite3_bind_text(st, 3, "not a time", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, b->columns[i], -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int(st, 1) == 0) {
+            snprintf(err, err_size, "%s: a date and time is needed, such as "
+                                    "2026-12-05T22:30:00+01:00", b->columns[i]);
+            ok = false;
+        }
+    }
+    sqlite3_finalize(st);
+    return ok;
+}
+
 static int post_save(field_app *app, field_req *req)
 {
     char table[128], key[OUTPOST_UUID_TEXT_SIZE + 64], err[256];
@@ -765,6 +903,8 @@ static int post_save(field_app *app, field_req *req)
     uint64_t seq = 0;
     int rc;
 
+    if (!body_is_object(app, req->body, err, sizeof err))
+        return respond_error(req, 400, err);
     body_member(app, req->body, "$.table", table, sizeof table, NULL);
     body_member(app, req->body, "$.key", key, sizeof key, NULL);
     if (!table_info_read(app, table, &t) || t.pk < 0) {
@@ -785,6 +925,11 @@ static int post_save(field_app *app, field_req *req)
             rc = respond_error(req, 400, err);
             goto done;
         }
+    }
+    if (!worker_values_ok(app, table, &b, err, sizeof err) ||
+        !time_values_ok(app, table, &b, err, sizeof err)) {
+        rc = respond_error(req, 400, err);
+        goto done;
     }
     sqlite3_str *sql = sqlite3_str_new(NULL);
     bool is_new = key[0] == '\0';
@@ -854,10 +999,14 @@ static int post_rejected(field_app *app, field_req *req, bool resubmit)
     body_values b;
     uint64_t seq = 0;
     int code;
+    char type[16];
 
+    if (!body_is_object(app, req->body, err, sizeof err))
+        return respond_error(req, 400, err);
+    body_type(app, req->body, "$.id", type, sizeof type);
     body_member(app, req->body, "$.id", idbuf, sizeof idbuf, &id);
-    if (id <= 0)
-        return respond_error(req, 400, "a quarantine id is needed");
+    if (strcmp(type, "integer") != 0 || id <= 0)
+        return respond_error(req, 400, "\"id\" must be a quarantine id: a whole number above 0");
     if (!resubmit) {
         code = outpost_rejected_discard(app->r, id);
         if (code != OUTPOST_OK)
@@ -904,6 +1053,18 @@ static const char *after_token(const field_app *app, const char *path)
     return path[1 + n] ? path + 1 + n : "/";
 }
 
+/* Whether a request's Host names this app: 127.0.0.1:PORT or localhost:PORT. A page of another
+ * site that resolves its own name to 127.0.0.1 (DNS rebinding) sends its own name and is
+ * refused, whatever it guessed of the token. */
+static bool host_allowed(const field_app *app, const char *host)
+{
+    char a[64], b[64];
+
+    snprintf(a, sizeof a, "127.0.0.1:%d", app->port);
+    snprintf(b, sizeof b, "localhost:%d", app->port);
+    return strcmp(host, a) == 0 || strcasecmp(host, b) == 0;
+}
+
 static int serve(field_app *app, field_req *req)
 {
     static const char forbidden[] =
@@ -912,6 +1073,12 @@ static int serve(field_app *app, field_req *req)
     const char *path = after_token(app, req->path);
     const web_asset *asset;
 
+    if (!host_allowed(app, req->host)) {
+        static const char wrong_host[] =
+            "forbidden: this app answers only to 127.0.0.1 or localhost on its own port\n";
+        return respond(req, 403, "text/plain; charset=utf-8", wrong_host, sizeof wrong_host - 1),
+               0;
+    }
     if (!path)
         return respond(req, 403, "text/plain; charset=utf-8", forbidden, sizeof forbidden - 1), 0;
     if (req->is_post) {
@@ -963,13 +1130,25 @@ static int field_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
         snprintf(req->path, sizeof req->path, "%s", (const char *)in);
         if (strlen((const char *)in) >= sizeof req->path)
             req->path[0] = '\0'; /* refused as having no token */
-        if (req->is_post && after_token(app, req->path))
-            return 0; /* answered once the body is in */
-        req->is_post = false;
+        if (lws_hdr_copy(wsi, req->host, sizeof req->host, WSI_TOKEN_HOST) < 0)
+            req->host[0] = '\0'; /* too long: refused */
+        /* a POST with a body is answered once the body is in; one without (no length, or 0,
+         * and not chunked) gets no BODY_COMPLETION: it is answered now, with an empty body */
+        if (req->is_post && after_token(app, req->path)) {
+            char length[24] = "";
+            (void)lws_hdr_copy(wsi, length, sizeof length, WSI_TOKEN_HTTP_CONTENT_LENGTH);
+            if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0 ||
+                strtoull(length, NULL, 10) > 0)
+                return 0;
+            if (!(req->body = calloc(1, 1)))
+                return -1;
+        } else {
+            req->is_post = false;
+        }
         return serve(app, req) == 0 ? 0 : -1;
 
     case LWS_CALLBACK_HTTP_BODY:
-        if (!req || req->body_too_big)
+        if (!req || req->body_too_big || len == 0 || req->responding)
             return 0;
         if (req->body_len + len > BODY_MAX) {
             req->body_too_big = true;
@@ -987,6 +1166,8 @@ static int field_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         if (!req)
             return -1;
+        if (req->responding)
+            return 0; /* a POST without a body, answered already */
         if (req->body_too_big)
             return respond_error(req, 413, "request too large") == 0 ? 0 : -1;
         if (!req->body && !(req->body = calloc(1, 1)))
@@ -1156,6 +1337,16 @@ int field_run(outpost_replica *replica, const field_options *options)
         fprintf(stderr, "outpost: field: the system's random source failed\n");
         return 2;
     }
+    /* the worker: the server's word when it gave one; --worker must then agree */
+    app.worker = options->worker;
+    if (outpost_worker_id(replica, app.worker_buf) == OUTPOST_OK) {
+        if (options->worker && strcmp(options->worker, app.worker_buf) != 0) {
+            fprintf(stderr, "outpost: field: --worker %s, but the office enrolled this device "
+                            "for worker %s; drop --worker\n", options->worker, app.worker_buf);
+            return 1;
+        }
+        app.worker = app.worker_buf;
+    }
     if (options->forms_dir) {
         app.forms_json = forms_from_dir(&app, options->forms_dir);
     } else {
@@ -1171,12 +1362,12 @@ int field_run(outpost_replica *replica, const field_options *options)
     if (!app.forms_json)
         return 2;
 
-    lws_set_log_level(LLL_ERR, NULL);
+    /* quiet while listening: a port in use is said once, in outpost's own words, below */
+    lws_set_log_level(0, NULL);
     memset(&info, 0, sizeof info);
     info.port = options->port;
     info.iface = "127.0.0.1"; /* loopback only: nothing of the replica is offered to a network */
-    info.options = LWS_SERVER_OPTION_DISABLE_IPV6 |
-                   LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
+    info.options = LWS_SERVER_OPTION_DISABLE_IPV6; /* security headers: write_headers */
     info.protocols = protocols;
     info.vhost_name = "field";
     info.user = &app;
@@ -1186,8 +1377,10 @@ int field_run(outpost_replica *replica, const field_options *options)
                 (unsigned)options->port);
         goto done;
     }
+    lws_set_log_level(LLL_ERR, NULL);
     struct lws_vhost *vhost = lws_get_vhost_by_name(app.context, "field");
     int port = vhost ? lws_get_vhost_listen_port(vhost) : options->port;
+    app.port = port;
 
     if (outpost_device_id(replica, device) == OUTPOST_OK) {
         outpost_sync_config cfg = {.stay_connected = 1, .on_wiped = on_wiped};

@@ -385,7 +385,11 @@ static int open_replica(const options *o, outpost_replica **out)
     int rc = outpost_replica_open(&cfg, out, err, sizeof err);
     wipe(&secret, sizeof secret);
     if (rc != OUTPOST_OK) {
-        fprintf(stderr, "outpost: %s (%s)\n", err, outpost_strerror(rc));
+        /* the message often opens with the code's own words: say them once */
+        if (strstr(err, outpost_strerror(rc)))
+            fprintf(stderr, "outpost: %s\n", err);
+        else
+            fprintf(stderr, "outpost: %s (%s)\n", err, outpost_strerror(rc));
         return exit_for(rc);
     }
     return EXIT_OK;

@@ -474,6 +474,17 @@ OUTPOST_API int outpost_row_pending(outpost_replica *replica, const char *table,
                                     const outpost_value *pk, uint32_t n_pk, int *out_pending);
 
 /* ---------------------------------------------------------------------------------------------
+ * The device's worker: the id the server gave at enrollment and repeats at each sync (protocol
+ * `wkr`), what a policy's author= column must hold. Apps fill a form's "worker" column with it.
+ */
+#define OUTPOST_WORKER_ID_SIZE 64
+
+/* Copies the worker id into out_worker (NUL-terminated). OUTPOST_ENOTENROLLED when the server
+ * has not said (not enrolled yet, or enrolled with a server that does not send it). */
+OUTPOST_API int outpost_worker_id(outpost_replica *replica,
+                                  char out_worker[OUTPOST_WORKER_ID_SIZE]);
+
+/* ---------------------------------------------------------------------------------------------
  * Forms (docs/forms.md): how the server's schema package says a worker fills in each synced
  * table (sections, labels and help in several languages, choice lists, required and automatic
  * columns). They arrive with the schema, at enrollment and with every newer schema version.

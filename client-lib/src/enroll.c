@@ -56,6 +56,8 @@ static int accept_enrolled(enrollment *e, const proto_enrolled *en)
     memset(c.secret, 0, sizeof c.secret);
     if (rc == OUTPOST_OK && en->has_teams)
         rc = scope_teams_store(e->r, &en->teams);
+    if (rc == OUTPOST_OK)
+        rc = scope_worker_store(e->r, en->worker_id);
     if (rc != OUTPOST_OK)
         return rc;
     return outpost_schema_install(e->r, &en->schema);

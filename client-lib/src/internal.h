@@ -188,6 +188,8 @@ int quarantine_change(outpost_replica *r, const proto_reject *rej, const synced_
 
 /* scope.c */
 int scope_teams_store(outpost_replica *r, const proto_teams *teams);
+/* Keeps the worker id the server sent (NULL: unchanged). */
+int scope_worker_store(outpost_replica *r, const char *worker_id);
 int scope_check(outpost_replica *r, const void *changeset, int n_bytes);
 
 /* pull.c */

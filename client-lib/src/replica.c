@@ -95,6 +95,9 @@ static const char meta_sql[] =
     " PRIMARY KEY(rejected_id, pos)) WITHOUT ROWID;"
     /* The worker's teams as the server last said (ENROLLED, WELCOME); empty: not known. */
     "CREATE TABLE IF NOT EXISTS _outpost_teams(name TEXT PRIMARY KEY);"
+    /* The worker this device belongs to, as the server last said (ENROLLED, WELCOME `wkr`). */
+    "CREATE TABLE IF NOT EXISTS _outpost_worker(id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " worker TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS _outpost_rejected_log("
     " id INTEGER PRIMARY KEY,"
     " at_ms INTEGER NOT NULL,"

@@ -18,6 +18,23 @@ static int step_library(outpost_replica *r, sqlite3_stmt *stmt)
     return rc;
 }
 
+int scope_worker_store(outpost_replica *r, const char *worker_id)
+{
+    sqlite3_stmt *ins = NULL;
+    int rc;
+
+    if (worker_id == NULL)
+        return OUTPOST_OK; /* an older server: what is known stays */
+    rc = replica_prepare(r, "INSERT OR REPLACE INTO _outpost_worker(id, worker) VALUES(1, ?1)",
+                         &ins);
+    if (rc != OUTPOST_OK)
+        return rc;
+    sqlite3_bind_text(ins, 1, worker_id, -1, SQLITE_STATIC);
+    rc = step_library(r, ins);
+    sqlite3_finalize(ins);
+    return rc == SQLITE_DONE ? OUTPOST_OK : replica_fail_sqlite(r, rc, "storing the worker");
+}
+
 int scope_teams_store(outpost_replica *r, const proto_teams *teams)
 {
     sqlite3_stmt *ins = NULL;

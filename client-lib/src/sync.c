@@ -670,8 +670,10 @@ static void on_welcome(outpost_sync *s, const proto_welcome *w)
         return;
     }
     s->welcome_acked = w->acked_seq;
-    if (w->has_teams) {
-        int rc = scope_teams_store(s->r, &w->teams);
+    if (w->has_teams || w->worker_id) {
+        int rc = w->has_teams ? scope_teams_store(s->r, &w->teams) : OUTPOST_OK;
+        if (rc == OUTPOST_OK)
+            rc = scope_worker_store(s->r, w->worker_id);
         if (rc != OUTPOST_OK) {
             fail_transient(s, rc, outpost_errmsg(s->r));
             return;

@@ -949,6 +949,8 @@ static int dec_welcome(dec *d, const msgpack_object *o, proto_welcome *m)
         rc = get_limits(d, o, &m->limits, &m->has_limits);
     if (rc == PROTO_OK)
         rc = get_compress(d, o, &m->compress);
+    if (rc == PROTO_OK)
+        rc = get_str(d, o, KEY_WORKER, false, &m->worker_id);
     return rc;
 }
 
@@ -975,6 +977,8 @@ static int dec_enrolled(dec *d, const msgpack_object *o, proto_enrolled *m)
         rc = get_teams(d, o, &m->teams, &m->has_teams);
     if (rc == PROTO_OK)
         rc = get_store(d, o, &m->store, &m->has_store);
+    if (rc == PROTO_OK)
+        rc = get_str(d, o, KEY_WORKER, false, &m->worker_id);
     return rc;
 }
 

@@ -476,7 +476,7 @@ static int put_welcome(enc *e, const proto_welcome *m)
 {
     put_header(e, PROTO_MSG_WELCOME,
                5u + m->has_schema + m->has_teams + 2u * m->has_store + m->has_limits +
-                   (m->compress != 0));
+                   (m->compress != 0) + (m->worker_id != NULL));
     put_uint(e, KEY_VERSION, m->version);
     put_uint(e, KEY_SCHEMA_VERSION, m->schema_version);
     put_uint(e, KEY_ACKED, m->acked_seq);
@@ -491,6 +491,8 @@ static int put_welcome(enc *e, const proto_welcome *m)
         put_limits(e, &m->limits);
     if (rc == PROTO_OK && m->compress != 0)
         put_uint(e, KEY_COMPRESS, m->compress);
+    if (rc == PROTO_OK && m->worker_id != NULL)
+        rc = put_text(e, KEY_WORKER, m->worker_id);
     return rc;
 }
 
@@ -506,7 +508,8 @@ static int put_enroll(enc *e, const proto_enroll *m)
 
 static int put_enrolled(enc *e, const proto_enrolled *m)
 {
-    put_header(e, PROTO_MSG_ENROLLED, 4u + m->has_teams + 2u * m->has_store);
+    put_header(e, PROTO_MSG_ENROLLED,
+               4u + m->has_teams + 2u * m->has_store + (m->worker_id != NULL));
     int rc = put_text(e, KEY_DEVICE, m->device_id);
     if (rc != PROTO_OK)
         return rc;
@@ -518,6 +521,8 @@ static int put_enrolled(enc *e, const proto_enrolled *m)
         rc = put_teams(e, &m->teams);
     if (rc == PROTO_OK && m->has_store)
         rc = put_store(e, &m->store);
+    if (rc == PROTO_OK && m->worker_id != NULL)
+        rc = put_text(e, KEY_WORKER, m->worker_id);
     return rc;
 }
 

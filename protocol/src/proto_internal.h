@@ -70,6 +70,7 @@
 #define KEY_MINE "mine"
 #define KEY_WINNER "win"
 #define KEY_TEAMS "teams"
+#define KEY_WORKER "wkr"
 #define KEY_STORE "store"
 #define KEY_EPOCH "ep"
 #define KEY_LIMITS "lims"

@@ -178,6 +178,10 @@ int store_device_list(store *st, store_device_list_cb cb, void *user_data);
  * Revoking twice keeps the first time and adds a wipe order if asked. */
 int store_device_revoke(store *st, const char *device_id, bool wipe);
 
+/* Whether a device may no longer sync: revoked, unknown, or its worker disabled
+ * (store_barred.c). Answers what HELLO would refuse, without the secret. */
+int store_device_barred(store *st, const char *device_id, bool *out_barred);
+
 /* ---- Sync ----------------------------------------------------------------------------------- */
 
 typedef struct store_push_info {

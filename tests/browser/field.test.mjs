@@ -3,7 +3,8 @@
 // stopped and started around it. Run by run.sh; exits non-zero on the first failed check.
 // Screenshots go to OUTPOST_ARTIFACTS (field-*.png).
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import http from 'node:http';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -34,15 +35,19 @@ async function assertNoSidewaysScroll(page, what) {
             `${what}: page is ${widths.doc}px wide in a ${widths.view}px viewport`);
 }
 
+const appPorts = new Set(); // every port outpost field listened on in this run
+
 function startField(device) {
   fieldOut = '';
   // No --forms: the forms are the ones outpost-admin init took from examples/outreach/forms/
   // and the server sent with the schema at enrollment.
-  field = spawn(bin.outpost, device.args('field', '--worker', device.who), { stdio: ['ignore', 'pipe', 'pipe'] });
+  // No --worker: the device learnt its worker at enrollment (protocol `wkr`).
+  field = spawn(bin.outpost, device.args('field'), { stdio: ['ignore', 'pipe', 'pipe'] });
   field.stdout.on('data', (d) => { fieldOut += d; });
   field.stderr.on('data', (d) => { fieldOut += d; });
   return waitFor('outpost field to print its address', () => {
     const m = fieldOut.match(/field app: (http:\/\/127\.0\.0\.1:(\d+)\/([0-9a-f]+)\/)/);
+    if (m) appPorts.add(Number(m[2]));
     return m && { url: m[1], port: Number(m[2]), token: m[3] };
   });
 }
@@ -52,6 +57,23 @@ async function stateOf(page, alias) {
     const li = [...document.querySelectorAll('#records li[data-key]')].find((x) => x.textContent.includes(a));
     return li ? li.dataset.state : null;
   }, alias);
+}
+
+// A GET with a Host header of our choosing (fetch does not let a page or a test set Host).
+function getWithHost(url, host) {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { headers: { host } }, (res) => {
+      let body = '';
+      res.on('data', (d) => { body += d; });
+      res.on('end', () => resolve({ status: res.statusCode, body }));
+    });
+    req.on('error', reject);
+  });
+}
+
+async function postApi(app, what, body) {
+  const res = await fetch(`${app.url}api/${what}`, { method: 'POST', body });
+  return { status: res.status, body: await res.text() };
 }
 
 async function test() {
@@ -78,6 +100,40 @@ async function test() {
   assert.equal(post.status, 403, 'a POST without the token');
   assert.equal((await fetch(`${app.url}api/info`)).status, 200, 'the same request with the token');
 
+  step('the API: another Host is refused, the CSP allows this app only, bad requests are named');
+  const tokenPath = new URL(app.url).pathname;
+  for (const host of [`attacker.example:${app.port}`, `127.0.0.1:${app.port + 1}`, '127.0.0.1']) {
+    const res = await getWithHost(`http://127.0.0.1:${app.port}${tokenPath}api/info`, host);
+    assert.equal(res.status, 403, `Host ${host} with the token`);
+    assert.match(res.body, /answers only to 127\.0\.0\.1 or localhost/);
+  }
+  assert.equal((await getWithHost(`http://127.0.0.1:${app.port}${tokenPath}api/info`, `localhost:${app.port}`)).status, 200);
+  const csp = (await fetch(app.url)).headers.get('content-security-policy');
+  assert.match(csp, /connect-src 'self';/, csp);
+  assert.doesNotMatch(csp, /ws:|wss:/, csp);
+  const noBody = await fetch(`${app.url}api/sync`, { method: 'POST' });
+  assert.equal(noBody.status, 200, 'POST api/sync with no body is answered');
+  assert.deepEqual(await postApi(app, 'save', '{"table":"contacts",'), { status: 400, body: '{"error":"the request is not valid JSON"}' });
+  assert.deepEqual(await postApi(app, 'save', '[1]'), { status: 400, body: '{"error":"the request must be a JSON object"}' });
+  assert.deepEqual(await postApi(app, 'save', '{"table":"contacts","key":null,"values":"x"}'),
+                   { status: 400, body: '{"error":"\\"values\\" must be an object of column: value (it is text)"}' });
+  assert.deepEqual(await postApi(app, 'rejected/resubmit', '{"id":"1 OR 1=1","values":{}}'),
+                   { status: 400, body: '{"error":"\\"id\\" must be a quarantine id: a whole number above 0"}' });
+  const asBob = await postApi(app, 'save', JSON.stringify({ table: 'contacts', key: null,
+    values: { team_id: 'team-a', worker_id: 'bob', alias: 'Not mine', contacted_at: '2026-12-05T10:00:00+00:00' } }));
+  assert.equal(asBob.status, 400, asBob.body);
+  assert.match(asBob.body, /worker_id: this device records work as alice; the office refuses a record in another worker's name/);
+  assert.equal((await (await fetch(`${app.url}api/info`)).json()).worker, 'alice', 'the worker the office enrolled the device for');
+  const wrongWorker = spawnSync(bin.outpost, alice.args('field', '--worker', 'bob'), { encoding: 'utf8', timeout: 10000 });
+  assert.equal(wrongWorker.status, 1, wrongWorker.stderr);
+  assert.match(wrongWorker.stderr, /--worker bob, but the office enrolled this device for worker alice/);
+  const badTime = await postApi(app, 'save', JSON.stringify({ table: 'contacts', key: null,
+    values: { team_id: 'team-a', worker_id: 'alice', alias: 'When?', contacted_at: 'x' } }));
+  assert.deepEqual(badTime, { status: 400, body: '{"error":"contacted_at: a date and time is needed, such as 2026-12-05T22:30:00+01:00"}' });
+  const twice = spawnSync(bin.outpost, alice.args('field', '--port', String(app.port)), { encoding: 'utf8', timeout: 10000 });
+  assert.equal(twice.status, 2, twice.stderr);
+  assert.equal(twice.stderr.trim(), `outpost: field: cannot listen on 127.0.0.1 port ${app.port}`, 'a port in use: outpost\'s own words only');
+
   profile = fs.mkdtempSync(path.join(os.tmpdir(), 'outpost-chromium-'));
   browser = await chromium.launchPersistentContext(profile, {
     ...browserOptions, viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true,
@@ -87,7 +143,8 @@ async function test() {
   const outside = [];
   await page.route('**/*', (route) => {
     const u = new URL(route.request().url());
-    if (u.hostname === '127.0.0.1' && Number(u.port) === app.port) return route.continue(); // app may restart
+    // the app restarts on a new port; the page may still poll the old one before it moves
+    if (u.hostname === '127.0.0.1' && appPorts.has(Number(u.port))) return route.continue();
     outside.push(u.href);
     return route.abort();
   });
@@ -210,11 +267,15 @@ async function test() {
   await page.click('#tab-refused');
   await page.waitForSelector('#refused li[data-id]');
   assert.match(await page.textContent('#refused'), /Noor/);
-  assert.match(await page.textContent('#refused'), /out of scope/);
+  assert.match(await page.textContent('#refused'), /You are no longer in team team-b: choose one of your teams/);
   await shot(page, 'refused-list');
   await page.click('#refused li[data-id]');
   await page.waitForSelector('#form-refusal:not([hidden])');
   assert.equal(await page.inputValue('#f-alias'), 'Noor', 'what the worker typed is still there');
+  assert.equal(await page.inputValue('#f-team_id'), 'team-b', 'the refused team is shown, not an empty choice');
+  assert.match(await page.textContent('#f-team_id option:checked'), /team-b \(refused\)/);
+  assert.equal(await page.textContent('#form-refusal'), 'You are no longer in team team-b: choose one of your teams.');
+  assert.match(await page.textContent('#form-view'), /Contacted at/, 'an automatic column with no label, in words');
   await assertNoSidewaysScroll(page, 'the fix form');
   await shot(page, 'refused-fix');
   await page.selectOption('#f-team_id', 'team-a');
@@ -225,6 +286,18 @@ async function test() {
   await page.waitForFunction(() => !/refused/.test(document.querySelector('#sync-line').textContent));
   bob.cli('sync');
   assert.deepEqual(bob.query("SELECT alias || '|' || team_id FROM contacts ORDER BY alias"), ['Maya|team-a', 'Noor|team-a']);
+  const afterFix = await (await fetch(`${app.url}api/status`)).json();
+  assert.equal(afterFix.conflicts, 1, 'conflicts counts what is in conflict (Maya), not the refusal fixed since');
+
+  step('the example policy (author=worker_id): the office refuses a record in another worker\'s name');
+  bob.cli('exec', "INSERT INTO contacts (id, team_id, worker_id, contacted_at, alias) VALUES " +
+                  "('0000forged-by-bob', 'team-a', 'alice', '2026-12-05T10:00:00+00:00', 'Forged')");
+  const forged = spawnSync(bin.outpost, bob.args('sync'), { encoding: 'utf8' });
+  assert.equal(forged.status, 5, `bob's sync: ${forged.stdout}${forged.stderr}`);
+  assert.match(forged.stdout + forged.stderr, /1 change refused by the server/);
+  const bobRefused = bob.cli('rejected');
+  assert.match(bobRefused, /worker_id names worker alice, but this device belongs to worker bob/);
+  bob.cli('rejected', 'discard', bobRefused.match(/^\s*#?(\d+)/m)[1]); // bob's later syncs start clean
 
   step('a missing episode: the column defaults preset, one team filled in silently');
   await page.click('#tabs button[data-table=missing_episodes]');
@@ -232,6 +305,7 @@ async function test() {
   await page.waitForSelector('#form-view:not([hidden]) #f-went_missing_at');
   assert.equal(await page.inputValue('#f-reported_to_police'), '0', 'DEFAULT 0 preset as "No"');
   assert.equal(await page.locator('#f-team_id').count(), 0, 'alice has one team now: not asked');
+  assert.equal(await page.locator('#f-worker_id').count(), 0, 'the worker is known: never asked');
   await page.fill('#f-alias', 'Sam');
   await page.fill('#f-went_missing_at', '2026-12-05T22:30');
   await page.check('.field[data-column=run_factors] input[value=peer_pull]');
@@ -261,13 +335,14 @@ async function test() {
   assert.deepEqual(outside, [], 'the page asked for nothing outside the app');
   assert.deepEqual(cspViolations, [], 'no Content-Security-Policy violations');
 
-  step('a device the office revokes with a wipe: outpost field stops, the replica is gone');
+  step('revoked with a wipe while the app is open, online and idle: it stops within seconds, the replica gone');
   const { device } = await (await fetch(`${app.url}api/info`)).json();
-  await office.stop();
-  office.admin('revoke', device, '--wipe');
-  await office.start(port);
-  await page.click('#sync-now');
-  await waitFor('outpost field to stop', () => field.exitCode !== null, 30000);
+  await waitFor('the app connected and idle', async () => {
+    const st = await (await fetch(`${app.url}api/status`)).json();
+    return st.activity === 'idle' && st.pending === 0;
+  });
+  office.admin('revoke', device, '--wipe'); // outpostd keeps running; nobody presses Sync now
+  await waitFor('outpost field to stop', () => field.exitCode !== null, 10000);
   assert.equal(field.exitCode, 4, fieldOut);
   assert.match(fieldOut, /ordered this device wiped/);
   assert.equal(fs.existsSync(alice.db), false, 'the replica is gone');

@@ -356,6 +356,19 @@ int fixture_revoke(const daemon_fixture *fx, const char *device_id, bool wipe)
     return rc == STORE_OK ? 0 : -1;
 }
 
+int fixture_disable_worker(const daemon_fixture *fx, const char *worker_id)
+{
+    store *st = NULL;
+    char err[256];
+    int rc;
+
+    if (store_open(fx->store_path, false, &st, err, sizeof err) != STORE_OK)
+        return -1;
+    rc = store_worker_set_disabled(st, worker_id, true);
+    store_close(st);
+    return rc == STORE_OK ? 0 : -1;
+}
+
 bool fixture_log_contains(const daemon_fixture *fx, const char *text)
 {
     FILE *f = fopen(fx->log_path, "r");

@@ -67,6 +67,9 @@ int fixture_enroll_code(const daemon_fixture *fx, const char *worker_id, char ou
 /* Revokes a device, with or without a wipe order. Returns 0 or -1. */
 int fixture_revoke(const daemon_fixture *fx, const char *device_id, bool wipe);
 
+/* Disables a worker through the store, as `outpost-admin worker disable` does. 0 or -1. */
+int fixture_disable_worker(const daemon_fixture *fx, const char *worker_id);
+
 /* Whether the daemon's log contains text. */
 bool fixture_log_contains(const daemon_fixture *fx, const char *text);
 

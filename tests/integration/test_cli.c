@@ -350,6 +350,10 @@ static void test_cli_results_are_honest(void **state)
     close(fd);
     assert_int_equal(run(typo), 2); /* the old key no longer opens it */
     assert_non_null(strstr(out, "wrong key"));
+    /* said once, not "wrong key or passphrase (...) (wrong key or passphrase)" */
+    const char *first = strstr(out, "wrong key or passphrase");
+    assert_non_null(first);
+    assert_null(strstr(first + 1, "wrong key or passphrase"));
     fd = open(pass_path, O_RDONLY);
     snprintf(fd_text, sizeof fd_text, "%d", fd);
     const char *with_pass[] = {OUTPOST_CLI_PATH, "--db", missing, "--passphrase-fd", fd_text,

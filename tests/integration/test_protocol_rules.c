@@ -807,7 +807,7 @@ static void test_wipe_ordered_during_a_session_reaches_the_next_hello(void **sta
         req.type = PROTO_MSG_PULL;
         assert_int_equal(testclient_send(tc, &req, T_MS), 0);
     }
-    expect_error_and_close(tc, PROTO_ERR_REVOKED, false, "revoked");
+    expect_error_and_close(tc, PROTO_ERR_REVOKED, true, "revoked");
     testclient_close(tc);
 
     /* The next HELLO gets WIPE and nothing else, and the server closes. */

@@ -1040,6 +1040,49 @@ static void test_revoked_device_is_wiped(void **state)
     device_close(&a);
 }
 
+/* A device that stays connected and idle (a phone with the app open) learns of a revoke with a
+ * wipe within seconds: outpostd closes its session, and the HELLO that follows hears the wipe. */
+static void test_idle_connected_device_is_wiped_promptly_when_revoked(void **state)
+{
+    (void)state;
+    device a;
+    memset(&a, 0, sizeof a);
+    device_enroll(&a, "a10", "w1", fx.port);
+    char worker[OUTPOST_WORKER_ID_SIZE];
+    assert_int_equal(outpost_worker_id(a.r, worker), OUTPOST_OK); /* ENROLLED's wkr */
+    assert_string_equal(worker, "w1");
+    write_contact(&a, "t1", "phone left open");
+    device_start(&a, 100);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    outpost_sync_status st;
+    outpost_sync_get_status(a.sync, &st);
+    char id[40];
+    assert_int_equal(outpost_device_id(a.r, id), OUTPOST_OK);
+    assert_int_equal(fixture_revoke(&fx, id, true), 0);
+    assert_int_equal(outpost_sync_wait(a.sync, st.syncs_completed, 8000), OUTPOST_EWIPED);
+    assert_true(a.wiped);
+    struct stat sb;
+    assert_int_not_equal(stat(a.path, &sb), 0);
+    device_close(&a);
+}
+
+/* The same for a worker disabled while their device is connected: it stops as revoked. */
+static void test_idle_connected_device_stops_promptly_when_its_worker_is_disabled(void **state)
+{
+    (void)state;
+    device a;
+    memset(&a, 0, sizeof a);
+    device_enroll(&a, "a11", "w12", fx.port);
+    device_start(&a, 100);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    outpost_sync_status st;
+    outpost_sync_get_status(a.sync, &st);
+    assert_int_equal(fixture_disable_worker(&fx, "w12"), 0);
+    assert_int_equal(outpost_sync_wait(a.sync, st.syncs_completed, 8000), OUTPOST_EREVOKED);
+    assert_false(a.wiped);
+    device_close(&a);
+}
+
 /* Last case: the daemon this program used stops cleanly (exit 0, under ASan without a leak) and
  * leaves a store that passes integrity_check. */
 static void test_daemon_stops_cleanly(void **state)
@@ -1071,6 +1114,8 @@ int main(void)
         cmocka_unit_test(test_wrong_server_certificate_is_refused),
         cmocka_unit_test(test_intermediate_ca_chain_is_served),
         cmocka_unit_test(test_revoked_device_is_wiped),
+        cmocka_unit_test(test_idle_connected_device_is_wiped_promptly_when_revoked),
+        cmocka_unit_test(test_idle_connected_device_stops_promptly_when_its_worker_is_disabled),
         cmocka_unit_test(test_daemon_stops_cleanly), /* last */
     };
     return cmocka_run_group_tests(tests, setup, teardown);

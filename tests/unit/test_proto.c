@@ -449,7 +449,24 @@ static void test_roundtrip_schema_and_optional_fields(void **state)
     assert_false(msg->u.welcome.has_teams);
     assert_false(msg->u.welcome.has_store);
     assert_false(msg->u.welcome.has_limits);
+    assert_null(msg->u.welcome.worker_id); /* wkr absent: an older server */
     proto_msg_free(msg);
+
+    /* wkr, the device's worker, in WELCOME and ENROLLED (optional, additive) */
+    for (int k = 0; k < 2; k++) {
+        proto_msg with = *example_named(k == 0 ? "welcome" : "enrolled");
+        if (k == 0)
+            with.u.welcome.worker_id = "alice";
+        else
+            with.u.enrolled.worker_id = "alice";
+        proto_buf buf = encode_ok(&with);
+        proto_msg *back = NULL;
+        assert_int_equal(proto_decode(buf.data, buf.len, NULL, &back, NULL, 0), PROTO_OK);
+        proto_buf_free(&buf);
+        assert_string_equal(k == 0 ? back->u.welcome.worker_id : back->u.enrolled.worker_id,
+                            "alice");
+        proto_msg_free(back);
+    }
 
     msg = roundtrip("welcome-session");
     w = &msg->u.welcome;

@@ -21,6 +21,9 @@ const UI = {
     saved: 'Saved on this device.', resubmitted: 'Sent again.', discarded: 'Discarded.',
     fixErrors: 'Please fix the fields marked below.', conflicts: 'Decided by the office',
     kept: 'the office kept', yours: 'yours was', noRefused: 'Nothing refused.', newId: 'A new id (the old one is taken)',
+    notYourTeam: 'You are no longer in team {0}: choose one of your teams.',
+    otherTeamRow: 'The office has this record in a team you are not in, so it cannot take this change. Discard it, or ask your supervisor.',
+    refusedValue: '{0} (refused)',
   },
   es: {
     new: 'Nuevo', search: 'Buscar', save: 'Guardar', cancel: 'Cancelar', discard: 'Descartar',
@@ -42,6 +45,9 @@ const UI = {
     fixErrors: 'Corrige los campos marcados abajo.', conflicts: 'Decidido por la oficina',
     kept: 'la oficina conservó', yours: 'el tuyo era', noRefused: 'Nada rechazado.',
     newId: 'Un identificador nuevo (el anterior está ocupado)',
+    notYourTeam: 'Ya no estás en el equipo {0}: elige uno de tus equipos.',
+    otherTeamRow: 'La oficina tiene este registro en un equipo al que no perteneces, así que no puede aceptar este cambio. Descártalo o consulta a tu supervisor/a.',
+    refusedValue: '{0} (rechazado)',
   },
 };
 
@@ -298,6 +304,7 @@ async function loadRecords() {
 }
 
 async function loadRefused() {
+  await refreshInfo(); // the teams the refusals are explained against may have changed
   try { app.refused = await api('api/rejected'); } catch (e) { notice(e.message); return; }
   const list = $('refused');
   list.replaceChildren();
@@ -307,7 +314,7 @@ async function loadRefused() {
     const summary = (form && form.summary && form.summary.length) ? form.summary : Object.keys(q.values).slice(0, 2);
     list.append(el('li', { 'data-id': q.id, onclick: () => openRefused(q.id) },
       el('div', {}, el('span', { class: 'title' }, displayValue(form, summary[0], q.values[summary[0]]) || q.pk.join(', ')), stateBadge('refused')),
-      el('div', { class: 'meta' }, `${form ? tr(form.title) : q.table} · ${q.code_name}: ${q.message}`)));
+      el('div', { class: 'meta', title: `${q.code_name}: ${q.message}` }, `${form ? tr(form.title) : q.table} · ${form ? refusalWords(form, q) : q.message}`)));
   }
 }
 
@@ -347,13 +354,31 @@ function formFields(form, mode) {
     if (mode === 'fix' || (mode === 'new' && ((kind === 'team' && teams.length !== 1) || (kind === 'worker' && !app.info.worker)))) {
       autoFields.push({
         column, auto: kind, required: !!(col && col.notnull), notnull: !!(col && col.notnull),
-        label: kind === 'team' ? say('team') : kind === 'worker' ? say('worker') : column,
+        label: kind === 'team' ? say('team') : kind === 'worker' ? say('worker') : columnWords(column),
         widget: kind === 'team' && teams.length ? 'team' : kind === 'now' ? 'datetime' : 'text',
       });
     }
   }
   if (autoFields.length) sections.push({ title: say('filled'), fields: autoFields });
   return sections;
+}
+
+// A column with no label in the form, in words: contacted_at -> "Contacted at".
+function columnWords(column) {
+  const w = column.replace(/_/g, ' ');
+  return w.charAt(0).toUpperCase() + w.slice(1);
+}
+
+// Why the office refused a record, in the worker's words. Out of scope is nearly always a team
+// the worker has left (moved while away); else the row sits in another team at the office.
+function refusalWords(form, q) {
+  if (q.code === 20) { // OUT_OF_SCOPE (docs/protocol.md 7.2)
+    const teamColumn = Object.keys(form.auto || {}).find((c) => form.auto[c] === 'team');
+    const team = teamColumn ? q.values[teamColumn] : null;
+    if (team != null && !(app.info.teams || []).includes(String(team))) return say('notYourTeam', String(team));
+    return say('otherTeamRow');
+  }
+  return say('refusedBecause', q.message);
 }
 
 function renderField(form, f, value) {
@@ -369,9 +394,12 @@ function renderField(form, f, value) {
     label.replaceWith(el('span', { class: 'label' }, tr(f.label)));
   } else if (f.widget === 'select' || f.widget === 'team') {
     const list = f.widget === 'team' ? (app.info.teams || []).map((t) => ({ value: t, label: t })) : ((form.choices || {})[f.choices] || []);
+    // a value no longer offered (the team the worker left, for a refused record) stays visible
+    const stray = value != null && value !== '' && !list.some((c) => String(c.value) === String(value));
     input = el('select', { id, name: f.column },
       el('option', { value: '' }, ''),
-      list.map((c) => el('option', { value: String(c.value), selected: value != null && String(value) === String(c.value) }, tr(c.label))));
+      list.map((c) => el('option', { value: String(c.value), selected: value != null && String(value) === String(c.value) }, tr(c.label))),
+      stray ? el('option', { value: String(value), selected: true }, say('refusedValue', String(value))) : null);
   } else if (f.widget === 'link') {
     // the rows of the linked table on this device, named by their form's summary
     const target = app.forms[f.link];
@@ -427,7 +455,10 @@ function renderForm() {
   $('form-title').textContent = ed.mode === 'new' ? say('newRecord', tr(form.title))
     : ed.mode === 'fix' ? say('fixRecord', tr(form.title)) : say('editRecord', tr(form.title));
   $('form-refusal').hidden = ed.mode !== 'fix';
-  if (ed.mode === 'fix') $('form-refusal').textContent = say('refusedBecause', `${ed.rejected.code_name}: ${ed.rejected.message}`);
+  if (ed.mode === 'fix') {
+    $('form-refusal').textContent = refusalWords(form, ed.rejected);
+    $('form-refusal').title = `${ed.rejected.code_name}: ${ed.rejected.message}`; // the office's own words
+  }
   $('discard').hidden = ed.mode !== 'fix';
   $('save').textContent = ed.mode === 'fix' ? say('fix') : say('save');
   $('cancel').textContent = say('cancel');

@@ -316,6 +316,7 @@ typedef struct proto_welcome {
     proto_session_limits limits;
     uint32_t compress;    /* optional "z": the compression both sides use after WELCOME, only
                              ever one the HELLO offered; 0 (absent) means none */
+    const char *worker_id; /* optional: the device's worker; NULL = absent (older servers) */
 } proto_welcome;
 
 typedef struct proto_enroll {
@@ -333,6 +334,7 @@ typedef struct proto_enrolled {
     proto_teams teams;
     bool has_store;
     proto_store_identity store;
+    const char *worker_id; /* optional: the device's worker; NULL = absent (older servers) */
 } proto_enrolled;
 
 /* One PUSH carries one chunk of one outbox entry. A transaction that does not fit one message

@@ -42,6 +42,8 @@ void job_free(job *j)
             proto_msg_free(j->chunks[i]);
     free(j->chunks);
     free(j->raw);
+    free(j->sweep_ids);
+    free(j->sweep_barred);
     job_free_names(j->schema_tables, j->n_schema_tables);
     /* AUTH's device came from the store; the others are the daemon's copies. */
     if (j->kind == JOB_AUTH)
@@ -326,6 +328,7 @@ static void run_enroll(job *j, store *st, const job_env *env)
     if (j->rc == STORE_OK)
         j->rc = teams_view(&dev, &reply.u.enrolled.teams, &names);
     reply.u.enrolled.has_teams = j->rc == STORE_OK;
+    reply.u.enrolled.worker_id = dev.worker_id[0] ? dev.worker_id : NULL;
     store_identity identity;
     if (j->rc == STORE_OK && store_identity_get(st, &identity) == STORE_OK) {
         reply.u.enrolled.has_store = true;
@@ -454,6 +457,7 @@ static void run_auth(job *j, store *st, const job_env *env)
     const char **names = NULL;
     j->rc = teams_view(&j->device, &reply.u.welcome.teams, &names);
     reply.u.welcome.has_teams = j->rc == STORE_OK;
+    reply.u.welcome.worker_id = j->device.worker_id[0] ? j->device.worker_id : NULL;
     if (j->rc == STORE_OK)
         j->rc = encode_reply(j, &reply);
     free(names);
@@ -493,6 +497,16 @@ static void run_pull(job *j, store *st, const job_env *env)
     (void)store_device_seen(st, j->device.device_id, req->cursor);
 }
 
+/* Which of the connected devices may no longer sync (sweep.c closes their sessions). */
+static void run_sweep(job *j, store *st)
+{
+    j->rc = STORE_OK;
+    for (uint32_t i = 0; i < j->n_sweep && j->rc == STORE_OK; i++)
+        j->rc = store_device_barred(st, j->sweep_ids[i], &j->sweep_barred[i]);
+    if (j->rc != STORE_OK)
+        note_store_error(j, st);
+}
+
 void job_run(job *j, store *st, const job_env *env)
 {
     switch (j->kind) {
@@ -501,5 +515,6 @@ void job_run(job *j, store *st, const job_env *env)
     case JOB_PUSH: run_push(j, st, env); break;
     case JOB_PULL: run_pull(j, st, env); break;
     case JOB_DASH: dash_run(j->dash, st); break;
+    case JOB_SWEEP: run_sweep(j, st); break;
     }
 }

@@ -18,7 +18,7 @@
 #include "outpost/proto.h"
 #include "store.h"
 
-typedef enum job_kind { JOB_ENROLL, JOB_AUTH, JOB_PUSH, JOB_PULL, JOB_DASH } job_kind;
+typedef enum job_kind { JOB_ENROLL, JOB_AUTH, JOB_PUSH, JOB_PULL, JOB_DASH, JOB_SWEEP } job_kind;
 
 /* What job_run needs besides the job itself; read-only, shared by every job. */
 typedef struct job_env {
@@ -53,6 +53,9 @@ typedef struct job {
     uint64_t now_ms;
     char peer[64];        /* ENROLL, AUTH: the address it came from (lockouts) */
     dash_call *dash;      /* DASH: the dashboard call, request and result in one; owned */
+    char (*sweep_ids)[40]; /* SWEEP: the devices holding a session (sweep.c); owned */
+    bool *sweep_barred;    /* SWEEP: per id, revoked or its worker disabled; owned */
+    uint32_t n_sweep;
 
     /* Result. */
     int rc;               /* STORE_OK or a negative STORE_* code */

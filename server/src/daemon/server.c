@@ -17,6 +17,7 @@
 #include "log.h"
 #include "ops.h"
 #include "session.h"
+#include "sweep.h"
 #include "sync_handler.h"
 #include "tls.h"
 
@@ -111,6 +112,10 @@ static void dispatch(server *srv, job *list)
         session *s;
         list = j->next;
         j->next = NULL;
+        if (j->kind == JOB_SWEEP) {
+            sweep_done(srv, j);
+            continue;
+        }
         ops_job_done(j);
         if (j->kind == JOB_DASH) {
             dashboard_job_done(srv->dash, j);
@@ -402,6 +407,7 @@ int server_run(const daemon_config *config)
 
     stop_poll_context = srv.context;
     lws_sul_schedule(srv.context, 0, &stop_poll, stop_poll_tick, STOP_POLL_US);
+    sweep_start(&srv);
     while (!stop_requested) {
         if (reload_requested) {
             reload_requested = 0;
@@ -412,6 +418,7 @@ int server_run(const daemon_config *config)
     }
     log_msg(LOG_INFO, "outpostd stopping: %s", stop_requested ? "signal" : "service error");
     lws_sul_cancel(&stop_poll);
+    sweep_stop();
     exit_code = stop_requested ? 0 : 1;
 
 done:

@@ -551,7 +551,7 @@ static void store_failure(session *s, const job *j, const char *what)
             j->errmsg[0] ? j->errmsg : "store error");
     switch (j->rc) {
     case STORE_EREVOKED: /* revoked while connected; its next HELLO learns about a wipe */
-        send_error(s, PROTO_ERR_REVOKED, false, true, "this device was revoked");
+        session_barred(s);
         break;
     case STORE_EFULL:
         send_error(s, PROTO_ERR_STORE_FULL, true, true, "server storage full, try again later");
@@ -601,6 +601,15 @@ void session_replace(session *s)
 {
     send_error(s, PROTO_ERR_BUSY, true, true,
                "this device connected again: the older connection is closed");
+}
+
+void session_barred(session *s)
+{
+    /* retry is true: the device connects again at once, and the answer to its HELLO is the
+     * verdict (WIPE when a wipe was ordered, else ERROR 4 with retry false). */
+    send_error(s, PROTO_ERR_REVOKED, true, true,
+               "this device was revoked or its worker disabled: connect again to hear what "
+               "the office ordered");
 }
 
 /* One live session per device: what a device can make the server hold is one session's. */
@@ -729,7 +738,8 @@ void session_job_done(session *s, job *j)
         case JOB_AUTH: auth_done(s, j); break;
         case JOB_PUSH: push_done(s, j); break;
         case JOB_PULL: pull_done(s, j); break;
-        case JOB_DASH: break; /* dashboard jobs go to dashboard_job_done, never here */
+        case JOB_DASH: /* dashboard jobs go to dashboard_job_done, never here */
+        case JOB_SWEEP: break; /* and sweeps to sweep_done */
         }
     }
     job_free(j);

@@ -92,6 +92,10 @@ void session_job_done(session *s, job *j);
 /* Ends the session because the same device authenticated on a newer connection. */
 void session_replace(session *s);
 
+/* Ends the session of a device revoked (or whose worker was disabled) since it authenticated:
+ * ERROR 4 with retry true, so the device's next HELLO hears whether to wipe. */
+void session_barred(session *s);
+
 /* Tells the session's device that rows in its scope changed: at most one NOTIFY is outstanding
  * until the device pulls; later changes before that pull send nothing more. */
 void session_notify(session *s, uint64_t server_seq);
