@@ -856,8 +856,13 @@ async function show(view, live) {
 }
 
 async function exportCsv() {
+  // Each view takes only the filters it applies (the server refuses others).
+  const f = filters();
+  const perday = {};
+  if (f.team) perday.team = f.team;
+  if (f.from) perday.from = f.from;
   const params = Object.assign({ view: state.view },
-    state.view === 'records' || state.view === 'perday' ? filters() :
+    state.view === 'records' ? f : state.view === 'perday' ? perday :
     state.view === 'audit' ? auditFilters() : {});
   try {
     const res = await api('/api/export' + query(params));
@@ -931,8 +936,9 @@ document.addEventListener('DOMContentLoaded', async () => {
   $('export').addEventListener('click', exportCsv);
   $('record-close').addEventListener('click', closeRecord);
   document.addEventListener('keydown', (ev) => { if (ev.key === 'Escape' && !$('record-panel').hidden) closeRecord(); });
+  // hashchange alone: a change of hash fires popstate as well, and routing on both opened
+  // (and audited) every record twice. closeRecord's pushState fires neither.
   window.addEventListener('hashchange', route);
-  window.addEventListener('popstate', route);
   $('filters').addEventListener('submit', (ev) => { ev.preventDefault(); state.offset = 0; show(state.view); });
   for (const b of document.querySelectorAll('nav button')) b.addEventListener('click', () => {
     state.offset = 0;

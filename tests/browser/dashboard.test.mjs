@@ -420,6 +420,11 @@ async function test() {
   const audit = (await page.textContent('#content')) +
     await page.evaluate(async () => JSON.stringify(await (await fetch('/api/audit?limit=1000')).json()));
   assert.match(audit, /record\.list.*sort=alias desc offset=200/s, 'the pages read are audited');
+  const entries = await page.evaluate(async () => (await (await fetch('/api/audit?limit=1000')).json()).audit);
+  const views = entries.filter((e) => e.action === 'record.view' && e.target === `contacts/${liveId}`);
+  assert.equal(views.length, 1, 'a record opened once is one record.view entry');
+  assert.ok(entries.some((e) => e.actor === 'sara' && e.action === 'record.denied' && e.target === `contacts/${carolId}`),
+    "asking for another team's record leaves a record.denied entry");
   for (const entry of ['login.ok', 'record.view', 'export', 'conflict.reverse', 'logout', '127.0.0.1'])
     assert.ok(audit.includes(entry), `audit shows ${entry}`);
   assert.ok(!audit.includes('A-live'), 'no record contents in the audit log');
