@@ -139,6 +139,22 @@ static void test_login_sets_a_strict_session_cookie(void **state)
     dash_reply_free(&r);
 }
 
+/* The login takes a form body, and says so to whoever sends JSON. */
+static void test_login_body_is_a_form(void **state)
+{
+    dash_reply r;
+    (void)state;
+
+    assert_int_equal(request("POST", "/api/login", NULL, false, "X-Requested-With: outpost",
+                             "{\"name\":\"sup1\",\"password\":\"x\"}", &r), 0);
+    assert_int_equal(r.status, 400);
+    /* (the JSON reply escapes the '&' between the two fields) */
+    assert_non_null(strstr(r.body, "name and password are required, as a form body "
+                                   "(application/x-www-form-urlencoded: name=NAME"));
+    assert_non_null(strstr(r.body, "password=PASSWORD), not JSON\"}"));
+    dash_reply_free(&r);
+}
+
 static void test_api_needs_a_session(void **state)
 {
     dash_reply r;
@@ -1497,6 +1513,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_login_sets_a_strict_session_cookie),
+        cmocka_unit_test(test_login_body_is_a_form),
         cmocka_unit_test(test_api_needs_a_session),
         cmocka_unit_test(test_views_are_limited_to_the_supervisors_teams),
         cmocka_unit_test(test_state_changes_need_the_csrf_token),
