@@ -147,6 +147,10 @@ void replica_stmt_cache_clear(outpost_replica *r);
 /* forms.c: the schema's forms as the server sent them (NULL: none), inside the install */
 int replica_forms_record(outpost_replica *r, const char *forms_json);
 
+/* sync_error.c: the last sync attempt's error across runs of the app ("": it succeeded) */
+int replica_sync_error_set(outpost_replica *r, const char *message);
+void replica_sync_error_get(outpost_replica *r, char *out, size_t size);
+
 /* replica.c: handles on one file */
 int replica_open_sibling(outpost_replica *replica, outpost_replica **out_sibling, char *err,
                          size_t err_size);

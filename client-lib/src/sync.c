@@ -86,6 +86,7 @@ struct outpost_sync {
     phase phase;
     bool permanent;       /* stopped for good; only stop() ends the thread */
     bool attempt_failed;  /* the last connection ended before a completed sync */
+    bool error_kept;      /* the replica holds a failed attempt's error (sync_error.c) */
     int64_t retry_at;     /* monotonic ms; 0 = no retry scheduled */
     int64_t debounce_at;  /* monotonic ms; 0 = no local write waiting */
     bool pull_again;      /* NOTIFY came while busy */
@@ -563,6 +564,9 @@ static void sync_completed(outpost_sync *s)
     s->status.last_error = OUTPOST_OK;
     s->status.last_error_msg[0] = '\0';
     pthread_mutex_unlock(&s->lock);
+    /* Reported in this session's HELLO: the next one has nothing to report. */
+    if (s->error_kept && replica_sync_error_set(s->r, "") == OUTPOST_OK)
+        s->error_kept = false;
     set_activity(s, OUTPOST_ACTIVITY_IDLE);
     if (!s->cfg.stay_connected)
         transport_disconnect(s->t);
@@ -790,6 +794,11 @@ static void cb_connected(void *user_data)
     memcpy(last_error, s->status.last_error_msg, sizeof last_error);
     pthread_mutex_unlock(&s->lock);
     last_error[sizeof last_error - 1] = '\0';
+    if (!last_error[0]) {
+        /* A failure in an earlier run of the app (the CLI is one process a sync). */
+        replica_sync_error_get(s->r, last_error, sizeof last_error);
+        s->error_kept = last_error[0] != '\0';
+    }
     msg.u.hello.app = "liboutpost " OUTPOST_VERSION_STRING;
     msg.u.hello.last_error = last_error;
     msg.u.hello.compress = s->cfg.no_compression ? 0 : PROTO_COMPRESS_DEFLATE;
@@ -870,6 +879,14 @@ static void cb_closed(void *user_data, transport_close_reason reason, uint16_t p
         snprintf(why, sizeof why, "%s: %s", transport_close_reason_name(reason), detail);
         set_error(s, OUTPOST_EOFFLINE, "%s", why);
     }
+    /* Kept in the replica for the next HELLO, should the app end before it. */
+    char kept[sizeof s->status.last_error_msg];
+    pthread_mutex_lock(&s->lock);
+    memcpy(kept, s->status.last_error_msg, sizeof kept);
+    pthread_mutex_unlock(&s->lock);
+    kept[sizeof kept - 1] = '\0';
+    if (kept[0] && replica_sync_error_set(s->r, kept) == OUTPOST_OK)
+        s->error_kept = true;
     s->attempt_failed = false;
     uint32_t delay = backoff_next_delay_ms(&s->policy, &s->backoff, backoff_splitmix64,
                                            &s->rng_state);

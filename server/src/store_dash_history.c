@@ -13,11 +13,6 @@
 
 enum { HISTORY_DEFAULT = 500, SQL_MAX = 4096 };
 
-/* The change log is read by row only here: the index is made the first time a history is
- * asked for (a one-off cost on a large store), not on every push of a store nobody reads. */
-static const char history_ddl[] =
-    "CREATE INDEX IF NOT EXISTS _outpost_changes_row ON _outpost_changes(table_id, pk, seq);";
-
 static const char reports_ddl[] =
     "CREATE TABLE IF NOT EXISTS _outpost_device_reports("
     "  device_no INTEGER PRIMARY KEY, outbox_top INTEGER NOT NULL, time_ms INTEGER NOT NULL,"
@@ -77,9 +72,8 @@ int store_dash_history(store *st, const char (*teams)[64], uint32_t n_teams, con
 
     if (n_teams == 0)
         return STORE_OK;
+    /* The change log is read by row through _outpost_changes_row (store_sqlite.c). */
     out = store_dash_decisions_ensure(st);
-    if (out == STORE_OK)
-        out = store_exec(st, history_ddl, "index the change log by row");
     if (out != STORE_OK)
         return out;
     memset(&v, 0, sizeof v);

@@ -58,7 +58,9 @@ function label(table, column) {
   const f = formOf(table);
   const fd = f && f.fields[column];
   if (fd) return text(fd.label);
-  // A column the form fills by itself (id, team, worker, time) has no label: its name in words.
+  // The time the form fills by itself is named after the form: "Time of contact".
+  if (f && (f.form.auto || {})[column] === 'now') return 'Time of ' + text(f.form.title).toLowerCase();
+  // A column the form does not name: its name in words.
   if (f) return (column.charAt(0).toUpperCase() + column.slice(1)).replace(/_/g, ' ');
   return column;
 }
@@ -408,16 +410,24 @@ function closeRecord() {
 }
 
 // linked: {column: record} for the record's outgoing links, shown by name instead of by id.
+// With a form: the summary first (the alias, the contact time), then the sections, then columns
+// the form does not name; the key, team and worker (automatic ids) go to the ids line below.
+const ID_KINDS = ['uuid', 'team', 'worker'];
 function fieldRows(rec, into, linked) {
   const f = formOf(rec.table);
   const order = [];
   if (f) {
+    const auto = f.form.auto || {};
+    const first = listColumns(rec.table, rec.columns).filter((c) => !ID_KINDS.includes(auto[c]));
+    for (const c of first) order.push({ column: c });
     for (const s of f.form.sections || []) {
+      const cols = (s.fields || []).map((fd) => fd.column).filter((c) => rec.columns.includes(c) && !first.includes(c));
+      if (!cols.length) continue;
       order.push({ heading: text(s.title) });
-      for (const fd of s.fields || []) if (rec.columns.includes(fd.column)) order.push({ column: fd.column });
+      for (const c of cols) order.push({ column: c });
     }
-    const rest = rec.columns.filter((c) => !f.fields[c]);
-    if (rest.length) order.push({ heading: 'Record' });
+    const rest = rec.columns.filter((c) => !f.fields[c] && !first.includes(c) && !ID_KINDS.includes(auto[c]));
+    if (rest.length) order.push({ heading: 'Other fields' });
     for (const c of rest) order.push({ column: c });
   } else {
     for (const c of rec.columns) order.push({ column: c });
@@ -445,6 +455,19 @@ function fieldRows(rec, into, linked) {
     }
     into.appendChild(tr);
   }
+}
+
+// "contacts 0f3c…, team team-a, worker alice": the automatic ids, out of the fields.
+function recordIds(rec) {
+  const f = formOf(rec.table);
+  const auto = (f && f.form.auto) || {};
+  const parts = [rec.table + ' ' + rec.id];
+  for (const kind of ['team', 'worker']) {
+    const c = Object.keys(auto).find((k) => auto[k] === kind);
+    const i = c ? rec.columns.indexOf(c) : -1;
+    if (i >= 0 && rec.values[i]) parts.push(kind + ' ' + rec.values[i]);
+  }
+  return parts.join(', ');
 }
 
 function whoDid(h) {
@@ -508,7 +531,7 @@ async function openRecord(table, id) {
     }
   }
   if (!links.children.length) links.appendChild(el('li', 'No linked records.'));
-  $('record-id').textContent = table + ' ' + rec.id;
+  $('record-id').textContent = recordIds(rec);
   panel.hidden = false;
   panel.scrollTop = 0;
   $('record-close').focus();
@@ -856,8 +879,13 @@ async function show(view, live) {
 }
 
 async function exportCsv() {
+  // Each view takes only the filters it applies (the server refuses others).
+  const f = filters();
+  const perday = {};
+  if (f.team) perday.team = f.team;
+  if (f.from) perday.from = f.from;
   const params = Object.assign({ view: state.view },
-    state.view === 'records' || state.view === 'perday' ? filters() :
+    state.view === 'records' ? f : state.view === 'perday' ? perday :
     state.view === 'audit' ? auditFilters() : {});
   try {
     const res = await api('/api/export' + query(params));
@@ -931,8 +959,9 @@ document.addEventListener('DOMContentLoaded', async () => {
   $('export').addEventListener('click', exportCsv);
   $('record-close').addEventListener('click', closeRecord);
   document.addEventListener('keydown', (ev) => { if (ev.key === 'Escape' && !$('record-panel').hidden) closeRecord(); });
+  // hashchange alone: a change of hash fires popstate as well, and routing on both opened
+  // (and audited) every record twice. closeRecord's pushState fires neither.
   window.addEventListener('hashchange', route);
-  window.addEventListener('popstate', route);
   $('filters').addEventListener('submit', (ev) => { ev.preventDefault(); state.offset = 0; show(state.view); });
   for (const b of document.querySelectorAll('nav button')) b.addEventListener('click', () => {
     state.offset = 0;

@@ -200,7 +200,7 @@ async function test() {
   step('the list reads as cases: alias and contact time first, no ids');
   const heads = await page.$$eval('#content thead th', (ths) => ths.map((t) => t.textContent));
   assert.equal(heads[0], 'Name they gave', `the alias first, by its label: ${heads}`);
-  assert.match(heads[1], /^Contacted at/, `the contact time second: ${heads}`);
+  assert.match(heads[1], /^Time of contact/, `the contact time second: ${heads}`);
   assert.ok(!heads.includes('id') && !heads.includes('team_id') && !heads.includes('worker_id'), `no id columns: ${heads}`);
   assert.doesNotMatch(await page.textContent(`#content tr[data-id="${liveId}"]`), new RegExp(liveId), 'the id is not in the row');
   const rowsShown = await page.$$eval('#content tbody tr', (rs) => rs.filter((r) => r.getBoundingClientRect().bottom <= 800).length);
@@ -216,6 +216,10 @@ async function test() {
   const recordText = await page.textContent('#record-table');
   assert.match(recordText, /Name they gave\s*A-live/);
   assert.match(recordText, /bus station/);
+  const fieldHeads = await page.$$eval('#record-table tr[data-column] th', (ths) => ths.map((t) => t.textContent));
+  assert.deepEqual(fieldHeads.slice(0, 2), ['Name they gave', 'Time of contact'], 'the alias and the contact time first');
+  for (const raw of ['Id', 'Team id', 'Worker id', 'Contacted at']) assert.ok(!fieldHeads.includes(raw), `no column-name label "${raw}"`);
+  assert.match(await page.textContent('#record-id'), /team-a.*alice/, 'team and worker in the ids line');
   assert.match(await page.textContent('#record-history'), /created by alice on alice's phone/);
   await shot(page, 'record');
   await page.click('#record-close');
@@ -381,7 +385,7 @@ async function test() {
   await formsPage.click('nav button[data-view=records]');
   await formsPage.waitForSelector('#content tr[data-id]');
   const formHeads = await formsPage.$$eval('#content thead th', (ths) => ths.map((t) => t.textContent.replace(/[▲▼]/g, '').trim()));
-  assert.deepEqual(formHeads, ['Name they gave', 'Contacted at', 'Risk level', 'Where you met']);
+  assert.deepEqual(formHeads, ['Name they gave', 'Time of contact', 'Risk level', 'Where you met']);
   assert.equal(await formsPage.textContent(`#content tr[data-id="${liveId}"] td:nth-child(2)`), `${today} 10:00+00:00`);
   assert.equal(await formsPage.textContent(`#content tr[data-id="${liveId}"] td:nth-child(3)`), 'Medium');
   await shot(formsPage, 'records-labels');
@@ -426,6 +430,11 @@ async function test() {
   const audit = (await page.textContent('#content')) +
     await page.evaluate(async () => JSON.stringify(await (await fetch('/api/audit?limit=1000')).json()));
   assert.match(audit, /record\.list.*sort=alias desc offset=200/s, 'the pages read are audited');
+  const entries = await page.evaluate(async () => (await (await fetch('/api/audit?limit=1000')).json()).audit);
+  const views = entries.filter((e) => e.action === 'record.view' && e.target === `contacts/${liveId}`);
+  assert.equal(views.length, 1, 'a record opened once is one record.view entry');
+  assert.ok(entries.some((e) => e.actor === 'sara' && e.action === 'record.denied' && e.target === `contacts/${carolId}`),
+    "asking for another team's record leaves a record.denied entry");
   for (const entry of ['login.ok', 'record.view', 'export', 'conflict.reverse', 'logout', '127.0.0.1'])
     assert.ok(audit.includes(entry), `audit shows ${entry}`);
   assert.ok(!audit.includes('A-live'), 'no record contents in the audit log');

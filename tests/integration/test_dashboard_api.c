@@ -139,6 +139,61 @@ static void test_login_sets_a_strict_session_cookie(void **state)
     dash_reply_free(&r);
 }
 
+static int64_t changes_row_index(void)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+    int64_t n = -1;
+
+    assert_int_equal(sqlite3_open(fx.store_path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE type ="
+                                            " 'index' AND name = '_outpost_changes_row'",
+                                        -1, &stmt, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+    n = sqlite3_column_int64(stmt, 0);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return n;
+}
+
+/* A record's history reads the change log by row: the index is the store's schema (a new
+ * store has it, an older one gets it when opened), not made by the first dashboard read. */
+static void test_change_log_is_indexed_by_row_before_any_read(void **state)
+{
+    (void)state;
+    assert_int_equal(changes_row_index(), 1);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(fx.store_path, &db), SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sqlite3_exec(db, "DROP INDEX _outpost_changes_row", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    assert_int_equal(changes_row_index(), 0);
+    /* outpost-admin opens it as an older store */
+    assert_int_equal(systemf("'%s' --store %s audit verify >/dev/null", OUTPOST_ADMIN_PATH,
+                             fx.store_path),
+                     0);
+    assert_int_equal(changes_row_index(), 1);
+}
+
+/* The login takes a form body, and says so to whoever sends JSON. */
+static void test_login_body_is_a_form(void **state)
+{
+    dash_reply r;
+    (void)state;
+
+    assert_int_equal(request("POST", "/api/login", NULL, false, "X-Requested-With: outpost",
+                             "{\"name\":\"sup1\",\"password\":\"x\"}", &r), 0);
+    assert_int_equal(r.status, 400);
+    /* (the JSON reply escapes the '&' between the two fields) */
+    assert_non_null(strstr(r.body, "name and password are required, as a form body "
+                                   "(application/x-www-form-urlencoded: name=NAME"));
+    assert_non_null(strstr(r.body, "password=PASSWORD), not JSON\"}"));
+    dash_reply_free(&r);
+}
+
 static void test_api_needs_a_session(void **state)
 {
     dash_reply r;
@@ -1497,6 +1552,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_login_sets_a_strict_session_cookie),
+        cmocka_unit_test(test_change_log_is_indexed_by_row_before_any_read),
+        cmocka_unit_test(test_login_body_is_a_form),
         cmocka_unit_test(test_api_needs_a_session),
         cmocka_unit_test(test_views_are_limited_to_the_supervisors_teams),
         cmocka_unit_test(test_state_changes_need_the_csrf_token),

@@ -950,6 +950,51 @@ static void test_automatic_retry_finds_the_server_when_it_returns(void **state)
     device_close(&a);
 }
 
+/* The supervisors' device view shows why a device could not sync: a sync that failed (server
+ * down) in one run of the app, then succeeded in the next, reports the failure in the next
+ * HELLO's err, and the server keeps it for the device view. */
+static void test_failed_sync_is_reported_by_the_next_hello(void **state)
+{
+    (void)state;
+    device a;
+    memset(&a, 0, sizeof a);
+    device_enroll(&a, "lasterr", "w1", fx.port);
+    char *device_id = NULL;
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(outpost_replica_db(a.r),
+                                        "SELECT device_id FROM _outpost_device", -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    device_id = strdup((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    assert_int_equal(fixture_stop_clean(&fx), 0);
+    write_contact(&a, "t1", "server down");
+    device_start(&a, 100);
+    assert_int_not_equal(outpost_sync_wait(a.sync, 0, 500), OUTPOST_OK);
+    outpost_sync_status ss;
+    outpost_sync_get_status(a.sync, &ss);
+    assert_int_equal(ss.last_error, OUTPOST_EOFFLINE);
+    device_close(&a); /* the app ends; the next run is a new process */
+    assert_int_equal(fixture_start(&fx), 0);
+    device_open(&a, "lasterr");
+    device_start(&a, 100);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    device_close(&a);
+    char *sql = strf("SELECT count(*) FROM _outpost_device_reports r JOIN _outpost_devices d"
+                     " ON d.no = r.device_no WHERE d.id = '%s' AND r.last_error LIKE '%%refused%%'",
+                     device_id);
+    int64_t n = central_count(sql);
+    if (n != 1) {
+        free(sql);
+        sql = strf("SELECT count(*) FROM _outpost_device_reports r JOIN _outpost_devices d"
+                   " ON d.no = r.device_no WHERE d.id = '%s' AND r.last_error = ''", device_id);
+        fail_msg("the device's report has no refused connection (empty: %lld)",
+                 (long long)central_count(sql));
+    }
+    free(sql);
+    free(device_id);
+}
+
 /* Stops outpostd, makes it present server.pem, server.key and ca.pem from dir, and starts it
  * again; dir NULL puts back the fixture's own certificates, saved by the first swap. */
 static void serve_certs_from(const char *dir)
@@ -1111,6 +1156,7 @@ int main(void)
         cmocka_unit_test(test_cut_mid_window_resends_without_duplicates),
         cmocka_unit_test(test_server_restart_mid_sync_loses_nothing),
         cmocka_unit_test(test_automatic_retry_finds_the_server_when_it_returns),
+        cmocka_unit_test(test_failed_sync_is_reported_by_the_next_hello),
         cmocka_unit_test(test_wrong_server_certificate_is_refused),
         cmocka_unit_test(test_intermediate_ca_chain_is_served),
         cmocka_unit_test(test_revoked_device_is_wiped),

@@ -382,7 +382,9 @@ static int start_login(dashboard *dash, http_request *req)
     req->body_in_len = 0;
     if (rc) {
         dash_call_free(c);
-        return respond_error(req, 400, "name and password are required");
+        return respond_error(req, 400, "name and password are required, as a form body "
+                                       "(application/x-www-form-urlencoded: "
+                                       "name=NAME&password=PASSWORD), not JSON");
     }
     return submit(dash, req, c);
 }
