@@ -1,7 +1,8 @@
 // The field app (`outpost field`) in a real browser at phone size: Debian's headless Chromium
 // driven by playwright-core, against the CLI on an encrypted replica and a real outpostd that is
 // stopped and started around it. Run by run.sh; exits non-zero on the first failed check.
-// Screenshots go to OUTPOST_ARTIFACTS (field-*.png).
+// Screenshots go to OUTPOST_ARTIFACTS (field-*.png). The synced contact is then checked on the
+// supervisors' dashboard (field-dashboard.steps.mjs).
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import http from 'node:http';
@@ -10,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { chromium } from 'playwright-core';
 
+import { fieldOnDashboard } from './field-dashboard.steps.mjs';
 import { artifacts, bin, browserOptions, freePort, Office, step, waitFor } from './harness.mjs';
 
 const office = new Office('field');
@@ -182,6 +184,8 @@ async function test() {
   await page.fill('#f-alias', 'Maya');
   await page.fill('#f-age_estimate', '15');
   await page.selectOption('#f-risk_level', 'medium');
+  await page.check('.field[data-column=risk_indicators] input[value=older_partner]');
+  await page.check('.field[data-column=risk_indicators] input[value=no_id_documents]');
   await page.check('.field[data-column=needs] input[value=food]');
   await page.check('.field[data-column=needs] input[value=shelter]');
   await page.fill('#f-location', 'bus station');
@@ -204,6 +208,9 @@ async function test() {
                    ['Maya|shelter,food|team-a|alice']);
   const [contactedAt] = bob.query('SELECT contacted_at FROM contacts');
   assert.match(contactedAt, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d$/, 'the time of contact, local with its offset');
+  const [mayaId] = bob.query("SELECT id FROM contacts WHERE alias = 'Maya'");
+  await fieldOnDashboard({ office, step, id: mayaId, worker: 'alice', team: 'team-a', expect: {
+    alias: 'Maya', riskLevel: 'Medium', riskIndicators: 'No identity documents, Much older partner', needs: 'Shelter, Food' } });
 
   step('a referral, then the contact edited to link it: only the changed fields are written');
   await page.click('#tabs button[data-table=referrals]');

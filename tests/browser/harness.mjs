@@ -1,6 +1,6 @@
 // What a browser test needs around the browser: a central store made with outpost-admin, a real
 // outpostd on a loopback port, devices that are the outpost CLI on encrypted replicas, and
-// Debian's headless Chromium. Used by field.test.mjs (run by run.sh).
+// Debian's headless Chromium. Used by field.test.mjs and field-dashboard.steps.mjs (run by run.sh).
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
@@ -69,6 +69,18 @@ export class Office {
     return run(bin.admin, ['--store', this.store, ...args]);
   }
 
+  // A dashboard account (docs/dashboard.md): the password goes in on standard input.
+  addUser(name, role, team, password) {
+    const args = ['--store', this.store, 'user', 'add', name, '--role', role, '--password-fd', '0'];
+    if (team) args.push('--team', team);
+    run(bin.admin, args, `${password}\n`);
+  }
+
+  // The supervisors' dashboard of the running outpostd.
+  get dashboardUrl() {
+    return `https://127.0.0.1:${this.port}/dashboard/`;
+  }
+
   get url() {
     return `wss://127.0.0.1:${this.port}/sync`;
   }
@@ -127,6 +139,15 @@ level = info
   remove() {
     fs.rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+// Logs in on the dashboard's login form and waits for the app to show.
+export async function dashboardLogin(page, name, password) {
+  await page.waitForSelector('#login-view:not([hidden])');
+  await page.fill('#login-name', name);
+  await page.fill('#login-password', password);
+  await page.click('#login-form button[type=submit]');
+  await page.waitForSelector('#app-view:not([hidden])');
 }
 
 export class Device {

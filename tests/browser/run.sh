@@ -32,7 +32,8 @@ if ! cmp -s "$src/tests/browser/package-lock.json" "$work/package-lock.json" ||
     cp "$src/tests/browser/package.json" "$src/tests/browser/package-lock.json" "$work/"
     (cd "$work" && npm ci --no-audit --no-fund --loglevel=error >&2)
 fi
-cp "$src/tests/browser/$test" "$src/tests/browser/harness.mjs" "$src/tests/browser/watch.steps.mjs" "$work/"
+cp "$src/tests/browser/$test" "$src/tests/browser/harness.mjs" "$src/tests/browser/watch.steps.mjs" \
+   "$src/tests/browser/field-dashboard.steps.mjs" "$work/"
 cd "$work"
 OUTPOST_SOURCE_DIR=$src OUTPOST_BUILD_DIR=$build \
     OUTPOST_ARTIFACTS=$build/tests/artifacts exec node "$test"
