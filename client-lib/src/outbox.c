@@ -381,6 +381,7 @@ static const char *reject_reason(uint32_t code)
     case PROTO_ERR_UNKNOWN_COLUMN: return "column unknown to the server";
     case PROTO_ERR_CONSTRAINT: return "the server's constraints refused the row";
     case PROTO_ERR_INVALID_CHANGE: return "the change was inconsistent";
+    case PROTO_ERR_ROW_TOO_LARGE: return "the row would be too large to sync";
     default: return "refused by the server";
     }
 }

@@ -704,6 +704,124 @@ static void test_reject_names_an_unreadable_key_as_nil(void **state)
     testclient_close(tr);
 }
 
+/* ---- Big rows: every message the server sends stays within `msg` -------------------------- */
+
+/* The encoded size of a message as received (the encoding is canonical). */
+static size_t encoded_size(const proto_msg *m)
+{
+    proto_buf b = {0};
+    size_t n;
+
+    assert_int_equal(proto_encode(m, &b), PROTO_OK);
+    n = b.len;
+    proto_buf_free(&b);
+    return n;
+}
+
+/* One UPDATE of column col of row id from old_val to a text of n bytes of fill. */
+static proto_msg *big_update(uint64_t seq, const char *id, uint32_t col, proto_value old_val,
+                             char *text, size_t n, char fill, proto_col *cols)
+{
+    const char *ids[1] = {id};
+    proto_msg *push = fixture_insert_push(seq, 1, ids, "t1", "big");
+    proto_change *ch = &push->u.push.tables[0].changes[0];
+
+    memset(text, fill, n);
+    ch->op = PROTO_OP_UPDATE;
+    cols[0].idx = 0; /* the key, unchanged */
+    cols[0].old_val = ch->cols[0].new_val;
+    cols[0].new_val.type = PROTO_UNDEF;
+    cols[1].idx = col;
+    cols[1].old_val = old_val;
+    cols[1].new_val.type = PROTO_TEXT;
+    cols[1].new_val.u.b.p = (const uint8_t *)text;
+    cols[1].new_val.u.b.n = (uint32_t)n;
+    ch->cols = cols;
+    ch->n_cols = 2;
+    return push;
+}
+
+/* outsider-wire #1: a row grown by updates that each fit in a message (insert with a long name,
+ * then a long fourth column) would become larger than one ROWS page can carry: the update that
+ * would do so is refused (ROW_TOO_LARGE), and every device still pulls every row, in pages
+ * within `msg`, however many large rows there are. */
+static void test_a_row_never_grows_past_what_a_pull_page_carries(void **state)
+{
+    enum { PART = 30000 };
+    test_device d, reader;
+    testclient *tc, *tr;
+    static char name[PART], extra[PART], more[PART + 10000];
+    const char *ids[1] = {"big-row"};
+    proto_col cols[2];
+    proto_value nul = {.type = PROTO_NULL};
+    proto_msg *push, *m;
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &d), 0);
+    tc = session_for(&d, NULL);
+    memset(name, 'n', sizeof name);
+    push = fixture_insert_push(1, 1, ids, "t1", "x");
+    push->u.push.tables[0].changes[0].cols[2].new_val.u.b.p = (const uint8_t *)name;
+    push->u.push.tables[0].changes[0].cols[2].new_val.u.b.n = PART;
+    send_push(tc, push);
+    proto_msg_free(expect_type(tc, PROTO_MSG_ACK));
+    /* The fourth column too: about 60 KB, still within one 64 KiB page. */
+    send_push(tc, big_update(2, "big-row", 3, nul, extra, PART, 'e', cols));
+    proto_msg_free(expect_type(tc, PROTO_MSG_ACK));
+    /* A longer name would make it about 70 KB: refused, nothing applied. (The old value is
+     * given as nil, so that the message stays within `msg`: the later write wins anyway.) */
+    send_push(tc, big_update(3, "big-row", 2, nul, more, sizeof more, 'm', cols));
+    m = expect_type(tc, PROTO_MSG_REJECT);
+    assert_int_equal(m->u.reject.seq, 3);
+    assert_int_equal(m->u.reject.n_rows, 1);
+    assert_int_equal(m->u.reject.rows[0].code, PROTO_ERR_ROW_TOO_LARGE);
+    if (!strstr(m->u.reject.rows[0].message, "more than the") ||
+        !strstr(m->u.reject.rows[0].message, "pull page"))
+        fail_msg("REJECT reason: %s", m->u.reject.rows[0].message);
+    assert_true(encoded_size(m) <= MAX_MESSAGE);
+    proto_msg_free(m);
+    /* Two more rows near the bound: each page holds what fits, never more than `msg`. */
+    for (uint32_t i = 0; i < 2; i++) {
+        const char *id2[1] = {i == 0 ? "big-row-2" : "big-row-3"};
+        push = fixture_insert_push(4 + i, 1, id2, "t1", "x");
+        push->u.push.tables[0].changes[0].cols[2].new_val.u.b.p = (const uint8_t *)more;
+        push->u.push.tables[0].changes[0].cols[2].new_val.u.b.n = sizeof more;
+        send_push(tc, push);
+        proto_msg_free(expect_type(tc, PROTO_MSG_ACK));
+    }
+    testclient_close(tc);
+
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &reader), 0);
+    tr = session_for(&reader, NULL);
+    uint64_t cursor = 0;
+    uint32_t big = 0;
+    bool more_pages = true;
+    while (more_pages) {
+        m = pull(tr, cursor, 0);
+        size_t size = encoded_size(m);
+        if (size > MAX_MESSAGE)
+            fail_msg("a ROWS page of %zu bytes, over msg = %u", size, MAX_MESSAGE);
+        for (uint32_t t = 0; t < m->u.rows.n_tables; t++) {
+            const proto_table_rows *tr_rows = &m->u.rows.tables[t];
+            for (uint32_t r = 0; r < tr_rows->n_rows; r++) {
+                const proto_value *v = tr_rows->rows + (size_t)r * tr_rows->n_columns;
+                if (v[0].type == PROTO_TEXT && v[0].u.b.n >= 7 &&
+                    memcmp(v[0].u.b.p, "big-row", 7) == 0) {
+                    big++;
+                    /* The refused update left the name as it was. */
+                    if (v[0].u.b.n == 7)
+                        assert_int_equal(v[2].u.b.n, PART);
+                }
+            }
+        }
+        more_pages = m->u.rows.more;
+        cursor = m->u.rows.cursor;
+        proto_msg_free(m);
+    }
+    assert_int_equal(big, 3);
+    testclient_close(tr);
+}
+
 /* ---- NOTIFY ------------------------------------------------------------------------------- */
 
 static void test_notify_is_not_sent_to_the_pushing_device(void **state)
@@ -931,6 +1049,7 @@ int main(void)
         cmocka_unit_test(test_pull_lim_zero_means_the_server_page_cap),
         cmocka_unit_test(test_push_sv_is_not_checked_and_a_shorter_ncol_takes_defaults),
         cmocka_unit_test(test_reject_names_an_unreadable_key_as_nil),
+        cmocka_unit_test(test_a_row_never_grows_past_what_a_pull_page_carries),
         cmocka_unit_test(test_notify_is_not_sent_to_the_pushing_device),
         cmocka_unit_test(test_many_requests_may_wait_unanswered),
         cmocka_unit_test(test_wipe_ordered_during_a_session_reaches_the_next_hello),

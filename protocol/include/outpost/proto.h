@@ -205,7 +205,8 @@ typedef enum proto_error_code {
     PROTO_ERR_UNKNOWN_TABLE = 21,
     PROTO_ERR_UNKNOWN_COLUMN = 22,
     PROTO_ERR_CONSTRAINT = 23,       /* the store refused the row (NOT NULL, CHECK, type) */
-    PROTO_ERR_INVALID_CHANGE = 24    /* change is self-inconsistent (missing pk, wrong count) */
+    PROTO_ERR_INVALID_CHANGE = 24,   /* change is self-inconsistent (missing pk, wrong count) */
+    PROTO_ERR_ROW_TOO_LARGE = 25     /* the row would be larger than one ROWS page can carry */
 } proto_error_code;
 
 /* A static English name for a proto_error_code ("out of scope", ...); "unknown" otherwise. */
