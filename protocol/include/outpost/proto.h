@@ -354,6 +354,8 @@ typedef struct proto_ack {
     bool hlc_clamped;      /* the device clock ran ahead; the server used its own */
     uint32_t n_conflicts;  /* decisions against this device's writes in this entry */
     proto_conflict *conflicts;
+    uint32_t n_unlisted;   /* further such decisions the server did not list (`cmore`, optional
+                            * on the wire: absent is 0), to keep the ACK within `msg` */
 } proto_ack;
 
 typedef struct proto_pull {
