@@ -822,6 +822,124 @@ static void test_a_row_never_grows_past_what_a_pull_page_carries(void **state)
     testclient_close(tr);
 }
 
+/* Turns every change of push into an UPDATE of column col (the key kept as it is) from old_val
+ * to new_val; cols holds two per change. */
+static void make_updates(proto_msg *push, uint32_t col, proto_value old_val, proto_value new_val,
+                         proto_col *cols)
+{
+    proto_table_changes *tbl = &push->u.push.tables[0];
+
+    for (uint32_t i = 0; i < tbl->n_changes; i++) {
+        proto_change *ch = &tbl->changes[i];
+        proto_col *c = &cols[2 * i];
+        c[0].idx = 0;
+        c[0].old_val = ch->cols[0].new_val;
+        c[0].new_val.type = PROTO_UNDEF;
+        c[1].idx = col;
+        c[1].old_val = old_val;
+        c[1].new_val = new_val;
+        ch->op = PROTO_OP_UPDATE;
+        ch->cols = c;
+        ch->n_cols = 2;
+    }
+}
+
+/* outsider-wire #2: an entry that lost on many rows got an ACK listing every decision, larger
+ * than `msg`, which the device refused on every retry. The ACK lists what fits and counts the
+ * rest (`cmore`), a replay of it too; every decision stays in the server's conflict log. */
+static void test_an_ack_stays_within_msg_however_many_conflicts(void **state)
+{
+    enum { N = 120, WIN = 600 };
+    test_device a, b;
+    testclient *ta, *tb;
+    static char ids_buf[N][24], winner[WIN];
+    const char *ids[N];
+    static proto_col cols[2 * N];
+    proto_value orig = {.type = PROTO_TEXT}, mine = {.type = PROTO_TEXT},
+                big = {.type = PROTO_TEXT};
+    proto_msg *push, *m;
+
+    (void)state;
+    for (uint32_t i = 0; i < N; i++) {
+        snprintf(ids_buf[i], sizeof ids_buf[i], "many-conf-%03u", i);
+        ids[i] = ids_buf[i];
+    }
+    memset(winner, 'w', sizeof winner);
+    orig.u.b.p = (const uint8_t *)"orig";
+    orig.u.b.n = 4;
+    mine.u.b.p = (const uint8_t *)"mine";
+    mine.u.b.n = 4;
+    big.u.b.p = (const uint8_t *)winner;
+    big.u.b.n = WIN;
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &a), 0);
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &b), 0);
+    ta = session_for(&a, NULL);
+    send_push(ta, fixture_insert_push(1, N, ids, "t1", "orig"));
+    proto_msg_free(expect_type(ta, PROTO_MSG_ACK));
+    /* Device b writes long names later (a larger clock), in three entries of 40 rows. */
+    tb = session_for(&b, NULL);
+    for (uint32_t k = 0; k < 3; k++) {
+        push = fixture_insert_push(10 + k, 40, ids + 40 * k, "t1", "x");
+        make_updates(push, 2, orig, big, cols);
+        send_push(tb, push);
+        proto_msg_free(expect_type(tb, PROTO_MSG_ACK));
+    }
+    testclient_close(tb);
+    /* Device a's edit of every name, made earlier, arrives after: it loses on all 120. */
+    for (int replay = 0; replay < 2; replay++) {
+        push = fixture_insert_push(2, N, ids, "t1", "x");
+        make_updates(push, 2, orig, mine, cols);
+        send_push(ta, push);
+        m = expect_type(ta, PROTO_MSG_ACK);
+        assert_int_equal(m->u.ack.seq, 2);
+        size_t size = encoded_size(m);
+        if (size > MAX_MESSAGE)
+            fail_msg("an ACK of %zu bytes, over msg = %u", size, MAX_MESSAGE);
+        assert_true(m->u.ack.n_conflicts > 0);
+        assert_true(m->u.ack.n_unlisted > 0);
+        assert_int_equal(m->u.ack.n_conflicts + m->u.ack.n_unlisted, N);
+        assert_int_equal(m->u.ack.conflicts[0].winner.u.b.n, WIN);
+        proto_msg_free(m);
+    }
+    testclient_close(ta);
+}
+
+/* A REJECT echoes keys within its byte budget too (four refused rows with 20 KB keys made a
+ * REJECT of four times that): the first refusal is always listed, the rest counted. */
+static void test_a_reject_stays_within_msg_with_large_keys(void **state)
+{
+    enum { KEY = 20000, N = 4 };
+    test_device d;
+    testclient *tc;
+    static char keys[N][KEY + 1];
+    const char *ids[N];
+    proto_msg *push, *m;
+
+    (void)state;
+    for (uint32_t i = 0; i < N; i++) {
+        memset(keys[i], 'k', KEY);
+        keys[i][0] = (char)('a' + i);
+        ids[i] = keys[i];
+    }
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &d), 0);
+    tc = session_for(&d, NULL);
+    /* Three chunks would be the real thing; one entry of rows for a team not the worker's. */
+    push = fixture_insert_push(1, N - 1, ids, "team-of-nobody", "x");
+    send_push(tc, push);
+    m = expect_type(tc, PROTO_MSG_REJECT);
+    size_t size = encoded_size(m);
+    if (size > MAX_MESSAGE / 2)
+        fail_msg("a REJECT of %zu bytes, over half of msg = %u", size, MAX_MESSAGE);
+    assert_true(m->u.reject.n_rows >= 1);
+    assert_int_equal(m->u.reject.rows[0].code, PROTO_ERR_OUT_OF_SCOPE);
+    if (m->u.reject.n_rows < N - 1 &&
+        !strstr(m->u.reject.rows[m->u.reject.n_rows - 1].message, "more rows refused"))
+        fail_msg("a REJECT of %u rows that does not say more were refused: %s",
+                 m->u.reject.n_rows, m->u.reject.rows[m->u.reject.n_rows - 1].message);
+    proto_msg_free(m);
+    testclient_close(tc);
+}
+
 /* ---- NOTIFY ------------------------------------------------------------------------------- */
 
 static void test_notify_is_not_sent_to_the_pushing_device(void **state)
@@ -1050,6 +1168,8 @@ int main(void)
         cmocka_unit_test(test_push_sv_is_not_checked_and_a_shorter_ncol_takes_defaults),
         cmocka_unit_test(test_reject_names_an_unreadable_key_as_nil),
         cmocka_unit_test(test_a_row_never_grows_past_what_a_pull_page_carries),
+        cmocka_unit_test(test_an_ack_stays_within_msg_however_many_conflicts),
+        cmocka_unit_test(test_a_reject_stays_within_msg_with_large_keys),
         cmocka_unit_test(test_notify_is_not_sent_to_the_pushing_device),
         cmocka_unit_test(test_many_requests_may_wait_unanswered),
         cmocka_unit_test(test_wipe_ordered_during_a_session_reaches_the_next_hello),
