@@ -816,6 +816,9 @@ static void cb_message(void *user_data, const uint8_t *data, size_t n_bytes)
             if (zrc == PROTO_ETOOBIG)
                 snprintf(why, sizeof why, "message from the server exceeds %zu bytes once "
                          "decompressed", s->limits.max_message_bytes);
+            else if (zrc == PROTO_EMALFORMED)
+                snprintf(why, sizeof why, "invalid compressed frame from the server: %s",
+                         proto_zframe_why(s->zin));
             else
                 snprintf(why, sizeof why, "cannot decompress a message from the server (%s)",
                          s->zin ? proto_strerror(zrc) : "compression was not agreed");

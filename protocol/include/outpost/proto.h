@@ -502,6 +502,11 @@ bool proto_is_zframe(const uint8_t *data, size_t n_bytes);
 int proto_zframe_inflate(proto_zstream *stream, const uint8_t *data, size_t n_bytes,
                          size_t max_out, proto_buf *out);
 
+/* What was wrong with the frame proto_zframe_inflate last refused with PROTO_EMALFORMED (zlib's
+ * reason, or that the frame ended the stream), for an ERROR text: "invalid compressed frame:
+ * <this>". Static text, never NULL. */
+const char *proto_zframe_why(const proto_zstream *stream);
+
 #ifdef __cplusplus
 }
 #endif
