@@ -1,5 +1,6 @@
 /* The outbox: reading entries as PUSH messages, the set of rows with pending changes, and the
  * server's answers (ACK, REJECT) with the conflict log they feed. */
+#include <stdio.h>
 #include <string.h>
 
 #include "internal.h"
@@ -381,6 +382,7 @@ static const char *reject_reason(uint32_t code)
     case PROTO_ERR_UNKNOWN_COLUMN: return "column unknown to the server";
     case PROTO_ERR_CONSTRAINT: return "the server's constraints refused the row";
     case PROTO_ERR_INVALID_CHANGE: return "the change was inconsistent";
+    case PROTO_ERR_ROW_TOO_LARGE: return "the row would be too large to sync";
     default: return "refused by the server";
     }
 }
@@ -492,9 +494,27 @@ static int conflict_insert_stmt(outpost_replica *r, sqlite3_stmt **out_stmt)
                               " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)", out_stmt);
 }
 
-static void ack_conflict_info(const outpost_replica *r, const proto_ack *ack, uint32_t i,
-                              conflict_row *info)
+/* The conflict-log rows an ACK makes: one per listed decision, and one more saying how many the
+ * server did not list (`cmore`, to keep the ACK within its message limit). */
+static uint32_t ack_log_rows(const proto_ack *ack)
 {
+    return ack->n_conflicts + (ack->n_unlisted > 0 ? 1u : 0u);
+}
+
+/* Row i of ack_log_rows; the unlisted row's reason is written to buf. */
+static void ack_conflict_info(const outpost_replica *r, const proto_ack *ack, uint32_t i,
+                              conflict_row *info, char *buf, size_t buf_size)
+{
+    if (i >= ack->n_conflicts) {
+        conflict_info_fill(r, info, ack->seq, "", NULL, 0, -1);
+        snprintf(buf, buf_size,
+                 "%u more decisions against this entry were not listed by the server (its"
+                 " conflict log keeps them); the server's values come with the next pull",
+                 (unsigned)ack->n_unlisted);
+        info->kind = conflict_kind_name(PROTO_CONFLICT_CONFLICT);
+        info->reason = buf;
+        return;
+    }
     const proto_conflict *c = &ack->conflicts[i];
 
     conflict_info_fill(r, info, ack->seq, c->table, c->pk, c->n_pk, c->col);
@@ -577,13 +597,14 @@ static int ack_apply(outpost_replica *r, const proto_ack *ack, bool *out_known)
     if (rc == OUTPOST_OK)
         rc = outbox_remove(r, ack->seq, out_known, NULL, NULL);
 
-    if (rc != OUTPOST_OK || !*out_known || ack->n_conflicts == 0)
+    if (rc != OUTPOST_OK || !*out_known || ack_log_rows(ack) == 0)
         return rc;
     rc = conflict_insert_stmt(r, &ins);
-    for (uint32_t i = 0; rc == OUTPOST_OK && i < ack->n_conflicts; i++) {
+    for (uint32_t i = 0; rc == OUTPOST_OK && i < ack_log_rows(ack); i++) {
         conflict_row info;
+        char buf[200];
 
-        ack_conflict_info(r, ack, i, &info);
+        ack_conflict_info(r, ack, i, &info, buf, sizeof buf);
         rc = conflict_record(r, ins, &info);
     }
     sqlite3_finalize(ins);
@@ -634,10 +655,11 @@ int outpost_outbox_ack(outpost_replica *replica, const proto_ack *ack)
     if (rc != OUTPOST_OK)
         return rc;
     replica_clear_error(replica);
-    for (uint32_t i = 0; known && replica->on_conflict && i < ack->n_conflicts; i++) {
+    for (uint32_t i = 0; known && replica->on_conflict && i < ack_log_rows(ack); i++) {
         conflict_row info;
+        char buf[200];
 
-        ack_conflict_info(replica, ack, i, &info);
+        ack_conflict_info(replica, ack, i, &info, buf, sizeof buf);
         conflict_report(replica, &info);
     }
     return OUTPOST_OK;

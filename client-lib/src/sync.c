@@ -824,14 +824,23 @@ static void cb_message(void *user_data, const uint8_t *data, size_t n_bytes)
                          : PROTO_EINVAL;
         if (zrc != PROTO_OK) {
             char why[200];
+            /* The server broke its own limit (docs/protocol.md 8.5): its fault, not this
+             * device's, so a sync failure to retry (as a plain message over the limit is). */
             if (zrc == PROTO_ETOOBIG)
                 snprintf(why, sizeof why, "message from the server exceeds %zu bytes once "
-                         "decompressed", s->limits.max_message_bytes);
+                         "decompressed, more than the limit it advertised",
+                         s->limits.max_message_bytes);
+            else if (zrc == PROTO_EMALFORMED)
+                snprintf(why, sizeof why, "invalid compressed frame from the server: %s",
+                         proto_zframe_why(s->zin));
             else
                 snprintf(why, sizeof why, "cannot decompress a message from the server (%s)",
                          s->zin ? proto_strerror(zrc) : "compression was not agreed");
             proto_buf_free(&plain);
-            fail_transient(s, zrc == PROTO_ENOMEM ? OUTPOST_ENOMEM : OUTPOST_EPROTO, why);
+            fail_transient(s, zrc == PROTO_ENOMEM   ? OUTPOST_ENOMEM
+                              : zrc == PROTO_ETOOBIG ? OUTPOST_ESERVER
+                                                     : OUTPOST_EPROTO,
+                           why);
             return;
         }
         data = plain.data;

@@ -78,6 +78,7 @@ const char *proto_error_code_name(uint32_t code)
     case PROTO_ERR_UNKNOWN_COLUMN: return "unknown column";
     case PROTO_ERR_CONSTRAINT: return "constraint";
     case PROTO_ERR_INVALID_CHANGE: return "invalid change";
+    case PROTO_ERR_ROW_TOO_LARGE: return "row too large";
     default: return "unknown";
     }
 }

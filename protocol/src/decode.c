@@ -1013,6 +1013,11 @@ static int dec_ack(dec *d, const msgpack_object *o, proto_ack *m)
         rc = get_list(d, o, KEY_CONFLICTS, sizeof(proto_conflict), conv_conflict, &conflicts,
                       &m->n_conflicts);
     m->conflicts = conflicts;
+    const msgpack_object *more = NULL;
+    if (rc == PROTO_OK)
+        rc = find(d, o, KEY_CONFLICTS_MORE, false, &more);
+    if (rc == PROTO_OK && more != NULL)
+        rc = get_u32(d, o, KEY_CONFLICTS_MORE, &m->n_unlisted);
     return rc;
 }
 

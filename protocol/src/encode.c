@@ -556,7 +556,7 @@ static int put_ack(enc *e, const proto_ack *m)
 {
     if (m->n_conflicts > 0 && m->conflicts == NULL)
         return PROTO_EINVAL;
-    put_header(e, PROTO_MSG_ACK, 4);
+    put_header(e, PROTO_MSG_ACK, m->n_unlisted > 0 ? 5 : 4);
     put_uint(e, KEY_SEQ, m->seq);
     put_uint(e, KEY_SERVER_SEQ, m->server_seq);
     put_bool(e, KEY_CLAMPED, m->hlc_clamped);
@@ -567,6 +567,8 @@ static int put_ack(enc *e, const proto_ack *m)
         if (rc != PROTO_OK)
             return rc;
     }
+    if (m->n_unlisted > 0)
+        put_uint(e, KEY_CONFLICTS_MORE, m->n_unlisted);
     return PROTO_OK;
 }
 

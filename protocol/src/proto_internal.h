@@ -46,6 +46,7 @@
 #define KEY_MORE "more"
 #define KEY_CLAMPED "clamp"
 #define KEY_CONFLICTS "conf"
+#define KEY_CONFLICTS_MORE "cmore"
 #define KEY_LIMIT "lim"
 #define KEY_ROWS "rows"
 #define KEY_MESSAGE "msg"

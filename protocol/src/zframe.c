@@ -16,6 +16,7 @@ struct proto_zstream {
     z_stream z;
     bool compress;
     bool broken;
+    const char *why; /* what was wrong with the last frame refused as malformed */
 };
 
 int proto_zstream_new(bool compress, proto_zstream **out_stream)
@@ -152,8 +153,14 @@ static int inflate_input(proto_zstream *s, const uint8_t *in, size_t n, size_t m
         if (out->len > max_out)
             return PROTO_ETOOBIG;
         /* Z_STREAM_END too: a frame never ends the session's stream. */
-        if (zrc != Z_OK && zrc != Z_BUF_ERROR)
+        if (zrc == Z_STREAM_END) {
+            s->why = "a final block ends the DEFLATE stream, which a frame must not";
             return PROTO_EMALFORMED;
+        }
+        if (zrc != Z_OK && zrc != Z_BUF_ERROR) {
+            s->why = s->z.msg ? s->z.msg : "not valid DEFLATE data";
+            return PROTO_EMALFORMED;
+        }
         if (s->z.avail_in == 0 && s->z.avail_out > 0)
             return PROTO_OK;
     }
@@ -166,6 +173,7 @@ int proto_zframe_inflate(proto_zstream *stream, const uint8_t *data, size_t n_by
     if (stream == NULL || stream->compress || stream->broken)
         return PROTO_EINVAL;
     int rc = PROTO_EMALFORMED;
+    stream->why = "not a compressed frame";
     if (proto_is_zframe(data, n_bytes) && n_bytes - 1 <= UINT32_MAX)
         rc = inflate_input(stream, data + 1, n_bytes - 1, max_out, out);
     /* The sync tail the sender left off ends the message. */
@@ -176,4 +184,9 @@ int proto_zframe_inflate(proto_zstream *stream, const uint8_t *data, size_t n_by
         out->len = 0;
     }
     return rc;
+}
+
+const char *proto_zframe_why(const proto_zstream *stream)
+{
+    return stream && stream->why ? stream->why : "not a compressed frame";
 }

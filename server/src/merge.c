@@ -154,6 +154,47 @@ static int log_lost_values(push_ctx *c, change_ref *r, proto_conflict_kind kind,
     return 0;
 }
 
+/* Encoded size bound of a row (rowset_row_cost, as the pull page builder counts it): vals where
+ * set[] says so (every one of the first n when set is NULL), base elsewhere (NULL when it is
+ * not there: such a column is nil or its default). */
+static size_t row_cost(const store_table *t, const bool *set, const proto_value *vals,
+                       const proto_value *base, uint32_t n)
+{
+    size_t cost = rowset_row_cost(t, vals, 0);
+    for (uint32_t i = 0; i < t->n_cols; i++) {
+        const proto_value *v = &merge_null_value;
+        if (i < n && (set == NULL || set[i]))
+            v = &vals[i];
+        else if (base != NULL)
+            v = &base[i];
+        cost += store_value_encoded_max(v);
+    }
+    return cost;
+}
+
+/* Size: a row larger than one ROWS page can carry could never be pulled by any device of its
+ * team (docs/protocol.md 8.6), so a change that would make it so is refused, whole entry with it;
+ * the device keeps the worker's values in its quarantine. A row already larger (stored under a
+ * larger limit) may still shrink. The written row is vals/set over base, as in row_cost. */
+static int check_row_size(push_ctx *c, const change_ref *r, const bool *set,
+                          const proto_value *vals, const proto_value *base, uint32_t n)
+{
+    size_t limit = c->st->max_page_bytes;
+    if (limit == 0)
+        return 0;
+    const store_table *t = r->t;
+    size_t room = rowset_row_room(t, limit);
+    size_t cost = row_cost(t, set, vals, base, n);
+    if (cost <= room || (base != NULL && cost <= row_cost(t, NULL, base, NULL, t->n_cols)))
+        return 0;
+    char why[256];
+    snprintf(why, sizeof why,
+             "the row would take %zu bytes, more than the %zu a pull page can carry within the"
+             " message limit of %zu bytes: shorten its values",
+             cost, room, limit);
+    return merge_reject(c, r->t, t->name, r->pk, PROTO_ERR_ROW_TOO_LARGE, why, r->ch);
+}
+
 /* A row written whole (inserted) has one version for every column. */
 static void version_stamp_all(push_ctx *c, change_ref *r)
 {
@@ -190,7 +231,9 @@ static int merge_insert(push_ctx *c, change_ref *r)
         if (out != 0)
             return out;
     }
-    int out = merge_apply_insert(c, r->t, vals, r->n_columns, r->pk, r->ch);
+    int out = check_row_size(c, r, NULL, vals, NULL, r->n_columns);
+    if (out == 0 && c->n_rejects == 0)
+        out = merge_apply_insert(c, r->t, vals, r->n_columns, r->pk, r->ch);
     if (out != 0 || c->n_rejects > 0)
         return out;
     proto_value scope_old = r->meta.exists ? r->meta.scope : merge_undef_value;
@@ -209,7 +252,9 @@ static int finish_columns(push_ctx *c, change_ref *r, const bool *set, const pro
 {
     const store_table *t = r->t;
     if (changed) {
-        int out = merge_apply_update(c, t, set, vals, r->pk, r->ch);
+        int out = check_row_size(c, r, set, vals, r->cur, t->n_cols);
+        if (out == 0 && c->n_rejects == 0)
+            out = merge_apply_update(c, t, set, vals, r->pk, r->ch);
         if (out != 0 || c->n_rejects > 0)
             return out;
     }
@@ -309,6 +354,8 @@ static int merge_update_deleted(push_ctx *c, change_ref *r)
         merge_log_conflict(c, t, &r->pk_blob, r->pk, -1, PROTO_CONFLICT_NOTFOUND,
                            &merge_undef_value, &merge_undef_value, deleter, merge_pusher(c), false);
     if (out == 0)
+        out = check_row_size(c, r, NULL, vals, NULL, n);
+    if (out == 0 && c->n_rejects == 0)
         out = merge_apply_insert(c, r->t, vals, n, r->pk, r->ch);
     if (out != 0 || c->n_rejects > 0)
         return out;
@@ -474,21 +521,24 @@ static int insert_new_row(push_ctx *c, change_ref *r, bool *out_done)
     if (!row_scope_allowed(c->dev, scope_new))
         return merge_reject(c, r->t, t->name, r->pk, PROTO_ERR_OUT_OF_SCOPE,
                             "the row's new scope value is not one of the device's teams", r->ch);
+    /* The values are only bound, never kept: the context's scratch holds them (after the
+     * key), so that a push of many rows does not grow the arena row by row. */
+    proto_value *vals = r->pk + t->n_pk;
+    for (uint32_t i = 0; i < r->n_columns; i++)
+        vals[i] = r->ch->cols[i].new_val;
+    int out = check_row_size(c, r, NULL, vals, NULL, r->n_columns);
+    if (out != 0 || c->n_rejects > 0)
+        return out;
     r->meta.seq = (uint64_t)c->server_seq + 1; /* the entry merge_log_change_entry appends below */
     r->meta.scope = *scope_new;
     r->meta.echo_device = c->rec.no;
     r->meta.echo_since = 0;
     version_stamp_all(c, r);
     bool added = false;
-    int out = row_meta_add(c->st, t->id, &r->pk_blob, &r->meta, &added);
+    out = row_meta_add(c->st, t->id, &r->pk_blob, &r->meta, &added);
     if (out != 0 || !added)
         return out;
     *out_done = true;
-    /* The values are only bound, never kept: the context's scratch holds them (after the
-     * key), so that a push of many rows does not grow the arena row by row. */
-    proto_value *vals = r->pk + t->n_pk;
-    for (uint32_t i = 0; i < r->n_columns; i++)
-        vals[i] = r->ch->cols[i].new_val;
     out = merge_apply_insert(c, r->t, vals, r->n_columns, r->pk, r->ch);
     if (out != 0 || c->n_rejects > 0)
         return out;

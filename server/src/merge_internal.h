@@ -24,6 +24,7 @@ typedef struct push_reject {
  * quadratic time, the store its disk, or the device a REJECT larger than it can read. */
 #define MERGE_MAX_REJECT_ROWS 256u
 
+
 typedef struct push_ctx {
     store *st;
     const store_device *dev;
@@ -37,7 +38,9 @@ typedef struct push_ctx {
     uint32_t n_rows;
     push_reject *rejects;
     uint32_t n_rejects;
-    uint32_t n_rejects_more; /* refused rows past MERGE_MAX_REJECT_ROWS: counted, not listed */
+    uint32_t n_rejects_more; /* refused rows past MERGE_MAX_REJECT_ROWS or the byte budget:
+                              * counted, not listed */
+    size_t reject_bytes;     /* encoded size bound of the rows listed so far */
     proto_conflict *conflicts;
     uint32_t n_conflicts;
     char (*teams)[64];
@@ -47,6 +50,11 @@ typedef struct push_ctx {
     uint32_t n_scratch;
     bool refusing;        /* conflict rows written now record a refusal: not reversible */
 } push_ctx;
+
+/* The most bytes the listed part of an ACK (its conflicts) or a REJECT (its rows, then its
+ * server rows) may take: 512 KiB, or half the message limit when that is smaller, so that the
+ * server never sends a device more than `msg` (docs/protocol.md 8.5). */
+size_t merge_reply_budget(const push_ctx *c);
 
 /* One side of a decision: which device wrote, with which clock. */
 typedef struct conflict_side {

@@ -17,13 +17,31 @@ conflict_side merge_pusher(const push_ctx *c)
     return s;
 }
 
+size_t merge_reply_budget(const push_ctx *c)
+{
+    size_t budget = 512u * 1024u, limit = c->st->max_page_bytes;
+    return limit > 0 && limit / 2 < budget ? limit / 2 : budget;
+}
+
 int merge_reject(push_ctx *c, store_table *t, const char *table, const proto_value *pk,
                  uint32_t code, const char *message, const proto_change *change)
 {
-    if (c->n_rejects >= MERGE_MAX_REJECT_ROWS) {
-        c->n_rejects_more++;
-        return 0;
+    /* What the row adds to the REJECT: its table, reason, key and framing. A key too large to
+     * echo (a hostile 900 KiB key) is not listed; the row still counts. */
+    size_t cost = 32 + strlen(table) + strlen(message);
+    for (uint32_t k = 0; pk && t && k < t->n_pk; k++)
+        cost += store_value_encoded_max(&pk[k]);
+    if (c->n_rejects >= MERGE_MAX_REJECT_ROWS || c->reject_bytes + cost > merge_reply_budget(c)) {
+        /* The first refusal is always listed (the entry must be refused), without its key when
+         * the key alone is too large. */
+        if (c->n_rejects > 0) {
+            c->n_rejects_more++;
+            return 0;
+        }
+        pk = NULL;
+        cost = 32 + strlen(table) + strlen(message);
     }
+    c->reject_bytes += cost;
     push_reject *r = realloc(c->rejects, (c->n_rejects + 1) * sizeof *r);
     if (r == NULL)
         return store_fail(c->st, STORE_ENOMEM, "out of memory");

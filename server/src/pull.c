@@ -22,8 +22,7 @@ enum {
      * A skipped entry costs one indexed lookup (a few microseconds), so a page stays within
      * tens of milliseconds of worker time; at 4,096 a device pulling after its own bulk push
      * of 100,000 rows walked them in 13 empty pages, each a network round trip. */
-    PULL_SCAN_EXTRA = 32768,
-    PULL_MESSAGE_OVERHEAD = 64
+    PULL_SCAN_EXTRA = 32768
 };
 
 static int left_scope_since(store *st, const store_device *dev, int64_t table_id, const void *pk,
@@ -138,10 +137,10 @@ static int pull_one(pull_page *p, sqlite3_stmt *s)
     }
     size_t cost =
         what == SEND_ROW ? rowset_row_cost(t, vals, t->n_cols) : rowset_row_cost(t, pk, t->n_pk);
-    cost += 64 + strlen(t->name); /* in case this is the page's first row of the table */
-    /* A page always carries at least one row, so that a row larger than max_bytes still
-     * moves (the daemon's message limit is the real bound). */
-    if (p->n_items > 0 && PULL_MESSAGE_OVERHEAD + p->rs.encoded_max + cost > p->max_bytes) {
+    /* Room for the row, in case it is the page's first row of its table. The merge keeps every
+     * row within one page (store_set_page_limit); a page still carries at least one row, so
+     * that a row stored before that bound (or under a larger limit) still moves. */
+    if (p->n_items > 0 && p->rs.encoded_max + cost > rowset_row_room(t, p->max_bytes)) {
         p->full = true;
         return 0;
     }
@@ -271,6 +270,11 @@ done:
         memset(out_info, 0, sizeof *out_info);
     }
     return out;
+}
+
+void store_set_page_limit(store *st, size_t max_bytes)
+{
+    st->max_page_bytes = max_bytes;
 }
 
 int store_server_seq(store *st, uint64_t *out_seq)

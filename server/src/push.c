@@ -13,9 +13,6 @@
 
 /* ---- replies ------------------------------------------------------------------------------- */
 
-/* The largest REJECT sent (and recorded for replays): well under the default message limit. */
-#define STORE_REJECT_MAX_BYTES (512u * 1024u)
-
 static int encode_reply(push_ctx *c, const proto_msg *msg, proto_buf *reply)
 {
     int rc = proto_encode(msg, reply);
@@ -119,6 +116,30 @@ static int load_conflicts(push_ctx *c)
     return out;
 }
 
+/* An ACK lists at most this many decisions against the device, in at most
+ * merge_reply_budget: an entry that lost on 20,000 rows must still get an ACK the device
+ * can take (within `msg`). The rest are counted (`cmore`); their server values come with the
+ * pull, and the conflict log keeps them all. */
+#define STORE_ACK_MAX_CONFLICTS 1000u
+
+/* How many of the first conflicts fit in an ACK. */
+static uint32_t ack_listed(const push_ctx *c)
+{
+    size_t bytes = 64;
+    uint32_t n = 0;
+    for (; n < c->n_conflicts && n < STORE_ACK_MAX_CONFLICTS; n++) {
+        const proto_conflict *pc = &c->conflicts[n];
+        size_t cost = 48 + strlen(pc->table) + store_value_encoded_max(&pc->mine) +
+                      store_value_encoded_max(&pc->winner);
+        for (uint32_t k = 0; k < pc->n_pk; k++)
+            cost += store_value_encoded_max(&pc->pk[k]);
+        if (bytes + cost > merge_reply_budget(c))
+            break;
+        bytes += cost;
+    }
+    return n;
+}
+
 static int encode_ack(push_ctx *c, uint64_t server_seq, proto_buf *reply)
 {
     proto_msg msg;
@@ -127,7 +148,8 @@ static int encode_ack(push_ctx *c, uint64_t server_seq, proto_buf *reply)
     msg.u.ack.seq = c->push->seq;
     msg.u.ack.server_seq = server_seq;
     msg.u.ack.hlc_clamped = c->clamped;
-    msg.u.ack.n_conflicts = c->n_conflicts;
+    msg.u.ack.n_conflicts = ack_listed(c);
+    msg.u.ack.n_unlisted = c->n_conflicts - msg.u.ack.n_conflicts;
     msg.u.ack.conflicts = c->conflicts;
     return encode_reply(c, &msg, reply);
 }
@@ -221,7 +243,7 @@ static int encode_reject(push_ctx *c, proto_buf *reply)
         out = encode_reply(c, &msg, reply);
         /* Too big for a device to take (and to be read back for a replay): the reasons alone,
          * without the server's rows; the device then undoes its refused changes itself. */
-        if (out == 0 && reply->len > STORE_REJECT_MAX_BYTES) {
+        if (out == 0 && reply->len > merge_reply_budget(c)) {
             proto_buf_free(reply);
             msg.u.reject.n_tables = 0;
             msg.u.reject.tables = NULL;

@@ -213,6 +213,11 @@ int store_push(store *st, store_device *dev, const proto_push *push, uint64_t no
  *  - A revoked device gets STORE_EREVOKED and no reply.
  *  - teams_touched is NULL when n_teams_touched is 0; free it with free(). */
 
+/* The message limit a ROWS page must stay within (the daemon's `msg`). From then on a push is
+ * refused (REJECT code PROTO_ERR_ROW_TOO_LARGE) when it would make a row larger than one page
+ * can carry, so that every row can always be pulled. 0 (the default) sets no bound. */
+void store_set_page_limit(store *st, size_t max_bytes);
+
 /* The newest server sequence (the change log's head), for WELCOME's server_seq. */
 int store_server_seq(store *st, uint64_t *out_seq);
 

@@ -40,6 +40,7 @@ struct store {
     db_conn *conn;    /* the seam: SQLite (wrapping db) or PostgreSQL */
     sqlite3 *db; /* NULL on PostgreSQL */
     char errmsg[256];
+    size_t max_page_bytes; /* a ROWS page's limit (store_set_page_limit); 0 = none */
     uint32_t schema_version; /* version of the cached tables below; 0 = not loaded */
     uint32_t n_tables;
     store_table *tables;

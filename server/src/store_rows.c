@@ -210,6 +210,12 @@ bool row_scope_allowed(const store_device *dev, const proto_value *scope)
     return false;
 }
 
+/* table name, keys and array headers of a table's first row in a message */
+static size_t rowset_table_cost(const store_table *t)
+{
+    return 64 + strlen(t->name);
+}
+
 static rowset_table *rowset_table_for(rowset *rs, const store_table *t)
 {
     for (uint32_t i = 0; i < rs->n_tables; i++)
@@ -222,8 +228,7 @@ static rowset_table *rowset_table_for(rowset *rs, const store_table *t)
     rowset_table *rt = &ts[rs->n_tables++];
     memset(rt, 0, sizeof *rt);
     rt->t = t;
-    /* table name, keys and array headers */
-    rs->encoded_max += 64 + strlen(t->name);
+    rs->encoded_max += rowset_table_cost(t);
     return rt;
 }
 
@@ -249,6 +254,12 @@ size_t rowset_row_cost(const store_table *t, const proto_value *vals, uint32_t n
     for (uint32_t i = 0; i < n; i++)
         cost += store_value_encoded_max(&vals[i]);
     return cost;
+}
+
+size_t rowset_row_room(const store_table *t, size_t max_bytes)
+{
+    size_t fixed = ROWSET_MESSAGE_OVERHEAD + rowset_table_cost(t);
+    return max_bytes > fixed ? max_bytes - fixed : 0;
 }
 
 int rowset_add_row(rowset *rs, const store_table *t, const proto_value *vals)

@@ -84,6 +84,13 @@ int rowset_add_key(rowset *rs, const store_table *t, enum rowset_kind kind, cons
 /* Upper bound of the encoded size a row or key would add. */
 size_t rowset_row_cost(const store_table *t, const proto_value *vals, uint32_t n);
 
+/* A ROWS message's own fields (type, cursor, more) beyond its tables, generously. */
+enum { ROWSET_MESSAGE_OVERHEAD = 64 };
+
+/* The largest rowset_row_cost of a row of t that a ROWS page of at most max_bytes can carry
+ * alone (the bound the merge keeps every row within). */
+size_t rowset_row_room(const store_table *t, size_t max_bytes);
+
 /* Fills rs->out (one entry per table) for a proto_rows or proto_reject. */
 int rowset_export(rowset *rs);
 void rowset_free(rowset *rs); /* NULL is a no-op */

@@ -370,6 +370,77 @@ static void test_cli_results_are_honest(void **state)
     assert_int_equal(outpost("status", NULL, NULL), 0);
 }
 
+/* Restarts the daemon with line added to its [limits] section (NULL: as it was first). */
+static void restart_with_limit(const char *line)
+{
+    static char first[16384];
+    char updated[16600];
+    assert_int_equal(fixture_pin_port(&fx), 0); /* devices keep the address they enrolled at */
+    if (first[0] == '\0') {
+        FILE *in = fopen(fx.config_path, "rb");
+        assert_non_null(in);
+        first[fread(first, 1, sizeof first - 1, in)] = '\0';
+        fclose(in);
+    }
+    assert_int_equal(fixture_stop_clean(&fx), 0);
+    snprintf(updated, sizeof updated, "%s", first);
+    char *at = strstr(updated, "[limits]\n");
+    assert_non_null(at);
+    if (line != NULL) {
+        at += strlen("[limits]\n");
+        size_t head = (size_t)(at - updated);
+        snprintf(updated + head, sizeof updated - head, "%s\n%s", line, first + head);
+    }
+    FILE *f = fopen(fx.config_path, "wb");
+    assert_non_null(f);
+    assert_true(fputs(updated, f) >= 0);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(fixture_start(&fx), 0);
+}
+
+/* outsider-wire #9: a server message over the device's limit is the server's fault: `outpost
+ * sync` fails with exit 3 (retry), naming the limit, not 2 (local error). The server keeps to
+ * its limit now, so the case is made with a 1.4 MB row stored under a 4 MiB limit and the
+ * daemon restarted with the default 1 MiB (docs/operations.md warns against this); the library
+ * takes messages up to 1 MiB. */
+static void test_a_server_message_over_the_limit_exits_3(void **state)
+{
+    enum { BIG = 700000 };
+    test_device d;
+    const char *ids[1] = {"0190c7a0-0000-7000-8000-00000000b16f"};
+    char *name = malloc(BIG);
+    proto_msg *push, *reply = NULL;
+
+    (void)state;
+    assert_non_null(name);
+    memset(name, 'x', BIG);
+    restart_with_limit("max_message_bytes = 4194304");
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &d), 0);
+    struct testclient *tc = fixture_hello(&fx, &d, NULL);
+    assert_non_null(tc);
+    push = fixture_insert_push(1, 1, ids, "t1", "big");
+    /* A value is at most 1 MiB: name and note, so that the row is 1.4 MB. */
+    proto_col *cols = push->u.push.tables[0].changes[0].cols;
+    cols[2].new_val.u.b.p = (const uint8_t *)name;
+    cols[2].new_val.u.b.n = BIG;
+    cols[3].new_val = cols[2].new_val;
+    assert_int_equal(testclient_send(tc, push, 10000), 0);
+    fixture_push_free(push);
+    assert_int_equal(testclient_recv_type(tc, PROTO_MSG_ACK, 10000, &reply), 0);
+    assert_int_equal(reply->type, PROTO_MSG_ACK);
+    proto_msg_free(reply);
+    testclient_close(tc);
+    free(name);
+
+    restart_with_limit(NULL);
+    /* Long enough that the CLI reports the failure itself (after 5 s offline), not a timeout. */
+    const char *argv[] = {OUTPOST_CLI_PATH, "--db", db, "--key-file", key, "--timeout", "10",
+                          "sync", NULL};
+    int rc = run(argv);
+    if (rc != 3 || strstr(out, "1048576") == NULL)
+        fail_msg("outpost sync exited %d: %s", rc, out);
+}
+
 static void test_sync_with_the_server_away_exits_3(void **state)
 {
     (void)state;
@@ -398,6 +469,7 @@ int main(void)
         cmocka_unit_test(test_used_code_is_refused_for_good),
         cmocka_unit_test(test_refused_write_is_said_kept_and_resubmitted),
         cmocka_unit_test(test_cli_results_are_honest),
+        cmocka_unit_test(test_a_server_message_over_the_limit_exits_3),
         cmocka_unit_test(test_sync_with_the_server_away_exits_3),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

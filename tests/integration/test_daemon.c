@@ -721,6 +721,29 @@ static void test_sync_compressed_session_refuses_a_decompression_bomb(void **sta
     free(name);
 }
 
+/* outsider-wire #3: a frame that is not valid DEFLATE is ERROR 1 naming the compression, not
+ * "malformed MessagePack". */
+static void test_sync_corrupt_compressed_frame_names_the_cause(void **state)
+{
+    static const uint8_t bad[] = {0xc1, 0xff, 0xff, 0xff, 0x12, 0x34};
+    test_device d;
+    proto_msg *m = NULL;
+    testclient *tc;
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&main_fx, "w1", &d), 0);
+    tc = hello_compressed(&d);
+    assert_int_equal(testclient_send_raw(tc, bad, sizeof bad, 0, true, false, T_MS), 0);
+    assert_int_equal(testclient_recv_type(tc, PROTO_MSG_ERROR, T_MS, &m), 0);
+    assert_int_equal(m->u.error.code, PROTO_ERR_BAD_MESSAGE);
+    if (strncmp(m->u.error.message, "invalid compressed frame: ", 26) != 0 ||
+        strstr(m->u.error.message, "MessagePack") != NULL)
+        fail_msg("ERROR text: %s", m->u.error.message);
+    proto_msg_free(m);
+    assert_true(testclient_wait_closed(tc, T_MS));
+    testclient_close(tc);
+}
+
 static void test_sync_scope_isolation(void **state)
 {
     test_device one, two, two_b, both;
@@ -1250,6 +1273,7 @@ int main(void)
         cmocka_unit_test(test_sync_bad_input_answered_while_good_client_syncs),
         cmocka_unit_test(test_sync_transaction_over_limit_is_too_large),
         cmocka_unit_test(test_sync_compressed_session_refuses_a_decompression_bomb),
+        cmocka_unit_test(test_sync_corrupt_compressed_frame_names_the_cause),
         cmocka_unit_test(test_sync_scope_isolation),
         cmocka_unit_test(test_sync_seq_rules_answer_from_the_record),
         cmocka_unit_test(test_sync_revoked_device_refused_or_wiped),

@@ -704,6 +704,242 @@ static void test_reject_names_an_unreadable_key_as_nil(void **state)
     testclient_close(tr);
 }
 
+/* ---- Big rows: every message the server sends stays within `msg` -------------------------- */
+
+/* The encoded size of a message as received (the encoding is canonical). */
+static size_t encoded_size(const proto_msg *m)
+{
+    proto_buf b = {0};
+    size_t n;
+
+    assert_int_equal(proto_encode(m, &b), PROTO_OK);
+    n = b.len;
+    proto_buf_free(&b);
+    return n;
+}
+
+/* One UPDATE of column col of row id from old_val to a text of n bytes of fill. */
+static proto_msg *big_update(uint64_t seq, const char *id, uint32_t col, proto_value old_val,
+                             char *text, size_t n, char fill, proto_col *cols)
+{
+    const char *ids[1] = {id};
+    proto_msg *push = fixture_insert_push(seq, 1, ids, "t1", "big");
+    proto_change *ch = &push->u.push.tables[0].changes[0];
+
+    memset(text, fill, n);
+    ch->op = PROTO_OP_UPDATE;
+    cols[0].idx = 0; /* the key, unchanged */
+    cols[0].old_val = ch->cols[0].new_val;
+    cols[0].new_val.type = PROTO_UNDEF;
+    cols[1].idx = col;
+    cols[1].old_val = old_val;
+    cols[1].new_val.type = PROTO_TEXT;
+    cols[1].new_val.u.b.p = (const uint8_t *)text;
+    cols[1].new_val.u.b.n = (uint32_t)n;
+    ch->cols = cols;
+    ch->n_cols = 2;
+    return push;
+}
+
+/* outsider-wire #1: a row grown by updates that each fit in a message (insert with a long name,
+ * then a long fourth column) would become larger than one ROWS page can carry: the update that
+ * would do so is refused (ROW_TOO_LARGE), and every device still pulls every row, in pages
+ * within `msg`, however many large rows there are. */
+static void test_a_row_never_grows_past_what_a_pull_page_carries(void **state)
+{
+    enum { PART = 30000 };
+    test_device d, reader;
+    testclient *tc, *tr;
+    static char name[PART], extra[PART], more[PART + 10000];
+    const char *ids[1] = {"big-row"};
+    proto_col cols[2];
+    proto_value nul = {.type = PROTO_NULL};
+    proto_msg *push, *m;
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &d), 0);
+    tc = session_for(&d, NULL);
+    memset(name, 'n', sizeof name);
+    push = fixture_insert_push(1, 1, ids, "t1", "x");
+    push->u.push.tables[0].changes[0].cols[2].new_val.u.b.p = (const uint8_t *)name;
+    push->u.push.tables[0].changes[0].cols[2].new_val.u.b.n = PART;
+    send_push(tc, push);
+    proto_msg_free(expect_type(tc, PROTO_MSG_ACK));
+    /* The fourth column too: about 60 KB, still within one 64 KiB page. */
+    send_push(tc, big_update(2, "big-row", 3, nul, extra, PART, 'e', cols));
+    proto_msg_free(expect_type(tc, PROTO_MSG_ACK));
+    /* A longer name would make it about 70 KB: refused, nothing applied. (The old value is
+     * given as nil, so that the message stays within `msg`: the later write wins anyway.) */
+    send_push(tc, big_update(3, "big-row", 2, nul, more, sizeof more, 'm', cols));
+    m = expect_type(tc, PROTO_MSG_REJECT);
+    assert_int_equal(m->u.reject.seq, 3);
+    assert_int_equal(m->u.reject.n_rows, 1);
+    assert_int_equal(m->u.reject.rows[0].code, PROTO_ERR_ROW_TOO_LARGE);
+    if (!strstr(m->u.reject.rows[0].message, "more than the") ||
+        !strstr(m->u.reject.rows[0].message, "pull page"))
+        fail_msg("REJECT reason: %s", m->u.reject.rows[0].message);
+    assert_true(encoded_size(m) <= MAX_MESSAGE);
+    proto_msg_free(m);
+    /* Two more rows near the bound: each page holds what fits, never more than `msg`. */
+    for (uint32_t i = 0; i < 2; i++) {
+        const char *id2[1] = {i == 0 ? "big-row-2" : "big-row-3"};
+        push = fixture_insert_push(4 + i, 1, id2, "t1", "x");
+        push->u.push.tables[0].changes[0].cols[2].new_val.u.b.p = (const uint8_t *)more;
+        push->u.push.tables[0].changes[0].cols[2].new_val.u.b.n = sizeof more;
+        send_push(tc, push);
+        proto_msg_free(expect_type(tc, PROTO_MSG_ACK));
+    }
+    testclient_close(tc);
+
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &reader), 0);
+    tr = session_for(&reader, NULL);
+    uint64_t cursor = 0;
+    uint32_t big = 0;
+    bool more_pages = true;
+    while (more_pages) {
+        m = pull(tr, cursor, 0);
+        size_t size = encoded_size(m);
+        if (size > MAX_MESSAGE)
+            fail_msg("a ROWS page of %zu bytes, over msg = %u", size, MAX_MESSAGE);
+        for (uint32_t t = 0; t < m->u.rows.n_tables; t++) {
+            const proto_table_rows *tr_rows = &m->u.rows.tables[t];
+            for (uint32_t r = 0; r < tr_rows->n_rows; r++) {
+                const proto_value *v = tr_rows->rows + (size_t)r * tr_rows->n_columns;
+                if (v[0].type == PROTO_TEXT && v[0].u.b.n >= 7 &&
+                    memcmp(v[0].u.b.p, "big-row", 7) == 0) {
+                    big++;
+                    /* The refused update left the name as it was. */
+                    if (v[0].u.b.n == 7)
+                        assert_int_equal(v[2].u.b.n, PART);
+                }
+            }
+        }
+        more_pages = m->u.rows.more;
+        cursor = m->u.rows.cursor;
+        proto_msg_free(m);
+    }
+    assert_int_equal(big, 3);
+    testclient_close(tr);
+}
+
+/* Turns every change of push into an UPDATE of column col (the key kept as it is) from old_val
+ * to new_val; cols holds two per change. */
+static void make_updates(proto_msg *push, uint32_t col, proto_value old_val, proto_value new_val,
+                         proto_col *cols)
+{
+    proto_table_changes *tbl = &push->u.push.tables[0];
+
+    for (uint32_t i = 0; i < tbl->n_changes; i++) {
+        proto_change *ch = &tbl->changes[i];
+        proto_col *c = &cols[2 * i];
+        c[0].idx = 0;
+        c[0].old_val = ch->cols[0].new_val;
+        c[0].new_val.type = PROTO_UNDEF;
+        c[1].idx = col;
+        c[1].old_val = old_val;
+        c[1].new_val = new_val;
+        ch->op = PROTO_OP_UPDATE;
+        ch->cols = c;
+        ch->n_cols = 2;
+    }
+}
+
+/* outsider-wire #2: an entry that lost on many rows got an ACK listing every decision, larger
+ * than `msg`, which the device refused on every retry. The ACK lists what fits and counts the
+ * rest (`cmore`), a replay of it too; every decision stays in the server's conflict log. */
+static void test_an_ack_stays_within_msg_however_many_conflicts(void **state)
+{
+    enum { N = 120, WIN = 600 };
+    test_device a, b;
+    testclient *ta, *tb;
+    static char ids_buf[N][24], winner[WIN];
+    const char *ids[N];
+    static proto_col cols[2 * N];
+    proto_value orig = {.type = PROTO_TEXT}, mine = {.type = PROTO_TEXT},
+                big = {.type = PROTO_TEXT};
+    proto_msg *push, *m;
+
+    (void)state;
+    for (uint32_t i = 0; i < N; i++) {
+        snprintf(ids_buf[i], sizeof ids_buf[i], "many-conf-%03u", i);
+        ids[i] = ids_buf[i];
+    }
+    memset(winner, 'w', sizeof winner);
+    orig.u.b.p = (const uint8_t *)"orig";
+    orig.u.b.n = 4;
+    mine.u.b.p = (const uint8_t *)"mine";
+    mine.u.b.n = 4;
+    big.u.b.p = (const uint8_t *)winner;
+    big.u.b.n = WIN;
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &a), 0);
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &b), 0);
+    ta = session_for(&a, NULL);
+    send_push(ta, fixture_insert_push(1, N, ids, "t1", "orig"));
+    proto_msg_free(expect_type(ta, PROTO_MSG_ACK));
+    /* Device b writes long names later (a larger clock), in three entries of 40 rows. */
+    tb = session_for(&b, NULL);
+    for (uint32_t k = 0; k < 3; k++) {
+        push = fixture_insert_push(10 + k, 40, ids + 40 * k, "t1", "x");
+        make_updates(push, 2, orig, big, cols);
+        send_push(tb, push);
+        proto_msg_free(expect_type(tb, PROTO_MSG_ACK));
+    }
+    testclient_close(tb);
+    /* Device a's edit of every name, made earlier, arrives after: it loses on all 120. */
+    for (int replay = 0; replay < 2; replay++) {
+        push = fixture_insert_push(2, N, ids, "t1", "x");
+        make_updates(push, 2, orig, mine, cols);
+        send_push(ta, push);
+        m = expect_type(ta, PROTO_MSG_ACK);
+        assert_int_equal(m->u.ack.seq, 2);
+        size_t size = encoded_size(m);
+        if (size > MAX_MESSAGE)
+            fail_msg("an ACK of %zu bytes, over msg = %u", size, MAX_MESSAGE);
+        assert_true(m->u.ack.n_conflicts > 0);
+        assert_true(m->u.ack.n_unlisted > 0);
+        assert_int_equal(m->u.ack.n_conflicts + m->u.ack.n_unlisted, N);
+        assert_int_equal(m->u.ack.conflicts[0].winner.u.b.n, WIN);
+        proto_msg_free(m);
+    }
+    testclient_close(ta);
+}
+
+/* A REJECT echoes keys within its byte budget too (four refused rows with 20 KB keys made a
+ * REJECT of four times that): the first refusal is always listed, the rest counted. */
+static void test_a_reject_stays_within_msg_with_large_keys(void **state)
+{
+    enum { KEY = 20000, N = 4 };
+    test_device d;
+    testclient *tc;
+    static char keys[N][KEY + 1];
+    const char *ids[N];
+    proto_msg *push, *m;
+
+    (void)state;
+    for (uint32_t i = 0; i < N; i++) {
+        memset(keys[i], 'k', KEY);
+        keys[i][0] = (char)('a' + i);
+        ids[i] = keys[i];
+    }
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &d), 0);
+    tc = session_for(&d, NULL);
+    /* Three chunks would be the real thing; one entry of rows for a team not the worker's. */
+    push = fixture_insert_push(1, N - 1, ids, "team-of-nobody", "x");
+    send_push(tc, push);
+    m = expect_type(tc, PROTO_MSG_REJECT);
+    size_t size = encoded_size(m);
+    if (size > MAX_MESSAGE / 2)
+        fail_msg("a REJECT of %zu bytes, over half of msg = %u", size, MAX_MESSAGE);
+    assert_true(m->u.reject.n_rows >= 1);
+    assert_int_equal(m->u.reject.rows[0].code, PROTO_ERR_OUT_OF_SCOPE);
+    if (m->u.reject.n_rows < N - 1 &&
+        !strstr(m->u.reject.rows[m->u.reject.n_rows - 1].message, "more rows refused"))
+        fail_msg("a REJECT of %u rows that does not say more were refused: %s",
+                 m->u.reject.n_rows, m->u.reject.rows[m->u.reject.n_rows - 1].message);
+    proto_msg_free(m);
+    testclient_close(tc);
+}
+
 /* ---- NOTIFY ------------------------------------------------------------------------------- */
 
 static void test_notify_is_not_sent_to_the_pushing_device(void **state)
@@ -931,6 +1167,9 @@ int main(void)
         cmocka_unit_test(test_pull_lim_zero_means_the_server_page_cap),
         cmocka_unit_test(test_push_sv_is_not_checked_and_a_shorter_ncol_takes_defaults),
         cmocka_unit_test(test_reject_names_an_unreadable_key_as_nil),
+        cmocka_unit_test(test_a_row_never_grows_past_what_a_pull_page_carries),
+        cmocka_unit_test(test_an_ack_stays_within_msg_however_many_conflicts),
+        cmocka_unit_test(test_a_reject_stays_within_msg_with_large_keys),
         cmocka_unit_test(test_notify_is_not_sent_to_the_pushing_device),
         cmocka_unit_test(test_many_requests_may_wait_unanswered),
         cmocka_unit_test(test_wipe_ordered_during_a_session_reaches_the_next_hello),

@@ -179,6 +179,40 @@ static void test_outbox_ack_removes_entry_and_logs_conflicts(void **state)
     assert_int_equal(fx_query_int(f, "SELECT count(*) FROM _outpost_conflicts"), 0);
 }
 
+/* An ACK that lists some decisions and counts the rest (`cmore`, server capping it within its
+ * message limit): the log says how many were not listed, and the entry leaves the outbox. */
+static void test_outbox_ack_with_unlisted_conflicts_says_how_many(void **state)
+{
+    fixture *f = *state;
+    proto_value pk = pv_text("c1");
+    proto_conflict conflict = {.table = "contacts", .n_pk = 1, .pk = &pk, .col = 2,
+                               .kind = PROTO_CONFLICT_DATA, .mine = pv_text("Ana"),
+                               .winner = pv_text("Anya")};
+    proto_ack ack = {.seq = 1, .server_seq = 10, .n_conflicts = 1, .conflicts = &conflict,
+                     .n_unlisted = 20029};
+    char buf[256];
+
+    assert_int_equal(fx_insert_contact(f, "c1", "Ana", 15), OUTPOST_OK);
+    assert_int_equal(outpost_outbox_ack(f->r, &ack), OUTPOST_OK);
+    assert_int_equal(fx_pending(f), 0);
+    assert_int_equal(fx_query_int(f, "SELECT count(*) FROM _outpost_conflicts"), 2);
+    assert_int_equal(f->n_conflicts, 2);
+    assert_string_equal(fx_query_text(f, "SELECT reason FROM _outpost_conflicts WHERE tbl = ''",
+                                      buf, sizeof buf),
+                        "20029 more decisions against this entry were not listed by the server"
+                        " (its conflict log keeps them); the server's values come with the next"
+                        " pull");
+    /* None listed at all (one decision alone over the server's budget) still says so. */
+    ack.seq = 2;
+    ack.n_conflicts = 0;
+    ack.conflicts = NULL;
+    ack.n_unlisted = 1;
+    assert_int_equal(fx_insert_contact(f, "c2", "Ben", 15), OUTPOST_OK);
+    assert_int_equal(outpost_outbox_ack(f->r, &ack), OUTPOST_OK);
+    assert_int_equal(fx_pending(f), 0);
+    assert_int_equal(fx_query_int(f, "SELECT count(*) FROM _outpost_conflicts WHERE seq = 2"), 1);
+}
+
 /* c0 came from the server earlier. The device inserts c1 (out of its scope) and updates c0 in
  * one transaction; the server refuses it and sends its own c0. */
 static void test_outbox_reject_restores_server_rows(void **state)
@@ -272,6 +306,8 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_outbox_ack_removes_entry_and_logs_conflicts, fx_setup,
                                         fx_teardown),
+        cmocka_unit_test_setup_teardown(test_outbox_ack_with_unlisted_conflicts_says_how_many,
+                                        fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_outbox_reject_restores_server_rows, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_outbox_reject_undoes_unmentioned_changes, fx_setup,
                                         fx_teardown),

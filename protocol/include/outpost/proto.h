@@ -206,7 +206,8 @@ typedef enum proto_error_code {
     PROTO_ERR_UNKNOWN_TABLE = 21,
     PROTO_ERR_UNKNOWN_COLUMN = 22,
     PROTO_ERR_CONSTRAINT = 23,       /* the store refused the row (NOT NULL, CHECK, type) */
-    PROTO_ERR_INVALID_CHANGE = 24    /* change is self-inconsistent (missing pk, wrong count) */
+    PROTO_ERR_INVALID_CHANGE = 24,   /* change is self-inconsistent (missing pk, wrong count) */
+    PROTO_ERR_ROW_TOO_LARGE = 25     /* the row would be larger than one ROWS page can carry */
 } proto_error_code;
 
 /* A static English name for a proto_error_code ("out of scope", ...); "unknown" otherwise. */
@@ -356,6 +357,8 @@ typedef struct proto_ack {
     bool hlc_clamped;      /* the device clock ran ahead; the server used its own */
     uint32_t n_conflicts;  /* decisions against this device's writes in this entry */
     proto_conflict *conflicts;
+    uint32_t n_unlisted;   /* further such decisions the server did not list (`cmore`, optional
+                            * on the wire: absent is 0), to keep the ACK within `msg` */
 } proto_ack;
 
 typedef struct proto_pull {
@@ -501,6 +504,11 @@ bool proto_is_zframe(const uint8_t *data, size_t n_bytes);
  * session must end: the peers no longer agree on the history). */
 int proto_zframe_inflate(proto_zstream *stream, const uint8_t *data, size_t n_bytes,
                          size_t max_out, proto_buf *out);
+
+/* What was wrong with the frame proto_zframe_inflate last refused with PROTO_EMALFORMED (zlib's
+ * reason, or that the frame ended the stream), for an ERROR text: "invalid compressed frame:
+ * <this>". Static text, never NULL. */
+const char *proto_zframe_why(const proto_zstream *stream);
 
 #ifdef __cplusplus
 }

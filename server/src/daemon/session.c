@@ -774,6 +774,9 @@ static int inflate_rx(session *s)
         if (rc == PROTO_ETOOBIG)
             send_error(s, PROTO_ERR_TOO_LARGE, false, true,
                        "message exceeds %zu bytes once decompressed", limit);
+        else if (rc == PROTO_EMALFORMED)
+            send_error(s, PROTO_ERR_BAD_MESSAGE, false, true, "invalid compressed frame: %s",
+                       proto_zframe_why(s->zin));
         else
             send_error(s, rc == PROTO_ENOMEM ? PROTO_ERR_INTERNAL : PROTO_ERR_BAD_MESSAGE,
                        rc == PROTO_ENOMEM, true, "cannot decompress message (%s)",

@@ -154,6 +154,7 @@ int worker_start(const char *store_path, uint32_t queue_depth, const job_env *en
         free(w);
         return -1;
     }
+    store_set_page_limit(w->st, env->max_reply_bytes);
     w->queue_depth = queue_depth;
     w->env = *env;
     w->wake = wake;
