@@ -404,7 +404,7 @@ static int report_watch(store *st, bool changed)
     }
     int code = audit_act(st, "watch.set", "%s", "watch rules replaced");
     if (code == EXIT_OK)
-        printf("watch rules kept\n");
+        printf("watch rules set\n");
     return code;
 }
 
