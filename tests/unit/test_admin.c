@@ -135,6 +135,11 @@ static void test_help_on_every_command(void **state)
 {
     ctx *c = *state;
     expect(c, "--help", 0, "usage: outpost-admin --store PATH COMMAND", NULL);
+    /* the summary names every option of init and upgrade, --watch included */
+    assert_non_null(strstr(c->r.out, "  init --schema FILE.sql --policy FILE [--forms DIR] "
+                                     "[--watch FILE.json] [--check]\n"));
+    assert_non_null(strstr(c->r.out, "  upgrade --schema FILE.sql --policy FILE [--forms DIR] "
+                                     "[--watch FILE.json] [--check]\n"));
     const char *cmds[] = {"init", "upgrade", "team", "worker", "enroll", "devices", "revoke"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         char args[64], want[64];
