@@ -665,15 +665,21 @@ static int build(sqlite3 *db, const watch_rule *r, const char *scope_col, stmt_k
         lex_check(r->id, "due", r->due, &cols, err, err_size) != 0)
         return -1;
     /* CASE WHEN c IS NOT NULL AND (datetime(c) IS NULL OR c NOT GLOB '*[0-9]*') THEN 'c' ... */
-    char unreadable[WATCH_TIME_COLS_MAX * 200 + 16] = "NULL";
+    /* names are at most 63 bytes of [A-Za-z0-9_]: a clause is under 4 * 63 + 100 bytes */
+    char unreadable[WATCH_TIME_COLS_MAX * 360 + 16] = "NULL";
     if (cols.n > 0) {
         size_t at = (size_t)snprintf(unreadable, sizeof unreadable, "CASE");
-        for (uint32_t k = 0; k < cols.n; k++)
+        for (uint32_t k = 0; k < cols.n && at < sizeof unreadable; k++)
             at += (size_t)snprintf(unreadable + at, sizeof unreadable - at,
                                    " WHEN %s IS NOT NULL AND (datetime(%s) IS NULL OR"
                                    " %s NOT GLOB '*[0-9]*') THEN '%s'",
                                    cols.name[k], cols.name[k], cols.name[k], cols.name[k]);
-        snprintf(unreadable + at, sizeof unreadable - at, " END");
+        if (at < sizeof unreadable)
+            at += (size_t)snprintf(unreadable + at, sizeof unreadable - at, " END");
+        if (at >= sizeof unreadable) {
+            snprintf(err, err_size, "rule %s: its time columns' names are too long", r->id);
+            return -1;
+        }
     }
     if (quote_ident(pk_q, sizeof pk_q, pk) != 0 || quote_ident(table_q, sizeof table_q, r->table) ||
         quote_ident(scope_q, sizeof scope_q, scope_col) != 0 ||

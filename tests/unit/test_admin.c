@@ -550,6 +550,9 @@ static void test_watch_rule_errors_name_rule_and_problem(void **state)
          "rule r1: when calls julianday() on \":t\""},
         {"{" BASE ", \"when\": \"\\\"datetime\\\"(went_missing_at) IS NULL\"}",
          "rule r1: when calls a function by a quoted name"},
+        {"{" BASE ", \"when\": \"date(a) || date(b) || date(c) || date(d) || date(e) || "
+         "date(f) || date(g) || date(h) || date(i) IS NULL\"}",
+         "rule r1: reads more than 8 time columns"},
         /* a configured number that would make the duty never fall due */
         {"{" BASE ", \"when\": \"1\", \"params\": {\"days\": 1e300}}",
          "rule r1: parameter days is 1e+300; it must be between 0 and 3650 days"},
