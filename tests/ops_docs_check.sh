@@ -19,10 +19,11 @@ rm -rf "$work"
 mkdir -p "$work/root/etc/outpost" "$work/root/var/lib/outpost" "$work/cwd"
 "$src/scripts/package.sh" "$build" "$work/debs" > "$work/package.log" 2>&1 ||
     fail "scripts/package.sh failed: $(cat "$work/package.log")"
-# What the operator has in hand: certificates, the schema and policy files.
+# What the operator has in hand: certificates, the schema, policy and watch rules files.
 sh "$src/certs-example/make-dev-certs.sh" "$work/cwd" > /dev/null 2>&1 || fail "certificates"
 cp "$src/examples/outreach/schema.sql" "$work/cwd/schema.sql"
 cp "$src/examples/outreach/policy" "$work/cwd/schema.policy"
+cp "$src/examples/outreach/watch.json" "$work/cwd/watch.json"
 
 blocks=$(awk '
     /^## / { section = $0 }

@@ -17,6 +17,9 @@
  *   GET  api/records?table=T&q=S  up to 200 rows, newest first, each with its sync state
  *   GET  api/record?table=T&key=K one row, its state and its recorded conflicts
  *   GET  api/rejected             changes the server refused, with the values typed
+ *   GET  api/watch                this device's Needs attention items (outpost_watch_items at
+ *                                 the wall clock): rule, severity, title, table, team, key,
+ *                                 alias, due
  *   POST api/save                 {"table","key"|null,"values":{column: value}}: insert or update
  *   POST api/rejected/resubmit    {"id","values":{column: value}}: corrected, written again
  *   POST api/rejected/discard     {"id"}
@@ -35,6 +38,7 @@
 #include <stdlib.h>
 #include <strings.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libwebsockets.h>
@@ -669,6 +673,48 @@ static int get_rejected(field_app *app, field_req *req)
     return respond_json(req, 200, s);
 }
 
+/* One Needs attention item as a JSON object; title_json is the rule's JSON, made by jansson. */
+static int watch_item_json(const outpost_watch_item *it, void *user_data)
+{
+    sqlite3_str *s = user_data;
+    if (sqlite3_str_length(s) > 1)
+        sqlite3_str_appendchar(s, 1, ',');
+    sqlite3_str_appendall(s, "{\"rule\":");
+    json_cstr(s, it->rule_id);
+    sqlite3_str_appendall(s, ",\"severity\":");
+    json_cstr(s, it->severity);
+    sqlite3_str_appendf(s, ",\"title\":%s,\"table\":", it->title_json);
+    json_cstr(s, it->table);
+    sqlite3_str_appendall(s, ",\"team\":");
+    json_cstr(s, it->team);
+    sqlite3_str_appendall(s, ",\"key\":");
+    json_cstr(s, it->record_id);
+    sqlite3_str_appendall(s, ",\"alias\":");
+    if (it->alias)
+        json_cstr(s, it->alias);
+    else
+        sqlite3_str_appendall(s, "null");
+    sqlite3_str_appendall(s, ",\"due\":");
+    json_cstr(s, it->due);
+    sqlite3_str_appendchar(s, 1, '}');
+    return 0;
+}
+
+static int get_watch(field_app *app, field_req *req)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t now_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    sqlite3_str *s = sqlite3_str_new(NULL);
+    sqlite3_str_appendchar(s, 1, '[');
+    if (outpost_watch_items(app->r, now_ms, watch_item_json, s) != OUTPOST_OK) {
+        sqlite3_free(sqlite3_str_finish(s));
+        return respond_error(req, 500, outpost_errmsg(app->r));
+    }
+    sqlite3_str_appendchar(s, 1, ']');
+    return respond_json(req, 200, s);
+}
+
 /* ---- POST bodies ------------------------------------------------------------------------ */
 
 /* The members of the object at path in a JSON body, as column names and values. */
@@ -1106,6 +1152,8 @@ static int serve(field_app *app, field_req *req)
         return get_record(app, req);
     if (strcmp(path, "/api/rejected") == 0)
         return get_rejected(app, req);
+    if (strcmp(path, "/api/watch") == 0)
+        return get_watch(app, req);
     asset = find_asset(path);
     if (asset)
         return respond(req, 200, asset->content_type, asset->data, asset->n_bytes), 0;

@@ -529,8 +529,10 @@ typedef int (*outpost_watch_cb)(const outpost_watch_item *item, void *user_data)
  * a rule team by team, oldest due first. A replica with no rules (a server without them, or not
  * enrolled yet) has no items: OUTPOST_OK and cb is never called. A rule that no longer compiles
  * against the replica is OUTPOST_ESCHEMA naming the rule. Rules are checked exactly as the
- * server checks them: only reads of the rule's own table, values bound. Same thread rules as
- * the other calls on this handle. */
+ * server checks them: only reads of the rule's own table, values bound. A row whose time the
+ * rule cannot read (docs/watch.md) is an item too: severity "high", title "Time not readable:
+ * COLUMN (the rule's title)", due = now_ms. Same thread rules as the other calls on this
+ * handle. */
 OUTPOST_API int outpost_watch_items(outpost_replica *replica, uint64_t now_ms,
                                     outpost_watch_cb cb, void *user_data);
 

@@ -99,10 +99,18 @@ static int rule_items(outpost_replica *r, const watch_rule *rule, uint64_t now_m
         while (rc == OUTPOST_OK && step == SQLITE_OK &&
                (step = sqlite3_step(stmt)) == SQLITE_ROW) {
             step = SQLITE_OK;
+            char *unreadable = NULL;
+            if (sqlite3_column_type(stmt, WATCH_COL_UNREADABLE) != SQLITE_NULL &&
+                (unreadable = watch_unreadable_title(
+                     rule, (const char *)sqlite3_column_text(stmt, WATCH_COL_UNREADABLE))) ==
+                    NULL) {
+                rc = replica_fail(r, OUTPOST_ENOMEM, "out of memory");
+                break;
+            }
             outpost_watch_item item = {
                 rule->id,
-                rule->severity,
-                rule->title_json,
+                unreadable ? WATCH_UNREADABLE_SEVERITY : rule->severity,
+                unreadable ? unreadable : rule->title_json,
                 rule->table,
                 team,
                 (const char *)sqlite3_column_text(stmt, WATCH_COL_KEY),
@@ -110,6 +118,7 @@ static int rule_items(outpost_replica *r, const watch_rule *rule, uint64_t now_m
                 (const char *)sqlite3_column_text(stmt, WATCH_COL_DUE),
             };
             rc = cb(&item, user_data);
+            free(unreadable);
         }
         if (rc == OUTPOST_OK && step != SQLITE_DONE)
             rc = replica_fail_sqlite(r, step, "evaluating a watch rule");
@@ -136,7 +145,7 @@ int outpost_watch_items(outpost_replica *replica, uint64_t now_ms, outpost_watch
     char err[512];
     if (watch_rules_parse(json, &rules, err, sizeof err) != 0) {
         free(json);
-        return replica_fail(replica, OUTPOST_ESCHEMA, "%s", err);
+        return replica_fail(replica, OUTPOST_ESCHEMA, "watch rules: %s", err);
     }
     free(json);
     for (uint32_t i = 0; rc == OUTPOST_OK && i < rules.n; i++)

@@ -42,9 +42,9 @@ static const char usage_main[] =
     "       restore still need a SQLite store\n"
     "\n"
     "commands:\n"
-    "  init --schema FILE.sql --policy FILE [--forms DIR] [--check]\n"
+    "  init --schema FILE.sql --policy FILE [--forms DIR] [--watch FILE.json] [--check]\n"
     "                                           create the store and its synced tables\n"
-    "  upgrade --schema FILE.sql --policy FILE [--forms DIR] [--check]\n"
+    "  upgrade --schema FILE.sql --policy FILE [--forms DIR] [--watch FILE.json] [--check]\n"
     "                                           apply an additive schema change\n"
     "  team add ID [--name NAME]                create a team\n"
     "  worker add ID --team T [--team T2 ...]   create a worker in one or more teams\n"
@@ -404,7 +404,7 @@ static int report_watch(store *st, bool changed)
     }
     int code = audit_act(st, "watch.set", "%s", "watch rules replaced");
     if (code == EXIT_OK)
-        printf("watch rules kept\n");
+        printf("watch rules set\n");
     return code;
 }
 

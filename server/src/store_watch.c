@@ -68,7 +68,7 @@ static int load_checked(store *st, const char *json, watch_rules *rules)
     if (out != 0)
         return out;
     if (watch_rules_parse(json, rules, err, sizeof err) != 0)
-        return store_fail(st, STORE_ESCHEMA, "%s", err);
+        return store_fail(st, STORE_ESCHEMA, "watch rules: %s", err);
     for (uint32_t i = 0; i < rules->n; i++) {
         const store_table *t = store_table_find(st, rules->rules[i].table);
         if (t == NULL)
@@ -200,6 +200,7 @@ typedef struct item_copy {
     uint32_t team;
     char *record_id;
     char *alias;
+    char *title_json; /* an unreadable time's own title, or NULL for the rule's */
     char due[20];
 } item_copy;
 
@@ -265,6 +266,13 @@ int store_watch_items(store *st, const char (*teams)[64], uint32_t n_teams, uint
                 snprintf(it->due, sizeof it->due, "%s",
                          (const char *)sqlite3_column_text(stmt, WATCH_COL_DUE));
                 n_items++;
+                if (sqlite3_column_type(stmt, WATCH_COL_UNREADABLE) != SQLITE_NULL &&
+                    (it->title_json = watch_unreadable_title(
+                         r, (const char *)sqlite3_column_text(stmt, WATCH_COL_UNREADABLE))) ==
+                        NULL) {
+                    rc = SQLITE_NOMEM;
+                    break;
+                }
                 if (it->record_id == NULL) {
                     rc = SQLITE_NOMEM;
                     break;
@@ -280,7 +288,9 @@ int store_watch_items(store *st, const char (*teams)[64], uint32_t n_teams, uint
         qsort(items, n_items, sizeof *items, by_due);
     for (size_t j = 0; out == 0 && j < n_items; j++) {
         const watch_rule *r = &rules.rules[items[j].rule];
-        store_watch_item item = {r->id,     r->severity,        r->title_json,
+        const char *title = items[j].title_json ? items[j].title_json : r->title_json;
+        const char *severity = items[j].title_json ? WATCH_UNREADABLE_SEVERITY : r->severity;
+        store_watch_item item = {r->id,     severity,           title,
                                  r->table,  teams[items[j].team], items[j].record_id,
                                  items[j].alias, items[j].due};
         out = cb(&item, user_data);
@@ -288,6 +298,7 @@ int store_watch_items(store *st, const char (*teams)[64], uint32_t n_teams, uint
     for (size_t j = 0; j < n_items; j++) {
         free(items[j].record_id);
         free(items[j].alias);
+        free(items[j].title_json);
     }
     free(items);
     watch_rules_free(&rules);

@@ -67,6 +67,34 @@ static const char *member_str(json_t *obj, const char *key)
     return s ? s : "";
 }
 
+/* A configured number out of a sane range would make every due time NULL (never fires) or
+ * absurd: refused by name (days, hours, minutes) or, for other numbers, 0..1000000. */
+static int param_range_check(const char *id, const char *key, const watch_param *p, char *err,
+                             size_t err_size)
+{
+    static const struct {
+        const char *part;
+        double max;
+    } units[] = {{"day", 3650}, {"hour", 87600}, {"minute", 5256000}, {"week", 520}};
+    double max = 1000000;
+    const char *unit = "";
+    for (size_t k = 0; k < sizeof units / sizeof units[0]; k++) {
+        if (strstr(key, units[k].part) != NULL) {
+            max = units[k].max;
+            unit = units[k].part;
+            break;
+        }
+    }
+    double v = p->type == SQLITE_INTEGER ? (double)p->i : p->d;
+    if (!(v >= 0 && v <= max)) { /* NaN fails too */
+        snprintf(err, err_size,
+                 "rule %s: parameter %.64s is %g; it must be between 0 and %.0f%s%s%s", id, key,
+                 v, max, unit[0] ? " " : "", unit, unit[0] ? "s" : "");
+        return -1;
+    }
+    return 0;
+}
+
 static int parse_params(json_t *obj, watch_rule *r, char *err, size_t err_size)
 {
     json_t *params = json_object_get(obj, "params");
@@ -107,6 +135,8 @@ static int parse_params(json_t *obj, watch_rule *r, char *err, size_t err_size)
                      key);
             return -1;
         }
+        if (p->type != SQLITE_TEXT && param_range_check(r->id, key, p, err, err_size) != 0)
+            return -1;
         p->name = dup_str(key);
         r->n_params++;
         if (p->name == NULL || (p->type == SQLITE_TEXT && p->s == NULL)) {
@@ -221,14 +251,14 @@ int watch_rules_parse(const char *json, watch_rules *out, char *err, size_t err_
     json_error_t jerr;
     json_t *root = json_loads(json ? json : "", JSON_REJECT_DUPLICATES, &jerr);
     if (root == NULL) {
-        snprintf(err, err_size, "watch rules: line %d column %d: %s", jerr.line, jerr.column,
+        snprintf(err, err_size, "line %d column %d: %s", jerr.line, jerr.column,
                  jerr.text);
         return -1;
     }
     int rc = 0;
     json_t *rules = json_object_get(root, "rules");
     if (!json_is_object(root) || !json_is_array(rules)) {
-        snprintf(err, err_size, "watch rules: the file must be an object {\"rules\": [...]}");
+        snprintf(err, err_size, "the file must be an object {\"rules\": [...]}");
         rc = -1;
         goto done;
     }
@@ -267,10 +297,88 @@ static bool is_clock_function(const char *name, size_t len)
     return false;
 }
 
+/* The columns whose values a rule reads as times (first argument of a date function). */
+typedef struct time_cols {
+    uint32_t n;
+    char name[WATCH_TIME_COLS_MAX][64];
+} time_cols;
+
+/* Skips one argument of a call from expr[i] (strings and nested parentheses included); returns
+ * the index of the ',' or ')' that ends it, or n. */
+static size_t skip_arg(const char *expr, size_t n, size_t i)
+{
+    int depth = 0;
+    for (; i < n; i++) {
+        char c = expr[i];
+        if (c == '\'' || c == '"' || c == '`' || c == '[') {
+            char close = c == '[' ? ']' : c;
+            for (i++; i < n && expr[i] != close; i++)
+                ;
+            continue;
+        }
+        if (c == '(')
+            depth++;
+        else if (c == ')' && depth-- == 0)
+            return i;
+        else if (c == ',' && depth == 0)
+            return i;
+    }
+    return n;
+}
+
+/* A date function reads the clock for the time value 'now' (in any spelling a computation can
+ * produce), so its time argument must be a bare column name or :now, nothing computed. The
+ * column is remembered: its values are checked for being readable times (watch.h). */
+static int time_arg_check(const char *id, const char *what, const char *expr, size_t n,
+                          const char *fn, size_t fn_len, size_t open, time_cols *cols, char *err,
+                          size_t err_size)
+{
+    size_t at = open + 1;
+    if (fn_len == 8 && strncasecmp(fn, "strftime", 8) == 0) {
+        at = skip_arg(expr, n, at); /* the format comes first */
+        if (at >= n || expr[at] != ',')
+            return 0; /* SQLite itself refuses strftime(fmt) with no time as a wrong call */
+        at++;
+    }
+    size_t end = skip_arg(expr, n, at);
+    while (at < end && isspace((unsigned char)expr[at]))
+        at++;
+    size_t last = end;
+    while (last > at && isspace((unsigned char)expr[last - 1]))
+        last--;
+    size_t len = last - at;
+    bool ident = len > 0 && (isalpha((unsigned char)expr[at]) || expr[at] == '_');
+    for (size_t k = at; ident && k < last; k++)
+        ident = isalnum((unsigned char)expr[k]) || expr[k] == '_';
+    if (len == 4 && strncmp(expr + at, ":now", 4) == 0)
+        return 0;
+    if (len == 5 && strncasecmp(expr + at, "'now'", 5) == 0)
+        return 0; /* refused with its own words when the scan reaches the text */
+    if (!ident || len >= sizeof cols->name[0]) {
+        snprintf(err, err_size,
+                 "rule %s: %s calls %.*s() on \"%.*s\": its time must be a column name or :now "
+                 "(a computed time could read the clock)",
+                 id, what, (int)fn_len, fn, (int)(len > 60 ? 60 : len), expr + at);
+        return -1;
+    }
+    if (len == 4 && strncasecmp(expr + at, "null", 4) == 0)
+        return 0;
+    for (uint32_t k = 0; k < cols->n; k++)
+        if (strlen(cols->name[k]) == len && strncasecmp(cols->name[k], expr + at, len) == 0)
+            return 0;
+    if (cols->n == WATCH_TIME_COLS_MAX) {
+        snprintf(err, err_size, "rule %s: reads more than %d time columns", id,
+                 WATCH_TIME_COLS_MAX);
+        return -1;
+    }
+    snprintf(cols->name[cols->n++], sizeof cols->name[0], "%.*s", (int)len, expr + at);
+    return 0;
+}
+
 /* The text-level rules: what could let an expression leave its parentheses or do more than
  * compute a value from one row. */
-static int lex_check(const char *id, const char *what, const char *expr, char *err,
-                     size_t err_size)
+static int lex_check(const char *id, const char *what, const char *expr, time_cols *cols,
+                     char *err, size_t err_size)
 {
     size_t n = strlen(expr);
     if (n > WATCH_EXPR_MAX) {
@@ -294,6 +402,14 @@ static int lex_check(const char *id, const char *what, const char *expr, char *e
             }
             if (i >= n) {
                 snprintf(err, err_size, "rule %s: %s has an unterminated %c", id, what, c);
+                return -1;
+            }
+            size_t next = i + 1;
+            while (next < n && isspace((unsigned char)expr[next]))
+                next++;
+            if (c != '\'' && next < n && expr[next] == '(') {
+                snprintf(err, err_size, "rule %s: %s calls a function by a quoted name", id,
+                         what);
                 return -1;
             }
             if (c == '\'' && i - start == 3 && strncasecmp(expr + start, "now", 3) == 0) {
@@ -337,9 +453,19 @@ static int lex_check(const char *id, const char *what, const char *expr, char *e
                          what, (int)len, expr + start);
                 return -1;
             }
+            if (call && (is_clock_function(expr + start, len) ||
+                         (len == 8 && strncasecmp(expr + start, "strftime", 8) == 0)) &&
+                time_arg_check(id, what, expr, n, expr + start, len, after, cols, err,
+                               err_size) != 0)
+                return -1;
             if (len > 8 && strncasecmp(expr + start, "current_", 8) == 0) {
                 snprintf(err, err_size, "rule %s: %s uses %.*s: use the parameter :now", id,
                          what, (int)len, expr + start);
+                return -1;
+            }
+            if (len == 4 && strncasecmp(expr + start, "over", 4) == 0) {
+                snprintf(err, err_size,
+                         "rule %s: %s uses a window function (not allowed in a rule)", id, what);
                 return -1;
             }
             if (len == 6 && strncasecmp(expr + start, "select", 6) == 0) {
@@ -534,9 +660,27 @@ static int build(sqlite3 *db, const watch_rule *r, const char *scope_col, stmt_k
     *out_stmt = NULL;
     if (check_table(db, r, scope_col, pk, sizeof pk, err, err_size) != 0)
         return -1;
-    if (lex_check(r->id, "when", r->when, err, err_size) != 0 ||
-        lex_check(r->id, "due", r->due, err, err_size) != 0)
+    time_cols cols = {0};
+    if (lex_check(r->id, "when", r->when, &cols, err, err_size) != 0 ||
+        lex_check(r->id, "due", r->due, &cols, err, err_size) != 0)
         return -1;
+    /* CASE WHEN c IS NOT NULL AND (datetime(c) IS NULL OR c NOT GLOB '*[0-9]*') THEN 'c' ... */
+    /* names are at most 63 bytes of [A-Za-z0-9_]: a clause is under 4 * 63 + 100 bytes */
+    char unreadable[WATCH_TIME_COLS_MAX * 360 + 16] = "NULL";
+    if (cols.n > 0) {
+        size_t at = (size_t)snprintf(unreadable, sizeof unreadable, "CASE");
+        for (uint32_t k = 0; k < cols.n && at < sizeof unreadable; k++)
+            at += (size_t)snprintf(unreadable + at, sizeof unreadable - at,
+                                   " WHEN %s IS NOT NULL AND (datetime(%s) IS NULL OR"
+                                   " %s NOT GLOB '*[0-9]*') THEN '%s'",
+                                   cols.name[k], cols.name[k], cols.name[k], cols.name[k]);
+        if (at < sizeof unreadable)
+            at += (size_t)snprintf(unreadable + at, sizeof unreadable - at, " END");
+        if (at >= sizeof unreadable) {
+            snprintf(err, err_size, "rule %s: its time columns' names are too long", r->id);
+            return -1;
+        }
+    }
     if (quote_ident(pk_q, sizeof pk_q, pk) != 0 || quote_ident(table_q, sizeof table_q, r->table) ||
         quote_ident(scope_q, sizeof scope_q, scope_col) != 0 ||
         (r->alias && quote_ident(alias_q, sizeof alias_q, r->alias) != 0)) {
@@ -560,11 +704,13 @@ static int build(sqlite3 *db, const watch_rule *r, const char *scope_col, stmt_k
             return -1;
     }
     if (kind == STMT_ITEMS)
-        sql = sqlite3_mprintf("SELECT %s, %s, datetime((%s)) AS due_at FROM %s"
-                              " WHERE %s = :team AND due_at IS NOT NULL AND due_at <= :now"
-                              " AND ((%s)) ORDER BY due_at, 1",
-                              pk_q, r->alias ? alias_q : "NULL", r->due, table_q, scope_q,
-                              r->when);
+        sql = sqlite3_mprintf("SELECT %s, %s, iif((%s) IS NULL, datetime((%s)), :now) AS due_at,"
+                              " (%s) AS unreadable FROM %s WHERE %s = :team AND"
+                              " ((unreadable IS NULL AND due_at IS NOT NULL AND due_at <= :now"
+                              " AND ((%s))) OR (unreadable IS NOT NULL AND ((%s)) IS NOT 0))"
+                              " ORDER BY due_at, 1",
+                              pk_q, r->alias ? alias_q : "NULL", unreadable, r->due, unreadable,
+                              table_q, scope_q, r->when, r->when);
     else
         sql = sqlite3_mprintf("SELECT date(due_at, '-6 days', 'weekday 1') AS week, count(*),"
                               " total(open) FROM (SELECT datetime((%s)) AS due_at,"
@@ -605,6 +751,29 @@ int watch_rule_prepare_counts(sqlite3 *db, const watch_rule *rule, const char *s
                               sqlite3_stmt **out_stmt, char *err, size_t err_size)
 {
     return build(db, rule, scope_col, STMT_COUNTS, NULL, out_stmt, err, err_size);
+}
+
+char *watch_unreadable_title(const watch_rule *rule, const char *column)
+{
+    json_t *title = json_loads(rule->title_json, 0, NULL);
+    const char *es = json_string_value(json_object_get(title, "es"));
+    json_t *out = json_object();
+    char *dumped = NULL;
+    size_t en_size = strlen(column) + strlen(rule->title_en) + 32;
+    size_t es_size = es ? strlen(column) + strlen(es) + 32 : 0;
+    char *en_text = malloc(en_size), *es_text = es ? malloc(es_size) : NULL;
+    if (en_text)
+        snprintf(en_text, en_size, "Time not readable: %s (%s)", column, rule->title_en);
+    if (es_text)
+        snprintf(es_text, es_size, "Hora ilegible: %s (%s)", column, es);
+    if (out && en_text && json_object_set_new(out, "en", json_string(en_text)) == 0 &&
+        (es_text == NULL || json_object_set_new(out, "es", json_string(es_text)) == 0))
+        dumped = json_dumps(out, JSON_COMPACT | JSON_SORT_KEYS);
+    free(en_text);
+    free(es_text);
+    json_decref(out);
+    json_decref(title);
+    return dumped;
 }
 
 void watch_format_time(uint64_t ms, char out[20])

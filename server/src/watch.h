@@ -21,6 +21,7 @@
 
 /* Longest expression text accepted, in bytes. */
 #define WATCH_EXPR_MAX 2000
+#define WATCH_TIME_COLS_MAX 8 /* columns a rule may read as times */
 
 typedef struct watch_param {
     char *name;  /* without the colon */
@@ -60,8 +61,19 @@ int watch_rule_check(sqlite3 *db, const watch_rule *rule, const char *scope_col,
                      size_t err_size);
 
 /* What a statement prepared by watch_rule_prepare returns, one row per open item, oldest due
- * first: 0 the record's key, 1 the alias (or NULL), 2 the due time ("YYYY-MM-DD HH:MM:SS" UTC). */
-enum { WATCH_COL_KEY, WATCH_COL_ALIAS, WATCH_COL_DUE };
+ * first: 0 the record's key, 1 the alias (or NULL), 2 the due time ("YYYY-MM-DD HH:MM:SS" UTC),
+ * 3 NULL, or the name of a column the rule reads as a time (a date function's time argument)
+ * whose value in this row is not a readable time (datetime() gives NULL, or it has no digit, as
+ * 'now' has). Such a row is an item of its own, due :now, while the rule's `when` is not false:
+ * a duty must never vanish because its time could not be read. */
+enum { WATCH_COL_KEY, WATCH_COL_ALIAS, WATCH_COL_DUE, WATCH_COL_UNREADABLE };
+
+/* The title of an item for an unreadable time: {"en": "Time not readable: COLUMN (TITLE)",
+ * "es": ...} as compact JSON, NULL when out of memory. Free with free(). */
+char *watch_unreadable_title(const watch_rule *rule, const char *column);
+
+/* The severity of such an item. */
+#define WATCH_UNREADABLE_SEVERITY "high"
 
 /* The authorizer to put back on db after a rule's statement is prepared (a connection that has
  * its own, like a device's replica); NULL leaves none. */

@@ -342,6 +342,28 @@ async function test() {
   await assertNoSidewaysScroll(page, 'the Spanish form');
   await shot(page, 'form-es');
 
+  step("the device's own Needs attention: an old episode never reported is listed, and opens");
+  await page.click('#cancel');
+  await page.selectOption('#lang', 'en');
+  await page.click('#tabs button[data-table=missing_episodes]');
+  await page.click('#new');
+  await page.waitForSelector('#form-view:not([hidden]) #f-went_missing_at');
+  await page.fill('#f-alias', 'Old');
+  await page.fill('#f-went_missing_at', '2020-01-01T10:00'); // due long before any clock this runs on
+  await page.check('.field[data-column=run_factors] input[value=peer_pull]');
+  await page.click('#save');
+  await page.waitForSelector('#watch-box:not([hidden]) #watch-items li[data-rule=missing_not_reported]');
+  const item = page.locator('#watch-items li', { hasText: 'Old' });
+  assert.match(await item.textContent(), /Missing 24 h: report to law enforcement and NCMEC/);
+  assert.match(await item.textContent(), /due since .*2020/);
+  await assertNoSidewaysScroll(page, 'the Needs attention list');
+  await shot(page, 'needs-attention');
+  await item.click();
+  await page.waitForSelector('#form-view:not([hidden]) #f-alias');
+  assert.equal(await page.inputValue('#f-alias'), 'Old');
+  assert.equal(await page.isHidden('#watch-box'), true, 'the list shows on the record list only');
+  await page.click('#cancel');
+
   assert.deepEqual(outside, [], 'the page asked for nothing outside the app');
   assert.deepEqual(cspViolations, [], 'no Content-Security-Policy violations');
 

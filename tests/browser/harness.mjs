@@ -62,7 +62,8 @@ export class Office {
     this.port = 0;
     execFileSync('sh', [path.join(src, 'certs-example/make-dev-certs.sh'), path.join(this.dir, 'certs')], { stdio: 'ignore' });
     this.admin('init', '--schema', path.join(src, 'examples/outreach/schema.sql'),
-               '--policy', path.join(src, 'examples/outreach/policy'));
+               '--policy', path.join(src, 'examples/outreach/policy'),
+               '--watch', path.join(src, 'examples/outreach/watch.json'));
   }
 
   admin(...args) {

@@ -409,6 +409,83 @@ static void test_views_are_audited_with_the_records_shown(void **state)
     free(want);
 }
 
+typedef struct titled {
+    char text[4096];
+} titled;
+
+static int collect_titled(const outpost_watch_item *it, void *user_data)
+{
+    titled *s = user_data;
+    size_t n = strlen(s->text);
+    snprintf(s->text + n, sizeof s->text - n, "%s|%s|%s|%s\n", it->rule_id, it->severity,
+             it->record_id, it->title_json);
+    return 0;
+}
+
+/* The 24 h report duty stays until both reports are made, whether or not the child is back; a
+ * time the database cannot read is shown as an item of its own, never hidden. Team t2 only, so
+ * the audit counts above are not touched. */
+static void test_returned_unreported_and_unreadable_times_stay_open(void **state)
+{
+    (void)state;
+    char back[OUTPOST_UUID_TEXT_SIZE], basic[OUTPOST_UUID_TEXT_SIZE], local[OUTPOST_UUID_TEXT_SIZE];
+    assert_int_equal(outpost_uuid_make(back), OUTPOST_OK);
+    assert_int_equal(outpost_uuid_make(basic), OUTPOST_OK);
+    assert_int_equal(outpost_uuid_make(local), OUTPOST_OK);
+    static const char insert[] =
+        "INSERT INTO missing_episodes (id, team_id, worker_id, alias, went_missing_at,"
+        " returned_at) VALUES (?1, 't2', 'w2', ?2, ?3, ?4)";
+    /* missing 48 h, back, never reported */
+    outpost_value p1[4] = {ov_text(back), ov_text("Kit"), ov_text("2026-12-03T00:00:00+00:00"),
+                           ov_text("2026-12-05T00:00:00+00:00")};
+    /* ISO 8601 basic offset (strftime's %z) and a local day/month form: SQLite reads neither */
+    outpost_value p2[4] = {ov_text(basic), ov_text("Lee"), ov_text("2026-12-04T10:00:00+0100"),
+                           ov_null()};
+    outpost_value p3[4] = {ov_text(local), ov_text("Max"), ov_text("04/12/2026 10:00"),
+                           ov_null()};
+    device_exec(&d2, insert, p1, 4);
+    device_exec(&d2, insert, p2, 4);
+    device_exec(&d2, insert, p3, 4);
+    wait_central("SELECT count(*) FROM missing_episodes WHERE team_id = 't2'", 4);
+    char *body = get(&sup2, "/api/watch");
+    char *want = strf("\"id\":\"%s\"", back);
+    assert_non_null(strstr(body, want)); /* returned does not meet the report duty */
+    assert_non_null(strstr(body, "\"due\":\"2026-12-04 00:00:00\""));
+    free(want);
+    assert_non_null(strstr(body, basic));
+    assert_non_null(strstr(body, local));
+    assert_int_equal(occurrences(body, "Time not readable: went_missing_at (Missing 24 h"), 2);
+    free(body);
+    /* the device's own evaluation says the same */
+    const uint64_t now = 1796475600000u; /* 2026-12-05 13:00:00 UTC */
+    titled found = {""};
+    assert_int_equal(outpost_watch_items(d2.r, now, collect_titled, &found), OUTPOST_OK);
+    want = strf("missing_not_reported|high|%s|{\"en\":\"Missing 24 h", back);
+    assert_non_null(strstr(found.text, want));
+    free(want);
+    const char *ids[] = {basic, local};
+    for (size_t i = 0; i < 2; i++) {
+        want = strf("missing_not_reported|high|%s|{\"en\":\"Time not readable: went_missing_at"
+                    " (Missing 24 h: report to law enforcement and NCMEC)\",\"es\":\"Hora "
+                    "ilegible: went_missing_at",
+                    ids[i]);
+        if (strstr(found.text, want) == NULL)
+            fail_msg("device items:\n%s\nexpected a line starting %s", found.text, want);
+        free(want);
+    }
+    /* once both reports are made, the unreadable row's duty is met and leaves */
+    outpost_value done[1] = {ov_text(basic)};
+    device_exec(&d2,
+                "UPDATE missing_episodes SET police_reported_at = '2026-12-05T12:00:00Z',"
+                " ncmec_reported_at = '2026-12-05T12:00:00Z' WHERE id = ?1",
+                done, 1);
+    wait_central("SELECT count(*) FROM missing_episodes WHERE ncmec_reported_at IS NOT NULL", 2);
+    body = get(&sup2, "/api/watch");
+    assert_null(strstr(body, basic));
+    assert_non_null(strstr(body, local));
+    free(body);
+}
+
 static void test_daemon_stops_cleanly(void **state)
 {
     (void)state;
@@ -429,6 +506,7 @@ int main(void)
         cmocka_unit_test(test_devices_evaluate_the_same_rules_on_their_replica),
         cmocka_unit_test(test_counts_per_team_and_rule),
         cmocka_unit_test(test_views_are_audited_with_the_records_shown),
+        cmocka_unit_test(test_returned_unreported_and_unreadable_times_stay_open),
         cmocka_unit_test(test_daemon_stops_cleanly),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

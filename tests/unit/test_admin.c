@@ -135,6 +135,11 @@ static void test_help_on_every_command(void **state)
 {
     ctx *c = *state;
     expect(c, "--help", 0, "usage: outpost-admin --store PATH COMMAND", NULL);
+    /* the summary names every option of init and upgrade, --watch included */
+    assert_non_null(strstr(c->r.out, "  init --schema FILE.sql --policy FILE [--forms DIR] "
+                                     "[--watch FILE.json] [--check]\n"));
+    assert_non_null(strstr(c->r.out, "  upgrade --schema FILE.sql --policy FILE [--forms DIR] "
+                                     "[--watch FILE.json] [--check]\n"));
     const char *cmds[] = {"init", "upgrade", "team", "worker", "enroll", "devices", "revoke"};
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         char args[64], want[64];
@@ -531,7 +536,30 @@ static void test_watch_rule_errors_name_rule_and_problem(void **state)
         {"{\"id\": \"Bad Id\"}", "rule 1: id must be 1 to 63 lower case letters"},
         {"{" BASE ", \"when\": \"1\", \"colour\": 1}", "rule r1: unknown key \"colour\""},
         {"{" BASE ", \"when\": \"1\"}, {" BASE ", \"when\": \"1\"}", "rule r1: the id is used twice"},
-        {"{" BASE ", \"when\": }", "watch rules: line 1"},
+        {"{" BASE ", \"when\": }", "outpost-admin: watch rules: line 1"},
+        /* the clock, spelt so that no 'now' is in the text: a date function's time must be a
+         * column or :now */
+        {"{" BASE ", \"when\": \"went_missing_at < datetime(replace('nXw','X','o'))\"}",
+         "rule r1: when calls datetime() on \"replace('nXw','X','o')\": its time must be a "
+         "column name or :now"},
+        {"{" BASE ", \"when\": \"went_missing_at < datetime(CAST(x'6e6f77' AS TEXT))\"}",
+         "rule r1: when calls datetime() on \"CAST(x'6e6f77' AS TEXT)\""},
+        {"{" BASE ", \"when\": \"strftime('%s', lower('NOW')) > 0\"}",
+         "rule r1: when calls strftime() on \"lower('NOW')\""},
+        {"{" BASE ", \"when\": \"julianday(:t) > 0\", \"params\": {\"t\": \"now\"}}",
+         "rule r1: when calls julianday() on \":t\""},
+        {"{" BASE ", \"when\": \"\\\"datetime\\\"(went_missing_at) IS NULL\"}",
+         "rule r1: when calls a function by a quoted name"},
+        {"{" BASE ", \"when\": \"date(a) || date(b) || date(c) || date(d) || date(e) || "
+         "date(f) || date(g) || date(h) || date(i) IS NULL\"}",
+         "rule r1: reads more than 8 time columns"},
+        /* a configured number that would make the duty never fall due */
+        {"{" BASE ", \"when\": \"1\", \"params\": {\"days\": 1e300}}",
+         "rule r1: parameter days is 1e+300; it must be between 0 and 3650 days"},
+        {"{" BASE ", \"when\": \"1\", \"params\": {\"hours\": -1}}",
+         "rule r1: parameter hours is -1; it must be between 0 and 87600 hours"},
+        {"{" BASE ", \"when\": \"count(*) OVER () > 0\"}",
+         "rule r1: when uses a window function (not allowed in a rule)"},
     };
 #undef BASE
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -570,7 +598,7 @@ static void test_watch_example_upgrades_version_1_additively(void **state)
                       "'%s/examples/outreach/policy' --watch '%s/examples/outreach/watch.json'",
                       c->store, src, src, src);
     expect(c, args, 0, "schema version 2 applied\nforms: 3 from", NULL);
-    assert_non_null(strstr(c->r.out, "\nwatch rules kept\n"));
+    assert_non_null(strstr(c->r.out, "\nwatch rules set\n"));
     expect(c, args, 0, "schema unchanged (version 2)\nforms: 3 from", NULL);
     assert_non_null(strstr(c->r.out, "\nwatch rules unchanged\n"));
     free(args);
@@ -581,7 +609,7 @@ static void test_watch_example_upgrades_version_1_additively(void **state)
     args = strf("--store '%s' upgrade --schema '%s/examples/outreach/schema.sql' --policy "
                 "'%s/examples/outreach/policy' --watch '%s'", c->store, src, src, changed);
     expect(c, args, 0, "schema version 3 applied\n", NULL);
-    assert_non_null(strstr(c->r.out, "\nwatch rules kept\n"));
+    assert_non_null(strstr(c->r.out, "\nwatch rules set\n"));
     free(args);
     free(changed);
     assert_int_equal(sqlite3_open(c->store, &db), SQLITE_OK);

@@ -24,6 +24,8 @@ const UI = {
     notYourTeam: 'You are no longer in team {0}: choose one of your teams.',
     otherTeamRow: 'The office has this record in a team you are not in, so it cannot take this change. Discard it, or ask your supervisor.',
     refusedValue: '{0} (refused)',
+    needsAttention: 'Needs attention', dueSince: 'due since {0}',
+    high: 'high', medium: 'medium', low: 'low',
   },
   es: {
     new: 'Nuevo', search: 'Buscar', save: 'Guardar', cancel: 'Cancelar', discard: 'Descartar',
@@ -48,6 +50,8 @@ const UI = {
     notYourTeam: 'Ya no estás en el equipo {0}: elige uno de tus equipos.',
     otherTeamRow: 'La oficina tiene este registro en un equipo al que no perteneces, así que no puede aceptar este cambio. Descártalo o consulta a tu supervisor/a.',
     refusedValue: '{0} (rechazado)',
+    needsAttention: 'Requiere atención', dueSince: 'pendiente desde {0}',
+    high: 'alta', medium: 'media', low: 'baja',
   },
 };
 
@@ -60,6 +64,7 @@ const app = {
   editing: null, // {mode: 'new'|'edit'|'fix', table, key, values, rejected}
   status: null,
   refused: [],
+  watch: [], // api/watch
   linkRows: {}, // table -> rows, for link fields
 };
 
@@ -252,6 +257,7 @@ function renderTabs() {
 
 function show(view) {
   app.view = view;
+  $('watch-box').hidden = view !== 'list' || !app.watch.length;
   $('list-view').hidden = view !== 'list';
   $('refused-view').hidden = view !== 'refused';
   $('form-view').hidden = view !== 'form';
@@ -290,6 +296,7 @@ async function loadRecords() {
     data = await api(`api/records?table=${encodeURIComponent(table)}&q=${encodeURIComponent(q)}`);
   } catch (e) { notice(e.message); return; }
   if (table !== app.table) return;
+  loadWatch();
   const form = app.forms[table];
   const summary = form.summary && form.summary.length ? form.summary : Object.keys(data.rows[0]?.values || {}).slice(0, 3);
   const list = $('records');
@@ -301,6 +308,23 @@ async function loadRecords() {
       el('div', {}, el('span', { class: 'title' }, displayValue(form, first, row.values[first]) || row.key), stateBadge(row.state)),
       el('div', { class: 'meta' }, rest.map((c) => displayValue(form, c, row.values[c])).filter(Boolean).join(' · '))));
   }
+}
+
+// The device's own Needs attention items (the watch rules the office sent with the schema,
+// evaluated on this replica): shown above the list, oldest due first within each rule.
+async function loadWatch() {
+  try { app.watch = await api('api/watch'); } catch (e) { notice(e.message); return; }
+  const list = $('watch-items');
+  list.replaceChildren();
+  for (const it of app.watch) {
+    const form = app.forms[it.table];
+    list.append(el('li', { 'data-key': it.key, 'data-rule': it.rule, onclick: () => openRecord(it.table, it.key) },
+      el('div', {}, el('span', { class: 'title' }, it.alias || it.key),
+        el('span', { class: `sev sev-${it.severity}` }, say(it.severity))),
+      el('div', { class: 'meta' }, `${tr(it.title)} · ${say('dueSince', new Date(`${it.due.replace(' ', 'T')}Z`).toLocaleString(app.lang, { dateStyle: 'medium', timeStyle: 'short' }))}` +
+        `${form ? ` · ${tr(form.title)}` : ''}`)));
+  }
+  $('watch-box').hidden = app.view !== 'list' || !app.watch.length;
 }
 
 async function loadRefused() {
@@ -695,6 +719,7 @@ function applyLanguage() {
   $('q').placeholder = say('search');
   $('new').textContent = say('new');
   $('sync-now').textContent = say('syncNow');
+  $('watch-heading').textContent = say('needsAttention');
   document.querySelector('#search button[type=submit]').textContent = say('search');
 }
 
