@@ -704,7 +704,7 @@ static void update_note(device *d, const char *id, const char *note)
 }
 
 /* Forty entries written offline go in one sync with several in flight at once: the push costs
- * about one round trip, not one per entry (the window is 8 entries; sending one entry at a time
+ * about one round trip, not one per entry (the window is 32 entries; sending one entry at a time
  * made this 40 round trips and more). */
 static void test_push_keeps_several_entries_in_flight(void **state)
 {
@@ -814,7 +814,7 @@ static void test_cut_mid_window_resends_without_duplicates(void **state)
         write_contact_full(&a, id, "t1", "window cut", note);
     }
     /* Each entry is near 1 KB on the wire even compressed (about 600 B of it for the note),
-     * the window 8 entries, the handshake a few KiB: cut inside the pushes, three times over. */
+     * the window 32 entries, the handshake a few KiB: cut inside the pushes, three times over. */
     const uint64_t cuts[] = {12000, 14000, 16000};
     for (size_t k = 0; k < sizeof cuts / sizeof cuts[0]; k++) {
         faultproxy_cut_after(proxy, cuts[k]);
