@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,7 +41,14 @@ enum {
     DEFAULT_RETRY_CAP_MS = 300000,
     /* Chunks are cut well under the message limit: the size estimate leaves headroom. */
     CHUNK_TARGET_BYTES = 512 * 1024,
-    IDLE_WAKE_MS = 1000,
+    /* An idle engine sleeps until something needs it: a local commit (the commit listener
+     * wakes it), a message, a timer below. Commits by another process fire no listener: the
+     * engine looks for them (PRAGMA data_version) at every wake and at least this often. */
+    LOOK_INTERVAL_MS = 5 * 60 * 1000,
+    /* Connected and idle, the transport pings after half of this with nothing received and
+     * hangs up after all of it unanswered (a sync in progress keeps the transport's default,
+     * 60 s): a dead idle connection is found within 10 minutes, not by a ping every 30 s. */
+    IDLE_CONNECTION_TIMEOUT_S = 600,
     /* The push window (docs/protocol.md 8.2): entries unanswered at once, and their encoded
      * bytes (one entry may exceed it alone). The server reads one message at a time, so what
      * waits sits in the socket and in the transport's queue. 32 entries: on a 600 ms link a
@@ -90,6 +98,11 @@ struct outpost_sync {
     bool attempt_failed;  /* the last connection ended before a completed sync */
     int64_t retry_at;     /* monotonic ms; 0 = no retry scheduled */
     int64_t debounce_at;  /* monotonic ms; 0 = no local write waiting */
+    int64_t keepalive_at; /* monotonic ms; connected and idle: a PULL from the cursor before the
+                           * server's idle timeout ends the session; 0 = none */
+    int64_t next_look;    /* monotonic ms: the next look for other processes' commits */
+    uint32_t server_idle_ms; /* the server's `idle` from WELCOME; 0 = never */
+    atomic_uint_fast64_t wakes; /* the thread's loop turns (outpost_sync_wakes()) */
     bool pull_again;      /* NOTIFY came while busy */
     backoff_policy policy;
     backoff_state backoff;
@@ -565,8 +578,14 @@ static void sync_completed(outpost_sync *s)
     s->status.last_error_msg[0] = '\0';
     pthread_mutex_unlock(&s->lock);
     set_activity(s, OUTPOST_ACTIVITY_IDLE);
+    s->keepalive_at = 0;
     if (!s->cfg.stay_connected)
         transport_disconnect(s->t);
+    else {
+        transport_set_idle_timeout(s->t, IDLE_CONNECTION_TIMEOUT_S);
+        if (s->server_idle_ms)
+            s->keepalive_at = mono_ms() + s->server_idle_ms / 2;
+    }
 }
 
 static void on_rows(outpost_sync *s, const proto_rows *rows)
@@ -617,6 +636,8 @@ static void begin_cycle(outpost_sync *s)
 {
     outpost_status st;
     s->debounce_at = 0;
+    s->keepalive_at = 0;
+    transport_set_idle_timeout(s->t, 0);
     if (outpost_status_get(s->r, &st) == OUTPOST_OK) {
         pthread_mutex_lock(&s->lock);
         s->status.push_done = 0;
@@ -670,6 +691,7 @@ static void on_welcome(outpost_sync *s, const proto_welcome *w)
         return;
     }
     s->welcome_acked = w->acked_seq;
+    s->server_idle_ms = w->has_limits ? w->limits.idle_timeout_ms : 0;
     if (w->has_teams) {
         int rc = scope_teams_store(s->r, &w->teams);
         if (rc != OUTPOST_OK) {
@@ -910,18 +932,22 @@ static void drive(outpost_sync *s, bool want_sync, bool net_changed, int64_t wro
         return;
     }
     if (ts == TRANSPORT_OPEN && s->phase == PHASE_IDLE &&
-        (want_sync || (s->debounce_at && now >= s->debounce_at)))
+        (want_sync || (s->debounce_at && now >= s->debounce_at) ||
+         (s->keepalive_at && now >= s->keepalive_at)))
         begin_cycle(s);
 }
 
+/* Until the earliest timer; lws's own (pings, timeouts) end the wait earlier by themselves. */
 static int next_wait_ms(const outpost_sync *s)
 {
-    int64_t now = mono_ms(), wait = IDLE_WAKE_MS;
+    int64_t now = mono_ms(), wait = s->next_look - now;
     if (s->retry_at && s->retry_at - now < wait)
         wait = s->retry_at - now;
     if (s->debounce_at && s->debounce_at - now < wait)
         wait = s->debounce_at - now;
-    return wait < 0 ? 0 : (int)wait;
+    if (s->phase == PHASE_IDLE && s->keepalive_at && s->keepalive_at - now < wait)
+        wait = s->keepalive_at - now;
+    return wait < 1 ? 1 : (int)wait;
 }
 
 /* Whether another connection (another process, or the app's handle when no commit listener
@@ -945,10 +971,11 @@ static bool others_committed(outpost_sync *s)
 static void *sync_main(void *arg)
 {
     outpost_sync *s = arg;
-    int64_t next_look = 0;
+    s->next_look = mono_ms() + LOOK_INTERVAL_MS;
     connect_now(s);
     for (;;) {
         transport_service(s->t, next_wait_ms(s));
+        atomic_fetch_add(&s->wakes, 1);
         pthread_mutex_lock(&s->lock);
         bool stopping = s->stopping, want = s->want_sync, net = s->net_changed;
         int64_t wrote = s->wrote ? s->last_write_mono : 0;
@@ -957,8 +984,8 @@ static void *sync_main(void *arg)
         if (stopping)
             break;
         int64_t now = mono_ms();
-        if (now >= next_look) {
-            next_look = now + IDLE_WAKE_MS;
+        if (now >= s->next_look || (s->phase != PHASE_PUSH && s->phase != PHASE_PULL)) {
+            s->next_look = now + LOOK_INTERVAL_MS;
             if (others_committed(s) && !wrote)
                 wrote = now;
         }
@@ -966,6 +993,11 @@ static void *sync_main(void *arg)
     }
     drop_window(s);
     return NULL;
+}
+
+uint64_t outpost_sync_wakes(outpost_sync *sync)
+{
+    return sync ? (uint64_t)atomic_load(&sync->wakes) : 0;
 }
 
 /* Called by the app's replica after each commit that made an outbox entry (its thread). */

@@ -75,6 +75,7 @@ struct transport {
     size_t queue_limit;
     uint32_t connect_timeout_ms;
     lws_retry_bo_t keepalive; /* lws keeps a pointer to it for the connection's life */
+    uint32_t idle_timeout_s;  /* the configured one, which keepalive goes back to */
 
     transport_connected_cb on_connected;
     transport_message_cb on_message;
@@ -832,6 +833,7 @@ int transport_create(const transport_config *cfg, transport **out_transport, cha
     t->queue_limit = cfg->send_queue_limit ? cfg->send_queue_limit : 4 * max_message;
     t->connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms
                                                     : TRANSPORT_DEFAULT_CONNECT_TIMEOUT_MS;
+    t->idle_timeout_s = idle_s;
     t->keepalive.secs_since_valid_ping = (uint16_t)(idle_s / 2);
     t->keepalive.secs_since_valid_hangup = (uint16_t)idle_s;
     t->on_connected = cfg->on_connected;
@@ -979,6 +981,15 @@ int transport_send(transport *t, const uint8_t *data, size_t n_bytes)
     t->queued_bytes += n_bytes;
     lws_callback_on_writable(t->wsi);
     return 0;
+}
+
+void transport_set_idle_timeout(transport *t, uint32_t idle_timeout_s)
+{
+    uint32_t idle_s = idle_timeout_s ? idle_timeout_s : t->idle_timeout_s;
+    if (idle_s < 2 || idle_s > UINT16_MAX)
+        return;
+    t->keepalive.secs_since_valid_ping = (uint16_t)(idle_s / 2);
+    t->keepalive.secs_since_valid_hangup = (uint16_t)idle_s;
 }
 
 int transport_service(transport *t, int timeout_ms)

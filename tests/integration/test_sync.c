@@ -25,6 +25,7 @@
 #include "daemon_fixture.h"
 #include "test_util.h"
 #include "faultproxy.h"
+#include "outpost_engine.h"
 #include "ovalue.h"
 #include "strf.h"
 
@@ -896,6 +897,34 @@ static void test_server_restart_mid_sync_loses_nothing(void **state)
     device_close(&b);
 }
 
+/* A connected engine with nothing to do sleeps: on a phone every wake costs battery. It used to
+ * wake once a second (a poll for other processes' commits), 5 or more times in this window. Its
+ * next timers are minutes away (keepalive PULL, ping, the look for other processes' commits),
+ * yet a local commit still wakes it at once. */
+static void test_idle_engine_sleeps_until_needed(void **state)
+{
+    (void)state;
+    device a;
+    memset(&a, 0, sizeof a);
+    device_enroll(&a, "sleepy", "w1", fx.port);
+    device_start(&a, 100);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    test_sleep_ms(500);
+    uint64_t w0 = outpost_sync_wakes(a.sync);
+    test_sleep_ms(5000);
+    uint64_t woke = outpost_sync_wakes(a.sync) - w0;
+    print_message("idle engine woke %" PRIu64 " times in 5 s\n", woke);
+    assert_true(woke <= 2);
+
+    outpost_sync_status ss;
+    outpost_sync_get_status(a.sync, &ss);
+    write_contact(&a, "t1", "wakes the sleeper");
+    assert_int_equal(outpost_sync_wait(a.sync, ss.syncs_completed, WAIT_MS), OUTPOST_OK);
+    assert_int_equal(central_count("SELECT count(*) FROM contacts WHERE name = 'wakes the sleeper'"),
+                     1);
+    device_close(&a);
+}
+
 static void test_automatic_retry_finds_the_server_when_it_returns(void **state)
 {
     (void)state;
@@ -1033,6 +1062,7 @@ int main(void)
         cmocka_unit_test(test_reject_with_later_entries_to_the_same_row_in_flight),
         cmocka_unit_test(test_cut_mid_window_resends_without_duplicates),
         cmocka_unit_test(test_server_restart_mid_sync_loses_nothing),
+        cmocka_unit_test(test_idle_engine_sleeps_until_needed),
         cmocka_unit_test(test_automatic_retry_finds_the_server_when_it_returns),
         cmocka_unit_test(test_wrong_server_certificate_is_refused),
         cmocka_unit_test(test_intermediate_ca_chain_is_served),
