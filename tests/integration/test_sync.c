@@ -925,6 +925,43 @@ static void test_idle_engine_sleeps_until_needed(void **state)
     device_close(&a);
 }
 
+/* Kept connected and idle, the engine sends a PULL before the server's idle timeout would end
+ * the session, so it keeps one connection instead of being dropped and reconnecting (which is
+ * what happened when nothing was sent: a new connection each `idle`). */
+static void test_idle_connection_is_kept_past_the_server_idle_timeout(void **state)
+{
+    (void)state;
+    daemon_fixture idle_fx;
+    faultproxy *proxy = NULL;
+    uint16_t port = 0;
+    char code[32], url[64];
+    device a;
+    memset(&a, 0, sizeof a);
+    assert_int_equal(fixture_create(&idle_fx, "idle_timeout_s = 2\n"), 0);
+    assert_int_equal(fixture_start(&idle_fx), 0);
+    assert_int_equal(faultproxy_start(idle_fx.port, &proxy, &port), 0);
+    device_open(&a, "keepalive");
+    assert_int_equal(fixture_enroll_code(&idle_fx, "w1", code), 0);
+    url_for(port, url, sizeof url);
+    outpost_enroll_options eo = {.url = url, .code = code, .ca_pem = slurp(idle_fx.ca_path)};
+    if (outpost_enroll(a.r, &eo) != OUTPOST_OK)
+        fail_msg("enroll: %s", outpost_errmsg(a.r));
+    uint32_t before = faultproxy_accepted(proxy); /* the enrollment's connection */
+    device_start(&a, 100);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    test_sleep_ms(5000); /* 2.5 times the server's idle */
+    outpost_sync_status ss;
+    outpost_sync_get_status(a.sync, &ss);
+    print_message("connections %u, syncs %" PRIu64 "\n", faultproxy_accepted(proxy) - before,
+                  ss.syncs_completed);
+    assert_int_equal(faultproxy_accepted(proxy) - before, 1);
+    assert_int_equal(ss.last_error, OUTPOST_OK);
+    assert_true(ss.syncs_completed >= 3); /* the first sync, then a PULL every second */
+    device_close(&a);
+    faultproxy_stop(proxy);
+    fixture_destroy(&idle_fx);
+}
+
 static void test_automatic_retry_finds_the_server_when_it_returns(void **state)
 {
     (void)state;
@@ -1063,6 +1100,7 @@ int main(void)
         cmocka_unit_test(test_cut_mid_window_resends_without_duplicates),
         cmocka_unit_test(test_server_restart_mid_sync_loses_nothing),
         cmocka_unit_test(test_idle_engine_sleeps_until_needed),
+        cmocka_unit_test(test_idle_connection_is_kept_past_the_server_idle_timeout),
         cmocka_unit_test(test_automatic_retry_finds_the_server_when_it_returns),
         cmocka_unit_test(test_wrong_server_certificate_is_refused),
         cmocka_unit_test(test_intermediate_ca_chain_is_served),
