@@ -45,10 +45,12 @@ enum {
      * wakes it), a message, a timer below. Commits by another process fire no listener: the
      * engine looks for them (PRAGMA data_version) at every wake and at least this often. */
     LOOK_INTERVAL_MS = 5 * 60 * 1000,
-    /* Connected and idle, the transport pings after half of this with nothing received and
+    /* Connected and idle, the transport pings after half of this with no message received and
      * hangs up after all of it unanswered (a sync in progress keeps the transport's default,
-     * 60 s): a dead idle connection is found within 10 minutes, not by a ping every 30 s. */
-    IDLE_CONNECTION_TIMEOUT_S = 600,
+     * 60 s). Longer than the keepalive PULL's interval (half the server's idle, 5 minutes by
+     * default), whose answer counts as proof, so an idle connection sees only those PULLs; a
+     * dead one is found within 15 minutes. */
+    IDLE_CONNECTION_TIMEOUT_S = 900,
     /* The push window (docs/protocol.md 8.2): entries unanswered at once, and their encoded
      * bytes (one entry may exceed it alone). The server reads one message at a time, so what
      * waits sits in the socket and in the transport's queue. 32 entries: on a 600 ms link a

@@ -552,6 +552,9 @@ static int receive_fragment(transport *t, struct lws *wsi, conn *c, const uint8_
     if (lws_is_final_fragment(wsi)) {
         size_t n = c->rx_len;
         c->rx_len = 0;
+        /* A whole message, nearly always the answer to one of ours: both directions work, so
+         * no ping is needed before the next idle interval (a phone wakes for fewer pings). */
+        lws_validity_confirmed(wsi);
         t->on_message(t->user_data, c->rx, n);
         if (c->rx_cap > RX_KEEP_BYTES)
             conn_release(c);
@@ -990,6 +993,8 @@ void transport_set_idle_timeout(transport *t, uint32_t idle_timeout_s)
         return;
     t->keepalive.secs_since_valid_ping = (uint16_t)(idle_s / 2);
     t->keepalive.secs_since_valid_hangup = (uint16_t)idle_s;
+    if (t->wsi)
+        lws_validity_confirmed(t->wsi); /* reschedules the check under the new timeout now */
 }
 
 int transport_service(transport *t, int timeout_ms)

@@ -180,8 +180,7 @@ int transport_send(transport *t, const uint8_t *data, size_t n_bytes);
  * activity, a timer or transport_wake(), then handles what is ready, calling the callbacks.
  * May return early; loop on it. Returns 0, or -EIO if the event loop failed. */
 /* Changes the idle timeout (pings after half of it with nothing received, hang up after it);
- * 0 = back to the configured one. lws reads it when it next schedules its check, which is
- * after the next ping answered. Service thread only. */
+ * 0 = back to the configured one. Counts from now. Service thread only. */
 void transport_set_idle_timeout(transport *t, uint32_t idle_timeout_s);
 
 int transport_service(transport *t, int timeout_ms);
