@@ -42,7 +42,7 @@ PREFIX ?= /usr/local
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
-# Debian packages (liboutpost0, liboutpost-dev, outpost, outpostd) into $(BUILD)/packages.
+# Debian packages (liboutpost1, liboutpost-dev, outpost, outpostd) into $(BUILD)/packages.
 package: build
 	scripts/package.sh $(BUILD) $(BUILD)/packages
 

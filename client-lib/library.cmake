@@ -10,8 +10,11 @@
 # The in-tree target `outpost` (static, internal archives beside it) stays what the tests use.
 include(CMakePackageConfigHelpers)
 
-# Bump when the ABI breaks (a removed or changed function or struct): the soname follows.
-set(OUTPOST_ABI_VERSION 0)
+# Bump when the ABI breaks (a removed or changed function, or a public struct that changed,
+# appended fields included: see docs/library.md, "ABI"): the soname and the Debian package
+# name follow. 1: outpost_sync_status and outpost_sync_config grew (rejected, round_trips,
+# compressed; no_compression).
+set(OUTPOST_ABI_VERSION 1)
 
 set(outpost_parts outpost outpost_proto outpost_cryptvfs outpost_transport)
 set(outpost_objects "")
@@ -23,7 +26,7 @@ endforeach()
 add_library(outpost_shared SHARED ${outpost_objects})
 set_target_properties(outpost_shared PROPERTIES
     OUTPUT_NAME outpost
-    VERSION ${PROJECT_VERSION}
+    VERSION ${OUTPOST_ABI_VERSION}.${PROJECT_VERSION_MINOR}.${PROJECT_VERSION_PATCH}
     SOVERSION ${OUTPOST_ABI_VERSION}
     LINKER_LANGUAGE C)
 target_link_libraries(outpost_shared PRIVATE outpost_lws outpost_mbedtls PkgConfig::SQLITE3

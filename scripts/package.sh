@@ -4,7 +4,7 @@
 #   scripts/package.sh BUILD_DIR OUT_DIR
 #
 # Makes, for this machine's architecture:
-#   liboutpost0      the shared library (soname liboutpost.so.0)
+#   liboutpostN      the shared library (soname liboutpost.so.N, N the ABI version)
 #   liboutpost-dev   headers, liboutpost.so, liboutpost.a, outpost.pc, OutpostConfig.cmake
 #   outpost          the outpost CLI (field laptops, scripts)
 #   outpostd         outpostd and outpost-admin, the systemd unit (own system user, hardened,
@@ -19,6 +19,10 @@ out=$(cd "$2" && pwd)
 pkg=$here/packaging/debian
 version=$("$build/server/outpostd" --version | awk '{print $2}')
 arch=$(dpkg --print-architecture)
+# The package is named after the soname (Debian policy 8.1), so two ABIs install side by side.
+abi=$(objdump -p "$build/client-lib/liboutpost.so" | awk '/SONAME/ {sub(/^liboutpost\.so\./, "", $2); print $2}')
+[ -n "$abi" ] || { echo "package: no soname in $build/client-lib/liboutpost.so" >&2; exit 1; }
+libpkg=liboutpost$abi
 maintainer="Outpost maintainers <outpost@example.org>"
 stage=$(mktemp -d "${TMPDIR:-/tmp}/outpost-package.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
@@ -81,20 +85,20 @@ strip_elves() {
 
 runtime_depends="libc6 (>= 2.36), libsqlite3-0 (>= 3.40), libmsgpackc2 (>= 4.0), libargon2-1, libjansson4, libcap2"
 
-# liboutpost0
-root=$stage/liboutpost0
+# liboutpostN
+root=$stage/$libpkg
 DESTDIR=$root install_component "$root" lib
 strip_elves "$root"
-docs "$root" liboutpost0
-control "$root" liboutpost0 libs "$runtime_depends" \
+docs "$root" "$libpkg"
+control "$root" "$libpkg" libs "$runtime_depends" \
     "Outpost device library: an offline encrypted SQLite replica that syncs" \
     "liboutpost keeps an app's records in a local SQLite replica encrypted at" \
     "rest, captures every committed write into an outbox, and syncs it with an" \
     "Outpost server by itself."
-echo "liboutpost 0 liboutpost0 (>= $version)" > "$root/DEBIAN/shlibs"
+echo "liboutpost $abi $libpkg (>= $version)" > "$root/DEBIAN/shlibs"
 echo "activate-noawait ldconfig" > "$root/DEBIAN/triggers"
 chmod 0644 "$root/DEBIAN/shlibs" "$root/DEBIAN/triggers"
-build_deb "$root" liboutpost0
+build_deb "$root" "$libpkg"
 
 # liboutpost-dev
 root=$stage/liboutpost-dev
@@ -105,7 +109,7 @@ install -m 0644 "$here/examples/app/main.c" "$here/examples/app/CMakeLists.txt" 
     "$root/usr/share/doc/liboutpost-dev/examples/"
 docs "$root" liboutpost-dev
 control "$root" liboutpost-dev libdevel \
-    "liboutpost0 (= $version), libsqlite3-dev (>= 3.40), libmsgpack-dev, libargon2-dev, libcap-dev" \
+    "$libpkg (= $version), libsqlite3-dev (>= 3.40), libmsgpack-dev, libargon2-dev, libcap-dev" \
     "Outpost device library: development files" \
     "Headers, the static library, outpost.pc and the CMake package" \
     "(find_package(Outpost)) for building apps on liboutpost."

@@ -29,7 +29,7 @@ grep -qE 'proto\.h|proto_|PROTO_' "$prefix"/include/outpost*.h && fail "the publ
 
 # Only the public API is exported, under the soname.
 soname=$(objdump -p "$lib"/liboutpost.so.*.*.* | awk '/SONAME/ {print $2}')
-[ "$soname" = "liboutpost.so.0" ] || fail "soname is '$soname', want liboutpost.so.0"
+[ "$soname" = "liboutpost.so.1" ] || fail "soname is '$soname', want liboutpost.so.1"
 others=$(nm -D --defined-only "$lib/liboutpost.so" | awk '{print $3}' | grep -v '^outpost_' || true)
 [ -z "$others" ] || fail "exported beyond the API: $(echo $others | head -c 300)"
 exported=$(nm -D --defined-only "$lib/liboutpost.so" | awk '{print $3}' | sort)
@@ -65,7 +65,7 @@ for kind in shared static; do
 done
 ldd "$work/cmake-static/outpost-example" | grep -q liboutpost &&
     fail "the static example still needs liboutpost.so"
-ldd "$work/cmake-shared/outpost-example" | grep -q "liboutpost.so.0 => $lib" ||
-    fail "the shared example does not use the installed liboutpost.so.0"
+ldd "$work/cmake-shared/outpost-example" | grep -q "liboutpost.so.1 => $lib" ||
+    fail "the shared example does not use the installed liboutpost.so.1"
 rm -rf "$work"
 echo "install_check: installed, linked with pkg-config and find_package (shared, static), ran"

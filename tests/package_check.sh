@@ -17,7 +17,7 @@ rm -rf "$work"
 mkdir -p "$root"
 "$src/scripts/package.sh" "$build" "$work/debs" > "$work/package.log" 2>&1 ||
     fail "scripts/package.sh failed: $(cat "$work/package.log")"
-for p in liboutpost0 liboutpost-dev outpost outpostd; do
+for p in liboutpost1 liboutpost-dev outpost outpostd; do
     ls "$work/debs/${p}_"*.deb >/dev/null 2>&1 || fail "no $p package"
 done
 

@@ -100,4 +100,12 @@ int outpost_rows_apply(outpost_replica *replica, const proto_rows *page);
 void value_to_public(const proto_value *in, outpost_value *out);
 void value_from_public(const outpost_value *in, proto_value *out);
 
+/* ---------------------------------------------------------------------------------------------
+ * The engine's thread, for tests and benchmarks.
+ */
+
+/* How many times the sync thread has woken (turns of its loop) since outpost_sync_start(). An
+ * idle engine sleeps until a commit, a message or one of its timers needs it. */
+uint64_t outpost_sync_wakes(outpost_sync *sync);
+
 #endif /* OUTPOST_ENGINE_H */

@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,11 +41,22 @@ enum {
     DEFAULT_RETRY_CAP_MS = 300000,
     /* Chunks are cut well under the message limit: the size estimate leaves headroom. */
     CHUNK_TARGET_BYTES = 512 * 1024,
-    IDLE_WAKE_MS = 1000,
+    /* An idle engine sleeps until something needs it: a local commit (the commit listener
+     * wakes it), a message, a timer below. Commits by another process fire no listener: the
+     * engine looks for them (PRAGMA data_version) at every wake and at least this often. */
+    LOOK_INTERVAL_MS = 5 * 60 * 1000,
+    /* Connected and idle, the transport pings after half of this with no message received and
+     * hangs up after all of it unanswered (a sync in progress keeps the transport's default,
+     * 60 s). Longer than the keepalive PULL's interval (half the server's idle, 5 minutes by
+     * default), whose answer counts as proof, so an idle connection sees only those PULLs; a
+     * dead one is found within 15 minutes. */
+    IDLE_CONNECTION_TIMEOUT_S = 900,
     /* The push window (docs/protocol.md 8.2): entries unanswered at once, and their encoded
      * bytes (one entry may exceed it alone). The server reads one message at a time, so what
-     * waits sits in the socket and in the transport's queue. */
-    WINDOW_ENTRIES = 8,
+     * waits sits in the socket and in the transport's queue. 32 entries: on a 600 ms link a
+     * day's ~65 small entries go in 2-3 window turns instead of 8-9 (bench_field). The byte
+     * bound is what the engine holds in memory; a day's entries are a few KiB, so it stays. */
+    WINDOW_ENTRIES = 32,
     WINDOW_BYTES = 1024 * 1024
 };
 
@@ -89,6 +101,11 @@ struct outpost_sync {
     bool error_kept;      /* the replica holds a failed attempt's error (sync_error.c) */
     int64_t retry_at;     /* monotonic ms; 0 = no retry scheduled */
     int64_t debounce_at;  /* monotonic ms; 0 = no local write waiting */
+    int64_t keepalive_at; /* monotonic ms; connected and idle: a PULL from the cursor before the
+                           * server's idle timeout ends the session; 0 = none */
+    int64_t next_look;    /* monotonic ms: the next look for other processes' commits */
+    uint32_t server_idle_ms; /* the server's `idle` from WELCOME; 0 = never */
+    atomic_uint_fast64_t wakes; /* the thread's loop turns (outpost_sync_wakes()) */
     bool pull_again;      /* NOTIFY came while busy */
     bool sync_asked;      /* outpost_sync_now() not yet answered by a cycle begun after it */
     backoff_policy policy;
@@ -568,8 +585,14 @@ static void sync_completed(outpost_sync *s)
     if (s->error_kept && replica_sync_error_set(s->r, "") == OUTPOST_OK)
         s->error_kept = false;
     set_activity(s, OUTPOST_ACTIVITY_IDLE);
+    s->keepalive_at = 0;
     if (!s->cfg.stay_connected)
         transport_disconnect(s->t);
+    else {
+        transport_set_idle_timeout(s->t, IDLE_CONNECTION_TIMEOUT_S);
+        if (s->server_idle_ms)
+            s->keepalive_at = mono_ms() + s->server_idle_ms / 2;
+    }
 }
 
 static void on_rows(outpost_sync *s, const proto_rows *rows)
@@ -621,6 +644,8 @@ static void begin_cycle(outpost_sync *s)
     outpost_status st;
     s->debounce_at = 0;
     s->sync_asked = false;
+    s->keepalive_at = 0;
+    transport_set_idle_timeout(s->t, 0);
     if (outpost_status_get(s->r, &st) == OUTPOST_OK) {
         pthread_mutex_lock(&s->lock);
         s->status.push_done = 0;
@@ -674,6 +699,7 @@ static void on_welcome(outpost_sync *s, const proto_welcome *w)
         return;
     }
     s->welcome_acked = w->acked_seq;
+    s->server_idle_ms = w->has_limits ? w->limits.idle_timeout_ms : 0;
     if (w->has_teams || w->worker_id) {
         int rc = w->has_teams ? scope_teams_store(s->r, &w->teams) : OUTPOST_OK;
         if (rc == OUTPOST_OK)
@@ -942,18 +968,22 @@ static void drive(outpost_sync *s, bool want_sync, bool net_changed, int64_t wro
         return;
     }
     if (ts == TRANSPORT_OPEN && s->phase == PHASE_IDLE &&
-        (s->sync_asked || (s->debounce_at && now >= s->debounce_at)))
+        (s->sync_asked || (s->debounce_at && now >= s->debounce_at) ||
+         (s->keepalive_at && now >= s->keepalive_at)))
         begin_cycle(s);
 }
 
+/* Until the earliest timer; lws's own (pings, timeouts) end the wait earlier by themselves. */
 static int next_wait_ms(const outpost_sync *s)
 {
-    int64_t now = mono_ms(), wait = IDLE_WAKE_MS;
+    int64_t now = mono_ms(), wait = s->next_look - now;
     if (s->retry_at && s->retry_at - now < wait)
         wait = s->retry_at - now;
     if (s->debounce_at && s->debounce_at - now < wait)
         wait = s->debounce_at - now;
-    return wait < 0 ? 0 : (int)wait;
+    if (s->phase == PHASE_IDLE && s->keepalive_at && s->keepalive_at - now < wait)
+        wait = s->keepalive_at - now;
+    return wait < 1 ? 1 : (int)wait;
 }
 
 /* Whether another connection (another process, or the app's handle when no commit listener
@@ -977,10 +1007,11 @@ static bool others_committed(outpost_sync *s)
 static void *sync_main(void *arg)
 {
     outpost_sync *s = arg;
-    int64_t next_look = 0;
+    s->next_look = mono_ms() + LOOK_INTERVAL_MS;
     connect_now(s);
     for (;;) {
         transport_service(s->t, next_wait_ms(s));
+        atomic_fetch_add(&s->wakes, 1);
         pthread_mutex_lock(&s->lock);
         bool stopping = s->stopping, want = s->want_sync, net = s->net_changed;
         int64_t wrote = s->wrote ? s->last_write_mono : 0;
@@ -989,8 +1020,8 @@ static void *sync_main(void *arg)
         if (stopping)
             break;
         int64_t now = mono_ms();
-        if (now >= next_look) {
-            next_look = now + IDLE_WAKE_MS;
+        if (now >= s->next_look || (s->phase != PHASE_PUSH && s->phase != PHASE_PULL)) {
+            s->next_look = now + LOOK_INTERVAL_MS;
             if (others_committed(s) && !wrote)
                 wrote = now;
         }
@@ -998,6 +1029,11 @@ static void *sync_main(void *arg)
     }
     drop_window(s);
     return NULL;
+}
+
+uint64_t outpost_sync_wakes(outpost_sync *sync)
+{
+    return sync ? (uint64_t)atomic_load(&sync->wakes) : 0;
 }
 
 /* Called by the app's replica after each commit that made an outbox entry (its thread). */

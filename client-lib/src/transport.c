@@ -75,6 +75,7 @@ struct transport {
     size_t queue_limit;
     uint32_t connect_timeout_ms;
     lws_retry_bo_t keepalive; /* lws keeps a pointer to it for the connection's life */
+    uint32_t idle_timeout_s;  /* the configured one, which keepalive goes back to */
 
     transport_connected_cb on_connected;
     transport_message_cb on_message;
@@ -561,6 +562,9 @@ static int receive_fragment(transport *t, struct lws *wsi, conn *c, const uint8_
     if (lws_is_final_fragment(wsi)) {
         size_t n = c->rx_len;
         c->rx_len = 0;
+        /* A whole message, nearly always the answer to one of ours: both directions work, so
+         * no ping is needed before the next idle interval (a phone wakes for fewer pings). */
+        lws_validity_confirmed(wsi);
         t->on_message(t->user_data, c->rx, n);
         if (c->rx_cap > RX_KEEP_BYTES)
             conn_release(c);
@@ -845,6 +849,7 @@ int transport_create(const transport_config *cfg, transport **out_transport, cha
                                                   : 4 * max_message;
     t->connect_timeout_ms = cfg->connect_timeout_ms ? cfg->connect_timeout_ms
                                                     : TRANSPORT_DEFAULT_CONNECT_TIMEOUT_MS;
+    t->idle_timeout_s = idle_s;
     t->keepalive.secs_since_valid_ping = (uint16_t)(idle_s / 2);
     t->keepalive.secs_since_valid_hangup = (uint16_t)idle_s;
     t->on_connected = cfg->on_connected;
@@ -992,6 +997,17 @@ int transport_send(transport *t, const uint8_t *data, size_t n_bytes)
     t->queued_bytes += n_bytes;
     lws_callback_on_writable(t->wsi);
     return 0;
+}
+
+void transport_set_idle_timeout(transport *t, uint32_t idle_timeout_s)
+{
+    uint32_t idle_s = idle_timeout_s ? idle_timeout_s : t->idle_timeout_s;
+    if (idle_s < 2 || idle_s > UINT16_MAX)
+        return;
+    t->keepalive.secs_since_valid_ping = (uint16_t)(idle_s / 2);
+    t->keepalive.secs_since_valid_hangup = (uint16_t)idle_s;
+    if (t->wsi)
+        lws_validity_confirmed(t->wsi); /* reschedules the check under the new timeout now */
 }
 
 int transport_service(transport *t, int timeout_ms)

@@ -25,6 +25,7 @@
 #include "daemon_fixture.h"
 #include "test_util.h"
 #include "faultproxy.h"
+#include "outpost_engine.h"
 #include "ovalue.h"
 #include "strf.h"
 
@@ -704,7 +705,7 @@ static void update_note(device *d, const char *id, const char *note)
 }
 
 /* Forty entries written offline go in one sync with several in flight at once: the push costs
- * about one round trip, not one per entry (the window is 8 entries; sending one entry at a time
+ * about one round trip, not one per entry (the window is 32 entries; sending one entry at a time
  * made this 40 round trips and more). */
 static void test_push_keeps_several_entries_in_flight(void **state)
 {
@@ -847,7 +848,7 @@ static void test_cut_mid_window_resends_without_duplicates(void **state)
         write_contact_full(&a, id, "t1", "window cut", note);
     }
     /* Each entry is near 1 KB on the wire even compressed (about 600 B of it for the note),
-     * the window 8 entries, the handshake a few KiB: cut inside the pushes, three times over. */
+     * the window 32 entries, the handshake a few KiB: cut inside the pushes, three times over. */
     const uint64_t cuts[] = {12000, 14000, 16000};
     for (size_t k = 0; k < sizeof cuts / sizeof cuts[0]; k++) {
         faultproxy_cut_after(proxy, cuts[k]);
@@ -927,6 +928,71 @@ static void test_server_restart_mid_sync_loses_nothing(void **state)
                      entries * 50);
     device_close(&a);
     device_close(&b);
+}
+
+/* A connected engine with nothing to do sleeps: on a phone every wake costs battery. It used to
+ * wake once a second (a poll for other processes' commits), 5 or more times in this window. Its
+ * next timers are minutes away (keepalive PULL, ping, the look for other processes' commits),
+ * yet a local commit still wakes it at once. */
+static void test_idle_engine_sleeps_until_needed(void **state)
+{
+    (void)state;
+    device a;
+    memset(&a, 0, sizeof a);
+    device_enroll(&a, "sleepy", "w1", fx.port);
+    device_start(&a, 100);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    test_sleep_ms(500);
+    uint64_t w0 = outpost_sync_wakes(a.sync);
+    test_sleep_ms(5000);
+    uint64_t woke = outpost_sync_wakes(a.sync) - w0;
+    print_message("idle engine woke %" PRIu64 " times in 5 s\n", woke);
+    assert_true(woke <= 2);
+
+    outpost_sync_status ss;
+    outpost_sync_get_status(a.sync, &ss);
+    write_contact(&a, "t1", "wakes the sleeper");
+    assert_int_equal(outpost_sync_wait(a.sync, ss.syncs_completed, WAIT_MS), OUTPOST_OK);
+    assert_int_equal(central_count("SELECT count(*) FROM contacts WHERE name = 'wakes the sleeper'"),
+                     1);
+    device_close(&a);
+}
+
+/* Kept connected and idle, the engine sends a PULL before the server's idle timeout would end
+ * the session, so it keeps one connection instead of being dropped and reconnecting (which is
+ * what happened when nothing was sent: a new connection each `idle`). */
+static void test_idle_connection_is_kept_past_the_server_idle_timeout(void **state)
+{
+    (void)state;
+    daemon_fixture idle_fx;
+    faultproxy *proxy = NULL;
+    uint16_t port = 0;
+    char code[32], url[64];
+    device a;
+    memset(&a, 0, sizeof a);
+    assert_int_equal(fixture_create(&idle_fx, "idle_timeout_s = 2\n"), 0);
+    assert_int_equal(fixture_start(&idle_fx), 0);
+    assert_int_equal(faultproxy_start(idle_fx.port, &proxy, &port), 0);
+    device_open(&a, "keepalive");
+    assert_int_equal(fixture_enroll_code(&idle_fx, "w1", code), 0);
+    url_for(port, url, sizeof url);
+    outpost_enroll_options eo = {.url = url, .code = code, .ca_pem = slurp(idle_fx.ca_path)};
+    if (outpost_enroll(a.r, &eo) != OUTPOST_OK)
+        fail_msg("enroll: %s", outpost_errmsg(a.r));
+    uint32_t before = faultproxy_accepted(proxy); /* the enrollment's connection */
+    device_start(&a, 100);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    test_sleep_ms(5000); /* 2.5 times the server's idle */
+    outpost_sync_status ss;
+    outpost_sync_get_status(a.sync, &ss);
+    print_message("connections %u, syncs %" PRIu64 "\n", faultproxy_accepted(proxy) - before,
+                  ss.syncs_completed);
+    assert_int_equal(faultproxy_accepted(proxy) - before, 1);
+    assert_int_equal(ss.last_error, OUTPOST_OK);
+    assert_true(ss.syncs_completed >= 3); /* the first sync, then a PULL every second */
+    device_close(&a);
+    faultproxy_stop(proxy);
+    fixture_destroy(&idle_fx);
 }
 
 static void test_automatic_retry_finds_the_server_when_it_returns(void **state)
@@ -1155,6 +1221,8 @@ int main(void)
         cmocka_unit_test(test_sync_now_mid_cycle_is_not_dropped),
         cmocka_unit_test(test_cut_mid_window_resends_without_duplicates),
         cmocka_unit_test(test_server_restart_mid_sync_loses_nothing),
+        cmocka_unit_test(test_idle_engine_sleeps_until_needed),
+        cmocka_unit_test(test_idle_connection_is_kept_past_the_server_idle_timeout),
         cmocka_unit_test(test_automatic_retry_finds_the_server_when_it_returns),
         cmocka_unit_test(test_failed_sync_is_reported_by_the_next_hello),
         cmocka_unit_test(test_wrong_server_certificate_is_refused),
