@@ -206,7 +206,7 @@ static void test_trickled_link_completes_without_resending(void **state)
     device_close(&d);
 }
 
-static void test_trickle_then_cut_resends_at_most_one_entry_per_cut(void **state)
+static void test_trickle_then_cut_resends_at_most_one_window_per_cut(void **state)
 {
     (void)state;
     enum { ENTRIES = 40, ROWS = 20 };
@@ -241,9 +241,13 @@ static void test_trickle_then_cut_resends_at_most_one_entry_per_cut(void **state
     assert_int_equal(central("SELECT count(*) FROM contacts WHERE name = ?1",
                              "trickled then cut"),
                      ENTRIES * ROWS);
+    /* A cut can lose the ACKs of every entry in flight: the library keeps up to 32 of them
+     * (docs/protocol.md 8.2), and each is answered from the server's record when resent. */
+    enum { WINDOW_ENTRIES = 32 };
     int all, dup;
     count_pushes(d.id, &all, &dup);
-    assert_true(dup <= landed);
+    printf("trickle then cut: %d replays of %d pushes\n", dup, all);
+    assert_true(dup <= landed * WINDOW_ENTRIES);
     assert_int_equal(all - dup, ENTRIES);
     device_close(&d);
 }
@@ -261,7 +265,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stalled_server_then_sync_completes),
         cmocka_unit_test(test_trickled_link_completes_without_resending),
-        cmocka_unit_test(test_trickle_then_cut_resends_at_most_one_entry_per_cut),
+        cmocka_unit_test(test_trickle_then_cut_resends_at_most_one_window_per_cut),
         cmocka_unit_test(test_daemon_stops_cleanly), /* last */
     };
     return cmocka_run_group_tests(tests, setup, teardown);

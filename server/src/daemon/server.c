@@ -141,8 +141,11 @@ static void dispatch(server *srv, job *list)
         if (s && s->id == j->session_id) {
             session_job_done(s, j);
         } else {
-            log_msg(LOG_DEBUG, "conn=%" PRIu64 " closed before its reply was ready",
-                    j->session_id);
+            if (j->kind == JOB_PUSH && j->rc == STORE_OK && !j->push_malformed)
+                session_log_push(j, true);
+            else
+                log_msg(LOG_DEBUG, "conn=%" PRIu64 " closed before its reply was ready",
+                        j->session_id);
             job_free(j);
         }
     }

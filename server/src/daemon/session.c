@@ -690,8 +690,6 @@ static void auth_done(session *s, job *j)
 
 static void push_done(session *s, job *j)
 {
-    const store_push_info *info = &j->push_info;
-
     if (j->push_malformed) {
         send_error(s, PROTO_ERR_BAD_MESSAGE, false, true, "%s", j->errmsg);
         return;
@@ -702,13 +700,22 @@ static void push_done(session *s, job *j)
     }
     s->device.acked_seq = j->device.acked_seq;
     s->n_pushes++;
+    session_log_push(j, false);
+    queue_reply(s, &j->reply, false, false);
+}
+
+void session_log_push(const job *j, bool connection_gone)
+{
+    const store_push_info *info = &j->push_info;
+
     log_msg(LOG_INFO, "conn=%" PRIu64 " device=%s push seq=%" PRIu64 " chunks=%" PRIu32
             " result=%s rows=%" PRIu32 " conflicts=%" PRIu32 " server_seq=%" PRIu64
-            " store_ms=%" PRIu64 "%s", s->id, s->device.device_id, j->push.seq, j->n_chunks,
-            info->rejected ? "REJECT" : info->duplicate ? "ACK(duplicate)" : "ACK",
+            " store_ms=%" PRIu64 "%s%s", j->session_id, j->device.device_id, j->push.seq,
+            j->n_chunks, info->rejected ? "REJECT" : info->duplicate ? "ACK(duplicate)" : "ACK",
             info->n_rows, info->n_conflicts, info->server_seq, j->run_us / 1000u,
-            info->hlc_clamped ? " hlc_clamped" : "");
-    queue_reply(s, &j->reply, false, false);
+            info->hlc_clamped ? " hlc_clamped" : "",
+            connection_gone ? " (connection closed before the reply: the device will resend)"
+                            : "");
 }
 
 static void pull_done(session *s, job *j)

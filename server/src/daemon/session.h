@@ -89,6 +89,10 @@ void session_close(session *s);
 /* Takes ownership of a finished job this session submitted. */
 void session_job_done(session *s, job *j);
 
+/* Logs a finished push (INFO): what was applied, refused or answered again, also when the
+ * device's connection closed before the reply could go, so the log accounts for every apply. */
+void session_log_push(const job *j, bool connection_gone);
+
 /* Ends the session because the same device authenticated on a newer connection. */
 void session_replace(session *s);
 
