@@ -941,8 +941,9 @@ static void test_a_reject_stays_within_msg_with_large_keys(void **state)
 }
 
 /* Applies one page the way a device does: counts each rescope row ("rs-" ids) it carries into
- * seen, checks the page is within msg and page_rows. Returns the page's cursor. */
-static uint64_t apply_rescope_page(const proto_msg *m, uint32_t *seen, uint32_t n, bool *more)
+ * seen, each such key in `gone` into gone, checks the page is within msg and page_rows. Returns the page's cursor. */
+static uint64_t apply_rescope_page(const proto_msg *m, uint32_t *seen, uint32_t *gone,
+                                   uint32_t n, bool *more)
 {
     size_t size = encoded_size(m);
     page_count c = count_page(m);
@@ -961,6 +962,13 @@ static uint64_t apply_rescope_page(const proto_msg *m, uint32_t *seen, uint32_t 
                 sscanf((const char *)v[0].u.b.p, "rs-%2u", &i) == 1 && i < n)
                 seen[i]++;
         }
+        for (uint32_t r = 0; r < tr->n_removed; r++) {
+            const proto_value *k = tr->removed + (size_t)r * tr->n_pk;
+            unsigned i = 0;
+            if (k[0].type == PROTO_TEXT && k[0].u.b.n == 5 &&
+                sscanf((const char *)k[0].u.b.p, "rs-%2u", &i) == 1 && i < n)
+                gone[i]++;
+        }
     }
     *more = m->u.rows.more;
     return m->u.rows.cursor;
@@ -968,7 +976,7 @@ static uint64_t apply_rescope_page(const proto_msg *m, uint32_t *seen, uint32_t 
 
 /* A worker who joins a team gets the team's older rows in pages within `msg` and `page`, like
  * any pull, resumable from any page's cursor: 12 rows of 12 KB (144 KB, 12 items) joined at
- * once, one page lost on the way. */
+ * once, one page lost on the way. Leaving the team sends the 12 keys as `gone`, paged too. */
 static void test_rows_gained_by_joining_a_team_are_paged_within_msg(void **state)
 {
     enum { N = 12, SIZE = 12000 };
@@ -977,7 +985,7 @@ static void test_rows_gained_by_joining_a_team_are_paged_within_msg(void **state
     static char name[SIZE];
     test_device writer, joiner;
     testclient *tc;
-    uint32_t seen[N] = {0};
+    uint32_t seen[N] = {0}, gone[N] = {0};
     uint64_t cursor;
     bool more = true;
     proto_msg *m;
@@ -1008,7 +1016,7 @@ static void test_rows_gained_by_joining_a_team_are_paged_within_msg(void **state
     /* First page applied; the second lost with the connection; then pull on from the stored
      * cursor until the server says there is no more. */
     m = pull(tc, cursor, 0);
-    cursor = apply_rescope_page(m, seen, N, &more);
+    cursor = apply_rescope_page(m, seen, gone, N, &more);
     proto_msg_free(m);
     assert_true(more);
     m = pull(tc, cursor, 0);
@@ -1017,7 +1025,7 @@ static void test_rows_gained_by_joining_a_team_are_paged_within_msg(void **state
     tc = session_for(&joiner, NULL);
     while (more) {
         m = pull(tc, cursor, 0);
-        cursor = apply_rescope_page(m, seen, N, &more);
+        cursor = apply_rescope_page(m, seen, gone, N, &more);
         proto_msg_free(m);
     }
     for (uint32_t i = 0; i < N; i++)
@@ -1028,6 +1036,19 @@ static void test_rows_gained_by_joining_a_team_are_paged_within_msg(void **state
     assert_false(m->u.rows.more);
     assert_int_equal(count_page(m).rows, 0);
     proto_msg_free(m);
+
+    /* Leaving the team again: each key comes as `gone`, within `page` items per page. */
+    assert_int_equal(fixture_worker_teams(&fx, "w-join", false, t1, 1), 0);
+    more = true;
+    while (more) {
+        m = pull(tc, cursor, 0);
+        cursor = apply_rescope_page(m, seen, gone, N, &more);
+        proto_msg_free(m);
+    }
+    for (uint32_t i = 0; i < N; i++)
+        if (gone[i] != 1 || seen[i] != 1)
+            fail_msg("row rs-%02u: %u times in gone, %u as a row; expected once, once", i,
+                     gone[i], seen[i]);
     testclient_close(tc);
 }
 
