@@ -38,6 +38,9 @@
 enum {
     DEFAULT_DEBOUNCE_MS = 1000,
     DEFAULT_RETRY_BASE_MS = 1000,
+    /* The range of the server's advertised `msg` this device accepts messages up to. */
+    SYNC_MIN_RECEIVE = 16 * 1024,
+    SYNC_MAX_RECEIVE = 64 * 1024 * 1024,
     DEFAULT_RETRY_CAP_MS = 300000,
     /* Chunks are cut well under the message limit: the size estimate leaves headroom. */
     CHUNK_TARGET_BYTES = 512 * 1024,
@@ -83,7 +86,8 @@ struct outpost_sync {
     outpost_sync_config cfg;
     device_credentials creds;
     transport *t;
-    proto_limits limits;
+    proto_limits limits;    /* what this device sends, and receives until WELCOME */
+    proto_limits rx_limits; /* what it accepts from the server (receive_limit_from_welcome) */
     pthread_t thread;
 
     /* Shared with app threads, under lock. */
@@ -657,6 +661,23 @@ static void begin_cycle(outpost_sync *s)
     push_next(s);
 }
 
+/* The server never sends more than the `msg` it advertises (docs/protocol.md 8.5): accept up to
+ * that, within [SYNC_MIN_RECEIVE, SYNC_MAX_RECEIVE], rather than the library's own default, so
+ * that a server configured above 1 MiB does not send pages this device refuses. A server that
+ * advertises nothing keeps the default. One value may be as large as the message. */
+static void receive_limit_from_welcome(outpost_sync *s, const proto_welcome *w)
+{
+    proto_limits def;
+    proto_limits_default(&def);
+    uint64_t n = w->has_limits && w->limits.max_message_bytes ? w->limits.max_message_bytes
+                                                               : def.max_message_bytes;
+    n = n < SYNC_MIN_RECEIVE ? SYNC_MIN_RECEIVE : n > SYNC_MAX_RECEIVE ? SYNC_MAX_RECEIVE : n;
+    s->rx_limits.max_message_bytes = (size_t)n;
+    s->rx_limits.max_bytes_value = (size_t)n > def.max_bytes_value ? (size_t)n
+                                                                   : def.max_bytes_value;
+    transport_set_max_receive(s->t, (size_t)n);
+}
+
 static void on_welcome(outpost_sync *s, const proto_welcome *w)
 {
     if (s->phase != PHASE_HELLO) {
@@ -700,6 +721,7 @@ static void on_welcome(outpost_sync *s, const proto_welcome *w)
     }
     s->welcome_acked = w->acked_seq;
     s->server_idle_ms = w->has_limits ? w->limits.idle_timeout_ms : 0;
+    receive_limit_from_welcome(s, w);
     if (w->has_teams || w->worker_id) {
         int rc = w->has_teams ? scope_teams_store(s->r, &w->teams) : OUTPOST_OK;
         if (rc == OUTPOST_OK)
@@ -846,7 +868,7 @@ static void cb_message(void *user_data, const uint8_t *data, size_t n_bytes)
         return;
     if (proto_is_zframe(data, n_bytes)) {
         int zrc = s->zin ? proto_zframe_inflate(s->zin, data, n_bytes,
-                                                s->limits.max_message_bytes, &plain)
+                                                s->rx_limits.max_message_bytes, &plain)
                          : PROTO_EINVAL;
         if (zrc != PROTO_OK) {
             char why[200];
@@ -855,7 +877,7 @@ static void cb_message(void *user_data, const uint8_t *data, size_t n_bytes)
             if (zrc == PROTO_ETOOBIG)
                 snprintf(why, sizeof why, "message from the server exceeds %zu bytes once "
                          "decompressed, more than the limit it advertised",
-                         s->limits.max_message_bytes);
+                         s->rx_limits.max_message_bytes);
             else if (zrc == PROTO_EMALFORMED)
                 snprintf(why, sizeof why, "invalid compressed frame from the server: %s",
                          proto_zframe_why(s->zin));
@@ -872,7 +894,7 @@ static void cb_message(void *user_data, const uint8_t *data, size_t n_bytes)
         data = plain.data;
         n_bytes = plain.len;
     }
-    int rc = proto_decode(data, n_bytes, &s->limits, &m, err, sizeof err);
+    int rc = proto_decode(data, n_bytes, &s->rx_limits, &m, err, sizeof err);
     proto_buf_free(&plain);
     if (rc != PROTO_OK) {
         char why[200];
@@ -1071,6 +1093,7 @@ int outpost_sync_start(outpost_replica *replica, const outpost_sync_config *conf
     s->policy.jitter = BACKOFF_JITTER_FULL;
     s->rng_state = (uint64_t)mono_ms() ^ (uint64_t)(uintptr_t)s;
     proto_limits_default(&s->limits);
+    s->rx_limits = s->limits;
     s->app = replica;
 
     int rc = device_credentials_load(replica, &s->creds);

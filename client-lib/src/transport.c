@@ -72,6 +72,7 @@ struct transport {
     uint8_t pin[TRANSPORT_PIN_SIZE];
     mbedtls_x509_crt ca;
     size_t max_message;
+    size_t max_receive; /* largest message accepted from the server (transport_set_max_receive) */
     size_t queue_limit;
     uint32_t connect_timeout_ms;
     lws_retry_bo_t keepalive; /* lws keeps a pointer to it for the connection's life */
@@ -533,9 +534,9 @@ static int receive_fragment(transport *t, struct lws *wsi, conn *c, const uint8_
     /* Refuse as soon as the declared frame length shows the message cannot fit, before
      * buffering the rest of it. */
     size_t pending = lws_remaining_packet_payload(wsi);
-    if (len > t->max_message - c->rx_len || pending > t->max_message - c->rx_len - len) {
+    if (len > t->max_receive - c->rx_len || pending > t->max_receive - c->rx_len - len) {
         force_close_reason(t, TRANSPORT_CLOSE_MESSAGE_TOO_BIG,
-                           "the server sent a message larger than %zu bytes", t->max_message);
+                           "the server sent a message larger than %zu bytes", t->max_receive);
         lws_close_reason(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
                          (unsigned char *)"message too big", 15);
         return -1;
@@ -544,7 +545,7 @@ static int receive_fragment(transport *t, struct lws *wsi, conn *c, const uint8_
     if (needed > c->rx_cap) {
         size_t cap = c->rx_cap ? c->rx_cap : RX_CHUNK_BYTES;
         while (cap < needed)
-            cap = cap > t->max_message / 2 ? t->max_message : cap * 2;
+            cap = cap > t->max_receive / 2 ? t->max_receive : cap * 2;
         uint8_t *grown = realloc(c->rx, cap);
         if (!grown) {
             force_close_reason(t, TRANSPORT_CLOSE_OUT_OF_MEMORY,
@@ -843,6 +844,7 @@ int transport_create(const transport_config *cfg, transport **out_transport, cha
         goto fail;
 
     t->max_message = max_message;
+    t->max_receive = max_message;
     /* Four of the largest messages, or all a 32-bit size_t holds (4 GiB does not fit). */
     t->queue_limit = cfg->send_queue_limit         ? cfg->send_queue_limit
                      : max_message > SIZE_MAX / 4 ? SIZE_MAX
@@ -914,6 +916,11 @@ fail:
     mbedtls_x509_crt_free(&t->ca);
     free(t);
     return rc;
+}
+
+void transport_set_max_receive(transport *t, size_t max_bytes)
+{
+    t->max_receive = max_bytes;
 }
 
 void transport_destroy(transport *t)

@@ -169,6 +169,11 @@ int transport_connect(transport *t);
  * unless it had ended for another reason first. No-op when TRANSPORT_IDLE or already closing. */
 void transport_disconnect(transport *t);
 
+/* Sets the largest message accepted from the server (max_message_size until then), for the
+ * messages after this call: the limit the server advertised. Call from a callback (the service
+ * loop's thread). Sending keeps max_message_size. */
+void transport_set_max_receive(transport *t, size_t max_bytes);
+
 /* Queues a copy of one binary message; it is written from the service loop, in fragments if it
  * is large, never blocking the loop. Messages go out in the order queued. Returns 0, -ENOTCONN
  * unless TRANSPORT_OPEN, -EMSGSIZE if n_bytes > max_message_size, -EAGAIN when the queue holds

@@ -8,6 +8,8 @@
  *     are all its own unaltered writes (no echo);
  *   - in scope and deleted: a tombstone (not for a first pull, which has nothing to delete);
  *   - out of scope: "removed" when, since the cursor, it left one of the device's teams.
+ * Interleaved by sequence with the change log: the rows a device gains or loses when its
+ * worker's teams change (store_rescope.c), so those are paged like any other change.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +26,31 @@ enum {
      * of 100,000 rows walked them in 13 empty pages, each a network round trip. */
     PULL_SCAN_EXTRA = 32768
 };
+
+/* What a walked entry is (the query's last column). */
+enum { PULL_CHANGE = 0, PULL_LEFT = 1, PULL_JOINED = 2 };
+
+/* The change log, each entry kept when it is its row's latest change, interleaved by sequence
+ * with the snapshots of the teams this device's worker joined (live rows) or left (keys). A
+ * joined row changed since its snapshot is left to the change log, which has it later. */
+static const char pull_sql_rescope[] =
+    "SELECT c.seq, c.table_id, c.pk, r.deleted, r.scope, r.echo_device, r.echo_since, 0"
+    " FROM _outpost_changes c JOIN _outpost_rows r"
+    " ON r.table_id = c.table_id AND r.pk = c.pk AND r.seq = c.seq WHERE c.seq > ?1"
+    " UNION ALL"
+    " SELECT x.seq, x.table_id, x.pk, r.deleted, r.scope, 0, 0, 1 + d.joined"
+    " FROM _outpost_rescope_rows x"
+    " JOIN _outpost_rescopes d ON d.device_no = ?3 AND d.team_id = x.team_id"
+    " AND d.marker_seq = x.marker_seq"
+    " JOIN _outpost_rows r ON r.table_id = x.table_id AND r.pk = x.pk"
+    " AND (d.joined = 0 OR r.seq < x.seq) WHERE x.seq > ?1"
+    " ORDER BY 1 LIMIT ?2";
+/* The same without scope changes, for a store that never recorded one. */
+static const char pull_sql_plain[] =
+    "SELECT c.seq, c.table_id, c.pk, r.deleted, r.scope, r.echo_device, r.echo_since, 0"
+    " FROM _outpost_changes c JOIN _outpost_rows r"
+    " ON r.table_id = c.table_id AND r.pk = c.pk AND r.seq = c.seq"
+    " WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?2";
 
 static int left_scope_since(store *st, const store_device *dev, int64_t table_id, const void *pk,
                             int pk_len, uint64_t cursor, bool *out_left)
@@ -93,7 +120,8 @@ static int pull_one(pull_page *p, sqlite3_stmt *s)
     bool deleted = sqlite3_column_int(s, 3) != 0;
     int64_t echo_device = sqlite3_column_int64(s, 5);
     uint64_t echo_since = (uint64_t)sqlite3_column_int64(s, 6);
-    if (t == NULL || (echo_device == p->dev_no && echo_since <= p->cursor))
+    int kind = sqlite3_column_int(s, 7);
+    if (t == NULL || (kind == PULL_CHANGE && echo_device == p->dev_no && echo_since <= p->cursor))
         goto skip;
     proto_value scope;
     int out = store_value_column(&p->arena, s, 4, &scope);
@@ -101,7 +129,17 @@ static int pull_one(pull_page *p, sqlite3_stmt *s)
         return store_fail(p->st, out, "out of memory");
     bool in_scope = row_scope_allowed(p->dev, &scope);
     enum { SEND_ROW, SEND_DELETED, SEND_REMOVED } what;
-    if (in_scope && !deleted) {
+    if (kind == PULL_JOINED) {
+        /* A row of a team the worker joined: sent if the device may see it now. */
+        if (!in_scope || deleted)
+            goto skip;
+        what = SEND_ROW;
+    } else if (kind == PULL_LEFT) {
+        /* A row of a team the worker left: removed unless the device may still see it. */
+        if (in_scope || p->holds_nothing)
+            goto skip;
+        what = SEND_REMOVED;
+    } else if (in_scope && !deleted) {
         what = SEND_ROW;
     } else if (in_scope) {
         if (p->holds_nothing)
@@ -214,16 +252,14 @@ int store_pull(store *st, const store_device *dev, uint64_t cursor, uint32_t lim
         goto done;
     }
     int scan_cap = (int)p.limit + PULL_SCAN_EXTRA;
-    int rc = sqlite3_prepare_v2(st->db,
-                                "SELECT c.seq, c.table_id, c.pk, r.deleted, r.scope,"
-                                " r.echo_device, r.echo_since"
-                                " FROM _outpost_changes c JOIN _outpost_rows r"
-                                " ON r.table_id = c.table_id AND r.pk = c.pk AND r.seq = c.seq"
-                                " WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?2",
-                                -1, &s, NULL);
+    int rc = sqlite3_prepare_v2(st->db, pull_sql_rescope, -1, &s, NULL);
+    if (rc != SQLITE_OK) /* no scope change was ever recorded in this store */
+        rc = sqlite3_prepare_v2(st->db, pull_sql_plain, -1, &s, NULL);
     if (rc == SQLITE_OK) {
         sqlite3_bind_int64(s, 1, (int64_t)cursor);
         sqlite3_bind_int(s, 2, scan_cap);
+        if (sqlite3_bind_parameter_count(s) >= 3)
+            sqlite3_bind_int64(s, 3, p.dev_no);
     }
     int scanned = 0;
     while (rc == SQLITE_OK && !p.full && (rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -241,10 +277,6 @@ int store_pull(store *st, const store_device *dev, uint64_t cursor, uint32_t lim
     bool exhausted = !p.full && scanned < scan_cap;
     out_info->more = !exhausted && p.last_seq < (uint64_t)server_seq;
     out_info->next_cursor = exhausted ? (uint64_t)server_seq : p.last_seq;
-    out = store_rescope_emit(st, &fresh, p.dev_no, cursor, out_info->next_cursor, &p.rs, &p.arena,
-                             out_info);
-    if (out != 0)
-        goto done;
     if (rowset_export(&p.rs) != 0) {
         out = store_fail(st, STORE_ENOMEM, "out of memory");
         goto done;

@@ -2,12 +2,13 @@
  * Scope changes reaching devices. The change log tells a device what changed since its cursor,
  * but when its worker joins or leaves a team no row changes: rows of a joined team older than
  * the cursor would never arrive, rows of a left team would stay on the device. So a change of a
- * worker's teams records, for each of its devices, which teams were joined and left, at a new
- * server sequence (the marker). The pull whose page covers the marker (cursor < marker <= the
- * page's next cursor) also carries every row of each joined team the cursor had passed, and a
- * "removed" for every row of each left team. A page lost on the way is simply pulled again
- * from the same cursor, and carries them again; once the device's cursor is past the marker
- * the entry is spent.
+ * worker's teams records, for each of its devices, which teams were joined and left
+ * (_outpost_rescopes, at a marker sequence), and a snapshot of the rows concerned
+ * (_outpost_rescope_rows): every live row of a joined team, every key of a left team, each at
+ * a server sequence of its own taken after the marker. The pull walks those sequences together
+ * with the change log (pull.c), so the rows are paged within `msg` and `page` like any change,
+ * and a page's cursor says how far the device got: a page lost on the way is pulled again from
+ * the same cursor; once the device's cursor is past the snapshot the entry is spent.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,10 @@ static const char rescope_ddl[] =
     "CREATE TABLE IF NOT EXISTS _outpost_rescopes("
     "  device_no INTEGER NOT NULL, team_id TEXT NOT NULL, joined INTEGER NOT NULL,"
     "  marker_seq INTEGER NOT NULL, PRIMARY KEY(device_no, team_id)) WITHOUT ROWID;";
+static const char rescope_rows_ddl[] =
+    "CREATE TABLE IF NOT EXISTS _outpost_rescope_rows("
+    "  seq INTEGER PRIMARY KEY, marker_seq INTEGER NOT NULL, team_id TEXT NOT NULL,"
+    "  table_id INTEGER NOT NULL, pk BLOB NOT NULL);";
 
 static bool has_team(const char (*teams)[64], uint32_t n, const char *team)
 {
@@ -28,13 +33,41 @@ static bool has_team(const char (*teams)[64], uint32_t n, const char *team)
     return false;
 }
 
+/* Takes the snapshot of team's rows (joined: live rows; left: every key) for the entry at
+ * marker, at the sequences after *last; moves *last to the last one taken. */
+static int snapshot_team(store *st, const char *team, bool joined, int64_t marker, int64_t *last)
+{
+    sqlite3_stmt *s = NULL;
+    int rc = sqlite3_prepare_v2(
+        st->db,
+        joined ? "INSERT INTO _outpost_rescope_rows(seq, marker_seq, team_id, table_id, pk)"
+                 " SELECT ?1 + ROW_NUMBER() OVER (ORDER BY table_id, pk), ?2, ?3, table_id, pk"
+                 " FROM _outpost_rows WHERE scope = ?3 AND deleted = 0"
+               : "INSERT INTO _outpost_rescope_rows(seq, marker_seq, team_id, table_id, pk)"
+                 " SELECT ?1 + ROW_NUMBER() OVER (ORDER BY table_id, pk), ?2, ?3, table_id, pk"
+                 " FROM _outpost_rows WHERE scope = ?3",
+        -1, &s, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_bind_int64(s, 1, *last);
+        sqlite3_bind_int64(s, 2, marker);
+        sqlite3_bind_text(s, 3, team, -1, SQLITE_STATIC);
+        rc = sqlite3_step(s);
+    }
+    if (rc == SQLITE_DONE) {
+        *last += sqlite3_changes(st->db);
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(s);
+    return rc == SQLITE_OK ? STORE_OK : store_fail_sqlite(st, rc, "record a team's rows");
+}
+
 /* Inside the caller's write transaction. */
 int store_rescope_record(store *st, const char *worker_id, const char (*old_teams)[64],
                          uint32_t n_old, const char *const *new_teams, uint32_t n_new)
 {
     char (*now)[64] = calloc(n_new ? n_new : 1, sizeof *now);
     sqlite3_stmt *stmt = NULL;
-    int64_t seq = 0;
+    int64_t seq = 0, last = 0;
     bool changed = false;
     int out, rc;
 
@@ -53,9 +86,10 @@ int store_rescope_record(store *st, const char *worker_id, const char (*old_team
         changed = !has_team(old_teams, n_old, now[i]);
     out = changed ? store_exec(st, rescope_ddl, "create the rescope table") : STORE_OK;
     if (out == STORE_OK && changed)
-        out = store_meta_get(st, "server_seq", &seq);
+        out = store_exec(st, rescope_rows_ddl, "create the rescope rows table");
     if (out == STORE_OK && changed)
-        out = store_meta_set(st, "server_seq", ++seq);
+        out = store_meta_get(st, "server_seq", &seq);
+    last = ++seq;
     rc = out == STORE_OK && changed
              ? sqlite3_prepare_v2(st->db,
                                   "INSERT OR REPLACE INTO _outpost_rescopes"
@@ -66,7 +100,7 @@ int store_rescope_record(store *st, const char *worker_id, const char (*old_team
     for (int pass = 0; out == STORE_OK && changed && rc == SQLITE_OK && pass < 2; pass++) {
         /* pass 0: teams left; pass 1: teams joined */
         uint32_t n = pass ? n_new : n_old;
-        for (uint32_t i = 0; i < n && rc == SQLITE_OK; i++) {
+        for (uint32_t i = 0; i < n && rc == SQLITE_OK && out == STORE_OK; i++) {
             const char *team = pass ? now[i] : old_teams[i];
             bool in_other = pass ? has_team(old_teams, n_old, team)
                                  : has_team((const char(*)[64])now, n_new, team);
@@ -80,111 +114,23 @@ int store_rescope_record(store *st, const char *worker_id, const char (*old_team
             rc = sqlite3_step(stmt);
             if (rc == SQLITE_DONE)
                 rc = SQLITE_OK;
+            /* No device of this worker: nothing to send. */
+            if (rc == SQLITE_OK && sqlite3_changes(st->db) > 0)
+                out = snapshot_team(st, team, pass != 0, seq, &last);
         }
     }
     sqlite3_finalize(stmt);
     if (out == STORE_OK && rc != SQLITE_OK)
         out = store_fail_sqlite(st, rc, "record the scope change");
+    /* Snapshots no device entry refers to any more (replaced by a newer change). */
+    if (out == STORE_OK && changed)
+        out = store_exec(st,
+                         "DELETE FROM _outpost_rescope_rows WHERE NOT EXISTS(SELECT 1 FROM"
+                         " _outpost_rescopes d WHERE d.marker_seq = _outpost_rescope_rows.marker_seq"
+                         " AND d.team_id = _outpost_rescope_rows.team_id)",
+                         "drop spent scope changes");
+    if (out == STORE_OK && changed)
+        out = store_meta_set(st, "server_seq", last);
     free(now);
-    return out;
-}
-
-static const store_table *table_by_id(store *st, int64_t id)
-{
-    for (uint32_t i = 0; i < st->n_tables; i++)
-        if (st->tables[i].id == id)
-            return &st->tables[i];
-    return NULL;
-}
-
-/* Adds every row of team (joined: live rows with seq <= cursor, in full; left: every key, as
- * removed) to rs. */
-static int emit_team(store *st, const char *team, bool joined, uint64_t cursor, rowset *rs,
-                     store_arena *arena, store_pull_info *info)
-{
-    sqlite3_stmt *s = NULL;
-    int out = STORE_OK;
-    int rc = sqlite3_prepare_v2(st->db,
-                                joined ? "SELECT table_id, pk FROM _outpost_rows WHERE scope = ?1"
-                                         " AND deleted = 0 AND seq <= ?2"
-                                       : "SELECT table_id, pk FROM _outpost_rows WHERE scope = ?1",
-                                -1, &s, NULL);
-
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(s, 1, team, -1, SQLITE_STATIC);
-        if (joined)
-            sqlite3_bind_int64(s, 2, (int64_t)cursor);
-    }
-    while (out == STORE_OK && rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        rc = SQLITE_OK;
-        store_table *t = (store_table *)table_by_id(st, sqlite3_column_int64(s, 0));
-        if (t == NULL)
-            continue;
-        proto_value *pk = store_arena_alloc(arena, t->n_pk * sizeof *pk);
-        proto_value *vals = store_arena_alloc(arena, t->n_cols * sizeof *vals);
-        uint32_t n_pk = 0;
-        bool found = false;
-        if (pk == NULL || vals == NULL) {
-            out = store_fail(st, STORE_ENOMEM, "out of memory");
-            break;
-        }
-        out = store_values_decode(arena, sqlite3_column_blob(s, 1),
-                                  (size_t)sqlite3_column_bytes(s, 1), pk, t->n_pk, &n_pk);
-        if (out != STORE_OK || n_pk != t->n_pk) {
-            out = store_fail(st, STORE_EIO, "table %s: damaged row key", t->name);
-            break;
-        }
-        int added = 0;
-        if (joined) {
-            out = row_read(st, t, pk, arena, vals, &found);
-            if (out == STORE_OK && found) {
-                added = rowset_add_row(rs, t, vals);
-                info->n_rows += added == 0;
-            }
-        } else {
-            added = rowset_add_key(rs, t, ROWSET_REMOVED, pk);
-            info->n_removed += added == 0;
-        }
-        if (added != 0)
-            out = store_fail(st, added, "out of memory");
-    }
-    sqlite3_finalize(s);
-    if (out == STORE_OK && rc != SQLITE_DONE && rc != SQLITE_OK)
-        out = store_fail_sqlite(st, rc, "read a team's rows");
-    return out;
-}
-
-int store_rescope_emit(store *st, const store_device *dev, int64_t dev_no, uint64_t cursor,
-                       uint64_t next_cursor, rowset *rs, store_arena *arena,
-                       store_pull_info *info)
-{
-    sqlite3_stmt *s = NULL;
-    int out = STORE_OK;
-    int rc = sqlite3_prepare_v2(st->db,
-                                "SELECT team_id, joined FROM _outpost_rescopes WHERE device_no = ?1"
-                                " AND marker_seq > ?2 AND marker_seq <= ?3 ORDER BY team_id",
-                                -1, &s, NULL);
-
-    if (rc != SQLITE_OK) {
-        /* No scope change was ever recorded in this store: nothing to do. */
-        sqlite3_finalize(s);
-        return STORE_OK;
-    }
-    sqlite3_bind_int64(s, 1, dev_no);
-    sqlite3_bind_int64(s, 2, (int64_t)cursor);
-    sqlite3_bind_int64(s, 3, (int64_t)next_cursor);
-    while (out == STORE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        const char *team = (const char *)sqlite3_column_text(s, 0);
-        bool joined = sqlite3_column_int(s, 1) != 0;
-        proto_value v = {.type = PROTO_TEXT};
-        v.u.b.p = (const uint8_t *)team;
-        v.u.b.n = (uint32_t)strlen(team);
-        /* Only what still holds: a team left and joined again since is in the newer entry. */
-        if (joined == row_scope_allowed(dev, &v))
-            out = emit_team(st, team, joined, cursor, rs, arena, info);
-    }
-    if (out == STORE_OK && rc != SQLITE_DONE)
-        out = store_fail_sqlite(st, rc, "read scope changes");
-    sqlite3_finalize(s);
     return out;
 }

@@ -95,11 +95,4 @@ size_t rowset_row_room(const store_table *t, size_t max_bytes);
 int rowset_export(rowset *rs);
 void rowset_free(rowset *rs); /* NULL is a no-op */
 
-/* Scope changes (store_rescope.c): the rows a device gains or loses when its worker's teams
- * change, added to the pull page whose range (cursor, next_cursor] covers the change. dev's
- * teams must be the worker's current ones. */
-int store_rescope_emit(store *st, const store_device *dev, int64_t dev_no, uint64_t cursor,
-                       uint64_t next_cursor, rowset *rs, store_arena *arena,
-                       store_pull_info *info);
-
 #endif /* OUTPOST_STORE_ROWS_H */

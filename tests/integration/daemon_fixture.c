@@ -369,6 +369,23 @@ int fixture_disable_worker(const daemon_fixture *fx, const char *worker_id)
     return rc == STORE_OK ? 0 : -1;
 }
 
+int fixture_worker_teams(const daemon_fixture *fx, const char *worker_id, bool add,
+                         const char *const *team_ids, uint32_t n_teams)
+{
+    store *st = NULL;
+    char err[256];
+    int rc;
+
+    if (store_open(fx->store_path, false, &st, err, sizeof err) != STORE_OK)
+        return -1;
+    rc = add ? store_worker_add(st, worker_id, team_ids, n_teams)
+             : store_worker_set_teams(st, worker_id, team_ids, n_teams);
+    if (rc != STORE_OK)
+        fprintf(stderr, "worker %s: %s\n", worker_id, store_errmsg(st));
+    store_close(st);
+    return rc == STORE_OK ? 0 : -1;
+}
+
 bool fixture_log_contains(const daemon_fixture *fx, const char *text)
 {
     FILE *f = fopen(fx->log_path, "r");

@@ -70,6 +70,11 @@ int fixture_revoke(const daemon_fixture *fx, const char *device_id, bool wipe);
 /* Disables a worker through the store, as `outpost-admin worker disable` does. 0 or -1. */
 int fixture_disable_worker(const daemon_fixture *fx, const char *worker_id);
 
+/* Adds a worker (add = true) or sets an existing worker's teams, through the store, as
+ * `outpost-admin worker add` / `worker teams` do. 0 or -1. */
+int fixture_worker_teams(const daemon_fixture *fx, const char *worker_id, bool add,
+                         const char *const *team_ids, uint32_t n_teams);
+
 /* Whether the daemon's log contains text. */
 bool fixture_log_contains(const daemon_fixture *fx, const char *text);
 

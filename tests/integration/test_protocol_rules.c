@@ -940,6 +940,118 @@ static void test_a_reject_stays_within_msg_with_large_keys(void **state)
     testclient_close(tc);
 }
 
+/* Applies one page the way a device does: counts each rescope row ("rs-" ids) it carries into
+ * seen, each such key in `gone` into gone, checks the page is within msg and page_rows. Returns the page's cursor. */
+static uint64_t apply_rescope_page(const proto_msg *m, uint32_t *seen, uint32_t *gone,
+                                   uint32_t n, bool *more)
+{
+    size_t size = encoded_size(m);
+    page_count c = count_page(m);
+
+    if (size > MAX_MESSAGE)
+        fail_msg("a ROWS page of %zu bytes, over msg = %u", size, MAX_MESSAGE);
+    if (c.rows + c.deleted + c.removed > PAGE_ROWS)
+        fail_msg("a ROWS page of %u items, over page = %u", c.rows + c.deleted + c.removed,
+                 PAGE_ROWS);
+    for (uint32_t t = 0; t < m->u.rows.n_tables; t++) {
+        const proto_table_rows *tr = &m->u.rows.tables[t];
+        for (uint32_t r = 0; r < tr->n_rows; r++) {
+            const proto_value *v = tr->rows + (size_t)r * tr->n_columns;
+            unsigned i = 0;
+            if (v[0].type == PROTO_TEXT && v[0].u.b.n == 5 &&
+                sscanf((const char *)v[0].u.b.p, "rs-%2u", &i) == 1 && i < n)
+                seen[i]++;
+        }
+        for (uint32_t r = 0; r < tr->n_removed; r++) {
+            const proto_value *k = tr->removed + (size_t)r * tr->n_pk;
+            unsigned i = 0;
+            if (k[0].type == PROTO_TEXT && k[0].u.b.n == 5 &&
+                sscanf((const char *)k[0].u.b.p, "rs-%2u", &i) == 1 && i < n)
+                gone[i]++;
+        }
+    }
+    *more = m->u.rows.more;
+    return m->u.rows.cursor;
+}
+
+/* A worker who joins a team gets the team's older rows in pages within `msg` and `page`, like
+ * any pull, resumable from any page's cursor: 12 rows of 12 KB (144 KB, 12 items) joined at
+ * once, one page lost on the way. Leaving the team sends the 12 keys as `gone`, paged too. */
+static void test_rows_gained_by_joining_a_team_are_paged_within_msg(void **state)
+{
+    enum { N = 12, SIZE = 12000 };
+    static const char *const t1[] = {"t1"};
+    static const char *const both[] = {"t1", "t2"};
+    static char name[SIZE];
+    test_device writer, joiner;
+    testclient *tc;
+    uint32_t seen[N] = {0}, gone[N] = {0};
+    uint64_t cursor;
+    bool more = true;
+    proto_msg *m;
+
+    (void)state;
+    memset(name, 'j', sizeof name);
+    assert_int_equal(fixture_enroll_device(&fx, "w2", &writer), 0);
+    tc = session_for(&writer, NULL);
+    for (uint32_t i = 0; i < N; i++) {
+        char id[8];
+        const char *ids[1] = {id};
+        snprintf(id, sizeof id, "rs-%02u", i);
+        proto_msg *push = fixture_insert_push(1 + i, 1, ids, "t2", "x");
+        push->u.push.tables[0].changes[0].cols[2].new_val.u.b.p = (const uint8_t *)name;
+        push->u.push.tables[0].changes[0].cols[2].new_val.u.b.n = SIZE;
+        send_push(tc, push);
+        proto_msg_free(expect_type(tc, PROTO_MSG_ACK));
+    }
+    testclient_close(tc);
+
+    /* The joiner's cursor passes those rows while they are not its team's. */
+    assert_int_equal(fixture_worker_teams(&fx, "w-join", true, t1, 1), 0);
+    assert_int_equal(fixture_enroll_device(&fx, "w-join", &joiner), 0);
+    tc = session_for(&joiner, NULL);
+    cursor = pull_to_end(tc, 0);
+    assert_int_equal(fixture_worker_teams(&fx, "w-join", false, both, 2), 0);
+
+    /* First page applied; the second lost with the connection; then pull on from the stored
+     * cursor until the server says there is no more. */
+    m = pull(tc, cursor, 0);
+    cursor = apply_rescope_page(m, seen, gone, N, &more);
+    proto_msg_free(m);
+    assert_true(more);
+    m = pull(tc, cursor, 0);
+    proto_msg_free(m);
+    testclient_close(tc);
+    tc = session_for(&joiner, NULL);
+    while (more) {
+        m = pull(tc, cursor, 0);
+        cursor = apply_rescope_page(m, seen, gone, N, &more);
+        proto_msg_free(m);
+    }
+    for (uint32_t i = 0; i < N; i++)
+        if (seen[i] != 1)
+            fail_msg("row rs-%02u arrived %u times, expected once", i, seen[i]);
+    /* Up to date: nothing more from the final cursor. */
+    m = pull(tc, cursor, 0);
+    assert_false(m->u.rows.more);
+    assert_int_equal(count_page(m).rows, 0);
+    proto_msg_free(m);
+
+    /* Leaving the team again: each key comes as `gone`, within `page` items per page. */
+    assert_int_equal(fixture_worker_teams(&fx, "w-join", false, t1, 1), 0);
+    more = true;
+    while (more) {
+        m = pull(tc, cursor, 0);
+        cursor = apply_rescope_page(m, seen, gone, N, &more);
+        proto_msg_free(m);
+    }
+    for (uint32_t i = 0; i < N; i++)
+        if (gone[i] != 1 || seen[i] != 1)
+            fail_msg("row rs-%02u: %u times in gone, %u as a row; expected once, once", i,
+                     gone[i], seen[i]);
+    testclient_close(tc);
+}
+
 /* ---- NOTIFY ------------------------------------------------------------------------------- */
 
 static void test_notify_is_not_sent_to_the_pushing_device(void **state)
@@ -1170,6 +1282,7 @@ int main(void)
         cmocka_unit_test(test_a_row_never_grows_past_what_a_pull_page_carries),
         cmocka_unit_test(test_an_ack_stays_within_msg_however_many_conflicts),
         cmocka_unit_test(test_a_reject_stays_within_msg_with_large_keys),
+        cmocka_unit_test(test_rows_gained_by_joining_a_team_are_paged_within_msg),
         cmocka_unit_test(test_notify_is_not_sent_to_the_pushing_device),
         cmocka_unit_test(test_many_requests_may_wait_unanswered),
         cmocka_unit_test(test_wipe_ordered_during_a_session_reaches_the_next_hello),

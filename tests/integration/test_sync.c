@@ -1196,6 +1196,53 @@ static void test_idle_connected_device_stops_promptly_when_its_worker_is_disable
 
 /* Last case: the daemon this program used stops cleanly (exit 0, under ASan without a leak) and
  * leaves a store that passes integrity_check. */
+/* A server configured above the library's 1 MiB default advertises its `msg` in WELCOME, and
+ * the device takes messages up to that: a row of 1.5 MB (two columns, each written in its own
+ * entry under 1 MiB) reaches a second device under a 2 MiB limit. Before, its transport refused
+ * the page ("larger than 1048576 bytes") in every session. */
+static void test_device_takes_messages_up_to_the_advertised_limit(void **state)
+{
+    enum { NAME = 700000, NOTE = 800000 };
+    daemon_fixture saved = fx;
+    char id[OUTPOST_UUID_TEXT_SIZE];
+    char *name = malloc(NAME + 1), *note = malloc(NOTE + 1);
+    device a = {0}, b = {0};
+
+    (void)state;
+    assert_non_null(name);
+    assert_non_null(note);
+    memset(name, 'n', NAME);
+    name[NAME] = '\0';
+    memset(note, 'o', NOTE);
+    note[NOTE] = '\0';
+    assert_int_equal(fixture_create(&fx, "max_message_bytes = 2097152\n"), 0);
+    assert_int_equal(fixture_start(&fx), 0);
+    device_enroll(&a, "big-a", "w1", fx.port);
+    device_start(&a, 100);
+    assert_int_equal(outpost_uuid_make(id), OUTPOST_OK);
+    outpost_value ins[3] = {ov_text(id), ov_text("t1"), ov_text(name)};
+    assert_int_equal(outpost_exec(a.r, "INSERT INTO contacts (id, team_id, name)"
+                                       " VALUES (?1, ?2, ?3)", ins, 3), OUTPOST_OK);
+    outpost_value upd[2] = {ov_text(note), ov_text(id)};
+    assert_int_equal(outpost_exec(a.r, "UPDATE contacts SET note = ?1 WHERE id = ?2", upd, 2),
+                     OUTPOST_OK);
+    for (uint32_t waited = 0; pending(&a) > 0 && waited < WAIT_MS; waited += 50)
+        test_sleep_ms(50);
+    assert_int_equal(pending(&a), 0);
+
+    device_enroll(&b, "big-b", "w1", fx.port);
+    device_start(&b, 100);
+    assert_int_equal(wait_device_count(&b, "SELECT count(*) FROM contacts WHERE"
+                                           " length(name) = 700000 AND length(note) = 800000", 1),
+                     1);
+    device_close(&b);
+    device_close(&a);
+    fixture_destroy(&fx);
+    fx = saved;
+    free(name);
+    free(note);
+}
+
 static void test_daemon_stops_cleanly(void **state)
 {
     (void)state;
@@ -1230,6 +1277,7 @@ int main(void)
         cmocka_unit_test(test_revoked_device_is_wiped),
         cmocka_unit_test(test_idle_connected_device_is_wiped_promptly_when_revoked),
         cmocka_unit_test(test_idle_connected_device_stops_promptly_when_its_worker_is_disabled),
+        cmocka_unit_test(test_device_takes_messages_up_to_the_advertised_limit),
         cmocka_unit_test(test_daemon_stops_cleanly), /* last */
     };
     return cmocka_run_group_tests(tests, setup, teardown);
