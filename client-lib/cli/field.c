@@ -43,7 +43,7 @@
 
 #include <libwebsockets.h>
 
-#include "field_assets.h"
+#include "web_asset.h"
 
 #define TOKEN_BYTES 24
 #define BODY_MAX (256u * 1024u)

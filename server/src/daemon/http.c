@@ -9,7 +9,7 @@
 #include "log.h"
 #include "server.h"
 #include "sync_handler.h"
-#include "web_assets.h"
+#include "web_asset.h"
 
 /* Bytes written per HTTP_WRITEABLE callback. */
 #define HTTP_CHUNK 16384u
