@@ -10,7 +10,7 @@ add_custom_command(
     OUTPUT ${CMAKE_CURRENT_BINARY_DIR}/field_assets.c
     COMMAND ${CMAKE_COMMAND} -DWEB_DIR=${CMAKE_CURRENT_LIST_DIR}/cli/field-web
             "-DFILES=${outpost_field_files}" -DOUT=${CMAKE_CURRENT_BINARY_DIR}/field_assets.c
-            -DURL_PREFIX=/ -DHEADER=field_assets.h
+            -DURL_PREFIX=/
             -P ${PROJECT_SOURCE_DIR}/cmake/embed_web.cmake
     DEPENDS ${outpost_field_deps} ${PROJECT_SOURCE_DIR}/cmake/embed_web.cmake
     COMMENT "Embedding the field app's web files"
@@ -22,5 +22,5 @@ add_executable(outpost_cli ${CMAKE_CURRENT_LIST_DIR}/cli/outpost.c
                            ${CMAKE_CURRENT_BINARY_DIR}/field_assets.c)
 set_target_properties(outpost_cli PROPERTIES OUTPUT_NAME outpost)
 target_include_directories(outpost_cli PRIVATE ${CMAKE_CURRENT_LIST_DIR}/cli)
-target_link_libraries(outpost_cli PRIVATE outpost outpost_lws outpost_warnings)
+target_link_libraries(outpost_cli PRIVATE outpost outpost_http_reply outpost_lws outpost_warnings)
 install(TARGETS outpost_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT cli)

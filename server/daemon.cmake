@@ -25,7 +25,7 @@ add_custom_command(
 add_executable(outpostd ${outpostd_sources} ${CMAKE_CURRENT_BINARY_DIR}/web_assets.c)
 target_include_directories(outpostd PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src
                                             ${CMAKE_CURRENT_SOURCE_DIR}/src/daemon)
-target_link_libraries(outpostd PRIVATE outpost_store outpost_proto outpost_lws PkgConfig::INIH
+target_link_libraries(outpostd PRIVATE outpost_store outpost_proto outpost_http_reply outpost_lws PkgConfig::INIH
                                        Threads::Threads outpost_version outpost_warnings)
 # The admin section shows an enrollment code's QR (dash_people.c).
 target_link_libraries(outpostd PRIVATE PkgConfig::QRENCODE)

@@ -43,14 +43,14 @@
 
 #include <libwebsockets.h>
 
-#include "field_assets.h"
+#include "http_reply.h"
+#include "web_asset.h"
 
 #define TOKEN_BYTES 24
 #define BODY_MAX (256u * 1024u)
 #define LIST_MAX 200
 #define COLUMNS_MAX 60 /* json_object() takes at most 127 arguments */
 #define TICK_US (200 * LWS_US_PER_MS)
-#define HTTP_CHUNK 16384u
 
 typedef struct field_app {
     outpost_replica *r;
@@ -74,12 +74,7 @@ typedef struct field_req {
     char *body;
     size_t body_len;
     bool body_too_big;
-    int status;
-    const char *content_type;
-    const uint8_t *out;
-    size_t out_len, out_sent;
-    char *owned; /* out, when it is ours (sqlite3_malloc) */
-    bool responding, headers_sent;
+    http_reply reply;
 } field_req;
 
 /* A table's columns, from PRAGMA table_info. */
@@ -139,16 +134,7 @@ static void json_value(sqlite3_str *s, const outpost_value *v)
 static void respond(field_req *req, int status, const char *content_type, const void *data,
                     size_t n_bytes)
 {
-    sqlite3_free(req->owned);
-    req->owned = NULL;
-    req->status = status;
-    req->content_type = content_type;
-    req->out = data;
-    req->out_len = n_bytes;
-    req->out_sent = 0;
-    req->responding = true;
-    req->headers_sent = false;
-    lws_callback_on_writable(req->wsi);
+    http_reply_start(&req->reply, req->wsi, status, content_type, data, n_bytes, NULL);
 }
 
 /* Sends what s holds as JSON and frees it. */
@@ -159,8 +145,8 @@ static int respond_json(field_req *req, int status, sqlite3_str *s)
 
     if (!text && n > 0)
         return -1;
-    respond(req, status, "application/json; charset=utf-8", text ? text : "", (size_t)n);
-    req->owned = text;
+    http_reply_start(&req->reply, req->wsi, status, "application/json; charset=utf-8",
+                     text ? text : "", (size_t)n, text ? sqlite3_free : NULL);
     return 0;
 }
 
@@ -174,62 +160,28 @@ static int respond_error(field_req *req, int status, const char *message)
     return respond_json(req, status, s);
 }
 
-static int add_header(struct lws *wsi, const char *name, const char *value, uint8_t **p,
-                      uint8_t *end)
+/* The field app's headers after lws's common ones. */
+static int add_headers(void *user_data, struct lws *wsi, uint8_t **p, uint8_t *end)
 {
-    return lws_add_http_header_by_name(wsi, (const unsigned char *)name,
-                                       (const unsigned char *)value, (int)strlen(value), p, end);
-}
-
-static int write_headers(field_req *req)
-{
-    uint8_t buf[LWS_PRE + 2048];
-    uint8_t *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf - 1;
-
-    if (lws_add_http_common_headers(req->wsi, (unsigned)req->status, req->content_type,
-                                    req->out_len, &p, end) ||
-        add_header(req->wsi, "cache-control:", "no-store", &p, end) ||
-        /* the token is in every URL: never hand it to another site */
-        add_header(req->wsi, "referrer-policy:", "no-referrer", &p, end) ||
-        /* the page talks to this app only (no ws:, no other host), in no frame */
-        add_header(req->wsi, "content-security-policy:",
-                   "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                   "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; "
-                   "form-action 'self'", &p, end) ||
-        add_header(req->wsi, "x-content-type-options:", "nosniff", &p, end) ||
-        add_header(req->wsi, "x-frame-options:", "deny", &p, end) ||
-        lws_finalize_http_header(req->wsi, &p, end))
-        return -1;
-    if (lws_write(req->wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) != (int)(p - start))
-        return -1;
-    req->headers_sent = true;
-    return 0;
-}
-
-/* Writes the next piece: 1 when the response is complete, 0 when more is to come, -1 on error. */
-static int write_body(field_req *req)
-{
-    uint8_t buf[LWS_PRE + HTTP_CHUNK];
-    size_t n = req->out_len - req->out_sent;
-    enum lws_write_protocol kind = LWS_WRITE_HTTP_FINAL;
-
-    if (n > HTTP_CHUNK) {
-        n = HTTP_CHUNK;
-        kind = LWS_WRITE_HTTP;
-    }
-    if (n > 0)
-        memcpy(buf + LWS_PRE, req->out + req->out_sent, n);
-    if (lws_write(req->wsi, buf + LWS_PRE, n, kind) != (int)n)
-        return -1;
-    req->out_sent += n;
-    return kind == LWS_WRITE_HTTP_FINAL ? 1 : 0;
+    (void)user_data;
+    return http_reply_add_header(wsi, "cache-control:", "no-store", p, end) ||
+           /* the token is in every URL: never hand it to another site */
+           http_reply_add_header(wsi, "referrer-policy:", "no-referrer", p, end) ||
+           /* the page talks to this app only (no ws:, no other host), in no frame */
+           http_reply_add_header(wsi, "content-security-policy:",
+                                 "default-src 'none'; script-src 'self'; style-src 'self'; "
+                                 "img-src 'self' data:; connect-src 'self'; "
+                                 "frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+                                 p, end) ||
+           http_reply_add_header(wsi, "x-content-type-options:", "nosniff", p, end) ||
+           http_reply_add_header(wsi, "x-frame-options:", "deny", p, end);
 }
 
 static void request_reset(field_req *req)
 {
     struct lws *wsi = req->wsi;
 
-    sqlite3_free(req->owned);
+    http_reply_reset(&req->reply);
     free(req->body);
     memset(req, 0, sizeof *req);
     req->wsi = wsi;
@@ -1196,7 +1148,7 @@ static int field_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
         return serve(app, req) == 0 ? 0 : -1;
 
     case LWS_CALLBACK_HTTP_BODY:
-        if (!req || req->body_too_big || len == 0 || req->responding)
+        if (!req || req->body_too_big || len == 0 || req->reply.responding)
             return 0;
         if (req->body_len + len > BODY_MAX) {
             req->body_too_big = true;
@@ -1214,7 +1166,7 @@ static int field_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         if (!req)
             return -1;
-        if (req->responding)
+        if (req->reply.responding)
             return 0; /* a POST without a body, answered already */
         if (req->body_too_big)
             return respond_error(req, 413, "request too large") == 0 ? 0 : -1;
@@ -1223,29 +1175,18 @@ static int field_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
         return serve(app, req) == 0 ? 0 : -1;
 
     case LWS_CALLBACK_HTTP_WRITEABLE:
-        if (!req || !req->responding)
+        if (!req || !req->reply.responding)
             return 0;
-        if (!req->headers_sent) {
-            if (write_headers(req) != 0)
-                return -1;
-            lws_callback_on_writable(wsi);
-            return 0;
-        }
-        rc = write_body(req);
-        if (rc < 0)
-            return -1;
-        if (rc == 0) {
-            lws_callback_on_writable(wsi);
-            return 0;
-        }
+        rc = http_reply_writeable(&req->reply, wsi, add_headers, NULL);
+        if (rc <= 0)
+            return rc;
         request_reset(req);
         return lws_http_transaction_completed(wsi) ? -1 : 0;
 
     case LWS_CALLBACK_CLOSED_HTTP:
         if (req) {
-            sqlite3_free(req->owned);
+            http_reply_reset(&req->reply);
             free(req->body);
-            req->owned = NULL;
             req->body = NULL;
         }
         break;
@@ -1415,7 +1356,7 @@ int field_run(outpost_replica *replica, const field_options *options)
     memset(&info, 0, sizeof info);
     info.port = options->port;
     info.iface = "127.0.0.1"; /* loopback only: nothing of the replica is offered to a network */
-    info.options = LWS_SERVER_OPTION_DISABLE_IPV6; /* security headers: write_headers */
+    info.options = LWS_SERVER_OPTION_DISABLE_IPV6; /* security headers: add_headers */
     info.protocols = protocols;
     info.vhost_name = "field";
     info.user = &app;

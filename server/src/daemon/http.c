@@ -1,6 +1,7 @@
 #include "http.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dashboard.h"
@@ -9,10 +10,7 @@
 #include "log.h"
 #include "server.h"
 #include "sync_handler.h"
-#include "web_assets.h"
-
-/* Bytes written per HTTP_WRITEABLE callback. */
-#define HTTP_CHUNK 16384u
+#include "web_asset.h"
 
 static size_t status_body(const server *srv, char *buf, size_t size)
 {
@@ -26,95 +24,47 @@ static size_t status_body(const server *srv, char *buf, size_t size)
 int http_respond(http_request *req, int status, const char *content_type, const void *data,
                  size_t n_bytes, bool is_static)
 {
-    dash_buf_free(&req->owned);
-    req->status = status;
-    req->content_type = content_type;
+    dash_buf copy = {0};
+
     if (is_static) {
-        req->out = data;
-    } else {
-        dash_buf_put(&req->owned, data, n_bytes);
-        if (req->owned.failed)
-            return -1;
-        req->out = (const uint8_t *)req->owned.data;
+        http_reply_start(&req->reply, req->wsi, status, content_type, data, n_bytes, NULL);
+        return 0;
     }
-    req->out_len = n_bytes;
-    req->out_sent = 0;
-    req->responding = true;
-    req->headers_sent = false;
-    lws_callback_on_writable(req->wsi);
+    dash_buf_put(&copy, data, n_bytes);
+    if (copy.failed) {
+        dash_buf_free(&copy);
+        return -1;
+    }
+    http_respond_buf(req, status, content_type, &copy);
     return 0;
 }
 
 void http_respond_buf(http_request *req, int status, const char *content_type, dash_buf *body)
 {
-    dash_buf_free(&req->owned);
-    req->owned = *body;
+    http_reply_start(&req->reply, req->wsi, status, content_type, body->data, body->len, free);
     memset(body, 0, sizeof *body);
-    req->status = status;
-    req->content_type = content_type;
-    req->out = (const uint8_t *)req->owned.data;
-    req->out_len = req->owned.len;
-    req->out_sent = 0;
-    req->responding = true;
-    req->headers_sent = false;
-    lws_callback_on_writable(req->wsi);
 }
 
-static int add_header(struct lws *wsi, const char *name, const char *value, uint8_t **p,
-                      uint8_t *end)
+/* The dashboard's headers after lws's common ones. */
+static int add_headers(void *user_data, struct lws *wsi, uint8_t **p, uint8_t *end)
 {
-    return lws_add_http_header_by_name(wsi, (const unsigned char *)name,
-                                       (const unsigned char *)value, (int)strlen(value), p, end);
-}
+    const http_request *req = user_data;
 
-static int write_headers(http_request *req)
-{
-    uint8_t buf[LWS_PRE + 2048];
-    uint8_t *start = buf + LWS_PRE, *p = start, *end = buf + sizeof buf - 1;
-    struct lws *wsi = req->wsi;
-
-    if (lws_add_http_common_headers(wsi, (unsigned)req->status, req->content_type, req->out_len,
-                                    &p, end) ||
-        add_header(wsi, "strict-transport-security:", "max-age=31536000; includeSubDomains", &p,
-                   end) ||
-        add_header(wsi, "cache-control:", "no-store", &p, end) ||
-        (req->set_cookie[0] && add_header(wsi, "set-cookie:", req->set_cookie, &p, end)) ||
-        (req->disposition[0] &&
-         add_header(wsi, "content-disposition:", req->disposition, &p, end)) ||
-        (req->truncated && add_header(wsi, "x-outpost-truncated:", "rows", &p, end)) ||
-        lws_finalize_http_header(wsi, &p, end))
-        return -1;
-    if (lws_write(wsi, start, (size_t)(p - start), LWS_WRITE_HTTP_HEADERS) != (int)(p - start))
-        return -1;
-    req->headers_sent = true;
-    return 0;
-}
-
-/* Writes the next piece; returns 1 when the response is complete, 0 when more is to come, -1
- * on a write failure. */
-static int write_body(http_request *req)
-{
-    uint8_t buf[LWS_PRE + HTTP_CHUNK];
-    size_t n = req->out_len - req->out_sent;
-    enum lws_write_protocol kind = LWS_WRITE_HTTP_FINAL;
-
-    if (n > HTTP_CHUNK) {
-        n = HTTP_CHUNK;
-        kind = LWS_WRITE_HTTP;
-    }
-    if (n > 0)
-        memcpy(buf + LWS_PRE, req->out + req->out_sent, n);
-    if (lws_write(req->wsi, buf + LWS_PRE, n, kind) != (int)n)
-        return -1;
-    req->out_sent += n;
-    return kind == LWS_WRITE_HTTP_FINAL ? 1 : 0;
+    return http_reply_add_header(wsi, "strict-transport-security:",
+                                 "max-age=31536000; includeSubDomains", p, end) ||
+           http_reply_add_header(wsi, "cache-control:", "no-store", p, end) ||
+           (req->set_cookie[0] && http_reply_add_header(wsi, "set-cookie:", req->set_cookie, p,
+                                                        end)) ||
+           (req->disposition[0] &&
+            http_reply_add_header(wsi, "content-disposition:", req->disposition, p, end)) ||
+           (req->truncated && http_reply_add_header(wsi, "x-outpost-truncated:", "rows", p, end));
 }
 
 static void request_reset(http_request *req)
 {
     struct lws *wsi = req->wsi;
 
-    dash_buf_free(&req->owned);
+    http_reply_reset(&req->reply);
     memset(req, 0, sizeof *req);
     req->wsi = wsi;
 }
@@ -218,21 +168,11 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         return serve(req, srv, req->path) == 0 ? 0 : -1;
 
     case LWS_CALLBACK_HTTP_WRITEABLE:
-        if (!req || !req->responding)
+        if (!req || !req->reply.responding)
             return 0;
-        if (!req->headers_sent) {
-            if (write_headers(req) != 0)
-                return -1;
-            lws_callback_on_writable(wsi);
-            return 0;
-        }
-        rc = write_body(req);
-        if (rc < 0)
-            return -1;
-        if (rc == 0) {
-            lws_callback_on_writable(wsi);
-            return 0;
-        }
+        rc = http_reply_writeable(&req->reply, wsi, add_headers, req);
+        if (rc <= 0)
+            return rc;
         request_reset(req);
         if (lws_http_transaction_completed(wsi))
             return -1;
@@ -242,7 +182,7 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         if (req) {
             if (req->pending_id)
                 dashboard_forget(srv->dash, req);
-            dash_buf_free(&req->owned);
+            http_reply_reset(&req->reply);
         }
         break;
 

@@ -15,6 +15,7 @@
 #include <libwebsockets.h>
 
 #include "dash_buf.h"
+#include "http_reply.h"
 
 /* Largest request body (a login or decision form). */
 #define HTTP_BODY_MAX 4096u
@@ -31,17 +32,10 @@ typedef struct http_request {
     uint64_t pending_id; /* non-zero while a store call for this request is out */
 
     /* The response, written from HTTP_WRITEABLE: headers first, then the body in pieces. */
-    bool responding;
-    bool headers_sent;
-    int status;
-    const char *content_type;
+    http_reply reply;
     char set_cookie[192];
     char disposition[96];
     bool truncated; /* an export stopped at its byte budget: x-outpost-truncated: rows */
-    const uint8_t *out; /* a static asset, or owned.data */
-    size_t out_len;
-    size_t out_sent;
-    dash_buf owned;
 } http_request;
 
 int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
