@@ -38,7 +38,7 @@ const UI = {
     filled: 'Rellenado por la aplicación', newRecord: 'Nuevo: {0}', editRecord: '{0}',
     fixRecord: 'Corregir {0} rechazado', refusedBecause: 'La oficina rechazó este registro: {0}',
     notEnrolled: 'Sin inscribir: los registros se quedan en este dispositivo', offline: 'Sin conexión',
-    retry: 'próximo intento en {0} s', waiting: '{0} pendientes de envío', allSent: 'todo enviado',
+    retry: 'próximo intento en {0} s', waiting: '{0} pendientes de envío', allSent: 'nada pendiente de envío',
     lastSync: 'última sincronización {0}', never: 'nunca sincronizado',
     refusedCount: '{0} rechazados: requieren atención', connecting: 'Conectando…',
     pushing: 'Enviando…', pulling: 'Recibiendo…', idle: 'En línea', stopped: 'Sincronización detenida',
