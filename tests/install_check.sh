@@ -63,9 +63,12 @@ for kind in shared static; do
     run_quiet cmake --build "$work/cmake-$kind"
     check_run cmake-$kind "$work/cmake-$kind/outpost-example"
 done
-ldd "$work/cmake-static/outpost-example" | grep -q liboutpost &&
-    fail "the static example still needs liboutpost.so"
-ldd "$work/cmake-shared/outpost-example" | grep -q "liboutpost.so.1 => $lib" ||
-    fail "the shared example does not use the installed liboutpost.so.1"
+# ldd's output is taken whole before it is searched: with pipefail, `ldd | grep -q` fails
+# whenever grep stops reading first and ldd dies of SIGPIPE (one CI run in a few).
+static_deps=$(ldd "$work/cmake-static/outpost-example")
+shared_deps=$(ldd "$work/cmake-shared/outpost-example")
+grep -q liboutpost <<< "$static_deps" && fail "the static example still needs liboutpost.so"
+grep -qF "liboutpost.so.1 => $lib/" <<< "$shared_deps" ||
+    fail "the shared example does not use the installed liboutpost.so.1: $shared_deps"
 rm -rf "$work"
 echo "install_check: installed, linked with pkg-config and find_package (shared, static), ran"
