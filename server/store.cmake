@@ -23,6 +23,7 @@ add_library(outpost_store STATIC
     src/store_users.c       # dashboard accounts: Argon2id hashes, lockout
     src/store_lifecycle.c   # listing, disabling, removing people, changing their teams
     src/store_lockout.c     # lockouts by kind and key, kept across restarts
+    src/store_sessions.c    # dashboard sessions shared by every node (token hashes)
     src/store_barred.c      # whether a connected device was revoked or disabled since
     src/store_audit.c       # the append-only, hash-chained audit log
     src/audit_key.c         # the audit key file, its HMAC, signed checkpoints

@@ -382,6 +382,40 @@ int store_user_get(store *st, const char *name, store_user *out_user);
 /* Lifts a lock and clears the failure count. */
 int store_user_unlock(store *st, const char *name);
 
+/* ---- Dashboard sessions (store_sessions.c) ----------------------------------------------------- */
+
+/* A session ends after this long without a request, or this long after login, whichever first. */
+#define STORE_SESSION_IDLE_MS (30u * 60u * 1000u)
+#define STORE_SESSION_MAX_AGE_MS (12u * 60u * 60u * 1000u)
+/* Sessions one account holds at once: a new one past that ends its least recently used. */
+#define STORE_SESSIONS_PER_USER 8u
+#define STORE_SESSION_TOKEN_HEX 65 /* 64 hex digits and NUL */
+
+typedef struct store_session {
+    char user[64];
+    uint64_t created_ms;
+    uint64_t last_ms; /* the last request before this one */
+} store_session;
+
+/* Starts a session for user and writes its random 256-bit token (hex) to out_token. The store
+ * keeps only the token's SHA-256, so every node on the same database knows the session. */
+int store_session_create(store *st, const char *user, uint64_t now_ms,
+                         char out_token[STORE_SESSION_TOKEN_HEX]);
+
+/* The session of token. STORE_ENOTFOUND when there is none, or when it idled past
+ * STORE_SESSION_IDLE_MS, lived past STORE_SESSION_MAX_AGE_MS, or its account was removed or
+ * disabled (those sessions end here). touch restarts the idle clock. */
+int store_session_find(store *st, const char *token, uint64_t now_ms, bool touch,
+                       store_session *out_session);
+
+/* Ends one session (logout); an unknown token is not an error. */
+int store_session_end(store *st, const char *token);
+
+/* Ends every session of user but keep_token's (NULL: none kept); *out_n (may be NULL) counts
+ * them. */
+int store_sessions_end_user(store *st, const char *user, const char *keep_token,
+                            uint32_t *out_n);
+
 /* ---- People lifecycle (store_lifecycle.c) ---------------------------------------------------- */
 
 /* A disabled worker's devices are refused at HELLO and at their next PUSH or PULL (as revoked,

@@ -324,6 +324,78 @@ static void test_accounts_across_nodes(void **state)
     store_close(node2);
 }
 
+/* Dashboard sessions live in the store: made on one node, known on the other; a logout, the
+ * idle and age limits, a password change and a disabled or removed account end them on all. */
+static void test_sessions_across_nodes(void **state)
+{
+    engine_fx *fx = engine_of(state);
+    store *node2 = open_node(fx);
+    const char *north[] = {"north"};
+    char token[STORE_SESSION_TOKEN_HEX], other[STORE_SESSION_TOKEN_HEX];
+    char tokens[STORE_SESSIONS_PER_USER + 1][STORE_SESSION_TOKEN_HEX];
+    store_session s;
+    uint32_t n = 0;
+    uint64_t t = now_ms();
+
+    assert_int_equal(store_user_add(fx->st, "kim", STORE_ROLE_SUPERVISOR, north, 1,
+                                    "correct horse battery"),
+                     0);
+    assert_int_equal(store_session_create(fx->st, "kim", t, token), 0);
+    assert_int_equal(strlen(token), 64);
+    assert_int_equal(store_session_find(node2, token, t + 1000, true, &s), 0);
+    assert_string_equal(s.user, "kim");
+    assert_true(s.created_ms == t && s.last_ms == t);
+    /* node 2's request restarted the idle clock node 1 sees */
+    assert_int_equal(store_session_find(fx->st, token, t + 2000, false, &s), 0);
+    assert_true(s.last_ms == t + 1000);
+    /* a token one digit off, or not hex, is no session */
+    other[0] = 0;
+    snprintf(other, sizeof other, "%s", token);
+    other[0] = other[0] == 'a' ? 'b' : 'a';
+    assert_int_equal(store_session_find(fx->st, other, t, false, &s), STORE_ENOTFOUND);
+    assert_int_equal(store_session_find(fx->st, "zz", t, false, &s), STORE_ENOTFOUND);
+
+    /* logout on node 2 ends it on node 1 */
+    assert_int_equal(store_session_end(node2, token), 0);
+    assert_int_equal(store_session_find(fx->st, token, t + 3000, true, &s), STORE_ENOTFOUND);
+
+    /* idle past the limit, or older than the age limit though busy: refused on the other node */
+    assert_int_equal(store_session_create(fx->st, "kim", t, token), 0);
+    assert_int_equal(store_session_find(node2, token, t + STORE_SESSION_IDLE_MS, true, &s), 0);
+    assert_int_equal(store_session_find(node2, token, t + 2 * STORE_SESSION_IDLE_MS + 1, true, &s),
+                     STORE_ENOTFOUND);
+    assert_int_equal(store_session_create(fx->st, "kim", t, token), 0);
+    for (uint64_t at = t; at < t + STORE_SESSION_MAX_AGE_MS; at += STORE_SESSION_IDLE_MS / 2)
+        assert_int_equal(store_session_find(at % 2 ? fx->st : node2, token, at, true, &s), 0);
+    assert_int_equal(store_session_find(node2, token, t + STORE_SESSION_MAX_AGE_MS + 1, true, &s),
+                     STORE_ENOTFOUND);
+
+    /* at most STORE_SESSIONS_PER_USER at once: the least recently used ends */
+    for (uint32_t i = 0; i <= STORE_SESSIONS_PER_USER; i++)
+        assert_int_equal(store_session_create(i % 2 ? fx->st : node2, "kim", t + i, tokens[i]), 0);
+    assert_int_equal(store_session_find(node2, tokens[0], t + 100, false, &s), STORE_ENOTFOUND);
+    assert_int_equal(store_session_find(node2, tokens[1], t + 100, false, &s), 0);
+
+    /* a password change keeps the session it came from and ends the others */
+    assert_int_equal(store_sessions_end_user(node2, "kim", tokens[1], &n), 0);
+    assert_int_equal(n, STORE_SESSIONS_PER_USER - 1);
+    assert_int_equal(store_session_find(fx->st, tokens[1], t + 100, false, &s), 0);
+    assert_int_equal(store_session_find(fx->st, tokens[2], t + 100, false, &s), STORE_ENOTFOUND);
+
+    /* disabling the account on node 2 ends its sessions on node 1, and enabling it again does
+     * not bring them back */
+    assert_int_equal(store_user_set_disabled(node2, "kim", true), 0);
+    assert_int_equal(store_session_find(fx->st, tokens[1], t + 200, true, &s), STORE_ENOTFOUND);
+    assert_int_equal(store_user_set_disabled(node2, "kim", false), 0);
+    assert_int_equal(store_session_find(fx->st, tokens[1], t + 300, true, &s), STORE_ENOTFOUND);
+
+    /* removing it ends them too */
+    assert_int_equal(store_session_create(node2, "kim", t, token), 0);
+    assert_int_equal(store_user_remove(fx->st, "kim"), 0);
+    assert_int_equal(store_session_find(node2, token, t + 1, true, &s), STORE_ENOTFOUND);
+    store_close(node2);
+}
+
 typedef struct listed {
     char text[512];
 } listed;
@@ -585,6 +657,7 @@ static void test_nodes_enroll_at_once(void **state)
     cmocka_unit_test(test_people), cmocka_unit_test(test_enroll_and_authenticate),            \
         cmocka_unit_test(test_lockouts), cmocka_unit_test(test_second_node_shares_everything), \
         cmocka_unit_test(test_accounts_across_nodes),                                          \
+        cmocka_unit_test(test_sessions_across_nodes),                                          \
         cmocka_unit_test(test_lists_and_disabled_worker),                                      \
         cmocka_unit_test(test_audit_chain_across_nodes),                                       \
         cmocka_unit_test(test_announcements_between_nodes),                                    \
