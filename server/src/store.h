@@ -403,8 +403,9 @@ int store_session_create(store *st, const char *user, uint64_t now_ms,
                          char out_token[STORE_SESSION_TOKEN_HEX]);
 
 /* The session of token. STORE_ENOTFOUND when there is none, or when it idled past
- * STORE_SESSION_IDLE_MS, lived past STORE_SESSION_MAX_AGE_MS, or its account was removed or
- * disabled (those sessions end here). touch restarts the idle clock. */
+ * STORE_SESSION_IDLE_MS or lived past STORE_SESSION_MAX_AGE_MS (it ends here); STORE_EREVOKED
+ * when its account was disabled or removed (all of the account's sessions end here). touch
+ * restarts the idle clock. */
 int store_session_find(store *st, const char *token, uint64_t now_ms, bool touch,
                        store_session *out_session);
 

@@ -120,6 +120,10 @@ static int set_disabled(store *st, const char *kind, const char *id, bool disabl
                              kind, id, since, NULL, "disable")
                        : run(st, "DELETE FROM _outpost_disabled WHERE kind = ?1 AND id = ?2", kind,
                              id, NULL, NULL, "enable");
+    /* A disabled account's dashboard sessions end at their next request on any node, which
+     * says why (store_session_find); enabling it again brings none of them back. */
+    if (out == STORE_OK && !disabled && strcmp(kind, "user") == 0)
+        out = store_sessions_end_user(st, id, NULL, NULL);
     return finish(st, out);
 }
 
@@ -241,6 +245,8 @@ int store_user_remove(store *st, const char *name)
     if (out == STORE_OK)
         out = run(st, "DELETE FROM _outpost_pw_reset WHERE name = ?1", name, NULL, NULL, NULL,
                   "remove account");
+    if (out == STORE_OK)
+        out = store_sessions_end_user(st, name, NULL, NULL);
     return finish(st, out);
 }
 

@@ -199,10 +199,11 @@ int store_session_find(store *st, const char *token, uint64_t now_ms, bool touch
         out = token_key(st, token, key);
     if (out != STORE_OK)
         return out;
-    /* The account must still exist: a removed one's sessions end with it. */
     rc = db_prepare(st->conn,
-                    "SELECT s.user_name, s.created_ms, s.last_ms FROM _outpost_sessions s"
-                    " JOIN _outpost_users u ON u.name = s.user_name WHERE s.token_hash = ?1",
+                    "SELECT s.user_name, s.created_ms, s.last_ms,"
+                    " CASE WHEN u.name IS NULL THEN 0 ELSE 1 END"
+                    " FROM _outpost_sessions s LEFT JOIN _outpost_users u ON u.name = s.user_name"
+                    " WHERE s.token_hash = ?1",
                     &stmt);
     if (rc == STORE_OK)
         rc = db_bind_text(stmt, 1, key);
@@ -212,15 +213,13 @@ int store_session_find(store *st, const char *token, uint64_t now_ms, bool touch
         snprintf(out_session->user, sizeof out_session->user, "%s", db_column_text(stmt, 0));
         out_session->created_ms = (uint64_t)db_column_int64(stmt, 1);
         out_session->last_ms = (uint64_t)db_column_int64(stmt, 2);
+        disabled = db_column_int64(stmt, 3) == 0; /* the account was removed */
     }
     db_finalize(stmt);
     if (rc != DB_ROW && rc != DB_DONE)
         return store_fail_db(st, rc, "read a session");
-    if (rc == DB_DONE) {
-        (void)run2(st, "DELETE FROM _outpost_sessions WHERE token_hash = ?1", key, NULL,
-                   "end a session", NULL);
+    if (rc == DB_DONE)
         return store_fail(st, STORE_ENOTFOUND, "no such session");
-    }
     if (now_ms > out_session->last_ms + STORE_SESSION_IDLE_MS ||
         now_ms > out_session->created_ms + STORE_SESSION_MAX_AGE_MS) {
         (void)run2(st, "DELETE FROM _outpost_sessions WHERE token_hash = ?1", key, NULL,
@@ -228,11 +227,12 @@ int store_session_find(store *st, const char *token, uint64_t now_ms, bool touch
         memset(out_session, 0, sizeof *out_session);
         return store_fail(st, STORE_ENOTFOUND, "the session ended (idle or too old)");
     }
-    out = store_person_disabled(st, "user", out_session->user, &disabled);
+    if (!disabled)
+        out = store_person_disabled(st, "user", out_session->user, &disabled);
     if (out == STORE_OK && disabled) {
         (void)end_user_sessions(st, out_session->user, NULL, NULL);
         memset(out_session, 0, sizeof *out_session);
-        return store_fail(st, STORE_ENOTFOUND, "the account is disabled");
+        return store_fail(st, STORE_EREVOKED, "the account was disabled or removed");
     }
     if (out == STORE_OK && touch && now_ms > out_session->last_ms) {
         db_stmt *up = NULL;

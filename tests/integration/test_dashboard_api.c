@@ -541,6 +541,58 @@ static void test_logout_ends_the_session(void **state)
     dash_reply_free(&r);
 }
 
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Sessions live in the store, not in one outpostd: a session another node started (here a
+ * second handle on the store, as a second node would hold one) is known to this outpostd, a
+ * logout here ends it there, and one ended there is refused here. */
+static void test_sessions_are_shared_through_the_store(void **state)
+{
+    char err[256] = "";
+    store *node1 = NULL;
+    store_session found;
+    login s, mine;
+    dash_reply r;
+    (void)state;
+
+    assert_int_equal(store_open(fx.store_path, false, &node1, err, sizeof err), 0);
+    /* started on node 1, used here: the CSRF token comes from the token, so this node has it */
+    assert_int_equal(store_session_create(node1, "sup1", wall_ms(), s.cookie), 0);
+    assert_int_equal(request("GET", "/api/me", &s, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"user\":\"sup1\""));
+    assert_int_equal(dash_json_string(r.body, "csrf", s.csrf, sizeof s.csrf), 0);
+    dash_reply_free(&r);
+    assert_int_equal(request("GET", "/api/records", &s, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    dash_reply_free(&r);
+    /* logged out here: gone on node 1 */
+    assert_int_equal(request("POST", "/api/logout", &s, true, NULL, "", &r), 0);
+    assert_int_equal(r.status, 200);
+    dash_reply_free(&r);
+    assert_int_equal(store_session_find(node1, s.cookie, wall_ms(), false, &found),
+                     STORE_ENOTFOUND);
+
+    /* started here, known on node 1; logged out on node 1: refused here */
+    log_in("sup1", &mine);
+    assert_int_equal(store_session_find(node1, mine.cookie, wall_ms(), false, &found), 0);
+    assert_string_equal(found.user, "sup1");
+    assert_int_equal(store_session_end(node1, mine.cookie), 0);
+    assert_int_equal(request("GET", "/api/records", &mine, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 401);
+    assert_non_null(strstr(r.body, "not logged in"));
+    dash_reply_free(&r);
+    assert_int_equal(request("GET", "/api/me", &mine, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 401);
+    dash_reply_free(&r);
+    store_close(node1);
+}
+
 /* ---- Every read of record contents leaves one audit row naming what it showed ---------- */
 
 static int64_t audit_newest(void)
@@ -1561,6 +1613,7 @@ int main(void)
         cmocka_unit_test(test_refusals_reach_the_queue_without_leaking),
         cmocka_unit_test(test_lockout_after_five_failures),
         cmocka_unit_test(test_logout_ends_the_session),
+        cmocka_unit_test(test_sessions_are_shared_through_the_store),
         cmocka_unit_test(test_every_read_leaves_one_audit_row_naming_what_it_showed),
         cmocka_unit_test(test_disabling_a_person_ends_their_session_and_sync),
         cmocka_unit_test(test_background_refreshes_do_not_extend_the_idle_clock),

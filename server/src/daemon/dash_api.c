@@ -3,6 +3,7 @@
 #include "dash_forms.h"
 #include "dash_people.h"
 #include "dash_record.h"
+#include "dash_session.h"
 #include "dash_watch.h"
 
 #include <stdio.h>
@@ -168,6 +169,14 @@ static void run_login(dash_call *c, store *st)
             reply_error(c, 500, "the audit log cannot be written: login refused");
             return;
         }
+        /* Kept in the store: every node knows the session from now on. */
+        if (store_session_create(st, c->login_user.name, c->now_ms, c->session_token) !=
+            STORE_OK) {
+            store_user_clear(&c->login_user);
+            reply_error(c, 500, "cannot start a session");
+            return;
+        }
+        c->session_created_ms = c->session_last_ms = c->now_ms;
         c->http_status = 200;
         return;
     }
@@ -715,12 +724,42 @@ static void run_password(dash_call *c, store *st)
         reply_store_error(c, st, rc);
         return;
     }
+    /* Every other session of the account ends, on every node. */
+    if (store_sessions_end_user(st, c->user, c->session_token, NULL) != STORE_OK) {
+        reply_error(c, 500, "password changed, but its other sessions could not be ended");
+        return;
+    }
     if (audit(c, st, c->user, "password.change", "") != STORE_OK) {
         reply_error(c, 500, "password changed, but the audit log cannot be written");
         return;
     }
     start_ok(c);
     dash_buf_puts(&c->body, "{\"changed\":true}");
+}
+
+/* The call's session, from the store (any node may have started or ended it): fills c->user
+ * and the session's times; the idle clock restarts unless the page asked by itself. */
+static bool session_valid(dash_call *c, store *st)
+{
+    store_session s;
+    int rc = store_session_find(st, c->session_token, c->now_ms, !c->background, &s);
+
+    if (rc == STORE_ENOTFOUND || rc == STORE_EREVOKED) {
+        c->session_gone = true;
+        c->session_ended = rc == STORE_EREVOKED;
+        reply_error(c, 401, rc == STORE_EREVOKED
+                                ? "your session has ended: this account was disabled or removed"
+                                : "not logged in, or logged out after 30 idle minutes");
+        return false;
+    }
+    if (rc != STORE_OK) {
+        reply_store_error(c, st, rc);
+        return false;
+    }
+    snprintf(c->user, sizeof c->user, "%s", s.user);
+    c->session_created_ms = s.created_ms;
+    c->session_last_ms = c->background ? s.last_ms : c->now_ms;
+    return true;
 }
 
 /* Every call re-reads its account: a disabled or removed one ends here (and the service
@@ -732,6 +771,8 @@ static bool account_still_valid(dash_call *c, store *st)
 
     if (rc == STORE_ENOTFOUND) {
         c->session_ended = true;
+        c->session_gone = true;
+        (void)store_sessions_end_user(st, c->user, NULL, NULL);
         reply_error(c, 401, "your session has ended: this account was disabled or removed");
         return false;
     }
@@ -740,7 +781,7 @@ static bool account_still_valid(dash_call *c, store *st)
         return false;
     }
     /* After an administrator reset the password, nothing but choosing a new one. */
-    if (user.must_change && c->op != DASH_PASSWORD) {
+    if (user.must_change && c->op != DASH_PASSWORD && c->op != DASH_ME) {
         store_user_clear(&user);
         c->http_status = 403;
         c->content_type = "application/json";
@@ -850,6 +891,10 @@ static void audit_denied(dash_call *c, store *st)
 
 void dash_run(dash_call *c, store *st)
 {
+    int rc;
+
+    if (c->op != DASH_LOGIN && !session_valid(c, st))
+        return;
     if (c->op != DASH_LOGIN && c->op != DASH_LOGOUT && !filters_ok(c))
         return;
     if (c->op != DASH_LOGIN && c->op != DASH_LOGOUT && !account_still_valid(c, st))
@@ -857,9 +902,20 @@ void dash_run(dash_call *c, store *st)
     switch (c->op) {
     case DASH_LOGIN: run_login(c, st); break;
     case DASH_LOGOUT:
+        /* Ended in the store: on every node at once. */
+        if ((rc = store_session_end(st, c->session_token)) != STORE_OK) {
+            reply_store_error(c, st, rc);
+            break;
+        }
+        c->session_gone = true;
         (void)audit(c, st, c->user, "logout", "");
         start_ok(c);
         dash_buf_puts(&c->body, "{}");
+        break;
+    case DASH_ME:
+        start_ok(c);
+        dash_session_json(&c->body, c->user, c->role, (const char(*)[64])c->teams, c->n_teams,
+                          c->session_token, c->session_last_ms, c->now_ms, c->table);
         break;
     case DASH_DEVICES:
         if (c->csv) {

@@ -28,7 +28,8 @@ typedef enum dash_op {
     DASH_PASSWORD,  /* the user's own new password (password = current, new_password) */
     DASH_FORMS,     /* the schema's forms, JSON (dash_forms.c) */
     DASH_WATCH,     /* Needs attention: open watch items (dash_watch.c) */
-    DASH_WATCH_COUNTS /* watch items per team, rule and week (dash_watch.c) */
+    DASH_WATCH_COUNTS, /* watch items per team, rule and week (dash_watch.c) */
+    DASH_ME         /* the session: user, role, teams, CSRF token, idle time left */
 } dash_op;
 
 typedef struct dash_call {
@@ -38,7 +39,10 @@ typedef struct dash_call {
     bool truncated;      /* the reply stopped at its byte budget: more rows matched */
     uint64_t now_ms;
 
-    /* Who asks (empty for LOGIN). */
+    /* Who asks: the session token the request came with, looked up in the store on the worker,
+     * which fills user (empty for LOGIN). */
+    char session_token[65];
+    bool background; /* the page asked by itself: the session's idle clock is not restarted */
     char user[64];
     store_role role;
     uint32_t n_teams;
@@ -84,7 +88,9 @@ typedef struct dash_call {
     store_user login_user;     /* LOGIN: the account, when http_status is 200 */
     store_push_info push_info; /* DECIDE with reverse: teams to NOTIFY */
     bool session_ended;        /* the account is disabled or gone: end its sessions */
-    char session_token[65];    /* the session the call came with ("" for none) */
+    bool session_gone;         /* no such session (any more): 401, this node forgets it */
+    uint64_t session_created_ms; /* the session's times, when it was found */
+    uint64_t session_last_ms;
     char ended_user[64];       /* PEOPLE_ACT: an account disabled or removed: end its sessions */
 } dash_call;
 

@@ -1,5 +1,6 @@
 #include "dash_session.h"
 
+#include <mbedtls/sha256.h>
 #include <psa/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,9 +63,12 @@ static int random_hex(char out[DASH_TOKEN_HEX])
     return 0;
 }
 
-dash_session *dash_session_create(dash_sessions *ds, const store_user *user, uint64_t now_ms)
+/* The slot a new session of user takes: a free one, or user's own least recently used when
+ * user holds per_user already or no slot is free; NULL (ds->full) when every slot is another
+ * account's. Sessions past their limits end on the way. */
+static dash_session *place(dash_sessions *ds, const char *user, uint64_t now_ms)
 {
-    dash_session *slot = NULL, *free_slot = NULL, *own_oldest = NULL;
+    dash_session *free_slot = NULL, *own_oldest = NULL;
     uint32_t n_own = 0;
 
     ds->full = false;
@@ -78,37 +82,136 @@ dash_session *dash_session_create(dash_sessions *ds, const store_user *user, uin
                 free_slot = s;
             continue;
         }
-        if (strcmp(s->user, user->name) != 0)
+        if (strcmp(s->user, user) != 0)
             continue;
         n_own++;
         if (!own_oldest || s->last_ms < own_oldest->last_ms)
             own_oldest = s;
     }
     if (n_own >= ds->per_user || !free_slot)
-        slot = own_oldest;
-    else
-        slot = free_slot;
-    if (!slot) {
+        free_slot = own_oldest;
+    if (!free_slot)
         ds->full = true;
-        return NULL;
-    }
+    return free_slot;
+}
+
+/* Fills slot (ended first) with token and user's name, role and teams. */
+static int fill(dash_session *slot, const char *token, const store_user *user,
+                uint64_t created_ms, uint64_t last_ms)
+{
     dash_session_end(slot);
     if (user->n_teams > 0) {
         slot->teams = malloc((size_t)user->n_teams * sizeof *slot->teams);
         if (!slot->teams)
-            return NULL;
+            return -1;
         memcpy(slot->teams, user->teams, (size_t)user->n_teams * sizeof *slot->teams);
     }
-    if (random_hex(slot->token) != 0 || random_hex(slot->csrf) != 0) {
-        dash_session_end(slot);
-        return NULL;
-    }
+    snprintf(slot->token, sizeof slot->token, "%s", token);
+    dash_csrf_of(token, slot->csrf);
     slot->n_teams = user->n_teams;
     slot->role = user->role;
     snprintf(slot->user, sizeof slot->user, "%s", user->name);
-    slot->created_ms = slot->last_ms = now_ms;
+    slot->created_ms = created_ms;
+    slot->last_ms = last_ms;
     slot->in_use = true;
+    return 0;
+}
+
+dash_session *dash_session_create(dash_sessions *ds, const store_user *user, uint64_t now_ms)
+{
+    char token[DASH_TOKEN_HEX];
+    dash_session *slot = place(ds, user->name, now_ms);
+
+    if (!slot)
+        return NULL;
+    if (random_hex(token) != 0 || fill(slot, token, user, now_ms, now_ms) != 0) {
+        dash_session_end(slot);
+        return NULL;
+    }
     return slot;
+}
+
+static dash_session *known(dash_sessions *ds, const char *token)
+{
+    dash_session *found = NULL;
+
+    if (!token || strlen(token) != DASH_TOKEN_HEX - 1)
+        return NULL;
+    /* Every slot is compared, so the time taken does not say where a match was. */
+    for (uint32_t i = 0; i < ds->capacity; i++)
+        if (ds->slots[i].in_use && dash_token_equal(ds->slots[i].token, token))
+            found = &ds->slots[i];
+    return found;
+}
+
+dash_session *dash_session_remember(dash_sessions *ds, const char *token, const store_user *user,
+                                    uint64_t created_ms, uint64_t last_ms, uint64_t now_ms)
+{
+    dash_session *slot = known(ds, token);
+
+    if (!slot)
+        slot = place(ds, user->name, now_ms);
+    if (!slot)
+        return NULL;
+    if (fill(slot, token, user, created_ms, last_ms) != 0) {
+        dash_session_end(slot);
+        return NULL;
+    }
+    return slot;
+}
+
+void dash_session_forget(dash_sessions *ds, const char *token)
+{
+    dash_session_end(known(ds, token));
+}
+
+void dash_csrf_of(const char *token, char out[DASH_TOKEN_HEX])
+{
+    static const char label[] = "outpost dashboard csrf\n";
+    static const char digits[] = "0123456789abcdef";
+    mbedtls_sha256_context ctx;
+    uint8_t digest[32];
+
+    mbedtls_sha256_init(&ctx);
+    if (mbedtls_sha256_starts(&ctx, 0) != 0 ||
+        mbedtls_sha256_update(&ctx, (const uint8_t *)label, sizeof label - 1) != 0 ||
+        mbedtls_sha256_update(&ctx, (const uint8_t *)token, strlen(token)) != 0 ||
+        mbedtls_sha256_finish(&ctx, digest) != 0) {
+        mbedtls_sha256_free(&ctx);
+        out[0] = 0; /* matches no header: dash_token_equal wants 64 digits */
+        return;
+    }
+    mbedtls_sha256_free(&ctx);
+    for (size_t i = 0; i < sizeof digest; i++) {
+        out[2 * i] = digits[digest[i] >> 4];
+        out[2 * i + 1] = digits[digest[i] & 15];
+    }
+    out[64] = 0;
+}
+
+void dash_session_json(dash_buf *b, const char *user, store_role role, const char (*teams)[64],
+                       uint32_t n_teams, const char *token, uint64_t last_ms, uint64_t now_ms,
+                       const char *table)
+{
+    char csrf[DASH_TOKEN_HEX];
+    uint64_t idle = now_ms > last_ms ? now_ms - last_ms : 0;
+
+    dash_csrf_of(token, csrf);
+    dash_buf_puts(b, "{\"user\":");
+    dash_buf_json_str(b, user);
+    dash_buf_printf(b, ",\"role\":\"%s\",\"teams\":[",
+                    role == STORE_ROLE_ADMIN ? "admin" : "supervisor");
+    for (uint32_t i = 0; i < n_teams; i++) {
+        if (i)
+            dash_buf_puts(b, ",");
+        dash_buf_json_str(b, teams[i]);
+    }
+    dash_buf_puts(b, "],\"csrf\":");
+    dash_buf_json_str(b, csrf);
+    dash_buf_puts(b, ",\"table\":");
+    dash_buf_json_str(b, table);
+    dash_buf_printf(b, ",\"idle_ms\":%u,\"idle_left_ms\":%llu}", (unsigned)DASH_IDLE_MS,
+                    (unsigned long long)(idle < DASH_IDLE_MS ? DASH_IDLE_MS - idle : 0));
 }
 
 bool dash_token_equal(const char *a, const char *b)
@@ -124,14 +227,8 @@ bool dash_token_equal(const char *a, const char *b)
 
 dash_session *dash_session_peek(dash_sessions *ds, const char *token, uint64_t now_ms)
 {
-    dash_session *found = NULL;
+    dash_session *found = known(ds, token);
 
-    if (!token || strlen(token) != DASH_TOKEN_HEX - 1)
-        return NULL;
-    /* Every slot is compared, so the time taken does not say where a match was. */
-    for (uint32_t i = 0; i < ds->capacity; i++)
-        if (ds->slots[i].in_use && dash_token_equal(ds->slots[i].token, token))
-            found = &ds->slots[i];
     if (found && (now_ms - found->last_ms > DASH_IDLE_MS ||
                   now_ms - found->created_ms > DASH_MAX_AGE_MS)) {
         dash_session_end(found);

@@ -1,8 +1,11 @@
 /*
- * Dashboard login sessions, kept in memory on the service thread (a restart logs everyone
- * out). A session is named by a random 256-bit token carried in an HttpOnly, Secure,
- * SameSite=Strict cookie, and has its own random CSRF token that every state-changing request
- * must send back in the X-CSRF-Token header.
+ * Dashboard login sessions. The store holds them (store_session_*: every node on one database
+ * knows every session; the worker checks the session of each API call there). What is here is
+ * this node's memory of the sessions it has served, on the service thread, for the /live
+ * WebSocket: which teams a session may hear about, and when it last made a request here.
+ * A session is named by a random 256-bit token carried in an HttpOnly, Secure,
+ * SameSite=Strict cookie; its CSRF token, which every state-changing request must send back in
+ * the X-CSRF-Token header, is derived from it (dash_csrf_of), so any node can check it.
  */
 #ifndef OUTPOSTD_DASH_SESSION_H
 #define OUTPOSTD_DASH_SESSION_H
@@ -10,11 +13,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "dash_buf.h"
 #include "store.h"
 
-#define DASH_TOKEN_HEX 65 /* 64 hex digits and NUL */
-#define DASH_IDLE_MS (30u * 60u * 1000u)
-#define DASH_MAX_AGE_MS (12u * 60u * 60u * 1000u)
+#define DASH_TOKEN_HEX STORE_SESSION_TOKEN_HEX /* 64 hex digits and NUL */
+#define DASH_IDLE_MS STORE_SESSION_IDLE_MS
+#define DASH_MAX_AGE_MS STORE_SESSION_MAX_AGE_MS
 #define DASH_COOKIE "outpost_session"
 
 typedef struct dash_session {
@@ -44,6 +48,25 @@ void dash_sessions_free(dash_sessions *ds); /* NULL is a no-op */
  * account's session is never ended to make room. Returns the session, or NULL: every slot is
  * held by other accounts (ds->full), no random bytes, out of memory. */
 dash_session *dash_session_create(dash_sessions *ds, const store_user *user, uint64_t now_ms);
+
+/* Remembers the session of token, which the store just confirmed for user (its role and teams
+ * copied) with these times, at now_ms: updated when known here, else placed as dash_session_create places
+ * a new one. NULL: no room (ds->full) or out of memory. */
+dash_session *dash_session_remember(dash_sessions *ds, const char *token, const store_user *user,
+                                    uint64_t created_ms, uint64_t last_ms, uint64_t now_ms);
+
+/* Forgets the session of token here (logged out, or ended on another node). */
+void dash_session_forget(dash_sessions *ds, const char *token);
+
+/* The CSRF token of a session: hex SHA-256 over a fixed label and the session token. It tells
+ * nothing about the session token, and needs no store to check. */
+void dash_csrf_of(const char *token, char out[DASH_TOKEN_HEX]);
+
+/* What /api/me and a login answer: user, role, teams, CSRF token, the dashboard table, the idle
+ * limit and how much of it is left at now_ms after a request at last_ms. */
+void dash_session_json(dash_buf *b, const char *user, store_role role, const char (*teams)[64],
+                       uint32_t n_teams, const char *token, uint64_t last_ms, uint64_t now_ms,
+                       const char *table);
 
 /* The live session for token (compared in constant time), its idle clock restarted; NULL when
  * none, or when it idled past DASH_IDLE_MS or lived past DASH_MAX_AGE_MS (it then ends). */

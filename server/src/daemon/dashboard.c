@@ -80,24 +80,30 @@ static bool is_background(http_request *req)
     return n == 1 && value[0] == '1';
 }
 
-static dash_session *request_session(dashboard *dash, http_request *req)
+/* The session token the request's cookie carries into token; false when there is none or it is
+ * not 64 hex digits. Whether it names a live session, the worker asks the store. */
+static bool request_token(http_request *req, char token[DASH_TOKEN_HEX])
 {
-    char token[DASH_TOKEN_HEX + 1];
-    size_t n = sizeof token;
+    char buf[DASH_TOKEN_HEX + 1];
+    size_t n = sizeof buf;
 
-    if (lws_http_cookie_get(req->wsi, DASH_COOKIE, token, &n) != 0)
-        return NULL;
-    if (is_background(req))
-        return dash_session_peek(&dash->sessions, token, server_now_ms());
-    return dash_session_find(&dash->sessions, token, server_now_ms());
+    if (lws_http_cookie_get(req->wsi, DASH_COOKIE, buf, &n) != 0 ||
+        strlen(buf) != DASH_TOKEN_HEX - 1)
+        return false;
+    for (const char *p = buf; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+            return false;
+    memcpy(token, buf, DASH_TOKEN_HEX);
+    return true;
 }
 
-static bool csrf_ok(http_request *req, const dash_session *s)
+static bool csrf_ok(http_request *req, const char *session_token)
 {
-    char token[DASH_TOKEN_HEX + 1];
+    char token[DASH_TOKEN_HEX + 1], expected[DASH_TOKEN_HEX];
     int n = lws_hdr_custom_copy(req->wsi, token, (int)sizeof token, "x-csrf-token:", 13);
 
-    return n == DASH_TOKEN_HEX - 1 && dash_token_equal(token, s->csrf);
+    dash_csrf_of(session_token, expected);
+    return n == DASH_TOKEN_HEX - 1 && dash_token_equal(token, expected);
 }
 
 static int hex_value(char c)
@@ -167,7 +173,7 @@ static int query_get(http_request *req, const char *name, char *out, size_t size
     return 0;
 }
 
-static dash_call *call_for(dashboard *dash, http_request *req, const dash_session *s, dash_op op)
+static dash_call *call_for(dashboard *dash, http_request *req, const char *token, dash_op op)
 {
     const daemon_config *cfg = &dash->srv->config;
     dash_call *c = dash_call_new(op);
@@ -179,19 +185,9 @@ static dash_call *call_for(dashboard *dash, http_request *req, const dash_sessio
     snprintf(c->table, sizeof c->table, "%s", cfg->dash_table);
     snprintf(c->worker_col, sizeof c->worker_col, "%s", cfg->dash_worker_col);
     snprintf(c->date_col, sizeof c->date_col, "%s", cfg->dash_date_col);
-    if (s) {
-        snprintf(c->user, sizeof c->user, "%s", s->user);
-        snprintf(c->session_token, sizeof c->session_token, "%s", s->token);
-        c->role = s->role;
-        if (s->n_teams > 0) {
-            c->teams = malloc((size_t)s->n_teams * sizeof *c->teams);
-            if (!c->teams) {
-                dash_call_free(c);
-                return NULL;
-            }
-            memcpy(c->teams, s->teams, (size_t)s->n_teams * sizeof *c->teams);
-            c->n_teams = s->n_teams;
-        }
+    if (token) {
+        snprintf(c->session_token, sizeof c->session_token, "%s", token);
+        c->background = is_background(req);
     }
     return c;
 }
@@ -235,33 +231,6 @@ void dashboard_forget(dashboard *dash, http_request *req)
     req->pending_id = 0;
 }
 
-static void write_teams(dash_buf *b, const char (*teams)[64], uint32_t n_teams)
-{
-    dash_buf_puts(b, "[");
-    for (uint32_t i = 0; i < n_teams; i++) {
-        if (i)
-            dash_buf_puts(b, ",");
-        dash_buf_json_str(b, teams[i]);
-    }
-    dash_buf_puts(b, "]");
-}
-
-static void session_json(dash_buf *b, const dash_session *s, const daemon_config *cfg)
-{
-    dash_buf_puts(b, "{\"user\":");
-    dash_buf_json_str(b, s->user);
-    dash_buf_printf(b, ",\"role\":\"%s\",\"teams\":",
-                    s->role == STORE_ROLE_ADMIN ? "admin" : "supervisor");
-    write_teams(b, (const char(*)[64])s->teams, s->n_teams);
-    dash_buf_puts(b, ",\"csrf\":");
-    dash_buf_json_str(b, s->csrf);
-    dash_buf_puts(b, ",\"table\":");
-    dash_buf_json_str(b, cfg->dash_table);
-    uint64_t idle = server_now_ms() - s->last_ms;
-    dash_buf_printf(b, ",\"idle_ms\":%u,\"idle_left_ms\":%llu}", (unsigned)DASH_IDLE_MS,
-                    (unsigned long long)(idle < DASH_IDLE_MS ? DASH_IDLE_MS - idle : 0));
-}
-
 static void set_session_cookie(http_request *req, const char *token)
 {
     if (token)
@@ -275,7 +244,6 @@ static void set_session_cookie(http_request *req, const char *token)
 
 static void finish_login(dashboard *dash, http_request *req, dash_call *c)
 {
-    dash_session *s;
     dash_buf b = {0};
 
     if (c->http_status != 200) {
@@ -284,21 +252,44 @@ static void finish_login(dashboard *dash, http_request *req, dash_call *c)
         http_respond_buf(req, c->http_status, json_type, &c->body);
         return;
     }
-    s = dash_session_create(&dash->sessions, &c->login_user, server_now_ms());
-    if (!s && dash->sessions.full) {
-        log_limited(LOG_WARN, "dashboard login refused: all %u sessions held by other accounts",
-                    DASH_SESSIONS);
-        respond_error(req, 503, "too many dashboard sessions open: try again later");
-        return;
-    }
-    if (!s) {
-        respond_error(req, 500, "cannot start a session");
-        return;
-    }
-    log_msg(LOG_INFO, "dashboard login user=%s addr=%s", s->user, c->address);
-    set_session_cookie(req, s->token);
-    session_json(&b, s, &dash->srv->config);
+    /* The session is in the store; this node remembers it for its /live sockets. */
+    if (!dash_session_remember(&dash->sessions, c->session_token, &c->login_user,
+                               c->session_created_ms, c->session_last_ms, server_now_ms()))
+        log_limited(LOG_WARN, "dashboard session of %s not remembered on this node (all %u "
+                              "held by other accounts): no live updates for it here",
+                    c->login_user.name, DASH_SESSIONS);
+    log_msg(LOG_INFO, "dashboard login user=%s addr=%s", c->login_user.name, c->address);
+    set_session_cookie(req, c->session_token);
+    dash_session_json(&b, c->login_user.name, c->login_user.role,
+                      (const char(*)[64])c->login_user.teams, c->login_user.n_teams,
+                      c->session_token, c->session_last_ms, c->session_last_ms,
+                      dash->srv->config.dash_table);
     http_respond_buf(req, 200, json_type, &b);
+}
+
+/* What the worker learned about the call's session: gone (logged out or ended on any node, so
+ * forgotten here and its live sockets closed), or alive (remembered here with its account's
+ * current role and teams, for /live). */
+static void note_session(dashboard *dash, http_request *req, const dash_call *c)
+{
+    if (c->op == DASH_LOGIN || !c->session_token[0])
+        return;
+    if (c->session_gone) {
+        dash_session_forget(&dash->sessions, c->session_token);
+        if (req)
+            set_session_cookie(req, NULL);
+        live_broadcast(dash, 0, NULL, 0);
+        return;
+    }
+    if (c->user[0] && c->http_status != 401) {
+        store_user u = {0};
+        snprintf(u.name, sizeof u.name, "%s", c->user);
+        u.role = c->role;
+        u.teams = c->teams;
+        u.n_teams = c->n_teams;
+        (void)dash_session_remember(&dash->sessions, c->session_token, &u,
+                                    c->session_created_ms, c->session_last_ms, server_now_ms());
+    }
 }
 
 void dashboard_job_done(dashboard *dash, job *j)
@@ -321,6 +312,7 @@ void dashboard_job_done(dashboard *dash, job *j)
         }
         dashboard_event(dash, DASH_EVENT_CONFLICTS, (const char(*)[64])c->teams, c->n_teams);
     }
+    note_session(dash, req, c);
     if (c->session_ended) {
         uint32_t n = dash_sessions_end_user(&dash->sessions, c->user, NULL);
         log_msg(LOG_INFO, "dashboard sessions ended user=%s sessions=%u (disabled or removed)",
@@ -392,11 +384,11 @@ static int start_login(dashboard *dash, http_request *req)
 typedef struct api_route {
     const char *path;
     bool post;
-    dash_op op; /* ignored for me/logout */
+    dash_op op;
 } api_route;
 
 static const api_route api_routes[] = {
-    {"/api/logout", true, DASH_LOGOUT},     {"/api/me", false, DASH_DEVICES},
+    {"/api/logout", true, DASH_LOGOUT},     {"/api/me", false, DASH_ME},
     {"/api/devices", false, DASH_DEVICES},  {"/api/records", false, DASH_RECORDS},
     {"/api/record", false, DASH_RECORD},    {"/api/perday", false, DASH_PERDAY},
     {"/api/conflicts", false, DASH_CONFLICTS}, {"/api/decide", true, DASH_DECIDE},
@@ -470,7 +462,7 @@ static int read_filters(http_request *req, dash_call *c)
 int dashboard_request(dashboard *dash, http_request *req, const char *path)
 {
     const api_route *route = NULL;
-    dash_session *s;
+    char token[DASH_TOKEN_HEX];
     dash_call *c;
 
     if (strcmp(path, "/api/login") == 0)
@@ -483,26 +475,20 @@ int dashboard_request(dashboard *dash, http_request *req, const char *path)
         return respond_error(req, 404, "no such API");
     if (route->post != req->is_post)
         return respond_error(req, 405, route->post ? "use POST" : "use GET");
-    s = request_session(dash, req);
-    if (!s) {
+    if (!request_token(req, token)) {
         set_session_cookie(req, NULL);
         return respond_error(req, 401, "not logged in, or logged out after 30 idle minutes");
     }
-    if ((route->post || strcmp(path, "/api/export") == 0) && !csrf_ok(req, s))
+    if ((route->post || strcmp(path, "/api/export") == 0) && !csrf_ok(req, token))
         return respond_error(req, 403, "missing or wrong CSRF token");
-    if (strcmp(path, "/api/me") == 0) {
-        dash_buf b = {0};
-        session_json(&b, s, &dash->srv->config);
-        http_respond_buf(req, 200, json_type, &b);
-        return 0;
-    }
-    c = call_for(dash, req, s, route->op);
+    c = call_for(dash, req, token, route->op);
     if (!c)
         return respond_error(req, 500, "out of memory");
     if (route->op == DASH_LOGOUT) {
-        /* The session ends now; the audit row follows on the worker. */
+        /* This node forgets it now; the worker ends it in the store (on every node) and
+         * writes the audit row. */
         set_session_cookie(req, NULL);
-        dash_session_end(s);
+        dash_session_forget(&dash->sessions, token);
         return submit(dash, req, c);
     }
     if (read_filters(req, c) != 0) {
