@@ -295,17 +295,22 @@ void store_lock_release(int fd); /* -1 is a no-op */
 
 /* ---- Several nodes on one PostgreSQL (store_announce.c) ---------------------------------- */
 
-/* Tells every node listening on the same database that rows of these teams changed (PostgreSQL
- * NOTIFY; inside a transaction it is sent when the transaction commits, never if it rolls
- * back). On SQLite, with one outpostd per store, it does nothing. */
-int store_announce_teams(store *st, const char (*teams)[64], uint32_t n_teams);
+/* Tells every node listening on the same database that rows of these teams changed, up to
+ * server_seq (PostgreSQL NOTIFY; inside a transaction it is sent when the transaction commits,
+ * never if it rolls back). origin names the announcing node (1..64 characters, no spaces), so
+ * that it can ignore what it said itself. On SQLite, with one outpostd per store, it does
+ * nothing. */
+int store_announce_teams(store *st, const char *origin, const char (*teams)[64], uint32_t n_teams,
+                         uint64_t server_seq);
 
 /* This handle hears announcements from now on (a node's one listening connection). */
 int store_announce_listen(store *st);
 
-/* Calls cb with each team announced since the last call, waiting up to timeout_ms for the first
- * (0: no wait); returns how many were delivered (0 on SQLite) or a STORE_E* code. */
-typedef void (*store_announce_cb)(const char *team, void *user_data);
+/* Calls cb with each team announced since the last call (and who announced it, with which
+ * server sequence), waiting up to timeout_ms for the first (0: no wait); returns how many
+ * notifications arrived (0 on SQLite) or a STORE_E* code. */
+typedef void (*store_announce_cb)(const char *origin, const char *team, uint64_t server_seq,
+                                  void *user_data);
 int store_announcements(store *st, int timeout_ms, store_announce_cb cb, void *user_data);
 
 /* A descriptor to poll() for announcements (its event loop's), -1 on SQLite. */

@@ -4,14 +4,27 @@
  * can NOTIFY its own connected devices of those teams. On SQLite (one outpostd per store)
  * there is no other node: announcing does nothing and nothing is heard.
  */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "store_internal.h"
 
 #define ANNOUNCE_CHANNEL "outpost_teams"
 
-int store_announce_teams(store *st, const char (*teams)[64], uint32_t n_teams)
+/* One notification per team, its payload "SEQ ORIGIN TEAM" (team ids hold no spaces). */
+int store_announce_teams(store *st, const char *origin, const char (*teams)[64], uint32_t n_teams,
+                         uint64_t server_seq)
 {
+    char payload[256];
+
+    if (!origin[0] || strlen(origin) > 64 || strchr(origin, ' '))
+        return store_fail(st, STORE_EINVAL, "an announcement's origin is 1 to 64 characters, "
+                                            "no spaces");
     for (uint32_t i = 0; i < n_teams; i++) {
-        int rc = db_notify(st->conn, ANNOUNCE_CHANNEL, teams[i]);
+        snprintf(payload, sizeof payload, "%" PRIu64 " %s %.64s", server_seq, origin, teams[i]);
+        int rc = db_notify(st->conn, ANNOUNCE_CHANNEL, payload);
         if (rc != STORE_OK)
             return store_fail_db(st, rc, "announce changed teams");
     }
@@ -32,8 +45,20 @@ typedef struct heard {
 static void on_notification(const char *channel, const char *payload, void *user_data)
 {
     heard *h = user_data;
+    char origin[65];
+    char *end = NULL;
+    uint64_t seq = strtoull(payload, &end, 10);
+    const char *team = end && *end == ' ' ? strchr(end + 1, ' ') : NULL;
+    size_t origin_len = team ? (size_t)(team - end - 1) : 0;
+
     (void)channel;
-    h->cb(payload, h->user_data);
+    /* Anything else on the channel is not ours: not delivered. */
+    if (!team || origin_len == 0 || origin_len >= sizeof origin || !team[1] ||
+        strlen(team + 1) > 63)
+        return;
+    memcpy(origin, end + 1, origin_len);
+    origin[origin_len] = 0;
+    h->cb(origin, team + 1, seq, h->user_data);
 }
 
 int store_announcements(store *st, int timeout_ms, store_announce_cb cb, void *user_data)

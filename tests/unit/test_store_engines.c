@@ -526,11 +526,12 @@ typedef struct heard_teams {
     char text[256];
 } heard_teams;
 
-static void hear(const char *team, void *user_data)
+static void hear(const char *origin, const char *team, uint64_t server_seq, void *user_data)
 {
     heard_teams *h = user_data;
     size_t at = strlen(h->text);
-    snprintf(h->text + at, sizeof h->text - at, "%s;", team);
+    snprintf(h->text + at, sizeof h->text - at, "%s@%llu from %s;", team,
+             (unsigned long long)server_seq, origin);
 }
 
 /* A node that changed rows announces their teams; a node listening on the same PostgreSQL
@@ -547,15 +548,16 @@ static void test_announcements_between_nodes(void **state)
     assert_int_equal(store_announce_listen(node2), 0);
     assert_int_equal(store_announcements(node2, 0, hear, &h), 0);
     assert_int_equal(store_exec(fx->st, "BEGIN", "begin"), 0);
-    assert_int_equal(store_announce_teams(fx->st, teams, 1), 0);
+    assert_int_equal(store_announce_teams(fx->st, "node-1", teams, 1, 7), 0);
     store_rollback(fx->st);
-    assert_int_equal(store_announce_teams(fx->st, teams + 1, 1), 0);
-    assert_int_equal(store_announce_teams(fx->st, teams, 1), 0);
+    assert_int_equal(store_announce_teams(fx->st, "node-1", teams + 1, 1, 8), 0);
+    assert_int_equal(store_announce_teams(fx->st, "node-1", teams, 1, 9), 0);
+    assert_int_equal(store_announce_teams(fx->st, "two words", teams, 1, 9), STORE_EINVAL);
     int n = store_announcements(node2, 2000, hear, &h);
     if (pg && n == 1) /* the second may follow the first by a moment */
         n += store_announcements(node2, 2000, hear, &h);
     assert_int_equal(n, pg ? 2 : 0);
-    assert_string_equal(h.text, pg ? "south;north;" : "");
+    assert_string_equal(h.text, pg ? "south@8 from node-1;north@9 from node-1;" : "");
     assert_true(pg ? store_announce_fd(node2) >= 0 : store_announce_fd(node2) == -1);
     store_close(node2);
 }

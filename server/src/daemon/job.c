@@ -507,14 +507,33 @@ static void run_sweep(job *j, store *st)
         note_store_error(j, st);
 }
 
+/* Other nodes on the same PostgreSQL hear which teams a committed change touched, and NOTIFY
+ * their own devices (announce.c); on SQLite this does nothing. The change is committed either
+ * way: a failed announcement only leaves other nodes' devices to their own pull timer. */
+static void announce(store *st, const job_env *env, const store_push_info *info)
+{
+    if (!env->node || info->duplicate || info->rejected || info->n_teams_touched == 0)
+        return;
+    (void)store_announce_teams(st, env->node, (const char(*)[64])info->teams_touched,
+                               info->n_teams_touched, info->server_seq);
+}
+
 void job_run(job *j, store *st, const job_env *env)
 {
     switch (j->kind) {
     case JOB_ENROLL: run_enroll(j, st, env); break;
     case JOB_AUTH: run_auth(j, st, env); break;
-    case JOB_PUSH: run_push(j, st, env); break;
+    case JOB_PUSH:
+        run_push(j, st, env);
+        if (j->rc == STORE_OK)
+            announce(st, env, &j->push_info);
+        break;
     case JOB_PULL: run_pull(j, st, env); break;
-    case JOB_DASH: dash_run(j->dash, st); break;
+    case JOB_DASH:
+        dash_run(j->dash, st);
+        if (j->dash->op == DASH_DECIDE && j->dash->http_status == 200)
+            announce(st, env, &j->dash->push_info);
+        break;
     case JOB_SWEEP: run_sweep(j, st); break;
     }
 }

@@ -32,6 +32,7 @@ typedef struct job_env {
     bool checkpoints;                 /* this worker emits the audit checkpoints (one does) */
     proto_limits proto_limits; /* decode limits for a PUSH's chunks */
     store_lockout_policy device_lockout; /* enrollment codes and device secrets, by address */
+    const char *node;          /* this outpostd's name in its announcements (announce.h) */
 } job_env;
 
 typedef struct job {

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "ops.h"
 #include "session.h"
+#include "announce.h"
 #include "sweep.h"
 #include "sync_handler.h"
 #include "tls.h"
@@ -355,6 +356,7 @@ int server_run(const daemon_config *config)
     env.device_lockout.max_failures = config->limits.lockout_failures;
     env.device_lockout.window_ms = (uint64_t)config->limits.lockout_window_s * 1000u;
     env.device_lockout.duration_ms = (uint64_t)config->limits.lockout_duration_s * 1000u;
+    env.node = announce_node_name();
     /* Two daemons on one store would each believe they own its sequences and its sessions. */
     if (store_lock_acquire(config->store_path, &lock_fd, err, sizeof err) != STORE_OK) {
         log_msg(LOG_ERROR, "store %s: %s", config->store_path, err);
@@ -411,6 +413,7 @@ int server_run(const daemon_config *config)
     stop_poll_context = srv.context;
     lws_sul_schedule(srv.context, 0, &stop_poll, stop_poll_tick, STOP_POLL_US);
     sweep_start(&srv);
+    announce_start(&srv);
     while (!stop_requested) {
         if (reload_requested) {
             reload_requested = 0;
@@ -422,6 +425,7 @@ int server_run(const daemon_config *config)
     log_msg(LOG_INFO, "outpostd stopping: %s", stop_requested ? "signal" : "service error");
     lws_sul_cancel(&stop_poll);
     sweep_stop();
+    announce_stop();
     exit_code = stop_requested ? 0 : 1;
 
 done:
