@@ -10,6 +10,15 @@
  *
  * OUTPOST_BENCH_DEVICES (default 1000) and OUTPOST_BENCH_PUSHES (default 10). Prints name=value
  * lines beside their targets. Never a timed test.
+ *
+ * Several nodes (issue 17): device i talks to node i % N, and the pushes acknowledged per
+ * second (a "sync": one entry pushed and its ACK) and the p99 of their round trips are printed
+ * per node and in total. OUTPOST_BENCH_NODES=N asks for N outpostd processes on this
+ * benchmark's own store; one SQLite store serves one outpostd, so with the SQLite store it
+ * runs one node and says that the other figures wait for the PostgreSQL sync path. To drive
+ * nodes that already run (on one PostgreSQL), give OUTPOST_BENCH_PORTS=PORT,PORT,... (on
+ * 127.0.0.1), OUTPOST_BENCH_CA=FILE (the CA they pin) and OUTPOST_BENCH_CONNINFO=CONNINFO (their
+ * store, where the devices are enrolled for worker w1 of team t1): no idle phase, no RSS.
  */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -26,8 +35,11 @@
 
 enum { ST_CONNECTING, ST_HELLO, ST_READY, ST_DONE, ST_CLOSED };
 
+#define MAX_NODES 16
+
 typedef struct bdev {
     struct lws *wsi;
+    uint32_t node;      /* index into ports */
     char id[40];
     uint8_t secret[32];
     int state;
@@ -43,8 +55,12 @@ typedef struct bdev {
 } bdev;
 
 static uint32_t n_devices = 1000, n_pushes = 10, n_idle = 5000;
+static uint32_t n_nodes = 1, n_nodes_asked = 1;
+static uint16_t ports[MAX_NODES];
+static const char *conninfo; /* external nodes: their PostgreSQL store */
 static bdev *devs;
 static uint64_t *rtt_us;
+static uint8_t *rtt_node; /* the node of each rtt_us sample */
 static uint32_t n_rtt, n_busy, n_errors, n_done, n_closed, n_notify, n_pulls, n_established;
 
 static uint64_t now_us(void)
@@ -107,6 +123,7 @@ static void on_message(bdev *d, const proto_msg *m)
         next_step(d);
         break;
     case PROTO_MSG_ACK:
+        rtt_node[n_rtt] = (uint8_t)d->node;
         rtt_us[n_rtt++] = now_us() - d->sent_us;
         d->pushed++;
         d->waiting = false;
@@ -216,10 +233,22 @@ static const struct lws_protocols protocols[] = {
     LWS_PROTOCOL_LIST_TERM,
 };
 
+/* Sorts rtt_us, its nodes alongside (the node in the low bits of a sort key). */
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return x < y ? -1 : x > y;
+}
+
+static void sort_samples(void)
+{
+    for (uint32_t i = 0; i < n_rtt; i++)
+        rtt_us[i] = rtt_us[i] * MAX_NODES + rtt_node[i];
+    qsort(rtt_us, n_rtt, sizeof *rtt_us, cmp_u64);
+    for (uint32_t i = 0; i < n_rtt; i++) {
+        rtt_node[i] = (uint8_t)(rtt_us[i] % MAX_NODES);
+        rtt_us[i] /= MAX_NODES;
+    }
 }
 
 static long status_kib(pid_t pid, const char *key)
@@ -246,8 +275,25 @@ static int enroll_all(const daemon_fixture *fx)
     char err[256];
     int rc = 0;
 
-    if (store_open(fx->store_path, false, &st, err, sizeof err) != STORE_OK)
+    if (conninfo) {
+        const char *t1[1] = {"t1"};
+        if (store_open_postgresql(conninfo, true, &st, err, sizeof err) != STORE_OK) {
+            fprintf(stderr, "bench_abuse: %s\n", err);
+            return -1;
+        }
+        /* Already there from an earlier run is fine. */
+        rc = store_team_add(st, "t1", "bench");
+        if (rc == STORE_OK || rc == STORE_EEXISTS)
+            rc = store_worker_add(st, "w1", t1, 1);
+        if (rc != STORE_OK && rc != STORE_EEXISTS) {
+            fprintf(stderr, "bench_abuse: %s\n", store_errmsg(st));
+            store_close(st);
+            return -1;
+        }
+        rc = 0;
+    } else if (store_open(fx->store_path, false, &st, err, sizeof err) != STORE_OK) {
         return -1;
+    }
     for (uint32_t i = 0; i < n_devices + n_idle && rc == 0; i++) {
         char code[STORE_CODE_SIZE];
         rc = store_enroll_code_create(st, "w1", 0, UINT64_MAX / 2, code) == STORE_OK &&
@@ -260,14 +306,14 @@ static int enroll_all(const daemon_fixture *fx)
     return rc;
 }
 
-static int connect_one(struct lws_context *ctx, const daemon_fixture *fx, bdev *d)
+static int connect_one(struct lws_context *ctx, bdev *d)
 {
     struct lws_client_connect_info ci;
 
     memset(&ci, 0, sizeof ci);
     ci.context = ctx;
     ci.address = "127.0.0.1";
-    ci.port = fx->port;
+    ci.port = ports[d->node];
     ci.path = "/sync";
     ci.host = "localhost";
     ci.origin = "localhost";
@@ -280,12 +326,46 @@ static int connect_one(struct lws_context *ctx, const daemon_fixture *fx, bdev *
     return lws_client_connect_via_info(&ci) ? 0 : -1;
 }
 
+/* The p99 of the sorted samples. */
+static uint64_t p99_of(const uint64_t *sorted, uint32_t n)
+{
+    return n ? sorted[(size_t)((double)n * 0.99)] : 0;
+}
+
+/* Per node and in total: pushes acknowledged per second over the whole run, and their p99. */
+static void report_nodes(double secs)
+{
+    uint64_t *mine = calloc(n_rtt ? n_rtt : 1, sizeof *mine);
+
+    printf("load_nodes_asked=%u\n", n_nodes_asked);
+    printf("load_nodes=%u\n", n_nodes);
+    if (n_nodes < n_nodes_asked)
+        printf("load_nodes_pending=%u reason=one_sqlite_store_serves_one_outpostd_"
+               "(several_nodes_need_the_postgresql_sync_path)\n",
+               n_nodes_asked - n_nodes);
+    if (!mine)
+        return;
+    for (uint32_t k = 0; k < n_nodes; k++) {
+        uint32_t n = 0;
+        for (uint32_t i = 0; i < n_rtt; i++) /* rtt_us is sorted: so is mine */
+            if (rtt_node[i] == k)
+                mine[n++] = rtt_us[i];
+        printf("node%u_port=%u\n", k, (unsigned)ports[k]);
+        printf("node%u_syncs=%u\n", k, n);
+        printf("node%u_syncs_per_s=%.0f\n", k, secs > 0 ? n / secs : 0.0);
+        printf("node%u_sync_p99_ms=%.1f\n", k, (double)p99_of(mine, n) / 1000.0);
+    }
+    printf("total_syncs_per_s=%.0f\n", secs > 0 ? n_rtt / secs : 0.0);
+    printf("total_sync_p99_ms=%.1f\n", (double)p99_of(rtt_us, n_rtt) / 1000.0);
+    free(mine);
+}
+
 static void report(const daemon_fixture *fx, uint64_t t0)
 {
     double secs = (double)(now_us() - t0) / 1e6;
     uint64_t p50 = 0, p99 = 0;
 
-    qsort(rtt_us, n_rtt, sizeof *rtt_us, cmp_u64);
+    sort_samples();
     if (n_rtt > 0) {
         p50 = rtt_us[n_rtt / 2];
         p99 = rtt_us[(size_t)((double)n_rtt * 0.99)];
@@ -302,8 +382,11 @@ static void report(const daemon_fixture *fx, uint64_t t0)
            n_rtt ? (double)n_notify / (double)n_rtt : 0.0, n_devices - 1);
     printf("abuse_pulls=%u\n", n_pulls);
     printf("abuse_wall_s=%.1f\n", secs);
-    printf("abuse_server_rss_kib=%ld\n", status_kib(fx->pid, "VmRSS"));
-    printf("abuse_server_peak_rss_kib=%ld\n", status_kib(fx->pid, "VmHWM"));
+    if (fx->pid > 0) {
+        printf("abuse_server_rss_kib=%ld\n", status_kib(fx->pid, "VmRSS"));
+        printf("abuse_server_peak_rss_kib=%ld\n", status_kib(fx->pid, "VmHWM"));
+    }
+    report_nodes(secs);
     fflush(stdout);
 }
 
@@ -323,7 +406,7 @@ static void idle_phase(struct lws_context *ctx, const daemon_fixture *fx)
     while ((n_done - base_done) + (n_closed - base_closed) < n_idle && now_us() < deadline) {
         while (next < first + n_idle && (next - first) - (n_established - base_est) < 32) {
             bdev *d = &devs[next++];
-            if (connect_one(ctx, fx, d) != 0) {
+            if (connect_one(ctx, d) != 0) {
                 d->state = ST_CLOSED;
                 n_closed++;
             }
@@ -357,6 +440,28 @@ int main(void)
         n_pushes = (uint32_t)atoi(env);
     if ((env = getenv("OUTPOST_BENCH_IDLE")) && atoi(env) >= 0)
         n_idle = (uint32_t)atoi(env);
+    if ((env = getenv("OUTPOST_BENCH_NODES")) && atoi(env) > 0)
+        n_nodes_asked = (uint32_t)atoi(env) < MAX_NODES ? (uint32_t)atoi(env) : MAX_NODES;
+    if ((env = getenv("OUTPOST_BENCH_PORTS")) && *env) {
+        char *end = NULL;
+        n_nodes = 0;
+        for (const char *p = env; *p && n_nodes < MAX_NODES; p = *end ? end + 1 : end) {
+            unsigned long port = strtoul(p, &end, 10);
+            if (end == p || port == 0 || port > 65535 || (*end && *end != ',')) {
+                fprintf(stderr, "OUTPOST_BENCH_PORTS: expected PORT,PORT,... (1..65535)\n");
+                return 2;
+            }
+            ports[n_nodes++] = (uint16_t)port;
+        }
+        n_nodes_asked = n_nodes;
+        conninfo = getenv("OUTPOST_BENCH_CONNINFO");
+        if (!conninfo || !getenv("OUTPOST_BENCH_CA")) {
+            fprintf(stderr, "OUTPOST_BENCH_PORTS needs OUTPOST_BENCH_CA (the CA file the nodes "
+                            "pin) and OUTPOST_BENCH_CONNINFO (their PostgreSQL store)\n");
+            return 2;
+        }
+        n_idle = 0;
+    }
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
         rl.rlim_cur = rl.rlim_max;
         (void)setrlimit(RLIMIT_NOFILE, &rl);
@@ -367,16 +472,32 @@ int main(void)
     }
     devs = calloc(n_devices + n_idle, sizeof *devs);
     rtt_us = calloc((size_t)n_devices * n_pushes, sizeof *rtt_us);
-    if (!devs || !rtt_us)
+    rtt_node = calloc((size_t)n_devices * n_pushes, sizeof *rtt_node);
+    if (!devs || !rtt_us || !rtt_node)
         return 1;
     /* Every simulated device shares one address (loopback): allow them all to be connecting. */
     snprintf(limits, sizeof limits,
              "max_connections = %u\nmax_waiting_jobs = %u\nmax_unauthenticated_per_address = %u\n",
              n_devices + n_idle + 64, n_devices + n_idle + 64, n_devices + n_idle + 64);
-    if (fixture_create(&fx, limits) != 0 || enroll_all(&fx) != 0 || fixture_start(&fx) != 0) {
-        fprintf(stderr, "cannot prepare outpostd for the benchmark\n");
-        goto done;
+    memset(&fx, 0, sizeof fx);
+    if (conninfo) {
+        snprintf(fx.ca_path, sizeof fx.ca_path, "%s", getenv("OUTPOST_BENCH_CA"));
+        if (enroll_all(&fx) != 0) {
+            fprintf(stderr, "cannot enroll the devices in %s\n", conninfo);
+            goto done;
+        }
+    } else {
+        /* One SQLite store serves one outpostd (its lock): one node. */
+        n_nodes = 1;
+        if (fixture_create(&fx, limits) != 0 || enroll_all(&fx) != 0 ||
+            fixture_start(&fx) != 0) {
+            fprintf(stderr, "cannot prepare outpostd for the benchmark\n");
+            goto done;
+        }
+        ports[0] = fx.port;
     }
+    for (uint32_t i = 0; i < n_devices; i++)
+        devs[i].node = i % n_nodes;
 
     lws_set_log_level(LLL_ERR, NULL);
     memset(&info, 0, sizeof info);
@@ -395,7 +516,7 @@ int main(void)
         /* At most 32 handshakes at a time: a TLS accept costs the server a few ms. */
         while (next < n_devices && next - n_established < 32) {
             bdev *d = &devs[next++];
-            if (connect_one(ctx, &fx, d) != 0) {
+            if (connect_one(ctx, d) != 0) {
                 d->state = ST_CLOSED;
                 n_closed++;
                 n_errors++;
@@ -405,17 +526,21 @@ int main(void)
     }
     report(&fx, t0);
     rc = n_busy == 0 && n_rtt == n_devices * n_pushes ? 0 : 1;
+    if (fx.pid > 0)
     idle_phase(ctx, &fx);
     lws_context_destroy(ctx);
 
 done:
-    fixture_stop(&fx);
-    fixture_destroy(&fx);
+    if (!conninfo) {
+        fixture_stop(&fx);
+        fixture_destroy(&fx);
+    }
     for (uint32_t i = 0; i < n_devices + n_idle; i++) {
         proto_buf_free(&devs[i].out);
         free(devs[i].rx);
     }
     free(devs);
     free(rtt_us);
+    free(rtt_node);
     return rc;
 }
