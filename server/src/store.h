@@ -410,7 +410,7 @@ int store_session_create(store *st, const char *user, uint64_t now_ms,
 /* The session of token. STORE_ENOTFOUND when there is none, or when it idled past
  * STORE_SESSION_IDLE_MS or lived past STORE_SESSION_MAX_AGE_MS (it ends here); STORE_EREVOKED
  * when its account was disabled or removed (all of the account's sessions end here). touch
- * restarts the idle clock. */
+ * restarts the idle clock (in steps of a second: a burst of requests writes once). */
 int store_session_find(store *st, const char *token, uint64_t now_ms, bool touch,
                        store_session *out_session);
 

@@ -13,6 +13,8 @@
 
 #include "store_internal.h"
 
+#define TOUCH_STEP_MS 1000u
+
 /* Ended sessions removed per new session: the table stays small however many never log out. */
 #define PRUNE_LIMIT_TEXT "16"
 
@@ -234,7 +236,8 @@ int store_session_find(store *st, const char *token, uint64_t now_ms, bool touch
         memset(out_session, 0, sizeof *out_session);
         return store_fail(st, STORE_EREVOKED, "the account was disabled or removed");
     }
-    if (out == STORE_OK && touch && now_ms > out_session->last_ms) {
+    /* The idle clock moves in steps of a second: a page's burst of requests writes once. */
+    if (out == STORE_OK && touch && now_ms >= out_session->last_ms + TOUCH_STEP_MS) {
         db_stmt *up = NULL;
         rc = db_prepare(st->conn,
                         "UPDATE _outpost_sessions SET last_ms = ?2"
