@@ -196,6 +196,40 @@ static void test_session_one_account_never_evicts_another(void **state)
     dash_sessions_free(&ds);
 }
 
+/* A node remembers the sessions the store confirmed (made on any node) for its live sockets;
+ * the CSRF token comes from the session token, the same on every node. */
+static void test_session_remembered_from_the_store(void **state)
+{
+    dash_sessions ds;
+    char north[1][64] = {"north"}, both[2][64] = {"north", "south"};
+    store_user u = user(north, 1);
+    const char *token = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    char csrf[DASH_TOKEN_HEX], other[DASH_TOKEN_HEX];
+    (void)state;
+
+    dash_csrf_of(token, csrf);
+    assert_int_equal(strlen(csrf), 64);
+    assert_string_not_equal(csrf, token);
+    dash_csrf_of("f0112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", other);
+    assert_string_not_equal(csrf, other);
+
+    assert_int_equal(dash_sessions_init(&ds, 4, 8), 0);
+    dash_session *s = dash_session_remember(&ds, token, &u, 100, 200, 300);
+    assert_non_null(s);
+    assert_string_equal(s->csrf, csrf);
+    assert_false(dash_session_has_team(s, "south"));
+    /* confirmed again with the account's new teams: the same slot, updated */
+    u.teams = both;
+    u.n_teams = 2;
+    assert_ptr_equal(dash_session_remember(&ds, token, &u, 100, 400, 400), s);
+    assert_true(dash_session_has_team(s, "south"));
+    assert_ptr_equal(dash_session_peek(&ds, token, 400 + DASH_IDLE_MS - 1), s);
+    /* ended on another node: forgotten here */
+    dash_session_forget(&ds, token);
+    assert_null(dash_session_peek(&ds, token, 500));
+    dash_sessions_free(&ds);
+}
+
 static int load_ini(const char *text, daemon_config *cfg, char *err, size_t err_size)
 {
     char path[] = "/tmp/outpost-dash-config-XXXXXX";
@@ -237,6 +271,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json_escapes_markup_quotes_and_controls),
+        cmocka_unit_test(test_session_remembered_from_the_store),
         cmocka_unit_test(test_csv_quotes_and_defuses_formulas),
         cmocka_unit_test(test_device_text_is_cleaned_for_display),
         cmocka_unit_test(test_buf_refuses_past_limit),
