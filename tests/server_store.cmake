@@ -30,3 +30,16 @@ if(TARGET outpost_store)
         add_dependencies(test_admin outpost-admin)
     endif()
 endif()
+
+# outpostd's NOTIFY between nodes (server/src/daemon/announce.c) against recorded effects, and
+# through two handles on a private PostgreSQL.
+if(TARGET outpost_store AND TARGET outpostd)
+    set(announce_daemon_src ${PROJECT_SOURCE_DIR}/server/src/daemon)
+    outpost_add_test(test_announce
+                     SOURCES unit/test_announce.c ${announce_daemon_src}/announce.c
+                             ${announce_daemon_src}/log.c
+                     LIBS outpost_store outpost_pg_cluster outpost_mbedtls outpost_lws
+                          outpost_http_reply
+                     LABELS store)
+    target_include_directories(test_announce PRIVATE ${announce_daemon_src})
+endif()
