@@ -69,9 +69,10 @@ int store_fail_sqlite(store *st, int sqlite_rc, const char *what);
  * any other value, such as an unexpected DB_ROW, is STORE_EIO) and returns the STORE_E* code. */
 int store_fail_db(store *st, int rc, const char *what);
 
-/* Tables every store has, in the seam's portable SQL (store_sqlite.c), and the store's
- * identity table (store_backup.c). */
+/* Tables every store has and the merge engine's tables, in the seam's portable SQL
+ * (store_sqlite.c), and the store's identity table (store_backup.c). */
 extern const char store_base_ddl[];
+extern const char store_sync_ddl[];
 extern const char store_identity_ddl[];
 
 /* Maps a SQLite result code to a STORE_E* code without touching the message. */

@@ -31,8 +31,9 @@ static int store_present(store *st, bool *out_present)
     return rc == STORE_OK ? STORE_OK : store_fail_db(st, rc, "look for the store's tables");
 }
 
-/* Makes the base tables and the identity table in one write transaction: several processes
- * opening a new database at once take turns, and the later ones find the tables made. */
+/* Makes the base tables, the identity table and the merge engine's tables in one write
+ * transaction: several processes opening a new database at once take turns, and the later ones
+ * find the tables made. */
 static int tables_make(store *st)
 {
     int out = store_begin(st, true);
@@ -40,6 +41,8 @@ static int tables_make(store *st)
         out = store_exec(st, store_base_ddl, "make the store's tables");
     if (out == STORE_OK)
         out = store_exec(st, store_identity_ddl, "make the store's identity table");
+    if (out == STORE_OK)
+        out = store_exec(st, store_sync_ddl, "make the merge engine's tables");
     if (out == STORE_OK)
         return store_commit(st);
     store_rollback(st);

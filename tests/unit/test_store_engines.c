@@ -1,8 +1,8 @@
 /*
  * The store modules that speak the database seam, run the same way on SQLite and on a private
  * PostgreSQL 15 server started here: teams and workers, enrollment and device authentication,
- * lockouts, identity; and two handles on one store (two outpostd nodes on one PostgreSQL) that
- * see each other's writes and take turns writing.
+ * lockouts, identity, the merge engine's tables; and two handles on one store (two outpostd nodes
+ * on one PostgreSQL) that see each other's writes and take turns writing.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -19,6 +19,7 @@
 
 #include "common/test_skip.h"
 #include "store_internal.h" /* store_worker_teams */
+#include "store_values.h"
 #include "unit/pg_cluster.h"
 
 enum { ENGINE_SQLITE = 1, ENGINE_POSTGRESQL = 2 };
@@ -581,6 +582,129 @@ static void test_nodes_enroll_at_once(void **state)
     free(args);
 }
 
+/* Runs sql with one any-type value bound as ?1 and returns the count it selects. */
+static int64_t count_where(engine_fx *fx, const char *sql, const proto_value *val)
+{
+    db_stmt *stmt = NULL;
+    int64_t n = -1;
+    assert_int_equal(db_prepare(fx->st->conn, sql, &stmt), 0);
+    assert_int_equal(store_value_bind_any(stmt, 1, val), 0);
+    assert_int_equal(db_step(stmt), DB_ROW);
+    n = db_column_int64(stmt, 0);
+    db_finalize(stmt);
+    return n;
+}
+
+/* The merge engine's tables exist on both engines, and their any-type columns keep a value of
+ * every type as it came: read back equal, found by equality, TEXT and BLOB of the same bytes
+ * told apart; keys the store assigns (conflict ids) come back with RETURNING. */
+static void test_merge_tables_keep_any_value(void **state)
+{
+    engine_fx *fx = engine_of(state);
+    static const uint8_t north[] = {'n', 'o', 'r', 't', 'h'};
+    proto_value vals[5] = {{.type = PROTO_INT, .u.i = INT64_MIN},
+                           {.type = PROTO_REAL, .u.r = -0.5},
+                           {.type = PROTO_TEXT, .u.b = {north, sizeof north}},
+                           {.type = PROTO_BLOB, .u.b = {north, sizeof north}},
+                           {.type = PROTO_NULL}};
+    db_stmt *stmt = NULL;
+    store_arena arena = {0};
+
+    assert_int_equal(store_begin(fx->st, true), 0);
+    for (int i = 0; i < 5; i++) {
+        uint8_t pk[1] = {(uint8_t)i};
+        assert_int_equal(db_prepare(fx->st->conn,
+                                    "INSERT INTO _outpost_rows(table_id, pk, seq, deleted, scope,"
+                                    " base_hlc, base_device, echo_since)"
+                                    " VALUES(1, ?1, ?2, 0, ?3, 7, 1, 0)",
+                                    &stmt),
+                         0);
+        assert_int_equal(db_bind_blob(stmt, 1, pk, sizeof pk), 0);
+        assert_int_equal(db_bind_int64(stmt, 2, i + 1), 0);
+        assert_int_equal(store_value_bind_any(stmt, 3, &vals[i]), 0);
+        assert_int_equal(db_step(stmt), DB_DONE);
+        db_finalize(stmt);
+        assert_int_equal(db_prepare(fx->st->conn,
+                                    "INSERT INTO _outpost_changes(seq, table_id, pk, op, device,"
+                                    " altered, hlc, scope_old, scope_new, time_ms)"
+                                    " VALUES(?1, 1, ?2, 1, 1, 0, 7, ?3, ?4, 0)",
+                                    &stmt),
+                         0);
+        assert_int_equal(db_bind_int64(stmt, 1, i + 1), 0);
+        assert_int_equal(db_bind_blob(stmt, 2, pk, sizeof pk), 0);
+        assert_int_equal(store_value_bind_any(stmt, 3, &vals[i]), 0);
+        assert_int_equal(store_value_bind_any(stmt, 4, &vals[(i + 1) % 5]), 0);
+        assert_int_equal(db_step(stmt), DB_DONE);
+        db_finalize(stmt);
+    }
+    assert_int_equal(db_prepare(fx->st->conn,
+                                "INSERT INTO _outpost_conflicts(table_id, pk, col, kind,"
+                                " losing_value, winning_value, time_ms, decided_by, reversible,"
+                                " push_device, push_seq, server_seq, against_push)"
+                                " VALUES(1, ?1, 0, 1, ?2, ?3, 0, 'hlc', 1, 'd', 1, 1, 0)"
+                                " RETURNING id",
+                                &stmt),
+                     0);
+    assert_int_equal(db_bind_blob(stmt, 1, "\0", 1), 0);
+    assert_int_equal(store_value_bind_any(stmt, 2, &vals[2]), 0);
+    assert_int_equal(store_value_bind_any(stmt, 3, &vals[3]), 0);
+    assert_int_equal(db_step(stmt), DB_ROW);
+    assert_true(db_column_int64(stmt, 0) > 0);
+    db_finalize(stmt);
+    assert_int_equal(db_exec(fx->st->conn, "INSERT INTO _outpost_applied"
+                                           " VALUES(1, 1, 1, 7, 7, 0, 1, 0)"),
+                     0);
+    assert_int_equal(db_prepare(fx->st->conn,
+                                "INSERT INTO _outpost_refused VALUES(1, 2, 7, ?1, 0)", &stmt),
+                     0);
+    assert_int_equal(db_bind_blob(stmt, 1, "\0", 1), 0);
+    assert_int_equal(db_step(stmt), DB_DONE);
+    db_finalize(stmt);
+    assert_int_equal(store_commit(fx->st), 0);
+
+    for (int i = 0; i < 5; i++) {
+        uint8_t pk[1] = {(uint8_t)i};
+        proto_value back[2];
+        assert_int_equal(db_prepare(fx->st->conn,
+                                    "SELECT r.scope, c.scope_new FROM _outpost_rows r"
+                                    " JOIN _outpost_changes c ON c.table_id = r.table_id"
+                                    " AND c.pk = r.pk WHERE r.table_id = 1 AND r.pk = ?1",
+                                    &stmt),
+                         0);
+        assert_int_equal(db_bind_blob(stmt, 1, pk, sizeof pk), 0);
+        assert_int_equal(db_step(stmt), DB_ROW);
+        assert_int_equal(store_value_column_any(&arena, stmt, 0, &back[0]), 0);
+        assert_int_equal(store_value_column_any(&arena, stmt, 1, &back[1]), 0);
+        db_finalize(stmt);
+        assert_true(store_value_equal(&back[0], &vals[i]));
+        assert_true(store_value_equal(&back[1], &vals[(i + 1) % 5]));
+        if (vals[i].type != PROTO_NULL) {
+            assert_int_equal(
+                count_where(fx, "SELECT count(*) FROM _outpost_rows WHERE scope = ?1", &vals[i]),
+                1);
+            assert_int_equal(count_where(fx,
+                                         "SELECT count(*) FROM _outpost_changes"
+                                         " WHERE scope_old = ?1",
+                                         &vals[i]),
+                             1);
+        }
+    }
+    assert_int_equal(count_where(fx,
+                                 "SELECT count(*) FROM _outpost_conflicts"
+                                 " WHERE losing_value = ?1 AND winning_value <> ?1",
+                                 &vals[2]),
+                     1);
+    assert_int_equal(db_prepare(fx->st->conn,
+                                "SELECT count(*) FROM _outpost_applied a JOIN _outpost_refused r"
+                                " ON r.device_no = a.device_no WHERE a.seq = 1 AND r.seq = 2",
+                                &stmt),
+                     0);
+    assert_int_equal(db_step(stmt), DB_ROW);
+    assert_int_equal(db_column_int64(stmt, 0), 1);
+    db_finalize(stmt);
+    store_arena_free(&arena);
+}
+
 #define ENGINE_TESTS                                                                           \
     cmocka_unit_test(test_people), cmocka_unit_test(test_enroll_and_authenticate),            \
         cmocka_unit_test(test_lockouts), cmocka_unit_test(test_second_node_shares_everything), \
@@ -589,7 +713,8 @@ static void test_nodes_enroll_at_once(void **state)
         cmocka_unit_test(test_audit_chain_across_nodes),                                       \
         cmocka_unit_test(test_announcements_between_nodes),                                    \
         cmocka_unit_test(test_server_seq_from_two_nodes),                                      \
-        cmocka_unit_test(test_nodes_enroll_at_once)
+        cmocka_unit_test(test_nodes_enroll_at_once),                                          \
+        cmocka_unit_test(test_merge_tables_keep_any_value)
 
 int main(void)
 {
