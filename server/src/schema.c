@@ -20,26 +20,27 @@ enum { SQL_MAX = 16384 };
  * it need no migration: a store without it has no author columns). */
 static int record_author(store *st, const schema_table *t, int64_t table_id)
 {
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     int rc = store_exec(st,
                         "CREATE TABLE IF NOT EXISTS _outpost_table_authors("
                         "  table_id INTEGER PRIMARY KEY, author_col INTEGER NOT NULL);",
                         "create the author table");
     if (rc != STORE_OK)
         return rc;
-    rc = sqlite3_prepare_v2(st->db,
-                            t->author_idx == SCHEMA_NO_AUTHOR
-                                ? "DELETE FROM _outpost_table_authors WHERE table_id = ?1"
-                                : "INSERT OR REPLACE INTO _outpost_table_authors VALUES(?1, ?2)",
-                            -1, &stmt, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(stmt, 1, table_id);
-        if (t->author_idx != SCHEMA_NO_AUTHOR)
-            sqlite3_bind_int64(stmt, 2, t->author_idx);
-        rc = sqlite3_step(stmt);
-    }
-    sqlite3_finalize(stmt);
-    return rc == SQLITE_DONE ? STORE_OK : store_fail_sqlite(st, rc, "record author column");
+    rc = db_prepare(st->conn,
+                    t->author_idx == SCHEMA_NO_AUTHOR
+                        ? "DELETE FROM _outpost_table_authors WHERE table_id = ?1"
+                        : "INSERT INTO _outpost_table_authors VALUES(?1, ?2)"
+                          " ON CONFLICT(table_id) DO UPDATE SET author_col = excluded.author_col",
+                    &stmt);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, 1, table_id);
+    if (rc == STORE_OK && t->author_idx != SCHEMA_NO_AUTHOR)
+        rc = db_bind_int64(stmt, 2, t->author_idx);
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
+    db_finalize(stmt);
+    return rc == DB_DONE ? STORE_OK : store_fail_db(st, rc, "record author column");
 }
 
 /* The author column recorded for table_id, or SCHEMA_NO_AUTHOR. */
@@ -65,63 +66,76 @@ static uint32_t load_author(store *st, int64_t table_id)
 static int record_table(store *st, const schema_table *t, int64_t table_id, uint32_t first_col,
                         uint32_t version)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v2(st->db,
-                                "INSERT INTO _outpost_tables(id, name, create_sql, scope_col,"
-                                " policy, since_version) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"
-                                " ON CONFLICT(id) DO UPDATE SET create_sql = ?3, policy = ?5",
-                                -1, &stmt, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(stmt, 1, table_id);
-        sqlite3_bind_text(stmt, 2, t->name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 3, t->create_sql, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 4, t->scope_idx);
-        sqlite3_bind_int(stmt, 5, (int)t->policy);
-        sqlite3_bind_int64(stmt, 6, version);
-        rc = sqlite3_step(stmt);
-    }
-    sqlite3_finalize(stmt);
+    db_stmt *stmt = NULL;
+    int rc = db_prepare(st->conn,
+                        "INSERT INTO _outpost_tables(id, name, create_sql, scope_col,"
+                        " policy, since_version) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"
+                        " ON CONFLICT(id) DO UPDATE SET create_sql = ?3, policy = ?5",
+                        &stmt);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, 1, table_id);
+    if (rc == STORE_OK)
+        rc = db_bind_text(stmt, 2, t->name);
+    if (rc == STORE_OK)
+        rc = db_bind_text(stmt, 3, t->create_sql);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, 4, t->scope_idx);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, 5, (int64_t)t->policy);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, 6, version);
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
+    db_finalize(stmt);
     stmt = NULL;
-    if (rc != SQLITE_DONE)
-        return store_fail_sqlite(st, rc, "record table");
+    if (rc != DB_DONE)
+        return store_fail_db(st, rc, "record table");
     if (record_author(st, t, table_id) != STORE_OK)
         return STORE_EIO;
-    rc = sqlite3_prepare_v2(st->db,
-                            "INSERT INTO _outpost_columns(table_id, idx, name, pk_pos,"
-                            " since_version) VALUES(?1, ?2, ?3, ?4, ?5)",
-                            -1, &stmt, NULL);
-    for (uint32_t c = first_col; rc == SQLITE_OK && c < t->n_cols; c++) {
-        sqlite3_bind_int64(stmt, 1, table_id);
-        sqlite3_bind_int64(stmt, 2, c);
-        sqlite3_bind_text(stmt, 3, t->cols[c].name, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 4, t->cols[c].pk_pos);
-        sqlite3_bind_int64(stmt, 5, version);
-        rc = sqlite3_step(stmt);
-        if (rc == SQLITE_DONE)
-            rc = sqlite3_reset(stmt);
+    rc = db_prepare(st->conn,
+                    "INSERT INTO _outpost_columns(table_id, idx, name, pk_pos,"
+                    " since_version) VALUES(?1, ?2, ?3, ?4, ?5)",
+                    &stmt);
+    for (uint32_t c = first_col; rc == STORE_OK && c < t->n_cols; c++) {
+        rc = db_bind_int64(stmt, 1, table_id);
+        if (rc == STORE_OK)
+            rc = db_bind_int64(stmt, 2, c);
+        if (rc == STORE_OK)
+            rc = db_bind_text(stmt, 3, t->cols[c].name);
+        if (rc == STORE_OK)
+            rc = db_bind_int64(stmt, 4, t->cols[c].pk_pos);
+        if (rc == STORE_OK)
+            rc = db_bind_int64(stmt, 5, version);
+        if (rc == STORE_OK)
+            rc = db_step(stmt);
+        if (rc == DB_DONE)
+            rc = db_reset(stmt);
     }
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_OK)
-        return store_fail_sqlite(st, rc, "record columns");
+    db_finalize(stmt);
+    if (rc != STORE_OK)
+        return store_fail_db(st, rc, "record columns");
     return 0;
 }
 
 static int record_version(store *st, uint32_t version, const char *schema_sql,
                           const char *policy_text)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v2(
-        st->db, "INSERT INTO _outpost_schema_versions VALUES(?1, ?2, ?3, ?4)", -1, &stmt, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(stmt, 1, version);
-        sqlite3_bind_text(stmt, 2, schema_sql, -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 3, policy_text, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 4, (int64_t)store_now_ms());
-        rc = sqlite3_step(stmt);
-    }
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_DONE)
-        return store_fail_sqlite(st, rc, "record schema version");
+    db_stmt *stmt = NULL;
+    int rc = db_prepare(st->conn, "INSERT INTO _outpost_schema_versions VALUES(?1, ?2, ?3, ?4)",
+                        &stmt);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, 1, version);
+    if (rc == STORE_OK)
+        rc = db_bind_text(stmt, 2, schema_sql);
+    if (rc == STORE_OK)
+        rc = db_bind_text(stmt, 3, policy_text);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, 4, (int64_t)store_now_ms());
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
+    db_finalize(stmt);
+    if (rc != DB_DONE)
+        return store_fail_db(st, rc, "record schema version");
     return store_meta_set(st, "schema_version", version);
 }
 
@@ -130,20 +144,22 @@ static int create_indexes(store *st, const schema_def *def, uint32_t *out_create
 {
     *out_created = 0;
     for (uint32_t i = 0; i < def->n_indexes; i++) {
-        sqlite3_stmt *stmt = NULL;
-        int rc = sqlite3_prepare_v2(st->db,
-                                    "SELECT 1 FROM sqlite_master WHERE type = 'index'"
-                                    " AND name = ?1",
-                                    -1, &stmt, NULL);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_bind_text(stmt, 1, def->index_names[i], -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_step(stmt);
-        sqlite3_finalize(stmt);
-        if (rc == SQLITE_ROW)
+        db_stmt *stmt = NULL;
+        int rc = db_prepare(st->conn,
+                            store_engine_of(st) == DB_POSTGRESQL
+                                ? "SELECT 1 WHERE to_regclass(CAST(?1 AS TEXT)) IS NOT NULL"
+                                : "SELECT 1 FROM sqlite_master WHERE type = 'index'"
+                                  " AND name = ?1",
+                            &stmt);
+        if (rc == STORE_OK)
+            rc = db_bind_text(stmt, 1, def->index_names[i]);
+        if (rc == STORE_OK)
+            rc = db_step(stmt);
+        db_finalize(stmt);
+        if (rc == DB_ROW)
             continue;
-        if (rc != SQLITE_DONE)
-            return store_fail_sqlite(st, rc, "look up index");
+        if (rc != DB_DONE)
+            return store_fail_db(st, rc, "look up index");
         int out = store_exec(st, def->index_sql[i], "create index");
         if (out != 0)
             return out;
@@ -152,10 +168,68 @@ static int create_indexes(store *st, const schema_def *def, uint32_t *out_create
     return 0;
 }
 
+/* Appends name to f as a PostgreSQL quoted identifier, folded to lower case as PostgreSQL folds
+ * an unquoted name (SQLite's names are case-insensitive, so no two differ only by case): the
+ * schema's own unquoted names in index statements find it, and a name PostgreSQL reserves
+ * (user, order) stays a name. */
+static void put_pg_name(FILE *f, const char *name)
+{
+    fputc('"', f);
+    for (const char *p = name; *p; p++) {
+        if (*p == '"')
+            fputc('"', f);
+        fputc(tolower((unsigned char)*p), f);
+    }
+    fputc('"', f);
+}
+
+/* A synced table on PostgreSQL, from the parsed column list: every column BYTEA holding the
+ * value's canonical encoding (store_values.h), since a SQLite column takes a value of any type
+ * whatever its declared type and a typed column would refuse or convert it; NOT NULL and the
+ * primary key as declared. Defaults, CHECK constraints and type affinity are SQLite's rules,
+ * applied where rows are written, not by PostgreSQL. */
+static int create_table_postgresql(store *st, const schema_table *t)
+{
+    char *sql = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&sql, &len);
+    if (f == NULL)
+        return store_fail(st, STORE_ENOMEM, "create table %s: out of memory", t->name);
+    fputs("CREATE TABLE ", f);
+    put_pg_name(f, t->name);
+    fputc('(', f);
+    uint32_t n_pk = 0;
+    for (uint32_t c = 0; c < t->n_cols; c++) {
+        put_pg_name(f, t->cols[c].name);
+        fputs(t->cols[c].notnull ? " BYTEA NOT NULL, " : " BYTEA, ", f);
+        if (t->cols[c].pk_pos > n_pk)
+            n_pk = t->cols[c].pk_pos;
+    }
+    fputs("PRIMARY KEY(", f);
+    for (uint32_t k = 1; k <= n_pk; k++)
+        for (uint32_t c = 0; c < t->n_cols; c++)
+            if (t->cols[c].pk_pos == k) {
+                if (k > 1)
+                    fputs(", ", f);
+                put_pg_name(f, t->cols[c].name);
+            }
+    fputs("))", f);
+    int out = ferror(f) ? STORE_ENOMEM : STORE_OK;
+    if (fclose(f) != 0)
+        out = STORE_ENOMEM;
+    if (out == STORE_OK)
+        out = store_exec(st, sql, "create table");
+    else
+        store_fail(st, out, "create table %s: out of memory", t->name);
+    free(sql);
+    return out;
+}
+
 /* Creates a table new in schema version `version` and records it, every column with it. */
 static int create_table(store *st, const schema_table *t, int64_t table_id, uint32_t version)
 {
-    int out = store_exec(st, t->create_sql, "create table");
+    int out = store_engine_of(st) == DB_POSTGRESQL ? create_table_postgresql(st, t)
+                                                     : store_exec(st, t->create_sql, "create table");
     if (out == 0)
         out = record_table(st, t, table_id, 0, version);
     return out;

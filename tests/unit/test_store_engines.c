@@ -705,6 +705,80 @@ static void test_merge_tables_keep_any_value(void **state)
     store_arena_free(&arena);
 }
 
+/* Counts the rows sql selects (no parameters). */
+static int64_t count_rows(engine_fx *fx, const char *sql)
+{
+    db_stmt *stmt = NULL;
+    int64_t n = -1;
+    assert_int_equal(db_prepare(fx->st->conn, sql, &stmt), 0);
+    assert_int_equal(db_step(stmt), DB_ROW);
+    n = db_column_int64(stmt, 0);
+    db_finalize(stmt);
+    return n;
+}
+
+/* The schema installs on both engines: the synced tables made from the parsed column list
+ * (PostgreSQL: names folded to lower case and quoted, so a name PostgreSQL reserves works; every
+ * column BYTEA), their index, the tables and columns recorded, version 1; the primary key holds;
+ * a second init is refused and changes nothing. */
+static void test_schema_init(void **state)
+{
+    engine_fx *fx = engine_of(state);
+    static const char schema[] =
+        "CREATE TABLE Cases (id TEXT PRIMARY KEY NOT NULL, team_id TEXT NOT NULL, user TEXT,"
+        "  age INTEGER DEFAULT 0 CHECK (age >= 0));"
+        "CREATE INDEX cases_team ON cases(team_id);"
+        "CREATE TABLE notes (case_id TEXT NOT NULL, n TEXT NOT NULL, team_id TEXT NOT NULL,"
+        "  body TEXT, PRIMARY KEY(case_id, n));";
+    static const char policy[] = "Cases scope=team_id policy=hlc\n"
+                                 "notes scope=team_id policy=server-wins\n";
+    static const uint8_t key[] = {'c', '1'};
+    proto_value id = {.type = PROTO_TEXT, .u.b = {key, sizeof key}};
+    db_stmt *stmt = NULL;
+    int64_t version = -1;
+
+    if (store_init_schema(fx->st, schema, policy) != 0)
+        fail_msg("init: %s", store_errmsg(fx->st));
+    assert_int_equal(store_meta_get(fx->st, "schema_version", &version), 0);
+    assert_int_equal(version, 1);
+    assert_int_equal(count_rows(fx, "SELECT count(*) FROM _outpost_tables"), 2);
+    assert_int_equal(count_rows(fx, "SELECT count(*) FROM _outpost_columns"), 8);
+    assert_int_equal(count_rows(fx, "SELECT count(*) FROM _outpost_columns WHERE pk_pos > 0"), 3);
+    assert_int_equal(count_rows(fx, fx->engine == ENGINE_POSTGRESQL
+                                        ? "SELECT count(*) FROM pg_indexes"
+                                          " WHERE indexname = 'cases_team'"
+                                        : "SELECT count(*) FROM sqlite_master"
+                                          " WHERE name = 'cases_team'"),
+                     1);
+
+    /* A row written as the merge engine will write it on each engine, twice: the key holds. */
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(db_prepare(fx->st->conn,
+                                    "INSERT INTO cases(id, team_id, \"user\") VALUES(?1, ?2, ?1)",
+                                    &stmt),
+                         0);
+        assert_int_equal(store_value_bind_any(stmt, 1, &id), 0);
+        assert_int_equal(store_value_bind_any(stmt, 2, &id), 0);
+        assert_int_equal(db_step(stmt), i == 0 ? DB_DONE : STORE_EEXISTS);
+        db_finalize(stmt);
+    }
+    assert_int_equal(db_prepare(fx->st->conn, "SELECT \"user\" FROM cases WHERE id = ?1", &stmt),
+                     0);
+    assert_int_equal(store_value_bind_any(stmt, 1, &id), 0);
+    assert_int_equal(db_step(stmt), DB_ROW);
+    store_arena arena = {0};
+    proto_value back;
+    assert_int_equal(store_value_column_any(&arena, stmt, 0, &back), 0);
+    assert_true(store_value_equal(&back, &id));
+    db_finalize(stmt);
+    store_arena_free(&arena);
+
+    assert_int_equal(store_init_schema(fx->st, schema, policy), STORE_EEXISTS);
+    assert_non_null(strstr(store_errmsg(fx->st), "already has a schema"));
+    assert_int_equal(count_rows(fx, "SELECT count(*) FROM _outpost_tables"), 2);
+    assert_int_equal(count_rows(fx, "SELECT count(*) FROM _outpost_schema_versions"), 1);
+}
+
 #define ENGINE_TESTS                                                                           \
     cmocka_unit_test(test_people), cmocka_unit_test(test_enroll_and_authenticate),            \
         cmocka_unit_test(test_lockouts), cmocka_unit_test(test_second_node_shares_everything), \
@@ -714,7 +788,8 @@ static void test_merge_tables_keep_any_value(void **state)
         cmocka_unit_test(test_announcements_between_nodes),                                    \
         cmocka_unit_test(test_server_seq_from_two_nodes),                                      \
         cmocka_unit_test(test_nodes_enroll_at_once),                                          \
-        cmocka_unit_test(test_merge_tables_keep_any_value)
+        cmocka_unit_test(test_merge_tables_keep_any_value),                                   \
+        cmocka_unit_test(test_schema_init)
 
 int main(void)
 {
