@@ -19,6 +19,7 @@
 
 #include "common/test_skip.h"
 #include "store_internal.h" /* store_worker_teams */
+#include "store_rowcheck.h"
 #include "store_values.h"
 #include "unit/pg_cluster.h"
 
@@ -779,6 +780,147 @@ static void test_schema_init(void **state)
     assert_int_equal(count_rows(fx, "SELECT count(*) FROM _outpost_schema_versions"), 1);
 }
 
+/* A second, empty store beside the fixture's (PostgreSQL: another database on the same
+ * server), for a test that installs its own schema. */
+static store *open_fresh_store(engine_fx *fx, const char *name)
+{
+    char err[256] = "", where[600];
+    store *st = NULL;
+    int rc;
+    if (fx->engine == ENGINE_POSTGRESQL) {
+        snprintf(where, sizeof where, "CREATE DATABASE %s", name);
+        assert_int_equal(db_exec(fx->st->conn, where), 0);
+        snprintf(where, sizeof where, "%s dbname=%s", fx->pg.conninfo, name);
+        rc = store_open_postgresql(where, true, &st, err, sizeof err);
+    } else {
+        snprintf(where, sizeof where, "%s/%s.db", fx->dir, name);
+        rc = store_open(where, true, &st, err, sizeof err);
+    }
+    if (rc != 0)
+        fail_msg("open %s: %s", name, err);
+    return st;
+}
+
+/* A text or blob value over a string literal. */
+static proto_value vtext(proto_value_type type, const char *s)
+{
+    return (proto_value){.type = type, .u.b = {(const uint8_t *)s, (uint32_t)strlen(s)}};
+}
+
+enum { KIND_COLS = 9, KIND_SENT = 8 }; /* the device sends every column but the last */
+
+/* Writes a row of kinds as each engine's store keeps it: SQLite through the table itself,
+ * PostgreSQL through the row check and then the BYTEA table. Returns 0, or the refusal with
+ * its message in msg. */
+static int write_kind(engine_fx *fx, store_rowcheck *check, const proto_value *sent, char *msg,
+                      size_t msg_size)
+{
+    static const char *const cols[KIND_COLS] = {"id",  "team_id", "i",   "r",   "t",
+                                                "b",   "num",     "age", "risk"};
+    store_arena arena = {0};
+    proto_value row[KIND_COLS];
+    const proto_value *vals = sent;
+    uint32_t n = KIND_SENT;
+    db_stmt *stmt = NULL;
+    int rc = 0;
+
+    msg[0] = 0;
+    if (fx->engine == ENGINE_POSTGRESQL) {
+        rc = store_rowcheck_row(check, "kinds", cols, KIND_COLS, sent, KIND_SENT, &arena, row,
+                                msg, msg_size);
+        vals = row;
+        n = KIND_COLS;
+    }
+    if (rc == 0) {
+        assert_int_equal(db_prepare(fx->st->conn,
+                                    n == KIND_COLS
+                                        ? "INSERT INTO kinds(id, team_id, i, r, t, b, num, age,"
+                                          " risk) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                                        : "INSERT INTO kinds(id, team_id, i, r, t, b, num, age)"
+                                          " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                                    &stmt),
+                         0);
+        for (uint32_t i = 0; i < n; i++)
+            assert_int_equal(store_value_bind_any(stmt, (int)i + 1, &vals[i]), 0);
+        rc = db_step(stmt);
+        if (rc != DB_DONE)
+            snprintf(msg, msg_size, "%s", db_errmsg(fx->st->conn));
+        rc = rc == DB_DONE ? 0 : rc;
+        db_finalize(stmt);
+    }
+    store_arena_free(&arena);
+    return rc;
+}
+
+/* Rows keep SQLite's rules on both engines: type affinity converts what a device sent the same
+ * way ('12' into INTEGER is 12, 7 into TEXT is '7', 'abc' stays text), a column the device did
+ * not send takes its default, and NOT NULL and CHECK refuse a row with SQLite's own message. */
+static void test_rows_keep_sqlite_rules(void **state)
+{
+    static const char schema[] =
+        "CREATE TABLE kinds (id TEXT PRIMARY KEY NOT NULL, team_id TEXT NOT NULL, i INTEGER,"
+        "  r REAL, t TEXT, b BLOB, num NUMERIC, age INTEGER CHECK (age IS NULL OR age >= 0),"
+        "  risk INTEGER NOT NULL DEFAULT 0);";
+    store_rowcheck *check = NULL;
+    char msg[256];
+    proto_value p[2][KIND_SENT] = {
+        {vtext(PROTO_TEXT, "k1"), vtext(PROTO_TEXT, "north"), vtext(PROTO_TEXT, "12"),
+         {.type = PROTO_INT, .u.i = 3}, {.type = PROTO_INT, .u.i = 7}, vtext(PROTO_TEXT, "x"),
+         vtext(PROTO_TEXT, "3.0"), {.type = PROTO_INT, .u.i = 4}},
+        {vtext(PROTO_TEXT, "k2"), vtext(PROTO_TEXT, "north"), vtext(PROTO_TEXT, "1.5"),
+         vtext(PROTO_TEXT, "abc"), {.type = PROTO_REAL, .u.r = 2.5}, {.type = PROTO_INT, .u.i = 5},
+         vtext(PROTO_TEXT, "x1"), {.type = PROTO_NULL}}};
+    proto_value want[2][KIND_COLS] = {
+        {p[0][0], p[0][1], {.type = PROTO_INT, .u.i = 12}, {.type = PROTO_REAL, .u.r = 3.0},
+         vtext(PROTO_TEXT, "7"), vtext(PROTO_TEXT, "x"), {.type = PROTO_INT, .u.i = 3},
+         {.type = PROTO_INT, .u.i = 4}, {.type = PROTO_INT, .u.i = 0}},
+        {p[1][0], p[1][1], {.type = PROTO_REAL, .u.r = 1.5}, vtext(PROTO_TEXT, "abc"),
+         vtext(PROTO_TEXT, "2.5"), {.type = PROTO_INT, .u.i = 5}, vtext(PROTO_TEXT, "x1"),
+         {.type = PROTO_NULL}, {.type = PROTO_INT, .u.i = 0}}};
+
+    engine_fx own = *engine_of(state);
+    engine_fx *fx = &own;
+    fx->st = open_fresh_store(fx, "kinds");
+    if (store_init_schema(fx->st, schema, "kinds scope=team_id policy=hlc\n") != 0)
+        fail_msg("init: %s", store_errmsg(fx->st));
+    assert_int_equal(store_rowcheck_open(schema, &check, msg, sizeof msg), 0);
+    for (int r = 0; r < 2; r++) {
+        db_stmt *stmt = NULL;
+        store_arena arena = {0};
+        if (write_kind(fx, check, p[r], msg, sizeof msg) != 0)
+            fail_msg("row %d: %s", r, msg);
+        assert_int_equal(db_prepare(fx->st->conn,
+                                    "SELECT id, team_id, i, r, t, b, num, age, risk FROM kinds"
+                                    " WHERE id = ?1",
+                                    &stmt),
+                         0);
+        assert_int_equal(store_value_bind_any(stmt, 1, &p[r][0]), 0);
+        assert_int_equal(db_step(stmt), DB_ROW);
+        for (int c = 0; c < KIND_COLS; c++) {
+            proto_value got;
+            assert_int_equal(store_value_column_any(&arena, stmt, c, &got), 0);
+            if (!store_value_equal(&got, &want[r][c]))
+                fail_msg("row %d column %d: type %d, want type %d", r, c, (int)got.type,
+                         (int)want[r][c].type);
+        }
+        db_finalize(stmt);
+        store_arena_free(&arena);
+    }
+
+    p[0][0] = vtext(PROTO_TEXT, "k3");
+    p[0][7] = (proto_value){.type = PROTO_INT, .u.i = -1};
+    assert_int_not_equal(write_kind(fx, check, p[0], msg, sizeof msg), 0);
+    assert_non_null(strstr(msg, "CHECK constraint failed: age IS NULL OR age >= 0"));
+    p[0][0] = vtext(PROTO_TEXT, "k4");
+    p[0][1] = (proto_value){.type = PROTO_NULL};
+    p[0][7] = (proto_value){.type = PROTO_INT, .u.i = 1};
+    assert_int_not_equal(write_kind(fx, check, p[0], msg, sizeof msg), 0);
+    assert_non_null(strstr(msg, "NOT NULL constraint failed: kinds.team_id"));
+    assert_int_equal(count_rows(fx, "SELECT count(*) FROM kinds"), 2);
+    store_rowcheck_close(check);
+    store_close(fx->st);
+}
+
 #define ENGINE_TESTS                                                                           \
     cmocka_unit_test(test_people), cmocka_unit_test(test_enroll_and_authenticate),            \
         cmocka_unit_test(test_lockouts), cmocka_unit_test(test_second_node_shares_everything), \
@@ -789,7 +931,7 @@ static void test_schema_init(void **state)
         cmocka_unit_test(test_server_seq_from_two_nodes),                                      \
         cmocka_unit_test(test_nodes_enroll_at_once),                                          \
         cmocka_unit_test(test_merge_tables_keep_any_value),                                   \
-        cmocka_unit_test(test_schema_init)
+        cmocka_unit_test(test_schema_init), cmocka_unit_test(test_rows_keep_sqlite_rules)
 
 int main(void)
 {
