@@ -1487,13 +1487,21 @@ int main(int argc, char **argv)
     if (path == NULL && !wants_help)
         return usage_error(usage_main, "--store PATH is required", NULL);
     if (postgresql_conninfo(path) != NULL && !wants_help) {
-        static const char *const sqlite_only[] = {"init", "upgrade", "backup", "restore"};
+        static const char *const sqlite_only[] = {"upgrade", "backup", "restore"};
         for (size_t k = 0; k < sizeof sqlite_only / sizeof sqlite_only[0]; k++)
             if (strcmp(cmd, sqlite_only[k]) == 0) {
                 fprintf(stderr,
-                        "outpost-admin: %s runs only on a SQLite store so far (the schema, push "
-                        "and pull are not on PostgreSQL yet: docs/operations.md, \"PostgreSQL\")\n",
+                        "outpost-admin: %s runs only on a SQLite store so far (schema upgrades, "
+                        "push and pull are not on PostgreSQL yet: docs/operations.md, "
+                        "\"PostgreSQL\")\n",
                         cmd);
+                return EXIT_REFUSED;
+            }
+        /* Watch rules are SQL over the synced tables, which PostgreSQL keeps encoded. */
+        for (int k = 0; strcmp(cmd, "init") == 0 && k < sub_argc; k++)
+            if (strcmp(sub_argv[k], "--watch") == 0) {
+                fprintf(stderr, "outpost-admin: watch rules run only on a SQLite store so far "
+                                "(docs/operations.md, \"PostgreSQL\")\n");
                 return EXIT_REFUSED;
             }
         if (audit_key_path == NULL)

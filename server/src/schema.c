@@ -46,20 +46,20 @@ static int record_author(store *st, const schema_table *t, int64_t table_id)
 /* The author column recorded for table_id, or SCHEMA_NO_AUTHOR. */
 static uint32_t load_author(store *st, int64_t table_id)
 {
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     uint32_t out = SCHEMA_NO_AUTHOR;
+    bool kept = false;
 
     /* No such table (a store older than author columns): none. */
-    if (sqlite3_prepare_v2(st->db,
-                           "SELECT author_col FROM _outpost_table_authors WHERE table_id = ?1",
-                           -1, &stmt, NULL) != SQLITE_OK) {
-        sqlite3_finalize(stmt);
+    if (store_table_exists(st, "_outpost_table_authors", &kept) != STORE_OK || !kept ||
+        db_prepare(st->conn, "SELECT author_col FROM _outpost_table_authors WHERE table_id = ?1",
+                   &stmt) != STORE_OK) {
+        db_finalize(stmt);
         return out;
     }
-    sqlite3_bind_int64(stmt, 1, table_id);
-    if (sqlite3_step(stmt) == SQLITE_ROW)
-        out = (uint32_t)sqlite3_column_int64(stmt, 0);
-    sqlite3_finalize(stmt);
+    if (db_bind_int64(stmt, 1, table_id) == STORE_OK && db_step(stmt) == DB_ROW)
+        out = (uint32_t)db_column_int64(stmt, 0);
+    db_finalize(stmt);
     return out;
 }
 
@@ -583,41 +583,72 @@ static bool decl_is_text(const unsigned char *decl)
            (strstr(up, "CHAR") || strstr(up, "CLOB") || strstr(up, "TEXT"));
 }
 
+/* The declared type of column col of the table create_sql makes, read by SQLite from the
+ * statement itself (a PostgreSQL store keeps synced columns as BYTEA: the admin's declared types
+ * live in the statement only). Writes "" when the type cannot be read. */
+static void declared_type(const char *create_sql, const char *table, const char *col, char *out,
+                          size_t out_size)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+    out[0] = 0;
+    if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY, NULL) ==
+            SQLITE_OK &&
+        sqlite3_exec(db, create_sql, NULL, NULL, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT type FROM pragma_table_info(?1) WHERE name = ?2", -1,
+                           &stmt, NULL) == SQLITE_OK &&
+        sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC) == SQLITE_OK &&
+        sqlite3_bind_text(stmt, 2, col, -1, SQLITE_STATIC) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_text(stmt, 0) != NULL)
+        snprintf(out, out_size, "%s", (const char *)sqlite3_column_text(stmt, 0));
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+}
+
 static int load_columns(store *st, store_table *t)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v2(st->db,
-                                "SELECT c.name, c.pk_pos, p.type FROM _outpost_columns c"
-                                " LEFT JOIN pragma_table_info(?2) p ON p.name = c.name"
-                                " WHERE c.table_id = ?1 ORDER BY c.idx",
-                                -1, &stmt, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(stmt, 1, t->id);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(stmt, 2, t->name, -1, SQLITE_STATIC);
+    db_stmt *stmt = NULL;
+    bool pg = store_engine_of(st) == DB_POSTGRESQL;
+    int rc = db_prepare(st->conn,
+                        pg ? "SELECT c.name, c.pk_pos FROM _outpost_columns c"
+                             " WHERE c.table_id = ?1 ORDER BY c.idx"
+                           : "SELECT c.name, c.pk_pos, p.type FROM _outpost_columns c"
+                             " LEFT JOIN pragma_table_info(?2) p ON p.name = c.name"
+                             " WHERE c.table_id = ?1 ORDER BY c.idx",
+                        &stmt);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, 1, t->id);
+    if (rc == STORE_OK && !pg)
+        rc = db_bind_text(stmt, 2, t->name);
     uint32_t pk_pos[64] = {0};
     int out = 0;
-    while (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        rc = SQLITE_OK;
+    while (rc == STORE_OK && (rc = db_step(stmt)) == DB_ROW) {
+        rc = STORE_OK;
         char **cols = realloc(t->cols, (t->n_cols + 1) * sizeof *cols);
         if (cols == NULL)
             goto nomem;
         t->cols = cols;
-        t->cols[t->n_cols] = strdup((const char *)sqlite3_column_text(stmt, 0));
+        t->cols[t->n_cols] = strdup(db_column_text(stmt, 0));
         if (t->cols[t->n_cols] == NULL)
             goto nomem;
-        uint32_t pos = (uint32_t)sqlite3_column_int(stmt, 1);
+        uint32_t pos = (uint32_t)db_column_int64(stmt, 1);
         if (pos > 0 && pos <= 64) {
             pk_pos[pos - 1] = t->n_cols;
             if (pos > t->n_pk)
                 t->n_pk = pos;
-            if (decl_is_text(sqlite3_column_text(stmt, 2)))
+            char decl[128];
+            if (pg)
+                declared_type(t->create_sql, t->name, t->cols[t->n_cols], decl, sizeof decl);
+            else
+                snprintf(decl, sizeof decl, "%s",
+                         db_column_is_null(stmt, 2) ? "" : db_column_text(stmt, 2));
+            if (decl_is_text((const unsigned char *)decl))
                 t->pk_text |= (uint64_t)1 << (pos - 1);
         }
         t->n_cols++;
     }
-    if (rc != SQLITE_DONE) {
-        out = store_fail_sqlite(st, rc, "load columns");
+    if (rc != DB_DONE) {
+        out = store_fail_db(st, rc, "load columns");
         goto done;
     }
     t->pk = malloc((t->n_pk ? t->n_pk : 1) * sizeof *t->pk);
@@ -630,7 +661,7 @@ static int load_columns(store *st, store_table *t)
 nomem:
     out = store_fail(st, STORE_ENOMEM, "out of memory");
 done:
-    sqlite3_finalize(stmt);
+    db_finalize(stmt);
     return out;
 }
 
@@ -643,13 +674,13 @@ int store_tables_load(store *st)
     if (st->schema_version == (uint32_t)version && st->tables != NULL)
         return 0;
     store_tables_free(st);
-    sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v2(st->db,
-                                "SELECT id, name, create_sql, scope_col, policy"
-                                " FROM _outpost_tables ORDER BY id",
-                                -1, &stmt, NULL);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        rc = SQLITE_OK;
+    db_stmt *stmt = NULL;
+    int rc = db_prepare(st->conn,
+                        "SELECT id, name, create_sql, scope_col, policy"
+                        " FROM _outpost_tables ORDER BY id",
+                        &stmt);
+    while (rc == STORE_OK && (rc = db_step(stmt)) == DB_ROW) {
+        rc = STORE_OK;
         store_table *ts = realloc(st->tables, (st->n_tables + 1) * sizeof *ts);
         if (ts == NULL) {
             out = store_fail(st, STORE_ENOMEM, "out of memory");
@@ -658,11 +689,11 @@ int store_tables_load(store *st)
         st->tables = ts;
         store_table *t = &st->tables[st->n_tables++];
         memset(t, 0, sizeof *t);
-        t->id = sqlite3_column_int64(stmt, 0);
-        t->name = strdup((const char *)sqlite3_column_text(stmt, 1));
-        t->create_sql = strdup((const char *)sqlite3_column_text(stmt, 2));
-        t->scope_idx = (uint32_t)sqlite3_column_int(stmt, 3);
-        t->policy = (proto_policy)sqlite3_column_int(stmt, 4);
+        t->id = db_column_int64(stmt, 0);
+        t->name = strdup(db_column_text(stmt, 1));
+        t->create_sql = strdup(db_column_text(stmt, 2));
+        t->scope_idx = (uint32_t)db_column_int64(stmt, 3);
+        t->policy = (proto_policy)db_column_int64(stmt, 4);
         t->author_idx = load_author(st, t->id);
         if (t->name == NULL || t->create_sql == NULL) {
             out = store_fail(st, STORE_ENOMEM, "out of memory");
@@ -672,13 +703,13 @@ int store_tables_load(store *st)
         if (out != 0)
             goto done;
     }
-    if (rc != SQLITE_DONE) {
-        out = store_fail_sqlite(st, rc, "load tables");
+    if (rc != DB_DONE) {
+        out = store_fail_db(st, rc, "load tables");
         goto done;
     }
     st->schema_version = (uint32_t)version;
 done:
-    sqlite3_finalize(stmt);
+    db_finalize(stmt);
     if (out != 0)
         store_tables_free(st);
     return out;

@@ -161,6 +161,10 @@ int store_random_uuid(store *st, char out[40]);
  * id and epoch 1. Called by store_open; *out_created says whether it did. */
 int store_identity_ensure(store *st, bool *out_created);
 
+/* Whether the store has table name (a table made on first use: forms, watch rules, authors).
+ * 0 or a STORE_E* code. */
+int store_table_exists(store *st, const char *name, bool *out_exists);
+
 /* Writes `"name"` with embedded quotes doubled into out (for identifiers from the schema). */
 int store_quote_ident(char *out, size_t out_size, const char *name);
 

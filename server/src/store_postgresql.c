@@ -97,6 +97,28 @@ int store_open_postgresql(const char *conninfo, bool create, store **out_store, 
     return STORE_OK;
 }
 
+int store_table_exists(store *st, const char *name, bool *out_exists)
+{
+    db_stmt *stmt = NULL;
+    *out_exists = false;
+    int rc = db_prepare(st->conn,
+                        store_engine_of(st) == DB_POSTGRESQL
+                            ? "SELECT to_regclass(CAST(?1 AS TEXT)) IS NOT NULL"
+                            : "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+                              " AND name = ?1",
+                        &stmt);
+    if (rc == STORE_OK)
+        rc = db_bind_text(stmt, 1, name);
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
+    if (rc == DB_ROW) {
+        *out_exists = db_column_int64(stmt, 0) != 0;
+        rc = STORE_OK;
+    }
+    db_finalize(stmt);
+    return rc == STORE_OK ? STORE_OK : store_fail_db(st, rc, "look for a table");
+}
+
 int store_engine_of(const store *st)
 {
     return (int)db_engine_of(st->conn);

@@ -774,6 +774,34 @@ static void test_schema_init(void **state)
     db_finalize(stmt);
     store_arena_free(&arena);
 
+    /* The SCHEMA message devices get, from the tables as the store reads them back. */
+    proto_buf buf = {0};
+    proto_msg *msg = NULL;
+    uint32_t at = 0;
+    char err[160];
+    assert_int_equal(store_schema_encode(fx->st, &buf, &at), 0);
+    assert_int_equal(at, 1);
+    assert_int_equal(proto_decode(buf.data, buf.len, NULL, &msg, err, sizeof err), PROTO_OK);
+    assert_int_equal(msg->type, PROTO_MSG_SCHEMA);
+    assert_int_equal(msg->u.schema.n_tables, 2);
+    const proto_schema_table *cases = &msg->u.schema.tables[0], *notes = &msg->u.schema.tables[1];
+    assert_string_equal(cases->name, "Cases");
+    assert_string_equal(cases->scope_col, "team_id");
+    assert_int_equal(cases->n_columns, 4);
+    assert_string_equal(cases->columns[2], "user");
+    assert_int_equal(cases->n_pk, 1);
+    assert_int_equal(cases->pk[0], 0);
+    assert_non_null(strstr(cases->create_sql, "CHECK (age >= 0)"));
+    assert_string_equal(notes->name, "notes");
+    assert_int_equal(notes->policy, PROTO_POLICY_SERVER_WINS);
+    assert_int_equal(notes->n_pk, 2);
+    assert_int_equal(notes->pk[1], 1);
+    proto_msg_free(msg);
+    proto_buf_free(&buf);
+    /* Text keys known as text (the declared types, read from the admin's statement). */
+    assert_int_equal(store_table_find(fx->st, "Cases")->pk_text, 1);
+    assert_int_equal(store_table_find(fx->st, "notes")->pk_text, 3);
+
     assert_int_equal(store_init_schema(fx->st, schema, policy), STORE_EEXISTS);
     assert_non_null(strstr(store_errmsg(fx->st), "already has a schema"));
     assert_int_equal(count_rows(fx, "SELECT count(*) FROM _outpost_tables"), 2);
