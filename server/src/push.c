@@ -57,21 +57,21 @@ static int load_conflicts(push_ctx *c)
         out = store_tables_load(c->st);
     if (out != 0)
         return out;
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(c->st->db,
-                                "SELECT table_id, pk, col, kind, losing_value, winning_value"
-                                " FROM _outpost_conflicts WHERE push_device = ?1"
-                                " AND push_seq = ?2 AND against_push = 1 ORDER BY id",
-                                -1, &s, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(s, 1, c->dev->device_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 2, (int64_t)c->push->seq);
-    }
-    while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        rc = SQLITE_OK;
+    db_stmt *s = NULL;
+    int rc = db_prepare(c->st->conn,
+                        "SELECT table_id, pk, col, kind, losing_value, winning_value"
+                        " FROM _outpost_conflicts WHERE push_device = ?1"
+                        " AND push_seq = ?2 AND against_push = 1 ORDER BY id",
+                        &s);
+    if (rc == STORE_OK)
+        rc = db_bind_text(s, 1, c->dev->device_id);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, 2, (int64_t)c->push->seq);
+    while (rc == STORE_OK && (rc = db_step(s)) == DB_ROW) {
+        rc = STORE_OK;
         const store_table *t = NULL;
         for (uint32_t i = 0; i < c->st->n_tables; i++)
-            if (c->st->tables[i].id == sqlite3_column_int64(s, 0))
+            if (c->st->tables[i].id == db_column_int64(s, 0))
                 t = &c->st->tables[i];
         if (t == NULL)
             continue;
@@ -87,20 +87,21 @@ static int load_conflicts(push_ctx *c)
         proto_conflict *pc = &cs[c->n_conflicts];
         memset(pc, 0, sizeof *pc);
         uint32_t n_pk = 0;
-        out = store_values_decode(&c->arena, sqlite3_column_blob(s, 1),
-                                  (size_t)sqlite3_column_bytes(s, 1), pk, t->n_pk, &n_pk);
+        size_t pk_bytes = 0;
+        const void *pk_data = db_column_blob(s, 1, &pk_bytes);
+        out = store_values_decode(&c->arena, pk_data, pk_bytes, pk, t->n_pk, &n_pk);
         if (out == 0 && n_pk == t->n_pk) {
             pc->table = t->name;
             pc->n_pk = t->n_pk;
             pc->pk = pk;
-            pc->col = sqlite3_column_int(s, 2);
-            pc->kind = (proto_conflict_kind)sqlite3_column_int(s, 3);
+            pc->col = (int32_t)db_column_int64(s, 2);
+            pc->kind = (proto_conflict_kind)db_column_int64(s, 3);
             pc->mine.type = PROTO_UNDEF;
             pc->winner.type = PROTO_UNDEF;
             if (pc->col >= 0) {
-                out = store_value_column(&c->arena, s, 4, &pc->mine);
+                out = store_value_column_any(&c->arena, s, 4, &pc->mine);
                 if (out == 0)
-                    out = store_value_column(&c->arena, s, 5, &pc->winner);
+                    out = store_value_column_any(&c->arena, s, 5, &pc->winner);
             }
             if (out == 0)
                 c->n_conflicts++;
@@ -110,9 +111,9 @@ static int load_conflicts(push_ctx *c)
             break;
         }
     }
-    if (out == 0 && rc != SQLITE_DONE)
-        out = store_fail_sqlite(c->st, rc, "read conflict log");
-    sqlite3_finalize(s);
+    if (out == 0 && rc != DB_DONE)
+        out = store_fail_db(c->st, rc, "read conflict log");
+    db_finalize(s);
     return out;
 }
 
@@ -274,19 +275,23 @@ static const proto_value *refusal_scope(const push_ctx *c, const push_reject *r)
 
 static int refusal_note(push_ctx *c, const char *team, const push_reject *r)
 {
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(c->st->db,
-                                "INSERT INTO _outpost_conflict_refusals VALUES(?1, ?2, ?3, ?4)", -1,
-                                &s, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(s, 1, sqlite3_last_insert_rowid(c->st->db));
-        sqlite3_bind_text(s, 2, team, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 3, r->code);
-        sqlite3_bind_text(s, 4, r->message, -1, SQLITE_STATIC);
-        rc = sqlite3_step(s);
-    }
-    sqlite3_finalize(s);
-    return rc == SQLITE_DONE ? 0 : store_fail_sqlite(c->st, rc, "write conflict log");
+    /* The conflict-log row just written is the newest: conflict ids only grow, and this
+     * transaction is the only writer. */
+    db_stmt *s = NULL;
+    int rc = db_prepare(c->st->conn,
+                        "INSERT INTO _outpost_conflict_refusals"
+                        " SELECT max(id), ?1, ?2, ?3 FROM _outpost_conflicts",
+                        &s);
+    if (rc == STORE_OK)
+        rc = db_bind_text(s, 1, team);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, 2, r->code);
+    if (rc == STORE_OK)
+        rc = db_bind_text(s, 3, r->message);
+    if (rc == STORE_OK)
+        rc = db_step(s);
+    db_finalize(s);
+    return rc == DB_DONE ? 0 : store_fail_db(c->st, rc, "write conflict log");
 }
 
 /* A refused push is not applied, but it is not hidden either: each refused change goes to the
