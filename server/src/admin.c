@@ -1487,18 +1487,19 @@ int main(int argc, char **argv)
     if (path == NULL && !wants_help)
         return usage_error(usage_main, "--store PATH is required", NULL);
     if (postgresql_conninfo(path) != NULL && !wants_help) {
-        static const char *const sqlite_only[] = {"upgrade", "backup", "restore"};
+        static const char *const sqlite_only[] = {"backup", "restore"};
         for (size_t k = 0; k < sizeof sqlite_only / sizeof sqlite_only[0]; k++)
             if (strcmp(cmd, sqlite_only[k]) == 0) {
                 fprintf(stderr,
-                        "outpost-admin: %s runs only on a SQLite store so far (schema upgrades, "
-                        "push and pull are not on PostgreSQL yet: docs/operations.md, "
+                        "outpost-admin: %s runs only on a SQLite store so far (back up a "
+                        "PostgreSQL store with PostgreSQL's tools: docs/operations.md, "
                         "\"PostgreSQL\")\n",
                         cmd);
                 return EXIT_REFUSED;
             }
         /* Watch rules are SQL over the synced tables, which PostgreSQL keeps encoded. */
-        for (int k = 0; strcmp(cmd, "init") == 0 && k < sub_argc; k++)
+        bool schema_cmd = strcmp(cmd, "init") == 0 || strcmp(cmd, "upgrade") == 0;
+        for (int k = 0; schema_cmd && k < sub_argc; k++)
             if (strcmp(sub_argv[k], "--watch") == 0) {
                 fprintf(stderr, "outpost-admin: watch rules run only on a SQLite store so far "
                                 "(docs/operations.md, \"PostgreSQL\")\n");

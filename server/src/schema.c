@@ -11,6 +11,7 @@
 #include "forms.h"
 #include "schema_parse.h"
 #include "store_internal.h"
+#include "store_values.h"
 #include "store_watch.h"
 
 /* Longest SQL statement the store builds for one table (quoted names of every column). */
@@ -341,11 +342,25 @@ static int check_additive(store *st, const store_table *old, const schema_table 
 }
 
 /* The central table's column types and defaults must stay what they were: compare against
- * what SQLite reports for the live table. */
+ * what SQLite reports for the live table (on PostgreSQL, whose synced columns are BYTEA, for the
+ * table as its recorded CREATE TABLE makes it). */
 static int check_same_columns(store *st, const store_table *old, const schema_table *t)
 {
     sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v2(st->db,
+    sqlite3 *db = st->db, *recorded = NULL;
+    if (store_engine_of(st) == DB_POSTGRESQL) {
+        int orc = sqlite3_open_v2(":memory:", &recorded,
+                                  SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY, NULL);
+        if (orc == SQLITE_OK)
+            orc = sqlite3_exec(recorded, old->create_sql, NULL, NULL, NULL);
+        if (orc != SQLITE_OK) {
+            sqlite3_close(recorded);
+            return store_fail(st, STORE_EIO, "table %s: the recorded schema cannot be read",
+                              old->name);
+        }
+        db = recorded;
+    }
+    int rc = sqlite3_prepare_v2(db,
                                 "SELECT type, \"notnull\", dflt_value FROM pragma_table_info(?1)"
                                 " ORDER BY cid",
                                 -1, &stmt, NULL);
@@ -371,24 +386,99 @@ static int check_same_columns(store *st, const store_table *old, const schema_ta
             break;
         }
     }
-    sqlite3_finalize(stmt);
     if (out == 0 && rc != SQLITE_OK && rc != SQLITE_ROW)
-        out = store_fail_sqlite(st, rc, "read table columns");
+        out = store_fail(st, STORE_EIO, "read table columns: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(stmt);
+    sqlite3_close(recorded);
     return out;
+}
+
+/* A new column's default on PostgreSQL: the value SQLite would give the existing rows (the
+ * default expression with the column's type affinity: '7' into an INTEGER column is 7), as
+ * the BYTEA expression of its encoding, or "" when the column has none. */
+static int pg_default(store *st, const schema_table *t, const schema_col *col, char *out,
+                      size_t out_size)
+{
+    out[0] = 0;
+    if (col->dflt == NULL)
+        return 0;
+    char sql[SQL_MAX];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+    store_arena arena = {0};
+    store_bytes enc = {0};
+    proto_value v;
+    int n = snprintf(sql, sizeof sql,
+                     "CREATE TABLE d(x %s DEFAULT %s); INSERT INTO d DEFAULT VALUES;", col->type,
+                     col->dflt);
+    int rc = n > 0 && (size_t)n < sizeof sql ? SQLITE_OK : SQLITE_TOOBIG;
+    if (rc == SQLITE_OK)
+        rc = sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(db, "SELECT x FROM d", -1, &stmt, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(stmt) == SQLITE_ROW ? SQLITE_OK : SQLITE_ERROR;
+    int out_rc = rc == SQLITE_OK ? store_value_column(&arena, stmt, 0, &v) : STORE_ESCHEMA;
+    if (out_rc == 0 && v.type != PROTO_NULL)
+        out_rc = store_values_encode(&v, 1, &enc);
+    if (out_rc == 0 && v.type != PROTO_NULL && 24 + 2 * enc.len < out_size) {
+        size_t at = (size_t)snprintf(out, out_size, " DEFAULT decode('");
+        for (size_t i = 0; i < enc.len; i++)
+            at += (size_t)snprintf(out + at, out_size - at, "%02x", enc.data[i]);
+        snprintf(out + at, out_size - at, "', 'hex')");
+    } else if (out_rc == 0 && v.type != PROTO_NULL) {
+        out_rc = STORE_ESCHEMA;
+    }
+    if (out_rc != 0)
+        store_fail(st, out_rc == STORE_ENOMEM ? STORE_ENOMEM : STORE_ESCHEMA,
+                   "table %s: the default of new column %s cannot be kept", t->name, col->name);
+    store_bytes_free(&enc);
+    store_arena_free(&arena);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return out_rc == STORE_ENOMEM ? STORE_ENOMEM : out_rc != 0 ? STORE_ESCHEMA : 0;
+}
+
+/* A schema name quoted for the store's engine: as given on SQLite, folded to lower case on
+ * PostgreSQL (as create_table_postgresql names tables and columns). */
+static int quote_name(store *st, char *out, size_t out_size, const char *name)
+{
+    char folded[512];
+    if (store_engine_of(st) != DB_POSTGRESQL)
+        return store_quote_ident(out, out_size, name);
+    size_t n = strlen(name);
+    if (n >= sizeof folded)
+        return STORE_EINVAL;
+    for (size_t i = 0; i <= n; i++)
+        folded[i] = (char)tolower((unsigned char)name[i]);
+    return store_quote_ident(out, out_size, folded);
 }
 
 static int add_columns(store *st, const store_table *old, const schema_table *t)
 {
     char sql[SQL_MAX], table_q[512], col_q[512];
-    if (store_quote_ident(table_q, sizeof table_q, old->name) != 0)
+    if (quote_name(st, table_q, sizeof table_q, old->name) != 0)
         return store_fail(st, STORE_ESCHEMA, "table name too long");
     for (uint32_t c = old->n_cols; c < t->n_cols; c++) {
         const schema_col *col = &t->cols[c];
-        if (store_quote_ident(col_q, sizeof col_q, col->name) != 0)
+        if (quote_name(st, col_q, sizeof col_q, col->name) != 0)
             return store_fail(st, STORE_ESCHEMA, "column name too long");
-        int n = snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s %s%s%s%s", table_q, col_q,
-                         col->type, col->notnull ? " NOT NULL" : "", col->dflt ? " DEFAULT " : "",
-                         col->dflt ? col->dflt : "");
+        int n;
+        if (store_engine_of(st) == DB_POSTGRESQL) {
+            /* As create_table_postgresql names and types it. */
+            char dflt[SQL_MAX / 2];
+            int out = pg_default(st, t, col, dflt, sizeof dflt);
+            if (out != 0)
+                return out;
+            n = snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s BYTEA%s%s", table_q,
+                         col_q, col->notnull ? " NOT NULL" : "", dflt);
+        } else {
+            n = snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s %s%s%s%s", table_q, col_q,
+                         col->type, col->notnull ? " NOT NULL" : "",
+                         col->dflt ? " DEFAULT " : "", col->dflt ? col->dflt : "");
+        }
         if (n < 0 || (size_t)n >= sizeof sql)
             return store_fail(st, STORE_ESCHEMA, "table %s: column definition too long", old->name);
         int out = store_exec(st, sql, "add column");

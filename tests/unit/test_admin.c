@@ -831,7 +831,13 @@ static void test_admin_on_postgresql(void **state)
     expect(c, args, 1, NULL, "the store already has a schema (version 1); use upgrade");
     free(args);
     args = strf("%s upgrade %s", on_pg, package);
-    expect(c, args, 1, NULL, "upgrade runs only on a SQLite store so far");
+    expect(c, args, 0, "schema unchanged (version 1)", NULL);
+    free(args);
+    args = strf("%s upgrade %s --watch '%s/examples/outreach/watch.json'", on_pg, package, src);
+    expect(c, args, 1, NULL, "watch rules run only on a SQLite store so far");
+    free(args);
+    args = strf("%s backup /tmp/x", on_pg);
+    expect(c, args, 1, NULL, "backup runs only on a SQLite store so far");
     free(args);
     free(package);
     args = strf("%s audit verify", on_pg);

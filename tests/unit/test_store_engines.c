@@ -949,6 +949,77 @@ static void test_rows_keep_sqlite_rules(void **state)
     store_close(fx->st);
 }
 
+/* An additive upgrade on both engines: a new column takes its default in the rows already
+ * there, as SQLite gives it ('7' into an INTEGER column is 7), a nullable one NULL; a new table
+ * is made; the SCHEMA message has version 2. A column whose type changed is refused, and
+ * nothing changes. */
+static void test_schema_upgrade(void **state)
+{
+    static const char v1[] = "CREATE TABLE Cases (id TEXT PRIMARY KEY NOT NULL,"
+                             "  team_id TEXT NOT NULL, name TEXT);";
+    static const char v2[] = "CREATE TABLE Cases (id TEXT PRIMARY KEY NOT NULL,"
+                             "  team_id TEXT NOT NULL, name TEXT,"
+                             "  Risk INTEGER NOT NULL DEFAULT '7', note TEXT);"
+                             "CREATE TABLE visits (id TEXT PRIMARY KEY NOT NULL,"
+                             "  team_id TEXT NOT NULL);";
+    static const char v3_bad[] = "CREATE TABLE Cases (id TEXT PRIMARY KEY NOT NULL,"
+                                 "  team_id TEXT NOT NULL, name INTEGER,"
+                                 "  Risk INTEGER NOT NULL DEFAULT '7', note TEXT);"
+                                 "CREATE TABLE visits (id TEXT PRIMARY KEY NOT NULL,"
+                                 "  team_id TEXT NOT NULL);";
+    static const char policy1[] = "Cases scope=team_id policy=hlc\n";
+    static const char policy2[] = "Cases scope=team_id policy=hlc\n"
+                                  "visits scope=team_id policy=hlc\n";
+    engine_fx own = *engine_of(state);
+    engine_fx *fx = &own;
+    proto_value id = vtext(PROTO_TEXT, "c1"), team = vtext(PROTO_TEXT, "north");
+    db_stmt *stmt = NULL;
+    store_arena arena = {0};
+    proto_value risk, note;
+    int64_t version = 0;
+
+    fx->st = open_fresh_store(fx, "upgrade");
+    if (store_init_schema(fx->st, v1, policy1) != 0)
+        fail_msg("init: %s", store_errmsg(fx->st));
+    assert_int_equal(db_prepare(fx->st->conn, "INSERT INTO cases(id, team_id) VALUES(?1, ?2)",
+                                &stmt),
+                     0);
+    assert_int_equal(store_value_bind_any(stmt, 1, &id), 0);
+    assert_int_equal(store_value_bind_any(stmt, 2, &team), 0);
+    assert_int_equal(db_step(stmt), DB_DONE);
+    db_finalize(stmt);
+
+    if (store_upgrade_schema(fx->st, v2, policy2) != 0)
+        fail_msg("upgrade: %s", store_errmsg(fx->st));
+    assert_int_equal(store_meta_get(fx->st, "schema_version", &version), 0);
+    assert_int_equal(version, 2);
+    assert_int_equal(db_prepare(fx->st->conn, "SELECT risk, note FROM cases WHERE id = ?1", &stmt),
+                     0);
+    assert_int_equal(store_value_bind_any(stmt, 1, &id), 0);
+    assert_int_equal(db_step(stmt), DB_ROW);
+    assert_int_equal(store_value_column_any(&arena, stmt, 0, &risk), 0);
+    assert_int_equal(store_value_column_any(&arena, stmt, 1, &note), 0);
+    db_finalize(stmt);
+    assert_int_equal(risk.type, PROTO_INT);
+    assert_int_equal(risk.u.i, 7);
+    assert_int_equal(note.type, PROTO_NULL);
+    assert_int_equal(count_rows(fx, "SELECT count(*) FROM visits"), 0);
+    assert_int_equal(count_rows(fx, "SELECT count(*) FROM _outpost_columns"), 7);
+
+    proto_buf buf = {0};
+    uint32_t at = 0;
+    assert_int_equal(store_schema_encode(fx->st, &buf, &at), 0);
+    assert_int_equal(at, 2);
+    proto_buf_free(&buf);
+
+    assert_int_equal(store_upgrade_schema(fx->st, v3_bad, policy2), STORE_ESCHEMA);
+    assert_non_null(strstr(store_errmsg(fx->st), "table Cases: column name changed its type"));
+    assert_int_equal(store_meta_get(fx->st, "schema_version", &version), 0);
+    assert_int_equal(version, 2);
+    store_arena_free(&arena);
+    store_close(fx->st);
+}
+
 #define ENGINE_TESTS                                                                           \
     cmocka_unit_test(test_people), cmocka_unit_test(test_enroll_and_authenticate),            \
         cmocka_unit_test(test_lockouts), cmocka_unit_test(test_second_node_shares_everything), \
@@ -959,7 +1030,8 @@ static void test_rows_keep_sqlite_rules(void **state)
         cmocka_unit_test(test_server_seq_from_two_nodes),                                      \
         cmocka_unit_test(test_nodes_enroll_at_once),                                          \
         cmocka_unit_test(test_merge_tables_keep_any_value),                                   \
-        cmocka_unit_test(test_schema_init), cmocka_unit_test(test_rows_keep_sqlite_rules)
+        cmocka_unit_test(test_schema_init), cmocka_unit_test(test_rows_keep_sqlite_rules),   \
+        cmocka_unit_test(test_schema_upgrade)
 
 int main(void)
 {
