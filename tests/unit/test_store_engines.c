@@ -809,7 +809,8 @@ static void test_schema_init(void **state)
 }
 
 /* A second, empty store beside the fixture's (PostgreSQL: another database on the same
- * server), for a test that installs its own schema. */
+ * server), for a test that installs its own schema; fx (the test's copy of the fixture) then
+ * names it, so that open_node opens more handles on it. */
 static store *open_fresh_store(engine_fx *fx, const char *name)
 {
     char err[256] = "", where[600];
@@ -818,11 +819,13 @@ static store *open_fresh_store(engine_fx *fx, const char *name)
     if (fx->engine == ENGINE_POSTGRESQL) {
         snprintf(where, sizeof where, "CREATE DATABASE %s", name);
         assert_int_equal(db_exec(fx->st->conn, where), 0);
-        snprintf(where, sizeof where, "%s dbname=%s", fx->pg.conninfo, name);
-        rc = store_open_postgresql(where, true, &st, err, sizeof err);
+        snprintf(where, sizeof where, "%s", fx->pg.conninfo);
+        int n = snprintf(fx->pg.conninfo, sizeof fx->pg.conninfo, "%s dbname=%s", where, name);
+        assert_true(n > 0 && (size_t)n < sizeof fx->pg.conninfo);
+        rc = store_open_postgresql(fx->pg.conninfo, true, &st, err, sizeof err);
     } else {
-        snprintf(where, sizeof where, "%s/%s.db", fx->dir, name);
-        rc = store_open(where, true, &st, err, sizeof err);
+        snprintf(fx->path, sizeof fx->path, "%s/%s.db", fx->dir, name);
+        rc = store_open(fx->path, true, &st, err, sizeof err);
     }
     if (rc != 0)
         fail_msg("open %s: %s", name, err);
@@ -1020,6 +1023,51 @@ static void test_schema_upgrade(void **state)
     store_close(fx->st);
 }
 
+typedef struct init_arg {
+    engine_fx *fx;
+    int rc;
+    char msg[256];
+} init_arg;
+
+static const char race_schema[] = "CREATE TABLE cases (id TEXT PRIMARY KEY NOT NULL,"
+                                  "  team_id TEXT NOT NULL, name TEXT);"
+                                  "CREATE INDEX cases_team ON cases(team_id);";
+
+static void *node_inits(void *p)
+{
+    init_arg *a = p;
+    store *st = open_node(a->fx);
+    a->rc = store_init_schema(st, race_schema, "cases scope=team_id policy=hlc\n");
+    snprintf(a->msg, sizeof a->msg, "%s", a->rc != 0 ? store_errmsg(st) : "");
+    store_close(st);
+    return NULL;
+}
+
+/* Two nodes installing the same schema at once: one installs it, the other is told the store
+ * already has one (it waited for the first: the writer lock), not a clash of half-made tables;
+ * the tables are recorded once. */
+static void test_nodes_init_at_once(void **state)
+{
+    engine_fx own = *engine_of(state);
+    engine_fx *fx = &own;
+    pthread_t threads[2];
+    init_arg args[2] = {{.fx = fx}, {.fx = fx}};
+
+    fx->st = open_fresh_store(fx, "race");
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&threads[i], NULL, node_inits, &args[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(threads[i], NULL);
+    init_arg *loser = args[0].rc != 0 ? &args[0] : &args[1];
+    assert_int_equal(args[0].rc + args[1].rc, STORE_EEXISTS);
+    if (strstr(loser->msg, "the store already has a schema (version 1)") == NULL)
+        fail_msg("the second init: %s", loser->msg);
+    assert_int_equal(count_rows(fx, "SELECT count(*) FROM _outpost_tables"), 1);
+    assert_int_equal(count_rows(fx, "SELECT count(*) FROM _outpost_columns"), 3);
+    assert_int_equal(count_rows(fx, "SELECT count(*) FROM _outpost_schema_versions"), 1);
+    store_close(fx->st);
+}
+
 #define ENGINE_TESTS                                                                           \
     cmocka_unit_test(test_people), cmocka_unit_test(test_enroll_and_authenticate),            \
         cmocka_unit_test(test_lockouts), cmocka_unit_test(test_second_node_shares_everything), \
@@ -1031,7 +1079,7 @@ static void test_schema_upgrade(void **state)
         cmocka_unit_test(test_nodes_enroll_at_once),                                          \
         cmocka_unit_test(test_merge_tables_keep_any_value),                                   \
         cmocka_unit_test(test_schema_init), cmocka_unit_test(test_rows_keep_sqlite_rules),   \
-        cmocka_unit_test(test_schema_upgrade)
+        cmocka_unit_test(test_schema_upgrade), cmocka_unit_test(test_nodes_init_at_once)
 
 int main(void)
 {
