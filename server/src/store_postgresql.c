@@ -1,7 +1,8 @@
 /*
  * Opening a store kept in PostgreSQL: the connection, the store's base tables (made once, by
  * whichever process comes first), the format check and the identity. The modules that speak
- * the database seam (db.h) then run on it as they do on SQLite.
+ * the database seam (db.h) then run on it as they do on SQLite. Also the few catalog lookups
+ * those modules need on either engine (store_table_exists).
  */
 #include <stdio.h>
 #include <stdlib.h>
