@@ -8,6 +8,7 @@ add_library(outpost_store STATIC
     src/store_announce.c    # changed teams announced to other nodes (LISTEN/NOTIFY)
     src/store_arena.c       # bump allocator for one push or pull
     src/store_values.c      # proto_value <-> SQLite, the row-key codec
+    src/store_rowcheck.c    # SQLite's affinity, defaults and CHECK for rows kept elsewhere
     src/store_rows.c        # row merge state, current rows, ROWS/REJECT row lists
     src/schema_parse.c      # reading the admin's schema SQL and policy text
     src/schema.c            # init, additive upgrade, SCHEMA message, cached tables

@@ -37,9 +37,9 @@ static const char usage_main[] =
     "       (before COMMAND, --audit-key FILE names the audit log's key; default\n"
     "       PATH.audit-key, made by init)\n"
     "       --store postgresql:CONNINFO opens a store kept in PostgreSQL (a libpq\n"
-    "       connection string; --audit-key is then required): team, worker, enroll,\n"
-    "       devices, revoke, user and audit run on it; init, upgrade, backup and\n"
-    "       restore still need a SQLite store\n"
+    "       connection string; --audit-key is then required): init and upgrade\n"
+    "       (without --watch), team, worker, enroll, devices, revoke, user and audit\n"
+    "       run on it; backup, restore and watch rules still need a SQLite store\n"
     "\n"
     "commands:\n"
     "  init --schema FILE.sql --policy FILE [--forms DIR] [--watch FILE.json] [--check]\n"
@@ -263,7 +263,7 @@ static int open_store(const char *path, bool create, store **out_st)
     char err[512];
     const char *conninfo = postgresql_conninfo(path);
     /* A PostgreSQL database is made by its operator; the first command makes the store's tables
-     * in it (init, which also takes a schema, is not on PostgreSQL yet). */
+     * in it (init, or a command run before the schema is installed). */
     int rc = conninfo ? store_open_postgresql(conninfo, true, out_st, err, sizeof err)
                       : store_open(path, create, out_st, err, sizeof err);
     if (rc == STORE_OK)
@@ -295,7 +295,8 @@ static int open_store_keyed(const char *path, store **out_st)
     int code = open_store(path, false, out_st);
     if (code != EXIT_OK)
         return code;
-    /* With no init on PostgreSQL yet, the first command there makes the key (never replaced). */
+    /* On PostgreSQL the first command there makes the key when missing (never replaced): init
+     * is not the only way into a new database. */
     int rc = postgresql_conninfo(path) != NULL
                  ? store_audit_key_create(key_path(path, buf, sizeof buf), err, sizeof err)
                  : STORE_EEXISTS;
@@ -1487,13 +1488,22 @@ int main(int argc, char **argv)
     if (path == NULL && !wants_help)
         return usage_error(usage_main, "--store PATH is required", NULL);
     if (postgresql_conninfo(path) != NULL && !wants_help) {
-        static const char *const sqlite_only[] = {"init", "upgrade", "backup", "restore"};
+        static const char *const sqlite_only[] = {"backup", "restore"};
         for (size_t k = 0; k < sizeof sqlite_only / sizeof sqlite_only[0]; k++)
             if (strcmp(cmd, sqlite_only[k]) == 0) {
                 fprintf(stderr,
-                        "outpost-admin: %s runs only on a SQLite store so far (the schema, push "
-                        "and pull are not on PostgreSQL yet: docs/operations.md, \"PostgreSQL\")\n",
+                        "outpost-admin: %s runs only on a SQLite store so far (back up a "
+                        "PostgreSQL store with PostgreSQL's tools: docs/operations.md, "
+                        "\"PostgreSQL\")\n",
                         cmd);
+                return EXIT_REFUSED;
+            }
+        /* Watch rules are SQL over the synced tables, which PostgreSQL keeps encoded. */
+        bool schema_cmd = strcmp(cmd, "init") == 0 || strcmp(cmd, "upgrade") == 0;
+        for (int k = 0; schema_cmd && k < sub_argc; k++)
+            if (strcmp(sub_argv[k], "--watch") == 0) {
+                fprintf(stderr, "outpost-admin: watch rules run only on a SQLite store so far "
+                                "(docs/operations.md, \"PostgreSQL\")\n");
                 return EXIT_REFUSED;
             }
         if (audit_key_path == NULL)

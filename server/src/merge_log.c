@@ -92,39 +92,56 @@ int merge_log_conflict(push_ctx *c, const store_table *t, const store_bytes *pk_
         out = store_device_names(c->st, winner.device, winner_id, winner_worker);
     if (out != 0)
         return out;
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(c->st->db,
-                                "INSERT INTO _outpost_conflicts(table_id, pk, col, kind,"
-                                " losing_value, winning_value, loser_device, loser_worker,"
-                                " loser_hlc, winner_device, winner_hlc, time_ms, decided_by,"
-                                " reversible, push_device, push_seq, server_seq, against_push)"
-                                " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
-                                " ?18, ?14, ?15, ?16, ?17)",
-                                -1, &s, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(s, 1, t->id);
-        sqlite3_bind_blob(s, 2, pk_blob->data, (int)pk_blob->len, SQLITE_STATIC);
-        sqlite3_bind_int(s, 3, col);
-        sqlite3_bind_int(s, 4, (int)kind);
-        store_value_bind(s, 5, losing);
-        store_value_bind(s, 6, winning);
-        sqlite3_bind_text(s, 7, loser_id, -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 8, loser_worker, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 9, (int64_t)loser.hlc);
-        sqlite3_bind_text(s, 10, winner_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 11, (int64_t)winner.hlc);
-        sqlite3_bind_int64(s, 12, (int64_t)c->now_ms);
-        sqlite3_bind_text(s, 13, schema_policy_name(t->policy), -1, SQLITE_STATIC);
-        sqlite3_bind_text(s, 14, c->dev->device_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 15, (int64_t)c->push->seq);
-        sqlite3_bind_int64(s, 16, c->server_seq + 1);
-        sqlite3_bind_int(s, 17, against_pusher ? 1 : 0);
-        sqlite3_bind_int(s, 18, c->refusing ? 0 : 1);
-        rc = sqlite3_step(s);
-    }
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE)
-        return store_fail_sqlite(c->st, rc, "write conflict log");
+    db_stmt *s = NULL;
+    int rc = db_prepare(c->st->conn,
+                        "INSERT INTO _outpost_conflicts(table_id, pk, col, kind,"
+                        " losing_value, winning_value, loser_device, loser_worker,"
+                        " loser_hlc, winner_device, winner_hlc, time_ms, decided_by,"
+                        " reversible, push_device, push_seq, server_seq, against_push)"
+                        " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13,"
+                        " ?18, ?14, ?15, ?16, ?17)",
+                        &s);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, 1, t->id);
+    if (rc == STORE_OK)
+        rc = db_bind_blob(s, 2, pk_blob->data, pk_blob->len);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, 3, col);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, 4, (int64_t)kind);
+    if (rc == STORE_OK)
+        rc = store_value_bind_any(s, 5, losing);
+    if (rc == STORE_OK)
+        rc = store_value_bind_any(s, 6, winning);
+    if (rc == STORE_OK)
+        rc = db_bind_text(s, 7, loser_id);
+    if (rc == STORE_OK)
+        rc = db_bind_text(s, 8, loser_worker);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, 9, (int64_t)loser.hlc);
+    if (rc == STORE_OK)
+        rc = db_bind_text(s, 10, winner_id);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, 11, (int64_t)winner.hlc);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, 12, (int64_t)c->now_ms);
+    if (rc == STORE_OK)
+        rc = db_bind_text(s, 13, schema_policy_name(t->policy));
+    if (rc == STORE_OK)
+        rc = db_bind_text(s, 14, c->dev->device_id);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, 15, (int64_t)c->push->seq);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, 16, c->server_seq + 1);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, 17, against_pusher ? 1 : 0);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, 18, c->refusing ? 0 : 1);
+    if (rc == STORE_OK)
+        rc = db_step(s);
+    db_finalize(s);
+    if (rc != DB_DONE)
+        return store_fail_db(c->st, rc, "write conflict log");
     if (!against_pusher)
         return 0;
     proto_conflict *cs = realloc(c->conflicts, (c->n_conflicts + 1) * sizeof *cs);

@@ -23,29 +23,29 @@ static int encode_reply(push_ctx *c, const proto_msg *msg, proto_buf *reply)
 }
 
 /* Prepares sql, whose ?1 and ?2 are the pushing device and the entry's seq, and binds them:
- * every record of an outbox entry is keyed so. Returns SQLite's result. */
-static int prepare_entry_stmt(push_ctx *c, const char *sql, sqlite3_stmt **out)
+ * every record of an outbox entry is keyed so. Returns 0 or a STORE_E* code. */
+static int prepare_entry_stmt(push_ctx *c, const char *sql, db_stmt **out)
 {
-    int rc = sqlite3_prepare_v2(c->st->db, sql, -1, out, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(*out, 1, c->rec.no);
-        sqlite3_bind_int64(*out, 2, (int64_t)c->push->seq);
-    }
+    int rc = db_prepare(c->st->conn, sql, out);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(*out, 1, c->rec.no);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(*out, 2, (int64_t)c->push->seq);
     return rc;
 }
 
 /* Whether the entry's clock was clamped when it was applied (the repeated ACK says the same). */
 static int load_clamped(push_ctx *c)
 {
-    sqlite3_stmt *s = NULL;
+    db_stmt *s = NULL;
     int rc = prepare_entry_stmt(c, "SELECT clamped FROM _outpost_applied WHERE device_no = ?1"
                                    " AND seq = ?2", &s);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(s);
-    c->clamped = rc == SQLITE_ROW && sqlite3_column_int(s, 0) != 0;
-    sqlite3_finalize(s);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return store_fail_sqlite(c->st, rc, "read applied entries");
+    if (rc == STORE_OK)
+        rc = db_step(s);
+    c->clamped = rc == DB_ROW && db_column_int64(s, 0) != 0;
+    db_finalize(s);
+    if (rc != DB_ROW && rc != DB_DONE)
+        return store_fail_db(c->st, rc, "read applied entries");
     return 0;
 }
 
@@ -57,21 +57,21 @@ static int load_conflicts(push_ctx *c)
         out = store_tables_load(c->st);
     if (out != 0)
         return out;
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(c->st->db,
-                                "SELECT table_id, pk, col, kind, losing_value, winning_value"
-                                " FROM _outpost_conflicts WHERE push_device = ?1"
-                                " AND push_seq = ?2 AND against_push = 1 ORDER BY id",
-                                -1, &s, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(s, 1, c->dev->device_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 2, (int64_t)c->push->seq);
-    }
-    while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        rc = SQLITE_OK;
+    db_stmt *s = NULL;
+    int rc = db_prepare(c->st->conn,
+                        "SELECT table_id, pk, col, kind, losing_value, winning_value"
+                        " FROM _outpost_conflicts WHERE push_device = ?1"
+                        " AND push_seq = ?2 AND against_push = 1 ORDER BY id",
+                        &s);
+    if (rc == STORE_OK)
+        rc = db_bind_text(s, 1, c->dev->device_id);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, 2, (int64_t)c->push->seq);
+    while (rc == STORE_OK && (rc = db_step(s)) == DB_ROW) {
+        rc = STORE_OK;
         const store_table *t = NULL;
         for (uint32_t i = 0; i < c->st->n_tables; i++)
-            if (c->st->tables[i].id == sqlite3_column_int64(s, 0))
+            if (c->st->tables[i].id == db_column_int64(s, 0))
                 t = &c->st->tables[i];
         if (t == NULL)
             continue;
@@ -87,20 +87,21 @@ static int load_conflicts(push_ctx *c)
         proto_conflict *pc = &cs[c->n_conflicts];
         memset(pc, 0, sizeof *pc);
         uint32_t n_pk = 0;
-        out = store_values_decode(&c->arena, sqlite3_column_blob(s, 1),
-                                  (size_t)sqlite3_column_bytes(s, 1), pk, t->n_pk, &n_pk);
+        size_t pk_bytes = 0;
+        const void *pk_data = db_column_blob(s, 1, &pk_bytes);
+        out = store_values_decode(&c->arena, pk_data, pk_bytes, pk, t->n_pk, &n_pk);
         if (out == 0 && n_pk == t->n_pk) {
             pc->table = t->name;
             pc->n_pk = t->n_pk;
             pc->pk = pk;
-            pc->col = sqlite3_column_int(s, 2);
-            pc->kind = (proto_conflict_kind)sqlite3_column_int(s, 3);
+            pc->col = (int32_t)db_column_int64(s, 2);
+            pc->kind = (proto_conflict_kind)db_column_int64(s, 3);
             pc->mine.type = PROTO_UNDEF;
             pc->winner.type = PROTO_UNDEF;
             if (pc->col >= 0) {
-                out = store_value_column(&c->arena, s, 4, &pc->mine);
+                out = store_value_column_any(&c->arena, s, 4, &pc->mine);
                 if (out == 0)
-                    out = store_value_column(&c->arena, s, 5, &pc->winner);
+                    out = store_value_column_any(&c->arena, s, 5, &pc->winner);
             }
             if (out == 0)
                 c->n_conflicts++;
@@ -110,9 +111,9 @@ static int load_conflicts(push_ctx *c)
             break;
         }
     }
-    if (out == 0 && rc != SQLITE_DONE)
-        out = store_fail_sqlite(c->st, rc, "read conflict log");
-    sqlite3_finalize(s);
+    if (out == 0 && rc != DB_DONE)
+        out = store_fail_db(c->st, rc, "read conflict log");
+    db_finalize(s);
     return out;
 }
 
@@ -274,19 +275,23 @@ static const proto_value *refusal_scope(const push_ctx *c, const push_reject *r)
 
 static int refusal_note(push_ctx *c, const char *team, const push_reject *r)
 {
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(c->st->db,
-                                "INSERT INTO _outpost_conflict_refusals VALUES(?1, ?2, ?3, ?4)", -1,
-                                &s, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(s, 1, sqlite3_last_insert_rowid(c->st->db));
-        sqlite3_bind_text(s, 2, team, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 3, r->code);
-        sqlite3_bind_text(s, 4, r->message, -1, SQLITE_STATIC);
-        rc = sqlite3_step(s);
-    }
-    sqlite3_finalize(s);
-    return rc == SQLITE_DONE ? 0 : store_fail_sqlite(c->st, rc, "write conflict log");
+    /* The conflict-log row just written is the newest: conflict ids only grow, and this
+     * transaction is the only writer. */
+    db_stmt *s = NULL;
+    int rc = db_prepare(c->st->conn,
+                        "INSERT INTO _outpost_conflict_refusals"
+                        " SELECT max(id), ?1, ?2, ?3 FROM _outpost_conflicts",
+                        &s);
+    if (rc == STORE_OK)
+        rc = db_bind_text(s, 1, team);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, 2, r->code);
+    if (rc == STORE_OK)
+        rc = db_bind_text(s, 3, r->message);
+    if (rc == STORE_OK)
+        rc = db_step(s);
+    db_finalize(s);
+    return rc == DB_DONE ? 0 : store_fail_db(c->st, rc, "write conflict log");
 }
 
 /* A refused push is not applied, but it is not hidden either: each refused change goes to the
@@ -347,15 +352,16 @@ static int log_refused_values(push_ctx *c)
 }
 
 /* The device's highest recorded seq (WELCOME `ack`) takes in this entry, applied or refused.
- * Returns SQLite's result: SQLITE_DONE on success. */
+ * Returns DB_DONE on success, else a STORE_E* code. */
 static int raise_acked_seq(push_ctx *c)
 {
-    sqlite3_stmt *s = NULL;
-    int rc = prepare_entry_stmt(c, "UPDATE _outpost_devices SET acked_seq = max(acked_seq, ?2)"
+    db_stmt *s = NULL;
+    int rc = prepare_entry_stmt(c, "UPDATE _outpost_devices SET acked_seq ="
+                                   " CASE WHEN acked_seq > ?2 THEN acked_seq ELSE ?2 END"
                                    " WHERE no = ?1", &s);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(s);
-    sqlite3_finalize(s);
+    if (rc == STORE_OK)
+        rc = db_step(s);
+    db_finalize(s);
     return rc;
 }
 
@@ -382,23 +388,23 @@ static int record_refused(push_ctx *c)
         proto_buf_free(&blob);
         return out;
     }
-    sqlite3_stmt *s = NULL;
-    int rc = prepare_entry_stmt(c, "INSERT OR IGNORE INTO _outpost_refused"
-                                   " VALUES(?1, ?2, ?3, ?4, ?5)", &s);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(s, 3, (int64_t)c->push->hlc);
-        sqlite3_bind_blob(s, 4, blob.data, (int)blob.len, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 5, (int64_t)c->now_ms);
-        rc = sqlite3_step(s);
-    }
-    sqlite3_finalize(s);
-    bool first = rc == SQLITE_DONE && sqlite3_changes(c->st->db) > 0;
-    if (rc == SQLITE_DONE)
+    db_stmt *s = NULL;
+    int rc = prepare_entry_stmt(c, "INSERT INTO _outpost_refused VALUES(?1, ?2, ?3, ?4, ?5)"
+                                   " ON CONFLICT DO NOTHING", &s);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, 3, (int64_t)c->push->hlc);
+    if (rc == STORE_OK)
+        rc = db_bind_blob(s, 4, blob.data, blob.len);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, 5, (int64_t)c->now_ms);
+    if (rc == STORE_OK)
+        rc = db_step(s);
+    bool first = rc == DB_DONE && db_changes(s) > 0;
+    db_finalize(s);
+    if (rc == DB_DONE)
         rc = raise_acked_seq(c);
-    else if (rc == SQLITE_OK)
-        rc = SQLITE_ERROR;
     proto_buf_free(&blob);
-    out = rc == SQLITE_DONE ? 0 : store_fail_sqlite(c->st, rc, "record refused entry");
+    out = rc == DB_DONE ? 0 : store_fail_db(c->st, rc, "record refused entry");
     if (out == 0 && first)
         out = log_refused_values(c);
     if (out == 0)
@@ -416,30 +422,31 @@ static int seq_recorded(push_ctx *c, int *out_kind, proto_msg **out_reject)
 {
     *out_kind = 0;
     *out_reject = NULL;
-    sqlite3_stmt *s = NULL;
+    db_stmt *s = NULL;
     int rc = prepare_entry_stmt(c, "SELECT 1, NULL, hlc FROM _outpost_applied WHERE device_no = ?1"
                                    " AND seq = ?2 UNION ALL SELECT 2, reject, hlc"
                                    " FROM _outpost_refused WHERE device_no = ?1 AND seq = ?2", &s);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(s);
+    if (rc == STORE_OK)
+        rc = db_step(s);
     int out = 0;
-    if (rc == SQLITE_ROW) {
-        *out_kind = sqlite3_column_int(s, 0);
-        if ((uint64_t)sqlite3_column_int64(s, 2) != c->push->hlc)
+    if (rc == DB_ROW) {
+        *out_kind = (int)db_column_int64(s, 0);
+        if ((uint64_t)db_column_int64(s, 2) != c->push->hlc)
             *out_kind = 3;
         if (*out_kind == 2) {
             char err[160];
-            int drc = proto_decode(sqlite3_column_blob(s, 1), (size_t)sqlite3_column_bytes(s, 1),
-                                   NULL, out_reject, err, sizeof err);
+            size_t n_bytes = 0;
+            const void *bytes = db_column_blob(s, 1, &n_bytes);
+            int drc = proto_decode(bytes, n_bytes, NULL, out_reject, err, sizeof err);
             if (drc != PROTO_OK || (*out_reject)->type != PROTO_MSG_REJECT)
                 out = store_fail(c->st, drc == PROTO_ENOMEM ? STORE_ENOMEM : STORE_EIO,
                                  "refused entry %" PRIu64 " cannot be read back: %s",
                                  c->push->seq, drc == PROTO_OK ? "not a REJECT" : err);
         }
-    } else if (rc != SQLITE_DONE) {
-        out = store_fail_sqlite(c->st, rc, "read the exactly-once record");
+    } else if (rc != DB_DONE) {
+        out = store_fail_db(c->st, rc, "read the exactly-once record");
     }
-    sqlite3_finalize(s);
+    db_finalize(s);
     return out;
 }
 
@@ -463,25 +470,28 @@ static int replay_reject(push_ctx *c, const proto_msg *recorded, proto_buf *repl
 
 static int record_applied(push_ctx *c)
 {
-    sqlite3_stmt *s = NULL;
+    db_stmt *s = NULL;
     int rc = prepare_entry_stmt(c, "INSERT INTO _outpost_applied"
                                    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", &s);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(s, 3, c->server_seq);
-        sqlite3_bind_int64(s, 4, (int64_t)c->push->hlc);
-        sqlite3_bind_int64(s, 5, (int64_t)c->hlc);
-        sqlite3_bind_int(s, 6, c->clamped ? 1 : 0);
-        sqlite3_bind_int64(s, 7, c->n_rows);
-        sqlite3_bind_int64(s, 8, (int64_t)c->now_ms);
-        rc = sqlite3_step(s);
-    }
-    sqlite3_finalize(s);
-    if (rc == SQLITE_DONE)
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, 3, c->server_seq);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, 4, (int64_t)c->push->hlc);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, 5, (int64_t)c->hlc);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, 6, c->clamped ? 1 : 0);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, 7, c->n_rows);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, 8, (int64_t)c->now_ms);
+    if (rc == STORE_OK)
+        rc = db_step(s);
+    db_finalize(s);
+    if (rc == DB_DONE)
         rc = raise_acked_seq(c);
-    else if (rc == SQLITE_OK)
-        rc = SQLITE_ERROR;
-    if (rc != SQLITE_DONE)
-        return store_fail_sqlite(c->st, rc, "record applied entry");
+    if (rc != DB_DONE)
+        return store_fail_db(c->st, rc, "record applied entry");
     return store_meta_set(c->st, "server_seq", c->server_seq);
 }
 

@@ -11,6 +11,7 @@
 #include "forms.h"
 #include "schema_parse.h"
 #include "store_internal.h"
+#include "store_values.h"
 #include "store_watch.h"
 
 /* Longest SQL statement the store builds for one table (quoted names of every column). */
@@ -20,108 +21,122 @@ enum { SQL_MAX = 16384 };
  * it need no migration: a store without it has no author columns). */
 static int record_author(store *st, const schema_table *t, int64_t table_id)
 {
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     int rc = store_exec(st,
                         "CREATE TABLE IF NOT EXISTS _outpost_table_authors("
                         "  table_id INTEGER PRIMARY KEY, author_col INTEGER NOT NULL);",
                         "create the author table");
     if (rc != STORE_OK)
         return rc;
-    rc = sqlite3_prepare_v2(st->db,
-                            t->author_idx == SCHEMA_NO_AUTHOR
-                                ? "DELETE FROM _outpost_table_authors WHERE table_id = ?1"
-                                : "INSERT OR REPLACE INTO _outpost_table_authors VALUES(?1, ?2)",
-                            -1, &stmt, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(stmt, 1, table_id);
-        if (t->author_idx != SCHEMA_NO_AUTHOR)
-            sqlite3_bind_int64(stmt, 2, t->author_idx);
-        rc = sqlite3_step(stmt);
-    }
-    sqlite3_finalize(stmt);
-    return rc == SQLITE_DONE ? STORE_OK : store_fail_sqlite(st, rc, "record author column");
+    rc = db_prepare(st->conn,
+                    t->author_idx == SCHEMA_NO_AUTHOR
+                        ? "DELETE FROM _outpost_table_authors WHERE table_id = ?1"
+                        : "INSERT INTO _outpost_table_authors VALUES(?1, ?2)"
+                          " ON CONFLICT(table_id) DO UPDATE SET author_col = excluded.author_col",
+                    &stmt);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, 1, table_id);
+    if (rc == STORE_OK && t->author_idx != SCHEMA_NO_AUTHOR)
+        rc = db_bind_int64(stmt, 2, t->author_idx);
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
+    db_finalize(stmt);
+    return rc == DB_DONE ? STORE_OK : store_fail_db(st, rc, "record author column");
 }
 
 /* The author column recorded for table_id, or SCHEMA_NO_AUTHOR. */
 static uint32_t load_author(store *st, int64_t table_id)
 {
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     uint32_t out = SCHEMA_NO_AUTHOR;
+    bool kept = false;
 
     /* No such table (a store older than author columns): none. */
-    if (sqlite3_prepare_v2(st->db,
-                           "SELECT author_col FROM _outpost_table_authors WHERE table_id = ?1",
-                           -1, &stmt, NULL) != SQLITE_OK) {
-        sqlite3_finalize(stmt);
+    if (store_table_exists(st, "_outpost_table_authors", &kept) != STORE_OK || !kept ||
+        db_prepare(st->conn, "SELECT author_col FROM _outpost_table_authors WHERE table_id = ?1",
+                   &stmt) != STORE_OK) {
+        db_finalize(stmt);
         return out;
     }
-    sqlite3_bind_int64(stmt, 1, table_id);
-    if (sqlite3_step(stmt) == SQLITE_ROW)
-        out = (uint32_t)sqlite3_column_int64(stmt, 0);
-    sqlite3_finalize(stmt);
+    if (db_bind_int64(stmt, 1, table_id) == STORE_OK && db_step(stmt) == DB_ROW)
+        out = (uint32_t)db_column_int64(stmt, 0);
+    db_finalize(stmt);
     return out;
 }
 
 static int record_table(store *st, const schema_table *t, int64_t table_id, uint32_t first_col,
                         uint32_t version)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v2(st->db,
-                                "INSERT INTO _outpost_tables(id, name, create_sql, scope_col,"
-                                " policy, since_version) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"
-                                " ON CONFLICT(id) DO UPDATE SET create_sql = ?3, policy = ?5",
-                                -1, &stmt, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(stmt, 1, table_id);
-        sqlite3_bind_text(stmt, 2, t->name, -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 3, t->create_sql, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 4, t->scope_idx);
-        sqlite3_bind_int(stmt, 5, (int)t->policy);
-        sqlite3_bind_int64(stmt, 6, version);
-        rc = sqlite3_step(stmt);
-    }
-    sqlite3_finalize(stmt);
+    db_stmt *stmt = NULL;
+    int rc = db_prepare(st->conn,
+                        "INSERT INTO _outpost_tables(id, name, create_sql, scope_col,"
+                        " policy, since_version) VALUES(?1, ?2, ?3, ?4, ?5, ?6)"
+                        " ON CONFLICT(id) DO UPDATE SET create_sql = ?3, policy = ?5",
+                        &stmt);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, 1, table_id);
+    if (rc == STORE_OK)
+        rc = db_bind_text(stmt, 2, t->name);
+    if (rc == STORE_OK)
+        rc = db_bind_text(stmt, 3, t->create_sql);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, 4, t->scope_idx);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, 5, (int64_t)t->policy);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, 6, version);
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
+    db_finalize(stmt);
     stmt = NULL;
-    if (rc != SQLITE_DONE)
-        return store_fail_sqlite(st, rc, "record table");
+    if (rc != DB_DONE)
+        return store_fail_db(st, rc, "record table");
     if (record_author(st, t, table_id) != STORE_OK)
         return STORE_EIO;
-    rc = sqlite3_prepare_v2(st->db,
-                            "INSERT INTO _outpost_columns(table_id, idx, name, pk_pos,"
-                            " since_version) VALUES(?1, ?2, ?3, ?4, ?5)",
-                            -1, &stmt, NULL);
-    for (uint32_t c = first_col; rc == SQLITE_OK && c < t->n_cols; c++) {
-        sqlite3_bind_int64(stmt, 1, table_id);
-        sqlite3_bind_int64(stmt, 2, c);
-        sqlite3_bind_text(stmt, 3, t->cols[c].name, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 4, t->cols[c].pk_pos);
-        sqlite3_bind_int64(stmt, 5, version);
-        rc = sqlite3_step(stmt);
-        if (rc == SQLITE_DONE)
-            rc = sqlite3_reset(stmt);
+    rc = db_prepare(st->conn,
+                    "INSERT INTO _outpost_columns(table_id, idx, name, pk_pos,"
+                    " since_version) VALUES(?1, ?2, ?3, ?4, ?5)",
+                    &stmt);
+    for (uint32_t c = first_col; rc == STORE_OK && c < t->n_cols; c++) {
+        rc = db_bind_int64(stmt, 1, table_id);
+        if (rc == STORE_OK)
+            rc = db_bind_int64(stmt, 2, c);
+        if (rc == STORE_OK)
+            rc = db_bind_text(stmt, 3, t->cols[c].name);
+        if (rc == STORE_OK)
+            rc = db_bind_int64(stmt, 4, t->cols[c].pk_pos);
+        if (rc == STORE_OK)
+            rc = db_bind_int64(stmt, 5, version);
+        if (rc == STORE_OK)
+            rc = db_step(stmt);
+        if (rc == DB_DONE)
+            rc = db_reset(stmt);
     }
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_OK)
-        return store_fail_sqlite(st, rc, "record columns");
+    db_finalize(stmt);
+    if (rc != STORE_OK)
+        return store_fail_db(st, rc, "record columns");
     return 0;
 }
 
 static int record_version(store *st, uint32_t version, const char *schema_sql,
                           const char *policy_text)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v2(
-        st->db, "INSERT INTO _outpost_schema_versions VALUES(?1, ?2, ?3, ?4)", -1, &stmt, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(stmt, 1, version);
-        sqlite3_bind_text(stmt, 2, schema_sql, -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 3, policy_text, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 4, (int64_t)store_now_ms());
-        rc = sqlite3_step(stmt);
-    }
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_DONE)
-        return store_fail_sqlite(st, rc, "record schema version");
+    db_stmt *stmt = NULL;
+    int rc = db_prepare(st->conn, "INSERT INTO _outpost_schema_versions VALUES(?1, ?2, ?3, ?4)",
+                        &stmt);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, 1, version);
+    if (rc == STORE_OK)
+        rc = db_bind_text(stmt, 2, schema_sql);
+    if (rc == STORE_OK)
+        rc = db_bind_text(stmt, 3, policy_text);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, 4, (int64_t)store_now_ms());
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
+    db_finalize(stmt);
+    if (rc != DB_DONE)
+        return store_fail_db(st, rc, "record schema version");
     return store_meta_set(st, "schema_version", version);
 }
 
@@ -130,20 +145,22 @@ static int create_indexes(store *st, const schema_def *def, uint32_t *out_create
 {
     *out_created = 0;
     for (uint32_t i = 0; i < def->n_indexes; i++) {
-        sqlite3_stmt *stmt = NULL;
-        int rc = sqlite3_prepare_v2(st->db,
-                                    "SELECT 1 FROM sqlite_master WHERE type = 'index'"
-                                    " AND name = ?1",
-                                    -1, &stmt, NULL);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_bind_text(stmt, 1, def->index_names[i], -1, SQLITE_STATIC);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_step(stmt);
-        sqlite3_finalize(stmt);
-        if (rc == SQLITE_ROW)
+        db_stmt *stmt = NULL;
+        int rc = db_prepare(st->conn,
+                            store_engine_of(st) == DB_POSTGRESQL
+                                ? "SELECT 1 WHERE to_regclass(CAST(?1 AS TEXT)) IS NOT NULL"
+                                : "SELECT 1 FROM sqlite_master WHERE type = 'index'"
+                                  " AND name = ?1",
+                            &stmt);
+        if (rc == STORE_OK)
+            rc = db_bind_text(stmt, 1, def->index_names[i]);
+        if (rc == STORE_OK)
+            rc = db_step(stmt);
+        db_finalize(stmt);
+        if (rc == DB_ROW)
             continue;
-        if (rc != SQLITE_DONE)
-            return store_fail_sqlite(st, rc, "look up index");
+        if (rc != DB_DONE)
+            return store_fail_db(st, rc, "look up index");
         int out = store_exec(st, def->index_sql[i], "create index");
         if (out != 0)
             return out;
@@ -152,10 +169,68 @@ static int create_indexes(store *st, const schema_def *def, uint32_t *out_create
     return 0;
 }
 
+/* Appends name to f as a PostgreSQL quoted identifier, folded to lower case as PostgreSQL folds
+ * an unquoted name (SQLite's names are case-insensitive, so no two differ only by case): the
+ * schema's own unquoted names in index statements find it, and a name PostgreSQL reserves
+ * (user, order) stays a name. */
+static void put_pg_name(FILE *f, const char *name)
+{
+    fputc('"', f);
+    for (const char *p = name; *p; p++) {
+        if (*p == '"')
+            fputc('"', f);
+        fputc(tolower((unsigned char)*p), f);
+    }
+    fputc('"', f);
+}
+
+/* A synced table on PostgreSQL, from the parsed column list: every column BYTEA holding the
+ * value's canonical encoding (store_values.h), since a SQLite column takes a value of any type
+ * whatever its declared type and a typed column would refuse or convert it; NOT NULL and the
+ * primary key as declared. Defaults, CHECK constraints and type affinity are SQLite's rules,
+ * applied where rows are written, not by PostgreSQL. */
+static int create_table_postgresql(store *st, const schema_table *t)
+{
+    char *sql = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&sql, &len);
+    if (f == NULL)
+        return store_fail(st, STORE_ENOMEM, "create table %s: out of memory", t->name);
+    fputs("CREATE TABLE ", f);
+    put_pg_name(f, t->name);
+    fputc('(', f);
+    uint32_t n_pk = 0;
+    for (uint32_t c = 0; c < t->n_cols; c++) {
+        put_pg_name(f, t->cols[c].name);
+        fputs(t->cols[c].notnull ? " BYTEA NOT NULL, " : " BYTEA, ", f);
+        if (t->cols[c].pk_pos > n_pk)
+            n_pk = t->cols[c].pk_pos;
+    }
+    fputs("PRIMARY KEY(", f);
+    for (uint32_t k = 1; k <= n_pk; k++)
+        for (uint32_t c = 0; c < t->n_cols; c++)
+            if (t->cols[c].pk_pos == k) {
+                if (k > 1)
+                    fputs(", ", f);
+                put_pg_name(f, t->cols[c].name);
+            }
+    fputs("))", f);
+    int out = ferror(f) ? STORE_ENOMEM : STORE_OK;
+    if (fclose(f) != 0)
+        out = STORE_ENOMEM;
+    if (out == STORE_OK)
+        out = store_exec(st, sql, "create table");
+    else
+        store_fail(st, out, "create table %s: out of memory", t->name);
+    free(sql);
+    return out;
+}
+
 /* Creates a table new in schema version `version` and records it, every column with it. */
 static int create_table(store *st, const schema_table *t, int64_t table_id, uint32_t version)
 {
-    int out = store_exec(st, t->create_sql, "create table");
+    int out = store_engine_of(st) == DB_POSTGRESQL ? create_table_postgresql(st, t)
+                                                     : store_exec(st, t->create_sql, "create table");
     if (out == 0)
         out = record_table(st, t, table_id, 0, version);
     return out;
@@ -267,11 +342,25 @@ static int check_additive(store *st, const store_table *old, const schema_table 
 }
 
 /* The central table's column types and defaults must stay what they were: compare against
- * what SQLite reports for the live table. */
+ * what SQLite reports for the live table (on PostgreSQL, whose synced columns are BYTEA, for the
+ * table as its recorded CREATE TABLE makes it). */
 static int check_same_columns(store *st, const store_table *old, const schema_table *t)
 {
     sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v2(st->db,
+    sqlite3 *db = st->db, *recorded = NULL;
+    if (store_engine_of(st) == DB_POSTGRESQL) {
+        int orc = sqlite3_open_v2(":memory:", &recorded,
+                                  SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY, NULL);
+        if (orc == SQLITE_OK)
+            orc = sqlite3_exec(recorded, old->create_sql, NULL, NULL, NULL);
+        if (orc != SQLITE_OK) {
+            sqlite3_close(recorded);
+            return store_fail(st, STORE_EIO, "table %s: the recorded schema cannot be read",
+                              old->name);
+        }
+        db = recorded;
+    }
+    int rc = sqlite3_prepare_v2(db,
                                 "SELECT type, \"notnull\", dflt_value FROM pragma_table_info(?1)"
                                 " ORDER BY cid",
                                 -1, &stmt, NULL);
@@ -297,24 +386,99 @@ static int check_same_columns(store *st, const store_table *old, const schema_ta
             break;
         }
     }
-    sqlite3_finalize(stmt);
     if (out == 0 && rc != SQLITE_OK && rc != SQLITE_ROW)
-        out = store_fail_sqlite(st, rc, "read table columns");
+        out = store_fail(st, STORE_EIO, "read table columns: %s", sqlite3_errmsg(db));
+    sqlite3_finalize(stmt);
+    sqlite3_close(recorded);
     return out;
+}
+
+/* A new column's default on PostgreSQL: the value SQLite would give the existing rows (the
+ * default expression with the column's type affinity: '7' into an INTEGER column is 7), as
+ * the BYTEA expression of its encoding, or "" when the column has none. */
+static int pg_default(store *st, const schema_table *t, const schema_col *col, char *out,
+                      size_t out_size)
+{
+    out[0] = 0;
+    if (col->dflt == NULL)
+        return 0;
+    char sql[SQL_MAX];
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+    store_arena arena = {0};
+    store_bytes enc = {0};
+    proto_value v;
+    int n = snprintf(sql, sizeof sql,
+                     "CREATE TABLE d(x %s DEFAULT %s); INSERT INTO d DEFAULT VALUES;", col->type,
+                     col->dflt);
+    int rc = n > 0 && (size_t)n < sizeof sql ? SQLITE_OK : SQLITE_TOOBIG;
+    if (rc == SQLITE_OK)
+        rc = sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(db, "SELECT x FROM d", -1, &stmt, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_step(stmt) == SQLITE_ROW ? SQLITE_OK : SQLITE_ERROR;
+    int out_rc = rc == SQLITE_OK ? store_value_column(&arena, stmt, 0, &v) : STORE_ESCHEMA;
+    if (out_rc == 0 && v.type != PROTO_NULL)
+        out_rc = store_values_encode(&v, 1, &enc);
+    if (out_rc == 0 && v.type != PROTO_NULL && 24 + 2 * enc.len < out_size) {
+        size_t at = (size_t)snprintf(out, out_size, " DEFAULT decode('");
+        for (size_t i = 0; i < enc.len; i++)
+            at += (size_t)snprintf(out + at, out_size - at, "%02x", enc.data[i]);
+        snprintf(out + at, out_size - at, "', 'hex')");
+    } else if (out_rc == 0 && v.type != PROTO_NULL) {
+        out_rc = STORE_ESCHEMA;
+    }
+    if (out_rc != 0)
+        store_fail(st, out_rc == STORE_ENOMEM ? STORE_ENOMEM : STORE_ESCHEMA,
+                   "table %s: the default of new column %s cannot be kept", t->name, col->name);
+    store_bytes_free(&enc);
+    store_arena_free(&arena);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return out_rc == STORE_ENOMEM ? STORE_ENOMEM : out_rc != 0 ? STORE_ESCHEMA : 0;
+}
+
+/* A schema name quoted for the store's engine: as given on SQLite, folded to lower case on
+ * PostgreSQL (as create_table_postgresql names tables and columns). */
+static int quote_name(store *st, char *out, size_t out_size, const char *name)
+{
+    char folded[512];
+    if (store_engine_of(st) != DB_POSTGRESQL)
+        return store_quote_ident(out, out_size, name);
+    size_t n = strlen(name);
+    if (n >= sizeof folded)
+        return STORE_EINVAL;
+    for (size_t i = 0; i <= n; i++)
+        folded[i] = (char)tolower((unsigned char)name[i]);
+    return store_quote_ident(out, out_size, folded);
 }
 
 static int add_columns(store *st, const store_table *old, const schema_table *t)
 {
     char sql[SQL_MAX], table_q[512], col_q[512];
-    if (store_quote_ident(table_q, sizeof table_q, old->name) != 0)
+    if (quote_name(st, table_q, sizeof table_q, old->name) != 0)
         return store_fail(st, STORE_ESCHEMA, "table name too long");
     for (uint32_t c = old->n_cols; c < t->n_cols; c++) {
         const schema_col *col = &t->cols[c];
-        if (store_quote_ident(col_q, sizeof col_q, col->name) != 0)
+        if (quote_name(st, col_q, sizeof col_q, col->name) != 0)
             return store_fail(st, STORE_ESCHEMA, "column name too long");
-        int n = snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s %s%s%s%s", table_q, col_q,
-                         col->type, col->notnull ? " NOT NULL" : "", col->dflt ? " DEFAULT " : "",
-                         col->dflt ? col->dflt : "");
+        int n;
+        if (store_engine_of(st) == DB_POSTGRESQL) {
+            /* As create_table_postgresql names and types it. */
+            char dflt[SQL_MAX / 2];
+            int out = pg_default(st, t, col, dflt, sizeof dflt);
+            if (out != 0)
+                return out;
+            n = snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s BYTEA%s%s", table_q,
+                         col_q, col->notnull ? " NOT NULL" : "", dflt);
+        } else {
+            n = snprintf(sql, sizeof sql, "ALTER TABLE %s ADD COLUMN %s %s%s%s%s", table_q, col_q,
+                         col->type, col->notnull ? " NOT NULL" : "",
+                         col->dflt ? " DEFAULT " : "", col->dflt ? col->dflt : "");
+        }
         if (n < 0 || (size_t)n >= sizeof sql)
             return store_fail(st, STORE_ESCHEMA, "table %s: column definition too long", old->name);
         int out = store_exec(st, sql, "add column");
@@ -509,41 +673,72 @@ static bool decl_is_text(const unsigned char *decl)
            (strstr(up, "CHAR") || strstr(up, "CLOB") || strstr(up, "TEXT"));
 }
 
+/* The declared type of column col of the table create_sql makes, read by SQLite from the
+ * statement itself (a PostgreSQL store keeps synced columns as BYTEA: the admin's declared types
+ * live in the statement only). Writes "" when the type cannot be read. */
+static void declared_type(const char *create_sql, const char *table, const char *col, char *out,
+                          size_t out_size)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+    out[0] = 0;
+    if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY, NULL) ==
+            SQLITE_OK &&
+        sqlite3_exec(db, create_sql, NULL, NULL, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "SELECT type FROM pragma_table_info(?1) WHERE name = ?2", -1,
+                           &stmt, NULL) == SQLITE_OK &&
+        sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC) == SQLITE_OK &&
+        sqlite3_bind_text(stmt, 2, col, -1, SQLITE_STATIC) == SQLITE_OK &&
+        sqlite3_step(stmt) == SQLITE_ROW && sqlite3_column_text(stmt, 0) != NULL)
+        snprintf(out, out_size, "%s", (const char *)sqlite3_column_text(stmt, 0));
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+}
+
 static int load_columns(store *st, store_table *t)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v2(st->db,
-                                "SELECT c.name, c.pk_pos, p.type FROM _outpost_columns c"
-                                " LEFT JOIN pragma_table_info(?2) p ON p.name = c.name"
-                                " WHERE c.table_id = ?1 ORDER BY c.idx",
-                                -1, &stmt, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(stmt, 1, t->id);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(stmt, 2, t->name, -1, SQLITE_STATIC);
+    db_stmt *stmt = NULL;
+    bool pg = store_engine_of(st) == DB_POSTGRESQL;
+    int rc = db_prepare(st->conn,
+                        pg ? "SELECT c.name, c.pk_pos FROM _outpost_columns c"
+                             " WHERE c.table_id = ?1 ORDER BY c.idx"
+                           : "SELECT c.name, c.pk_pos, p.type FROM _outpost_columns c"
+                             " LEFT JOIN pragma_table_info(?2) p ON p.name = c.name"
+                             " WHERE c.table_id = ?1 ORDER BY c.idx",
+                        &stmt);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, 1, t->id);
+    if (rc == STORE_OK && !pg)
+        rc = db_bind_text(stmt, 2, t->name);
     uint32_t pk_pos[64] = {0};
     int out = 0;
-    while (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        rc = SQLITE_OK;
+    while (rc == STORE_OK && (rc = db_step(stmt)) == DB_ROW) {
+        rc = STORE_OK;
         char **cols = realloc(t->cols, (t->n_cols + 1) * sizeof *cols);
         if (cols == NULL)
             goto nomem;
         t->cols = cols;
-        t->cols[t->n_cols] = strdup((const char *)sqlite3_column_text(stmt, 0));
+        t->cols[t->n_cols] = strdup(db_column_text(stmt, 0));
         if (t->cols[t->n_cols] == NULL)
             goto nomem;
-        uint32_t pos = (uint32_t)sqlite3_column_int(stmt, 1);
+        uint32_t pos = (uint32_t)db_column_int64(stmt, 1);
         if (pos > 0 && pos <= 64) {
             pk_pos[pos - 1] = t->n_cols;
             if (pos > t->n_pk)
                 t->n_pk = pos;
-            if (decl_is_text(sqlite3_column_text(stmt, 2)))
+            char decl[128];
+            if (pg)
+                declared_type(t->create_sql, t->name, t->cols[t->n_cols], decl, sizeof decl);
+            else
+                snprintf(decl, sizeof decl, "%s",
+                         db_column_is_null(stmt, 2) ? "" : db_column_text(stmt, 2));
+            if (decl_is_text((const unsigned char *)decl))
                 t->pk_text |= (uint64_t)1 << (pos - 1);
         }
         t->n_cols++;
     }
-    if (rc != SQLITE_DONE) {
-        out = store_fail_sqlite(st, rc, "load columns");
+    if (rc != DB_DONE) {
+        out = store_fail_db(st, rc, "load columns");
         goto done;
     }
     t->pk = malloc((t->n_pk ? t->n_pk : 1) * sizeof *t->pk);
@@ -556,7 +751,7 @@ static int load_columns(store *st, store_table *t)
 nomem:
     out = store_fail(st, STORE_ENOMEM, "out of memory");
 done:
-    sqlite3_finalize(stmt);
+    db_finalize(stmt);
     return out;
 }
 
@@ -569,13 +764,13 @@ int store_tables_load(store *st)
     if (st->schema_version == (uint32_t)version && st->tables != NULL)
         return 0;
     store_tables_free(st);
-    sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v2(st->db,
-                                "SELECT id, name, create_sql, scope_col, policy"
-                                " FROM _outpost_tables ORDER BY id",
-                                -1, &stmt, NULL);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        rc = SQLITE_OK;
+    db_stmt *stmt = NULL;
+    int rc = db_prepare(st->conn,
+                        "SELECT id, name, create_sql, scope_col, policy"
+                        " FROM _outpost_tables ORDER BY id",
+                        &stmt);
+    while (rc == STORE_OK && (rc = db_step(stmt)) == DB_ROW) {
+        rc = STORE_OK;
         store_table *ts = realloc(st->tables, (st->n_tables + 1) * sizeof *ts);
         if (ts == NULL) {
             out = store_fail(st, STORE_ENOMEM, "out of memory");
@@ -584,11 +779,11 @@ int store_tables_load(store *st)
         st->tables = ts;
         store_table *t = &st->tables[st->n_tables++];
         memset(t, 0, sizeof *t);
-        t->id = sqlite3_column_int64(stmt, 0);
-        t->name = strdup((const char *)sqlite3_column_text(stmt, 1));
-        t->create_sql = strdup((const char *)sqlite3_column_text(stmt, 2));
-        t->scope_idx = (uint32_t)sqlite3_column_int(stmt, 3);
-        t->policy = (proto_policy)sqlite3_column_int(stmt, 4);
+        t->id = db_column_int64(stmt, 0);
+        t->name = strdup(db_column_text(stmt, 1));
+        t->create_sql = strdup(db_column_text(stmt, 2));
+        t->scope_idx = (uint32_t)db_column_int64(stmt, 3);
+        t->policy = (proto_policy)db_column_int64(stmt, 4);
         t->author_idx = load_author(st, t->id);
         if (t->name == NULL || t->create_sql == NULL) {
             out = store_fail(st, STORE_ENOMEM, "out of memory");
@@ -598,13 +793,13 @@ int store_tables_load(store *st)
         if (out != 0)
             goto done;
     }
-    if (rc != SQLITE_DONE) {
-        out = store_fail_sqlite(st, rc, "load tables");
+    if (rc != DB_DONE) {
+        out = store_fail_db(st, rc, "load tables");
         goto done;
     }
     st->schema_version = (uint32_t)version;
 done:
-    sqlite3_finalize(stmt);
+    db_finalize(stmt);
     if (out != 0)
         store_tables_free(st);
     return out;

@@ -20,17 +20,19 @@ int store_forms_record(store *st, uint32_t version, const char *json)
     int rc = store_exec(st, forms_ddl, "create the forms table");
     if (rc != STORE_OK)
         return rc;
-    sqlite3_stmt *stmt = NULL;
-    rc = sqlite3_prepare_v2(st->db, "INSERT OR REPLACE INTO _outpost_forms VALUES(?1, ?2)", -1,
-                            &stmt, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(stmt, 1, version);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(stmt, 2, json, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(stmt);
-    sqlite3_finalize(stmt);
-    return rc == SQLITE_DONE ? STORE_OK : store_fail_sqlite(st, rc, "record the forms");
+    db_stmt *stmt = NULL;
+    rc = db_prepare(st->conn,
+                    "INSERT INTO _outpost_forms VALUES(?1, ?2)"
+                    " ON CONFLICT(version) DO UPDATE SET forms = excluded.forms",
+                    &stmt);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, 1, version);
+    if (rc == STORE_OK)
+        rc = db_bind_text(stmt, 2, json);
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
+    db_finalize(stmt);
+    return rc == DB_DONE ? STORE_OK : store_fail_db(st, rc, "record the forms");
 }
 
 /* The forms of version: exactly those recorded at it (NULL when none were), or the newest at or
@@ -38,40 +40,34 @@ int store_forms_record(store *st, uint32_t version, const char *json)
 static int read_forms(store *st, uint32_t version, bool exact, char **out_json)
 {
     *out_json = NULL;
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     /* A store whose schemas never had forms has no forms table. */
-    int rc = sqlite3_prepare_v2(st->db,
-                                "SELECT count(*) FROM sqlite_master"
-                                " WHERE type = 'table' AND name = '_outpost_forms'",
-                                -1, &stmt, NULL);
     bool kept = false;
-    if (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        kept = sqlite3_column_int(stmt, 0) == 1;
-        rc = SQLITE_DONE;
+    int rc = store_table_exists(st, "_outpost_forms", &kept);
+    if (rc != STORE_OK)
+        return rc;
+    rc = DB_DONE;
+    if (kept) {
+        rc = db_prepare(st->conn,
+                        exact ? "SELECT forms FROM _outpost_forms WHERE version = ?1"
+                              : "SELECT forms FROM _outpost_forms WHERE version <= ?1"
+                                " ORDER BY version DESC LIMIT 1",
+                        &stmt);
+        if (rc == STORE_OK)
+            rc = db_bind_int64(stmt, 1, version);
+        if (rc == STORE_OK)
+            rc = db_step(stmt);
     }
-    sqlite3_finalize(stmt);
-    stmt = NULL;
-    if (rc == SQLITE_DONE && kept) {
-        rc = sqlite3_prepare_v2(st->db,
-                                exact ? "SELECT forms FROM _outpost_forms WHERE version = ?1"
-                                      : "SELECT forms FROM _outpost_forms WHERE version <= ?1"
-                                        " ORDER BY version DESC LIMIT 1",
-                                -1, &stmt, NULL);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_bind_int64(stmt, 1, version);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_step(stmt);
-    }
-    const unsigned char *text = rc == SQLITE_ROW ? sqlite3_column_text(stmt, 0) : NULL;
-    if (rc == SQLITE_DONE && exact) {
+    const char *text = rc == DB_ROW ? db_column_text(stmt, 0) : NULL;
+    if (rc == DB_DONE && exact) {
         rc = STORE_OK;
-    } else if (rc == SQLITE_ROW || rc == SQLITE_DONE) {
-        *out_json = strdup(text ? (const char *)text : "[]");
+    } else if (rc == DB_ROW || rc == DB_DONE) {
+        *out_json = strdup(text ? text : "[]");
         rc = *out_json ? STORE_OK : store_fail(st, STORE_ENOMEM, "out of memory");
     } else {
-        rc = store_fail_sqlite(st, rc, "read the forms");
+        rc = store_fail_db(st, rc, "read the forms");
     }
-    sqlite3_finalize(stmt);
+    db_finalize(stmt);
     return rc;
 }
 

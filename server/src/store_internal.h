@@ -69,9 +69,10 @@ int store_fail_sqlite(store *st, int sqlite_rc, const char *what);
  * any other value, such as an unexpected DB_ROW, is STORE_EIO) and returns the STORE_E* code. */
 int store_fail_db(store *st, int rc, const char *what);
 
-/* Tables every store has, in the seam's portable SQL (store_sqlite.c), and the store's
- * identity table (store_backup.c). */
+/* Tables every store has and the merge engine's tables, in the seam's portable SQL
+ * (store_sqlite.c), and the store's identity table (store_backup.c). */
 extern const char store_base_ddl[];
+extern const char store_sync_ddl[];
 extern const char store_identity_ddl[];
 
 /* Maps a SQLite result code to a STORE_E* code without touching the message. */
@@ -159,6 +160,10 @@ int store_random_uuid(store *st, char out[40]);
 /* Gives a store that has no identity yet (new, or made before identities existed) one: a random
  * id and epoch 1. Called by store_open; *out_created says whether it did. */
 int store_identity_ensure(store *st, bool *out_created);
+
+/* Whether the store has table name (a table made on first use: forms, watch rules, authors).
+ * 0 or a STORE_E* code. */
+int store_table_exists(store *st, const char *name, bool *out_exists);
 
 /* Writes `"name"` with embedded quotes doubled into out (for identifiers from the schema). */
 int store_quote_ident(char *out, size_t out_size, const char *name);

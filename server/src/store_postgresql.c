@@ -1,7 +1,8 @@
 /*
  * Opening a store kept in PostgreSQL: the connection, the store's base tables (made once, by
  * whichever process comes first), the format check and the identity. The modules that speak
- * the database seam (db.h) then run on it as they do on SQLite.
+ * the database seam (db.h) then run on it as they do on SQLite. Also the few catalog lookups
+ * those modules need on either engine (store_table_exists).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,8 +32,9 @@ static int store_present(store *st, bool *out_present)
     return rc == STORE_OK ? STORE_OK : store_fail_db(st, rc, "look for the store's tables");
 }
 
-/* Makes the base tables and the identity table in one write transaction: several processes
- * opening a new database at once take turns, and the later ones find the tables made. */
+/* Makes the base tables, the identity table and the merge engine's tables in one write
+ * transaction: several processes opening a new database at once take turns, and the later ones
+ * find the tables made. */
 static int tables_make(store *st)
 {
     int out = store_begin(st, true);
@@ -40,6 +42,8 @@ static int tables_make(store *st)
         out = store_exec(st, store_base_ddl, "make the store's tables");
     if (out == STORE_OK)
         out = store_exec(st, store_identity_ddl, "make the store's identity table");
+    if (out == STORE_OK)
+        out = store_exec(st, store_sync_ddl, "make the merge engine's tables");
     if (out == STORE_OK)
         return store_commit(st);
     store_rollback(st);
@@ -92,6 +96,28 @@ int store_open_postgresql(const char *conninfo, bool create, store **out_store, 
     }
     *out_store = st;
     return STORE_OK;
+}
+
+int store_table_exists(store *st, const char *name, bool *out_exists)
+{
+    db_stmt *stmt = NULL;
+    *out_exists = false;
+    int rc = db_prepare(st->conn,
+                        store_engine_of(st) == DB_POSTGRESQL
+                            ? "SELECT to_regclass(CAST(?1 AS TEXT)) IS NOT NULL"
+                            : "SELECT count(*) FROM sqlite_master WHERE type = 'table'"
+                              " AND name = ?1",
+                        &stmt);
+    if (rc == STORE_OK)
+        rc = db_bind_text(stmt, 1, name);
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
+    if (rc == DB_ROW) {
+        *out_exists = db_column_int64(stmt, 0) != 0;
+        rc = STORE_OK;
+    }
+    db_finalize(stmt);
+    return rc == STORE_OK ? STORE_OK : store_fail_db(st, rc, "look for a table");
 }
 
 int store_engine_of(const store *st)

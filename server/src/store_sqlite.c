@@ -59,9 +59,12 @@ const char store_base_ddl[] =
 #define STORE_CHANGES_ROW_INDEX                                                                   \
     "CREATE INDEX IF NOT EXISTS _outpost_changes_row ON _outpost_changes(table_id, pk, seq);"
 
-/* The merge engine's tables, on SQLite only until the merge engine runs on the seam: some of
- * their columns take values of any type (scope, losing_value), which only SQLite has. */
-static const char store_sync_ddl[] =
+/* The merge engine's tables, in the seam's portable SQL and made on both engines. A column that
+ * takes a value of any type (scope, scope_old, scope_new, losing_value, winning_value) is
+ * declared BLOB: on SQLite that is no affinity, the value is kept as it came, with its type; on
+ * PostgreSQL it is BYTEA holding the value's canonical encoding. Such a column is only read
+ * and written through store_value_bind_any / store_value_column_any (store_values.h). */
+const char store_sync_ddl[] =
     /* Merge state of every row the store has seen, live or deleted:
      *   seq          server sequence of the row's latest change
      *   scope        current scope value (for a deleted row: its scope when deleted)
@@ -73,7 +76,7 @@ static const char store_sync_ddl[] =
      *                unaltered writes: pull skips the row for that device */
     "CREATE TABLE IF NOT EXISTS _outpost_rows("
     "  table_id INTEGER NOT NULL, pk BLOB NOT NULL, seq INTEGER NOT NULL,"
-    "  deleted INTEGER NOT NULL, scope, base_hlc INTEGER NOT NULL,"
+    "  deleted INTEGER NOT NULL, scope BLOB, base_hlc INTEGER NOT NULL,"
     "  base_device INTEGER NOT NULL, versions BLOB, del_hlc INTEGER,"
     "  del_device INTEGER, tomb BLOB, echo_device INTEGER, echo_since INTEGER NOT NULL,"
     "  PRIMARY KEY(table_id, pk)) WITHOUT ROWID;"
@@ -81,15 +84,15 @@ static const char store_sync_ddl[] =
     "CREATE TABLE IF NOT EXISTS _outpost_changes("
     "  seq INTEGER PRIMARY KEY, table_id INTEGER NOT NULL, pk BLOB NOT NULL,"
     "  op INTEGER NOT NULL, device INTEGER, altered INTEGER NOT NULL, hlc INTEGER NOT NULL,"
-    "  scope_old, scope_new, time_ms INTEGER NOT NULL);"
+    "  scope_old BLOB, scope_new BLOB, time_ms INTEGER NOT NULL);"
     STORE_CHANGES_ROW_INDEX
     /* Changes that took a row out of a scope value (moves and deletes), for scope removals. */
     "CREATE TABLE IF NOT EXISTS _outpost_scope_exits("
-    "  table_id INTEGER NOT NULL, pk BLOB NOT NULL, seq INTEGER NOT NULL, scope_old,"
+    "  table_id INTEGER NOT NULL, pk BLOB NOT NULL, seq INTEGER NOT NULL, scope_old BLOB,"
     "  PRIMARY KEY(table_id, pk, seq)) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS _outpost_conflicts("
     "  id INTEGER PRIMARY KEY, table_id INTEGER NOT NULL, pk BLOB NOT NULL,"
-    "  col INTEGER NOT NULL, kind INTEGER NOT NULL, losing_value, winning_value,"
+    "  col INTEGER NOT NULL, kind INTEGER NOT NULL, losing_value BLOB, winning_value BLOB,"
     "  loser_device TEXT, loser_worker TEXT, loser_hlc INTEGER, winner_device TEXT,"
     "  winner_hlc INTEGER, time_ms INTEGER NOT NULL, decided_by TEXT NOT NULL,"
     "  reversible INTEGER NOT NULL, push_device TEXT NOT NULL, push_seq INTEGER NOT NULL,"

@@ -92,20 +92,20 @@ static int insert_rules(store *st, const char *json)
                          "CREATE TABLE IF NOT EXISTS _outpost_watch("
                          "  id INTEGER PRIMARY KEY, json TEXT NOT NULL, set_ms INTEGER NOT NULL)",
                          "create the watch rules table");
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     if (out == 0) {
-        int rc = sqlite3_prepare_v2(st->db,
-                                    "INSERT INTO _outpost_watch(json, set_ms) VALUES(?1, ?2)", -1,
-                                    &stmt, NULL);
-        if (rc == SQLITE_OK) {
-            sqlite3_bind_text(stmt, 1, json, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(stmt, 2, (int64_t)store_now_ms());
-            rc = sqlite3_step(stmt);
-        }
-        if (rc != SQLITE_DONE)
-            out = store_fail_sqlite(st, rc, "keep the watch rules");
+        int rc = db_prepare(st->conn, "INSERT INTO _outpost_watch(json, set_ms) VALUES(?1, ?2)",
+                            &stmt);
+        if (rc == STORE_OK)
+            rc = db_bind_text(stmt, 1, json);
+        if (rc == STORE_OK)
+            rc = db_bind_int64(stmt, 2, (int64_t)store_now_ms());
+        if (rc == STORE_OK)
+            rc = db_step(stmt);
+        if (rc != DB_DONE)
+            out = store_fail_db(st, rc, "keep the watch rules");
     }
-    sqlite3_finalize(stmt);
+    db_finalize(stmt);
     return out;
 }
 
@@ -147,23 +147,24 @@ int store_watch_set(store *st, const char *json)
 int store_watch_json(store *st, char **out_json)
 {
     *out_json = NULL;
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     /* A store that never had rules has no table: no rules. */
-    if (sqlite3_prepare_v2(st->db, "SELECT json FROM _outpost_watch ORDER BY id DESC LIMIT 1",
-                           -1, &stmt, NULL) != SQLITE_OK) {
-        sqlite3_finalize(stmt);
-        return 0;
-    }
-    int rc = sqlite3_step(stmt);
+    bool kept = false;
+    int rc = store_table_exists(st, "_outpost_watch", &kept);
+    if (rc != STORE_OK || !kept)
+        return rc;
+    rc = db_prepare(st->conn, "SELECT json FROM _outpost_watch ORDER BY id DESC LIMIT 1", &stmt);
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
     int out = 0;
-    if (rc == SQLITE_ROW) {
-        *out_json = strdup((const char *)sqlite3_column_text(stmt, 0));
+    if (rc == DB_ROW) {
+        *out_json = strdup(db_column_text(stmt, 0));
         if (*out_json == NULL)
             out = store_fail(st, STORE_ENOMEM, "out of memory");
-    } else if (rc != SQLITE_DONE) {
-        out = store_fail_sqlite(st, rc, "read the watch rules");
+    } else if (rc != DB_DONE) {
+        out = store_fail_db(st, rc, "read the watch rules");
     }
-    sqlite3_finalize(stmt);
+    db_finalize(stmt);
     return out;
 }
 

@@ -817,11 +817,31 @@ static void test_admin_on_postgresql(void **state)
     args = strf("%s enroll ana", on_pg);
     expect(c, args, 0, "enrollment code for worker ana", NULL);
     free(args);
-    args = strf("%s init --schema x.sql --policy x.policy", on_pg);
-    expect(c, args, 1, NULL, "init runs only on a SQLite store so far");
+    const char *src = getenv("OUTPOST_SOURCE_DIR");
+    char *package = strf("--schema '%s/examples/outreach/schema.sql' --policy "
+                         "'%s/examples/outreach/policy' --forms '%s/examples/outreach/forms'",
+                         src, src, src);
+    args = strf("%s init %s --watch '%s/examples/outreach/watch.json'", on_pg, package, src);
+    expect(c, args, 1, NULL, "watch rules run only on a SQLite store so far");
     free(args);
+    args = strf("%s init %s", on_pg, package);
+    expect(c, args, 0, "schema version 1 initialised\nforms: 3 from", NULL);
+    free(args);
+    args = strf("%s init %s", on_pg, package);
+    expect(c, args, 1, NULL, "the store already has a schema (version 1); use upgrade");
+    free(args);
+    args = strf("%s upgrade %s", on_pg, package);
+    expect(c, args, 0, "schema unchanged (version 1)", NULL);
+    free(args);
+    args = strf("%s upgrade %s --watch '%s/examples/outreach/watch.json'", on_pg, package, src);
+    expect(c, args, 1, NULL, "watch rules run only on a SQLite store so far");
+    free(args);
+    args = strf("%s backup /tmp/x", on_pg);
+    expect(c, args, 1, NULL, "backup runs only on a SQLite store so far");
+    free(args);
+    free(package);
     args = strf("%s audit verify", on_pg);
-    expect(c, args, 0, "audit log verified: 3 rows", NULL);
+    expect(c, args, 0, "audit log verified: 4 rows", NULL);
     free(args);
     args = strf("--store 'postgresql:%s' team list", pg.conninfo);
     expect(c, args, 2, NULL, "--audit-key FILE is required with a PostgreSQL store");

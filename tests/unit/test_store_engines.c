@@ -1,8 +1,8 @@
 /*
  * The store modules that speak the database seam, run the same way on SQLite and on a private
  * PostgreSQL 15 server started here: teams and workers, enrollment and device authentication,
- * lockouts, identity; and two handles on one store (two outpostd nodes on one PostgreSQL) that
- * see each other's writes and take turns writing.
+ * lockouts, identity, the merge engine's tables; and two handles on one store (two outpostd nodes
+ * on one PostgreSQL) that see each other's writes and take turns writing.
  */
 #include <pthread.h>
 #include <setjmp.h>
@@ -19,6 +19,8 @@
 
 #include "common/test_skip.h"
 #include "store_internal.h" /* store_worker_teams */
+#include "store_rowcheck.h"
+#include "store_values.h"
 #include "unit/pg_cluster.h"
 
 enum { ENGINE_SQLITE = 1, ENGINE_POSTGRESQL = 2 };
@@ -658,6 +660,491 @@ static void test_nodes_enroll_at_once(void **state)
     free(args);
 }
 
+/* Runs sql with one any-type value bound as ?1 and returns the count it selects. */
+static int64_t count_where(engine_fx *fx, const char *sql, const proto_value *val)
+{
+    db_stmt *stmt = NULL;
+    int64_t n = -1;
+    assert_int_equal(db_prepare(fx->st->conn, sql, &stmt), 0);
+    assert_int_equal(store_value_bind_any(stmt, 1, val), 0);
+    assert_int_equal(db_step(stmt), DB_ROW);
+    n = db_column_int64(stmt, 0);
+    db_finalize(stmt);
+    return n;
+}
+
+/* The merge engine's tables exist on both engines, and their any-type columns keep a value of
+ * every type as it came: read back equal, found by equality, TEXT and BLOB of the same bytes
+ * told apart; keys the store assigns (conflict ids) come back with RETURNING. */
+static void test_merge_tables_keep_any_value(void **state)
+{
+    engine_fx *fx = engine_of(state);
+    static const uint8_t north[] = {'n', 'o', 'r', 't', 'h'};
+    proto_value vals[5] = {{.type = PROTO_INT, .u.i = INT64_MIN},
+                           {.type = PROTO_REAL, .u.r = -0.5},
+                           {.type = PROTO_TEXT, .u.b = {north, sizeof north}},
+                           {.type = PROTO_BLOB, .u.b = {north, sizeof north}},
+                           {.type = PROTO_NULL}};
+    db_stmt *stmt = NULL;
+    store_arena arena = {0};
+
+    assert_int_equal(store_begin(fx->st, true), 0);
+    for (int i = 0; i < 5; i++) {
+        uint8_t pk[1] = {(uint8_t)i};
+        assert_int_equal(db_prepare(fx->st->conn,
+                                    "INSERT INTO _outpost_rows(table_id, pk, seq, deleted, scope,"
+                                    " base_hlc, base_device, echo_since)"
+                                    " VALUES(1, ?1, ?2, 0, ?3, 7, 1, 0)",
+                                    &stmt),
+                         0);
+        assert_int_equal(db_bind_blob(stmt, 1, pk, sizeof pk), 0);
+        assert_int_equal(db_bind_int64(stmt, 2, i + 1), 0);
+        assert_int_equal(store_value_bind_any(stmt, 3, &vals[i]), 0);
+        assert_int_equal(db_step(stmt), DB_DONE);
+        db_finalize(stmt);
+        assert_int_equal(db_prepare(fx->st->conn,
+                                    "INSERT INTO _outpost_changes(seq, table_id, pk, op, device,"
+                                    " altered, hlc, scope_old, scope_new, time_ms)"
+                                    " VALUES(?1, 1, ?2, 1, 1, 0, 7, ?3, ?4, 0)",
+                                    &stmt),
+                         0);
+        assert_int_equal(db_bind_int64(stmt, 1, i + 1), 0);
+        assert_int_equal(db_bind_blob(stmt, 2, pk, sizeof pk), 0);
+        assert_int_equal(store_value_bind_any(stmt, 3, &vals[i]), 0);
+        assert_int_equal(store_value_bind_any(stmt, 4, &vals[(i + 1) % 5]), 0);
+        assert_int_equal(db_step(stmt), DB_DONE);
+        db_finalize(stmt);
+    }
+    assert_int_equal(db_prepare(fx->st->conn,
+                                "INSERT INTO _outpost_conflicts(table_id, pk, col, kind,"
+                                " losing_value, winning_value, time_ms, decided_by, reversible,"
+                                " push_device, push_seq, server_seq, against_push)"
+                                " VALUES(1, ?1, 0, 1, ?2, ?3, 0, 'hlc', 1, 'd', 1, 1, 0)"
+                                " RETURNING id",
+                                &stmt),
+                     0);
+    assert_int_equal(db_bind_blob(stmt, 1, "\0", 1), 0);
+    assert_int_equal(store_value_bind_any(stmt, 2, &vals[2]), 0);
+    assert_int_equal(store_value_bind_any(stmt, 3, &vals[3]), 0);
+    assert_int_equal(db_step(stmt), DB_ROW);
+    assert_true(db_column_int64(stmt, 0) > 0);
+    db_finalize(stmt);
+    assert_int_equal(db_exec(fx->st->conn, "INSERT INTO _outpost_applied"
+                                           " VALUES(1, 1, 1, 7, 7, 0, 1, 0)"),
+                     0);
+    assert_int_equal(db_prepare(fx->st->conn,
+                                "INSERT INTO _outpost_refused VALUES(1, 2, 7, ?1, 0)", &stmt),
+                     0);
+    assert_int_equal(db_bind_blob(stmt, 1, "\0", 1), 0);
+    assert_int_equal(db_step(stmt), DB_DONE);
+    db_finalize(stmt);
+    assert_int_equal(store_commit(fx->st), 0);
+
+    for (int i = 0; i < 5; i++) {
+        uint8_t pk[1] = {(uint8_t)i};
+        proto_value back[2];
+        assert_int_equal(db_prepare(fx->st->conn,
+                                    "SELECT r.scope, c.scope_new FROM _outpost_rows r"
+                                    " JOIN _outpost_changes c ON c.table_id = r.table_id"
+                                    " AND c.pk = r.pk WHERE r.table_id = 1 AND r.pk = ?1",
+                                    &stmt),
+                         0);
+        assert_int_equal(db_bind_blob(stmt, 1, pk, sizeof pk), 0);
+        assert_int_equal(db_step(stmt), DB_ROW);
+        assert_int_equal(store_value_column_any(&arena, stmt, 0, &back[0]), 0);
+        assert_int_equal(store_value_column_any(&arena, stmt, 1, &back[1]), 0);
+        db_finalize(stmt);
+        assert_true(store_value_equal(&back[0], &vals[i]));
+        assert_true(store_value_equal(&back[1], &vals[(i + 1) % 5]));
+        if (vals[i].type != PROTO_NULL) {
+            assert_int_equal(
+                count_where(fx, "SELECT count(*) FROM _outpost_rows WHERE scope = ?1", &vals[i]),
+                1);
+            assert_int_equal(count_where(fx,
+                                         "SELECT count(*) FROM _outpost_changes"
+                                         " WHERE scope_old = ?1",
+                                         &vals[i]),
+                             1);
+        }
+    }
+    assert_int_equal(count_where(fx,
+                                 "SELECT count(*) FROM _outpost_conflicts"
+                                 " WHERE losing_value = ?1 AND winning_value <> ?1",
+                                 &vals[2]),
+                     1);
+    assert_int_equal(db_prepare(fx->st->conn,
+                                "SELECT count(*) FROM _outpost_applied a JOIN _outpost_refused r"
+                                " ON r.device_no = a.device_no WHERE a.seq = 1 AND r.seq = 2",
+                                &stmt),
+                     0);
+    assert_int_equal(db_step(stmt), DB_ROW);
+    assert_int_equal(db_column_int64(stmt, 0), 1);
+    db_finalize(stmt);
+    store_arena_free(&arena);
+}
+
+/* Counts the rows sql selects (no parameters). */
+static int64_t count_rows(engine_fx *fx, const char *sql)
+{
+    db_stmt *stmt = NULL;
+    int64_t n = -1;
+    assert_int_equal(db_prepare(fx->st->conn, sql, &stmt), 0);
+    assert_int_equal(db_step(stmt), DB_ROW);
+    n = db_column_int64(stmt, 0);
+    db_finalize(stmt);
+    return n;
+}
+
+/* The schema installs on both engines: the synced tables made from the parsed column list
+ * (PostgreSQL: names folded to lower case and quoted, so a name PostgreSQL reserves works; every
+ * column BYTEA), their index, the tables and columns recorded, version 1; the primary key holds;
+ * a second init is refused and changes nothing. */
+static void test_schema_init(void **state)
+{
+    engine_fx *fx = engine_of(state);
+    static const char schema[] =
+        "CREATE TABLE Cases (id TEXT PRIMARY KEY NOT NULL, team_id TEXT NOT NULL, user TEXT,"
+        "  age INTEGER DEFAULT 0 CHECK (age >= 0));"
+        "CREATE INDEX cases_team ON cases(team_id);"
+        "CREATE TABLE notes (case_id TEXT NOT NULL, n TEXT NOT NULL, team_id TEXT NOT NULL,"
+        "  body TEXT, PRIMARY KEY(case_id, n));";
+    static const char policy[] = "Cases scope=team_id policy=hlc\n"
+                                 "notes scope=team_id policy=server-wins\n";
+    static const uint8_t key[] = {'c', '1'};
+    proto_value id = {.type = PROTO_TEXT, .u.b = {key, sizeof key}};
+    db_stmt *stmt = NULL;
+    int64_t version = -1;
+
+    if (store_init_schema(fx->st, schema, policy) != 0)
+        fail_msg("init: %s", store_errmsg(fx->st));
+    assert_int_equal(store_meta_get(fx->st, "schema_version", &version), 0);
+    assert_int_equal(version, 1);
+    assert_int_equal(count_rows(fx, "SELECT count(*) FROM _outpost_tables"), 2);
+    assert_int_equal(count_rows(fx, "SELECT count(*) FROM _outpost_columns"), 8);
+    assert_int_equal(count_rows(fx, "SELECT count(*) FROM _outpost_columns WHERE pk_pos > 0"), 3);
+    assert_int_equal(count_rows(fx, fx->engine == ENGINE_POSTGRESQL
+                                        ? "SELECT count(*) FROM pg_indexes"
+                                          " WHERE indexname = 'cases_team'"
+                                        : "SELECT count(*) FROM sqlite_master"
+                                          " WHERE name = 'cases_team'"),
+                     1);
+
+    /* A row written as the merge engine will write it on each engine, twice: the key holds. */
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(db_prepare(fx->st->conn,
+                                    "INSERT INTO cases(id, team_id, \"user\") VALUES(?1, ?2, ?1)",
+                                    &stmt),
+                         0);
+        assert_int_equal(store_value_bind_any(stmt, 1, &id), 0);
+        assert_int_equal(store_value_bind_any(stmt, 2, &id), 0);
+        assert_int_equal(db_step(stmt), i == 0 ? DB_DONE : STORE_EEXISTS);
+        db_finalize(stmt);
+    }
+    assert_int_equal(db_prepare(fx->st->conn, "SELECT \"user\" FROM cases WHERE id = ?1", &stmt),
+                     0);
+    assert_int_equal(store_value_bind_any(stmt, 1, &id), 0);
+    assert_int_equal(db_step(stmt), DB_ROW);
+    store_arena arena = {0};
+    proto_value back;
+    assert_int_equal(store_value_column_any(&arena, stmt, 0, &back), 0);
+    assert_true(store_value_equal(&back, &id));
+    db_finalize(stmt);
+    store_arena_free(&arena);
+
+    /* The SCHEMA message devices get, from the tables as the store reads them back. */
+    proto_buf buf = {0};
+    proto_msg *msg = NULL;
+    uint32_t at = 0;
+    char err[160];
+    assert_int_equal(store_schema_encode(fx->st, &buf, &at), 0);
+    assert_int_equal(at, 1);
+    assert_int_equal(proto_decode(buf.data, buf.len, NULL, &msg, err, sizeof err), PROTO_OK);
+    assert_int_equal(msg->type, PROTO_MSG_SCHEMA);
+    assert_int_equal(msg->u.schema.n_tables, 2);
+    const proto_schema_table *cases = &msg->u.schema.tables[0], *notes = &msg->u.schema.tables[1];
+    assert_string_equal(cases->name, "Cases");
+    assert_string_equal(cases->scope_col, "team_id");
+    assert_int_equal(cases->n_columns, 4);
+    assert_string_equal(cases->columns[2], "user");
+    assert_int_equal(cases->n_pk, 1);
+    assert_int_equal(cases->pk[0], 0);
+    assert_non_null(strstr(cases->create_sql, "CHECK (age >= 0)"));
+    assert_string_equal(notes->name, "notes");
+    assert_int_equal(notes->policy, PROTO_POLICY_SERVER_WINS);
+    assert_int_equal(notes->n_pk, 2);
+    assert_int_equal(notes->pk[1], 1);
+    proto_msg_free(msg);
+    proto_buf_free(&buf);
+    /* Text keys known as text (the declared types, read from the admin's statement). */
+    assert_int_equal(store_table_find(fx->st, "Cases")->pk_text, 1);
+    assert_int_equal(store_table_find(fx->st, "notes")->pk_text, 3);
+
+    assert_int_equal(store_init_schema(fx->st, schema, policy), STORE_EEXISTS);
+    assert_non_null(strstr(store_errmsg(fx->st), "already has a schema"));
+    assert_int_equal(count_rows(fx, "SELECT count(*) FROM _outpost_tables"), 2);
+    assert_int_equal(count_rows(fx, "SELECT count(*) FROM _outpost_schema_versions"), 1);
+}
+
+/* A second, empty store beside the fixture's (PostgreSQL: another database on the same
+ * server), for a test that installs its own schema; fx (the test's copy of the fixture) then
+ * names it, so that open_node opens more handles on it. */
+static store *open_fresh_store(engine_fx *fx, const char *name)
+{
+    char err[256] = "", where[600];
+    store *st = NULL;
+    int rc;
+    if (fx->engine == ENGINE_POSTGRESQL) {
+        snprintf(where, sizeof where, "CREATE DATABASE %s", name);
+        assert_int_equal(db_exec(fx->st->conn, where), 0);
+        snprintf(where, sizeof where, "%s", fx->pg.conninfo);
+        int n = snprintf(fx->pg.conninfo, sizeof fx->pg.conninfo, "%s dbname=%s", where, name);
+        assert_true(n > 0 && (size_t)n < sizeof fx->pg.conninfo);
+        rc = store_open_postgresql(fx->pg.conninfo, true, &st, err, sizeof err);
+    } else {
+        snprintf(fx->path, sizeof fx->path, "%s/%s.db", fx->dir, name);
+        rc = store_open(fx->path, true, &st, err, sizeof err);
+    }
+    if (rc != 0)
+        fail_msg("open %s: %s", name, err);
+    return st;
+}
+
+/* A text or blob value over a string literal. */
+static proto_value vtext(proto_value_type type, const char *s)
+{
+    return (proto_value){.type = type, .u.b = {(const uint8_t *)s, (uint32_t)strlen(s)}};
+}
+
+enum { KIND_COLS = 9, KIND_SENT = 8 }; /* the device sends every column but the last */
+
+/* Writes a row of kinds as each engine's store keeps it: SQLite through the table itself,
+ * PostgreSQL through the row check and then the BYTEA table. Returns 0, or the refusal with
+ * its message in msg. */
+static int write_kind(engine_fx *fx, store_rowcheck *check, const proto_value *sent, char *msg,
+                      size_t msg_size)
+{
+    static const char *const cols[KIND_COLS] = {"id",  "team_id", "i",   "r",   "t",
+                                                "b",   "num",     "age", "risk"};
+    store_arena arena = {0};
+    proto_value row[KIND_COLS];
+    const proto_value *vals = sent;
+    uint32_t n = KIND_SENT;
+    db_stmt *stmt = NULL;
+    int rc = 0;
+
+    msg[0] = 0;
+    if (fx->engine == ENGINE_POSTGRESQL) {
+        rc = store_rowcheck_row(check, "kinds", cols, KIND_COLS, sent, KIND_SENT, &arena, row,
+                                msg, msg_size);
+        vals = row;
+        n = KIND_COLS;
+    }
+    if (rc == 0) {
+        assert_int_equal(db_prepare(fx->st->conn,
+                                    n == KIND_COLS
+                                        ? "INSERT INTO kinds(id, team_id, i, r, t, b, num, age,"
+                                          " risk) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+                                        : "INSERT INTO kinds(id, team_id, i, r, t, b, num, age)"
+                                          " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                                    &stmt),
+                         0);
+        for (uint32_t i = 0; i < n; i++)
+            assert_int_equal(store_value_bind_any(stmt, (int)i + 1, &vals[i]), 0);
+        rc = db_step(stmt);
+        if (rc != DB_DONE)
+            snprintf(msg, msg_size, "%s", db_errmsg(fx->st->conn));
+        rc = rc == DB_DONE ? 0 : rc;
+        db_finalize(stmt);
+    }
+    store_arena_free(&arena);
+    return rc;
+}
+
+/* Rows keep SQLite's rules on both engines: type affinity converts what a device sent the same
+ * way ('12' into INTEGER is 12, 7 into TEXT is '7', 'abc' stays text), a column the device did
+ * not send takes its default, and NOT NULL and CHECK refuse a row with SQLite's own message. */
+static void test_rows_keep_sqlite_rules(void **state)
+{
+    static const char schema[] =
+        "CREATE TABLE kinds (id TEXT PRIMARY KEY NOT NULL, team_id TEXT NOT NULL, i INTEGER,"
+        "  r REAL, t TEXT, b BLOB, num NUMERIC, age INTEGER CHECK (age IS NULL OR age >= 0),"
+        "  risk INTEGER NOT NULL DEFAULT 0);";
+    store_rowcheck *check = NULL;
+    char msg[256];
+    proto_value p[2][KIND_SENT] = {
+        {vtext(PROTO_TEXT, "k1"), vtext(PROTO_TEXT, "north"), vtext(PROTO_TEXT, "12"),
+         {.type = PROTO_INT, .u.i = 3}, {.type = PROTO_INT, .u.i = 7}, vtext(PROTO_TEXT, "x"),
+         vtext(PROTO_TEXT, "3.0"), {.type = PROTO_INT, .u.i = 4}},
+        {vtext(PROTO_TEXT, "k2"), vtext(PROTO_TEXT, "north"), vtext(PROTO_TEXT, "1.5"),
+         vtext(PROTO_TEXT, "abc"), {.type = PROTO_REAL, .u.r = 2.5}, {.type = PROTO_INT, .u.i = 5},
+         vtext(PROTO_TEXT, "x1"), {.type = PROTO_NULL}}};
+    proto_value want[2][KIND_COLS] = {
+        {p[0][0], p[0][1], {.type = PROTO_INT, .u.i = 12}, {.type = PROTO_REAL, .u.r = 3.0},
+         vtext(PROTO_TEXT, "7"), vtext(PROTO_TEXT, "x"), {.type = PROTO_INT, .u.i = 3},
+         {.type = PROTO_INT, .u.i = 4}, {.type = PROTO_INT, .u.i = 0}},
+        {p[1][0], p[1][1], {.type = PROTO_REAL, .u.r = 1.5}, vtext(PROTO_TEXT, "abc"),
+         vtext(PROTO_TEXT, "2.5"), {.type = PROTO_INT, .u.i = 5}, vtext(PROTO_TEXT, "x1"),
+         {.type = PROTO_NULL}, {.type = PROTO_INT, .u.i = 0}}};
+
+    engine_fx own = *engine_of(state);
+    engine_fx *fx = &own;
+    fx->st = open_fresh_store(fx, "kinds");
+    if (store_init_schema(fx->st, schema, "kinds scope=team_id policy=hlc\n") != 0)
+        fail_msg("init: %s", store_errmsg(fx->st));
+    assert_int_equal(store_rowcheck_open(schema, &check, msg, sizeof msg), 0);
+    for (int r = 0; r < 2; r++) {
+        db_stmt *stmt = NULL;
+        store_arena arena = {0};
+        if (write_kind(fx, check, p[r], msg, sizeof msg) != 0)
+            fail_msg("row %d: %s", r, msg);
+        assert_int_equal(db_prepare(fx->st->conn,
+                                    "SELECT id, team_id, i, r, t, b, num, age, risk FROM kinds"
+                                    " WHERE id = ?1",
+                                    &stmt),
+                         0);
+        assert_int_equal(store_value_bind_any(stmt, 1, &p[r][0]), 0);
+        assert_int_equal(db_step(stmt), DB_ROW);
+        for (int c = 0; c < KIND_COLS; c++) {
+            proto_value got;
+            assert_int_equal(store_value_column_any(&arena, stmt, c, &got), 0);
+            if (!store_value_equal(&got, &want[r][c]))
+                fail_msg("row %d column %d: type %d, want type %d", r, c, (int)got.type,
+                         (int)want[r][c].type);
+        }
+        db_finalize(stmt);
+        store_arena_free(&arena);
+    }
+
+    p[0][0] = vtext(PROTO_TEXT, "k3");
+    p[0][7] = (proto_value){.type = PROTO_INT, .u.i = -1};
+    assert_int_not_equal(write_kind(fx, check, p[0], msg, sizeof msg), 0);
+    assert_non_null(strstr(msg, "CHECK constraint failed: age IS NULL OR age >= 0"));
+    p[0][0] = vtext(PROTO_TEXT, "k4");
+    p[0][1] = (proto_value){.type = PROTO_NULL};
+    p[0][7] = (proto_value){.type = PROTO_INT, .u.i = 1};
+    assert_int_not_equal(write_kind(fx, check, p[0], msg, sizeof msg), 0);
+    assert_non_null(strstr(msg, "NOT NULL constraint failed: kinds.team_id"));
+    assert_int_equal(count_rows(fx, "SELECT count(*) FROM kinds"), 2);
+    store_rowcheck_close(check);
+    store_close(fx->st);
+}
+
+/* An additive upgrade on both engines: a new column takes its default in the rows already
+ * there, as SQLite gives it ('7' into an INTEGER column is 7), a nullable one NULL; a new table
+ * is made; the SCHEMA message has version 2. A column whose type changed is refused, and
+ * nothing changes. */
+static void test_schema_upgrade(void **state)
+{
+    static const char v1[] = "CREATE TABLE Cases (id TEXT PRIMARY KEY NOT NULL,"
+                             "  team_id TEXT NOT NULL, name TEXT);";
+    static const char v2[] = "CREATE TABLE Cases (id TEXT PRIMARY KEY NOT NULL,"
+                             "  team_id TEXT NOT NULL, name TEXT,"
+                             "  Risk INTEGER NOT NULL DEFAULT '7', note TEXT);"
+                             "CREATE TABLE visits (id TEXT PRIMARY KEY NOT NULL,"
+                             "  team_id TEXT NOT NULL);";
+    static const char v3_bad[] = "CREATE TABLE Cases (id TEXT PRIMARY KEY NOT NULL,"
+                                 "  team_id TEXT NOT NULL, name INTEGER,"
+                                 "  Risk INTEGER NOT NULL DEFAULT '7', note TEXT);"
+                                 "CREATE TABLE visits (id TEXT PRIMARY KEY NOT NULL,"
+                                 "  team_id TEXT NOT NULL);";
+    static const char policy1[] = "Cases scope=team_id policy=hlc\n";
+    static const char policy2[] = "Cases scope=team_id policy=hlc\n"
+                                  "visits scope=team_id policy=hlc\n";
+    engine_fx own = *engine_of(state);
+    engine_fx *fx = &own;
+    proto_value id = vtext(PROTO_TEXT, "c1"), team = vtext(PROTO_TEXT, "north");
+    db_stmt *stmt = NULL;
+    store_arena arena = {0};
+    proto_value risk, note;
+    int64_t version = 0;
+
+    fx->st = open_fresh_store(fx, "upgrade");
+    if (store_init_schema(fx->st, v1, policy1) != 0)
+        fail_msg("init: %s", store_errmsg(fx->st));
+    assert_int_equal(db_prepare(fx->st->conn, "INSERT INTO cases(id, team_id) VALUES(?1, ?2)",
+                                &stmt),
+                     0);
+    assert_int_equal(store_value_bind_any(stmt, 1, &id), 0);
+    assert_int_equal(store_value_bind_any(stmt, 2, &team), 0);
+    assert_int_equal(db_step(stmt), DB_DONE);
+    db_finalize(stmt);
+
+    if (store_upgrade_schema(fx->st, v2, policy2) != 0)
+        fail_msg("upgrade: %s", store_errmsg(fx->st));
+    assert_int_equal(store_meta_get(fx->st, "schema_version", &version), 0);
+    assert_int_equal(version, 2);
+    assert_int_equal(db_prepare(fx->st->conn, "SELECT risk, note FROM cases WHERE id = ?1", &stmt),
+                     0);
+    assert_int_equal(store_value_bind_any(stmt, 1, &id), 0);
+    assert_int_equal(db_step(stmt), DB_ROW);
+    assert_int_equal(store_value_column_any(&arena, stmt, 0, &risk), 0);
+    assert_int_equal(store_value_column_any(&arena, stmt, 1, &note), 0);
+    db_finalize(stmt);
+    assert_int_equal(risk.type, PROTO_INT);
+    assert_int_equal(risk.u.i, 7);
+    assert_int_equal(note.type, PROTO_NULL);
+    assert_int_equal(count_rows(fx, "SELECT count(*) FROM visits"), 0);
+    assert_int_equal(count_rows(fx, "SELECT count(*) FROM _outpost_columns"), 7);
+
+    proto_buf buf = {0};
+    uint32_t at = 0;
+    assert_int_equal(store_schema_encode(fx->st, &buf, &at), 0);
+    assert_int_equal(at, 2);
+    proto_buf_free(&buf);
+
+    assert_int_equal(store_upgrade_schema(fx->st, v3_bad, policy2), STORE_ESCHEMA);
+    assert_non_null(strstr(store_errmsg(fx->st), "table Cases: column name changed its type"));
+    assert_int_equal(store_meta_get(fx->st, "schema_version", &version), 0);
+    assert_int_equal(version, 2);
+    store_arena_free(&arena);
+    store_close(fx->st);
+}
+
+typedef struct init_arg {
+    engine_fx *fx;
+    int rc;
+    char msg[256];
+} init_arg;
+
+static const char race_schema[] = "CREATE TABLE cases (id TEXT PRIMARY KEY NOT NULL,"
+                                  "  team_id TEXT NOT NULL, name TEXT);"
+                                  "CREATE INDEX cases_team ON cases(team_id);";
+
+static void *node_inits(void *p)
+{
+    init_arg *a = p;
+    store *st = open_node(a->fx);
+    a->rc = store_init_schema(st, race_schema, "cases scope=team_id policy=hlc\n");
+    snprintf(a->msg, sizeof a->msg, "%s", a->rc != 0 ? store_errmsg(st) : "");
+    store_close(st);
+    return NULL;
+}
+
+/* Two nodes installing the same schema at once: one installs it, the other is told the store
+ * already has one (it waited for the first: the writer lock), not a clash of half-made tables;
+ * the tables are recorded once. */
+static void test_nodes_init_at_once(void **state)
+{
+    engine_fx own = *engine_of(state);
+    engine_fx *fx = &own;
+    pthread_t threads[2];
+    init_arg args[2] = {{.fx = fx}, {.fx = fx}};
+
+    fx->st = open_fresh_store(fx, "race");
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(pthread_create(&threads[i], NULL, node_inits, &args[i]), 0);
+    for (int i = 0; i < 2; i++)
+        pthread_join(threads[i], NULL);
+    init_arg *loser = args[0].rc != 0 ? &args[0] : &args[1];
+    assert_int_equal(args[0].rc + args[1].rc, STORE_EEXISTS);
+    if (strstr(loser->msg, "the store already has a schema (version 1)") == NULL)
+        fail_msg("the second init: %s", loser->msg);
+    assert_int_equal(count_rows(fx, "SELECT count(*) FROM _outpost_tables"), 1);
+    assert_int_equal(count_rows(fx, "SELECT count(*) FROM _outpost_columns"), 3);
+    assert_int_equal(count_rows(fx, "SELECT count(*) FROM _outpost_schema_versions"), 1);
+    store_close(fx->st);
+}
+
 #define ENGINE_TESTS                                                                           \
     cmocka_unit_test(test_people), cmocka_unit_test(test_enroll_and_authenticate),            \
         cmocka_unit_test(test_lockouts), cmocka_unit_test(test_second_node_shares_everything), \
@@ -667,7 +1154,10 @@ static void test_nodes_enroll_at_once(void **state)
         cmocka_unit_test(test_audit_chain_across_nodes),                                       \
         cmocka_unit_test(test_announcements_between_nodes),                                    \
         cmocka_unit_test(test_server_seq_from_two_nodes),                                      \
-        cmocka_unit_test(test_nodes_enroll_at_once)
+        cmocka_unit_test(test_nodes_enroll_at_once),                                          \
+        cmocka_unit_test(test_merge_tables_keep_any_value),                                   \
+        cmocka_unit_test(test_schema_init), cmocka_unit_test(test_rows_keep_sqlite_rules),   \
+        cmocka_unit_test(test_schema_upgrade), cmocka_unit_test(test_nodes_init_at_once)
 
 int main(void)
 {
