@@ -520,6 +520,8 @@ static int prepare_handshake(transport *t, mbedtls_ssl_context *ssl)
     t->offered = t->certificate_sent = false;
     if (!ssl)
         return 0;
+    /* Replaces lws's own callback, which only forwards to an OpenSSL-style verify callback
+     * that lws sets only with LWS_WITH_TLS_JIT_TRUST (off in our build). */
     mbedtls_ssl_set_verify(ssl, note_certificate, t);
     if (t->resume && t->have_session && mbedtls_ssl_set_session(ssl, &t->session) == 0)
         t->offered = true;
