@@ -491,14 +491,16 @@ out:
  * (it saves the session as the handshake ends, before a TLS 1.3 ticket arrives, and whether or
  * not our check passed); this transport keeps one session itself, in memory only:
  * - taken (remember_session) only on a connection that passed check_server_certificate(), once
- *   the server's ticket has arrived (mbedtls_ssl_get_session() succeeds once per new ticket);
+ *   the server's ticket has arrived (outpostd sends it before the upgrade's answer;
+ *   mbedtls_ssl_get_session() gives a session once, and again after each new ticket);
  * - offered (LWS_CALLBACK_CLIENT_TLS_CONTEXT_CREATED, added by cmake/patches/
  *   lws-4.3.5-session-tickets.patch) only to this transport's host and port, with its pin or CA;
  * - a resumed handshake carries no certificate: the session keeps the one its full handshake
  *   verified (MBEDTLS_SSL_KEEP_PEER_CERTIFICATE), and check_server_certificate() checks that one
  *   again against the pin or CA, so a resumed connection is accepted only under the same trust.
- *   Only the server that issued the ticket can resume it; any other gets a full handshake and
- *   the usual check of the certificate it sends.
+ *   Only the server that issued the ticket (or one holding the same ticket keys) can resume
+ *   it; any other gets a full handshake and the usual check of the certificate it sends.
+ *   outpostd replaces its ticket keys whenever it loads a new certificate.
  * Authentication is unchanged: HELLO runs on every connection, resumed or not.
  */
 

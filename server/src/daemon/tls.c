@@ -54,8 +54,8 @@ static const uint16_t outpost_groups[] = {
  * AES-256-GCM keys come from the PSA RNG when the process starts, are replaced every
  * TICKET_LIFETIME_S and when a new certificate is loaded (SIGHUP), and are never written or
  * logged anywhere, so a restart (or another node) refuses old tickets and the device falls back
- * to a full handshake. Resuming skips only the TLS handshake:
- * HELLO still authenticates the device on every connection (a revoked device is refused).
+ * to a full handshake. Resuming skips only the TLS handshake: HELLO still authenticates the
+ * device on every connection (a revoked device is refused).
  */
 #define TICKET_LIFETIME_S (24u * 60u * 60u)
 
