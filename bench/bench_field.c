@@ -13,15 +13,17 @@
  *          adds), TLS, WebSocket upgrade, HELLO, push, pull; from outpost_sync_start() to the
  *          completed sync.
  *   warm   the engine is already connected and idle (stay_connected); from outpost_sync_now()
- *          after the day's writes to the completed sync. This stands in for "resumed": TLS
- *          session resumption is not available with lws 4.3.5 on mbedTLS (docs/performance.md
- *          in the wire notes), so no handshake at all is the best a resumed session could do.
+ *          after the day's writes to the completed sync: no handshake at all.
+ *   resumed the engine synced before and closed its connection (stay_connected 0); from
+ *          outpost_sync_now() to the completed sync on a new connection: TCP, a resumed TLS
+ *          1.3 session (no certificate flight), upgrade, HELLO, push, pull. The TLS handshakes
+ *          of each run are printed, full and resumed.
  *
  * For each: wall time, round trips (outpost_sync_status), and the bytes that crossed the link
  * each way (TLS records included, TCP/IP headers not), with compression and, for 2G cold,
- * without it. Beside them the targets: 2G cold under 10 s, warm under 5 s. And how often an idle
- * connected engine makes its process wake, per hour (context switches of every thread over 10 s
- * of idling on a direct connection, times 360).
+ * without it. Beside them the targets: 2G cold under 10 s, warm and resumed under 5 s. And how
+ * often an idle connected engine makes its process wake, per hour (context switches of every
+ * thread over 10 s of idling on a direct connection, times 360).
  *
  * A PouchDB-style JSON-over-HTTP baseline does not fit in this program: it would need a CouchDB
  * replication peer written for it. Not measured.
@@ -215,6 +217,7 @@ typedef struct result {
     double seconds;
     uint64_t round_trips, up, down;
     uint64_t ws_up, ws_down; /* WebSocket payload (outpost_sync_status) */
+    uint32_t tls_full, tls_resumed; /* the day's TLS handshakes (outpost_sync_handshakes) */
 } result;
 
 static int sync_and_wait(outpost_sync *s, uint64_t after)
@@ -270,9 +273,11 @@ static void pull_fresh(const daemon_fixture *fx, faultproxy *proxy, uint16_t por
     outpost_replica_close(r);
 }
 
-/* One day's sync through link. warm: the engine is connected first. With pulled, a second
- * device then pulls everything through the same link. */
-static void run(const faultproxy_link *link, bool warm, bool compress, result *out,
+/* One day's sync through link. warm: the engine is connected first. resumed: the engine
+ * synced yesterday's work and closed its connection (stay_connected 0), and connects again
+ * for the day, resuming yesterday's TLS session. With pulled, a second device then pulls
+ * everything through the same link. */
+static void run(const faultproxy_link *link, bool warm, bool resumed, bool compress, result *out,
                 result *pulled)
 {
     daemon_fixture fx;
@@ -296,7 +301,7 @@ static void run(const faultproxy_link *link, bool warm, bool compress, result *o
     write_episodes(r);
     if (outpost_sync_start(r, &sc, &s) != OUTPOST_OK || sync_and_wait(s, 0) != OUTPOST_OK)
         DIE("first sync");
-    if (!warm) {
+    if (!warm && !resumed) {
         outpost_sync_stop(s);
         s = NULL;
     }
@@ -314,9 +319,12 @@ static void run(const faultproxy_link *link, bool warm, bool compress, result *o
 
     outpost_sync_status before = {0}, after;
     uint64_t up0, down0, up1, down1;
+    uint32_t full0 = 0, resumed0 = 0, full1, resumed1;
+    if (s)
+        outpost_sync_handshakes(s, &full0, &resumed0);
     faultproxy_bytes(proxy, &up0, &down0);
     double t0 = bench_now_s();
-    if (warm) {
+    if (warm || resumed) {
         outpost_sync_get_status(s, &before);
         outpost_sync_now(s);
     } else if (outpost_sync_start(r, &sc, &s) != OUTPOST_OK) {
@@ -328,6 +336,9 @@ static void run(const faultproxy_link *link, bool warm, bool compress, result *o
         DIE("day sync: %s", outpost_strerror(rc));
     outpost_sync_get_status(s, &after);
     faultproxy_bytes(proxy, &up1, &down1);
+    outpost_sync_handshakes(s, &full1, &resumed1);
+    out->tls_full = full1 - full0;
+    out->tls_resumed = resumed1 - resumed0;
     out->round_trips = after.round_trips - before.round_trips;
     out->up = up1 - up0;
     out->down = down1 - down0;
@@ -393,6 +404,8 @@ static void report(const char *name, const result *r, double target_s)
     printf("field_%s_round_trips=%llu\n", name, (unsigned long long)r->round_trips);
     printf("field_%s_bytes_up=%llu\n", name, (unsigned long long)r->up);
     printf("field_%s_bytes_down=%llu\n", name, (unsigned long long)r->down);
+    printf("field_%s_tls_handshakes_full=%u\n", name, r->tls_full);
+    printf("field_%s_tls_handshakes_resumed=%u\n", name, r->tls_resumed);
     /* Protocol messages alone, per row change of the day (65), without TLS and handshakes. */
     printf("field_%s_message_bytes_up_per_row=%.1f\n", name,
            (double)r->ws_up / (CONTACTS + EPISODES + REFERRALS));
@@ -413,15 +426,17 @@ int main(int argc, char **argv)
     const struct {
         const char *name;
         const faultproxy_link *link;
-        bool warm, compress;
+        bool warm, resumed, compress;
         double target_s;
         bool pull;
     } runs[] = {
-        {"2g_cold", &faultproxy_2g, false, true, COLD_2G_TARGET_S, true},
-        {"2g_warm", &faultproxy_2g, true, true, WARM_2G_TARGET_S, false},
-        {"2g_cold_uncompressed", &faultproxy_2g, false, false, COLD_2G_TARGET_S, true},
-        {"3g_cold", &faultproxy_3g, false, true, 0, false},
-        {"3g_warm", &faultproxy_3g, true, true, 0, false},
+        {"2g_cold", &faultproxy_2g, false, false, true, COLD_2G_TARGET_S, true},
+        {"2g_warm", &faultproxy_2g, true, false, true, WARM_2G_TARGET_S, false},
+        {"2g_resumed", &faultproxy_2g, false, true, true, WARM_2G_TARGET_S, false},
+        {"2g_cold_uncompressed", &faultproxy_2g, false, false, false, COLD_2G_TARGET_S, true},
+        {"3g_cold", &faultproxy_3g, false, false, true, 0, false},
+        {"3g_warm", &faultproxy_3g, true, false, true, 0, false},
+        {"3g_resumed", &faultproxy_3g, false, true, true, 0, false},
     };
     printf("field_day=contacts:%d,episode_updates:%d,referrals:%d\n", CONTACTS, EPISODES,
            REFERRALS);
@@ -431,7 +446,8 @@ int main(int argc, char **argv)
         if (only && !strstr(runs[i].name, only))
             continue;
         result res, pulled;
-        run(runs[i].link, runs[i].warm, runs[i].compress, &res, runs[i].pull ? &pulled : NULL);
+        run(runs[i].link, runs[i].warm, runs[i].resumed, runs[i].compress, &res,
+            runs[i].pull ? &pulled : NULL);
         report(runs[i].name, &res, runs[i].target_s);
         if (runs[i].pull) {
             char name[64];

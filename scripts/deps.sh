@@ -21,7 +21,7 @@ set -euo pipefail
 
 MBEDTLS_VERSION=3.6.6
 LWS_VERSION=4.3.5
-PATCH_LEVEL=2   # bump when cmake/patches or the build flags below change
+PATCH_LEVEL=3   # bump when cmake/patches or the build flags below change
 here=$(cd "$(dirname "$0")/.." && pwd)
 cache_root=${OUTPOST_DEPS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/outpost}
 prefix=$cache_root/mbedtls-$MBEDTLS_VERSION-lws-$LWS_VERSION-p$PATCH_LEVEL

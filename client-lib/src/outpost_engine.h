@@ -108,4 +108,8 @@ void value_from_public(const outpost_value *in, proto_value *out);
  * idle engine sleeps until a commit, a message or one of its timers needs it. */
 uint64_t outpost_sync_wakes(outpost_sync *sync);
 
+/* The engine's TLS handshakes so far: full ones, and resumed ones (a reconnection of the same
+ * engine to the same server, from a TLS 1.3 ticket kept in memory; transport.h). */
+void outpost_sync_handshakes(outpost_sync *sync, uint32_t *out_full, uint32_t *out_resumed);
+
 #endif /* OUTPOST_ENGINE_H */

@@ -1058,6 +1058,13 @@ uint64_t outpost_sync_wakes(outpost_sync *sync)
     return sync ? (uint64_t)atomic_load(&sync->wakes) : 0;
 }
 
+void outpost_sync_handshakes(outpost_sync *sync, uint32_t *out_full, uint32_t *out_resumed)
+{
+    *out_full = *out_resumed = 0;
+    if (sync)
+        transport_handshakes(sync->t, out_full, out_resumed);
+}
+
 /* Called by the app's replica after each commit that made an outbox entry (its thread). */
 static void on_local_commit(void *ctx)
 {

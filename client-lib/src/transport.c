@@ -32,6 +32,7 @@
 
 #include <libwebsockets.h>
 #include <mbedtls/sha256.h>
+#include <mbedtls/ssl.h>
 #include <mbedtls/x509_crt.h>
 #include <psa/crypto.h>
 
@@ -97,6 +98,16 @@ struct transport {
     bool peer_sent_close;
     uint16_t peer_close_code;
     char peer_close_text[128];
+
+    /* TLS session resumption (see "Resuming a session" below). In memory only, never saved. */
+    bool resume;              /* transport_config.no_resumption not set */
+    bool have_session;        /* session holds a ticket from a connection whose check passed */
+    mbedtls_ssl_session session;
+    mbedtls_ssl_context *ssl; /* this attempt's, from the callback below; NULL once it ends */
+    bool offered;             /* this attempt offered session */
+    bool certificate_sent;    /* the server sent a certificate in this handshake (a full one) */
+    bool checked;             /* this connection passed check_server_certificate() */
+    uint32_t handshakes_full, handshakes_resumed; /* atomics: read from other threads */
 
     bool destroying; /* lws_context_destroy() is closing things: no user callbacks */
     lws_sorted_usec_list_t connect_sul;  /* starts the attempt inside the service loop */
@@ -179,6 +190,7 @@ static void finish(transport *t, transport_close_reason reason, uint16_t peer_co
     lws_sul_cancel(&t->deadline_sul);
     t->state = TRANSPORT_IDLE;
     t->wsi = NULL;
+    t->ssl = NULL;
     queue_clear(t);
     if (!t->destroying)
         t->on_closed(t->user_data, reason, peer_code, text);
@@ -470,6 +482,84 @@ out:
     return rc;
 }
 
+/* ---- resuming a session ------------------------------------------------------------------ */
+
+/*
+ * A device that connects again offers the TLS 1.3 ticket of its last good connection, and the
+ * server, if it still holds the ticket's key (same outpostd process, within a day), resumes
+ * without sending its certificate or signing: one flight less. lws's own session cache is off
+ * (it saves the session as the handshake ends, before a TLS 1.3 ticket arrives, and whether or
+ * not our check passed); this transport keeps one session itself, in memory only:
+ * - taken (remember_session) only on a connection that passed check_server_certificate(), once
+ *   the server's ticket has arrived (outpostd sends it before the upgrade's answer;
+ *   mbedtls_ssl_get_session() gives a session once, and again after each new ticket);
+ * - offered (LWS_CALLBACK_CLIENT_TLS_CONTEXT_CREATED, added by cmake/patches/
+ *   lws-4.3.5-session-tickets.patch) only to this transport's host and port, with its pin or CA;
+ * - a resumed handshake carries no certificate: the session keeps the one its full handshake
+ *   verified (MBEDTLS_SSL_KEEP_PEER_CERTIFICATE), and check_server_certificate() checks that one
+ *   again against the pin or CA, so a resumed connection is accepted only under the same trust.
+ *   Only the server that issued the ticket (or one holding the same ticket keys) can resume
+ *   it; any other gets a full handshake and the usual check of the certificate it sends.
+ *   outpostd replaces its ticket keys whenever it loads a new certificate.
+ * Authentication is unchanged: HELLO runs on every connection, resumed or not.
+ */
+
+/* mbedTLS calls this for each certificate of the chain it verifies, which happens only in a
+ * full handshake: how a resumed one is told apart. The verification result is left alone. */
+static int note_certificate(void *ctx, mbedtls_x509_crt *crt, int depth, uint32_t *flags)
+{
+    (void)crt;
+    (void)depth;
+    (void)flags;
+    ((transport *)ctx)->certificate_sent = true;
+    return 0;
+}
+
+/* Before the ClientHello: offer the kept session, and watch for a certificate. */
+static int prepare_handshake(transport *t, mbedtls_ssl_context *ssl)
+{
+    t->ssl = ssl;
+    t->offered = t->certificate_sent = false;
+    if (!ssl)
+        return 0;
+    /* Replaces lws's own callback, which only forwards to an OpenSSL-style verify callback
+     * that lws sets only with LWS_WITH_TLS_JIT_TRUST (off in our build). */
+    mbedtls_ssl_set_verify(ssl, note_certificate, t);
+    if (t->resume && t->have_session && mbedtls_ssl_set_session(ssl, &t->session) == 0)
+        t->offered = true;
+    return 0;
+}
+
+/* Keeps the connection's session if a new ticket has arrived and the connection was checked. */
+static void remember_session(transport *t)
+{
+    if (!t->resume || !t->checked || !t->ssl)
+        return;
+    mbedtls_ssl_session fresh;
+    mbedtls_ssl_session_init(&fresh);
+    /* Fails (harmlessly) when no ticket came since the last call. */
+    if (mbedtls_ssl_get_session(t->ssl, &fresh) == 0) {
+        mbedtls_ssl_session_free(&t->session); /* zeroizes */
+        t->session = fresh;
+        t->have_session = true;
+        return;
+    }
+    mbedtls_ssl_session_free(&fresh);
+}
+
+static void count_handshake(transport *t)
+{
+    uint32_t *n = t->offered && !t->certificate_sent ? &t->handshakes_resumed
+                                                     : &t->handshakes_full;
+    __atomic_fetch_add(n, 1, __ATOMIC_RELAXED);
+}
+
+void transport_handshakes(const transport *t, uint32_t *out_full, uint32_t *out_resumed)
+{
+    *out_full = __atomic_load_n(&t->handshakes_full, __ATOMIC_RELAXED);
+    *out_resumed = __atomic_load_n(&t->handshakes_resumed, __ATOMIC_RELAXED);
+}
+
 /* lws's text for a connection that never opened, read as one of our reasons. The certificate
  * texts are lws 4.3.5's lws_tls_client_confirm_peer_cert() (lib/tls/mbedtls/mbedtls-client.c). */
 static transport_close_reason classify_connect_error(const transport *t, const char *text)
@@ -622,11 +712,16 @@ static int transport_lws_callback(struct lws *wsi, enum lws_callback_reasons rea
             t->tcp_connected = true;
         break;
 
+    case LWS_CALLBACK_CLIENT_TLS_CONTEXT_CREATED:
+        return prepare_handshake(t, in);
+
     case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
         /* TLS is up and nothing has been written yet: the one place to refuse the server. */
         t->tls_done = true;
         if (t->forced || check_server_certificate(t, wsi) != 0)
             return -1;
+        t->checked = true;
+        count_handshake(t);
         break;
 
     case LWS_CALLBACK_CLIENT_CONNECTION_ERROR: {
@@ -642,6 +737,7 @@ static int transport_lws_callback(struct lws *wsi, enum lws_callback_reasons rea
         if (t->forced) /* disconnected or timed out while the upgrade completed */
             return -1;
         lws_sul_cancel(&t->deadline_sul);
+        remember_session(t); /* the ticket came before the upgrade's answer */
         t->wsi = wsi;
         t->state = TRANSPORT_OPEN;
         if (t->on_connected && !t->destroying)
@@ -651,6 +747,7 @@ static int transport_lws_callback(struct lws *wsi, enum lws_callback_reasons rea
     case LWS_CALLBACK_CLIENT_RECEIVE:
         if (t->destroying || !c)
             return -1;
+        remember_session(t); /* a ticket sent later, if any */
         return receive_fragment(t, wsi, c, in, len);
 
     case LWS_CALLBACK_CLIENT_WRITEABLE:
@@ -839,6 +936,8 @@ int transport_create(const transport_config *cfg, transport **out_transport, cha
     if (!t)
         return fail_with(errmsg, errmsg_size, -ENOMEM, "out of memory");
     mbedtls_x509_crt_init(&t->ca);
+    mbedtls_ssl_session_init(&t->session);
+    t->resume = !cfg->no_resumption;
     int rc = transport_url_parse(cfg->url, &t->url, errmsg, errmsg_size);
     if (rc)
         goto fail;
@@ -893,7 +992,7 @@ int transport_create(const transport_config *cfg, transport **out_transport, cha
     info.protocols = transport_protocols;
     info.user = t;
     info.log_cx = &t->log_cx;
-    /* Full handshakes only: a resumed session would carry no certificate to check. */
+    /* lws's session cache stays off: this file keeps its own (see "Resuming a session"). */
     info.options = LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
                    LWS_SERVER_OPTION_DISABLE_TLS_SESSION_CACHE;
     info.fd_limit_per_thread = 8; /* one connection, lws's event pipe, margin */
@@ -934,6 +1033,7 @@ void transport_destroy(transport *t)
     lws_context_destroy(t->ctx);
     queue_clear(t);
     mbedtls_x509_crt_free(&t->ca);
+    mbedtls_ssl_session_free(&t->session);
     free(t);
 }
 
@@ -944,6 +1044,8 @@ int transport_connect(transport *t)
     t->attempt++;
     t->wsi = NULL;
     t->tcp_connected = t->tls_done = false;
+    t->ssl = NULL;
+    t->offered = t->certificate_sent = t->checked = false;
     t->forced = 0;
     t->forced_detail[0] = '\0';
     t->peer_sent_close = false;

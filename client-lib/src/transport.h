@@ -129,6 +129,7 @@ typedef struct transport_config {
     transport_sent_cb on_sent;           /* optional */
     transport_closed_cb on_closed;       /* required */
     void *user_data;                     /* passed to every callback */
+    bool no_resumption; /* full TLS handshakes only: keep and offer no session ticket */
 } transport_config;
 
 /* The parts of a sync URL. */
@@ -195,6 +196,12 @@ int transport_service(transport *t, int timeout_ms);
 void transport_wake(transport *t);
 
 transport_state transport_get_state(const transport *t);
+
+/* TLS handshakes of connections that passed the certificate check: full ones, and those that
+ * resumed the session of an earlier connection of this transport (TLS 1.3 ticket, kept in
+ * memory only, offered only to the same server; the certificate its full handshake verified is
+ * checked again). Any thread. */
+void transport_handshakes(const transport *t, uint32_t *out_full, uint32_t *out_resumed);
 
 /* Bytes of messages queued and not yet fully written. */
 size_t transport_queued_bytes(const transport *t);

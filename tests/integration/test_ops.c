@@ -226,6 +226,24 @@ static void test_failed_tls_handshake_is_counted(void **state)
     assert_int_equal(scrape("outpost_tls_handshake_failures_total"), before + 1);
 }
 
+/* outpostd issues TLS 1.3 session tickets: curl's second connection (same process, so it has
+ * the first one's ticket) resumes, and /metrics counts it. Each scrape is a full handshake too. */
+static void test_resumed_tls_handshake_is_counted(void **state)
+{
+    (void)state;
+    long long total = scrape("outpost_tls_handshakes_total");
+    long long resumed = scrape("outpost_tls_handshakes_resumed_total");
+    char *cmd = strf("curl -s -o /dev/null -o /dev/null --tlsv1.3 -H 'Connection: close' "
+                     "--cacert %s --resolve localhost:%u:127.0.0.1 https://localhost:%u/healthz "
+                     "https://localhost:%u/healthz",
+                     fx.ca_path, (unsigned)fx.port, (unsigned)fx.port, (unsigned)fx.port);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    assert_int_equal(scrape("outpost_tls_handshakes_resumed_total"), resumed + 1);
+    /* the two scrapes in between, curl's two connections, this scrape's own */
+    assert_int_equal(scrape("outpost_tls_handshakes_total"), total + 5);
+}
+
 /* The allow list comes from the config, and SIGHUP applies a new one without a restart. */
 static void test_metrics_only_for_allowed_addresses(void **state)
 {
@@ -325,6 +343,7 @@ int main(void)
         cmocka_unit_test(test_healthz_says_ok),
         cmocka_unit_test(test_metrics_count_what_devices_did),
         cmocka_unit_test(test_failed_tls_handshake_is_counted),
+        cmocka_unit_test(test_resumed_tls_handshake_is_counted),
         cmocka_unit_test(test_metrics_only_for_allowed_addresses),
         cmocka_unit_test(test_sighup_reloads_certificate_keeping_sessions),
         cmocka_unit_test(test_bad_reload_keeps_serving),

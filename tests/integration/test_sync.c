@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include <inttypes.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1129,6 +1130,135 @@ static void test_intermediate_ca_chain_is_served(void **state)
     serve_certs_from(NULL);
 }
 
+/* ---- TLS session resumption ---------------------------------------------------------------
+ * An engine that connects again (next sync, or after a cut) offers the TLS 1.3 ticket of its
+ * last good connection, and outpostd resumes it: no certificate flight. Nothing else changes:
+ * HELLO authenticates the device every time, and only the trust of the first connection is
+ * ever resumed. */
+
+/* How many times text appears in outpostd's log. */
+static int log_count(const char *text)
+{
+    char *log = test_read_file(fx.log_path, NULL);
+    assert_non_null(log);
+    int n = 0;
+    for (const char *p = log; (p = strstr(p, text)) != NULL; p++)
+        n++;
+    free(log);
+    return n;
+}
+
+/* An engine that closes its connection after each sync (stay_connected 0). */
+static void device_start_per_sync(device *d)
+{
+    outpost_sync_config cfg = {.debounce_ms = 50, .retry_base_ms = 100, .retry_cap_ms = 2000,
+                               .on_wiped = on_wiped, .user_data = d};
+    assert_int_equal(outpost_sync_start(d->r, &cfg, &d->sync), OUTPOST_OK);
+}
+
+static void assert_handshakes(device *d, uint32_t full, uint32_t resumed)
+{
+    uint32_t f, r;
+    outpost_sync_handshakes(d->sync, &f, &r);
+    if (f != full || r != resumed)
+        fail_msg("TLS handshakes: %u full and %u resumed, expected %u and %u", f, r, full,
+                 resumed);
+}
+
+/* Sync, write, sync: the second sync is a new connection, which resumes the first's session. */
+static void test_next_sync_resumes_the_tls_session(void **state)
+{
+    (void)state;
+    device d;
+    memset(&d, 0, sizeof d);
+    device_enroll(&d, "tls1", "w1", fx.port);
+    device_start_per_sync(&d);
+    assert_int_equal(outpost_sync_wait(d.sync, 0, WAIT_MS), OUTPOST_OK);
+    assert_handshakes(&d, 1, 0);
+    outpost_sync_status st;
+    outpost_sync_get_status(d.sync, &st);
+    write_contact(&d, "t1", "over a resumed session");
+    assert_int_equal(outpost_sync_wait(d.sync, st.syncs_completed, WAIT_MS), OUTPOST_OK);
+    assert_handshakes(&d, 1, 1);
+    assert_int_equal(pending(&d), 0);
+    assert_int_equal(central_count("SELECT count(*) FROM contacts WHERE name = "
+                                   "'over a resumed session'"),
+                     1);
+    device_close(&d);
+}
+
+/* Resuming skips the TLS handshake, not authentication: a device revoked between two syncs
+ * resumes its TLS session and is still refused (and wiped) at HELLO. */
+static void test_revoked_device_is_refused_on_a_resumed_session(void **state)
+{
+    (void)state;
+    device d;
+    memset(&d, 0, sizeof d);
+    device_enroll(&d, "tls2", "w1", fx.port);
+    device_start_per_sync(&d);
+    assert_int_equal(outpost_sync_wait(d.sync, 0, WAIT_MS), OUTPOST_OK);
+    char id[40];
+    assert_int_equal(outpost_device_id(d.r, id), OUTPOST_OK);
+    assert_int_equal(fixture_revoke(&fx, id, true), 0);
+    outpost_sync_status st;
+    outpost_sync_get_status(d.sync, &st);
+    write_contact(&d, "t1", "after the revoke");
+    assert_int_equal(outpost_sync_wait(d.sync, st.syncs_completed, WAIT_MS), OUTPOST_EWIPED);
+    assert_true(d.wiped);
+    assert_handshakes(&d, 1, 1);
+    assert_int_equal(central_count("SELECT count(*) FROM contacts WHERE name = "
+                                   "'after the revoke'"),
+                     0);
+    device_close(&d);
+}
+
+/* The same outpostd process reloads (SIGHUP) a certificate from another CA: its tickets die
+ * with the old certificate, so the device, which holds a ticket from before, gets a full
+ * handshake, sees the new certificate and refuses it. Resuming would have carried the old
+ * certificate's verification over to the new one. */
+static void test_ticket_is_not_resumed_across_a_certificate_change(void **state)
+{
+    (void)state;
+    device d;
+    memset(&d, 0, sizeof d);
+    device_enroll(&d, "tls3", "w1", fx.port);
+    device_start_per_sync(&d);
+    assert_int_equal(outpost_sync_wait(d.sync, 0, WAIT_MS), OUTPOST_OK);
+    assert_handshakes(&d, 1, 0);
+
+    char *other = strf("%s/tlsothercerts", fx.dir);
+    char *saved = strf("%s/tlssavedcerts", fx.dir);
+    assert_int_equal(fixture_make_certs(other), 0);
+    assert_int_equal(systemf("mkdir %s && cp %s/certs/server.pem %s/certs/server.key "
+                             "%s/certs/ca.pem %s/ && cp %s/server.pem %s/server.key %s/ca.pem "
+                             "%s/certs/",
+                             saved, fx.dir, fx.dir, fx.dir, saved, other, other, other, fx.dir),
+                     0);
+    int reloads = log_count("reloaded ");
+    assert_int_equal(kill(fx.pid, SIGHUP), 0);
+    /* Until the reload is done the old certificate may still be served: wait for the log. */
+    for (int i = 0; i < 200 && log_count("reloaded ") == reloads; i++)
+        usleep(25000);
+    assert_int_equal(log_count("reloaded "), reloads + 1);
+
+    outpost_sync_status st;
+    outpost_sync_get_status(d.sync, &st);
+    write_contact(&d, "t1", "must not reach another certificate");
+    assert_int_equal(outpost_sync_wait(d.sync, st.syncs_completed, WAIT_MS), OUTPOST_ECERT);
+    assert_int_equal(pending(&d), 1);
+    assert_handshakes(&d, 1, 0);
+    device_close(&d);
+
+    /* The fixture's own certificates back, and a restart for the cases after this one. */
+    assert_int_equal(systemf("cp %s/server.pem %s/server.key %s/ca.pem %s/certs/", saved, saved,
+                             saved, fx.dir),
+                     0);
+    assert_int_equal(fixture_stop_clean(&fx), 0);
+    assert_int_equal(fixture_start(&fx), 0);
+    free(other);
+    free(saved);
+}
+
 static void test_revoked_device_is_wiped(void **state)
 {
     (void)state;
@@ -1274,6 +1404,9 @@ int main(void)
         cmocka_unit_test(test_failed_sync_is_reported_by_the_next_hello),
         cmocka_unit_test(test_wrong_server_certificate_is_refused),
         cmocka_unit_test(test_intermediate_ca_chain_is_served),
+        cmocka_unit_test(test_next_sync_resumes_the_tls_session),
+        cmocka_unit_test(test_revoked_device_is_refused_on_a_resumed_session),
+        cmocka_unit_test(test_ticket_is_not_resumed_across_a_certificate_change),
         cmocka_unit_test(test_revoked_device_is_wiped),
         cmocka_unit_test(test_idle_connected_device_is_wiped_promptly_when_revoked),
         cmocka_unit_test(test_idle_connected_device_stops_promptly_when_its_worker_is_disabled),

@@ -30,6 +30,10 @@
 #include <unistd.h>
 
 #include <libwebsockets.h>
+#include <mbedtls/psa_util.h>
+#include <mbedtls/ssl.h>
+#include <mbedtls/ssl_ticket.h>
+#include <psa/crypto.h>
 
 #include "integration/faultproxy.h"
 #include "transport.h"
@@ -236,8 +240,50 @@ static void quiet_log(int level, const char *line)
     (void)line;
 }
 
-/* Starts an echo server presenting <cert_name>.pem. */
-static echo_server *echo_start(const char *cert_name, size_t reply_size)
+/* TLS 1.3 session tickets on the echo server, as outpostd issues them (server/src/daemon/tls.c):
+ * this program links with --wrap=mbedtls_ssl_config_defaults (tests/client_transport.cmake). The
+ * keys are this process's; tickets_rekey() gives them the fresh keys another server would have. */
+static mbedtls_ssl_ticket_context tickets;
+static bool tickets_ready;
+
+int __real_mbedtls_ssl_config_defaults(mbedtls_ssl_config *conf, int endpoint, int tls_transport,
+                                       int preset);
+int __wrap_mbedtls_ssl_config_defaults(mbedtls_ssl_config *conf, int endpoint, int tls_transport,
+                                       int preset);
+
+int __wrap_mbedtls_ssl_config_defaults(mbedtls_ssl_config *conf, int endpoint, int tls_transport,
+                                       int preset)
+{
+    int rc = __real_mbedtls_ssl_config_defaults(conf, endpoint, tls_transport, preset);
+    if (rc == 0 && endpoint == MBEDTLS_SSL_IS_SERVER && tickets_ready)
+        mbedtls_ssl_conf_session_tickets_cb(conf, mbedtls_ssl_ticket_write,
+                                            mbedtls_ssl_ticket_parse, &tickets);
+    return rc;
+}
+
+/* No echo server may be running. */
+static void tickets_rekey(void)
+{
+    if (tickets_ready)
+        mbedtls_ssl_ticket_free(&tickets);
+    assert_int_equal(psa_crypto_init(), PSA_SUCCESS);
+    mbedtls_ssl_ticket_init(&tickets);
+    assert_int_equal(mbedtls_ssl_ticket_setup(&tickets, mbedtls_psa_get_random,
+                                              MBEDTLS_PSA_RANDOM_STATE,
+                                              MBEDTLS_CIPHER_AES_256_GCM, 3600),
+                     0);
+    tickets_ready = true;
+}
+
+static void tickets_off(void)
+{
+    if (tickets_ready)
+        mbedtls_ssl_ticket_free(&tickets);
+    tickets_ready = false;
+}
+
+/* Starts an echo server presenting <cert_name>.pem on port (0: any free one). */
+static echo_server *echo_start_on(const char *cert_name, size_t reply_size, uint16_t port)
 {
     echo_server *s = calloc(1, sizeof *s);
     assert_non_null(s);
@@ -250,7 +296,7 @@ static echo_server *echo_start(const char *cert_name, size_t reply_size)
 
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof info);
-    info.port = 0; /* the kernel picks a free one */
+    info.port = port;
     info.iface = "127.0.0.1";
     info.protocols = echo_protocols;
     info.user = s;
@@ -260,11 +306,16 @@ static echo_server *echo_start(const char *cert_name, size_t reply_size)
     info.ssl_private_key_filepath = key;
     s->ctx = lws_create_context(&info);
     assert_non_null(s->ctx);
-    int port = lws_get_vhost_listen_port(lws_get_vhost_by_name(s->ctx, "default"));
-    assert_true(port > 0 && port < 65536);
-    s->port = (uint16_t)port;
+    int listening = lws_get_vhost_listen_port(lws_get_vhost_by_name(s->ctx, "default"));
+    assert_true(listening > 0 && listening < 65536);
+    s->port = (uint16_t)listening;
     assert_int_equal(pthread_create(&s->thread, NULL, echo_main, s), 0);
     return s;
+}
+
+static echo_server *echo_start(const char *cert_name, size_t reply_size)
+{
+    return echo_start_on(cert_name, reply_size, 0);
 }
 
 static void echo_stop(echo_server *s)
@@ -844,6 +895,95 @@ static uint16_t closed_port(void)
     return ntohs(sa.sin_port);
 }
 
+/* ---- session resumption ------------------------------------------------------------------- */
+
+/* Connects, has one message echoed, disconnects: the session (with its ticket) is kept. */
+static void echo_once(client *c)
+{
+    int connected = c->connected, messages = c->messages, closed = c->closed;
+    assert_int_equal(transport_connect(c->t), 0);
+    pump_until(c, &c->connected, connected + 1);
+    assert_int_equal(transport_send(c->t, (const uint8_t *)"ping", 4), 0);
+    pump_until(c, &c->messages, messages + 1);
+    assert_memory_equal(c->last, "ping", 4);
+    transport_disconnect(c->t);
+    pump_until(c, &c->closed, closed + 1);
+}
+
+static void assert_handshakes(const client *c, uint32_t full, uint32_t resumed)
+{
+    uint32_t f, r;
+    transport_handshakes(c->t, &f, &r);
+    if (f != full || r != resumed)
+        fail_msg("TLS handshakes: %u full and %u resumed, expected %u and %u", f, r, full,
+                 resumed);
+}
+
+static void start_idle_pin(client *c, uint16_t port, bool no_resumption)
+{
+    uint8_t pin[TRANSPORT_PIN_SIZE];
+    read_pin("good.pin", pin);
+    char url[64];
+    snprintf(url, sizeof url, "wss://127.0.0.1:%u/sync", (unsigned)port);
+    transport_config cfg = base_config(c, url);
+    cfg.pin_sha256 = pin;
+    cfg.no_resumption = no_resumption;
+    char err[256] = "";
+    if (transport_create(&cfg, &c->t, err, sizeof err) != 0)
+        fail_msg("transport_create: %s", err);
+}
+
+/* The second connection of a transport resumes the first one's session (pin mode: the pin is
+ * checked again on the certificate the first handshake verified); with no_resumption, it is a
+ * full handshake again. */
+static void test_reconnection_resumes_the_session(void **state)
+{
+    (void)state;
+    tickets_rekey();
+    echo_server *s = echo_start("good", 0);
+    for (int off = 0; off < 2; off++) {
+        client c = {0};
+        start_idle_pin(&c, s->port, off);
+        echo_once(&c);
+        assert_handshakes(&c, 1, 0);
+        echo_once(&c);
+        echo_once(&c);
+        if (off)
+            assert_handshakes(&c, 3, 0);
+        else
+            assert_handshakes(&c, 1, 2);
+        client_free(&c);
+    }
+    echo_stop(s);
+    tickets_off();
+}
+
+/* The device holds a ticket from the pinned server; another server (its own ticket keys, another
+ * certificate) now answers on the same address: a full handshake, and the pin refuses it before
+ * it receives a byte. */
+static void test_pin_refuses_another_certificate_while_holding_a_ticket(void **state)
+{
+    (void)state;
+    tickets_rekey();
+    echo_server *s = echo_start("good", 0);
+    uint16_t port = s->port;
+    client c = {0};
+    start_idle_pin(&c, port, false);
+    echo_once(&c);
+    echo_stop(s);
+
+    tickets_rekey();
+    s = echo_start_on("self", 0, port);
+    c.connected = 0;
+    c.closed = 0;
+    assert_int_equal(transport_connect(c.t), 0);
+    assert_refused(&c, s, TRANSPORT_CLOSE_CERT_PIN_MISMATCH);
+    assert_handshakes(&c, 1, 0);
+    client_free(&c);
+    echo_stop(s);
+    tickets_off();
+}
+
 static void test_closed_port_is_unreachable(void **state)
 {
     (void)state;
@@ -1067,6 +1207,8 @@ int main(void)
         cmocka_unit_test(test_refuses_self_signed_certificate),
         cmocka_unit_test(test_pin_accepts_the_pinned_certificate),
         cmocka_unit_test(test_pin_refuses_another_certificate),
+        cmocka_unit_test(test_reconnection_resumes_the_session),
+        cmocka_unit_test(test_pin_refuses_another_certificate_while_holding_a_ticket),
         cmocka_unit_test(test_closed_port_is_unreachable),
         cmocka_unit_test(test_silent_server_times_out),
         cmocka_unit_test(test_cut_mid_message_is_reported_and_reconnect_works),

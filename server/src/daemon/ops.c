@@ -41,6 +41,7 @@ static struct {
     uint64_t auth_failures;
     uint64_t store_errors;
     uint64_t tls_handshake_failures;
+    uint64_t tls_handshakes, tls_handshakes_resumed;
     uint64_t lockouts;
     histogram durations[N_KINDS];
     bool store_failing; /* the last store job failed with an I/O error or a full disk */
@@ -104,6 +105,16 @@ void ops_job_done(const job *j)
 void ops_tls_handshake_failed(void)
 {
     counters.tls_handshake_failures++;
+}
+
+void ops_tls_handshake_done(void)
+{
+    counters.tls_handshakes++;
+}
+
+void ops_tls_handshake_resumed(void)
+{
+    counters.tls_handshakes_resumed++;
 }
 
 /* Called from the store workers, which lock authentications out: atomic, unlike the rest. */
@@ -260,6 +271,11 @@ static int serve_metrics(server *srv, http_request *req)
             __atomic_load_n(&counters.lockouts, __ATOMIC_RELAXED));
     counter(&b, "outpost_tls_handshake_failures_total", "TLS handshakes that failed.",
             counters.tls_handshake_failures);
+    counter(&b, "outpost_tls_handshakes_total", "TLS handshakes completed.",
+            counters.tls_handshakes);
+    counter(&b, "outpost_tls_handshakes_resumed_total",
+            "TLS handshakes that resumed a session from a ticket (no certificate sent).",
+            counters.tls_handshakes_resumed);
     counter(&b, "outpost_store_errors_total", "Store jobs that failed on I/O or a full disk.",
             counters.store_errors);
     gauge(&b, "outpost_store_queue_jobs", "Store jobs queued or running now.",

@@ -19,6 +19,10 @@ void ops_job_done(const job *j);
 /* A TLS handshake failed (tls.c). */
 void ops_tls_handshake_failed(void);
 
+/* A TLS handshake completed; one resumed a session from a ticket (tls.c). */
+void ops_tls_handshake_done(void);
+void ops_tls_handshake_resumed(void);
+
 /* An address was locked out after failed authentications. */
 void ops_lockout(void);
 

@@ -444,6 +444,7 @@ done:
     if (srv.context)
         lws_context_destroy(srv.context);
     tls_free_identities();
+    tls_free_tickets();
     dashboard_destroy(srv.dash);
     free(srv.slots);
     free(srv.free_slots);

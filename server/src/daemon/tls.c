@@ -1,5 +1,6 @@
 #include "tls.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,6 +9,7 @@
 #include <mbedtls/pk.h>
 #include <mbedtls/psa_util.h>
 #include <mbedtls/ssl.h>
+#include <mbedtls/ssl_ticket.h>
 #include <mbedtls/x509_crt.h>
 
 #include "log.h"
@@ -45,6 +47,61 @@ static const uint16_t outpost_groups[] = {
     MBEDTLS_SSL_IANA_TLS_GROUP_NONE,
 };
 
+/*
+ * TLS 1.3 session tickets, so that a device that connects again resumes its session instead of
+ * a full handshake (no certificate flight, no signature). lws 4.3.5's mbedTLS backend sets no
+ * ticket callbacks, so the wrapper below does, with one ticket context per outpostd process: its
+ * AES-256-GCM keys come from the PSA RNG when the process starts, are replaced every
+ * TICKET_LIFETIME_S and when a new certificate is loaded (SIGHUP), and are never written or
+ * logged anywhere, so a restart (or another node) refuses old tickets and the device falls back
+ * to a full handshake. Resuming skips only the TLS handshake: HELLO still authenticates the
+ * device on every connection (a revoked device is refused).
+ */
+#define TICKET_LIFETIME_S (24u * 60u * 60u)
+
+static mbedtls_ssl_ticket_context tickets;
+static int tickets_state; /* 0 not set up yet, 1 ready, -1 setup failed (full handshakes only) */
+
+static void describe(int mbedtls_rc, char *out, size_t out_size)
+{
+    mbedtls_strerror(mbedtls_rc, out, out_size);
+}
+
+/* Counted for /metrics: a ticket that decrypts is a resumed handshake. */
+static int ticket_parse(void *p_ticket, mbedtls_ssl_session *session, unsigned char *buf,
+                        size_t len)
+{
+    int rc = mbedtls_ssl_ticket_parse(p_ticket, session, buf, len);
+    if (rc == 0)
+        ops_tls_handshake_resumed();
+    return rc;
+}
+
+static void tickets_setup(void)
+{
+    if (tickets_state != 0)
+        return;
+    mbedtls_ssl_ticket_init(&tickets);
+    int rc = mbedtls_ssl_ticket_setup(&tickets, mbedtls_psa_get_random, MBEDTLS_PSA_RANDOM_STATE,
+                                      MBEDTLS_CIPHER_AES_256_GCM, TICKET_LIFETIME_S);
+    if (rc != 0) {
+        char why[128];
+        describe(rc, why, sizeof why);
+        log_msg(LOG_WARN, "tls: no session tickets, every handshake is a full one (%s)", why);
+        mbedtls_ssl_ticket_free(&tickets);
+        tickets_state = -1;
+        return;
+    }
+    tickets_state = 1;
+}
+
+void tls_free_tickets(void)
+{
+    if (tickets_state == 1)
+        mbedtls_ssl_ticket_free(&tickets); /* zeroizes the keys */
+    tickets_state = 0;
+}
+
 int __real_mbedtls_ssl_config_defaults(mbedtls_ssl_config *conf, int endpoint, int transport,
                                        int preset);
 int __wrap_mbedtls_ssl_config_defaults(mbedtls_ssl_config *conf, int endpoint, int transport,
@@ -64,17 +121,28 @@ int __wrap_mbedtls_ssl_config_defaults(mbedtls_ssl_config *conf, int endpoint, i
 #if defined(MBEDTLS_SSL_RENEGOTIATION)
     mbedtls_ssl_conf_renegotiation(conf, MBEDTLS_SSL_RENEGOTIATION_DISABLED);
 #endif
+    if (endpoint == MBEDTLS_SSL_IS_SERVER) {
+        tickets_setup();
+        if (tickets_state == 1)
+            mbedtls_ssl_conf_session_tickets_cb(conf, mbedtls_ssl_ticket_write, ticket_parse,
+                                                &tickets);
+    }
     return 0;
 }
 
 /* Every handshake step of every connection passes here (--wrap=mbedtls_ssl_handshake_step):
- * a step that fails for good is a failed handshake, for /metrics. */
+ * a step that fails for good is a failed handshake, one that ends the handshake a completed
+ * one, for /metrics. */
 int __real_mbedtls_ssl_handshake_step(mbedtls_ssl_context *ssl);
 int __wrap_mbedtls_ssl_handshake_step(mbedtls_ssl_context *ssl);
 
 int __wrap_mbedtls_ssl_handshake_step(mbedtls_ssl_context *ssl)
 {
+    bool was_over = mbedtls_ssl_is_handshake_over(ssl);
     int rc = __real_mbedtls_ssl_handshake_step(ssl);
+
+    if (rc == 0 && !was_over && mbedtls_ssl_is_handshake_over(ssl))
+        ops_tls_handshake_done();
 
     if (rc != 0 && rc != MBEDTLS_ERR_SSL_WANT_READ && rc != MBEDTLS_ERR_SSL_WANT_WRITE &&
         rc != MBEDTLS_ERR_SSL_ASYNC_IN_PROGRESS && rc != MBEDTLS_ERR_SSL_CRYPTO_IN_PROGRESS &&
@@ -82,11 +150,6 @@ int __wrap_mbedtls_ssl_handshake_step(mbedtls_ssl_context *ssl)
         rc != MBEDTLS_ERR_SSL_RECEIVED_EARLY_DATA)
         ops_tls_handshake_failed();
     return rc;
-}
-
-static void describe(int mbedtls_rc, char *out, size_t out_size)
-{
-    mbedtls_strerror(mbedtls_rc, out, out_size);
 }
 
 /*
@@ -220,6 +283,12 @@ int tls_load_identity(const daemon_config *config, char *err, size_t err_size)
         goto fail;
     id->older = current_identity;
     current_identity = id;
+    if (id->older) {
+        /* A new certificate: tickets issued under the old one must not resume, or a device
+         * would keep trusting the old certificate's verification for the new one. */
+        tls_free_tickets();
+        tickets_setup();
+    }
     return 0;
 
 fail:

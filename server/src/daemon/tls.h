@@ -22,6 +22,9 @@ int tls_load_identity(const daemon_config *config, char *err, size_t err_size);
 /* Frees every identity loaded, at exit after the lws context is gone. */
 void tls_free_identities(void);
 
+/* Frees the session ticket keys (zeroized), at exit after the lws context is gone. */
+void tls_free_tickets(void);
+
 /* Fills the TLS fields of the context creation info (certificate, key, cipher lists, ALPN). */
 void tls_fill_creation_info(struct lws_context_creation_info *info, const daemon_config *config);
 
