@@ -151,14 +151,14 @@ int merge_log_conflict(push_ctx *c, const store_table *t, const store_bytes *pk_
 /* Appends one change-log entry (and a scope exit when the row left a scope value). */
 int merge_log_change_entry(push_ctx *c, const store_table *t, const store_bytes *pk_blob,
                            proto_op op, bool altered, const proto_value *scope_old,
-                           const proto_value *scope_new)
+                           const proto_value *scope_new, uint64_t prev_seq)
 {
     int64_t seq = ++c->server_seq;
     if (c->st->change_put == NULL) {
         int prc = sqlite3_prepare_v3(c->st->db,
                                      "INSERT INTO _outpost_changes(seq, table_id, pk, op, device,"
-                                     " altered, hlc, scope_old, scope_new, time_ms)"
-                                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                                     " altered, hlc, scope_old, scope_new, time_ms, prev_seq)"
+                                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                                      -1, SQLITE_PREPARE_PERSISTENT, &c->st->change_put, NULL);
         if (prc != SQLITE_OK)
             return store_fail_sqlite(c->st, prc, "prepare change log");
@@ -174,6 +174,10 @@ int merge_log_change_entry(push_ctx *c, const store_table *t, const store_bytes 
     store_value_bind(s, 8, scope_old);
     store_value_bind(s, 9, scope_new);
     sqlite3_bind_int64(s, 10, (int64_t)c->now_ms);
+    if (prev_seq != 0)
+        sqlite3_bind_int64(s, 11, (int64_t)prev_seq);
+    else
+        sqlite3_bind_null(s, 11);
     int rc = sqlite3_step(s);
     sqlite3_reset(s); /* every parameter is bound again before the next step */
     if (rc != SQLITE_DONE)
@@ -209,7 +213,8 @@ int merge_log_change(push_ctx *c, const store_table *t, const store_bytes *pk_bl
                      proto_op op, bool altered, const proto_value *scope_old,
                      const proto_value *scope_new)
 {
-    int out = merge_log_change_entry(c, t, pk_blob, op, altered, scope_old, scope_new);
+    int out = merge_log_change_entry(c, t, pk_blob, op, altered, scope_old, scope_new,
+                                     meta->exists ? meta->seq : 0);
     if (out != 0)
         return out;
     int64_t seq = c->server_seq;

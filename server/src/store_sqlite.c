@@ -53,12 +53,6 @@ const char store_base_ddl[] =
     "  expires_ms INTEGER NOT NULL, used_ms INTEGER, device_id TEXT);"
     ;
 
-/* A record's history (the dashboard's record view) reads the change log by row. Part of the
- * schema of a new store, and added when an older store is opened (a one-off cost there);
- * every push maintains it: bench_merge measures the push with it. */
-#define STORE_CHANGES_ROW_INDEX                                                                   \
-    "CREATE INDEX IF NOT EXISTS _outpost_changes_row ON _outpost_changes(table_id, pk, seq);"
-
 /* The merge engine's tables, on SQLite only until the merge engine runs on the seam: some of
  * their columns take values of any type (scope, losing_value), which only SQLite has. */
 static const char store_sync_ddl[] =
@@ -77,12 +71,14 @@ static const char store_sync_ddl[] =
     "  base_device INTEGER NOT NULL, versions BLOB, del_hlc INTEGER,"
     "  del_device INTEGER, tomb BLOB, echo_device INTEGER, echo_since INTEGER NOT NULL,"
     "  PRIMARY KEY(table_id, pk)) WITHOUT ROWID;"
-    /* The change log: one entry per row change, global server sequence. */
+    /* The change log: one entry per row change, global server sequence. prev_seq: the row's
+     * previous entry (NULL for its first). A record's history (the dashboard) walks back from
+     * _outpost_rows.seq along it, so the log needs no index by row: every push would write
+     * one more b-tree per row for it. Last, so that an older store gains it by ALTER TABLE. */
     "CREATE TABLE IF NOT EXISTS _outpost_changes("
     "  seq INTEGER PRIMARY KEY, table_id INTEGER NOT NULL, pk BLOB NOT NULL,"
     "  op INTEGER NOT NULL, device INTEGER, altered INTEGER NOT NULL, hlc INTEGER NOT NULL,"
-    "  scope_old, scope_new, time_ms INTEGER NOT NULL);"
-    STORE_CHANGES_ROW_INDEX
+    "  scope_old, scope_new, time_ms INTEGER NOT NULL, prev_seq INTEGER);"
     /* Changes that took a row out of a scope value (moves and deletes), for scope removals. */
     "CREATE TABLE IF NOT EXISTS _outpost_scope_exits("
     "  table_id INTEGER NOT NULL, pk BLOB NOT NULL, seq INTEGER NOT NULL, scope_old,"
@@ -289,6 +285,51 @@ static void keep_owner_only(const char *path)
     free(name);
 }
 
+/*
+ * A store made before the change log's prev_seq (it had an index on the log by row instead, or
+ * neither) gets the column, filled from the log itself, and loses the index: one pass over the
+ * log in one transaction, once. A store that has both was opened by an older build since (which
+ * made the index again and wrote entries without prev_seq): the pass runs again. An interrupted
+ * upgrade rolls back and runs again at the next open.
+ */
+static int changes_chain_ensure(sqlite3 *db)
+{
+    sqlite3_stmt *probe = NULL;
+    int rc = sqlite3_prepare_v2(db,
+                                "SELECT count(*) FROM pragma_table_info('_outpost_changes')"
+                                " WHERE name = 'prev_seq' UNION ALL SELECT count(*) FROM"
+                                " sqlite_master WHERE name = '_outpost_changes_row'",
+                                -1, &probe, NULL);
+    int has[2] = {0, 0};
+    for (int i = 0; rc == SQLITE_OK && i < 2; i++) {
+        rc = sqlite3_step(probe);
+        if (rc == SQLITE_ROW) {
+            has[i] = sqlite3_column_int(probe, 0);
+            rc = SQLITE_OK;
+        }
+    }
+    sqlite3_finalize(probe);
+    if (rc != SQLITE_OK || (has[0] && !has[1]))
+        return rc;
+    rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc == SQLITE_OK && !has[0])
+        rc = sqlite3_exec(db, "ALTER TABLE _outpost_changes ADD COLUMN prev_seq INTEGER", NULL,
+                          NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(
+            db,
+            "CREATE INDEX IF NOT EXISTS _outpost_changes_row"
+            "  ON _outpost_changes(table_id, pk, seq);"
+            "UPDATE _outpost_changes AS c SET prev_seq = (SELECT max(p.seq) FROM _outpost_changes p"
+            "  WHERE p.table_id = c.table_id AND p.pk = c.pk AND p.seq < c.seq);"
+            "DROP INDEX _outpost_changes_row;"
+            "COMMIT;",
+            NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
+}
+
 int store_open(const char *path, bool create, store **out_store, char *err, size_t err_size)
 {
     *out_store = NULL;
@@ -364,8 +405,8 @@ int store_open(const char *path, bool create, store **out_store, char *err, size
         rc = sqlite3_exec(st->db, store_base_ddl, NULL, NULL, NULL);
     if (rc == SQLITE_OK && !ours)
         rc = sqlite3_exec(st->db, store_sync_ddl, NULL, NULL, NULL);
-    if (rc == SQLITE_OK && ours) /* a store made before the index */
-        rc = sqlite3_exec(st->db, STORE_CHANGES_ROW_INDEX, NULL, NULL, NULL);
+    if (rc == SQLITE_OK && ours)
+        rc = changes_chain_ensure(st->db);
     if (rc != SQLITE_OK) {
         out = store_rc_from_sqlite(rc);
         open_fail(err, err_size, st->db, path, "cannot prepare store");
