@@ -48,6 +48,11 @@ struct store {
     sqlite3_stmt *rows_put;   /* INSERT OR REPLACE into _outpost_rows */
     sqlite3_stmt *rows_add;   /* INSERT into _outpost_rows unless known */
     sqlite3_stmt *change_put; /* INSERT into _outpost_changes */
+    sqlite3_stmt *change_put_batch; /* ... STORE_CHANGES_BATCH entries at once */
+    struct store_change_entry *changes; /* change-log entries not yet written (merge_log.c) */
+    uint32_t n_changes;
+    uint8_t *change_bytes; /* their keys and scope values */
+    size_t change_bytes_len, change_bytes_cap;
     bool identity_created;    /* store_open gave the store its identity (it had none) */
     bool has_audit_key;       /* audit_key loaded (store_audit_key_load) */
     bool audit_ready;         /* the audit tables exist on this connection's file */
@@ -82,6 +87,11 @@ int store_rc_from_sqlite(int sqlite_rc);
 int store_begin(store *st, bool write);
 int store_commit(store *st);
 void store_rollback(store *st);
+
+/* Writes the change-log entries a merge queued in this transaction (merge_log.c); store_commit
+ * runs it first, store_rollback drops them. */
+int store_changes_flush(store *st);
+void store_changes_drop(store *st);
 
 /* Runs SQL without results. */
 int store_exec(store *st, const char *sql, const char *what);

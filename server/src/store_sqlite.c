@@ -183,12 +183,18 @@ int store_begin(store *st, bool write)
 
 int store_commit(store *st)
 {
+    int out = store_changes_flush(st);
+    if (out != STORE_OK) {
+        store_rollback(st);
+        return out;
+    }
     int rc = db_commit(st->conn); /* rolls back when it fails */
     return rc == STORE_OK ? STORE_OK : store_fail_db(st, rc, "commit");
 }
 
 void store_rollback(store *st)
 {
+    store_changes_drop(st);
     db_rollback(st->conn);
 }
 
@@ -453,6 +459,9 @@ void store_close(store *st)
     sqlite3_finalize(st->rows_put);
     sqlite3_finalize(st->rows_add);
     sqlite3_finalize(st->change_put);
+    sqlite3_finalize(st->change_put_batch);
+    free(st->changes);
+    free(st->change_bytes);
     db_close(st->conn);
     sqlite3_close(st->db);
     explicit_bzero(st->audit_key, sizeof st->audit_key);

@@ -951,6 +951,69 @@ static void test_hostile_pushes_never_break_the_store(void **state)
         fx_int(&w->fx, "SELECT count(*) FROM contacts WHERE team_id NOT IN ('north', 'south')"), 0);
 }
 
+/* The change log is written in batches (merge_log.c): a push of more than a batch, its
+ * remainder, rows changed again in the same push and a scope exit all land once each, and a
+ * refused push leaves none of its queued entries behind for the next commit. */
+static void test_change_log_batches_land_once_and_refusals_leave_none(void **state)
+{
+    world *w = *state;
+    static char ids[110][8]; /* the push points at them */
+    store_push_info info;
+
+    tpush *tp = tp_new(1, HLC(NOW_MS));
+    for (int i = 0; i < 40; i++) {
+        snprintf(ids[i], sizeof ids[i], "r-%02d", i);
+        tp_insert_contact(tp, ids[i], "north", "refused with the rest");
+    }
+    tp_insert_contact(tp, "r-bad", "east", "no such team of cai's");
+    proto_msg *m = fx_push(&w->fx, &w->cai, tp, NOW_MS, &info);
+    assert_int_equal(m->type, PROTO_MSG_REJECT);
+    proto_msg_free(m);
+    tp_free(tp);
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_changes"), 0);
+
+    tp = tp_new(2, HLC(NOW_MS));
+    for (int i = 0; i < 70; i++) {
+        snprintf(ids[40 + i], sizeof ids[40 + i], "c-%02d", i);
+        tp_insert_contact(tp, ids[40 + i], "north", "Amina");
+    }
+    tp_update_contact(tp, "c-05", C_NAME, T("Amina"), T("Amina B"));
+    tp_update_contact(tp, "c-69", C_TEAM, T("north"), T("south"));
+    m = fx_push(&w->fx, &w->cai, tp, NOW_MS, &info);
+    assert_int_equal(m->type, PROTO_MSG_ACK);
+    assert_int_equal(info.n_rows, 72);
+    free(info.teams_touched);
+    proto_msg_free(m);
+    tp_free(tp);
+
+    /* seqs 1..72, each once, none of the refused push's */
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_changes"), 72);
+    assert_int_equal(fx_int(&w->fx, "SELECT count(DISTINCT seq) FROM _outpost_changes"
+                                    " WHERE seq BETWEEN 1 AND 72"),
+                     72);
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_changes c JOIN _outpost_rows"
+                                    " r ON r.table_id = c.table_id AND r.pk = c.pk"),
+                     72);
+    /* every row's state points at its latest entry, which names the one before */
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_rows r JOIN _outpost_changes"
+                                    " c ON c.seq = r.seq AND c.pk = r.pk"),
+                     70);
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_changes WHERE prev_seq IS NOT"
+                                    " NULL"),
+                     2);
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_changes c JOIN _outpost_changes"
+                                    " p ON p.seq = c.prev_seq WHERE p.pk = c.pk AND p.op = 1"),
+                     2);
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_changes WHERE scope_new ="
+                                    " 'south' AND scope_old = 'north'"),
+                     1);
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_scope_exits"), 1);
+    assert_contact(w, "c-05", "name", "Amina B");
+    assert_contact(w, "c-69", "team_id", "south");
+    assert_int_equal(fx_int(&w->fx, "SELECT value FROM _outpost_meta WHERE key = 'server_seq'"),
+                     72);
+}
+
 #define T_(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -982,6 +1045,7 @@ int main(void)
         T_(test_full_disk_is_efull_and_nothing_applied),
         T_(test_revoked_device_push_refused),
         T_(test_hostile_pushes_never_break_the_store),
+        T_(test_change_log_batches_land_once_and_refusals_leave_none),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
