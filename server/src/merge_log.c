@@ -167,25 +167,6 @@ struct store_change_entry {
     size_t scope_at[2];
 };
 
-static int change_bytes_add(store *st, const void *p, size_t n, size_t *out_at)
-{
-    if (st->change_bytes_len + n > st->change_bytes_cap) {
-        size_t cap = st->change_bytes_cap ? st->change_bytes_cap : 4096;
-        while (cap < st->change_bytes_len + n)
-            cap *= 2;
-        uint8_t *grown = realloc(st->change_bytes, cap);
-        if (grown == NULL)
-            return STORE_ENOMEM;
-        st->change_bytes = grown;
-        st->change_bytes_cap = cap;
-    }
-    *out_at = st->change_bytes_len;
-    if (n > 0)
-        memcpy(st->change_bytes + st->change_bytes_len, p, n);
-    st->change_bytes_len += n;
-    return 0;
-}
-
 static void change_bind(store *st, sqlite3_stmt *s, int base, struct store_change_entry *e)
 {
     sqlite3_bind_int64(s, base + 1, e->seq);
@@ -283,10 +264,13 @@ int merge_log_change_entry(push_ctx *c, const store_table *t, const store_bytes 
     e->pk_len = pk_blob->len;
     e->scope[0] = *scope_old;
     e->scope[1] = *scope_new;
-    int out = change_bytes_add(st, pk_blob->data, pk_blob->len, &e->pk_at);
+    int out = store_buf_append(&st->change_bytes, &st->change_bytes_len, &st->change_bytes_cap,
+                               pk_blob->data, pk_blob->len, &e->pk_at);
     for (int k = 0; k < 2 && out == 0; k++)
         if (e->scope[k].type == PROTO_TEXT || e->scope[k].type == PROTO_BLOB)
-            out = change_bytes_add(st, e->scope[k].u.b.p, e->scope[k].u.b.n, &e->scope_at[k]);
+            out = store_buf_append(&st->change_bytes, &st->change_bytes_len,
+                                   &st->change_bytes_cap, e->scope[k].u.b.p, e->scope[k].u.b.n,
+                                   &e->scope_at[k]);
     if (out != 0)
         return store_fail(st, STORE_ENOMEM, "out of memory");
     if (++st->n_changes == STORE_CHANGES_BATCH)

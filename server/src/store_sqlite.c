@@ -177,23 +177,28 @@ int store_exec(store *st, const char *sql, const char *what)
 
 int store_begin(store *st, bool write)
 {
+    st->rows_top_table = 0; /* another connection may have written since */
     int rc = db_begin(st->conn, write);
     return rc == STORE_OK ? STORE_OK : store_fail_db(st, rc, "begin transaction");
 }
 
 int store_commit(store *st)
 {
-    int out = store_changes_flush(st);
+    int out = store_new_rows_flush(st);
+    if (out == STORE_OK)
+        out = store_changes_flush(st);
     if (out != STORE_OK) {
         store_rollback(st);
         return out;
     }
+    st->rows_top_table = 0;
     int rc = db_commit(st->conn); /* rolls back when it fails */
     return rc == STORE_OK ? STORE_OK : store_fail_db(st, rc, "commit");
 }
 
 void store_rollback(store *st)
 {
+    store_new_rows_drop(st);
     store_changes_drop(st);
     db_rollback(st->conn);
 }
@@ -230,6 +235,27 @@ int store_meta_set(store *st, const char *key, int64_t value)
     db_finalize(stmt);
     if (rc != DB_DONE)
         return store_fail_db(st, rc, "write store metadata");
+    return 0;
+}
+
+int store_buf_append(uint8_t **buf, size_t *len, size_t *cap, const void *p, size_t n,
+                     size_t *out_at)
+{
+    if (*len + n > *cap) {
+        size_t ncap = *cap ? *cap : 4096;
+        while (ncap < *len + n)
+            ncap *= 2;
+        uint8_t *grown = realloc(*buf, ncap);
+        if (grown == NULL)
+            return STORE_ENOMEM;
+        *buf = grown;
+        *cap = ncap;
+    }
+    if (out_at != NULL)
+        *out_at = *len;
+    if (n > 0)
+        memcpy(*buf + *len, p, n);
+    *len += n;
     return 0;
 }
 
@@ -462,6 +488,11 @@ void store_close(store *st)
     sqlite3_finalize(st->change_put_batch);
     free(st->changes);
     free(st->change_bytes);
+    sqlite3_finalize(st->rows_add_batch);
+    sqlite3_finalize(st->rows_top);
+    free(st->new_rows);
+    free(st->new_row_bytes);
+    free(st->rows_top_key);
     db_close(st->conn);
     sqlite3_close(st->db);
     explicit_bzero(st->audit_key, sizeof st->audit_key);

@@ -1014,6 +1014,66 @@ static void test_change_log_batches_land_once_and_refusals_leave_none(void **sta
                      72);
 }
 
+/* New rows' merge states are queued when their key sorts after every key the table has
+ * (store_rows.c). Keys below, keys the store has, a key twice in one push, and a larger key
+ * another connection added meanwhile all still get exactly one state, merged as they must. */
+static void test_new_row_states_in_any_key_order_get_one_state_each(void **state)
+{
+    world *w = *state;
+    static char ids[90][8]; /* the pushes point at them */
+    for (int i = 0; i < 80; i++)
+        snprintf(ids[i], sizeof ids[i], "k-%02d", i);
+
+    tpush *tp = tp_new(1, HLC(NOW_MS - 5000));
+    for (int i = 40; i < 80; i++)
+        tp_insert_contact(tp, ids[i], "north", "ascending");
+    proto_msg *m = fx_push(&w->fx, &w->ana, tp, NOW_MS, NULL);
+    assert_int_equal(m->type, PROTO_MSG_ACK);
+    proto_msg_free(m);
+    tp_free(tp);
+
+    /* another connection to the same store adds a larger key */
+    fixture other = w->fx;
+    char err[256];
+    assert_int_equal(store_open(w->fx.path, false, &other.st, err, sizeof err), STORE_OK);
+    tp = tp_new(1, HLC(NOW_MS - 4000));
+    tp_insert_contact(tp, "k-90", "north", "from elsewhere");
+    m = fx_push(&other, &w->ana2, tp, NOW_MS, NULL);
+    assert_int_equal(m->type, PROTO_MSG_ACK);
+    proto_msg_free(m);
+    tp_free(tp);
+    store_close(other.st);
+
+    tp = tp_new(2, HLC(NOW_MS - 3000));
+    tp_insert_contact(tp, "k-90", "north", "from elsewhere"); /* known: merges, no conflict */
+    tp_insert_contact(tp, "k-99", "north", "one");
+    tp_insert_contact(tp, "k-99", "north", "two"); /* twice in one push */
+    for (int i = 39; i >= 0; i--)
+        tp_insert_contact(tp, ids[i], "north", "descending");
+    tp_insert_contact(tp, "k-50", "north", "ascending"); /* known */
+    tp_insert_contact(tp, "k-95", "north", "between");
+    m = fx_push(&w->fx, &w->ana, tp, NOW_MS, NULL);
+    assert_int_equal(m->type, PROTO_MSG_ACK);
+    proto_msg_free(m);
+    tp_free(tp);
+
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM contacts"), 83);
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_rows"), 83);
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_rows r JOIN _outpost_changes"
+                                    " c ON c.seq = r.seq AND c.pk = r.pk AND c.table_id ="
+                                    " r.table_id"),
+                     83);
+    /* the one decision: k-99's second insert over its first */
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_conflicts"), 1);
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_conflicts WHERE"
+                                    " losing_value = 'one' AND winning_value = 'two'"),
+                     1);
+    assert_contact(w, "k-99", "name", "two");
+    assert_contact(w, "k-00", "name", "descending");
+    assert_contact(w, "k-90", "name", "from elsewhere");
+    assert_contact(w, "k-95", "name", "between");
+}
+
 #define T_(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -1046,6 +1106,7 @@ int main(void)
         T_(test_revoked_device_push_refused),
         T_(test_hostile_pushes_never_break_the_store),
         T_(test_change_log_batches_land_once_and_refusals_leave_none),
+        T_(test_new_row_states_in_any_key_order_get_one_state_each),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
