@@ -7,7 +7,12 @@
  * (validation, scope, merge state, change log, exactly-once record, commit). Both are run
  * alternately into fresh files, BENCH_WARMUP then BENCH_RUNS times; the medians are printed with
  * min and max (bench_time.h), since one fsync-bound
- * run on a shared disk varies by tens of percent.
+ * run on a shared disk varies by tens of percent. The same figures in CPU time (the process's own
+ * user and system time over the same stretch) are printed beside them: on a machine others
+ * share they move far less than wall time, but leave out the waits for the disk.
+ *
+ * The raw insert gets the store's page cache (store_open sets 16 MiB), so that the ceiling is
+ * not lowered by a smaller cache than the merge has.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,11 +34,29 @@ static const char schema_sql[] =
     " consent INTEGER NOT NULL DEFAULT 0);";
 static const char policy_text[] = "contacts scope=team_id policy=hlc\n";
 
-static double now_s(void)
+static double clock_s(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A stretch's wall and CPU seconds. */
+typedef struct span {
+    double wall, cpu;
+} span;
+
+static span span_start(void)
+{
+    span s = {clock_s(CLOCK_MONOTONIC), clock_s(CLOCK_PROCESS_CPUTIME_ID)};
+    return s;
+}
+
+static span span_end(span start)
+{
+    span s = {clock_s(CLOCK_MONOTONIC) - start.wall,
+              clock_s(CLOCK_PROCESS_CPUTIME_ID) - start.cpu};
+    return s;
 }
 
 static void die(const char *what, const char *detail)
@@ -92,13 +115,15 @@ static void make_texts(row_text *rows)
     }
 }
 
-static double raw_insert(const char *path, const row_text *texts)
+static span raw_insert(const char *path, const row_text *texts)
 {
     sqlite3 *db = NULL;
     if (sqlite3_open(path, &db) != SQLITE_OK)
         die("open raw", sqlite3_errmsg(db));
     char *err = NULL;
-    if (sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", NULL, NULL, &err) !=
+    if (sqlite3_exec(db,
+                     "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA cache_size=-16384;",
+                     NULL, NULL, &err) !=
             SQLITE_OK ||
         sqlite3_exec(db, schema_sql, NULL, NULL, &err) != SQLITE_OK)
         die("raw schema", err);
@@ -106,7 +131,7 @@ static double raw_insert(const char *path, const row_text *texts)
     if (sqlite3_prepare_v2(db, "INSERT INTO contacts VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)", -1,
                            &s, NULL) != SQLITE_OK)
         die("raw prepare", sqlite3_errmsg(db));
-    double t0 = now_s();
+    span t = span_start();
     sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
     proto_value vals[N_COLS];
     for (uint32_t i = 0; i < N_ROWS; i++) {
@@ -124,13 +149,13 @@ static double raw_insert(const char *path, const row_text *texts)
     }
     if (sqlite3_exec(db, "COMMIT", NULL, NULL, &err) != SQLITE_OK)
         die("raw commit", err);
-    double t1 = now_s();
+    t = span_end(t);
     sqlite3_finalize(s);
     sqlite3_close(db);
-    return t1 - t0;
+    return t;
 }
 
-static double store_merge(const char *path, const row_text *texts)
+static span store_merge(const char *path, const row_text *texts)
 {
     char err[256];
     store *st = NULL;
@@ -179,9 +204,9 @@ static double store_merge(const char *path, const row_text *texts)
     push.tables = &table;
     proto_buf reply = {0};
     store_push_info info;
-    double t0 = now_s();
+    span t = span_start();
     int rc = store_push(st, &dev, &push, now_ms, &reply, &info);
-    double t1 = now_s();
+    t = span_end(t);
     if (rc != STORE_OK)
         die("store_push", store_errmsg(st));
     if (info.n_rows != N_ROWS || info.rejected)
@@ -192,7 +217,7 @@ static double store_merge(const char *path, const row_text *texts)
     free(cols);
     store_device_clear(&dev);
     store_close(st);
-    return t1 - t0;
+    return t;
 }
 
 static void remove_db(const char *path)
@@ -221,24 +246,32 @@ int main(void)
     make_texts(texts);
 
     double raw_rates[BENCH_RUNS], merge_rates[BENCH_RUNS];
+    double raw_cpu_rates[BENCH_RUNS], merge_cpu_rates[BENCH_RUNS];
     for (int r = -BENCH_WARMUP; r < BENCH_RUNS; r++) {
-        double raw_s = raw_insert(raw_path, texts);
-        double merge_s = store_merge(store_path, texts);
+        span raw_s = raw_insert(raw_path, texts);
+        span merge_s = store_merge(store_path, texts);
         remove_db(raw_path);
         remove_db(store_path);
-        if (r >= 0)
-            raw_rates[r] = N_ROWS / raw_s, merge_rates[r] = N_ROWS / merge_s;
+        if (r >= 0) {
+            raw_rates[r] = N_ROWS / raw_s.wall, merge_rates[r] = N_ROWS / merge_s.wall;
+            raw_cpu_rates[r] = N_ROWS / raw_s.cpu, merge_cpu_rates[r] = N_ROWS / merge_s.cpu;
+        }
     }
     bench_stat raw = bench_stat_of(raw_rates, BENCH_RUNS);
     bench_stat merge = bench_stat_of(merge_rates, BENCH_RUNS);
+    bench_stat raw_cpu = bench_stat_of(raw_cpu_rates, BENCH_RUNS);
+    bench_stat merge_cpu = bench_stat_of(merge_cpu_rates, BENCH_RUNS);
     printf("merge_rows=%d\n", N_ROWS);
     printf("merge_columns=%d\n", N_COLS);
     bench_print_method("merge");
     bench_print_stat("raw_sqlite_insert_rows_per_s", raw, 0);
     bench_print_stat("store_push_merge_rows_per_s", merge, 0);
+    bench_print_stat("raw_sqlite_insert_cpu_rows_per_s", raw_cpu, 0);
+    bench_print_stat("store_push_merge_cpu_rows_per_s", merge_cpu, 0);
+    printf("merge_vs_raw_cpu_ratio=%.2f\n", merge_cpu.median / raw_cpu.median);
     printf("merge_vs_raw_ratio=%.2f\n", merge.median / raw.median);
-    printf("merge_vs_raw_target=0.50\n");
-    bench_print_target("merge_vs_raw_ratio", merge.median / raw.median >= 0.50);
+    printf("merge_vs_raw_target=0.60\n");
+    bench_print_target("merge_vs_raw_ratio", merge.median / raw.median >= 0.60);
 
     remove_db(raw_path);
     remove_db(store_path);

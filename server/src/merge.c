@@ -543,7 +543,7 @@ static int insert_new_row(push_ctx *c, change_ref *r, bool *out_done)
     if (out != 0 || c->n_rejects > 0)
         return out;
     return merge_log_change_entry(c, t, &r->pk_blob, PROTO_OP_INSERT, false, &merge_undef_value,
-                                  scope_new);
+                                  scope_new, 0);
 }
 
 /* Room for a change's key and its values (t->n_pk + n_columns), reused change after change. */

@@ -79,10 +79,11 @@ int merge_log_conflict(push_ctx *c, const store_table *t, const store_bytes *pk_
                        const proto_value *losing, const proto_value *winning, conflict_side loser,
                        conflict_side winner, bool against_pusher);
 
-/* Appends one change-log entry (and a scope exit when the row left a scope value). */
+/* Appends one change-log entry (and a scope exit when the row left a scope value); prev_seq:
+ * the row's previous entry, 0 for its first. */
 int merge_log_change_entry(push_ctx *c, const store_table *t, const store_bytes *pk_blob,
                            proto_op op, bool altered, const proto_value *scope_old,
-                           const proto_value *scope_new);
+                           const proto_value *scope_new, uint64_t prev_seq);
 
 /* Appends one change-log entry and updates the row's merge state to it. */
 int merge_log_change(push_ctx *c, const store_table *t, const store_bytes *pk_blob, row_meta *meta,

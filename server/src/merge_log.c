@@ -2,6 +2,7 @@
  * The merge engine's records: refusals, the conflict log and the change log (with the row's
  * merge state and echo suppression).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -165,42 +166,140 @@ int merge_log_conflict(push_ctx *c, const store_table *t, const store_bytes *pk_
     return 0;
 }
 
+/*
+ * Change-log entries are queued in the store and written STORE_CHANGES_BATCH at a time by one
+ * multi-row INSERT: a bulk push pays the statement's fixed cost once per batch rather than once
+ * per row. Nothing reads the log inside a push; store_commit writes what is left before it
+ * commits, store_rollback drops it.
+ */
+enum { STORE_CHANGES_BATCH = 32, CHANGE_PARAMS = 11 };
+
+struct store_change_entry {
+    int64_t seq, table_id, device, prev_seq; /* prev_seq 0: none */
+    uint64_t hlc, time_ms;
+    int op;
+    bool altered;
+    size_t pk_at, pk_len;
+    proto_value scope[2];  /* old, new; text and blob bytes at scope_at in change_bytes */
+    size_t scope_at[2];
+};
+
+static void change_bind(store *st, sqlite3_stmt *s, int base, struct store_change_entry *e)
+{
+    sqlite3_bind_int64(s, base + 1, e->seq);
+    sqlite3_bind_int64(s, base + 2, e->table_id);
+    sqlite3_bind_blob(s, base + 3, st->change_bytes + e->pk_at, (int)e->pk_len, SQLITE_STATIC);
+    sqlite3_bind_int(s, base + 4, e->op);
+    sqlite3_bind_int64(s, base + 5, e->device);
+    sqlite3_bind_int(s, base + 6, e->altered ? 1 : 0);
+    sqlite3_bind_int64(s, base + 7, (int64_t)e->hlc);
+    for (int k = 0; k < 2; k++) {
+        proto_value v = e->scope[k];
+        if (v.type == PROTO_TEXT || v.type == PROTO_BLOB)
+            v.u.b.p = st->change_bytes + e->scope_at[k];
+        store_value_bind(s, base + 8 + k, &v);
+    }
+    sqlite3_bind_int64(s, base + 10, (int64_t)e->time_ms);
+    if (e->prev_seq != 0)
+        sqlite3_bind_int64(s, base + 11, e->prev_seq);
+    else
+        sqlite3_bind_null(s, base + 11);
+}
+
+static int change_prepare(store *st, sqlite3_stmt **out, uint32_t n_entries)
+{
+    if (*out != NULL)
+        return 0;
+    char sql[STORE_CHANGES_BATCH * 64 + 256];
+    size_t at = (size_t)snprintf(sql, sizeof sql,
+                                 "INSERT INTO _outpost_changes(seq, table_id, pk, op, device,"
+                                 " altered, hlc, scope_old, scope_new, time_ms, prev_seq) VALUES");
+    for (uint32_t i = 0; i < n_entries && at < sizeof sql; i++) {
+        int p = (int)i * CHANGE_PARAMS;
+        at += (size_t)snprintf(sql + at, sizeof sql - at,
+                               "%s(?%d, ?%d, ?%d, ?%d, ?%d, ?%d, ?%d, ?%d, ?%d, ?%d, ?%d)",
+                               i ? ", " : "", p + 1, p + 2, p + 3, p + 4, p + 5, p + 6, p + 7,
+                               p + 8, p + 9, p + 10, p + 11);
+    }
+    if (at >= sizeof sql)
+        return store_fail(st, STORE_EINVAL, "change log statement too long");
+    int rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL);
+    return rc == SQLITE_OK ? 0 : store_fail_sqlite(st, rc, "prepare change log");
+}
+
+void store_changes_drop(store *st)
+{
+    st->n_changes = 0;
+    st->change_bytes_len = 0;
+}
+
+int store_changes_flush(store *st)
+{
+    uint32_t done = 0;
+    int out = 0;
+    while (out == 0 && done < st->n_changes) {
+        bool batch = st->n_changes - done >= STORE_CHANGES_BATCH;
+        uint32_t n = batch ? STORE_CHANGES_BATCH : 1;
+        sqlite3_stmt **s = batch ? &st->change_put_batch : &st->change_put;
+        out = change_prepare(st, s, n);
+        if (out != 0)
+            break;
+        for (uint32_t i = 0; i < n; i++)
+            change_bind(st, *s, (int)i * CHANGE_PARAMS, &st->changes[done + i]);
+        int rc = sqlite3_step(*s);
+        sqlite3_reset(*s); /* every parameter is bound again before the next step */
+        if (rc != SQLITE_DONE)
+            out = store_fail_sqlite(st, rc, "write change log");
+        done += n;
+    }
+    store_changes_drop(st);
+    return out;
+}
+
 /* Appends one change-log entry (and a scope exit when the row left a scope value). */
 int merge_log_change_entry(push_ctx *c, const store_table *t, const store_bytes *pk_blob,
                            proto_op op, bool altered, const proto_value *scope_old,
-                           const proto_value *scope_new)
+                           const proto_value *scope_new, uint64_t prev_seq)
 {
     int64_t seq = ++c->server_seq;
-    if (c->st->change_put == NULL) {
-        int prc = sqlite3_prepare_v3(c->st->db,
-                                     "INSERT INTO _outpost_changes(seq, table_id, pk, op, device,"
-                                     " altered, hlc, scope_old, scope_new, time_ms)"
-                                     " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                                     -1, SQLITE_PREPARE_PERSISTENT, &c->st->change_put, NULL);
-        if (prc != SQLITE_OK)
-            return store_fail_sqlite(c->st, prc, "prepare change log");
+    store *st = c->st;
+    if (st->changes == NULL) {
+        st->changes = malloc(STORE_CHANGES_BATCH * sizeof *st->changes);
+        if (st->changes == NULL)
+            return store_fail(st, STORE_ENOMEM, "out of memory");
     }
-    sqlite3_stmt *s = c->st->change_put;
-    sqlite3_bind_int64(s, 1, seq);
-    sqlite3_bind_int64(s, 2, t->id);
-    sqlite3_bind_blob(s, 3, pk_blob->data, (int)pk_blob->len, SQLITE_STATIC);
-    sqlite3_bind_int(s, 4, (int)op);
-    sqlite3_bind_int64(s, 5, c->rec.no);
-    sqlite3_bind_int(s, 6, altered ? 1 : 0);
-    sqlite3_bind_int64(s, 7, (int64_t)c->hlc);
-    store_value_bind(s, 8, scope_old);
-    store_value_bind(s, 9, scope_new);
-    sqlite3_bind_int64(s, 10, (int64_t)c->now_ms);
-    int rc = sqlite3_step(s);
-    sqlite3_reset(s); /* every parameter is bound again before the next step */
-    if (rc != SQLITE_DONE)
-        return store_fail_sqlite(c->st, rc, "write change log");
+    struct store_change_entry *e = &st->changes[st->n_changes];
+    memset(e, 0, sizeof *e);
+    e->seq = seq;
+    e->table_id = t->id;
+    e->device = c->rec.no;
+    e->prev_seq = (int64_t)prev_seq;
+    e->hlc = c->hlc;
+    e->time_ms = c->now_ms;
+    e->op = (int)op;
+    e->altered = altered;
+    e->pk_len = pk_blob->len;
+    e->scope[0] = *scope_old;
+    e->scope[1] = *scope_new;
+    int out = store_buf_append(&st->change_bytes, &st->change_bytes_len, &st->change_bytes_cap,
+                               pk_blob->data, pk_blob->len, &e->pk_at);
+    for (int k = 0; k < 2 && out == 0; k++)
+        if (e->scope[k].type == PROTO_TEXT || e->scope[k].type == PROTO_BLOB)
+            out = store_buf_append(&st->change_bytes, &st->change_bytes_len,
+                                   &st->change_bytes_cap, e->scope[k].u.b.p, e->scope[k].u.b.n,
+                                   &e->scope_at[k]);
+    if (out != 0)
+        return store_fail(st, STORE_ENOMEM, "out of memory");
+    if (++st->n_changes == STORE_CHANGES_BATCH)
+        out = store_changes_flush(st);
+    if (out != 0)
+        return out;
 
     /* A row that left a scope value: devices of that team must be told to drop it. */
     if (scope_old->type != PROTO_UNDEF && scope_new->type != PROTO_UNDEF &&
         !store_value_equal(scope_old, scope_new)) {
         sqlite3_stmt *x = NULL;
-        rc = sqlite3_prepare_v2(
+        int rc = sqlite3_prepare_v2(
             c->st->db, "INSERT INTO _outpost_scope_exits VALUES(?1, ?2, ?3, ?4)", -1, &x, NULL);
         if (rc == SQLITE_OK) {
             sqlite3_bind_int64(x, 1, t->id);
@@ -213,7 +312,7 @@ int merge_log_change_entry(push_ctx *c, const store_table *t, const store_bytes 
         if (rc != SQLITE_DONE)
             return store_fail_sqlite(c->st, rc, "write scope exit");
     }
-    int out = touch_team(c, scope_old);
+    out = touch_team(c, scope_old);
     if (out == 0)
         out = touch_team(c, scope_new);
     if (out == 0)
@@ -226,7 +325,8 @@ int merge_log_change(push_ctx *c, const store_table *t, const store_bytes *pk_bl
                      proto_op op, bool altered, const proto_value *scope_old,
                      const proto_value *scope_new)
 {
-    int out = merge_log_change_entry(c, t, pk_blob, op, altered, scope_old, scope_new);
+    int out = merge_log_change_entry(c, t, pk_blob, op, altered, scope_old, scope_new,
+                                     meta->exists ? meta->seq : 0);
     if (out != 0)
         return out;
     int64_t seq = c->server_seq;

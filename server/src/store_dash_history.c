@@ -72,7 +72,6 @@ int store_dash_history(store *st, const char (*teams)[64], uint32_t n_teams, con
 
     if (n_teams == 0)
         return STORE_OK;
-    /* The change log is read by row through _outpost_changes_row (store_sqlite.c). */
     out = store_dash_decisions_ensure(st);
     if (out != STORE_OK)
         return out;
@@ -82,21 +81,27 @@ int store_dash_history(store *st, const char (*teams)[64], uint32_t n_teams, con
     v.u.b.n = (uint32_t)strlen(key);
     if (store_values_encode(&v, 1, &pk) != 0)
         return store_fail(st, STORE_ENOMEM, "out of memory");
-    /* The newest `limit` changes, shown oldest first; only when the row is in one of teams. */
+    /* The newest `limit` changes, shown oldest first; only when the row is in one of teams.
+     * They are the row's latest change (_outpost_rows.seq) and the entries its prev_seq chain
+     * leads back to (store_sqlite.c): one lookup by seq each. */
     len = (size_t)snprintf(sql, sizeof sql,
-                           "SELECT * FROM (SELECT ch.seq, ch.time_ms, ch.op, ch.altered,"
-                           " IFNULL(dv.id, ''), IFNULL(dv.name, ''), IFNULL(dv.worker_id, ''),"
-                           " IFNULL(dec.decided_by, '')"
-                           " FROM _outpost_changes ch JOIN _outpost_tables t ON t.id = ch.table_id"
-                           " JOIN _outpost_rows r ON r.table_id = ch.table_id AND r.pk = ch.pk"
-                           " LEFT JOIN _outpost_devices dv ON dv.no = ch.device"
-                           " LEFT JOIN _outpost_conflict_decisions dec ON dec.server_seq = ch.seq"
-                           " WHERE t.name = ?1 AND ch.pk = ?2 AND r.scope IN (");
+                           "WITH RECURSIVE h(seq, n) AS (SELECT r.seq, 1 FROM _outpost_rows r"
+                           " JOIN _outpost_tables t ON t.id = r.table_id"
+                           " WHERE t.name = ?1 AND r.pk = ?2 AND r.scope IN (");
     for (uint32_t i = 0; i < n_teams && len < sizeof sql; i++)
         len += (size_t)snprintf(sql + len, sizeof sql - len, "%s?%u", i ? ", " : "", 4 + i);
     if (len < sizeof sql)
         len += (size_t)snprintf(sql + len, sizeof sql - len,
-                                ") ORDER BY ch.seq DESC LIMIT ?3) ORDER BY 1");
+                                ") UNION ALL SELECT p.prev_seq, h.n + 1 FROM h"
+                                " JOIN _outpost_changes p ON p.seq = h.seq"
+                                " WHERE p.prev_seq IS NOT NULL AND h.n < ?3)"
+                                " SELECT ch.seq, ch.time_ms, ch.op, ch.altered,"
+                                " IFNULL(dv.id, ''), IFNULL(dv.name, ''), IFNULL(dv.worker_id, ''),"
+                                " IFNULL(dec.decided_by, '')"
+                                " FROM h JOIN _outpost_changes ch ON ch.seq = h.seq"
+                                " LEFT JOIN _outpost_devices dv ON dv.no = ch.device"
+                                " LEFT JOIN _outpost_conflict_decisions dec"
+                                " ON dec.server_seq = ch.seq ORDER BY ch.seq");
     if (len >= sizeof sql) {
         store_bytes_free(&pk);
         return store_fail(st, STORE_EINVAL, "too many teams");

@@ -48,6 +48,22 @@ struct store {
     sqlite3_stmt *rows_put;   /* INSERT OR REPLACE into _outpost_rows */
     sqlite3_stmt *rows_add;   /* INSERT into _outpost_rows unless known */
     sqlite3_stmt *change_put; /* INSERT into _outpost_changes */
+    sqlite3_stmt *change_put_batch; /* ... STORE_CHANGES_BATCH entries at once */
+    struct store_change_entry *changes; /* change-log entries not yet written (merge_log.c) */
+    uint32_t n_changes;
+    uint8_t *change_bytes; /* their keys and scope values */
+    size_t change_bytes_len, change_bytes_cap;
+    /* New rows' merge states not yet written (store_rows.c), and the largest key of the table
+     * rows_top_table (0: none known) in _outpost_rows and that queue. */
+    sqlite3_stmt *rows_add_batch;
+    sqlite3_stmt *rows_top;
+    struct store_row_entry *new_rows;
+    uint32_t n_new_rows;
+    uint8_t *new_row_bytes;
+    size_t new_row_bytes_len, new_row_bytes_cap;
+    int64_t rows_top_table;
+    uint8_t *rows_top_key;
+    size_t rows_top_len, rows_top_cap;
     bool identity_created;    /* store_open gave the store its identity (it had none) */
     bool has_audit_key;       /* audit_key loaded (store_audit_key_load) */
     bool audit_ready;         /* the audit tables exist on this connection's file */
@@ -83,6 +99,16 @@ int store_rc_from_sqlite(int sqlite_rc);
 int store_begin(store *st, bool write);
 int store_commit(store *st);
 void store_rollback(store *st);
+
+/* Writes the change-log entries a merge queued in this transaction (merge_log.c); store_commit
+ * runs it first, store_rollback drops them. */
+int store_changes_flush(store *st);
+void store_changes_drop(store *st);
+
+/* The same for new rows' merge states (store_rows.c): row_meta_get and row_meta_put write them
+ * first, so that every read of a row's state sees them. */
+int store_new_rows_flush(store *st);
+void store_new_rows_drop(store *st);
 
 /* Runs SQL without results. */
 int store_exec(store *st, const char *sql, const char *what);
@@ -120,6 +146,11 @@ int store_user_set_password(store *st, const char *name, const char *password);
  * (store_rescope.c). */
 int store_rescope_record(store *st, const char *worker_id, const char (*old_teams)[64],
                          uint32_t n_old, const char *const *new_teams, uint32_t n_new);
+
+/* Appends n bytes at p to the growing buffer (*buf, *len, *cap); their offset into *out_at
+ * (when not NULL). STORE_ENOMEM leaves the buffer as it was. */
+int store_buf_append(uint8_t **buf, size_t *len, size_t *cap, const void *p, size_t n,
+                     size_t *out_at);
 
 /* Milliseconds since the Unix epoch from the wall clock. */
 uint64_t store_now_ms(void);

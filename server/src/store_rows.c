@@ -1,5 +1,6 @@
 #include "store_rows.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,7 +22,9 @@ int row_meta_get(store *st, int64_t table_id, const store_bytes *pk, store_arena
 {
     memset(out, 0, sizeof *out);
     out->scope.type = PROTO_NULL;
-    int rc = SQLITE_OK;
+    int rc = store_new_rows_flush(st);
+    if (rc != 0)
+        return rc;
     if (st->rows_get == NULL)
         rc = sqlite3_prepare_v3(st->db, rows_get_sql, -1, SQLITE_PREPARE_PERSISTENT, &st->rows_get,
                                 NULL);
@@ -112,16 +115,213 @@ static int meta_write(store *st, sqlite3_stmt **stmt, const char *sql, int64_t t
 
 int row_meta_put(store *st, int64_t table_id, const store_bytes *pk, const row_meta *meta)
 {
-    return meta_write(st, &st->rows_put, rows_put_sql, table_id, pk, meta);
+    int out = store_new_rows_flush(st);
+    st->rows_top_table = 0; /* it may add a key */
+    return out != 0 ? out : meta_write(st, &st->rows_put, rows_put_sql, table_id, pk, meta);
+}
+
+/*
+ * New rows' states are queued and written STORE_NEW_ROWS_BATCH per INSERT: a bulk push of new
+ * rows then pays one statement per batch instead of one per row. A key is known to be new,
+ * without a lookup, when it sorts after the largest key the table has (read once, then kept up
+ * to date by the queue); device keys are UUIDv7, time-ordered, so a device's new rows mostly
+ * do. Any other key takes the one-statement INSERT ... ON CONFLICT DO NOTHING. Keys sort as
+ * SQLite sorts blobs: bytes, then length.
+ */
+enum { STORE_NEW_ROWS_BATCH = 32, NEW_ROW_PARAMS = 8 };
+
+struct store_row_entry {
+    int64_t table_id, device;
+    uint64_t seq, hlc;
+    size_t pk_at, pk_len;
+    proto_value scope; /* text and blob bytes at scope_at in new_row_bytes */
+    size_t scope_at;
+};
+
+static int key_cmp(const uint8_t *a, size_t na, const uint8_t *b, size_t nb)
+{
+    int c = memcmp(a, b, na < nb ? na : nb);
+    if (c != 0)
+        return c;
+    return na < nb ? -1 : na > nb ? 1 : 0;
+}
+
+/* The table's largest key into rows_top_key (length 0 when it has no rows). */
+static int top_load(store *st, int64_t table_id)
+{
+    int rc = SQLITE_OK;
+    if (st->rows_top == NULL)
+        rc = sqlite3_prepare_v3(st->db,
+                                "SELECT pk FROM _outpost_rows WHERE table_id = ?1"
+                                " ORDER BY pk DESC LIMIT 1",
+                                -1, SQLITE_PREPARE_PERSISTENT, &st->rows_top, NULL);
+    if (rc != SQLITE_OK)
+        return store_fail_sqlite(st, rc, "prepare row state");
+    sqlite3_bind_int64(st->rows_top, 1, table_id);
+    rc = sqlite3_step(st->rows_top);
+    int out = 0;
+    st->rows_top_len = 0;
+    if (rc == SQLITE_ROW)
+        out = store_buf_append(&st->rows_top_key, &st->rows_top_len, &st->rows_top_cap,
+                               sqlite3_column_blob(st->rows_top, 0),
+                               (size_t)sqlite3_column_bytes(st->rows_top, 0), NULL);
+    else if (rc != SQLITE_DONE)
+        out = store_fail_sqlite(st, rc, "read row state");
+    sqlite3_reset(st->rows_top);
+    if (out == STORE_ENOMEM)
+        return store_fail(st, out, "out of memory");
+    if (out == 0)
+        st->rows_top_table = table_id;
+    return out;
+}
+
+static int new_rows_prepare(store *st)
+{
+    if (st->rows_add_batch != NULL)
+        return 0;
+    char sql[STORE_NEW_ROWS_BATCH * 48 + 256];
+    size_t at = (size_t)snprintf(sql, sizeof sql,
+                                 "INSERT INTO _outpost_rows(table_id, pk, seq, deleted, scope,"
+                                 " base_hlc, base_device, echo_device, echo_since) VALUES");
+    for (int i = 0; i < STORE_NEW_ROWS_BATCH && at < sizeof sql; i++) {
+        int p = i * NEW_ROW_PARAMS;
+        at += (size_t)snprintf(sql + at, sizeof sql - at,
+                               "%s(?%d, ?%d, ?%d, 0, ?%d, ?%d, ?%d, ?%d, 0)", i ? ", " : "",
+                               p + 1, p + 2, p + 3, p + 4, p + 5, p + 6, p + 7);
+    }
+    if (at >= sizeof sql)
+        return store_fail(st, STORE_EINVAL, "row state statement too long");
+    int rc =
+        sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st->rows_add_batch, NULL);
+    return rc == SQLITE_OK ? 0 : store_fail_sqlite(st, rc, "prepare row state");
+}
+
+void store_new_rows_drop(store *st)
+{
+    st->n_new_rows = 0;
+    st->new_row_bytes_len = 0;
+    st->rows_top_table = 0;
+}
+
+int store_new_rows_flush(store *st)
+{
+    uint32_t done = 0;
+    int out = 0;
+    while (out == 0 && done < st->n_new_rows) {
+        bool batch = st->n_new_rows - done >= STORE_NEW_ROWS_BATCH;
+        uint32_t n = batch ? STORE_NEW_ROWS_BATCH : 1;
+        if (!batch) {
+            /* the remainder one by one, through the ordinary statement */
+            const struct store_row_entry *e = &st->new_rows[done];
+            row_meta m;
+            memset(&m, 0, sizeof m);
+            m.seq = e->seq;
+            m.scope = e->scope;
+            if (m.scope.type == PROTO_TEXT || m.scope.type == PROTO_BLOB)
+                m.scope.u.b.p = st->new_row_bytes + e->scope_at;
+            m.base_hlc = e->hlc;
+            m.base_device = e->device;
+            m.echo_device = e->device;
+            store_bytes pk = {st->new_row_bytes + e->pk_at, e->pk_len, e->pk_len};
+            out = meta_write(st, &st->rows_add, rows_add_sql, e->table_id, &pk, &m);
+            if (out == 0 && sqlite3_changes(st->db) != 1)
+                out = store_fail(st, STORE_EIO, "row state: a new key was known already");
+            done++;
+            continue;
+        }
+        out = new_rows_prepare(st);
+        if (out != 0)
+            break;
+        sqlite3_stmt *s = st->rows_add_batch;
+        for (uint32_t i = 0; i < n; i++) {
+            const struct store_row_entry *e = &st->new_rows[done + i];
+            int p = (int)i * NEW_ROW_PARAMS;
+            proto_value scope = e->scope;
+            if (scope.type == PROTO_TEXT || scope.type == PROTO_BLOB)
+                scope.u.b.p = st->new_row_bytes + e->scope_at;
+            sqlite3_bind_int64(s, p + 1, e->table_id);
+            sqlite3_bind_blob(s, p + 2, st->new_row_bytes + e->pk_at, (int)e->pk_len,
+                              SQLITE_STATIC);
+            sqlite3_bind_int64(s, p + 3, (int64_t)e->seq);
+            store_value_bind(s, p + 4, &scope);
+            sqlite3_bind_int64(s, p + 5, (int64_t)e->hlc);
+            sqlite3_bind_int64(s, p + 6, e->device);
+            sqlite3_bind_int64(s, p + 7, e->device);
+        }
+        int rc = sqlite3_step(s);
+        sqlite3_reset(s); /* every parameter is bound again before the next step */
+        if (rc != SQLITE_DONE)
+            out = store_fail_sqlite(st, rc, "write row state");
+        done += n;
+    }
+    st->n_new_rows = 0;
+    st->new_row_bytes_len = 0;
+    return out;
+}
+
+/* meta: a new live row, one version (base) for every column, echo_device the writer's. */
+static int new_row_queue(store *st, int64_t table_id, const store_bytes *pk, const row_meta *meta)
+{
+    if (st->new_rows == NULL) {
+        st->new_rows = malloc(STORE_NEW_ROWS_BATCH * sizeof *st->new_rows);
+        if (st->new_rows == NULL)
+            return store_fail(st, STORE_ENOMEM, "out of memory");
+    }
+    struct store_row_entry *e = &st->new_rows[st->n_new_rows];
+    memset(e, 0, sizeof *e);
+    e->table_id = table_id;
+    e->device = meta->base_device;
+    e->seq = meta->seq;
+    e->hlc = meta->base_hlc;
+    e->pk_len = pk->len;
+    e->scope = meta->scope;
+    int out = store_buf_append(&st->new_row_bytes, &st->new_row_bytes_len,
+                               &st->new_row_bytes_cap, pk->data, pk->len, &e->pk_at);
+    if (out == 0 && (e->scope.type == PROTO_TEXT || e->scope.type == PROTO_BLOB))
+        out = store_buf_append(&st->new_row_bytes, &st->new_row_bytes_len,
+                               &st->new_row_bytes_cap, e->scope.u.b.p, e->scope.u.b.n,
+                               &e->scope_at);
+    if (out == 0) { /* the new largest key */
+        st->rows_top_len = 0;
+        out = store_buf_append(&st->rows_top_key, &st->rows_top_len, &st->rows_top_cap, pk->data,
+                               pk->len, NULL);
+    }
+    if (out != 0) {
+        st->rows_top_table = 0;
+        return store_fail(st, STORE_ENOMEM, "out of memory");
+    }
+    if (++st->n_new_rows == STORE_NEW_ROWS_BATCH)
+        return store_new_rows_flush(st);
+    return 0;
 }
 
 int row_meta_add(store *st, int64_t table_id, const store_bytes *pk, const row_meta *meta,
                  bool *out_added)
 {
     *out_added = false;
-    int out = meta_write(st, &st->rows_add, rows_add_sql, table_id, pk, meta);
+    int out = 0;
+    bool plain = !meta->deleted && meta->versions == NULL &&
+                 meta->echo_device == meta->base_device && meta->echo_since == 0;
+    if (plain && st->rows_top_table != table_id) {
+        out = store_new_rows_flush(st);
+        if (out == 0)
+            out = top_load(st, table_id);
+        if (out != 0)
+            return out;
+    }
+    if (plain && (st->rows_top_len == 0 ||
+                  key_cmp(pk->data, pk->len, st->rows_top_key, st->rows_top_len) > 0)) {
+        *out_added = true;
+        return new_row_queue(st, table_id, pk, meta);
+    }
+    out = store_new_rows_flush(st);
+    if (out == 0)
+        out = meta_write(st, &st->rows_add, rows_add_sql, table_id, pk, meta);
     if (out == 0)
         *out_added = sqlite3_changes(st->db) > 0;
+    /* A plain key here sorts before the largest; any other may be the largest now. */
+    if (out == 0 && *out_added && !plain)
+        st->rows_top_table = 0;
     return out;
 }
 

@@ -39,7 +39,9 @@ int row_meta_put(store *st, int64_t table_id, const store_bytes *pk, const row_m
 
 /* Adds the merge state of a row the store has never seen; *out_added is false (and nothing is
  * written) when the row is known already. The fast path for inserts: one statement instead of
- * a lookup and a write. */
+ * a lookup and a write, or none when the key sorts after every key of the table: then the state
+ * is queued and written with others (store_new_rows_flush; row_meta_get, row_meta_put and
+ * store_commit write the queue first). */
 int row_meta_add(store *st, int64_t table_id, const store_bytes *pk, const row_meta *meta,
                  bool *out_added);
 

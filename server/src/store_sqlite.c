@@ -53,12 +53,6 @@ const char store_base_ddl[] =
     "  expires_ms INTEGER NOT NULL, used_ms INTEGER, device_id TEXT);"
     ;
 
-/* A record's history (the dashboard's record view) reads the change log by row. Part of the
- * schema of a new store, and added when an older store is opened (a one-off cost there);
- * every push maintains it: bench_merge measures the push with it. */
-#define STORE_CHANGES_ROW_INDEX                                                                   \
-    "CREATE INDEX IF NOT EXISTS _outpost_changes_row ON _outpost_changes(table_id, pk, seq);"
-
 /* The merge engine's tables, in the seam's portable SQL and made on both engines. A column that
  * takes a value of any type (scope, scope_old, scope_new, losing_value, winning_value) is
  * declared BLOB: on SQLite that is no affinity, the value is kept as it came, with its type; on
@@ -80,12 +74,14 @@ const char store_sync_ddl[] =
     "  base_device INTEGER NOT NULL, versions BLOB, del_hlc INTEGER,"
     "  del_device INTEGER, tomb BLOB, echo_device INTEGER, echo_since INTEGER NOT NULL,"
     "  PRIMARY KEY(table_id, pk)) WITHOUT ROWID;"
-    /* The change log: one entry per row change, global server sequence. */
+    /* The change log: one entry per row change, global server sequence. prev_seq: the row's
+     * previous entry (NULL for its first). A record's history (the dashboard) walks back from
+     * _outpost_rows.seq along it, so the log needs no index by row: every push would write
+     * one more b-tree per row for it. Last, so that an older store gains it by ALTER TABLE. */
     "CREATE TABLE IF NOT EXISTS _outpost_changes("
     "  seq INTEGER PRIMARY KEY, table_id INTEGER NOT NULL, pk BLOB NOT NULL,"
     "  op INTEGER NOT NULL, device INTEGER, altered INTEGER NOT NULL, hlc INTEGER NOT NULL,"
-    "  scope_old BLOB, scope_new BLOB, time_ms INTEGER NOT NULL);"
-    STORE_CHANGES_ROW_INDEX
+    "  scope_old BLOB, scope_new BLOB, time_ms INTEGER NOT NULL, prev_seq INTEGER);"
     /* Changes that took a row out of a scope value (moves and deletes), for scope removals. */
     "CREATE TABLE IF NOT EXISTS _outpost_scope_exits("
     "  table_id INTEGER NOT NULL, pk BLOB NOT NULL, seq INTEGER NOT NULL, scope_old BLOB,"
@@ -184,18 +180,29 @@ int store_exec(store *st, const char *sql, const char *what)
 
 int store_begin(store *st, bool write)
 {
+    st->rows_top_table = 0; /* another connection may have written since */
     int rc = db_begin(st->conn, write);
     return rc == STORE_OK ? STORE_OK : store_fail_db(st, rc, "begin transaction");
 }
 
 int store_commit(store *st)
 {
+    int out = store_new_rows_flush(st);
+    if (out == STORE_OK)
+        out = store_changes_flush(st);
+    if (out != STORE_OK) {
+        store_rollback(st);
+        return out;
+    }
+    st->rows_top_table = 0;
     int rc = db_commit(st->conn); /* rolls back when it fails */
     return rc == STORE_OK ? STORE_OK : store_fail_db(st, rc, "commit");
 }
 
 void store_rollback(store *st)
 {
+    store_new_rows_drop(st);
+    store_changes_drop(st);
     db_rollback(st->conn);
 }
 
@@ -231,6 +238,27 @@ int store_meta_set(store *st, const char *key, int64_t value)
     db_finalize(stmt);
     if (rc != DB_DONE)
         return store_fail_db(st, rc, "write store metadata");
+    return 0;
+}
+
+int store_buf_append(uint8_t **buf, size_t *len, size_t *cap, const void *p, size_t n,
+                     size_t *out_at)
+{
+    if (*len + n > *cap) {
+        size_t ncap = *cap ? *cap : 4096;
+        while (ncap < *len + n)
+            ncap *= 2;
+        uint8_t *grown = realloc(*buf, ncap);
+        if (grown == NULL)
+            return STORE_ENOMEM;
+        *buf = grown;
+        *cap = ncap;
+    }
+    if (out_at != NULL)
+        *out_at = *len;
+    if (n > 0)
+        memcpy(*buf + *len, p, n);
+    *len += n;
     return 0;
 }
 
@@ -290,6 +318,51 @@ static void keep_owner_only(const char *path)
             chmod(name, sb.st_mode & 0700);
     }
     free(name);
+}
+
+/*
+ * A store made before the change log's prev_seq (it had an index on the log by row instead, or
+ * neither) gets the column, filled from the log itself, and loses the index: one pass over the
+ * log in one transaction, once. A store that has both was opened by an older build since (which
+ * made the index again and wrote entries without prev_seq): the pass runs again. An interrupted
+ * upgrade rolls back and runs again at the next open.
+ */
+static int changes_chain_ensure(sqlite3 *db)
+{
+    sqlite3_stmt *probe = NULL;
+    int rc = sqlite3_prepare_v2(db,
+                                "SELECT count(*) FROM pragma_table_info('_outpost_changes')"
+                                " WHERE name = 'prev_seq' UNION ALL SELECT count(*) FROM"
+                                " sqlite_master WHERE name = '_outpost_changes_row'",
+                                -1, &probe, NULL);
+    int has[2] = {0, 0};
+    for (int i = 0; rc == SQLITE_OK && i < 2; i++) {
+        rc = sqlite3_step(probe);
+        if (rc == SQLITE_ROW) {
+            has[i] = sqlite3_column_int(probe, 0);
+            rc = SQLITE_OK;
+        }
+    }
+    sqlite3_finalize(probe);
+    if (rc != SQLITE_OK || (has[0] && !has[1]))
+        return rc;
+    rc = sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+    if (rc == SQLITE_OK && !has[0])
+        rc = sqlite3_exec(db, "ALTER TABLE _outpost_changes ADD COLUMN prev_seq INTEGER", NULL,
+                          NULL, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_exec(
+            db,
+            "CREATE INDEX IF NOT EXISTS _outpost_changes_row"
+            "  ON _outpost_changes(table_id, pk, seq);"
+            "UPDATE _outpost_changes AS c SET prev_seq = (SELECT max(p.seq) FROM _outpost_changes p"
+            "  WHERE p.table_id = c.table_id AND p.pk = c.pk AND p.seq < c.seq);"
+            "DROP INDEX _outpost_changes_row;"
+            "COMMIT;",
+            NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return rc;
 }
 
 int store_open(const char *path, bool create, store **out_store, char *err, size_t err_size)
@@ -367,8 +440,8 @@ int store_open(const char *path, bool create, store **out_store, char *err, size
         rc = sqlite3_exec(st->db, store_base_ddl, NULL, NULL, NULL);
     if (rc == SQLITE_OK && !ours)
         rc = sqlite3_exec(st->db, store_sync_ddl, NULL, NULL, NULL);
-    if (rc == SQLITE_OK && ours) /* a store made before the index */
-        rc = sqlite3_exec(st->db, STORE_CHANGES_ROW_INDEX, NULL, NULL, NULL);
+    if (rc == SQLITE_OK && ours)
+        rc = changes_chain_ensure(st->db);
     if (rc != SQLITE_OK) {
         out = store_rc_from_sqlite(rc);
         open_fail(err, err_size, st->db, path, "cannot prepare store");
@@ -415,6 +488,14 @@ void store_close(store *st)
     sqlite3_finalize(st->rows_put);
     sqlite3_finalize(st->rows_add);
     sqlite3_finalize(st->change_put);
+    sqlite3_finalize(st->change_put_batch);
+    free(st->changes);
+    free(st->change_bytes);
+    sqlite3_finalize(st->rows_add_batch);
+    sqlite3_finalize(st->rows_top);
+    free(st->new_rows);
+    free(st->new_row_bytes);
+    free(st->rows_top_key);
     db_close(st->conn);
     sqlite3_close(st->db);
     explicit_bzero(st->audit_key, sizeof st->audit_key);

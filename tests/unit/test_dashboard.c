@@ -606,6 +606,131 @@ static void test_conflict_reverse_syncs_back(void **state)
     assert_true(s.n >= 1);
 }
 
+typedef struct history {
+    uint32_t n;
+    int64_t seq[8];
+    int op[8];
+} history;
+
+static int collect_change(const store_dash_change *ch, void *user_data)
+{
+    history *h = user_data;
+    if (h->n < 8) {
+        h->seq[h->n] = ch->seq;
+        h->op[h->n] = ch->op;
+    }
+    h->n++;
+    return 0;
+}
+
+static history history_of(world *w, const char *id, uint32_t limit)
+{
+    history h;
+    memset(&h, 0, sizeof h);
+    assert_int_equal(
+        store_dash_history(w->fx.st, north, 1, "contacts", id, limit, collect_change, &h),
+        STORE_OK);
+    return h;
+}
+
+static void run_sql(world *w, const char *sql)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(w->fx.path, &db), SQLITE_OK);
+    char *err = NULL;
+    int rc = sqlite3_exec(db, sql, NULL, NULL, &err);
+    if (rc != SQLITE_OK)
+        fail_msg("%s: %s", sql, err);
+    sqlite3_close(db);
+}
+
+static int64_t count_sql(world *w, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *s = NULL;
+    assert_int_equal(sqlite3_open(w->fx.path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    int64_t n = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    sqlite3_close(db);
+    return n;
+}
+
+static void reopen(world *w)
+{
+    char err[256];
+    store_close(w->fx.st);
+    w->fx.st = NULL;
+    assert_int_equal(store_open(w->fx.path, false, &w->fx.st, err, sizeof err), STORE_OK);
+}
+
+static void expect_same_history(const history *a, const history *b)
+{
+    assert_int_equal(a->n, b->n);
+    for (uint32_t i = 0; i < a->n && i < 8; i++) {
+        assert_int_equal(a->seq[i], b->seq[i]);
+        assert_int_equal(a->op[i], b->op[i]);
+    }
+}
+
+/* A record's history follows the row through a log shared with other rows, newest `limit` kept,
+ * without an index on the log by row (one b-tree fewer per pushed row). A store made before
+ * that (with the index, or with neither) upgrades itself when opened and shows the same. */
+static void test_history_follows_the_row_and_older_stores_upgrade(void **state)
+{
+    world *w = *state;
+    push_contact(w, &w->ana, 1, "c-1", "north", "First", NULL, NULL);
+    push_contact(w, &w->ana, 2, "c-2", "north", "Other", NULL, NULL);
+    proto_msg_free(push_name(w, &w->ana, 3, HLC(NOW_MS - 900), "c-1", "First", "Second"));
+    proto_msg_free(push_name(w, &w->ana, 4, HLC(NOW_MS - 800), "c-2", "Other", "Other2"));
+    proto_msg_free(push_name(w, &w->ana, 5, HLC(NOW_MS - 700), "c-1", "Second", "Third"));
+
+    history c1 = history_of(w, "c-1", 0), c2 = history_of(w, "c-2", 0);
+    assert_int_equal(c1.n, 3);
+    assert_int_equal(c1.op[0], PROTO_OP_INSERT);
+    assert_int_equal(c1.op[1], PROTO_OP_UPDATE);
+    assert_int_equal(c1.op[2], PROTO_OP_UPDATE);
+    assert_true(c1.seq[0] < c1.seq[1] && c1.seq[1] < c1.seq[2]);
+    assert_int_equal(c2.n, 2);
+    assert_true(c2.seq[0] > c1.seq[0] && c2.seq[0] < c1.seq[1]);
+    history newest = history_of(w, "c-1", 2);
+    assert_int_equal(newest.n, 2);
+    assert_int_equal(newest.seq[0], c1.seq[1]);
+    assert_int_equal(newest.seq[1], c1.seq[2]);
+    assert_int_equal(count_sql(w, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+                                  " AND tbl_name = '_outpost_changes'"),
+                     0);
+
+    /* a store from before, with the log's index by row; one from before that index; one that
+     * an older build opened since (it made the index again and wrote an entry without
+     * prev_seq) */
+    static const char *const older[] = {
+        "ALTER TABLE _outpost_changes DROP COLUMN prev_seq; CREATE INDEX _outpost_changes_row"
+        " ON _outpost_changes(table_id, pk, seq);",
+        "ALTER TABLE _outpost_changes DROP COLUMN prev_seq;",
+        "CREATE INDEX _outpost_changes_row ON _outpost_changes(table_id, pk, seq);"
+        "UPDATE _outpost_changes SET prev_seq = NULL WHERE seq = (SELECT max(seq) FROM"
+        " _outpost_changes);"};
+    for (size_t i = 0; i < sizeof older / sizeof older[0]; i++) {
+        store_close(w->fx.st);
+        w->fx.st = NULL;
+        run_sql(w, older[i]);
+        reopen(w);
+        history a = history_of(w, "c-1", 0), b = history_of(w, "c-2", 0);
+        expect_same_history(&a, &c1);
+        expect_same_history(&b, &c2);
+        assert_int_equal(count_sql(w, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+                                      " AND tbl_name = '_outpost_changes'"),
+                         0);
+    }
+    /* ... and keeps following rows changed after the upgrade */
+    proto_msg_free(push_name(w, &w->ana, 6, HLC(NOW_MS - 600), "c-1", "Third", "Fourth"));
+    history after = history_of(w, "c-1", 0);
+    assert_int_equal(after.n, 4);
+    assert_int_equal(after.seq[2], c1.seq[2]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -625,6 +750,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_conflict_queue_shows_both_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflict_keep_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflict_reverse_syncs_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_follows_the_row_and_older_stores_upgrade,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_conflict_reverse_never_moves_a_row_out_of_the_supervisors_teams, setup, teardown),
     };

@@ -951,6 +951,129 @@ static void test_hostile_pushes_never_break_the_store(void **state)
         fx_int(&w->fx, "SELECT count(*) FROM contacts WHERE team_id NOT IN ('north', 'south')"), 0);
 }
 
+/* The change log is written in batches (merge_log.c): a push of more than a batch, its
+ * remainder, rows changed again in the same push and a scope exit all land once each, and a
+ * refused push leaves none of its queued entries behind for the next commit. */
+static void test_change_log_batches_land_once_and_refusals_leave_none(void **state)
+{
+    world *w = *state;
+    static char ids[110][8]; /* the push points at them */
+    store_push_info info;
+
+    tpush *tp = tp_new(1, HLC(NOW_MS));
+    for (int i = 0; i < 40; i++) {
+        snprintf(ids[i], sizeof ids[i], "r-%02d", i);
+        tp_insert_contact(tp, ids[i], "north", "refused with the rest");
+    }
+    tp_insert_contact(tp, "r-bad", "east", "no such team of cai's");
+    proto_msg *m = fx_push(&w->fx, &w->cai, tp, NOW_MS, &info);
+    assert_int_equal(m->type, PROTO_MSG_REJECT);
+    proto_msg_free(m);
+    tp_free(tp);
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_changes"), 0);
+
+    tp = tp_new(2, HLC(NOW_MS));
+    for (int i = 0; i < 70; i++) {
+        snprintf(ids[40 + i], sizeof ids[40 + i], "c-%02d", i);
+        tp_insert_contact(tp, ids[40 + i], "north", "Amina");
+    }
+    tp_update_contact(tp, "c-05", C_NAME, T("Amina"), T("Amina B"));
+    tp_update_contact(tp, "c-69", C_TEAM, T("north"), T("south"));
+    m = fx_push(&w->fx, &w->cai, tp, NOW_MS, &info);
+    assert_int_equal(m->type, PROTO_MSG_ACK);
+    assert_int_equal(info.n_rows, 72);
+    free(info.teams_touched);
+    proto_msg_free(m);
+    tp_free(tp);
+
+    /* seqs 1..72, each once, none of the refused push's */
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_changes"), 72);
+    assert_int_equal(fx_int(&w->fx, "SELECT count(DISTINCT seq) FROM _outpost_changes"
+                                    " WHERE seq BETWEEN 1 AND 72"),
+                     72);
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_changes c JOIN _outpost_rows"
+                                    " r ON r.table_id = c.table_id AND r.pk = c.pk"),
+                     72);
+    /* every row's state points at its latest entry, which names the one before */
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_rows r JOIN _outpost_changes"
+                                    " c ON c.seq = r.seq AND c.pk = r.pk"),
+                     70);
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_changes WHERE prev_seq IS NOT"
+                                    " NULL"),
+                     2);
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_changes c JOIN _outpost_changes"
+                                    " p ON p.seq = c.prev_seq WHERE p.pk = c.pk AND p.op = 1"),
+                     2);
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_changes WHERE scope_new ="
+                                    " 'south' AND scope_old = 'north'"),
+                     1);
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_scope_exits"), 1);
+    assert_contact(w, "c-05", "name", "Amina B");
+    assert_contact(w, "c-69", "team_id", "south");
+    assert_int_equal(fx_int(&w->fx, "SELECT value FROM _outpost_meta WHERE key = 'server_seq'"),
+                     72);
+}
+
+/* New rows' merge states are queued when their key sorts after every key the table has
+ * (store_rows.c). Keys below, keys the store has, a key twice in one push, and a larger key
+ * another connection added meanwhile all still get exactly one state, merged as they must. */
+static void test_new_row_states_in_any_key_order_get_one_state_each(void **state)
+{
+    world *w = *state;
+    static char ids[90][8]; /* the pushes point at them */
+    for (int i = 0; i < 80; i++)
+        snprintf(ids[i], sizeof ids[i], "k-%02d", i);
+
+    tpush *tp = tp_new(1, HLC(NOW_MS - 5000));
+    for (int i = 40; i < 80; i++)
+        tp_insert_contact(tp, ids[i], "north", "ascending");
+    proto_msg *m = fx_push(&w->fx, &w->ana, tp, NOW_MS, NULL);
+    assert_int_equal(m->type, PROTO_MSG_ACK);
+    proto_msg_free(m);
+    tp_free(tp);
+
+    /* another connection to the same store adds a larger key */
+    fixture other = w->fx;
+    char err[256];
+    assert_int_equal(store_open(w->fx.path, false, &other.st, err, sizeof err), STORE_OK);
+    tp = tp_new(1, HLC(NOW_MS - 4000));
+    tp_insert_contact(tp, "k-90", "north", "from elsewhere");
+    m = fx_push(&other, &w->ana2, tp, NOW_MS, NULL);
+    assert_int_equal(m->type, PROTO_MSG_ACK);
+    proto_msg_free(m);
+    tp_free(tp);
+    store_close(other.st);
+
+    tp = tp_new(2, HLC(NOW_MS - 3000));
+    tp_insert_contact(tp, "k-90", "north", "from elsewhere"); /* known: merges, no conflict */
+    tp_insert_contact(tp, "k-99", "north", "one");
+    tp_insert_contact(tp, "k-99", "north", "two"); /* twice in one push */
+    for (int i = 39; i >= 0; i--)
+        tp_insert_contact(tp, ids[i], "north", "descending");
+    tp_insert_contact(tp, "k-50", "north", "ascending"); /* known */
+    tp_insert_contact(tp, "k-95", "north", "between");
+    m = fx_push(&w->fx, &w->ana, tp, NOW_MS, NULL);
+    assert_int_equal(m->type, PROTO_MSG_ACK);
+    proto_msg_free(m);
+    tp_free(tp);
+
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM contacts"), 83);
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_rows"), 83);
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_rows r JOIN _outpost_changes"
+                                    " c ON c.seq = r.seq AND c.pk = r.pk AND c.table_id ="
+                                    " r.table_id"),
+                     83);
+    /* the one decision: k-99's second insert over its first */
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_conflicts"), 1);
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_conflicts WHERE"
+                                    " losing_value = 'one' AND winning_value = 'two'"),
+                     1);
+    assert_contact(w, "k-99", "name", "two");
+    assert_contact(w, "k-00", "name", "descending");
+    assert_contact(w, "k-90", "name", "from elsewhere");
+    assert_contact(w, "k-95", "name", "between");
+}
+
 #define T_(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 int main(void)
@@ -982,6 +1105,8 @@ int main(void)
         T_(test_full_disk_is_efull_and_nothing_applied),
         T_(test_revoked_device_push_refused),
         T_(test_hostile_pushes_never_break_the_store),
+        T_(test_change_log_batches_land_once_and_refusals_leave_none),
+        T_(test_new_row_states_in_any_key_order_get_one_state_each),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
