@@ -131,6 +131,8 @@ struct outpost_sync {
     bool asked_ahead;                /* the ROWS being received was answered, and its next
                                       * page asked for, from its first bytes (ask_ahead) */
     uint64_t asked_cursor;           /* ... from this cursor */
+    proto_buf held_bytes;            /* that ROWS, not yet decoded: decoded and handled once
+                                      * its PULL has left (held_bytes_handle) */
     proto_zstream *zin, *zout;       /* this session's compression, once WELCOME agreed to it */
 };
 
@@ -693,18 +695,19 @@ static void on_rows(outpost_sync *s, proto_msg *m)
 /* A ROWS page with more to come names the next page's cursor in its first bytes: the PULL for
  * it goes out before this page is decoded (a 4,000-row page takes milliseconds), so the server
  * starts on it that much sooner. The page is then handled as answered (on_rows). */
-static void ask_ahead(outpost_sync *s, const uint8_t *data, size_t n_bytes)
+static bool ask_ahead(outpost_sync *s, const uint8_t *data, size_t n_bytes)
 {
     uint64_t cursor = 0;
     bool more = false;
     if (s->phase != PHASE_PULL || s->pull_again || s->asked_ahead ||
         !proto_rows_peek(data, n_bytes, &cursor, &more) || !more)
-        return;
+        return false;
     answer_received(s);
     if (send_pull_from(s, cursor) != OUTPOST_OK)
-        return;
+        return false;
     s->asked_ahead = true;
     s->asked_cursor = cursor;
+    return true;
 }
 
 /* ---- Session ---------------------------------------------------------------------------- */
@@ -856,8 +859,11 @@ static void on_wipe(outpost_sync *s, const proto_wipe *w)
 /* Handles m and frees it. A held page goes first (messages are handled in arrival order),
  * except before a NOTIFY, which only marks that another pull is due: applying the page here,
  * inside lws's callback, would keep its queued PULL from leaving until the apply is done. */
+static void held_bytes_handle(outpost_sync *s);
+
 static void handle_message(outpost_sync *s, proto_msg *m)
 {
+    held_bytes_handle(s);
     if (m->type != PROTO_MSG_NOTIFY)
         apply_held_page(s);
     if (s->attempt_failed) { /* hung up: nothing after a failed apply may be applied */
@@ -934,11 +940,35 @@ static void cb_connected(void *user_data)
     memset(msg.u.hello.secret, 0, sizeof msg.u.hello.secret);
 }
 
+/* Decodes one whole (inflated) message from the server and handles it. */
+static void decode_and_handle(outpost_sync *s, const uint8_t *data, size_t n_bytes)
+{
+    proto_msg *m = NULL;
+    char err[160];
+    int rc = proto_decode(data, n_bytes, &s->rx_limits, &m, err, sizeof err);
+    if (rc != PROTO_OK) {
+        char why[200];
+        snprintf(why, sizeof why, "malformed message from the server: %s", err);
+        fail_transient(s, OUTPOST_EPROTO, why);
+        return;
+    }
+    handle_message(s, m);
+}
+
+/* The page ask_ahead held back, decoded and handled now (it becomes the held page). */
+static void held_bytes_handle(outpost_sync *s)
+{
+    if (!s->held_bytes.data)
+        return;
+    proto_buf bytes = s->held_bytes;
+    memset(&s->held_bytes, 0, sizeof s->held_bytes);
+    decode_and_handle(s, bytes.data, bytes.len);
+    proto_buf_free(&bytes);
+}
+
 static void cb_message(void *user_data, const uint8_t *data, size_t n_bytes)
 {
     outpost_sync *s = user_data;
-    proto_msg *m = NULL;
-    char err[160];
     proto_buf plain = {0};
     count_bytes(s, &s->status.bytes_received, n_bytes);
     /* Stopped, or hung up and waiting for the close: what still arrives is not acted on. */
@@ -972,16 +1002,23 @@ static void cb_message(void *user_data, const uint8_t *data, size_t n_bytes)
         data = plain.data;
         n_bytes = plain.len;
     }
-    ask_ahead(s, data, n_bytes);
-    int rc = proto_decode(data, n_bytes, &s->rx_limits, &m, err, sizeof err);
-    proto_buf_free(&plain);
-    if (rc != PROTO_OK) {
-        char why[200];
-        snprintf(why, sizeof why, "malformed message from the server: %s", err);
-        fail_transient(s, OUTPOST_EPROTO, why);
+    /* The next page is asked for now; this one waits, undecoded, until that PULL has left. */
+    if (!s->held_bytes.data && ask_ahead(s, data, n_bytes)) {
+        if (plain.data) {
+            s->held_bytes = plain;
+            return;
+        }
+        s->held_bytes.data = malloc(n_bytes ? n_bytes : 1);
+        if (!s->held_bytes.data) {
+            fail_transient(s, OUTPOST_ENOMEM, "out of memory");
+            return;
+        }
+        memcpy(s->held_bytes.data, data, n_bytes);
+        s->held_bytes.len = s->held_bytes.cap = n_bytes;
         return;
     }
-    handle_message(s, m);
+    decode_and_handle(s, data, n_bytes);
+    proto_buf_free(&plain);
 }
 
 static void cb_sent(void *user_data, size_t queued_bytes)
@@ -996,7 +1033,8 @@ static void cb_closed(void *user_data, transport_close_reason reason, uint16_t p
     outpost_sync *s = user_data;
     (void)peer_close_code;
     bool was_idle = s->phase == PHASE_IDLE;
-    apply_held_page(s); /* whole and in order: applied, as it would have been before the close */
+    held_bytes_handle(s); /* whole and in order: applied, as they would have been before the close */
+    apply_held_page(s);
     s->asked_ahead = false;
     s->phase = PHASE_DISCONNECTED;
     drop_window(s);
@@ -1113,11 +1151,13 @@ static void *sync_main(void *arg)
     connect_now(s);
     for (;;) {
         transport_service(s->t, next_wait_ms(s));
-        if (s->held_page) {
-            /* Write the queued PULL (a turn of lws without waiting), then apply the page. */
-            for (int i = 0; i < HELD_FLUSH_TURNS && s->held_page && transport_queued_bytes(s->t);
+        if (s->held_bytes.data || s->held_page) {
+            /* Write the queued PULL (a turn of lws without waiting), then the page. */
+            for (int i = 0; i < HELD_FLUSH_TURNS && (s->held_bytes.data || s->held_page) &&
+                            transport_queued_bytes(s->t);
                  i++)
                 transport_service(s->t, -1);
+            held_bytes_handle(s);
             apply_held_page(s);
         }
         atomic_fetch_add(&s->wakes, 1);
@@ -1241,6 +1281,7 @@ void outpost_sync_stop(outpost_sync *sync)
     pthread_join(sync->thread, NULL);
     transport_destroy(sync->t);
     proto_msg_free(sync->held_page);
+    proto_buf_free(&sync->held_bytes);
     end_compression(sync);
     outpost_replica_close(sync->r);
     device_credentials_clear(&sync->creds);
