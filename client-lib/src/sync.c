@@ -856,11 +856,11 @@ static void on_wipe(outpost_sync *s, const proto_wipe *w)
                                       : "the office ordered a wipe; some files could not be removed");
 }
 
-/* Handles m and frees it. A held page goes first (messages are handled in arrival order),
- * except before a NOTIFY, which only marks that another pull is due: applying the page here,
- * inside lws's callback, would keep its queued PULL from leaving until the apply is done. */
 static void held_bytes_handle(outpost_sync *s);
 
+/* Handles m and frees it. A held page (undecoded or decoded) goes first: messages are handled
+ * in arrival order. Its apply waits past a NOTIFY, which only marks that another pull is due:
+ * applying here, inside lws's callback, would keep the queued PULL from leaving until done. */
 static void handle_message(outpost_sync *s, proto_msg *m)
 {
     held_bytes_handle(s);
