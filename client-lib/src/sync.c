@@ -60,7 +60,10 @@ enum {
      * day's ~65 small entries go in 2-3 window turns instead of 8-9 (bench_field). The byte
      * bound is what the engine holds in memory; a day's entries are a few KiB, so it stays. */
     WINDOW_ENTRIES = 32,
-    WINDOW_BYTES = 1024 * 1024
+    WINDOW_BYTES = 1024 * 1024,
+    /* lws turns given to writing the PULL queued ahead of a held page (a small message: one
+     * WRITEABLE callback) before the page is applied anyway. */
+    HELD_FLUSH_TURNS = 4
 };
 
 /* One outbox entry in the push window, with its encoded chunks. */
@@ -123,6 +126,13 @@ struct outpost_sync {
     uint64_t win_last_seq;           /* seq of the newest entry taken into the window */
     int unsendable;                  /* an entry that cannot be encoded waits behind the window */
     uint32_t unanswered;             /* requests sent whose answer has not come */
+    proto_msg *held_page;            /* a ROWS page whose next PULL is queued: applied once
+                                      * that PULL has left (apply_held_page) */
+    bool asked_ahead;                /* the ROWS being received was answered, and its next
+                                      * page asked for, from its first bytes (ask_ahead) */
+    uint64_t asked_cursor;           /* ... from this cursor */
+    proto_buf held_bytes;            /* that ROWS, not yet decoded: decoded and handled once
+                                      * its PULL has left (held_bytes_handle) */
     proto_zstream *zin, *zout;       /* this session's compression, once WELCOME agreed to it */
 };
 
@@ -554,6 +564,14 @@ static void on_reject(outpost_sync *s, const proto_reject *reject)
 
 /* ---- Pull ------------------------------------------------------------------------------- */
 
+static int send_pull_from(outpost_sync *s, uint64_t cursor)
+{
+    proto_msg msg = {.type = PROTO_MSG_PULL};
+    msg.u.pull.cursor = cursor;
+    msg.u.pull.limit = s->cfg.pull_page_rows;
+    return send_msg(s, &msg);
+}
+
 static void send_pull(outpost_sync *s)
 {
     outpost_status st;
@@ -562,10 +580,7 @@ static void send_pull(outpost_sync *s)
         fail_transient(s, rc, outpost_errmsg(s->r));
         return;
     }
-    proto_msg msg = {.type = PROTO_MSG_PULL};
-    msg.u.pull.cursor = st.cursor;
-    msg.u.pull.limit = s->cfg.pull_page_rows;
-    send_msg(s, &msg);
+    send_pull_from(s, st.cursor);
 }
 
 static void start_pull(outpost_sync *s)
@@ -599,30 +614,14 @@ static void sync_completed(outpost_sync *s)
     }
 }
 
-static void on_rows(outpost_sync *s, const proto_rows *rows)
+/* Applies a page and counts its rows; a failure hangs up (the next sync starts again from the
+ * stored cursor, so nothing is skipped). */
+static int rows_apply(outpost_sync *s, const proto_rows *rows)
 {
-    if (s->phase != PHASE_PULL) {
-        fail_transient(s, OUTPOST_EPROTO, "the server sent rows that were not asked for");
-        return;
-    }
-    answer_received(s);
-    /* More pages: ask for the next one (from this page's cursor, which applying it stores)
-     * before applying this one, so that the server reads and sends it while this page is
-     * written here. Pages arrive and are applied in order; a failed apply hangs up, and the
-     * next sync starts again from the stored cursor, so nothing is skipped. */
-    bool prefetched = false;
-    if (rows->more && !s->pull_again) {
-        proto_msg msg = {.type = PROTO_MSG_PULL};
-        msg.u.pull.cursor = rows->cursor;
-        msg.u.pull.limit = s->cfg.pull_page_rows;
-        if (send_msg(s, &msg) != OUTPOST_OK)
-            return;
-        prefetched = true;
-    }
     int rc = outpost_rows_apply(s->r, rows);
     if (rc != OUTPOST_OK) {
         fail_transient(s, rc, outpost_errmsg(s->r));
-        return;
+        return rc;
     }
     uint64_t n = 0;
     for (uint32_t i = 0; i < rows->n_tables; i++)
@@ -630,14 +629,85 @@ static void on_rows(outpost_sync *s, const proto_rows *rows)
     pthread_mutex_lock(&s->lock);
     s->status.rows_pulled += n;
     pthread_mutex_unlock(&s->lock);
-    if (prefetched)
+    return OUTPOST_OK;
+}
+
+/* The page held back by on_rows, applied now (before anything that came after it is handled). */
+static void apply_held_page(outpost_sync *s)
+{
+    proto_msg *m = s->held_page;
+    if (!m)
         return;
-    if (rows->more || s->pull_again) {
+    s->held_page = NULL;
+    (void)rows_apply(s, &m->u.rows);
+    proto_msg_free(m);
+}
+
+/* Takes ownership of m (a ROWS message). */
+static void on_rows(outpost_sync *s, proto_msg *m)
+{
+    const proto_rows *rows = &m->u.rows;
+    if (s->phase != PHASE_PULL) {
+        fail_transient(s, OUTPOST_EPROTO, "the server sent rows that were not asked for");
+        proto_msg_free(m);
+        return;
+    }
+    if (s->asked_ahead) {
+        /* Answered and the next page asked for already, from the first bytes (ask_ahead). */
+        s->asked_ahead = false;
+        if (!rows->more || rows->cursor != s->asked_cursor) {
+            fail_transient(s, OUTPOST_EPROTO, "a ROWS page decoded differently from its first "
+                                              "bytes");
+            proto_msg_free(m);
+            return;
+        }
+        s->held_page = m;
+        return;
+    }
+    answer_received(s);
+    /* More pages: ask for the next one (from this page's cursor, which applying it stores)
+     * before applying this one, so that the server reads and sends it while this page is
+     * written here. Pages arrive and are applied in order; a failed apply hangs up, and the
+     * next sync starts again from the stored cursor, so nothing is skipped.
+     * The PULL only leaves from lws's WRITEABLE callback, after this one returns: the page is
+     * held and applied by the thread's loop once the PULL is written (sync_main), else the
+     * server would wait for the whole apply before starting the next page. */
+    if (rows->more && !s->pull_again) {
+        if (send_pull_from(s, rows->cursor) == OUTPOST_OK)
+            s->held_page = m;
+        else
+            proto_msg_free(m);
+        return;
+    }
+    int rc = rows_apply(s, rows);
+    bool more = rows->more;
+    proto_msg_free(m);
+    if (rc != OUTPOST_OK)
+        return;
+    if (more || s->pull_again) {
         s->pull_again = false;
         send_pull(s);
         return;
     }
     sync_completed(s);
+}
+
+/* A ROWS page with more to come names the next page's cursor in its first bytes: the PULL for
+ * it goes out before this page is decoded (a 4,000-row page takes milliseconds), so the server
+ * starts on it that much sooner. The page is then handled as answered (on_rows). */
+static bool ask_ahead(outpost_sync *s, const uint8_t *data, size_t n_bytes)
+{
+    uint64_t cursor = 0;
+    bool more = false;
+    if (s->phase != PHASE_PULL || s->pull_again || s->asked_ahead ||
+        !proto_rows_peek(data, n_bytes, &cursor, &more) || !more)
+        return false;
+    answer_received(s);
+    if (send_pull_from(s, cursor) != OUTPOST_OK)
+        return false;
+    s->asked_ahead = true;
+    s->asked_cursor = cursor;
+    return true;
 }
 
 /* ---- Session ---------------------------------------------------------------------------- */
@@ -786,13 +856,25 @@ static void on_wipe(outpost_sync *s, const proto_wipe *w)
                                       : "the office ordered a wipe; some files could not be removed");
 }
 
-static void handle_message(outpost_sync *s, const proto_msg *m)
+static void held_bytes_handle(outpost_sync *s);
+
+/* Handles m and frees it. A held page (undecoded or decoded) goes first: messages are handled
+ * in arrival order. Its apply waits past a NOTIFY, which only marks that another pull is due:
+ * applying here, inside lws's callback, would keep the queued PULL from leaving until done. */
+static void handle_message(outpost_sync *s, proto_msg *m)
 {
+    held_bytes_handle(s);
+    if (m->type != PROTO_MSG_NOTIFY)
+        apply_held_page(s);
+    if (s->attempt_failed) { /* hung up: nothing after a failed apply may be applied */
+        proto_msg_free(m);
+        return;
+    }
     switch (m->type) {
     case PROTO_MSG_WELCOME: on_welcome(s, &m->u.welcome); break;
     case PROTO_MSG_ACK: on_ack(s, &m->u.ack); break;
     case PROTO_MSG_REJECT: on_reject(s, &m->u.reject); break;
-    case PROTO_MSG_ROWS: on_rows(s, &m->u.rows); break;
+    case PROTO_MSG_ROWS: on_rows(s, m); return; /* on_rows owns m */
     case PROTO_MSG_NOTIFY:
         if (s->phase == PHASE_IDLE)
             begin_cycle(s);
@@ -805,6 +887,7 @@ static void handle_message(outpost_sync *s, const proto_msg *m)
         fail_transient(s, OUTPOST_EPROTO, "the server sent a message a device does not expect");
         break;
     }
+    proto_msg_free(m);
 }
 
 /* ---- Transport callbacks ---------------------------------------------------------------- */
@@ -857,14 +940,39 @@ static void cb_connected(void *user_data)
     memset(msg.u.hello.secret, 0, sizeof msg.u.hello.secret);
 }
 
+/* Decodes one whole (inflated) message from the server and handles it. */
+static void decode_and_handle(outpost_sync *s, const uint8_t *data, size_t n_bytes)
+{
+    proto_msg *m = NULL;
+    char err[160];
+    int rc = proto_decode(data, n_bytes, &s->rx_limits, &m, err, sizeof err);
+    if (rc != PROTO_OK) {
+        char why[200];
+        snprintf(why, sizeof why, "malformed message from the server: %s", err);
+        fail_transient(s, OUTPOST_EPROTO, why);
+        return;
+    }
+    handle_message(s, m);
+}
+
+/* The page ask_ahead held back, decoded and handled now (it becomes the held page). */
+static void held_bytes_handle(outpost_sync *s)
+{
+    if (!s->held_bytes.data)
+        return;
+    proto_buf bytes = s->held_bytes;
+    memset(&s->held_bytes, 0, sizeof s->held_bytes);
+    decode_and_handle(s, bytes.data, bytes.len);
+    proto_buf_free(&bytes);
+}
+
 static void cb_message(void *user_data, const uint8_t *data, size_t n_bytes)
 {
     outpost_sync *s = user_data;
-    proto_msg *m = NULL;
-    char err[160];
     proto_buf plain = {0};
     count_bytes(s, &s->status.bytes_received, n_bytes);
-    if (s->permanent)
+    /* Stopped, or hung up and waiting for the close: what still arrives is not acted on. */
+    if (s->permanent || s->attempt_failed)
         return;
     if (proto_is_zframe(data, n_bytes)) {
         int zrc = s->zin ? proto_zframe_inflate(s->zin, data, n_bytes,
@@ -894,16 +1002,23 @@ static void cb_message(void *user_data, const uint8_t *data, size_t n_bytes)
         data = plain.data;
         n_bytes = plain.len;
     }
-    int rc = proto_decode(data, n_bytes, &s->rx_limits, &m, err, sizeof err);
-    proto_buf_free(&plain);
-    if (rc != PROTO_OK) {
-        char why[200];
-        snprintf(why, sizeof why, "malformed message from the server: %s", err);
-        fail_transient(s, OUTPOST_EPROTO, why);
+    /* The next page is asked for now; this one waits, undecoded, until that PULL has left. */
+    if (!s->held_bytes.data && ask_ahead(s, data, n_bytes)) {
+        if (plain.data) {
+            s->held_bytes = plain;
+            return;
+        }
+        s->held_bytes.data = malloc(n_bytes ? n_bytes : 1);
+        if (!s->held_bytes.data) {
+            fail_transient(s, OUTPOST_ENOMEM, "out of memory");
+            return;
+        }
+        memcpy(s->held_bytes.data, data, n_bytes);
+        s->held_bytes.len = s->held_bytes.cap = n_bytes;
         return;
     }
-    handle_message(s, m);
-    proto_msg_free(m);
+    decode_and_handle(s, data, n_bytes);
+    proto_buf_free(&plain);
 }
 
 static void cb_sent(void *user_data, size_t queued_bytes)
@@ -918,6 +1033,9 @@ static void cb_closed(void *user_data, transport_close_reason reason, uint16_t p
     outpost_sync *s = user_data;
     (void)peer_close_code;
     bool was_idle = s->phase == PHASE_IDLE;
+    held_bytes_handle(s); /* whole and in order: applied, as they would have been before the close */
+    apply_held_page(s);
+    s->asked_ahead = false;
     s->phase = PHASE_DISCONNECTED;
     drop_window(s);
     if (s->permanent)
@@ -1033,6 +1151,15 @@ static void *sync_main(void *arg)
     connect_now(s);
     for (;;) {
         transport_service(s->t, next_wait_ms(s));
+        if (s->held_bytes.data || s->held_page) {
+            /* Write the queued PULL (a turn of lws without waiting), then the page. */
+            for (int i = 0; i < HELD_FLUSH_TURNS && (s->held_bytes.data || s->held_page) &&
+                            transport_queued_bytes(s->t);
+                 i++)
+                transport_service(s->t, -1);
+            held_bytes_handle(s);
+            apply_held_page(s);
+        }
         atomic_fetch_add(&s->wakes, 1);
         pthread_mutex_lock(&s->lock);
         bool stopping = s->stopping, want = s->want_sync, net = s->net_changed;
@@ -1160,6 +1287,8 @@ void outpost_sync_stop(outpost_sync *sync)
     transport_wake(sync->t);
     pthread_join(sync->thread, NULL);
     transport_destroy(sync->t);
+    proto_msg_free(sync->held_page);
+    proto_buf_free(&sync->held_bytes);
     end_compression(sync);
     outpost_replica_close(sync->r);
     device_credentials_clear(&sync->creds);

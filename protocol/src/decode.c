@@ -1159,3 +1159,50 @@ void proto_msg_free(proto_msg *msg)
     if (msg != NULL)
         proto_arena_free(msg->arena);
 }
+
+/* Matches the fixstr key at *at; advances past it. */
+static bool peek_key(const uint8_t *data, size_t n_bytes, size_t *at, const char *key)
+{
+    size_t len = strlen(key);
+    if (*at + 1 + len > n_bytes || data[*at] != (uint8_t)(0xa0u | len) ||
+        memcmp(data + *at + 1, key, len) != 0)
+        return false;
+    *at += 1 + len;
+    return true;
+}
+
+/* Reads a MessagePack unsigned integer (positive fixint or uint 8/16/32/64) at *at. */
+static bool peek_uint(const uint8_t *data, size_t n_bytes, size_t *at, uint64_t *out)
+{
+    if (*at >= n_bytes)
+        return false;
+    uint8_t tag = data[(*at)++];
+    size_t width = tag == 0xcc ? 1 : tag == 0xcd ? 2 : tag == 0xce ? 4 : tag == 0xcf ? 8 : 0;
+    if (tag <= 0x7f) {
+        *out = tag;
+        return true;
+    }
+    if (width == 0 || *at + width > n_bytes)
+        return false;
+    uint64_t v = 0;
+    for (size_t i = 0; i < width; i++)
+        v = v << 8 | data[*at + i];
+    *at += width;
+    *out = v;
+    return true;
+}
+
+bool proto_rows_peek(const uint8_t *data, size_t n_bytes, uint64_t *out_cursor, bool *out_more)
+{
+    size_t at = 1;
+    uint64_t type = 0, cursor = 0;
+    if (data == NULL || n_bytes < 1 || data[0] != 0x84 || /* fixmap of type, cur, more, tables */
+        !peek_key(data, n_bytes, &at, KEY_TYPE) || !peek_uint(data, n_bytes, &at, &type) ||
+        type != PROTO_MSG_ROWS || !peek_key(data, n_bytes, &at, KEY_CURSOR) ||
+        !peek_uint(data, n_bytes, &at, &cursor) || !peek_key(data, n_bytes, &at, KEY_MORE) ||
+        at >= n_bytes || (data[at] != 0xc2 && data[at] != 0xc3))
+        return false;
+    *out_cursor = cursor;
+    *out_more = data[at] == 0xc3;
+    return true;
+}

@@ -734,6 +734,68 @@ static void test_push_keeps_several_entries_in_flight(void **state)
     device_close(&a);
 }
 
+/* The server's record of the cursor a device last pulled from (store_device_seen). */
+static int64_t central_device_cursor(const char *worker)
+{
+    char sql[160];
+    snprintf(sql, sizeof sql, "SELECT cursor FROM _outpost_devices WHERE worker_id = '%s'"
+             " ORDER BY no DESC LIMIT 1", worker);
+    return central_count(sql);
+}
+
+/* Pull ahead: the PULL for the next page leaves before this page is applied, so the server
+ * reads the next page while the device writes this one. The device's replica is held locked by
+ * the app (a transaction open), so applying the first page waits; meanwhile the server must
+ * already have been asked for the second page (its record of the device's cursor moves past
+ * where the pull began). It stayed put when the PULL was only written after the apply. Then
+ * every row arrives exactly once. */
+static void test_next_page_is_asked_for_before_this_page_is_applied(void **state)
+{
+    (void)state;
+    enum { ROWS = 30, PAGE = 10, LOCKED_MS = 3000 };
+    device a, b;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    device_enroll(&a, "ahead_a", "w1", fx.port);
+    device_enroll(&b, "ahead_b", "w1", fx.port); /* the worker's newest device */
+    outpost_sync_config cfg = {.stay_connected = 1, .debounce_ms = 50, .retry_base_ms = 100,
+                               .retry_cap_ms = 2000, .pull_page_rows = PAGE};
+    assert_int_equal(outpost_sync_start(b.r, &cfg, &b.sync), OUTPOST_OK);
+    assert_int_equal(outpost_sync_wait(b.sync, 0, WAIT_MS), OUTPOST_OK);
+    outpost_status st;
+    assert_int_equal(outpost_status_get(b.r, &st), OUTPOST_OK);
+    const int64_t began = (int64_t)st.cursor;
+    const int64_t before = device_count(&b, "SELECT count(*) FROM contacts");
+
+    assert_int_equal(outpost_tx_begin(b.r), OUTPOST_OK); /* the app holds the replica */
+    /* One transaction: one merge on the server, then one NOTIFY, and b pulls all of it. */
+    assert_int_equal(outpost_tx_begin(a.r), OUTPOST_OK);
+    for (int i = 0; i < ROWS; i++)
+        write_contact(&a, "t1", "pulled ahead");
+    assert_int_equal(outpost_tx_commit(a.r, NULL), OUTPOST_OK);
+    outpost_sync_config once = {.stay_connected = 0, .retry_base_ms = 100};
+    assert_int_equal(outpost_sync_start(a.r, &once, &a.sync), OUTPOST_OK);
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    /* The server NOTIFYs b, which pulls; its first page cannot be applied yet. */
+    int64_t seen = -1;
+    for (uint32_t waited = 0; waited < LOCKED_MS; waited += 50) {
+        seen = central_device_cursor("w1");
+        if (seen > began)
+            break;
+        test_sleep_ms(50);
+    }
+    assert_int_equal(outpost_tx_rollback(b.r), OUTPOST_OK);
+    print_message("pull began at %" PRId64 ", server asked from %" PRId64 " while locked\n",
+                  began, seen);
+    assert_true(seen > began);
+    assert_int_equal(wait_device_count(&b, "SELECT count(*) FROM contacts", before + ROWS),
+                     before + ROWS);
+    assert_int_equal(device_count(&b, "SELECT count(*) FROM contacts WHERE name = 'pulled ahead'"),
+                     ROWS);
+    device_close(&a);
+    device_close(&b);
+}
+
 /* A refused entry with entries behind it already in flight that change the same row: the
  * refused row's values all stay in quarantine, the server keeps its own row untouched, the
  * unrelated entry in the same window is applied, and the device converges to the server (it
@@ -1395,6 +1457,7 @@ int main(void)
         cmocka_unit_test(test_cuts_at_random_offsets_lose_and_duplicate_nothing),
         cmocka_unit_test(test_push_keeps_several_entries_in_flight),
         cmocka_unit_test(test_reject_with_later_entries_to_the_same_row_in_flight),
+        cmocka_unit_test(test_next_page_is_asked_for_before_this_page_is_applied),
         cmocka_unit_test(test_sync_now_mid_cycle_is_not_dropped),
         cmocka_unit_test(test_cut_mid_window_resends_without_duplicates),
         cmocka_unit_test(test_server_restart_mid_sync_loses_nothing),

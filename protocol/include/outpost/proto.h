@@ -467,6 +467,12 @@ int proto_check(const uint8_t *data, size_t n_bytes, const proto_limits *limits,
 /* Frees a decoded message. NULL is a no-op. */
 void proto_msg_free(proto_msg *msg);
 
+/* Reads the cursor and `more` of a ROWS message from its first bytes, without decoding the
+ * rest, when it begins as proto_encode() writes one (type, cursor, more, then the tables).
+ * true and both set, or false (anything else, other key orders included): then decode it.
+ * Says nothing about whether the rest is well formed; proto_decode() still decides that. */
+bool proto_rows_peek(const uint8_t *data, size_t n_bytes, uint64_t *out_cursor, bool *out_more);
+
 /* ---------------------------------------------------------------------------------------------
  * Compression (docs/protocol.md, "Compression"). When HELLO offers and WELCOME accepts
  * PROTO_COMPRESS_DEFLATE, every later message either way may be a compressed frame: the byte
