@@ -28,4 +28,18 @@ int dash_reply_header(const dash_reply *r, const char *name, char *out, size_t s
 /* The string value of "key":"..." in a JSON body (no escapes expected); -1 when absent. */
 int dash_json_string(const char *body, const char *key, char *out, size_t size);
 
+/* A /live WebSocket (subprotocol outpost.live) over TLS, as the dashboard page opens it. */
+typedef struct dash_live dash_live;
+
+/* Sends the /live handshake with the session cookie and Origin header (each NULL: none sent).
+ * Returns the reply's HTTP status (101: upgraded, *out is the open socket), or -1. */
+int dash_live_open(uint16_t port, const char *ca_path, const char *cookie, const char *origin,
+                   dash_live **out);
+
+/* Waits up to timeout_ms for the server's next frame. 1: a text frame, its payload in out;
+ * 0: nothing came; 2: the server closed the socket (close frame or end of stream); -1: error. */
+int dash_live_next(dash_live *l, int timeout_ms, char *out, size_t size);
+
+void dash_live_close(dash_live *l); /* NULL is a no-op */
+
 #endif /* OUTPOST_DASH_CLIENT_H */

@@ -31,6 +31,9 @@ void dash_call_free(dash_call *c)
     dash_buf_free(&c->body);
     store_user_clear(&c->login_user);
     free(c->push_info.teams_touched);
+    for (uint32_t i = 0; i < c->n_live; i++)
+        store_user_clear(&c->live[i].user);
+    free(c->live);
     free(c);
 }
 
@@ -762,6 +765,38 @@ static bool session_valid(dash_call *c, store *st)
     return true;
 }
 
+/* The sessions of /live sockets as the store has them now, without restarting an idle clock (a
+ * socket is not activity), with each account's teams as they are now. A store error leaves the
+ * answer UNKNOWN: the caller keeps open sockets and refuses new ones. */
+static void run_live(dash_call *c, store *st)
+{
+    for (uint32_t i = 0; i < c->n_live; i++) {
+        dash_live_check *k = &c->live[i];
+        store_session s;
+        int rc = store_session_find(st, k->token, c->now_ms, false, &s);
+
+        k->state = rc == STORE_ENOTFOUND || rc == STORE_EREVOKED ? DASH_LIVE_ENDED
+                                                                  : DASH_LIVE_UNKNOWN;
+        if (rc != STORE_OK)
+            continue;
+        rc = store_user_get(st, s.user, &k->user);
+        if (rc == STORE_ENOTFOUND)
+            k->state = DASH_LIVE_ENDED;
+        if (rc != STORE_OK)
+            continue;
+        /* after a reset, nothing but choosing a new password: no events either */
+        if (k->user.must_change) {
+            free(k->user.teams);
+            k->user.teams = NULL;
+            k->user.n_teams = 0;
+        }
+        k->created_ms = s.created_ms;
+        k->last_ms = s.last_ms;
+        k->state = DASH_LIVE_ALIVE;
+    }
+    c->http_status = 200;
+}
+
 /* Every call re-reads its account: a disabled or removed one ends here (and the service
  * thread ends its sessions); a changed role or set of teams applies from this call on. */
 static bool account_still_valid(dash_call *c, store *st)
@@ -893,6 +928,10 @@ void dash_run(dash_call *c, store *st)
 {
     int rc;
 
+    if (c->op == DASH_LIVE) {
+        run_live(c, st);
+        return;
+    }
     if (c->op != DASH_LOGIN && !session_valid(c, st))
         return;
     if (c->op != DASH_LOGIN && c->op != DASH_LOGOUT && !filters_ok(c))
@@ -950,6 +989,7 @@ void dash_run(dash_call *c, store *st)
     case DASH_FORMS: dash_forms_get(c, st); break;
     case DASH_WATCH: dash_watch_items(c, st); break;
     case DASH_WATCH_COUNTS: dash_watch_counts(c, st); break;
+    case DASH_LIVE: break; /* answered above */
     }
     audit_denied(c, st);
     if (c->body.failed)

@@ -80,14 +80,12 @@ static bool is_background(http_request *req)
     return n == 1 && value[0] == '1';
 }
 
-/* The session token the request's cookie carries into token; false when there is none or it is
- * not 64 hex digits. Whether it names a live session, the worker asks the store. */
-static bool request_token(http_request *req, char token[DASH_TOKEN_HEX])
+bool dashboard_cookie_token(struct lws *wsi, char token[DASH_TOKEN_HEX])
 {
     char buf[DASH_TOKEN_HEX + 1];
     size_t n = sizeof buf;
 
-    if (lws_http_cookie_get(req->wsi, DASH_COOKIE, buf, &n) != 0 ||
+    if (lws_http_cookie_get(wsi, DASH_COOKIE, buf, &n) != 0 ||
         strlen(buf) != DASH_TOKEN_HEX - 1)
         return false;
     for (const char *p = buf; *p; p++)
@@ -297,6 +295,11 @@ void dashboard_job_done(dashboard *dash, job *j)
     dash_call *c = j->dash;
     http_request *req = NULL;
 
+    if (c->op == DASH_LIVE) {
+        live_checked(dash, c);
+        job_free(j);
+        return;
+    }
     for (uint32_t i = 0; i < dash->n_pending_max; i++)
         if (dash->pending[i].id == c->request_id) {
             req = dash->pending[i].req;
@@ -475,7 +478,7 @@ int dashboard_request(dashboard *dash, http_request *req, const char *path)
         return respond_error(req, 404, "no such API");
     if (route->post != req->is_post)
         return respond_error(req, 405, route->post ? "use POST" : "use GET");
-    if (!request_token(req, token)) {
+    if (!dashboard_cookie_token(req->wsi, token)) {
         set_session_cookie(req, NULL);
         return respond_error(req, 401, "not logged in, or logged out after 30 idle minutes");
     }

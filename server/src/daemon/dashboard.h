@@ -36,10 +36,17 @@ typedef struct dashboard {
     uint32_t n_pending_max;
     uint64_t next_id;
     struct live_conn *live;  /* open /live connections */
+    lws_sorted_usec_list_t live_timer; /* the periodic check of their sessions (live.c) */
+    struct lws_context *live_context;
+    bool live_check_in_flight;
 } dashboard;
 
 int dashboard_create(struct server *srv, dashboard **out_dash);
 void dashboard_destroy(dashboard *dash); /* NULL is a no-op */
+
+/* The session token a request's cookie carries into token; false when there is none or it is
+ * not 64 lower-case hex digits. Whether it names a live session, the worker asks the store. */
+bool dashboard_cookie_token(struct lws *wsi, char token[DASH_TOKEN_HEX]);
 
 /* Answers an /api/ request (POST bodies are in req). Returns 0, or -1 to drop the connection. */
 int dashboard_request(dashboard *dash, http_request *req, const char *path);

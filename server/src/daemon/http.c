@@ -118,6 +118,9 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         return 1;
     }
 
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return live_confirm_upgrade(srv ? srv->dash : NULL, wsi);
+
     case LWS_CALLBACK_HTTP:
         if (req->pending_id)
             dashboard_forget(srv->dash, req);

@@ -413,6 +413,7 @@ int server_run(const daemon_config *config)
     stop_poll_context = srv.context;
     lws_sul_schedule(srv.context, 0, &stop_poll, stop_poll_tick, STOP_POLL_US);
     sweep_start(&srv);
+    live_start(srv.dash, srv.context);
     announce_start(&srv);
     while (!stop_requested) {
         if (reload_requested) {
@@ -425,6 +426,7 @@ int server_run(const daemon_config *config)
     log_msg(LOG_INFO, "outpostd stopping: %s", stop_requested ? "signal" : "service error");
     lws_sul_cancel(&stop_poll);
     sweep_stop();
+    live_stop(srv.dash);
     announce_stop();
     exit_code = stop_requested ? 0 : 1;
 
