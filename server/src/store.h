@@ -286,12 +286,21 @@ int store_restore(const char *store_path, const char *backup_path, store_restore
                   char *err, size_t err_size);
 
 /* Only one outpostd may serve a store: an exclusive lock (flock) on STORE.lock, held while the
- * process lives and released by the kernel when it ends, even by SIGKILL. STORE_EBUSY with a
- * message naming the holder's pid when another process holds it. *out_fd is the lock; give it
- * to store_lock_release. Commands meant to run online (outpost-admin enroll, backup, ...) do
- * not take it; restore does. */
-int store_lock_acquire(const char *store_path, int *out_fd, char *err, size_t err_size);
-void store_lock_release(int fd); /* -1 is a no-op */
+ * process lives and released by the kernel when it ends, even by SIGKILL, and another on the
+ * store file itself, which is the same lock whatever path reaches the file (a hard link, a bind
+ * mount of the file: STORE.lock beside it would be another file). flock does not touch
+ * SQLite's own (POSIX) locks. STORE_EBUSY with a message naming the holder's pid, or the store
+ * file, when another process holds either. Give *out to store_lock_release. Commands meant to
+ * run online (outpost-admin enroll, backup, ...) do not take it; restore does. */
+typedef struct store_lock {
+    int lock_fd;  /* STORE.lock */
+    int store_fd; /* the store file; -1 when it does not exist yet */
+} store_lock;
+
+int store_lock_acquire(const char *store_path, store_lock *out, char *err, size_t err_size);
+/* Closes both (after every store handle on the file is closed: closing a descriptor of the
+ * store file drops the process's POSIX locks on it, SQLite's among them). NULL is a no-op. */
+void store_lock_release(store_lock *lock);
 
 /* ---- Several nodes on one PostgreSQL (store_announce.c) ---------------------------------- */
 
