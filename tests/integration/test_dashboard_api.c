@@ -529,6 +529,78 @@ static void test_lockout_after_five_failures(void **state)
     dash_reply_free(&r);
 }
 
+static int audit_count(const char *actor, const char *action)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+    int n = -1;
+
+    assert_int_equal(sqlite3_open(fx.store_path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM _outpost_audit WHERE actor = ?1"
+                                            " AND action = ?2",
+                                        -1, &stmt, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(stmt, 1, actor, -1, SQLITE_STATIC);
+    sqlite3_bind_text(stmt, 2, action, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+    n = sqlite3_column_int(stmt, 0);
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return n;
+}
+
+/* An outsider's finding: attempts for a locked name still took places in the login lane's
+ * queue (8), so a flood of them got other accounts' logins 503. Once the store has answered
+ * "locked", the node answers the next attempts itself for a moment (never queued: no audit row
+ * each either), and one name's logins can hold at most two places. */
+static void test_locked_logins_do_not_take_the_login_lane(void **state)
+{
+    enum { FLOOD = 24 };
+    dash_reply r;
+    pid_t kids[FLOOD];
+    login real;
+    int n_423 = 0, n_other = 0;
+    (void)state;
+
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(try_login("flood1", "not the password", &r), 0);
+        assert_int_equal(r.status, i < 4 ? 401 : 423);
+        dash_reply_free(&r);
+    }
+    assert_int_equal(audit_count("flood1", "login.locked"), 1);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(try_login("flood1", "not the password", &r), 0);
+        assert_int_equal(r.status, 423);
+        assert_non_null(strstr(r.body, "locked"));
+        dash_reply_free(&r);
+    }
+    /* answered by the node: the worker saw none of them */
+    assert_int_equal(audit_count("flood1", "login.locked"), 1);
+
+    /* a burst for the locked name, and meanwhile a real login of another account */
+    for (int i = 0; i < FLOOD; i++) {
+        kids[i] = fork();
+        assert_true(kids[i] >= 0);
+        if (kids[i] == 0) {
+            dash_reply k;
+            int rc = try_login("flood1", "not the password", &k);
+            _exit(rc != 0 ? 2 : k.status == 423 ? 0 : k.status == 503 ? 3 : 1);
+        }
+    }
+    log_in("sup2", &real);
+    for (int i = 0; i < FLOOD; i++) {
+        int status;
+        assert_int_equal(waitpid(kids[i], &status, 0), kids[i]);
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+            n_423++;
+        else
+            n_other++;
+    }
+    if (n_other != 0)
+        fail_msg("%d of %d attempts for a locked name were not answered 423", n_other, FLOOD);
+    assert_int_equal(n_423, FLOOD);
+}
+
 static void test_logout_ends_the_session(void **state)
 {
     login s;
@@ -1767,6 +1839,7 @@ int main(void)
         cmocka_unit_test(test_reversal_reaches_a_connected_device),
         cmocka_unit_test(test_refusals_reach_the_queue_without_leaking),
         cmocka_unit_test(test_lockout_after_five_failures),
+        cmocka_unit_test(test_locked_logins_do_not_take_the_login_lane),
         cmocka_unit_test(test_logout_ends_the_session),
         cmocka_unit_test(test_sessions_are_shared_through_the_store),
         cmocka_unit_test(test_live_follows_the_store),

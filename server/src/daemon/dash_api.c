@@ -152,7 +152,7 @@ static void run_login(dash_call *c, store *st)
 
     if (rc == STORE_OK && locked) {
         mbedtls_platform_zeroize(c->password, sizeof c->password);
-        reply_error(c, 429, "too many failed logins from this address: wait 15 minutes");
+        reply_error(c, 429, DASH_MSG_ADDRESS_LOCKED);
         return;
     }
     if (rc == STORE_OK)
@@ -188,10 +188,7 @@ static void run_login(dash_call *c, store *st)
         (void)audit(c, st, actor, rc == STORE_ELOCKED ? "login.locked" : "login.fail", "");
         /* The same answers whether the name is an account or not. */
         reply_error(c, rc == STORE_ELOCKED ? 423 : 401,
-                    rc == STORE_ELOCKED
-                        ? "this name is locked after five failed logins: wait 15 minutes or "
-                          "ask an administrator"
-                        : "wrong name or password");
+                    rc == STORE_ELOCKED ? DASH_MSG_NAME_LOCKED : "wrong name or password");
         return;
     }
     reply_store_error(c, st, rc);

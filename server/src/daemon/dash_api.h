@@ -13,6 +13,12 @@
 #include "dash_buf.h"
 #include "store.h"
 
+/* What a login refused for a lock is told (by the worker, or by the service thread that
+ * remembers the lock a moment: dashboard.c). */
+#define DASH_MSG_ADDRESS_LOCKED "too many failed logins from this address: wait 15 minutes"
+#define DASH_MSG_NAME_LOCKED                                                                       \
+    "this name is locked after five failed logins: wait 15 minutes or ask an administrator"
+
 typedef enum dash_op {
     DASH_LOGIN,     /* name + password -> user (audit login.ok / login.fail / login.locked) */
     DASH_LOGOUT,    /* audit logout */
