@@ -412,14 +412,17 @@ typedef struct store_session {
 } store_session;
 
 /* Starts a session for user and writes its random 256-bit token (hex) to out_token. The store
- * keeps only the token's SHA-256, so every node on the same database knows the session. */
+ * keeps only the token's SHA-256, so every node on the same database knows the session.
+ * *out_n_ended (may be NULL) counts the account's least recently used sessions it ended to stay
+ * within STORE_SESSIONS_PER_USER. */
 int store_session_create(store *st, const char *user, uint64_t now_ms,
-                         char out_token[STORE_SESSION_TOKEN_HEX]);
+                         char out_token[STORE_SESSION_TOKEN_HEX], uint32_t *out_n_ended);
 
 /* The session of token. STORE_ENOTFOUND when there is none, or when it idled past
  * STORE_SESSION_IDLE_MS or lived past STORE_SESSION_MAX_AGE_MS (it ends here); STORE_EREVOKED
  * when its account was disabled or removed (all of the account's sessions end here). touch
- * restarts the idle clock (in steps of a second: a burst of requests writes once). */
+ * restarts the idle clock (in steps of a second: a burst of requests writes once). A session
+ * that ended here (limits, or EREVOKED) leaves its user and times in *out_session, to say why. */
 int store_session_find(store *st, const char *token, uint64_t now_ms, bool touch,
                        store_session *out_session);
 

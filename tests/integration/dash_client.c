@@ -71,18 +71,19 @@ int dash_request(uint16_t port, const char *ca_path, const char *method, const c
     raw = malloc(raw_cap);
     if (!req || !raw)
         goto done;
+    /* A POST without a body is sent without Content-Length, as `curl -X POST` does. */
+    char length[96] = "";
+    if (form_body || strcmp(method, "POST") != 0)
+        snprintf(length, sizeof length,
+                 "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %zu\r\n",
+                 form_body ? strlen(form_body) : 0);
     n = snprintf(req, 8192,
                  "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nConnection: close\r\n%s%s%s%s%s%s%s"
-                 "%s%zu\r\n\r\n%s",
+                 "%s%s\r\n%s",
                  method, path, (unsigned)port, cookie ? "Cookie: outpost_session=" : "",
                  cookie ? cookie : "", cookie ? "\r\n" : "", csrf ? "X-CSRF-Token: " : "",
-                 csrf ? csrf : "", csrf ? "\r\n" : "",
-                 extra_header ? extra_header : "",
-                 extra_header ? "\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-                                "Content-Length: "
-                              : "Content-Type: application/x-www-form-urlencoded\r\n"
-                                "Content-Length: ",
-                 form_body ? strlen(form_body) : 0, form_body ? form_body : "");
+                 csrf ? csrf : "", csrf ? "\r\n" : "", extra_header ? extra_header : "",
+                 extra_header ? "\r\n" : "", length, form_body ? form_body : "");
     if (n < 0 || n >= 8192)
         goto done;
     if (mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &entropy, NULL, 0) != 0 ||

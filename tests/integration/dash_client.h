@@ -16,7 +16,8 @@ typedef struct dash_reply {
 } dash_reply;
 
 /* Sends method path with the optional session cookie value, CSRF token, one extra header line
- * ("Name: value") and form body. Returns 0 (the reply is in out) or -1. */
+ * ("Name: value") and form body (NULL on a POST: none, and no Content-Length header). Returns
+ * 0 (the reply is in out) or -1. */
 int dash_request(uint16_t port, const char *ca_path, const char *method, const char *path,
                  const char *cookie, const char *csrf, const char *extra_header,
                  const char *form_body, dash_reply *out);

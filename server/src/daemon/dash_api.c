@@ -173,12 +173,16 @@ static void run_login(dash_call *c, store *st)
             return;
         }
         /* Kept in the store: every node knows the session from now on. */
-        if (store_session_create(st, c->login_user.name, c->now_ms, c->session_token) !=
-            STORE_OK) {
+        uint32_t n_ended = 0;
+        if (store_session_create(st, c->login_user.name, c->now_ms, c->session_token,
+                                 &n_ended) != STORE_OK) {
             store_user_clear(&c->login_user);
             reply_error(c, 500, "cannot start a session");
             return;
         }
+        /* A ninth session ended the account's least recently used one: say so in the audit. */
+        if (n_ended > 0)
+            (void)audit(c, st, actor, "session.end", "least recently used, by a newer login");
         c->session_created_ms = c->session_last_ms = c->now_ms;
         c->http_status = 200;
         return;
@@ -747,9 +751,15 @@ static bool session_valid(dash_call *c, store *st)
     if (rc == STORE_ENOTFOUND || rc == STORE_EREVOKED) {
         c->session_gone = true;
         c->session_ended = rc == STORE_EREVOKED;
-        reply_error(c, 401, rc == STORE_EREVOKED
-                                ? "your session has ended: this account was disabled or removed"
-                                : "not logged in, or logged out after 30 idle minutes");
+        snprintf(c->user, sizeof c->user, "%s", s.user); /* known when it ended here */
+        reply_error(c, 401,
+                    rc == STORE_EREVOKED
+                        ? "your session has ended: this account was disabled or removed"
+                    : !s.user[0] ? "not logged in, or the session was ended (logged out, or by "
+                                   "a newer login or a new password)"
+                    : c->now_ms > s.last_ms + STORE_SESSION_IDLE_MS
+                        ? "logged out after 30 idle minutes"
+                        : "the session reached its 12-hour limit: log in again");
         return false;
     }
     if (rc != STORE_OK) {
@@ -951,7 +961,8 @@ void dash_run(dash_call *c, store *st)
     case DASH_ME:
         start_ok(c);
         dash_session_json(&c->body, c->user, c->role, (const char(*)[64])c->teams, c->n_teams,
-                          c->session_token, c->session_last_ms, c->now_ms, c->table);
+                          c->session_token, c->session_created_ms, c->session_last_ms,
+                          c->now_ms, c->table);
         break;
     case DASH_DEVICES:
         if (c->csv) {

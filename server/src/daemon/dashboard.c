@@ -308,8 +308,8 @@ static void finish_login(dashboard *dash, http_request *req, dash_call *c)
     set_session_cookie(req, c->session_token);
     dash_session_json(&b, c->login_user.name, c->login_user.role,
                       (const char(*)[64])c->login_user.teams, c->login_user.n_teams,
-                      c->session_token, c->session_last_ms, c->session_last_ms,
-                      dash->srv->config.dash_table);
+                      c->session_token, c->session_created_ms, c->session_last_ms,
+                      c->session_last_ms, dash->srv->config.dash_table);
     http_respond_buf(req, 200, json_type, &b);
 }
 
