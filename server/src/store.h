@@ -286,12 +286,21 @@ int store_restore(const char *store_path, const char *backup_path, store_restore
                   char *err, size_t err_size);
 
 /* Only one outpostd may serve a store: an exclusive lock (flock) on STORE.lock, held while the
- * process lives and released by the kernel when it ends, even by SIGKILL. STORE_EBUSY with a
- * message naming the holder's pid when another process holds it. *out_fd is the lock; give it
- * to store_lock_release. Commands meant to run online (outpost-admin enroll, backup, ...) do
- * not take it; restore does. */
-int store_lock_acquire(const char *store_path, int *out_fd, char *err, size_t err_size);
-void store_lock_release(int fd); /* -1 is a no-op */
+ * process lives and released by the kernel when it ends, even by SIGKILL, and another on the
+ * store file itself, which is the same lock whatever path reaches the file (a hard link, a bind
+ * mount of the file: STORE.lock beside it would be another file). flock does not touch
+ * SQLite's own (POSIX) locks. STORE_EBUSY with a message naming the holder's pid, or the store
+ * file, when another process holds either. Give *out to store_lock_release. Commands meant to
+ * run online (outpost-admin enroll, backup, ...) do not take it; restore does. */
+typedef struct store_lock {
+    int lock_fd;  /* STORE.lock */
+    int store_fd; /* the store file; -1 when it does not exist yet */
+} store_lock;
+
+int store_lock_acquire(const char *store_path, store_lock *out, char *err, size_t err_size);
+/* Closes both (after every store handle on the file is closed: closing a descriptor of the
+ * store file drops the process's POSIX locks on it, SQLite's among them). NULL is a no-op. */
+void store_lock_release(store_lock *lock);
 
 /* ---- Several nodes on one PostgreSQL (store_announce.c) ---------------------------------- */
 
@@ -403,14 +412,17 @@ typedef struct store_session {
 } store_session;
 
 /* Starts a session for user and writes its random 256-bit token (hex) to out_token. The store
- * keeps only the token's SHA-256, so every node on the same database knows the session. */
+ * keeps only the token's SHA-256, so every node on the same database knows the session.
+ * *out_n_ended (may be NULL) counts the account's least recently used sessions it ended to stay
+ * within STORE_SESSIONS_PER_USER. */
 int store_session_create(store *st, const char *user, uint64_t now_ms,
-                         char out_token[STORE_SESSION_TOKEN_HEX]);
+                         char out_token[STORE_SESSION_TOKEN_HEX], uint32_t *out_n_ended);
 
 /* The session of token. STORE_ENOTFOUND when there is none, or when it idled past
  * STORE_SESSION_IDLE_MS or lived past STORE_SESSION_MAX_AGE_MS (it ends here); STORE_EREVOKED
  * when its account was disabled or removed (all of the account's sessions end here). touch
- * restarts the idle clock (in steps of a second: a burst of requests writes once). */
+ * restarts the idle clock (in steps of a second: a burst of requests writes once). A session
+ * that ended here (limits, or EREVOKED) leaves its user and times in *out_session, to say why. */
 int store_session_find(store *st, const char *token, uint64_t now_ms, bool touch,
                        store_session *out_session);
 

@@ -197,10 +197,11 @@ static bool canonical_path(const char *path, char *out, size_t size)
                     slash ? slash + 1 : path) < (int)size;
 }
 
-int store_lock_acquire(const char *store_path, int *out_fd, char *err, size_t err_size)
+int store_lock_acquire(const char *store_path, store_lock *out, char *err, size_t err_size)
 {
     char lock_path[512], canonical[512];
-    *out_fd = -1;
+    out->lock_fd = -1;
+    out->store_fd = -1;
     if (!canonical_path(store_path, canonical, sizeof canonical)) {
         err_set(err, err_size, "cannot resolve the store path %s: %s", store_path,
                 errno ? strerror(errno) : "too long");
@@ -244,14 +245,46 @@ int store_lock_acquire(const char *store_path, int *out_fd, char *err, size_t er
     if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)n, 0) != n) {
         /* The pid is only for the message above; the lock itself holds. */
     }
-    *out_fd = fd;
+    /* STORE.lock goes by the path; the store file's own lock goes by the file (its inode), so
+     * a hard link or a bind mount of the file, whose STORE.lock is another file, is refused. */
+    int store_fd = open(canonical, O_RDONLY | O_CLOEXEC);
+    if (store_fd < 0 && errno != ENOENT) {
+        err_set(err, err_size, "cannot open the store %s to lock it: %s", canonical,
+                strerror(errno));
+        close(fd);
+        return STORE_EIO;
+    }
+    if (store_fd >= 0 && flock(store_fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        close(store_fd);
+        close(fd);
+        if (e == EWOULDBLOCK) {
+            err_set(err, err_size,
+                    "another process holds a lock on the store file %s (reached through another "
+                    "path: a hard link or a bind mount): an outpostd already serves this store, "
+                    "and only one may",
+                    canonical);
+            return STORE_EBUSY;
+        }
+        err_set(err, err_size, "cannot lock %s: %s", canonical, strerror(e));
+        return STORE_EIO;
+    }
+    out->lock_fd = fd;
+    out->store_fd = store_fd;
     return 0;
 }
 
-void store_lock_release(int fd)
+void store_lock_release(store_lock *lock)
 {
-    if (fd >= 0)
-        close(fd); /* releases the flock; the file stays, empty of meaning */
+    if (!lock)
+        return;
+    /* releases the flocks; the lock file stays, empty of meaning */
+    if (lock->store_fd >= 0)
+        close(lock->store_fd);
+    if (lock->lock_fd >= 0)
+        close(lock->lock_fd);
+    lock->store_fd = -1;
+    lock->lock_fd = -1;
 }
 
 /* ---- restore ------------------------------------------------------------------------------- */
@@ -452,8 +485,8 @@ int store_restore(const char *given_path, const char *backup_path, store_restore
         err_set(err, err_size, "store path too long");
         return STORE_EINVAL;
     }
-    int lock_fd = -1;
-    int out = store_lock_acquire(store_path, &lock_fd, err, err_size);
+    store_lock lock;
+    int out = store_lock_acquire(store_path, &lock, err, err_size);
     if (out == STORE_EBUSY) {
         size_t len = strlen(err);
         snprintf(err + len, err_size - len, "; stop outpostd before restoring");
@@ -594,7 +627,7 @@ int store_restore(const char *given_path, const char *backup_path, store_restore
     schema_steps_free(&steps);
     if (err != NULL && err_size > 0)
         err[0] = 0;
-    store_lock_release(lock_fd);
+    store_lock_release(&lock);
     return 0;
 
 fail:
@@ -607,6 +640,6 @@ fail:
     unlink(side);
     snprintf(side, sizeof side, "%s-shm", tmp_path);
     unlink(side);
-    store_lock_release(lock_fd);
+    store_lock_release(&lock);
     return out;
 }

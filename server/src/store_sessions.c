@@ -99,7 +99,7 @@ static int run_times(store *st, const char *sql, uint64_t now_ms, const char *wh
 }
 
 /* Ends user's least recently used sessions until fewer than STORE_SESSIONS_PER_USER remain. */
-static int make_room(store *st, const char *user)
+static int make_room(store *st, const char *user, int64_t *out_n)
 {
     char cap[16];
     char sql[320];
@@ -110,12 +110,13 @@ static int make_room(store *st, const char *user)
              " (SELECT token_hash FROM _outpost_sessions WHERE user_name = ?1"
              "  ORDER BY last_ms DESC, token_hash LIMIT %s)",
              cap);
-    return run2(st, sql, user, NULL, "end an account's oldest session", NULL);
+    return run2(st, sql, user, NULL, "end an account's oldest session", out_n);
 }
 
 int store_session_create(store *st, const char *user, uint64_t now_ms,
-                         char out_token[STORE_SESSION_TOKEN_HEX])
+                         char out_token[STORE_SESSION_TOKEN_HEX], uint32_t *out_n_ended)
 {
+    int64_t n_ended = 0;
     uint8_t raw[32];
     char key[STORE_SESSION_TOKEN_HEX];
     db_stmt *stmt = NULL;
@@ -141,7 +142,7 @@ int store_session_create(store *st, const char *user, uint64_t now_ms,
                     "  WHERE last_ms + ?2 < ?1 OR created_ms + ?3 < ?1 LIMIT " PRUNE_LIMIT_TEXT ")",
                     now_ms, "remove ended sessions");
     if (out == STORE_OK)
-        out = make_room(st, user);
+        out = make_room(st, user, &n_ended);
     if (out == STORE_OK) {
         rc = db_prepare(st->conn,
                         "INSERT INTO _outpost_sessions(token_hash, user_name, created_ms, last_ms)"
@@ -163,7 +164,10 @@ int store_session_create(store *st, const char *user, uint64_t now_ms,
     if (out != STORE_OK) {
         store_rollback(st);
         mbedtls_platform_zeroize(out_token, STORE_SESSION_TOKEN_HEX);
+        n_ended = 0;
     }
+    if (out_n_ended)
+        *out_n_ended = (uint32_t)n_ended;
     return out;
 }
 
@@ -226,14 +230,12 @@ int store_session_find(store *st, const char *token, uint64_t now_ms, bool touch
         now_ms > out_session->created_ms + STORE_SESSION_MAX_AGE_MS) {
         (void)run2(st, "DELETE FROM _outpost_sessions WHERE token_hash = ?1", key, NULL,
                    "end a session", NULL);
-        memset(out_session, 0, sizeof *out_session);
         return store_fail(st, STORE_ENOTFOUND, "the session ended (idle or too old)");
     }
     if (!disabled)
         out = store_person_disabled(st, "user", out_session->user, &disabled);
     if (out == STORE_OK && disabled) {
         (void)end_user_sessions(st, out_session->user, NULL, NULL);
-        memset(out_session, 0, sizeof *out_session);
         return store_fail(st, STORE_EREVOKED, "the account was disabled or removed");
     }
     /* The idle clock moves in steps of a second: a page's burst of requests writes once. */

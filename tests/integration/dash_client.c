@@ -71,18 +71,19 @@ int dash_request(uint16_t port, const char *ca_path, const char *method, const c
     raw = malloc(raw_cap);
     if (!req || !raw)
         goto done;
+    /* A POST without a body is sent without Content-Length, as `curl -X POST` does. */
+    char length[96] = "";
+    if (form_body || strcmp(method, "POST") != 0)
+        snprintf(length, sizeof length,
+                 "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: %zu\r\n",
+                 form_body ? strlen(form_body) : 0);
     n = snprintf(req, 8192,
                  "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nConnection: close\r\n%s%s%s%s%s%s%s"
-                 "%s%zu\r\n\r\n%s",
+                 "%s%s\r\n%s",
                  method, path, (unsigned)port, cookie ? "Cookie: outpost_session=" : "",
                  cookie ? cookie : "", cookie ? "\r\n" : "", csrf ? "X-CSRF-Token: " : "",
-                 csrf ? csrf : "", csrf ? "\r\n" : "",
-                 extra_header ? extra_header : "",
-                 extra_header ? "\r\nContent-Type: application/x-www-form-urlencoded\r\n"
-                                "Content-Length: "
-                              : "Content-Type: application/x-www-form-urlencoded\r\n"
-                                "Content-Length: ",
-                 form_body ? strlen(form_body) : 0, form_body ? form_body : "");
+                 csrf ? csrf : "", csrf ? "\r\n" : "", extra_header ? extra_header : "",
+                 extra_header ? "\r\n" : "", length, form_body ? form_body : "");
     if (n < 0 || n >= 8192)
         goto done;
     if (mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &entropy, NULL, 0) != 0 ||
@@ -171,4 +172,155 @@ int dash_json_string(const char *body, const char *key, char *out, size_t size)
     memcpy(out, p, (size_t)(e - p));
     out[e - p] = 0;
     return 0;
+}
+
+struct dash_live {
+    mbedtls_net_context net;
+    mbedtls_ssl_context ssl;
+    mbedtls_ssl_config conf;
+    mbedtls_x509_crt ca;
+    mbedtls_entropy_context entropy;
+    mbedtls_ctr_drbg_context drbg;
+    unsigned char buf[8192]; /* bytes read and not yet parsed */
+    size_t n;
+};
+
+void dash_live_close(dash_live *l)
+{
+    if (!l)
+        return;
+    mbedtls_ssl_close_notify(&l->ssl);
+    mbedtls_net_free(&l->net);
+    mbedtls_ssl_free(&l->ssl);
+    mbedtls_ssl_config_free(&l->conf);
+    mbedtls_x509_crt_free(&l->ca);
+    mbedtls_ctr_drbg_free(&l->drbg);
+    mbedtls_entropy_free(&l->entropy);
+    free(l);
+}
+
+/* Reads more bytes into l->buf. 1: some came; 0: timed out; 2: end of stream; -1: error. */
+static int live_fill(dash_live *l, int timeout_ms)
+{
+    mbedtls_ssl_conf_read_timeout(&l->conf, (uint32_t)timeout_ms);
+    for (;;) {
+        if (l->n == sizeof l->buf)
+            return -1;
+        int r = mbedtls_ssl_read(&l->ssl, l->buf + l->n, sizeof l->buf - l->n);
+        if (r == MBEDTLS_ERR_SSL_WANT_READ || r == MBEDTLS_ERR_SSL_WANT_WRITE ||
+            r == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+            continue;
+        if (r == MBEDTLS_ERR_SSL_TIMEOUT)
+            return 0;
+        if (r == 0 || r == MBEDTLS_ERR_SSL_PEER_CLOSE_NOTIFY || r == MBEDTLS_ERR_NET_CONN_RESET)
+            return 2;
+        if (r < 0)
+            return -1;
+        l->n += (size_t)r;
+        return 1;
+    }
+}
+
+int dash_live_open(uint16_t port, const char *ca_path, const char *cookie, const char *origin,
+                   dash_live **out)
+{
+    dash_live *l = calloc(1, sizeof *l);
+    char port_text[8], req[1024];
+    int status = -1, n;
+
+    *out = NULL;
+    if (!l)
+        return -1;
+    psa_crypto_init();
+    mbedtls_net_init(&l->net);
+    mbedtls_ssl_init(&l->ssl);
+    mbedtls_ssl_config_init(&l->conf);
+    mbedtls_x509_crt_init(&l->ca);
+    mbedtls_entropy_init(&l->entropy);
+    mbedtls_ctr_drbg_init(&l->drbg);
+    snprintf(port_text, sizeof port_text, "%u", (unsigned)port);
+    n = snprintf(req, sizeof req,
+                 "GET /live HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nUpgrade: websocket\r\n"
+                 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                 "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: outpost.live\r\n"
+                 "%s%s%s%s%s%s\r\n",
+                 (unsigned)port, cookie ? "Cookie: outpost_session=" : "", cookie ? cookie : "",
+                 cookie ? "\r\n" : "", origin ? "Origin: " : "", origin ? origin : "",
+                 origin ? "\r\n" : "");
+    if (n < 0 || (size_t)n >= sizeof req ||
+        mbedtls_ctr_drbg_seed(&l->drbg, mbedtls_entropy_func, &l->entropy, NULL, 0) != 0 ||
+        mbedtls_x509_crt_parse_file(&l->ca, ca_path) != 0 ||
+        mbedtls_net_connect(&l->net, "127.0.0.1", port_text, MBEDTLS_NET_PROTO_TCP) != 0 ||
+        mbedtls_ssl_config_defaults(&l->conf, MBEDTLS_SSL_IS_CLIENT,
+                                    MBEDTLS_SSL_TRANSPORT_STREAM,
+                                    MBEDTLS_SSL_PRESET_DEFAULT) != 0)
+        goto fail;
+    mbedtls_ssl_conf_authmode(&l->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+    mbedtls_ssl_conf_ca_chain(&l->conf, &l->ca, NULL);
+    mbedtls_ssl_conf_rng(&l->conf, mbedtls_ctr_drbg_random, &l->drbg);
+    if (mbedtls_ssl_setup(&l->ssl, &l->conf) != 0 ||
+        mbedtls_ssl_set_hostname(&l->ssl, "localhost") != 0)
+        goto fail;
+    mbedtls_ssl_set_bio(&l->ssl, &l->net, mbedtls_net_send, NULL, mbedtls_net_recv_timeout);
+    for (int sent = 0; sent < n;) {
+        int w = mbedtls_ssl_write(&l->ssl, (const unsigned char *)req + sent, (size_t)(n - sent));
+        if (w == MBEDTLS_ERR_SSL_WANT_READ || w == MBEDTLS_ERR_SSL_WANT_WRITE)
+            continue;
+        if (w <= 0)
+            goto fail;
+        sent += w;
+    }
+    for (;;) {
+        unsigned char *end = NULL;
+        for (size_t i = 0; i + 4 <= l->n && !end; i++)
+            if (memcmp(l->buf + i, "\r\n\r\n", 4) == 0)
+                end = l->buf + i + 4;
+        if (end) {
+            char line[32];
+            size_t head = (size_t)(end - l->buf);
+            snprintf(line, sizeof line, "%.*s", (int)(head < 31 ? head : 31), (char *)l->buf);
+            if (sscanf(line, "HTTP/1.%*d %d", &status) != 1)
+                goto fail;
+            memmove(l->buf, end, l->n - head);
+            l->n -= head;
+            break;
+        }
+        if (live_fill(l, 5000) != 1)
+            goto fail;
+    }
+    if (status == 101)
+        *out = l;
+    else
+        dash_live_close(l);
+    return status;
+fail:
+    dash_live_close(l);
+    return -1;
+}
+
+int dash_live_next(dash_live *l, int timeout_ms, char *out, size_t size)
+{
+    for (;;) {
+        /* a whole frame from the server (unmasked, payload under 64 KiB)? */
+        if (l->n >= 2) {
+            size_t len = l->buf[1] & 0x7f, head = 2;
+            if (len == 126 && l->n >= 4) {
+                len = ((size_t)l->buf[2] << 8) | l->buf[3];
+                head = 4;
+            }
+            if ((l->buf[1] & 0x7f) != 127 && !((l->buf[1] & 0x7f) == 126 && l->n < 4) &&
+                l->n >= head + len) {
+                unsigned opcode = l->buf[0] & 0x0f;
+                int kind = opcode == 0x1 ? 1 : opcode == 0x8 ? 2 : -1;
+                if (kind == 1)
+                    snprintf(out, size, "%.*s", (int)len, (char *)l->buf + head);
+                memmove(l->buf, l->buf + head + len, l->n - head - len);
+                l->n -= head + len;
+                return kind;
+            }
+        }
+        int r = live_fill(l, timeout_ms);
+        if (r != 1)
+            return r;
+    }
 }

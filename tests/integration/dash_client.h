@@ -16,7 +16,8 @@ typedef struct dash_reply {
 } dash_reply;
 
 /* Sends method path with the optional session cookie value, CSRF token, one extra header line
- * ("Name: value") and form body. Returns 0 (the reply is in out) or -1. */
+ * ("Name: value") and form body (NULL on a POST: none, and no Content-Length header). Returns
+ * 0 (the reply is in out) or -1. */
 int dash_request(uint16_t port, const char *ca_path, const char *method, const char *path,
                  const char *cookie, const char *csrf, const char *extra_header,
                  const char *form_body, dash_reply *out);
@@ -27,5 +28,19 @@ int dash_reply_header(const dash_reply *r, const char *name, char *out, size_t s
 
 /* The string value of "key":"..." in a JSON body (no escapes expected); -1 when absent. */
 int dash_json_string(const char *body, const char *key, char *out, size_t size);
+
+/* A /live WebSocket (subprotocol outpost.live) over TLS, as the dashboard page opens it. */
+typedef struct dash_live dash_live;
+
+/* Sends the /live handshake with the session cookie and Origin header (each NULL: none sent).
+ * Returns the reply's HTTP status (101: upgraded, *out is the open socket), or -1. */
+int dash_live_open(uint16_t port, const char *ca_path, const char *cookie, const char *origin,
+                   dash_live **out);
+
+/* Waits up to timeout_ms for the server's next frame. 1: a text frame, its payload in out;
+ * 0: nothing came; 2: the server closed the socket (close frame or end of stream); -1: error. */
+int dash_live_next(dash_live *l, int timeout_ms, char *out, size_t size);
+
+void dash_live_close(dash_live *l); /* NULL is a no-op */
 
 #endif /* OUTPOST_DASH_CLIENT_H */

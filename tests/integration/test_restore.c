@@ -261,6 +261,25 @@ static void test_second_outpostd_on_a_store_refuses_to_start(void **state)
     assert_int_not_equal(status, 0);
     if (!strstr(out, "an outpostd already serves this store, and only one may"))
         fail_msg("second outpostd through a link said: %s", out);
+    /* Another outsider's finding: a hard link (or a bind mount of the file) in another
+     * directory has its own STORE.lock, so two outpostd ran on one file and lost writes. The
+     * store file itself is locked as well. */
+    char hard_dir[400], hard[480];
+    snprintf(hard_dir, sizeof hard_dir, "%s/elsewhere", fx.dir);
+    snprintf(hard, sizeof hard, "%s/central.db", hard_dir);
+    snprintf(config, sizeof config, "%s/through-hard-link.ini", fx.dir);
+    assert_int_equal(mkdir(hard_dir, 0700), 0);
+    assert_int_equal(systemf("ln %s %s && cp -p %s.audit-key %s.audit-key", fx.store_path, hard,
+                             fx.store_path, hard),
+                     0);
+    assert_int_equal(systemf("sed 's|^path = .*|path = %s|' %s > %s", hard, fx.config_path, config),
+                     0);
+    status = fixture_run_outpostd(config, out, sizeof out);
+    assert_int_not_equal(status, 0);
+    if (!strstr(out, "an outpostd already serves this store, and only one may") ||
+        !strstr(out, hard))
+        fail_msg("second outpostd through a hard link said: %s", out);
+    assert_int_equal(systemf("rm %s %s.audit-key", hard, hard), 0);
     if (admin("backup", backup) != 0)
         fail_msg("backup said: %s", admin_out);
     assert_int_equal(admin_on(link, "restore", backup), 3);

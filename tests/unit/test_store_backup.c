@@ -308,17 +308,19 @@ static void test_restore_refused_while_a_daemon_serves(void **state)
     path_with(fx, ".bak", bak);
     path_with(fx, ".lock", lock);
     assert_int_equal(store_backup(fx->st, bak), 0);
-    int fd = -1, fd2 = -1;
+    store_lock fd, fd2;
     char err[1024];
     assert_int_equal(store_lock_acquire(fx->path, &fd, err, sizeof err), 0);
-    assert_true(fd >= 0);
+    assert_true(fd.lock_fd >= 0);
+    assert_true(fd.store_fd >= 0);
     char expect[1024];
     snprintf(expect, sizeof expect,
              "another process (pid %ld) holds the store lock %s: an outpostd already serves "
              "this store, and only one may",
              (long)getpid(), lock);
     assert_int_equal(store_lock_acquire(fx->path, &fd2, err, sizeof err), STORE_EBUSY);
-    assert_int_equal(fd2, -1);
+    assert_int_equal(fd2.lock_fd, -1);
+    assert_int_equal(fd2.store_fd, -1);
     assert_string_equal(err, expect);
     store_restore_info info;
     assert_int_equal(store_restore(fx->path, bak, &info, err, sizeof err), STORE_EBUSY);
@@ -327,10 +329,10 @@ static void test_restore_refused_while_a_daemon_serves(void **state)
     store_identity id;
     assert_int_equal(store_identity_get(fx->st, &id), 0);
     assert_int_equal(id.epoch, 1);
-    store_lock_release(fd);
+    store_lock_release(&fd);
     /* released: the next holder gets it */
     assert_int_equal(store_lock_acquire(fx->path, &fd2, err, sizeof err), 0);
-    store_lock_release(fd2);
+    store_lock_release(&fd2);
 }
 
 static void test_restore_refuses_another_stores_backup(void **state)

@@ -342,7 +342,7 @@ static void test_sessions_across_nodes(void **state)
     assert_int_equal(store_user_add(fx->st, "kim", STORE_ROLE_SUPERVISOR, north, 1,
                                     "correct horse battery"),
                      0);
-    assert_int_equal(store_session_create(fx->st, "kim", t, token), 0);
+    assert_int_equal(store_session_create(fx->st, "kim", t, token, NULL), 0);
     assert_int_equal(strlen(token), 64);
     assert_int_equal(store_session_find(node2, token, t + 1000, true, &s), 0);
     assert_string_equal(s.user, "kim");
@@ -362,19 +362,24 @@ static void test_sessions_across_nodes(void **state)
     assert_int_equal(store_session_find(fx->st, token, t + 3000, true, &s), STORE_ENOTFOUND);
 
     /* idle past the limit, or older than the age limit though busy: refused on the other node */
-    assert_int_equal(store_session_create(fx->st, "kim", t, token), 0);
+    assert_int_equal(store_session_create(fx->st, "kim", t, token, NULL), 0);
     assert_int_equal(store_session_find(node2, token, t + STORE_SESSION_IDLE_MS, true, &s), 0);
     assert_int_equal(store_session_find(node2, token, t + 2 * STORE_SESSION_IDLE_MS + 1, true, &s),
                      STORE_ENOTFOUND);
-    assert_int_equal(store_session_create(fx->st, "kim", t, token), 0);
+    assert_int_equal(store_session_create(fx->st, "kim", t, token, NULL), 0);
     for (uint64_t at = t; at < t + STORE_SESSION_MAX_AGE_MS; at += STORE_SESSION_IDLE_MS / 2)
         assert_int_equal(store_session_find(at % 2 ? fx->st : node2, token, at, true, &s), 0);
     assert_int_equal(store_session_find(node2, token, t + STORE_SESSION_MAX_AGE_MS + 1, true, &s),
                      STORE_ENOTFOUND);
 
     /* at most STORE_SESSIONS_PER_USER at once: the least recently used ends */
-    for (uint32_t i = 0; i <= STORE_SESSIONS_PER_USER; i++)
-        assert_int_equal(store_session_create(i % 2 ? fx->st : node2, "kim", t + i, tokens[i]), 0);
+    for (uint32_t i = 0; i <= STORE_SESSIONS_PER_USER; i++) {
+        uint32_t ended = 99;
+        assert_int_equal(store_session_create(i % 2 ? fx->st : node2, "kim", t + i, tokens[i],
+                                              &ended),
+                         0);
+        assert_int_equal(ended, i == STORE_SESSIONS_PER_USER ? 1u : 0u); /* said, to audit it */
+    }
     assert_int_equal(store_session_find(node2, tokens[0], t + 100, false, &s), STORE_ENOTFOUND);
     assert_int_equal(store_session_find(node2, tokens[1], t + 100, false, &s), 0);
 
@@ -388,14 +393,14 @@ static void test_sessions_across_nodes(void **state)
      * not bring them back */
     assert_int_equal(store_user_set_disabled(node2, "kim", true), 0);
     assert_int_equal(store_session_find(fx->st, tokens[1], t + 200, true, &s), STORE_EREVOKED);
-    assert_int_equal(store_session_create(fx->st, "kim", t, token), 0);
+    assert_int_equal(store_session_create(fx->st, "kim", t, token, NULL), 0);
     assert_int_equal(store_user_set_disabled(node2, "kim", true), 0);
     assert_int_equal(store_user_set_disabled(node2, "kim", false), 0);
     assert_int_equal(store_session_find(fx->st, token, t + 300, true, &s), STORE_ENOTFOUND);
     assert_int_equal(store_session_find(fx->st, tokens[1], t + 300, true, &s), STORE_ENOTFOUND);
 
     /* removing it ends them too */
-    assert_int_equal(store_session_create(node2, "kim", t, token), 0);
+    assert_int_equal(store_session_create(node2, "kim", t, token, NULL), 0);
     assert_int_equal(store_user_remove(fx->st, "kim"), 0);
     assert_int_equal(store_session_find(node2, token, t + 1, true, &s), STORE_ENOTFOUND);
     store_close(node2);

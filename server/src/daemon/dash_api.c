@@ -31,6 +31,9 @@ void dash_call_free(dash_call *c)
     dash_buf_free(&c->body);
     store_user_clear(&c->login_user);
     free(c->push_info.teams_touched);
+    for (uint32_t i = 0; i < c->n_live; i++)
+        store_user_clear(&c->live[i].user);
+    free(c->live);
     free(c);
 }
 
@@ -149,7 +152,7 @@ static void run_login(dash_call *c, store *st)
 
     if (rc == STORE_OK && locked) {
         mbedtls_platform_zeroize(c->password, sizeof c->password);
-        reply_error(c, 429, "too many failed logins from this address: wait 15 minutes");
+        reply_error(c, 429, DASH_MSG_ADDRESS_LOCKED);
         return;
     }
     if (rc == STORE_OK)
@@ -170,12 +173,16 @@ static void run_login(dash_call *c, store *st)
             return;
         }
         /* Kept in the store: every node knows the session from now on. */
-        if (store_session_create(st, c->login_user.name, c->now_ms, c->session_token) !=
-            STORE_OK) {
+        uint32_t n_ended = 0;
+        if (store_session_create(st, c->login_user.name, c->now_ms, c->session_token,
+                                 &n_ended) != STORE_OK) {
             store_user_clear(&c->login_user);
             reply_error(c, 500, "cannot start a session");
             return;
         }
+        /* A ninth session ended the account's least recently used one: say so in the audit. */
+        if (n_ended > 0)
+            (void)audit(c, st, actor, "session.end", "least recently used, by a newer login");
         c->session_created_ms = c->session_last_ms = c->now_ms;
         c->http_status = 200;
         return;
@@ -185,10 +192,7 @@ static void run_login(dash_call *c, store *st)
         (void)audit(c, st, actor, rc == STORE_ELOCKED ? "login.locked" : "login.fail", "");
         /* The same answers whether the name is an account or not. */
         reply_error(c, rc == STORE_ELOCKED ? 423 : 401,
-                    rc == STORE_ELOCKED
-                        ? "this name is locked after five failed logins: wait 15 minutes or "
-                          "ask an administrator"
-                        : "wrong name or password");
+                    rc == STORE_ELOCKED ? DASH_MSG_NAME_LOCKED : "wrong name or password");
         return;
     }
     reply_store_error(c, st, rc);
@@ -747,9 +751,15 @@ static bool session_valid(dash_call *c, store *st)
     if (rc == STORE_ENOTFOUND || rc == STORE_EREVOKED) {
         c->session_gone = true;
         c->session_ended = rc == STORE_EREVOKED;
-        reply_error(c, 401, rc == STORE_EREVOKED
-                                ? "your session has ended: this account was disabled or removed"
-                                : "not logged in, or logged out after 30 idle minutes");
+        snprintf(c->user, sizeof c->user, "%s", s.user); /* known when it ended here */
+        reply_error(c, 401,
+                    rc == STORE_EREVOKED
+                        ? "your session has ended: this account was disabled or removed"
+                    : !s.user[0] ? "not logged in, or the session was ended (logged out, or by "
+                                   "a newer login or a new password)"
+                    : c->now_ms > s.last_ms + STORE_SESSION_IDLE_MS
+                        ? "logged out after 30 idle minutes"
+                        : "the session reached its 12-hour limit: log in again");
         return false;
     }
     if (rc != STORE_OK) {
@@ -760,6 +770,38 @@ static bool session_valid(dash_call *c, store *st)
     c->session_created_ms = s.created_ms;
     c->session_last_ms = c->background ? s.last_ms : c->now_ms;
     return true;
+}
+
+/* The sessions of /live sockets as the store has them now, without restarting an idle clock (a
+ * socket is not activity), with each account's teams as they are now. A store error leaves the
+ * answer UNKNOWN: the caller keeps open sockets and refuses new ones. */
+static void run_live(dash_call *c, store *st)
+{
+    for (uint32_t i = 0; i < c->n_live; i++) {
+        dash_live_check *k = &c->live[i];
+        store_session s;
+        int rc = store_session_find(st, k->token, c->now_ms, false, &s);
+
+        k->state = rc == STORE_ENOTFOUND || rc == STORE_EREVOKED ? DASH_LIVE_ENDED
+                                                                  : DASH_LIVE_UNKNOWN;
+        if (rc != STORE_OK)
+            continue;
+        rc = store_user_get(st, s.user, &k->user);
+        if (rc == STORE_ENOTFOUND)
+            k->state = DASH_LIVE_ENDED;
+        if (rc != STORE_OK)
+            continue;
+        /* after a reset, nothing but choosing a new password: no events either */
+        if (k->user.must_change) {
+            free(k->user.teams);
+            k->user.teams = NULL;
+            k->user.n_teams = 0;
+        }
+        k->created_ms = s.created_ms;
+        k->last_ms = s.last_ms;
+        k->state = DASH_LIVE_ALIVE;
+    }
+    c->http_status = 200;
 }
 
 /* Every call re-reads its account: a disabled or removed one ends here (and the service
@@ -893,6 +935,10 @@ void dash_run(dash_call *c, store *st)
 {
     int rc;
 
+    if (c->op == DASH_LIVE) {
+        run_live(c, st);
+        return;
+    }
     if (c->op != DASH_LOGIN && !session_valid(c, st))
         return;
     if (c->op != DASH_LOGIN && c->op != DASH_LOGOUT && !filters_ok(c))
@@ -915,7 +961,8 @@ void dash_run(dash_call *c, store *st)
     case DASH_ME:
         start_ok(c);
         dash_session_json(&c->body, c->user, c->role, (const char(*)[64])c->teams, c->n_teams,
-                          c->session_token, c->session_last_ms, c->now_ms, c->table);
+                          c->session_token, c->session_created_ms, c->session_last_ms,
+                          c->now_ms, c->table);
         break;
     case DASH_DEVICES:
         if (c->csv) {
@@ -950,6 +997,7 @@ void dash_run(dash_call *c, store *st)
     case DASH_FORMS: dash_forms_get(c, st); break;
     case DASH_WATCH: dash_watch_items(c, st); break;
     case DASH_WATCH_COUNTS: dash_watch_counts(c, st); break;
+    case DASH_LIVE: break; /* answered above */
     }
     audit_denied(c, st);
     if (c->body.failed)

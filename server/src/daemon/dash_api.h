@@ -13,6 +13,12 @@
 #include "dash_buf.h"
 #include "store.h"
 
+/* What a login refused for a lock is told (by the worker, or by the service thread that
+ * remembers the lock a moment: dashboard.c). */
+#define DASH_MSG_ADDRESS_LOCKED "too many failed logins from this address: wait 15 minutes"
+#define DASH_MSG_NAME_LOCKED                                                                       \
+    "this name is locked after five failed logins: wait 15 minutes or ask an administrator"
+
 typedef enum dash_op {
     DASH_LOGIN,     /* name + password -> user (audit login.ok / login.fail / login.locked) */
     DASH_LOGOUT,    /* audit logout */
@@ -29,8 +35,23 @@ typedef enum dash_op {
     DASH_FORMS,     /* the schema's forms, JSON (dash_forms.c) */
     DASH_WATCH,     /* Needs attention: open watch items (dash_watch.c) */
     DASH_WATCH_COUNTS, /* watch items per team, rule and week (dash_watch.c) */
-    DASH_ME         /* the session: user, role, teams, CSRF token, idle time left */
+    DASH_ME,        /* the session: user, role, teams, CSRF token, idle time left */
+    DASH_LIVE       /* the sessions of /live sockets, as the store has them now (live.c) */
 } dash_op;
+
+/* What the store says of one /live socket's session. */
+typedef enum dash_live_state {
+    DASH_LIVE_UNKNOWN, /* not asked, or the store could not answer */
+    DASH_LIVE_ALIVE,   /* user holds the account's role and teams now */
+    DASH_LIVE_ENDED    /* logged out, idle, too old, account disabled or removed */
+} dash_live_state;
+
+typedef struct dash_live_check {
+    char token[65];
+    dash_live_state state;
+    store_user user; /* ALIVE: teams owned (none while the password must be changed) */
+    uint64_t created_ms, last_ms;
+} dash_live_check;
 
 typedef struct dash_call {
     dash_op op;
@@ -92,6 +113,11 @@ typedef struct dash_call {
     uint64_t session_created_ms; /* the session's times, when it was found */
     uint64_t session_last_ms;
     char ended_user[64];       /* PEOPLE_ACT: an account disabled or removed: end its sessions */
+
+    /* LIVE: the sessions asked about (owned), their idle clocks left as they are. */
+    dash_live_check *live;
+    uint32_t n_live;
+    bool live_sweep; /* the periodic check of every open socket, not one handshake */
 } dash_call;
 
 dash_call *dash_call_new(dash_op op);

@@ -190,11 +190,18 @@ void dash_csrf_of(const char *token, char out[DASH_TOKEN_HEX])
 }
 
 void dash_session_json(dash_buf *b, const char *user, store_role role, const char (*teams)[64],
-                       uint32_t n_teams, const char *token, uint64_t last_ms, uint64_t now_ms,
-                       const char *table)
+                       uint32_t n_teams, const char *token, uint64_t created_ms, uint64_t last_ms,
+                       uint64_t now_ms, const char *table)
 {
     char csrf[DASH_TOKEN_HEX];
     uint64_t idle = now_ms > last_ms ? now_ms - last_ms : 0;
+    uint64_t age = now_ms > created_ms ? now_ms - created_ms : 0;
+    uint64_t left = idle < DASH_IDLE_MS ? DASH_IDLE_MS - idle : 0;
+
+    if (age >= DASH_MAX_AGE_MS)
+        left = 0;
+    else if (DASH_MAX_AGE_MS - age < left)
+        left = DASH_MAX_AGE_MS - age;
 
     dash_csrf_of(token, csrf);
     dash_buf_puts(b, "{\"user\":");
@@ -211,7 +218,7 @@ void dash_session_json(dash_buf *b, const char *user, store_role role, const cha
     dash_buf_puts(b, ",\"table\":");
     dash_buf_json_str(b, table);
     dash_buf_printf(b, ",\"idle_ms\":%u,\"idle_left_ms\":%llu}", (unsigned)DASH_IDLE_MS,
-                    (unsigned long long)(idle < DASH_IDLE_MS ? DASH_IDLE_MS - idle : 0));
+                    (unsigned long long)left);
 }
 
 bool dash_token_equal(const char *a, const char *b)

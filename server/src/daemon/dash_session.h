@@ -63,10 +63,11 @@ void dash_session_forget(dash_sessions *ds, const char *token);
 void dash_csrf_of(const char *token, char out[DASH_TOKEN_HEX]);
 
 /* What /api/me and a login answer: user, role, teams, CSRF token, the dashboard table, the idle
- * limit and how much of it is left at now_ms after a request at last_ms. */
+ * limit and how long the session has left at now_ms (idle_left_ms): the idle time left after a
+ * request at last_ms, or less when the 12-hour limit from created_ms comes first. */
 void dash_session_json(dash_buf *b, const char *user, store_role role, const char (*teams)[64],
-                       uint32_t n_teams, const char *token, uint64_t last_ms, uint64_t now_ms,
-                       const char *table);
+                       uint32_t n_teams, const char *token, uint64_t created_ms, uint64_t last_ms,
+                       uint64_t now_ms, const char *table);
 
 /* The live session for token (compared in constant time), its idle clock restarted; NULL when
  * none, or when it idled past DASH_IDLE_MS or lived past DASH_MAX_AGE_MS (it then ends). */

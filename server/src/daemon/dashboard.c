@@ -7,6 +7,7 @@
 
 #include <mbedtls/platform_util.h>
 
+#include "display_text.h"
 #include "live.h"
 #include "log.h"
 #include "server.h"
@@ -80,14 +81,12 @@ static bool is_background(http_request *req)
     return n == 1 && value[0] == '1';
 }
 
-/* The session token the request's cookie carries into token; false when there is none or it is
- * not 64 hex digits. Whether it names a live session, the worker asks the store. */
-static bool request_token(http_request *req, char token[DASH_TOKEN_HEX])
+bool dashboard_cookie_token(struct lws *wsi, char token[DASH_TOKEN_HEX])
 {
     char buf[DASH_TOKEN_HEX + 1];
     size_t n = sizeof buf;
 
-    if (lws_http_cookie_get(req->wsi, DASH_COOKIE, buf, &n) != 0 ||
+    if (lws_http_cookie_get(wsi, DASH_COOKIE, buf, &n) != 0 ||
         strlen(buf) != DASH_TOKEN_HEX - 1)
         return false;
     for (const char *p = buf; *p; p++)
@@ -196,6 +195,7 @@ static dash_call *call_for(dashboard *dash, http_request *req, const char *token
 static int submit(dashboard *dash, http_request *req, dash_call *c)
 {
     dash_pending *slot = NULL;
+    bool login = c->op == DASH_LOGIN;
     job *j;
 
     for (uint32_t i = 0; i < dash->n_pending_max; i++)
@@ -204,21 +204,28 @@ static int submit(dashboard *dash, http_request *req, dash_call *c)
             break;
         }
     j = slot ? job_new(JOB_DASH, 0, 0) : NULL;
-    if (!j) {
-        dash_call_free(c);
-        return respond_error(req, 503, "the server is busy: try again");
-    }
     c->request_id = dash->next_id++;
-    j->dash = c;
-    /* Logins (Argon2id, tens of ms each) have their own lane: a flood of them can fill only
-     * that lane's queue, never delay device sync. */
-    if (worker_submit(c->op == DASH_LOGIN ? dash->srv->login_worker : dash->srv->worker, j) !=
-        0) {
-        job_free(j);
+    if (j) {
+        j->dash = c;
+        /* Logins (Argon2id, tens of ms each) have their own lane: a flood of them can fill
+         * only that lane's queue, never delay device sync. */
+        if (worker_submit(login ? dash->srv->login_worker : dash->srv->worker, j) != 0) {
+            job_free(j);
+            j = NULL;
+            c = NULL; /* freed with the job */
+        }
+    } else {
+        dash_call_free(c);
+        c = NULL;
+    }
+    if (!j) {
+        log_limited(LOG_WARN, "dashboard %s refused status=503: the %s queue is full",
+                    login ? "login" : req->path, login ? "login lane's" : "worker's");
         return respond_error(req, 503, "the server is busy: try again");
     }
     slot->id = c->request_id;
     slot->req = req;
+    snprintf(slot->login_name, sizeof slot->login_name, "%s", login ? c->name : "");
     req->pending_id = c->request_id;
     return 0;
 }
@@ -242,13 +249,52 @@ static void set_session_cookie(http_request *req, const char *token)
                  "%s=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0", DASH_COOKIE);
 }
 
+/* The lock the store answered a login with, remembered here (the oldest entry makes room). */
+static void remember_refusal(dashboard *dash, int status, const char *key)
+{
+    dash_refusal *slot = &dash->refusals[0];
+    uint64_t now = server_now_ms();
+
+    for (uint32_t i = 0; i < DASH_REFUSALS; i++) {
+        dash_refusal *r = &dash->refusals[i];
+        if (r->status == status && strcmp(r->key, key) == 0) {
+            slot = r;
+            break;
+        }
+        if (r->until_ms < slot->until_ms)
+            slot = r;
+    }
+    slot->status = status;
+    snprintf(slot->key, sizeof slot->key, "%s", key);
+    slot->until_ms = now + DASH_REFUSAL_MEMORY_MS;
+}
+
+/* 429 or 423 when a lock on the address or the name was answered here a moment ago; else 0. */
+static int remembered_refusal(const dashboard *dash, const char *address, const char *name)
+{
+    uint64_t now = server_now_ms();
+
+    for (uint32_t i = 0; i < DASH_REFUSALS; i++) {
+        const dash_refusal *r = &dash->refusals[i];
+        if (r->status == 0 || r->until_ms <= now)
+            continue;
+        if (strcmp(r->key, r->status == 429 ? address : name) == 0)
+            return r->status;
+    }
+    return 0;
+}
+
 static void finish_login(dashboard *dash, http_request *req, dash_call *c)
 {
     dash_buf b = {0};
 
     if (c->http_status != 200) {
-        log_msg(LOG_INFO, "dashboard login refused addr=%s status=%d", c->address,
-                c->http_status);
+        char name[64];
+        display_text_clean(name, sizeof name, c->name);
+        log_msg(LOG_INFO, "dashboard login refused name=\"%s\" addr=%s status=%d", name,
+                c->address, c->http_status);
+        if (c->http_status == 429 || c->http_status == 423)
+            remember_refusal(dash, c->http_status, c->http_status == 429 ? c->address : c->name);
         http_respond_buf(req, c->http_status, json_type, &c->body);
         return;
     }
@@ -262,8 +308,8 @@ static void finish_login(dashboard *dash, http_request *req, dash_call *c)
     set_session_cookie(req, c->session_token);
     dash_session_json(&b, c->login_user.name, c->login_user.role,
                       (const char(*)[64])c->login_user.teams, c->login_user.n_teams,
-                      c->session_token, c->session_last_ms, c->session_last_ms,
-                      dash->srv->config.dash_table);
+                      c->session_token, c->session_created_ms, c->session_last_ms,
+                      c->session_last_ms, dash->srv->config.dash_table);
     http_respond_buf(req, 200, json_type, &b);
 }
 
@@ -297,6 +343,11 @@ void dashboard_job_done(dashboard *dash, job *j)
     dash_call *c = j->dash;
     http_request *req = NULL;
 
+    if (c->op == DASH_LIVE) {
+        live_checked(dash, c);
+        job_free(j);
+        return;
+    }
     for (uint32_t i = 0; i < dash->n_pending_max; i++)
         if (dash->pending[i].id == c->request_id) {
             req = dash->pending[i].req;
@@ -353,6 +404,33 @@ void dashboard_job_done(dashboard *dash, job *j)
     job_free(j);
 }
 
+/* A login locked out a moment ago, or one more of a name already waiting, is answered here
+ * and never queued: a flood from a locked address or for one name cannot fill the login lane. */
+static int gate_login(dashboard *dash, http_request *req, dash_call *c)
+{
+    uint32_t waiting = 0;
+    int status = remembered_refusal(dash, c->address, c->name);
+    char name[64];
+
+    for (uint32_t i = 0; i < dash->n_pending_max; i++)
+        waiting += dash->pending[i].id != 0 && dash->pending[i].login_name[0] &&
+                   strcmp(dash->pending[i].login_name, c->name) == 0;
+    if (status == 0 && waiting < DASH_LOGINS_PER_NAME)
+        return submit(dash, req, c);
+    if (status == 0)
+        status = 503;
+    display_text_clean(name, sizeof name, c->name);
+    log_limited(LOG_INFO, "dashboard login refused name=\"%s\" addr=%s status=%d (%s)", name,
+                c->address, status,
+                status == 503 ? "this name's logins already waiting" : "locked a moment ago");
+    dash_call_free(c);
+    if (status == 429)
+        return respond_error(req, 429, DASH_MSG_ADDRESS_LOCKED);
+    if (status == 423)
+        return respond_error(req, 423, DASH_MSG_NAME_LOCKED);
+    return respond_error(req, 503, "a login of this name is already being checked: try again");
+}
+
 static int start_login(dashboard *dash, http_request *req)
 {
     char marker[16];
@@ -378,7 +456,7 @@ static int start_login(dashboard *dash, http_request *req)
                                        "(application/x-www-form-urlencoded: "
                                        "name=NAME&password=PASSWORD), not JSON");
     }
-    return submit(dash, req, c);
+    return gate_login(dash, req, c);
 }
 
 typedef struct api_route {
@@ -475,7 +553,7 @@ int dashboard_request(dashboard *dash, http_request *req, const char *path)
         return respond_error(req, 404, "no such API");
     if (route->post != req->is_post)
         return respond_error(req, 405, route->post ? "use POST" : "use GET");
-    if (!request_token(req, token)) {
+    if (!dashboard_cookie_token(req->wsi, token)) {
         set_session_cookie(req, NULL);
         return respond_error(req, 401, "not logged in, or logged out after 30 idle minutes");
     }

@@ -118,6 +118,9 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         return 1;
     }
 
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return live_confirm_upgrade(srv ? srv->dash : NULL, wsi);
+
     case LWS_CALLBACK_HTTP:
         if (req->pending_id)
             dashboard_forget(srv->dash, req);
@@ -130,6 +133,14 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
             return 0;
         }
         snprintf(req->path, sizeof req->path, "%s", (const char *)in);
+        if (req->is_post && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0) {
+            /* lws waits for a body it was not told the length of, and the client for a reply:
+             * neither would come. Every POST here is a small form, sent with its length. */
+            if (http_respond(req, 411, "text/plain; charset=utf-8",
+                             "Content-Length required\n", 24, true))
+                return -1;
+            return 0;
+        }
         if (req->is_post) {
             /* lws re-arms its own timeout at every piece of body, so a body trickled in a byte
              * at a time would hold the connection for ever: the whole body has a deadline. */

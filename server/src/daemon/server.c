@@ -319,7 +319,7 @@ int server_run(const daemon_config *config)
     server srv;
     char err[4096];
     int exit_code = 1;
-    int lock_fd = -1;
+    store_lock lock = {-1, -1};
     unsigned fd_limit;
 
     memset(&srv, 0, sizeof srv);
@@ -358,7 +358,7 @@ int server_run(const daemon_config *config)
     env.device_lockout.duration_ms = (uint64_t)config->limits.lockout_duration_s * 1000u;
     env.node = announce_node_name();
     /* Two daemons on one store would each believe they own its sequences and its sessions. */
-    if (store_lock_acquire(config->store_path, &lock_fd, err, sizeof err) != STORE_OK) {
+    if (store_lock_acquire(config->store_path, &lock, err, sizeof err) != STORE_OK) {
         log_msg(LOG_ERROR, "store %s: %s", config->store_path, err);
         goto done;
     }
@@ -413,6 +413,7 @@ int server_run(const daemon_config *config)
     stop_poll_context = srv.context;
     lws_sul_schedule(srv.context, 0, &stop_poll, stop_poll_tick, STOP_POLL_US);
     sweep_start(&srv);
+    live_start(srv.dash, srv.context);
     announce_start(&srv);
     while (!stop_requested) {
         if (reload_requested) {
@@ -425,6 +426,7 @@ int server_run(const daemon_config *config)
     log_msg(LOG_INFO, "outpostd stopping: %s", stop_requested ? "signal" : "service error");
     lws_sul_cancel(&stop_poll);
     sweep_stop();
+    live_stop(srv.dash);
     announce_stop();
     exit_code = stop_requested ? 0 : 1;
 
@@ -440,7 +442,7 @@ done:
     }
     worker_stop(srv.login_worker);
     srv.login_worker = NULL;
-    store_lock_release(lock_fd);
+    store_lock_release(&lock);
     if (srv.context)
         lws_context_destroy(srv.context);
     tls_free_identities();
