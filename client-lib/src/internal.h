@@ -185,6 +185,8 @@ typedef struct heal_result {
 } heal_result;
 int heal_on_welcome(outpost_replica *r, const proto_welcome *w, heal_result *out_result);
 int heal_rewind(outpost_replica *r, uint64_t server_acked, heal_result *out_result);
+/* The highest seq the store acknowledged to this device (0: none yet), for HELLO's `ack`. */
+int heal_acked_max(outpost_replica *r, uint64_t *out_acked_max);
 
 /* quarantine.c */
 int quarantine_change(outpost_replica *r, const proto_reject *rej, const synced_table *t,

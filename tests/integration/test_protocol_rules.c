@@ -1149,10 +1149,11 @@ static void test_many_requests_may_wait_unanswered(void **state)
 
 /* ---- the first flight (8.2) -------------------------------------------------------------- */
 
-/* HELLO, the first flight: two PUSHes (seqs first_seq, first_seq + 1, one row each, ids
- * prefix-0 and prefix-1) and a PULL from 0, all sent before anything is read. The PUSHes are
- * compressed on HELLO's offer alone (1.1). When refused is true the server may close before
- * the last of it is written: sending may then fail. */
+/* HELLO (`ack` first_seq - 1, as the device remembers it), then the first flight: two PUSHes
+ * (seqs first_seq, first_seq + 1, one row each, ids prefix-0 and prefix-1) and a PULL from 0,
+ * all sent before anything is read. The PUSHes are compressed on HELLO's offer alone (1.1).
+ * When refused is true the server may close before the last of it is written: sending may then
+ * fail. */
 static testclient *send_first_flight(const test_device *dev, uint64_t first_seq,
                                      const char *prefix, bool refused)
 {
@@ -1161,6 +1162,8 @@ static testclient *send_first_flight(const test_device *dev, uint64_t first_seq,
     char ids[2][40];
 
     hello.u.hello.compress = PROTO_COMPRESS_DEFLATE;
+    hello.u.hello.has_acked = true;
+    hello.u.hello.acked = first_seq - 1;
     assert_int_equal(testclient_send(tc, &hello, T_MS), 0);
     assert_int_equal(testclient_compress(tc), 0);
     for (uint32_t k = 0; k < 2; k++) {
@@ -1242,6 +1245,40 @@ static void test_first_flight_of_a_revoked_device_is_not_applied(void **state)
     tc = session_for(&reader, NULL);
     assert_false(find_row(tc, "revoked-flight-0", row));
     assert_false(find_row(tc, "wiped-flight-0", row));
+    testclient_close(tc);
+}
+
+/* A store that went back in time (restored from a backup) has recorded less from the device
+ * than HELLO's `ack` says it acknowledged: entries it lost come back later, below the first
+ * flight's seqs, so the flight is refused (ERROR 14, retry), not applied out of order. The
+ * next session, with the `ack` WELCOME gave, goes through. */
+static void test_first_flight_to_a_store_that_went_back_is_refused(void **state)
+{
+    test_device d, reader;
+    testclient *tc;
+    proto_msg *m;
+    proto_value row[FIXTURE_N_COLUMNS];
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &d), 0);
+    tc = send_first_flight(&d, 8, "behind-flight", true); /* says 7 acknowledged; store has 0 */
+    m = expect_type(tc, PROTO_MSG_WELCOME);
+    assert_int_equal(m->u.welcome.acked_seq, 0);
+    proto_msg_free(m);
+    expect_error_and_close(tc, PROTO_ERR_CURSOR_AHEAD, true, "went back in time");
+    testclient_close(tc);
+
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &reader), 0);
+    tc = session_for(&reader, NULL);
+    assert_false(find_row(tc, "behind-flight-0", row));
+    testclient_close(tc);
+
+    tc = send_first_flight(&d, 1, "behind-again", false);
+    m = expect_type(tc, PROTO_MSG_WELCOME);
+    proto_msg_free(m);
+    m = expect_type(tc, PROTO_MSG_ACK);
+    assert_int_equal(m->u.ack.seq, 1);
+    proto_msg_free(m);
     testclient_close(tc);
 }
 
@@ -1395,6 +1432,7 @@ int main(void)
         cmocka_unit_test(test_many_requests_may_wait_unanswered),
         cmocka_unit_test(test_first_flight_is_answered_in_order_after_welcome),
         cmocka_unit_test(test_first_flight_of_a_revoked_device_is_not_applied),
+        cmocka_unit_test(test_first_flight_to_a_store_that_went_back_is_refused),
         cmocka_unit_test(test_wipe_ordered_during_a_session_reaches_the_next_hello),
         cmocka_unit_test(test_push_chunks_must_follow_within_the_message_timeout),
         cmocka_unit_test(test_pings_are_answered_but_do_not_keep_a_session),

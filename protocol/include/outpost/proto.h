@@ -275,6 +275,9 @@ typedef struct proto_hello {
     uint32_t compress;     /* optional "z": PROTO_COMPRESS_DEFLATE offers compressed messages
                               (the device's may start right after HELLO, docs/protocol.md 1.1);
                               0 (absent on the wire) offers none */
+    bool has_acked;        /* optional "ack": the highest seq this store acknowledged to the
+                              device, as the device remembers it (docs/protocol.md 8.2) */
+    uint64_t acked;
 } proto_hello;
 
 /* The teams whose rows a device may see and write: its worker's teams. */
