@@ -63,9 +63,10 @@ enum {
      * bound is what the engine holds in memory; a day's entries are a few KiB, so it stays. */
     WINDOW_ENTRIES = 32,
     WINDOW_BYTES = 1024 * 1024,
-    /* A PUSH sent before WELCOME (the first flight) is one message no bigger than the smallest
-     * `msg` a server may advertise (docs/protocol.md 8.2): nothing it could refuse as too large. */
-    FIRST_FLIGHT_MESSAGE_BYTES = SYNC_MIN_RECEIVE
+    /* A PUSH sent before WELCOME (the first flight) is one message within the `msg` of the last
+     * WELCOME this engine saw, or within the smallest `msg` a server may advertise before any
+     * (docs/protocol.md 8.2): nothing the server could refuse as too large. */
+    FIRST_FLIGHT_MIN_MESSAGE_BYTES = 1024
 };
 
 /* One outbox entry in the push window, with its encoded chunks. */
@@ -134,6 +135,8 @@ struct outpost_sync {
     bool outbox_end;                 /* the window holds the outbox's last entry */
     bool pull_sent;                  /* this cycle's PULL went behind that entry (pull_behind) */
     bool plain_first_flight;         /* a WELCOME declined compression: first flights go plain */
+    size_t flight_limit;             /* the last WELCOME's `msg`; 0 = none seen yet */
+    size_t flight_largest;           /* the largest PUSH message of this connection's flight */
 };
 
 static int64_t mono_ms(void)
@@ -485,10 +488,14 @@ static int window_fill(outpost_sync *s)
             s->unsendable = rc;
             break;
         }
-        if (s->awaiting_welcome &&
-            (f->n_chunks > 1 || f->bytes > FIRST_FLIGHT_MESSAGE_BYTES)) {
-            inflight_free(f); /* waits for WELCOME, read again then */
-            break;
+        if (s->awaiting_welcome) {
+            size_t limit = s->flight_limit ? s->flight_limit : FIRST_FLIGHT_MIN_MESSAGE_BYTES;
+            if (f->n_chunks > 1 || f->bytes > limit) {
+                inflight_free(f); /* waits for WELCOME, read again then */
+                break;
+            }
+            if (f->bytes > s->flight_largest)
+                s->flight_largest = f->bytes;
         }
         s->win_last_seq = f->entry->push.seq;
         s->win_bytes += f->bytes;
@@ -808,6 +815,18 @@ static void on_welcome(outpost_sync *s, const proto_welcome *w)
     }
     s->welcome_acked = w->acked_seq;
     s->server_idle_ms = w->has_limits ? w->limits.idle_timeout_ms : 0;
+    /* The server's limit went down since the last WELCOME: a message of the first flight may be
+     * over it (ERROR 7). Again, within the new one. */
+    proto_limits def;
+    proto_limits_default(&def);
+    s->flight_limit = w->has_limits && w->limits.max_message_bytes
+                          ? (size_t)w->limits.max_message_bytes
+                          : def.max_message_bytes;
+    if (s->flight_largest > s->flight_limit) {
+        fail_transient(s, OUTPOST_ESERVER, "the server's message limit went down: sending the "
+                                           "first flight again within it");
+        return;
+    }
     receive_limit_from_welcome(s, w);
     if (w->has_teams || w->worker_id) {
         int rc = w->has_teams ? scope_teams_store(s->r, &w->teams) : OUTPOST_OK;
@@ -966,6 +985,7 @@ static void cb_connected(void *user_data)
     s->phase = PHASE_HELLO;
     s->awaiting_welcome = true;
     s->first_flight = s->pull_sent = false;
+    s->flight_largest = 0;
     rc = send_msg(s, &msg);
     memset(msg.u.hello.secret, 0, sizeof msg.u.hello.secret);
     if (rc != OUTPOST_OK)
