@@ -973,13 +973,16 @@ static void cb_connected(void *user_data)
     msg.u.hello.app = "liboutpost " OUTPOST_VERSION_STRING;
     msg.u.hello.last_error = last_error;
     msg.u.hello.compress = s->cfg.no_compression ? 0 : PROTO_COMPRESS_DEFLATE;
-    /* A store that went back in time refuses the first flight (docs/protocol.md 8.2). */
-    rc = heal_acked_max(s->r, &msg.u.hello.acked);
+    /* A store that went back in time, or another store, refuses the first flight
+     * (docs/protocol.md 8.2). */
+    char store_id[80];
+    rc = heal_known_server(s->r, &msg.u.hello.acked, store_id, sizeof store_id);
     if (rc != OUTPOST_OK) {
         fail_transient(s, rc, outpost_errmsg(s->r));
         return;
     }
     msg.u.hello.has_acked = true;
+    msg.u.hello.store_id = store_id[0] ? store_id : NULL;
     end_compression(s);
     s->unanswered = 0;
     s->phase = PHASE_HELLO;

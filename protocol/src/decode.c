@@ -879,6 +879,8 @@ static int dec_hello(dec *d, const msgpack_object *o, proto_hello *m)
         m->has_acked = true;
         rc = get_u64(d, o, KEY_ACKED, &m->acked);
     }
+    if (rc == PROTO_OK)
+        rc = get_str(d, o, KEY_STORE, false, &m->store_id);
     return rc;
 }
 

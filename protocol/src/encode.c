@@ -422,7 +422,7 @@ static int put_hello(enc *e, const proto_hello *m)
 {
     put_header(e, PROTO_MSG_HELLO,
                6u + (m->app != NULL) + (m->last_error != NULL) + (m->compress != 0) +
-                   m->has_acked);
+                   m->has_acked + (m->store_id != NULL));
     put_uint(e, KEY_VERSION, m->version);
     int rc = put_text(e, KEY_DEVICE, m->device_id);
     if (rc != PROTO_OK)
@@ -439,6 +439,8 @@ static int put_hello(enc *e, const proto_hello *m)
         put_uint(e, KEY_COMPRESS, m->compress);
     if (m->has_acked)
         put_uint(e, KEY_ACKED, m->acked);
+    if (m->store_id && (rc = put_text(e, KEY_STORE, m->store_id)) != PROTO_OK)
+        return rc;
     return PROTO_OK;
 }
 

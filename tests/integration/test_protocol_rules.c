@@ -1282,6 +1282,40 @@ static void test_first_flight_to_a_store_that_went_back_is_refused(void **state)
     testclient_close(tc);
 }
 
+/* HELLO names the store the device syncs with: another store (its credentials copied there)
+ * answers WELCOME, whose `store` makes the device stop, and applies nothing of the flight. */
+static void test_first_flight_to_another_store_is_not_applied(void **state)
+{
+    test_device d, reader;
+    testclient *tc;
+    proto_msg hello, req, *m;
+    proto_value row[FIXTURE_N_COLUMNS];
+    const char *id = "other-store-0";
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &d), 0);
+    tc = connect_or_fail();
+    hello = hello_for(&d, 0);
+    hello.u.hello.store_id = "a-store-this-server-is-not";
+    assert_int_equal(testclient_send(tc, &hello, T_MS), 0);
+    m = fixture_insert_push(1, 1, &id, "t1", "first flight");
+    assert_non_null(m);
+    assert_int_equal(testclient_send(tc, m, T_MS), 0);
+    fixture_push_free(m);
+    memset(&req, 0, sizeof req);
+    req.type = PROTO_MSG_PULL;
+    (void)testclient_send(tc, &req, T_MS); /* the server may have closed already */
+    m = expect_type(tc, PROTO_MSG_WELCOME);
+    proto_msg_free(m);
+    expect_error_and_close(tc, PROTO_ERR_BAD_MESSAGE, false, "another central store");
+    testclient_close(tc);
+
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &reader), 0);
+    tc = session_for(&reader, NULL);
+    assert_false(find_row(tc, "other-store-0", row));
+    testclient_close(tc);
+}
+
 /* ---- revocation --------------------------------------------------------------------------- */
 
 static void test_wipe_ordered_during_a_session_reaches_the_next_hello(void **state)
@@ -1433,6 +1467,7 @@ int main(void)
         cmocka_unit_test(test_first_flight_is_answered_in_order_after_welcome),
         cmocka_unit_test(test_first_flight_of_a_revoked_device_is_not_applied),
         cmocka_unit_test(test_first_flight_to_a_store_that_went_back_is_refused),
+        cmocka_unit_test(test_first_flight_to_another_store_is_not_applied),
         cmocka_unit_test(test_wipe_ordered_during_a_session_reaches_the_next_hello),
         cmocka_unit_test(test_push_chunks_must_follow_within_the_message_timeout),
         cmocka_unit_test(test_pings_are_answered_but_do_not_keep_a_session),

@@ -278,6 +278,7 @@ typedef struct proto_hello {
     bool has_acked;        /* optional "ack": the highest seq this store acknowledged to the
                               device, as the device remembers it (docs/protocol.md 8.2) */
     uint64_t acked;
+    const char *store_id;  /* optional "store": the store the device syncs with; NULL = none */
 } proto_hello;
 
 /* The teams whose rows a device may see and write: its worker's teams. */
