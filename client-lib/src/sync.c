@@ -729,9 +729,10 @@ static void begin_cycle(outpost_sync *s)
 
 /* The first flight (docs/protocol.md 8.2), sent right behind HELLO: the server reads it only
  * once WELCOME is written, and not at all when HELLO fails. It holds what is safe before
- * WELCOME: uncompressed PUSHes of one message within the smallest `msg` (bigger entries wait),
- * and the PULL when those entries are the whole outbox (pull_behind). A sync of a few entries
- * then waits one round trip after the upgrade, not three. */
+ * WELCOME: PUSHes of one message each within the last WELCOME's `msg` (1 KiB before any;
+ * bigger entries wait), compressed on HELLO's offer, and the PULL when those entries are the
+ * whole outbox (pull_behind). A day's sync then waits one round trip after the upgrade, not
+ * three. HELLO's `ack` and `store` let a restored or another store refuse it. */
 static void send_first_flight(outpost_sync *s)
 {
     cycle_reset(s);
