@@ -3,6 +3,11 @@ if(TARGET outpost AND TARGET outpost_testclient AND TARGET outpost_faultproxy)
     outpost_add_test(test_sync SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_sync.c
                      LIBS outpost_internal outpost_testclient outpost_faultproxy
                      LABELS integration TIMEOUT 600)
+    if(TARGET outpost-admin) # a store upgrade under a device's first flight
+        target_compile_definitions(test_sync PRIVATE
+                                   OUTPOST_ADMIN_PATH="$<TARGET_FILE:outpost-admin>")
+        add_dependencies(test_sync outpost-admin)
+    endif()
 endif()
 
 # The outpost CLI as a user meets it: the real binaries against a real outpostd.

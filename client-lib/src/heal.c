@@ -183,3 +183,28 @@ int heal_on_welcome(outpost_replica *r, const proto_welcome *w, heal_result *out
     }
     return finish(r, rc);
 }
+
+int heal_known_server(outpost_replica *r, uint64_t *out_acked_max, char *store_id,
+                      size_t store_id_size)
+{
+    sqlite3_stmt *stmt = NULL;
+    *out_acked_max = 0;
+    store_id[0] = '\0';
+    int rc = replica_prepare(r, "SELECT acked_max, store_id FROM _outpost_server WHERE id = 1",
+                             &stmt);
+    if (rc != OUTPOST_OK)
+        return rc;
+    r->mode = MODE_LIBRARY;
+    int step = sqlite3_step(stmt);
+    r->mode = MODE_APP;
+    if (step == SQLITE_ROW) {
+        *out_acked_max = (uint64_t)sqlite3_column_int64(stmt, 0);
+        const char *id = (const char *)sqlite3_column_text(stmt, 1);
+        if (id && strlen(id) < store_id_size)
+            memcpy(store_id, id, strlen(id) + 1);
+    }
+    sqlite3_finalize(stmt);
+    return step == SQLITE_ROW || step == SQLITE_DONE
+               ? OUTPOST_OK
+               : replica_fail_sqlite(r, step, "reading what this device knows of the server");
+}

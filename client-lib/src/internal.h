@@ -185,6 +185,10 @@ typedef struct heal_result {
 } heal_result;
 int heal_on_welcome(outpost_replica *r, const proto_welcome *w, heal_result *out_result);
 int heal_rewind(outpost_replica *r, uint64_t server_acked, heal_result *out_result);
+/* For HELLO: the highest seq the store acknowledged to this device (0: none yet) and the
+ * store's id ("" when not known yet or longer than store_id_size allows). */
+int heal_known_server(outpost_replica *r, uint64_t *out_acked_max, char *store_id,
+                      size_t store_id_size);
 
 /* quarantine.c */
 int quarantine_change(outpost_replica *r, const proto_reject *rej, const synced_table *t,

@@ -3,7 +3,9 @@
  *
  * Session phases on one connection:
  *   HELLO   -> WELCOME: install a newer schema (entries the server answered while the answer
- *                       was lost in a cut are pushed again and answered from its record)
+ *                       was lost in a cut are pushed again and answered from its record).
+ *           The first flight goes behind HELLO without waiting for WELCOME (send_first_flight):
+ *           the push window's small entries and, when they are the whole outbox, the PULL.
  *   PUSH    the oldest outbox entries, up to a window of WINDOW_ENTRIES (and WINDOW_BYTES)
  *           unanswered at once, each in chunks when big; every ACK or REJECT, which come in
  *           order, lets the next entry go
@@ -63,7 +65,11 @@ enum {
     WINDOW_BYTES = 1024 * 1024,
     /* lws turns given to writing the PULL queued ahead of a held page (a small message: one
      * WRITEABLE callback) before the page is applied anyway. */
-    HELD_FLUSH_TURNS = 4
+    HELD_FLUSH_TURNS = 4,
+    /* A PUSH sent before WELCOME (the first flight) is one message within the `msg` of the last
+     * WELCOME this engine saw, or within the smallest `msg` a server may advertise before any
+     * (docs/protocol.md 8.2): nothing the server could refuse as too large. */
+    FIRST_FLIGHT_MIN_MESSAGE_BYTES = 1024
 };
 
 /* One outbox entry in the push window, with its encoded chunks. */
@@ -134,6 +140,13 @@ struct outpost_sync {
     proto_buf held_bytes;            /* that ROWS, not yet decoded: decoded and handled once
                                       * its PULL has left (held_bytes_handle) */
     proto_zstream *zin, *zout;       /* this session's compression, once WELCOME agreed to it */
+    bool awaiting_welcome;           /* HELLO sent, WELCOME not yet received */
+    bool first_flight;               /* requests went behind HELLO (send_first_flight) */
+    bool outbox_end;                 /* the window holds the outbox's last entry */
+    bool pull_sent;                  /* this cycle's PULL went behind that entry (pull_behind) */
+    bool plain_first_flight;         /* a WELCOME declined compression: first flights go plain */
+    size_t flight_limit;             /* the last WELCOME's `msg`; 0 = none seen yet */
+    size_t flight_largest;           /* the largest PUSH message of this connection's flight */
 };
 
 static int64_t mono_ms(void)
@@ -236,6 +249,7 @@ static void drop_window(outpost_sync *s)
     s->win_last_seq = 0;
     s->unsendable = OUTPOST_OK;
     s->unanswered = 0;
+    s->outbox_end = s->pull_sent = false;
 }
 
 /* A request is about to be sent: one sent with nothing else unanswered waits a round trip. */
@@ -397,6 +411,27 @@ static int encode_chunks(outpost_sync *s, inflight *f)
     return rc;
 }
 
+static void send_pull(outpost_sync *s);
+
+/* The PULL goes right behind the outbox's last entry, without waiting for the answers: the
+ * server answers it after merging them (docs/protocol.md 8.2), so it sees this device's rows as
+ * already merged (no echo), and the sync saves the round trip the last answers took. Before
+ * WELCOME it goes even when there is nothing to push. */
+static void pull_behind(outpost_sync *s)
+{
+    if (!s->outbox_end || s->pull_sent || s->unsendable != OUTPOST_OK ||
+        s->phase != PHASE_PUSH || (s->win_count == 0 && !s->awaiting_welcome))
+        return;
+    if (s->win_count > 0) {
+        const inflight *last = window_at(s, s->win_count - 1);
+        if (last->next_chunk < last->n_chunks)
+            return; /* once its chunks are queued (send_chunks from on_sent) */
+    }
+    s->pull_again = false;
+    s->pull_sent = true;
+    send_pull(s);
+}
+
 /* Sends, oldest entry first, the chunks the transport will take now; the rest go from on_sent.
  * Messages leave in the order queued, so the server sees the entries in seq order. */
 static void send_chunks(outpost_sync *s)
@@ -425,6 +460,7 @@ static void send_chunks(outpost_sync *s)
                 request_sent(s); /* the last chunk is the request the server answers */
         }
     }
+    pull_behind(s);
 }
 
 static void start_pull(outpost_sync *s);
@@ -443,7 +479,8 @@ static void push_unsendable(outpost_sync *s, int rc)
  * stops the filling: the entries before it are answered first, then the engine stops. */
 static int window_fill(outpost_sync *s)
 {
-    while (s->unsendable == OUTPOST_OK && s->win_count < WINDOW_ENTRIES &&
+    /* Once the PULL went behind the last entry, newer entries wait for the next sync. */
+    while (s->unsendable == OUTPOST_OK && !s->pull_sent && s->win_count < WINDOW_ENTRIES &&
            (s->win_count == 0 || s->win_bytes < WINDOW_BYTES)) {
         inflight *f = window_at(s, s->win_count);
         int rc = outpost_outbox_read(s->r, s->win_last_seq, &f->entry);
@@ -451,13 +488,24 @@ static int window_fill(outpost_sync *s)
             fail_transient(s, rc, outpost_errmsg(s->r));
             return rc;
         }
-        if (!f->entry)
+        if (!f->entry) {
+            s->outbox_end = true;
             break;
+        }
         rc = encode_chunks(s, f);
         if (rc != OUTPOST_OK) {
             inflight_free(f);
             s->unsendable = rc;
             break;
+        }
+        if (s->awaiting_welcome) {
+            size_t limit = s->flight_limit ? s->flight_limit : FIRST_FLIGHT_MIN_MESSAGE_BYTES;
+            if (f->n_chunks > 1 || f->bytes > limit) {
+                inflight_free(f); /* waits for WELCOME, read again then */
+                break;
+            }
+            if (f->bytes > s->flight_largest)
+                s->flight_largest = f->bytes;
         }
         s->win_last_seq = f->entry->push.seq;
         s->win_bytes += f->bytes;
@@ -478,16 +526,23 @@ static void window_drained(outpost_sync *s)
         start_pull(s);
 }
 
-/* Pushes the oldest outbox entries, or moves on to pulling when the outbox is empty. */
-static void push_next(outpost_sync *s)
+/* Pushes the oldest outbox entries not in the window yet, or moves on to pulling when there are
+ * none. */
+static void push_more(outpost_sync *s)
 {
-    drop_window(s);
     s->phase = PHASE_PUSH;
     if (window_fill(s) != OUTPOST_OK)
         return;
     if (s->win_count > 0)
         set_activity(s, OUTPOST_ACTIVITY_PUSHING);
     window_drained(s);
+}
+
+/* Pushes the oldest outbox entries, or moves on to pulling when the outbox is empty. */
+static void push_next(outpost_sync *s)
+{
+    drop_window(s);
+    push_more(s);
 }
 
 /* The answer to the oldest entry of the window, or NULL (then the connection is closing). */
@@ -586,8 +641,13 @@ static void send_pull(outpost_sync *s)
 static void start_pull(outpost_sync *s)
 {
     s->phase = PHASE_PULL;
-    s->pull_again = false;
     set_activity(s, OUTPOST_ACTIVITY_PULLING);
+    /* Sent behind the last entry: a NOTIFY since then may be newer than it (pull_again). */
+    if (s->pull_sent) {
+        s->pull_sent = false;
+        return;
+    }
+    s->pull_again = false;
     send_pull(s);
 }
 
@@ -712,8 +772,8 @@ static bool ask_ahead(outpost_sync *s, const uint8_t *data, size_t n_bytes)
 
 /* ---- Session ---------------------------------------------------------------------------- */
 
-/* Starts a sync on an open, authenticated connection: pending writes first. */
-static void begin_cycle(outpost_sync *s)
+/* A sync starts: counters and timers. */
+static void cycle_reset(outpost_sync *s)
 {
     outpost_status st;
     s->debounce_at = 0;
@@ -728,7 +788,28 @@ static void begin_cycle(outpost_sync *s)
         s->status.rows_pulled = 0;
         pthread_mutex_unlock(&s->lock);
     }
+}
+
+/* Starts a sync on an open, authenticated connection: pending writes first. */
+static void begin_cycle(outpost_sync *s)
+{
+    cycle_reset(s);
     push_next(s);
+}
+
+/* The first flight (docs/protocol.md 8.2), sent right behind HELLO: the server reads it only
+ * once WELCOME is written, and not at all when HELLO fails. It holds what is safe before
+ * WELCOME: PUSHes of one message each within the last WELCOME's `msg` (1 KiB before any;
+ * bigger entries wait), compressed on HELLO's offer, and the PULL when those entries are the
+ * whole outbox (pull_behind). A day's sync then waits one round trip after the upgrade, not
+ * three. HELLO's `ack` and `store` let a restored or another store refuse it. */
+static void send_first_flight(outpost_sync *s)
+{
+    cycle_reset(s);
+    s->first_flight = true;
+    s->phase = PHASE_PUSH;
+    if (window_fill(s) == OUTPOST_OK && s->win_count > 0)
+        set_activity(s, OUTPOST_ACTIVITY_PUSHING);
 }
 
 /* The server never sends more than the `msg` it advertises (docs/protocol.md 8.5): accept up to
@@ -748,12 +829,15 @@ static void receive_limit_from_welcome(outpost_sync *s, const proto_welcome *w)
     transport_set_max_receive(s->t, (size_t)n);
 }
 
+static void end_compression(outpost_sync *s);
+
 static void on_welcome(outpost_sync *s, const proto_welcome *w)
 {
-    if (s->phase != PHASE_HELLO) {
+    if (!s->awaiting_welcome) {
         fail_transient(s, OUTPOST_EPROTO, "unexpected WELCOME");
         return;
     }
+    s->awaiting_welcome = false;
     answer_received(s);
     if (w->compress != 0) {
         if (w->compress != PROTO_COMPRESS_DEFLATE || s->cfg.no_compression) {
@@ -762,13 +846,23 @@ static void on_welcome(outpost_sync *s, const proto_welcome *w)
             return;
         }
         if (proto_zstream_new(false, &s->zin) != PROTO_OK ||
-            proto_zstream_new(true, &s->zout) != PROTO_OK) {
+            (!s->zout && proto_zstream_new(true, &s->zout) != PROTO_OK)) {
             fail_transient(s, OUTPOST_ENOMEM, "out of memory");
             return;
         }
         pthread_mutex_lock(&s->lock);
         s->status.compressed = 1;
         pthread_mutex_unlock(&s->lock);
+    } else if (s->zout) {
+        /* The first flight went compressed, on HELLO's offer, and this server declines: it
+         * refuses those frames (ERROR 1) and applies none. Again, plain from now on. */
+        s->plain_first_flight = true;
+        if (s->unanswered > 0) {
+            fail_transient(s, OUTPOST_ESERVER, "the server declined compression: sending "
+                                               "the first flight again uncompressed");
+            return;
+        }
+        end_compression(s);
     }
     if (w->has_schema) {
         int rc = outpost_schema_install(s->r, &w->schema);
@@ -778,7 +872,8 @@ static void on_welcome(outpost_sync *s, const proto_welcome *w)
         }
     }
     /* A store that went back in time: what it lost goes back in the outbox, and the next pull
-     * starts from 0 (heal.c). Another store altogether is refused before anything is sent. */
+     * starts from 0 (heal.c). Another store altogether is refused before anything more is sent
+     * (a first flight reaches it only if it authenticated this device's secret). */
     heal_result heal;
     int heal_rc = heal_on_welcome(s->r, w, &heal);
     if (heal_rc == OUTPOST_EOTHERSTORE) {
@@ -791,6 +886,18 @@ static void on_welcome(outpost_sync *s, const proto_welcome *w)
     }
     s->welcome_acked = w->acked_seq;
     s->server_idle_ms = w->has_limits ? w->limits.idle_timeout_ms : 0;
+    /* The server's limit went down since the last WELCOME: a message of the first flight may be
+     * over it (ERROR 7). Again, within the new one. */
+    proto_limits def;
+    proto_limits_default(&def);
+    s->flight_limit = w->has_limits && w->limits.max_message_bytes
+                          ? (size_t)w->limits.max_message_bytes
+                          : def.max_message_bytes;
+    if (s->flight_largest > s->flight_limit) {
+        fail_transient(s, OUTPOST_ESERVER, "the server's message limit went down: sending the "
+                                           "first flight again within it");
+        return;
+    }
     receive_limit_from_welcome(s, w);
     if (w->has_teams || w->worker_id) {
         int rc = w->has_teams ? scope_teams_store(s->r, &w->teams) : OUTPOST_OK;
@@ -805,7 +912,18 @@ static void on_welcome(outpost_sync *s, const proto_welcome *w)
      * refused them (the REJECT lost in a cut), and only its answer says which. Pushing them is
      * harmless: the server answers from its record of applied and refused (device, seq). */
     backoff_reset(&s->backoff);
-    begin_cycle(s);
+    if (!s->first_flight) {
+        begin_cycle(s);
+        return;
+    }
+    s->first_flight = false;
+    /* Healing put entries back below the window and the cursor back to 0: the first flight
+     * pulled from the old cursor. The next session starts from what healing stored. */
+    if (heal.rewound) {
+        fail_transient(s, OUTPOST_ESERVER, heal.why);
+        return;
+    }
+    push_more(s); /* the window goes on with what waited for WELCOME */
 }
 
 /* Maps a server ERROR to what the app can act on. */
@@ -867,6 +985,13 @@ static void handle_message(outpost_sync *s, proto_msg *m)
     if (m->type != PROTO_MSG_NOTIFY)
         apply_held_page(s);
     if (s->attempt_failed) { /* hung up: nothing after a failed apply may be applied */
+        proto_msg_free(m);
+        return;
+    }
+    /* The server answers in order: nothing but WELCOME (or its last word) before WELCOME. */
+    if (s->awaiting_welcome && m->type != PROTO_MSG_WELCOME && m->type != PROTO_MSG_ERROR &&
+        m->type != PROTO_MSG_WIPE) {
+        fail_transient(s, OUTPOST_EPROTO, "the server answered a request before WELCOME");
         proto_msg_free(m);
         return;
     }
@@ -933,11 +1058,33 @@ static void cb_connected(void *user_data)
     msg.u.hello.app = "liboutpost " OUTPOST_VERSION_STRING;
     msg.u.hello.last_error = last_error;
     msg.u.hello.compress = s->cfg.no_compression ? 0 : PROTO_COMPRESS_DEFLATE;
+    /* A store that went back in time, or another store, refuses the first flight
+     * (docs/protocol.md 8.2). */
+    char store_id[80];
+    rc = heal_known_server(s->r, &msg.u.hello.acked, store_id, sizeof store_id);
+    if (rc != OUTPOST_OK) {
+        fail_transient(s, rc, outpost_errmsg(s->r));
+        return;
+    }
+    msg.u.hello.has_acked = true;
+    msg.u.hello.store_id = store_id[0] ? store_id : NULL;
     end_compression(s);
     s->unanswered = 0;
     s->phase = PHASE_HELLO;
-    send_msg(s, &msg);
+    s->awaiting_welcome = true;
+    s->first_flight = s->pull_sent = false;
+    s->flight_largest = 0;
+    rc = send_msg(s, &msg);
     memset(msg.u.hello.secret, 0, sizeof msg.u.hello.secret);
+    if (rc != OUTPOST_OK)
+        return;
+    /* HELLO is plain; the first flight is compressed on HELLO's offer (docs/protocol.md 1.1). */
+    if (!s->plain_first_flight && !s->cfg.no_compression &&
+        proto_zstream_new(true, &s->zout) != PROTO_OK) {
+        fail_transient(s, OUTPOST_ENOMEM, "out of memory");
+        return;
+    }
+    send_first_flight(s);
 }
 
 /* Decodes one whole (inflated) message from the server and handles it. */
@@ -1037,6 +1184,7 @@ static void cb_closed(void *user_data, transport_close_reason reason, uint16_t p
     apply_held_page(s);
     s->asked_ahead = false;
     s->phase = PHASE_DISCONNECTED;
+    s->awaiting_welcome = s->first_flight = s->pull_sent = false;
     drop_window(s);
     if (s->permanent)
         return;

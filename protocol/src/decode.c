@@ -872,6 +872,15 @@ static int dec_hello(dec *d, const msgpack_object *o, proto_hello *m)
         rc = get_str(d, o, KEY_LAST_ERROR, false, &m->last_error);
     if (rc == PROTO_OK)
         rc = get_compress(d, o, &m->compress);
+    const msgpack_object *acked = NULL;
+    if (rc == PROTO_OK)
+        rc = find(d, o, KEY_ACKED, false, &acked);
+    if (rc == PROTO_OK && acked) {
+        m->has_acked = true;
+        rc = get_u64(d, o, KEY_ACKED, &m->acked);
+    }
+    if (rc == PROTO_OK)
+        rc = get_str(d, o, KEY_STORE, false, &m->store_id);
     return rc;
 }
 

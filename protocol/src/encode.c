@@ -421,7 +421,8 @@ static void put_header(enc *e, proto_msg_type type, uint32_t n_fields)
 static int put_hello(enc *e, const proto_hello *m)
 {
     put_header(e, PROTO_MSG_HELLO,
-               6u + (m->app != NULL) + (m->last_error != NULL) + (m->compress != 0));
+               6u + (m->app != NULL) + (m->last_error != NULL) + (m->compress != 0) +
+                   m->has_acked + (m->store_id != NULL));
     put_uint(e, KEY_VERSION, m->version);
     int rc = put_text(e, KEY_DEVICE, m->device_id);
     if (rc != PROTO_OK)
@@ -436,6 +437,10 @@ static int put_hello(enc *e, const proto_hello *m)
         return rc;
     if (m->compress != 0)
         put_uint(e, KEY_COMPRESS, m->compress);
+    if (m->has_acked)
+        put_uint(e, KEY_ACKED, m->acked);
+    if (m->store_id && (rc = put_text(e, KEY_STORE, m->store_id)) != PROTO_OK)
+        return rc;
     return PROTO_OK;
 }
 

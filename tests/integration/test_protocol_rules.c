@@ -220,6 +220,29 @@ static uint64_t pull_to_end(testclient *tc, uint64_t cursor)
     }
 }
 
+/* Whether a ROWS page holds the row with this id; copies it into out when found. */
+static bool row_in_page(const proto_msg *rows, const char *id, proto_value out[FIXTURE_N_COLUMNS])
+{
+    bool found = false;
+
+    for (uint32_t t = 0; t < rows->u.rows.n_tables; t++) {
+        const proto_table_rows *tr = &rows->u.rows.tables[t];
+        for (uint32_t r = 0; r < tr->n_rows; r++) {
+            const proto_value *v = tr->rows + (size_t)r * tr->n_columns;
+            if (v[0].type == PROTO_TEXT && v[0].u.b.n == strlen(id) &&
+                memcmp(v[0].u.b.p, id, v[0].u.b.n) == 0) {
+                found = true;
+                /* Only types and lengths are compared after the message is freed. */
+                for (uint32_t k = 0; k < FIXTURE_N_COLUMNS && k < tr->n_columns; k++) {
+                    out[k] = v[k];
+                    out[k].u.b.p = NULL;
+                }
+            }
+        }
+    }
+    return found;
+}
+
 /* The row of FIXTURE_TABLE with this id in a pull from 0, copied into out (false if absent). */
 static bool find_row(testclient *tc, const char *id, proto_value out[FIXTURE_N_COLUMNS])
 {
@@ -228,21 +251,8 @@ static bool find_row(testclient *tc, const char *id, proto_value out[FIXTURE_N_C
 
     while (more) {
         proto_msg *rows = pull(tc, cursor, 0);
-        for (uint32_t t = 0; t < rows->u.rows.n_tables; t++) {
-            const proto_table_rows *tr = &rows->u.rows.tables[t];
-            for (uint32_t r = 0; r < tr->n_rows; r++) {
-                const proto_value *v = tr->rows + (size_t)r * tr->n_columns;
-                if (v[0].type == PROTO_TEXT && v[0].u.b.n == strlen(id) &&
-                    memcmp(v[0].u.b.p, id, v[0].u.b.n) == 0) {
-                    found = true;
-                    /* Only types and lengths are compared after the message is freed. */
-                    for (uint32_t k = 0; k < FIXTURE_N_COLUMNS && k < tr->n_columns; k++) {
-                        out[k] = v[k];
-                        out[k].u.b.p = NULL;
-                    }
-                }
-            }
-        }
+        if (row_in_page(rows, id, out))
+            found = true;
         more = rows->u.rows.more;
         cursor = rows->u.rows.cursor;
         proto_msg_free(rows);
@@ -1137,6 +1147,175 @@ static void test_many_requests_may_wait_unanswered(void **state)
     testclient_close(tc);
 }
 
+/* ---- the first flight (8.2) -------------------------------------------------------------- */
+
+/* HELLO (`ack` first_seq - 1, as the device remembers it), then the first flight: two PUSHes
+ * (seqs first_seq, first_seq + 1, one row each, ids prefix-0 and prefix-1) and a PULL from 0,
+ * all sent before anything is read. The PUSHes are compressed on HELLO's offer alone (1.1).
+ * When refused is true the server may close before the last of it is written: sending may then
+ * fail. */
+static testclient *send_first_flight(const test_device *dev, uint64_t first_seq,
+                                     const char *prefix, bool refused)
+{
+    testclient *tc = connect_or_fail();
+    proto_msg hello = hello_for(dev, 0), req;
+    char ids[2][40];
+
+    hello.u.hello.compress = PROTO_COMPRESS_DEFLATE;
+    hello.u.hello.has_acked = true;
+    hello.u.hello.acked = first_seq - 1;
+    assert_int_equal(testclient_send(tc, &hello, T_MS), 0);
+    assert_int_equal(testclient_compress(tc), 0);
+    for (uint32_t k = 0; k < 2; k++) {
+        const char *id = ids[k];
+        snprintf(ids[k], sizeof ids[k], "%s-%u", prefix, k);
+        proto_msg *push = fixture_insert_push(first_seq + k, 1, &id, "t1", "first flight");
+        assert_non_null(push);
+        int rc = testclient_send(tc, push, T_MS);
+        fixture_push_free(push);
+        assert_true(rc == 0 || refused);
+    }
+    memset(&req, 0, sizeof req);
+    req.type = PROTO_MSG_PULL;
+    assert_true(testclient_send(tc, &req, T_MS) == 0 || refused);
+    return tc;
+}
+
+/* The server reads what follows HELLO only once WELCOME is written, and answers in order:
+ * WELCOME, each ACK, then ROWS, which comes after the merges and so leaves the device's own
+ * rows out (no echo), while another device of the team gets them. */
+static void test_first_flight_is_answered_in_order_after_welcome(void **state)
+{
+    test_device d, reader;
+    testclient *tc;
+    proto_msg *m;
+    proto_value row[FIXTURE_N_COLUMNS];
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &d), 0);
+    tc = send_first_flight(&d, 1, "flight", false);
+    m = expect_type(tc, PROTO_MSG_WELCOME);
+    assert_int_equal(m->u.welcome.compress, PROTO_COMPRESS_DEFLATE);
+    proto_msg_free(m);
+    for (uint64_t seq = 1; seq <= 2; seq++) {
+        m = expect_type(tc, PROTO_MSG_ACK);
+        assert_int_equal(m->u.ack.seq, seq);
+        assert_true(m->u.ack.server_seq > 0); /* applied, not a replay */
+        proto_msg_free(m);
+    }
+    m = expect_type(tc, PROTO_MSG_ROWS);
+    assert_false(row_in_page(m, "flight-0", row));
+    assert_false(row_in_page(m, "flight-1", row));
+    proto_msg_free(m);
+    testclient_close(tc);
+
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &reader), 0);
+    tc = session_for(&reader, NULL);
+    assert_true(find_row(tc, "flight-1", row));
+    testclient_close(tc);
+}
+
+/* A refused HELLO ends the session before anything behind it is read: a revoked device's
+ * first flight gets ERROR 4 (or WIPE) and nothing else, and none of it is applied. */
+static void test_first_flight_of_a_revoked_device_is_not_applied(void **state)
+{
+    test_device d, wiped, reader;
+    testclient *tc;
+    proto_msg *m = NULL;
+    proto_value row[FIXTURE_N_COLUMNS];
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &d), 0);
+    assert_int_equal(fixture_revoke(&fx, d.id, false), 0);
+    tc = send_first_flight(&d, 1, "revoked-flight", true);
+    expect_error_and_close(tc, PROTO_ERR_REVOKED, false, "revoked");
+    testclient_close(tc);
+
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &wiped), 0);
+    assert_int_equal(fixture_revoke(&fx, wiped.id, true), 0);
+    tc = send_first_flight(&wiped, 1, "wiped-flight", true);
+    assert_int_equal(testclient_recv(tc, T_MS, &m), 0);
+    assert_int_equal(m->type, PROTO_MSG_WIPE);
+    proto_msg_free(m);
+    assert_true(testclient_wait_closed(tc, T_MS));
+    assert_int_equal(testclient_recv(tc, 0, &m), -1);
+    testclient_close(tc);
+
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &reader), 0);
+    tc = session_for(&reader, NULL);
+    assert_false(find_row(tc, "revoked-flight-0", row));
+    assert_false(find_row(tc, "wiped-flight-0", row));
+    testclient_close(tc);
+}
+
+/* A store that went back in time (restored from a backup) has recorded less from the device
+ * than HELLO's `ack` says it acknowledged: entries it lost come back later, below the first
+ * flight's seqs, so the flight is refused (ERROR 14, retry), not applied out of order. The
+ * next session, with the `ack` WELCOME gave, goes through. */
+static void test_first_flight_to_a_store_that_went_back_is_refused(void **state)
+{
+    test_device d, reader;
+    testclient *tc;
+    proto_msg *m;
+    proto_value row[FIXTURE_N_COLUMNS];
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &d), 0);
+    tc = send_first_flight(&d, 8, "behind-flight", true); /* says 7 acknowledged; store has 0 */
+    m = expect_type(tc, PROTO_MSG_WELCOME);
+    assert_int_equal(m->u.welcome.acked_seq, 0);
+    proto_msg_free(m);
+    expect_error_and_close(tc, PROTO_ERR_CURSOR_AHEAD, true, "went back in time");
+    testclient_close(tc);
+
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &reader), 0);
+    tc = session_for(&reader, NULL);
+    assert_false(find_row(tc, "behind-flight-0", row));
+    testclient_close(tc);
+
+    tc = send_first_flight(&d, 1, "behind-again", false);
+    m = expect_type(tc, PROTO_MSG_WELCOME);
+    proto_msg_free(m);
+    m = expect_type(tc, PROTO_MSG_ACK);
+    assert_int_equal(m->u.ack.seq, 1);
+    proto_msg_free(m);
+    testclient_close(tc);
+}
+
+/* HELLO names the store the device syncs with: another store (its credentials copied there)
+ * answers WELCOME, whose `store` makes the device stop, and applies nothing of the flight. */
+static void test_first_flight_to_another_store_is_not_applied(void **state)
+{
+    test_device d, reader;
+    testclient *tc;
+    proto_msg hello, req, *m;
+    proto_value row[FIXTURE_N_COLUMNS];
+    const char *id = "other-store-0";
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &d), 0);
+    tc = connect_or_fail();
+    hello = hello_for(&d, 0);
+    hello.u.hello.store_id = "a-store-this-server-is-not";
+    assert_int_equal(testclient_send(tc, &hello, T_MS), 0);
+    m = fixture_insert_push(1, 1, &id, "t1", "first flight");
+    assert_non_null(m);
+    assert_int_equal(testclient_send(tc, m, T_MS), 0);
+    fixture_push_free(m);
+    memset(&req, 0, sizeof req);
+    req.type = PROTO_MSG_PULL;
+    (void)testclient_send(tc, &req, T_MS); /* the server may have closed already */
+    m = expect_type(tc, PROTO_MSG_WELCOME);
+    proto_msg_free(m);
+    expect_error_and_close(tc, PROTO_ERR_BAD_MESSAGE, false, "another central store");
+    testclient_close(tc);
+
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &reader), 0);
+    tc = session_for(&reader, NULL);
+    assert_false(find_row(tc, "other-store-0", row));
+    testclient_close(tc);
+}
+
 /* ---- revocation --------------------------------------------------------------------------- */
 
 static void test_wipe_ordered_during_a_session_reaches_the_next_hello(void **state)
@@ -1285,6 +1464,10 @@ int main(void)
         cmocka_unit_test(test_rows_gained_by_joining_a_team_are_paged_within_msg),
         cmocka_unit_test(test_notify_is_not_sent_to_the_pushing_device),
         cmocka_unit_test(test_many_requests_may_wait_unanswered),
+        cmocka_unit_test(test_first_flight_is_answered_in_order_after_welcome),
+        cmocka_unit_test(test_first_flight_of_a_revoked_device_is_not_applied),
+        cmocka_unit_test(test_first_flight_to_a_store_that_went_back_is_refused),
+        cmocka_unit_test(test_first_flight_to_another_store_is_not_applied),
         cmocka_unit_test(test_wipe_ordered_during_a_session_reaches_the_next_hello),
         cmocka_unit_test(test_push_chunks_must_follow_within_the_message_timeout),
         cmocka_unit_test(test_pings_are_answered_but_do_not_keep_a_session),

@@ -272,8 +272,13 @@ typedef struct proto_hello {
     /* Optional, informational, for the supervisors' device view; NULL when absent. */
     const char *app;        /* the app and library version, e.g. "outpost 0.9.0" */
     const char *last_error; /* the device's last sync error before this session ("" none) */
-    uint32_t compress;     /* optional "z": PROTO_COMPRESS_DEFLATE offers compressed messages;
+    uint32_t compress;     /* optional "z": PROTO_COMPRESS_DEFLATE offers compressed messages
+                              (the device's may start right after HELLO, docs/protocol.md 1.1);
                               0 (absent on the wire) offers none */
+    bool has_acked;        /* optional "ack": the highest seq this store acknowledged to the
+                              device, as the device remembers it (docs/protocol.md 8.2) */
+    uint64_t acked;
+    const char *store_id;  /* optional "store": the store the device syncs with; NULL = none */
 } proto_hello;
 
 /* The teams whose rows a device may see and write: its worker's teams. */

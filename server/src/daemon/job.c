@@ -427,6 +427,7 @@ static void run_auth(job *j, store *st, const job_env *env)
         proto_msg_free(schema);
         return;
     }
+    j->other_store = hello->store_id && strcmp(hello->store_id, identity.id) != 0;
     /* Informational ("last sync" for admins): a failure here must not refuse the device. */
     (void)store_device_seen(st, hello->device_id, hello->cursor);
     char app[DEVICE_APP_BYTES], last_error[DEVICE_ERROR_BYTES];

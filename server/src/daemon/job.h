@@ -50,6 +50,7 @@ typedef struct job {
     proto_msg **chunks;   /* PUSH: the chunks decoded on the worker; push points into them */
     proto_push push;      /* PUSH: the chunks joined into one transaction */
     bool push_malformed;  /* PUSH: the chunks contradict each other (errmsg says how) */
+    bool other_store;     /* AUTH: HELLO names another store than this one */
     store_device device;  /* PUSH, PULL: the daemon's copy (device_copy); AUTH: the result */
     uint64_t now_ms;
     char peer[64];        /* ENROLL, AUTH: the address it came from (lockouts) */

@@ -641,6 +641,10 @@ static void auth_done(session *s, job *j)
         }
         s->authenticated = true;
         s->state = SESSION_READY;
+        s->store_behind = j->request->u.hello.has_acked &&
+                          j->request->u.hello.acked > s->device.acked_seq;
+        s->hello_acked = j->request->u.hello.acked;
+        s->other_store = j->other_store;
         close_older_sessions(s);
         log_msg(LOG_INFO, "conn=%" PRIu64 " peer=%s auth ok device=%s worker=%s teams=%" PRIu32
                 " acked_seq=%" PRIu64, s->id, s->peer, s->device.device_id, s->device.worker_id,
@@ -830,6 +834,24 @@ static void handle_message(session *s)
         send_error(s, PROTO_ERR_BAD_MESSAGE, false, true,
                    "%s before HELLO: a session starts with HELLO (or ENROLL, then HELLO)",
                    proto_msg_type_name((uint32_t)msg->type));
+        proto_msg_free(msg);
+        return;
+    }
+    /* What the device sent behind HELLO assumed the store it knew; after WELCOME it knows
+     * better and sends again, in seq order, on a new connection. */
+    if (s->other_store) {
+        send_error(s, PROTO_ERR_BAD_MESSAGE, false, true,
+                   "HELLO names another central store than this one: nothing after HELLO was "
+                   "applied (a device does not merge two stores)");
+        proto_msg_free(msg);
+        return;
+    }
+    if (s->store_behind) {
+        send_error(s, PROTO_ERR_CURSOR_AHEAD, true, true,
+                   "this store has recorded up to seq %" PRIu64 " from this device, which was "
+                   "acknowledged up to seq %" PRIu64 ": the store went back in time (restored "
+                   "from a backup); nothing after HELLO was applied, send it again",
+                   s->device.acked_seq, s->hello_acked);
         proto_msg_free(msg);
         return;
     }

@@ -43,6 +43,11 @@ typedef struct session {
     struct job *job;     /* the job submitted, until it comes back (may wait in the server) */
     bool authenticated;
     store_device device; /* the daemon's copy (device_copy) once authenticated */
+    /* HELLO's `ack` is above what this store recorded (it went back in time, so requests sent
+     * behind HELLO may be out of seq order for it), or HELLO names another store: each request
+     * is refused (docs/protocol.md 8.2). */
+    bool store_behind, other_store;
+    uint64_t hello_acked;
 
     /* Reassembly of one message from its fragments. */
     uint8_t *rx;
