@@ -68,6 +68,12 @@ struct store {
     bool has_audit_key;       /* audit_key loaded (store_audit_key_load) */
     bool audit_ready;         /* the audit tables exist on this connection's file */
     bool lifecycle_ready;     /* _outpost_disabled exists */
+    /* store_wal_defer: the WAL's limit in pages (0: SQLite checkpoints in COMMIT, its
+     * default), its pages at the last commit or checkpoint, and how many of them may not be
+     * copied into the database file yet. */
+    uint32_t wal_limit_pages;
+    uint32_t wal_pages;
+    uint32_t wal_backlog;
     uint8_t audit_key[32];
 };
 
