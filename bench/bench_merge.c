@@ -36,9 +36,9 @@
 
 enum { N_ROWS = 100000, N_COLS = 10 };
 
-/* outpostd's bound (worker.c): the push here stays under it, so the checkpoint after it is
- * a PASSIVE one, as on an idle worker. */
-enum { BENCH_WAL_LIMIT_PAGES = 16384 };
+/* outpostd's thresholds (worker.c): the push here is past the first and under the bound, so
+ * the checkpoint after it is a PASSIVE one, as on an idle worker. */
+enum { BENCH_WAL_IDLE_PAGES = 1000, BENCH_WAL_LIMIT_PAGES = 16384 };
 
 static const char schema_sql[] =
     "CREATE TABLE contacts (id TEXT PRIMARY KEY NOT NULL, team_id TEXT NOT NULL,"
@@ -181,7 +181,7 @@ static span store_merge(const char *path, const row_text *texts, bool in_commit,
     if (store_open(path, true, &st, err, sizeof err) != STORE_OK)
         die("store open", err);
     if (!in_commit)
-        store_wal_defer(st, BENCH_WAL_LIMIT_PAGES);
+        store_wal_defer(st, BENCH_WAL_IDLE_PAGES, BENCH_WAL_LIMIT_PAGES);
     const char *teams[] = {"north"};
     char code[STORE_CODE_SIZE], device_id[40];
     uint8_t secret[32];

@@ -219,10 +219,11 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
     return SQLITE_OK;
 }
 
-void store_wal_defer(store *st, uint32_t limit_pages)
+void store_wal_defer(store *st, uint32_t idle_pages, uint32_t limit_pages)
 {
     if (st->db == NULL || limit_pages == 0)
         return;
+    st->wal_idle_pages = idle_pages > 0 ? idle_pages : 1;
     st->wal_limit_pages = limit_pages;
     sqlite3_wal_hook(st->db, wal_hook, st);
     /* A WAL that a completed checkpoint lets SQLite reuse from its start keeps its file size
@@ -244,7 +245,7 @@ int store_wal_tend(store *st, bool idle)
     if (st->db == NULL || st->wal_limit_pages == 0 || st->wal_backlog == 0)
         return STORE_OK;
     bool full = st->wal_pages >= st->wal_limit_pages;
-    if (!full && !idle)
+    if (!full && (!idle || st->wal_backlog < st->wal_idle_pages))
         return STORE_OK;
     int in_log = 0, copied = 0;
     int rc = sqlite3_wal_checkpoint_v2(st->db, NULL,

@@ -443,7 +443,7 @@ static int64_t push_workload(fixture *fx, store_device *dev, int64_t n, bool def
     /* as outpostd's worker: checkpoints after the push, not in its COMMIT; a bound small
      * enough that TRUNCATE checkpoints run too, and PASSIVE ones on every other push */
     if (deferred)
-        store_wal_defer(fx->st, 8);
+        store_wal_defer(fx->st, 1, 8);
     for (int64_t k = 0; k < n; k++) {
         char ids[4][48];
         tpush *tp = tp_new((uint64_t)k + 1, HLC(NOW_MS + (uint64_t)k));

@@ -75,7 +75,7 @@ static void test_commit_leaves_the_checkpoint_to_tend(void **state)
     store_device dev;
     fx_open(&fx);
     fx_device(&fx, "ana", &dev);
-    store_wal_defer(fx.st, 1000); /* well above what this test writes */
+    store_wal_defer(fx.st, 1, 1000); /* idle: copy any backlog; the bound well above */
     assert_int_equal(store_wal_backlog(fx.st), 0);
     push_rows(&fx, &dev, 0);
     assert_int_equal(store_wal_tend(fx.st, true), STORE_OK);
@@ -98,6 +98,36 @@ static void test_commit_leaves_the_checkpoint_to_tend(void **state)
     fx_close(&fx);
 }
 
+/* An idle tend leaves a backlog under idle_pages in the WAL (no checkpoint, with its fsyncs,
+ * after each small push) and copies it once it reaches idle_pages. */
+static void test_idle_tend_waits_for_a_backlog(void **state)
+{
+    (void)state;
+    fixture fx;
+    store_device dev;
+    fx_open(&fx);
+    fx_device(&fx, "ana", &dev);
+    store_wal_defer(fx.st, 1, 1000);
+    push_rows(&fx, &dev, 0);
+    assert_int_equal(store_wal_tend(fx.st, true), STORE_OK);
+    int64_t settled = file_bytes(fx.path);
+
+    store_wal_defer(fx.st, 40, 1000);
+    uint64_t k = 1;
+    while (store_wal_backlog(fx.st) < 40) {
+        assert_int_equal(store_wal_tend(fx.st, true), STORE_OK);
+        assert_int_equal(file_bytes(fx.path), settled);
+        assert_true(k < 100);
+        push_rows(&fx, &dev, k++);
+    }
+    assert_true(k > 2); /* it took several pushes */
+    assert_int_equal(store_wal_tend(fx.st, true), STORE_OK);
+    assert_int_equal(store_wal_backlog(fx.st), 0);
+    assert_true(file_bytes(fx.path) > settled);
+    store_device_clear(&dev);
+    fx_close(&fx);
+}
+
 /* Pushes back to back, never idle: without tend the WAL grows with every push; with it the
  * WAL is cut back whenever it passes the bound, and never holds much more than the bound plus
  * one push. */
@@ -107,7 +137,7 @@ static void steady_load(bool tend, int64_t *out_max_bytes, uint32_t *out_cuts)
     store_device dev;
     fx_open(&fx);
     fx_device(&fx, "ana", &dev);
-    store_wal_defer(fx.st, LIMIT_PAGES);
+    store_wal_defer(fx.st, 1, LIMIT_PAGES);
     int64_t max_bytes = 0, last = 0;
     uint32_t cuts = 0;
     for (uint64_t k = 0; k < PUSHES; k++) {
@@ -149,6 +179,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_commit_leaves_the_checkpoint_to_tend),
+        cmocka_unit_test(test_idle_tend_waits_for_a_backlog),
         cmocka_unit_test(test_wal_stays_bounded_under_a_steady_push_load),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

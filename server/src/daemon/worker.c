@@ -10,9 +10,11 @@
 #include "checkpoint.h"
 #include "log.h"
 
-/* The WAL's bound in pages (64 MiB at SQLite's 4 KiB page): past it the worker truncates the WAL
- * after the job that took it there, even when more jobs wait (store_wal_tend). */
-enum { WORKER_WAL_LIMIT_PAGES = 16384 };
+/* WAL checkpoints (store_wal_tend), in pages of 4 KiB: an idle worker copies a backlog of
+ * SQLite's own threshold, so a device's stream of small pushes does not pay two fsyncs of a
+ * checkpoint after each; past 64 MiB the worker truncates the WAL after the job that took it
+ * there, even when more jobs wait. */
+enum { WORKER_WAL_IDLE_PAGES = 1000, WORKER_WAL_LIMIT_PAGES = 16384 };
 
 struct worker {
     pthread_t thread;
@@ -167,7 +169,7 @@ int worker_start(const char *store_path, uint32_t queue_depth, const job_env *en
         return -1;
     }
     store_set_page_limit(w->st, env->max_reply_bytes);
-    store_wal_defer(w->st, WORKER_WAL_LIMIT_PAGES);
+    store_wal_defer(w->st, WORKER_WAL_IDLE_PAGES, WORKER_WAL_LIMIT_PAGES);
     w->queue_depth = queue_depth;
     w->env = *env;
     w->wake = wake;
