@@ -13,7 +13,16 @@
  *
  * The raw insert gets the store's page cache (store_open sets 16 MiB), so that the ceiling is
  * not lowered by a smaller cache than the merge has.
+ *
+ * Checkpoints: by default SQLite copies the WAL back into the database file inside the COMMIT
+ * that takes the WAL past 1000 pages; outpostd's worker does it after the job instead
+ * (store_wal_defer, store_wal_tend), so a push's commit does not pay for it. Each side runs
+ * both ways, and the ratio judged against the target compares like with like: the merge as
+ * outpostd runs it against raw with its checkpoints also out of the COMMIT (merge_vs_raw_ratio).
+ * merge_vs_raw_ckpt_ratio is both with the checkpoint in the COMMIT; the checkpoint outpostd
+ * then does after the push is timed on its own (store_checkpoint_after_push_ms).
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +35,10 @@
 #include "store.h"
 
 enum { N_ROWS = 100000, N_COLS = 10 };
+
+/* outpostd's thresholds (worker.c): the push here is past the first and under the bound, so
+ * the checkpoint after it is a PASSIVE one, as on an idle worker. */
+enum { BENCH_WAL_IDLE_PAGES = 1000, BENCH_WAL_LIMIT_PAGES = 16384 };
 
 static const char schema_sql[] =
     "CREATE TABLE contacts (id TEXT PRIMARY KEY NOT NULL, team_id TEXT NOT NULL,"
@@ -115,7 +128,8 @@ static void make_texts(row_text *rows)
     }
 }
 
-static span raw_insert(const char *path, const row_text *texts)
+/* in_commit: SQLite's default, the checkpoint in the COMMIT; otherwise none (as outpostd). */
+static span raw_insert(const char *path, const row_text *texts, bool in_commit)
 {
     sqlite3 *db = NULL;
     if (sqlite3_open(path, &db) != SQLITE_OK)
@@ -127,6 +141,8 @@ static span raw_insert(const char *path, const row_text *texts)
             SQLITE_OK ||
         sqlite3_exec(db, schema_sql, NULL, NULL, &err) != SQLITE_OK)
         die("raw schema", err);
+    if (!in_commit)
+        sqlite3_wal_autocheckpoint(db, 0);
     sqlite3_stmt *s = NULL;
     if (sqlite3_prepare_v2(db, "INSERT INTO contacts VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)", -1,
                            &s, NULL) != SQLITE_OK)
@@ -155,12 +171,17 @@ static span raw_insert(const char *path, const row_text *texts)
     return t;
 }
 
-static span store_merge(const char *path, const row_text *texts)
+/* in_commit: the checkpoint in the COMMIT (SQLite's default); otherwise as outpostd runs it,
+ * with the checkpoint after the push timed into *out_checkpoint. */
+static span store_merge(const char *path, const row_text *texts, bool in_commit,
+                        span *out_checkpoint)
 {
     char err[256];
     store *st = NULL;
     if (store_open(path, true, &st, err, sizeof err) != STORE_OK)
         die("store open", err);
+    if (!in_commit)
+        store_wal_defer(st, BENCH_WAL_IDLE_PAGES, BENCH_WAL_LIMIT_PAGES);
     const char *teams[] = {"north"};
     char code[STORE_CODE_SIZE], device_id[40];
     uint8_t secret[32];
@@ -211,6 +232,15 @@ static span store_merge(const char *path, const row_text *texts)
         die("store_push", store_errmsg(st));
     if (info.n_rows != N_ROWS || info.rejected)
         die("store_push", "not every row was applied");
+    if (!in_commit) {
+        uint32_t pages = store_wal_backlog(st);
+        *out_checkpoint = span_start();
+        if (store_wal_tend(st, true) != STORE_OK)
+            die("checkpoint", store_errmsg(st));
+        *out_checkpoint = span_end(*out_checkpoint);
+        if (pages == 0 || store_wal_backlog(st) != 0)
+            die("checkpoint", "the push left no WAL, or the checkpoint did not empty it");
+    }
     free(info.teams_touched);
     proto_buf_free(&reply);
     free(changes);
@@ -245,33 +275,58 @@ int main(void)
         die("texts", "out of memory");
     make_texts(texts);
 
-    double raw_rates[BENCH_RUNS], merge_rates[BENCH_RUNS];
-    double raw_cpu_rates[BENCH_RUNS], merge_cpu_rates[BENCH_RUNS];
+    /* [0]: checkpoints out of the COMMIT (merge: as outpostd), [1]: in the COMMIT */
+    double raw_rates[2][BENCH_RUNS], merge_rates[2][BENCH_RUNS];
+    double raw_cpu_rates[2][BENCH_RUNS], merge_cpu_rates[2][BENCH_RUNS];
+    double ckpt_ms[BENCH_RUNS], ckpt_cpu_ms[BENCH_RUNS];
     for (int r = -BENCH_WARMUP; r < BENCH_RUNS; r++) {
-        span raw_s = raw_insert(raw_path, texts);
-        span merge_s = store_merge(store_path, texts);
-        remove_db(raw_path);
-        remove_db(store_path);
-        if (r >= 0) {
-            raw_rates[r] = N_ROWS / raw_s.wall, merge_rates[r] = N_ROWS / merge_s.wall;
-            raw_cpu_rates[r] = N_ROWS / raw_s.cpu, merge_cpu_rates[r] = N_ROWS / merge_s.cpu;
+        for (int way = 0; way < 2; way++) {
+            span ckpt = {0, 0};
+            span raw_s = raw_insert(raw_path, texts, way == 1);
+            span merge_s = store_merge(store_path, texts, way == 1, &ckpt);
+            remove_db(raw_path);
+            remove_db(store_path);
+            if (r < 0)
+                continue;
+            raw_rates[way][r] = N_ROWS / raw_s.wall, merge_rates[way][r] = N_ROWS / merge_s.wall;
+            raw_cpu_rates[way][r] = N_ROWS / raw_s.cpu;
+            merge_cpu_rates[way][r] = N_ROWS / merge_s.cpu;
+            if (way == 0)
+                ckpt_ms[r] = ckpt.wall * 1e3, ckpt_cpu_ms[r] = ckpt.cpu * 1e3;
         }
     }
-    bench_stat raw = bench_stat_of(raw_rates, BENCH_RUNS);
-    bench_stat merge = bench_stat_of(merge_rates, BENCH_RUNS);
-    bench_stat raw_cpu = bench_stat_of(raw_cpu_rates, BENCH_RUNS);
-    bench_stat merge_cpu = bench_stat_of(merge_cpu_rates, BENCH_RUNS);
+    bench_stat raw[2], merge[2], raw_cpu[2], merge_cpu[2];
+    for (int way = 0; way < 2; way++) {
+        raw[way] = bench_stat_of(raw_rates[way], BENCH_RUNS);
+        merge[way] = bench_stat_of(merge_rates[way], BENCH_RUNS);
+        raw_cpu[way] = bench_stat_of(raw_cpu_rates[way], BENCH_RUNS);
+        merge_cpu[way] = bench_stat_of(merge_cpu_rates[way], BENCH_RUNS);
+    }
     printf("merge_rows=%d\n", N_ROWS);
     printf("merge_columns=%d\n", N_COLS);
     bench_print_method("merge");
-    bench_print_stat("raw_sqlite_insert_rows_per_s", raw, 0);
-    bench_print_stat("store_push_merge_rows_per_s", merge, 0);
-    bench_print_stat("raw_sqlite_insert_cpu_rows_per_s", raw_cpu, 0);
-    bench_print_stat("store_push_merge_cpu_rows_per_s", merge_cpu, 0);
-    printf("merge_vs_raw_cpu_ratio=%.2f\n", merge_cpu.median / raw_cpu.median);
-    printf("merge_vs_raw_ratio=%.2f\n", merge.median / raw.median);
+    /* as outpostd: no checkpoint in the COMMIT, on both sides */
+    bench_print_stat("raw_sqlite_insert_rows_per_s", raw[0], 0);
+    bench_print_stat("store_push_merge_rows_per_s", merge[0], 0);
+    bench_print_stat("raw_sqlite_insert_cpu_rows_per_s", raw_cpu[0], 0);
+    bench_print_stat("store_push_merge_cpu_rows_per_s", merge_cpu[0], 0);
+    bench_print_stat("store_checkpoint_after_push_ms", bench_stat_of(ckpt_ms, BENCH_RUNS), 1);
+    bench_print_stat("store_checkpoint_after_push_cpu_ms", bench_stat_of(ckpt_cpu_ms, BENCH_RUNS),
+                     1);
+    /* SQLite's default: the checkpoint in the COMMIT, on both sides */
+    bench_print_stat("raw_sqlite_insert_ckpt_rows_per_s", raw[1], 0);
+    bench_print_stat("store_push_merge_ckpt_rows_per_s", merge[1], 0);
+    bench_print_stat("raw_sqlite_insert_ckpt_cpu_rows_per_s", raw_cpu[1], 0);
+    bench_print_stat("store_push_merge_ckpt_cpu_rows_per_s", merge_cpu[1], 0);
+    printf("merge_vs_raw_ckpt_cpu_ratio=%.2f\n", merge_cpu[1].median / raw_cpu[1].median);
+    printf("merge_vs_raw_ckpt_ratio=%.2f\n", merge[1].median / raw[1].median);
+    /* outpostd's merge against raw with SQLite's default: the easier comparison, not judged */
+    printf("merge_vs_raw_default_cpu_ratio=%.2f\n", merge_cpu[0].median / raw_cpu[1].median);
+    printf("merge_vs_raw_default_ratio=%.2f\n", merge[0].median / raw[1].median);
+    printf("merge_vs_raw_cpu_ratio=%.2f\n", merge_cpu[0].median / raw_cpu[0].median);
+    printf("merge_vs_raw_ratio=%.2f\n", merge[0].median / raw[0].median);
     printf("merge_vs_raw_target=0.60\n");
-    bench_print_target("merge_vs_raw_ratio", merge.median / raw.median >= 0.60);
+    bench_print_target("merge_vs_raw_ratio", merge[0].median / raw[0].median >= 0.60);
 
     remove_db(raw_path);
     remove_db(store_path);

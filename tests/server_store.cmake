@@ -17,6 +17,8 @@ if(TARGET outpost_store)
                      LABELS store)
     outpost_add_test(test_store SOURCES unit/test_store.c LIBS outpost_store_fixture
                      LABELS store)
+    outpost_add_test(test_store_wal SOURCES unit/test_store_wal.c LIBS outpost_store_fixture
+                     LABELS store)
     outpost_add_test(test_store_backup SOURCES unit/test_store_backup.c
                      LIBS outpost_store_fixture LABELS store)
     outpost_add_test(test_forms SOURCES unit/test_forms.c LIBS outpost_store LABELS store)

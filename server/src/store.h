@@ -218,6 +218,28 @@ int store_push(store *st, store_device *dev, const proto_push *push, uint64_t no
  * can carry, so that every row can always be pulled. 0 (the default) sets no bound. */
 void store_set_page_limit(store *st, size_t max_bytes);
 
+/* WAL checkpoints off the commit (outpostd's handles; SQLite store, a no-op on PostgreSQL).
+ * By default SQLite checkpoints inside the COMMIT that leaves the WAL past 1000 pages: that
+ * push copies every page of the WAL back into the database file, and fsyncs it, before its
+ * ACK. store_wal_defer stops that on this handle; the caller runs store_wal_tend between jobs
+ * instead. Durability is unchanged (the COMMIT still fsyncs the WAL, synchronous=FULL), and a
+ * checkpoint is safe at any time, a crash in one included. idle_pages: the backlog an idle
+ * tend checkpoints (SQLite's own threshold is 1000; 1 copies every page). limit_pages bounds
+ * the WAL: past it store_wal_tend truncates the WAL whatever the load. */
+void store_wal_defer(store *st, uint32_t idle_pages, uint32_t limit_pages);
+
+/* Checkpoints the WAL if it is due, on a handle given store_wal_defer (otherwise returns
+ * STORE_OK at once). idle: no job is waiting. Past the limit: a TRUNCATE checkpoint, which
+ * waits (up to the busy timeout) for readers and writers of other handles and leaves the WAL
+ * empty. Otherwise, when idle and at least idle_pages may not be copied yet: a PASSIVE one,
+ * which copies what no reader still needs and waits for nothing. Returns STORE_OK, STORE_EBUSY
+ * when the TRUNCATE could not get the WAL to itself (the next call tries again), or STORE_EIO. */
+int store_wal_tend(store *st, bool idle);
+
+/* Pages of the WAL that may not be in the database file yet, as this handle saw at its last
+ * commit or checkpoint, for a handle given store_wal_defer; 0 otherwise. */
+uint32_t store_wal_backlog(const store *st);
+
 /* The newest server sequence (the change log's head), for WELCOME's server_seq. */
 int store_server_seq(store *st, uint64_t *out_seq);
 

@@ -68,6 +68,13 @@ struct store {
     bool has_audit_key;       /* audit_key loaded (store_audit_key_load) */
     bool audit_ready;         /* the audit tables exist on this connection's file */
     bool lifecycle_ready;     /* _outpost_disabled exists */
+    /* store_wal_defer: the backlog an idle tend copies and the WAL's limit, in pages (limit
+     * 0: SQLite checkpoints in COMMIT, its default), the WAL's pages at the last commit or
+     * checkpoint, and how many of them may not be copied into the database file yet. */
+    uint32_t wal_idle_pages;
+    uint32_t wal_limit_pages;
+    uint32_t wal_pages;
+    uint32_t wal_backlog;
     uint8_t audit_key[32];
 };
 

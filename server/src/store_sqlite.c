@@ -206,6 +206,69 @@ void store_rollback(store *st)
     db_rollback(st->conn);
 }
 
+/* The WAL hook of a handle given store_wal_defer, called after each of its commits with the
+ * WAL's size in pages. It replaces SQLite's autocheckpoint (which is this same hook) and only
+ * takes note: the checkpoint waits for store_wal_tend. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages)
+{
+    (void)db;
+    (void)name;
+    store *st = arg;
+    st->wal_pages = pages > 0 ? (uint32_t)pages : 0;
+    st->wal_backlog = st->wal_pages; /* at most: some may be copied already */
+    return SQLITE_OK;
+}
+
+void store_wal_defer(store *st, uint32_t idle_pages, uint32_t limit_pages)
+{
+    if (st->db == NULL || limit_pages == 0)
+        return;
+    st->wal_idle_pages = idle_pages > 0 ? idle_pages : 1;
+    st->wal_limit_pages = limit_pages;
+    sqlite3_wal_hook(st->db, wal_hook, st);
+    /* A WAL that a completed checkpoint lets SQLite reuse from its start keeps its file size
+     * unless told otherwise: keep at most the limit on disk. */
+    int64_t page_size = 4096;
+    sqlite3_stmt *q = NULL;
+    if (sqlite3_prepare_v2(st->db, "PRAGMA page_size", -1, &q, NULL) == SQLITE_OK &&
+        sqlite3_step(q) == SQLITE_ROW)
+        page_size = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    char sql[64];
+    snprintf(sql, sizeof sql, "PRAGMA journal_size_limit=%lld",
+             (long long)(page_size * (int64_t)limit_pages));
+    sqlite3_exec(st->db, sql, NULL, NULL, NULL);
+}
+
+int store_wal_tend(store *st, bool idle)
+{
+    if (st->db == NULL || st->wal_limit_pages == 0 || st->wal_backlog == 0)
+        return STORE_OK;
+    bool full = st->wal_pages >= st->wal_limit_pages;
+    if (!full && (!idle || st->wal_backlog < st->wal_idle_pages))
+        return STORE_OK;
+    int in_log = 0, copied = 0;
+    int rc = sqlite3_wal_checkpoint_v2(st->db, NULL,
+                                       full ? SQLITE_CHECKPOINT_TRUNCATE
+                                            : SQLITE_CHECKPOINT_PASSIVE,
+                                       &in_log, &copied);
+    if (rc == SQLITE_OK) {
+        st->wal_pages = in_log > 0 ? (uint32_t)in_log : 0;
+        st->wal_backlog = copied < in_log ? (uint32_t)(in_log - copied) : 0;
+        return STORE_OK;
+    }
+    /* A PASSIVE checkpoint is busy only when another handle is checkpointing: nothing lost,
+     * the pages stay marked for the next call. */
+    if ((rc & 0xff) == SQLITE_BUSY && !full)
+        return STORE_OK;
+    return store_fail_sqlite(st, rc, full ? "WAL checkpoint (truncate)" : "WAL checkpoint");
+}
+
+uint32_t store_wal_backlog(const store *st)
+{
+    return st->wal_limit_pages != 0 ? st->wal_backlog : 0;
+}
+
 int store_meta_get(store *st, const char *key, int64_t *out_value)
 {
     db_stmt *stmt = NULL;

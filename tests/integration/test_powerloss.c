@@ -438,8 +438,12 @@ static void test_store_survives_power_loss(void **state)
 /* Device pushes 1..n, push k inserting rows_of(k) contacts "push<k>-<j>", each through the
  * whole store_push path (merge, change log, exactly-once record). Returns how many were
  * applied (store_push returned 0, not refused) before the first failure. */
-static int64_t push_workload(fixture *fx, store_device *dev, int64_t n)
+static int64_t push_workload(fixture *fx, store_device *dev, int64_t n, bool deferred)
 {
+    /* as outpostd's worker: checkpoints after the push, not in its COMMIT; a bound small
+     * enough that TRUNCATE checkpoints run too, and PASSIVE ones on every other push */
+    if (deferred)
+        store_wal_defer(fx->st, 1, 8);
     for (int64_t k = 0; k < n; k++) {
         char ids[4][48];
         tpush *tp = tp_new((uint64_t)k + 1, HLC(NOW_MS + (uint64_t)k));
@@ -455,13 +459,15 @@ static int64_t push_workload(fixture *fx, store_device *dev, int64_t n)
         tp_free(tp);
         if (rc != 0 || info.rejected)
             return k;
+        if (deferred && store_wal_tend(fx->st, k % 2 == 0) != STORE_OK)
+            return k + 1; /* the push itself was applied */
     }
     return n;
 }
 
-static void test_store_pushes_survive_power_loss(void **state)
+/* deferred: checkpoints as outpostd runs them (store_wal_defer, store_wal_tend). */
+static void pushes_survive_power_loss(bool deferred)
 {
-    (void)state;
     tally t = {0};
     powerloss_stats s;
     fixture fx;
@@ -470,7 +476,7 @@ static void test_store_pushes_survive_power_loss(void **state)
     fx_open(&fx);
     fx_device(&fx, "ana", &dev);
     powerloss_arm(0);
-    assert_int_equal(push_workload(&fx, &dev, TX_COUNT), TX_COUNT);
+    assert_int_equal(push_workload(&fx, &dev, TX_COUNT, deferred), TX_COUNT);
     powerloss_stats_get(&s);
     store_device_clear(&dev);
     fx_close(&fx);
@@ -482,7 +488,7 @@ static void test_store_pushes_survive_power_loss(void **state)
         fx_open(&fx);
         fx_device(&fx, "ana", &dev);
         powerloss_arm(n);
-        int64_t applied = push_workload(&fx, &dev, TX_COUNT);
+        int64_t applied = push_workload(&fx, &dev, TX_COUNT, deferred);
         store_device_clear(&dev);
         store_close(fx.st);
         fx.st = NULL;
@@ -526,10 +532,23 @@ static void test_store_pushes_survive_power_loss(void **state)
         sqlite3_close(db);
         fx_close(&fx);
     }
-    printf("powerloss: central store pushes: %u cuts over %" PRIu64 " writes, %" PRIu64
+    printf("powerloss: central store pushes%s: %u cuts over %" PRIu64 " writes, %" PRIu64
            " bytes dropped, %" PRIu64 " writes torn, %" PRIu64 " applied pushes checked\n",
-           t.cuts, total, t.dropped, t.torn, t.committed_checked);
+           deferred ? " (checkpoints after the push)" : "", t.cuts, total, t.dropped, t.torn,
+           t.committed_checked);
     assert_true(t.cuts >= MIN_CUTS);
+}
+
+static void test_store_pushes_survive_power_loss(void **state)
+{
+    (void)state;
+    pushes_survive_power_loss(false);
+}
+
+static void test_store_pushes_with_deferred_checkpoints_survive_power_loss(void **state)
+{
+    (void)state;
+    pushes_survive_power_loss(true);
 }
 
 static int setup(void **state)
@@ -561,6 +580,7 @@ int main(void)
         cmocka_unit_test(test_rekey_survives_power_loss),
         cmocka_unit_test(test_store_survives_power_loss),
         cmocka_unit_test(test_store_pushes_survive_power_loss),
+        cmocka_unit_test(test_store_pushes_with_deferred_checkpoints_survive_power_loss),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -8,6 +8,13 @@
 #include <time.h>
 
 #include "checkpoint.h"
+#include "log.h"
+
+/* WAL checkpoints (store_wal_tend), in pages of 4 KiB: an idle worker copies a backlog of
+ * SQLite's own threshold, so a device's stream of small pushes does not pay two fsyncs of a
+ * checkpoint after each; past 64 MiB the worker truncates the WAL after the job that took it
+ * there, even when more jobs wait. */
+enum { WORKER_WAL_IDLE_PAGES = 1000, WORKER_WAL_LIMIT_PAGES = 16384 };
 
 struct worker {
     pthread_t thread;
@@ -125,6 +132,13 @@ static void *worker_main(void *arg)
         w->done_tail = j;
         pthread_mutex_unlock(&w->lock);
         w->wake(w->wake_arg);
+        /* The WAL's checkpoint, off the job's commit (its reply is on its way already), when
+         * no job waits or the WAL is past its bound. */
+        pthread_mutex_lock(&w->lock);
+        bool idle = !w->queue_head;
+        pthread_mutex_unlock(&w->lock);
+        if (store_wal_tend(w->st, idle) != STORE_OK)
+            log_msg(LOG_WARN, "store: %s", store_errmsg(w->st));
         pthread_mutex_lock(&w->lock);
     }
     checkpoint_unlocked(w, "stop");
@@ -155,6 +169,7 @@ int worker_start(const char *store_path, uint32_t queue_depth, const job_env *en
         return -1;
     }
     store_set_page_limit(w->st, env->max_reply_bytes);
+    store_wal_defer(w->st, WORKER_WAL_IDLE_PAGES, WORKER_WAL_LIMIT_PAGES);
     w->queue_depth = queue_depth;
     w->env = *env;
     w->wake = wake;
