@@ -355,10 +355,19 @@ static int idle_window_s(void)
     return n > 0 ? n : 30;
 }
 
-static double wakes_per_hour(outpost_sync *s)
+/* Prints the window's wakes by reason (outpost_sync_wakes_for()) and returns them all. */
+static double wakes_per_hour(outpost_sync *s, const char *name)
 {
-    uint64_t w0 = outpost_sync_wakes(s);
+    static const char *const reasons[OUTPOST_WAKE_REASONS] = {"app", "timer", "network",
+                                                              "other"};
+    uint64_t w0 = outpost_sync_wakes(s), r0[OUTPOST_WAKE_REASONS];
+    for (int i = 0; i < OUTPOST_WAKE_REASONS; i++)
+        r0[i] = outpost_sync_wakes_for(s, (outpost_sync_wake_reason)i);
     test_sleep_ms((long)idle_window_s() * 1000);
+    for (int i = 0; i < OUTPOST_WAKE_REASONS; i++)
+        printf("field_idle_%s_wakes_%s=%llu\n", name, reasons[i],
+               (unsigned long long)(outpost_sync_wakes_for(s, (outpost_sync_wake_reason)i) -
+                                    r0[i]));
     return (double)(outpost_sync_wakes(s) - w0) * 3600.0 / idle_window_s();
 }
 
@@ -377,11 +386,11 @@ static void idle_wakes_per_hour(double *connected, double *offline)
     if (outpost_sync_start(r, &sc, &s) != OUTPOST_OK || sync_and_wait(s, 0) != OUTPOST_OK)
         DIE("idle sync");
     test_sleep_ms(1000);
-    *connected = wakes_per_hour(s);
+    *connected = wakes_per_hour(s, "connected");
     if (fixture_stop(&fx) != 0)
         DIE("stopping outpostd");
     test_sleep_ms(1000);
-    *offline = wakes_per_hour(s);
+    *offline = wakes_per_hour(s, "offline");
     outpost_sync_stop(s);
     outpost_replica_close(r);
     fixture_destroy(&fx);

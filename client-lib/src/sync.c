@@ -41,7 +41,8 @@ enum {
     /* The range of the server's advertised `msg` this device accepts messages up to. */
     SYNC_MIN_RECEIVE = 16 * 1024,
     SYNC_MAX_RECEIVE = 64 * 1024 * 1024,
-    DEFAULT_RETRY_CAP_MS = 300000,
+    /* 15 minutes: settled offline, 2 wakes an attempt, ~16 an hour (docs/library.md). */
+    DEFAULT_RETRY_CAP_MS = 900000,
     /* Chunks are cut well under the message limit: the size estimate leaves headroom. */
     CHUNK_TARGET_BYTES = 512 * 1024,
     /* An idle engine sleeps until something needs it: a local commit (the commit listener
@@ -110,6 +111,9 @@ struct outpost_sync {
     int64_t next_look;    /* monotonic ms: the next look for other processes' commits */
     uint32_t server_idle_ms; /* the server's `idle` from WELCOME; 0 = never */
     atomic_uint_fast64_t wakes; /* the thread's loop turns (outpost_sync_wakes()) */
+    atomic_uint_fast64_t wakes_for[OUTPOST_WAKE_REASONS]; /* the same, by reason */
+    uint64_t events;      /* transport callbacks run, to tell a network wake from others */
+    bool log_wakes;       /* OUTPOST_SYNC_DEBUG: each wake and its reason on stderr */
     bool pull_again;      /* NOTIFY came while busy */
     bool sync_asked;      /* outpost_sync_now() not yet answered by a cycle begun after it */
     backoff_policy policy;
@@ -823,6 +827,7 @@ static void end_compression(outpost_sync *s)
 static void cb_connected(void *user_data)
 {
     outpost_sync *s = user_data;
+    s->events++;
     outpost_status st;
     int rc = outpost_status_get(s->r, &st);
     if (rc != OUTPOST_OK) {
@@ -860,6 +865,7 @@ static void cb_connected(void *user_data)
 static void cb_message(void *user_data, const uint8_t *data, size_t n_bytes)
 {
     outpost_sync *s = user_data;
+    s->events++;
     proto_msg *m = NULL;
     char err[160];
     proto_buf plain = {0};
@@ -908,8 +914,10 @@ static void cb_message(void *user_data, const uint8_t *data, size_t n_bytes)
 
 static void cb_sent(void *user_data, size_t queued_bytes)
 {
+    outpost_sync *s = user_data;
     (void)queued_bytes;
-    send_chunks(user_data);
+    s->events++;
+    send_chunks(s);
 }
 
 static void cb_closed(void *user_data, transport_close_reason reason, uint16_t peer_close_code,
@@ -917,6 +925,7 @@ static void cb_closed(void *user_data, transport_close_reason reason, uint16_t p
 {
     outpost_sync *s = user_data;
     (void)peer_close_code;
+    s->events++;
     bool was_idle = s->phase == PHASE_IDLE;
     s->phase = PHASE_DISCONNECTED;
     drop_window(s);
@@ -1026,19 +1035,39 @@ static bool others_committed(outpost_sync *s)
     return changed;
 }
 
+static const char *const wake_names[OUTPOST_WAKE_REASONS] = {"app", "timer", "network",
+                                                             "other"};
+
+/* Counts one turn of the loop under its reason (outpost_sync_wakes_for()). */
+static void count_wake(outpost_sync *s, outpost_sync_wake_reason why)
+{
+    atomic_fetch_add(&s->wakes, 1);
+    atomic_fetch_add(&s->wakes_for[why], 1);
+    if (s->log_wakes)
+        fprintf(stderr, "outpost sync: wake (%s) at %lld ms, phase %d, transport %d\n",
+                wake_names[why], (long long)mono_ms(), (int)s->phase,
+                (int)transport_get_state(s->t));
+}
+
 static void *sync_main(void *arg)
 {
     outpost_sync *s = arg;
     s->next_look = mono_ms() + LOOK_INTERVAL_MS;
     connect_now(s);
     for (;;) {
-        transport_service(s->t, next_wait_ms(s));
-        atomic_fetch_add(&s->wakes, 1);
+        int wait = next_wait_ms(s);
+        int64_t due = mono_ms() + wait;
+        uint64_t events = s->events;
+        transport_service(s->t, wait);
         pthread_mutex_lock(&s->lock);
         bool stopping = s->stopping, want = s->want_sync, net = s->net_changed;
         int64_t wrote = s->wrote ? s->last_write_mono : 0;
         s->want_sync = s->net_changed = s->wrote = false;
         pthread_mutex_unlock(&s->lock);
+        count_wake(s, stopping || want || net || wrote ? OUTPOST_WAKE_APP
+                      : s->events != events            ? OUTPOST_WAKE_NETWORK
+                      : mono_ms() >= due               ? OUTPOST_WAKE_TIMER
+                                                       : OUTPOST_WAKE_OTHER);
         if (stopping)
             break;
         int64_t now = mono_ms();
@@ -1056,6 +1085,13 @@ static void *sync_main(void *arg)
 uint64_t outpost_sync_wakes(outpost_sync *sync)
 {
     return sync ? (uint64_t)atomic_load(&sync->wakes) : 0;
+}
+
+uint64_t outpost_sync_wakes_for(outpost_sync *sync, outpost_sync_wake_reason why)
+{
+    if (!sync || (unsigned)why >= OUTPOST_WAKE_REASONS)
+        return 0;
+    return (uint64_t)atomic_load(&sync->wakes_for[why]);
 }
 
 /* Called by the app's replica after each commit that made an outbox entry (its thread). */
@@ -1095,6 +1131,7 @@ int outpost_sync_start(outpost_replica *replica, const outpost_sync_config *conf
     proto_limits_default(&s->limits);
     s->rx_limits = s->limits;
     s->app = replica;
+    s->log_wakes = getenv("OUTPOST_SYNC_DEBUG") != NULL;
 
     int rc = device_credentials_load(replica, &s->creds);
     if (rc != OUTPOST_OK)
