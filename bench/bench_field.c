@@ -20,8 +20,7 @@
  * For each: wall time, round trips (outpost_sync_status), and the bytes that crossed the link
  * each way (TLS records included, TCP/IP headers not), with compression and, for 2G cold,
  * without it. Beside them the targets: 2G cold under 10 s, warm under 5 s. And how often an idle
- * connected engine makes its process wake, per hour (context switches of every thread over 10 s
- * of idling on a direct connection, times 360).
+ * engine's thread wakes, per hour, connected and offline, by reason (idle_wakes_per_hour()).
  *
  * Beside them, in the same run and through the same shaped link, a PouchDB-style baseline
  * (couch_baseline.c): the same day as CouchDB replication carries it, JSON documents with
