@@ -404,21 +404,59 @@ static void idle_wakes_per_hour(double *connected, double *offline)
     fixture_destroy(&fx);
 }
 
+/* Where the proxy's byte counts stood when the warm baseline began (couch_push's warm_mark). */
+typedef struct proxy_mark {
+    faultproxy *proxy;
+    uint64_t up, down;
+} proxy_mark;
+
+static void mark_bytes(void *ctx)
+{
+    proxy_mark *m = ctx;
+    faultproxy_bytes(m->proxy, &m->up, &m->down);
+}
+
+static void couch_start(const daemon_fixture *fx, json_t *yesterday,
+                        const faultproxy_link *link, couch_server **server, faultproxy **proxy,
+                        uint16_t *port)
+{
+    char cert[400], key[400];
+    uint16_t server_port;
+    snprintf(cert, sizeof cert, "%s/certs/server.pem", fx->dir);
+    snprintf(key, sizeof key, "%s/certs/server.key", fx->dir);
+    if (couch_server_start(cert, key, yesterday, server, &server_port) != 0 ||
+        faultproxy_start(server_port, proxy, port) != 0)
+        DIE("baseline server");
+    faultproxy_shape(*proxy, link);
+}
+
+static void couch_stop(couch_server *server, faultproxy *proxy)
+{
+    faultproxy_stop(proxy);
+    couch_server_stop(server);
+}
+
+static result couch_figures(const couch_result *cr, uint64_t up0, uint64_t down0, uint64_t up1,
+                            uint64_t down1)
+{
+    return (result){.seconds = cr->seconds, .round_trips = cr->round_trips, .up = up1 - up0,
+                    .down = down1 - down0, .ws_up = cr->json_up, .ws_down = cr->json_down};
+}
+
 /* The baseline over link: a day like the others (yesterday's open episodes already on the
- * server, with yesterday's checkpoint), pushed from a cold start, then pulled by a fresh device,
- * each on a new connection through the proxy (so TCP and a full TLS handshake, as cold above). */
-static void couch_run(const faultproxy_link *link, result *push, result *pull)
+ * server, with yesterday's checkpoint). cold: pushed on a new connection through the proxy (TCP
+ * and a full TLS handshake, as Outpost's cold), then a fresh device pulls everything the same
+ * way. warm: the same day to a second such server as the next batch of a live replication that
+ * is already connected and set up (stands beside Outpost's warm). */
+static void couch_run(const faultproxy_link *link, result *cold, result *warm, result *pull)
 {
     daemon_fixture fx;
-    char cert[400], key[400];
     couch_server *server = NULL;
     faultproxy *proxy = NULL;
-    uint16_t server_port, port;
+    uint16_t port;
     json_t *yesterday = json_object(), *today = json_object();
     if (fixture_create(&fx, NULL) != 0)
         DIE("certificates for the baseline");
-    snprintf(cert, sizeof cert, "%s/certs/server.pem", fx.dir);
-    snprintf(key, sizeof key, "%s/certs/server.key", fx.dir);
     char *ca = test_read_file(fx.ca_path, NULL);
     couch_docs = yesterday;
     write_episodes(NULL);
@@ -428,28 +466,30 @@ static void couch_run(const faultproxy_link *link, result *push, result *pull)
     couch_docs = couch_base = NULL;
     if (!ca || json_object_size(today) != CONTACTS + EPISODES + REFERRALS)
         DIE("baseline documents");
-    if (couch_server_start(cert, key, yesterday, &server, &server_port) != 0 ||
-        faultproxy_start(server_port, &proxy, &port) != 0)
-        DIE("baseline server");
-    faultproxy_shape(proxy, link);
 
     couch_result cr;
     uint64_t up0, down0, up1, down1;
     size_t n_docs = 0;
+    couch_start(&fx, yesterday, link, &server, &proxy, &port);
     faultproxy_bytes(proxy, &up0, &down0);
-    if (couch_push(port, ca, today, &cr) != 0)
+    if (couch_push(port, ca, today, NULL, NULL, &cr) != 0)
         DIE("baseline push");
     faultproxy_bytes(proxy, &up1, &down1);
-    *push = (result){.seconds = cr.seconds, .round_trips = cr.round_trips, .up = up1 - up0,
-                     .down = down1 - down0, .ws_up = cr.json_up, .ws_down = cr.json_down};
+    *cold = couch_figures(&cr, up0, down0, up1, down1);
     if (couch_pull(port, ca, &cr, &n_docs) != 0 ||
         n_docs != json_object_size(yesterday) + CONTACTS + REFERRALS)
         DIE("baseline pull (%zu documents)", n_docs);
     faultproxy_bytes(proxy, &up0, &down0);
-    *pull = (result){.seconds = cr.seconds, .round_trips = cr.round_trips, .up = up0 - up1,
-                     .down = down0 - down1, .ws_up = cr.json_up, .ws_down = cr.json_down};
-    faultproxy_stop(proxy);
-    couch_server_stop(server);
+    *pull = couch_figures(&cr, up1, down1, up0, down0);
+    couch_stop(server, proxy);
+
+    couch_start(&fx, yesterday, link, &server, &proxy, &port);
+    proxy_mark mark = {.proxy = proxy};
+    if (couch_push(port, ca, today, mark_bytes, &mark, &cr) != 0)
+        DIE("baseline warm push");
+    faultproxy_bytes(proxy, &up1, &down1);
+    *warm = couch_figures(&cr, mark.up, mark.down, up1, down1);
+    couch_stop(server, proxy);
     json_decref(yesterday);
     json_decref(today);
     free(ca);
@@ -518,11 +558,13 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < sizeof couch_runs / sizeof couch_runs[0]; i++) {
         if (only && !strstr(couch_runs[i].name, only))
             continue;
-        result push, pull;
+        result push, warm, pull;
         char name[64];
-        couch_run(couch_runs[i].link, &push, &pull);
+        couch_run(couch_runs[i].link, &push, &warm, &pull);
         snprintf(name, sizeof name, "%s_cold", couch_runs[i].name);
         report(name, &push, 0);
+        snprintf(name, sizeof name, "%s_warm", couch_runs[i].name);
+        report(name, &warm, 0);
         snprintf(name, sizeof name, "%s_fresh_device_pull", couch_runs[i].name);
         report(name, &pull, 0);
     }

@@ -631,7 +631,8 @@ static void result_of(client *cl, double t0, couch_result *out)
     out->json_down = cl->c.http_down;
 }
 
-int couch_push(uint16_t port, const char *ca_pem, json_t *docs, couch_result *out)
+int couch_push(uint16_t port, const char *ca_pem, json_t *docs, couch_mark_cb warm_mark,
+               void *mark_ctx, couch_result *out)
 {
     client cl;
     double t0 = now_s();
@@ -642,8 +643,16 @@ int couch_push(uint16_t port, const char *ca_pem, json_t *docs, couch_result *ou
     json_object_foreach(docs, id, doc)
         json_object_set_new(diff, id, json_pack("[O]", json_object_get(doc, "_rev")));
     if (client_open(&cl, port, ca_pem) != 0 || request(&cl, "GET", DB "/", NULL, &info) != 200 ||
-        request(&cl, "GET", DB "/" PUSH_REP, NULL, NULL) != 200 ||
-        request(&cl, "POST", DB "/_revs_diff", diff, &missing) != 200 || !missing)
+        request(&cl, "GET", DB "/" PUSH_REP, NULL, NULL) != 200)
+        goto done;
+    if (warm_mark) {
+        /* A live replication already set up: its next batch starts here. */
+        warm_mark(mark_ctx);
+        t0 = now_s();
+        cl.requests = 0;
+        cl.c.http_up = cl.c.http_down = 0;
+    }
+    if (request(&cl, "POST", DB "/_revs_diff", diff, &missing) != 200 || !missing)
         goto done;
     json_object_foreach(docs, id, doc)
         if (json_object_get(missing, id))

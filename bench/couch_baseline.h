@@ -37,9 +37,15 @@ typedef struct couch_result {
     uint64_t json_up, json_down; /* HTTP bytes (headers and bodies), without TLS */
 } couch_result;
 
+typedef void (*couch_mark_cb)(void *ctx);
+
 /* Replicates docs to the server at 127.0.0.1:port (through the proxy) as PouchDB's one-shot
- * push does, on one new keep-alive connection. Returns 0 or -1 (message on stderr). */
-int couch_push(uint16_t port, const char *ca_pem, json_t *docs, couch_result *out);
+ * push does, on one new keep-alive connection. With warm_mark, as the next batch of a live
+ * replication already connected and set up: warm_mark(mark_ctx) is called once the connection,
+ * the database check and the checkpoint read are done, and *out counts from there (_revs_diff,
+ * _bulk_docs, the checkpoint's GET and PUT). Returns 0 or -1 (message on stderr). */
+int couch_push(uint16_t port, const char *ca_pem, json_t *docs, couch_mark_cb warm_mark,
+               void *mark_ctx, couch_result *out);
 
 /* A fresh device replicates everything from the server, as PouchDB's one-shot pull does.
  * *out_n_docs: how many documents came. Returns 0 or -1. */
