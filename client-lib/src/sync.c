@@ -1007,7 +1007,9 @@ static void drive(outpost_sync *s, bool want_sync, bool net_changed, int64_t wro
 /* Until the earliest timer; lws's own (pings, timeouts) end the wait earlier by themselves. */
 static int next_wait_ms(const outpost_sync *s)
 {
-    int64_t now = mono_ms(), wait = s->next_look - now;
+    /* Offline with a retry scheduled, the look waits for it: whatever it would find goes with
+     * that attempt's push anyway (a found commit does not advance a scheduled retry). */
+    int64_t now = mono_ms(), wait = s->retry_at ? s->retry_at - now : s->next_look - now;
     if (s->retry_at && s->retry_at - now < wait)
         wait = s->retry_at - now;
     if (s->debounce_at && s->debounce_at - now < wait)
