@@ -1051,6 +1051,13 @@ static void count_wake(outpost_sync *s, outpost_sync_wake_reason why)
                 (int)transport_get_state(s->t));
 }
 
+uint64_t outpost_sync_wakes_for(outpost_sync *sync, outpost_sync_wake_reason why)
+{
+    if (!sync || (unsigned)why >= OUTPOST_WAKE_REASONS)
+        return 0;
+    return (uint64_t)atomic_load(&sync->wakes_for[why]);
+}
+
 static void *sync_main(void *arg)
 {
     outpost_sync *s = arg;
@@ -1087,13 +1094,6 @@ static void *sync_main(void *arg)
 uint64_t outpost_sync_wakes(outpost_sync *sync)
 {
     return sync ? (uint64_t)atomic_load(&sync->wakes) : 0;
-}
-
-uint64_t outpost_sync_wakes_for(outpost_sync *sync, outpost_sync_wake_reason why)
-{
-    if (!sync || (unsigned)why >= OUTPOST_WAKE_REASONS)
-        return 0;
-    return (uint64_t)atomic_load(&sync->wakes_for[why]);
 }
 
 /* Called by the app's replica after each commit that made an outbox entry (its thread). */

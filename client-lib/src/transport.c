@@ -106,6 +106,7 @@ struct transport {
     lws_sorted_usec_list_t deadline_sul; /* connect_timeout_ms */
     lws_sorted_usec_list_t service_sul;  /* bounds one transport_service() wait */
     int wake_pipe[2]; /* transport_wake() ends a quiet wait (wait_quietly()) through it */
+    bool have_pipe;
     lws_log_cx_t log_cx;
 };
 
@@ -792,7 +793,7 @@ static void service_timeout(lws_sorted_usec_list_t *sul)
  * that needs service now (buffered TLS input, a timer already due, which this call runs). */
 static bool quiet(transport *t)
 {
-    if (t->wake_pipe[0] < 0)
+    if (!t->have_pipe)
         return false;
     if (t->state != TRANSPORT_IDLE &&
         (t->state != TRANSPORT_OPEN || !t->wsi || t->queue_head))
@@ -823,9 +824,9 @@ static void wait_quietly(transport *t, int timeout_ms)
 
 static void close_wake_pipe(transport *t)
 {
-    for (int i = 0; i < 2; i++)
-        if (t->wake_pipe[i] >= 0)
-            close(t->wake_pipe[i]);
+    for (int i = 0; i < 2 && t->have_pipe; i++)
+        close(t->wake_pipe[i]);
+    t->have_pipe = false;
 }
 
 static pthread_once_t process_once = PTHREAD_ONCE_INIT;
@@ -881,13 +882,6 @@ int transport_create(const transport_config *cfg, transport **out_transport, cha
     if (!t)
         return fail_with(errmsg, errmsg_size, -ENOMEM, "out of memory");
     mbedtls_x509_crt_init(&t->ca);
-    /* Without the pipe (no descriptors left) every wait goes through lws, as it always can. */
-    if (pipe(t->wake_pipe) != 0)
-        t->wake_pipe[0] = t->wake_pipe[1] = -1;
-    for (int i = 0; i < 2 && t->wake_pipe[0] >= 0; i++) {
-        fcntl(t->wake_pipe[i], F_SETFL, O_NONBLOCK);
-        fcntl(t->wake_pipe[i], F_SETFD, FD_CLOEXEC);
-    }
     int rc = transport_url_parse(cfg->url, &t->url, errmsg, errmsg_size);
     if (rc)
         goto fail;
@@ -908,6 +902,13 @@ int transport_create(const transport_config *cfg, transport **out_transport, cha
     t->on_sent = cfg->on_sent;
     t->on_closed = cfg->on_closed;
     t->user_data = cfg->user_data;
+
+    /* Without the pipe (no descriptors left) every wait goes through lws, as it always can. */
+    t->have_pipe = pipe(t->wake_pipe) == 0;
+    for (int i = 0; i < 2 && t->have_pipe; i++) {
+        fcntl(t->wake_pipe[i], F_SETFL, O_NONBLOCK);
+        fcntl(t->wake_pipe[i], F_SETFD, FD_CLOEXEC);
+    }
 
     pthread_once(&process_once, process_init_once);
     if (psa_status != PSA_SUCCESS) {
@@ -1087,14 +1088,14 @@ int transport_service(transport *t, int timeout_ms)
     /* Emptied whichever way the wait ended: the engine reads what it was woken for after this
      * returns, so a wake read here is never lost, and a stale one never ends a later wait. */
     char drain[64];
-    while (t->wake_pipe[0] >= 0 && read(t->wake_pipe[0], drain, sizeof drain) > 0) {
+    while (t->have_pipe && read(t->wake_pipe[0], drain, sizeof drain) > 0) {
     }
     return n < 0 ? -EIO : 0;
 }
 
 void transport_wake(transport *t)
 {
-    if (t->wake_pipe[1] >= 0 && write(t->wake_pipe[1], "", 1) < 0) {
+    if (t->have_pipe && write(t->wake_pipe[1], "", 1) < 0) {
         /* full: a wake is already waiting to be read */
     }
     lws_cancel_service(t->ctx);
