@@ -1043,7 +1043,6 @@ static const char *const wake_names[OUTPOST_WAKE_REASONS] = {"app", "timer", "ne
 /* Counts one turn of the loop under its reason (outpost_sync_wakes_for()). */
 static void count_wake(outpost_sync *s, outpost_sync_wake_reason why)
 {
-    atomic_fetch_add(&s->wakes, 1);
     atomic_fetch_add(&s->wakes_for[why], 1);
     if (s->log_wakes)
         fprintf(stderr, "outpost sync: wake (%s) at %lld ms, phase %d, transport %d\n",
@@ -1064,10 +1063,10 @@ static void *sync_main(void *arg)
     s->next_look = mono_ms() + LOOK_INTERVAL_MS;
     connect_now(s);
     for (;;) {
-        int wait = next_wait_ms(s);
-        int64_t due = mono_ms() + wait;
+        int64_t due = mono_ms() + next_wait_ms(s);
         uint64_t events = s->events;
-        transport_service(s->t, wait);
+        transport_service(s->t, next_wait_ms(s));
+        atomic_fetch_add(&s->wakes, 1);
         pthread_mutex_lock(&s->lock);
         bool stopping = s->stopping, want = s->want_sync, net = s->net_changed;
         int64_t wrote = s->wrote ? s->last_write_mono : 0;
