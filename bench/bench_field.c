@@ -22,11 +22,13 @@
  * For each: wall time, round trips (outpost_sync_status), and the bytes that crossed the link
  * each way (TLS records included, TCP/IP headers not), with compression and, for 2G cold,
  * without it. Beside them the targets: 2G cold under 10 s, warm and resumed under 5 s. And how
- * often an idle connected engine makes its process wake, per hour (context switches of every
- * thread over 10 s of idling on a direct connection, times 360).
+ * often an idle engine's thread wakes, per hour, connected and offline, by reason
+ * (idle_wakes_per_hour()).
  *
- * A PouchDB-style JSON-over-HTTP baseline does not fit in this program: it would need a CouchDB
- * replication peer written for it. Not measured.
+ * Beside them, in the same run and through the same shaped link, a PouchDB-style baseline
+ * (couch_baseline.c): the same day as CouchDB replication carries it, JSON documents with
+ * _id/_rev over HTTP/1.1 and TLS (_revs_diff, _bulk_docs, checkpoints in _local documents; a
+ * fresh device's pull by _changes and _bulk_get), to a minimal CouchDB-like endpoint.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -34,6 +36,7 @@
 #include <string.h>
 
 #include "bench_time.h"
+#include "couch_baseline.h"
 #include "daemon_fixture.h"
 #include "faultproxy.h"
 #include "test_util.h"
@@ -129,9 +132,15 @@ static outpost_value i64(int64_t i)
     return v;
 }
 
+/* Set while the day is written for the baseline: each write becomes a document there. */
+static json_t *couch_docs, *couch_base;
+
+/* Runs one write on r, or with r NULL records it as the baseline's document. */
 static void exec1(outpost_replica *r, const char *sql, const outpost_value *v, uint32_t n)
 {
-    if (outpost_exec(r, sql, v, n) != OUTPOST_OK)
+    if (couch_docs)
+        couch_record(couch_docs, couch_base, sql, v, n);
+    if (r && outpost_exec(r, sql, v, n) != OUTPOST_OK)
         DIE("%s: %s", sql, outpost_errmsg(r));
 }
 
@@ -366,10 +375,19 @@ static int idle_window_s(void)
     return n > 0 ? n : 30;
 }
 
-static double wakes_per_hour(outpost_sync *s)
+/* Prints the window's wakes by reason (outpost_sync_wakes_for()) and returns them all. */
+static double wakes_per_hour(outpost_sync *s, const char *name)
 {
-    uint64_t w0 = outpost_sync_wakes(s);
+    static const char *const reasons[OUTPOST_WAKE_REASONS] = {"app", "timer", "network",
+                                                              "other"};
+    uint64_t w0 = outpost_sync_wakes(s), r0[OUTPOST_WAKE_REASONS];
+    for (int i = 0; i < OUTPOST_WAKE_REASONS; i++)
+        r0[i] = outpost_sync_wakes_for(s, (outpost_sync_wake_reason)i);
     test_sleep_ms((long)idle_window_s() * 1000);
+    for (int i = 0; i < OUTPOST_WAKE_REASONS; i++)
+        printf("field_idle_%s_wakes_%s=%llu\n", name, reasons[i],
+               (unsigned long long)(outpost_sync_wakes_for(s, (outpost_sync_wake_reason)i) -
+                                    r0[i]));
     return (double)(outpost_sync_wakes(s) - w0) * 3600.0 / idle_window_s();
 }
 
@@ -388,13 +406,105 @@ static void idle_wakes_per_hour(double *connected, double *offline)
     if (outpost_sync_start(r, &sc, &s) != OUTPOST_OK || sync_and_wait(s, 0) != OUTPOST_OK)
         DIE("idle sync");
     test_sleep_ms(1000);
-    *connected = wakes_per_hour(s);
+    *connected = wakes_per_hour(s, "connected");
     if (fixture_stop(&fx) != 0)
         DIE("stopping outpostd");
     test_sleep_ms(1000);
-    *offline = wakes_per_hour(s);
+    *offline = wakes_per_hour(s, "offline");
     outpost_sync_stop(s);
     outpost_replica_close(r);
+    fixture_destroy(&fx);
+}
+
+/* Where the proxy's byte counts stood when the warm baseline began (couch_push's warm_mark). */
+typedef struct proxy_mark {
+    faultproxy *proxy;
+    uint64_t up, down;
+} proxy_mark;
+
+static void mark_bytes(void *ctx)
+{
+    proxy_mark *m = ctx;
+    faultproxy_bytes(m->proxy, &m->up, &m->down);
+}
+
+static void couch_start(const daemon_fixture *fx, json_t *yesterday,
+                        const faultproxy_link *link, couch_server **server, faultproxy **proxy,
+                        uint16_t *port)
+{
+    char cert[400], key[400];
+    uint16_t server_port;
+    snprintf(cert, sizeof cert, "%s/certs/server.pem", fx->dir);
+    snprintf(key, sizeof key, "%s/certs/server.key", fx->dir);
+    if (couch_server_start(cert, key, yesterday, server, &server_port) != 0 ||
+        faultproxy_start(server_port, proxy, port) != 0)
+        DIE("baseline server");
+    faultproxy_shape(*proxy, link);
+}
+
+static void couch_stop(couch_server *server, faultproxy *proxy)
+{
+    faultproxy_stop(proxy);
+    couch_server_stop(server);
+}
+
+static result couch_figures(const couch_result *cr, uint64_t up0, uint64_t down0, uint64_t up1,
+                            uint64_t down1)
+{
+    return (result){.seconds = cr->seconds, .round_trips = cr->round_trips, .up = up1 - up0,
+                    .down = down1 - down0, .ws_up = cr->json_up, .ws_down = cr->json_down};
+}
+
+/* The baseline over link: a day like the others (yesterday's open episodes already on the
+ * server, with yesterday's checkpoint). cold: pushed on a new connection through the proxy (TCP
+ * and a full TLS handshake, as Outpost's cold), then a fresh device pulls everything the same
+ * way. warm: the same day to a second such server as the next batch of a live replication that
+ * is already connected and set up (stands beside Outpost's warm). */
+static void couch_run(const faultproxy_link *link, result *cold, result *warm, result *pull)
+{
+    daemon_fixture fx;
+    couch_server *server = NULL;
+    faultproxy *proxy = NULL;
+    uint16_t port;
+    json_t *yesterday = json_object(), *today = json_object();
+    if (fixture_create(&fx, NULL) != 0)
+        DIE("certificates for the baseline");
+    char *ca = test_read_file(fx.ca_path, NULL);
+    couch_docs = yesterday;
+    write_episodes(NULL);
+    couch_docs = today;
+    couch_base = yesterday;
+    write_day(NULL);
+    couch_docs = couch_base = NULL;
+    if (!ca || json_object_size(today) != CONTACTS + EPISODES + REFERRALS)
+        DIE("baseline documents");
+
+    couch_result cr;
+    uint64_t up0, down0, up1, down1;
+    size_t n_docs = 0;
+    couch_start(&fx, yesterday, link, &server, &proxy, &port);
+    faultproxy_bytes(proxy, &up0, &down0);
+    if (couch_push(port, ca, today, NULL, NULL, &cr) != 0)
+        DIE("baseline push");
+    faultproxy_bytes(proxy, &up1, &down1);
+    *cold = couch_figures(&cr, up0, down0, up1, down1);
+    if (couch_pull(port, ca, &cr, &n_docs) != 0 ||
+        n_docs != json_object_size(yesterday) + CONTACTS + REFERRALS)
+        DIE("baseline pull (%zu documents)", n_docs);
+    faultproxy_bytes(proxy, &up0, &down0);
+    *pull = couch_figures(&cr, up1, down1, up0, down0);
+    couch_stop(server, proxy);
+
+    couch_start(&fx, yesterday, link, &server, &proxy, &port);
+    proxy_mark mark = {.proxy = proxy};
+    if (couch_push(port, ca, today, mark_bytes, &mark, &cr) != 0)
+        DIE("baseline warm push");
+    faultproxy_bytes(proxy, &up1, &down1);
+    *warm = couch_figures(&cr, mark.up, mark.down, up1, down1);
+    couch_stop(server, proxy);
+    json_decref(yesterday);
+    json_decref(today);
+    free(ca);
     fixture_destroy(&fx);
 }
 
@@ -441,7 +551,7 @@ int main(int argc, char **argv)
     printf("field_day=contacts:%d,episode_updates:%d,referrals:%d\n", CONTACTS, EPISODES,
            REFERRALS);
     printf("field_statistic=one_run\n");
-    printf("field_json_http_baseline=not_measured\n");
+    printf("field_json_http_baseline=couchdb_replication_model\n");
     for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
         if (only && !strstr(runs[i].name, only))
             continue;
@@ -456,6 +566,24 @@ int main(int argc, char **argv)
             printf("field_%s_message_bytes_down_per_row=%.1f\n", name,
                    (double)pulled.ws_down / (CONTACTS + EPISODES + REFERRALS));
         }
+    }
+    /* The baseline's "message bytes" are its HTTP bytes, headers and JSON bodies. */
+    const struct {
+        const char *name;
+        const faultproxy_link *link;
+    } couch_runs[] = {{"couch_2g", &faultproxy_2g}, {"couch_3g", &faultproxy_3g}};
+    for (size_t i = 0; i < sizeof couch_runs / sizeof couch_runs[0]; i++) {
+        if (only && !strstr(couch_runs[i].name, only))
+            continue;
+        result push, warm, pull;
+        char name[64];
+        couch_run(couch_runs[i].link, &push, &warm, &pull);
+        snprintf(name, sizeof name, "%s_cold", couch_runs[i].name);
+        report(name, &push, 0);
+        snprintf(name, sizeof name, "%s_warm", couch_runs[i].name);
+        report(name, &warm, 0);
+        snprintf(name, sizeof name, "%s_fresh_device_pull", couch_runs[i].name);
+        report(name, &pull, 0);
     }
     if (!only || strstr("idle", only)) {
         double connected, offline;

@@ -132,7 +132,7 @@ typedef struct outpost_sync_config {
     void *user_data;
     uint32_t debounce_ms;     /* after a local write; 0 = 1000 */
     uint32_t retry_base_ms;   /* first retry delay scale; 0 = 1000 */
-    uint32_t retry_cap_ms;    /* longest retry delay; 0 = 300000 */
+    uint32_t retry_cap_ms;    /* longest retry delay; 0 = 900000 (15 minutes) */
     uint32_t pull_page_rows;  /* rows per pull page; 0 = as many as the server allows (its
                                * `page` limit, 4,000 by default; a page also stays within its
                                * message limit, 1 MiB by default) */

@@ -104,6 +104,19 @@ void value_from_public(const outpost_value *in, proto_value *out);
  * The engine's thread, for tests and benchmarks.
  */
 
+/* Why the thread woke, as the loop tells it after each wait. */
+typedef enum outpost_sync_wake_reason {
+    OUTPOST_WAKE_APP,     /* a local commit, outpost_sync_now(), _network_changed(), stop */
+    OUTPOST_WAKE_TIMER,   /* one of the engine's timers: retry, debounce, keepalive, look */
+    OUTPOST_WAKE_NETWORK, /* the transport reported something: connected, message, sent, closed */
+    OUTPOST_WAKE_OTHER,   /* none of those: libwebsockets' own timers, a ping, a spurious return */
+    OUTPOST_WAKE_REASONS
+} outpost_sync_wake_reason;
+
+/* The wakes counted by outpost_sync_wakes() that had this reason. With OUTPOST_SYNC_DEBUG set
+ * in the environment, the engine also writes each wake and its reason to stderr. */
+uint64_t outpost_sync_wakes_for(outpost_sync *sync, outpost_sync_wake_reason why);
+
 /* How many times the sync thread has woken (turns of its loop) since outpost_sync_start(). An
  * idle engine sleeps until a commit, a message or one of its timers needs it. */
 uint64_t outpost_sync_wakes(outpost_sync *sync);

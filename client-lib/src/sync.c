@@ -43,7 +43,8 @@ enum {
     /* The range of the server's advertised `msg` this device accepts messages up to. */
     SYNC_MIN_RECEIVE = 16 * 1024,
     SYNC_MAX_RECEIVE = 64 * 1024 * 1024,
-    DEFAULT_RETRY_CAP_MS = 300000,
+    /* 15 minutes: settled offline, 2 wakes an attempt, ~16 an hour (docs/library.md). */
+    DEFAULT_RETRY_CAP_MS = 900000,
     /* Chunks are cut well under the message limit: the size estimate leaves headroom. */
     CHUNK_TARGET_BYTES = 512 * 1024,
     /* An idle engine sleeps until something needs it: a local commit (the commit listener
@@ -119,6 +120,9 @@ struct outpost_sync {
     int64_t next_look;    /* monotonic ms: the next look for other processes' commits */
     uint32_t server_idle_ms; /* the server's `idle` from WELCOME; 0 = never */
     atomic_uint_fast64_t wakes; /* the thread's loop turns (outpost_sync_wakes()) */
+    atomic_uint_fast64_t wakes_for[OUTPOST_WAKE_REASONS]; /* the same, by reason */
+    uint64_t events;      /* transport callbacks run, to tell a network wake from others */
+    bool log_wakes;       /* OUTPOST_SYNC_DEBUG: each wake and its reason on stderr */
     bool pull_again;      /* NOTIFY came while busy */
     bool sync_asked;      /* outpost_sync_now() not yet answered by a cycle begun after it */
     backoff_policy policy;
@@ -1031,6 +1035,7 @@ static void end_compression(outpost_sync *s)
 static void cb_connected(void *user_data)
 {
     outpost_sync *s = user_data;
+    s->events++;
     outpost_status st;
     int rc = outpost_status_get(s->r, &st);
     if (rc != OUTPOST_OK) {
@@ -1116,6 +1121,7 @@ static void held_bytes_handle(outpost_sync *s)
 static void cb_message(void *user_data, const uint8_t *data, size_t n_bytes)
 {
     outpost_sync *s = user_data;
+    s->events++;
     proto_buf plain = {0};
     count_bytes(s, &s->status.bytes_received, n_bytes);
     /* Stopped, or hung up and waiting for the close: what still arrives is not acted on. */
@@ -1170,8 +1176,10 @@ static void cb_message(void *user_data, const uint8_t *data, size_t n_bytes)
 
 static void cb_sent(void *user_data, size_t queued_bytes)
 {
+    outpost_sync *s = user_data;
     (void)queued_bytes;
-    send_chunks(user_data);
+    s->events++;
+    send_chunks(s);
 }
 
 static void cb_closed(void *user_data, transport_close_reason reason, uint16_t peer_close_code,
@@ -1179,6 +1187,7 @@ static void cb_closed(void *user_data, transport_close_reason reason, uint16_t p
 {
     outpost_sync *s = user_data;
     (void)peer_close_code;
+    s->events++;
     bool was_idle = s->phase == PHASE_IDLE;
     held_bytes_handle(s); /* whole and in order: applied, as they would have been before the close */
     apply_held_page(s);
@@ -1264,7 +1273,9 @@ static void drive(outpost_sync *s, bool want_sync, bool net_changed, int64_t wro
 /* Until the earliest timer; lws's own (pings, timeouts) end the wait earlier by themselves. */
 static int next_wait_ms(const outpost_sync *s)
 {
-    int64_t now = mono_ms(), wait = s->next_look - now;
+    /* Offline with a retry scheduled, the look waits for it: whatever it would find goes with
+     * that attempt's push anyway (a found commit does not advance a scheduled retry). */
+    int64_t now = mono_ms(), wait = s->retry_at ? s->retry_at - now : s->next_look - now;
     if (s->retry_at && s->retry_at - now < wait)
         wait = s->retry_at - now;
     if (s->debounce_at && s->debounce_at - now < wait)
@@ -1292,12 +1303,34 @@ static bool others_committed(outpost_sync *s)
     return changed;
 }
 
+static const char *const wake_names[OUTPOST_WAKE_REASONS] = {"app", "timer", "network",
+                                                             "other"};
+
+/* Counts one turn of the loop under its reason (outpost_sync_wakes_for()). */
+static void count_wake(outpost_sync *s, outpost_sync_wake_reason why)
+{
+    atomic_fetch_add(&s->wakes_for[why], 1);
+    if (s->log_wakes)
+        fprintf(stderr, "outpost sync: wake (%s) at %lld ms, phase %d, transport %d\n",
+                wake_names[why], (long long)mono_ms(), (int)s->phase,
+                (int)transport_get_state(s->t));
+}
+
+uint64_t outpost_sync_wakes_for(outpost_sync *sync, outpost_sync_wake_reason why)
+{
+    if (!sync || (unsigned)why >= OUTPOST_WAKE_REASONS)
+        return 0;
+    return (uint64_t)atomic_load(&sync->wakes_for[why]);
+}
+
 static void *sync_main(void *arg)
 {
     outpost_sync *s = arg;
     s->next_look = mono_ms() + LOOK_INTERVAL_MS;
     connect_now(s);
     for (;;) {
+        int64_t due = mono_ms() + next_wait_ms(s);
+        uint64_t events = s->events;
         transport_service(s->t, next_wait_ms(s));
         if (s->held_bytes.data || s->held_page) {
             /* Write the queued PULL (a turn of lws without waiting), then the page. */
@@ -1314,6 +1347,10 @@ static void *sync_main(void *arg)
         int64_t wrote = s->wrote ? s->last_write_mono : 0;
         s->want_sync = s->net_changed = s->wrote = false;
         pthread_mutex_unlock(&s->lock);
+        count_wake(s, stopping || want || net || wrote ? OUTPOST_WAKE_APP
+                      : s->events != events            ? OUTPOST_WAKE_NETWORK
+                      : mono_ms() >= due               ? OUTPOST_WAKE_TIMER
+                                                       : OUTPOST_WAKE_OTHER);
         if (stopping)
             break;
         int64_t now = mono_ms();
@@ -1377,6 +1414,7 @@ int outpost_sync_start(outpost_replica *replica, const outpost_sync_config *conf
     proto_limits_default(&s->limits);
     s->rx_limits = s->limits;
     s->app = replica;
+    s->log_wakes = getenv("OUTPOST_SYNC_DEBUG") != NULL;
 
     int rc = device_credentials_load(replica, &s->creds);
     if (rc != OUTPOST_OK)

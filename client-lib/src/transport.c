@@ -23,12 +23,15 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <libwebsockets.h>
 #include <mbedtls/sha256.h>
@@ -113,6 +116,8 @@ struct transport {
     lws_sorted_usec_list_t connect_sul;  /* starts the attempt inside the service loop */
     lws_sorted_usec_list_t deadline_sul; /* connect_timeout_ms */
     lws_sorted_usec_list_t service_sul;  /* bounds one transport_service() wait */
+    int wake_pipe[2]; /* transport_wake() ends a quiet wait (wait_quietly()) through it */
+    bool have_pipe;
     lws_log_cx_t log_cx;
 };
 
@@ -881,7 +886,45 @@ static void service_timeout(lws_sorted_usec_list_t *sul)
     (void)sul;
 }
 
+/* Whether a wait can leave lws out: no attempt under way, nothing to write, nothing lws holds
+ * that needs service now (buffered TLS input, a timer already due, which this call runs). */
+static bool quiet(transport *t)
+{
+    if (!t->have_pipe)
+        return false;
+    if (t->state != TRANSPORT_IDLE &&
+        (t->state != TRANSPORT_OPEN || !t->wsi || t->queue_head))
+        return false;
+    return lws_service_adjust_timeout(t->ctx, 1, 0) != 0;
+}
+
+/* An idle wait without lws's poll: lws wakes its thread every 30 s for a periodic check of its
+ * own (lws_sul_plat_unix: daemon parent, deferred listeners; nothing a client uses), which on a
+ * phone is 120 wakes an hour. Waits for the connection's socket, transport_wake() or the
+ * timeout, then lets lws handle whatever is ready without waiting. lws's keepalive ping is a
+ * timer of its own: the wait ends by the ping interval, so the ping is never late by more. */
+static void wait_quietly(transport *t, int timeout_ms)
+{
+    struct pollfd fds[2] = {{.fd = t->wake_pipe[0], .events = POLLIN}};
+    nfds_t n = 1;
+    if (t->state == TRANSPORT_OPEN) {
+        int ping_ms = (int)t->keepalive.secs_since_valid_ping * 1000;
+        if (timeout_ms > ping_ms)
+            timeout_ms = ping_ms;
+        fds[n].fd = lws_get_socket_fd(t->wsi);
+        fds[n++].events = POLLIN;
+    }
+    (void)poll(fds, n, timeout_ms);
+}
+
 /* ---- public functions --------------------------------------------------------------------- */
+
+static void close_wake_pipe(transport *t)
+{
+    for (int i = 0; i < 2 && t->have_pipe; i++)
+        close(t->wake_pipe[i]);
+    t->have_pipe = false;
+}
 
 static pthread_once_t process_once = PTHREAD_ONCE_INIT;
 static psa_status_t psa_status = PSA_ERROR_BAD_STATE;
@@ -959,6 +1002,13 @@ int transport_create(const transport_config *cfg, transport **out_transport, cha
     t->on_closed = cfg->on_closed;
     t->user_data = cfg->user_data;
 
+    /* Without the pipe (no descriptors left) every wait goes through lws, as it always can. */
+    t->have_pipe = pipe(t->wake_pipe) == 0;
+    for (int i = 0; i < 2 && t->have_pipe; i++) {
+        fcntl(t->wake_pipe[i], F_SETFL, O_NONBLOCK);
+        fcntl(t->wake_pipe[i], F_SETFD, FD_CLOEXEC);
+    }
+
     pthread_once(&process_once, process_init_once);
     if (psa_status != PSA_SUCCESS) {
         rc = fail_with(errmsg, errmsg_size, -EIO, "psa_crypto_init failed (%d)",
@@ -1012,6 +1062,7 @@ int transport_create(const transport_config *cfg, transport **out_transport, cha
     return 0;
 
 fail:
+    close_wake_pipe(t);
     mbedtls_x509_crt_free(&t->ca);
     free(t);
     return rc;
@@ -1031,6 +1082,7 @@ void transport_destroy(transport *t)
     lws_sul_cancel(&t->deadline_sul);
     lws_sul_cancel(&t->service_sul);
     lws_context_destroy(t->ctx);
+    close_wake_pipe(t);
     queue_clear(t);
     mbedtls_x509_crt_free(&t->ca);
     mbedtls_ssl_session_free(&t->session);
@@ -1124,6 +1176,10 @@ int transport_service(transport *t, int timeout_ms)
     /* lws_service() ignores its timeout argument (it sleeps until the next lws timer), so a
      * timer of our own bounds the wait; a negative argument means "do not wait". */
     int wait = -1;
+    if (timeout_ms > 0 && quiet(t)) {
+        wait_quietly(t, timeout_ms);
+        timeout_ms = -1;
+    }
     if (timeout_ms > 0) {
         lws_sul_schedule(t->ctx, 0, &t->service_sul, service_timeout,
                          (lws_usec_t)timeout_ms * LWS_US_PER_MS);
@@ -1131,11 +1187,19 @@ int transport_service(transport *t, int timeout_ms)
     }
     int n = lws_service(t->ctx, wait);
     lws_sul_cancel(&t->service_sul);
+    /* Emptied whichever way the wait ended: the engine reads what it was woken for after this
+     * returns, so a wake read here is never lost, and a stale one never ends a later wait. */
+    char drain[64];
+    while (t->have_pipe && read(t->wake_pipe[0], drain, sizeof drain) > 0) {
+    }
     return n < 0 ? -EIO : 0;
 }
 
 void transport_wake(transport *t)
 {
+    if (t->have_pipe && write(t->wake_pipe[1], "", 1) < 0) {
+        /* full: a wake is already waiting to be read */
+    }
     lws_cancel_service(t->ctx);
 }
 

@@ -182,13 +182,16 @@ void transport_set_max_receive(transport *t, size_t max_bytes);
  * -ENOMEM. data may be NULL when n_bytes is 0. */
 int transport_send(transport *t, const uint8_t *data, size_t n_bytes);
 
-/* Runs the event loop once: waits up to timeout_ms (0 or less: do not wait) for network
- * activity, a timer or transport_wake(), then handles what is ready, calling the callbacks.
- * May return early; loop on it. Returns 0, or -EIO if the event loop failed. */
 /* Changes the idle timeout (pings after half of it with nothing received, hang up after it);
  * 0 = back to the configured one. Counts from now. Service thread only. */
 void transport_set_idle_timeout(transport *t, uint32_t idle_timeout_s);
 
+/* Runs the event loop once: waits up to timeout_ms (0 or less: do not wait) for network
+ * activity, a timer or transport_wake(), then handles what is ready, calling the callbacks.
+ * May return early; loop on it. Returns 0, or -EIO if the event loop failed. When nothing is
+ * under way (no attempt, nothing queued, nothing buffered) the wait is on the socket and
+ * transport_wake() alone, up to the ping interval when open: libwebsockets' own housekeeping
+ * timer (30 s) does not end it. */
 int transport_service(transport *t, int timeout_ms);
 
 /* Makes a transport_service() that is waiting (or the next one) return soon. Thread-safe and

@@ -1134,6 +1134,39 @@ static void test_unresponsive_server_is_dropped_after_the_idle_timeout(void **st
     echo_stop(s);
 }
 
+/* An idle open connection waits quietly (on its socket, not lws's timers), yet no wait outlasts
+ * the ping interval, so lws's ping goes out on time (a wait as long as asked, 20 s, left it and
+ * the hangup timer unserviced), and the answers keep the connection open. */
+static void test_quiet_idle_connection_still_pings_and_stays_open(void **state)
+{
+    (void)state;
+    echo_server *s = echo_start("good", 0);
+    client c = {0};
+    char url[64];
+    snprintf(url, sizeof url, "wss://127.0.0.1:%u/sync", (unsigned)s->port);
+    char *ca = read_file("ca.pem");
+    transport_config cfg = base_config(&c, url);
+    cfg.ca_pem = ca;
+    cfg.idle_timeout_s = 2; /* ping after 1 s of silence, give up after 2 s */
+    client_start(&c, &cfg);
+    free(ca);
+    pump_until(&c, &c.connected, 1);
+    int64_t start = now_ms(), longest = 0;
+    while (now_ms() - start < 5000 && c.closed == 0) {
+        int64_t t0 = now_ms();
+        assert_int_equal(transport_service(c.t, 20000), 0);
+        if (now_ms() - t0 > longest)
+            longest = now_ms() - t0;
+    }
+    print_message("longest idle wait %lld ms\n", (long long)longest);
+    assert_true(longest < 1500);
+    if (c.closed)
+        fail_msg("closed after %lld ms idle: %s", (long long)(now_ms() - start), c.detail);
+    assert_int_equal(transport_get_state(c.t), TRANSPORT_OPEN);
+    client_free(&c);
+    echo_stop(s);
+}
+
 /* ---- threads ------------------------------------------------------------------------------ */
 
 typedef struct waker {
@@ -1214,6 +1247,7 @@ int main(void)
         cmocka_unit_test(test_cut_mid_message_is_reported_and_reconnect_works),
         cmocka_unit_test(test_tls13_server_that_refuses_the_upgrade),
         cmocka_unit_test(test_unresponsive_server_is_dropped_after_the_idle_timeout),
+        cmocka_unit_test(test_quiet_idle_connection_still_pings_and_stays_open),
         cmocka_unit_test(test_wake_from_another_thread_ends_a_blocked_service),
     };
     return cmocka_run_group_tests(tests, make_certificates, remove_certificates);
