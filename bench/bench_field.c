@@ -278,6 +278,7 @@ static void pull_fresh(const daemon_fixture *fx, faultproxy *proxy, uint16_t por
     out->down = down1 - down0;
     out->ws_up = st.bytes_sent;
     out->ws_down = st.bytes_received;
+    outpost_sync_handshakes(s, &out->tls_full, &out->tls_resumed);
     outpost_sync_stop(s);
     outpost_replica_close(r);
 }
