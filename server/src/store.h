@@ -37,8 +37,10 @@ enum {
     STORE_ELOCKED = -12,   /* dashboard account locked after too many failed logins */
     STORE_ETAMPERED = -13, /* the audit log's hash chain does not verify */
     STORE_EAHEAD = -14,    /* a pull cursor beyond the store's newest sequence */
-    STORE_ESEQ = -15       /* a device sequence below its highest recorded one that was never
+    STORE_ESEQ = -15,      /* a device sequence below its highest recorded one that was never
                             * applied or refused: the device's counter went back */
+    STORE_ECONSTRAINT = -16 /* a row a table's constraint refuses (NOT NULL, CHECK, foreign key,
+                             * a value of the wrong type); a duplicate key is STORE_EEXISTS */
 };
 
 typedef struct store store;
