@@ -92,7 +92,8 @@ int db_prepare(db_conn *d, const char *sql, db_stmt **out_stmt)
     if (d->engine == DB_POSTGRESQL) {
         rc = db_pg_prepare(d, sql, s);
     } else {
-        rc = sqlite3_prepare_v2(d->lite, sql, -1, &s->lite, NULL);
+        /* persistent: most statements are kept for the connection's life */
+        rc = sqlite3_prepare_v3(d->lite, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->lite, NULL);
         rc = rc == SQLITE_OK ? 0 : lite_rc(d, rc);
     }
     if (rc != 0) {
