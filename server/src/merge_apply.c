@@ -125,15 +125,15 @@ int merge_apply_update(push_ctx *c, const store_table *t, const bool *set, const
             continue;
         if (store_quote_name(c->st, q, sizeof q, t->cols[i]) != 0)
             return store_fail(c->st, STORE_EINVAL, "column name too long");
-        at +=
-            (size_t)snprintf(sql + at, sizeof sql - at, "%s%s = ?%u", param ? ", " : "", q, i + 1);
-        param++;
+        param++; /* numbered without gaps: PostgreSQL cannot type an unused parameter */
+        at += (size_t)snprintf(sql + at, sizeof sql - at, "%s%s = ?%d", param > 1 ? ", " : "", q,
+                               param);
     }
     for (uint32_t k = 0; k < t->n_pk && at < sizeof sql; k++) {
         if (store_quote_name(c->st, q, sizeof q, t->cols[t->pk[k]]) != 0)
             return store_fail(c->st, STORE_EINVAL, "column name too long");
-        at += (size_t)snprintf(sql + at, sizeof sql - at, "%s%s %s ?%u", k ? " AND " : " WHERE ",
-                               q, pg ? "=" : "IS", t->n_cols + k + 1);
+        at += (size_t)snprintf(sql + at, sizeof sql - at, "%s%s %s ?%d", k ? " AND " : " WHERE ",
+                               q, pg ? "=" : "IS", param + (int)k + 1);
     }
     if (at >= sizeof sql)
         return store_fail(c->st, STORE_EINVAL, "table %s: statement too long", t->name);
@@ -159,11 +159,12 @@ int merge_apply_update(push_ctx *c, const store_table *t, const bool *set, const
     int rc = db_prepare(c->st->conn, sql, &s);
     if (rc != STORE_OK)
         return store_fail_db(c->st, rc, "prepare update");
+    int p = 0;
     for (uint32_t i = 0; i < t->n_cols && rc == STORE_OK; i++)
         if (set[i])
-            rc = store_value_bind_any(s, (int)i + 1, &vals[i]);
+            rc = store_value_bind_any(s, ++p, &vals[i]);
     for (uint32_t k = 0; k < t->n_pk && rc == STORE_OK; k++)
-        rc = store_value_bind_any(s, (int)(t->n_cols + k + 1), &pk[k]);
+        rc = store_value_bind_any(s, ++p, &pk[k]);
     if (rc == STORE_OK)
         rc = db_step(s);
     db_finalize(s);

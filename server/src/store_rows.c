@@ -137,7 +137,7 @@ int row_meta_put(store *st, int64_t table_id, const store_bytes *pk, const row_m
  * do. Any other key takes the one-statement INSERT ... ON CONFLICT DO NOTHING. Keys sort as
  * SQLite sorts blobs: bytes, then length.
  */
-enum { STORE_NEW_ROWS_BATCH = 32, NEW_ROW_PARAMS = 8 };
+enum { STORE_NEW_ROWS_BATCH = 32, NEW_ROW_PARAMS = 7 }; /* no gaps: PostgreSQL types each */
 
 struct store_row_entry {
     int64_t table_id, device;
