@@ -1142,7 +1142,7 @@ int main(void)
         T_(test_insert_of_existing_key_merges_by_column),
         T_(test_update_of_deleted_row_later_update_restores_it),
         T_(test_update_of_deleted_row_earlier_update_loses),
-        /* test_update_of_unknown_row_loses_and_is_tombstoned pulls: pull is SQLite only */
+        T_(test_update_of_unknown_row_loses_and_is_tombstoned),
         T_(test_delete_of_deleted_row_is_quiet),
         T_(test_delete_of_changed_row_earlier_delete_loses),
         T_(test_delete_of_changed_row_later_delete_wins),
