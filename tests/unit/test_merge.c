@@ -170,6 +170,45 @@ static void test_update_same_column_later_hlc_wins_loser_logged(void **state)
     proto_msg_free(second);
 }
 
+/* A supervisor reverses a logged decision: the losing value is written back as the server's
+ * change, pulled by the device that won, and the decision is recorded once. */
+static void test_reversed_decision_reaches_the_winner(void **state)
+{
+    world *w = *state;
+    seed_contact(w, &w->ana, 1, "c-1", "north", "Amina");
+    proto_msg *first =
+        push_update(w, &w->ana2, 1, HLC(NOW_MS - 10), "c-1", C_NAME, T("Amina"), T("Later"), NULL);
+    proto_msg *second = push_update(w, &w->ana, 2, HLC(NOW_MS - 20), "c-1", C_NAME, T("Amina"),
+                                    T("Earlier"), NULL);
+    assert_int_equal(second->u.ack.n_conflicts, 1);
+    uint64_t cursor = second->u.ack.server_seq;
+    int64_t id = fx_int(&w->fx, "SELECT id FROM _outpost_conflicts");
+    const char north[][64] = {"north"}, south[][64] = {"south"};
+    assert_int_equal(store_dash_decide(w->fx.st, south, 1, id, true, "sam", NOW_MS, NULL),
+                     STORE_ENOTFOUND);
+    store_push_info info;
+    assert_int_equal(store_dash_decide(w->fx.st, north, 1, id, true, "sara", NOW_MS, &info),
+                     STORE_OK);
+    assert_int_equal(info.n_rows, 1);
+    assert_int_equal(info.server_seq, cursor + 1);
+    free(info.teams_touched);
+    assert_contact(w, "c-1", "name", "Earlier");
+    assert_int_equal(store_dash_decide(w->fx.st, north, 1, id, false, "sara", NOW_MS, NULL),
+                     STORE_EEXISTS);
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_conflict_decisions"
+                                    " WHERE decision = 'reversed' AND decided_by = 'sara'"),
+                     1);
+    store_pull_info pinfo;
+    proto_msg *m = fx_pull(&w->fx, &w->ana2, cursor, 100, 1 << 20, &pinfo);
+    const proto_table_rows *t = fx_rows_table(m, "contacts");
+    assert_non_null(t);
+    assert_int_equal(t->n_rows, 1);
+    assert_true(fx_value_is(&t->rows[C_NAME], "Earlier"));
+    proto_msg_free(m);
+    proto_msg_free(first);
+    proto_msg_free(second);
+}
+
 static void test_update_same_column_later_arrival_with_later_hlc_wins(void **state)
 {
     world *w = *state;
@@ -1104,6 +1143,7 @@ int main(void)
         T_(test_insert_new_row_applied),
         T_(test_update_different_columns_merge_without_conflict),
         T_(test_update_same_column_later_hlc_wins_loser_logged),
+        T_(test_reversed_decision_reaches_the_winner),
         T_(test_update_same_column_later_arrival_with_later_hlc_wins),
         T_(test_update_tie_broken_by_device_id),
         T_(test_same_value_written_twice_is_not_a_conflict),
@@ -1136,6 +1176,7 @@ int main(void)
         T_(test_insert_new_row_applied),
         T_(test_update_different_columns_merge_without_conflict),
         T_(test_update_same_column_later_hlc_wins_loser_logged),
+        T_(test_reversed_decision_reaches_the_winner),
         T_(test_update_same_column_later_arrival_with_later_hlc_wins),
         T_(test_update_tie_broken_by_device_id),
         T_(test_same_value_written_twice_is_not_a_conflict),
