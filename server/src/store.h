@@ -52,9 +52,10 @@ int store_open(const char *path, bool create, store **out_store, char *err, size
  * several hosts, may open the same database: write transactions take turns across all of them.
  * What runs on it today: identity, teams and workers, enrollment codes, enrollment, device
  * authentication, sync records and revocation, who is disabled, dashboard accounts, lockouts,
- * the audit log, announcements (docs/operations.md, "PostgreSQL"). The schema, push, pull,
- * conflicts, rescoping, the dashboard's record queries and backup still need the SQLite store:
- * outpostd refuses engine = postgresql, and outpost-admin the commands that need them. */
+ * the audit log, announcements, the schema (init, upgrade), push (merge, conflict log,
+ * exactly-once), pull and conflict reversal (docs/operations.md, "PostgreSQL"). Watch rules,
+ * rescoping, the dashboard's record queries and backup still need the SQLite store: outpostd
+ * refuses engine = postgresql, and outpost-admin the commands that need them. */
 int store_open_postgresql(const char *conninfo, bool create, store **out_store, char *err,
                           size_t err_size);
 void store_close(store *st); /* NULL is a no-op */
