@@ -5,20 +5,26 @@
  *   - seam_pg_insert:       the same code on PostgreSQL 15 (one PQexecParams per row)
  *   - raw_pg_insert:        libpq, one named prepared statement, PQexecPrepared per row
  *   - raw_pg_copy:          libpq COPY FROM STDIN of the same rows
+ *   - store_merge_pg:       the same rows as one device push merged by store_push into a store
+ *                           on PostgreSQL (validation, row check, merge state, change log,
+ *                           exactly-once record, commit), in a fresh database each run; only
+ *                           store_push is timed
  * rows per second, median of BENCH_RUNS after BENCH_WARMUP. The PostgreSQL server is a private
  * one made for the run (tests/unit/pg_cluster.c: fsync off, Unix socket), so SQLite runs with
  * synchronous=OFF too: both figures are the engines' and the seam's work, not the disk's.
- * The merge engine itself (bench_merge) does not run on PostgreSQL yet.
+ * bench_merge compares the merge with raw SQLite.
  */
 #include <libpq-fe.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bench_time.h"
 #include "db.h"
+#include "store.h"
 #include "unit/pg_cluster.h"
 
 enum { N_ROWS = 5000 };
@@ -117,6 +123,124 @@ static int raw_copy(PGconn *c)
     return rc;
 }
 
+/* The merge on PostgreSQL: a fresh database, a store with the contacts schema, one device. */
+typedef struct merge_run {
+    const pg_cluster *pg;
+    db_conn *admin;
+    int n;
+    double push_s; /* store_push's time in the last run */
+} merge_run;
+
+static int merge_pg(merge_run *m)
+{
+    static const char schema[] =
+        "CREATE TABLE contacts(id TEXT PRIMARY KEY NOT NULL, team TEXT NOT NULL, name TEXT,"
+        " age INTEGER, notes TEXT, risk INTEGER, updated INTEGER);";
+    char sql[64], conninfo[600], err[256] = "", code[STORE_CODE_SIZE], device_id[40];
+    uint8_t secret[32];
+    const char *teams[] = {"north", "south"};
+    store *st = NULL;
+    store_device dev;
+    memset(&dev, 0, sizeof dev);
+    snprintf(sql, sizeof sql, "CREATE DATABASE merge_%d", ++m->n);
+    if (db_exec(m->admin, sql) != 0)
+        return -1;
+    snprintf(conninfo, sizeof conninfo, "%s dbname=merge_%d", m->pg->conninfo, m->n);
+    if (store_open_postgresql(conninfo, true, &st, err, sizeof err) != 0) {
+        fprintf(stderr, "bench_db: %s\n", err);
+        return -1;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t now_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    int rc = store_init_schema(st, schema, "contacts scope=team policy=hlc\n");
+    if (rc == 0)
+        rc = store_team_add(st, "north", NULL);
+    if (rc == 0)
+        rc = store_team_add(st, "south", NULL);
+    if (rc == 0)
+        rc = store_worker_add(st, "ana", teams, 2);
+    if (rc == 0)
+        rc = store_enroll_code_create(st, "ana", now_ms, 3600000, code);
+    if (rc == 0)
+        rc = store_device_enroll(st, code, "bench", device_id, secret);
+    if (rc == 0)
+        rc = store_device_auth(st, device_id, secret, &dev);
+    proto_change *changes = calloc(N_ROWS, sizeof *changes);
+    proto_col *cols = calloc((size_t)N_ROWS * 7, sizeof *cols);
+    char(*texts)[3][80] = calloc(N_ROWS, sizeof *texts);
+    if (changes == NULL || cols == NULL || texts == NULL)
+        rc = -1;
+    for (int i = 0; rc == 0 && i < N_ROWS; i++) {
+        row_text(i, texts[i][0], texts[i][1], texts[i][2]);
+        const char *t[4] = {texts[i][0], i % 2 ? "north" : "south", texts[i][1], texts[i][2]};
+        int64_t n[3] = {20 + i % 60, i % 3, 1767225600000 + i};
+        proto_col *c = &cols[(size_t)i * 7];
+        for (uint32_t k = 0; k < 7; k++) {
+            c[k].idx = k;
+            c[k].old_val.type = PROTO_UNDEF;
+            bool is_text = k < 3 || k == 4;
+            c[k].new_val.type = is_text ? PROTO_TEXT : PROTO_INT;
+            if (is_text) {
+                const char *v = t[k < 3 ? k : 3];
+                c[k].new_val.u.b.p = (const uint8_t *)v;
+                c[k].new_val.u.b.n = (uint32_t)strlen(v);
+            } else {
+                c[k].new_val.u.i = n[k == 3 ? 0 : k - 4];
+            }
+        }
+        changes[i].op = PROTO_OP_INSERT;
+        changes[i].n_cols = 7;
+        changes[i].cols = c;
+    }
+    proto_table_changes table = {
+        .table = "contacts", .n_columns = 7, .n_changes = N_ROWS, .changes = changes};
+    proto_push push;
+    memset(&push, 0, sizeof push);
+    push.seq = 1;
+    push.hlc = PROTO_HLC_MAKE(now_ms, 0);
+    push.schema_version = 1;
+    push.n_tables = 1;
+    push.tables = &table;
+    proto_buf reply = {0};
+    store_push_info info;
+    memset(&info, 0, sizeof info);
+    if (rc == 0) {
+        double t0 = bench_now_s();
+        rc = store_push(st, &dev, &push, now_ms + 1000, &reply, &info);
+        m->push_s = bench_now_s() - t0;
+        if (rc == 0 && (info.n_rows != N_ROWS || info.rejected))
+            rc = -1;
+    }
+    if (rc != 0)
+        fprintf(stderr, "bench_db: merge on PostgreSQL: %s\n", store_errmsg(st));
+    free(info.teams_touched);
+    proto_buf_free(&reply);
+    free(changes);
+    free(cols);
+    free(texts);
+    store_device_clear(&dev);
+    store_close(st);
+    snprintf(sql, sizeof sql, "DROP DATABASE merge_%d", m->n);
+    db_exec(m->admin, sql);
+    return rc;
+}
+
+/* Rows per second of store_push alone (setup is not timed). */
+static double measure_merge(merge_run *m)
+{
+    double samples[BENCH_RUNS];
+    for (int i = 0; i < BENCH_WARMUP + BENCH_RUNS; i++) {
+        if (merge_pg(m) != 0)
+            return -1;
+        if (i >= BENCH_WARMUP)
+            samples[i - BENCH_WARMUP] = N_ROWS / m->push_s;
+    }
+    bench_stat st = bench_stat_of(samples, BENCH_RUNS);
+    bench_print_stat("store_merge_pg_rows_per_s", st, 0);
+    return st.median;
+}
+
 typedef int (*run_fn)(void *arg);
 
 static int run_seam(void *arg)
@@ -135,7 +259,7 @@ static int run_raw_copy(void *arg)
 }
 
 /* Rows per second of fn, as bench_time.h's statistic; -1 runs when it failed. */
-static int measure(const char *name, run_fn fn, void *arg)
+static int measure(const char *name, run_fn fn, void *arg, double *out_median)
 {
     double samples[BENCH_RUNS];
     for (int i = 0; i < BENCH_WARMUP + BENCH_RUNS; i++) {
@@ -147,7 +271,10 @@ static int measure(const char *name, run_fn fn, void *arg)
         if (i >= BENCH_WARMUP)
             samples[i - BENCH_WARMUP] = N_ROWS / (bench_now_s() - t0);
     }
-    bench_print_stat(name, bench_stat_of(samples, BENCH_RUNS), 0);
+    bench_stat st = bench_stat_of(samples, BENCH_RUNS);
+    bench_print_stat(name, st, 0);
+    if (out_median != NULL)
+        *out_median = st.median;
     return 0;
 }
 
@@ -158,6 +285,7 @@ int main(void)
     db_conn *d = NULL;
     pg_cluster pg;
     int failed = 0;
+    double merge_median = -1;
 
     bench_print_method("bench_db");
     printf("bench_db_rows=%d\n", N_ROWS);
@@ -167,7 +295,7 @@ int main(void)
     sqlite3_open(path, &lite);
     sqlite3_exec(lite, "PRAGMA journal_mode=WAL; PRAGMA synchronous=OFF", NULL, NULL, NULL);
     db_wrap_sqlite(lite, &d);
-    failed |= measure("seam_sqlite_insert_rows_per_s", run_seam, d);
+    failed |= measure("seam_sqlite_insert_rows_per_s", run_seam, d, NULL);
     db_close(d);
     sqlite3_close(lite);
     unlink(path);
@@ -183,7 +311,10 @@ int main(void)
         return 1;
     }
     if (db_open_postgresql(pg.conninfo, &d, err, sizeof err) == 0) {
-        failed |= measure("seam_pg_insert_rows_per_s", run_seam, d);
+        failed |= measure("seam_pg_insert_rows_per_s", run_seam, d, NULL);
+        merge_run m = {.pg = &pg, .admin = d};
+        merge_median = measure_merge(&m);
+        failed |= merge_median < 0;
         db_close(d);
     } else {
         fprintf(stderr, "bench_db: %s\n", err);
@@ -191,8 +322,13 @@ int main(void)
     }
     PGconn *c = PQconnectdb(pg.conninfo);
     if (PQstatus(c) == CONNECTION_OK) {
-        failed |= measure("raw_pg_insert_rows_per_s", run_raw_insert, c);
-        failed |= measure("raw_pg_copy_rows_per_s", run_raw_copy, c);
+        double raw = 0, copy = 0;
+        failed |= measure("raw_pg_insert_rows_per_s", run_raw_insert, c, &raw);
+        failed |= measure("raw_pg_copy_rows_per_s", run_raw_copy, c, &copy);
+        if (merge_median > 0 && raw > 0 && copy > 0) {
+            printf("merge_pg_vs_raw_insert_ratio=%.2f\n", merge_median / raw);
+            printf("merge_pg_vs_raw_copy_ratio=%.2f\n", merge_median / copy);
+        }
     } else {
         failed = 1;
     }

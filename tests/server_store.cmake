@@ -2,7 +2,7 @@
 if(TARGET outpost_store)
     add_library(outpost_store_fixture STATIC unit/store_fixture.c)
     target_link_libraries(outpost_store_fixture PUBLIC outpost_store PkgConfig::CMOCKA
-                          PRIVATE outpost_warnings)
+                          PRIVATE outpost_warnings outpost_pg_cluster)
     target_include_directories(outpost_store_fixture PRIVATE ${CMAKE_CURRENT_SOURCE_DIR})
     # A private PostgreSQL server for the tests that run on both engines (unit/pg_cluster.h).
     add_library(outpost_pg_cluster STATIC unit/pg_cluster.c)

@@ -29,7 +29,11 @@ static int lite_rc(db_conn *d, int rc)
     case SQLITE_CONSTRAINT:
         if (rc == SQLITE_CONSTRAINT_PRIMARYKEY || rc == SQLITE_CONSTRAINT_UNIQUE)
             return STORE_EEXISTS;
-        return STORE_EIO;
+        if (rc == SQLITE_CONSTRAINT_TRIGGER) /* a trigger's refusal: not the row's constraint */
+            return STORE_EIO;
+        return STORE_ECONSTRAINT;
+    case SQLITE_MISMATCH:
+        return STORE_ECONSTRAINT;
     default:
         return STORE_EIO;
     }
@@ -88,7 +92,8 @@ int db_prepare(db_conn *d, const char *sql, db_stmt **out_stmt)
     if (d->engine == DB_POSTGRESQL) {
         rc = db_pg_prepare(d, sql, s);
     } else {
-        rc = sqlite3_prepare_v2(d->lite, sql, -1, &s->lite, NULL);
+        /* persistent: most statements are kept for the connection's life */
+        rc = sqlite3_prepare_v3(d->lite, sql, -1, SQLITE_PREPARE_PERSISTENT, &s->lite, NULL);
         rc = rc == SQLITE_OK ? 0 : lite_rc(d, rc);
     }
     if (rc != 0) {
@@ -127,6 +132,28 @@ int db_bind_blob(db_stmt *s, int idx, const void *data, size_t n_bytes)
     if (s->d->engine == DB_POSTGRESQL)
         return db_pg_bind(s, idx, n_bytes ? data : "", (int)n_bytes, 1, 17 /* bytea */);
     int rc = sqlite3_bind_blob(s->lite, idx, n_bytes ? data : "", (int)n_bytes, SQLITE_TRANSIENT);
+    return rc == SQLITE_OK ? 0 : lite_rc(s->d, rc);
+}
+
+int db_bind_text_static(db_stmt *s, int idx, const char *text, size_t n_bytes)
+{
+    if (n_bytes > INT32_MAX)
+        return db_fail(s->d, STORE_EINVAL, "value too large");
+    if (s->d->engine == DB_POSTGRESQL)
+        return db_pg_bind(s, idx, text, (int)n_bytes, 0, 25 /* text */);
+    int rc = sqlite3_bind_text(s->lite, idx, text, (int)n_bytes, SQLITE_STATIC);
+    return rc == SQLITE_OK ? 0 : lite_rc(s->d, rc);
+}
+
+int db_bind_blob_static(db_stmt *s, int idx, const void *data, size_t n_bytes)
+{
+    if (n_bytes > INT32_MAX)
+        return db_fail(s->d, STORE_EINVAL, "value too large");
+    if (s->d->engine == DB_POSTGRESQL)
+        return db_pg_bind(s, idx, n_bytes ? data : "", (int)n_bytes, 1, 17 /* bytea */);
+    /* a zero-length blob stays a blob, not NULL */
+    int rc = n_bytes ? sqlite3_bind_blob(s->lite, idx, data, (int)n_bytes, SQLITE_STATIC)
+                     : sqlite3_bind_zeroblob(s->lite, idx, 0);
     return rc == SQLITE_OK ? 0 : lite_rc(s->d, rc);
 }
 

@@ -23,7 +23,8 @@
  *
  * Every function returns 0 (or DB_ROW / DB_DONE from db_step) or a negative STORE_E* code; the
  * engine's own message for the last failure is db_errmsg. A unique-key violation is
- * STORE_EEXISTS, a lock not obtained in time (or a serialization failure) STORE_EBUSY, a full
+ * STORE_EEXISTS, any other constraint a row breaks (NOT NULL, CHECK, foreign key, SQLite's
+ * datatype mismatch) STORE_ECONSTRAINT, a lock not obtained in time (or a serialization failure) STORE_EBUSY, a full
  * disk STORE_EFULL, anything else STORE_EIO.
  *
  * Transactions: db_begin(write = true) makes the caller the only writer until it commits or
@@ -72,6 +73,10 @@ int db_bind_int64(db_stmt *s, int idx, int64_t value);
 int db_bind_text(db_stmt *s, int idx, const char *text); /* NULL binds NULL */
 int db_bind_blob(db_stmt *s, int idx, const void *data, size_t n_bytes);
 int db_bind_null(db_stmt *s, int idx);
+/* The same without a copy on SQLite (the hot path of the merge): the caller keeps the bytes
+ * unchanged until the statement is stepped to its end, reset, rebound or finalized. */
+int db_bind_text_static(db_stmt *s, int idx, const char *text, size_t n_bytes);
+int db_bind_blob_static(db_stmt *s, int idx, const void *data, size_t n_bytes);
 /* Runs the statement (first call) or moves to its next row: DB_ROW, DB_DONE, or an error. */
 int db_step(db_stmt *s);
 /* Ready to run again; bindings are kept until rebound. */

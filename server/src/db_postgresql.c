@@ -162,6 +162,8 @@ static int pg_fail(db_conn *d, const PGresult *res)
         return STORE_EIO;
     if (strcmp(state, "23505") == 0)
         return STORE_EEXISTS;
+    if (strncmp(state, "23", 2) == 0) /* integrity_constraint_violation: NOT NULL, CHECK, ... */
+        return STORE_ECONSTRAINT;
     if (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0 ||
         strcmp(state, "55P03") == 0)
         return STORE_EBUSY;

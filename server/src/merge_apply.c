@@ -1,27 +1,51 @@
 /*
  * The merge engine's writes to the synced data tables. Identifiers come from the stored schema
  * and are always quoted; values are always bound, never formatted into SQL.
+ *
+ * On PostgreSQL every row goes through the schema's row check (store_rowcheck.h) first and is
+ * written as SQLite would have stored it, or refused with SQLite's own message.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "merge_internal.h"
+#include "store_rowcheck.h"
 
 enum { SQL_MAX = 16384 };
+
+static int refuse(push_ctx *c, const store_table *t, const proto_value *pk,
+                  const proto_change *ch, const char *why)
+{
+    /* SQLite's text names the constraint and column, never the value. */
+    char msg[300];
+    snprintf(msg, sizeof msg, "the store refused the row: %.250s", why);
+    return merge_reject(c, (store_table *)t, t->name, pk, PROTO_ERR_CONSTRAINT, msg, ch);
+}
 
 /* A failed statement: constraint failures refuse the push; anything else fails it. */
 static int step_result(push_ctx *c, int rc, const store_table *t, const proto_value *pk,
                        const proto_change *ch, const char *what)
 {
-    if (rc == SQLITE_DONE)
+    if (rc == DB_DONE)
         return 0;
-    if ((rc & 0xff) == SQLITE_CONSTRAINT || (rc & 0xff) == SQLITE_MISMATCH) {
-        /* SQLite's text names the constraint and column, never the value. */
-        char msg[200];
-        snprintf(msg, sizeof msg, "the store refused the row: %s", sqlite3_errmsg(c->st->db));
-        return merge_reject(c, (store_table *)t, t->name, pk, PROTO_ERR_CONSTRAINT, msg, ch);
+    if (rc == STORE_ECONSTRAINT)
+        return refuse(c, t, pk, ch, db_errmsg(c->st->conn));
+    return store_fail_db(c->st, rc, what);
+}
+
+/* PostgreSQL: the row (n_cols values in vals) as SQLite stores it, into out; 1 when refused
+ * (the refusal recorded), 0 when out holds it, or a STORE_E* code. */
+static int row_check(push_ctx *c, const store_table *t, const proto_value *vals, uint32_t n,
+                     const proto_value *pk, const proto_change *ch, proto_value *out)
+{
+    char msg[200];
+    int rc = store_rowcheck_row(c->st->rowcheck, t->name, (const char *const *)t->cols, t->n_cols,
+                                vals, n, &c->arena, out, msg, sizeof msg);
+    if (rc == STORE_ROWCHECK_REFUSED) {
+        rc = refuse(c, t, pk, ch, msg);
+        return rc != 0 ? rc : 1;
     }
-    return store_fail_sqlite(c->st, rc, what);
+    return rc == 0 ? 0 : store_fail(c->st, rc, "row check: %s", msg);
 }
 
 /* INSERT of the first n values (n < t->n_cols for a device on an older schema). */
@@ -31,16 +55,26 @@ int merge_apply_insert(push_ctx *c, store_table *t, const proto_value *vals, uin
     int out = store_table_prepare(c->st, t);
     if (out != 0)
         return out;
-    sqlite3_stmt *s = t->ins_row;
+    if (c->st->rowcheck != NULL) { /* the whole row, defaults filled in by the check */
+        proto_value *row = store_arena_alloc(&c->arena, t->n_cols * sizeof *row);
+        if (row == NULL)
+            return store_fail(c->st, STORE_ENOMEM, "out of memory");
+        out = row_check(c, t, vals, n, pk, ch, row);
+        if (out != 0)
+            return out < 0 ? out : 0;
+        vals = row;
+        n = t->n_cols;
+    }
+    db_stmt *s = t->ins_row;
     bool dynamic = n < t->n_cols;
     if (dynamic) {
         char sql[SQL_MAX], q[512];
         size_t at = 0;
-        if (store_quote_ident(q, sizeof q, t->name) != 0)
+        if (store_quote_name(c->st, q, sizeof q, t->name) != 0)
             return store_fail(c->st, STORE_EINVAL, "table name too long");
         at += (size_t)snprintf(sql + at, sizeof sql - at, "INSERT INTO %s(", q);
         for (uint32_t i = 0; i < n && at < sizeof sql; i++) {
-            if (store_quote_ident(q, sizeof q, t->cols[i]) != 0)
+            if (store_quote_name(c->st, q, sizeof q, t->cols[i]) != 0)
                 return store_fail(c->st, STORE_EINVAL, "column name too long");
             at += (size_t)snprintf(sql + at, sizeof sql - at, "%s%s", i ? ", " : "", q);
         }
@@ -50,18 +84,28 @@ int merge_apply_insert(push_ctx *c, store_table *t, const proto_value *vals, uin
         if (at >= sizeof sql - 2)
             return store_fail(c->st, STORE_EINVAL, "table %s: statement too long", t->name);
         memcpy(sql + at, ")", 2);
-        int rc = sqlite3_prepare_v2(c->st->db, sql, -1, &s, NULL);
-        if (rc != SQLITE_OK)
-            return store_fail_sqlite(c->st, rc, "prepare insert");
+        int rc = db_prepare(c->st->conn, sql, &s);
+        if (rc != STORE_OK)
+            return store_fail_db(c->st, rc, "prepare insert");
     }
-    for (uint32_t i = 0; i < n; i++)
-        store_value_bind(s, (int)i + 1, &vals[i]);
-    int rc = sqlite3_step(s);
-    if (dynamic) {
-        sqlite3_finalize(s);
+    int rc = STORE_OK;
+    sqlite3_stmt *lite = db_stmt_sqlite(s);
+    if (lite != NULL) { /* SQLite binds the values as they are, without the seam's calls */
+        for (uint32_t i = 0; i < n && rc == STORE_OK; i++) {
+            int b = store_value_bind(lite, (int)i + 1, &vals[i]);
+            if (b != SQLITE_OK)
+                rc = b == SQLITE_NOMEM ? STORE_ENOMEM : STORE_EIO;
+        }
     } else {
-        sqlite3_reset(s); /* every parameter is bound again before the next step */
+        for (uint32_t i = 0; i < n && rc == STORE_OK; i++)
+            rc = store_value_bind_any(s, (int)i + 1, &vals[i]);
     }
+    if (rc == STORE_OK)
+        rc = db_step(s);
+    if (dynamic)
+        db_finalize(s);
+    else
+        db_reset(s); /* every parameter is bound again before the next step */
     return step_result(c, rc, t, pk, ch, "insert row");
 }
 
@@ -71,40 +115,59 @@ int merge_apply_update(push_ctx *c, const store_table *t, const bool *set, const
 {
     char sql[SQL_MAX], q[512];
     size_t at = 0;
-    if (store_quote_ident(q, sizeof q, t->name) != 0)
+    bool pg = c->st->rowcheck != NULL;
+    if (store_quote_name(c->st, q, sizeof q, t->name) != 0)
         return store_fail(c->st, STORE_EINVAL, "table name too long");
     at += (size_t)snprintf(sql, sizeof sql, "UPDATE %s SET ", q);
     int param = 0;
     for (uint32_t i = 0; i < t->n_cols && at < sizeof sql; i++) {
         if (!set[i])
             continue;
-        if (store_quote_ident(q, sizeof q, t->cols[i]) != 0)
+        if (store_quote_name(c->st, q, sizeof q, t->cols[i]) != 0)
             return store_fail(c->st, STORE_EINVAL, "column name too long");
-        at +=
-            (size_t)snprintf(sql + at, sizeof sql - at, "%s%s = ?%u", param ? ", " : "", q, i + 1);
-        param++;
+        param++; /* numbered without gaps: PostgreSQL cannot type an unused parameter */
+        at += (size_t)snprintf(sql + at, sizeof sql - at, "%s%s = ?%d", param > 1 ? ", " : "", q,
+                               param);
     }
     for (uint32_t k = 0; k < t->n_pk && at < sizeof sql; k++) {
-        if (store_quote_ident(q, sizeof q, t->cols[t->pk[k]]) != 0)
+        if (store_quote_name(c->st, q, sizeof q, t->cols[t->pk[k]]) != 0)
             return store_fail(c->st, STORE_EINVAL, "column name too long");
-        at += (size_t)snprintf(sql + at, sizeof sql - at, "%s%s IS ?%u", k ? " AND " : " WHERE ", q,
-                               t->n_cols + k + 1);
+        at += (size_t)snprintf(sql + at, sizeof sql - at, "%s%s %s ?%d", k ? " AND " : " WHERE ",
+                               q, pg ? "=" : "IS", param + (int)k + 1);
     }
     if (at >= sizeof sql)
         return store_fail(c->st, STORE_EINVAL, "table %s: statement too long", t->name);
     if (param == 0)
         return 0;
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(c->st->db, sql, -1, &s, NULL);
-    if (rc != SQLITE_OK)
-        return store_fail_sqlite(c->st, rc, "prepare update");
-    for (uint32_t i = 0; i < t->n_cols; i++)
+    if (pg) { /* SQLite checks the whole row an UPDATE leaves: so does the row check */
+        proto_value *row = store_arena_alloc(&c->arena, 2 * t->n_cols * sizeof *row);
+        bool found = false;
+        if (row == NULL)
+            return store_fail(c->st, STORE_ENOMEM, "out of memory");
+        int out = row_read(c->st, (store_table *)t, pk, &c->arena, row, &found);
+        if (out != 0)
+            return out;
+        for (uint32_t i = 0; i < t->n_cols; i++)
+            if (set[i] || !found)
+                row[i] = vals[i];
+        out = row_check(c, t, row, t->n_cols, pk, ch, row + t->n_cols);
+        if (out != 0)
+            return out < 0 ? out : 0;
+        vals = row + t->n_cols;
+    }
+    db_stmt *s = NULL;
+    int rc = db_prepare(c->st->conn, sql, &s);
+    if (rc != STORE_OK)
+        return store_fail_db(c->st, rc, "prepare update");
+    int p = 0;
+    for (uint32_t i = 0; i < t->n_cols && rc == STORE_OK; i++)
         if (set[i])
-            store_value_bind(s, (int)i + 1, &vals[i]);
-    for (uint32_t k = 0; k < t->n_pk; k++)
-        store_value_bind(s, (int)(t->n_cols + k + 1), &pk[k]);
-    rc = sqlite3_step(s);
-    sqlite3_finalize(s);
+            rc = store_value_bind_any(s, ++p, &vals[i]);
+    for (uint32_t k = 0; k < t->n_pk && rc == STORE_OK; k++)
+        rc = store_value_bind_any(s, ++p, &pk[k]);
+    if (rc == STORE_OK)
+        rc = db_step(s);
+    db_finalize(s);
     return step_result(c, rc, t, pk, ch, "update row");
 }
 
@@ -113,10 +176,11 @@ int merge_apply_delete(push_ctx *c, store_table *t, const proto_value *pk, const
     int out = store_table_prepare(c->st, t);
     if (out != 0)
         return out;
-    for (uint32_t k = 0; k < t->n_pk; k++)
-        store_value_bind(t->del_row, (int)k + 1, &pk[k]);
-    int rc = sqlite3_step(t->del_row);
-    sqlite3_reset(t->del_row);
-    sqlite3_clear_bindings(t->del_row);
+    int rc = STORE_OK;
+    for (uint32_t k = 0; k < t->n_pk && rc == STORE_OK; k++)
+        rc = store_value_bind_any(t->del_row, (int)k + 1, &pk[k]);
+    if (rc == STORE_OK)
+        rc = db_step(t->del_row);
+    db_reset(t->del_row);
     return step_result(c, rc, t, pk, ch, "delete row");
 }

@@ -184,29 +184,36 @@ struct store_change_entry {
     size_t scope_at[2];
 };
 
-static void change_bind(store *st, sqlite3_stmt *s, int base, struct store_change_entry *e)
+static int change_bind(store *st, db_stmt *s, int base, struct store_change_entry *e)
 {
-    sqlite3_bind_int64(s, base + 1, e->seq);
-    sqlite3_bind_int64(s, base + 2, e->table_id);
-    sqlite3_bind_blob(s, base + 3, st->change_bytes + e->pk_at, (int)e->pk_len, SQLITE_STATIC);
-    sqlite3_bind_int(s, base + 4, e->op);
-    sqlite3_bind_int64(s, base + 5, e->device);
-    sqlite3_bind_int(s, base + 6, e->altered ? 1 : 0);
-    sqlite3_bind_int64(s, base + 7, (int64_t)e->hlc);
-    for (int k = 0; k < 2; k++) {
+    int rc = db_bind_int64(s, base + 1, e->seq);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, base + 2, e->table_id);
+    if (rc == STORE_OK)
+        rc = db_bind_blob_static(s, base + 3, st->change_bytes + e->pk_at, e->pk_len);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, base + 4, e->op);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, base + 5, e->device);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, base + 6, e->altered ? 1 : 0);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, base + 7, (int64_t)e->hlc);
+    for (int k = 0; k < 2 && rc == STORE_OK; k++) {
         proto_value v = e->scope[k];
         if (v.type == PROTO_TEXT || v.type == PROTO_BLOB)
             v.u.b.p = st->change_bytes + e->scope_at[k];
-        store_value_bind(s, base + 8 + k, &v);
+        rc = store_value_bind_any(s, base + 8 + k, &v);
     }
-    sqlite3_bind_int64(s, base + 10, (int64_t)e->time_ms);
-    if (e->prev_seq != 0)
-        sqlite3_bind_int64(s, base + 11, e->prev_seq);
-    else
-        sqlite3_bind_null(s, base + 11);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, base + 10, (int64_t)e->time_ms);
+    if (rc == STORE_OK)
+        rc = e->prev_seq != 0 ? db_bind_int64(s, base + 11, e->prev_seq)
+                              : db_bind_null(s, base + 11);
+    return rc;
 }
 
-static int change_prepare(store *st, sqlite3_stmt **out, uint32_t n_entries)
+static int change_prepare(store *st, db_stmt **out, uint32_t n_entries)
 {
     if (*out != NULL)
         return 0;
@@ -223,8 +230,8 @@ static int change_prepare(store *st, sqlite3_stmt **out, uint32_t n_entries)
     }
     if (at >= sizeof sql)
         return store_fail(st, STORE_EINVAL, "change log statement too long");
-    int rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL);
-    return rc == SQLITE_OK ? 0 : store_fail_sqlite(st, rc, "prepare change log");
+    int rc = db_prepare(st->conn, sql, out);
+    return rc == STORE_OK ? 0 : store_fail_db(st, rc, "prepare change log");
 }
 
 void store_changes_drop(store *st)
@@ -240,16 +247,18 @@ int store_changes_flush(store *st)
     while (out == 0 && done < st->n_changes) {
         bool batch = st->n_changes - done >= STORE_CHANGES_BATCH;
         uint32_t n = batch ? STORE_CHANGES_BATCH : 1;
-        sqlite3_stmt **s = batch ? &st->change_put_batch : &st->change_put;
+        db_stmt **s = batch ? &st->change_put_batch : &st->change_put;
         out = change_prepare(st, s, n);
         if (out != 0)
             break;
-        for (uint32_t i = 0; i < n; i++)
-            change_bind(st, *s, (int)i * CHANGE_PARAMS, &st->changes[done + i]);
-        int rc = sqlite3_step(*s);
-        sqlite3_reset(*s); /* every parameter is bound again before the next step */
-        if (rc != SQLITE_DONE)
-            out = store_fail_sqlite(st, rc, "write change log");
+        int rc = STORE_OK;
+        for (uint32_t i = 0; i < n && rc == STORE_OK; i++)
+            rc = change_bind(st, *s, (int)i * CHANGE_PARAMS, &st->changes[done + i]);
+        if (rc == STORE_OK)
+            rc = db_step(*s);
+        db_reset(*s); /* every parameter is bound again before the next step */
+        if (rc != DB_DONE)
+            out = store_fail_db(st, rc, "write change log");
         done += n;
     }
     store_changes_drop(st);
@@ -298,19 +307,22 @@ int merge_log_change_entry(push_ctx *c, const store_table *t, const store_bytes 
     /* A row that left a scope value: devices of that team must be told to drop it. */
     if (scope_old->type != PROTO_UNDEF && scope_new->type != PROTO_UNDEF &&
         !store_value_equal(scope_old, scope_new)) {
-        sqlite3_stmt *x = NULL;
-        int rc = sqlite3_prepare_v2(
-            c->st->db, "INSERT INTO _outpost_scope_exits VALUES(?1, ?2, ?3, ?4)", -1, &x, NULL);
-        if (rc == SQLITE_OK) {
-            sqlite3_bind_int64(x, 1, t->id);
-            sqlite3_bind_blob(x, 2, pk_blob->data, (int)pk_blob->len, SQLITE_STATIC);
-            sqlite3_bind_int64(x, 3, seq);
-            store_value_bind(x, 4, scope_old);
-            rc = sqlite3_step(x);
-        }
-        sqlite3_finalize(x);
-        if (rc != SQLITE_DONE)
-            return store_fail_sqlite(c->st, rc, "write scope exit");
+        db_stmt *x = NULL;
+        int rc = db_prepare(c->st->conn,
+                            "INSERT INTO _outpost_scope_exits VALUES(?1, ?2, ?3, ?4)", &x);
+        if (rc == STORE_OK)
+            rc = db_bind_int64(x, 1, t->id);
+        if (rc == STORE_OK)
+            rc = db_bind_blob_static(x, 2, pk_blob->data, pk_blob->len);
+        if (rc == STORE_OK)
+            rc = db_bind_int64(x, 3, seq);
+        if (rc == STORE_OK)
+            rc = store_value_bind_any(x, 4, scope_old);
+        if (rc == STORE_OK)
+            rc = db_step(x);
+        db_finalize(x);
+        if (rc != DB_DONE)
+            return store_fail_db(c->st, rc, "write scope exit");
     }
     out = touch_team(c, scope_old);
     if (out == 0)

@@ -53,32 +53,29 @@ static const char pull_sql_plain[] =
     " WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?2";
 
 static int left_scope_since(store *st, const store_device *dev, int64_t table_id, const void *pk,
-                            int pk_len, uint64_t cursor, bool *out_left)
+                            size_t pk_len, uint64_t cursor, store_arena *arena, bool *out_left)
 {
     *out_left = false;
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(st->db,
-                                "SELECT scope_old FROM _outpost_scope_exits WHERE table_id = ?1"
-                                " AND pk = ?2 AND seq > ?3",
-                                -1, &s, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(s, 1, table_id);
-        sqlite3_bind_blob(s, 2, pk, pk_len, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 3, (int64_t)cursor);
-    }
-    while (rc == SQLITE_OK && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        rc = SQLITE_OK;
-        if (sqlite3_column_type(s, 0) != SQLITE_TEXT)
-            continue;
-        proto_value v = {.type = PROTO_TEXT};
-        v.u.b.p = sqlite3_column_text(s, 0);
-        v.u.b.n = (uint32_t)sqlite3_column_bytes(s, 0);
-        if (row_scope_allowed(dev, &v))
+    db_stmt *s = NULL;
+    int rc = db_prepare(st->conn,
+                        "SELECT scope_old FROM _outpost_scope_exits WHERE table_id = ?1"
+                        " AND pk = ?2 AND seq > ?3",
+                        &s);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, 1, table_id);
+    if (rc == STORE_OK)
+        rc = db_bind_blob_static(s, 2, pk, pk_len);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, 3, (int64_t)cursor);
+    while (rc == STORE_OK && (rc = db_step(s)) == DB_ROW) {
+        proto_value v;
+        rc = store_value_column_any(arena, s, 0, &v);
+        if (rc == STORE_OK && row_scope_allowed(dev, &v)) /* TEXT only */
             *out_left = true;
     }
-    sqlite3_finalize(s);
-    if (rc != SQLITE_DONE)
-        return store_fail_sqlite(st, rc, "read scope exits");
+    db_finalize(s);
+    if (rc != DB_DONE)
+        return store_fail_db(st, rc, "read scope exits");
     return 0;
 }
 
@@ -111,22 +108,22 @@ typedef struct pull_page {
 
 /* Considers one row whose latest change is `seq`. Sets p->full instead of adding when the
  * page has no room left. */
-static int pull_one(pull_page *p, sqlite3_stmt *s)
+static int pull_one(pull_page *p, db_stmt *s)
 {
-    uint64_t seq = (uint64_t)sqlite3_column_int64(s, 0);
-    const store_table *t = table_by_id(p->st, sqlite3_column_int64(s, 1));
-    const void *pk_blob = sqlite3_column_blob(s, 2);
-    int pk_len = sqlite3_column_bytes(s, 2);
-    bool deleted = sqlite3_column_int(s, 3) != 0;
-    int64_t echo_device = sqlite3_column_int64(s, 5);
-    uint64_t echo_since = (uint64_t)sqlite3_column_int64(s, 6);
-    int kind = sqlite3_column_int(s, 7);
+    uint64_t seq = (uint64_t)db_column_int64(s, 0);
+    const store_table *t = table_by_id(p->st, db_column_int64(s, 1));
+    size_t pk_len = 0;
+    const void *pk_blob = db_column_blob(s, 2, &pk_len);
+    bool deleted = db_column_int64(s, 3) != 0;
+    int64_t echo_device = db_column_int64(s, 5);
+    uint64_t echo_since = (uint64_t)db_column_int64(s, 6);
+    int kind = (int)db_column_int64(s, 7);
     if (t == NULL || (kind == PULL_CHANGE && echo_device == p->dev_no && echo_since <= p->cursor))
         goto skip;
     proto_value scope;
-    int out = store_value_column(&p->arena, s, 4, &scope);
+    int out = store_value_column_any(&p->arena, s, 4, &scope);
     if (out != 0)
-        return store_fail(p->st, out, "out of memory");
+        return store_fail(p->st, out, out == STORE_ENOMEM ? "out of memory" : "damaged scope");
     bool in_scope = row_scope_allowed(p->dev, &scope);
     enum { SEND_ROW, SEND_DELETED, SEND_REMOVED } what;
     if (kind == PULL_JOINED) {
@@ -149,7 +146,8 @@ static int pull_one(pull_page *p, sqlite3_stmt *s)
         bool left = false;
         if (p->holds_nothing)
             goto skip;
-        out = left_scope_since(p->st, p->dev, t->id, pk_blob, pk_len, p->cursor, &left);
+        out = left_scope_since(p->st, p->dev, t->id, pk_blob, pk_len, p->cursor, &p->arena,
+                               &left);
         if (out != 0)
             return out;
         if (!left)
@@ -161,7 +159,7 @@ static int pull_one(pull_page *p, sqlite3_stmt *s)
     if (pk == NULL || vals == NULL)
         return store_fail(p->st, STORE_ENOMEM, "out of memory");
     uint32_t n_pk = 0;
-    out = store_values_decode(&p->arena, pk_blob, (size_t)pk_len, pk, t->n_pk, &n_pk);
+    out = store_values_decode(&p->arena, pk_blob, pk_len, pk, t->n_pk, &n_pk);
     if (out != 0 || n_pk != t->n_pk)
         return store_fail(p->st, out == STORE_ENOMEM ? STORE_ENOMEM : STORE_EIO,
                           "table %s: damaged row key", t->name);
@@ -215,7 +213,7 @@ int store_pull(store *st, const store_device *dev, uint64_t cursor, uint32_t lim
     p.max_bytes = max_bytes;
     p.last_seq = cursor;
     p.info = out_info;
-    sqlite3_stmt *s = NULL;
+    db_stmt *s = NULL;
     store_device_rec rec;
     store_device fresh;
     int64_t server_seq = 0;
@@ -252,25 +250,27 @@ int store_pull(store *st, const store_device *dev, uint64_t cursor, uint32_t lim
         goto done;
     }
     int scan_cap = (int)p.limit + PULL_SCAN_EXTRA;
-    int rc = sqlite3_prepare_v2(st->db, pull_sql_rescope, -1, &s, NULL);
-    if (rc != SQLITE_OK) /* no scope change was ever recorded in this store */
-        rc = sqlite3_prepare_v2(st->db, pull_sql_plain, -1, &s, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(s, 1, (int64_t)cursor);
-        sqlite3_bind_int(s, 2, scan_cap);
-        if (sqlite3_bind_parameter_count(s) >= 3)
-            sqlite3_bind_int64(s, 3, p.dev_no);
-    }
+    bool rescoped = false; /* a scope change was ever recorded in this store */
+    out = store_table_exists(st, "_outpost_rescope_rows", &rescoped);
+    if (out != 0)
+        goto done;
+    int rc = db_prepare(st->conn, rescoped ? pull_sql_rescope : pull_sql_plain, &s);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, 1, (int64_t)cursor);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, 2, scan_cap);
+    if (rc == STORE_OK && rescoped)
+        rc = db_bind_int64(s, 3, p.dev_no);
     int scanned = 0;
-    while (rc == SQLITE_OK && !p.full && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-        rc = SQLITE_OK;
+    while (rc == STORE_OK && !p.full && (rc = db_step(s)) == DB_ROW) {
+        rc = STORE_OK;
         scanned++;
         out = pull_one(&p, s);
         if (out != 0)
             goto done;
     }
-    if (rc != SQLITE_OK && rc != SQLITE_DONE) {
-        out = store_fail_sqlite(st, rc, "read change log");
+    if (rc != STORE_OK && rc != DB_DONE) {
+        out = store_fail_db(st, rc, "read change log");
         goto done;
     }
     /* Everything up to server_seq was examined unless the page filled or the scan hit its cap. */
@@ -293,7 +293,7 @@ int store_pull(store *st, const store_device *dev, uint64_t cursor, uint32_t lim
         out = store_fail(st, prc == PROTO_ENOMEM ? STORE_ENOMEM : STORE_EIO, "encode rows: %s",
                          proto_strerror(prc));
 done:
-    sqlite3_finalize(s);
+    db_finalize(s);
     store_rollback(st); /* ends the read transaction */
     rowset_free(&p.rs);
     store_arena_free(&p.arena);

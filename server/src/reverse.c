@@ -10,6 +10,7 @@
 
 #include "merge_internal.h"
 #include "store_dashboard.h"
+#include "store_rowcheck.h"
 
 typedef struct conflict_rec {
     int64_t table_id;
@@ -31,74 +32,83 @@ static bool in_teams(const char (*teams)[64], uint32_t n_teams, const char *team
 
 static int read_conflict(store *st, int64_t id, store_arena *arena, conflict_rec *rec)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v2(st->db,
-                                "SELECT c.table_id, c.col, c.reversible,"
-                                " CASE WHEN IFNULL(rf.team, '') <> '' THEN rf.team"
-                                " ELSE r.scope END, c.pk,"
-                                " c.losing_value, d.conflict_id IS NOT NULL"
-                                " FROM _outpost_conflicts c LEFT JOIN _outpost_rows r"
-                                " ON r.table_id = c.table_id AND r.pk = c.pk"
-                                " LEFT JOIN _outpost_conflict_refusals rf ON rf.conflict_id = c.id"
-                                " LEFT JOIN _outpost_conflict_decisions d ON d.conflict_id = c.id"
-                                " WHERE c.id = ?1",
-                                -1, &stmt, NULL);
+    /* The team: a refusal names its own, a merge decision is the row's (store_dashboard.c). */
+    db_stmt *stmt = NULL;
+    int rc = db_prepare(st->conn,
+                        "SELECT c.table_id, c.col, c.reversible, rf.team, r.scope, c.pk,"
+                        " c.losing_value, d.conflict_id IS NOT NULL"
+                        " FROM _outpost_conflicts c LEFT JOIN _outpost_rows r"
+                        " ON r.table_id = c.table_id AND r.pk = c.pk"
+                        " LEFT JOIN _outpost_conflict_refusals rf ON rf.conflict_id = c.id"
+                        " LEFT JOIN _outpost_conflict_decisions d ON d.conflict_id = c.id"
+                        " WHERE c.id = ?1",
+                        &stmt);
     int out = STORE_OK;
 
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_int64(stmt, 1, id);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW) {
-        const unsigned char *scope = sqlite3_column_text(stmt, 3);
-        const void *pk = sqlite3_column_blob(stmt, 4);
-        int n_pk = sqlite3_column_bytes(stmt, 4);
-        rec->table_id = sqlite3_column_int64(stmt, 0);
-        rec->col = sqlite3_column_int(stmt, 1);
-        rec->reversible = sqlite3_column_int(stmt, 2) != 0;
-        snprintf(rec->scope, sizeof rec->scope, "%s", scope ? (const char *)scope : "");
-        rec->decided = sqlite3_column_int(stmt, 6) != 0;
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, 1, id);
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
+    if (rc == DB_ROW) {
+        const char *team = db_column_text(stmt, 3);
+        proto_value scope = {.type = PROTO_NULL};
+        size_t n_pk = 0;
+        const void *pk = db_column_blob(stmt, 5, &n_pk);
+        rec->table_id = db_column_int64(stmt, 0);
+        rec->col = (int32_t)db_column_int64(stmt, 1);
+        rec->reversible = db_column_int64(stmt, 2) != 0;
+        rec->decided = db_column_int64(stmt, 7) != 0;
+        rec->scope[0] = '\0';
+        if (team != NULL && team[0] != '\0')
+            snprintf(rec->scope, sizeof rec->scope, "%s", team);
+        else if (store_value_column_any(arena, stmt, 4, &scope) == STORE_OK &&
+                 scope.type == PROTO_TEXT)
+            snprintf(rec->scope, sizeof rec->scope, "%.*s", (int)scope.u.b.n,
+                     (const char *)scope.u.b.p);
         rec->pk_blob.len = 0;
         if (n_pk > 0) {
-            rec->pk_blob.data = malloc((size_t)n_pk);
+            rec->pk_blob.data = malloc(n_pk);
             if (!rec->pk_blob.data) {
                 out = store_fail(st, STORE_ENOMEM, "out of memory");
             } else {
-                memcpy(rec->pk_blob.data, pk, (size_t)n_pk);
-                rec->pk_blob.len = rec->pk_blob.cap = (size_t)n_pk;
+                memcpy(rec->pk_blob.data, pk, n_pk);
+                rec->pk_blob.len = rec->pk_blob.cap = n_pk;
             }
         }
-        if (out == STORE_OK && store_value_column(arena, stmt, 5, &rec->losing) != 0)
+        if (out == STORE_OK && store_value_column_any(arena, stmt, 6, &rec->losing) != 0)
             out = store_fail(st, STORE_ENOMEM, "out of memory");
-        rc = SQLITE_DONE;
-    } else if (rc == SQLITE_DONE) {
+        rc = DB_DONE;
+    } else if (rc == DB_DONE) {
         out = store_fail(st, STORE_ENOTFOUND, "no conflict %lld", (long long)id);
     }
-    sqlite3_finalize(stmt);
-    if (out == STORE_OK && rc != SQLITE_DONE)
-        out = store_fail_sqlite(st, rc, "read conflict");
+    db_finalize(stmt);
+    if (out == STORE_OK && rc != DB_DONE)
+        out = store_fail_db(st, rc, "read conflict");
     return out;
 }
 
 static int record_decision(store *st, int64_t id, const char *decision, const char *user,
                            uint64_t now_ms, int64_t server_seq)
 {
-    sqlite3_stmt *stmt = NULL;
-    int rc = sqlite3_prepare_v2(st->db,
-                                "INSERT INTO _outpost_conflict_decisions VALUES(?1, ?2, ?3, ?4, ?5)",
-                                -1, &stmt, NULL);
+    db_stmt *stmt = NULL;
+    int rc = db_prepare(st->conn,
+                        "INSERT INTO _outpost_conflict_decisions VALUES(?1, ?2, ?3, ?4, ?5)",
+                        &stmt);
 
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(stmt, 1, id);
-        sqlite3_bind_text(stmt, 2, decision, -1, SQLITE_STATIC);
-        sqlite3_bind_text(stmt, 3, user, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 4, (int64_t)now_ms);
-        if (server_seq > 0)
-            sqlite3_bind_int64(stmt, 5, server_seq);
-        rc = sqlite3_step(stmt);
-    }
-    sqlite3_finalize(stmt);
-    return rc == SQLITE_DONE ? STORE_OK : store_fail_sqlite(st, rc, "record decision");
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, 1, id);
+    if (rc == STORE_OK)
+        rc = db_bind_text(stmt, 2, decision);
+    if (rc == STORE_OK)
+        rc = db_bind_text(stmt, 3, user);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, 4, (int64_t)now_ms);
+    if (rc == STORE_OK)
+        rc = server_seq > 0 ? db_bind_int64(stmt, 5, server_seq) : db_bind_null(stmt, 5);
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
+    db_finalize(stmt);
+    return rc == DB_DONE ? STORE_OK : store_fail_db(st, rc, "record decision");
 }
 
 static store_table *table_by_id(store *st, int64_t id)
@@ -109,41 +119,61 @@ static store_table *table_by_id(store *st, int64_t id)
     return NULL;
 }
 
-/* UPDATE t SET col = losing WHERE pk = ..., on the data table. */
-static int write_value(store *st, const store_table *t, uint32_t col, const proto_value *pk,
-                       const proto_value *value)
+/* UPDATE t SET col = losing WHERE pk = ..., on the data table (on PostgreSQL, the row as it
+ * would be is checked by SQLite's rules first, as the merge does). */
+static int write_value(store *st, push_ctx *c, store_table *t, uint32_t col,
+                       const proto_value *pk, const proto_value *value)
 {
     char sql[2048], ident[200];
     size_t len;
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     int rc;
 
-    if (store_quote_ident(ident, sizeof ident, t->name) != 0)
+    if (store_quote_name(st, ident, sizeof ident, t->name) != 0)
         return store_fail(st, STORE_EINVAL, "table name too long");
     len = (size_t)snprintf(sql, sizeof sql, "UPDATE %s SET ", ident);
-    if (store_quote_ident(ident, sizeof ident, t->cols[col]) != 0)
+    if (store_quote_name(st, ident, sizeof ident, t->cols[col]) != 0)
         return store_fail(st, STORE_EINVAL, "column name too long");
     len += (size_t)snprintf(sql + len, sizeof sql - len, "%s = ?1 WHERE ", ident);
     for (uint32_t k = 0; k < t->n_pk && len < sizeof sql; k++) {
-        if (store_quote_ident(ident, sizeof ident, t->cols[t->pk[k]]) != 0)
+        if (store_quote_name(st, ident, sizeof ident, t->cols[t->pk[k]]) != 0)
             return store_fail(st, STORE_EINVAL, "column name too long");
         len += (size_t)snprintf(sql + len, sizeof sql - len, "%s%s = ?%u", k ? " AND " : "",
                                 ident, k + 2);
     }
     if (len >= sizeof sql)
         return store_fail(st, STORE_EINVAL, "statement too long");
-    rc = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL);
-    if (rc == SQLITE_OK)
-        rc = store_value_bind(stmt, 1, value);
-    for (uint32_t k = 0; rc == SQLITE_OK && k < t->n_pk; k++)
-        rc = store_value_bind(stmt, (int)k + 2, &pk[k]);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(stmt);
-    sqlite3_finalize(stmt);
-    if (rc == SQLITE_CONSTRAINT)
+    if (st->rowcheck != NULL) {
+        proto_value *row = store_arena_alloc(&c->arena, 2 * t->n_cols * sizeof *row);
+        bool found = false;
+        char msg[200];
+        if (row == NULL)
+            return store_fail(st, STORE_ENOMEM, "out of memory");
+        rc = row_read(st, t, pk, &c->arena, row, &found);
+        if (rc != STORE_OK)
+            return rc;
+        row[col] = *value;
+        rc = store_rowcheck_row(st->rowcheck, t->name, (const char *const *)t->cols, t->n_cols,
+                                row, t->n_cols, &c->arena, row + t->n_cols, msg, sizeof msg);
+        if (rc == STORE_ROWCHECK_REFUSED)
+            return store_fail(st, STORE_EINVAL,
+                              "the losing value breaks a constraint of the row as it is now");
+        if (rc != 0)
+            return store_fail(st, rc, "row check: %s", msg);
+        value = &row[t->n_cols + col];
+    }
+    rc = db_prepare(st->conn, sql, &stmt);
+    if (rc == STORE_OK)
+        rc = store_value_bind_any(stmt, 1, value);
+    for (uint32_t k = 0; rc == STORE_OK && k < t->n_pk; k++)
+        rc = store_value_bind_any(stmt, (int)k + 2, &pk[k]);
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
+    db_finalize(stmt);
+    if (rc == STORE_ECONSTRAINT)
         return store_fail(st, STORE_EINVAL,
                           "the losing value breaks a constraint of the row as it is now");
-    return rc == SQLITE_DONE ? STORE_OK : store_fail_sqlite(st, rc, "write reversal");
+    return rc == DB_DONE ? STORE_OK : store_fail_db(st, rc, "write reversal");
 }
 
 /* Reversing a scope-column decision writes the losing team: only one the supervisor holds. */
@@ -192,7 +222,7 @@ static int apply_reversal(store *st, push_ctx *c, conflict_rec *rec, const char 
         return out;
     if (!meta.exists || meta.deleted)
         return store_fail(st, STORE_EINVAL, "the row was deleted since: nothing to reverse");
-    out = write_value(st, t, (uint32_t)rec->col, pk, &rec->losing);
+    out = write_value(st, c, t, (uint32_t)rec->col, pk, &rec->losing);
     if (out != STORE_OK)
         return out;
     /* Newer than the column's current version, so that no device's older write overtakes it. */

@@ -11,6 +11,7 @@
 #include "forms.h"
 #include "schema_parse.h"
 #include "store_internal.h"
+#include "store_rowcheck.h"
 #include "store_values.h"
 #include "store_watch.h"
 
@@ -456,6 +457,11 @@ static int quote_name(store *st, char *out, size_t out_size, const char *name)
     return store_quote_ident(out, out_size, folded);
 }
 
+int store_quote_name(store *st, char *out, size_t out_size, const char *name)
+{
+    return quote_name(st, out, out_size, name);
+}
+
 static int add_columns(store *st, const store_table *old, const schema_table *t)
 {
     char sql[SQL_MAX], table_q[512], col_q[512];
@@ -637,9 +643,9 @@ static void table_free(store_table *t)
         free(t->cols[c]);
     free(t->cols);
     free(t->pk);
-    sqlite3_finalize(t->sel_row);
-    sqlite3_finalize(t->ins_row);
-    sqlite3_finalize(t->del_row);
+    db_finalize(t->sel_row);
+    db_finalize(t->ins_row);
+    db_finalize(t->del_row);
     memset(t, 0, sizeof *t);
 }
 
@@ -651,6 +657,8 @@ void store_tables_free(store *st)
     st->tables = NULL;
     st->n_tables = 0;
     st->schema_version = 0;
+    store_rowcheck_close(st->rowcheck);
+    st->rowcheck = NULL;
 }
 
 store_table *store_table_find(store *st, const char *name)
@@ -755,6 +763,28 @@ done:
     return out;
 }
 
+/* PostgreSQL: the row check of schema version (its whole schema, as the admin gave it). */
+static int rowcheck_load(store *st, int64_t version)
+{
+    db_stmt *stmt = NULL;
+    int rc = db_prepare(st->conn,
+                        "SELECT schema_sql FROM _outpost_schema_versions WHERE version = ?1", &stmt);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, 1, version);
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
+    if (rc != DB_ROW) {
+        db_finalize(stmt);
+        return rc == DB_DONE ? store_fail(st, STORE_EIO, "schema version %lld is not recorded",
+                                          (long long)version)
+                             : store_fail_db(st, rc, "load schema");
+    }
+    char err[256];
+    rc = store_rowcheck_open(db_column_text(stmt, 0), &st->rowcheck, err, sizeof err);
+    db_finalize(stmt);
+    return rc == 0 ? 0 : store_fail(st, rc, "schema's row check: %s", err);
+}
+
 int store_tables_load(store *st)
 {
     int64_t version = 0;
@@ -797,6 +827,10 @@ int store_tables_load(store *st)
         out = store_fail_db(st, rc, "load tables");
         goto done;
     }
+    if (store_engine_of(st) == DB_POSTGRESQL && st->n_tables > 0)
+        out = rowcheck_load(st, version);
+    if (out != 0)
+        goto done;
     st->schema_version = (uint32_t)version;
 done:
     db_finalize(stmt);
@@ -816,13 +850,17 @@ static bool sql_add(char *sql, size_t *at, const char *text)
     return true;
 }
 
-static bool sql_add_pk_where(char *sql, size_t *at, const store_table *t, int first_param)
+static bool sql_add_pk_where(store *st, char *sql, size_t *at, const store_table *t,
+                             int first_param)
 {
     char q[512], part[600];
+    /* IS on SQLite, where a key column may hold NULL; = on PostgreSQL, whose IS compares with
+     * NULL only (its keys are never NULL) */
+    const char *eq = store_engine_of(st) == DB_POSTGRESQL ? "=" : "IS";
     bool ok = sql_add(sql, at, " WHERE ");
     for (uint32_t k = 0; ok && k < t->n_pk; k++) {
-        ok = store_quote_ident(q, sizeof q, t->cols[t->pk[k]]) == 0;
-        snprintf(part, sizeof part, "%s%s IS ?%d", k ? " AND " : "", q, first_param + (int)k);
+        ok = quote_name(st, q, sizeof q, t->cols[t->pk[k]]) == 0;
+        snprintf(part, sizeof part, "%s%s %s ?%d", k ? " AND " : "", q, eq, first_param + (int)k);
         ok = ok && sql_add(sql, at, part);
     }
     return ok;
@@ -834,16 +872,15 @@ int store_table_prepare(store *st, store_table *t)
         return 0;
     char sql[SQL_MAX], q[512], tq[512], part[600];
     size_t at = 0;
-    bool ok = store_quote_ident(tq, sizeof tq, t->name) == 0 && sql_add(sql, &at, "SELECT ");
+    bool ok = quote_name(st, tq, sizeof tq, t->name) == 0 && sql_add(sql, &at, "SELECT ");
     for (uint32_t c = 0; ok && c < t->n_cols; c++) {
-        ok = store_quote_ident(q, sizeof q, t->cols[c]) == 0;
+        ok = quote_name(st, q, sizeof q, t->cols[c]) == 0;
         snprintf(part, sizeof part, "%s%s", c ? ", " : "", q);
         ok = ok && sql_add(sql, &at, part);
     }
     ok = ok && sql_add(sql, &at, " FROM ") && sql_add(sql, &at, tq) &&
-         sql_add_pk_where(sql, &at, t, 1);
-    int rc = ok ? sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &t->sel_row, NULL)
-                : SQLITE_TOOBIG;
+         sql_add_pk_where(st, sql, &at, t, 1);
+    int rc = ok ? db_prepare(st->conn, sql, &t->sel_row) : STORE_EINVAL;
 
     at = 0;
     ok =
@@ -853,22 +890,22 @@ int store_table_prepare(store *st, store_table *t)
         ok = sql_add(sql, &at, part);
     }
     ok = ok && sql_add(sql, &at, ")");
-    if (rc == SQLITE_OK)
-        rc = ok ? sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &t->ins_row, NULL)
-                : SQLITE_TOOBIG;
+    if (rc == STORE_OK)
+        rc = ok ? db_prepare(st->conn, sql, &t->ins_row) : STORE_EINVAL;
 
     at = 0;
     ok = sql_add(sql, &at, "DELETE FROM ") && sql_add(sql, &at, tq) &&
-         sql_add_pk_where(sql, &at, t, 1);
-    if (rc == SQLITE_OK)
-        rc = ok ? sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &t->del_row, NULL)
-                : SQLITE_TOOBIG;
-    if (rc != SQLITE_OK) {
-        sqlite3_finalize(t->sel_row);
-        sqlite3_finalize(t->ins_row);
-        sqlite3_finalize(t->del_row);
+         sql_add_pk_where(st, sql, &at, t, 1);
+    if (rc == STORE_OK)
+        rc = ok ? db_prepare(st->conn, sql, &t->del_row) : STORE_EINVAL;
+    if (rc != STORE_OK) {
+        db_finalize(t->sel_row);
+        db_finalize(t->ins_row);
+        db_finalize(t->del_row);
         t->sel_row = t->ins_row = t->del_row = NULL;
-        return store_fail_sqlite(st, rc, "prepare table statements");
+        if (rc == STORE_EINVAL)
+            return store_fail(st, rc, "table %s: statement too long", t->name);
+        return store_fail_db(st, rc, "prepare table statements");
     }
     return 0;
 }

@@ -37,8 +37,10 @@ enum {
     STORE_ELOCKED = -12,   /* dashboard account locked after too many failed logins */
     STORE_ETAMPERED = -13, /* the audit log's hash chain does not verify */
     STORE_EAHEAD = -14,    /* a pull cursor beyond the store's newest sequence */
-    STORE_ESEQ = -15       /* a device sequence below its highest recorded one that was never
+    STORE_ESEQ = -15,      /* a device sequence below its highest recorded one that was never
                             * applied or refused: the device's counter went back */
+    STORE_ECONSTRAINT = -16 /* a row a table's constraint refuses (NOT NULL, CHECK, foreign key,
+                             * a value of the wrong type); a duplicate key is STORE_EEXISTS */
 };
 
 typedef struct store store;
@@ -50,9 +52,10 @@ int store_open(const char *path, bool create, store **out_store, char *err, size
  * several hosts, may open the same database: write transactions take turns across all of them.
  * What runs on it today: identity, teams and workers, enrollment codes, enrollment, device
  * authentication, sync records and revocation, who is disabled, dashboard accounts, lockouts,
- * the audit log, announcements (docs/operations.md, "PostgreSQL"). The schema, push, pull,
- * conflicts, rescoping, the dashboard's record queries and backup still need the SQLite store:
- * outpostd refuses engine = postgresql, and outpost-admin the commands that need them. */
+ * the audit log, announcements, the schema (init, upgrade), push (merge, conflict log,
+ * exactly-once), pull and conflict reversal (docs/operations.md, "PostgreSQL"). Watch rules,
+ * rescoping, the dashboard's record queries and backup still need the SQLite store: outpostd
+ * refuses engine = postgresql, and outpost-admin the commands that need them. */
 int store_open_postgresql(const char *conninfo, bool create, store **out_store, char *err,
                           size_t err_size);
 void store_close(store *st); /* NULL is a no-op */

@@ -7,25 +7,25 @@
 
 int store_device_barred(store *st, const char *device_id, bool *out_barred)
 {
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     char worker[64] = "";
     bool revoked = true; /* a device the store does not know is not let on */
 
-    int rc = sqlite3_prepare_v2(st->db,
-                                "SELECT revoked, worker_id FROM _outpost_devices WHERE id = ?1",
-                                -1, &stmt, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(stmt, 1, device_id ? device_id : "", -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW) {
-        revoked = sqlite3_column_int(stmt, 0) != 0;
-        snprintf(worker, sizeof worker, "%s", (const char *)sqlite3_column_text(stmt, 1));
-        rc = SQLITE_DONE;
+    int rc = db_prepare(st->conn, "SELECT revoked, worker_id FROM _outpost_devices WHERE id = ?1",
+                        &stmt);
+    if (rc == STORE_OK)
+        rc = db_bind_text(stmt, 1, device_id ? device_id : "");
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
+    if (rc == DB_ROW) {
+        const char *w = db_column_text(stmt, 1);
+        revoked = db_column_int64(stmt, 0) != 0;
+        snprintf(worker, sizeof worker, "%s", w ? w : "");
+        rc = DB_DONE;
     }
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_DONE)
-        return store_fail_sqlite(st, rc, "look up device");
+    db_finalize(stmt);
+    if (rc != DB_DONE)
+        return store_fail_db(st, rc, "look up device");
     *out_barred = revoked;
     if (revoked)
         return 0;

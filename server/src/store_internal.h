@@ -31,9 +31,9 @@ typedef struct store_table {
     uint32_t *pk; /* column indexes in primary key order */
     uint64_t pk_text; /* bit k: primary key column k has TEXT affinity (its values stay text) */
     /* Statements prepared on first use and kept until the schema changes. */
-    sqlite3_stmt *sel_row; /* SELECT every column WHERE pk = ?1.. */
-    sqlite3_stmt *ins_row; /* INSERT every column, ?1..?n */
-    sqlite3_stmt *del_row; /* DELETE WHERE pk = ?1.. */
+    db_stmt *sel_row; /* SELECT every column WHERE pk = ?1.. */
+    db_stmt *ins_row; /* INSERT every column, ?1..?n */
+    db_stmt *del_row; /* DELETE WHERE pk = ?1.. */
 } store_table;
 
 struct store {
@@ -44,19 +44,22 @@ struct store {
     uint32_t schema_version; /* version of the cached tables below; 0 = not loaded */
     uint32_t n_tables;
     store_table *tables;
-    sqlite3_stmt *rows_get;   /* _outpost_rows by (table_id, pk) */
-    sqlite3_stmt *rows_put;   /* INSERT OR REPLACE into _outpost_rows */
-    sqlite3_stmt *rows_add;   /* INSERT into _outpost_rows unless known */
-    sqlite3_stmt *change_put; /* INSERT into _outpost_changes */
-    sqlite3_stmt *change_put_batch; /* ... STORE_CHANGES_BATCH entries at once */
+    db_stmt *rows_get;   /* _outpost_rows by (table_id, pk) */
+    db_stmt *rows_put;   /* INSERT into _outpost_rows, or replace its state */
+    db_stmt *rows_add;   /* INSERT into _outpost_rows unless known */
+    db_stmt *change_put; /* INSERT into _outpost_changes */
+    db_stmt *change_put_batch; /* ... STORE_CHANGES_BATCH entries at once */
     struct store_change_entry *changes; /* change-log entries not yet written (merge_log.c) */
     uint32_t n_changes;
     uint8_t *change_bytes; /* their keys and scope values */
     size_t change_bytes_len, change_bytes_cap;
     /* New rows' merge states not yet written (store_rows.c), and the largest key of the table
      * rows_top_table (0: none known) in _outpost_rows and that queue. */
-    sqlite3_stmt *rows_add_batch;
-    sqlite3_stmt *rows_top;
+    db_stmt *rows_add_batch;
+    db_stmt *rows_top;
+    /* PostgreSQL: SQLite's rules for the synced rows of the loaded schema (store_rowcheck.h),
+     * run before each row write; NULL on SQLite, whose tables apply them themselves. */
+    struct store_rowcheck *rowcheck;
     struct store_row_entry *new_rows;
     uint32_t n_new_rows;
     uint8_t *new_row_bytes;
@@ -202,6 +205,10 @@ int store_identity_ensure(store *st, bool *out_created);
 /* Whether the store has table name (a table made on first use: forms, watch rules, authors).
  * 0 or a STORE_E* code. */
 int store_table_exists(store *st, const char *name, bool *out_exists);
+
+/* A synced table's or column's name quoted for the store's engine: as given on SQLite, folded
+ * to lower case on PostgreSQL (as the schema made them there). */
+int store_quote_name(store *st, char *out, size_t out_size, const char *name);
 
 /* Writes `"name"` with embedded quotes doubled into out (for identifiers from the schema). */
 int store_quote_ident(char *out, size_t out_size, const char *name);

@@ -4,13 +4,26 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "store_internal.h"
 #include "store_rowcheck.h"
 #include "store_values.h"
 
+/* A table's two statements for rows of its first n columns, kept for the next row: the merge
+ * checks every row of a push, mostly of one table and width. */
+enum { ROWCHECK_KEPT = 8 };
+typedef struct rowcheck_stmts {
+    char *table;
+    uint32_t n;
+    sqlite3_stmt *ins, *sel;
+} rowcheck_stmts;
+
 struct store_rowcheck {
     sqlite3 *db;
+    sqlite3_stmt *savepoint, *rollback, *release;
+    rowcheck_stmts kept[ROWCHECK_KEPT];
+    uint32_t next; /* the slot replaced next when none matches */
 };
 
 int store_rowcheck_open(const char *schema_sql, store_rowcheck **out_rc, char *err,
@@ -44,6 +57,14 @@ void store_rowcheck_close(store_rowcheck *rc)
 {
     if (rc == NULL)
         return;
+    for (uint32_t i = 0; i < ROWCHECK_KEPT; i++) {
+        sqlite3_finalize(rc->kept[i].ins);
+        sqlite3_finalize(rc->kept[i].sel);
+        free(rc->kept[i].table);
+    }
+    sqlite3_finalize(rc->savepoint);
+    sqlite3_finalize(rc->rollback);
+    sqlite3_finalize(rc->release);
     sqlite3_close(rc->db);
     free(rc);
 }
@@ -88,33 +109,76 @@ static int build_sql(const char *table, const char *const *cols, uint32_t n_cols
     return out;
 }
 
+/* The kept statements for (table, n), prepared on first use; NULL with src set on failure. */
+static rowcheck_stmts *stmts_for(store_rowcheck *rc, const char *table, const char *const *cols,
+                                 uint32_t n_cols, uint32_t n, int *src, int *res)
+{
+    for (uint32_t i = 0; i < ROWCHECK_KEPT; i++)
+        if (rc->kept[i].table != NULL && rc->kept[i].n == n && strcmp(rc->kept[i].table, table) == 0)
+            return &rc->kept[i];
+    rowcheck_stmts *k = &rc->kept[rc->next];
+    rc->next = (rc->next + 1) % ROWCHECK_KEPT;
+    sqlite3_finalize(k->ins);
+    sqlite3_finalize(k->sel);
+    free(k->table);
+    memset(k, 0, sizeof *k);
+    char *insert_sql = NULL, *select_sql = NULL;
+    *res = build_sql(table, cols, n_cols, n, &insert_sql, &select_sql);
+    if (*res == STORE_OK) {
+        *src = sqlite3_prepare_v3(rc->db, insert_sql, -1, SQLITE_PREPARE_PERSISTENT, &k->ins, NULL);
+        if (*src == SQLITE_OK)
+            *src = sqlite3_prepare_v3(rc->db, select_sql, -1, SQLITE_PREPARE_PERSISTENT, &k->sel,
+                                      NULL);
+        k->table = *src == SQLITE_OK ? strdup(table) : NULL;
+        if (*src == SQLITE_OK && k->table == NULL)
+            *res = STORE_ENOMEM;
+    }
+    free(insert_sql);
+    free(select_sql);
+    if (*res == STORE_OK && *src == SQLITE_OK) {
+        k->n = n;
+        return k;
+    }
+    sqlite3_finalize(k->ins);
+    sqlite3_finalize(k->sel);
+    free(k->table);
+    memset(k, 0, sizeof *k);
+    return NULL;
+}
+
+static int step_kept(sqlite3 *db, sqlite3_stmt **s, const char *sql)
+{
+    int src = *s != NULL ? SQLITE_OK : sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, s,
+                                                          NULL);
+    if (src == SQLITE_OK) {
+        src = sqlite3_step(*s);
+        sqlite3_reset(*s);
+    }
+    return src == SQLITE_DONE ? SQLITE_OK : src;
+}
+
 int store_rowcheck_row(store_rowcheck *rc, const char *table, const char *const *cols,
                        uint32_t n_cols, const proto_value *vals, uint32_t n, store_arena *arena,
                        proto_value *out, char *msg, size_t msg_size)
 {
-    char *insert_sql = NULL, *select_sql = NULL;
-    sqlite3_stmt *ins = NULL, *sel = NULL;
     msg[0] = 0;
     if (n > n_cols)
         n = n_cols;
-    int res = build_sql(table, cols, n_cols, n, &insert_sql, &select_sql);
+    int res = STORE_OK, src = SQLITE_OK;
+    rowcheck_stmts *k = stmts_for(rc, table, cols, n_cols, n, &src, &res);
     if (res != STORE_OK) {
         snprintf(msg, msg_size, "row check of %s: %s", table,
                  res == STORE_ENOMEM ? "out of memory" : "name too long");
-        free(insert_sql);
-        free(select_sql);
         return res;
     }
-    int src = sqlite3_exec(rc->db, "SAVEPOINT rowcheck", NULL, NULL, NULL);
+    sqlite3_stmt *ins = k != NULL ? k->ins : NULL, *sel = k != NULL ? k->sel : NULL;
     if (src == SQLITE_OK)
-        src = sqlite3_prepare_v2(rc->db, insert_sql, -1, &ins, NULL);
+        src = step_kept(rc->db, &rc->savepoint, "SAVEPOINT rowcheck");
     for (uint32_t i = 0; src == SQLITE_OK && i < n; i++)
         src = store_value_bind(ins, (int)i + 1, &vals[i]);
     if (src == SQLITE_OK)
         src = sqlite3_step(ins);
     if (src == SQLITE_DONE)
-        src = sqlite3_prepare_v2(rc->db, select_sql, -1, &sel, NULL);
-    if (src == SQLITE_OK)
         src = sqlite3_step(sel);
     if (src == SQLITE_ROW) {
         src = SQLITE_OK;
@@ -129,11 +193,14 @@ int store_rowcheck_row(store_rowcheck *rc, const char *table, const char *const 
         res = store_rc_from_sqlite(src) == STORE_ENOMEM ? STORE_ENOMEM : STORE_EIO;
         snprintf(msg, msg_size, "row check of %s: %s", table, sqlite3_errmsg(rc->db));
     }
-    sqlite3_finalize(ins);
-    sqlite3_finalize(sel);
+    if (ins != NULL) {
+        sqlite3_reset(ins);
+        sqlite3_clear_bindings(ins); /* the values are the caller's */
+    }
+    if (sel != NULL)
+        sqlite3_reset(sel);
     /* The copy stays empty whatever happened. */
-    sqlite3_exec(rc->db, "ROLLBACK TO rowcheck; RELEASE rowcheck", NULL, NULL, NULL);
-    free(insert_sql);
-    free(select_sql);
+    step_kept(rc->db, &rc->rollback, "ROLLBACK TO rowcheck");
+    step_kept(rc->db, &rc->release, "RELEASE rowcheck");
     return res;
 }

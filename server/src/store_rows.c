@@ -8,9 +8,14 @@ static const char rows_get_sql[] =
     "SELECT seq, deleted, scope, versions, del_hlc, del_device, tomb, echo_device, echo_since,"
     " base_hlc, base_device FROM _outpost_rows WHERE table_id = ?1 AND pk = ?2";
 static const char rows_put_sql[] =
-    "INSERT OR REPLACE INTO _outpost_rows(table_id, pk, seq, deleted, scope, versions, del_hlc,"
+    "INSERT INTO _outpost_rows(table_id, pk, seq, deleted, scope, versions, del_hlc,"
     " del_device, tomb, echo_device, echo_since, base_hlc, base_device)"
-    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
+    " VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+    " ON CONFLICT(table_id, pk) DO UPDATE SET seq = excluded.seq, deleted = excluded.deleted,"
+    " scope = excluded.scope, versions = excluded.versions, del_hlc = excluded.del_hlc,"
+    " del_device = excluded.del_device, tomb = excluded.tomb,"
+    " echo_device = excluded.echo_device, echo_since = excluded.echo_since,"
+    " base_hlc = excluded.base_hlc, base_device = excluded.base_device";
 static const char rows_add_sql[] =
     "INSERT INTO _outpost_rows(table_id, pk, seq, deleted, scope, versions, del_hlc,"
     " del_device, tomb, echo_device, echo_since, base_hlc, base_device)"
@@ -26,90 +31,94 @@ int row_meta_get(store *st, int64_t table_id, const store_bytes *pk, store_arena
     if (rc != 0)
         return rc;
     if (st->rows_get == NULL)
-        rc = sqlite3_prepare_v3(st->db, rows_get_sql, -1, SQLITE_PREPARE_PERSISTENT, &st->rows_get,
-                                NULL);
-    if (rc != SQLITE_OK)
-        return store_fail_sqlite(st, rc, "prepare row state");
-    sqlite3_stmt *s = st->rows_get;
-    sqlite3_bind_int64(s, 1, table_id);
-    sqlite3_bind_blob(s, 2, pk->data, (int)pk->len, SQLITE_STATIC);
-    rc = sqlite3_step(s);
+        rc = db_prepare(st->conn, rows_get_sql, &st->rows_get);
+    if (rc != STORE_OK)
+        return store_fail_db(st, rc, "prepare row state");
+    db_stmt *s = st->rows_get;
+    rc = db_bind_int64(s, 1, table_id);
+    if (rc == STORE_OK)
+        rc = db_bind_blob_static(s, 2, pk->data, pk->len);
+    if (rc == STORE_OK)
+        rc = db_step(s);
     int out_rc = 0;
-    if (rc == SQLITE_ROW) {
+    if (rc == DB_ROW) {
         out->exists = true;
-        out->seq = (uint64_t)sqlite3_column_int64(s, 0);
-        out->deleted = sqlite3_column_int(s, 1) != 0;
-        out_rc = store_value_column(arena, s, 2, &out->scope);
-        int nv = sqlite3_column_bytes(s, 3);
-        out->n_cols = (uint32_t)nv / ROW_VERSION_BYTES;
-        out->versions = store_arena_dup(arena, sqlite3_column_blob(s, 3), (size_t)nv);
-        out->del_hlc = (uint64_t)sqlite3_column_int64(s, 4);
-        out->del_device = sqlite3_column_int64(s, 5);
-        int nt = sqlite3_column_bytes(s, 6);
+        out->seq = (uint64_t)db_column_int64(s, 0);
+        out->deleted = db_column_int64(s, 1) != 0;
+        out_rc = store_value_column_any(arena, s, 2, &out->scope);
+        size_t nv = 0, nt = 0;
+        const void *v = db_column_blob(s, 3, &nv);
+        out->n_cols = (uint32_t)(nv / ROW_VERSION_BYTES);
+        out->versions = nv > 0 ? store_arena_dup(arena, v, nv) : NULL;
+        out->del_hlc = (uint64_t)db_column_int64(s, 4);
+        out->del_device = db_column_int64(s, 5);
+        const void *tomb = db_column_blob(s, 6, &nt);
         if (nt > 0) {
-            out->tomb = store_arena_dup(arena, sqlite3_column_blob(s, 6), (size_t)nt);
-            out->tomb_len = (size_t)nt;
+            out->tomb = store_arena_dup(arena, tomb, nt);
+            out->tomb_len = nt;
             if (out->tomb == NULL)
                 out_rc = STORE_ENOMEM;
         }
-        out->echo_device = sqlite3_column_int64(s, 7);
-        out->echo_since = (uint64_t)sqlite3_column_int64(s, 8);
-        out->base_hlc = (uint64_t)sqlite3_column_int64(s, 9);
-        out->base_device = sqlite3_column_int64(s, 10);
+        out->echo_device = db_column_int64(s, 7);
+        out->echo_since = (uint64_t)db_column_int64(s, 8);
+        out->base_hlc = (uint64_t)db_column_int64(s, 9);
+        out->base_device = db_column_int64(s, 10);
         if (out->versions == NULL && nv > 0)
             out_rc = STORE_ENOMEM;
         if (out_rc != 0)
-            store_fail(st, out_rc, "out of memory");
-    } else if (rc != SQLITE_DONE) {
-        out_rc = store_fail_sqlite(st, rc, "read row state");
+            store_fail(st, out_rc, out_rc == STORE_ENOMEM ? "out of memory" : "row state damaged");
+    } else if (rc != DB_DONE) {
+        out_rc = store_fail_db(st, rc, "read row state");
     }
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
+    db_reset(s);
     return out_rc;
 }
 
-static int meta_write(store *st, sqlite3_stmt **stmt, const char *sql, int64_t table_id,
+static int meta_write(store *st, db_stmt **stmt, const char *sql, int64_t table_id,
                       const store_bytes *pk, const row_meta *meta)
 {
-    int rc = SQLITE_OK;
+    int rc = STORE_OK;
     if (*stmt == NULL)
-        rc = sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, stmt, NULL);
-    if (rc != SQLITE_OK)
-        return store_fail_sqlite(st, rc, "prepare row state");
-    sqlite3_stmt *s = *stmt;
-    sqlite3_bind_int64(s, 1, table_id);
-    sqlite3_bind_blob(s, 2, pk->data, (int)pk->len, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, (int64_t)meta->seq);
-    sqlite3_bind_int(s, 4, meta->deleted ? 1 : 0);
-    store_value_bind(s, 5, &meta->scope);
-    /* Every parameter is bound on every call (NULL where absent): no clear_bindings needed. */
-    if (meta->versions != NULL && meta->n_cols > 0)
-        sqlite3_bind_blob(s, 6, meta->versions, (int)(meta->n_cols * ROW_VERSION_BYTES),
-                          SQLITE_STATIC);
-    else
-        sqlite3_bind_null(s, 6);
-    if (meta->deleted) {
-        sqlite3_bind_int64(s, 7, (int64_t)meta->del_hlc);
-        sqlite3_bind_int64(s, 8, meta->del_device);
-    } else {
-        sqlite3_bind_null(s, 7);
-        sqlite3_bind_null(s, 8);
-    }
-    if (meta->deleted && meta->tomb != NULL)
-        sqlite3_bind_blob(s, 9, meta->tomb, (int)meta->tomb_len, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(s, 9);
-    if (meta->echo_device != 0)
-        sqlite3_bind_int64(s, 10, meta->echo_device);
-    else
-        sqlite3_bind_null(s, 10);
-    sqlite3_bind_int64(s, 11, (int64_t)meta->echo_since);
-    sqlite3_bind_int64(s, 12, (int64_t)meta->base_hlc);
-    sqlite3_bind_int64(s, 13, meta->base_device);
-    rc = sqlite3_step(s);
-    sqlite3_reset(s);
-    if (rc != SQLITE_DONE)
-        return store_fail_sqlite(st, rc, "write row state");
+        rc = db_prepare(st->conn, sql, stmt);
+    if (rc != STORE_OK)
+        return store_fail_db(st, rc, "prepare row state");
+    db_stmt *s = *stmt;
+    /* Every parameter is bound on every call (NULL where absent). */
+    rc = db_bind_int64(s, 1, table_id);
+    if (rc == STORE_OK)
+        rc = db_bind_blob_static(s, 2, pk->data, pk->len);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, 3, (int64_t)meta->seq);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, 4, meta->deleted ? 1 : 0);
+    if (rc == STORE_OK)
+        rc = store_value_bind_any(s, 5, &meta->scope);
+    if (rc == STORE_OK)
+        rc = meta->versions != NULL && meta->n_cols > 0
+                 ? db_bind_blob_static(s, 6, meta->versions, meta->n_cols * ROW_VERSION_BYTES)
+                 : db_bind_null(s, 6);
+    if (rc == STORE_OK)
+        rc = meta->deleted ? db_bind_int64(s, 7, (int64_t)meta->del_hlc) : db_bind_null(s, 7);
+    if (rc == STORE_OK)
+        rc = meta->deleted ? db_bind_int64(s, 8, meta->del_device) : db_bind_null(s, 8);
+    if (rc == STORE_OK)
+        rc = meta->deleted && meta->tomb != NULL
+                 ? db_bind_blob_static(s, 9, meta->tomb, meta->tomb_len)
+                 : db_bind_null(s, 9);
+    if (rc == STORE_OK)
+        rc = meta->echo_device != 0 ? db_bind_int64(s, 10, meta->echo_device)
+                                    : db_bind_null(s, 10);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, 11, (int64_t)meta->echo_since);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, 12, (int64_t)meta->base_hlc);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, 13, meta->base_device);
+    if (rc == STORE_OK)
+        rc = db_step(s);
+    db_reset(s);
+    if (rc != DB_DONE)
+        return store_fail_db(st, rc, "write row state");
     return 0;
 }
 
@@ -128,7 +137,7 @@ int row_meta_put(store *st, int64_t table_id, const store_bytes *pk, const row_m
  * do. Any other key takes the one-statement INSERT ... ON CONFLICT DO NOTHING. Keys sort as
  * SQLite sorts blobs: bytes, then length.
  */
-enum { STORE_NEW_ROWS_BATCH = 32, NEW_ROW_PARAMS = 8 };
+enum { STORE_NEW_ROWS_BATCH = 32, NEW_ROW_PARAMS = 7 }; /* no gaps: PostgreSQL types each */
 
 struct store_row_entry {
     int64_t table_id, device;
@@ -149,25 +158,28 @@ static int key_cmp(const uint8_t *a, size_t na, const uint8_t *b, size_t nb)
 /* The table's largest key into rows_top_key (length 0 when it has no rows). */
 static int top_load(store *st, int64_t table_id)
 {
-    int rc = SQLITE_OK;
+    int rc = STORE_OK;
     if (st->rows_top == NULL)
-        rc = sqlite3_prepare_v3(st->db,
-                                "SELECT pk FROM _outpost_rows WHERE table_id = ?1"
-                                " ORDER BY pk DESC LIMIT 1",
-                                -1, SQLITE_PREPARE_PERSISTENT, &st->rows_top, NULL);
-    if (rc != SQLITE_OK)
-        return store_fail_sqlite(st, rc, "prepare row state");
-    sqlite3_bind_int64(st->rows_top, 1, table_id);
-    rc = sqlite3_step(st->rows_top);
+        rc = db_prepare(st->conn,
+                        "SELECT pk FROM _outpost_rows WHERE table_id = ?1"
+                        " ORDER BY pk DESC LIMIT 1",
+                        &st->rows_top);
+    if (rc != STORE_OK)
+        return store_fail_db(st, rc, "prepare row state");
+    rc = db_bind_int64(st->rows_top, 1, table_id);
+    if (rc == STORE_OK)
+        rc = db_step(st->rows_top);
     int out = 0;
     st->rows_top_len = 0;
-    if (rc == SQLITE_ROW)
-        out = store_buf_append(&st->rows_top_key, &st->rows_top_len, &st->rows_top_cap,
-                               sqlite3_column_blob(st->rows_top, 0),
-                               (size_t)sqlite3_column_bytes(st->rows_top, 0), NULL);
-    else if (rc != SQLITE_DONE)
-        out = store_fail_sqlite(st, rc, "read row state");
-    sqlite3_reset(st->rows_top);
+    if (rc == DB_ROW) {
+        size_t n = 0;
+        const void *top = db_column_blob(st->rows_top, 0, &n);
+        out = store_buf_append(&st->rows_top_key, &st->rows_top_len, &st->rows_top_cap, top, n,
+                               NULL);
+    } else if (rc != DB_DONE) {
+        out = store_fail_db(st, rc, "read row state");
+    }
+    db_reset(st->rows_top);
     if (out == STORE_ENOMEM)
         return store_fail(st, out, "out of memory");
     if (out == 0)
@@ -191,9 +203,8 @@ static int new_rows_prepare(store *st)
     }
     if (at >= sizeof sql)
         return store_fail(st, STORE_EINVAL, "row state statement too long");
-    int rc =
-        sqlite3_prepare_v3(st->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st->rows_add_batch, NULL);
-    return rc == SQLITE_OK ? 0 : store_fail_sqlite(st, rc, "prepare row state");
+    int rc = db_prepare(st->conn, sql, &st->rows_add_batch);
+    return rc == STORE_OK ? 0 : store_fail_db(st, rc, "prepare row state");
 }
 
 void store_new_rows_drop(store *st)
@@ -224,7 +235,7 @@ int store_new_rows_flush(store *st)
             m.echo_device = e->device;
             store_bytes pk = {st->new_row_bytes + e->pk_at, e->pk_len, e->pk_len};
             out = meta_write(st, &st->rows_add, rows_add_sql, e->table_id, &pk, &m);
-            if (out == 0 && sqlite3_changes(st->db) != 1)
+            if (out == 0 && db_changes(st->rows_add) != 1)
                 out = store_fail(st, STORE_EIO, "row state: a new key was known already");
             done++;
             continue;
@@ -232,26 +243,33 @@ int store_new_rows_flush(store *st)
         out = new_rows_prepare(st);
         if (out != 0)
             break;
-        sqlite3_stmt *s = st->rows_add_batch;
-        for (uint32_t i = 0; i < n; i++) {
+        db_stmt *s = st->rows_add_batch;
+        int rc = STORE_OK;
+        for (uint32_t i = 0; i < n && rc == STORE_OK; i++) {
             const struct store_row_entry *e = &st->new_rows[done + i];
             int p = (int)i * NEW_ROW_PARAMS;
             proto_value scope = e->scope;
             if (scope.type == PROTO_TEXT || scope.type == PROTO_BLOB)
                 scope.u.b.p = st->new_row_bytes + e->scope_at;
-            sqlite3_bind_int64(s, p + 1, e->table_id);
-            sqlite3_bind_blob(s, p + 2, st->new_row_bytes + e->pk_at, (int)e->pk_len,
-                              SQLITE_STATIC);
-            sqlite3_bind_int64(s, p + 3, (int64_t)e->seq);
-            store_value_bind(s, p + 4, &scope);
-            sqlite3_bind_int64(s, p + 5, (int64_t)e->hlc);
-            sqlite3_bind_int64(s, p + 6, e->device);
-            sqlite3_bind_int64(s, p + 7, e->device);
+            rc = db_bind_int64(s, p + 1, e->table_id);
+            if (rc == STORE_OK)
+                rc = db_bind_blob_static(s, p + 2, st->new_row_bytes + e->pk_at, e->pk_len);
+            if (rc == STORE_OK)
+                rc = db_bind_int64(s, p + 3, (int64_t)e->seq);
+            if (rc == STORE_OK)
+                rc = store_value_bind_any(s, p + 4, &scope);
+            if (rc == STORE_OK)
+                rc = db_bind_int64(s, p + 5, (int64_t)e->hlc);
+            if (rc == STORE_OK)
+                rc = db_bind_int64(s, p + 6, e->device);
+            if (rc == STORE_OK)
+                rc = db_bind_int64(s, p + 7, e->device);
         }
-        int rc = sqlite3_step(s);
-        sqlite3_reset(s); /* every parameter is bound again before the next step */
-        if (rc != SQLITE_DONE)
-            out = store_fail_sqlite(st, rc, "write row state");
+        if (rc == STORE_OK)
+            rc = db_step(s);
+        db_reset(s); /* every parameter is bound again before the next step */
+        if (rc != DB_DONE)
+            out = store_fail_db(st, rc, "write row state");
         done += n;
     }
     st->n_new_rows = 0;
@@ -318,7 +336,7 @@ int row_meta_add(store *st, int64_t table_id, const store_bytes *pk, const row_m
     if (out == 0)
         out = meta_write(st, &st->rows_add, rows_add_sql, table_id, pk, meta);
     if (out == 0)
-        *out_added = sqlite3_changes(st->db) > 0;
+        *out_added = db_changes(st->rows_add) > 0;
     /* A plain key here sorts before the largest; any other may be the largest now. */
     if (out == 0 && *out_added && !plain)
         st->rows_top_table = 0;
@@ -382,21 +400,22 @@ int row_read(store *st, store_table *t, const proto_value *pk, store_arena *aren
     int out_rc = store_table_prepare(st, t);
     if (out_rc != 0)
         return out_rc;
-    sqlite3_stmt *s = t->sel_row;
-    for (uint32_t k = 0; k < t->n_pk; k++)
-        store_value_bind(s, (int)k + 1, &pk[k]);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
+    db_stmt *s = t->sel_row;
+    int rc = STORE_OK;
+    for (uint32_t k = 0; k < t->n_pk && rc == STORE_OK; k++)
+        rc = store_value_bind_any(s, (int)k + 1, &pk[k]);
+    if (rc == STORE_OK)
+        rc = db_step(s);
+    if (rc == DB_ROW) {
         *out_found = true;
         for (uint32_t c = 0; c < t->n_cols && out_rc == 0; c++)
-            out_rc = store_value_column(arena, s, (int)c, &out[c]);
+            out_rc = store_value_column_any(arena, s, (int)c, &out[c]);
         if (out_rc != 0)
-            store_fail(st, out_rc, "out of memory");
-    } else if (rc != SQLITE_DONE) {
-        out_rc = store_fail_sqlite(st, rc, "read row");
+            store_fail(st, out_rc, out_rc == STORE_ENOMEM ? "out of memory" : "row damaged");
+    } else if (rc != DB_DONE) {
+        out_rc = store_fail_db(st, rc, "read row");
     }
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
+    db_reset(s);
     return out_rc;
 }
 

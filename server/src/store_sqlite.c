@@ -547,15 +547,15 @@ void store_close(store *st)
     if (st == NULL)
         return;
     store_tables_free(st);
-    sqlite3_finalize(st->rows_get);
-    sqlite3_finalize(st->rows_put);
-    sqlite3_finalize(st->rows_add);
-    sqlite3_finalize(st->change_put);
-    sqlite3_finalize(st->change_put_batch);
+    db_finalize(st->rows_get);
+    db_finalize(st->rows_put);
+    db_finalize(st->rows_add);
+    db_finalize(st->change_put);
+    db_finalize(st->change_put_batch);
     free(st->changes);
     free(st->change_bytes);
-    sqlite3_finalize(st->rows_add_batch);
-    sqlite3_finalize(st->rows_top);
+    db_finalize(st->rows_add_batch);
+    db_finalize(st->rows_top);
     free(st->new_rows);
     free(st->new_row_bytes);
     free(st->rows_top_key);

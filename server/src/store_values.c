@@ -207,8 +207,9 @@ int store_value_column(store_arena *arena, sqlite3_stmt *stmt, int col, proto_va
 
 int store_value_bind_any(db_stmt *stmt, int idx, const proto_value *val)
 {
-    if (db_stmt_engine(stmt) == DB_SQLITE) {
-        int rc = store_value_bind(db_stmt_sqlite(stmt), idx, val);
+    sqlite3_stmt *lite = db_stmt_sqlite(stmt); /* one call: the merge's hot path */
+    if (lite != NULL) {
+        int rc = store_value_bind(lite, idx, val);
         return rc == SQLITE_OK ? 0 : rc == SQLITE_NOMEM ? STORE_ENOMEM : STORE_EIO;
     }
     if (val->type == PROTO_NULL || val->type == PROTO_UNDEF)

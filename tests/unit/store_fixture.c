@@ -11,7 +11,75 @@
 #include <sqlite3.h>
 
 #include "store_internal.h"
+#include "store_values.h"
 #include "strf.h"
+#include "unit/pg_cluster.h"
+
+int fx_engine = FX_SQLITE;
+static pg_cluster fx_pg;
+static int fx_pg_count;
+
+int fx_group_sqlite(void **state)
+{
+    (void)state;
+    fx_engine = FX_SQLITE;
+    return 0;
+}
+
+int fx_group_postgresql(void **state)
+{
+    (void)state;
+    fx_engine = FX_POSTGRESQL;
+    return pg_cluster_start(&fx_pg);
+}
+
+int fx_group_teardown(void **state)
+{
+    (void)state;
+    pg_cluster_stop(&fx_pg);
+    memset(&fx_pg, 0, sizeof fx_pg);
+    fx_engine = FX_SQLITE;
+    return 0;
+}
+
+bool fx_postgresql_available(void)
+{
+    return pg_cluster_available();
+}
+
+/* Runs one statement without results on the cluster's first database (CREATE/DROP DATABASE). */
+static void fx_pg_admin(const char *sql)
+{
+    db_conn *d = NULL;
+    char err[256];
+    if (db_open_postgresql(fx_pg.conninfo, &d, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    if (db_exec(d, sql) != 0)
+        fail_msg("%s: %s", sql, db_errmsg(d));
+    db_close(d);
+}
+
+/* PostgreSQL: one column of contacts row id as the merge stored it (an encoded value); false
+ * when there is no such row. Text and blobs live in arena. */
+static bool pg_contact_value(fixture *fx, const char *id, const char *column, store_arena *arena,
+                             proto_value *out)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT %s FROM contacts WHERE id = ?1", column);
+    db_stmt *s = NULL;
+    proto_value key = T(id);
+    if (db_prepare(fx->st->conn, sql, &s) != 0)
+        fail_msg("%s: %s", sql, db_errmsg(fx->st->conn));
+    assert_int_equal(store_value_bind_any(s, 1, &key), 0);
+    int rc = db_step(s);
+    bool found = rc == DB_ROW;
+    if (found)
+        assert_int_equal(store_value_column_any(arena, s, 0, out), 0);
+    else
+        assert_int_equal(rc, DB_DONE);
+    db_finalize(s);
+    return found;
+}
 
 char *fx_data(const char *name)
 {
@@ -32,12 +100,23 @@ char *fx_data(const char *name)
 void fx_open_empty(fixture *fx)
 {
     memset(fx, 0, sizeof *fx);
+    fx->engine = fx_engine;
     snprintf(fx->dir, sizeof fx->dir, "%s/outpost-store-XXXXXX",
              getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     assert_non_null(mkdtemp(fx->dir));
     snprintf(fx->path, sizeof fx->path, "%s/central.db", fx->dir);
-    char err[256];
-    assert_int_equal(store_open(fx->path, true, &fx->st, err, sizeof err), 0);
+    char err[256] = "";
+    if (fx->engine == FX_POSTGRESQL) {
+        char sql[64], conninfo[sizeof fx_pg.conninfo + 64];
+        snprintf(fx->db_name, sizeof fx->db_name, "fx_%d", ++fx_pg_count);
+        snprintf(sql, sizeof sql, "CREATE DATABASE %s", fx->db_name);
+        fx_pg_admin(sql);
+        snprintf(conninfo, sizeof conninfo, "%s dbname=%s", fx_pg.conninfo, fx->db_name);
+        if (store_open_postgresql(conninfo, true, &fx->st, err, sizeof err) != 0)
+            fail_msg("%s", err);
+    } else {
+        assert_int_equal(store_open(fx->path, true, &fx->st, err, sizeof err), 0);
+    }
     snprintf(fx->key_path, sizeof fx->key_path, "%s%s", fx->path, STORE_AUDIT_KEY_SUFFIX);
     if (store_audit_key_create(fx->key_path, err, sizeof err) != STORE_OK)
         fail_msg("%s", err);
@@ -67,6 +146,12 @@ void fx_close(fixture *fx)
 {
     store_close(fx->st);
     fx->st = NULL;
+    if (fx->db_name[0] != 0) {
+        char sql[64];
+        snprintf(sql, sizeof sql, "DROP DATABASE %s", fx->db_name);
+        fx_pg_admin(sql);
+        fx->db_name[0] = 0;
+    }
     const char *suffix[] = {"", "-wal", "-shm", "-journal"};
     for (size_t i = 0; i < 4; i++) {
         char p[320];
@@ -215,6 +300,21 @@ void tp_delete_contact(tpush *tp, fixture *fx, const char *id)
     proto_change *ch = tp_change(tp, "contacts", C_NCOLS, PROTO_OP_DELETE);
     char sql[128];
     for (uint32_t c = 0; c < C_NCOLS; c++) {
+        if (fx->engine == FX_POSTGRESQL) {
+            store_arena arena = {0};
+            proto_value v = N();
+            assert_true(pg_contact_value(fx, id, names[c], &arena, &v));
+            if (v.type == PROTO_TEXT) {
+                char *copy = strndup((const char *)v.u.b.p, v.u.b.n);
+                tp->texts[tp->n_texts++] = copy;
+                v = T(copy);
+            } else if (v.type != PROTO_INT) {
+                v = N();
+            }
+            store_arena_free(&arena);
+            tp_col(ch, c, v, U());
+            continue;
+        }
         snprintf(sql, sizeof sql, "SELECT %s FROM contacts WHERE id = ?1", names[c]);
         sqlite3_stmt *s = NULL;
         assert_int_equal(sqlite3_prepare_v2(store_sqlite_db(fx->st), sql, -1, &s, NULL), 0);
@@ -279,6 +379,21 @@ proto_msg *fx_pull(fixture *fx, store_device *dev, uint64_t cursor, uint32_t lim
 
 char *fx_contact(fixture *fx, const char *id, const char *column)
 {
+    if (fx->engine == FX_POSTGRESQL) {
+        store_arena arena = {0};
+        proto_value v = N();
+        char *out = NULL;
+        if (pg_contact_value(fx, id, column, &arena, &v)) {
+            if (v.type == PROTO_TEXT || v.type == PROTO_BLOB)
+                out = strndup((const char *)v.u.b.p, v.u.b.n);
+            else if (v.type == PROTO_INT)
+                out = strf("%lld", (long long)v.u.i);
+            else if (v.type == PROTO_REAL)
+                out = strf("%.15g", v.u.r);
+        }
+        store_arena_free(&arena);
+        return out;
+    }
     char sql[128];
     snprintf(sql, sizeof sql, "SELECT %s FROM contacts WHERE id = ?1", column);
     sqlite3_stmt *s = NULL;
@@ -291,8 +406,78 @@ char *fx_contact(fixture *fx, const char *id, const char *column)
     return out;
 }
 
+static const char *value_sql(const fixture *fx, proto_value v)
+{
+    static char lits[16][600];
+    static unsigned next;
+    char *out = lits[next++ % 16];
+    if (fx->engine != FX_POSTGRESQL) {
+        if (v.type == PROTO_INT)
+            snprintf(out, sizeof lits[0], "%lld", (long long)v.u.i);
+        else
+            snprintf(out, sizeof lits[0], "'%.*s'", (int)v.u.b.n, (const char *)v.u.b.p);
+        return out;
+    }
+    store_bytes b = {0};
+    assert_int_equal(store_values_encode(&v, 1, &b), 0);
+    assert_true(b.len * 2 + 20 < sizeof lits[0]);
+    size_t at = (size_t)snprintf(out, sizeof lits[0], "'\\x");
+    for (size_t i = 0; i < b.len; i++)
+        at += (size_t)snprintf(out + at, sizeof lits[0] - at, "%02x", b.data[i]);
+    snprintf(out + at, sizeof lits[0] - at, "'::bytea");
+    store_bytes_free(&b);
+    return out;
+}
+
+const char *fx_text(const fixture *fx, const char *text)
+{
+    return value_sql(fx, T(text));
+}
+
+const char *fx_integer(const fixture *fx, int64_t i)
+{
+    return value_sql(fx, I(i));
+}
+
+store *fx_open_other(fixture *fx)
+{
+    char err[256] = "";
+    store *st = NULL;
+    int rc;
+    if (fx->engine == FX_POSTGRESQL) {
+        char conninfo[sizeof fx_pg.conninfo + 64];
+        snprintf(conninfo, sizeof conninfo, "%s dbname=%s", fx_pg.conninfo, fx->db_name);
+        rc = store_open_postgresql(conninfo, false, &st, err, sizeof err);
+    } else {
+        rc = store_open(fx->path, false, &st, err, sizeof err);
+    }
+    if (rc != STORE_OK)
+        fail_msg("%s", err);
+    return st;
+}
+
 int64_t fx_int(fixture *fx, const char *sql)
 {
+    if (fx->engine == FX_POSTGRESQL) {
+        db_stmt *d = NULL;
+        if (db_prepare(fx->st->conn, sql, &d) != 0)
+            fail_msg("%s: %s", sql, db_errmsg(fx->st->conn));
+        int64_t v = -1;
+        if (db_step(d) == DB_ROW) {
+            const char *text = db_column_text(d, 0);
+            v = db_column_int64(d, 0);
+            if (text != NULL && strncmp(text, "\\x", 2) == 0) { /* an encoded value */
+                store_arena arena = {0};
+                proto_value val = N();
+                assert_int_equal(store_value_column_any(&arena, d, 0, &val), 0);
+                assert_int_equal(val.type, PROTO_INT);
+                v = val.u.i;
+                store_arena_free(&arena);
+            }
+        }
+        db_finalize(d);
+        return v;
+    }
     sqlite3_stmt *s = NULL;
     if (sqlite3_prepare_v2(store_sqlite_db(fx->st), sql, -1, &s, NULL) != SQLITE_OK)
         fail_msg("%s: %s", sql, sqlite3_errmsg(store_sqlite_db(fx->st)));
@@ -320,8 +505,64 @@ char *fx_dump(fixture *fx)
     return fx_dump_except(fx, NULL);
 }
 
+/* PostgreSQL: the same dump, each row as its columns' text joined by | (compared only with
+ * other dumps of the same engine). */
+static char *pg_dump_except(fixture *fx, const char *const *skip)
+{
+    db_conn *d = fx->st->conn;
+    db_stmt *tables = NULL, *cols = NULL, *rows = NULL;
+    assert_int_equal(db_prepare(d,
+                                "SELECT table_name FROM information_schema.tables"
+                                " WHERE table_schema = 'public' ORDER BY 1",
+                                &tables),
+                     0);
+    assert_int_equal(db_prepare(d,
+                                "SELECT column_name FROM information_schema.columns"
+                                " WHERE table_schema = 'public' AND table_name = ?1"
+                                " ORDER BY ordinal_position",
+                                &cols),
+                     0);
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    while (db_step(tables) == DB_ROW) {
+        const char *name = db_column_text(tables, 0);
+        bool skipped = strcmp(name, "_outpost_store") == 0;
+        for (size_t i = 0; skip && skip[i] && !skipped; i++)
+            skipped = strcmp(skip[i], name) == 0;
+        if (skipped)
+            continue;
+        char *sql = strf("SELECT ''");
+        assert_int_equal(db_bind_text(cols, 1, name), 0);
+        while (db_step(cols) == DB_ROW) {
+            const char *col = db_column_text(cols, 0);
+            if (strstr(col, "_ms") != NULL) /* wall-clock columns */
+                continue;
+            char *next = strf("%s || quote_nullable(\"%s\"::text) || '|'", sql, col);
+            free(sql);
+            sql = next;
+        }
+        db_reset(cols);
+        char *next = strf("%s FROM \"%s\" ORDER BY 1", sql, name);
+        free(sql);
+        assert_int_equal(db_prepare(d, next, &rows), 0);
+        free(next);
+        dump_append(&buf, &len, &cap, name);
+        dump_append(&buf, &len, &cap, ":\n");
+        while (db_step(rows) == DB_ROW) {
+            dump_append(&buf, &len, &cap, db_column_text(rows, 0));
+            dump_append(&buf, &len, &cap, "\n");
+        }
+        db_finalize(rows);
+    }
+    db_finalize(cols);
+    db_finalize(tables);
+    return buf;
+}
+
 char *fx_dump_except(fixture *fx, const char *const *skip)
 {
+    if (fx->engine == FX_POSTGRESQL)
+        return pg_dump_except(fx, skip);
     sqlite3 *db = store_sqlite_db(fx->st);
     sqlite3_stmt *tables = NULL;
     assert_int_equal(sqlite3_prepare_v2(db,

@@ -17,6 +17,8 @@
 enum { C_ID, C_TEAM, C_NAME, C_AGE, C_LOCATION, C_NOTES, C_RISK, C_UPDATED, C_NCOLS };
 
 typedef struct fixture {
+    int engine; /* FX_SQLITE or FX_POSTGRESQL: fx_engine when fx_open ran */
+    char db_name[32]; /* PostgreSQL: the test's own database in the shared cluster */
     char dir[256];
     char path[300];
     char key_path[320]; /* the audit key, made and loaded by fx_open */
@@ -25,6 +27,18 @@ typedef struct fixture {
 
 /* Reads tests/data/NAME (via OUTPOST_SOURCE_DIR); malloc'd text, fails the test if missing. */
 char *fx_data(const char *name);
+
+/* The engine fx_open makes stores on. SQLite unless a group setup chose PostgreSQL: then every
+ * store is a fresh database of one private cluster the group shares (unit/pg_cluster.h). */
+enum { FX_SQLITE = 1, FX_POSTGRESQL = 2 };
+extern int fx_engine;
+/* cmocka group setup/teardown: SQLite, or PostgreSQL (run such a group only when
+ * fx_postgresql_available()). */
+int fx_group_sqlite(void **state);
+int fx_group_postgresql(void **state);
+int fx_group_teardown(void **state);
+/* True when PostgreSQL 15's binaries are installed (scripts/deps.sh installs them). */
+bool fx_postgresql_available(void);
 
 /* Makes the store (schema, teams, workers). fx_close removes everything. */
 void fx_open(fixture *fx);
@@ -64,7 +78,14 @@ proto_msg *fx_pull(fixture *fx, store_device *dev, uint64_t cursor, uint32_t lim
 
 /* The text of one column of contacts row id, malloc'd; NULL when no row or NULL value. */
 char *fx_contact(fixture *fx, const char *id, const char *column);
-/* Integer result of a SQL query with no parameters (first column of the first row). */
+/* The SQL literal of a stored TEXT value, to compare a value column (a synced column, a
+ * conflict's values, a change's scope) in fx_int's SQL: 'text' on SQLite, the encoded value as
+ * bytea on PostgreSQL. Valid until 16 more calls. */
+const char *fx_text(const fixture *fx, const char *text);
+const char *fx_integer(const fixture *fx, int64_t i); /* the same for an INTEGER value */
+/* Another handle on the fixture's store, as a second process would open it. */
+store *fx_open_other(fixture *fx);
+/* Integer result of a SQL query (on PostgreSQL, an INTEGER value column's value is decoded) with no parameters (first column of the first row). */
 int64_t fx_int(fixture *fx, const char *sql);
 
 /* Every table of the store, every row, in a fixed order: for "identical store" checks.

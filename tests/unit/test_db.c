@@ -266,6 +266,43 @@ static void test_upsert_and_unique(void **state)
     assert_int_equal(int_of(fx->d, "SELECT n FROM items WHERE k = 'unique-once'"), 1);
 }
 
+/* A row a constraint refuses is STORE_ECONSTRAINT on both engines (the merge refuses the row
+ * and goes on); a duplicate key stays STORE_EEXISTS. Static binds read the caller's bytes at the
+ * step, and an empty static blob stays a blob. */
+static void test_constraints_and_static_binds(void **state)
+{
+    engine_fx *fx = engine_of(state);
+    db_stmt *s = NULL;
+
+    assert_int_equal(db_exec(fx->d, table_ddl), 0);
+    assert_int_equal(db_prepare(fx->d, "INSERT INTO items(k, note, body, n) VALUES(?1, ?2, ?3, ?4)",
+                                &s),
+                     0);
+    char key[] = "static-1", note[] = "kept as is";
+    assert_int_equal(db_bind_text_static(s, 1, key, strlen(key)), 0);
+    assert_int_equal(db_bind_text_static(s, 2, note, 4), 0); /* "kept" */
+    assert_int_equal(db_bind_blob_static(s, 3, "", 0), 0);
+    assert_int_equal(db_bind_null(s, 4), 0);
+    assert_int_equal(db_step(s), STORE_ECONSTRAINT); /* n NOT NULL */
+    assert_non_null(strstr(db_errmsg(fx->d), "n"));
+    db_reset(s);
+    assert_int_equal(db_bind_int64(s, 4, 3), 0);
+    assert_int_equal(db_step(s), DB_DONE);
+    db_reset(s);
+    assert_int_equal(db_step(s), STORE_EEXISTS); /* k UNIQUE */
+    db_finalize(s);
+
+    assert_int_equal(db_prepare(fx->d, "SELECT note, body IS NULL, length(body) FROM items"
+                                       " WHERE k = 'static-1'",
+                                &s),
+                     0);
+    assert_int_equal(db_step(s), DB_ROW);
+    assert_string_equal(db_column_text(s, 0), "kept");
+    assert_int_equal(db_column_int64(s, 1), 0);
+    assert_int_equal(db_column_int64(s, 2), 0);
+    db_finalize(s);
+}
+
 static void test_transactions(void **state)
 {
     engine_fx *fx = engine_of(state);
@@ -427,6 +464,7 @@ static void test_values_of_any_type(void **state)
 #define ENGINE_TESTS                                                                           \
     cmocka_unit_test(test_values_round_trip), cmocka_unit_test(test_upsert_and_unique),       \
         cmocka_unit_test(test_transactions), cmocka_unit_test(test_one_writer_at_a_time),       \
+        cmocka_unit_test(test_constraints_and_static_binds),                                   \
         cmocka_unit_test(test_values_of_any_type)
 
 int main(void)

@@ -161,11 +161,50 @@ static void test_update_same_column_later_hlc_wins_loser_logged(void **state)
     /* the conflict log keeps both values, the losing device and its worker */
     char where[512];
     snprintf(where, sizeof where,
-             "losing_value = 'Earlier' AND winning_value = 'Later' AND kind = %d AND"
+             "losing_value = %s AND winning_value = %s AND kind = %d AND"
              " loser_device = '%s' AND loser_worker = 'ana' AND winner_device = '%s'"
              " AND decided_by = 'hlc' AND reversible = 1 AND time_ms = %lld",
-             PROTO_CONFLICT_DATA, w->ana.device_id, w->ana2.device_id, (long long)NOW_MS);
+             fx_text(&w->fx, "Earlier"), fx_text(&w->fx, "Later"), PROTO_CONFLICT_DATA, w->ana.device_id, w->ana2.device_id, (long long)NOW_MS);
     assert_int_equal(conflicts_where(w, where), 1);
+    proto_msg_free(first);
+    proto_msg_free(second);
+}
+
+/* A supervisor reverses a logged decision: the losing value is written back as the server's
+ * change, pulled by the device that won, and the decision is recorded once. */
+static void test_reversed_decision_reaches_the_winner(void **state)
+{
+    world *w = *state;
+    seed_contact(w, &w->ana, 1, "c-1", "north", "Amina");
+    proto_msg *first =
+        push_update(w, &w->ana2, 1, HLC(NOW_MS - 10), "c-1", C_NAME, T("Amina"), T("Later"), NULL);
+    proto_msg *second = push_update(w, &w->ana, 2, HLC(NOW_MS - 20), "c-1", C_NAME, T("Amina"),
+                                    T("Earlier"), NULL);
+    assert_int_equal(second->u.ack.n_conflicts, 1);
+    uint64_t cursor = second->u.ack.server_seq;
+    int64_t id = fx_int(&w->fx, "SELECT id FROM _outpost_conflicts");
+    const char north[][64] = {"north"}, south[][64] = {"south"};
+    assert_int_equal(store_dash_decide(w->fx.st, south, 1, id, true, "sam", NOW_MS, NULL),
+                     STORE_ENOTFOUND);
+    store_push_info info;
+    assert_int_equal(store_dash_decide(w->fx.st, north, 1, id, true, "sara", NOW_MS, &info),
+                     STORE_OK);
+    assert_int_equal(info.n_rows, 1);
+    assert_int_equal(info.server_seq, cursor + 1);
+    free(info.teams_touched);
+    assert_contact(w, "c-1", "name", "Earlier");
+    assert_int_equal(store_dash_decide(w->fx.st, north, 1, id, false, "sara", NOW_MS, NULL),
+                     STORE_EEXISTS);
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_conflict_decisions"
+                                    " WHERE decision = 'reversed' AND decided_by = 'sara'"),
+                     1);
+    store_pull_info pinfo;
+    proto_msg *m = fx_pull(&w->fx, &w->ana2, cursor, 100, 1 << 20, &pinfo);
+    const proto_table_rows *t = fx_rows_table(m, "contacts");
+    assert_non_null(t);
+    assert_int_equal(t->n_rows, 1);
+    assert_true(fx_value_is(&t->rows[C_NAME], "Earlier"));
+    proto_msg_free(m);
     proto_msg_free(first);
     proto_msg_free(second);
 }
@@ -182,8 +221,9 @@ static void test_update_same_column_later_arrival_with_later_hlc_wins(void **sta
     assert_contact(w, "c-1", "name", "Later");
     char where[512];
     snprintf(where, sizeof where,
-             "losing_value = 'Earlier' AND winning_value = 'Later' AND"
+             "losing_value = %s AND winning_value = %s AND"
              " loser_device = '%s' AND against_push = 0",
+             fx_text(&w->fx, "Earlier"), fx_text(&w->fx, "Later"),
              w->ana.device_id);
     assert_int_equal(conflicts_where(w, where), 1);
     proto_msg_free(first);
@@ -275,7 +315,9 @@ static void test_update_of_deleted_row_earlier_update_loses(void **state)
     assert_int_equal(u->u.ack.conflicts[0].kind, PROTO_CONFLICT_NOTFOUND);
     assert_true(fx_value_is(&u->u.ack.conflicts[0].mine, "too late"));
     assert_contact(w, "c-1", "name", NULL);
-    assert_int_equal(conflicts_where(w, "losing_value = 'too late' AND kind = 2"), 1);
+    char where[512];
+    snprintf(where, sizeof where, "losing_value = %s AND kind = 2", fx_text(&w->fx, "too late"));
+    assert_int_equal(conflicts_where(w, where), 1);
     proto_msg_free(d);
     proto_msg_free(u);
     tp_free(del);
@@ -302,7 +344,10 @@ static void test_update_of_unknown_row_loses_and_is_tombstoned(void **state)
     m = fx_pull(&w->fx, &w->ana, 1, 100, 1 << 20, &info);
     assert_int_equal(info.n_deleted, 1);
     proto_msg_free(m);
-    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM contacts WHERE id = 'ghost'"), 0);
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM contacts WHERE id = %s",
+             fx_text(&w->fx, "ghost"));
+    assert_int_equal(fx_int(&w->fx, sql), 0);
 
     /* without its scope it cannot be checked at all: refused */
     tp = tp_new(3, HLC(NOW_MS));
@@ -374,7 +419,8 @@ static void test_delete_of_changed_row_later_delete_wins(void **state)
     assert_contact(w, "c-1", "name", NULL);
     /* the change the delete overrode is kept */
     char where[512];
-    snprintf(where, sizeof where, "losing_value = 'Amina K.' AND loser_device = '%s' AND kind = %d",
+    snprintf(where, sizeof where, "losing_value = %s AND loser_device = '%s' AND kind = %d",
+             fx_text(&w->fx, "Amina K."),
              w->ana.device_id, PROTO_CONFLICT_CONFLICT);
     assert_int_equal(conflicts_where(w, where), 1);
     proto_msg_free(u);
@@ -416,8 +462,12 @@ static void test_policy_server_wins_keeps_central_value(void **state)
     /* later HLC, stale old value: under server-wins it still loses */
     proto_msg *b = update_table_row(w, &w->ana2, HLC(NOW_MS - 10), "visits", "v-1", "c-1", "c-3");
     assert_int_equal(b->u.ack.n_conflicts, 1);
-    assert_int_equal(fx_int(&w->fx, "SELECT contact_id = 'c-2' FROM visits"), 1);
-    assert_int_equal(conflicts_where(w, "decided_by = 'server-wins' AND losing_value = 'c-3'"), 1);
+    char sql[512];
+    snprintf(sql, sizeof sql, "SELECT contact_id = %s FROM visits", fx_text(&w->fx, "c-2"));
+    assert_int_equal(fx_int(&w->fx, sql), 1);
+    snprintf(sql, sizeof sql, "decided_by = 'server-wins' AND losing_value = %s",
+             fx_text(&w->fx, "c-3"));
+    assert_int_equal(conflicts_where(w, sql), 1);
     proto_msg_free(a);
     proto_msg_free(b);
 }
@@ -432,8 +482,12 @@ static void test_policy_device_wins_takes_pushed_value(void **state)
     proto_msg *b =
         update_table_row(w, &w->ana2, HLC(NOW_MS - 50), "referrals", "r-1", "clinic", "police");
     assert_int_equal(b->u.ack.n_conflicts, 0);
-    assert_int_equal(fx_int(&w->fx, "SELECT agency = 'police' FROM referrals"), 1);
-    assert_int_equal(conflicts_where(w, "decided_by = 'device-wins' AND losing_value = 'shelter'"),
+    char sql[512];
+    snprintf(sql, sizeof sql, "SELECT agency = %s FROM referrals", fx_text(&w->fx, "police"));
+    assert_int_equal(fx_int(&w->fx, sql), 1);
+    snprintf(sql, sizeof sql, "decided_by = 'device-wins' AND losing_value = %s",
+             fx_text(&w->fx, "shelter"));
+    assert_int_equal(conflicts_where(w, sql),
                      1);
     proto_msg_free(a);
     proto_msg_free(b);
@@ -553,9 +607,10 @@ static void test_reject_new_scope_value_out_of_scope(void **state)
                                     " WHERE rf.team = 'north' AND rf.code = 20"
                                     " AND c.losing_value IS NULL AND c.reversible = 0"),
                      1);
-    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_conflicts"
-                                    " WHERE losing_value = 'not mine'"),
-                     0);
+    char sql[256];
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM _outpost_conflicts WHERE losing_value = %s",
+             fx_text(&w->fx, "not mine"));
+    assert_int_equal(fx_int(&w->fx, sql), 0);
     proto_msg_free(m);
     tp_free(tp);
     free(before);
@@ -645,7 +700,10 @@ static void test_reject_unknown_table_column_count_pk_constraint(void **state)
     /* nothing applied; the refused value is kept once in the conflict log */
     assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM contacts"), 1);
     assert_int_equal(fx_int(&w->fx, "SELECT age FROM contacts"), 12);
-    assert_int_equal(conflicts_where(w, "kind = 4 AND col = 3 AND losing_value = 99"), 1);
+    char where[256];
+    snprintf(where, sizeof where, "kind = 4 AND col = 3 AND losing_value = %s",
+             fx_integer(&w->fx, 99));
+    assert_int_equal(conflicts_where(w, where), 1);
     assert_int_equal(conflicts_where(w, "kind = 4"), 1); /* only age was written */
 
     assert_int_equal(w->ana.acked_seq, 7); /* the highest seq recorded, refused ones too */
@@ -1004,9 +1062,11 @@ static void test_change_log_batches_land_once_and_refusals_leave_none(void **sta
     assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_changes c JOIN _outpost_changes"
                                     " p ON p.seq = c.prev_seq WHERE p.pk = c.pk AND p.op = 1"),
                      2);
-    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_changes WHERE scope_new ="
-                                    " 'south' AND scope_old = 'north'"),
-                     1);
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM _outpost_changes WHERE scope_new = %s AND scope_old = %s",
+             fx_text(&w->fx, "south"), fx_text(&w->fx, "north"));
+    assert_int_equal(fx_int(&w->fx, sql), 1);
     assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_scope_exits"), 1);
     assert_contact(w, "c-05", "name", "Amina B");
     assert_contact(w, "c-69", "team_id", "south");
@@ -1034,8 +1094,7 @@ static void test_new_row_states_in_any_key_order_get_one_state_each(void **state
 
     /* another connection to the same store adds a larger key */
     fixture other = w->fx;
-    char err[256];
-    assert_int_equal(store_open(w->fx.path, false, &other.st, err, sizeof err), STORE_OK);
+    other.st = fx_open_other(&w->fx);
     tp = tp_new(1, HLC(NOW_MS - 4000));
     tp_insert_contact(tp, "k-90", "north", "from elsewhere");
     m = fx_push(&other, &w->ana2, tp, NOW_MS, NULL);
@@ -1065,9 +1124,11 @@ static void test_new_row_states_in_any_key_order_get_one_state_each(void **state
                      83);
     /* the one decision: k-99's second insert over its first */
     assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_conflicts"), 1);
-    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_conflicts WHERE"
-                                    " losing_value = 'one' AND winning_value = 'two'"),
-                     1);
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT count(*) FROM _outpost_conflicts WHERE losing_value = %s AND winning_value = %s",
+             fx_text(&w->fx, "one"), fx_text(&w->fx, "two"));
+    assert_int_equal(fx_int(&w->fx, sql), 1);
     assert_contact(w, "k-99", "name", "two");
     assert_contact(w, "k-00", "name", "descending");
     assert_contact(w, "k-90", "name", "from elsewhere");
@@ -1082,6 +1143,7 @@ int main(void)
         T_(test_insert_new_row_applied),
         T_(test_update_different_columns_merge_without_conflict),
         T_(test_update_same_column_later_hlc_wins_loser_logged),
+        T_(test_reversed_decision_reaches_the_winner),
         T_(test_update_same_column_later_arrival_with_later_hlc_wins),
         T_(test_update_tie_broken_by_device_id),
         T_(test_same_value_written_twice_is_not_a_conflict),
@@ -1108,5 +1170,42 @@ int main(void)
         T_(test_change_log_batches_land_once_and_refusals_leave_none),
         T_(test_new_row_states_in_any_key_order_get_one_state_each),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    /* The same rules on PostgreSQL, but for what only SQLite has: a full disk (page limits),
+     * the hostile-push model (PRAGMA integrity_check), the replay test's store file copies. */
+    const struct CMUnitTest on_postgresql[] = {
+        T_(test_insert_new_row_applied),
+        T_(test_update_different_columns_merge_without_conflict),
+        T_(test_update_same_column_later_hlc_wins_loser_logged),
+        T_(test_reversed_decision_reaches_the_winner),
+        T_(test_update_same_column_later_arrival_with_later_hlc_wins),
+        T_(test_update_tie_broken_by_device_id),
+        T_(test_same_value_written_twice_is_not_a_conflict),
+        T_(test_insert_of_existing_key_merges_by_column),
+        T_(test_update_of_deleted_row_later_update_restores_it),
+        T_(test_update_of_deleted_row_earlier_update_loses),
+        T_(test_update_of_unknown_row_loses_and_is_tombstoned),
+        T_(test_delete_of_deleted_row_is_quiet),
+        T_(test_delete_of_changed_row_earlier_delete_loses),
+        T_(test_delete_of_changed_row_later_delete_wins),
+        T_(test_policy_server_wins_keeps_central_value),
+        T_(test_policy_device_wins_takes_pushed_value),
+        T_(test_clock_far_ahead_is_clamped_and_cannot_win),
+        T_(test_scope_moved_row_touches_old_and_new_team),
+        T_(test_reject_new_scope_value_out_of_scope),
+        T_(test_reject_old_scope_value_out_of_scope),
+        T_(test_reject_unknown_table_column_count_pk_constraint),
+        T_(test_reject_primary_key_of_the_wrong_type),
+        T_(test_duplicate_seq_answers_same_ack_without_applying),
+        T_(test_revoked_device_push_refused),
+        T_(test_change_log_batches_land_once_and_refusals_leave_none),
+        T_(test_new_row_states_in_any_key_order_get_one_state_each),
+    };
+    int failed = cmocka_run_group_tests_name("merge_sqlite", tests, fx_group_sqlite,
+                                             fx_group_teardown);
+    if (!fx_postgresql_available()) {
+        printf("merge_postgresql: skipped, PostgreSQL 15 binaries not installed\n");
+        return failed;
+    }
+    return failed + cmocka_run_group_tests_name("merge_postgresql", on_postgresql,
+                                                fx_group_postgresql, fx_group_teardown);
 }

@@ -697,5 +697,22 @@ int main(void)
         T_(test_pull_revoked_device_refused),
         T_(test_two_handles_and_a_busy_writer),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    /* Pull on PostgreSQL (the rest of this file is SQLite's file handling or is covered for
+     * both engines by test_store_engines). */
+    const struct CMUnitTest on_postgresql[] = {
+        T_(test_pull_pages_by_limit_and_bytes),
+        T_(test_pull_tombstones_and_no_echo),
+        T_(test_pull_returns_row_when_merge_altered_it),
+        T_(test_pull_scope_removal),
+        T_(test_pull_cursor_from_the_future_is_refused),
+        T_(test_pull_revoked_device_refused),
+    };
+    int failed = cmocka_run_group_tests_name("store_sqlite", tests, fx_group_sqlite,
+                                             fx_group_teardown);
+    if (!fx_postgresql_available()) {
+        printf("store_postgresql: skipped, PostgreSQL 15 binaries not installed\n");
+        return failed;
+    }
+    return failed + cmocka_run_group_tests_name("store_postgresql", on_postgresql,
+                                                fx_group_postgresql, fx_group_teardown);
 }

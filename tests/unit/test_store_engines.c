@@ -213,7 +213,15 @@ static void test_enroll_and_authenticate(void **state)
     assert_true(f.row.last_seen_ms > 0);
     assert_int_equal(store_device_seen(fx->st, "no-such-device", 1), STORE_ENOTFOUND);
 
+    bool barred = true; /* the sweep's question: may this device's session go on? */
+    assert_int_equal(store_device_barred(fx->st, id, &barred), 0);
+    assert_false(barred);
+    assert_int_equal(store_device_barred(fx->st, "no-such-device", &barred), 0);
+    assert_true(barred);
     assert_int_equal(store_device_revoke(fx->st, id, false), 0);
+    barred = false;
+    assert_int_equal(store_device_barred(fx->st, id, &barred), 0);
+    assert_true(barred);
     assert_int_equal(store_device_revoke(fx->st, id, true), 0);
     assert_int_equal(store_device_revoke(fx->st, id, false), 0); /* the wipe order stays */
     assert_int_equal(store_device_auth(fx->st, id, secret, &dev), STORE_EREVOKED);
