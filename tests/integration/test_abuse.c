@@ -22,7 +22,6 @@
 #include <mbedtls/entropy.h>
 #include <mbedtls/net_sockets.h>
 #include <mbedtls/ssl.h>
-#include <poll.h>
 
 #include "daemon_fixture.h"
 #include "store.h"
@@ -193,7 +192,9 @@ static raw_tls *raw_tls_open(const daemon_fixture *fx)
     snprintf(port, sizeof port, "%u", fx->port);
     assert_int_equal(mbedtls_net_connect(&t->net, "127.0.0.1", port, MBEDTLS_NET_PROTO_TCP), 0);
     assert_int_equal(mbedtls_ssl_setup(&t->ssl, &t->conf), 0);
-    mbedtls_ssl_set_bio(&t->ssl, &t->net, mbedtls_net_send, mbedtls_net_recv, NULL);
+    /* Reads wait at most the conf's read timeout (none during the handshake; raw_tls_read sets
+     * one): a blocking read could stay inside mbedtls_ssl_read after a TLS 1.3 ticket. */
+    mbedtls_ssl_set_bio(&t->ssl, &t->net, mbedtls_net_send, NULL, mbedtls_net_recv_timeout);
     while ((rc = mbedtls_ssl_handshake(&t->ssl)) == MBEDTLS_ERR_SSL_WANT_READ ||
            rc == MBEDTLS_ERR_SSL_WANT_WRITE) {
     }
@@ -209,18 +210,19 @@ static int raw_tls_write(raw_tls *t, const char *text)
 }
 
 /* Reads what arrives within timeout_ms into buf (NUL-terminated); true when the server closed
- * the connection meanwhile. */
+ * the connection meanwhile. Every mbedtls_ssl_read is bounded by the time left: the server's
+ * TLS 1.3 NewSessionTicket makes the socket readable with no application data behind it, and
+ * mbedtls_ssl_read reads on past it (a blocking read then waited for the server to give up). */
 static bool raw_tls_read(raw_tls *t, char *buf, size_t size, int timeout_ms)
 {
     uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
     size_t len = 0;
+    bool closed = false;
 
     buf[0] = '\0';
-    while (now_ms() < deadline) {
-        struct pollfd pfd = {.fd = t->net.fd, .events = POLLIN};
+    for (uint64_t now = now_ms(); now < deadline; now = now_ms()) {
         int rc;
-        if (mbedtls_ssl_get_bytes_avail(&t->ssl) == 0 && poll(&pfd, 1, 50) != 1)
-            continue;
+        mbedtls_ssl_conf_read_timeout(&t->conf, (uint32_t)(deadline - now));
         rc = mbedtls_ssl_read(&t->ssl, (unsigned char *)buf + len, size - 1 - len);
         if (rc > 0) {
             len += (size_t)rc;
@@ -229,11 +231,14 @@ static bool raw_tls_read(raw_tls *t, char *buf, size_t size, int timeout_ms)
                 len = 0; /* keep reading, keep the tail */
             continue;
         }
-        if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET)
+        if (rc == MBEDTLS_ERR_SSL_WANT_READ || rc == MBEDTLS_ERR_SSL_RECEIVED_NEW_SESSION_TICKET ||
+            rc == MBEDTLS_ERR_SSL_TIMEOUT)
             continue;
-        return true; /* close_notify, EOF or reset */
+        closed = true; /* close_notify, EOF or reset */
+        break;
     }
-    return false;
+    mbedtls_ssl_conf_read_timeout(&t->conf, 0); /* callers' own reads block again */
+    return closed;
 }
 
 static void raw_tls_close(raw_tls *t)
