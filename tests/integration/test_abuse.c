@@ -772,6 +772,34 @@ static void test_slow_http_body_times_out(void **state)
     raw_tls_close(t);
 }
 
+/* A POST body that stops coming altogether (no piece after the deadline to notice it) is cut
+ * off at message_timeout_s too, not at lws's own timeout (handshake_timeout_s, 10 s). */
+static void test_stalled_http_body_times_out(void **state)
+{
+    static const char head[] = "POST /dashboard/api/login HTTP/1.1\r\nHost: localhost\r\n"
+                               "Content-Type: application/json\r\nContent-Length: 200\r\n\r\n"
+                               "{\"name\":";
+    raw_tls *t;
+    char reply[1024];
+    uint64_t t0, took;
+    int lines_before = other_daemon() ? 0 : log_count(&mem_fx, "request body not complete");
+    bool closed;
+
+    (void)state;
+    t = raw_tls_open(&mem_fx);
+    assert_int_equal(raw_tls_write(t, head), 0);
+    t0 = now_ms();
+    closed = raw_tls_read(t, reply, sizeof reply, 9000);
+    took = now_ms() - t0;
+    printf("stalled body closed after %llu ms\n", (unsigned long long)took);
+    assert_true(closed);
+    assert_true(took >= 1500 && took < 4000);
+    assert_null(strstr(reply, "HTTP/1.1 2"));
+    raw_tls_close(t);
+    if (!other_daemon())
+        assert_int_equal(log_count(&mem_fx, "request body not complete") - lines_before, 1);
+}
+
 /* ---- 7. backpressure ---------------------------------------------------------------------- */
 
 static int setup_lock(void **state);
@@ -1166,6 +1194,7 @@ int main(void)
         cmocka_unit_test(test_notify_one_outstanding_until_pull),
         cmocka_unit_test(test_upgrade_without_subprotocol_refused),
         cmocka_unit_test(test_slow_http_body_times_out),
+        cmocka_unit_test(test_stalled_http_body_times_out),
     };
     const struct CMUnitTest lock[] = {
         cmocka_unit_test(test_overload_is_backpressure_not_busy),
