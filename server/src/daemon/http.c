@@ -64,6 +64,7 @@ static void request_reset(http_request *req)
 {
     struct lws *wsi = req->wsi;
 
+    lws_sul_cancel(&req->body_timer); /* linked into lws's timer list while armed */
     http_reply_reset(&req->reply);
     memset(req, 0, sizeof *req);
     req->wsi = wsi;
@@ -97,6 +98,23 @@ static int serve(http_request *req, server *srv, const char *path)
     if (asset)
         return http_respond(req, 200, asset->content_type, asset->data, asset->n_bytes, true);
     return http_respond(req, 404, "text/plain; charset=utf-8", "not found\n", 10, true);
+}
+
+static void log_body_late(const http_request *req, const server *srv)
+{
+    log_limited(LOG_WARN, "http %s: request body not complete within %u s, closed", req->path,
+                (unsigned)srv->config.limits.message_timeout_s);
+}
+
+/* The body's deadline passed with no piece arriving to notice it (lws re-arms its own timeout,
+ * handshake_timeout_s, only while pieces come): the connection is closed now. */
+static void body_deadline_passed(lws_sorted_usec_list_t *sul)
+{
+    http_request *req = lws_container_of(sul, http_request, body_timer);
+    const server *srv = lws_context_user(lws_get_context(req->wsi));
+
+    log_body_late(req, srv);
+    lws_set_timeout(req->wsi, PENDING_TIMEOUT_HTTP_CONTENT, LWS_TO_KILL_ASYNC);
 }
 
 int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -143,9 +161,12 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         }
         if (req->is_post) {
             /* lws re-arms its own timeout at every piece of body, so a body trickled in a byte
-             * at a time would hold the connection for ever: the whole body has a deadline. */
-            req->body_deadline_ms =
-                server_now_ms() + (uint64_t)srv->config.limits.message_timeout_s * 1000u;
+             * at a time would hold the connection for ever: the whole body has a deadline,
+             * checked at each piece and by a timer for a body that stops coming. */
+            uint64_t limit_ms = (uint64_t)srv->config.limits.message_timeout_s * 1000u;
+            req->body_deadline_ms = server_now_ms() + limit_ms;
+            lws_sul_schedule(lws_get_context(wsi), 0, &req->body_timer, body_deadline_passed,
+                             (lws_usec_t)limit_ms * LWS_US_PER_MS);
             return 0; /* answered once the body is in */
         }
         return serve(req, srv, req->path) == 0 ? 0 : -1;
@@ -154,8 +175,7 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
         if (!req)
             return -1;
         if (server_now_ms() > req->body_deadline_ms) {
-            log_limited(LOG_WARN, "http %s: request body not complete within %u s, closed",
-                        req->path, (unsigned)srv->config.limits.message_timeout_s);
+            log_body_late(req, srv);
             return -1;
         }
         if (req->body_in_len + len > HTTP_BODY_MAX) {
@@ -171,6 +191,7 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
         if (!req)
             return -1;
+        lws_sul_cancel(&req->body_timer);
         if (req->body_too_big)
             return http_respond(req, 413, "text/plain; charset=utf-8", "request too large\n",
                                 18, true) == 0
@@ -189,8 +210,14 @@ int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
             return -1;
         return 0;
 
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL: /* req is freed after this (close or upgrade) */
+        if (req)
+            lws_sul_cancel(&req->body_timer);
+        break;
+
     case LWS_CALLBACK_CLOSED_HTTP:
         if (req) {
+            lws_sul_cancel(&req->body_timer);
             if (req->pending_id)
                 dashboard_forget(srv->dash, req);
             http_reply_reset(&req->reply);

@@ -28,6 +28,7 @@ typedef struct http_request {
     char path[64];
     size_t body_in_len;
     uint64_t body_deadline_ms; /* a POST body must be complete by then (message_timeout_s) */
+    lws_sorted_usec_list_t body_timer; /* closes at body_deadline_ms if no piece comes */
     char body_in[HTTP_BODY_MAX + 1];
     uint64_t pending_id; /* non-zero while a store call for this request is out */
 
