@@ -1137,69 +1137,46 @@ static void test_new_row_states_in_any_key_order_get_one_state_each(void **state
 
 #define T_(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
+/* The merge rules every engine must keep. */
+#define MERGE_RULE_TESTS \
+    T_(test_insert_new_row_applied), \
+    T_(test_update_different_columns_merge_without_conflict), \
+    T_(test_update_same_column_later_hlc_wins_loser_logged), \
+    T_(test_reversed_decision_reaches_the_winner), \
+    T_(test_update_same_column_later_arrival_with_later_hlc_wins), \
+    T_(test_update_tie_broken_by_device_id), \
+    T_(test_same_value_written_twice_is_not_a_conflict), \
+    T_(test_insert_of_existing_key_merges_by_column), \
+    T_(test_update_of_deleted_row_later_update_restores_it), \
+    T_(test_update_of_deleted_row_earlier_update_loses), \
+    T_(test_update_of_unknown_row_loses_and_is_tombstoned), \
+    T_(test_delete_of_deleted_row_is_quiet), \
+    T_(test_delete_of_changed_row_earlier_delete_loses), \
+    T_(test_delete_of_changed_row_later_delete_wins), \
+    T_(test_policy_server_wins_keeps_central_value), \
+    T_(test_policy_device_wins_takes_pushed_value), \
+    T_(test_clock_far_ahead_is_clamped_and_cannot_win), \
+    T_(test_scope_moved_row_touches_old_and_new_team), \
+    T_(test_reject_new_scope_value_out_of_scope), \
+    T_(test_reject_old_scope_value_out_of_scope), \
+    T_(test_reject_unknown_table_column_count_pk_constraint), \
+    T_(test_reject_primary_key_of_the_wrong_type), \
+    T_(test_duplicate_seq_answers_same_ack_without_applying), \
+    T_(test_revoked_device_push_refused), \
+    T_(test_change_log_batches_land_once_and_refusals_leave_none), \
+    T_(test_new_row_states_in_any_key_order_get_one_state_each),
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        T_(test_insert_new_row_applied),
-        T_(test_update_different_columns_merge_without_conflict),
-        T_(test_update_same_column_later_hlc_wins_loser_logged),
-        T_(test_reversed_decision_reaches_the_winner),
-        T_(test_update_same_column_later_arrival_with_later_hlc_wins),
-        T_(test_update_tie_broken_by_device_id),
-        T_(test_same_value_written_twice_is_not_a_conflict),
-        T_(test_insert_of_existing_key_merges_by_column),
-        T_(test_update_of_deleted_row_later_update_restores_it),
-        T_(test_update_of_deleted_row_earlier_update_loses),
-        T_(test_update_of_unknown_row_loses_and_is_tombstoned),
-        T_(test_delete_of_deleted_row_is_quiet),
-        T_(test_delete_of_changed_row_earlier_delete_loses),
-        T_(test_delete_of_changed_row_later_delete_wins),
-        T_(test_policy_server_wins_keeps_central_value),
-        T_(test_policy_device_wins_takes_pushed_value),
-        T_(test_clock_far_ahead_is_clamped_and_cannot_win),
-        T_(test_scope_moved_row_touches_old_and_new_team),
-        T_(test_reject_new_scope_value_out_of_scope),
-        T_(test_reject_old_scope_value_out_of_scope),
-        T_(test_reject_unknown_table_column_count_pk_constraint),
-        T_(test_reject_primary_key_of_the_wrong_type),
-        T_(test_duplicate_seq_answers_same_ack_without_applying),
+        MERGE_RULE_TESTS
+        /* What only SQLite has: the replay test's store file copies, a full disk (page limits),
+         * the hostile-push model (PRAGMA integrity_check). */
         cmocka_unit_test(test_replay_1_2_10_times_identical_store),
         T_(test_full_disk_is_efull_and_nothing_applied),
-        T_(test_revoked_device_push_refused),
         T_(test_hostile_pushes_never_break_the_store),
-        T_(test_change_log_batches_land_once_and_refusals_leave_none),
-        T_(test_new_row_states_in_any_key_order_get_one_state_each),
     };
-    /* The same rules on PostgreSQL, but for what only SQLite has: a full disk (page limits),
-     * the hostile-push model (PRAGMA integrity_check), the replay test's store file copies. */
-    const struct CMUnitTest on_postgresql[] = {
-        T_(test_insert_new_row_applied),
-        T_(test_update_different_columns_merge_without_conflict),
-        T_(test_update_same_column_later_hlc_wins_loser_logged),
-        T_(test_reversed_decision_reaches_the_winner),
-        T_(test_update_same_column_later_arrival_with_later_hlc_wins),
-        T_(test_update_tie_broken_by_device_id),
-        T_(test_same_value_written_twice_is_not_a_conflict),
-        T_(test_insert_of_existing_key_merges_by_column),
-        T_(test_update_of_deleted_row_later_update_restores_it),
-        T_(test_update_of_deleted_row_earlier_update_loses),
-        T_(test_update_of_unknown_row_loses_and_is_tombstoned),
-        T_(test_delete_of_deleted_row_is_quiet),
-        T_(test_delete_of_changed_row_earlier_delete_loses),
-        T_(test_delete_of_changed_row_later_delete_wins),
-        T_(test_policy_server_wins_keeps_central_value),
-        T_(test_policy_device_wins_takes_pushed_value),
-        T_(test_clock_far_ahead_is_clamped_and_cannot_win),
-        T_(test_scope_moved_row_touches_old_and_new_team),
-        T_(test_reject_new_scope_value_out_of_scope),
-        T_(test_reject_old_scope_value_out_of_scope),
-        T_(test_reject_unknown_table_column_count_pk_constraint),
-        T_(test_reject_primary_key_of_the_wrong_type),
-        T_(test_duplicate_seq_answers_same_ack_without_applying),
-        T_(test_revoked_device_push_refused),
-        T_(test_change_log_batches_land_once_and_refusals_leave_none),
-        T_(test_new_row_states_in_any_key_order_get_one_state_each),
-    };
+    const struct CMUnitTest on_postgresql[] = {MERGE_RULE_TESTS};
     int failed = cmocka_run_group_tests_name("merge_sqlite", tests, fx_group_sqlite,
                                              fx_group_teardown);
     if (!fx_postgresql_available()) {
