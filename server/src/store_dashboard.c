@@ -36,15 +36,30 @@ static int appendf(char *sql, size_t size, size_t *len, const char *text)
     return 0;
 }
 
-static void bind_teams(sqlite3_stmt *stmt, int first, const char (*teams)[64], uint32_t n_teams)
+static int bind_teams(db_stmt *stmt, int first, const char (*teams)[64], uint32_t n_teams)
 {
-    for (uint32_t i = 0; i < n_teams; i++)
-        sqlite3_bind_text(stmt, first + (int)i, teams[i], -1, SQLITE_STATIC);
+    int rc = STORE_OK;
+    for (uint32_t i = 0; rc == STORE_OK && i < n_teams; i++)
+        rc = db_bind_text_static(stmt, first + (int)i, teams[i], strlen(teams[i]));
+    return rc;
 }
 
-static void copy_text(char *dst, size_t size, const unsigned char *src)
+static void copy_text(char *dst, size_t size, const char *src)
 {
-    snprintf(dst, size, "%s", src ? (const char *)src : "");
+    snprintf(dst, size, "%s", src ? src : "");
+}
+
+/* The queries below still read synced tables' values and the merge log's any-value columns as
+ * SQLite keeps them (typed values, a TEXT scope beside an any-value one); PostgreSQL keeps them
+ * encoded (BYTEA), so there they are refused with the reason rather than answered wrongly. */
+static int sqlite_only(store *st, const char *what)
+{
+    if (db_engine_of(st->conn) == DB_SQLITE)
+        return STORE_OK;
+    return store_fail(st, STORE_EINVAL,
+                      "%s: the dashboard reads synced records and conflicts from a SQLite store"
+                      " only (PostgreSQL keeps their values encoded)",
+                      what);
 }
 
 int store_dash_devices(store *st, const char (*teams)[64], uint32_t n_teams,
@@ -52,7 +67,7 @@ int store_dash_devices(store *st, const char (*teams)[64], uint32_t n_teams,
 {
     char sql[SQL_MAX];
     size_t len = 0;
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     int out = STORE_OK, rc;
 
     if (n_teams == 0)
@@ -61,11 +76,14 @@ int store_dash_devices(store *st, const char (*teams)[64], uint32_t n_teams,
     if (out != STORE_OK)
         return out;
     if (appendf(sql, sizeof sql, &len,
-                "SELECT d.id, d.worker_id, IFNULL(d.name, ''), d.enrolled_ms,"
-                " IFNULL(d.last_seen_ms, 0), d.revoked,"
-                " (SELECT group_concat(team_id, ',') FROM (SELECT team_id FROM"
-                "  _outpost_worker_teams wt WHERE wt.worker_id = d.worker_id ORDER BY team_id)),"
-                " max(0, IFNULL(rep.outbox_top, 0) - d.acked_seq), IFNULL(rep.time_ms, 0),"
+                "SELECT d.id, d.worker_id, COALESCE(d.name, ''), d.enrolled_ms,"
+                " COALESCE(d.last_seen_ms, 0), d.revoked,"
+                " (SELECT group_concat(tt.team_id, ',') FROM (SELECT team_id FROM"
+                "  _outpost_worker_teams wt WHERE wt.worker_id = d.worker_id ORDER BY team_id)"
+                "  tt),"
+                " CASE WHEN COALESCE(rep.outbox_top, 0) > d.acked_seq"
+                "  THEN COALESCE(rep.outbox_top, 0) - d.acked_seq ELSE 0 END,"
+                " COALESCE(rep.time_ms, 0),"
                 " (SELECT count(*) FROM _outpost_refused f WHERE f.device_no = d.no),"
                 " (SELECT rf.message FROM _outpost_conflicts c JOIN _outpost_conflict_refusals rf"
                 "  ON rf.conflict_id = c.id WHERE c.push_device = d.id ORDER BY c.id DESC LIMIT 1),"
@@ -76,37 +94,37 @@ int store_dash_devices(store *st, const char (*teams)[64], uint32_t n_teams,
                 " _outpost_worker_teams WHERE team_id IN (") != 0 ||
         append_team_params(sql, sizeof sql, &len, 1, n_teams) != 0 ||
         appendf(sql, sizeof sql, &len,
-                ")) ORDER BY IFNULL(d.last_seen_ms, 0) DESC, d.worker_id, d.id") != 0)
+                ")) ORDER BY COALESCE(d.last_seen_ms, 0) DESC, d.worker_id, d.id") != 0)
         return store_fail(st, STORE_EINVAL, "too many teams");
-    rc = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL);
-    if (rc == SQLITE_OK)
-        bind_teams(stmt, 1, teams, n_teams);
-    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+    rc = db_prepare(st->conn, sql, &stmt);
+    if (rc == STORE_OK)
+        rc = bind_teams(stmt, 1, teams, n_teams);
+    while (rc == STORE_OK || rc == DB_ROW) {
         store_dash_device row;
-        rc = sqlite3_step(stmt);
-        if (rc != SQLITE_ROW)
+        rc = db_step(stmt);
+        if (rc != DB_ROW)
             break;
         memset(&row, 0, sizeof row);
-        copy_text(row.device_id, sizeof row.device_id, sqlite3_column_text(stmt, 0));
-        copy_text(row.worker_id, sizeof row.worker_id, sqlite3_column_text(stmt, 1));
-        copy_text(row.name, sizeof row.name, sqlite3_column_text(stmt, 2));
-        row.enrolled_ms = (uint64_t)sqlite3_column_int64(stmt, 3);
-        row.last_seen_ms = (uint64_t)sqlite3_column_int64(stmt, 4);
-        row.revoked = sqlite3_column_int(stmt, 5) != 0;
-        copy_text(row.teams, sizeof row.teams, sqlite3_column_text(stmt, 6));
-        row.pending = (uint64_t)sqlite3_column_int64(stmt, 7);
-        row.reported_ms = (uint64_t)sqlite3_column_int64(stmt, 8);
-        row.refused = (uint64_t)sqlite3_column_int64(stmt, 9);
-        copy_text(row.last_refusal, sizeof row.last_refusal, sqlite3_column_text(stmt, 10));
-        copy_text(row.last_error, sizeof row.last_error, sqlite3_column_text(stmt, 11));
-        copy_text(row.app, sizeof row.app, sqlite3_column_text(stmt, 12));
+        copy_text(row.device_id, sizeof row.device_id, db_column_text(stmt, 0));
+        copy_text(row.worker_id, sizeof row.worker_id, db_column_text(stmt, 1));
+        copy_text(row.name, sizeof row.name, db_column_text(stmt, 2));
+        row.enrolled_ms = (uint64_t)db_column_int64(stmt, 3);
+        row.last_seen_ms = (uint64_t)db_column_int64(stmt, 4);
+        row.revoked = db_column_int64(stmt, 5) != 0;
+        copy_text(row.teams, sizeof row.teams, db_column_text(stmt, 6));
+        row.pending = (uint64_t)db_column_int64(stmt, 7);
+        row.reported_ms = (uint64_t)db_column_int64(stmt, 8);
+        row.refused = (uint64_t)db_column_int64(stmt, 9);
+        copy_text(row.last_refusal, sizeof row.last_refusal, db_column_text(stmt, 10));
+        copy_text(row.last_error, sizeof row.last_error, db_column_text(stmt, 11));
+        copy_text(row.app, sizeof row.app, db_column_text(stmt, 12));
         out = cb(&row, user_data);
         if (out != 0)
             break;
     }
-    sqlite3_finalize(stmt);
-    if (out == STORE_OK && rc != SQLITE_DONE)
-        out = store_fail_sqlite(st, rc, "list devices");
+    db_finalize(stmt);
+    if (out == STORE_OK && rc != DB_DONE)
+        out = store_fail_db(st, rc, "list devices");
     return out;
 }
 
@@ -241,29 +259,30 @@ static int build_records_sql(const store_table *t, const records_shape *shape, u
     return appendf(sql, size, &len, cond);
 }
 
-static void bind_opt(sqlite3_stmt *stmt, int idx, const char *text)
+static int bind_opt(db_stmt *stmt, int idx, const char *text)
 {
     if (text && *text)
-        sqlite3_bind_text(stmt, idx, text, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(stmt, idx);
+        return db_bind_text_static(stmt, idx, text, strlen(text));
+    return db_bind_null(stmt, idx);
 }
 
 int store_dash_records(store *st, const char (*teams)[64], uint32_t n_teams,
                        const store_dash_query *q, store_dash_record_cb cb, void *user_data)
 {
     store_table *t = NULL;
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     const char **values = NULL;
     char *sql = NULL;
     records_shape shape = {-1, -1, -1, -1, q->desc};
-    int param, rc = SQLITE_OK;
+    int param, rc = STORE_OK;
     uint32_t limit = q->limit == 0 ? RECORDS_DEFAULT : q->limit, n_rows = 0;
     int out = resolve_table(st, q->table, q->worker_col, q->date_col, &t, &shape.worker_idx,
                             &shape.date_idx);
 
     if (q->out_more)
         *q->out_more = false;
+    if (out == STORE_OK)
+        out = sqlite_only(st, "read records");
     if (out != STORE_OK)
         return out;
     if (q->sort && *q->sort && (shape.sort_idx = column_index(t, q->sort)) < 0)
@@ -289,38 +308,45 @@ int store_dash_records(store *st, const char (*teams)[64], uint32_t n_teams,
         out = store_fail(st, STORE_EINVAL, "query too long for table %s", t->name);
         goto done;
     }
-    rc = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL);
-    if (rc != SQLITE_OK) {
-        out = store_fail_sqlite(st, rc, "prepare record query");
+    rc = db_prepare(st->conn, sql, &stmt);
+    if (rc != STORE_OK) {
+        out = store_fail_db(st, rc, "prepare record query");
         goto done;
     }
-    bind_teams(stmt, 1, teams, n_teams);
+    rc = bind_teams(stmt, 1, teams, n_teams);
     param = 1 + (int)n_teams;
-    bind_opt(stmt, param, q->team);
-    if (shape.worker_idx >= 0)
-        bind_opt(stmt, param + 1, q->worker);
-    if (shape.date_idx >= 0) {
-        bind_opt(stmt, param + 2, q->date_from);
-        bind_opt(stmt, param + 3, q->date_to);
-    }
-    bind_opt(stmt, param + 4, q->text);
-    bind_opt(stmt, param + 5, q->id);
+    if (rc == STORE_OK)
+        rc = bind_opt(stmt, param, q->team);
+    if (rc == STORE_OK && shape.worker_idx >= 0)
+        rc = bind_opt(stmt, param + 1, q->worker);
+    if (rc == STORE_OK && shape.date_idx >= 0)
+        rc = bind_opt(stmt, param + 2, q->date_from);
+    if (rc == STORE_OK && shape.date_idx >= 0)
+        rc = bind_opt(stmt, param + 3, q->date_to);
+    if (rc == STORE_OK)
+        rc = bind_opt(stmt, param + 4, q->text);
+    if (rc == STORE_OK)
+        rc = bind_opt(stmt, param + 5, q->id);
     /* One row past the page tells whether there is a next one. */
-    sqlite3_bind_int64(stmt, param + 6, (int64_t)limit + 1);
-    if (shape.match_idx >= 0)
-        sqlite3_bind_text(stmt, param + 7, q->match_value ? q->match_value : "", -1,
-                          SQLITE_STATIC);
-    sqlite3_bind_int64(stmt, param + 8, q->offset);
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, param + 6, (int64_t)limit + 1);
+    if (rc == STORE_OK && shape.match_idx >= 0)
+        rc = db_bind_text(stmt, param + 7, q->match_value ? q->match_value : "");
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, param + 8, q->offset);
+    while (rc == STORE_OK || rc == DB_ROW) {
         store_dash_record rec;
+        rc = db_step(stmt);
+        if (rc != DB_ROW)
+            break;
         if (++n_rows > limit) {
             if (q->out_more)
                 *q->out_more = true;
-            rc = SQLITE_DONE;
+            rc = DB_DONE;
             break;
         }
         for (uint32_t i = 0; i < t->n_cols; i++)
-            values[i] = (const char *)sqlite3_column_text(stmt, (int)i);
+            values[i] = db_column_text(stmt, (int)i);
         rec.n_cols = t->n_cols;
         rec.cols = (const char *const *)t->cols;
         rec.values = values;
@@ -329,10 +355,10 @@ int store_dash_records(store *st, const char (*teams)[64], uint32_t n_teams,
         if (out != 0)
             break;
     }
-    if (out == STORE_OK && rc != SQLITE_DONE)
-        out = store_fail_sqlite(st, rc, "read records");
+    if (out == STORE_OK && rc != DB_DONE)
+        out = store_fail_db(st, rc, "read records");
 done:
-    sqlite3_finalize(stmt);
+    db_finalize(stmt);
     free(values);
     free(sql);
     return out;
@@ -343,12 +369,14 @@ int store_dash_per_day(store *st, const char (*teams)[64], uint32_t n_teams, con
                        store_dash_count_cb cb, void *user_data)
 {
     store_table *t = NULL;
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     char sql[SQL_MAX], scope[200], worker[200], date[200];
     size_t len = 0;
     int worker_idx = -1, date_idx = -1, rc;
     int out = resolve_table(st, table, worker_col, date_col, &t, &worker_idx, &date_idx);
 
+    if (out == STORE_OK)
+        out = sqlite_only(st, "count records");
     if (out != STORE_OK)
         return out;
     if (worker_idx < 0 || date_idx < 0)
@@ -373,25 +401,24 @@ int store_dash_per_day(store *st, const char (*teams)[64], uint32_t n_teams, con
         appendf(sql, sizeof sql, &len, worker) != 0 ||
         appendf(sql, sizeof sql, &len, " ORDER BY day, 2") != 0)
         return store_fail(st, STORE_EINVAL, "query too long");
-    rc = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL);
-    if (rc == SQLITE_OK) {
-        bind_opt(stmt, 1, date_from);
-        bind_teams(stmt, 2, teams, n_teams);
-    }
-    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
-        rc = sqlite3_step(stmt);
-        if (rc != SQLITE_ROW)
+    rc = db_prepare(st->conn, sql, &stmt);
+    if (rc == STORE_OK)
+        rc = bind_opt(stmt, 1, date_from);
+    if (rc == STORE_OK)
+        rc = bind_teams(stmt, 2, teams, n_teams);
+    while (rc == STORE_OK || rc == DB_ROW) {
+        rc = db_step(stmt);
+        if (rc != DB_ROW)
             break;
-        const char *day = (const char *)sqlite3_column_text(stmt, 0);
-        const char *who = (const char *)sqlite3_column_text(stmt, 1);
-        out = cb(day ? day : "", who ? who : "", (uint64_t)sqlite3_column_int64(stmt, 2),
-                 user_data);
+        const char *day = db_column_text(stmt, 0);
+        const char *who = db_column_text(stmt, 1);
+        out = cb(day ? day : "", who ? who : "", (uint64_t)db_column_int64(stmt, 2), user_data);
         if (out != 0)
             break;
     }
-    sqlite3_finalize(stmt);
-    if (out == STORE_OK && rc != SQLITE_DONE)
-        out = store_fail_sqlite(st, rc, "count records");
+    db_finalize(stmt);
+    if (out == STORE_OK && rc != DB_DONE)
+        out = store_fail_db(st, rc, "count records");
     return out;
 }
 
@@ -435,12 +462,15 @@ static int conflicts_query(store *st, const char (*teams)[64], uint32_t n_teams,
 {
     char sql[SQL_MAX];
     size_t len = 0;
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     store_bytes pk = {0};
     int out, rc;
 
     if (n_teams == 0)
         return STORE_OK;
+    out = sqlite_only(st, "list conflicts");
+    if (out != STORE_OK)
+        return out;
     if (key) {
         proto_value v;
         memset(&v, 0, sizeof v);
@@ -478,50 +508,53 @@ static int conflicts_query(store *st, const char (*teams)[64], uint32_t n_teams,
         store_bytes_free(&pk);
         return store_fail(st, STORE_EINVAL, "too many teams");
     }
-    rc = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int(stmt, 1, all ? 1 : 0);
-        sqlite3_bind_int64(stmt, 2, limit == 0 ? 100 : limit);
-        bind_opt(stmt, 3, table);
-        if (key)
-            sqlite3_bind_blob(stmt, 4, pk.data, (int)pk.len, SQLITE_STATIC);
-        bind_teams(stmt, 5, teams, n_teams);
-    }
-    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+    rc = db_prepare(st->conn, sql, &stmt);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, 1, all ? 1 : 0);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, 2, limit == 0 ? 100 : limit);
+    if (rc == STORE_OK)
+        rc = bind_opt(stmt, 3, table);
+    if (rc == STORE_OK && key)
+        rc = db_bind_blob_static(stmt, 4, pk.data, pk.len);
+    if (rc == STORE_OK)
+        rc = bind_teams(stmt, 5, teams, n_teams);
+    while (rc == STORE_OK || rc == DB_ROW) {
         store_dash_conflict c;
-        rc = sqlite3_step(stmt);
-        if (rc != SQLITE_ROW)
+        size_t n_pk = 0;
+        rc = db_step(stmt);
+        if (rc != DB_ROW)
             break;
         memset(&c, 0, sizeof c);
-        c.id = sqlite3_column_int64(stmt, 0);
-        copy_text(c.table, sizeof c.table, sqlite3_column_text(stmt, 1));
-        copy_text(c.column, sizeof c.column, sqlite3_column_text(stmt, 2));
-        key_text(sqlite3_column_blob(stmt, 3), sqlite3_column_bytes(stmt, 3), c.row_key,
-                 sizeof c.row_key);
-        copy_text(c.scope, sizeof c.scope, sqlite3_column_text(stmt, 4));
-        c.losing = (const char *)sqlite3_column_text(stmt, 5);
-        c.winning = (const char *)sqlite3_column_text(stmt, 6);
-        copy_text(c.loser_device, sizeof c.loser_device, sqlite3_column_text(stmt, 7));
-        copy_text(c.loser_worker, sizeof c.loser_worker, sqlite3_column_text(stmt, 8));
-        copy_text(c.winner_device, sizeof c.winner_device, sqlite3_column_text(stmt, 9));
-        c.time_ms = (uint64_t)sqlite3_column_int64(stmt, 10);
-        copy_text(c.decision, sizeof c.decision, sqlite3_column_text(stmt, 12));
+        c.id = db_column_int64(stmt, 0);
+        copy_text(c.table, sizeof c.table, db_column_text(stmt, 1));
+        copy_text(c.column, sizeof c.column, db_column_text(stmt, 2));
+        const void *pk_blob = db_column_blob(stmt, 3, &n_pk);
+        key_text(pk_blob, (int)n_pk, c.row_key, sizeof c.row_key);
+        copy_text(c.scope, sizeof c.scope, db_column_text(stmt, 4));
+        c.losing = db_column_text(stmt, 5);
+        c.winning = db_column_text(stmt, 6);
+        copy_text(c.loser_device, sizeof c.loser_device, db_column_text(stmt, 7));
+        copy_text(c.loser_worker, sizeof c.loser_worker, db_column_text(stmt, 8));
+        copy_text(c.winner_device, sizeof c.winner_device, db_column_text(stmt, 9));
+        c.time_ms = (uint64_t)db_column_int64(stmt, 10);
+        copy_text(c.decision, sizeof c.decision, db_column_text(stmt, 12));
         /* Once decided, a conflict is not reversible again. */
-        c.reversible = sqlite3_column_int(stmt, 11) != 0 && sqlite3_column_int(stmt, 15) >= 0 &&
+        c.reversible = db_column_int64(stmt, 11) != 0 && db_column_int64(stmt, 15) >= 0 &&
                        c.decision[0] == '\0';
-        copy_text(c.decided_by, sizeof c.decided_by, sqlite3_column_text(stmt, 13));
-        c.refused = sqlite3_column_int(stmt, 16) != 0;
-        c.refused_code = (uint32_t)sqlite3_column_int64(stmt, 17);
-        copy_text(c.refused_message, sizeof c.refused_message, sqlite3_column_text(stmt, 18));
-        copy_text(c.winner_worker, sizeof c.winner_worker, sqlite3_column_text(stmt, 19));
+        copy_text(c.decided_by, sizeof c.decided_by, db_column_text(stmt, 13));
+        c.refused = db_column_int64(stmt, 16) != 0;
+        c.refused_code = (uint32_t)db_column_int64(stmt, 17);
+        copy_text(c.refused_message, sizeof c.refused_message, db_column_text(stmt, 18));
+        copy_text(c.winner_worker, sizeof c.winner_worker, db_column_text(stmt, 19));
         out = cb(&c, user_data);
         if (out != 0)
             break;
     }
-    sqlite3_finalize(stmt);
+    db_finalize(stmt);
     store_bytes_free(&pk);
-    if (out == STORE_OK && rc != SQLITE_DONE)
-        out = store_fail_sqlite(st, rc, "list conflicts");
+    if (out == STORE_OK && rc != DB_DONE)
+        out = store_fail_db(st, rc, "list conflicts");
     return out;
 }
 
