@@ -420,6 +420,25 @@ static void test_devices_limited_to_teams(void **state)
     assert_non_null(strstr(c.text, "ana:north;"));
 }
 
+/* PostgreSQL keeps synced values and the conflict log's values encoded: the device list reads
+ * there, the record and conflict queries say why they do not (never an empty, wrong answer). */
+static void test_records_and_conflicts_refused_on_postgresql(void **state)
+{
+    world *w = *state;
+    collected c = {0};
+    store_dash_query q = {.table = "contacts"};
+
+    assert_int_equal(store_dash_records(w->fx.st, north, 1, &q, collect_record, &c),
+                     STORE_EINVAL);
+    assert_string_equal(store_errmsg(w->fx.st),
+                        "read records: the dashboard reads synced records and conflicts from a"
+                        " SQLite store only (PostgreSQL keeps their values encoded)");
+    assert_int_equal(store_dash_conflicts(w->fx.st, north, 1, true, 10, NULL, NULL),
+                     STORE_EINVAL);
+    assert_non_null(strstr(store_errmsg(w->fx.st), "list conflicts: "));
+    assert_int_equal(c.n, 0);
+}
+
 /* ---- Conflicts ----------------------------------------------------------------------------- */
 
 typedef struct conflict_seen {
@@ -755,5 +774,17 @@ int main(void)
         cmocka_unit_test_setup_teardown(
             test_conflict_reverse_never_moves_a_row_out_of_the_supervisors_teams, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest on_postgresql[] = {
+        cmocka_unit_test_setup_teardown(test_devices_limited_to_teams, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_records_and_conflicts_refused_on_postgresql, setup,
+                                        teardown),
+    };
+    int failed = cmocka_run_group_tests_name("dashboard_sqlite", tests, fx_group_sqlite,
+                                             fx_group_teardown);
+    if (!fx_postgresql_available()) {
+        printf("dashboard_postgresql: skipped, PostgreSQL 15 binaries not installed\n");
+        return failed;
+    }
+    return failed + cmocka_run_group_tests_name("dashboard_postgresql", on_postgresql,
+                                                fx_group_postgresql, fx_group_teardown);
 }
