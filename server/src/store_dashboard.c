@@ -49,10 +49,7 @@ static void copy_text(char *dst, size_t size, const char *src)
     snprintf(dst, size, "%s", src ? src : "");
 }
 
-/* The queries below still read synced tables' values and the merge log's any-value columns as
- * SQLite keeps them (typed values, a TEXT scope beside an any-value one); PostgreSQL keeps them
- * encoded (BYTEA), so there they are refused with the reason rather than answered wrongly. */
-static int sqlite_only(store *st, const char *what)
+int store_dash_sqlite_only(store *st, const char *what)
 {
     if (db_engine_of(st->conn) == DB_SQLITE)
         return STORE_OK;
@@ -282,7 +279,7 @@ int store_dash_records(store *st, const char (*teams)[64], uint32_t n_teams,
     if (q->out_more)
         *q->out_more = false;
     if (out == STORE_OK)
-        out = sqlite_only(st, "read records");
+        out = store_dash_sqlite_only(st, "read records");
     if (out != STORE_OK)
         return out;
     if (q->sort && *q->sort && (shape.sort_idx = column_index(t, q->sort)) < 0)
@@ -376,7 +373,7 @@ int store_dash_per_day(store *st, const char (*teams)[64], uint32_t n_teams, con
     int out = resolve_table(st, table, worker_col, date_col, &t, &worker_idx, &date_idx);
 
     if (out == STORE_OK)
-        out = sqlite_only(st, "count records");
+        out = store_dash_sqlite_only(st, "count records");
     if (out != STORE_OK)
         return out;
     if (worker_idx < 0 || date_idx < 0)
@@ -468,7 +465,7 @@ static int conflicts_query(store *st, const char (*teams)[64], uint32_t n_teams,
 
     if (n_teams == 0)
         return STORE_OK;
-    out = sqlite_only(st, "list conflicts");
+    out = store_dash_sqlite_only(st, "list conflicts");
     if (out != STORE_OK)
         return out;
     if (key) {

@@ -652,6 +652,56 @@ static history history_of(world *w, const char *id, uint32_t limit)
     return h;
 }
 
+typedef struct report_seen {
+    uint64_t pending;
+    char app[64];
+} report_seen;
+
+static int collect_report(const store_dash_device *d, void *user_data)
+{
+    report_seen *r = user_data;
+    if (d->reported_ms != 0) {
+        r->pending = d->pending;
+        snprintf(r->app, sizeof r->app, "%s", d->app);
+    }
+    return 0;
+}
+
+/* Both engines: a row's history limited to the supervisor's teams (the row's scope is an
+ * any-value column, encoded on PostgreSQL), and a device's report written twice (the second
+ * replaces the first) as the device list shows it. */
+static void test_history_and_device_report(void **state)
+{
+    world *w = *state;
+    push_contact(w, &w->ana, 1, "c-1", "north", "First", NULL, NULL);
+    push_contact(w, &w->ana, 2, "c-2", "north", "Other", NULL, NULL);
+    proto_msg_free(push_name(w, &w->ana, 3, HLC(NOW_MS - 900), "c-1", "First", "Second"));
+
+    history c1 = history_of(w, "c-1", 0);
+    assert_int_equal(c1.n, 2);
+    assert_int_equal(c1.op[0], PROTO_OP_INSERT);
+    assert_int_equal(c1.op[1], PROTO_OP_UPDATE);
+    history south_sees;
+    memset(&south_sees, 0, sizeof south_sees);
+    assert_int_equal(store_dash_history(w->fx.st, south, 1, "contacts", "c-1", 0, collect_change,
+                                        &south_sees),
+                     STORE_OK);
+    assert_int_equal(south_sees.n, 0);
+
+    report_seen r = {0};
+    assert_int_equal(store_device_report(w->fx.st, w->ben.device_id, 4, "app 1.0", NULL, NOW_MS),
+                     STORE_OK);
+    assert_int_equal(store_dash_devices(w->fx.st, south, 1, collect_report, &r), STORE_OK);
+    assert_int_equal(r.pending, 4);
+    assert_string_equal(r.app, "app 1.0");
+    assert_int_equal(store_device_report(w->fx.st, w->ben.device_id, 1, "app 1.1", "offline",
+                                         NOW_MS + 1),
+                     STORE_OK);
+    assert_int_equal(store_dash_devices(w->fx.st, south, 1, collect_report, &r), STORE_OK);
+    assert_int_equal(r.pending, 1);
+    assert_string_equal(r.app, "app 1.1");
+}
+
 static void run_sql(world *w, const char *sql)
 {
     sqlite3 *db = NULL;
@@ -772,12 +822,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_history_follows_the_row_and_older_stores_upgrade,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
-            test_conflict_reverse_never_moves_a_row_out_of_the_supervisors_teams, setup, teardown),
+            test_conflict_reverse_never_moves_a_row_out_of_the_supervisors_teams, setup, teardown),        cmocka_unit_test_setup_teardown(test_history_and_device_report, setup, teardown),
     };
     const struct CMUnitTest on_postgresql[] = {
         cmocka_unit_test_setup_teardown(test_devices_limited_to_teams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_records_and_conflicts_refused_on_postgresql, setup,
-                                        teardown),
+                                        teardown),        cmocka_unit_test_setup_teardown(test_history_and_device_report, setup, teardown),
     };
     int failed = cmocka_run_group_tests_name("dashboard_sqlite", tests, fx_group_sqlite,
                                              fx_group_teardown);
