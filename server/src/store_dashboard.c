@@ -448,9 +448,56 @@ static void key_text(const void *blob, int n_bytes, char *out, size_t size)
     store_arena_free(&arena);
 }
 
-/* The team a conflict belongs to: a refusal names its own (the row may not be in the store,
- * or may be another team's row the worker aimed at); a merge decision is the row's. */
-#define CONFLICT_TEAM "CASE WHEN IFNULL(rf.team, '') <> '' THEN rf.team ELSE r.scope END"
+/* An any-value column as SQLite's text of it would read (NULL for NULL), in arena: the merge
+ * log's values and a row's scope, which PostgreSQL keeps encoded. */
+static const char *any_text(store_arena *arena, db_stmt *stmt, int col)
+{
+    proto_value v;
+    char num[40];
+
+    if (db_stmt_engine(stmt) == DB_SQLITE)
+        return db_column_text(stmt, col);
+    if (store_value_column_any(arena, stmt, col, &v) != 0)
+        return NULL;
+    switch (v.type) {
+    case PROTO_INT:
+        snprintf(num, sizeof num, "%lld", (long long)v.u.i);
+        break;
+    case PROTO_REAL:
+        /* SQLite's "%!.15g": a whole number keeps its ".0". */
+        snprintf(num, sizeof num, "%.15g", v.u.r);
+        if (strspn(num, "-0123456789") == strlen(num))
+            strcat(num, ".0");
+        break;
+    case PROTO_TEXT:
+    case PROTO_BLOB: {
+        char *text = store_arena_alloc(arena, (size_t)v.u.b.n + 1);
+        if (text == NULL)
+            return NULL;
+        memcpy(text, v.u.b.p, v.u.b.n);
+        text[v.u.b.n] = 0;
+        return text;
+    }
+    default:
+        return NULL;
+    }
+    return store_arena_strdup(arena, num);
+}
+
+/* Binds teams from first, as values of the any-value scope column. */
+static int bind_teams_any(db_stmt *stmt, int first, const char (*teams)[64], uint32_t n_teams)
+{
+    int rc = STORE_OK;
+    for (uint32_t i = 0; rc == STORE_OK && i < n_teams; i++) {
+        proto_value team;
+        memset(&team, 0, sizeof team);
+        team.type = PROTO_TEXT;
+        team.u.b.p = (const uint8_t *)teams[i];
+        team.u.b.n = (uint32_t)strlen(teams[i]);
+        rc = store_value_bind_any(stmt, first + (int)i, &team);
+    }
+    return rc;
+}
 
 /* The conflict queue, or (table and key set) every conflict of one row. */
 static int conflicts_query(store *st, const char (*teams)[64], uint32_t n_teams, bool all,
@@ -461,13 +508,11 @@ static int conflicts_query(store *st, const char (*teams)[64], uint32_t n_teams,
     size_t len = 0;
     db_stmt *stmt = NULL;
     store_bytes pk = {0};
+    store_arena arena = {0};
     int out, rc;
 
     if (n_teams == 0)
         return STORE_OK;
-    out = store_dash_sqlite_only(st, "list conflicts");
-    if (out != STORE_OK)
-        return out;
     if (key) {
         proto_value v;
         memset(&v, 0, sizeof v);
@@ -482,25 +527,33 @@ static int conflicts_query(store *st, const char (*teams)[64], uint32_t n_teams,
         out = store_tables_load(st);
     if (out != STORE_OK)
         return out;
+    /* The team a conflict belongs to: a refusal names its own (the row may not be in the store,
+     * or may be another team's row the worker aimed at); a merge decision is the row's, whose
+     * scope is an any-value column (encoded on PostgreSQL): teams are bound twice, as text for
+     * the refusal's team (?5...) and as values for the row's scope. */
+    int scope_first = 5 + (int)n_teams;
     if (appendf(sql, sizeof sql, &len,
-                "SELECT c.id, t.name, IFNULL(col.name, ''), c.pk, " CONFLICT_TEAM ","
-                " c.losing_value,"
-                " c.winning_value, IFNULL(c.loser_device, ''), IFNULL(c.loser_worker, ''),"
-                " IFNULL(c.winner_device, ''), c.time_ms, c.reversible,"
-                " IFNULL(d.decision, ''), IFNULL(d.decided_by, ''), c.table_id, c.col,"
-                " rf.conflict_id IS NOT NULL, IFNULL(rf.code, 0), IFNULL(rf.message, ''),"
-                " IFNULL(wd.worker_id, '')"
+                "SELECT c.id, t.name, COALESCE(col.name, ''), c.pk, COALESCE(rf.team, ''),"
+                " r.scope, c.losing_value,"
+                " c.winning_value, COALESCE(c.loser_device, ''), COALESCE(c.loser_worker, ''),"
+                " COALESCE(c.winner_device, ''), c.time_ms, c.reversible,"
+                " COALESCE(d.decision, ''), COALESCE(d.decided_by, ''), c.table_id, c.col,"
+                " CASE WHEN rf.conflict_id IS NULL THEN 0 ELSE 1 END, COALESCE(rf.code, 0),"
+                " COALESCE(rf.message, ''), COALESCE(wd.worker_id, '')"
                 " FROM _outpost_conflicts c JOIN _outpost_tables t ON t.id = c.table_id"
                 " LEFT JOIN _outpost_devices wd ON wd.id = c.winner_device"
                 " LEFT JOIN _outpost_rows r ON r.table_id = c.table_id AND r.pk = c.pk"
                 " LEFT JOIN _outpost_conflict_refusals rf ON rf.conflict_id = c.id"
                 " LEFT JOIN _outpost_columns col ON col.table_id = c.table_id AND col.idx = c.col"
                 " LEFT JOIN _outpost_conflict_decisions d ON d.conflict_id = c.id"
-                " WHERE " CONFLICT_TEAM " IN (") != 0 ||
+                " WHERE ((COALESCE(rf.team, '') <> '' AND rf.team IN (") != 0 ||
         append_team_params(sql, sizeof sql, &len, 5, n_teams) != 0 ||
+        appendf(sql, sizeof sql, &len, ")) OR (COALESCE(rf.team, '') = '' AND r.scope IN (") !=
+            0 ||
+        append_team_params(sql, sizeof sql, &len, scope_first, n_teams) != 0 ||
         appendf(sql, sizeof sql, &len,
-                ") AND (?1 OR d.conflict_id IS NULL)"
-                " AND (?3 IS NULL OR (t.name = ?3 AND c.pk = ?4))"
+                "))) AND (?1 <> 0 OR d.conflict_id IS NULL)"
+                " AND (CAST(?3 AS TEXT) IS NULL OR (t.name = ?3 AND c.pk = ?4))"
                 " ORDER BY c.id DESC LIMIT ?2") != 0) {
         store_bytes_free(&pk);
         return store_fail(st, STORE_EINVAL, "too many teams");
@@ -514,41 +567,49 @@ static int conflicts_query(store *st, const char (*teams)[64], uint32_t n_teams,
         rc = bind_opt(stmt, 3, table);
     if (rc == STORE_OK && key)
         rc = db_bind_blob_static(stmt, 4, pk.data, pk.len);
+    if (rc == STORE_OK && !key)
+        rc = db_bind_null(stmt, 4);
     if (rc == STORE_OK)
         rc = bind_teams(stmt, 5, teams, n_teams);
+    if (rc == STORE_OK)
+        rc = bind_teams_any(stmt, scope_first, teams, n_teams);
     while (rc == STORE_OK || rc == DB_ROW) {
         store_dash_conflict c;
         size_t n_pk = 0;
         rc = db_step(stmt);
         if (rc != DB_ROW)
             break;
+        store_arena_free(&arena);
         memset(&c, 0, sizeof c);
         c.id = db_column_int64(stmt, 0);
         copy_text(c.table, sizeof c.table, db_column_text(stmt, 1));
         copy_text(c.column, sizeof c.column, db_column_text(stmt, 2));
         const void *pk_blob = db_column_blob(stmt, 3, &n_pk);
         key_text(pk_blob, (int)n_pk, c.row_key, sizeof c.row_key);
-        copy_text(c.scope, sizeof c.scope, db_column_text(stmt, 4));
-        c.losing = db_column_text(stmt, 5);
-        c.winning = db_column_text(stmt, 6);
-        copy_text(c.loser_device, sizeof c.loser_device, db_column_text(stmt, 7));
-        copy_text(c.loser_worker, sizeof c.loser_worker, db_column_text(stmt, 8));
-        copy_text(c.winner_device, sizeof c.winner_device, db_column_text(stmt, 9));
-        c.time_ms = (uint64_t)db_column_int64(stmt, 10);
-        copy_text(c.decision, sizeof c.decision, db_column_text(stmt, 12));
+        const char *team = db_column_text(stmt, 4);
+        copy_text(c.scope, sizeof c.scope,
+                  team && *team ? team : any_text(&arena, stmt, 5));
+        c.losing = any_text(&arena, stmt, 6);
+        c.winning = any_text(&arena, stmt, 7);
+        copy_text(c.loser_device, sizeof c.loser_device, db_column_text(stmt, 8));
+        copy_text(c.loser_worker, sizeof c.loser_worker, db_column_text(stmt, 9));
+        copy_text(c.winner_device, sizeof c.winner_device, db_column_text(stmt, 10));
+        c.time_ms = (uint64_t)db_column_int64(stmt, 11);
+        copy_text(c.decision, sizeof c.decision, db_column_text(stmt, 13));
         /* Once decided, a conflict is not reversible again. */
-        c.reversible = db_column_int64(stmt, 11) != 0 && db_column_int64(stmt, 15) >= 0 &&
+        c.reversible = db_column_int64(stmt, 12) != 0 && db_column_int64(stmt, 16) >= 0 &&
                        c.decision[0] == '\0';
-        copy_text(c.decided_by, sizeof c.decided_by, db_column_text(stmt, 13));
-        c.refused = db_column_int64(stmt, 16) != 0;
-        c.refused_code = (uint32_t)db_column_int64(stmt, 17);
-        copy_text(c.refused_message, sizeof c.refused_message, db_column_text(stmt, 18));
-        copy_text(c.winner_worker, sizeof c.winner_worker, db_column_text(stmt, 19));
+        copy_text(c.decided_by, sizeof c.decided_by, db_column_text(stmt, 14));
+        c.refused = db_column_int64(stmt, 17) != 0;
+        c.refused_code = (uint32_t)db_column_int64(stmt, 18);
+        copy_text(c.refused_message, sizeof c.refused_message, db_column_text(stmt, 19));
+        copy_text(c.winner_worker, sizeof c.winner_worker, db_column_text(stmt, 20));
         out = cb(&c, user_data);
         if (out != 0)
             break;
     }
     db_finalize(stmt);
+    store_arena_free(&arena);
     store_bytes_free(&pk);
     if (out == STORE_OK && rc != DB_DONE)
         out = store_fail_db(st, rc, "list conflicts");

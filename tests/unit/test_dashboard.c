@@ -420,9 +420,9 @@ static void test_devices_limited_to_teams(void **state)
     assert_non_null(strstr(c.text, "ana:north;"));
 }
 
-/* PostgreSQL keeps synced values and the conflict log's values encoded: the device list reads
- * there, the record and conflict queries say why they do not (never an empty, wrong answer). */
-static void test_records_and_conflicts_refused_on_postgresql(void **state)
+/* PostgreSQL keeps synced values encoded: the record queries say why they do not read there
+ * (never an empty, wrong answer). */
+static void test_records_refused_on_postgresql(void **state)
 {
     world *w = *state;
     collected c = {0};
@@ -433,9 +433,6 @@ static void test_records_and_conflicts_refused_on_postgresql(void **state)
     assert_string_equal(store_errmsg(w->fx.st),
                         "read records: the dashboard reads synced records and conflicts from a"
                         " SQLite store only (PostgreSQL keeps their values encoded)");
-    assert_int_equal(store_dash_conflicts(w->fx.st, north, 1, true, 10, NULL, NULL),
-                     STORE_EINVAL);
-    assert_non_null(strstr(store_errmsg(w->fx.st), "list conflicts: "));
     assert_int_equal(c.n, 0);
 }
 
@@ -826,8 +823,12 @@ int main(void)
     };
     const struct CMUnitTest on_postgresql[] = {
         cmocka_unit_test_setup_teardown(test_devices_limited_to_teams, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_records_and_conflicts_refused_on_postgresql, setup,
-                                        teardown),        cmocka_unit_test_setup_teardown(test_history_and_device_report, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_records_refused_on_postgresql, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_conflict_queue_shows_both_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_conflict_keep_changes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_conflict_reverse_syncs_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_conflict_reverse_never_moves_a_row_out_of_the_supervisors_teams, setup, teardown),        cmocka_unit_test_setup_teardown(test_history_and_device_report, setup, teardown),
     };
     int failed = cmocka_run_group_tests_name("dashboard_sqlite", tests, fx_group_sqlite,
                                              fx_group_teardown);
