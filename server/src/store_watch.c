@@ -64,9 +64,17 @@ done:
 static int load_checked(store *st, const char *json, watch_rules *rules)
 {
     char err[512];
+    memset(rules, 0, sizeof *rules);
     int out = store_tables_load(st);
     if (out != 0)
         return out;
+    /* A rule's expressions are SQLite SQL over SQLite's typed values (checked with SQLite's
+     * authorizer, evaluated in the store); PostgreSQL keeps synced values encoded. */
+    if (st->db == NULL)
+        return store_fail(st, STORE_EINVAL,
+                          "watch rules are kept and evaluated in a SQLite store only (their"
+                          " expressions are SQLite SQL over typed values; PostgreSQL keeps"
+                          " synced values encoded)");
     if (watch_rules_parse(json, rules, err, sizeof err) != 0)
         return store_fail(st, STORE_ESCHEMA, "watch rules: %s", err);
     for (uint32_t i = 0; i < rules->n; i++) {

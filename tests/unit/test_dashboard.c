@@ -14,6 +14,7 @@
 #include <sqlite3.h>
 
 #include "store_fixture.h"
+#include "store_watch.h"
 
 static const char good_pw[] = "correct horse battery";
 static const char north[][64] = {"north"};
@@ -436,6 +437,22 @@ static void test_records_refused_on_postgresql(void **state)
     assert_int_equal(c.n, 0);
 }
 
+/* Watch rules are SQLite SQL over typed values: a PostgreSQL store refuses them with the
+ * reason (nothing kept), and one without rules lists none. */
+static void test_watch_rules_refused_on_postgresql(void **state)
+{
+    world *w = *state;
+    char *kept = NULL;
+
+    assert_int_equal(store_watch_set(w->fx.st, "{\"rules\": []}"), STORE_EINVAL);
+    assert_string_equal(store_errmsg(w->fx.st),
+                        "watch rules are kept and evaluated in a SQLite store only (their"
+                        " expressions are SQLite SQL over typed values; PostgreSQL keeps synced"
+                        " values encoded)");
+    assert_int_equal(store_watch_json(w->fx.st, &kept), STORE_OK);
+    assert_null(kept);
+}
+
 /* ---- Conflicts ----------------------------------------------------------------------------- */
 
 typedef struct conflict_seen {
@@ -824,6 +841,7 @@ int main(void)
     const struct CMUnitTest on_postgresql[] = {
         cmocka_unit_test_setup_teardown(test_devices_limited_to_teams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_records_refused_on_postgresql, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_watch_rules_refused_on_postgresql, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflict_queue_shows_both_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflict_keep_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflict_reverse_syncs_back, setup, teardown),
