@@ -210,8 +210,6 @@ int store_dash_record_get(store *st, const char (*teams)[64], uint32_t n_teams, 
     store_table *t;
     int out = store_tables_load(st), rc;
 
-    if (out == STORE_OK)
-        out = store_dash_sqlite_only(st, "read a record");
     if (out != STORE_OK)
         return out;
     t = table ? store_table_find(st, table) : NULL;
@@ -220,6 +218,11 @@ int store_dash_record_get(store *st, const char (*teams)[64], uint32_t n_teams, 
                           table && store_id_valid(table) ? table : "of that name");
     if (n_teams == 0 || t->n_cols > 64)
         return STORE_OK;
+    if (db_engine_of(st->conn) != DB_SQLITE) { /* values kept encoded */
+        store_dash_query q = {.table = table, .id = key};
+        store_dash_columns none = {-1, -1, -1, -1, false};
+        return store_dash_records_decoded(st, t, teams, n_teams, &q, &none, 1, cb, user_data);
+    }
     /* SELECT every column WHERE key = ?1 AND scope IN (?2, ...): the key's index finds it. */
     len = (size_t)snprintf(sql, sizeof sql, "SELECT ");
     for (uint32_t i = 0; i < t->n_cols && len < sizeof sql; i++) {

@@ -49,16 +49,6 @@ static void copy_text(char *dst, size_t size, const char *src)
     snprintf(dst, size, "%s", src ? src : "");
 }
 
-int store_dash_sqlite_only(store *st, const char *what)
-{
-    if (db_engine_of(st->conn) == DB_SQLITE)
-        return STORE_OK;
-    return store_fail(st, STORE_EINVAL,
-                      "%s: the dashboard reads synced records and conflicts from a SQLite store"
-                      " only (PostgreSQL keeps their values encoded)",
-                      what);
-}
-
 int store_dash_devices(store *st, const char (*teams)[64], uint32_t n_teams,
                        store_dash_device_cb cb, void *user_data)
 {
@@ -162,11 +152,7 @@ static int resolve_table(store *st, const char *table, const char *worker_col,
     return STORE_OK;
 }
 
-/* Column indexes of the optional parts: -1 when absent. */
-typedef struct records_shape {
-    int worker_idx, date_idx, match_idx, sort_idx;
-    bool desc;
-} records_shape;
+typedef store_dash_columns records_shape;
 
 static int build_records_sql(const store_table *t, const records_shape *shape, uint32_t n_teams,
                              char *sql, size_t size)
@@ -278,8 +264,6 @@ int store_dash_records(store *st, const char (*teams)[64], uint32_t n_teams,
 
     if (q->out_more)
         *q->out_more = false;
-    if (out == STORE_OK)
-        out = store_dash_sqlite_only(st, "read records");
     if (out != STORE_OK)
         return out;
     if (q->sort && *q->sort && (shape.sort_idx = column_index(t, q->sort)) < 0)
@@ -295,6 +279,9 @@ int store_dash_records(store *st, const char (*teams)[64], uint32_t n_teams,
         return STORE_OK;
     if (limit > RECORDS_MAX)
         limit = RECORDS_MAX;
+    if (db_engine_of(st->conn) != DB_SQLITE)
+        return store_dash_records_decoded(st, t, teams, n_teams, q, &shape, limit, cb,
+                                          user_data);
     sql = malloc(SQL_MAX * 4);
     values = calloc(t->n_cols, sizeof *values);
     if (!sql || !values) {
@@ -372,14 +359,15 @@ int store_dash_per_day(store *st, const char (*teams)[64], uint32_t n_teams, con
     int worker_idx = -1, date_idx = -1, rc;
     int out = resolve_table(st, table, worker_col, date_col, &t, &worker_idx, &date_idx);
 
-    if (out == STORE_OK)
-        out = store_dash_sqlite_only(st, "count records");
     if (out != STORE_OK)
         return out;
     if (worker_idx < 0 || date_idx < 0)
         return store_fail(st, STORE_EINVAL, "records per day need a worker and a date column");
     if (n_teams == 0)
         return STORE_OK;
+    if (db_engine_of(st->conn) != DB_SQLITE)
+        return store_dash_per_day_decoded(st, t, teams, n_teams, worker_idx, date_idx,
+                                          date_from, cb, user_data);
     if (store_quote_ident(scope, sizeof scope, t->cols[t->scope_idx]) != 0 ||
         store_quote_ident(worker, sizeof worker, t->cols[worker_idx]) != 0 ||
         store_quote_ident(date, sizeof date, t->cols[date_idx]) != 0 ||
@@ -453,35 +441,12 @@ static void key_text(const void *blob, int n_bytes, char *out, size_t size)
 static const char *any_text(store_arena *arena, db_stmt *stmt, int col)
 {
     proto_value v;
-    char num[40];
 
     if (db_stmt_engine(stmt) == DB_SQLITE)
         return db_column_text(stmt, col);
     if (store_value_column_any(arena, stmt, col, &v) != 0)
         return NULL;
-    switch (v.type) {
-    case PROTO_INT:
-        snprintf(num, sizeof num, "%lld", (long long)v.u.i);
-        break;
-    case PROTO_REAL:
-        /* SQLite's "%!.15g": a whole number keeps its ".0". */
-        snprintf(num, sizeof num, "%.15g", v.u.r);
-        if (strspn(num, "-0123456789") == strlen(num))
-            strcat(num, ".0");
-        break;
-    case PROTO_TEXT:
-    case PROTO_BLOB: {
-        char *text = store_arena_alloc(arena, (size_t)v.u.b.n + 1);
-        if (text == NULL)
-            return NULL;
-        memcpy(text, v.u.b.p, v.u.b.n);
-        text[v.u.b.n] = 0;
-        return text;
-    }
-    default:
-        return NULL;
-    }
-    return store_arena_strdup(arena, num);
+    return store_dash_value_text(arena, &v);
 }
 
 /* Binds teams from first, as values of the any-value scope column. */

@@ -421,22 +421,6 @@ static void test_devices_limited_to_teams(void **state)
     assert_non_null(strstr(c.text, "ana:north;"));
 }
 
-/* PostgreSQL keeps synced values encoded: the record queries say why they do not read there
- * (never an empty, wrong answer). */
-static void test_records_refused_on_postgresql(void **state)
-{
-    world *w = *state;
-    collected c = {0};
-    store_dash_query q = {.table = "contacts"};
-
-    assert_int_equal(store_dash_records(w->fx.st, north, 1, &q, collect_record, &c),
-                     STORE_EINVAL);
-    assert_string_equal(store_errmsg(w->fx.st),
-                        "read records: the dashboard reads synced records and conflicts from a"
-                        " SQLite store only (PostgreSQL keeps their values encoded)");
-    assert_int_equal(c.n, 0);
-}
-
 /* Watch rules are SQLite SQL over typed values: a PostgreSQL store refuses them with the
  * reason (nothing kept), and one without rules lists none. */
 static void test_watch_rules_refused_on_postgresql(void **state)
@@ -840,7 +824,9 @@ int main(void)
     };
     const struct CMUnitTest on_postgresql[] = {
         cmocka_unit_test_setup_teardown(test_devices_limited_to_teams, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_records_refused_on_postgresql, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_records_limited_to_teams, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_records_filters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_per_day_per_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watch_rules_refused_on_postgresql, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflict_queue_shows_both_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflict_keep_changes_nothing, setup, teardown),
