@@ -421,20 +421,64 @@ static void test_devices_limited_to_teams(void **state)
     assert_non_null(strstr(c.text, "ana:north;"));
 }
 
-/* Watch rules are SQLite SQL over typed values: a PostgreSQL store refuses them with the
- * reason (nothing kept), and one without rules lists none. */
-static void test_watch_rules_refused_on_postgresql(void **state)
+typedef struct watch_seen {
+    int n;
+    char text[256];
+} watch_seen;
+
+static int collect_item(const store_watch_item *item, void *user_data)
+{
+    watch_seen *ws = user_data;
+    size_t len = strlen(ws->text);
+    snprintf(ws->text + len, sizeof ws->text - len, "%s/%s/%s/%s;", item->rule_id, item->team,
+             item->record_id, item->due);
+    ws->n++;
+    return 0;
+}
+
+/* n counts items due (tens) and still open (units). */
+static int count_rule(const char *team, const char *rule_id, const char *week, uint64_t n_due,
+                      uint64_t n_open, void *user_data)
+{
+    (void)team, (void)rule_id, (void)week;
+    ((watch_seen *)user_data)->n += (int)(n_due * 10 + n_open);
+    return 0;
+}
+
+/* Both engines (PostgreSQL through its in-memory SQLite mirror of the team's rows): rules kept,
+ * items open only for the rows they match, within the caller's teams. */
+static void test_watch_rules_evaluated_within_teams(void **state)
 {
     world *w = *state;
-    char *kept = NULL;
+    static const char rules[] =
+        "{\"rules\": [{\"id\": \"no_notes\", \"table\": \"contacts\", \"severity\": \"low\","
+        " \"title\": {\"en\": \"No notes\"}, \"due\": \"datetime(location)\","
+        " \"when\": \"notes IS NULL\"}]}";
+    watch_seen ws = {0};
 
-    assert_int_equal(store_watch_set(w->fx.st, "{\"rules\": []}"), STORE_EINVAL);
-    assert_string_equal(store_errmsg(w->fx.st),
-                        "watch rules are kept and evaluated in a SQLite store only (their"
-                        " expressions are SQLite SQL over typed values; PostgreSQL keeps synced"
-                        " values encoded)");
+    assert_int_equal(store_watch_set(w->fx.st, rules), STORE_OK);
+    push_contact(w, &w->ana, 1, "c-1", "north", "Amina", "2025-11-01 10:00:00", NULL);
+    push_contact(w, &w->ana, 2, "c-2", "north", "Bea", "2025-11-01 11:00:00", "seen");
+    push_contact(w, &w->ben, 1, "c-3", "south", "Cora", "2025-11-01 12:00:00", NULL);
+    assert_int_equal(store_watch_items(w->fx.st, north, 1, NOW_MS, collect_item, &ws), STORE_OK);
+    assert_string_equal(ws.text, "no_notes/north/c-1/2025-11-01 10:00:00;");
+    memset(&ws, 0, sizeof ws);
+    assert_int_equal(store_watch_items(w->fx.st, south, 1, NOW_MS, collect_item, &ws), STORE_OK);
+    assert_string_equal(ws.text, "no_notes/south/c-3/2025-11-01 12:00:00;");
+    memset(&ws, 0, sizeof ws);
+    assert_int_equal(store_watch_counts(w->fx.st, north, 1, NOW_MS, 0, count_rule, &ws),
+                     STORE_OK);
+    assert_int_equal(ws.n, 21); /* c-1 and c-2 fell due, c-1 is open */
+    /* a rule reading a column that does not exist is refused, the kept rules stay */
+    assert_int_equal(store_watch_set(w->fx.st,
+                                     "{\"rules\": [{\"id\": \"x\", \"table\": \"contacts\","
+                                     " \"severity\": \"low\", \"title\": {\"en\": \"x\"},"
+                                     " \"due\": \"datetime(nope)\", \"when\": \"1\"}]}"),
+                     STORE_ESCHEMA);
+    char *kept = NULL;
     assert_int_equal(store_watch_json(w->fx.st, &kept), STORE_OK);
-    assert_null(kept);
+    assert_string_equal(kept, rules);
+    free(kept);
 }
 
 /* ---- Conflicts ----------------------------------------------------------------------------- */
@@ -821,13 +865,14 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_conflict_reverse_never_moves_a_row_out_of_the_supervisors_teams, setup, teardown),        cmocka_unit_test_setup_teardown(test_history_and_device_report, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_watch_rules_evaluated_within_teams, setup, teardown),
     };
     const struct CMUnitTest on_postgresql[] = {
         cmocka_unit_test_setup_teardown(test_devices_limited_to_teams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_records_limited_to_teams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_records_filters, setup, teardown),
         cmocka_unit_test_setup_teardown(test_per_day_per_worker, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_watch_rules_refused_on_postgresql, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_watch_rules_evaluated_within_teams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflict_queue_shows_both_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflict_keep_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflict_reverse_syncs_back, setup, teardown),
