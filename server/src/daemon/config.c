@@ -329,8 +329,8 @@ int config_load(const char *path, daemon_config *out_config, char *err, size_t e
                  out_config->store_conninfo[0] == '\0'
                      ? "[store] conninfo (a libpq connection string) is not set"
                      : "outpostd cannot serve devices from PostgreSQL yet (push, pull, "
-                       "conflicts and team changes run there, but the dashboard's record "
-                       "views, watch rules and outpostd's store opening run only on SQLite; "
+                       "the dashboard's queries and watch rules run there, but outpostd's "
+                       "store opening, store lock and checkpoints run only on SQLite; "
                        "docs/operations.md, \"PostgreSQL\")");
         return -1;
     }
