@@ -84,8 +84,8 @@ static int read_rows(store *st, const store_table *t, const char (*teams)[64], u
     for (uint32_t i = 0; i < n_teams && len < sizeof sql; i++)
         len += (size_t)snprintf(sql + len, sizeof sql - len, "%s?%u", i ? ", " : "", 2 + i);
     if (len < sizeof sql && store_quote_name(st, name, sizeof name, t->cols[t->pk[0]]) == 0)
-        len += (size_t)snprintf(sql + len, sizeof sql - len, ") AND (CAST(?1 AS BLOB) IS NULL OR %s = ?1)",
-                                name);
+        len += (size_t)snprintf(sql + len, sizeof sql - len,
+                                ") AND (CAST(?1 AS BLOB) IS NULL OR %s = ?1)", name);
     if (len >= sizeof sql)
         return store_fail(st, STORE_EINVAL, "query too long for table %s", t->name);
 

@@ -374,7 +374,8 @@ int store_watch_items(store *st, const char (*teams)[64], uint32_t n_teams, uint
         out = mirror_fill(st, &rdb, t, teams, n_teams);
         if (out != 0)
             break;
-        if (watch_rule_prepare(rdb.db, r, t->cols[t->scope_idx], NULL, &stmt, err, sizeof err) != 0) {
+        if (watch_rule_prepare(rdb.db, r, t->cols[t->scope_idx], NULL, &stmt, err,
+                               sizeof err) != 0) {
             out = store_fail(st, STORE_ESCHEMA, "%s", err);
             break;
         }

@@ -864,7 +864,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_history_follows_the_row_and_older_stores_upgrade,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
-            test_conflict_reverse_never_moves_a_row_out_of_the_supervisors_teams, setup, teardown),        cmocka_unit_test_setup_teardown(test_history_and_device_report, setup, teardown),
+            test_conflict_reverse_never_moves_a_row_out_of_the_supervisors_teams, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_and_device_report, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watch_rules_evaluated_within_teams, setup, teardown),
     };
     const struct CMUnitTest on_postgresql[] = {
@@ -877,7 +878,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_conflict_keep_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflict_reverse_syncs_back, setup, teardown),
         cmocka_unit_test_setup_teardown(
-            test_conflict_reverse_never_moves_a_row_out_of_the_supervisors_teams, setup, teardown),        cmocka_unit_test_setup_teardown(test_history_and_device_report, setup, teardown),
+            test_conflict_reverse_never_moves_a_row_out_of_the_supervisors_teams, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_and_device_report, setup, teardown),
     };
     int failed = cmocka_run_group_tests_name("dashboard_sqlite", tests, fx_group_sqlite,
                                              fx_group_teardown);
