@@ -30,6 +30,7 @@ add_library(outpost_store STATIC
     src/audit_key.c         # the audit key file, its HMAC, signed checkpoints
     src/store_dashboard.c   # the dashboard's queries, limited to a supervisor's teams
     src/store_dash_history.c # a record's history for the dashboard; what devices report
+    src/store_dash_decoded.c # the record views where synced values are kept encoded
     src/reverse.c           # keeping or reversing a logged conflict decision
     src/forms.c             # validating a schema package's forms (docs/forms.md)
     src/forms_check.c       # the IN lists of a table's CHECK constraints

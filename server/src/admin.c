@@ -37,9 +37,9 @@ static const char usage_main[] =
     "       (before COMMAND, --audit-key FILE names the audit log's key; default\n"
     "       PATH.audit-key, made by init)\n"
     "       --store postgresql:CONNINFO opens a store kept in PostgreSQL (a libpq\n"
-    "       connection string; --audit-key is then required): init and upgrade\n"
-    "       (without --watch), team, worker, enroll, devices, revoke, user and audit\n"
-    "       run on it; backup, restore and watch rules still need a SQLite store\n"
+    "       connection string; --audit-key is then required): init and upgrade,\n"
+    "       team, worker, enroll, devices, revoke, user and audit run on it; backup\n"
+    "       and restore still need a SQLite store\n"
     "\n"
     "commands:\n"
     "  init --schema FILE.sql --policy FILE [--forms DIR] [--watch FILE.json] [--check]\n"
@@ -1496,14 +1496,6 @@ int main(int argc, char **argv)
                         "PostgreSQL store with PostgreSQL's tools: docs/operations.md, "
                         "\"PostgreSQL\")\n",
                         cmd);
-                return EXIT_REFUSED;
-            }
-        /* Watch rules are SQL over the synced tables, which PostgreSQL keeps encoded. */
-        bool schema_cmd = strcmp(cmd, "init") == 0 || strcmp(cmd, "upgrade") == 0;
-        for (int k = 0; schema_cmd && k < sub_argc; k++)
-            if (strcmp(sub_argv[k], "--watch") == 0) {
-                fprintf(stderr, "outpost-admin: watch rules run only on a SQLite store so far "
-                                "(docs/operations.md, \"PostgreSQL\")\n");
                 return EXIT_REFUSED;
             }
         if (audit_key_path == NULL)

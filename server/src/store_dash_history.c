@@ -29,34 +29,38 @@ int store_device_reports_ensure(store *st)
 int store_device_report(store *st, const char *device_id, uint64_t pending, const char *app,
                         const char *last_error, uint64_t now_ms)
 {
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     int rc, out = store_device_reports_ensure(st);
 
     if (out != STORE_OK)
         return out;
-    rc = sqlite3_prepare_v2(st->db,
-                            "INSERT OR REPLACE INTO _outpost_device_reports(device_no, outbox_top,"
-                            " time_ms, app, last_error) SELECT no, acked_seq + ?2, ?3,"
-                            " substr(?4, 1, 63), substr(?5, 1, 159) FROM _outpost_devices"
-                            " WHERE id = ?1",
-                            -1, &stmt, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(stmt, 1, device_id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 2, (int64_t)(pending > INT64_MAX ? INT64_MAX : pending));
-        sqlite3_bind_int64(stmt, 3, (int64_t)now_ms);
-        if (app)
-            sqlite3_bind_text(stmt, 4, app, -1, SQLITE_STATIC);
-        if (last_error)
-            sqlite3_bind_text(stmt, 5, last_error, -1, SQLITE_STATIC);
-        rc = sqlite3_step(stmt);
-    }
-    sqlite3_finalize(stmt);
-    return rc == SQLITE_DONE ? STORE_OK : store_fail_sqlite(st, rc, "record a device report");
+    rc = db_prepare(st->conn,
+                    "INSERT INTO _outpost_device_reports(device_no, outbox_top, time_ms, app,"
+                    " last_error) SELECT no, acked_seq + ?2, ?3, substr(CAST(?4 AS TEXT), 1, 63),"
+                    " substr(CAST(?5 AS TEXT), 1, 159) FROM _outpost_devices WHERE id = ?1"
+                    " ON CONFLICT(device_no) DO UPDATE SET outbox_top = excluded.outbox_top,"
+                    " time_ms = excluded.time_ms, app = excluded.app,"
+                    " last_error = excluded.last_error",
+                    &stmt);
+    if (rc == STORE_OK)
+        rc = db_bind_text(stmt, 1, device_id);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, 2, (int64_t)(pending > INT64_MAX ? INT64_MAX : pending));
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, 3, (int64_t)now_ms);
+    if (rc == STORE_OK)
+        rc = db_bind_text(stmt, 4, app); /* NULL binds NULL */
+    if (rc == STORE_OK)
+        rc = db_bind_text(stmt, 5, last_error);
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
+    db_finalize(stmt);
+    return rc == DB_DONE ? STORE_OK : store_fail_db(st, rc, "record a device report");
 }
 
-static void copy_text(char *dst, size_t size, const unsigned char *src)
+static void copy_text(char *dst, size_t size, const char *src)
 {
-    snprintf(dst, size, "%s", src ? (const char *)src : "");
+    snprintf(dst, size, "%s", src ? src : "");
 }
 
 int store_dash_history(store *st, const char (*teams)[64], uint32_t n_teams, const char *table,
@@ -65,7 +69,7 @@ int store_dash_history(store *st, const char (*teams)[64], uint32_t n_teams, con
 {
     char sql[SQL_MAX];
     size_t len;
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     store_bytes pk = {0};
     proto_value v;
     int out, rc;
@@ -96,46 +100,54 @@ int store_dash_history(store *st, const char (*teams)[64], uint32_t n_teams, con
                                 " JOIN _outpost_changes p ON p.seq = h.seq"
                                 " WHERE p.prev_seq IS NOT NULL AND h.n < ?3)"
                                 " SELECT ch.seq, ch.time_ms, ch.op, ch.altered,"
-                                " IFNULL(dv.id, ''), IFNULL(dv.name, ''), IFNULL(dv.worker_id, ''),"
-                                " IFNULL(dec.decided_by, '')"
+                                " COALESCE(dv.id, ''), COALESCE(dv.name, ''),"
+                                " COALESCE(dv.worker_id, ''), COALESCE(dd.decided_by, '')"
                                 " FROM h JOIN _outpost_changes ch ON ch.seq = h.seq"
                                 " LEFT JOIN _outpost_devices dv ON dv.no = ch.device"
-                                " LEFT JOIN _outpost_conflict_decisions dec"
-                                " ON dec.server_seq = ch.seq ORDER BY ch.seq");
+                                " LEFT JOIN _outpost_conflict_decisions dd"
+                                " ON dd.server_seq = ch.seq ORDER BY ch.seq");
     if (len >= sizeof sql) {
         store_bytes_free(&pk);
         return store_fail(st, STORE_EINVAL, "too many teams");
     }
-    rc = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(stmt, 1, table, -1, SQLITE_STATIC);
-        sqlite3_bind_blob(stmt, 2, pk.data, (int)pk.len, SQLITE_STATIC);
-        sqlite3_bind_int64(stmt, 3, limit == 0 ? HISTORY_DEFAULT : limit);
-        for (uint32_t i = 0; i < n_teams; i++)
-            sqlite3_bind_text(stmt, 4 + (int)i, teams[i], -1, SQLITE_STATIC);
+    rc = db_prepare(st->conn, sql, &stmt);
+    if (rc == STORE_OK)
+        rc = db_bind_text(stmt, 1, table);
+    if (rc == STORE_OK)
+        rc = db_bind_blob_static(stmt, 2, pk.data, pk.len);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, 3, limit == 0 ? HISTORY_DEFAULT : limit);
+    /* The row's scope is an any-value column (encoded on PostgreSQL): teams bound as values. */
+    for (uint32_t i = 0; rc == STORE_OK && i < n_teams; i++) {
+        proto_value team;
+        memset(&team, 0, sizeof team);
+        team.type = PROTO_TEXT;
+        team.u.b.p = (const uint8_t *)teams[i];
+        team.u.b.n = (uint32_t)strlen(teams[i]);
+        rc = store_value_bind_any(stmt, 4 + (int)i, &team);
     }
-    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+    while (rc == STORE_OK || rc == DB_ROW) {
         store_dash_change ch;
-        rc = sqlite3_step(stmt);
-        if (rc != SQLITE_ROW)
+        rc = db_step(stmt);
+        if (rc != DB_ROW)
             break;
         memset(&ch, 0, sizeof ch);
-        ch.seq = sqlite3_column_int64(stmt, 0);
-        ch.time_ms = (uint64_t)sqlite3_column_int64(stmt, 1);
-        ch.op = sqlite3_column_int(stmt, 2);
-        ch.altered = sqlite3_column_int(stmt, 3) != 0;
-        copy_text(ch.device_id, sizeof ch.device_id, sqlite3_column_text(stmt, 4));
-        copy_text(ch.device_name, sizeof ch.device_name, sqlite3_column_text(stmt, 5));
-        copy_text(ch.worker_id, sizeof ch.worker_id, sqlite3_column_text(stmt, 6));
-        copy_text(ch.decided_by, sizeof ch.decided_by, sqlite3_column_text(stmt, 7));
+        ch.seq = db_column_int64(stmt, 0);
+        ch.time_ms = (uint64_t)db_column_int64(stmt, 1);
+        ch.op = (int)db_column_int64(stmt, 2);
+        ch.altered = db_column_int64(stmt, 3) != 0;
+        copy_text(ch.device_id, sizeof ch.device_id, db_column_text(stmt, 4));
+        copy_text(ch.device_name, sizeof ch.device_name, db_column_text(stmt, 5));
+        copy_text(ch.worker_id, sizeof ch.worker_id, db_column_text(stmt, 6));
+        copy_text(ch.decided_by, sizeof ch.decided_by, db_column_text(stmt, 7));
         out = cb(&ch, user_data);
         if (out != 0)
             break;
     }
-    sqlite3_finalize(stmt);
+    db_finalize(stmt);
     store_bytes_free(&pk);
-    if (out == STORE_OK && rc != SQLITE_DONE)
-        out = store_fail_sqlite(st, rc, "read a record's history");
+    if (out == STORE_OK && rc != DB_DONE)
+        out = store_fail_db(st, rc, "read a record's history");
     return out;
 }
 
@@ -193,7 +205,7 @@ int store_dash_record_get(store *st, const char (*teams)[64], uint32_t n_teams, 
 {
     char sql[SQL_MAX], ident[200];
     size_t len = 0;
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     const char *values[64];
     store_table *t;
     int out = store_tables_load(st), rc;
@@ -206,6 +218,11 @@ int store_dash_record_get(store *st, const char (*teams)[64], uint32_t n_teams, 
                           table && store_id_valid(table) ? table : "of that name");
     if (n_teams == 0 || t->n_cols > 64)
         return STORE_OK;
+    if (db_engine_of(st->conn) != DB_SQLITE) { /* values kept encoded */
+        store_dash_query q = {.table = table, .id = key};
+        store_dash_columns none = {-1, -1, -1, -1, false};
+        return store_dash_records_decoded(st, t, teams, n_teams, &q, &none, 1, cb, user_data);
+    }
     /* SELECT every column WHERE key = ?1 AND scope IN (?2, ...): the key's index finds it. */
     len = (size_t)snprintf(sql, sizeof sql, "SELECT ");
     for (uint32_t i = 0; i < t->n_cols && len < sizeof sql; i++) {
@@ -225,26 +242,26 @@ int store_dash_record_get(store *st, const char (*teams)[64], uint32_t n_teams, 
         len += (size_t)snprintf(sql + len, sizeof sql - len, ")");
     if (len >= sizeof sql)
         return store_fail(st, STORE_EINVAL, "query too long for table %s", t->name);
-    rc = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
-        for (uint32_t i = 0; i < n_teams; i++)
-            sqlite3_bind_text(stmt, 2 + (int)i, teams[i], -1, SQLITE_STATIC);
-        rc = sqlite3_step(stmt);
-    }
-    if (rc == SQLITE_ROW) {
+    rc = db_prepare(st->conn, sql, &stmt);
+    if (rc == STORE_OK)
+        rc = db_bind_text(stmt, 1, key);
+    for (uint32_t i = 0; rc == STORE_OK && i < n_teams; i++)
+        rc = db_bind_text_static(stmt, 2 + (int)i, teams[i], strlen(teams[i]));
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
+    if (rc == DB_ROW) {
         store_dash_record rec;
         for (uint32_t i = 0; i < t->n_cols; i++)
-            values[i] = (const char *)sqlite3_column_text(stmt, (int)i);
+            values[i] = db_column_text(stmt, (int)i);
         rec.n_cols = t->n_cols;
         rec.cols = (const char *const *)t->cols;
         rec.values = values;
         rec.key = values[t->pk[0]] ? values[t->pk[0]] : "";
         out = cb(&rec, user_data);
-        rc = SQLITE_DONE;
+        rc = DB_DONE;
     }
-    sqlite3_finalize(stmt);
-    if (out == STORE_OK && rc != SQLITE_DONE)
-        out = store_fail_sqlite(st, rc, "read a record");
+    db_finalize(stmt);
+    if (out == STORE_OK && rc != DB_DONE)
+        out = store_fail_db(st, rc, "read a record");
     return out;
 }

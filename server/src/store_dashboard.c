@@ -36,15 +36,17 @@ static int appendf(char *sql, size_t size, size_t *len, const char *text)
     return 0;
 }
 
-static void bind_teams(sqlite3_stmt *stmt, int first, const char (*teams)[64], uint32_t n_teams)
+static int bind_teams(db_stmt *stmt, int first, const char (*teams)[64], uint32_t n_teams)
 {
-    for (uint32_t i = 0; i < n_teams; i++)
-        sqlite3_bind_text(stmt, first + (int)i, teams[i], -1, SQLITE_STATIC);
+    int rc = STORE_OK;
+    for (uint32_t i = 0; rc == STORE_OK && i < n_teams; i++)
+        rc = db_bind_text_static(stmt, first + (int)i, teams[i], strlen(teams[i]));
+    return rc;
 }
 
-static void copy_text(char *dst, size_t size, const unsigned char *src)
+static void copy_text(char *dst, size_t size, const char *src)
 {
-    snprintf(dst, size, "%s", src ? (const char *)src : "");
+    snprintf(dst, size, "%s", src ? src : "");
 }
 
 int store_dash_devices(store *st, const char (*teams)[64], uint32_t n_teams,
@@ -52,7 +54,7 @@ int store_dash_devices(store *st, const char (*teams)[64], uint32_t n_teams,
 {
     char sql[SQL_MAX];
     size_t len = 0;
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     int out = STORE_OK, rc;
 
     if (n_teams == 0)
@@ -61,11 +63,14 @@ int store_dash_devices(store *st, const char (*teams)[64], uint32_t n_teams,
     if (out != STORE_OK)
         return out;
     if (appendf(sql, sizeof sql, &len,
-                "SELECT d.id, d.worker_id, IFNULL(d.name, ''), d.enrolled_ms,"
-                " IFNULL(d.last_seen_ms, 0), d.revoked,"
-                " (SELECT group_concat(team_id, ',') FROM (SELECT team_id FROM"
-                "  _outpost_worker_teams wt WHERE wt.worker_id = d.worker_id ORDER BY team_id)),"
-                " max(0, IFNULL(rep.outbox_top, 0) - d.acked_seq), IFNULL(rep.time_ms, 0),"
+                "SELECT d.id, d.worker_id, COALESCE(d.name, ''), d.enrolled_ms,"
+                " COALESCE(d.last_seen_ms, 0), d.revoked,"
+                " (SELECT group_concat(tt.team_id, ',') FROM (SELECT team_id FROM"
+                "  _outpost_worker_teams wt WHERE wt.worker_id = d.worker_id ORDER BY team_id)"
+                "  tt),"
+                " CASE WHEN COALESCE(rep.outbox_top, 0) > d.acked_seq"
+                "  THEN COALESCE(rep.outbox_top, 0) - d.acked_seq ELSE 0 END,"
+                " COALESCE(rep.time_ms, 0),"
                 " (SELECT count(*) FROM _outpost_refused f WHERE f.device_no = d.no),"
                 " (SELECT rf.message FROM _outpost_conflicts c JOIN _outpost_conflict_refusals rf"
                 "  ON rf.conflict_id = c.id WHERE c.push_device = d.id ORDER BY c.id DESC LIMIT 1),"
@@ -76,37 +81,37 @@ int store_dash_devices(store *st, const char (*teams)[64], uint32_t n_teams,
                 " _outpost_worker_teams WHERE team_id IN (") != 0 ||
         append_team_params(sql, sizeof sql, &len, 1, n_teams) != 0 ||
         appendf(sql, sizeof sql, &len,
-                ")) ORDER BY IFNULL(d.last_seen_ms, 0) DESC, d.worker_id, d.id") != 0)
+                ")) ORDER BY COALESCE(d.last_seen_ms, 0) DESC, d.worker_id, d.id") != 0)
         return store_fail(st, STORE_EINVAL, "too many teams");
-    rc = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL);
-    if (rc == SQLITE_OK)
-        bind_teams(stmt, 1, teams, n_teams);
-    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+    rc = db_prepare(st->conn, sql, &stmt);
+    if (rc == STORE_OK)
+        rc = bind_teams(stmt, 1, teams, n_teams);
+    while (rc == STORE_OK || rc == DB_ROW) {
         store_dash_device row;
-        rc = sqlite3_step(stmt);
-        if (rc != SQLITE_ROW)
+        rc = db_step(stmt);
+        if (rc != DB_ROW)
             break;
         memset(&row, 0, sizeof row);
-        copy_text(row.device_id, sizeof row.device_id, sqlite3_column_text(stmt, 0));
-        copy_text(row.worker_id, sizeof row.worker_id, sqlite3_column_text(stmt, 1));
-        copy_text(row.name, sizeof row.name, sqlite3_column_text(stmt, 2));
-        row.enrolled_ms = (uint64_t)sqlite3_column_int64(stmt, 3);
-        row.last_seen_ms = (uint64_t)sqlite3_column_int64(stmt, 4);
-        row.revoked = sqlite3_column_int(stmt, 5) != 0;
-        copy_text(row.teams, sizeof row.teams, sqlite3_column_text(stmt, 6));
-        row.pending = (uint64_t)sqlite3_column_int64(stmt, 7);
-        row.reported_ms = (uint64_t)sqlite3_column_int64(stmt, 8);
-        row.refused = (uint64_t)sqlite3_column_int64(stmt, 9);
-        copy_text(row.last_refusal, sizeof row.last_refusal, sqlite3_column_text(stmt, 10));
-        copy_text(row.last_error, sizeof row.last_error, sqlite3_column_text(stmt, 11));
-        copy_text(row.app, sizeof row.app, sqlite3_column_text(stmt, 12));
+        copy_text(row.device_id, sizeof row.device_id, db_column_text(stmt, 0));
+        copy_text(row.worker_id, sizeof row.worker_id, db_column_text(stmt, 1));
+        copy_text(row.name, sizeof row.name, db_column_text(stmt, 2));
+        row.enrolled_ms = (uint64_t)db_column_int64(stmt, 3);
+        row.last_seen_ms = (uint64_t)db_column_int64(stmt, 4);
+        row.revoked = db_column_int64(stmt, 5) != 0;
+        copy_text(row.teams, sizeof row.teams, db_column_text(stmt, 6));
+        row.pending = (uint64_t)db_column_int64(stmt, 7);
+        row.reported_ms = (uint64_t)db_column_int64(stmt, 8);
+        row.refused = (uint64_t)db_column_int64(stmt, 9);
+        copy_text(row.last_refusal, sizeof row.last_refusal, db_column_text(stmt, 10));
+        copy_text(row.last_error, sizeof row.last_error, db_column_text(stmt, 11));
+        copy_text(row.app, sizeof row.app, db_column_text(stmt, 12));
         out = cb(&row, user_data);
         if (out != 0)
             break;
     }
-    sqlite3_finalize(stmt);
-    if (out == STORE_OK && rc != SQLITE_DONE)
-        out = store_fail_sqlite(st, rc, "list devices");
+    db_finalize(stmt);
+    if (out == STORE_OK && rc != DB_DONE)
+        out = store_fail_db(st, rc, "list devices");
     return out;
 }
 
@@ -147,11 +152,7 @@ static int resolve_table(store *st, const char *table, const char *worker_col,
     return STORE_OK;
 }
 
-/* Column indexes of the optional parts: -1 when absent. */
-typedef struct records_shape {
-    int worker_idx, date_idx, match_idx, sort_idx;
-    bool desc;
-} records_shape;
+typedef store_dash_columns records_shape;
 
 static int build_records_sql(const store_table *t, const records_shape *shape, uint32_t n_teams,
                              char *sql, size_t size)
@@ -241,23 +242,22 @@ static int build_records_sql(const store_table *t, const records_shape *shape, u
     return appendf(sql, size, &len, cond);
 }
 
-static void bind_opt(sqlite3_stmt *stmt, int idx, const char *text)
+static int bind_opt(db_stmt *stmt, int idx, const char *text)
 {
     if (text && *text)
-        sqlite3_bind_text(stmt, idx, text, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(stmt, idx);
+        return db_bind_text_static(stmt, idx, text, strlen(text));
+    return db_bind_null(stmt, idx);
 }
 
 int store_dash_records(store *st, const char (*teams)[64], uint32_t n_teams,
                        const store_dash_query *q, store_dash_record_cb cb, void *user_data)
 {
     store_table *t = NULL;
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     const char **values = NULL;
     char *sql = NULL;
     records_shape shape = {-1, -1, -1, -1, q->desc};
-    int param, rc = SQLITE_OK;
+    int param, rc = STORE_OK;
     uint32_t limit = q->limit == 0 ? RECORDS_DEFAULT : q->limit, n_rows = 0;
     int out = resolve_table(st, q->table, q->worker_col, q->date_col, &t, &shape.worker_idx,
                             &shape.date_idx);
@@ -279,6 +279,9 @@ int store_dash_records(store *st, const char (*teams)[64], uint32_t n_teams,
         return STORE_OK;
     if (limit > RECORDS_MAX)
         limit = RECORDS_MAX;
+    if (db_engine_of(st->conn) != DB_SQLITE)
+        return store_dash_records_decoded(st, t, teams, n_teams, q, &shape, limit, cb,
+                                          user_data);
     sql = malloc(SQL_MAX * 4);
     values = calloc(t->n_cols, sizeof *values);
     if (!sql || !values) {
@@ -289,38 +292,45 @@ int store_dash_records(store *st, const char (*teams)[64], uint32_t n_teams,
         out = store_fail(st, STORE_EINVAL, "query too long for table %s", t->name);
         goto done;
     }
-    rc = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL);
-    if (rc != SQLITE_OK) {
-        out = store_fail_sqlite(st, rc, "prepare record query");
+    rc = db_prepare(st->conn, sql, &stmt);
+    if (rc != STORE_OK) {
+        out = store_fail_db(st, rc, "prepare record query");
         goto done;
     }
-    bind_teams(stmt, 1, teams, n_teams);
+    rc = bind_teams(stmt, 1, teams, n_teams);
     param = 1 + (int)n_teams;
-    bind_opt(stmt, param, q->team);
-    if (shape.worker_idx >= 0)
-        bind_opt(stmt, param + 1, q->worker);
-    if (shape.date_idx >= 0) {
-        bind_opt(stmt, param + 2, q->date_from);
-        bind_opt(stmt, param + 3, q->date_to);
-    }
-    bind_opt(stmt, param + 4, q->text);
-    bind_opt(stmt, param + 5, q->id);
+    if (rc == STORE_OK)
+        rc = bind_opt(stmt, param, q->team);
+    if (rc == STORE_OK && shape.worker_idx >= 0)
+        rc = bind_opt(stmt, param + 1, q->worker);
+    if (rc == STORE_OK && shape.date_idx >= 0)
+        rc = bind_opt(stmt, param + 2, q->date_from);
+    if (rc == STORE_OK && shape.date_idx >= 0)
+        rc = bind_opt(stmt, param + 3, q->date_to);
+    if (rc == STORE_OK)
+        rc = bind_opt(stmt, param + 4, q->text);
+    if (rc == STORE_OK)
+        rc = bind_opt(stmt, param + 5, q->id);
     /* One row past the page tells whether there is a next one. */
-    sqlite3_bind_int64(stmt, param + 6, (int64_t)limit + 1);
-    if (shape.match_idx >= 0)
-        sqlite3_bind_text(stmt, param + 7, q->match_value ? q->match_value : "", -1,
-                          SQLITE_STATIC);
-    sqlite3_bind_int64(stmt, param + 8, q->offset);
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, param + 6, (int64_t)limit + 1);
+    if (rc == STORE_OK && shape.match_idx >= 0)
+        rc = db_bind_text(stmt, param + 7, q->match_value ? q->match_value : "");
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, param + 8, q->offset);
+    while (rc == STORE_OK || rc == DB_ROW) {
         store_dash_record rec;
+        rc = db_step(stmt);
+        if (rc != DB_ROW)
+            break;
         if (++n_rows > limit) {
             if (q->out_more)
                 *q->out_more = true;
-            rc = SQLITE_DONE;
+            rc = DB_DONE;
             break;
         }
         for (uint32_t i = 0; i < t->n_cols; i++)
-            values[i] = (const char *)sqlite3_column_text(stmt, (int)i);
+            values[i] = db_column_text(stmt, (int)i);
         rec.n_cols = t->n_cols;
         rec.cols = (const char *const *)t->cols;
         rec.values = values;
@@ -329,10 +339,10 @@ int store_dash_records(store *st, const char (*teams)[64], uint32_t n_teams,
         if (out != 0)
             break;
     }
-    if (out == STORE_OK && rc != SQLITE_DONE)
-        out = store_fail_sqlite(st, rc, "read records");
+    if (out == STORE_OK && rc != DB_DONE)
+        out = store_fail_db(st, rc, "read records");
 done:
-    sqlite3_finalize(stmt);
+    db_finalize(stmt);
     free(values);
     free(sql);
     return out;
@@ -343,7 +353,7 @@ int store_dash_per_day(store *st, const char (*teams)[64], uint32_t n_teams, con
                        store_dash_count_cb cb, void *user_data)
 {
     store_table *t = NULL;
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     char sql[SQL_MAX], scope[200], worker[200], date[200];
     size_t len = 0;
     int worker_idx = -1, date_idx = -1, rc;
@@ -355,6 +365,9 @@ int store_dash_per_day(store *st, const char (*teams)[64], uint32_t n_teams, con
         return store_fail(st, STORE_EINVAL, "records per day need a worker and a date column");
     if (n_teams == 0)
         return STORE_OK;
+    if (db_engine_of(st->conn) != DB_SQLITE)
+        return store_dash_per_day_decoded(st, t, teams, n_teams, worker_idx, date_idx,
+                                          date_from, cb, user_data);
     if (store_quote_ident(scope, sizeof scope, t->cols[t->scope_idx]) != 0 ||
         store_quote_ident(worker, sizeof worker, t->cols[worker_idx]) != 0 ||
         store_quote_ident(date, sizeof date, t->cols[date_idx]) != 0 ||
@@ -373,25 +386,24 @@ int store_dash_per_day(store *st, const char (*teams)[64], uint32_t n_teams, con
         appendf(sql, sizeof sql, &len, worker) != 0 ||
         appendf(sql, sizeof sql, &len, " ORDER BY day, 2") != 0)
         return store_fail(st, STORE_EINVAL, "query too long");
-    rc = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL);
-    if (rc == SQLITE_OK) {
-        bind_opt(stmt, 1, date_from);
-        bind_teams(stmt, 2, teams, n_teams);
-    }
-    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
-        rc = sqlite3_step(stmt);
-        if (rc != SQLITE_ROW)
+    rc = db_prepare(st->conn, sql, &stmt);
+    if (rc == STORE_OK)
+        rc = bind_opt(stmt, 1, date_from);
+    if (rc == STORE_OK)
+        rc = bind_teams(stmt, 2, teams, n_teams);
+    while (rc == STORE_OK || rc == DB_ROW) {
+        rc = db_step(stmt);
+        if (rc != DB_ROW)
             break;
-        const char *day = (const char *)sqlite3_column_text(stmt, 0);
-        const char *who = (const char *)sqlite3_column_text(stmt, 1);
-        out = cb(day ? day : "", who ? who : "", (uint64_t)sqlite3_column_int64(stmt, 2),
-                 user_data);
+        const char *day = db_column_text(stmt, 0);
+        const char *who = db_column_text(stmt, 1);
+        out = cb(day ? day : "", who ? who : "", (uint64_t)db_column_int64(stmt, 2), user_data);
         if (out != 0)
             break;
     }
-    sqlite3_finalize(stmt);
-    if (out == STORE_OK && rc != SQLITE_DONE)
-        out = store_fail_sqlite(st, rc, "count records");
+    db_finalize(stmt);
+    if (out == STORE_OK && rc != DB_DONE)
+        out = store_fail_db(st, rc, "count records");
     return out;
 }
 
@@ -424,9 +436,33 @@ static void key_text(const void *blob, int n_bytes, char *out, size_t size)
     store_arena_free(&arena);
 }
 
-/* The team a conflict belongs to: a refusal names its own (the row may not be in the store,
- * or may be another team's row the worker aimed at); a merge decision is the row's. */
-#define CONFLICT_TEAM "CASE WHEN IFNULL(rf.team, '') <> '' THEN rf.team ELSE r.scope END"
+/* An any-value column as SQLite's text of it would read (NULL for NULL), in arena: the merge
+ * log's values and a row's scope, which PostgreSQL keeps encoded. */
+static const char *any_text(store_arena *arena, db_stmt *stmt, int col)
+{
+    proto_value v;
+
+    if (db_stmt_engine(stmt) == DB_SQLITE)
+        return db_column_text(stmt, col);
+    if (store_value_column_any(arena, stmt, col, &v) != 0)
+        return NULL;
+    return store_dash_value_text(arena, &v);
+}
+
+/* Binds teams from first, as values of the any-value scope column. */
+static int bind_teams_any(db_stmt *stmt, int first, const char (*teams)[64], uint32_t n_teams)
+{
+    int rc = STORE_OK;
+    for (uint32_t i = 0; rc == STORE_OK && i < n_teams; i++) {
+        proto_value team;
+        memset(&team, 0, sizeof team);
+        team.type = PROTO_TEXT;
+        team.u.b.p = (const uint8_t *)teams[i];
+        team.u.b.n = (uint32_t)strlen(teams[i]);
+        rc = store_value_bind_any(stmt, first + (int)i, &team);
+    }
+    return rc;
+}
 
 /* The conflict queue, or (table and key set) every conflict of one row. */
 static int conflicts_query(store *st, const char (*teams)[64], uint32_t n_teams, bool all,
@@ -435,8 +471,9 @@ static int conflicts_query(store *st, const char (*teams)[64], uint32_t n_teams,
 {
     char sql[SQL_MAX];
     size_t len = 0;
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     store_bytes pk = {0};
+    store_arena arena = {0};
     int out, rc;
 
     if (n_teams == 0)
@@ -455,73 +492,92 @@ static int conflicts_query(store *st, const char (*teams)[64], uint32_t n_teams,
         out = store_tables_load(st);
     if (out != STORE_OK)
         return out;
+    /* The team a conflict belongs to: a refusal names its own (the row may not be in the store,
+     * or may be another team's row the worker aimed at); a merge decision is the row's, whose
+     * scope is an any-value column (encoded on PostgreSQL): teams are bound twice, as text for
+     * the refusal's team (?5...) and as values for the row's scope. */
+    int scope_first = 5 + (int)n_teams;
     if (appendf(sql, sizeof sql, &len,
-                "SELECT c.id, t.name, IFNULL(col.name, ''), c.pk, " CONFLICT_TEAM ","
-                " c.losing_value,"
-                " c.winning_value, IFNULL(c.loser_device, ''), IFNULL(c.loser_worker, ''),"
-                " IFNULL(c.winner_device, ''), c.time_ms, c.reversible,"
-                " IFNULL(d.decision, ''), IFNULL(d.decided_by, ''), c.table_id, c.col,"
-                " rf.conflict_id IS NOT NULL, IFNULL(rf.code, 0), IFNULL(rf.message, ''),"
-                " IFNULL(wd.worker_id, '')"
+                "SELECT c.id, t.name, COALESCE(col.name, ''), c.pk, COALESCE(rf.team, ''),"
+                " r.scope, c.losing_value,"
+                " c.winning_value, COALESCE(c.loser_device, ''), COALESCE(c.loser_worker, ''),"
+                " COALESCE(c.winner_device, ''), c.time_ms, c.reversible,"
+                " COALESCE(d.decision, ''), COALESCE(d.decided_by, ''), c.table_id, c.col,"
+                " CASE WHEN rf.conflict_id IS NULL THEN 0 ELSE 1 END, COALESCE(rf.code, 0),"
+                " COALESCE(rf.message, ''), COALESCE(wd.worker_id, '')"
                 " FROM _outpost_conflicts c JOIN _outpost_tables t ON t.id = c.table_id"
                 " LEFT JOIN _outpost_devices wd ON wd.id = c.winner_device"
                 " LEFT JOIN _outpost_rows r ON r.table_id = c.table_id AND r.pk = c.pk"
                 " LEFT JOIN _outpost_conflict_refusals rf ON rf.conflict_id = c.id"
                 " LEFT JOIN _outpost_columns col ON col.table_id = c.table_id AND col.idx = c.col"
                 " LEFT JOIN _outpost_conflict_decisions d ON d.conflict_id = c.id"
-                " WHERE " CONFLICT_TEAM " IN (") != 0 ||
+                " WHERE ((COALESCE(rf.team, '') <> '' AND rf.team IN (") != 0 ||
         append_team_params(sql, sizeof sql, &len, 5, n_teams) != 0 ||
+        appendf(sql, sizeof sql, &len, ")) OR (COALESCE(rf.team, '') = '' AND r.scope IN (") !=
+            0 ||
+        append_team_params(sql, sizeof sql, &len, scope_first, n_teams) != 0 ||
         appendf(sql, sizeof sql, &len,
-                ") AND (?1 OR d.conflict_id IS NULL)"
-                " AND (?3 IS NULL OR (t.name = ?3 AND c.pk = ?4))"
+                "))) AND (?1 <> 0 OR d.conflict_id IS NULL)"
+                " AND (CAST(?3 AS TEXT) IS NULL OR (t.name = ?3 AND c.pk = ?4))"
                 " ORDER BY c.id DESC LIMIT ?2") != 0) {
         store_bytes_free(&pk);
         return store_fail(st, STORE_EINVAL, "too many teams");
     }
-    rc = sqlite3_prepare_v2(st->db, sql, -1, &stmt, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int(stmt, 1, all ? 1 : 0);
-        sqlite3_bind_int64(stmt, 2, limit == 0 ? 100 : limit);
-        bind_opt(stmt, 3, table);
-        if (key)
-            sqlite3_bind_blob(stmt, 4, pk.data, (int)pk.len, SQLITE_STATIC);
-        bind_teams(stmt, 5, teams, n_teams);
-    }
-    while (rc == SQLITE_OK || rc == SQLITE_ROW) {
+    rc = db_prepare(st->conn, sql, &stmt);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, 1, all ? 1 : 0);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, 2, limit == 0 ? 100 : limit);
+    if (rc == STORE_OK)
+        rc = bind_opt(stmt, 3, table);
+    if (rc == STORE_OK && key)
+        rc = db_bind_blob_static(stmt, 4, pk.data, pk.len);
+    if (rc == STORE_OK && !key)
+        rc = db_bind_null(stmt, 4);
+    if (rc == STORE_OK)
+        rc = bind_teams(stmt, 5, teams, n_teams);
+    if (rc == STORE_OK)
+        rc = bind_teams_any(stmt, scope_first, teams, n_teams);
+    while (rc == STORE_OK || rc == DB_ROW) {
         store_dash_conflict c;
-        rc = sqlite3_step(stmt);
-        if (rc != SQLITE_ROW)
+        size_t n_pk = 0;
+        rc = db_step(stmt);
+        if (rc != DB_ROW)
             break;
+        store_arena_free(&arena);
         memset(&c, 0, sizeof c);
-        c.id = sqlite3_column_int64(stmt, 0);
-        copy_text(c.table, sizeof c.table, sqlite3_column_text(stmt, 1));
-        copy_text(c.column, sizeof c.column, sqlite3_column_text(stmt, 2));
-        key_text(sqlite3_column_blob(stmt, 3), sqlite3_column_bytes(stmt, 3), c.row_key,
-                 sizeof c.row_key);
-        copy_text(c.scope, sizeof c.scope, sqlite3_column_text(stmt, 4));
-        c.losing = (const char *)sqlite3_column_text(stmt, 5);
-        c.winning = (const char *)sqlite3_column_text(stmt, 6);
-        copy_text(c.loser_device, sizeof c.loser_device, sqlite3_column_text(stmt, 7));
-        copy_text(c.loser_worker, sizeof c.loser_worker, sqlite3_column_text(stmt, 8));
-        copy_text(c.winner_device, sizeof c.winner_device, sqlite3_column_text(stmt, 9));
-        c.time_ms = (uint64_t)sqlite3_column_int64(stmt, 10);
-        copy_text(c.decision, sizeof c.decision, sqlite3_column_text(stmt, 12));
+        c.id = db_column_int64(stmt, 0);
+        copy_text(c.table, sizeof c.table, db_column_text(stmt, 1));
+        copy_text(c.column, sizeof c.column, db_column_text(stmt, 2));
+        const void *pk_blob = db_column_blob(stmt, 3, &n_pk);
+        key_text(pk_blob, (int)n_pk, c.row_key, sizeof c.row_key);
+        const char *team = db_column_text(stmt, 4);
+        copy_text(c.scope, sizeof c.scope,
+                  team && *team ? team : any_text(&arena, stmt, 5));
+        c.losing = any_text(&arena, stmt, 6);
+        c.winning = any_text(&arena, stmt, 7);
+        copy_text(c.loser_device, sizeof c.loser_device, db_column_text(stmt, 8));
+        copy_text(c.loser_worker, sizeof c.loser_worker, db_column_text(stmt, 9));
+        copy_text(c.winner_device, sizeof c.winner_device, db_column_text(stmt, 10));
+        c.time_ms = (uint64_t)db_column_int64(stmt, 11);
+        copy_text(c.decision, sizeof c.decision, db_column_text(stmt, 13));
         /* Once decided, a conflict is not reversible again. */
-        c.reversible = sqlite3_column_int(stmt, 11) != 0 && sqlite3_column_int(stmt, 15) >= 0 &&
+        c.reversible = db_column_int64(stmt, 12) != 0 && db_column_int64(stmt, 16) >= 0 &&
                        c.decision[0] == '\0';
-        copy_text(c.decided_by, sizeof c.decided_by, sqlite3_column_text(stmt, 13));
-        c.refused = sqlite3_column_int(stmt, 16) != 0;
-        c.refused_code = (uint32_t)sqlite3_column_int64(stmt, 17);
-        copy_text(c.refused_message, sizeof c.refused_message, sqlite3_column_text(stmt, 18));
-        copy_text(c.winner_worker, sizeof c.winner_worker, sqlite3_column_text(stmt, 19));
+        copy_text(c.decided_by, sizeof c.decided_by, db_column_text(stmt, 14));
+        c.refused = db_column_int64(stmt, 17) != 0;
+        c.refused_code = (uint32_t)db_column_int64(stmt, 18);
+        copy_text(c.refused_message, sizeof c.refused_message, db_column_text(stmt, 19));
+        copy_text(c.winner_worker, sizeof c.winner_worker, db_column_text(stmt, 20));
         out = cb(&c, user_data);
         if (out != 0)
             break;
     }
-    sqlite3_finalize(stmt);
+    db_finalize(stmt);
+    store_arena_free(&arena);
     store_bytes_free(&pk);
-    if (out == STORE_OK && rc != SQLITE_DONE)
-        out = store_fail_sqlite(st, rc, "list conflicts");
+    if (out == STORE_OK && rc != DB_DONE)
+        out = store_fail_db(st, rc, "list conflicts");
     return out;
 }
 

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "store_rows.h"
+#include "store_values.h"
 
 static const char rescope_ddl[] =
     "CREATE TABLE IF NOT EXISTS _outpost_rescopes("
@@ -37,28 +38,39 @@ static bool has_team(const char (*teams)[64], uint32_t n, const char *team)
  * marker, at the sequences after *last; moves *last to the last one taken. */
 static int snapshot_team(store *st, const char *team, bool joined, int64_t marker, int64_t *last)
 {
-    sqlite3_stmt *s = NULL;
-    int rc = sqlite3_prepare_v2(
-        st->db,
+    db_stmt *s = NULL;
+    proto_value scope;
+    /* The row's scope is an any-value column (encoded on PostgreSQL): the team is bound as a
+     * value for it (?4) and as text for the snapshot's team_id (?3). */
+    memset(&scope, 0, sizeof scope);
+    scope.type = PROTO_TEXT;
+    scope.u.b.p = (const uint8_t *)team;
+    scope.u.b.n = (uint32_t)strlen(team);
+    int rc = db_prepare(
+        st->conn,
         joined ? "INSERT INTO _outpost_rescope_rows(seq, marker_seq, team_id, table_id, pk)"
                  " SELECT ?1 + ROW_NUMBER() OVER (ORDER BY table_id, pk), ?2, ?3, table_id, pk"
-                 " FROM _outpost_rows WHERE scope = ?3 AND deleted = 0"
+                 " FROM _outpost_rows WHERE scope = ?4 AND deleted = 0"
                : "INSERT INTO _outpost_rescope_rows(seq, marker_seq, team_id, table_id, pk)"
                  " SELECT ?1 + ROW_NUMBER() OVER (ORDER BY table_id, pk), ?2, ?3, table_id, pk"
-                 " FROM _outpost_rows WHERE scope = ?3",
-        -1, &s, NULL);
-    if (rc == SQLITE_OK) {
-        sqlite3_bind_int64(s, 1, *last);
-        sqlite3_bind_int64(s, 2, marker);
-        sqlite3_bind_text(s, 3, team, -1, SQLITE_STATIC);
-        rc = sqlite3_step(s);
+                 " FROM _outpost_rows WHERE scope = ?4",
+        &s);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, 1, *last);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, 2, marker);
+    if (rc == STORE_OK)
+        rc = db_bind_text(s, 3, team);
+    if (rc == STORE_OK)
+        rc = store_value_bind_any(s, 4, &scope);
+    if (rc == STORE_OK)
+        rc = db_step(s);
+    if (rc == DB_DONE) {
+        *last += db_changes(s);
+        rc = STORE_OK;
     }
-    if (rc == SQLITE_DONE) {
-        *last += sqlite3_changes(st->db);
-        rc = SQLITE_OK;
-    }
-    sqlite3_finalize(s);
-    return rc == SQLITE_OK ? STORE_OK : store_fail_sqlite(st, rc, "record a team's rows");
+    db_finalize(s);
+    return rc == STORE_OK ? STORE_OK : store_fail_db(st, rc, "record a team's rows");
 }
 
 /* Inside the caller's write transaction. */
@@ -66,18 +78,13 @@ int store_rescope_record(store *st, const char *worker_id, const char (*old_team
                          uint32_t n_old, const char *const *new_teams, uint32_t n_new)
 {
     char (*now)[64] = calloc(n_new ? n_new : 1, sizeof *now);
-    sqlite3_stmt *stmt = NULL;
+    db_stmt *stmt = NULL;
     int64_t seq = 0, last = 0;
     bool changed = false;
     int out, rc;
 
     if (!now)
         return store_fail(st, STORE_ENOMEM, "out of memory");
-    if (st->db == NULL) { /* the change log is not on the database seam yet */
-        free(now);
-        return store_fail(st, STORE_EINVAL,
-                          "changing a worker's teams runs only on a SQLite store so far");
-    }
     for (uint32_t i = 0; i < n_new; i++)
         snprintf(now[i], sizeof now[i], "%s", new_teams[i]);
     for (uint32_t i = 0; i < n_old && !changed; i++)
@@ -91,37 +98,44 @@ int store_rescope_record(store *st, const char *worker_id, const char (*old_team
         out = store_meta_get(st, "server_seq", &seq);
     last = ++seq;
     rc = out == STORE_OK && changed
-             ? sqlite3_prepare_v2(st->db,
-                                  "INSERT OR REPLACE INTO _outpost_rescopes"
-                                  " SELECT no, ?2, ?3, ?4 FROM _outpost_devices"
-                                  " WHERE worker_id = ?1 AND revoked = 0",
-                                  -1, &stmt, NULL)
-             : SQLITE_OK;
-    for (int pass = 0; out == STORE_OK && changed && rc == SQLITE_OK && pass < 2; pass++) {
+             ? db_prepare(st->conn,
+                          "INSERT INTO _outpost_rescopes(device_no, team_id, joined, marker_seq)"
+                          " SELECT no, CAST(?2 AS TEXT), ?3, ?4 FROM _outpost_devices"
+                          " WHERE worker_id = ?1 AND revoked = 0"
+                          " ON CONFLICT(device_no, team_id) DO UPDATE SET"
+                          " joined = excluded.joined, marker_seq = excluded.marker_seq",
+                          &stmt)
+             : STORE_OK;
+    for (int pass = 0; out == STORE_OK && changed && rc == STORE_OK && pass < 2; pass++) {
         /* pass 0: teams left; pass 1: teams joined */
         uint32_t n = pass ? n_new : n_old;
-        for (uint32_t i = 0; i < n && rc == SQLITE_OK && out == STORE_OK; i++) {
+        for (uint32_t i = 0; i < n && rc == STORE_OK && out == STORE_OK; i++) {
             const char *team = pass ? now[i] : old_teams[i];
             bool in_other = pass ? has_team(old_teams, n_old, team)
                                  : has_team((const char(*)[64])now, n_new, team);
             if (in_other)
                 continue;
-            sqlite3_reset(stmt);
-            sqlite3_bind_text(stmt, 1, worker_id, -1, SQLITE_STATIC);
-            sqlite3_bind_text(stmt, 2, team, -1, SQLITE_STATIC);
-            sqlite3_bind_int(stmt, 3, pass);
-            sqlite3_bind_int64(stmt, 4, seq);
-            rc = sqlite3_step(stmt);
-            if (rc == SQLITE_DONE)
-                rc = SQLITE_OK;
+            rc = db_reset(stmt);
+            if (rc == STORE_OK)
+                rc = db_bind_text(stmt, 1, worker_id);
+            if (rc == STORE_OK)
+                rc = db_bind_text(stmt, 2, team);
+            if (rc == STORE_OK)
+                rc = db_bind_int64(stmt, 3, pass);
+            if (rc == STORE_OK)
+                rc = db_bind_int64(stmt, 4, seq);
+            if (rc == STORE_OK)
+                rc = db_step(stmt);
+            if (rc == DB_DONE)
+                rc = STORE_OK;
             /* No device of this worker: nothing to send. */
-            if (rc == SQLITE_OK && sqlite3_changes(st->db) > 0)
+            if (rc == STORE_OK && db_changes(stmt) > 0)
                 out = snapshot_team(st, team, pass != 0, seq, &last);
         }
     }
-    sqlite3_finalize(stmt);
-    if (out == STORE_OK && rc != SQLITE_OK)
-        out = store_fail_sqlite(st, rc, "record the scope change");
+    db_finalize(stmt);
+    if (out == STORE_OK && rc != STORE_OK)
+        out = store_fail_db(st, rc, "record the scope change");
     /* Snapshots no device entry refers to any more (replaced by a newer change). */
     if (out == STORE_OK && changed)
         out = store_exec(st,

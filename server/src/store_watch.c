@@ -7,7 +7,9 @@
 #include <string.h>
 
 #include "schema_parse.h"
+#include "store_arena.h"
 #include "store_internal.h"
+#include "store_values.h"
 #include "store_watch.h"
 #include "watch.h"
 
@@ -60,13 +62,132 @@ done:
     return out;
 }
 
+/* A rule's expressions are SQLite SQL over SQLite's typed values, checked with SQLite's
+ * authorizer. On PostgreSQL, which keeps synced values encoded, they run on a mirror: an
+ * in-memory SQLite database with the synced tables as the schema made them, into which
+ * mirror_fill copies, decoded, the rows of a rule's table in the caller's teams. */
+typedef struct rules_db {
+    sqlite3 *db;     /* where rules are checked and run: the store's own, or the mirror */
+    sqlite3 *mirror; /* PostgreSQL: the in-memory mirror (closed by rules_db_close) */
+} rules_db;
+
+static int rules_db_open(store *st, rules_db *r)
+{
+    memset(r, 0, sizeof *r);
+    int out = store_tables_load(st);
+    if (out != 0 || st->db != NULL) {
+        r->db = st->db;
+        return out;
+    }
+    if (sqlite3_open_v2(":memory:", &r->mirror, SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY,
+                        NULL) != SQLITE_OK) {
+        sqlite3_close(r->mirror);
+        r->mirror = NULL;
+        return store_fail(st, STORE_ENOMEM, "out of memory");
+    }
+    for (uint32_t i = 0; i < st->n_tables; i++)
+        if (sqlite3_exec(r->mirror, st->tables[i].create_sql, NULL, NULL, NULL) != SQLITE_OK) {
+            out = store_fail(st, STORE_EIO, "watch rules: table %s: %s", st->tables[i].name,
+                             sqlite3_errmsg(r->mirror));
+            sqlite3_close(r->mirror);
+            r->mirror = NULL;
+            return out;
+        }
+    r->db = r->mirror;
+    return 0;
+}
+
+static void rules_db_close(rules_db *r)
+{
+    sqlite3_close(r->mirror);
+    memset(r, 0, sizeof *r);
+}
+
+/* Replaces the mirror's copy of t with t's rows in teams, decoded. */
+static int mirror_fill(store *st, rules_db *r, const store_table *t, const char (*teams)[64],
+                       uint32_t n_teams)
+{
+    char sel[8192], ins[8192], name[200];
+    size_t ls = 0, li = 0;
+    db_stmt *stmt = NULL;
+    sqlite3_stmt *put = NULL;
+    store_arena arena = {0};
+
+    if (r->mirror == NULL)
+        return 0;
+    ls += (size_t)snprintf(sel, sizeof sel, "SELECT ");
+    if (store_quote_ident(name, sizeof name, t->name) != 0)
+        return store_fail(st, STORE_EINVAL, "bad table name");
+    li += (size_t)snprintf(ins, sizeof ins, "INSERT INTO %s(", name);
+    for (uint32_t i = 0; i < t->n_cols && ls < sizeof sel && li < sizeof ins; i++) {
+        if (store_quote_name(st, name, sizeof name, t->cols[i]) != 0)
+            return store_fail(st, STORE_EINVAL, "bad column name");
+        ls += (size_t)snprintf(sel + ls, sizeof sel - ls, "%s%s", i ? ", " : "", name);
+        if (store_quote_ident(name, sizeof name, t->cols[i]) != 0)
+            return store_fail(st, STORE_EINVAL, "bad column name");
+        li += (size_t)snprintf(ins + li, sizeof ins - li, "%s%s", i ? ", " : "", name);
+    }
+    for (uint32_t i = 0; i < t->n_cols && li < sizeof ins; i++)
+        li += (size_t)snprintf(ins + li, sizeof ins - li, "%s?%u", i ? ", " : ") VALUES(",
+                               i + 1);
+    if (li < sizeof ins)
+        li += (size_t)snprintf(ins + li, sizeof ins - li, ")");
+    if (ls < sizeof sel && store_quote_name(st, name, sizeof name, t->name) == 0)
+        ls += (size_t)snprintf(sel + ls, sizeof sel - ls, " FROM %s WHERE ", name);
+    if (ls < sizeof sel && store_quote_name(st, name, sizeof name, t->cols[t->scope_idx]) == 0)
+        ls += (size_t)snprintf(sel + ls, sizeof sel - ls, "%s IN (", name);
+    for (uint32_t i = 0; i < n_teams && ls < sizeof sel; i++)
+        ls += (size_t)snprintf(sel + ls, sizeof sel - ls, "%s?%u", i ? ", " : "", i + 1);
+    if (ls < sizeof sel)
+        ls += (size_t)snprintf(sel + ls, sizeof sel - ls, ")");
+    if (ls >= sizeof sel || li >= sizeof ins)
+        return store_fail(st, STORE_EINVAL, "query too long for table %s", t->name);
+    if (store_quote_ident(name, sizeof name, t->name) != 0)
+        return store_fail(st, STORE_EINVAL, "bad table name");
+    char del[256];
+    snprintf(del, sizeof del, "DELETE FROM %s", name);
+    if (sqlite3_exec(r->mirror, del, NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(r->mirror, ins, -1, &put, NULL) != SQLITE_OK) {
+        int out = store_fail(st, STORE_EIO, "watch rules: %s", sqlite3_errmsg(r->mirror));
+        sqlite3_finalize(put);
+        return out;
+    }
+    int rc = db_prepare(st->conn, sel, &stmt);
+    for (uint32_t i = 0; rc == STORE_OK && i < n_teams; i++) {
+        proto_value team;
+        memset(&team, 0, sizeof team);
+        team.type = PROTO_TEXT;
+        team.u.b.p = (const uint8_t *)teams[i];
+        team.u.b.n = (uint32_t)strlen(teams[i]);
+        rc = store_value_bind_any(stmt, (int)i + 1, &team);
+    }
+    while (rc == STORE_OK || rc == DB_ROW) {
+        rc = db_step(stmt);
+        if (rc != DB_ROW)
+            break;
+        sqlite3_reset(put);
+        for (uint32_t i = 0; rc == DB_ROW && i < t->n_cols; i++) {
+            proto_value v;
+            if (store_value_column_any(&arena, stmt, (int)i, &v) != 0 ||
+                store_value_bind(put, (int)i + 1, &v) != SQLITE_OK)
+                rc = STORE_EIO;
+        }
+        if (rc == DB_ROW && sqlite3_step(put) != SQLITE_DONE)
+            rc = STORE_EIO;
+        store_arena_free(&arena);
+    }
+    db_finalize(stmt);
+    sqlite3_finalize(put);
+    store_arena_free(&arena);
+    return rc == DB_DONE ? 0 : store_fail_db(st, rc, "copy rows for the watch rules");
+}
+
 /* Parses json and checks every rule against the store's tables (loaded). */
-static int load_checked(store *st, const char *json, watch_rules *rules)
+static int load_checked(store *st, sqlite3 *db, const char *json, watch_rules *rules)
 {
     char err[512];
-    int out = store_tables_load(st);
-    if (out != 0)
-        return out;
+    int out = 0;
+    memset(rules, 0, sizeof *rules);
     if (watch_rules_parse(json, rules, err, sizeof err) != 0)
         return store_fail(st, STORE_ESCHEMA, "watch rules: %s", err);
     for (uint32_t i = 0; i < rules->n; i++) {
@@ -74,7 +195,7 @@ static int load_checked(store *st, const char *json, watch_rules *rules)
         if (t == NULL)
             out = store_fail(st, STORE_ESCHEMA, "rule %s: no synced table %.64s",
                              rules->rules[i].id, rules->rules[i].table);
-        else if (watch_rule_check(st->db, &rules->rules[i], t->cols[t->scope_idx], err,
+        else if (watch_rule_check(db, &rules->rules[i], t->cols[t->scope_idx], err,
                                   sizeof err) != 0)
             out = store_fail(st, STORE_ESCHEMA, "%s", err);
         if (out != 0) {
@@ -121,8 +242,12 @@ int store_watch_keep_in_tx(store *st, const char *json, bool *out_changed)
     /* The tables as this transaction made them, new ones included. */
     store_tables_free(st);
     watch_rules rules;
-    out = load_checked(st, json, &rules);
+    rules_db r;
+    out = rules_db_open(st, &r);
+    if (out == 0)
+        out = load_checked(st, r.db, json, &rules);
     watch_rules_free(&rules);
+    rules_db_close(&r);
     if (out == 0)
         out = insert_rules(st, json);
     *out_changed = out == 0;
@@ -170,13 +295,13 @@ int store_watch_json(store *st, char **out_json)
 
 /* The kept rules, checked again against the current tables (a schema upgrade since cannot
  * make a kept rule read what it should not). */
-static int load_kept(store *st, watch_rules *rules)
+static int load_kept(store *st, sqlite3 *db, watch_rules *rules)
 {
     char *json = NULL;
     memset(rules, 0, sizeof *rules);
     int out = store_watch_json(st, &json);
     if (out == 0 && json != NULL)
-        out = load_checked(st, json, rules);
+        out = load_checked(st, db, json, rules);
     free(json);
     return out;
 }
@@ -184,10 +309,15 @@ static int load_kept(store *st, watch_rules *rules)
 int store_watch_rules(store *st, store_watch_rule_cb cb, void *user_data)
 {
     watch_rules rules;
+    rules_db r;
     int out = store_begin(st, false);
     if (out != 0)
         return out;
-    out = load_kept(st, &rules);
+    memset(&rules, 0, sizeof rules);
+    out = rules_db_open(st, &r);
+    if (out == 0)
+        out = load_kept(st, r.db, &rules);
+    rules_db_close(&r);
     store_rollback(st);
     for (uint32_t i = 0; out == 0 && i < rules.n; i++)
         out = cb(rules.rules[i].id, rules.rules[i].severity, rules.rules[i].title_json,
@@ -228,16 +358,24 @@ int store_watch_items(store *st, const char (*teams)[64], uint32_t n_teams, uint
     watch_rules rules;
     item_copy *items = NULL;
     size_t n_items = 0, cap = 0;
+    rules_db rdb;
     int out = store_begin(st, false);
     if (out != 0)
         return out;
-    out = load_kept(st, &rules);
+    memset(&rules, 0, sizeof rules);
+    out = rules_db_open(st, &rdb);
+    if (out == 0)
+        out = load_kept(st, rdb.db, &rules);
     for (uint32_t i = 0; out == 0 && i < rules.n; i++) {
         const watch_rule *r = &rules.rules[i];
         const store_table *t = store_table_find(st, r->table);
         sqlite3_stmt *stmt = NULL;
         char err[512];
-        if (watch_rule_prepare(st->db, r, t->cols[t->scope_idx], NULL, &stmt, err, sizeof err) != 0) {
+        out = mirror_fill(st, &rdb, t, teams, n_teams);
+        if (out != 0)
+            break;
+        if (watch_rule_prepare(rdb.db, r, t->cols[t->scope_idx], NULL, &stmt, err,
+                               sizeof err) != 0) {
             out = store_fail(st, STORE_ESCHEMA, "%s", err);
             break;
         }
@@ -284,6 +422,7 @@ int store_watch_items(store *st, const char (*teams)[64], uint32_t n_teams, uint
         }
         sqlite3_finalize(stmt);
     }
+    rules_db_close(&rdb);
     store_rollback(st); /* a read: nothing to keep */
     if (out == 0 && n_items > 0)
         qsort(items, n_items, sizeof *items, by_due);
@@ -310,16 +449,23 @@ int store_watch_counts(store *st, const char (*teams)[64], uint32_t n_teams, uin
                        uint64_t since_ms, store_watch_count_cb cb, void *user_data)
 {
     watch_rules rules;
+    rules_db rdb;
     int out = store_begin(st, false);
     if (out != 0)
         return out;
-    out = load_kept(st, &rules);
+    memset(&rules, 0, sizeof rules);
+    out = rules_db_open(st, &rdb);
+    if (out == 0)
+        out = load_kept(st, rdb.db, &rules);
     for (uint32_t i = 0; out == 0 && i < rules.n; i++) {
         const watch_rule *r = &rules.rules[i];
         const store_table *t = store_table_find(st, r->table);
         sqlite3_stmt *stmt = NULL;
         char err[512];
-        if (watch_rule_prepare_counts(st->db, r, t->cols[t->scope_idx], &stmt, err,
+        out = mirror_fill(st, &rdb, t, teams, n_teams);
+        if (out != 0)
+            break;
+        if (watch_rule_prepare_counts(rdb.db, r, t->cols[t->scope_idx], &stmt, err,
                                       sizeof err) != 0) {
             out = store_fail(st, STORE_ESCHEMA, "%s", err);
             break;
@@ -338,6 +484,7 @@ int store_watch_counts(store *st, const char (*teams)[64], uint32_t n_teams, uin
         }
         sqlite3_finalize(stmt);
     }
+    rules_db_close(&rdb);
     store_rollback(st);
     watch_rules_free(&rules);
     return out;

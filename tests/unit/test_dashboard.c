@@ -14,6 +14,7 @@
 #include <sqlite3.h>
 
 #include "store_fixture.h"
+#include "store_watch.h"
 
 static const char good_pw[] = "correct horse battery";
 static const char north[][64] = {"north"};
@@ -420,6 +421,66 @@ static void test_devices_limited_to_teams(void **state)
     assert_non_null(strstr(c.text, "ana:north;"));
 }
 
+typedef struct watch_seen {
+    int n;
+    char text[256];
+} watch_seen;
+
+static int collect_item(const store_watch_item *item, void *user_data)
+{
+    watch_seen *ws = user_data;
+    size_t len = strlen(ws->text);
+    snprintf(ws->text + len, sizeof ws->text - len, "%s/%s/%s/%s;", item->rule_id, item->team,
+             item->record_id, item->due);
+    ws->n++;
+    return 0;
+}
+
+/* n counts items due (tens) and still open (units). */
+static int count_rule(const char *team, const char *rule_id, const char *week, uint64_t n_due,
+                      uint64_t n_open, void *user_data)
+{
+    (void)team, (void)rule_id, (void)week;
+    ((watch_seen *)user_data)->n += (int)(n_due * 10 + n_open);
+    return 0;
+}
+
+/* Both engines (PostgreSQL through its in-memory SQLite mirror of the team's rows): rules kept,
+ * items open only for the rows they match, within the caller's teams. */
+static void test_watch_rules_evaluated_within_teams(void **state)
+{
+    world *w = *state;
+    static const char rules[] =
+        "{\"rules\": [{\"id\": \"no_notes\", \"table\": \"contacts\", \"severity\": \"low\","
+        " \"title\": {\"en\": \"No notes\"}, \"due\": \"datetime(location)\","
+        " \"when\": \"notes IS NULL\"}]}";
+    watch_seen ws = {0};
+
+    assert_int_equal(store_watch_set(w->fx.st, rules), STORE_OK);
+    push_contact(w, &w->ana, 1, "c-1", "north", "Amina", "2025-11-01 10:00:00", NULL);
+    push_contact(w, &w->ana, 2, "c-2", "north", "Bea", "2025-11-01 11:00:00", "seen");
+    push_contact(w, &w->ben, 1, "c-3", "south", "Cora", "2025-11-01 12:00:00", NULL);
+    assert_int_equal(store_watch_items(w->fx.st, north, 1, NOW_MS, collect_item, &ws), STORE_OK);
+    assert_string_equal(ws.text, "no_notes/north/c-1/2025-11-01 10:00:00;");
+    memset(&ws, 0, sizeof ws);
+    assert_int_equal(store_watch_items(w->fx.st, south, 1, NOW_MS, collect_item, &ws), STORE_OK);
+    assert_string_equal(ws.text, "no_notes/south/c-3/2025-11-01 12:00:00;");
+    memset(&ws, 0, sizeof ws);
+    assert_int_equal(store_watch_counts(w->fx.st, north, 1, NOW_MS, 0, count_rule, &ws),
+                     STORE_OK);
+    assert_int_equal(ws.n, 21); /* c-1 and c-2 fell due, c-1 is open */
+    /* a rule reading a column that does not exist is refused, the kept rules stay */
+    assert_int_equal(store_watch_set(w->fx.st,
+                                     "{\"rules\": [{\"id\": \"x\", \"table\": \"contacts\","
+                                     " \"severity\": \"low\", \"title\": {\"en\": \"x\"},"
+                                     " \"due\": \"datetime(nope)\", \"when\": \"1\"}]}"),
+                     STORE_ESCHEMA);
+    char *kept = NULL;
+    assert_int_equal(store_watch_json(w->fx.st, &kept), STORE_OK);
+    assert_string_equal(kept, rules);
+    free(kept);
+}
+
 /* ---- Conflicts ----------------------------------------------------------------------------- */
 
 typedef struct conflict_seen {
@@ -633,6 +694,56 @@ static history history_of(world *w, const char *id, uint32_t limit)
     return h;
 }
 
+typedef struct report_seen {
+    uint64_t pending;
+    char app[64];
+} report_seen;
+
+static int collect_report(const store_dash_device *d, void *user_data)
+{
+    report_seen *r = user_data;
+    if (d->reported_ms != 0) {
+        r->pending = d->pending;
+        snprintf(r->app, sizeof r->app, "%s", d->app);
+    }
+    return 0;
+}
+
+/* Both engines: a row's history limited to the supervisor's teams (the row's scope is an
+ * any-value column, encoded on PostgreSQL), and a device's report written twice (the second
+ * replaces the first) as the device list shows it. */
+static void test_history_and_device_report(void **state)
+{
+    world *w = *state;
+    push_contact(w, &w->ana, 1, "c-1", "north", "First", NULL, NULL);
+    push_contact(w, &w->ana, 2, "c-2", "north", "Other", NULL, NULL);
+    proto_msg_free(push_name(w, &w->ana, 3, HLC(NOW_MS - 900), "c-1", "First", "Second"));
+
+    history c1 = history_of(w, "c-1", 0);
+    assert_int_equal(c1.n, 2);
+    assert_int_equal(c1.op[0], PROTO_OP_INSERT);
+    assert_int_equal(c1.op[1], PROTO_OP_UPDATE);
+    history south_sees;
+    memset(&south_sees, 0, sizeof south_sees);
+    assert_int_equal(store_dash_history(w->fx.st, south, 1, "contacts", "c-1", 0, collect_change,
+                                        &south_sees),
+                     STORE_OK);
+    assert_int_equal(south_sees.n, 0);
+
+    report_seen r = {0};
+    assert_int_equal(store_device_report(w->fx.st, w->ben.device_id, 4, "app 1.0", NULL, NOW_MS),
+                     STORE_OK);
+    assert_int_equal(store_dash_devices(w->fx.st, south, 1, collect_report, &r), STORE_OK);
+    assert_int_equal(r.pending, 4);
+    assert_string_equal(r.app, "app 1.0");
+    assert_int_equal(store_device_report(w->fx.st, w->ben.device_id, 1, "app 1.1", "offline",
+                                         NOW_MS + 1),
+                     STORE_OK);
+    assert_int_equal(store_dash_devices(w->fx.st, south, 1, collect_report, &r), STORE_OK);
+    assert_int_equal(r.pending, 1);
+    assert_string_equal(r.app, "app 1.1");
+}
+
 static void run_sql(world *w, const char *sql)
 {
     sqlite3 *db = NULL;
@@ -754,6 +865,28 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_conflict_reverse_never_moves_a_row_out_of_the_supervisors_teams, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_and_device_report, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_watch_rules_evaluated_within_teams, setup, teardown),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest on_postgresql[] = {
+        cmocka_unit_test_setup_teardown(test_devices_limited_to_teams, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_records_limited_to_teams, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_records_filters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_per_day_per_worker, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_watch_rules_evaluated_within_teams, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_conflict_queue_shows_both_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_conflict_keep_changes_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_conflict_reverse_syncs_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_conflict_reverse_never_moves_a_row_out_of_the_supervisors_teams, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_history_and_device_report, setup, teardown),
+    };
+    int failed = cmocka_run_group_tests_name("dashboard_sqlite", tests, fx_group_sqlite,
+                                             fx_group_teardown);
+    if (!fx_postgresql_available()) {
+        printf("dashboard_postgresql: skipped, PostgreSQL 15 binaries not installed\n");
+        return failed;
+    }
+    return failed + cmocka_run_group_tests_name("dashboard_postgresql", on_postgresql,
+                                                fx_group_postgresql, fx_group_teardown);
 }

@@ -617,6 +617,38 @@ static void test_pull_cursor_from_the_future_is_refused(void **state)
     store_device_clear(&cai);
 }
 
+/* A worker joining a team gets that team's rows at the next pull, though they are older than
+ * its cursor; leaving it, the device is told to drop them (store_rescope.c, both engines). */
+static void test_pull_after_worker_changes_teams(void **state)
+{
+    fixture *fx = *state;
+    store_device ana, ben;
+    fx_device(fx, "ana", &ana);
+    fx_device(fx, "ben", &ben);
+    push_contacts(fx, &ben, 0, 2, "south");
+    store_pull_info info;
+    proto_msg *m = fx_pull(fx, &ana, 0, 100, 1 << 20, &info);
+    assert_int_equal(info.n_rows, 0);
+    uint64_t cursor = info.next_cursor;
+    proto_msg_free(m);
+
+    const char *both[] = {"north", "south"}, *north_only[] = {"north"};
+    assert_int_equal(store_worker_set_teams(fx->st, "ana", both, 2), STORE_OK);
+    m = fx_pull(fx, &ana, cursor, 100, 1 << 20, &info);
+    assert_int_equal(info.n_rows, 2);
+    assert_int_equal(info.n_removed, 0);
+    cursor = info.next_cursor;
+    proto_msg_free(m);
+
+    assert_int_equal(store_worker_set_teams(fx->st, "ana", north_only, 1), STORE_OK);
+    m = fx_pull(fx, &ana, cursor, 100, 1 << 20, &info);
+    assert_int_equal(info.n_rows, 0);
+    assert_int_equal(info.n_removed, 2);
+    proto_msg_free(m);
+    store_device_clear(&ana);
+    store_device_clear(&ben);
+}
+
 static void test_pull_revoked_device_refused(void **state)
 {
     fixture *fx = *state;
@@ -696,6 +728,7 @@ int main(void)
         T_(test_pull_cursor_from_the_future_is_refused),
         T_(test_pull_revoked_device_refused),
         T_(test_two_handles_and_a_busy_writer),
+        T_(test_pull_after_worker_changes_teams),
     };
     /* Pull on PostgreSQL (the rest of this file is SQLite's file handling or is covered for
      * both engines by test_store_engines). */
@@ -706,6 +739,7 @@ int main(void)
         T_(test_pull_scope_removal),
         T_(test_pull_cursor_from_the_future_is_refused),
         T_(test_pull_revoked_device_refused),
+        T_(test_pull_after_worker_changes_teams),
     };
     int failed = cmocka_run_group_tests_name("store_sqlite", tests, fx_group_sqlite,
                                              fx_group_teardown);

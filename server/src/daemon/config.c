@@ -328,9 +328,9 @@ int config_load(const char *path, daemon_config *out_config, char *err, size_t e
                  "config %s: [store] engine = postgresql: %s", path,
                  out_config->store_conninfo[0] == '\0'
                      ? "[store] conninfo (a libpq connection string) is not set"
-                     : "outpostd cannot serve devices from PostgreSQL yet (push and pull "
-                       "run there, but its watch rules, dashboard record queries and store "
-                       "opening run only on SQLite; "
+                     : "outpostd cannot serve devices from PostgreSQL yet (push, pull, "
+                       "the dashboard's queries and watch rules run there, but outpostd's "
+                       "store opening, store lock and checkpoints run only on SQLite; "
                        "docs/operations.md, \"PostgreSQL\")");
         return -1;
     }
