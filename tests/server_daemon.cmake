@@ -18,6 +18,7 @@ if(TARGET outpostd AND TARGET outpost_store AND TARGET outpost_proto)
     # The session rules docs/protocol.md states, one by one.
     outpost_add_test(test_protocol_rules
                      SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_protocol_rules.c
+                             ${CMAKE_CURRENT_SOURCE_DIR}/integration/dash_client.c
                      LIBS outpost_testclient LABELS integration TIMEOUT 120)
     # /healthz, /metrics and its allow list, SIGHUP reloads, over real HTTPS (curl, openssl).
     outpost_add_test(test_ops SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_ops.c

@@ -8,7 +8,7 @@
  *   2  local error (the replica cannot be opened, bad SQL, disk full)
  *   3  offline: the server could not be reached; try again later
  *   4  refused for good: certificate mismatch, unknown or revoked device, bad enrollment code,
- *      schema problem, or the device was wiped
+ *      schema problem, the device was wiped, or the server is another central store
  *   5  sync ran, but changes the server refused are waiting in quarantine ('outpost rejected')
  */
 #include <errno.h>
@@ -94,7 +94,8 @@ static const char usage_text[] =
     "  A new passphrase (new replica, passwd) must be at least 8 bytes.\n"
     "\n"
     "exit codes: 0 ok, 1 usage, 2 local error, 3 offline (retry later),\n"
-    "            4 refused for good (certificate, revoked, bad code, wiped),\n"
+    "            4 refused for good (certificate, revoked, bad code, wiped, another\n"
+    "              central store),\n"
     "            5 synced, but refused changes wait in quarantine ('outpost rejected')\n"
     "Run 'outpost COMMAND --help' for a command's own help.\n";
 
@@ -119,6 +120,7 @@ static int exit_for(int code)
     case OUTPOST_EENROLL:
     case OUTPOST_ESCHEMA:
     case OUTPOST_ESEQ:
+    case OUTPOST_EOTHERSTORE:
     case OUTPOST_EWIPED: return EXIT_REFUSED;
     default: return EXIT_LOCAL;
     }
@@ -129,6 +131,37 @@ static int report(outpost_replica *r, int code, const char *what)
     fprintf(stderr, "outpost: %s: %s (%s)\n", what, r ? outpost_errmsg(r) : "",
             outpost_strerror(code));
     return exit_for(code);
+}
+
+/* Says once why a sync stopped: the engine's message, with the code's text only when that
+ * message does not already say it (an unreachable server is not "did not answer in time").
+ * A revoked or wiped device also hears what became of the entries it had not delivered. */
+static void report_sync_failure(const char *what, const char *msg, int code, uint64_t pending)
+{
+    const char *text = outpost_strerror(code);
+
+    if (code == OUTPOST_EREVOKED)
+        fprintf(stderr, "outpost: %s: the office revoked this device: the server takes nothing "
+                        "more from it\n", what);
+    else if (code == OUTPOST_EWIPED)
+        fprintf(stderr, "outpost: %s: the office ordered this device wiped; its replica is "
+                        "gone\n", what);
+    else if (!msg[0] || strstr(msg, text))
+        fprintf(stderr, "outpost: %s: %s\n", what, msg[0] ? msg : text);
+    else if (code == OUTPOST_EOFFLINE && strstr(msg, "server unreachable"))
+        fprintf(stderr, "outpost: %s: %s\n", what, msg);
+    else
+        fprintf(stderr, "outpost: %s: %s (%s)\n", what, msg, text);
+    if (code == OUTPOST_EREVOKED && pending > 0)
+        fprintf(stderr, "outpost: %llu entr%s written here %s not delivered; %s only in this "
+                        "replica, and a wipe ordered by the office destroys %s\n",
+                (unsigned long long)pending, pending == 1 ? "y" : "ies",
+                pending == 1 ? "was" : "were", pending == 1 ? "it is" : "they are",
+                pending == 1 ? "it" : "them");
+    else if (code == OUTPOST_EWIPED && pending > 0)
+        fprintf(stderr, "outpost: %llu entr%s written here and not yet delivered %s destroyed "
+                        "with it\n", (unsigned long long)pending, pending == 1 ? "y" : "ies",
+                pending == 1 ? "was" : "were");
 }
 
 /* Overwrites secret bytes in a way the compiler may not drop as a dead store. */
@@ -674,6 +707,9 @@ static int run_sync(const options *o, bool watch)
         .stay_connected = watch,
     };
     outpost_sync *s = NULL;
+    outpost_status before;
+    if (outpost_status_get(r, &before) != OUTPOST_OK)
+        memset(&before, 0, sizeof before);
     int rc = outpost_sync_start(r, &cfg, &s);
     if (rc != OUTPOST_OK) {
         ex = report(r, rc, watch ? "watch" : "sync");
@@ -707,6 +743,9 @@ static int run_sync(const options *o, bool watch)
             }
         }
         outpost_sync_get_status(s, &st);
+        /* Given up at the timeout while failing: the failure says more than "in time". */
+        if (rc == OUTPOST_ETIMEOUT && st.last_error != OUTPOST_OK)
+            rc = st.last_error;
         if (isatty(STDERR_FILENO))
             fputc('\n', stderr);
     }
@@ -718,23 +757,28 @@ static int run_sync(const options *o, bool watch)
         printf("pushed %llu entries (%llu rows), pulled %llu rows\n",
                (unsigned long long)st.push_done, (unsigned long long)st.rows_pushed,
                (unsigned long long)st.rows_pulled);
-        fprintf(stderr, "outpost: sync: %llu change%s refused by the server %s waiting in "
-                        "quarantine, with the values typed: see 'outpost rejected'\n",
-                (unsigned long long)local.rejected, local.rejected == 1 ? "" : "s",
-                local.rejected == 1 ? "is" : "are");
+        if (local.rejected > before.rejected)
+            fprintf(stderr, "outpost: sync: %llu change%s refused by the server in this sync; "
+                            "%llu in all %s waiting in quarantine, with the values typed: see "
+                            "'outpost rejected'\n",
+                    (unsigned long long)(local.rejected - before.rejected),
+                    local.rejected - before.rejected == 1 ? "" : "s",
+                    (unsigned long long)local.rejected, local.rejected == 1 ? "is" : "are");
+        else
+            fprintf(stderr, "outpost: sync: nothing new was refused, but %llu change%s the "
+                            "server refused earlier %s still waiting in quarantine, with the "
+                            "values typed: see 'outpost rejected'\n",
+                    (unsigned long long)local.rejected, local.rejected == 1 ? "" : "s",
+                    local.rejected == 1 ? "is" : "are");
         ex = EXIT_QUARANTINE;
     } else if (rc == OUTPOST_OK && !watch)
         printf("synced: pushed %llu entries (%llu rows), pulled %llu rows\n",
                (unsigned long long)st.push_done, (unsigned long long)st.rows_pushed,
                (unsigned long long)st.rows_pulled);
     else if (rc != OUTPOST_OK) {
-        fprintf(stderr, "outpost: %s: %s (%s)\n", watch ? "watch" : "sync",
-                st.last_error_msg[0] ? st.last_error_msg : outpost_strerror(rc),
-                outpost_strerror(rc));
+        report_sync_failure(watch ? "watch" : "sync", st.last_error_msg, rc, before.pending);
         ex = exit_for(rc);
     }
-    if (rc == OUTPOST_EWIPED)
-        fprintf(stderr, "outpost: the office ordered this device wiped; its replica is gone\n");
     outpost_replica_close(r);
     return ex;
 }

@@ -181,7 +181,7 @@ struct dash_live {
     mbedtls_x509_crt ca;
     mbedtls_entropy_context entropy;
     mbedtls_ctr_drbg_context drbg;
-    unsigned char buf[8192]; /* bytes read and not yet parsed */
+    unsigned char buf[65536]; /* bytes read and not yet parsed */
     size_t n;
 };
 
@@ -221,8 +221,8 @@ static int live_fill(dash_live *l, int timeout_ms)
     }
 }
 
-int dash_live_open(uint16_t port, const char *ca_path, const char *cookie, const char *origin,
-                   dash_live **out)
+static int ws_open(uint16_t port, const char *ca_path, const char *path, const char *protocol,
+                   const char *cookie, const char *origin, dash_live **out)
 {
     dash_live *l = calloc(1, sizeof *l);
     char port_text[8], req[1024];
@@ -240,11 +240,11 @@ int dash_live_open(uint16_t port, const char *ca_path, const char *cookie, const
     mbedtls_ctr_drbg_init(&l->drbg);
     snprintf(port_text, sizeof port_text, "%u", (unsigned)port);
     n = snprintf(req, sizeof req,
-                 "GET /live HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nUpgrade: websocket\r\n"
+                 "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%u\r\nUpgrade: websocket\r\n"
                  "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                 "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: outpost.live\r\n"
+                 "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: %s\r\n"
                  "%s%s%s%s%s%s\r\n",
-                 (unsigned)port, cookie ? "Cookie: outpost_session=" : "", cookie ? cookie : "",
+                 path, (unsigned)port, protocol, cookie ? "Cookie: outpost_session=" : "", cookie ? cookie : "",
                  cookie ? "\r\n" : "", origin ? "Origin: " : "", origin ? origin : "",
                  origin ? "\r\n" : "");
     if (n < 0 || (size_t)n >= sizeof req ||
@@ -298,10 +298,70 @@ fail:
     return -1;
 }
 
-int dash_live_next(dash_live *l, int timeout_ms, char *out, size_t size)
+int dash_live_open(uint16_t port, const char *ca_path, const char *cookie, const char *origin,
+                   dash_live **out)
+{
+    return ws_open(port, ca_path, "/live", "outpost.live", cookie, origin, out);
+}
+
+int dash_ws_open(uint16_t port, const char *ca_path, const char *path, const char *protocol,
+                 dash_live **out)
+{
+    return ws_open(port, ca_path, path, protocol, NULL, NULL, out);
+}
+
+int dash_ws_send_binary(dash_live *l, const uint8_t *const *msgs, const size_t *lens, size_t n)
+{
+    size_t total = 0, off = 0;
+    unsigned char *wire;
+    int rc = 0;
+
+    for (size_t i = 0; i < n; i++)
+        total += 14 + lens[i];
+    wire = malloc(total ? total : 1);
+    if (!wire)
+        return -1;
+    /* RFC 6455 client frames: FIN + binary, masked with the all-zero key (payload unchanged). */
+    for (size_t i = 0; i < n; i++) {
+        uint64_t len = lens[i];
+        wire[off++] = 0x82;
+        if (len < 126) {
+            wire[off++] = (unsigned char)(0x80 | len);
+        } else if (len <= 0xffff) {
+            wire[off++] = 0x80 | 126;
+            wire[off++] = (unsigned char)(len >> 8);
+            wire[off++] = (unsigned char)len;
+        } else {
+            wire[off++] = 0x80 | 127;
+            for (int b = 7; b >= 0; b--)
+                wire[off++] = (unsigned char)(len >> (8 * b));
+        }
+        memset(wire + off, 0, 4);
+        off += 4;
+        if (len > 0)
+            memcpy(wire + off, msgs[i], lens[i]);
+        off += lens[i];
+    }
+    /* mbedTLS puts one write of up to 16 KiB in one record. */
+    for (size_t sent = 0; sent < off && rc == 0;) {
+        int w = mbedtls_ssl_write(&l->ssl, wire + sent, off - sent);
+        if (w == MBEDTLS_ERR_SSL_WANT_READ || w == MBEDTLS_ERR_SSL_WANT_WRITE)
+            continue;
+        if (w <= 0)
+            rc = -1;
+        else
+            sent += (size_t)w;
+    }
+    free(wire);
+    return rc;
+}
+
+/* The next whole frame from the server (unmasked, payload under 64 KiB): 1 with its opcode,
+ * payload and length set, 0 nothing came within timeout_ms, 2 closed, -1 error. */
+static int next_frame(dash_live *l, int timeout_ms, unsigned *opcode, unsigned char *out,
+                      size_t size, size_t *out_len)
 {
     for (;;) {
-        /* a whole frame from the server (unmasked, payload under 64 KiB)? */
         if (l->n >= 2) {
             size_t len = l->buf[1] & 0x7f, head = 2;
             if (len == 126 && l->n >= 4) {
@@ -310,17 +370,40 @@ int dash_live_next(dash_live *l, int timeout_ms, char *out, size_t size)
             }
             if ((l->buf[1] & 0x7f) != 127 && !((l->buf[1] & 0x7f) == 126 && l->n < 4) &&
                 l->n >= head + len) {
-                unsigned opcode = l->buf[0] & 0x0f;
-                int kind = opcode == 0x1 ? 1 : opcode == 0x8 ? 2 : -1;
-                if (kind == 1)
-                    snprintf(out, size, "%.*s", (int)len, (char *)l->buf + head);
+                *opcode = l->buf[0] & 0x0f;
+                *out_len = len < size ? len : size;
+                memcpy(out, l->buf + head, *out_len);
                 memmove(l->buf, l->buf + head + len, l->n - head - len);
                 l->n -= head + len;
-                return kind;
+                return 1;
             }
         }
         int r = live_fill(l, timeout_ms);
         if (r != 1)
             return r;
     }
+}
+
+int dash_ws_next_binary(dash_live *l, int timeout_ms, uint8_t *out, size_t size, size_t *out_len)
+{
+    unsigned opcode;
+    int r = next_frame(l, timeout_ms, &opcode, out, size, out_len);
+
+    if (r != 1)
+        return r;
+    return opcode == 0x2 ? 1 : opcode == 0x8 ? 2 : -1;
+}
+
+int dash_live_next(dash_live *l, int timeout_ms, char *out, size_t size)
+{
+    unsigned char payload[sizeof l->buf];
+    unsigned opcode;
+    size_t len;
+    int r = next_frame(l, timeout_ms, &opcode, payload, sizeof payload, &len);
+
+    if (r != 1)
+        return r;
+    if (opcode == 0x1)
+        snprintf(out, size, "%.*s", (int)len, (char *)payload);
+    return opcode == 0x1 ? 1 : opcode == 0x8 ? 2 : -1;
 }

@@ -43,4 +43,18 @@ int dash_live_next(dash_live *l, int timeout_ms, char *out, size_t size);
 
 void dash_live_close(dash_live *l); /* NULL is a no-op */
 
+/* The same raw client on another WebSocket path and subprotocol (such as /sync, outpost.1),
+ * for what lws as a client never sends: it writes at most 1,460 bytes per TLS record. */
+int dash_ws_open(uint16_t port, const char *ca_path, const char *path, const char *protocol,
+                 dash_live **out);
+
+/* Sends n binary messages as masked frames in one write: up to 16 KiB travel in one TLS
+ * record, as a writer that coalesces its sends produces. 0 or -1. */
+int dash_ws_send_binary(dash_live *l, const uint8_t *const *msgs, const size_t *lens, size_t n);
+
+/* The server's next frame: 1 a binary frame (payload in out, its length in *out_len), 0
+ * nothing came within timeout_ms, 2 closed (close frame or end of stream), -1 error. */
+int dash_ws_next_binary(dash_live *l, int timeout_ms, uint8_t *out, size_t size,
+                        size_t *out_len);
+
 #endif /* OUTPOST_DASH_CLIENT_H */

@@ -236,8 +236,13 @@ static void test_refused_write_is_said_kept_and_resubmitted(void **state)
                      0);
     assert_int_equal(outpost("sync", NULL, NULL), 5);
     assert_null(strstr(out, "synced:"));
-    assert_non_null(strstr(out, "1 change refused by the server is waiting in quarantine"));
+    assert_non_null(strstr(out, "1 change refused by the server in this sync"));
     assert_non_null(strstr(out, "outpost rejected"));
+    /* The next clean sync still exits 5, but does not look like a new refusal (outsider). */
+    assert_int_equal(outpost("sync", NULL, NULL), 5);
+    assert_null(strstr(out, "in this sync"));
+    assert_non_null(strstr(out, "nothing new was refused, but 1 change the server refused "
+                                "earlier is still waiting in quarantine"));
     assert_int_equal(outpost("status", NULL, NULL), 0);
     assert_non_null(strstr(out, "refused changes: 1"));
     assert_int_equal(outpost("rejected", NULL, NULL), 0);
@@ -441,6 +446,29 @@ static void test_a_server_message_over_the_limit_exits_3(void **state)
         fail_msg("outpost sync exited %d: %s", rc, out);
 }
 
+/* A revoked device is told so once (an outsider saw "revoked (device revoked) (device was
+ * revoked)"), with the entries it did not deliver and what a wipe does to them. */
+static void test_revoked_device_hears_of_its_undelivered_entries(void **state)
+{
+    char device_id[64];
+
+    (void)state;
+    assert_int_equal(outpost("status", NULL, NULL), 0);
+    assert_int_equal(sscanf(strstr(out, "device:"), "device: %63s", device_id), 1);
+    assert_int_equal(outpost("exec",
+                             "INSERT INTO contacts (id, team_id, name) "
+                             "VALUES ('0190c7a0-0000-7000-8000-000000000003', 't1', 'kept')",
+                             NULL),
+                     0);
+    assert_int_equal(fixture_revoke(&fx, device_id, false), 0);
+    assert_int_equal(outpost("sync", NULL, NULL), 4);
+    const char *first = strstr(out, "revoked");
+    assert_non_null(first);
+    assert_null(strstr(first + 1, "revoked"));
+    assert_non_null(strstr(out, "1 entry written here was not delivered"));
+    assert_non_null(strstr(out, "a wipe ordered by the office destroys it"));
+}
+
 static void test_sync_with_the_server_away_exits_3(void **state)
 {
     (void)state;
@@ -455,8 +483,11 @@ static void test_sync_with_the_server_away_exits_3(void **state)
                           "sync", NULL};
     assert_int_equal(run(argv), 3);
     assert_non_null(strstr(out, "unreachable"));
+    /* The connection was refused: nothing timed out (an outsider's finding). */
+    assert_non_null(strstr(out, "Connection refused"));
+    assert_null(strstr(out, "in time"));
     assert_int_equal(outpost("status", NULL, NULL), 0);
-    assert_non_null(strstr(out, "pending entries: 1"));
+    assert_non_null(strstr(out, "pending entries: 2")); /* with the revoked test's one */
 }
 
 int main(void)
@@ -470,6 +501,7 @@ int main(void)
         cmocka_unit_test(test_refused_write_is_said_kept_and_resubmitted),
         cmocka_unit_test(test_cli_results_are_honest),
         cmocka_unit_test(test_a_server_message_over_the_limit_exits_3),
+        cmocka_unit_test(test_revoked_device_hears_of_its_undelivered_entries),
         cmocka_unit_test(test_sync_with_the_server_away_exits_3),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -7,6 +7,7 @@
  * statement.
  */
 #include <ctype.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +21,7 @@
 #include <cmocka.h>
 #include <sqlite3.h>
 
+#include "dash_client.h"
 #include "daemon_fixture.h"
 #include "testclient.h"
 
@@ -1215,6 +1217,191 @@ static void test_first_flight_is_answered_in_order_after_welcome(void **state)
     testclient_close(tc);
 }
 
+/* ---- several messages in one TLS record ---------------------------------------------------- */
+
+/* Appends msg, encoded, to flight[*n]. */
+static void add_encoded(proto_buf *flight, size_t *n, const proto_msg *msg)
+{
+    memset(&flight[*n], 0, sizeof flight[*n]);
+    assert_int_equal(proto_encode(msg, &flight[*n]), PROTO_OK);
+    (*n)++;
+}
+
+/* Appends a one-row PUSH (id prefix-seq, its name name) to flight[*n]. */
+static void add_push(proto_buf *flight, size_t *n, uint64_t seq, const char *prefix,
+                     const char *name)
+{
+    char id[48];
+    const char *idp = id;
+
+    snprintf(id, sizeof id, "%s-%" PRIu64, prefix, seq);
+    proto_msg *push = fixture_insert_push(seq, 1, &idp, "t1", name);
+    assert_non_null(push);
+    add_encoded(flight, n, push);
+    fixture_push_free(push);
+}
+
+/* Opens a raw /sync WebSocket: lws as a client cuts every write into records of 1,460 bytes,
+ * this one does not. */
+static dash_live *raw_connect(void)
+{
+    dash_live *l = NULL;
+
+    assert_int_equal(dash_ws_open(fx.port, fx.ca_path, "/sync", "outpost.1", &l), 101);
+    return l;
+}
+
+/* Writes flight[0..n) in one write (one TLS record up to 16 KiB) and frees it. */
+static void send_coalesced(dash_live *l, proto_buf *flight, size_t n)
+{
+    const uint8_t *msgs[64];
+    size_t lens[64];
+
+    assert_true(n <= 64);
+    for (size_t i = 0; i < n; i++) {
+        msgs[i] = flight[i].data;
+        lens[i] = flight[i].len;
+    }
+    assert_int_equal(dash_ws_send_binary(l, msgs, lens, n), 0);
+    for (size_t i = 0; i < n; i++)
+        proto_buf_free(&flight[i]);
+}
+
+/* The next message on a raw connection, of the given type (an ERROR's code must be code);
+ * compressed frames are inflated with zin. */
+static void raw_expect(dash_live *l, proto_zstream *zin, proto_msg_type type,
+                       proto_error_code code)
+{
+    static uint8_t payload[65536];
+    proto_buf plain = {0};
+    proto_limits limits;
+    proto_msg *m = NULL;
+    size_t len = 0;
+    char err[200];
+    int r = dash_ws_next_binary(l, T_MS, payload, sizeof payload, &len);
+
+    if (r != 1)
+        fail_msg("expected %s, got %s", proto_msg_type_name(type),
+                 r == 2 ? "the connection closed" : r == 0 ? "nothing" : "an error");
+    proto_limits_default(&limits);
+    if (zin && proto_is_zframe(payload, len)) {
+        assert_int_equal(proto_zframe_inflate(zin, payload, len, 1u << 20, &plain), PROTO_OK);
+        assert_int_equal(proto_decode(plain.data, plain.len, &limits, &m, err, sizeof err),
+                         PROTO_OK);
+        proto_buf_free(&plain);
+    } else {
+        assert_int_equal(proto_decode(payload, len, &limits, &m, err, sizeof err), PROTO_OK);
+    }
+    if (m->type != type || (type == PROTO_MSG_ERROR && m->u.error.code != (uint32_t)code))
+        fail_msg("expected %s, got %s (code %u: %s)", proto_msg_type_name(type),
+                 proto_msg_type_name(m->type), m->type == PROTO_MSG_ERROR ? m->u.error.code : 0,
+                 m->type == PROTO_MSG_ERROR ? m->u.error.message : "");
+    if (type == PROTO_MSG_ACK)
+        assert_true(m->u.ack.server_seq > 0); /* applied, not a replay */
+    proto_msg_free(m);
+}
+
+/* A writer that coalesces its sends puts several messages in one TLS record; 8.2 allows any
+ * number unanswered. outpostd used to drop the connection without a word once more than 4 KiB
+ * of them followed the message it was handling (an outsider: 40 PUSHes in 6 KB; HELLO and a
+ * 4 KB PUSH). Before WELCOME and after it, every one is answered, in order. */
+static void test_requests_coalesced_in_one_record_are_all_answered(void **state)
+{
+    enum { N_SMALL = 40 };
+    test_device d, reader;
+    proto_buf flight[N_SMALL + 2];
+    size_t n = 0;
+    dash_live *l;
+    testclient *tc;
+    proto_msg hello, req;
+    proto_value row[FIXTURE_N_COLUMNS];
+    char big[4200];
+
+    (void)state;
+    memset(big, 'b', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &d), 0);
+
+    /* HELLO, 40 small PUSHes and a PULL in one record (about 6 KB). */
+    l = raw_connect();
+    hello = hello_for(&d, 0);
+    add_encoded(flight, &n, &hello);
+    for (uint64_t seq = 1; seq <= N_SMALL; seq++)
+        add_push(flight, &n, seq, "coalesced", "small");
+    memset(&req, 0, sizeof req);
+    req.type = PROTO_MSG_PULL;
+    add_encoded(flight, &n, &req);
+    send_coalesced(l, flight, n);
+    raw_expect(l, NULL, PROTO_MSG_WELCOME, 0);
+    for (uint64_t seq = 1; seq <= N_SMALL; seq++)
+        raw_expect(l, NULL, PROTO_MSG_ACK, 0);
+    raw_expect(l, NULL, PROTO_MSG_ROWS, 0);
+
+    /* After WELCOME: 40 more in one record. */
+    n = 0;
+    for (uint64_t seq = N_SMALL + 1; seq <= 2 * N_SMALL; seq++)
+        add_push(flight, &n, seq, "coalesced", "small");
+    send_coalesced(l, flight, n);
+    for (uint64_t seq = N_SMALL + 1; seq <= 2 * N_SMALL; seq++)
+        raw_expect(l, NULL, PROTO_MSG_ACK, 0);
+    dash_live_close(l);
+
+    /* HELLO and a 4 KB PUSH in one record. */
+    l = raw_connect();
+    n = 0;
+    hello = hello_for(&d, 0);
+    add_encoded(flight, &n, &hello);
+    add_push(flight, &n, 2 * N_SMALL + 1, "coalesced", big);
+    send_coalesced(l, flight, n);
+    raw_expect(l, NULL, PROTO_MSG_WELCOME, 0);
+    raw_expect(l, NULL, PROTO_MSG_ACK, 0);
+    dash_live_close(l);
+
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &reader), 0);
+    tc = session_for(&reader, NULL);
+    assert_true(find_row(tc, "coalesced-80", row));
+    assert_true(find_row(tc, "coalesced-81", row));
+    testclient_close(tc);
+}
+
+/* An oversized message coalesced behind HELLO (a decompression bomb behind a 5 KB PUSH) is
+ * ERROR 7 as in its own record (1.1): WELCOME, the PUSH's ACK, then the ERROR and the close. */
+static void test_bomb_coalesced_behind_hello_is_too_large(void **state)
+{
+    test_device d;
+    proto_buf flight[3];
+    size_t n = 0;
+    dash_live *l;
+    proto_msg hello;
+    proto_zstream *z = NULL, *zin = NULL;
+    char big[5200];
+    uint8_t *zeros = calloc(1, MAX_MESSAGE + 1);
+
+    (void)state;
+    assert_non_null(zeros);
+    memset(big, 'b', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &d), 0);
+    l = raw_connect();
+    hello = hello_for(&d, 0);
+    hello.u.hello.compress = PROTO_COMPRESS_DEFLATE;
+    add_encoded(flight, &n, &hello);
+    add_push(flight, &n, 1, "bomb", big);
+    assert_int_equal(proto_zstream_new(true, &z), PROTO_OK);
+    memset(&flight[n], 0, sizeof flight[n]);
+    assert_int_equal(proto_zframe_deflate(z, zeros, MAX_MESSAGE + 1, &flight[n]), PROTO_OK);
+    n++;
+    send_coalesced(l, flight, n);
+    proto_zstream_free(z);
+    free(zeros);
+    assert_int_equal(proto_zstream_new(false, &zin), PROTO_OK);
+    raw_expect(l, zin, PROTO_MSG_WELCOME, 0);
+    raw_expect(l, zin, PROTO_MSG_ACK, 0);
+    raw_expect(l, zin, PROTO_MSG_ERROR, PROTO_ERR_TOO_LARGE);
+    proto_zstream_free(zin);
+    dash_live_close(l);
+}
+
 /* A refused HELLO ends the session before anything behind it is read: a revoked device's
  * first flight gets ERROR 4 (or WIPE) and nothing else, and none of it is applied. */
 static void test_first_flight_of_a_revoked_device_is_not_applied(void **state)
@@ -1466,6 +1653,8 @@ int main(void)
         cmocka_unit_test(test_many_requests_may_wait_unanswered),
         cmocka_unit_test(test_first_flight_is_answered_in_order_after_welcome),
         cmocka_unit_test(test_first_flight_of_a_revoked_device_is_not_applied),
+        cmocka_unit_test(test_requests_coalesced_in_one_record_are_all_answered),
+        cmocka_unit_test(test_bomb_coalesced_behind_hello_is_too_large),
         cmocka_unit_test(test_first_flight_to_a_store_that_went_back_is_refused),
         cmocka_unit_test(test_first_flight_to_another_store_is_not_applied),
         cmocka_unit_test(test_wipe_ordered_during_a_session_reaches_the_next_hello),

@@ -28,6 +28,8 @@
 #define FD_RESERVE 64u
 /* Largest CA file accepted for ENROLLED. */
 #define CA_PEM_MAX (64u * 1024u)
+/* The largest plaintext one TLS record carries (RFC 8446 5.1): see pt_serv_buf_size below. */
+#define TLS_RECORD_PLAINTEXT_BYTES (16u * 1024u)
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t reload_requested;
@@ -394,6 +396,13 @@ int server_run(const daemon_config *config)
     /* TLS accept and HTTP upgrade share the handshake budget; the session enforces the rest. */
     info.timeout_secs = config->limits.handshake_timeout_s;
     info.fd_limit_per_thread = fd_limit;
+    /* lws reads a connection in steps of this size. While a session waits for its job it stops
+     * reading (session.c update_flow); lws 4.3.5 then keeps the rest of the step, but whatever
+     * of the same TLS record is still inside mbedTLS it tries to read again and again, and
+     * after 100 tries closes the connection silently. One step that holds a whole record
+     * (16 KiB of plaintext at most) leaves nothing inside mbedTLS: several messages coalesced
+     * in one record, as a buffered writer sends them, are all read and answered in order. */
+    info.pt_serv_buf_size = TLS_RECORD_PLAINTEXT_BYTES;
     info.options |= LWS_SERVER_OPTION_HTTP_HEADERS_SECURITY_BEST_PRACTICES_ENFORCE;
     tls_fill_creation_info(&info, config);
 
