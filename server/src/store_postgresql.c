@@ -50,6 +50,52 @@ static int tables_make(store *st)
     return out;
 }
 
+/* Are all the tables and indexes a DDL text makes ("... IF NOT EXISTS name") there already? A
+ * command on an existing store then runs no DDL (a role with only DML rights can run it); a
+ * store made by an older build still gets the tables added since. */
+static int ddl_made(store *st, const char *ddl, bool *out_made)
+{
+    static const char marker[] = "IF NOT EXISTS ";
+    *out_made = true;
+    for (const char *p = strstr(ddl, marker); p != NULL && *out_made; p = strstr(p, marker)) {
+        char name[64];
+        size_t n = 0;
+        p += sizeof marker - 1;
+        while (n + 1 < sizeof name && (p[n] == '_' || (p[n] >= 'a' && p[n] <= 'z') ||
+                                       (p[n] >= '0' && p[n] <= '9')))
+            n++;
+        memcpy(name, p, n);
+        name[n] = 0;
+        int rc = store_table_exists(st, name, out_made);
+        if (rc != STORE_OK)
+            return rc;
+    }
+    return STORE_OK;
+}
+
+int store_exec_ddl(store *st, const char *ddl, const char *what)
+{
+    bool made = false;
+    if (store_engine_of(st) == DB_POSTGRESQL) {
+        int rc = ddl_made(st, ddl, &made);
+        if (rc != STORE_OK)
+            return rc;
+    }
+    return made ? STORE_OK : store_exec(st, ddl, what);
+}
+
+static int tables_made(store *st, bool *out_made)
+{
+    const char *const ddl[] = {store_base_ddl, store_identity_ddl, store_sync_ddl};
+    *out_made = true;
+    for (size_t i = 0; i < sizeof ddl / sizeof ddl[0] && *out_made; i++) {
+        int rc = ddl_made(st, ddl[i], out_made);
+        if (rc != STORE_OK)
+            return rc;
+    }
+    return STORE_OK;
+}
+
 int store_open_postgresql(const char *conninfo, bool create, store **out_store, char *err,
                           size_t err_size)
 {
@@ -76,9 +122,12 @@ int store_open_postgresql(const char *conninfo, bool create, store **out_store, 
     int64_t format = 0;
     out = store_present(st, &present);
     if (out == STORE_OK && !present && !create)
-        out = store_fail(st, STORE_EINVAL,
+        out = store_fail(st, STORE_ENOTFOUND,
                          "the database holds no Outpost store (create one with outpost-admin init)");
-    if (out == STORE_OK)
+    bool made = false;
+    if (out == STORE_OK && present)
+        out = tables_made(st, &made);
+    if (out == STORE_OK && !made)
         out = tables_make(st); /* CREATE ... IF NOT EXISTS: also adds tables a newer build has */
     if (out == STORE_OK)
         out = store_meta_get(st, "format", &format);
@@ -89,6 +138,8 @@ int store_open_postgresql(const char *conninfo, bool create, store **out_store, 
         out = store_identity_ensure(st, &st->identity_created);
     if (out == STORE_OK)
         out = store_lifecycle_ensure(st);
+    if (out == STORE_OK && create)
+        out = store_users_ensure(st); /* made by init, for a runtime role without DDL rights */
     if (out != STORE_OK) {
         open_fail(st, out, err, err_size, "cannot open the PostgreSQL store");
         store_close(st);
