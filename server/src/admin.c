@@ -25,6 +25,7 @@
 #include <mbedtls/x509_crt.h>
 
 #include "admin_forms.h"
+#include "schema_parse.h"
 #include "outpost_version.h"
 #include "store.h"
 #include "store_watch.h"
@@ -527,12 +528,51 @@ static int guard_forms_drop(store *st, const admin_forms *forms, bool drop, size
 /* Every check of init or upgrade, nothing applied: init's on a store in memory, so no file is
  * made; upgrade's against the store's schema, rolled back. *out_version is the current
  * version (upgrade), *out_dropped how many forms the upgrade removes. Prints only failures. */
+/* PostgreSQL cuts a name longer than 63 bytes short (two long names may then clash): on a
+ * PostgreSQL store such a table, column or index name is refused before anything is made. */
+#define POSTGRESQL_NAME_MAX 63
+
+static int check_name_length(const char *what, const char *name)
+{
+    if (strlen(name) <= POSTGRESQL_NAME_MAX)
+        return EXIT_OK;
+    fprintf(stderr, "outpost-admin: %s name %.20s... is %zu bytes: a PostgreSQL store takes "
+                    "names of at most %d bytes\n",
+            what, name, strlen(name), POSTGRESQL_NAME_MAX);
+    return EXIT_REFUSED;
+}
+
+static int check_postgresql_names(const char *path, const char *schema, const char *policy)
+{
+    schema_def def;
+    char err[512];
+    if (postgresql_conninfo(path) == NULL)
+        return EXIT_OK;
+    if (schema_parse(schema, policy, &def, err, sizeof err) != STORE_OK) {
+        schema_def_free(&def);
+        return EXIT_OK; /* the package's own check says what is wrong */
+    }
+    int code = EXIT_OK;
+    for (uint32_t t = 0; t < def.n_tables && code == EXIT_OK; t++) {
+        code = check_name_length("table", def.tables[t].name);
+        for (uint32_t c = 0; c < def.tables[t].n_cols && code == EXIT_OK; c++)
+            code = check_name_length("column", def.tables[t].cols[c].name);
+    }
+    for (uint32_t i = 0; i < def.n_indexes && code == EXIT_OK; i++)
+        code = check_name_length("index", def.index_names[i]);
+    schema_def_free(&def);
+    return code;
+}
+
 static int validate_package(const char *path, bool init, const char *schema, const char *policy,
                             const admin_forms *forms, const char *watch, bool drop_forms,
                             uint32_t *out_version, size_t *out_dropped)
 {
     store *st = NULL;
-    int code = open_store(init ? ":memory:" : path, init, &st);
+    int code = check_postgresql_names(path, schema, policy);
+    if (code != EXIT_OK)
+        return code;
+    code = open_store(init ? ":memory:" : path, init, &st);
     *out_version = 0;
     *out_dropped = 0;
     if (code == EXIT_OK && !init) {
@@ -641,6 +681,8 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
     if (code == EXIT_OK && init)
         code = validate_package(path, true, schema, policy, &forms, watch, false, &before,
                                 &dropped);
+    else if (code == EXIT_OK)
+        code = check_postgresql_names(path, schema, policy);
     store *st = NULL;
     if (code == EXIT_OK)
         code = open_store(path, init, &st);

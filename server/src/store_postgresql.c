@@ -32,6 +32,38 @@ static int store_present(store *st, bool *out_present)
     return rc == STORE_OK ? STORE_OK : store_fail_db(st, rc, "look for the store's tables");
 }
 
+/* SQL functions that read a synced column's encoded value (store_values.c: one type byte, 1
+ * NULL, 2 INTEGER then 8 bytes big-endian two's complement, 3 REAL then the 8 bytes of the IEEE
+ * 754 double big-endian, 4 TEXT and 5 BLOB then a 4-byte big-endian length and the bytes; a
+ * SQL NULL column is NULL), so that an administrator can report from psql. Bodies are quoted
+ * text: the seam's rewriting leaves them alone. */
+static const char value_functions_ddl[] =
+    "CREATE OR REPLACE FUNCTION outpost_value_type(v BYTEA) RETURNS TEXT"
+    " LANGUAGE sql IMMUTABLE STRICT AS 'SELECT CASE get_byte(v, 0) WHEN 1 THEN ''null''"
+    " WHEN 2 THEN ''integer'' WHEN 3 THEN ''real'' WHEN 4 THEN ''text'' WHEN 5 THEN ''blob''"
+    " END';"
+    "CREATE OR REPLACE FUNCTION outpost_value_integer(v BYTEA) RETURNS BIGINT"
+    " LANGUAGE sql IMMUTABLE STRICT AS 'SELECT CASE get_byte(v, 0) WHEN 2 THEN"
+    " (''x'' || encode(substring(v FROM 2 FOR 8), ''hex''))::bit(64)::bigint END';"
+    "CREATE OR REPLACE FUNCTION outpost_value_real(v BYTEA) RETURNS DOUBLE PRECISION"
+    " LANGUAGE sql IMMUTABLE STRICT AS 'SELECT CASE get_byte(v, 0)"
+    " WHEN 2 THEN outpost_value_integer(v)::double precision"
+    " WHEN 3 THEN (SELECT CASE WHEN e = 2047 AND m = 0 AND s = 1 THEN ''-Infinity''::double precision"
+    "  WHEN e = 2047 AND m = 0 THEN ''Infinity''::double precision"
+    "  WHEN e = 2047 THEN ''NaN''::double precision"
+    "  WHEN e = 0 THEN (1 - 2 * s) * (m::double precision / 4503599627370496)"
+    "   * power(2::double precision, -1022)"
+    "  ELSE (1 - 2 * s) * (1 + m::double precision / 4503599627370496)"
+    "   * power(2::double precision, e - 1023) END"
+    "  FROM (SELECT (b >> 63) & 1 AS s, (b >> 52) & 2047 AS e, b & 4503599627370495 AS m"
+    "   FROM (SELECT (''x'' || encode(substring(v FROM 2 FOR 8), ''hex''))::bit(64)::bigint"
+    "    AS b) AS bits) AS parts) END';"
+    "CREATE OR REPLACE FUNCTION outpost_value_text(v BYTEA) RETURNS TEXT"
+    " LANGUAGE sql IMMUTABLE STRICT AS 'SELECT CASE get_byte(v, 0)"
+    " WHEN 2 THEN outpost_value_integer(v)::text WHEN 3 THEN outpost_value_real(v)::text"
+    " WHEN 4 THEN convert_from(substring(v FROM 6), ''UTF8'')"
+    " WHEN 5 THEN ''\\x'' || encode(substring(v FROM 6), ''hex'') END';";
+
 /* Makes the base tables, the identity table and the merge engine's tables in one write
  * transaction: several processes opening a new database at once take turns, and the later ones
  * find the tables made. */
@@ -44,6 +76,8 @@ static int tables_make(store *st)
         out = store_exec(st, store_identity_ddl, "make the store's identity table");
     if (out == STORE_OK)
         out = store_exec(st, store_sync_ddl, "make the merge engine's tables");
+    if (out == STORE_OK)
+        out = store_exec(st, value_functions_ddl, "make the value-reading functions");
     if (out == STORE_OK)
         return store_commit(st);
     store_rollback(st);
@@ -125,7 +159,7 @@ int store_open_postgresql(const char *conninfo, bool create, store **out_store, 
         out = store_fail(st, STORE_ENOTFOUND,
                          "the database holds no Outpost store (create one with outpost-admin init)");
     bool made = false;
-    if (out == STORE_OK && present)
+    if (out == STORE_OK && present && !create)
         out = tables_made(st, &made);
     if (out == STORE_OK && !made)
         out = tables_make(st); /* CREATE ... IF NOT EXISTS: also adds tables a newer build has */
