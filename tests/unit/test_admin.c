@@ -786,6 +786,32 @@ static void test_forms_check_applies_nothing(void **state)
     free(pkg);
 }
 
+/* Another store's audit key (SQLite): said to be the wrong key, not tampering, and the change
+ * is refused before it is made. */
+static void test_wrong_audit_key_refused_before_any_change(void **state)
+{
+    ctx *c = *state;
+    init_store(c);
+    char first[sizeof c->store];
+    memcpy(first, c->store, sizeof first);
+    snprintf(c->store, sizeof c->store, "%s/second.db", c->dir);
+    init_store(c);
+    const char *cmds[] = {"team add t9", "audit verify"};
+    for (size_t k = 0; k < 2; k++) {
+        char *args = strf("--store '%s' --audit-key '%s.audit-key' %s", c->store, first, cmds[k]);
+        expect(c, args, 1, NULL, "the audit key does not match this store (wrong --audit-key?)");
+        assert_null(strstr(c->r.err, "TAMPERED"));
+        free(args);
+    }
+    char *args = strf("--store '%s' team list", c->store);
+    expect(c, args, 0, NULL, NULL);
+    assert_null(strstr(c->r.out, "t9"));
+    free(args);
+    args = strf("--store '%s' audit verify", c->store);
+    expect(c, args, 0, "audit log verified: 1 rows", NULL);
+    free(args);
+}
+
 #define T_(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
 /* Runs SQL statements (no results) on database db of the cluster, as role outpost. */
@@ -1087,6 +1113,7 @@ int main(void)
         T_(test_forms_are_validated_and_kept_at_init_and_upgrade),
         T_(test_forms_dir_option),
         T_(test_forms_check_applies_nothing),
+        T_(test_wrong_audit_key_refused_before_any_change),
         T_(test_admin_on_postgresql),
         T_(test_admin_on_postgresql_half_init_and_dml_role),
     };
