@@ -359,7 +359,7 @@ static int open_store(const char *path, bool create, store **out_st)
         fprintf(stderr,
                 "outpost-admin: no store at %s (create it with: outpost-admin --store %s "
                 "init --schema FILE.sql --policy FILE)\n",
-                path, path);
+                redact(path, shown, sizeof shown), shown);
     else
         fprintf(stderr, "outpost-admin: %s\n", redact(err, shown, sizeof shown));
     return rc == STORE_EINVAL ? EXIT_REFUSED : EXIT_STORE;

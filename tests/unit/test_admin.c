@@ -978,6 +978,10 @@ static void test_admin_on_postgresql(void **state)
     expect(c, args, 2, NULL, "looks like a PostgreSQL connection string");
     assert_null(strstr(c->r.err, "secret-pw"));
     free(args);
+    args = strf("--store '%s/none password=secret-pw' team list", c->dir);
+    expect(c, args, 3, NULL, "no store at");
+    assert_null(strstr(c->r.err, "secret-pw"));
+    free(args);
     args = strf("--store 'postgresql:' --audit-key '%s' team list", key);
     expect(c, args, 2, NULL, "--store postgresql: needs a connection string");
     free(args);
