@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <termios.h>
 #include <time.h>
@@ -24,6 +25,7 @@
 #include <mbedtls/x509_crt.h>
 
 #include "admin_forms.h"
+#include "schema_parse.h"
 #include "outpost_version.h"
 #include "store.h"
 #include "store_watch.h"
@@ -37,9 +39,10 @@ static const char usage_main[] =
     "       (before COMMAND, --audit-key FILE names the audit log's key; default\n"
     "       PATH.audit-key, made by init)\n"
     "       --store postgresql:CONNINFO opens a store kept in PostgreSQL (a libpq\n"
-    "       connection string; --audit-key is then required): init and upgrade,\n"
-    "       team, worker, enroll, devices, revoke, user and audit run on it; backup\n"
-    "       and restore still need a SQLite store\n"
+    "       connection string, or a postgresql:// URI; keep the password in PGPASSWORD\n"
+    "       or ~/.pgpass; --audit-key is then required; only init makes a store): init,\n"
+    "       upgrade, team, worker, enroll, devices, revoke, user and audit run on it;\n"
+    "       backup and restore still need a SQLite store\n"
     "\n"
     "commands:\n"
     "  init --schema FILE.sql --policy FILE [--forms DIR] [--watch FILE.json] [--check]\n"
@@ -249,32 +252,116 @@ static char *read_file(const char *path)
     return buf;
 }
 
-/* "postgresql:CONNINFO" names a store kept in PostgreSQL; anything else is a SQLite file. */
+/* "postgresql:CONNINFO" (the prefix in any case) names a store kept in PostgreSQL, and so does a
+ * libpq URI ("postgresql://...", "postgres://...", given to libpq as is); anything else is a
+ * SQLite file. */
 #define POSTGRESQL_PREFIX "postgresql:"
 
 static const char *postgresql_conninfo(const char *path)
 {
     size_t n = strlen(POSTGRESQL_PREFIX);
-    return path != NULL && strncmp(path, POSTGRESQL_PREFIX, n) == 0 ? path + n : NULL;
+    if (path == NULL)
+        return NULL;
+    if (strncasecmp(path, "postgresql://", 13) == 0 || strncasecmp(path, "postgres://", 11) == 0)
+        return path;
+    return strncasecmp(path, POSTGRESQL_PREFIX, n) == 0 ? path + n : NULL;
+}
+
+/* A copy of text fit to print: the value of every "password=" (conninfo or URI query) and the
+ * password of a URI's "user:password@" become "***". */
+static const char *redact(const char *text, char *out, size_t size)
+{
+    size_t o = 0;
+    const char *p = text;
+    while (*p && o + 4 < size) {
+        if (strncmp(p, "://", 3) == 0) {
+            const char *at = p + 3 + strcspn(p + 3, "@/ ");
+            const char *colon = memchr(p + 3, ':', (size_t)(at - p - 3));
+            if (*at == '@' && colon != NULL) {
+                size_t n = (size_t)(colon + 1 - p);
+                if (o + n + 4 >= size)
+                    break;
+                memcpy(out + o, p, n);
+                o += n;
+                memcpy(out + o, "***", 3);
+                o += 3;
+                p = at;
+                continue;
+            }
+        }
+        if (strncasecmp(p, "password", 8) == 0) {
+            const char *v = p + 8;
+            while (*v == ' ')
+                v++;
+            if (*v == '=') {
+                v++;
+                while (*v == ' ')
+                    v++;
+                if (o + (size_t)(v - p) + 4 >= size)
+                    break;
+                memcpy(out + o, p, (size_t)(v - p));
+                o += (size_t)(v - p);
+                memcpy(out + o, "***", 3);
+                o += 3;
+                if (*v == '\'') {
+                    for (v++; *v && *v != '\''; v++)
+                        if (*v == '\\' && v[1])
+                            v++;
+                    if (*v)
+                        v++;
+                } else {
+                    v += strcspn(v, " &\"'\n");
+                }
+                p = v;
+                continue;
+            }
+        }
+        out[o++] = *p++;
+    }
+    out[o] = 0;
+    return out;
 }
 
 static int open_store(const char *path, bool create, store **out_st)
 {
-    char err[512];
+    char err[512], shown[600];
     const char *conninfo = postgresql_conninfo(path);
-    /* A PostgreSQL database is made by its operator; the first command makes the store's tables
-     * in it (init, or a command run before the schema is installed). */
-    int rc = conninfo ? store_open_postgresql(conninfo, true, out_st, err, sizeof err)
+    /* A PostgreSQL database is made by its operator; only init makes the store's tables in it. */
+    int rc = conninfo ? store_open_postgresql(conninfo, create, out_st, err, sizeof err)
                       : store_open(path, create, out_st, err, sizeof err);
+    if (rc == STORE_OK && !create) {
+        proto_buf buf = {0};
+        uint32_t version = 0;
+        rc = store_schema_encode(*out_st, &buf, &version);
+        proto_buf_free(&buf);
+        if (rc == STORE_OK && version == 0) {
+            fprintf(stderr, "outpost-admin: init did not finish on this store (no schema): run "
+                            "init again\n");
+            store_close(*out_st);
+            *out_st = NULL;
+            return EXIT_REFUSED;
+        }
+        if (rc != STORE_OK) {
+            fprintf(stderr, "outpost-admin: %s\n",
+                    redact(store_errmsg(*out_st), shown, sizeof shown));
+            store_close(*out_st);
+            *out_st = NULL;
+            return exit_for(rc);
+        }
+    }
     if (rc == STORE_OK)
         return EXIT_OK;
-    if (rc == STORE_ENOTFOUND)
+    if (rc == STORE_ENOTFOUND && conninfo != NULL)
+        fprintf(stderr,
+                "outpost-admin: no Outpost store in this database (create it with: "
+                "outpost-admin --store ... init --schema FILE.sql --policy FILE)\n");
+    else if (rc == STORE_ENOTFOUND)
         fprintf(stderr,
                 "outpost-admin: no store at %s (create it with: outpost-admin --store %s "
                 "init --schema FILE.sql --policy FILE)\n",
-                path, path);
+                redact(path, shown, sizeof shown), shown);
     else
-        fprintf(stderr, "outpost-admin: %s\n", err);
+        fprintf(stderr, "outpost-admin: %s\n", redact(err, shown, sizeof shown));
     return rc == STORE_EINVAL ? EXIT_REFUSED : EXIT_STORE;
 }
 
@@ -287,27 +374,32 @@ static const char *key_path(const char *store_path, char *buf, size_t size)
     return buf;
 }
 
+/* Loads the audit key and checks it against the store's log, before anything is changed. Only
+ * init makes a key: a missing one is refused (a typo would otherwise start a new chain). */
+static int load_audit_key(store *st, const char *path)
+{
+    char buf[4096];
+    const char *file = key_path(path, buf, sizeof buf);
+    struct stat sb;
+    if (stat(file, &sb) != 0 && errno == ENOENT) {
+        fprintf(stderr, "outpost-admin: audit key %s not found (only init makes one; check "
+                        "--audit-key)\n", file);
+        return EXIT_REFUSED;
+    }
+    int rc = store_audit_key_load(st, file);
+    if (rc == STORE_OK)
+        rc = store_audit_key_check(st);
+    return rc == STORE_OK ? EXIT_OK : store_error(st, rc);
+}
+
 /* Opens the store and loads the audit key: what every command that writes or checks the audit
  * log needs. */
 static int open_store_keyed(const char *path, store **out_st)
 {
-    char buf[4096], err[512];
     int code = open_store(path, false, out_st);
-    if (code != EXIT_OK)
-        return code;
-    /* On PostgreSQL the first command there makes the key when missing (never replaced): init
-     * is not the only way into a new database. */
-    int rc = postgresql_conninfo(path) != NULL
-                 ? store_audit_key_create(key_path(path, buf, sizeof buf), err, sizeof err)
-                 : STORE_EEXISTS;
-    if (rc == STORE_OK)
-        printf("audit key created: %s (mode 0600; keep it from anyone who can write the store)\n",
-               key_path(path, buf, sizeof buf));
-    else if (rc != STORE_EEXISTS)
-        fprintf(stderr, "outpost-admin: %s\n", err);
-    rc = store_audit_key_load(*out_st, key_path(path, buf, sizeof buf));
-    if (rc != STORE_OK) {
-        code = store_error(*out_st, rc);
+    if (code == EXIT_OK)
+        code = load_audit_key(*out_st, path);
+    if (code != EXIT_OK) {
         store_close(*out_st);
         *out_st = NULL;
     }
@@ -437,12 +529,51 @@ static int guard_forms_drop(store *st, const admin_forms *forms, bool drop, size
 /* Every check of init or upgrade, nothing applied: init's on a store in memory, so no file is
  * made; upgrade's against the store's schema, rolled back. *out_version is the current
  * version (upgrade), *out_dropped how many forms the upgrade removes. Prints only failures. */
+/* PostgreSQL cuts a name longer than 63 bytes short (two long names may then clash): on a
+ * PostgreSQL store such a table, column or index name is refused before anything is made. */
+#define POSTGRESQL_NAME_MAX 63
+
+static int check_name_length(const char *what, const char *name)
+{
+    if (strlen(name) <= POSTGRESQL_NAME_MAX)
+        return EXIT_OK;
+    fprintf(stderr, "outpost-admin: %s name %.20s... is %zu bytes: a PostgreSQL store takes "
+                    "names of at most %d bytes\n",
+            what, name, strlen(name), POSTGRESQL_NAME_MAX);
+    return EXIT_REFUSED;
+}
+
+static int check_postgresql_names(const char *path, const char *schema, const char *policy)
+{
+    schema_def def;
+    char err[512];
+    if (postgresql_conninfo(path) == NULL)
+        return EXIT_OK;
+    if (schema_parse(schema, policy, &def, err, sizeof err) != STORE_OK) {
+        schema_def_free(&def);
+        return EXIT_OK; /* the package's own check says what is wrong */
+    }
+    int code = EXIT_OK;
+    for (uint32_t t = 0; t < def.n_tables && code == EXIT_OK; t++) {
+        code = check_name_length("table", def.tables[t].name);
+        for (uint32_t c = 0; c < def.tables[t].n_cols && code == EXIT_OK; c++)
+            code = check_name_length("column", def.tables[t].cols[c].name);
+    }
+    for (uint32_t i = 0; i < def.n_indexes && code == EXIT_OK; i++)
+        code = check_name_length("index", def.index_names[i]);
+    schema_def_free(&def);
+    return code;
+}
+
 static int validate_package(const char *path, bool init, const char *schema, const char *policy,
                             const admin_forms *forms, const char *watch, bool drop_forms,
                             uint32_t *out_version, size_t *out_dropped)
 {
     store *st = NULL;
-    int code = open_store(init ? ":memory:" : path, init, &st);
+    int code = check_postgresql_names(path, schema, policy);
+    if (code != EXIT_OK)
+        return code;
+    code = open_store(init ? ":memory:" : path, init, &st);
     *out_version = 0;
     *out_dropped = 0;
     if (code == EXIT_OK && !init) {
@@ -551,17 +682,15 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
     if (code == EXIT_OK && init)
         code = validate_package(path, true, schema, policy, &forms, watch, false, &before,
                                 &dropped);
+    else if (code == EXIT_OK)
+        code = check_postgresql_names(path, schema, policy);
     store *st = NULL;
     if (code == EXIT_OK)
         code = open_store(path, init, &st);
-    if (code == EXIT_OK && init)
-        code = ensure_audit_key(path);
-    if (code == EXIT_OK) {
-        char buf[4096];
-        int rc = store_audit_key_load(st, key_path(path, buf, sizeof buf));
-        if (rc != STORE_OK)
-            code = store_error(st, rc);
-    }
+    /* init makes (or keeps) the key once its schema is committed: a refused or interrupted init
+     * leaves no key behind. */
+    if (code == EXIT_OK && !init)
+        code = load_audit_key(st, path);
     if (code == EXIT_OK && !init) {
         proto_buf buf = {0};
         int rc = store_schema_encode(st, &buf, &before);
@@ -581,7 +710,10 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
         free(kept);
         if (rc != STORE_OK) {
             code = store_error(st, rc);
-        } else {
+        } else if (init && (code = ensure_audit_key(path)) == EXIT_OK &&
+                   (code = load_audit_key(st, path)) != EXIT_OK) {
+            /* the schema is in; its audit row cannot be written */
+        } else if (code == EXIT_OK) {
             proto_buf buf = {0};
             uint32_t version = 0;
             rc = store_schema_encode(st, &buf, &version);
@@ -824,6 +956,10 @@ static int cmd_enroll(const char *path, int argc, char **argv)
     strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", &tm_utc);
     printf("enrollment code for worker %s (single use, expires %s):\n\n    %s\n\n", worker, when,
            enroll_code);
+    if (postgresql_conninfo(path) != NULL && !STORE_OUTPOSTD_ON_POSTGRESQL)
+        fprintf(stderr, "outpost-admin: note: outpostd cannot serve a PostgreSQL store yet, so "
+                        "no device can redeem this code until it can (docs/operations.md, "
+                        "\"PostgreSQL\")\n");
     char qr_text[400];
     if (pin[0])
         printf("server certificate pin (SHA-256): %s\n\n", pin);
@@ -1487,6 +1623,19 @@ int main(int argc, char **argv)
     bool wants_help = sub_argc > 0 && is_help(sub_argv[0]);
     if (path == NULL && !wants_help)
         return usage_error(usage_main, "--store PATH is required", NULL);
+    if (path != NULL && !wants_help && postgresql_conninfo(path) != NULL &&
+        postgresql_conninfo(path)[0] == 0)
+        return usage_error(usage_main,
+                           "--store postgresql: needs a connection string (postgresql:CONNINFO "
+                           "or a postgresql:// URI)",
+                           NULL);
+    if (path != NULL && postgresql_conninfo(path) == NULL &&
+        (strstr(path, "host=") != NULL || strstr(path, "dbname=") != NULL))
+        return usage_error(usage_main,
+                           "--store names a SQLite file, but this looks like a PostgreSQL "
+                           "connection string: write --store 'postgresql:host=... dbname=...' "
+                           "(or a postgresql:// URI)",
+                           NULL);
     if (postgresql_conninfo(path) != NULL && !wants_help) {
         static const char *const sqlite_only[] = {"backup", "restore"};
         for (size_t k = 0; k < sizeof sqlite_only / sizeof sqlite_only[0]; k++)

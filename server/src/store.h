@@ -47,6 +47,11 @@ typedef struct store store;
 
 /* Opens (and, with create, makes) the store at path: WAL, synchronous=FULL, busy timeout. */
 int store_open(const char *path, bool create, store **out_store, char *err, size_t err_size);
+/* Whether outpostd opens a PostgreSQL store: 0 while daemon/config.c refuses engine = postgresql
+ * (lift both together);
+ * outpost-admin's enroll warns on a PostgreSQL store while it does not. */
+#define STORE_OUTPOSTD_ON_POSTGRESQL 0
+
 /* Opens (and, with create, makes in an empty database) a store kept in PostgreSQL 15; conninfo
  * is a libpq connection string ("host=/run/postgresql dbname=outpost"). Several processes, on
  * several hosts, may open the same database: write transactions take turns across all of them.
@@ -576,6 +581,11 @@ int store_audit_key_create(const char *path, char *err, size_t err_size);
 /* Reads the key file into st. STORE_EINVAL when it is missing, malformed, or readable or
  * writable by anyone but its owner (group/other mode bits set); the reason in store_errmsg. */
 int store_audit_key_load(store *st, const char *path);
+
+/* Checks the loaded key against the store's audit log before anything is changed: STORE_EINVAL
+ * when the log's first row and its seal both fail with this key (another store's key, not an
+ * edit, which audit verify reports); STORE_OK on an empty log. */
+int store_audit_key_check(store *st);
 
 /* A checkpoint is one text line, signed with the audit key, that an operator keeps outside the
  * store (a log, a file shipped elsewhere, paper):

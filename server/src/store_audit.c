@@ -40,6 +40,14 @@ static int ensure_table(store *st)
         return STORE_OK;
     /* One writer at a time: nodes making the tables together on PostgreSQL take turns (inside
      * a caller's write transaction, its own turn). */
+    /* On PostgreSQL a store that has its audit tables runs no DDL here: a role with only DML
+     * rights on the tables can append and verify. */
+    bool made = false, seal_made = false;
+    if (!lite && store_table_exists(st, "_outpost_audit", &made) == STORE_OK && made &&
+        store_table_exists(st, "_outpost_audit_seal", &seal_made) == STORE_OK && seal_made) {
+        st->audit_ready = true;
+        return STORE_OK;
+    }
     bool own = !db_in_transaction(st->conn);
     out = own ? store_begin(st, true) : STORE_OK;
     if (out == STORE_OK)
@@ -522,4 +530,40 @@ int store_audit_head(store *st, uint64_t *out_n_rows, uint8_t out_hash[32])
     if (out == STORE_OK)
         *out_n_rows = (uint64_t)id;
     return out;
+}
+
+int store_audit_key_check(store *st)
+{
+    db_stmt *stmt = NULL;
+    store_audit_row row;
+    uint8_t zero[32] = {0}, want[32];
+    bool first_matches = true;
+    int out = ensure_table(st);
+    int rc;
+
+    if (out != STORE_OK)
+        return out;
+    rc = db_prepare(st->conn,
+                    "SELECT id, time_ms, actor, action, target, address, hash, ids"
+                    " FROM _outpost_audit WHERE id = 1",
+                    &stmt);
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
+    if (rc == DB_ROW) {
+        read_row(stmt, &row);
+        out = row_hash(st, zero, &row, want);
+        first_matches = out == STORE_OK && hash_bytes(stmt) == 32 &&
+                        memcmp(want, row.hash, 32) == 0;
+        rc = DB_DONE;
+    }
+    db_finalize(stmt);
+    if (out == STORE_OK && rc != DB_DONE)
+        out = store_fail_db(st, rc, "read the audit log");
+    if (out != STORE_OK || first_matches)
+        return out;
+    /* The first row and the seal both fail with this key: another store's key, not an edit. */
+    if (store_audit_seal_check(st) != STORE_ETAMPERED)
+        return STORE_OK;
+    return store_fail(st, STORE_EINVAL, "the audit key does not match this store (wrong "
+                                      "--audit-key?); nothing was changed");
 }

@@ -17,7 +17,7 @@ static const char forms_ddl[] = "CREATE TABLE IF NOT EXISTS _outpost_forms("
 
 int store_forms_record(store *st, uint32_t version, const char *json)
 {
-    int rc = store_exec(st, forms_ddl, "create the forms table");
+    int rc = store_exec_ddl(st, forms_ddl, "create the forms table");
     if (rc != STORE_OK)
         return rc;
     db_stmt *stmt = NULL;

@@ -205,6 +205,10 @@ int store_identity_ensure(store *st, bool *out_created);
 /* Whether the store has table name (a table made on first use: forms, watch rules, authors).
  * 0 or a STORE_E* code. */
 int store_table_exists(store *st, const char *name, bool *out_exists);
+/* Runs DDL of "CREATE ... IF NOT EXISTS name" statements, except on a PostgreSQL store that has
+ * every object it names already: there it runs nothing, so a runtime role with DML rights only
+ * can open the store (store_postgresql.c). */
+int store_exec_ddl(store *st, const char *ddl, const char *what);
 
 /* A synced table's or column's name quoted for the store's engine: as given on SQLite, folded
  * to lower case on PostgreSQL (as the schema made them there). */

@@ -15,7 +15,7 @@ int store_lifecycle_ensure(store *st)
 {
     if (st->lifecycle_ready)
         return STORE_OK;
-    int out = store_exec(st,
+    int out = store_exec_ddl(st,
                          "CREATE TABLE IF NOT EXISTS _outpost_disabled("
                          "  kind TEXT NOT NULL, id TEXT NOT NULL, since_ms INTEGER NOT NULL,"
                          "  PRIMARY KEY(kind, id)) WITHOUT ROWID;"

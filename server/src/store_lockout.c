@@ -31,7 +31,7 @@ static int read_row(store *st, const char *kind, const char *key, int64_t *out_f
                     int64_t *out_window_start, int64_t *out_locked_until)
 {
     db_stmt *stmt = NULL;
-    int rc = store_exec(st, lockouts_ddl, "create the lockout table");
+    int rc = store_exec_ddl(st, lockouts_ddl, "create the lockout table");
 
     *out_failures = *out_window_start = *out_locked_until = 0;
     if (rc != STORE_OK)
@@ -125,7 +125,7 @@ int store_lockout_fail(store *st, const char *kind, const char *key,
 int store_lockout_clear(store *st, const char *kind, const char *key)
 {
     db_stmt *stmt = NULL;
-    int rc = store_exec(st, lockouts_ddl, "create the lockout table");
+    int rc = store_exec_ddl(st, lockouts_ddl, "create the lockout table");
 
     if (rc != STORE_OK)
         return rc;

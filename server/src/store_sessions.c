@@ -58,7 +58,7 @@ static int token_key(store *st, const char *token, char out[STORE_SESSION_TOKEN_
 
 static int ensure_table(store *st)
 {
-    return store_exec(st, sessions_ddl, "create the session table");
+    return store_exec_ddl(st, sessions_ddl, "create the session table");
 }
 
 /* Runs sql with ?1 = text a and, when b is not NULL, ?2 = text b. */

@@ -28,7 +28,7 @@ static const char users_ddl[] =
 
 static int ensure_tables(store *st)
 {
-    return store_exec(st, users_ddl, "create the account tables");
+    return store_exec_ddl(st, users_ddl, "create the account tables");
 }
 
 int store_users_ensure(store *st)

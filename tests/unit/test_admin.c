@@ -17,6 +17,8 @@
 #include <sqlite3.h>
 
 #include "common/test_skip.h"
+#include "db.h"
+#include "store_values.h"
 #include "store_fixture.h"
 #include "strf.h"
 #include "unit/pg_cluster.h"
@@ -300,7 +302,7 @@ static void test_audit_checkpoint_and_verify_catch_a_cut_tail(void **state)
     /* without the key there is nothing to verify against */
     snprintf(args, sizeof args, "--store '%s' --audit-key '%s/none' audit verify", c->store,
              c->dir);
-    expect(c, args, 1, NULL, "cannot read the audit key");
+    expect(c, args, 1, NULL, "not found (only init makes one; check --audit-key)");
     snprintf(args, sizeof args, "--store '%s' audit verify --checkpoint '%s'", c->store, key);
     expect(c, args, 2, NULL, "no audit checkpoint line in");
 }
@@ -784,11 +786,76 @@ static void test_forms_check_applies_nothing(void **state)
     free(pkg);
 }
 
+/* Another store's audit key (SQLite): said to be the wrong key, not tampering, and the change
+ * is refused before it is made. */
+static void test_wrong_audit_key_refused_before_any_change(void **state)
+{
+    ctx *c = *state;
+    init_store(c);
+    char first[sizeof c->store];
+    memcpy(first, c->store, sizeof first);
+    snprintf(c->store, sizeof c->store, "%s/second.db", c->dir);
+    init_store(c);
+    const char *cmds[] = {"team add t9", "audit verify"};
+    for (size_t k = 0; k < 2; k++) {
+        char *args = strf("--store '%s' --audit-key '%s.audit-key' %s", c->store, first, cmds[k]);
+        expect(c, args, 1, NULL, "the audit key does not match this store (wrong --audit-key?)");
+        assert_null(strstr(c->r.err, "TAMPERED"));
+        free(args);
+    }
+    char *args = strf("--store '%s' team list", c->store);
+    expect(c, args, 0, NULL, NULL);
+    assert_null(strstr(c->r.out, "t9"));
+    free(args);
+    args = strf("--store '%s' audit verify", c->store);
+    expect(c, args, 0, "audit log verified: 1 rows", NULL);
+    free(args);
+}
+
 #define T_(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
 
-/* The commands that run on PostgreSQL, against a private server: the first one makes the
- * store's tables and the audit key; init (schema) is refused with the reason; --audit-key is
- * required. */
+/* Runs SQL statements (no results) on database db of the cluster, as role outpost. */
+static void pg_sql(const pg_cluster *pg, const char *db, const char *sql)
+{
+    db_conn *d = NULL;
+    char err[256];
+    char *conninfo = strf("%s dbname=%s", pg->conninfo, db);
+    if (db_open_postgresql(conninfo, &d, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    if (db_exec(d, sql) != 0)
+        fail_msg("%s: %s", sql, db_errmsg(d));
+    db_close(d);
+    free(conninfo);
+}
+
+/* How many of Outpost's tables database db holds. */
+static int64_t pg_outpost_tables(const pg_cluster *pg, const char *db)
+{
+    db_conn *d = NULL;
+    db_stmt *s = NULL;
+    char err[256];
+    char *conninfo = strf("%s dbname=%s", pg->conninfo, db);
+    if (db_open_postgresql(conninfo, &d, err, sizeof err) != 0)
+        fail_msg("%s", err);
+    assert_int_equal(db_prepare(d, "SELECT count(*) FROM pg_tables WHERE tablename LIKE "
+                                   "'\\_outpost\\_%'", &s), 0);
+    assert_int_equal(db_step(s), DB_ROW);
+    int64_t n = db_column_int64(s, 0);
+    db_finalize(s);
+    db_close(d);
+    free(conninfo);
+    return n;
+}
+
+static bool file_exists(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0;
+}
+
+/* The commands that run on PostgreSQL, against a private server: only init makes the store's
+ * tables and the audit key; --audit-key is required, and a missing or foreign key is refused
+ * before anything changes. */
 static void test_admin_on_postgresql(void **state)
 {
     ctx *c = *state;
@@ -800,9 +867,33 @@ static void test_admin_on_postgresql(void **state)
     assert_int_equal(pg_cluster_start(&pg), 0);
     snprintf(key, sizeof key, "%s/pg.audit-key", c->dir);
     char *on_pg = strf("--store 'postgresql:%s' --audit-key '%s'", pg.conninfo, key);
-    char *args = strf("%s team add north", on_pg);
-    expect(c, args, 0, "team north added", NULL);
+    /* a database without a store: refused, nothing made in it, no key */
+    const char *reads[] = {"team list", "audit verify", "worker list", "team add north"};
+    for (size_t k = 0; k < sizeof reads / sizeof reads[0]; k++) {
+        char *args = strf("%s %s", on_pg, reads[k]);
+        expect(c, args, 3, NULL, "no Outpost store in this database (create it with: "
+                                 "outpost-admin --store ... init");
+        free(args);
+    }
+    assert_int_equal(pg_outpost_tables(&pg, "outpost"), 0);
+    assert_false(file_exists(key));
+    const char *src = getenv("OUTPOST_SOURCE_DIR");
+    char *package = strf("--schema '%s/examples/outreach/schema.sql' --policy "
+                         "'%s/examples/outreach/policy' --forms '%s/examples/outreach/forms'",
+                         src, src, src);
+    char *args = strf("%s init %s --watch '%s/examples/outreach/watch.json'", on_pg, package, src);
+    expect(c, args, 1, NULL, "watch rules run only on a SQLite store so far");
+    free(args);
+    args = strf("%s init %s", on_pg, package);
+    expect(c, args, 0, "schema version 1 initialised\nforms: 3 from", NULL);
     assert_non_null(strstr(c->r.out, "audit key created"));
+    free(args);
+    args = strf("%s init %s", on_pg, package);
+    expect(c, args, 1, NULL, "the store already has a schema (version 1); use upgrade");
+    assert_null(strstr(c->r.out, "audit key kept"));
+    free(args);
+    args = strf("%s team add north", on_pg);
+    expect(c, args, 0, "team north added", NULL);
     free(args);
     args = strf("%s worker add ana --team north", on_pg);
     expect(c, args, 0, "worker ana added", NULL);
@@ -840,14 +931,188 @@ static void test_admin_on_postgresql(void **state)
     args = strf("%s backup /tmp/x", on_pg);
     expect(c, args, 1, NULL, "backup runs only on a SQLite store so far");
     free(args);
-    free(package);
     args = strf("%s audit verify", on_pg);
     expect(c, args, 0, "audit log verified: 6 rows", NULL);
+    free(args);
+    /* a typo'd key file: refused, no key made, nothing changed */
+    args = strf("--store 'postgresql:%s' --audit-key '%s/typo.key' team add t9", pg.conninfo,
+                c->dir);
+    char *want = strf("audit key %s/typo.key not found", c->dir);
+    expect(c, args, 1, NULL, want);
+    free(want);
+    free(args);
+    args = strf("%s/typo.key", c->dir);
+    assert_false(file_exists(args));
+    free(args);
+    /* another store's key: said so, not "tampered", and nothing changed */
+    args = strf("--store '%s' init --schema '%s/examples/outreach/schema.sql' --policy "
+                "'%s/examples/outreach/policy'", c->store, src, src);
+    expect(c, args, 0, "initialised", NULL);
+    free(args);
+    const char *foreign[] = {"team add t9", "audit verify"};
+    for (size_t k = 0; k < 2; k++) {
+        args = strf("--store 'postgresql:%s' --audit-key '%s.audit-key' %s", pg.conninfo,
+                    c->store, foreign[k]);
+        expect(c, args, 1, NULL, "the audit key does not match this store (wrong --audit-key?)");
+        assert_null(strstr(c->r.err, "TAMPERED"));
+        free(args);
+    }
+    args = strf("%s team list", on_pg);
+    expect(c, args, 0, "north", NULL);
+    assert_null(strstr(c->r.out, "t9"));
+    free(args);
+    /* the prefix in any case, and a libpq URI */
+    args = strf("--store 'PostgreSQL:%s' --audit-key '%s' team list", pg.conninfo, key);
+    expect(c, args, 0, "north", NULL);
+    free(args);
+    args = strf("--store 'postgresql://outpost:secret-pw@/outpost?host=%s&port=5432' "
+                "--audit-key '%s' team list", pg.dir, key);
+    expect(c, args, 0, "north", NULL);
+    free(args);
+    /* a password is never printed */
+    args = strf("--store 'postgresql://outpost:secret-pw@/nope?host=%s&port=5432' "
+                "--audit-key '%s' team list", pg.dir, key);
+    expect(c, args, 3, NULL, "database \"nope\" does not exist");
+    assert_null(strstr(c->r.err, "secret-pw"));
+    free(args);
+    args = strf("--store 'postgresql:%s dbname=nope password=secret-pw' --audit-key '%s' "
+                "team list", pg.conninfo, key);
+    expect(c, args, 3, NULL, "does not exist");
+    assert_null(strstr(c->r.err, "secret-pw"));
+    free(args);
+    args = strf("--store 'postgresql:%s password=secret-pw bogus' --audit-key '%s' team list",
+                pg.conninfo, key);
+    expect(c, args, 3, NULL, "bogus");
+    assert_null(strstr(c->r.err, "secret-pw"));
+    free(args);
+    /* a conninfo without the prefix is not made into a SQLite file named after it */
+    args = strf("--store '%s password=secret-pw' init --schema '%s/examples/outreach/schema.sql' "
+                "--policy '%s/examples/outreach/policy'", pg.conninfo, src, src);
+    expect(c, args, 2, NULL, "looks like a PostgreSQL connection string");
+    assert_null(strstr(c->r.err, "secret-pw"));
+    free(args);
+    args = strf("--store '%s/none password=secret-pw' team list", c->dir);
+    expect(c, args, 3, NULL, "no store at");
+    assert_null(strstr(c->r.err, "secret-pw"));
+    free(args);
+    args = strf("--store 'postgresql:' --audit-key '%s' team list", key);
+    expect(c, args, 2, NULL, "--store postgresql: needs a connection string");
     free(args);
     args = strf("--store 'postgresql:%s' team list", pg.conninfo);
     expect(c, args, 2, NULL, "--audit-key FILE is required with a PostgreSQL store");
     free(args);
+    free(package);
     free(on_pg);
+    pg_cluster_stop(&pg);
+}
+
+/* An init that stopped half-way (here: refused by a table already in the database) leaves no
+ * key, and the other commands refuse the store until init is run again. A role with only DML
+ * rights on an initialised store runs every command but init and upgrade. */
+static void test_admin_on_postgresql_half_init_and_dml_role(void **state)
+{
+    ctx *c = *state;
+    pg_cluster pg;
+    char key[400];
+
+    if (!pg_cluster_available())
+        TEST_SKIP("PostgreSQL 15 binaries not installed (scripts/deps.sh installs them)");
+    assert_int_equal(pg_cluster_start(&pg), 0);
+    snprintf(key, sizeof key, "%s/pg.audit-key", c->dir);
+    const char *src = getenv("OUTPOST_SOURCE_DIR");
+    char *package = strf("--schema '%s/examples/outreach/schema.sql' --policy "
+                         "'%s/examples/outreach/policy'", src, src);
+    char *on_pg = strf("--store 'postgresql:%s' --audit-key '%s'", pg.conninfo, key);
+    char *args = NULL;
+    /* a name PostgreSQL would cut short: refused by --check and by init, nothing made */
+    char *long_schema = strf("%s/long.sql", c->dir);
+    assert_int_equal(systemf("sed 's/^    gender /    gender_%s /' '%s/examples/outreach/schema.sql'"
+                             " >'%s'", "x123456789x123456789x123456789x123456789x123456789x123456789",
+                             src, long_schema), 0);
+    const char *checks[] = {"--check", ""};
+    for (size_t k = 0; k < 2; k++) {
+        args = strf("%s init --schema '%s' --policy '%s/examples/outreach/policy' %s", on_pg,
+                    long_schema, src, checks[k]);
+        expect(c, args, 1, NULL, "column name gender_x123456789x12... is 67 bytes: a PostgreSQL store "
+                                 "takes names of at most 63 bytes");
+        free(args);
+    }
+    free(long_schema);
+    assert_int_equal(pg_outpost_tables(&pg, "outpost"), 0);
+    pg_sql(&pg, "outpost", "CREATE TABLE contacts(id TEXT PRIMARY KEY)");
+    args = strf("%s init %s", on_pg, package);
+    expect(c, args, 3, NULL, "already exists");
+    free(args);
+    assert_false(file_exists(key));
+    args = strf("%s team list", on_pg);
+    expect(c, args, 1, NULL, "init did not finish on this store (no schema): run init again");
+    free(args);
+    pg_sql(&pg, "outpost", "DROP TABLE contacts");
+    args = strf("%s init %s", on_pg, package);
+    expect(c, args, 0, "schema version 1 initialised", NULL);
+    free(args);
+    /* every value type, encoded by the store's codec, read back through the SQL functions
+     * init made, also from a synced table's row */
+    pg_sql(&pg, "outpost", "CREATE TABLE probe(v BYTEA)");
+    db_conn *d = NULL;
+    char err[256];
+    assert_int_equal(db_open_postgresql(pg.conninfo, &d, err, sizeof err), 0);
+    const struct {
+        proto_value v;
+        const char *type, *text;
+    } values[] = {
+        {{.type = PROTO_INT, .u.i = -42}, "integer", "-42"},
+        {{.type = PROTO_INT, .u.i = INT64_MAX}, "integer", "9223372036854775807"},
+        {{.type = PROTO_REAL, .u.r = -2.5}, "real", "-2.5"},
+        {{.type = PROTO_REAL, .u.r = 0.1}, "real", "0.1"},
+        {{.type = PROTO_REAL, .u.r = 5e-324}, "real", "5e-324"},
+        {{.type = PROTO_TEXT, .u.b = {(const uint8_t *)"n\xc3\xa9" "e", 4}}, "text", "n\xc3\xa9" "e"},
+        {{.type = PROTO_BLOB, .u.b = {(const uint8_t *)"\x01\xff", 2}}, "blob", "\\x01ff"},
+    };
+    for (size_t k = 0; k < sizeof values / sizeof values[0]; k++) {
+        db_stmt *s = NULL;
+        assert_int_equal(db_exec(d, "DELETE FROM probe"), 0);
+        assert_int_equal(db_prepare(d, "INSERT INTO probe VALUES(?1)", &s), 0);
+        assert_int_equal(store_value_bind_any(s, 1, &values[k].v), 0);
+        assert_int_equal(db_step(s), DB_DONE);
+        db_finalize(s);
+        assert_int_equal(db_prepare(d, "SELECT outpost_value_type(v), outpost_value_text(v)"
+                                       " FROM probe", &s), 0);
+        assert_int_equal(db_step(s), DB_ROW);
+        assert_string_equal(db_column_text(s, 0), values[k].type);
+        assert_string_equal(db_column_text(s, 1), values[k].text);
+        db_finalize(s);
+    }
+    db_stmt *s = NULL;
+    assert_int_equal(db_exec(d, "INSERT INTO contacts(id, team_id, worker_id, contacted_at,"
+                                " alias) VALUES('\\x04000000026331', '\\x04000000056e6f727468',"
+                                " '\\x0400000003616e61', '\\x040000000174',"
+                                " '\\x0400000003416e61')"), 0);
+    assert_int_equal(db_prepare(d, "SELECT outpost_value_text(alias), outpost_value_type(age_estimate)"
+                                   " FROM contacts", &s), 0);
+    assert_int_equal(db_step(s), DB_ROW);
+    assert_string_equal(db_column_text(s, 0), "Ana");
+    assert_true(db_column_is_null(s, 1));
+    db_finalize(s);
+    db_close(d);
+    pg_sql(&pg, "outpost",
+           "CREATE ROLE dml LOGIN; GRANT USAGE ON SCHEMA public TO dml;"
+           "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO dml;"
+           "GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO dml");
+    char *as_dml = strf("--store 'postgresql:%s user=dml' --audit-key '%s'", pg.conninfo, key);
+    const char *cmds[][2] = {{"team add north", "team north added"},
+                             {"worker add ana --team north", "worker ana added"},
+                             {"team list", "north"},
+                             {"enroll ana", "enrollment code for worker ana"},
+                             {"audit verify", "audit log verified: 4 rows"}};
+    for (size_t k = 0; k < sizeof cmds / sizeof cmds[0]; k++) {
+        args = strf("%s %s", as_dml, cmds[k][0]);
+        expect(c, args, 0, cmds[k][1], NULL);
+        free(args);
+    }
+    free(as_dml);
+    free(on_pg);
+    free(package);
     pg_cluster_stop(&pg);
 }
 
@@ -865,7 +1130,9 @@ int main(void)
         T_(test_forms_are_validated_and_kept_at_init_and_upgrade),
         T_(test_forms_dir_option),
         T_(test_forms_check_applies_nothing),
+        T_(test_wrong_audit_key_refused_before_any_change),
         T_(test_admin_on_postgresql),
+        T_(test_admin_on_postgresql_half_init_and_dml_role),
     };
     return test_exit_status(cmocka_run_group_tests(tests, NULL, NULL));
 }
