@@ -177,6 +177,15 @@ static int create_fixture(daemon_fixture *fx, const char *extra_limits, const ch
     return 0;
 }
 
+void fixture_second_node(const daemon_fixture *fx, daemon_fixture *out_node)
+{
+    *out_node = *fx;
+    out_node->dir[0] = '\0';
+    out_node->pid = 0;
+    out_node->port = 0;
+    snprintf(out_node->log_path, sizeof out_node->log_path, "%s/outpostd-node2.log", fx->dir);
+}
+
 /* Reads the port from the last "outpostd listening" line written after offset. */
 static int read_port(const daemon_fixture *fx, long offset, uint16_t *out_port)
 {

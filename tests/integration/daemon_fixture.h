@@ -48,6 +48,11 @@ struct store;
 int fixture_store_open(const daemon_fixture *fx, struct store **out_store, char *err,
                        size_t err_size);
 
+/* A second outpostd on fx's store (PostgreSQL: several nodes serve one database): fx's config,
+ * certificates and store, its own log and port. It shares fx's directory, which only fx's
+ * fixture_destroy removes. Start it with fixture_start. */
+void fixture_second_node(const daemon_fixture *fx, daemon_fixture *out_node);
+
 /* Starts outpostd and waits until it listens; fills fx->port. Returns 0 or -1. */
 int fixture_start(daemon_fixture *fx);
 

@@ -1945,6 +1945,56 @@ static void test_audit_is_for_admins_and_verifies(void **state)
 /* Last case: the daemon this program used stops cleanly (exit 0, under ASan without a leak) and
  * leaves a store that passes integrity_check. */
 #ifdef OUTPOST_DASH_ON_POSTGRESQL
+/* Two outpostd nodes on one database: a push through node 1 reaches a device connected to node 2
+ * at once (NOTIFY between nodes, not its next sync), node 2 serves the row, and a supervisor's
+ * session made on node 1 works on node 2. */
+static void test_two_nodes_share_pushes_and_sessions(void **state)
+{
+    daemon_fixture node2;
+    test_device a, b;
+    login s1;
+    dash_reply r;
+    char name[64];
+    proto_msg *msg = NULL;
+    (void)state;
+
+    fixture_second_node(&fx, &node2);
+    assert_int_equal(fixture_start(&node2), 0);
+    assert_int_not_equal(node2.port, fx.port);
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &a), 0);
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &b), 0);
+    testclient *tb = fixture_hello(&node2, &b, NULL);
+    assert_non_null(tb);
+    while (testclient_recv(tb, 300, &msg) == 0) /* whatever node 2 had to say at hello */
+        proto_msg_free(msg);
+    uint64_t t0 = wall_ms();
+    push_row(&a, 1, "n-1", "t1", "Via node one");
+    assert_int_equal(testclient_recv_type(tb, PROTO_MSG_NOTIFY, 3000, &msg), 0);
+    proto_msg_free(msg);
+    uint64_t waited = wall_ms() - t0;
+    print_message("node 2's device told %llu ms after the push began\n",
+                  (unsigned long long)waited);
+    assert_true(waited < 3000);
+    pull_name(tb, "n-1", name, sizeof name);
+    assert_string_equal(name, "Via node one");
+    testclient_close(tb);
+
+    log_in("sup1", &s1);
+    assert_int_equal(dash_request(node2.port, node2.ca_path, "GET", "/api/me", s1.cookie, NULL,
+                                  NULL, NULL, &r),
+                     0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"user\":\"sup1\""));
+    dash_reply_free(&r);
+    assert_int_equal(dash_request(node2.port, node2.ca_path, "GET", "/api/records", s1.cookie,
+                                  NULL, NULL, NULL, &r),
+                     0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "Via node one"));
+    dash_reply_free(&r);
+    assert_int_equal(fixture_stop_clean(&node2), 0);
+}
+
 /* Last: it was PostgreSQL outpostd served from (it listened for other nodes' changes), and it
  * stops cleanly, with no sanitizer report. */
 static void test_outpostd_stops_cleanly(void **state)
@@ -1964,6 +2014,7 @@ int main(void)
         cmocka_unit_test(test_refusals_reach_the_queue_without_leaking),
         cmocka_unit_test(test_logout_ends_the_session),
         cmocka_unit_test(test_sessions_are_shared_through_the_store),
+        cmocka_unit_test(test_two_nodes_share_pushes_and_sessions),
         cmocka_unit_test(test_outpostd_stops_cleanly),
     };
     if (!pg_cluster_available()) {
