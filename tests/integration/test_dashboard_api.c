@@ -28,6 +28,7 @@
 #ifdef OUTPOST_DASH_ON_POSTGRESQL
 #include "pg_cluster.h"
 static pg_cluster cluster;
+static daemon_fixture node2; /* a second outpostd on the same database */
 #endif
 
 #define T_MS 10000
@@ -90,6 +91,9 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
+#ifdef OUTPOST_DASH_ON_POSTGRESQL
+    fixture_destroy(&node2); /* stops it if a failed case left it running */
+#endif
     fixture_destroy(&fx);
 #ifdef OUTPOST_DASH_ON_POSTGRESQL
     pg_cluster_stop(&cluster);
@@ -1950,7 +1954,6 @@ static void test_audit_is_for_admins_and_verifies(void **state)
  * session made on node 1 works on node 2. */
 static void test_two_nodes_share_pushes_and_sessions(void **state)
 {
-    daemon_fixture node2;
     test_device a, b;
     login s1;
     dash_reply r;
