@@ -1998,11 +1998,18 @@ static void test_two_nodes_share_pushes_and_sessions(void **state)
     assert_int_equal(fixture_stop_clean(&node2), 0);
 }
 
-/* Last: it was PostgreSQL outpostd served from (it listened for other nodes' changes), and it
- * stops cleanly, with no sanitizer report. */
+/* Last: it was PostgreSQL outpostd served from (it listened for other nodes' changes), its
+ * readiness says so without a store file to look at, and it stops cleanly, with no sanitizer
+ * report. */
 static void test_outpostd_stops_cleanly(void **state)
 {
+    dash_reply r;
     (void)state;
+
+    assert_int_equal(request("GET", "/healthz", NULL, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "ok\nstore: writable\n"));
+    dash_reply_free(&r);
     assert_true(fixture_log_contains(&fx, "store=(PostgreSQL)"));
     assert_true(fixture_log_contains(&fx, "listening for other nodes' changes"));
     assert_int_equal(fixture_stop_clean(&fx), 0);
