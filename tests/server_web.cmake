@@ -25,6 +25,22 @@ if(TARGET outpost_testclient AND TARGET outpost-admin)
     target_compile_definitions(test_dashboard_api PRIVATE
                                OUTPOST_ADMIN_PATH="$<TARGET_FILE:outpost-admin>")
     add_dependencies(test_dashboard_api outpost-admin)
+    if(TARGET outpost_pg_cluster)
+        # outpostd serving from PostgreSQL: a device pushes, another pulls, a conflict reaches
+        # a supervisor (the same cases, on a private cluster).
+        outpost_add_test(test_daemon_postgresql
+                         SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_dashboard_api.c
+                                 ${CMAKE_CURRENT_SOURCE_DIR}/integration/dash_client.c
+                         LIBS outpost_testclient outpost_lws outpost_pg_cluster
+                         LABELS integration TIMEOUT 300)
+        target_include_directories(test_daemon_postgresql PRIVATE
+                                   ${CMAKE_CURRENT_SOURCE_DIR}/unit)
+        target_compile_definitions(test_daemon_postgresql PRIVATE OUTPOST_DASH_ON_POSTGRESQL
+                                   OUTPOST_ADMIN_PATH="$<TARGET_FILE:outpost-admin>")
+        # the SQLite-file cases stay compiled but unlisted
+        target_compile_options(test_daemon_postgresql PRIVATE -Wno-unused-function)
+        add_dependencies(test_daemon_postgresql outpost-admin)
+    endif()
 endif()
 
 # Browser tests: Debian's chromium + playwright-core (both installed by run.sh when missing),

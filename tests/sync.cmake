@@ -8,6 +8,22 @@ if(TARGET outpost AND TARGET outpost_testclient AND TARGET outpost_faultproxy)
                                    OUTPOST_ADMIN_PATH="$<TARGET_FILE:outpost-admin>")
         add_dependencies(test_sync outpost-admin)
     endif()
+    if(TARGET outpost_pg_cluster)
+        # liboutpost devices against outpostd serving from PostgreSQL (the same cases).
+        outpost_add_test(test_sync_postgresql
+                         SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_sync.c
+                         LIBS outpost_internal outpost_testclient outpost_faultproxy
+                              outpost_pg_cluster
+                         LABELS integration TIMEOUT 600)
+        target_include_directories(test_sync_postgresql PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/unit)
+        target_compile_definitions(test_sync_postgresql PRIVATE OUTPOST_SYNC_ON_POSTGRESQL)
+        if(TARGET outpost-admin)
+            target_compile_definitions(test_sync_postgresql PRIVATE
+                                       OUTPOST_ADMIN_PATH="$<TARGET_FILE:outpost-admin>")
+        endif()
+        # the SQLite-file cases stay compiled but unlisted
+        target_compile_options(test_sync_postgresql PRIVATE -Wno-unused-function)
+    endif()
 endif()
 
 # The outpost CLI as a user meets it: the real binaries against a real outpostd.

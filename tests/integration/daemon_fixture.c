@@ -60,8 +60,9 @@ static int run_quiet(const char *const argv[])
     return WEXITSTATUS(status);
 }
 
-static int prepare_store(const char *path, const char *schema, const char *policy)
+static int prepare_store(const daemon_fixture *fx, const char *schema, const char *policy)
 {
+    const char *path = fx->store_path;
     static const char *const t1[] = {"t1"};
     static const char *const t2[] = {"t2"};
     static const char *const both[] = {"t1", "t2"};
@@ -75,7 +76,8 @@ static int prepare_store(const char *path, const char *schema, const char *polic
         fprintf(stderr, "%s\n", err);
         return -1;
     }
-    if (store_open(path, true, &st, err, sizeof err) != STORE_OK) {
+    if ((fx->conninfo[0] ? store_open_postgresql(fx->conninfo, true, &st, err, sizeof err)
+                         : store_open(path, true, &st, err, sizeof err)) != STORE_OK) {
         fprintf(stderr, "store_open %s: %s\n", path, err);
         return -1;
     }
@@ -113,14 +115,36 @@ int fixture_create(daemon_fixture *fx, const char *extra_limits)
     return fixture_create_with_schema(fx, extra_limits, schema_sql, policy_text);
 }
 
+int fixture_store_open(const daemon_fixture *fx, store **out_store, char *err, size_t err_size)
+{
+    return fx->conninfo[0] ? store_open_postgresql(fx->conninfo, false, out_store, err, err_size)
+                           : store_open(fx->store_path, false, out_store, err, err_size);
+}
+
+static int create_fixture(daemon_fixture *fx, const char *extra_limits, const char *schema,
+                          const char *policy, const char *conninfo);
+
+int fixture_create_postgresql(daemon_fixture *fx, const char *extra_limits, const char *conninfo)
+{
+    return create_fixture(fx, extra_limits, schema_sql, policy_text, conninfo);
+}
+
 int fixture_create_with_schema(daemon_fixture *fx, const char *extra_limits, const char *schema,
                                const char *policy)
 {
-    char certs[300];
+    return create_fixture(fx, extra_limits, schema, policy, NULL);
+}
+
+static int create_fixture(daemon_fixture *fx, const char *extra_limits, const char *schema,
+                          const char *policy, const char *conninfo)
+{
+    char certs[300], store_lines[600];
     FILE *f;
     const char *tmp = getenv("TMPDIR");
 
     memset(fx, 0, sizeof *fx);
+    if (conninfo)
+        snprintf(fx->conninfo, sizeof fx->conninfo, "%s", conninfo);
     snprintf(fx->dir, sizeof fx->dir, "%s/outpostd-test-XXXXXX", tmp && tmp[0] ? tmp : "/tmp");
     if (!mkdtemp(fx->dir))
         return -1;
@@ -133,18 +157,33 @@ int fixture_create_with_schema(daemon_fixture *fx, const char *extra_limits, con
     snprintf(fx->store_path, sizeof fx->store_path, "%s/central.db", fx->dir);
     snprintf(fx->config_path, sizeof fx->config_path, "%s/outpostd.ini", fx->dir);
     snprintf(fx->log_path, sizeof fx->log_path, "%s/outpostd.log", fx->dir);
-    if (prepare_store(fx->store_path, schema, policy) != 0)
+    if (prepare_store(fx, schema, policy) != 0)
         return -1;
+    if (conninfo)
+        snprintf(store_lines, sizeof store_lines,
+                 "engine = postgresql\nconninfo = %s\naudit_key = central.db%s\n", conninfo,
+                 STORE_AUDIT_KEY_SUFFIX);
+    else
+        snprintf(store_lines, sizeof store_lines, "path = central.db\n");
     f = fopen(fx->config_path, "w");
     if (!f)
         return -1;
     fprintf(f,
             "[server]\nlisten = 127.0.0.1\nport = 0\ncert = certs/server.pem\n"
-            "key = certs/server.key\nca = certs/ca.pem\n\n[store]\npath = central.db\n\n"
+            "key = certs/server.key\nca = certs/ca.pem\n\n[store]\n%s\n"
             "[limits]\n%s\n[log]\nlevel = debug\n",
-            extra_limits ? extra_limits : "");
+            store_lines, extra_limits ? extra_limits : "");
     fclose(f);
     return 0;
+}
+
+void fixture_second_node(const daemon_fixture *fx, daemon_fixture *out_node)
+{
+    *out_node = *fx;
+    out_node->dir[0] = '\0';
+    out_node->pid = 0;
+    out_node->port = 0;
+    snprintf(out_node->log_path, sizeof out_node->log_path, "%s/outpostd-node2.log", fx->dir);
 }
 
 /* Reads the port from the last "outpostd listening" line written after offset. */
@@ -303,7 +342,7 @@ int fixture_stop_clean(daemon_fixture *fx)
             rc = -1;
         }
     }
-    if (!store_is_sound(fx->store_path))
+    if (!fx->conninfo[0] && !store_is_sound(fx->store_path))
         rc = -1;
     return rc;
 }
@@ -333,7 +372,7 @@ int fixture_enroll_code(const daemon_fixture *fx, const char *worker_id, char ou
     char code[STORE_CODE_SIZE];
     int rc;
 
-    if (store_open(fx->store_path, false, &st, err, sizeof err) != STORE_OK)
+    if (fixture_store_open(fx, &st, err, sizeof err) != STORE_OK)
         return -1;
     rc = store_enroll_code_create(st, worker_id, wall_ms(), 24u * 3600u * 1000u, code);
     store_close(st);
@@ -349,7 +388,7 @@ int fixture_revoke(const daemon_fixture *fx, const char *device_id, bool wipe)
     char err[256];
     int rc;
 
-    if (store_open(fx->store_path, false, &st, err, sizeof err) != STORE_OK)
+    if (fixture_store_open(fx, &st, err, sizeof err) != STORE_OK)
         return -1;
     rc = store_device_revoke(st, device_id, wipe);
     store_close(st);
@@ -362,7 +401,7 @@ int fixture_disable_worker(const daemon_fixture *fx, const char *worker_id)
     char err[256];
     int rc;
 
-    if (store_open(fx->store_path, false, &st, err, sizeof err) != STORE_OK)
+    if (fixture_store_open(fx, &st, err, sizeof err) != STORE_OK)
         return -1;
     rc = store_worker_set_disabled(st, worker_id, true);
     store_close(st);
@@ -376,7 +415,7 @@ int fixture_worker_teams(const daemon_fixture *fx, const char *worker_id, bool a
     char err[256];
     int rc;
 
-    if (store_open(fx->store_path, false, &st, err, sizeof err) != STORE_OK)
+    if (fixture_store_open(fx, &st, err, sizeof err) != STORE_OK)
         return -1;
     rc = add ? store_worker_add(st, worker_id, team_ids, n_teams)
              : store_worker_set_teams(st, worker_id, team_ids, n_teams);

@@ -20,6 +20,7 @@ typedef struct daemon_fixture {
     char store_path[320];
     char config_path[320];
     char log_path[320];
+    char conninfo[400]; /* set: the store is this PostgreSQL database, not store_path */
     pid_t pid;
     uint16_t port;
 } daemon_fixture;
@@ -38,6 +39,20 @@ int fixture_create(daemon_fixture *fx, const char *extra_limits);
 int fixture_create_with_schema(daemon_fixture *fx, const char *extra_limits, const char *schema,
                                const char *policy);
 
+/* fixture_create on the PostgreSQL database conninfo names (it must exist and be empty): the
+ * store is made there and outpostd's config says engine = postgresql. Returns 0 or -1. */
+int fixture_create_postgresql(daemon_fixture *fx, const char *extra_limits, const char *conninfo);
+
+/* Opens the fixture's central store, whichever its engine. STORE_OK or an error code. */
+struct store;
+int fixture_store_open(const daemon_fixture *fx, struct store **out_store, char *err,
+                       size_t err_size);
+
+/* A second outpostd on fx's store (PostgreSQL: several nodes serve one database): fx's config,
+ * certificates and store, its own log and port. It shares fx's directory, which only fx's
+ * fixture_destroy removes. Start it with fixture_start. */
+void fixture_second_node(const daemon_fixture *fx, daemon_fixture *out_node);
+
 /* Starts outpostd and waits until it listens; fills fx->port. Returns 0 or -1. */
 int fixture_start(daemon_fixture *fx);
 
@@ -51,7 +66,7 @@ int fixture_stop(daemon_fixture *fx);
 /* The end of a test program's daemon, as a check a last test case asserts (a check in a cmocka
  * group teardown does not fail the program): SIGTERM, then outpostd must exit 0 within 20 s
  * (under ASan a shutdown leak makes it exit otherwise), log "outpostd stopped" and no sanitizer
- * report, and leave a central store that passes integrity_check. Prints what went wrong on
+ * report, and leave a central store that passes integrity_check (SQLite). Prints what went wrong on
  * stderr. Returns 0 when all hold, -1 otherwise. */
 int fixture_stop_clean(daemon_fixture *fx);
 

@@ -2,6 +2,9 @@
  * The dashboard's HTTPS API against a real outpostd: logins and their cookie, team limits on
  * every view, CSRF on every state change, CSV export, a conflict reversal reaching a connected
  * device, the lockout, logout, and the audit log (admins only, verified by outpost-admin).
+ * Built a second time with OUTPOST_DASH_ON_POSTGRESQL as test_daemon_postgresql: outpostd
+ * serving from a private PostgreSQL cluster (unit/pg_cluster.h), the cases that do not read the
+ * store's SQLite file directly.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +25,11 @@
 #include "store.h"
 #include "testclient.h"
 #include "strf.h"
+#ifdef OUTPOST_DASH_ON_POSTGRESQL
+#include "pg_cluster.h"
+static pg_cluster cluster;
+static daemon_fixture node2; /* a second outpostd on the same database */
+#endif
 
 #define T_MS 10000
 static const char pw[] = "correct horse battery";
@@ -34,14 +42,32 @@ typedef struct login {
 
 static int run_admin(const char *args)
 {
+#ifdef OUTPOST_DASH_ON_POSTGRESQL
+    return systemf("printf '%%s\\n' '%s' | '%s' --store 'postgresql:%s' --audit-key %s%s %s "
+                   "--password-fd 0 >/dev/null",
+                   pw, OUTPOST_ADMIN_PATH, fx.conninfo, fx.store_path, STORE_AUDIT_KEY_SUFFIX,
+                   args);
+#else
     return systemf("printf '%%s\\n' '%s' | '%s' --store %s %s --password-fd 0 >/dev/null", pw,
                    OUTPOST_ADMIN_PATH, fx.store_path, args);
+#endif
+}
+
+static int create_fixture(const char *extra)
+{
+#ifdef OUTPOST_DASH_ON_POSTGRESQL
+    if (!pg_cluster_available() || pg_cluster_start(&cluster) != 0)
+        return -1;
+    return fixture_create_postgresql(&fx, extra, cluster.conninfo);
+#else
+    return fixture_create(&fx, extra);
+#endif
 }
 
 static int group_setup(void **state)
 {
     (void)state;
-    if (fixture_create(&fx, "[dashboard]\ntable = contacts\nworker_column =\ndate_column =\n"
+    if (create_fixture("[dashboard]\ntable = contacts\nworker_column =\ndate_column =\n"
                             "[audit]\ncheckpoint_file = checkpoints.txt\n") != 0 ||
         run_admin("user add sup1 --role supervisor --team t1") != 0 ||
         run_admin("user add sup2 --role supervisor --team t2") != 0 ||
@@ -65,7 +91,13 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
+#ifdef OUTPOST_DASH_ON_POSTGRESQL
+    fixture_destroy(&node2); /* stops it if a failed case left it running */
+#endif
     fixture_destroy(&fx);
+#ifdef OUTPOST_DASH_ON_POSTGRESQL
+    pg_cluster_stop(&cluster);
+#endif
     return 0;
 }
 
@@ -645,7 +677,7 @@ static void test_sessions_are_shared_through_the_store(void **state)
     dash_reply r;
     (void)state;
 
-    assert_int_equal(store_open(fx.store_path, false, &node1, err, sizeof err), 0);
+    assert_int_equal(fixture_store_open(&fx, &node1, err, sizeof err), 0);
     /* started on node 1, used here: the CSRF token comes from the token, so this node has it */
     assert_int_equal(store_session_create(node1, "sup1", wall_ms(), s.cookie, NULL), 0);
     assert_int_equal(request("GET", "/api/me", &s, false, NULL, NULL, &r), 0);
@@ -1916,6 +1948,92 @@ static void test_audit_is_for_admins_and_verifies(void **state)
 
 /* Last case: the daemon this program used stops cleanly (exit 0, under ASan without a leak) and
  * leaves a store that passes integrity_check. */
+#ifdef OUTPOST_DASH_ON_POSTGRESQL
+/* Two outpostd nodes on one database: a push through node 1 reaches a device connected to node 2
+ * at once (NOTIFY between nodes, not its next sync), node 2 serves the row, and a supervisor's
+ * session made on node 1 works on node 2. */
+static void test_two_nodes_share_pushes_and_sessions(void **state)
+{
+    test_device a, b;
+    login s1;
+    dash_reply r;
+    char name[64];
+    proto_msg *msg = NULL;
+    (void)state;
+
+    fixture_second_node(&fx, &node2);
+    assert_int_equal(fixture_start(&node2), 0);
+    assert_int_not_equal(node2.port, fx.port);
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &a), 0);
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &b), 0);
+    testclient *tb = fixture_hello(&node2, &b, NULL);
+    assert_non_null(tb);
+    while (testclient_recv(tb, 300, &msg) == 0) /* whatever node 2 had to say at hello */
+        proto_msg_free(msg);
+    uint64_t t0 = wall_ms();
+    push_row(&a, 1, "n-1", "t1", "Via node one");
+    assert_int_equal(testclient_recv_type(tb, PROTO_MSG_NOTIFY, 3000, &msg), 0);
+    proto_msg_free(msg);
+    uint64_t waited = wall_ms() - t0;
+    print_message("node 2's device told %llu ms after the push began\n",
+                  (unsigned long long)waited);
+    assert_true(waited < 3000);
+    pull_name(tb, "n-1", name, sizeof name);
+    assert_string_equal(name, "Via node one");
+    testclient_close(tb);
+
+    log_in("sup1", &s1);
+    assert_int_equal(dash_request(node2.port, node2.ca_path, "GET", "/api/me", s1.cookie, NULL,
+                                  NULL, NULL, &r),
+                     0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"user\":\"sup1\""));
+    dash_reply_free(&r);
+    assert_int_equal(dash_request(node2.port, node2.ca_path, "GET", "/api/records", s1.cookie,
+                                  NULL, NULL, NULL, &r),
+                     0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "Via node one"));
+    dash_reply_free(&r);
+    assert_int_equal(fixture_stop_clean(&node2), 0);
+}
+
+/* Last: it was PostgreSQL outpostd served from (it listened for other nodes' changes), its
+ * readiness says so without a store file to look at, and it stops cleanly, with no sanitizer
+ * report. */
+static void test_outpostd_stops_cleanly(void **state)
+{
+    dash_reply r;
+    (void)state;
+
+    assert_int_equal(request("GET", "/healthz", NULL, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "ok\nstore: writable\n"));
+    dash_reply_free(&r);
+    assert_true(fixture_log_contains(&fx, "store=(PostgreSQL)"));
+    assert_true(fixture_log_contains(&fx, "listening for other nodes' changes"));
+    assert_int_equal(fixture_stop_clean(&fx), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_login_sets_a_strict_session_cookie),
+        cmocka_unit_test(test_views_are_limited_to_the_supervisors_teams),
+        cmocka_unit_test(test_reversal_reaches_a_connected_device),
+        cmocka_unit_test(test_refusals_reach_the_queue_without_leaking),
+        cmocka_unit_test(test_logout_ends_the_session),
+        cmocka_unit_test(test_sessions_are_shared_through_the_store),
+        cmocka_unit_test(test_two_nodes_share_pushes_and_sessions),
+        cmocka_unit_test(test_outpostd_stops_cleanly),
+    };
+    if (!pg_cluster_available()) {
+        printf("PostgreSQL binaries not installed: skipped\n");
+        return 0;
+    }
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
+#else
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1949,3 +2067,4 @@ int main(void)
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
+#endif

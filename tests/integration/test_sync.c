@@ -4,6 +4,9 @@
  * what is asserted: records written offline arrive by themselves, reach the team's other device
  * and nobody else, survive server restarts and cut connections without loss or duplicates, and
  * a revoked device is wiped.
+ * Built a second time with OUTPOST_SYNC_ON_POSTGRESQL as test_sync_postgresql: outpostd serving
+ * from a private PostgreSQL cluster (unit/pg_cluster.h), the cases that do not read the store's
+ * SQLite file directly.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,6 +31,10 @@
 #include "faultproxy.h"
 #include "outpost_engine.h"
 #include "ovalue.h"
+#ifdef OUTPOST_SYNC_ON_POSTGRESQL
+#include "pg_cluster.h"
+static pg_cluster cluster;
+#endif
 #include "strf.h"
 
 #define WAIT_MS 20000u
@@ -190,8 +197,14 @@ static uint64_t pending(device *d)
 static int setup(void **state)
 {
     (void)state;
+#ifdef OUTPOST_SYNC_ON_POSTGRESQL
+    if (pg_cluster_start(&cluster) != 0 ||
+        fixture_create_postgresql(&fx, NULL, cluster.conninfo) != 0 || fixture_start(&fx) != 0)
+        return -1;
+#else
     if (fixture_create(&fx, NULL) != 0 || fixture_start(&fx) != 0)
         return -1;
+#endif
     pin_port();
     return 0;
 }
@@ -200,6 +213,9 @@ static int teardown(void **state)
 {
     (void)state;
     fixture_destroy(&fx);
+#ifdef OUTPOST_SYNC_ON_POSTGRESQL
+    pg_cluster_stop(&cluster);
+#endif
     return 0;
 }
 
@@ -231,8 +247,10 @@ static void test_offline_writes_arrive_by_themselves_and_only_in_scope(void **st
         wait_device_count(&b, "SELECT count(*) FROM contacts WHERE name = 'offline contact'", 3),
         3);
     assert_int_equal(pending(&a), 0);
+#ifndef OUTPOST_SYNC_ON_POSTGRESQL /* PostgreSQL keeps the values encoded: b's count stands */
     assert_int_equal(central_count("SELECT count(*) FROM contacts WHERE name = 'offline contact'"),
                      3);
+#endif
     /* Team two's device synced too, and holds none of team one's records. */
     outpost_sync_status st;
     assert_int_equal(outpost_sync_wait(c.sync, 0, WAIT_MS), OUTPOST_OK);
@@ -1510,6 +1528,24 @@ static void test_daemon_stops_cleanly(void **state)
     assert_int_equal(fixture_stop_clean(&fx), 0);
 }
 
+#ifdef OUTPOST_SYNC_ON_POSTGRESQL
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_offline_writes_arrive_by_themselves_and_only_in_scope),
+        cmocka_unit_test(test_out_of_scope_write_is_refused_at_commit),
+        cmocka_unit_test(test_sync_now_mid_cycle_is_not_dropped),
+        cmocka_unit_test(test_revoked_device_is_wiped),
+        cmocka_unit_test(test_idle_connected_device_is_wiped_promptly_when_revoked),
+        cmocka_unit_test(test_daemon_stops_cleanly), /* last */
+    };
+    if (!pg_cluster_available()) {
+        printf("PostgreSQL binaries not installed: skipped\n");
+        return 0;
+    }
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
+#else
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1548,3 +1584,4 @@ int main(void)
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
+#endif

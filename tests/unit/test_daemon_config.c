@@ -154,9 +154,9 @@ static void test_config_errors_name_the_problem(void **state)
 
 /* The lockout settings' valid ranges as docs/operations.md gives them: both ends accepted, one
  * past either end refused naming the key. */
-/* [store] engine: sqlite is the default and may be named; anything else is refused by name; and
- * postgresql, with or without its conninfo, is refused with the reason (outpostd cannot serve
- * devices from it yet). */
+/* [store] engine: sqlite is the default and may be named; anything else is refused by name;
+ * postgresql needs its conninfo and the audit key's path (no store file to default it from), and
+ * then needs no [store] path. */
 static void test_config_store_engine(void **state)
 {
     static const char head[] = "[server]\ncert = server.pem\nkey = server.key\nca = ca.pem\n"
@@ -181,7 +181,15 @@ static void test_config_store_engine(void **state)
 
     snprintf(text, sizeof text, "%sengine = postgresql\nconninfo = host=/run/pg dbname=o\n", head);
     assert_int_equal(load(text, &cfg, err, sizeof err), -1);
-    assert_non_null(strstr(err, "outpostd cannot serve devices from PostgreSQL yet"));
+    assert_non_null(strstr(err, "[store] audit_key (the audit log's key file) is not set"));
+
+    snprintf(text, sizeof text,
+             "[server]\ncert = server.pem\nkey = server.key\nca = ca.pem\n[store]\n"
+             "engine = postgresql\nconninfo = host=/run/pg dbname=o\naudit_key = /etc/o.key\n");
+    assert_int_equal(load(text, &cfg, err, sizeof err), 0);
+    assert_string_equal(cfg.store_engine, "postgresql");
+    assert_string_equal(cfg.store_conninfo, "host=/run/pg dbname=o");
+    assert_string_equal(cfg.audit_key_path, "/etc/o.key");
 }
 
 static void test_config_lockout_ranges(void **state)

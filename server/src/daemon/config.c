@@ -324,23 +324,21 @@ int config_load(const char *path, daemon_config *out_config, char *err, size_t e
         return -1;
     }
     if (strcmp(out_config->store_engine, "postgresql") == 0) {
-        snprintf(err, err_size,
-                 "config %s: [store] engine = postgresql: %s", path,
-                 out_config->store_conninfo[0] == '\0'
-                     ? "[store] conninfo (a libpq connection string) is not set"
-                     : "outpostd cannot serve devices from PostgreSQL yet (push, pull, "
-                       "the dashboard's queries and watch rules run there, but outpostd's "
-                       "store opening, store lock and checkpoints run only on SQLite; "
-                       "docs/operations.md, \"PostgreSQL\")");
-        return -1;
-    }
-    if (out_config->store_path[0] == '\0') {
+        /* No store file beside which the audit key could default: it must be named. */
+        if (out_config->store_conninfo[0] == '\0' || out_config->audit_key_path[0] == '\0') {
+            snprintf(err, err_size, "config %s: [store] engine = postgresql: %s is not set", path,
+                     out_config->store_conninfo[0] == '\0'
+                         ? "[store] conninfo (a libpq connection string)"
+                         : "[store] audit_key (the audit log's key file)");
+            return -1;
+        }
+    } else if (out_config->store_path[0] == '\0') {
         snprintf(err, err_size, "config %s: [store] path is not set", path);
         return -1;
-    }
-    if (out_config->audit_key_path[0] == '\0' &&
-        (size_t)snprintf(out_config->audit_key_path, sizeof out_config->audit_key_path, "%s.audit-key",
-                         out_config->store_path) >= sizeof out_config->audit_key_path) {
+    } else if (out_config->audit_key_path[0] == '\0' &&
+               (size_t)snprintf(out_config->audit_key_path, sizeof out_config->audit_key_path,
+                                "%s.audit-key",
+                                out_config->store_path) >= sizeof out_config->audit_key_path) {
         snprintf(err, err_size, "config %s: [store] path is too long for its audit key", path);
         return -1;
     }

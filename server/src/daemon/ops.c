@@ -133,6 +133,12 @@ static bool store_writable(const server *srv, char *why, size_t why_size)
     const char *slash = strrchr(srv->config.store_path, '/');
     struct statvfs vfs;
 
+    /* PostgreSQL: no file here to check; a failing connection shows as a failed store job. */
+    if (strcmp(srv->config.store_engine, "postgresql") == 0) {
+        snprintf(why, why_size, "%s", counters.store_failing ? "store: the last write failed"
+                                                             : "store: writable");
+        return !counters.store_failing;
+    }
     if (slash && slash != srv->config.store_path)
         snprintf(dir, sizeof dir, "%.*s", (int)(slash - srv->config.store_path),
                  srv->config.store_path);
@@ -329,6 +335,9 @@ void ops_reload(server *srv)
     if (strcmp(fresh.listen_addr, old->listen_addr) != 0 ||
         (fresh.port != 0 && fresh.port != old->port) ||
         strcmp(fresh.store_path, old->store_path) != 0 ||
+        strcmp(fresh.store_engine, old->store_engine) != 0 ||
+        strcmp(fresh.store_conninfo, old->store_conninfo) != 0 ||
+        strcmp(fresh.audit_key_path, old->audit_key_path) != 0 ||
         strcmp(fresh.ca_path, old->ca_path) != 0 ||
         memcmp(&fresh.limits, &old->limits, sizeof fresh.limits) != 0 ||
         strcmp(fresh.dash_table, old->dash_table) != 0)

@@ -322,6 +322,10 @@ int server_run(const daemon_config *config)
     char err[4096];
     int exit_code = 1;
     store_lock lock = {-1, -1};
+    /* The conninfo may hold a password: logs name the engine, not the connection string. */
+    const bool on_postgresql = strcmp(config->store_engine, "postgresql") == 0;
+    const char *conninfo = on_postgresql ? config->store_conninfo : NULL;
+    const char *store_name = on_postgresql ? "(PostgreSQL)" : config->store_path;
     unsigned fd_limit;
 
     memset(&srv, 0, sizeof srv);
@@ -359,19 +363,22 @@ int server_run(const daemon_config *config)
     env.device_lockout.window_ms = (uint64_t)config->limits.lockout_window_s * 1000u;
     env.device_lockout.duration_ms = (uint64_t)config->limits.lockout_duration_s * 1000u;
     env.node = announce_node_name();
-    /* Two daemons on one store would each believe they own its sequences and its sessions. */
-    if (store_lock_acquire(config->store_path, &lock, err, sizeof err) != STORE_OK) {
-        log_msg(LOG_ERROR, "store %s: %s", config->store_path, err);
+    /* Two daemons on one SQLite file would each believe they own its sequences. On PostgreSQL
+     * several nodes are the point: the store's writer lock (an advisory lock) serializes writes
+     * and sessions live in the store. */
+    if (!on_postgresql &&
+        store_lock_acquire(config->store_path, &lock, err, sizeof err) != STORE_OK) {
+        log_msg(LOG_ERROR, "store %s: %s", store_name, err);
         goto done;
     }
     job_env login_env = env;
     env.checkpoints = true;
     login_env.checkpoints = false;
-    if (worker_start(config->store_path, config->limits.queue_depth, &env, wake_service, &srv,
-                     &srv.worker, err, sizeof err) != 0 ||
-        worker_start(config->store_path, config->limits.login_queue_depth, &login_env,
+    if (worker_start(config->store_path, conninfo, config->limits.queue_depth, &env, wake_service,
+                     &srv, &srv.worker, err, sizeof err) != 0 ||
+        worker_start(config->store_path, conninfo, config->limits.login_queue_depth, &login_env,
                      wake_service, &srv, &srv.login_worker, err, sizeof err) != 0) {
-        log_msg(LOG_ERROR, "store %s: %s", config->store_path, err);
+        log_msg(LOG_ERROR, "store %s: %s", store_name, err);
         goto done;
     }
 
@@ -417,7 +424,7 @@ int server_run(const daemon_config *config)
         srv.config.port = (uint16_t)lws_get_vhost_listen_port(vhost);
     log_msg(LOG_INFO, "outpostd listening addr=%s port=%u path=%s protocol=%s store=%s",
             config->listen_addr, (unsigned)srv.config.port, SYNC_PATH, SYNC_PROTOCOL_NAME,
-            config->store_path);
+            store_name);
 
     stop_poll_context = srv.context;
     lws_sul_schedule(srv.context, 0, &stop_poll, stop_poll_tick, STOP_POLL_US);

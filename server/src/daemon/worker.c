@@ -146,9 +146,9 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-int worker_start(const char *store_path, uint32_t queue_depth, const job_env *env,
-                 void (*wake)(void *wake_arg), void *wake_arg, worker **out_worker, char *err,
-                 size_t err_size)
+int worker_start(const char *store_path, const char *conninfo, uint32_t queue_depth,
+                 const job_env *env, void (*wake)(void *wake_arg), void *wake_arg,
+                 worker **out_worker, char *err, size_t err_size)
 {
     worker *w = calloc(1, sizeof *w);
     sigset_t blocked, previous;
@@ -158,7 +158,8 @@ int worker_start(const char *store_path, uint32_t queue_depth, const job_env *en
         snprintf(err, err_size, "out of memory");
         return -1;
     }
-    if (store_open(store_path, false, &w->st, err, err_size) != STORE_OK) {
+    if ((conninfo ? store_open_postgresql(conninfo, false, &w->st, err, err_size)
+                  : store_open(store_path, false, &w->st, err, err_size)) != STORE_OK) {
         free(w);
         return -1;
     }

@@ -18,12 +18,13 @@
 
 typedef struct worker worker;
 
-/* Opens the store at store_path (it must exist) and starts the thread. On failure returns -1
- * with a message in err. env is copied. The thread blocks SIGINT and SIGTERM so that they reach
- * the service thread. */
-int worker_start(const char *store_path, uint32_t queue_depth, const job_env *env,
-                 void (*wake)(void *wake_arg), void *wake_arg, worker **out_worker, char *err,
-                 size_t err_size);
+/* Opens the store (it must exist) and starts the thread: the PostgreSQL database conninfo names
+ * when conninfo is not NULL, else the SQLite file at store_path. On failure returns -1 with a
+ * message in err. env is copied. The thread blocks SIGINT and SIGTERM so that they reach the
+ * service thread. */
+int worker_start(const char *store_path, const char *conninfo, uint32_t queue_depth,
+                 const job_env *env, void (*wake)(void *wake_arg), void *wake_arg,
+                 worker **out_worker, char *err, size_t err_size);
 
 /* Queues a job. Returns 0, or -1 when the queue is full (the caller keeps the job). */
 int worker_submit(worker *w, job *j);
