@@ -956,10 +956,6 @@ static int cmd_enroll(const char *path, int argc, char **argv)
     strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", &tm_utc);
     printf("enrollment code for worker %s (single use, expires %s):\n\n    %s\n\n", worker, when,
            enroll_code);
-    if (postgresql_conninfo(path) != NULL && !STORE_OUTPOSTD_ON_POSTGRESQL)
-        fprintf(stderr, "outpost-admin: note: outpostd cannot serve a PostgreSQL store yet, so "
-                        "no device can redeem this code until it can (docs/operations.md, "
-                        "\"PostgreSQL\")\n");
     char qr_text[400];
     if (pin[0])
         printf("server certificate pin (SHA-256): %s\n\n", pin);

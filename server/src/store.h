@@ -47,11 +47,6 @@ typedef struct store store;
 
 /* Opens (and, with create, makes) the store at path: WAL, synchronous=FULL, busy timeout. */
 int store_open(const char *path, bool create, store **out_store, char *err, size_t err_size);
-/* Whether outpostd opens a PostgreSQL store: 0 while daemon/config.c refuses engine = postgresql
- * (lift both together);
- * outpost-admin's enroll warns on a PostgreSQL store while it does not. */
-#define STORE_OUTPOSTD_ON_POSTGRESQL 0
-
 /* Opens (and, with create, makes in an empty database) a store kept in PostgreSQL 15; conninfo
  * is a libpq connection string ("host=/run/postgresql dbname=outpost"). Several processes, on
  * several hosts, may open the same database: write transactions take turns across all of them.
