@@ -1341,6 +1341,126 @@ static void test_people_section_is_for_admins_and_audited(void **state)
     dash_reply_free(&r);
 }
 
+/* ---- Revoking a device keeps its unsent entries unless a wipe is asked for --------------- */
+
+/* What a device's HELLO hears: WELCOME, WIPE, or ERROR (its code in *out_code). */
+static proto_msg_type hello_verdict(const test_device *dev, uint64_t outbox, uint32_t *out_code)
+{
+    testclient *tc = NULL;
+    proto_msg msg, *reply = NULL;
+    proto_msg_type type;
+
+    assert_int_equal(testclient_connect(fx.port, fx.ca_path, T_MS, &tc, NULL, 0), 0);
+    memset(&msg, 0, sizeof msg);
+    msg.type = PROTO_MSG_HELLO;
+    msg.u.hello.version = PROTO_VERSION;
+    msg.u.hello.device_id = dev->id;
+    memcpy(msg.u.hello.secret, dev->secret, sizeof dev->secret);
+    msg.u.hello.outbox_count = outbox;
+    assert_int_equal(testclient_send(tc, &msg, T_MS), 0);
+    assert_int_equal(testclient_recv(tc, T_MS, &reply), 0);
+    type = reply->type;
+    *out_code = type == PROTO_MSG_ERROR ? (uint32_t)reply->u.error.code : 0;
+    proto_msg_free(reply);
+    testclient_close(tc);
+    return type;
+}
+
+/* "revoked wipe" of the device's row in the store, as 0/1 each. */
+static void device_flags(const test_device *dev, char *out, size_t size)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *stmt = NULL;
+
+    assert_int_equal(sqlite3_open(fx.store_path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT revoked, wipe FROM _outpost_devices"
+                                            " WHERE id = ?1",
+                                        -1, &stmt, NULL),
+                     SQLITE_OK);
+    sqlite3_bind_text(stmt, 1, dev->id, -1, SQLITE_STATIC);
+    assert_int_equal(sqlite3_step(stmt), SQLITE_ROW);
+    snprintf(out, size, "%d %d", sqlite3_column_int(stmt, 0), sqlite3_column_int(stmt, 1));
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+}
+
+static void test_revoking_a_device_keeps_its_unsent_entries_unless_wipe(void **state)
+{
+    login adm;
+    dash_reply r;
+    test_device keep, lost;
+    char body[256], flags[16], want[256];
+    uint32_t code = 0;
+    int64_t before;
+    (void)state;
+
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &keep), 0);
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &lost), 0);
+    log_in("admin1", &adm);
+
+    /* a plain revoke (no teams field needed) keeps what the device has not sent yet */
+    before = audit_newest();
+    snprintf(body, sizeof body, "kind=device&id=%s&action=revoke", keep.id);
+    assert_int_equal(request("POST", "/api/people/act", &adm, true, NULL, body, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"done\":\"device.revoke\""));
+    dash_reply_free(&r);
+    snprintf(want, sizeof want, "admin1|device.revoke|%s keep|", keep.id);
+    expect_one_audit_row(before, want);
+    device_flags(&keep, flags, sizeof flags);
+    assert_string_equal(flags, "1 0");
+    /* its HELLO with an entry waiting is refused, not told to wipe: the entry stays queued */
+    assert_int_equal(hello_verdict(&keep, 1, &code), PROTO_MSG_ERROR);
+    assert_int_equal(code, PROTO_ERR_REVOKED);
+
+    /* revoke and wipe is asked for by name, and audited as such */
+    before = audit_newest();
+    snprintf(body, sizeof body, "kind=device&id=%s&action=revoke&wipe=1", lost.id);
+    assert_int_equal(request("POST", "/api/people/act", &adm, true, NULL, body, &r), 0);
+    assert_int_equal(r.status, 200);
+    dash_reply_free(&r);
+    snprintf(want, sizeof want, "admin1|device.revoke|%s wipe|", lost.id);
+    expect_one_audit_row(before, want);
+    device_flags(&lost, flags, sizeof flags);
+    assert_string_equal(flags, "1 1");
+    assert_int_equal(hello_verdict(&lost, 1, &code), PROTO_MSG_WIPE);
+
+    /* a wipe field that is not 0 or 1 is refused, and nothing changes */
+    before = audit_newest();
+    snprintf(body, sizeof body, "kind=device&id=%s&action=revoke&wipe=yes", keep.id);
+    assert_int_equal(request("POST", "/api/people/act", &adm, true, NULL, body, &r), 0);
+    assert_int_equal(r.status, 400);
+    assert_non_null(strstr(r.body, "wipe=0 or wipe=1"));
+    dash_reply_free(&r);
+    device_flags(&keep, flags, sizeof flags);
+    assert_string_equal(flags, "1 0");
+    assert_int_equal(audit_newest(), before);
+}
+
+/* ---- A 500 says "see the server log": the log has the line ---------------------------- */
+
+static void test_a_500_logs_its_reason(void **state)
+{
+    login s;
+    dash_reply r;
+    (void)state;
+
+    log_in("sup1", &s);
+    /* the conflict queue's table gone for a moment: the store fails under the dashboard */
+    sessions_sql("ALTER TABLE _outpost_conflicts RENAME TO _outpost_conflicts_away");
+    assert_int_equal(request("GET", "/api/conflicts", &s, false, NULL, NULL, &r), 0);
+    sessions_sql("ALTER TABLE _outpost_conflicts_away RENAME TO _outpost_conflicts");
+    assert_int_equal(r.status, 500);
+    assert_non_null(strstr(r.body, "see the server log"));
+    dash_reply_free(&r);
+    assert_true(fixture_log_contains(&fx, "warn dashboard /api/conflicts user=sup1 status=500: "
+                                          "the store failed: "));
+    assert_true(fixture_log_contains(&fx, "no such table: _outpost_conflicts"));
+    assert_int_equal(request("GET", "/api/conflicts", &s, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    dash_reply_free(&r);
+}
+
 /* ---- A worker's move reaches its devices at their next pull ------------------------------ */
 
 /* One pull from cursor: "rows:ID,ID removed:ID" (ids sorted as sent) and the next cursor. */
@@ -2056,6 +2176,8 @@ int main(void)
         cmocka_unit_test(test_background_refreshes_do_not_extend_the_idle_clock),
         cmocka_unit_test(test_audit_view_pages_and_filters),
         cmocka_unit_test(test_people_section_is_for_admins_and_audited),
+        cmocka_unit_test(test_revoking_a_device_keeps_its_unsent_entries_unless_wipe),
+        cmocka_unit_test(test_a_500_logs_its_reason),
         cmocka_unit_test(test_moving_a_worker_changes_what_its_device_holds),
         cmocka_unit_test(test_reset_password_must_be_changed_at_next_login),
         cmocka_unit_test(test_people_section_issues_an_enrollment_code_with_its_qr),

@@ -39,6 +39,9 @@ void dash_call_free(dash_call *c)
 
 static void reply_error(dash_call *c, int status, const char *message)
 {
+    /* A 5xx tells the user to see the server log: the service thread logs this reason. */
+    if (status >= 500 && !c->log_reason[0])
+        snprintf(c->log_reason, sizeof c->log_reason, "%s", message);
     dash_buf_free(&c->body);
     c->http_status = status;
     c->content_type = "application/json";
@@ -54,14 +57,20 @@ static void reply_store_error(dash_call *c, store *st, int rc)
     case STORE_EEXISTS: reply_error(c, 409, store_errmsg(st)); break;
     case STORE_EINVAL: reply_error(c, 400, store_errmsg(st)); break;
     case STORE_EBUSY: reply_error(c, 503, "the store is busy: try again"); break;
-    default: reply_error(c, 500, "the store failed: see the server log"); break;
+    default:
+        snprintf(c->log_reason, sizeof c->log_reason, "the store failed: %s", store_errmsg(st));
+        reply_error(c, 500, "the store failed: see the server log");
+        break;
     }
 }
 
 static int audit(dash_call *c, store *st, const char *actor, const char *action,
                  const char *target)
 {
-    return store_audit_append(st, c->now_ms, actor, action, target, c->address);
+    int rc = store_audit_append(st, c->now_ms, actor, action, target, c->address);
+    if (rc != STORE_OK)
+        snprintf(c->log_reason, sizeof c->log_reason, "audit %s: %s", action, store_errmsg(st));
+    return rc;
 }
 
 void dash_reply_error(dash_call *c, int status, const char *message)

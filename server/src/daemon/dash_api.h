@@ -98,6 +98,8 @@ typedef struct dash_call {
     char p_id[64];
     char p_action[16];   /* disable, enable, remove, teams, revoke */
     char p_teams[512];   /* teams: comma separated */
+    bool p_has_teams;    /* the request named teams (action=teams needs it, even empty) */
+    char p_wipe[16];     /* revoke: "1" orders a wipe, "0" or "" (absent) keeps the data */
     char p_server[128];  /* enroll: HOST:PORT the page was served from, for the QR; "" if odd */
     int64_t conflict_id;
     bool reverse;
@@ -112,6 +114,7 @@ typedef struct dash_call {
     bool session_gone;         /* no such session (any more): 401, this node forgets it */
     uint64_t session_created_ms; /* the session's times, when it was found */
     uint64_t session_last_ms;
+    char log_reason[256];      /* a 5xx answer: what failed, for the server's log line */
     char ended_user[64];       /* PEOPLE_ACT: an account disabled or removed: end its sessions */
 
     /* LIVE: the sessions asked about (owned), their idle clocks left as they are. */

@@ -8,20 +8,7 @@ enum { MAX_TEAMS = 64 };
 
 static void reply_error(dash_call *c, int status, const char *message)
 {
-    dash_buf_free(&c->body);
-    c->http_status = status;
-    c->content_type = "application/json";
-    dash_buf_puts(&c->body, "{\"error\":");
-    dash_buf_json_str(&c->body, message);
-    dash_buf_puts(&c->body, "}");
-}
-
-static void reply_store_error(dash_call *c, store *st, int rc)
-{
-    int status = rc == STORE_ENOTFOUND ? 404 : rc == STORE_EINVAL ? 400 : rc == STORE_EBUSY ? 503
-                                                                                             : 500;
-    reply_error(c, status, status == 500 ? "the store failed: see the server log"
-                                         : store_errmsg(st));
+    dash_reply_error(c, status, message);
 }
 
 static bool for_admins(dash_call *c)
@@ -87,7 +74,7 @@ void dash_people_list(dash_call *c, store *st)
         rc = store_user_list(st, person_json, &ctx);
     }
     if (rc != STORE_OK) {
-        reply_store_error(c, st, rc);
+        dash_reply_store_error(c, st, rc);
         return;
     }
     dash_buf_puts(&c->body, "]}");
@@ -120,12 +107,13 @@ static void issue_enrollment(dash_call *c, store *st)
     QRcode *qr;
 
     if (rc != STORE_OK) {
-        reply_store_error(c, st, rc);
+        dash_reply_store_error(c, st, rc);
         return;
     }
     snprintf(target, sizeof target, "%.63s expires_h=%d", c->p_id, ENROLL_HOURS);
     if (store_audit_append(st, c->now_ms, c->user, "worker.enroll", target, c->address) !=
         STORE_OK) {
+        snprintf(c->log_reason, sizeof c->log_reason, "audit worker.enroll: %s", store_errmsg(st));
         reply_error(c, 500, "the audit log cannot be written: no code shown");
         return;
     }
@@ -188,20 +176,32 @@ void dash_people_act(dash_call *c, store *st)
         if (worker)
             snprintf(target, sizeof target, "%s devices_revoked=%u", id, n_revoked);
     } else if ((user || worker) && strcmp(action, "teams") == 0) {
+        if (!c->p_has_teams) {
+            reply_error(c, 400, "action=teams needs teams=a,b (empty for none)");
+            return;
+        }
         n_teams = split_teams(teams_text, teams);
         rc = user ? store_user_set_teams(st, id, teams, n_teams)
                   : store_worker_set_teams(st, id, teams, n_teams);
         snprintf(target, sizeof target, "%.63s teams=%.180s", id, c->p_teams);
     } else if (strcmp(kind, "device") == 0 && strcmp(action, "revoke") == 0) {
-        rc = store_device_revoke(st, id, true);
-        snprintf(target, sizeof target, "%s wipe", id);
+        /* A revoke keeps what the device has not sent yet (it waits there, refused); only an
+         * explicit wipe=1 orders the device to destroy its replica, unsent entries with it. */
+        bool wipe = strcmp(c->p_wipe, "1") == 0;
+        if (!wipe && c->p_wipe[0] && strcmp(c->p_wipe, "0") != 0) {
+            reply_error(c, 400, "wipe=0 or wipe=1 (0 keeps the device's unsent entries)");
+            return;
+        }
+        rc = store_device_revoke(st, id, wipe);
+        snprintf(target, sizeof target, "%s %s", id, wipe ? "wipe" : "keep");
     } else {
         reply_error(c, 400, "kind=user|worker with action=disable|enable|remove|teams, "
-                            "kind=worker with action=enroll, or kind=device with action=revoke");
+                            "kind=worker with action=enroll, or kind=device with action=revoke "
+                            "(wipe=1 to wipe)");
         return;
     }
     if (rc != STORE_OK) {
-        reply_store_error(c, st, rc);
+        dash_reply_store_error(c, st, rc);
         return;
     }
     if (user && (strcmp(action, "disable") == 0 || strcmp(action, "remove") == 0))
@@ -211,6 +211,8 @@ void dash_people_act(dash_call *c, store *st)
     /* The act is done: a failed audit write is reported, and the act stands. */
     if (store_audit_append(st, c->now_ms, c->user, audit_action, target, c->address) !=
         STORE_OK) {
+        snprintf(c->log_reason, sizeof c->log_reason, "audit %s: %s", audit_action,
+                 store_errmsg(st));
         reply_error(c, 500, "done, but the audit log cannot be written");
         return;
     }

@@ -53,6 +53,8 @@ static int respond_error(http_request *req, int status, const char *message)
 {
     dash_buf b = {0};
 
+    if (status >= 500)
+        log_msg(LOG_WARN, "dashboard %s status=%d: %s", req->path, status, message);
     dash_buf_puts(&b, "{\"error\":");
     dash_buf_json_str(&b, message);
     dash_buf_puts(&b, "}");
@@ -388,6 +390,14 @@ void dashboard_job_done(dashboard *dash, job *j)
                 n, c->user);
         live_broadcast(dash, 0, NULL, 0);
     }
+    /* Every 5xx says "see the server log": this is the line it points to. */
+    if (c->http_status >= 500) {
+        char reason[sizeof c->log_reason];
+        display_text_clean(reason, sizeof reason, c->log_reason[0] ? c->log_reason : "unknown");
+        log_msg(LOG_WARN, "dashboard %s user=%s status=%d: %s",
+                req ? req->path : "(client gone)", c->user[0] ? c->user : "-", c->http_status,
+                reason);
+    }
     if (req) {
         req->pending_id = 0;
         if (c->op == DASH_LOGIN) {
@@ -586,10 +596,17 @@ int dashboard_request(dashboard *dash, http_request *req, const char *path)
     if (route->op == DASH_PEOPLE_ACT &&
         (form_get(req->body_in, "kind", c->p_kind, sizeof c->p_kind) != 0 ||
          form_get(req->body_in, "id", c->p_id, sizeof c->p_id) != 0 ||
-         form_get(req->body_in, "action", c->p_action, sizeof c->p_action) != 0 ||
-         form_get(req->body_in, "teams", c->p_teams, sizeof c->p_teams) != 0)) {
+         form_get(req->body_in, "action", c->p_action, sizeof c->p_action) != 0)) {
         dash_call_free(c);
-        return respond_error(req, 400, "kind, id, action (and teams) are required");
+        return respond_error(req, 400, "kind, id and action are required (a form body)");
+    }
+    if (route->op == DASH_PEOPLE_ACT) {
+        /* teams and wipe are optional: each act reads the one it uses. */
+        c->p_has_teams = form_get(req->body_in, "teams", c->p_teams, sizeof c->p_teams) == 0;
+        if (!c->p_has_teams)
+            c->p_teams[0] = 0;
+        if (form_get(req->body_in, "wipe", c->p_wipe, sizeof c->p_wipe) != 0)
+            c->p_wipe[0] = 0;
     }
     if (route->op == DASH_PEOPLE_ACT) {
         /* Where devices reach this server: the host the page came from, when it is a plain
