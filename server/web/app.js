@@ -308,13 +308,44 @@ async function viewDevices(content) {
     if (d.reported_ms) pending.title = 'reported ' + when(d.reported_ms);
     const refused = el('span', String(d.refused), d.refused > 0 ? 'stale' : '');
     const errors = [d.last_error, d.last_refusal ? 'refused: ' + d.last_refusal : ''].filter((e) => e);
+    const status = el('span', d.revoked ? 'revoked' : 'active');
+    if (!d.revoked && state.me.role === 'admin') {
+      status.appendChild(revokeButton('Revoke', d, false));
+      status.appendChild(revokeButton('Revoke and wipe', d, true));
+    }
     const tr = row([d.worker, name, ago, pending, refused, errors.join('; '), d.app || 'not reported',
-                    d.teams, d.revoked ? 'revoked' : 'active']);
+                    d.teams, status]);
     tr.dataset.device = d.device_id;
     tbody.appendChild(tr);
   }
   cardify(t);
   content.appendChild(t);
+}
+
+// An administrator's two revokes: a plain one keeps what the device has not sent yet (it is
+// refused, and its entries wait there); a wipe destroys them, so it asks first, as Reverse does.
+function revokeButton(label, d, wipe) {
+  const b = el('button', label);
+  b.type = 'button';
+  b.dataset.act = wipe ? 'revoke-wipe' : 'revoke';
+  b.addEventListener('click', async () => {
+    const what = (d.name || d.device_id.slice(0, 8)) + ' (' + d.worker + ')';
+    if (wipe && !window.confirm('Revoke and wipe ' + what + '? Unsent records on the device ' +
+        'will be destroyed: entries written there and not yet delivered never reach the office.')) return;
+    b.disabled = true;
+    try {
+      await apiJson('/api/people/act', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+        body: form({ kind: 'device', id: d.device_id, action: 'revoke', wipe: wipe ? '1' : '0' }),
+      });
+      show('devices');
+    } catch (e) {
+      b.disabled = false;
+      showError('app-error', e.message);
+    }
+  });
+  return b;
 }
 
 function query(params) {
@@ -743,7 +774,8 @@ async function viewAudit(content) {
 // The admin section: accounts and workers with what an administrator does to them (the same
 // acts as outpost-admin, audited under the administrator's account).
 async function peopleAct(kind, id, action, teams) {
-  const body = { kind, id, action, teams: teams || '' };
+  const body = { kind, id, action };
+  if (action === 'teams') body.teams = teams || '';
   await apiJson('/api/people/act', {
     method: 'POST',
     headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
@@ -775,7 +807,7 @@ async function enrollWorker(id) {
   const data = await apiJson('/api/people/act', {
     method: 'POST',
     headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
-    body: form({ kind: 'worker', id, action: 'enroll', teams: '' }),
+    body: form({ kind: 'worker', id, action: 'enroll' }),
   });
   const NS = 'http://www.w3.org/2000/svg';
   const quiet = 4, size = data.qr_width + 2 * quiet;

@@ -477,6 +477,15 @@ async function test() {
   const code = (await page.textContent('.enroll-code')).trim();
   assert.match(code, /^[0-9A-Z]{5}(-[0-9A-Z]{5}){3}$/);
   await shot(page, 'people');
+  step('revoke and wipe asks first and says unsent records are destroyed: dismissed, nothing changes');
+  await page.click('nav button[data-view=devices]');
+  await page.waitForSelector('#content tr[data-device] button[data-act=revoke]');
+  let wipeAsked = '';
+  page.once('dialog', (d) => { wipeAsked = d.message(); d.dismiss(); });
+  await page.locator('#content tr[data-device] button[data-act=revoke-wipe]').first().click();
+  await page.waitForFunction(() => true);
+  assert.match(wipeAsked, /Revoke and wipe .*Unsent records on the device will be destroyed/s);
+  assert.doesNotMatch(run(admin, ['--store', store, 'devices']), /revoked/);
   await login(sp, 'sara', PW);
   await sp.waitForSelector('#app-view:not([hidden])');
   await browser2.close();
