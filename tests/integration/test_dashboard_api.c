@@ -1339,6 +1339,13 @@ static void test_people_section_is_for_admins_and_audited(void **state)
                      0);
     assert_int_equal(r.status, 400);
     dash_reply_free(&r);
+    /* teams may be left out only where the act does not use it */
+    assert_int_equal(request("POST", "/api/people/act", &adm, true, NULL,
+                             "kind=user&id=sup2&action=teams", &r),
+                     0);
+    assert_int_equal(r.status, 400);
+    assert_non_null(strstr(r.body, "action=teams needs teams=a,b"));
+    dash_reply_free(&r);
 }
 
 /* ---- Revoking a device keeps its unsent entries unless a wipe is asked for --------------- */
