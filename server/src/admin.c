@@ -27,6 +27,7 @@
 #include "admin_forms.h"
 #include "schema_parse.h"
 #include "outpost_version.h"
+#include "db.h"
 #include "store.h"
 #include "store_watch.h"
 
@@ -1593,6 +1594,7 @@ int main(int argc, char **argv)
     int i = 1;
     /* Stores and everything made beside them are this user's alone (docs/operations.md). */
     umask(077);
+    db_set_application_name("outpost-admin");
     if (argc == 2 && strcmp(argv[1], "--version") == 0) {
         printf("outpost-admin %s\n", OUTPOST_VERSION_STRING);
         return EXIT_OK;

@@ -273,6 +273,7 @@ int db_commit(db_conn *d)
     int rc = db_exec(d, "COMMIT");
     if (rc != 0)
         db_rollback(d);
+    d->in_tx = false;
     return rc;
 }
 
@@ -282,7 +283,8 @@ void db_rollback(db_conn *d)
 
     memcpy(keep, d->errmsg, sizeof keep);
     if (d->engine == DB_POSTGRESQL) {
-        if (PQtransactionStatus(d->pg) != PQTRANS_IDLE)
+        d->in_tx = false;
+        if (PQstatus(d->pg) == CONNECTION_OK && PQtransactionStatus(d->pg) != PQTRANS_IDLE)
             PQclear(PQexec(d->pg, "ROLLBACK"));
     } else if (!sqlite3_get_autocommit(d->lite)) {
         sqlite3_exec(d->lite, "ROLLBACK", NULL, NULL, NULL);
@@ -293,6 +295,7 @@ void db_rollback(db_conn *d)
 bool db_in_transaction(const db_conn *d)
 {
     if (d->engine == DB_POSTGRESQL)
-        return PQtransactionStatus(d->pg) != PQTRANS_IDLE;
+        return d->in_tx ||
+               (PQstatus(d->pg) == CONNECTION_OK && PQtransactionStatus(d->pg) != PQTRANS_IDLE);
     return !sqlite3_get_autocommit(d->lite);
 }

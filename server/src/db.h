@@ -61,6 +61,16 @@ int db_wrap_sqlite(sqlite3 *handle, db_conn **out_db);
 int db_open_postgresql(const char *conninfo, db_conn **out_db, char *err, size_t err_size);
 
 void db_close(db_conn *d); /* NULL is a no-op; finalize the statements first */
+
+/* A PostgreSQL connection found broken (the server restarted, failed over, or ended the
+ * session) fails the statement or transaction in flight: nothing is retried. The next
+ * statement outside a transaction reconnects with the same conninfo, sets the session up again
+ * and prepares statements anew. A connection that has LISTENed is never reconnected (its
+ * owner opens a new one). One line goes to the log hook per loss and one per reconnect, never
+ * the conninfo. Set these before opening any connection; not thread safe. */
+void db_set_log(void (*line)(const char *text));
+/* Sent as application_name unless the conninfo sets one ("outpostd", "outpost-admin"). */
+void db_set_application_name(const char *name);
 db_engine db_engine_of(const db_conn *d);
 const char *db_errmsg(const db_conn *d);
 

@@ -12,6 +12,10 @@ struct db_conn {
     sqlite3 *lite;   /* DB_SQLITE: the caller's connection */
     PGconn *pg;      /* DB_POSTGRESQL: ours */
     uint64_t n_named; /* named prepared statements made on pg, for their names */
+    uint64_t session; /* bumped at each reconnect: names prepared before it are gone */
+    bool in_tx;       /* inside db_begin .. db_commit/db_rollback: never reconnected */
+    bool listening;   /* has LISTENed: never reconnected (its owner opens a new one) */
+    bool lost;        /* the loss was logged; the reconnect is not yet made */
     char errmsg[256];
 };
 
@@ -33,6 +37,7 @@ struct db_stmt {
     PGresult *res;
     int runs;         /* times run: from the second, a named prepared statement is reused */
     char name[32];    /* "" until prepared on the server */
+    uint64_t session; /* d->session when name was prepared */
     Oid *named_types; /* the parameter types it was prepared with */
     int row;          /* current row; -1 before the first step */
     int64_t changes;

@@ -146,6 +146,8 @@ char *db_sql_for_postgresql(const char *sql, int *out_n_params)
     return b.p;
 }
 
+static void note_loss(db_conn *d);
+
 /* Maps a failed result to a STORE_E* code and keeps PostgreSQL's message (first line). */
 static int pg_fail(db_conn *d, const PGresult *res)
 {
@@ -158,6 +160,7 @@ static int pg_fail(db_conn *d, const PGresult *res)
         n = strcspn(msg, "\n");
     }
     snprintf(d->errmsg, sizeof d->errmsg, "%.*s", (int)n, msg);
+    note_loss(d);
     if (state == NULL)
         return STORE_EIO;
     if (strcmp(state, "23505") == 0)
@@ -180,10 +183,90 @@ static void quiet(void *arg, const char *message)
     (void)message;
 }
 
+static void (*log_line)(const char *text);
+static char app_name[64] = "outpost";
+
+void db_set_log(void (*line)(const char *text))
+{
+    log_line = line;
+}
+
+void db_set_application_name(const char *name)
+{
+    snprintf(app_name, sizeof app_name, "%s", name);
+}
+
+static void say(const char *what, const char *why)
+{
+    char line[320];
+    if (log_line == NULL)
+        return;
+    snprintf(line, sizeof line, "%s%s%.*s", what, why ? ": " : "",
+             why ? (int)strcspn(why, "\n") : 0, why ? why : "");
+    log_line(line);
+}
+
+/* What every session needs, at open and again after a reconnect. */
+static int session_setup(db_conn *d)
+{
+    char settings[128];
+    PQsetNoticeProcessor(d->pg, quiet, NULL);
+    snprintf(settings, sizeof settings,
+             "SET lock_timeout = %d; SET client_min_messages = warning;"
+             " SET synchronous_commit = on",
+             (int)DB_LOCK_TIMEOUT_MS);
+    PGresult *res = PQexec(d->pg, settings);
+    int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : pg_fail(d, res);
+    PQclear(res);
+    return rc;
+}
+
+/* Logs a connection found broken, once. */
+static void note_loss(db_conn *d)
+{
+    if (PQstatus(d->pg) != CONNECTION_BAD || d->lost)
+        return;
+    d->lost = true;
+    say("lost the connection to PostgreSQL", PQerrorMessage(d->pg));
+}
+
+/* Before a statement: outside a transaction, a connection the server has closed (seen now or
+ * by an earlier statement) is made again, with the same conninfo and session settings; the
+ * statements prepared on the old session are forgotten (d->session). Inside a transaction it
+ * fails: the transaction is lost with its session and the caller's job fails. */
+static int usable(db_conn *d)
+{
+    /* Reads what the server sent while the session was idle: a termination is its FATAL
+     * message, then the end of the stream, which the second read meets. */
+    for (int i = 0; i < 2 && !d->in_tx && PQtransactionStatus(d->pg) == PQTRANS_IDLE; i++)
+        if (!PQconsumeInput(d->pg))
+            break;
+    if (PQstatus(d->pg) == CONNECTION_OK)
+        return 0;
+    note_loss(d);
+    if (d->in_tx || d->listening)
+        return db_fail(d, STORE_EIO, "the connection to PostgreSQL was lost");
+    PQreset(d->pg);
+    if (PQstatus(d->pg) != CONNECTION_OK) {
+        const char *msg = PQerrorMessage(d->pg);
+        snprintf(d->errmsg, sizeof d->errmsg, "no connection to PostgreSQL: %.*s",
+                 (int)strcspn(msg, "\n"), msg);
+        return STORE_EIO;
+    }
+    d->session++;
+    int rc = session_setup(d);
+    if (rc != 0)
+        return rc;
+    d->lost = false;
+    say("reconnected to PostgreSQL", NULL);
+    return 0;
+}
+
 int db_open_postgresql(const char *conninfo, db_conn **out_db, char *err, size_t err_size)
 {
     db_conn *d = calloc(1, sizeof *d);
-    char settings[128];
+    const char *const keys[] = {"dbname", "fallback_application_name", NULL};
+    const char *const values[] = {conninfo, app_name, NULL};
 
     *out_db = NULL;
     if (d == NULL) {
@@ -191,7 +274,7 @@ int db_open_postgresql(const char *conninfo, db_conn **out_db, char *err, size_t
         return STORE_ENOMEM;
     }
     d->engine = DB_POSTGRESQL;
-    d->pg = PQconnectdb(conninfo);
+    d->pg = PQconnectdbParams(keys, values, 1); /* dbname expands the conninfo */
     if (d->pg == NULL || PQstatus(d->pg) != CONNECTION_OK) {
         const char *msg = d->pg ? PQerrorMessage(d->pg) : "out of memory";
         snprintf(err, err_size, "cannot connect to PostgreSQL: %.*s", (int)strcspn(msg, "\n"),
@@ -199,12 +282,7 @@ int db_open_postgresql(const char *conninfo, db_conn **out_db, char *err, size_t
         db_close(d);
         return STORE_EIO;
     }
-    PQsetNoticeProcessor(d->pg, quiet, NULL);
-    snprintf(settings, sizeof settings,
-             "SET lock_timeout = %d; SET client_min_messages = warning;"
-             " SET synchronous_commit = on",
-             (int)DB_LOCK_TIMEOUT_MS);
-    int rc = db_pg_exec(d, settings);
+    int rc = session_setup(d);
     if (rc != 0) {
         snprintf(err, err_size, "cannot set up the PostgreSQL session: %s", d->errmsg);
         db_close(d);
@@ -216,13 +294,16 @@ int db_open_postgresql(const char *conninfo, db_conn **out_db, char *err, size_t
 
 int db_pg_exec(db_conn *d, const char *sql)
 {
+    int rc = usable(d);
+    if (rc != 0)
+        return rc;
     char *text = db_sql_for_postgresql(sql, NULL);
     if (text == NULL)
         return db_fail(d, STORE_ENOMEM, "out of memory");
     PGresult *res = PQexec(d->pg, text);
     free(text);
     ExecStatusType status = PQresultStatus(res);
-    int rc = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK ? 0 : pg_fail(d, res);
+    rc = status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK ? 0 : pg_fail(d, res);
     PQclear(res);
     return rc;
 }
@@ -267,9 +348,16 @@ static PGresult *run(db_stmt *s, const Oid *types, const char *const *values, co
     int n = s->n_params;
     size_t types_size = (size_t)(n > 0 ? n : 1) * sizeof *types;
 
+    if (s->name[0] != 0 && s->session != s->d->session) {
+        s->name[0] = 0; /* prepared on a session that is gone: prepare it on this one */
+        free(s->named_types);
+        s->named_types = NULL;
+        s->runs = 1;
+    }
     if (s->runs++ == 1 && s->name[0] == 0 && (s->named_types = malloc(types_size)) != NULL) {
         snprintf(s->name, sizeof s->name, "outpost_%llu", (unsigned long long)++s->d->n_named);
         memcpy(s->named_types, types, types_size);
+        s->session = s->d->session;
         PGresult *made = PQprepare(s->d->pg, s->name, s->sql, n, types);
         if (PQresultStatus(made) != PGRES_COMMAND_OK)
             s->name[0] = 0; /* the error shows again when the statement runs */
@@ -322,12 +410,14 @@ int db_pg_step(db_stmt *s)
         s->row++;
         return s->row < PQntuples(s->res) ? DB_ROW : DB_DONE;
     }
+    int rc = usable(s->d);
+    if (rc != 0)
+        return rc;
     int n = s->n_params;
     Oid *types = calloc((size_t)n + 1, sizeof *types);
     const char **values = calloc((size_t)n + 1, sizeof *values);
     int *lengths = calloc((size_t)n + 1, sizeof *lengths);
     int *formats = calloc((size_t)n + 1, sizeof *formats);
-    int rc = 0;
 
     if (types == NULL || values == NULL || lengths == NULL || formats == NULL) {
         rc = db_fail(s->d, STORE_ENOMEM, "out of memory");
@@ -360,7 +450,8 @@ int db_pg_step(db_stmt *s)
 
 void db_pg_clear(db_stmt *s)
 {
-    if (s->name[0] != 0 && PQtransactionStatus(s->d->pg) != PQTRANS_INERROR) {
+    if (s->name[0] != 0 && s->session == s->d->session &&
+        PQtransactionStatus(s->d->pg) != PQTRANS_INERROR && PQstatus(s->d->pg) == CONNECTION_OK) {
         char sql[64];
         snprintf(sql, sizeof sql, "DEALLOCATE %s", s->name);
         PQclear(PQexec(s->d->pg, sql));
@@ -376,9 +467,13 @@ void db_pg_clear(db_stmt *s)
 
 int db_pg_begin(db_conn *d, bool write)
 {
-    if (!write)
-        return db_pg_exec(d, "BEGIN ISOLATION LEVEL REPEATABLE READ");
+    if (!write) {
+        int rc = db_pg_exec(d, "BEGIN ISOLATION LEVEL REPEATABLE READ");
+        d->in_tx = rc == 0;
+        return rc;
+    }
     int rc = db_pg_exec(d, "BEGIN ISOLATION LEVEL READ COMMITTED");
+    d->in_tx = rc == 0;
     if (rc == 0)
         rc = db_pg_exec(d, "SELECT pg_advisory_xact_lock(" WRITER_LOCK_KEY ")");
     if (rc != 0)
@@ -405,6 +500,7 @@ int db_listen(db_conn *d, const char *channel)
     if (d->engine != DB_POSTGRESQL)
         return 0;
     snprintf(sql, sizeof sql, "LISTEN %s", channel);
+    d->listening = true;
     return db_pg_exec(d, sql);
 }
 

@@ -185,6 +185,10 @@ int store_device_revoke(store *st, const char *device_id, bool wipe);
  * (store_barred.c). Answers what HELLO would refuse, without the secret. */
 int store_device_barred(store *st, const char *device_id, bool *out_barred);
 
+/* Asks the database a trivial question (SELECT 1): 0, or why it cannot answer. On
+ * PostgreSQL this also makes a connection the server ended again (db.h). */
+int store_ping(store *st);
+
 /* ---- Sync ----------------------------------------------------------------------------------- */
 
 typedef struct store_push_info {

@@ -5,6 +5,16 @@
 
 #include "store_internal.h"
 
+int store_ping(store *st)
+{
+    db_stmt *stmt = NULL;
+    int rc = db_prepare(st->conn, "SELECT 1", &stmt);
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
+    db_finalize(stmt);
+    return rc == DB_ROW ? 0 : store_fail_db(st, rc, "ask the store");
+}
+
 int store_device_barred(store *st, const char *device_id, bool *out_barred)
 {
     db_stmt *stmt = NULL;

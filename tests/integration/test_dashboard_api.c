@@ -26,6 +26,7 @@
 #include "testclient.h"
 #include "strf.h"
 #ifdef OUTPOST_DASH_ON_POSTGRESQL
+#include "db.h"
 #include "pg_cluster.h"
 static pg_cluster cluster;
 static daemon_fixture node2; /* a second outpostd on the same database */
@@ -2125,6 +2126,90 @@ static void test_two_nodes_share_pushes_and_sessions(void **state)
     assert_int_equal(fixture_stop_clean(&node2), 0);
 }
 
+
+/* The store's connections are ended by the database (an administrator, a restart, a failover):
+ * outpostd makes them again by itself. Then the database refuses connections for a while:
+ * /healthz says so (503) and says 200 again once it is back. Devices and the dashboard are
+ * served after each, with no restart of outpostd. */
+static int64_t admin_count(db_conn *admin, const char *sql)
+{
+    db_stmt *st = NULL;
+    int64_t n = -1;
+    assert_int_equal(db_prepare(admin, sql, &st), 0);
+    if (db_step(st) == DB_ROW)
+        n = db_column_int64(st, 0);
+    db_finalize(st);
+    return n;
+}
+
+static int health_status(char *body, size_t body_size)
+{
+    dash_reply r;
+    assert_int_equal(request("GET", "/healthz", NULL, false, NULL, NULL, &r), 0);
+    snprintf(body, body_size, "%s", r.body ? r.body : "");
+    int status = r.status;
+    dash_reply_free(&r);
+    return status;
+}
+
+static int health_becomes(int want, char *body, size_t body_size)
+{
+    int status = 0;
+    for (int i = 0; i < 50 && (status = health_status(body, body_size)) != want; i++)
+        usleep(200 * 1000); /* the sweep asks the database every 2 s */
+    return status;
+}
+
+static const char terminate_outpostd[] =
+    "SELECT count(*) FROM (SELECT pid FROM pg_stat_activity WHERE application_name = 'outpostd'"
+    " OFFSET 0) AS ours WHERE pg_terminate_backend(ours.pid)"; /* OFFSET 0: filter first */
+
+static void test_store_connection_comes_back_after_postgresql_ends_it(void **state)
+{
+    db_conn *admin = NULL;
+    char err[256], body[512];
+    test_device dev;
+    login s1;
+    dash_reply r;
+    (void)state;
+
+    assert_int_equal(db_open_postgresql(cluster.conninfo, &admin, err, sizeof err), 0);
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &dev), 0);
+    push_row(&dev, 1, "rc-1", "t1", "Before the cut");
+
+    /* every session of outpostd's (named by application_name) ended; the next calls work */
+    assert_true(admin_count(admin, terminate_outpostd) >= 2);
+    usleep(200 * 1000);
+    push_row(&dev, 2, "rc-2", "t1", "After the cut");
+    log_in("sup1", &s1);
+    assert_int_equal(request("GET", "/api/records", &s1, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "After the cut"));
+    dash_reply_free(&r);
+    assert_true(fixture_log_contains(&fx, "store: lost the connection to PostgreSQL"));
+    assert_true(fixture_log_contains(&fx, "store: reconnected to PostgreSQL"));
+
+    /* the database refuses connections: unhealthy, with the reason; healthy once back */
+    char other_db[sizeof cluster.conninfo + 32];
+    db_conn *admin2 = NULL; /* on another database: the current one cannot be closed */
+    snprintf(other_db, sizeof other_db, "%s dbname=postgres", cluster.conninfo);
+    assert_int_equal(db_open_postgresql(other_db, &admin2, err, sizeof err), 0);
+    assert_int_equal(db_exec(admin2, "ALTER DATABASE outpost ALLOW_CONNECTIONS false"), 0);
+    assert_true(admin_count(admin, terminate_outpostd) >= 2);
+    assert_int_equal(health_becomes(503, body, sizeof body), 503);
+    assert_non_null(strstr(body, "unhealthy\nstore: cannot reach PostgreSQL: "));
+    assert_int_equal(db_exec(admin2, "ALTER DATABASE outpost ALLOW_CONNECTIONS true"), 0);
+    db_close(admin2);
+    assert_int_equal(health_becomes(200, body, sizeof body), 200);
+    assert_non_null(strstr(body, "ok\nstore: reachable\n"));
+    push_row(&dev, 3, "rc-3", "t1", "After the refusal");
+    assert_int_equal(request("GET", "/api/records", &s1, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "After the refusal"));
+    dash_reply_free(&r);
+    db_close(admin);
+}
+
 /* Last: it was PostgreSQL outpostd served from (it listened for other nodes' changes), its
  * readiness says so without a store file to look at, and it stops cleanly, with no sanitizer
  * report. */
@@ -2135,7 +2220,7 @@ static void test_outpostd_stops_cleanly(void **state)
 
     assert_int_equal(request("GET", "/healthz", NULL, false, NULL, NULL, &r), 0);
     assert_int_equal(r.status, 200);
-    assert_non_null(strstr(r.body, "ok\nstore: writable\n"));
+    assert_non_null(strstr(r.body, "ok\nstore: reachable\n"));
     dash_reply_free(&r);
     assert_true(fixture_log_contains(&fx, "store=(PostgreSQL)"));
     assert_true(fixture_log_contains(&fx, "listening for other nodes' changes"));
@@ -2152,6 +2237,7 @@ int main(void)
         cmocka_unit_test(test_logout_ends_the_session),
         cmocka_unit_test(test_sessions_are_shared_through_the_store),
         cmocka_unit_test(test_two_nodes_share_pushes_and_sessions),
+        cmocka_unit_test(test_store_connection_comes_back_after_postgresql_ends_it),
         cmocka_unit_test(test_outpostd_stops_cleanly),
     };
     if (!pg_cluster_available()) {

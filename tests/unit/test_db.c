@@ -461,6 +461,95 @@ static void test_values_of_any_type(void **state)
     store_arena_free(arena);
 }
 
+
+/* ---- a connection the server ends (PostgreSQL only) ------------------------------------------ */
+
+static int n_lost, n_reconnected;
+
+static void count_line(const char *text)
+{
+    if (strncmp(text, "lost the connection to PostgreSQL", 33) == 0)
+        n_lost++;
+    else if (strcmp(text, "reconnected to PostgreSQL") == 0)
+        n_reconnected++;
+}
+
+/* Ends d's session from another connection, as an administrator or a restart would. */
+static void terminate_session_of(engine_fx *fx, db_conn *d)
+{
+    db_conn *admin = NULL;
+    sqlite3 *lite = NULL;
+    char sql[96];
+    int64_t pid = int_of(d, "SELECT pg_backend_pid()");
+    connect_to(fx, &admin, &lite);
+    snprintf(sql, sizeof sql, "SELECT CASE WHEN pg_terminate_backend(%lld) THEN 1 ELSE 0 END", (long long)pid);
+    assert_int_equal(int_of(admin, sql), 1);
+    db_close(admin);
+    usleep(100 * 1000); /* the server ends the session and tells the client */
+}
+
+static void test_reconnect_after_the_server_ends_the_session(void **state)
+{
+    engine_fx *fx = engine_of(state);
+    db_stmt *s = NULL;
+    const char *name = NULL;
+
+    db_set_log(count_line);
+    /* application_name: the default, as the conninfo sets none */
+    assert_int_equal(db_prepare(fx->d, "SELECT application_name FROM pg_stat_activity"
+                                       " WHERE pid = pg_backend_pid()", &s), 0);
+    assert_int_equal(db_step(s), DB_ROW);
+    name = db_column_text(s, 0);
+    assert_string_equal(name, "outpost");
+    db_finalize(s);
+
+    /* a statement run twice is prepared on the server; then the session ends */
+    assert_int_equal(db_prepare(fx->d, "SELECT ?1 + 1", &s), 0);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(db_bind_int64(s, 1, i), 0);
+        assert_int_equal(db_step(s), DB_ROW);
+        assert_int_equal(db_column_int64(s, 0), i + 1);
+        assert_int_equal(db_reset(s), 0);
+    }
+    int64_t old_pid = int_of(fx->d, "SELECT pg_backend_pid()");
+    terminate_session_of(fx, fx->d);
+
+    /* the next statement runs on a new session, prepared again, with the session settings */
+    assert_int_equal(db_bind_int64(s, 1, 41), 0);
+    int rc = db_step(s);
+    if (rc != DB_ROW)
+        fail_msg("first statement after the session ended: %d %s", rc, db_errmsg(fx->d));
+    assert_int_equal(db_column_int64(s, 0), 42);
+    assert_int_equal(db_reset(s), 0);
+    assert_int_equal(db_bind_int64(s, 1, 9), 0);
+    assert_int_equal(db_step(s), DB_ROW);
+    assert_int_equal(db_column_int64(s, 0), 10);
+    db_finalize(s);
+    assert_true(int_of(fx->d, "SELECT pg_backend_pid()") != old_pid);
+    assert_int_equal(int_of(fx->d, "SELECT count(*) WHERE current_setting('lock_timeout') = '5s'"
+                                   " AND current_setting('synchronous_commit') = 'on'"),
+                     1);
+    assert_int_equal(n_lost, 1);
+    assert_int_equal(n_reconnected, 1);
+
+    /* a write transaction cut in the middle fails and is not redone; the next one works */
+    assert_int_equal(db_exec(fx->d, "CREATE TABLE cut (k INTEGER NOT NULL)"), 0);
+    assert_int_equal(db_begin(fx->d, true), 0);
+    assert_int_equal(db_exec(fx->d, "INSERT INTO cut (k) VALUES (1)"), 0);
+    terminate_session_of(fx, fx->d);
+    assert_int_equal(db_exec(fx->d, "INSERT INTO cut (k) VALUES (2)"), STORE_EIO);
+    assert_int_equal(db_commit(fx->d), STORE_EIO);
+    assert_false(db_in_transaction(fx->d));
+    assert_int_equal(int_of(fx->d, "SELECT count(*) FROM cut"), 0);
+    assert_int_equal(db_begin(fx->d, true), 0);
+    assert_int_equal(db_exec(fx->d, "INSERT INTO cut (k) VALUES (3)"), 0);
+    assert_int_equal(db_commit(fx->d), 0);
+    assert_int_equal(int_of(fx->d, "SELECT sum(k) FROM cut"), 3);
+    assert_int_equal(n_lost, 2);
+    assert_int_equal(n_reconnected, 2);
+    db_set_log(NULL);
+}
+
 #define ENGINE_TESTS                                                                           \
     cmocka_unit_test(test_values_round_trip), cmocka_unit_test(test_upsert_and_unique),       \
         cmocka_unit_test(test_transactions), cmocka_unit_test(test_one_writer_at_a_time),       \
@@ -471,9 +560,13 @@ int main(void)
 {
     const struct CMUnitTest pure[] = {cmocka_unit_test(test_sql_for_postgresql)};
     const struct CMUnitTest on_engine[] = {ENGINE_TESTS};
+    const struct CMUnitTest pg_only[] = {
+        cmocka_unit_test(test_reconnect_after_the_server_ends_the_session)};
     int failed = cmocka_run_group_tests_name("db_sql", pure, NULL, NULL);
     failed += cmocka_run_group_tests_name("db_sqlite", on_engine, setup_sqlite, teardown_engine);
     failed +=
         cmocka_run_group_tests_name("db_postgresql", on_engine, setup_postgresql, teardown_engine);
+    failed += cmocka_run_group_tests_name("db_postgresql_reconnect", pg_only, setup_postgresql,
+                                          teardown_engine);
     return test_exit_status(failed);
 }

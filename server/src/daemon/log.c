@@ -135,3 +135,8 @@ void log_route_lws(void)
     setvbuf(stderr, NULL, _IONBF, 0);
     lws_set_log_level(LLL_ERR | LLL_WARN, emit_lws_line);
 }
+
+void log_store_line(const char *text)
+{
+    log_msg(LOG_WARN, "store: %s", text);
+}

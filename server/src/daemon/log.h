@@ -24,4 +24,7 @@ void log_limited(log_level level, const char *fmt, ...) __attribute__((format(pr
 /* Routes libwebsockets' own errors and warnings into this log, through log_limited. */
 void log_route_lws(void);
 
+/* The store seam's lines (db_set_log: a lost or remade PostgreSQL connection), as warnings. */
+void log_store_line(const char *text);
+
 #endif /* OUTPOSTD_LOG_H */

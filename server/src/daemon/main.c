@@ -11,6 +11,7 @@
 #include <psa/crypto.h>
 
 #include "config.h"
+#include "db.h"
 #include "log.h"
 #include "outpost_version.h"
 #include "server.h"
@@ -57,6 +58,8 @@ int main(int argc, char **argv)
     }
     log_set_level(config.log_level);
     log_route_lws();
+    db_set_log(log_store_line);
+    db_set_application_name("outpostd");
     /* mbedTLS 3.6 needs PSA crypto initialised for TLS 1.3 and for key checks. */
     if (psa_crypto_init() != PSA_SUCCESS) {
         fprintf(stderr, "outpostd: psa_crypto_init failed\n");

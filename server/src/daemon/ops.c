@@ -45,6 +45,7 @@ static struct {
     uint64_t lockouts;
     histogram durations[N_KINDS];
     bool store_failing; /* the last store job failed with an I/O error or a full disk */
+    char store_why[200]; /* its message */
 } counters;
 
 void ops_job_done(const job *j)
@@ -63,6 +64,7 @@ void ops_job_done(const job *j)
     if (j->rc == STORE_EIO || j->rc == STORE_EFULL) {
         counters.store_errors++;
         counters.store_failing = true;
+        snprintf(counters.store_why, sizeof counters.store_why, "%s", j->errmsg);
         return;
     }
     if (j->rc == STORE_OK)
@@ -102,6 +104,16 @@ void ops_job_done(const job *j)
     }
 }
 
+void ops_store_probed(int rc, const char *why)
+{
+    if (rc == STORE_EIO || rc == STORE_EFULL) {
+        counters.store_failing = true;
+        snprintf(counters.store_why, sizeof counters.store_why, "%s", why);
+    } else if (rc == STORE_OK) {
+        counters.store_failing = false;
+    }
+}
+
 void ops_tls_handshake_failed(void)
 {
     counters.tls_handshake_failures++;
@@ -133,10 +145,13 @@ static bool store_writable(const server *srv, char *why, size_t why_size)
     const char *slash = strrchr(srv->config.store_path, '/');
     struct statvfs vfs;
 
-    /* PostgreSQL: no file here to check; a failing connection shows as a failed store job. */
+    /* PostgreSQL: no file here to check; the revocation sweep asks the
+     * database every 2 s (a failed answer, or a failed store job, until one succeeds). */
     if (strcmp(srv->config.store_engine, "postgresql") == 0) {
-        snprintf(why, why_size, "%s", counters.store_failing ? "store: the last write failed"
-                                                             : "store: writable");
+        if (counters.store_failing)
+            snprintf(why, why_size, "store: cannot reach PostgreSQL: %s", counters.store_why);
+        else
+            snprintf(why, why_size, "store: reachable");
         return !counters.store_failing;
     }
     if (slash && slash != srv->config.store_path)
@@ -163,7 +178,7 @@ static bool store_writable(const server *srv, char *why, size_t why_size)
 
 static int serve_health(server *srv, http_request *req)
 {
-    char store_line[64], body[256];
+    char store_line[256], body[384];
     uint64_t busy = worker_busy_ms(srv->worker);
     bool store_ok = store_writable(srv, store_line, sizeof store_line);
     bool worker_ok = busy < WORKER_STUCK_MS;

@@ -18,6 +18,9 @@ void ops_job_done(const job *j);
 
 /* A TLS handshake failed (tls.c). */
 void ops_tls_handshake_failed(void);
+/* The revocation sweep's store answer (on PostgreSQL also sent with no device: a probe), for
+ * /healthz: an I/O error makes the store unhealthy, an answer healthy again. */
+void ops_store_probed(int rc, const char *why);
 
 /* A TLS handshake completed; one resumed a session from a ticket (tls.c). */
 void ops_tls_handshake_done(void);

@@ -12,6 +12,7 @@
 #include <libwebsockets.h>
 
 #include "log.h"
+#include "ops.h"
 #include "session.h"
 
 #define SWEEP_INTERVAL_US (2 * 1000 * 1000)
@@ -34,13 +35,14 @@ static void sweep_tick(lws_sorted_usec_list_t *sul)
         const session *s = srv->slots[i];
         n += s && s->authenticated && s->state == SESSION_READY;
     }
-    if (n == 0)
+    /* On PostgreSQL a sweep with no device still asks the database: /healthz reports it. */
+    if (n == 0 && strcmp(srv->config.store_engine, "postgresql") != 0)
         return;
     job *j = job_new(JOB_SWEEP, 0, 0);
     if (!j)
         return;
-    j->sweep_ids = calloc(n, sizeof *j->sweep_ids);
-    j->sweep_barred = calloc(n, sizeof *j->sweep_barred);
+    j->sweep_ids = calloc(n ? n : 1, sizeof *j->sweep_ids);
+    j->sweep_barred = calloc(n ? n : 1, sizeof *j->sweep_barred);
     if (!j->sweep_ids || !j->sweep_barred) {
         job_free(j);
         return;
@@ -75,7 +77,8 @@ void sweep_stop(void)
 void sweep_done(server *srv, job *j)
 {
     sweep.in_flight = false;
-    if (j->rc != STORE_OK)
+    ops_store_probed(j->rc, j->errmsg);
+    if (j->rc != STORE_OK && j->n_sweep > 0)
         log_msg(LOG_WARN, "revocation sweep failed: %s", j->errmsg[0] ? j->errmsg : "store error");
     for (uint32_t k = 0; j->rc == STORE_OK && k < j->n_sweep; k++) {
         if (!j->sweep_barred[k])
