@@ -352,6 +352,22 @@ static char *col_dup(sqlite3_stmt *stmt, int col)
     return strdup(s ? (const char *)s : "");
 }
 
+/* A rule's statement on the rules database, its table's rows of the teams mirrored there first
+ * (PostgreSQL): the items it finds, or with counts its weekly counts. */
+static int rule_statement(store *st, rules_db *rdb, const watch_rule *r, const char (*teams)[64],
+                          uint32_t n_teams, bool counts, sqlite3_stmt **out_stmt)
+{
+    const store_table *t = store_table_find(st, r->table);
+    char err[512];
+    int out = mirror_fill(st, rdb, t, teams, n_teams);
+    if (out != 0)
+        return out;
+    const char *scope_col = t->cols[t->scope_idx];
+    int rc = counts ? watch_rule_prepare_counts(rdb->db, r, scope_col, out_stmt, err, sizeof err)
+                    : watch_rule_prepare(rdb->db, r, scope_col, NULL, out_stmt, err, sizeof err);
+    return rc != 0 ? store_fail(st, STORE_ESCHEMA, "%s", err) : 0;
+}
+
 int store_watch_items(store *st, const char (*teams)[64], uint32_t n_teams, uint64_t now_ms,
                       store_watch_item_cb cb, void *user_data)
 {
@@ -368,17 +384,10 @@ int store_watch_items(store *st, const char (*teams)[64], uint32_t n_teams, uint
         out = load_kept(st, rdb.db, &rules);
     for (uint32_t i = 0; out == 0 && i < rules.n; i++) {
         const watch_rule *r = &rules.rules[i];
-        const store_table *t = store_table_find(st, r->table);
         sqlite3_stmt *stmt = NULL;
-        char err[512];
-        out = mirror_fill(st, &rdb, t, teams, n_teams);
+        out = rule_statement(st, &rdb, r, teams, n_teams, false, &stmt);
         if (out != 0)
             break;
-        if (watch_rule_prepare(rdb.db, r, t->cols[t->scope_idx], NULL, &stmt, err,
-                               sizeof err) != 0) {
-            out = store_fail(st, STORE_ESCHEMA, "%s", err);
-            break;
-        }
         for (uint32_t k = 0; out == 0 && k < n_teams; k++) {
             sqlite3_reset(stmt);
             int rc = watch_bind(stmt, r, teams[k], now_ms, 0);
@@ -459,17 +468,10 @@ int store_watch_counts(store *st, const char (*teams)[64], uint32_t n_teams, uin
         out = load_kept(st, rdb.db, &rules);
     for (uint32_t i = 0; out == 0 && i < rules.n; i++) {
         const watch_rule *r = &rules.rules[i];
-        const store_table *t = store_table_find(st, r->table);
         sqlite3_stmt *stmt = NULL;
-        char err[512];
-        out = mirror_fill(st, &rdb, t, teams, n_teams);
+        out = rule_statement(st, &rdb, r, teams, n_teams, true, &stmt);
         if (out != 0)
             break;
-        if (watch_rule_prepare_counts(rdb.db, r, t->cols[t->scope_idx], &stmt, err,
-                                      sizeof err) != 0) {
-            out = store_fail(st, STORE_ESCHEMA, "%s", err);
-            break;
-        }
         for (uint32_t k = 0; out == 0 && k < n_teams; k++) {
             sqlite3_reset(stmt);
             int rc = watch_bind(stmt, r, teams[k], now_ms, since_ms);
