@@ -37,7 +37,7 @@ if(TARGET outpostd)
     outpost_add_test(test_daemon_config
                      SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/unit/test_daemon_config.c
                              ${daemon_src}/config.c
-                     LIBS PkgConfig::INIH)
+                     LIBS PkgConfig::INIH PkgConfig::LIBPQ)
     target_include_directories(test_daemon_config PRIVATE ${daemon_src})
 endif()
 

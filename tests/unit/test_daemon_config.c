@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -192,6 +193,43 @@ static void test_config_store_engine(void **state)
     assert_string_equal(cfg.audit_key_path, "/etc/o.key");
 }
 
+/* A config that holds the database's password must be readable by its owner only, as the audit
+ * key must: anyone else on the machine who can read it can read every team's records. Refused by
+ * name whether the password is a conninfo keyword or in a URI; a password kept in ~/.pgpass
+ * (none in the file) leaves the file's mode alone. */
+static void test_config_refuses_a_password_open_to_others(void **state)
+{
+    static const char head[] = "[server]\ncert = server.pem\nkey = server.key\nca = ca.pem\n"
+                               "[store]\nengine = postgresql\naudit_key = /etc/o.key\n";
+    static const char *with_password[] = {
+        "conninfo = host=/run/pg dbname=o password=s3cret\n",
+        "conninfo = host=/run/pg dbname=o password = 's3 cret'\n",
+        "conninfo = postgresql://outpost:s3cret@db.example/outpost\n",
+        "conninfo = postgresql://outpost@db.example/outpost?password=s3cret\n",
+    };
+    daemon_config cfg;
+    char text[512], path[256], err[512] = "";
+
+    (void)state;
+    snprintf(path, sizeof path, "%s/c.ini", dir);
+    for (size_t i = 0; i < sizeof with_password / sizeof with_password[0]; i++) {
+        snprintf(text, sizeof text, "%s%s", head, with_password[i]);
+        write_file("c.ini", text);
+        assert_int_equal(chmod(path, 0640), 0);
+        assert_int_equal(config_load(path, &cfg, err, sizeof err), -1);
+        assert_non_null(strstr(err, "holds the database password"));
+        assert_non_null(strstr(err, "mode 0640"));
+        assert_null(strstr(err, "s3"));
+        assert_int_equal(chmod(path, 0600), 0);
+        assert_int_equal(config_load(path, &cfg, err, sizeof err), 0);
+    }
+
+    snprintf(text, sizeof text, "%sconninfo = host=/run/pg dbname=o passfile=/etc/o.pgpass\n", head);
+    write_file("c.ini", text);
+    assert_int_equal(chmod(path, 0644), 0);
+    assert_int_equal(config_load(path, &cfg, err, sizeof err), 0);
+}
+
 static void test_config_lockout_ranges(void **state)
 {
     static const struct {
@@ -233,6 +271,7 @@ int main(void)
         cmocka_unit_test(test_config_errors_name_the_problem),
         cmocka_unit_test(test_config_lockout_ranges),
         cmocka_unit_test(test_config_store_engine),
+        cmocka_unit_test(test_config_refuses_a_password_open_to_others),
         cmocka_unit_test(test_config_metrics_allow_list),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -3,9 +3,11 @@
 #include <errno.h>
 #include <ini.h>
 #include <inttypes.h>
+#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 void config_defaults(daemon_config *out_config)
@@ -285,6 +287,45 @@ static int require_file(const char *path, const char *what, char *err, size_t er
     return 0;
 }
 
+/* Whether a libpq connection string (keywords or URI) carries a password. libpq's own parser
+ * reads it, so quoting and URI forms are understood as the connection will understand them; a
+ * string it cannot parse is treated as carrying one (the connection fails anyway, and the
+ * file's mode is checked all the same). */
+static bool conninfo_has_password(const char *conninfo)
+{
+    PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+    bool found = opts == NULL;
+
+    for (PQconninfoOption *o = opts; o != NULL && o->keyword != NULL; o++)
+        if (strcmp(o->keyword, "password") == 0 && o->val != NULL && o->val[0] != '\0')
+            found = true;
+    PQconninfoFree(opts);
+    return found;
+}
+
+/* A config that holds the database password must be its owner's alone, as the audit key must
+ * (audit_key.c): whoever reads it can read the whole store. */
+static int check_password_file_mode(const char *path, const daemon_config *cfg, char *err,
+                                    size_t err_size)
+{
+    struct stat sb;
+
+    if (!conninfo_has_password(cfg->store_conninfo))
+        return 0;
+    if (stat(path, &sb) != 0) {
+        snprintf(err, err_size, "config %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if ((sb.st_mode & 077) == 0)
+        return 0;
+    snprintf(err, err_size,
+             "config %s holds the database password ([store] conninfo) and is open to others "
+             "(mode %04o): make it readable by its owner only (chmod 600), or keep the password "
+             "in ~/.pgpass or a passfile",
+             path, (unsigned)(sb.st_mode & 07777));
+    return -1;
+}
+
 int config_load(const char *path, daemon_config *out_config, char *err, size_t err_size)
 {
     config_parse p;
@@ -332,6 +373,8 @@ int config_load(const char *path, daemon_config *out_config, char *err, size_t e
                          : "[store] audit_key (the audit log's key file)");
             return -1;
         }
+        if (check_password_file_mode(path, out_config, err, err_size) != 0)
+            return -1;
     } else if (out_config->store_path[0] == '\0') {
         snprintf(err, err_size, "config %s: [store] path is not set", path);
         return -1;
