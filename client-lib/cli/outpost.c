@@ -787,8 +787,11 @@ static int cmd_sync(const options *o, int argc, char **argv, bool watch)
 {
     if (wants_help(argc, argv)) {
         fputs(watch ? "usage: outpost watch\nStays connected and syncs automatically: after "
-                      "local writes, on the server's\nnotices, and with backoff while the "
-                      "server is away. One line per change of state.\nStops on Ctrl-C.\n"
+                      "its own writes, on the server's\nnotices, and with backoff while the "
+                      "server is away. Writes made by another\nprocess (another 'outpost exec', "
+                      "the app) are found when it next wakes,\nwithin 5 minutes when idle. "
+                      "One line per change of state. Stops "
+                      "on Ctrl-C.\n"
                     : "usage: outpost sync\nPushes the outbox and pulls until up to date, "
                       "once. Shows progress on a\nterminal. Exits 3 when the server cannot be "
                       "reached, 5 when changes the\nserver refused wait in quarantine "
