@@ -37,8 +37,11 @@ set_property(TARGET outpost_shared APPEND PROPERTY LINK_DEPENDS
              ${CMAKE_CURRENT_LIST_DIR}/outpost.map)
 
 # The static bundle: every object of the parts above and of the cached mbedTLS and lws
-# archives, in one archive (ar's MRI script).
+# archives, in one archive (ar's MRI script), every name in it but the API's then prefixed
+# outpost_private_ (cmake/localize_archive.cmake), as outpost.map hides them in the shared one.
 set(bundle ${CMAKE_CURRENT_BINARY_DIR}/bundle/liboutpost.a)
+set(outpost_public_headers ${CMAKE_CURRENT_LIST_DIR}/include/outpost.h
+                           ${CMAKE_CURRENT_LIST_DIR}/include/outpost_sync.h)
 set(mri ${CMAKE_CURRENT_BINARY_DIR}/bundle/liboutpost.mri)
 set(mri_text "create ${bundle}\n")
 foreach(part ${outpost_parts})
@@ -52,15 +55,17 @@ file(GENERATE OUTPUT ${mri} CONTENT "${mri_text}")
 add_custom_command(OUTPUT ${bundle}
     COMMAND ${CMAKE_COMMAND} -E rm -f ${bundle}
     COMMAND ${CMAKE_AR} -M < ${mri}
-    DEPENDS ${outpost_parts} ${mri}
+    COMMAND ${CMAKE_COMMAND} -DNM=${CMAKE_NM} -DOBJCOPY=${CMAKE_OBJCOPY} -DARCHIVE=${bundle}
+            "-DHEADERS=${outpost_public_headers}"
+            -P ${PROJECT_SOURCE_DIR}/cmake/localize_archive.cmake
+    DEPENDS ${outpost_parts} ${mri} ${outpost_public_headers}
+            ${PROJECT_SOURCE_DIR}/cmake/localize_archive.cmake
     COMMENT "Bundling liboutpost.a with its private archives"
     VERBATIM)
 add_custom_target(outpost_bundle ALL DEPENDS ${bundle})
 
 # Installed files: headers, both libraries, pkg-config and CMake package files.
-install(FILES ${CMAKE_CURRENT_LIST_DIR}/include/outpost.h
-              ${CMAKE_CURRENT_LIST_DIR}/include/outpost_sync.h
-              ${PROJECT_BINARY_DIR}/include/outpost_version.h
+install(FILES ${outpost_public_headers} ${PROJECT_BINARY_DIR}/include/outpost_version.h
         DESTINATION ${CMAKE_INSTALL_INCLUDEDIR} COMPONENT dev)
 install(TARGETS outpost_shared
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR} COMPONENT lib NAMELINK_COMPONENT dev)

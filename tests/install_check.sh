@@ -37,6 +37,14 @@ declared=$(grep -ho '^OUTPOST_API [^(]*(' "$prefix"/include/outpost*.h |
            sed 's/.*[ *]\(outpost_[a-z_0-9]*\)(/\1/' | sort)
 [ "$exported" = "$declared" ] || fail "exported and declared differ: $(diff <(echo "$exported") <(echo "$declared") | tr '\n' ' ')"
 
+# The static archive defines the API and otherwise only outpost_private_* names: the mbedTLS,
+# libwebsockets (SSL_* included) and internal symbols inside it are renamed, so an app that also
+# links OpenSSL or its own mbedTLS gets its own copy of every function.
+defined=$(nm -g --defined-only --format=posix "$lib/liboutpost.a" |
+          awk 'NF >= 2 && $1 !~ /:$/ && $1 !~ /^outpost_private_/ {print $1}' | sort -u)
+[ "$defined" = "$declared" ] ||
+    fail "liboutpost.a defines beyond the API: $(diff <(echo "$defined") <(echo "$declared") | tr '\n' ' ' | head -c 300)"
+
 check_run() {  # check_run LABEL BINARY [env...]
     local label=$1 bin=$2 out
     shift 2
