@@ -171,6 +171,8 @@ int store_open_postgresql(const char *conninfo, bool create, store **out_store, 
     if (out == STORE_OK)
         out = store_identity_ensure(st, &st->identity_created);
     if (out == STORE_OK)
+        out = store_place_open(st);
+    if (out == STORE_OK)
         out = store_lifecycle_ensure(st);
     if (out == STORE_OK && create)
         out = store_users_ensure(st); /* made by init, for a runtime role without DDL rights */
