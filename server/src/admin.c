@@ -344,8 +344,11 @@ static int open_store(const char *path, bool create, store **out_st)
     char err[512], shown[600];
     const char *conninfo = postgresql_conninfo(path);
     /* A PostgreSQL database is made by its operator; only init makes the store's tables in it. */
-    int rc = conninfo ? store_open_postgresql(conninfo, create, out_st, err, sizeof err)
-                      : store_open(path, create, out_st, err, sizeof err);
+    /* init's whole work on PostgreSQL is one transaction, committed by cmd_schema at its end:
+     * a refused, failed or killed init leaves the database as it was. */
+    int rc = conninfo && create ? store_create_postgresql(conninfo, out_st, err, sizeof err)
+             : conninfo         ? store_open_postgresql(conninfo, false, out_st, err, sizeof err)
+                                : store_open(path, create, out_st, err, sizeof err);
     if (rc == STORE_OK && !create) {
         proto_buf buf = {0};
         uint32_t version = 0;
@@ -753,6 +756,11 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
     }
     if (code == EXIT_OK && watch)
         code = report_watch(st, watch_changed);
+    if (code == EXIT_OK && init && postgresql_conninfo(path) != NULL) {
+        int rc = store_create_commit(st);
+        if (rc != STORE_OK)
+            code = store_error(st, rc);
+    }
     store_close(st);
     admin_forms_free(&forms);
     free(schema);

@@ -58,6 +58,14 @@ int store_open(const char *path, bool create, store **out_store, char *err, size
  * refuses engine = postgresql, and outpost-admin the commands that need them. */
 int store_open_postgresql(const char *conninfo, bool create, store **out_store, char *err,
                           size_t err_size);
+
+/* init on PostgreSQL in one transaction: store_open_postgresql(create) whose work, and that of
+ * every store call made on the handle until store_create_commit (the schema, its audit row),
+ * stays in one open write transaction. Closing the handle without store_create_commit (a
+ * refusal, a killed process, a lost connection) leaves the database as it was. */
+int store_create_postgresql(const char *conninfo, store **out_store, char *err, size_t err_size);
+int store_create_commit(store *st);
+
 void store_close(store *st); /* NULL is a no-op */
 const char *store_errmsg(const store *st);
 /* Which engine keeps the store: 1 SQLite, 2 PostgreSQL (db_engine in db.h). */

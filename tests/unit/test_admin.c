@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -1031,8 +1032,10 @@ static void test_admin_on_postgresql_half_init_and_dml_role(void **state)
     expect(c, args, 3, NULL, "already exists");
     free(args);
     assert_false(file_exists(key));
+    /* init is one transaction: nothing of it is left */
+    assert_int_equal(pg_outpost_tables(&pg, "outpost"), 0);
     args = strf("%s team list", on_pg);
-    expect(c, args, 1, NULL, "init did not finish on this store (no schema): run init again");
+    expect(c, args, 3, NULL, "no Outpost store in this database");
     free(args);
     pg_sql(&pg, "outpost", "DROP TABLE contacts");
     args = strf("%s init %s", on_pg, package);
@@ -1100,6 +1103,81 @@ static void test_admin_on_postgresql_half_init_and_dml_role(void **state)
     free(as_dml);
     free(on_pg);
     free(package);
+    pg_cluster_stop(&pg);
+}
+
+/* init killed half way on PostgreSQL: it waits, with the store's bookkeeping tables made, on a
+ * table of the schema another session is making; SIGKILL then. Nothing of it is left, and init
+ * run again makes the store whole. */
+static void test_init_killed_half_way_on_postgresql_leaves_nothing(void **state)
+{
+    ctx *c = *state;
+    pg_cluster pg;
+    char key[400], err[256];
+
+    if (!pg_cluster_available())
+        TEST_SKIP("PostgreSQL 15 binaries not installed (scripts/deps.sh installs them)");
+    assert_int_equal(pg_cluster_start(&pg), 0);
+    snprintf(key, sizeof key, "%s/pg.audit-key", c->dir);
+    const char *src = getenv("OUTPOST_SOURCE_DIR");
+    char *init = strf("--store 'postgresql:%s' --audit-key '%s' init --schema "
+                      "'%s/examples/outreach/schema.sql' --policy '%s/examples/outreach/policy'",
+                      pg.conninfo, key, src, src);
+    db_conn *other = NULL, *watch = NULL;
+    assert_int_equal(db_open_postgresql(pg.conninfo, &other, err, sizeof err), 0);
+    assert_int_equal(db_open_postgresql(pg.conninfo, &watch, err, sizeof err), 0);
+    assert_int_equal(db_exec(other, "BEGIN; CREATE TABLE contacts(id TEXT PRIMARY KEY)"), 0);
+    char pid_path[400];
+    snprintf(pid_path, sizeof pid_path, "%s/admin.pid", c->dir);
+    assert_int_equal(systemf("'%s' %s >/dev/null 2>&1 & echo $! >'%s'", OUTPOST_ADMIN_PATH, init,
+                             pid_path),
+                     0);
+    char pid_text[32];
+    slurp(pid_path, pid_text, sizeof pid_text);
+    pid_t pid = (pid_t)atol(pid_text);
+    assert_true(pid > 0);
+    /* waiting on the lock means its bookkeeping tables are made (inside its transaction) */
+    int64_t waiting = 0;
+    for (int i = 0; i < 400 && waiting == 0; i++) {
+        db_stmt *s = NULL;
+        assert_int_equal(db_prepare(watch, "SELECT count(*) FROM pg_stat_activity WHERE"
+                                           " application_name = 'outpost-admin' AND"
+                                           " wait_event_type = 'Lock'",
+                                    &s),
+                         0);
+        assert_int_equal(db_step(s), DB_ROW);
+        waiting = db_column_int64(s, 0);
+        db_finalize(s);
+        if (waiting == 0)
+            usleep(10000);
+    }
+    assert_int_equal(waiting, 1);
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    assert_int_equal(db_exec(other, "ROLLBACK"), 0);
+    db_close(other);
+    /* its server process ends once its statement is done and it finds the client gone */
+    int64_t left = 1;
+    for (int i = 0; i < 500 && left > 0; i++) {
+        db_stmt *s = NULL;
+        assert_int_equal(db_prepare(watch, "SELECT count(*) FROM pg_stat_activity WHERE"
+                                           " application_name = 'outpost-admin'",
+                                    &s),
+                         0);
+        assert_int_equal(db_step(s), DB_ROW);
+        left = db_column_int64(s, 0);
+        db_finalize(s);
+        if (left > 0)
+            usleep(10000);
+    }
+    assert_int_equal(left, 0);
+    db_close(watch);
+    assert_int_equal(pg_outpost_tables(&pg, "outpost"), 0);
+    assert_false(file_exists(key));
+    expect(c, init, 0, "schema version 1 initialised", NULL);
+    char *args = strf("--store 'postgresql:%s' --audit-key '%s' audit verify", pg.conninfo, key);
+    expect(c, args, 0, "audit log verified: 1 rows", NULL);
+    free(args);
+    free(init);
     pg_cluster_stop(&pg);
 }
 
@@ -1219,6 +1297,7 @@ int main(void)
         T_(test_wrong_audit_key_refused_before_any_change),
         T_(test_admin_on_postgresql),
         T_(test_admin_on_postgresql_half_init_and_dml_role),
+        T_(test_init_killed_half_way_on_postgresql_leaves_nothing),
         T_(test_restored_on_postgresql_tells_copies_from_failovers),
     };
     return test_exit_status(cmocka_run_group_tests(tests, NULL, NULL));
