@@ -50,12 +50,10 @@ int store_open(const char *path, bool create, store **out_store, char *err, size
 /* Opens (and, with create, makes in an empty database) a store kept in PostgreSQL 15; conninfo
  * is a libpq connection string ("host=/run/postgresql dbname=outpost"). Several processes, on
  * several hosts, may open the same database: write transactions take turns across all of them.
- * What runs on it today: identity, teams and workers, enrollment codes, enrollment, device
- * authentication, sync records and revocation, who is disabled, dashboard accounts, lockouts,
- * the audit log, announcements, the schema (init, upgrade), push (merge, conflict log,
- * exactly-once), pull and conflict reversal (docs/operations.md, "PostgreSQL"). Watch rules,
- * rescoping, the dashboard's record queries and backup still need the SQLite store: outpostd
- * refuses engine = postgresql, and outpost-admin the commands that need them. */
+ * Everything outpostd and outpost-admin do runs on it but store_backup and store_restore (a
+ * PostgreSQL store is backed up and restored with PostgreSQL's tools, then marked with
+ * store_mark_restored; docs/operations.md, "PostgreSQL"). Opening compares where the store
+ * lives with where it was last marked (store_restore_unmarked). */
 int store_open_postgresql(const char *conninfo, bool create, store **out_store, char *err,
                           size_t err_size);
 
