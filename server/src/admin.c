@@ -43,7 +43,8 @@ static const char usage_main[] =
     "       connection string, or a postgresql:// URI; keep the password in PGPASSWORD\n"
     "       or ~/.pgpass; --audit-key is then required; only init makes a store): init,\n"
     "       upgrade, team, worker, enroll, devices, revoke, user and audit run on it;\n"
-    "       backup and restore still need a SQLite store\n"
+    "       backup and restore still need a SQLite store (restored marks a PostgreSQL\n"
+    "       store restored with PostgreSQL's tools)\n"
     "\n"
     "commands:\n"
     "  init --schema FILE.sql --policy FILE [--forms DIR] [--watch FILE.json] [--check]\n"
@@ -70,6 +71,8 @@ static const char usage_main[] =
     "  audit list [--limit N]                   print the newest audit entries\n"
     "  backup FILE                              consistent copy of the store, while it serves\n"
     "  restore FILE                             put a backup in place (outpostd stopped)\n"
+    "  restored [--moved]                       PostgreSQL: after pg_restore or a base backup,\n"
+    "                                           start a new epoch (outpostd stopped)\n"
     "\n"
     "Run 'outpost-admin COMMAND --help' for a command's details.\n"
     "Exit codes: 0 done, 1 refused by the store, 2 usage error, 3 store failure.\n";
@@ -134,6 +137,16 @@ static const char usage_restore[] =
     "Puts the backup FILE in place as the store. Refused while an outpostd serves the store.\n"
     "The restored store starts a new epoch: every device notices, re-sends what it pushed after\n"
     "the backup and pulls again in full. The replaced store is kept as PATH.replaced-epoch-N.\n";
+
+static const char usage_restored[] =
+    "usage: outpost-admin --store postgresql:CONNINFO --audit-key FILE restored [--moved]\n"
+    "Run after restoring a PostgreSQL store with PostgreSQL's tools (pg_restore, a base backup)\n"
+    "and before starting outpostd. Gives the store a new epoch, as restore does on SQLite: every\n"
+    "device notices, sends again what it pushed after the backup and pulls again in full.\n"
+    "Refused while an outpostd is connected to the database. outpostd refuses to start on a\n"
+    "store restored from a dump or copied elsewhere until this is run.\n"
+    "--moved: the database was moved with nothing lost (pg_upgrade, a copy of a stopped\n"
+    "store): its new place is recorded and the epoch kept.\n";
 
 static const char usage_user[] =
     "usage: outpost-admin --store PATH user add NAME --role supervisor|admin [--team T ...]\n"
@@ -323,18 +336,29 @@ static const char *redact(const char *text, char *out, size_t size)
     return out;
 }
 
+/* Set by restored: the store it opens is expected to be restored, and is not warned about. */
+static bool marking_restored;
+
 static int open_store(const char *path, bool create, store **out_st)
 {
     char err[512], shown[600];
     const char *conninfo = postgresql_conninfo(path);
     /* A PostgreSQL database is made by its operator; only init makes the store's tables in it. */
-    int rc = conninfo ? store_open_postgresql(conninfo, create, out_st, err, sizeof err)
-                      : store_open(path, create, out_st, err, sizeof err);
+    /* init's whole work on PostgreSQL is one transaction, committed by cmd_schema at its end:
+     * a refused, failed or killed init leaves the database as it was. */
+    int rc = conninfo && create ? store_create_postgresql(conninfo, out_st, err, sizeof err)
+             : conninfo         ? store_open_postgresql(conninfo, false, out_st, err, sizeof err)
+                                : store_open(path, create, out_st, err, sizeof err);
     if (rc == STORE_OK && !create) {
         proto_buf buf = {0};
         uint32_t version = 0;
         rc = store_schema_encode(*out_st, &buf, &version);
         proto_buf_free(&buf);
+        char why[256];
+        if (rc == STORE_OK && !marking_restored &&
+            store_restore_unmarked(*out_st, why, sizeof why)) {
+            fprintf(stderr, "outpost-admin: warning: " STORE_UNMARKED_RESTORE_FMT "\n", why);
+        }
         if (rc == STORE_OK && version == 0) {
             fprintf(stderr, "outpost-admin: init did not finish on this store (no schema): run "
                             "init again\n");
@@ -732,6 +756,11 @@ static int cmd_schema(const char *path, int argc, char **argv, bool init)
     }
     if (code == EXIT_OK && watch)
         code = report_watch(st, watch_changed);
+    if (code == EXIT_OK && init && postgresql_conninfo(path) != NULL) {
+        int rc = store_create_commit(st);
+        if (rc != STORE_OK)
+            code = store_error(st, rc);
+    }
     store_close(st);
     admin_forms_free(&forms);
     free(schema);
@@ -1588,6 +1617,55 @@ static int cmd_restore(const char *path, int argc, char **argv)
     return code;
 }
 
+static int cmd_restored(const char *path, int argc, char **argv)
+{
+    if (argc >= 1 && is_help(argv[0])) {
+        fputs(usage_restored, stdout);
+        return EXIT_OK;
+    }
+    bool moved = argc == 1 && strcmp(argv[0], "--moved") == 0;
+    if (argc > 1 || (argc == 1 && !moved))
+        return usage_error(usage_restored, "expected: restored [--moved]", NULL);
+    if (postgresql_conninfo(path) == NULL) {
+        fprintf(stderr, "outpost-admin: restored is for a PostgreSQL store restored with "
+                        "PostgreSQL's tools; a SQLite store is restored with restore FILE, which "
+                        "starts the new epoch itself\n");
+        return EXIT_REFUSED;
+    }
+    marking_restored = true;
+    store *st = NULL;
+    int code = open_store_keyed(path, &st);
+    if (code != EXIT_OK)
+        return code;
+    char why[256];
+    bool unmarked = store_restore_unmarked(st, why, sizeof why);
+    store_restore_info info;
+    int rc = store_mark_restored(st, moved, &info);
+    if (rc != STORE_OK) {
+        code = store_error(st, rc);
+    } else {
+        if (moved)
+            printf("store %s recorded in its new place; epoch %llu kept\n", info.identity.id,
+                   (unsigned long long)info.identity.epoch);
+        else
+            printf("store %s marked restored: epoch %llu (was %llu), newest server sequence "
+                   "%llu; devices will send again what it lacks and pull again in full\n",
+                   info.identity.id, (unsigned long long)info.identity.epoch,
+                   (unsigned long long)info.replaced_epoch, (unsigned long long)info.server_seq);
+        if (!unmarked)
+            printf("(the database is where the store was last served: a base backup restored "
+                   "in place, or nothing was restored)\n");
+        /* The restored log ends where the dump's did: marking it is its next row. */
+        code = audit_act(st, moved ? "store.moved" : "store.restore", "%s: epoch %llu (was %llu)%s%s",
+                         moved ? "moved" : "restored with PostgreSQL's tools",
+                         (unsigned long long)info.identity.epoch,
+                         (unsigned long long)info.replaced_epoch, unmarked ? ", " : "",
+                         unmarked ? why : "");
+    }
+    store_close(st);
+    return code;
+}
+
 int main(int argc, char **argv)
 {
     const char *path = NULL;
@@ -1671,5 +1749,7 @@ int main(int argc, char **argv)
         return cmd_backup(path, sub_argc, sub_argv);
     if (strcmp(cmd, "restore") == 0)
         return cmd_restore(path, sub_argc, sub_argv);
+    if (strcmp(cmd, "restored") == 0)
+        return cmd_restored(path, sub_argc, sub_argv);
     return usage_error(usage_main, "unknown command", cmd);
 }

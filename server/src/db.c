@@ -261,6 +261,11 @@ sqlite3_stmt *db_stmt_sqlite(db_stmt *s)
 int db_begin(db_conn *d, bool write)
 {
     int rc;
+    if (d->held) {
+        rc = db_exec(d, "SAVEPOINT outpost_held");
+        d->held_inner = rc == 0;
+        return rc;
+    }
     if (d->engine == DB_POSTGRESQL)
         rc = db_pg_begin(d, write);
     else
@@ -270,6 +275,13 @@ int db_begin(db_conn *d, bool write)
 
 int db_commit(db_conn *d)
 {
+    if (d->held) {
+        int rc = db_exec(d, "RELEASE SAVEPOINT outpost_held");
+        if (rc != 0)
+            db_rollback(d);
+        d->held_inner = false;
+        return rc;
+    }
     int rc = db_exec(d, "COMMIT");
     if (rc != 0)
         db_rollback(d);
@@ -282,7 +294,12 @@ void db_rollback(db_conn *d)
     char keep[sizeof d->errmsg];
 
     memcpy(keep, d->errmsg, sizeof keep);
-    if (d->engine == DB_POSTGRESQL) {
+    if (d->held) {
+        if (d->held_inner && PQstatus(d->pg) == CONNECTION_OK)
+            PQclear(PQexec(d->pg, "ROLLBACK TO SAVEPOINT outpost_held;"
+                                  " RELEASE SAVEPOINT outpost_held"));
+        d->held_inner = false;
+    } else if (d->engine == DB_POSTGRESQL) {
         d->in_tx = false;
         if (PQstatus(d->pg) == CONNECTION_OK && PQtransactionStatus(d->pg) != PQTRANS_IDLE)
             PQclear(PQexec(d->pg, "ROLLBACK"));
@@ -290,6 +307,27 @@ void db_rollback(db_conn *d)
         sqlite3_exec(d->lite, "ROLLBACK", NULL, NULL, NULL);
     }
     memcpy(d->errmsg, keep, sizeof keep);
+}
+
+int db_hold(db_conn *d)
+{
+    if (d->engine != DB_POSTGRESQL || d->held)
+        return db_fail(d, STORE_EINVAL, "db_hold: PostgreSQL only, and once");
+    int rc = db_pg_begin(d, true);
+    d->held = rc == 0;
+    return rc;
+}
+
+int db_hold_end(db_conn *d, bool commit)
+{
+    if (!d->held)
+        return db_fail(d, STORE_EINVAL, "db_hold_end without db_hold");
+    d->held = false;
+    d->held_inner = false;
+    if (commit)
+        return db_commit(d);
+    db_rollback(d);
+    return 0;
 }
 
 bool db_in_transaction(const db_conn *d)

@@ -110,6 +110,13 @@ int db_commit(db_conn *d);   /* on failure the transaction is rolled back */
 void db_rollback(db_conn *d); /* no-op outside a transaction; keeps db_errmsg */
 bool db_in_transaction(const db_conn *d);
 
+/* PostgreSQL: one write transaction around code that makes its own (init's many steps). From
+ * db_hold until db_hold_end, db_begin takes a savepoint, db_commit releases it and db_rollback
+ * rolls back to it, so the steps keep their own error handling and only db_hold_end(d, true)
+ * commits; db_hold_end(d, false), or closing the connection, undoes every step. */
+int db_hold(db_conn *d);
+int db_hold_end(db_conn *d, bool commit);
+
 /* Messages between connections (PostgreSQL LISTEN/NOTIFY; SQLite, one process, has none: there
  * db_notify and db_listen do nothing, db_socket is -1 and db_notifications delivers nothing).
  * A notification sent inside a transaction is delivered when it commits, never if it rolls back.

@@ -14,6 +14,8 @@ struct db_conn {
     uint64_t n_named; /* named prepared statements made on pg, for their names */
     uint64_t session; /* bumped at each reconnect: names prepared before it are gone */
     bool in_tx;       /* inside db_begin .. db_commit/db_rollback: never reconnected */
+    bool held;        /* inside db_hold .. db_hold_end: db_begin makes a savepoint */
+    bool held_inner;  /* that savepoint is open */
     bool listening;   /* has LISTENed: never reconnected (its owner opens a new one) */
     bool lost;        /* the loss was logged; the reconnect is not yet made */
     char errmsg[256];

@@ -50,14 +50,20 @@ int store_open(const char *path, bool create, store **out_store, char *err, size
 /* Opens (and, with create, makes in an empty database) a store kept in PostgreSQL 15; conninfo
  * is a libpq connection string ("host=/run/postgresql dbname=outpost"). Several processes, on
  * several hosts, may open the same database: write transactions take turns across all of them.
- * What runs on it today: identity, teams and workers, enrollment codes, enrollment, device
- * authentication, sync records and revocation, who is disabled, dashboard accounts, lockouts,
- * the audit log, announcements, the schema (init, upgrade), push (merge, conflict log,
- * exactly-once), pull and conflict reversal (docs/operations.md, "PostgreSQL"). Watch rules,
- * rescoping, the dashboard's record queries and backup still need the SQLite store: outpostd
- * refuses engine = postgresql, and outpost-admin the commands that need them. */
+ * Everything outpostd and outpost-admin do runs on it but store_backup and store_restore (a
+ * PostgreSQL store is backed up and restored with PostgreSQL's tools, then marked with
+ * store_mark_restored; docs/operations.md, "PostgreSQL"). Opening compares where the store
+ * lives with where it was last marked (store_restore_unmarked). */
 int store_open_postgresql(const char *conninfo, bool create, store **out_store, char *err,
                           size_t err_size);
+
+/* init on PostgreSQL in one transaction: store_open_postgresql(create) whose work, and that of
+ * every store call made on the handle until store_create_commit (the schema, its audit row),
+ * stays in one open write transaction. Closing the handle without store_create_commit (a
+ * refusal, a killed process, a lost connection) leaves the database as it was. */
+int store_create_postgresql(const char *conninfo, store **out_store, char *err, size_t err_size);
+int store_create_commit(store *st);
+
 void store_close(store *st); /* NULL is a no-op */
 const char *store_errmsg(const store *st);
 /* Which engine keeps the store: 1 SQLite, 2 PostgreSQL (db_engine in db.h). */
@@ -313,6 +319,32 @@ typedef struct store_restore_info {
  * The backup file itself is only read. err receives a message on failure. */
 int store_restore(const char *store_path, const char *backup_path, store_restore_info *out_info,
                   char *err, size_t err_size);
+
+/* PostgreSQL: a store restored with PostgreSQL's own tools (pg_restore, a base backup) has gone
+ * back in time as a restored SQLite store has, but nothing gave it a new epoch. Where the store
+ * lives (the cluster's system identifier, the database's OID, its metadata table's OID) is
+ * recorded when it is made and by store_mark_restored; store_restore_unmarked is true (why says
+ * what differs) when the store was opened somewhere else: restored from a dump, copied into
+ * another database or cluster, or its tables made again. A restore of a base backup into the
+ * same cluster (point-in-time recovery) keeps all three, as a failover does, and is not seen.
+ * Always false on SQLite. outpostd refuses to start on such a store. */
+bool store_restore_unmarked(const store *st, char *why, size_t why_size);
+/* What outpostd and outpost-admin say about such a store (one %s: the why above). */
+#define STORE_UNMARKED_RESTORE_FMT                                                                \
+    "this PostgreSQL database is not where the store was last served: %s. If it was restored "   \
+    "from a backup, run outpost-admin restored on it before starting outpostd, so that devices " \
+    "notice and send again what the backup lacks; if it was moved with nothing lost "            \
+    "(pg_upgrade, a copy of a stopped store), run outpost-admin restored --moved "               \
+    "(docs/operations.md, \"Restoring a PostgreSQL store\")"
+
+/* Marks a PostgreSQL store restored, in one transaction: a new epoch (one past its own, at
+ * least the current Unix time in seconds, so that marking one dump restored twice still gives
+ * a new one), echo suppression cleared (as store_restore does), and its place recorded. With
+ * moved_only (moved with nothing lost: pg_upgrade, a copy of a stopped store) only the place is
+ * recorded and the epoch kept. out_info gets the identity after (identity), the epoch before
+ * (replaced_epoch) and the newest server sequence (server_seq, unchanged). STORE_EINVAL on a
+ * SQLite store (its restore does this itself). */
+int store_mark_restored(store *st, bool moved_only, store_restore_info *out_info);
 
 /* Only one outpostd may serve a store: an exclusive lock (flock) on STORE.lock, held while the
  * process lives and released by the kernel when it ends, even by SIGKILL, and another on the

@@ -643,3 +643,203 @@ fail:
     store_lock_release(&lock);
     return out;
 }
+
+/* ---- a PostgreSQL store's place, and marking it restored ----------------------------------- */
+
+/* Where a PostgreSQL store lives: its cluster (the system identifier initdb made, which a base
+ * backup, a standby and so a failover keep), its database (the OID) and its metadata table (the
+ * OID, new whenever the table is made again, as pg_restore does, --clean or not). */
+typedef struct store_place {
+    int64_t cluster, database, table;
+} store_place;
+
+static int place_here(store *st, store_place *out)
+{
+    db_stmt *s = NULL;
+    int rc = db_prepare(st->conn,
+                        "SELECT (SELECT system_identifier FROM pg_control_system()),"
+                        " (SELECT CAST(oid AS BIGINT) FROM pg_database"
+                        "   WHERE datname = current_database()),"
+                        " CAST(CAST(to_regclass('_outpost_meta') AS oid) AS BIGINT)",
+                        &s);
+    if (rc == STORE_OK)
+        rc = db_step(s);
+    if (rc == DB_ROW) {
+        out->cluster = db_column_int64(s, 0);
+        out->database = db_column_int64(s, 1);
+        out->table = db_column_int64(s, 2);
+        rc = DB_DONE;
+    }
+    db_finalize(s);
+    return rc == DB_DONE ? 0 : store_fail_db(st, rc, "ask PostgreSQL where the store lives");
+}
+
+static int place_recorded(store *st, store_place *out, bool *out_found)
+{
+    db_stmt *s = NULL;
+    *out_found = false;
+    int rc = db_prepare(st->conn,
+                        "SELECT (SELECT value FROM _outpost_meta WHERE key = 'pg_cluster'),"
+                        " (SELECT value FROM _outpost_meta WHERE key = 'pg_database'),"
+                        " (SELECT value FROM _outpost_meta WHERE key = 'pg_meta_table')",
+                        &s);
+    if (rc == STORE_OK)
+        rc = db_step(s);
+    if (rc == DB_ROW) {
+        *out_found = !db_column_is_null(s, 0) && !db_column_is_null(s, 1) &&
+                     !db_column_is_null(s, 2);
+        out->cluster = db_column_int64(s, 0);
+        out->database = db_column_int64(s, 1);
+        out->table = db_column_int64(s, 2);
+        rc = DB_DONE;
+    }
+    db_finalize(s);
+    return rc == DB_DONE ? 0 : store_fail_db(st, rc, "read where the store was last marked");
+}
+
+/* Inside the caller's write transaction. */
+static int place_record(store *st, const store_place *place)
+{
+    const char *const keys[] = {"pg_cluster", "pg_database", "pg_meta_table"};
+    const int64_t values[] = {place->cluster, place->database, place->table};
+    db_stmt *s = NULL;
+    int rc = db_prepare(st->conn,
+                        "INSERT INTO _outpost_meta(key, value) VALUES(?1, ?2)"
+                        " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                        &s);
+    for (size_t i = 0; rc == STORE_OK && i < sizeof keys / sizeof keys[0]; i++) {
+        db_bind_text(s, 1, keys[i]);
+        db_bind_int64(s, 2, values[i]);
+        rc = db_step(s);
+        if (rc == DB_DONE)
+            rc = db_reset(s);
+    }
+    db_finalize(s);
+    return rc == STORE_OK ? 0 : store_fail_db(st, rc, "record where the store lives");
+}
+
+/* What differs between where the store was marked and where it is, in words. */
+static void place_compare(const store_place *was, const store_place *now, char *out, size_t size)
+{
+    out[0] = 0;
+    if (was->cluster != now->cluster)
+        snprintf(out, size,
+                 "it was kept in another PostgreSQL cluster (system identifier %lld, this one is "
+                 "%lld)",
+                 (long long)was->cluster, (long long)now->cluster);
+    else if (was->database != now->database)
+        snprintf(out, size, "it was kept in another database of this cluster (OID %lld, this one "
+                            "is %lld)",
+                 (long long)was->database, (long long)now->database);
+    else if (was->table != now->table)
+        snprintf(out, size, "its tables were made again since (as pg_restore does)");
+}
+
+int store_place_open(store *st)
+{
+    store_place now, was;
+    bool found = false;
+    st->place_moved[0] = 0;
+    if (store_engine_of(st) != DB_POSTGRESQL)
+        return 0;
+    int out = place_here(st, &now);
+    if (out == 0)
+        out = place_recorded(st, &was, &found);
+    if (out != 0 || found) {
+        if (out == 0)
+            place_compare(&was, &now, st->place_moved, sizeof st->place_moved);
+        return out;
+    }
+    /* Made just now, or before places were kept: this is where it lives. */
+    out = store_begin(st, true);
+    if (out == 0)
+        out = place_recorded(st, &was, &found); /* another process may have been first */
+    if (out == 0 && !found)
+        out = place_record(st, &now);
+    if (out == 0)
+        return store_commit(st);
+    store_rollback(st);
+    return out;
+}
+
+bool store_restore_unmarked(const store *st, char *why, size_t why_size)
+{
+    if (why != NULL && why_size > 0)
+        snprintf(why, why_size, "%s", st->place_moved);
+    return st->place_moved[0] != 0;
+}
+
+/* Connections of outpostd (its application_name, unless a node's conninfo names it otherwise)
+ * to this database. */
+static int nodes_connected(store *st, int64_t *out_n)
+{
+    db_stmt *s = NULL;
+    int rc = db_prepare(st->conn,
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND application_name = 'outpostd' AND pid <> pg_backend_pid()",
+                        &s);
+    if (rc == STORE_OK)
+        rc = db_step(s);
+    if (rc == DB_ROW) {
+        *out_n = db_column_int64(s, 0);
+        rc = DB_DONE;
+    }
+    db_finalize(s);
+    return rc == DB_DONE ? 0 : store_fail_db(st, rc, "look for outpostd's connections");
+}
+
+int store_mark_restored(store *st, bool moved_only, store_restore_info *out_info)
+{
+    memset(out_info, 0, sizeof *out_info);
+    if (store_engine_of(st) != DB_POSTGRESQL)
+        return store_fail(st, STORE_EINVAL,
+                          "a SQLite store is restored with outpost-admin restore FILE, which "
+                          "starts the new epoch itself");
+    store_place now;
+    store_identity identity;
+    int64_t server_seq = 0, n_nodes = 0;
+    int out = store_begin(st, true);
+    if (out == 0)
+        out = nodes_connected(st, &n_nodes);
+    if (out == 0 && n_nodes > 0)
+        out = store_fail(st, STORE_EBUSY,
+                         "%lld connection%s named outpostd %s open on this database "
+                         "(pg_stat_activity): stop every outpostd first",
+                         (long long)n_nodes, n_nodes == 1 ? "" : "s", n_nodes == 1 ? "is" : "are");
+    if (out == 0)
+        out = place_here(st, &now);
+    if (out == 0)
+        out = store_identity_get(st, &identity);
+    if (out == 0)
+        out = store_meta_get(st, "server_seq", &server_seq);
+    out_info->replaced_epoch = identity.epoch;
+    out_info->backup_epoch = identity.epoch;
+    out_info->backup_server_seq = (uint64_t)server_seq;
+    out_info->server_seq = (uint64_t)server_seq;
+    store_identity next = identity;
+    if (out == 0 && !moved_only) {
+        /* The store this one replaces is gone, and with it its epoch: the clock in seconds is
+         * past any epoch counted up from 1, so marking the same dump restored twice still
+         * gives a new one (as restore does for a lost SQLite store). */
+        next.epoch = identity.epoch + 1;
+        if (next.epoch < store_now_ms() / 1000u)
+            next.epoch = store_now_ms() / 1000u;
+        out = identity_write(st, &next);
+        /* As restore does: a device may hold a later version of its own row than the restored
+         * store, so every row goes to every device again at its pull from 0. */
+        if (out == 0)
+            out = store_exec(st, "UPDATE _outpost_rows SET echo_device = 0, echo_since = 0",
+                             "clear echo suppression");
+    }
+    if (out == 0)
+        out = place_record(st, &now);
+    if (out == 0)
+        out = store_commit(st);
+    else
+        store_rollback(st);
+    if (out == 0) {
+        out_info->identity = next;
+        st->place_moved[0] = 0;
+    }
+    return out;
+}

@@ -4,8 +4,15 @@
  * there (the scope compared with the teams encoded the same way); the filters, text search,
  * sort and paging that store_dashboard.c writes in SQL for SQLite are done here on the decoded
  * values, with SQLite's rules: a value reads as SQLite's text of it, NULL never matches a filter,
- * values sort NULL < numbers < text < blob, the primary key breaks ties. Every row of the
- * caller's teams in the table is read for each query, so its cost grows with them.
+ * values sort NULL < numbers < text < blob, the primary key breaks ties.
+ *
+ * The filters on one column (team, worker, match, dates) are also written in SQL on the encoded
+ * bytes, so that only the rows that can match are read: a TEXT or BLOB without a zero byte
+ * matches in SQL exactly when its text does here (bytea compares as strcmp does); a number, whose
+ * text is SQLite's formatting of it, and a value holding a zero byte (its text ends there) are
+ * let through and decided here. The SQL is never narrower than the checks below, which run on
+ * every row read. The text search and the sort stay here (SQLite's number formatting and
+ * ASCII-only case folding), so a search reads every row its other filters let through.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,14 +69,53 @@ static void set_free(decoded_set *set)
     free(set->rows);
 }
 
-/* Reads every row of t in teams (and, with key, only that primary key) into set. */
+/* The one-column filters a query has, as read_rows writes them in SQL. */
+typedef struct col_filters {
+    int team_idx, worker_idx, match_idx, date_idx; /* -1: none */
+    const char *team, *worker, *match, *date_from, *date_to;
+} col_filters;
+
+/* The SQL bytes of an encoded synced value's payload, and its type byte. */
+#define PAYLOAD "substring(%s FROM 6)"
+#define LOOSE "(get_byte(%s, 0) IN (2, 3) OR position(decode('00', 'hex') IN " PAYLOAD ") > 0)"
+
+/* " AND col's text = ?n" as a superset on the encoded bytes: the value encoded as TEXT (?n) or
+ * as BLOB (?n+1), or LOOSE. */
+static size_t cond_equals(char *sql, size_t size, size_t len, const char *col, int param)
+{
+    return len + (size_t)snprintf(sql + len, size > len ? size - len : 0,
+                                  " AND (%s = ?%d OR %s = ?%d OR " LOOSE ")", col, param, col,
+                                  param + 1, col, col);
+}
+
+static int bind_equals(db_stmt *stmt, int param, const char *want)
+{
+    proto_value v;
+    memset(&v, 0, sizeof v);
+    v.type = PROTO_TEXT;
+    v.u.b.p = (const uint8_t *)want;
+    v.u.b.n = (uint32_t)strlen(want);
+    int rc = store_value_bind_any(stmt, param, &v);
+    v.type = PROTO_BLOB;
+    return rc == STORE_OK ? store_value_bind_any(stmt, param + 1, &v) : rc;
+}
+
+/* Reads every row of t in teams (and, with key, only that primary key; with f, only the rows its
+ * filters may let through) into set. */
 static int read_rows(store *st, const store_table *t, const char (*teams)[64], uint32_t n_teams,
-                     const char *key, decoded_set *set)
+                     const char *key, const col_filters *f, decoded_set *set)
 {
     char sql[8192], name[200];
     size_t len = 0;
     db_stmt *stmt = NULL;
     int rc = STORE_OK;
+    /* the filters set, with their columns: equality ones take two parameters each */
+    struct {
+        int idx;
+        const char *want;
+    } eq[3] = {{f->team_idx, f->team}, {f->worker_idx, f->worker}, {f->match_idx, f->match}};
+    bool from = f->date_idx >= 0 && f->date_from != NULL && *f->date_from;
+    bool to = f->date_idx >= 0 && f->date_to != NULL && *f->date_to;
 
     len += (size_t)snprintf(sql, sizeof sql, "SELECT ");
     for (uint32_t i = 0; i < t->n_cols && len < sizeof sql; i++) {
@@ -86,6 +132,29 @@ static int read_rows(store *st, const store_table *t, const char (*teams)[64], u
     if (len < sizeof sql && store_quote_name(st, name, sizeof name, t->cols[t->pk[0]]) == 0)
         len += (size_t)snprintf(sql + len, sizeof sql - len,
                                 ") AND (CAST(?1 AS BLOB) IS NULL OR %s = ?1)", name);
+    int param = 2 + (int)n_teams;
+    for (int k = 0; k < 3 && len < sizeof sql; k++) {
+        if (eq[k].idx < 0 || eq[k].want == NULL)
+            continue;
+        if (store_quote_name(st, name, sizeof name, t->cols[eq[k].idx]) != 0)
+            return store_fail(st, STORE_EINVAL, "bad column name");
+        len = cond_equals(sql, sizeof sql, len, name, param);
+        param += 2;
+    }
+    if ((from || to) && store_quote_name(st, name, sizeof name, t->cols[f->date_idx]) != 0)
+        return store_fail(st, STORE_EINVAL, "bad column name");
+    if (from && len < sizeof sql) { /* text >= from */
+        len += (size_t)snprintf(sql + len, sizeof sql - len,
+                                " AND (" PAYLOAD " >= ?%d OR get_byte(%s, 0) NOT IN (4, 5) OR "
+                                LOOSE ")",
+                                name, param, name, name, name);
+        param++;
+    }
+    if (to && len < sizeof sql) /* strncmp(text, to, strlen(to)) <= 0 */
+        len += (size_t)snprintf(sql + len, sizeof sql - len,
+                                " AND (substring(%s FROM 6 FOR CAST(?%d AS INT4)) <= ?%d OR get_byte(%s, 0)"
+                                " NOT IN (4, 5) OR " LOOSE ")",
+                                name, param, param + 1, name, name, name);
     if (len >= sizeof sql)
         return store_fail(st, STORE_EINVAL, "query too long for table %s", t->name);
 
@@ -108,6 +177,19 @@ static int read_rows(store *st, const store_table *t, const char (*teams)[64], u
         team.u.b.n = (uint32_t)strlen(teams[i]);
         rc = store_value_bind_any(stmt, 2 + (int)i, &team);
     }
+    param = 2 + (int)n_teams;
+    for (int k = 0; k < 3 && rc == STORE_OK; k++) {
+        if (eq[k].idx < 0 || eq[k].want == NULL)
+            continue;
+        rc = bind_equals(stmt, param, eq[k].want);
+        param += 2;
+    }
+    if (from && rc == STORE_OK)
+        rc = db_bind_blob(stmt, param++, f->date_from, strlen(f->date_from));
+    if (to && rc == STORE_OK)
+        rc = db_bind_int64(stmt, param, (int64_t)strlen(f->date_to));
+    if (to && rc == STORE_OK)
+        rc = db_bind_blob(stmt, param + 1, f->date_to, strlen(f->date_to));
     while (rc == STORE_OK || rc == DB_ROW) {
         rc = db_step(stmt);
         if (rc != DB_ROW)
@@ -239,7 +321,18 @@ int store_dash_records_decoded(store *st, const store_table *t, const char (*tea
     decoded_set set = {0};
     sort_ref *refs = NULL;
     size_t n_refs = 0;
-    int out = read_rows(st, t, teams, n_teams, set_arg(q->id) ? q->id : NULL, &set);
+    col_filters f = {
+        .team_idx = set_arg(q->team) ? (int)t->scope_idx : -1,
+        .worker_idx = set_arg(q->worker) ? c->worker_idx : -1,
+        .match_idx = c->match_idx,
+        .date_idx = c->date_idx,
+        .team = q->team,
+        .worker = q->worker,
+        .match = q->match_value ? q->match_value : "",
+        .date_from = q->date_from,
+        .date_to = q->date_to,
+    };
+    int out = read_rows(st, t, teams, n_teams, set_arg(q->id) ? q->id : NULL, &f, &set);
 
     if (out == STORE_OK && set.n > 0 && (refs = calloc(set.n, sizeof *refs)) == NULL)
         out = store_fail(st, STORE_ENOMEM, "out of memory");
@@ -313,7 +406,9 @@ int store_dash_per_day_decoded(store *st, const store_table *t, const char (*tea
     decoded_set set = {0};
     day_ref *days = NULL;
     size_t n_days = 0;
-    int out = read_rows(st, t, teams, n_teams, NULL, &set);
+    col_filters f = {.team_idx = -1, .worker_idx = -1, .match_idx = -1, .date_idx = date_idx,
+                     .date_from = date_from};
+    int out = read_rows(st, t, teams, n_teams, NULL, &f, &set);
 
     if (out == STORE_OK && set.n > 0 && (days = calloc(set.n, sizeof *days)) == NULL)
         out = store_fail(st, STORE_ENOMEM, "out of memory");

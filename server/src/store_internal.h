@@ -68,6 +68,9 @@ struct store {
     uint8_t *rows_top_key;
     size_t rows_top_len, rows_top_cap;
     bool identity_created;    /* store_open gave the store its identity (it had none) */
+    /* PostgreSQL: why this database is not where the store was made or last marked restored
+     * (store_backup.c, store_restore_unmarked); empty when it is, and on SQLite. */
+    char place_moved[256];
     bool has_audit_key;       /* audit_key loaded (store_audit_key_load) */
     bool audit_ready;         /* the audit tables exist on this connection's file */
     bool lifecycle_ready;     /* _outpost_disabled exists */
@@ -201,6 +204,11 @@ int store_random_uuid(store *st, char out[40]);
 /* Gives a store that has no identity yet (new, or made before identities existed) one: a random
  * id and epoch 1. Called by store_open; *out_created says whether it did. */
 int store_identity_ensure(store *st, bool *out_created);
+
+/* PostgreSQL: compares where the store lives (cluster, database, metadata table) with where it
+ * was made or last marked restored, recording it when nothing is (a store made before this was
+ * kept); a difference is kept in st->place_moved. Called by store_open_postgresql. */
+int store_place_open(store *st);
 
 /* Whether the store has table name (a table made on first use: forms, watch rules, authors).
  * 0 or a STORE_E* code. */

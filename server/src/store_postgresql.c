@@ -130,8 +130,28 @@ static int tables_made(store *st, bool *out_made)
     return STORE_OK;
 }
 
+static int open_postgresql(const char *conninfo, bool create, bool hold, store **out_store,
+                           char *err, size_t err_size);
+
 int store_open_postgresql(const char *conninfo, bool create, store **out_store, char *err,
                           size_t err_size)
+{
+    return open_postgresql(conninfo, create, false, out_store, err, err_size);
+}
+
+int store_create_postgresql(const char *conninfo, store **out_store, char *err, size_t err_size)
+{
+    return open_postgresql(conninfo, true, true, out_store, err, err_size);
+}
+
+int store_create_commit(store *st)
+{
+    int rc = db_hold_end(st->conn, true);
+    return rc == STORE_OK ? STORE_OK : store_fail_db(st, rc, "commit the new store");
+}
+
+static int open_postgresql(const char *conninfo, bool create, bool hold, store **out_store,
+                           char *err, size_t err_size)
 {
     *out_store = NULL;
     if (err != NULL && err_size > 0)
@@ -154,7 +174,13 @@ int store_open_postgresql(const char *conninfo, bool create, store **out_store, 
     }
     bool present = false;
     int64_t format = 0;
-    out = store_present(st, &present);
+    if (hold) {
+        out = db_hold(st->conn);
+        if (out != STORE_OK)
+            out = store_fail_db(st, out, "begin the new store's transaction");
+    }
+    if (out == STORE_OK)
+        out = store_present(st, &present);
     if (out == STORE_OK && !present && !create)
         out = store_fail(st, STORE_ENOTFOUND,
                          "the database holds no Outpost store (create one with outpost-admin init)");
@@ -170,6 +196,8 @@ int store_open_postgresql(const char *conninfo, bool create, store **out_store, 
                          (long long)format);
     if (out == STORE_OK)
         out = store_identity_ensure(st, &st->identity_created);
+    if (out == STORE_OK)
+        out = store_place_open(st);
     if (out == STORE_OK)
         out = store_lifecycle_ensure(st);
     if (out == STORE_OK && create)

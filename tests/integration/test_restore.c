@@ -4,6 +4,10 @@
  * what an office would check afterwards: the server and every device hold every record, row by
  * row, and no device said "synced" while the server lacked its records. Also: one outpostd per
  * store, and an outpostd killed (SIGKILL) in the middle of a device's multi-page pull.
+ *
+ * Built a second time with OUTPOST_RESTORE_ON_POSTGRESQL as test_restore_postgresql: outpostd
+ * serves from a private PostgreSQL cluster (tests/unit/pg_cluster), the office backs it up with
+ * pg_dump and restores with pg_restore, then marks it with outpost-admin restored.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -28,6 +32,16 @@
 #include "strf.h"
 #include "test_util.h"
 #include "testclient.h"
+
+#ifdef OUTPOST_RESTORE_ON_POSTGRESQL
+#include <libpq-fe.h>
+
+#include "pg_cluster.h"
+
+static pg_cluster cluster;
+static char pg_store[460]; /* --store postgresql:CONNINFO */
+static char pg_key[400];   /* --audit-key */
+#endif
 
 #ifndef OUTPOST_ADMIN_PATH
 #error "OUTPOST_ADMIN_PATH must name the outpost-admin binary"
@@ -64,7 +78,13 @@ static int admin_on(const char *store_path, const char *cmd, const char *arg)
 
 static int admin(const char *cmd, const char *arg)
 {
+#ifdef OUTPOST_RESTORE_ON_POSTGRESQL
+    const char *argv[] = {OUTPOST_ADMIN_PATH, "--store", pg_store, "--audit-key", pg_key, cmd,
+                          arg, NULL};
+    return test_run(argv, admin_out, sizeof admin_out);
+#else
     return admin_on(fx.store_path, cmd, arg);
+#endif
 }
 
 static const uint8_t device_key[OUTPOST_KEY_BYTES] = {
@@ -149,6 +169,49 @@ static sqlite3 *central_open(void)
     return db;
 }
 
+#ifdef OUTPOST_RESTORE_ON_POSTGRESQL
+/* One statement on the store's database (or on conninfo's, when given); NULL when it failed. */
+static PGresult *central_query(const char *conninfo, const char *sql)
+{
+    PGconn *c = PQconnectdb(conninfo ? conninfo : fx.conninfo);
+    PGresult *r = PQexec(c, sql);
+    ExecStatusType status = PQresultStatus(r);
+    if (status != PGRES_TUPLES_OK && status != PGRES_COMMAND_OK) {
+        fprintf(stderr, "%s: %s", sql, PQerrorMessage(c));
+        PQclear(r);
+        r = NULL;
+    }
+    PQfinish(c);
+    return r;
+}
+
+/* dump_rows of the central store: PostgreSQL keeps the values encoded (read through init's
+ * value functions); the keys are UUIDs of one length, so their encodings sort as their text. */
+static char *central_rows(void)
+{
+    PGresult *r = central_query(NULL, "SELECT outpost_value_text(id) || '|' ||"
+                                      " outpost_value_text(team_id) || '|' ||"
+                                      " coalesce(outpost_value_text(name), '-') || '|' ||"
+                                      " coalesce(outpost_value_text(note), '-')"
+                                      " FROM contacts ORDER BY id");
+    assert_non_null(r);
+    sqlite3_str *out = sqlite3_str_new(NULL);
+    for (int i = 0; i < PQntuples(r); i++)
+        sqlite3_str_appendf(out, "%s\n", PQgetvalue(r, i, 0));
+    PQclear(r);
+    return sqlite3_str_finish(out);
+}
+
+static int64_t central_int(const char *sql)
+{
+    PGresult *r = central_query(NULL, sql);
+    int64_t n = -1;
+    if (r != NULL && PQntuples(r) == 1 && !PQgetisnull(r, 0, 0))
+        n = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return n;
+}
+#else
 static char *central_rows(void)
 {
     sqlite3 *db = central_open();
@@ -156,6 +219,7 @@ static char *central_rows(void)
     sqlite3_close(db);
     return rows;
 }
+#endif
 
 static int64_t query_int(sqlite3 *db, const char *sql)
 {
@@ -167,6 +231,7 @@ static int64_t query_int(sqlite3 *db, const char *sql)
     return n;
 }
 
+#ifndef OUTPOST_RESTORE_ON_POSTGRESQL
 static int64_t central_int(const char *sql)
 {
     sqlite3 *db = central_open();
@@ -174,6 +239,7 @@ static int64_t central_int(const char *sql)
     sqlite3_close(db);
     return n;
 }
+#endif
 
 static int64_t device_int(device *d, const char *sql)
 {
@@ -226,7 +292,17 @@ static void assert_same_rows(device *d, const char *central)
 static int setup(void **state)
 {
     (void)state;
-    if (fixture_create(&fx, NULL) != 0 || fixture_start(&fx) != 0 || fixture_pin_port(&fx) != 0)
+#ifdef OUTPOST_RESTORE_ON_POSTGRESQL
+    if (pg_cluster_start(&cluster) != 0 ||
+        fixture_create_postgresql(&fx, NULL, cluster.conninfo) != 0)
+        return -1;
+    snprintf(pg_store, sizeof pg_store, "postgresql:%s", fx.conninfo);
+    snprintf(pg_key, sizeof pg_key, "%s.audit-key", fx.store_path);
+#else
+    if (fixture_create(&fx, NULL) != 0)
+        return -1;
+#endif
+    if (fixture_start(&fx) != 0 || fixture_pin_port(&fx) != 0)
         return -1;
     return 0;
 }
@@ -235,6 +311,9 @@ static int teardown(void **state)
 {
     (void)state;
     fixture_destroy(&fx);
+#ifdef OUTPOST_RESTORE_ON_POSTGRESQL
+    pg_cluster_stop(&cluster);
+#endif
     return 0;
 }
 
@@ -586,6 +665,167 @@ static void test_wire_store_identity_and_cursor_ahead(void **state)
     testclient_close(tc);
 }
 
+#ifdef OUTPOST_RESTORE_ON_POSTGRESQL
+/* A PostgreSQL program's client tool (pg_dump, pg_restore) on the store's database. */
+static int pg_tool(const char *tool, const char *arg1, const char *arg2, const char *file)
+{
+    char path[300], out[4096];
+    snprintf(path, sizeof path, "%s/%s", cluster.bin, tool);
+    const char *argv[] = {path, "-d", fx.conninfo, arg1, arg2, file, NULL};
+    int status = test_run(argv, out, sizeof out);
+    if (status != 0)
+        fprintf(stderr, "%s: %s\n", tool, out);
+    return status;
+}
+
+static bool wait_rows(device *d, int64_t n, const char *sql)
+{
+    for (uint32_t waited = 0; waited < WAIT_MS; waited += 50) {
+        if (device_int(d, sql) == n)
+            return true;
+        test_sleep_ms(50);
+    }
+    return false;
+}
+
+/* The office backs the PostgreSQL store up with pg_dump while outpostd serves, devices go on
+ * syncing, the database is lost and restored from the dump with pg_restore. outpostd refuses
+ * the restored store until the operator runs outpost-admin restored; then every device heals:
+ * a and b send again what they pushed after the dump, and c, which only pulled after the dump
+ * (its cursor past the restored store's newest sequence) and pushed nothing, pulls again from 0
+ * after a has written more than the store lost, so that only the new epoch can tell c. */
+static void test_store_restored_with_pg_restore_is_marked_and_healed(void **state)
+{
+    (void)state;
+    char dump[400], sql[200];
+    snprintf(dump, sizeof dump, "%s/central.dump", fx.dir);
+    device a, b, c;
+    device_enroll(&a, "pa", "w1");
+    device_enroll(&b, "pb", "w12");
+    device_enroll(&c, "pc", "w1");
+    device_start(&a, 0);
+    device_start(&b, 0);
+    device_start(&c, 0);
+    write_named(&a, 2, "before", "pa");
+    write_named(&b, 2, "before", "pb");
+    assert_true(wait_central(4));
+    assert_true(wait_settled(&a, 4) && wait_settled(&b, 4) && wait_settled(&c, 4));
+    uint64_t epoch_before = (uint64_t)central_int("SELECT epoch FROM _outpost_store");
+
+    /* The dump, taken while outpostd serves. */
+    assert_int_equal(pg_tool("pg_dump", "-Fc", "-f", dump), 0);
+
+    /* After it: three records from a in one entry, three from b in three; c pulls them all. */
+    write_named(&a, 3, "after", "pa");
+    for (int i = 0; i < 3; i++)
+        write_named(&b, 1, "after", "pb");
+    assert_true(wait_central(10));
+    assert_true(wait_settled(&a, 10) && wait_settled(&b, 10) && wait_settled(&c, 10));
+    uint64_t head = (uint64_t)central_int("SELECT value FROM _outpost_meta WHERE key = 'server_seq'");
+
+    /* The database is lost; the office restores the dump into a new one. */
+    device_stop(&a);
+    device_stop(&b);
+    device_stop(&c);
+    assert_int_equal(fixture_stop(&fx), 0);
+    char maintenance[500];
+    snprintf(maintenance, sizeof maintenance, "%s dbname=postgres", fx.conninfo);
+    PGresult *r = central_query(maintenance, "DROP DATABASE outpost");
+    assert_non_null(r);
+    PQclear(r);
+    assert_non_null(r = central_query(maintenance, "CREATE DATABASE outpost"));
+    PQclear(r);
+    assert_int_equal(pg_tool("pg_restore", "--no-owner", "--exit-on-error", dump), 0);
+    assert_int_equal(central_int("SELECT count(*) FROM contacts"), 4);
+    assert_int_equal((uint64_t)central_int("SELECT epoch FROM _outpost_store"), epoch_before);
+
+    /* outpostd will not serve it before the operator has marked it. */
+    if (fixture_start(&fx) == 0) {
+        fixture_stop(&fx);
+        fail_msg("outpostd served the restored store before it was marked");
+    }
+    if (!fixture_log_contains(&fx, "this PostgreSQL database is not where the store was last "
+                                   "served: it was kept in another database of this cluster") ||
+        !fixture_log_contains(&fx, "run outpost-admin restored"))
+        fail_msg("outpostd on the unmarked restored store did not say why (%s)", fx.log_path);
+    /* other commands work, and say so */
+    assert_int_equal(admin("devices", NULL), 0);
+    if (!strstr(admin_out, "warning: this PostgreSQL database is not where the store was last "
+                           "served"))
+        fail_msg("devices on the unmarked restored store said: %s", admin_out);
+
+    assert_int_equal(admin("restored", NULL), 0);
+    if (!strstr(admin_out, "marked restored: epoch"))
+        fail_msg("restored said: %s", admin_out);
+    uint64_t epoch_after = (uint64_t)central_int("SELECT epoch FROM _outpost_store");
+    assert_true(epoch_after > epoch_before);
+    assert_int_equal(central_int("SELECT count(*) FROM _outpost_audit WHERE id ="
+                                 " (SELECT max(id) FROM _outpost_audit) AND action ="
+                                 " 'store.restore' AND actor LIKE 'os:%'"),
+                     1);
+    /* the same store, its sequence where the dump left it: behind c's cursor */
+    uint64_t restored_head =
+        (uint64_t)central_int("SELECT value FROM _outpost_meta WHERE key = 'server_seq'");
+    assert_true(restored_head < head);
+    assert_int_equal(admin("audit", "verify"), 0);
+
+    /* Marked: outpostd serves it. a comes back first and writes more than the store lost, so
+     * the store's newest sequence passes c's cursor again. */
+    assert_int_equal(fixture_start(&fx), 0);
+    device_start(&a, 0);
+    write_named(&a, (int)(head - restored_head) + 2, "restored", "pa");
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    assert_int_equal(pending(&a), 0);
+    int64_t n_new = (int64_t)(head - restored_head) + 2;
+    assert_true(wait_central(4 + 3 + n_new));
+    assert_true((uint64_t)central_int("SELECT value FROM _outpost_meta WHERE key = 'server_seq'") >
+                head);
+    device_start(&b, 0);
+    device_start(&c, 0);
+    int64_t total = 4 + 6 + n_new;
+    assert_true(wait_central(total));
+    bool settled = wait_settled(&a, total) && wait_settled(&b, total);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM contacts WHERE name = 'restored-pa'");
+    if (!wait_rows(&c, n_new, sql) || !wait_settled(&c, total))
+        fail_msg("c holds %lld of a's %lld records written after the restore, %lld in all of "
+                 "%lld: it missed what was numbered below its old cursor",
+                 (long long)device_int(&c, sql), (long long)n_new,
+                 (long long)device_int(&c, "SELECT count(*) FROM contacts"), (long long)total);
+    assert_true(settled);
+    char *central = central_rows();
+    assert_same_rows(&a, central);
+    assert_same_rows(&b, central);
+    assert_same_rows(&c, central);
+    sqlite3_free(central);
+    assert_int_equal(central_int("SELECT count(DISTINCT id) FROM contacts"), total);
+    assert_int_equal(central_int("SELECT count(*) FROM contacts WHERE outpost_value_text(name)"
+                                 " IN ('after-pa', 'after-pb')"),
+                     6);
+    assert_int_equal((uint64_t)device_int(&c, "SELECT epoch FROM _outpost_server"), epoch_after);
+    device_close(&a);
+    device_close(&b);
+    device_close(&c);
+}
+
+static void test_daemon_stops_cleanly(void **state)
+{
+    (void)state;
+    assert_int_equal(fixture_stop_clean(&fx), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_store_restored_with_pg_restore_is_marked_and_healed),
+        cmocka_unit_test(test_daemon_stops_cleanly), /* last */
+    };
+    if (!pg_cluster_available()) {
+        printf("PostgreSQL binaries not installed: skipped\n");
+        return 77; /* ctest's skip (tests/common/test_skip.h) */
+    }
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
+#else
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -598,3 +838,4 @@ int main(void)
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
+#endif

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -1031,8 +1032,10 @@ static void test_admin_on_postgresql_half_init_and_dml_role(void **state)
     expect(c, args, 3, NULL, "already exists");
     free(args);
     assert_false(file_exists(key));
+    /* init is one transaction: nothing of it is left */
+    assert_int_equal(pg_outpost_tables(&pg, "outpost"), 0);
     args = strf("%s team list", on_pg);
-    expect(c, args, 1, NULL, "init did not finish on this store (no schema): run init again");
+    expect(c, args, 3, NULL, "no Outpost store in this database");
     free(args);
     pg_sql(&pg, "outpost", "DROP TABLE contacts");
     args = strf("%s init %s", on_pg, package);
@@ -1103,6 +1106,180 @@ static void test_admin_on_postgresql_half_init_and_dml_role(void **state)
     pg_cluster_stop(&pg);
 }
 
+/* init killed half way on PostgreSQL: it waits, with the store's bookkeeping tables made, on a
+ * table of the schema another session is making; SIGKILL then. Nothing of it is left, and init
+ * run again makes the store whole. */
+static void test_init_killed_half_way_on_postgresql_leaves_nothing(void **state)
+{
+    ctx *c = *state;
+    pg_cluster pg;
+    char key[400], err[256];
+
+    if (!pg_cluster_available())
+        TEST_SKIP("PostgreSQL 15 binaries not installed (scripts/deps.sh installs them)");
+    assert_int_equal(pg_cluster_start(&pg), 0);
+    snprintf(key, sizeof key, "%s/pg.audit-key", c->dir);
+    const char *src = getenv("OUTPOST_SOURCE_DIR");
+    char *init = strf("--store 'postgresql:%s' --audit-key '%s' init --schema "
+                      "'%s/examples/outreach/schema.sql' --policy '%s/examples/outreach/policy'",
+                      pg.conninfo, key, src, src);
+    db_conn *other = NULL, *watch = NULL;
+    assert_int_equal(db_open_postgresql(pg.conninfo, &other, err, sizeof err), 0);
+    assert_int_equal(db_open_postgresql(pg.conninfo, &watch, err, sizeof err), 0);
+    assert_int_equal(db_exec(other, "BEGIN; CREATE TABLE contacts(id TEXT PRIMARY KEY)"), 0);
+    char pid_path[400];
+    snprintf(pid_path, sizeof pid_path, "%s/admin.pid", c->dir);
+    assert_int_equal(systemf("'%s' %s >/dev/null 2>&1 & echo $! >'%s'", OUTPOST_ADMIN_PATH, init,
+                             pid_path),
+                     0);
+    char pid_text[32];
+    slurp(pid_path, pid_text, sizeof pid_text);
+    pid_t pid = (pid_t)atol(pid_text);
+    assert_true(pid > 0);
+    /* waiting on the lock means its bookkeeping tables are made (inside its transaction) */
+    int64_t waiting = 0;
+    for (int i = 0; i < 400 && waiting == 0; i++) {
+        db_stmt *s = NULL;
+        assert_int_equal(db_prepare(watch, "SELECT count(*) FROM pg_stat_activity WHERE"
+                                           " application_name = 'outpost-admin' AND"
+                                           " wait_event_type = 'Lock'",
+                                    &s),
+                         0);
+        assert_int_equal(db_step(s), DB_ROW);
+        waiting = db_column_int64(s, 0);
+        db_finalize(s);
+        if (waiting == 0)
+            usleep(10000);
+    }
+    assert_int_equal(waiting, 1);
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    assert_int_equal(db_exec(other, "ROLLBACK"), 0);
+    db_close(other);
+    /* its server process ends once its statement is done and it finds the client gone */
+    int64_t left = 1;
+    for (int i = 0; i < 500 && left > 0; i++) {
+        db_stmt *s = NULL;
+        assert_int_equal(db_prepare(watch, "SELECT count(*) FROM pg_stat_activity WHERE"
+                                           " application_name = 'outpost-admin'",
+                                    &s),
+                         0);
+        assert_int_equal(db_step(s), DB_ROW);
+        left = db_column_int64(s, 0);
+        db_finalize(s);
+        if (left > 0)
+            usleep(10000);
+    }
+    assert_int_equal(left, 0);
+    db_close(watch);
+    assert_int_equal(pg_outpost_tables(&pg, "outpost"), 0);
+    assert_false(file_exists(key));
+    expect(c, init, 0, "schema version 1 initialised", NULL);
+    char *args = strf("--store 'postgresql:%s' --audit-key '%s' audit verify", pg.conninfo, key);
+    expect(c, args, 0, "audit log verified: 1 rows", NULL);
+    free(args);
+    free(init);
+    pg_cluster_stop(&pg);
+}
+
+/* A PostgreSQL store restored or copied with PostgreSQL's tools is told apart from the one it
+ * came from (outpostd refuses it, outpost-admin warns) until `restored` gives it a new epoch;
+ * a promoted standby (a failover) is the same store and is not. */
+static void test_restored_on_postgresql_tells_copies_from_failovers(void **state)
+{
+    ctx *c = *state;
+    pg_cluster pg, standby;
+    char key[400];
+    static const char warning[] = "warning: this PostgreSQL database is not where the store was "
+                                  "last served: ";
+
+    memset(&standby, 0, sizeof standby);
+    init_store(c);
+    char *args = strf("--store '%s' restored", c->store);
+    expect(c, args, 1, NULL, "a SQLite store is restored with restore FILE");
+    free(args);
+    if (!pg_cluster_available())
+        TEST_SKIP("PostgreSQL 15 binaries not installed (scripts/deps.sh installs them)");
+    assert_int_equal(pg_cluster_start(&pg), 0);
+    snprintf(key, sizeof key, "%s/pg.audit-key", c->dir);
+    const char *src = getenv("OUTPOST_SOURCE_DIR");
+    char *on_pg = strf("--store 'postgresql:%s' --audit-key '%s'", pg.conninfo, key);
+    char *on_copy = strf("--store 'postgresql:%s dbname=copy1' --audit-key '%s'", pg.conninfo, key);
+    args = strf("%s init --schema '%s/examples/outreach/schema.sql' --policy "
+                "'%s/examples/outreach/policy'", on_pg, src, src);
+    expect(c, args, 0, "schema version 1 initialised", NULL);
+    free(args);
+    args = strf("%s team add north", on_pg);
+    expect(c, args, 0, "team north added", NULL);
+    free(args);
+    args = strf("%s team list", on_pg);
+    expect(c, args, 0, "north", NULL);
+    assert_null(strstr(c->r.err, "warning"));
+    free(args);
+
+    /* a copy into another database of the cluster (as pg_restore into a new one) */
+    pg_sql(&pg, "postgres", "CREATE DATABASE copy1 TEMPLATE outpost");
+    args = strf("%s team list", on_copy);
+    expect(c, args, 0, "north", warning);
+    assert_non_null(strstr(c->r.err, "it was kept in another database of this cluster"));
+    free(args);
+    /* refused while an outpostd is connected */
+    db_conn *node = NULL;
+    char err[256];
+    char *node_conninfo = strf("%s dbname=copy1 application_name=outpostd", pg.conninfo);
+    assert_int_equal(db_open_postgresql(node_conninfo, &node, err, sizeof err), 0);
+    args = strf("%s restored", on_copy);
+    expect(c, args, 3, NULL, "1 connection named outpostd is open on this database "
+                             "(pg_stat_activity): stop every outpostd first");
+    db_close(node);
+    free(node_conninfo);
+    expect(c, args, 0, "marked restored: epoch ", NULL);
+    assert_null(strstr(c->r.out, "(the database is where the store was last served"));
+    unsigned long long epoch = strtoull(strstr(c->r.out, "epoch ") + 6, NULL, 10);
+    assert_true(epoch > 1);
+    free(args);
+    args = strf("%s audit list --limit 1", on_copy);
+    expect(c, args, 0, "store.restore\trestored with PostgreSQL's tools: epoch ", NULL);
+    assert_null(strstr(c->r.err, "warning"));
+    free(args);
+    /* the original is untouched and still where it was */
+    args = strf("%s team list", on_pg);
+    expect(c, args, 0, "north", NULL);
+    assert_null(strstr(c->r.err, "warning"));
+    free(args);
+
+    /* its own dump restored into it with pg_restore --clean: its tables are made again */
+    assert_int_equal(systemf("'%s/pg_dump' -Fc -f '%s/store.dump' -d '%s dbname=copy1' && "
+                             "'%s/pg_restore' --clean --if-exists -d '%s dbname=copy1' "
+                             "'%s/store.dump'",
+                             pg.bin, c->dir, pg.conninfo, pg.bin, pg.conninfo, c->dir),
+                     0);
+    args = strf("%s team list", on_copy);
+    expect(c, args, 0, "north", warning);
+    assert_non_null(strstr(c->r.err, "its tables were made again since (as pg_restore does)"));
+    free(args);
+    args = strf("%s restored --moved", on_copy);
+    char *kept = strf("recorded in its new place; epoch %llu kept", epoch);
+    expect(c, args, 0, kept, NULL);
+    free(kept);
+    free(args);
+    args = strf("%s team list", on_copy);
+    expect(c, args, 0, "north", NULL);
+    assert_null(strstr(c->r.err, "warning"));
+    free(args);
+
+    /* a failover: the promoted standby is the same store */
+    assert_int_equal(pg_cluster_start_standby(&pg, &standby), 0);
+    assert_int_equal(pg_cluster_promote(&standby), 0);
+    args = strf("--store 'postgresql:%s' --audit-key '%s' team list", standby.conninfo, key);
+    expect(c, args, 0, "north", NULL);
+    assert_null(strstr(c->r.err, "warning"));
+    free(args);
+    pg_cluster_stop(&standby);
+    free(on_copy);
+    free(on_pg);
+    pg_cluster_stop(&pg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1120,6 +1297,8 @@ int main(void)
         T_(test_wrong_audit_key_refused_before_any_change),
         T_(test_admin_on_postgresql),
         T_(test_admin_on_postgresql_half_init_and_dml_role),
+        T_(test_init_killed_half_way_on_postgresql_leaves_nothing),
+        T_(test_restored_on_postgresql_tells_copies_from_failovers),
     };
     return test_exit_status(cmocka_run_group_tests(tests, NULL, NULL));
 }

@@ -382,6 +382,41 @@ static int collect_day(const char *day, const char *worker, uint64_t count, void
     return 0;
 }
 
+/* Filters on a column holding numbers: a number matches the text SQLite gives it, on both
+ * engines (PostgreSQL filters the encoded bytes in SQL, letting numbers through to be decided on
+ * their text); a date range on a text column lets through what both ends allow. */
+static void test_records_filters_on_numbers_and_date_ends(void **state)
+{
+    world *w = *state;
+    store_dash_query q = {.table = "contacts", .worker_col = "risk_level",
+                          .date_col = "location", .match_col = "risk_level"};
+    collected c = {0};
+
+    seed_two_teams(w);
+    q.worker = "0";
+    q.match_value = "0";
+    assert_int_equal(store_dash_records(w->fx.st, north, 1, &q, collect_record, &c), STORE_OK);
+    assert_string_equal(c.text, "c-3/north/Cora;c-2/north/Bea;c-1/north/Amina;");
+    memset(&c, 0, sizeof c);
+    q.worker = "1";
+    assert_int_equal(store_dash_records(w->fx.st, north, 1, &q, collect_record, &c), STORE_OK);
+    assert_int_equal(c.n, 0);
+    memset(&c, 0, sizeof c);
+    q.worker = NULL;
+    q.match_col = NULL;
+    q.match_value = NULL;
+    q.date_from = "2026-11-01T10";
+    q.date_to = "2026-11-02T14";
+    q.team = "north";
+    assert_int_equal(store_dash_records(w->fx.st, north, 1, &q, collect_record, &c), STORE_OK);
+    assert_string_equal(c.text, "c-2/north/Bea;");
+    memset(&c, 0, sizeof c);
+    assert_int_equal(store_dash_per_day(w->fx.st, north, 1, "contacts", "risk_level", "location",
+                                        "2026-11-02", collect_day, &c),
+                     STORE_OK);
+    assert_string_equal(c.text, "2026-11-02 0 2;");
+}
+
 static void test_per_day_per_worker(void **state)
 {
     world *w = *state;
@@ -856,6 +891,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_audit_verify_names_removed_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_records_limited_to_teams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_records_filters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_records_filters_on_numbers_and_date_ends, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_per_day_per_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_devices_limited_to_teams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflict_queue_shows_both_values, setup, teardown),
@@ -872,6 +909,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_devices_limited_to_teams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_records_limited_to_teams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_records_filters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_records_filters_on_numbers_and_date_ends, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_per_day_per_worker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watch_rules_evaluated_within_teams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflict_queue_shows_both_values, setup, teardown),

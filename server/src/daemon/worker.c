@@ -163,6 +163,13 @@ int worker_start(const char *store_path, const char *conninfo, uint32_t queue_de
         free(w);
         return -1;
     }
+    char moved[256];
+    if (store_restore_unmarked(w->st, moved, sizeof moved)) {
+        snprintf(err, err_size, STORE_UNMARKED_RESTORE_FMT, moved);
+        store_close(w->st);
+        free(w);
+        return -1;
+    }
     if (store_audit_key_load(w->st, env->audit_key_path) != STORE_OK) {
         snprintf(err, err_size, "%s", store_errmsg(w->st));
         store_close(w->st);
