@@ -1,6 +1,7 @@
 /* A private PostgreSQL server made and removed by a test (pg_cluster.h). */
 #include "pg_cluster.h"
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -170,6 +171,38 @@ int pg_cluster_start_standby(const pg_cluster *primary, pg_cluster *standby)
     return 0;
 }
 
+int pg_cluster_start_sync_standby(const pg_cluster *primary, pg_cluster *standby)
+{
+    char path[400], cmd[1024];
+
+    if (pg_cluster_start_standby(primary, standby) != 0)
+        return -1;
+    snprintf(path, sizeof path, "%s/data/postgresql.conf", primary->dir);
+    FILE *f = fopen(path, "a");
+    if (f == NULL || fprintf(f, "\nsynchronous_standby_names = '*'\n") < 0 || fclose(f) != 0) {
+        fprintf(stderr, "pg_cluster: cannot write %s\n", path);
+        return -1;
+    }
+    if (fmt(cmd, sizeof cmd, "%s/pg_ctl -D %s/data reload >/dev/null", primary->bin,
+            primary->dir) != 0 ||
+        run_as_owner(primary, cmd) != 0)
+        return -1;
+    /* psql fails (division by zero) until the standby is synchronous. */
+    if (fmt(cmd, sizeof cmd,
+            "%s/psql -h %s -p " PG_PORT " -U outpost -d postgres -qAt -c \"SELECT 1 / count(*)"
+            " FROM pg_stat_replication WHERE sync_state = \\$\\$sync\\$\\$\" >/dev/null",
+            primary->bin, primary->dir) != 0)
+        return -1;
+    for (int i = 0; i < 200; i++) {
+        if (run_as_owner(primary, cmd) == 0)
+            return 0;
+        usleep(50 * 1000);
+    }
+    fprintf(stderr, "pg_cluster: the standby did not become synchronous (see %s/log)\n",
+            primary->dir);
+    return -1;
+}
+
 int pg_cluster_promote(pg_cluster *c)
 {
     char cmd[1024];
@@ -190,6 +223,31 @@ void pg_cluster_kill(pg_cluster *c)
     if (fmt(cmd, sizeof cmd, "%s/pg_ctl -D %s/data -m immediate -w stop >/dev/null", c->bin,
             c->dir) == 0)
         run_as_owner(c, cmd);
+    c->up = false;
+    pg_cluster *slot = live_slot(c->dir);
+    if (slot != NULL)
+        slot->up = false;
+}
+
+void pg_cluster_crash(pg_cluster *c)
+{
+    char path[400];
+    long pid = 0;
+
+    if (!c->up)
+        return;
+    snprintf(path, sizeof path, "%s/data/postmaster.pid", c->dir);
+    FILE *f = fopen(path, "r");
+    if (f == NULL || fscanf(f, "%ld", &pid) != 1 || pid <= 0) {
+        if (f != NULL)
+            fclose(f);
+        pg_cluster_kill(c); /* no pid to kill: stop it as abruptly as pg_ctl can */
+        return;
+    }
+    fclose(f);
+    kill((pid_t)pid, SIGKILL);
+    for (int i = 0; i < 200 && kill((pid_t)pid, 0) == 0; i++)
+        usleep(10 * 1000); /* as root the postmaster is not our child: wait until it is gone */
     c->up = false;
     pg_cluster *slot = live_slot(c->dir);
     if (slot != NULL)
