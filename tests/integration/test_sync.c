@@ -35,6 +35,9 @@
 #include "pg_cluster.h"
 static pg_cluster cluster;
 #endif
+#ifdef OUTPOST_SYNC_FAILOVER
+static pg_cluster standby; /* cluster's synchronous standby, promoted mid-test */
+#endif
 #include "strf.h"
 
 #define WAIT_MS 20000u
@@ -164,11 +167,12 @@ static void central_exec(const char *sql)
     sqlite3_close(db);
 }
 
+/* A count in the central store, whichever its engine (on PostgreSQL a decoded copy, so the
+ * same SQL counts the same). */
 static int64_t central_count(const char *sql)
 {
     sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open_v2(fx.store_path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(fixture_central_db(&fx, &db), 0);
     int64_t n = count_rows(db, sql);
     sqlite3_close(db);
     return n;
@@ -197,7 +201,20 @@ static uint64_t pending(device *d)
 static int setup(void **state)
 {
     (void)state;
-#ifdef OUTPOST_SYNC_ON_POSTGRESQL
+#if defined(OUTPOST_SYNC_FAILOVER)
+    /* What docs/operations.md "Topology and failover" tells operators to write: both servers,
+     * the one that accepts writes chosen at each connect (the clusters' sockets are in their
+     * directories, on pg_cluster's fixed port number). */
+    char both[1024];
+    if (pg_cluster_start(&cluster) != 0 || pg_cluster_start_sync_standby(&cluster, &standby) != 0)
+        return -1;
+    if (snprintf(both, sizeof both,
+                 "host=%s,%s port=5432,5432 dbname=outpost user=outpost"
+                 " target_session_attrs=read-write connect_timeout=2",
+                 cluster.dir, standby.dir) >= (int)sizeof fx.conninfo ||
+        fixture_create_postgresql(&fx, NULL, both) != 0 || fixture_start(&fx) != 0)
+        return -1;
+#elif defined(OUTPOST_SYNC_ON_POSTGRESQL)
     if (pg_cluster_start(&cluster) != 0 ||
         fixture_create_postgresql(&fx, NULL, cluster.conninfo) != 0 || fixture_start(&fx) != 0)
         return -1;
@@ -215,6 +232,9 @@ static int teardown(void **state)
     fixture_destroy(&fx);
 #ifdef OUTPOST_SYNC_ON_POSTGRESQL
     pg_cluster_stop(&cluster);
+#endif
+#ifdef OUTPOST_SYNC_FAILOVER
+    pg_cluster_stop(&standby);
 #endif
     return 0;
 }
@@ -1522,13 +1542,219 @@ static void test_first_flight_across_a_schema_upgrade_loses_nothing(void **state
     device_close(&d);
 }
 
+#ifdef OUTPOST_SYNC_FAILOVER
+/* ---- Failover (docs/operations.md "Topology and failover") ------------------------------- */
+
+enum { FO_DEVICES = 3, FO_MAX_WRITES = 1000, FO_STEP_MS = 100, FO_BIG_TX = 200 };
+
+typedef struct fo_device {
+    device d;
+    int n;                                         /* entries written (one row each) */
+    char ids[FO_MAX_WRITES][OUTPOST_UUID_TEXT_SIZE];
+    int64_t seqs[FO_MAX_WRITES];                   /* the outbox entry of each row */
+    bool acked_at_crash[FO_MAX_WRITES]; /* acknowledged when the primary died */
+    int first_after;     /* the first entry written after the crash */
+    int64_t outage_ms;   /* crash to that entry's acknowledgement; -1 while not yet */
+} fo_device;
+
+static int64_t replica_int(device *d, const char *sql, int64_t bind)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t n = -1;
+    if (sqlite3_prepare_v2(outpost_replica_db(d->r), sql, -1, &st, NULL) == SQLITE_OK &&
+        (sqlite3_bind_parameter_count(st) == 0 || sqlite3_bind_int64(st, 1, bind) == SQLITE_OK) &&
+        sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+static bool fo_acked(fo_device *f, int k)
+{
+    return replica_int(&f->d, "SELECT count(*) FROM _outpost_outbox WHERE seq = ?1",
+                       f->seqs[k]) == 0;
+}
+
+/* One entry of n_rows new rows. */
+static void fo_write_rows(fo_device *f, int n_rows)
+{
+    assert_true(f->n + n_rows <= FO_MAX_WRITES);
+    assert_int_equal(outpost_tx_begin(f->d.r), OUTPOST_OK);
+    for (int k = f->n; k < f->n + n_rows; k++) {
+        assert_int_equal(outpost_uuid_make(f->ids[k]), OUTPOST_OK);
+        write_contact_full(&f->d, f->ids[k], "t1", "failover", "pushed through a failover");
+    }
+    assert_int_equal(outpost_tx_commit(f->d.r, NULL), OUTPOST_OK);
+    int64_t seq = replica_int(&f->d, "SELECT device_seq FROM _outpost_state", 0);
+    assert_true(seq > 0);
+    for (int k = f->n; k < f->n + n_rows; k++)
+        f->seqs[k] = seq;
+    f->n += n_rows;
+}
+
+static void fo_write(fo_device *f)
+{
+    fo_write_rows(f, 1);
+}
+
+/* Each device writes a row every FO_STEP_MS for ms milliseconds; after the crash (crash_ms set)
+ * it notes when each device's first entry written since was acknowledged. */
+static void fo_run(fo_device *fo, uint64_t ms, uint64_t crash_ms)
+{
+    for (uint64_t end = test_now_ms() + ms; test_now_ms() < end;) {
+        for (int i = 0; i < FO_DEVICES; i++) {
+            fo_device *f = &fo[i];
+            fo_write(f);
+            if (crash_ms != 0 && f->outage_ms < 0 && fo_acked(f, f->first_after))
+                f->outage_ms = (int64_t)(test_now_ms() - crash_ms);
+        }
+        test_sleep_ms(FO_STEP_MS);
+    }
+}
+
+/* Several liboutpost devices push and pull through one outpostd on a primary with a synchronous
+ * standby; the primary's postmaster is SIGKILLed and the standby promoted while they do. The
+ * same outpostd, whose conninfo names both servers with target_session_attrs=read-write, finds
+ * the new primary by itself; the devices retry by themselves. Every entry a device saw
+ * acknowledged before the crash is on the promoted store, once; every entry written at all is
+ * there once (the change log has one entry per row, the conflict log none: a second apply of an
+ * INSERT would be a conflict); every outbox drains and every device ends with the same rows. */
+static void test_devices_sync_through_a_failover(void **state)
+{
+    (void)state;
+    fo_device *fo = calloc(FO_DEVICES, sizeof *fo);
+    static const char *const workers[FO_DEVICES] = {"w1", "w1", "w12"};
+    assert_non_null(fo);
+    for (int i = 0; i < FO_DEVICES; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "fo%d", i);
+        device_enroll(&fo[i].d, name, workers[i], fx.port);
+        device_start(&fo[i].d, 100);
+        fo[i].outage_ms = -1;
+    }
+    fo_run(fo, 1500, 0);
+
+    /* Mid-stream: an entry of FO_BIG_TX rows on every device just before the crash, on its way
+     * to the store (one PostgreSQL round trip per row: tens of ms of merge). */
+    for (int i = 0; i < FO_DEVICES; i++)
+        fo_write_rows(&fo[i], FO_BIG_TX);
+    test_sleep_ms(65); /* past the debounce: the entries are being pushed */
+    pg_cluster_crash(&cluster);
+    uint64_t crash_ms = test_now_ms();
+    int acked_before = 0, unacked_at_crash = 0; /* rows */
+    for (int i = 0; i < FO_DEVICES; i++) {
+        for (int k = 0; k < fo[i].n; k++) {
+            fo[i].acked_at_crash[k] = fo_acked(&fo[i], k);
+            acked_before += fo[i].acked_at_crash[k];
+            unacked_at_crash += !fo[i].acked_at_crash[k];
+        }
+        fo[i].first_after = fo[i].n;
+    }
+    assert_int_equal(pg_cluster_promote(&standby), 0);
+    uint64_t promoted_ms = test_now_ms() - crash_ms;
+
+    /* Writing on until every device has had an entry written after the crash acknowledged,
+     * and a second more. */
+    bool all_back = false;
+    for (uint64_t waited = 0; !all_back && waited < WAIT_MS; waited += 250) {
+        fo_run(fo, 250, crash_ms);
+        all_back = true;
+        for (int i = 0; i < FO_DEVICES; i++)
+            all_back = all_back && fo[i].outage_ms >= 0;
+    }
+    assert_true(all_back);
+    fo_run(fo, 1000, crash_ms);
+
+    /* Drained and converged. */
+    int total = 0;
+    for (int i = 0; i < FO_DEVICES; i++)
+        total += fo[i].n;
+    for (int i = 0; i < FO_DEVICES; i++) {
+        for (uint32_t waited = 0; waited < WAIT_MS && pending(&fo[i].d) > 0; waited += 50)
+            test_sleep_ms(50);
+        assert_int_equal(pending(&fo[i].d), 0);
+    }
+    for (int i = 0; i < FO_DEVICES; i++)
+        assert_int_equal(wait_device_count(&fo[i].d, "SELECT count(*) FROM contacts"
+                                                     " WHERE name = 'failover'", total),
+                         total);
+
+    /* The promoted store, through the same conninfo. */
+    sqlite3 *central = NULL;
+    assert_int_equal(fixture_central_db(&fx, &central), 0);
+    sqlite3_stmt *one = NULL;
+    assert_int_equal(sqlite3_prepare_v2(central, "SELECT count(*) FROM contacts WHERE id = ?1",
+                                        -1, &one, NULL),
+                     SQLITE_OK);
+    int acked_before_found = 0;
+    for (int i = 0; i < FO_DEVICES; i++) {
+        for (int k = 0; k < fo[i].n; k++) {
+            sqlite3_bind_text(one, 1, fo[i].ids[k], -1, SQLITE_STATIC);
+            assert_int_equal(sqlite3_step(one), SQLITE_ROW);
+            int64_t n = sqlite3_column_int64(one, 0);
+            sqlite3_reset(one);
+            if (n != 1)
+                fail_msg("device %d's row %d (%s acknowledged) is on the promoted store %lld"
+                         " times", i, k, fo[i].acked_at_crash[k] ? "before the crash" : "later",
+                         (long long)n);
+            acked_before_found += fo[i].acked_at_crash[k];
+            char sql[160];
+            snprintf(sql, sizeof sql, "SELECT count(*) FROM contacts WHERE id = '%s'",
+                     fo[i].ids[k]);
+            for (int j = 0; j < FO_DEVICES; j++)
+                if (device_count(&fo[j].d, sql) != 1)
+                    fail_msg("device %d lacks device %d's row %d", j, i, k);
+        }
+    }
+    sqlite3_finalize(one);
+    assert_int_equal(count_rows(central, "SELECT count(*) FROM contacts"), total);
+    assert_int_equal(count_rows(central, "SELECT count(*) FROM _outpost_applied"),
+                     total - FO_DEVICES * (FO_BIG_TX - 1)); /* one per entry */
+    assert_int_equal(count_rows(central, "SELECT count(*) FROM _outpost_changes"), total);
+    assert_int_equal(count_rows(central, "SELECT count(*) FROM _outpost_conflicts"), 0);
+    sqlite3_close(central);
+
+    /* The same outpostd throughout: it lost its connections and made new ones. */
+    assert_true(fixture_log_contains(&fx, "store: lost the connection to PostgreSQL"));
+    assert_true(fixture_log_contains(&fx, "store: reconnected to PostgreSQL"));
+    int64_t worst = 0, best = INT64_MAX;
+    for (int i = 0; i < FO_DEVICES; i++) {
+        worst = fo[i].outage_ms > worst ? fo[i].outage_ms : worst;
+        best = fo[i].outage_ms < best ? fo[i].outage_ms : best;
+    }
+    print_message("failover: %d rows acknowledged before the crash (%d not yet), %d of them on"
+                  " the promoted store; %d rows in all, each there once; promote took %" PRIu64
+                  " ms; outage seen by a device %" PRId64 "..%" PRId64 " ms\n",
+                  acked_before, unacked_at_crash, acked_before_found, total, promoted_ms, best,
+                  worst);
+    assert_int_equal(acked_before_found, acked_before);
+    assert_true(acked_before > 0);
+    for (int i = 0; i < FO_DEVICES; i++)
+        device_close(&fo[i].d);
+    free(fo);
+}
+#endif
+
 static void test_daemon_stops_cleanly(void **state)
 {
     (void)state;
     assert_int_equal(fixture_stop_clean(&fx), 0);
 }
 
-#ifdef OUTPOST_SYNC_ON_POSTGRESQL
+#if defined(OUTPOST_SYNC_FAILOVER)
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_devices_sync_through_a_failover),
+        cmocka_unit_test(test_daemon_stops_cleanly), /* last */
+    };
+    if (!pg_cluster_available()) {
+        printf("PostgreSQL binaries not installed: skipped\n");
+        return 0;
+    }
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
+#elif defined(OUTPOST_SYNC_ON_POSTGRESQL)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
