@@ -27,8 +27,9 @@ if(TARGET outpost AND TARGET outpost_testclient AND TARGET outpost_faultproxy)
         # promoted, outpostd reconnecting by itself (docs/operations.md "Topology and failover").
         outpost_add_test(test_failover_postgresql
                          SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_sync.c
+                                 ${CMAKE_CURRENT_SOURCE_DIR}/integration/dash_client.c
                          LIBS outpost_internal outpost_testclient outpost_faultproxy
-                              outpost_pg_cluster
+                              outpost_pg_cluster outpost_lws
                          LABELS integration TIMEOUT 300)
         target_include_directories(test_failover_postgresql PRIVATE
                                    ${CMAKE_CURRENT_SOURCE_DIR}/unit)

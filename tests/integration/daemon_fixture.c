@@ -274,7 +274,8 @@ static int copy_table(db_conn *pg, sqlite3 *db, const char *table, bool synced)
     snprintf(select + l, sizeof select - (size_t)l, " FROM \"%s\"", table);
     snprintf(insert + k, sizeof insert - (size_t)k, ")");
     if (n == 0 || sqlite3_exec(db, create, NULL, NULL, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db, insert, -1, &ins, NULL) != SQLITE_OK || db_prepare(pg, select, &s) != 0)
+        sqlite3_prepare_v2(db, insert, -1, &ins, NULL) != SQLITE_OK ||
+        db_prepare(pg, select, &s) != 0)
         goto done;
     int step;
     while ((step = db_step(s)) == DB_ROW) {

@@ -266,7 +266,8 @@ int main(void)
         cmocka_unit_test(test_crash_sigkill_during_pushes),
     };
 #ifdef OUTPOST_CRASH_ON_POSTGRESQL
-    return test_exit_status(cmocka_run_group_tests_name("daemon_crash_postgresql", tests, NULL, NULL));
+    return test_exit_status(
+        cmocka_run_group_tests_name("daemon_crash_postgresql", tests, NULL, NULL));
 #else
     return cmocka_run_group_tests_name("daemon_crash", tests, NULL, NULL);
 #endif

@@ -5,8 +5,9 @@
  * and nobody else, survive server restarts and cut connections without loss or duplicates, and
  * a revoked device is wiped.
  * Built a second time with OUTPOST_SYNC_ON_POSTGRESQL as test_sync_postgresql: outpostd serving
- * from a private PostgreSQL cluster (unit/pg_cluster.h), the cases that do not read the store's
- * SQLite file directly.
+ * from a private PostgreSQL cluster (unit/pg_cluster.h), the cases that do not edit or copy the
+ * store's SQLite file (counts in the central store read a decoded copy: fixture_central_db);
+ * with OUTPOST_SYNC_FAILOVER as test_failover_postgresql, devices through a failover.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -36,6 +37,7 @@
 static pg_cluster cluster;
 #endif
 #ifdef OUTPOST_SYNC_FAILOVER
+#include "dash_client.h"
 static pg_cluster standby; /* cluster's synchronous standby, promoted mid-test */
 #endif
 #include "strf.h"
@@ -267,10 +269,8 @@ static void test_offline_writes_arrive_by_themselves_and_only_in_scope(void **st
         wait_device_count(&b, "SELECT count(*) FROM contacts WHERE name = 'offline contact'", 3),
         3);
     assert_int_equal(pending(&a), 0);
-#ifndef OUTPOST_SYNC_ON_POSTGRESQL /* PostgreSQL keeps the values encoded: b's count stands */
     assert_int_equal(central_count("SELECT count(*) FROM contacts WHERE name = 'offline contact'"),
                      3);
-#endif
     /* Team two's device synced too, and holds none of team one's records. */
     outpost_sync_status st;
     assert_int_equal(outpost_sync_wait(c.sync, 0, WAIT_MS), OUTPOST_OK);
@@ -998,19 +998,14 @@ static void test_server_restart_mid_sync_loses_nothing(void **state)
      * before it holds the last's. The store cannot change after the kill, so its count then
      * is where the kill landed. */
     const char *count_sql = "SELECT count(*) FROM contacts WHERE name = 'restart test'";
-    sqlite3 *watch = NULL;
-    assert_int_equal(sqlite3_open_v2(fx.store_path, &watch, SQLITE_OPEN_READONLY, NULL),
-                     SQLITE_OK);
-    sqlite3_busy_timeout(watch, 5000);
     device_start(&a, 50);
     int64_t seen = 0;
     for (uint32_t polls = 0; polls < WAIT_MS * 10 && seen < 50; polls++) {
-        seen = count_rows(watch, count_sql);
+        seen = central_count(count_sql);
         if (seen < 50)
             usleep(100);
     }
     fixture_kill(&fx);
-    sqlite3_close(watch);
     int64_t at_kill = central_count(count_sql);
     printf("restart: SIGKILL landed after %" PRId64 " of %d rows (%" PRId64 " entries)\n",
            at_kill, entries * 50, at_kill / 50);
@@ -1597,6 +1592,31 @@ static void fo_write(fo_device *f)
     fo_write_rows(f, 1);
 }
 
+/* The first column of sql's first row as text, malloc'd ("" when NULL). */
+static char *fo_text(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    const char *text = (const char *)sqlite3_column_text(st, 0);
+    char *out = strdup(text ? text : "");
+    sqlite3_finalize(st);
+    assert_non_null(out);
+    return out;
+}
+
+/* /healthz's status, or -1 when it did not answer. */
+static int fo_health(char *body, size_t size)
+{
+    dash_reply r;
+    if (dash_request(fx.port, fx.ca_path, "GET", "/healthz", NULL, NULL, NULL, NULL, &r) != 0)
+        return -1;
+    snprintf(body, size, "%s", r.body ? r.body : "");
+    int status = r.status;
+    dash_reply_free(&r);
+    return status;
+}
+
 /* Each device writes a row every FO_STEP_MS for ms milliseconds; after the crash (crash_ms set)
  * it notes when each device's first entry written since was acknowledged. */
 static void fo_run(fo_device *fo, uint64_t ms, uint64_t crash_ms)
@@ -1654,16 +1674,28 @@ static void test_devices_sync_through_a_failover(void **state)
     uint64_t promoted_ms = test_now_ms() - crash_ms;
 
     /* Writing on until every device has had an entry written after the crash acknowledged,
-     * and a second more. */
+     * and a second more; /healthz asked meanwhile. */
     bool all_back = false;
+    int unhealthy = 0;
+    char body[256];
     for (uint64_t waited = 0; !all_back && waited < WAIT_MS; waited += 250) {
         fo_run(fo, 250, crash_ms);
+        unhealthy += fo_health(body, sizeof body) == 503;
         all_back = true;
         for (int i = 0; i < FO_DEVICES; i++)
             all_back = all_back && fo[i].outage_ms >= 0;
     }
     assert_true(all_back);
     fo_run(fo, 1000, crash_ms);
+    /* The probe runs every 2 s: healthy again by then. */
+    int health = -1;
+    for (int i = 0; i < 40 && health != 200; i++) {
+        health = fo_health(body, sizeof body);
+        if (health != 200)
+            test_sleep_ms(100);
+    }
+    assert_int_equal(health, 200);
+    assert_non_null(strstr(body, "store: reachable"));
 
     /* Drained and converged. */
     int total = 0;
@@ -1698,15 +1730,20 @@ static void test_devices_sync_through_a_failover(void **state)
                          " times", i, k, fo[i].acked_at_crash[k] ? "before the crash" : "later",
                          (long long)n);
             acked_before_found += fo[i].acked_at_crash[k];
-            char sql[160];
-            snprintf(sql, sizeof sql, "SELECT count(*) FROM contacts WHERE id = '%s'",
-                     fo[i].ids[k]);
-            for (int j = 0; j < FO_DEVICES; j++)
-                if (device_count(&fo[j].d, sql) != 1)
-                    fail_msg("device %d lacks device %d's row %d", j, i, k);
         }
     }
     sqlite3_finalize(one);
+    /* Every device holds the rows the store holds, no more, no fewer. */
+    const char *all_ids = "SELECT group_concat(id) FROM (SELECT id FROM contacts"
+                          " WHERE name = 'failover' ORDER BY id)";
+    char *central_ids = fo_text(central, all_ids);
+    for (int j = 0; j < FO_DEVICES; j++) {
+        char *ids = fo_text(outpost_replica_db(fo[j].d.r), all_ids);
+        if (strcmp(ids, central_ids) != 0)
+            fail_msg("device %d's rows differ from the promoted store's", j);
+        free(ids);
+    }
+    free(central_ids);
     assert_int_equal(count_rows(central, "SELECT count(*) FROM contacts"), total);
     assert_int_equal(count_rows(central, "SELECT count(*) FROM _outpost_applied"),
                      total - FO_DEVICES * (FO_BIG_TX - 1)); /* one per entry */
@@ -1724,9 +1761,10 @@ static void test_devices_sync_through_a_failover(void **state)
     }
     print_message("failover: %d rows acknowledged before the crash (%d not yet), %d of them on"
                   " the promoted store; %d rows in all, each there once; promote took %" PRIu64
-                  " ms; outage seen by a device %" PRId64 "..%" PRId64 " ms\n",
+                  " ms; outage seen by a device %" PRId64 "..%" PRId64 " ms; /healthz 503 in %d"
+                  " of the polls after the crash\n",
                   acked_before, unacked_at_crash, acked_before_found, total, promoted_ms, best,
-                  worst);
+                  worst, unhealthy);
     assert_int_equal(acked_before_found, acked_before);
     assert_true(acked_before > 0);
     for (int i = 0; i < FO_DEVICES; i++)
@@ -1760,7 +1798,16 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_offline_writes_arrive_by_themselves_and_only_in_scope),
         cmocka_unit_test(test_out_of_scope_write_is_refused_at_commit),
+        cmocka_unit_test(
+            test_key_claimed_by_another_team_is_quarantined_and_resubmitted_with_a_new_key),
+        cmocka_unit_test(test_discard_is_explicit_and_recorded),
+        cmocka_unit_test(test_cuts_at_random_offsets_lose_and_duplicate_nothing),
+        cmocka_unit_test(test_push_keeps_several_entries_in_flight),
+        cmocka_unit_test(test_reject_with_later_entries_to_the_same_row_in_flight),
+        cmocka_unit_test(test_next_page_is_asked_for_before_this_page_is_applied),
         cmocka_unit_test(test_sync_now_mid_cycle_is_not_dropped),
+        cmocka_unit_test(test_cut_mid_window_resends_without_duplicates),
+        cmocka_unit_test(test_server_restart_mid_sync_loses_nothing),
         cmocka_unit_test(test_revoked_device_is_wiped),
         cmocka_unit_test(test_idle_connected_device_is_wiped_promptly_when_revoked),
         cmocka_unit_test(test_daemon_stops_cleanly), /* last */

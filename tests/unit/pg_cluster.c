@@ -158,7 +158,7 @@ int pg_cluster_start_standby(const pg_cluster *primary, pg_cluster *standby)
         return -1;
     if (fmt(cmd, sizeof cmd,
             "%s/pg_basebackup -h %s -p " PG_PORT " -U outpost -D %s/data -R -X stream -c fast"
-            " >/dev/null",
+            " --no-sync >/dev/null",
             standby->bin, primary->dir, standby->dir) != 0 ||
         run_as_owner(standby, cmd) != 0) {
         fprintf(stderr, "pg_cluster: pg_basebackup failed (see %s/log)\n", standby->dir);
