@@ -229,6 +229,21 @@ void pg_cluster_kill(pg_cluster *c)
         slot->up = false;
 }
 
+/* True when /proc says pid has ended (a zombie) or is gone. */
+static bool process_dead(pid_t pid)
+{
+    char path[64], stat[512];
+    snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return true;
+    size_t n = fread(stat, 1, sizeof stat - 1, f);
+    fclose(f);
+    stat[n] = 0;
+    const char *end = strrchr(stat, ')'); /* "pid (comm) S ..." */
+    return end == NULL || end[1] == 0 || end[2] == 'Z' || end[2] == 'X';
+}
+
 void pg_cluster_crash(pg_cluster *c)
 {
     char path[400];
@@ -246,8 +261,10 @@ void pg_cluster_crash(pg_cluster *c)
     }
     fclose(f);
     kill((pid_t)pid, SIGKILL);
-    for (int i = 0; i < 200 && kill((pid_t)pid, 0) == 0; i++)
-        usleep(10 * 1000); /* as root the postmaster is not our child: wait until it is gone */
+    /* Not our child: wait until it is gone or a zombie nobody reaps (which kill(pid, 0) still
+     * finds), so that the caller's clock starts at the crash. */
+    for (int i = 0; i < 200 && kill((pid_t)pid, 0) == 0 && !process_dead((pid_t)pid); i++)
+        usleep(1000);
     c->up = false;
     pg_cluster *slot = live_slot(c->dir);
     if (slot != NULL)
