@@ -39,6 +39,7 @@ static pg_cluster cluster;
 #ifdef OUTPOST_SYNC_FAILOVER
 #include "dash_client.h"
 static pg_cluster standby; /* cluster's synchronous standby, promoted mid-test */
+static daemon_fixture node2; /* a second outpostd on the same database */
 #endif
 #include "strf.h"
 
@@ -224,7 +225,9 @@ static int setup(void **state)
     if (fixture_create(&fx, NULL) != 0 || fixture_start(&fx) != 0)
         return -1;
 #endif
+#ifndef OUTPOST_SYNC_FAILOVER /* there node 2 shares the config, on a port of its own */
     pin_port();
+#endif
     return 0;
 }
 
@@ -236,6 +239,7 @@ static int teardown(void **state)
     pg_cluster_stop(&cluster);
 #endif
 #ifdef OUTPOST_SYNC_FAILOVER
+    fixture_kill(&node2);
     pg_cluster_stop(&standby);
 #endif
     return 0;
@@ -1632,10 +1636,11 @@ static void fo_run(fo_device *fo, uint64_t ms, uint64_t crash_ms)
     }
 }
 
-/* Several liboutpost devices push and pull through one outpostd on a primary with a synchronous
- * standby; the primary's postmaster is SIGKILLed and the standby promoted while they do. The
- * same outpostd, whose conninfo names both servers with target_session_attrs=read-write, finds
- * the new primary by itself; the devices retry by themselves. Every entry a device saw
+/* Several liboutpost devices push and pull through two outpostd nodes (two devices on the
+ * first, one on the second) on a primary with a synchronous standby; the primary's postmaster
+ * is SIGKILLed and the standby promoted while they do. Each node, whose conninfo names both
+ * servers with target_session_attrs=read-write, finds the new primary by itself; the devices
+ * retry by themselves, through the same node. Every entry a device saw
  * acknowledged before the crash is on the promoted store, once; every entry written at all is
  * there once (the change log has one entry per row, the conflict log none: a second apply of an
  * INSERT would be a conflict); every outbox drains and every device ends with the same rows. */
@@ -1645,10 +1650,12 @@ static void test_devices_sync_through_a_failover(void **state)
     fo_device *fo = calloc(FO_DEVICES, sizeof *fo);
     static const char *const workers[FO_DEVICES] = {"w1", "w1", "w12"};
     assert_non_null(fo);
+    fixture_second_node(&fx, &node2);
+    assert_int_equal(fixture_start(&node2), 0);
     for (int i = 0; i < FO_DEVICES; i++) {
         char name[16];
         snprintf(name, sizeof name, "fo%d", i);
-        device_enroll(&fo[i].d, name, workers[i], fx.port);
+        device_enroll(&fo[i].d, name, workers[i], i == FO_DEVICES - 1 ? node2.port : fx.port);
         device_start(&fo[i].d, 100);
         fo[i].outage_ms = -1;
     }
@@ -1751,9 +1758,11 @@ static void test_devices_sync_through_a_failover(void **state)
     assert_int_equal(count_rows(central, "SELECT count(*) FROM _outpost_conflicts"), 0);
     sqlite3_close(central);
 
-    /* The same outpostd throughout: it lost its connections and made new ones. */
+    /* The same nodes throughout: each lost its connections and made new ones. */
     assert_true(fixture_log_contains(&fx, "store: lost the connection to PostgreSQL"));
     assert_true(fixture_log_contains(&fx, "store: reconnected to PostgreSQL"));
+    assert_true(fixture_log_contains(&node2, "store: lost the connection to PostgreSQL"));
+    assert_true(fixture_log_contains(&node2, "store: reconnected to PostgreSQL"));
     int64_t worst = 0, best = INT64_MAX;
     for (int i = 0; i < FO_DEVICES; i++) {
         worst = fo[i].outage_ms > worst ? fo[i].outage_ms : worst;
@@ -1770,6 +1779,7 @@ static void test_devices_sync_through_a_failover(void **state)
     for (int i = 0; i < FO_DEVICES; i++)
         device_close(&fo[i].d);
     free(fo);
+    assert_int_equal(fixture_stop_clean(&node2), 0);
 }
 #endif
 
