@@ -106,13 +106,16 @@ static void remember(const pg_cluster *c)
         *slot = *c;
 }
 
-/* Starts the server of c's data directory on its own socket. */
+/* Starts the server of c's data directory on its own socket. A standby whose primary died
+ * retries for WAL every wal_retrieve_retry_interval (5 s by default), and a promotion that
+ * comes during that wait took those 5 s in 3 of about 12 failover runs: 100 ms here. */
 static int serve(pg_cluster *c)
 {
     char cmd[1024];
     if (fmt(cmd, sizeof cmd,
             "%s/pg_ctl -D %s/data -l %s/server.log -w -t 30 -o \"-p " PG_PORT
-            " -k %s -c listen_addresses= -c fsync=off -c max_connections=40\" start",
+            " -k %s -c listen_addresses= -c fsync=off -c max_connections=40"
+            " -c wal_retrieve_retry_interval=100ms\" start",
             c->bin, c->dir, c->dir, c->dir) != 0 ||
         run_as_owner(c, cmd) != 0) {
         fprintf(stderr, "pg_cluster: pg_ctl start failed (see %s/log)\n", c->dir);
