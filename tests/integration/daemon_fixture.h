@@ -53,15 +53,6 @@ struct store;
 int fixture_store_open(const daemon_fixture *fx, struct store **out_store, char *err,
                        size_t err_size);
 
-/* The central store as SQLite reads it, for a test's checks: on SQLite the store file, opened
- * read only; on PostgreSQL an in-memory SQLite copy of every table of the store taken now,
- * with the synced tables' values and the bookkeeping's any-value columns (scope, scope_old,
- * scope_new, losing_value, winning_value) decoded from their encoding into SQLite values of
- * their own type, so that the same SQL (count(*), quote(), =) answers the same on both
- * engines. Close it with sqlite3_close. Returns 0, or -1 with the reason on stderr. */
-struct sqlite3;
-int fixture_central_db(const daemon_fixture *fx, struct sqlite3 **out_db);
-
 /* A second outpostd on fx's store (PostgreSQL: several nodes serve one database): fx's config,
  * certificates and store, its own log and port. It shares fx's directory, which only fx's
  * fixture_destroy removes. Start it with fixture_start. */

@@ -45,7 +45,7 @@
  *
  * Built a second time with OUTPOST_ORACLE_ON_POSTGRESQL as test_convergence_postgresql:
  * outpostd serving from a private PostgreSQL cluster (unit/pg_cluster.h), the database emptied
- * for each seed, the central store read through a decoded SQLite copy (fixture_central_db), so
+ * for each seed, the central store read through a decoded SQLite copy (central_db_open), so
  * the same checks and the same model; 5 seeds by default (each takes longer there), each case
  * required once over them.
  */
@@ -70,6 +70,7 @@
 #include <outpost_sync.h>
 #include <sqlite3.h>
 
+#include "central_db.h"
 #include "daemon_fixture.h"
 #include "faultproxy.h"
 #ifdef OUTPOST_ORACLE_ON_POSTGRESQL
@@ -1697,7 +1698,7 @@ static int check_quarantine(run *R, device *d)
 static int check(run *R)
 {
     sqlite3 *central = NULL;
-    if (fixture_central_db(&R->fx, &central) != 0)
+    if (central_db_open(&R->fx, &central) != 0)
         return failed(R, "cannot open the central store");
     int out = 0;
     for (int t = 0; t < N_TABLES && out == 0; t++)

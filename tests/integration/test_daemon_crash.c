@@ -8,10 +8,6 @@
  *   - nothing is applied twice: every ACK, including those of resent entries, reports no
  *     conflict (a second apply of an INSERT would collide with the first).
  * OUTPOST_CRASH_KILLS sets the number of kills (default 100); OUTPOST_CRASH_SEED the seed.
- * Built a second time with OUTPOST_CRASH_ON_POSTGRESQL as test_daemon_crash_postgresql: outpostd
- * serving from a private PostgreSQL cluster (unit/pg_cluster.h), 60 kills by default; a push
- * there is several round trips to the database, so the kill falls within 1.2 times the push's
- * round trip as last measured (the commit lies near its end).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -23,11 +19,14 @@
 #include <time.h>
 #include <unistd.h>
 
-
 #include <cmocka.h>
 
 #include "daemon_fixture.h"
 #include "testclient.h"
+/* Built a second time with OUTPOST_CRASH_ON_POSTGRESQL as test_daemon_crash_postgresql: outpostd
+ * serving from a private PostgreSQL cluster (unit/pg_cluster.h), 60 kills by default; a push
+ * there is several round trips to the database, so the kill falls within 1.2 times the push's
+ * round trip as last measured (the commit lies near its end). */
 #ifdef OUTPOST_CRASH_ON_POSTGRESQL
 #include "pg_cluster.h"
 #include "common/test_skip.h"

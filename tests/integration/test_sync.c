@@ -6,7 +6,7 @@
  * a revoked device is wiped.
  * Built a second time with OUTPOST_SYNC_ON_POSTGRESQL as test_sync_postgresql: outpostd serving
  * from a private PostgreSQL cluster (unit/pg_cluster.h), the cases that do not edit or copy the
- * store's SQLite file (counts in the central store read a decoded copy: fixture_central_db);
+ * store's SQLite file (counts in the central store read a decoded copy: central_db_open);
  * with OUTPOST_SYNC_FAILOVER as test_failover_postgresql, devices through a failover.
  */
 #include <stdarg.h>
@@ -27,6 +27,7 @@
 #include <outpost.h>
 #include <sqlite3.h>
 
+#include "central_db.h"
 #include "daemon_fixture.h"
 #include "test_util.h"
 #include "faultproxy.h"
@@ -175,7 +176,7 @@ static void central_exec(const char *sql)
 static int64_t central_count(const char *sql)
 {
     sqlite3 *db = NULL;
-    assert_int_equal(fixture_central_db(&fx, &db), 0);
+    assert_int_equal(central_db_open(&fx, &db), 0);
     int64_t n = count_rows(db, sql);
     sqlite3_close(db);
     return n;
@@ -1720,7 +1721,7 @@ static void test_devices_sync_through_a_failover(void **state)
 
     /* The promoted store, through the same conninfo. */
     sqlite3 *central = NULL;
-    assert_int_equal(fixture_central_db(&fx, &central), 0);
+    assert_int_equal(central_db_open(&fx, &central), 0);
     sqlite3_stmt *one = NULL;
     assert_int_equal(sqlite3_prepare_v2(central, "SELECT count(*) FROM contacts WHERE id = ?1",
                                         -1, &one, NULL),
