@@ -1549,12 +1549,13 @@ enum { FO_DEVICES = 3, FO_MAX_WRITES = 1000, FO_STEP_MS = 100, FO_BIG_TX = 200 }
 
 typedef struct fo_device {
     device d;
-    int n;                                         /* entries written (one row each) */
-    char ids[FO_MAX_WRITES][OUTPOST_UUID_TEXT_SIZE];
-    int64_t seqs[FO_MAX_WRITES];                   /* the outbox entry of each row */
-    bool acked_at_crash[FO_MAX_WRITES]; /* acknowledged when the primary died */
-    int first_after;     /* the first entry written after the crash */
-    int64_t outage_ms;   /* crash to that entry's acknowledgement; -1 while not yet */
+    int n;                                           /* rows written */
+    char ids[FO_MAX_WRITES][OUTPOST_UUID_TEXT_SIZE]; /* their keys */
+    int64_t seqs[FO_MAX_WRITES];                     /* the outbox entry holding each */
+    bool acked_at_crash[FO_MAX_WRITES];              /* its entry acknowledged at the crash */
+    int first_after;   /* the first row written after the crash */
+    int64_t outage_ms; /* crash to its entry's acknowledgement (seen within one FO_STEP_MS);
+                        * -1 while not yet */
 } fo_device;
 
 static int64_t replica_int(device *d, const char *sql, int64_t bind)
@@ -1641,10 +1642,10 @@ static void fo_run(fo_device *fo, uint64_t ms, uint64_t crash_ms)
  * first, one on the second) on a primary with a synchronous standby; the primary's postmaster
  * is SIGKILLed and the standby promoted while they do. Each node, whose conninfo names both
  * servers with target_session_attrs=read-write, finds the new primary by itself; the devices
- * retry by themselves, through the same node. Every entry a device saw
- * acknowledged before the crash is on the promoted store, once; every entry written at all is
- * there once (the change log has one entry per row, the conflict log none: a second apply of an
- * INSERT would be a conflict); every outbox drains and every device ends with the same rows. */
+ * retry by themselves, through the same node. Every row a device saw acknowledged before the
+ * crash is on the promoted store, once; every row written at all is there once (the change log
+ * has one entry per row, the conflict log none: a second apply of an INSERT would be a
+ * conflict); every outbox drains and every device ends with the same rows. */
 static void test_devices_sync_through_a_failover(void **state)
 {
     (void)state;
