@@ -1545,7 +1545,10 @@ static void test_first_flight_across_a_schema_upgrade_loses_nothing(void **state
 #ifdef OUTPOST_SYNC_FAILOVER
 /* ---- Failover (docs/operations.md "Topology and failover") ------------------------------- */
 
-enum { FO_DEVICES = 3, FO_MAX_WRITES = 1000, FO_STEP_MS = 100, FO_BIG_TX = 200 };
+/* FO_DETECT_MS: from the crash to the promotion, as a cluster manager's detection takes (and
+ * past /healthz's 2 s probe). */
+enum { FO_DEVICES = 3, FO_MAX_WRITES = 1000, FO_STEP_MS = 100, FO_BIG_TX = 200,
+       FO_DETECT_MS = 2500 };
 
 typedef struct fo_device {
     device d;
@@ -1640,7 +1643,8 @@ static void fo_run(fo_device *fo, uint64_t ms, uint64_t crash_ms)
 
 /* Several liboutpost devices push and pull through two outpostd nodes (two devices on the
  * first, one on the second) on a primary with a synchronous standby; the primary's postmaster
- * is SIGKILLed and the standby promoted while they do. Each node, whose conninfo names both
+ * is SIGKILLed while they do, and the standby promoted FO_DETECT_MS later (/healthz says 503
+ * meanwhile). Each node, whose conninfo names both
  * servers with target_session_attrs=read-write, finds the new primary by itself; the devices
  * retry by themselves, through the same node. Every row a device saw acknowledged before the
  * crash is on the promoted store, once; every row written at all is there once (the change log
@@ -1679,14 +1683,27 @@ static void test_devices_sync_through_a_failover(void **state)
         }
         fo[i].first_after = fo[i].n;
     }
+    /* No primary until the promotion: the devices keep writing, /healthz says why it is
+     * unhealthy. */
+    int unhealthy = 0;
+    char body[256], why[256] = "";
+    while (test_now_ms() - crash_ms < FO_DETECT_MS) {
+        fo_run(fo, 250, crash_ms);
+        if (fo_health(body, sizeof body) == 503) {
+            unhealthy++;
+            snprintf(why, sizeof why, "%s", body);
+        }
+    }
+    assert_true(unhealthy > 0);
+    assert_non_null(strstr(why, "store: cannot reach PostgreSQL: "));
+    int unhealthy_before = unhealthy;
+    uint64_t promote_began_ms = test_now_ms() - crash_ms;
     assert_int_equal(pg_cluster_promote(&standby), 0);
     uint64_t promoted_ms = test_now_ms() - crash_ms;
 
     /* Writing on until every device has had an entry written after the crash acknowledged,
      * and a second more; /healthz asked meanwhile. */
     bool all_back = false;
-    int unhealthy = 0;
-    char body[256];
     for (uint64_t waited = 0; !all_back && waited < WAIT_MS; waited += 250) {
         fo_run(fo, 250, crash_ms);
         unhealthy += fo_health(body, sizeof body) == 503;
@@ -1771,11 +1788,13 @@ static void test_devices_sync_through_a_failover(void **state)
         best = fo[i].outage_ms < best ? fo[i].outage_ms : best;
     }
     print_message("failover: %d rows acknowledged before the crash (%d not yet), %d of them on"
-                  " the promoted store; %d rows in all, each there once; promote took %" PRIu64
-                  " ms; outage seen by a device %" PRId64 "..%" PRId64 " ms; /healthz 503 in %d"
-                  " of the polls after the crash\n",
-                  acked_before, unacked_at_crash, acked_before_found, total, promoted_ms, best,
-                  worst, unhealthy);
+                  " the promoted store; %d rows in all, each there once; promoted %" PRIu64
+                  " ms after the crash (pg_ctl promote took %" PRIu64 " ms); outage seen by a"
+                  " device %" PRId64 "..%" PRId64 " ms, %" PRId64 "..%" PRId64 " ms of it after"
+                  " the promotion; /healthz 503 in %d polls before the promotion, %d after\n",
+                  acked_before, unacked_at_crash, acked_before_found, total, promoted_ms,
+                  promoted_ms - promote_began_ms, best, worst, best - (int64_t)promoted_ms,
+                  worst - (int64_t)promoted_ms, unhealthy_before, unhealthy - unhealthy_before);
     assert_int_equal(acked_before_found, acked_before);
     assert_true(acked_before > 0);
     for (int i = 0; i < FO_DEVICES; i++)
