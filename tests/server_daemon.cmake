@@ -3,6 +3,7 @@
 if(TARGET outpostd AND TARGET outpost_store AND TARGET outpost_proto)
     add_library(outpost_testclient STATIC ${CMAKE_CURRENT_SOURCE_DIR}/integration/testclient.c
                                           ${CMAKE_CURRENT_SOURCE_DIR}/integration/daemon_fixture.c
+                                          ${CMAKE_CURRENT_SOURCE_DIR}/integration/central_db.c
                                           ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_util.c)
     target_include_directories(outpost_testclient PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/integration
                                                          ${PROJECT_SOURCE_DIR}/server/src)

@@ -23,6 +23,20 @@ if(TARGET outpost AND TARGET outpost_testclient AND TARGET outpost_faultproxy)
         endif()
         # the SQLite-file cases stay compiled but unlisted
         target_compile_options(test_sync_postgresql PRIVATE -Wno-unused-function)
+        # The same devices through a failover: the primary SIGKILLed, its synchronous standby
+        # promoted, outpostd reconnecting by itself (docs/operations.md "Topology and failover").
+        outpost_add_test(test_failover_postgresql
+                         SOURCES ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_sync.c
+                                 ${CMAKE_CURRENT_SOURCE_DIR}/integration/dash_client.c
+                         LIBS outpost_internal outpost_testclient outpost_faultproxy
+                              outpost_pg_cluster outpost_lws
+                         LABELS integration TIMEOUT 300)
+        target_include_directories(test_failover_postgresql PRIVATE
+                                   ${CMAKE_CURRENT_SOURCE_DIR}/unit)
+        target_compile_definitions(test_failover_postgresql PRIVATE OUTPOST_SYNC_ON_POSTGRESQL
+                                   OUTPOST_SYNC_FAILOVER
+                                   OUTPOST_ADMIN_PATH="$<TARGET_FILE:outpost-admin>")
+        target_compile_options(test_failover_postgresql PRIVATE -Wno-unused-function)
     endif()
 endif()
 

@@ -129,6 +129,13 @@ int fixture_create_postgresql(daemon_fixture *fx, const char *extra_limits, cons
     return create_fixture(fx, extra_limits, schema_sql, policy_text, conninfo);
 }
 
+int fixture_create_postgresql_with_schema(daemon_fixture *fx, const char *extra_limits,
+                                          const char *conninfo, const char *schema,
+                                          const char *policy)
+{
+    return create_fixture(fx, extra_limits, schema, policy, conninfo);
+}
+
 int fixture_create_with_schema(daemon_fixture *fx, const char *extra_limits, const char *schema,
                                const char *policy)
 {

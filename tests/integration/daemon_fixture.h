@@ -43,6 +43,11 @@ int fixture_create_with_schema(daemon_fixture *fx, const char *extra_limits, con
  * store is made there and outpostd's config says engine = postgresql. Returns 0 or -1. */
 int fixture_create_postgresql(daemon_fixture *fx, const char *extra_limits, const char *conninfo);
 
+/* The same with the test's own schema SQL and policy text. */
+int fixture_create_postgresql_with_schema(daemon_fixture *fx, const char *extra_limits,
+                                          const char *conninfo, const char *schema,
+                                          const char *policy);
+
 /* Opens the fixture's central store, whichever its engine. STORE_OK or an error code. */
 struct store;
 int fixture_store_open(const daemon_fixture *fx, struct store **out_store, char *err,

@@ -42,6 +42,12 @@
  * runs 1..N (default 10); OUTPOST_SEED_BASE shifts the range (scripts/soak.sh). A failing seed
  * prints itself and what the model knows of the row; OUTPOST_ORACLE_TRACE=1 prints every write
  * and every push decision; OUTPOST_ORACLE_STACKED=0 (below) stops stacked writes.
+ *
+ * Built a second time with OUTPOST_ORACLE_ON_POSTGRESQL as test_convergence_postgresql:
+ * outpostd serving from a private PostgreSQL cluster (unit/pg_cluster.h), the database emptied
+ * for each seed, the central store read through a decoded SQLite copy (central_db_open), so
+ * the same checks and the same model; 5 seeds by default (each takes longer there), each case
+ * required once over them.
  */
 #include <inttypes.h>
 #include <setjmp.h>
@@ -64,14 +70,26 @@
 #include <outpost_sync.h>
 #include <sqlite3.h>
 
+#include "central_db.h"
 #include "daemon_fixture.h"
 #include "faultproxy.h"
+#ifdef OUTPOST_ORACLE_ON_POSTGRESQL
+#include "db.h"
+#include "pg_cluster.h"
+static pg_cluster cluster;
+#endif
 
 #ifndef OUTPOST_ORACLE_REFUSALS
 #define OUTPOST_ORACLE_REFUSALS 1 /* deliberate out-of-team writes (issue 11's quarantine) */
 #endif
 
+#ifdef OUTPOST_ORACLE_ON_POSTGRESQL
+#define DEFAULT_SEEDS 5u
+#define CASE_MINIMUM 1u
+#else
 #define DEFAULT_SEEDS 10u
+#define CASE_MINIMUM 2u
+#endif
 #define MAX_DEVICES 6u
 #define N_TABLES 3
 #define N_COLS 6 /* id, team_id, name TEXT, n INTEGER, r REAL, b BLOB */
@@ -130,8 +148,8 @@ static const char *const kind_names[N_KINDS] = {
 static uint32_t kind_minimum(int k)
 {
     if (k == K_REFUSAL || k == K_WRITE_OUT_OF_TEAMS || k == K_FOREIGN_KEY)
-        return OUTPOST_ORACLE_REFUSALS ? 2u : 0u;
-    return 2u;
+        return OUTPOST_ORACLE_REFUSALS ? CASE_MINIMUM : 0u;
+    return CASE_MINIMUM;
 }
 
 /* ---- values --------------------------------------------------------------------------------- */
@@ -1680,11 +1698,8 @@ static int check_quarantine(run *R, device *d)
 static int check(run *R)
 {
     sqlite3 *central = NULL;
-    if (sqlite3_open_v2(R->fx.store_path, &central, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        sqlite3_close(central);
+    if (central_db_open(&R->fx, &central) != 0)
         return failed(R, "cannot open the central store");
-    }
-    sqlite3_busy_timeout(central, 10000);
     int out = 0;
     for (int t = 0; t < N_TABLES && out == 0; t++)
         out = check_rows(R, central, t, -1, "central store");
@@ -1745,10 +1760,33 @@ static void server_down(run *R)
     R->ca_pem = NULL;
 }
 
+#ifdef OUTPOST_ORACLE_ON_POSTGRESQL
+/* A new seed starts on an empty database (outpostd of the last seed is gone). */
+static int empty_database(run *R)
+{
+    db_conn *d = NULL;
+    char err[256];
+    int rc = db_open_postgresql(cluster.conninfo, &d, err, sizeof err);
+    if (rc == 0)
+        rc = db_exec(d, "DROP SCHEMA public CASCADE; CREATE SCHEMA public");
+    if (rc != 0)
+        failed(R, "cannot empty the database: %s", d ? db_errmsg(d) : err);
+    db_close(d);
+    return rc;
+}
+#endif
+
 static int server_up(run *R)
 {
     memset(&R->fx, 0, sizeof R->fx);
+#ifdef OUTPOST_ORACLE_ON_POSTGRESQL
+    if (empty_database(R) != 0)
+        return -1;
+    if (fixture_create_postgresql_with_schema(&R->fx, NULL, cluster.conninfo, schema_sql,
+                                              policy_text) != 0) {
+#else
     if (fixture_create_with_schema(&R->fx, NULL, schema_sql, policy_text) != 0) {
+#endif
         fixture_destroy(&R->fx);
         return failed(R, "cannot prepare outpostd");
     }
@@ -1890,6 +1928,10 @@ static void test_convergence_every_case_occurred(void **state)
 static int setup(void **state)
 {
     run *R = calloc(1, sizeof *R);
+#ifdef OUTPOST_ORACLE_ON_POSTGRESQL
+    if (pg_cluster_start(&cluster) != 0)
+        return -1;
+#endif
     trace = getenv("OUTPOST_ORACLE_TRACE") && *getenv("OUTPOST_ORACLE_TRACE") == '1';
     stacked = !(getenv("OUTPOST_ORACLE_STACKED") && *getenv("OUTPOST_ORACLE_STACKED") == '0');
     if (R == NULL || sqlite3_open(":memory:", &quoter) != SQLITE_OK ||
@@ -1922,6 +1964,9 @@ static int teardown(void **state)
     free(R);
     sqlite3_finalize(quote_stmt);
     sqlite3_close(quoter);
+#ifdef OUTPOST_ORACLE_ON_POSTGRESQL
+    pg_cluster_stop(&cluster);
+#endif
     return 0;
 }
 
@@ -1931,5 +1976,11 @@ int main(void)
         cmocka_unit_test(test_convergence_matches_the_model),
         cmocka_unit_test(test_convergence_every_case_occurred),
     };
+#ifdef OUTPOST_ORACLE_ON_POSTGRESQL
+    if (!pg_cluster_available()) {
+        printf("PostgreSQL binaries not installed: skipped\n");
+        return 0;
+    }
+#endif
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -23,9 +23,27 @@
 
 #include "daemon_fixture.h"
 #include "testclient.h"
+/* Built a second time with OUTPOST_CRASH_ON_POSTGRESQL as test_daemon_crash_postgresql: outpostd
+ * serving from a private PostgreSQL cluster (unit/pg_cluster.h), 60 kills by default; a push
+ * there is several round trips to the database, so the kill falls within 1.2 times the push's
+ * round trip as last measured (the commit lies near its end). */
+#ifdef OUTPOST_CRASH_ON_POSTGRESQL
+#include "pg_cluster.h"
+#include "common/test_skip.h"
+#define DEFAULT_KILLS 60u
+#else
+#define DEFAULT_KILLS 100u
+#endif
 
 #define T_MS 20000
 #define MAX_SEQ 2000u
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 static void row_ids(uint64_t seq, char a[32], char b[32])
 {
@@ -125,23 +143,36 @@ static void test_crash_sigkill_during_pushes(void **state)
     test_device device, checker;
     const char *env_kills = getenv("OUTPOST_CRASH_KILLS");
     const char *env_seed = getenv("OUTPOST_CRASH_SEED");
-    unsigned kills = env_kills ? (unsigned)strtoul(env_kills, NULL, 10) : 100u;
+    unsigned kills = env_kills ? (unsigned)strtoul(env_kills, NULL, 10) : DEFAULT_KILLS;
     unsigned seed = env_seed ? (unsigned)strtoul(env_seed, NULL, 10) : (unsigned)time(NULL);
     uint64_t acked_max = 0; /* highest seq this test saw ACKed */
     uint64_t server_acked = 0;
     unsigned kills_while_pushing = 0;
     unsigned lost_before_commit = 0, committed_unacked = 0, acked_before_kill = 0;
     uint64_t in_flight = 0; /* the seq that was being pushed at the last kill */
+    uint64_t rtt_us = 1000;  /* a push's round trip, last measured */
 
     (void)state;
     srand(seed);
     fprintf(stderr, "crash test: %u kills, seed %u\n", kills, seed);
+#ifdef OUTPOST_CRASH_ON_POSTGRESQL
+    pg_cluster cluster;
+    if (!pg_cluster_available())
+        TEST_SKIP("PostgreSQL 15 binaries not installed (scripts/deps.sh installs them)");
+    assert_int_equal(pg_cluster_start(&cluster), 0);
+    assert_int_equal(fixture_create_postgresql(&fx, NULL, cluster.conninfo), 0);
+#else
     assert_int_equal(fixture_create(&fx, NULL), 0);
+#endif
     assert_int_equal(fixture_start(&fx), 0);
     assert_int_equal(fixture_enroll_device(&fx, "w1", &device), 0);
     assert_int_equal(fixture_enroll_device(&fx, "w1", &checker), 0);
 
-    for (unsigned k = 0; k < kills; k++) {
+    /* Past `kills`, on (up to four times as many) until each window below has had a kill. */
+    for (unsigned k = 0; k < kills || (k < 4 * kills && (lost_before_commit == 0 ||
+                                                         committed_unacked == 0 ||
+                                                         acked_before_kill == 0));
+         k++) {
         testclient *tc = fixture_hello(&fx, &device, &server_acked);
         uint64_t next;
         unsigned before = (unsigned)rand() % 3;
@@ -157,6 +188,7 @@ static void test_crash_sigkill_during_pushes(void **state)
         assert_true(next + 4 < MAX_SEQ);
 
         for (unsigned i = 0; i < before; i++, next++) {
+            uint64_t sent_us = now_us();
             assert_int_equal(send_push(tc, next), 0);
             assert_int_equal(testclient_recv_type(tc, PROTO_MSG_ACK, T_MS, &reply), 0);
             assert_int_equal(reply->type, PROTO_MSG_ACK);
@@ -164,13 +196,20 @@ static void test_crash_sigkill_during_pushes(void **state)
             assert_int_equal(reply->u.ack.n_conflicts, 0);
             proto_msg_free(reply);
             acked_max = next;
+            rtt_us = now_us() - sent_us + 1;
         }
 
-        /* The kill: 0..2 ms after the push leaves (half of them within 0.4 ms), which falls
-         * before, during and after the store transaction and the ACK. */
+        /* The kill: 0..2 ms after the push leaves (half of them within 0.4 ms; PostgreSQL:
+         * within 1.2 round trips), which falls before, during and after the store transaction
+         * and the ACK. */
         assert_int_equal(send_push(tc, next), 0);
         in_flight = next;
+#ifdef OUTPOST_CRASH_ON_POSTGRESQL
+        usleep((useconds_t)((uint64_t)rand() % (rtt_us * 6 / 5)));
+#else
+        (void)rtt_us;
         usleep((useconds_t)(rand() % 2 ? rand() % 400 : rand() % 2000));
+#endif
         fixture_kill(&fx);
         kills_while_pushing++;
         if (testclient_recv(tc, 200, &reply) == 0) {
@@ -215,6 +254,9 @@ static void test_crash_sigkill_during_pushes(void **state)
     assert_true(acked_before_kill >= 1);
     assert_int_equal(fixture_stop_clean(&fx), 0);
     fixture_destroy(&fx);
+#ifdef OUTPOST_CRASH_ON_POSTGRESQL
+    pg_cluster_stop(&cluster);
+#endif
 }
 
 int main(void)
@@ -222,5 +264,10 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crash_sigkill_during_pushes),
     };
+#ifdef OUTPOST_CRASH_ON_POSTGRESQL
+    return test_exit_status(
+        cmocka_run_group_tests_name("daemon_crash_postgresql", tests, NULL, NULL));
+#else
     return cmocka_run_group_tests_name("daemon_crash", tests, NULL, NULL);
+#endif
 }

@@ -26,11 +26,20 @@ int pg_cluster_start(pg_cluster *c);
 /* A streaming standby of primary (pg_basebackup -R), started. 0 or -1. */
 int pg_cluster_start_standby(const pg_cluster *primary, pg_cluster *standby);
 
+/* The same, then made the primary's synchronous standby (synchronous_standby_names = '*' in the
+ * primary's postgresql.conf, reloaded): returns once pg_stat_replication says "sync", so that
+ * every commit the primary answers from then on is on the standby too. 0 or -1. */
+int pg_cluster_start_sync_standby(const pg_cluster *primary, pg_cluster *standby);
+
 /* Promotes a standby to primary and waits until it accepts writes. 0 or -1. */
 int pg_cluster_promote(pg_cluster *c);
 
 /* Stops the server at once, as a crash would (the directory stays until pg_cluster_stop). */
 void pg_cluster_kill(pg_cluster *c);
+
+/* kill -9 of the postmaster, as a machine or process crash: no shutdown at all (its backends
+ * notice and exit by themselves). The directory stays until pg_cluster_stop. */
+void pg_cluster_crash(pg_cluster *c);
 
 /* Stops the server and removes the directory; a cluster never started is a no-op. */
 void pg_cluster_stop(pg_cluster *c);

@@ -35,6 +35,12 @@ void server_notify_teams(server *srv, uint64_t origin_id, const store_push_info 
                                (unsigned long long)origin_id);
 }
 
+void server_notify_all(server *srv)
+{
+    (void)srv;
+    snprintf(told.text + strlen(told.text), sizeof told.text - strlen(told.text), "all devices;");
+}
+
 void dashboard_event(dashboard *dash, unsigned events, const char (*teams)[64], uint32_t n_teams)
 {
     size_t at = strlen(told.text);
@@ -59,6 +65,19 @@ static void test_heard_from_another_node(void **state)
     assert_string_equal(told.text, "");
     announce_heard(&srv, "node-0123456789abcdef", "north", 7);
     assert_string_equal(told.text, "devices north@7 from 0;dash north records+sync;");
+}
+
+/* Back after a lost listening connection: what was announced meanwhile went unheard, so every
+ * device here pulls. */
+static void test_listening_again_tells_every_device(void **state)
+{
+    server srv;
+    (void)state;
+
+    memset(&srv, 0, sizeof srv);
+    told.text[0] = 0;
+    announce_listening_again(&srv);
+    assert_string_equal(told.text, "all devices;");
 }
 
 static void hear(const char *origin, const char *team, uint64_t server_seq, void *user_data)
@@ -102,6 +121,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_heard_from_another_node),
+        cmocka_unit_test(test_listening_again_tells_every_device),
         cmocka_unit_test(test_two_nodes_on_postgresql),
     };
     return test_exit_status(cmocka_run_group_tests(tests, NULL, NULL));

@@ -102,19 +102,7 @@ static void test_promotion_keeps_every_acked_write(void **state)
     store_close(st);
 
     /* The standby, then the primary waits for it at every commit. */
-    assert_int_equal(pg_cluster_start_standby(&primary, &standby), 0);
-    assert_int_equal(db_open_postgresql(primary.conninfo, &d, err, sizeof err), 0);
-    assert_int_equal(db_exec(d, "ALTER SYSTEM SET synchronous_standby_names = '*'"), 0);
-    assert_int_equal(db_exec(d, "SELECT pg_reload_conf()"), 0);
-    int64_t sync = 0;
-    for (int i = 0; i < 100 && sync != 1; i++) {
-        sync = count(d, "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'",
-                     NULL);
-        if (sync != 1)
-            usleep(50 * 1000);
-    }
-    assert_int_equal(sync, 1);
-    db_close(d);
+    assert_int_equal(pg_cluster_start_sync_standby(&primary, &standby), 0);
 
     snprintf(w->conninfo, sizeof w->conninfo,
              "host=%s,%s port=5432,5432 user=outpost dbname=outpost"

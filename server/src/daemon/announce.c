@@ -15,6 +15,7 @@ static struct {
     store *st; /* the listening connection; NULL until open */
     lws_sorted_usec_list_t timer;
     bool running;
+    bool lost; /* the connection was lost: what was announced since went unheard */
 } listener;
 
 const char *announce_node_name(void)
@@ -50,6 +51,13 @@ void announce_heard(server *srv, const char *origin, const char *team, uint64_t 
                     (const char(*)[64])teams, 1);
 }
 
+void announce_listening_again(server *srv)
+{
+    log_msg(LOG_INFO, "listening again: every device connected here pulls what other nodes"
+                      " committed meanwhile");
+    server_notify_all(srv);
+}
+
 static void on_heard(const char *origin, const char *team, uint64_t server_seq, void *user_data)
 {
     announce_heard(user_data, origin, team, server_seq);
@@ -81,17 +89,23 @@ static void announce_tick(lws_sorted_usec_list_t *sul)
 {
     server *srv = listener.srv;
 
-    if (!listener.st && !open_listener(srv)) {
-        lws_sul_schedule(srv->context, 0, sul, announce_tick, ANNOUNCE_RETRY_US);
-        return;
+    if (!listener.st) {
+        if (!open_listener(srv)) {
+            lws_sul_schedule(srv->context, 0, sul, announce_tick, ANNOUNCE_RETRY_US);
+            return;
+        }
+        if (listener.lost)
+            announce_listening_again(srv);
+        listener.lost = false;
     }
     /* Never waits: the descriptor is only read when something arrived. */
     if (store_announcements(listener.st, 0, on_heard, srv) < 0) {
         /* The server went away (a failover): devices connected here pull on their own timer
-         * until the connection is back. */
+         * until the connection is back, and all of them once it is. */
         log_limited(LOG_WARN, "lost the connection that hears other nodes' changes: %s",
                     store_errmsg(listener.st));
         close_listener();
+        listener.lost = true;
         lws_sul_schedule(srv->context, 0, sul, announce_tick, ANNOUNCE_RETRY_US);
         return;
     }

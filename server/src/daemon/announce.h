@@ -29,4 +29,10 @@ void announce_stop(void);
  * origin is this node, which told its own devices already) and tell its dashboards. */
 void announce_heard(server *srv, const char *origin, const char *team, uint64_t server_seq);
 
+/* What a node does once it listens again after losing the listening connection (a failover, a
+ * restart of PostgreSQL): announcements sent meanwhile were never heard (LISTEN hears only what
+ * comes after it), so every device connected here is told to pull rather than waiting for its
+ * own next sync. (Open dashboards see the change at their next request.) */
+void announce_listening_again(server *srv);
+
 #endif /* OUTPOSTD_ANNOUNCE_H */

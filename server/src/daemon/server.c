@@ -108,6 +108,21 @@ void server_notify_teams(server *srv, uint64_t origin_id, const store_push_info 
                 n_notified);
 }
 
+void server_notify_all(server *srv)
+{
+    uint32_t n_notified = 0;
+
+    for (uint32_t i = 0; i < srv->config.limits.max_connections; i++) {
+        session *s = srv->slots[i];
+        if (s && s->state == SESSION_READY) {
+            session_notify(s, 0);
+            n_notified++;
+        }
+    }
+    if (n_notified > 0)
+        log_msg(LOG_DEBUG, "notify all sessions=%" PRIu32, n_notified);
+}
+
 static void dispatch(server *srv, job *list)
 {
     while (list) {

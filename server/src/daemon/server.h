@@ -57,6 +57,10 @@ uint32_t server_sessions(const server *srv);
 /* NOTIFY every authenticated session (but origin_id's) whose teams the change touched. */
 void server_notify_teams(server *srv, uint64_t origin_id, const store_push_info *info);
 
+/* NOTIFY every authenticated session, whatever its teams: something may have changed for any
+ * of them (changes this node could not hear about). */
+void server_notify_all(server *srv);
+
 /* Keeps the table names of schema version (taking *names) when it is at least as new as the
  * one known; frees them otherwise. */
 void server_learn_tables(server *srv, uint32_t version, char ***names, uint32_t *n_names);
