@@ -219,8 +219,9 @@ static int change_prepare(store *st, db_stmt **out, uint32_t n_entries)
         return 0;
     char sql[STORE_CHANGES_BATCH * 64 + 256];
     size_t at = (size_t)snprintf(sql, sizeof sql,
-                                 "INSERT INTO _outpost_changes(seq, table_id, pk, op, device,"
-                                 " altered, hlc, scope_old, scope_new, time_ms, prev_seq) VALUES");
+                                 "INSERT %sINTO _outpost_changes(seq, table_id, pk, op, device,"
+                                 " altered, hlc, scope_old, scope_new, time_ms, prev_seq) VALUES",
+                                 store_insert_or_fail(st));
     for (uint32_t i = 0; i < n_entries && at < sizeof sql; i++) {
         int p = (int)i * CHANGE_PARAMS;
         at += (size_t)snprintf(sql + at, sizeof sql - at,

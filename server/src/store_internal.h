@@ -95,6 +95,11 @@ int store_fail_sqlite(store *st, int sqlite_rc, const char *what);
  * any other value, such as an unexpected DB_ROW, is STORE_EIO) and returns the STORE_E* code. */
 int store_fail_db(store *st, int rc, const char *what);
 
+/* "OR FAIL " on SQLite, "" on PostgreSQL: for a multi-row INSERT whose failure always fails the
+ * push (and so rolls back its transaction). SQLite otherwise keeps a statement journal for each
+ * such statement, copying every page it changes, only to undo the statement alone. */
+const char *store_insert_or_fail(const store *st);
+
 /* Tables every store has and the merge engine's tables, in the seam's portable SQL
  * (store_sqlite.c), and the store's identity table (store_backup.c). */
 extern const char store_base_ddl[];
