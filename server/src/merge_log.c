@@ -27,6 +27,13 @@ size_t merge_reply_budget(const push_ctx *c)
 int merge_reject(push_ctx *c, store_table *t, const char *table, const proto_value *pk,
                  uint32_t code, const char *message, const proto_change *change)
 {
+    /* Queued new rows come first: one of them may be refused, and the REJECT lists rows in
+     * the push's order. */
+    if (c->n_pending > 0) {
+        int out = merge_apply_flush(c);
+        if (out != 0)
+            return out;
+    }
     /* What the row adds to the REJECT: its table, reason, key and framing. A key too large to
      * echo (a hostile 900 KiB key) is not listed; the row still counts. */
     size_t cost = 32 + strlen(table) + strlen(message);

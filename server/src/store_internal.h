@@ -34,6 +34,7 @@ typedef struct store_table {
     db_stmt *sel_row; /* SELECT every column WHERE pk = ?1.. */
     db_stmt *ins_row; /* INSERT every column, ?1..?n */
     db_stmt *del_row; /* DELETE WHERE pk = ?1.. */
+    db_stmt *ins_rows; /* SQLite: INSERT of MERGE_INSERT_BATCH whole rows (merge_apply.c) */
 } store_table;
 
 struct store {
