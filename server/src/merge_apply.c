@@ -118,9 +118,6 @@ int merge_apply_insert(push_ctx *c, store_table *t, const proto_value *vals, uin
  * exactly as without the queue and applies nothing after it.
  */
 
-/* The largest statement the batch may take: SQLite's default limit on parameters is 32766. */
-enum { BATCH_MAX_PARAMS = 32766 };
-
 static int insert_batch_prepare(push_ctx *c, store_table *t)
 {
     if (t->ins_rows != NULL)
@@ -215,8 +212,10 @@ int merge_apply_flush(push_ctx *c)
 int merge_apply_insert_new(push_ctx *c, store_table *t, const proto_value *vals, uint32_t n,
                            const proto_value *pk, const proto_change *ch)
 {
-    bool queue = c->st->rowcheck == NULL && db_engine_of(c->st->conn) == DB_SQLITE &&
-                 n == t->n_cols && (size_t)t->n_cols * MERGE_INSERT_BATCH <= BATCH_MAX_PARAMS;
+    /* a batch of a wide table could take more parameters than this SQLite allows */
+    bool queue = c->st->rowcheck == NULL && c->st->db != NULL && n == t->n_cols &&
+                 (int64_t)t->n_cols * MERGE_INSERT_BATCH <=
+                     sqlite3_limit(c->st->db, SQLITE_LIMIT_VARIABLE_NUMBER, -1);
     if (!queue || (c->n_pending > 0 && c->pending_t != t)) {
         int out = merge_apply_flush(c);
         if (out != 0 || c->n_rejects > 0)
