@@ -150,9 +150,9 @@ static span raw_insert(const char *path, const row_text *texts, bool in_commit, 
         die("raw schema", err);
     if (!in_commit)
         sqlite3_wal_autocheckpoint(db, 0);
-    char sql[64 + 32 * 24] = "INSERT INTO contacts VALUES";
-    for (uint32_t i = 0; i < batch && i < 32; i++)
-        strcat(sql, i ? ",(?,?,?,?,?,?,?,?,?,?)" : "(?,?,?,?,?,?,?,?,?,?)");
+    char sql[64 + 32 * 24] = "INSERT INTO contacts VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)";
+    for (uint32_t i = 1; i < batch && i < 32; i++)
+        strcat(sql, ",(?,?,?,?,?,?,?,?,?,?)");
     sqlite3_stmt *s = NULL;
     if (batch == 0 || batch > 32 || N_ROWS % batch != 0 ||
         sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
@@ -308,7 +308,10 @@ int main(void)
             if (way == 0)
                 ckpt_ms[r] = ckpt.wall * 1e3, ckpt_cpu_ms[r] = ckpt.cpu * 1e3;
         }
-        span raw32 = raw_insert(raw_path, texts, false, 32); /* last: the judged pair as before */
+    }
+    /* after the judged runs, so that they run exactly as before */
+    for (int r = -BENCH_WARMUP; r < BENCH_RUNS; r++) {
+        span raw32 = raw_insert(raw_path, texts, false, 32);
         remove_db(raw_path);
         if (r >= 0)
             raw32_rates[r] = N_ROWS / raw32.wall, raw32_cpu_rates[r] = N_ROWS / raw32.cpu;
