@@ -113,9 +113,11 @@ int merge_apply_insert(push_ctx *c, store_table *t, const proto_value *vals, uin
 /*
  * New rows are queued and written MERGE_INSERT_BATCH per statement on SQLite: a bulk push of new
  * rows then pays a statement's fixed cost (its cursors, its start and end) once per batch rather
- * than once per row. The statement keeps SQLite's default ABORT, so a constraint failure undoes
- * the whole batch; the batch is then written again row by row, which refuses the failing row
- * exactly as without the queue and applies nothing after it.
+ * than once per row. The statement is INSERT OR FAIL, so that SQLite keeps no statement journal
+ * (a copy of every page the statement changes, to undo it alone): a constraint failure ends it
+ * with the rows before the failing one written (sqlite3_changes counts them), and the rest is
+ * written row by row, which refuses the failing row exactly as without the queue and applies
+ * nothing after it. The refusal rolls the push back whole, the rows before it with it.
  */
 
 static int insert_batch_prepare(push_ctx *c, store_table *t)
@@ -126,11 +128,11 @@ static int insert_batch_prepare(push_ctx *c, store_table *t)
     if (store_quote_name(c->st, q, sizeof q, t->name) != 0)
         return store_fail(c->st, STORE_EINVAL, "table name too long");
     size_t row = 2 + 2 * (size_t)t->n_cols; /* "(?,?)," */
-    size_t size = 32 + strlen(q) + MERGE_INSERT_BATCH * row;
+    size_t size = 40 + strlen(q) + MERGE_INSERT_BATCH * row;
     char *sql = malloc(size);
     if (sql == NULL)
         return store_fail(c->st, STORE_ENOMEM, "out of memory");
-    size_t at = (size_t)snprintf(sql, size, "INSERT INTO %s VALUES", q);
+    size_t at = (size_t)snprintf(sql, size, "INSERT OR FAIL INTO %s VALUES", q);
     for (uint32_t i = 0; i < MERGE_INSERT_BATCH; i++) {
         sql[at++] = i ? ',' : ' ';
         sql[at++] = '(';
@@ -183,25 +185,30 @@ int merge_apply_flush(push_ctx *c)
     c->n_pending = 0; /* a refusal below records itself through merge_reject, which flushes */
     if (n == 0)
         return 0;
-    int rc = DB_DONE;
+    uint32_t first = 0; /* the first row not written yet */
     if (n == MERGE_INSERT_BATCH) {
         int out = insert_batch_prepare(c, t);
         if (out != 0)
             return out;
         sqlite3_stmt *lite = db_stmt_sqlite(t->ins_rows);
-        rc = STORE_OK;
+        int rc = STORE_OK;
         for (uint32_t i = 0; i < n && rc == STORE_OK; i++)
             rc = bind_new_row(lite, (int)(i * t->n_cols), c->pending[i], t->n_cols);
         if (rc == STORE_OK)
             rc = db_step(t->ins_rows);
+        int written = sqlite3_changes(c->st->db); /* OR FAIL: the rows before a refused one */
         db_reset(t->ins_rows); /* every parameter is bound again before the next step */
         if (rc == DB_DONE)
             return 0;
         if (rc != STORE_ECONSTRAINT)
             return store_fail_db(c->st, rc, "insert rows");
+        if (written < 0 || (uint32_t)written >= n)
+            return store_fail(c->st, STORE_EIO, "insert rows: %d of %u rows written, none refused",
+                              written, n);
+        first = (uint32_t)written;
     }
-    /* a short queue, or a batch one of whose rows was refused: row by row */
-    for (uint32_t i = 0; i < n && c->n_rejects == 0; i++) {
+    /* a short queue, or the rest of a batch one of whose rows was refused: row by row */
+    for (uint32_t i = first; i < n && c->n_rejects == 0; i++) {
         int out = insert_one_queued(c, t, c->pending[i]);
         if (out != 0)
             return out;
