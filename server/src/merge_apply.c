@@ -182,7 +182,7 @@ int merge_apply_flush(push_ctx *c)
 {
     uint32_t n = c->n_pending;
     store_table *t = c->pending_t;
-    c->n_pending = 0; /* a refusal below records itself through merge_reject, which flushes */
+    c->n_pending = 0; /* emptied first: a refusal below goes through merge_reject, which flushes */
     if (n == 0)
         return 0;
     uint32_t first = 0; /* the first row not written yet */
