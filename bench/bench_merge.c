@@ -21,6 +21,12 @@
  * outpostd runs it against raw with its checkpoints also out of the COMMIT (merge_vs_raw_ratio).
  * merge_vs_raw_ckpt_ratio is both with the checkpoint in the COMMIT; the checkpoint outpostd
  * then does after the push is timed on its own (store_checkpoint_after_push_ms).
+ *
+ * The merge writes new rows 32 per multi-row INSERT (merge_apply.c). The judged ceiling stays
+ * raw SQLite as an application writes it, one prepared INSERT stepped per row; raw with the
+ * same 32-row statements is printed beside it (raw_sqlite_insert_batch32_*,
+ * merge_vs_raw_batch32_*), not judged, so that the reader sees how much of the gap is the
+ * statement count.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -128,8 +134,9 @@ static void make_texts(row_text *rows)
     }
 }
 
-/* in_commit: SQLite's default, the checkpoint in the COMMIT; otherwise none (as outpostd). */
-static span raw_insert(const char *path, const row_text *texts, bool in_commit)
+/* in_commit: SQLite's default, the checkpoint in the COMMIT; otherwise none (as outpostd).
+ * batch: rows per INSERT statement (1, or a divisor of N_ROWS). */
+static span raw_insert(const char *path, const row_text *texts, bool in_commit, uint32_t batch)
 {
     sqlite3 *db = NULL;
     if (sqlite3_open(path, &db) != SQLITE_OK)
@@ -143,21 +150,27 @@ static span raw_insert(const char *path, const row_text *texts, bool in_commit)
         die("raw schema", err);
     if (!in_commit)
         sqlite3_wal_autocheckpoint(db, 0);
+    char sql[64 + 32 * 24] = "INSERT INTO contacts VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)";
+    for (uint32_t i = 1; i < batch && i < 32; i++)
+        strcat(sql, ",(?,?,?,?,?,?,?,?,?,?)");
     sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(db, "INSERT INTO contacts VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,?10)", -1,
-                           &s, NULL) != SQLITE_OK)
+    if (batch == 0 || batch > 32 || N_ROWS % batch != 0 ||
+        sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK)
         die("raw prepare", sqlite3_errmsg(db));
     span t = span_start();
     sqlite3_exec(db, "BEGIN", NULL, NULL, NULL);
     proto_value vals[N_COLS];
-    for (uint32_t i = 0; i < N_ROWS; i++) {
-        row_values(&texts[i], i, vals);
-        for (int c = 0; c < N_COLS; c++) {
-            if (vals[c].type == PROTO_TEXT)
-                sqlite3_bind_text(s, c + 1, (const char *)vals[c].u.b.p, (int)vals[c].u.b.n,
-                                  SQLITE_STATIC);
-            else
-                sqlite3_bind_int64(s, c + 1, vals[c].u.i);
+    for (uint32_t i = 0; i < N_ROWS; i += batch) {
+        for (uint32_t r = 0; r < batch; r++) {
+            row_values(&texts[i + r], i + r, vals);
+            for (int c = 0; c < N_COLS; c++) {
+                int p = (int)r * N_COLS + c + 1;
+                if (vals[c].type == PROTO_TEXT)
+                    sqlite3_bind_text(s, p, (const char *)vals[c].u.b.p, (int)vals[c].u.b.n,
+                                      SQLITE_STATIC);
+                else
+                    sqlite3_bind_int64(s, p, vals[c].u.i);
+            }
         }
         if (sqlite3_step(s) != SQLITE_DONE)
             die("raw insert", sqlite3_errmsg(db));
@@ -279,10 +292,11 @@ int main(void)
     double raw_rates[2][BENCH_RUNS], merge_rates[2][BENCH_RUNS];
     double raw_cpu_rates[2][BENCH_RUNS], merge_cpu_rates[2][BENCH_RUNS];
     double ckpt_ms[BENCH_RUNS], ckpt_cpu_ms[BENCH_RUNS];
+    double raw32_rates[BENCH_RUNS], raw32_cpu_rates[BENCH_RUNS]; /* 32 rows per INSERT */
     for (int r = -BENCH_WARMUP; r < BENCH_RUNS; r++) {
         for (int way = 0; way < 2; way++) {
             span ckpt = {0, 0};
-            span raw_s = raw_insert(raw_path, texts, way == 1);
+            span raw_s = raw_insert(raw_path, texts, way == 1, 1);
             span merge_s = store_merge(store_path, texts, way == 1, &ckpt);
             remove_db(raw_path);
             remove_db(store_path);
@@ -294,6 +308,13 @@ int main(void)
             if (way == 0)
                 ckpt_ms[r] = ckpt.wall * 1e3, ckpt_cpu_ms[r] = ckpt.cpu * 1e3;
         }
+    }
+    /* after the judged runs, so that they run exactly as before */
+    for (int r = -BENCH_WARMUP; r < BENCH_RUNS; r++) {
+        span raw32 = raw_insert(raw_path, texts, false, 32);
+        remove_db(raw_path);
+        if (r >= 0)
+            raw32_rates[r] = N_ROWS / raw32.wall, raw32_cpu_rates[r] = N_ROWS / raw32.cpu;
     }
     bench_stat raw[2], merge[2], raw_cpu[2], merge_cpu[2];
     for (int way = 0; way < 2; way++) {
@@ -323,6 +344,13 @@ int main(void)
     /* outpostd's merge against raw with SQLite's default: the easier comparison, not judged */
     printf("merge_vs_raw_default_cpu_ratio=%.2f\n", merge_cpu[0].median / raw_cpu[1].median);
     printf("merge_vs_raw_default_ratio=%.2f\n", merge[0].median / raw[1].median);
+    /* raw with the merge's 32-row statements: shown, not judged */
+    bench_stat raw32 = bench_stat_of(raw32_rates, BENCH_RUNS);
+    bench_stat raw32_cpu = bench_stat_of(raw32_cpu_rates, BENCH_RUNS);
+    bench_print_stat("raw_sqlite_insert_batch32_rows_per_s", raw32, 0);
+    bench_print_stat("raw_sqlite_insert_batch32_cpu_rows_per_s", raw32_cpu, 0);
+    printf("merge_vs_raw_batch32_cpu_ratio=%.2f\n", merge_cpu[0].median / raw32_cpu.median);
+    printf("merge_vs_raw_batch32_ratio=%.2f\n", merge[0].median / raw32.median);
     printf("merge_vs_raw_cpu_ratio=%.2f\n", merge_cpu[0].median / raw_cpu[0].median);
     printf("merge_vs_raw_ratio=%.2f\n", merge[0].median / raw[0].median);
     printf("merge_vs_raw_target=0.60\n");

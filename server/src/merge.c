@@ -539,7 +539,7 @@ static int insert_new_row(push_ctx *c, change_ref *r, bool *out_done)
     if (out != 0 || !added)
         return out;
     *out_done = true;
-    out = merge_apply_insert(c, r->t, vals, r->n_columns, r->pk, r->ch);
+    out = merge_apply_insert_new(c, r->t, vals, r->n_columns, r->pk, r->ch);
     if (out != 0 || c->n_rejects > 0)
         return out;
     return merge_log_change_entry(c, t, &r->pk_blob, PROTO_OP_INSERT, false, &merge_undef_value,
@@ -598,6 +598,9 @@ int merge_change(push_ctx *c, store_table *t, uint32_t n_columns, const proto_ch
     r.pk = store_arena_dup(&c->arena, r.pk, t->n_pk * sizeof *r.pk);
     if (r.pk == NULL)
         return store_fail(c->st, STORE_ENOMEM, "out of memory");
+    out = merge_apply_flush(c); /* the full merge reads and writes the data tables */
+    if (out != 0)
+        goto done;
     out = row_meta_get(c->st, t->id, &r.pk_blob, &c->arena, &r.meta);
     if (out != 0)
         goto done;

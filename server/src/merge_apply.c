@@ -6,6 +6,7 @@
  * written as SQLite would have stored it, or refused with SQLite's own message.
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "merge_internal.h"
@@ -107,6 +108,134 @@ int merge_apply_insert(push_ctx *c, store_table *t, const proto_value *vals, uin
     else
         db_reset(s); /* every parameter is bound again before the next step */
     return step_result(c, rc, t, pk, ch, "insert row");
+}
+
+/*
+ * New rows are queued and written MERGE_INSERT_BATCH per statement on SQLite: a bulk push of new
+ * rows then pays a statement's fixed cost (its cursors, its start and end) once per batch rather
+ * than once per row. The statement is INSERT OR FAIL, so that SQLite keeps no statement journal
+ * (a copy of every page the statement changes, to undo it alone): a constraint failure ends it
+ * with the rows before the failing one written (sqlite3_changes counts them), and the rest is
+ * written row by row, which refuses the failing row exactly as without the queue and applies
+ * nothing after it. The refusal rolls the push back whole, the rows before it with it.
+ */
+
+static int insert_batch_prepare(push_ctx *c, store_table *t)
+{
+    if (t->ins_rows != NULL)
+        return 0;
+    char q[512];
+    if (store_quote_name(c->st, q, sizeof q, t->name) != 0)
+        return store_fail(c->st, STORE_EINVAL, "table name too long");
+    size_t row = 2 + 2 * (size_t)t->n_cols; /* "(?,?)," */
+    size_t size = 40 + strlen(q) + MERGE_INSERT_BATCH * row;
+    char *sql = malloc(size);
+    if (sql == NULL)
+        return store_fail(c->st, STORE_ENOMEM, "out of memory");
+    size_t at = (size_t)snprintf(sql, size, "INSERT OR FAIL INTO %s VALUES", q);
+    for (uint32_t i = 0; i < MERGE_INSERT_BATCH; i++) {
+        sql[at++] = i ? ',' : ' ';
+        sql[at++] = '(';
+        for (uint32_t k = 0; k < t->n_cols; k++) {
+            if (k)
+                sql[at++] = ',';
+            sql[at++] = '?';
+        }
+        sql[at++] = ')';
+    }
+    sql[at] = 0;
+    int rc = db_prepare(c->st->conn, sql, &t->ins_rows);
+    free(sql);
+    return rc == STORE_OK ? 0 : store_fail_db(c->st, rc, "prepare insert");
+}
+
+/* Binds a queued INSERT's n values from parameter base + 1 on. */
+static int bind_new_row(sqlite3_stmt *lite, int base, const proto_change *ch, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        int b = store_value_bind(lite, base + (int)i + 1, &ch->cols[i].new_val);
+        if (b != SQLITE_OK)
+            return b == SQLITE_NOMEM ? STORE_ENOMEM : STORE_EIO;
+    }
+    return STORE_OK;
+}
+
+/* A queued row alone, through the table's one-row INSERT; a constraint failure refuses it. */
+static int insert_one_queued(push_ctx *c, store_table *t, const proto_change *ch)
+{
+    db_stmt *s = t->ins_row;
+    int rc = bind_new_row(db_stmt_sqlite(s), 0, ch, t->n_cols);
+    if (rc == STORE_OK)
+        rc = db_step(s);
+    db_reset(s);
+    if (rc != STORE_ECONSTRAINT)
+        return step_result(c, rc, t, NULL, ch, "insert row");
+    proto_value *pk = store_arena_alloc(&c->arena, t->n_pk * sizeof *pk);
+    if (pk == NULL)
+        return store_fail(c->st, STORE_ENOMEM, "out of memory");
+    for (uint32_t k = 0; k < t->n_pk; k++)
+        pk[k] = ch->cols[t->pk[k]].new_val;
+    return step_result(c, rc, t, pk, ch, "insert row");
+}
+
+int merge_apply_flush(push_ctx *c)
+{
+    uint32_t n = c->n_pending;
+    store_table *t = c->pending_t;
+    c->n_pending = 0; /* emptied first: a refusal below goes through merge_reject, which flushes */
+    if (n == 0)
+        return 0;
+    uint32_t first = 0; /* the first row not written yet */
+    if (n == MERGE_INSERT_BATCH) {
+        int out = insert_batch_prepare(c, t);
+        if (out != 0)
+            return out;
+        sqlite3_stmt *lite = db_stmt_sqlite(t->ins_rows);
+        int rc = STORE_OK;
+        for (uint32_t i = 0; i < n && rc == STORE_OK; i++)
+            rc = bind_new_row(lite, (int)(i * t->n_cols), c->pending[i], t->n_cols);
+        if (rc == STORE_OK)
+            rc = db_step(t->ins_rows);
+        int written = sqlite3_changes(c->st->db); /* OR FAIL: the rows before a refused one */
+        db_reset(t->ins_rows); /* every parameter is bound again before the next step */
+        if (rc == DB_DONE)
+            return 0;
+        if (rc != STORE_ECONSTRAINT)
+            return store_fail_db(c->st, rc, "insert rows");
+        if (written < 0 || (uint32_t)written >= n)
+            return store_fail(c->st, STORE_EIO, "insert rows: %d of %u rows written, none refused",
+                              written, n);
+        first = (uint32_t)written;
+    }
+    /* a short queue, or the rest of a batch one of whose rows was refused: row by row */
+    for (uint32_t i = first; i < n && c->n_rejects == 0; i++) {
+        int out = insert_one_queued(c, t, c->pending[i]);
+        if (out != 0)
+            return out;
+    }
+    return 0;
+}
+
+int merge_apply_insert_new(push_ctx *c, store_table *t, const proto_value *vals, uint32_t n,
+                           const proto_value *pk, const proto_change *ch)
+{
+    /* a batch of a wide table could take more parameters than this SQLite allows */
+    bool queue = c->st->rowcheck == NULL && c->st->db != NULL && n == t->n_cols &&
+                 (int64_t)t->n_cols * MERGE_INSERT_BATCH <=
+                     sqlite3_limit(c->st->db, SQLITE_LIMIT_VARIABLE_NUMBER, -1);
+    if (!queue || (c->n_pending > 0 && c->pending_t != t)) {
+        int out = merge_apply_flush(c);
+        if (out != 0 || c->n_rejects > 0)
+            return out;
+        if (!queue)
+            return merge_apply_insert(c, t, vals, n, pk, ch);
+    }
+    int out = store_table_prepare(c->st, t);
+    if (out != 0)
+        return out;
+    c->pending_t = t;
+    c->pending[c->n_pending++] = ch;
+    return c->n_pending == MERGE_INSERT_BATCH ? merge_apply_flush(c) : 0;
 }
 
 /* UPDATE t SET the columns flagged in set[] to vals[] WHERE pk. */

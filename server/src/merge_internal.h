@@ -25,6 +25,9 @@ typedef struct push_reject {
 #define MERGE_MAX_REJECT_ROWS 256u
 
 
+/* New rows written by one multi-row INSERT on SQLite (at most this many) */
+#define MERGE_INSERT_BATCH 32u
+
 typedef struct push_ctx {
     store *st;
     const store_device *dev;
@@ -49,6 +52,10 @@ typedef struct push_ctx {
     proto_value *scratch; /* the current change's key and values on the fast insert path */
     uint32_t n_scratch;
     bool refusing;        /* conflict rows written now record a refusal: not reversible */
+    /* New rows of one table waiting for their multi-row INSERT (merge_apply.c) */
+    store_table *pending_t;
+    const proto_change *pending[MERGE_INSERT_BATCH];
+    uint32_t n_pending;
 } push_ctx;
 
 /* The most bytes the listed part of an ACK (its conflicts) or a REJECT (its rows, then its
@@ -94,6 +101,14 @@ int merge_log_change(push_ctx *c, const store_table *t, const store_bytes *pk_bl
  * 0; anything else fails the push. */
 int merge_apply_insert(push_ctx *c, store_table *t, const proto_value *vals, uint32_t n,
                        const proto_value *pk, const proto_change *ch);
+/* INSERT of a new key's whole row (ch an INSERT carrying columns 0..n-1 in order, which stays
+ * in memory until the push ends): on SQLite queued and written MERGE_INSERT_BATCH rows per
+ * statement, otherwise at once. A queued row's refusal is recorded when the queue is written. */
+int merge_apply_insert_new(push_ctx *c, store_table *t, const proto_value *vals, uint32_t n,
+                           const proto_value *pk, const proto_change *ch);
+/* Writes the queued new rows. Called before anything reads or writes a data table other than
+ * by merge_apply_insert_new, before a refusal is recorded, and at the end of the merge. */
+int merge_apply_flush(push_ctx *c);
 int merge_apply_update(push_ctx *c, const store_table *t, const bool *set, const proto_value *vals,
                        const proto_value *pk, const proto_change *ch);
 int merge_apply_delete(push_ctx *c, store_table *t, const proto_value *pk, const proto_change *ch);

@@ -27,6 +27,13 @@ size_t merge_reply_budget(const push_ctx *c)
 int merge_reject(push_ctx *c, store_table *t, const char *table, const proto_value *pk,
                  uint32_t code, const char *message, const proto_change *change)
 {
+    /* Queued new rows come first: one of them may be refused, and the REJECT lists rows in
+     * the push's order. */
+    if (c->n_pending > 0) {
+        int out = merge_apply_flush(c);
+        if (out != 0)
+            return out;
+    }
     /* What the row adds to the REJECT: its table, reason, key and framing. A key too large to
      * echo (a hostile 900 KiB key) is not listed; the row still counts. */
     size_t cost = 32 + strlen(table) + strlen(message);
@@ -219,8 +226,9 @@ static int change_prepare(store *st, db_stmt **out, uint32_t n_entries)
         return 0;
     char sql[STORE_CHANGES_BATCH * 64 + 256];
     size_t at = (size_t)snprintf(sql, sizeof sql,
-                                 "INSERT INTO _outpost_changes(seq, table_id, pk, op, device,"
-                                 " altered, hlc, scope_old, scope_new, time_ms, prev_seq) VALUES");
+                                 "INSERT %sINTO _outpost_changes(seq, table_id, pk, op, device,"
+                                 " altered, hlc, scope_old, scope_new, time_ms, prev_seq) VALUES",
+                                 store_insert_or_fail(st));
     for (uint32_t i = 0; i < n_entries && at < sizeof sql; i++) {
         int p = (int)i * CHANGE_PARAMS;
         at += (size_t)snprintf(sql + at, sizeof sql - at,

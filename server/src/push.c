@@ -510,7 +510,7 @@ static int merge_all(push_ctx *c)
                 return out;
         }
     }
-    return 0;
+    return merge_apply_flush(c);
 }
 
 int store_push(store *st, store_device *dev, const proto_push *push, uint64_t now_ms,

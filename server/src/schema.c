@@ -646,6 +646,7 @@ static void table_free(store_table *t)
     db_finalize(t->sel_row);
     db_finalize(t->ins_row);
     db_finalize(t->del_row);
+    db_finalize(t->ins_rows);
     memset(t, 0, sizeof *t);
 }
 

@@ -34,6 +34,7 @@ typedef struct store_table {
     db_stmt *sel_row; /* SELECT every column WHERE pk = ?1.. */
     db_stmt *ins_row; /* INSERT every column, ?1..?n */
     db_stmt *del_row; /* DELETE WHERE pk = ?1.. */
+    db_stmt *ins_rows; /* SQLite: INSERT of MERGE_INSERT_BATCH whole rows (merge_apply.c) */
 } store_table;
 
 struct store {
@@ -97,6 +98,11 @@ int store_fail_sqlite(store *st, int sqlite_rc, const char *what);
 /* Records "what: the engine's message" in st for a seam call that returned rc (a STORE_E* code;
  * any other value, such as an unexpected DB_ROW, is STORE_EIO) and returns the STORE_E* code. */
 int store_fail_db(store *st, int rc, const char *what);
+
+/* "OR FAIL " on SQLite, "" on PostgreSQL: for a multi-row INSERT whose failure always fails the
+ * push (and so rolls back its transaction). SQLite otherwise keeps a statement journal for each
+ * such statement, copying every page it changes, only to undo the statement alone. */
+const char *store_insert_or_fail(const store *st);
 
 /* Tables every store has and the merge engine's tables, in the seam's portable SQL
  * (store_sqlite.c), and the store's identity table (store_backup.c). */

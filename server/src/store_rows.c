@@ -193,8 +193,9 @@ static int new_rows_prepare(store *st)
         return 0;
     char sql[STORE_NEW_ROWS_BATCH * 48 + 256];
     size_t at = (size_t)snprintf(sql, sizeof sql,
-                                 "INSERT INTO _outpost_rows(table_id, pk, seq, deleted, scope,"
-                                 " base_hlc, base_device, echo_device, echo_since) VALUES");
+                                 "INSERT %sINTO _outpost_rows(table_id, pk, seq, deleted, scope,"
+                                 " base_hlc, base_device, echo_device, echo_since) VALUES",
+                                 store_insert_or_fail(st));
     for (int i = 0; i < STORE_NEW_ROWS_BATCH && at < sizeof sql; i++) {
         int p = i * NEW_ROW_PARAMS;
         at += (size_t)snprintf(sql + at, sizeof sql - at,

@@ -115,6 +115,11 @@ const char store_sync_ddl[] =
     "  reject BLOB NOT NULL, time_ms INTEGER NOT NULL,"
     "  PRIMARY KEY(device_no, seq)) WITHOUT ROWID;";
 
+const char *store_insert_or_fail(const store *st)
+{
+    return db_engine_of(st->conn) == DB_SQLITE ? "OR FAIL " : "";
+}
+
 int store_fail(store *st, int rc, const char *fmt, ...)
 {
     va_list ap;

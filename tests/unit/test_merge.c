@@ -1074,6 +1074,96 @@ static void test_change_log_batches_land_once_and_refusals_leave_none(void **sta
                      72);
 }
 
+/* An insert like tp_insert_contact's with another age (CHECK (age BETWEEN 0 AND 25)). */
+static void insert_contact_aged(tpush *tp, const char *id, const char *team, int64_t age)
+{
+    proto_change *ch = tp_change(tp, "contacts", C_NCOLS, PROTO_OP_INSERT);
+    tp_col(ch, C_ID, U(), T(id));
+    tp_col(ch, C_TEAM, U(), T(team));
+    tp_col(ch, C_NAME, U(), T(id));
+    tp_col(ch, C_AGE, U(), I(age));
+    tp_col(ch, C_LOCATION, U(), T("market"));
+    tp_col(ch, C_NOTES, U(), N());
+    tp_col(ch, C_RISK, U(), I(1));
+    tp_col(ch, C_UPDATED, U(), I(1000));
+}
+
+/* New rows are written 32 per statement on SQLite (merge_apply.c). A row the store refuses in
+ * the middle of a batch, or in the short rest, is refused by name, in the push's order before
+ * a later row's refusal, and nothing of the push is applied; a good push lands every row with
+ * its own values. */
+static void test_new_rows_in_batches_refuse_the_failing_row_in_order(void **state)
+{
+    world *w = *state;
+    static char ids[260][8]; /* the pushes point at them */
+    char *before = dump_data(w);
+
+    /* the 38th row breaks the CHECK inside the second batch; the 51st, queued after it, is
+     * out of scope and refused while that batch is not yet written */
+    tpush *tp = tp_new(1, HLC(NOW_MS));
+    for (int i = 0; i < 70; i++) {
+        snprintf(ids[i], sizeof ids[i], "a-%02d", i);
+        insert_contact_aged(tp, ids[i], i == 50 ? "east" : "north", i == 37 ? 99 : i % 20);
+    }
+    proto_msg *m = fx_push(&w->fx, &w->ana, tp, NOW_MS, NULL);
+    assert_rejected_nothing_applied(w, m, PROTO_ERR_CONSTRAINT, before);
+    assert_int_equal(m->u.reject.n_rows, 2);
+    assert_true(fx_value_is(&m->u.reject.rows[0].pk[0], "a-37"));
+    assert_non_null(strstr(m->u.reject.rows[0].message, "CHECK"));
+    assert_int_equal(m->u.reject.rows[1].code, PROTO_ERR_OUT_OF_SCOPE);
+    assert_true(fx_value_is(&m->u.reject.rows[1].pk[0], "a-50"));
+    proto_msg_free(m);
+    tp_free(tp);
+
+    /* the 11th of 40 rows: inside a full batch, nothing refused after it */
+    tp = tp_new(2, HLC(NOW_MS));
+    for (int i = 0; i < 40; i++) {
+        snprintf(ids[150 + i], sizeof ids[150 + i], "d-%02d", i);
+        insert_contact_aged(tp, ids[150 + i], "north", i == 10 ? 26 : 3);
+    }
+    m = fx_push(&w->fx, &w->ana, tp, NOW_MS, NULL);
+    assert_rejected_nothing_applied(w, m, PROTO_ERR_CONSTRAINT, before);
+    assert_int_equal(m->u.reject.n_rows, 1);
+    assert_true(fx_value_is(&m->u.reject.rows[0].pk[0], "d-10"));
+    proto_msg_free(m);
+    tp_free(tp);
+
+    /* the 33rd of 33 rows: the short rest after one full batch */
+    tp = tp_new(3, HLC(NOW_MS));
+    for (int i = 0; i < 33; i++) {
+        snprintf(ids[70 + i], sizeof ids[70 + i], "b-%02d", i);
+        insert_contact_aged(tp, ids[70 + i], "north", i == 32 ? -1 : 3);
+    }
+    m = fx_push(&w->fx, &w->ana, tp, NOW_MS, NULL);
+    assert_rejected_nothing_applied(w, m, PROTO_ERR_CONSTRAINT, before);
+    assert_int_equal(m->u.reject.n_rows, 1);
+    assert_true(fx_value_is(&m->u.reject.rows[0].pk[0], "b-32"));
+    proto_msg_free(m);
+    tp_free(tp);
+    free(before);
+
+    /* 70 good rows: two batches and a rest of six, each row with its own values */
+    tp = tp_new(4, HLC(NOW_MS));
+    for (int i = 0; i < 70; i++) {
+        snprintf(ids[190 + i], sizeof ids[190 + i], "c-%02d", i);
+        insert_contact_aged(tp, ids[190 + i], "north", i % 20);
+    }
+    store_push_info info;
+    m = fx_push(&w->fx, &w->ana, tp, NOW_MS, &info);
+    assert_int_equal(m->type, PROTO_MSG_ACK);
+    assert_int_equal(info.n_rows, 70);
+    free(info.teams_touched);
+    proto_msg_free(m);
+    tp_free(tp);
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM contacts"), 70);
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_changes"), 70);
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM contacts WHERE name = id"), 70);
+    assert_contact(w, "c-00", "age", "0");
+    assert_contact(w, "c-31", "age", "11");
+    assert_contact(w, "c-45", "age", "5");
+    assert_contact(w, "c-69", "age", "9");
+}
+
 /* New rows' merge states are queued when their key sorts after every key the table has
  * (store_rows.c). Keys below, keys the store has, a key twice in one push, and a larger key
  * another connection added meanwhile all still get exactly one state, merged as they must. */
@@ -1164,7 +1254,8 @@ static void test_new_row_states_in_any_key_order_get_one_state_each(void **state
     T_(test_duplicate_seq_answers_same_ack_without_applying), \
     T_(test_revoked_device_push_refused), \
     T_(test_change_log_batches_land_once_and_refusals_leave_none), \
-    T_(test_new_row_states_in_any_key_order_get_one_state_each),
+    T_(test_new_row_states_in_any_key_order_get_one_state_each),                              \
+    T_(test_new_rows_in_batches_refuse_the_failing_row_in_order),
 
 int main(void)
 {
