@@ -14,7 +14,10 @@
  *    the same load first against 1 outpostd, then against OUTPOST_BENCH_NODES (default 2)
  *    outpostd on one store, each run on a fresh database of that cluster; device i talks to node
  *    i mod N. Defaults 500 devices x 5 pushes per run (OUTPOST_BENCH_DEVICES/_PUSHES, when given,
- *    size both phases). Prints nodes_pgN_* per run (throughput, p50/p99, per node, CPU seconds
+ *    size both phases). Here the devices are in teams of OUTPOST_BENCH_TEAM_SIZE (default 20:
+ *    device i in team i / 20, its own worker; so a team has devices on every node); 0 puts
+ *    them all in t1, phase 1's worst case, where every device pulls every row (2,000 devices on
+ *    PostgreSQL then take most of an hour). Prints nodes_pgN_* per run (throughput, p50/p99, per node, CPU seconds
  *    of each outpostd, of PostgreSQL and of this load generator, the load average) and
  *    nodes_pgN_vs_pg1_ratio, the N-node throughput beside the 1-node one measured just before.
  *
@@ -54,6 +57,7 @@ typedef struct bdev {
     struct lws *wsi;
     uint32_t node;      /* index into ports */
     char id[40];
+    char team[16]; /* t1, or bN for teams of team_size */
     uint8_t secret[32];
     int state;
     bool idle;          /* phase 2: HELLO, then nothing */
@@ -69,6 +73,7 @@ typedef struct bdev {
 
 /* The current run's sizes and nodes. */
 static uint32_t n_devices, n_pushes, n_idle;
+static uint32_t team_size; /* 0: every device in t1 */
 static uint32_t n_nodes = 1;
 static uint16_t ports[MAX_NODES];
 static bdev *devs;
@@ -115,7 +120,7 @@ static void next_step(bdev *d)
         char id[48];
         const char *ids[1] = {id};
         snprintf(id, sizeof id, "%.24s%012" PRIu32, d->id, d->pushed);
-        proto_msg *m = fixture_insert_push(d->pushed + 1, 1, ids, "t1", "bench");
+        proto_msg *m = fixture_insert_push(d->pushed + 1, 1, ids, d->team, "bench");
         d->waiting = true;
         d->sent_us = now_us();
         queue(d, m);
@@ -399,8 +404,9 @@ static double loadavg_1m(void)
     return l;
 }
 
-/* Enrolls devs[0 .. n_devices + n_idle) for worker w1 of team t1 in the fixture's store, or
- * (fx NULL) in the PostgreSQL store conninfo, adding t1 and w1 there if they are missing. */
+/* Enrolls devs[0 .. n_devices + n_idle) for worker w1 of team t1 (team_size 0) or for worker
+ * wbK of team bK, device i in team i / team_size (made here), in the fixture's store, or (fx
+ * NULL) in the PostgreSQL store conninfo, adding t1 and w1 there if they are missing. */
 static int enroll_all(const daemon_fixture *fx, const char *conninfo)
 {
     store *st = NULL;
@@ -428,8 +434,20 @@ static int enroll_all(const daemon_fixture *fx, const char *conninfo)
         return -1;
     }
     for (uint32_t i = 0; i < n_devices + n_idle && rc == 0; i++) {
-        char code[STORE_CODE_SIZE];
-        rc = store_enroll_code_create(st, "w1", 0, UINT64_MAX / 2, code) == STORE_OK &&
+        char code[STORE_CODE_SIZE], worker[16];
+        snprintf(worker, sizeof worker, "w1");
+        snprintf(devs[i].team, sizeof devs[i].team, "t1");
+        if (team_size > 0) { /* a team and its worker at the team's first device */
+            const char *team[1] = {devs[i].team};
+            snprintf(devs[i].team, sizeof devs[i].team, "b%u", i / team_size);
+            snprintf(worker, sizeof worker, "wb%u", i / team_size);
+            if (i % team_size == 0 && (store_team_add(st, devs[i].team, "bench") != STORE_OK ||
+                                       store_worker_add(st, worker, team, 1) != STORE_OK)) {
+                rc = -1;
+                break;
+            }
+        }
+        rc = store_enroll_code_create(st, worker, 0, UINT64_MAX / 2, code) == STORE_OK &&
                      store_device_enroll(st, code, "bench", devs[i].id, devs[i].secret) ==
                          STORE_OK
                  ? 0
@@ -463,7 +481,8 @@ static int connect_one(struct lws_context *ctx, bdev *d)
 
 /* Forgets the previous run: counters, samples and every device's state (ids come again from
  * enroll_all). Sizes the run. */
-static void reset_run(uint32_t devices, uint32_t pushes, uint32_t idle, uint32_t nodes)
+static void reset_run(uint32_t devices, uint32_t pushes, uint32_t idle, uint32_t nodes,
+                      uint32_t teams_of)
 {
     for (uint32_t i = 0; i < n_devs_alloc; i++) {
         proto_buf_free(&devs[i].out);
@@ -474,10 +493,20 @@ static void reset_run(uint32_t devices, uint32_t pushes, uint32_t idle, uint32_t
     n_pushes = pushes;
     n_idle = idle;
     n_nodes = nodes;
+    team_size = teams_of;
     for (uint32_t i = 0; i < n_devices; i++)
         devs[i].node = i % n_nodes;
     n_rtt = n_busy = n_errors = n_done = n_closed = n_notify = n_pulls = n_established = 0;
 }
+
+/* lws's default for clients pings after 300 s without a PONG and hangs up at 310 s; outpostd
+ * does not read a session's socket while its job waits (a PING neither), so under a long queue
+ * every simulated device would hang up at 310 s. These devices keep no keepalive of their own:
+ * a sync slower than liboutpost's hang-up is counted instead (syncs_over_60s). */
+static const lws_retry_bo_t no_keepalive = {
+    .secs_since_valid_ping = 65000,
+    .secs_since_valid_hangup = 65535,
+};
 
 /* Runs the active devices against ports[0 .. n_nodes) until each is done or closed, or 20
  * minutes pass. Returns the client context (the idle phase goes on with it) or NULL;
@@ -496,6 +525,7 @@ static struct lws_context *run_load(const char *ca_path, double *out_secs)
     info.protocols = protocols;
     info.client_ssl_ca_filepath = ca_path;
     info.fd_limit_per_thread = n_devices + n_idle + 64;
+    info.retry_and_idle_policy = &no_keepalive;
     ctx = lws_create_context(&info);
     if (!ctx)
         return NULL;
@@ -580,12 +610,21 @@ static double report_nodes(const char *label, double secs, const cpu_split *cpu,
     printf("%s_nodes=%u\n", label, n_nodes);
     printf("%s_devices=%u\n", label, n_devices);
     printf("%s_pushes_per_device=%u\n", label, n_pushes);
+    printf("%s_devices_per_team=%u\n", label, team_size ? team_size : n_devices);
     printf("%s_pushes_acked=%u target=%u\n", label, n_rtt, n_devices * n_pushes);
     printf("%s_busy=%u target=0\n", label, n_busy);
     printf("%s_errors=%u target=0\n", label, n_errors);
     printf("%s_syncs_per_s=%.1f\n", label, per_s);
     printf("%s_sync_p50_ms=%.1f\n", label, n_rtt ? (double)rtt_us[n_rtt / 2] / 1000.0 : 0.0);
     printf("%s_sync_p99_ms=%.1f\n", label, (double)p99_of(rtt_us, n_rtt) / 1000.0);
+    printf("%s_sync_max_ms=%.1f\n", label, n_rtt ? (double)rtt_us[n_rtt - 1] / 1000.0 : 0.0);
+    {
+        uint32_t slow = 0; /* liboutpost's default keepalive hangs up after 60 s */
+        for (uint32_t i = 0; i < n_rtt; i++)
+            slow += rtt_us[i] > 60u * 1000000u;
+        printf("%s_syncs_over_60s=%u (a liboutpost device hangs up at 60 s and resends)\n", label,
+               slow);
+    }
     printf("%s_notify_frames_per_push=%.3f\n", label,
            n_rtt ? (double)n_notify / (double)n_rtt : 0.0);
     printf("%s_pulls=%u\n", label, n_pulls);
@@ -668,7 +707,7 @@ static int run_sqlite(uint32_t devices, uint32_t pushes, uint32_t idle)
     double secs = 0;
     int rc = 1;
 
-    reset_run(devices, pushes, idle, 1);
+    reset_run(devices, pushes, idle, 1, 0);
     limits_for(devices + idle, limits, sizeof limits);
     memset(&fx, 0, sizeof fx);
     if (fixture_create(&fx, limits) != 0 || enroll_all(&fx, NULL) != 0 ||
@@ -736,7 +775,7 @@ static long long rows_stored(const char *conninfo)
  * them. Prints nodes_pgN_*; *out_per_s is its syncs per second. 0 when every device had every
  * push acknowledged, none was refused as busy and the store holds every row. */
 static int run_pg_nodes(const pg_cluster *pg, uint32_t nodes, uint32_t devices, uint32_t pushes,
-                        double *out_per_s)
+                        uint32_t teams_of, double *out_per_s)
 {
     daemon_fixture fx[MAX_NODES];
     struct lws_context *ctx = NULL;
@@ -753,7 +792,7 @@ static int run_pg_nodes(const pg_cluster *pg, uint32_t nodes, uint32_t devices, 
     memset(&cpu, 0, sizeof cpu);
     snprintf(label, sizeof label, "nodes_pg%u", nodes);
     snprintf(dbname, sizeof dbname, "outpost_nodes%u", nodes);
-    reset_run(devices, pushes, 0, nodes);
+    reset_run(devices, pushes, 0, nodes, teams_of);
     limits_for(devices, limits, sizeof limits);
     if (fresh_database(pg, dbname, conninfo, sizeof conninfo) != 0 ||
         fixture_create_postgresql(&fx[0], limits, conninfo) != 0 ||
@@ -806,12 +845,15 @@ done:
     for (uint32_t k = nodes; k-- > 0;)
         if (fx[k].pid > 0)
             fixture_stop(&fx[k]);
-    fixture_destroy(&fx[0]);
+    if (rc != 0 && fx[0].dir[0])
+        fprintf(stderr, "bench_abuse: %s: the nodes' logs are kept in %s\n", label, fx[0].dir);
+    else
+        fixture_destroy(&fx[0]);
     return rc;
 }
 
 /* Phase 2: 1 node, then `nodes`, each on a fresh database of one private cluster. */
-static int run_postgresql(uint32_t nodes, uint32_t devices, uint32_t pushes)
+static int run_postgresql(uint32_t nodes, uint32_t devices, uint32_t pushes, uint32_t teams_of)
 {
     pg_cluster pg;
     double one = 0, many = 0;
@@ -824,9 +866,9 @@ static int run_postgresql(uint32_t nodes, uint32_t devices, uint32_t pushes)
         pg_cluster_stop(&pg);
         return 1;
     }
-    rc = run_pg_nodes(&pg, 1, devices, pushes, &one);
+    rc = run_pg_nodes(&pg, 1, devices, pushes, teams_of, &one);
     if (rc == 0 && nodes > 1)
-        rc = run_pg_nodes(&pg, nodes, devices, pushes, &many);
+        rc = run_pg_nodes(&pg, nodes, devices, pushes, teams_of, &many);
     if (rc == 0 && nodes > 1)
         printf("nodes_pg%u_vs_pg1_ratio=%.2f (syncs/s of %u nodes over 1 node; the machine's "
                "%ld cores are shared by every node, PostgreSQL and this generator)\n",
@@ -843,7 +885,7 @@ static int run_external(const char *ca_path, const char *conninfo, uint32_t devi
     double secs = 0, load0 = loadavg_1m();
     int rc;
 
-    reset_run(devices, pushes, 0, n_nodes);
+    reset_run(devices, pushes, 0, n_nodes, 0);
     if (enroll_all(NULL, conninfo) != 0) {
         fprintf(stderr, "bench_abuse: cannot enroll the devices in %s\n", conninfo);
         return 1;
@@ -877,6 +919,7 @@ int main(void)
     uint32_t pg_devices = env_count("OUTPOST_BENCH_DEVICES", 500, false);
     uint32_t pg_pushes = env_count("OUTPOST_BENCH_PUSHES", 5, false);
     uint32_t nodes = env_count("OUTPOST_BENCH_NODES", 2, false);
+    uint32_t teams_of = env_count("OUTPOST_BENCH_TEAM_SIZE", 20, true);
     bool sqlite = !only || strcmp(only, "sqlite") == 0;
     bool postgresql = !only || strcmp(only, "postgresql") == 0;
     const char *conninfo = NULL;
@@ -933,9 +976,9 @@ int main(void)
     if (sqlite)
         rc |= run_sqlite(sq_devices, sq_pushes, idle);
     if (postgresql)
-        rc |= run_postgresql(nodes, pg_devices, pg_pushes);
+        rc |= run_postgresql(nodes, pg_devices, pg_pushes, teams_of);
 
-    reset_run(0, 0, 0, 1);
+    reset_run(0, 0, 0, 1, 0);
     free(devs);
     free(rtt_us);
     free(rtt_node);
