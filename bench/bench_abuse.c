@@ -17,7 +17,9 @@
  *    size both phases). Here the devices are in teams of OUTPOST_BENCH_TEAM_SIZE (default 20:
  *    device i in team i / 20, its own worker; so a team has devices on every node); 0 puts
  *    them all in t1, phase 1's worst case, where every device pulls every row (2,000 devices on
- *    PostgreSQL then take most of an hour). Prints nodes_pgN_* per run (throughput, p50/p99, per node, CPU seconds
+ *    PostgreSQL then take most of an hour). OUTPOST_BENCH_PULL=0: devices count NOTIFY but do
+ *    not pull, so the runs measure the push path alone (the writers taking turns, NOTIFY
+ *    between nodes) without the pulls that NOTIFY sets off. Prints nodes_pgN_* per run (throughput, p50/p99, per node, CPU seconds
  *    of each outpostd, of PostgreSQL and of this load generator, the load average) and
  *    nodes_pgN_vs_pg1_ratio, the N-node throughput beside the 1-node one measured just before.
  *
@@ -74,6 +76,7 @@ typedef struct bdev {
 /* The current run's sizes and nodes. */
 static uint32_t n_devices, n_pushes, n_idle;
 static uint32_t team_size; /* 0: every device in t1 */
+static bool pulls_on = true; /* a device pulls when told NOTIFY */
 static uint32_t n_nodes = 1;
 static uint16_t ports[MAX_NODES];
 static bdev *devs;
@@ -157,7 +160,7 @@ static void on_message(bdev *d, const proto_msg *m)
         break;
     case PROTO_MSG_NOTIFY:
         n_notify++;
-        d->want_pull = true;
+        d->want_pull = pulls_on;
         next_step(d);
         break;
     case PROTO_MSG_ERROR:
@@ -611,6 +614,7 @@ static double report_nodes(const char *label, double secs, const cpu_split *cpu,
     printf("%s_devices=%u\n", label, n_devices);
     printf("%s_pushes_per_device=%u\n", label, n_pushes);
     printf("%s_devices_per_team=%u\n", label, team_size ? team_size : n_devices);
+    printf("%s_devices_pull_on_notify=%s\n", label, pulls_on ? "yes" : "no");
     printf("%s_pushes_acked=%u target=%u\n", label, n_rtt, n_devices * n_pushes);
     printf("%s_busy=%u target=0\n", label, n_busy);
     printf("%s_errors=%u target=0\n", label, n_errors);
@@ -920,6 +924,7 @@ int main(void)
     uint32_t pg_pushes = env_count("OUTPOST_BENCH_PUSHES", 5, false);
     uint32_t nodes = env_count("OUTPOST_BENCH_NODES", 2, false);
     uint32_t teams_of = env_count("OUTPOST_BENCH_TEAM_SIZE", 20, true);
+    pulls_on = env_count("OUTPOST_BENCH_PULL", 1, true) != 0;
     bool sqlite = !only || strcmp(only, "sqlite") == 0;
     bool postgresql = !only || strcmp(only, "postgresql") == 0;
     const char *conninfo = NULL;
