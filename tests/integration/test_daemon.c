@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "common/test_skip.h"
 #include "daemon_fixture.h"
@@ -835,6 +836,183 @@ static void expect_reject(testclient *tc, uint64_t seq, const char *id, const ch
     proto_msg_free(reply);
 }
 
+/* ---- group commit ---------------------------------------------------------------------------- */
+
+/* Holds the central store's write lock from outside (another SQLite connection), so that the
+ * daemon's worker waits in its first job while the entries behind it queue up. */
+static sqlite3 *hold_store(const daemon_fixture *fx)
+{
+    sqlite3 *db = NULL;
+
+    assert_int_equal(sqlite3_open_v2(fx->store_path, &db, SQLITE_OPEN_READWRITE, NULL),
+                     SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    return db;
+}
+
+static void release_store(sqlite3 *db)
+{
+    assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+}
+
+static int64_t store_count(const daemon_fixture *fx, const char *sql)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t n = -1;
+
+    assert_int_equal(sqlite3_open_v2(fx->store_path, &db, SQLITE_OPEN_READONLY, NULL),
+                     SQLITE_OK);
+    sqlite3_busy_timeout(db, 5000);
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    if (n < 0)
+        fail_msg("store query failed: %s", sql);
+    return n;
+}
+
+/* The largest group= of the daemon's push log lines (how many entries one store transaction
+ * took). */
+static unsigned largest_group(const daemon_fixture *fx)
+{
+    char *log = read_text_file(fx->log_path);
+    unsigned largest = 0;
+
+    assert_non_null(log);
+    for (const char *p = log; (p = strstr(p, " group=")) != NULL; p++) {
+        unsigned n = (unsigned)strtoul(p + 7, NULL, 10);
+        if (n > largest)
+            largest = n;
+    }
+    free(log);
+    return largest;
+}
+
+typedef struct grp_entry {
+    uint64_t seq;
+    const char *id;
+    const char *team;
+} grp_entry;
+
+static void send_entries(testclient *tc, const grp_entry *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *ids[1] = {e[i].id};
+        proto_msg *push = fixture_insert_push(e[i].seq, 1, ids, e[i].team, "group");
+        assert_non_null(push);
+        assert_int_equal(testclient_send(tc, push, T_MS), 0);
+        fixture_push_free(push);
+    }
+}
+
+/* Each entry's answer, in order: ACK (server_seq > 0 first time, 0 for a resend) for an entry
+ * in mine, REJECT OUT_OF_SCOPE naming its row for one in the other team. */
+static void expect_answers(testclient *tc, const grp_entry *e, size_t n, const char *mine,
+                           bool resent)
+{
+    uint64_t last_sseq = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        proto_msg *reply = NULL;
+        bool refused = strcmp(e[i].team, mine) != 0;
+        assert_int_equal(testclient_recv(tc, T_MS, &reply), 0);
+        while (reply->type == PROTO_MSG_NOTIFY) {
+            proto_msg_free(reply);
+            assert_int_equal(testclient_recv(tc, T_MS, &reply), 0);
+        }
+        if (refused) {
+            if (reply->type != PROTO_MSG_REJECT)
+                fail_msg("seq %llu: expected REJECT, got %s", (unsigned long long)e[i].seq,
+                         proto_msg_type_name((uint32_t)reply->type));
+            assert_int_equal(reply->u.reject.seq, e[i].seq);
+            assert_int_equal(reply->u.reject.n_rows, 1);
+            assert_int_equal(reply->u.reject.rows[0].code, PROTO_ERR_OUT_OF_SCOPE);
+            assert_int_equal(reply->u.reject.rows[0].pk[0].u.b.n, strlen(e[i].id));
+            assert_memory_equal(reply->u.reject.rows[0].pk[0].u.b.p, e[i].id, strlen(e[i].id));
+        } else {
+            if (reply->type != PROTO_MSG_ACK)
+                fail_msg("seq %llu: expected ACK, got %s", (unsigned long long)e[i].seq,
+                         proto_msg_type_name((uint32_t)reply->type));
+            assert_int_equal(reply->u.ack.seq, e[i].seq);
+            assert_int_equal(reply->u.ack.n_conflicts, 0);
+            if (resent) {
+                assert_int_equal(reply->u.ack.server_seq, 0);
+            } else {
+                assert_true(reply->u.ack.server_seq > last_sseq);
+                last_sseq = reply->u.ack.server_seq;
+            }
+        }
+        proto_msg_free(reply);
+    }
+}
+
+/* Entries queued together at the server (two devices, each with entries in flight, while the
+ * store is busy) are merged in one store transaction, and each still gets its own answer: a
+ * refused entry between accepted ones is refused alone and recorded, the others are applied
+ * exactly once, and resent entries get the same answers without applying anything again. */
+static void test_sync_queued_entries_committed_together_answer_each_alone(void **state)
+{
+    static const grp_entry a_entries[] = {
+        {1, "grp-a1", "t1"}, {2, "grp-a2", "t1"}, {3, "grp-a3", "t2"},
+        {4, "grp-a4", "t1"}, {5, "grp-a5", "t1"}, {6, "grp-a6", "t1"},
+    };
+    static const grp_entry b_entries[] = {
+        {1, "grp-b1", "t2"}, {2, "grp-b2", "t1"}, {3, "grp-b3", "t2"},
+    };
+    const size_t n_a = sizeof a_entries / sizeof a_entries[0];
+    const size_t n_b = sizeof b_entries / sizeof b_entries[0];
+    test_device a, b;
+    uint64_t acked = 99;
+    char sql[256];
+
+    (void)state;
+    assert_int_equal(fixture_enroll_device(&main_fx, "w1", &a), 0);
+    assert_int_equal(fixture_enroll_device(&main_fx, "w2", &b), 0);
+    int64_t changes_before = store_count(&main_fx, "SELECT count(*) FROM _outpost_changes");
+
+    for (int round = 0; round < 2; round++) {
+        bool resent = round == 1;
+        testclient *ta = fixture_hello(&main_fx, &a, &acked);
+        testclient *tb = fixture_hello(&main_fx, &b, NULL);
+        assert_non_null(ta);
+        assert_non_null(tb);
+        assert_int_equal(acked, resent ? 6 : 0);
+        sqlite3 *lock = hold_store(&main_fx);
+        send_entries(ta, a_entries, n_a);
+        send_entries(tb, b_entries, n_b);
+        usleep(300 * 1000); /* every entry read and queued behind the first, which waits */
+        release_store(lock);
+        expect_answers(ta, a_entries, n_a, "t1", resent);
+        expect_answers(tb, b_entries, n_b, "t2", resent);
+        testclient_close(ta);
+        testclient_close(tb);
+
+        /* Applied exactly once, the refused rows not at all, each refusal recorded once. */
+        assert_int_equal(store_count(&main_fx, "SELECT count(*) FROM contacts"
+                                               " WHERE id LIKE 'grp-%'"), 7);
+        assert_int_equal(store_count(&main_fx, "SELECT count(*) FROM contacts"
+                                               " WHERE id IN ('grp-a3', 'grp-b2')"), 0);
+        snprintf(sql, sizeof sql,
+                 "SELECT count(*) FROM _outpost_refused r JOIN _outpost_devices d"
+                 " ON d.no = r.device_no WHERE d.id IN ('%s', '%s')", a.id, b.id);
+        assert_int_equal(store_count(&main_fx, sql), 2);
+        snprintf(sql, sizeof sql,
+                 "SELECT count(*) FROM _outpost_applied r JOIN _outpost_devices d"
+                 " ON d.no = r.device_no WHERE d.id IN ('%s', '%s')", a.id, b.id);
+        assert_int_equal(store_count(&main_fx, sql), 7);
+        assert_int_equal(store_count(&main_fx, "SELECT count(*) FROM _outpost_changes") -
+                             changes_before, 7);
+    }
+    /* The fault landed: the entries did go through the store together. */
+    if (largest_group(&main_fx) < 3)
+        fail_msg("no store transaction took 3 entries or more (largest group=%u)",
+                 largest_group(&main_fx));
+}
+
 /* The agreed sequence rules: the server answers a PUSH from its record of applied and refused
  * (device, seq): applied -> ACK again (server_seq 0), refused -> the same REJECT, unknown below
  * the highest -> ERROR SEQ_REWOUND with nothing applied, seq 0 -> ERROR BAD_MESSAGE. */
@@ -1291,6 +1469,7 @@ int main(void)
         cmocka_unit_test(test_sync_corrupt_compressed_frame_names_the_cause),
         cmocka_unit_test(test_sync_scope_isolation),
         cmocka_unit_test(test_sync_seq_rules_answer_from_the_record),
+        cmocka_unit_test(test_sync_queued_entries_committed_together_answer_each_alone),
         cmocka_unit_test(test_sync_revoked_device_refused_or_wiped),
         cmocka_unit_test(test_http_status_and_not_found),
         cmocka_unit_test(test_store_files_are_owner_only),

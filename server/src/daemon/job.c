@@ -22,6 +22,30 @@ job *job_new(job_kind kind, uint32_t slot, uint64_t session_id)
     return j;
 }
 
+push_chain *push_chain_new(void)
+{
+    push_chain *c = malloc(sizeof *c);
+
+    if (!c)
+        return NULL;
+    atomic_init(&c->refs, 1);
+    atomic_init(&c->broken, false);
+    return c;
+}
+
+push_chain *push_chain_hold(push_chain *c)
+{
+    if (c)
+        atomic_fetch_add(&c->refs, 1);
+    return c;
+}
+
+void push_chain_release(push_chain *c)
+{
+    if (c && atomic_fetch_sub(&c->refs, 1) == 1)
+        free(c);
+}
+
 static void free_joined_push(proto_push *push)
 {
     for (uint32_t t = 0; t < push->n_tables; t++)
@@ -51,6 +75,7 @@ void job_free(job *j)
     else
         device_release(&j->device);
     free(j->push_info.teams_touched);
+    push_chain_release(j->chain);
     proto_buf_free(&j->reply);
     free(j);
 }
@@ -465,20 +490,63 @@ static void run_auth(job *j, store *st, const job_env *env)
     proto_msg_free(schema);
 }
 
-static void run_push(job *j, store *st, const job_env *env)
+/* Decodes and joins the chunks (before any transaction). STORE_OK, or j->rc and errmsg set. */
+static int prepare_push(job *j, const job_env *env)
 {
     j->rc = decode_chunks(j, env);
     if (j->rc == STORE_OK)
         j->rc = join_chunks(j);
+    if (j->rc != STORE_OK && !j->push_malformed)
+        snprintf(j->errmsg, sizeof j->errmsg, "decoding the PUSH chunks: %s",
+                 j->rc == STORE_ENOMEM ? "out of memory" : "bytes changed in memory");
+    return j->rc;
+}
+
+static uint64_t push_rows(const job *j)
+{
+    uint64_t n = 0;
+
+    for (uint32_t t = 0; t < j->push.n_tables; t++)
+        n += j->push.tables[t].n_changes;
+    return n;
+}
+
+static bool chain_broken(const job *j)
+{
+    return j->chain && atomic_load(&j->chain->broken);
+}
+
+/* A failed entry is answered ERROR, which ends its session: none of its later ones may be
+ * applied. */
+static void chain_check(job *j)
+{
+    if (j->rc != STORE_OK && j->chain)
+        atomic_store(&j->chain->broken, true);
+}
+
+static void skip_push(job *j)
+{
+    j->push_skipped = true;
+    j->rc = STORE_EIO;
+    snprintf(j->errmsg, sizeof j->errmsg, "not run: an earlier entry of this connection failed");
+}
+
+static void run_push(job *j, store *st, const job_env *env)
+{
+    if (chain_broken(j)) {
+        skip_push(j);
+        return;
+    }
+    if (j->chunks == NULL)
+        (void)prepare_push(j, env);
     if (j->rc != STORE_OK) {
-        if (!j->push_malformed)
-            snprintf(j->errmsg, sizeof j->errmsg, "decoding the PUSH chunks: %s",
-                     j->rc == STORE_ENOMEM ? "out of memory" : "bytes changed in memory");
+        chain_check(j);
         return;
     }
     j->rc = store_push(st, &j->device, &j->push, j->now_ms, &j->reply, &j->push_info);
     if (j->rc != STORE_OK)
         note_store_error(j, st);
+    chain_check(j);
 }
 
 static void run_pull(job *j, store *st, const job_env *env)
@@ -517,6 +585,88 @@ static void announce(store *st, const job_env *env, const store_push_info *info)
         return;
     (void)store_announce_teams(st, env->node, (const char(*)[64])info->teams_touched,
                                info->n_teams_touched, info->server_seq);
+}
+
+/* A job whose entry was merged in a group that then did not commit: the group's error, and
+ * nothing of its answer. */
+static void fail_in_group(job *j, int rc, const char *why)
+{
+    if (j->rc != STORE_OK || j->push_skipped)
+        return; /* keeps its own error */
+    j->rc = rc;
+    snprintf(j->errmsg, sizeof j->errmsg, "%s", why);
+    proto_buf_free(&j->reply);
+    free(j->push_info.teams_touched);
+    memset(&j->push_info, 0, sizeof j->push_info);
+    chain_check(j);
+}
+
+void job_run_pushes(job **jobs, uint32_t n, store *st, const job_env *env,
+                    void (*done)(job *j, void *done_arg), void *done_arg)
+{
+    uint32_t i = 0;
+
+    for (uint32_t k = 0; k < n; k++)
+        if (!chain_broken(jobs[k]))
+            (void)prepare_push(jobs[k], env);
+    while (i < n) {
+        uint32_t first = i;
+        uint64_t rows = 0;
+        /* The entries this transaction takes: within the rows bound (the first always). */
+        uint32_t end = i;
+        for (; end < n; end++) {
+            uint64_t r = jobs[end]->rc == STORE_OK ? push_rows(jobs[end]) : 0;
+            if (end > i && rows + r > JOB_GROUP_ROWS)
+                break;
+            rows += r;
+        }
+        for (uint32_t k = i; k < end; k++)
+            jobs[k]->group = end - i;
+        if (end - i == 1) { /* alone: its own transaction, as it always was */
+            job_run(jobs[i], st, env);
+            done(jobs[i++], done_arg);
+            continue;
+        }
+        int rc = store_push_group_begin(st);
+        if (rc != STORE_OK) {
+            char why[200];
+            snprintf(why, sizeof why, "%s", store_errmsg(st));
+            for (; i < end; i++) {
+                if (!chain_broken(jobs[i]) && jobs[i]->rc == STORE_OK)
+                    fail_in_group(jobs[i], rc, why);
+                done(jobs[i], done_arg);
+            }
+            continue;
+        }
+        bool dead = false;
+        for (; i < end && !dead; i++) {
+            job *j = jobs[i];
+            if (j->rc != STORE_OK) { /* its chunks did not decode */
+                chain_check(j);
+                continue;
+            }
+            run_push(j, st, env);
+            dead = !store_push_group_ok(st);
+        }
+        if (dead) {
+            /* The engine ended the transaction under jobs[i - 1]: its error is everyone's. */
+            job *culprit = jobs[i - 1];
+            store_push_group_rollback(st);
+            for (uint32_t k = first; k < i; k++)
+                fail_in_group(jobs[k], culprit->rc, culprit->errmsg);
+        } else if ((rc = store_push_group_commit(st)) != STORE_OK) {
+            char why[200];
+            snprintf(why, sizeof why, "%s", store_errmsg(st));
+            for (uint32_t k = first; k < i; k++)
+                fail_in_group(jobs[k], rc, why);
+        } else {
+            for (uint32_t k = first; k < i; k++)
+                if (jobs[k]->rc == STORE_OK)
+                    announce(st, env, &jobs[k]->push_info);
+        }
+        for (uint32_t k = first; k < i; k++)
+            done(jobs[k], done_arg);
+    }
 }
 
 void job_run(job *j, store *st, const job_env *env)
