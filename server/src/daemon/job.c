@@ -502,6 +502,21 @@ static int prepare_push(job *j, const job_env *env)
     return j->rc;
 }
 
+/* The decoded transaction is not needed once merged (the reply is encoded): a group keeps
+ * one at a time. The seq stays for the log. */
+static void release_decoded(job *j)
+{
+    uint64_t seq = j->push.seq;
+
+    free_joined_push(&j->push);
+    j->push.seq = seq;
+    if (j->chunks)
+        for (uint32_t i = 0; i < j->n_chunks; i++)
+            proto_msg_free(j->chunks[i]);
+    free(j->chunks);
+    j->chunks = NULL;
+}
+
 static uint64_t push_rows(const job *j)
 {
     uint64_t n = 0;
@@ -541,12 +556,14 @@ static void run_push(job *j, store *st, const job_env *env)
         (void)prepare_push(j, env);
     if (j->rc != STORE_OK) {
         chain_check(j);
+        release_decoded(j);
         return;
     }
     j->rc = store_push(st, &j->device, &j->push, j->now_ms, &j->reply, &j->push_info);
     if (j->rc != STORE_OK)
         note_store_error(j, st);
     chain_check(j);
+    release_decoded(j);
 }
 
 static void run_pull(job *j, store *st, const job_env *env)
@@ -606,48 +623,47 @@ void job_run_pushes(job **jobs, uint32_t n, store *st, const job_env *env,
 {
     uint32_t i = 0;
 
-    for (uint32_t k = 0; k < n; k++)
-        if (!chain_broken(jobs[k]))
-            (void)prepare_push(jobs[k], env);
     while (i < n) {
-        uint32_t first = i;
-        uint64_t rows = 0;
-        /* The entries this transaction takes: within the rows bound (the first always). */
-        uint32_t end = i;
-        for (; end < n; end++) {
-            uint64_t r = jobs[end]->rc == STORE_OK ? push_rows(jobs[end]) : 0;
-            if (end > i && rows + r > JOB_GROUP_ROWS)
-                break;
-            rows += r;
-        }
-        for (uint32_t k = i; k < end; k++)
-            jobs[k]->group = end - i;
-        if (end - i == 1) { /* alone: its own transaction, as it always was */
+        if (i + 1 == n) { /* alone: its own transaction, as it always was */
+            jobs[i]->group = 1;
             job_run(jobs[i], st, env);
             done(jobs[i++], done_arg);
             continue;
         }
+        uint32_t first = i;
         int rc = store_push_group_begin(st);
         if (rc != STORE_OK) {
             char why[200];
             snprintf(why, sizeof why, "%s", store_errmsg(st));
-            for (; i < end; i++) {
-                if (!chain_broken(jobs[i]) && jobs[i]->rc == STORE_OK)
-                    fail_in_group(jobs[i], rc, why);
+            for (; i < n; i++) {
+                fail_in_group(jobs[i], rc, why);
                 done(jobs[i], done_arg);
             }
-            continue;
+            return;
         }
+        /* Entries join while the group stays within its bounds (the first always does). Each
+         * is decoded only when its turn comes and released after its merge: one decoded
+         * transaction at a time, as without groups. */
+        uint64_t rows = 0;
+        size_t bytes = 0;
         bool dead = false;
-        for (; i < end && !dead; i++) {
+        while (i < n && !dead) {
             job *j = jobs[i];
-            if (j->rc != STORE_OK) { /* its chunks did not decode */
-                chain_check(j);
-                continue;
-            }
+            if (i > first && bytes + j->raw_len > JOB_GROUP_BYTES)
+                break;
+            bytes += j->raw_len;
+            if (!chain_broken(j) && j->chunks == NULL)
+                (void)prepare_push(j, env);
+            uint64_t r = j->rc == STORE_OK ? push_rows(j) : 0;
+            if (i > first && rows + r > JOB_GROUP_ROWS)
+                break; /* decoded already: it opens the next group */
+            rows += r;
             run_push(j, st, env);
             dead = !store_push_group_ok(st);
+            i++;
         }
+        for (uint32_t k = first; k < i; k++)
+            jobs[k]->group = i - first;
         if (dead) {
             /* The engine ended the transaction under jobs[i - 1]: its error is everyone's. */
             job *culprit = jobs[i - 1];

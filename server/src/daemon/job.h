@@ -107,9 +107,11 @@ void job_free_names(char **names, uint32_t n_names);
 void job_run(job *j, store *st, const job_env *env);
 
 /* Group commit: how many queued PUSH jobs the worker takes together at most, and the rows
- * (changes) one group's transaction takes at most (a larger first entry goes alone). A group
- * holds its first ACK back until the group commits: these keep that wait to tens of ms. */
+ * (changes) and received bytes one group's transaction takes at most (the first entry always
+ * goes in, whatever its size). A group holds its first ACK back until the group commits: these
+ * keep that wait to tens of ms, and one device's large entries from holding others' back. */
 enum { JOB_GROUP_ENTRIES = 16, JOB_GROUP_ROWS = 8192 };
+#define JOB_GROUP_BYTES (4u * 1024u * 1024u)
 
 /* Runs n PUSH jobs (in queue order) as few store transactions as the bounds allow, each entry
  * in its own savepoint (store_push_group_begin): each job gets the answer it would get alone.

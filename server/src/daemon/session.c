@@ -231,17 +231,31 @@ static void send_error(session *s, proto_error_code code, bool retryable, bool c
     msg.u.error.code = (uint32_t)code;
     msg.u.error.message = text;
     msg.u.error.retryable = retryable;
+    /* Answers go out in the order asked: an ERROR about a later message (or the session as a
+     * whole) waits for the entries read ahead of it to be answered. One about an earlier one
+     * (a job's failure) goes now, and replaces the waiting one. */
+    bool drain = closes && s->n_pending > 0 && s->state == SESSION_READY;
+    if (closes && s->draining) {
+        proto_buf_free(&s->deferred_error);
+        s->draining = false;
+    }
     if (closes) {
         s->state = SESSION_CLOSING;
         drop_chunks(s);
-        lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, CLOSING_GRACE_S);
+        if (!drain)
+            lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, CLOSING_GRACE_S);
     }
     if (proto_encode(&msg, &buf) != PROTO_OK) {
         /* Out of memory while saying goodbye: just close. */
         lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         return;
     }
-    queue_reply(s, &buf, closes, false);
+    if (drain) {
+        s->draining = true;
+        s->deferred_error = buf;
+    } else {
+        queue_reply(s, &buf, closes, false);
+    }
     update_flow(s);
     update_timer(s);
 }
@@ -851,7 +865,7 @@ static void pending_remove(session *s, job *j)
 void session_job_done(session *s, job *j)
 {
     pending_remove(s, j);
-    if (s->state != SESSION_CLOSING) {
+    if (s->state != SESSION_CLOSING || s->draining) {
         switch (j->kind) {
         case JOB_ENROLL: enroll_done(s, j); break;
         case JOB_AUTH: auth_done(s, j); break;
@@ -862,6 +876,11 @@ void session_job_done(session *s, job *j)
         }
     }
     job_free(j);
+    if (s->draining && s->n_pending == 0) {
+        s->draining = false;
+        lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, CLOSING_GRACE_S);
+        queue_reply(s, &s->deferred_error, true, false);
+    }
     update_flow(s);
     update_timer(s);
 }
@@ -1106,6 +1125,7 @@ void session_close(session *s)
     drop_chunks(s);
     drop_rx(s);
     drop_replies(s);
+    proto_buf_free(&s->deferred_error);
     proto_zstream_free(s->zin);
     proto_zstream_free(s->zout);
     s->zin = s->zout = NULL;

@@ -62,6 +62,9 @@ typedef struct session {
     uint32_t n_pending_other; /* of them, not PUSH */
     size_t pending_push_bytes;
     push_chain *chain;   /* shared by this connection's PUSH jobs (job.h) */
+    /* CLOSING with jobs still out: their answers go first, then this final ERROR. */
+    bool draining;
+    proto_buf deferred_error;
     bool authenticated;
     store_device device; /* the daemon's copy (device_copy) once authenticated */
     /* HELLO's `ack` is above what this store recorded (it went back in time, so requests sent
