@@ -48,6 +48,17 @@ struct store;
 int fixture_store_open(const daemon_fixture *fx, struct store **out_store, char *err,
                        size_t err_size);
 
+/* The store's writer lock held from outside (SQLite BEGIN IMMEDIATE, PostgreSQL the writers'
+ * advisory lock), on either engine: outpostd's next write waits for fixture_store_unlock (up to
+ * its 5 s lock timeout), so that what arrives meanwhile queues up. NULL on failure. */
+struct fixture_lock;
+struct fixture_lock *fixture_store_lock(const daemon_fixture *fx);
+void fixture_store_unlock(struct fixture_lock *lock);
+
+/* The first column of the first row of sql (a count) on fx's store, either engine; -1 when the
+ * query fails. */
+int64_t fixture_store_count(const daemon_fixture *fx, const char *sql);
+
 /* A second outpostd on fx's store (PostgreSQL: several nodes serve one database): fx's config,
  * certificates and store, its own log and port. It shares fx's directory, which only fx's
  * fixture_destroy removes. Start it with fixture_start. */

@@ -17,10 +17,12 @@
 #include <unistd.h>
 
 #include <cmocka.h>
-#include <sqlite3.h>
 
 #include "common/test_skip.h"
 #include "daemon_fixture.h"
+#ifdef OUTPOST_DAEMON_ON_POSTGRESQL
+#include "pg_cluster.h"
+#endif
 #include "strf.h"
 #include "test_util.h"
 #include "testclient.h"
@@ -838,38 +840,10 @@ static void expect_reject(testclient *tc, uint64_t seq, const char *id, const ch
 
 /* ---- group commit ---------------------------------------------------------------------------- */
 
-/* Holds the central store's write lock from outside (another SQLite connection), so that the
- * daemon's worker waits in its first job while the entries behind it queue up. */
-static sqlite3 *hold_store(const daemon_fixture *fx)
-{
-    sqlite3 *db = NULL;
-
-    assert_int_equal(sqlite3_open_v2(fx->store_path, &db, SQLITE_OPEN_READWRITE, NULL),
-                     SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    assert_int_equal(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
-    return db;
-}
-
-static void release_store(sqlite3 *db)
-{
-    assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
-}
-
 static int64_t store_count(const daemon_fixture *fx, const char *sql)
 {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    int64_t n = -1;
+    int64_t n = fixture_store_count(fx, sql);
 
-    assert_int_equal(sqlite3_open_v2(fx->store_path, &db, SQLITE_OPEN_READONLY, NULL),
-                     SQLITE_OK);
-    sqlite3_busy_timeout(db, 5000);
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    sqlite3_close(db);
     if (n < 0)
         fail_msg("store query failed: %s", sql);
     return n;
@@ -956,6 +930,7 @@ static void expect_answers(testclient *tc, const grp_entry *e, size_t n, const c
  * exactly once, and resent entries get the same answers without applying anything again. */
 static void test_sync_queued_entries_committed_together_answer_each_alone(void **state)
 {
+    daemon_fixture *fx = *state;
     static const grp_entry a_entries[] = {
         {1, "grp-a1", "t1"}, {2, "grp-a2", "t1"}, {3, "grp-a3", "t2"},
         {4, "grp-a4", "t1"}, {5, "grp-a5", "t1"}, {6, "grp-a6", "t1"},
@@ -969,48 +944,56 @@ static void test_sync_queued_entries_committed_together_answer_each_alone(void *
     uint64_t acked = 99;
     char sql[256];
 
-    (void)state;
-    assert_int_equal(fixture_enroll_device(&main_fx, "w1", &a), 0);
-    assert_int_equal(fixture_enroll_device(&main_fx, "w2", &b), 0);
-    int64_t changes_before = store_count(&main_fx, "SELECT count(*) FROM _outpost_changes");
+    assert_int_equal(fixture_enroll_device(fx, "w1", &a), 0);
+    assert_int_equal(fixture_enroll_device(fx, "w2", &b), 0);
+    int64_t changes_before = store_count(fx, "SELECT count(*) FROM _outpost_changes");
+    int64_t rows_before = store_count(fx, "SELECT count(*) FROM contacts");
 
     for (int round = 0; round < 2; round++) {
         bool resent = round == 1;
-        testclient *ta = fixture_hello(&main_fx, &a, &acked);
-        testclient *tb = fixture_hello(&main_fx, &b, NULL);
+        testclient *ta = fixture_hello(fx, &a, &acked);
+        testclient *tb = fixture_hello(fx, &b, NULL);
         assert_non_null(ta);
         assert_non_null(tb);
         assert_int_equal(acked, resent ? 6 : 0);
-        sqlite3 *lock = hold_store(&main_fx);
+        struct fixture_lock *lock = fixture_store_lock(fx);
+        assert_non_null(lock);
         send_entries(ta, a_entries, n_a);
         send_entries(tb, b_entries, n_b);
         usleep(300 * 1000); /* every entry read and queued behind the first, which waits */
-        release_store(lock);
+        fixture_store_unlock(lock);
         expect_answers(ta, a_entries, n_a, "t1", resent);
         expect_answers(tb, b_entries, n_b, "t2", resent);
         testclient_close(ta);
         testclient_close(tb);
 
         /* Applied exactly once, the refused rows not at all, each refusal recorded once. */
-        assert_int_equal(store_count(&main_fx, "SELECT count(*) FROM contacts"
-                                               " WHERE id LIKE 'grp-%'"), 7);
-        assert_int_equal(store_count(&main_fx, "SELECT count(*) FROM contacts"
-                                               " WHERE id IN ('grp-a3', 'grp-b2')"), 0);
+        assert_int_equal(store_count(fx, "SELECT count(*) FROM contacts") - rows_before, 7);
         snprintf(sql, sizeof sql,
                  "SELECT count(*) FROM _outpost_refused r JOIN _outpost_devices d"
                  " ON d.no = r.device_no WHERE d.id IN ('%s', '%s')", a.id, b.id);
-        assert_int_equal(store_count(&main_fx, sql), 2);
+        assert_int_equal(store_count(fx, sql), 2);
         snprintf(sql, sizeof sql,
                  "SELECT count(*) FROM _outpost_applied r JOIN _outpost_devices d"
                  " ON d.no = r.device_no WHERE d.id IN ('%s', '%s')", a.id, b.id);
-        assert_int_equal(store_count(&main_fx, sql), 7);
-        assert_int_equal(store_count(&main_fx, "SELECT count(*) FROM _outpost_changes") -
+        assert_int_equal(store_count(fx, sql), 7);
+        assert_int_equal(store_count(fx, "SELECT count(*) FROM _outpost_changes") -
                              changes_before, 7);
     }
+    /* Another device in both teams sees each accepted row once and no refused one. */
+    test_device reader;
+    assert_int_equal(fixture_enroll_device(fx, "w12", &reader), 0);
+    testclient *tr = fixture_hello(fx, &reader, NULL);
+    assert_non_null(tr);
+    for (size_t i = 0; i < n_a; i++)
+        assert_int_equal(pull_find(tr, a_entries[i].id, NULL, 0), i == 2 ? 0 : 1);
+    for (size_t i = 0; i < n_b; i++)
+        assert_int_equal(pull_find(tr, b_entries[i].id, NULL, 0), i == 1 ? 0 : 1);
+    testclient_close(tr);
     /* The fault landed: the entries did go through the store together. */
-    if (largest_group(&main_fx) < 3)
+    if (largest_group(fx) < 3)
         fail_msg("no store transaction took 3 entries or more (largest group=%u)",
-                 largest_group(&main_fx));
+                 largest_group(fx));
 }
 
 /* The agreed sequence rules: the server answers a PUSH from its record of applied and refused
@@ -1454,6 +1437,36 @@ static void test_config_errors_exit_nonzero_naming_the_problem(void **state)
     rmdir(dir);
 }
 
+#ifdef OUTPOST_DAEMON_ON_POSTGRESQL
+/* The group commit case again on outpostd serving from PostgreSQL (savepoints, the writers'
+ * advisory lock held for the group's transaction). */
+static pg_cluster cluster;
+static daemon_fixture pg_fx;
+
+static int setup_pg(void **state)
+{
+    (void)state;
+    if (pg_cluster_start(&cluster) != 0 ||
+        fixture_create_postgresql(&pg_fx, NULL, cluster.conninfo) != 0)
+        return -1;
+    return fixture_start(&pg_fx);
+}
+
+static int teardown_pg(void **state)
+{
+    (void)state;
+    fixture_destroy(&pg_fx);
+    pg_cluster_stop(&cluster);
+    return 0;
+}
+
+static void test_pg_daemon_stops_cleanly(void **state)
+{
+    (void)state;
+    assert_int_equal(fixture_stop_clean(&pg_fx), 0);
+}
+#endif
+
 int main(void)
 {
     const struct CMUnitTest main_tests[] = {
@@ -1469,7 +1482,8 @@ int main(void)
         cmocka_unit_test(test_sync_corrupt_compressed_frame_names_the_cause),
         cmocka_unit_test(test_sync_scope_isolation),
         cmocka_unit_test(test_sync_seq_rules_answer_from_the_record),
-        cmocka_unit_test(test_sync_queued_entries_committed_together_answer_each_alone),
+        cmocka_unit_test_prestate(test_sync_queued_entries_committed_together_answer_each_alone,
+                                  &main_fx),
         cmocka_unit_test(test_sync_revoked_device_refused_or_wiped),
         cmocka_unit_test(test_http_status_and_not_found),
         cmocka_unit_test(test_store_files_are_owner_only),
@@ -1491,5 +1505,17 @@ int main(void)
     failed += cmocka_run_group_tests_name("daemon_limits", limit_tests, setup_limits,
                                           teardown_limits);
     failed += cmocka_run_group_tests_name("daemon_config", config_tests, NULL, NULL);
+#ifdef OUTPOST_DAEMON_ON_POSTGRESQL
+    const struct CMUnitTest pg_tests[] = {
+        cmocka_unit_test_prestate(test_sync_queued_entries_committed_together_answer_each_alone,
+                                  &pg_fx),
+        cmocka_unit_test(test_pg_daemon_stops_cleanly), /* last */
+    };
+    if (pg_cluster_available())
+        failed += cmocka_run_group_tests_name("daemon_postgresql", pg_tests, setup_pg,
+                                              teardown_pg);
+    else
+        printf("PostgreSQL binaries not installed: daemon_postgresql skipped\n");
+#endif
     return test_exit_status(failed);
 }
