@@ -25,7 +25,9 @@ static int entry_begin(store *st)
         return store_fail(st, STORE_EIO, "the group's store transaction ended: %s",
                           st->push_group_why);
     }
-    return store_exec(st, "SAVEPOINT outpost_push", "begin entry");
+    int out = store_exec(st, "SAVEPOINT outpost_push", "begin entry");
+    st->push_entry_open = out == 0;
+    return out;
 }
 
 /* In a group the entry's queued rows and log entries are written before its savepoint ends, so
@@ -41,6 +43,7 @@ static int entry_commit(store *st)
         out = store_exec(st, "RELEASE SAVEPOINT outpost_push", "end entry");
     if (out != 0)
         entry_undo(st);
+    st->push_entry_open = false;
     return out;
 }
 
@@ -55,8 +58,9 @@ static void entry_undo(store *st)
     }
     store_new_rows_drop(st);
     store_changes_drop(st);
-    if (st->push_group_broken)
-        return;
+    if (st->push_group_broken || !st->push_entry_open)
+        return; /* nothing open: undone already */
+    st->push_entry_open = false;
     char keep[sizeof st->errmsg];
     memcpy(keep, st->errmsg, sizeof keep);
     if (!db_in_transaction(st->conn) ||
@@ -703,7 +707,7 @@ int store_push_group_begin(store *st)
 {
     int out = store_begin(st, true);
     st->push_group = out == 0;
-    st->push_group_broken = false;
+    st->push_group_broken = st->push_entry_open = false;
     st->push_group_why[0] = '\0';
     return out;
 }
@@ -716,7 +720,7 @@ bool store_push_group_ok(const store *st)
 int store_push_group_commit(store *st)
 {
     bool broken = st->push_group_broken;
-    st->push_group = st->push_group_broken = false;
+    st->push_group = st->push_group_broken = st->push_entry_open = false;
     if (broken) {
         store_rollback(st);
         return store_fail(st, STORE_EIO, "the group's store transaction ended: %s",
@@ -727,6 +731,6 @@ int store_push_group_commit(store *st)
 
 void store_push_group_rollback(store *st)
 {
-    st->push_group = st->push_group_broken = false;
+    st->push_group = st->push_group_broken = st->push_entry_open = false;
     store_rollback(st);
 }

@@ -82,6 +82,7 @@ struct store {
      * group's transaction; broken once the engine ended that transaction (why: its message). */
     bool push_group;
     bool push_group_broken;
+    bool push_entry_open; /* an entry's savepoint is open */
     char push_group_why[256];
     uint8_t audit_key[32];
 };

@@ -850,20 +850,35 @@ static int64_t store_count(const daemon_fixture *fx, const char *sql)
 }
 
 /* The largest group= of the daemon's push log lines (how many entries one store transaction
- * took). */
-static unsigned largest_group(const daemon_fixture *fx)
+ * took), from byte offset `from` of its log on. */
+static unsigned largest_group_since(const daemon_fixture *fx, size_t from)
 {
     char *log = read_text_file(fx->log_path);
     unsigned largest = 0;
 
     assert_non_null(log);
-    for (const char *p = log; (p = strstr(p, " group=")) != NULL; p++) {
+    assert_true(strlen(log) >= from);
+    for (const char *p = log + from; (p = strstr(p, " group=")) != NULL; p++) {
         unsigned n = (unsigned)strtoul(p + 7, NULL, 10);
         if (n > largest)
             largest = n;
     }
     free(log);
     return largest;
+}
+
+static unsigned largest_group(const daemon_fixture *fx)
+{
+    return largest_group_since(fx, 0);
+}
+
+static size_t log_size(const daemon_fixture *fx)
+{
+    char *log = read_text_file(fx->log_path);
+    size_t n = log ? strlen(log) : 0;
+
+    free(log);
+    return n;
 }
 
 typedef struct grp_entry {
@@ -994,6 +1009,70 @@ static void test_sync_queued_entries_committed_together_answer_each_alone(void *
     if (largest_group(fx) < 3)
         fail_msg("no store transaction took 3 entries or more (largest group=%u)",
                  largest_group(fx));
+}
+
+/* An entry that fails in a group (here a rewound seq: ERROR 13) is undone alone: the other
+ * device's entries in the same transaction are applied, and the entry its own device sent
+ * behind the failed one, already read by the server, is not applied (the session ends at the
+ * ERROR, as when the device waited for each answer). */
+static void test_sync_failing_entry_in_a_group_fails_alone_and_stops_its_connection(void **state)
+{
+    daemon_fixture *fx = *state;
+    static const grp_entry c_first[] = {{1, "fail-c1", "t1"}, {3, "fail-c3", "t1"}};
+    static const grp_entry c_group[] = {{2, "fail-c2", "t1"}, {4, "fail-c4", "t1"}};
+    static const grp_entry d_group[] = {{1, "fail-d1", "t2"}, {2, "fail-d2", "t2"}};
+    test_device c, d, reader;
+    uint64_t acked = 0;
+    proto_msg *reply = NULL;
+
+    assert_int_equal(fixture_enroll_device(fx, "w1", &c), 0);
+    assert_int_equal(fixture_enroll_device(fx, "w2", &d), 0);
+    testclient *tc = fixture_hello(fx, &c, NULL);
+    assert_non_null(tc);
+    send_entries(tc, c_first, 2);
+    expect_answers(tc, c_first, 2, "t1", false);
+    testclient_close(tc);
+
+    size_t from = log_size(fx);
+    tc = fixture_hello(fx, &c, &acked);
+    testclient *td = fixture_hello(fx, &d, NULL);
+    assert_non_null(tc);
+    assert_non_null(td);
+    assert_int_equal(acked, 3);
+    struct fixture_lock *lock = fixture_store_lock(fx);
+    assert_non_null(lock);
+    send_entries(tc, c_group, 2);
+    send_entries(td, d_group, 2);
+    usleep(300 * 1000);
+    fixture_store_unlock(lock);
+    assert_int_equal(testclient_recv(tc, T_MS, &reply), 0);
+    assert_int_equal(reply->type, PROTO_MSG_ERROR);
+    if (reply->u.error.code != PROTO_ERR_SEQ_REWOUND)
+        fail_msg("seq 2: expected ERROR %d, got %u: %s", PROTO_ERR_SEQ_REWOUND,
+                 reply->u.error.code, reply->u.error.message ? reply->u.error.message : "");
+    proto_msg_free(reply);
+    assert_true(testclient_wait_closed(tc, T_MS));
+    testclient_close(tc);
+    expect_answers(td, d_group, 2, "t2", false);
+    testclient_close(td);
+    if (largest_group_since(fx, from) < 3)
+        fail_msg("the entries did not go through the store together (largest group=%u)",
+                 largest_group_since(fx, from));
+
+    tc = fixture_hello(fx, &c, &acked);
+    assert_non_null(tc);
+    assert_int_equal(acked, 3); /* seq 4 was not applied */
+    testclient_close(tc);
+    assert_int_equal(fixture_enroll_device(fx, "w12", &reader), 0);
+    testclient *tr = fixture_hello(fx, &reader, NULL);
+    assert_non_null(tr);
+    assert_int_equal(pull_find(tr, "fail-c1", NULL, 0), 1);
+    assert_int_equal(pull_find(tr, "fail-c3", NULL, 0), 1);
+    assert_int_equal(pull_find(tr, "fail-c2", NULL, 0), 0);
+    assert_int_equal(pull_find(tr, "fail-c4", NULL, 0), 0);
+    assert_int_equal(pull_find(tr, "fail-d1", NULL, 0), 1);
+    assert_int_equal(pull_find(tr, "fail-d2", NULL, 0), 1);
+    testclient_close(tr);
 }
 
 /* The agreed sequence rules: the server answers a PUSH from its record of applied and refused
@@ -1484,6 +1563,8 @@ int main(void)
         cmocka_unit_test(test_sync_seq_rules_answer_from_the_record),
         cmocka_unit_test_prestate(test_sync_queued_entries_committed_together_answer_each_alone,
                                   &main_fx),
+        cmocka_unit_test_prestate(
+            test_sync_failing_entry_in_a_group_fails_alone_and_stops_its_connection, &main_fx),
         cmocka_unit_test(test_sync_revoked_device_refused_or_wiped),
         cmocka_unit_test(test_http_status_and_not_found),
         cmocka_unit_test(test_store_files_are_owner_only),
@@ -1509,6 +1590,8 @@ int main(void)
     const struct CMUnitTest pg_tests[] = {
         cmocka_unit_test_prestate(test_sync_queued_entries_committed_together_answer_each_alone,
                                   &pg_fx),
+        cmocka_unit_test_prestate(
+            test_sync_failing_entry_in_a_group_fails_alone_and_stops_its_connection, &pg_fx),
         cmocka_unit_test(test_pg_daemon_stops_cleanly), /* last */
     };
     if (pg_cluster_available())

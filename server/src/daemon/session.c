@@ -234,7 +234,7 @@ static void send_error(session *s, proto_error_code code, bool retryable, bool c
     /* Answers go out in the order asked: an ERROR about a later message (or the session as a
      * whole) waits for the entries read ahead of it to be answered. One about an earlier one
      * (a job's failure) goes now, and replaces the waiting one. */
-    bool drain = closes && s->n_pending > 0 && s->state == SESSION_READY;
+    bool drain = closes && s->n_pending > 0 && s->state == SESSION_READY && !s->answering;
     if (closes && s->draining) {
         proto_buf_free(&s->deferred_error);
         s->draining = false;
@@ -797,6 +797,8 @@ static void auth_done(session *s, job *j)
 
 static void push_done(session *s, job *j)
 {
+    if (j->push_skipped)
+        return; /* behind a failed entry, whose ERROR ended the session */
     if (j->push_malformed) {
         send_error(s, PROTO_ERR_BAD_MESSAGE, false, true, "%s", j->errmsg);
         return;
@@ -865,6 +867,7 @@ static void pending_remove(session *s, job *j)
 void session_job_done(session *s, job *j)
 {
     pending_remove(s, j);
+    s->answering = true; /* an ERROR now is about this job: it goes at once */
     if (s->state != SESSION_CLOSING || s->draining) {
         switch (j->kind) {
         case JOB_ENROLL: enroll_done(s, j); break;
@@ -875,6 +878,7 @@ void session_job_done(session *s, job *j)
         case JOB_SWEEP: break; /* and sweeps to sweep_done */
         }
     }
+    s->answering = false;
     job_free(j);
     if (s->draining && s->n_pending == 0) {
         s->draining = false;

@@ -65,6 +65,7 @@ typedef struct session {
     /* CLOSING with jobs still out: their answers go first, then this final ERROR. */
     bool draining;
     proto_buf deferred_error;
+    bool answering; /* inside session_job_done */
     bool authenticated;
     store_device device; /* the daemon's copy (device_copy) once authenticated */
     /* HELLO's `ack` is above what this store recorded (it went back in time, so requests sent
