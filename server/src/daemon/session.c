@@ -152,7 +152,8 @@ static void update_timer(session *s)
     uint64_t deadline = 0; /* 0: none */
 
     /* Waiting for the store is not the device's silence. */
-    if (s->state == SESSION_CLOSING || (s->n_pending > 0 && !s->rx_in_message && s->n_chunks == 0)) {
+    if (s->state == SESSION_CLOSING ||
+        (s->n_pending > 0 && !s->rx_in_message && s->n_chunks == 0)) {
         lws_sul_cancel(&s->timer);
         return;
     }
