@@ -324,6 +324,31 @@ int fixture_start(daemon_fixture *fx)
     return -1;
 }
 
+int fixture_start_preloaded(daemon_fixture *fx, const char *library, const char *const *names,
+                            const char *const *values, int n_vars)
+{
+    /* An ASan-built outpostd would refuse a preloaded library ahead of its runtime. */
+    char asan[512];
+    const char *was = getenv("ASAN_OPTIONS");
+    char *saved_asan = was ? strdup(was) : NULL;
+    snprintf(asan, sizeof asan, "%s%sverify_asan_link_order=0", was ? was : "", was ? ":" : "");
+    setenv("ASAN_OPTIONS", asan, 1);
+    setenv("LD_PRELOAD", library, 1);
+    for (int i = 0; i < n_vars; i++)
+        setenv(names[i], values[i], 1);
+    int started = fixture_start(fx);
+    unsetenv("LD_PRELOAD");
+    for (int i = 0; i < n_vars; i++)
+        unsetenv(names[i]);
+    if (saved_asan) {
+        setenv("ASAN_OPTIONS", saved_asan, 1);
+        free(saved_asan);
+    } else {
+        unsetenv("ASAN_OPTIONS");
+    }
+    return started;
+}
+
 int fixture_pin_port(const daemon_fixture *fx)
 {
     char text[16384], out[16400];

@@ -67,6 +67,11 @@ void fixture_second_node(const daemon_fixture *fx, daemon_fixture *out_node);
 /* Starts outpostd and waits until it listens; fills fx->port. Returns 0 or -1. */
 int fixture_start(daemon_fixture *fx);
 
+/* fixture_start with a library preloaded into outpostd (LD_PRELOAD; under ASan its link-order
+ * check is turned off for it) and the environment names[i]=values[i] set for it alone. */
+int fixture_start_preloaded(daemon_fixture *fx, const char *library, const char *const *names,
+                            const char *const *values, int n_vars);
+
 /* Writes the port the daemon listens on now into the config, so that a restart comes back on
  * it (devices keep the URL they enrolled with). Returns 0 or -1. */
 int fixture_pin_port(const daemon_fixture *fx);

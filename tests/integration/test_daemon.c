@@ -5,6 +5,7 @@
  * test client comes from 127.0.0.1.
  */
 #include <setjmp.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -1075,6 +1076,88 @@ static void test_sync_failing_entry_in_a_group_fails_alone_and_stops_its_connect
     testclient_close(tr);
 }
 
+#ifdef OUTPOST_FULL_DISK_SHIM
+/* A group whose COMMIT fails (the disk is full): every entry of it is answered ERROR
+ * STORE_FULL (retryable), as it would be alone, and nothing of the group is applied; once space
+ * is back, the entries sent again are each applied once. outpostd runs with
+ * tests/integration/full_disk_shim.c preloaded: while the flag file exists, every write to its
+ * store fails with ENOSPC. */
+static void test_sync_group_whose_commit_fails_applies_nothing(void **state)
+{
+    static const grp_entry a_entries[] = {
+        {1, "full-a1", "t1"}, {2, "full-a2", "t1"}, {3, "full-a3", "t1"}};
+    static const grp_entry b_entries[] = {{1, "full-b1", "t2"}, {2, "full-b2", "t2"}};
+    static const grp_entry c_entries[] = {{1, "full-c1", "t1"}, {2, "full-c2", "t1"}};
+    daemon_fixture full;
+    test_device a, b, c;
+    char flag[300];
+    uint64_t acked = 99;
+
+    (void)state;
+    assert_int_equal(fixture_create(&full, NULL), 0);
+    snprintf(flag, sizeof flag, "%s/disk-is-full", full.dir);
+    const char *const names[] = {"OUTPOST_FULL_DISK_FLAG", "OUTPOST_FULL_DISK_PREFIX"};
+    const char *const values[] = {flag, full.store_path};
+    assert_int_equal(fixture_start_preloaded(&full, OUTPOST_FULL_DISK_SHIM, names, values, 2), 0);
+    assert_int_equal(fixture_enroll_device(&full, "w1", &a), 0);
+    assert_int_equal(fixture_enroll_device(&full, "w2", &b), 0);
+    assert_int_equal(fixture_enroll_device(&full, "w1", &c), 0);
+    int64_t rows_before = store_count(&full, "SELECT count(*) FROM contacts");
+
+    /* a's first entry goes alone (it finds the worker waiting on the lock); the rest queue. */
+    testclient *ta = fixture_hello(&full, &a, NULL);
+    testclient *tb = fixture_hello(&full, &b, NULL);
+    testclient *tc = fixture_hello(&full, &c, NULL);
+    assert_non_null(ta);
+    assert_non_null(tb);
+    assert_non_null(tc);
+    struct fixture_lock *lock = fixture_store_lock(&full);
+    assert_non_null(lock);
+    send_entries(ta, a_entries, 3);
+    send_entries(tb, b_entries, 2);
+    send_entries(tc, c_entries, 2);
+    usleep(300 * 1000);
+    int fd = open(flag, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+    fixture_store_unlock(lock);
+    testclient *clients[] = {ta, tb, tc};
+    for (int i = 0; i < 3; i++) {
+        proto_msg *reply = NULL;
+        assert_int_equal(testclient_recv_type(clients[i], PROTO_MSG_ERROR, T_MS, &reply), 0);
+        if (reply->type != PROTO_MSG_ERROR || reply->u.error.code != PROTO_ERR_STORE_FULL)
+            fail_msg("device %d: expected ERROR STORE_FULL, got %s", i,
+                     proto_msg_type_name((uint32_t)reply->type));
+        assert_true(reply->u.error.retryable);
+        proto_msg_free(reply);
+        testclient_close(clients[i]);
+    }
+    /* The group's COMMIT is what failed, and nothing of it is in the store. */
+    assert_true(fixture_log_contains(&full, "(the COMMIT of a group of"));
+    unlink(flag);
+    assert_int_equal(store_count(&full, "SELECT count(*) FROM contacts") - rows_before, 0);
+    assert_int_equal(store_count(&full, "SELECT count(*) FROM _outpost_applied"), 0);
+
+    /* Space is back: sent again, each entry is applied once. */
+    const grp_entry *sets[] = {a_entries, b_entries, c_entries};
+    const size_t sizes[] = {3, 2, 2};
+    const test_device *devs[] = {&a, &b, &c};
+    const char *teams[] = {"t1", "t2", "t1"};
+    for (int i = 0; i < 3; i++) {
+        testclient *t = fixture_hello(&full, devs[i], &acked);
+        assert_non_null(t);
+        assert_int_equal(acked, 0);
+        send_entries(t, sets[i], sizes[i]);
+        expect_answers(t, sets[i], sizes[i], teams[i], false);
+        testclient_close(t);
+    }
+    assert_int_equal(store_count(&full, "SELECT count(*) FROM contacts") - rows_before, 7);
+    assert_int_equal(store_count(&full, "SELECT count(*) FROM _outpost_applied"), 7);
+    assert_int_equal(fixture_stop_clean(&full), 0);
+    fixture_destroy(&full);
+}
+#endif
+
 /* The agreed sequence rules: the server answers a PUSH from its record of applied and refused
  * (device, seq): applied -> ACK again (server_seq 0), refused -> the same REJECT, unknown below
  * the highest -> ERROR SEQ_REWOUND with nothing applied, seq 0 -> ERROR BAD_MESSAGE. */
@@ -1577,6 +1660,11 @@ int main(void)
         cmocka_unit_test(test_limits_lockout_after_failures),
         cmocka_unit_test(test_limits_daemon_stops_cleanly), /* last */
     };
+#ifdef OUTPOST_FULL_DISK_SHIM
+    const struct CMUnitTest full_tests[] = {
+        cmocka_unit_test(test_sync_group_whose_commit_fails_applies_nothing),
+    };
+#endif
     const struct CMUnitTest config_tests[] = {
         cmocka_unit_test(test_config_errors_exit_nonzero_naming_the_problem),
     };
@@ -1586,6 +1674,9 @@ int main(void)
     failed += cmocka_run_group_tests_name("daemon_limits", limit_tests, setup_limits,
                                           teardown_limits);
     failed += cmocka_run_group_tests_name("daemon_config", config_tests, NULL, NULL);
+#ifdef OUTPOST_FULL_DISK_SHIM
+    failed += cmocka_run_group_tests_name("daemon_full_disk", full_tests, NULL, NULL);
+#endif
 #ifdef OUTPOST_DAEMON_ON_POSTGRESQL
     const struct CMUnitTest pg_tests[] = {
         cmocka_unit_test_prestate(test_sync_queued_entries_committed_together_answer_each_alone,

@@ -667,12 +667,16 @@ void job_run_pushes(job **jobs, uint32_t n, store *st, const job_env *env,
         if (dead) {
             /* The engine ended the transaction under jobs[i - 1]: its error is everyone's. */
             job *culprit = jobs[i - 1];
+            char why[200];
+            snprintf(why, sizeof why, "%.150s (ended the transaction of a group of %" PRIu32
+                     " entries)", culprit->errmsg, i - first);
             store_push_group_rollback(st);
             for (uint32_t k = first; k < i; k++)
-                fail_in_group(jobs[k], culprit->rc, culprit->errmsg);
+                fail_in_group(jobs[k], culprit->rc, why);
         } else if ((rc = store_push_group_commit(st)) != STORE_OK) {
             char why[200];
-            snprintf(why, sizeof why, "%s", store_errmsg(st));
+            snprintf(why, sizeof why, "%.150s (the COMMIT of a group of %" PRIu32 " entries)",
+                     store_errmsg(st), i - first);
             for (uint32_t k = first; k < i; k++)
                 fail_in_group(jobs[k], rc, why);
         } else {
