@@ -670,9 +670,10 @@ void job_run_pushes(job **jobs, uint32_t n, store *st, const job_env *env,
             char why[200];
             snprintf(why, sizeof why, "%.150s (ended the transaction of a group of %" PRIu32
                      " entries)", culprit->errmsg, i - first);
+            int why_rc = culprit->rc != STORE_OK ? culprit->rc : STORE_EIO;
             store_push_group_rollback(st);
             for (uint32_t k = first; k < i; k++)
-                fail_in_group(jobs[k], culprit->rc, why);
+                fail_in_group(jobs[k], why_rc, why);
         } else if ((rc = store_push_group_commit(st)) != STORE_OK) {
             char why[200];
             snprintf(why, sizeof why, "%.150s (the COMMIT of a group of %" PRIu32 " entries)",
