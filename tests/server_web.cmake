@@ -52,3 +52,11 @@ if(TARGET outpostd AND TARGET outpost-admin AND TARGET outpost_cli)
     set_tests_properties(test_dashboard_browser PROPERTIES TIMEOUT 600 LABELS browser
                          RUN_SERIAL TRUE)
 endif()
+
+# test_daemon's group commit case also runs on PostgreSQL (outpost_pg_cluster comes from
+# server_store.cmake, read after server_daemon.cmake).
+if(TARGET test_daemon AND TARGET outpost_pg_cluster)
+    target_link_libraries(test_daemon PRIVATE outpost_pg_cluster)
+    target_include_directories(test_daemon PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/unit)
+    target_compile_definitions(test_daemon PRIVATE OUTPOST_DAEMON_ON_POSTGRESQL)
+endif()

@@ -34,6 +34,11 @@ if(TARGET outpost AND TARGET outpost_testclient)
     target_compile_definitions(test_device_crash PRIVATE
         OUTPOST_FULL_DISK_SHIM="$<TARGET_FILE:outpost_full_disk_shim>")
     add_dependencies(test_device_crash outpost_full_disk_shim)
+    if(TARGET test_daemon) # a group commit whose COMMIT finds the disk full
+        target_compile_definitions(test_daemon PRIVATE
+            OUTPOST_FULL_DISK_SHIM="$<TARGET_FILE:outpost_full_disk_shim>")
+        add_dependencies(test_daemon outpost_full_disk_shim)
+    endif()
 endif()
 
 if(TARGET outpost AND TARGET outpost_testclient AND TARGET outpost_faultproxy)

@@ -11,6 +11,80 @@
 
 #include "merge_internal.h"
 
+/* ---- an entry's transaction: its own, or a savepoint in an open group's -------------------- */
+
+static void entry_undo(store *st);
+
+static int entry_begin(store *st)
+{
+    if (!st->push_group)
+        return store_begin(st, true);
+    /* Outside a transaction a SAVEPOINT would start one of its own: the group's is gone. */
+    if (st->push_group_broken || !db_in_transaction(st->conn)) {
+        st->push_group_broken = true;
+        return store_fail(st, STORE_EIO, "the group's store transaction ended: %s",
+                          st->push_group_why);
+    }
+    int out = store_exec(st, "SAVEPOINT outpost_push", "begin entry");
+    st->push_entry_open = out == 0;
+    return out;
+}
+
+/* In a group the entry's queued rows and log entries are written before its savepoint ends, so
+ * that a later entry's undo drops only its own. */
+static int entry_commit(store *st)
+{
+    if (!st->push_group)
+        return store_commit(st);
+    int out = store_new_rows_flush(st);
+    if (out == 0)
+        out = store_changes_flush(st);
+    if (out == 0)
+        out = store_exec(st, "RELEASE SAVEPOINT outpost_push", "end entry");
+    if (out != 0)
+        entry_undo(st);
+    st->push_entry_open = false;
+    return out;
+}
+
+/* Undoes the entry alone. When the engine has ended the whole transaction (SQLite after some
+ * I/O errors, a PostgreSQL connection lost), the group is broken: the caller fails every entry
+ * of it. Keeps the store's message. */
+static void entry_undo(store *st)
+{
+    if (!st->push_group) {
+        store_rollback(st);
+        return;
+    }
+    store_new_rows_drop(st);
+    store_changes_drop(st);
+    if (st->push_group_broken || !st->push_entry_open)
+        return; /* nothing open: undone already */
+    st->push_entry_open = false;
+    char keep[sizeof st->errmsg];
+    memcpy(keep, st->errmsg, sizeof keep);
+    if (!db_in_transaction(st->conn) ||
+        db_exec(st->conn, "ROLLBACK TO SAVEPOINT outpost_push;"
+                          " RELEASE SAVEPOINT outpost_push") != STORE_OK) {
+        st->push_group_broken = true;
+        snprintf(st->push_group_why, sizeof st->push_group_why, "%s", keep);
+    }
+    memcpy(st->errmsg, keep, sizeof keep);
+}
+
+/* A read of the current rows for a REJECT: in a group, inside its transaction (which already
+ * holds this entry's refusal record and every earlier entry's changes). */
+static int read_begin(store *st)
+{
+    return st->push_group ? 0 : store_begin(st, false);
+}
+
+static void read_end(store *st)
+{
+    if (!st->push_group)
+        store_rollback(st);
+}
+
 /* ---- replies ------------------------------------------------------------------------------- */
 
 static int encode_reply(push_ctx *c, const proto_msg *msg, proto_buf *reply)
@@ -193,7 +267,7 @@ static int encode_reject(push_ctx *c, proto_buf *reply)
     proto_reject_row *rows = calloc(c->n_rejects, sizeof *rows);
     int out = rows ? 0 : store_fail(c->st, STORE_ENOMEM, "out of memory");
     if (out == 0)
-        out = store_begin(c->st, false);
+        out = read_begin(c->st);
     /* The wire needs a key: [nil] stands for "the change's key could not be read" (unknown
      * table, no primary key in the change). */
     if (rows != NULL)
@@ -229,7 +303,7 @@ static int encode_reject(push_ctx *c, proto_buf *reply)
         if (out != 0)
             store_fail(c->st, out, "out of memory");
     }
-    store_rollback(c->st); /* ends the read */
+    read_end(c->st);
     if (out == 0)
         out = rowset_export(&rs) == 0 ? 0 : store_fail(c->st, STORE_ENOMEM, "out of memory");
     if (out == 0) {
@@ -383,7 +457,7 @@ static int record_refused(push_ctx *c)
     int out = encode_reply(c, &msg, &blob);
     free(rows);
     if (out == 0)
-        out = store_begin(c->st, true);
+        out = entry_begin(c->st);
     if (out != 0) {
         proto_buf_free(&blob);
         return out;
@@ -408,9 +482,9 @@ static int record_refused(push_ctx *c)
     if (out == 0 && first)
         out = log_refused_values(c);
     if (out == 0)
-        out = store_commit(c->st);
+        out = entry_commit(c->st);
     else
-        store_rollback(c->st);
+        entry_undo(c->st);
     return out;
 }
 
@@ -531,7 +605,7 @@ int store_push(store *st, store_device *dev, const proto_push *push, uint64_t no
         c.clamped = true;
     }
     size_t reply_len = reply->len;
-    int out = store_begin(st, true);
+    int out = entry_begin(st);
     if (out != 0)
         goto done;
     out = store_device_lookup(st, dev->device_id, &c.rec);
@@ -546,7 +620,9 @@ int store_push(store *st, store_device *dev, const proto_push *push, uint64_t no
          * same REJECT, neither -> the device's counter went back. */
         int kind = 0;
         out = seq_recorded(&c, &kind, &recorded);
-        store_rollback(st);
+        /* Alone the transaction ends here; in a group the reads below stay in its own. */
+        if (!st->push_group)
+            store_rollback(st);
         if (out == 0 && kind == 1)
             out = load_conflicts(&c);
         if (out == 0 && kind == 1)
@@ -572,6 +648,8 @@ int store_push(store *st, store_device *dev, const proto_push *push, uint64_t no
             out_info->hlc_clamped = c.clamped;
             out_info->n_conflicts = c.n_conflicts;
         }
+        if (st->push_group)
+            entry_undo(st); /* read only: ends the savepoint */
         goto done;
     }
     out = store_meta_get(st, "server_seq", &c.server_seq);
@@ -580,7 +658,7 @@ int store_push(store *st, store_device *dev, const proto_push *push, uint64_t no
     if (out != 0)
         goto fail;
     if (c.n_rejects > 0) {
-        store_rollback(st);
+        entry_undo(st);
         out = record_refused(&c);
         if (out == 0)
             out = encode_reject(&c, reply);
@@ -596,7 +674,7 @@ int store_push(store *st, store_device *dev, const proto_push *push, uint64_t no
     if (out == 0)
         out = encode_ack(&c, (uint64_t)c.server_seq, reply);
     if (out == 0)
-        out = store_commit(st);
+        out = entry_commit(st);
     if (out != 0) {
         reply->len = reply_len;
         goto fail;
@@ -611,7 +689,7 @@ int store_push(store *st, store_device *dev, const proto_push *push, uint64_t no
     c.teams = NULL;
     goto done;
 fail:
-    store_rollback(st);
+    entry_undo(st);
 done:
     proto_msg_free(recorded);
     free(c.rejects);
@@ -621,4 +699,38 @@ done:
     free(c.scratch);
     store_arena_free(&c.arena);
     return out;
+}
+
+/* ---- group commit -------------------------------------------------------------------------- */
+
+int store_push_group_begin(store *st)
+{
+    int out = store_begin(st, true);
+    st->push_group = out == 0;
+    st->push_group_broken = st->push_entry_open = false;
+    st->push_group_why[0] = '\0';
+    return out;
+}
+
+bool store_push_group_ok(const store *st)
+{
+    return st->push_group && !st->push_group_broken;
+}
+
+int store_push_group_commit(store *st)
+{
+    bool broken = st->push_group_broken;
+    st->push_group = st->push_group_broken = st->push_entry_open = false;
+    if (broken) {
+        store_rollback(st);
+        return store_fail(st, STORE_EIO, "the group's store transaction ended: %s",
+                          st->push_group_why);
+    }
+    return store_commit(st);
+}
+
+void store_push_group_rollback(store *st)
+{
+    st->push_group = st->push_group_broken = st->push_entry_open = false;
+    store_rollback(st);
 }

@@ -226,6 +226,20 @@ int store_push(store *st, store_device *dev, const proto_push *push, uint64_t no
  *  - A revoked device gets STORE_EREVOKED and no reply.
  *  - teams_touched is NULL when n_teams_touched is 0; free it with free(). */
 
+/* Group commit: several store_push calls in one write transaction, one COMMIT (one fsync)
+ * for all. Between store_push_group_begin and store_push_group_commit, each store_push runs in
+ * a savepoint of the group's transaction: an entry refused (REJECT, its refusal recorded) or
+ * failing (an error code) is undone alone and answered exactly as it would be alone, and later
+ * entries see what earlier ones wrote. Nothing of the group is durable, and no reply of it may
+ * be sent, before store_push_group_commit returns STORE_OK; when it fails, nothing of the group
+ * was applied. store_push_group_ok turns false when the engine ended the transaction under an
+ * entry (some I/O errors, a PostgreSQL connection lost): the earlier entries' work is gone
+ * too, and the caller rolls the group back. */
+int store_push_group_begin(store *st);
+bool store_push_group_ok(const store *st);
+int store_push_group_commit(store *st);
+void store_push_group_rollback(store *st);
+
 /* The message limit a ROWS page must stay within (the daemon's `msg`). From then on a push is
  * refused (REJECT code PROTO_ERR_ROW_TOO_LARGE) when it would make a row larger than one page
  * can carry, so that every row can always be pulled. 0 (the default) sets no bound. */

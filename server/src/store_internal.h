@@ -82,6 +82,12 @@ struct store {
     uint32_t wal_limit_pages;
     uint32_t wal_pages;
     uint32_t wal_backlog;
+    /* Group commit (store_push_group_begin): store_push runs each entry in a savepoint of the
+     * group's transaction; broken once the engine ended that transaction (why: its message). */
+    bool push_group;
+    bool push_group_broken;
+    bool push_entry_open; /* an entry's savepoint is open */
+    char push_group_why[256];
     uint8_t audit_key[32];
 };
 

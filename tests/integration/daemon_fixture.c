@@ -13,6 +13,7 @@
 
 #include <sqlite3.h>
 
+#include "db.h"
 #include "store.h"
 #include "test_util.h"
 #include "testclient.h"
@@ -119,6 +120,80 @@ int fixture_store_open(const daemon_fixture *fx, store **out_store, char *err, s
 {
     return fx->conninfo[0] ? store_open_postgresql(fx->conninfo, false, out_store, err, err_size)
                            : store_open(fx->store_path, false, out_store, err, err_size);
+}
+
+struct fixture_lock {
+    sqlite3 *lite;
+    db_conn *conn;
+};
+
+static void lock_close(struct fixture_lock *l)
+{
+    db_close(l->conn);
+    if (l->lite)
+        sqlite3_close(l->lite);
+    free(l);
+}
+
+static struct fixture_lock *lock_open(const daemon_fixture *fx)
+{
+    struct fixture_lock *l = calloc(1, sizeof *l);
+    char err[256];
+
+    if (!l)
+        return NULL;
+    if (fx->conninfo[0]) {
+        if (db_open_postgresql(fx->conninfo, &l->conn, err, sizeof err) != 0) {
+            fprintf(stderr, "fixture: %s\n", err);
+            free(l);
+            return NULL;
+        }
+        return l;
+    }
+    if (sqlite3_open_v2(fx->store_path, &l->lite, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+        db_wrap_sqlite(l->lite, &l->conn) != 0) {
+        lock_close(l);
+        return NULL;
+    }
+    sqlite3_busy_timeout(l->lite, 5000);
+    return l;
+}
+
+struct fixture_lock *fixture_store_lock(const daemon_fixture *fx)
+{
+    struct fixture_lock *l = lock_open(fx);
+
+    if (l && db_begin(l->conn, true) != 0) {
+        fprintf(stderr, "fixture: store lock: %s\n", db_errmsg(l->conn));
+        lock_close(l);
+        return NULL;
+    }
+    return l;
+}
+
+void fixture_store_unlock(struct fixture_lock *lock)
+{
+    if (!lock)
+        return;
+    db_rollback(lock->conn);
+    lock_close(lock);
+}
+
+int64_t fixture_store_count(const daemon_fixture *fx, const char *sql)
+{
+    struct fixture_lock *l = lock_open(fx);
+    db_stmt *s = NULL;
+    int64_t n = -1;
+
+    if (!l)
+        return -1;
+    if (db_prepare(l->conn, sql, &s) == 0 && db_step(s) == DB_ROW)
+        n = db_column_int64(s, 0);
+    else
+        fprintf(stderr, "fixture: %s: %s\n", sql, db_errmsg(l->conn));
+    db_finalize(s);
+    lock_close(l);
+    return n;
 }
 
 static int create_fixture(daemon_fixture *fx, const char *extra_limits, const char *schema,
@@ -254,6 +329,31 @@ int fixture_start(daemon_fixture *fx)
     }
     fixture_kill(fx);
     return -1;
+}
+
+int fixture_start_preloaded(daemon_fixture *fx, const char *library, const char *const *names,
+                            const char *const *values, int n_vars)
+{
+    /* An ASan-built outpostd would refuse a preloaded library ahead of its runtime. */
+    char asan[512];
+    const char *was = getenv("ASAN_OPTIONS");
+    char *saved_asan = was ? strdup(was) : NULL;
+    snprintf(asan, sizeof asan, "%s%sverify_asan_link_order=0", was ? was : "", was ? ":" : "");
+    setenv("ASAN_OPTIONS", asan, 1);
+    setenv("LD_PRELOAD", library, 1);
+    for (int i = 0; i < n_vars; i++)
+        setenv(names[i], values[i], 1);
+    int started = fixture_start(fx);
+    unsetenv("LD_PRELOAD");
+    for (int i = 0; i < n_vars; i++)
+        unsetenv(names[i]);
+    if (saved_asan) {
+        setenv("ASAN_OPTIONS", saved_asan, 1);
+        free(saved_asan);
+    } else {
+        unsetenv("ASAN_OPTIONS");
+    }
+    return started;
 }
 
 int fixture_pin_port(const daemon_fixture *fx)

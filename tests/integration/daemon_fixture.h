@@ -53,6 +53,17 @@ struct store;
 int fixture_store_open(const daemon_fixture *fx, struct store **out_store, char *err,
                        size_t err_size);
 
+/* The store's writer lock held from outside (SQLite BEGIN IMMEDIATE, PostgreSQL the writers'
+ * advisory lock), on either engine: outpostd's next write waits for fixture_store_unlock (up to
+ * its 5 s lock timeout), so that what arrives meanwhile queues up. NULL on failure. */
+struct fixture_lock;
+struct fixture_lock *fixture_store_lock(const daemon_fixture *fx);
+void fixture_store_unlock(struct fixture_lock *lock);
+
+/* The first column of the first row of sql (a count) on fx's store, either engine; -1 when the
+ * query fails. */
+int64_t fixture_store_count(const daemon_fixture *fx, const char *sql);
+
 /* A second outpostd on fx's store (PostgreSQL: several nodes serve one database): fx's config,
  * certificates and store, its own log and port. It shares fx's directory, which only fx's
  * fixture_destroy removes. Start it with fixture_start. */
@@ -60,6 +71,11 @@ void fixture_second_node(const daemon_fixture *fx, daemon_fixture *out_node);
 
 /* Starts outpostd and waits until it listens; fills fx->port. Returns 0 or -1. */
 int fixture_start(daemon_fixture *fx);
+
+/* fixture_start with a library preloaded into outpostd (LD_PRELOAD; under ASan its link-order
+ * check is turned off for it) and the environment names[i]=values[i] set for it alone. */
+int fixture_start_preloaded(daemon_fixture *fx, const char *library, const char *const *names,
+                            const char *const *values, int n_vars);
 
 /* Writes the port the daemon listens on now into the config, so that a restart comes back on
  * it (devices keep the URL they enrolled with). Returns 0 or -1. */

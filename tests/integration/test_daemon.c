@@ -5,6 +5,7 @@
  * test client comes from 127.0.0.1.
  */
 #include <setjmp.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,6 +21,9 @@
 
 #include "common/test_skip.h"
 #include "daemon_fixture.h"
+#ifdef OUTPOST_DAEMON_ON_POSTGRESQL
+#include "pg_cluster.h"
+#endif
 #include "strf.h"
 #include "test_util.h"
 #include "testclient.h"
@@ -835,6 +839,325 @@ static void expect_reject(testclient *tc, uint64_t seq, const char *id, const ch
     proto_msg_free(reply);
 }
 
+/* ---- group commit ---------------------------------------------------------------------------- */
+
+static int64_t store_count(const daemon_fixture *fx, const char *sql)
+{
+    int64_t n = fixture_store_count(fx, sql);
+
+    if (n < 0)
+        fail_msg("store query failed: %s", sql);
+    return n;
+}
+
+/* The largest group= of the daemon's push log lines (how many entries one store transaction
+ * took), from byte offset `from` of its log on. */
+static unsigned largest_group_since(const daemon_fixture *fx, size_t from)
+{
+    char *log = read_text_file(fx->log_path);
+    unsigned largest = 0;
+
+    assert_non_null(log);
+    assert_true(strlen(log) >= from);
+    for (const char *p = log + from; (p = strstr(p, " group=")) != NULL; p++) {
+        unsigned n = (unsigned)strtoul(p + 7, NULL, 10);
+        if (n > largest)
+            largest = n;
+    }
+    free(log);
+    return largest;
+}
+
+static unsigned largest_group(const daemon_fixture *fx)
+{
+    return largest_group_since(fx, 0);
+}
+
+static size_t log_size(const daemon_fixture *fx)
+{
+    char *log = read_text_file(fx->log_path);
+    size_t n = log ? strlen(log) : 0;
+
+    free(log);
+    return n;
+}
+
+typedef struct grp_entry {
+    uint64_t seq;
+    const char *id;
+    const char *team;
+} grp_entry;
+
+static void send_entries(testclient *tc, const grp_entry *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const char *ids[1] = {e[i].id};
+        proto_msg *push = fixture_insert_push(e[i].seq, 1, ids, e[i].team, "group");
+        assert_non_null(push);
+        assert_int_equal(testclient_send(tc, push, T_MS), 0);
+        fixture_push_free(push);
+    }
+}
+
+/* Each entry's answer, in order: ACK (server_seq > 0 first time, 0 for a resend) for an entry
+ * in mine, REJECT OUT_OF_SCOPE naming its row for one in the other team. */
+static void expect_answers(testclient *tc, const grp_entry *e, size_t n, const char *mine,
+                           bool resent)
+{
+    uint64_t last_sseq = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        proto_msg *reply = NULL;
+        bool refused = strcmp(e[i].team, mine) != 0;
+        assert_int_equal(testclient_recv(tc, T_MS, &reply), 0);
+        while (reply->type == PROTO_MSG_NOTIFY) {
+            proto_msg_free(reply);
+            assert_int_equal(testclient_recv(tc, T_MS, &reply), 0);
+        }
+        if (refused) {
+            if (reply->type != PROTO_MSG_REJECT)
+                fail_msg("seq %llu: expected REJECT, got %s", (unsigned long long)e[i].seq,
+                         proto_msg_type_name((uint32_t)reply->type));
+            assert_int_equal(reply->u.reject.seq, e[i].seq);
+            assert_int_equal(reply->u.reject.n_rows, 1);
+            assert_int_equal(reply->u.reject.rows[0].code, PROTO_ERR_OUT_OF_SCOPE);
+            assert_int_equal(reply->u.reject.rows[0].pk[0].u.b.n, strlen(e[i].id));
+            assert_memory_equal(reply->u.reject.rows[0].pk[0].u.b.p, e[i].id, strlen(e[i].id));
+        } else {
+            if (reply->type != PROTO_MSG_ACK)
+                fail_msg("seq %llu: expected ACK, got %s", (unsigned long long)e[i].seq,
+                         proto_msg_type_name((uint32_t)reply->type));
+            assert_int_equal(reply->u.ack.seq, e[i].seq);
+            assert_int_equal(reply->u.ack.n_conflicts, 0);
+            if (resent) {
+                assert_int_equal(reply->u.ack.server_seq, 0);
+            } else {
+                assert_true(reply->u.ack.server_seq > last_sseq);
+                last_sseq = reply->u.ack.server_seq;
+            }
+        }
+        proto_msg_free(reply);
+    }
+}
+
+/* Entries queued together at the server (two devices, each with entries in flight, while the
+ * store is busy) are merged in one store transaction, and each still gets its own answer: a
+ * refused entry between accepted ones is refused alone and recorded, the others are applied
+ * exactly once, and resent entries get the same answers without applying anything again. */
+static void test_sync_queued_entries_committed_together_answer_each_alone(void **state)
+{
+    daemon_fixture *fx = *state;
+    static const grp_entry a_entries[] = {
+        {1, "grp-a1", "t1"}, {2, "grp-a2", "t1"}, {3, "grp-a3", "t2"},
+        {4, "grp-a4", "t1"}, {5, "grp-a5", "t1"}, {6, "grp-a6", "t1"},
+    };
+    static const grp_entry b_entries[] = {
+        {1, "grp-b1", "t2"}, {2, "grp-b2", "t1"}, {3, "grp-b3", "t2"},
+    };
+    const size_t n_a = sizeof a_entries / sizeof a_entries[0];
+    const size_t n_b = sizeof b_entries / sizeof b_entries[0];
+    test_device a, b;
+    uint64_t acked = 99;
+    char sql[256];
+
+    assert_int_equal(fixture_enroll_device(fx, "w1", &a), 0);
+    assert_int_equal(fixture_enroll_device(fx, "w2", &b), 0);
+    int64_t changes_before = store_count(fx, "SELECT count(*) FROM _outpost_changes");
+    int64_t rows_before = store_count(fx, "SELECT count(*) FROM contacts");
+
+    for (int round = 0; round < 2; round++) {
+        bool resent = round == 1;
+        testclient *ta = fixture_hello(fx, &a, &acked);
+        testclient *tb = fixture_hello(fx, &b, NULL);
+        assert_non_null(ta);
+        assert_non_null(tb);
+        assert_int_equal(acked, resent ? 6 : 0);
+        struct fixture_lock *lock = fixture_store_lock(fx);
+        assert_non_null(lock);
+        send_entries(ta, a_entries, n_a);
+        send_entries(tb, b_entries, n_b);
+        usleep(300 * 1000); /* every entry read and queued behind the first, which waits */
+        fixture_store_unlock(lock);
+        expect_answers(ta, a_entries, n_a, "t1", resent);
+        expect_answers(tb, b_entries, n_b, "t2", resent);
+        testclient_close(ta);
+        testclient_close(tb);
+
+        /* Applied exactly once, the refused rows not at all, each refusal recorded once. */
+        assert_int_equal(store_count(fx, "SELECT count(*) FROM contacts") - rows_before, 7);
+        snprintf(sql, sizeof sql,
+                 "SELECT count(*) FROM _outpost_refused r JOIN _outpost_devices d"
+                 " ON d.no = r.device_no WHERE d.id IN ('%s', '%s')", a.id, b.id);
+        assert_int_equal(store_count(fx, sql), 2);
+        snprintf(sql, sizeof sql,
+                 "SELECT count(*) FROM _outpost_applied r JOIN _outpost_devices d"
+                 " ON d.no = r.device_no WHERE d.id IN ('%s', '%s')", a.id, b.id);
+        assert_int_equal(store_count(fx, sql), 7);
+        assert_int_equal(store_count(fx, "SELECT count(*) FROM _outpost_changes") -
+                             changes_before, 7);
+    }
+    /* Another device in both teams sees each accepted row once and no refused one. */
+    test_device reader;
+    assert_int_equal(fixture_enroll_device(fx, "w12", &reader), 0);
+    testclient *tr = fixture_hello(fx, &reader, NULL);
+    assert_non_null(tr);
+    for (size_t i = 0; i < n_a; i++)
+        assert_int_equal(pull_find(tr, a_entries[i].id, NULL, 0), i == 2 ? 0 : 1);
+    for (size_t i = 0; i < n_b; i++)
+        assert_int_equal(pull_find(tr, b_entries[i].id, NULL, 0), i == 1 ? 0 : 1);
+    testclient_close(tr);
+    /* The fault landed: the entries did go through the store together. */
+    if (largest_group(fx) < 3)
+        fail_msg("no store transaction took 3 entries or more (largest group=%u)",
+                 largest_group(fx));
+}
+
+/* An entry that fails in a group (here a rewound seq: ERROR 13) is undone alone: the other
+ * device's entries in the same transaction are applied, and the entry its own device sent
+ * behind the failed one, already read by the server, is not applied (the session ends at the
+ * ERROR, as when the device waited for each answer). */
+static void test_sync_failing_entry_in_a_group_fails_alone_and_stops_its_connection(void **state)
+{
+    daemon_fixture *fx = *state;
+    static const grp_entry c_first[] = {{1, "fail-c1", "t1"}, {3, "fail-c3", "t1"}};
+    static const grp_entry c_group[] = {{2, "fail-c2", "t1"}, {4, "fail-c4", "t1"}};
+    static const grp_entry d_group[] = {{1, "fail-d1", "t2"}, {2, "fail-d2", "t2"}};
+    test_device c, d, reader;
+    uint64_t acked = 0;
+    proto_msg *reply = NULL;
+
+    assert_int_equal(fixture_enroll_device(fx, "w1", &c), 0);
+    assert_int_equal(fixture_enroll_device(fx, "w2", &d), 0);
+    testclient *tc = fixture_hello(fx, &c, NULL);
+    assert_non_null(tc);
+    send_entries(tc, c_first, 2);
+    expect_answers(tc, c_first, 2, "t1", false);
+    testclient_close(tc);
+
+    size_t from = log_size(fx);
+    tc = fixture_hello(fx, &c, &acked);
+    testclient *td = fixture_hello(fx, &d, NULL);
+    assert_non_null(tc);
+    assert_non_null(td);
+    assert_int_equal(acked, 3);
+    struct fixture_lock *lock = fixture_store_lock(fx);
+    assert_non_null(lock);
+    send_entries(tc, c_group, 2);
+    send_entries(td, d_group, 2);
+    usleep(300 * 1000);
+    fixture_store_unlock(lock);
+    assert_int_equal(testclient_recv(tc, T_MS, &reply), 0);
+    assert_int_equal(reply->type, PROTO_MSG_ERROR);
+    if (reply->u.error.code != PROTO_ERR_SEQ_REWOUND)
+        fail_msg("seq 2: expected ERROR %d, got %u: %s", PROTO_ERR_SEQ_REWOUND,
+                 reply->u.error.code, reply->u.error.message ? reply->u.error.message : "");
+    proto_msg_free(reply);
+    assert_true(testclient_wait_closed(tc, T_MS));
+    testclient_close(tc);
+    expect_answers(td, d_group, 2, "t2", false);
+    testclient_close(td);
+    if (largest_group_since(fx, from) < 3)
+        fail_msg("the entries did not go through the store together (largest group=%u)",
+                 largest_group_since(fx, from));
+
+    tc = fixture_hello(fx, &c, &acked);
+    assert_non_null(tc);
+    assert_int_equal(acked, 3); /* seq 4 was not applied */
+    testclient_close(tc);
+    assert_int_equal(fixture_enroll_device(fx, "w12", &reader), 0);
+    testclient *tr = fixture_hello(fx, &reader, NULL);
+    assert_non_null(tr);
+    assert_int_equal(pull_find(tr, "fail-c1", NULL, 0), 1);
+    assert_int_equal(pull_find(tr, "fail-c3", NULL, 0), 1);
+    assert_int_equal(pull_find(tr, "fail-c2", NULL, 0), 0);
+    assert_int_equal(pull_find(tr, "fail-c4", NULL, 0), 0);
+    assert_int_equal(pull_find(tr, "fail-d1", NULL, 0), 1);
+    assert_int_equal(pull_find(tr, "fail-d2", NULL, 0), 1);
+    testclient_close(tr);
+}
+
+#ifdef OUTPOST_FULL_DISK_SHIM
+/* A group whose COMMIT fails (the disk is full): every entry of it is answered ERROR
+ * STORE_FULL (retryable), as it would be alone, and nothing of the group is applied; once space
+ * is back, the entries sent again are each applied once. outpostd runs with
+ * tests/integration/full_disk_shim.c preloaded: while the flag file exists, every write to its
+ * store fails with ENOSPC. */
+static void test_sync_group_whose_commit_fails_applies_nothing(void **state)
+{
+    static const grp_entry a_entries[] = {
+        {1, "full-a1", "t1"}, {2, "full-a2", "t1"}, {3, "full-a3", "t1"}};
+    static const grp_entry b_entries[] = {{1, "full-b1", "t2"}, {2, "full-b2", "t2"}};
+    static const grp_entry c_entries[] = {{1, "full-c1", "t1"}, {2, "full-c2", "t1"}};
+    daemon_fixture full;
+    test_device a, b, c;
+    char flag[300];
+    uint64_t acked = 99;
+
+    (void)state;
+    assert_int_equal(fixture_create(&full, NULL), 0);
+    snprintf(flag, sizeof flag, "%s/disk-is-full", full.dir);
+    const char *const names[] = {"OUTPOST_FULL_DISK_FLAG", "OUTPOST_FULL_DISK_PREFIX"};
+    const char *const values[] = {flag, full.store_path};
+    assert_int_equal(fixture_start_preloaded(&full, OUTPOST_FULL_DISK_SHIM, names, values, 2), 0);
+    assert_int_equal(fixture_enroll_device(&full, "w1", &a), 0);
+    assert_int_equal(fixture_enroll_device(&full, "w2", &b), 0);
+    assert_int_equal(fixture_enroll_device(&full, "w1", &c), 0);
+    int64_t rows_before = store_count(&full, "SELECT count(*) FROM contacts");
+
+    /* a's first entry goes alone (it finds the worker waiting on the lock); the rest queue. */
+    testclient *ta = fixture_hello(&full, &a, NULL);
+    testclient *tb = fixture_hello(&full, &b, NULL);
+    testclient *tc = fixture_hello(&full, &c, NULL);
+    assert_non_null(ta);
+    assert_non_null(tb);
+    assert_non_null(tc);
+    struct fixture_lock *lock = fixture_store_lock(&full);
+    assert_non_null(lock);
+    send_entries(ta, a_entries, 3);
+    send_entries(tb, b_entries, 2);
+    send_entries(tc, c_entries, 2);
+    usleep(300 * 1000);
+    int fd = open(flag, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    assert_true(fd >= 0);
+    close(fd);
+    fixture_store_unlock(lock);
+    testclient *clients[] = {ta, tb, tc};
+    for (int i = 0; i < 3; i++) {
+        proto_msg *reply = NULL;
+        assert_int_equal(testclient_recv_type(clients[i], PROTO_MSG_ERROR, T_MS, &reply), 0);
+        if (reply->type != PROTO_MSG_ERROR || reply->u.error.code != PROTO_ERR_STORE_FULL)
+            fail_msg("device %d: expected ERROR STORE_FULL, got %s", i,
+                     proto_msg_type_name((uint32_t)reply->type));
+        assert_true(reply->u.error.retryable);
+        proto_msg_free(reply);
+        testclient_close(clients[i]);
+    }
+    /* The group's COMMIT is what failed, and nothing of it is in the store. */
+    assert_true(fixture_log_contains(&full, "(the COMMIT of a group of"));
+    unlink(flag);
+    assert_int_equal(store_count(&full, "SELECT count(*) FROM contacts") - rows_before, 0);
+    assert_int_equal(store_count(&full, "SELECT count(*) FROM _outpost_applied"), 0);
+
+    /* Space is back: sent again, each entry is applied once. */
+    const grp_entry *sets[] = {a_entries, b_entries, c_entries};
+    const size_t sizes[] = {3, 2, 2};
+    const test_device *devs[] = {&a, &b, &c};
+    const char *teams[] = {"t1", "t2", "t1"};
+    for (int i = 0; i < 3; i++) {
+        testclient *t = fixture_hello(&full, devs[i], &acked);
+        assert_non_null(t);
+        assert_int_equal(acked, 0);
+        send_entries(t, sets[i], sizes[i]);
+        expect_answers(t, sets[i], sizes[i], teams[i], false);
+        testclient_close(t);
+    }
+    assert_int_equal(store_count(&full, "SELECT count(*) FROM contacts") - rows_before, 7);
+    assert_int_equal(store_count(&full, "SELECT count(*) FROM _outpost_applied"), 7);
+    assert_int_equal(fixture_stop_clean(&full), 0);
+    fixture_destroy(&full);
+}
+#endif
+
 /* The agreed sequence rules: the server answers a PUSH from its record of applied and refused
  * (device, seq): applied -> ACK again (server_seq 0), refused -> the same REJECT, unknown below
  * the highest -> ERROR SEQ_REWOUND with nothing applied, seq 0 -> ERROR BAD_MESSAGE. */
@@ -1276,6 +1599,36 @@ static void test_config_errors_exit_nonzero_naming_the_problem(void **state)
     rmdir(dir);
 }
 
+#ifdef OUTPOST_DAEMON_ON_POSTGRESQL
+/* The group commit case again on outpostd serving from PostgreSQL (savepoints, the writers'
+ * advisory lock held for the group's transaction). */
+static pg_cluster cluster;
+static daemon_fixture pg_fx;
+
+static int setup_pg(void **state)
+{
+    (void)state;
+    if (pg_cluster_start(&cluster) != 0 ||
+        fixture_create_postgresql(&pg_fx, NULL, cluster.conninfo) != 0)
+        return -1;
+    return fixture_start(&pg_fx);
+}
+
+static int teardown_pg(void **state)
+{
+    (void)state;
+    fixture_destroy(&pg_fx);
+    pg_cluster_stop(&cluster);
+    return 0;
+}
+
+static void test_pg_daemon_stops_cleanly(void **state)
+{
+    (void)state;
+    assert_int_equal(fixture_stop_clean(&pg_fx), 0);
+}
+#endif
+
 int main(void)
 {
     const struct CMUnitTest main_tests[] = {
@@ -1291,6 +1644,10 @@ int main(void)
         cmocka_unit_test(test_sync_corrupt_compressed_frame_names_the_cause),
         cmocka_unit_test(test_sync_scope_isolation),
         cmocka_unit_test(test_sync_seq_rules_answer_from_the_record),
+        cmocka_unit_test_prestate(test_sync_queued_entries_committed_together_answer_each_alone,
+                                  &main_fx),
+        cmocka_unit_test_prestate(
+            test_sync_failing_entry_in_a_group_fails_alone_and_stops_its_connection, &main_fx),
         cmocka_unit_test(test_sync_revoked_device_refused_or_wiped),
         cmocka_unit_test(test_http_status_and_not_found),
         cmocka_unit_test(test_store_files_are_owner_only),
@@ -1303,6 +1660,11 @@ int main(void)
         cmocka_unit_test(test_limits_lockout_after_failures),
         cmocka_unit_test(test_limits_daemon_stops_cleanly), /* last */
     };
+#ifdef OUTPOST_FULL_DISK_SHIM
+    const struct CMUnitTest full_tests[] = {
+        cmocka_unit_test(test_sync_group_whose_commit_fails_applies_nothing),
+    };
+#endif
     const struct CMUnitTest config_tests[] = {
         cmocka_unit_test(test_config_errors_exit_nonzero_naming_the_problem),
     };
@@ -1312,5 +1674,22 @@ int main(void)
     failed += cmocka_run_group_tests_name("daemon_limits", limit_tests, setup_limits,
                                           teardown_limits);
     failed += cmocka_run_group_tests_name("daemon_config", config_tests, NULL, NULL);
+#ifdef OUTPOST_FULL_DISK_SHIM
+    failed += cmocka_run_group_tests_name("daemon_full_disk", full_tests, NULL, NULL);
+#endif
+#ifdef OUTPOST_DAEMON_ON_POSTGRESQL
+    const struct CMUnitTest pg_tests[] = {
+        cmocka_unit_test_prestate(test_sync_queued_entries_committed_together_answer_each_alone,
+                                  &pg_fx),
+        cmocka_unit_test_prestate(
+            test_sync_failing_entry_in_a_group_fails_alone_and_stops_its_connection, &pg_fx),
+        cmocka_unit_test(test_pg_daemon_stops_cleanly), /* last */
+    };
+    if (pg_cluster_available())
+        failed += cmocka_run_group_tests_name("daemon_postgresql", pg_tests, setup_pg,
+                                              teardown_pg);
+    else
+        printf("PostgreSQL binaries not installed: daemon_postgresql skipped\n");
+#endif
     return test_exit_status(failed);
 }

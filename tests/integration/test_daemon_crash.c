@@ -8,6 +8,10 @@
  *   - nothing is applied twice: every ACK, including those of resent entries, reports no
  *     conflict (a second apply of an INSERT would collide with the first).
  * OUTPOST_CRASH_KILLS sets the number of kills (default 100); OUTPOST_CRASH_SEED the seed.
+ *
+ * A second case kills it while several entries in flight are merged in one store transaction
+ * (group commit): right after an ACK arrives, which must then be durable with all of its rows,
+ * while the rest of its group may be lost whole (OUTPOST_CRASH_GROUP_ROUNDS rounds, default 12).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -20,7 +24,9 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
+#include "central_db.h"
 #include "daemon_fixture.h"
 #include "testclient.h"
 /* Built a second time with OUTPOST_CRASH_ON_POSTGRESQL as test_daemon_crash_postgresql: outpostd
@@ -259,10 +265,175 @@ static void test_crash_sigkill_during_pushes(void **state)
 #endif
 }
 
+/* ---- kills during group commits ------------------------------------------------------------ */
+
+enum { GC_ENTRIES = 6, GC_ROWS = 400, GC_MAX_SEQ = 400 };
+
+/* Rows of each group-commit entry in the store, by seq (their name is "gc-<seq>"). */
+static void gc_counts(const daemon_fixture *fx, uint32_t counts[GC_MAX_SEQ + 1])
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+
+    memset(counts, 0, (GC_MAX_SEQ + 1) * sizeof counts[0]);
+    assert_int_equal(central_db_open(fx, &db), 0);
+    sqlite3_busy_timeout(db, 5000);
+    assert_int_equal(sqlite3_prepare_v2(db, "SELECT name, count(*) FROM contacts"
+                                            " WHERE name LIKE 'gc-%' GROUP BY name", -1, &st,
+                                        NULL),
+                     SQLITE_OK);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        unsigned long long seq = 0;
+        if (sscanf((const char *)sqlite3_column_text(st, 0), "gc-%llu", &seq) == 1 &&
+            seq <= GC_MAX_SEQ)
+            counts[seq] = (uint32_t)sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+}
+
+/* Every entry up to acked whole, none after it: the store holds what it acknowledged, each
+ * entry all or nothing. */
+static void gc_check(const daemon_fixture *fx, uint64_t acked)
+{
+    uint32_t counts[GC_MAX_SEQ + 1];
+
+    gc_counts(fx, counts);
+    for (uint64_t seq = 1; seq <= GC_MAX_SEQ; seq++) {
+        uint32_t want = seq <= acked ? GC_ROWS : 0;
+        if (counts[seq] != want)
+            fail_msg("entry %llu has %u of its %u rows in the store (recorded up to %llu)",
+                     (unsigned long long)seq, counts[seq], GC_ROWS, (unsigned long long)acked);
+    }
+}
+
+static unsigned gc_largest_group(const daemon_fixture *fx)
+{
+    FILE *f = fopen(fx->log_path, "r");
+    char line[1024];
+    unsigned largest = 0;
+
+    assert_non_null(f);
+    while (fgets(line, sizeof line, f)) {
+        const char *g = strstr(line, " group=");
+        if (g && (unsigned)strtoul(g + 7, NULL, 10) > largest)
+            largest = (unsigned)strtoul(g + 7, NULL, 10);
+    }
+    fclose(f);
+    return largest;
+}
+
+static void test_crash_sigkill_during_group_commits(void **state)
+{
+    daemon_fixture fx;
+    test_device device;
+    const char *env_rounds = getenv("OUTPOST_CRASH_GROUP_ROUNDS");
+    const char *env_seed = getenv("OUTPOST_CRASH_SEED");
+    unsigned rounds = env_rounds ? (unsigned)strtoul(env_rounds, NULL, 10) : 12u;
+    unsigned seed = env_seed ? (unsigned)strtoul(env_seed, NULL, 10) : (unsigned)time(NULL);
+    uint64_t acked_max = 0, server_acked = 0;
+    unsigned lost_in_flight = 0;
+    char (*ids)[24] = calloc((size_t)GC_ENTRIES * GC_ROWS, sizeof *ids);
+    const char **id_ptrs = calloc((size_t)GC_ENTRIES * GC_ROWS, sizeof *id_ptrs);
+    char names[GC_ENTRIES][16];
+
+    (void)state;
+    assert_non_null(ids);
+    assert_non_null(id_ptrs);
+    srand(seed);
+    fprintf(stderr, "group crash test: %u rounds, seed %u\n", rounds, seed);
+#ifdef OUTPOST_CRASH_ON_POSTGRESQL
+    pg_cluster cluster;
+    if (!pg_cluster_available())
+        TEST_SKIP("PostgreSQL 15 binaries not installed (scripts/deps.sh installs them)");
+    assert_int_equal(pg_cluster_start(&cluster), 0);
+    assert_int_equal(fixture_create_postgresql(&fx, NULL, cluster.conninfo), 0);
+#else
+    assert_int_equal(fixture_create(&fx, NULL), 0);
+#endif
+    assert_int_equal(fixture_start(&fx), 0);
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &device), 0);
+
+    for (unsigned round = 0; round < rounds; round++) {
+        testclient *tc = fixture_hello(&fx, &device, &server_acked);
+        assert_non_null(tc);
+        /* Durable: every ACK this test saw is in the store, with all of its rows. */
+        if (server_acked < acked_max)
+            fail_msg("the store recorded up to seq %llu, but seq %llu was acknowledged",
+                     (unsigned long long)server_acked, (unsigned long long)acked_max);
+        gc_check(&fx, server_acked);
+        uint64_t first = server_acked + 1;
+        assert_true(first + GC_ENTRIES <= GC_MAX_SEQ);
+
+        /* The whole window at once: the first entry is merged alone while the others arrive
+         * and queue, and those go through the store together. */
+        for (unsigned e = 0; e < GC_ENTRIES; e++) {
+            uint64_t seq = first + e;
+            snprintf(names[e], sizeof names[e], "gc-%llu", (unsigned long long)seq);
+            for (unsigned r = 0; r < GC_ROWS; r++) {
+                char *id = ids[(size_t)e * GC_ROWS + r];
+                snprintf(id, sizeof ids[0], "gc-%06llu-%04u", (unsigned long long)seq, r);
+                id_ptrs[(size_t)e * GC_ROWS + r] = id;
+            }
+            proto_msg *push = fixture_insert_push(seq, GC_ROWS, id_ptrs + (size_t)e * GC_ROWS,
+                                                  "t1", names[e]);
+            assert_non_null(push);
+            assert_int_equal(testclient_send(tc, push, T_MS), 0);
+            fixture_push_free(push);
+        }
+        /* The kill: as soon as the 2nd or 3rd ACK is here (the first ACKs of a group). */
+        unsigned kill_at = 2 + (unsigned)rand() % 2, n_acks = 0;
+        proto_msg *reply = NULL;
+        while (n_acks < kill_at) {
+            assert_int_equal(testclient_recv_type(tc, PROTO_MSG_ACK, T_MS, &reply), 0);
+            assert_int_equal(reply->type, PROTO_MSG_ACK);
+            assert_int_equal(reply->u.ack.seq, first + n_acks);
+            proto_msg_free(reply);
+            acked_max = first + n_acks++;
+        }
+        fixture_kill(&fx);
+        /* What was already on its way was sent before the kill: acknowledged too. */
+        while (testclient_recv(tc, 100, &reply) == 0) {
+            if (reply->type == PROTO_MSG_ACK) {
+                assert_int_equal(reply->u.ack.seq, first + n_acks);
+                acked_max = first + n_acks++;
+            }
+            proto_msg_free(reply);
+        }
+        testclient_close(tc);
+        assert_int_equal(fixture_start(&fx), 0);
+        if (acked_max < first + GC_ENTRIES - 1)
+            lost_in_flight++;
+    }
+    testclient *tc = fixture_hello(&fx, &device, &server_acked);
+    assert_non_null(tc);
+    testclient_close(tc);
+    if (server_acked < acked_max)
+        fail_msg("the store recorded up to seq %llu, but seq %llu was acknowledged",
+                 (unsigned long long)server_acked, (unsigned long long)acked_max);
+    gc_check(&fx, server_acked);
+    unsigned largest = gc_largest_group(&fx);
+    fprintf(stderr, "group crash test: %u rounds, %u killed with entries unanswered, largest "
+            "group %u, %llu entries applied, all checked\n", rounds, lost_in_flight, largest,
+            (unsigned long long)server_acked);
+    /* The kills landed where the test claims: while entries were in flight, and entries did
+     * go through the store together. */
+    assert_true(lost_in_flight >= 1);
+    assert_true(largest >= 3);
+    assert_int_equal(fixture_stop_clean(&fx), 0);
+    fixture_destroy(&fx);
+#ifdef OUTPOST_CRASH_ON_POSTGRESQL
+    pg_cluster_stop(&cluster);
+#endif
+    free(ids);
+    free(id_ptrs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_crash_sigkill_during_pushes),
+        cmocka_unit_test(test_crash_sigkill_during_group_commits),
     };
 #ifdef OUTPOST_CRASH_ON_POSTGRESQL
     return test_exit_status(

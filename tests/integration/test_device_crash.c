@@ -342,24 +342,10 @@ static void test_server_disk_full_is_reported_and_recovers(void **state)
     /* The daemon runs with tests/integration/full_disk_shim.c preloaded: while the flag file
      * exists, every write to its central store fails with ENOSPC, as on a full filesystem. */
     snprintf(flag, sizeof flag, "%s/disk-is-full", small.dir);
-    assert_int_equal(setenv("LD_PRELOAD", OUTPOST_FULL_DISK_SHIM, 1), 0);
-    assert_int_equal(setenv("OUTPOST_FULL_DISK_FLAG", flag, 1), 0);
-    assert_int_equal(setenv("OUTPOST_FULL_DISK_PREFIX", small.store_path, 1), 0);
-    /* An ASan-built outpostd would refuse a preloaded library ahead of its runtime. */
-    char asan[512];
-    const char *was = getenv("ASAN_OPTIONS");
-    char *saved_asan = was ? strdup(was) : NULL;
-    snprintf(asan, sizeof asan, "%s%sverify_asan_link_order=0", was ? was : "", was ? ":" : "");
-    assert_int_equal(setenv("ASAN_OPTIONS", asan, 1), 0);
-    int started = fixture_start(&small);
-    unsetenv("LD_PRELOAD");
-    if (saved_asan) {
-        setenv("ASAN_OPTIONS", saved_asan, 1);
-        free(saved_asan);
-    } else {
-        unsetenv("ASAN_OPTIONS");
-    }
-    assert_int_equal(started, 0);
+    const char *const names[] = {"OUTPOST_FULL_DISK_FLAG", "OUTPOST_FULL_DISK_PREFIX"};
+    const char *const values[] = {flag, small.store_path};
+    assert_int_equal(fixture_start_preloaded(&small, OUTPOST_FULL_DISK_SHIM, names, values, 2),
+                     0);
 
     daemon_fixture saved = fx;
     char *saved_ca = ca_pem;

@@ -22,6 +22,30 @@ job *job_new(job_kind kind, uint32_t slot, uint64_t session_id)
     return j;
 }
 
+push_chain *push_chain_new(void)
+{
+    push_chain *c = malloc(sizeof *c);
+
+    if (!c)
+        return NULL;
+    atomic_init(&c->refs, 1);
+    atomic_init(&c->broken, false);
+    return c;
+}
+
+push_chain *push_chain_hold(push_chain *c)
+{
+    if (c)
+        atomic_fetch_add(&c->refs, 1);
+    return c;
+}
+
+void push_chain_release(push_chain *c)
+{
+    if (c && atomic_fetch_sub(&c->refs, 1) == 1)
+        free(c);
+}
+
 static void free_joined_push(proto_push *push)
 {
     for (uint32_t t = 0; t < push->n_tables; t++)
@@ -51,6 +75,7 @@ void job_free(job *j)
     else
         device_release(&j->device);
     free(j->push_info.teams_touched);
+    push_chain_release(j->chain);
     proto_buf_free(&j->reply);
     free(j);
 }
@@ -465,20 +490,80 @@ static void run_auth(job *j, store *st, const job_env *env)
     proto_msg_free(schema);
 }
 
-static void run_push(job *j, store *st, const job_env *env)
+/* Decodes and joins the chunks (before any transaction). STORE_OK, or j->rc and errmsg set. */
+static int prepare_push(job *j, const job_env *env)
 {
     j->rc = decode_chunks(j, env);
     if (j->rc == STORE_OK)
         j->rc = join_chunks(j);
+    if (j->rc != STORE_OK && !j->push_malformed)
+        snprintf(j->errmsg, sizeof j->errmsg, "decoding the PUSH chunks: %s",
+                 j->rc == STORE_ENOMEM ? "out of memory" : "bytes changed in memory");
+    return j->rc;
+}
+
+/* The decoded transaction is not needed once merged (the reply is encoded): a group keeps
+ * one at a time. The seq stays for the log. */
+static void release_decoded(job *j)
+{
+    uint64_t seq = j->push.seq;
+
+    free_joined_push(&j->push);
+    j->push.seq = seq;
+    if (j->chunks)
+        for (uint32_t i = 0; i < j->n_chunks; i++)
+            proto_msg_free(j->chunks[i]);
+    free(j->chunks);
+    j->chunks = NULL;
+}
+
+static uint64_t push_rows(const job *j)
+{
+    uint64_t n = 0;
+
+    for (uint32_t t = 0; t < j->push.n_tables; t++)
+        n += j->push.tables[t].n_changes;
+    return n;
+}
+
+static bool chain_broken(const job *j)
+{
+    return j->chain && atomic_load(&j->chain->broken);
+}
+
+/* A failed entry is answered ERROR, which ends its session: none of its later ones may be
+ * applied. */
+static void chain_check(job *j)
+{
+    if (j->rc != STORE_OK && j->chain)
+        atomic_store(&j->chain->broken, true);
+}
+
+static void skip_push(job *j)
+{
+    j->push_skipped = true;
+    j->rc = STORE_EIO;
+    snprintf(j->errmsg, sizeof j->errmsg, "not run: an earlier entry of this connection failed");
+}
+
+static void run_push(job *j, store *st, const job_env *env)
+{
+    if (chain_broken(j)) {
+        skip_push(j);
+        return;
+    }
+    if (j->chunks == NULL)
+        (void)prepare_push(j, env);
     if (j->rc != STORE_OK) {
-        if (!j->push_malformed)
-            snprintf(j->errmsg, sizeof j->errmsg, "decoding the PUSH chunks: %s",
-                     j->rc == STORE_ENOMEM ? "out of memory" : "bytes changed in memory");
+        chain_check(j);
+        release_decoded(j);
         return;
     }
     j->rc = store_push(st, &j->device, &j->push, j->now_ms, &j->reply, &j->push_info);
     if (j->rc != STORE_OK)
         note_store_error(j, st);
+    chain_check(j);
+    release_decoded(j);
 }
 
 static void run_pull(job *j, store *st, const job_env *env)
@@ -517,6 +602,92 @@ static void announce(store *st, const job_env *env, const store_push_info *info)
         return;
     (void)store_announce_teams(st, env->node, (const char(*)[64])info->teams_touched,
                                info->n_teams_touched, info->server_seq);
+}
+
+/* A job whose entry was merged in a group that then did not commit: the group's error, and
+ * nothing of its answer. */
+static void fail_in_group(job *j, int rc, const char *why)
+{
+    if (j->rc != STORE_OK || j->push_skipped)
+        return; /* keeps its own error */
+    j->rc = rc;
+    snprintf(j->errmsg, sizeof j->errmsg, "%s", why);
+    proto_buf_free(&j->reply);
+    free(j->push_info.teams_touched);
+    memset(&j->push_info, 0, sizeof j->push_info);
+    chain_check(j);
+}
+
+void job_run_pushes(job **jobs, uint32_t n, store *st, const job_env *env,
+                    void (*done)(job *j, void *done_arg), void *done_arg)
+{
+    uint32_t i = 0;
+
+    while (i < n) {
+        if (i + 1 == n) { /* alone: its own transaction, as it always was */
+            jobs[i]->group = 1;
+            job_run(jobs[i], st, env);
+            done(jobs[i++], done_arg);
+            continue;
+        }
+        uint32_t first = i;
+        int rc = store_push_group_begin(st);
+        if (rc != STORE_OK) {
+            char why[200];
+            snprintf(why, sizeof why, "%s", store_errmsg(st));
+            for (; i < n; i++) {
+                fail_in_group(jobs[i], rc, why);
+                done(jobs[i], done_arg);
+            }
+            return;
+        }
+        /* Entries join while the group stays within its bounds (the first always does). Each
+         * is decoded only when its turn comes and released after its merge: one decoded
+         * transaction at a time, as without groups. */
+        uint64_t rows = 0;
+        size_t bytes = 0;
+        bool dead = false;
+        while (i < n && !dead) {
+            job *j = jobs[i];
+            if (i > first && bytes + j->raw_len > JOB_GROUP_BYTES)
+                break;
+            bytes += j->raw_len;
+            if (!chain_broken(j) && j->chunks == NULL)
+                (void)prepare_push(j, env);
+            uint64_t r = j->rc == STORE_OK ? push_rows(j) : 0;
+            if (i > first && rows + r > JOB_GROUP_ROWS)
+                break; /* decoded already: it opens the next group */
+            rows += r;
+            run_push(j, st, env);
+            dead = !store_push_group_ok(st);
+            i++;
+        }
+        for (uint32_t k = first; k < i; k++)
+            jobs[k]->group = i - first;
+        if (dead) {
+            /* The engine ended the transaction under jobs[i - 1]: its error is everyone's. */
+            job *culprit = jobs[i - 1];
+            char why[200];
+            snprintf(why, sizeof why, "%.150s (ended the transaction of a group of %" PRIu32
+                     " entries)", culprit->errmsg, i - first);
+            int why_rc = culprit->rc != STORE_OK ? culprit->rc : STORE_EIO;
+            store_push_group_rollback(st);
+            for (uint32_t k = first; k < i; k++)
+                fail_in_group(jobs[k], why_rc, why);
+        } else if ((rc = store_push_group_commit(st)) != STORE_OK) {
+            char why[200];
+            snprintf(why, sizeof why, "%.150s (the COMMIT of a group of %" PRIu32 " entries)",
+                     store_errmsg(st), i - first);
+            for (uint32_t k = first; k < i; k++)
+                fail_in_group(jobs[k], rc, why);
+        } else {
+            for (uint32_t k = first; k < i; k++)
+                if (jobs[k]->rc == STORE_OK)
+                    announce(st, env, &jobs[k]->push_info);
+        }
+        for (uint32_t k = first; k < i; k++)
+            done(jobs[k], done_arg);
+    }
 }
 
 void job_run(job *j, store *st, const job_env *env)

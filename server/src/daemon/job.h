@@ -10,6 +10,7 @@
 #ifndef OUTPOSTD_JOB_H
 #define OUTPOSTD_JOB_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -35,6 +36,20 @@ typedef struct job_env {
     const char *node;          /* this outpostd's name in its announcements (announce.h) */
 } job_env;
 
+/* What the PUSH jobs of one connection share. A connection may have several entries queued
+ * (session.c reads PUSHes ahead); once one of them fails (answered ERROR, which ends the
+ * session), the worker runs none of the later ones: nothing behind a failed entry is applied,
+ * as when the device waited for each answer. Made by the session (one reference), one more per
+ * job; the last push_chain_release frees it. Any thread. */
+typedef struct push_chain {
+    atomic_uint refs;
+    atomic_bool broken;
+} push_chain;
+
+push_chain *push_chain_new(void); /* NULL without memory */
+push_chain *push_chain_hold(push_chain *c);
+void push_chain_release(push_chain *c); /* NULL is a no-op */
+
 typedef struct job {
     struct job *next; /* queue link, owned by the worker */
     job_kind kind;
@@ -50,6 +65,9 @@ typedef struct job {
     proto_msg **chunks;   /* PUSH: the chunks decoded on the worker; push points into them */
     proto_push push;      /* PUSH: the chunks joined into one transaction */
     bool push_malformed;  /* PUSH: the chunks contradict each other (errmsg says how) */
+    bool push_skipped;    /* PUSH: not run, an earlier entry of its connection failed */
+    push_chain *chain;    /* PUSH: its connection's chain (a reference); may be NULL */
+    uint32_t group;       /* PUSH: entries in the store transaction that held it (the log) */
     bool other_store;     /* AUTH: HELLO names another store than this one */
     store_device device;  /* PUSH, PULL: the daemon's copy (device_copy); AUTH: the result */
     uint64_t now_ms;
@@ -87,6 +105,21 @@ void job_free_names(char **names, uint32_t n_names);
 
 /* Runs the job against st: fills rc, reply and the info fields. */
 void job_run(job *j, store *st, const job_env *env);
+
+/* Group commit: how many queued PUSH jobs the worker takes together at most, and the rows
+ * (changes) and received bytes one group's transaction takes at most (the first entry always
+ * goes in, whatever its size). A group holds its first ACK back until the group commits: these
+ * keep that wait to tens of ms, and one device's large entries from holding others' back. */
+enum { JOB_GROUP_ENTRIES = 16, JOB_GROUP_ROWS = 8192 };
+#define JOB_GROUP_BYTES (4u * 1024u * 1024u)
+
+/* Runs n PUSH jobs (in queue order) as few store transactions as the bounds allow, each entry
+ * in its own savepoint (store_push_group_begin): each job gets the answer it would get alone.
+ * done(j, done_arg) is called for each job, in order, only once the transaction that holds it
+ * has committed (or failed): an ACK never leaves before the COMMIT that makes it durable. If a
+ * COMMIT fails, every job of that transaction gets its error and nothing of it is applied. */
+void job_run_pushes(job **jobs, uint32_t n, store *st, const job_env *env,
+                    void (*done)(job *j, void *done_arg), void *done_arg);
 
 /* Deep copy of a device, owned by the daemon and released with device_release (not with
  * store_device_clear: the teams array is the daemon's allocation). Returns 0 or -1. */

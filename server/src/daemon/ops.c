@@ -50,6 +50,8 @@ static struct {
 
 void ops_job_done(const job *j)
 {
+    if (j->push_skipped)
+        return; /* never ran: an earlier entry of its connection failed */
     histogram *h = &counters.durations[(size_t)j->kind < N_KINDS ? (size_t)j->kind : 0];
     double s = (double)j->run_us / 1e6;
 

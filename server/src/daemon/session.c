@@ -53,7 +53,7 @@ static const char *loggable_id(const char *in, char out[41])
 /* Moves the session's share of the server's held_bytes to what it holds now. */
 static void account(session *s)
 {
-    size_t now = s->rx_cap + s->txn_cap;
+    size_t now = s->rx_cap + s->txn_cap + s->pending_push_bytes;
 
     s->srv->held_bytes = s->srv->held_bytes - s->held + now;
     s->held = now;
@@ -83,26 +83,63 @@ static void drop_chunks(session *s)
     account(s);
 }
 
-static void drop_reply(session *s)
+static void free_reply(session_reply *r)
 {
-    if (s->reply_sensitive && s->reply.data)
-        memset(s->reply.data, 0, s->reply.len);
-    proto_buf_free(&s->reply);
-    s->reply_closes = s->reply_sensitive = false;
+    if (r->sensitive && r->buf.data)
+        memset(r->buf.data, 0, r->buf.len);
+    proto_buf_free(&r->buf);
+    free(r);
+}
+
+/* Takes the oldest queued reply off the queue (the caller frees it). */
+static session_reply *pop_reply(session *s)
+{
+    session_reply *r = s->replies;
+
+    if (!r)
+        return NULL;
+    s->replies = r->next;
+    if (!s->replies)
+        s->replies_tail = NULL;
+    s->n_replies--;
+    if (r->push)
+        s->n_push_replies--;
+    return r;
+}
+
+static void drop_replies(session *s)
+{
+    session_reply *r;
+
+    while ((r = pop_reply(s)) != NULL)
+        free_reply(r);
 }
 
 /* ---- Flow control and timers ---------------------------------------------------------------- */
 
 static void on_timer(lws_sorted_usec_list_t *sul);
 
-/* Reading pauses while a job runs or a reply waits: one message in flight per connection. In
- * CLOSING the peer's remaining bytes are read and discarded, so that closing does not reset a
- * connection whose last error the peer has not read yet. */
+/* Reading pauses while a job runs or a reply waits: one message in flight per connection,
+ * except PUSH entries, taken ahead while nothing but PUSHes and their answers is outstanding,
+ * up to SESSION_PUSHES_AHEAD and SESSION_PUSH_AHEAD_BYTES, and while the server's memory budget
+ * has room for one more message. In CLOSING the peer's remaining bytes are read and discarded,
+ * so that closing does not reset a connection whose last error the peer has not read yet. */
+static bool session_busy(const session *s)
+{
+    uint32_t out = s->n_pending + s->n_replies + (s->tx != NULL);
+
+    if (out == 0)
+        return false;
+    if (s->state != SESSION_READY || s->n_pending_other > 0 ||
+        s->n_replies != s->n_push_replies || (s->tx != NULL && !s->tx_push))
+        return true;
+    return out >= SESSION_PUSHES_AHEAD || s->pending_push_bytes >= SESSION_PUSH_AHEAD_BYTES ||
+           !within_budget(s, s->srv->config.limits.max_message_bytes);
+}
+
 static void update_flow(session *s)
 {
-    bool busy = s->job_pending || s->reply.len > 0 || s->tx != NULL;
-
-    lws_rx_flow_control(s->wsi, s->state == SESSION_CLOSING || !busy);
+    lws_rx_flow_control(s->wsi, s->state == SESSION_CLOSING || !session_busy(s));
 }
 
 /* Arms the deadline that applies now: a message must complete within message_timeout_s, an
@@ -114,7 +151,9 @@ static void update_timer(session *s)
     uint64_t now = monotonic_us();
     uint64_t deadline = 0; /* 0: none */
 
-    if (s->state == SESSION_CLOSING || s->job_pending) {
+    /* Waiting for the store is not the device's silence. */
+    if (s->state == SESSION_CLOSING ||
+        (s->n_pending > 0 && !s->rx_in_message && s->n_chunks == 0)) {
         lws_sul_cancel(&s->timer);
         return;
     }
@@ -136,14 +175,38 @@ static void update_timer(session *s)
 
 /* ---- Sending -------------------------------------------------------------------------------- */
 
+/* Queues a reply behind those already waiting (answers go out in the order asked). */
+static void queue_reply_as(session *s, proto_buf *buf, bool closes, bool sensitive, bool push)
+{
+    session_reply *r = calloc(1, sizeof *r);
+
+    if (!r) {
+        if (sensitive && buf->data)
+            memset(buf->data, 0, buf->len);
+        proto_buf_free(buf);
+        /* Out of memory: the peers no longer agree on what was answered; just close. */
+        lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+        return;
+    }
+    r->buf = *buf;
+    memset(buf, 0, sizeof *buf);
+    r->closes = closes;
+    r->sensitive = sensitive;
+    r->push = push;
+    if (s->replies_tail)
+        s->replies_tail->next = r;
+    else
+        s->replies = r;
+    s->replies_tail = r;
+    s->n_replies++;
+    if (push)
+        s->n_push_replies++;
+    lws_callback_on_writable(s->wsi);
+}
+
 static void queue_reply(session *s, proto_buf *buf, bool closes, bool sensitive)
 {
-    drop_reply(s);
-    s->reply = *buf;
-    memset(buf, 0, sizeof *buf);
-    s->reply_closes = closes;
-    s->reply_sensitive = sensitive;
-    lws_callback_on_writable(s->wsi);
+    queue_reply_as(s, buf, closes, sensitive, false);
 }
 
 /* Queues ERROR and, when closes, ends the session once it is written. */
@@ -169,17 +232,31 @@ static void send_error(session *s, proto_error_code code, bool retryable, bool c
     msg.u.error.code = (uint32_t)code;
     msg.u.error.message = text;
     msg.u.error.retryable = retryable;
+    /* Answers go out in the order asked: an ERROR about a later message (or the session as a
+     * whole) waits for the entries read ahead of it to be answered. One about an earlier one
+     * (a job's failure) goes now, and replaces the waiting one. */
+    bool drain = closes && s->n_pending > 0 && s->state == SESSION_READY && !s->answering;
+    if (closes && s->draining) {
+        proto_buf_free(&s->deferred_error);
+        s->draining = false;
+    }
     if (closes) {
         s->state = SESSION_CLOSING;
         drop_chunks(s);
-        lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, CLOSING_GRACE_S);
+        if (!drain)
+            lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, CLOSING_GRACE_S);
     }
     if (proto_encode(&msg, &buf) != PROTO_OK) {
         /* Out of memory while saying goodbye: just close. */
         lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
         return;
     }
-    queue_reply(s, &buf, closes, false);
+    if (drain) {
+        s->draining = true;
+        s->deferred_error = buf;
+    } else {
+        queue_reply(s, &buf, closes, false);
+    }
     update_flow(s);
     update_timer(s);
 }
@@ -193,11 +270,13 @@ int session_writeable(session *s)
     if (!s->tx) {
         proto_buf notify = {0};
         const proto_buf *src = NULL;
+        session_reply *reply = NULL;
         const uint8_t *src_bytes;
         size_t src_len;
 
-        if (s->reply.len > 0) {
-            src = &s->reply;
+        if (s->replies) {
+            reply = pop_reply(s);
+            src = &reply->buf;
         } else if (s->notify_pending && s->state == SESSION_READY) {
             proto_msg msg;
             memset(&msg, 0, sizeof msg);
@@ -215,6 +294,8 @@ int session_writeable(session *s)
         if (s->zout && !s->z_welcome_plain) {
             if (proto_zframe_deflate(s->zout, src->data, src->len, &framed) != PROTO_OK) {
                 proto_buf_free(&notify);
+                if (reply)
+                    free_reply(reply);
                 return -1; /* out of memory mid-stream: the peers no longer agree */
             }
             src_bytes = framed.data;
@@ -228,18 +309,21 @@ int session_writeable(session *s)
         if (!s->tx) {
             proto_buf_free(&framed);
             proto_buf_free(&notify);
+            if (reply)
+                free_reply(reply);
             return -1;
         }
         memcpy(s->tx + LWS_PRE, src_bytes, src_len);
         s->tx_len = src_len;
         proto_buf_free(&framed);
         s->tx_off = 0;
-        if (src == &s->reply) {
-            s->tx_closes = s->reply_closes;
-            s->tx_sensitive = s->reply_sensitive;
-            drop_reply(s);
+        if (reply) {
+            s->tx_closes = reply->closes;
+            s->tx_sensitive = reply->sensitive;
+            s->tx_push = reply->push;
+            free_reply(reply);
         } else {
-            s->tx_closes = s->tx_sensitive = false;
+            s->tx_closes = s->tx_sensitive = s->tx_push = false;
             proto_buf_free(&notify);
         }
     }
@@ -271,7 +355,7 @@ int session_writeable(session *s)
         lws_close_reason(s->wsi, LWS_CLOSE_STATUS_NORMAL, NULL, 0);
         return -1;
     }
-    if (s->reply.len > 0 || (s->notify_pending && s->state == SESSION_READY))
+    if (s->replies || (s->notify_pending && s->state == SESSION_READY))
         lws_callback_on_writable(s->wsi);
     update_flow(s);
     update_timer(s);
@@ -328,10 +412,15 @@ static void on_timer(lws_sorted_usec_list_t *sul)
 /* Overload is answered with backpressure: a job that finds the queue full waits in the server
  * while this session reads nothing more. Only past max_waiting_jobs is it BUSY, and never for
  * the HELLO of a device that says it has entries to push. */
-static void submit(session *s, job *j)
+static void submit(session *s, job *j, size_t held_bytes)
 {
     bool must_wait = j->kind == JOB_AUTH && j->request->u.hello.outbox_count > 0;
 
+    if (s->n_pending == SESSION_PUSHES_AHEAD) { /* session_busy keeps it from happening */
+        job_free(j);
+        send_error(s, PROTO_ERR_INTERNAL, true, true, "too many requests outstanding");
+        return;
+    }
     if (server_submit(s->srv, j, must_wait) != 0) {
         job_free(j);
         log_limited(LOG_WARN, "store queue full and %" PRIu32 " jobs waiting: BUSY",
@@ -339,8 +428,14 @@ static void submit(session *s, job *j)
         send_error(s, PROTO_ERR_BUSY, true, true, "server busy, try again later");
         return;
     }
-    s->job = j;
-    s->job_pending = true;
+    uint32_t at = s->n_pending;
+    s->pending[at] = j;
+    s->pending_bytes[at] = held_bytes;
+    s->n_pending++;
+    if (j->kind != JOB_PUSH)
+        s->n_pending_other++;
+    s->pending_push_bytes += held_bytes;
+    account(s);
     update_flow(s);
     update_timer(s);
 }
@@ -365,7 +460,7 @@ static void submit_opening(session *s, proto_msg *msg, uint32_t version, job_kin
     }
     j->request = msg;
     snprintf(j->peer, sizeof j->peer, "%s", s->peer);
-    submit(s, j);
+    submit(s, j, 0);
 }
 
 static job *device_job(session *s, job_kind kind)
@@ -502,7 +597,17 @@ static void on_push(session *s, proto_msg *msg, const uint8_t *raw, size_t n_byt
     j = device_job(s, JOB_PUSH);
     if (!j)
         return;
-    /* The job takes the bytes; the session starts the next transaction empty. */
+    if (!s->chain)
+        s->chain = push_chain_new();
+    if (!s->chain) {
+        job_free(j);
+        send_error(s, PROTO_ERR_INTERNAL, true, true, "out of memory");
+        return;
+    }
+    j->chain = push_chain_hold(s->chain);
+    /* The job takes the bytes; the session starts the next transaction empty, and counts them
+     * as held until the job is back. */
+    size_t held = s->txn_cap;
     j->raw = s->txn;
     j->raw_len = s->txn_len;
     j->n_chunks = s->n_chunks;
@@ -510,8 +615,7 @@ static void on_push(session *s, proto_msg *msg, const uint8_t *raw, size_t n_byt
     s->txn = NULL;
     s->txn_len = s->txn_cap = 0;
     s->n_chunks = 0;
-    account(s);
-    submit(s, j);
+    submit(s, j, held);
     return;
 
 done:
@@ -538,7 +642,7 @@ static void on_pull(session *s, proto_msg *msg)
     s->notify_pending = false;
     s->notify_outstanding = false;
     j->request = msg;
-    submit(s, j);
+    submit(s, j, 0);
 }
 
 /* A store failure after authentication. Like every ERROR it ends the session (one rule for
@@ -694,6 +798,8 @@ static void auth_done(session *s, job *j)
 
 static void push_done(session *s, job *j)
 {
+    if (j->push_skipped)
+        return; /* behind a failed entry, whose ERROR ended the session */
     if (j->push_malformed) {
         send_error(s, PROTO_ERR_BAD_MESSAGE, false, true, "%s", j->errmsg);
         return;
@@ -705,7 +811,7 @@ static void push_done(session *s, job *j)
     s->device.acked_seq = j->device.acked_seq;
     s->n_pushes++;
     session_log_push(j, false);
-    queue_reply(s, &j->reply, false, false);
+    queue_reply_as(s, &j->reply, false, false, true);
 }
 
 void session_log_push(const job *j, bool connection_gone)
@@ -714,9 +820,10 @@ void session_log_push(const job *j, bool connection_gone)
 
     log_msg(LOG_INFO, "conn=%" PRIu64 " device=%s push seq=%" PRIu64 " chunks=%" PRIu32
             " result=%s rows=%" PRIu32 " conflicts=%" PRIu32 " server_seq=%" PRIu64
-            " store_ms=%" PRIu64 "%s%s", j->session_id, j->device.device_id, j->push.seq,
-            j->n_chunks, info->rejected ? "REJECT" : info->duplicate ? "ACK(duplicate)" : "ACK",
-            info->n_rows, info->n_conflicts, info->server_seq, j->run_us / 1000u,
+            " store_ms=%" PRIu64 " group=%" PRIu32 "%s%s", j->session_id, j->device.device_id,
+            j->push.seq, j->n_chunks,
+            info->rejected ? "REJECT" : info->duplicate ? "ACK(duplicate)" : "ACK", info->n_rows,
+            info->n_conflicts, info->server_seq, j->run_us / 1000u, j->group ? j->group : 1,
             info->hlc_clamped ? " hlc_clamped" : "",
             connection_gone ? " (connection closed before the reply: the device will resend)"
                             : "");
@@ -739,11 +846,30 @@ static void pull_done(session *s, job *j)
     queue_reply(s, &j->reply, false, false);
 }
 
+/* Takes j off the pending jobs (the oldest: jobs come back in the order submitted). */
+static void pending_remove(session *s, job *j)
+{
+    for (uint32_t i = 0; i < s->n_pending; i++) {
+        if (s->pending[i] != j)
+            continue;
+        s->pending_push_bytes -= s->pending_bytes[i];
+        if (j->kind != JOB_PUSH)
+            s->n_pending_other--;
+        for (uint32_t k = i; k + 1 < s->n_pending; k++) {
+            s->pending[k] = s->pending[k + 1];
+            s->pending_bytes[k] = s->pending_bytes[k + 1];
+        }
+        s->n_pending--;
+        account(s);
+        return;
+    }
+}
+
 void session_job_done(session *s, job *j)
 {
-    s->job_pending = false;
-    s->job = NULL;
-    if (s->state != SESSION_CLOSING) {
+    pending_remove(s, j);
+    s->answering = true; /* an ERROR now is about this job: it goes at once */
+    if (s->state != SESSION_CLOSING || s->draining) {
         switch (j->kind) {
         case JOB_ENROLL: enroll_done(s, j); break;
         case JOB_AUTH: auth_done(s, j); break;
@@ -753,7 +879,13 @@ void session_job_done(session *s, job *j)
         case JOB_SWEEP: break; /* and sweeps to sweep_done */
         }
     }
+    s->answering = false;
     job_free(j);
+    if (s->draining && s->n_pending == 0) {
+        s->draining = false;
+        lws_set_timeout(s->wsi, PENDING_TIMEOUT_USER_OK, CLOSING_GRACE_S);
+        queue_reply(s, &s->deferred_error, true, false);
+    }
     update_flow(s);
     update_timer(s);
 }
@@ -977,14 +1109,17 @@ void session_close(session *s)
     if (!s->srv)
         return; /* never opened */
     lws_sul_cancel(&s->timer);
-    if (s->job) {
-        /* A job still waiting for the queue is nobody's now; one in the worker comes back to
-         * server_dispatch_completions, which finds this session gone. */
-        job *j = s->job;
-        s->job = NULL;
+    /* A job still waiting for the queue is nobody's now; one in the worker comes back to
+     * server_dispatch_completions, which finds this session gone. */
+    for (uint32_t i = 0; i < s->n_pending; i++) {
+        job *j = s->pending[i];
         if (server_unwait(s->srv, j))
             job_free(j);
     }
+    s->n_pending = s->n_pending_other = 0;
+    s->pending_push_bytes = 0;
+    push_chain_release(s->chain);
+    s->chain = NULL;
     if (s->has_slot) {
         server_slot_release(s->srv, s->slot);
         s->has_slot = false;
@@ -994,7 +1129,8 @@ void session_close(session *s)
     }
     drop_chunks(s);
     drop_rx(s);
-    drop_reply(s);
+    drop_replies(s);
+    proto_buf_free(&s->deferred_error);
     proto_zstream_free(s->zin);
     proto_zstream_free(s->zout);
     s->zin = s->zout = NULL;

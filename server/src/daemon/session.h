@@ -7,8 +7,11 @@
  *
  * At most one message is handled at a time: while a store job runs or a reply waits to be
  * written, the connection is rx-flow-controlled, so a fast client is slowed down by TCP instead
- * of making the server buffer. Replies go out only from the WRITEABLE callback, in fragments,
- * with LWS_PRE headroom.
+ * of making the server buffer. The exception is PUSH: while only PUSH entries are outstanding,
+ * the session reads up to SESSION_PUSHES_AHEAD of them (and SESSION_PUSH_AHEAD_BYTES, counted in
+ * the server's held bytes) ahead, so that the worker can merge several in one store transaction
+ * (group commit, job.h); their answers go out in order. Replies go out only from the WRITEABLE
+ * callback, in fragments, with LWS_PRE headroom.
  *
  * The struct is lws's per-session data for the outpost.1 protocol (lws allocates and zeroes
  * it). Service thread only.
@@ -31,6 +34,18 @@ typedef enum session_state {
     SESSION_CLOSING       /* a final message is queued; what arrives is discarded */
 } session_state;
 
+/* PUSH entries a session takes ahead: jobs out plus answers not yet written. */
+enum { SESSION_PUSHES_AHEAD = 8 };
+#define SESSION_PUSH_AHEAD_BYTES (8u * 1024u * 1024u)
+
+/* A reply waiting to be written, in order. */
+typedef struct session_reply {
+    struct session_reply *next;
+    proto_buf buf;
+    bool closes, sensitive;
+    bool push; /* the answer to a PUSH */
+} session_reply;
+
 typedef struct session {
     struct lws *wsi;
     server *srv;
@@ -39,8 +54,18 @@ typedef struct session {
     bool has_slot;
     char peer[64];
     session_state state;
-    bool job_pending;
-    struct job *job;     /* the job submitted, until it comes back (may wait in the server) */
+    /* The jobs submitted, oldest first, until they come back (they may wait in the server):
+     * several only when all are PUSHes. pending_bytes: the held bytes of each PUSH. */
+    struct job *pending[SESSION_PUSHES_AHEAD];
+    size_t pending_bytes[SESSION_PUSHES_AHEAD];
+    uint32_t n_pending;
+    uint32_t n_pending_other; /* of them, not PUSH */
+    size_t pending_push_bytes;
+    push_chain *chain;   /* shared by this connection's PUSH jobs (job.h) */
+    /* CLOSING with jobs still out: their answers go first, then this final ERROR. */
+    bool draining;
+    proto_buf deferred_error;
+    bool answering; /* inside session_job_done */
     bool authenticated;
     store_device device; /* the daemon's copy (device_copy) once authenticated */
     /* HELLO's `ack` is above what this store recorded (it went back in time, so requests sent
@@ -64,12 +89,12 @@ typedef struct session {
     /* Bytes of rx and txn this session counts in the server's held_bytes. */
     size_t held;
 
-    /* Sending: the queued reply, then the message being written. */
-    proto_buf reply;
-    bool reply_closes, reply_sensitive;
+    /* Sending: the queued replies, then the message being written. */
+    session_reply *replies, *replies_tail;
+    uint32_t n_replies, n_push_replies;
     uint8_t *tx; /* LWS_PRE + tx_len bytes */
     size_t tx_len, tx_off;
-    bool tx_closes, tx_sensitive;
+    bool tx_closes, tx_sensitive, tx_push;
     bool notify_pending;
     bool notify_outstanding; /* a NOTIFY went out and the device has not pulled since */
     uint64_t notify_seq;
