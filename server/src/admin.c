@@ -376,7 +376,12 @@ static int open_store(const char *path, bool create, store **out_st)
     }
     if (rc == STORE_OK)
         return EXIT_OK;
-    if (rc == STORE_ENOTFOUND && conninfo != NULL)
+    if (rc == STORE_ENOTFOUND && conninfo != NULL && marking_restored)
+        /* Mid-disaster, init would make a new store that every device refuses. */
+        fprintf(stderr, "outpost-admin: no Outpost store in this database: restore the dump "
+                        "into it first (pg_restore; docs/operations.md, \"Restoring a "
+                        "PostgreSQL store\"), or check the database name in --store\n");
+    else if (rc == STORE_ENOTFOUND && conninfo != NULL)
         fprintf(stderr,
                 "outpost-admin: no Outpost store in this database (create it with: "
                 "outpost-admin --store ... init --schema FILE.sql --policy FILE)\n");
@@ -1723,9 +1728,11 @@ int main(int argc, char **argv)
                         cmd);
                 return EXIT_REFUSED;
             }
-        if (audit_key_path == NULL)
-            return usage_error(usage_main,
-                               "--audit-key FILE is required with a PostgreSQL store", NULL);
+        if (audit_key_path == NULL) { /* one line: the usage text would bury it */
+            fprintf(stderr, "outpost-admin: --audit-key FILE is required with a PostgreSQL store "
+                            "(the file init wrote the audit key to)\n");
+            return EXIT_USAGE;
+        }
     }
     if (strcmp(cmd, "init") == 0)
         return cmd_schema(path, sub_argc, sub_argv, true);
