@@ -501,7 +501,7 @@ static void run_pull(job *j, store *st, const job_env *env)
 /* Which of the connected devices may no longer sync (sweep.c closes their sessions). */
 static void run_sweep(job *j, store *st)
 {
-    j->rc = j->n_sweep == 0 ? store_ping(st) : STORE_OK; /* none: the health probe */
+    j->rc = store_ping(st); /* the health probe, and whether the store is still there */
     for (uint32_t i = 0; i < j->n_sweep && j->rc == STORE_OK; i++)
         j->rc = store_device_barred(st, j->sweep_ids[i], &j->sweep_barred[i]);
     if (j->rc != STORE_OK)

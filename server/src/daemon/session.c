@@ -332,6 +332,11 @@ static void submit(session *s, job *j)
 {
     bool must_wait = j->kind == JOB_AUTH && j->request->u.hello.outbox_count > 0;
 
+    if (s->srv->store_replaced) {
+        job_free(j);
+        session_store_replaced(s);
+        return;
+    }
     if (server_submit(s->srv, j, must_wait) != 0) {
         job_free(j);
         log_limited(LOG_WARN, "store queue full and %" PRIu32 " jobs waiting: BUSY",
@@ -610,6 +615,12 @@ void session_barred(session *s)
     send_error(s, PROTO_ERR_REVOKED, true, true,
                "this device was revoked or its worker disabled: connect again to hear what "
                "the office ordered");
+}
+
+void session_store_replaced(session *s)
+{
+    send_error(s, PROTO_ERR_INTERNAL, true, true,
+               "the server's store is unavailable (its database was replaced): try again later");
 }
 
 /* One live session per device: what a device can make the server hold is one session's. */
