@@ -71,7 +71,7 @@ static const char usage_main[] =
     "  audit list [--limit N]                   print the newest audit entries\n"
     "  backup FILE                              consistent copy of the store, while it serves\n"
     "  restore FILE                             put a backup in place (outpostd stopped)\n"
-    "  restored [--moved]                       PostgreSQL: after pg_restore or a base backup,\n"
+    "  restored [--moved --confirm-nothing-lost] PostgreSQL: after pg_restore or a base backup,\n"
     "                                           start a new epoch (outpostd stopped)\n"
     "\n"
     "Run 'outpost-admin COMMAND --help' for a command's details.\n"
@@ -139,14 +139,18 @@ static const char usage_restore[] =
     "the backup and pulls again in full. The replaced store is kept as PATH.replaced-epoch-N.\n";
 
 static const char usage_restored[] =
-    "usage: outpost-admin --store postgresql:CONNINFO --audit-key FILE restored [--moved]\n"
+    "usage: outpost-admin --store postgresql:CONNINFO --audit-key FILE restored\n"
+    "                     [--moved --confirm-nothing-lost]\n"
     "Run after restoring a PostgreSQL store with PostgreSQL's tools (pg_restore, a base backup)\n"
     "and before starting outpostd. Gives the store a new epoch, as restore does on SQLite: every\n"
     "device notices, sends again what it pushed after the backup and pulls again in full.\n"
-    "Refused while an outpostd is connected to the database. outpostd refuses to start on a\n"
-    "store restored from a dump or copied elsewhere until this is run.\n"
-    "--moved: the database was moved with nothing lost (pg_upgrade, a copy of a stopped\n"
-    "store): its new place is recorded and the epoch kept.\n";
+    "Refused while any outpostd serves the database. outpostd refuses to start on a store\n"
+    "restored from a dump or copied elsewhere until this is run.\n"
+    "--moved --confirm-nothing-lost: the database was moved with nothing lost (pg_upgrade, a\n"
+    "copy of a stopped store): its new place is recorded and the epoch kept, so devices do\n"
+    "not send again or pull again. On a dump or backup taken while outpostd served, this\n"
+    "would leave devices without records for good: when unsure, leave both out (it costs\n"
+    "each device one full pull and loses nothing). --moved alone explains and changes nothing.\n";
 
 static const char usage_user[] =
     "usage: outpost-admin --store PATH user add NAME --role supervisor|admin [--team T ...]\n"
@@ -1628,9 +1632,31 @@ static int cmd_restored(const char *path, int argc, char **argv)
         fputs(usage_restored, stdout);
         return EXIT_OK;
     }
-    bool moved = argc == 1 && strcmp(argv[0], "--moved") == 0;
-    if (argc > 1 || (argc == 1 && !moved))
-        return usage_error(usage_restored, "expected: restored [--moved]", NULL);
+    bool moved = false, confirmed = false;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--moved") == 0)
+            moved = true;
+        else if (strcmp(argv[i], "--confirm-nothing-lost") == 0)
+            confirmed = true;
+        else
+            return usage_error(usage_restored, "expected: restored [--moved "
+                                               "--confirm-nothing-lost]", NULL);
+    }
+    if (confirmed && !moved)
+        return usage_error(usage_restored, "--confirm-nothing-lost goes with --moved", NULL);
+    if (moved && !confirmed) {
+        /* The one choice here that can split devices from the store for good, silently. */
+        fprintf(stderr,
+                "outpost-admin: nothing changed. --moved keeps the epoch: devices will neither "
+                "send again what they pushed nor pull again, so it is right only when this "
+                "database holds every write outpostd accepted in the old place (pg_upgrade, a "
+                "copy made with every outpostd stopped). If it came from a dump or a backup "
+                "taken while outpostd served, a device that had pulled records the copy lacks "
+                "would silently miss records written from now on: run "
+                "restored without --moved (each device pulls once in full, nothing is lost). "
+                "If nothing was lost, run: restored --moved --confirm-nothing-lost\n");
+        return EXIT_REFUSED;
+    }
     if (postgresql_conninfo(path) == NULL) {
         fprintf(stderr, "outpost-admin: restored is for a PostgreSQL store restored with "
                         "PostgreSQL's tools; a SQLite store is restored with restore FILE, which "

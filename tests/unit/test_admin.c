@@ -1257,7 +1257,20 @@ static void test_restored_on_postgresql_tells_copies_from_failovers(void **state
     expect(c, args, 0, "north", warning);
     assert_non_null(strstr(c->r.err, "its tables were made again since (as pg_restore does)"));
     free(args);
+    /* --moved alone explains what it would do and changes nothing (outsider finding 3) */
     args = strf("%s restored --moved", on_copy);
+    expect(c, args, 1, NULL, "outpost-admin: nothing changed. --moved keeps the epoch: devices "
+                             "will neither send again what they pushed nor pull again");
+    assert_non_null(strstr(c->r.err, "run restored without --moved"));
+    assert_non_null(strstr(c->r.err, "restored --moved --confirm-nothing-lost"));
+    free(args);
+    args = strf("%s team list", on_copy);
+    expect(c, args, 0, "north", "its tables were made again since (as pg_restore does)");
+    free(args);
+    args = strf("%s restored --confirm-nothing-lost", on_copy);
+    expect(c, args, 2, NULL, "--confirm-nothing-lost goes with --moved");
+    free(args);
+    args = strf("%s restored --moved --confirm-nothing-lost", on_copy);
     char *kept = strf("recorded in its new place; epoch %llu kept", epoch);
     expect(c, args, 0, kept, NULL);
     free(kept);
