@@ -35,7 +35,7 @@ enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_STORE = 3 };
 enum { MAX_FILE_BYTES = 4 * 1024 * 1024, MAX_TEAMS = 64, MAX_EXPIRES_HOURS = 720 };
 
 static const char usage_main[] =
-    "usage: outpost-admin --store PATH COMMAND [ARGS]\n"
+    "usage: outpost-admin --store PATH|postgresql:CONNINFO COMMAND [ARGS]\n"
     "       outpost-admin --version\n"
     "       (before COMMAND, --audit-key FILE names the audit log's key; default\n"
     "       PATH.audit-key, made by init)\n"

@@ -137,7 +137,7 @@ static void test_usage_errors_exit_2_with_message(void **state)
 static void test_help_on_every_command(void **state)
 {
     ctx *c = *state;
-    expect(c, "--help", 0, "usage: outpost-admin --store PATH COMMAND", NULL);
+    expect(c, "--help", 0, "usage: outpost-admin --store PATH|postgresql:CONNINFO COMMAND", NULL);
     /* the summary names every option of init and upgrade, --watch included */
     assert_non_null(strstr(c->r.out, "  init --schema FILE.sql --policy FILE [--forms DIR] "
                                      "[--watch FILE.json] [--check]\n"));
