@@ -342,6 +342,12 @@ bool store_restore_unmarked(const store *st, char *why, size_t why_size);
     "(pg_upgrade, a copy of a stopped store), run outpost-admin restored --moved "               \
     "(docs/operations.md, \"Restoring a PostgreSQL store\")"
 
+/* PostgreSQL, after restored --moved: at a device's first HELLO since the move (enrolled
+ * before it), a cursor beyond the store's newest sequence at the move proves the copy lacked
+ * writes the old place had numbered: STORE_EAHEAD, with a message for the operator. 0
+ * otherwise, and on SQLite. */
+int store_moved_check(store *st, const char *device_id, uint64_t cursor);
+
 /* PostgreSQL: outpostd serves through this handle. It holds a shared session-level advisory
  * lock (STORE_SERVE_LOCK) for as long as the connection lives, so that store_mark_restored,
  * which takes it exclusively, is refused while any node serves, whatever its application_name.

@@ -697,17 +697,15 @@ static int place_recorded(store *st, store_place *out, bool *out_found)
     return rc == DB_DONE ? 0 : store_fail_db(st, rc, "read where the store was last marked");
 }
 
-/* Inside the caller's write transaction. */
-static int place_record(store *st, const store_place *place)
+/* Sets keys[i] to values[i] in _outpost_meta, adding those missing. */
+static int meta_put(store *st, const char *const *keys, const int64_t *values, size_t n)
 {
-    const char *const keys[] = {"pg_cluster", "pg_database", "pg_meta_table"};
-    const int64_t values[] = {place->cluster, place->database, place->table};
     db_stmt *s = NULL;
     int rc = db_prepare(st->conn,
                         "INSERT INTO _outpost_meta(key, value) VALUES(?1, ?2)"
                         " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                         &s);
-    for (size_t i = 0; rc == STORE_OK && i < sizeof keys / sizeof keys[0]; i++) {
+    for (size_t i = 0; rc == STORE_OK && i < n; i++) {
         db_bind_text(s, 1, keys[i]);
         db_bind_int64(s, 2, values[i]);
         rc = db_step(s);
@@ -715,7 +713,15 @@ static int place_record(store *st, const store_place *place)
             rc = db_reset(s);
     }
     db_finalize(s);
-    return rc == STORE_OK ? 0 : store_fail_db(st, rc, "record where the store lives");
+    return rc == STORE_OK ? 0 : store_fail_db(st, rc, "write store metadata");
+}
+
+/* Inside the caller's write transaction. */
+static int place_record(store *st, const store_place *place)
+{
+    const char *const keys[] = {"pg_cluster", "pg_database", "pg_meta_table"};
+    const int64_t values[] = {place->cluster, place->database, place->table};
+    return meta_put(st, keys, values, sizeof keys / sizeof keys[0]);
 }
 
 /* What differs between where the store was marked and where it is, in words. */
@@ -965,6 +971,16 @@ int store_mark_restored(store *st, bool moved_only, store_restore_info *out_info
     }
     if (out == 0)
         out = place_record(st, &now);
+    /* A move keeps the epoch: what it held is kept, so that a device's first HELLO after it
+     * can prove it lost writes (store_moved_check); a new epoch makes that moot. */
+    if (out == 0 && moved_only) {
+        const char *const keys[] = {"moved_seq", "moved_ms"};
+        const int64_t values[] = {server_seq, (int64_t)store_now_ms()};
+        out = meta_put(st, keys, values, 2);
+    } else if (out == 0) {
+        out = store_exec(st, "DELETE FROM _outpost_meta WHERE key IN ('moved_seq', 'moved_ms')",
+                         "forget an earlier move");
+    }
     if (out == 0)
         out = store_commit(st);
     else
@@ -974,4 +990,35 @@ int store_mark_restored(store *st, bool moved_only, store_restore_info *out_info
         st->place_moved[0] = 0;
     }
     return out;
+}
+
+int store_moved_check(store *st, const char *device_id, uint64_t cursor)
+{
+    if (store_engine_of(st) != DB_POSTGRESQL)
+        return 0;
+    db_stmt *s = NULL;
+    int rc = db_prepare(st->conn,
+                        "SELECT m.value FROM _outpost_devices d"
+                        " JOIN _outpost_meta m ON m.key = 'moved_seq'"
+                        " JOIN _outpost_meta t ON t.key = 'moved_ms'"
+                        " WHERE d.id = ?1 AND d.enrolled_ms < t.value"
+                        " AND coalesce(d.last_seen_ms, 0) < t.value AND ?2 > m.value",
+                        &s);
+    if (rc == STORE_OK)
+        rc = db_bind_text(s, 1, device_id ? device_id : "");
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, 2, (int64_t)cursor);
+    if (rc == STORE_OK)
+        rc = db_step(s);
+    int64_t moved_seq = rc == DB_ROW ? db_column_int64(s, 0) : 0;
+    db_finalize(s);
+    if (rc == DB_DONE)
+        return 0;
+    if (rc != DB_ROW)
+        return store_fail_db(st, rc, "compare a device's cursor with the move");
+    return store_fail(st, STORE_EAHEAD,
+                      "device %s had pulled up to sequence %llu, this store held %lld when "
+                      "marked moved: the move lost writes. Stop every outpostd and run "
+                      "outpost-admin restored without --moved",
+                      device_id, (unsigned long long)cursor, (long long)moved_seq);
 }

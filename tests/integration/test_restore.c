@@ -892,6 +892,62 @@ static void test_pg_restore_into_the_served_database_stops_serving(void **state)
     assert_int_equal(healthz(said, sizeof said), 200);
 }
 
+/* HELLO from dev saying it has pulled up to cursor; the reply's type. */
+static proto_msg_type hello_at(const test_device *dev, uint64_t cursor)
+{
+    testclient *tc = NULL;
+    assert_int_equal(testclient_connect(fx.port, fx.ca_path, 10000, &tc, NULL, 0), 0);
+    proto_msg hello, *reply = NULL;
+    memset(&hello, 0, sizeof hello);
+    hello.type = PROTO_MSG_HELLO;
+    hello.u.hello.version = PROTO_VERSION;
+    hello.u.hello.device_id = dev->id;
+    hello.u.hello.cursor = cursor;
+    memcpy(hello.u.hello.secret, dev->secret, sizeof dev->secret);
+    assert_int_equal(testclient_send(tc, &hello, 10000), 0);
+    assert_int_equal(testclient_recv(tc, 10000, &reply), 0);
+    proto_msg_type type = reply->type;
+    proto_msg_free(reply);
+    testclient_close(tc);
+    return type;
+}
+
+/* restored --moved on a copy that lacked writes (the outsider's finding 3): the first HELLO
+ * after the move of a device that had pulled past what the copy held proves the loss, and
+ * outpostd tells the operator to run restored without --moved. A device whose cursor the copy
+ * covers is not reported, nor is the same device at its next HELLO. */
+static void test_moved_copy_that_lost_writes_is_reported(void **state)
+{
+    (void)state;
+    test_device covered, ahead;
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &covered), 0);
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &ahead), 0);
+    uint64_t head =
+        (uint64_t)central_int("SELECT value FROM _outpost_meta WHERE key = 'server_seq'");
+    assert_int_equal(fixture_stop(&fx), 0);
+    const char *argv[] = {OUTPOST_ADMIN_PATH, "--store", pg_store, "--audit-key", pg_key,
+                          "restored", "--moved", "--confirm-nothing-lost", NULL};
+    assert_int_equal(test_run(argv, admin_out, sizeof admin_out), 0);
+    assert_int_equal(fixture_start(&fx), 0);
+
+    assert_int_equal(hello_at(&covered, head), PROTO_MSG_WELCOME);
+    assert_false(fixture_log_contains(&fx, "when marked moved"));
+    assert_int_equal(hello_at(&ahead, head + 7), PROTO_MSG_WELCOME);
+    char said[300];
+    snprintf(said, sizeof said, "had pulled up to sequence %llu, this store held %llu when "
+             "marked moved: the move lost writes",
+             (unsigned long long)(head + 7), (unsigned long long)head);
+    if (!fixture_log_contains(&fx, said) ||
+        !fixture_log_contains(&fx, "run outpost-admin restored without --moved"))
+        fail_msg("outpostd did not report the lossy move (%s)", fx.log_path);
+    /* a full restore forgets the move: no report after it */
+    assert_int_equal(fixture_stop(&fx), 0);
+    assert_int_equal(admin("restored", NULL), 0);
+    assert_int_equal(central_int("SELECT count(*) FROM _outpost_meta WHERE key LIKE 'moved_%'"),
+                     0);
+    assert_int_equal(fixture_start(&fx), 0);
+}
+
 static void test_daemon_stops_cleanly(void **state)
 {
     (void)state;
@@ -903,6 +959,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_store_restored_with_pg_restore_is_marked_and_healed),
         cmocka_unit_test(test_pg_restore_into_the_served_database_stops_serving),
+        cmocka_unit_test(test_moved_copy_that_lost_writes_is_reported),
         cmocka_unit_test(test_daemon_stops_cleanly), /* last */
     };
     if (!pg_cluster_available()) {

@@ -1,5 +1,6 @@
 #include "job.h"
 #include "display_text.h"
+#include "log.h"
 #include "ops.h"
 
 #include <inttypes.h>
@@ -428,6 +429,9 @@ static void run_auth(job *j, store *st, const job_env *env)
         return;
     }
     j->other_store = hello->store_id && strcmp(hello->store_id, identity.id) != 0;
+    /* After restored --moved, a cursor past the copy proves it lost writes: the operator hears. */
+    if (store_moved_check(st, hello->device_id, hello->cursor) == STORE_EAHEAD)
+        log_msg(LOG_ERROR, "store: %s", store_errmsg(st));
     /* Informational ("last sync" for admins): a failure here must not refuse the device. */
     (void)store_device_seen(st, hello->device_id, hello->cursor);
     char app[DEVICE_APP_BYTES], last_error[DEVICE_ERROR_BYTES];
