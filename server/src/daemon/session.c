@@ -332,11 +332,6 @@ static void submit(session *s, job *j)
 {
     bool must_wait = j->kind == JOB_AUTH && j->request->u.hello.outbox_count > 0;
 
-    if (s->srv->store_replaced) {
-        job_free(j);
-        session_store_replaced(s);
-        return;
-    }
     if (server_submit(s->srv, j, must_wait) != 0) {
         job_free(j);
         log_limited(LOG_WARN, "store queue full and %" PRIu32 " jobs waiting: BUSY",
@@ -822,6 +817,10 @@ static void handle_message(session *s)
     if (s->rx_text) {
         send_error(s, PROTO_ERR_BAD_MESSAGE, false, true,
                    "outpost.1 messages are binary frames, got a text frame");
+        return;
+    }
+    if (s->srv->store_replaced) { /* sweep.c: no device job runs until outpostd restarts */
+        session_store_replaced(s);
         return;
     }
     if (proto_is_zframe(s->rx, s->rx_len) && inflate_rx(s) != 0)
