@@ -1686,11 +1686,16 @@ static int cmd_restored(const char *path, int argc, char **argv)
         if (!unmarked)
             printf("(the database is where the store was last served: a base backup restored "
                    "in place, or nothing was restored)\n");
+        if (!moved)
+            printf("next: apply again upgrades, teams, workers and accounts made after the dump; "
+                   "devices enrolled after it are unknown here and must be enrolled anew "
+                   "(docs/operations.md, \"Devices enrolled after the dump\")\n");
         /* The restored log ends where the dump's did: marking it is its next row. */
         code = audit_act(st, moved ? "store.moved" : "store.restore", "%s: epoch %llu (was %llu)%s%s",
                          moved ? "moved" : "restored with PostgreSQL's tools",
                          (unsigned long long)info.identity.epoch,
-                         (unsigned long long)info.replaced_epoch, unmarked ? ", " : "",
+                         (unsigned long long)info.replaced_epoch,
+                         unmarked ? ", " : ", in the database where it was last served",
                          unmarked ? why : "");
     }
     store_close(st);

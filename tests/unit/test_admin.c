@@ -1359,6 +1359,15 @@ static void test_restored_refused_while_any_node_serves(void **state)
     store_close(a1);
     store_close(a2);
     expect(c, args, 0, "marked restored: epoch ", NULL);
+    assert_non_null(strstr(c->r.out, "devices enrolled after it are unknown here and must be "
+                                     "enrolled anew"));
+    free(args);
+    /* marked again where nothing moved (outsider finding 10): the audit row says so */
+    args = strf("%s restored", on_pg);
+    expect(c, args, 0, "(the database is where the store was last served", NULL);
+    free(args);
+    args = strf("%s audit list --limit 1", on_pg);
+    expect(c, args, 0, ", in the database where it was last served", NULL);
     free(args);
     free(conn_a);
     free(conn_b);
