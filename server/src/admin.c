@@ -35,7 +35,7 @@ enum { EXIT_OK = 0, EXIT_REFUSED = 1, EXIT_USAGE = 2, EXIT_STORE = 3 };
 enum { MAX_FILE_BYTES = 4 * 1024 * 1024, MAX_TEAMS = 64, MAX_EXPIRES_HOURS = 720 };
 
 static const char usage_main[] =
-    "usage: outpost-admin --store PATH COMMAND [ARGS]\n"
+    "usage: outpost-admin --store PATH|postgresql:CONNINFO COMMAND [ARGS]\n"
     "       outpost-admin --version\n"
     "       (before COMMAND, --audit-key FILE names the audit log's key; default\n"
     "       PATH.audit-key, made by init)\n"
@@ -71,7 +71,7 @@ static const char usage_main[] =
     "  audit list [--limit N]                   print the newest audit entries\n"
     "  backup FILE                              consistent copy of the store, while it serves\n"
     "  restore FILE                             put a backup in place (outpostd stopped)\n"
-    "  restored [--moved]                       PostgreSQL: after pg_restore or a base backup,\n"
+    "  restored [--moved --confirm-nothing-lost] PostgreSQL: after pg_restore or a base backup,\n"
     "                                           start a new epoch (outpostd stopped)\n"
     "\n"
     "Run 'outpost-admin COMMAND --help' for a command's details.\n"
@@ -139,14 +139,18 @@ static const char usage_restore[] =
     "the backup and pulls again in full. The replaced store is kept as PATH.replaced-epoch-N.\n";
 
 static const char usage_restored[] =
-    "usage: outpost-admin --store postgresql:CONNINFO --audit-key FILE restored [--moved]\n"
+    "usage: outpost-admin --store postgresql:CONNINFO --audit-key FILE restored\n"
+    "                     [--moved --confirm-nothing-lost]\n"
     "Run after restoring a PostgreSQL store with PostgreSQL's tools (pg_restore, a base backup)\n"
     "and before starting outpostd. Gives the store a new epoch, as restore does on SQLite: every\n"
     "device notices, sends again what it pushed after the backup and pulls again in full.\n"
-    "Refused while an outpostd is connected to the database. outpostd refuses to start on a\n"
-    "store restored from a dump or copied elsewhere until this is run.\n"
-    "--moved: the database was moved with nothing lost (pg_upgrade, a copy of a stopped\n"
-    "store): its new place is recorded and the epoch kept.\n";
+    "Refused while any outpostd serves the database. outpostd refuses to start on a store\n"
+    "restored from a dump or copied elsewhere until this is run.\n"
+    "--moved --confirm-nothing-lost: the database was moved with nothing lost (pg_upgrade, a\n"
+    "copy of a stopped store): its new place is recorded and the epoch kept, so devices do\n"
+    "not send again or pull again. On a dump or backup taken while outpostd served, this\n"
+    "would leave devices without records for good: when unsure, leave both out (it costs\n"
+    "each device one full pull and loses nothing). --moved alone explains and changes nothing.\n";
 
 static const char usage_user[] =
     "usage: outpost-admin --store PATH user add NAME --role supervisor|admin [--team T ...]\n"
@@ -376,7 +380,12 @@ static int open_store(const char *path, bool create, store **out_st)
     }
     if (rc == STORE_OK)
         return EXIT_OK;
-    if (rc == STORE_ENOTFOUND && conninfo != NULL)
+    if (rc == STORE_ENOTFOUND && conninfo != NULL && marking_restored)
+        /* Mid-disaster, init would make a new store that every device refuses. */
+        fprintf(stderr, "outpost-admin: no Outpost store in this database: restore the dump "
+                        "into it first (pg_restore; docs/operations.md, \"Restoring a "
+                        "PostgreSQL store\"), or check the database name in --store\n");
+    else if (rc == STORE_ENOTFOUND && conninfo != NULL)
         fprintf(stderr,
                 "outpost-admin: no Outpost store in this database (create it with: "
                 "outpost-admin --store ... init --schema FILE.sql --policy FILE)\n");
@@ -1623,9 +1632,31 @@ static int cmd_restored(const char *path, int argc, char **argv)
         fputs(usage_restored, stdout);
         return EXIT_OK;
     }
-    bool moved = argc == 1 && strcmp(argv[0], "--moved") == 0;
-    if (argc > 1 || (argc == 1 && !moved))
-        return usage_error(usage_restored, "expected: restored [--moved]", NULL);
+    bool moved = false, confirmed = false;
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--moved") == 0)
+            moved = true;
+        else if (strcmp(argv[i], "--confirm-nothing-lost") == 0)
+            confirmed = true;
+        else
+            return usage_error(usage_restored, "expected: restored [--moved "
+                                               "--confirm-nothing-lost]", NULL);
+    }
+    if (confirmed && !moved)
+        return usage_error(usage_restored, "--confirm-nothing-lost goes with --moved", NULL);
+    if (moved && !confirmed) {
+        /* The one choice here that can split devices from the store for good, silently. */
+        fprintf(stderr,
+                "outpost-admin: nothing changed. --moved keeps the epoch: devices will neither "
+                "send again what they pushed nor pull again, so it is right only when this "
+                "database holds every write outpostd accepted in the old place (pg_upgrade, a "
+                "copy made with every outpostd stopped). If it came from a dump or a backup "
+                "taken while outpostd served, a device that had pulled records the copy lacks "
+                "would silently miss records written from now on: run "
+                "restored without --moved (each device pulls once in full, nothing is lost). "
+                "If nothing was lost, run: restored --moved --confirm-nothing-lost\n");
+        return EXIT_REFUSED;
+    }
     if (postgresql_conninfo(path) == NULL) {
         fprintf(stderr, "outpost-admin: restored is for a PostgreSQL store restored with "
                         "PostgreSQL's tools; a SQLite store is restored with restore FILE, which "
@@ -1655,11 +1686,16 @@ static int cmd_restored(const char *path, int argc, char **argv)
         if (!unmarked)
             printf("(the database is where the store was last served: a base backup restored "
                    "in place, or nothing was restored)\n");
+        if (!moved)
+            printf("next: apply again upgrades, teams, workers and accounts made after the dump; "
+                   "devices enrolled after it are unknown here and must be enrolled anew "
+                   "(docs/operations.md, \"Devices enrolled after the dump\")\n");
         /* The restored log ends where the dump's did: marking it is its next row. */
         code = audit_act(st, moved ? "store.moved" : "store.restore", "%s: epoch %llu (was %llu)%s%s",
                          moved ? "moved" : "restored with PostgreSQL's tools",
                          (unsigned long long)info.identity.epoch,
-                         (unsigned long long)info.replaced_epoch, unmarked ? ", " : "",
+                         (unsigned long long)info.replaced_epoch,
+                         unmarked ? ", " : ", in the database where it was last served",
                          unmarked ? why : "");
     }
     store_close(st);
@@ -1723,9 +1759,11 @@ int main(int argc, char **argv)
                         cmd);
                 return EXIT_REFUSED;
             }
-        if (audit_key_path == NULL)
-            return usage_error(usage_main,
-                               "--audit-key FILE is required with a PostgreSQL store", NULL);
+        if (audit_key_path == NULL) { /* one line: the usage text would bury it */
+            fprintf(stderr, "outpost-admin: --audit-key FILE is required with a PostgreSQL store "
+                            "(the file init wrote the audit key to)\n");
+            return EXIT_USAGE;
+        }
     }
     if (strcmp(cmd, "init") == 0)
         return cmd_schema(path, sub_argc, sub_argv, true);

@@ -39,8 +39,10 @@ enum {
     STORE_EAHEAD = -14,    /* a pull cursor beyond the store's newest sequence */
     STORE_ESEQ = -15,      /* a device sequence below its highest recorded one that was never
                             * applied or refused: the device's counter went back */
-    STORE_ECONSTRAINT = -16 /* a row a table's constraint refuses (NOT NULL, CHECK, foreign key,
-                             * a value of the wrong type); a duplicate key is STORE_EEXISTS */
+    STORE_ECONSTRAINT = -16, /* a row a table's constraint refuses (NOT NULL, CHECK, foreign key,
+                              * a value of the wrong type); a duplicate key is STORE_EEXISTS */
+    STORE_EREPLACED = -17    /* PostgreSQL: the database under a serving outpostd is no longer
+                              * where the store was served (pg_restore --clean into it) */
 };
 
 typedef struct store store;
@@ -192,7 +194,10 @@ int store_device_revoke(store *st, const char *device_id, bool wipe);
 int store_device_barred(store *st, const char *device_id, bool *out_barred);
 
 /* Asks the database a trivial question (SELECT 1): 0, or why it cannot answer. On
- * PostgreSQL this also makes a connection the server ended again (db.h). */
+ * PostgreSQL this also makes a connection the server ended again (db.h). On a handle given to
+ * store_serve it also takes the serving lock again when a reconnect lost it, and checks that
+ * the store still lives where it was served: STORE_EREPLACED (and why, in store_errmsg) when
+ * its tables were made again, as pg_restore does into a live database. */
 int store_ping(store *st);
 
 /* ---- Sync ----------------------------------------------------------------------------------- */
@@ -350,6 +355,19 @@ bool store_restore_unmarked(const store *st, char *why, size_t why_size);
     "notice and send again what the backup lacks; if it was moved with nothing lost "            \
     "(pg_upgrade, a copy of a stopped store), run outpost-admin restored --moved "               \
     "(docs/operations.md, \"Restoring a PostgreSQL store\")"
+
+/* PostgreSQL, after restored --moved: at a device's first HELLO since the move (enrolled
+ * before it), a cursor beyond the store's newest sequence at the move proves the copy lacked
+ * writes the old place had numbered: STORE_EAHEAD, with a message for the operator. 0
+ * otherwise, and on SQLite. */
+int store_moved_check(store *st, const char *device_id, uint64_t cursor);
+
+/* PostgreSQL: outpostd serves through this handle. It holds a shared session-level advisory
+ * lock (STORE_SERVE_LOCK) for as long as the connection lives, so that store_mark_restored,
+ * which takes it exclusively, is refused while any node serves, whatever its application_name.
+ * STORE_EBUSY while outpost-admin restored holds it. A no-op on SQLite (its store lock). */
+int store_serve(store *st);
+#define STORE_SERVE_LOCK_CLASS 1333097584 /* 'Outp': pg_locks.classid; objid 1 */
 
 /* Marks a PostgreSQL store restored, in one transaction: a new epoch (one past its own, at
  * least the current Unix time in seconds, so that marking one dump restored twice still gives

@@ -697,17 +697,15 @@ static int place_recorded(store *st, store_place *out, bool *out_found)
     return rc == DB_DONE ? 0 : store_fail_db(st, rc, "read where the store was last marked");
 }
 
-/* Inside the caller's write transaction. */
-static int place_record(store *st, const store_place *place)
+/* Sets keys[i] to values[i] in _outpost_meta, adding those missing. */
+static int meta_put(store *st, const char *const *keys, const int64_t *values, size_t n)
 {
-    const char *const keys[] = {"pg_cluster", "pg_database", "pg_meta_table"};
-    const int64_t values[] = {place->cluster, place->database, place->table};
     db_stmt *s = NULL;
     int rc = db_prepare(st->conn,
                         "INSERT INTO _outpost_meta(key, value) VALUES(?1, ?2)"
                         " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                         &s);
-    for (size_t i = 0; rc == STORE_OK && i < sizeof keys / sizeof keys[0]; i++) {
+    for (size_t i = 0; rc == STORE_OK && i < n; i++) {
         db_bind_text(s, 1, keys[i]);
         db_bind_int64(s, 2, values[i]);
         rc = db_step(s);
@@ -715,7 +713,15 @@ static int place_record(store *st, const store_place *place)
             rc = db_reset(s);
     }
     db_finalize(s);
-    return rc == STORE_OK ? 0 : store_fail_db(st, rc, "record where the store lives");
+    return rc == STORE_OK ? 0 : store_fail_db(st, rc, "write store metadata");
+}
+
+/* Inside the caller's write transaction. */
+static int place_record(store *st, const store_place *place)
+{
+    const char *const keys[] = {"pg_cluster", "pg_database", "pg_meta_table"};
+    const int64_t values[] = {place->cluster, place->database, place->table};
+    return meta_put(st, keys, values, sizeof keys / sizeof keys[0]);
 }
 
 /* What differs between where the store was marked and where it is, in words. */
@@ -788,6 +794,136 @@ static int nodes_connected(store *st, int64_t *out_n)
     return rc == DB_DONE ? 0 : store_fail_db(st, rc, "look for outpostd's connections");
 }
 
+/* ---- the serving lock ---------------------------------------------------------------------- */
+
+#define SERVE_STR_(x) #x
+#define SERVE_STR(x) SERVE_STR_(x)
+#define SERVE_LOCK_KEY SERVE_STR(STORE_SERVE_LOCK_CLASS) ", 1" /* two int4 keys */
+/* The lock's rows in pg_locks (a two-key advisory lock: classid, objid, objsubid 2). */
+#define SERVE_LOCK_ROWS                                                                         \
+    "locktype = 'advisory' AND classid = CAST(" SERVE_STR(STORE_SERVE_LOCK_CLASS) " AS oid)"     \
+    " AND objid = CAST(1 AS oid) AND objsubid = 2"                                               \
+    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+
+/* Takes the shared serving lock unless this connection holds it already (a reconnect drops
+ * it; taking it again would only count it twice). *out_held false: restored holds it. */
+static int serve_lock_take(store *st, bool *out_held)
+{
+    db_stmt *s = NULL;
+    *out_held = false;
+    int rc = db_prepare(st->conn,
+                        "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_locks WHERE " SERVE_LOCK_ROWS
+                        " AND pid = pg_backend_pid() AND granted) THEN 1"
+                        " WHEN pg_try_advisory_lock_shared(" SERVE_LOCK_KEY ") THEN 1 ELSE 0 END",
+                        &s);
+    if (rc == STORE_OK)
+        rc = db_step(s);
+    if (rc == DB_ROW) {
+        *out_held = db_column_int64(s, 0) != 0;
+        rc = DB_DONE;
+    }
+    db_finalize(s);
+    return rc == DB_DONE ? 0 : store_fail_db(st, rc, "take the serving lock");
+}
+
+int store_serve(store *st)
+{
+    if (store_engine_of(st) != DB_POSTGRESQL)
+        return 0;
+    bool held = false;
+    int out = serve_lock_take(st, &held);
+    if (out == 0 && !held)
+        out = store_fail(st, STORE_EBUSY,
+                         "outpost-admin restored is marking this store (it holds the serving "
+                         "lock): start outpostd again when it has finished");
+    if (out == 0)
+        st->serving = true;
+    return out;
+}
+
+int store_serve_check(store *st)
+{
+    if (!st->serving)
+        return 0;
+    bool held = false, found = false;
+    store_place now, was;
+    char why[256] = "";
+    int out = serve_lock_take(st, &held);
+    if (out == 0 && !held)
+        return store_fail(st, STORE_EREPLACED,
+                          "outpost-admin restored ran on the store while this outpostd served it "
+                          "(a reconnect had dropped its serving lock)");
+    if (out == 0)
+        out = place_here(st, &now);
+    if (out == 0)
+        out = place_recorded(st, &was, &found);
+    if (out == 0 && found)
+        place_compare(&was, &now, why, sizeof why);
+    if (out == 0 && (!found || why[0]))
+        out = store_fail(st, STORE_EREPLACED,
+                         "the store's PostgreSQL database was replaced while outpostd served it: "
+                         "%s",
+                         why[0] ? why : "its place is no longer recorded");
+    return out;
+}
+
+/* Which outpostd nodes hold the serving lock, when restored cannot take it: "NAME at ADDRESS
+ * (N connections), ..." (one entry per application_name and address). */
+static int nodes_serving(store *st, int64_t *out_n, char *names, size_t size)
+{
+    db_stmt *s = NULL;
+    names[0] = 0;
+    int rc = db_prepare(st->conn,
+                        "SELECT count(*), string_agg(who, ', ' ORDER BY who) FROM ("
+                        " SELECT COALESCE(NULLIF(a.application_name, ''), 'unnamed')"
+                        "  || ' at ' || COALESCE(host(a.client_addr), 'local socket')"
+                        "  || ' (' || count(*) || ' connection' ||"
+                        "  CASE WHEN count(*) = 1 THEN ')' ELSE 's)' END AS who"
+                        " FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid"
+                        " WHERE l.pid <> pg_backend_pid() AND " SERVE_LOCK_ROWS
+                        " GROUP BY a.application_name, a.client_addr) nodes",
+                        &s);
+    if (rc == STORE_OK)
+        rc = db_step(s);
+    if (rc == DB_ROW) {
+        *out_n = db_column_int64(s, 0);
+        const char *t = db_column_text(s, 1);
+        snprintf(names, size, "%s", t ? t : "");
+        rc = DB_DONE;
+    }
+    db_finalize(s);
+    return rc == DB_DONE ? 0 : store_fail_db(st, rc, "list the nodes serving the store");
+}
+
+/* Exclusively, for restored's transaction (released at its end): refused while any outpostd
+ * serves, whatever its application_name. */
+static int serve_lock_exclusive(store *st)
+{
+    db_stmt *s = NULL;
+    bool got = false;
+    int rc = db_prepare(st->conn, "SELECT pg_try_advisory_xact_lock(" SERVE_LOCK_KEY ")", &s);
+    if (rc == STORE_OK)
+        rc = db_step(s);
+    if (rc == DB_ROW) {
+        got = db_column_int64(s, 0) != 0;
+        rc = DB_DONE;
+    }
+    db_finalize(s);
+    if (rc != DB_DONE)
+        return store_fail_db(st, rc, "take the serving lock");
+    if (got)
+        return 0;
+    int64_t n = 0;
+    char names[512];
+    int out = nodes_serving(st, &n, names, sizeof names);
+    if (out != 0)
+        return out;
+    return store_fail(st, STORE_EBUSY,
+                      "outpostd serves this store: %lld node%s hold%s its serving lock "
+                      "(pg_locks): %s; stop every outpostd first",
+                      (long long)n, n == 1 ? "" : "s", n == 1 ? "s" : "", names[0] ? names : "?");
+}
+
 int store_mark_restored(store *st, bool moved_only, store_restore_info *out_info)
 {
     memset(out_info, 0, sizeof *out_info);
@@ -799,6 +935,8 @@ int store_mark_restored(store *st, bool moved_only, store_restore_info *out_info
     store_identity identity;
     int64_t server_seq = 0, n_nodes = 0;
     int out = store_begin(st, true);
+    if (out == 0)
+        out = serve_lock_exclusive(st);
     if (out == 0)
         out = nodes_connected(st, &n_nodes);
     if (out == 0 && n_nodes > 0)
@@ -833,6 +971,16 @@ int store_mark_restored(store *st, bool moved_only, store_restore_info *out_info
     }
     if (out == 0)
         out = place_record(st, &now);
+    /* A move keeps the epoch: what it held is kept, so that a device's first HELLO after it
+     * can prove it lost writes (store_moved_check); a new epoch makes that moot. */
+    if (out == 0 && moved_only) {
+        const char *const keys[] = {"moved_seq", "moved_ms"};
+        const int64_t values[] = {server_seq, (int64_t)store_now_ms()};
+        out = meta_put(st, keys, values, 2);
+    } else if (out == 0) {
+        out = store_exec(st, "DELETE FROM _outpost_meta WHERE key IN ('moved_seq', 'moved_ms')",
+                         "forget an earlier move");
+    }
     if (out == 0)
         out = store_commit(st);
     else
@@ -842,4 +990,35 @@ int store_mark_restored(store *st, bool moved_only, store_restore_info *out_info
         st->place_moved[0] = 0;
     }
     return out;
+}
+
+int store_moved_check(store *st, const char *device_id, uint64_t cursor)
+{
+    if (store_engine_of(st) != DB_POSTGRESQL)
+        return 0;
+    db_stmt *s = NULL;
+    int rc = db_prepare(st->conn,
+                        "SELECT m.value FROM _outpost_devices d"
+                        " JOIN _outpost_meta m ON m.key = 'moved_seq'"
+                        " JOIN _outpost_meta t ON t.key = 'moved_ms'"
+                        " WHERE d.id = ?1 AND d.enrolled_ms < t.value"
+                        " AND coalesce(d.last_seen_ms, 0) < t.value AND ?2 > m.value",
+                        &s);
+    if (rc == STORE_OK)
+        rc = db_bind_text(s, 1, device_id ? device_id : "");
+    if (rc == STORE_OK)
+        rc = db_bind_int64(s, 2, (int64_t)cursor);
+    if (rc == STORE_OK)
+        rc = db_step(s);
+    int64_t moved_seq = rc == DB_ROW ? db_column_int64(s, 0) : 0;
+    db_finalize(s);
+    if (rc == DB_DONE)
+        return 0;
+    if (rc != DB_ROW)
+        return store_fail_db(st, rc, "compare a device's cursor with the move");
+    return store_fail(st, STORE_EAHEAD,
+                      "device %s had pulled up to sequence %llu, this store held %lld when "
+                      "marked moved: the move lost writes. Stop every outpostd and run "
+                      "outpost-admin restored without --moved",
+                      device_id, (unsigned long long)cursor, (long long)moved_seq);
 }

@@ -12,7 +12,9 @@ int store_ping(store *st)
     if (rc == STORE_OK)
         rc = db_step(stmt);
     db_finalize(stmt);
-    return rc == DB_ROW ? 0 : store_fail_db(st, rc, "ask the store");
+    if (rc != DB_ROW)
+        return store_fail_db(st, rc, "ask the store");
+    return store_serve_check(st);
 }
 
 int store_device_barred(store *st, const char *device_id, bool *out_barred)

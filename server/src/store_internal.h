@@ -72,6 +72,7 @@ struct store {
     /* PostgreSQL: why this database is not where the store was made or last marked restored
      * (store_backup.c, store_restore_unmarked); empty when it is, and on SQLite. */
     char place_moved[256];
+    bool serving;             /* store_serve: outpostd's handle, holding the serving lock */
     bool has_audit_key;       /* audit_key loaded (store_audit_key_load) */
     bool audit_ready;         /* the audit tables exist on this connection's file */
     bool lifecycle_ready;     /* _outpost_disabled exists */
@@ -221,6 +222,8 @@ int store_identity_ensure(store *st, bool *out_created);
  * was made or last marked restored, recording it when nothing is (a store made before this was
  * kept); a difference is kept in st->place_moved. Called by store_open_postgresql. */
 int store_place_open(store *st);
+/* store_ping's part on a serving handle (store_serve): the lock again, and the place. */
+int store_serve_check(store *st);
 
 /* Whether the store has table name (a table made on first use: forms, watch rules, authors).
  * 0 or a STORE_E* code. */

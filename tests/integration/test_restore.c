@@ -807,6 +807,147 @@ static void test_store_restored_with_pg_restore_is_marked_and_healed(void **stat
     device_close(&c);
 }
 
+/* /healthz as curl sees it (as test_ops asks it): the status, and the body in out. */
+static int healthz(char *out, size_t out_size)
+{
+    char *body = strf("%s/healthz.txt", fx.dir);
+    char *cmd = strf("curl -s -o %s -w '%%{http_code}' --cacert %s --resolve "
+                     "localhost:%u:127.0.0.1 https://localhost:%u/healthz",
+                     body, fx.ca_path, (unsigned)fx.port, (unsigned)fx.port);
+    FILE *p = popen(cmd, "r");
+    assert_non_null(p);
+    char code[16] = "";
+    if (fgets(code, sizeof code, p) == NULL)
+        code[0] = 0;
+    pclose(p);
+    snprintf(out, out_size, "%s", slurp(body));
+    free(cmd);
+    free(body);
+    return atoi(code);
+}
+
+/* pg_restore --clean into the database a running outpostd serves (the outsider's finding 7):
+ * within its 2 s probe outpostd stops serving devices (ERROR 9, retry, "store is
+ * unavailable"), /healthz says why, and the log tells the operator to run restored; a new HELLO
+ * is refused too. restored is refused while it runs; after a
+ * restart on the marked store devices sync again. */
+static void test_pg_restore_into_the_served_database_stops_serving(void **state)
+{
+    (void)state;
+    char dump[400], said[400];
+    snprintf(dump, sizeof dump, "%s/live.dump", fx.dir);
+    test_device dev;
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &dev), 0);
+    testclient *tc = fixture_hello(&fx, &dev, NULL);
+    assert_non_null(tc);
+    assert_int_equal(healthz(said, sizeof said), 200);
+
+    assert_int_equal(pg_tool("pg_dump", "-Fc", "-f", dump), 0);
+    assert_int_equal(pg_tool("pg_restore", "--clean", "--if-exists", dump), 0);
+
+    proto_msg *reply = NULL;
+    assert_int_equal(testclient_recv_type(tc, PROTO_MSG_ERROR, 10000, &reply), 0);
+    assert_int_equal(reply->u.error.code, PROTO_ERR_INTERNAL);
+    assert_true(reply->u.error.retryable);
+    assert_string_equal(reply->u.error.message,
+                        "the server's store is unavailable (its database was replaced): try "
+                        "again later");
+    proto_msg_free(reply);
+    assert_true(testclient_wait_closed(tc, 10000));
+    testclient_close(tc);
+    assert_int_equal(healthz(said, sizeof said), 503);
+    if (!strstr(said, "store: unavailable: the store's PostgreSQL database was replaced while "
+                      "outpostd served it: its tables were made again"))
+        fail_msg("/healthz said: %s", said);
+    if (!fixture_log_contains(&fx, "outpostd no longer serves devices: if a backup was restored "
+                                   "into the database, run outpost-admin restored on it"))
+        fail_msg("outpostd did not tell the operator (%s)", fx.log_path);
+    /* a device that connects again is refused until the restart */
+    tc = NULL;
+    assert_int_equal(testclient_connect(fx.port, fx.ca_path, 10000, &tc, NULL, 0), 0);
+    proto_msg hello;
+    memset(&hello, 0, sizeof hello);
+    hello.type = PROTO_MSG_HELLO;
+    hello.u.hello.version = PROTO_VERSION;
+    hello.u.hello.device_id = dev.id;
+    memcpy(hello.u.hello.secret, dev.secret, sizeof dev.secret);
+    assert_int_equal(testclient_send(tc, &hello, 10000), 0);
+    assert_int_equal(testclient_recv(tc, 10000, &reply), 0);
+    assert_int_equal(reply->type, PROTO_MSG_ERROR);
+    assert_int_equal(reply->u.error.code, PROTO_ERR_INTERNAL);
+    proto_msg_free(reply);
+    testclient_close(tc);
+
+    /* restored is refused while it runs (its lanes hold the serving lock) */
+    assert_int_equal(admin("restored", NULL), 3);
+    if (!strstr(admin_out, "outpostd serves this store: 1 node holds its serving lock"))
+        fail_msg("restored while outpostd runs said: %s", admin_out);
+    assert_int_equal(fixture_stop(&fx), 0);
+    assert_int_equal(admin("restored", NULL), 0);
+    assert_int_equal(fixture_start(&fx), 0);
+    uint64_t acked = 0;
+    tc = fixture_hello(&fx, &dev, &acked);
+    assert_non_null(tc);
+    testclient_close(tc);
+    assert_int_equal(healthz(said, sizeof said), 200);
+}
+
+/* HELLO from dev saying it has pulled up to cursor; the reply's type. */
+static proto_msg_type hello_at(const test_device *dev, uint64_t cursor)
+{
+    testclient *tc = NULL;
+    assert_int_equal(testclient_connect(fx.port, fx.ca_path, 10000, &tc, NULL, 0), 0);
+    proto_msg hello, *reply = NULL;
+    memset(&hello, 0, sizeof hello);
+    hello.type = PROTO_MSG_HELLO;
+    hello.u.hello.version = PROTO_VERSION;
+    hello.u.hello.device_id = dev->id;
+    hello.u.hello.cursor = cursor;
+    memcpy(hello.u.hello.secret, dev->secret, sizeof dev->secret);
+    assert_int_equal(testclient_send(tc, &hello, 10000), 0);
+    assert_int_equal(testclient_recv(tc, 10000, &reply), 0);
+    proto_msg_type type = reply->type;
+    proto_msg_free(reply);
+    testclient_close(tc);
+    return type;
+}
+
+/* restored --moved on a copy that lacked writes (the outsider's finding 3): the first HELLO
+ * after the move of a device that had pulled past what the copy held proves the loss, and
+ * outpostd tells the operator to run restored without --moved. A device whose cursor the copy
+ * covers is not reported, nor is the same device at its next HELLO. */
+static void test_moved_copy_that_lost_writes_is_reported(void **state)
+{
+    (void)state;
+    test_device covered, ahead;
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &covered), 0);
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &ahead), 0);
+    uint64_t head =
+        (uint64_t)central_int("SELECT value FROM _outpost_meta WHERE key = 'server_seq'");
+    assert_int_equal(fixture_stop(&fx), 0);
+    const char *argv[] = {OUTPOST_ADMIN_PATH, "--store", pg_store, "--audit-key", pg_key,
+                          "restored", "--moved", "--confirm-nothing-lost", NULL};
+    assert_int_equal(test_run(argv, admin_out, sizeof admin_out), 0);
+    assert_int_equal(fixture_start(&fx), 0);
+
+    assert_int_equal(hello_at(&covered, head), PROTO_MSG_WELCOME);
+    assert_false(fixture_log_contains(&fx, "when marked moved"));
+    assert_int_equal(hello_at(&ahead, head + 7), PROTO_MSG_WELCOME);
+    char said[300];
+    snprintf(said, sizeof said, "had pulled up to sequence %llu, this store held %llu when "
+             "marked moved: the move lost writes",
+             (unsigned long long)(head + 7), (unsigned long long)head);
+    if (!fixture_log_contains(&fx, said) ||
+        !fixture_log_contains(&fx, "run outpost-admin restored without --moved"))
+        fail_msg("outpostd did not report the lossy move (%s)", fx.log_path);
+    /* a full restore forgets the move: no report after it */
+    assert_int_equal(fixture_stop(&fx), 0);
+    assert_int_equal(admin("restored", NULL), 0);
+    assert_int_equal(central_int("SELECT count(*) FROM _outpost_meta WHERE key LIKE 'moved_%'"),
+                     0);
+    assert_int_equal(fixture_start(&fx), 0);
+}
+
 static void test_daemon_stops_cleanly(void **state)
 {
     (void)state;
@@ -817,6 +958,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_store_restored_with_pg_restore_is_marked_and_healed),
+        cmocka_unit_test(test_pg_restore_into_the_served_database_stops_serving),
+        cmocka_unit_test(test_moved_copy_that_lost_writes_is_reported),
         cmocka_unit_test(test_daemon_stops_cleanly), /* last */
     };
     if (!pg_cluster_available()) {

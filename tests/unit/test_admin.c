@@ -137,7 +137,7 @@ static void test_usage_errors_exit_2_with_message(void **state)
 static void test_help_on_every_command(void **state)
 {
     ctx *c = *state;
-    expect(c, "--help", 0, "usage: outpost-admin --store PATH COMMAND", NULL);
+    expect(c, "--help", 0, "usage: outpost-admin --store PATH|postgresql:CONNINFO COMMAND", NULL);
     /* the summary names every option of init and upgrade, --watch included */
     assert_non_null(strstr(c->r.out, "  init --schema FILE.sql --policy FILE [--forms DIR] "
                                      "[--watch FILE.json] [--check]\n"));
@@ -1259,7 +1259,20 @@ static void test_restored_on_postgresql_tells_copies_from_failovers(void **state
     expect(c, args, 0, "north", warning);
     assert_non_null(strstr(c->r.err, "its tables were made again since (as pg_restore does)"));
     free(args);
+    /* --moved alone explains what it would do and changes nothing (outsider finding 3) */
     args = strf("%s restored --moved", on_copy);
+    expect(c, args, 1, NULL, "outpost-admin: nothing changed. --moved keeps the epoch: devices "
+                             "will neither send again what they pushed nor pull again");
+    assert_non_null(strstr(c->r.err, "run restored without --moved"));
+    assert_non_null(strstr(c->r.err, "restored --moved --confirm-nothing-lost"));
+    free(args);
+    args = strf("%s team list", on_copy);
+    expect(c, args, 0, "north", "its tables were made again since (as pg_restore does)");
+    free(args);
+    args = strf("%s restored --confirm-nothing-lost", on_copy);
+    expect(c, args, 2, NULL, "--confirm-nothing-lost goes with --moved");
+    free(args);
+    args = strf("%s restored --moved --confirm-nothing-lost", on_copy);
     char *kept = strf("recorded in its new place; epoch %llu kept", epoch);
     expect(c, args, 0, kept, NULL);
     free(kept);
@@ -1278,6 +1291,88 @@ static void test_restored_on_postgresql_tells_copies_from_failovers(void **state
     free(args);
     pg_cluster_stop(&standby);
     free(on_copy);
+    free(on_pg);
+    pg_cluster_stop(&pg);
+}
+
+/* outpostd holds a shared serving lock on each store connection (store_serve); restored takes
+ * it exclusively, so it is refused while any node serves, named or not, and says which. Also:
+ * restored on a database with no store says to restore into it (never init), a missing
+ * --audit-key is one line, and a pg_restore --clean under a serving handle is seen by its
+ * probe (outsider findings 6, 7, 11, 12). */
+static void test_restored_refused_while_any_node_serves(void **state)
+{
+    ctx *c = *state;
+    pg_cluster pg;
+    char key[400], err[512];
+
+    if (!pg_cluster_available())
+        TEST_SKIP("PostgreSQL 15 binaries not installed (scripts/deps.sh installs them)");
+    assert_int_equal(pg_cluster_start(&pg), 0);
+    snprintf(key, sizeof key, "%s/pg.audit-key", c->dir);
+    const char *src = getenv("OUTPOST_SOURCE_DIR");
+    char *on_pg = strf("--store 'postgresql:%s' --audit-key '%s'", pg.conninfo, key);
+    char *args = strf("%s init --schema '%s/examples/outreach/schema.sql' --policy "
+                      "'%s/examples/outreach/policy'", on_pg, src, src);
+    expect(c, args, 0, "schema version 1 initialised", NULL);
+    free(args);
+
+    /* a missing --audit-key: one line, no usage text */
+    args = strf("--store 'postgresql:%s' team list", pg.conninfo);
+    expect(c, args, 2, NULL, "outpost-admin: --audit-key FILE is required with a PostgreSQL "
+                             "store (the file init wrote the audit key to)");
+    assert_int_equal(strchr(c->r.err, '\n') - c->r.err + 1, (long)strlen(c->r.err));
+    free(args);
+
+    /* restored on a database with no store: restore the dump into it, never init */
+    pg_sql(&pg, "postgres", "CREATE DATABASE emptydb");
+    args = strf("--store 'postgresql:%s dbname=emptydb' --audit-key '%s' restored", pg.conninfo,
+                key);
+    expect(c, args, 3, NULL, "no Outpost store in this database: restore the dump into it "
+                             "first (pg_restore");
+    assert_null(strstr(c->r.err, "init"));
+    free(args);
+
+    /* two nodes serve, named in their conninfo (the docs advise it), one with two lanes */
+    store *a1 = NULL, *a2 = NULL, *b = NULL;
+    char *conn_a = strf("%s application_name=node-a", pg.conninfo);
+    char *conn_b = strf("%s application_name=node-b", pg.conninfo);
+    assert_int_equal(store_open_postgresql(conn_a, false, &a1, err, sizeof err), STORE_OK);
+    assert_int_equal(store_open_postgresql(conn_a, false, &a2, err, sizeof err), STORE_OK);
+    assert_int_equal(store_open_postgresql(conn_b, false, &b, err, sizeof err), STORE_OK);
+    assert_int_equal(store_serve(a1), STORE_OK);
+    assert_int_equal(store_serve(a2), STORE_OK);
+    assert_int_equal(store_serve(b), STORE_OK);
+    assert_int_equal(store_ping(a1), STORE_OK);
+    args = strf("%s restored", on_pg);
+    expect(c, args, 3, NULL, "outpostd serves this store: 2 nodes hold its serving lock "
+                             "(pg_locks): node-a at local socket (2 connections), node-b at "
+                             "local socket (1 connection); stop every outpostd first");
+    store_close(b);
+
+    /* pg_restore --clean into the live database: the serving handle's probe sees it */
+    assert_int_equal(systemf("'%s/pg_dump' -Fc -f '%s/store.dump' -d '%s' && "
+                             "'%s/pg_restore' --clean --if-exists -d '%s' '%s/store.dump'",
+                             pg.bin, c->dir, pg.conninfo, pg.bin, pg.conninfo, c->dir),
+                     0);
+    assert_int_equal(store_ping(a1), STORE_EREPLACED);
+    assert_non_null(strstr(store_errmsg(a1), "the store's PostgreSQL database was replaced while "
+                                             "outpostd served it: its tables were made again"));
+    store_close(a1);
+    store_close(a2);
+    expect(c, args, 0, "marked restored: epoch ", NULL);
+    assert_non_null(strstr(c->r.out, "devices enrolled after it are unknown here and must be "
+                                     "enrolled anew"));
+    free(args);
+    /* marked again where nothing moved (outsider finding 10): the audit row says so */
+    args = strf("%s restored", on_pg);
+    expect(c, args, 0, "(the database is where the store was last served", NULL);
+    free(args);
+    args = strf("%s audit list --limit 1", on_pg);
+    expect(c, args, 0, ", in the database where it was last served", NULL);
+    free(args);
+    free(conn_a);
+    free(conn_b);
     free(on_pg);
     pg_cluster_stop(&pg);
 }
@@ -1301,6 +1396,7 @@ int main(void)
         T_(test_admin_on_postgresql_half_init_and_dml_role),
         T_(test_init_killed_half_way_on_postgresql_leaves_nothing),
         T_(test_restored_on_postgresql_tells_copies_from_failovers),
+        T_(test_restored_refused_while_any_node_serves),
     };
     return test_exit_status(cmocka_run_group_tests(tests, NULL, NULL));
 }

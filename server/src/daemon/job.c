@@ -1,5 +1,6 @@
 #include "job.h"
 #include "display_text.h"
+#include "log.h"
 #include "ops.h"
 
 #include <inttypes.h>
@@ -453,6 +454,9 @@ static void run_auth(job *j, store *st, const job_env *env)
         return;
     }
     j->other_store = hello->store_id && strcmp(hello->store_id, identity.id) != 0;
+    /* After restored --moved, a cursor past the copy proves it lost writes: the operator hears. */
+    if (store_moved_check(st, hello->device_id, hello->cursor) == STORE_EAHEAD)
+        log_msg(LOG_ERROR, "store: %s", store_errmsg(st));
     /* Informational ("last sync" for admins): a failure here must not refuse the device. */
     (void)store_device_seen(st, hello->device_id, hello->cursor);
     char app[DEVICE_APP_BYTES], last_error[DEVICE_ERROR_BYTES];
@@ -586,7 +590,7 @@ static void run_pull(job *j, store *st, const job_env *env)
 /* Which of the connected devices may no longer sync (sweep.c closes their sessions). */
 static void run_sweep(job *j, store *st)
 {
-    j->rc = j->n_sweep == 0 ? store_ping(st) : STORE_OK; /* none: the health probe */
+    j->rc = store_ping(st); /* the health probe, and whether the store is still there */
     for (uint32_t i = 0; i < j->n_sweep && j->rc == STORE_OK; i++)
         j->rc = store_device_barred(st, j->sweep_ids[i], &j->sweep_barred[i]);
     if (j->rc != STORE_OK)

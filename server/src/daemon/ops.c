@@ -45,6 +45,7 @@ static struct {
     uint64_t lockouts;
     histogram durations[N_KINDS];
     bool store_failing; /* the last store job failed with an I/O error or a full disk */
+    bool store_replaced; /* PostgreSQL: the store's database was replaced (until a restart) */
     char store_why[200]; /* its message */
 } counters;
 
@@ -108,6 +109,10 @@ void ops_job_done(const job *j)
 
 void ops_store_probed(int rc, const char *why)
 {
+    if (rc == STORE_EREPLACED && !counters.store_replaced) {
+        counters.store_replaced = true;
+        snprintf(counters.store_why, sizeof counters.store_why, "%s", why);
+    }
     if (rc == STORE_EIO || rc == STORE_EFULL) {
         counters.store_failing = true;
         snprintf(counters.store_why, sizeof counters.store_why, "%s", why);
@@ -150,6 +155,10 @@ static bool store_writable(const server *srv, char *why, size_t why_size)
     /* PostgreSQL: no file here to check; the revocation sweep asks the
      * database every 2 s (a failed answer, or a failed store job, until one succeeds). */
     if (strcmp(srv->config.store_engine, "postgresql") == 0) {
+        if (counters.store_replaced) {
+            snprintf(why, why_size, "store: unavailable: %s", counters.store_why);
+            return false;
+        }
         if (counters.store_failing)
             snprintf(why, why_size, "store: cannot reach PostgreSQL: %s", counters.store_why);
         else

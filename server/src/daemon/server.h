@@ -45,6 +45,10 @@ typedef struct server {
     char **sync_tables;
     uint32_t n_sync_tables;
     uint32_t sync_tables_version;
+
+    /* PostgreSQL: the probe found the store's database replaced under this outpostd (a
+     * pg_restore into it): no device job runs any more, until a restart (sweep.c). */
+    bool store_replaced;
 } server;
 
 /* Runs outpostd with a loaded config until SIGINT or SIGTERM. Returns the process exit code. */

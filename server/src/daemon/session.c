@@ -716,6 +716,12 @@ void session_barred(session *s)
                "the office ordered");
 }
 
+void session_store_replaced(session *s)
+{
+    send_error(s, PROTO_ERR_INTERNAL, true, true,
+               "the server's store is unavailable (its database was replaced): try again later");
+}
+
 /* One live session per device: what a device can make the server hold is one session's. */
 static void close_older_sessions(session *s)
 {
@@ -943,6 +949,10 @@ static void handle_message(session *s)
     if (s->rx_text) {
         send_error(s, PROTO_ERR_BAD_MESSAGE, false, true,
                    "outpost.1 messages are binary frames, got a text frame");
+        return;
+    }
+    if (s->srv->store_replaced) { /* sweep.c: no device job runs until outpostd restarts */
+        session_store_replaced(s);
         return;
     }
     if (proto_is_zframe(s->rx, s->rx_len) && inflate_rx(s) != 0)

@@ -130,6 +130,9 @@ void session_replace(session *s);
  * ERROR 4 with retry true, so the device's next HELLO hears whether to wipe. */
 void session_barred(session *s);
 
+/* Ends the session with ERROR 9 (retry): the store's database was replaced under outpostd. */
+void session_store_replaced(session *s);
+
 /* Tells the session's device that rows in its scope changed: at most one NOTIFY is outstanding
  * until the device pulls; later changes before that pull send nothing more. */
 void session_notify(session *s, uint64_t server_seq);

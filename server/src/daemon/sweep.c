@@ -78,6 +78,16 @@ void sweep_done(server *srv, job *j)
 {
     sweep.in_flight = false;
     ops_store_probed(j->rc, j->errmsg);
+    if (j->rc == STORE_EREPLACED && !srv->store_replaced) {
+        srv->store_replaced = true;
+        log_msg(LOG_ERROR, "store: %s. outpostd no longer serves devices: if a backup was "
+                "restored into the database, run outpost-admin restored on it with every outpostd "
+                "stopped, then start them again (docs/operations.md, \"Restoring a PostgreSQL "
+                "store\")", j->errmsg);
+        for (uint32_t i = 0; i < srv->config.limits.max_connections; i++)
+            if (srv->slots[i])
+                session_store_replaced(srv->slots[i]);
+    }
     if (j->rc != STORE_OK && j->n_sweep > 0)
         log_msg(LOG_WARN, "revocation sweep failed: %s", j->errmsg[0] ? j->errmsg : "store error");
     for (uint32_t k = 0; j->rc == STORE_OK && k < j->n_sweep; k++) {

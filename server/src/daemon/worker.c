@@ -185,6 +185,13 @@ int worker_start(const char *store_path, const char *conninfo, uint32_t queue_de
         free(w);
         return -1;
     }
+    /* PostgreSQL: the serving lock, held while the handle lives (outpost-admin restored). */
+    if (store_serve(w->st) != STORE_OK) {
+        snprintf(err, err_size, "%s", store_errmsg(w->st));
+        store_close(w->st);
+        free(w);
+        return -1;
+    }
     if (store_audit_key_load(w->st, env->audit_key_path) != STORE_OK) {
         snprintf(err, err_size, "%s", store_errmsg(w->st));
         store_close(w->st);
