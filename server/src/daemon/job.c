@@ -488,8 +488,9 @@ static void run_pull(job *j, store *st, const job_env *env)
 
     if (req->limit > 0 && req->limit < limit)
         limit = req->limit;
-    j->rc = store_pull(st, &j->device, req->cursor, limit, env->max_reply_bytes, &j->reply,
-                       &j->pull_info);
+    j->rc = pull_ahead_pull(env->ahead, st, j->slot, j->session_id, &j->device, req->cursor,
+                            limit, env->max_reply_bytes, &j->reply, &j->pull_info,
+                            &j->pull_prepared);
     if (j->rc != STORE_OK) {
         note_store_error(j, st);
         return;
@@ -517,6 +518,12 @@ static void announce(store *st, const job_env *env, const store_push_info *info)
         return;
     (void)store_announce_teams(st, env->node, (const char(*)[64])info->teams_touched,
                                info->n_teams_touched, info->server_seq);
+}
+
+void job_after(store *st, const job_env *env)
+{
+    if (env->ahead)
+        pull_ahead_run(env->ahead, st);
 }
 
 void job_run(job *j, store *st, const job_env *env)

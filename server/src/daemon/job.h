@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "dash_api.h"
+#include "pull_ahead.h"
 #include "outpost/proto.h"
 #include "store.h"
 
@@ -33,6 +34,7 @@ typedef struct job_env {
     proto_limits proto_limits; /* decode limits for a PUSH's chunks */
     store_lockout_policy device_lockout; /* enrollment codes and device secrets, by address */
     const char *node;          /* this outpostd's name in its announcements (announce.h) */
+    pull_ahead *ahead;         /* devices' next pull pages (pull_ahead.h); NULL: none */
 } job_env;
 
 typedef struct job {
@@ -64,6 +66,7 @@ typedef struct job {
     proto_buf reply;      /* the encoded reply when rc is STORE_OK, or WIPE for a revoked device */
     store_push_info push_info;
     store_pull_info pull_info;
+    bool pull_prepared;   /* PULL: answered with the page read ahead (pull_ahead.h) */
     char enrolled_id[40];
     char **schema_tables; /* AUTH: the synced tables' names in schema_version */
     uint32_t n_schema_tables;
@@ -87,6 +90,10 @@ void job_free_names(char **names, uint32_t n_names);
 
 /* Runs the job against st: fills rc, reply and the info fields. */
 void job_run(job *j, store *st, const job_env *env);
+
+/* What the worker does once a job's reply has been handed back, before its next job: the next
+ * pull page a PULL planned (pull_ahead_run). */
+void job_after(store *st, const job_env *env);
 
 /* Deep copy of a device, owned by the daemon and released with device_release (not with
  * store_device_clear: the teams array is the daemon's allocation). Returns 0 or -1. */

@@ -132,6 +132,7 @@ static void *worker_main(void *arg)
         w->done_tail = j;
         pthread_mutex_unlock(&w->lock);
         w->wake(w->wake_arg);
+        job_after(w->st, &w->env); /* while the reply travels */
         /* The WAL's checkpoint, off the job's commit (its reply is on its way already), when
          * no job waits or the WAL is past its bound. */
         pthread_mutex_lock(&w->lock);
