@@ -137,7 +137,10 @@ int store_device_auth(store *st, const char *device_id, const uint8_t secret[32]
 int store_device_enroll(store *st, const char *code, const char *device_name,
                         char out_device_id[40], uint8_t out_secret[32]);
 
-/* Records that a device synced (time, cursor) for `outpost-admin devices` and the dashboard. */
+/* Records that a device synced (time, cursor) for `outpost-admin devices` and the dashboard.
+ * Nothing reads it back to decide anything (a device sends its own cursor), so on SQLite the
+ * write does not wait for the disk: a power cut may lose the newest such record, never a
+ * change, and the next commit that does wait (every push) makes it durable too. */
 int store_device_seen(store *st, const char *device_id, uint64_t cursor);
 
 /* ---- Administration (outpost-admin, later the dashboard) ------------------------------------ */
