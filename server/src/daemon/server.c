@@ -146,6 +146,9 @@ static void dispatch(server *srv, job *list)
         if (s && s->id == j->session_id) {
             session_job_done(s, j);
         } else {
+            /* Its page read ahead (kept, or being read now) has nobody to go to. */
+            if (j->kind == JOB_PULL)
+                pull_ahead_drop(srv->ahead, j->slot, j->session_id);
             if (j->kind == JOB_PUSH && j->rc == STORE_OK && !j->push_malformed)
                 session_log_push(j, true);
             else
