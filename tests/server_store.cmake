@@ -45,3 +45,14 @@ if(TARGET outpost_store AND TARGET outpostd)
                      LABELS store)
     target_include_directories(test_announce PRIVATE ${announce_daemon_src})
 endif()
+
+# outpostd's pull pages read ahead (server/src/daemon/pull_ahead.c) over a real store, on both
+# engines: served only when still exactly what the device may be sent, within their byte cap.
+if(TARGET outpost_store AND TARGET outpostd)
+    outpost_add_test(test_pull_ahead
+                     SOURCES unit/test_pull_ahead.c
+                             ${PROJECT_SOURCE_DIR}/server/src/daemon/pull_ahead.c
+                     LIBS outpost_store_fixture Threads::Threads LABELS store)
+    target_include_directories(test_pull_ahead PRIVATE ${PROJECT_SOURCE_DIR}/server/src/daemon
+                                                       ${CMAKE_CURRENT_SOURCE_DIR})
+endif()

@@ -200,9 +200,26 @@ skip:
     return 0;
 }
 
+void store_pull_stamp_clear(store_pull_stamp *stamp)
+{
+    if (stamp == NULL)
+        return;
+    free(stamp->teams);
+    memset(stamp, 0, sizeof *stamp);
+}
+
 int store_pull(store *st, const store_device *dev, uint64_t cursor, uint32_t limit,
                size_t max_bytes, proto_buf *reply, store_pull_info *out_info)
 {
+    return store_pull_stamped(st, dev, cursor, limit, max_bytes, reply, out_info, NULL);
+}
+
+int store_pull_stamped(store *st, const store_device *dev, uint64_t cursor, uint32_t limit,
+                       size_t max_bytes, proto_buf *reply, store_pull_info *out_info,
+                       store_pull_stamp *out_stamp)
+{
+    if (out_stamp != NULL)
+        memset(out_stamp, 0, sizeof *out_stamp);
     memset(out_info, 0, sizeof *out_info);
     pull_page p;
     memset(&p, 0, sizeof p);
@@ -292,6 +309,13 @@ int store_pull(store *st, const store_device *dev, uint64_t cursor, uint32_t lim
     if (prc != PROTO_OK)
         out = store_fail(st, prc == PROTO_ENOMEM ? STORE_ENOMEM : STORE_EIO, "encode rows: %s",
                          proto_strerror(prc));
+    if (out == 0 && out_stamp != NULL) {
+        out_stamp->server_seq = (uint64_t)server_seq;
+        out_stamp->schema_version = st->schema_version;
+        out_stamp->n_teams = fresh.n_teams;
+        out_stamp->teams = fresh.teams;
+        fresh.teams = NULL;
+    }
 done:
     db_finalize(s);
     store_rollback(st); /* ends the read transaction */
@@ -301,6 +325,78 @@ done:
     if (out != 0) {
         memset(out_info, 0, sizeof *out_info);
     }
+    return out;
+}
+
+/* Changes committed after a page was read that it may still be served past: more and the
+ * check below (one indexed step per change) costs as much as reading the page again. */
+enum { PULL_RECHECK_MAX_CHANGES = 4096 };
+
+/* A change since the stamp that the page must not be served past: one of the device's own (the
+ * page holds the row as it was before the device's write, which the device has already and
+ * must not see go back), a delete, or a row leaving a scope value (the page may hold the row
+ * for a team it has left). */
+static const char recheck_sql[] =
+    "SELECT 1 FROM _outpost_changes c WHERE c.seq > ?1 AND (c.device = ?2 OR c.op = ?3"
+    " OR EXISTS(SELECT 1 FROM _outpost_scope_exits x WHERE x.table_id = c.table_id"
+    " AND x.pk = c.pk AND x.seq = c.seq)) LIMIT 1";
+
+static bool same_teams(const store_pull_stamp *stamp, uint32_t n_teams, char (*teams)[64])
+{
+    if (n_teams != stamp->n_teams)
+        return false;
+    for (uint32_t i = 0; i < n_teams; i++) /* both in team id order (store_worker_teams) */
+        if (strcmp(teams[i], stamp->teams[i]) != 0)
+            return false;
+    return true;
+}
+
+int store_pull_recheck(store *st, const store_device *dev, const store_pull_stamp *stamp,
+                       bool *out_fresh)
+{
+    store_device_rec rec;
+    int64_t server_seq = 0, schema_version = 0;
+    uint32_t n_teams = 0;
+    char(*teams)[64] = NULL;
+    db_stmt *s = NULL;
+    bool fresh = false;
+
+    *out_fresh = false;
+    int out = store_begin(st, false);
+    if (out == 0)
+        out = store_device_lookup(st, dev->device_id, &rec);
+    if (out == 0)
+        out = store_meta_get(st, "server_seq", &server_seq);
+    if (out == 0)
+        out = store_meta_get(st, "schema_version", &schema_version);
+    if (out == 0)
+        out = store_worker_teams(st, rec.worker_id, &n_teams, &teams);
+    if (out != 0)
+        goto done;
+    fresh = !rec.revoked && (uint32_t)schema_version == stamp->schema_version &&
+            same_teams(stamp, n_teams, teams) && (uint64_t)server_seq >= stamp->server_seq &&
+            (uint64_t)server_seq - stamp->server_seq <= PULL_RECHECK_MAX_CHANGES;
+    if (fresh && (uint64_t)server_seq > stamp->server_seq) {
+        int rc = db_prepare(st->conn, recheck_sql, &s);
+        if (rc == STORE_OK)
+            rc = db_bind_int64(s, 1, (int64_t)stamp->server_seq);
+        if (rc == STORE_OK)
+            rc = db_bind_int64(s, 2, rec.no);
+        if (rc == STORE_OK)
+            rc = db_bind_int64(s, 3, PROTO_OP_DELETE);
+        if (rc == STORE_OK)
+            rc = db_step(s);
+        if (rc == DB_ROW)
+            fresh = false;
+        else if (rc != DB_DONE)
+            out = store_fail_db(st, rc, "read changes since a prepared page");
+    }
+done:
+    db_finalize(s);
+    store_rollback(st); /* ends the read transaction */
+    free(teams);
+    if (out == 0)
+        *out_fresh = fresh;
     return out;
 }
 

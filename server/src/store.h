@@ -145,7 +145,10 @@ int store_device_auth(store *st, const char *device_id, const uint8_t secret[32]
 int store_device_enroll(store *st, const char *code, const char *device_name,
                         char out_device_id[40], uint8_t out_secret[32]);
 
-/* Records that a device synced (time, cursor) for `outpost-admin devices` and the dashboard. */
+/* Records that a device synced (time, cursor) for `outpost-admin devices` and the dashboard.
+ * Nothing reads it back to decide anything (a device sends its own cursor), so on SQLite the
+ * write does not wait for the disk: a power cut may lose the newest such record, never a
+ * change, and the next commit that does wait (every push) makes it durable too. */
 int store_device_seen(store *st, const char *device_id, uint64_t cursor);
 
 /* ---- Administration (outpost-admin, later the dashboard) ------------------------------------ */
@@ -294,6 +297,31 @@ int store_pull(store *st, const store_device *dev, uint64_t cursor, uint32_t lim
  * more is false; a cursor beyond the newest server sequence (the store was restored from a
  * backup) is STORE_EAHEAD with no reply: the device must pull again from 0. A revoked device gets
  * STORE_EREVOKED and no reply. */
+
+/* What a page was read against, so that it may be served later instead of a new read (the
+ * daemon prepares a device's next page while the current one travels): the store's newest
+ * sequence, its schema version and the worker's teams as the page's read saw them. */
+typedef struct store_pull_stamp {
+    uint64_t server_seq;
+    uint32_t schema_version;
+    uint32_t n_teams;
+    char (*teams)[64];
+} store_pull_stamp;
+
+void store_pull_stamp_clear(store_pull_stamp *stamp); /* frees teams; NULL is a no-op */
+
+/* store_pull, also filling *out_stamp (overwritten; the caller clears it after use). */
+int store_pull_stamped(store *st, const store_device *dev, uint64_t cursor, uint32_t limit,
+                       size_t max_bytes, proto_buf *reply, store_pull_info *out_info,
+                       store_pull_stamp *out_stamp);
+
+/* Whether a page read against stamp is still exactly what the device may be sent now: the
+ * device is not revoked, the schema version and the worker's teams are the same, and every
+ * change committed since (none, or at most a few thousand) came from another device, deleted
+ * nothing and moved no row out of a scope. Rows changed since have higher sequences and come in
+ * a later page. *out_fresh is false whenever in doubt; an error leaves it false too. */
+int store_pull_recheck(store *st, const store_device *dev, const store_pull_stamp *stamp,
+                       bool *out_fresh);
 
 /* ---- Identity, backup, restore, one daemon per store (store_backup.c) ---------------------- */
 

@@ -42,6 +42,8 @@ struct store {
     sqlite3 *db; /* NULL on PostgreSQL */
     char errmsg[256];
     size_t max_page_bytes; /* a ROWS page's limit (store_set_page_limit); 0 = none */
+    bool sync_lowered; /* SQLite left at synchronous=NORMAL (store_device_seen); store_begin
+                        * raises it again before a write */
     uint32_t schema_version; /* version of the cached tables below; 0 = not loaded */
     uint32_t n_tables;
     store_table *tables;

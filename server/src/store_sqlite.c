@@ -186,6 +186,11 @@ int store_exec(store *st, const char *sql, const char *what)
 int store_begin(store *st, bool write)
 {
     st->rows_top_table = 0; /* another connection may have written since */
+    if (write && st->sync_lowered) { /* store_device_seen could not raise it again */
+        if (db_exec(st->conn, "PRAGMA synchronous=FULL") != STORE_OK)
+            return store_fail_db(st, STORE_EIO, "restore synchronous=FULL");
+        st->sync_lowered = false;
+    }
     int rc = db_begin(st->conn, write);
     return rc == STORE_OK ? STORE_OK : store_fail_db(st, rc, "begin transaction");
 }

@@ -1599,6 +1599,100 @@ static void test_config_errors_exit_nonzero_naming_the_problem(void **state)
     rmdir(dir);
 }
 
+/* Pulls from *cursor in pages of limit while `more`; counts the contacts rows whose id starts
+ * with prefix, and moves *cursor. */
+static int pull_pages(testclient *tc, uint64_t *cursor, uint32_t limit, const char *prefix,
+                      bool *out_last_more)
+{
+    int found = 0;
+    bool more = true;
+
+    for (int pages = 0; more && pages < 1000; pages++) {
+        proto_msg req, *rows = NULL;
+        memset(&req, 0, sizeof req);
+        req.type = PROTO_MSG_PULL;
+        req.u.pull.cursor = *cursor;
+        req.u.pull.limit = limit;
+        assert_int_equal(testclient_send(tc, &req, T_MS), 0);
+        assert_int_equal(testclient_recv_type(tc, PROTO_MSG_ROWS, T_MS, &rows), 0);
+        for (uint32_t t = 0; t < rows->u.rows.n_tables; t++) {
+            const proto_table_rows *tr = &rows->u.rows.tables[t];
+            for (uint32_t r = 0; strcmp(tr->table, FIXTURE_TABLE) == 0 && r < tr->n_rows; r++) {
+                const proto_value *v = tr->rows + (size_t)r * tr->n_columns;
+                found += v[0].type == PROTO_TEXT && v[0].u.b.n >= strlen(prefix) &&
+                         memcmp(v[0].u.b.p, prefix, strlen(prefix)) == 0;
+            }
+        }
+        more = rows->u.rows.more;
+        *cursor = rows->u.rows.cursor;
+        proto_msg_free(rows);
+        if (out_last_more) {
+            *out_last_more = more;
+            return found; /* one page only */
+        }
+    }
+    return found;
+}
+
+/* The server reads a device's next page while the current one travels (pull_ahead.c). A change
+ * committed between that read and the device's PULL is not in the page; when the page is the
+ * last one, the device must still hear of the change. B pulls 20 rows in pages of 10; after
+ * page 1 A pushes one more row and B is told (NOTIFY); B's PULL for page 2 may then be answered
+ * with the page read before A's push. A device that pulls while `more` and again on NOTIFY
+ * gets every row, once. */
+static void test_sync_change_after_a_page_read_ahead_still_reaches_the_device(void **state)
+{
+    test_device a, b;
+    const char *ids[20], *late[1] = {"ra-late"};
+    char id_text[20][16];
+    proto_msg *push, *m = NULL;
+    uint64_t cursor = 0;
+    bool more = true;
+
+    (void)state;
+    for (int i = 0; i < 20; i++) {
+        snprintf(id_text[i], sizeof id_text[i], "ra-%02d", i);
+        ids[i] = id_text[i];
+    }
+    assert_int_equal(fixture_enroll_device(&main_fx, "w1", &a), 0);
+    assert_int_equal(fixture_enroll_device(&main_fx, "w1", &b), 0);
+    testclient *ca = fixture_hello(&main_fx, &a, NULL), *cb = fixture_hello(&main_fx, &b, NULL);
+    assert_non_null(ca);
+    assert_non_null(cb);
+    (void)pull_pages(cb, &cursor, 500, "ra-", NULL); /* what earlier cases left */
+
+    push = fixture_insert_push(1, 20, ids, "t1", "read ahead");
+    assert_int_equal(testclient_send(ca, push, T_MS), 0);
+    fixture_push_free(push);
+    assert_int_equal(testclient_recv_type(ca, PROTO_MSG_ACK, T_MS, &m), 0);
+    proto_msg_free(m);
+    assert_int_equal(testclient_recv_type(cb, PROTO_MSG_NOTIFY, T_MS, &m), 0);
+    proto_msg_free(m);
+
+    int found = pull_pages(cb, &cursor, 10, "ra-", &more); /* page 1; page 2 is read ahead */
+    assert_true(more);
+    test_sleep_ms(300);
+    push = fixture_insert_push(2, 1, late, "t1", "after the read");
+    assert_int_equal(testclient_send(ca, push, T_MS), 0);
+    fixture_push_free(push);
+    assert_int_equal(testclient_recv_type(ca, PROTO_MSG_ACK, T_MS, &m), 0);
+    proto_msg_free(m);
+    assert_int_equal(testclient_recv_type(cb, PROTO_MSG_NOTIFY, T_MS, &m), 0);
+    proto_msg_free(m);
+
+    /* as a device does: pull while more, then again whenever NOTIFY comes */
+    found += pull_pages(cb, &cursor, 10, "ra-", NULL);
+    while (testclient_recv_type(cb, PROTO_MSG_NOTIFY, 2000, &m) == 0) {
+        assert_int_equal(m->type, PROTO_MSG_NOTIFY);
+        proto_msg_free(m);
+        found += pull_pages(cb, &cursor, 10, "ra-", NULL);
+    }
+    assert_int_equal(found, 21);
+    testclient_close(ca);
+    testclient_close(cb);
+}
+
+
 #ifdef OUTPOST_DAEMON_ON_POSTGRESQL
 /* The group commit case again on outpostd serving from PostgreSQL (savepoints, the writers'
  * advisory lock held for the group's transaction). */
@@ -1649,6 +1743,7 @@ int main(void)
         cmocka_unit_test_prestate(
             test_sync_failing_entry_in_a_group_fails_alone_and_stops_its_connection, &main_fx),
         cmocka_unit_test(test_sync_revoked_device_refused_or_wiped),
+        cmocka_unit_test(test_sync_change_after_a_page_read_ahead_still_reaches_the_device),
         cmocka_unit_test(test_http_status_and_not_found),
         cmocka_unit_test(test_store_files_are_owner_only),
         cmocka_unit_test(test_sync_daemon_stops_cleanly), /* last */

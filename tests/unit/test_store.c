@@ -379,6 +379,9 @@ static void test_device_seen_recorded_for_listing(void **state)
     store_device dev;
     fx_device(fx, "ana", &dev);
     assert_int_equal(store_device_seen(fx->st, dev.device_id, 7), 0);
+    assert_int_equal(fx_int(fx, "SELECT cursor FROM _outpost_devices"), 7);
+    /* the record itself does not wait for the disk; every other commit still does */
+    assert_int_equal(fx_int(fx, "PRAGMA synchronous"), 2); /* FULL */
     int n = 0;
     assert_int_equal(store_device_list(fx->st, count_devices, &n), 0);
     assert_int_equal(n, 1);

@@ -577,8 +577,9 @@ static void run_pull(job *j, store *st, const job_env *env)
 
     if (req->limit > 0 && req->limit < limit)
         limit = req->limit;
-    j->rc = store_pull(st, &j->device, req->cursor, limit, env->max_reply_bytes, &j->reply,
-                       &j->pull_info);
+    j->rc = pull_ahead_pull(env->ahead, st, j->slot, j->session_id, &j->device, req->cursor,
+                            limit, env->max_reply_bytes, &j->reply, &j->pull_info,
+                            &j->pull_prepared);
     if (j->rc != STORE_OK) {
         note_store_error(j, st);
         return;
@@ -692,6 +693,12 @@ void job_run_pushes(job **jobs, uint32_t n, store *st, const job_env *env,
         for (uint32_t k = first; k < i; k++)
             done(jobs[k], done_arg);
     }
+}
+
+void job_after(store *st, const job_env *env)
+{
+    if (env->ahead)
+        pull_ahead_run(env->ahead, st);
 }
 
 void job_run(job *j, store *st, const job_env *env)

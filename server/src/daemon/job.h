@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "dash_api.h"
+#include "pull_ahead.h"
 #include "outpost/proto.h"
 #include "store.h"
 
@@ -34,6 +35,7 @@ typedef struct job_env {
     proto_limits proto_limits; /* decode limits for a PUSH's chunks */
     store_lockout_policy device_lockout; /* enrollment codes and device secrets, by address */
     const char *node;          /* this outpostd's name in its announcements (announce.h) */
+    pull_ahead *ahead;         /* devices' next pull pages (pull_ahead.h); NULL: none */
 } job_env;
 
 /* What the PUSH jobs of one connection share. A connection may have several entries queued
@@ -82,6 +84,7 @@ typedef struct job {
     proto_buf reply;      /* the encoded reply when rc is STORE_OK, or WIPE for a revoked device */
     store_push_info push_info;
     store_pull_info pull_info;
+    bool pull_prepared;   /* PULL: answered with the page read ahead (pull_ahead.h) */
     char enrolled_id[40];
     char **schema_tables; /* AUTH: the synced tables' names in schema_version */
     uint32_t n_schema_tables;
@@ -120,6 +123,10 @@ enum { JOB_GROUP_ENTRIES = 16, JOB_GROUP_ROWS = 8192 };
  * COMMIT fails, every job of that transaction gets its error and nothing of it is applied. */
 void job_run_pushes(job **jobs, uint32_t n, store *st, const job_env *env,
                     void (*done)(job *j, void *done_arg), void *done_arg);
+
+/* What the worker does once a job's reply has been handed back, before its next job: the next
+ * pull page a PULL planned (pull_ahead_run). */
+void job_after(store *st, const job_env *env);
 
 /* Deep copy of a device, owned by the daemon and released with device_release (not with
  * store_device_clear: the teams array is the daemon's allocation). Returns 0 or -1. */

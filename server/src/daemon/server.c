@@ -30,6 +30,8 @@
 #define CA_PEM_MAX (64u * 1024u)
 /* The largest plaintext one TLS record carries (RFC 8446 5.1): see pt_serv_buf_size below. */
 #define TLS_RECORD_PLAINTEXT_BYTES (16u * 1024u)
+/* Pull pages read ahead for devices, all together (pull_ahead.h; docs/operations.md). */
+#define PULL_AHEAD_BYTES (4u * 1024u * 1024u)
 
 static volatile sig_atomic_t stop_requested;
 static volatile sig_atomic_t reload_requested;
@@ -159,6 +161,9 @@ static void dispatch(server *srv, job *list)
         if (s && s->id == j->session_id) {
             session_job_done(s, j);
         } else {
+            /* Its page read ahead (kept, or being read now) has nobody to go to. */
+            if (j->kind == JOB_PULL)
+                pull_ahead_drop(srv->ahead, j->slot, j->session_id);
             if (j->kind == JOB_PUSH && j->rc == STORE_OK && !j->push_malformed)
                 session_log_push(j, true);
             else
@@ -358,7 +363,8 @@ int server_run(const daemon_config *config)
     }
     srv.slots = calloc(config->limits.max_connections, sizeof *srv.slots);
     srv.free_slots = calloc(config->limits.max_connections, sizeof *srv.free_slots);
-    if (!srv.slots || !srv.free_slots || dashboard_create(&srv, &srv.dash) != 0) {
+    srv.ahead = pull_ahead_new(config->limits.max_connections, PULL_AHEAD_BYTES);
+    if (!srv.slots || !srv.free_slots || !srv.ahead || dashboard_create(&srv, &srv.dash) != 0) {
         log_msg(LOG_ERROR, "out of memory");
         goto done;
     }
@@ -378,6 +384,7 @@ int server_run(const daemon_config *config)
     env.device_lockout.window_ms = (uint64_t)config->limits.lockout_window_s * 1000u;
     env.device_lockout.duration_ms = (uint64_t)config->limits.lockout_duration_s * 1000u;
     env.node = announce_node_name();
+    env.ahead = srv.ahead;
     /* Two daemons on one SQLite file would each believe they own its sequences. On PostgreSQL
      * several nodes are the point: the store's writer lock (an advisory lock) serializes writes
      * and sessions live in the store. */
@@ -389,6 +396,7 @@ int server_run(const daemon_config *config)
     job_env login_env = env;
     env.checkpoints = true;
     login_env.checkpoints = false;
+    login_env.ahead = NULL; /* pulls run on the sync lane only */
     if (worker_start(config->store_path, conninfo, config->limits.queue_depth, &env, wake_service,
                      &srv, &srv.worker, err, sizeof err) != 0 ||
         worker_start(config->store_path, conninfo, config->limits.login_queue_depth, &login_env,
@@ -473,6 +481,8 @@ done:
     }
     worker_stop(srv.login_worker);
     srv.login_worker = NULL;
+    pull_ahead_free(srv.ahead);
+    srv.ahead = NULL;
     store_lock_release(&lock);
     if (srv.context)
         lws_context_destroy(srv.context);

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "config.h"
+#include "pull_ahead.h"
 #include "outpost/proto.h"
 #include "store.h"
 #include "worker.h"
@@ -24,6 +25,7 @@ typedef struct server {
     struct lws_context *context;
     worker *worker;       /* device sync and the dashboard's queries */
     worker *login_worker; /* the login lane: dashboard logins (Argon2id) only */
+    pull_ahead *ahead;    /* devices' next pull pages, read by the sync worker (pull_ahead.h) */
     struct dashboard *dash; /* the supervisor dashboard's sessions and live connections */
 
     /* Sessions holding a connection slot (max_connections of them). A job names its session

@@ -366,6 +366,8 @@ void session_notify(session *s, uint64_t server_seq)
 {
     if (s->state != SESSION_READY)
         return;
+    if (server_seq > s->notified_seq)
+        s->notified_seq = server_seq;
     if (!s->notify_pending || server_seq > s->notify_seq)
         s->notify_seq = server_seq;
     if (s->notify_outstanding)
@@ -846,10 +848,15 @@ static void pull_done(session *s, job *j)
     s->n_pulls++;
     log_msg(LOG_INFO, "conn=%" PRIu64 " device=%s pull cursor=%" PRIu64 " rows=%" PRIu32
             " deleted=%" PRIu32 " removed=%" PRIu32 " next_cursor=%" PRIu64 " more=%d"
-            " store_ms=%" PRIu64, s->id, s->device.device_id, j->request->u.pull.cursor,
+            " store_ms=%" PRIu64 "%s", s->id, s->device.device_id, j->request->u.pull.cursor,
             info->n_rows, info->n_deleted, info->n_removed, info->next_cursor,
-            info->more ? 1 : 0, j->run_us / 1000u);
+            info->more ? 1 : 0, j->run_us / 1000u, j->pull_prepared ? " read_ahead=1" : "");
     queue_reply(s, &j->reply, false, false);
+    /* A page read ahead may predate a change this session was told of before its PULL came
+     * (on_pull then cleared that NOTIFY): a last page that ends before it is followed by a new
+     * NOTIFY. */
+    if (!info->more && s->notified_seq > info->next_cursor)
+        session_notify(s, s->notified_seq);
 }
 
 /* Takes j off the pending jobs (the oldest: jobs come back in the order submitted). */
@@ -1119,6 +1126,8 @@ void session_close(session *s)
     if (!s->srv)
         return; /* never opened */
     lws_sul_cancel(&s->timer);
+    if (s->has_slot)
+        pull_ahead_drop(s->srv->ahead, s->slot, s->id);
     /* A job still waiting for the queue is nobody's now; one in the worker comes back to
      * server_dispatch_completions, which finds this session gone. */
     for (uint32_t i = 0; i < s->n_pending; i++) {

@@ -98,6 +98,7 @@ typedef struct session {
     bool notify_pending;
     bool notify_outstanding; /* a NOTIFY went out and the device has not pulled since */
     uint64_t notify_seq;
+    uint64_t notified_seq; /* the newest change this session was told of (session_notify) */
 
     /* The one deadline that applies now: handshake, message or idle. */
     lws_sorted_usec_list_t timer;

@@ -146,6 +146,7 @@ static void *worker_main(void *arg)
             job_done(j, w);
         }
 
+        job_after(w->st, &w->env); /* the next pull page a PULL planned, while replies travel */
         /* The WAL's checkpoint, off the job's commit (its reply is on its way already), when
          * no job waits or the WAL is past its bound. */
         pthread_mutex_lock(&w->lock);
