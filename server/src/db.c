@@ -337,3 +337,8 @@ bool db_in_transaction(const db_conn *d)
                (PQstatus(d->pg) == CONNECTION_OK && PQtransactionStatus(d->pg) != PQTRANS_IDLE);
     return !sqlite3_get_autocommit(d->lite);
 }
+
+bool db_unreachable(const db_conn *d)
+{
+    return d->engine == DB_POSTGRESQL && PQstatus(d->pg) != CONNECTION_OK;
+}

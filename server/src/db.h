@@ -109,6 +109,9 @@ int db_begin(db_conn *d, bool write);
 int db_commit(db_conn *d);   /* on failure the transaction is rolled back */
 void db_rollback(db_conn *d); /* no-op outside a transaction; keeps db_errmsg */
 bool db_in_transaction(const db_conn *d);
+/* PostgreSQL: the last statement failed because there is no connection to the server (down,
+ * refused, read-only during a failover); false on SQLite. */
+bool db_unreachable(const db_conn *d);
 
 /* PostgreSQL: one write transaction around code that makes its own (init's many steps). From
  * db_hold until db_hold_end, db_begin takes a savepoint, db_commit releases it and db_rollback

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "db_internal.h"
 #include "store.h"
@@ -206,6 +207,62 @@ static void say(const char *what, const char *why)
     log_line(line);
 }
 
+/* Whether a commit acknowledged to a device is also on a standby: without a synchronous one,
+ * a failover can lose acknowledged records and the store goes back in time. Logged (outpostd
+ * only, which sets log_line) when a session is made: at start and after a lost connection
+ * (note_loss forgets the last check), once a minute at most, as several handles open and
+ * reconnect together. Only a diagnosis: nothing here fails the session. */
+static int64_t sync_checked_ms;
+
+static void check_sync_standby(db_conn *d)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    int64_t now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    int64_t last = __atomic_load_n(&sync_checked_ms, __ATOMIC_RELAXED);
+
+    if (log_line == NULL || (last != 0 && now_ms - last < 60000) ||
+        !__atomic_compare_exchange_n(&sync_checked_ms, &last, now_ms, false, __ATOMIC_RELAXED,
+                                     __ATOMIC_RELAXED))
+        return;
+    /* sync_state is NULL in rows this role may not read (pg_read_all_stats or superuser). */
+    PGresult *res = PQexec(d->pg,
+                           "SELECT current_setting('synchronous_standby_names'),"
+                           " current_setting('synchronous_commit'),"
+                           " (SELECT count(*) FROM pg_stat_replication),"
+                           " (SELECT count(sync_state) FROM pg_stat_replication),"
+                           " (SELECT count(*) FROM pg_stat_replication"
+                           "  WHERE sync_state IN ('sync', 'quorum'))");
+    char why[256];
+    const char *loss = "a failover to a standby can then lose records devices were told are "
+                       "stored: see the failover runbook in docs/operations.md";
+
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        say("could not check that the PostgreSQL primary has a synchronous standby",
+            PQresultErrorMessage(res));
+    } else if (PQgetvalue(res, 0, 0)[0] == '\0') {
+        snprintf(why, sizeof why, "synchronous_standby_names is empty: %s", loss);
+        say("the PostgreSQL primary has no synchronous standby", why);
+    } else if (strcmp(PQgetvalue(res, 0, 1), "on") != 0 &&
+               strcmp(PQgetvalue(res, 0, 1), "remote_write") != 0 &&
+               strcmp(PQgetvalue(res, 0, 1), "remote_apply") != 0) {
+        snprintf(why, sizeof why, "synchronous_commit is %s for this role or database: %s",
+                 PQgetvalue(res, 0, 1), loss);
+        say("the PostgreSQL primary does not wait for its synchronous standby", why);
+    } else if (strcmp(PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3)) != 0) {
+        say("could not check that the PostgreSQL primary has a synchronous standby",
+            "this role cannot read pg_stat_replication's sync_state (grant it "
+            "pg_read_all_stats to have this checked)");
+    } else if (strcmp(PQgetvalue(res, 0, 4), "0") == 0) {
+        snprintf(why, sizeof why,
+                 "synchronous_standby_names is '%.60s' but pg_stat_replication shows no sync or "
+                 "quorum standby: every commit waits until one connects",
+                 PQgetvalue(res, 0, 0));
+        say("the PostgreSQL primary has no synchronous standby connected", why);
+    }
+    PQclear(res);
+}
+
 /* What every session needs, at open and again after a reconnect. */
 static int session_setup(db_conn *d)
 {
@@ -218,6 +275,8 @@ static int session_setup(db_conn *d)
     PGresult *res = PQexec(d->pg, settings);
     int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : pg_fail(d, res);
     PQclear(res);
+    if (rc == 0)
+        check_sync_standby(d);
     return rc;
 }
 
@@ -227,6 +286,7 @@ static void note_loss(db_conn *d)
     if (PQstatus(d->pg) != CONNECTION_BAD || d->lost)
         return;
     d->lost = true;
+    __atomic_store_n(&sync_checked_ms, 0, __ATOMIC_RELAXED); /* check the next primary */
     say("lost the connection to PostgreSQL", PQerrorMessage(d->pg));
 }
 

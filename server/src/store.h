@@ -70,6 +70,9 @@ void store_close(store *st); /* NULL is a no-op */
 const char *store_errmsg(const store *st);
 /* Which engine keeps the store: 1 SQLite, 2 PostgreSQL (db_engine in db.h). */
 int store_engine_of(const store *st);
+/* Whether the last failure came from having no connection to PostgreSQL (a STORE_EIO that
+ * says nothing about the request: try again shortly); always false on SQLite. */
+bool store_unreachable(const store *st);
 
 /* ---- Schema -------------------------------------------------------------------------------- */
 

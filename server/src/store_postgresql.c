@@ -237,3 +237,8 @@ int store_engine_of(const store *st)
 {
     return (int)db_engine_of(st->conn);
 }
+
+bool store_unreachable(const store *st)
+{
+    return st != NULL && st->conn != NULL && db_unreachable(st->conn);
+}

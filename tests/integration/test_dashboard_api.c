@@ -2164,6 +2164,45 @@ static const char terminate_outpostd[] =
     "SELECT count(*) FROM (SELECT pid FROM pg_stat_activity WHERE application_name = 'outpostd'"
     " OFFSET 0) AS ours WHERE pg_terminate_backend(ours.pid)"; /* OFFSET 0: filter first */
 
+/* While the database cannot be reached, a device's HELLO is answered "try again" (ERROR 9,
+ * retry), never "unknown device or wrong secret": that would send a worker to enroll again. */
+static void hello_while_unreachable(const test_device *dev)
+{
+    testclient *tc = NULL;
+    proto_msg hello, *reply = NULL;
+
+    assert_int_equal(testclient_connect(fx.port, fx.ca_path, T_MS, &tc, NULL, 0), 0);
+    memset(&hello, 0, sizeof hello);
+    hello.type = PROTO_MSG_HELLO;
+    hello.u.hello.version = PROTO_VERSION;
+    hello.u.hello.device_id = dev->id;
+    memcpy(hello.u.hello.secret, dev->secret, sizeof dev->secret);
+    assert_int_equal(testclient_send(tc, &hello, T_MS), 0);
+    assert_int_equal(testclient_recv_type(tc, PROTO_MSG_ERROR, T_MS, &reply), 0);
+    if (reply->u.error.code != PROTO_ERR_INTERNAL || !reply->u.error.retryable ||
+        !strstr(reply->u.error.message, "cannot reach its store right now"))
+        fail_msg("HELLO while the store is unreachable: ERROR %u retry=%d '%s'",
+                 reply->u.error.code, reply->u.error.retryable, reply->u.error.message);
+    proto_msg_free(reply);
+    testclient_close(tc);
+    assert_true(fixture_log_contains(&fx, "authentication not done: the store is unreachable: "));
+}
+
+/* ...and a dashboard login is a 503 with Retry-After that says why, not a 500 "the store
+ * failed", and it is no failed login (no lockout, nothing to audit). */
+static void login_while_unreachable(void)
+{
+    dash_reply r;
+    char retry[16] = "";
+
+    assert_int_equal(try_login("lock1", pw, &r), 0);
+    if (r.status != 503 || !strstr(r.body, "the store is unreachable: try again shortly"))
+        fail_msg("login while the store is unreachable: %d %s", r.status, r.body);
+    assert_int_equal(dash_reply_header(&r, "retry-after", retry, sizeof retry), 0);
+    assert_string_equal(retry, "3");
+    dash_reply_free(&r);
+}
+
 static void test_store_connection_comes_back_after_postgresql_ends_it(void **state)
 {
     db_conn *admin = NULL;
@@ -2198,6 +2237,8 @@ static void test_store_connection_comes_back_after_postgresql_ends_it(void **sta
     assert_true(admin_count(admin, terminate_outpostd) >= 2);
     assert_int_equal(health_becomes(503, body, sizeof body), 503);
     assert_non_null(strstr(body, "unhealthy\nstore: cannot reach PostgreSQL: "));
+    hello_while_unreachable(&dev);
+    login_while_unreachable();
     assert_int_equal(db_exec(admin2, "ALTER DATABASE outpost ALLOW_CONNECTIONS true"), 0);
     db_close(admin2);
     assert_int_equal(health_becomes(200, body, sizeof body), 200);
@@ -2224,6 +2265,9 @@ static void test_outpostd_stops_cleanly(void **state)
     dash_reply_free(&r);
     assert_true(fixture_log_contains(&fx, "store=(PostgreSQL)"));
     assert_true(fixture_log_contains(&fx, "listening for other nodes' changes"));
+    /* this cluster has no standby: acknowledged records could be lost at a failover */
+    assert_true(fixture_log_contains(&fx, "store: the PostgreSQL primary has no synchronous "
+                                          "standby: synchronous_standby_names is empty: "));
     assert_int_equal(fixture_stop_clean(&fx), 0);
 }
 

@@ -58,6 +58,12 @@ static void reply_store_error(dash_call *c, store *st, int rc)
     case STORE_EINVAL: reply_error(c, 400, store_errmsg(st)); break;
     case STORE_EBUSY: reply_error(c, 503, "the store is busy: try again"); break;
     default:
+        if (store_unreachable(st)) { /* PostgreSQL down or failing over: nothing was decided */
+            snprintf(c->log_reason, sizeof c->log_reason, "the store is unreachable: %s",
+                     store_errmsg(st));
+            reply_error(c, 503, "the store is unreachable: try again shortly");
+            break;
+        }
         snprintf(c->log_reason, sizeof c->log_reason, "the store failed: %s", store_errmsg(st));
         reply_error(c, 500, "the store failed: see the server log");
         break;

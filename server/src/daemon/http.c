@@ -57,7 +57,10 @@ static int add_headers(void *user_data, struct lws *wsi, uint8_t **p, uint8_t *e
                                                         end)) ||
            (req->disposition[0] &&
             http_reply_add_header(wsi, "content-disposition:", req->disposition, p, end)) ||
-           (req->truncated && http_reply_add_header(wsi, "x-outpost-truncated:", "rows", p, end));
+           (req->truncated && http_reply_add_header(wsi, "x-outpost-truncated:", "rows", p, end)) ||
+           /* every 503 means "try again": the store busy or unreachable, a queue full */
+           (req->reply.status == 503 &&
+            http_reply_add_header(wsi, "retry-after:", HTTP_RETRY_AFTER_S, p, end));
 }
 
 static void request_reset(http_request *req)

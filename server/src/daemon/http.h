@@ -19,6 +19,8 @@
 
 /* Largest request body (a login or decision form). */
 #define HTTP_BODY_MAX 4096u
+/* Retry-After on a 503, in seconds: about one health probe of the store (sweep.c, 2 s). */
+#define HTTP_RETRY_AFTER_S "3"
 
 /* Per-request state lws allocates for the "http" protocol. */
 typedef struct http_request {

@@ -255,6 +255,7 @@ fail:
 static void note_store_error(job *j, store *st)
 {
     snprintf(j->errmsg, sizeof j->errmsg, "%s", store_errmsg(st));
+    j->unreachable = store_unreachable(st);
 }
 
 /* The current schema as a decoded message (the caller frees it); on failure j->errmsg says

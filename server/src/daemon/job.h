@@ -90,6 +90,7 @@ typedef struct job {
     uint32_t n_schema_tables;
     uint32_t schema_version;
     char errmsg[200];     /* the store's message on failure, for the log */
+    bool unreachable;     /* the failure was having no connection to PostgreSQL */
     uint64_t run_us;      /* time job_run took on the worker, for the log */
 } job;
 

@@ -652,6 +652,17 @@ static void on_pull(session *s, proto_msg *msg)
  * nothing. */
 static void store_failure(session *s, const job *j, const char *what)
 {
+    /* No connection to PostgreSQL (down, or no primary yet during a failover): nothing about
+     * the request was decided, and the device must not read it as a refusal (at HELLO, as bad
+     * credentials that call for enrolling again). */
+    if (j->unreachable) {
+        log_msg(LOG_ERROR, "conn=%" PRIu64 " %s not done: the store is unreachable: %s", s->id,
+                what, j->errmsg[0] ? j->errmsg : "store error");
+        send_error(s, PROTO_ERR_INTERNAL, true, true,
+                   "the server cannot reach its store right now (database down or failing "
+                   "over): nothing was checked or refused, try again shortly");
+        return;
+    }
     log_msg(j->rc == STORE_EREVOKED || j->rc == STORE_EAHEAD ? LOG_WARN : LOG_ERROR,
             "conn=%" PRIu64 " %s failed: %s", s->id, what,
             j->errmsg[0] ? j->errmsg : "store error");
