@@ -256,13 +256,15 @@ int store_pull_stamped(store *st, const store_device *dev, uint64_t cursor, uint
     if (out != 0)
         goto done;
     p.dev = &fresh;
-    /* A cursor ahead of the store means the store went back in time (restored from a backup).
+    /* A cursor ahead of the store means the store went back in time (restored from a backup, or
+     * failed over to a standby that lacked commits).
      * Restarting from 0 here would hide that from the device, which then would not re-send what
      * the store lost: say so, and the device pulls again from 0 itself. */
     if (cursor > (uint64_t)server_seq) {
         out = store_fail(st, STORE_EAHEAD,
                          "cursor %llu is beyond this store's newest sequence %lld: the store went "
-                         "back in time (restored from a backup); pull again from 0",
+                         "back in time (restored from a backup, or failed over to a standby "
+                         "that lacked commits); pull again from 0",
                          (unsigned long long)cursor, (long long)server_seq);
         goto done;
     }

@@ -1452,8 +1452,16 @@ static void test_first_flight_to_a_store_that_went_back_is_refused(void **state)
     m = expect_type(tc, PROTO_MSG_WELCOME);
     assert_int_equal(m->u.welcome.acked_seq, 0);
     proto_msg_free(m);
-    expect_error_and_close(tc, PROTO_ERR_CURSOR_AHEAD, true, "went back in time");
+    expect_error_and_close(tc, PROTO_ERR_CURSOR_AHEAD, true,
+                           "went back in time (restored from a backup, or failed over to a "
+                           "standby that lacked commits)");
     testclient_close(tc);
+    /* the operator is told the store lost acknowledged writes, and what to do */
+    char line[160];
+    snprintf(line, sizeof line, "store: device %s was acknowledged up to seq 7 but", d.id);
+    assert_true(fixture_log_contains(&fx, line));
+    assert_true(fixture_log_contains(&fx, "stop every outpostd, run outpost-admin restored on "
+                                          "the store and start them again"));
 
     assert_int_equal(fixture_enroll_device(&fx, "w1", &reader), 0);
     tc = session_for(&reader, NULL);

@@ -656,13 +656,19 @@ static void test_wire_store_identity_and_cursor_ahead(void **state)
     char expect[300];
     snprintf(expect, sizeof expect,
              "cursor %llu is beyond this store's newest sequence %llu: the store went back in "
-             "time (restored from a backup); pull again from 0",
+             "time (restored from a backup, or failed over to a standby that lacked "
+             "commits); pull again from 0",
              (unsigned long long)(head + 1000), (unsigned long long)head);
     assert_string_equal(reply->u.error.message, expect);
     proto_msg_free(reply);
     /* like every ERROR, the session's last message */
     assert_true(testclient_wait_closed(tc, 10000));
     testclient_close(tc);
+    /* the operator hears that acknowledged writes were lost, and what to do */
+    char line[120];
+    snprintf(line, sizeof line, "store: device %s pulled further than this store's newest",
+             dev.id);
+    assert_true(fixture_log_contains(&fx, line));
 }
 
 #ifdef OUTPOST_RESTORE_ON_POSTGRESQL

@@ -605,10 +605,11 @@ static void test_pull_cursor_from_the_future_is_refused(void **state)
     store_pull_info info;
     assert_int_equal(store_pull(fx->st, &cai, 1000, 100, 1 << 20, &reply, &info), STORE_EAHEAD);
     assert_int_equal(reply.len, 0);
-    char expect[200];
+    char expect[300];
     snprintf(expect, sizeof expect,
              "cursor 1000 is beyond this store's newest sequence %llu: the store went back in "
-             "time (restored from a backup); pull again from 0",
+             "time (restored from a backup, or failed over to a standby that lacked "
+             "commits); pull again from 0",
              (unsigned long long)head);
     assert_string_equal(store_errmsg(fx->st), expect);
     /* at the head itself it is an ordinary, empty pull */

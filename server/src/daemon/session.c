@@ -650,6 +650,16 @@ static void on_pull(session *s, proto_msg *msg)
 /* A store failure after authentication. Like every ERROR it ends the session (one rule for
  * clients: after ERROR, reconnect later if `retry` says so); the refused message changed
  * nothing. */
+/* Why a store holds less than it acknowledged, and what the operator does about it: devices
+ * that push heal the store themselves; one that only pulls may have its cursor past rows whose
+ * numbers the store gives again, and misses them until the store is marked restored. */
+#define LOST_CAUSES                                                                              \
+    "restored from a backup, or failed over to a standby that lacked commits"
+#define LOST_ADVICE                                                                              \
+    "acknowledged writes were lost (" LOST_CAUSES "): unless outpost-admin restored was run "    \
+    "since, stop every outpostd, run outpost-admin restored on the store and start them again, " \
+    "or devices that only pull keep missing rows"
+
 static void store_failure(session *s, const job *j, const char *what)
 {
     /* No connection to PostgreSQL (down, or no primary yet during a failover): nothing about
@@ -666,6 +676,9 @@ static void store_failure(session *s, const job *j, const char *what)
     log_msg(j->rc == STORE_EREVOKED || j->rc == STORE_EAHEAD ? LOG_WARN : LOG_ERROR,
             "conn=%" PRIu64 " %s failed: %s", s->id, what,
             j->errmsg[0] ? j->errmsg : "store error");
+    if (j->rc == STORE_EAHEAD)
+        log_msg(LOG_ERROR, "store: device %s pulled further than this store's newest sequence: "
+                LOST_ADVICE, s->device.device_id);
     switch (j->rc) {
     case STORE_EREVOKED: /* revoked while connected; its next HELLO learns about a wipe */
         session_barred(s);
@@ -767,6 +780,10 @@ static void auth_done(session *s, job *j)
         s->store_behind = j->request->u.hello.has_acked &&
                           j->request->u.hello.acked > s->device.acked_seq;
         s->hello_acked = j->request->u.hello.acked;
+        if (s->store_behind)
+            log_msg(LOG_ERROR, "store: device %s was acknowledged up to seq %" PRIu64
+                    " but this store holds its entries only up to seq %" PRIu64 ": " LOST_ADVICE,
+                    s->device.device_id, s->hello_acked, s->device.acked_seq);
         s->other_store = j->other_store;
         close_older_sessions(s);
         log_msg(LOG_INFO, "conn=%" PRIu64 " peer=%s auth ok device=%s worker=%s teams=%" PRIu32
@@ -1009,8 +1026,8 @@ static void handle_message(session *s)
     if (s->store_behind) {
         send_error(s, PROTO_ERR_CURSOR_AHEAD, true, true,
                    "this store has recorded up to seq %" PRIu64 " from this device, which was "
-                   "acknowledged up to seq %" PRIu64 ": the store went back in time (restored "
-                   "from a backup); nothing after HELLO was applied, send it again",
+                   "acknowledged up to seq %" PRIu64 ": the store went back in time (" LOST_CAUSES
+                   "); nothing after HELLO was applied, send it again",
                    s->device.acked_seq, s->hello_acked);
         proto_msg_free(msg);
         return;
