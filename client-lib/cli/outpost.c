@@ -799,6 +799,10 @@ static int cmd_sync(const options *o, int argc, char **argv, bool watch)
               stdout);
         return EXIT_OK;
     }
+    if (argc && argv[0][0] == '-')
+        return usage_error("unexpected argument (options such as --timeout go before the "
+                           "command: outpost --timeout 10 sync): ",
+                           argv[0]);
     if (argc)
         return usage_error("unexpected argument: ", argv[0]);
     return run_sync(o, watch);

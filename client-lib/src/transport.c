@@ -223,7 +223,8 @@ int transport_url_parse(const char *url, transport_url *out_url, char *errmsg,
                          "'%s': ws:// is unencrypted; the server URL must start with wss://", url);
     if (strncasecmp(url, "wss://", 6) != 0)
         return fail_with(errmsg, errmsg_size, -EINVAL,
-                         "'%s': the server URL must start with wss://", url);
+                         "'%s': the server URL must start with wss:// (its sync address, "
+                         "wss://HOST:PORT/sync)", url);
 
     const char *p = url + 6;
     const char *authority_end = p + strcspn(p, "/?#");

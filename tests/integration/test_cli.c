@@ -76,6 +76,19 @@ static void test_usage_errors_exit_1_with_a_message(void **state)
     const char *bogus[] = {OUTPOST_CLI_PATH, "frobnicate", NULL};
     assert_int_equal(run(bogus), 1);
     assert_non_null(strstr(out, "unknown command"));
+    /* an option after the command: where it goes instead */
+    const char *late[] = {OUTPOST_CLI_PATH, "--db", db, "sync", "--timeout", "10", NULL};
+    assert_int_equal(run(late), 1);
+    if (!strstr(out, "options such as --timeout go before the command: outpost --timeout 10 sync"))
+        fail_msg("no hint where --timeout goes: %s", out);
+    /* a server address without wss://: the form it takes */
+    char db_bare[420];
+    snprintf(db_bare, sizeof db_bare, "%s/bare.db", fx.dir);
+    const char *bare[] = {OUTPOST_CLI_PATH, "--db", db_bare, "--key-file", key, "enroll",
+                          "127.0.0.1:9", "CODE", "--ca", fx.ca_path, NULL};
+    assert_int_not_equal(run(bare), 0);
+    if (!strstr(out, "must start with wss:// (its sync address, wss://HOST:PORT/sync)"))
+        fail_msg("no URL form named: %s", out);
     /* A key on the command line would end up in shell history and ps: refused. */
     const char *argv_key[] = {OUTPOST_CLI_PATH, "--db", db, "--key", "secret", "status", NULL};
     assert_int_equal(run(argv_key), 1);
