@@ -2271,6 +2271,22 @@ static void test_outpostd_stops_cleanly(void **state)
     assert_int_equal(fixture_stop_clean(&fx), 0);
 }
 
+/* After the others: the database server itself goes away (killed, as in a failover before the
+ * promotion) under a running outpostd. A device's HELLO is "try again", not bad credentials, and
+ * a dashboard login is a 503 with Retry-After; outpostd still stops cleanly. */
+static void test_a_dead_database_is_try_again_not_bad_credentials(void **state)
+{
+    test_device dev;
+    (void)state;
+
+    assert_int_equal(fixture_start(&fx), 0);
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &dev), 0);
+    pg_cluster_kill(&cluster);
+    hello_while_unreachable(&dev);
+    login_while_unreachable();
+    assert_int_equal(fixture_stop_clean(&fx), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2283,6 +2299,7 @@ int main(void)
         cmocka_unit_test(test_two_nodes_share_pushes_and_sessions),
         cmocka_unit_test(test_store_connection_comes_back_after_postgresql_ends_it),
         cmocka_unit_test(test_outpostd_stops_cleanly),
+        cmocka_unit_test(test_a_dead_database_is_try_again_not_bad_credentials),
     };
     if (!pg_cluster_available()) {
         printf("PostgreSQL binaries not installed: skipped\n");
