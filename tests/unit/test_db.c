@@ -550,6 +550,55 @@ static void test_reconnect_after_the_server_ends_the_session(void **state)
     db_set_log(NULL);
 }
 
+/* ---- whether acknowledged commits survive a failover (PostgreSQL only) ----------------------- */
+
+static char standby_line[400];
+
+static void keep_standby_line(const char *text)
+{
+    if (strstr(text, "synchronous standby"))
+        snprintf(standby_line, sizeof standby_line, "%s", text);
+}
+
+/* Made again after the server ended it: the session's check runs, and says what it found. */
+static void reconnect_and_check(engine_fx *fx)
+{
+    standby_line[0] = '\0';
+    terminate_session_of(fx, fx->d);
+    assert_int_equal(int_of(fx->d, "SELECT 1"), 1);
+}
+
+/* outpostd's log says when the primary has no synchronous standby (a failover can then lose
+ * acknowledged records) or waits for one that is not there (every commit hangs), at start and
+ * after each reconnect; a primary with a connected one gets no line (test_pg_failover's). */
+static void test_primary_without_a_synchronous_standby_is_reported(void **state)
+{
+    engine_fx *fx = engine_of(state);
+    db_conn *admin = NULL;
+    sqlite3 *lite = NULL;
+
+    db_set_log(keep_standby_line);
+    reconnect_and_check(fx);
+    assert_string_equal(standby_line,
+                        "the PostgreSQL primary has no synchronous standby: "
+                        "synchronous_standby_names is empty: a failover to a standby can then "
+                        "lose records devices were told are stored: see the failover runbook in "
+                        "docs/operations.md");
+    connect_to(fx, &admin, &lite);
+    assert_int_equal(db_exec(admin, "ALTER SYSTEM SET synchronous_standby_names = 'nobody'"), 0);
+    assert_int_equal(int_of(admin, "SELECT CASE WHEN pg_reload_conf() THEN 1 ELSE 0 END"), 1);
+    usleep(200 * 1000); /* the server rereads its configuration */
+    reconnect_and_check(fx);
+    assert_int_equal(db_exec(admin, "ALTER SYSTEM RESET synchronous_standby_names"), 0);
+    assert_int_equal(int_of(admin, "SELECT CASE WHEN pg_reload_conf() THEN 1 ELSE 0 END"), 1);
+    db_close(admin);
+    assert_string_equal(standby_line,
+                        "the PostgreSQL primary has no synchronous standby connected: "
+                        "synchronous_standby_names is 'nobody' but pg_stat_replication shows no "
+                        "sync or quorum standby: every commit waits until one connects");
+    db_set_log(NULL);
+}
+
 #define ENGINE_TESTS                                                                           \
     cmocka_unit_test(test_values_round_trip), cmocka_unit_test(test_upsert_and_unique),       \
         cmocka_unit_test(test_transactions), cmocka_unit_test(test_one_writer_at_a_time),       \
@@ -561,7 +610,8 @@ int main(void)
     const struct CMUnitTest pure[] = {cmocka_unit_test(test_sql_for_postgresql)};
     const struct CMUnitTest on_engine[] = {ENGINE_TESTS};
     const struct CMUnitTest pg_only[] = {
-        cmocka_unit_test(test_reconnect_after_the_server_ends_the_session)};
+        cmocka_unit_test(test_reconnect_after_the_server_ends_the_session),
+        cmocka_unit_test(test_primary_without_a_synchronous_standby_is_reported)};
     int failed = cmocka_run_group_tests_name("db_sql", pure, NULL, NULL);
     failed += cmocka_run_group_tests_name("db_sqlite", on_engine, setup_sqlite, teardown_engine);
     failed +=
