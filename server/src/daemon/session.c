@@ -647,9 +647,6 @@ static void on_pull(session *s, proto_msg *msg)
     submit(s, j, 0);
 }
 
-/* A store failure after authentication. Like every ERROR it ends the session (one rule for
- * clients: after ERROR, reconnect later if `retry` says so); the refused message changed
- * nothing. */
 /* Why a store holds less than it acknowledged, and what the operator does about it: devices
  * that push heal the store themselves; one that only pulls may have its cursor past rows whose
  * numbers the store gives again, and misses them until the store is marked restored. */
@@ -660,6 +657,9 @@ static void on_pull(session *s, proto_msg *msg)
     "since, stop every outpostd, run outpost-admin restored on the store and start them again, " \
     "or devices that only pull keep missing rows"
 
+/* A store failure after authentication. Like every ERROR it ends the session (one rule for
+ * clients: after ERROR, reconnect later if `retry` says so); the refused message changed
+ * nothing. */
 static void store_failure(session *s, const job *j, const char *what)
 {
     /* No connection to PostgreSQL (down, or no primary yet during a failover): nothing about
