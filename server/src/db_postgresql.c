@@ -149,6 +149,28 @@ char *db_sql_for_postgresql(const char *sql, int *out_n_params)
 
 static void note_loss(db_conn *d);
 
+/* libpq's reason for a failed connection, on one line: with several hosts in the conninfo it
+ * has one "connection to server ... failed: ..." line per host tried, each maybe followed by an
+ * indented hint; every host's line is kept, joined by "; ", the hints are left out. */
+static void connect_reason(const char *msg, char *out, size_t out_size)
+{
+    size_t len = 0;
+
+    out[0] = '\0';
+    for (const char *line = msg; *line && len + 1 < out_size;) {
+        size_t n = strcspn(line, "\n");
+        if (n > 0 && line[0] != '\t' && line[0] != ' ') {
+            int w = snprintf(out + len, out_size - len, "%s%.*s", len ? "; " : "", (int)n, line);
+            if (w < 0 || (size_t)w >= out_size - len)
+                break; /* cut at the end of out */
+            len += (size_t)w;
+        }
+        line += n;
+        if (*line == '\n')
+            line++;
+    }
+}
+
 /* Maps a failed result to a STORE_E* code and keeps PostgreSQL's message (first line). */
 static int pg_fail(db_conn *d, const PGresult *res)
 {
@@ -308,9 +330,10 @@ static int usable(db_conn *d)
         return db_fail(d, STORE_EIO, "the connection to PostgreSQL was lost");
     PQreset(d->pg);
     if (PQstatus(d->pg) != CONNECTION_OK) {
-        const char *msg = PQerrorMessage(d->pg);
-        snprintf(d->errmsg, sizeof d->errmsg, "no connection to PostgreSQL: %.*s",
-                 (int)strcspn(msg, "\n"), msg);
+        static const char prefix[] = "no connection to PostgreSQL: ";
+        memcpy(d->errmsg, prefix, sizeof prefix);
+        connect_reason(PQerrorMessage(d->pg), d->errmsg + sizeof prefix - 1,
+                       sizeof d->errmsg - (sizeof prefix - 1));
         return STORE_EIO;
     }
     d->session++;
@@ -336,9 +359,10 @@ int db_open_postgresql(const char *conninfo, db_conn **out_db, char *err, size_t
     d->engine = DB_POSTGRESQL;
     d->pg = PQconnectdbParams(keys, values, 1); /* dbname expands the conninfo */
     if (d->pg == NULL || PQstatus(d->pg) != CONNECTION_OK) {
-        const char *msg = d->pg ? PQerrorMessage(d->pg) : "out of memory";
-        snprintf(err, err_size, "cannot connect to PostgreSQL: %.*s", (int)strcspn(msg, "\n"),
-                 msg);
+        int n = snprintf(err, err_size, "cannot connect to PostgreSQL: ");
+        if (n > 0 && (size_t)n < err_size)
+            connect_reason(d->pg ? PQerrorMessage(d->pg) : "out of memory", err + n,
+                           err_size - (size_t)n);
         db_close(d);
         return STORE_EIO;
     }

@@ -568,6 +568,25 @@ static void reconnect_and_check(engine_fx *fx)
     assert_int_equal(int_of(fx->d, "SELECT 1"), 1);
 }
 
+/* With several hosts in the conninfo, the reason names every host tried, not only the first. */
+static void test_a_failed_connection_names_every_host(void **state)
+{
+    db_conn *d = NULL;
+    char err[512];
+    (void)state;
+
+    assert_int_equal(db_open_postgresql("host=/nonexistent-a,/nonexistent-b dbname=outpost "
+                                        "connect_timeout=2",
+                                        &d, err, sizeof err),
+                     STORE_EIO);
+    assert_null(d);
+    if (!strstr(err, "cannot connect to PostgreSQL: connection to server on socket "
+                     "\"/nonexistent-a/") ||
+        !strstr(err, "; connection to server on socket \"/nonexistent-b/") ||
+        strchr(err, '\n') || strstr(err, "Is the server running"))
+        fail_msg("one line naming both hosts, without hints: %s", err);
+}
+
 /* outpostd's log says when the primary has no synchronous standby (a failover can then lose
  * acknowledged records) or waits for one that is not there (every commit hangs), at start and
  * after each reconnect; a primary with a connected one gets no line (test_pg_failover's). */
@@ -611,7 +630,8 @@ int main(void)
     const struct CMUnitTest on_engine[] = {ENGINE_TESTS};
     const struct CMUnitTest pg_only[] = {
         cmocka_unit_test(test_reconnect_after_the_server_ends_the_session),
-        cmocka_unit_test(test_primary_without_a_synchronous_standby_is_reported)};
+        cmocka_unit_test(test_primary_without_a_synchronous_standby_is_reported),
+        cmocka_unit_test(test_a_failed_connection_names_every_host)};
     int failed = cmocka_run_group_tests_name("db_sql", pure, NULL, NULL);
     failed += cmocka_run_group_tests_name("db_sqlite", on_engine, setup_sqlite, teardown_engine);
     failed +=
