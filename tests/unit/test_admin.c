@@ -856,6 +856,27 @@ static bool file_exists(const char *path)
     return stat(path, &sb) == 0;
 }
 
+/* A private PostgreSQL cluster for a test (skipped where PostgreSQL 15 is not installed) and
+ * the path of its store's audit key beside the test's files. pg_cluster_stop(pg) at the end. */
+static void pg_store_start(ctx *c, pg_cluster *pg, char key[400])
+{
+    if (!pg_cluster_available())
+        TEST_SKIP("PostgreSQL 15 binaries not installed (scripts/deps.sh installs them)");
+    assert_int_equal(pg_cluster_start(pg), 0);
+    snprintf(key, 400, "%s/pg.audit-key", c->dir);
+}
+
+/* init with the outreach example on the store on_pg names (outpost-admin's --store and
+ * --audit-key options). */
+static void pg_store_init(ctx *c, const char *on_pg)
+{
+    const char *src = getenv("OUTPOST_SOURCE_DIR");
+    char *args = strf("%s init --schema '%s/examples/outreach/schema.sql' --policy "
+                      "'%s/examples/outreach/policy'", on_pg, src, src);
+    expect(c, args, 0, "schema version 1 initialised", NULL);
+    free(args);
+}
+
 /* The commands that run on PostgreSQL, against a private server: only init makes the store's
  * tables and the audit key; --audit-key is required, and a missing or foreign key is refused
  * before anything changes. */
@@ -865,10 +886,7 @@ static void test_admin_on_postgresql(void **state)
     pg_cluster pg;
     char key[400];
 
-    if (!pg_cluster_available())
-        TEST_SKIP("PostgreSQL 15 binaries not installed (scripts/deps.sh installs them)");
-    assert_int_equal(pg_cluster_start(&pg), 0);
-    snprintf(key, sizeof key, "%s/pg.audit-key", c->dir);
+    pg_store_start(c, &pg, key);
     char *on_pg = strf("--store 'postgresql:%s' --audit-key '%s'", pg.conninfo, key);
     /* a database without a store: refused, nothing made in it, no key */
     const char *reads[] = {"team list", "audit verify", "worker list", "team add north"};
@@ -1005,10 +1023,7 @@ static void test_admin_on_postgresql_half_init_and_dml_role(void **state)
     pg_cluster pg;
     char key[400];
 
-    if (!pg_cluster_available())
-        TEST_SKIP("PostgreSQL 15 binaries not installed (scripts/deps.sh installs them)");
-    assert_int_equal(pg_cluster_start(&pg), 0);
-    snprintf(key, sizeof key, "%s/pg.audit-key", c->dir);
+    pg_store_start(c, &pg, key);
     const char *src = getenv("OUTPOST_SOURCE_DIR");
     char *package = strf("--schema '%s/examples/outreach/schema.sql' --policy "
                          "'%s/examples/outreach/policy'", src, src);
@@ -1117,10 +1132,7 @@ static void test_init_killed_half_way_on_postgresql_leaves_nothing(void **state)
     pg_cluster pg;
     char key[400], err[256];
 
-    if (!pg_cluster_available())
-        TEST_SKIP("PostgreSQL 15 binaries not installed (scripts/deps.sh installs them)");
-    assert_int_equal(pg_cluster_start(&pg), 0);
-    snprintf(key, sizeof key, "%s/pg.audit-key", c->dir);
+    pg_store_start(c, &pg, key);
     const char *src = getenv("OUTPOST_SOURCE_DIR");
     char *init = strf("--store 'postgresql:%s' --audit-key '%s' init --schema "
                       "'%s/examples/outreach/schema.sql' --policy '%s/examples/outreach/policy'",
@@ -1199,17 +1211,10 @@ static void test_restored_on_postgresql_tells_copies_from_failovers(void **state
     char *args = strf("--store '%s' restored", c->store);
     expect(c, args, 1, NULL, "a SQLite store is restored with restore FILE");
     free(args);
-    if (!pg_cluster_available())
-        TEST_SKIP("PostgreSQL 15 binaries not installed (scripts/deps.sh installs them)");
-    assert_int_equal(pg_cluster_start(&pg), 0);
-    snprintf(key, sizeof key, "%s/pg.audit-key", c->dir);
-    const char *src = getenv("OUTPOST_SOURCE_DIR");
+    pg_store_start(c, &pg, key);
     char *on_pg = strf("--store 'postgresql:%s' --audit-key '%s'", pg.conninfo, key);
     char *on_copy = strf("--store 'postgresql:%s dbname=copy1' --audit-key '%s'", pg.conninfo, key);
-    args = strf("%s init --schema '%s/examples/outreach/schema.sql' --policy "
-                "'%s/examples/outreach/policy'", on_pg, src, src);
-    expect(c, args, 0, "schema version 1 initialised", NULL);
-    free(args);
+    pg_store_init(c, on_pg);
     args = strf("%s team add north", on_pg);
     expect(c, args, 0, "team north added", NULL);
     free(args);
@@ -1306,19 +1311,12 @@ static void test_restored_refused_while_any_node_serves(void **state)
     pg_cluster pg;
     char key[400], err[512];
 
-    if (!pg_cluster_available())
-        TEST_SKIP("PostgreSQL 15 binaries not installed (scripts/deps.sh installs them)");
-    assert_int_equal(pg_cluster_start(&pg), 0);
-    snprintf(key, sizeof key, "%s/pg.audit-key", c->dir);
-    const char *src = getenv("OUTPOST_SOURCE_DIR");
+    pg_store_start(c, &pg, key);
     char *on_pg = strf("--store 'postgresql:%s' --audit-key '%s'", pg.conninfo, key);
-    char *args = strf("%s init --schema '%s/examples/outreach/schema.sql' --policy "
-                      "'%s/examples/outreach/policy'", on_pg, src, src);
-    expect(c, args, 0, "schema version 1 initialised", NULL);
-    free(args);
+    pg_store_init(c, on_pg);
 
     /* a missing --audit-key: one line, no usage text */
-    args = strf("--store 'postgresql:%s' team list", pg.conninfo);
+    char *args = strf("--store 'postgresql:%s' team list", pg.conninfo);
     expect(c, args, 2, NULL, "outpost-admin: --audit-key FILE is required with a PostgreSQL "
                              "store (the file init wrote the audit key to)");
     assert_int_equal(strchr(c->r.err, '\n') - c->r.err + 1, (long)strlen(c->r.err));
