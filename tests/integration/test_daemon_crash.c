@@ -143,6 +143,31 @@ static void classify(uint64_t in_flight, uint64_t acked_max, uint64_t server_ack
         (*lost_before_commit)++;
 }
 
+/* The store outpostd runs on in this build: a SQLite file, or (test_daemon_crash_postgresql) a
+ * private PostgreSQL cluster made for the test case and stopped by crash_store_destroy. */
+#ifdef OUTPOST_CRASH_ON_POSTGRESQL
+static pg_cluster cluster;
+#endif
+
+static void crash_store_create(daemon_fixture *fx)
+{
+#ifdef OUTPOST_CRASH_ON_POSTGRESQL
+    if (!pg_cluster_available())
+        TEST_SKIP("PostgreSQL 15 binaries not installed (scripts/deps.sh installs them)");
+    assert_int_equal(pg_cluster_start(&cluster), 0);
+    assert_int_equal(fixture_create_postgresql(fx, NULL, cluster.conninfo), 0);
+#else
+    assert_int_equal(fixture_create(fx, NULL), 0);
+#endif
+}
+
+static void crash_store_destroy(void)
+{
+#ifdef OUTPOST_CRASH_ON_POSTGRESQL
+    pg_cluster_stop(&cluster);
+#endif
+}
+
 static void test_crash_sigkill_during_pushes(void **state)
 {
     daemon_fixture fx;
@@ -161,15 +186,7 @@ static void test_crash_sigkill_during_pushes(void **state)
     (void)state;
     srand(seed);
     fprintf(stderr, "crash test: %u kills, seed %u\n", kills, seed);
-#ifdef OUTPOST_CRASH_ON_POSTGRESQL
-    pg_cluster cluster;
-    if (!pg_cluster_available())
-        TEST_SKIP("PostgreSQL 15 binaries not installed (scripts/deps.sh installs them)");
-    assert_int_equal(pg_cluster_start(&cluster), 0);
-    assert_int_equal(fixture_create_postgresql(&fx, NULL, cluster.conninfo), 0);
-#else
-    assert_int_equal(fixture_create(&fx, NULL), 0);
-#endif
+    crash_store_create(&fx);
     assert_int_equal(fixture_start(&fx), 0);
     assert_int_equal(fixture_enroll_device(&fx, "w1", &device), 0);
     assert_int_equal(fixture_enroll_device(&fx, "w1", &checker), 0);
@@ -260,9 +277,7 @@ static void test_crash_sigkill_during_pushes(void **state)
     assert_true(acked_before_kill >= 1);
     assert_int_equal(fixture_stop_clean(&fx), 0);
     fixture_destroy(&fx);
-#ifdef OUTPOST_CRASH_ON_POSTGRESQL
-    pg_cluster_stop(&cluster);
-#endif
+    crash_store_destroy();
 }
 
 /* ---- kills during group commits ------------------------------------------------------------ */
@@ -342,15 +357,7 @@ static void test_crash_sigkill_during_group_commits(void **state)
     assert_non_null(id_ptrs);
     srand(seed);
     fprintf(stderr, "group crash test: %u rounds, seed %u\n", rounds, seed);
-#ifdef OUTPOST_CRASH_ON_POSTGRESQL
-    pg_cluster cluster;
-    if (!pg_cluster_available())
-        TEST_SKIP("PostgreSQL 15 binaries not installed (scripts/deps.sh installs them)");
-    assert_int_equal(pg_cluster_start(&cluster), 0);
-    assert_int_equal(fixture_create_postgresql(&fx, NULL, cluster.conninfo), 0);
-#else
-    assert_int_equal(fixture_create(&fx, NULL), 0);
-#endif
+    crash_store_create(&fx);
     assert_int_equal(fixture_start(&fx), 0);
     assert_int_equal(fixture_enroll_device(&fx, "w1", &device), 0);
 
@@ -422,9 +429,7 @@ static void test_crash_sigkill_during_group_commits(void **state)
     assert_true(largest >= 3);
     assert_int_equal(fixture_stop_clean(&fx), 0);
     fixture_destroy(&fx);
-#ifdef OUTPOST_CRASH_ON_POSTGRESQL
-    pg_cluster_stop(&cluster);
-#endif
+    crash_store_destroy();
     free(ids);
     free(id_ptrs);
 }
