@@ -123,9 +123,11 @@ int merge_apply_insert(push_ctx *c, store_table *t, const proto_value *vals, uin
  *
  * On PostgreSQL a row is checked (row_check) when it is queued, so a refusal of the check keeps
  * its place in the push (merge_reject writes the queue first). A failed statement aborts the
- * transaction and writes none of its rows, so the batch runs inside a savepoint: when the server
- * refuses one of its rows, the savepoint is rolled back and the whole batch is written row by
- * row, which meets the failing row as the one-row path does, after the rows before it.
+ * transaction and writes none of its rows, so the queue is written inside a savepoint: when the
+ * server refuses a row of the batch (a constraint the row check cannot foresee), the savepoint
+ * is rolled back and the batch written row by row, which refuses the failing row as the one-row
+ * path does, after the rows before it; after a refusal the savepoint is rolled back again, so
+ * that the rest of the push can still be checked in a transaction that is not aborted.
  */
 
 static int insert_batch_prepare(push_ctx *c, store_table *t)
@@ -205,17 +207,15 @@ int merge_apply_flush(push_ctx *c)
     c->n_pending = 0; /* emptied first: a refusal below goes through merge_reject, which flushes */
     if (n == 0)
         return 0;
+    bool pg = c->st->rowcheck != NULL;
+    int out = pg ? store_exec(c->st, "SAVEPOINT outpost_rows", "insert rows") : 0;
+    if (out != 0)
+        return out;
     uint32_t first = 0; /* the first row not written yet */
     if (n == MERGE_INSERT_BATCH) {
-        int out = insert_batch_prepare(c, t);
+        out = insert_batch_prepare(c, t);
         if (out != 0)
             return out;
-        bool pg = db_stmt_sqlite(t->ins_rows) == NULL;
-        if (pg) {
-            out = store_exec(c->st, "SAVEPOINT outpost_rows", "insert rows");
-            if (out != 0)
-                return out;
-        }
         int rc = STORE_OK;
         for (uint32_t i = 0; i < n && rc == STORE_OK; i++)
             rc = bind_new_row(c, t->ins_rows, (int)(i * t->n_cols), i);
@@ -225,16 +225,14 @@ int merge_apply_flush(push_ctx *c)
         int written = pg ? 0 : sqlite3_changes(c->st->db);
         db_reset(t->ins_rows); /* every parameter is bound again before the next step */
         bool refused = rc == STORE_ECONSTRAINT || (pg && rc == STORE_EEXISTS);
-        if (pg && rc == DB_DONE)
-            return store_exec(c->st, "RELEASE SAVEPOINT outpost_rows", "insert rows");
-        if (pg && refused)
-            out = store_exec(c->st,
-                             "ROLLBACK TO SAVEPOINT outpost_rows; RELEASE SAVEPOINT outpost_rows",
-                             "insert rows");
-        if (rc == DB_DONE || out != 0)
-            return out;
+        if (rc == DB_DONE)
+            return pg ? store_exec(c->st, "RELEASE SAVEPOINT outpost_rows", "insert rows") : 0;
         if (!refused)
             return store_fail_db(c->st, rc, "insert rows");
+        if (pg) /* the batch's statement aborted the transaction: back to before it */
+            out = store_exec(c->st, "ROLLBACK TO SAVEPOINT outpost_rows", "insert rows");
+        if (out != 0)
+            return out;
         if (written < 0 || (uint32_t)written >= n)
             return store_fail(c->st, STORE_EIO, "insert rows: %d of %u rows written, none refused",
                               written, n);
@@ -242,11 +240,19 @@ int merge_apply_flush(push_ctx *c)
     }
     /* a short queue, or the rest of a batch one of whose rows was refused: row by row */
     for (uint32_t i = first; i < n && c->n_rejects == 0; i++) {
-        int out = insert_one_queued(c, t, i);
+        out = insert_one_queued(c, t, i);
         if (out != 0)
             return out;
     }
-    return 0;
+    if (!pg)
+        return 0;
+    /* A row refused by PostgreSQL aborted the transaction: rolled back to before the queue (the
+     * push is refused whole), so that the rest of the push can still be checked. */
+    return store_exec(c->st,
+                      c->n_rejects > 0 ? "ROLLBACK TO SAVEPOINT outpost_rows;"
+                                         " RELEASE SAVEPOINT outpost_rows"
+                                       : "RELEASE SAVEPOINT outpost_rows",
+                      "insert rows");
 }
 
 int merge_apply_insert_new(push_ctx *c, store_table *t, const proto_value *vals, uint32_t n,
