@@ -1088,7 +1088,7 @@ static void insert_contact_aged(tpush *tp, const char *id, const char *team, int
     tp_col(ch, C_UPDATED, U(), I(1000));
 }
 
-/* New rows are written 32 per statement on SQLite (merge_apply.c). A row the store refuses in
+/* New rows are written 32 per statement (merge_apply.c). A row the store refuses in
  * the middle of a batch, or in the short rest, is refused by name, in the push's order before
  * a later row's refusal, and nothing of the push is applied; a good push lands every row with
  * its own values. */
