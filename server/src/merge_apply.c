@@ -111,13 +111,23 @@ int merge_apply_insert(push_ctx *c, store_table *t, const proto_value *vals, uin
 }
 
 /*
- * New rows are queued and written MERGE_INSERT_BATCH per statement on SQLite: a bulk push of new
- * rows then pays a statement's fixed cost (its cursors, its start and end) once per batch rather
- * than once per row. The statement is INSERT OR FAIL, so that SQLite keeps no statement journal
- * (a copy of every page the statement changes, to undo it alone): a constraint failure ends it
- * with the rows before the failing one written (sqlite3_changes counts them), and the rest is
- * written row by row, which refuses the failing row exactly as without the queue and applies
- * nothing after it. The refusal rolls the push back whole, the rows before it with it.
+ * New rows are queued and written MERGE_INSERT_BATCH per statement: a bulk push of new rows then
+ * pays a statement's fixed cost (on SQLite its cursors, its start and end; on PostgreSQL a round
+ * trip) once per batch rather than once per row.
+ *
+ * On SQLite the statement is INSERT OR FAIL, so that SQLite keeps no statement journal (a copy of
+ * every page the statement changes, to undo it alone): a constraint failure ends it with the rows
+ * before the failing one written (sqlite3_changes counts them), and the rest is written row by
+ * row, which refuses the failing row exactly as without the queue and applies nothing after it.
+ * The refusal rolls the push back whole, the rows before it with it.
+ *
+ * On PostgreSQL a row is checked (row_check) when it is queued, so a refusal of the check keeps
+ * its place in the push (merge_reject writes the queue first). A failed statement aborts the
+ * transaction and writes none of its rows, so the queue is written inside a savepoint: when the
+ * server refuses a row of the batch (a constraint the row check cannot foresee), the savepoint
+ * is rolled back and the batch written row by row, which refuses the failing row as the one-row
+ * path does, after the rows before it; after a refusal the savepoint is rolled back again, so
+ * that the rest of the push can still be checked in a transaction that is not aborted.
  */
 
 static int insert_batch_prepare(push_ctx *c, store_table *t)
@@ -132,7 +142,8 @@ static int insert_batch_prepare(push_ctx *c, store_table *t)
     char *sql = malloc(size);
     if (sql == NULL)
         return store_fail(c->st, STORE_ENOMEM, "out of memory");
-    size_t at = (size_t)snprintf(sql, size, "INSERT OR FAIL INTO %s VALUES", q);
+    size_t at =
+        (size_t)snprintf(sql, size, "INSERT %sINTO %s VALUES", store_insert_or_fail(c->st), q);
     for (uint32_t i = 0; i < MERGE_INSERT_BATCH; i++) {
         sql[at++] = i ? ',' : ' ';
         sql[at++] = '(';
@@ -149,22 +160,33 @@ static int insert_batch_prepare(push_ctx *c, store_table *t)
     return rc == STORE_OK ? 0 : store_fail_db(c->st, rc, "prepare insert");
 }
 
-/* Binds a queued INSERT's n values from parameter base + 1 on. */
-static int bind_new_row(sqlite3_stmt *lite, int base, const proto_change *ch, uint32_t n)
+/* Binds queued row i's values (the change's on SQLite, the checked row's on PostgreSQL) from
+ * parameter base + 1 on. */
+static int bind_new_row(push_ctx *c, db_stmt *s, int base, uint32_t i)
 {
-    for (uint32_t i = 0; i < n; i++) {
-        int b = store_value_bind(lite, base + (int)i + 1, &ch->cols[i].new_val);
+    const store_table *t = c->pending_t;
+    sqlite3_stmt *lite = db_stmt_sqlite(s);
+    if (lite == NULL) {
+        int rc = STORE_OK;
+        for (uint32_t k = 0; k < t->n_cols && rc == STORE_OK; k++)
+            rc = store_value_bind_any(s, base + (int)k + 1, &c->pending_vals[i][k]);
+        return rc;
+    }
+    const proto_change *ch = c->pending[i];
+    for (uint32_t k = 0; k < t->n_cols; k++) {
+        int b = store_value_bind(lite, base + (int)k + 1, &ch->cols[k].new_val);
         if (b != SQLITE_OK)
             return b == SQLITE_NOMEM ? STORE_ENOMEM : STORE_EIO;
     }
     return STORE_OK;
 }
 
-/* A queued row alone, through the table's one-row INSERT; a constraint failure refuses it. */
-static int insert_one_queued(push_ctx *c, store_table *t, const proto_change *ch)
+/* Queued row i alone, through the table's one-row INSERT; a constraint failure refuses it. */
+static int insert_one_queued(push_ctx *c, store_table *t, uint32_t i)
 {
+    const proto_change *ch = c->pending[i];
     db_stmt *s = t->ins_row;
-    int rc = bind_new_row(db_stmt_sqlite(s), 0, ch, t->n_cols);
+    int rc = bind_new_row(c, s, 0, i);
     if (rc == STORE_OK)
         rc = db_step(s);
     db_reset(s);
@@ -185,23 +207,32 @@ int merge_apply_flush(push_ctx *c)
     c->n_pending = 0; /* emptied first: a refusal below goes through merge_reject, which flushes */
     if (n == 0)
         return 0;
+    bool pg = c->st->rowcheck != NULL;
+    int out = pg ? store_exec(c->st, "SAVEPOINT outpost_rows", "insert rows") : 0;
+    if (out != 0)
+        return out;
     uint32_t first = 0; /* the first row not written yet */
     if (n == MERGE_INSERT_BATCH) {
-        int out = insert_batch_prepare(c, t);
+        out = insert_batch_prepare(c, t);
         if (out != 0)
             return out;
-        sqlite3_stmt *lite = db_stmt_sqlite(t->ins_rows);
         int rc = STORE_OK;
         for (uint32_t i = 0; i < n && rc == STORE_OK; i++)
-            rc = bind_new_row(lite, (int)(i * t->n_cols), c->pending[i], t->n_cols);
+            rc = bind_new_row(c, t->ins_rows, (int)(i * t->n_cols), i);
         if (rc == STORE_OK)
             rc = db_step(t->ins_rows);
-        int written = sqlite3_changes(c->st->db); /* OR FAIL: the rows before a refused one */
+        /* OR FAIL: the rows before a refused one; PostgreSQL writes all or none */
+        int written = pg ? 0 : sqlite3_changes(c->st->db);
         db_reset(t->ins_rows); /* every parameter is bound again before the next step */
+        bool refused = rc == STORE_ECONSTRAINT || (pg && rc == STORE_EEXISTS);
         if (rc == DB_DONE)
-            return 0;
-        if (rc != STORE_ECONSTRAINT)
+            return pg ? store_exec(c->st, "RELEASE SAVEPOINT outpost_rows", "insert rows") : 0;
+        if (!refused)
             return store_fail_db(c->st, rc, "insert rows");
+        if (pg) /* the batch's statement aborted the transaction: back to before it */
+            out = store_exec(c->st, "ROLLBACK TO SAVEPOINT outpost_rows", "insert rows");
+        if (out != 0)
+            return out;
         if (written < 0 || (uint32_t)written >= n)
             return store_fail(c->st, STORE_EIO, "insert rows: %d of %u rows written, none refused",
                               written, n);
@@ -209,20 +240,30 @@ int merge_apply_flush(push_ctx *c)
     }
     /* a short queue, or the rest of a batch one of whose rows was refused: row by row */
     for (uint32_t i = first; i < n && c->n_rejects == 0; i++) {
-        int out = insert_one_queued(c, t, c->pending[i]);
+        out = insert_one_queued(c, t, i);
         if (out != 0)
             return out;
     }
-    return 0;
+    if (!pg)
+        return 0;
+    /* A row refused by PostgreSQL aborted the transaction: rolled back to before the queue (the
+     * push is refused whole), so that the rest of the push can still be checked. */
+    return store_exec(c->st,
+                      c->n_rejects > 0 ? "ROLLBACK TO SAVEPOINT outpost_rows;"
+                                         " RELEASE SAVEPOINT outpost_rows"
+                                       : "RELEASE SAVEPOINT outpost_rows",
+                      "insert rows");
 }
 
 int merge_apply_insert_new(push_ctx *c, store_table *t, const proto_value *vals, uint32_t n,
                            const proto_value *pk, const proto_change *ch)
 {
-    /* a batch of a wide table could take more parameters than this SQLite allows */
-    bool queue = c->st->rowcheck == NULL && c->st->db != NULL && n == t->n_cols &&
-                 (int64_t)t->n_cols * MERGE_INSERT_BATCH <=
-                     sqlite3_limit(c->st->db, SQLITE_LIMIT_VARIABLE_NUMBER, -1);
+    /* a batch of a wide table could take more parameters than this SQLite allows (PostgreSQL
+     * takes 65535, more than 32 rows of its 1600 columns at most) */
+    bool pg = c->st->rowcheck != NULL;
+    bool queue = pg || (c->st->db != NULL && n == t->n_cols &&
+                        (int64_t)t->n_cols * MERGE_INSERT_BATCH <=
+                            sqlite3_limit(c->st->db, SQLITE_LIMIT_VARIABLE_NUMBER, -1));
     if (!queue || (c->n_pending > 0 && c->pending_t != t)) {
         int out = merge_apply_flush(c);
         if (out != 0 || c->n_rejects > 0)
@@ -233,7 +274,17 @@ int merge_apply_insert_new(push_ctx *c, store_table *t, const proto_value *vals,
     int out = store_table_prepare(c->st, t);
     if (out != 0)
         return out;
+    proto_value *row = NULL;
+    if (pg) { /* checked now, so that a refusal by the check keeps its place in the push */
+        row = store_arena_alloc(&c->arena, t->n_cols * sizeof *row);
+        if (row == NULL)
+            return store_fail(c->st, STORE_ENOMEM, "out of memory");
+        out = row_check(c, t, vals, n, pk, ch, row);
+        if (out != 0)
+            return out < 0 ? out : 0;
+    }
     c->pending_t = t;
+    c->pending_vals[c->n_pending] = row;
     c->pending[c->n_pending++] = ch;
     return c->n_pending == MERGE_INSERT_BATCH ? merge_apply_flush(c) : 0;
 }

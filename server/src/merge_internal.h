@@ -25,7 +25,7 @@ typedef struct push_reject {
 #define MERGE_MAX_REJECT_ROWS 256u
 
 
-/* New rows written by one multi-row INSERT on SQLite (at most this many) */
+/* New rows written by one multi-row INSERT (at most this many) */
 #define MERGE_INSERT_BATCH 32u
 
 typedef struct push_ctx {
@@ -55,6 +55,7 @@ typedef struct push_ctx {
     /* New rows of one table waiting for their multi-row INSERT (merge_apply.c) */
     store_table *pending_t;
     const proto_change *pending[MERGE_INSERT_BATCH];
+    const proto_value *pending_vals[MERGE_INSERT_BATCH]; /* PostgreSQL: the checked rows */
     uint32_t n_pending;
 } push_ctx;
 
@@ -102,8 +103,10 @@ int merge_log_change(push_ctx *c, const store_table *t, const store_bytes *pk_bl
 int merge_apply_insert(push_ctx *c, store_table *t, const proto_value *vals, uint32_t n,
                        const proto_value *pk, const proto_change *ch);
 /* INSERT of a new key's whole row (ch an INSERT carrying columns 0..n-1 in order, which stays
- * in memory until the push ends): on SQLite queued and written MERGE_INSERT_BATCH rows per
- * statement, otherwise at once. A queued row's refusal is recorded when the queue is written. */
+ * in memory until the push ends): queued and written MERGE_INSERT_BATCH rows per statement
+ * (on SQLite unless the batch would take more parameters than SQLite allows; on PostgreSQL
+ * after the row check), otherwise at once. A queued row's refusal is recorded when the queue
+ * is written. */
 int merge_apply_insert_new(push_ctx *c, store_table *t, const proto_value *vals, uint32_t n,
                            const proto_value *pk, const proto_change *ch);
 /* Writes the queued new rows. Called before anything reads or writes a data table other than

@@ -1088,7 +1088,7 @@ static void insert_contact_aged(tpush *tp, const char *id, const char *team, int
     tp_col(ch, C_UPDATED, U(), I(1000));
 }
 
-/* New rows are written 32 per statement on SQLite (merge_apply.c). A row the store refuses in
+/* New rows are written 32 per statement (merge_apply.c). A row the store refuses in
  * the middle of a batch, or in the short rest, is refused by name, in the push's order before
  * a later row's refusal, and nothing of the push is applied; a good push lands every row with
  * its own values. */
@@ -1162,6 +1162,68 @@ static void test_new_rows_in_batches_refuse_the_failing_row_in_order(void **stat
     assert_contact(w, "c-31", "age", "11");
     assert_contact(w, "c-45", "age", "5");
     assert_contact(w, "c-69", "age", "9");
+}
+
+/* On PostgreSQL a batch of new rows runs in a savepoint: a row the server refuses and the row
+ * check cannot foresee (a CHECK an operator added to the table) aborts the batch's statement,
+ * and the batch is written again row by row. The push is refused as the one-row path refuses
+ * it: the same row, the same message, in push order before a later refusal, nothing applied;
+ * and the transaction goes on, so the next push lands. */
+static void test_postgresql_batch_refused_by_the_server_refuses_as_one_row(void **state)
+{
+    world *w = *state;
+    static char ids[120][8]; /* the pushes point at them */
+    static const char long_name[] = "a name much longer than the operator's check allows";
+    assert_int_equal(db_exec(w->fx.st->conn, "ALTER TABLE contacts ADD CONSTRAINT"
+                                             " contacts_name_short CHECK (octet_length(name) < 30)"),
+                     0);
+    char *before = dump_data(w);
+
+    /* the 11th of 11 rows: a short queue, written by the one-row INSERT */
+    tpush *tp = tp_new(1, HLC(NOW_MS));
+    for (int i = 0; i < 11; i++) {
+        snprintf(ids[i], sizeof ids[i], "s-%02d", i);
+        tp_insert_contact(tp, ids[i], "north", i == 10 ? long_name : "short");
+    }
+    proto_msg *one = fx_push(&w->fx, &w->ana, tp, NOW_MS, NULL);
+    tp_free(tp);
+    assert_rejected_nothing_applied(w, one, PROTO_ERR_CONSTRAINT, before);
+    assert_int_equal(one->u.reject.n_rows, 1);
+    assert_true(fx_value_is(&one->u.reject.rows[0].pk[0], "s-10"));
+    assert_non_null(strstr(one->u.reject.rows[0].message, "contacts_name_short"));
+
+    /* the 11th of 40 rows, inside a full batch, then an out-of-scope row after it */
+    tp = tp_new(2, HLC(NOW_MS));
+    for (int i = 0; i < 40; i++) {
+        snprintf(ids[20 + i], sizeof ids[20 + i], "b-%02d", i);
+        tp_insert_contact(tp, ids[20 + i], i == 35 ? "east" : "north",
+                          i == 10 ? long_name : "short");
+    }
+    proto_msg *m = fx_push(&w->fx, &w->ana, tp, NOW_MS, NULL);
+    tp_free(tp);
+    assert_rejected_nothing_applied(w, m, PROTO_ERR_CONSTRAINT, before);
+    assert_int_equal(m->u.reject.n_rows, 2);
+    assert_true(fx_value_is(&m->u.reject.rows[0].pk[0], "b-10"));
+    assert_string_equal(m->u.reject.rows[0].message, one->u.reject.rows[0].message);
+    assert_int_equal(m->u.reject.rows[1].code, PROTO_ERR_OUT_OF_SCOPE);
+    assert_true(fx_value_is(&m->u.reject.rows[1].pk[0], "b-35"));
+    proto_msg_free(m);
+    proto_msg_free(one);
+    free(before);
+
+    /* 40 good rows land, each with its own values */
+    tp = tp_new(3, HLC(NOW_MS));
+    for (int i = 0; i < 40; i++) {
+        snprintf(ids[70 + i], sizeof ids[70 + i], "g-%02d", i);
+        tp_insert_contact(tp, ids[70 + i], "north", ids[70 + i]);
+    }
+    m = fx_push(&w->fx, &w->ana, tp, NOW_MS, NULL);
+    tp_free(tp);
+    assert_int_equal(m->type, PROTO_MSG_ACK);
+    proto_msg_free(m);
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM contacts"), 40);
+    assert_contact(w, "g-00", "name", "g-00");
+    assert_contact(w, "g-33", "name", "g-33");
 }
 
 /* New rows' merge states are queued when their key sorts after every key the table has
@@ -1267,7 +1329,10 @@ int main(void)
         T_(test_full_disk_is_efull_and_nothing_applied),
         T_(test_hostile_pushes_never_break_the_store),
     };
-    const struct CMUnitTest on_postgresql[] = {MERGE_RULE_TESTS};
+    const struct CMUnitTest on_postgresql[] = {
+        MERGE_RULE_TESTS
+        T_(test_postgresql_batch_refused_by_the_server_refuses_as_one_row),
+    };
     int failed = cmocka_run_group_tests_name("merge_sqlite", tests, fx_group_sqlite,
                                              fx_group_teardown);
     if (!fx_postgresql_available()) {
