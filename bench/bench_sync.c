@@ -437,6 +437,7 @@ static int measure_pg(const row *rows, double sqlite_push)
     pg_cluster pg;
     int rc = -1;
 
+    memset(&pg, 0, sizeof pg); /* pg_cluster_stop of a cluster never started is a no-op */
     if (!pg_cluster_available() || pg_cluster_start(&pg) != 0) {
         fprintf(stderr, "bench_sync: no PostgreSQL 15 server (scripts/deps.sh installs it)\n");
         pg_cluster_stop(&pg);
