@@ -286,7 +286,7 @@ int main(void)
     char dir[] = "/tmp/outpost-bench-db-XXXXXX", path[64], err[256] = "";
     sqlite3 *lite = NULL;
     db_conn *d = NULL;
-    pg_cluster pg;
+    pg_cluster pg = {.up = false}; /* pg_cluster_stop of one never started is a no-op */
     int failed = 0;
     double merge_median = -1;
 
