@@ -4,7 +4,7 @@
  *   - seam_sqlite_insert:   db_prepare once, bind/step/reset per row, SQLite (WAL)
  *   - seam_pg_insert:       the same code on PostgreSQL 15 (one PQexecParams per row)
  *   - raw_pg_insert:        libpq, one named prepared statement, PQexecPrepared per row
- *   - raw_pg_copy:          libpq COPY FROM STDIN of the same rows
+ *   - raw_pg_copy:          libpq COPY FROM STDIN of the same rows (both bench_pg_raw.c)
  *   - store_merge_pg:       the same rows as one device push merged by store_push into a store
  *                           on PostgreSQL (validation, row check, merge state, change log,
  *                           exactly-once record, commit), in a fresh database each run; only
@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_pg_raw.h"
 #include "bench_time.h"
 #include "db.h"
 #include "store.h"
@@ -67,61 +68,29 @@ static int seam_insert(db_conn *d)
     return rc;
 }
 
-static int pg_ok(PGresult *r)
+/* Row i for the raw libpq ceilings (bench_pg_raw.h), the same values as seam_insert's. */
+static void raw_row(uint32_t i, const char **v, char *scratch, void *arg)
 {
-    ExecStatusType st = PQresultStatus(r);
-    int ok = st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK || st == PGRES_COPY_IN;
-    PQclear(r);
-    return ok ? 0 : -1;
+    char *id = scratch, *name = id + 40, *notes = name + 32, *age = notes + 80, *risk = age + 8,
+         *updated = risk + 4;
+    (void)arg;
+    row_text((int)i, id, name, notes);
+    snprintf(age, 8, "%u", 20 + i % 60);
+    snprintf(risk, 4, "%u", i % 3);
+    snprintf(updated, 24, "%lld", 1767225600000LL + i);
+    const char *row[] = {id, i % 2 ? "north" : "south", name, age, notes, risk, updated};
+    memcpy(v, row, sizeof row);
 }
 
-static int raw_insert(PGconn *c)
-{
-    int rc = pg_ok(PQexec(c, "DROP TABLE IF EXISTS contacts; CREATE TABLE contacts(id TEXT PRIMARY"
-                             " KEY, team TEXT NOT NULL, name TEXT, age BIGINT, notes TEXT,"
-                             " risk BIGINT, updated BIGINT)"));
-    if (rc == 0)
-        rc = pg_ok(PQexec(c, "BEGIN"));
-    if (rc == 0)
-        rc = pg_ok(PQprepare(c, "ins", "INSERT INTO contacts VALUES($1,$2,$3,$4,$5,$6,$7)", 7,
-                             NULL));
-    for (int i = 0; rc == 0 && i < N_ROWS; i++) {
-        char id[40], name[32], notes[80], age[8], risk[4], updated[24];
-        row_text(i, id, name, notes);
-        snprintf(age, sizeof age, "%d", 20 + i % 60);
-        snprintf(risk, sizeof risk, "%d", i % 3);
-        snprintf(updated, sizeof updated, "%lld", 1767225600000LL + i);
-        const char *v[] = {id, i % 2 ? "north" : "south", name, age, notes, risk, updated};
-        rc = pg_ok(PQexecPrepared(c, "ins", 7, v, NULL, NULL, 0));
-    }
-    if (rc == 0)
-        rc = pg_ok(PQexec(c, "COMMIT"));
-    if (rc == 0)
-        rc = pg_ok(PQexec(c, "DEALLOCATE ins"));
-    return rc;
-}
-
-static int raw_copy(PGconn *c)
-{
-    int rc = pg_ok(PQexec(c, "DROP TABLE IF EXISTS contacts; CREATE TABLE contacts(id TEXT PRIMARY"
-                             " KEY, team TEXT NOT NULL, name TEXT, age BIGINT, notes TEXT,"
-                             " risk BIGINT, updated BIGINT)"));
-    if (rc == 0)
-        rc = pg_ok(PQexec(c, "COPY contacts FROM STDIN"));
-    for (int i = 0; rc == 0 && i < N_ROWS; i++) {
-        char id[40], name[32], notes[80], line[256];
-        row_text(i, id, name, notes);
-        int n = snprintf(line, sizeof line, "%s\t%s\t%s\t%d\t%s\t%d\t%lld\n", id,
-                         i % 2 ? "north" : "south", name, 20 + i % 60, notes, i % 3,
-                         1767225600000LL + i);
-        rc = PQputCopyData(c, line, n) == 1 ? 0 : -1;
-    }
-    if (rc == 0)
-        rc = PQputCopyEnd(c, NULL) == 1 ? 0 : -1;
-    if (rc == 0)
-        rc = pg_ok(PQgetResult(c));
-    return rc;
-}
+static const bench_pg_rows raw_rows = {
+    .table = "contacts",
+    .create_sql = "CREATE TABLE contacts(id TEXT PRIMARY KEY, team TEXT NOT NULL, name TEXT,"
+                  " age BIGINT, notes TEXT, risk BIGINT, updated BIGINT)",
+    .n_cols = 7,
+    .n_rows = N_ROWS,
+    .tx_rows = N_ROWS,
+    .row = raw_row,
+};
 
 /* The merge on PostgreSQL: a fresh database, a store with the contacts schema, one device. */
 typedef struct merge_run {
@@ -284,12 +253,12 @@ static int run_seam(void *arg)
 
 static int run_raw_insert(void *arg)
 {
-    return raw_insert(arg);
+    return bench_pg_raw_insert(arg, &raw_rows);
 }
 
 static int run_raw_copy(void *arg)
 {
-    return raw_copy(arg);
+    return bench_pg_raw_copy(arg, &raw_rows);
 }
 
 /* Rows per second of fn, as bench_time.h's statistic; -1 runs when it failed. */
@@ -317,7 +286,7 @@ int main(void)
     char dir[] = "/tmp/outpost-bench-db-XXXXXX", path[64], err[256] = "";
     sqlite3 *lite = NULL;
     db_conn *d = NULL;
-    pg_cluster pg;
+    pg_cluster pg = {.up = false}; /* pg_cluster_stop of one never started is a no-op */
     int failed = 0;
     double merge_median = -1;
 

@@ -20,7 +20,13 @@
  * The rows are the ten-column outreach contact rows every liboutpost benchmark uses
  * (bench_rows.h, as bench_client and bench_replica_crypt), all in team t1. The daemon is the
  * integration tests' fixture (tests/integration/daemon_fixture.h: dev certificates, a free port)
- * with that contacts table as its schema. Sessions are compressed (docs/protocol.md 1.1) unless
+ * with that contacts table as its schema.
+ *
+ * Mode "pg" (issue 17): the same push with outpostd serving a private PostgreSQL 15 cluster
+ * (tests/unit/pg_cluster.c, a fresh database each run), beside raw libpq INSERT (one prepared
+ * statement, transactions of 1,000 as the device wrote them) and COPY of the same rows into the
+ * same cluster (bench_pg_raw.c). That cluster runs with fsync off, so the raw figures are made
+ * with the same setting: the ratios are like for like, the absolute rates are not a disk's. Sessions are compressed (docs/protocol.md 1.1) unless
  * the mode is "uncompressed" (a plain replica whose engine offers no compression).
  */
 #include <stdbool.h>
@@ -29,11 +35,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
+#include "bench_pg_raw.h"
 #include "bench_rows.h"
 #include "bench_time.h"
 #include "daemon_fixture.h"
+#include "pg_cluster.h"
 #include "test_util.h"
 #include "outpost.h"
 #include "outpost_engine.h"
@@ -104,6 +113,57 @@ static double raw_rows_per_s(const char *dir, const row *rows, uint32_t tx_rows)
     sqlite3_close(db);
     outpost_files_wipe(path, NULL, 0);
     return N_ROWS / (t1 - t0);
+}
+
+/* Row i of the contacts as text for the raw PostgreSQL ceilings (bench_pg_raw.h). */
+static void pg_raw_row(uint32_t i, const char **v, char *scratch, void *arg)
+{
+    const row *r = &((const row *)arg)[i];
+    size_t used = 0;
+
+    for (int k = 0; k < N_COLS; k++) {
+        char *out = scratch + used;
+        size_t room = BENCH_PG_ROW_SCRATCH - used;
+        int n = r->v[k].type == PROTO_TEXT
+                    ? snprintf(out, room, "%.*s", (int)r->v[k].u.b.n, (const char *)r->v[k].u.b.p)
+                    : snprintf(out, room, "%lld", (long long)r->v[k].u.i);
+        if (n < 0 || (size_t)n >= room)
+            DIE("raw pg: row %u does not fit", (unsigned)i);
+        v[k] = out;
+        used += (size_t)n + 1;
+    }
+}
+
+/* The contacts table on PostgreSQL: INTEGER columns hold millisecond times, so BIGINT. */
+static const char pg_raw_create_sql[] =
+    "CREATE TABLE contacts(id TEXT PRIMARY KEY, team_id TEXT NOT NULL, name TEXT, age BIGINT,"
+    " gender TEXT, place TEXT, met_at BIGINT, risk BIGINT, notes TEXT, worker TEXT)";
+
+/* The PostgreSQL ceilings: the same rows into the cluster's own database by INSERT in
+ * transactions of BATCH (like for like with the push) or by one COPY. */
+static double pg_raw_rows_per_s(PGconn *c, const row *rows, bool copy)
+{
+    bench_pg_rows r = {.table = "contacts",
+                       .create_sql = pg_raw_create_sql,
+                       .n_cols = N_COLS,
+                       .n_rows = N_ROWS,
+                       .tx_rows = BATCH,
+                       .row = pg_raw_row,
+                       .arg = (void *)rows};
+    double t0 = bench_now_s();
+
+    if ((copy ? bench_pg_raw_copy(c, &r) : bench_pg_raw_insert(c, &r)) != 0)
+        DIE("raw pg %s failed", copy ? "COPY" : "INSERT");
+    return N_ROWS / (bench_now_s() - t0);
+}
+
+static void pg_exec(PGconn *c, const char *sql)
+{
+    PGresult *res = PQexec(c, sql);
+
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        DIE("%s: %s", sql, PQerrorMessage(c));
+    PQclear(res);
 }
 
 /* A raw key as an app would unwrap from the platform keystore; fixed, this is a benchmark. */
@@ -195,24 +255,48 @@ static int hwm_reset(void)
     return fclose(f) == 0 && ok ? 0 : -1;
 }
 
+/* Where outpostd keeps its store: SQLite in the fixture's directory when pg is NULL, else a
+ * fresh database of this cluster, with admin (a connection to its "outpost" database) for the
+ * raw ceilings and for making and dropping that database. */
+typedef struct engine {
+    const pg_cluster *pg;
+    PGconn *admin;
+    int n_databases;
+} engine;
+
 typedef struct figures {
     double raw_tx, raw_one, write_s, push_s, pull_s, changeset_row;
+    double pg_raw_insert, pg_raw_copy;
     outpost_sync_status push, pull;
     long long sqlite_peak_kib;
     long rss_peak_growth_kib;
 } figures;
 
-/* One push and one pull through a fresh daemon and store. */
-static void run(const row *rows, bool encrypted, bool compress, figures *f)
+/* One push and one pull through a fresh daemon and store (on PostgreSQL, the push alone). */
+static void run(const row *rows, bool encrypted, bool compress, engine *e, figures *f)
 {
     daemon_fixture fx;
+    char database[32] = "", sql[64], conninfo[600];
 
     memset(f, 0, sizeof *f);
-    if (fixture_create_with_schema(&fx, NULL, bench_contact_create_sql, policy_text) != 0 ||
-        fixture_start(&fx) != 0)
-        DIE("outpostd fixture");
-    f->raw_tx = raw_rows_per_s(fx.dir, rows, BATCH);
-    f->raw_one = raw_rows_per_s(fx.dir, rows, N_ROWS);
+    if (e->pg != NULL) {
+        snprintf(database, sizeof database, "sync_%d", ++e->n_databases);
+        snprintf(sql, sizeof sql, "CREATE DATABASE %s", database);
+        pg_exec(e->admin, sql);
+        snprintf(conninfo, sizeof conninfo, "%s dbname=%s", e->pg->conninfo, database);
+        if (fixture_create_postgresql_with_schema(&fx, NULL, conninfo, bench_contact_create_sql,
+                                                  policy_text) != 0 ||
+            fixture_start(&fx) != 0)
+            DIE("outpostd fixture on PostgreSQL");
+        f->pg_raw_insert = pg_raw_rows_per_s(e->admin, rows, false);
+        f->pg_raw_copy = pg_raw_rows_per_s(e->admin, rows, true);
+    } else {
+        if (fixture_create_with_schema(&fx, NULL, bench_contact_create_sql, policy_text) != 0 ||
+            fixture_start(&fx) != 0)
+            DIE("outpostd fixture");
+        f->raw_tx = raw_rows_per_s(fx.dir, rows, BATCH);
+        f->raw_one = raw_rows_per_s(fx.dir, rows, N_ROWS);
+    }
 
     /* Push: the device writes 100 transactions of 1,000 offline, then syncs once. */
     outpost_replica *a = device_enroll(&fx, "pusher", encrypted);
@@ -233,6 +317,12 @@ static void run(const row *rows, bool encrypted, bool compress, figures *f)
     outpost_replica_close(a);
     if (left != 0)
         DIE("push left %lld outbox entries", (long long)left);
+    if (e->pg != NULL) {
+        fixture_destroy(&fx);
+        snprintf(sql, sizeof sql, "DROP DATABASE %s", database);
+        pg_exec(e->admin, sql);
+        return;
+    }
 
     /* Pull: a fresh device of the same team. */
     outpost_replica *b = device_enroll(&fx, "puller", encrypted);
@@ -255,23 +345,50 @@ static void run(const row *rows, bool encrypted, bool compress, figures *f)
 #define SYNC_VS_RAW_TARGET 0.50
 #define WIRE_VS_CHANGESET_TARGET 1.10
 
-/* BENCH_WARMUP runs, then the median of BENCH_RUNS, each on a fresh daemon and store. */
-static void measure_and_report(const row *rows, bool encrypted, bool compress, const char *mode)
+/* The PostgreSQL push beside raw INSERT and COPY, and beside the SQLite push of this run
+ * (sqlite_push: the plain mode's median, 0 when that mode did not run). */
+static void report_pg(const double *push, const double *write, const double *ins,
+                      const double *copy, double sqlite_push)
+{
+    bench_stat ps = bench_stat_of(push, BENCH_RUNS), is = bench_stat_of(ins, BENCH_RUNS);
+    bench_stat cs = bench_stat_of(copy, BENCH_RUNS);
+
+    printf("sync_pg_fsync=off\n"); /* pg_cluster.c's setting, the raw figures' too */
+    bench_print_stat("sync_pg_raw_insert_rows_per_s", is, 0);
+    bench_print_stat("sync_pg_raw_copy_rows_per_s", cs, 0);
+    bench_print_stat("sync_pg_device_write_rows_per_s", bench_stat_of(write, BENCH_RUNS), 0);
+    bench_print_stat("sync_pg_push_rows_per_s", ps, 0);
+    printf("sync_pg_push_vs_raw_insert_ratio=%.2f\n", ps.median / is.median);
+    printf("sync_pg_push_vs_raw_copy_ratio=%.2f\n", ps.median / cs.median);
+    if (sqlite_push > 0)
+        printf("sync_pg_push_vs_sqlite_plain_push_ratio=%.2f\n", ps.median / sqlite_push);
+}
+
+/* BENCH_WARMUP runs, then the median of BENCH_RUNS, each on a fresh daemon and store. Returns
+ * the push's median rows/s. */
+static double measure_and_report(const row *rows, bool encrypted, bool compress, engine *e,
+                                 const char *mode, double sqlite_push)
 {
     double raw_tx[BENCH_RUNS], raw_one[BENCH_RUNS], write[BENCH_RUNS], push[BENCH_RUNS],
-        pull[BENCH_RUNS];
+        pull[BENCH_RUNS], pg_ins[BENCH_RUNS], pg_copy[BENCH_RUNS];
     figures f;
     char key[128];
 
     for (int i = -BENCH_WARMUP; i < BENCH_RUNS; i++) {
-        run(rows, encrypted, compress, &f);
+        run(rows, encrypted, compress, e, &f);
         if (i < 0)
             continue;
         raw_tx[i] = f.raw_tx;
         raw_one[i] = f.raw_one;
         write[i] = N_ROWS / f.write_s;
         push[i] = N_ROWS / f.push_s;
-        pull[i] = N_ROWS / f.pull_s;
+        pull[i] = f.pull_s > 0 ? N_ROWS / f.pull_s : 0;
+        pg_ins[i] = f.pg_raw_insert;
+        pg_copy[i] = f.pg_raw_copy;
+    }
+    if (e->pg != NULL) {
+        report_pg(push, write, pg_ins, pg_copy, sqlite_push);
+        return bench_stat_of(push, BENCH_RUNS).median;
     }
     bench_stat rt = bench_stat_of(raw_tx, BENCH_RUNS), ro = bench_stat_of(raw_one, BENCH_RUNS);
     bench_stat ps = bench_stat_of(push, BENCH_RUNS), pl = bench_stat_of(pull, BENCH_RUNS);
@@ -311,13 +428,43 @@ static void measure_and_report(const row *rows, bool encrypted, bool compress, c
     bench_print_target(KEY("push_wire_bytes_per_row"), push_wire <= WIRE_BYTES_PER_ROW_TARGET);
     bench_print_target(KEY("pull_wire_bytes_per_row"), pull_wire <= WIRE_BYTES_PER_ROW_TARGET);
 #undef KEY
+    return ps.median;
+}
+
+/* The push on a private PostgreSQL cluster; -1 when there is none to make. */
+static int measure_pg(const row *rows, double sqlite_push)
+{
+    pg_cluster pg;
+    int rc = -1;
+
+    memset(&pg, 0, sizeof pg); /* pg_cluster_stop of a cluster never started is a no-op */
+    if (!pg_cluster_available() || pg_cluster_start(&pg) != 0) {
+        fprintf(stderr, "bench_sync: no PostgreSQL 15 server (scripts/deps.sh installs it)\n");
+        pg_cluster_stop(&pg);
+        return -1;
+    }
+    engine e = {.pg = &pg, .admin = PQconnectdb(pg.conninfo)};
+    if (PQstatus(e.admin) == CONNECTION_OK) {
+        PQclear(PQexec(e.admin, "SET client_min_messages = warning"));
+        measure_and_report(rows, false, true, &e, "pg", sqlite_push);
+        rc = 0;
+    } else {
+        fprintf(stderr, "bench_sync: %s", PQerrorMessage(e.admin));
+    }
+    PQfinish(e.admin);
+    pg_cluster_stop(&pg);
+    return rc;
 }
 
 int main(int argc, char **argv)
 {
-    /* "plain", "encrypted", "uncompressed", or the first two when no argument is given. */
+    /* "plain", "encrypted", "uncompressed", "pg", or all but "uncompressed" when no argument
+     * is given. */
     const char *only = argc > 1 ? argv[1] : NULL;
     row *rows = rows_make();
+    engine sqlite_engine = {0};
+    double plain_push = 0;
+    int rc = 0;
 
     printf("sync_rows=%u\n", N_ROWS);
     printf("sync_columns=%d\n", N_COLS);
@@ -328,13 +475,17 @@ int main(int argc, char **argv)
     bench_print_method("sync");
     fflush(stdout);
     if (only == NULL || strcmp(only, "plain") == 0) {
-        measure_and_report(rows, false, true, "plain");
+        plain_push = measure_and_report(rows, false, true, &sqlite_engine, "plain", 0);
         fflush(stdout);
     }
-    if (only == NULL || strcmp(only, "encrypted") == 0)
-        measure_and_report(rows, true, true, "encrypted");
+    if (only == NULL || strcmp(only, "encrypted") == 0) {
+        measure_and_report(rows, true, true, &sqlite_engine, "encrypted", 0);
+        fflush(stdout);
+    }
     if (only != NULL && strcmp(only, "uncompressed") == 0)
-        measure_and_report(rows, false, false, "uncompressed");
+        measure_and_report(rows, false, false, &sqlite_engine, "uncompressed", 0);
+    if (only == NULL || strcmp(only, "pg") == 0)
+        rc = measure_pg(rows, plain_push);
     free(rows);
-    return 0;
+    return rc == 0 ? 0 : 1;
 }
