@@ -532,18 +532,23 @@ int fixture_worker_teams(const daemon_fixture *fx, const char *worker_id, bool a
     return rc == STORE_OK ? 0 : -1;
 }
 
-bool fixture_log_contains(const daemon_fixture *fx, const char *text)
+unsigned fixture_log_count(const daemon_fixture *fx, const char *text)
 {
     FILE *f = fopen(fx->log_path, "r");
     char line[2048];
-    bool found = false;
+    unsigned n = 0;
 
     if (!f)
-        return false;
-    while (!found && fgets(line, sizeof line, f))
-        found = strstr(line, text) != NULL;
+        return 0;
+    while (fgets(line, sizeof line, f))
+        n += strstr(line, text) != NULL;
     fclose(f);
-    return found;
+    return n;
+}
+
+bool fixture_log_contains(const daemon_fixture *fx, const char *text)
+{
+    return fixture_log_count(fx, text) > 0;
 }
 
 int fixture_run_outpostd(const char *config_path, char *out, size_t out_size)

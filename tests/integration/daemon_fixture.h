@@ -111,8 +111,9 @@ int fixture_disable_worker(const daemon_fixture *fx, const char *worker_id);
 int fixture_worker_teams(const daemon_fixture *fx, const char *worker_id, bool add,
                          const char *const *team_ids, uint32_t n_teams);
 
-/* Whether the daemon's log contains text. */
+/* Whether the daemon's log contains text; on how many of its lines. */
 bool fixture_log_contains(const daemon_fixture *fx, const char *text);
+unsigned fixture_log_count(const daemon_fixture *fx, const char *text);
 
 /* Makes development certificates in dir (ca.pem, server.pem, server.key). Returns 0 or -1. */
 int fixture_make_certs(const char *dir);

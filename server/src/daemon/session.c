@@ -652,10 +652,27 @@ static void on_pull(session *s, proto_msg *msg)
  * numbers the store gives again, and misses them until the store is marked restored. */
 #define LOST_CAUSES                                                                              \
     "restored from a backup, or failed over to a standby that lacked commits"
-#define LOST_ADVICE                                                                              \
-    "acknowledged writes were lost (" LOST_CAUSES "): unless outpost-admin restored was run "    \
-    "since, stop every outpostd, run outpost-admin restored on the store and start them again, " \
-    "or devices that only pull keep missing rows"
+
+/* A device says this store lacks what it acknowledged or handed out. Its word alone proves
+ * nothing (a faulty or hostile device can say it as often as it connects), so the line naming
+ * it is information, and the advice, the same text for every device, goes through the repeat
+ * limiter: one device cannot fill the log with calls to mark the store restored. */
+static void store_behind_claimed(const char *detail_fmt, ...) __attribute__((format(printf, 1, 2)));
+static void store_behind_claimed(const char *detail_fmt, ...)
+{
+    char detail[300];
+    va_list ap;
+    va_start(ap, detail_fmt);
+    vsnprintf(detail, sizeof detail, detail_fmt, ap);
+    va_end(ap);
+    log_msg(LOG_INFO, "store: %s", detail);
+    log_limited(LOG_WARN, "store: a device says this store lacks what it acknowledged or handed "
+                "out (the info lines above name it); one device's word proves nothing, but if "
+                "several say so, acknowledged writes were lost (" LOST_CAUSES "): unless "
+                "outpost-admin restored was run since, stop every outpostd, run outpost-admin "
+                "restored on the store and start them again, or devices that only pull keep "
+                "missing rows");
+}
 
 /* A store failure after authentication. Like every ERROR it ends the session (one rule for
  * clients: after ERROR, reconnect later if `retry` says so); the refused message changed
@@ -677,8 +694,8 @@ static void store_failure(session *s, const job *j, const char *what)
             "conn=%" PRIu64 " %s failed: %s", s->id, what,
             j->errmsg[0] ? j->errmsg : "store error");
     if (j->rc == STORE_EAHEAD)
-        log_msg(LOG_ERROR, "store: device %s pulled further than this store's newest sequence: "
-                LOST_ADVICE, s->device.device_id);
+        store_behind_claimed("device %s pulled further than this store's newest sequence",
+                             s->device.device_id);
     switch (j->rc) {
     case STORE_EREVOKED: /* revoked while connected; its next HELLO learns about a wipe */
         session_barred(s);
@@ -781,9 +798,9 @@ static void auth_done(session *s, job *j)
                           j->request->u.hello.acked > s->device.acked_seq;
         s->hello_acked = j->request->u.hello.acked;
         if (s->store_behind)
-            log_msg(LOG_ERROR, "store: device %s was acknowledged up to seq %" PRIu64
-                    " but this store holds its entries only up to seq %" PRIu64 ": " LOST_ADVICE,
-                    s->device.device_id, s->hello_acked, s->device.acked_seq);
+            store_behind_claimed("device %s was acknowledged up to seq %" PRIu64
+                                 " but this store holds its entries only up to seq %" PRIu64,
+                                 s->device.device_id, s->hello_acked, s->device.acked_seq);
         s->other_store = j->other_store;
         close_older_sessions(s);
         log_msg(LOG_INFO, "conn=%" PRIu64 " peer=%s auth ok device=%s worker=%s teams=%" PRIu32
