@@ -47,6 +47,23 @@ bool fx_postgresql_available(void)
     return pg_cluster_available();
 }
 
+int fx_run_both_engines(const char *name, const struct CMUnitTest *tests, size_t n_tests,
+                        const struct CMUnitTest *pg, size_t n_pg)
+{
+    char group[80];
+    snprintf(group, sizeof group, "%s_sqlite", name);
+    int failed = _cmocka_run_group_tests(group, tests, n_tests, fx_group_sqlite,
+                                         fx_group_teardown);
+    snprintf(group, sizeof group, "%s_postgresql", name);
+    if (!fx_postgresql_available()) {
+        printf("%s: SKIPPED because PostgreSQL 15 binaries are not installed (scripts/deps.sh "
+               "installs them)\n", group);
+        return failed != 0 ? failed : 77; /* test_skip.h's TEST_SKIPPED_EXIT */
+    }
+    return failed + _cmocka_run_group_tests(group, pg, n_pg, fx_group_postgresql,
+                                            fx_group_teardown);
+}
+
 /* Runs one statement without results on the cluster's first database (CREATE/DROP DATABASE). */
 static void fx_pg_admin(const char *sql)
 {

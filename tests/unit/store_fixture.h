@@ -40,6 +40,17 @@ int fx_group_teardown(void **state);
 /* True when PostgreSQL 15's binaries are installed (scripts/deps.sh installs them). */
 bool fx_postgresql_available(void);
 
+/* The end of a store test program's main: the cases on SQLite (group NAME_sqlite), then the
+ * pg ones (the same array, or those that apply) on PostgreSQL (NAME_postgresql). Returns the
+ * failures; without PostgreSQL 15 installed, 77 when SQLite's all passed: the program shows as
+ * skipped (test_skip.h), never as passed. Use FX_RUN_BOTH_ENGINES with the two arrays. */
+struct CMUnitTest;
+int fx_run_both_engines(const char *name, const struct CMUnitTest *tests, size_t n_tests,
+                        const struct CMUnitTest *pg, size_t n_pg);
+#define FX_RUN_BOTH_ENGINES(name, tests, pg)                                                      \
+    fx_run_both_engines(name, tests, sizeof(tests) / sizeof((tests)[0]), pg,                     \
+                        sizeof(pg) / sizeof((pg)[0]))
+
 /* Makes the store (schema, teams, workers). fx_close removes everything. */
 void fx_open(fixture *fx);
 void fx_open_empty(fixture *fx); /* store file without schema, teams or workers */

@@ -920,12 +920,5 @@ int main(void)
             test_conflict_reverse_never_moves_a_row_out_of_the_supervisors_teams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history_and_device_report, setup, teardown),
     };
-    int failed = cmocka_run_group_tests_name("dashboard_sqlite", tests, fx_group_sqlite,
-                                             fx_group_teardown);
-    if (!fx_postgresql_available()) {
-        printf("dashboard_postgresql: skipped, PostgreSQL 15 binaries not installed\n");
-        return failed;
-    }
-    return failed + cmocka_run_group_tests_name("dashboard_postgresql", on_postgresql,
-                                                fx_group_postgresql, fx_group_teardown);
+    return FX_RUN_BOTH_ENGINES("dashboard", tests, on_postgresql);
 }

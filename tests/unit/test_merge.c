@@ -1333,12 +1333,5 @@ int main(void)
         MERGE_RULE_TESTS
         T_(test_postgresql_batch_refused_by_the_server_refuses_as_one_row),
     };
-    int failed = cmocka_run_group_tests_name("merge_sqlite", tests, fx_group_sqlite,
-                                             fx_group_teardown);
-    if (!fx_postgresql_available()) {
-        printf("merge_postgresql: skipped, PostgreSQL 15 binaries not installed\n");
-        return failed;
-    }
-    return failed + cmocka_run_group_tests_name("merge_postgresql", on_postgresql,
-                                                fx_group_postgresql, fx_group_teardown);
+    return FX_RUN_BOTH_ENGINES("merge", tests, on_postgresql);
 }

@@ -406,12 +406,5 @@ int main(void)
         T_(test_rows_pushed_between_pages_arrive_exactly_once),
         T_(test_pages_read_ahead_stay_within_their_cap),
     };
-    int failed = cmocka_run_group_tests_name("pull_ahead_sqlite", tests, fx_group_sqlite,
-                                             fx_group_teardown);
-    if (!fx_postgresql_available()) {
-        printf("pull_ahead_postgresql: skipped, PostgreSQL 15 binaries not installed\n");
-        return failed;
-    }
-    return failed + cmocka_run_group_tests_name("pull_ahead_postgresql", tests,
-                                                fx_group_postgresql, fx_group_teardown);
+    return FX_RUN_BOTH_ENGINES("pull_ahead", tests, tests);
 }

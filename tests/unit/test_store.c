@@ -745,12 +745,5 @@ int main(void)
         T_(test_pull_revoked_device_refused),
         T_(test_pull_after_worker_changes_teams),
     };
-    int failed = cmocka_run_group_tests_name("store_sqlite", tests, fx_group_sqlite,
-                                             fx_group_teardown);
-    if (!fx_postgresql_available()) {
-        printf("store_postgresql: skipped, PostgreSQL 15 binaries not installed\n");
-        return failed;
-    }
-    return failed + cmocka_run_group_tests_name("store_postgresql", on_postgresql,
-                                                fx_group_postgresql, fx_group_teardown);
+    return FX_RUN_BOTH_ENGINES("store", tests, on_postgresql);
 }
