@@ -721,42 +721,71 @@ static int answer_check(outpost_replica *r, const void *msg, uint32_t n_items, c
     return OUTPOST_OK;
 }
 
-int outpost_outbox_ack(outpost_replica *replica, const proto_ack *ack)
+int outpost_outbox_ack_batch(outpost_replica *replica, const proto_ack *const *acks,
+                             uint32_t n_acks)
 {
-    bool known = false;
+    bool known_small[32], *known = known_small;
     int rc;
 
     if (replica == NULL)
         return OUTPOST_EINVAL;
-    rc = answer_check(replica, ack, ack ? ack->n_conflicts : 0, ack ? ack->conflicts : NULL);
-    for (uint32_t i = 0; rc == OUTPOST_OK && i < ack->n_conflicts; i++) {
-        const proto_conflict *c = &ack->conflicts[i];
+    if (n_acks > 0 && acks == NULL)
+        return replica_fail(replica, OUTPOST_EINVAL, "acks is required");
+    rc = n_acks == 0 ? replica_check_usable(replica) : OUTPOST_OK;
+    for (uint32_t a = 0; rc == OUTPOST_OK && a < n_acks; a++) {
+        const proto_ack *ack = acks[a];
 
-        if (c->table == NULL || (c->n_pk > 0 && c->pk == NULL))
-            rc = replica_fail(replica, OUTPOST_EPROTO, "ACK conflict %u names no table or key",
-                              (unsigned)i);
+        rc = answer_check(replica, ack, ack ? ack->n_conflicts : 0, ack ? ack->conflicts : NULL);
+        for (uint32_t i = 0; rc == OUTPOST_OK && i < ack->n_conflicts; i++) {
+            const proto_conflict *c = &ack->conflicts[i];
+
+            if (c->table == NULL || (c->n_pk > 0 && c->pk == NULL))
+                rc = replica_fail(replica, OUTPOST_EPROTO, "ACK conflict %u names no table or key",
+                                  (unsigned)i);
+        }
     }
-    if (rc != OUTPOST_OK)
+    if (rc != OUTPOST_OK || n_acks == 0)
         return rc;
+    if (n_acks > sizeof known_small / sizeof known_small[0]) {
+        known = sqlite3_malloc64((uint64_t)n_acks * sizeof *known);
+        if (known == NULL)
+            return replica_fail(replica, OUTPOST_ENOMEM, "out of memory recording answers");
+    }
+    /* One transaction (one commit, one fsync) for every ACK: all recorded, or none. */
     rc = replica_begin(replica);
-    if (rc != OUTPOST_OK)
-        return rc;
-    rc = ack_apply(replica, ack, &known);
+    for (uint32_t a = 0; rc == OUTPOST_OK && a < n_acks; a++) {
+        known[a] = false;
+        rc = ack_apply(replica, acks[a], &known[a]);
+        if (rc != OUTPOST_OK)
+            replica_rollback(replica);
+    }
     if (rc == OUTPOST_OK)
         rc = replica_commit(replica);
-    else
-        replica_rollback(replica);
-    if (rc != OUTPOST_OK)
-        return rc;
-    replica_clear_error(replica);
-    for (uint32_t i = 0; known && replica->on_conflict && i < ack_log_rows(ack); i++) {
-        conflict_row info;
-        char buf[200];
+    if (rc == OUTPOST_OK) {
+        replica_clear_error(replica);
+        for (uint32_t a = 0; a < n_acks; a++) {
+            for (uint32_t i = 0; known[a] && replica->on_conflict && i < ack_log_rows(acks[a]);
+                 i++) {
+                conflict_row info;
+                char buf[200];
 
-        ack_conflict_info(replica, ack, i, &info, buf, sizeof buf);
-        conflict_report(replica, &info);
+                ack_conflict_info(replica, acks[a], i, &info, buf, sizeof buf);
+                conflict_report(replica, &info);
+            }
+        }
     }
-    return OUTPOST_OK;
+    if (known != known_small)
+        sqlite3_free(known);
+    return rc;
+}
+
+int outpost_outbox_ack(outpost_replica *replica, const proto_ack *ack)
+{
+    if (replica == NULL)
+        return OUTPOST_EINVAL;
+    if (ack == NULL)
+        return answer_check(replica, NULL, 0, NULL);
+    return outpost_outbox_ack_batch(replica, &ack, 1);
 }
 
 /* Whether a table's rows in the REJECT's server version mention the row with this key. */

@@ -279,6 +279,47 @@ static void test_outbox_reject_undoes_unmentioned_changes(void **state)
     assert_int_equal(fx_pending(f), 2);
 }
 
+/* ACKs recorded together: one transaction, all or nothing, conflicts reported after it. */
+static void test_outbox_acks_recorded_together_all_or_none(void **state)
+{
+    fixture *f = *state;
+    proto_value pk = pv_text("c2");
+    proto_conflict conflict = {.table = "contacts", .n_pk = 1, .pk = &pk, .col = 2,
+                               .kind = PROTO_CONFLICT_DATA, .mine = pv_text("Ben"),
+                               .winner = pv_text("Benno")};
+    proto_ack a1 = {.seq = 1, .server_seq = 10}, a2 = {.seq = 2, .server_seq = 11,
+                                                         .n_conflicts = 1, .conflicts = &conflict};
+    proto_ack never = {.seq = 9, .server_seq = 12};
+    const proto_ack *bad[] = {&a1, &a2, &never}, *good[] = {&a1, &a2};
+
+    assert_int_equal(fx_insert_contact(f, "c1", "Ana", 15), OUTPOST_OK);
+    assert_int_equal(fx_insert_contact(f, "c2", "Ben", 16), OUTPOST_OK);
+    assert_int_equal(fx_insert_contact(f, "c3", "Cai", 17), OUTPOST_OK);
+    /* The third answers an entry never made: none of the three is recorded. */
+    assert_int_equal(outpost_outbox_ack_batch(f->r, bad, 3), OUTPOST_EPROTO);
+    assert_int_equal(fx_pending(f), 3);
+    assert_int_equal(fx_query_int(f, "SELECT count(*) FROM _outpost_sent"), 0);
+    assert_int_equal(fx_query_int(f, "SELECT count(*) FROM _outpost_conflicts"), 0);
+    assert_int_equal(f->n_conflicts, 0);
+
+    assert_int_equal(outpost_outbox_ack_batch(f->r, good, 2), OUTPOST_OK);
+    assert_int_equal(fx_pending(f), 1);
+    outpost_outbox_entry *e = read_after(f, 0);
+    assert_non_null(e);
+    assert_int_equal(e->push.seq, 3);
+    outpost_outbox_entry_free(e);
+    assert_int_equal(fx_query_int(f, "SELECT count(*) FROM _outpost_sent"), 2);
+    assert_int_equal(fx_query_int(f, "SELECT acked_max FROM _outpost_server"), 2);
+    assert_int_equal(f->n_conflicts, 1);
+    assert_int_equal(fx_query_int(f, "SELECT count(*) FROM _outpost_conflicts WHERE seq = 2"), 1);
+    /* The same answers again (resent after a crash before they were recorded elsewhere):
+     * nothing changes, nothing is reported twice. */
+    assert_int_equal(outpost_outbox_ack_batch(f->r, good, 2), OUTPOST_OK);
+    assert_int_equal(fx_pending(f), 1);
+    assert_int_equal(f->n_conflicts, 1);
+    assert_int_equal(outpost_outbox_ack_batch(f->r, NULL, 0), OUTPOST_OK);
+}
+
 static void test_outbox_bad_answers_refused(void **state)
 {
     fixture *f = *state;
@@ -532,6 +573,8 @@ int main(void)
                                         fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_outbox_reject_restores_server_rows, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_outbox_reject_undoes_unmentioned_changes, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_outbox_acks_recorded_together_all_or_none, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_outbox_bad_answers_refused, fx_setup, fx_teardown),
         cmocka_unit_test(test_outbox_changeset_decoded_as_sqlite_reads_it),
