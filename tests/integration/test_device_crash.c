@@ -275,7 +275,9 @@ static void test_device_killed_while_pushing_loses_and_duplicates_nothing(void *
 static void test_device_killed_before_recording_acks_resends_and_duplicates_nothing(void **state)
 {
     (void)state;
-    enum { TX = 30, ROWS = 20 };
+    /* Enough entries that the push is still going when the lock comes (30 were all recorded
+     * before it in one run of five under load). */
+    enum { TX = 200, ROWS = 20 };
     const char *name = "killed before recording";
     char path[400];
     snprintf(path, sizeof path, "%s/unrecorded.db", fx.dir);
