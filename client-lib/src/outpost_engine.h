@@ -69,6 +69,12 @@ void outpost_outbox_entry_free(outpost_outbox_entry *entry);
  * harmless no-op; one for a sequence never issued is OUTPOST_EPROTO. */
 int outpost_outbox_ack(outpost_replica *replica, const proto_ack *ack);
 
+/* outpost_outbox_ack() for n_acks answers at once, in one transaction (one commit): all are
+ * recorded, or none (then each entry stays and is sent again, which the server answers from its
+ * record). Conflicts are reported after the commit, in order. */
+int outpost_outbox_ack_batch(outpost_replica *replica, const proto_ack *const *acks,
+                             uint32_t n_acks);
+
 /* The server refused entry reject->seq (none of it was applied). In one transaction: removes
  * the entry; restores the server's version of the affected rows from reject->tables (rows,
  * tombstones and scope removals, as outpost_rows_apply() does); undoes the entry's other

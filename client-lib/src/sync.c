@@ -14,8 +14,9 @@
  * Any close goes back to DISCONNECTED and schedules a retry with backoff and jitter; a
  * permanent failure (certificate, authentication, revocation, schema) stops the engine.
  *
- * Exactly once: an entry leaves the outbox only inside outpost_outbox_ack()/_reject(), in the
- * same local transaction that records its outcome; the server dedups by (device, seq), so an
+ * Exactly once: an entry leaves the outbox only inside outpost_outbox_ack_batch()/_reject(), in
+ * the same local transaction that records its outcome (the ACKs of one turn of the loop are
+ * recorded together: record_acks); the server dedups by (device, seq), so an
  * entry resent after a cut is acknowledged again without being applied twice. That record
  * (applied and refused alike) is also what makes the window safe: the server takes the entries
  * one at a time in seq order, exactly as if each had waited for the answer before it, and a
@@ -151,6 +152,9 @@ struct outpost_sync {
     bool plain_first_flight;         /* a WELCOME declined compression: first flights go plain */
     size_t flight_limit;             /* the last WELCOME's `msg`; 0 = none seen yet */
     size_t flight_largest;           /* the largest PUSH message of this connection's flight */
+    proto_msg *acks[WINDOW_ENTRIES]; /* ACKs received, not yet recorded (record_acks) */
+    uint64_t ack_rows[WINDOW_ENTRIES];
+    uint32_t n_acks;
 };
 
 static int64_t mono_ms(void)
@@ -240,9 +244,19 @@ static inflight *window_at(outpost_sync *s, uint32_t i)
     return &s->window[(s->win_head + i) % WINDOW_ENTRIES];
 }
 
+/* Forgets ACKs not recorded: their entries stay in the outbox, are sent again and answered
+ * from the server's record. */
+static void acks_forget(outpost_sync *s)
+{
+    for (uint32_t i = 0; i < s->n_acks; i++)
+        proto_msg_free(s->acks[i]);
+    s->n_acks = 0;
+}
+
 /* Empties the push window (a cut, a stop): its entries stay in the outbox and go again. */
 static void drop_window(outpost_sync *s)
 {
+    acks_forget(s);
     while (s->win_count > 0) {
         inflight_free(window_at(s, 0));
         s->win_head = (s->win_head + 1) % WINDOW_ENTRIES;
@@ -519,10 +533,13 @@ static int window_fill(outpost_sync *s)
     return OUTPOST_OK;
 }
 
-/* Once every entry of the window is answered: stop on an unsendable entry, else pull. */
+static int record_acks(outpost_sync *s);
+
+/* Once every entry of the window is answered (and recorded): stop on an unsendable entry, else
+ * pull. */
 static void window_drained(outpost_sync *s)
 {
-    if (s->win_count > 0)
+    if (s->win_count > 0 || record_acks(s) != OUTPOST_OK)
         return;
     if (s->unsendable != OUTPOST_OK)
         push_unsendable(s, s->unsendable);
@@ -570,31 +587,63 @@ static void window_pop(outpost_sync *s)
     s->win_count--;
 }
 
-static void on_ack(outpost_sync *s, const proto_ack *ack)
+/* Records every ACK received and not yet recorded, in one replica transaction: the server
+ * commits queued entries together, so their ACKs arrive together, and each recorded alone cost
+ * a commit and an fsync here. Called at the end of each turn of the engine's loop and before
+ * anything else is handled (a REJECT, a page, a close), so answers are recorded in the order
+ * they came and every page is applied after them. A crash before this only means the entries
+ * are sent again, which the server answers with the same ACK (exactly once). */
+static int record_acks(outpost_sync *s)
 {
-    inflight *f = window_answered(s, ack->seq, "the server acknowledged an entry not in flight");
-    if (!f)
-        return;
+    const proto_ack *acks[WINDOW_ENTRIES];
     uint64_t rows = 0;
-    for (uint32_t i = 0; i < f->entry->push.n_tables; i++)
-        rows += f->entry->push.tables[i].n_changes;
-    /* The window moves on before this ACK is recorded here, so that the server merges the next
-     * entries while this side commits. A crash or cut before the record only means this entry
-     * is sent again, which the server answers with the same ACK (exactly once). */
-    window_pop(s);
-    if (window_fill(s) != OUTPOST_OK)
-        return;
-    int rc = outpost_outbox_ack(s->r, ack);
+    uint32_t n = s->n_acks;
+
+    if (n == 0)
+        return OUTPOST_OK;
+    for (uint32_t i = 0; i < n; i++) {
+        acks[i] = &s->acks[i]->u.ack;
+        rows += s->ack_rows[i];
+    }
+    int rc = outpost_outbox_ack_batch(s->r, acks, n);
+    acks_forget(s);
     if (rc != OUTPOST_OK) {
         fail_transient(s, rc, outpost_errmsg(s->r));
-        return;
+        return rc;
     }
     pthread_mutex_lock(&s->lock);
-    s->status.push_done++;
+    s->status.push_done += n;
     s->status.rows_pushed += rows;
     pthread_mutex_unlock(&s->lock);
     if (s->win_count > 0)
         publish(s); /* progress */
+    return OUTPOST_OK;
+}
+
+/* Takes ownership of m (an ACK message). */
+static void on_ack(outpost_sync *s, proto_msg *m)
+{
+    const proto_ack *ack = &m->u.ack;
+    inflight *f = window_answered(s, ack->seq, "the server acknowledged an entry not in flight");
+    if (!f) {
+        proto_msg_free(m);
+        return;
+    }
+    uint64_t rows = 0;
+    for (uint32_t i = 0; i < f->entry->push.n_tables; i++)
+        rows += f->entry->push.tables[i].n_changes;
+    /* The window moves on before this ACK is recorded here, so that the server merges the next
+     * entries while this side commits; it is recorded with the others that came with it
+     * (record_acks). */
+    window_pop(s);
+    if (s->n_acks == WINDOW_ENTRIES && record_acks(s) != OUTPOST_OK) {
+        proto_msg_free(m);
+        return;
+    }
+    s->acks[s->n_acks] = m;
+    s->ack_rows[s->n_acks++] = rows;
+    if (window_fill(s) != OUTPOST_OK)
+        return;
     window_drained(s);
 }
 
@@ -985,6 +1034,8 @@ static void held_bytes_handle(outpost_sync *s);
  * applying here, inside lws's callback, would keep the queued PULL from leaving until done. */
 static void handle_message(outpost_sync *s, proto_msg *m)
 {
+    if (m->type != PROTO_MSG_ACK)
+        (void)record_acks(s); /* a failure hangs up: attempt_failed, below */
     held_bytes_handle(s);
     if (m->type != PROTO_MSG_NOTIFY)
         apply_held_page(s);
@@ -1001,7 +1052,7 @@ static void handle_message(outpost_sync *s, proto_msg *m)
     }
     switch (m->type) {
     case PROTO_MSG_WELCOME: on_welcome(s, &m->u.welcome); break;
-    case PROTO_MSG_ACK: on_ack(s, &m->u.ack); break;
+    case PROTO_MSG_ACK: on_ack(s, m); return; /* on_ack owns m */
     case PROTO_MSG_REJECT: on_reject(s, &m->u.reject); break;
     case PROTO_MSG_ROWS: on_rows(s, m); return; /* on_rows owns m */
     case PROTO_MSG_NOTIFY:
@@ -1189,6 +1240,7 @@ static void cb_closed(void *user_data, transport_close_reason reason, uint16_t p
     (void)peer_close_code;
     s->events++;
     bool was_idle = s->phase == PHASE_IDLE;
+    (void)record_acks(s); /* answers that came before the close stand */
     held_bytes_handle(s); /* whole and in order: applied, as they would have been before the close */
     apply_held_page(s);
     s->asked_ahead = false;
@@ -1341,6 +1393,7 @@ static void *sync_main(void *arg)
             held_bytes_handle(s);
             apply_held_page(s);
         }
+        (void)record_acks(s); /* what this turn received */
         atomic_fetch_add(&s->wakes, 1);
         pthread_mutex_lock(&s->lock);
         bool stopping = s->stopping, want = s->want_sync, net = s->net_changed;
@@ -1361,6 +1414,7 @@ static void *sync_main(void *arg)
         }
         drive(s, want, net, wrote);
     }
+    (void)record_acks(s);
     drop_window(s);
     return NULL;
 }

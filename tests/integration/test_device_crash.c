@@ -267,6 +267,78 @@ static void test_device_killed_while_pushing_loses_and_duplicates_nothing(void *
     outpost_replica_close(r);
 }
 
+/* The device receives ACKs it cannot record (another connection holds the replica's write lock,
+ * as a long app transaction would) and is SIGKILLed: the server applied entries that the
+ * device's outbox still holds. After a restart they are sent again and
+ * answered from the server's record: every row once, no conflict against itself, the outbox
+ * empty and every entry kept as acknowledged. */
+static void test_device_killed_before_recording_acks_resends_and_duplicates_nothing(void **state)
+{
+    (void)state;
+    /* Enough entries that the push is still going when the lock comes (30 were all recorded
+     * before it in one run of five under load). */
+    enum { TX = 200, ROWS = 20 };
+    const char *name = "killed before recording";
+    char path[400];
+    snprintf(path, sizeof path, "%s/unrecorded.db", fx.dir);
+    enroll(path, "w1");
+    write_offline(path, name, TX, ROWS);
+
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        child_main(path, fds[1], OUTPOST_ACTIVITY_STOPPED, 0); /* never signals */
+    }
+    close(fds[1]);
+    /* The lock is taken once the first entry is on the server (the engine's WELCOME writes are
+     * done by then): the ACKs that come next cannot be recorded. */
+    sqlite3 *lock = NULL;
+    assert_int_equal(sqlite3_open(path, &lock), SQLITE_OK);
+    sqlite3_busy_timeout(lock, 10000);
+    int64_t on_server = 0;
+    for (int i = 0; i < 4000 && on_server <= 0; i++) {
+        on_server = central("SELECT count(*) FROM contacts WHERE name = ?1", name);
+        if (on_server <= 0)
+            test_sleep_ms(1);
+    }
+    assert_true(on_server > 0);
+    assert_int_equal(sqlite3_exec(lock, "BEGIN IMMEDIATE", NULL, NULL, NULL), SQLITE_OK);
+    test_sleep_ms(500); /* the engine waits on the lock with the ACKs of its turn */
+    kill(pid, SIGKILL);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    close(fds[0]);
+    assert_int_equal(sqlite3_exec(lock, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    int64_t left = count_sql(lock, "SELECT count(*) FROM _outpost_outbox", NULL);
+    sqlite3_close(lock);
+    on_server = central("SELECT count(*) FROM contacts WHERE name = ?1", name);
+    int64_t unrecorded = on_server / ROWS - (TX - left);
+    print_message("entries applied by the server and not recorded on the device: %lld\n",
+                  (long long)unrecorded);
+    if (unrecorded <= 0)
+        fail_msg("the kill did not land between the server's apply and the device's record "
+                 "(%lld rows on the server, %lld entries left)", (long long)on_server,
+                 (long long)left);
+
+    outpost_sync *s = NULL;
+    outpost_replica *r = sync_to_end(path, &s);
+    assert_int_equal(central("SELECT count(*) FROM contacts WHERE name = ?1", name), TX * ROWS);
+    assert_int_equal(central("SELECT count(DISTINCT id) FROM contacts WHERE name = ?1", name),
+                     TX * ROWS);
+    assert_int_equal(central("SELECT count(*) FROM _outpost_conflicts", NULL), 0);
+    assert_int_equal(count_sql(outpost_replica_db(r), "SELECT count(*) FROM _outpost_sent", NULL),
+                     TX);
+    assert_int_equal(count_sql(outpost_replica_db(r), "SELECT count(*) FROM _outpost_conflicts",
+                               NULL),
+                     0);
+    outpost_sync_stop(s);
+    outpost_replica_close(r);
+}
+
 static void test_device_killed_while_applying_pulls_converges(void **state)
 {
     (void)state;
@@ -443,6 +515,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_device_killed_while_pushing_loses_and_duplicates_nothing),
+        cmocka_unit_test(test_device_killed_before_recording_acks_resends_and_duplicates_nothing),
         cmocka_unit_test(test_device_killed_while_applying_pulls_converges),
         cmocka_unit_test(test_server_disk_full_is_reported_and_recovers),
         cmocka_unit_test(test_daemon_stops_cleanly), /* last */
