@@ -57,6 +57,12 @@ typedef struct push_ctx {
     const proto_change *pending[MERGE_INSERT_BATCH];
     const proto_value *pending_vals[MERGE_INSERT_BATCH]; /* PostgreSQL: the checked rows */
     uint32_t n_pending;
+    /* For the device's echo run (store_echo_note): server_seq before the entry's first change;
+     * set when a change left its row echoed to this device (altered, another device's row
+     * written: echo_since is this entry) or not its own; the largest echo_since of the rest. */
+    int64_t seq_base;
+    bool echo_broken;
+    uint64_t echo_max;
 } push_ctx;
 
 /* The most bytes the listed part of an ACK (its conflicts) or a REJECT (its rows, then its

@@ -364,5 +364,9 @@ int merge_log_change(push_ctx *c, const store_table *t, const store_bytes *pk_bl
         meta->echo_device = c->rec.no;
     }
     meta->seq = (uint64_t)seq;
+    if (meta->echo_device != c->rec.no || meta->echo_since > (uint64_t)c->seq_base)
+        c->echo_broken = true;
+    else if (meta->echo_since > c->echo_max)
+        c->echo_max = meta->echo_since;
     return row_meta_put(c->st, t->id, pk_blob, meta);
 }

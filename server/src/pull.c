@@ -36,21 +36,22 @@ enum { PULL_CHANGE = 0, PULL_LEFT = 1, PULL_JOINED = 2 };
 static const char pull_sql_rescope[] =
     "SELECT c.seq, c.table_id, c.pk, r.deleted, r.scope, r.echo_device, r.echo_since, 0"
     " FROM _outpost_changes c JOIN _outpost_rows r"
-    " ON r.table_id = c.table_id AND r.pk = c.pk AND r.seq = c.seq WHERE c.seq > ?1"
+    " ON r.table_id = c.table_id AND r.pk = c.pk AND r.seq = c.seq"
+    " WHERE c.seq > ?1 AND c.seq <= ?4"
     " UNION ALL"
     " SELECT x.seq, x.table_id, x.pk, r.deleted, r.scope, 0, 0, 1 + d.joined"
     " FROM _outpost_rescope_rows x"
     " JOIN _outpost_rescopes d ON d.device_no = ?3 AND d.team_id = x.team_id"
     " AND d.marker_seq = x.marker_seq"
     " JOIN _outpost_rows r ON r.table_id = x.table_id AND r.pk = x.pk"
-    " AND (d.joined = 0 OR r.seq < x.seq) WHERE x.seq > ?1"
+    " AND (d.joined = 0 OR r.seq < x.seq) WHERE x.seq > ?1 AND x.seq <= ?4"
     " ORDER BY 1 LIMIT ?2";
 /* The same without scope changes, for a store that never recorded one. */
 static const char pull_sql_plain[] =
     "SELECT c.seq, c.table_id, c.pk, r.deleted, r.scope, r.echo_device, r.echo_since, 0"
     " FROM _outpost_changes c JOIN _outpost_rows r"
     " ON r.table_id = c.table_id AND r.pk = c.pk AND r.seq = c.seq"
-    " WHERE c.seq > ?1 ORDER BY c.seq LIMIT ?2";
+    " WHERE c.seq > ?1 AND c.seq <= ?3 ORDER BY c.seq LIMIT ?2";
 
 static int left_scope_since(store *st, const store_device *dev, int64_t table_id, const void *pk,
                             size_t pk_len, uint64_t cursor, store_arena *arena, bool *out_left)
@@ -273,22 +274,44 @@ int store_pull_stamped(store *st, const store_device *dev, uint64_t cursor, uint
     out = store_table_exists(st, "_outpost_rescope_rows", &rescoped);
     if (out != 0)
         goto done;
-    int rc = db_prepare(st->conn, rescoped ? pull_sql_rescope : pull_sql_plain, &s);
-    if (rc == STORE_OK)
-        rc = db_bind_int64(s, 1, (int64_t)cursor);
-    if (rc == STORE_OK)
-        rc = db_bind_int64(s, 2, scan_cap);
-    if (rc == STORE_OK && rescoped)
-        rc = db_bind_int64(s, 3, p.dev_no);
-    int scanned = 0;
-    while (rc == STORE_OK && !p.full && (rc = db_step(s)) == DB_ROW) {
-        rc = STORE_OK;
-        scanned++;
-        out = pull_one(&p, s);
-        if (out != 0)
-            goto done;
+    /* The log is read in one range, or in two around this device's echo run, which the page
+     * jumps: every entry in it would be skipped (store_echo_run). */
+    uint64_t ranges[2][2] = {{cursor, (uint64_t)server_seq}};
+    int n_ranges = 1;
+    const store_echo_run *run = &st->echo_run;
+    if (run->device_no == p.dev_no && run->to > cursor && run->to <= (uint64_t)server_seq &&
+        run->echo_max <= cursor) {
+        ranges[0][1] = run->from > cursor ? run->from - 1 : cursor;
+        ranges[1][0] = run->to;
+        ranges[1][1] = (uint64_t)server_seq;
+        n_ranges = 2;
     }
-    if (rc != STORE_OK && rc != DB_DONE) {
+    int rc = db_prepare(st->conn, rescoped ? pull_sql_rescope : pull_sql_plain, &s);
+    int scanned = 0;
+    for (int k = 0; k < n_ranges && rc == STORE_OK && !p.full && scanned < scan_cap; k++) {
+        if (k > 0) {
+            rc = db_reset(s);
+            p.last_seq = ranges[k][0]; /* the run, jumped */
+        }
+        if (rc == STORE_OK)
+            rc = db_bind_int64(s, 1, (int64_t)ranges[k][0]);
+        if (rc == STORE_OK)
+            rc = db_bind_int64(s, 2, scan_cap - scanned);
+        if (rc == STORE_OK)
+            rc = db_bind_int64(s, rescoped ? 4 : 3, (int64_t)ranges[k][1]);
+        if (rc == STORE_OK && rescoped)
+            rc = db_bind_int64(s, 3, p.dev_no);
+        while (rc == STORE_OK && !p.full && (rc = db_step(s)) == DB_ROW) {
+            rc = STORE_OK;
+            scanned++;
+            out = pull_one(&p, s);
+            if (out != 0)
+                goto done;
+        }
+        if (rc == DB_DONE)
+            rc = STORE_OK;
+    }
+    if (rc != STORE_OK) {
         out = store_fail_db(st, rc, "read change log");
         goto done;
     }

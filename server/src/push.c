@@ -653,6 +653,7 @@ int store_push(store *st, store_device *dev, const proto_push *push, uint64_t no
         goto done;
     }
     out = store_meta_get(st, "server_seq", &c.server_seq);
+    c.seq_base = c.server_seq;
     if (out == 0)
         out = merge_all(&c);
     if (out != 0)
@@ -680,6 +681,9 @@ int store_push(store *st, store_device *dev, const proto_push *push, uint64_t no
         goto fail;
     }
     dev->acked_seq = push->seq;
+    if (c.server_seq > c.seq_base && !c.echo_broken)
+        store_echo_note(st, c.rec.no, (uint64_t)c.seq_base + 1, (uint64_t)c.server_seq,
+                        c.echo_max);
     out_info->hlc_clamped = c.clamped;
     out_info->server_seq = (uint64_t)c.server_seq;
     out_info->n_rows = c.n_rows;
@@ -703,11 +707,30 @@ done:
 
 /* ---- group commit -------------------------------------------------------------------------- */
 
+void store_echo_note(store *st, int64_t device_no, uint64_t first, uint64_t last,
+                     uint64_t echo_max)
+{
+    store_echo_run *run = &st->echo_run;
+    if (st->push_group) {
+        if (!st->echo_next_set)
+            st->echo_next = st->echo_run;
+        st->echo_next_set = true;
+        run = &st->echo_next;
+    }
+    if (run->device_no == device_no && run->to + 1 == first) {
+        run->to = last;
+        if (echo_max > run->echo_max)
+            run->echo_max = echo_max;
+    } else {
+        *run = (store_echo_run){device_no, first, last, echo_max};
+    }
+}
+
 int store_push_group_begin(store *st)
 {
     int out = store_begin(st, true);
     st->push_group = out == 0;
-    st->push_group_broken = st->push_entry_open = false;
+    st->push_group_broken = st->push_entry_open = st->echo_next_set = false;
     st->push_group_why[0] = '\0';
     return out;
 }
@@ -720,17 +743,21 @@ bool store_push_group_ok(const store *st)
 int store_push_group_commit(store *st)
 {
     bool broken = st->push_group_broken;
-    st->push_group = st->push_group_broken = st->push_entry_open = false;
+    bool echo_next_set = st->echo_next_set;
+    st->push_group = st->push_group_broken = st->push_entry_open = st->echo_next_set = false;
     if (broken) {
         store_rollback(st);
         return store_fail(st, STORE_EIO, "the group's store transaction ended: %s",
                           st->push_group_why);
     }
-    return store_commit(st);
+    int out = store_commit(st);
+    if (out == 0 && echo_next_set)
+        st->echo_run = st->echo_next;
+    return out;
 }
 
 void store_push_group_rollback(store *st)
 {
-    st->push_group = st->push_group_broken = st->push_entry_open = false;
+    st->push_group = st->push_group_broken = st->push_entry_open = st->echo_next_set = false;
     store_rollback(st);
 }

@@ -37,6 +37,24 @@ typedef struct store_table {
     db_stmt *ins_rows; /* SQLite: INSERT of MERGE_INSERT_BATCH whole rows (merge_apply.c) */
 } store_table;
 
+/* A device's echo run: change-log entries from..to (server sequences, no gap) that are all that
+ * device's unaltered writes, each leaving its row echoed to the device since at most echo_max
+ * (row_meta.echo_since). While such an entry is its row's latest change, a pull by that device
+ * from a cursor >= echo_max skips it (pull.c); once another change supersedes it, the row is
+ * considered at that later entry. So a pull by the device may jump the run unread: the run is
+ * history, which nothing rewrites. Kept in memory, only once committed: lost at a restart,
+ * which costs a slower pull and nothing else. */
+typedef struct store_echo_run {
+    int64_t device_no; /* 0: none */
+    uint64_t from, to;
+    uint64_t echo_max;
+} store_echo_run;
+
+/* Notes that the committed entry of device_no wrote change-log entries first..last, each its
+ * own unaltered write echoed since at most echo_max; in an open group, for when it commits. */
+void store_echo_note(store *st, int64_t device_no, uint64_t first, uint64_t last,
+                     uint64_t echo_max);
+
 struct store {
     db_conn *conn;    /* the seam: SQLite (wrapping db) or PostgreSQL */
     sqlite3 *db; /* NULL on PostgreSQL */
@@ -91,6 +109,11 @@ struct store {
     bool push_group_broken;
     bool push_entry_open; /* an entry's savepoint is open */
     char push_group_why[256];
+    /* The newest echo run (store_echo_note) as committed, and as the open group will leave it
+     * when it commits (echo_next_set). */
+    store_echo_run echo_run;
+    store_echo_run echo_next;
+    bool echo_next_set;
     uint8_t audit_key[32];
 };
 

@@ -545,6 +545,136 @@ static void test_pull_returns_row_when_merge_altered_it(void **state)
     store_device_clear(&ana2);
 }
 
+/* ---- the device's echo run: a pull jumps the device's own writes, never another's --------- */
+
+/* Every page from cursor on: the contacts sent as "id=name" in order, ';'-separated. */
+static void pull_names(fixture *fx, store_device *dev, uint64_t cursor, char *out, size_t size)
+{
+    store_pull_info info;
+    size_t len = 0;
+    int pages = 0;
+    out[0] = '\0';
+    do {
+        proto_msg *m = fx_pull(fx, dev, cursor, 3, 1 << 20, &info);
+        const proto_table_rows *t = fx_rows_table(m, "contacts");
+        for (uint32_t r = 0; t != NULL && r < t->n_rows; r++) {
+            const proto_value *v = &t->rows[r * t->n_columns];
+            len += (size_t)snprintf(out + len, size - len, "%.*s=%.*s;", (int)v[C_ID].u.b.n,
+                                    (const char *)v[C_ID].u.b.p, (int)v[C_NAME].u.b.n,
+                                    (const char *)v[C_NAME].u.b.p);
+            assert_true(len < size);
+        }
+        cursor = info.next_cursor;
+        proto_msg_free(m);
+    } while (info.more && ++pages < 100);
+    assert_false(info.more);
+}
+
+static void push_name(fixture *fx, store_device *dev, const char *id, const char *from,
+                      const char *to, uint64_t hlc_ms, bool expect_conflict)
+{
+    tpush *tp = tp_new(dev->acked_seq + 1, HLC(hlc_ms));
+    tp_update_contact(tp, id, C_NAME, T(from), T(to));
+    proto_msg *m = fx_push(fx, dev, tp, NOW_MS, NULL);
+    assert_int_equal(m->type, PROTO_MSG_ACK);
+    assert_int_equal(m->u.ack.n_conflicts, expect_conflict ? 1 : 0);
+    proto_msg_free(m);
+    tp_free(tp);
+}
+
+/* ana's two entries are a run (her own, unaltered, nothing between): her pull jumps it, and
+ * still gets what ana2 wrote before it and after it, including a change to one of her rows. */
+static void test_pull_jumps_own_run_keeps_others_around_it(void **state)
+{
+    fixture *fx = *state;
+    store_device ana, ana2;
+    char got[512];
+    fx_device(fx, "ana", &ana);
+    fx_device(fx, "ana", &ana2);
+    push_contacts(fx, &ana2, 100, 1, "north");
+    push_contacts(fx, &ana, 0, 5, "north");
+    push_contacts(fx, &ana, 5, 5, "north");
+    push_name(fx, &ana2, "c-002", "Name", "After", NOW_MS + 10, false);
+    push_contacts(fx, &ana2, 101, 1, "north");
+    pull_names(fx, &ana, 0, got, sizeof got);
+    assert_string_equal(got, "c-100=Name;c-002=After;c-101=Name;");
+    store_device_clear(&ana);
+    store_device_clear(&ana2);
+}
+
+/* ana wrote a row of ana2's that she never pulled (that write is echoed to her once), then
+ * wrote it again in a run of her own: the run may not be jumped from a cursor before the row's
+ * echo began. */
+static void test_pull_does_not_jump_a_run_over_a_row_not_seen(void **state)
+{
+    fixture *fx = *state;
+    store_device ana, ana2;
+    char got[512];
+    fx_device(fx, "ana", &ana);
+    fx_device(fx, "ana", &ana2);
+    push_contacts(fx, &ana2, 0, 1, "north");
+    push_name(fx, &ana, "c-000", "Name", "Mine", NOW_MS + 10, false);
+    push_name(fx, &ana, "c-000", "Mine", "Mine again", NOW_MS + 20, false);
+    pull_names(fx, &ana, 0, got, sizeof got);
+    assert_string_equal(got, "c-000=Mine again;");
+    store_device_clear(&ana);
+    store_device_clear(&ana2);
+}
+
+/* ana's run is followed at once by her entry that lost a conflict (altered): the run ends
+ * before it, and her pull gets the winning version. */
+static void test_pull_run_ends_before_an_altered_entry(void **state)
+{
+    fixture *fx = *state;
+    store_device ana, ana2;
+    char got[512];
+    fx_device(fx, "ana", &ana);
+    fx_device(fx, "ana", &ana2);
+    push_contacts(fx, &ana2, 100, 1, "north");
+    push_name(fx, &ana2, "c-100", "Name", "Winner", NOW_MS + 100, false);
+    pull_names(fx, &ana, 0, got, sizeof got);
+    assert_string_equal(got, "c-100=Winner;");
+    uint64_t cursor = 0;
+    assert_int_equal(store_server_seq(fx->st, &cursor), 0);
+    push_contacts(fx, &ana, 0, 2, "north");
+    push_name(fx, &ana, "c-100", "Name", "Loser", NOW_MS + 50, true); /* an older clock */
+    pull_names(fx, &ana, cursor, got, sizeof got);
+    assert_string_equal(got, "c-100=Winner;");
+    store_device_clear(&ana);
+    store_device_clear(&ana2);
+}
+
+/* A group that rolled back leaves no run (its sequences are used again by the next push); in
+ * a committed group, another device's entry between two of ana's ends her run. */
+static void test_pull_run_only_from_committed_contiguous_entries(void **state)
+{
+    fixture *fx = *state;
+    store_device ana, ana2;
+    char got[512];
+    fx_device(fx, "ana", &ana);
+    fx_device(fx, "ana", &ana2);
+    uint64_t acked = ana.acked_seq;
+    assert_int_equal(store_push_group_begin(fx->st), 0);
+    push_contacts(fx, &ana, 0, 3, "north");
+    store_push_group_rollback(fx->st);
+    ana.acked_seq = acked;
+    push_contacts(fx, &ana2, 100, 3, "north");
+    pull_names(fx, &ana, 0, got, sizeof got);
+    assert_string_equal(got, "c-100=Name;c-101=Name;c-102=Name;");
+
+    uint64_t cursor = 0;
+    assert_int_equal(store_server_seq(fx->st, &cursor), 0);
+    assert_int_equal(store_push_group_begin(fx->st), 0);
+    push_contacts(fx, &ana, 0, 2, "north");
+    push_contacts(fx, &ana2, 103, 1, "north");
+    push_contacts(fx, &ana, 2, 2, "north");
+    assert_int_equal(store_push_group_commit(fx->st), 0);
+    pull_names(fx, &ana, cursor, got, sizeof got);
+    assert_string_equal(got, "c-103=Name;");
+    store_device_clear(&ana);
+    store_device_clear(&ana2);
+}
+
 static void test_pull_scope_removal(void **state)
 {
     fixture *fx = *state;
@@ -728,6 +858,10 @@ int main(void)
         T_(test_pull_pages_by_limit_and_bytes),
         T_(test_pull_tombstones_and_no_echo),
         T_(test_pull_returns_row_when_merge_altered_it),
+        T_(test_pull_jumps_own_run_keeps_others_around_it),
+        T_(test_pull_does_not_jump_a_run_over_a_row_not_seen),
+        T_(test_pull_run_ends_before_an_altered_entry),
+        T_(test_pull_run_only_from_committed_contiguous_entries),
         T_(test_pull_scope_removal),
         T_(test_pull_cursor_from_the_future_is_refused),
         T_(test_pull_revoked_device_refused),
@@ -740,6 +874,10 @@ int main(void)
         T_(test_pull_pages_by_limit_and_bytes),
         T_(test_pull_tombstones_and_no_echo),
         T_(test_pull_returns_row_when_merge_altered_it),
+        T_(test_pull_jumps_own_run_keeps_others_around_it),
+        T_(test_pull_does_not_jump_a_run_over_a_row_not_seen),
+        T_(test_pull_run_ends_before_an_altered_entry),
+        T_(test_pull_run_only_from_committed_contiguous_entries),
         T_(test_pull_scope_removal),
         T_(test_pull_cursor_from_the_future_is_refused),
         T_(test_pull_revoked_device_refused),
