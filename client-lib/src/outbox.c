@@ -249,7 +249,7 @@ static int table_header(cs_reader *rd, struct outpost_arena **arena, proto_push 
  * end is a cut changeset. */
 int outbox_decode(const void *changeset, int n_bytes, struct outpost_arena **arena, proto_push *push)
 {
-    cs_reader rd = {.p = changeset, .end = (const uint8_t *)changeset + (n_bytes > 0 ? n_bytes : 0)};
+    cs_reader rd = {.p = changeset, .end = changeset};
     cs_table ct = {0};
     uint32_t tables_cap = 0;
     int rc = OUTPOST_OK;
@@ -258,6 +258,8 @@ int outbox_decode(const void *changeset, int n_bytes, struct outpost_arena **are
     push->tables = NULL;
     if (n_bytes < 0 || (n_bytes > 0 && changeset == NULL))
         return OUTPOST_ECORRUPT;
+    if (n_bytes > 0) /* an empty blob is NULL from sqlite3_column_blob(): no NULL + 0 */
+        rd.end += n_bytes;
     while (rc == OUTPOST_OK && rd.p < rd.end) {
         uint8_t op = *rd.p++;
         if (op == 'T') {

@@ -600,6 +600,14 @@ static void test_outbox_decode_reads_hand_made_changesets_as_sqlite_does(void **
         print_message("good: %s\n", good[i].what);
         assert_true(decode_matches_sqlite(good[i].bytes, good[i].n) >= 1);
     }
+    /* An empty blob, as sqlite3_column_blob() gives it: no changes; NULL with bytes: corrupt. */
+    struct outpost_arena *arena = NULL;
+    proto_push push;
+    assert_int_equal(outbox_decode(NULL, 0, &arena, &push), OUTPOST_OK);
+    assert_int_equal(push.n_tables, 0);
+    assert_int_equal(outbox_decode(NULL, 3, &arena, &push), OUTPOST_ECORRUPT);
+    assert_int_equal(outbox_decode(good[0].bytes, -1, &arena, &push), OUTPOST_ECORRUPT);
+    arena_free(arena);
 }
 
 static void test_outbox_decode_refuses_what_sqlite_never_writes(void **state)
