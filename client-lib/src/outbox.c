@@ -8,9 +8,10 @@
 /* ---- decoding a captured changeset -------------------------------------------------------- */
 
 /* The outbox's changesets are read directly in SQLite's changeset format (the "CHANGESET
- * FORMAT" comment in SQLite's ext/session/sqlite3session.c) rather than through sqlite3changeset_next(): the iterator allocates and
- * frees an sqlite3_value for every column of every change (each through SQLite's malloc and its
- * memory-statistics mutex), which was ~40% of the sync thread's CPU per pushed entry. These
+ * FORMAT" comment in SQLite's ext/session/sqlite3session.c) rather than through
+ * sqlite3changeset_next(): the iterator allocates and frees an sqlite3_value for every column
+ * of every change (each through SQLite's malloc and its memory-statistics mutex), which was
+ * ~40% of the sync thread's CPU per pushed entry. These
  * blobs are only ever the library's own, made by sqlite3session_changeset() on this replica;
  * anything that does not read as that format, or holds what sqlite3session_changeset() never
  * writes, is OUTPOST_ECORRUPT, never read past its end (tests/fuzz/fuzz_outbox_decode.c).
