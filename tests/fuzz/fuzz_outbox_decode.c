@@ -170,10 +170,11 @@ static void check_pushable(const proto_push *push)
     proto_limits limits;
     char err[256];
 
-    msg.u.push = *push;
     msg.u.push.seq = 1;
     msg.u.push.hlc = 1;
     msg.u.push.schema_version = 1;
+    msg.u.push.n_tables = push->n_tables;
+    msg.u.push.tables = push->tables;
     if (proto_encode(&msg, &buf) != PROTO_OK)
         die("the PUSH does not encode", NULL);
     proto_limits_default(&limits);
