@@ -52,6 +52,18 @@ static const struct {
     {"every-table", "INSERT INTO kinds(id, i, r, t, b) VALUES('x', 5, 0.5, 'x', x'05');"
                     "UPDATE pair SET v = 1 WHERE k1 = -7; INSERT INTO untyped VALUES('s', x'00');"
                     "DELETE FROM rid WHERE id = 1; DELETE FROM kinds WHERE id = 'old';"},
+    /* The changes of test_client_outbox's test_outbox_changeset_decoded_as_sqlite_reads_it. */
+    {"outbox-test-every-kind",
+     "INSERT INTO kinds VALUES('r0', 0, 0.0, '', x'', NULL),"
+     " ('r1', 1, -0.0, substr(hex(zeroblob(100)), 1, 200), x'7a', NULL),"
+     " ('r2', -1, 0.1, 'été', NULL, NULL), ('r3', 127, -1e300, 'été', x'', NULL),"
+     " ('r4', 128, 1e308 * 10, 'été', x'7a7a7a7a', NULL),"
+     " ('r5', 9223372036854775807, 3.0, 'été', zeroblob(5), NULL),"
+     " ('r6', -9223372036854775808, 0.0, 'été', zeroblob(6), NULL),"
+     " ('r7', 1700000000000, -0.0, 'été', zeroblob(7), NULL);"
+     "UPDATE kinds SET t = 'new', n = 4 WHERE id = 'old'; UPDATE kinds SET r = NULL WHERE id = 'r1';"
+     "INSERT INTO pair VALUES(x'', 1, 'a'), (2.5, 2, ''); DELETE FROM pair WHERE k1 = -7;"
+     "UPDATE pair SET v = 'changed' WHERE k1 = 1;"},
 };
 
 enum { N_SESSIONS = sizeof sessions / sizeof sessions[0] };
