@@ -46,7 +46,8 @@ static bool is_undef(const proto_value *v)
 
 static void check_value(const proto_value *v)
 {
-    if ((v->type == PROTO_TEXT || v->type == PROTO_BLOB) && (v->u.b.p == NULL || v->u.b.p[v->u.b.n]))
+    bool bytes = v->type == PROTO_TEXT || v->type == PROTO_BLOB;
+    if (bytes && (v->u.b.p == NULL || v->u.b.p[v->u.b.n] != 0))
         die("text or blob not NUL-terminated", NULL);
     if (v->type == PROTO_REAL && v->u.r != v->u.r)
         die("a NaN was read", NULL);
@@ -74,9 +75,10 @@ static void check_shape(const proto_push *push)
                 const proto_col *col = &ch->cols[k];
                 if (col->idx >= tc->n_columns || (k > 0 && col->idx <= ch->cols[k - 1].idx))
                     die("columns out of order or outside the table", tc->table);
-                bool ok = ch->op == PROTO_OP_INSERT   ? is_undef(&col->old_val) && !is_undef(&col->new_val)
-                        : ch->op == PROTO_OP_DELETE ? !is_undef(&col->old_val) && is_undef(&col->new_val)
-                                                    : !is_undef(&col->old_val);
+                bool has_old = !is_undef(&col->old_val), has_new = !is_undef(&col->new_val);
+                bool ok = ch->op == PROTO_OP_INSERT   ? !has_old && has_new
+                        : ch->op == PROTO_OP_DELETE ? has_old && !has_new
+                                                    : has_old;
                 if (!ok)
                     die("a column's old and new values do not fit its change", tc->table);
                 check_value(&col->old_val);

@@ -34,12 +34,14 @@ static const struct {
                      " ('d', 1e308 * 10), ('e', -1e308 * 10), ('f', 4.9e-324);"},
     {"insert-texts", "INSERT INTO kinds(id, t) VALUES('a', ''), ('b', 'été'),"
                      " ('c', substr(hex(zeroblob(100)), 1, 127)),"
-                     " ('d', substr(hex(zeroblob(100)), 1, 200)), ('e', 'nul' || char(0) || 'in');"},
+                     " ('d', substr(hex(zeroblob(100)), 1, 200)),"
+                     " ('e', 'nul' || char(0) || 'in');"},
     {"insert-long-text", "INSERT INTO kinds(id, t) VALUES('a', hex(zeroblob(10000)));"},
     {"insert-blobs", "INSERT INTO kinds(id, b) VALUES('a', x''), ('b', x'00ff'),"
                      " ('c', zeroblob(128)), ('d', zeroblob(300));"},
     {"insert-nulls", "INSERT INTO kinds VALUES('a', NULL, NULL, NULL, NULL, NULL);"},
-    {"update-each-kind", "UPDATE kinds SET i = 3, r = -0.0, t = '', b = x'', n = 4 WHERE id = 'old';"},
+    {"update-each-kind",
+     "UPDATE kinds SET i = 3, r = -0.0, t = '', b = x'', n = 4 WHERE id = 'old';"},
     {"update-to-null", "UPDATE kinds SET r = NULL, t = NULL WHERE id = 'old';"},
     {"update-one-column", "UPDATE kinds SET n = 'text now' WHERE id = 'gone';"},
     {"delete", "DELETE FROM kinds WHERE id = 'gone';"},
@@ -48,7 +50,8 @@ static const struct {
     {"composite-delete", "DELETE FROM pair WHERE k1 = -7;"},
     /* An untyped key from 1 to 1.0: SQLite writes an UPDATE whose new record holds the key. */
     {"key-type-change", "UPDATE untyped SET k = 1.0 WHERE k = 1;"},
-    {"rowid-key", "INSERT INTO rid VALUES(2, 'b'), (-1, NULL); UPDATE rid SET v = 'c' WHERE id = 1;"},
+    {"rowid-key",
+     "INSERT INTO rid VALUES(2, 'b'), (-1, NULL); UPDATE rid SET v = 'c' WHERE id = 1;"},
     {"every-table", "INSERT INTO kinds(id, i, r, t, b) VALUES('x', 5, 0.5, 'x', x'05');"
                     "UPDATE pair SET v = 1 WHERE k1 = -7; INSERT INTO untyped VALUES('s', x'00');"
                     "DELETE FROM rid WHERE id = 1; DELETE FROM kinds WHERE id = 'old';"},
@@ -61,7 +64,8 @@ static const struct {
      " ('r5', 9223372036854775807, 3.0, 'été', zeroblob(5), NULL),"
      " ('r6', -9223372036854775808, 0.0, 'été', zeroblob(6), NULL),"
      " ('r7', 1700000000000, -0.0, 'été', zeroblob(7), NULL);"
-     "UPDATE kinds SET t = 'new', n = 4 WHERE id = 'old'; UPDATE kinds SET r = NULL WHERE id = 'r1';"
+     "UPDATE kinds SET t = 'new', n = 4 WHERE id = 'old';"
+     "UPDATE kinds SET r = NULL WHERE id = 'r1';"
      "INSERT INTO pair VALUES(x'', 1, 'a'), (2.5, 2, ''); DELETE FROM pair WHERE k1 = -7;"
      "UPDATE pair SET v = 'changed' WHERE k1 = 1;"},
 };
