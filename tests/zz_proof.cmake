@@ -57,8 +57,8 @@ if(TARGET outpost_testclient)
                      LABELS "integration;proof;tls" TIMEOUT 600)
 endif()
 
-# Fuzz targets for the server's message handling (store_push / store_pull behind the decoder)
-# and the device's pull-apply. Each replays its seed corpus in ctest; fuzz_seeds regenerates
+# Fuzz targets for the server's message handling (store_push / store_pull behind the decoder),
+# the device's pull-apply and the device's changeset reader. Each replays its seed corpus in ctest; fuzz_seeds regenerates
 # the corpora (fuzz_seeds tests/fuzz/corpus); scripts/fuzz.sh runs the libFuzzer builds.
 if(TARGET outpost_store AND TARGET outpost_proto)
     add_executable(fuzz_seeds ${CMAKE_CURRENT_LIST_DIR}/fuzz/fuzz_seeds.c)
@@ -80,6 +80,17 @@ if(TARGET outpost)
                      LABELS "fuzz;proof")
     target_compile_definitions(fuzz_pull_apply_replay PRIVATE FUZZ_NAME="fuzz_pull_apply"
                                                               FUZZ_CORPUS="pull_apply")
+    # The device's changeset reader (outbox_decode) against SQLite's iterator; outbox_seeds
+    # regenerates its corpus from real session changesets (outbox_seeds tests/fuzz/corpus).
+    add_executable(outbox_seeds ${CMAKE_CURRENT_LIST_DIR}/fuzz/outbox_seeds.c)
+    target_link_libraries(outbox_seeds PRIVATE outpost_internal outpost_warnings)
+    outpost_add_test(fuzz_outbox_decode_replay
+                     SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz/fuzz_outbox_decode.c
+                             ${CMAKE_CURRENT_LIST_DIR}/fuzz/fuzz_replay.c
+                     LIBS outpost_internal
+                     LABELS "fuzz;proof" TIMEOUT 60)
+    target_compile_definitions(fuzz_outbox_decode_replay PRIVATE FUZZ_NAME="fuzz_outbox_decode"
+                                                                 FUZZ_CORPUS="outbox")
 endif()
 if(OUTPOST_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
     # The libraries under test carry the fuzzer's coverage and the sanitizers in this build.
@@ -94,8 +105,10 @@ if(OUTPOST_FUZZ AND CMAKE_C_COMPILER_ID MATCHES "Clang")
         target_compile_options(outpost PRIVATE ${fuzz_flags})
         add_executable(fuzz_pull_apply ${CMAKE_CURRENT_LIST_DIR}/fuzz/fuzz_pull_apply.c)
         target_link_libraries(fuzz_pull_apply PRIVATE outpost_internal outpost_warnings)
+        add_executable(fuzz_outbox_decode ${CMAKE_CURRENT_LIST_DIR}/fuzz/fuzz_outbox_decode.c)
+        target_link_libraries(fuzz_outbox_decode PRIVATE outpost_internal outpost_warnings)
     endif()
-    foreach(t fuzz_server fuzz_pull_apply)
+    foreach(t fuzz_server fuzz_pull_apply fuzz_outbox_decode)
         if(TARGET ${t})
             target_compile_definitions(${t} PRIVATE OUTPOST_LIBFUZZER)
             target_compile_options(${t} PRIVATE -fsanitize=fuzzer,address,undefined -g)

@@ -7,13 +7,16 @@
 
 /* ---- decoding a captured changeset -------------------------------------------------------- */
 
-/* The outbox's changesets are read directly in SQLite's changeset format (sqlite3session.h,
- * "Changeset Format") rather than through sqlite3changeset_next(): the iterator allocates and
- * frees an sqlite3_value for every column of every change (each through SQLite's malloc and its
- * memory-statistics mutex), which was ~40% of the sync thread's CPU per pushed entry. These
+/* The outbox's changesets are read directly in SQLite's changeset format (the "CHANGESET
+ * FORMAT" comment in SQLite's ext/session/sqlite3session.c) rather than through
+ * sqlite3changeset_next(): the iterator allocates and frees an sqlite3_value for every column
+ * of every change (each through SQLite's malloc and its memory-statistics mutex), which was
+ * ~40% of the sync thread's CPU per pushed entry. These
  * blobs are only ever the library's own, made by sqlite3session_changeset() on this replica;
- * anything that does not read as that format is OUTPOST_ECORRUPT, never read past its end.
- *   table header: 'T', varint column count, one primary-key flag byte per column, name, NUL
+ * anything that does not read as that format, or holds what sqlite3session_changeset() never
+ * writes, is OUTPOST_ECORRUPT, never read past its end (tests/fuzz/fuzz_outbox_decode.c).
+ *   table header: 'T', varint column count, one primary-key flag byte per column (0, or the
+ *                 column's position in the key), name, NUL
  *   change:       op (SQLITE_INSERT/DELETE/UPDATE), indirect flag, then the old record
  *                 (DELETE, UPDATE) and the new record (INSERT, UPDATE)
  *   record:       per column a type byte: 0 undefined, SQLITE_INTEGER and SQLITE_FLOAT then 8
@@ -71,6 +74,9 @@ static int cs_value(cs_reader *rd, struct outpost_arena **arena, proto_value *ou
             out->type = PROTO_INT;
             out->u.i = (int64_t)v;
         } else {
+            /* A NaN: SQLite never stores one (its iterator would read it as NULL). */
+            if ((v & 0x7ff0000000000000u) == 0x7ff0000000000000u && (v & 0x000fffffffffffffu))
+                return OUTPOST_ECORRUPT;
             out->type = PROTO_REAL;
             memcpy(&out->u.r, &v, sizeof out->u.r);
         }
@@ -96,36 +102,70 @@ static int cs_value(cs_reader *rd, struct outpost_arena **arena, proto_value *ou
     }
 }
 
+/* The table whose changes are being read: its header's primary-key flags (in the changeset's
+ * bytes) and the old and new values of one change, reused from change to change. */
+typedef struct cs_table {
+    proto_table_changes *t;
+    const uint8_t *pk;
+    proto_value *old_v, *new_v;
+    uint32_t changes_cap;
+} cs_table;
+
+/* Whether the records of one change are what sqlite3session_changeset() writes (see the format
+ * above): INSERT and DELETE records define every column; an UPDATE's old record holds every
+ * key column, and each other column is in both records (changed) or in neither; an UPDATE
+ * changes something. The iterator reads other records without complaint, or with a meaning it
+ * makes up (it drops an old value that has no new one): here they are damage. A key column may
+ * carry a new value: SQLite writes one when a key's type changes (1 to 1.0, no affinity). */
+static bool change_well_formed(int op, const cs_table *ct, uint32_t n_col)
+{
+    bool any_new = false;
+
+    for (uint32_t c = 0; c < n_col; c++) {
+        bool has_old = ct->old_v[c].type != PROTO_UNDEF, has_new = ct->new_v[c].type != PROTO_UNDEF;
+
+        if ((op == SQLITE_INSERT && !has_new) || (op == SQLITE_DELETE && !has_old))
+            return false;
+        if (op == SQLITE_UPDATE && (ct->pk[c] ? !has_old : has_old != has_new))
+            return false;
+        any_new = any_new || has_new;
+    }
+    return op != SQLITE_UPDATE || any_new;
+}
+
 /* One change as protocol columns: INSERT every new value, DELETE every old value, UPDATE the
  * primary key's old values and the changed columns' old and new values (a column undefined in
  * both records is not carried). */
-static int change_decode(cs_reader *rd, int op, uint32_t n_col, struct outpost_arena **arena,
+static int change_decode(cs_reader *rd, int op, cs_table *ct, struct outpost_arena **arena,
                          proto_change *out)
 {
-    proto_value *vals = arena_alloc(arena, (size_t)n_col * 2u * sizeof *vals);
-    uint32_t n = 0;
+    uint32_t n_col = ct->t->n_columns, n = 0;
     int rc = OUTPOST_OK;
 
     out->op = op == SQLITE_INSERT ? PROTO_OP_INSERT
             : op == SQLITE_DELETE ? PROTO_OP_DELETE : PROTO_OP_UPDATE;
-    out->cols = arena_alloc(arena, (size_t)n_col * sizeof *out->cols);
-    if (vals == NULL || out->cols == NULL)
-        return OUTPOST_ENOMEM;
-    proto_value *old_v = vals, *new_v = vals + n_col;
     for (uint32_t c = 0; c < n_col; c++)
-        old_v[c].type = new_v[c].type = PROTO_UNDEF;
+        ct->old_v[c].type = ct->new_v[c].type = PROTO_UNDEF;
     for (uint32_t c = 0; rc == OUTPOST_OK && op != SQLITE_INSERT && c < n_col; c++)
-        rc = cs_value(rd, arena, &old_v[c]);
+        rc = cs_value(rd, arena, &ct->old_v[c]);
     for (uint32_t c = 0; rc == OUTPOST_OK && op != SQLITE_DELETE && c < n_col; c++)
-        rc = cs_value(rd, arena, &new_v[c]);
+        rc = cs_value(rd, arena, &ct->new_v[c]);
     if (rc != OUTPOST_OK)
         return rc;
+    if (!change_well_formed(op, ct, n_col))
+        return OUTPOST_ECORRUPT;
+    for (uint32_t c = 0; c < n_col; c++)
+        n += ct->old_v[c].type != PROTO_UNDEF || ct->new_v[c].type != PROTO_UNDEF;
+    out->cols = arena_alloc(arena, (size_t)n * sizeof *out->cols);
+    if (out->cols == NULL)
+        return OUTPOST_ENOMEM;
+    n = 0;
     for (uint32_t c = 0; c < n_col; c++) {
-        if (old_v[c].type == PROTO_UNDEF && new_v[c].type == PROTO_UNDEF)
+        if (ct->old_v[c].type == PROTO_UNDEF && ct->new_v[c].type == PROTO_UNDEF)
             continue;
         out->cols[n].idx = c;
-        out->cols[n].old_val = old_v[c];
-        out->cols[n].new_val = new_v[c];
+        out->cols[n].old_val = ct->old_v[c];
+        out->cols[n].new_val = ct->new_v[c];
         n++;
     }
     out->n_cols = n;
@@ -133,10 +173,12 @@ static int change_decode(cs_reader *rd, int op, uint32_t n_col, struct outpost_a
 }
 
 /* Grows a table's change array by one. */
-static proto_change *change_push(proto_table_changes *t, uint32_t *cap, struct outpost_arena **arena)
+static proto_change *change_push(cs_table *ct, struct outpost_arena **arena)
 {
-    if (t->n_changes == *cap) {
-        uint32_t ncap = *cap ? *cap * 2 : 16;
+    proto_table_changes *t = ct->t;
+
+    if (t->n_changes == ct->changes_cap) {
+        uint32_t ncap = ct->changes_cap ? ct->changes_cap * 2 : 16;
         proto_change *grown = arena_alloc(arena, ncap * sizeof *grown);
 
         if (grown == NULL)
@@ -144,25 +186,37 @@ static proto_change *change_push(proto_table_changes *t, uint32_t *cap, struct o
         if (t->n_changes)
             memcpy(grown, t->changes, t->n_changes * sizeof *grown);
         t->changes = grown;
-        *cap = ncap;
+        ct->changes_cap = ncap;
     }
     return &t->changes[t->n_changes++];
 }
 
-/* A table header: a new proto_table_changes in push->tables. */
+/* A table header: a new proto_table_changes in push->tables. At least one column is in the
+ * key (the session records only tables with a primary key; a flag is the column's position in
+ * the key, table_info's pk, not only 1), and no table has two headers
+ * (sqlite3session_changeset() writes each table's changes together). */
 static int table_header(cs_reader *rd, struct outpost_arena **arena, proto_push *push,
-                        uint32_t *tables_cap, proto_table_changes **out_table)
+                        uint32_t *tables_cap, cs_table *ct)
 {
     uint64_t n_col = 0;
+    bool any_pk = false;
 
     /* SQLite's own reader allows at most 65,536 columns. */
     if (!cs_varint(rd, &n_col) || n_col == 0 || n_col > 65536 ||
         n_col > (uint64_t)(rd->end - rd->p))
         return OUTPOST_ECORRUPT;
-    rd->p += n_col; /* primary-key flags: the schema says the same (replica_table) */
+    for (uint64_t c = 0; c < n_col; c++)
+        any_pk = any_pk || rd->p[c];
+    if (!any_pk)
+        return OUTPOST_ECORRUPT;
+    ct->pk = rd->p;
+    rd->p += n_col;
     const uint8_t *nul = memchr(rd->p, 0, (size_t)(rd->end - rd->p));
     if (nul == NULL || nul == rd->p)
         return OUTPOST_ECORRUPT;
+    for (uint32_t i = 0; i < push->n_tables; i++)
+        if (strcmp(push->tables[i].table, (const char *)rd->p) == 0)
+            return OUTPOST_ECORRUPT;
     if (push->n_tables == *tables_cap) {
         uint32_t ncap = *tables_cap ? *tables_cap * 2 : 4;
         proto_table_changes *grown = arena_alloc(arena, ncap * sizeof *grown);
@@ -174,49 +228,58 @@ static int table_header(cs_reader *rd, struct outpost_arena **arena, proto_push 
         push->tables = grown;
         *tables_cap = ncap;
     }
-    proto_table_changes *t = &push->tables[push->n_tables++];
-    memset(t, 0, sizeof *t);
     size_t len = (size_t)(nul - rd->p) + 1;
     char *copy = arena_alloc(arena, len);
-    if (copy == NULL)
+    ct->old_v = arena_alloc(arena, (size_t)n_col * 2u * sizeof *ct->old_v);
+    if (copy == NULL || ct->old_v == NULL)
         return OUTPOST_ENOMEM;
+    ct->new_v = ct->old_v + n_col;
     memcpy(copy, rd->p, len);
     rd->p += len;
+    proto_table_changes *t = &push->tables[push->n_tables++];
+    memset(t, 0, sizeof *t);
     t->table = copy;
     t->n_columns = (uint32_t)n_col;
-    *out_table = t;
+    ct->t = t;
+    ct->changes_cap = 0;
     return OUTPOST_OK;
 }
 
 /* Decodes a changeset into push->tables, allocating from *arena. A session changeset holds each
- * table's changes together, behind one header, so a header starts a new proto_table_changes. */
+ * table's changes together, behind one header followed by at least one change: a header at the
+ * end is a cut changeset. */
 int outbox_decode(const void *changeset, int n_bytes, struct outpost_arena **arena, proto_push *push)
 {
-    cs_reader rd = {.p = changeset, .end = (const uint8_t *)changeset + (n_bytes > 0 ? n_bytes : 0)};
-    proto_table_changes *cur = NULL;
-    uint32_t tables_cap = 0, changes_cap = 0;
+    cs_reader rd = {.p = changeset, .end = changeset};
+    cs_table ct = {0};
+    uint32_t tables_cap = 0;
     int rc = OUTPOST_OK;
 
     push->n_tables = 0;
     push->tables = NULL;
     if (n_bytes < 0 || (n_bytes > 0 && changeset == NULL))
         return OUTPOST_ECORRUPT;
+    if (n_bytes > 0) /* an empty blob is NULL from sqlite3_column_blob(): no NULL + 0 */
+        rd.end += n_bytes;
     while (rc == OUTPOST_OK && rd.p < rd.end) {
         uint8_t op = *rd.p++;
         if (op == 'T') {
-            rc = table_header(&rd, arena, push, &tables_cap, &cur);
-            changes_cap = 0;
+            if (ct.t != NULL && ct.t->n_changes == 0)
+                return OUTPOST_ECORRUPT;
+            rc = table_header(&rd, arena, push, &tables_cap, &ct);
             continue;
         }
-        if (cur == NULL || (op != SQLITE_INSERT && op != SQLITE_DELETE && op != SQLITE_UPDATE) ||
-            rd.p >= rd.end)
+        if (ct.t == NULL || (op != SQLITE_INSERT && op != SQLITE_DELETE && op != SQLITE_UPDATE) ||
+            rd.p >= rd.end || *rd.p > 1)
             return OUTPOST_ECORRUPT;
-        rd.p++; /* the indirect flag: not carried in a PUSH */
-        proto_change *change = change_push(cur, &changes_cap, arena);
+        rd.p++; /* the indirect flag (0 or 1): not carried in a PUSH */
+        proto_change *change = change_push(&ct, arena);
         if (change == NULL)
             return OUTPOST_ENOMEM;
-        rc = change_decode(&rd, op, cur->n_columns, arena, change);
+        rc = change_decode(&rd, op, &ct, arena, change);
     }
+    if (rc == OUTPOST_OK && ct.t != NULL && ct.t->n_changes == 0)
+        return OUTPOST_ECORRUPT;
     return rc;
 }
 

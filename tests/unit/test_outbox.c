@@ -378,7 +378,7 @@ static int decode_matches_sqlite(const uint8_t *cs, int n)
     sqlite3_changeset_iter *it = NULL;
     int rc = outbox_decode(cs, n, &arena, &push), step, n_changes = 0;
     uint32_t ti = 0, ci = 0;
-    const char *prev = NULL;
+    char *prev = NULL; /* a copy: the iterator's name is in a buffer the next header reuses */
 
     assert_int_equal(sqlite3changeset_start(&it, n, (void *)cs), SQLITE_OK);
     while ((step = sqlite3changeset_next(it)) == SQLITE_ROW && rc == OUTPOST_OK) {
@@ -390,7 +390,11 @@ static int decode_matches_sqlite(const uint8_t *cs, int n)
             ti++;
             ci = 0;
         }
-        prev = table;
+        if (prev == NULL || strcmp(prev, table) != 0) {
+            sqlite3_free(prev);
+            prev = sqlite3_mprintf("%s", table);
+            assert_non_null(prev);
+        }
         assert_true(ti < push.n_tables);
         const proto_table_changes *tc = &push.tables[ti];
         assert_string_equal(tc->table, table);
@@ -432,6 +436,7 @@ static int decode_matches_sqlite(const uint8_t *cs, int n)
         assert_int_not_equal(step, SQLITE_DONE);
     }
     sqlite3changeset_finalize(it);
+    sqlite3_free(prev);
     arena_free(arena);
     return n_changes;
 }
@@ -509,8 +514,8 @@ static void test_outbox_changeset_decoded_as_sqlite_reads_it(void **state)
     cs = changeset_of_every_kind(200, &n);
     assert_int_equal(decode_matches_sqlite(cs, n), 12);
     assert_int_equal(decode_matches_sqlite(cs, 0), 0);
-    /* Every cut: refused as corrupt, or (cut right after a change or a table header) read as
-     * the changes before it. SQLite's own iterator is no oracle here: 3.40 loops forever on
+    /* Every cut: refused as corrupt, or (cut right after a change) read as the changes before
+     * it. SQLite's own iterator is no oracle here: 3.40 loops forever on
      * some cuts (a lone 'T'). ASan sees any read past the end. */
     struct outpost_arena *arena = NULL;
     proto_push full;
@@ -549,10 +554,246 @@ static void test_outbox_changeset_decoded_as_sqlite_reads_it(void **state)
         arena_free(pa);
         free(part);
     }
-    /* After each of the 12 changes but the last, and after each of the 2 table headers. */
-    assert_int_equal(accepted, 13);
+    /* After each of the 12 changes but the last; not after a table header (a header is
+     * followed by a change: one at the end is a cut). */
+    assert_int_equal(accepted, 11);
     arena_free(arena);
     sqlite3_free(cs);
+}
+
+/* ---- what SQLite's session extension never writes ------------------------------------------ */
+
+/* Hand-made changesets over t(id PRIMARY KEY, a, b): a header, then changes. */
+#define CS_HDR 'T', 3, 1, 0, 0, 't', 0
+#define CS_I1 SQLITE_INTEGER, 0, 0, 0, 0, 0, 0, 0, 1
+#define CS_I2 SQLITE_INTEGER, 0, 0, 0, 0, 0, 0, 0, 2
+#define CS_X SQLITE_TEXT, 1, 'x'
+#define CS_Y SQLITE_TEXT, 1, 'y'
+#define CS_N SQLITE_NULL
+#define CS_U 0
+#define CS_INSERT SQLITE_INSERT, 0, CS_I1, CS_X, CS_N
+
+typedef struct cs_case {
+    const char *what;
+    uint8_t bytes[96];
+    int n;
+} cs_case;
+
+#define CS_CASE(what, ...)                                                                       \
+    {what, {__VA_ARGS__}, (int)sizeof((uint8_t[]){__VA_ARGS__})}
+
+static void test_outbox_decode_reads_hand_made_changesets_as_sqlite_does(void **state)
+{
+    (void)state;
+    /* The controls for the refusals below: the same bytes, well formed. */
+    static const cs_case good[] = {
+        CS_CASE("insert", CS_HDR, CS_INSERT),
+        CS_CASE("update", CS_HDR, SQLITE_UPDATE, 0, CS_I1, CS_X, CS_U, CS_U, CS_Y, CS_U),
+        CS_CASE("delete", CS_HDR, SQLITE_DELETE, 1, CS_I1, CS_X, CS_N),
+        /* What SQLite writes when a key's type changes (k = 1.0 where k = 1, no affinity). */
+        CS_CASE("update of a key", CS_HDR, SQLITE_UPDATE, 0, CS_I1, CS_U, CS_U, CS_I2, CS_U, CS_U),
+        /* A key flag is the column's position in the key (the format's comment says 1). */
+        CS_CASE("composite key", 'T', 3, 2, 0, 1, 't', 0, CS_INSERT),
+        CS_CASE("two tables", CS_HDR, CS_INSERT, 'T', 1, 1, 'u', 0, SQLITE_INSERT, 0, CS_N),
+    };
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        print_message("good: %s\n", good[i].what);
+        assert_true(decode_matches_sqlite(good[i].bytes, good[i].n) >= 1);
+    }
+    /* An empty blob, as sqlite3_column_blob() gives it: no changes; NULL with bytes: corrupt. */
+    struct outpost_arena *arena = NULL;
+    proto_push push;
+    assert_int_equal(outbox_decode(NULL, 0, &arena, &push), OUTPOST_OK);
+    assert_int_equal(push.n_tables, 0);
+    assert_int_equal(outbox_decode(NULL, 3, &arena, &push), OUTPOST_ECORRUPT);
+    assert_int_equal(outbox_decode(good[0].bytes, -1, &arena, &push), OUTPOST_ECORRUPT);
+    arena_free(arena);
+}
+
+static void test_outbox_decode_refuses_what_sqlite_never_writes(void **state)
+{
+    (void)state;
+    /* Each read by SQLite 3.40's iterator without complaint (or with a meaning it makes up),
+     * never written by sqlite3session_changeset(): damage, to be refused as corrupt. */
+    static const cs_case bad[] = {
+        /* The iterator drops an old value whose column has no new one. */
+        CS_CASE("update, old value only", CS_HDR, SQLITE_UPDATE, 0, CS_I1, CS_X, CS_N, CS_U, CS_Y,
+                CS_U),
+        CS_CASE("update, new value only", CS_HDR, SQLITE_UPDATE, 0, CS_I1, CS_U, CS_U, CS_U, CS_Y,
+                CS_U),
+        CS_CASE("update changing nothing", CS_HDR, SQLITE_UPDATE, 0, CS_I1, CS_U, CS_U, CS_U, CS_U,
+                CS_U),
+        CS_CASE("update without its key", CS_HDR, SQLITE_UPDATE, 0, CS_U, CS_X, CS_U, CS_U, CS_Y,
+                CS_U),
+        CS_CASE("insert with an undefined value", CS_HDR, SQLITE_INSERT, 0, CS_I1, CS_U, CS_N),
+        CS_CASE("delete with an undefined value", CS_HDR, SQLITE_DELETE, 0, CS_I1, CS_X, CS_U),
+        /* The iterator reads a NaN as NULL; SQLite never stores one. */
+        CS_CASE("NaN", CS_HDR, SQLITE_INSERT, 0, CS_I1, SQLITE_FLOAT, 0x7f, 0xf8, 0, 0, 0, 0, 0, 0,
+                CS_N),
+        CS_CASE("indirect flag 2", CS_HDR, SQLITE_INSERT, 2, CS_I1, CS_X, CS_N),
+        CS_CASE("no key column", 'T', 3, 0, 0, 0, 't', 0, CS_INSERT),
+        /* A header is followed by at least one change: one at the end is a cut changeset. */
+        CS_CASE("header at the end", CS_HDR, CS_INSERT, 'T', 1, 1, 'u', 0),
+        CS_CASE("header without changes", 'T', 1, 1, 'u', 0, CS_HDR, CS_INSERT),
+        CS_CASE("same table twice", CS_HDR, CS_INSERT, CS_HDR, SQLITE_INSERT, 0, CS_I2, CS_X, CS_N),
+        CS_CASE("patchset", 'P', 3, 1, 0, 0, 't', 0, CS_INSERT),
+        CS_CASE("empty table name", 'T', 3, 1, 0, 0, 0, CS_INSERT),
+    };
+    int wrong = 0;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct outpost_arena *arena = NULL;
+        proto_push push;
+        int rc = outbox_decode(bad[i].bytes, bad[i].n, &arena, &push);
+        if (rc != OUTPOST_ECORRUPT) {
+            print_message("%s: %s, not refused as corrupt\n", bad[i].what, outpost_strerror(rc));
+            wrong++;
+        }
+        arena_free(arena);
+    }
+    assert_int_equal(wrong, 0);
+}
+
+/* ---- random sessions: every changeset SQLite writes is read as SQLite reads it -------------- */
+
+static uint64_t rng_next(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* A random value of any kind: integers at the varint and sign edges, reals with -0.0 and
+ * infinities, text and blobs of 0, 1-byte, 2-byte and 3-byte varint lengths, NULL. */
+static void bind_random(sqlite3_stmt *st, int idx, uint64_t *rng, const char *filler)
+{
+    static const int64_t ints[] = {0, 1, -1, 127, 128, 16383, 16384, INT32_MAX, INT64_MAX,
+                                   INT64_MIN};
+    static const double reals[] = {0.0, -0.0, 1.0, 0.5, -1e300, 1e-310, INFINITY, -INFINITY};
+    static const int lens[] = {0, 1, 5, 127, 128, 200, 16384, 20000};
+    uint64_t r = rng_next(rng);
+
+    switch (r % 5) {
+    case 0: sqlite3_bind_int64(st, idx, ints[(r >> 8) % 10]); break;
+    case 1: sqlite3_bind_double(st, idx, reals[(r >> 8) % 8]); break;
+    case 2: sqlite3_bind_text(st, idx, filler, lens[(r >> 8) % 8], SQLITE_STATIC); break;
+    case 3: sqlite3_bind_blob(st, idx, filler, lens[(r >> 8) % 8], SQLITE_STATIC); break;
+    default: sqlite3_bind_null(st, idx); break;
+    }
+}
+
+/* Keys from a small set, so that statements meet rows; the untyped key mixes 1 and 1.0. */
+static void bind_key(sqlite3_stmt *st, int idx, int table, uint64_t *rng)
+{
+    uint64_t r = rng_next(rng) % 6;
+
+    switch (table) {
+    case 0: sqlite3_bind_int64(st, idx, (int64_t)r); break;
+    case 1: {
+        char k[8];
+        snprintf(k, sizeof k, "k%d", (int)r);
+        sqlite3_bind_text(st, idx, k, -1, SQLITE_TRANSIENT);
+        break;
+    }
+    default:
+        if (r < 2)
+            sqlite3_bind_double(st, idx, (double)(r + 1));
+        else
+            sqlite3_bind_int64(st, idx, (int64_t)r - 1);
+        break;
+    }
+}
+
+static void test_outbox_random_sessions_decoded_as_sqlite_reads_them(void **state)
+{
+    (void)state;
+    /* Four tables: integer key, text key, composite key declared out of column order (key
+     * flags 2 and 1) in a WITHOUT ROWID table, and an untyped key among 130 columns (a column
+     * count of two varint bytes). */
+    static const char *names[] = {"ri", "st", "wc", "wide"};
+    static const int n_cols[] = {4, 3, 3, 130};
+    char *wide = sqlite3_mprintf("CREATE TABLE wide(");
+    for (int c = 0; c < 130; c++)
+        wide = sqlite3_mprintf("%z%sc%d%s", wide, c ? ", " : "", c, c == 0 ? " PRIMARY KEY" : "");
+    wide = sqlite3_mprintf("%z) WITHOUT ROWID", wide);
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(":memory:", &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "CREATE TABLE ri(id INTEGER PRIMARY KEY, a, b REAL, c TEXT);"
+                                  "CREATE TABLE st(k TEXT PRIMARY KEY, v BLOB, w);"
+                                  "CREATE TABLE wc(v, k1 INTEGER, k2 TEXT, PRIMARY KEY(k2, k1))"
+                                  " WITHOUT ROWID;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, wide, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_free(wide);
+    char *filler = malloc(20001);
+    assert_non_null(filler);
+    memset(filler, 'z', 20000);
+    filler[20000] = 0;
+    uint64_t rng = 0x9e3779b97f4a7c15u;
+    int ops[3] = {0, 0, 0}; /* INSERT, UPDATE, DELETE changes read */
+    for (int round = 0; round < 300; round++) {
+        sqlite3_session *ses = NULL;
+        assert_int_equal(sqlite3session_create(db, "main", &ses), SQLITE_OK);
+        assert_int_equal(sqlite3session_attach(ses, NULL), SQLITE_OK);
+        int n_stmt = 1 + (int)(rng_next(&rng) % 8);
+        for (int s = 0; s < n_stmt; s++) {
+            int t = (int)(rng_next(&rng) % 4), kind = (int)(rng_next(&rng) % 3);
+            int key_table = t == 3 ? 2 : t == 2 ? 0 : t;
+            const char *key_col = t == 0 ? "id" : t == 1 ? "k" : t == 2 ? "k1" : "c0";
+            int col = 1 + (int)(rng_next(&rng) % (uint64_t)(n_cols[t] - 1));
+            char *sql;
+            if (kind == 0) {
+                sql = sqlite3_mprintf("INSERT OR REPLACE INTO %s(%s%s) VALUES(?1%s)", names[t],
+                                      key_col, t == 2 ? ", k2" : "", t == 2 ? ", 'x'" : "");
+            } else if (kind == 1) {
+                const char *set = t == 0   ? (col == 1 ? "a" : col == 2 ? "b" : "c")
+                                : t == 1   ? (col == 1 ? "v" : "w")
+                                : t == 2   ? "v"
+                                           : NULL;
+                /* A key updated in place: 1 to 1.0 is an UPDATE of the key (see above). */
+                if (t == 3 && col == 1)
+                    set = "c0";
+                sql = set ? sqlite3_mprintf("UPDATE %s SET %s = ?2 WHERE %s = ?1", names[t], set,
+                                            key_col)
+                          : sqlite3_mprintf("UPDATE %s SET c%d = ?2 WHERE %s = ?1", names[t], col,
+                                            key_col);
+            } else {
+                sql = sqlite3_mprintf("DELETE FROM %s WHERE %s = ?1", names[t], key_col);
+            }
+            sqlite3_stmt *st = NULL;
+            assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+            sqlite3_free(sql);
+            bind_key(st, 1, key_table, &rng);
+            if (kind == 1 && t == 3 && col == 1)
+                bind_key(st, 2, key_table, &rng);
+            else if (kind == 1)
+                bind_random(st, 2, &rng, filler);
+            int step = sqlite3_step(st);
+            assert_true(step == SQLITE_DONE || step == SQLITE_CONSTRAINT);
+            sqlite3_finalize(st);
+        }
+        void *cs = NULL;
+        int n = 0;
+        assert_int_equal(sqlite3session_changeset(ses, &n, &cs), SQLITE_OK);
+        sqlite3session_delete(ses);
+        if (n > 0) {
+            struct outpost_arena *arena = NULL;
+            proto_push push;
+            assert_int_equal(decode_matches_sqlite(cs, n) > 0, 1);
+            assert_int_equal(outbox_decode(cs, n, &arena, &push), OUTPOST_OK);
+            for (uint32_t t = 0; t < push.n_tables; t++)
+                for (uint32_t c = 0; c < push.tables[t].n_changes; c++)
+                    ops[push.tables[t].changes[c].op - PROTO_OP_INSERT]++;
+            arena_free(arena);
+        }
+        sqlite3_free(cs);
+    }
+    print_message("read %d inserts, %d updates, %d deletes\n", ops[0], ops[1], ops[2]);
+    assert_true(ops[0] > 100 && ops[1] > 100 && ops[2] > 50);
+    sqlite3_close(db);
+    free(filler);
 }
 
 int main(void)
@@ -578,6 +819,9 @@ int main(void)
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_outbox_bad_answers_refused, fx_setup, fx_teardown),
         cmocka_unit_test(test_outbox_changeset_decoded_as_sqlite_reads_it),
+        cmocka_unit_test(test_outbox_decode_reads_hand_made_changesets_as_sqlite_does),
+        cmocka_unit_test(test_outbox_decode_refuses_what_sqlite_never_writes),
+        cmocka_unit_test(test_outbox_random_sessions_decoded_as_sqlite_reads_them),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
