@@ -90,6 +90,10 @@ struct outpost_replica {
     int64_t pending_count;
     int64_t pending_max;
     bool pending_valid;
+    /* Pull-apply: rows of the page being applied that were kept for their pending local change,
+     * and whether this pull kept one (its cursor then stays where it was: page_apply). */
+    uint32_t pull_kept;
+    bool pull_cursor_held;
     int schema_cookie;        /* PRAGMA schema_version the table list was read at */
     bool schema_loaded;       /* the table list has been read once */
 

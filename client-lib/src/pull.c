@@ -233,6 +233,7 @@ static int apply_upserts(outpost_replica *r, const synced_table *t, const proto_
             rc = outbox_row_pending(r, t->name, pk, t->n_pk, 0, &pending);
         if (rc == OUTPOST_OK && !pending)
             rc = run_upsert(r, stmt, vals, tr->n_columns);
+        r->pull_kept += pending;
     }
     sqlite3_finalize(stmt);
     return rc;
@@ -253,6 +254,7 @@ static int apply_deletes(outpost_replica *r, const synced_table *t, const proto_
         rc = outbox_row_pending(r, t->name, pk, t->n_pk, 0, &pending);
         if (rc == OUTPOST_OK && !pending)
             rc = run_delete(r, stmt, pk, t->n_pk);
+        r->pull_kept += pending;
     }
     sqlite3_finalize(stmt);
     return rc;
@@ -285,7 +287,7 @@ static int state_cursor(outpost_replica *r, uint64_t *out_cursor)
     return rc;
 }
 
-static int state_store_cursor(outpost_replica *r, const proto_rows *page)
+static int state_store_cursor(outpost_replica *r, uint64_t cursor, const proto_rows *page)
 {
     sqlite3_stmt *stmt = NULL;
     int rc = replica_prepare(r, "UPDATE _outpost_state SET cursor = ?1,"
@@ -294,7 +296,7 @@ static int state_store_cursor(outpost_replica *r, const proto_rows *page)
 
     if (rc != OUTPOST_OK)
         return rc;
-    sqlite3_bind_int64(stmt, 1, page->cursor > INT64_MAX ? INT64_MAX : (int64_t)page->cursor);
+    sqlite3_bind_int64(stmt, 1, cursor > INT64_MAX ? INT64_MAX : (int64_t)cursor);
     sqlite3_bind_int(stmt, 2, page->more ? 1 : 0);
     sqlite3_bind_int64(stmt, 3, replica_now_ms(r));
     rc = step_library(r, stmt, "storing the cursor");
@@ -315,10 +317,20 @@ static int page_apply(outpost_replica *r, void *ctx)
     if (page->cursor < cursor)
         return OUTPOST_OK;
     rc = outbox_pending_refresh(r);
+    r->pull_kept = 0;
     for (uint32_t i = 0; rc == OUTPOST_OK && i < page->n_tables; i++)
         rc = rows_apply_table(r, &page->tables[i]);
+    if (rc != OUTPOST_OK)
+        return rc;
+    /* A row kept for its pending local change is not what the server holds, and the server may
+     * never send it again: once this device's change is merged, the row's later changes may all
+     * be its own unaltered writes, which are not echoed (a second local edit while the echo of
+     * the first arrives is enough). So the cursor stays before this page for the rest of this
+     * pull, and the next pull, after the push, reads from there again. */
+    bool held = r->pull_cursor_held || r->pull_kept > 0;
+    rc = state_store_cursor(r, held ? cursor : page->cursor, page);
     if (rc == OUTPOST_OK)
-        rc = state_store_cursor(r, page);
+        r->pull_cursor_held = held && page->more;
     return rc;
 }
 

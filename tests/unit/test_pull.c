@@ -92,6 +92,46 @@ static void test_pull_skips_rows_with_pending_changes(void **state)
                                       sizeof buf), "c1Merged,c2Merged");
 }
 
+/* A row kept for its pending change is not what the server holds, and the server may not send
+ * it again (a second local edit while the echo of the first arrives, and the rest are this
+ * device's own writes, never echoed): the cursor stays before the page that kept it for the
+ * rest of that pull, so the next pull reads it again. */
+static void test_pull_kept_row_holds_the_cursor_for_the_next_pull(void **state)
+{
+    fixture *f = *state;
+    page_fixture p;
+    proto_ack ack = {.seq = 1};
+    outpost_status st;
+    char buf[128];
+
+    page_make(&p, 2, "Srv", 10);
+    assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_OK);
+    assert_int_equal(outpost_exec(f->r, "UPDATE contacts SET name = 'Mine' WHERE id = 'c1'", NULL, 0),
+                     OUTPOST_OK);
+    page_make(&p, 2, "Srv2", 11);
+    p.page.more = true;
+    assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_OK);
+    assert_int_equal(outpost_status_get(f->r, &st), OUTPOST_OK);
+    assert_int_equal(st.cursor, 10);
+    page_make(&p, 0, "", 12); /* a later page of the same pull: the cursor stays held */
+    p.page.more = true;
+    assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_OK);
+    page_make(&p, 0, "", 13);
+    assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_OK);
+    assert_int_equal(outpost_status_get(f->r, &st), OUTPOST_OK);
+    assert_int_equal(st.cursor, 10);
+    assert_string_equal(fx_query_text(f, "SELECT group_concat(id || name) FROM contacts", buf,
+                                      sizeof buf), "c1Mine,c2Srv2");
+    /* Pushed and acknowledged: the next pull, from 10, brings the merged row, and moves on. */
+    assert_int_equal(outpost_outbox_ack(f->r, &ack), OUTPOST_OK);
+    page_make(&p, 2, "Merged", 13);
+    assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_OK);
+    assert_int_equal(outpost_status_get(f->r, &st), OUTPOST_OK);
+    assert_int_equal(st.cursor, 13);
+    assert_string_equal(fx_query_text(f, "SELECT group_concat(id || name) FROM contacts", buf,
+                                      sizeof buf), "c1Merged,c2Merged");
+}
+
 static void test_pull_tombstones_and_scope_removals_delete(void **state)
 {
     fixture *f = *state;
@@ -194,7 +234,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pull_applies_rows_and_cursor_without_capture, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_pull_reapplying_a_page_is_harmless, fx_setup, fx_teardown),
-        cmocka_unit_test_setup_teardown(test_pull_skips_rows_with_pending_changes, fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_pull_skips_rows_with_pending_changes, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_pull_kept_row_holds_the_cursor_for_the_next_pull,
+                                        fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_pull_tombstones_and_scope_removals_delete, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_pull_older_page_is_ignored, fx_setup, fx_teardown),
