@@ -473,6 +473,180 @@ static void test_pull_pages_by_limit_and_bytes(void **state)
     store_device_clear(&cai);
 }
 
+/* ---- pull: live rows read in batches (row_read_batch), pages that fill inside a batch ----- */
+
+enum { MB_ROWS = 90 };
+
+/* The model of contacts row i (c-NNN, north) that test_pull_full_inside_a_batch_* keeps. */
+typedef struct mb_row {
+    char id[16];
+    char name[96];
+    bool live, deleted, changed; /* changed: since the reader's cursor */
+} mb_row;
+
+/* Row i's name: its id and 0-70 letters, so that rows differ in size and a byte limit falls
+ * at a different row of a batch for every page size. */
+static void mb_name(mb_row *r, uint32_t i, int version)
+{
+    char pad[80];
+    uint32_t n = (i * 37u + (uint32_t)version * 11u) % 71u;
+    memset(pad, 'a' + (int)(i % 26), n);
+    pad[n] = 0;
+    snprintf(r->name, sizeof r->name, "%.8s-v%d-%.71s", r->id, version, pad);
+}
+
+/* The model's index of a key (c-NNN), MB_ROWS for any other. */
+static uint32_t mb_index(const proto_value *key)
+{
+    char text[16];
+    unsigned i = MB_ROWS;
+    if (key->type != PROTO_TEXT || key->u.b.n != 5)
+        return MB_ROWS;
+    memcpy(text, key->u.b.p, 5);
+    text[5] = 0;
+    if (sscanf(text, "c-%3u", &i) != 1 || i >= MB_ROWS)
+        return MB_ROWS;
+    return i;
+}
+
+static void mb_push_south(fixture *fx, store_device *ben, uint32_t round, uint32_t n)
+{
+    tpush *tp = tp_new(ben->acked_seq + 1, HLC(NOW_MS + round));
+    for (uint32_t i = 0; i < n; i++) {
+        char id[24];
+        snprintf(id, sizeof id, "s-%03u-%u", round, i);
+        tp_insert_contact(tp, id, "south", "South");
+    }
+    proto_msg *m = fx_push(fx, ben, tp, NOW_MS, NULL);
+    assert_int_equal(m->type, PROTO_MSG_ACK);
+    proto_msg_free(m);
+    tp_free(tp);
+}
+
+/* Pulls from cursor in pages of limit rows and max_bytes until no more comes, and checks the
+ * pages against the model: every row it expects (changed since cursor, or every live row from
+ * 0) exactly once with its newest name, every deleted row exactly once as a tombstone (from
+ * 0 at most once: the first page knows that the reader holds nothing), nothing else. */
+static void mb_pull_check(fixture *fx, store_device *reader, const mb_row *rows, uint64_t cursor,
+                          uint32_t limit, size_t max_bytes)
+{
+    uint32_t seen_row[MB_ROWS] = {0}, seen_deleted[MB_ROWS] = {0};
+    store_pull_info info;
+    uint64_t at = cursor;
+    uint32_t pages = 0;
+    do {
+        proto_msg *m = fx_pull(fx, reader, at, limit, max_bytes, &info);
+        assert_true(info.n_rows + info.n_deleted <= limit);
+        assert_true(info.next_cursor >= at);
+        assert_true(!info.more || info.n_rows + info.n_deleted > 0);
+        const proto_table_rows *t = fx_rows_table(m, "contacts");
+        for (uint32_t r = 0; t != NULL && r < t->n_rows; r++) {
+            const proto_value *v = &t->rows[r * t->n_columns];
+            uint32_t i = mb_index(&v[C_ID]);
+            if (i == MB_ROWS)
+                fail_msg("limit %u bytes %zu: a row not in the reader's scope", limit, max_bytes);
+            seen_row[i]++;
+            if (!fx_value_is(&v[C_NAME], rows[i].name))
+                fail_msg("limit %u bytes %zu: %s came with another row's values", limit, max_bytes,
+                         rows[i].id);
+        }
+        for (uint32_t r = 0; t != NULL && r < t->n_deleted; r++) {
+            uint32_t i = mb_index(&t->deleted[r * t->n_pk]);
+            assert_true(i < MB_ROWS);
+            seen_deleted[i]++;
+        }
+        at = info.next_cursor;
+        proto_msg_free(m);
+        assert_true(++pages <= 4 * MB_ROWS);
+    } while (info.more);
+    for (uint32_t i = 0; i < MB_ROWS; i++) {
+        uint32_t want_row = rows[i].live && (cursor == 0 || rows[i].changed);
+        uint32_t want_deleted = rows[i].deleted;
+        /* from 0 only the first page knows that the reader holds nothing yet; later pages may
+         * send a tombstone, never two */
+        bool deleted_ok = seen_deleted[i] == want_deleted ||
+                          (cursor == 0 && want_deleted == 1 && seen_deleted[i] == 0);
+        if (seen_row[i] != want_row || !deleted_ok)
+            fail_msg("limit %u bytes %zu from %llu: %s came %u times as a row (want %u), %u as "
+                     "deleted (want %u)",
+                     limit, max_bytes, (unsigned long long)cursor, rows[i].id, seen_row[i],
+                     want_row, seen_deleted[i], want_deleted);
+    }
+}
+
+/* Live rows of a page are read 32 at a time; a page that fills inside such a batch (by bytes or
+ * by rows) must leave the rest of the batch to the next page, not skip it or send it twice.
+ * North rows of varied sizes, between south rows the reader skips, then updates, deletes (each
+ * ends a batch) and new rows, pulled from 0 and from the middle in pages of many sizes. */
+static void test_pull_full_inside_a_batch_skips_nothing_sends_nothing_twice(void **state)
+{
+    fixture *fx = *state;
+    store_device ana, ana2, ben;
+    fx_device(fx, "ana", &ana);
+    fx_device(fx, "ana", &ana2);
+    fx_device(fx, "ben", &ben);
+    static mb_row rows[MB_ROWS];
+    static char old_names[MB_ROWS][96]; /* a push keeps pointers to its values */
+    memset(rows, 0, sizeof rows);
+    for (uint32_t i = 0; i < MB_ROWS; i++) {
+        snprintf(rows[i].id, sizeof rows[i].id, "c-%03u", i);
+        mb_name(&rows[i], i, 0);
+    }
+    /* 60 rows in pushes of 12, each followed by 3 south rows */
+    for (uint32_t i = 0; i < 60; i += 12) {
+        tpush *tp = tp_new(ana.acked_seq + 1, HLC(NOW_MS + i));
+        for (uint32_t k = i; k < i + 12; k++) {
+            tp_insert_contact(tp, rows[k].id, "north", rows[k].name);
+            rows[k].live = true;
+        }
+        proto_msg_free(fx_push(fx, &ana, tp, NOW_MS, NULL));
+        tp_free(tp);
+        mb_push_south(fx, &ben, i, 3);
+    }
+    store_pull_info info;
+    proto_msg_free(fx_pull(fx, &ana2, 0, 1000, 1 << 20, &info));
+    assert_int_equal(info.n_rows, 60);
+    assert_false(info.more);
+    uint64_t middle = info.next_cursor;
+    /* then: every 4th row renamed, every 7th deleted, 30 new rows, in pushes between south ones */
+    for (uint32_t round = 0; round < 3; round++) {
+        tpush *tp = tp_new(ana.acked_seq + 1, HLC(NOW_MS + 100 + round));
+        for (uint32_t k = round; k < 60; k += 3) {
+            if (k % 7 == 0) {
+                tp_delete_contact(tp, fx, rows[k].id);
+                rows[k].live = false;
+                rows[k].deleted = true;
+            } else if (k % 4 == 0) {
+                memcpy(old_names[k], rows[k].name, sizeof old_names[k]);
+                mb_name(&rows[k], k, 1);
+                tp_update_contact(tp, rows[k].id, C_NAME, T(old_names[k]), T(rows[k].name));
+                rows[k].changed = true;
+            }
+        }
+        for (uint32_t k = 60 + round * 10; k < 70 + round * 10; k++) {
+            tp_insert_contact(tp, rows[k].id, "north", rows[k].name);
+            rows[k].live = rows[k].changed = true;
+        }
+        proto_msg_free(fx_push(fx, &ana, tp, NOW_MS, NULL));
+        tp_free(tp);
+        mb_push_south(fx, &ben, 100 + round, 2);
+    }
+    /* pages by rows (around the batch of 32), by bytes, by both */
+    static const struct {
+        uint32_t limit;
+        size_t bytes;
+    } sizes[] = {{1, 1 << 20},  {3, 1 << 20},  {31, 1 << 20}, {32, 1 << 20}, {33, 1 << 20},
+                 {1000, 1 << 20}, {1000, 300}, {1000, 420},   {1000, 650},   {1000, 1000},
+                 {1000, 1700},  {1000, 3000}, {5, 650},      {33, 1000},    {20, 1700}};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        mb_pull_check(fx, &ana2, rows, 0, sizes[k].limit, sizes[k].bytes);
+        mb_pull_check(fx, &ana2, rows, middle, sizes[k].limit, sizes[k].bytes);
+    }
+    store_device_clear(&ana);
+    store_device_clear(&ana2);
+    store_device_clear(&ben);
+}
+
 static void test_pull_tombstones_and_no_echo(void **state)
 {
     fixture *fx = *state;
@@ -867,6 +1041,7 @@ int main(void)
         T_(test_auth_right_wrong_unknown_revoked),
         T_(test_device_seen_recorded_for_listing),
         T_(test_pull_pages_by_limit_and_bytes),
+        T_(test_pull_full_inside_a_batch_skips_nothing_sends_nothing_twice),
         T_(test_pull_tombstones_and_no_echo),
         T_(test_pull_returns_row_when_merge_altered_it),
         T_(test_pull_jumps_own_run_keeps_others_around_it),
@@ -883,6 +1058,7 @@ int main(void)
      * both engines by test_store_engines). */
     const struct CMUnitTest on_postgresql[] = {
         T_(test_pull_pages_by_limit_and_bytes),
+        T_(test_pull_full_inside_a_batch_skips_nothing_sends_nothing_twice),
         T_(test_pull_tombstones_and_no_echo),
         T_(test_pull_returns_row_when_merge_altered_it),
         T_(test_pull_jumps_own_run_keeps_others_around_it),
