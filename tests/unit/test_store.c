@@ -647,6 +647,154 @@ static void test_pull_full_inside_a_batch_skips_nothing_sends_nothing_twice(void
     store_device_clear(&ben);
 }
 
+/* Keys of every type through the batched read: k_any's key column has no type (SQLite keeps
+ * each value as it came: 3, '3', x'03' and 3.5 are four rows), k_pair's is two columns, integers
+ * (in a column without a type: a synced table may not have an INTEGER key) and TEXT, WITHOUT
+ * ROWID. Rows of both tables alternate between pushes, so batches end at a
+ * table change, at 32 rows and at the page's end. */
+enum { KT_ANY = 48, KT_PAIR = 45 };
+
+typedef struct kt_rows {
+    char text[KT_ANY][16];
+    uint8_t blob[KT_ANY];
+    char pair_b[KT_PAIR][8];
+    char value[KT_ANY + KT_PAIR][16];
+    proto_value any[KT_ANY][3];   /* k, team_id, v */
+    proto_value pair[KT_PAIR][4]; /* a, b, team_id, r */
+    uint32_t seen_any[KT_ANY], seen_pair[KT_PAIR];
+} kt_rows;
+
+static void kt_make(kt_rows *kt)
+{
+    memset(kt, 0, sizeof *kt);
+    for (uint32_t i = 0; i < KT_ANY; i++) {
+        proto_value *row = kt->any[i];
+        uint32_t n = i / 4;
+        snprintf(kt->text[i], sizeof kt->text[i], "%u", n);
+        kt->blob[i] = (uint8_t)n;
+        switch (i % 4) {
+        case 0:
+            row[0] = I((int64_t)n);
+            break;
+        case 1:
+            row[0] = T(kt->text[i]);
+            break;
+        case 2:
+            row[0].type = PROTO_BLOB;
+            row[0].u.b.p = &kt->blob[i];
+            row[0].u.b.n = 1;
+            break;
+        default:
+            row[0].type = PROTO_REAL;
+            row[0].u.r = n + 0.5;
+        }
+        row[1] = T("north");
+        snprintf(kt->value[i], sizeof kt->value[i], "any-%u", i);
+        row[2] = T(kt->value[i]);
+    }
+    for (uint32_t i = 0; i < KT_PAIR; i++) {
+        proto_value *row = kt->pair[i];
+        snprintf(kt->pair_b[i], sizeof kt->pair_b[i], "b-%u", i % 3);
+        row[0] = I((int64_t)(i / 3) - 7); /* negative ones too */
+        row[1] = T(kt->pair_b[i]);
+        row[2] = T("north");
+        row[3].type = PROTO_REAL;
+        row[3].u.r = i * 1.25;
+    }
+}
+
+static void kt_insert(tpush *tp, const char *table, const proto_value *row, uint32_t n_cols)
+{
+    proto_change *ch = tp_change(tp, table, n_cols, PROTO_OP_INSERT);
+    for (uint32_t c = 0; c < n_cols; c++)
+        tp_col(ch, c, U(), row[c]);
+}
+
+/* Counts each pulled row against the expected ones: same key and every value the same. */
+static void kt_count(const proto_table_rows *t, const proto_value *rows, uint32_t width,
+                     uint32_t n_pk, uint32_t n_rows, uint32_t *seen)
+{
+    for (uint32_t r = 0; t != NULL && r < t->n_rows; r++) {
+        const proto_value *got = &t->rows[r * t->n_columns];
+        assert_int_equal(t->n_columns, width);
+        uint32_t i = 0;
+        for (; i < n_rows; i++) {
+            const proto_value *want = rows + (size_t)i * width;
+            uint32_t k = 0;
+            while (k < n_pk && proto_value_equal(&got[k], &want[k]))
+                k++;
+            if (k == n_pk)
+                break;
+        }
+        if (i == n_rows)
+            fail_msg("%s: a row with a key that was never pushed", t->table);
+        const proto_value *want = rows + (size_t)i * width;
+        for (uint32_t c = 0; c < width; c++)
+            if (!proto_value_equal(&got[c], &want[c]))
+                fail_msg("%s row %u: column %u is not the value pushed", t->table, i, c);
+        seen[i]++;
+    }
+}
+
+static void test_pull_reads_keys_of_every_type_in_batches(void **state)
+{
+    fixture *fx = *state;
+    static const char schema[] =
+        "CREATE TABLE k_any (k BLOB NOT NULL, team_id TEXT NOT NULL, v TEXT, PRIMARY KEY(k));"
+        "CREATE TABLE k_pair (a BLOB NOT NULL, b TEXT NOT NULL, team_id TEXT NOT NULL, r REAL,"
+        " PRIMARY KEY(a, b)) WITHOUT ROWID;";
+    if (store_init_schema(fx->st, schema, "k_any scope=team_id\nk_pair scope=team_id\n") != 0)
+        fail_msg("init: %s", store_errmsg(fx->st));
+    const char *north[] = {"north"};
+    assert_int_equal(store_team_add(fx->st, "north", NULL), 0);
+    assert_int_equal(store_worker_add(fx->st, "ana", north, 1), 0);
+    store_device ana, ana2;
+    fx_device(fx, "ana", &ana);
+    fx_device(fx, "ana", &ana2);
+    static kt_rows kt;
+    kt_make(&kt);
+    /* k_any 0-39; k_pair 0-29 and k_any 40-44; k_pair 30-44 and k_any 45-47 */
+    static const struct {
+        uint32_t any_from, any_to, pair_from, pair_to;
+    } pushes[] = {{0, 40, 0, 0}, {40, 45, 0, 30}, {45, KT_ANY, 30, KT_PAIR}};
+    for (size_t p = 0; p < sizeof pushes / sizeof pushes[0]; p++) {
+        tpush *tp = tp_new(ana.acked_seq + 1, HLC(NOW_MS + p));
+        for (uint32_t i = pushes[p].pair_from; i < pushes[p].pair_to; i++)
+            kt_insert(tp, "k_pair", kt.pair[i], 4);
+        for (uint32_t i = pushes[p].any_from; i < pushes[p].any_to; i++)
+            kt_insert(tp, "k_any", kt.any[i], 3);
+        store_push_info info;
+        proto_msg *m = fx_push(fx, &ana, tp, NOW_MS, &info);
+        assert_int_equal(m->type, PROTO_MSG_ACK);
+        proto_msg_free(m);
+        tp_free(tp);
+    }
+    static const uint32_t limits[] = {1000, 7, 32, 33};
+    for (size_t l = 0; l < sizeof limits / sizeof limits[0]; l++) {
+        memset(kt.seen_any, 0, sizeof kt.seen_any);
+        memset(kt.seen_pair, 0, sizeof kt.seen_pair);
+        uint64_t cursor = 0;
+        uint32_t pages = 0;
+        store_pull_info info;
+        do {
+            proto_msg *m = fx_pull(fx, &ana2, cursor, limits[l], 1 << 20, &info);
+            kt_count(fx_rows_table(m, "k_any"), kt.any[0], 3, 1, KT_ANY, kt.seen_any);
+            kt_count(fx_rows_table(m, "k_pair"), kt.pair[0], 4, 2, KT_PAIR, kt.seen_pair);
+            cursor = info.next_cursor;
+            proto_msg_free(m);
+            assert_true(++pages <= KT_ANY + KT_PAIR);
+        } while (info.more);
+        for (uint32_t i = 0; i < KT_ANY; i++)
+            if (kt.seen_any[i] != 1)
+                fail_msg("limit %u: k_any row %u came %u times", limits[l], i, kt.seen_any[i]);
+        for (uint32_t i = 0; i < KT_PAIR; i++)
+            if (kt.seen_pair[i] != 1)
+                fail_msg("limit %u: k_pair row %u came %u times", limits[l], i, kt.seen_pair[i]);
+    }
+    store_device_clear(&ana);
+    store_device_clear(&ana2);
+}
+
 static void test_pull_tombstones_and_no_echo(void **state)
 {
     fixture *fx = *state;
@@ -1042,6 +1190,7 @@ int main(void)
         T_(test_device_seen_recorded_for_listing),
         T_(test_pull_pages_by_limit_and_bytes),
         T_(test_pull_full_inside_a_batch_skips_nothing_sends_nothing_twice),
+        E_(test_pull_reads_keys_of_every_type_in_batches),
         T_(test_pull_tombstones_and_no_echo),
         T_(test_pull_returns_row_when_merge_altered_it),
         T_(test_pull_jumps_own_run_keeps_others_around_it),
@@ -1059,6 +1208,7 @@ int main(void)
     const struct CMUnitTest on_postgresql[] = {
         T_(test_pull_pages_by_limit_and_bytes),
         T_(test_pull_full_inside_a_batch_skips_nothing_sends_nothing_twice),
+        E_(test_pull_reads_keys_of_every_type_in_batches),
         T_(test_pull_tombstones_and_no_echo),
         T_(test_pull_returns_row_when_merge_altered_it),
         T_(test_pull_jumps_own_run_keeps_others_around_it),
