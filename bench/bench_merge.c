@@ -27,6 +27,11 @@
  * same 32-row statements is printed beside it (raw_sqlite_insert_batch32_*,
  * merge_vs_raw_batch32_*), not judged, so that the reader sees how much of the gap is the
  * statement count.
+ *
+ * `bench_merge pull` times the other direction alone: after one such merge, a fresh device
+ * pulls the 100,000 rows in pages as outpostd builds them (store_pull), BENCH_WARMUP then
+ * BENCH_RUNS times; store_pull_cpu_us_per_row is the pulling thread's CPU per row, the figure
+ * to compare builds of the store by on a shared machine.
  */
 #include <stdbool.h>
 #include <stdio.h>
@@ -184,10 +189,49 @@ static span raw_insert(const char *path, const row_text *texts, bool in_commit, 
     return t;
 }
 
+/* A fresh device of worker_id pulls everything from cursor 0 in pages as outpostd serves a
+ * device asking for PULL_PAGE_ROWS (its default message limit); the span is the calling
+ * thread's CPU (outpostd's store worker builds pages on one thread) and wall time. */
+enum { PULL_PAGE_ROWS = 10000, PULL_PAGE_BYTES = 1024 * 1024 };
+
+static span pull_all(store *st, const char *worker_id)
+{
+    char code[STORE_CODE_SIZE], device_id[40];
+    uint8_t secret[32];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t now_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    store_device dev;
+    memset(&dev, 0, sizeof dev);
+    if (store_enroll_code_create(st, worker_id, now_ms, 3600000, code) != STORE_OK ||
+        store_device_enroll(st, code, "reader", device_id, secret) != STORE_OK ||
+        store_device_auth(st, device_id, secret, &dev) != STORE_OK)
+        die("pull setup", store_errmsg(st));
+    proto_buf page = {0};
+    store_pull_info info;
+    uint64_t cursor = 0, rows = 0;
+    double wall = clock_s(CLOCK_MONOTONIC), cpu = clock_s(CLOCK_THREAD_CPUTIME_ID);
+    do {
+        page.len = 0;
+        if (store_pull(st, &dev, cursor, PULL_PAGE_ROWS, PULL_PAGE_BYTES, &page, &info) !=
+            STORE_OK)
+            die("store_pull", store_errmsg(st));
+        cursor = info.next_cursor;
+        rows += info.n_rows;
+    } while (info.more);
+    span s = {clock_s(CLOCK_MONOTONIC) - wall, clock_s(CLOCK_THREAD_CPUTIME_ID) - cpu};
+    if (rows != N_ROWS)
+        die("pull", "not every row was pulled");
+    proto_buf_free(&page);
+    store_device_clear(&dev);
+    return s;
+}
+
 /* in_commit: the checkpoint in the COMMIT (SQLite's default); otherwise as outpostd runs it,
- * with the checkpoint after the push timed into *out_checkpoint. */
+ * with the checkpoint after the push timed into *out_checkpoint. With out_pull, a second
+ * device of the same worker then pulls every row, out_pull[0..n_pulls) timed (pull_all). */
 static span store_merge(const char *path, const row_text *texts, bool in_commit,
-                        span *out_checkpoint)
+                        span *out_checkpoint, span *out_pull, int n_pulls)
 {
     char err[256];
     store *st = NULL;
@@ -254,6 +298,8 @@ static span store_merge(const char *path, const row_text *texts, bool in_commit,
         if (pages == 0 || store_wal_backlog(st) != 0)
             die("checkpoint", "the push left no WAL, or the checkpoint did not empty it");
     }
+    for (int i = 0; i < n_pulls; i++)
+        out_pull[i] = pull_all(st, "ana");
     free(info.teams_touched);
     proto_buf_free(&reply);
     free(changes);
@@ -273,7 +319,25 @@ static void remove_db(const char *path)
     }
 }
 
-int main(void)
+/* bench_merge pull: one merge, then a fresh device's pull of every row, timed (not run by
+ * default: outpostd's page building on its own, for comparing builds of the store). */
+static int pull_only(const char *store_path, const row_text *texts)
+{
+    span ckpt = {0, 0}, pulls[BENCH_WARMUP + BENCH_RUNS];
+    double rates[BENCH_RUNS], cpu_us[BENCH_RUNS];
+    store_merge(store_path, texts, false, &ckpt, pulls, BENCH_WARMUP + BENCH_RUNS);
+    remove_db(store_path);
+    for (int r = 0; r < BENCH_RUNS; r++) {
+        rates[r] = N_ROWS / pulls[BENCH_WARMUP + r].wall;
+        cpu_us[r] = pulls[BENCH_WARMUP + r].cpu * 1e6 / N_ROWS;
+    }
+    bench_print_method("pull");
+    bench_print_stat("store_pull_rows_per_s", bench_stat_of(rates, BENCH_RUNS), 0);
+    bench_print_stat("store_pull_cpu_us_per_row", bench_stat_of(cpu_us, BENCH_RUNS), 3);
+    return 0;
+}
+
+int main(int argc, char **argv)
 {
     char dir[256];
     snprintf(dir, sizeof dir, "%s/outpost-bench-XXXXXX",
@@ -287,6 +351,12 @@ int main(void)
     if (texts == NULL)
         die("texts", "out of memory");
     make_texts(texts);
+    if (argc > 1 && strcmp(argv[1], "pull") == 0) {
+        int rc = pull_only(store_path, texts);
+        rmdir(dir);
+        free(texts);
+        return rc;
+    }
 
     /* [0]: checkpoints out of the COMMIT (merge: as outpostd), [1]: in the COMMIT */
     double raw_rates[2][BENCH_RUNS], merge_rates[2][BENCH_RUNS];
@@ -297,7 +367,7 @@ int main(void)
         for (int way = 0; way < 2; way++) {
             span ckpt = {0, 0};
             span raw_s = raw_insert(raw_path, texts, way == 1, 1);
-            span merge_s = store_merge(store_path, texts, way == 1, &ckpt);
+            span merge_s = store_merge(store_path, texts, way == 1, &ckpt, NULL, 0);
             remove_db(raw_path);
             remove_db(store_path);
             if (r < 0)

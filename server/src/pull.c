@@ -10,6 +10,8 @@
  *   - out of scope: "removed" when, since the cursor, it left one of the device's teams.
  * Interleaved by sequence with the change log: the rows a device gains or loses when its
  * worker's teams change (store_rescope.c), so those are paged like any other change.
+ * Rows to send are read from their tables ROW_READ_BATCH at a time, and added to the page in
+ * the log's order: a page that fills inside a batch ends before the first row left out.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -105,10 +107,84 @@ typedef struct pull_page {
     bool holds_nothing;
     bool full;
     store_pull_info *info;
+    /* Live rows of one table whose values are still to be read (row_read_batch), in sequence
+     * order; nothing else is added to the page while any wait. */
+    const store_table *batch_t;
+    uint32_t n_batch;
+    proto_value *batch_keys; /* arena, ROW_READ_BATCH keys of batch_t */
+    struct pull_waiting {
+        uint64_t seq;    /* its change-log entry */
+        uint64_t before; /* last_seq when it was met: the next page starts there if it does
+                          * not fit in this one (entries skipped since may be passed again) */
+    } batch[ROW_READ_BATCH];
 } pull_page;
 
+/* Reads the waiting rows and adds them in order, until the page is full: the rows that do not
+ * fit are left to the next page, whose cursor stops before the first of them. */
+static int pull_batch_add(pull_page *p)
+{
+    uint32_t n = p->n_batch;
+    if (n == 0)
+        return 0;
+    p->n_batch = 0;
+    store_table *t = (store_table *)p->batch_t;
+    proto_value *vals = store_arena_alloc(&p->arena, (size_t)n * t->n_cols * sizeof *vals);
+    bool found[ROW_READ_BATCH];
+    if (vals == NULL)
+        return store_fail(p->st, STORE_ENOMEM, "out of memory");
+    int out = row_read_batch(p->st, t, n, p->batch_keys, &p->arena, vals, found);
+    if (out != 0)
+        return out;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!found[i])
+            return store_fail(p->st, STORE_EIO, "table %s: row state without a row", t->name);
+        const proto_value *row = vals + (size_t)i * t->n_cols;
+        /* Room for the row, in case it is the page's first row of its table. The merge keeps
+         * every row within one page (store_set_page_limit); a page still carries at least one
+         * row, so that a row stored before that bound (or under a larger limit) still moves. */
+        if (p->full || (p->n_items > 0 && p->rs.encoded_max + rowset_row_cost(t, row, t->n_cols) >
+                                              rowset_row_room(t, p->max_bytes))) {
+            p->full = true;
+            p->last_seq = p->batch[i].before;
+            return 0;
+        }
+        if (rowset_add_row(&p->rs, t, row) != 0)
+            return store_fail(p->st, STORE_ENOMEM, "out of memory");
+        p->info->n_rows++;
+        if (++p->n_items >= p->limit)
+            p->full = true;
+    }
+    return 0;
+}
+
+/* Queues a live row for pull_batch_add; its entry counts as met (last_seq) until then. */
+static int pull_batch_queue(pull_page *p, const store_table *t, const proto_value *pk,
+                            uint64_t seq)
+{
+    if (p->n_batch > 0 && p->batch_t != t) {
+        int out = pull_batch_add(p);
+        if (out != 0 || p->full)
+            return out;
+    }
+    if (p->n_batch == 0) {
+        p->batch_t = t;
+        p->batch_keys = store_arena_alloc(&p->arena, ROW_READ_BATCH * t->n_pk * sizeof *pk);
+        if (p->batch_keys == NULL)
+            return store_fail(p->st, STORE_ENOMEM, "out of memory");
+    }
+    memcpy(p->batch_keys + (size_t)p->n_batch * t->n_pk, pk, t->n_pk * sizeof *pk);
+    p->batch[p->n_batch].seq = seq;
+    p->batch[p->n_batch].before = p->last_seq;
+    p->n_batch++;
+    p->last_seq = seq;
+    if (p->n_batch == ROW_READ_BATCH || p->n_items + p->n_batch >= p->limit)
+        return pull_batch_add(p);
+    return 0;
+}
+
 /* Considers one row whose latest change is `seq`. Sets p->full instead of adding when the
- * page has no room left. */
+ * page has no room left. A live row to send waits in the batch (pull_batch_queue), whose rows
+ * are read with one statement. */
 static int pull_one(pull_page *p, db_stmt *s)
 {
     uint64_t seq = (uint64_t)db_column_int64(s, 0);
@@ -156,35 +232,25 @@ static int pull_one(pull_page *p, db_stmt *s)
         what = SEND_REMOVED;
     }
     proto_value *pk = store_arena_alloc(&p->arena, t->n_pk * sizeof *pk);
-    proto_value *vals = store_arena_alloc(&p->arena, t->n_cols * sizeof *vals);
-    if (pk == NULL || vals == NULL)
+    if (pk == NULL)
         return store_fail(p->st, STORE_ENOMEM, "out of memory");
     uint32_t n_pk = 0;
     out = store_values_decode(&p->arena, pk_blob, pk_len, pk, t->n_pk, &n_pk);
     if (out != 0 || n_pk != t->n_pk)
         return store_fail(p->st, out == STORE_ENOMEM ? STORE_ENOMEM : STORE_EIO,
                           "table %s: damaged row key", t->name);
-    if (what == SEND_ROW) {
-        bool found = false;
-        out = row_read(p->st, (store_table *)t, pk, &p->arena, vals, &found);
-        if (out != 0)
-            return out;
-        if (!found)
-            return store_fail(p->st, STORE_EIO, "table %s: row state without a row", t->name);
-    }
-    size_t cost =
-        what == SEND_ROW ? rowset_row_cost(t, vals, t->n_cols) : rowset_row_cost(t, pk, t->n_pk);
-    /* Room for the row, in case it is the page's first row of its table. The merge keeps every
-     * row within one page (store_set_page_limit); a page still carries at least one row, so
-     * that a row stored before that bound (or under a larger limit) still moves. */
+    if (what == SEND_ROW)
+        return pull_batch_queue(p, t, pk, seq);
+    /* The waiting rows first, so that the page holds entries in sequence order. */
+    out = pull_batch_add(p);
+    if (out != 0 || p->full)
+        return out;
+    size_t cost = rowset_row_cost(t, pk, t->n_pk);
     if (p->n_items > 0 && p->rs.encoded_max + cost > rowset_row_room(t, p->max_bytes)) {
         p->full = true;
         return 0;
     }
-    if (what == SEND_ROW) {
-        out = rowset_add_row(&p->rs, t, vals);
-        p->info->n_rows++;
-    } else if (what == SEND_DELETED) {
+    if (what == SEND_DELETED) {
         out = rowset_add_key(&p->rs, t, ROWSET_DELETED, pk);
         p->info->n_deleted++;
     } else {
@@ -310,6 +376,11 @@ int store_pull_stamped(store *st, const store_device *dev, uint64_t cursor, uint
         }
         if (rc == DB_DONE)
             rc = STORE_OK;
+        if (rc == STORE_OK) {
+            out = pull_batch_add(&p);
+            if (out != 0)
+                goto done;
+        }
     }
     if (rc != STORE_OK) {
         out = store_fail_db(st, rc, "read change log");

@@ -647,6 +647,7 @@ static void table_free(store_table *t)
     db_finalize(t->ins_row);
     db_finalize(t->del_row);
     db_finalize(t->ins_rows);
+    db_finalize(t->sel_rows);
     memset(t, 0, sizeof *t);
 }
 

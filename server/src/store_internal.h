@@ -35,6 +35,7 @@ typedef struct store_table {
     db_stmt *ins_row; /* INSERT every column, ?1..?n */
     db_stmt *del_row; /* DELETE WHERE pk = ?1.. */
     db_stmt *ins_rows; /* SQLite: INSERT of MERGE_INSERT_BATCH whole rows (merge_apply.c) */
+    db_stmt *sel_rows; /* SQLite: SELECT of ROW_READ_BATCH rows by key (store_rows.c) */
 } store_table;
 
 /* A device's echo run: change-log entries from..to (server sequences, no gap) that are all that

@@ -420,6 +420,120 @@ int row_read(store *st, store_table *t, const proto_value *pk, store_arena *aren
     return out_rc;
 }
 
+/* SELECT v.column1, r.<every column> FROM (VALUES (0, ?1, ?2..), (1, ...) ..) AS v
+ * JOIN <t> AS r ON r.<key 1> IS v.column2 AND ..: key i's row comes back tagged i. Each key
+ * compares as in sel_row (r.k IS ?, the column's affinity applied to the parameter), and the
+ * planner walks the ROW_READ_BATCH keys, each a lookup in the table's key index. */
+typedef struct sql_text {
+    uint8_t *buf;
+    size_t len, cap;
+    int out; /* the first failure: later additions do nothing */
+} sql_text;
+
+static void sql_cat(sql_text *q, const char *text)
+{
+    if (q->out == 0)
+        q->out = store_buf_append(&q->buf, &q->len, &q->cap, text, strlen(text) + 1, NULL);
+    if (q->out == 0)
+        q->len--; /* kept NUL-terminated, the NUL overwritten by the next addition */
+}
+
+/* sql_cat of a schema name quoted for the store's engine, after prefix. */
+static void sql_cat_name(store *st, sql_text *q, const char *prefix, const char *name)
+{
+    char quoted[512];
+    if (q->out == 0)
+        q->out = store_quote_name(st, quoted, sizeof quoted, name);
+    sql_cat(q, prefix);
+    sql_cat(q, quoted);
+}
+
+static int read_batch_prepare(store *st, store_table *t)
+{
+    if (t->sel_rows != NULL)
+        return 0;
+    sql_text q = {0};
+    char part[64];
+    sql_cat(&q, "SELECT v.column1");
+    for (uint32_t c = 0; c < t->n_cols; c++)
+        sql_cat_name(st, &q, ", r.", t->cols[c]);
+    sql_cat(&q, " FROM (VALUES");
+    int param = 1;
+    for (uint32_t i = 0; i < ROW_READ_BATCH; i++) {
+        snprintf(part, sizeof part, "%s(%u", i ? ", " : " ", i);
+        sql_cat(&q, part);
+        for (uint32_t k = 0; k < t->n_pk; k++) {
+            snprintf(part, sizeof part, ", ?%d", param++);
+            sql_cat(&q, part);
+        }
+        sql_cat(&q, ")");
+    }
+    sql_cat_name(st, &q, ") AS v JOIN ", t->name);
+    sql_cat(&q, " AS r ON ");
+    for (uint32_t k = 0; k < t->n_pk; k++) {
+        sql_cat_name(st, &q, k ? " AND r." : "r.", t->cols[t->pk[k]]);
+        snprintf(part, sizeof part, " IS v.column%u", k + 2);
+        sql_cat(&q, part);
+    }
+    int out = q.out;
+    if (out == 0) {
+        int rc = db_prepare(st->conn, (const char *)q.buf, &t->sel_rows);
+        if (rc != STORE_OK)
+            out = store_fail_db(st, rc, "prepare row read");
+    } else {
+        out = store_fail(st, out, out == STORE_ENOMEM ? "out of memory" : "table %s: name too long",
+                         t->name);
+    }
+    free(q.buf);
+    return out;
+}
+
+int row_read_batch(store *st, store_table *t, uint32_t n, const proto_value *keys,
+                   store_arena *arena, proto_value *out, bool *found)
+{
+    for (uint32_t i = 0; i < n; i++)
+        found[i] = false;
+    if (store_engine_of(st) == DB_POSTGRESQL || n == 1) {
+        for (uint32_t i = 0; i < n; i++) {
+            int rc = row_read(st, t, keys + (size_t)i * t->n_pk, arena, out + (size_t)i * t->n_cols,
+                              &found[i]);
+            if (rc != 0)
+                return rc;
+        }
+        return 0;
+    }
+    int out_rc = read_batch_prepare(st, t);
+    if (out_rc != 0)
+        return out_rc;
+    db_stmt *s = t->sel_rows;
+    int rc = STORE_OK;
+    /* keys beyond n bound NULL: whatever they find is not asked for */
+    for (uint32_t i = 0; i < ROW_READ_BATCH && rc == STORE_OK; i++)
+        for (uint32_t k = 0; k < t->n_pk && rc == STORE_OK; k++) {
+            int idx = (int)(i * t->n_pk + k) + 1;
+            rc = i < n ? store_value_bind_any(s, idx, &keys[(size_t)i * t->n_pk + k])
+                       : db_bind_null(s, idx);
+        }
+    while (rc == STORE_OK && (rc = db_step(s)) == DB_ROW) {
+        rc = STORE_OK;
+        int64_t i = db_column_int64(s, 0);
+        if (i < 0 || i >= (int64_t)n)
+            continue;
+        found[i] = true;
+        proto_value *vals = out + (size_t)i * t->n_cols;
+        for (uint32_t c = 0; c < t->n_cols && out_rc == 0; c++)
+            out_rc = store_value_column_any(arena, s, (int)c + 1, &vals[c]);
+        if (out_rc != 0) {
+            store_fail(st, out_rc, out_rc == STORE_ENOMEM ? "out of memory" : "row damaged");
+            break;
+        }
+    }
+    if (out_rc == 0 && rc != DB_DONE)
+        out_rc = store_fail_db(st, rc, "read rows");
+    db_reset(s);
+    return out_rc;
+}
+
 bool row_scope_allowed(const store_device *dev, const proto_value *scope)
 {
     if (scope->type != PROTO_TEXT)

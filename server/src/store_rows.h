@@ -55,6 +55,14 @@ void row_version_set(row_meta *meta, uint32_t col, uint64_t hlc, int64_t device)
 int row_read(store *st, store_table *t, const proto_value *pk, store_arena *arena, proto_value *out,
              bool *out_found);
 
+/* Reads up to ROW_READ_BATCH live rows of t at once: keys holds n keys (t->n_pk values each),
+ * row i's t->n_cols values go to out + i * t->n_cols and found[i] says whether the data table
+ * has it. On SQLite one statement reads them all (the same key twice is read twice); on
+ * PostgreSQL row by row (row_read). */
+enum { ROW_READ_BATCH = 32 };
+int row_read_batch(store *st, store_table *t, uint32_t n, const proto_value *keys,
+                   store_arena *arena, proto_value *out, bool *found);
+
 /* True when the scope value is one of the device's teams (text, exact). */
 bool row_scope_allowed(const store_device *dev, const proto_value *scope);
 

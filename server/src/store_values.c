@@ -170,7 +170,8 @@ int store_value_bind(sqlite3_stmt *stmt, int idx, const proto_value *val)
 int store_value_column(store_arena *arena, sqlite3_stmt *stmt, int col, proto_value *out)
 {
     memset(out, 0, sizeof *out);
-    switch (sqlite3_column_type(stmt, col)) {
+    int type = sqlite3_column_type(stmt, col);
+    switch (type) {
     case SQLITE_INTEGER:
         out->type = PROTO_INT;
         out->u.i = sqlite3_column_int64(stmt, col);
@@ -181,7 +182,7 @@ int store_value_column(store_arena *arena, sqlite3_stmt *stmt, int col, proto_va
         return 0;
     case SQLITE_TEXT:
     case SQLITE_BLOB: {
-        int is_text = sqlite3_column_type(stmt, col) == SQLITE_TEXT;
+        int is_text = type == SQLITE_TEXT;
         const void *p =
             is_text ? (const void *)sqlite3_column_text(stmt, col) : sqlite3_column_blob(stmt, col);
         int n = sqlite3_column_bytes(stmt, col);

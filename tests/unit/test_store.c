@@ -473,6 +473,328 @@ static void test_pull_pages_by_limit_and_bytes(void **state)
     store_device_clear(&cai);
 }
 
+/* ---- pull: live rows read in batches (row_read_batch), pages that fill inside a batch ----- */
+
+enum { MB_ROWS = 90 };
+
+/* The model of contacts row i (c-NNN, north) that test_pull_full_inside_a_batch_* keeps. */
+typedef struct mb_row {
+    char id[16];
+    char name[96];
+    bool live, deleted, changed; /* changed: since the reader's cursor */
+} mb_row;
+
+/* Row i's name: its id and 0-70 letters, so that rows differ in size and a byte limit falls
+ * at a different row of a batch for every page size. */
+static void mb_name(mb_row *r, uint32_t i, int version)
+{
+    char pad[80];
+    uint32_t n = (i * 37u + (uint32_t)version * 11u) % 71u;
+    memset(pad, 'a' + (int)(i % 26), n);
+    pad[n] = 0;
+    snprintf(r->name, sizeof r->name, "%.8s-v%d-%.71s", r->id, version, pad);
+}
+
+/* The model's index of a key (c-NNN), MB_ROWS for any other. */
+static uint32_t mb_index(const proto_value *key)
+{
+    char text[16];
+    unsigned i = MB_ROWS;
+    if (key->type != PROTO_TEXT || key->u.b.n != 5)
+        return MB_ROWS;
+    memcpy(text, key->u.b.p, 5);
+    text[5] = 0;
+    if (sscanf(text, "c-%3u", &i) != 1 || i >= MB_ROWS)
+        return MB_ROWS;
+    return i;
+}
+
+static void mb_push_south(fixture *fx, store_device *ben, uint32_t round, uint32_t n)
+{
+    tpush *tp = tp_new(ben->acked_seq + 1, HLC(NOW_MS + round));
+    char ids[4][24]; /* the push keeps pointers to its values */
+    assert_true(n <= 4);
+    for (uint32_t i = 0; i < n; i++) {
+        snprintf(ids[i], sizeof ids[i], "s-%03u-%u", round, i);
+        tp_insert_contact(tp, ids[i], "south", "South");
+    }
+    proto_msg *m = fx_push(fx, ben, tp, NOW_MS, NULL);
+    assert_int_equal(m->type, PROTO_MSG_ACK);
+    proto_msg_free(m);
+    tp_free(tp);
+}
+
+/* Pulls from cursor in pages of limit rows and max_bytes until no more comes, and checks the
+ * pages against the model: every row it expects (changed since cursor, or every live row from
+ * 0) exactly once with its newest name, every deleted row exactly once as a tombstone (from
+ * 0 at most once: the first page knows that the reader holds nothing), nothing else. */
+static void mb_pull_check(fixture *fx, store_device *reader, const mb_row *rows, uint64_t cursor,
+                          uint32_t limit, size_t max_bytes)
+{
+    uint32_t seen_row[MB_ROWS] = {0}, seen_deleted[MB_ROWS] = {0};
+    store_pull_info info;
+    uint64_t at = cursor;
+    uint32_t pages = 0;
+    do {
+        proto_msg *m = fx_pull(fx, reader, at, limit, max_bytes, &info);
+        assert_true(info.n_rows + info.n_deleted <= limit);
+        assert_true(info.next_cursor >= at);
+        assert_true(!info.more || info.n_rows + info.n_deleted > 0);
+        const proto_table_rows *t = fx_rows_table(m, "contacts");
+        for (uint32_t r = 0; t != NULL && r < t->n_rows; r++) {
+            const proto_value *v = &t->rows[r * t->n_columns];
+            uint32_t i = mb_index(&v[C_ID]);
+            if (i == MB_ROWS)
+                fail_msg("limit %u bytes %zu: a row not in the reader's scope", limit, max_bytes);
+            seen_row[i]++;
+            if (!fx_value_is(&v[C_NAME], rows[i].name))
+                fail_msg("limit %u bytes %zu: %s came with another row's values", limit, max_bytes,
+                         rows[i].id);
+        }
+        for (uint32_t r = 0; t != NULL && r < t->n_deleted; r++) {
+            uint32_t i = mb_index(&t->deleted[r * t->n_pk]);
+            assert_true(i < MB_ROWS);
+            seen_deleted[i]++;
+        }
+        at = info.next_cursor;
+        proto_msg_free(m);
+        assert_true(++pages <= 4 * MB_ROWS);
+    } while (info.more);
+    for (uint32_t i = 0; i < MB_ROWS; i++) {
+        uint32_t want_row = rows[i].live && (cursor == 0 || rows[i].changed);
+        uint32_t want_deleted = rows[i].deleted;
+        /* from 0 only the first page knows that the reader holds nothing yet; later pages may
+         * send a tombstone, never two */
+        bool deleted_ok = seen_deleted[i] == want_deleted ||
+                          (cursor == 0 && want_deleted == 1 && seen_deleted[i] == 0);
+        if (seen_row[i] != want_row || !deleted_ok)
+            fail_msg("limit %u bytes %zu from %llu: %s came %u times as a row (want %u), %u as "
+                     "deleted (want %u)",
+                     limit, max_bytes, (unsigned long long)cursor, rows[i].id, seen_row[i],
+                     want_row, seen_deleted[i], want_deleted);
+    }
+}
+
+/* Live rows of a page are read 32 at a time; a page that fills inside such a batch (by bytes or
+ * by rows) must leave the rest of the batch to the next page, not skip it or send it twice.
+ * North rows of varied sizes, between south rows the reader skips, then updates, deletes (each
+ * ends a batch) and new rows, pulled from 0 and from the middle in pages of many sizes. */
+static void test_pull_full_inside_a_batch_skips_nothing_sends_nothing_twice(void **state)
+{
+    fixture *fx = *state;
+    store_device ana, ana2, ben;
+    fx_device(fx, "ana", &ana);
+    fx_device(fx, "ana", &ana2);
+    fx_device(fx, "ben", &ben);
+    static mb_row rows[MB_ROWS];
+    static char old_names[MB_ROWS][96]; /* a push keeps pointers to its values */
+    memset(rows, 0, sizeof rows);
+    for (uint32_t i = 0; i < MB_ROWS; i++) {
+        snprintf(rows[i].id, sizeof rows[i].id, "c-%03u", i);
+        mb_name(&rows[i], i, 0);
+    }
+    /* 60 rows in pushes of 12, each followed by 3 south rows */
+    for (uint32_t i = 0; i < 60; i += 12) {
+        tpush *tp = tp_new(ana.acked_seq + 1, HLC(NOW_MS + i));
+        for (uint32_t k = i; k < i + 12; k++) {
+            tp_insert_contact(tp, rows[k].id, "north", rows[k].name);
+            rows[k].live = true;
+        }
+        proto_msg_free(fx_push(fx, &ana, tp, NOW_MS, NULL));
+        tp_free(tp);
+        mb_push_south(fx, &ben, i, 3);
+    }
+    store_pull_info info;
+    proto_msg_free(fx_pull(fx, &ana2, 0, 1000, 1 << 20, &info));
+    assert_int_equal(info.n_rows, 60);
+    assert_false(info.more);
+    uint64_t middle = info.next_cursor;
+    /* then: every 4th row renamed, every 7th deleted, 30 new rows, in pushes between south ones */
+    for (uint32_t round = 0; round < 3; round++) {
+        tpush *tp = tp_new(ana.acked_seq + 1, HLC(NOW_MS + 100 + round));
+        for (uint32_t k = round; k < 60; k += 3) {
+            if (k % 7 == 0) {
+                tp_delete_contact(tp, fx, rows[k].id);
+                rows[k].live = false;
+                rows[k].deleted = true;
+            } else if (k % 4 == 0) {
+                memcpy(old_names[k], rows[k].name, sizeof old_names[k]);
+                mb_name(&rows[k], k, 1);
+                tp_update_contact(tp, rows[k].id, C_NAME, T(old_names[k]), T(rows[k].name));
+                rows[k].changed = true;
+            }
+        }
+        for (uint32_t k = 60 + round * 10; k < 70 + round * 10; k++) {
+            tp_insert_contact(tp, rows[k].id, "north", rows[k].name);
+            rows[k].live = rows[k].changed = true;
+        }
+        proto_msg_free(fx_push(fx, &ana, tp, NOW_MS, NULL));
+        tp_free(tp);
+        mb_push_south(fx, &ben, 100 + round, 2);
+    }
+    /* pages by rows (around the batch of 32), by bytes, by both */
+    static const struct {
+        uint32_t limit;
+        size_t bytes;
+    } sizes[] = {{1, 1 << 20},  {3, 1 << 20},  {31, 1 << 20}, {32, 1 << 20}, {33, 1 << 20},
+                 {1000, 1 << 20}, {1000, 300}, {1000, 420},   {1000, 650},   {1000, 1000},
+                 {1000, 1700},  {1000, 3000}, {5, 650},      {33, 1000},    {20, 1700}};
+    for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+        mb_pull_check(fx, &ana2, rows, 0, sizes[k].limit, sizes[k].bytes);
+        mb_pull_check(fx, &ana2, rows, middle, sizes[k].limit, sizes[k].bytes);
+    }
+    store_device_clear(&ana);
+    store_device_clear(&ana2);
+    store_device_clear(&ben);
+}
+
+/* Keys of every type through the batched read: k_any's key column has no type (SQLite keeps
+ * each value as it came: 3, '3', x'03' and 3.5 are four rows), k_pair's is two columns, integers
+ * (in a column without a type: a synced table may not have an INTEGER key) and TEXT, WITHOUT
+ * ROWID. Rows of both tables alternate between pushes, so batches end at a
+ * table change, at 32 rows and at the page's end. */
+enum { KT_ANY = 48, KT_PAIR = 45 };
+
+typedef struct kt_rows {
+    char text[KT_ANY][16];
+    uint8_t blob[KT_ANY];
+    char pair_b[KT_PAIR][8];
+    char value[KT_ANY + KT_PAIR][16];
+    proto_value any[KT_ANY][3];   /* k, team_id, v */
+    proto_value pair[KT_PAIR][4]; /* a, b, team_id, r */
+    uint32_t seen_any[KT_ANY], seen_pair[KT_PAIR];
+} kt_rows;
+
+static void kt_make(kt_rows *kt)
+{
+    memset(kt, 0, sizeof *kt);
+    for (uint32_t i = 0; i < KT_ANY; i++) {
+        proto_value *row = kt->any[i];
+        uint32_t n = i / 4;
+        snprintf(kt->text[i], sizeof kt->text[i], "%u", n);
+        kt->blob[i] = (uint8_t)n;
+        switch (i % 4) {
+        case 0:
+            row[0] = I((int64_t)n);
+            break;
+        case 1:
+            row[0] = T(kt->text[i]);
+            break;
+        case 2:
+            row[0].type = PROTO_BLOB;
+            row[0].u.b.p = &kt->blob[i];
+            row[0].u.b.n = 1;
+            break;
+        default:
+            row[0].type = PROTO_REAL;
+            row[0].u.r = n + 0.5;
+        }
+        row[1] = T("north");
+        snprintf(kt->value[i], sizeof kt->value[i], "any-%u", i);
+        row[2] = T(kt->value[i]);
+    }
+    for (uint32_t i = 0; i < KT_PAIR; i++) {
+        proto_value *row = kt->pair[i];
+        snprintf(kt->pair_b[i], sizeof kt->pair_b[i], "b-%u", i % 3);
+        row[0] = I((int64_t)(i / 3) - 7); /* negative ones too */
+        row[1] = T(kt->pair_b[i]);
+        row[2] = T("north");
+        row[3].type = PROTO_REAL;
+        row[3].u.r = i * 1.25;
+    }
+}
+
+static void kt_insert(tpush *tp, const char *table, const proto_value *row, uint32_t n_cols)
+{
+    proto_change *ch = tp_change(tp, table, n_cols, PROTO_OP_INSERT);
+    for (uint32_t c = 0; c < n_cols; c++)
+        tp_col(ch, c, U(), row[c]);
+}
+
+/* Counts each pulled row against the expected ones: same key and every value the same. */
+static void kt_count(const proto_table_rows *t, const proto_value *rows, uint32_t width,
+                     uint32_t n_pk, uint32_t n_rows, uint32_t *seen)
+{
+    for (uint32_t r = 0; t != NULL && r < t->n_rows; r++) {
+        const proto_value *got = &t->rows[r * t->n_columns];
+        assert_int_equal(t->n_columns, width);
+        uint32_t i = 0;
+        for (; i < n_rows; i++) {
+            const proto_value *want = rows + (size_t)i * width;
+            uint32_t k = 0;
+            while (k < n_pk && proto_value_equal(&got[k], &want[k]))
+                k++;
+            if (k == n_pk)
+                break;
+        }
+        if (i == n_rows)
+            fail_msg("%s: a row with a key that was never pushed", t->table);
+        const proto_value *want = rows + (size_t)i * width;
+        for (uint32_t c = 0; c < width; c++)
+            if (!proto_value_equal(&got[c], &want[c]))
+                fail_msg("%s row %u: column %u is not the value pushed", t->table, i, c);
+        seen[i]++;
+    }
+}
+
+static void test_pull_reads_keys_of_every_type_in_batches(void **state)
+{
+    fixture *fx = *state;
+    static const char schema[] =
+        "CREATE TABLE k_any (k BLOB NOT NULL, team_id TEXT NOT NULL, v TEXT, PRIMARY KEY(k));"
+        "CREATE TABLE k_pair (a BLOB NOT NULL, b TEXT NOT NULL, team_id TEXT NOT NULL, r REAL,"
+        " PRIMARY KEY(a, b)) WITHOUT ROWID;";
+    if (store_init_schema(fx->st, schema, "k_any scope=team_id\nk_pair scope=team_id\n") != 0)
+        fail_msg("init: %s", store_errmsg(fx->st));
+    const char *north[] = {"north"};
+    assert_int_equal(store_team_add(fx->st, "north", NULL), 0);
+    assert_int_equal(store_worker_add(fx->st, "ana", north, 1), 0);
+    store_device ana, ana2;
+    fx_device(fx, "ana", &ana);
+    fx_device(fx, "ana", &ana2);
+    static kt_rows kt;
+    kt_make(&kt);
+    /* k_any 0-39; k_pair 0-29 and k_any 40-44; k_pair 30-44 and k_any 45-47 */
+    static const struct {
+        uint32_t any_from, any_to, pair_from, pair_to;
+    } pushes[] = {{0, 40, 0, 0}, {40, 45, 0, 30}, {45, KT_ANY, 30, KT_PAIR}};
+    for (size_t p = 0; p < sizeof pushes / sizeof pushes[0]; p++) {
+        tpush *tp = tp_new(ana.acked_seq + 1, HLC(NOW_MS + p));
+        for (uint32_t i = pushes[p].pair_from; i < pushes[p].pair_to; i++)
+            kt_insert(tp, "k_pair", kt.pair[i], 4);
+        for (uint32_t i = pushes[p].any_from; i < pushes[p].any_to; i++)
+            kt_insert(tp, "k_any", kt.any[i], 3);
+        proto_msg *m = fx_push(fx, &ana, tp, NOW_MS, NULL);
+        assert_int_equal(m->type, PROTO_MSG_ACK);
+        proto_msg_free(m);
+        tp_free(tp);
+    }
+    static const uint32_t limits[] = {1000, 7, 32, 33};
+    for (size_t l = 0; l < sizeof limits / sizeof limits[0]; l++) {
+        memset(kt.seen_any, 0, sizeof kt.seen_any);
+        memset(kt.seen_pair, 0, sizeof kt.seen_pair);
+        uint64_t cursor = 0;
+        uint32_t pages = 0;
+        store_pull_info info;
+        do {
+            proto_msg *m = fx_pull(fx, &ana2, cursor, limits[l], 1 << 20, &info);
+            kt_count(fx_rows_table(m, "k_any"), kt.any[0], 3, 1, KT_ANY, kt.seen_any);
+            kt_count(fx_rows_table(m, "k_pair"), kt.pair[0], 4, 2, KT_PAIR, kt.seen_pair);
+            cursor = info.next_cursor;
+            proto_msg_free(m);
+            assert_true(++pages <= KT_ANY + KT_PAIR);
+        } while (info.more);
+        for (uint32_t i = 0; i < KT_ANY; i++)
+            if (kt.seen_any[i] != 1)
+                fail_msg("limit %u: k_any row %u came %u times", limits[l], i, kt.seen_any[i]);
+        for (uint32_t i = 0; i < KT_PAIR; i++)
+            if (kt.seen_pair[i] != 1)
+                fail_msg("limit %u: k_pair row %u came %u times", limits[l], i, kt.seen_pair[i]);
+    }
+    store_device_clear(&ana);
+    store_device_clear(&ana2);
+}
+
 static void test_pull_tombstones_and_no_echo(void **state)
 {
     fixture *fx = *state;
@@ -867,6 +1189,8 @@ int main(void)
         T_(test_auth_right_wrong_unknown_revoked),
         T_(test_device_seen_recorded_for_listing),
         T_(test_pull_pages_by_limit_and_bytes),
+        T_(test_pull_full_inside_a_batch_skips_nothing_sends_nothing_twice),
+        E_(test_pull_reads_keys_of_every_type_in_batches),
         T_(test_pull_tombstones_and_no_echo),
         T_(test_pull_returns_row_when_merge_altered_it),
         T_(test_pull_jumps_own_run_keeps_others_around_it),
@@ -883,6 +1207,8 @@ int main(void)
      * both engines by test_store_engines). */
     const struct CMUnitTest on_postgresql[] = {
         T_(test_pull_pages_by_limit_and_bytes),
+        T_(test_pull_full_inside_a_batch_skips_nothing_sends_nothing_twice),
+        E_(test_pull_reads_keys_of_every_type_in_batches),
         T_(test_pull_tombstones_and_no_echo),
         T_(test_pull_returns_row_when_merge_altered_it),
         T_(test_pull_jumps_own_run_keeps_others_around_it),
