@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 
 #include "../client-lib/src/internal.h"
+#include "unit/replica_format1.h"
 
 #define DAY_MS INT64_C(86400000)
 
@@ -139,27 +140,6 @@ static void test_ack_does_not_rewrite_the_changeset(void **state)
     assert_entry_writes(f, 1, "big");
 }
 
-/* The layout of _outpost_outbox and _outpost_sent that liboutpost wrote up to format 1 (the
- * changeset in each entry's row), rebuilt by hand from this replica's entries: what a device
- * holds when it is updated to this library. */
-static const char format1_sql[] =
-    "CREATE TABLE _outpost_outbox_v1(seq INTEGER PRIMARY KEY, hlc INTEGER NOT NULL,"
-    " created_ms INTEGER NOT NULL, schema_version INTEGER NOT NULL, changeset BLOB NOT NULL);"
-    "INSERT INTO _outpost_outbox_v1 SELECT o.seq, o.hlc, o.created_ms, o.schema_version,"
-    " c.changeset FROM _outpost_outbox o JOIN _outpost_changesets c USING (seq);"
-    "DROP TABLE _outpost_outbox;"
-    "ALTER TABLE _outpost_outbox_v1 RENAME TO _outpost_outbox;"
-    "CREATE TABLE _outpost_sent_v1(seq INTEGER PRIMARY KEY, hlc INTEGER NOT NULL,"
-    " created_ms INTEGER NOT NULL, schema_version INTEGER NOT NULL, changeset BLOB NOT NULL,"
-    " acked_ms INTEGER NOT NULL);"
-    "INSERT INTO _outpost_sent_v1 SELECT s.seq, s.hlc, s.created_ms, s.schema_version,"
-    " c.changeset, s.acked_ms FROM _outpost_sent s JOIN _outpost_changesets c USING (seq);"
-    "DROP TABLE _outpost_sent;"
-    "ALTER TABLE _outpost_sent_v1 RENAME TO _outpost_sent;"
-    "CREATE INDEX _outpost_sent_acked ON _outpost_sent(acked_ms);"
-    "DROP TABLE _outpost_changesets;"
-    "UPDATE _outpost_state SET format = 1;";
-
 /* A replica of format 1 (two entries acknowledged and kept, one pending), encrypted as every
  * replica is, opened by this library: upgraded in place, it pushes its pending entry and, when
  * the store turns out restored, sends the kept ones again, each with its own changes. */
@@ -169,9 +149,7 @@ static void test_format1_replica_is_upgraded_and_keeps_pending_and_sent(void **s
     write_and_ack(f, "c1");
     write_and_ack(f, "c2");
     assert_int_equal(fx_insert_contact(f, "c3", "pending", 1), OUTPOST_OK);
-    sqlite3 *db = outpost_replica_db(f->r);
-    sqlite3_set_authorizer(db, NULL, NULL); /* the library's guard: put back by the reopen */
-    assert_int_equal(sqlite3_exec(db, format1_sql, NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(replica_format1_make(outpost_replica_db(f->r)), SQLITE_OK);
     assert_int_equal(q(f, "SELECT count(*) FROM _outpost_sent WHERE length(changeset) > 0"), 2);
     assert_int_equal(q(f, "SELECT count(*) FROM _outpost_outbox WHERE length(changeset) > 0"), 1);
 
