@@ -144,7 +144,7 @@ static double run_outpost(const char *path, const row *rows, uint32_t batch, dou
             DIE("commit: %s", outpost_errmsg(r));
     }
     t1 = bench_now_s();
-    if (sqlite3_prepare_v2(outpost_replica_db(r), "SELECT sum(length(changeset)) FROM _outpost_outbox",
+    if (sqlite3_prepare_v2(outpost_replica_db(r), "SELECT sum(length(changeset)) FROM _outpost_changesets",
                            -1, &stmt, NULL) == SQLITE_OK && sqlite3_step(stmt) == SQLITE_ROW)
         *out_outbox_bytes = (double)sqlite3_column_int64(stmt, 0) / ROWS;
     sqlite3_finalize(stmt);

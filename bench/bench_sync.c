@@ -311,7 +311,7 @@ static void run(const row *rows, bool encrypted, bool compress, engine *e, figur
     }
     f->write_s = bench_now_s() - tw0;
     f->changeset_row =
-        (double)query_int(a, "SELECT sum(length(changeset)) FROM _outpost_outbox") / N_ROWS;
+        (double)query_int(a, "SELECT sum(length(changeset)) FROM _outpost_changesets") / N_ROWS;
     f->push_s = sync_once(a, compress, &f->push);
     int64_t left = query_int(a, "SELECT count(*) FROM _outpost_outbox");
     outpost_replica_close(a);

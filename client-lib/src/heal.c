@@ -28,16 +28,17 @@ static int64_t clamp64(uint64_t v)
     return v > INT64_MAX ? INT64_MAX : (int64_t)v;
 }
 
-/* Inside the ACK's transaction, before the entry leaves the outbox: keeps a copy, raises the
- * highest acknowledged seq, and drops copies older than the retention window. */
+/* Inside the ACK's transaction, before the entry leaves the outbox: keeps its record (its
+ * changeset stays where capture wrote it, in _outpost_changesets), raises the highest
+ * acknowledged seq, and drops entries older than the retention window with their changesets. */
 int sent_keep(outpost_replica *r, uint64_t seq)
 {
     int64_t now = replica_now_ms(r);
     sqlite3_stmt *stmt = NULL;
     int rc = replica_prepare(r,
                              "INSERT OR REPLACE INTO _outpost_sent(seq, hlc, created_ms,"
-                             " schema_version, changeset, acked_ms)"
-                             " SELECT seq, hlc, created_ms, schema_version, changeset, ?2"
+                             " schema_version, acked_ms)"
+                             " SELECT seq, hlc, created_ms, schema_version, ?2"
                              " FROM _outpost_outbox WHERE seq = ?1",
                              &stmt);
     if (rc != OUTPOST_OK)
@@ -53,6 +54,13 @@ int sent_keep(outpost_replica *r, uint64_t seq)
     sqlite3_bind_int64(stmt, 1, clamp64(seq));
     rc = step_done(r, stmt, "recording the acknowledged entry");
     if (rc == OUTPOST_OK)
+        rc = replica_prepare(r, "DELETE FROM _outpost_changesets WHERE seq IN"
+                                " (SELECT seq FROM _outpost_sent WHERE acked_ms < ?1)", &stmt);
+    if (rc != OUTPOST_OK)
+        return rc;
+    sqlite3_bind_int64(stmt, 1, now - r->shared->sent_retention_ms);
+    rc = step_done(r, stmt, "pruning acknowledged entries");
+    if (rc == OUTPOST_OK)
         rc = replica_prepare(r, "DELETE FROM _outpost_sent WHERE acked_ms < ?1", &stmt);
     if (rc != OUTPOST_OK)
         return rc;
@@ -60,13 +68,14 @@ int sent_keep(outpost_replica *r, uint64_t seq)
     return step_done(r, stmt, "pruning acknowledged entries");
 }
 
-/* Inside an open transaction: kept entries above server_acked back into the outbox, cursor 0. */
+/* Inside an open transaction: kept entries above server_acked back into the outbox (their
+ * changesets stay in _outpost_changesets), cursor 0. */
 static int rewind_in_tx(outpost_replica *r, uint64_t server_acked, heal_result *out)
 {
     sqlite3_stmt *stmt = NULL;
     int rc = replica_prepare(r,
-                             "INSERT INTO _outpost_outbox(seq, hlc, created_ms, schema_version,"
-                             " changeset) SELECT seq, hlc, created_ms, schema_version, changeset"
+                             "INSERT INTO _outpost_outbox(seq, hlc, created_ms, schema_version)"
+                             " SELECT seq, hlc, created_ms, schema_version"
                              " FROM _outpost_sent WHERE seq > ?1 ORDER BY seq",
                              &stmt);
     if (rc != OUTPOST_OK)

@@ -81,6 +81,7 @@ struct outpost_replica {
     uint32_t next_evict;
     sqlite3_stmt *st_next_seq;      /* the library's per-commit statements */
     sqlite3_stmt *st_outbox_insert;
+    sqlite3_stmt *st_changeset_insert;
     sqlite3_stmt *st_pending;       /* lookup in temp._outpost_pending */
 
     /* The outbox the temp pending-row set was built from, as (entries, last seq). Read from the

@@ -299,8 +299,9 @@ int outpost_outbox_read(outpost_replica *replica, uint64_t after_seq, outpost_ou
     if (rc != OUTPOST_OK)
         return rc;
     rc = replica_prepare(replica,
-                         "SELECT seq, hlc, created_ms, schema_version, changeset FROM _outpost_outbox"
-                         " WHERE seq > ?1 ORDER BY seq LIMIT 1", &stmt);
+                         "SELECT o.seq, o.hlc, o.created_ms, o.schema_version, c.changeset"
+                         " FROM _outpost_outbox o LEFT JOIN _outpost_changesets c USING (seq)"
+                         " WHERE o.seq > ?1 ORDER BY o.seq LIMIT 1", &stmt);
     if (rc != OUTPOST_OK)
         return rc;
     sqlite3_bind_int64(stmt, 1, after_seq > INT64_MAX ? INT64_MAX : (int64_t)after_seq);
@@ -324,7 +325,9 @@ int outpost_outbox_read(outpost_replica *replica, uint64_t after_seq, outpost_ou
     entry->created_ms = sqlite3_column_int64(stmt, 2);
     entry->push.schema_version = (uint32_t)sqlite3_column_int64(stmt, 3);
     entry->changeset_bytes = (size_t)sqlite3_column_bytes(stmt, 4);
-    rc = outbox_decode(sqlite3_column_blob(stmt, 4), sqlite3_column_bytes(stmt, 4), &entry->arena_,
+    rc = sqlite3_column_type(stmt, 4) == SQLITE_NULL ? OUTPOST_ECORRUPT : OUTPOST_OK;
+    if (rc == OUTPOST_OK)
+        rc = outbox_decode(sqlite3_column_blob(stmt, 4), sqlite3_column_bytes(stmt, 4), &entry->arena_,
                        &entry->push);
     if (rc != OUTPOST_OK) {
         rc = replica_fail(replica, rc, "outbox entry %llu: %s",
@@ -438,7 +441,9 @@ int outbox_pending_refresh(outpost_replica *r)
     r->pending_valid = false;
     rc = replica_exec(r, "DELETE FROM temp._outpost_pending");
     if (rc == OUTPOST_OK)
-        rc = replica_prepare(r, "SELECT seq, changeset FROM _outpost_outbox ORDER BY seq", &sel);
+        rc = replica_prepare(r, "SELECT o.seq, c.changeset FROM _outpost_outbox o"
+                                " LEFT JOIN _outpost_changesets c USING (seq) ORDER BY o.seq",
+                             &sel);
     if (rc == OUTPOST_OK)
         rc = replica_prepare(r, "INSERT INTO temp._outpost_pending(tbl, pk, seq) VALUES(?1, ?2, ?3)"
                                 " ON CONFLICT(tbl, pk) DO UPDATE SET seq = max(seq, excluded.seq)",
@@ -448,6 +453,11 @@ int outbox_pending_refresh(outpost_replica *r)
     key = sqlite3_str_new(r->db);
     r->mode = MODE_LIBRARY;
     while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+        if (sqlite3_column_type(sel, 1) == SQLITE_NULL) {
+            rc = replica_fail(r, OUTPOST_ECORRUPT, "outbox entry %lld has no changeset",
+                              (long long)sqlite3_column_int64(sel, 0));
+            break;
+        }
         rc = pending_add_changeset(r, ins, key, sqlite3_column_int64(sel, 0),
                                    sqlite3_column_blob(sel, 1), sqlite3_column_bytes(sel, 1));
         if (rc != OUTPOST_OK)
@@ -695,24 +705,38 @@ static void reject_row_info(const outpost_replica *r, const proto_reject *rej, u
 /* ---- ACK and REJECT ----------------------------------------------------------------------- */
 
 /* Removes entry seq inside the open transaction. *out_known is false when it is not there: an
- * answer for an entry already removed, or (beyond the last sequence issued) never made. */
+ * answer for an entry already removed, or (beyond the last sequence issued) never made. With
+ * out_changeset (a REJECT) its changeset goes too and is handed back; without (an ACK, which
+ * sent_keep() has recorded) the changeset stays in _outpost_changesets for _outpost_sent. */
 static int outbox_remove(outpost_replica *r, uint64_t seq, bool *out_known, void **out_changeset,
                          int *out_bytes)
 {
     sqlite3_stmt *stmt = NULL;
     int64_t last_seq = 0;
+    int64_t seq64 = seq > INT64_MAX ? INT64_MAX : (int64_t)seq;
     int rc;
 
     *out_known = false;
-    rc = replica_prepare(r, "DELETE FROM _outpost_outbox WHERE seq = ?1 RETURNING changeset", &stmt);
+    rc = replica_prepare(r, "DELETE FROM _outpost_outbox WHERE seq = ?1", &stmt);
     if (rc != OUTPOST_OK)
         return rc;
-    sqlite3_bind_int64(stmt, 1, seq > INT64_MAX ? INT64_MAX : (int64_t)seq);
+    sqlite3_bind_int64(stmt, 1, seq64);
     r->mode = MODE_LIBRARY;
     rc = sqlite3_step(stmt);
-    if (rc == SQLITE_ROW) {
-        *out_known = true;
-        if (out_changeset) {
+    r->mode = MODE_APP;
+    sqlite3_finalize(stmt);
+    if (rc != SQLITE_DONE)
+        return replica_fail_sqlite(r, rc, "removing the outbox entry");
+    *out_known = sqlite3_changes(r->db) > 0;
+    if (*out_known && out_changeset) {
+        rc = replica_prepare(r, "DELETE FROM _outpost_changesets WHERE seq = ?1 RETURNING changeset",
+                             &stmt);
+        if (rc != OUTPOST_OK)
+            return rc;
+        sqlite3_bind_int64(stmt, 1, seq64);
+        r->mode = MODE_LIBRARY;
+        rc = sqlite3_step(stmt);
+        if (rc == SQLITE_ROW) {
             int n = sqlite3_column_bytes(stmt, 0);
 
             *out_changeset = sqlite3_malloc(n > 0 ? n : 1);
@@ -724,13 +748,15 @@ static int outbox_remove(outpost_replica *r, uint64_t seq, bool *out_known, void
             if (n)
                 memcpy(*out_changeset, sqlite3_column_blob(stmt, 0), (size_t)n);
             *out_bytes = n;
+            rc = sqlite3_step(stmt);
+        } else if (rc == SQLITE_DONE) {
+            rc = SQLITE_CORRUPT;
         }
-        rc = sqlite3_step(stmt);
+        r->mode = MODE_APP;
+        sqlite3_finalize(stmt);
+        if (rc != SQLITE_DONE)
+            return replica_fail_sqlite(r, rc, "removing the outbox entry's changeset");
     }
-    r->mode = MODE_APP;
-    sqlite3_finalize(stmt);
-    if (rc != SQLITE_DONE)
-        return replica_fail_sqlite(r, rc, "removing the outbox entry");
     if (*out_known)
         return OUTPOST_OK;
     rc = replica_prepare(r, "SELECT device_seq FROM _outpost_state WHERE id = 1", &stmt);
@@ -922,8 +948,9 @@ static int replay_later_changes(outpost_replica *r, const synced_table *t, const
                                 uint64_t after_seq)
 {
     sqlite3_stmt *sel = NULL;
-    int rc = replica_prepare(r, "SELECT changeset FROM _outpost_outbox WHERE seq > ?1"
-                                " ORDER BY seq", &sel);
+    int rc = replica_prepare(r, "SELECT c.changeset FROM _outpost_outbox o"
+                                " LEFT JOIN _outpost_changesets c USING (seq) WHERE o.seq > ?1"
+                                " ORDER BY o.seq", &sel);
 
     if (rc != OUTPOST_OK)
         return rc;
@@ -935,8 +962,10 @@ static int replay_later_changes(outpost_replica *r, const synced_table *t, const
         proto_push push;
 
         r->mode = MODE_APP;
-        rc = outbox_decode(sqlite3_column_blob(sel, 0), sqlite3_column_bytes(sel, 0), &arena,
-                           &push);
+        rc = sqlite3_column_type(sel, 0) == SQLITE_NULL
+                 ? replica_fail(r, OUTPOST_ECORRUPT, "an outbox entry has no changeset")
+                 : outbox_decode(sqlite3_column_blob(sel, 0), sqlite3_column_bytes(sel, 0),
+                                 &arena, &push);
         for (uint32_t i = 0; rc == OUTPOST_OK && i < push.n_tables; i++) {
             const proto_table_changes *tc = &push.tables[i];
 

@@ -210,8 +210,11 @@ static int outbox_append(outpost_replica *r, const void *changeset, int n_bytes,
                      " RETURNING device_seq, hlc, schema_version");
     if (rc == OUTPOST_OK)
         rc = commit_stmt(r, &r->st_outbox_insert,
-                         "INSERT INTO _outpost_outbox(seq, hlc, created_ms, schema_version,"
-                         " changeset) VALUES(?1, ?2, ?3, ?4, ?5)");
+                         "INSERT INTO _outpost_outbox(seq, hlc, created_ms, schema_version)"
+                         " VALUES(?1, ?2, ?3, ?4)");
+    if (rc == OUTPOST_OK)
+        rc = commit_stmt(r, &r->st_changeset_insert,
+                         "INSERT INTO _outpost_changesets(seq, changeset) VALUES(?1, ?2)");
     if (rc != OUTPOST_OK)
         return rc;
 
@@ -239,12 +242,18 @@ static int outbox_append(outpost_replica *r, const void *changeset, int n_bytes,
     sqlite3_bind_int64(st, 2, hlc);
     sqlite3_bind_int64(st, 3, now_ms);
     sqlite3_bind_int64(st, 4, schema_version);
-    sqlite3_bind_blob(st, 5, changeset, n_bytes, SQLITE_STATIC);
     r->mode = MODE_LIBRARY;
     rc = sqlite3_step(st);
-    r->mode = MODE_APP;
-    sqlite3_clear_bindings(st);
     sqlite3_reset(st);
+    if (rc == SQLITE_DONE) {
+        st = r->st_changeset_insert;
+        sqlite3_bind_int64(st, 1, seq);
+        sqlite3_bind_blob(st, 2, changeset, n_bytes, SQLITE_STATIC);
+        rc = sqlite3_step(st);
+        sqlite3_clear_bindings(st);
+        sqlite3_reset(st);
+    }
+    r->mode = MODE_APP;
     if (rc != SQLITE_DONE)
         return replica_fail_sqlite(r, rc, "writing the outbox entry");
     *out_seq = (uint64_t)seq;

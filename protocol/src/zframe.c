@@ -8,7 +8,7 @@
 
 /* memLevel 4 with a 4 KiB window: deflate holds about 24 KiB of tables, inflate its 4 KiB window
  * and state. Contact rows repeat within a few hundred bytes, so a larger window buys little. */
-enum { ZMEM_LEVEL = 4, ZLEVEL = 6 };
+enum { ZMEM_LEVEL = 4 };
 
 static const uint8_t sync_tail[4] = {0x00, 0x00, 0xff, 0xff};
 
@@ -16,7 +16,9 @@ struct proto_zstream {
     z_stream z;
     bool compress;
     bool broken;
-    const char *why; /* what was wrong with the last frame refused as malformed */
+    int level;        /* the DEFLATE level the stream compresses at now */
+    size_t bulk_from; /* messages this long or longer go at PROTO_ZLEVEL_BULK; 0: none */
+    const char *why;  /* what was wrong with the last frame refused as malformed */
 };
 
 int proto_zstream_new(bool compress, proto_zstream **out_stream)
@@ -28,8 +30,9 @@ int proto_zstream_new(bool compress, proto_zstream **out_stream)
     if (s == NULL)
         return PROTO_ENOMEM;
     s->compress = compress;
+    s->level = PROTO_ZLEVEL;
     if (compress)
-        zrc = deflateInit2(&s->z, ZLEVEL, Z_DEFLATED, -PROTO_ZWINDOW_BITS, ZMEM_LEVEL,
+        zrc = deflateInit2(&s->z, PROTO_ZLEVEL, Z_DEFLATED, -PROTO_ZWINDOW_BITS, ZMEM_LEVEL,
                            Z_DEFAULT_STRATEGY);
     else
         zrc = inflateInit2(&s->z, -PROTO_ZWINDOW_BITS);
@@ -50,6 +53,12 @@ void proto_zstream_free(proto_zstream *stream)
     else
         inflateEnd(&stream->z);
     free(stream);
+}
+
+void proto_zstream_bulk_from(proto_zstream *stream, size_t n_bytes)
+{
+    if (stream != NULL)
+        stream->bulk_from = n_bytes;
 }
 
 static int reserve(proto_buf *out, size_t more)
@@ -87,6 +96,24 @@ int proto_zframe_deflate(proto_zstream *stream, const uint8_t *data, size_t n_by
     if (rc != PROTO_OK)
         return rc;
     out->data[out->len++] = PROTO_ZFRAME_MARK;
+    int level = stream->bulk_from && n_bytes >= stream->bulk_from ? PROTO_ZLEVEL_BULK : PROTO_ZLEVEL;
+    if (level != stream->level) {
+        /* Between frames: the last one ended in a sync flush, so zlib has no input held back
+         * and switches at once (anything it did emit belongs to this frame). */
+        stream->z.next_in = (Bytef *)(uintptr_t)data;
+        stream->z.avail_in = 0;
+        stream->z.next_out = out->data + out->len;
+        stream->z.avail_out = (uInt)(out->cap - out->len);
+        int zrc = deflateParams(&stream->z, level, Z_DEFAULT_STRATEGY);
+        out->len = out->cap - stream->z.avail_out;
+        /* Z_BUF_ERROR: its internal flush had nothing to do (zlib 1.2.11 says so). */
+        if (zrc != Z_OK && zrc != Z_BUF_ERROR) {
+            stream->broken = true;
+            out->len = start;
+            return PROTO_EINVAL;
+        }
+        stream->level = level;
+    }
     stream->z.next_in = (Bytef *)(uintptr_t)data;
     stream->z.avail_in = (uInt)n_bytes;
     for (;;) {

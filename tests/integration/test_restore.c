@@ -32,6 +32,7 @@
 #include "strf.h"
 #include "test_util.h"
 #include "testclient.h"
+#include "unit/replica_format1.h"
 
 #ifdef OUTPOST_RESTORE_ON_POSTGRESQL
 #include <libpq-fe.h>
@@ -384,7 +385,10 @@ static void write_named(device *d, int n, const char *phase, const char *tag)
 /* Backup, more records from two devices, restore, more records; then the server and both
  * devices hold every record. lose_store: the store file is gone before the restore (a dead
  * disk), so nothing moves the server sequence forward and only the epoch tells the devices. */
-static void restore_scenario(bool lose_store, const char *ta, const char *tb)
+/* With format1, device a's replica is turned back into format 1 while the store is restored
+ * (as if its app had been updated to this library then): opened again, it is upgraded and
+ * still sends the store what the store lost. */
+static void restore_scenario(bool lose_store, bool format1, const char *ta, const char *tb)
 {
     char backup[400], own[16];
     snprintf(backup, sizeof backup, "%s/central-backup-%s.db", fx.dir, ta);
@@ -426,6 +430,16 @@ static void restore_scenario(bool lose_store, const char *ta, const char *tb)
     /* The office restores the backup. */
     device_stop(&a);
     device_stop(&b);
+    if (format1) {
+        assert_int_equal(replica_format1_make(outpost_replica_db(a.r)), SQLITE_OK);
+        assert_int_equal(device_int(&a, "SELECT count(*) FROM _outpost_sent"
+                                        " WHERE length(changeset) > 0"), 2);
+        outpost_replica_close(a.r);
+        outpost_config cfg = {.path = a.path, .secret.key = device_key};
+        char err[256];
+        assert_int_equal(outpost_replica_open(&cfg, &a.r, err, sizeof err), OUTPOST_OK);
+        assert_int_equal(device_int(&a, "SELECT format FROM _outpost_state"), 2);
+    }
     assert_int_equal(fixture_stop(&fx), 0);
     if (lose_store) {
         static const char *const sfx[] = {"", "-wal", "-shm"};
@@ -557,13 +571,19 @@ static void test_a_pulled_edit_the_restored_store_lacks_is_undone(void **state)
 static void test_restored_store_is_noticed_and_healed(void **state)
 {
     (void)state;
-    restore_scenario(false, "a1", "b1");
+    restore_scenario(false, false, "a1", "b1");
 }
 
 static void test_store_lost_and_restored_is_noticed_and_healed(void **state)
 {
     (void)state;
-    restore_scenario(true, "a2", "b2");
+    restore_scenario(true, false, "a2", "b2");
+}
+
+static void test_replica_upgraded_from_format1_resends_to_a_restored_store(void **state)
+{
+    (void)state;
+    restore_scenario(false, true, "up-a", "up-b");
 }
 
 static void test_outpostd_killed_mid_pull_device_ends_with_central_rows(void **state)
@@ -982,6 +1002,7 @@ int main(void)
         cmocka_unit_test(test_wire_store_identity_and_cursor_ahead),
         cmocka_unit_test(test_restored_store_is_noticed_and_healed),
         cmocka_unit_test(test_store_lost_and_restored_is_noticed_and_healed),
+        cmocka_unit_test(test_replica_upgraded_from_format1_resends_to_a_restored_store),
         cmocka_unit_test(test_a_pulled_edit_the_restored_store_lacks_is_undone),
         cmocka_unit_test(test_outpostd_killed_mid_pull_device_ends_with_central_rows),
     };

@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 
 #include "../client-lib/src/internal.h"
+#include "unit/replica_format1.h"
 
 #define DAY_MS INT64_C(86400000)
 
@@ -90,6 +91,109 @@ static void test_ack_prune_reads_an_index_not_every_kept_entry(void **state)
     sqlite3_finalize(st);
     assert_true(indexed);
     assert_false(scans);
+}
+
+/* The id of the contact entry seq's PUSH writes (the outbox read back as the server gets it). */
+static void assert_entry_writes(fixture *f, uint64_t seq, const char *id)
+{
+    outpost_outbox_entry *e = NULL;
+    assert_int_equal(outpost_outbox_read(f->r, seq - 1, &e), OUTPOST_OK);
+    assert_non_null(e);
+    assert_int_equal(e->push.seq, seq);
+    assert_int_equal(e->push.n_tables, 1);
+    assert_string_equal(e->push.tables[0].table, "contacts");
+    assert_int_equal(e->push.tables[0].n_changes, 1);
+    const proto_change *ch = &e->push.tables[0].changes[0];
+    assert_int_equal(ch->op, PROTO_OP_INSERT);
+    assert_int_equal(ch->cols[0].idx, 0);
+    assert_int_equal(ch->cols[0].new_val.u.b.n, strlen(id));
+    assert_memory_equal(ch->cols[0].new_val.u.b.p, id, strlen(id));
+    outpost_outbox_entry_free(e);
+}
+
+/* An ACK records the entry as sent without writing its changeset again: the commit writes a
+ * handful of pages, not the ~100 KB changeset's (format 1 copied it into _outpost_sent, about
+ * 25 pages more, and freed it from the outbox). */
+static void test_ack_does_not_rewrite_the_changeset(void **state)
+{
+    fixture *f = *state;
+    static char notes[100 * 1024];
+    memset(notes, 'n', sizeof notes - 1);
+    outpost_value p[5] = {ov_text("big"), ov_text("team-a"), ov_text("name"), ov_int(1),
+                          ov_text(notes)};
+    assert_int_equal(outpost_exec(f->r, INSERT_CONTACT, p, 5), OUTPOST_OK);
+    sqlite3 *db = outpost_replica_db(f->r);
+    int written = 0, high = 0;
+    assert_int_equal(sqlite3_db_status(db, SQLITE_DBSTATUS_CACHE_WRITE, &written, &high, 1),
+                     SQLITE_OK);
+    proto_ack ack = {.seq = 1, .server_seq = 1};
+    assert_int_equal(outpost_outbox_ack(f->r, &ack), OUTPOST_OK);
+    assert_int_equal(sqlite3_db_status(db, SQLITE_DBSTATUS_CACHE_WRITE, &written, &high, 0),
+                     SQLITE_OK);
+    assert_int_equal(fx_pending(f), 0);
+    assert_int_equal(q(f, "SELECT count(*) FROM _outpost_sent WHERE seq = 1"), 1);
+    assert_in_range(written, 1, 10);
+    /* and it is still there to be sent again */
+    heal_result h;
+    assert_int_equal(heal_rewind(f->r, 0, &h), OUTPOST_OK);
+    assert_int_equal(h.n_resent, 1);
+    assert_entry_writes(f, 1, "big");
+}
+
+/* A replica of format 1 (two entries acknowledged and kept, one pending), encrypted as every
+ * replica is, opened by this library: upgraded in place, it pushes its pending entry and, when
+ * the store turns out restored, sends the kept ones again, each with its own changes. */
+static void test_format1_replica_is_upgraded_and_keeps_pending_and_sent(void **state)
+{
+    fixture *f = *state;
+    write_and_ack(f, "c1");
+    write_and_ack(f, "c2");
+    assert_int_equal(fx_insert_contact(f, "c3", "pending", 1), OUTPOST_OK);
+    assert_int_equal(replica_format1_make(outpost_replica_db(f->r)), SQLITE_OK);
+    assert_int_equal(q(f, "SELECT count(*) FROM _outpost_sent WHERE length(changeset) > 0"), 2);
+    assert_int_equal(q(f, "SELECT count(*) FROM _outpost_outbox WHERE length(changeset) > 0"), 1);
+
+    fx_reopen(f);
+    assert_int_equal(q(f, "SELECT format FROM _outpost_state"), 2);
+    assert_int_equal(fx_pending(f), 1);
+    assert_int_equal(q(f, "SELECT count(*) FROM _outpost_sent"), 2);
+    assert_int_equal(q(f, "SELECT count(*) FROM pragma_table_info('_outpost_outbox')"
+                          " WHERE name = 'changeset'"), 0);
+    assert_entry_writes(f, 3, "c3");
+    /* the store was restored from a backup that has none of them */
+    proto_welcome w = welcome("store-a", 1, 2, 0);
+    heal_result h;
+    assert_int_equal(heal_on_welcome(f->r, &w, &h), OUTPOST_OK);
+    assert_false(h.rewound);
+    w = welcome("store-a", 2, 0, 0);
+    assert_int_equal(heal_on_welcome(f->r, &w, &h), OUTPOST_OK);
+    assert_true(h.rewound);
+    assert_int_equal(h.n_resent, 2);
+    assert_int_equal(fx_pending(f), 3);
+    assert_entry_writes(f, 1, "c1");
+    assert_entry_writes(f, 2, "c2");
+    assert_entry_writes(f, 3, "c3");
+    /* opened again: nothing to upgrade, nothing changes */
+    fx_reopen(f);
+    assert_int_equal(fx_pending(f), 3);
+    assert_entry_writes(f, 1, "c1");
+}
+
+/* A replica written by a newer library (a format this one does not know) is refused, not
+ * rewritten. */
+static void test_replica_of_a_newer_format_is_refused(void **state)
+{
+    fixture *f = *state;
+    sqlite3 *db = outpost_replica_db(f->r);
+    sqlite3_set_authorizer(db, NULL, NULL);
+    assert_int_equal(sqlite3_exec(db, "UPDATE _outpost_state SET format = 3", NULL, NULL, NULL),
+                     SQLITE_OK);
+    outpost_replica_close(f->r);
+    f->r = NULL;
+    outpost_config cfg = fx_config(f);
+    char err[256];
+    assert_int_equal(outpost_replica_open(&cfg, &f->r, err, sizeof err), OUTPOST_ECORRUPT);
+    assert_non_null(strstr(err, "has format 3, newer than this liboutpost knows (2)"));
 }
 
 static void test_retention_is_configurable(void **state)
@@ -226,6 +330,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T_(test_ack_keeps_the_entry_for_the_retention_window),
         T_(test_ack_prune_reads_an_index_not_every_kept_entry),
+        T_(test_ack_does_not_rewrite_the_changeset),
+        T_(test_format1_replica_is_upgraded_and_keeps_pending_and_sent),
+        T_(test_replica_of_a_newer_format_is_refused),
         T_(test_retention_is_configurable),
         T_(test_same_store_same_life_changes_nothing),
         T_(test_new_epoch_requeues_what_the_store_lacks_and_pulls_from_zero),

@@ -88,6 +88,90 @@ static void test_bomb_is_refused_at_the_limit(void **state)
     proto_zstream_free(rx);
 }
 
+/* count contact rows, one after another: a bulk message of about 180 bytes a row. */
+static size_t contacts_text(char *out, size_t cap, unsigned first, unsigned count)
+{
+    size_t n = 0;
+
+    for (unsigned i = first; i < first + count && n + 256 < cap; i++) {
+        contact_text(out + n, cap - n, i);
+        n += strlen(out + n);
+    }
+    return n;
+}
+
+/* One stream carries small messages at level 6 and big ones at level 1, switching between frames
+ * both ways: every message comes back byte for byte through one receiving stream, and the big
+ * ones really went at the faster level (a longer frame than the same stream at level 6 makes). */
+static void test_bulk_messages_switch_level_and_round_trip(void **state)
+{
+    (void)state;
+    enum { BULK = 4096, CAP = 200 * 1024 };
+    proto_zstream *tx = NULL, *tx6 = NULL, *rx = NULL;
+    proto_buf frame = {0}, frame6 = {0}, plain = {0};
+    char *msg = malloc(CAP);
+    unsigned bulk_frames = 0;
+
+    assert_non_null(msg);
+    assert_int_equal(proto_zstream_new(true, &tx), PROTO_OK);
+    assert_int_equal(proto_zstream_new(true, &tx6), PROTO_OK);
+    assert_int_equal(proto_zstream_new(false, &rx), PROTO_OK);
+    proto_zstream_bulk_from(tx, BULK);
+    for (unsigned i = 0; i < 12; i++) {
+        /* small, small, big, small, big, big, ... */
+        size_t n = (i % 3 == 2 || i % 4 == 1) ? contacts_text(msg, CAP, i * 1000, 600)
+                                              : contacts_text(msg, CAP, i * 1000, 1);
+        frame.len = frame6.len = 0;
+        assert_int_equal(proto_zframe_deflate(tx, (const uint8_t *)msg, n, &frame), PROTO_OK);
+        assert_int_equal(proto_zframe_deflate(tx6, (const uint8_t *)msg, n, &frame6), PROTO_OK);
+        assert_int_equal(proto_zframe_inflate(rx, frame.data, frame.len, CAP, &plain), PROTO_OK);
+        assert_int_equal(plain.len, n);
+        assert_memory_equal(plain.data, msg, n);
+        if (n >= BULK) {
+            bulk_frames++;
+            assert_true(frame.len > frame6.len);
+        }
+    }
+    assert_int_equal(bulk_frames, 6);
+    free(msg);
+    proto_buf_free(&frame);
+    proto_buf_free(&frame6);
+    proto_buf_free(&plain);
+    proto_zstream_free(tx);
+    proto_zstream_free(tx6);
+    proto_zstream_free(rx);
+}
+
+/* A bomb sent at the bulk level is refused at the limit like one sent at level 6. */
+static void test_bomb_at_the_bulk_level_is_refused_at_the_limit(void **state)
+{
+    (void)state;
+    enum { BOMB = 8 * 1024 * 1024, LIMIT = 64 * 1024 };
+    proto_zstream *tx = NULL, *rx = NULL;
+    proto_buf frame = {0}, plain = {0};
+    uint8_t *zeros = calloc(1, BOMB);
+
+    assert_non_null(zeros);
+    assert_int_equal(proto_zstream_new(true, &tx), PROTO_OK);
+    assert_int_equal(proto_zstream_new(false, &rx), PROTO_OK);
+    proto_zstream_bulk_from(tx, 1);
+    assert_int_equal(proto_zframe_deflate(tx, zeros, BOMB, &frame), PROTO_OK);
+    assert_true(frame.len < BOMB / 100);
+    assert_int_equal(proto_zframe_inflate(rx, frame.data, frame.len, LIMIT, &plain),
+                     PROTO_ETOOBIG);
+    assert_true(plain.cap <= LIMIT + 1);
+    assert_int_equal(plain.len, 0);
+    proto_zstream_free(rx);
+    assert_int_equal(proto_zstream_new(false, &rx), PROTO_OK);
+    assert_int_equal(proto_zframe_inflate(rx, frame.data, frame.len, BOMB, &plain), PROTO_OK);
+    assert_int_equal(plain.len, BOMB);
+    free(zeros);
+    proto_buf_free(&frame);
+    proto_buf_free(&plain);
+    proto_zstream_free(tx);
+    proto_zstream_free(rx);
+}
+
 static void test_garbage_and_plain_messages_are_not_frames(void **state)
 {
     (void)state;
@@ -150,6 +234,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_frames_round_trip_in_order_and_shrink_with_history),
         cmocka_unit_test(test_bomb_is_refused_at_the_limit),
+        cmocka_unit_test(test_bulk_messages_switch_level_and_round_trip),
+        cmocka_unit_test(test_bomb_at_the_bulk_level_is_refused_at_the_limit),
         cmocka_unit_test(test_garbage_and_plain_messages_are_not_frames),
         cmocka_unit_test(test_hello_and_welcome_carry_the_offer),
     };

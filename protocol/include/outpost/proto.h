@@ -500,6 +500,14 @@ int proto_zstream_new(bool compress, proto_zstream **out_stream);
 /* Frees a stream. NULL is a no-op. */
 void proto_zstream_free(proto_zstream *stream);
 
+/* A compressing stream compresses every message at DEFLATE level 6 (PROTO_ZLEVEL), and with
+ * n_bytes > 0 each message of at least n_bytes at level 1 (PROTO_ZLEVEL_BULK). The sender's
+ * choice alone: the frames are the same format, the receiver cannot tell (docs/protocol.md
+ * 1.1 gives the figures). 0 puts every message back at level 6. */
+#define PROTO_ZLEVEL 6
+#define PROTO_ZLEVEL_BULK 1
+void proto_zstream_bulk_from(proto_zstream *stream, size_t n_bytes);
+
 /* Appends the compressed frame of one encoded message to out (not cleared first). Frames must
  * reach the peer in the order they were made. PROTO_ENOMEM or PROTO_EINVAL (a decompressing
  * stream, or a stream that failed before) leave out->len as it was. */
