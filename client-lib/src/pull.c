@@ -328,7 +328,8 @@ static int upsert_queue_add(upsert_queue *q, uint32_t row)
     return q->n == q->per_batch || q->n == UPSERT_BATCH_ROWS ? upsert_flush(q) : OUTPOST_OK;
 }
 
-static int apply_upserts(outpost_replica *r, const synced_table *t, const proto_table_rows *tr)
+static int apply_upserts(outpost_replica *r, const synced_table *t, const proto_table_rows *tr,
+                         pending_filter *pending_rows)
 {
     upsert_queue q = {.r = r, .t = t, .tr = tr};
     int limit = sqlite3_limit(r->db, SQLITE_LIMIT_VARIABLE_NUMBER, -1);
@@ -355,7 +356,7 @@ static int apply_upserts(outpost_replica *r, const synced_table *t, const proto_
         for (uint32_t k = 0; k < t->n_pk; k++)
             pk[k] = vals[t->pk[k]];
         if (rc == OUTPOST_OK)
-            rc = outbox_row_pending(r, t->name, pk, t->n_pk, 0, &pending);
+            rc = outbox_pending_filter_check(r, pending_rows, pk, t->n_pk, &pending);
         if (rc == OUTPOST_OK && !pending)
             rc = upsert_queue_add(&q, row);
     }
@@ -366,7 +367,8 @@ static int apply_upserts(outpost_replica *r, const synced_table *t, const proto_
     return rc;
 }
 
-static int apply_deletes(outpost_replica *r, const synced_table *t, const proto_value *keys, uint32_t n)
+static int apply_deletes(outpost_replica *r, const synced_table *t, const proto_value *keys, uint32_t n,
+                         pending_filter *pending_rows)
 {
     sqlite3_stmt *stmt = NULL;
     int rc;
@@ -378,7 +380,7 @@ static int apply_deletes(outpost_replica *r, const synced_table *t, const proto_
         const proto_value *pk = &keys[(size_t)row * t->n_pk];
         bool pending = false;
 
-        rc = outbox_row_pending(r, t->name, pk, t->n_pk, 0, &pending);
+        rc = outbox_pending_filter_check(r, pending_rows, pk, t->n_pk, &pending);
         if (rc == OUTPOST_OK && !pending)
             rc = run_delete(r, stmt, pk, t->n_pk);
     }
@@ -391,14 +393,18 @@ static int apply_deletes(outpost_replica *r, const synced_table *t, const proto_
 int rows_apply_table(outpost_replica *r, const proto_table_rows *tr)
 {
     const synced_table *t = NULL;
+    pending_filter pending_rows = {0};
     int rc = table_rows_check(r, tr, &t);
 
     if (rc == OUTPOST_OK)
-        rc = apply_upserts(r, t, tr);
+        rc = outbox_pending_filter_build(r, t->name, &pending_rows);
     if (rc == OUTPOST_OK)
-        rc = apply_deletes(r, t, tr->deleted, tr->n_deleted);
+        rc = apply_upserts(r, t, tr, &pending_rows);
     if (rc == OUTPOST_OK)
-        rc = apply_deletes(r, t, tr->removed, tr->n_removed);
+        rc = apply_deletes(r, t, tr->deleted, tr->n_deleted, &pending_rows);
+    if (rc == OUTPOST_OK)
+        rc = apply_deletes(r, t, tr->removed, tr->n_removed, &pending_rows);
+    outbox_pending_filter_free(&pending_rows);
     return rc;
 }
 

@@ -188,13 +188,14 @@ static void test_pull_composite_key_and_partial_columns(void **state)
     assert_int_equal(fx_query_int(f, "SELECT count(*) FROM visits"), 0);
 }
 
-/* A page of n contacts k00..k(n-1) (the row's place in the page) named name: enough rows for
- * the apply's multi-row statements (32 rows each) to fill twice and leave a short rest. */
+/* A page of n contacts k0000..k(n-1) (the row's place in the page) named name. BIG_ROWS: enough
+ * rows for the apply's multi-row statements (32 rows each) to fill twice and leave a short rest. */
 #define BIG_ROWS 70
+#define BIG_ROWS_MAX 1500
 
 typedef struct big_page {
-    char ids[BIG_ROWS][8];
-    proto_value vals[BIG_ROWS * 5];
+    char ids[BIG_ROWS_MAX][8];
+    proto_value vals[BIG_ROWS_MAX * 5];
     proto_table_rows table;
     proto_rows page;
 } big_page;
@@ -205,7 +206,7 @@ static void big_page_make(big_page *p, uint32_t n, const char *name, uint64_t cu
     for (uint32_t i = 0; i < n; i++) {
         proto_value *row = &p->vals[i * 5];
 
-        snprintf(p->ids[i], sizeof p->ids[i], "k%02u", (unsigned)i);
+        snprintf(p->ids[i], sizeof p->ids[i], "k%04u", (unsigned)i);
         row[0] = pv_text(p->ids[i]);
         row[1] = pv_text("team-a");
         row[2] = pv_text(name);
@@ -223,21 +224,22 @@ static void big_page_make(big_page *p, uint32_t n, const char *name, uint64_t cu
 static void test_pull_repeated_key_in_a_page_later_row_wins(void **state)
 {
     fixture *f = *state;
-    big_page p;
+    static big_page p;
     char buf[128];
 
     big_page_make(&p, BIG_ROWS, "Srv", 5);
-    p.vals[20 * 5] = pv_text("k03"); /* same statement as row 3 */
+    p.vals[20 * 5] = pv_text("k0003"); /* same statement as row 3 */
     p.vals[20 * 5 + 2] = pv_text("Later");
-    p.vals[40 * 5] = pv_text("k31"); /* the next statement */
+    p.vals[40 * 5] = pv_text("k0031"); /* the next statement */
     p.vals[40 * 5 + 2] = pv_text("Later");
-    p.vals[69 * 5] = pv_text("k60"); /* the rest, row by row, after a full statement */
+    p.vals[69 * 5] = pv_text("k0060"); /* the rest, row by row, after a full statement */
     p.vals[69 * 5 + 2] = pv_text("Later");
     assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_OK);
     assert_int_equal(fx_query_int(f, "SELECT count(*) FROM contacts"), BIG_ROWS - 3);
     assert_string_equal(fx_query_text(f, "SELECT group_concat(id || name || age) FROM contacts"
-                                         " WHERE id IN ('k03', 'k31', 'k60') ORDER BY id", buf, sizeof buf),
-                        "k03Later20,k31Later40,k60Later69");
+                                         " WHERE id IN ('k0003', 'k0031', 'k0060') ORDER BY id", buf,
+                                      sizeof buf),
+                        "k0003Later20,k0031Later40,k0060Later69");
     assert_int_equal(fx_query_int(f, "SELECT count(*) FROM contacts WHERE name = 'Srv'"), BIG_ROWS - 6);
     assert_int_equal(fx_pending(f), 0);
 }
@@ -249,7 +251,7 @@ static void test_pull_refused_row_is_named_and_nothing_is_applied(void **state)
 {
     static const uint32_t bad_rows[] = {40, 32, 68, 0};
     fixture *f = *state;
-    big_page p;
+    static big_page p;
     outpost_status st;
     char want[128];
 
@@ -283,21 +285,50 @@ static void test_pull_refused_row_is_named_and_nothing_is_applied(void **state)
 static void test_pull_pending_row_inside_a_batch_keeps_local_value(void **state)
 {
     fixture *f = *state;
-    big_page p;
+    static big_page p;
     char buf[128];
 
     big_page_make(&p, BIG_ROWS, "Srv", 10);
     assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_OK);
-    assert_int_equal(outpost_exec(f->r, "UPDATE contacts SET name = 'Mine' WHERE id IN ('k40', 'k45')",
+    assert_int_equal(outpost_exec(f->r, "UPDATE contacts SET name = 'Mine' WHERE id IN ('k0040', 'k0045')",
                                   NULL, 0),
                      OUTPOST_OK);
     big_page_make(&p, BIG_ROWS, "Srv2", 11);
     assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_OK);
     assert_string_equal(fx_query_text(f, "SELECT group_concat(id || name) FROM contacts"
-                                         " WHERE id BETWEEN 'k39' AND 'k46' ORDER BY id", buf, sizeof buf),
-                        "k39Srv2,k40Mine,k41Srv2,k42Srv2,k43Srv2,k44Srv2,k45Mine,k46Srv2");
+                                         " WHERE id BETWEEN 'k0039' AND 'k0046' ORDER BY id", buf,
+                                      sizeof buf),
+                        "k0039Srv2,k0040Mine,k0041Srv2,k0042Srv2,k0043Srv2,k0044Srv2,k0045Mine,"
+                        "k0046Srv2");
     assert_int_equal(fx_query_int(f, "SELECT count(*) FROM contacts WHERE name = 'Srv2'"), BIG_ROWS - 2);
     assert_int_equal(fx_pending(f), 1);
+}
+
+/* Many rows with pending changes, spread over a long page (and one in another table): each keeps
+ * its local value against the page's row and its tombstone, every other row is applied. */
+static void test_pull_many_pending_rows_over_a_long_page(void **state)
+{
+    fixture *f = *state;
+    static big_page p;
+    proto_value deleted[2] = {pv_text("k0005"), pv_text("k0006")};
+
+    big_page_make(&p, BIG_ROWS_MAX, "Srv", 10);
+    assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_OK);
+    assert_int_equal(outpost_exec(f->r, "UPDATE contacts SET name = 'Mine' WHERE age % 5 = 0", NULL, 0),
+                     OUTPOST_OK);
+    assert_int_equal(outpost_exec(f->r, "INSERT INTO visits VALUES('k0001', '1', 'home')", NULL, 0),
+                     OUTPOST_OK);
+    big_page_make(&p, BIG_ROWS_MAX, "Srv2", 11);
+    p.table.deleted = deleted;
+    p.table.n_deleted = 2;
+    assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_OK);
+    assert_int_equal(fx_query_int(f, "SELECT count(*) FROM contacts WHERE name = 'Mine' AND age % 5 = 0"),
+                     BIG_ROWS_MAX / 5);
+    assert_int_equal(fx_query_int(f, "SELECT count(*) FROM contacts WHERE name = 'Srv2' AND age % 5 != 0"),
+                     BIG_ROWS_MAX - BIG_ROWS_MAX / 5 - 1);
+    assert_int_equal(fx_query_int(f, "SELECT count(*) FROM contacts"), BIG_ROWS_MAX - 1);
+    assert_int_equal(fx_query_int(f, "SELECT count(*) FROM contacts WHERE id = 'k0006'"), 0);
+    assert_int_equal(fx_pending(f), 2);
 }
 
 /* A table too wide for a multi-row statement within SQLite's parameter limit is applied row by
@@ -305,7 +336,7 @@ static void test_pull_pending_row_inside_a_batch_keeps_local_value(void **state)
 static void test_pull_page_applies_under_a_low_parameter_limit(void **state)
 {
     fixture *f = *state;
-    big_page p;
+    static big_page p;
 
     sqlite3_limit(outpost_replica_db(f->r), SQLITE_LIMIT_VARIABLE_NUMBER, 5 * 32 - 1);
     big_page_make(&p, BIG_ROWS, "Srv", 3);
@@ -336,6 +367,8 @@ int main(void)
                                         fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_pull_pending_row_inside_a_batch_keeps_local_value,
                                         fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_pull_many_pending_rows_over_a_long_page, fx_setup,
+                                        fx_teardown),
         cmocka_unit_test_setup_teardown(test_pull_page_applies_under_a_low_parameter_limit, fx_setup,
                                         fx_teardown),
     };
