@@ -194,7 +194,7 @@ static void test_pull_composite_key_and_partial_columns(void **state)
 #define BIG_ROWS_MAX 1500
 
 typedef struct big_page {
-    char ids[BIG_ROWS_MAX][8];
+    char ids[BIG_ROWS_MAX][12];
     proto_value vals[BIG_ROWS_MAX * 5];
     proto_table_rows table;
     proto_rows page;
