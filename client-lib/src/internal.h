@@ -180,6 +180,19 @@ int outbox_decode(const void *changeset, int n_bytes, struct outpost_arena **are
 int outbox_pending_refresh(outpost_replica *r);
 int outbox_row_pending(outpost_replica *r, const char *table, const proto_value *pk,
                        uint32_t n_pk, uint64_t after_seq, bool *out_pending);
+/* One table's rows with pending changes, for asking about every row of a page: a Bloom filter
+ * of their keys answers most rows without a query (a row it may hold is asked of
+ * outbox_row_pending). Valid while the outbox does not change (within the page's transaction). */
+typedef struct pending_filter {
+    const char *table;
+    uint64_t *bits; /* NULL: no row of the table is pending */
+    uint64_t mask;  /* number of bits - 1 */
+    sqlite3_str *scratch;
+} pending_filter;
+int outbox_pending_filter_build(outpost_replica *r, const char *table, pending_filter *out_f);
+int outbox_pending_filter_check(outpost_replica *r, pending_filter *f, const proto_value *pk,
+                                uint32_t n_pk, bool *out_pending);
+void outbox_pending_filter_free(pending_filter *f);
 
 /* heal.c: a server that went back in time (restored from a backup) */
 int sent_keep(outpost_replica *r, uint64_t seq);

@@ -352,14 +352,19 @@ void outpost_outbox_entry_free(outpost_outbox_entry *entry)
 
 /* ---- rows with pending changes ------------------------------------------------------------ */
 
-static int pending_key(sqlite3_str *key, const proto_value *pk, uint32_t n_pk)
+static int pending_key_append(sqlite3_str *key, const proto_value *pk, uint32_t n_pk)
 {
-    sqlite3_str_reset(key);
     for (uint32_t i = 0; i < n_pk; i++) {
         if (value_key_append(key, &pk[i]) != OUTPOST_OK)
             return OUTPOST_ENOMEM;
     }
     return OUTPOST_OK;
+}
+
+static int pending_key(sqlite3_str *key, const proto_value *pk, uint32_t n_pk)
+{
+    sqlite3_str_reset(key);
+    return pending_key_append(key, pk, n_pk);
 }
 
 /* Adds every row one changeset touches to temp._outpost_pending, with the latest entry that
@@ -515,6 +520,123 @@ int outbox_row_pending(outpost_replica *r, const char *table, const proto_value 
     }
     sqlite3_free(sqlite3_str_finish(key));
     return rc;
+}
+
+/* FNV-1a, then a 64-bit finalizer (MurmurHash3's) so that both halves are well mixed. */
+static uint64_t pending_hash(const unsigned char *p, int n)
+{
+    uint64_t h = 0xcbf29ce484222325u;
+
+    for (int i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3u;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdu;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53u;
+    return h ^ (h >> 33);
+}
+
+/* Two bits per key (from the hash's two halves), at least 16 bits per key: about 1.4% of the
+ * keys not in the filter still reach the query. */
+static void pending_filter_bits(const pending_filter *f, uint64_t h, uint64_t *out_a, uint64_t *out_b)
+{
+    *out_a = h & f->mask;
+    *out_b = (h >> 32) & f->mask;
+}
+
+#define PENDING_FILTER_MAX_BITS ((uint64_t)1 << 24) /* 2 MiB; more keys only raise the misses */
+#define PENDING_SCRATCH_BYTES 4096 /* probed keys are appended, the buffer emptied past this */
+
+int outbox_pending_filter_build(outpost_replica *r, const char *table, pending_filter *out_f)
+{
+    sqlite3_stmt *sel = NULL;
+    int64_t n = 0;
+    uint64_t bits = 4096;
+    int rc;
+
+    memset(out_f, 0, sizeof *out_f);
+    out_f->table = table;
+    if (r->pending_valid && r->pending_count == 0)
+        return OUTPOST_OK;
+    rc = replica_prepare(r, "SELECT count(*) FROM temp._outpost_pending WHERE tbl = ?1", &sel);
+    if (rc != OUTPOST_OK)
+        return rc;
+    sqlite3_bind_text(sel, 1, table, -1, SQLITE_STATIC);
+    r->mode = MODE_LIBRARY;
+    rc = sqlite3_step(sel);
+    r->mode = MODE_APP;
+    n = sqlite3_column_int64(sel, 0);
+    sqlite3_finalize(sel);
+    sel = NULL;
+    if (rc != SQLITE_ROW)
+        return replica_fail_sqlite(r, rc, "checking pending rows");
+    if (n == 0)
+        return OUTPOST_OK;
+    while (bits < PENDING_FILTER_MAX_BITS && bits < (uint64_t)n * 16)
+        bits *= 2;
+    out_f->bits = sqlite3_malloc64(bits / 8);
+    out_f->scratch = sqlite3_str_new(r->db);
+    if (out_f->bits == NULL || sqlite3_str_errcode(out_f->scratch) != SQLITE_OK) {
+        outbox_pending_filter_free(out_f);
+        return replica_fail(r, OUTPOST_ENOMEM, "out of memory checking pending rows");
+    }
+    memset(out_f->bits, 0, bits / 8);
+    out_f->mask = bits - 1;
+    rc = replica_prepare(r, "SELECT pk FROM temp._outpost_pending WHERE tbl = ?1", &sel);
+    if (rc != OUTPOST_OK) {
+        outbox_pending_filter_free(out_f);
+        return rc;
+    }
+    sqlite3_bind_text(sel, 1, table, -1, SQLITE_STATIC);
+    r->mode = MODE_LIBRARY;
+    while ((rc = sqlite3_step(sel)) == SQLITE_ROW) {
+        uint64_t a, b;
+
+        pending_filter_bits(out_f, pending_hash(sqlite3_column_blob(sel, 0), sqlite3_column_bytes(sel, 0)),
+                            &a, &b);
+        out_f->bits[a / 64] |= (uint64_t)1 << (a % 64);
+        out_f->bits[b / 64] |= (uint64_t)1 << (b % 64);
+    }
+    r->mode = MODE_APP;
+    sqlite3_finalize(sel);
+    if (rc != SQLITE_DONE) {
+        outbox_pending_filter_free(out_f);
+        return replica_fail_sqlite(r, rc, "checking pending rows");
+    }
+    return OUTPOST_OK;
+}
+
+/* outbox_row_pending(r, f->table, pk, n_pk, 0, out_pending), asked only of a key the filter may
+ * hold. */
+int outbox_pending_filter_check(outpost_replica *r, pending_filter *f, const proto_value *pk,
+                                uint32_t n_pk, bool *out_pending)
+{
+    int start;
+    uint64_t a, b;
+
+    *out_pending = false;
+    if (f->bits == NULL)
+        return OUTPOST_OK;
+    /* appended after the keys probed before, so that the buffer is not allocated per row */
+    if (sqlite3_str_length(f->scratch) > PENDING_SCRATCH_BYTES)
+        sqlite3_str_reset(f->scratch);
+    start = sqlite3_str_length(f->scratch);
+    if (pending_key_append(f->scratch, pk, n_pk) != OUTPOST_OK)
+        return replica_fail(r, OUTPOST_ENOMEM, "out of memory checking pending rows");
+    pending_filter_bits(f, pending_hash((const unsigned char *)sqlite3_str_value(f->scratch) + start,
+                                        sqlite3_str_length(f->scratch) - start),
+                        &a, &b);
+    if (!(f->bits[a / 64] >> (a % 64) & 1) || !(f->bits[b / 64] >> (b % 64) & 1))
+        return OUTPOST_OK;
+    return outbox_row_pending(r, f->table, pk, n_pk, 0, out_pending);
+}
+
+void outbox_pending_filter_free(pending_filter *f)
+{
+    sqlite3_free(f->bits);
+    sqlite3_free(sqlite3_str_finish(f->scratch));
+    f->bits = NULL;
+    f->scratch = NULL;
 }
 
 /* ---- the conflict log --------------------------------------------------------------------- */

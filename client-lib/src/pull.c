@@ -1,10 +1,15 @@
 /* Pull-apply: the server's rows written into the replica with capture off. */
+#include <stdio.h>
 #include <string.h>
 
 #include "internal.h"
 
 /* Bounds the key copies kept on the stack; far above any real primary key. */
 #define MAX_PK_COLS 64
+
+/* Rows per upsert statement when a page is applied: a statement's fixed cost (VDBE start and
+ * halt, cursors opened and closed) is paid per batch instead of per row. */
+#define UPSERT_BATCH_ROWS 32
 
 static bool is_pk_col(const synced_table *t, uint32_t col)
 {
@@ -15,19 +20,29 @@ static bool is_pk_col(const synced_table *t, uint32_t col)
     return false;
 }
 
-/* INSERT of the first n_vals columns that updates the row in place when its key exists.
- * (Not INSERT OR REPLACE: that deletes and reinserts, firing delete triggers and cascades.) */
-static char *upsert_sql(const synced_table *t, uint32_t n_vals)
+/* INSERT of n_rows rows of the first n_vals columns (parameter n_vals * row + column + 1) that updates a row in
+ * place when its key exists. Not INSERT OR REPLACE: that deletes and reinserts, firing delete
+ * triggers and cascades. Rows are inserted in order, each seeing the ones before it, so of two
+ * rows with one key the later wins, as with one statement per row. Several rows are inserted OR
+ * FAIL: a row refused by a constraint (other than the key's, which the upsert handles) stops the
+ * statement but keeps the rows before it, so SQLite keeps no statement journal to undo them (the
+ * caller then applies the rows one by one to find the refused one; writing a row again with the
+ * same values changes nothing). */
+static char *upsert_sql(const synced_table *t, uint32_t n_vals, uint32_t n_rows)
 {
     sqlite3_str *s = sqlite3_str_new(NULL);
     uint32_t n_set = 0;
 
-    sqlite3_str_appendf(s, "INSERT INTO main.\"%w\"(", t->name);
+    sqlite3_str_appendf(s, "INSERT%s INTO main.\"%w\"(", n_rows > 1 ? " OR FAIL" : "", t->name);
     for (uint32_t c = 0; c < n_vals; c++)
         sqlite3_str_appendf(s, "%s\"%w\"", c ? "," : "", t->cols[c]);
-    sqlite3_str_appendall(s, ") VALUES(");
-    for (uint32_t c = 0; c < n_vals; c++)
-        sqlite3_str_appendf(s, "%s?%u", c ? "," : "", (unsigned)c + 1);
+    sqlite3_str_appendall(s, ") VALUES");
+    /* Anonymous parameters, numbered in order: SQLite looks each ?NNN up among those before it,
+     * which made preparing a batch of 32 rows as costly as applying it. */
+    for (uint32_t row = 0; row < n_rows; row++) {
+        for (uint32_t c = 0; c < n_vals; c++)
+            sqlite3_str_appendall(s, c ? ",?" : row ? "),(?" : "(?");
+    }
     sqlite3_str_appendall(s, ") ON CONFLICT(");
     for (uint32_t k = 0; k < t->n_pk; k++)
         sqlite3_str_appendf(s, "%s\"%w\"", k ? "," : "", t->cols[t->pk[k]]);
@@ -102,7 +117,7 @@ static int run_delete(outpost_replica *r, sqlite3_stmt *stmt, const proto_value 
 int rows_upsert(outpost_replica *r, const synced_table *t, const proto_value *vals, uint32_t n_vals)
 {
     sqlite3_stmt *stmt = NULL;
-    int rc = prepare_owned(r, upsert_sql(t, n_vals), &stmt);
+    int rc = prepare_owned(r, upsert_sql(t, n_vals, 1), &stmt);
 
     if (rc == OUTPOST_OK)
         rc = run_upsert(r, stmt, vals, n_vals);
@@ -209,37 +224,152 @@ static int table_rows_check(outpost_replica *r, const proto_table_rows *tr, cons
     return OUTPOST_OK;
 }
 
-static int apply_upserts(outpost_replica *r, const synced_table *t, const proto_table_rows *tr)
+/* Rows of one table of a page waiting to be upserted together. */
+typedef struct upsert_queue {
+    outpost_replica *r;
+    const synced_table *t;
+    const proto_table_rows *tr;
+    sqlite3_stmt *one;  /* one row */
+    sqlite3_stmt *many; /* per_batch rows, prepared when a batch first fills */
+    uint32_t per_batch; /* 0: rows one by one (a table too wide for SQLite's parameter limit) */
+    uint32_t n;
+    uint32_t rows[UPSERT_BATCH_ROWS]; /* indexes into tr->rows, in page order */
+} upsert_queue;
+
+/* Fails naming the row (its place among its table's rows in the page; UINT32_MAX: a batch's
+ * rows) and SQLite's reason. */
+static int fail_row(upsert_queue *q, int sqlite_rc, uint32_t row)
 {
-    sqlite3_stmt *stmt = NULL;
+    char what[160];
+
+    if (row == UINT32_MAX)
+        snprintf(what, sizeof what, "applying rows of %s", q->t->name);
+    else
+        snprintf(what, sizeof what, "applying row %u of %s", (unsigned)row, q->t->name);
+    return replica_fail_sqlite(q->r, sqlite_rc, what);
+}
+
+static int bind_row(upsert_queue *q, sqlite3_stmt *stmt, uint32_t first_param, uint32_t row)
+{
+    uint32_t n = q->tr->n_columns;
+    const proto_value *vals = &q->tr->rows[(size_t)row * n];
+
+    for (uint32_t c = 0; c < n; c++) {
+        int rc = value_bind(stmt, (int)(first_param + c), &vals[c]);
+
+        if (rc != SQLITE_OK) {
+            sqlite3_reset(stmt);
+            return fail_row(q, rc, row);
+        }
+    }
+    return OUTPOST_OK;
+}
+
+/* SQLITE_OK or SQLite's error (its message still on the connection). */
+static int step_rows(upsert_queue *q, sqlite3_stmt *stmt)
+{
+    int rc;
+
+    q->r->mode = MODE_LIBRARY;
+    rc = sqlite3_step(stmt);
+    q->r->mode = MODE_APP;
+    sqlite3_reset(stmt);
+    return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int upsert_one(upsert_queue *q, uint32_t row)
+{
+    int rc = OUTPOST_OK;
+
+    if (q->one == NULL)
+        rc = prepare_owned(q->r, upsert_sql(q->t, q->tr->n_columns, 1), &q->one);
+    if (rc == OUTPOST_OK)
+        rc = bind_row(q, q->one, 1, row);
+    if (rc == OUTPOST_OK) {
+        rc = step_rows(q, q->one);
+        if (rc != SQLITE_OK)
+            rc = fail_row(q, rc, row);
+    }
+    return rc;
+}
+
+/* Writes the queued rows: a full batch in one statement, a shorter queue row by row. A batch a
+ * constraint refused is applied again row by row, so that the error names the row that failed
+ * exactly as the one-row path does. */
+static int upsert_flush(upsert_queue *q)
+{
+    int rc = OUTPOST_OK;
+
+    if (q->n > 0 && q->n == q->per_batch) {
+        if (q->many == NULL)
+            rc = prepare_owned(q->r, upsert_sql(q->t, q->tr->n_columns, q->per_batch), &q->many);
+        for (uint32_t i = 0; i < q->n && rc == OUTPOST_OK; i++)
+            rc = bind_row(q, q->many, i * q->tr->n_columns + 1, q->rows[i]);
+        if (rc != OUTPOST_OK)
+            return rc;
+        rc = step_rows(q, q->many);
+        if (rc == SQLITE_OK) {
+            q->n = 0;
+            return OUTPOST_OK;
+        }
+        if ((rc & 0xff) != SQLITE_CONSTRAINT)
+            return fail_row(q, rc, UINT32_MAX);
+        rc = OUTPOST_OK;
+    }
+    for (uint32_t i = 0; i < q->n && rc == OUTPOST_OK; i++)
+        rc = upsert_one(q, q->rows[i]);
+    q->n = 0;
+    return rc;
+}
+
+static int upsert_queue_add(upsert_queue *q, uint32_t row)
+{
+    q->rows[q->n++] = row;
+    return q->n == q->per_batch || q->n == UPSERT_BATCH_ROWS ? upsert_flush(q) : OUTPOST_OK;
+}
+
+static int apply_upserts(outpost_replica *r, const synced_table *t, const proto_table_rows *tr,
+                         pending_filter *pending_rows)
+{
+    upsert_queue q = {.r = r, .t = t, .tr = tr};
+    int limit = sqlite3_limit(r->db, SQLITE_LIMIT_VARIABLE_NUMBER, -1);
     proto_value pk[MAX_PK_COLS];
     int rc = OUTPOST_OK;
 
     if (tr->n_rows == 0)
         return OUTPOST_OK;
-    rc = prepare_owned(r, upsert_sql(t, tr->n_columns), &stmt);
+    q.per_batch = limit > 0 && (uint32_t)limit / tr->n_columns >= UPSERT_BATCH_ROWS ? UPSERT_BATCH_ROWS
+                                                                                    : 0;
     for (uint32_t row = 0; rc == OUTPOST_OK && row < tr->n_rows; row++) {
         const proto_value *vals = &tr->rows[(size_t)row * tr->n_columns];
         bool pending = false;
 
         for (uint32_t c = 0; c < tr->n_columns && rc == OUTPOST_OK; c++) {
-            if (vals[c].type == PROTO_UNDEF || vals[c].type > PROTO_BLOB)
-                rc = replica_fail(r, OUTPOST_EPROTO, "ROWS for %s: row %u column %u has no value",
-                                  t->name, (unsigned)row, (unsigned)c);
+            if (vals[c].type == PROTO_UNDEF || vals[c].type > PROTO_BLOB) {
+                /* the rows before it first, so that the first bad row of the page is named */
+                rc = upsert_flush(&q);
+                if (rc == OUTPOST_OK)
+                    rc = replica_fail(r, OUTPOST_EPROTO, "ROWS for %s: row %u column %u has no value",
+                                      t->name, (unsigned)row, (unsigned)c);
+            }
         }
         for (uint32_t k = 0; k < t->n_pk; k++)
             pk[k] = vals[t->pk[k]];
         if (rc == OUTPOST_OK)
-            rc = outbox_row_pending(r, t->name, pk, t->n_pk, 0, &pending);
+            rc = outbox_pending_filter_check(r, pending_rows, pk, t->n_pk, &pending);
         if (rc == OUTPOST_OK && !pending)
-            rc = run_upsert(r, stmt, vals, tr->n_columns);
+            rc = upsert_queue_add(&q, row);
         r->pull_kept += pending;
     }
-    sqlite3_finalize(stmt);
+    if (rc == OUTPOST_OK)
+        rc = upsert_flush(&q);
+    sqlite3_finalize(q.one);
+    sqlite3_finalize(q.many);
     return rc;
 }
 
-static int apply_deletes(outpost_replica *r, const synced_table *t, const proto_value *keys, uint32_t n)
+static int apply_deletes(outpost_replica *r, const synced_table *t, const proto_value *keys, uint32_t n,
+                         pending_filter *pending_rows)
 {
     sqlite3_stmt *stmt = NULL;
     int rc;
@@ -251,7 +381,7 @@ static int apply_deletes(outpost_replica *r, const synced_table *t, const proto_
         const proto_value *pk = &keys[(size_t)row * t->n_pk];
         bool pending = false;
 
-        rc = outbox_row_pending(r, t->name, pk, t->n_pk, 0, &pending);
+        rc = outbox_pending_filter_check(r, pending_rows, pk, t->n_pk, &pending);
         if (rc == OUTPOST_OK && !pending)
             rc = run_delete(r, stmt, pk, t->n_pk);
         r->pull_kept += pending;
@@ -265,14 +395,18 @@ static int apply_deletes(outpost_replica *r, const synced_table *t, const proto_
 int rows_apply_table(outpost_replica *r, const proto_table_rows *tr)
 {
     const synced_table *t = NULL;
+    pending_filter pending_rows = {0};
     int rc = table_rows_check(r, tr, &t);
 
     if (rc == OUTPOST_OK)
-        rc = apply_upserts(r, t, tr);
+        rc = outbox_pending_filter_build(r, t->name, &pending_rows);
     if (rc == OUTPOST_OK)
-        rc = apply_deletes(r, t, tr->deleted, tr->n_deleted);
+        rc = apply_upserts(r, t, tr, &pending_rows);
     if (rc == OUTPOST_OK)
-        rc = apply_deletes(r, t, tr->removed, tr->n_removed);
+        rc = apply_deletes(r, t, tr->deleted, tr->n_deleted, &pending_rows);
+    if (rc == OUTPOST_OK)
+        rc = apply_deletes(r, t, tr->removed, tr->n_removed, &pending_rows);
+    outbox_pending_filter_free(&pending_rows);
     return rc;
 }
 

@@ -228,6 +228,166 @@ static void test_pull_composite_key_and_partial_columns(void **state)
     assert_int_equal(fx_query_int(f, "SELECT count(*) FROM visits"), 0);
 }
 
+/* A page of n contacts k0000..k(n-1) (the row's place in the page) named name. BIG_ROWS: enough
+ * rows for the apply's multi-row statements (32 rows each) to fill twice and leave a short rest. */
+#define BIG_ROWS 70
+#define BIG_ROWS_MAX 1500
+
+typedef struct big_page {
+    char ids[BIG_ROWS_MAX][12];
+    proto_value vals[BIG_ROWS_MAX * 5];
+    proto_table_rows table;
+    proto_rows page;
+} big_page;
+
+static void big_page_make(big_page *p, uint32_t n, const char *name, uint64_t cursor)
+{
+    memset(p, 0, sizeof *p);
+    for (uint32_t i = 0; i < n; i++) {
+        proto_value *row = &p->vals[i * 5];
+
+        snprintf(p->ids[i], sizeof p->ids[i], "k%04u", (unsigned)i);
+        row[0] = pv_text(p->ids[i]);
+        row[1] = pv_text("team-a");
+        row[2] = pv_text(name);
+        row[3] = pv_int((int64_t)i);
+        row[4] = pv_null();
+    }
+    p->table = (proto_table_rows){.table = "contacts", .n_columns = 5, .n_rows = n, .rows = p->vals,
+                                  .n_pk = 1};
+    p->page = (proto_rows){.cursor = cursor, .n_tables = 1, .tables = &p->table};
+}
+
+/* The server sends one row per key per page, but a page that repeats a key is applied in order,
+ * as one statement per row would: the later row wins, inside a multi-row statement, across two of
+ * them and between one and the short rest. */
+static void test_pull_repeated_key_in_a_page_later_row_wins(void **state)
+{
+    fixture *f = *state;
+    static big_page p;
+    char buf[128];
+
+    big_page_make(&p, BIG_ROWS, "Srv", 5);
+    p.vals[20 * 5] = pv_text("k0003"); /* same statement as row 3 */
+    p.vals[20 * 5 + 2] = pv_text("Later");
+    p.vals[40 * 5] = pv_text("k0031"); /* the next statement */
+    p.vals[40 * 5 + 2] = pv_text("Later");
+    p.vals[69 * 5] = pv_text("k0060"); /* the rest, row by row, after a full statement */
+    p.vals[69 * 5 + 2] = pv_text("Later");
+    assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_OK);
+    assert_int_equal(fx_query_int(f, "SELECT count(*) FROM contacts"), BIG_ROWS - 3);
+    assert_string_equal(fx_query_text(f, "SELECT group_concat(id || name || age) FROM contacts"
+                                         " WHERE id IN ('k0003', 'k0031', 'k0060') ORDER BY id", buf,
+                                      sizeof buf),
+                        "k0003Later20,k0031Later40,k0060Later69");
+    assert_int_equal(fx_query_int(f, "SELECT count(*) FROM contacts WHERE name = 'Srv'"), BIG_ROWS - 6);
+    assert_int_equal(fx_pending(f), 0);
+}
+
+/* A row the replica refuses (here NOT NULL) fails the whole page, and the error names the first
+ * such row of the page, wherever it sits: inside a multi-row statement, first of one, or in the
+ * short rest; before a later row the page carries no value for. */
+static void test_pull_refused_row_is_named_and_nothing_is_applied(void **state)
+{
+    static const uint32_t bad_rows[] = {40, 32, 68, 0};
+    fixture *f = *state;
+    static big_page p;
+    outpost_status st;
+    char want[128];
+
+    for (size_t i = 0; i < sizeof bad_rows / sizeof bad_rows[0]; i++) {
+        big_page_make(&p, BIG_ROWS, "Srv", 7);
+        p.vals[bad_rows[i] * 5 + 1] = pv_null();
+        assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_ESQL);
+        snprintf(want, sizeof want, "applying row %u of contacts: NOT NULL constraint failed: "
+                 "contacts.team_id", (unsigned)bad_rows[i]);
+        assert_string_equal(outpost_errmsg(f->r), want);
+        assert_int_equal(fx_query_int(f, "SELECT count(*) FROM contacts"), 0);
+        assert_int_equal(outpost_status_get(f->r, &st), OUTPOST_OK);
+        assert_int_equal(st.cursor, 0);
+    }
+    /* A later row without a value does not hide the earlier refusal still waiting to be written. */
+    big_page_make(&p, BIG_ROWS, "Srv", 7);
+    p.vals[5 * 5 + 1] = pv_null();
+    p.vals[10 * 5 + 3] = (proto_value){.type = PROTO_UNDEF};
+    assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_ESQL);
+    assert_string_equal(outpost_errmsg(f->r), "applying row 5 of contacts: NOT NULL constraint failed: "
+                                              "contacts.team_id");
+    /* The same page without the refused row applies whole. */
+    p.vals[10 * 5 + 3] = pv_int(10);
+    p.vals[5 * 5 + 1] = pv_text("team-a");
+    assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_OK);
+    assert_int_equal(fx_query_int(f, "SELECT count(*) FROM contacts WHERE name = 'Srv'"), BIG_ROWS);
+}
+
+/* A row with a pending local change in the middle of a multi-row statement keeps its value; its
+ * neighbours in the same statement are applied. */
+static void test_pull_pending_row_inside_a_batch_keeps_local_value(void **state)
+{
+    fixture *f = *state;
+    static big_page p;
+    char buf[128];
+
+    big_page_make(&p, BIG_ROWS, "Srv", 10);
+    assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_OK);
+    assert_int_equal(outpost_exec(f->r, "UPDATE contacts SET name = 'Mine' WHERE id IN ('k0040', 'k0045')",
+                                  NULL, 0),
+                     OUTPOST_OK);
+    big_page_make(&p, BIG_ROWS, "Srv2", 11);
+    assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_OK);
+    assert_string_equal(fx_query_text(f, "SELECT group_concat(id || name) FROM contacts"
+                                         " WHERE id BETWEEN 'k0039' AND 'k0046' ORDER BY id", buf,
+                                      sizeof buf),
+                        "k0039Srv2,k0040Mine,k0041Srv2,k0042Srv2,k0043Srv2,k0044Srv2,k0045Mine,"
+                        "k0046Srv2");
+    assert_int_equal(fx_query_int(f, "SELECT count(*) FROM contacts WHERE name = 'Srv2'"), BIG_ROWS - 2);
+    assert_int_equal(fx_pending(f), 1);
+}
+
+/* Many rows with pending changes, spread over a long page (and one in another table): each keeps
+ * its local value against the page's row and its tombstone, every other row is applied. */
+static void test_pull_many_pending_rows_over_a_long_page(void **state)
+{
+    fixture *f = *state;
+    static big_page p;
+    proto_value deleted[2] = {pv_text("k0005"), pv_text("k0006")};
+
+    big_page_make(&p, BIG_ROWS_MAX, "Srv", 10);
+    assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_OK);
+    assert_int_equal(outpost_exec(f->r, "UPDATE contacts SET name = 'Mine' WHERE age % 5 = 0", NULL, 0),
+                     OUTPOST_OK);
+    assert_int_equal(outpost_exec(f->r, "INSERT INTO visits VALUES('k0001', '1', 'home')", NULL, 0),
+                     OUTPOST_OK);
+    big_page_make(&p, BIG_ROWS_MAX, "Srv2", 11);
+    p.table.deleted = deleted;
+    p.table.n_deleted = 2;
+    assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_OK);
+    assert_int_equal(fx_query_int(f, "SELECT count(*) FROM contacts WHERE name = 'Mine' AND age % 5 = 0"),
+                     BIG_ROWS_MAX / 5);
+    assert_int_equal(fx_query_int(f, "SELECT count(*) FROM contacts WHERE name = 'Srv2' AND age % 5 != 0"),
+                     BIG_ROWS_MAX - BIG_ROWS_MAX / 5 - 1);
+    assert_int_equal(fx_query_int(f, "SELECT count(*) FROM contacts"), BIG_ROWS_MAX - 1);
+    assert_int_equal(fx_query_int(f, "SELECT count(*) FROM contacts WHERE id = 'k0006'"), 0);
+    assert_int_equal(fx_pending(f), 2);
+}
+
+/* A table too wide for a multi-row statement within SQLite's parameter limit is applied row by
+ * row (here the limit is lowered below 32 rows of its 5 columns). */
+static void test_pull_page_applies_under_a_low_parameter_limit(void **state)
+{
+    fixture *f = *state;
+    static big_page p;
+
+    sqlite3_limit(outpost_replica_db(f->r), SQLITE_LIMIT_VARIABLE_NUMBER, 5 * 32 - 1);
+    big_page_make(&p, BIG_ROWS, "Srv", 3);
+    assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_OK);
+    assert_int_equal(fx_query_int(f, "SELECT count(*) FROM contacts WHERE name = 'Srv'"), BIG_ROWS);
+    sqlite3_limit(outpost_replica_db(f->r), SQLITE_LIMIT_VARIABLE_NUMBER, 5 * 32);
+    big_page_make(&p, BIG_ROWS, "Srv2", 4);
+    assert_int_equal(outpost_rows_apply(f->r, &p.page), OUTPOST_OK);
+    assert_int_equal(fx_query_int(f, "SELECT count(*) FROM contacts WHERE name = 'Srv2'"), BIG_ROWS);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -243,6 +403,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pull_older_page_is_ignored, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_pull_bad_page_applies_nothing, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_pull_composite_key_and_partial_columns, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_pull_repeated_key_in_a_page_later_row_wins, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_pull_refused_row_is_named_and_nothing_is_applied,
+                                        fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_pull_pending_row_inside_a_batch_keeps_local_value,
+                                        fx_setup, fx_teardown),
+        cmocka_unit_test_setup_teardown(test_pull_many_pending_rows_over_a_long_page, fx_setup,
+                                        fx_teardown),
+        cmocka_unit_test_setup_teardown(test_pull_page_applies_under_a_low_parameter_limit, fx_setup,
                                         fx_teardown),
     };
 
