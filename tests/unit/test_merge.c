@@ -1164,6 +1164,74 @@ static void test_new_rows_in_batches_refuse_the_failing_row_in_order(void **stat
     assert_contact(w, "c-69", "age", "9");
 }
 
+/* Whether a refusal's message names a unique constraint (SQLite: "UNIQUE constraint failed:
+ * contacts.name"; PostgreSQL: "duplicate key value violates unique constraint ...") */
+static bool names_unique(const char *message)
+{
+    return message != NULL && strstr(message, "the store refused the row") != NULL &&
+           (strstr(message, "UNIQUE") != NULL || strstr(message, "unique") != NULL);
+}
+
+/* A store whose table has a UNIQUE column other than the key (made before init refused them,
+ * or an index an operator added): two devices each give a new record the same value while
+ * offline. The second push is refused (CONSTRAINT, the row named), never an ERROR the device
+ * would retry for ever behind which its outbox waits; its next entry lands. The same for an
+ * update taking a value another row holds, and for a clash inside a batch of new rows. */
+static void test_unique_clash_refused_as_constraint(void **state)
+{
+    world *w = *state;
+    static char ids[40][8]; /* the pushes point at them */
+    assert_int_equal(
+        db_exec(w->fx.st->conn, "CREATE UNIQUE INDEX contacts_name_unique ON contacts(name)"), 0);
+    seed_contact(w, &w->ana, 1, "c-1", "north", "Amina");
+    char *before = dump_data(w);
+
+    tpush *tp = tp_new(1, HLC(NOW_MS));
+    tp_insert_contact(tp, "c-2", "north", "Amina");
+    proto_msg *m = fx_push(&w->fx, &w->ana2, tp, NOW_MS, NULL);
+    tp_free(tp);
+    assert_rejected_nothing_applied(w, m, PROTO_ERR_CONSTRAINT, before);
+    assert_int_equal(m->u.reject.n_rows, 1);
+    assert_true(fx_value_is(&m->u.reject.rows[0].pk[0], "c-2"));
+    assert_true(names_unique(m->u.reject.rows[0].message));
+    proto_msg_free(m);
+    free(before);
+
+    /* the device goes on: its next entry lands */
+    seed_contact(w, &w->ana2, 2, "c-3", "north", "Other");
+    assert_contact(w, "c-3", "name", "Other");
+
+    /* an update taking the value another row holds */
+    before = dump_data(w);
+    m = push_update(w, &w->ana2, 3, HLC(NOW_MS), "c-3", C_NAME, T("Other"), T("Amina"), NULL);
+    assert_rejected_nothing_applied(w, m, PROTO_ERR_CONSTRAINT, before);
+    assert_true(fx_value_is(&m->u.reject.rows[0].pk[0], "c-3"));
+    assert_true(names_unique(m->u.reject.rows[0].message));
+    proto_msg_free(m);
+
+    /* the 11th of 40 new rows (inside a full batch), then an out-of-scope row after it */
+    tp = tp_new(4, HLC(NOW_MS));
+    for (int i = 0; i < 40; i++) {
+        snprintf(ids[i], sizeof ids[i], "b-%02d", i);
+        tp_insert_contact(tp, ids[i], i == 35 ? "east" : "north", i == 10 ? "Amina" : ids[i]);
+    }
+    m = fx_push(&w->fx, &w->ana2, tp, NOW_MS, NULL);
+    tp_free(tp);
+    assert_rejected_nothing_applied(w, m, PROTO_ERR_CONSTRAINT, before);
+    assert_int_equal(m->u.reject.n_rows, 2);
+    assert_true(fx_value_is(&m->u.reject.rows[0].pk[0], "b-10"));
+    assert_true(names_unique(m->u.reject.rows[0].message));
+    assert_int_equal(m->u.reject.rows[1].code, PROTO_ERR_OUT_OF_SCOPE);
+    proto_msg_free(m);
+    free(before);
+
+    /* and an update after a refused one-row write goes through in a later entry */
+    m = push_update(w, &w->ana2, 5, HLC(NOW_MS), "c-3", C_NAME, T("Other"), T("Amira"), NULL);
+    assert_int_equal(m->type, PROTO_MSG_ACK);
+    proto_msg_free(m);
+    assert_contact(w, "c-3", "name", "Amira");
+}
+
 /* On PostgreSQL a batch of new rows runs in a savepoint: a row the server refuses and the row
  * check cannot foresee (a CHECK an operator added to the table) aborts the batch's statement,
  * and the batch is written again row by row. The push is refused as the one-row path refuses
@@ -1317,7 +1385,8 @@ static void test_new_row_states_in_any_key_order_get_one_state_each(void **state
     T_(test_revoked_device_push_refused), \
     T_(test_change_log_batches_land_once_and_refusals_leave_none), \
     T_(test_new_row_states_in_any_key_order_get_one_state_each),                              \
-    T_(test_new_rows_in_batches_refuse_the_failing_row_in_order),
+    T_(test_new_rows_in_batches_refuse_the_failing_row_in_order), \
+    T_(test_unique_clash_refused_as_constraint),
 
 int main(void)
 {
