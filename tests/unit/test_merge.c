@@ -1232,6 +1232,77 @@ static void test_unique_clash_refused_as_constraint(void **state)
     assert_contact(w, "c-3", "name", "Amira");
 }
 
+static void tp_family(tpush *tp, const char *table, const char *id, const char *parent_id)
+{
+    proto_change *ch = tp_change(tp, table, 3, PROTO_OP_INSERT);
+    tp_col(ch, 0, U(), T(id));
+    tp_col(ch, 1, U(), T("north"));
+    tp_col(ch, 2, U(), parent_id ? T(parent_id) : N());
+}
+
+/* Pushes tp from dev; on SQLite asserts a REJECT CONSTRAINT naming the foreign key for key
+ * first_refused, on PostgreSQL (which does not keep REFERENCES) an ACK. */
+static void push_expect_fk(fixture *fx, store_device *dev, tpush *tp, const char *first_refused)
+{
+    proto_msg *m = fx_push(fx, dev, tp, NOW_MS, NULL);
+    tp_free(tp);
+    if (first_refused == NULL || fx->engine == FX_POSTGRESQL) {
+        assert_int_equal(m->type, PROTO_MSG_ACK);
+    } else {
+        assert_int_equal(m->type, PROTO_MSG_REJECT);
+        assert_int_equal(m->u.reject.rows[0].code, PROTO_ERR_CONSTRAINT);
+        assert_true(fx_value_is(&m->u.reject.rows[0].pk[0], first_refused));
+        assert_string_equal(m->u.reject.rows[0].message,
+                            "the store refused the row: FOREIGN KEY constraint failed");
+    }
+    proto_msg_free(m);
+}
+
+/* A plain REFERENCES (init takes it; devices do not check it). A SQLite store checks it as it
+ * applies each row, in the order of the device's transaction: a child naming a parent the store
+ * does not have, a child written before its parent in one transaction, and a parent deleted
+ * while a child names it are refused (CONSTRAINT, quarantined on the device), never an ERROR;
+ * a parent written first lands. A PostgreSQL store does not check it: every push lands. */
+static void test_plain_references(void **state)
+{
+    (void)state;
+    fixture fx;
+    fx_open_empty(&fx);
+    const char *sql = "CREATE TABLE parent(id TEXT PRIMARY KEY, team_id TEXT NOT NULL, name TEXT);"
+                      "CREATE TABLE child(id TEXT PRIMARY KEY, team_id TEXT NOT NULL,"
+                      " parent_id TEXT REFERENCES parent(id));";
+    if (store_init_schema(fx.st, sql, "parent scope=team_id\nchild scope=team_id\n") != 0)
+        fail_msg("init: %s", store_errmsg(fx.st));
+    assert_int_equal(store_team_add(fx.st, "north", NULL), 0);
+    const char *north[] = {"north"};
+    assert_int_equal(store_worker_add(fx.st, "ana", north, 1), 0);
+    store_device dev;
+    fx_device(&fx, "ana", &dev);
+
+    tpush *tp = tp_new(1, HLC(NOW_MS));
+    tp_family(tp, "child", "k-1", "p-missing");
+    push_expect_fk(&fx, &dev, tp, "k-1");
+
+    tp = tp_new(2, HLC(NOW_MS));
+    tp_family(tp, "child", "k-2", "p-2");
+    tp_family(tp, "parent", "p-2", "P2");
+    push_expect_fk(&fx, &dev, tp, "k-2");
+
+    tp = tp_new(3, HLC(NOW_MS));
+    tp_family(tp, "parent", "p-3", "P3");
+    tp_family(tp, "child", "k-3", "p-3");
+    push_expect_fk(&fx, &dev, tp, NULL);
+
+    tp = tp_new(4, HLC(NOW_MS));
+    proto_change *ch = tp_change(tp, "parent", 3, PROTO_OP_DELETE);
+    tp_col(ch, 0, T("p-3"), U());
+    tp_col(ch, 1, T("north"), U());
+    tp_col(ch, 2, T("P3"), U());
+    push_expect_fk(&fx, &dev, tp, "p-3");
+    store_device_clear(&dev);
+    fx_close(&fx);
+}
+
 /* On PostgreSQL a batch of new rows runs in a savepoint: a row the server refuses and the row
  * check cannot foresee (a CHECK an operator added to the table) aborts the batch's statement,
  * and the batch is written again row by row. The push is refused as the one-row path refuses
@@ -1386,7 +1457,8 @@ static void test_new_row_states_in_any_key_order_get_one_state_each(void **state
     T_(test_change_log_batches_land_once_and_refusals_leave_none), \
     T_(test_new_row_states_in_any_key_order_get_one_state_each),                              \
     T_(test_new_rows_in_batches_refuse_the_failing_row_in_order), \
-    T_(test_unique_clash_refused_as_constraint),
+    T_(test_unique_clash_refused_as_constraint), \
+    cmocka_unit_test(test_plain_references),
 
 int main(void)
 {
