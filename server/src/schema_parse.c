@@ -423,10 +423,8 @@ static int check_added_column(const sql_token *toks, size_t n, const char *table
         return 0;
     snprintf(err, err_size,
              "table %s: new column %s has a clause ALTER TABLE ADD COLUMN would not add (%.*s): "
-             "the store and devices that have the table already add the column with its type, "
-             "NOT NULL and DEFAULT only, while devices that create the table fresh would get "
-             "the whole definition, and then refuse rows the others take; add the column "
-             "without it",
+             "only devices that create the table fresh would get it, and refuse rows the store "
+             "takes; add the column without it",
              table, column, (int)(toks[at].n > 20 ? 20 : toks[at].n), toks[at].s);
     return STORE_ESCHEMA;
 }
@@ -467,9 +465,8 @@ int schema_appended_only(const char *old_sql, const schema_table *t, uint32_t ol
         size_t at = pre < nw ? pre : nw - 1;
         snprintf(err, err_size,
                  "table %s: the CREATE TABLE changes more than appending columns (near '%.*s'): "
-                 "the store and devices that have the table already keep its old definition, "
-                 "devices that create it fresh would get the new one; upgrades may only append "
-                 "column definitions",
+                 "only devices that create the table fresh would get the change; upgrades may "
+                 "only append columns",
                  t->name, (int)(w[at].n > 20 ? 20 : w[at].n), w[at].s);
         out = STORE_ESCHEMA;
         goto done;
@@ -529,23 +526,20 @@ static void problem_message(enum problem_kind kind, const char *const v[4], char
     switch (kind) {
     case PROBLEM_UNIQUE:
         snprintf(msg, msg_size,
-                 "table %s: column %s is %s (%s): devices work offline, so two of them can "
-                 "always each give a record the same value, and the store could then take only "
-                 "one; drop the UNIQUE (a plain index still speeds look-ups)",
-                 v[0], v[1], v[2], v[3]);
+                 "table %s: column %s is %s: two offline devices can each take the same value, "
+                 "and the store could keep only one; drop it (a plain index is fine)",
+                 v[0], v[1], v[2]);
         break;
     case PROBLEM_COLLATE:
         snprintf(msg, msg_size,
-                 "table %s: primary key column %s has COLLATE %s: keys that differ only in "
-                 "what the collation ignores would be one row to the store and two on devices; "
-                 "drop the COLLATE from the key",
+                 "table %s: primary key column %s has COLLATE %s: keys it holds equal would be "
+                 "one row to the store, two on devices; drop the COLLATE",
                  v[0], v[1], v[2]);
         break;
     case PROBLEM_FK_ACTION:
         snprintf(msg, msg_size,
-                 "table %s: column %s REFERENCES %s %s: the store would change or delete rows "
-                 "behind its change log, and devices would never learn of it; use a plain "
-                 "REFERENCES (NO ACTION)",
+                 "table %s: column %s REFERENCES %s %s: the store would change rows behind its "
+                 "change log, unseen by devices; use a plain REFERENCES",
                  v[0], v[1], v[2], v[3]);
         break;
     }
@@ -589,7 +583,7 @@ int schema_replica_problems(const char *schema_sql, schema_problem_cb cb, void *
         db,
         "SELECT t.name, ifnull((SELECT group_concat(ifnull(x.name, '(an expression)'), ', ')"
         "   FROM pragma_index_info(l.name) x), ''),"
-        "   CASE l.origin WHEN 'u' THEN 'UNIQUE' ELSE 'in a unique index' END, l.name"
+        "   CASE l.origin WHEN 'u' THEN 'UNIQUE' ELSE 'in unique index ' || l.name END"
         " FROM sqlite_master t, pragma_index_list(t.name) l"
         " WHERE t.type = 'table' AND l.\"unique\" AND l.origin <> 'pk'"
         " ORDER BY t.rowid, l.seq DESC",

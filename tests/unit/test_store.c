@@ -299,7 +299,7 @@ static void test_schema_init_refuses_what_replicas_cannot_keep(void **state)
     expect_schema_error(fx,
                         "CREATE TABLE u(id TEXT PRIMARY KEY, team_id TEXT NOT NULL, code TEXT);"
                         "CREATE UNIQUE INDEX u_code ON u(code);",
-                        u_policy, "table u: column code is in a unique index (u_code)");
+                        u_policy, "table u: column code is in unique index u_code: two offline devices");
     expect_schema_error(fx,
                         "CREATE TABLE u(id TEXT PRIMARY KEY COLLATE NOCASE, team_id TEXT);",
                         u_policy, "table u: primary key column id has COLLATE NOCASE");
@@ -393,7 +393,7 @@ static void test_schema_upgrade_refuses_what_add_column_would_drop(void **state)
         "", "the CREATE TABLE changes more than appending columns (near '30')");
     upgrade_contacts_with(fx, CONTACTS_V1_COLUMNS ")",
                           "CREATE UNIQUE INDEX contacts_loc ON contacts(location);",
-                          "column location is in a unique index (contacts_loc)");
+                          "column location is in unique index contacts_loc");
     upgrade_contacts_with(fx, CONTACTS_V1_COLUMNS ")",
                           "CREATE TABLE extra(id TEXT PRIMARY KEY, team_id TEXT, k TEXT UNIQUE);",
                           "table extra: column k is UNIQUE");
@@ -427,10 +427,9 @@ static void test_schema_old_store_with_unique_warns_and_upgrades(void **state)
                      0);
     char warned[1024] = "";
     assert_int_equal(store_schema_warnings(fx->st, collect_warning, warned), 0);
-    assert_string_equal(warned, "table contacts: column name is UNIQUE (sqlite_autoindex_contacts_2)"
-                                ": devices work offline, so two of them can always each give a "
-                                "record the same value, and the store could then take only one; "
-                                "drop the UNIQUE (a plain index still speeds look-ups)\n");
+    assert_string_equal(warned, "table contacts: column name is UNIQUE: two offline devices can "
+                                "each take the same value, and the store could keep only one; "
+                                "drop it (a plain index is fine)\n");
     const char *with_unique = "CREATE TABLE contacts (id TEXT PRIMARY KEY NOT NULL, team_id TEXT"
                               " NOT NULL, name TEXT NOT NULL UNIQUE, age INTEGER CHECK (age IS"
                               " NULL OR (age BETWEEN 0 AND 25)), location TEXT, notes TEXT,"
