@@ -264,6 +264,14 @@ static int parse_and_begin(store *st, const char *schema_sql, const char *policy
     return store_begin(st, true);
 }
 
+static const schema_table *find_def_table(const schema_def *def, const char *name)
+{
+    for (uint32_t k = 0; k < def->n_tables; k++)
+        if (strcasecmp(def->tables[k].name, name) == 0)
+            return &def->tables[k];
+    return NULL;
+}
+
 /* The replica problems (schema_replica_problems) of a schema, collected. */
 typedef struct problem_list {
     char **msgs;
@@ -295,26 +303,77 @@ static void problem_list_free(problem_list *l)
     memset(l, 0, sizeof *l);
 }
 
-/* The schema SQL the store recorded for version, malloc'd into *out_sql. */
-static int recorded_schema_sql(store *st, int64_t version, char **out_sql)
+/* The schema SQL (and, when out_policy is not NULL, the policy text) the store recorded for
+ * version, malloc'd. */
+static int recorded_schema(store *st, int64_t version, char **out_sql, char **out_policy)
 {
     db_stmt *stmt = NULL;
     *out_sql = NULL;
+    if (out_policy != NULL)
+        *out_policy = NULL;
     int rc = db_prepare(st->conn,
-                        "SELECT schema_sql FROM _outpost_schema_versions WHERE version = ?1", &stmt);
+                        "SELECT schema_sql, policy_text FROM _outpost_schema_versions"
+                        " WHERE version = ?1",
+                        &stmt);
     if (rc == STORE_OK)
         rc = db_bind_int64(stmt, 1, version);
     if (rc == STORE_OK)
         rc = db_step(stmt);
-    if (rc == DB_ROW)
+    bool nomem = false;
+    if (rc == DB_ROW) {
         *out_sql = strdup(db_column_text(stmt, 0));
+        nomem = *out_sql == NULL;
+        if (out_policy != NULL) {
+            *out_policy = strdup(db_column_text(stmt, 1));
+            nomem = nomem || *out_policy == NULL;
+        }
+    }
     db_finalize(stmt);
     if (rc == DB_DONE)
         return store_fail(st, STORE_EIO, "schema version %lld is not recorded",
                           (long long)version);
     if (rc != DB_ROW)
         return store_fail_db(st, rc, "load schema");
-    return *out_sql != NULL ? 0 : store_fail(st, STORE_ENOMEM, "out of memory");
+    return nomem ? store_fail(st, STORE_ENOMEM, "out of memory") : 0;
+}
+
+static int recorded_schema_sql(store *st, int64_t version, char **out_sql)
+{
+    return recorded_schema(st, version, out_sql, NULL);
+}
+
+/* Upgrades recorded before upgrade held tables to appended plain columns
+ * (schema_appended_only): each table of version that differs from version - 1 in more than
+ * that, as a message to cb. */
+static int upgrade_drift(store *st, int64_t version,
+                         void (*cb)(void *user_data, const char *message), void *user_data)
+{
+    char *sql[2] = {NULL, NULL}, *policy[2] = {NULL, NULL};
+    schema_def def[2];
+    memset(def, 0, sizeof def);
+    char err[512], msg[600];
+    int out = recorded_schema(st, version - 1, &sql[0], &policy[0]);
+    if (out == 0)
+        out = recorded_schema(st, version, &sql[1], &policy[1]);
+    for (int i = 0; i < 2 && out == 0; i++)
+        if (schema_parse(sql[i], policy[i], &def[i], err, sizeof err) != 0)
+            out = store_fail(st, STORE_EIO, "schema version %lld cannot be read: %s",
+                             (long long)version - 1 + i, err);
+    for (uint32_t k = 0; out == 0 && k < def[1].n_tables; k++) {
+        const schema_table *t = &def[1].tables[k];
+        const schema_table *was = find_def_table(&def[0], t->name);
+        if (was == NULL || t->n_cols < was->n_cols ||
+            schema_appended_only(was->create_sql, t, was->n_cols, err, sizeof err) == 0)
+            continue;
+        snprintf(msg, sizeof msg, "schema version %lld: %s", (long long)version, err);
+        cb(user_data, msg);
+    }
+    for (int i = 0; i < 2; i++) {
+        schema_def_free(&def[i]);
+        free(sql[i]);
+        free(policy[i]);
+    }
+    return out;
 }
 
 /* Refuses a schema with a constraint replicas cannot keep (schema_replica_problems) that
@@ -356,6 +415,8 @@ int store_schema_warnings(store *st, void (*cb)(void *user_data, const char *mes
     if (out == 0 && schema_replica_problems(sql, cb, user_data, err, sizeof err) != 0)
         out = store_fail(st, STORE_EIO, "the store's schema cannot be read: %s", err);
     free(sql);
+    for (int64_t v = 2; out == 0 && v <= version; v++)
+        out = upgrade_drift(st, v, cb, user_data);
     return out;
 }
 
@@ -393,14 +454,6 @@ static int init_schema(store *st, const char *schema_sql, const char *policy_tex
 done:
     schema_def_free(&def);
     return out;
-}
-
-static const schema_table *find_def_table(const schema_def *def, const char *name)
-{
-    for (uint32_t k = 0; k < def->n_tables; k++)
-        if (strcasecmp(def->tables[k].name, name) == 0)
-            return &def->tables[k];
-    return NULL;
 }
 
 /* The old table's columns must be a prefix of the new one's, unchanged; what follows must be

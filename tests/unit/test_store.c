@@ -442,6 +442,29 @@ static void test_schema_old_store_with_unique_warns_and_upgrades(void **state)
     assert_int_equal(fx_int(fx, "SELECT value FROM _outpost_meta WHERE key = 'schema_version'"), 2);
 }
 
+/* A store upgraded before upgrade refused it with a CHECK on an added column (outside test
+ * conv16 F1: fresh devices get the CHECK, the store and older devices do not): named by
+ * store_schema_warnings, with the version. A plain added column is not. */
+static void test_schema_old_upgrade_with_check_is_named(void **state)
+{
+    fixture *fx = *state;
+    upgrade_contacts_with(fx, CONTACTS_V1_COLUMNS ", plain TEXT)", "", NULL);
+    /* as upgrade recorded it before: version 3 adds e with a CHECK */
+    assert_int_equal(db_exec(fx->st->conn,
+                             "INSERT INTO _outpost_schema_versions SELECT 3,"
+                             " replace(schema_sql, 'plain TEXT', 'plain TEXT, e INTEGER CHECK"
+                             " (e >= 0)'), policy_text, applied_ms FROM _outpost_schema_versions"
+                             " WHERE version = 2;"
+                             "UPDATE _outpost_meta SET value = 3 WHERE key = 'schema_version';"),
+                     0);
+    char warned[1024] = "";
+    assert_int_equal(store_schema_warnings(fx->st, collect_warning, warned), 0);
+    assert_string_equal(warned, "schema version 3: table contacts: new column e has a clause ALTER"
+                                " TABLE ADD COLUMN would not add (CHECK): only devices that create"
+                                " the table fresh would get it, and refuse rows the store takes;"
+                                " add the column without it\n");
+}
+
 /* ---- teams, workers, enrollment, auth ------------------------------------------------------ */
 
 static void test_team_and_worker_errors(void **state)
@@ -1035,6 +1058,7 @@ int main(void)
         E_(test_schema_init_refuses_what_replicas_cannot_keep),
         T_(test_schema_upgrade_refuses_what_add_column_would_drop),
         T_(test_schema_old_store_with_unique_warns_and_upgrades),
+        T_(test_schema_old_upgrade_with_check_is_named),
         T_(test_team_and_worker_errors),
         T_(test_enroll_code_is_single_use),
         T_(test_enroll_code_expires),
