@@ -245,6 +245,8 @@ typedef struct package_forms {
     const char *json; /* validated, as kept and sent */
     bool check_only;  /* run every check, then roll back: nothing is applied */
     const char *watch_json; /* the package's watch rules (docs/watch.md); NULL: keep them */
+    bool replay; /* a version the store had applied already (a restore): its tables are taken
+                  * as they were, even where init and upgrade refuse such tables now */
 } package_forms;
 
 /* Parses a schema and policy into def (which the caller frees, whatever this returns),
@@ -433,7 +435,7 @@ static int init_schema(store *st, const char *schema_sql, const char *policy_tex
         out = store_fail(st, STORE_EEXISTS,
                          "the store already has a schema (version %lld); use upgrade",
                          (long long)version);
-    if (out == 0)
+    if (out == 0 && !forms->replay)
         out = refuse_replica_problems(st, schema_sql, NULL);
     for (uint32_t i = 0; out == 0 && i < def.n_tables; i++)
         out = create_table(st, &def.tables[i], (int64_t)i + 1, 1);
@@ -693,7 +695,7 @@ static int upgrade_schema(store *st, const char *schema_sql, const char *policy_
     char *old_sql = NULL;
     if (out == 0)
         out = recorded_schema_sql(st, version, &old_sql);
-    if (out == 0)
+    if (out == 0 && !forms->replay)
         out = refuse_replica_problems(st, schema_sql, old_sql);
     free(old_sql);
     bool changed = false; /* an identical schema is not a new version */
@@ -708,7 +710,7 @@ static int upgrade_schema(store *st, const char *schema_sql, const char *policy_
         out = check_additive(st, old, t);
         if (out == 0)
             out = check_same_columns(st, old, t);
-        if (out == 0)
+        if (out == 0 && !forms->replay)
             out = check_appended_only(st, old, t);
         if (out == 0)
             out = add_columns(st, old, t);
@@ -797,7 +799,7 @@ int store_schema_package(store *st, bool init, bool check_only, const char *sche
 int store_schema_replay(store *st, bool init, const char *schema_sql, const char *policy_text,
                         const char *forms_json)
 {
-    package_forms forms = {.given = false, .json = forms_json};
+    package_forms forms = {.given = false, .json = forms_json, .replay = true};
     return init ? init_schema(st, schema_sql, policy_text, &forms)
                 : upgrade_schema(st, schema_sql, policy_text, &forms);
 }
