@@ -56,14 +56,12 @@ static int step_result(push_ctx *c, int rc, const store_table *t, const proto_va
 /* PostgreSQL: a failed statement aborts the transaction, and the merge goes on reading after a
  * refusal (to list every refused row). A one-row write the row check cannot vouch for (a UNIQUE
  * index) runs inside a savepoint, rolled back when the server refuses the row; why gets the
- * server's message. */
+ * server's message ("" when db_errmsg still has it). */
 static int guarded_step(push_ctx *c, db_stmt *s, char *why, size_t why_size)
 {
-    if (c->st->rowcheck == NULL) {
-        int rc = db_step(s);
-        snprintf(why, why_size, "%s", rc == DB_DONE ? "" : db_errmsg(c->st->conn));
-        return rc;
-    }
+    why[0] = 0;
+    if (c->st->rowcheck == NULL)
+        return db_step(s); /* SQLite: the statement's own message, db_errmsg */
     int out = store_exec(c->st, "SAVEPOINT outpost_row", "write row");
     if (out != 0)
         return out;
