@@ -11,6 +11,7 @@ add_library(outpost_store STATIC
     src/store_rowcheck.c    # SQLite's affinity, defaults and CHECK for rows kept elsewhere
     src/store_rows.c        # row merge state, current rows, ROWS/REJECT row lists
     src/schema_parse.c      # reading the admin's schema SQL and policy text
+    src/sql_token.c         # SQLite's tokens, for what its pragmas do not tell
     src/schema.c            # init, additive upgrade, SCHEMA message, cached tables
     src/store_people.c      # teams and workers
     src/store_devices.c     # enrollment codes, enrollment, authentication, revocation

@@ -23,15 +23,56 @@ static int refuse(push_ctx *c, const store_table *t, const proto_value *pk,
     return merge_reject(c, (store_table *)t, t->name, pk, PROTO_ERR_CONSTRAINT, msg, ch);
 }
 
-/* A failed statement: constraint failures refuse the push; anything else fails it. */
-static int step_result(push_ctx *c, int rc, const store_table *t, const proto_value *pk,
-                       const proto_change *ch, const char *what)
+/* Whether a failed statement's code is a constraint of the table refusing the row. A unique
+ * key is one too: the merge has looked the row's key up already, so a clash left is with a
+ * UNIQUE column, or with a key equal under the key column's collation (a store made before
+ * init refused those), and answering it with an ERROR would have the device send the entry
+ * again for ever. */
+static bool is_refusal(int rc)
+{
+    return rc == STORE_ECONSTRAINT || rc == STORE_EEXISTS;
+}
+
+/* A failed statement: constraint failures refuse the push; anything else fails it. why is the
+ * engine's message for it, or NULL for db_errmsg's. */
+static int step_result_why(push_ctx *c, int rc, const store_table *t, const proto_value *pk,
+                           const proto_change *ch, const char *what, const char *why)
 {
     if (rc == DB_DONE)
         return 0;
-    if (rc == STORE_ECONSTRAINT)
-        return refuse(c, t, pk, ch, db_errmsg(c->st->conn));
-    return store_fail_db(c->st, rc, what);
+    if (is_refusal(rc))
+        return refuse(c, t, pk, ch, why != NULL ? why : db_errmsg(c->st->conn));
+    if (why == NULL || rc == STORE_EFULL || rc == STORE_EBUSY || rc >= 0)
+        return store_fail_db(c->st, rc, what);
+    return store_fail(c->st, rc, "%s: %s", what, why);
+}
+
+static int step_result(push_ctx *c, int rc, const store_table *t, const proto_value *pk,
+                       const proto_change *ch, const char *what)
+{
+    return step_result_why(c, rc, t, pk, ch, what, NULL);
+}
+
+/* PostgreSQL: a failed statement aborts the transaction, and the merge goes on reading after a
+ * refusal (to list every refused row). A one-row write the row check cannot vouch for (a UNIQUE
+ * index) runs inside a savepoint, rolled back when the server refuses the row; why gets the
+ * server's message ("" when db_errmsg still has it). */
+static int guarded_step(push_ctx *c, db_stmt *s, char *why, size_t why_size)
+{
+    why[0] = 0;
+    if (c->st->rowcheck == NULL)
+        return db_step(s); /* SQLite: the statement's own message, db_errmsg */
+    int out = store_exec(c->st, "SAVEPOINT outpost_row", "write row");
+    if (out != 0)
+        return out;
+    int rc = db_step(s);
+    snprintf(why, why_size, "%s", rc == DB_DONE ? "" : db_errmsg(c->st->conn));
+    out = store_exec(c->st,
+                     rc == DB_DONE ? "RELEASE SAVEPOINT outpost_row"
+                                   : "ROLLBACK TO SAVEPOINT outpost_row;"
+                                     " RELEASE SAVEPOINT outpost_row",
+                     "write row");
+    return out != 0 ? out : rc;
 }
 
 /* PostgreSQL: the row (n_cols values in vals) as SQLite stores it, into out; 1 when refused
@@ -101,13 +142,14 @@ int merge_apply_insert(push_ctx *c, store_table *t, const proto_value *vals, uin
         for (uint32_t i = 0; i < n && rc == STORE_OK; i++)
             rc = store_value_bind_any(s, (int)i + 1, &vals[i]);
     }
+    char why[256] = "";
     if (rc == STORE_OK)
-        rc = db_step(s);
+        rc = guarded_step(c, s, why, sizeof why);
     if (dynamic)
         db_finalize(s);
     else
         db_reset(s); /* every parameter is bound again before the next step */
-    return step_result(c, rc, t, pk, ch, "insert row");
+    return step_result_why(c, rc, t, pk, ch, "insert row", why[0] ? why : NULL);
 }
 
 /*
@@ -190,7 +232,7 @@ static int insert_one_queued(push_ctx *c, store_table *t, uint32_t i)
     if (rc == STORE_OK)
         rc = db_step(s);
     db_reset(s);
-    if (rc != STORE_ECONSTRAINT)
+    if (!is_refusal(rc))
         return step_result(c, rc, t, NULL, ch, "insert row");
     proto_value *pk = store_arena_alloc(&c->arena, t->n_pk * sizeof *pk);
     if (pk == NULL)
@@ -224,7 +266,7 @@ int merge_apply_flush(push_ctx *c)
         /* OR FAIL: the rows before a refused one; PostgreSQL writes all or none */
         int written = pg ? 0 : sqlite3_changes(c->st->db);
         db_reset(t->ins_rows); /* every parameter is bound again before the next step */
-        bool refused = rc == STORE_ECONSTRAINT || (pg && rc == STORE_EEXISTS);
+        bool refused = is_refusal(rc);
         if (rc == DB_DONE)
             return pg ? store_exec(c->st, "RELEASE SAVEPOINT outpost_rows", "insert rows") : 0;
         if (!refused)
@@ -345,10 +387,11 @@ int merge_apply_update(push_ctx *c, const store_table *t, const bool *set, const
             rc = store_value_bind_any(s, ++p, &vals[i]);
     for (uint32_t k = 0; k < t->n_pk && rc == STORE_OK; k++)
         rc = store_value_bind_any(s, ++p, &pk[k]);
+    char why[256] = "";
     if (rc == STORE_OK)
-        rc = db_step(s);
+        rc = guarded_step(c, s, why, sizeof why);
     db_finalize(s);
-    return step_result(c, rc, t, pk, ch, "update row");
+    return step_result_why(c, rc, t, pk, ch, "update row", why[0] ? why : NULL);
 }
 
 int merge_apply_delete(push_ctx *c, store_table *t, const proto_value *pk, const proto_change *ch)

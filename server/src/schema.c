@@ -245,6 +245,8 @@ typedef struct package_forms {
     const char *json; /* validated, as kept and sent */
     bool check_only;  /* run every check, then roll back: nothing is applied */
     const char *watch_json; /* the package's watch rules (docs/watch.md); NULL: keep them */
+    bool replay; /* a version the store had applied already (a restore): its tables are taken
+                  * as they were, even where init and upgrade refuse such tables now */
 } package_forms;
 
 /* Parses a schema and policy into def (which the caller frees, whatever this returns),
@@ -264,6 +266,162 @@ static int parse_and_begin(store *st, const char *schema_sql, const char *policy
     return store_begin(st, true);
 }
 
+static const schema_table *find_def_table(const schema_def *def, const char *name)
+{
+    for (uint32_t k = 0; k < def->n_tables; k++)
+        if (strcasecmp(def->tables[k].name, name) == 0)
+            return &def->tables[k];
+    return NULL;
+}
+
+/* The replica problems (schema_replica_problems) of a schema, collected. */
+typedef struct problem_list {
+    char **msgs;
+    size_t n;
+    bool nomem;
+} problem_list;
+
+static void collect_problem(void *user_data, const char *message)
+{
+    problem_list *l = user_data;
+    char **msgs = realloc(l->msgs, (l->n + 1) * sizeof *msgs);
+    char *copy = strdup(message);
+    if (msgs == NULL || copy == NULL) {
+        if (msgs != NULL)
+            l->msgs = msgs;
+        free(copy);
+        l->nomem = true;
+        return;
+    }
+    l->msgs = msgs;
+    l->msgs[l->n++] = copy;
+}
+
+static void problem_list_free(problem_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        free(l->msgs[i]);
+    free(l->msgs);
+    memset(l, 0, sizeof *l);
+}
+
+/* The schema SQL (and, when out_policy is not NULL, the policy text) the store recorded for
+ * version, malloc'd. */
+static int recorded_schema(store *st, int64_t version, char **out_sql, char **out_policy)
+{
+    db_stmt *stmt = NULL;
+    *out_sql = NULL;
+    if (out_policy != NULL)
+        *out_policy = NULL;
+    int rc = db_prepare(st->conn,
+                        "SELECT schema_sql, policy_text FROM _outpost_schema_versions"
+                        " WHERE version = ?1",
+                        &stmt);
+    if (rc == STORE_OK)
+        rc = db_bind_int64(stmt, 1, version);
+    if (rc == STORE_OK)
+        rc = db_step(stmt);
+    bool nomem = false;
+    if (rc == DB_ROW) {
+        *out_sql = strdup(db_column_text(stmt, 0));
+        nomem = *out_sql == NULL;
+        if (out_policy != NULL) {
+            *out_policy = strdup(db_column_text(stmt, 1));
+            nomem = nomem || *out_policy == NULL;
+        }
+    }
+    db_finalize(stmt);
+    if (rc == DB_DONE)
+        return store_fail(st, STORE_EIO, "schema version %lld is not recorded",
+                          (long long)version);
+    if (rc != DB_ROW)
+        return store_fail_db(st, rc, "load schema");
+    return nomem ? store_fail(st, STORE_ENOMEM, "out of memory") : 0;
+}
+
+static int recorded_schema_sql(store *st, int64_t version, char **out_sql)
+{
+    return recorded_schema(st, version, out_sql, NULL);
+}
+
+/* Upgrades recorded before upgrade held tables to appended plain columns
+ * (schema_appended_only): each table of version that differs from version - 1 in more than
+ * that, as a message to cb. */
+static int upgrade_drift(store *st, int64_t version,
+                         void (*cb)(void *user_data, const char *message), void *user_data)
+{
+    char *sql[2] = {NULL, NULL}, *policy[2] = {NULL, NULL};
+    schema_def def[2];
+    memset(def, 0, sizeof def);
+    char err[512], msg[600];
+    int out = recorded_schema(st, version - 1, &sql[0], &policy[0]);
+    if (out == 0)
+        out = recorded_schema(st, version, &sql[1], &policy[1]);
+    for (int i = 0; i < 2 && out == 0; i++)
+        if (schema_parse(sql[i], policy[i], &def[i], err, sizeof err) != 0)
+            out = store_fail(st, STORE_EIO, "schema version %lld cannot be read: %s",
+                             (long long)version - 1 + i, err);
+    for (uint32_t k = 0; out == 0 && k < def[1].n_tables; k++) {
+        const schema_table *t = &def[1].tables[k];
+        const schema_table *was = find_def_table(&def[0], t->name);
+        if (was == NULL || t->n_cols < was->n_cols ||
+            schema_appended_only(was->create_sql, t, was->n_cols, err, sizeof err) == 0)
+            continue;
+        snprintf(msg, sizeof msg, "schema version %lld: %s", (long long)version, err);
+        cb(user_data, msg);
+    }
+    for (int i = 0; i < 2; i++) {
+        schema_def_free(&def[i]);
+        free(sql[i]);
+        free(policy[i]);
+    }
+    return out;
+}
+
+/* Refuses a schema with a constraint replicas cannot keep (schema_replica_problems) that
+ * old_sql, the schema the store has (NULL for init), does not have already: a store made
+ * before these were refused can still be upgraded, and outpostd warns of what it has. */
+static int refuse_replica_problems(store *st, const char *schema_sql, const char *old_sql)
+{
+    problem_list now = {0}, had = {0};
+    char err[512];
+    int out = schema_replica_problems(schema_sql, collect_problem, &now, err, sizeof err);
+    if (out == 0 && old_sql != NULL)
+        out = schema_replica_problems(old_sql, collect_problem, &had, err, sizeof err);
+    if (out != 0)
+        out = store_fail(st, out, "%s", err);
+    else if (now.nomem || had.nomem)
+        out = store_fail(st, STORE_ENOMEM, "out of memory");
+    for (size_t i = 0; out == 0 && i < now.n; i++) {
+        bool old = false;
+        for (size_t k = 0; k < had.n && !old; k++)
+            old = strcmp(now.msgs[i], had.msgs[k]) == 0;
+        if (!old)
+            out = store_fail(st, STORE_ESCHEMA, "%s", now.msgs[i]);
+    }
+    problem_list_free(&now);
+    problem_list_free(&had);
+    return out;
+}
+
+int store_schema_warnings(store *st, void (*cb)(void *user_data, const char *message),
+                          void *user_data)
+{
+    int64_t version = 0;
+    int out = store_meta_get(st, "schema_version", &version);
+    if (out != 0 || version == 0)
+        return out;
+    char *sql = NULL;
+    out = recorded_schema_sql(st, version, &sql);
+    char err[512];
+    if (out == 0 && schema_replica_problems(sql, cb, user_data, err, sizeof err) != 0)
+        out = store_fail(st, STORE_EIO, "the store's schema cannot be read: %s", err);
+    free(sql);
+    for (int64_t v = 2; out == 0 && v <= version; v++)
+        out = upgrade_drift(st, v, cb, user_data);
+    return out;
+}
+
 static int init_schema(store *st, const char *schema_sql, const char *policy_text,
                        package_forms *forms)
 {
@@ -277,6 +435,8 @@ static int init_schema(store *st, const char *schema_sql, const char *policy_tex
         out = store_fail(st, STORE_EEXISTS,
                          "the store already has a schema (version %lld); use upgrade",
                          (long long)version);
+    if (out == 0 && !forms->replay)
+        out = refuse_replica_problems(st, schema_sql, NULL);
     for (uint32_t i = 0; out == 0 && i < def.n_tables; i++)
         out = create_table(st, &def.tables[i], (int64_t)i + 1, 1);
     uint32_t n_indexes = 0;
@@ -296,14 +456,6 @@ static int init_schema(store *st, const char *schema_sql, const char *policy_tex
 done:
     schema_def_free(&def);
     return out;
-}
-
-static const schema_table *find_def_table(const schema_def *def, const char *name)
-{
-    for (uint32_t k = 0; k < def->n_tables; k++)
-        if (strcasecmp(def->tables[k].name, name) == 0)
-            return &def->tables[k];
-    return NULL;
 }
 
 /* The old table's columns must be a prefix of the new one's, unchanged; what follows must be
@@ -392,6 +544,15 @@ static int check_same_columns(store *st, const store_table *old, const schema_ta
     sqlite3_finalize(stmt);
     sqlite3_close(recorded);
     return out;
+}
+
+/* The table's new statement must be its old one with plain column definitions appended
+ * (schema_appended_only): what the store and existing devices add is what fresh devices get. */
+static int check_appended_only(store *st, const store_table *old, const schema_table *t)
+{
+    char err[600];
+    int out = schema_appended_only(old->create_sql, t, old->n_cols, err, sizeof err);
+    return out == 0 ? 0 : store_fail(st, out, "%s", err);
 }
 
 /* A new column's default on PostgreSQL: the value SQLite would give the existing rows (the
@@ -531,6 +692,12 @@ static int upgrade_schema(store *st, const char *schema_sql, const char *policy_
     if (out == 0 && st->n_tables == 0)
         out = store_fail(st, STORE_ESCHEMA, "the store has no schema yet; use init");
     int64_t version = st->schema_version;
+    char *old_sql = NULL;
+    if (out == 0)
+        out = recorded_schema_sql(st, version, &old_sql);
+    if (out == 0 && !forms->replay)
+        out = refuse_replica_problems(st, schema_sql, old_sql);
+    free(old_sql);
     bool changed = false; /* an identical schema is not a new version */
     for (uint32_t i = 0; out == 0 && i < st->n_tables; i++) {
         const store_table *old = &st->tables[i];
@@ -543,6 +710,8 @@ static int upgrade_schema(store *st, const char *schema_sql, const char *policy_
         out = check_additive(st, old, t);
         if (out == 0)
             out = check_same_columns(st, old, t);
+        if (out == 0 && !forms->replay)
+            out = check_appended_only(st, old, t);
         if (out == 0)
             out = add_columns(st, old, t);
         if (out == 0)
@@ -630,7 +799,7 @@ int store_schema_package(store *st, bool init, bool check_only, const char *sche
 int store_schema_replay(store *st, bool init, const char *schema_sql, const char *policy_text,
                         const char *forms_json)
 {
-    package_forms forms = {.given = false, .json = forms_json};
+    package_forms forms = {.given = false, .json = forms_json, .replay = true};
     return init ? init_schema(st, schema_sql, policy_text, &forms)
                 : upgrade_schema(st, schema_sql, policy_text, &forms);
 }

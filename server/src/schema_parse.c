@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "sql_token.h"
 #include "store.h"
 
 const char *schema_policy_name(proto_policy policy)
@@ -349,6 +350,264 @@ static int parse_policy(schema_def *def, const char *policy_text, char *err, siz
 done:
     free(seen);
     free(text);
+    return out;
+}
+
+static bool same_token(const sql_token *a, const sql_token *b)
+{
+    if (a->kind != b->kind || a->n != b->n)
+        return false;
+    return a->kind == SQL_TK_IDENT ? strncasecmp(a->s, b->s, a->n) == 0
+                                   : memcmp(a->s, b->s, a->n) == 0;
+}
+
+/* Index past the token group at toks[at]: a parenthesised group whole, else one token. */
+static size_t skip_group(const sql_token *toks, size_t n, size_t at)
+{
+    if (!sql_token_is_punct(&toks[at], '('))
+        return at + 1;
+    int depth = 0;
+    for (; at < n; at++) {
+        depth += sql_token_is_punct(&toks[at], '(') - sql_token_is_punct(&toks[at], ')');
+        if (depth == 0)
+            return at + 1;
+    }
+    return n;
+}
+
+static bool starts_constraint(const sql_token *tk)
+{
+    static const char *const words[] = {"CONSTRAINT", "PRIMARY", "NOT",        "NULL",
+                                        "UNIQUE",     "CHECK",   "DEFAULT",    "COLLATE",
+                                        "REFERENCES", "GENERATED", "AS",       NULL};
+    for (size_t i = 0; words[i] != NULL; i++)
+        if (sql_token_is_word(tk, words[i]))
+            return true;
+    return false;
+}
+
+/* One appended column definition, toks[0..n): its name, type, then NOT NULL, NULL and
+ * DEFAULT only. */
+static int check_added_column(const sql_token *toks, size_t n, const char *table,
+                              const char *column, char *err, size_t err_size)
+{
+    if (n == 0 || !sql_token_names(&toks[0], column)) {
+        snprintf(err, err_size,
+                 "table %s: the CREATE TABLE changes more than appending column %s "
+                 "(upgrades may only append column definitions)",
+                 table, column);
+        return STORE_ESCHEMA;
+    }
+    size_t at = 1;
+    while (at < n && !starts_constraint(&toks[at]))
+        at = skip_group(toks, n, at);
+    while (at < n) {
+        if (sql_token_is_word(&toks[at], "NOT") && at + 1 < n &&
+            sql_token_is_word(&toks[at + 1], "NULL")) {
+            at += 2;
+        } else if (sql_token_is_word(&toks[at], "NULL")) {
+            at++;
+        } else if (sql_token_is_word(&toks[at], "DEFAULT") && at + 1 < n) {
+            at++;
+            if (sql_token_is_punct(&toks[at], '-') || sql_token_is_punct(&toks[at], '+'))
+                at++;
+            if (at < n)
+                at = skip_group(toks, n, at);
+        } else {
+            break;
+        }
+        if (at < n && (sql_token_is_word(&toks[at], "ON")))
+            break; /* NOT NULL ON CONFLICT ... */
+    }
+    if (at >= n)
+        return 0;
+    snprintf(err, err_size,
+             "table %s: new column %s has a clause ALTER TABLE ADD COLUMN would not add (%.*s): "
+             "only devices that create the table fresh would get it, and refuse rows the store "
+             "takes; add the column without it",
+             table, column, (int)(toks[at].n > 20 ? 20 : toks[at].n), toks[at].s);
+    return STORE_ESCHEMA;
+}
+
+int schema_appended_only(const char *old_sql, const schema_table *t, uint32_t old_n_cols,
+                         char *err, size_t err_size)
+{
+    sql_token *o = NULL, *w = NULL;
+    size_t no = 0, nw = 0;
+    int out = sql_tokenize(old_sql, &o, &no);
+    if (out == 0)
+        out = sql_tokenize(t->create_sql, &w, &nw);
+    if (out != 0) {
+        snprintf(err, err_size, "out of memory");
+        goto done;
+    }
+    /* the new statement is the old one with a run of tokens inserted: prefix, middle, suffix */
+    size_t pre = 0, suf = 0;
+    while (pre < no && pre < nw && same_token(&o[pre], &w[pre]))
+        pre++;
+    while (suf < no - pre && suf < nw - pre && same_token(&o[no - 1 - suf], &w[nw - 1 - suf]))
+        suf++;
+    size_t from = pre, to = nw - suf; /* the inserted tokens, w[from..to) */
+    uint32_t n_new = t->n_cols - old_n_cols;
+    bool ok = pre + suf == no;
+    if (ok && n_new == 0) {
+        ok = from == to;
+    } else if (ok) {
+        /* ", def, def" before the table's end, or "def, def," before its table constraints */
+        if (from < to && sql_token_is_punct(&w[from], ','))
+            from++;
+        else if (from < to && sql_token_is_punct(&w[to - 1], ','))
+            to--;
+        else
+            ok = false;
+    }
+    if (!ok) {
+        size_t at = pre < nw ? pre : nw - 1;
+        snprintf(err, err_size,
+                 "table %s: the CREATE TABLE changes more than appending columns (near '%.*s'): "
+                 "only devices that create the table fresh would get the change; upgrades may "
+                 "only append columns",
+                 t->name, (int)(w[at].n > 20 ? 20 : w[at].n), w[at].s);
+        out = STORE_ESCHEMA;
+        goto done;
+    }
+    for (uint32_t c = old_n_cols; c < t->n_cols && out == 0; c++) {
+        size_t end = from;
+        while (end < to && !sql_token_is_punct(&w[end], ','))
+            end = skip_group(w, to, end);
+        if (c + 1 == t->n_cols && end != to) {
+            snprintf(err, err_size,
+                     "table %s: the CREATE TABLE changes more than appending columns "
+                     "(upgrades may only append column definitions)",
+                     t->name);
+            out = STORE_ESCHEMA;
+            break;
+        }
+        out = check_added_column(w + from, end - from, t->name, t->cols[c].name, err, err_size);
+        from = end + 1;
+    }
+done:
+    free(o);
+    free(w);
+    return out;
+}
+
+/* Loads schema_sql into a new in-memory database under the schema authorizer. */
+static int load_schema_db(const char *schema_sql, sqlite3 **out_db, char *err, size_t err_size)
+{
+    sqlite3 *db = NULL;
+    *out_db = NULL;
+    if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY, NULL) !=
+        SQLITE_OK) {
+        sqlite3_close(db);
+        snprintf(err, err_size, "out of memory");
+        return STORE_ENOMEM;
+    }
+    sqlite3_set_authorizer(db, schema_authorizer, NULL);
+    char *sql_err = NULL;
+    if (sqlite3_exec(db, schema_sql, NULL, NULL, &sql_err) != SQLITE_OK) {
+        snprintf(err, err_size,
+                 "schema file: %s (only CREATE TABLE and CREATE INDEX statements are allowed)",
+                 sql_err ? sql_err : "invalid SQL");
+        sqlite3_free(sql_err);
+        sqlite3_close(db);
+        return STORE_ESCHEMA;
+    }
+    sqlite3_set_authorizer(db, NULL, NULL);
+    *out_db = db;
+    return 0;
+}
+
+enum problem_kind { PROBLEM_UNIQUE, PROBLEM_COLLATE, PROBLEM_FK_ACTION };
+
+static void problem_message(enum problem_kind kind, const char *const v[4], char *msg,
+                            size_t msg_size)
+{
+    switch (kind) {
+    case PROBLEM_UNIQUE:
+        snprintf(msg, msg_size,
+                 "table %s: column %s is %s: two offline devices can each take the same value, "
+                 "and the store could keep only one; drop it (a plain index is fine)",
+                 v[0], v[1], v[2]);
+        break;
+    case PROBLEM_COLLATE:
+        snprintf(msg, msg_size,
+                 "table %s: primary key column %s has COLLATE %s: keys it holds equal would be "
+                 "one row to the store, two on devices; drop the COLLATE",
+                 v[0], v[1], v[2]);
+        break;
+    case PROBLEM_FK_ACTION:
+        snprintf(msg, msg_size,
+                 "table %s: column %s REFERENCES %s %s: the store would change rows behind its "
+                 "change log, unseen by devices; use a plain REFERENCES",
+                 v[0], v[1], v[2], v[3]);
+        break;
+    }
+}
+
+/* Each row of sql (its first four columns) as a problem of kind. */
+static int report_rows(sqlite3 *db, const char *sql, enum problem_kind kind, schema_problem_cb cb,
+                       void *user_data, char *err, size_t err_size)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &stmt, NULL);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        rc = SQLITE_OK;
+        const char *v[4];
+        for (int i = 0; i < 4; i++) {
+            v[i] = i < sqlite3_column_count(stmt) ? (const char *)sqlite3_column_text(stmt, i)
+                                                  : NULL;
+            if (v[i] == NULL)
+                v[i] = "";
+        }
+        char msg[600];
+        problem_message(kind, v, msg, sizeof msg);
+        cb(user_data, msg);
+    }
+    sqlite3_finalize(stmt);
+    if (rc == SQLITE_DONE)
+        return 0;
+    snprintf(err, err_size, "reading the schema: %s", sqlite3_errmsg(db));
+    return STORE_ESCHEMA;
+}
+
+int schema_replica_problems(const char *schema_sql, schema_problem_cb cb, void *user_data,
+                            char *err, size_t err_size)
+{
+    sqlite3 *db = NULL;
+    int out = load_schema_db(schema_sql, &db, err, err_size);
+    if (out != 0)
+        return out;
+    /* origin 'u': a UNIQUE clause of the table; 'c': CREATE UNIQUE INDEX */
+    out = report_rows(
+        db,
+        "SELECT t.name, ifnull((SELECT group_concat(ifnull(x.name, '(an expression)'), ', ')"
+        "   FROM pragma_index_info(l.name) x), ''),"
+        "   CASE l.origin WHEN 'u' THEN 'UNIQUE' ELSE 'in unique index ' || l.name END"
+        " FROM sqlite_master t, pragma_index_list(t.name) l"
+        " WHERE t.type = 'table' AND l.\"unique\" AND l.origin <> 'pk'"
+        " ORDER BY t.rowid, l.seq DESC",
+        PROBLEM_UNIQUE, cb, user_data, err, err_size);
+    if (out == 0)
+        out = report_rows(
+            db,
+            "SELECT t.name, x.name, x.coll FROM sqlite_master t, pragma_index_list(t.name) l,"
+            "   pragma_index_xinfo(l.name) x"
+            " WHERE t.type = 'table' AND l.origin = 'pk' AND x.key AND x.coll <> 'BINARY'"
+            " ORDER BY t.rowid, x.seqno",
+            PROBLEM_COLLATE, cb, user_data, err, err_size);
+    if (out == 0)
+        out = report_rows(
+            db,
+            "SELECT t.name, f.\"from\", f.\"table\","
+            "   CASE WHEN f.on_delete NOT IN ('NO ACTION', 'RESTRICT')"
+            "   THEN 'ON DELETE ' || f.on_delete ELSE 'ON UPDATE ' || f.on_update END"
+            " FROM sqlite_master t, pragma_foreign_key_list(t.name) f"
+            " WHERE t.type = 'table' AND (f.on_delete NOT IN ('NO ACTION', 'RESTRICT')"
+            "   OR f.on_update NOT IN ('NO ACTION', 'RESTRICT'))"
+            " ORDER BY t.rowid, f.id, f.seq",
+            PROBLEM_FK_ACTION, cb, user_data, err, err_size);
+    sqlite3_close(db);
     return out;
 }
 

@@ -12,6 +12,7 @@
 #define OUTPOST_SCHEMA_PARSE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "outpost/proto.h"
@@ -54,5 +55,25 @@ int schema_parse(const char *schema_sql, const char *policy_text, schema_def *ou
 void schema_def_free(schema_def *def);
 
 const char *schema_policy_name(proto_policy policy);
+
+/* What an offline-first replica set cannot keep consistent, in a schema file's tables: a
+ * UNIQUE constraint or index other than the primary key (two devices offline can always each
+ * take the same value), a primary-key column with a collation other than BINARY (keys equal to
+ * the store but not to the merge), a foreign-key action other than NO ACTION or RESTRICT (the
+ * store's cascades would change rows behind its change log). Read from SQLite's own view of the
+ * parsed schema. cb gets one message per problem, naming the table, column and why, in table
+ * order. Returns 0, or STORE_ESCHEMA / STORE_ENOMEM (message in err) when the SQL cannot be
+ * loaded. */
+/* For an upgrade: whether t's CREATE TABLE is old_sql (the table's statement until now, of
+ * old_n_cols columns) with column definitions appended that carry nothing but a type, NOT NULL
+ * and DEFAULT, which is all that ALTER TABLE ADD COLUMN on the store and on devices that have
+ * the table already reproduces (devices that create the table fresh run the whole statement).
+ * 0, or STORE_ESCHEMA / STORE_ENOMEM with a message naming the table, column and clause. */
+int schema_appended_only(const char *old_sql, const schema_table *t, uint32_t old_n_cols,
+                         char *err, size_t err_size);
+
+typedef void (*schema_problem_cb)(void *user_data, const char *message);
+int schema_replica_problems(const char *schema_sql, schema_problem_cb cb, void *user_data,
+                            char *err, size_t err_size);
 
 #endif /* OUTPOST_SCHEMA_PARSE_H */

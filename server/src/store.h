@@ -85,6 +85,14 @@ int store_init_schema(store *st, const char *schema_sql, const char *policy_text
 /* Applies an additive upgrade (new tables, new nullable or defaulted columns) and bumps the
  * schema version. Anything else is STORE_ESCHEMA with the reason. (An upgrade identical to the
  * current schema changes nothing and keeps the version.) */
+/* Calls cb once per constraint of the store's current schema that an offline-first replica set
+ * cannot keep consistent (a UNIQUE column, a collated key, a cascading foreign key; see
+ * schema_parse.h), and once per recorded upgrade that changed a table beyond appending plain
+ * columns (a CHECK on an added column: fresh devices have it, the store and older devices do
+ * not), with a message naming the table and column. init and upgrade refuse new ones; a store
+ * made before that may have some, and outpostd logs them when it starts. 0 with no schema. */
+int store_schema_warnings(store *st, void (*cb)(void *user_data, const char *message),
+                          void *user_data);
 int store_upgrade_schema(store *st, const char *schema_sql, const char *policy_text);
 
 /* Current schema encoded as a SCHEMA message, and its version. */

@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "common/test_skip.h"
 #include "daemon_fixture.h"
@@ -1289,6 +1290,35 @@ static void test_http_status_and_not_found(void **state)
     assert_string_equal(out, "200 404");
 }
 
+/* Runs sql on the main fixture's store file (stopped). */
+static void main_store_exec(const char *sql)
+{
+    sqlite3 *db = NULL;
+    assert_int_equal(sqlite3_open(main_fx.store_path, &db), SQLITE_OK);
+    char *err = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK)
+        fail_msg("%s: %s", sql, err ? err : "?");
+    sqlite3_close(db);
+}
+
+/* A store made before init refused UNIQUE columns (its recorded schema has one): outpostd
+ * starts, and names it once in its log. */
+static void test_store_schema_a_device_cannot_keep_is_named_at_start(void **state)
+{
+    static const char warning[] = "warn store schema: table contacts: column name is UNIQUE";
+    (void)state;
+    assert_int_equal(fixture_log_count(&main_fx, warning), 0);
+    assert_int_equal(fixture_stop(&main_fx), 0);
+    main_store_exec("UPDATE _outpost_schema_versions SET schema_sql = replace(schema_sql,"
+                    " 'name TEXT,', 'name TEXT UNIQUE,')");
+    assert_int_equal(fixture_start(&main_fx), 0);
+    assert_int_equal(fixture_log_count(&main_fx, warning), 1);
+    assert_int_equal(fixture_stop(&main_fx), 0);
+    main_store_exec("UPDATE _outpost_schema_versions SET schema_sql = replace(schema_sql,"
+                    " 'name TEXT UNIQUE,', 'name TEXT,')");
+    assert_int_equal(fixture_start(&main_fx), 0);
+}
+
 /* The store and its -wal and -shm are the daemon user's alone, also when an older release left
  * the store readable by everyone (outpostd runs with umask 077 and tightens the store). */
 static void test_store_files_are_owner_only(void **state)
@@ -1745,6 +1775,7 @@ int main(void)
         cmocka_unit_test(test_sync_revoked_device_refused_or_wiped),
         cmocka_unit_test(test_sync_change_after_a_page_read_ahead_still_reaches_the_device),
         cmocka_unit_test(test_http_status_and_not_found),
+        cmocka_unit_test(test_store_schema_a_device_cannot_keep_is_named_at_start),
         cmocka_unit_test(test_store_files_are_owner_only),
         cmocka_unit_test(test_sync_daemon_stops_cleanly), /* last */
     };

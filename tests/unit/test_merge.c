@@ -1164,6 +1164,145 @@ static void test_new_rows_in_batches_refuse_the_failing_row_in_order(void **stat
     assert_contact(w, "c-69", "age", "9");
 }
 
+/* Whether a refusal's message names a unique constraint (SQLite: "UNIQUE constraint failed:
+ * contacts.name"; PostgreSQL: "duplicate key value violates unique constraint ...") */
+static bool names_unique(const char *message)
+{
+    return message != NULL && strstr(message, "the store refused the row") != NULL &&
+           (strstr(message, "UNIQUE") != NULL || strstr(message, "unique") != NULL);
+}
+
+/* A store whose table has a UNIQUE column other than the key (made before init refused them,
+ * or an index an operator added): two devices each give a new record the same value while
+ * offline. The second push is refused (CONSTRAINT, the row named), never an ERROR the device
+ * would retry for ever behind which its outbox waits; its next entry lands. The same for an
+ * update taking a value another row holds, and for a clash inside a batch of new rows. */
+static void test_unique_clash_refused_as_constraint(void **state)
+{
+    world *w = *state;
+    static char ids[40][8]; /* the pushes point at them */
+    assert_int_equal(
+        db_exec(w->fx.st->conn, "CREATE UNIQUE INDEX contacts_name_unique ON contacts(name)"), 0);
+    seed_contact(w, &w->ana, 1, "c-1", "north", "Amina");
+    char *before = dump_data(w);
+
+    tpush *tp = tp_new(1, HLC(NOW_MS));
+    tp_insert_contact(tp, "c-2", "north", "Amina");
+    proto_msg *m = fx_push(&w->fx, &w->ana2, tp, NOW_MS, NULL);
+    tp_free(tp);
+    assert_rejected_nothing_applied(w, m, PROTO_ERR_CONSTRAINT, before);
+    assert_int_equal(m->u.reject.n_rows, 1);
+    assert_true(fx_value_is(&m->u.reject.rows[0].pk[0], "c-2"));
+    assert_true(names_unique(m->u.reject.rows[0].message));
+    proto_msg_free(m);
+    free(before);
+
+    /* the device goes on: its next entry lands */
+    seed_contact(w, &w->ana2, 2, "c-3", "north", "Other");
+    assert_contact(w, "c-3", "name", "Other");
+
+    /* an update taking the value another row holds */
+    before = dump_data(w);
+    m = push_update(w, &w->ana2, 3, HLC(NOW_MS), "c-3", C_NAME, T("Other"), T("Amina"), NULL);
+    assert_rejected_nothing_applied(w, m, PROTO_ERR_CONSTRAINT, before);
+    assert_true(fx_value_is(&m->u.reject.rows[0].pk[0], "c-3"));
+    assert_true(names_unique(m->u.reject.rows[0].message));
+    proto_msg_free(m);
+
+    /* the 11th of 40 new rows (inside a full batch), then an out-of-scope row after it */
+    tp = tp_new(4, HLC(NOW_MS));
+    for (int i = 0; i < 40; i++) {
+        snprintf(ids[i], sizeof ids[i], "b-%02d", i);
+        tp_insert_contact(tp, ids[i], i == 35 ? "east" : "north", i == 10 ? "Amina" : ids[i]);
+    }
+    m = fx_push(&w->fx, &w->ana2, tp, NOW_MS, NULL);
+    tp_free(tp);
+    assert_rejected_nothing_applied(w, m, PROTO_ERR_CONSTRAINT, before);
+    assert_int_equal(m->u.reject.n_rows, 2);
+    assert_true(fx_value_is(&m->u.reject.rows[0].pk[0], "b-10"));
+    assert_true(names_unique(m->u.reject.rows[0].message));
+    assert_int_equal(m->u.reject.rows[1].code, PROTO_ERR_OUT_OF_SCOPE);
+    proto_msg_free(m);
+    free(before);
+
+    /* and an update after a refused one-row write goes through in a later entry */
+    m = push_update(w, &w->ana2, 5, HLC(NOW_MS), "c-3", C_NAME, T("Other"), T("Amira"), NULL);
+    assert_int_equal(m->type, PROTO_MSG_ACK);
+    proto_msg_free(m);
+    assert_contact(w, "c-3", "name", "Amira");
+}
+
+static void tp_family(tpush *tp, const char *table, const char *id, const char *parent_id)
+{
+    proto_change *ch = tp_change(tp, table, 3, PROTO_OP_INSERT);
+    tp_col(ch, 0, U(), T(id));
+    tp_col(ch, 1, U(), T("north"));
+    tp_col(ch, 2, U(), parent_id ? T(parent_id) : N());
+}
+
+/* Pushes tp from dev; on SQLite asserts a REJECT CONSTRAINT naming the foreign key for key
+ * first_refused, on PostgreSQL (which does not keep REFERENCES) an ACK. */
+static void push_expect_fk(fixture *fx, store_device *dev, tpush *tp, const char *first_refused)
+{
+    proto_msg *m = fx_push(fx, dev, tp, NOW_MS, NULL);
+    tp_free(tp);
+    if (first_refused == NULL || fx->engine == FX_POSTGRESQL) {
+        assert_int_equal(m->type, PROTO_MSG_ACK);
+    } else {
+        assert_int_equal(m->type, PROTO_MSG_REJECT);
+        assert_int_equal(m->u.reject.rows[0].code, PROTO_ERR_CONSTRAINT);
+        assert_true(fx_value_is(&m->u.reject.rows[0].pk[0], first_refused));
+        assert_string_equal(m->u.reject.rows[0].message,
+                            "the store refused the row: FOREIGN KEY constraint failed");
+    }
+    proto_msg_free(m);
+}
+
+/* A plain REFERENCES (init takes it; devices do not check it). A SQLite store checks it as it
+ * applies each row, in the order of the device's transaction: a child naming a parent the store
+ * does not have, a child written before its parent in one transaction, and a parent deleted
+ * while a child names it are refused (CONSTRAINT, quarantined on the device), never an ERROR;
+ * a parent written first lands. A PostgreSQL store does not check it: every push lands. */
+static void test_plain_references(void **state)
+{
+    (void)state;
+    fixture fx;
+    fx_open_empty(&fx);
+    const char *sql = "CREATE TABLE parent(id TEXT PRIMARY KEY, team_id TEXT NOT NULL, name TEXT);"
+                      "CREATE TABLE child(id TEXT PRIMARY KEY, team_id TEXT NOT NULL,"
+                      " parent_id TEXT REFERENCES parent(id));";
+    if (store_init_schema(fx.st, sql, "parent scope=team_id\nchild scope=team_id\n") != 0)
+        fail_msg("init: %s", store_errmsg(fx.st));
+    assert_int_equal(store_team_add(fx.st, "north", NULL), 0);
+    const char *north[] = {"north"};
+    assert_int_equal(store_worker_add(fx.st, "ana", north, 1), 0);
+    store_device dev;
+    fx_device(&fx, "ana", &dev);
+
+    tpush *tp = tp_new(1, HLC(NOW_MS));
+    tp_family(tp, "child", "k-1", "p-missing");
+    push_expect_fk(&fx, &dev, tp, "k-1");
+
+    tp = tp_new(2, HLC(NOW_MS));
+    tp_family(tp, "child", "k-2", "p-2");
+    tp_family(tp, "parent", "p-2", "P2");
+    push_expect_fk(&fx, &dev, tp, "k-2");
+
+    tp = tp_new(3, HLC(NOW_MS));
+    tp_family(tp, "parent", "p-3", "P3");
+    tp_family(tp, "child", "k-3", "p-3");
+    push_expect_fk(&fx, &dev, tp, NULL);
+
+    tp = tp_new(4, HLC(NOW_MS));
+    proto_change *ch = tp_change(tp, "parent", 3, PROTO_OP_DELETE);
+    tp_col(ch, 0, T("p-3"), U());
+    tp_col(ch, 1, T("north"), U());
+    tp_col(ch, 2, T("P3"), U());
+    push_expect_fk(&fx, &dev, tp, "p-3");
+    store_device_clear(&dev);
+    fx_close(&fx);
+}
+
 /* On PostgreSQL a batch of new rows runs in a savepoint: a row the server refuses and the row
  * check cannot foresee (a CHECK an operator added to the table) aborts the batch's statement,
  * and the batch is written again row by row. The push is refused as the one-row path refuses
@@ -1317,7 +1456,9 @@ static void test_new_row_states_in_any_key_order_get_one_state_each(void **state
     T_(test_revoked_device_push_refused), \
     T_(test_change_log_batches_land_once_and_refusals_leave_none), \
     T_(test_new_row_states_in_any_key_order_get_one_state_each),                              \
-    T_(test_new_rows_in_batches_refuse_the_failing_row_in_order),
+    T_(test_new_rows_in_batches_refuse_the_failing_row_in_order), \
+    T_(test_unique_clash_refused_as_constraint), \
+    cmocka_unit_test(test_plain_references),
 
 int main(void)
 {

@@ -14,6 +14,7 @@
 #include <sqlite3.h>
 
 #include "store_fixture.h"
+#include "strf.h"
 #include "store_internal.h"
 
 static const char contacts_policy[] = "contacts scope=team_id\n";
@@ -104,6 +105,14 @@ static void test_open_foreign_file_is_refused(void **state)
 }
 
 /* ---- schema ------------------------------------------------------------------------------- */
+
+/* store_schema_warnings' callback: appends each message and a newline to user_data (1024). */
+static void collect_warning(void *user_data, const char *message)
+{
+    char *buf = user_data;
+    size_t n = strlen(buf);
+    snprintf(buf + n, 1024 - n, "%s\n", message);
+}
 
 static void expect_schema_error(fixture *fx, const char *sql, const char *policy,
                                 const char *message_part)
@@ -269,6 +278,191 @@ static void test_schema_upgrade_non_additive_refused(void **state)
     expect_upgrade_refused(fx, sql, policy, "NOT NULL without a DEFAULT");
     /* a table dropped */
     expect_upgrade_refused(fx, rest, two, "removed");
+}
+
+/* What an offline-first replica set cannot keep consistent is refused by init, naming the
+ * table, column and why (outside test conv16 F2, F3, F5): a UNIQUE other than the key, a
+ * collated key, a foreign-key action. Plain REFERENCES, RESTRICT, plain indexes and collations
+ * off the key are fine. */
+static void test_schema_init_refuses_what_replicas_cannot_keep(void **state)
+{
+    fixture *fx = *state;
+    const char *u_policy = "u scope=team_id\n";
+    expect_schema_error(fx,
+                        "CREATE TABLE u(id TEXT PRIMARY KEY, team_id TEXT NOT NULL,"
+                        " code TEXT UNIQUE, v TEXT);",
+                        u_policy, "table u: column code is UNIQUE");
+    expect_schema_error(fx,
+                        "CREATE TABLE u(id TEXT PRIMARY KEY, team_id TEXT NOT NULL, code TEXT,"
+                        " UNIQUE(team_id, code));",
+                        u_policy, "table u: column team_id, code is UNIQUE");
+    expect_schema_error(fx,
+                        "CREATE TABLE u(id TEXT PRIMARY KEY, team_id TEXT NOT NULL, code TEXT);"
+                        "CREATE UNIQUE INDEX u_code ON u(code);",
+                        u_policy, "table u: column code is in unique index u_code: two offline devices");
+    expect_schema_error(fx,
+                        "CREATE TABLE u(id TEXT PRIMARY KEY COLLATE NOCASE, team_id TEXT);",
+                        u_policy, "table u: primary key column id has COLLATE NOCASE");
+    expect_schema_error(fx,
+                        "CREATE TABLE u(id TEXT, team_id TEXT, PRIMARY KEY(id COLLATE RTRIM));",
+                        u_policy, "table u: primary key column id has COLLATE RTRIM");
+    const char *pc_policy = "parent scope=team_id\nchild scope=team_id\n";
+    const char *parent = "CREATE TABLE parent(id TEXT PRIMARY KEY, team_id TEXT NOT NULL);";
+    const char *actions[][2] = {
+        {"ON DELETE CASCADE", "REFERENCES parent ON DELETE CASCADE"},
+        {"ON DELETE SET NULL", "REFERENCES parent ON DELETE SET NULL"},
+        {"ON UPDATE SET DEFAULT", "REFERENCES parent ON UPDATE SET DEFAULT"},
+        {"ON DELETE RESTRICT ON UPDATE CASCADE", "REFERENCES parent ON UPDATE CASCADE"},
+    };
+    for (size_t i = 0; i < sizeof actions / sizeof actions[0]; i++) {
+        char sql[512];
+        snprintf(sql, sizeof sql,
+                 "%sCREATE TABLE child(id TEXT PRIMARY KEY, team_id TEXT NOT NULL,"
+                 " parent_id TEXT REFERENCES parent(id) %s, v TEXT);",
+                 parent, actions[i][0]);
+        char want[128];
+        snprintf(want, sizeof want, "table child: column parent_id %s", actions[i][1]);
+        expect_schema_error(fx, sql, pc_policy, want);
+    }
+    assert_int_equal(fx_int(fx, "SELECT count(*) FROM sqlite_master WHERE name IN"
+                                " ('u', 'parent', 'child')"),
+                     0);
+    /* what replicas can keep */
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "%sCREATE TABLE child(id TEXT PRIMARY KEY, team_id TEXT NOT NULL,"
+             " parent_id TEXT REFERENCES parent(id), other TEXT REFERENCES parent(id)"
+             " ON DELETE RESTRICT ON UPDATE NO ACTION, name TEXT COLLATE NOCASE);"
+             "CREATE INDEX child_name ON child(name);",
+             parent);
+    if (store_init_schema(fx->st, sql, pc_policy) != 0)
+        fail_msg("init: %s", store_errmsg(fx->st));
+}
+
+static void upgrade_contacts_with(fixture *fx, const char *contacts_sql, const char *extra_sql,
+                                  const char *message_part)
+{
+    char sql[4096];
+    char *v1 = fx_data("contacts.sql");
+    char *v1_policy = fx_data("contacts.policy");
+    char *rest = strstr(v1, "CREATE INDEX contacts_team");
+    assert_non_null(rest);
+    snprintf(sql, sizeof sql, "%s;\n%s\n%s", contacts_sql, rest, extra_sql);
+    /* a new table "extra" gets its policy line */
+    char *policy = strf("%s%s", v1_policy,
+                        strstr(extra_sql, "TABLE extra") ? "extra scope=team_id\n" : "");
+    free(v1_policy);
+    if (message_part != NULL) {
+        expect_upgrade_refused(fx, sql, policy, message_part);
+    } else if (store_upgrade_schema(fx->st, sql, policy) != 0) {
+        fail_msg("upgrade: %s", store_errmsg(fx->st));
+    }
+    free(v1);
+    free(policy);
+}
+
+#define CONTACTS_V1_COLUMNS                                                                        \
+    "CREATE TABLE contacts (id TEXT PRIMARY KEY NOT NULL, team_id TEXT NOT NULL,"                \
+    " name TEXT NOT NULL, age INTEGER CHECK (age IS NULL OR (age BETWEEN 0 AND 25)),"             \
+    " location TEXT, notes TEXT, risk_level INTEGER NOT NULL DEFAULT 0, updated_at INTEGER"
+
+/* An upgrade adds columns to the store's table and to devices that have it with ALTER TABLE
+ * ADD COLUMN (type, NOT NULL, DEFAULT), while devices that create the table fresh run the whole
+ * new statement. So a new column with any other clause, or a change to the statement beyond
+ * appended columns, would leave fresh devices refusing rows the store took (outside test
+ * conv16 F1): refused by name, nothing changed. Plain appended columns, written in any layout,
+ * are added. New UNIQUE indexes and tables are refused as init refuses them. */
+static void test_schema_upgrade_refuses_what_add_column_would_drop(void **state)
+{
+    fixture *fx = *state;
+    upgrade_contacts_with(fx, CONTACTS_V1_COLUMNS ", e INTEGER CHECK (e >= 0))", "",
+                          "table contacts: new column e has a clause ALTER TABLE ADD COLUMN "
+                          "would not add (CHECK)");
+    upgrade_contacts_with(fx, CONTACTS_V1_COLUMNS ", e INTEGER NOT NULL DEFAULT 0 CHECK (e >= 0))",
+                          "", "new column e has a clause ALTER TABLE ADD COLUMN would not add (CHECK)");
+    upgrade_contacts_with(fx, CONTACTS_V1_COLUMNS ", e TEXT REFERENCES visits(id))", "",
+                          "(REFERENCES)");
+    upgrade_contacts_with(fx, CONTACTS_V1_COLUMNS ", e TEXT COLLATE NOCASE)", "", "(COLLATE)");
+    upgrade_contacts_with(fx, CONTACTS_V1_COLUMNS ", e TEXT, CHECK (e <> ''))", "",
+                          "table contacts: the CREATE TABLE changes more than appending columns");
+    upgrade_contacts_with(
+        fx,
+        "CREATE TABLE contacts (id TEXT PRIMARY KEY NOT NULL, team_id TEXT NOT NULL,"
+        " name TEXT NOT NULL, age INTEGER CHECK (age IS NULL OR (age BETWEEN 0 AND 30)),"
+        " location TEXT, notes TEXT, risk_level INTEGER NOT NULL DEFAULT 0, updated_at INTEGER)",
+        "", "the CREATE TABLE changes more than appending columns (near '30')");
+    upgrade_contacts_with(fx, CONTACTS_V1_COLUMNS ")",
+                          "CREATE UNIQUE INDEX contacts_loc ON contacts(location);",
+                          "column location is in unique index contacts_loc");
+    upgrade_contacts_with(fx, CONTACTS_V1_COLUMNS ")",
+                          "CREATE TABLE extra(id TEXT PRIMARY KEY, team_id TEXT, k TEXT UNIQUE);",
+                          "table extra: column k is UNIQUE");
+    assert_int_equal(fx_int(fx, "SELECT value FROM _outpost_meta WHERE key = 'schema_version'"), 1);
+
+    /* plain columns, another layout, comments and quoting: added */
+    upgrade_contacts_with(fx,
+                          "create table contacts ( -- v2\n \"id\" text primary key not null,"
+                          " team_id TEXT NOT NULL, name TEXT NOT NULL, age INTEGER CHECK (age IS"
+                          " NULL OR (age BETWEEN 0 AND 25)), location TEXT, notes TEXT,"
+                          " risk_level INTEGER NOT NULL DEFAULT 0, updated_at INTEGER,\n"
+                          " e INTEGER DEFAULT -1 NOT NULL, f VARCHAR(20) DEFAULT ('x, y'), g)",
+                          "", NULL);
+    assert_int_equal(fx_int(fx, "SELECT value FROM _outpost_meta WHERE key = 'schema_version'"), 2);
+    assert_int_equal(fx_int(fx, "SELECT count(*) FROM pragma_table_info('contacts')"), 11);
+}
+
+/* A store made before init refused these keeps working: its schema's problems are listed for
+ * outpostd's log (store_schema_warnings), and an upgrade that keeps them (and adds a column) is
+ * taken; only new ones are refused. */
+static void test_schema_old_store_with_unique_warns_and_upgrades(void **state)
+{
+    fixture *fx = *state;
+    /* as init made it before: the recorded schema and table have a UNIQUE name */
+    assert_int_equal(db_exec(fx->st->conn,
+                             "UPDATE _outpost_schema_versions SET schema_sql = replace(schema_sql,"
+                             " 'name TEXT NOT NULL', 'name TEXT NOT NULL UNIQUE');"
+                             "UPDATE _outpost_tables SET create_sql = replace(create_sql,"
+                             " 'name TEXT NOT NULL', 'name TEXT NOT NULL UNIQUE');"
+                             "CREATE UNIQUE INDEX contacts_name_u ON contacts(name);"),
+                     0);
+    char warned[1024] = "";
+    assert_int_equal(store_schema_warnings(fx->st, collect_warning, warned), 0);
+    assert_string_equal(warned, "table contacts: column name is UNIQUE: two offline devices can "
+                                "each take the same value, and the store could keep only one; "
+                                "drop it (a plain index is fine)\n");
+    const char *with_unique = "CREATE TABLE contacts (id TEXT PRIMARY KEY NOT NULL, team_id TEXT"
+                              " NOT NULL, name TEXT NOT NULL UNIQUE, age INTEGER CHECK (age IS"
+                              " NULL OR (age BETWEEN 0 AND 25)), location TEXT, notes TEXT,"
+                              " risk_level INTEGER NOT NULL DEFAULT 0, updated_at INTEGER";
+    char sql[1024];
+    snprintf(sql, sizeof sql, "%s, code TEXT UNIQUE)", with_unique);
+    upgrade_contacts_with(fx, sql, "", "table contacts: column code is UNIQUE");
+    snprintf(sql, sizeof sql, "%s, e TEXT)", with_unique);
+    upgrade_contacts_with(fx, sql, "", NULL);
+    assert_int_equal(fx_int(fx, "SELECT value FROM _outpost_meta WHERE key = 'schema_version'"), 2);
+}
+
+/* A store upgraded before upgrade refused it with a CHECK on an added column (outside test
+ * conv16 F1: fresh devices get the CHECK, the store and older devices do not): named by
+ * store_schema_warnings, with the version. A plain added column is not. */
+static void test_schema_old_upgrade_with_check_is_named(void **state)
+{
+    fixture *fx = *state;
+    upgrade_contacts_with(fx, CONTACTS_V1_COLUMNS ", plain TEXT)", "", NULL);
+    /* as upgrade recorded it before: version 3 adds e with a CHECK */
+    assert_int_equal(db_exec(fx->st->conn,
+                             "INSERT INTO _outpost_schema_versions SELECT 3,"
+                             " replace(schema_sql, 'plain TEXT', 'plain TEXT, e INTEGER CHECK"
+                             " (e >= 0)'), policy_text, applied_ms FROM _outpost_schema_versions"
+                             " WHERE version = 2;"
+                             "UPDATE _outpost_meta SET value = 3 WHERE key = 'schema_version';"),
+                     0);
+    char warned[1024] = "";
+    assert_int_equal(store_schema_warnings(fx->st, collect_warning, warned), 0);
+    assert_string_equal(warned, "schema version 3: table contacts: new column e has a clause ALTER"
+                                " TABLE ADD COLUMN would not add (CHECK): only devices that create"
+                                " the table fresh would get it, and refuse rows the store takes;"
+                                " add the column without it\n");
 }
 
 /* ---- teams, workers, enrollment, auth ------------------------------------------------------ */
@@ -1183,6 +1377,10 @@ int main(void)
         T_(test_schema_encode_describes_tables),
         T_(test_schema_upgrade_additive_accepted),
         T_(test_schema_upgrade_non_additive_refused),
+        E_(test_schema_init_refuses_what_replicas_cannot_keep),
+        T_(test_schema_upgrade_refuses_what_add_column_would_drop),
+        T_(test_schema_old_store_with_unique_warns_and_upgrades),
+        T_(test_schema_old_upgrade_with_check_is_named),
         T_(test_team_and_worker_errors),
         T_(test_enroll_code_is_single_use),
         T_(test_enroll_code_expires),

@@ -233,6 +233,35 @@ static void test_restore_replays_schema_upgrades_made_after_the_backup(void **st
     free(policy);
 }
 
+/* An upgrade an earlier release applied that upgrade refuses now (a new column with a CHECK,
+ * as recorded then) is still replayed by a restore: devices have it already. */
+static void test_restore_replays_an_upgrade_refused_now(void **state)
+{
+    fixture *fx = *state;
+    char bak[400];
+    path_with(fx, ".bak", bak);
+    assert_int_equal(store_backup(fx->st, bak), 0);
+    assert_int_equal(db_exec(fx->st->conn,
+                             "INSERT INTO _outpost_schema_versions SELECT 2,"
+                             " replace(schema_sql, 'updated_at INTEGER', 'updated_at INTEGER,"
+                             " e INTEGER CHECK (e >= 0)'), policy_text, applied_ms"
+                             " FROM _outpost_schema_versions WHERE version = 1;"
+                             "UPDATE _outpost_meta SET value = 2 WHERE key = 'schema_version';"),
+                     0);
+    store_close(fx->st);
+    fx->st = NULL;
+    store_restore_info info;
+    char err[1024];
+    if (store_restore(fx->path, bak, &info, err, sizeof err) != 0)
+        fail_msg("restore: %s", err);
+    assert_int_equal(info.n_schema_upgrades, 1);
+    reopen(fx);
+    assert_int_equal(fx_int(fx, "SELECT value FROM _outpost_meta WHERE key = 'schema_version'"), 2);
+    assert_int_equal(fx_int(fx, "SELECT count(*) FROM pragma_table_info('contacts')"
+                                " WHERE name = 'e'"),
+                     1);
+}
+
 /* A change of forms alone is a schema version too: a restore replays it with its forms. */
 static void test_restore_replays_a_forms_only_upgrade(void **state)
 {
@@ -378,6 +407,7 @@ int main(void)
         T_(test_restore_starts_a_new_epoch_past_every_sequence),
         T_(test_restore_replays_schema_upgrades_made_after_the_backup),
         T_(test_restore_replays_a_forms_only_upgrade),
+        T_(test_restore_replays_an_upgrade_refused_now),
         T_(test_restore_onto_a_lost_store_still_starts_a_new_epoch),
         T_(test_restore_refused_while_a_daemon_serves),
         T_(test_restore_refuses_another_stores_backup),

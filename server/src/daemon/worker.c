@@ -162,6 +162,14 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* A constraint of the store's schema that devices cannot keep (init refuses them now; a store
+ * made before may have one): named once at start, so that the operator can plan an upgrade. */
+static void schema_warning(void *user_data, const char *message)
+{
+    (void)user_data;
+    log_msg(LOG_WARN, "store schema: %s", message);
+}
+
 int worker_start(const char *store_path, const char *conninfo, uint32_t queue_depth,
                  const job_env *env, void (*wake)(void *wake_arg), void *wake_arg,
                  worker **out_worker, char *err, size_t err_size)
@@ -199,6 +207,9 @@ int worker_start(const char *store_path, const char *conninfo, uint32_t queue_de
         free(w);
         return -1;
     }
+    /* once per daemon: by the worker that also emits the audit checkpoints */
+    if (env->checkpoints && store_schema_warnings(w->st, schema_warning, NULL) != STORE_OK)
+        log_msg(LOG_WARN, "store schema: %s", store_errmsg(w->st));
     store_set_page_limit(w->st, env->max_reply_bytes);
     store_wal_defer(w->st, WORKER_WAL_IDLE_PAGES, WORKER_WAL_LIMIT_PAGES);
     w->queue_depth = queue_depth;
