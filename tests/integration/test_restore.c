@@ -959,6 +959,107 @@ static void test_daemon_stops_cleanly(void **state)
     (void)state;
     assert_int_equal(fixture_stop_clean(&fx), 0);
 }
+#endif
+
+/* ---- On both engines ---------------------------------------------------------------------- */
+
+/* The office backs the store up while outpostd serves: outpost-admin backup on SQLite, pg_dump
+ * on PostgreSQL. */
+static void office_backup(const char *file)
+{
+#ifdef OUTPOST_RESTORE_ON_POSTGRESQL
+    assert_int_equal(pg_tool("pg_dump", "-Fc", "-f", file), 0);
+#else
+    assert_int_equal(admin("backup", file), 0);
+#endif
+}
+
+/* The office stops outpostd, restores file (on PostgreSQL into a new database, then marks it
+ * with outpost-admin restored) and starts outpostd again. */
+static void office_restore(const char *file)
+{
+    assert_int_equal(fixture_stop(&fx), 0);
+#ifdef OUTPOST_RESTORE_ON_POSTGRESQL
+    char maintenance[500];
+    snprintf(maintenance, sizeof maintenance, "%s dbname=postgres", fx.conninfo);
+    PGresult *r = central_query(maintenance, "DROP DATABASE outpost");
+    assert_non_null(r);
+    PQclear(r);
+    assert_non_null(r = central_query(maintenance, "CREATE DATABASE outpost"));
+    PQclear(r);
+    assert_int_equal(pg_tool("pg_restore", "--no-owner", "--exit-on-error", file), 0);
+    assert_int_equal(admin("restored", NULL), 0);
+#else
+    assert_int_equal(admin("restore", file), 0);
+#endif
+    assert_int_equal(fixture_start(&fx), 0);
+}
+
+/* An outsider's finding (F6): a read-only device (it never pushed anything) that held a record
+ * the office deleted while it was offline kept that record for good after a restore. Its pull
+ * from 0 on the new epoch was taken for a first pull by a device that holds nothing, so it
+ * carried no tombstones; the device then said synced, its cursor at the store's newest
+ * sequence, while it held a record the store had deleted. */
+static void test_a_read_only_device_drops_a_record_deleted_before_the_backup(void **state)
+{
+    (void)state;
+    char backup[400], sql[200];
+    snprintf(backup, sizeof backup, "%s/central-backup-tomb.db", fx.dir);
+    device a, ro;
+    device_enroll(&a, "tomb-a", "w1");
+    device_enroll(&ro, "tomb-ro", "w1");
+    device_start(&a, 0);
+    int64_t base = central_int("SELECT count(*) FROM contacts");
+    write_named(&a, 1, "tomb", "keep");
+    write_named(&a, 1, "tomb", "gone");
+    assert_true(wait_central(base + 2));
+    assert_true(wait_settled(&a, base + 2));
+
+    /* The read-only device pulls both records, then goes offline. */
+    device_start(&ro, 0);
+    assert_true(wait_settled(&ro, base + 2));
+    device_stop(&ro);
+    assert_int_equal(device_int(&ro, "SELECT count(*) FROM _outpost_outbox"), 0);
+
+    /* The office deletes one (here through a's replica) and takes a backup that holds the
+     * delete; a is lost; the store is restored from that backup. */
+    assert_int_equal(outpost_exec(a.r, "DELETE FROM contacts WHERE name = 'tomb-gone'", NULL, 0),
+                     OUTPOST_OK);
+    assert_true(wait_central(base + 1));
+    assert_true(wait_settled(&a, base + 1));
+    device_close(&a);
+    uint64_t epoch_before = (uint64_t)central_int("SELECT epoch FROM _outpost_store");
+    office_backup(backup);
+    office_restore(backup);
+    uint64_t epoch_after = (uint64_t)central_int("SELECT epoch FROM _outpost_store");
+    assert_true(epoch_after > epoch_before);
+    uint64_t head =
+        (uint64_t)central_int("SELECT value FROM _outpost_meta WHERE key = 'server_seq'");
+
+    /* The read-only device comes back: it notices the new epoch and pulls again from 0. */
+    device_start(&ro, 0);
+    bool pulled = false;
+    for (uint32_t waited = 0; waited < WAIT_MS && !pulled; waited += 50) {
+        pulled = (uint64_t)device_int(&ro, "SELECT epoch FROM _outpost_server") == epoch_after &&
+                 cursor_of(&ro) == head && pending(&ro) == 0;
+        if (!pulled)
+            test_sleep_ms(50);
+    }
+    assert_true(pulled);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM contacts WHERE name = 'tomb-gone'");
+    if (device_int(&ro, sql) != 0)
+        fail_msg("the read-only device pulled again from 0 up to the store's newest sequence "
+                 "%llu and still holds the record deleted before the backup",
+                 (unsigned long long)head);
+    assert_int_equal(device_int(&ro, "SELECT count(*) FROM contacts WHERE name = 'tomb-keep'"),
+                     1);
+    char *central = central_rows();
+    assert_same_rows(&ro, central);
+    sqlite3_free(central);
+    device_close(&ro);
+}
+
+#ifdef OUTPOST_RESTORE_ON_POSTGRESQL
 
 int main(void)
 {
@@ -966,6 +1067,7 @@ int main(void)
         cmocka_unit_test(test_store_restored_with_pg_restore_is_marked_and_healed),
         cmocka_unit_test(test_pg_restore_into_the_served_database_stops_serving),
         cmocka_unit_test(test_moved_copy_that_lost_writes_is_reported),
+        cmocka_unit_test(test_a_read_only_device_drops_a_record_deleted_before_the_backup),
         cmocka_unit_test(test_daemon_stops_cleanly), /* last */
     };
     if (!pg_cluster_available()) {
@@ -983,6 +1085,7 @@ int main(void)
         cmocka_unit_test(test_restored_store_is_noticed_and_healed),
         cmocka_unit_test(test_store_lost_and_restored_is_noticed_and_healed),
         cmocka_unit_test(test_a_pulled_edit_the_restored_store_lacks_is_undone),
+        cmocka_unit_test(test_a_read_only_device_drops_a_record_deleted_before_the_backup),
         cmocka_unit_test(test_outpostd_killed_mid_pull_device_ends_with_central_rows),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
