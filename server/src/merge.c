@@ -503,7 +503,9 @@ static const char *check_scope(push_ctx *c, const change_ref *r)
         if (!row_scope_allowed(c->dev, &r->meta.scope))
             return "the row is not in the device's scope on the server";
     } else if (!carried) {
-        return "the server has no such row, so its scope cannot be checked";
+        return "the server has no such row, so its scope cannot be checked (a store restored "
+               "from a backup lacks the rows created after the backup until the device that "
+               "created them sends them again)";
     }
     return NULL;
 }
