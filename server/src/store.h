@@ -135,6 +135,10 @@ typedef struct store_device {
     uint64_t cursor;      /* last cursor the device reported */
     bool synced_before;   /* had synced before this authentication (a last sync time was on
                            * record): it may hold rows even when it pulls from cursor 0 */
+    bool repulls;         /* synced before, and this session's HELLO says cursor 0: it pulls
+                           * again from 0 (a restored store's new epoch, CURSOR_AHEAD) and its
+                           * copy of a row it sends again may differ from the store's, so its
+                           * writes in this session are echoed back to it (merge_log.c) */
 } store_device;
 
 void store_device_clear(store_device *dev); /* frees teams; the struct may be reused */
