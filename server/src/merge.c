@@ -503,7 +503,9 @@ static const char *check_scope(push_ctx *c, const change_ref *r)
         if (!row_scope_allowed(c->dev, &r->meta.scope))
             return "the row is not in the device's scope on the server";
     } else if (!carried) {
-        return "the server has no such row, so its scope cannot be checked";
+        return "the server has no such row, so its scope cannot be checked (a store restored "
+               "from a backup lacks the rows created after the backup until the device that "
+               "created them sends them again)";
     }
     return NULL;
 }
@@ -531,8 +533,10 @@ static int insert_new_row(push_ctx *c, change_ref *r, bool *out_done)
         return out;
     r->meta.seq = (uint64_t)c->server_seq + 1; /* the entry merge_log_change_entry appends below */
     r->meta.scope = *scope_new;
-    r->meta.echo_device = c->rec.no;
+    r->meta.echo_device = c->dev->repulls ? 0 : c->rec.no; /* see merge_log_change */
     r->meta.echo_since = 0;
+    if (c->dev->repulls)
+        c->echo_broken = true;
     version_stamp_all(c, r);
     bool added = false;
     out = row_meta_add(c->st, t->id, &r->pk_blob, &r->meta, &added);

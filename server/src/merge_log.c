@@ -355,8 +355,11 @@ int merge_log_change(push_ctx *c, const store_table *t, const store_bytes *pk_bl
      * write, the device already has the row as it is and pull skips it for that device.
      * When the row's previous change came from elsewhere, the device may not hold it even if
      * its cursor is past it (a pull leaves rows with pending local changes alone), so this
-     * write is echoed once: echo_since is this entry, which the device has not pulled yet. */
-    if (altered) {
+     * write is echoed once: echo_since is this entry, which the device has not pulled yet.
+     * A device that pulls again from 0 after a restore gets a row it creates now back too: it
+     * sends again what the restored store lost, and may hold that row with another device's
+     * later edit, pulled before the restore, that the store lacks. */
+    if (altered || (!meta->exists && c->dev->repulls)) {
         meta->echo_device = 0;
         meta->echo_since = (uint64_t)seq;
     } else if (!(meta->exists && meta->echo_device == c->rec.no)) {

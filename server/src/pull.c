@@ -101,9 +101,11 @@ typedef struct pull_page {
     rowset rs;
     uint32_t n_items;
     uint64_t last_seq;
-    /* A first pull (cursor 0) by a device that has never had a push applied: it holds no rows,
-     * so tombstones and scope removals would tell it nothing. A device that pushed before its
-     * first pull holds its own rows, and must hear when others deleted or moved them. */
+    /* A first pull (cursor 0) by a device that has never had a push applied and never synced
+     * before this session: it holds no rows, so tombstones and scope removals would tell it
+     * nothing. A device that pushed before its first pull holds its own rows, and one that
+     * synced before and pulls from 0 again (a restored store's new epoch, CURSOR_AHEAD) holds
+     * what it pulled: both must hear what others deleted or moved. */
     bool holds_nothing;
     bool full;
     store_pull_info *info;
@@ -315,7 +317,7 @@ int store_pull_stamped(store *st, const store_device *dev, uint64_t cursor, uint
     if (out != 0)
         goto done;
     p.dev_no = rec.no;
-    p.holds_nothing = cursor == 0 && rec.acked_seq == 0;
+    p.holds_nothing = cursor == 0 && rec.acked_seq == 0 && !dev->synced_before;
     /* The worker's teams as they are now, not as they were at HELLO: a move applies at once. */
     fresh = *dev;
     fresh.teams = NULL;

@@ -141,6 +141,12 @@ typedef struct store_device {
     bool wipe;            /* revoked with a wipe order */
     uint64_t acked_seq;   /* highest device seq applied */
     uint64_t cursor;      /* last cursor the device reported */
+    bool synced_before;   /* had synced before this authentication (a last sync time was on
+                           * record): it may hold rows even when it pulls from cursor 0 */
+    bool repulls;         /* synced before, and this session's HELLO says cursor 0: it pulls
+                           * again from 0 (a restored store's new epoch, CURSOR_AHEAD) and its
+                           * copy of a row it sends again may differ from the store's, so its
+                           * writes in this session are echoed back to it (merge_log.c) */
 } store_device;
 
 void store_device_clear(store_device *dev); /* frees teams; the struct may be reused */
@@ -157,9 +163,11 @@ int store_device_enroll(store *st, const char *code, const char *device_name,
                         char out_device_id[40], uint8_t out_secret[32]);
 
 /* Records that a device synced (time, cursor) for `outpost-admin devices` and the dashboard.
- * Nothing reads it back to decide anything (a device sends its own cursor), so on SQLite the
- * write does not wait for the disk: a power cut may lose the newest such record, never a
- * change, and the next commit that does wait (every push) makes it durable too. */
+ * The time is read back once: a device with one on record is not taken for one that holds
+ * nothing (store_device.synced_before, store_pull). The cursor decides nothing (a device sends
+ * its own). On SQLite the write does not wait for the disk: a power cut may lose the newest
+ * such record, never a change, and the next commit that does wait (every push) makes it
+ * durable too. */
 int store_device_seen(store *st, const char *device_id, uint64_t cursor);
 
 /* ---- Administration (outpost-admin, later the dashboard) ------------------------------------ */
@@ -304,7 +312,8 @@ int store_pull(store *st, const store_device *dev, uint64_t cursor, uint32_t lim
                size_t max_bytes, proto_buf *reply, store_pull_info *out_info);
 /* Details of the above (SQLite store): limit 0 means 1000, and at most 10000 rows go in a page;
  * a page always carries at least one row, even one larger than max_bytes; a first pull
- * (cursor 0) carries no tombstones or removals; next_cursor is the newest server sequence when
+ * (cursor 0, by a device that never had a push applied nor synced before dev was
+ * authenticated) carries no tombstones or removals; next_cursor is the newest server sequence when
  * more is false; a cursor beyond the newest server sequence (the store was restored from a
  * backup) is STORE_EAHEAD with no reply: the device must pull again from 0. A revoked device gets
  * STORE_EREVOKED and no reply. */

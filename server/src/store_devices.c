@@ -274,8 +274,8 @@ int store_device_auth(store *st, const char *device_id, const uint8_t secret[32]
         return out;
     db_stmt *stmt = NULL;
     int rc = db_prepare(st->conn,
-                        "SELECT secret_hash, worker_id, revoked, wipe, acked_seq, cursor"
-                        " FROM _outpost_devices WHERE id = ?1",
+                        "SELECT secret_hash, worker_id, revoked, wipe, acked_seq, cursor,"
+                        " coalesce(last_seen_ms, 0) FROM _outpost_devices WHERE id = ?1",
                         &stmt);
     if (rc == STORE_OK)
         rc = db_bind_text(stmt, 1, device_id ? device_id : "");
@@ -294,6 +294,7 @@ int store_device_auth(store *st, const char *device_id, const uint8_t secret[32]
         out_dev->wipe = db_column_int64(stmt, 3) != 0;
         out_dev->acked_seq = (uint64_t)db_column_int64(stmt, 4);
         out_dev->cursor = (uint64_t)db_column_int64(stmt, 5);
+        out_dev->synced_before = db_column_int64(stmt, 6) != 0;
     }
     db_finalize(stmt);
     if (!found && rc != DB_DONE)

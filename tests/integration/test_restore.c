@@ -568,6 +568,16 @@ static void test_a_pulled_edit_the_restored_store_lacks_is_undone(void **state)
     device_close(&a);
 }
 
+static bool wait_rows(device *d, int64_t n, const char *sql)
+{
+    for (uint32_t waited = 0; waited < WAIT_MS; waited += 50) {
+        if (device_int(d, sql) == n)
+            return true;
+        test_sleep_ms(50);
+    }
+    return false;
+}
+
 static void test_restored_store_is_noticed_and_healed(void **state)
 {
     (void)state;
@@ -702,16 +712,6 @@ static int pg_tool(const char *tool, const char *arg1, const char *arg2, const c
     if (status != 0)
         fprintf(stderr, "%s: %s\n", tool, out);
     return status;
-}
-
-static bool wait_rows(device *d, int64_t n, const char *sql)
-{
-    for (uint32_t waited = 0; waited < WAIT_MS; waited += 50) {
-        if (device_int(d, sql) == n)
-            return true;
-        test_sleep_ms(50);
-    }
-    return false;
 }
 
 /* The office backs the PostgreSQL store up with pg_dump while outpostd serves, devices go on
@@ -979,6 +979,191 @@ static void test_daemon_stops_cleanly(void **state)
     (void)state;
     assert_int_equal(fixture_stop_clean(&fx), 0);
 }
+#endif
+
+/* ---- On both engines ---------------------------------------------------------------------- */
+
+/* The office backs the store up while outpostd serves: outpost-admin backup on SQLite, pg_dump
+ * on PostgreSQL. */
+static void office_backup(const char *file)
+{
+#ifdef OUTPOST_RESTORE_ON_POSTGRESQL
+    assert_int_equal(pg_tool("pg_dump", "-Fc", "-f", file), 0);
+#else
+    assert_int_equal(admin("backup", file), 0);
+#endif
+}
+
+/* The office stops outpostd, restores file (on PostgreSQL into a new database, then marks it
+ * with outpost-admin restored) and starts outpostd again. */
+static void office_restore(const char *file)
+{
+    assert_int_equal(fixture_stop(&fx), 0);
+#ifdef OUTPOST_RESTORE_ON_POSTGRESQL
+    char maintenance[500];
+    snprintf(maintenance, sizeof maintenance, "%s dbname=postgres", fx.conninfo);
+    PGresult *r = central_query(maintenance, "DROP DATABASE outpost");
+    assert_non_null(r);
+    PQclear(r);
+    assert_non_null(r = central_query(maintenance, "CREATE DATABASE outpost"));
+    PQclear(r);
+    assert_int_equal(pg_tool("pg_restore", "--no-owner", "--exit-on-error", file), 0);
+    assert_int_equal(admin("restored", NULL), 0);
+#else
+    assert_int_equal(admin("restore", file), 0);
+#endif
+    assert_int_equal(fixture_start(&fx), 0);
+}
+
+/* An outsider's finding (F6): a read-only device (it never pushed anything) that held a record
+ * the office deleted while it was offline kept that record for good after a restore. Its pull
+ * from 0 on the new epoch was taken for a first pull by a device that holds nothing, so it
+ * carried no tombstones; the device then said synced, its cursor at the store's newest
+ * sequence, while it held a record the store had deleted. */
+static void test_a_read_only_device_drops_a_record_deleted_before_the_backup(void **state)
+{
+    (void)state;
+    char backup[400], sql[200];
+    snprintf(backup, sizeof backup, "%s/central-backup-tomb.db", fx.dir);
+    device a, ro;
+    device_enroll(&a, "tomb-a", "w1");
+    device_enroll(&ro, "tomb-ro", "w1");
+    device_start(&a, 0);
+    int64_t base = central_int("SELECT count(*) FROM contacts");
+    write_named(&a, 1, "tomb", "keep");
+    write_named(&a, 1, "tomb", "gone");
+    assert_true(wait_central(base + 2));
+    assert_true(wait_settled(&a, base + 2));
+
+    /* The read-only device pulls both records, then goes offline. */
+    device_start(&ro, 0);
+    assert_true(wait_settled(&ro, base + 2));
+    device_stop(&ro);
+    assert_int_equal(device_int(&ro, "SELECT count(*) FROM _outpost_outbox"), 0);
+
+    /* The office deletes one (here through a's replica) and takes a backup that holds the
+     * delete; a is lost; the store is restored from that backup. */
+    assert_int_equal(outpost_exec(a.r, "DELETE FROM contacts WHERE name = 'tomb-gone'", NULL, 0),
+                     OUTPOST_OK);
+    assert_true(wait_central(base + 1));
+    assert_true(wait_settled(&a, base + 1));
+    device_close(&a);
+    uint64_t epoch_before = (uint64_t)central_int("SELECT epoch FROM _outpost_store");
+    office_backup(backup);
+    office_restore(backup);
+    uint64_t epoch_after = (uint64_t)central_int("SELECT epoch FROM _outpost_store");
+    assert_true(epoch_after > epoch_before);
+    uint64_t head =
+        (uint64_t)central_int("SELECT value FROM _outpost_meta WHERE key = 'server_seq'");
+
+    /* The read-only device comes back: it notices the new epoch and pulls again from 0. */
+    device_start(&ro, 0);
+    bool pulled = false;
+    for (uint32_t waited = 0; waited < WAIT_MS && !pulled; waited += 50) {
+        pulled = (uint64_t)device_int(&ro, "SELECT epoch FROM _outpost_server") == epoch_after &&
+                 cursor_of(&ro) == head && pending(&ro) == 0;
+        if (!pulled)
+            test_sleep_ms(50);
+    }
+    assert_true(pulled);
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM contacts WHERE name = 'tomb-gone'");
+    if (device_int(&ro, sql) != 0)
+        fail_msg("the read-only device pulled again from 0 up to the store's newest sequence "
+                 "%llu and still holds the record deleted before the backup",
+                 (unsigned long long)head);
+    assert_int_equal(device_int(&ro, "SELECT count(*) FROM contacts WHERE name = 'tomb-keep'"),
+                     1);
+    char *central = central_rows();
+    assert_same_rows(&ro, central);
+    sqlite3_free(central);
+    device_close(&ro);
+}
+
+/* An outsider's finding (F4), the documented order between devices: after a restore, an edit
+ * of a record created after the backup reaches the store only if the creating device has sent
+ * the record again first. When the editing device comes back first its entry is refused (the
+ * store has no such row) with the rest of its transaction, into its quarantine, with a message
+ * that says why; nothing is lost, and both devices converge once the record is back. */
+static void test_an_edit_of_a_record_the_restored_store_lacks_waits_in_quarantine(void **state)
+{
+    (void)state;
+    char backup[400];
+    snprintf(backup, sizeof backup, "%s/central-backup-order.db", fx.dir);
+    device a, b;
+    device_enroll(&a, "order-a", "w1");
+    device_enroll(&b, "order-b", "w1");
+    device_start(&a, 0);
+    device_start(&b, 0);
+    int64_t base = central_int("SELECT count(*) FROM contacts");
+    write_named(&a, 1, "order", "old");
+    assert_true(wait_central(base + 1));
+    assert_true(wait_settled(&b, base + 1));
+    office_backup(backup);
+
+    /* After the backup a creates a record; b edits it and an older one in one transaction. */
+    write_named(&a, 1, "order", "new");
+    assert_true(wait_central(base + 2));
+    assert_true(wait_settled(&a, base + 2));
+    assert_true(wait_settled(&b, base + 2));
+    assert_int_equal(outpost_tx_begin(b.r), OUTPOST_OK);
+    assert_int_equal(outpost_exec(b.r, "UPDATE contacts SET note = 'b' WHERE name IN"
+                                       " ('order-new', 'order-old')",
+                                  NULL, 0),
+                     OUTPOST_OK);
+    assert_int_equal(outpost_tx_commit(b.r, NULL), OUTPOST_OK);
+    assert_true(wait_settled(&b, base + 2));
+    device_stop(&a);
+    device_stop(&b);
+    office_restore(backup);
+
+    /* b comes back first: both its changes wait in its quarantine, one saying why. */
+    device_start(&b, 0);
+    outpost_status st;
+    for (uint32_t waited = 0; waited < WAIT_MS; waited += 50) {
+        assert_int_equal(outpost_status_get(b.r, &st), OUTPOST_OK);
+        if (st.rejected == 2)
+            break;
+        test_sleep_ms(50);
+    }
+    assert_int_equal(st.rejected, 2);
+    int64_t ids[2];
+    size_t n = 0;
+    assert_int_equal(outpost_rejected_list(b.r, ids, 2, &n), OUTPOST_OK);
+    assert_int_equal(n, 2);
+    bool said_why = false;
+    for (size_t i = 0; i < n; i++) {
+        outpost_rejected *rj = NULL;
+        assert_int_equal(outpost_rejected_read(b.r, ids[i], &rj), OUTPOST_OK);
+        assert_string_equal(rj->op, "UPDATE");
+        if (strstr(rj->message, "the server has no such row") &&
+            strstr(rj->message, "a store restored from a backup lacks the rows created after "
+                                "the backup until the device that created them sends them "
+                                "again"))
+            said_why = true;
+        outpost_rejected_free(rj);
+    }
+    assert_true(said_why);
+
+    /* a comes back and sends its record again: everyone converges on it; b's edit waits. a
+     * had pulled that edit before the restore: the record it sent again comes back to it at its
+     * pull from 0 (the store lacks the edit), else it would keep it while saying synced. */
+    device_start(&a, 0);
+    assert_true(wait_central(base + 2));
+    assert_true(wait_rows(&a, 0, "SELECT count(*) FROM contacts WHERE note = 'b'"));
+    assert_true(wait_settled(&a, base + 2));
+    assert_int_equal(outpost_sync_wait(a.sync, 0, WAIT_MS), OUTPOST_OK);
+    assert_true(wait_settled(&b, base + 2));
+    char *central = central_rows();
+    assert_same_rows(&a, central);
+    assert_same_rows(&b, central);
+    sqlite3_free(central);
+    assert_int_equal(outpost_status_get(b.r, &st), OUTPOST_OK);
+    assert_int_equal(st.rejected, 2);
+    device_close(&a);
+    device_close(&b);
+}
+
+#ifdef OUTPOST_RESTORE_ON_POSTGRESQL
 
 int main(void)
 {
@@ -986,6 +1171,8 @@ int main(void)
         cmocka_unit_test(test_store_restored_with_pg_restore_is_marked_and_healed),
         cmocka_unit_test(test_pg_restore_into_the_served_database_stops_serving),
         cmocka_unit_test(test_moved_copy_that_lost_writes_is_reported),
+        cmocka_unit_test(test_a_read_only_device_drops_a_record_deleted_before_the_backup),
+        cmocka_unit_test(test_an_edit_of_a_record_the_restored_store_lacks_waits_in_quarantine),
         cmocka_unit_test(test_daemon_stops_cleanly), /* last */
     };
     if (!pg_cluster_available()) {
@@ -1004,6 +1191,8 @@ int main(void)
         cmocka_unit_test(test_store_lost_and_restored_is_noticed_and_healed),
         cmocka_unit_test(test_replica_upgraded_from_format1_resends_to_a_restored_store),
         cmocka_unit_test(test_a_pulled_edit_the_restored_store_lacks_is_undone),
+        cmocka_unit_test(test_a_read_only_device_drops_a_record_deleted_before_the_backup),
+        cmocka_unit_test(test_an_edit_of_a_record_the_restored_store_lacks_waits_in_quarantine),
         cmocka_unit_test(test_outpostd_killed_mid_pull_device_ends_with_central_rows),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

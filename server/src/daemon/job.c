@@ -458,6 +458,7 @@ static void run_auth(job *j, store *st, const job_env *env)
     /* After restored --moved, a cursor past the copy proves it lost writes: the operator hears. */
     if (store_moved_check(st, hello->device_id, hello->cursor) == STORE_EAHEAD)
         log_msg(LOG_ERROR, "store: %s", store_errmsg(st));
+    j->device.repulls = j->device.synced_before && hello->cursor == 0;
     /* Informational ("last sync" for admins): a failure here must not refuse the device. */
     (void)store_device_seen(st, hello->device_id, hello->cursor);
     char app[DEVICE_APP_BYTES], last_error[DEVICE_ERROR_BYTES];
