@@ -367,53 +367,62 @@ static int pending_key(sqlite3_str *key, const proto_value *pk, uint32_t n_pk)
     return pending_key_append(key, pk, n_pk);
 }
 
+/* The key of a change, from its old values (new for an INSERT). */
+static bool change_pk(const synced_table *t, const proto_change *ch, proto_value *pk)
+{
+    for (uint32_t k = 0; k < t->n_pk; k++) {
+        bool found = false;
+
+        for (uint32_t c = 0; c < ch->n_cols && !found; c++) {
+            if (ch->cols[c].idx == t->pk[k]) {
+                pk[k] = ch->op == PROTO_OP_INSERT ? ch->cols[c].new_val : ch->cols[c].old_val;
+                found = true;
+            }
+        }
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
 /* Adds every row one changeset touches to temp._outpost_pending, with the latest entry that
- * touches it. */
+ * touches it, keyed in primary-key order as the pull looks rows up (rows_apply_table). */
 static int pending_add_changeset(outpost_replica *r, sqlite3_stmt *ins, sqlite3_str *key,
                                  int64_t seq, const void *changeset, int n_bytes)
 {
-    sqlite3_changeset_iter *it = NULL;
+    struct outpost_arena *arena = NULL;
+    proto_push push;
     proto_value pk[64];
-    int rc = sqlite3changeset_start(&it, n_bytes, (void *)changeset);
+    int rc = outbox_decode(changeset, n_bytes, &arena, &push);
 
-    if (rc != SQLITE_OK)
-        return replica_fail(r, rc == SQLITE_NOMEM ? OUTPOST_ENOMEM : OUTPOST_ECORRUPT,
-                            "reading the outbox: %s", sqlite3_errstr(rc));
-    while ((rc = sqlite3changeset_next(it)) == SQLITE_ROW) {
-        const char *table;
-        int n_col, op, indirect, n_flags;
-        unsigned char *flags;
-        uint32_t n_pk = 0;
+    if (rc != OUTPOST_OK)
+        rc = replica_fail(r, rc, "outbox entry %lld cannot be read back", (long long)seq);
+    for (uint32_t i = 0; rc == OUTPOST_OK && i < push.n_tables; i++) {
+        const proto_table_changes *tc = &push.tables[i];
+        const synced_table *t = replica_table(r, tc->table);
 
-        sqlite3changeset_op(it, &table, &n_col, &op, &indirect);
-        sqlite3changeset_pk(it, &flags, &n_flags);
-        for (int c = 0; c < n_flags && n_pk < 64; c++) {
-            sqlite3_value *v = NULL;
-
-            if (!flags[c])
-                continue;
-            if (op == SQLITE_INSERT)
-                sqlite3changeset_new(it, c, &v);
-            else
-                sqlite3changeset_old(it, c, &v);
-            value_from_sqlite_view(v, &pk[n_pk++]);
+        for (uint32_t j = 0; t != NULL && rc == OUTPOST_OK && j < tc->n_changes; j++) {
+            if (t->n_pk > 64 || !change_pk(t, &tc->changes[j], pk)) {
+                rc = replica_fail(r, OUTPOST_ECORRUPT, "outbox entry %lld: a change to %s "
+                                  "without its key", (long long)seq, t->name);
+                break;
+            }
+            if (pending_key(key, pk, t->n_pk) != OUTPOST_OK) {
+                rc = replica_fail(r, OUTPOST_ENOMEM, "out of memory indexing pending rows");
+                break;
+            }
+            sqlite3_bind_text(ins, 1, tc->table, -1, SQLITE_STATIC);
+            sqlite3_bind_blob(ins, 2, sqlite3_str_value(key), sqlite3_str_length(key),
+                              SQLITE_STATIC);
+            sqlite3_bind_int64(ins, 3, seq);
+            int step = sqlite3_step(ins);
+            sqlite3_reset(ins);
+            if (step != SQLITE_DONE)
+                rc = replica_fail_sqlite(r, step, "indexing pending rows");
         }
-        if (pending_key(key, pk, n_pk) != OUTPOST_OK) {
-            rc = SQLITE_NOMEM;
-            break;
-        }
-        sqlite3_bind_text(ins, 1, table, -1, SQLITE_STATIC);
-        sqlite3_bind_blob(ins, 2, sqlite3_str_value(key), sqlite3_str_length(key), SQLITE_STATIC);
-        sqlite3_bind_int64(ins, 3, seq);
-        rc = sqlite3_step(ins);
-        sqlite3_reset(ins);
-        if (rc != SQLITE_DONE)
-            break;
     }
-    sqlite3changeset_finalize(it);
-    if (rc != SQLITE_DONE)
-        return replica_fail_sqlite(r, rc, "indexing pending rows");
-    return OUTPOST_OK;
+    arena_free(arena);
+    return rc;
 }
 
 /* Rebuilds temp._outpost_pending from the outbox when the outbox changed since the last build.
@@ -1031,24 +1040,6 @@ static bool server_mentions(const proto_reject *rej, const synced_table *t, cons
         }
     }
     return false;
-}
-
-/* The key of a change, from its old values (new for an INSERT). */
-static bool change_pk(const synced_table *t, const proto_change *ch, proto_value *pk)
-{
-    for (uint32_t k = 0; k < t->n_pk; k++) {
-        bool found = false;
-
-        for (uint32_t c = 0; c < ch->n_cols && !found; c++) {
-            if (ch->cols[c].idx == t->pk[k]) {
-                pk[k] = ch->op == PROTO_OP_INSERT ? ch->cols[c].new_val : ch->cols[c].old_val;
-                found = true;
-            }
-        }
-        if (!found)
-            return false;
-    }
-    return true;
 }
 
 /* Whether change ch of table t is to the row with key pk. */

@@ -228,6 +228,35 @@ static void test_pull_composite_key_and_partial_columns(void **state)
     assert_int_equal(fx_query_int(f, "SELECT count(*) FROM visits"), 0);
 }
 
+/* A table whose key lists its columns in another order than the table (PRIMARY KEY (b, a)): a
+ * pulled row still finds the row's pending local change and leaves it alone. */
+static void test_pull_pending_row_found_under_a_key_in_another_order(void **state)
+{
+    fixture *f = *state;
+    static const char *cols[] = {"a", "b", "v"};
+    static uint32_t pk[] = {1, 0};
+    proto_schema_table tables[3] = {f->tables[0], f->tables[1]};
+    proto_value row[3] = {pv_text("x"), pv_text("y"), pv_text("Srv")};
+    proto_table_rows t = {.table = "pairs", .n_columns = 3, .n_rows = 1, .rows = row, .n_pk = 2};
+    proto_rows page = {.cursor = 10, .n_tables = 1, .tables = &t};
+    char buf[64];
+
+    tables[2] = (proto_schema_table){.name = "pairs", .create_sql = "CREATE TABLE pairs(a TEXT NOT"
+                                     " NULL, b TEXT NOT NULL, v TEXT, PRIMARY KEY (b, a))"
+                                     " WITHOUT ROWID", .n_columns = 3, .columns = cols,
+                                     .n_pk = 2, .pk = pk};
+    proto_schema v2 = {.version = 2, .n_tables = 3, .tables = tables};
+    assert_int_equal(outpost_schema_install(f->r, &v2), OUTPOST_OK);
+    assert_int_equal(outpost_rows_apply(f->r, &page), OUTPOST_OK);
+    assert_int_equal(outpost_exec(f->r, "UPDATE pairs SET v = 'Mine' WHERE a = 'x' AND b = 'y'",
+                                  NULL, 0), OUTPOST_OK);
+    row[2] = pv_text("Srv2");
+    page.cursor = 11;
+    assert_int_equal(outpost_rows_apply(f->r, &page), OUTPOST_OK);
+    assert_string_equal(fx_query_text(f, "SELECT a || b || v FROM pairs", buf, sizeof buf),
+                        "xyMine");
+}
+
 /* A page of n contacts k0000..k(n-1) (the row's place in the page) named name. BIG_ROWS: enough
  * rows for the apply's multi-row statements (32 rows each) to fill twice and leave a short rest. */
 #define BIG_ROWS 70
@@ -404,6 +433,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pull_bad_page_applies_nothing, fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_pull_composite_key_and_partial_columns, fx_setup,
                                         fx_teardown),
+        cmocka_unit_test_setup_teardown(test_pull_pending_row_found_under_a_key_in_another_order,
+                                        fx_setup, fx_teardown),
         cmocka_unit_test_setup_teardown(test_pull_repeated_key_in_a_page_later_row_wins, fx_setup,
                                         fx_teardown),
         cmocka_unit_test_setup_teardown(test_pull_refused_row_is_named_and_nothing_is_applied,
