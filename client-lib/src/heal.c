@@ -101,6 +101,10 @@ static int rewind_in_tx(outpost_replica *r, uint64_t server_acked, heal_result *
         rc = replica_prepare(r, "UPDATE _outpost_state SET cursor = 0 WHERE id = 1", &stmt);
     if (rc == OUTPOST_OK)
         rc = step_done(r, stmt, "resetting the cursor");
+    if (rc == OUTPOST_OK)
+        rc = replica_prepare(r, "UPDATE _outpost_pulled SET cursor = 0 WHERE id = 1", &stmt);
+    if (rc == OUTPOST_OK)
+        rc = step_done(r, stmt, "resetting the cursor");
     if (rc == OUTPOST_OK) {
         out->rewound = true;
         r->pending_valid = false;

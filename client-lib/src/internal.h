@@ -220,6 +220,8 @@ int scope_check(outpost_replica *r, const void *changeset, int n_bytes);
 
 /* pull.c */
 int rows_apply_table(outpost_replica *r, const proto_table_rows *tr);
+/* The cursor at which the replica's last pull completed (the PULL's `seen`). */
+int rows_pulled_cursor(outpost_replica *r, uint64_t *out_seen);
 int rows_delete(outpost_replica *r, const synced_table *t, const proto_value *pk);
 int rows_upsert(outpost_replica *r, const synced_table *t, const proto_value *vals,
                 uint32_t n_vals);

@@ -438,6 +438,19 @@ static int state_store_cursor(outpost_replica *r, uint64_t cursor, const proto_r
     return rc;
 }
 
+static int state_store_pulled(outpost_replica *r, uint64_t cursor)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = replica_prepare(r, "UPDATE _outpost_pulled SET cursor = ?1 WHERE id = 1", &stmt);
+
+    if (rc != OUTPOST_OK)
+        return rc;
+    sqlite3_bind_int64(stmt, 1, (int64_t)cursor); /* outpost_rows_apply checked its range */
+    rc = step_library(r, stmt, "recording the completed pull");
+    sqlite3_finalize(stmt);
+    return rc;
+}
+
 /* Applies page (a const proto_rows) inside replica_apply_uncaptured(). */
 static int page_apply(outpost_replica *r, void *ctx)
 {
@@ -463,8 +476,20 @@ static int page_apply(outpost_replica *r, void *ctx)
      * pull, and the next pull, after the push, reads from there again. */
     bool held = r->pull_cursor_held || r->pull_kept > 0;
     rc = state_store_cursor(r, held ? cursor : page->cursor, page);
+    if (rc == OUTPOST_OK && !held && !page->more)
+        rc = state_store_pulled(r, page->cursor);
     if (rc == OUTPOST_OK)
         r->pull_cursor_held = held && page->more;
+    return rc;
+}
+
+int rows_pulled_cursor(outpost_replica *r, uint64_t *out_seen)
+{
+    int64_t seen = 0;
+    int rc = replica_query_int64(r, "SELECT cursor FROM _outpost_pulled WHERE id = 1",
+                                 "reading the completed pull's cursor", &seen);
+
+    *out_seen = rc == OUTPOST_OK && seen > 0 ? (uint64_t)seen : 0;
     return rc;
 }
 

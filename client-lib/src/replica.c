@@ -32,6 +32,13 @@ static const char meta_sql[] =
     " last_sync_ms INTEGER NOT NULL);"
     /* A new replica starts at OUTPOST_FORMAT; an older one keeps its number until upgraded. */
     "INSERT OR IGNORE INTO _outpost_state VALUES(1, 2, 0, 0, 0, 0, 0);"
+    /* The cursor at which the last pull completed (a page with more false, no row kept for a
+     * pending change): every PULL says it (`seen`), so that the server judges what this device
+     * holds from there, not from a later page's cursor (docs/protocol.md, PULL). A replica made
+     * before it starts from its cursor. */
+    "CREATE TABLE IF NOT EXISTS _outpost_pulled(id INTEGER PRIMARY KEY CHECK (id = 1),"
+    " cursor INTEGER NOT NULL);"
+    "INSERT OR IGNORE INTO _outpost_pulled SELECT 1, cursor FROM _outpost_state;"
     /* The entries not yet acknowledged. */
     "CREATE TABLE IF NOT EXISTS _outpost_outbox("
     " seq INTEGER PRIMARY KEY,"

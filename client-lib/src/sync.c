@@ -696,6 +696,12 @@ static int send_pull_from(outpost_sync *s, uint64_t cursor)
     proto_msg msg = {.type = PROTO_MSG_PULL};
     msg.u.pull.cursor = cursor;
     msg.u.pull.limit = s->cfg.pull_page_rows;
+    msg.u.pull.has_seen = true;
+    int rc = rows_pulled_cursor(s->r, &msg.u.pull.seen);
+    if (rc != OUTPOST_OK) {
+        fail_transient(s, rc, outpost_errmsg(s->r));
+        return rc;
+    }
     return send_msg(s, &msg);
 }
 

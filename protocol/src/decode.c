@@ -1035,6 +1035,13 @@ static int dec_pull(dec *d, const msgpack_object *o, proto_pull *m)
     int rc = get_u64(d, o, KEY_CURSOR, &m->cursor);
     if (rc == PROTO_OK)
         rc = get_u32(d, o, KEY_LIMIT, &m->limit);
+    const msgpack_object *seen = NULL;
+    if (rc == PROTO_OK)
+        rc = find(d, o, KEY_SEEN, false, &seen);
+    if (rc == PROTO_OK && seen) {
+        m->has_seen = true;
+        rc = get_u64(d, o, KEY_SEEN, &m->seen);
+    }
     return rc;
 }
 

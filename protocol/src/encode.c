@@ -579,9 +579,11 @@ static int put_ack(enc *e, const proto_ack *m)
 
 static int put_pull(enc *e, const proto_pull *m)
 {
-    put_header(e, PROTO_MSG_PULL, 2);
+    put_header(e, PROTO_MSG_PULL, 2u + m->has_seen);
     put_uint(e, KEY_CURSOR, m->cursor);
     put_uint(e, KEY_LIMIT, m->limit);
+    if (m->has_seen)
+        put_uint(e, KEY_SEEN, m->seen);
     return PROTO_OK;
 }
 

@@ -48,6 +48,7 @@
 #define KEY_CONFLICTS "conf"
 #define KEY_CONFLICTS_MORE "cmore"
 #define KEY_LIMIT "lim"
+#define KEY_SEEN "seen"
 #define KEY_ROWS "rows"
 #define KEY_MESSAGE "msg"
 #define KEY_RETRY "retry"

@@ -95,6 +95,10 @@ typedef struct pull_page {
     const store_device *dev;
     int64_t dev_no;
     uint64_t cursor;
+    /* Where the device last completed a pull (at most cursor): what it holds. A later page of
+     * the same pull has a cursor past entries it skipped as superseded (the row is considered
+     * at its latest entry), so the page's cursor says nothing about what reached the device. */
+    uint64_t seen;
     uint32_t limit;
     size_t max_bytes;
     store_arena arena;
@@ -197,7 +201,7 @@ static int pull_one(pull_page *p, db_stmt *s)
     int64_t echo_device = db_column_int64(s, 5);
     uint64_t echo_since = (uint64_t)db_column_int64(s, 6);
     int kind = (int)db_column_int64(s, 7);
-    if (t == NULL || (kind == PULL_CHANGE && echo_device == p->dev_no && echo_since <= p->cursor))
+    if (t == NULL || (kind == PULL_CHANGE && echo_device == p->dev_no && echo_since <= p->seen))
         goto skip;
     proto_value scope;
     int out = store_value_column_any(&p->arena, s, 4, &scope);
@@ -225,7 +229,7 @@ static int pull_one(pull_page *p, db_stmt *s)
         bool left = false;
         if (p->holds_nothing)
             goto skip;
-        out = left_scope_since(p->st, p->dev, t->id, pk_blob, pk_len, p->cursor, &p->arena,
+        out = left_scope_since(p->st, p->dev, t->id, pk_blob, pk_len, p->seen, &p->arena,
                                &left);
         if (out != 0)
             return out;
@@ -295,6 +299,7 @@ int store_pull_stamped(store *st, const store_device *dev, uint64_t cursor, uint
     p.st = st;
     p.dev = dev;
     p.cursor = cursor;
+    p.seen = dev->has_pull_seen && dev->pull_seen < cursor ? dev->pull_seen : cursor;
     p.limit = limit == 0 ? PULL_DEFAULT_LIMIT : (limit > PULL_MAX_LIMIT ? PULL_MAX_LIMIT : limit);
     p.max_bytes = max_bytes;
     p.last_seq = cursor;
@@ -348,7 +353,7 @@ int store_pull_stamped(store *st, const store_device *dev, uint64_t cursor, uint
     int n_ranges = 1;
     const store_echo_run *run = &st->echo_run;
     if (run->device_no == p.dev_no && run->to > cursor && run->to <= (uint64_t)server_seq &&
-        run->echo_max <= cursor) {
+        run->echo_max <= p.seen) {
         ranges[0][1] = run->from > cursor ? run->from - 1 : cursor;
         ranges[1][0] = run->to;
         ranges[1][1] = (uint64_t)server_seq;

@@ -147,6 +147,8 @@ typedef struct store_device {
                            * again from 0 (a restored store's new epoch, CURSOR_AHEAD) and its
                            * copy of a row it sends again may differ from the store's, so its
                            * writes in this session are echoed back to it (merge_log.c) */
+    bool has_pull_seen;   /* the PULL said where the device last completed a pull (pull_seen): */
+    uint64_t pull_seen;   /* what it holds is judged from there, not from the page's cursor */
 } store_device;
 
 void store_device_clear(store_device *dev); /* frees teams; the struct may be reused */

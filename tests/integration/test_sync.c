@@ -855,6 +855,51 @@ static void test_next_page_is_asked_for_before_this_page_is_applied(void **state
     device_close(&b);
 }
 
+/* Sync once with pages of `page` rows, and stop the engine. */
+static void sync_once_paged(device *d, uint32_t page)
+{
+    outpost_sync_config once = {.stay_connected = 0, .retry_base_ms = 100, .pull_page_rows = page};
+    assert_int_equal(outpost_sync_start(d->r, &once, &d->sync), OUTPOST_OK);
+    assert_int_equal(outpost_sync_wait(d->sync, 0, WAIT_MS), OUTPOST_OK);
+    outpost_sync_stop(d->sync);
+    d->sync = NULL;
+}
+
+/* An outside tester's finding (N1): b edits its team's rows twice while offline, and a renamed
+ * them meanwhile. b's edits are merged with a's names, and the rows come back to b, but only on
+ * the first page of its pull: the rest kept the old names for good while b said synced. */
+static void test_rows_edited_twice_offline_all_come_back_over_several_pages(void **state)
+{
+    (void)state;
+    enum { ROWS = 12, PAGE = 5 };
+    device a, b;
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    device_enroll(&a, "twice_a", "w1", fx.port);
+    device_enroll(&b, "twice_b", "w1", fx.port);
+    assert_int_equal(outpost_tx_begin(a.r), OUTPOST_OK);
+    for (int i = 0; i < ROWS; i++)
+        write_contact(&a, "t1", "twice");
+    assert_int_equal(outpost_tx_commit(a.r, NULL), OUTPOST_OK);
+    sync_once_paged(&a, PAGE);
+    sync_once_paged(&b, PAGE);
+    assert_int_equal(device_count(&b, "SELECT count(*) FROM contacts WHERE name = 'twice'"), ROWS);
+
+    assert_int_equal(outpost_exec(a.r, "UPDATE contacts SET name = 'renamed by a'"
+                                       " WHERE name = 'twice'", NULL, 0), OUTPOST_OK);
+    sync_once_paged(&a, PAGE);
+    assert_int_equal(outpost_exec(b.r, "UPDATE contacts SET note = 'one' WHERE name = 'twice'",
+                                  NULL, 0), OUTPOST_OK);
+    assert_int_equal(outpost_exec(b.r, "UPDATE contacts SET note = 'two' WHERE name = 'twice'",
+                                  NULL, 0), OUTPOST_OK);
+    sync_once_paged(&b, PAGE);
+    assert_int_equal(pending(&b), 0);
+    assert_int_equal(device_count(&b, "SELECT count(*) FROM contacts"
+                                      " WHERE name = 'renamed by a' AND note = 'two'"), ROWS);
+    device_close(&a);
+    device_close(&b);
+}
+
 /* A refused entry with entries behind it already in flight that change the same row: the
  * refused row's values all stay in quarantine, the server keeps its own row untouched, the
  * unrelated entry in the same window is applied, and the device converges to the server (it
@@ -1850,6 +1895,7 @@ int main(void)
         cmocka_unit_test(test_push_keeps_several_entries_in_flight),
         cmocka_unit_test(test_reject_with_later_entries_to_the_same_row_in_flight),
         cmocka_unit_test(test_next_page_is_asked_for_before_this_page_is_applied),
+        cmocka_unit_test(test_rows_edited_twice_offline_all_come_back_over_several_pages),
         cmocka_unit_test(test_sync_now_mid_cycle_is_not_dropped),
         cmocka_unit_test(test_cut_mid_window_resends_without_duplicates),
         cmocka_unit_test(test_server_restart_mid_sync_loses_nothing),
@@ -1881,6 +1927,7 @@ int main(void)
         cmocka_unit_test(test_push_keeps_several_entries_in_flight),
         cmocka_unit_test(test_reject_with_later_entries_to_the_same_row_in_flight),
         cmocka_unit_test(test_next_page_is_asked_for_before_this_page_is_applied),
+        cmocka_unit_test(test_rows_edited_twice_offline_all_come_back_over_several_pages),
         cmocka_unit_test(test_sync_now_mid_cycle_is_not_dropped),
         cmocka_unit_test(test_cut_mid_window_resends_without_duplicates),
         cmocka_unit_test(test_server_restart_mid_sync_loses_nothing),

@@ -1160,6 +1160,46 @@ static void test_pull_run_ends_before_an_altered_entry(void **state)
     store_device_clear(&ana2);
 }
 
+/* The outside tester's N1: ana edits rows twice while ana2's change to another column of them
+ * waits for her. Her rows come back (echo once), but only on the pull's first page: a later page
+ * has a cursor past her first edits, and judged by it the rows were hers and seen. The PULL's
+ * `seen` (where her last pull completed) is what the echo rules go by. */
+static void test_pull_later_pages_judge_echo_from_the_completed_pull(void **state)
+{
+    fixture *fx = *state;
+    store_device ana, ana2;
+    char got[1024];
+    fx_device(fx, "ana", &ana);
+    fx_device(fx, "ana", &ana2);
+    push_contacts(fx, &ana2, 0, 10, "north");
+    pull_names(fx, &ana, 0, got, sizeof got);
+    uint64_t seen = 0;
+    assert_int_equal(store_server_seq(fx->st, &seen), 0);
+    for (int round = 0; round < 3; round++) {
+        tpush *tp = tp_new(round == 0 ? ana2.acked_seq + 1 : ana.acked_seq + 1,
+                           HLC(NOW_MS + 10 + (uint64_t)round));
+        static char ids[10][16]; /* the push keeps pointers to them */
+        for (int i = 0; i < 10; i++) {
+            const char *id = ids[i];
+            snprintf(ids[i], sizeof ids[i], "c-%03d", i);
+            if (round == 0)
+                tp_update_contact(tp, id, C_NAME, T("Name"), T("ana2's"));
+            else
+                tp_update_contact(tp, id, C_AGE, I(round == 1 ? 12 : 13), I(12 + round));
+        }
+        proto_msg_free(fx_push(fx, round == 0 ? &ana2 : &ana, tp, NOW_MS, NULL));
+        tp_free(tp);
+    }
+    ana.has_pull_seen = true;
+    ana.pull_seen = seen;
+    pull_names(fx, &ana, seen, got, sizeof got);
+    assert_string_equal(got, "c-000=ana2's;c-001=ana2's;c-002=ana2's;c-003=ana2's;"
+                             "c-004=ana2's;c-005=ana2's;c-006=ana2's;c-007=ana2's;"
+                             "c-008=ana2's;c-009=ana2's;");
+    store_device_clear(&ana);
+    store_device_clear(&ana2);
+}
+
 /* A group that rolled back leaves no run (its sequences are used again by the next push); in
  * a committed group, another device's entry between two of ana's ends her run. cai's entries
  * write rows last written by others (echoed to cai once): they start no run of their own that
@@ -1395,6 +1435,7 @@ int main(void)
         T_(test_pull_does_not_jump_a_run_over_a_row_not_seen),
         T_(test_pull_run_ends_before_an_altered_entry),
         T_(test_pull_run_only_from_committed_contiguous_entries),
+        T_(test_pull_later_pages_judge_echo_from_the_completed_pull),
         T_(test_pull_scope_removal),
         T_(test_pull_cursor_from_the_future_is_refused),
         T_(test_pull_revoked_device_refused),
@@ -1413,6 +1454,7 @@ int main(void)
         T_(test_pull_does_not_jump_a_run_over_a_row_not_seen),
         T_(test_pull_run_ends_before_an_altered_entry),
         T_(test_pull_run_only_from_committed_contiguous_entries),
+        T_(test_pull_later_pages_judge_echo_from_the_completed_pull),
         T_(test_pull_scope_removal),
         T_(test_pull_cursor_from_the_future_is_refused),
         T_(test_pull_revoked_device_refused),

@@ -368,7 +368,9 @@ typedef struct proto_ack {
 
 typedef struct proto_pull {
     uint64_t cursor;
-    uint32_t limit; /* rows per page the device can take */
+    uint32_t limit;  /* rows per page the device can take */
+    bool has_seen;   /* optional "seen": the cursor at which the device last completed a pull */
+    uint64_t seen;
 } proto_pull;
 
 typedef struct proto_rows {

@@ -579,6 +579,8 @@ static void run_pull(job *j, store *st, const job_env *env)
 
     if (req->limit > 0 && req->limit < limit)
         limit = req->limit;
+    j->device.has_pull_seen = req->has_seen;
+    j->device.pull_seen = req->seen;
     j->rc = pull_ahead_pull(env->ahead, st, j->slot, j->session_id, &j->device, req->cursor,
                             limit, env->max_reply_bytes, &j->reply, &j->pull_info,
                             &j->pull_prepared);

@@ -9,6 +9,8 @@ typedef struct ahead_page {
     uint64_t cursor;
     uint32_t limit;
     size_t max_bytes;
+    bool has_seen; /* the PULL's seen it was read for */
+    uint64_t seen;
     proto_buf page;
     store_pull_info info;
     store_pull_stamp stamp;
@@ -103,6 +105,7 @@ static bool serve(pull_ahead *pa, store *st, uint32_t slot, uint64_t session_id,
     if (p.session_id == 0)
         return false;
     if (p.cursor == cursor && p.limit == limit && p.max_bytes == max_bytes &&
+        p.has_seen == dev->has_pull_seen && p.seen == dev->pull_seen &&
         store_pull_recheck(st, dev, &p.stamp, &fresh) == STORE_OK && fresh) {
         proto_buf_free(reply);
         *reply = p.page;
@@ -179,6 +182,8 @@ void pull_ahead_run(pull_ahead *pa, store *st)
     p.cursor = pa->plan_cursor;
     p.limit = pa->plan_limit;
     p.max_bytes = pa->plan_max_bytes;
+    p.has_seen = pa->plan_dev.has_pull_seen;
+    p.seen = pa->plan_dev.pull_seen;
     pthread_mutex_unlock(&pa->lock);
 
     /* plan_dev stays the worker's while planned: only pull_ahead_plan (this thread) replaces
