@@ -589,7 +589,7 @@ int outbox_pending_filter_build(outpost_replica *r, const char *table, pending_f
         outbox_pending_filter_free(out_f);
         return replica_fail(r, OUTPOST_ENOMEM, "out of memory checking pending rows");
     }
-    memset(out_f->bits, 0, bits / 8);
+    memset(out_f->bits, 0, (size_t)(bits / 8)); /* at most PENDING_FILTER_MAX_BITS / 8 */
     out_f->mask = bits - 1;
     rc = replica_prepare(r, "SELECT pk FROM temp._outpost_pending WHERE tbl = ?1", &sel);
     if (rc != OUTPOST_OK) {
