@@ -745,13 +745,16 @@ static void test_disconnect_while_connecting_and_reconnect(void **state)
     assert_int_equal(transport_connect(c.t), 0);
     for (int i = 0; i < 2; i++) /* the attempt is under way: TCP and TLS in flight */
         assert_int_equal(transport_service(c.t, 0), 0);
+    /* On a quiet loopback the handshake can finish within those two turns (CI once saw it):
+     * then this is a disconnect right after connecting, which must end the same way. */
+    int connected_before = c.connected;
     transport_disconnect(c.t);
     pump_until(&c, &c.closed, 2);
     assert_int_equal(c.reason, TRANSPORT_CLOSE_LOCAL);
-    assert_int_equal(c.connected, 0);
+    assert_int_equal(c.connected, connected_before); /* no connection reported after it */
 
     assert_int_equal(transport_connect(c.t), 0);
-    pump_until(&c, &c.connected, 1);
+    pump_until(&c, &c.connected, connected_before + 1);
     assert_int_equal(transport_send(c.t, (const uint8_t *)"again", 5), 0);
     pump_until(&c, &c.messages, 1);
     assert_memory_equal(c.last, "again", 5);
