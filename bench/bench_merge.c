@@ -194,18 +194,30 @@ static span raw_insert(const char *path, const row_text *texts, bool in_commit, 
  * thread's CPU (outpostd's store worker builds pages on one thread) and wall time. */
 enum { PULL_PAGE_ROWS = 10000, PULL_PAGE_BYTES = 1024 * 1024 };
 
-static span pull_all(store *st, const char *worker_id)
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Enrolls a device of worker_id (named name) and authenticates it into *out_dev; 0 or -1. */
+static int device_add(store *st, const char *worker_id, const char *name, store_device *out_dev)
 {
     char code[STORE_CODE_SIZE], device_id[40];
     uint8_t secret[32];
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t now_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    memset(out_dev, 0, sizeof *out_dev);
+    if (store_enroll_code_create(st, worker_id, wall_ms(), 3600000, code) != STORE_OK ||
+        store_device_enroll(st, code, name, device_id, secret) != STORE_OK ||
+        store_device_auth(st, device_id, secret, out_dev) != STORE_OK)
+        return -1;
+    return 0;
+}
+
+static span pull_all(store *st, const char *worker_id)
+{
     store_device dev;
-    memset(&dev, 0, sizeof dev);
-    if (store_enroll_code_create(st, worker_id, now_ms, 3600000, code) != STORE_OK ||
-        store_device_enroll(st, code, "reader", device_id, secret) != STORE_OK ||
-        store_device_auth(st, device_id, secret, &dev) != STORE_OK)
+    if (device_add(st, worker_id, "reader", &dev) != 0)
         die("pull setup", store_errmsg(st));
     proto_buf page = {0};
     store_pull_info info;
@@ -240,19 +252,12 @@ static span store_merge(const char *path, const row_text *texts, bool in_commit,
     if (!in_commit)
         store_wal_defer(st, BENCH_WAL_IDLE_PAGES, BENCH_WAL_LIMIT_PAGES);
     const char *teams[] = {"north"};
-    char code[STORE_CODE_SIZE], device_id[40];
-    uint8_t secret[32];
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    uint64_t now_ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    const uint64_t now_ms = wall_ms();
     store_device dev;
-    memset(&dev, 0, sizeof dev);
     if (store_init_schema(st, schema_sql, policy_text) != STORE_OK ||
         store_team_add(st, "north", NULL) != STORE_OK ||
         store_worker_add(st, "ana", teams, 1) != STORE_OK ||
-        store_enroll_code_create(st, "ana", now_ms, 3600000, code) != STORE_OK ||
-        store_device_enroll(st, code, "bench", device_id, secret) != STORE_OK ||
-        store_device_auth(st, device_id, secret, &dev) != STORE_OK)
+        device_add(st, "ana", "bench", &dev) != 0)
         die("store setup", store_errmsg(st));
 
     proto_change *changes = calloc(N_ROWS, sizeof *changes);
