@@ -277,7 +277,7 @@ static void test_device_killed_before_recording_acks_resends_and_duplicates_noth
     (void)state;
     /* Enough entries that the push is still going when the lock comes (30 were all recorded
      * before it in one run of five under load). */
-    enum { TX = 200, ROWS = 20 };
+    enum { TX = 800, ROWS = 20 };
     const char *name = "killed before recording";
     char path[400];
     snprintf(path, sizeof path, "%s/unrecorded.db", fx.dir);
