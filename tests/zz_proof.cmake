@@ -17,11 +17,11 @@ if(TARGET outpost AND TARGET outpost_testclient AND TARGET outpost_faultproxy)
                      LABELS "integration;proof" TIMEOUT 600)
 endif()
 
-if(TARGET outpost AND TARGET outpost_testclient)
+if(TARGET outpost AND TARGET outpost_testclient AND TARGET outpost_faultproxy)
     # Device SIGKILLed mid-push and mid-pull-apply; the server's disk filling up.
     outpost_add_test(test_device_crash
                      SOURCES ${CMAKE_CURRENT_LIST_DIR}/integration/test_device_crash.c
-                     LIBS outpost_internal outpost_testclient
+                     LIBS outpost_internal outpost_testclient outpost_faultproxy
                      LABELS "integration;proof;fault" TIMEOUT 600)
     # A full disk without root: preloaded into outpostd, it fails the store's writes on demand.
     # Built without sanitizers, so that it can be preloaded ahead of an ASan runtime.

@@ -33,6 +33,7 @@
 #include <sqlite3.h>
 
 #include "daemon_fixture.h"
+#include "faultproxy.h"
 #include "ovalue.h"
 #include "test_util.h"
 
@@ -52,16 +53,23 @@ static outpost_replica *replica_open(const char *path)
     return r;
 }
 
-static void enroll(const char *path, const char *worker)
+/* Enrolls path's replica for worker, to sync with the server at port (fx's own, or a proxy's in
+ * front of it). */
+static void enroll_at(const char *path, const char *worker, uint16_t port)
 {
     char code[32], url[64];
     outpost_replica *r = replica_open(path);
     assert_int_equal(fixture_enroll_code(&fx, worker, code), 0);
-    snprintf(url, sizeof url, "wss://127.0.0.1:%u/sync", fx.port);
+    snprintf(url, sizeof url, "wss://127.0.0.1:%u/sync", port);
     outpost_enroll_options eo = {.url = url, .code = code, .ca_pem = ca_pem};
     if (outpost_enroll(r, &eo) != OUTPOST_OK)
         fail_msg("enroll: %s", outpost_errmsg(r));
     outpost_replica_close(r);
+}
+
+static void enroll(const char *path, const char *worker)
+{
+    enroll_at(path, worker, fx.port);
 }
 
 /* n_tx transactions of rows_per_tx contacts named name, committed into the outbox offline. */
@@ -275,14 +283,19 @@ static void test_device_killed_while_pushing_loses_and_duplicates_nothing(void *
 static void test_device_killed_before_recording_acks_resends_and_duplicates_nothing(void **state)
 {
     (void)state;
-    /* Enough entries that the push is still going when the lock comes (30 were all recorded
-     * before it in one run of five under load). */
-    enum { TX = 800, ROWS = 20 };
+    /* The push crosses a link of 100 KB/s, so that it lasts about a second and is still going
+     * when the lock comes: at full speed every entry was sometimes on the server and recorded
+     * before the test could take the lock, whatever their number. */
+    enum { TX = 400, ROWS = 20 };
     const char *name = "killed before recording";
     char path[400];
+    faultproxy *slow = NULL;
+    uint16_t slow_port = 0;
+    assert_int_equal(faultproxy_start(fx.port, &slow, &slow_port), 0);
     snprintf(path, sizeof path, "%s/unrecorded.db", fx.dir);
-    enroll(path, "w1");
+    enroll_at(path, "w1", slow_port);
     write_offline(path, name, TX, ROWS);
+    faultproxy_trickle(slow, 500, 5);
 
     int fds[2];
     assert_int_equal(pipe(fds), 0);
@@ -315,6 +328,7 @@ static void test_device_killed_before_recording_acks_resends_and_duplicates_noth
     assert_int_equal(sqlite3_exec(lock, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
     int64_t left = count_sql(lock, "SELECT count(*) FROM _outpost_outbox", NULL);
     sqlite3_close(lock);
+    faultproxy_pass(slow); /* the resend below goes at full speed */
     on_server = central("SELECT count(*) FROM contacts WHERE name = ?1", name);
     int64_t unrecorded = on_server / ROWS - (TX - left);
     print_message("entries applied by the server and not recorded on the device: %lld\n",
@@ -337,6 +351,7 @@ static void test_device_killed_before_recording_acks_resends_and_duplicates_noth
                      0);
     outpost_sync_stop(s);
     outpost_replica_close(r);
+    faultproxy_stop(slow);
 }
 
 static void test_device_killed_while_applying_pulls_converges(void **state)
