@@ -764,7 +764,9 @@ static void err_copy(char *err, size_t err_size, const char *msg)
 /* Brings a replica made by an earlier liboutpost to OUTPOST_FORMAT, inside replica_setup()'s
  * transaction (all or nothing), after meta_sql made the tables it lacked.
  *   1 -> 2: the outbox's and the acknowledged entries' changesets move into
- *           _outpost_changesets; both tables keep their rows, seqs and clocks. */
+ *           _outpost_changesets; both tables keep their rows, seqs and clocks. A replica of
+ *           format 1 made before _outpost_rejected_values had `changed` (its CREATE IF NOT
+ *           EXISTS never added it) gains it: 1, every value of a refused change was written. */
 static int replica_upgrade(outpost_replica *r)
 {
     static const char to_2[] =
@@ -785,8 +787,17 @@ static int replica_upgrade(outpost_replica *r)
         return replica_fail(r, OUTPOST_ECORRUPT,
                             "%s has format %lld, newer than this liboutpost knows (%d): open it "
                             "with the newer library", r->path, (long long)format, OUTPOST_FORMAT);
-    if (format < 2)
-        rc = replica_exec(r, to_2);
+    if (format >= 2)
+        return OUTPOST_OK;
+    rc = replica_exec(r, to_2);
+    int64_t has_changed = 1;
+    if (rc == OUTPOST_OK)
+        rc = replica_query_int64(r, "SELECT count(*) FROM pragma_table_info("
+                                    "'_outpost_rejected_values') WHERE name = 'changed'",
+                                 "reading the quarantine's layout", &has_changed);
+    if (rc == OUTPOST_OK && !has_changed)
+        rc = replica_exec(r, "ALTER TABLE _outpost_rejected_values"
+                             " ADD COLUMN changed INTEGER NOT NULL DEFAULT 1");
     return rc;
 }
 

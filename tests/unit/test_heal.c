@@ -179,6 +179,25 @@ static void test_format1_replica_is_upgraded_and_keeps_pending_and_sent(void **s
     assert_entry_writes(f, 1, "c1");
 }
 
+/* A replica of format 1 from before the quarantine recorded which values a refused change
+ * wrote: the upgrade adds the column, and the quarantined values it held read as written. */
+static void test_format1_replica_without_changed_values_gains_them(void **state)
+{
+    fixture *f = *state;
+    sqlite3 *db = outpost_replica_db(f->r);
+    assert_int_equal(replica_format1_make(db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db,
+                                  "ALTER TABLE _outpost_rejected_values DROP COLUMN changed;"
+                                  "INSERT INTO _outpost_rejected_values(rejected_id, pos, col,"
+                                  " value) VALUES (7, 0, 'name', 'kept')",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    fx_reopen(f);
+    assert_int_equal(q(f, "SELECT format FROM _outpost_state"), 2);
+    assert_int_equal(q(f, "SELECT count(*) FROM _outpost_rejected_values"
+                          " WHERE rejected_id = 7 AND value = 'kept' AND changed = 1"), 1);
+}
+
 /* A replica written by a newer library (a format this one does not know) is refused, not
  * rewritten. */
 static void test_replica_of_a_newer_format_is_refused(void **state)
@@ -332,6 +351,7 @@ int main(void)
         T_(test_ack_prune_reads_an_index_not_every_kept_entry),
         T_(test_ack_does_not_rewrite_the_changeset),
         T_(test_format1_replica_is_upgraded_and_keeps_pending_and_sent),
+        T_(test_format1_replica_without_changed_values_gains_them),
         T_(test_replica_of_a_newer_format_is_refused),
         T_(test_retention_is_configurable),
         T_(test_same_store_same_life_changes_nothing),
