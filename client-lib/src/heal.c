@@ -8,6 +8,9 @@
  *     below this device's cursor: every kept entry above the store's `ack` goes back into the
  *     outbox (pushed again; the store answers those it has from its record and applies the
  *     rest) and the cursor goes back to 0 (the next pull is a full one).
+ * "Before" is as of the HELLO: a second engine on the same replica (the CLI beside the field
+ * app) may record ACKs and a cursor the store gave it after this HELLO left, which the WELCOME
+ * answering it cannot know of; taken for a rewind, they were sent and pulled again for nothing.
  */
 #include <stdio.h>
 #include <string.h>
@@ -129,7 +132,13 @@ int heal_rewind(outpost_replica *r, uint64_t server_acked, heal_result *out_resu
     return finish(r, rewind_in_tx(r, server_acked, out_result));
 }
 
-int heal_on_welcome(outpost_replica *r, const proto_welcome *w, heal_result *out_result)
+static uint64_t min_u64(uint64_t a, uint64_t b)
+{
+    return a < b ? a : b;
+}
+
+int heal_on_welcome(outpost_replica *r, const proto_welcome *w, const heal_hello *hello,
+                    heal_result *out_result)
 {
     memset(out_result, 0, sizeof *out_result);
     int rc = replica_begin(r);
@@ -165,6 +174,10 @@ int heal_on_welcome(outpost_replica *r, const proto_welcome *w, heal_result *out
     if (step != SQLITE_ROW)
         return finish(r, replica_fail_sqlite(r, step == SQLITE_DONE ? SQLITE_CORRUPT : step,
                                              "reading what this device knows of the server"));
+    if (hello != NULL) {
+        acked_max = min_u64(acked_max, hello->acked);
+        cursor = min_u64(cursor, hello->cursor);
+    }
 
     if (w->has_store && known && !same_id)
         return finish(r, replica_fail(r, OUTPOST_EOTHERSTORE,

@@ -201,7 +201,16 @@ typedef struct heal_result {
     uint64_t n_resent; /* acknowledged entries put back in the outbox */
     char why[160];     /* what showed it, for the sync status */
 } heal_result;
-int heal_on_welcome(outpost_replica *r, const proto_welcome *w, heal_result *out_result);
+/* What this device said in its HELLO: the highest entry the store had acknowledged and its
+ * cursor. Only those are evidence against the WELCOME that answers it: another engine on the
+ * same replica may record ACKs and pages after the HELLO left, which this WELCOME predates. */
+typedef struct heal_hello {
+    uint64_t acked;
+    uint64_t cursor;
+} heal_hello;
+/* hello NULL: judge by what the replica holds now (one engine, nothing in between). */
+int heal_on_welcome(outpost_replica *r, const proto_welcome *w, const heal_hello *hello,
+                    heal_result *out_result);
 int heal_rewind(outpost_replica *r, uint64_t server_acked, heal_result *out_result);
 /* For HELLO: the highest seq the store acknowledged to this device (0: none yet) and the
  * store's id ("" when not known yet or longer than store_id_size allows). */

@@ -131,6 +131,7 @@ struct outpost_sync {
     uint64_t rng_state;
     int64_t data_version;        /* PRAGMA data_version at the last look */
     uint64_t welcome_acked;      /* the server's `ack` in this session's WELCOME */
+    heal_hello hello_said;       /* this session's HELLO's `ack` and cursor (heal_on_welcome) */
     inflight window[WINDOW_ENTRIES]; /* entries pushed and not yet answered, oldest first */
     uint32_t win_head, win_count;
     size_t win_bytes;
@@ -953,7 +954,7 @@ static void on_welcome(outpost_sync *s, const proto_welcome *w)
      * starts from 0 (heal.c). Another store altogether is refused before anything more is sent
      * (a first flight reaches it only if it authenticated this device's secret). */
     heal_result heal;
-    int heal_rc = heal_on_welcome(s->r, w, &heal);
+    int heal_rc = heal_on_welcome(s->r, w, &s->hello_said, &heal);
     if (heal_rc == OUTPOST_EOTHERSTORE) {
         stop_permanently(s, heal_rc, outpost_errmsg(s->r));
         return;
@@ -1149,6 +1150,7 @@ static void cb_connected(void *user_data)
     }
     msg.u.hello.has_acked = true;
     msg.u.hello.store_id = store_id[0] ? store_id : NULL;
+    s->hello_said = (heal_hello){.acked = msg.u.hello.acked, .cursor = msg.u.hello.cursor};
     end_compression(s);
     s->unanswered = 0;
     s->phase = PHASE_HELLO;

@@ -163,10 +163,10 @@ static void test_format1_replica_is_upgraded_and_keeps_pending_and_sent(void **s
     /* the store was restored from a backup that has none of them */
     proto_welcome w = welcome("store-a", 1, 2, 0);
     heal_result h;
-    assert_int_equal(heal_on_welcome(f->r, &w, &h), OUTPOST_OK);
+    assert_int_equal(heal_on_welcome(f->r, &w, NULL, &h), OUTPOST_OK);
     assert_false(h.rewound);
     w = welcome("store-a", 2, 0, 0);
-    assert_int_equal(heal_on_welcome(f->r, &w, &h), OUTPOST_OK);
+    assert_int_equal(heal_on_welcome(f->r, &w, NULL, &h), OUTPOST_OK);
     assert_true(h.rewound);
     assert_int_equal(h.n_resent, 2);
     assert_int_equal(fx_pending(f), 3);
@@ -238,7 +238,7 @@ static void test_same_store_same_life_changes_nothing(void **state)
     set_cursor(f, 40);
     proto_welcome w = welcome("store-a", 1, 2, 40);
     heal_result h;
-    assert_int_equal(heal_on_welcome(f->r, &w, &h), OUTPOST_OK);
+    assert_int_equal(heal_on_welcome(f->r, &w, NULL, &h), OUTPOST_OK);
     assert_false(h.rewound);
     assert_int_equal(fx_pending(f), 0);
     assert_int_equal(q(f, "SELECT cursor FROM _outpost_state"), 40);
@@ -246,7 +246,7 @@ static void test_same_store_same_life_changes_nothing(void **state)
     assert_string_equal(fx_query_text(f, "SELECT store_id || '/' || epoch FROM _outpost_server",
                                       buf, sizeof buf),
                         "store-a/1");
-    assert_int_equal(heal_on_welcome(f->r, &w, &h), OUTPOST_OK);
+    assert_int_equal(heal_on_welcome(f->r, &w, NULL, &h), OUTPOST_OK);
     assert_false(h.rewound);
 }
 
@@ -255,7 +255,7 @@ static void test_new_epoch_requeues_what_the_store_lacks_and_pulls_from_zero(voi
     fixture *f = *state;
     proto_welcome w = welcome("store-a", 1, 0, 0);
     heal_result h;
-    assert_int_equal(heal_on_welcome(f->r, &w, &h), OUTPOST_OK);
+    assert_int_equal(heal_on_welcome(f->r, &w, NULL, &h), OUTPOST_OK);
     write_and_ack(f, "c1");
     write_and_ack(f, "c2");
     write_and_ack(f, "c3");
@@ -263,7 +263,7 @@ static void test_new_epoch_requeues_what_the_store_lacks_and_pulls_from_zero(voi
     set_cursor(f, 50);
     /* restored from a backup that had entry 1 only, its sequence moved forward to 50 */
     w = welcome("store-a", 2, 1, 50);
-    assert_int_equal(heal_on_welcome(f->r, &w, &h), OUTPOST_OK);
+    assert_int_equal(heal_on_welcome(f->r, &w, NULL, &h), OUTPOST_OK);
     assert_true(h.rewound);
     assert_int_equal(h.n_resent, 2);
     assert_string_equal(h.why, "the central store was restored (epoch 2, was 1)");
@@ -282,8 +282,37 @@ static void test_new_epoch_requeues_what_the_store_lacks_and_pulls_from_zero(voi
     outpost_outbox_entry_free(e);
     /* the next WELCOME of the same life is calm */
     w = welcome("store-a", 2, 1, 50);
-    assert_int_equal(heal_on_welcome(f->r, &w, &h), OUTPOST_OK);
+    assert_int_equal(heal_on_welcome(f->r, &w, NULL, &h), OUTPOST_OK);
     assert_false(h.rewound);
+}
+
+/* Two engines on one replica (the CLI beside the field app): B's HELLO said ack 2 and cursor
+ * 40; A then recorded ACK 3 and cursor 60 from the same store; B's WELCOME, made before those,
+ * says ack 2 and newest sequence 50. Nothing was lost: taken for a rewind, it once sent 231
+ * accepted entries again and pulled everything from 0. */
+static void test_acks_recorded_after_the_hello_are_no_rewind(void **state)
+{
+    fixture *f = *state;
+    proto_welcome w = welcome("store-a", 1, 0, 0);
+    heal_result h;
+    assert_int_equal(heal_on_welcome(f->r, &w, NULL, &h), OUTPOST_OK);
+    write_and_ack(f, "c1");
+    write_and_ack(f, "c2");
+    set_cursor(f, 40);
+    const heal_hello said = {.acked = 2, .cursor = 40};
+    write_and_ack(f, "c3"); /* the other engine, after the HELLO left */
+    set_cursor(f, 60);
+    w = welcome("store-a", 1, 2, 50);
+    assert_int_equal(heal_on_welcome(f->r, &w, &said, &h), OUTPOST_OK);
+    assert_false(h.rewound);
+    assert_int_equal(fx_pending(f), 0);
+    assert_int_equal(q(f, "SELECT cursor FROM _outpost_state"), 60);
+    assert_int_equal(q(f, "SELECT acked_max FROM _outpost_server"), 3);
+    /* what the HELLO said is still evidence: a WELCOME below it is a rewind */
+    w = welcome("store-a", 1, 1, 50);
+    assert_int_equal(heal_on_welcome(f->r, &w, &said, &h), OUTPOST_OK);
+    assert_true(h.rewound);
+    assert_int_equal(h.n_resent, 2);
 }
 
 static void test_ack_below_what_was_acknowledged_is_a_rewind(void **state)
@@ -295,7 +324,7 @@ static void test_ack_below_what_was_acknowledged_is_a_rewind(void **state)
     /* a server that sends no identity (older outpostd) but lost entry 3 */
     proto_welcome w = welcome(NULL, 0, 2, 100);
     heal_result h;
-    assert_int_equal(heal_on_welcome(f->r, &w, &h), OUTPOST_OK);
+    assert_int_equal(heal_on_welcome(f->r, &w, NULL, &h), OUTPOST_OK);
     assert_true(h.rewound);
     assert_int_equal(h.n_resent, 1);
     assert_string_equal(h.why, "the server acknowledges entries up to 2, but had acknowledged 3");
@@ -309,7 +338,7 @@ static void test_server_behind_the_cursor_is_a_rewind(void **state)
     set_cursor(f, 70);
     proto_welcome w = welcome(NULL, 0, 1, 60);
     heal_result h;
-    assert_int_equal(heal_on_welcome(f->r, &w, &h), OUTPOST_OK);
+    assert_int_equal(heal_on_welcome(f->r, &w, NULL, &h), OUTPOST_OK);
     assert_true(h.rewound);
     assert_int_equal(h.n_resent, 0);
     assert_string_equal(h.why, "the server's newest sequence 60 is behind this device's cursor 70");
@@ -326,11 +355,11 @@ static void test_another_store_is_refused_and_nothing_changes(void **state)
     fixture *f = *state;
     proto_welcome w = welcome("store-a", 1, 0, 0);
     heal_result h;
-    assert_int_equal(heal_on_welcome(f->r, &w, &h), OUTPOST_OK);
+    assert_int_equal(heal_on_welcome(f->r, &w, NULL, &h), OUTPOST_OK);
     write_and_ack(f, "c1");
     set_cursor(f, 9);
     w = welcome("store-b", 1, 0, 0);
-    assert_int_equal(heal_on_welcome(f->r, &w, &h), OUTPOST_EOTHERSTORE);
+    assert_int_equal(heal_on_welcome(f->r, &w, NULL, &h), OUTPOST_EOTHERSTORE);
     assert_string_equal(outpost_errmsg(f->r),
                         "the server is central store store-b, but this replica syncs with "
                         "store store-a: refusing to merge two stores");
@@ -352,6 +381,7 @@ int main(void)
         T_(test_ack_does_not_rewrite_the_changeset),
         T_(test_format1_replica_is_upgraded_and_keeps_pending_and_sent),
         T_(test_format1_replica_without_changed_values_gains_them),
+        T_(test_acks_recorded_after_the_hello_are_no_rewind),
         T_(test_replica_of_a_newer_format_is_refused),
         T_(test_retention_is_configurable),
         T_(test_same_store_same_life_changes_nothing),
