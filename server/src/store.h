@@ -284,6 +284,10 @@ void store_set_page_limit(store *st, size_t max_bytes);
  * the WAL: past it store_wal_tend truncates the WAL whatever the load. */
 void store_wal_defer(store *st, uint32_t idle_pages, uint32_t limit_pages);
 
+/* The store's page size in bytes (SQLite; 0 on PostgreSQL): new stores have 16 KiB pages, older
+ * ones keep what they were made with, so WAL bounds meant in bytes go through it. */
+uint32_t store_page_bytes(store *st);
+
 /* Checkpoints the WAL if it is due, on a handle given store_wal_defer (otherwise returns
  * STORE_OK at once). idle: no job is waiting. Past the limit: a TRUNCATE checkpoint, which
  * waits (up to the busy timeout) for readers and writers of other handles and leaves the WAL

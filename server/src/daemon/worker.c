@@ -10,11 +10,12 @@
 #include "checkpoint.h"
 #include "log.h"
 
-/* WAL checkpoints (store_wal_tend), in pages of 4 KiB: an idle worker copies a backlog of
- * SQLite's own threshold, so a device's stream of small pushes does not pay two fsyncs of a
+/* WAL checkpoints (store_wal_tend): an idle worker copies a backlog of 4 MiB (SQLite's own
+ * threshold in 4 KiB pages), so a device's stream of small pushes does not pay two fsyncs of a
  * checkpoint after each; past 64 MiB the worker truncates the WAL after the job that took it
- * there, even when more jobs wait. */
-enum { WORKER_WAL_IDLE_PAGES = 1000, WORKER_WAL_LIMIT_PAGES = 16384 };
+ * there, even when more jobs wait. In bytes: a store's page size is 16 KiB or 4 KiB. */
+#define WORKER_WAL_IDLE_BYTES (4u << 20)
+#define WORKER_WAL_LIMIT_BYTES (64u << 20)
 
 struct worker {
     pthread_t thread;
@@ -211,7 +212,9 @@ int worker_start(const char *store_path, const char *conninfo, uint32_t queue_de
     if (env->checkpoints && store_schema_warnings(w->st, schema_warning, NULL) != STORE_OK)
         log_msg(LOG_WARN, "store schema: %s", store_errmsg(w->st));
     store_set_page_limit(w->st, env->max_reply_bytes);
-    store_wal_defer(w->st, WORKER_WAL_IDLE_PAGES, WORKER_WAL_LIMIT_PAGES);
+    uint32_t page = store_page_bytes(w->st);
+    if (page > 0)
+        store_wal_defer(w->st, WORKER_WAL_IDLE_BYTES / page, WORKER_WAL_LIMIT_BYTES / page);
     w->queue_depth = queue_depth;
     w->env = *env;
     w->wake = wake;
