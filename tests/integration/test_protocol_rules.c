@@ -23,6 +23,7 @@
 
 #include "dash_client.h"
 #include "daemon_fixture.h"
+#include "test_util.h"
 #include "testclient.h"
 
 #define T_MS 10000
@@ -624,6 +625,182 @@ static void test_pull_deletions_count_toward_lim(void **state)
     testclient_close(tw);
 }
 
+/* Turns every change of push into an UPDATE of column col (the key kept as it is) from old_val
+ * to new_val; cols holds two per change. */
+static void make_updates(proto_msg *push, uint32_t col, proto_value old_val, proto_value new_val,
+                         proto_col *cols)
+{
+    proto_table_changes *tbl = &push->u.push.tables[0];
+
+    for (uint32_t i = 0; i < tbl->n_changes; i++) {
+        proto_change *ch = &tbl->changes[i];
+        proto_col *c = &cols[2 * i];
+        c[0].idx = 0;
+        c[0].old_val = ch->cols[0].new_val;
+        c[0].new_val.type = PROTO_UNDEF;
+        c[1].idx = col;
+        c[1].old_val = old_val;
+        c[1].new_val = new_val;
+        ch->op = PROTO_OP_UPDATE;
+        ch->cols = c;
+        ch->n_cols = 2;
+    }
+}
+
+/* One UPDATE entry of column col of rows ids[0..n) from old_text to new_text, acknowledged
+ * without any conflict. */
+static void push_updates(testclient *tc, uint64_t seq, const char *const *ids, uint32_t n,
+                         uint32_t col, const char *old_text, const char *new_text)
+{
+    proto_col *cols = calloc(2u * n, sizeof *cols);
+    proto_msg *push = fixture_insert_push(seq, n, ids, "t1", "x");
+    proto_msg *ack;
+
+    assert_non_null(cols);
+    assert_non_null(push);
+    make_updates(push, col, test_text_value(old_text), test_text_value(new_text), cols);
+    send_push(tc, push);
+    ack = expect_type(tc, PROTO_MSG_ACK);
+    assert_int_equal(ack->u.ack.seq, seq);
+    assert_int_equal(ack->u.ack.n_conflicts + ack->u.ack.n_unlisted, 0);
+    proto_msg_free(ack);
+    free(cols);
+}
+
+/* A device's copy of the rows a test follows: name and note per id, as its pulls left them. */
+enum { SEEN_ROWS = 12 };
+typedef struct seen_replica {
+    char id[SEEN_ROWS][24];
+    char name[SEEN_ROWS][16], note[SEEN_ROWS][16];
+} seen_replica;
+
+/* Pulls from cursor until `more` is false without `seen` (a client written from the table of
+ * PULL keys alone), applies the followed rows to rep, and returns the final cursor; *out_got
+ * counts the followed rows applied. With retry_page > 0, that page (1 = the first) is taken as
+ * one the device could not apply: dropped, and asked for again from the same cursor. */
+static uint64_t pull_without_seen(testclient *tc, uint64_t cursor, uint32_t retry_page,
+                                  seen_replica *rep, uint32_t *out_got)
+{
+    bool more = true;
+
+    *out_got = 0;
+    for (uint32_t page = 1; more; page++) {
+        proto_msg *rows = pull(tc, cursor, 0);
+        if (page == retry_page) {
+            assert_true(rows->u.rows.more); /* a page in the middle of the chain */
+            proto_msg_free(rows);
+            continue;
+        }
+        for (uint32_t t = 0; t < rows->u.rows.n_tables; t++) {
+            const proto_table_rows *tr = &rows->u.rows.tables[t];
+            for (uint32_t r = 0; r < tr->n_rows; r++) {
+                const proto_value *v = tr->rows + (size_t)r * tr->n_columns;
+                for (uint32_t i = 0; i < SEEN_ROWS; i++) {
+                    if (v[0].type != PROTO_TEXT || v[0].u.b.n != strlen(rep->id[i]) ||
+                        memcmp(v[0].u.b.p, rep->id[i], v[0].u.b.n) != 0)
+                        continue;
+                    assert_true(v[2].type == PROTO_TEXT && v[2].u.b.n < sizeof rep->name[i]);
+                    assert_true(v[3].type == PROTO_TEXT && v[3].u.b.n < sizeof rep->note[i]);
+                    snprintf(rep->name[i], sizeof rep->name[i], "%.*s", (int)v[2].u.b.n,
+                             (const char *)v[2].u.b.p);
+                    snprintf(rep->note[i], sizeof rep->note[i], "%.*s", (int)v[3].u.b.n,
+                             (const char *)v[3].u.b.p);
+                    (*out_got)++;
+                }
+            }
+        }
+        more = rows->u.rows.more;
+        cursor = rows->u.rows.cursor;
+        proto_msg_free(rows);
+    }
+    return cursor;
+}
+
+/* How many followed rows the device holds as name and note. */
+static uint32_t rows_holding(const seen_replica *rep, const char *name, const char *note)
+{
+    uint32_t n = 0;
+
+    for (uint32_t i = 0; i < SEEN_ROWS; i++)
+        if (strcmp(rep->name[i], name) == 0 && strcmp(rep->note[i], note) == 0)
+            n++;
+    return n;
+}
+
+/* The outsider's N1 for a client that omits `seen`: device a edits its team's rows twice while
+ * offline (their note) while b renamed them; a's pull takes three pages of PAGE_ROWS. Judged
+ * by each page's cursor, pages 2 and 3 took the rows for a's own and seen, and a kept b's
+ * rename on 5 of 12 rows only, for good. Without `seen` the server judges from where this
+ * connection's pull chain began, so every row comes: also when the device asks for a page
+ * again from the same cursor (it could not apply it). A chain ends with a page that says no
+ * more, or with a PULL from elsewhere: then a's own edit is not echoed to it. */
+static void test_pull_without_seen_judges_from_where_the_pull_chain_began(void **state)
+{
+    test_device a, b;
+    testclient *ta, *tb;
+    static seen_replica rep;
+    const char *ids[SEEN_ROWS];
+    uint64_t cursor;
+    uint32_t got = 0, n;
+    proto_msg *rows;
+
+    (void)state;
+    memset(&rep, 0, sizeof rep);
+    for (uint32_t i = 0; i < SEEN_ROWS; i++) {
+        snprintf(rep.id[i], sizeof rep.id[i], "seenfb-%02u", i);
+        ids[i] = rep.id[i];
+    }
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &a), 0);
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &b), 0);
+    tb = session_for(&b, NULL);
+    send_push(tb, fixture_insert_push(1, SEEN_ROWS, ids, "t1", "orig"));
+    proto_msg_free(expect_type(tb, PROTO_MSG_ACK));
+    ta = session_for(&a, NULL);
+    cursor = pull_without_seen(ta, 0, 0, &rep, &got);
+    assert_int_equal(got, SEEN_ROWS);
+    testclient_close(ta);
+
+    /* a is offline: b renames the rows, a edits their note twice, then a syncs. */
+    push_updates(tb, 2, ids, SEEN_ROWS, 2, "orig", "renamed");
+    ta = session_for(&a, NULL);
+    push_updates(ta, 1, ids, SEEN_ROWS, 3, "note", "one");
+    push_updates(ta, 2, ids, SEEN_ROWS, 3, "one", "two");
+    cursor = pull_without_seen(ta, cursor, 0, &rep, &got);
+    n = rows_holding(&rep, "renamed", "two");
+    if (n != SEEN_ROWS)
+        fail_msg("%u of %u rows reached the device as the store has them (name renamed, note "
+                 "two): the others never got b's rename (%u rows came)", n, SEEN_ROWS, got);
+
+    /* The chain ended: one more edit of a's own is not echoed to it. */
+    push_updates(ta, 3, ids, SEEN_ROWS, 3, "two", "three");
+    cursor = pull_without_seen(ta, cursor, 0, &rep, &got);
+    if (got != 0)
+        fail_msg("a new pull after a page that said no more echoed %u of a's own rows", got);
+    /* A PULL from anywhere but the chain's cursors starts a new chain too: a pull from 0
+     * given up after its first page leaves no earlier origin behind. */
+    rows = pull(ta, 0, 0);
+    assert_true(rows->u.rows.more);
+    proto_msg_free(rows);
+    push_updates(ta, 4, ids, SEEN_ROWS, 3, "three", "four");
+    cursor = pull_without_seen(ta, cursor, 0, &rep, &got);
+    if (got != 0)
+        fail_msg("a pull from the last completed cursor after an abandoned pull from 0 echoed "
+                 "%u of a's own rows", got);
+
+    /* Again, and a's pull asks for its second page twice: the second PULL from that cursor
+     * is still part of the chain that began before a's edits. */
+    push_updates(tb, 3, ids, SEEN_ROWS, 2, "renamed", "again");
+    push_updates(ta, 5, ids, SEEN_ROWS, 3, "four", "five");
+    push_updates(ta, 6, ids, SEEN_ROWS, 3, "five", "six");
+    (void)pull_without_seen(ta, cursor, 2, &rep, &got);
+    n = rows_holding(&rep, "again", "six");
+    if (n != SEEN_ROWS)
+        fail_msg("after a page asked for again, %u of %u rows reached the device as the store "
+                 "has them (name again, note six; %u rows came)", n, SEEN_ROWS, got);
+    testclient_close(ta);
+    testclient_close(tb);
+}
+
 /* ---- PUSH: sv, ncol, REJECT keys ---------------------------------------------------------- */
 
 static void test_push_sv_is_not_checked_and_a_shorter_ncol_takes_defaults(void **state)
@@ -842,28 +1019,6 @@ static void test_a_row_never_grows_past_what_a_pull_page_carries(void **state)
     }
     assert_int_equal(big, 3);
     testclient_close(tr);
-}
-
-/* Turns every change of push into an UPDATE of column col (the key kept as it is) from old_val
- * to new_val; cols holds two per change. */
-static void make_updates(proto_msg *push, uint32_t col, proto_value old_val, proto_value new_val,
-                         proto_col *cols)
-{
-    proto_table_changes *tbl = &push->u.push.tables[0];
-
-    for (uint32_t i = 0; i < tbl->n_changes; i++) {
-        proto_change *ch = &tbl->changes[i];
-        proto_col *c = &cols[2 * i];
-        c[0].idx = 0;
-        c[0].old_val = ch->cols[0].new_val;
-        c[0].new_val.type = PROTO_UNDEF;
-        c[1].idx = col;
-        c[1].old_val = old_val;
-        c[1].new_val = new_val;
-        ch->op = PROTO_OP_UPDATE;
-        ch->cols = c;
-        ch->n_cols = 2;
-    }
 }
 
 /* outsider-wire #2: an entry that lost on many rows got an ACK listing every decision, larger
@@ -1673,6 +1828,7 @@ int main(void)
         cmocka_unit_test(test_session_continues_on_the_enrollment_connection),
         cmocka_unit_test(test_enrollment_codes_are_normalised),
         cmocka_unit_test(test_pull_lim_zero_means_the_server_page_cap),
+        cmocka_unit_test(test_pull_without_seen_judges_from_where_the_pull_chain_began),
         cmocka_unit_test(test_push_sv_is_not_checked_and_a_shorter_ncol_takes_defaults),
         cmocka_unit_test(test_reject_names_an_unreadable_key_as_nil),
         cmocka_unit_test(test_a_row_never_grows_past_what_a_pull_page_carries),

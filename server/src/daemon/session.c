@@ -624,6 +624,29 @@ done:
     proto_msg_free(msg);
 }
 
+/* A PULL without `seen` is judged as if it said where this connection's pull chain began: the
+ * device holds what the chain's pages brought, and a later page's cursor is past entries the
+ * scan skipped (docs/protocol.md PULL). A PULL from a cursor the chain handed out continues it:
+ * the last page's end while that page said more (or is still being read), or an earlier page's
+ * cursor again (the device could not apply a page). From the end of a page that said no more,
+ * or from any other cursor, a new chain begins. */
+static void pull_chain(session *s, proto_pull *req)
+{
+    uint64_t cur = req->cursor;
+    bool in_chain = s->pull_chained && cur >= s->pull_origin && cur <= s->pull_reached &&
+                    (s->pull_more || cur < s->pull_reached);
+
+    if (!in_chain) {
+        s->pull_chained = true;
+        s->pull_origin = s->pull_reached = cur;
+    }
+    s->pull_more = true; /* until its page says otherwise */
+    if (!req->has_seen) {
+        req->has_seen = true;
+        req->seen = s->pull_origin;
+    }
+}
+
 static void on_pull(session *s, proto_msg *msg)
 {
     job *j;
@@ -643,6 +666,7 @@ static void on_pull(session *s, proto_msg *msg)
      * may miss it and are worth a new NOTIFY. */
     s->notify_pending = false;
     s->notify_outstanding = false;
+    pull_chain(s, &msg->u.pull);
     j->request = msg;
     submit(s, j, 0);
 }
@@ -886,6 +910,9 @@ static void pull_done(session *s, job *j)
 {
     const store_pull_info *info = &j->pull_info;
 
+    s->pull_more = j->rc == STORE_OK && info->more;
+    if (j->rc == STORE_OK && info->next_cursor > s->pull_reached)
+        s->pull_reached = info->next_cursor;
     if (j->rc != STORE_OK) {
         store_failure(s, j, "pull");
         return;

@@ -105,6 +105,12 @@ typedef struct session {
     uint64_t handshake_deadline_us;
 
     uint32_t n_pushes, n_pulls;
+    /* The pull chain (docs/protocol.md PULL; session.c pull_chain), once there is one: it began
+     * at pull_origin and its pages reached pull_reached, the last one saying pull_more. A PULL
+     * without `seen` is judged from pull_origin. */
+    bool pull_chained;
+    uint64_t pull_origin, pull_reached;
+    bool pull_more;
 
     /* Compression (docs/protocol.md, "Compression"): both streams exist once WELCOME accepted
      * the device's offer; WELCOME itself goes out plain. */
