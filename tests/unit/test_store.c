@@ -150,11 +150,53 @@ static void test_schema_init_refuses_bad_policy_and_statements(void **state)
     expect_schema_error(fx,
                         "CREATE TABLE contacts(id TEXT PRIMARY KEY, team_id TEXT);"
                         "CREATE TRIGGER t AFTER INSERT ON contacts BEGIN SELECT 1; END;",
-                        contacts_policy, "only CREATE TABLE");
+                        contacts_policy,
+                        "schema file line 1: the statement 'CREATE TRIGGER t ...': a schema file "
+                        "may only hold CREATE TABLE and CREATE INDEX statements");
     expect_schema_error(fx, "ATTACH DATABASE '/tmp/x.db' AS x;", contacts_policy,
-                        "only CREATE TABLE");
+                        "the statement 'ATTACH DATABASE '/tmp/x.db' ...': a schema file may only "
+                        "hold CREATE TABLE");
     expect_schema_error(fx, "CREATE TABLE _outpost_x(id TEXT PRIMARY KEY, team_id TEXT);",
                         "_outpost_x scope=team_id\n", "reserved");
+}
+
+/* A schema file SQLite cannot read is refused naming the line, the table (or index) and the
+ * column, and why in plain words, never with SQLite's bare "near ...: syntax error". */
+static void test_schema_refusals_name_table_column_and_reason(void **state)
+{
+    fixture *fx = *state;
+    static const struct {
+        const char *sql, *want;
+    } cases[] = {
+        {"CREATE TABLE contacts(id TEXT PRIMARY KEY, team_id TEXT, name TEXT,);",
+         "schema file line 1: table contacts: a comma too many after column name (an empty "
+         "column definition)"},
+        {"CREATE TABLE contacts(id TEXT PRIMARY KEY, team_id TEXT,, name TEXT);",
+         "schema file line 1: table contacts: a comma too many after column team_id"},
+        {"CREATE TABLE contacts(id TEXT PRIMARY KEY, team_id TEXT);\n"
+         "CREATE TABLE visits(id TEXT PRIMARY KEY\n team_id TEXT);",
+         "schema file line 3: table visits, column id: the definition cannot be read at "
+         "'team_id' (a comma missing before it?)"},
+        {"CREATE TABLE contacts(id TEXT PRIMARY KEY, team_id TEXT,\n"
+         " CHECK (team_id <> '' AND));",
+         "schema file line 2: table contacts, a table constraint (CHECK (team_id <> '' AND)): "
+         "the definition cannot be read at ')'"},
+        {"CREATE TABLE contacts(id TEXT PRIMARY KEY, team_id TEXT, name TEXT, name TEXT);",
+         "schema file line 1: table contacts: column name is defined twice"},
+        {"CREATE TABLE contacts(id TEXT PRIMARY KEY, team_id TEXT);\n"
+         "CREATE INDEX visits_team ON visits(team_id);",
+         "schema file line 2: index visits_team: table visits is not created before it"},
+        {"CREATE TABLE contacts(id TEXT PRIMARY KEY, team_id TEXT);\n"
+         "CREATE INDEX contacts_x ON contacts(x);",
+         "schema file line 2: index contacts_x: its table has no column x"},
+        {"CREATE TABLE contacts(id TEXT PRIMARY KEY, team_id TEXT",
+         "schema file line 1: table contacts: the statement ends too early"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        expect_schema_error(fx, cases[i].sql, contacts_policy, cases[i].want);
+        if (strstr(store_errmsg(fx->st), "near") != NULL)
+            fail_msg("SQLite's parser message: %s", store_errmsg(fx->st));
+    }
 }
 
 static void test_schema_init_twice_is_eexists(void **state)
@@ -384,13 +426,28 @@ static void test_schema_upgrade_refuses_what_add_column_would_drop(void **state)
                           "(REFERENCES)");
     upgrade_contacts_with(fx, CONTACTS_V1_COLUMNS ", e TEXT COLLATE NOCASE)", "", "(COLLATE)");
     upgrade_contacts_with(fx, CONTACTS_V1_COLUMNS ", e TEXT, CHECK (e <> ''))", "",
-                          "table contacts: the CREATE TABLE changes more than appending columns");
+                          "table contacts: a table constraint (CHECK (e <> '')) was added: an "
+                          "upgrade may only append columns");
+    upgrade_contacts_with(fx, CONTACTS_V1_COLUMNS ", CHECK (notes <> ''))", "",
+                          "table contacts: a table constraint (CHECK (notes <> '')) was added");
     upgrade_contacts_with(
         fx,
         "CREATE TABLE contacts (id TEXT PRIMARY KEY NOT NULL, team_id TEXT NOT NULL,"
         " name TEXT NOT NULL, age INTEGER CHECK (age IS NULL OR (age BETWEEN 0 AND 30)),"
         " location TEXT, notes TEXT, risk_level INTEGER NOT NULL DEFAULT 0, updated_at INTEGER)",
-        "", "the CREATE TABLE changes more than appending columns (near '30')");
+        "",
+        "table contacts: column age changed from 'age INTEGER CHECK (age IS NULL OR (age BETWEEN 0"
+        " AND 25))' to 'age INTEGER CHECK (age IS NULL OR (age BETWEEN 0 AND 30))': an upgrade "
+        "may only append columns");
+    /* a CHECK dropped: the first difference is the comma after the column */
+    upgrade_contacts_with(
+        fx,
+        "CREATE TABLE contacts (id TEXT PRIMARY KEY NOT NULL, team_id TEXT NOT NULL,"
+        " name TEXT NOT NULL, age INTEGER, location TEXT, notes TEXT,"
+        " risk_level INTEGER NOT NULL DEFAULT 0, updated_at INTEGER)",
+        "",
+        "table contacts: column age changed from 'age INTEGER CHECK (age IS NULL OR (age BETWEEN 0"
+        " AND 25))' to 'age INTEGER'");
     upgrade_contacts_with(fx, CONTACTS_V1_COLUMNS ")",
                           "CREATE UNIQUE INDEX contacts_loc ON contacts(location);",
                           "column location is in unique index contacts_loc");
@@ -1413,6 +1470,7 @@ int main(void)
         T_(test_open_foreign_file_is_refused),
         E_(test_schema_init_refuses_integer_or_missing_pk),
         E_(test_schema_init_refuses_bad_policy_and_statements),
+        E_(test_schema_refusals_name_table_column_and_reason),
         T_(test_schema_init_twice_is_eexists),
         T_(test_schema_encode_describes_tables),
         T_(test_schema_upgrade_additive_accepted),
