@@ -800,7 +800,8 @@ static void problem_message(enum problem_kind kind, const char *const v[4], char
     case PROBLEM_UNIQUE:
         snprintf(msg, msg_size,
                  "table %s: column %s is %s: two offline devices can each take the same value, "
-                 "and the store could keep only one; drop it (a plain index is fine)",
+                 "and the store could keep only one; drop it (a plain index is fine, and so is "
+                 "a UNIQUE that includes the whole primary key)",
                  v[0], v[1], v[2]);
         break;
     case PROBLEM_COLLATE:
@@ -851,7 +852,9 @@ int schema_replica_problems(const char *schema_sql, schema_problem_cb cb, void *
     int out = load_schema_db(schema_sql, &db, err, err_size);
     if (out != 0)
         return out;
-    /* origin 'u': a UNIQUE clause of the table; 'c': CREATE UNIQUE INDEX */
+    /* origin 'u': a UNIQUE clause of the table; 'c': CREATE UNIQUE INDEX. One whose columns
+     * include every primary key column, each under the key's own collation, can never clash
+     * while the key is unique: only one that leaves out a key column (k) is a problem. */
     out = report_rows(
         db,
         "SELECT t.name, ifnull((SELECT group_concat(ifnull(x.name, '(an expression)'), ', ')"
@@ -859,6 +862,13 @@ int schema_replica_problems(const char *schema_sql, schema_problem_cb cb, void *
         "   CASE l.origin WHEN 'u' THEN 'UNIQUE' ELSE 'in unique index ' || l.name END"
         " FROM sqlite_master t, pragma_index_list(t.name) l"
         " WHERE t.type = 'table' AND l.\"unique\" AND l.origin <> 'pk'"
+        "   AND (NOT EXISTS (SELECT 1 FROM pragma_table_info(t.name) k WHERE k.pk > 0)"
+        "     OR EXISTS (SELECT 1 FROM pragma_table_info(t.name) k WHERE k.pk > 0"
+        "       AND NOT EXISTS (SELECT 1 FROM pragma_index_xinfo(l.name) x"
+        "         WHERE x.key AND x.name = k.name AND x.coll = ifnull("
+        "           (SELECT px.coll FROM pragma_index_list(t.name) pl,"
+        "              pragma_index_xinfo(pl.name) px"
+        "            WHERE pl.origin = 'pk' AND px.key AND px.name = k.name), 'BINARY'))))"
         " ORDER BY t.rowid, l.seq DESC",
         PROBLEM_UNIQUE, cb, user_data, err, err_size);
     if (out == 0)

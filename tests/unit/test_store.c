@@ -381,6 +381,40 @@ static void test_schema_init_refuses_what_replicas_cannot_keep(void **state)
         fail_msg("init: %s", store_errmsg(fx->st));
 }
 
+/* A UNIQUE whose columns include the whole primary key (compared as the key compares them) can
+ * never clash while the key is unique: taken, by init and by upgrade. One that leaves out a key
+ * column, or takes one under another collation, is still refused. */
+static void test_schema_unique_containing_the_whole_key_is_taken(void **state)
+{
+    fixture *fx = *state;
+    const char *u_policy = "u scope=team_id\n";
+    expect_schema_error(fx,
+                        "CREATE TABLE u(a TEXT, b TEXT, team_id TEXT NOT NULL, code TEXT,"
+                        " PRIMARY KEY(a, b), UNIQUE(a, code));",
+                        u_policy, "table u: column a, code is UNIQUE");
+    expect_schema_error(fx,
+                        "CREATE TABLE u(id TEXT PRIMARY KEY, team_id TEXT NOT NULL, code TEXT);"
+                        "CREATE UNIQUE INDEX u_ci ON u(id COLLATE NOCASE, code);",
+                        u_policy, "table u: column id, code is in unique index u_ci");
+    const char *sql = "CREATE TABLE u(a TEXT, b TEXT, team_id TEXT NOT NULL, code TEXT,"
+                      " PRIMARY KEY(a, b), UNIQUE(code, b, a));"
+                      "CREATE UNIQUE INDEX u_key ON u(b, a);"
+                      "CREATE UNIQUE INDEX u_code ON u(a, lower(code), b) WHERE code IS NOT NULL;";
+    if (store_init_schema(fx->st, sql, u_policy) != 0)
+        fail_msg("init: %s", store_errmsg(fx->st));
+    assert_int_equal(fx_int(fx, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+                                " AND name IN ('u_key', 'u_code')"),
+                     2);
+    /* an upgrade adds one too, and still refuses one without the whole key */
+    char more[1024];
+    snprintf(more, sizeof more, "%sCREATE UNIQUE INDEX u_team ON u(team_id, a);", sql);
+    expect_upgrade_refused(fx, more, u_policy, "column team_id, a is in unique index u_team");
+    snprintf(more, sizeof more, "%sCREATE UNIQUE INDEX u_all ON u(team_id, a, b);", sql);
+    if (store_upgrade_schema(fx->st, more, u_policy) != 0)
+        fail_msg("upgrade: %s", store_errmsg(fx->st));
+    assert_int_equal(fx_int(fx, "SELECT count(*) FROM sqlite_master WHERE name = 'u_all'"), 1);
+}
+
 static void upgrade_contacts_with(fixture *fx, const char *contacts_sql, const char *extra_sql,
                                   const char *message_part)
 {
@@ -486,7 +520,8 @@ static void test_schema_old_store_with_unique_warns_and_upgrades(void **state)
     assert_int_equal(store_schema_warnings(fx->st, collect_warning, warned), 0);
     assert_string_equal(warned, "table contacts: column name is UNIQUE: two offline devices can "
                                 "each take the same value, and the store could keep only one; "
-                                "drop it (a plain index is fine)\n");
+                                "drop it (a plain index is fine, and so is a UNIQUE that "
+                                "includes the whole primary key)\n");
     const char *with_unique = "CREATE TABLE contacts (id TEXT PRIMARY KEY NOT NULL, team_id TEXT"
                               " NOT NULL, name TEXT NOT NULL UNIQUE, age INTEGER CHECK (age IS"
                               " NULL OR (age BETWEEN 0 AND 25)), location TEXT, notes TEXT,"
@@ -1476,6 +1511,7 @@ int main(void)
         T_(test_schema_upgrade_additive_accepted),
         T_(test_schema_upgrade_non_additive_refused),
         E_(test_schema_init_refuses_what_replicas_cannot_keep),
+        E_(test_schema_unique_containing_the_whole_key_is_taken),
         T_(test_schema_upgrade_refuses_what_add_column_would_drop),
         T_(test_schema_old_store_with_unique_warns_and_upgrades),
         T_(test_schema_old_upgrade_with_check_is_named),
