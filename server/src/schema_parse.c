@@ -396,27 +396,53 @@ static bool is_table_constraint(const sql_token *tk)
     return false;
 }
 
+/* n bytes at from as text for a one-line message, into out: whitespace runs as one space,
+ * other control bytes as '?', at most max bytes (then "..."). */
+static void shown(const char *from, size_t n, size_t max, char *out, size_t out_size)
+{
+    size_t k = 0;
+    bool space = false;
+    for (size_t i = 0; i < n && k + 4 < out_size; i++) {
+        unsigned char ch = (unsigned char)from[i];
+        if (isspace(ch)) {
+            space = true;
+            continue;
+        }
+        if (k >= max) {
+            memcpy(out + k, "...", 3);
+            k += 3;
+            break;
+        }
+        if (space && k > 0)
+            out[k++] = ' ';
+        space = false;
+        out[k++] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+    }
+    out[k] = '\0';
+}
+
 /* toks[first..end) as the text they came from (quotes included), cut to 60 bytes. */
-static int part_text(const sql_token *toks, size_t first, size_t end, const char **out_s)
+static void part_text(const sql_token *toks, size_t first, size_t end, char *out,
+                      size_t out_size)
 {
     const char *from = toks[first].s - (toks[first].quote ? 1 : 0);
     const sql_token *last = &toks[end - 1];
     const char *to = last->s + last->n + (last->quote ? 1 : 0);
-    *out_s = from;
-    return (int)(to - from > 60 ? 60 : to - from);
+    shown(from, (size_t)(to - from), 60, out, out_size);
 }
 
 /* "column NAME" or "a table constraint (TEXT)" for the part toks[first..end) (not empty). */
 static void describe_part(const sql_token *toks, size_t first, size_t end, char *out,
                           size_t out_size)
 {
-    const char *text;
-    int n = part_text(toks, first, end, &text);
-    if (is_table_constraint(&toks[first]))
-        snprintf(out, out_size, "a table constraint (%.*s)", n, text);
-    else
-        snprintf(out, out_size, "column %.*s", (int)(toks[first].n > 64 ? 64 : toks[first].n),
-                 toks[first].s);
+    char text[80];
+    if (is_table_constraint(&toks[first])) {
+        part_text(toks, first, end, text, sizeof text);
+        snprintf(out, out_size, "a table constraint (%s)", text);
+    } else {
+        shown(toks[first].s, toks[first].n, 64, text, sizeof text);
+        snprintf(out, out_size, "column %s", text);
+    }
 }
 
 static bool same_token(const sql_token *a, const sql_token *b)
@@ -508,9 +534,7 @@ static void explain_change(const sql_token *o, size_t no, const sql_token *w, si
                            size_t err_size)
 {
     size_t first, end, o_first, o_end;
-    char what[120];
-    const char *text, *o_text;
-    int n, o_n;
+    char what[120], text[80], o_text[80];
 
     if (at >= nw)
         at = nw - 1;
@@ -521,22 +545,22 @@ static void explain_change(const sql_token *o, size_t no, const sql_token *w, si
         return;
     }
     if (!list_part_at(w, nw, at, &first, &end) || first == end) {
-        n = (int)(w[at].n > 30 ? 30 : w[at].n);
+        shown(w[at].s, w[at].n, 30, text, sizeof text);
         snprintf(err, err_size,
-                 "table %s: the CREATE TABLE changed outside its column list (at '%.*s'): "
+                 "table %s: the CREATE TABLE changed outside its column list (at '%s'): "
                  APPEND_ONLY_WHY,
-                 table, n, w[at].s);
+                 table, text);
         return;
     }
     describe_part(w, first, end, what, sizeof what);
-    n = part_text(w, first, end, &text);
+    part_text(w, first, end, text, sizeof text);
     if (at < no && list_part_at(o, no, at, &o_first, &o_end) && o_first < o_end) {
-        o_n = part_text(o, o_first, o_end, &o_text);
-        snprintf(err, err_size, "table %s: %s changed from '%.*s' to '%.*s': " APPEND_ONLY_WHY,
-                 table, what, o_n, o_text, n, text);
+        part_text(o, o_first, o_end, o_text, sizeof o_text);
+        snprintf(err, err_size, "table %s: %s changed from '%s' to '%s': " APPEND_ONLY_WHY, table,
+                 what, o_text, text);
     } else {
-        snprintf(err, err_size, "table %s: %s changed (now '%.*s'): " APPEND_ONLY_WHY, table,
-                 what, n, text);
+        snprintf(err, err_size, "table %s: %s changed (now '%s'): " APPEND_ONLY_WHY, table, what,
+                 text);
     }
 }
 
@@ -615,8 +639,9 @@ static void statement_subject(const sql_token *toks, size_t n, char *out, size_t
             if (i + 2 < n && sql_token_is_punct(&toks[i + 1], '.'))
                 i += 2;
             if (i < n && toks[i].kind == SQL_TK_IDENT) {
-                snprintf(out, out_size, "%s %.*s", table ? "table" : "index",
-                         (int)(toks[i].n > 64 ? 64 : toks[i].n), toks[i].s);
+                char name[80];
+                shown(toks[i].s, toks[i].n, 64, name, sizeof name);
+                snprintf(out, out_size, "%s %s", table ? "table" : "index", name);
                 return;
             }
         }
@@ -628,9 +653,9 @@ static void statement_subject(const sql_token *toks, size_t n, char *out, size_t
         snprintf(out, out_size, "a statement");
         return;
     }
-    const char *text;
-    int len = part_text(toks, 0, end, &text);
-    snprintf(out, out_size, "the statement '%.*s ...'", len, text);
+    char text[80];
+    part_text(toks, 0, end, text, sizeof text);
+    snprintf(out, out_size, "the statement '%s ...'", text);
 }
 
 /* A syntax error at byte offset off of stmt_sql (-1: at its end), in plain words; an
@@ -646,8 +671,8 @@ static void explain_syntax(const sql_token *toks, size_t n, const char *stmt_sql
                  subject);
         return;
     }
-    char what[120];
-    int tn = (int)(toks[at].n > 30 ? 30 : toks[at].n);
+    char what[120], tk[40];
+    shown(toks[at].s, toks[at].n, 30, tk, sizeof tk);
     const char *hint = unrecognized ? " (an unclosed quote?)"
                        : toks[at].kind == SQL_TK_IDENT && toks[at].quote == 0
                            ? " (a comma missing before it?)"
@@ -655,8 +680,12 @@ static void explain_syntax(const sql_token *toks, size_t n, const char *stmt_sql
     size_t first, end;
     bool is_table = strncmp(subject, "table ", 6) == 0;
     if (!is_table || !list_part_at(toks, n, at, &first, &end)) {
-        snprintf(out, out_size, "%s: the SQL cannot be read at '%.*s'%s", subject, tn, toks[at].s,
-                 unrecognized ? hint : "");
+        /* past a table's column list, CREATE starts the next statement */
+        if (!unrecognized && at > 0 && sql_token_is_word(&toks[at], "CREATE"))
+            hint = " (a ';' missing before it?)";
+        else if (!unrecognized)
+            hint = "";
+        snprintf(out, out_size, "%s: the SQL cannot be read at '%s'%s", subject, tk, hint);
         return;
     }
     if (first == end && sql_token_is_punct(&toks[first - 1], '(')) {
@@ -675,13 +704,12 @@ static void explain_syntax(const sql_token *toks, size_t n, const char *stmt_sql
                 return;
             }
         }
-        snprintf(out, out_size, "%s: an empty column definition at '%.*s'", subject, tn,
-                 toks[at].s);
+        snprintf(out, out_size, "%s: an empty column definition at '%s'", subject, tk);
         return;
     }
     describe_part(toks, first, end, what, sizeof what);
-    snprintf(out, out_size, "%s, %s: the definition cannot be read at '%.*s'%s", subject, what,
-             tn, toks[at].s, hint);
+    snprintf(out, out_size, "%s, %s: the definition cannot be read at '%s'%s", subject, what,
+             tk, hint);
 }
 
 /* Why SQLite refused one statement (stmt_sql, rc, its message), in plain words, into err:
@@ -690,12 +718,14 @@ static void explain_syntax(const sql_token *toks, size_t n, const char *stmt_sql
 static void explain_refusal(sqlite3 *db, const char *sql, const char *stmt_sql, int rc,
                             char *err, size_t err_size)
 {
-    const char *msg = sqlite3_errmsg(db);
+    const char *raw = sqlite3_errmsg(db);
     int off = sqlite3_error_offset(db);
     sql_token *toks = NULL;
     size_t n = 0;
-    char subject[160], reason[400];
+    char msg[200], subject[160], reason[400];
     unsigned line = 1;
+
+    shown(raw, strlen(raw), 190, msg, sizeof msg);
 
     if (sql_tokenize(stmt_sql, &toks, &n) != 0) {
         snprintf(err, err_size, "out of memory");
@@ -710,7 +740,9 @@ static void explain_refusal(sqlite3 *db, const char *sql, const char *stmt_sql, 
     const char *pos = off >= 0 ? stmt_sql + off : (n > 0 ? toks[0].s : stmt_sql);
     for (const char *p = sql; p < pos && *p; p++)
         line += *p == '\n';
-    const char *name_in_msg = strchr(msg, ':') ? strchr(msg, ':') + 2 : "";
+    const char *name_in_msg = strchr(msg, ':') ? strchr(msg, ':') + 1 : "";
+    while (*name_in_msg == ' ')
+        name_in_msg++;
     if (strncmp(name_in_msg, "main.", 5) == 0)
         name_in_msg += 5;
 
@@ -728,8 +760,11 @@ static void explain_refusal(sqlite3 *db, const char *sql, const char *stmt_sql, 
         snprintf(reason, sizeof reason,
                  "%s: table %s is not created before it in the schema file", subject,
                  name_in_msg);
-    else if (strncmp(msg, "no such column: ", 16) == 0)
+    else if (strncmp(msg, "no such column: ", 16) == 0 && strncmp(subject, "index ", 6) == 0)
         snprintf(reason, sizeof reason, "%s: its table has no column %s", subject, name_in_msg);
+    else if (strncmp(msg, "no such column: ", 16) == 0)
+        snprintf(reason, sizeof reason, "%s: a constraint names column %s, which it does not have",
+                 subject, name_in_msg);
     else if (strstr(msg, " already exists"))
         snprintf(reason, sizeof reason, "%s is created twice", subject);
     else

@@ -191,6 +191,17 @@ static void test_schema_refusals_name_table_column_and_reason(void **state)
          "schema file line 2: index contacts_x: its table has no column x"},
         {"CREATE TABLE contacts(id TEXT PRIMARY KEY, team_id TEXT",
          "schema file line 1: table contacts: the statement ends too early"},
+        {"CREATE TABLE contacts(id TEXT PRIMARY KEY, team_id TEXT)\n"
+         "CREATE TABLE visits(id TEXT PRIMARY KEY, team_id TEXT);",
+         "schema file line 2: table contacts: the SQL cannot be read at 'CREATE' (a ';' missing "
+         "before it?)"},
+        {"CREATE TABLE contacts(id TEXT, team_id TEXT, PRIMARY KEY(idd));",
+         "schema file line 1: table contacts: a constraint names column idd, which it does not "
+         "have"},
+        {"CREATE TABLE contacts(id TEXT PRIMARY KEY, team_id TEXT,\n"
+         " CHECK (team_id <>\n '' AND\t));",
+         "schema file line 3: table contacts, a table constraint (CHECK (team_id <> '' AND )): "
+         "the definition cannot be read at ')'"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         expect_schema_error(fx, cases[i].sql, contacts_policy, cases[i].want);
