@@ -984,7 +984,11 @@ static void print_outpost_value(const outpost_value *v)
     switch (v->type) {
     case OUTPOST_VALUE_INT: printf("%lld", (long long)v->u.i); break;
     case OUTPOST_VALUE_REAL: printf("%.17g", v->u.r); break;
-    case OUTPOST_VALUE_TEXT: printf("'%.*s'", (int)v->u.b.n, (const char *)v->u.b.p); break;
+    case OUTPOST_VALUE_TEXT:
+        putchar('\'');
+        print_text(v->u.b.p, v->u.b.n); /* escaped as query does: whole, NUL included */
+        putchar('\'');
+        break;
     case OUTPOST_VALUE_BLOB: printf("<%u-byte blob>", (unsigned)v->u.b.n); break;
     default: fputs("NULL", stdout); break;
     }
