@@ -66,7 +66,8 @@ static const char usage_text[] =
     "  enroll URL CODE (--pin HEX | --ca FILE) [--name LABEL]   enroll this device\n"
     "  enroll 'outpost://HOST:PORT/enroll?code=...&pin=...'      enroll from a QR code's text\n"
     "  exec SQL...       run statements in one transaction through the library (captured)\n"
-    "  query SQL         print the rows of one read-only statement, tab-separated\n"
+    "  query SQL         print the rows of one read-only statement, tab-separated,\n"
+    "                    text escaped (\\0 for NUL, \\t, \\n, \\\\), \\N for NULL\n"
     "  sync              sync once now, with progress on a terminal\n"
     "  watch             stay connected and sync automatically until interrupted\n"
     "  status            outbox, cursor, last sync, schema version, device id\n"
@@ -592,12 +593,39 @@ static int cmd_exec(const options *o, int argc, char **argv)
     return ex;
 }
 
+/* n bytes of text, escaped so that the output is unambiguous: one line per row, one tab
+ * between columns, every byte there (an embedded NUL included). Backslash, NUL, tab, newline
+ * and carriage return become \\ \0 \t \n \r; other control bytes \xHH (a terminal is
+ * never sent an escape sequence from a record). */
+static void print_text(const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        switch (p[i]) {
+        case '\\': fputs("\\\\", stdout); break;
+        case '\0': fputs("\\0", stdout); break;
+        case '\t': fputs("\\t", stdout); break;
+        case '\n': fputs("\\n", stdout); break;
+        case '\r': fputs("\\r", stdout); break;
+        default:
+            if (p[i] < 0x20 || p[i] == 0x7f)
+                printf("\\x%02x", p[i]);
+            else
+                putchar(p[i]);
+        }
+    }
+}
+
+/* SQL NULL is \N and a blob \<N-byte blob>: no text prints so (its backslash is doubled). */
 static void print_value(sqlite3_stmt *st, int col)
 {
     switch (sqlite3_column_type(st, col)) {
-    case SQLITE_NULL: fputs("NULL", stdout); break;
-    case SQLITE_BLOB: printf("<%d-byte blob>", sqlite3_column_bytes(st, col)); break;
-    default: fputs((const char *)sqlite3_column_text(st, col), stdout); break;
+    case SQLITE_NULL: fputs("\\N", stdout); break;
+    case SQLITE_BLOB: printf("\\<%d-byte blob>", sqlite3_column_bytes(st, col)); break;
+    default: {
+        const unsigned char *text = sqlite3_column_text(st, col);
+        print_text(text, (size_t)sqlite3_column_bytes(st, col));
+        break;
+    }
     }
 }
 
@@ -606,7 +634,9 @@ static int cmd_query(const options *o, int argc, char **argv)
     if (wants_help(argc, argv) || argc != 1) {
         fputs("usage: outpost query SQL\n"
               "Prints the rows of one statement, a header line then one line per row, columns\n"
-              "separated by tabs. Reads only.\n",
+              "separated by tabs. Reads only. Every value is printed whole and unambiguous:\n"
+              "in text, backslash, NUL, tab, newline and carriage return are written \\\\ \\0\n"
+              "\\t \\n \\r, other control bytes \\xHH; SQL NULL is \\N and a blob \\<N-byte blob>.\n",
               argc == 1 ? stdout : stderr);
         return argc == 1 ? EXIT_OK : EXIT_USAGE;
     }
@@ -623,8 +653,12 @@ static int cmd_query(const options *o, int argc, char **argv)
         ex = EXIT_USAGE;
     } else if (rc == SQLITE_OK) {
         int n = sqlite3_column_count(st);
-        for (int c = 0; c < n; c++)
-            printf("%s%s", c ? "\t" : "", sqlite3_column_name(st, c));
+        for (int c = 0; c < n; c++) {
+            const char *name = sqlite3_column_name(st, c);
+            if (c)
+                putchar('\t');
+            print_text((const unsigned char *)name, strlen(name));
+        }
         putchar('\n');
         while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
             for (int c = 0; c < n; c++) {
@@ -950,7 +984,11 @@ static void print_outpost_value(const outpost_value *v)
     switch (v->type) {
     case OUTPOST_VALUE_INT: printf("%lld", (long long)v->u.i); break;
     case OUTPOST_VALUE_REAL: printf("%.17g", v->u.r); break;
-    case OUTPOST_VALUE_TEXT: printf("'%.*s'", (int)v->u.b.n, (const char *)v->u.b.p); break;
+    case OUTPOST_VALUE_TEXT:
+        putchar('\'');
+        print_text(v->u.b.p, v->u.b.n); /* escaped as query does: whole, NUL included */
+        putchar('\'');
+        break;
     case OUTPOST_VALUE_BLOB: printf("<%u-byte blob>", (unsigned)v->u.b.n); break;
     default: fputs("NULL", stdout); break;
     }

@@ -111,14 +111,6 @@ static int record_decision(store *st, int64_t id, const char *decision, const ch
     return rc == DB_DONE ? STORE_OK : store_fail_db(st, rc, "record decision");
 }
 
-static store_table *table_by_id(store *st, int64_t id)
-{
-    for (uint32_t i = 0; i < st->n_tables; i++)
-        if (st->tables[i].id == id)
-            return &st->tables[i];
-    return NULL;
-}
-
 /* UPDATE t SET col = losing WHERE pk = ..., on the data table (on PostgreSQL, the row as it
  * would be is checked by SQLite's rules first, as the merge does). */
 static int write_value(store *st, push_ctx *c, store_table *t, uint32_t col,
@@ -176,52 +168,62 @@ static int write_value(store *st, push_ctx *c, store_table *t, uint32_t col,
     return rc == DB_DONE ? STORE_OK : store_fail_db(st, rc, "write reversal");
 }
 
-/* Reversing a scope-column decision writes the losing team: only one the supervisor holds. */
-static int check_scope_target(store *st, const store_table *t, const conflict_rec *rec,
-                              const char (*teams)[64], uint32_t n_teams)
+const char *store_dash_reverse_refusal(const store_table *t, int32_t col, bool reversible,
+                                       bool row_live, const proto_value *losing,
+                                       const char (*teams)[64], uint32_t n_teams, char *buf,
+                                       size_t n_buf)
 {
     char team[64];
-    const proto_value *v = &rec->losing;
 
-    if ((uint32_t)rec->col != t->scope_idx)
-        return STORE_OK;
-    if (v->type != PROTO_TEXT || v->u.b.n == 0 || v->u.b.n >= sizeof team)
-        return store_fail(st, STORE_EINVAL, "reversing would give the row no team: refused");
-    memcpy(team, v->u.b.p, v->u.b.n);
-    team[v->u.b.n] = '\0';
-    if (!in_teams(teams, n_teams, team))
-        return store_fail(st, STORE_EINVAL,
-                          "reversing would move the row to team %s, which you do not "
-                          "supervise: refused", team);
-    return STORE_OK;
+    if (!t || col < 0 || (uint32_t)col >= t->n_cols || !reversible)
+        return "this decision cannot be reversed (a row-level conflict or a table without "
+               "reversible merges)";
+    /* Writing the losing value back would bring a deleted record back to life, which nobody
+     * asked for: a record is re-created by a person, never by a reversal. */
+    if (!row_live)
+        return "the record was deleted since: reversing would bring it back, so this decision "
+               "can only be kept";
+    /* Reversing a scope-column decision writes the losing team: only one the supervisor holds. */
+    if ((uint32_t)col != t->scope_idx)
+        return NULL;
+    if (losing->type != PROTO_TEXT || losing->u.b.n == 0 || losing->u.b.n >= sizeof team)
+        return "reversing would give the row no team: refused";
+    memcpy(team, losing->u.b.p, losing->u.b.n);
+    team[losing->u.b.n] = '\0';
+    if (in_teams(teams, n_teams, team))
+        return NULL;
+    snprintf(buf, n_buf, "reversing would move the row to team %s, which you do not supervise: "
+                         "refused", team);
+    return buf;
 }
 
 static int apply_reversal(store *st, push_ctx *c, conflict_rec *rec, const char (*teams)[64],
                           uint32_t n_teams)
 {
-    store_table *t = table_by_id(st, rec->table_id);
+    store_table *t = store_table_by_id(st, rec->table_id);
     proto_value pk[16];
     proto_value scope_new;
     row_meta meta;
     uint32_t n_pk = 0;
     uint64_t col_hlc = 0;
     int64_t col_device = 0;
+    const char *refusal;
+    char why[160];
     int out;
 
-    if (!t || rec->col < 0 || (uint32_t)rec->col >= t->n_cols || !rec->reversible)
-        return store_fail(st, STORE_EINVAL, "this decision cannot be reversed (a row-level "
-                                            "conflict or a table without reversible merges)");
+    /* Asked as the dashboard's listing asks it (store_dash_reverse_refusal), on the row as it
+     * is now, in this transaction. */
+    out = row_meta_get(st, rec->table_id, &rec->pk_blob, &c->arena, &meta);
+    if (out != STORE_OK)
+        return out;
+    refusal = store_dash_reverse_refusal(t, rec->col, rec->reversible,
+                                         meta.exists && !meta.deleted, &rec->losing, teams,
+                                         n_teams, why, sizeof why);
+    if (refusal != NULL)
+        return store_fail(st, STORE_EINVAL, "%s", refusal);
     out = store_values_decode(&c->arena, rec->pk_blob.data, rec->pk_blob.len, pk, 16, &n_pk);
     if (out != 0 || n_pk != t->n_pk)
         return store_fail(st, STORE_EIO, "conflict %s: bad primary key", t->name);
-    out = check_scope_target(st, t, rec, teams, n_teams);
-    if (out != STORE_OK)
-        return out;
-    out = row_meta_get(st, t->id, &rec->pk_blob, &c->arena, &meta);
-    if (out != STORE_OK)
-        return out;
-    if (!meta.exists || meta.deleted)
-        return store_fail(st, STORE_EINVAL, "the row was deleted since: nothing to reverse");
     out = write_value(st, c, t, (uint32_t)rec->col, pk, &rec->losing);
     if (out != STORE_OK)
         return out;

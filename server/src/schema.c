@@ -840,6 +840,14 @@ store_table *store_table_find(store *st, const char *name)
     return NULL;
 }
 
+store_table *store_table_by_id(store *st, int64_t id)
+{
+    for (uint32_t i = 0; i < st->n_tables; i++)
+        if (st->tables[i].id == id)
+            return &st->tables[i];
+    return NULL;
+}
+
 /* SQLite's affinity rules (datatype3.html 3.1): INT first, then CHAR, CLOB or TEXT. */
 static bool decl_is_text(const unsigned char *decl)
 {

@@ -353,6 +353,98 @@ done:
     return out;
 }
 
+/* The top-level part of a CREATE TABLE's column list that toks[at] is in: *out_first..*out_end
+ * are its tokens (empty for ",," or ",)"); a ',' or the closing ')' at the list's level counts
+ * as the end of the part before it. False when toks[at] is not inside the column list. */
+static bool list_part_at(const sql_token *toks, size_t n, size_t at, size_t *out_first,
+                         size_t *out_end)
+{
+    size_t open = 0;
+    while (open < n && !sql_token_is_punct(&toks[open], '('))
+        open++;
+    if (open >= n || at <= open)
+        return false;
+    int depth = 0;
+    size_t first = open + 1;
+    for (size_t i = open + 1; i < n; i++) {
+        bool sep = depth == 0 &&
+                   (sql_token_is_punct(&toks[i], ',') || sql_token_is_punct(&toks[i], ')'));
+        if (sep && i >= at) {
+            *out_first = first;
+            *out_end = i;
+            return true;
+        }
+        if (sep && sql_token_is_punct(&toks[i], ')'))
+            return false; /* at is past the list */
+        if (sep)
+            first = i + 1;
+        depth += sql_token_is_punct(&toks[i], '(') - sql_token_is_punct(&toks[i], ')');
+    }
+    *out_first = first;
+    *out_end = n;
+    return at >= first;
+}
+
+/* A table constraint starts with one of these words, a column definition with its name. */
+static bool is_table_constraint(const sql_token *tk)
+{
+    static const char *const words[] = {"CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN",
+                                        NULL};
+    for (size_t i = 0; words[i] != NULL; i++)
+        if (sql_token_is_word(tk, words[i]))
+            return true;
+    return false;
+}
+
+/* n bytes at from as text for a one-line message, into out: whitespace runs as one space,
+ * other control bytes as '?', at most max bytes (then "..."). */
+static void shown(const char *from, size_t n, size_t max, char *out, size_t out_size)
+{
+    size_t k = 0;
+    bool space = false;
+    for (size_t i = 0; i < n && k + 4 < out_size; i++) {
+        unsigned char ch = (unsigned char)from[i];
+        if (isspace(ch)) {
+            space = true;
+            continue;
+        }
+        if (k >= max) {
+            memcpy(out + k, "...", 3);
+            k += 3;
+            break;
+        }
+        if (space && k > 0)
+            out[k++] = ' ';
+        space = false;
+        out[k++] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+    }
+    out[k] = '\0';
+}
+
+/* toks[first..end) as the text they came from (quotes included), cut to 60 bytes. */
+static void part_text(const sql_token *toks, size_t first, size_t end, char *out,
+                      size_t out_size)
+{
+    const char *from = toks[first].s - (toks[first].quote ? 1 : 0);
+    const sql_token *last = &toks[end - 1];
+    const char *to = last->s + last->n + (last->quote ? 1 : 0);
+    shown(from, (size_t)(to - from), 60, out, out_size);
+}
+
+/* "column NAME" or "a table constraint (TEXT)" for the part toks[first..end) (not empty). */
+static void describe_part(const sql_token *toks, size_t first, size_t end, char *out,
+                          size_t out_size)
+{
+    char text[80];
+    if (is_table_constraint(&toks[first])) {
+        part_text(toks, first, end, text, sizeof text);
+        snprintf(out, out_size, "a table constraint (%s)", text);
+    } else {
+        shown(toks[first].s, toks[first].n, 64, text, sizeof text);
+        snprintf(out, out_size, "column %s", text);
+    }
+}
+
 static bool same_token(const sql_token *a, const sql_token *b)
 {
     if (a->kind != b->kind || a->n != b->n)
@@ -429,6 +521,49 @@ static int check_added_column(const sql_token *toks, size_t n, const char *table
     return STORE_ESCHEMA;
 }
 
+#define APPEND_ONLY_WHY                                                                         \
+    "an upgrade may only append columns (a device that creates the table fresh would get the "   \
+    "change, the store and older devices would not)"
+
+/* Why an upgrade's CREATE TABLE (w) is more than the old one (o) with columns appended, where
+ * they first differ, w[at]: a part of the column list changed (named, with its old and new
+ * text), a part inserted after a comma (inserted: w[at] is that comma), or a change outside the
+ * column list. */
+static void explain_change(const sql_token *o, size_t no, const sql_token *w, size_t nw,
+                           size_t at, bool inserted, const char *table, char *err,
+                           size_t err_size)
+{
+    size_t first, end, o_first, o_end;
+    char what[120], text[80], o_text[80];
+
+    if (at >= nw)
+        at = nw - 1;
+    if (inserted && at + 1 < nw && sql_token_is_punct(&w[at], ',') &&
+        list_part_at(w, nw, at + 1, &first, &end) && first < end) {
+        describe_part(w, first, end, what, sizeof what);
+        snprintf(err, err_size, "table %s: %s was added: " APPEND_ONLY_WHY, table, what);
+        return;
+    }
+    if (!list_part_at(w, nw, at, &first, &end) || first == end) {
+        shown(w[at].s, w[at].n, 30, text, sizeof text);
+        snprintf(err, err_size,
+                 "table %s: the CREATE TABLE changed outside its column list (at '%s'): "
+                 APPEND_ONLY_WHY,
+                 table, text);
+        return;
+    }
+    describe_part(w, first, end, what, sizeof what);
+    part_text(w, first, end, text, sizeof text);
+    if (at < no && list_part_at(o, no, at, &o_first, &o_end) && o_first < o_end) {
+        part_text(o, o_first, o_end, o_text, sizeof o_text);
+        snprintf(err, err_size, "table %s: %s changed from '%s' to '%s': " APPEND_ONLY_WHY, table,
+                 what, o_text, text);
+    } else {
+        snprintf(err, err_size, "table %s: %s changed (now '%s'): " APPEND_ONLY_WHY, table, what,
+                 text);
+    }
+}
+
 int schema_appended_only(const char *old_sql, const schema_table *t, uint32_t old_n_cols,
                          char *err, size_t err_size)
 {
@@ -462,12 +597,7 @@ int schema_appended_only(const char *old_sql, const schema_table *t, uint32_t ol
             ok = false;
     }
     if (!ok) {
-        size_t at = pre < nw ? pre : nw - 1;
-        snprintf(err, err_size,
-                 "table %s: the CREATE TABLE changes more than appending columns (near '%.*s'): "
-                 "only devices that create the table fresh would get the change; upgrades may "
-                 "only append columns",
-                 t->name, (int)(w[at].n > 20 ? 20 : w[at].n), w[at].s);
+        explain_change(o, no, w, nw, pre, pre + suf == no, t->name, err, err_size);
         out = STORE_ESCHEMA;
         goto done;
     }
@@ -476,10 +606,8 @@ int schema_appended_only(const char *old_sql, const schema_table *t, uint32_t ol
         while (end < to && !sql_token_is_punct(&w[end], ','))
             end = skip_group(w, to, end);
         if (c + 1 == t->n_cols && end != to) {
-            snprintf(err, err_size,
-                     "table %s: the CREATE TABLE changes more than appending columns "
-                     "(upgrades may only append column definitions)",
-                     t->name);
+            /* more than the new columns was inserted: a table constraint after them */
+            explain_change(o, no, w, nw, end, true, t->name, err, err_size);
             out = STORE_ESCHEMA;
             break;
         }
@@ -489,6 +617,192 @@ int schema_appended_only(const char *old_sql, const schema_table *t, uint32_t ol
 done:
     free(o);
     free(w);
+    return out;
+}
+
+/* What one statement of a schema file creates: "table NAME", "index NAME" or its first words. */
+static void statement_subject(const sql_token *toks, size_t n, char *out, size_t out_size)
+{
+    size_t i = 0;
+    if (i < n && sql_token_is_word(&toks[i], "CREATE")) {
+        i++;
+        while (i < n && (sql_token_is_word(&toks[i], "TEMP") ||
+                         sql_token_is_word(&toks[i], "TEMPORARY") ||
+                         sql_token_is_word(&toks[i], "UNIQUE")))
+            i++;
+        bool table = i < n && sql_token_is_word(&toks[i], "TABLE");
+        bool index = i < n && sql_token_is_word(&toks[i], "INDEX");
+        if ((table || index) && ++i < n) {
+            if (i + 2 < n && sql_token_is_word(&toks[i], "IF") &&
+                sql_token_is_word(&toks[i + 1], "NOT") && sql_token_is_word(&toks[i + 2], "EXISTS"))
+                i += 3;
+            if (i + 2 < n && sql_token_is_punct(&toks[i + 1], '.'))
+                i += 2;
+            if (i < n && toks[i].kind == SQL_TK_IDENT) {
+                char name[80];
+                shown(toks[i].s, toks[i].n, 64, name, sizeof name);
+                snprintf(out, out_size, "%s %s", table ? "table" : "index", name);
+                return;
+            }
+        }
+    }
+    size_t end = 0;
+    while (end < n && end < 3 && !sql_token_is_punct(&toks[end], ';'))
+        end++;
+    if (end == 0) {
+        snprintf(out, out_size, "a statement");
+        return;
+    }
+    char text[80];
+    part_text(toks, 0, end, text, sizeof text);
+    snprintf(out, out_size, "the statement '%s ...'", text);
+}
+
+/* A syntax error at byte offset off of stmt_sql (-1: at its end), in plain words; an
+ * unrecognized token is an unclosed quote or a character SQL has no use for. */
+static void explain_syntax(const sql_token *toks, size_t n, const char *stmt_sql, int off,
+                           bool unrecognized, const char *subject, char *out, size_t out_size)
+{
+    size_t at = 0;
+    while (off >= 0 && at < n && toks[at].s + toks[at].n <= stmt_sql + off)
+        at++;
+    if (off < 0 || at >= n) {
+        snprintf(out, out_size, "%s: the statement ends too early (a ')' or ';' missing?)",
+                 subject);
+        return;
+    }
+    char what[120], tk[40];
+    shown(toks[at].s, toks[at].n, 30, tk, sizeof tk);
+    const char *hint = unrecognized ? " (an unclosed quote?)"
+                       : toks[at].kind == SQL_TK_IDENT && toks[at].quote == 0
+                           ? " (a comma missing before it?)"
+                           : "";
+    size_t first, end;
+    bool is_table = strncmp(subject, "table ", 6) == 0;
+    if (!is_table || !list_part_at(toks, n, at, &first, &end)) {
+        /* past a table's column list, CREATE starts the next statement */
+        if (!unrecognized && at > 0 && sql_token_is_word(&toks[at], "CREATE"))
+            hint = " (a ';' missing before it?)";
+        else if (!unrecognized)
+            hint = "";
+        snprintf(out, out_size, "%s: the SQL cannot be read at '%s'%s", subject, tk, hint);
+        return;
+    }
+    if (first == end && sql_token_is_punct(&toks[first - 1], '(')) {
+        snprintf(out, out_size, "%s: the column list starts with a comma", subject);
+        return;
+    }
+    if (first == end) {
+        /* ",," or ",)": a definition that is not there */
+        if (first >= 2 && sql_token_is_punct(&toks[first - 1], ',')) {
+            size_t pf, pe;
+            if (list_part_at(toks, n, first - 1, &pf, &pe) && pf < pe) {
+                describe_part(toks, pf, pe, what, sizeof what);
+                snprintf(out, out_size,
+                         "%s: a comma too many after %s (an empty column definition)", subject,
+                         what);
+                return;
+            }
+        }
+        snprintf(out, out_size, "%s: an empty column definition at '%s'", subject, tk);
+        return;
+    }
+    describe_part(toks, first, end, what, sizeof what);
+    snprintf(out, out_size, "%s, %s: the definition cannot be read at '%s'%s", subject, what,
+             tk, hint);
+}
+
+/* Why SQLite refused one statement (stmt_sql, rc, its message), in plain words, into err:
+ * "schema file line N: table T, column C: reason". SQLite's own message is kept as a detail
+ * where ours is only a guess at what it meant. */
+static void explain_refusal(sqlite3 *db, const char *sql, const char *stmt_sql, int rc,
+                            char *err, size_t err_size)
+{
+    const char *raw = sqlite3_errmsg(db);
+    int off = sqlite3_error_offset(db);
+    sql_token *toks = NULL;
+    size_t n = 0;
+    char msg[200], subject[160], reason[400];
+    unsigned line = 1;
+
+    shown(raw, strlen(raw), 190, msg, sizeof msg);
+
+    if (sql_tokenize(stmt_sql, &toks, &n) != 0) {
+        snprintf(err, err_size, "out of memory");
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (sql_token_is_punct(&toks[i], ';')) {
+            n = i;
+            break;
+        }
+    statement_subject(toks, n, subject, sizeof subject);
+    const char *pos = off >= 0 ? stmt_sql + off : (n > 0 ? toks[0].s : stmt_sql);
+    for (const char *p = sql; p < pos && *p; p++)
+        line += *p == '\n';
+    const char *name_in_msg = strchr(msg, ':') ? strchr(msg, ':') + 1 : "";
+    while (*name_in_msg == ' ')
+        name_in_msg++;
+    if (strncmp(name_in_msg, "main.", 5) == 0)
+        name_in_msg += 5;
+
+    if (rc == SQLITE_AUTH)
+        snprintf(reason, sizeof reason,
+                 "%s: a schema file may only hold CREATE TABLE and CREATE INDEX statements",
+                 subject);
+    else if (strstr(msg, "syntax error") || strstr(msg, "incomplete input") ||
+             strstr(msg, "unrecognized token"))
+        explain_syntax(toks, n, stmt_sql, strstr(msg, "incomplete input") ? -1 : off,
+                       strstr(msg, "unrecognized token") != NULL, subject, reason, sizeof reason);
+    else if (strncmp(msg, "duplicate column name: ", 23) == 0)
+        snprintf(reason, sizeof reason, "%s: column %s is defined twice", subject, name_in_msg);
+    else if (strncmp(msg, "no such table: ", 15) == 0)
+        snprintf(reason, sizeof reason,
+                 "%s: table %s is not created before it in the schema file", subject,
+                 name_in_msg);
+    else if (strncmp(msg, "no such column: ", 16) == 0 && strncmp(subject, "index ", 6) == 0)
+        snprintf(reason, sizeof reason, "%s: its table has no column %s", subject, name_in_msg);
+    else if (strncmp(msg, "no such column: ", 16) == 0)
+        snprintf(reason, sizeof reason, "%s: a constraint names column %s, which it does not have",
+                 subject, name_in_msg);
+    else if (strstr(msg, " already exists"))
+        snprintf(reason, sizeof reason, "%s is created twice", subject);
+    else
+        snprintf(reason, sizeof reason, "%s: SQLite refuses it (%s)", subject, msg);
+    snprintf(err, err_size, "schema file line %u: %s", line, reason);
+    free(toks);
+}
+
+/* Runs schema_sql one statement at a time under the schema authorizer; the first one SQLite
+ * refuses is explained (explain_refusal). */
+static int run_schema_sql(sqlite3 *db, const char *schema_sql, char *err, size_t err_size)
+{
+    const char *at = schema_sql;
+    int out = 0;
+
+    sqlite3_set_authorizer(db, schema_authorizer, NULL);
+    while (out == 0 && *at != '\0') {
+        sqlite3_stmt *stmt = NULL;
+        const char *tail = NULL;
+        int rc = sqlite3_prepare_v2(db, at, -1, &stmt, &tail);
+        if (rc == SQLITE_OK && stmt != NULL) {
+            rc = sqlite3_step(stmt);
+            if (rc == SQLITE_DONE || rc == SQLITE_ROW)
+                rc = SQLITE_OK;
+        }
+        if (rc == SQLITE_NOMEM) {
+            snprintf(err, err_size, "out of memory");
+            out = STORE_ENOMEM;
+        } else if (rc != SQLITE_OK) {
+            explain_refusal(db, schema_sql, at, rc, err, err_size);
+            out = STORE_ESCHEMA;
+        }
+        sqlite3_finalize(stmt);
+        if (tail == NULL || tail == at)
+            break;
+        at = tail;
+    }
+    sqlite3_set_authorizer(db, NULL, NULL);
     return out;
 }
 
@@ -503,17 +817,11 @@ static int load_schema_db(const char *schema_sql, sqlite3 **out_db, char *err, s
         snprintf(err, err_size, "out of memory");
         return STORE_ENOMEM;
     }
-    sqlite3_set_authorizer(db, schema_authorizer, NULL);
-    char *sql_err = NULL;
-    if (sqlite3_exec(db, schema_sql, NULL, NULL, &sql_err) != SQLITE_OK) {
-        snprintf(err, err_size,
-                 "schema file: %s (only CREATE TABLE and CREATE INDEX statements are allowed)",
-                 sql_err ? sql_err : "invalid SQL");
-        sqlite3_free(sql_err);
+    int out = run_schema_sql(db, schema_sql, err, err_size);
+    if (out != 0) {
         sqlite3_close(db);
-        return STORE_ESCHEMA;
+        return out;
     }
-    sqlite3_set_authorizer(db, NULL, NULL);
     *out_db = db;
     return 0;
 }
@@ -527,7 +835,8 @@ static void problem_message(enum problem_kind kind, const char *const v[4], char
     case PROBLEM_UNIQUE:
         snprintf(msg, msg_size,
                  "table %s: column %s is %s: two offline devices can each take the same value, "
-                 "and the store could keep only one; drop it (a plain index is fine)",
+                 "and the store could keep only one; drop it (a plain index is fine, and so is "
+                 "a UNIQUE that includes the whole primary key)",
                  v[0], v[1], v[2]);
         break;
     case PROBLEM_COLLATE:
@@ -578,7 +887,9 @@ int schema_replica_problems(const char *schema_sql, schema_problem_cb cb, void *
     int out = load_schema_db(schema_sql, &db, err, err_size);
     if (out != 0)
         return out;
-    /* origin 'u': a UNIQUE clause of the table; 'c': CREATE UNIQUE INDEX */
+    /* origin 'u': a UNIQUE clause of the table; 'c': CREATE UNIQUE INDEX. One whose columns
+     * include every primary key column, each under the key's own collation, can never clash
+     * while the key is unique: only one that leaves out a key column (k) is a problem. */
     out = report_rows(
         db,
         "SELECT t.name, ifnull((SELECT group_concat(ifnull(x.name, '(an expression)'), ', ')"
@@ -586,6 +897,13 @@ int schema_replica_problems(const char *schema_sql, schema_problem_cb cb, void *
         "   CASE l.origin WHEN 'u' THEN 'UNIQUE' ELSE 'in unique index ' || l.name END"
         " FROM sqlite_master t, pragma_index_list(t.name) l"
         " WHERE t.type = 'table' AND l.\"unique\" AND l.origin <> 'pk'"
+        "   AND (NOT EXISTS (SELECT 1 FROM pragma_table_info(t.name) k WHERE k.pk > 0)"
+        "     OR EXISTS (SELECT 1 FROM pragma_table_info(t.name) k WHERE k.pk > 0"
+        "       AND NOT EXISTS (SELECT 1 FROM pragma_index_xinfo(l.name) x"
+        "         WHERE x.key AND x.name = k.name AND x.coll = ifnull("
+        "           (SELECT px.coll FROM pragma_index_list(t.name) pl,"
+        "              pragma_index_xinfo(pl.name) px"
+        "            WHERE pl.origin = 'pk' AND px.key AND px.name = k.name), 'BINARY'))))"
         " ORDER BY t.rowid, l.seq DESC",
         PROBLEM_UNIQUE, cb, user_data, err, err_size);
     if (out == 0)
@@ -621,24 +939,9 @@ int schema_parse(const char *schema_sql, const char *policy_text, schema_def *ou
         return STORE_EINVAL;
     }
     sqlite3 *db = NULL;
-    int out = 0;
-    if (sqlite3_open_v2(":memory:", &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY, NULL) !=
-        SQLITE_OK) {
-        snprintf(err, err_size, "out of memory");
-        out = STORE_ENOMEM;
+    int out = load_schema_db(schema_sql, &db, err, err_size);
+    if (out != 0)
         goto done;
-    }
-    sqlite3_set_authorizer(db, schema_authorizer, NULL);
-    char *sql_err = NULL;
-    if (sqlite3_exec(db, schema_sql, NULL, NULL, &sql_err) != SQLITE_OK) {
-        snprintf(err, err_size,
-                 "schema file: %s (only CREATE TABLE and CREATE INDEX statements are allowed)",
-                 sql_err ? sql_err : "invalid SQL");
-        sqlite3_free(sql_err);
-        out = STORE_ESCHEMA;
-        goto done;
-    }
-    sqlite3_set_authorizer(db, NULL, NULL);
     out = read_tables(db, out_def, err, err_size);
     if (out == 0 && out_def->n_tables == 0) {
         snprintf(err, err_size, "schema file creates no table");

@@ -811,7 +811,8 @@ typedef struct store_dash_conflict {
     char winner_device[40];
     char winner_worker[64];  /* the winning device's worker; "" when the server wrote it */
     uint64_t time_ms;
-    bool reversible;
+    bool reversible;         /* undecided and store_dash_decide would reverse it */
+    char reverse_refused[160]; /* undecided, not refused, not reversible: why ("" otherwise) */
     char decision[16];       /* "", "kept" or "reversed" */
     char decided_by[64];
     bool refused;            /* a change the server refused (never applied, not reversible):

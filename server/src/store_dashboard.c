@@ -504,7 +504,7 @@ static int conflicts_query(store *st, const char (*teams)[64], uint32_t n_teams,
                 " COALESCE(c.winner_device, ''), c.time_ms, c.reversible,"
                 " COALESCE(d.decision, ''), COALESCE(d.decided_by, ''), c.table_id, c.col,"
                 " CASE WHEN rf.conflict_id IS NULL THEN 0 ELSE 1 END, COALESCE(rf.code, 0),"
-                " COALESCE(rf.message, ''), COALESCE(wd.worker_id, '')"
+                " COALESCE(rf.message, ''), COALESCE(wd.worker_id, ''), COALESCE(r.deleted, 1)"
                 " FROM _outpost_conflicts c JOIN _outpost_tables t ON t.id = c.table_id"
                 " LEFT JOIN _outpost_devices wd ON wd.id = c.winner_device"
                 " LEFT JOIN _outpost_rows r ON r.table_id = c.table_id AND r.pk = c.pk"
@@ -561,12 +561,28 @@ static int conflicts_query(store *st, const char (*teams)[64], uint32_t n_teams,
         copy_text(c.winner_device, sizeof c.winner_device, db_column_text(stmt, 10));
         c.time_ms = (uint64_t)db_column_int64(stmt, 11);
         copy_text(c.decision, sizeof c.decision, db_column_text(stmt, 13));
-        /* Once decided, a conflict is not reversible again. */
-        c.reversible = db_column_int64(stmt, 12) != 0 && db_column_int64(stmt, 16) >= 0 &&
-                       c.decision[0] == '\0';
         copy_text(c.decided_by, sizeof c.decided_by, db_column_text(stmt, 14));
         c.refused = db_column_int64(stmt, 17) != 0;
         c.refused_code = (uint32_t)db_column_int64(stmt, 18);
+        /* Once decided, a conflict is not reversible again; undecided, it is when Reverse
+         * would do it (a deleted row, a team the supervisor does not hold: not). */
+        if (c.decision[0] == '\0') {
+            char why_buf[160];
+            proto_value losing = {.type = PROTO_NULL};
+            const char *why;
+            if (store_value_column_any(&arena, stmt, 6, &losing) != 0) {
+                out = store_fail(st, STORE_ENOMEM, "out of memory");
+                break;
+            }
+            why = store_dash_reverse_refusal(store_table_by_id(st, db_column_int64(stmt, 15)),
+                                             (int32_t)db_column_int64(stmt, 16),
+                                             db_column_int64(stmt, 12) != 0,
+                                             db_column_int64(stmt, 21) == 0, &losing, teams,
+                                             n_teams, why_buf, sizeof why_buf);
+            c.reversible = why == NULL;
+            if (why != NULL && !c.refused)
+                copy_text(c.reverse_refused, sizeof c.reverse_refused, why);
+        }
         copy_text(c.refused_message, sizeof c.refused_message, db_column_text(stmt, 19));
         copy_text(c.winner_worker, sizeof c.winner_worker, db_column_text(stmt, 20));
         out = cb(&c, user_data);

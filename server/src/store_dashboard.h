@@ -30,6 +30,16 @@ int store_dash_per_day_decoded(store *st, const store_table *t, const char (*tea
                                uint32_t n_teams, int worker_idx, int date_idx,
                                const char *date_from, store_dash_count_cb cb, void *user_data);
 
+/* Why Reverse would refuse a conflict on column col of table t (NULL: no table), or NULL when
+ * it will carry it out, save a constraint of the row that only writing it tells. The queue's
+ * listing (store_dashboard.c) and store_dash_decide (reverse.c) both ask it, so the dashboard
+ * offers Reverse exactly where the server does it. row_live: the row exists and is not deleted;
+ * losing: the value a reversal would write. The message is static or written into buf. */
+const char *store_dash_reverse_refusal(const store_table *t, int32_t col, bool reversible,
+                                       bool row_live, const proto_value *losing,
+                                       const char (*teams)[64], uint32_t n_teams, char *buf,
+                                       size_t n_buf);
+
 /* A decoded value as SQLite's text of it (NULL for NULL or no memory), in arena. */
 const char *store_dash_value_text(store_arena *arena, const proto_value *v);
 

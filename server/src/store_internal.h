@@ -211,6 +211,8 @@ uint64_t store_now_ms(void);
 int store_tables_load(store *st);
 void store_tables_free(store *st);
 store_table *store_table_find(store *st, const char *name);
+/* The synced table whose _outpost_tables id is id; NULL when none is (loaded). */
+store_table *store_table_by_id(store *st, int64_t id);
 
 /* Looks up a device's row number, worker and flags by id. STORE_ENOTFOUND when unknown. */
 typedef struct store_device_rec {

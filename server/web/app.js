@@ -704,6 +704,9 @@ async function viewConflicts(content) {
         (c.loser_worker || '?') + ') replaces "' + val(c.winning) + '" (' + (c.winner_worker || 'the server') + ').';
       rev.addEventListener('click', () => decide(c.id, 'reverse', rev, what));
       td.appendChild(rev);
+    } else if (c.reverse_refused) {
+      // The server would refuse a reversal (a record deleted since, a team you do not hold).
+      td.appendChild(el('small', ' Cannot be reversed: ' + c.reverse_refused, 'reverse-refused'));
     }
     tr.appendChild(td);
     tbody.appendChild(tr);

@@ -244,7 +244,7 @@ static void test_refused_write_is_said_kept_and_resubmitted(void **state)
     assert_int_equal(outpost("exec",
                              "INSERT INTO contacts (id, team_id, name, note) "
                              "VALUES ('0190c7a0-0000-7000-8000-0000000000a1', 't1', 'Alias R', "
-                             "'typed in the field')",
+                             "'typed in' || char(0) || ' the field')",
                              NULL),
                      0);
     assert_int_equal(outpost("sync", NULL, NULL), 5);
@@ -265,7 +265,8 @@ static void test_refused_write_is_said_kept_and_resubmitted(void **state)
     assert_int_equal(sscanf(strstr(out, "\n") + 1, "%15s", id), 1);
     assert_int_equal(outpost("rejected", "show", id), 0);
     assert_non_null(strstr(out, "name = 'Alias R'"));
-    assert_non_null(strstr(out, "note = 'typed in the field'"));
+    /* a NUL in what the worker typed is shown, not where the value ends (F9) */
+    assert_non_null(strstr(out, "note = 'typed in\\0 the field'"));
     assert_non_null(strstr(out, "team_id = 't1'"));
     /* A bad correction is refused and loses nothing. */
     const char *bad[] = {OUTPOST_CLI_PATH, "--db", db, "--key-file", key, "rejected", "resubmit",
@@ -283,7 +284,7 @@ static void test_refused_write_is_said_kept_and_resubmitted(void **state)
     assert_int_equal(outpost("query", "SELECT team_id, note FROM contacts WHERE name = 'Alias R'",
                              NULL),
                      0);
-    assert_non_null(strstr(out, "t1\ttyped in the field"));
+    assert_non_null(strstr(out, "t1\ttyped in\\0 the field"));
 
     /* Discarding is explicit and leaves a record. */
     assert_int_equal(outpost("exec",
@@ -302,6 +303,28 @@ static void test_refused_write_is_said_kept_and_resubmitted(void **state)
                                       "WHERE action = 'discarded'", NULL), 0);
     assert_non_null(strstr(out, "0190c7a0-0000-7000-8000-0000000000a2"));
     assert_int_equal(outpost("sync", NULL, NULL), 0);
+}
+
+/* F9: a text value is printed whole, escaped so that one line is one row and one tab one
+ * column: an embedded NUL no longer cuts it, and no value can pass for another (a text "NULL"
+ * is not SQL NULL, a backslash in the text is doubled). */
+static void test_query_prints_text_whole_and_escaped(void **state)
+{
+    (void)state;
+    /* 'ab' NUL 'c' TAB '\' LF 'd' ESC */
+    assert_int_equal(outpost("query",
+                             "SELECT CAST(x'616200630940' AS TEXT) AS nul_tab,"
+                             " CAST(x'5c0a641b' AS TEXT) AS slash_lf_esc, NULL AS n,"
+                             " 'NULL' AS t, x'0001' AS b, 7 AS i",
+                             NULL),
+                     0);
+    static const char want[] = "nul_tab\tslash_lf_esc\tn\tt\tb\ti\n"
+                               "ab\\0c\\t@\t\\\\\\nd\\x1b\t\\N\tNULL\t\\<2-byte blob>\t7\n";
+    if (strcmp(out, want) != 0)
+        fail_msg("query printed:\n%s\nwanted:\n%s", out, want);
+    /* a NUL made by an SQL function, the way a value typed in the field can carry one */
+    assert_int_equal(outpost("query", "SELECT 'x' || char(0) || 'y'", NULL), 0);
+    assert_non_null(strstr(out, "\nx\\0y\n"));
 }
 
 /* What a user is told is what happened. */
@@ -513,6 +536,7 @@ int main(void)
         cmocka_unit_test(test_used_code_is_refused_for_good),
         cmocka_unit_test(test_refused_write_is_said_kept_and_resubmitted),
         cmocka_unit_test(test_cli_results_are_honest),
+        cmocka_unit_test(test_query_prints_text_whole_and_escaped),
         cmocka_unit_test(test_a_server_message_over_the_limit_exits_3),
         cmocka_unit_test(test_revoked_device_hears_of_its_undelivered_entries),
         cmocka_unit_test(test_sync_with_the_server_away_exits_3),

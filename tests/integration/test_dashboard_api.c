@@ -132,6 +132,14 @@ static void log_in(const char *name, login *out)
     dash_reply_free(&r);
 }
 
+static int count_in(const char *body, const char *needle)
+{
+    int n = 0;
+    for (const char *p = strstr(body, needle); p; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
 static void push_row(const test_device *dev, uint64_t seq, const char *id, const char *team,
                      const char *name)
 {
@@ -482,6 +490,102 @@ static void test_reversal_reaches_a_connected_device(void **state)
     dash_reply_free(&r);
     testclient_close(ta);
     testclient_close(tb);
+}
+
+/* Deletes row id (team_id team, name name, note as fixture_insert_push writes it) as a device
+ * that has seen it so. */
+static void push_delete(testclient *tc, uint64_t seq, uint64_t hlc, const char *id,
+                        const char *team, const char *name)
+{
+    const char *old[FIXTURE_N_COLUMNS] = {id, team, name, "note"};
+    proto_col cols[FIXTURE_N_COLUMNS];
+    proto_change ch;
+    proto_table_changes tc_changes;
+    proto_msg msg, *reply = NULL;
+
+    memset(cols, 0, sizeof cols);
+    for (uint32_t i = 0; i < FIXTURE_N_COLUMNS; i++) {
+        cols[i].idx = i;
+        cols[i].old_val.type = PROTO_TEXT;
+        cols[i].old_val.u.b.p = (const uint8_t *)old[i];
+        cols[i].old_val.u.b.n = (uint32_t)strlen(old[i]);
+        cols[i].new_val.type = PROTO_UNDEF;
+    }
+    ch.op = PROTO_OP_DELETE;
+    ch.n_cols = FIXTURE_N_COLUMNS;
+    ch.cols = cols;
+    tc_changes.table = FIXTURE_TABLE;
+    tc_changes.n_columns = FIXTURE_N_COLUMNS;
+    tc_changes.n_changes = 1;
+    tc_changes.changes = &ch;
+    memset(&msg, 0, sizeof msg);
+    msg.type = PROTO_MSG_PUSH;
+    msg.u.push.seq = seq;
+    msg.u.push.hlc = hlc;
+    msg.u.push.schema_version = 1;
+    msg.u.push.n_tables = 1;
+    msg.u.push.tables = &tc_changes;
+    assert_int_equal(testclient_send(tc, &msg, T_MS), 0);
+    assert_int_equal(testclient_recv_type(tc, PROTO_MSG_ACK, T_MS, &reply), 0);
+    assert_int_equal(reply->u.ack.n_conflicts, 0);
+    proto_msg_free(reply);
+}
+
+/* F8: a conflict on a record deleted since is not offered for Reverse, the queue says why, and
+ * POST /api/decide refuses a reversal with the same words (it would bring the deleted record
+ * back); Keep closes it. */
+static void test_conflict_on_a_deleted_record_offers_no_reverse(void **state)
+{
+    test_device a, b;
+    login s1;
+    dash_reply r;
+    char body[64], id[24];
+    static const char why[] = "the record was deleted since: reversing would bring it back";
+    (void)state;
+
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &a), 0);
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &b), 0);
+    push_row(&a, 1, "del-1", "t1", "Orig");
+    testclient *ta = fixture_hello(&fx, &a, NULL);
+    testclient *tb = fixture_hello(&fx, &b, NULL);
+    assert_non_null(ta);
+    assert_non_null(tb);
+    push_name(tb, 1, PROTO_HLC_MAKE(now_ms(), 0), "del-1", "Orig", "Newer");
+    push_name(ta, 2, PROTO_HLC_MAKE(now_ms() - 60000, 0), "del-1", "Orig", "Older");
+    push_delete(tb, 2, PROTO_HLC_MAKE(now_ms() + 1, 0), "del-1", "t1", "Newer");
+    testclient_close(ta);
+    testclient_close(tb);
+
+    log_in("sup1", &s1);
+    assert_int_equal(request("GET", "/api/conflicts", &s1, false, NULL, NULL, &r), 0);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(count_in(r.body, "\"row\":\"del-1\""), 1); /* the delete was clean */
+    const char *p = strstr(r.body, "\"row\":\"del-1\"");
+    assert_non_null(p);
+    while (p > r.body && strncmp(p, "{\"id\":", 6) != 0)
+        p--;
+    assert_int_equal(sscanf(p, "{\"id\":%23[0-9]", id), 1);
+    const char *end = strstr(p, "\"decision\":");
+    assert_non_null(end);
+    const char *no = strstr(p, "\"reversible\":false,\"reverse_refused\":");
+    if (!no || no > end)
+        fail_msg("the queue offers Reverse for a deleted record: %.400s", p);
+    assert_non_null(strstr(no, why));
+    dash_reply_free(&r);
+
+    snprintf(body, sizeof body, "id=%s&action=reverse", id);
+    assert_int_equal(request("POST", "/api/decide", &s1, true, NULL, body, &r), 0);
+    assert_int_equal(r.status, 400);
+    assert_non_null(strstr(r.body, why));
+    dash_reply_free(&r);
+    assert_int_equal(request("GET", "/api/record?table=contacts&id=del-1", &s1, false, NULL,
+                             NULL, &r), 0);
+    assert_int_equal(r.status, 404); /* still deleted: nothing was brought back */
+    dash_reply_free(&r);
+    snprintf(body, sizeof body, "id=%s&action=keep", id);
+    assert_int_equal(request("POST", "/api/decide", &s1, true, NULL, body, &r), 0);
+    assert_int_equal(r.status, 200);
+    dash_reply_free(&r);
 }
 
 static void push_refused(const test_device *dev, uint64_t seq, const char *id, const char *team,
@@ -1196,14 +1300,6 @@ static void test_background_refreshes_do_not_extend_the_idle_clock(void **state)
 }
 
 /* ---- The audit view pages and filters; failed logins push nothing out of it ------------ */
-
-static int count_in(const char *body, const char *needle)
-{
-    int n = 0;
-    for (const char *p = strstr(body, needle); p; p = strstr(p + 1, needle))
-        n++;
-    return n;
-}
 
 static void test_audit_view_pages_and_filters(void **state)
 {
@@ -2293,6 +2389,7 @@ int main(void)
         cmocka_unit_test(test_login_sets_a_strict_session_cookie),
         cmocka_unit_test(test_views_are_limited_to_the_supervisors_teams),
         cmocka_unit_test(test_reversal_reaches_a_connected_device),
+        cmocka_unit_test(test_conflict_on_a_deleted_record_offers_no_reverse),
         cmocka_unit_test(test_refusals_reach_the_queue_without_leaking),
         cmocka_unit_test(test_logout_ends_the_session),
         cmocka_unit_test(test_sessions_are_shared_through_the_store),
@@ -2318,6 +2415,7 @@ int main(void)
         cmocka_unit_test(test_views_are_limited_to_the_supervisors_teams),
         cmocka_unit_test(test_state_changes_need_the_csrf_token),
         cmocka_unit_test(test_reversal_reaches_a_connected_device),
+        cmocka_unit_test(test_conflict_on_a_deleted_record_offers_no_reverse),
         cmocka_unit_test(test_refusals_reach_the_queue_without_leaking),
         cmocka_unit_test(test_lockout_after_five_failures),
         cmocka_unit_test(test_locked_logins_do_not_take_the_login_lane),

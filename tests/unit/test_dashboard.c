@@ -635,6 +635,7 @@ static void test_conflict_reverse_never_moves_a_row_out_of_the_supervisors_teams
                      STORE_OK);
     assert_int_equal(s.n, 1);
     assert_string_equal(s.losing, "south");
+    assert_false(s.reversible); /* the listing does not offer what Reverse refuses */
     assert_int_equal(store_dash_decide(w->fx.st, north, 1, s.id, true, "sara", NOW_MS, NULL),
                      STORE_EINVAL);
     assert_non_null(strstr(store_errmsg(w->fx.st), "south"));
@@ -646,6 +647,44 @@ static void test_conflict_reverse_never_moves_a_row_out_of_the_supervisors_teams
                      STORE_OK);
     store_device_clear(&d1);
     store_device_clear(&d2);
+}
+
+/* F8: a conflict on a row deleted since is not offered for Reverse, and Reverse is refused
+ * with the reason: writing the losing value back would have to bring a deleted record back
+ * to life, which only a person re-creating it may do. Keep still closes the conflict, and the
+ * row stays deleted. */
+static void test_conflict_on_a_deleted_row_is_not_offered_for_reverse(void **state)
+{
+    world *w = *state;
+    conflict_seen s = {0};
+
+    make_conflict(w);
+    tpush *tp = tp_new(3, HLC(NOW_MS - 5));
+    tp_delete_contact(tp, &w->fx, "c-1");
+    proto_msg *m = fx_push(&w->fx, &w->ana2, tp, NOW_MS, NULL);
+    assert_int_equal(m->type, PROTO_MSG_ACK);
+    assert_int_equal(m->u.ack.n_conflicts, 0);
+    proto_msg_free(m);
+    tp_free(tp);
+    assert_null(fx_contact(&w->fx, "c-1", "name"));
+
+    assert_int_equal(store_dash_conflicts(w->fx.st, north, 1, false, 0, collect_conflict, &s),
+                     STORE_OK);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.losing, "Earlier");
+    assert_false(s.reversible);
+    assert_int_equal(store_dash_decide(w->fx.st, north, 1, s.id, true, "sara", NOW_MS, NULL),
+                     STORE_EINVAL);
+    assert_non_null(strstr(store_errmsg(w->fx.st), "deleted"));
+    assert_null(fx_contact(&w->fx, "c-1", "name"));
+    assert_int_equal(store_dash_decide(w->fx.st, north, 1, s.id, false, "sara", NOW_MS, NULL),
+                     STORE_OK);
+    memset(&s, 0, sizeof s);
+    assert_int_equal(store_dash_conflicts(w->fx.st, north, 1, true, 0, collect_conflict, &s),
+                     STORE_OK);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.decision, "kept");
+    assert_null(fx_contact(&w->fx, "c-1", "name"));
 }
 
 static void test_conflict_reverse_syncs_back(void **state)
@@ -898,6 +937,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_conflict_queue_shows_both_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflict_keep_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflict_reverse_syncs_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_conflict_on_a_deleted_row_is_not_offered_for_reverse,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_history_follows_the_row_and_older_stores_upgrade,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(
@@ -916,6 +957,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_conflict_queue_shows_both_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflict_keep_changes_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_conflict_reverse_syncs_back, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_conflict_on_a_deleted_row_is_not_offered_for_reverse,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_conflict_reverse_never_moves_a_row_out_of_the_supervisors_teams, setup, teardown),
         cmocka_unit_test_setup_teardown(test_history_and_device_report, setup, teardown),

@@ -150,11 +150,64 @@ static void test_schema_init_refuses_bad_policy_and_statements(void **state)
     expect_schema_error(fx,
                         "CREATE TABLE contacts(id TEXT PRIMARY KEY, team_id TEXT);"
                         "CREATE TRIGGER t AFTER INSERT ON contacts BEGIN SELECT 1; END;",
-                        contacts_policy, "only CREATE TABLE");
+                        contacts_policy,
+                        "schema file line 1: the statement 'CREATE TRIGGER t ...': a schema file "
+                        "may only hold CREATE TABLE and CREATE INDEX statements");
     expect_schema_error(fx, "ATTACH DATABASE '/tmp/x.db' AS x;", contacts_policy,
-                        "only CREATE TABLE");
+                        "the statement 'ATTACH DATABASE '/tmp/x.db' ...': a schema file may only "
+                        "hold CREATE TABLE");
     expect_schema_error(fx, "CREATE TABLE _outpost_x(id TEXT PRIMARY KEY, team_id TEXT);",
                         "_outpost_x scope=team_id\n", "reserved");
+}
+
+/* A schema file SQLite cannot read is refused naming the line, the table (or index) and the
+ * column, and why in plain words, never with SQLite's bare "near ...: syntax error". */
+static void test_schema_refusals_name_table_column_and_reason(void **state)
+{
+    fixture *fx = *state;
+    static const struct {
+        const char *sql, *want;
+    } cases[] = {
+        {"CREATE TABLE contacts(id TEXT PRIMARY KEY, team_id TEXT, name TEXT,);",
+         "schema file line 1: table contacts: a comma too many after column name (an empty "
+         "column definition)"},
+        {"CREATE TABLE contacts(id TEXT PRIMARY KEY, team_id TEXT,, name TEXT);",
+         "schema file line 1: table contacts: a comma too many after column team_id"},
+        {"CREATE TABLE contacts(id TEXT PRIMARY KEY, team_id TEXT);\n"
+         "CREATE TABLE visits(id TEXT PRIMARY KEY\n team_id TEXT);",
+         "schema file line 3: table visits, column id: the definition cannot be read at "
+         "'team_id' (a comma missing before it?)"},
+        {"CREATE TABLE contacts(id TEXT PRIMARY KEY, team_id TEXT,\n"
+         " CHECK (team_id <> '' AND));",
+         "schema file line 2: table contacts, a table constraint (CHECK (team_id <> '' AND)): "
+         "the definition cannot be read at ')'"},
+        {"CREATE TABLE contacts(id TEXT PRIMARY KEY, team_id TEXT, name TEXT, name TEXT);",
+         "schema file line 1: table contacts: column name is defined twice"},
+        {"CREATE TABLE contacts(id TEXT PRIMARY KEY, team_id TEXT);\n"
+         "CREATE INDEX visits_team ON visits(team_id);",
+         "schema file line 2: index visits_team: table visits is not created before it"},
+        {"CREATE TABLE contacts(id TEXT PRIMARY KEY, team_id TEXT);\n"
+         "CREATE INDEX contacts_x ON contacts(x);",
+         "schema file line 2: index contacts_x: its table has no column x"},
+        {"CREATE TABLE contacts(id TEXT PRIMARY KEY, team_id TEXT",
+         "schema file line 1: table contacts: the statement ends too early"},
+        {"CREATE TABLE contacts(id TEXT PRIMARY KEY, team_id TEXT)\n"
+         "CREATE TABLE visits(id TEXT PRIMARY KEY, team_id TEXT);",
+         "schema file line 2: table contacts: the SQL cannot be read at 'CREATE' (a ';' missing "
+         "before it?)"},
+        {"CREATE TABLE contacts(id TEXT, team_id TEXT, PRIMARY KEY(idd));",
+         "schema file line 1: table contacts: a constraint names column idd, which it does not "
+         "have"},
+        {"CREATE TABLE contacts(id TEXT PRIMARY KEY, team_id TEXT,\n"
+         " CHECK (team_id <>\n '' AND\t));",
+         "schema file line 3: table contacts, a table constraint (CHECK (team_id <> '' AND )): "
+         "the definition cannot be read at ')'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        expect_schema_error(fx, cases[i].sql, contacts_policy, cases[i].want);
+        if (strstr(store_errmsg(fx->st), "near") != NULL)
+            fail_msg("SQLite's parser message: %s", store_errmsg(fx->st));
+    }
 }
 
 static void test_schema_init_twice_is_eexists(void **state)
@@ -339,6 +392,40 @@ static void test_schema_init_refuses_what_replicas_cannot_keep(void **state)
         fail_msg("init: %s", store_errmsg(fx->st));
 }
 
+/* A UNIQUE whose columns include the whole primary key (compared as the key compares them) can
+ * never clash while the key is unique: taken, by init and by upgrade. One that leaves out a key
+ * column, or takes one under another collation, is still refused. */
+static void test_schema_unique_containing_the_whole_key_is_taken(void **state)
+{
+    fixture *fx = *state;
+    const char *u_policy = "u scope=team_id\n";
+    expect_schema_error(fx,
+                        "CREATE TABLE u(a TEXT, b TEXT, team_id TEXT NOT NULL, code TEXT,"
+                        " PRIMARY KEY(a, b), UNIQUE(a, code));",
+                        u_policy, "table u: column a, code is UNIQUE");
+    expect_schema_error(fx,
+                        "CREATE TABLE u(id TEXT PRIMARY KEY, team_id TEXT NOT NULL, code TEXT);"
+                        "CREATE UNIQUE INDEX u_ci ON u(id COLLATE NOCASE, code);",
+                        u_policy, "table u: column id, code is in unique index u_ci");
+    const char *sql = "CREATE TABLE u(a TEXT, b TEXT, team_id TEXT NOT NULL, code TEXT,"
+                      " PRIMARY KEY(a, b), UNIQUE(code, b, a));"
+                      "CREATE UNIQUE INDEX u_key ON u(b, a);"
+                      "CREATE UNIQUE INDEX u_code ON u(a, lower(code), b) WHERE code IS NOT NULL;";
+    if (store_init_schema(fx->st, sql, u_policy) != 0)
+        fail_msg("init: %s", store_errmsg(fx->st));
+    assert_int_equal(fx_int(fx, "SELECT count(*) FROM sqlite_master WHERE type = 'index'"
+                                " AND name IN ('u_key', 'u_code')"),
+                     2);
+    /* an upgrade adds one too, and still refuses one without the whole key */
+    char more[1024];
+    snprintf(more, sizeof more, "%sCREATE UNIQUE INDEX u_team ON u(team_id, a);", sql);
+    expect_upgrade_refused(fx, more, u_policy, "column team_id, a is in unique index u_team");
+    snprintf(more, sizeof more, "%sCREATE UNIQUE INDEX u_all ON u(team_id, a, b);", sql);
+    if (store_upgrade_schema(fx->st, more, u_policy) != 0)
+        fail_msg("upgrade: %s", store_errmsg(fx->st));
+    assert_int_equal(fx_int(fx, "SELECT count(*) FROM sqlite_master WHERE name = 'u_all'"), 1);
+}
+
 static void upgrade_contacts_with(fixture *fx, const char *contacts_sql, const char *extra_sql,
                                   const char *message_part)
 {
@@ -384,13 +471,28 @@ static void test_schema_upgrade_refuses_what_add_column_would_drop(void **state)
                           "(REFERENCES)");
     upgrade_contacts_with(fx, CONTACTS_V1_COLUMNS ", e TEXT COLLATE NOCASE)", "", "(COLLATE)");
     upgrade_contacts_with(fx, CONTACTS_V1_COLUMNS ", e TEXT, CHECK (e <> ''))", "",
-                          "table contacts: the CREATE TABLE changes more than appending columns");
+                          "table contacts: a table constraint (CHECK (e <> '')) was added: an "
+                          "upgrade may only append columns");
+    upgrade_contacts_with(fx, CONTACTS_V1_COLUMNS ", CHECK (notes <> ''))", "",
+                          "table contacts: a table constraint (CHECK (notes <> '')) was added");
     upgrade_contacts_with(
         fx,
         "CREATE TABLE contacts (id TEXT PRIMARY KEY NOT NULL, team_id TEXT NOT NULL,"
         " name TEXT NOT NULL, age INTEGER CHECK (age IS NULL OR (age BETWEEN 0 AND 30)),"
         " location TEXT, notes TEXT, risk_level INTEGER NOT NULL DEFAULT 0, updated_at INTEGER)",
-        "", "the CREATE TABLE changes more than appending columns (near '30')");
+        "",
+        "table contacts: column age changed from 'age INTEGER CHECK (age IS NULL OR (age BETWEEN 0"
+        " AND 25))' to 'age INTEGER CHECK (age IS NULL OR (age BETWEEN 0 AND 30))': an upgrade "
+        "may only append columns");
+    /* a CHECK dropped: the first difference is the comma after the column */
+    upgrade_contacts_with(
+        fx,
+        "CREATE TABLE contacts (id TEXT PRIMARY KEY NOT NULL, team_id TEXT NOT NULL,"
+        " name TEXT NOT NULL, age INTEGER, location TEXT, notes TEXT,"
+        " risk_level INTEGER NOT NULL DEFAULT 0, updated_at INTEGER)",
+        "",
+        "table contacts: column age changed from 'age INTEGER CHECK (age IS NULL OR (age BETWEEN 0"
+        " AND 25))' to 'age INTEGER'");
     upgrade_contacts_with(fx, CONTACTS_V1_COLUMNS ")",
                           "CREATE UNIQUE INDEX contacts_loc ON contacts(location);",
                           "column location is in unique index contacts_loc");
@@ -429,7 +531,8 @@ static void test_schema_old_store_with_unique_warns_and_upgrades(void **state)
     assert_int_equal(store_schema_warnings(fx->st, collect_warning, warned), 0);
     assert_string_equal(warned, "table contacts: column name is UNIQUE: two offline devices can "
                                 "each take the same value, and the store could keep only one; "
-                                "drop it (a plain index is fine)\n");
+                                "drop it (a plain index is fine, and so is a UNIQUE that "
+                                "includes the whole primary key)\n");
     const char *with_unique = "CREATE TABLE contacts (id TEXT PRIMARY KEY NOT NULL, team_id TEXT"
                               " NOT NULL, name TEXT NOT NULL UNIQUE, age INTEGER CHECK (age IS"
                               " NULL OR (age BETWEEN 0 AND 25)), location TEXT, notes TEXT,"
@@ -1413,11 +1516,13 @@ int main(void)
         T_(test_open_foreign_file_is_refused),
         E_(test_schema_init_refuses_integer_or_missing_pk),
         E_(test_schema_init_refuses_bad_policy_and_statements),
+        E_(test_schema_refusals_name_table_column_and_reason),
         T_(test_schema_init_twice_is_eexists),
         T_(test_schema_encode_describes_tables),
         T_(test_schema_upgrade_additive_accepted),
         T_(test_schema_upgrade_non_additive_refused),
         E_(test_schema_init_refuses_what_replicas_cannot_keep),
+        E_(test_schema_unique_containing_the_whole_key_is_taken),
         T_(test_schema_upgrade_refuses_what_add_column_would_drop),
         T_(test_schema_old_store_with_unique_warns_and_upgrades),
         T_(test_schema_old_upgrade_with_check_is_named),

@@ -546,7 +546,13 @@ void dash_conflict_json(dash_buf *b, const store_dash_conflict *k)
     dash_buf_json_str(b, k->winner_worker);
     dash_buf_puts(b, ",\"time_ms\":");
     format_ms(b, k->time_ms);
-    dash_buf_printf(b, ",\"reversible\":%s,\"decision\":", k->reversible ? "true" : "false");
+    dash_buf_printf(b, ",\"reversible\":%s", k->reversible ? "true" : "false");
+    if (k->reverse_refused[0] != '\0') {
+        /* why Reverse is not offered (POST /api/decide would refuse it with these words) */
+        dash_buf_puts(b, ",\"reverse_refused\":");
+        dash_buf_json_str(b, k->reverse_refused);
+    }
+    dash_buf_puts(b, ",\"decision\":");
     dash_buf_json_str(b, k->decision);
     dash_buf_puts(b, ",\"decided_by\":");
     dash_buf_json_str(b, k->decided_by);
