@@ -355,14 +355,35 @@ static void test_state_changes_need_the_csrf_token(void **state)
     dash_reply_free(&r);
 }
 
+/* Sends ch (a change to the fixture's table) as the device's transaction seq with clock hlc;
+ * returns its ACK (the caller frees it). */
+static proto_msg *push_change(testclient *tc, uint64_t seq, uint64_t hlc, proto_change *ch)
+{
+    proto_table_changes tc_changes;
+    proto_msg msg, *reply = NULL;
+
+    tc_changes.table = FIXTURE_TABLE;
+    tc_changes.n_columns = FIXTURE_N_COLUMNS;
+    tc_changes.n_changes = 1;
+    tc_changes.changes = ch;
+    memset(&msg, 0, sizeof msg);
+    msg.type = PROTO_MSG_PUSH;
+    msg.u.push.seq = seq;
+    msg.u.push.hlc = hlc;
+    msg.u.push.schema_version = 1;
+    msg.u.push.n_tables = 1;
+    msg.u.push.tables = &tc_changes;
+    assert_int_equal(testclient_send(tc, &msg, T_MS), 0);
+    assert_int_equal(testclient_recv_type(tc, PROTO_MSG_ACK, T_MS, &reply), 0);
+    return reply;
+}
+
 /* An UPDATE of name (old -> new) on row id, as device dev's transaction seq with clock hlc. */
 static void push_name(testclient *tc, uint64_t seq, uint64_t hlc, const char *id,
                       const char *old_name, const char *new_name)
 {
     proto_col cols[2];
     proto_change ch;
-    proto_table_changes tc_changes;
-    proto_msg msg, *reply = NULL;
 
     memset(cols, 0, sizeof cols);
     cols[0].idx = 0;
@@ -380,20 +401,7 @@ static void push_name(testclient *tc, uint64_t seq, uint64_t hlc, const char *id
     ch.op = PROTO_OP_UPDATE;
     ch.n_cols = 2;
     ch.cols = cols;
-    tc_changes.table = FIXTURE_TABLE;
-    tc_changes.n_columns = FIXTURE_N_COLUMNS;
-    tc_changes.n_changes = 1;
-    tc_changes.changes = &ch;
-    memset(&msg, 0, sizeof msg);
-    msg.type = PROTO_MSG_PUSH;
-    msg.u.push.seq = seq;
-    msg.u.push.hlc = hlc;
-    msg.u.push.schema_version = 1;
-    msg.u.push.n_tables = 1;
-    msg.u.push.tables = &tc_changes;
-    assert_int_equal(testclient_send(tc, &msg, T_MS), 0);
-    assert_int_equal(testclient_recv_type(tc, PROTO_MSG_ACK, T_MS, &reply), 0);
-    proto_msg_free(reply);
+    proto_msg_free(push_change(tc, seq, hlc, &ch));
 }
 
 /* The name of row id as a pull from cursor 0 sees it. */
@@ -500,8 +508,6 @@ static void push_delete(testclient *tc, uint64_t seq, uint64_t hlc, const char *
     const char *old[FIXTURE_N_COLUMNS] = {id, team, name, "note"};
     proto_col cols[FIXTURE_N_COLUMNS];
     proto_change ch;
-    proto_table_changes tc_changes;
-    proto_msg msg, *reply = NULL;
 
     memset(cols, 0, sizeof cols);
     for (uint32_t i = 0; i < FIXTURE_N_COLUMNS; i++) {
@@ -514,19 +520,7 @@ static void push_delete(testclient *tc, uint64_t seq, uint64_t hlc, const char *
     ch.op = PROTO_OP_DELETE;
     ch.n_cols = FIXTURE_N_COLUMNS;
     ch.cols = cols;
-    tc_changes.table = FIXTURE_TABLE;
-    tc_changes.n_columns = FIXTURE_N_COLUMNS;
-    tc_changes.n_changes = 1;
-    tc_changes.changes = &ch;
-    memset(&msg, 0, sizeof msg);
-    msg.type = PROTO_MSG_PUSH;
-    msg.u.push.seq = seq;
-    msg.u.push.hlc = hlc;
-    msg.u.push.schema_version = 1;
-    msg.u.push.n_tables = 1;
-    msg.u.push.tables = &tc_changes;
-    assert_int_equal(testclient_send(tc, &msg, T_MS), 0);
-    assert_int_equal(testclient_recv_type(tc, PROTO_MSG_ACK, T_MS, &reply), 0);
+    proto_msg *reply = push_change(tc, seq, hlc, &ch);
     assert_int_equal(reply->u.ack.n_conflicts, 0);
     proto_msg_free(reply);
 }
