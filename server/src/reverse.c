@@ -20,6 +20,8 @@ typedef struct conflict_rec {
     char scope[64];
     store_bytes pk_blob;
     proto_value losing;
+    uint64_t winner_hlc; /* the version the winning write left in the column */
+    int64_t winner_no;   /* its device's number, -1 when not known */
 } conflict_rec;
 
 static bool in_teams(const char (*teams)[64], uint32_t n_teams, const char *team)
@@ -36,9 +38,11 @@ static int read_conflict(store *st, int64_t id, store_arena *arena, conflict_rec
     db_stmt *stmt = NULL;
     int rc = db_prepare(st->conn,
                         "SELECT c.table_id, c.col, c.reversible, rf.team, r.scope, c.pk,"
-                        " c.losing_value, d.conflict_id IS NOT NULL"
+                        " c.losing_value, d.conflict_id IS NOT NULL, COALESCE(c.winner_hlc, 0),"
+                        " COALESCE(wd.no, -1)"
                         " FROM _outpost_conflicts c LEFT JOIN _outpost_rows r"
                         " ON r.table_id = c.table_id AND r.pk = c.pk"
+                        " LEFT JOIN _outpost_devices wd ON wd.id = c.winner_device"
                         " LEFT JOIN _outpost_conflict_refusals rf ON rf.conflict_id = c.id"
                         " LEFT JOIN _outpost_conflict_decisions d ON d.conflict_id = c.id"
                         " WHERE c.id = ?1",
@@ -58,6 +62,8 @@ static int read_conflict(store *st, int64_t id, store_arena *arena, conflict_rec
         rec->col = (int32_t)db_column_int64(stmt, 1);
         rec->reversible = db_column_int64(stmt, 2) != 0;
         rec->decided = db_column_int64(stmt, 7) != 0;
+        rec->winner_hlc = (uint64_t)db_column_int64(stmt, 8);
+        rec->winner_no = db_column_int64(stmt, 9);
         rec->scope[0] = '\0';
         if (team != NULL && team[0] != '\0')
             snprintf(rec->scope, sizeof rec->scope, "%s", team);
@@ -169,20 +175,30 @@ static int write_value(store *st, push_ctx *c, store_table *t, uint32_t col,
 }
 
 const char *store_dash_reverse_refusal(const store_table *t, int32_t col, bool reversible,
-                                       bool row_live, const proto_value *losing,
+                                       const row_meta *now, uint64_t winner_hlc,
+                                       int64_t winner_no, const proto_value *losing,
                                        const char (*teams)[64], uint32_t n_teams, char *buf,
                                        size_t n_buf)
 {
     char team[64];
+    uint64_t col_hlc = 0;
+    int64_t col_device = 0;
 
     if (!t || col < 0 || (uint32_t)col >= t->n_cols || !reversible)
         return "this decision cannot be reversed (a row-level conflict or a table without "
                "reversible merges)";
     /* Writing the losing value back would bring a deleted record back to life, which nobody
      * asked for: a record is re-created by a person, never by a reversal. */
-    if (!row_live)
+    if (!now->exists || now->deleted)
         return "the record was deleted since: reversing would bring it back, so this decision "
                "can only be kept";
+    /* Someone wrote the field after the conflict (an edit, another conflict, the record deleted
+     * and made again): a reversal would overwrite that later value, which the supervisor never
+     * saw, without a trace for its writer. */
+    row_version_get(now, (uint32_t)col, &col_hlc, &col_device);
+    if (col_hlc != winner_hlc || (winner_no >= 0 && col_device != winner_no))
+        return "the field was changed again since this conflict: reversing would overwrite that "
+               "later edit, so this decision can only be kept";
     /* Reversing a scope-column decision writes the losing team: only one the supervisor holds. */
     if ((uint32_t)col != t->scope_idx)
         return NULL;
@@ -216,9 +232,9 @@ static int apply_reversal(store *st, push_ctx *c, conflict_rec *rec, const char 
     out = row_meta_get(st, rec->table_id, &rec->pk_blob, &c->arena, &meta);
     if (out != STORE_OK)
         return out;
-    refusal = store_dash_reverse_refusal(t, rec->col, rec->reversible,
-                                         meta.exists && !meta.deleted, &rec->losing, teams,
-                                         n_teams, why, sizeof why);
+    refusal = store_dash_reverse_refusal(t, rec->col, rec->reversible, &meta, rec->winner_hlc,
+                                         rec->winner_no, &rec->losing, teams, n_teams, why,
+                                         sizeof why);
     if (refusal != NULL)
         return store_fail(st, STORE_EINVAL, "%s", refusal);
     out = store_values_decode(&c->arena, rec->pk_blob.data, rec->pk_blob.len, pk, 16, &n_pk);

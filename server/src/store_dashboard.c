@@ -10,6 +10,7 @@
 #include "store_arena.h"
 #include "store_internal.h"
 #include "store_dashboard.h"
+#include "store_rows.h"
 #include "store_values.h"
 
 enum { RECORDS_DEFAULT = 200, RECORDS_MAX = 1000, SQL_MAX = 8192 };
@@ -504,7 +505,9 @@ static int conflicts_query(store *st, const char (*teams)[64], uint32_t n_teams,
                 " COALESCE(c.winner_device, ''), c.time_ms, c.reversible,"
                 " COALESCE(d.decision, ''), COALESCE(d.decided_by, ''), c.table_id, c.col,"
                 " CASE WHEN rf.conflict_id IS NULL THEN 0 ELSE 1 END, COALESCE(rf.code, 0),"
-                " COALESCE(rf.message, ''), COALESCE(wd.worker_id, ''), COALESCE(r.deleted, 1)"
+                " COALESCE(rf.message, ''), COALESCE(wd.worker_id, ''), COALESCE(r.deleted, 1),"
+                " r.versions, COALESCE(r.base_hlc, 0), COALESCE(r.base_device, 0),"
+                " COALESCE(c.winner_hlc, 0), COALESCE(wd.no, -1)"
                 " FROM _outpost_conflicts c JOIN _outpost_tables t ON t.id = c.table_id"
                 " LEFT JOIN _outpost_devices wd ON wd.id = c.winner_device"
                 " LEFT JOIN _outpost_rows r ON r.table_id = c.table_id AND r.pk = c.pk"
@@ -574,11 +577,22 @@ static int conflicts_query(store *st, const char (*teams)[64], uint32_t n_teams,
                 out = store_fail(st, STORE_ENOMEM, "out of memory");
                 break;
             }
+            /* the row's merge state now, as row_meta_get would read it (versions only) */
+            row_meta now;
+            size_t n_versions = 0;
+            memset(&now, 0, sizeof now);
+            now.exists = true;
+            now.deleted = db_column_int64(stmt, 21) != 0;
+            now.versions = (uint8_t *)db_column_blob(stmt, 22, &n_versions);
+            now.n_cols = (uint32_t)(n_versions / ROW_VERSION_BYTES);
+            now.base_hlc = (uint64_t)db_column_int64(stmt, 23);
+            now.base_device = db_column_int64(stmt, 24);
             why = store_dash_reverse_refusal(store_table_by_id(st, db_column_int64(stmt, 15)),
                                              (int32_t)db_column_int64(stmt, 16),
-                                             db_column_int64(stmt, 12) != 0,
-                                             db_column_int64(stmt, 21) == 0, &losing, teams,
-                                             n_teams, why_buf, sizeof why_buf);
+                                             db_column_int64(stmt, 12) != 0, &now,
+                                             (uint64_t)db_column_int64(stmt, 25),
+                                             db_column_int64(stmt, 26), &losing, teams, n_teams,
+                                             why_buf, sizeof why_buf);
             c.reversible = why == NULL;
             if (why != NULL && !c.refused)
                 copy_text(c.reverse_refused, sizeof c.reverse_refused, why);

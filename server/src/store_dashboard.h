@@ -33,10 +33,14 @@ int store_dash_per_day_decoded(store *st, const store_table *t, const char (*tea
 /* Why Reverse would refuse a conflict on column col of table t (NULL: no table), or NULL when
  * it will carry it out, save a constraint of the row that only writing it tells. The queue's
  * listing (store_dashboard.c) and store_dash_decide (reverse.c) both ask it, so the dashboard
- * offers Reverse exactly where the server does it. row_live: the row exists and is not deleted;
- * losing: the value a reversal would write. The message is static or written into buf. */
+ * offers Reverse exactly where the server does it. now: the row's merge state as it is now
+ * (exists, deleted, base and per-column versions); winner_hlc, winner_no: the version the
+ * conflict's winning write left in the column (device number -1 when not known); losing: the
+ * value a reversal would write. The message is static or written into buf. */
+struct row_meta;
 const char *store_dash_reverse_refusal(const store_table *t, int32_t col, bool reversible,
-                                       bool row_live, const proto_value *losing,
+                                       const struct row_meta *now, uint64_t winner_hlc,
+                                       int64_t winner_no, const proto_value *losing,
                                        const char (*teams)[64], uint32_t n_teams, char *buf,
                                        size_t n_buf);
 
