@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -593,25 +594,56 @@ static int cmd_exec(const options *o, int argc, char **argv)
     return ex;
 }
 
+/* The length of the well-formed UTF-8 character at p (n bytes left), 0 when it is not one
+ * (a stray continuation byte, a cut or overlong sequence, a surrogate, past U+10FFFF). */
+static size_t utf8_char_len(const unsigned char *p, size_t n)
+{
+    size_t len = p[0] >= 0xf0 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 ? 2 : 0;
+    if (len == 0 || len > n || p[0] > 0xf4)
+        return 0;
+    uint32_t cp = p[0] & (0x7fu >> len);
+    for (size_t k = 1; k < len; k++) {
+        if ((p[k] & 0xc0) != 0x80)
+            return 0;
+        cp = cp << 6 | (p[k] & 0x3fu);
+    }
+    bool overlong = (len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000);
+    return overlong || (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff ? 0 : len;
+}
+
 /* n bytes of text, escaped so that the output is unambiguous: one line per row, one tab
  * between columns, every byte there (an embedded NUL included). Backslash, NUL, tab, newline
- * and carriage return become \\ \0 \t \n \r; other control bytes \xHH (a terminal is
- * never sent an escape sequence from a record). */
+ * and carriage return become \\ \0 \t \n \r; every other byte of a control character (C0,
+ * DEL, and C1 such as U+009B, a terminal's CSI) and every byte that is not part of well-formed
+ * UTF-8 becomes \xHH, so that a terminal is never sent an escape sequence from a record. */
 static void print_text(const unsigned char *p, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         switch (p[i]) {
-        case '\\': fputs("\\\\", stdout); break;
-        case '\0': fputs("\\0", stdout); break;
-        case '\t': fputs("\\t", stdout); break;
-        case '\n': fputs("\\n", stdout); break;
-        case '\r': fputs("\\r", stdout); break;
-        default:
+        case '\\': fputs("\\\\", stdout); continue;
+        case '\0': fputs("\\0", stdout); continue;
+        case '\t': fputs("\\t", stdout); continue;
+        case '\n': fputs("\\n", stdout); continue;
+        case '\r': fputs("\\r", stdout); continue;
+        default: break;
+        }
+        if (p[i] < 0x80) {
             if (p[i] < 0x20 || p[i] == 0x7f)
                 printf("\\x%02x", p[i]);
             else
                 putchar(p[i]);
+            continue;
         }
+        size_t len = utf8_char_len(p + i, n - i);
+        bool c1 = len == 2 && p[i] == 0xc2 && p[i + 1] < 0xa0; /* U+0080..U+009F */
+        if (len == 0 || c1) {
+            for (size_t k = 0; k < (len ? len : 1); k++)
+                printf("\\x%02x", p[i + k]);
+            i += len ? len - 1 : 0;
+            continue;
+        }
+        fwrite(p + i, 1, len, stdout);
+        i += len - 1;
     }
 }
 
@@ -636,7 +668,8 @@ static int cmd_query(const options *o, int argc, char **argv)
               "Prints the rows of one statement, a header line then one line per row, columns\n"
               "separated by tabs. Reads only. Every value is printed whole and unambiguous:\n"
               "in text, backslash, NUL, tab, newline and carriage return are written \\\\ \\0\n"
-              "\\t \\n \\r, other control bytes \\xHH; SQL NULL is \\N and a blob \\<N-byte blob>.\n",
+              "\\t \\n \\r; other control characters (C0, DEL, C1) and bytes that are not\n"
+              "UTF-8 \\xHH per byte; SQL NULL is \\N and a blob \\<N-byte blob>.\n",
               argc == 1 ? stdout : stderr);
         return argc == 1 ? EXIT_OK : EXIT_USAGE;
     }

@@ -325,6 +325,19 @@ static void test_query_prints_text_whole_and_escaped(void **state)
     /* a NUL made by an SQL function, the way a value typed in the field can carry one */
     assert_int_equal(outpost("query", "SELECT 'x' || char(0) || 'y'", NULL), 0);
     assert_non_null(strstr(out, "\nx\\0y\n"));
+    /* C1 controls (U+009B is a terminal's CSI, U+0085) and bytes that are not UTF-8 (a stray
+     * 0x9b, an overlong, a surrogate) are escaped byte by byte; other characters pass whole */
+    assert_int_equal(outpost("query",
+                             "SELECT char(0x9b) || '[31mred' || char(0x85),"
+                             " CAST(x'9b41c0afeda080' AS TEXT), 'é 日本 ' || char(0x10000)",
+                             NULL),
+                     0);
+    static const char want_c1[] = "\\xc2\\x9b[31mred\\xc2\\x85\t"
+                                  "\\x9bA\\xc0\\xaf\\xed\\xa0\\x80\t"
+                                  "\xc3\xa9 \xe6\x97\xa5\xe6\x9c\xac \xf0\x90\x80\x80\n";
+    const char *line = strchr(out, '\n');
+    if (line == NULL || strcmp(line + 1, want_c1) != 0)
+        fail_msg("query printed:\n%s\nwanted:\n%s", out, want_c1);
 }
 
 /* What a user is told is what happened. */
