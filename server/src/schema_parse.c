@@ -66,6 +66,43 @@ static bool is_integer_affinity(const char *type)
     return false;
 }
 
+/* In a declared type of several words, the first word that is not one of SQL's type words,
+ * copied into word (empty when there is none, or the type is one word): SQLite takes
+ * "name TEXT\n age INTEGER" without its comma as one column `name` of type "TEXT age INTEGER",
+ * which loses the column `age` for good (upgrade cannot split it). A size in parentheses ends
+ * the words read. */
+static void type_odd_word(const char *type, char *word, size_t word_size)
+{
+    static const char *const type_words[] = {
+        "INT",     "INTEGER", "TINYINT",  "SMALLINT", "MEDIUMINT", "BIGINT",   "UNSIGNED",
+        "BIG",     "INT2",    "INT4",     "INT8",     "CHARACTER", "CHAR",     "VARCHAR",
+        "VARYING", "NCHAR",   "NATIVE",   "NVARCHAR", "TEXT",      "CLOB",     "BLOB",
+        "REAL",    "DOUBLE",  "PRECISION", "FLOAT",   "NUMERIC",   "DECIMAL",  "BOOLEAN",
+        "BOOL",    "DATE",    "DATETIME", "TIMESTAMP", "TIME",     "WITH",     "WITHOUT",
+        "ZONE",    "LARGE",   "OBJECT",   "BINARY",   "VARBINARY", "UUID",     "JSON",
+        NULL};
+    uint32_t n_words = 0;
+    word[0] = '\0';
+    for (const char *p = type; *p && *p != '(';) {
+        if (isspace((unsigned char)*p)) {
+            p++;
+            continue;
+        }
+        size_t n = 0;
+        while (p[n] && p[n] != '(' && !isspace((unsigned char)p[n]))
+            n++;
+        bool known = false;
+        for (size_t k = 0; type_words[k] != NULL && !known; k++)
+            known = strlen(type_words[k]) == n && strncasecmp(type_words[k], p, n) == 0;
+        n_words++;
+        if (!known && word[0] == '\0')
+            snprintf(word, word_size, "%.*s", (int)n, p);
+        p += n;
+    }
+    if (n_words < 2)
+        word[0] = '\0';
+}
+
 static char *trim(char *s)
 {
     while (isspace((unsigned char)*s))
@@ -147,6 +184,23 @@ static int check_table(schema_table *t, char *err, size_t err_size)
     }
     uint32_t n_pk = 0;
     for (uint32_t i = 0; i < t->n_cols; i++) {
+        char odd[64];
+        type_odd_word(t->cols[i].type, odd, sizeof odd);
+        if (odd[0] != '\0') {
+            char shown[128];
+            size_t k = 0;
+            for (const char *p = t->cols[i].type; *p && k + 1 < sizeof shown; p++)
+                if (!isspace((unsigned char)*p))
+                    shown[k++] = *p;
+                else if (k > 0 && shown[k - 1] != ' ')
+                    shown[k++] = ' ';
+            shown[k] = '\0';
+            snprintf(err, err_size,
+                     "table %s, column %s: its type \"%s\" is more than a type (a comma missing "
+                     "before \"%s\"?): each column needs its own definition, separated by commas",
+                     t->name, t->cols[i].name, shown, odd);
+            return STORE_ESCHEMA;
+        }
         if (t->cols[i].pk_pos == 0)
             continue;
         n_pk++;

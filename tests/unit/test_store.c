@@ -202,12 +202,33 @@ static void test_schema_refusals_name_table_column_and_reason(void **state)
          " CHECK (team_id <>\n '' AND\t));",
          "schema file line 3: table contacts, a table constraint (CHECK (team_id <> '' AND )): "
          "the definition cannot be read at ')'"},
+        /* SQLite reads this as one column `name` of type "TEXT age INTEGER": age would be lost
+         * for good, and "007" stored as 7 */
+        {"CREATE TABLE contacts(id TEXT PRIMARY KEY, team_id TEXT, name TEXT\n age INTEGER);",
+         "table contacts, column name: its type \"TEXT age INTEGER\" is more than a type (a "
+         "comma missing before \"age\"?)"},
+        {"CREATE TABLE contacts(id TEXT PRIMARY KEY, team_id TEXT, name TEXT\n age);",
+         "table contacts, column name: its type \"TEXT age\" is more than a type"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         expect_schema_error(fx, cases[i].sql, contacts_policy, cases[i].want);
         if (strstr(store_errmsg(fx->st), "near") != NULL)
             fail_msg("SQLite's parser message: %s", store_errmsg(fx->st));
     }
+}
+
+/* Types of several words that SQL writes so are taken (only a word that is no type word is
+ * read as a missing comma). */
+static void test_schema_takes_types_of_several_words(void **state)
+{
+    fixture *fx = *state;
+    assert_int_equal(store_init_schema(fx->st,
+                                       "CREATE TABLE contacts(id VARCHAR(36) PRIMARY KEY,"
+                                       " team_id CHARACTER VARYING(20), score DOUBLE PRECISION,"
+                                       " n UNSIGNED BIG INT, at TIMESTAMP WITH TIME ZONE,"
+                                       " name NATIVE CHARACTER(70), note TEXT);",
+                                       contacts_policy),
+                     STORE_OK);
 }
 
 static void test_schema_init_twice_is_eexists(void **state)
@@ -1517,6 +1538,7 @@ int main(void)
         E_(test_schema_init_refuses_integer_or_missing_pk),
         E_(test_schema_init_refuses_bad_policy_and_statements),
         E_(test_schema_refusals_name_table_column_and_reason),
+        E_(test_schema_takes_types_of_several_words),
         T_(test_schema_init_twice_is_eexists),
         T_(test_schema_encode_describes_tables),
         T_(test_schema_upgrade_additive_accepted),
