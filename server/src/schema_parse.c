@@ -890,7 +890,8 @@ static void problem_message(enum problem_kind kind, const char *const v[4], char
         snprintf(msg, msg_size,
                  "table %s: column %s is %s: two offline devices can each take the same value, "
                  "and the store could keep only one; drop it (a plain index is fine, and so is "
-                 "a UNIQUE that includes the whole primary key)",
+                 "a UNIQUE that includes every primary key column, each under the key's own "
+                 "collation)",
                  v[0], v[1], v[2]);
         break;
     case PROBLEM_COLLATE:

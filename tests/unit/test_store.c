@@ -553,7 +553,8 @@ static void test_schema_old_store_with_unique_warns_and_upgrades(void **state)
     assert_string_equal(warned, "table contacts: column name is UNIQUE: two offline devices can "
                                 "each take the same value, and the store could keep only one; "
                                 "drop it (a plain index is fine, and so is a UNIQUE that "
-                                "includes the whole primary key)\n");
+                                "includes every primary key column, each under the key's own "
+                                "collation)\n");
     const char *with_unique = "CREATE TABLE contacts (id TEXT PRIMARY KEY NOT NULL, team_id TEXT"
                               " NOT NULL, name TEXT NOT NULL UNIQUE, age INTEGER CHECK (age IS"
                               " NULL OR (age BETWEEN 0 AND 25)), location TEXT, notes TEXT,"
