@@ -8,15 +8,17 @@ if(NOT OUTPOST_SANITIZE AND NOT CMAKE_CROSSCOMPILING)
     set_tests_properties(build_long_path PROPERTIES TIMEOUT 900 LABELS build)
 endif()
 
-# `--version` on every binary prints its name and the project's version, and nothing else.
+# `--version` on every binary prints its name, the project's version and the build (the git
+# commit, cmake/build_id.cmake), and nothing else.
+set(build_re "build ([0-9a-f]+(-dirty)?|unknown)")
 foreach(pair "outpostd;outpostd" "outpost-admin;outpost-admin" "outpost_cli;outpost")
     list(GET pair 0 target)
     list(GET pair 1 shown)
     if(TARGET ${target})
         add_test(NAME version_${shown} COMMAND ${target} --version)
-        set(want "^${shown} ${PROJECT_VERSION}\n$")
+        set(want "^${shown} ${PROJECT_VERSION} \\(${build_re}\\)\n$")
         if(shown STREQUAL "outpost")
-            set(want "^outpost ${PROJECT_VERSION} \\(liboutpost ${PROJECT_VERSION}\\)\n$")
+            set(want "^outpost ${PROJECT_VERSION} \\(liboutpost ${PROJECT_VERSION}, ${build_re}\\)\n$")
         endif()
         set_tests_properties(version_${shown} PROPERTIES PASS_REGULAR_EXPRESSION "${want}"
                              LABELS build)

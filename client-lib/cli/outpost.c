@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include <outpost.h>
+#include <outpost_build_id.h>
 
 #include "field.h"
 
@@ -1233,7 +1234,8 @@ int main(int argc, char **argv)
             fputs(usage_text, stdout);
             return EXIT_OK;
         } else if (strcmp(argv[i], "--version") == 0) {
-            printf("outpost %s (liboutpost %s)\n", OUTPOST_VERSION_STRING, outpost_version());
+            printf("outpost %s (liboutpost %s, build %s)\n", OUTPOST_VERSION_STRING, outpost_version(),
+                   OUTPOST_BUILD_ID);
             return EXIT_OK;
         } else if (strcmp(argv[i], "--db") == 0 && i + 1 < argc) {
             o.db = argv[++i];

@@ -33,6 +33,7 @@
 #include <time.h>
 
 #include "backoff.h"
+#include "outpost_build_id.h"
 #include "outpost_version.h"
 #include "device.h"
 #include "internal.h"
@@ -1137,7 +1138,7 @@ static void cb_connected(void *user_data)
         replica_sync_error_get(s->r, last_error, sizeof last_error);
         s->error_kept = last_error[0] != '\0';
     }
-    msg.u.hello.app = "liboutpost " OUTPOST_VERSION_STRING;
+    msg.u.hello.app = "liboutpost " OUTPOST_VERSION_STRING " (build " OUTPOST_BUILD_ID ")";
     msg.u.hello.last_error = last_error;
     msg.u.hello.compress = s->cfg.no_compression ? 0 : PROTO_COMPRESS_DEFLATE;
     /* A store that went back in time, or another store, refuses the first flight

@@ -26,6 +26,7 @@
 
 #include "admin_forms.h"
 #include "schema_parse.h"
+#include "outpost_build_id.h"
 #include "outpost_version.h"
 #include "db.h"
 #include "store.h"
@@ -1710,7 +1711,7 @@ int main(int argc, char **argv)
     umask(077);
     db_set_application_name("outpost-admin");
     if (argc == 2 && strcmp(argv[1], "--version") == 0) {
-        printf("outpost-admin %s\n", OUTPOST_VERSION_STRING);
+        printf("outpost-admin %s (build %s)\n", OUTPOST_VERSION_STRING, OUTPOST_BUILD_ID);
         return EXIT_OK;
     }
     for (; i < argc && argv[i][0] == '-'; i++) {

@@ -14,6 +14,7 @@
 #include "config.h"
 #include "db.h"
 #include "log.h"
+#include "outpost_build_id.h"
 #include "outpost_version.h"
 #include "server.h"
 
@@ -44,7 +45,7 @@ int main(int argc, char **argv)
             usage(stdout);
             return 0;
         } else if (strcmp(argv[i], "--version") == 0) {
-            printf("outpostd %s\n", OUTPOST_VERSION_STRING);
+            printf("outpostd %s (build %s)\n", OUTPOST_VERSION_STRING, OUTPOST_BUILD_ID);
             return 0;
         } else {
             fprintf(stderr, "outpostd: unknown argument '%s'\n", argv[i]);

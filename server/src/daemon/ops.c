@@ -10,6 +10,7 @@
 
 #include "dash_buf.h"
 #include "log.h"
+#include "outpost_build_id.h"
 #include "outpost_version.h"
 #include "session.h"
 #include "tls.h"
@@ -274,8 +275,8 @@ static int serve_metrics(server *srv, http_request *req)
     }
     dash_buf_printf(&b, "# HELP outpost_build_info The running outpostd's version.\n"
                         "# TYPE outpost_build_info gauge\n"
-                        "outpost_build_info{version=\"%s\"} 1\n",
-                    OUTPOST_VERSION_STRING);
+                        "outpost_build_info{version=\"%s\",build=\"%s\"} 1\n",
+                    OUTPOST_VERSION_STRING, OUTPOST_BUILD_ID);
     gauge(&b, "outpost_connected_devices", "Devices connected and authenticated now.",
           ready_sessions(srv));
     gauge(&b, "outpost_connections", "WebSocket connection slots held now.",

@@ -15,6 +15,8 @@
 #include "http.h"
 #include "live.h"
 #include "log.h"
+#include "outpost_build_id.h"
+#include "outpost_version.h"
 #include "ops.h"
 #include "session.h"
 #include "announce.h"
@@ -445,9 +447,10 @@ int server_run(const daemon_config *config)
     vhost = lws_get_vhost_by_name(srv.context, "outpostd");
     if (vhost)
         srv.config.port = (uint16_t)lws_get_vhost_listen_port(vhost);
-    log_msg(LOG_INFO, "outpostd listening addr=%s port=%u path=%s protocol=%s store=%s",
+    log_msg(LOG_INFO,
+            "outpostd listening addr=%s port=%u path=%s protocol=%s store=%s version=%s build=%s",
             config->listen_addr, (unsigned)srv.config.port, SYNC_PATH, SYNC_PROTOCOL_NAME,
-            store_name);
+            store_name, OUTPOST_VERSION_STRING, OUTPOST_BUILD_ID);
 
     stop_poll_context = srv.context;
     lws_sul_schedule(srv.context, 0, &stop_poll, stop_poll_tick, STOP_POLL_US);
