@@ -66,22 +66,35 @@ static bool is_integer_affinity(const char *type)
     return false;
 }
 
-/* In a declared type of several words, the first word that is not one of SQL's type words,
- * copied into word (empty when there is none, or the type is one word): SQLite takes
- * "name TEXT\n age INTEGER" without its comma as one column `name` of type "TEXT age INTEGER",
- * which loses the column `age` for good (upgrade cannot split it). A size in parentheses ends
- * the words read. */
+/* Whether the n bytes at p are one of words (NULL-terminated), ignoring case. */
+static bool word_in(const char *p, size_t n, const char *const *words)
+{
+    for (size_t k = 0; words[k] != NULL; k++)
+        if (strlen(words[k]) == n && strncasecmp(words[k], p, n) == 0)
+            return true;
+    return false;
+}
+
+/* In a declared type of several words, the word where a second column seems to begin, copied
+ * into word (empty when none): SQLite takes "name TEXT\n age INTEGER" without its comma as one
+ * column `name` of type "TEXT age INTEGER", which loses the column `age` for good (upgrade
+ * cannot split it). Suspect are a word that is no type word, and a second type of its own
+ * ("note TEXT\n time INTEGER"); SQL's types of several words are a type with modifiers
+ * (DOUBLE PRECISION, UNSIGNED BIG INT, NATIONAL CHARACTER VARYING, LONG RAW) and a time zone
+ * clause after WITH or WITHOUT. A size in parentheses ends the words read. */
 static void type_odd_word(const char *type, char *word, size_t word_size)
 {
-    static const char *const type_words[] = {
-        "INT",     "INTEGER", "TINYINT",  "SMALLINT", "MEDIUMINT", "BIGINT",   "UNSIGNED",
-        "BIG",     "INT2",    "INT4",     "INT8",     "CHARACTER", "CHAR",     "VARCHAR",
-        "VARYING", "NCHAR",   "NATIVE",   "NVARCHAR", "TEXT",      "CLOB",     "BLOB",
-        "REAL",    "DOUBLE",  "PRECISION", "FLOAT",   "NUMERIC",   "DECIMAL",  "BOOLEAN",
-        "BOOL",    "DATE",    "DATETIME", "TIMESTAMP", "TIME",     "WITH",     "WITHOUT",
-        "ZONE",    "LARGE",   "OBJECT",   "BINARY",   "VARBINARY", "UUID",     "JSON",
-        NULL};
-    uint32_t n_words = 0;
+    static const char *const types[] = {
+        "INT",     "INTEGER",  "TINYINT",  "SMALLINT",  "MEDIUMINT", "BIGINT",  "INT2",
+        "INT4",    "INT8",     "CHARACTER", "CHAR",     "VARCHAR",   "NCHAR",   "NVARCHAR",
+        "TEXT",    "CLOB",     "BLOB",     "REAL",      "DOUBLE",    "FLOAT",   "NUMERIC",
+        "DECIMAL", "BOOLEAN",  "BOOL",     "DATE",      "DATETIME",  "TIMESTAMP", "TIME",
+        "BINARY",  "VARBINARY", "BIT",     "RAW",       "UUID",      "JSON",    NULL};
+    static const char *const modifiers[] = {"UNSIGNED", "SIGNED",   "BIG",   "LONG",
+                                            "VARYING",  "NATIVE",   "NATIONAL", "PRECISION",
+                                            "LARGE",    "OBJECT",   NULL};
+    static const char *const zone_clause[] = {"WITH", "WITHOUT", NULL};
+    uint32_t n_words = 0, n_types = 0;
     word[0] = '\0';
     for (const char *p = type; *p && *p != '(';) {
         if (isspace((unsigned char)*p)) {
@@ -91,11 +104,12 @@ static void type_odd_word(const char *type, char *word, size_t word_size)
         size_t n = 0;
         while (p[n] && p[n] != '(' && !isspace((unsigned char)p[n]))
             n++;
-        bool known = false;
-        for (size_t k = 0; type_words[k] != NULL && !known; k++)
-            known = strlen(type_words[k]) == n && strncasecmp(type_words[k], p, n) == 0;
-        n_words++;
-        if (!known && word[0] == '\0')
+        if (n_words++ > 0 && word_in(p, n, zone_clause))
+            break;
+        bool is_type = word_in(p, n, types);
+        n_types += is_type;
+        bool odd = is_type ? n_types == 2 : !word_in(p, n, modifiers);
+        if (odd && word[0] == '\0')
             snprintf(word, word_size, "%.*s", (int)n, p);
         p += n;
     }

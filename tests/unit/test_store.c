@@ -209,6 +209,10 @@ static void test_schema_refusals_name_table_column_and_reason(void **state)
          "comma missing before \"age\"?)"},
         {"CREATE TABLE contacts(id TEXT PRIMARY KEY, team_id TEXT, name TEXT\n age);",
          "table contacts, column name: its type \"TEXT age\" is more than a type"},
+        /* the next column's name is itself a type word */
+        {"CREATE TABLE contacts(id TEXT PRIMARY KEY, team_id TEXT, note TEXT\n time INTEGER);",
+         "table contacts, column note: its type \"TEXT time INTEGER\" is more than a type (a "
+         "comma missing before \"time\"?)"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         expect_schema_error(fx, cases[i].sql, contacts_policy, cases[i].want);
@@ -226,7 +230,11 @@ static void test_schema_takes_types_of_several_words(void **state)
                                        "CREATE TABLE contacts(id VARCHAR(36) PRIMARY KEY,"
                                        " team_id CHARACTER VARYING(20), score DOUBLE PRECISION,"
                                        " n UNSIGNED BIG INT, at TIMESTAMP WITH TIME ZONE,"
-                                       " name NATIVE CHARACTER(70), note TEXT);",
+                                       " name NATIVE CHARACTER(70), note TEXT,"
+                                       " a NATIONAL CHARACTER VARYING(20), b LONG VARCHAR,"
+                                       " c BIT VARYING(8), d LONG RAW, e SIGNED INTEGER,"
+                                       " f NATIONAL CHAR(10), g TIME WITH TIME ZONE,"
+                                       " h CHARACTER LARGE OBJECT, i BINARY LARGE OBJECT);",
                                        contacts_policy),
                      STORE_OK);
 }
