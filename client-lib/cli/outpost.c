@@ -1028,13 +1028,23 @@ static void print_outpost_value(const outpost_value *v)
     }
 }
 
+/* A string of the replica's or the server's (a row's key as JSON, a refusal's message): it can
+ * carry what a worker or a device typed, so it is escaped as query escapes text. */
+static void print_string(const char *s)
+{
+    print_text((const unsigned char *)s, strlen(s));
+}
+
 static void print_rejected_line(const outpost_rejected *q)
 {
     time_t t = (time_t)(q->at_ms / 1000);
     char when[32];
     strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", localtime(&t));
-    printf("%lld\t%s\t%s\t%s\t%s\t%u %s\t%s\n", (long long)q->id, when, q->table, q->op, q->pk,
-           (unsigned)q->code, q->code_name, q->message);
+    printf("%lld\t%s\t%s\t%s\t", (long long)q->id, when, q->table, q->op);
+    print_string(q->pk);
+    printf("\t%u %s\t", (unsigned)q->code, q->code_name);
+    print_string(q->message);
+    putchar('\n');
 }
 
 /* Parses an id argument; 0 when it is not one. */
@@ -1082,8 +1092,11 @@ static int rejected_show(outpost_replica *r, int64_t id)
         return report(r, rc, "rejected show");
     printf("id:      %lld\nentry:   %llu\n", (long long)q->id, (unsigned long long)q->seq);
     print_time("refused:", q->at_ms);
-    printf("table:   %s\nop:      %s\nkey:     %s\ncode:    %u %s\nmessage: %s\nvalues:\n",
-           q->table, q->op, q->pk, (unsigned)q->code, q->code_name, q->message);
+    printf("table:   %s\nop:      %s\nkey:     ", q->table, q->op);
+    print_string(q->pk);
+    printf("\ncode:    %u %s\nmessage: ", (unsigned)q->code, q->code_name);
+    print_string(q->message);
+    fputs("\nvalues:\n", stdout);
     for (uint32_t i = 0; i < q->n_values; i++) {
         printf("  %s = ", q->columns[i]);
         print_outpost_value(&q->values[i]);

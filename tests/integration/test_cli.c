@@ -303,6 +303,25 @@ static void test_refused_write_is_said_kept_and_resubmitted(void **state)
                                       "WHERE action = 'discarded'", NULL), 0);
     assert_non_null(strstr(out, "0190c7a0-0000-7000-8000-0000000000a2"));
     assert_int_equal(outpost("sync", NULL, NULL), 0);
+
+    /* A refused row's key with a C1 control in it (U+009B, a terminal's CSI) is listed and shown
+     * escaped, as query escapes text, never sent to the terminal as it is. */
+    claim_for_team_two("0190c7a0-0000-7000-8000-0000000000a3\xc2\x9b[31m");
+    assert_int_equal(outpost("exec",
+                             "INSERT INTO contacts (id, team_id, name) VALUES"
+                             " ('0190c7a0-0000-7000-8000-0000000000a3' || char(0x9b) || '[31m',"
+                             " 't1', 'Alias C')",
+                             NULL),
+                     0);
+    assert_int_equal(outpost("sync", NULL, NULL), 5);
+    assert_int_equal(outpost("rejected", NULL, NULL), 0);
+    assert_non_null(strstr(out, "0000000000a3\\xc2\\x9b[31m"));
+    assert_null(strstr(out, "\xc2\x9b"));
+    assert_int_equal(sscanf(strstr(out, "\n") + 1, "%15s", id), 1);
+    assert_int_equal(outpost("rejected", "show", id), 0);
+    assert_non_null(strstr(out, "0000000000a3\\xc2\\x9b[31m"));
+    assert_null(strstr(out, "\xc2\x9b"));
+    assert_int_equal(outpost("rejected", "discard", id), 0);
 }
 
 /* F9: a text value is printed whole, escaped so that one line is one row and one tab one
