@@ -181,7 +181,7 @@ async function test() {
   const deviceHeads = await page.$$eval('#content thead th', (ths) => ths.map((t) => t.textContent));
   for (const h of ['Waiting to send', 'Refused', 'Last error', 'App version']) assert.ok(deviceHeads.includes(h), `device view has ${h}`);
   assert.equal(await page.textContent('tr[data-device] td:nth-child(4)'), '0', 'nothing waiting after a sync');
-  assert.match(await page.textContent('tr[data-device] td:nth-child(7)'), /^liboutpost \d+\.\d+\.\d+$/);
+  assert.match(await page.textContent('tr[data-device] td:nth-child(7)'), /^liboutpost \d+\.\d+\.\d+ \(build ([0-9a-f]+(-dirty)?|unknown)\)$/);
   await shot(page, 'devices');
 
   step('a record synced by a device appears without a reload');
