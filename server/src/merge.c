@@ -225,9 +225,13 @@ static int merge_insert(push_ctx *c, change_ref *r)
                                        &r->meta.scope, &r->meta.scope);
             return out;
         }
-        int out = merge_log_conflict(c, t, &r->pk_blob, r->pk, -1, PROTO_CONFLICT_CONFLICT,
-                                     &merge_undef_value, &merge_undef_value, deleter,
-                                     merge_pusher(c), false);
+        /* A device that makes again a record it deleted itself knew of the delete: nothing
+         * for a supervisor to decide (it was an empty "w3 vs w3" conflict in the queue). */
+        int out = r->meta.del_device == c->rec.no
+                      ? 0
+                      : merge_log_conflict(c, t, &r->pk_blob, r->pk, -1,
+                                           PROTO_CONFLICT_CONFLICT, &merge_undef_value,
+                                           &merge_undef_value, deleter, merge_pusher(c), false);
         if (out != 0)
             return out;
     }

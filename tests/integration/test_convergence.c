@@ -588,7 +588,9 @@ static int apply_change(run *R, int d, const mentry *e, const mhlc *h, const mch
                         return -1;
                 return 0;
             }
-            if (log_conflict(R, row, -1, PROTO_CONFLICT_CONFLICT, &undef_val, &undef_val,
+            /* a device that makes again what it deleted itself: no conflict */
+            if (row->del_dev != d &&
+                log_conflict(R, row, -1, PROTO_CONFLICT_CONFLICT, &undef_val, &undef_val,
                              row->del_dev, &row->del_hlc, d, h, d, seq) != 0)
                 return -1;
             row->deleted = false;

@@ -380,6 +380,43 @@ static void test_delete_of_deleted_row_is_quiet(void **state)
     tp_free(b);
 }
 
+/* A device that makes again a record it deleted itself logs no conflict (nothing for a
+ * supervisor to decide); the same after another device's delete is logged, as before. */
+static void test_record_made_again_by_its_deleter_is_no_conflict(void **state)
+{
+    world *w = *state;
+    seed_contact(w, &w->ana, 1, "c-1", "north", "Amina");
+    seed_contact(w, &w->ana, 2, "c-2", "north", "Bea");
+    tpush *del = tp_new(3, HLC(NOW_MS - 30));
+    tp_delete_contact(del, &w->fx, "c-1");
+    tp_delete_contact(del, &w->fx, "c-2");
+    proto_msg *m = fx_push(&w->fx, &w->ana, del, NOW_MS, NULL);
+    assert_int_equal(m->type, PROTO_MSG_ACK);
+    proto_msg_free(m);
+    tpush *again = tp_new(4, HLC(NOW_MS - 20));
+    tp_insert_contact(again, "c-1", "north", "Amina again");
+    m = fx_push(&w->fx, &w->ana, again, NOW_MS, NULL);
+    assert_int_equal(m->type, PROTO_MSG_ACK);
+    assert_int_equal(m->u.ack.n_conflicts, 0);
+    proto_msg_free(m);
+    assert_contact(w, "c-1", "name", "Amina again");
+    assert_int_equal(fx_int(&w->fx, "SELECT count(*) FROM _outpost_conflicts"), 0);
+    tpush *other = tp_new(1, HLC(NOW_MS - 10));
+    tp_insert_contact(other, "c-2", "north", "Bea again");
+    m = fx_push(&w->fx, &w->ana2, other, NOW_MS, NULL);
+    assert_int_equal(m->type, PROTO_MSG_ACK);
+    proto_msg_free(m);
+    assert_contact(w, "c-2", "name", "Bea again");
+    char where[512];
+    snprintf(where, sizeof where,
+             "col = -1 AND kind = 3 AND loser_device = '%s' AND winner_device = '%s'",
+             w->ana.device_id, w->ana2.device_id);
+    assert_int_equal(conflicts_where(w, where), 1);
+    tp_free(del);
+    tp_free(again);
+    tp_free(other);
+}
+
 static void test_delete_of_changed_row_earlier_delete_loses(void **state)
 {
     world *w = *state;
@@ -1445,6 +1482,7 @@ static void test_new_row_states_in_any_key_order_get_one_state_each(void **state
     T_(test_update_of_deleted_row_earlier_update_loses), \
     T_(test_update_of_unknown_row_loses_and_is_tombstoned), \
     T_(test_delete_of_deleted_row_is_quiet), \
+    T_(test_record_made_again_by_its_deleter_is_no_conflict), \
     T_(test_delete_of_changed_row_earlier_delete_loses), \
     T_(test_delete_of_changed_row_later_delete_wins), \
     T_(test_policy_server_wins_keeps_central_value), \
