@@ -971,8 +971,13 @@ static void test_live_follows_the_store(void **state)
     expect_live_event(l_other, "records");
     dash_live_close(l_other);
 
-    /* each session ends another way, none through this node's API */
+    /* live6's teams change first; then each session ends another way, none through this
+     * node's API. A check reads the sessions one by one, so one that began before the change
+     * may still give live6 its old teams: the endings after live1's closure are seen by a
+     * later check, which began after the change and so reads live6's new teams. */
+    assert_int_equal(admin_cmd("user teams live6 --team t2"), 0);
     assert_int_equal(admin_cmd("user disable live1"), 0);
+    expect_live_closed(l[0], 6000, "live1 (disabled)");
     assert_int_equal(admin_cmd("user remove live2"), 0);
     snprintf(sql, sizeof sql, "UPDATE _outpost_sessions SET last_ms = %llu WHERE user_name = "
                               "'live3'", (unsigned long long)(wall_ms() - 31u * 60u * 1000u));
@@ -981,10 +986,8 @@ static void test_live_follows_the_store(void **state)
                               "'live4'", (unsigned long long)(wall_ms() - 13u * 3600u * 1000u));
     sessions_sql(sql);
     sessions_sql("DELETE FROM _outpost_sessions WHERE user_name = 'live5'"); /* another node's logout */
-    assert_int_equal(admin_cmd("user teams live6 --team t2"), 0);
 
     /* the open sockets close within a few seconds (the periodic check of the store) */
-    expect_live_closed(l[0], 6000, "live1 (disabled)");
     expect_live_closed(l[1], 6000, "live2 (removed)");
     expect_live_closed(l[2], 6000, "live3 (idle)");
     expect_live_closed(l[3], 6000, "live4 (12 hours)");
