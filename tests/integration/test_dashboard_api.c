@@ -566,32 +566,51 @@ static void reverse_refused_then_kept(login *s, const char *id, const char *why)
     dash_reply_free(&r);
 }
 
+/* A conflict on the name of row key (team t1): device b's "Newer" wins over a's older
+ * "Older". Then b writes again through later (its open connection and next seq 2); the queue
+ * is then read as sup1 into *s. */
+static void conflict_then(const char *key, void (*later)(testclient *tb, const char *key),
+                          login *s)
+{
+    test_device a, b;
+
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &a), 0);
+    assert_int_equal(fixture_enroll_device(&fx, "w1", &b), 0);
+    push_row(&a, 1, key, "t1", "Orig");
+    testclient *ta = fixture_hello(&fx, &a, NULL);
+    testclient *tb = fixture_hello(&fx, &b, NULL);
+    assert_non_null(ta);
+    assert_non_null(tb);
+    push_name(tb, 1, PROTO_HLC_MAKE(now_ms(), 0), key, "Orig", "Newer");
+    push_name(ta, 2, PROTO_HLC_MAKE(now_ms() - 60000, 0), key, "Orig", "Older");
+    later(tb, key);
+    testclient_close(ta);
+    testclient_close(tb);
+    log_in("sup1", s);
+}
+
+static void delete_it(testclient *tb, const char *key)
+{
+    push_delete(tb, 2, PROTO_HLC_MAKE(now_ms() + 1, 0), key, "t1", "Newer");
+}
+
+static void edit_it_again(testclient *tb, const char *key)
+{
+    push_name(tb, 2, PROTO_HLC_MAKE(now_ms() + 1, 0), key, "Newer", "Latest");
+}
+
 /* F8: a conflict on a record deleted since is not offered for Reverse, the queue says why, and
  * POST /api/decide refuses a reversal with the same words (it would bring the deleted record
  * back); Keep closes it. */
 static void test_conflict_on_a_deleted_record_offers_no_reverse(void **state)
 {
-    test_device a, b;
     login s1;
     dash_reply r;
     char id[24];
     static const char why[] = "the record was deleted since: reversing would bring it back";
     (void)state;
 
-    assert_int_equal(fixture_enroll_device(&fx, "w1", &a), 0);
-    assert_int_equal(fixture_enroll_device(&fx, "w1", &b), 0);
-    push_row(&a, 1, "del-1", "t1", "Orig");
-    testclient *ta = fixture_hello(&fx, &a, NULL);
-    testclient *tb = fixture_hello(&fx, &b, NULL);
-    assert_non_null(ta);
-    assert_non_null(tb);
-    push_name(tb, 1, PROTO_HLC_MAKE(now_ms(), 0), "del-1", "Orig", "Newer");
-    push_name(ta, 2, PROTO_HLC_MAKE(now_ms() - 60000, 0), "del-1", "Orig", "Older");
-    push_delete(tb, 2, PROTO_HLC_MAKE(now_ms() + 1, 0), "del-1", "t1", "Newer");
-    testclient_close(ta);
-    testclient_close(tb);
-
-    log_in("sup1", &s1);
+    conflict_then("del-1", delete_it, &s1);
     queued_without_reverse(&s1, "del-1", why, id);
     reverse_refused_then_kept(&s1, id, why);
     assert_int_equal(request("GET", "/api/record?table=contacts&id=del-1", &s1, false, NULL,
@@ -605,27 +624,13 @@ static void test_conflict_on_a_deleted_record_offers_no_reverse(void **state)
  * never saw, without a trace for its writer. The queue and POST /api/decide say so alike. */
 static void test_conflict_on_a_field_changed_since_offers_no_reverse(void **state)
 {
-    test_device a, b;
     login s1;
     dash_reply r;
     char id[24];
     static const char why[] = "the field was changed again since this conflict";
     (void)state;
 
-    assert_int_equal(fixture_enroll_device(&fx, "w1", &a), 0);
-    assert_int_equal(fixture_enroll_device(&fx, "w1", &b), 0);
-    push_row(&a, 1, "chg-1", "t1", "Orig");
-    testclient *ta = fixture_hello(&fx, &a, NULL);
-    testclient *tb = fixture_hello(&fx, &b, NULL);
-    assert_non_null(ta);
-    assert_non_null(tb);
-    push_name(tb, 1, PROTO_HLC_MAKE(now_ms(), 0), "chg-1", "Orig", "Newer");
-    push_name(ta, 2, PROTO_HLC_MAKE(now_ms() - 60000, 0), "chg-1", "Orig", "Older");
-    push_name(tb, 2, PROTO_HLC_MAKE(now_ms() + 1, 0), "chg-1", "Newer", "Latest");
-    testclient_close(ta);
-    testclient_close(tb);
-
-    log_in("sup1", &s1);
+    conflict_then("chg-1", edit_it_again, &s1);
     queued_without_reverse(&s1, "chg-1", why, id);
     reverse_refused_then_kept(&s1, id, why);
     assert_int_equal(request("GET", "/api/record?table=contacts&id=chg-1", &s1, false, NULL,
